@@ -1,0 +1,461 @@
+//! The configuration file, `leadflow.toml`: parsed and validated in one pass that reports
+//! every problem with its line and column, not just the first.
+//!
+//! Precedence is defaults → file → environment → flags; this module handles the first
+//! two, the command line applies the rest. Secrets are never written in the file: a
+//! source names the environment variable that holds its secret.
+
+use crate::source::SourceName;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+use toml_edit::{Document, Item, Table, Value};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadflow.db";
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+/// How a source's payloads are verified and parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    /// The standard fields as JSON.
+    Json,
+}
+
+impl Adapter {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Json => "json",
+        }
+    }
+}
+
+/// Adapter names of the contract that this build does not serve yet.
+const PLANNED_ADAPTERS: &[&str] = &[
+    "web_form",
+    "facebook_lead_ads",
+    "google_ads_lead_form",
+    "linkedin_lead_gen",
+    "typeform",
+    "hubspot_forms",
+    "calendly",
+    "zoom_webinar",
+    "intercom",
+    "unbounce",
+    "webflow",
+    "jotform",
+    "tally",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceConfig {
+    pub name: SourceName,
+    pub adapter: Adapter,
+    /// The environment variable holding the source's signing secret, if it has one.
+    pub secret_env: Option<String>,
+}
+
+impl SourceConfig {
+    pub fn api() -> Self {
+        Self {
+            name: SourceName::api(),
+            adapter: Adapter::Json,
+            secret_env: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: DEFAULT_LISTEN
+                    .parse()
+                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            },
+            database: DatabaseConfig {
+                url: DEFAULT_DATABASE_URL.to_owned(),
+            },
+            sources: vec![SourceConfig::api()],
+        }
+    }
+}
+
+impl Config {
+    pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| &s.name == name)
+    }
+}
+
+/// One problem in the file, located.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key, e.g. `sources[1].adapter`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.line, self.column, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.line, self.column, self.key, self.message
+            )
+        }
+    }
+}
+
+/// Parses and validates the whole file; `Err` holds every problem found.
+pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            return Err(vec![ConfigError {
+                line,
+                column,
+                key: String::new(),
+                message: e.message().to_owned(),
+            }]);
+        }
+    };
+    let mut v = Validator {
+        text,
+        errors: Vec::new(),
+    };
+    let mut config = Config::default();
+    let root = doc.as_table();
+    for (key, item) in root.iter() {
+        match key {
+            "server" => {
+                if let Some(t) = v.table(item, "server") {
+                    v.server(t, &mut config.server);
+                }
+            }
+            "database" => {
+                if let Some(t) = v.table(item, "database") {
+                    v.database(t, &mut config.database);
+                }
+            }
+            "sources" => config.sources = v.sources(item),
+            other => v.error(item.span(), other, "unknown section or key"),
+        }
+    }
+    if config.sources.iter().all(|s| s.name != SourceName::api()) {
+        config.sources.insert(0, SourceConfig::api());
+    }
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(v.errors)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
+        let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
+        self.errors.push(ConfigError {
+            line,
+            column,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn table<'i>(&mut self, item: &'i Item, key: &str) -> Option<&'i Table> {
+        let table = item.as_table();
+        if table.is_none() {
+            self.error(item.span(), key, "must be a table, e.g. [server]");
+        }
+        table
+    }
+
+    fn string<'i>(&mut self, item: &'i Item, key: &str) -> Option<&'i str> {
+        let s = item.as_str();
+        if s.is_none() {
+            self.error(span(item), key, "must be a string");
+        }
+        s
+    }
+
+    fn positive_integer(&mut self, item: &Item, key: &str) -> Option<u64> {
+        match item.as_integer() {
+            Some(n) if n > 0 => u64::try_from(n).ok(),
+            _ => {
+                self.error(span(item), key, "must be a positive integer");
+                None
+            }
+        }
+    }
+
+    fn server(&mut self, t: &Table, server: &mut ServerConfig) {
+        for (key, item) in t.iter() {
+            let path = format!("server.{key}");
+            match key {
+                "listen" => {
+                    if let Some(s) = self.string(item, &path) {
+                        match s.parse() {
+                            Ok(addr) => server.listen = addr,
+                            Err(_) => self.error(
+                                span(item),
+                                &path,
+                                "must be an address such as 127.0.0.1:8080",
+                            ),
+                        }
+                    }
+                }
+                "body_limit_bytes" => {
+                    if let Some(n) = self.positive_integer(item, &path) {
+                        server.body_limit_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+                    }
+                }
+                "request_timeout_secs" => {
+                    if let Some(n) = self.positive_integer(item, &path) {
+                        server.request_timeout = Duration::from_secs(n);
+                    }
+                }
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+    }
+
+    fn database(&mut self, t: &Table, database: &mut DatabaseConfig) {
+        for (key, item) in t.iter() {
+            let path = format!("database.{key}");
+            match key {
+                "url" => {
+                    if let Some(s) = self.string(item, &path) {
+                        if s.starts_with("sqlite://")
+                            || s.starts_with("postgres://")
+                            || s.starts_with("postgresql://")
+                        {
+                            database.url = s.to_owned();
+                        } else {
+                            self.error(
+                                span(item),
+                                &path,
+                                "must start with sqlite:// or postgres://",
+                            );
+                        }
+                    }
+                }
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+    }
+
+    fn sources(&mut self, item: &Item) -> Vec<SourceConfig> {
+        let Some(array) = item.as_array_of_tables() else {
+            self.error(
+                span(item),
+                "sources",
+                "must be an array of tables: [[sources]]",
+            );
+            return Vec::new();
+        };
+        let mut sources: Vec<SourceConfig> = Vec::new();
+        for (i, t) in array.iter().enumerate() {
+            let at = t.span();
+            let mut name = None;
+            let mut adapter = Some(Adapter::Json);
+            let mut secret_env = None;
+            for (key, item) in t.iter() {
+                let path = format!("sources[{i}].{key}");
+                match key {
+                    "name" => {
+                        if let Some(s) = self.string(item, &path) {
+                            match SourceName::parse(s) {
+                                Ok(n) if sources.iter().any(|other| other.name == n) => self.error(
+                                    span(item),
+                                    &path,
+                                    format!("a source named {s:?} is already declared"),
+                                ),
+                                Ok(n) => name = Some(n),
+                                Err(e) => self.error(span(item), &path, e.to_string()),
+                            }
+                        }
+                    }
+                    "adapter" => {
+                        adapter = None;
+                        if let Some(s) = self.string(item, &path) {
+                            match s {
+                                "json" => adapter = Some(Adapter::Json),
+                                planned if PLANNED_ADAPTERS.contains(&planned) => self.error(
+                                    span(item),
+                                    &path,
+                                    format!("adapter {s:?} is not available in this version"),
+                                ),
+                                _ => {
+                                    self.error(span(item), &path, format!("unknown adapter {s:?}"))
+                                }
+                            }
+                        }
+                    }
+                    "secret_env" => {
+                        if let Some(s) = self.string(item, &path) {
+                            if is_env_name(s) {
+                                secret_env = Some(s.to_owned());
+                            } else {
+                                self.error(span(item), &path, "must name an environment variable (A-Z, 0-9, _), not hold the secret");
+                            }
+                        }
+                    }
+                    _ => self.error(span(item), &path, "unknown key"),
+                }
+            }
+            match (name, adapter) {
+                (Some(name), Some(adapter)) => sources.push(SourceConfig {
+                    name,
+                    adapter,
+                    secret_env,
+                }),
+                (None, _) if !t.contains_key("name") => {
+                    self.error(at, &format!("sources[{i}]"), "a source needs a name")
+                }
+                _ => {}
+            }
+        }
+        sources
+    }
+}
+
+/// The span of a value, or of its table: a bare `Item::Value` carries the span.
+fn span(item: &Item) -> Option<Range<usize>> {
+    item.span()
+        .or_else(|| item.as_value().and_then(Value::span))
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let c = parse(
+            r#"
+[server]
+listen = "0.0.0.0:9000"
+body_limit_bytes = 2048
+request_timeout_secs = 5
+
+[database]
+url = "sqlite:///var/lib/leadflow.db"
+
+[[sources]]
+name = "website"
+adapter = "json"
+secret_env = "WEBSITE_SECRET"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.server.body_limit_bytes, 2048);
+        assert_eq!(c.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.database.url, "sqlite:///var/lib/leadflow.db");
+        let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["api", "website"]);
+        assert_eq!(c.sources[1].secret_env.as_deref(), Some("WEBSITE_SECRET"));
+    }
+
+    #[test]
+    fn reports_every_error_with_its_location() {
+        let errs = parse(
+            r#"[server]
+listen = "nowhere"
+body_limit_bytes = -1
+
+[[sources]]
+name = "Bad Name"
+adapter = "typeform"
+
+[[sources]]
+adapter = "carrier-pigeon"
+colour = "blue"
+
+[extras]
+"#,
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let expect = [
+            "2:10: server.listen",
+            "3:20: server.body_limit_bytes",
+            "6:8: sources[0].name",
+            "7:11: sources[0].adapter",
+            "10:11: sources[1].adapter",
+            "11:10: sources[1].colour",
+            "13:1: extras",
+        ];
+        for e in expect {
+            assert!(
+                shown.iter().any(|s| s.starts_with(e)),
+                "missing {e:?} in {shown:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_source_names_are_refused() {
+        let errs = parse("[[sources]]\nname = \"web\"\n[[sources]]\nname = \"web\"\n").unwrap_err();
+        assert_eq!((errs[0].line, errs[0].key.as_str()), (4, "sources[1].name"));
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let errs = parse("[server]\nlisten = \n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 2);
+    }
+}

@@ -1,0 +1,37 @@
+//! Field errors: what a caller gets back, one per problem, so a form can show all of them
+//! at once.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable codes clients can match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FieldErrorCode {
+    WrongType,
+    InvalidEmail,
+    InvalidTimestamp,
+    TooLong,
+    TooMany,
+    Required,
+    UnknownSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// The field's path in the submitted JSON, e.g. `email` or `consent.at`.
+    pub field: String,
+    pub code: FieldErrorCode,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, code: FieldErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}

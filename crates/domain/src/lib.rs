@@ -1,0 +1,31 @@
+//! The lead schema and the pure stages of the pipeline.
+//!
+//! Nothing here performs I/O or depends on an async runtime, a database or a web
+//! framework: every stage is a function from explicit input to explicit output, so it can
+//! be read, tested and benchmarked alone. The store and the server call into this crate.
+//!
+//! The stages, in the order [`pipeline`] runs them: [`capture`] → [`map`] → [`normalize`]
+//! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`].
+#![forbid(unsafe_code)]
+
+pub mod attribute;
+pub mod capture;
+pub mod config;
+pub mod email;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod lead;
+pub mod lifecycle;
+pub mod map;
+pub mod normalize;
+pub mod pipeline;
+pub mod resolve;
+pub mod source;
+pub mod validate;
+
+pub use email::Email;
+pub use error::{FieldError, FieldErrorCode};
+pub use ids::{KeyId, LeadId, SubmissionId};
+pub use lead::{Lead, LeadFields};
+pub use source::SourceName;

@@ -1,0 +1,331 @@
+//! Normalize: turns mapped values into typed, cleaned values.
+//!
+//! Text is trimmed and inner whitespace collapsed; empty text counts as absent. The email
+//! is lowercased and must be a valid address (a wrong email is an error, not a quirk:
+//! matching and delivery depend on it). Numbers that cannot be read are kept as received
+//! and listed as issues. Every standard value received is kept, as received, in `raw`.
+//! A value of the wrong JSON type is an error; all errors are reported together.
+
+use crate::email::Email;
+use crate::error::{FieldError, FieldErrorCode};
+use crate::lead::{Consent, Issue, LeadFields, Numeric};
+use crate::map::Mapped;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A lead as one submission describes it, normalized but not yet matched or stored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Candidate {
+    pub fields: LeadFields,
+    pub custom: Map<String, Value>,
+    pub consent: Option<Consent>,
+    pub raw: Map<String, Value>,
+    pub issues: Vec<Issue>,
+    pub email_domain: Option<String>,
+}
+
+pub fn normalize(mapped: Mapped) -> Result<Candidate, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut c = Candidate {
+        custom: mapped.custom,
+        ..Candidate::default()
+    };
+    let f = &mut c.fields;
+    for (key, value) in &mapped.standard {
+        let target: &mut Option<String> = match key.as_str() {
+            "email" => {
+                match value.as_str().map(Email::parse) {
+                    Some(Ok(email)) => f.email = Some(email),
+                    Some(Err(_)) => errors.push(FieldError::new(
+                        key,
+                        FieldErrorCode::InvalidEmail,
+                        "not a valid email address",
+                    )),
+                    None => errors.push(wrong_type(key, "a string")),
+                }
+                continue;
+            }
+            "employee_count" | "annual_revenue" => {
+                match numeric(value, key == "employee_count") {
+                    Ok(Some((n, ok))) => {
+                        if !ok {
+                            c.issues.push(Issue {
+                                field: key.clone(),
+                                code: "invalid_number".into(),
+                            });
+                        }
+                        if key == "employee_count" {
+                            f.employee_count = Some(n)
+                        } else {
+                            f.annual_revenue = Some(n)
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+                continue;
+            }
+            "first_name" => &mut f.first_name,
+            "last_name" => &mut f.last_name,
+            "phone" => &mut f.phone,
+            "company" => &mut f.company,
+            "job_title" => &mut f.job_title,
+            "website" => &mut f.website,
+            "industry" => &mut f.industry,
+            "country" => &mut f.country,
+            "state" => &mut f.state,
+            "city" => &mut f.city,
+            "postal_code" => &mut f.postal_code,
+            "street" => &mut f.street,
+            "utm_source" => &mut f.utm_source,
+            "utm_medium" => &mut f.utm_medium,
+            "utm_campaign" => &mut f.utm_campaign,
+            "utm_content" => &mut f.utm_content,
+            "utm_term" => &mut f.utm_term,
+            "referrer_url" => &mut f.referrer_url,
+            "landing_page_url" => &mut f.landing_page_url,
+            "external_id" => &mut f.external_id,
+            _ => continue,
+        };
+        // Identifiers and numbers sent as JSON numbers are common (postal codes, phones
+        // from spreadsheets, numeric CRM ids); they are read as their decimal text.
+        let numeric_ok = matches!(key.as_str(), "phone" | "postal_code" | "external_id");
+        match value {
+            Value::String(s) => *target = clean_text(s),
+            Value::Number(n) if numeric_ok => *target = Some(n.to_string()),
+            _ => errors.push(wrong_type(
+                key,
+                if numeric_ok {
+                    "a string or a number"
+                } else {
+                    "a string"
+                },
+            )),
+        }
+    }
+    if let Some(v) = mapped.consent {
+        match consent(&v) {
+            Ok(consent) => c.consent = Some(consent),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    c.raw = mapped.standard;
+    c.email_domain = c.fields.email.as_ref().map(|e| e.domain().to_owned());
+    if errors.is_empty() {
+        Ok(c)
+    } else {
+        Err(errors)
+    }
+}
+
+fn wrong_type(field: &str, expected: &str) -> FieldError {
+    FieldError::new(
+        field,
+        FieldErrorCode::WrongType,
+        format!("{field} must be {expected}"),
+    )
+}
+
+/// Trims and collapses runs of whitespace; empty text is no value.
+pub fn clean_text(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Reads a count or an amount. `Ok(Some((value, readable)))`: a value that could not be
+/// read is kept as text with `readable == false`.
+fn numeric(value: &Value, integer: bool) -> Result<Option<(Numeric, bool)>, FieldError> {
+    let field = if integer {
+        "employee_count"
+    } else {
+        "annual_revenue"
+    };
+    match value {
+        Value::Number(n) => {
+            let ok = if integer {
+                n.as_u64().is_some()
+            } else {
+                n.as_f64().is_some_and(|f| f >= 0.0)
+            };
+            Ok(Some((Numeric::Number(n.clone()), ok)))
+        }
+        Value::String(s) => {
+            let Some(text) = clean_text(s) else {
+                return Ok(None);
+            };
+            // Thousands separators and spaces are how people type large numbers.
+            let digits: String = text
+                .chars()
+                .filter(|c| !matches!(c, ',' | ' ' | '_'))
+                .collect();
+            let parsed = if integer {
+                digits.parse::<u64>().ok().map(serde_json::Number::from)
+            } else {
+                digits
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .and_then(serde_json::Number::from_f64)
+            };
+            Ok(Some(match parsed {
+                Some(n) => (Numeric::Number(n), true),
+                None => (Numeric::Text(text), false),
+            }))
+        }
+        _ => Err(wrong_type(field, "a number or a string")),
+    }
+}
+
+fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
+    let Value::Object(obj) = v else {
+        return Err(vec![wrong_type("consent", "an object")]);
+    };
+    let mut errors = Vec::new();
+    let mut consent = Consent::default();
+    match obj.get("granted") {
+        Some(Value::Bool(b)) => consent.granted = *b,
+        None | Some(Value::Null) => errors.push(FieldError::new(
+            "consent.granted",
+            FieldErrorCode::Required,
+            "consent.granted is required",
+        )),
+        Some(_) => errors.push(wrong_type("consent.granted", "a boolean")),
+    }
+    match obj.get("at") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match OffsetDateTime::parse(s.trim(), &Rfc3339) {
+            Ok(t) => consent.at = Some(t),
+            Err(_) => errors.push(FieldError::new(
+                "consent.at",
+                FieldErrorCode::InvalidTimestamp,
+                "consent.at must be an RFC 3339 timestamp",
+            )),
+        },
+        Some(_) => errors.push(wrong_type("consent.at", "an RFC 3339 timestamp string")),
+    }
+    for (key, slot) in [
+        ("source", &mut consent.source),
+        ("policy_version", &mut consent.policy_version),
+    ] {
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => *slot = clean_text(s),
+            Some(_) => errors.push(wrong_type(&format!("consent.{key}"), "a string")),
+        }
+    }
+    match obj.get("channels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(channels)) => {
+            for (name, opt_in) in channels {
+                match opt_in {
+                    Value::Bool(b) => {
+                        consent.channels.insert(name.clone(), *b);
+                    }
+                    _ => errors.push(wrong_type(&format!("consent.channels.{name}"), "a boolean")),
+                }
+            }
+        }
+        Some(_) => errors.push(wrong_type("consent.channels", "an object of booleans")),
+    }
+    if errors.is_empty() {
+        Ok(consent)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::map;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn run(v: Value) -> Result<Candidate, Vec<FieldError>> {
+        normalize(map(v.as_object().unwrap()).unwrap())
+    }
+
+    #[test]
+    fn cleans_text_and_keeps_what_was_received() {
+        let c = run(
+            json!({"email": " Ada@Example.com ", "first_name": "  Ada   Mae ", "company": "   "}),
+        )
+        .unwrap();
+        assert_eq!(c.fields.email.unwrap().as_str(), "ada@example.com");
+        assert_eq!(c.fields.first_name.as_deref(), Some("Ada Mae"));
+        assert_eq!(c.fields.company, None);
+        assert_eq!(c.raw["email"], " Ada@Example.com ");
+        assert_eq!(c.email_domain.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn unreadable_numbers_are_kept_with_an_issue() {
+        let c = run(json!({"employee_count": "1,200", "annual_revenue": "about 5M"})).unwrap();
+        assert_eq!(c.fields.employee_count, Some(Numeric::Number(1200.into())));
+        assert_eq!(
+            c.fields.annual_revenue,
+            Some(Numeric::Text("about 5M".into()))
+        );
+        assert_eq!(
+            c.issues,
+            vec![Issue {
+                field: "annual_revenue".into(),
+                code: "invalid_number".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let errs = run(json!({
+            "email": "not-an-email",
+            "first_name": 42,
+            "company": {"name": "x"},
+            "consent": {"granted": "yes", "at": "yesterday"}
+        }))
+        .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "email",
+            "first_name",
+            "company",
+            "consent.granted",
+            "consent.at",
+        ] {
+            assert!(fields.contains(&f), "missing error for {f}: {fields:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_identifiers_become_text() {
+        let c = run(json!({"phone": 4915112345678u64, "postal_code": 10115})).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("4915112345678"));
+        assert_eq!(c.fields.postal_code.as_deref(), Some("10115"));
+    }
+
+    proptest! {
+        #[test]
+        fn clean_text_is_idempotent_and_never_empty(s in "\\PC{0,60}") {
+            if let Some(once) = clean_text(&s) {
+                prop_assert!(!once.is_empty());
+                prop_assert_eq!(clean_text(&once), Some(once.clone()));
+            }
+        }
+
+        #[test]
+        fn normalize_never_panics_and_keeps_raw(name in "\\PC{0,40}", count in "\\PC{0,12}") {
+            let v = json!({"first_name": name, "employee_count": count, "phone": "+1 555"});
+            if let Ok(c) = run(v.clone()) {
+                prop_assert_eq!(&c.raw["first_name"], &v["first_name"]);
+                prop_assert_eq!(&c.raw["employee_count"], &v["employee_count"]);
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The pipeline, in two halves.
+//!
+//! [`prepare`] runs the stages that need nothing but the submission: map → normalize →
+//! validate. It runs on the request's own task, in parallel across requests, and a
+//! rejected submission never reaches the store.
+//!
+//! [`settle`] runs the stages that need what is already stored: resolve → merge or create
+//! → attribute → lifecycle. The store calls it inside the transaction that commits the
+//! lead, its history and the submission together, with the leads it found by the
+//! candidate's match keys.
+
+use crate::attribute::{Attribution, Touchpoint};
+use crate::error::FieldError;
+use crate::ids::{LeadId, SubmissionId};
+use crate::lead::Lead;
+use crate::lifecycle::Stage;
+use crate::normalize::Candidate;
+use crate::resolve::{self, Decision, MatchRule};
+use crate::source::SourceName;
+use crate::{map, normalize, validate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// map → normalize → validate, reporting every error found on the way.
+pub fn prepare(payload: &Map<String, Value>) -> Result<Candidate, Vec<FieldError>> {
+    let mapped = map::map(payload)?;
+    let candidate = normalize::normalize(mapped)?;
+    validate::validate(&candidate)?;
+    Ok(candidate)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Merged,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Merged => "merged",
+        }
+    }
+}
+
+/// What happened to a lead, for its timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LeadEvent {
+    Created {
+        submission_id: SubmissionId,
+        source: SourceName,
+    },
+    Merged {
+        submission_id: SubmissionId,
+        source: SourceName,
+        rule: MatchRule,
+        /// The fields the submission filled in.
+        filled: Vec<String>,
+        consent_updated: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryEntry {
+    pub lead_id: LeadId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: OffsetDateTime,
+    #[serde(flatten)]
+    pub event: LeadEvent,
+}
+
+/// The submission a candidate came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubmissionMeta {
+    pub id: SubmissionId,
+    pub source: SourceName,
+    pub received_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settlement {
+    pub outcome: Outcome,
+    pub lead: Lead,
+    pub history: HistoryEntry,
+}
+
+/// resolve → merge or create → attribute → lifecycle.
+pub fn settle(
+    candidate: Candidate,
+    sub: &SubmissionMeta,
+    found: Vec<Lead>,
+    now: OffsetDateTime,
+) -> Settlement {
+    let touch = Touchpoint::of_submission(
+        sub.source.clone(),
+        sub.id,
+        sub.received_at,
+        &candidate.fields,
+    );
+    match resolve::decide(&candidate, &found) {
+        Decision::Merge { into, rule } => {
+            if let Some(mut lead) = found.into_iter().find(|l| l.id == into) {
+                let report = resolve::merge::merge(&mut lead, candidate, touch, now);
+                let history = HistoryEntry {
+                    lead_id: lead.id,
+                    at: now,
+                    event: LeadEvent::Merged {
+                        submission_id: sub.id,
+                        source: sub.source.clone(),
+                        rule,
+                        filled: report.filled,
+                        consent_updated: report.consent_updated,
+                    },
+                };
+                return Settlement {
+                    outcome: Outcome::Merged,
+                    lead,
+                    history,
+                };
+            }
+            create(candidate, sub, touch, now)
+        }
+        Decision::Create => create(candidate, sub, touch, now),
+    }
+}
+
+fn create(
+    candidate: Candidate,
+    sub: &SubmissionMeta,
+    touch: Touchpoint,
+    now: OffsetDateTime,
+) -> Settlement {
+    let lead = Lead {
+        id: LeadId::new(),
+        fields: candidate.fields,
+        custom: candidate.custom,
+        consent: candidate.consent,
+        raw: candidate.raw,
+        issues: candidate.issues,
+        email_domain: candidate.email_domain,
+        attribution: Attribution::first(touch),
+        lifecycle_stage: Stage::New,
+        score: None,
+        owner: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let history = HistoryEntry {
+        lead_id: lead.id,
+        at: now,
+        event: LeadEvent::Created {
+            submission_id: sub.id,
+            source: sub.source.clone(),
+        },
+    };
+    Settlement {
+        outcome: Outcome::Created,
+        lead,
+        history,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn payload(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn meta(source: &str) -> SubmissionMeta {
+        SubmissionMeta {
+            id: SubmissionId::new(),
+            source: SourceName::parse(source).unwrap(),
+            received_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[test]
+    fn same_email_merges_filling_empty_fields_and_keeping_the_original_source() {
+        let now = OffsetDateTime::now_utc();
+        let first = prepare(&payload(
+            json!({"email": "ada@example.com", "first_name": "Ada", "utm_campaign": "spring"}),
+        ))
+        .unwrap();
+        let created = settle(first, &meta("api"), vec![], now);
+        assert_eq!(created.outcome, Outcome::Created);
+
+        let second = prepare(&payload(json!({"email": " ADA@example.com", "first_name": "Augusta", "company": "Analytical", "utm_campaign": "summer"}))).unwrap();
+        let merged = settle(second, &meta("webinar"), vec![created.lead.clone()], now);
+        assert_eq!(merged.outcome, Outcome::Merged);
+        assert_eq!(merged.lead.id, created.lead.id);
+        assert_eq!(merged.lead.fields.first_name.as_deref(), Some("Ada"));
+        assert_eq!(merged.lead.fields.company.as_deref(), Some("Analytical"));
+        assert_eq!(
+            merged.lead.attribution.original.utm_campaign.as_deref(),
+            Some("spring")
+        );
+        assert_eq!(
+            merged.lead.attribution.latest.utm_campaign.as_deref(),
+            Some("summer")
+        );
+        assert_eq!(merged.lead.attribution.latest.source.as_str(), "webinar");
+        assert_eq!(merged.lead.version, 2);
+        match merged.history.event {
+            LeadEvent::Merged { filled, rule, .. } => {
+                assert_eq!(rule, MatchRule::ExactEmail);
+                assert_eq!(filled, vec!["company".to_owned()]);
+            }
+            other => panic!("expected a merge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_different_email_creates_a_new_lead() {
+        let now = OffsetDateTime::now_utc();
+        let a = settle(
+            prepare(&payload(json!({"email": "a@example.com"}))).unwrap(),
+            &meta("api"),
+            vec![],
+            now,
+        );
+        let b = settle(
+            prepare(&payload(json!({"email": "b@example.com"}))).unwrap(),
+            &meta("api"),
+            vec![a.lead],
+            now,
+        );
+        assert_eq!(b.outcome, Outcome::Created);
+    }
+
+    #[test]
+    fn prepare_reports_errors_from_every_stage_it_reaches() {
+        let errs = prepare(&payload(json!({"email": "nope", "last_name": 7}))).unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+}

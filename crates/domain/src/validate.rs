@@ -1,0 +1,87 @@
+//! Validate: the checks a normalized lead must pass before it may be stored.
+//!
+//! A lead must be reachable (an email or a phone), and no value may exceed the lengths a
+//! CRM would accept. API callers get every error at once.
+
+use crate::error::{FieldError, FieldErrorCode};
+use crate::lead::STANDARD_FIELDS;
+use crate::normalize::Candidate;
+
+/// Longer than any real name, title or URL a form produces; short enough that a column in
+/// every CRM holds it.
+pub const MAX_TEXT_LEN: usize = 1024;
+pub const MAX_CUSTOM_FIELDS: usize = 200;
+pub const MAX_CUSTOM_KEY_LEN: usize = 128;
+
+pub fn validate(c: &Candidate) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if c.fields.email.is_none() && c.fields.phone.is_none() {
+        errors.push(FieldError::new(
+            "email",
+            FieldErrorCode::Required,
+            "an email or a phone is required",
+        ));
+    }
+    for field in STANDARD_FIELDS {
+        if c.fields
+            .text(field)
+            .is_some_and(|t| t.chars().count() > MAX_TEXT_LEN)
+        {
+            errors.push(FieldError::new(
+                *field,
+                FieldErrorCode::TooLong,
+                format!("{field} is longer than {MAX_TEXT_LEN} characters"),
+            ));
+        }
+    }
+    if c.custom.len() > MAX_CUSTOM_FIELDS {
+        errors.push(FieldError::new(
+            "custom",
+            FieldErrorCode::TooMany,
+            format!("at most {MAX_CUSTOM_FIELDS} custom fields"),
+        ));
+    }
+    for key in c
+        .custom
+        .keys()
+        .filter(|k| k.chars().count() > MAX_CUSTOM_KEY_LEN)
+    {
+        let shown: String = key.chars().take(32).collect();
+        errors.push(FieldError::new(
+            format!("custom.{shown}…"),
+            FieldErrorCode::TooLong,
+            format!("custom field names are at most {MAX_CUSTOM_KEY_LEN} characters"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::email::Email;
+
+    #[test]
+    fn a_lead_needs_an_email_or_a_phone() {
+        let mut c = Candidate::default();
+        assert_eq!(validate(&c).unwrap_err()[0].code, FieldErrorCode::Required);
+        c.fields.phone = Some("+4930123456".into());
+        assert!(validate(&c).is_ok());
+    }
+
+    #[test]
+    fn overlong_values_are_refused() {
+        let mut c = Candidate::default();
+        c.fields.email = Some(Email::parse("a@example.com").unwrap());
+        c.fields.company = Some("x".repeat(MAX_TEXT_LEN + 1));
+        let errs = validate(&c).unwrap_err();
+        assert_eq!(
+            (errs[0].field.as_str(), errs[0].code),
+            ("company", FieldErrorCode::TooLong)
+        );
+    }
+}

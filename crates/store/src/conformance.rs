@@ -1,0 +1,439 @@
+//! The conformance suite: the behaviour every store backend must show, written against
+//! the [`Store`] interface only. A backend's test file runs it with
+//! [`conformance_suite!`](crate::conformance_suite):
+//!
+//! ```ignore
+//! leadflow_store::conformance_suite!(async { my_backend_for_tests().await });
+//! ```
+//!
+//! The expression must evaluate to a [`TestStore`]: a fresh, empty store per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use crate::{CaptureItem, Captured, DynStore, Store};
+use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::error::{FieldError, FieldErrorCode};
+use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
+use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
+use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName};
+use serde_json::{Map, Value, json};
+use std::any::Any;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+
+/// A fresh store and whatever keeps it alive (a temporary directory, a database).
+pub struct TestStore {
+    pub store: DynStore,
+    pub guard: Box<dyn Any + Send>,
+}
+
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@each $make;
+            capture_creates_a_lead_and_reads_it_back,
+            same_email_merges_into_one_lead,
+            email_match_ignores_case_and_space,
+            idempotency_key_returns_the_first_outcome,
+            idempotency_keys_are_scoped_to_the_source,
+            repeated_key_inside_one_call_settles_once,
+            history_records_creation_and_merges,
+            list_leads_pages_in_creation_order,
+            enqueued_submissions_are_pending_until_captured,
+            rejected_submissions_leave_the_pending_list,
+            keys_are_found_by_hash_until_revoked,
+            active_key_names_are_unique,
+            concurrent_captures_of_one_person_make_one_lead,
+            ping_succeeds_on_a_migrated_store,
+            close_finishes_accepted_writes,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t: $crate::conformance::TestStore = $make.await;
+                $crate::conformance::$name(&t.store).await;
+                drop(t);
+            }
+        )*
+    };
+}
+
+fn payload(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().expect("an object")
+}
+
+fn item(source: &str, key: Option<&str>, v: Value) -> CaptureItem {
+    let payload = payload(v);
+    let candidate = prepare(&payload).expect("a valid lead");
+    let submission = RawSubmission::new(
+        SourceName::parse(source).unwrap(),
+        key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        payload,
+    );
+    CaptureItem {
+        submission,
+        candidate,
+    }
+}
+
+fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
+    match c {
+        Captured::Settled {
+            outcome,
+            lead,
+            replayed,
+            ..
+        } => (*outcome, lead, *replayed),
+        Captured::Pending { .. } => panic!("expected a settled capture, got {c:?}"),
+    }
+}
+
+async fn capture_one(store: &DynStore, it: CaptureItem) -> Captured {
+    store.capture(vec![it]).await.unwrap().remove(0)
+}
+
+pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
+    let c = capture_one(
+        store,
+        item(
+            "api",
+            None,
+            json!({"email": "ada@example.com", "first_name": "Ada", "custom": {"plan": "pro"}}),
+        ),
+    )
+    .await;
+    let (outcome, lead, replayed) = settled(&c);
+    assert_eq!((outcome, replayed), (Outcome::Created, false));
+    let read = store.get_lead(lead.id).await.unwrap().expect("stored");
+    assert_eq!(&read, lead);
+    assert_eq!(read.custom["plan"], "pro");
+    assert_eq!(store.get_lead(LeadId::new()).await.unwrap(), None);
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+pub async fn same_email_merges_into_one_lead(store: &DynStore) {
+    let a = capture_one(
+        store,
+        item(
+            "api",
+            None,
+            json!({"email": "grace@example.com", "first_name": "Grace"}),
+        ),
+    )
+    .await;
+    let b = capture_one(
+        store,
+        item(
+            "api",
+            None,
+            json!({"email": "grace@example.com", "company": "Navy"}),
+        ),
+    )
+    .await;
+    let (_, first, _) = settled(&a);
+    let (outcome, merged, _) = settled(&b);
+    assert_eq!(outcome, Outcome::Merged);
+    assert_eq!(merged.id, first.id);
+    let read = store.get_lead(first.id).await.unwrap().unwrap();
+    assert_eq!(read.fields.first_name.as_deref(), Some("Grace"));
+    assert_eq!(read.fields.company.as_deref(), Some("Navy"));
+    assert_eq!(read.version, 2);
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+pub async fn email_match_ignores_case_and_space(store: &DynStore) {
+    capture_one(
+        store,
+        item("api", None, json!({"email": "Linus@Example.org"})),
+    )
+    .await;
+    let c = capture_one(
+        store,
+        item("api", None, json!({"email": "  linus@EXAMPLE.org "})),
+    )
+    .await;
+    assert_eq!(settled(&c).0, Outcome::Merged);
+    let found = store
+        .find_leads_by_email(&Email::parse("LINUS@example.org").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+pub async fn idempotency_key_returns_the_first_outcome(store: &DynStore) {
+    let first = capture_one(
+        store,
+        item("api", Some("order-1"), json!({"email": "k@example.com"})),
+    )
+    .await;
+    let again = capture_one(
+        store,
+        item("api", Some("order-1"), json!({"email": "k@example.com"})),
+    )
+    .await;
+    let (o1, l1, r1) = settled(&first);
+    let (o2, l2, r2) = settled(&again);
+    assert_eq!((o1, r1), (Outcome::Created, false));
+    assert_eq!(
+        (o2, r2),
+        (Outcome::Created, true),
+        "the replay reports the first outcome"
+    );
+    assert_eq!(l1.id, l2.id);
+    assert_eq!(l2.version, 1, "a replay changes nothing");
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+    assert_eq!(store.lead_history(l1.id).await.unwrap().len(), 1);
+}
+
+pub async fn idempotency_keys_are_scoped_to_the_source(store: &DynStore) {
+    capture_one(
+        store,
+        item("api", Some("k1"), json!({"email": "a1@example.com"})),
+    )
+    .await;
+    let other = capture_one(
+        store,
+        item("web", Some("k1"), json!({"email": "a2@example.com"})),
+    )
+    .await;
+    assert_eq!(
+        settled(&other),
+        (Outcome::Created, settled(&other).1, false)
+    );
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+}
+
+pub async fn repeated_key_inside_one_call_settles_once(store: &DynStore) {
+    let out = store
+        .capture(vec![
+            item("api", Some("dup"), json!({"email": "d1@example.com"})),
+            item("api", Some("dup"), json!({"email": "d1@example.com"})),
+            item("api", None, json!({"email": "d1@example.com"})),
+        ])
+        .await
+        .unwrap();
+    let outcomes: Vec<(Outcome, bool)> = out.iter().map(|c| (settled(c).0, settled(c).2)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (Outcome::Created, false),
+            (Outcome::Created, true),
+            (Outcome::Merged, false)
+        ]
+    );
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+pub async fn history_records_creation_and_merges(store: &DynStore) {
+    let a = capture_one(store, item("api", None, json!({"email": "h@example.com"}))).await;
+    capture_one(
+        store,
+        item(
+            "webinar",
+            None,
+            json!({"email": "h@example.com", "city": "Oslo"}),
+        ),
+    )
+    .await;
+    let id = settled(&a).1.id;
+    let history = store.lead_history(id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(matches!(history[0].event, LeadEvent::Created { .. }));
+    match &history[1].event {
+        LeadEvent::Merged { source, filled, .. } => {
+            assert_eq!(source.as_str(), "webinar");
+            assert_eq!(filled, &vec!["city".to_owned()]);
+        }
+        other => panic!("expected a merge, got {other:?}"),
+    }
+}
+
+pub async fn list_leads_pages_in_creation_order(store: &DynStore) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let c = capture_one(
+            store,
+            item("api", None, json!({"email": format!("p{i}@example.com")})),
+        )
+        .await;
+        ids.push(settled(&c).1.id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_leads(after, 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|l| l.id);
+        seen.extend(page.into_iter().map(|l| l.id));
+    }
+    assert_eq!(seen, ids);
+}
+
+pub async fn enqueued_submissions_are_pending_until_captured(store: &DynStore) {
+    let it = item("api", Some("hook-1"), json!({"email": "q@example.com"}));
+    store.enqueue(vec![it.submission.clone()]).await.unwrap();
+    // The same provider retry is not stored twice.
+    store
+        .enqueue(vec![
+            item("api", Some("hook-1"), json!({"email": "q@example.com"})).submission,
+        ])
+        .await
+        .unwrap();
+    let pending = store.pending_submissions(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, it.submission.id);
+    assert_eq!(pending[0].payload, it.submission.payload);
+    let c = capture_one(
+        store,
+        CaptureItem {
+            submission: pending[0].clone(),
+            candidate: it.candidate,
+        },
+    )
+    .await;
+    assert_eq!((settled(&c).0, settled(&c).2), (Outcome::Created, false));
+    assert!(store.pending_submissions(10).await.unwrap().is_empty());
+}
+
+pub async fn rejected_submissions_leave_the_pending_list(store: &DynStore) {
+    let sub = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "broken"})));
+    store.enqueue(vec![sub.clone()]).await.unwrap();
+    let errors = vec![FieldError::new(
+        "email",
+        FieldErrorCode::InvalidEmail,
+        "not a valid email address",
+    )];
+    store
+        .reject_submission(sub.id, errors.clone())
+        .await
+        .unwrap();
+    assert!(store.pending_submissions(10).await.unwrap().is_empty());
+    assert!(
+        store.reject_submission(sub.id, errors).await.is_err(),
+        "only a pending submission can be rejected"
+    );
+}
+
+fn new_key(name: &str, scopes: &[Scope]) -> (ApiKey, ApiToken) {
+    let token = ApiToken::generate().unwrap();
+    let key = ApiKey {
+        id: KeyId::new(),
+        name: name.into(),
+        prefix: token.display_prefix(),
+        scopes: scopes.to_vec(),
+        created_at: OffsetDateTime::now_utc(),
+        revoked_at: None,
+    };
+    (key, token)
+}
+
+pub async fn keys_are_found_by_hash_until_revoked(store: &DynStore) {
+    let (key, token) = new_key("ci", &[Scope::Read, Scope::Ingest(Some(SourceName::api()))]);
+    store.create_key(key.clone(), token.hash()).await.unwrap();
+    let found = store
+        .key_by_hash(token.hash())
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(found.scopes, key.scopes);
+    assert_eq!(
+        store
+            .key_by_hash(ApiToken::generate().unwrap().hash())
+            .await
+            .unwrap(),
+        None
+    );
+    let revoked = store.revoke_key("ci").await.unwrap().expect("revoked");
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(store.key_by_hash(token.hash()).await.unwrap(), None);
+    assert_eq!(store.revoke_key("ci").await.unwrap(), None);
+    let listed = store.list_keys().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+}
+
+pub async fn active_key_names_are_unique(store: &DynStore) {
+    let (a, ta) = new_key("deploy", &[Scope::Admin]);
+    let (b, tb) = new_key("deploy", &[Scope::Admin]);
+    store.create_key(a.clone(), ta.hash()).await.unwrap();
+    assert!(store.create_key(b.clone(), tb.hash()).await.is_err());
+    // Once the first is revoked, the name is free again (rotation).
+    store
+        .revoke_key(&a.id.to_string())
+        .await
+        .unwrap()
+        .expect("revoked by id");
+    store.create_key(b, tb.hash()).await.unwrap();
+}
+
+pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = store
+                .capture(vec![item(
+                    "api",
+                    None,
+                    json!({"email": "same@example.com", "custom": {"n": i}}),
+                )])
+                .await
+                .unwrap();
+            settled(&c[0]).1.id
+        }));
+    }
+    let mut ids = HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+    let id = *ids.iter().next().unwrap();
+    assert_eq!(store.lead_history(id).await.unwrap().len(), 32);
+}
+
+pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {
+    store.ping().await.unwrap();
+}
+
+pub async fn close_finishes_accepted_writes(store: &DynStore) {
+    let writes: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .capture(vec![item(
+                        "api",
+                        None,
+                        json!({"email": format!("c{i}@example.com")}),
+                    )])
+                    .await
+            })
+        })
+        .collect();
+    let mut acknowledged = 0u64;
+    for w in writes {
+        if w.await.unwrap().is_ok() {
+            acknowledged += 1;
+        }
+    }
+    store.close().await.unwrap();
+    assert!(
+        store
+            .capture(vec![item(
+                "api",
+                None,
+                json!({"email": "late@example.com"})
+            )])
+            .await
+            .is_err()
+    );
+    assert_eq!(store.count_leads().await.unwrap(), acknowledged);
+}
+
+/// Keeps `Store` in scope for the generated tests' trait-object calls.
+#[doc(hidden)]
+pub fn _assert_object_safe(_: &dyn Store) {}

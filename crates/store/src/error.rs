@@ -1,0 +1,41 @@
+use thiserror::Error;
+
+/// Store failures. The server answers every one with a generic 5xx (or 503 for
+/// `Unavailable`) and logs the detail.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::DiskFull,
+            ) => Self::Unavailable(e.to_string()),
+            Some(ErrorCode::ConstraintViolation) => Self::Conflict(e.to_string()),
+            _ => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}

@@ -1,0 +1,120 @@
+//! The store: one interface, one implementation per backend, one conformance suite.
+//!
+//! SQL lives only here. Every backend must pass [`conformance`]; a backend-specific test
+//! file instantiates the suite with [`conformance_suite!`].
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod error;
+pub mod sqlite;
+
+pub use error::StoreError;
+
+use async_trait::async_trait;
+use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::error::FieldError;
+use leadflow_domain::keys::{ApiKey, TokenHash};
+use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::{HistoryEntry, Outcome};
+use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
+use std::sync::Arc;
+
+/// A submission ready to be settled: the raw payload for the inbox and the candidate the
+/// pure stages made of it.
+#[derive(Clone, Debug)]
+pub struct CaptureItem {
+    pub submission: RawSubmission,
+    pub candidate: Candidate,
+}
+
+/// What became of one captured submission.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Captured {
+    /// The lead was created or merged, now or (when `replayed`) by an earlier submission
+    /// with the same idempotency key. `lead` is the lead as it stands now.
+    Settled {
+        submission_id: SubmissionId,
+        outcome: Outcome,
+        lead: Box<Lead>,
+        replayed: bool,
+    },
+    /// The submission is safely in the inbox but could not be settled yet; it will be
+    /// processed again.
+    Pending { submission_id: SubmissionId },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits each submission to the inbox and settles it (match, merge or create, history)
+    /// in one transaction shared with concurrent callers. When this returns `Ok`, every
+    /// item is durable.
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError>;
+
+    /// Commits submissions to the inbox only, to be settled later. A submission whose
+    /// idempotency key is already known is not stored again.
+    async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError>;
+
+    /// Inbox submissions not settled yet, oldest first.
+    async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError>;
+
+    /// Marks an inbox submission as rejected, with the reasons, so it is not retried.
+    async fn reject_submission(
+        &self,
+        id: SubmissionId,
+        errors: Vec<FieldError>,
+    ) -> Result<(), StoreError>;
+
+    /// The lead; an id that was merged away answers with the surviving lead.
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError>;
+
+    async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError>;
+
+    async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Leads in id (creation) order, after `after`, at most `limit`.
+    async fn list_leads(
+        &self,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> Result<Vec<Lead>, StoreError>;
+
+    async fn count_leads(&self) -> Result<u64, StoreError>;
+
+    async fn create_key(&self, key: ApiKey, hash: TokenHash) -> Result<(), StoreError>;
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the active key with this name or id; `None` when there is none.
+    async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The active (not revoked) key with this token hash.
+    async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError>;
+
+    /// `Ok` when the store is reachable and its schema is current.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes every write already accepted, then stops accepting writes.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<DynStore, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.to_owned();
+        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path.as_ref()))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))??;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err(StoreError::Unsupported(
+            "the PostgreSQL store is not part of this version; use sqlite://PATH".into(),
+        ))
+    } else {
+        Err(StoreError::Unsupported(format!(
+            "unknown database URL scheme in {:?}; use sqlite://PATH",
+            url.split("://").next().unwrap_or(url)
+        )))
+    }
+}

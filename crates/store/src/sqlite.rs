@@ -1,0 +1,822 @@
+//! The SQLite store, the embedded default.
+//!
+//! One writer thread owns the only write connection and commits in groups: it takes every
+//! command waiting in its queue, applies them in one transaction (each inside its own
+//! savepoint, so one failure spoils nothing else), commits once, and only then answers
+//! the callers. Concurrent submissions therefore share one fsync, and an answer always
+//! means the data is on disk (WAL, `synchronous = FULL`). Reads go through a small pool of
+//! read connections on blocking threads; WAL lets them run beside the writer.
+
+use crate::{CaptureItem, Captured, Store, StoreError};
+use async_trait::async_trait;
+use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::error::FieldError;
+use leadflow_domain::keys::{ApiKey, TokenHash};
+use leadflow_domain::pipeline::{self, HistoryEntry, Outcome, SubmissionMeta};
+use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName, SubmissionId};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// Versioned, append-only migrations. Never edit a released one: add the next.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../migrations/sqlite/0001_capture_core.sql"),
+)];
+
+/// Commands waiting beyond this are applied in the next group; it bounds how long one
+/// transaction holds the write lock.
+const MAX_GROUP_ITEMS: usize = 4096;
+const QUEUE_DEPTH: usize = 8192;
+const MAX_IDLE_READERS: usize = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A chain of merges longer than this is a bug, not data.
+const MAX_MERGE_HOPS: usize = 32;
+
+pub struct SqliteStore {
+    writer: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Readers>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Capture(Vec<CaptureItem>, Reply<Vec<Captured>>),
+    Enqueue(Vec<RawSubmission>, Reply<()>),
+    Reject(SubmissionId, Vec<FieldError>, Reply<()>),
+    CreateKey(Box<ApiKey>, TokenHash, Reply<()>),
+    RevokeKey(String, Reply<Option<ApiKey>>),
+    Close(Reply<()>),
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database file, then starts the writer.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "cannot enable WAL mode (got {mode})"
+            )));
+        }
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("leadflow-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            writer: tx,
+            thread: Mutex::new(Some(thread)),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Dropping the sender ends the writer loop after it drains the queue.
+        if let Ok(mut guard) = self.thread.lock() {
+            if let Some(handle) = guard.take() {
+                drop(std::mem::replace(&mut self.writer, mpsc::channel(1).0));
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL makes every commit durable across power loss, not only process crashes; group
+    // commit is what keeps that affordable.
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, now_ms()],
+        )?;
+        tracing::info!(version, "applied migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn latest_migration() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+fn now_ms() -> i64 {
+    millis(OffsetDateTime::now_utc())
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    fn give(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The writer
+
+/// An answer held back until the group's transaction has committed.
+enum Pending {
+    Captured(Reply<Vec<Captured>>, Result<Vec<Captured>, StoreError>),
+    Unit(Reply<()>, Result<(), StoreError>),
+    Key(Reply<Option<ApiKey>>, Result<Option<ApiKey>, StoreError>),
+}
+
+impl Pending {
+    fn send(self) {
+        // A caller that gave up (timeout, disconnect) no longer listens; the write stands.
+        match self {
+            Self::Captured(tx, r) => drop(tx.send(r)),
+            Self::Unit(tx, r) => drop(tx.send(r)),
+            Self::Key(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    fn fail(self, e: &StoreError) {
+        let err = || StoreError::Unavailable(format!("the transaction did not commit: {e}"));
+        match self {
+            Self::Captured(tx, _) => drop(tx.send(Err(err()))),
+            Self::Unit(tx, _) => drop(tx.send(Err(err()))),
+            Self::Key(tx, _) => drop(tx.send(Err(err()))),
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    let mut closing: Option<Reply<()>> = None;
+    while closing.is_none() {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut group = vec![first];
+        let mut items = 0;
+        while items < MAX_GROUP_ITEMS {
+            match rx.try_recv() {
+                Ok(cmd) => {
+                    if let Command::Capture(v, _) = &cmd {
+                        items += v.len();
+                    }
+                    group.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = StoreError::from(e);
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                for cmd in group {
+                    fail_command(cmd, &e);
+                }
+                continue;
+            }
+        };
+        let mut tx = tx;
+        for cmd in group {
+            match cmd {
+                Command::Capture(items, reply) => answers.push(Pending::Captured(
+                    reply,
+                    in_savepoint(&mut tx, |sp| capture_all(sp, items)),
+                )),
+                Command::Enqueue(subs, reply) => answers.push(Pending::Unit(
+                    reply,
+                    in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs)),
+                )),
+                Command::Reject(id, errors, reply) => answers.push(Pending::Unit(
+                    reply,
+                    in_savepoint(&mut tx, |sp| reject(sp, id, &errors)),
+                )),
+                Command::CreateKey(key, hash, reply) => answers.push(Pending::Unit(
+                    reply,
+                    in_savepoint(&mut tx, |sp| create_key(sp, &key, hash)),
+                )),
+                Command::RevokeKey(which, reply) => answers.push(Pending::Key(
+                    reply,
+                    in_savepoint(&mut tx, |sp| revoke_key(sp, &which)),
+                )),
+                Command::Close(reply) => closing = Some(reply),
+            }
+        }
+        match tx.commit() {
+            Ok(()) => answers.into_iter().for_each(Pending::send),
+            Err(e) => {
+                let e = StoreError::from(e);
+                tracing::error!(error = %e, "group commit failed");
+                answers.into_iter().for_each(|a| a.fail(&e));
+            }
+        }
+    }
+    // Answer anything still queued: the store is closed.
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        fail_command(cmd, &StoreError::Closed);
+    }
+    if let Some(reply) = closing {
+        let _ = reply.send(Ok(()));
+    }
+}
+
+fn fail_command(cmd: Command, e: &StoreError) {
+    let err = || match e {
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Unavailable(other.to_string()),
+    };
+    match cmd {
+        Command::Capture(_, r) => drop(r.send(Err(err()))),
+        Command::Enqueue(_, r)
+        | Command::Reject(_, _, r)
+        | Command::CreateKey(_, _, r)
+        | Command::Close(r) => drop(r.send(Err(err()))),
+        Command::RevokeKey(_, r) => drop(r.send(Err(err()))),
+    }
+}
+
+/// Runs `f` in a savepoint: on error its writes are undone and the group goes on.
+fn in_savepoint<T>(
+    tx: &mut Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut sp = tx.savepoint()?;
+    sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+    let result = f(&sp);
+    if result.is_ok() {
+        sp.commit()?;
+    }
+    result
+}
+
+fn capture_all(conn: &Connection, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
+    items
+        .into_iter()
+        .map(|item| capture_one(conn, item))
+        .collect()
+}
+
+fn capture_one(conn: &Connection, item: CaptureItem) -> Result<Captured, StoreError> {
+    let sub = &item.submission;
+    if let Some(key) = &sub.idempotency_key {
+        if let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)? {
+            return first;
+        }
+    }
+    // The settling runs in its own savepoint: if it fails, the submission is still kept,
+    // as pending, so an acknowledged submission is never lost.
+    conn.execute_batch("SAVEPOINT settle")?;
+    match settle(conn, &item) {
+        Ok(captured) => {
+            conn.execute_batch("RELEASE settle")?;
+            Ok(captured)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
+            tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
+            upsert_submission(conn, sub, Status::Pending, None, Some(&e.to_string()))?;
+            Ok(Captured::Pending {
+                submission_id: sub.id,
+            })
+        }
+    }
+}
+
+/// The first outcome of an earlier submission with the same key, if there is one.
+fn earlier_submission(
+    conn: &Connection,
+    source: &SourceName,
+    key: &IdempotencyKey,
+    this: SubmissionId,
+) -> Result<Option<Result<Captured, StoreError>>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT id, status, outcome, lead_id FROM submissions WHERE source = ?1 AND idempotency_key = ?2")?
+        .query_row(params![source.as_str(), key.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?))
+        })
+        .optional()?;
+    let Some((id, status, outcome, lead_id)) = row else {
+        return Ok(None);
+    };
+    let submission_id: SubmissionId = id
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
+    if submission_id == this {
+        return Ok(None);
+    }
+    let settled = match (status.as_str(), outcome.as_deref(), lead_id) {
+        ("processed", Some(outcome), Some(lead_id)) => {
+            let lead_id: LeadId = lead_id
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+            let lead = lead_following_merges(conn, lead_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("submission {submission_id} names a missing lead"))
+            })?;
+            let outcome = if outcome == "merged" {
+                Outcome::Merged
+            } else {
+                Outcome::Created
+            };
+            Captured::Settled {
+                submission_id,
+                outcome,
+                lead: Box::new(lead),
+                replayed: true,
+            }
+        }
+        _ => Captured::Pending { submission_id },
+    };
+    Ok(Some(Ok(settled)))
+}
+
+fn settle(conn: &Connection, item: &CaptureItem) -> Result<Captured, StoreError> {
+    let sub = &item.submission;
+    let found = match leadflow_domain::resolve::email_key(&item.candidate) {
+        Some(email) => leads_by_email(conn, email)?,
+        None => Vec::new(),
+    };
+    let previous_version = |id: LeadId| found.iter().find(|l| l.id == id).map(|l| l.version);
+    let meta = SubmissionMeta {
+        id: sub.id,
+        source: sub.source.clone(),
+        received_at: sub.received_at,
+    };
+    let settlement = pipeline::settle(
+        item.candidate.clone(),
+        &meta,
+        found.clone(),
+        OffsetDateTime::now_utc(),
+    );
+    let lead = &settlement.lead;
+    let doc = serde_json::to_string(lead)?;
+    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let version = version_column(lead.version)?;
+    match settlement.outcome {
+        Outcome::Created => {
+            conn.prepare_cached("INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![lead.id.to_string(), email, version, millis(lead.created_at), millis(lead.updated_at), doc])?;
+        }
+        Outcome::Merged => {
+            let expected = previous_version(lead.id).ok_or_else(|| {
+                StoreError::Internal("merged into a lead that was not found".into())
+            })?;
+            let expected = version_column(expected)?;
+            let changed = conn
+                .prepare_cached("UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5 WHERE id = ?1 AND version = ?6 AND merged_into IS NULL")?
+                .execute(params![lead.id.to_string(), email, version, millis(lead.updated_at), doc, expected])?;
+            if changed != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "lead {} changed concurrently",
+                    lead.id
+                )));
+            }
+        }
+    }
+    upsert_submission(
+        conn,
+        sub,
+        Status::Processed,
+        Some((lead.id, settlement.outcome)),
+        None,
+    )?;
+    insert_history(conn, &settlement.history, Some(sub.id))?;
+    Ok(Captured::Settled {
+        submission_id: sub.id,
+        outcome: settlement.outcome,
+        lead: Box::new(settlement.lead),
+        replayed: false,
+    })
+}
+
+fn version_column(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Internal(format!("lead version {v} out of range")))
+}
+
+#[derive(Clone, Copy)]
+enum Status {
+    Pending,
+    Processed,
+    Rejected,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processed => "processed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+fn upsert_submission(
+    conn: &Connection,
+    sub: &RawSubmission,
+    status: Status,
+    settled: Option<(LeadId, Outcome)>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(&sub.payload)?;
+    conn.prepare_cached(
+        "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
+    )?
+    .execute(params![
+        sub.id.to_string(),
+        sub.source.as_str(),
+        sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+        millis(sub.received_at),
+        payload,
+        status.as_str(),
+        settled.map(|(id, _)| id.to_string()),
+        settled.map(|(_, o)| o.as_str()),
+        error,
+    ])?;
+    Ok(())
+}
+
+fn insert_history(
+    conn: &Connection,
+    entry: &HistoryEntry,
+    submission: Option<SubmissionId>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        entry.lead_id.to_string(),
+        millis(entry.at),
+        submission.map(|s| s.to_string()),
+        serde_json::to_string(entry)?
+    ])?;
+    Ok(())
+}
+
+fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
+    for sub in subs {
+        if let Some(key) = &sub.idempotency_key {
+            if earlier_submission(conn, &sub.source, key, sub.id)?.is_some() {
+                continue;
+            }
+        }
+        upsert_submission(conn, sub, Status::Pending, None, None)?;
+    }
+    Ok(())
+}
+
+fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![
+            id.to_string(),
+            Status::Rejected.as_str(),
+            serde_json::to_string(errors)?
+        ])?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "submission {id} is not pending"
+        )))
+    }
+}
+
+fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Result<(), StoreError> {
+    let scopes = serde_json::to_string(&key.scopes)?;
+    conn.prepare_cached("INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![key.id.to_string(), key.name, key.prefix, hash.to_hex(), scopes, millis(key.created_at)])
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("an active key named {:?} already exists", key.name)),
+            other => other,
+        })?;
+    Ok(())
+}
+
+fn revoke_key(conn: &Connection, which: &str) -> Result<Option<ApiKey>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL"
+        ))?
+        .query_row([which], key_from_row)
+        .optional()?;
+    let Some(mut key) = found.transpose()? else {
+        return Ok(None);
+    };
+    let now = OffsetDateTime::now_utc();
+    conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
+        .execute(params![key.id.to_string(), millis(now)])?;
+    key.revoked_at = Some(now);
+    Ok(Some(key))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads (shared by the writer, inside its transaction, and the read pool)
+
+const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ApiKey, StoreError>> {
+    let id: String = r.get(0)?;
+    let scopes: String = r.get(3)?;
+    let revoked: Option<i64> = r.get(5)?;
+    let (name, prefix, created): (String, String, i64) = (r.get(1)?, r.get(2)?, r.get(4)?);
+    Ok((|| {
+        Ok(ApiKey {
+            id: id
+                .parse::<KeyId>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            name,
+            prefix,
+            scopes: serde_json::from_str(&scopes)?,
+            created_at: from_millis(created),
+            revoked_at: revoked.map(from_millis),
+        })
+    })())
+}
+
+fn lead_from_doc(doc: &str) -> Result<Lead, StoreError> {
+    Ok(serde_json::from_str(doc)?)
+}
+
+fn leads_by_email(conn: &Connection, email: &Email) -> Result<Vec<Lead>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT doc FROM leads WHERE email = ?1 AND merged_into IS NULL")?;
+    let docs = stmt
+        .query_map([email.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    docs.iter().map(|d| lead_from_doc(d)).collect()
+}
+
+fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT merged_into, doc FROM leads WHERE id = ?1")?;
+    let mut current = id.to_string();
+    for _ in 0..MAX_MERGE_HOPS {
+        let row = stmt
+            .query_row([&current], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()?;
+        match row {
+            None => return Ok(None),
+            Some((Some(next), _)) => current = next,
+            Some((None, doc)) => return lead_from_doc(&doc).map(Some),
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "lead {id} is merged through more than {MAX_MERGE_HOPS} hops"
+    )))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|reply| Command::Capture(items, reply)).await
+    }
+
+    async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
+        self.write(|reply| Command::Enqueue(submissions, reply))
+            .await
+    }
+
+    async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, source, idempotency_key, received_at, payload FROM submissions WHERE status = 'pending' ORDER BY received_at, id LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, source, key, received, payload)| {
+                    let corrupt = |what: &str| StoreError::Corrupt(format!("submission {id}: {what}"));
+                    Ok(RawSubmission {
+                        id: id.parse().map_err(|_| corrupt("id"))?,
+                        source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
+                        received_at: from_millis(received),
+                        idempotency_key: key.map(|k| IdempotencyKey::parse(&k)).transpose().map_err(|_| corrupt("idempotency key"))?,
+                        payload: serde_json::from_str::<Map<String, Value>>(&payload)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn reject_submission(
+        &self,
+        id: SubmissionId,
+        errors: Vec<FieldError>,
+    ) -> Result<(), StoreError> {
+        self.write(|reply| Command::Reject(id, errors, reply)).await
+    }
+
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        self.read(move |conn| lead_following_merges(conn, id)).await
+    }
+
+    async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError> {
+        let email = email.clone();
+        self.read(move |conn| leads_by_email(conn, &email)).await
+    }
+
+    async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;
+            let entries = stmt
+                .query_map([id.to_string()], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            entries
+                .iter()
+                .map(|e| Ok(serde_json::from_str(e)?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_leads(
+        &self,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> Result<Vec<Lead>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT doc FROM leads WHERE merged_into IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
+            let docs = stmt
+                .query_map(params![after, limit], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| lead_from_doc(d)).collect()
+        })
+        .await
+    }
+
+    async fn count_leads(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM leads WHERE merged_into IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: ApiKey, hash: TokenHash) -> Result<(), StoreError> {
+        self.write(|reply| Command::CreateKey(Box::new(key), hash, reply))
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
+            ))?;
+            let keys = stmt
+                .query_map([], key_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let which = name_or_id.to_owned();
+        self.write(|reply| Command::RevokeKey(which, reply)).await
+    }
+
+    async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError> {
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?1 AND revoked_at IS NULL"))?
+                .query_row([hash.to_hex()], key_from_row)
+                .optional()?;
+            found.transpose()
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        self.read(|conn| {
+            let version: i64 = conn.query_row(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )?;
+            if version == latest_migration() {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "schema at version {version}, expected {}",
+                    latest_migration()
+                )))
+            }
+        })
+        .await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        match self.write(Command::Close).await {
+            Ok(()) | Err(StoreError::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The conformance suite on the SQLite store, each test on a fresh database file.
+
+use leadflow_store::conformance::TestStore;
+use std::sync::Arc;
+
+async fn fresh() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store =
+        leadflow_store::sqlite::SqliteStore::open(&dir.path().join("leadflow.db")).expect("opens");
+    TestStore {
+        store: Arc::new(store),
+        guard: Box::new(dir),
+    }
+}
+
+leadflow_store::conformance_suite!(fresh());
+
+#[test]
+fn reopening_keeps_data_and_does_not_migrate_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
+    drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
