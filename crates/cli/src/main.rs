@@ -1,1 +1,399 @@
-fn main() {}
+//! The `leadflow` command.
+//!
+//! Exit codes scripts can trust: 0 success, 1 failure while running, 2 usage error,
+//! 3 invalid configuration, 4 store unreachable.
+#![forbid(unsafe_code)]
+
+mod export;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use leadflow_domain::KeyId;
+use leadflow_domain::config::{self, Config};
+use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
+use leadflow_store::DynStore;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// The file `serve` and the data commands read when no `--config` is given, if it exists.
+const DEFAULT_CONFIG_FILE: &str = "leadflow.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "leadflow",
+    version,
+    about = "Capture, clean, deduplicate and hand off B2B leads."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataArgs {
+    /// The store: sqlite://PATH (default sqlite://leadflow.db) or postgres://…
+    #[arg(long, env = "LEADFLOW_DATABASE_URL")]
+    database: Option<String>,
+    /// The TOML configuration (default ./leadflow.toml when it exists).
+    #[arg(long, env = "LEADFLOW_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "LEADFLOW_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Validate the configuration and report every problem with its location.
+    CheckConfig {
+        /// The file to check (default: --config, LEADFLOW_CONFIG or ./leadflow.toml).
+        file: Option<PathBuf>,
+        #[arg(long, env = "LEADFLOW_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write every lead with its normalized fields, stage, score and owner.
+    Export {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its token is printed once, as the last line of standard output.
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        name: String,
+        /// admin, read, ingest or ingest:SOURCE; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<Scope>,
+    },
+    /// List keys (never their tokens).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke the active key with this name or id.
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        name_or_id: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+enum Failure {
+    Runtime(String),
+    Config(String),
+    Store(String),
+}
+
+impl Failure {
+    fn exit(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Runtime(_) => 1,
+            Self::Config(_) => 3,
+            Self::Store(_) => 4,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Runtime(m) | Failure::Config(m) | Failure::Store(m) => {
+                    eprintln!("error: {m}")
+                }
+            }
+            failure.exit()
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LEADFLOW_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("LEADFLOW_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { data, listen } => serve(data, listen).await,
+        Command::Keys { action } => keys(action).await,
+        Command::CheckConfig { file, config } => check_config(file.or(config)),
+        Command::Export { data, format, out } => {
+            let (store, _) = open(&data).await?;
+            let result = export::export(&store, format, out.as_deref())
+                .await
+                .map_err(Failure::Runtime);
+            store
+                .close()
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            let count = result?;
+            eprintln!("exported {count} leads");
+            Ok(())
+        }
+    }
+}
+
+/// The configuration file to read: the one named, else ./leadflow.toml if present.
+fn config_path(named: Option<PathBuf>) -> Option<PathBuf> {
+    named.or_else(|| {
+        Path::new(DEFAULT_CONFIG_FILE)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    })
+}
+
+fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
+    let Some(path) = config_path(named) else {
+        return Ok(Config::default());
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
+    config::parse(&text).map_err(|errors| {
+        let listed: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}:{e}", path.display()))
+            .collect();
+        Failure::Config(format!("invalid configuration:\n{}", listed.join("\n")))
+    })
+}
+
+async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
+    let mut config = load_config(data.config.clone())?;
+    if let Some(url) = &data.database {
+        config.database.url.clone_from(url);
+    }
+    let store = leadflow_store::open(&config.database.url)
+        .await
+        .map_err(|e| Failure::Store(e.to_string()))?;
+    Ok((store, config))
+}
+
+async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {
+    let (store, mut config) = open(&data).await?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.server.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(%addr, database = %redact_url(&config.database.url), "leadflow listening");
+    // A plain line on stdout, for scripts and tests that start on port 0.
+    println!("listening on {addr}");
+    leadflow_server::launch(store, Arc::new(config), listener, shutdown_signal())
+        .await
+        .map_err(|e| Failure::Runtime(format!("server error: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps a database URL's password out of the log.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn keys(action: KeysCommand) -> Result<(), Failure> {
+    match action {
+        KeysCommand::Create { data, name, scopes } => {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.len() > 100 {
+                return Err(Failure::Runtime("a key name is 1 to 100 characters".into()));
+            }
+            let (store, _) = open(&data).await?;
+            let token = ApiToken::generate()
+                .map_err(|e| Failure::Runtime(format!("no randomness available: {e}")))?;
+            let key = ApiKey {
+                id: KeyId::new(),
+                name,
+                prefix: token.display_prefix(),
+                scopes,
+                created_at: OffsetDateTime::now_utc(),
+                revoked_at: None,
+            };
+            let created = store.create_key(key.clone(), token.hash()).await;
+            store
+                .close()
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            created.map_err(|e| Failure::Runtime(e.to_string()))?;
+            let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
+            println!(
+                "created key {:?} ({}) with scopes {}",
+                key.name,
+                key.id,
+                scopes.join(", ")
+            );
+            println!("the token is shown only now; store it safely:");
+            println!("{}", token.reveal());
+            Ok(())
+        }
+        KeysCommand::List { data } => {
+            let (store, _) = open(&data).await?;
+            let keys = store
+                .list_keys()
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            store
+                .close()
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            println!(
+                "{:<36}  {:<20}  {:<12}  {:<8}  SCOPES",
+                "ID", "NAME", "PREFIX", "STATUS"
+            );
+            for k in keys {
+                let scopes: Vec<String> = k.scopes.iter().map(ToString::to_string).collect();
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<36}  {:<20}  {:<12}  {:<8}  {}",
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    status,
+                    scopes.join(",")
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { data, name_or_id } => {
+            let (store, _) = open(&data).await?;
+            let revoked = store.revoke_key(&name_or_id).await;
+            store
+                .close()
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            match revoked.map_err(|e| Failure::Store(e.to_string()))? {
+                Some(k) => {
+                    println!("revoked key {:?} ({})", k.name, k.id);
+                    Ok(())
+                }
+                None => Err(Failure::Runtime(format!(
+                    "no active key is named {name_or_id:?} or has that id"
+                ))),
+            }
+        }
+    }
+}
+
+fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
+    let Some(path) = config_path(named) else {
+        println!("no configuration file: the defaults apply (one source, \"api\")");
+        return Ok(());
+    };
+    let config = load_config(Some(path.clone()))?;
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    let missing: Vec<String> = config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            s.secret_env
+                .as_ref()
+                .filter(|var| std::env::var_os(var).is_none())
+                .map(|var| {
+                    format!(
+                        "sources {:?}: the environment variable {var} is not set",
+                        s.name.as_str()
+                    )
+                })
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::Config(format!(
+            "{}: {}",
+            path.display(),
+            missing.join("; ")
+        )));
+    }
+    println!(
+        "{}: ok ({} sources: {})",
+        path.display(),
+        names.len(),
+        names.join(", ")
+    );
+    Ok(())
+}

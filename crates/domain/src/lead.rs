@@ -13,12 +13,29 @@ use time::OffsetDateTime;
 /// A number as the contract promises it: normalized when it could be, otherwise the text
 /// as received (never dropped), with an issue on the lead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Numeric {
-    Number(#[cfg_attr(feature = "openapi", schema(value_type = f64))] serde_json::Number),
+    Number(serde_json::Number),
     Text(String),
 }
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Numeric {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("as received, when it could not be read as a number")),
+            )
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Numeric {}
 
 impl Numeric {
     pub fn to_plain_string(&self) -> String {

@@ -1,1 +1,143 @@
+//! The leadflow HTTP server: routes per resource, authentication and bodies as
+//! extractors, RFC 9457 errors, request ids, metrics and a generated OpenAPI document.
+//!
+//! [`launch`] is the entry point for the binary and for tests: it takes a bound listener
+//! and a shutdown signal, so a test can run the real server on `127.0.0.1:0`.
+#![forbid(unsafe_code)]
 
+pub mod error;
+pub mod extract;
+pub mod ingest;
+pub mod metrics;
+pub mod routes;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use error::ApiError;
+use leadflow_domain::config::Config;
+use leadflow_store::DynStore;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub config: Arc<Config>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
+    modifiers(&BearerAuth),
+    tags((name = "leads", description = "Capture and read leads"), (name = "health"), (name = "meta"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("lf_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document, both derived from the same handlers.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::leads::create, routes::leads::list))
+        .routes(routes!(routes::leads::batch))
+        .routes(routes!(routes::leads::get))
+        .routes(routes!(routes::leads::history))
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::meta::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document the server serves at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let timeout = state.config.server.request_timeout;
+    let x_request_id = HeaderName::from_static("x-request-id");
+    routes
+        .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| with_timeout(timeout, req, next)))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    // The path only: a query string can hold personal data (?email=).
+                    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, key_id = tracing::field::Empty)
+                }))
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(middleware::from_fn(metrics::track))
+                .layer(middleware::from_fn(error::finish_problems))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
+        )
+        .with_state(state)
+}
+
+async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight
+/// requests and flushes the store.
+pub async fn launch(
+    store: DynStore,
+    config: Arc<Config>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::handle();
+    match ingest::recover_pending(&store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "settled submissions left from the last run"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not settle submissions left from the last run")
+        }
+    }
+    let app = router(AppState {
+        store: store.clone(),
+        config,
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Err(e) = store.close().await {
+        tracing::error!(error = %e, "closing the store failed");
+    }
+    served
+}

@@ -1,0 +1,410 @@
+//! `/v1/leads`: capture single leads and batches, read leads back.
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, IdempotencyHeader, JsonObject};
+use crate::ingest::{self, Settled};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::lead::{Consent, LeadFields};
+use leadflow_domain::pipeline::{HistoryEntry, Outcome};
+use leadflow_domain::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_store::Captured;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const MAX_BATCH: usize = 1000;
+const MAX_PAGE: usize = 1000;
+
+/// A lead as submitted: the standard fields, `custom`, `consent` and the `source`.
+/// Keys that are not standard fields are kept in `custom`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LeadIn {
+    /// A configured source name; `api` when left out.
+    source: Option<String>,
+    #[serde(flatten)]
+    fields: LeadFields,
+    #[schema(value_type = Option<Object>)]
+    custom: Option<Map<String, Value>>,
+    consent: Option<Consent>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchIn {
+    /// Up to 1000 leads.
+    leads: Vec<LeadIn>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeOut {
+    Created,
+    Merged,
+    /// Stored in the inbox and acknowledged, not settled yet.
+    Pending,
+    Rejected,
+}
+
+impl From<Outcome> for OutcomeOut {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Created => Self::Created,
+            Outcome::Merged => Self::Merged,
+        }
+    }
+}
+
+/// The outcome of one submission.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CaptureOut {
+    /// The lead's id; for a merge, the surviving lead's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<LeadId>,
+    pub outcome: OutcomeOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submission_id: Option<SubmissionId>,
+    /// True when an earlier submission with the same idempotency key decided the outcome.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The lead as it stands now (single submissions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Lead>,
+}
+
+impl CaptureOut {
+    fn from_settled(s: Settled, with_lead: bool) -> Self {
+        match s {
+            Settled::Captured(Captured::Settled {
+                submission_id,
+                outcome,
+                lead,
+                replayed,
+            }) => Self {
+                id: Some(lead.id),
+                outcome: outcome.into(),
+                submission_id: Some(submission_id),
+                replayed,
+                errors: Vec::new(),
+                lead: with_lead.then_some(*lead),
+            },
+            Settled::Captured(Captured::Pending { submission_id }) => Self {
+                id: None,
+                outcome: OutcomeOut::Pending,
+                submission_id: Some(submission_id),
+                replayed: false,
+                errors: Vec::new(),
+                lead: None,
+            },
+            Settled::Rejected(errors) => Self {
+                id: None,
+                outcome: OutcomeOut::Rejected,
+                submission_id: None,
+                replayed: false,
+                errors,
+                lead: None,
+            },
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchOut {
+    /// One result per submitted lead, in order.
+    pub results: Vec<CaptureOut>,
+    pub created: usize,
+    pub merged: usize,
+    pub rejected: usize,
+    pub pending: usize,
+}
+
+/// Takes `source` out of a payload: the configured source it names, or `api`.
+fn source_of(
+    app: &AppState,
+    payload: &Map<String, Value>,
+    prefix: &str,
+) -> Result<SourceName, FieldError> {
+    let unknown = |detail: String| {
+        FieldError::new(
+            format!("{prefix}source"),
+            FieldErrorCode::UnknownSource,
+            detail,
+        )
+    };
+    let name = match payload.get("source") {
+        None | Some(Value::Null) => return Ok(SourceName::api()),
+        Some(Value::String(s)) => {
+            SourceName::parse(s).map_err(|_| unknown(format!("no source is named {s:?}")))?
+        }
+        Some(_) => {
+            return Err(FieldError::new(
+                format!("{prefix}source"),
+                FieldErrorCode::WrongType,
+                "source must be a string",
+            ));
+        }
+    };
+    match app.config.source(&name) {
+        Some(_) => Ok(name),
+        None => Err(unknown(format!(
+            "no source is named {name:?}; configured sources are listed in leadflow.toml"
+        ))),
+    }
+}
+
+/// Capture one lead.
+///
+/// The lead is durable when the answer arrives. A lead whose email matches an existing
+/// lead is merged into it (200, `merged`).
+#[utoipa::path(post, path = "/v1/leads", tag = "leads", request_body = LeadIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a resubmission return the first outcome instead of a second lead")),
+    responses(
+        (status = 201, description = "A new lead", body = CaptureOut),
+        (status = 200, description = "Merged into an existing lead", body = CaptureOut),
+        (status = 202, description = "Stored, not settled yet", body = CaptureOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdempotencyHeader(key): IdempotencyHeader,
+    JsonObject(payload): JsonObject,
+) -> Result<Response, ApiError> {
+    let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
+    caller.require_ingest(&source)?;
+    let submission = RawSubmission::new(source, key, payload);
+    let settled = ingest::submit(&app.store, vec![submission])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
+    let out = match settled {
+        Settled::Rejected(errors) => return Err(ApiError::Validation(errors)),
+        other => CaptureOut::from_settled(other, true),
+    };
+    let status = match out.outcome {
+        OutcomeOut::Created => StatusCode::CREATED,
+        OutcomeOut::Pending => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    let mut response = (status, Json(&out)).into_response();
+    if let Some(id) = out.id {
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/leads/{id}")) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    }
+    if out.replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Capture up to 1000 leads; one result per lead, in order.
+///
+/// Each lead succeeds or is rejected on its own. With an `Idempotency-Key`, each lead is
+/// idempotent on its own (the key plus its position), so resending the batch creates
+/// nothing twice.
+#[utoipa::path(post, path = "/v1/leads/batch", tag = "leads", request_body = BatchIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a resent batch return the first outcomes")),
+    responses(
+        (status = 200, body = BatchOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn batch(
+    State(app): State<AppState>,
+    caller: Caller,
+    IdempotencyHeader(key): IdempotencyHeader,
+    JsonObject(mut body): JsonObject,
+) -> Result<Json<BatchOut>, ApiError> {
+    let leads = match body.remove("leads") {
+        Some(Value::Array(leads)) => leads,
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "leads",
+                FieldErrorCode::Required,
+                "leads must be an array of lead objects",
+            )]));
+        }
+    };
+    if leads.len() > MAX_BATCH {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "leads",
+            FieldErrorCode::TooMany,
+            format!("at most {MAX_BATCH} leads per batch"),
+        )]));
+    }
+    let mut items: Vec<Result<(SourceName, Map<String, Value>), FieldError>> =
+        Vec::with_capacity(leads.len());
+    for (i, lead) in leads.into_iter().enumerate() {
+        items.push(match lead {
+            Value::Object(payload) => {
+                source_of(&app, &payload, &format!("leads[{i}].")).map(|source| (source, payload))
+            }
+            _ => Err(FieldError::new(
+                format!("leads[{i}]"),
+                FieldErrorCode::WrongType,
+                "each lead must be an object",
+            )),
+        });
+    }
+    // Authorization is all or nothing for a request.
+    for (source, _) in items.iter().flatten() {
+        caller.require_ingest(source)?;
+    }
+    let mut slots: Vec<Option<Settled>> = Vec::with_capacity(items.len());
+    let mut submissions = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Ok((source, payload)) => {
+                slots.push(None);
+                submissions.push(RawSubmission::new(
+                    source,
+                    key.as_ref().map(|k| k.for_item(i)),
+                    payload,
+                ));
+            }
+            Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
+        }
+    }
+    let mut settled = ingest::submit(&app.store, submissions).await?.into_iter();
+    let results: Vec<CaptureOut> = slots
+        .into_iter()
+        .map(|slot| {
+            slot.or_else(|| settled.next())
+                .map(|s| CaptureOut::from_settled(s, false))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::Internal("a batch item has no result".into()))?;
+    let count = |o: fn(&OutcomeOut) -> bool| results.iter().filter(|r| o(&r.outcome)).count();
+    Ok(Json(BatchOut {
+        created: count(|o| matches!(o, OutcomeOut::Created)),
+        merged: count(|o| matches!(o, OutcomeOut::Merged)),
+        rejected: count(|o| matches!(o, OutcomeOut::Rejected)),
+        pending: count(|o| matches!(o, OutcomeOut::Pending)),
+        results,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only the lead with this email (normalized before matching).
+    email: Option<String>,
+    /// Page after this lead id (ids sort by creation time).
+    after: Option<LeadId>,
+    /// Page size, at most 1000; default 100.
+    limit: Option<usize>,
+}
+
+/// List leads: by email, or all of them a page at a time (oldest first).
+#[utoipa::path(get, path = "/v1/leads", tag = "leads", params(ListQuery),
+    responses(
+        (status = 200, body = Vec<Lead>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_read()?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    if let Some(email) = q.email {
+        let email = Email::parse(&email).map_err(|_| {
+            ApiError::Validation(vec![FieldError::new(
+                "email",
+                FieldErrorCode::InvalidEmail,
+                "not a valid email address",
+            )])
+        })?;
+        return Ok(Json(app.store.find_leads_by_email(&email).await?).into_response());
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let page = app.store.list_leads(q.after, limit).await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|l| l.id))
+        .flatten();
+    let mut response = Json(page).into_response();
+    if let Some(next) = next {
+        if let Ok(link) = HeaderValue::from_str(&format!(
+            "</v1/leads?after={next}&limit={limit}>; rel=\"next\""
+        )) {
+            response.headers_mut().insert(header::LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// One lead, normalized, with attribution, stage, score and owner. An id that was merged
+/// away answers with the surviving lead (see `Content-Location`).
+#[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads", params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = Lead),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_read()?;
+    let missing = || ApiError::not_found(format!("no lead has the id {id:?}"));
+    let lead_id: LeadId = id.parse().map_err(|_| missing())?;
+    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    let moved = lead.id != lead_id;
+    let mut response = Json(&lead).into_response();
+    if moved {
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/leads/{}", lead.id)) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LOCATION, location);
+        }
+    }
+    Ok(response)
+}
+
+/// The lead's timeline: creation and every merge, oldest first.
+#[utoipa::path(get, path = "/v1/leads/{id}/history", tag = "leads", params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = Vec<HistoryEntry>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn history(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    caller.require_read()?;
+    let missing = || ApiError::not_found(format!("no lead has the id {id:?}"));
+    let lead_id: LeadId = id.parse().map_err(|_| missing())?;
+    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    Ok(Json(app.store.lead_history(lead.id).await?))
+}

@@ -1,0 +1,13 @@
+//! Documents about the service itself: metrics and the OpenAPI description.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}

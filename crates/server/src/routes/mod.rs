@@ -1,0 +1,5 @@
+//! One module per API resource.
+
+pub mod health;
+pub mod leads;
+pub mod meta;

@@ -1,0 +1,312 @@
+//! Capturing leads: create, merge, idempotency, batches, reading back.
+
+use crate::{spawn_app, spawn_app_with, spawn_on};
+use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::config::{Config, SourceConfig};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn a_posted_lead_is_created_and_reads_back_normalized() {
+    let app = spawn_app().await;
+    let r = app.post("/v1/leads", &json!({"email": "  Ada@Example.COM ", "first_name": " Ada ", "plan": "pro", "utm_campaign": "launch"})).await;
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["outcome"], "created");
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(location, format!("/v1/leads/{id}"));
+
+    let lead: Value = app.get(&location).await.json().await.unwrap();
+    assert_eq!(lead["email"], "ada@example.com");
+    assert_eq!(lead["first_name"], "Ada");
+    assert_eq!(lead["raw"]["email"], "  Ada@Example.COM ");
+    assert_eq!(lead["custom"]["plan"], "pro");
+    assert_eq!(lead["lifecycle_stage"], "new");
+    assert_eq!(lead["attribution"]["original"]["source"], "api");
+    assert_eq!(lead["attribution"]["original"]["utm_campaign"], "launch");
+    assert!(lead["score"].is_null() && lead["owner"].is_null());
+
+    let by_email: Value = app
+        .get("/v1/leads?email=ADA%40example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_email.as_array().unwrap().len(), 1);
+    assert_eq!(by_email[0]["id"], id);
+    let none: Value = app
+        .get("/v1/leads?email=nobody%40example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!([]));
+}
+
+#[tokio::test]
+async fn a_second_submission_for_the_same_email_merges_and_keeps_the_original_source() {
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("webinar"),
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    let first: Value = app
+        .post(
+            "/v1/leads",
+            &json!({"email": "grace@example.com", "first_name": "Grace", "utm_source": "google"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post("/v1/leads", &json!({"email": "GRACE@example.com", "first_name": "G.", "company": "Navy", "source": "webinar", "utm_source": "partner"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second["outcome"], "merged");
+    assert_eq!(second["id"], first["id"]);
+    let lead = &second["lead"];
+    assert_eq!(lead["first_name"], "Grace", "existing values are kept");
+    assert_eq!(lead["company"], "Navy", "empty fields are filled");
+    assert_eq!(lead["attribution"]["original"]["source"], "api");
+    assert_eq!(lead["attribution"]["original"]["utm_source"], "google");
+    assert_eq!(lead["attribution"]["latest"]["source"], "webinar");
+    assert_eq!(lead["version"], 2);
+    assert_eq!(app.lead_count().await, 1);
+
+    let history: Value = app
+        .get(&format!(
+            "/v1/leads/{}/history",
+            first["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "merged"]);
+    assert_eq!(history[1]["rule"], "exact_email");
+    assert_eq!(history[1]["source"], "webinar");
+    assert_eq!(history[1]["filled"], json!(["company"]));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_outcome_and_creates_nothing() {
+    let app = spawn_app().await;
+    let send = || {
+        app.http
+            .post(app.url("/v1/leads"))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "form-7781")
+            .json(&json!({"email": "k@example.com"}))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201, "the first outcome, not a merge");
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["outcome"], "created");
+    assert_eq!(again["submission_id"], first["submission_id"]);
+    assert_eq!(app.lead_count().await, 1);
+    let history: Value = app
+        .get(&format!(
+            "/v1/leads/{}/history",
+            first["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        1,
+        "a replay is not a second touch"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_lead_in_order() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/v1/leads/batch",
+            &json!({"leads": [
+                {"email": "b1@example.com"},
+                {"email": "not an email"},
+                {"email": "B1@example.com", "city": "Lyon"},
+                "not an object",
+                {"email": "b2@example.com", "source": "nowhere"},
+                {"phone": "+33 1 23 45 67 89"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let outcomes: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "created", "rejected", "merged", "rejected", "rejected", "created"
+        ]
+    );
+    assert_eq!(body["results"][0]["id"], body["results"][2]["id"]);
+    assert_eq!(body["results"][1]["errors"][0]["code"], "invalid_email");
+    assert_eq!(body["results"][4]["errors"][0]["code"], "unknown_source");
+    assert_eq!(
+        (
+            body["created"].as_u64(),
+            body["merged"].as_u64(),
+            body["rejected"].as_u64()
+        ),
+        (Some(2), Some(1), Some(3))
+    );
+    assert_eq!(app.lead_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_resent_batch_with_its_idempotency_key_creates_nothing_new() {
+    let app = spawn_app().await;
+    let batch = json!({"leads": (0..50).map(|i| json!({"email": format!("r{i}@example.com")})).collect::<Vec<_>>()});
+    let send = || {
+        app.http
+            .post(app.url("/v1/leads/batch"))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "import-42")
+            .json(&batch)
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    let again: Value = send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["created"], 50);
+    assert_eq!(again["created"], 50, "the first outcomes are returned");
+    for (a, b) in first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(again["results"].as_array().unwrap())
+    {
+        assert_eq!(a["id"], b["id"]);
+    }
+    assert_eq!(app.lead_count().await, 50);
+}
+
+#[tokio::test]
+async fn a_batch_of_more_than_1000_is_refused_whole() {
+    let app = spawn_app().await;
+    let leads: Vec<Value> = (0..1001)
+        .map(|i| json!({"email": format!("x{i}@example.com")}))
+        .collect();
+    let body = crate::problem(
+        app.post("/v1/leads/batch", &json!({ "leads": leads }))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["code"], "too_many");
+    assert_eq!(app.lead_count().await, 0);
+}
+
+#[tokio::test]
+async fn leads_list_pages_with_a_next_link() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.post("/v1/leads", &json!({"email": format!("l{i}@example.com")}))
+            .await;
+    }
+    let first = app.get("/v1/leads?limit=2").await;
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    let page: Value = first.json().await.unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page2: Value = app.get(&next).await.json().await.unwrap();
+    assert_eq!(page2[0]["email"], "l2@example.com");
+}
+
+#[tokio::test]
+async fn submissions_left_pending_are_settled_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("leadflow.db").display());
+    let store = leadflow_store::open(&url).await.unwrap();
+    let payload = json!({"email": "left@example.com"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let bad = json!({"email": "broken"}).as_object().cloned().unwrap();
+    store
+        .enqueue(vec![
+            RawSubmission::new(crate::source("api"), None, payload),
+            RawSubmission::new(crate::source("api"), None, bad),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.pending_submissions(10).await.unwrap().len(), 2);
+
+    let app = spawn_on(store, Config::default(), dir).await;
+    let found: Value = app
+        .get("/v1/leads?email=left%40example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert!(
+        app.store.pending_submissions(10).await.unwrap().is_empty(),
+        "the invalid one is rejected, not retried forever"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_and_every_acknowledged_lead_is_stored() {
+    let app = spawn_app().await;
+    let mut acked = 0;
+    for i in 0..20 {
+        if app
+            .post("/v1/leads", &json!({"email": format!("s{i}@example.com")}))
+            .await
+            .status()
+            == 201
+        {
+            acked += 1;
+        }
+    }
+    let url = format!("sqlite://{}", app.dir.path().join("leadflow.db").display());
+    let (_store, dir) = app.shutdown().await;
+    let reopened = leadflow_store::open(&url).await.unwrap();
+    assert_eq!(reopened.count_leads().await.unwrap(), acked);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn spellings_of_one_email_make_one_lead() {
+    // Exact-email matching must not depend on how the address was typed.
+    let app = spawn_app().await;
+    for email in [
+        "Mixed.Case@Example.com",
+        " mixed.case@example.com",
+        "MIXED.CASE@EXAMPLE.COM ",
+    ] {
+        app.post("/v1/leads", &json!({ "email": email })).await;
+    }
+    assert_eq!(app.lead_count().await, 1);
+}

@@ -1,0 +1,156 @@
+//! Integration tests: the real server on 127.0.0.1:0 over real HTTP, against a fresh
+//! SQLite file per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod capture;
+mod service;
+
+use leadflow_domain::config::Config;
+use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
+use leadflow_domain::{KeyId, SourceName};
+use leadflow_store::DynStore;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub store: DynStore,
+    /// A key with every scope.
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Config::default()).await
+}
+
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = leadflow_store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("leadflow.db").display()
+    ))
+    .await
+    .unwrap();
+    spawn_on(store, config, dir).await
+}
+
+pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(leadflow_server::launch(
+        store.clone(),
+        Arc::new(config),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut app = TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        store,
+        admin: String::new(),
+        dir,
+        stop: Some(stop),
+        server: Some(server),
+    };
+    app.admin = app.key("admin", &["admin"]).await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Creates a key with these scopes and returns its token.
+    pub async fn key(&self, name: &str, scopes: &[&str]) -> String {
+        let token = ApiToken::generate().unwrap();
+        let key = ApiKey {
+            id: KeyId::new(),
+            name: name.into(),
+            prefix: token.display_prefix(),
+            scopes: scopes.iter().map(|s| s.parse::<Scope>().unwrap()).collect(),
+            created_at: time::OffsetDateTime::now_utc(),
+            revoked_at: None,
+        };
+        self.store.create_key(key, token.hash()).await.unwrap();
+        token.reveal().to_owned()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.admin)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn lead_count(&self) -> u64 {
+        self.store.count_leads().await.unwrap()
+    }
+
+    /// Stops the server the way SIGTERM does and waits until it has flushed.
+    pub async fn shutdown(mut self) -> (DynStore, tempfile::TempDir) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        (self.store.clone(), self.dir)
+    }
+}
+
+/// Reads a problem document and checks the RFC 9457 essentials.
+pub async fn problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(
+        body["request_id"],
+        request_id.as_str(),
+        "the problem names the request"
+    );
+    assert!(body["title"].is_string() && body["code"].is_string());
+    body
+}
+
+pub fn source(name: &str) -> SourceName {
+    SourceName::parse(name).unwrap()
+}
