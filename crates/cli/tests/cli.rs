@@ -1,0 +1,488 @@
+//! The `leadflow` binary as users and scripts run it: real processes, real signals, a
+//! fresh SQLite file per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn leadflow(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadflow"));
+    cmd.current_dir(dir);
+    for var in [
+        "LEADFLOW_DATABASE_URL",
+        "LEADFLOW_CONFIG",
+        "LEADFLOW_LISTEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("LEADFLOW_LOG", "warn");
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    leadflow(dir).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn create_key(dir: &Path, scopes: &[&str]) -> String {
+    let mut args = vec!["keys", "create", "--name", "test"];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let out = run(dir, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().last().unwrap().to_owned()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `leadflow serve` in `dir` on a free port; returns once it listens.
+    fn start(dir: &Path) -> Self {
+        let mut child = leadflow(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn all_leads(http: &reqwest::Client, base: &str, token: &str) -> Vec<Value> {
+    let mut leads = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let url = match &after {
+            Some(a) => format!("{base}/v1/leads?limit=1000&after={a}"),
+            None => format!("{base}/v1/leads?limit=1000"),
+        };
+        let page: Vec<Value> = http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last["id"].as_str().unwrap().to_owned());
+        leads.extend(page);
+    }
+    leads
+}
+
+#[test]
+fn keys_create_prints_the_token_last_and_nothing_secret_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "ingest:web",
+            "--scope",
+            "read",
+        ],
+    );
+    assert!(out.status.success());
+    let token = stdout(&out).lines().last().unwrap().to_owned();
+    assert!(token.starts_with("lf_") && token.len() > 40);
+    assert_eq!(stdout(&out).matches(&token).count(), 1);
+    assert!(!stderr(&out).contains(&token[3..]));
+
+    let listed = run(dir.path(), &["keys", "list"]);
+    assert!(stdout(&listed).contains("ci") && stdout(&listed).contains("ingest:web,read"));
+    assert!(
+        !stdout(&listed).contains(&token[12..]),
+        "a listing never shows the secret"
+    );
+
+    let bad = run(
+        dir.path(),
+        &["keys", "create", "--name", "x", "--scope", "root"],
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown scope is a usage error"
+    );
+    let dup = run(
+        dir.path(),
+        &["keys", "create", "--name", "ci", "--scope", "read"],
+    );
+    assert_eq!(dup.status.code(), Some(1));
+
+    assert!(run(dir.path(), &["keys", "revoke", "ci"]).status.success());
+    assert_eq!(
+        run(dir.path(), &["keys", "revoke", "ci"]).status.code(),
+        Some(1)
+    );
+    assert!(stdout(&run(dir.path(), &["keys", "list"])).contains("revoked"));
+}
+
+#[tokio::test]
+async fn a_key_revoked_from_the_command_line_stops_working_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["ingest"]);
+    let server = Server::start(dir.path());
+    let http = client();
+    let post = || {
+        http.post(format!("{}/v1/leads", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"email": "r@example.com"}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 201);
+    assert!(
+        run(dir.path(), &["keys", "revoke", "test"])
+            .status
+            .success()
+    );
+    assert_eq!(post().await.unwrap().status(), 401);
+}
+
+#[test]
+fn check_config_reports_every_error_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[server]\nlisten = \"nowhere\"\n\n[[sources]]\nname = \"Web Form\"\nadapter = \"fax\"\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["check-config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    for located in [
+        "bad.toml:2:10: server.listen",
+        "bad.toml:5:8: sources[0].name",
+        "bad.toml:6:11: sources[0].adapter",
+    ] {
+        assert!(err.contains(located), "missing {located:?} in {err}");
+    }
+
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        "[[sources]]\nname = \"web\"\nadapter = \"json\"\n",
+    )
+    .unwrap();
+    let ok = run(dir.path(), &["check-config"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("api, web"));
+
+    std::fs::write(
+        dir.path().join("secret.toml"),
+        "[[sources]]\nname = \"web\"\nsecret_env = \"LEADFLOW_TEST_UNSET_SECRET\"\n",
+    )
+    .unwrap();
+    let missing = run(dir.path(), &["check-config", "secret.toml"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(stderr(&missing).contains("LEADFLOW_TEST_UNSET_SECRET"));
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../leadflow.example.toml");
+    let checked = leadflow(dir.path())
+        .args(["check-config", example.to_str().unwrap()])
+        .env("WEBSITE_FORM_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "the example configuration is valid: {}",
+        stderr(&checked)
+    );
+}
+
+#[test]
+fn an_unsupported_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["keys", "list", "--database", "mysql://localhost/x"],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("sqlite://"));
+}
+
+#[tokio::test]
+async fn serve_with_no_configuration_creates_leadflow_db_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let mut server = Server::start(dir.path());
+    assert!(dir.path().join("leadflow.db").exists());
+    let http = client();
+    assert_eq!(
+        http.get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = http
+        .post(format!("{}/v1/leads", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"email": "d@example.com", "source": "api"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_0() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let mut server = Server::start(dir.path());
+    let body = json!({"email": "inflight@example.com"}).to_string();
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // `Expect: 100-continue` makes the server say when the handler starts reading the
+    // body: from then on the request is in flight.
+    write!(
+        stream,
+        "POST /v1/leads HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
+
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the in-flight request is answered: {answer}"
+    );
+    assert!(
+        server.child.wait().unwrap().success(),
+        "exit status 0 after SIGTERM"
+    );
+    drop(server);
+    let out = run(dir.path(), &["export", "--format", "jsonl"]);
+    assert!(stdout(&out).contains("inflight@example.com"));
+}
+
+#[tokio::test]
+async fn export_writes_every_lead_and_neutralizes_formula_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let server = Server::start(dir.path());
+    let http = client();
+    for (email, company) in [
+        ("e1@example.com", "=HYPERLINK(\"http://evil\")"),
+        ("e2@example.com", "Acme, Inc."),
+        ("e3@example.com", "@SUM(A1)"),
+    ] {
+        let r = http
+            .post(format!("{}/v1/leads", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"email": email, "company": company, "phone": "+33 1 23 45 67 89"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    drop(server);
+
+    let out = run(
+        dir.path(),
+        &["export", "--format", "csv", "--out", "leads.csv"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut reader = csv::Reader::from_path(dir.path().join("leads.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    for column in [
+        "id",
+        "email",
+        "phone",
+        "company",
+        "lifecycle_stage",
+        "score",
+        "owner",
+    ] {
+        assert!(
+            headers.iter().any(|h| h == column),
+            "missing column {column}"
+        );
+    }
+    let company = headers.iter().position(|h| h == "company").unwrap();
+    let phone = headers.iter().position(|h| h == "phone").unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(&rows[0][company], "'=HYPERLINK(\"http://evil\")");
+    assert_eq!(&rows[1][company], "Acme, Inc.");
+    assert_eq!(&rows[2][company], "'@SUM(A1)");
+    assert!(rows[0][phone].starts_with("'+"));
+
+    let out = run(dir.path(), &["export", "--format", "jsonl"]);
+    let leads: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(leads.len(), 3);
+    assert_eq!(
+        leads[0]["company"], "=HYPERLINK(\"http://evil\")",
+        "JSON keeps the value as it is"
+    );
+    assert_eq!(leads[0]["lifecycle_stage"], "new");
+}
+
+/// Kills the server with SIGKILL in the middle of a stream of submissions. After a
+/// restart every acknowledged lead must be there, none twice, and resending what was not
+/// acknowledged (with its idempotency key) must not create doubles either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
+    const WRITERS: usize = 8;
+    const KILL_AFTER: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let mut server = Server::start(dir.path());
+    let http = client();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let unacked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (http, base, token, acked, unacked) = (
+            http.clone(),
+            server.base.clone(),
+            token.clone(),
+            acked.clone(),
+            unacked.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let email = format!("w{w}-{i}@example.com");
+                let sent = http
+                    .post(format!("{base}/v1/leads"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", &email)
+                    .json(&json!({"email": email, "custom": {"i": i}}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => acked.lock().unwrap().push(email),
+                    Ok(r) => panic!("unexpected status {}", r.status()),
+                    Err(_) => {
+                        unacked.lock().unwrap().push(email);
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < KILL_AFTER {
+        tokio::task::yield_now().await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    drop(server);
+
+    let server = Server::start(dir.path());
+    let acked = acked.lock().unwrap().clone();
+    let unacked = unacked.lock().unwrap().clone();
+    assert!(acked.len() >= KILL_AFTER);
+    let leads = all_leads(&http, &server.base, &token).await;
+    let emails: Vec<&str> = leads.iter().map(|l| l["email"].as_str().unwrap()).collect();
+    let distinct: HashSet<&str> = emails.iter().copied().collect();
+    assert_eq!(distinct.len(), emails.len(), "no lead exists twice");
+    for email in &acked {
+        assert!(
+            distinct.contains(email.as_str()),
+            "acknowledged lead {email} was lost"
+        );
+    }
+
+    for email in &unacked {
+        let r = http
+            .post(format!("{}/v1/leads", server.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", email)
+            .json(&json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status() == 201, "resending {email} gave {}", r.status());
+    }
+    let after = all_leads(&http, &server.base, &token).await;
+    let emails: HashSet<String> = after
+        .iter()
+        .map(|l| l["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(emails.len(), after.len());
+    assert_eq!(after.len(), acked.len() + unacked.len());
+}
