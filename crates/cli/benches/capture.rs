@@ -1,1 +1,311 @@
-fn main() {}
+//! Capture load benchmark: the release `leadflow` binary on a fresh SQLite file, driven
+//! over loopback by a minimal keep-alive HTTP/1.1 client (so the client costs little of
+//! the two cores the server needs).
+//!
+//! Measures, in one run: the bare `/healthz` rate (the HTTP ceiling), single-lead
+//! `POST /v1/leads` with 64 connections (rate and latency percentiles), `POST
+//! /v1/leads/batch` with 1000 leads a request, and plain batched SQLite inserts of the
+//! rows one lead produces (the storage ceiling).
+//!
+//! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 64;
+const BATCH_SIZE: usize = 1000;
+const BATCH_CONNECTIONS: usize = 4;
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let phase = Duration::from_secs(seconds);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_leadflow");
+    let out = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["keys", "create", "--name", "bench", "--scope", "admin"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let mut server = Command::new(bin)
+        .current_dir(dir.path())
+        .env("LEADFLOW_LOG", "warn")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().trim_start_matches("listening on ").to_owned();
+
+    // BENCH_ONLY=healthz,single,batch,storage runs a subset (for profiling one phase).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|p| p == name);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("\n| measurement | rate | p50 | p99 | errors |");
+    println!("|---|---|---|---|---|");
+    let mut rates = std::collections::HashMap::new();
+    if run("healthz") {
+        let r = rt.block_on(load(
+            &addr,
+            CONNECTIONS,
+            phase,
+            |_, _| {
+                "GET /healthz HTTP/1.1\r\nhost: b\r\n\r\n"
+                    .to_owned()
+                    .into_bytes()
+            },
+            1,
+        ));
+        r.row("GET /healthz, 64 connections", "req/s");
+        rates.insert("healthz", r.rate);
+    }
+    if run("single") {
+        let t = token.clone();
+        let r = rt.block_on(load(
+            &addr,
+            CONNECTIONS,
+            phase,
+            move |conn, i| post(&t, "/v1/leads", &lead_json(conn, i)),
+            1,
+        ));
+        r.row("POST /v1/leads, 64 connections", "leads/s");
+        rates.insert("single", r.rate);
+    }
+    if run("batch") {
+        let t = token.clone();
+        let r = rt.block_on(load(
+            &addr,
+            BATCH_CONNECTIONS,
+            phase,
+            move |conn, i| {
+                let leads: Vec<String> = (0..BATCH_SIZE)
+                    .map(|k| lead_json(1000 + conn, i * BATCH_SIZE as u64 + k as u64))
+                    .collect();
+                post(
+                    &t,
+                    "/v1/leads/batch",
+                    &format!("{{\"leads\":[{}]}}", leads.join(",")),
+                )
+            },
+            BATCH_SIZE as u64,
+        ));
+        r.row(
+            "POST /v1/leads/batch (1000 leads), 4 connections",
+            "leads/s",
+        );
+        rates.insert("batch", r.rate);
+    }
+    stop(&mut server);
+    if run("storage") {
+        let storage = sqlite_baseline(dir.path(), phase);
+        println!(
+            "| plain batched SQLite inserts (leads + submissions + history rows, 1000 leads a transaction) | {storage:.0} leads/s ({:.0} rows/s) | | | |",
+            storage * 3.0
+        );
+        rates.insert("storage", storage);
+    }
+    println!();
+    for (a, b) in [
+        ("single", "healthz"),
+        ("single", "storage"),
+        ("batch", "storage"),
+    ] {
+        if let (Some(x), Some(y)) = (rates.get(a), rates.get(b)) {
+            println!("{a} / {b} = {:.3}", x / y);
+        }
+    }
+}
+
+fn lead_json(conn: usize, i: u64) -> String {
+    format!(
+        r#"{{"email":"bench{conn}-{i}@example.com","first_name":"Ada","last_name":"Lovelace","company":"Analytical Engines Ltd","job_title":"Head of Research","phone":"+44 20 7946 0958","country":"GB","city":"London","utm_source":"google","utm_campaign":"q4-launch","custom":{{"plan":"pro"}}}}"#
+    )
+}
+
+fn post(token: &str, path: &str, body: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nhost: b\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+}
+
+struct Result {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: u64,
+}
+
+impl Result {
+    fn row(&self, what: &str, unit: &str) {
+        println!(
+            "| {what} | {:.0} {unit} | {:.2} ms | {:.2} ms | {} |",
+            self.rate,
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.errors
+        );
+    }
+}
+
+/// Runs `connections` keep-alive connections for `phase`, each sending the requests
+/// `make(connection, n)` builds; `per_request` is how many units (leads) one request
+/// carries.
+async fn load(
+    addr: &str,
+    connections: usize,
+    phase: Duration,
+    make: impl Fn(usize, u64) -> Vec<u8> + Send + Sync + 'static,
+    per_request: u64,
+) -> Result {
+    let make = Arc::new(make);
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + phase;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (make, errors, addr) = (make.clone(), errors.clone(), addr.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(&addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut latencies = Vec::new();
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let request = make(c, n);
+                n += 1;
+                let sent = Instant::now();
+                stream.write_all(&request).await.unwrap();
+                let status = read_response(&mut stream, &mut buf).await;
+                latencies.push(sent.elapsed());
+                if !(200..300).contains(&status) {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Result {
+        rate: all.len() as f64 * per_request as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Reads one HTTP/1.1 response with a content-length body; returns its status.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "connection closed mid-body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return status;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The storage ceiling: the rows one lead produces (a lead, its inbox submission, its
+/// history entry), with the same schema and indexes, inserted in transactions of 1000
+/// with the same durability settings. Returns leads/s.
+fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
+    let conn = rusqlite::Connection::open(dir.join("baseline.db")).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+        .unwrap();
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )
+    .unwrap();
+    conn.execute_batch(include_str!(
+        "../../store/migrations/sqlite/0001_capture_core.sql"
+    ))
+    .unwrap();
+    let doc = format!(
+        "{{\"lead\":{},\"pad\":\"{}\"}}",
+        lead_json(0, 0),
+        "x".repeat(700)
+    );
+    let payload = lead_json(0, 0);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < phase {
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut lead = tx.prepare_cached("INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, 1, ?3, ?3, ?4)").unwrap();
+            let mut sub = tx
+                .prepare_cached("INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome) VALUES (?1, 'api', NULL, ?2, ?3, 'processed', ?4, 'created')")
+                .unwrap();
+            let mut hist = tx.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)").unwrap();
+            for _ in 0..BATCH_SIZE {
+                let lead_id = format!("01900000-0000-7000-8000-{n:012}");
+                let sub_id = format!("01900000-0000-7000-9000-{n:012}");
+                let email = format!("base-{n}@example.com");
+                let now = i64::try_from(n).unwrap();
+                lead.execute(rusqlite::params![lead_id, email, now, doc])
+                    .unwrap();
+                sub.execute(rusqlite::params![sub_id, now, payload, lead_id])
+                    .unwrap();
+                hist.execute(rusqlite::params![
+                    lead_id,
+                    now,
+                    sub_id,
+                    "{\"kind\":\"created\",\"source\":\"api\"}"
+                ])
+                .unwrap();
+                n += 1;
+            }
+        }
+        tx.commit().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}

@@ -17,6 +17,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// glibc's allocator serializes frees of memory allocated on another thread, which is the
+/// capture path's normal case (parsed on a request thread, freed by the store's writer).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The file `serve` and the data commands read when no `--config` is given, if it exists.
 const DEFAULT_CONFIG_FILE: &str = "leadflow.toml";
 

@@ -6,9 +6,9 @@
 //! transaction, so an answer means the submission is durable.
 
 use crate::metrics as m;
-use leadflow_domain::FieldError;
 use leadflow_domain::capture::RawSubmission;
 use leadflow_domain::pipeline;
+use leadflow_domain::{FieldError, SourceName};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError};
 
 /// What became of one submission.
@@ -23,42 +23,63 @@ pub async fn submit(
     store: &DynStore,
     submissions: Vec<RawSubmission>,
 ) -> Result<Vec<Settled>, StoreError> {
+    let mut tally = Tally::default();
     let mut slots: Vec<Option<Settled>> = Vec::with_capacity(submissions.len());
     let mut items = Vec::new();
+    let mut sources = Vec::new();
     for submission in submissions {
         match pipeline::prepare(&submission.payload) {
             Ok(candidate) => {
                 slots.push(None);
+                sources.push(submission.source.clone());
                 items.push(CaptureItem {
                     submission,
                     candidate,
                 });
             }
             Err(errors) => {
-                m::lead_outcome(submission.source.as_str(), "rejected");
+                tally.add(&submission.source, "rejected");
                 slots.push(Some(Settled::Rejected(errors)));
             }
         }
     }
-    let sources: Vec<String> = items
-        .iter()
-        .map(|i| i.submission.source.to_string())
-        .collect();
-    let mut captured = store.capture(items).await?.into_iter();
-    let mut sources = sources.into_iter();
-    Ok(slots
+    let mut captured = store.capture(items).await?.into_iter().zip(sources);
+    let settled = slots
         .into_iter()
-        .filter_map(|slot| match slot {
-            Some(rejected) => Some(rejected),
-            None => {
-                let c = captured.next()?;
-                if let Some(source) = sources.next() {
-                    m::lead_outcome(&source, outcome_label(&c));
-                }
+        .filter_map(|slot| {
+            slot.or_else(|| {
+                let (c, source) = captured.next()?;
+                tally.add(&source, outcome_label(&c));
                 Some(Settled::Captured(c))
-            }
+            })
         })
-        .collect())
+        .collect();
+    tally.record();
+    Ok(settled)
+}
+
+/// Outcome counts of one request, recorded once: a batch of 1000 costs a handful of
+/// counter updates, not 1000.
+#[derive(Default)]
+struct Tally(Vec<(SourceName, &'static str, u64)>);
+
+impl Tally {
+    fn add(&mut self, source: &SourceName, outcome: &'static str) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(s, o, _)| s == source && *o == outcome)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.0.push((source.clone(), outcome, 1)),
+        }
+    }
+
+    fn record(self) {
+        for (source, outcome, n) in self.0 {
+            m::lead_outcomes(source.as_str(), outcome, n);
+        }
+    }
 }
 
 fn outcome_label(c: &Captured) -> &'static str {
@@ -89,6 +110,7 @@ pub async fn recover_pending(store: &DynStore) -> Result<usize, StoreError> {
                     candidate,
                 }),
                 Err(errors) => {
+                    m::lead_outcomes(submission.source.as_str(), "rejected", 1);
                     store.reject_submission(submission.id, errors).await?;
                     progressed += 1;
                 }

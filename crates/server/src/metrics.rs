@@ -32,8 +32,8 @@ pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-pub fn lead_outcome(source: &str, outcome: &'static str) {
-    metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(1);
+pub fn lead_outcomes(source: &str, outcome: &'static str, n: u64) {
+    metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(n);
 }
 
 /// Counts requests and their latency per route template and status.

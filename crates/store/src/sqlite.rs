@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
+use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{self, HistoryEntry, Outcome, SubmissionMeta};
 use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName, SubmissionId};
 use rusqlite::{
@@ -48,8 +49,15 @@ pub struct SqliteStore {
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A capture item with its payload already serialized, on the caller's task, so the
+/// single writer thread spends its time on SQL only.
+struct Prepared {
+    item: CaptureItem,
+    payload: String,
+}
+
 enum Command {
-    Capture(Vec<CaptureItem>, Reply<Vec<Captured>>),
+    Capture(Vec<Prepared>, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     CreateKey(Box<ApiKey>, TokenHash, Reply<()>),
@@ -129,8 +137,12 @@ impl Drop for SqliteStore {
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // FULL makes every commit durable across power loss, not only process crashes; group
-    // commit is what keeps that affordable.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    // commit is what keeps that affordable. Savepoint journals stay in memory: they only
+    // matter until the transaction ends, and writing them to a temp file cost more than
+    // the inserts themselves.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
+    )?;
     Ok(())
 }
 
@@ -264,10 +276,21 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
         let mut tx = tx;
         for cmd in group {
             match cmd {
-                Command::Capture(items, reply) => answers.push(Pending::Captured(
-                    reply,
-                    in_savepoint(&mut tx, |sp| capture_all(sp, items)),
-                )),
+                Command::Capture(items, reply) => {
+                    // Fast path: the whole request in one savepoint. Only if an item
+                    // fails is the request redone item by item, each in its own
+                    // savepoint, so the failing one is kept as pending and the rest
+                    // settle (a savepoint per item costs more than the inserts).
+                    let result = match in_savepoint(&mut tx, |sp| {
+                        capture_all(sp, &items, Isolation::Request)
+                    }) {
+                        Ok(done) => Ok(done),
+                        Err(_) => {
+                            in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem))
+                        }
+                    };
+                    answers.push(Pending::Captured(reply, result));
+                }
                 Command::Enqueue(subs, reply) => answers.push(Pending::Unit(
                     reply,
                     in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs)),
@@ -335,32 +358,59 @@ fn in_savepoint<T>(
     result
 }
 
-fn capture_all(conn: &Connection, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// Any failure fails the request's savepoint.
+    Request,
+    /// Each item in its own savepoint; a failing item stays pending.
+    PerItem,
+}
+
+fn capture_all(
+    conn: &Connection,
+    items: &[Prepared],
+    isolation: Isolation,
+) -> Result<Vec<Captured>, StoreError> {
     items
-        .into_iter()
-        .map(|item| capture_one(conn, item))
+        .iter()
+        .map(|p| capture_one(conn, p, isolation))
         .collect()
 }
 
-fn capture_one(conn: &Connection, item: CaptureItem) -> Result<Captured, StoreError> {
-    let sub = &item.submission;
+fn capture_one(
+    conn: &Connection,
+    prepared: &Prepared,
+    isolation: Isolation,
+) -> Result<Captured, StoreError> {
+    let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key {
         if let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)? {
             return first;
         }
     }
-    // The settling runs in its own savepoint: if it fails, the submission is still kept,
-    // as pending, so an acknowledged submission is never lost.
-    conn.execute_batch("SAVEPOINT settle")?;
-    match settle(conn, &item) {
+    let candidate = prepared.item.candidate.clone();
+    if isolation == Isolation::Request {
+        return settle(conn, sub, &prepared.payload, candidate);
+    }
+    // If settling fails, the submission is still kept, as pending: an acknowledged
+    // submission is never lost.
+    conn.prepare_cached("SAVEPOINT settle")?.execute([])?;
+    match settle(conn, sub, &prepared.payload, candidate) {
         Ok(captured) => {
-            conn.execute_batch("RELEASE settle")?;
+            conn.prepare_cached("RELEASE settle")?.execute([])?;
             Ok(captured)
         }
         Err(e) => {
             conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(conn, sub, Status::Pending, None, Some(&e.to_string()))?;
+            upsert_submission(
+                conn,
+                sub,
+                &prepared.payload,
+                Status::Pending,
+                None,
+                Some(&e.to_string()),
+            )?;
             Ok(Captured::Pending {
                 submission_id: sub.id,
             })
@@ -415,24 +465,29 @@ fn earlier_submission(
     Ok(Some(Ok(settled)))
 }
 
-fn settle(conn: &Connection, item: &CaptureItem) -> Result<Captured, StoreError> {
-    let sub = &item.submission;
-    let found = match leadflow_domain::resolve::email_key(&item.candidate) {
+fn settle(
+    conn: &Connection,
+    sub: &RawSubmission,
+    payload: &str,
+    candidate: Candidate,
+) -> Result<Captured, StoreError> {
+    let found = match leadflow_domain::resolve::email_key(&candidate) {
         Some(email) => leads_by_email(conn, email)?,
         None => Vec::new(),
     };
-    let previous_version = |id: LeadId| found.iter().find(|l| l.id == id).map(|l| l.version);
+    let versions: Vec<(LeadId, u64)> = found.iter().map(|l| (l.id, l.version)).collect();
+    let previous_version = |id: LeadId| {
+        versions
+            .iter()
+            .find(|(lead, _)| *lead == id)
+            .map(|(_, v)| *v)
+    };
     let meta = SubmissionMeta {
         id: sub.id,
         source: sub.source.clone(),
         received_at: sub.received_at,
     };
-    let settlement = pipeline::settle(
-        item.candidate.clone(),
-        &meta,
-        found.clone(),
-        OffsetDateTime::now_utc(),
-    );
+    let settlement = pipeline::settle(candidate, &meta, found, OffsetDateTime::now_utc());
     let lead = &settlement.lead;
     let doc = serde_json::to_string(lead)?;
     let email = lead.fields.email.as_ref().map(Email::as_str);
@@ -461,6 +516,7 @@ fn settle(conn: &Connection, item: &CaptureItem) -> Result<Captured, StoreError>
     upsert_submission(
         conn,
         sub,
+        payload,
         Status::Processed,
         Some((lead.id, settlement.outcome)),
         None,
@@ -498,11 +554,11 @@ impl Status {
 fn upsert_submission(
     conn: &Connection,
     sub: &RawSubmission,
+    payload: &str,
     status: Status,
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(&sub.payload)?;
     conn.prepare_cached(
         "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -546,7 +602,14 @@ fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreErr
                 continue;
             }
         }
-        upsert_submission(conn, sub, Status::Pending, None, None)?;
+        upsert_submission(
+            conn,
+            sub,
+            &serde_json::to_string(&sub.payload)?,
+            Status::Pending,
+            None,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -661,7 +724,16 @@ impl Store for SqliteStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|reply| Command::Capture(items, reply)).await
+        let prepared = items
+            .into_iter()
+            .map(|item| {
+                Ok(Prepared {
+                    payload: serde_json::to_string(&item.submission.payload)?,
+                    item,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(|reply| Command::Capture(prepared, reply)).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
