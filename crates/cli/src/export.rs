@@ -27,7 +27,7 @@ pub async fn export(
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(sink);
             w.write_record(header()).map_err(|e| e.to_string())?;
-            Out::Csv(w)
+            Out::Csv(Box::new(w))
         }
         ExportFormat::Jsonl => Out::Jsonl(sink),
     };
@@ -62,7 +62,7 @@ pub async fn export(
 }
 
 enum Out {
-    Csv(csv::Writer<std::io::BufWriter<Box<dyn Write>>>),
+    Csv(Box<csv::Writer<std::io::BufWriter<Box<dyn Write>>>>),
     Jsonl(std::io::BufWriter<Box<dyn Write>>),
 }
 

@@ -125,11 +125,11 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Dropping the sender ends the writer loop after it drains the queue.
-        if let Ok(mut guard) = self.thread.lock() {
-            if let Some(handle) = guard.take() {
-                drop(std::mem::replace(&mut self.writer, mpsc::channel(1).0));
-                let _ = handle.join();
-            }
+        if let Ok(mut guard) = self.thread.lock()
+            && let Some(handle) = guard.take()
+        {
+            drop(std::mem::replace(&mut self.writer, mpsc::channel(1).0));
+            let _ = handle.join();
         }
     }
 }
@@ -204,10 +204,10 @@ impl Readers {
     }
 
     fn give(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
         }
     }
 }
@@ -383,10 +383,10 @@ fn capture_one(
     isolation: Isolation,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
-    if let Some(key) = &sub.idempotency_key {
-        if let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)? {
-            return first;
-        }
+    if let Some(key) = &sub.idempotency_key
+        && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
+    {
+        return first;
     }
     let candidate = prepared.item.candidate.clone();
     if isolation == Isolation::Request {
@@ -597,10 +597,10 @@ fn insert_history(
 
 fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
     for sub in subs {
-        if let Some(key) = &sub.idempotency_key {
-            if earlier_submission(conn, &sub.source, key, sub.id)?.is_some() {
-                continue;
-            }
+        if let Some(key) = &sub.idempotency_key
+            && earlier_submission(conn, &sub.source, key, sub.id)?.is_some()
+        {
+            continue;
         }
         upsert_submission(
             conn,

@@ -1,4 +1,5 @@
 //! The conformance suite on the SQLite store, each test on a fresh database file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use leadflow_store::conformance::TestStore;
 use std::sync::Arc;

@@ -200,9 +200,7 @@ pub async fn create(
     };
     let mut response = (status, Json(&out)).into_response();
     if let Some(id) = out.id {
-        if let Ok(location) = HeaderValue::from_str(&format!("/v1/leads/{id}")) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
+        set_header(&mut response, header::LOCATION, format!("/v1/leads/{id}"));
     }
     if out.replayed {
         response.headers_mut().insert(
@@ -253,8 +251,7 @@ pub async fn batch(
             format!("at most {MAX_BATCH} leads per batch"),
         )]));
     }
-    let mut items: Vec<Result<(SourceName, Map<String, Value>), FieldError>> =
-        Vec::with_capacity(leads.len());
+    let mut items: Vec<Sourced> = Vec::with_capacity(leads.len());
     for (i, lead) in leads.into_iter().enumerate() {
         items.push(match lead {
             Value::Object(payload) => {
@@ -305,6 +302,17 @@ pub async fn batch(
     }))
 }
 
+/// A batch item with its source sorted out, or why it has none.
+type Sourced = Result<(SourceName, Map<String, Value>), FieldError>;
+
+/// Header values built from ids and numbers are always valid; this keeps that assumption
+/// out of the handlers.
+fn set_header(response: &mut Response, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// Only the lead with this email (normalized before matching).
@@ -348,11 +356,11 @@ pub async fn list(
         .flatten();
     let mut response = Json(page).into_response();
     if let Some(next) = next {
-        if let Ok(link) = HeaderValue::from_str(&format!(
-            "</v1/leads?after={next}&limit={limit}>; rel=\"next\""
-        )) {
-            response.headers_mut().insert(header::LINK, link);
-        }
+        set_header(
+            &mut response,
+            header::LINK,
+            format!("</v1/leads?after={next}&limit={limit}>; rel=\"next\""),
+        );
     }
     Ok(response)
 }
@@ -379,11 +387,11 @@ pub async fn get(
     let moved = lead.id != lead_id;
     let mut response = Json(&lead).into_response();
     if moved {
-        if let Ok(location) = HeaderValue::from_str(&format!("/v1/leads/{}", lead.id)) {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LOCATION, location);
-        }
+        set_header(
+            &mut response,
+            header::CONTENT_LOCATION,
+            format!("/v1/leads/{}", lead.id),
+        );
     }
     Ok(response)
 }
