@@ -23,10 +23,7 @@ const BATCH_SIZE: usize = 1000;
 const BATCH_CONNECTIONS: usize = 4;
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let phase = Duration::from_secs(seconds);
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_leadflow");
@@ -35,12 +32,7 @@ fn main() {
         .args(["keys", "create", "--name", "bench", "--scope", "admin"])
         .output()
         .unwrap();
-    let token = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
     let mut server = Command::new(bin)
         .current_dir(dir.path())
         .env("LEADFLOW_LOG", "warn")
@@ -49,19 +41,13 @@ fn main() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().trim_start_matches("listening on ").to_owned();
 
     // BENCH_ONLY=healthz,single,batch,storage runs a subset (for profiling one phase).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|p| p == name);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     println!("\n| measurement | rate | p50 | p99 | errors |");
     println!("|---|---|---|---|---|");
     let mut rates = std::collections::HashMap::new();
@@ -70,11 +56,7 @@ fn main() {
             &addr,
             CONNECTIONS,
             phase,
-            |_, _| {
-                "GET /healthz HTTP/1.1\r\nhost: b\r\n\r\n"
-                    .to_owned()
-                    .into_bytes()
-            },
+            |_, _| "GET /healthz HTTP/1.1\r\nhost: b\r\n\r\n".to_owned().into_bytes(),
             1,
         ));
         r.row("GET /healthz, 64 connections", "req/s");
@@ -82,13 +64,8 @@ fn main() {
     }
     if run("single") {
         let t = token.clone();
-        let r = rt.block_on(load(
-            &addr,
-            CONNECTIONS,
-            phase,
-            move |conn, i| post(&t, "/v1/leads", &lead_json(conn, i)),
-            1,
-        ));
+        let r =
+            rt.block_on(load(&addr, CONNECTIONS, phase, move |conn, i| post(&t, "/v1/leads", &lead_json(conn, i)), 1));
         r.row("POST /v1/leads, 64 connections", "leads/s");
         rates.insert("single", r.rate);
     }
@@ -99,21 +76,13 @@ fn main() {
             BATCH_CONNECTIONS,
             phase,
             move |conn, i| {
-                let leads: Vec<String> = (0..BATCH_SIZE)
-                    .map(|k| lead_json(1000 + conn, i * BATCH_SIZE as u64 + k as u64))
-                    .collect();
-                post(
-                    &t,
-                    "/v1/leads/batch",
-                    &format!("{{\"leads\":[{}]}}", leads.join(",")),
-                )
+                let leads: Vec<String> =
+                    (0..BATCH_SIZE).map(|k| lead_json(1000 + conn, i * BATCH_SIZE as u64 + k as u64)).collect();
+                post(&t, "/v1/leads/batch", &format!("{{\"leads\":[{}]}}", leads.join(",")))
             },
             BATCH_SIZE as u64,
         ));
-        r.row(
-            "POST /v1/leads/batch (1000 leads), 4 connections",
-            "leads/s",
-        );
+        r.row("POST /v1/leads/batch (1000 leads), 4 connections", "leads/s");
         rates.insert("batch", r.rate);
     }
     stop(&mut server);
@@ -126,11 +95,7 @@ fn main() {
         rates.insert("storage", storage);
     }
     println!();
-    for (a, b) in [
-        ("single", "healthz"),
-        ("single", "storage"),
-        ("batch", "storage"),
-    ] {
+    for (a, b) in [("single", "healthz"), ("single", "storage"), ("batch", "storage")] {
         if let (Some(x), Some(y)) = (rates.get(a), rates.get(b)) {
             println!("{a} / {b} = {:.3}", x / y);
         }
@@ -148,9 +113,7 @@ fn post(token: &str, path: &str, body: &str) -> Vec<u8> {
 }
 
 fn stop(server: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = server.wait();
 }
 
@@ -217,9 +180,7 @@ async fn load(
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
     Result {
         rate: all.len() as f64 * per_request as f64 / elapsed,
@@ -260,21 +221,10 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
 /// with the same durability settings. Returns leads/s.
 fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
     let conn = rusqlite::Connection::open(dir.join("baseline.db")).unwrap();
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-        .unwrap();
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-    )
-    .unwrap();
-    conn.execute_batch(include_str!(
-        "../../store/migrations/sqlite/0001_capture_core.sql"
-    ))
-    .unwrap();
-    let doc = format!(
-        "{{\"lead\":{},\"pad\":\"{}\"}}",
-        lead_json(0, 0),
-        "x".repeat(700)
-    );
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;").unwrap();
+    conn.execute_batch(include_str!("../../store/migrations/sqlite/0001_capture_core.sql")).unwrap();
+    let doc = format!("{{\"lead\":{},\"pad\":\"{}\"}}", lead_json(0, 0), "x".repeat(700));
     let payload = lead_json(0, 0);
     let started = Instant::now();
     let mut n = 0u64;
@@ -285,23 +235,18 @@ fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
             let mut sub = tx
                 .prepare_cached("INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome) VALUES (?1, 'api', NULL, ?2, ?3, 'processed', ?4, 'created')")
                 .unwrap();
-            let mut hist = tx.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)").unwrap();
+            let mut hist = tx
+                .prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
             for _ in 0..BATCH_SIZE {
                 let lead_id = format!("01900000-0000-7000-8000-{n:012}");
                 let sub_id = format!("01900000-0000-7000-9000-{n:012}");
                 let email = format!("base-{n}@example.com");
                 let now = i64::try_from(n).unwrap();
-                lead.execute(rusqlite::params![lead_id, email, now, doc])
+                lead.execute(rusqlite::params![lead_id, email, now, doc]).unwrap();
+                sub.execute(rusqlite::params![sub_id, now, payload, lead_id]).unwrap();
+                hist.execute(rusqlite::params![lead_id, now, sub_id, "{\"kind\":\"created\",\"source\":\"api\"}"])
                     .unwrap();
-                sub.execute(rusqlite::params![sub_id, now, payload, lead_id])
-                    .unwrap();
-                hist.execute(rusqlite::params![
-                    lead_id,
-                    now,
-                    sub_id,
-                    "{\"kind\":\"created\",\"source\":\"api\"}"
-                ])
-                .unwrap();
                 n += 1;
             }
         }

@@ -10,16 +10,11 @@ use std::path::Path;
 const PAGE: usize = 1000;
 
 /// Returns how many leads were written.
-pub async fn export(
-    store: &DynStore,
-    format: ExportFormat,
-    out: Option<&Path>,
-) -> Result<u64, String> {
+pub async fn export(store: &DynStore, format: ExportFormat, out: Option<&Path>) -> Result<u64, String> {
     let sink: Box<dyn Write> = match out {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let sink = std::io::BufWriter::new(sink);
@@ -34,17 +29,12 @@ pub async fn export(
     let mut after = None;
     let mut count = 0u64;
     loop {
-        let page = store
-            .list_leads(after, PAGE)
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = store.list_leads(after, PAGE).await.map_err(|e| e.to_string())?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for lead in &page {
             match &mut out {
-                Out::Csv(w) => w
-                    .write_record(row(lead).iter().map(|c| neutralize(c)))
-                    .map_err(|e| e.to_string())?,
+                Out::Csv(w) => w.write_record(row(lead).iter().map(|c| neutralize(c))).map_err(|e| e.to_string())?,
                 Out::Jsonl(w) => {
                     serde_json::to_writer(&mut *w, lead).map_err(|e| e.to_string())?;
                     w.write_all(b"\n").map_err(|e| e.to_string())?;
@@ -84,21 +74,11 @@ fn header() -> Vec<&'static str> {
 
 fn row(lead: &Lead) -> Vec<String> {
     let mut r = vec![lead.id.to_string()];
-    r.extend(
-        STANDARD_FIELDS
-            .iter()
-            .map(|f| lead.fields.text(f).unwrap_or_default()),
-    );
-    let timestamp = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
+    r.extend(STANDARD_FIELDS.iter().map(|f| lead.fields.text(f).unwrap_or_default()));
+    let timestamp =
+        |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     r.extend([
-        if lead.custom.is_empty() {
-            String::new()
-        } else {
-            serde_json::Value::Object(lead.custom.clone()).to_string()
-        },
+        if lead.custom.is_empty() { String::new() } else { serde_json::Value::Object(lead.custom.clone()).to_string() },
         lead.lifecycle_stage.as_str().to_owned(),
         lead.score.map(|s| s.to_string()).unwrap_or_default(),
         lead.owner.clone().unwrap_or_default(),
@@ -125,14 +105,7 @@ mod tests {
 
     #[test]
     fn formula_cells_are_neutralized_and_others_untouched() {
-        for risky in [
-            "=HYPERLINK(\"http://x\")",
-            "+1 555",
-            "-2+3",
-            "@SUM(A1)",
-            "\tx",
-            "\rx",
-        ] {
+        for risky in ["=HYPERLINK(\"http://x\")", "+1 555", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
             assert_eq!(neutralize(risky), format!("'{risky}"));
         }
         for safe in ["Ada", "", "ada@example.com", "'quoted", "1-2"] {

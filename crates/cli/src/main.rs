@@ -26,11 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const DEFAULT_CONFIG_FILE: &str = "leadflow.toml";
 
 #[derive(Parser)]
-#[command(
-    name = "leadflow",
-    version,
-    about = "Capture, clean, deduplicate and hand off B2B leads."
-)]
+#[command(name = "leadflow", version, about = "Capture, clean, deduplicate and hand off B2B leads.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -132,10 +128,7 @@ impl Failure {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -176,13 +169,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::CheckConfig { file, config } => check_config(file.or(config)),
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
-            let result = export::export(&store, format, out.as_deref())
-                .await
-                .map_err(Failure::Runtime);
-            store
-                .close()
-                .await
-                .map_err(|e| Failure::Store(e.to_string()))?;
+            let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);
+            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             let count = result?;
             eprintln!("exported {count} leads");
             Ok(())
@@ -192,24 +180,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 /// The configuration file to read: the one named, else ./leadflow.toml if present.
 fn config_path(named: Option<PathBuf>) -> Option<PathBuf> {
-    named.or_else(|| {
-        Path::new(DEFAULT_CONFIG_FILE)
-            .exists()
-            .then(|| PathBuf::from(DEFAULT_CONFIG_FILE))
-    })
+    named.or_else(|| Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE)))
 }
 
 fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
     let Some(path) = config_path(named) else {
         return Ok(Config::default());
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
     config::parse(&text).map_err(|errors| {
-        let listed: Vec<String> = errors
-            .iter()
-            .map(|e| format!("{}:{e}", path.display()))
-            .collect();
+        let listed: Vec<String> = errors.iter().map(|e| format!("{}:{e}", path.display())).collect();
         Failure::Config(format!("invalid configuration:\n{}", listed.join("\n")))
     })
 }
@@ -219,9 +200,7 @@ async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
     if let Some(url) = &data.database {
         config.database.url.clone_from(url);
     }
-    let store = leadflow_store::open(&config.database.url)
-        .await
-        .map_err(|e| Failure::Store(e.to_string()))?;
+    let store = leadflow_store::open(&config.database.url).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok((store, config))
 }
 
@@ -233,9 +212,7 @@ async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.server.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!(%addr, database = %redact_url(&config.database.url), "leadflow listening");
     // A plain line on stdout, for scripts and tests that start on port 0.
     println!("listening on {addr}");
@@ -286,8 +263,7 @@ async fn keys(action: KeysCommand) -> Result<(), Failure> {
                 return Err(Failure::Runtime("a key name is 1 to 100 characters".into()));
             }
             let (store, _) = open(&data).await?;
-            let token = ApiToken::generate()
-                .map_err(|e| Failure::Runtime(format!("no randomness available: {e}")))?;
+            let token = ApiToken::generate().map_err(|e| Failure::Runtime(format!("no randomness available: {e}")))?;
             let key = ApiKey {
                 id: KeyId::new(),
                 name,
@@ -297,69 +273,36 @@ async fn keys(action: KeysCommand) -> Result<(), Failure> {
                 revoked_at: None,
             };
             let created = store.create_key(key.clone(), token.hash()).await;
-            store
-                .close()
-                .await
-                .map_err(|e| Failure::Store(e.to_string()))?;
+            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             created.map_err(|e| Failure::Runtime(e.to_string()))?;
             let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
-            println!(
-                "created key {:?} ({}) with scopes {}",
-                key.name,
-                key.id,
-                scopes.join(", ")
-            );
+            println!("created key {:?} ({}) with scopes {}", key.name, key.id, scopes.join(", "));
             println!("the token is shown only now; store it safely:");
             println!("{}", token.reveal());
             Ok(())
         }
         KeysCommand::List { data } => {
             let (store, _) = open(&data).await?;
-            let keys = store
-                .list_keys()
-                .await
-                .map_err(|e| Failure::Store(e.to_string()))?;
-            store
-                .close()
-                .await
-                .map_err(|e| Failure::Store(e.to_string()))?;
-            println!(
-                "{:<36}  {:<20}  {:<12}  {:<8}  SCOPES",
-                "ID", "NAME", "PREFIX", "STATUS"
-            );
+            let keys = store.list_keys().await.map_err(|e| Failure::Store(e.to_string()))?;
+            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+            println!("{:<36}  {:<20}  {:<12}  {:<8}  SCOPES", "ID", "NAME", "PREFIX", "STATUS");
             for k in keys {
                 let scopes: Vec<String> = k.scopes.iter().map(ToString::to_string).collect();
-                let status = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
-                println!(
-                    "{:<36}  {:<20}  {:<12}  {:<8}  {}",
-                    k.id,
-                    k.name,
-                    k.prefix,
-                    status,
-                    scopes.join(",")
-                );
+                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{:<36}  {:<20}  {:<12}  {:<8}  {}", k.id, k.name, k.prefix, status, scopes.join(","));
             }
             Ok(())
         }
         KeysCommand::Revoke { data, name_or_id } => {
             let (store, _) = open(&data).await?;
             let revoked = store.revoke_key(&name_or_id).await;
-            store
-                .close()
-                .await
-                .map_err(|e| Failure::Store(e.to_string()))?;
+            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             match revoked.map_err(|e| Failure::Store(e.to_string()))? {
                 Some(k) => {
                     println!("revoked key {:?} ({})", k.name, k.id);
                     Ok(())
                 }
-                None => Err(Failure::Runtime(format!(
-                    "no active key is named {name_or_id:?} or has that id"
-                ))),
+                None => Err(Failure::Runtime(format!("no active key is named {name_or_id:?} or has that id"))),
             }
         }
     }
@@ -379,26 +322,12 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
             s.secret_env
                 .as_ref()
                 .filter(|var| std::env::var_os(var).is_none())
-                .map(|var| {
-                    format!(
-                        "sources {:?}: the environment variable {var} is not set",
-                        s.name.as_str()
-                    )
-                })
+                .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
         })
         .collect();
     if !missing.is_empty() {
-        return Err(Failure::Config(format!(
-            "{}: {}",
-            path.display(),
-            missing.join("; ")
-        )));
+        return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
     }
-    println!(
-        "{}: ok ({} sources: {})",
-        path.display(),
-        names.len(),
-        names.join(", ")
-    );
+    println!("{}: ok ({} sources: {})", path.display(), names.len(), names.join(", "));
     Ok(())
 }

@@ -13,11 +13,7 @@ use std::time::Duration;
 fn leadflow(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadflow"));
     cmd.current_dir(dir);
-    for var in [
-        "LEADFLOW_DATABASE_URL",
-        "LEADFLOW_CONFIG",
-        "LEADFLOW_LISTEN",
-    ] {
+    for var in ["LEADFLOW_DATABASE_URL", "LEADFLOW_CONFIG", "LEADFLOW_LISTEN"] {
         cmd.env_remove(var);
     }
     cmd.env("LEADFLOW_LOG", "warn");
@@ -61,29 +57,18 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Self {
-            child,
-            base: format!("http://{addr}"),
-        }
+        Self { child, base: format!("http://{addr}") }
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         self.child.wait().unwrap()
     }
 }
@@ -96,10 +81,7 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 async fn all_leads(http: &reqwest::Client, base: &str, token: &str) -> Vec<Value> {
@@ -110,15 +92,7 @@ async fn all_leads(http: &reqwest::Client, base: &str, token: &str) -> Vec<Value
             Some(a) => format!("{base}/v1/leads?limit=1000&after={a}"),
             None => format!("{base}/v1/leads?limit=1000"),
         };
-        let page: Vec<Value> = http
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Vec<Value> = http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last["id"].as_str().unwrap().to_owned());
         leads.extend(page);
@@ -129,19 +103,7 @@ async fn all_leads(http: &reqwest::Client, base: &str, token: &str) -> Vec<Value
 #[test]
 fn keys_create_prints_the_token_last_and_nothing_secret_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "keys",
-            "create",
-            "--name",
-            "ci",
-            "--scope",
-            "ingest:web",
-            "--scope",
-            "read",
-        ],
-    );
+    let out = run(dir.path(), &["keys", "create", "--name", "ci", "--scope", "ingest:web", "--scope", "read"]);
     assert!(out.status.success());
     let token = stdout(&out).lines().last().unwrap().to_owned();
     assert!(token.starts_with("lf_") && token.len() > 40);
@@ -150,31 +112,15 @@ fn keys_create_prints_the_token_last_and_nothing_secret_elsewhere() {
 
     let listed = run(dir.path(), &["keys", "list"]);
     assert!(stdout(&listed).contains("ci") && stdout(&listed).contains("ingest:web,read"));
-    assert!(
-        !stdout(&listed).contains(&token[12..]),
-        "a listing never shows the secret"
-    );
+    assert!(!stdout(&listed).contains(&token[12..]), "a listing never shows the secret");
 
-    let bad = run(
-        dir.path(),
-        &["keys", "create", "--name", "x", "--scope", "root"],
-    );
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "an unknown scope is a usage error"
-    );
-    let dup = run(
-        dir.path(),
-        &["keys", "create", "--name", "ci", "--scope", "read"],
-    );
+    let bad = run(dir.path(), &["keys", "create", "--name", "x", "--scope", "root"]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown scope is a usage error");
+    let dup = run(dir.path(), &["keys", "create", "--name", "ci", "--scope", "read"]);
     assert_eq!(dup.status.code(), Some(1));
 
     assert!(run(dir.path(), &["keys", "revoke", "ci"]).status.success());
-    assert_eq!(
-        run(dir.path(), &["keys", "revoke", "ci"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(run(dir.path(), &["keys", "revoke", "ci"]).status.code(), Some(1));
     assert!(stdout(&run(dir.path(), &["keys", "list"])).contains("revoked"));
 }
 
@@ -191,11 +137,7 @@ async fn a_key_revoked_from_the_command_line_stops_working_at_once() {
             .send()
     };
     assert_eq!(post().await.unwrap().status(), 201);
-    assert!(
-        run(dir.path(), &["keys", "revoke", "test"])
-            .status
-            .success()
-    );
+    assert!(run(dir.path(), &["keys", "revoke", "test"]).status.success());
     assert_eq!(post().await.unwrap().status(), 401);
 }
 
@@ -210,19 +152,13 @@ fn check_config_reports_every_error_with_its_location() {
     let out = run(dir.path(), &["check-config", "bad.toml"]);
     assert_eq!(out.status.code(), Some(3));
     let err = stderr(&out);
-    for located in [
-        "bad.toml:2:10: server.listen",
-        "bad.toml:5:8: sources[0].name",
-        "bad.toml:6:11: sources[0].adapter",
-    ] {
+    for located in
+        ["bad.toml:2:10: server.listen", "bad.toml:5:8: sources[0].name", "bad.toml:6:11: sources[0].adapter"]
+    {
         assert!(err.contains(located), "missing {located:?} in {err}");
     }
 
-    std::fs::write(
-        dir.path().join("leadflow.toml"),
-        "[[sources]]\nname = \"web\"\nadapter = \"json\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("leadflow.toml"), "[[sources]]\nname = \"web\"\nadapter = \"json\"\n").unwrap();
     let ok = run(dir.path(), &["check-config"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("api, web"));
@@ -242,20 +178,13 @@ fn check_config_reports_every_error_with_its_location() {
         .env("WEBSITE_FORM_SECRET", "x")
         .output()
         .unwrap();
-    assert!(
-        checked.status.success(),
-        "the example configuration is valid: {}",
-        stderr(&checked)
-    );
+    assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));
 }
 
 #[test]
 fn an_unsupported_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &["keys", "list", "--database", "mysql://localhost/x"],
-    );
+    let out = run(dir.path(), &["keys", "list", "--database", "mysql://localhost/x"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("sqlite://"));
 }
@@ -267,14 +196,7 @@ async fn serve_with_no_configuration_creates_leadflow_db_here() {
     let mut server = Server::start(dir.path());
     assert!(dir.path().join("leadflow.db").exists());
     let http = client();
-    assert_eq!(
-        http.get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(format!("{}/readyz", server.base)).send().await.unwrap().status(), 200);
     let r = http
         .post(format!("{}/v1/leads", server.base))
         .bearer_auth(&token)
@@ -293,11 +215,8 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     let token = create_key(dir.path(), &["admin"]);
     let mut server = Server::start(dir.path());
     let body = json!({"email": "inflight@example.com"}).to_string();
-    let mut stream =
-        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // `Expect: 100-continue` makes the server say when the handler starts reading the
     // body: from then on the request is in flight.
     write!(
@@ -311,24 +230,12 @@ fn sigterm_finishes_the_request_in_flight_and_exits_0() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
 
     let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     stream.write_all(body.as_bytes()).unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 201"),
-        "the in-flight request is answered: {answer}"
-    );
-    assert!(
-        server.child.wait().unwrap().success(),
-        "exit status 0 after SIGTERM"
-    );
+    assert!(answer.starts_with("HTTP/1.1 201"), "the in-flight request is answered: {answer}");
+    assert!(server.child.wait().unwrap().success(), "exit status 0 after SIGTERM");
     drop(server);
     let out = run(dir.path(), &["export", "--format", "jsonl"]);
     assert!(stdout(&out).contains("inflight@example.com"));
@@ -356,26 +263,12 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
     }
     drop(server);
 
-    let out = run(
-        dir.path(),
-        &["export", "--format", "csv", "--out", "leads.csv"],
-    );
+    let out = run(dir.path(), &["export", "--format", "csv", "--out", "leads.csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut reader = csv::Reader::from_path(dir.path().join("leads.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
-    for column in [
-        "id",
-        "email",
-        "phone",
-        "company",
-        "lifecycle_stage",
-        "score",
-        "owner",
-    ] {
-        assert!(
-            headers.iter().any(|h| h == column),
-            "missing column {column}"
-        );
+    for column in ["id", "email", "phone", "company", "lifecycle_stage", "score", "owner"] {
+        assert!(headers.iter().any(|h| h == column), "missing column {column}");
     }
     let company = headers.iter().position(|h| h == "company").unwrap();
     let phone = headers.iter().position(|h| h == "phone").unwrap();
@@ -387,15 +280,9 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
     assert!(rows[0][phone].starts_with("'+"));
 
     let out = run(dir.path(), &["export", "--format", "jsonl"]);
-    let leads: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let leads: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(leads.len(), 3);
-    assert_eq!(
-        leads[0]["company"], "=HYPERLINK(\"http://evil\")",
-        "JSON keeps the value as it is"
-    );
+    assert_eq!(leads[0]["company"], "=HYPERLINK(\"http://evil\")", "JSON keeps the value as it is");
     assert_eq!(leads[0]["lifecycle_stage"], "new");
 }
 
@@ -414,13 +301,8 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
     let unacked = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let (http, base, token, acked, unacked) = (
-            http.clone(),
-            server.base.clone(),
-            token.clone(),
-            acked.clone(),
-            unacked.clone(),
-        );
+        let (http, base, token, acked, unacked) =
+            (http.clone(), server.base.clone(), token.clone(), acked.clone(), unacked.clone());
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let email = format!("w{w}-{i}@example.com");
@@ -461,10 +343,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
     let distinct: HashSet<&str> = emails.iter().copied().collect();
     assert_eq!(distinct.len(), emails.len(), "no lead exists twice");
     for email in &acked {
-        assert!(
-            distinct.contains(email.as_str()),
-            "acknowledged lead {email} was lost"
-        );
+        assert!(distinct.contains(email.as_str()), "acknowledged lead {email} was lost");
     }
 
     for email in &unacked {
@@ -479,10 +358,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
         assert!(r.status() == 201, "resending {email} gave {}", r.status());
     }
     let after = all_leads(&http, &server.base, &token).await;
-    let emails: HashSet<String> = after
-        .iter()
-        .map(|l| l["email"].as_str().unwrap().to_owned())
-        .collect();
+    let emails: HashSet<String> = after.iter().map(|l| l["email"].as_str().unwrap().to_owned()).collect();
     assert_eq!(emails.len(), after.len());
     assert_eq!(after.len(), acked.len() + unacked.len());
 }

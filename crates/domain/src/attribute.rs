@@ -79,11 +79,7 @@ pub struct Attribution {
 
 impl Attribution {
     pub fn first(touch: Touchpoint) -> Self {
-        Self {
-            original: touch.clone(),
-            latest: touch,
-            touch_count: 1,
-        }
+        Self { original: touch.clone(), latest: touch, touch_count: 1 }
     }
 
     /// Records a later touch. A touch older than the latest one (a late retry, a backfill)
@@ -107,17 +103,9 @@ mod tests {
     #[test]
     fn original_touch_is_kept_and_latest_follows_time() {
         let web = SourceName::parse("web").unwrap();
-        let mut a = Attribution::first(Touchpoint::bare(
-            SourceName::api(),
-            SubmissionId::new(),
-            at(100),
-        ));
+        let mut a = Attribution::first(Touchpoint::bare(SourceName::api(), SubmissionId::new(), at(100)));
         a.record(Touchpoint::bare(web.clone(), SubmissionId::new(), at(200)));
-        a.record(Touchpoint::bare(
-            SourceName::api(),
-            SubmissionId::new(),
-            at(150),
-        ));
+        a.record(Touchpoint::bare(SourceName::api(), SubmissionId::new(), at(150)));
         assert_eq!(a.original.source, SourceName::api());
         assert_eq!(a.latest.source, web);
         assert_eq!(a.touch_count, 3);

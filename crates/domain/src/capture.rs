@@ -62,17 +62,7 @@ pub struct RawSubmission {
 }
 
 impl RawSubmission {
-    pub fn new(
-        source: SourceName,
-        idempotency_key: Option<IdempotencyKey>,
-        payload: Map<String, Value>,
-    ) -> Self {
-        Self {
-            id: SubmissionId::new(),
-            source,
-            received_at: OffsetDateTime::now_utc(),
-            idempotency_key,
-            payload,
-        }
+    pub fn new(source: SourceName, idempotency_key: Option<IdempotencyKey>, payload: Map<String, Value>) -> Self {
+        Self { id: SubmissionId::new(), source, received_at: OffsetDateTime::now_utc(), idempotency_key, payload }
     }
 }

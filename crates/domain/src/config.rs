@@ -74,15 +74,14 @@ pub struct SourceConfig {
     pub adapter: Adapter,
     /// The environment variable holding the source's signing secret, if it has one.
     pub secret_env: Option<String>,
+    /// ISO 3166-1 alpha-2 country used to read national phone numbers when a lead gives
+    /// no country.
+    pub default_country: Option<String>,
 }
 
 impl SourceConfig {
     pub fn api() -> Self {
-        Self {
-            name: SourceName::api(),
-            adapter: Adapter::Json,
-            secret_env: None,
-        }
+        Self { name: SourceName::api(), adapter: Adapter::Json, secret_env: None, default_country: None }
     }
 }
 
@@ -90,15 +89,11 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             server: ServerConfig {
-                listen: DEFAULT_LISTEN
-                    .parse()
-                    .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
-            database: DatabaseConfig {
-                url: DEFAULT_DATABASE_URL.to_owned(),
-            },
+            database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
             sources: vec![SourceConfig::api()],
         }
     }
@@ -125,11 +120,7 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "{}:{}: {}", self.line, self.column, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}: {}: {}",
-                self.line, self.column, self.key, self.message
-            )
+            write!(f, "{}:{}: {}: {}", self.line, self.column, self.key, self.message)
         }
     }
 }
@@ -140,18 +131,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(doc) => doc,
         Err(e) => {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            return Err(vec![ConfigError {
-                line,
-                column,
-                key: String::new(),
-                message: e.message().to_owned(),
-            }]);
+            return Err(vec![ConfigError { line, column, key: String::new(), message: e.message().to_owned() }]);
         }
     };
-    let mut v = Validator {
-        text,
-        errors: Vec::new(),
-    };
+    let mut v = Validator { text, errors: Vec::new() };
     let mut config = Config::default();
     let root = doc.as_table();
     for (key, item) in root.iter() {
@@ -173,11 +156,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     if config.sources.iter().all(|s| s.name != SourceName::api()) {
         config.sources.insert(0, SourceConfig::api());
     }
-    if v.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(v.errors)
-    }
+    if v.errors.is_empty() { Ok(config) } else { Err(v.errors) }
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -195,12 +174,7 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn error(&mut self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) {
         let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
-        self.errors.push(ConfigError {
-            line,
-            column,
-            key: key.to_owned(),
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { line, column, key: key.to_owned(), message: message.into() });
     }
 
     fn table<'i>(&mut self, item: &'i Item, key: &str) -> Option<&'i Table> {
@@ -237,11 +211,7 @@ impl Validator<'_> {
                     if let Some(s) = self.string(item, &path) {
                         match s.parse() {
                             Ok(addr) => server.listen = addr,
-                            Err(_) => self.error(
-                                span(item),
-                                &path,
-                                "must be an address such as 127.0.0.1:8080",
-                            ),
+                            Err(_) => self.error(span(item), &path, "must be an address such as 127.0.0.1:8080"),
                         }
                     }
                 }
@@ -266,17 +236,11 @@ impl Validator<'_> {
             match key {
                 "url" => {
                     if let Some(s) = self.string(item, &path) {
-                        if s.starts_with("sqlite://")
-                            || s.starts_with("postgres://")
-                            || s.starts_with("postgresql://")
+                        if s.starts_with("sqlite://") || s.starts_with("postgres://") || s.starts_with("postgresql://")
                         {
                             database.url = s.to_owned();
                         } else {
-                            self.error(
-                                span(item),
-                                &path,
-                                "must start with sqlite:// or postgres://",
-                            );
+                            self.error(span(item), &path, "must start with sqlite:// or postgres://");
                         }
                     }
                 }
@@ -287,11 +251,7 @@ impl Validator<'_> {
 
     fn sources(&mut self, item: &Item) -> Vec<SourceConfig> {
         let Some(array) = item.as_array_of_tables() else {
-            self.error(
-                span(item),
-                "sources",
-                "must be an array of tables: [[sources]]",
-            );
+            self.error(span(item), "sources", "must be an array of tables: [[sources]]");
             return Vec::new();
         };
         let mut sources: Vec<SourceConfig> = Vec::new();
@@ -300,17 +260,16 @@ impl Validator<'_> {
             let mut name = None;
             let mut adapter = Some(Adapter::Json);
             let mut secret_env = None;
+            let mut default_country = None;
             for (key, item) in t.iter() {
                 let path = format!("sources[{i}].{key}");
                 match key {
                     "name" => {
                         if let Some(s) = self.string(item, &path) {
                             match SourceName::parse(s) {
-                                Ok(n) if sources.iter().any(|other| other.name == n) => self.error(
-                                    span(item),
-                                    &path,
-                                    format!("a source named {s:?} is already declared"),
-                                ),
+                                Ok(n) if sources.iter().any(|other| other.name == n) => {
+                                    self.error(span(item), &path, format!("a source named {s:?} is already declared"))
+                                }
                                 Ok(n) => name = Some(n),
                                 Err(e) => self.error(span(item), &path, e.to_string()),
                             }
@@ -326,9 +285,7 @@ impl Validator<'_> {
                                     &path,
                                     format!("adapter {s:?} is not available in this version"),
                                 ),
-                                _ => {
-                                    self.error(span(item), &path, format!("unknown adapter {s:?}"))
-                                }
+                                _ => self.error(span(item), &path, format!("unknown adapter {s:?}")),
                             }
                         }
                     }
@@ -337,7 +294,21 @@ impl Validator<'_> {
                             if is_env_name(s) {
                                 secret_env = Some(s.to_owned());
                             } else {
-                                self.error(span(item), &path, "must name an environment variable (A-Z, 0-9, _), not hold the secret");
+                                self.error(
+                                    span(item),
+                                    &path,
+                                    "must name an environment variable (A-Z, 0-9, _), not hold the secret",
+                                );
+                            }
+                        }
+                    }
+                    "default_country" => {
+                        if let Some(s) = self.string(item, &path) {
+                            match leadflow_geo::CountryCode::parse_code(s) {
+                                Some(code) => default_country = Some(code.as_str().to_owned()),
+                                None => {
+                                    self.error(span(item), &path, "must be an ISO 3166-1 alpha-2 code such as \"US\"")
+                                }
                             }
                         }
                     }
@@ -345,11 +316,9 @@ impl Validator<'_> {
                 }
             }
             match (name, adapter) {
-                (Some(name), Some(adapter)) => sources.push(SourceConfig {
-                    name,
-                    adapter,
-                    secret_env,
-                }),
+                (Some(name), Some(adapter)) => {
+                    sources.push(SourceConfig { name, adapter, secret_env, default_country })
+                }
                 (None, _) if !t.contains_key("name") => {
                     self.error(at, &format!("sources[{i}]"), "a source needs a name")
                 }
@@ -362,14 +331,11 @@ impl Validator<'_> {
 
 /// The span of a value, or of its table: a bare `Item::Value` carries the span.
 fn span(item: &Item) -> Option<Range<usize>> {
-    item.span()
-        .or_else(|| item.as_value().and_then(Value::span))
+    item.span().or_else(|| item.as_value().and_then(Value::span))
 }
 
 fn is_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]
@@ -439,10 +405,7 @@ colour = "blue"
             "13:1: extras",
         ];
         for e in expect {
-            assert!(
-                shown.iter().any(|s| s.starts_with(e)),
-                "missing {e:?} in {shown:#?}"
-            );
+            assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
         }
     }
 

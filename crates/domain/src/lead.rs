@@ -142,11 +142,7 @@ standard_fields! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Consent {
     pub granted: bool,
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +182,9 @@ pub struct Lead {
     /// Derived from the email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_domain: Option<String>,
+    /// The phone's extension, kept apart from the E.164 number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_extension: Option<String>,
     pub attribution: Attribution,
     pub lifecycle_stage: Stage,
     /// Not scored yet: `null`.
@@ -244,6 +243,7 @@ mod tests {
                 raw: Map::new(),
                 issues: vec![],
                 email_domain: Some("example.com".into()),
+                phone_extension: None,
                 attribution: Attribution::first(touch),
                 lifecycle_stage: Stage::New,
                 score: None,
@@ -266,15 +266,8 @@ mod tests {
 
     #[test]
     fn fill_empty_keeps_existing_values() {
-        let mut a = LeadFields {
-            first_name: Some("Ada".into()),
-            ..Default::default()
-        };
-        let b = LeadFields {
-            first_name: Some("Bob".into()),
-            company: Some("Acme".into()),
-            ..Default::default()
-        };
+        let mut a = LeadFields { first_name: Some("Ada".into()), ..Default::default() };
+        let b = LeadFields { first_name: Some("Bob".into()), company: Some("Acme".into()), ..Default::default() };
         assert_eq!(a.fill_empty_from(&b), vec!["company"]);
         assert_eq!(a.first_name.as_deref(), Some("Ada"));
         assert_eq!(a.company.as_deref(), Some("Acme"));

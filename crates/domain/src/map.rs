@@ -31,11 +31,7 @@ pub fn map(payload: &Map<String, Value>) -> Result<Mapped, Vec<FieldError>> {
         match key.as_str() {
             "custom" => match value {
                 Value::Object(obj) => mapped.custom.extend(obj.clone()),
-                _ => errors.push(FieldError::new(
-                    "custom",
-                    FieldErrorCode::WrongType,
-                    "custom must be an object",
-                )),
+                _ => errors.push(FieldError::new("custom", FieldErrorCode::WrongType, "custom must be an object")),
             },
             "consent" => mapped.consent = Some(value.clone()),
             k if STANDARD_FIELDS.contains(&k) => {
@@ -49,11 +45,7 @@ pub fn map(payload: &Map<String, Value>) -> Result<Mapped, Vec<FieldError>> {
     for (key, value) in loose {
         mapped.custom.entry(key).or_insert(value);
     }
-    if errors.is_empty() {
-        Ok(mapped)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(mapped) } else { Err(errors) }
 }
 
 #[cfg(test)]

@@ -2,9 +2,14 @@
 //!
 //! Text is trimmed and inner whitespace collapsed; empty text counts as absent. The email
 //! is lowercased and must be a valid address (a wrong email is an error, not a quirk:
-//! matching and delivery depend on it). Numbers that cannot be read are kept as received
-//! and listed as issues. Every standard value received is kept, as received, in `raw`.
-//! A value of the wrong JSON type is an error; all errors are reported together.
+//! matching and delivery depend on it). The country becomes its ISO 3166-1 alpha-2 code,
+//! a US, Canadian or Australian state its ISO 3166-2 code (the part after the dash), and
+//! the phone E.164 following libphonenumber, with the lead's country (else the source's
+//! default country) as the hint for national numbers; the extension is kept apart. When
+//! the lead gives no country, the phone's country is used. A value that cannot be
+//! normalized is kept as received and listed in `issues`; numbers likewise. Every
+//! standard value received is kept, as received, in `raw`. A value of the wrong JSON type
+//! is an error; all errors are reported together.
 
 use crate::email::Email;
 use crate::error::{FieldError, FieldErrorCode};
@@ -23,25 +28,28 @@ pub struct Candidate {
     pub raw: Map<String, Value>,
     pub issues: Vec<Issue>,
     pub email_domain: Option<String>,
+    pub phone_extension: Option<String>,
 }
 
-pub fn normalize(mapped: Mapped) -> Result<Candidate, Vec<FieldError>> {
+/// What normalization needs to know about the submission's source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    /// ISO 3166-1 alpha-2 country for national phone numbers when the lead gives none.
+    pub default_country: Option<&'a str>,
+}
+
+pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut c = Candidate {
-        custom: mapped.custom,
-        ..Candidate::default()
-    };
+    let mut c = Candidate { custom: mapped.custom, ..Candidate::default() };
     let f = &mut c.fields;
     for (key, value) in &mapped.standard {
         let target: &mut Option<String> = match key.as_str() {
             "email" => {
                 match value.as_str().map(Email::parse) {
                     Some(Ok(email)) => f.email = Some(email),
-                    Some(Err(_)) => errors.push(FieldError::new(
-                        key,
-                        FieldErrorCode::InvalidEmail,
-                        "not a valid email address",
-                    )),
+                    Some(Err(_)) => {
+                        errors.push(FieldError::new(key, FieldErrorCode::InvalidEmail, "not a valid email address"))
+                    }
                     None => errors.push(wrong_type(key, "a string")),
                 }
                 continue;
@@ -50,16 +58,9 @@ pub fn normalize(mapped: Mapped) -> Result<Candidate, Vec<FieldError>> {
                 match numeric(value, key == "employee_count") {
                     Ok(Some((n, ok))) => {
                         if !ok {
-                            c.issues.push(Issue {
-                                field: key.clone(),
-                                code: "invalid_number".into(),
-                            });
+                            c.issues.push(Issue { field: key.clone(), code: "invalid_number".into() });
                         }
-                        if key == "employee_count" {
-                            f.employee_count = Some(n)
-                        } else {
-                            f.annual_revenue = Some(n)
-                        }
+                        if key == "employee_count" { f.employee_count = Some(n) } else { f.annual_revenue = Some(n) }
                     }
                     Ok(None) => {}
                     Err(e) => errors.push(e),
@@ -94,14 +95,7 @@ pub fn normalize(mapped: Mapped) -> Result<Candidate, Vec<FieldError>> {
         match value {
             Value::String(s) => *target = clean_text(s),
             Value::Number(n) if numeric_ok => *target = Some(n.to_string()),
-            _ => errors.push(wrong_type(
-                key,
-                if numeric_ok {
-                    "a string or a number"
-                } else {
-                    "a string"
-                },
-            )),
+            _ => errors.push(wrong_type(key, if numeric_ok { "a string or a number" } else { "a string" })),
         }
     }
     if let Some(v) = mapped.consent {
@@ -112,19 +106,61 @@ pub fn normalize(mapped: Mapped) -> Result<Candidate, Vec<FieldError>> {
     }
     c.raw = mapped.standard;
     c.email_domain = c.fields.email.as_ref().map(|e| e.domain().to_owned());
-    if errors.is_empty() {
-        Ok(c)
-    } else {
-        Err(errors)
+    place(&mut c, hints);
+    if errors.is_empty() { Ok(c) } else { Err(errors) }
+}
+
+/// Country, state and phone, which inform one another.
+fn place(c: &mut Candidate, hints: Hints<'_>) {
+    let mut country = None;
+    if let Some(raw) = c.fields.country.take() {
+        country = leadflow_geo::country(&raw);
+        c.fields.country = Some(match country {
+            Some(code) => code.as_str().to_owned(),
+            None => {
+                c.issues.push(issue("country", "unknown_country"));
+                raw
+            }
+        });
+    }
+    if let Some(raw) = c.fields.phone.take() {
+        let hint = country.map(|code| code.as_str()).or(hints.default_country);
+        c.fields.phone = Some(match leadflow_phone::normalize(&raw, hint) {
+            Ok(number) => {
+                if c.fields.country.is_none() {
+                    country = number.region.as_deref().and_then(leadflow_geo::CountryCode::parse_code);
+                    c.fields.country = country.map(|code| code.as_str().to_owned());
+                }
+                c.phone_extension = number.extension;
+                number.e164
+            }
+            Err(_) => {
+                c.issues.push(issue("phone", "invalid_phone"));
+                raw
+            }
+        });
+    }
+    if let (Some(code), Some(raw)) = (country, c.fields.state.take()) {
+        let known = leadflow_geo::subdivision_codes(&code).next().is_some();
+        c.fields.state = Some(match leadflow_geo::subdivision(&code, &raw).and_then(|s| s.split_once('-')) {
+            Some((_, part)) => part.to_owned(),
+            None => {
+                // Only flag where the subdivisions are known; elsewhere the text stands.
+                if known {
+                    c.issues.push(issue("state", "unknown_state"));
+                }
+                raw
+            }
+        });
     }
 }
 
+fn issue(field: &str, code: &str) -> Issue {
+    Issue { field: field.to_owned(), code: code.to_owned() }
+}
+
 fn wrong_type(field: &str, expected: &str) -> FieldError {
-    FieldError::new(
-        field,
-        FieldErrorCode::WrongType,
-        format!("{field} must be {expected}"),
-    )
+    FieldError::new(field, FieldErrorCode::WrongType, format!("{field} must be {expected}"))
 }
 
 /// Trims and collapses runs of whitespace; empty text is no value.
@@ -142,18 +178,10 @@ pub fn clean_text(s: &str) -> Option<String> {
 /// Reads a count or an amount. `Ok(Some((value, readable)))`: a value that could not be
 /// read is kept as text with `readable == false`.
 fn numeric(value: &Value, integer: bool) -> Result<Option<(Numeric, bool)>, FieldError> {
-    let field = if integer {
-        "employee_count"
-    } else {
-        "annual_revenue"
-    };
+    let field = if integer { "employee_count" } else { "annual_revenue" };
     match value {
         Value::Number(n) => {
-            let ok = if integer {
-                n.as_u64().is_some()
-            } else {
-                n.as_f64().is_some_and(|f| f >= 0.0)
-            };
+            let ok = if integer { n.as_u64().is_some() } else { n.as_f64().is_some_and(|f| f >= 0.0) };
             Ok(Some((Numeric::Number(n.clone()), ok)))
         }
         Value::String(s) => {
@@ -161,18 +189,11 @@ fn numeric(value: &Value, integer: bool) -> Result<Option<(Numeric, bool)>, Fiel
                 return Ok(None);
             };
             // Thousands separators and spaces are how people type large numbers.
-            let digits: String = text
-                .chars()
-                .filter(|c| !matches!(c, ',' | ' ' | '_'))
-                .collect();
+            let digits: String = text.chars().filter(|c| !matches!(c, ',' | ' ' | '_')).collect();
             let parsed = if integer {
                 digits.parse::<u64>().ok().map(serde_json::Number::from)
             } else {
-                digits
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .and_then(serde_json::Number::from_f64)
+                digits.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).and_then(serde_json::Number::from_f64)
             };
             Ok(Some(match parsed {
                 Some(n) => (Numeric::Number(n), true),
@@ -191,11 +212,9 @@ fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
     let mut consent = Consent::default();
     match obj.get("granted") {
         Some(Value::Bool(b)) => consent.granted = *b,
-        None | Some(Value::Null) => errors.push(FieldError::new(
-            "consent.granted",
-            FieldErrorCode::Required,
-            "consent.granted is required",
-        )),
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new("consent.granted", FieldErrorCode::Required, "consent.granted is required"))
+        }
         Some(_) => errors.push(wrong_type("consent.granted", "a boolean")),
     }
     match obj.get("at") {
@@ -210,10 +229,7 @@ fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
         },
         Some(_) => errors.push(wrong_type("consent.at", "an RFC 3339 timestamp string")),
     }
-    for (key, slot) in [
-        ("source", &mut consent.source),
-        ("policy_version", &mut consent.policy_version),
-    ] {
+    for (key, slot) in [("source", &mut consent.source), ("policy_version", &mut consent.policy_version)] {
         match obj.get(key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => *slot = clean_text(s),
@@ -234,11 +250,7 @@ fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
         }
         Some(_) => errors.push(wrong_type("consent.channels", "an object of booleans")),
     }
-    if errors.is_empty() {
-        Ok(consent)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(consent) } else { Err(errors) }
 }
 
 #[cfg(test)]
@@ -249,15 +261,52 @@ mod tests {
     use serde_json::json;
 
     fn run(v: Value) -> Result<Candidate, Vec<FieldError>> {
-        normalize(map(v.as_object().unwrap()).unwrap())
+        normalize(map(v.as_object().unwrap()).unwrap(), Hints::default())
+    }
+
+    #[test]
+    fn phone_country_and_state_are_normalized_together() {
+        let c = run(json!({"phone": "(415) 555-2671 x 12", "country": "United States of America", "state": "calif."}))
+            .unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+14155552671"));
+        assert_eq!(c.phone_extension.as_deref(), Some("12"));
+        assert_eq!(c.fields.country.as_deref(), Some("US"));
+        assert_eq!(c.fields.state.as_deref(), Some("CA"));
+        assert!(c.issues.is_empty(), "{:?}", c.issues);
+    }
+
+    #[test]
+    fn the_phone_gives_the_country_when_the_lead_has_none() {
+        let c = run(json!({"phone": "+49 30 901820"})).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
+        assert_eq!(c.fields.country.as_deref(), Some("DE"));
+    }
+
+    #[test]
+    fn the_source_default_country_reads_national_numbers() {
+        let mapped = map(json!({"phone": "030 901820"}).as_object().unwrap()).unwrap();
+        let c = normalize(mapped, Hints { default_country: Some("DE") }).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
+        let unhinted = run(json!({"phone": "030 901820"})).unwrap();
+        assert_eq!(unhinted.fields.phone.as_deref(), Some("030 901820"), "kept as received");
+        assert_eq!(unhinted.issues, vec![issue("phone", "invalid_phone")]);
+    }
+
+    #[test]
+    fn unknown_places_are_kept_and_flagged_never_guessed() {
+        let c = run(json!({"country": "Atlantis", "phone": "12", "email": "a@example.com"})).unwrap();
+        assert_eq!(c.fields.country.as_deref(), Some("Atlantis"));
+        assert_eq!(c.fields.phone.as_deref(), Some("12"));
+        let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
+        assert_eq!(codes, ["unknown_country", "invalid_phone"]);
+        let c = run(json!({"country": "us", "state": "Narnia"})).unwrap();
+        assert_eq!(c.fields.state.as_deref(), Some("Narnia"));
+        assert_eq!(c.issues, vec![issue("state", "unknown_state")]);
     }
 
     #[test]
     fn cleans_text_and_keeps_what_was_received() {
-        let c = run(
-            json!({"email": " Ada@Example.com ", "first_name": "  Ada   Mae ", "company": "   "}),
-        )
-        .unwrap();
+        let c = run(json!({"email": " Ada@Example.com ", "first_name": "  Ada   Mae ", "company": "   "})).unwrap();
         assert_eq!(c.fields.email.unwrap().as_str(), "ada@example.com");
         assert_eq!(c.fields.first_name.as_deref(), Some("Ada Mae"));
         assert_eq!(c.fields.company, None);
@@ -269,17 +318,8 @@ mod tests {
     fn unreadable_numbers_are_kept_with_an_issue() {
         let c = run(json!({"employee_count": "1,200", "annual_revenue": "about 5M"})).unwrap();
         assert_eq!(c.fields.employee_count, Some(Numeric::Number(1200.into())));
-        assert_eq!(
-            c.fields.annual_revenue,
-            Some(Numeric::Text("about 5M".into()))
-        );
-        assert_eq!(
-            c.issues,
-            vec![Issue {
-                field: "annual_revenue".into(),
-                code: "invalid_number".into()
-            }]
-        );
+        assert_eq!(c.fields.annual_revenue, Some(Numeric::Text("about 5M".into())));
+        assert_eq!(c.issues, vec![Issue { field: "annual_revenue".into(), code: "invalid_number".into() }]);
     }
 
     #[test]
@@ -292,13 +332,7 @@ mod tests {
         }))
         .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        for f in [
-            "email",
-            "first_name",
-            "company",
-            "consent.granted",
-            "consent.at",
-        ] {
+        for f in ["email", "first_name", "company", "consent.granted", "consent.at"] {
             assert!(fields.contains(&f), "missing error for {f}: {fields:?}");
         }
     }
@@ -320,12 +354,24 @@ mod tests {
         }
 
         #[test]
-        fn normalize_never_panics_and_keeps_raw(name in "\\PC{0,40}", count in "\\PC{0,12}") {
-            let v = json!({"first_name": name, "employee_count": count, "phone": "+1 555"});
+        fn normalize_never_panics_and_keeps_raw(name in "\\PC{0,40}", count in "\\PC{0,12}", phone in "[0-9 +()x.-]{0,20}", country in "\\PC{0,12}") {
+            let v = json!({"first_name": name, "employee_count": count, "phone": phone, "country": country, "state": "ny"});
             if let Ok(c) = run(v.clone()) {
-                prop_assert_eq!(&c.raw["first_name"], &v["first_name"]);
-                prop_assert_eq!(&c.raw["employee_count"], &v["employee_count"]);
+                for field in ["first_name", "employee_count", "phone", "country"] {
+                    if v[field].as_str().is_some_and(|s| !s.trim().is_empty()) {
+                        prop_assert_eq!(&c.raw[field], &v[field]);
+                    }
+                }
             }
+        }
+
+        #[test]
+        fn normalizing_normalized_places_changes_nothing(phone in "\\+?[0-9 ()-]{4,18}", country in "(us|DE|France|united kingdom|Brasil)") {
+            let first = run(json!({"phone": phone, "country": country, "state": "ny"})).unwrap();
+            let again = run(json!({"phone": first.fields.phone, "country": first.fields.country, "state": first.fields.state})).unwrap();
+            prop_assert_eq!(again.fields.phone, first.fields.phone);
+            prop_assert_eq!(again.fields.country, first.fields.country);
+            prop_assert_eq!(again.fields.state, first.fields.state);
         }
     }
 }

@@ -10,6 +10,7 @@
 //! candidate's match keys.
 
 use crate::attribute::{Attribution, Touchpoint};
+use crate::config::SourceConfig;
 use crate::error::FieldError;
 use crate::ids::{LeadId, SubmissionId};
 use crate::lead::Lead;
@@ -23,9 +24,10 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 /// map → normalize → validate, reporting every error found on the way.
-pub fn prepare(payload: &Map<String, Value>) -> Result<Candidate, Vec<FieldError>> {
+pub fn prepare(payload: &Map<String, Value>, source: &SourceConfig) -> Result<Candidate, Vec<FieldError>> {
     let mapped = map::map(payload)?;
-    let candidate = normalize::normalize(mapped)?;
+    let hints = normalize::Hints { default_country: source.default_country.as_deref() };
+    let candidate = normalize::normalize(mapped, hints)?;
     validate::validate(&candidate)?;
     Ok(candidate)
 }
@@ -93,18 +95,8 @@ pub struct Settlement {
 }
 
 /// resolve → merge or create → attribute → lifecycle.
-pub fn settle(
-    candidate: Candidate,
-    sub: &SubmissionMeta,
-    found: Vec<Lead>,
-    now: OffsetDateTime,
-) -> Settlement {
-    let touch = Touchpoint::of_submission(
-        sub.source.clone(),
-        sub.id,
-        sub.received_at,
-        &candidate.fields,
-    );
+pub fn settle(candidate: Candidate, sub: &SubmissionMeta, found: Vec<Lead>, now: OffsetDateTime) -> Settlement {
+    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
     match resolve::decide(&candidate, &found) {
         Decision::Merge { into, rule } => {
             if let Some(mut lead) = found.into_iter().find(|l| l.id == into) {
@@ -120,11 +112,7 @@ pub fn settle(
                         consent_updated: report.consent_updated,
                     },
                 };
-                return Settlement {
-                    outcome: Outcome::Merged,
-                    lead,
-                    history,
-                };
+                return Settlement { outcome: Outcome::Merged, lead, history };
             }
             create(candidate, sub, touch, now)
         }
@@ -132,12 +120,7 @@ pub fn settle(
     }
 }
 
-fn create(
-    candidate: Candidate,
-    sub: &SubmissionMeta,
-    touch: Touchpoint,
-    now: OffsetDateTime,
-) -> Settlement {
+fn create(candidate: Candidate, sub: &SubmissionMeta, touch: Touchpoint, now: OffsetDateTime) -> Settlement {
     let lead = Lead {
         id: LeadId::new(),
         fields: candidate.fields,
@@ -146,6 +129,7 @@ fn create(
         raw: candidate.raw,
         issues: candidate.issues,
         email_domain: candidate.email_domain,
+        phone_extension: candidate.phone_extension,
         attribution: Attribution::first(touch),
         lifecycle_stage: Stage::New,
         score: None,
@@ -157,16 +141,9 @@ fn create(
     let history = HistoryEntry {
         lead_id: lead.id,
         at: now,
-        event: LeadEvent::Created {
-            submission_id: sub.id,
-            source: sub.source.clone(),
-        },
+        event: LeadEvent::Created { submission_id: sub.id, source: sub.source.clone() },
     };
-    Settlement {
-        outcome: Outcome::Created,
-        lead,
-        history,
-    }
+    Settlement { outcome: Outcome::Created, lead, history }
 }
 
 #[cfg(test)]
@@ -176,6 +153,10 @@ mod tests {
 
     fn payload(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    fn prepare_api(p: &Map<String, Value>) -> Result<Candidate, Vec<FieldError>> {
+        prepare(p, &SourceConfig::api())
     }
 
     fn meta(source: &str) -> SubmissionMeta {
@@ -189,27 +170,20 @@ mod tests {
     #[test]
     fn same_email_merges_filling_empty_fields_and_keeping_the_original_source() {
         let now = OffsetDateTime::now_utc();
-        let first = prepare(&payload(
-            json!({"email": "ada@example.com", "first_name": "Ada", "utm_campaign": "spring"}),
-        ))
-        .unwrap();
+        let first =
+            prepare_api(&payload(json!({"email": "ada@example.com", "first_name": "Ada", "utm_campaign": "spring"})))
+                .unwrap();
         let created = settle(first, &meta("api"), vec![], now);
         assert_eq!(created.outcome, Outcome::Created);
 
-        let second = prepare(&payload(json!({"email": " ADA@example.com", "first_name": "Augusta", "company": "Analytical", "utm_campaign": "summer"}))).unwrap();
+        let second = prepare_api(&payload(json!({"email": " ADA@example.com", "first_name": "Augusta", "company": "Analytical", "utm_campaign": "summer"}))).unwrap();
         let merged = settle(second, &meta("webinar"), vec![created.lead.clone()], now);
         assert_eq!(merged.outcome, Outcome::Merged);
         assert_eq!(merged.lead.id, created.lead.id);
         assert_eq!(merged.lead.fields.first_name.as_deref(), Some("Ada"));
         assert_eq!(merged.lead.fields.company.as_deref(), Some("Analytical"));
-        assert_eq!(
-            merged.lead.attribution.original.utm_campaign.as_deref(),
-            Some("spring")
-        );
-        assert_eq!(
-            merged.lead.attribution.latest.utm_campaign.as_deref(),
-            Some("summer")
-        );
+        assert_eq!(merged.lead.attribution.original.utm_campaign.as_deref(), Some("spring"));
+        assert_eq!(merged.lead.attribution.latest.utm_campaign.as_deref(), Some("summer"));
         assert_eq!(merged.lead.attribution.latest.source.as_str(), "webinar");
         assert_eq!(merged.lead.version, 2);
         match merged.history.event {
@@ -224,24 +198,15 @@ mod tests {
     #[test]
     fn a_different_email_creates_a_new_lead() {
         let now = OffsetDateTime::now_utc();
-        let a = settle(
-            prepare(&payload(json!({"email": "a@example.com"}))).unwrap(),
-            &meta("api"),
-            vec![],
-            now,
-        );
-        let b = settle(
-            prepare(&payload(json!({"email": "b@example.com"}))).unwrap(),
-            &meta("api"),
-            vec![a.lead],
-            now,
-        );
+        let a = settle(prepare_api(&payload(json!({"email": "a@example.com"}))).unwrap(), &meta("api"), vec![], now);
+        let b =
+            settle(prepare_api(&payload(json!({"email": "b@example.com"}))).unwrap(), &meta("api"), vec![a.lead], now);
         assert_eq!(b.outcome, Outcome::Created);
     }
 
     #[test]
     fn prepare_reports_errors_from_every_stage_it_reaches() {
-        let errs = prepare(&payload(json!({"email": "nope", "last_name": 7}))).unwrap_err();
+        let errs = prepare_api(&payload(json!({"email": "nope", "last_name": 7}))).unwrap_err();
         assert_eq!(errs.len(), 2);
     }
 }

@@ -19,16 +19,9 @@ impl SourceName {
     pub fn parse(s: &str) -> Result<Self, InvalidSourceName> {
         let valid_len = (1..=64).contains(&s.len());
         let mut chars = s.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok =
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if valid_len && first_ok && rest_ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(InvalidSourceName)
-        }
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if valid_len && first_ok && rest_ok { Ok(Self(s.to_owned())) } else { Err(InvalidSourceName) }
     }
 
     /// The source every installation has: leads posted to the REST API without a `source`.

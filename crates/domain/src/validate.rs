@@ -16,17 +16,10 @@ pub const MAX_CUSTOM_KEY_LEN: usize = 128;
 pub fn validate(c: &Candidate) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     if c.fields.email.is_none() && c.fields.phone.is_none() {
-        errors.push(FieldError::new(
-            "email",
-            FieldErrorCode::Required,
-            "an email or a phone is required",
-        ));
+        errors.push(FieldError::new("email", FieldErrorCode::Required, "an email or a phone is required"));
     }
     for field in STANDARD_FIELDS {
-        if c.fields
-            .text(field)
-            .is_some_and(|t| t.chars().count() > MAX_TEXT_LEN)
-        {
+        if c.fields.text(field).is_some_and(|t| t.chars().count() > MAX_TEXT_LEN) {
             errors.push(FieldError::new(
                 *field,
                 FieldErrorCode::TooLong,
@@ -41,11 +34,7 @@ pub fn validate(c: &Candidate) -> Result<(), Vec<FieldError>> {
             format!("at most {MAX_CUSTOM_FIELDS} custom fields"),
         ));
     }
-    for key in c
-        .custom
-        .keys()
-        .filter(|k| k.chars().count() > MAX_CUSTOM_KEY_LEN)
-    {
+    for key in c.custom.keys().filter(|k| k.chars().count() > MAX_CUSTOM_KEY_LEN) {
         let shown: String = key.chars().take(32).collect();
         errors.push(FieldError::new(
             format!("custom.{shown}…"),
@@ -53,11 +42,7 @@ pub fn validate(c: &Candidate) -> Result<(), Vec<FieldError>> {
             format!("custom field names are at most {MAX_CUSTOM_KEY_LEN} characters"),
         ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 #[cfg(test)]
@@ -79,9 +64,6 @@ mod tests {
         c.fields.email = Some(Email::parse("a@example.com").unwrap());
         c.fields.company = Some("x".repeat(MAX_TEXT_LEN + 1));
         let errs = validate(&c).unwrap_err();
-        assert_eq!(
-            (errs[0].field.as_str(), errs[0].code),
-            ("company", FieldErrorCode::TooLong)
-        );
+        assert_eq!((errs[0].field.as_str(), errs[0].code), ("company", FieldErrorCode::TooLong));
     }
 }

@@ -41,10 +41,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            detail: detail.into(),
-        }
+        Self::BadRequest { code, detail: detail.into() }
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -131,9 +128,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = problem_response(&problem);
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response.extensions_mut().insert(problem);
         response
@@ -143,22 +138,13 @@ impl IntoResponse for ApiError {
 fn problem_response(problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_vec(problem).unwrap_or_default();
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))], body).into_response()
 }
 
 /// Adds the request id to problem bodies, and turns the framework's own plain-text errors
 /// (unknown route, wrong method) into problem documents too.
 pub async fn finish_problems(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut response = next.run(request).await;
     let problem = match response.extensions_mut().remove::<Problem>() {
         Some(p) => Some(p),
@@ -198,10 +184,7 @@ pub async fn finish_problems(request: Request, next: Next) -> Response {
 fn is_bare_error(response: &Response) -> bool {
     let status = response.status();
     (status.is_client_error() || status.is_server_error())
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_none_or(|ct| ct.as_bytes().starts_with(b"text/plain"))
+        && response.headers().get(header::CONTENT_TYPE).is_none_or(|ct| ct.as_bytes().starts_with(b"text/plain"))
 }
 
 /// A panic in a handler becomes a generic 500 problem; the detail goes to the log.

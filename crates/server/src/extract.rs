@@ -18,20 +18,14 @@ pub struct Caller(pub ApiKey);
 
 impl Caller {
     pub fn require_read(&self) -> Result<(), ApiError> {
-        if self.0.can_read() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("this key lacks the read scope".into()))
-        }
+        if self.0.can_read() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the read scope".into())) }
     }
 
     pub fn require_ingest(&self, source: &SourceName) -> Result<(), ApiError> {
         if self.0.can_ingest(source) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "this key may not submit to the source {source:?}"
-            )))
+            Err(ApiError::Forbidden(format!("this key may not submit to the source {source:?}")))
         }
     }
 }
@@ -39,26 +33,16 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let key = app
-            .store
-            .key_by_hash(ApiToken::presented(token).hash())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let key = app.store.key_by_hash(ApiToken::presented(token).hash()).await?.ok_or(ApiError::Unauthorized)?;
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
         Ok(Self(key))
     }
@@ -73,17 +57,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.headers.get("idempotency-key") {
             None => Ok(Self(None)),
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|s| IdempotencyKey::parse(s).ok())
-                .map(|k| Self(Some(k)))
-                .ok_or_else(|| {
+            Some(v) => {
+                v.to_str().ok().and_then(|s| IdempotencyKey::parse(s).ok()).map(|k| Self(Some(k))).ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_idempotency_key",
                         "Idempotency-Key must be 1 to 255 visible ASCII characters",
                     )
-                }),
+                })
+            }
         }
     }
 }
@@ -103,37 +84,27 @@ impl FromRequest<AppState> for JsonObject {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as application/json".into(),
-            ));
+            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
         }
         let bytes = Bytes::from_request(req, app).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: app.config.server.body_limit_bytes,
-                }
+                ApiError::PayloadTooLarge { limit: app.config.server.body_limit_bytes }
             } else {
                 ApiError::bad_request("unreadable_body", "the request body could not be read")
             }
         })?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ApiError::Validation(vec![
-                leadflow_domain::FieldError::new(
-                    "",
-                    leadflow_domain::FieldErrorCode::WrongType,
-                    "the body must be a JSON object",
-                ),
-            ])),
-            Err(e) => Err(ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {e}"),
-            )),
+            Ok(_) => Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+                "",
+                leadflow_domain::FieldErrorCode::WrongType,
+                "the body must be a JSON object",
+            )])),
+            Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),
         }
     }
 }

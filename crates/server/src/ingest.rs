@@ -7,6 +7,7 @@
 
 use crate::metrics as m;
 use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::config::{Config, SourceConfig};
 use leadflow_domain::pipeline;
 use leadflow_domain::{FieldError, SourceName};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError};
@@ -21,21 +22,20 @@ pub enum Settled {
 /// Runs the pipeline on submissions; the answer has one entry per submission, in order.
 pub async fn submit(
     store: &DynStore,
+    config: &Config,
     submissions: Vec<RawSubmission>,
 ) -> Result<Vec<Settled>, StoreError> {
+    let fallback = SourceConfig::api();
     let mut tally = Tally::default();
     let mut slots: Vec<Option<Settled>> = Vec::with_capacity(submissions.len());
     let mut items = Vec::new();
     let mut sources = Vec::new();
     for submission in submissions {
-        match pipeline::prepare(&submission.payload) {
+        match pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(&fallback)) {
             Ok(candidate) => {
                 slots.push(None);
                 sources.push(submission.source.clone());
-                items.push(CaptureItem {
-                    submission,
-                    candidate,
-                });
+                items.push(CaptureItem { submission, candidate });
             }
             Err(errors) => {
                 tally.add(&submission.source, "rejected");
@@ -65,11 +65,7 @@ struct Tally(Vec<(SourceName, &'static str, u64)>);
 
 impl Tally {
     fn add(&mut self, source: &SourceName, outcome: &'static str) {
-        match self
-            .0
-            .iter_mut()
-            .find(|(s, o, _)| s == source && *o == outcome)
-        {
+        match self.0.iter_mut().find(|(s, o, _)| s == source && *o == outcome) {
             Some((_, _, n)) => *n += 1,
             None => self.0.push((source.clone(), outcome, 1)),
         }
@@ -92,7 +88,9 @@ fn outcome_label(c: &Captured) -> &'static str {
 
 /// Settles the submissions that were stored but not processed (for instance, accepted
 /// just before a crash). Runs at start-up; returns how many it settled or rejected.
-pub async fn recover_pending(store: &DynStore) -> Result<usize, StoreError> {
+pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize, StoreError> {
+    // A source removed from the configuration since still settles, with no hints.
+    let fallback = SourceConfig::api();
     const PAGE: usize = 500;
     let mut done = 0;
     loop {
@@ -104,11 +102,8 @@ pub async fn recover_pending(store: &DynStore) -> Result<usize, StoreError> {
         let mut progressed = 0;
         let mut items = Vec::new();
         for submission in pending {
-            match pipeline::prepare(&submission.payload) {
-                Ok(candidate) => items.push(CaptureItem {
-                    submission,
-                    candidate,
-                }),
+            match pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(&fallback)) {
+                Ok(candidate) => items.push(CaptureItem { submission, candidate }),
                 Err(errors) => {
                     m::lead_outcomes(submission.source.as_str(), "rejected", 1);
                     store.reject_submission(submission.id, errors).await?;
@@ -122,11 +117,7 @@ pub async fn recover_pending(store: &DynStore) -> Result<usize, StoreError> {
             }
         }
         done += progressed;
-        tracing::info!(
-            settled = progressed,
-            of = count,
-            "recovered pending submissions"
-        );
+        tracing::info!(settled = progressed, of = count, "recovered pending submissions");
         if progressed == 0 {
             // What is left fails to settle every time; it stays pending for an operator
             // rather than spinning here.

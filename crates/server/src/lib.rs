@@ -53,12 +53,7 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("lf_…")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lf_…").build()),
         );
     }
 }
@@ -122,20 +117,15 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     metrics::handle();
-    match ingest::recover_pending(&store).await {
+    match ingest::recover_pending(&store, &config).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "settled submissions left from the last run"),
         Err(e) => {
             tracing::error!(error = %e, "could not settle submissions left from the last run")
         }
     }
-    let app = router(AppState {
-        store: store.clone(),
-        config,
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(AppState { store: store.clone(), config });
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

@@ -11,6 +11,7 @@
 
 use crate::{CaptureItem, Captured, DynStore, Store};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::config::SourceConfig;
 use leadflow_domain::error::{FieldError, FieldErrorCode};
 use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
 use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
@@ -65,26 +66,15 @@ fn payload(v: Value) -> Map<String, Value> {
 
 fn item(source: &str, key: Option<&str>, v: Value) -> CaptureItem {
     let payload = payload(v);
-    let candidate = prepare(&payload).expect("a valid lead");
-    let submission = RawSubmission::new(
-        SourceName::parse(source).unwrap(),
-        key.map(|k| IdempotencyKey::parse(k).unwrap()),
-        payload,
-    );
-    CaptureItem {
-        submission,
-        candidate,
-    }
+    let candidate = prepare(&payload, &SourceConfig::api()).expect("a valid lead");
+    let submission =
+        RawSubmission::new(SourceName::parse(source).unwrap(), key.map(|k| IdempotencyKey::parse(k).unwrap()), payload);
+    CaptureItem { submission, candidate }
 }
 
 fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
     match c {
-        Captured::Settled {
-            outcome,
-            lead,
-            replayed,
-            ..
-        } => (*outcome, lead, *replayed),
+        Captured::Settled { outcome, lead, replayed, .. } => (*outcome, lead, *replayed),
         Captured::Pending { .. } => panic!("expected a settled capture, got {c:?}"),
     }
 }
@@ -96,11 +86,7 @@ async fn capture_one(store: &DynStore, it: CaptureItem) -> Captured {
 pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
     let c = capture_one(
         store,
-        item(
-            "api",
-            None,
-            json!({"email": "ada@example.com", "first_name": "Ada", "custom": {"plan": "pro"}}),
-        ),
+        item("api", None, json!({"email": "ada@example.com", "first_name": "Ada", "custom": {"plan": "pro"}})),
     )
     .await;
     let (outcome, lead, replayed) = settled(&c);
@@ -113,24 +99,8 @@ pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
 }
 
 pub async fn same_email_merges_into_one_lead(store: &DynStore) {
-    let a = capture_one(
-        store,
-        item(
-            "api",
-            None,
-            json!({"email": "grace@example.com", "first_name": "Grace"}),
-        ),
-    )
-    .await;
-    let b = capture_one(
-        store,
-        item(
-            "api",
-            None,
-            json!({"email": "grace@example.com", "company": "Navy"}),
-        ),
-    )
-    .await;
+    let a = capture_one(store, item("api", None, json!({"email": "grace@example.com", "first_name": "Grace"}))).await;
+    let b = capture_one(store, item("api", None, json!({"email": "grace@example.com", "company": "Navy"}))).await;
     let (_, first, _) = settled(&a);
     let (outcome, merged, _) = settled(&b);
     assert_eq!(outcome, Outcome::Merged);
@@ -143,43 +113,20 @@ pub async fn same_email_merges_into_one_lead(store: &DynStore) {
 }
 
 pub async fn email_match_ignores_case_and_space(store: &DynStore) {
-    capture_one(
-        store,
-        item("api", None, json!({"email": "Linus@Example.org"})),
-    )
-    .await;
-    let c = capture_one(
-        store,
-        item("api", None, json!({"email": "  linus@EXAMPLE.org "})),
-    )
-    .await;
+    capture_one(store, item("api", None, json!({"email": "Linus@Example.org"}))).await;
+    let c = capture_one(store, item("api", None, json!({"email": "  linus@EXAMPLE.org "}))).await;
     assert_eq!(settled(&c).0, Outcome::Merged);
-    let found = store
-        .find_leads_by_email(&Email::parse("LINUS@example.org").unwrap())
-        .await
-        .unwrap();
+    let found = store.find_leads_by_email(&Email::parse("LINUS@example.org").unwrap()).await.unwrap();
     assert_eq!(found.len(), 1);
 }
 
 pub async fn idempotency_key_returns_the_first_outcome(store: &DynStore) {
-    let first = capture_one(
-        store,
-        item("api", Some("order-1"), json!({"email": "k@example.com"})),
-    )
-    .await;
-    let again = capture_one(
-        store,
-        item("api", Some("order-1"), json!({"email": "k@example.com"})),
-    )
-    .await;
+    let first = capture_one(store, item("api", Some("order-1"), json!({"email": "k@example.com"}))).await;
+    let again = capture_one(store, item("api", Some("order-1"), json!({"email": "k@example.com"}))).await;
     let (o1, l1, r1) = settled(&first);
     let (o2, l2, r2) = settled(&again);
     assert_eq!((o1, r1), (Outcome::Created, false));
-    assert_eq!(
-        (o2, r2),
-        (Outcome::Created, true),
-        "the replay reports the first outcome"
-    );
+    assert_eq!((o2, r2), (Outcome::Created, true), "the replay reports the first outcome");
     assert_eq!(l1.id, l2.id);
     assert_eq!(l2.version, 1, "a replay changes nothing");
     assert_eq!(store.count_leads().await.unwrap(), 1);
@@ -187,20 +134,9 @@ pub async fn idempotency_key_returns_the_first_outcome(store: &DynStore) {
 }
 
 pub async fn idempotency_keys_are_scoped_to_the_source(store: &DynStore) {
-    capture_one(
-        store,
-        item("api", Some("k1"), json!({"email": "a1@example.com"})),
-    )
-    .await;
-    let other = capture_one(
-        store,
-        item("web", Some("k1"), json!({"email": "a2@example.com"})),
-    )
-    .await;
-    assert_eq!(
-        settled(&other),
-        (Outcome::Created, settled(&other).1, false)
-    );
+    capture_one(store, item("api", Some("k1"), json!({"email": "a1@example.com"}))).await;
+    let other = capture_one(store, item("web", Some("k1"), json!({"email": "a2@example.com"}))).await;
+    assert_eq!(settled(&other), (Outcome::Created, settled(&other).1, false));
     assert_eq!(store.count_leads().await.unwrap(), 2);
 }
 
@@ -214,28 +150,13 @@ pub async fn repeated_key_inside_one_call_settles_once(store: &DynStore) {
         .await
         .unwrap();
     let outcomes: Vec<(Outcome, bool)> = out.iter().map(|c| (settled(c).0, settled(c).2)).collect();
-    assert_eq!(
-        outcomes,
-        vec![
-            (Outcome::Created, false),
-            (Outcome::Created, true),
-            (Outcome::Merged, false)
-        ]
-    );
+    assert_eq!(outcomes, vec![(Outcome::Created, false), (Outcome::Created, true), (Outcome::Merged, false)]);
     assert_eq!(store.count_leads().await.unwrap(), 1);
 }
 
 pub async fn history_records_creation_and_merges(store: &DynStore) {
     let a = capture_one(store, item("api", None, json!({"email": "h@example.com"}))).await;
-    capture_one(
-        store,
-        item(
-            "webinar",
-            None,
-            json!({"email": "h@example.com", "city": "Oslo"}),
-        ),
-    )
-    .await;
+    capture_one(store, item("webinar", None, json!({"email": "h@example.com", "city": "Oslo"}))).await;
     let id = settled(&a).1.id;
     let history = store.lead_history(id).await.unwrap();
     assert_eq!(history.len(), 2);
@@ -252,11 +173,7 @@ pub async fn history_records_creation_and_merges(store: &DynStore) {
 pub async fn list_leads_pages_in_creation_order(store: &DynStore) {
     let mut ids = Vec::new();
     for i in 0..7 {
-        let c = capture_one(
-            store,
-            item("api", None, json!({"email": format!("p{i}@example.com")})),
-        )
-        .await;
+        let c = capture_one(store, item("api", None, json!({"email": format!("p{i}@example.com")}))).await;
         ids.push(settled(&c).1.id);
     }
     let mut seen = Vec::new();
@@ -276,24 +193,12 @@ pub async fn enqueued_submissions_are_pending_until_captured(store: &DynStore) {
     let it = item("api", Some("hook-1"), json!({"email": "q@example.com"}));
     store.enqueue(vec![it.submission.clone()]).await.unwrap();
     // The same provider retry is not stored twice.
-    store
-        .enqueue(vec![
-            item("api", Some("hook-1"), json!({"email": "q@example.com"})).submission,
-        ])
-        .await
-        .unwrap();
+    store.enqueue(vec![item("api", Some("hook-1"), json!({"email": "q@example.com"})).submission]).await.unwrap();
     let pending = store.pending_submissions(10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, it.submission.id);
     assert_eq!(pending[0].payload, it.submission.payload);
-    let c = capture_one(
-        store,
-        CaptureItem {
-            submission: pending[0].clone(),
-            candidate: it.candidate,
-        },
-    )
-    .await;
+    let c = capture_one(store, CaptureItem { submission: pending[0].clone(), candidate: it.candidate }).await;
     assert_eq!((settled(&c).0, settled(&c).2), (Outcome::Created, false));
     assert!(store.pending_submissions(10).await.unwrap().is_empty());
 }
@@ -301,20 +206,10 @@ pub async fn enqueued_submissions_are_pending_until_captured(store: &DynStore) {
 pub async fn rejected_submissions_leave_the_pending_list(store: &DynStore) {
     let sub = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "broken"})));
     store.enqueue(vec![sub.clone()]).await.unwrap();
-    let errors = vec![FieldError::new(
-        "email",
-        FieldErrorCode::InvalidEmail,
-        "not a valid email address",
-    )];
-    store
-        .reject_submission(sub.id, errors.clone())
-        .await
-        .unwrap();
+    let errors = vec![FieldError::new("email", FieldErrorCode::InvalidEmail, "not a valid email address")];
+    store.reject_submission(sub.id, errors.clone()).await.unwrap();
     assert!(store.pending_submissions(10).await.unwrap().is_empty());
-    assert!(
-        store.reject_submission(sub.id, errors).await.is_err(),
-        "only a pending submission can be rejected"
-    );
+    assert!(store.reject_submission(sub.id, errors).await.is_err(), "only a pending submission can be rejected");
 }
 
 fn new_key(name: &str, scopes: &[Scope]) -> (ApiKey, ApiToken) {
@@ -333,19 +228,9 @@ fn new_key(name: &str, scopes: &[Scope]) -> (ApiKey, ApiToken) {
 pub async fn keys_are_found_by_hash_until_revoked(store: &DynStore) {
     let (key, token) = new_key("ci", &[Scope::Read, Scope::Ingest(Some(SourceName::api()))]);
     store.create_key(key.clone(), token.hash()).await.unwrap();
-    let found = store
-        .key_by_hash(token.hash())
-        .await
-        .unwrap()
-        .expect("found");
+    let found = store.key_by_hash(token.hash()).await.unwrap().expect("found");
     assert_eq!(found.scopes, key.scopes);
-    assert_eq!(
-        store
-            .key_by_hash(ApiToken::generate().unwrap().hash())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.key_by_hash(ApiToken::generate().unwrap().hash()).await.unwrap(), None);
     let revoked = store.revoke_key("ci").await.unwrap().expect("revoked");
     assert!(revoked.revoked_at.is_some());
     assert_eq!(store.key_by_hash(token.hash()).await.unwrap(), None);
@@ -361,11 +246,7 @@ pub async fn active_key_names_are_unique(store: &DynStore) {
     store.create_key(a.clone(), ta.hash()).await.unwrap();
     assert!(store.create_key(b.clone(), tb.hash()).await.is_err());
     // Once the first is revoked, the name is free again (rotation).
-    store
-        .revoke_key(&a.id.to_string())
-        .await
-        .unwrap()
-        .expect("revoked by id");
+    store.revoke_key(&a.id.to_string()).await.unwrap().expect("revoked by id");
     store.create_key(b, tb.hash()).await.unwrap();
 }
 
@@ -375,11 +256,7 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let c = store
-                .capture(vec![item(
-                    "api",
-                    None,
-                    json!({"email": "same@example.com", "custom": {"n": i}}),
-                )])
+                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))])
                 .await
                 .unwrap();
             settled(&c[0]).1.id
@@ -404,13 +281,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store
-                    .capture(vec![item(
-                        "api",
-                        None,
-                        json!({"email": format!("c{i}@example.com")}),
-                    )])
-                    .await
+                store.capture(vec![item("api", None, json!({"email": format!("c{i}@example.com")}))]).await
             })
         })
         .collect();
@@ -421,16 +292,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
         }
     }
     store.close().await.unwrap();
-    assert!(
-        store
-            .capture(vec![item(
-                "api",
-                None,
-                json!({"email": "late@example.com"})
-            )])
-            .await
-            .is_err()
-    );
+    assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))]).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }
 

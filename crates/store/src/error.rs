@@ -22,12 +22,9 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match e.sqlite_error_code() {
-            Some(
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::CannotOpen
-                | ErrorCode::DiskFull,
-            ) => Self::Unavailable(e.to_string()),
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen | ErrorCode::DiskFull) => {
+                Self::Unavailable(e.to_string())
+            }
             Some(ErrorCode::ConstraintViolation) => Self::Conflict(e.to_string()),
             _ => Self::Internal(e.to_string()),
         }

@@ -32,12 +32,7 @@ pub struct CaptureItem {
 pub enum Captured {
     /// The lead was created or merged, now or (when `replayed`) by an earlier submission
     /// with the same idempotency key. `lead` is the lead as it stands now.
-    Settled {
-        submission_id: SubmissionId,
-        outcome: Outcome,
-        lead: Box<Lead>,
-        replayed: bool,
-    },
+    Settled { submission_id: SubmissionId, outcome: Outcome, lead: Box<Lead>, replayed: bool },
     /// The submission is safely in the inbox but could not be settled yet; it will be
     /// processed again.
     Pending { submission_id: SubmissionId },
@@ -58,11 +53,7 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError>;
 
     /// Marks an inbox submission as rejected, with the reasons, so it is not retried.
-    async fn reject_submission(
-        &self,
-        id: SubmissionId,
-        errors: Vec<FieldError>,
-    ) -> Result<(), StoreError>;
+    async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError>;
 
     /// The lead; an id that was merged away answers with the surviving lead.
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError>;
@@ -72,11 +63,7 @@ pub trait Store: Send + Sync + 'static {
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError>;
 
     /// Leads in id (creation) order, after `after`, at most `limit`.
-    async fn list_leads(
-        &self,
-        after: Option<LeadId>,
-        limit: usize,
-    ) -> Result<Vec<Lead>, StoreError>;
+    async fn list_leads(&self, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError>;
 
     async fn count_leads(&self) -> Result<u64, StoreError>;
 
@@ -108,9 +95,7 @@ pub async fn open(url: &str) -> Result<DynStore, StoreError> {
             .map_err(|e| StoreError::Internal(e.to_string()))??;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Unsupported(
-            "the PostgreSQL store is not part of this version; use sqlite://PATH".into(),
-        ))
+        Err(StoreError::Unsupported("the PostgreSQL store is not part of this version; use sqlite://PATH".into()))
     } else {
         Err(StoreError::Unsupported(format!(
             "unknown database URL scheme in {:?}; use sqlite://PATH",

@@ -15,9 +15,7 @@ use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{self, HistoryEntry, Outcome, SubmissionMeta};
 use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName, SubmissionId};
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,10 +25,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 /// Versioned, append-only migrations. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/sqlite/0001_capture_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_capture_core.sql"))];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
 /// transaction holds the write lock.
@@ -69,17 +64,14 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database file, then starts the writer.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unavailable(format!(
-                "cannot enable WAL mode (got {mode})"
-            )));
+            return Err(StoreError::Unavailable(format!("cannot enable WAL mode (got {mode})")));
         }
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -90,19 +82,13 @@ impl SqliteStore {
         Ok(Self {
             writer: tx,
             thread: Mutex::new(Some(thread)),
-            readers: Arc::new(Readers {
-                path: path.to_owned(),
-                idle: Mutex::new(Vec::new()),
-            }),
+            readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
         })
     }
 
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(make(tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -140,26 +126,19 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // commit is what keeps that affordable. Savepoint journals stay in memory: they only
     // matter until the transaction ends, and writing them to a temp file cost more than
     // the inserts themselves.
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;",
-    )?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
     Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row(
-        "SELECT coalesce(max(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, now_ms()],
-        )?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
         tracing::info!(version, "applied migration");
     }
     tx.commit()?;
@@ -179,8 +158,7 @@ fn millis(t: OffsetDateTime) -> i64 {
 }
 
 fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 struct Readers {
@@ -195,9 +173,7 @@ impl Readers {
         }
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
@@ -281,32 +257,24 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                     // fails is the request redone item by item, each in its own
                     // savepoint, so the failing one is kept as pending and the rest
                     // settle (a savepoint per item costs more than the inserts).
-                    let result = match in_savepoint(&mut tx, |sp| {
-                        capture_all(sp, &items, Isolation::Request)
-                    }) {
+                    let result = match in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::Request)) {
                         Ok(done) => Ok(done),
-                        Err(_) => {
-                            in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem))
-                        }
+                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem)),
                     };
                     answers.push(Pending::Captured(reply, result));
                 }
-                Command::Enqueue(subs, reply) => answers.push(Pending::Unit(
-                    reply,
-                    in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs)),
-                )),
-                Command::Reject(id, errors, reply) => answers.push(Pending::Unit(
-                    reply,
-                    in_savepoint(&mut tx, |sp| reject(sp, id, &errors)),
-                )),
-                Command::CreateKey(key, hash, reply) => answers.push(Pending::Unit(
-                    reply,
-                    in_savepoint(&mut tx, |sp| create_key(sp, &key, hash)),
-                )),
-                Command::RevokeKey(which, reply) => answers.push(Pending::Key(
-                    reply,
-                    in_savepoint(&mut tx, |sp| revoke_key(sp, &which)),
-                )),
+                Command::Enqueue(subs, reply) => {
+                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs))))
+                }
+                Command::Reject(id, errors, reply) => {
+                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| reject(sp, id, &errors))))
+                }
+                Command::CreateKey(key, hash, reply) => {
+                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| create_key(sp, &key, hash))))
+                }
+                Command::RevokeKey(which, reply) => {
+                    answers.push(Pending::Key(reply, in_savepoint(&mut tx, |sp| revoke_key(sp, &which))))
+                }
                 Command::Close(reply) => closing = Some(reply),
             }
         }
@@ -336,10 +304,9 @@ fn fail_command(cmd: Command, e: &StoreError) {
     };
     match cmd {
         Command::Capture(_, r) => drop(r.send(Err(err()))),
-        Command::Enqueue(_, r)
-        | Command::Reject(_, _, r)
-        | Command::CreateKey(_, _, r)
-        | Command::Close(r) => drop(r.send(Err(err()))),
+        Command::Enqueue(_, r) | Command::Reject(_, _, r) | Command::CreateKey(_, _, r) | Command::Close(r) => {
+            drop(r.send(Err(err())))
+        }
         Command::RevokeKey(_, r) => drop(r.send(Err(err()))),
     }
 }
@@ -366,22 +333,11 @@ enum Isolation {
     PerItem,
 }
 
-fn capture_all(
-    conn: &Connection,
-    items: &[Prepared],
-    isolation: Isolation,
-) -> Result<Vec<Captured>, StoreError> {
-    items
-        .iter()
-        .map(|p| capture_one(conn, p, isolation))
-        .collect()
+fn capture_all(conn: &Connection, items: &[Prepared], isolation: Isolation) -> Result<Vec<Captured>, StoreError> {
+    items.iter().map(|p| capture_one(conn, p, isolation)).collect()
 }
 
-fn capture_one(
-    conn: &Connection,
-    prepared: &Prepared,
-    isolation: Isolation,
-) -> Result<Captured, StoreError> {
+fn capture_one(conn: &Connection, prepared: &Prepared, isolation: Isolation) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key
         && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
@@ -403,17 +359,8 @@ fn capture_one(
         Err(e) => {
             conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(
-                conn,
-                sub,
-                &prepared.payload,
-                Status::Pending,
-                None,
-                Some(&e.to_string()),
-            )?;
-            Ok(Captured::Pending {
-                submission_id: sub.id,
-            })
+            upsert_submission(conn, sub, &prepared.payload, Status::Pending, None, Some(&e.to_string()))?;
+            Ok(Captured::Pending { submission_id: sub.id })
         }
     }
 }
@@ -426,67 +373,46 @@ fn earlier_submission(
     this: SubmissionId,
 ) -> Result<Option<Result<Captured, StoreError>>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT id, status, outcome, lead_id FROM submissions WHERE source = ?1 AND idempotency_key = ?2")?
+        .prepare_cached(
+            "SELECT id, status, outcome, lead_id FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
+        )?
         .query_row(params![source.as_str(), key.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })
         .optional()?;
     let Some((id, status, outcome, lead_id)) = row else {
         return Ok(None);
     };
-    let submission_id: SubmissionId = id
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
+    let submission_id: SubmissionId = id.parse().map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
     if submission_id == this {
         return Ok(None);
     }
     let settled = match (status.as_str(), outcome.as_deref(), lead_id) {
         ("processed", Some(outcome), Some(lead_id)) => {
-            let lead_id: LeadId = lead_id
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-            let lead = lead_following_merges(conn, lead_id)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("submission {submission_id} names a missing lead"))
-            })?;
-            let outcome = if outcome == "merged" {
-                Outcome::Merged
-            } else {
-                Outcome::Created
-            };
-            Captured::Settled {
-                submission_id,
-                outcome,
-                lead: Box::new(lead),
-                replayed: true,
-            }
+            let lead_id: LeadId = lead_id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+            let lead = lead_following_merges(conn, lead_id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("submission {submission_id} names a missing lead")))?;
+            let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
+            Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
         }
         _ => Captured::Pending { submission_id },
     };
     Ok(Some(Ok(settled)))
 }
 
-fn settle(
-    conn: &Connection,
-    sub: &RawSubmission,
-    payload: &str,
-    candidate: Candidate,
-) -> Result<Captured, StoreError> {
+fn settle(conn: &Connection, sub: &RawSubmission, payload: &str, candidate: Candidate) -> Result<Captured, StoreError> {
     let found = match leadflow_domain::resolve::email_key(&candidate) {
         Some(email) => leads_by_email(conn, email)?,
         None => Vec::new(),
     };
     let versions: Vec<(LeadId, u64)> = found.iter().map(|l| (l.id, l.version)).collect();
-    let previous_version = |id: LeadId| {
-        versions
-            .iter()
-            .find(|(lead, _)| *lead == id)
-            .map(|(_, v)| *v)
-    };
-    let meta = SubmissionMeta {
-        id: sub.id,
-        source: sub.source.clone(),
-        received_at: sub.received_at,
-    };
+    let previous_version = |id: LeadId| versions.iter().find(|(lead, _)| *lead == id).map(|(_, v)| *v);
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let settlement = pipeline::settle(candidate, &meta, found, OffsetDateTime::now_utc());
     let lead = &settlement.lead;
     let doc = serde_json::to_string(lead)?;
@@ -494,33 +420,31 @@ fn settle(
     let version = version_column(lead.version)?;
     match settlement.outcome {
         Outcome::Created => {
-            conn.prepare_cached("INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![lead.id.to_string(), email, version, millis(lead.created_at), millis(lead.updated_at), doc])?;
+            conn.prepare_cached(
+                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                lead.id.to_string(),
+                email,
+                version,
+                millis(lead.created_at),
+                millis(lead.updated_at),
+                doc
+            ])?;
         }
         Outcome::Merged => {
-            let expected = previous_version(lead.id).ok_or_else(|| {
-                StoreError::Internal("merged into a lead that was not found".into())
-            })?;
+            let expected = previous_version(lead.id)
+                .ok_or_else(|| StoreError::Internal("merged into a lead that was not found".into()))?;
             let expected = version_column(expected)?;
             let changed = conn
                 .prepare_cached("UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5 WHERE id = ?1 AND version = ?6 AND merged_into IS NULL")?
                 .execute(params![lead.id.to_string(), email, version, millis(lead.updated_at), doc, expected])?;
             if changed != 1 {
-                return Err(StoreError::Conflict(format!(
-                    "lead {} changed concurrently",
-                    lead.id
-                )));
+                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
         }
     }
-    upsert_submission(
-        conn,
-        sub,
-        payload,
-        Status::Processed,
-        Some((lead.id, settlement.outcome)),
-        None,
-    )?;
+    upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
     Ok(Captured::Settled {
         submission_id: sub.id,
@@ -578,20 +502,14 @@ fn upsert_submission(
     Ok(())
 }
 
-fn insert_history(
-    conn: &Connection,
-    entry: &HistoryEntry,
-    submission: Option<SubmissionId>,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        entry.lead_id.to_string(),
-        millis(entry.at),
-        submission.map(|s| s.to_string()),
-        serde_json::to_string(entry)?
-    ])?;
+fn insert_history(conn: &Connection, entry: &HistoryEntry, submission: Option<SubmissionId>) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            entry.lead_id.to_string(),
+            millis(entry.at),
+            submission.map(|s| s.to_string()),
+            serde_json::to_string(entry)?
+        ])?;
     Ok(())
 }
 
@@ -602,45 +520,28 @@ fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreErr
         {
             continue;
         }
-        upsert_submission(
-            conn,
-            sub,
-            &serde_json::to_string(&sub.payload)?,
-            Status::Pending,
-            None,
-            None,
-        )?;
+        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, Status::Pending, None, None)?;
     }
     Ok(())
 }
 
 fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'pending'",
-        )?
-        .execute(params![
-            id.to_string(),
-            Status::Rejected.as_str(),
-            serde_json::to_string(errors)?
-        ])?;
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!(
-            "submission {id} is not pending"
-        )))
-    }
+        .prepare_cached("UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'pending'")?
+        .execute(params![id.to_string(), Status::Rejected.as_str(), serde_json::to_string(errors)?])?;
+    if changed == 1 { Ok(()) } else { Err(StoreError::Conflict(format!("submission {id} is not pending"))) }
 }
 
 fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Result<(), StoreError> {
     let scopes = serde_json::to_string(&key.scopes)?;
-    conn.prepare_cached("INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![key.id.to_string(), key.name, key.prefix, hash.to_hex(), scopes, millis(key.created_at)])
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("an active key named {:?} already exists", key.name)),
-            other => other,
-        })?;
+    conn.prepare_cached(
+        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![key.id.to_string(), key.name, key.prefix, hash.to_hex(), scopes, millis(key.created_at)])
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!("an active key named {:?} already exists", key.name)),
+        other => other,
+    })?;
     Ok(())
 }
 
@@ -673,9 +574,7 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ApiKey, StoreE
     let (name, prefix, created): (String, String, i64) = (r.get(1)?, r.get(2)?, r.get(4)?);
     Ok((|| {
         Ok(ApiKey {
-            id: id
-                .parse::<KeyId>()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            id: id.parse::<KeyId>().map_err(|e| StoreError::Corrupt(e.to_string()))?,
             name,
             prefix,
             scopes: serde_json::from_str(&scopes)?,
@@ -690,11 +589,8 @@ fn lead_from_doc(doc: &str) -> Result<Lead, StoreError> {
 }
 
 fn leads_by_email(conn: &Connection, email: &Email) -> Result<Vec<Lead>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT doc FROM leads WHERE email = ?1 AND merged_into IS NULL")?;
-    let docs = stmt
-        .query_map([email.as_str()], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached("SELECT doc FROM leads WHERE email = ?1 AND merged_into IS NULL")?;
+    let docs = stmt.query_map([email.as_str()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     docs.iter().map(|d| lead_from_doc(d)).collect()
 }
 
@@ -702,20 +598,15 @@ fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, 
     let mut stmt = conn.prepare_cached("SELECT merged_into, doc FROM leads WHERE id = ?1")?;
     let mut current = id.to_string();
     for _ in 0..MAX_MERGE_HOPS {
-        let row = stmt
-            .query_row([&current], |r| {
-                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
-            })
-            .optional()?;
+        let row =
+            stmt.query_row([&current], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))).optional()?;
         match row {
             None => return Ok(None),
             Some((Some(next), _)) => current = next,
             Some((None, doc)) => return lead_from_doc(&doc).map(Some),
         }
     }
-    Err(StoreError::Corrupt(format!(
-        "lead {id} is merged through more than {MAX_MERGE_HOPS} hops"
-    )))
+    Err(StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")))
 }
 
 #[async_trait]
@@ -726,19 +617,13 @@ impl Store for SqliteStore {
         }
         let prepared = items
             .into_iter()
-            .map(|item| {
-                Ok(Prepared {
-                    payload: serde_json::to_string(&item.submission.payload)?,
-                    item,
-                })
-            })
+            .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(|reply| Command::Capture(prepared, reply)).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
-        self.write(|reply| Command::Enqueue(submissions, reply))
-            .await
+        self.write(|reply| Command::Enqueue(submissions, reply)).await
     }
 
     async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError> {
@@ -766,11 +651,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn reject_submission(
-        &self,
-        id: SubmissionId,
-        errors: Vec<FieldError>,
-    ) -> Result<(), StoreError> {
+    async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError> {
         self.write(|reply| Command::Reject(id, errors, reply)).await
     }
 
@@ -785,33 +666,22 @@ impl Store for SqliteStore {
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;
-            let entries = stmt
-                .query_map([id.to_string()], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            entries
-                .iter()
-                .map(|e| Ok(serde_json::from_str(e)?))
-                .collect()
+            let mut stmt = conn.prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;
+            let entries =
+                stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            entries.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
         })
         .await
     }
 
-    async fn list_leads(
-        &self,
-        after: Option<LeadId>,
-        limit: usize,
-    ) -> Result<Vec<Lead>, StoreError> {
+    async fn list_leads(&self, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT doc FROM leads WHERE merged_into IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
-            )?;
+            let mut stmt = conn
+                .prepare_cached("SELECT doc FROM leads WHERE merged_into IS NULL AND id > ?1 ORDER BY id LIMIT ?2")?;
             let after = after.map(|a| a.to_string()).unwrap_or_default();
-            let docs = stmt
-                .query_map(params![after, limit], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let docs =
+                stmt.query_map(params![after, limit], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             docs.iter().map(|d| lead_from_doc(d)).collect()
         })
         .await
@@ -819,29 +689,21 @@ impl Store for SqliteStore {
 
     async fn count_leads(&self) -> Result<u64, StoreError> {
         self.read(|conn| {
-            let n: i64 = conn.query_row(
-                "SELECT count(*) FROM leads WHERE merged_into IS NULL",
-                [],
-                |r| r.get(0),
-            )?;
+            let n: i64 = conn.query_row("SELECT count(*) FROM leads WHERE merged_into IS NULL", [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
 
     async fn create_key(&self, key: ApiKey, hash: TokenHash) -> Result<(), StoreError> {
-        self.write(|reply| Command::CreateKey(Box::new(key), hash, reply))
-            .await
+        self.write(|reply| Command::CreateKey(Box::new(key), hash, reply)).await
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
-            ))?;
-            let keys = stmt
-                .query_map([], key_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"))?;
+            let keys = stmt.query_map([], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
             keys.into_iter().collect()
         })
         .await
@@ -855,7 +717,9 @@ impl Store for SqliteStore {
     async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError> {
         self.read(move |conn| {
             let found = conn
-                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?1 AND revoked_at IS NULL"))?
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?1 AND revoked_at IS NULL"
+                ))?
                 .query_row([hash.to_hex()], key_from_row)
                 .optional()?;
             found.transpose()
@@ -868,18 +732,12 @@ impl Store for SqliteStore {
             return Err(StoreError::Closed);
         }
         self.read(|conn| {
-            let version: i64 = conn.query_row(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                [],
-                |r| r.get(0),
-            )?;
+            let version: i64 =
+                conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
             if version == latest_migration() {
                 Ok(())
             } else {
-                Err(StoreError::Unavailable(format!(
-                    "schema at version {version}, expected {}",
-                    latest_migration()
-                )))
+                Err(StoreError::Unavailable(format!("schema at version {version}, expected {}", latest_migration())))
             }
         })
         .await

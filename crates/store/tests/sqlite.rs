@@ -6,12 +6,8 @@ use std::sync::Arc;
 
 async fn fresh() -> TestStore {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store =
-        leadflow_store::sqlite::SqliteStore::open(&dir.path().join("leadflow.db")).expect("opens");
-    TestStore {
-        store: Arc::new(store),
-        guard: Box::new(dir),
-    }
+    let store = leadflow_store::sqlite::SqliteStore::open(&dir.path().join("leadflow.db")).expect("opens");
+    TestStore { store: Arc::new(store), guard: Box::new(dir) }
 }
 
 leadflow_store::conformance_suite!(fresh());
@@ -23,12 +19,8 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
     drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let n: i64 = conn
-        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1);
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }

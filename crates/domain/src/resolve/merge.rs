@@ -16,12 +16,7 @@ pub struct MergeReport {
     pub consent_updated: bool,
 }
 
-pub fn merge(
-    lead: &mut Lead,
-    candidate: Candidate,
-    touch: Touchpoint,
-    now: OffsetDateTime,
-) -> MergeReport {
+pub fn merge(lead: &mut Lead, candidate: Candidate, touch: Touchpoint, now: OffsetDateTime) -> MergeReport {
     let mut report = MergeReport::default();
     let filled = lead.fields.fill_empty_from(&candidate.fields);
     for field in &filled {
@@ -29,13 +24,10 @@ pub fn merge(
             lead.raw.insert((*field).to_owned(), raw.clone());
         }
         lead.issues.retain(|i| i.field != *field);
-        lead.issues.extend(
-            candidate
-                .issues
-                .iter()
-                .filter(|i| i.field == *field)
-                .cloned(),
-        );
+        lead.issues.extend(candidate.issues.iter().filter(|i| i.field == *field).cloned());
+    }
+    if filled.contains(&"phone") {
+        lead.phone_extension = candidate.phone_extension;
     }
     report.filled = filled.into_iter().map(str::to_owned).collect();
     for (key, value) in candidate.custom {

@@ -39,8 +39,5 @@ pub fn decide(candidate: &Candidate, found: &[Lead]) -> Decision {
     found
         .iter()
         .find(|lead| lead.fields.email.as_ref() == Some(email))
-        .map_or(Decision::Create, |lead| Decision::Merge {
-            into: lead.id,
-            rule: MatchRule::ExactEmail,
-        })
+        .map_or(Decision::Create, |lead| Decision::Merge { into: lead.id, rule: MatchRule::ExactEmail })
 }

@@ -23,9 +23,6 @@ pub async fn healthz() -> Json<StatusOut> {
     (status = 503, body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<StatusOut>, ApiError> {
-    app.store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    app.store.ping().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(StatusOut { status: "ready" }))
 }

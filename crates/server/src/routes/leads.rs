@@ -81,12 +81,7 @@ pub struct CaptureOut {
 impl CaptureOut {
     fn from_settled(s: Settled, with_lead: bool) -> Self {
         match s {
-            Settled::Captured(Captured::Settled {
-                submission_id,
-                outcome,
-                lead,
-                replayed,
-            }) => Self {
+            Settled::Captured(Captured::Settled { submission_id, outcome, lead, replayed }) => Self {
                 id: Some(lead.id),
                 outcome: outcome.into(),
                 submission_id: Some(submission_id),
@@ -125,23 +120,11 @@ pub struct BatchOut {
 }
 
 /// Takes `source` out of a payload: the configured source it names, or `api`.
-fn source_of(
-    app: &AppState,
-    payload: &Map<String, Value>,
-    prefix: &str,
-) -> Result<SourceName, FieldError> {
-    let unknown = |detail: String| {
-        FieldError::new(
-            format!("{prefix}source"),
-            FieldErrorCode::UnknownSource,
-            detail,
-        )
-    };
+fn source_of(app: &AppState, payload: &Map<String, Value>, prefix: &str) -> Result<SourceName, FieldError> {
+    let unknown = |detail: String| FieldError::new(format!("{prefix}source"), FieldErrorCode::UnknownSource, detail);
     let name = match payload.get("source") {
         None | Some(Value::Null) => return Ok(SourceName::api()),
-        Some(Value::String(s)) => {
-            SourceName::parse(s).map_err(|_| unknown(format!("no source is named {s:?}")))?
-        }
+        Some(Value::String(s)) => SourceName::parse(s).map_err(|_| unknown(format!("no source is named {s:?}")))?,
         Some(_) => {
             return Err(FieldError::new(
                 format!("{prefix}source"),
@@ -152,9 +135,7 @@ fn source_of(
     };
     match app.config.source(&name) {
         Some(_) => Ok(name),
-        None => Err(unknown(format!(
-            "no source is named {name:?}; configured sources are listed in leadflow.toml"
-        ))),
+        None => Err(unknown(format!("no source is named {name:?}; configured sources are listed in leadflow.toml"))),
     }
 }
 
@@ -185,7 +166,7 @@ pub async fn create(
     let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
     let submission = RawSubmission::new(source, key, payload);
-    let settled = ingest::submit(&app.store, vec![submission])
+    let settled = ingest::submit(&app.store, &app.config, vec![submission])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
@@ -203,10 +184,7 @@ pub async fn create(
         set_header(&mut response, header::LOCATION, format!("/v1/leads/{id}"));
     }
     if out.replayed {
-        response.headers_mut().insert(
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        );
+        response.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -257,11 +235,7 @@ pub async fn batch(
             Value::Object(payload) => {
                 source_of(&app, &payload, &format!("leads[{i}].")).map(|source| (source, payload))
             }
-            _ => Err(FieldError::new(
-                format!("leads[{i}]"),
-                FieldErrorCode::WrongType,
-                "each lead must be an object",
-            )),
+            _ => Err(FieldError::new(format!("leads[{i}]"), FieldErrorCode::WrongType, "each lead must be an object")),
         });
     }
     // Authorization is all or nothing for a request.
@@ -274,22 +248,15 @@ pub async fn batch(
         match item {
             Ok((source, payload)) => {
                 slots.push(None);
-                submissions.push(RawSubmission::new(
-                    source,
-                    key.as_ref().map(|k| k.for_item(i)),
-                    payload,
-                ));
+                submissions.push(RawSubmission::new(source, key.as_ref().map(|k| k.for_item(i)), payload));
             }
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }
     }
-    let mut settled = ingest::submit(&app.store, submissions).await?.into_iter();
+    let mut settled = ingest::submit(&app.store, &app.config, submissions).await?.into_iter();
     let results: Vec<CaptureOut> = slots
         .into_iter()
-        .map(|slot| {
-            slot.or_else(|| settled.next())
-                .map(|s| CaptureOut::from_settled(s, false))
-        })
+        .map(|slot| slot.or_else(|| settled.next()).map(|s| CaptureOut::from_settled(s, false)))
         .collect::<Option<_>>()
         .ok_or_else(|| ApiError::Internal("a batch item has no result".into()))?;
     let count = |o: fn(&OutcomeOut) -> bool| results.iter().filter(|r| o(&r.outcome)).count();
@@ -351,16 +318,10 @@ pub async fn list(
     }
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let page = app.store.list_leads(q.after, limit).await?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|l| l.id))
-        .flatten();
+    let next = (page.len() == limit).then(|| page.last().map(|l| l.id)).flatten();
     let mut response = Json(page).into_response();
     if let Some(next) = next {
-        set_header(
-            &mut response,
-            header::LINK,
-            format!("</v1/leads?after={next}&limit={limit}>; rel=\"next\""),
-        );
+        set_header(&mut response, header::LINK, format!("</v1/leads?after={next}&limit={limit}>; rel=\"next\""));
     }
     Ok(response)
 }
@@ -375,11 +336,7 @@ pub async fn list(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn get(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require_read()?;
     let missing = || ApiError::not_found(format!("no lead has the id {id:?}"));
     let lead_id: LeadId = id.parse().map_err(|_| missing())?;
@@ -387,11 +344,7 @@ pub async fn get(
     let moved = lead.id != lead_id;
     let mut response = Json(&lead).into_response();
     if moved {
-        set_header(
-            &mut response,
-            header::CONTENT_LOCATION,
-            format!("/v1/leads/{}", lead.id),
-        );
+        set_header(&mut response, header::CONTENT_LOCATION, format!("/v1/leads/{}", lead.id));
     }
     Ok(response)
 }

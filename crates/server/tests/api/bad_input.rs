@@ -30,51 +30,31 @@ async fn wrong_types_and_invalid_email_list_every_field_error() {
         .await;
     let body = problem(r, 422).await;
     assert_eq!(body["code"], "validation_failed");
-    let mut fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let mut fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
     // `custom` is refused by the mapping stage, which runs first.
     assert_eq!(fields, ["custom"]);
     let r = app.post("/v1/leads", &json!({"email": "ada(at)example", "first_name": ["A"], "employee_count": true, "consent": {"granted": "yes"}})).await;
     let body = problem(r, 422).await;
-    let mut fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let mut fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
-    assert_eq!(
-        fields,
-        ["consent.granted", "email", "employee_count", "first_name"]
-    );
+    assert_eq!(fields, ["consent.granted", "email", "employee_count", "first_name"]);
     assert_eq!(app.lead_count().await, 0);
 }
 
 #[tokio::test]
 async fn a_lead_without_email_or_phone_is_422() {
     let app = spawn_app().await;
-    let body = problem(
-        app.post("/v1/leads", &json!({"first_name": "Anon"})).await,
-        422,
-    )
-    .await;
+    let body = problem(app.post("/v1/leads", &json!({"first_name": "Anon"})).await, 422).await;
     assert_eq!(body["errors"][0]["code"], "required");
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_an_object_is_422() {
     let app = spawn_app().await;
-    problem(
-        app.post("/v1/leads", &json!([{"email": "a@example.com"}]))
-            .await,
-        422,
-    )
-    .await;
+    problem(app.post("/v1/leads", &json!([{"email": "a@example.com"}])).await, 422).await;
 }
 
 #[tokio::test]
@@ -82,12 +62,7 @@ async fn an_oversized_body_is_413_and_stores_nothing() {
     let mut config = Config::default();
     config.server.body_limit_bytes = 1024;
     let app = spawn_app_with(config).await;
-    let r = app
-        .post(
-            "/v1/leads",
-            &json!({"email": "big@example.com", "custom": {"blob": "x".repeat(2048)}}),
-        )
-        .await;
+    let r = app.post("/v1/leads", &json!({"email": "big@example.com", "custom": {"blob": "x".repeat(2048)}})).await;
     assert_eq!(problem(r, 413).await["code"], "payload_too_large");
     assert_eq!(app.lead_count().await, 0);
 }
@@ -95,34 +70,20 @@ async fn an_oversized_body_is_413_and_stores_nothing() {
 #[tokio::test]
 async fn the_default_body_limit_is_one_mebibyte() {
     let app = spawn_app().await;
-    let just_over =
-        json!({"email": "big@example.com", "custom": {"blob": "x".repeat(1024 * 1024)}});
+    let just_over = json!({"email": "big@example.com", "custom": {"blob": "x".repeat(1024 * 1024)}});
     problem(app.post("/v1/leads", &just_over).await, 413).await;
-    let well_under =
-        json!({"email": "big@example.com", "custom": {"blob": "x".repeat(512 * 1024)}});
+    let well_under = json!({"email": "big@example.com", "custom": {"blob": "x".repeat(512 * 1024)}});
     assert_eq!(app.post("/v1/leads", &well_under).await.status(), 201);
 }
 
 #[tokio::test]
 async fn an_unknown_source_is_422_naming_it() {
     let app = spawn_app().await;
-    let body = problem(
-        app.post(
-            "/v1/leads",
-            &json!({"email": "a@example.com", "source": "carrier-pigeon"}),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let body =
+        problem(app.post("/v1/leads", &json!({"email": "a@example.com", "source": "carrier-pigeon"})).await, 422).await;
     assert_eq!(body["errors"][0]["field"], "source");
     assert_eq!(body["errors"][0]["code"], "unknown_source");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("carrier-pigeon")
-    );
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("carrier-pigeon"));
 }
 
 #[tokio::test]
@@ -154,23 +115,10 @@ async fn a_wrong_content_type_is_415() {
 async fn a_missing_or_wrong_key_is_401() {
     let app = spawn_app().await;
     let lead = json!({"email": "a@example.com"});
-    let r = app
-        .http
-        .post(app.url("/v1/leads"))
-        .json(&lead)
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.post(app.url("/v1/leads")).json(&lead).send().await.unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     problem(r, 401).await;
-    let r = app
-        .http
-        .post(app.url("/v1/leads"))
-        .bearer_auth("lf_not-a-real-key")
-        .json(&lead)
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.post(app.url("/v1/leads")).bearer_auth("lf_not-a-real-key").json(&lead).send().await.unwrap();
     problem(r, 401).await;
     let r = app
         .http
@@ -187,13 +135,8 @@ async fn a_missing_or_wrong_key_is_401() {
 async fn a_revoked_key_is_401() {
     let app = spawn_app().await;
     let token = app.key("temp", &["ingest"]).await;
-    let post = || {
-        app.http
-            .post(app.url("/v1/leads"))
-            .bearer_auth(&token)
-            .json(&json!({"email": "rv@example.com"}))
-            .send()
-    };
+    let post =
+        || app.http.post(app.url("/v1/leads")).bearer_auth(&token).json(&json!({"email": "rv@example.com"})).send();
     assert_eq!(post().await.unwrap().status(), 201);
     app.store.revoke_key("temp").await.unwrap().unwrap();
     problem(post().await.unwrap(), 401).await;
@@ -202,64 +145,19 @@ async fn a_revoked_key_is_401() {
 #[tokio::test]
 async fn a_key_without_the_scope_is_403() {
     let mut config = Config::default();
-    config.sources.push(SourceConfig {
-        name: crate::source("web"),
-        ..SourceConfig::api()
-    });
+    config.sources.push(SourceConfig { name: crate::source("web"), ..SourceConfig::api() });
     let app = spawn_app_with(config).await;
     let reader = app.key("reader", &["read"]).await;
     let web_only = app.key("web-only", &["ingest:web"]).await;
     let lead = json!({"email": "a@example.com"});
-    problem(
-        app.http
-            .post(app.url("/v1/leads"))
-            .bearer_auth(&reader)
-            .json(&lead)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    problem(
-        app.http
-            .post(app.url("/v1/leads"))
-            .bearer_auth(&web_only)
-            .json(&lead)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    problem(
-        app.http
-            .get(app.url("/v1/leads?email=a%40example.com"))
-            .bearer_auth(&web_only)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    let batch =
-        json!({"leads": [{"email": "w@example.com", "source": "web"}, {"email": "x@example.com"}]});
-    problem(
-        app.http
-            .post(app.url("/v1/leads/batch"))
-            .bearer_auth(&web_only)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(
-        app.lead_count().await,
-        0,
-        "a refused batch stores none of its leads"
-    );
+    problem(app.http.post(app.url("/v1/leads")).bearer_auth(&reader).json(&lead).send().await.unwrap(), 403).await;
+    problem(app.http.post(app.url("/v1/leads")).bearer_auth(&web_only).json(&lead).send().await.unwrap(), 403).await;
+    problem(app.http.get(app.url("/v1/leads?email=a%40example.com")).bearer_auth(&web_only).send().await.unwrap(), 403)
+        .await;
+    let batch = json!({"leads": [{"email": "w@example.com", "source": "web"}, {"email": "x@example.com"}]});
+    problem(app.http.post(app.url("/v1/leads/batch")).bearer_auth(&web_only).json(&batch).send().await.unwrap(), 403)
+        .await;
+    assert_eq!(app.lead_count().await, 0, "a refused batch stores none of its leads");
     let ok = app
         .http
         .post(app.url("/v1/leads"))
@@ -291,19 +189,8 @@ async fn unknown_routes_and_ids_are_problem_documents() {
     let app = spawn_app().await;
     problem(app.get("/v1/nothing-here").await, 404).await;
     problem(app.get("/v1/leads/not-a-uuid").await, 404).await;
-    problem(
-        app.get("/v1/leads/01900000-0000-7000-8000-000000000000")
-            .await,
-        404,
-    )
-    .await;
-    let r = app
-        .http
-        .delete(app.url("/v1/leads"))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .unwrap();
+    problem(app.get("/v1/leads/01900000-0000-7000-8000-000000000000").await, 404).await;
+    let r = app.http.delete(app.url("/v1/leads")).bearer_auth(&app.admin).send().await.unwrap();
     problem(r, 405).await;
 }
 
@@ -330,13 +217,7 @@ async fn a_request_that_stalls_is_cut_off_with_503() {
 #[tokio::test]
 async fn a_caller_supplied_request_id_is_echoed() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .get(app.url("/v1/leads/x"))
-        .header("x-request-id", "trace-123")
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/v1/leads/x")).header("x-request-id", "trace-123").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-123");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["request_id"], "trace-123");

@@ -8,7 +8,12 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn a_posted_lead_is_created_and_reads_back_normalized() {
     let app = spawn_app().await;
-    let r = app.post("/v1/leads", &json!({"email": "  Ada@Example.COM ", "first_name": " Ada ", "plan": "pro", "utm_campaign": "launch"})).await;
+    let r = app
+        .post(
+            "/v1/leads",
+            &json!({"email": "  Ada@Example.COM ", "first_name": " Ada ", "plan": "pro", "utm_campaign": "launch"}),
+        )
+        .await;
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
@@ -26,36 +31,20 @@ async fn a_posted_lead_is_created_and_reads_back_normalized() {
     assert_eq!(lead["attribution"]["original"]["utm_campaign"], "launch");
     assert!(lead["score"].is_null() && lead["owner"].is_null());
 
-    let by_email: Value = app
-        .get("/v1/leads?email=ADA%40example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let by_email: Value = app.get("/v1/leads?email=ADA%40example.com").await.json().await.unwrap();
     assert_eq!(by_email.as_array().unwrap().len(), 1);
     assert_eq!(by_email[0]["id"], id);
-    let none: Value = app
-        .get("/v1/leads?email=nobody%40example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none: Value = app.get("/v1/leads?email=nobody%40example.com").await.json().await.unwrap();
     assert_eq!(none, json!([]));
 }
 
 #[tokio::test]
 async fn a_second_submission_for_the_same_email_merges_and_keeps_the_original_source() {
     let mut config = Config::default();
-    config.sources.push(SourceConfig {
-        name: crate::source("webinar"),
-        ..SourceConfig::api()
-    });
+    config.sources.push(SourceConfig { name: crate::source("webinar"), ..SourceConfig::api() });
     let app = spawn_app_with(config).await;
     let first: Value = app
-        .post(
-            "/v1/leads",
-            &json!({"email": "grace@example.com", "first_name": "Grace", "utm_source": "google"}),
-        )
+        .post("/v1/leads", &json!({"email": "grace@example.com", "first_name": "Grace", "utm_source": "google"}))
         .await
         .json()
         .await
@@ -76,21 +65,9 @@ async fn a_second_submission_for_the_same_email_merges_and_keeps_the_original_so
     assert_eq!(lead["version"], 2);
     assert_eq!(app.lead_count().await, 1);
 
-    let history: Value = app
-        .get(&format!(
-            "/v1/leads/{}/history",
-            first["id"].as_str().unwrap()
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let kinds: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["kind"].as_str().unwrap())
-        .collect();
+    let history: Value =
+        app.get(&format!("/v1/leads/{}/history", first["id"].as_str().unwrap())).await.json().await.unwrap();
+    let kinds: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["created", "merged"]);
     assert_eq!(history[1]["rule"], "exact_email");
     assert_eq!(history[1]["source"], "webinar");
@@ -119,20 +96,9 @@ async fn an_idempotency_key_returns_the_first_outcome_and_creates_nothing() {
     assert_eq!(again["outcome"], "created");
     assert_eq!(again["submission_id"], first["submission_id"]);
     assert_eq!(app.lead_count().await, 1);
-    let history: Value = app
-        .get(&format!(
-            "/v1/leads/{}/history",
-            first["id"].as_str().unwrap()
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        history.as_array().unwrap().len(),
-        1,
-        "a replay is not a second touch"
-    );
+    let history: Value =
+        app.get(&format!("/v1/leads/{}/history", first["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 1, "a replay is not a second touch");
 }
 
 #[tokio::test]
@@ -153,27 +119,14 @@ async fn a_batch_answers_each_lead_in_order() {
         .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    let outcomes: Vec<&str> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        outcomes,
-        [
-            "created", "rejected", "merged", "rejected", "rejected", "created"
-        ]
-    );
+    let outcomes: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["created", "rejected", "merged", "rejected", "rejected", "created"]);
     assert_eq!(body["results"][0]["id"], body["results"][2]["id"]);
     assert_eq!(body["results"][1]["errors"][0]["code"], "invalid_email");
     assert_eq!(body["results"][4]["errors"][0]["code"], "unknown_source");
     assert_eq!(
-        (
-            body["created"].as_u64(),
-            body["merged"].as_u64(),
-            body["rejected"].as_u64()
-        ),
+        (body["created"].as_u64(), body["merged"].as_u64(), body["rejected"].as_u64()),
         (Some(2), Some(1), Some(3))
     );
     assert_eq!(app.lead_count().await, 2);
@@ -195,12 +148,7 @@ async fn a_resent_batch_with_its_idempotency_key_creates_nothing_new() {
     let again: Value = send().await.unwrap().json().await.unwrap();
     assert_eq!(first["created"], 50);
     assert_eq!(again["created"], 50, "the first outcomes are returned");
-    for (a, b) in first["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(again["results"].as_array().unwrap())
-    {
+    for (a, b) in first["results"].as_array().unwrap().iter().zip(again["results"].as_array().unwrap()) {
         assert_eq!(a["id"], b["id"]);
     }
     assert_eq!(app.lead_count().await, 50);
@@ -209,15 +157,8 @@ async fn a_resent_batch_with_its_idempotency_key_creates_nothing_new() {
 #[tokio::test]
 async fn a_batch_of_more_than_1000_is_refused_whole() {
     let app = spawn_app().await;
-    let leads: Vec<Value> = (0..1001)
-        .map(|i| json!({"email": format!("x{i}@example.com")}))
-        .collect();
-    let body = crate::problem(
-        app.post("/v1/leads/batch", &json!({ "leads": leads }))
-            .await,
-        422,
-    )
-    .await;
+    let leads: Vec<Value> = (0..1001).map(|i| json!({"email": format!("x{i}@example.com")})).collect();
+    let body = crate::problem(app.post("/v1/leads/batch", &json!({ "leads": leads })).await, 422).await;
     assert_eq!(body["errors"][0]["code"], "too_many");
     assert_eq!(app.lead_count().await, 0);
 }
@@ -226,19 +167,13 @@ async fn a_batch_of_more_than_1000_is_refused_whole() {
 async fn leads_list_pages_with_a_next_link() {
     let app = spawn_app().await;
     for i in 0..5 {
-        app.post("/v1/leads", &json!({"email": format!("l{i}@example.com")}))
-            .await;
+        app.post("/v1/leads", &json!({"email": format!("l{i}@example.com")})).await;
     }
     let first = app.get("/v1/leads?limit=2").await;
     let link = first.headers()["link"].to_str().unwrap().to_owned();
     let page: Value = first.json().await.unwrap();
     assert_eq!(page.as_array().unwrap().len(), 2);
-    let next = link
-        .trim_start_matches('<')
-        .split('>')
-        .next()
-        .unwrap()
-        .to_owned();
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
     let page2: Value = app.get(&next).await.json().await.unwrap();
     assert_eq!(page2[0]["email"], "l2@example.com");
 }
@@ -248,10 +183,7 @@ async fn submissions_left_pending_are_settled_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("leadflow.db").display());
     let store = leadflow_store::open(&url).await.unwrap();
-    let payload = json!({"email": "left@example.com"})
-        .as_object()
-        .cloned()
-        .unwrap();
+    let payload = json!({"email": "left@example.com"}).as_object().cloned().unwrap();
     let bad = json!({"email": "broken"}).as_object().cloned().unwrap();
     store
         .enqueue(vec![
@@ -263,12 +195,7 @@ async fn submissions_left_pending_are_settled_at_start_up() {
     assert_eq!(store.pending_submissions(10).await.unwrap().len(), 2);
 
     let app = spawn_on(store, Config::default(), dir).await;
-    let found: Value = app
-        .get("/v1/leads?email=left%40example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let found: Value = app.get("/v1/leads?email=left%40example.com").await.json().await.unwrap();
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert!(
         app.store.pending_submissions(10).await.unwrap().is_empty(),
@@ -281,12 +208,7 @@ async fn shutdown_finishes_and_every_acknowledged_lead_is_stored() {
     let app = spawn_app().await;
     let mut acked = 0;
     for i in 0..20 {
-        if app
-            .post("/v1/leads", &json!({"email": format!("s{i}@example.com")}))
-            .await
-            .status()
-            == 201
-        {
+        if app.post("/v1/leads", &json!({"email": format!("s{i}@example.com")})).await.status() == 201 {
             acked += 1;
         }
     }
@@ -301,12 +223,45 @@ async fn shutdown_finishes_and_every_acknowledged_lead_is_stored() {
 async fn spellings_of_one_email_make_one_lead() {
     // Exact-email matching must not depend on how the address was typed.
     let app = spawn_app().await;
-    for email in [
-        "Mixed.Case@Example.com",
-        " mixed.case@example.com",
-        "MIXED.CASE@EXAMPLE.COM ",
-    ] {
+    for email in ["Mixed.Case@Example.com", " mixed.case@example.com", "MIXED.CASE@EXAMPLE.COM "] {
         app.post("/v1/leads", &json!({ "email": email })).await;
     }
     assert_eq!(app.lead_count().await, 1);
+}
+
+#[tokio::test]
+async fn phone_country_and_state_come_back_normalized_with_the_raw_values_kept() {
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("berlin-event"),
+        default_country: Some("DE".into()),
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    let r = app.post("/v1/leads", &json!({"email": "us@example.com", "phone": "(415) 555-2671 ext. 12", "country": "U.S.A.", "state": "calif."})).await;
+    let lead = &r.json::<Value>().await.unwrap()["lead"];
+    assert_eq!((lead["phone"].as_str(), lead["phone_extension"].as_str()), (Some("+14155552671"), Some("12")));
+    assert_eq!((lead["country"].as_str(), lead["state"].as_str()), (Some("US"), Some("CA")));
+    assert_eq!(lead["raw"]["phone"], "(415) 555-2671 ext. 12");
+    assert_eq!(lead["raw"]["country"], "U.S.A.");
+    assert_eq!(lead["issues"], json!([]));
+
+    let r = app
+        .post("/v1/leads", &json!({"email": "de@example.com", "phone": "030 901820", "source": "berlin-event"}))
+        .await;
+    let lead = &r.json::<Value>().await.unwrap()["lead"];
+    assert_eq!(lead["phone"], "+4930901820", "the source's default country reads national numbers");
+    assert_eq!(lead["country"], "DE", "and the phone gives the country");
+
+    let r = app
+        .post("/v1/leads", &json!({"email": "odd@example.com", "phone": "call me maybe", "country": "Atlantis"}))
+        .await;
+    assert_eq!(r.status(), 201, "values that cannot be normalized do not reject the lead");
+    let lead = &r.json::<Value>().await.unwrap()["lead"];
+    assert_eq!(lead["phone"], "call me maybe");
+    assert_eq!(lead["country"], "Atlantis");
+    assert_eq!(
+        lead["issues"],
+        json!([{"field": "country", "code": "unknown_country"}, {"field": "phone", "code": "invalid_phone"}])
+    );
 }

@@ -33,12 +33,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("leadflow.db").display()
-    ))
-    .await
-    .unwrap();
+    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
     spawn_on(store, config, dir).await
 }
 
@@ -46,14 +41,9 @@ pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(leadflow_server::launch(
-        store.clone(),
-        Arc::new(config),
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(leadflow_server::launch(store.clone(), Arc::new(config), listener, async {
+        let _ = stopped.await;
+    }));
     let mut app = TestApp {
         addr,
         http: reqwest::Client::new(),
@@ -88,22 +78,11 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(&self.admin)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url(path)).bearer_auth(&self.admin).json(body).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(&self.admin)
-            .send()
-            .await
-            .unwrap()
+        self.http.get(self.url(path)).bearer_auth(&self.admin).send().await.unwrap()
     }
 
     pub async fn lead_count(&self) -> u64 {
@@ -125,28 +104,12 @@ impl TestApp {
 /// Reads a problem document and checks the RFC 9457 essentials.
 pub async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status().as_u16(), status, "unexpected status");
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
     assert_eq!(content_type, "application/problem+json");
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let request_id = response.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert_eq!(
-        body["request_id"],
-        request_id.as_str(),
-        "the problem names the request"
-    );
+    assert_eq!(body["request_id"], request_id.as_str(), "the problem names the request");
     assert!(body["title"].is_string() && body["code"].is_string());
     body
 }
