@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod export;
+mod import;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leadflow_domain::KeyId;
@@ -33,7 +34,7 @@ struct Cli {
 }
 
 #[derive(Args, Clone)]
-struct DataArgs {
+pub(crate) struct DataArgs {
     /// The store: sqlite://PATH (default sqlite://leadflow.db) or postgres://…
     #[arg(long, env = "LEADFLOW_DATABASE_URL")]
     database: Option<String>,
@@ -63,6 +64,29 @@ enum Command {
         file: Option<PathBuf>,
         #[arg(long, env = "LEADFLOW_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Import a CSV or XLSX file through the pipeline, one report line per row.
+    Import {
+        #[command(flatten)]
+        data: DataArgs,
+        file: PathBuf,
+        /// The configured source the rows come from.
+        #[arg(long)]
+        source: String,
+        /// Write the per-row report (row,external_id,outcome,lead_id,errors) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Show the column decisions, the first rows normalized and every error; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The worksheet of an XLSX file (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+    },
+    /// Inspect and replay submissions that failed validation.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineCommand,
     },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
@@ -101,6 +125,35 @@ enum KeysCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum QuarantineCommand {
+    /// List quarantined submissions with their reasons.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Show one quarantined submission as received, with its reasons.
+    Show {
+        #[command(flatten)]
+        data: DataArgs,
+        id: String,
+    },
+    /// Replay quarantined submissions with the current configuration: the ones given, or
+    /// all (of one source with --source).
+    Replay {
+        #[command(flatten)]
+        data: DataArgs,
+        ids: Vec<String>,
+        #[arg(long)]
+        source: Option<String>,
+        /// Replay every quarantined submission (of --source, if given).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
     Csv,
@@ -109,7 +162,7 @@ pub enum ExportFormat {
 
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     Runtime(String),
     Config(String),
     Store(String),
@@ -167,6 +220,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { data, listen } => serve(data, listen).await,
         Command::Keys { action } => keys(action).await,
         Command::CheckConfig { file, config } => check_config(file.or(config)),
+        Command::Import { data, file, source, report, dry_run, sheet } => {
+            import::run(import::Args { data, file, source, report, dry_run, sheet }).await
+        }
+        Command::Quarantine { action } => import::quarantine(action).await,
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
             let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);
@@ -183,7 +240,7 @@ fn config_path(named: Option<PathBuf>) -> Option<PathBuf> {
     named.or_else(|| Path::new(DEFAULT_CONFIG_FILE).exists().then(|| PathBuf::from(DEFAULT_CONFIG_FILE)))
 }
 
-fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
+pub(crate) fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
     let Some(path) = config_path(named) else {
         return Ok(Config::default());
     };
@@ -195,7 +252,7 @@ fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
     })
 }
 
-async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
+pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
     let mut config = load_config(data.config.clone())?;
     if let Some(url) = &data.database {
         config.database.url.clone_from(url);

@@ -362,3 +362,115 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
     assert_eq!(emails.len(), after.len());
     assert_eq!(after.len(), acked.len() + unacked.len());
 }
+
+fn report_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), ["row", "external_id", "outcome", "lead_id", "errors"]);
+    r.records().map(|rec| rec.unwrap().iter().map(str::to_owned).collect()).collect()
+}
+
+#[test]
+fn import_reports_every_row_and_importing_again_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Semicolons, a byte-order mark, a quoted delimiter and a quoted line break.
+    let csv = "\u{feff}email;first_name;company;phone;country;external_id;notes\n\
+               ada@example.com;Ada;\"Analytical; Engines\";+44 20 7946 0958;UK;crm-1;\"line1\nline2\"\n\
+               bad-email;Bob;X;;;crm-2;\n\
+               ;Carol;Y;030 1234567;Germany;crm-3;\n\
+               ADA@example.com;;;;;crm-4;again\n";
+    std::fs::write(dir.path().join("leads.csv"), csv).unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "first.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = report_rows(&dir.path().join("first.csv"));
+    let outcomes: Vec<&str> = first.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(outcomes, ["created", "rejected", "created", "merged"]);
+    assert_eq!(first[0][0], "1");
+    assert_eq!(first[1][1], "crm-2");
+    assert!(first[1][4].contains("email"), "the reason is reported");
+    assert_eq!(first[3][3], first[0][3], "the merged row names the lead it merged into");
+
+    let again = run(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "second.csv"]);
+    assert!(again.status.success());
+    assert_eq!(report_rows(&dir.path().join("second.csv")), first, "the same outcomes, nothing new");
+
+    let leads = stdout(&run(dir.path(), &["export", "--format", "jsonl"]));
+    let leads: Vec<Value> = leads.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(leads.len(), 2);
+    assert_eq!(leads[0]["company"], "Analytical; Engines");
+    assert_eq!(leads[0]["phone"], "+442079460958");
+    assert_eq!(leads[0]["custom"]["notes"], "line1\nline2");
+    assert_eq!(leads[1]["phone"], "+49301234567");
+    let quarantined = stdout(&run(dir.path(), &["quarantine", "list"]));
+    assert_eq!(quarantined.lines().count(), 1, "the invalid row is quarantined once: {quarantined}");
+}
+
+#[test]
+fn import_reads_windows_1252_and_tabs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("legacy.csv"), b"email\tfirst_name\tcity\nzoe@example.com\tZo\xeb\tK\xf6ln\n")
+        .unwrap();
+    let out = run(dir.path(), &["import", "legacy.csv", "--source", "api"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lead: Value = serde_json::from_str(stdout(&run(dir.path(), &["export", "--format", "jsonl"])).trim()).unwrap();
+    assert_eq!((lead["first_name"].as_str(), lead["city"].as_str()), (Some("Zoë"), Some("Köln")));
+}
+
+#[test]
+fn import_reads_a_named_xlsx_sheet() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leads.xlsx");
+    let out = run(
+        dir.path(),
+        &["import", fixture.to_str().unwrap(), "--source", "api", "--sheet", "Leads", "--report", "r.csv"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let outcomes: Vec<String> = report_rows(&dir.path().join("r.csv")).into_iter().map(|r| r[2].clone()).collect();
+    assert_eq!(outcomes, ["created", "created", "rejected"]);
+    let leads = stdout(&run(dir.path(), &["export", "--format", "jsonl"]));
+    let grace: Value = serde_json::from_str(leads.lines().next().unwrap()).unwrap();
+    assert_eq!(grace["phone"], "+14155552671", "a phone stored as a spreadsheet number reads as typed");
+    assert_eq!(grace["postal_code"], "10115");
+    assert_eq!(grace["country"], "US");
+    let missing = run(dir.path(), &["import", fixture.to_str().unwrap(), "--source", "api", "--sheet", "Nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("Nope"));
+}
+
+#[test]
+fn a_dry_run_shows_decisions_and_errors_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "email,Favourite Colour\nada@example.com,teal\nnope,red\n").unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("email -> email") && text.contains("Favourite Colour -> custom.Favourite Colour"), "{text}");
+    assert!(text.contains("row 2: email"), "{text}");
+    assert!(text.contains("\"email\":\"ada@example.com\""), "{text}");
+    assert!(!dir.path().join("leadflow.db").exists(), "a dry run does not even create the database");
+}
+
+#[test]
+fn import_into_an_unknown_source_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "email\nada@example.com\n").unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "trade-show"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("trade-show"));
+}
+
+#[test]
+fn quarantined_rows_can_be_shown_and_replayed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "email,first_name\nnot-an-email,Bob\n").unwrap();
+    assert!(run(dir.path(), &["import", "leads.csv", "--source", "api"]).status.success());
+    let listed = stdout(&run(dir.path(), &["quarantine", "list"]));
+    let id = listed.split_whitespace().next().unwrap().to_owned();
+    let shown: Value = serde_json::from_str(&stdout(&run(dir.path(), &["quarantine", "show", &id]))).unwrap();
+    assert_eq!(shown["payload"]["first_name"], "Bob");
+    assert_eq!(shown["errors"][0]["code"], "invalid_email");
+    let replayed = run(dir.path(), &["quarantine", "replay", &id]);
+    assert!(replayed.status.success());
+    assert!(stdout(&replayed).contains("still quarantined"), "{}", stdout(&replayed));
+    let all = run(dir.path(), &["quarantine", "replay", "--all"]);
+    assert!(stdout(&all).contains("0 settled, 1 still quarantined"), "{}", stdout(&all));
+}

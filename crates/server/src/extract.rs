@@ -17,6 +17,10 @@ use serde_json::{Map, Value};
 pub struct Caller(pub ApiKey);
 
 impl Caller {
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the admin scope".into())) }
+    }
+
     pub fn require_read(&self) -> Result<(), ApiError> {
         if self.0.can_read() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the read scope".into())) }
     }

@@ -1,22 +1,34 @@
 //! The ingest orchestrator: every submission, whatever its channel, goes through here.
 //!
 //! The pure stages run first, on the caller's task ([`pipeline::prepare`]); a rejected
-//! submission stops there and nothing of it is stored. The store then commits the inbox
-//! row and settles the lead (match, merge or create, history) in one group-committed
-//! transaction, so an answer means the submission is durable.
+//! submission stops there: refused with its errors (the API), or kept in the quarantine
+//! (webhooks, imports). The store then commits the inbox row and settles the lead (match,
+//! merge or create, history) in one group-committed transaction, so an answer means the
+//! submission is durable.
 
 use crate::metrics as m;
 use leadflow_domain::capture::RawSubmission;
 use leadflow_domain::config::{Config, SourceConfig};
 use leadflow_domain::pipeline;
-use leadflow_domain::{FieldError, SourceName};
-use leadflow_store::{CaptureItem, Captured, DynStore, StoreError};
+use leadflow_domain::{FieldError, SourceName, SubmissionId};
+use leadflow_store::{CaptureItem, Captured, DynStore, StoreError, SubmissionStatus};
 
 /// What became of one submission.
 #[derive(Debug)]
 pub enum Settled {
     Captured(Captured),
+    /// Refused and not stored (API callers correct and resend).
     Rejected(Vec<FieldError>),
+}
+
+/// What to do with a submission that fails validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// Answer with the errors and store nothing: the caller is there to fix it (the API).
+    Refuse,
+    /// Keep it in the quarantine with its reasons: nobody is waiting for an answer to fix
+    /// it (webhooks, imports), so it must not be lost.
+    Quarantine,
 }
 
 /// Runs the pipeline on submissions; the answer has one entry per submission, in order.
@@ -24,38 +36,110 @@ pub async fn submit(
     store: &DynStore,
     config: &Config,
     submissions: Vec<RawSubmission>,
+    on_invalid: OnInvalid,
 ) -> Result<Vec<Settled>, StoreError> {
+    enum Slot {
+        Valid(SourceName),
+        Quarantined(SourceName),
+        Refused(Vec<FieldError>),
+    }
     let fallback = SourceConfig::api();
     let mut tally = Tally::default();
-    let mut slots: Vec<Option<Settled>> = Vec::with_capacity(submissions.len());
-    let mut items = Vec::new();
-    let mut sources = Vec::new();
+    let mut slots = Vec::with_capacity(submissions.len());
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
     for submission in submissions {
         match pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(&fallback)) {
             Ok(candidate) => {
-                slots.push(None);
-                sources.push(submission.source.clone());
-                items.push(CaptureItem { submission, candidate });
+                slots.push(Slot::Valid(submission.source.clone()));
+                valid.push(CaptureItem { submission, candidate });
+            }
+            Err(errors) if on_invalid == OnInvalid::Quarantine => {
+                slots.push(Slot::Quarantined(submission.source.clone()));
+                invalid.push((submission, errors));
             }
             Err(errors) => {
                 tally.add(&submission.source, "rejected");
-                slots.push(Some(Settled::Rejected(errors)));
+                slots.push(Slot::Refused(errors));
             }
         }
     }
-    let mut captured = store.capture(items).await?.into_iter().zip(sources);
-    let settled = slots
-        .into_iter()
-        .filter_map(|slot| {
-            slot.or_else(|| {
-                let (c, source) = captured.next()?;
-                tally.add(&source, outcome_label(&c));
-                Some(Settled::Captured(c))
-            })
-        })
-        .collect();
+    // Both writes join the same group commit.
+    let (captured, quarantined) = tokio::join!(store.capture(valid), store.quarantine(invalid));
+    let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
+    let mut settled = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let (source, c) = match slot {
+            Slot::Refused(errors) => {
+                settled.push(Settled::Rejected(errors));
+                continue;
+            }
+            Slot::Valid(source) => (source, captured.next()),
+            Slot::Quarantined(source) => (source, quarantined.next()),
+        };
+        let c = c.ok_or_else(|| StoreError::Internal("the store answered fewer items than it was given".into()))?;
+        tally.add(&source, outcome_label(&c));
+        settled.push(Settled::Captured(c));
+    }
     tally.record();
     Ok(settled)
+}
+
+/// Runs quarantined submissions through the pipeline again, with the configuration as it
+/// is now. Each either settles (and leaves the quarantine) or stays, with fresh reasons.
+/// Ids that are not in the quarantine answer `None`.
+pub async fn replay(
+    store: &DynStore,
+    config: &Config,
+    ids: &[SubmissionId],
+) -> Result<Vec<Option<Settled>>, StoreError> {
+    let fallback = SourceConfig::api();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(stored) = store.get_submission(*id).await?.filter(|s| s.status == SubmissionStatus::Rejected) else {
+            out.push(None);
+            continue;
+        };
+        let submission = stored.submission;
+        let source = submission.source.clone();
+        let settled = match pipeline::prepare(&submission.payload, config.source(&source).unwrap_or(&fallback)) {
+            Ok(candidate) => {
+                let c = store.capture(vec![CaptureItem { submission, candidate }]).await?.pop();
+                c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
+            }
+            Err(errors) => {
+                store.reject_submission(submission.id, errors.clone()).await?;
+                Captured::Rejected { submission_id: submission.id, errors }
+            }
+        };
+        m::lead_outcomes(source.as_str(), outcome_label(&settled), 1);
+        out.push(Some(Settled::Captured(settled)));
+    }
+    Ok(out)
+}
+
+/// Replays every quarantined submission (of one source, if given); returns how many
+/// settled and how many stay quarantined.
+pub async fn replay_all(
+    store: &DynStore,
+    config: &Config,
+    source: Option<SourceName>,
+) -> Result<(usize, usize), StoreError> {
+    const PAGE: usize = 500;
+    let (mut settled, mut stayed) = (0, 0);
+    let mut after = None;
+    loop {
+        let page = store.list_quarantine(source.clone(), after, PAGE).await?;
+        let Some(last) = page.last() else { return Ok((settled, stayed)) };
+        after = Some(last.submission.id);
+        let ids: Vec<SubmissionId> = page.iter().map(|q| q.submission.id).collect();
+        for result in replay(store, config, &ids).await?.into_iter().flatten() {
+            match result {
+                Settled::Captured(Captured::Settled { .. }) => settled += 1,
+                _ => stayed += 1,
+            }
+        }
+    }
 }
 
 /// Outcome counts of one request, recorded once: a batch of 1000 costs a handful of
@@ -83,6 +167,7 @@ fn outcome_label(c: &Captured) -> &'static str {
         Captured::Settled { replayed: true, .. } => "replayed",
         Captured::Settled { outcome, .. } => outcome.as_str(),
         Captured::Pending { .. } => "pending",
+        Captured::Rejected { .. } => "quarantined",
     }
 }
 

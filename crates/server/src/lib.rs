@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod routes;
@@ -42,7 +43,7 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -65,6 +66,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::batch))
         .routes(routes!(routes::leads::get))
         .routes(routes!(routes::leads::history))
+        .routes(routes!(routes::quarantine::list))
+        .routes(routes!(routes::quarantine::replay_all))
+        .routes(routes!(routes::quarantine::show))
+        .routes(routes!(routes::quarantine::replay_one))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::meta::metrics))

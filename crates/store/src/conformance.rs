@@ -41,6 +41,9 @@ macro_rules! conformance_suite {
             list_leads_pages_in_creation_order,
             enqueued_submissions_are_pending_until_captured,
             rejected_submissions_leave_the_pending_list,
+            quarantine_keeps_submissions_with_their_reasons,
+            quarantine_respects_idempotency_keys,
+            a_quarantined_submission_settles_when_replayed,
             keys_are_found_by_hash_until_revoked,
             active_key_names_are_unique,
             concurrent_captures_of_one_person_make_one_lead,
@@ -75,7 +78,7 @@ fn item(source: &str, key: Option<&str>, v: Value) -> CaptureItem {
 fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
     match c {
         Captured::Settled { outcome, lead, replayed, .. } => (*outcome, lead, *replayed),
-        Captured::Pending { .. } => panic!("expected a settled capture, got {c:?}"),
+        other => panic!("expected a settled capture, got {other:?}"),
     }
 }
 
@@ -203,13 +206,72 @@ pub async fn enqueued_submissions_are_pending_until_captured(store: &DynStore) {
     assert!(store.pending_submissions(10).await.unwrap().is_empty());
 }
 
+fn invalid_email() -> Vec<FieldError> {
+    vec![FieldError::new("email", FieldErrorCode::InvalidEmail, "not a valid email address")]
+}
+
 pub async fn rejected_submissions_leave_the_pending_list(store: &DynStore) {
     let sub = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "broken"})));
     store.enqueue(vec![sub.clone()]).await.unwrap();
-    let errors = vec![FieldError::new("email", FieldErrorCode::InvalidEmail, "not a valid email address")];
-    store.reject_submission(sub.id, errors.clone()).await.unwrap();
+    store.reject_submission(sub.id, invalid_email()).await.unwrap();
     assert!(store.pending_submissions(10).await.unwrap().is_empty());
-    assert!(store.reject_submission(sub.id, errors).await.is_err(), "only a pending submission can be rejected");
+    let quarantined = store.list_quarantine(None, None, 10).await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].errors, invalid_email());
+    // Replaying and failing again updates the reasons; a settled submission cannot be.
+    store.reject_submission(sub.id, invalid_email()).await.unwrap();
+    let settled = capture_one(store, item("api", None, json!({"email": "fine@example.com"}))).await;
+    let Captured::Settled { submission_id, .. } = settled else { panic!("settled") };
+    assert!(store.reject_submission(submission_id, invalid_email()).await.is_err());
+}
+
+pub async fn quarantine_keeps_submissions_with_their_reasons(store: &DynStore) {
+    let web = SourceName::parse("web").unwrap();
+    let a = RawSubmission::new(web.clone(), None, payload(json!({"email": "broken-1"})));
+    let b = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "broken-2"})));
+    let out = store.quarantine(vec![(a.clone(), invalid_email()), (b.clone(), invalid_email())]).await.unwrap();
+    assert!(
+        matches!(&out[0], Captured::Rejected { submission_id, errors } if *submission_id == a.id && errors == &invalid_email())
+    );
+    let all = store.list_quarantine(None, None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|q| q.submission.id).collect::<Vec<_>>(), vec![a.id, b.id]);
+    let only_web = store.list_quarantine(Some(web), None, 10).await.unwrap();
+    assert_eq!(only_web.len(), 1);
+    assert_eq!(only_web[0].submission.payload, a.payload);
+    let page = store.list_quarantine(None, Some(a.id), 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let shown = store.get_submission(b.id).await.unwrap().expect("stored");
+    assert_eq!(shown.status, crate::SubmissionStatus::Rejected);
+    assert_eq!(store.count_leads().await.unwrap(), 0);
+}
+
+pub async fn quarantine_respects_idempotency_keys(store: &DynStore) {
+    let first = RawSubmission::new(
+        SourceName::api(),
+        Some(IdempotencyKey::parse("row-7").unwrap()),
+        payload(json!({"email": "x"})),
+    );
+    let again = RawSubmission::new(
+        SourceName::api(),
+        Some(IdempotencyKey::parse("row-7").unwrap()),
+        payload(json!({"email": "x"})),
+    );
+    store.quarantine(vec![(first.clone(), invalid_email())]).await.unwrap();
+    let out = store.quarantine(vec![(again, invalid_email())]).await.unwrap();
+    assert!(matches!(&out[0], Captured::Rejected { submission_id, .. } if *submission_id == first.id), "{out:?}");
+    assert_eq!(store.list_quarantine(None, None, 10).await.unwrap().len(), 1);
+}
+
+pub async fn a_quarantined_submission_settles_when_replayed(store: &DynStore) {
+    let sub = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "fixed@example.com"})));
+    store.quarantine(vec![(sub.clone(), invalid_email())]).await.unwrap();
+    let candidate = prepare(&sub.payload, &SourceConfig::api()).unwrap();
+    let c = capture_one(store, CaptureItem { submission: sub.clone(), candidate }).await;
+    assert_eq!(settled(&c).0, Outcome::Created);
+    assert!(store.list_quarantine(None, None, 10).await.unwrap().is_empty());
+    let stored = store.get_submission(sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, crate::SubmissionStatus::Processed);
+    assert_eq!(stored.lead_id, Some(settled(&c).1.id));
 }
 
 fn new_key(name: &str, scopes: &[Scope]) -> (ApiKey, ApiToken) {

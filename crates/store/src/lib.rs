@@ -16,7 +16,7 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
+use leadflow_domain::{Email, Lead, LeadId, SourceName, SubmissionId};
 use std::sync::Arc;
 
 /// A submission ready to be settled: the raw payload for the inbox and the candidate the
@@ -36,6 +36,27 @@ pub enum Captured {
     /// The submission is safely in the inbox but could not be settled yet; it will be
     /// processed again.
     Pending { submission_id: SubmissionId },
+    /// The submission failed validation and is kept in the quarantine with its reasons,
+    /// to be replayed once the mapping or the data is fixed.
+    Rejected { submission_id: SubmissionId, errors: Vec<FieldError> },
+}
+
+/// A submission as the inbox holds it, with what became of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSubmission {
+    pub submission: RawSubmission,
+    pub status: SubmissionStatus,
+    /// Why it was quarantined (or why settling last failed).
+    pub errors: Vec<FieldError>,
+    pub lead_id: Option<LeadId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmissionStatus {
+    Pending,
+    Processed,
+    /// In the quarantine.
+    Rejected,
 }
 
 #[async_trait]
@@ -52,8 +73,23 @@ pub trait Store: Send + Sync + 'static {
     /// Inbox submissions not settled yet, oldest first.
     async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError>;
 
-    /// Marks an inbox submission as rejected, with the reasons, so it is not retried.
+    /// Moves a pending (or already quarantined) submission to the quarantine with the
+    /// reasons, so it is not retried until someone replays it.
     async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError>;
+
+    /// Stores submissions that failed validation straight into the quarantine. A
+    /// submission whose idempotency key is known answers with the first outcome instead.
+    async fn quarantine(&self, items: Vec<(RawSubmission, Vec<FieldError>)>) -> Result<Vec<Captured>, StoreError>;
+
+    /// Quarantined submissions, oldest first, optionally of one source, after `after`.
+    async fn list_quarantine(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError>;
+
+    async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError>;
 
     /// The lead; an id that was merged away answers with the surviving lead.
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError>;

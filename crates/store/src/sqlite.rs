@@ -7,7 +7,7 @@
 //! means the data is on disk (WAL, `synchronous = FULL`). Reads go through a small pool of
 //! read connections on blocking threads; WAL lets them run beside the writer.
 
-use crate::{CaptureItem, Captured, Store, StoreError};
+use crate::{CaptureItem, Captured, Store, StoreError, StoredSubmission, SubmissionStatus};
 use async_trait::async_trait;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
@@ -55,6 +55,7 @@ enum Command {
     Capture(Vec<Prepared>, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
+    Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
     CreateKey(Box<ApiKey>, TokenHash, Reply<()>),
     RevokeKey(String, Reply<Option<ApiKey>>),
     Close(Reply<()>),
@@ -266,6 +267,9 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Command::Enqueue(subs, reply) => {
                     answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs))))
                 }
+                Command::Quarantine(items, reply) => {
+                    answers.push(Pending::Captured(reply, in_savepoint(&mut tx, |sp| quarantine_all(sp, &items))))
+                }
                 Command::Reject(id, errors, reply) => {
                     answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| reject(sp, id, &errors))))
                 }
@@ -303,7 +307,7 @@ fn fail_command(cmd: Command, e: &StoreError) {
         other => StoreError::Unavailable(other.to_string()),
     };
     match cmd {
-        Command::Capture(_, r) => drop(r.send(Err(err()))),
+        Command::Capture(_, r) | Command::Quarantine(_, r) => drop(r.send(Err(err()))),
         Command::Enqueue(_, r) | Command::Reject(_, _, r) | Command::CreateKey(_, _, r) | Command::Close(r) => {
             drop(r.send(Err(err())))
         }
@@ -374,7 +378,7 @@ fn earlier_submission(
 ) -> Result<Option<Result<Captured, StoreError>>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT id, status, outcome, lead_id FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
+            "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
         )?
         .query_row(params![source.as_str(), key.as_str()], |r| {
             Ok((
@@ -382,10 +386,11 @@ fn earlier_submission(
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })
         .optional()?;
-    let Some((id, status, outcome, lead_id)) = row else {
+    let Some((id, status, outcome, lead_id, error)) = row else {
         return Ok(None);
     };
     let submission_id: SubmissionId = id.parse().map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
@@ -400,6 +405,7 @@ fn earlier_submission(
             let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
             Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
         }
+        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error.as_deref()) },
         _ => Captured::Pending { submission_id },
     };
     Ok(Some(Ok(settled)))
@@ -525,11 +531,80 @@ fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreErr
     Ok(())
 }
 
+fn quarantine_all(conn: &Connection, items: &[(RawSubmission, Vec<FieldError>)]) -> Result<Vec<Captured>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (sub, errors) in items {
+        if let Some(key) = &sub.idempotency_key
+            && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
+        {
+            out.push(first?);
+            continue;
+        }
+        let payload = serde_json::to_string(&sub.payload)?;
+        let reasons = serde_json::to_string(errors)?;
+        upsert_submission(conn, sub, &payload, Status::Rejected, None, Some(&reasons))?;
+        out.push(Captured::Rejected { submission_id: sub.id, errors: errors.clone() });
+    }
+    Ok(out)
+}
+
+/// The quarantine reasons stored with a submission. Settling failures are stored as
+/// plain text and read back as one general error.
+fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
+    match error {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(text)
+            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
+    }
+}
+
+const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
+
+fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredSubmission, StoreError>> {
+    let id: String = r.get(0)?;
+    let source: String = r.get(1)?;
+    let key: Option<String> = r.get(2)?;
+    let received: i64 = r.get(3)?;
+    let payload: String = r.get(4)?;
+    let status: String = r.get(5)?;
+    let error: Option<String> = r.get(6)?;
+    let lead_id: Option<String> = r.get(7)?;
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("submission {id}: {what}"));
+        Ok(StoredSubmission {
+            submission: RawSubmission {
+                id: id.parse().map_err(|_| corrupt("id"))?,
+                source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
+                received_at: from_millis(received),
+                idempotency_key: key
+                    .map(|k| IdempotencyKey::parse(&k))
+                    .transpose()
+                    .map_err(|_| corrupt("idempotency key"))?,
+                payload: serde_json::from_str::<Map<String, Value>>(&payload)?,
+            },
+            status: match status.as_str() {
+                "pending" => SubmissionStatus::Pending,
+                "processed" => SubmissionStatus::Processed,
+                "rejected" => SubmissionStatus::Rejected,
+                _ => return Err(corrupt("status")),
+            },
+            errors: stored_errors(error.as_deref()),
+            lead_id: lead_id.map(|l| l.parse()).transpose().map_err(|_| corrupt("lead id"))?,
+        })
+    })())
+}
+
 fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
     let changed = conn
-        .prepare_cached("UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'pending'")?
+        .prepare_cached(
+            "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status IN ('pending', 'rejected')",
+        )?
         .execute(params![id.to_string(), Status::Rejected.as_str(), serde_json::to_string(errors)?])?;
-    if changed == 1 { Ok(()) } else { Err(StoreError::Conflict(format!("submission {id} is not pending"))) }
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("submission {id} is not pending or quarantined")))
+    }
 }
 
 fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Result<(), StoreError> {
@@ -629,24 +704,50 @@ impl Store for SqliteStore {
     async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, source, idempotency_key, received_at, payload FROM submissions WHERE status = 'pending' ORDER BY received_at, id LIMIT ?1",
-            )?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = 'pending' ORDER BY received_at, id LIMIT ?1"
+            ))?;
+            let rows = stmt.query_map([limit], submission_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(|r| r.map(|stored| stored.submission)).collect()
+        })
+        .await
+    }
+
+    async fn quarantine(&self, items: Vec<(RawSubmission, Vec<FieldError>)>) -> Result<Vec<Captured>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|reply| Command::Quarantine(items, reply)).await
+    }
+
+    async fn list_quarantine(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            // Ids are time-ordered, so paging by id is paging by arrival.
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = 'rejected' AND id > ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT ?3"
+            ))?;
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
             let rows = stmt
-                .query_map([limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?)))?
+                .query_map(params![after, source.as_ref().map(SourceName::as_str), limit], submission_from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|(id, source, key, received, payload)| {
-                    let corrupt = |what: &str| StoreError::Corrupt(format!("submission {id}: {what}"));
-                    Ok(RawSubmission {
-                        id: id.parse().map_err(|_| corrupt("id"))?,
-                        source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
-                        received_at: from_millis(received),
-                        idempotency_key: key.map(|k| IdempotencyKey::parse(&k)).transpose().map_err(|_| corrupt("idempotency key"))?,
-                        payload: serde_json::from_str::<Map<String, Value>>(&payload)?,
-                    })
-                })
-                .collect()
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
+                .query_row([id.to_string()], submission_from_row)
+                .optional()?;
+            found.transpose()
         })
         .await
     }

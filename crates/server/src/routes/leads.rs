@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Caller, IdempotencyHeader, JsonObject};
-use crate::ingest::{self, Settled};
+use crate::ingest::{self, OnInvalid, Settled};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -79,7 +79,7 @@ pub struct CaptureOut {
 }
 
 impl CaptureOut {
-    fn from_settled(s: Settled, with_lead: bool) -> Self {
+    pub fn from_settled(s: Settled, with_lead: bool) -> Self {
         match s {
             Settled::Captured(Captured::Settled { submission_id, outcome, lead, replayed }) => Self {
                 id: Some(lead.id),
@@ -95,6 +95,14 @@ impl CaptureOut {
                 submission_id: Some(submission_id),
                 replayed: false,
                 errors: Vec::new(),
+                lead: None,
+            },
+            Settled::Captured(Captured::Rejected { submission_id, errors }) => Self {
+                id: None,
+                outcome: OutcomeOut::Rejected,
+                submission_id: Some(submission_id),
+                replayed: false,
+                errors,
                 lead: None,
             },
             Settled::Rejected(errors) => Self {
@@ -166,7 +174,7 @@ pub async fn create(
     let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
     let submission = RawSubmission::new(source, key, payload);
-    let settled = ingest::submit(&app.store, &app.config, vec![submission])
+    let settled = ingest::submit(&app.store, &app.config, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
@@ -253,7 +261,7 @@ pub async fn batch(
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }
     }
-    let mut settled = ingest::submit(&app.store, &app.config, submissions).await?.into_iter();
+    let mut settled = ingest::submit(&app.store, &app.config, submissions, OnInvalid::Refuse).await?.into_iter();
     let results: Vec<CaptureOut> = slots
         .into_iter()
         .map(|slot| slot.or_else(|| settled.next()).map(|s| CaptureOut::from_settled(s, false)))

@@ -3,3 +3,4 @@
 pub mod health;
 pub mod leads;
 pub mod meta;
+pub mod quarantine;

@@ -50,3 +50,70 @@ fn openapi_document_snapshot() {
     doc["info"]["version"] = json!("[version]");
     insta::assert_json_snapshot!("openapi", doc);
 }
+
+mod quarantine {
+    use crate::{problem, spawn_app};
+    use leadflow_domain::capture::RawSubmission;
+    use leadflow_domain::{FieldError, FieldErrorCode, SourceName};
+    use serde_json::{Value, json};
+
+    fn submission(v: Value) -> RawSubmission {
+        RawSubmission::new(SourceName::api(), None, v.as_object().cloned().unwrap())
+    }
+
+    fn reason() -> Vec<FieldError> {
+        vec![FieldError::new("email", FieldErrorCode::Required, "an email or a phone is required")]
+    }
+
+    #[tokio::test]
+    async fn quarantined_submissions_are_listed_shown_and_replayed() {
+        let app = spawn_app().await;
+        // One that a configuration fix has since made valid, one that is still invalid.
+        let fixed = submission(json!({"email": "fixed@example.com", "first_name": "Fay"}));
+        let broken = submission(json!({"email": "still broken"}));
+        app.store.quarantine(vec![(fixed.clone(), reason()), (broken.clone(), reason())]).await.unwrap();
+
+        let listed: Value = app.get("/v1/quarantine").await.json().await.unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 2);
+        assert_eq!(listed[0]["submission_id"], fixed.id.to_string());
+        assert_eq!(listed[0]["payload"]["first_name"], "Fay");
+        assert_eq!(listed[0]["errors"][0]["code"], "required");
+        let shown: Value = app.get(&format!("/v1/quarantine/{}", broken.id)).await.json().await.unwrap();
+        assert_eq!(shown["payload"]["email"], "still broken");
+
+        let r: Value = app.post(&format!("/v1/quarantine/{}/replay", fixed.id), &json!({})).await.json().await.unwrap();
+        assert_eq!(r["outcome"], "created");
+        assert_eq!(r["lead"]["email"], "fixed@example.com");
+        let r: Value =
+            app.post(&format!("/v1/quarantine/{}/replay", broken.id), &json!({})).await.json().await.unwrap();
+        assert_eq!(r["outcome"], "rejected");
+        assert_eq!(r["errors"][0]["code"], "invalid_email", "the reasons are refreshed");
+
+        let listed: Value = app.get("/v1/quarantine").await.json().await.unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 1, "the settled one left the quarantine");
+        problem(app.get(&format!("/v1/quarantine/{}", fixed.id)).await, 404).await;
+        let bulk: Value = app.post("/v1/quarantine/replay", &json!({"source": "api"})).await.json().await.unwrap();
+        assert_eq!((bulk["settled"].as_u64(), bulk["still_quarantined"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(app.lead_count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn replaying_needs_the_admin_scope_and_reading_needs_read() {
+        let app = spawn_app().await;
+        let reader = app.key("reader", &["read"]).await;
+        let ingest = app.key("ingest", &["ingest"]).await;
+        let sub = submission(json!({"email": "x"}));
+        app.store.quarantine(vec![(sub.clone(), reason())]).await.unwrap();
+        let list = |token: &str| app.http.get(app.url("/v1/quarantine")).bearer_auth(token).send();
+        assert_eq!(list(&reader).await.unwrap().status(), 200);
+        problem(list(&ingest).await.unwrap(), 403).await;
+        let replay = app
+            .http
+            .post(app.url(&format!("/v1/quarantine/{}/replay", sub.id)))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap();
+        problem(replay, 403).await;
+    }
+}
