@@ -10,6 +10,10 @@
 //! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{lead_json, sqlite_baseline};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,7 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CONNECTIONS: usize = 64;
-const BATCH_SIZE: usize = 1000;
 const BATCH_CONNECTIONS: usize = 4;
 
 fn main() {
@@ -76,11 +79,12 @@ fn main() {
             BATCH_CONNECTIONS,
             phase,
             move |conn, i| {
-                let leads: Vec<String> =
-                    (0..BATCH_SIZE).map(|k| lead_json(1000 + conn, i * BATCH_SIZE as u64 + k as u64)).collect();
+                let leads: Vec<String> = (0..common::BATCH_SIZE)
+                    .map(|k| lead_json(1000 + conn, i * common::BATCH_SIZE as u64 + k as u64))
+                    .collect();
                 post(&t, "/v1/leads/batch", &format!("{{\"leads\":[{}]}}", leads.join(",")))
             },
-            BATCH_SIZE as u64,
+            common::BATCH_SIZE as u64,
         ));
         r.row("POST /v1/leads/batch (1000 leads), 4 connections", "leads/s");
         rates.insert("batch", r.rate);
@@ -100,12 +104,6 @@ fn main() {
             println!("{a} / {b} = {:.3}", x / y);
         }
     }
-}
-
-fn lead_json(conn: usize, i: u64) -> String {
-    format!(
-        r#"{{"email":"bench{conn}-{i}@example.com","first_name":"Ada","last_name":"Lovelace","company":"Analytical Engines Ltd","job_title":"Head of Research","phone":"+44 20 7946 0958","country":"GB","city":"London","utm_source":"google","utm_campaign":"q4-launch","custom":{{"plan":"pro"}}}}"#
-    )
 }
 
 fn post(token: &str, path: &str, body: &str) -> Vec<u8> {
@@ -214,43 +212,4 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
         assert!(n > 0, "connection closed");
         buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// The storage ceiling: the rows one lead produces (a lead, its inbox submission, its
-/// history entry), with the same schema and indexes, inserted in transactions of 1000
-/// with the same durability settings. Returns leads/s.
-fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
-    let conn = rusqlite::Connection::open(dir.join("baseline.db")).unwrap();
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;").unwrap();
-    conn.execute_batch(include_str!("../../store/migrations/sqlite/0001_capture_core.sql")).unwrap();
-    let doc = format!("{{\"lead\":{},\"pad\":\"{}\"}}", lead_json(0, 0), "x".repeat(700));
-    let payload = lead_json(0, 0);
-    let started = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed() < phase {
-        let tx = conn.unchecked_transaction().unwrap();
-        {
-            let mut lead = tx.prepare_cached("INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, 1, ?3, ?3, ?4)").unwrap();
-            let mut sub = tx
-                .prepare_cached("INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome) VALUES (?1, 'api', NULL, ?2, ?3, 'processed', ?4, 'created')")
-                .unwrap();
-            let mut hist = tx
-                .prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")
-                .unwrap();
-            for _ in 0..BATCH_SIZE {
-                let lead_id = format!("01900000-0000-7000-8000-{n:012}");
-                let sub_id = format!("01900000-0000-7000-9000-{n:012}");
-                let email = format!("base-{n}@example.com");
-                let now = i64::try_from(n).unwrap();
-                lead.execute(rusqlite::params![lead_id, email, now, doc]).unwrap();
-                sub.execute(rusqlite::params![sub_id, now, payload, lead_id]).unwrap();
-                hist.execute(rusqlite::params![lead_id, now, sub_id, "{\"kind\":\"created\",\"source\":\"api\"}"])
-                    .unwrap();
-                n += 1;
-            }
-        }
-        tx.commit().unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }

@@ -90,14 +90,7 @@ fn row(lead: &Lead) -> Vec<String> {
     r
 }
 
-/// A spreadsheet runs a cell starting with `=`, `+`, `-`, `@`, tab or CR as a formula;
-/// a leading apostrophe makes it text (OWASP's advice for CSV injection).
-pub fn neutralize(cell: &str) -> String {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
-    }
-}
+pub use leadflow_server::import::neutralize;
 
 #[cfg(test)]
 mod tests {

@@ -25,16 +25,8 @@ fn report_writer(path: &Option<PathBuf>) -> Result<Option<csv::Writer<std::fs::F
     let Some(path) = path else { return Ok(None) };
     let mut w =
         csv::Writer::from_path(path).map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
-    w.write_record(["row", "external_id", "outcome", "lead_id", "errors"])
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    w.write_record(import::REPORT_HEADER).map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok(Some(w))
-}
-
-fn report_line(w: &mut csv::Writer<std::fs::File>, o: &RowOutcome) -> Result<(), csv::Error> {
-    let errors: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-    let lead = o.lead_id.map(|id| id.to_string()).unwrap_or_default();
-    let external_id = o.external_id.as_deref().map(crate::export::neutralize).unwrap_or_default();
-    w.write_record([o.row.to_string(), external_id, o.outcome.to_owned(), lead, errors.join("; ")])
 }
 
 pub async fn run(args: Args) -> Result<(), Failure> {
@@ -56,7 +48,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     let mut report_error = None;
     let mut write = |o: &RowOutcome| {
         if let Some(w) = report.as_mut()
-            && let Err(e) = report_line(w, o)
+            && let Err(e) = import::write_report_line(w, o)
         {
             report_error.get_or_insert(e);
         }

@@ -15,6 +15,7 @@ use toml_edit::{Document, Item, Table, Value};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadflow.db";
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_IMPORT_LIMIT_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +29,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub body_limit_bytes: usize,
+    /// The largest file accepted by `POST /v1/imports`.
+    pub import_limit_bytes: usize,
     pub request_timeout: Duration,
 }
 
@@ -91,6 +94,7 @@ impl Default for Config {
             server: ServerConfig {
                 listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+                import_limit_bytes: DEFAULT_IMPORT_LIMIT_BYTES,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
             database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
@@ -218,6 +222,11 @@ impl Validator<'_> {
                 "body_limit_bytes" => {
                     if let Some(n) = self.positive_integer(item, &path) {
                         server.body_limit_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+                    }
+                }
+                "import_limit_bytes" => {
+                    if let Some(n) = self.positive_integer(item, &path) {
+                        server.import_limit_bytes = usize::try_from(n).unwrap_or(usize::MAX);
                     }
                 }
                 "request_timeout_secs" => {

@@ -63,3 +63,7 @@ id_type!(
     /// The identity of an API key (not the secret token).
     KeyId
 );
+id_type!(
+    /// The identity of an import job.
+    ImportId
+);

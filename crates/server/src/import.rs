@@ -13,13 +13,14 @@ use calamine::{DataRef, Reader, Xlsx};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::{Config, SourceConfig};
 use leadflow_domain::{FieldError, LeadId, SourceName, pipeline};
-use leadflow_store::{Captured, DynStore, StoreError};
+use leadflow_store::{Captured, DynStore, ImportCounts, ImportJob, ImportStatus, StoreError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use time::OffsetDateTime;
 
 /// Rows settled per store call: large enough to amortize a commit, small enough to keep
 /// memory and latency low.
@@ -365,26 +366,8 @@ pub struct RowOutcome {
     pub errors: Vec<FieldError>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub rows: u64,
-    pub created: u64,
-    pub merged: u64,
-    pub rejected: u64,
-    pub pending: u64,
-}
-
-impl Summary {
-    fn count(&mut self, outcome: &str) {
-        self.rows += 1;
-        match outcome {
-            "created" => self.created += 1,
-            "merged" => self.merged += 1,
-            "rejected" => self.rejected += 1,
-            _ => self.pending += 1,
-        }
-    }
-}
+/// The outcome counts of an import.
+pub type Summary = ImportCounts;
 
 /// Imports the file into `source`; `on_row` receives each row's outcome in order.
 pub async fn run(
@@ -422,7 +405,7 @@ pub async fn run(
         let settled = ingest::submit(store, config, submissions, OnInvalid::Quarantine).await?;
         for ((row, external_id), s) in numbers.into_iter().zip(external_ids).zip(settled) {
             let outcome = row_outcome(row, external_id, s);
-            summary.count(outcome.outcome);
+            count(&mut summary, outcome.outcome);
             on_row(outcome);
         }
     }
@@ -537,5 +520,121 @@ mod tests {
         assert_eq!(p.get("email"), Some(&Value::String("a@example.com".into())));
         assert_eq!(p.get("column_2"), Some(&Value::String("x".into())));
         assert_eq!(p.len(), 2);
+    }
+}
+
+/// Runs an import job started through the API: its counts are written every second while
+/// it runs, and its report when it ends. Safe to run again after a crash: rows already
+/// settled answer with their first outcome.
+pub async fn run_job(store: DynStore, config: std::sync::Arc<Config>, mut job: ImportJob) {
+    let id = job.id;
+    let outcome = run_job_inner(&store, &config, &mut job).await;
+    job.updated_at = OffsetDateTime::now_utc();
+    let report = match outcome {
+        Ok(report) => {
+            job.status = ImportStatus::Done;
+            Some(report)
+        }
+        Err(e) => {
+            tracing::warn!(import_id = %id, error = %e, "import job failed");
+            job.status = ImportStatus::Failed;
+            job.error = Some(e.to_string());
+            None
+        }
+    };
+    if let Err(e) = store.update_import(job, report).await {
+        tracing::error!(import_id = %id, error = %e, "cannot record the end of an import job");
+    }
+}
+
+async fn run_job_inner(store: &DynStore, config: &Config, job: &mut ImportJob) -> Result<Vec<u8>, ImportError> {
+    let file = store.import_file(job.id).await?.ok_or(ImportError::NoHeader)?;
+    let path = std::env::temp_dir().join(format!("leadflow-import-{}", job.id));
+    let io = |source| ImportError::Io { path: path.clone(), source };
+    std::fs::write(&path, file).map_err(io)?;
+    let result = run_file(store, config, job, &path).await;
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+async fn run_file(store: &DynStore, config: &Config, job: &mut ImportJob, path: &Path) -> Result<Vec<u8>, ImportError> {
+    let (owned, sheet) = (path.to_owned(), job.sheet.clone());
+    let info = tokio::task::spawn_blocking(move || inspect(&owned, sheet.as_deref()))
+        .await
+        .map_err(|e| ImportError::Csv(e.to_string()))??;
+    job.status = ImportStatus::Running;
+    store.update_import(job.clone(), None).await?;
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(ImportCounts::default()));
+    let ticker = {
+        let (store, counts, mut job) = (store.clone(), counts.clone(), job.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                job.counts = counts.lock().map(|c| *c).unwrap_or_default();
+                job.updated_at = OffsetDateTime::now_utc();
+                if store.update_import(job.clone(), None).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut report = csv::Writer::from_writer(Vec::new());
+    let mut report_error = None;
+    if let Err(e) = report.write_record(REPORT_HEADER) {
+        report_error = Some(e);
+    }
+    let summary = run(store, config, &info, &job.source, |o| {
+        if let Err(e) = write_report_line(&mut report, &o) {
+            report_error.get_or_insert(e);
+        }
+        if let Ok(mut c) = counts.lock() {
+            count(&mut c, o.outcome);
+        }
+    })
+    .await;
+    ticker.abort();
+    let summary = summary?;
+    job.counts = ImportCounts {
+        rows: summary.rows,
+        created: summary.created,
+        merged: summary.merged,
+        rejected: summary.rejected,
+        pending: summary.pending,
+    };
+    if let Some(e) = report_error {
+        return Err(ImportError::Csv(format!("writing the report failed: {e}")));
+    }
+    report.into_inner().map_err(|e| ImportError::Csv(e.to_string()))
+}
+
+fn count(c: &mut ImportCounts, outcome: &str) {
+    c.rows += 1;
+    match outcome {
+        "created" => c.created += 1,
+        "merged" => c.merged += 1,
+        "rejected" => c.rejected += 1,
+        _ => c.pending += 1,
+    }
+}
+
+/// The columns of the per-row report.
+pub const REPORT_HEADER: [&str; 5] = ["row", "external_id", "outcome", "lead_id", "errors"];
+
+/// One report line; cells a spreadsheet would run as formulas are neutralized.
+pub fn write_report_line<W: std::io::Write>(w: &mut csv::Writer<W>, o: &RowOutcome) -> Result<(), csv::Error> {
+    let errors: Vec<String> = o.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+    let lead = o.lead_id.map(|id| id.to_string()).unwrap_or_default();
+    let external_id = o.external_id.as_deref().map(neutralize).unwrap_or_default();
+    w.write_record([o.row.to_string(), external_id, o.outcome.to_owned(), lead, neutralize(&errors.join("; "))])
+}
+
+/// A spreadsheet runs a cell starting with `=`, `+`, `-`, `@`, tab or CR as a formula;
+/// a leading apostrophe makes it text (OWASP's advice against CSV injection).
+pub fn neutralize(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
     }
 }

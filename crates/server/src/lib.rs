@@ -43,7 +43,7 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -66,6 +66,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::batch))
         .routes(routes!(routes::leads::get))
         .routes(routes!(routes::leads::history))
+        .routes(routes!(routes::imports::create))
+        .routes(routes!(routes::imports::show))
+        .routes(routes!(routes::imports::report))
         .routes(routes!(routes::quarantine::list))
         .routes(routes!(routes::quarantine::replay_all))
         .routes(routes!(routes::quarantine::show))
@@ -128,6 +131,16 @@ pub async fn launch(
         Err(e) => {
             tracing::error!(error = %e, "could not settle submissions left from the last run")
         }
+    }
+    // Imports interrupted by a stop run again; their rows are idempotent.
+    match store.unfinished_imports().await {
+        Ok(jobs) => {
+            for job in jobs {
+                tracing::info!(import_id = %job.id, "resuming an import job");
+                tokio::spawn(import::run_job(store.clone(), config.clone(), job));
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
     }
     let app = router(AppState { store: store.clone(), config });
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

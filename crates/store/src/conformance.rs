@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             keys_are_found_by_hash_until_revoked,
             active_key_names_are_unique,
             concurrent_captures_of_one_person_make_one_lead,
+            import_jobs_keep_their_file_until_finished,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
         );
@@ -332,6 +333,37 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
     assert_eq!(store.count_leads().await.unwrap(), 1);
     let id = *ids.iter().next().unwrap();
     assert_eq!(store.lead_history(id).await.unwrap().len(), 32);
+}
+
+pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
+    use crate::{ImportCounts, ImportJob, ImportStatus};
+    // Whole seconds: stores keep at least millisecond precision.
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let mut job = ImportJob {
+        id: leadflow_domain::ImportId::new(),
+        source: SourceName::api(),
+        sheet: Some("Leads".into()),
+        status: ImportStatus::Queued,
+        counts: ImportCounts::default(),
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_import(job.clone(), b"email\na@example.com\n".to_vec()).await.unwrap();
+    assert_eq!(store.get_import(job.id).await.unwrap().as_ref(), Some(&job));
+    assert_eq!(store.unfinished_imports().await.unwrap().len(), 1);
+    job.status = ImportStatus::Running;
+    job.counts.rows = 1;
+    store.update_import(job.clone(), None).await.unwrap();
+    assert_eq!(store.import_file(job.id).await.unwrap().as_deref(), Some(&b"email\na@example.com\n"[..]));
+    job.status = ImportStatus::Done;
+    job.counts.created = 1;
+    store.update_import(job.clone(), Some(b"row,external_id,outcome,lead_id,errors\n".to_vec())).await.unwrap();
+    let read = store.get_import(job.id).await.unwrap().unwrap();
+    assert_eq!((read.status, read.counts), (ImportStatus::Done, job.counts));
+    assert_eq!(store.import_file(job.id).await.unwrap(), None, "the upload is dropped once done");
+    assert!(store.import_report(job.id).await.unwrap().is_some());
+    assert!(store.unfinished_imports().await.unwrap().is_empty());
 }
 
 pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {

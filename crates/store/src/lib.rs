@@ -16,8 +16,9 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::{Email, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_domain::{Email, ImportId, Lead, LeadId, SourceName, SubmissionId};
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// A submission ready to be settled: the raw payload for the inbox and the candidate the
 /// pure stages made of it.
@@ -57,6 +58,52 @@ pub enum SubmissionStatus {
     Processed,
     /// In the quarantine.
     Rejected,
+}
+
+/// An import job started through the API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportJob {
+    pub id: ImportId,
+    pub source: SourceName,
+    /// The worksheet of an XLSX file, if one was named.
+    pub sheet: Option<String>,
+    pub status: ImportStatus,
+    pub counts: ImportCounts,
+    pub error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub rows: u64,
+    pub created: u64,
+    pub merged: u64,
+    pub rejected: u64,
+    pub pending: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportStatus {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl ImportStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Self::Done | Self::Failed)
+    }
 }
 
 #[async_trait]
@@ -112,6 +159,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// The active (not revoked) key with this token hash.
     async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Stores a new import job with its uploaded file.
+    async fn create_import(&self, job: ImportJob, file: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Records a job's progress. A finished job keeps its report and drops its file.
+    async fn update_import(&self, job: ImportJob, report: Option<Vec<u8>>) -> Result<(), StoreError>;
+
+    async fn get_import(&self, id: ImportId) -> Result<Option<ImportJob>, StoreError>;
+
+    /// The uploaded file of an unfinished job.
+    async fn import_file(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The per-row report of a finished job.
+    async fn import_report(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Jobs queued or running, oldest first: to be run (again) at start-up.
+    async fn unfinished_imports(&self) -> Result<Vec<ImportJob>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

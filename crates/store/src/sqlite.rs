@@ -7,14 +7,16 @@
 //! means the data is on disk (WAL, `synchronous = FULL`). Reads go through a small pool of
 //! read connections on blocking threads; WAL lets them run beside the writer.
 
-use crate::{CaptureItem, Captured, Store, StoreError, StoredSubmission, SubmissionStatus};
+use crate::{
+    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Store, StoreError, StoredSubmission, SubmissionStatus,
+};
 use async_trait::async_trait;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{self, HistoryEntry, Outcome, SubmissionMeta};
-use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, SourceName, SubmissionId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,10 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 /// Versioned, append-only migrations. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_capture_core.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_capture_core.sql")),
+    (2, include_str!("../migrations/sqlite/0002_imports.sql")),
+];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
 /// transaction holds the write lock.
@@ -43,6 +48,7 @@ pub struct SqliteStore {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+type Write = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
 /// A capture item with its payload already serialized, on the caller's task, so the
 /// single writer thread spends its time on SQL only.
@@ -58,6 +64,8 @@ enum Command {
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
     CreateKey(Box<ApiKey>, TokenHash, Reply<()>),
     RevokeKey(String, Reply<Option<ApiKey>>),
+    /// A write with nothing to answer but success.
+    Exec(Write, Reply<()>),
     Close(Reply<()>),
 }
 
@@ -279,6 +287,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Command::RevokeKey(which, reply) => {
                     answers.push(Pending::Key(reply, in_savepoint(&mut tx, |sp| revoke_key(sp, &which))))
                 }
+                Command::Exec(write, reply) => answers.push(Pending::Unit(reply, in_savepoint(&mut tx, write))),
                 Command::Close(reply) => closing = Some(reply),
             }
         }
@@ -308,9 +317,11 @@ fn fail_command(cmd: Command, e: &StoreError) {
     };
     match cmd {
         Command::Capture(_, r) | Command::Quarantine(_, r) => drop(r.send(Err(err()))),
-        Command::Enqueue(_, r) | Command::Reject(_, _, r) | Command::CreateKey(_, _, r) | Command::Close(r) => {
-            drop(r.send(Err(err())))
-        }
+        Command::Enqueue(_, r)
+        | Command::Reject(_, _, r)
+        | Command::CreateKey(_, _, r)
+        | Command::Exec(_, r)
+        | Command::Close(r) => drop(r.send(Err(err()))),
         Command::RevokeKey(_, r) => drop(r.send(Err(err()))),
     }
 }
@@ -556,6 +567,38 @@ fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
         Some(text) => serde_json::from_str(text)
             .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
     }
+}
+
+const IMPORT_COLUMNS: &str =
+    "id, source, sheet, status, rows, created, merged, rejected, pending, error, created_at, updated_at";
+
+fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImportJob, StoreError>> {
+    let id: String = r.get(0)?;
+    let source: String = r.get(1)?;
+    let status: String = r.get(3)?;
+    let n = |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
+    let counts = ImportCounts { rows: n(4)?, created: n(5)?, merged: n(6)?, rejected: n(7)?, pending: n(8)? };
+    let (sheet, error): (Option<String>, Option<String>) = (r.get(2)?, r.get(9)?);
+    let (created, updated): (i64, i64) = (r.get(10)?, r.get(11)?);
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("import {id}: {what}"));
+        Ok(ImportJob {
+            id: id.parse().map_err(|_| corrupt("id"))?,
+            source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
+            sheet,
+            status: match status.as_str() {
+                "queued" => ImportStatus::Queued,
+                "running" => ImportStatus::Running,
+                "done" => ImportStatus::Done,
+                "failed" => ImportStatus::Failed,
+                _ => return Err(corrupt("status")),
+            },
+            counts,
+            error,
+            created_at: from_millis(created),
+            updated_at: from_millis(updated),
+        })
+    })())
 }
 
 const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
@@ -824,6 +867,104 @@ impl Store for SqliteStore {
                 .query_row([hash.to_hex()], key_from_row)
                 .optional()?;
             found.transpose()
+        })
+        .await
+    }
+
+    async fn create_import(&self, job: ImportJob, file: Vec<u8>) -> Result<(), StoreError> {
+        self.write(|reply| {
+            Command::Exec(
+                Box::new(move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO imports (id, source, sheet, status, created_at, updated_at, file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        job.id.to_string(),
+                        job.source.as_str(),
+                        job.sheet,
+                        job.status.as_str(),
+                        millis(job.created_at),
+                        millis(job.updated_at),
+                        file
+                    ])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn update_import(&self, job: ImportJob, report: Option<Vec<u8>>) -> Result<(), StoreError> {
+        self.write(|reply| {
+            Command::Exec(
+                Box::new(move |conn| {
+                    let c = job.counts;
+                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    conn.prepare_cached(
+                        "UPDATE imports SET status = ?2, rows = ?3, created = ?4, merged = ?5, rejected = ?6, pending = ?7,
+                             error = ?8, updated_at = ?9,
+                             report = coalesce(?10, report),
+                             file = CASE WHEN ?2 IN ('done', 'failed') THEN NULL ELSE file END
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        job.id.to_string(),
+                        job.status.as_str(),
+                        count(c.rows),
+                        count(c.created),
+                        count(c.merged),
+                        count(c.rejected),
+                        count(c.pending),
+                        job.error,
+                        millis(job.updated_at),
+                        report
+                    ])?;
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await
+    }
+
+    async fn get_import(&self, id: ImportId) -> Result<Option<ImportJob>, StoreError> {
+        self.read(move |conn| {
+            let found = conn
+                .prepare_cached(&format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE id = ?1"))?
+                .query_row([id.to_string()], import_from_row)
+                .optional()?;
+            found.transpose()
+        })
+        .await
+    }
+
+    async fn import_file(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |conn| {
+            let file: Option<Option<Vec<u8>>> =
+                conn.query_row("SELECT file FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0)).optional()?;
+            Ok(file.flatten())
+        })
+        .await
+    }
+
+    async fn import_report(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |conn| {
+            let report: Option<Option<Vec<u8>>> = conn
+                .query_row("SELECT report FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .optional()?;
+            Ok(report.flatten())
+        })
+        .await
+    }
+
+    async fn unfinished_imports(&self) -> Result<Vec<ImportJob>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {IMPORT_COLUMNS} FROM imports WHERE status IN ('queued', 'running') ORDER BY created_at, id"
+            ))?;
+            let jobs = stmt.query_map([], import_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            jobs.into_iter().collect()
         })
         .await
     }

@@ -19,8 +19,10 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
     drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 1);
+    let (n, max): (i64, i64) = conn
+        .query_row("SELECT count(*), max(version) FROM schema_migrations", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(n, max, "each migration applied once");
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }

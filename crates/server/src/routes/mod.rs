@@ -1,6 +1,7 @@
 //! One module per API resource.
 
 pub mod health;
+pub mod imports;
 pub mod leads;
 pub mod meta;
 pub mod quarantine;

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod capture;
+mod imports;
 mod service;
 
 use leadflow_domain::config::Config;

@@ -1,0 +1,51 @@
+//! Shared by the benchmarks: the lead they send and the storage ceiling they compare with.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+pub const BATCH_SIZE: usize = 1000;
+
+pub fn lead_json(conn: usize, i: u64) -> String {
+    format!(
+        r#"{{"email":"bench{conn}-{i}@example.com","first_name":"Ada","last_name":"Lovelace","company":"Analytical Engines Ltd","job_title":"Head of Research","phone":"+44 20 7946 0958","country":"GB","city":"London","utm_source":"google","utm_campaign":"q4-launch","custom":{{"plan":"pro"}}}}"#
+    )
+}
+
+/// The storage ceiling: the rows one lead produces (a lead, its inbox submission, its
+/// history entry), with the same schema and indexes, inserted in transactions of 1000
+/// with the same durability settings. Returns leads/s.
+pub fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
+    let conn = rusqlite::Connection::open(dir.join("baseline.db")).unwrap();
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;").unwrap();
+    conn.execute_batch(include_str!("../../../store/migrations/sqlite/0001_capture_core.sql")).unwrap();
+    let doc = format!("{{\"lead\":{},\"pad\":\"{}\"}}", lead_json(0, 0), "x".repeat(700));
+    let payload = lead_json(0, 0);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < phase {
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut lead = tx.prepare_cached("INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, 1, ?3, ?3, ?4)").unwrap();
+            let mut sub = tx
+                .prepare_cached("INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome) VALUES (?1, 'api', NULL, ?2, ?3, 'processed', ?4, 'created')")
+                .unwrap();
+            let mut hist = tx
+                .prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            for _ in 0..BATCH_SIZE {
+                let lead_id = format!("01900000-0000-7000-8000-{n:012}");
+                let sub_id = format!("01900000-0000-7000-9000-{n:012}");
+                let email = format!("base-{n}@example.com");
+                let now = i64::try_from(n).unwrap();
+                lead.execute(rusqlite::params![lead_id, email, now, doc]).unwrap();
+                sub.execute(rusqlite::params![sub_id, now, payload, lead_id]).unwrap();
+                hist.execute(rusqlite::params![lead_id, now, sub_id, "{\"kind\":\"created\",\"source\":\"api\"}"])
+                    .unwrap();
+                n += 1;
+            }
+        }
+        tx.commit().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}

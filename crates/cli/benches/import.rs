@@ -1,0 +1,79 @@
+//! Import benchmark: a generated CSV (1,000,000 rows by default) through the release
+//! `leadflow import` on a fresh SQLite file: end-to-end rows/s (mapping, normalization,
+//! matching, storage, the per-row report), the process's peak memory, and the ratio to
+//! plain batched inserts of the rows each lead produces.
+//!
+//! Run: `cargo bench -p leadflow --bench import` (BENCH_ROWS=N to change the size).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufWriter, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let rows: u64 = std::env::var("BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("leads.csv");
+    let mut w = BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(w, "Email,First Name,Last Name,Company,Job Title,Phone,Country,City,utm_source,utm_campaign,Plan")
+        .unwrap();
+    for i in 0..rows {
+        // A tenth of the rows repeat an earlier person (merges), as real lists do.
+        let person = if i % 10 == 9 { i - 5 } else { i };
+        writeln!(
+            w,
+            "imp-{person}@example.com,Ada,Lovelace,\"Analytical Engines, Ltd\",Head of Research,020 7946 {:04},United Kingdom,London,google,q4-launch,pro",
+            i % 1000
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let size = std::fs::metadata(&csv).unwrap().len();
+
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .current_dir(dir.path())
+        .env("LEADFLOW_LOG", "warn")
+        .args(["import", "leads.csv", "--source", "api", "--report", "report.csv"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // VmHWM is the high-water mark of resident memory so far.
+        if let Some(kib) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_owned()))
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let rate = rows as f64 / elapsed;
+    let storage = common::sqlite_baseline(dir.path(), Duration::from_secs(10));
+
+    println!("\n{summary}");
+    println!("| measurement | figure |");
+    println!("|---|---|");
+    println!("| rows | {rows} ({:.0} MB of CSV) |", size as f64 / 1e6);
+    println!("| wall time | {elapsed:.1} s |");
+    println!("| import rate, end to end | {rate:.0} rows/s |");
+    println!("| peak resident memory of `leadflow import` | {:.0} MB |", peak_kib as f64 / 1024.0);
+    println!("| plain batched SQLite inserts of the same rows | {storage:.0} leads/s |");
+    println!("| import / plain inserts | {:.2} |", rate / storage);
+}
