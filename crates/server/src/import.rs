@@ -479,50 +479,6 @@ pub fn column_decisions(header: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_delimiter_is_the_one_that_splits_the_header_most() {
-        assert_eq!(sniff_delimiter("email;first_name;company\na;b;c"), b';');
-        assert_eq!(sniff_delimiter("email\tfirst_name\n"), b'\t');
-        assert_eq!(sniff_delimiter("email|name|x"), b'|');
-        assert_eq!(sniff_delimiter("\"a;b\",c,d\n"), b',', "quoted delimiters do not count");
-        assert_eq!(sniff_delimiter("email"), b',');
-    }
-
-    #[test]
-    fn utf8_check_follows_characters_across_chunks() {
-        let text = "Zoë Ångström, 東京".as_bytes();
-        for split in 0..text.len() {
-            let mut check = Utf8Check::default();
-            check.feed(&text[..split]);
-            check.feed(&text[split..]);
-            assert!(check.valid(), "split at {split}");
-        }
-        let mut latin1 = Utf8Check::default();
-        latin1.feed(b"Zo\xeb");
-        assert!(!latin1.valid());
-    }
-
-    #[test]
-    fn whole_spreadsheet_numbers_read_as_typed() {
-        assert_eq!(cell_text(&DataRef::Float(4930901820.0)), "4930901820");
-        assert_eq!(cell_text(&DataRef::Float(1.5)), "1.5");
-        assert_eq!(cell_text(&DataRef::Int(10115)), "10115");
-    }
-
-    #[test]
-    fn empty_cells_are_left_out_and_nameless_columns_named() {
-        let header = vec!["email".to_owned(), String::new()];
-        let p = row_payload(&header, vec!["a@example.com".into(), "x".into(), " ".into()]);
-        assert_eq!(p.get("email"), Some(&Value::String("a@example.com".into())));
-        assert_eq!(p.get("column_2"), Some(&Value::String("x".into())));
-        assert_eq!(p.len(), 2);
-    }
-}
-
 /// Runs an import job started through the API: its counts are written every second while
 /// it runs, and its report when it ends. Safe to run again after a crash: rows already
 /// settled answer with their first outcome.
@@ -636,5 +592,49 @@ pub fn neutralize(cell: &str) -> String {
     match cell.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
         _ => cell.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delimiter_is_the_one_that_splits_the_header_most() {
+        assert_eq!(sniff_delimiter("email;first_name;company\na;b;c"), b';');
+        assert_eq!(sniff_delimiter("email\tfirst_name\n"), b'\t');
+        assert_eq!(sniff_delimiter("email|name|x"), b'|');
+        assert_eq!(sniff_delimiter("\"a;b\",c,d\n"), b',', "quoted delimiters do not count");
+        assert_eq!(sniff_delimiter("email"), b',');
+    }
+
+    #[test]
+    fn utf8_check_follows_characters_across_chunks() {
+        let text = "Zoë Ångström, 東京".as_bytes();
+        for split in 0..text.len() {
+            let mut check = Utf8Check::default();
+            check.feed(&text[..split]);
+            check.feed(&text[split..]);
+            assert!(check.valid(), "split at {split}");
+        }
+        let mut latin1 = Utf8Check::default();
+        latin1.feed(b"Zo\xeb");
+        assert!(!latin1.valid());
+    }
+
+    #[test]
+    fn whole_spreadsheet_numbers_read_as_typed() {
+        assert_eq!(cell_text(&DataRef::Float(4930901820.0)), "4930901820");
+        assert_eq!(cell_text(&DataRef::Float(1.5)), "1.5");
+        assert_eq!(cell_text(&DataRef::Int(10115)), "10115");
+    }
+
+    #[test]
+    fn empty_cells_are_left_out_and_nameless_columns_named() {
+        let header = vec!["email".to_owned(), String::new()];
+        let p = row_payload(&header, vec!["a@example.com".into(), "x".into(), " ".into()]);
+        assert_eq!(p.get("email"), Some(&Value::String("a@example.com".into())));
+        assert_eq!(p.get("column_2"), Some(&Value::String("x".into())));
+        assert_eq!(p.len(), 2);
     }
 }
