@@ -64,8 +64,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::Runtime(e.to_string()))?;
         println!("columns:");
-        for (column, target) in import::column_decisions(&header) {
-            println!("  {column} -> {target}");
+        let fallback = leadflow_domain::config::SourceConfig::api();
+        for decision in import::column_decisions(&header, config.source(&source).unwrap_or(&fallback)) {
+            println!("  {decision}");
         }
         println!("first rows, normalized:");
         for s in samples {

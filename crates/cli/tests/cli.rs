@@ -443,7 +443,10 @@ fn a_dry_run_shows_decisions_and_errors_and_writes_nothing() {
     let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("email -> email") && text.contains("Favourite Colour -> custom.Favourite Colour"), "{text}");
+    assert!(
+        text.contains("email → email (exact)") && text.contains("Favourite Colour → custom.Favourite Colour"),
+        "{text}"
+    );
     assert!(text.contains("row 2: email"), "{text}");
     assert!(text.contains("\"email\":\"ada@example.com\""), "{text}");
     assert!(!dir.path().join("leadflow.db").exists(), "a dry run does not even create the database");
@@ -473,4 +476,56 @@ fn quarantined_rows_can_be_shown_and_replayed_from_the_command_line() {
     assert!(stdout(&replayed).contains("still quarantined"), "{}", stdout(&replayed));
     let all = run(dir.path(), &["quarantine", "replay", "--all"]);
     assert!(stdout(&all).contains("0 settled, 1 still quarantined"), "{}", stdout(&all));
+}
+
+#[test]
+fn rows_quarantined_for_a_mapping_gap_settle_when_the_mapping_is_fixed_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    // "Kontakt" is no synonym of any field: the rows have no email and are quarantined.
+    std::fs::write(
+        dir.path().join("messe.csv"),
+        "Kontakt,Vorname,Firma\nada@example.com,Ada,Analytical\ngrace@example.com,Grace,Navy\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("leadflow.toml"), "[[sources]]\nname = \"messe\"\n").unwrap();
+    let out = run(dir.path(), &["import", "messe.csv", "--source", "messe"]);
+    assert!(stdout(&out).contains("2 rejected"), "{}", stdout(&out));
+
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        "[[sources]]\nname = \"messe\"\n[sources.mapping]\nemail = \"Kontakt\"\nfirst_name = \"Vorname\"\ncompany = \"Firma\"\n",
+    )
+    .unwrap();
+    assert!(run(dir.path(), &["check-config"]).status.success());
+    let replayed = run(dir.path(), &["quarantine", "replay", "--all", "--source", "messe"]);
+    assert!(stdout(&replayed).contains("2 settled, 0 still quarantined"), "{}", stdout(&replayed));
+    let leads: Vec<Value> = stdout(&run(dir.path(), &["export", "--format", "jsonl"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(leads.len(), 2);
+    assert_eq!(
+        (leads[0]["email"].as_str(), leads[0]["first_name"].as_str(), leads[0]["company"].as_str()),
+        (Some("ada@example.com"), Some("Ada"), Some("Analytical"))
+    );
+    assert_eq!(leads[0]["attribution"]["original"]["source"], "messe");
+}
+
+#[test]
+fn common_column_names_are_matched_by_synonym() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm.csv"), "Work Email,First Name,Last Name,Company Name,Mobile Phone,Zip Code,Full Name\nada@example.com,Ada,Lovelace,Analytical,+44 20 7946 0958,N1 9GU,Ada Lovelace\n").unwrap();
+    let out = run(dir.path(), &["import", "crm.csv", "--source", "api", "--dry-run"]);
+    let text = stdout(&out);
+    for decision in
+        ["Work Email → email (synonym)", "Company Name → company (synonym)", "Zip Code → postal_code (synonym)"]
+    {
+        assert!(text.contains(decision), "missing {decision:?} in {text}");
+    }
+    assert!(run(dir.path(), &["import", "crm.csv", "--source", "api"]).status.success());
+    let lead: Value = serde_json::from_str(stdout(&run(dir.path(), &["export", "--format", "jsonl"])).trim()).unwrap();
+    assert_eq!(
+        (lead["company"].as_str(), lead["postal_code"].as_str(), lead["phone"].as_str()),
+        (Some("Analytical"), Some("N1 9GU"), Some("+442079460958"))
+    );
 }

@@ -6,6 +6,7 @@
 //! source names the environment variable that holds its secret.
 
 use crate::source::SourceName;
+use leadflow_mapping::MappingSpec;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -80,11 +81,13 @@ pub struct SourceConfig {
     /// ISO 3166-1 alpha-2 country used to read national phone numbers when a lead gives
     /// no country.
     pub default_country: Option<String>,
+    /// How this source's field names map onto the standard fields, beyond the synonyms.
+    pub mapping: Option<MappingSpec>,
 }
 
 impl SourceConfig {
     pub fn api() -> Self {
-        Self { name: SourceName::api(), adapter: Adapter::Json, secret_env: None, default_country: None }
+        Self { name: SourceName::api(), adapter: Adapter::Json, secret_env: None, default_country: None, mapping: None }
     }
 }
 
@@ -270,6 +273,7 @@ impl Validator<'_> {
             let mut adapter = Some(Adapter::Json);
             let mut secret_env = None;
             let mut default_country = None;
+            let mut mapping = None;
             for (key, item) in t.iter() {
                 let path = format!("sources[{i}].{key}");
                 match key {
@@ -311,6 +315,17 @@ impl Validator<'_> {
                             }
                         }
                     }
+                    "mapping" => match item.as_table() {
+                        Some(table) => match leadflow_mapping::parse_spec(table) {
+                            Ok(spec) => mapping = Some(spec),
+                            Err(errors) => {
+                                for e in errors {
+                                    self.error(e.span.or_else(|| span(item)), &format!("{path}.{}", e.key), e.message);
+                                }
+                            }
+                        },
+                        None => self.error(span(item), &path, "must be a table: [sources.mapping]"),
+                    },
                     "default_country" => {
                         if let Some(s) = self.string(item, &path) {
                             match leadflow_geo::CountryCode::parse_code(s) {
@@ -326,7 +341,7 @@ impl Validator<'_> {
             }
             match (name, adapter) {
                 (Some(name), Some(adapter)) => {
-                    sources.push(SourceConfig { name, adapter, secret_env, default_country })
+                    sources.push(SourceConfig { name, adapter, secret_env, default_country, mapping })
                 }
                 (None, _) if !t.contains_key("name") => {
                     self.error(at, &format!("sources[{i}]"), "a source needs a name")
@@ -416,6 +431,19 @@ colour = "blue"
         for e in expect {
             assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
         }
+    }
+
+    #[test]
+    fn a_source_mapping_is_read_and_its_errors_located() {
+        let c = parse(
+            "[[sources]]\nname = \"typeform\"\n[sources.mapping]\nemail = \"answers[0].email\"\nignore = [\"token\"]\n",
+        )
+        .unwrap();
+        assert!(c.sources[1].mapping.is_some());
+        let errs = parse("[[sources]]\nname = \"x\"\n[sources.mapping]\nemial = \"a\"\nphone = \"a[\"\n").unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(shown.iter().any(|e| e.starts_with("4:1: sources[0].mapping.emial")), "{shown:#?}");
+        assert!(shown.iter().any(|e| e.starts_with("5:") && e.contains("sources[0].mapping.phone")), "{shown:#?}");
     }
 
     #[test]

@@ -261,7 +261,7 @@ mod tests {
     use serde_json::json;
 
     fn run(v: Value) -> Result<Candidate, Vec<FieldError>> {
-        normalize(map(v.as_object().unwrap()).unwrap(), Hints::default())
+        normalize(map(v.as_object().unwrap(), None), Hints::default())
     }
 
     #[test]
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn the_source_default_country_reads_national_numbers() {
-        let mapped = map(json!({"phone": "030 901820"}).as_object().unwrap()).unwrap();
+        let mapped = map(json!({"phone": "030 901820"}).as_object().unwrap(), None);
         let c = normalize(mapped, Hints { default_country: Some("DE") }).unwrap();
         assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
         let unhinted = run(json!({"phone": "030 901820"})).unwrap();

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 /// map → normalize → validate, reporting every error found on the way.
 pub fn prepare(payload: &Map<String, Value>, source: &SourceConfig) -> Result<Candidate, Vec<FieldError>> {
-    let mapped = map::map(payload)?;
+    let mapped = map::map(payload, source.mapping.as_ref());
     let hints = normalize::Hints { default_country: source.default_country.as_deref() };
     let candidate = normalize::normalize(mapped, hints)?;
     validate::validate(&candidate)?;

@@ -464,19 +464,11 @@ pub fn dry_run(
     Ok((header, samples, summary))
 }
 
-/// Where each column goes: a standard field or `custom`.
-pub fn column_decisions(header: &[String]) -> Vec<(String, String)> {
-    header
-        .iter()
-        .map(|h| {
-            let target = if leadflow_domain::lead::STANDARD_FIELDS.contains(&h.as_str()) {
-                h.clone()
-            } else {
-                format!("custom.{h}")
-            };
-            (h.clone(), target)
-        })
-        .collect()
+/// Where each column goes and why (`exact`, `synonym`, `spec`, `custom`, …), with the
+/// source's mapping applied.
+pub fn column_decisions(header: &[String], source: &SourceConfig) -> Vec<String> {
+    let sample: Map<String, Value> = header.iter().map(|h| (h.clone(), Value::String("x".into()))).collect();
+    leadflow_domain::map::map(&sample, source.mapping.as_ref()).decisions.iter().map(ToString::to_string).collect()
 }
 
 /// Runs an import job started through the API: its counts are written every second while

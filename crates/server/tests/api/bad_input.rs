@@ -29,18 +29,11 @@ async fn wrong_types_and_invalid_email_list_every_field_error() {
         .post("/v1/leads", &json!({"email": "ada(at)example", "first_name": ["A"], "employee_count": true, "custom": "x", "consent": {"granted": "yes"}}))
         .await;
     let body = problem(r, 422).await;
-    assert_eq!(body["code"], "validation_failed");
-    let mut fields: Vec<&str> =
-        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    fields.sort_unstable();
-    // `custom` is refused by the mapping stage, which runs first.
-    assert_eq!(fields, ["custom"]);
-    let r = app.post("/v1/leads", &json!({"email": "ada(at)example", "first_name": ["A"], "employee_count": true, "consent": {"granted": "yes"}})).await;
-    let body = problem(r, 422).await;
     let mut fields: Vec<&str> =
         body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["consent.granted", "email", "employee_count", "first_name"]);
+    assert_eq!(body["code"], "validation_failed");
     assert_eq!(app.lead_count().await, 0);
 }
 
