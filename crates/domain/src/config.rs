@@ -83,11 +83,26 @@ pub struct SourceConfig {
     pub default_country: Option<String>,
     /// How this source's field names map onto the standard fields, beyond the synonyms.
     pub mapping: Option<MappingSpec>,
+    /// Fields a lead from this source must have; each entry is one field or alternatives
+    /// joined by `|`. Default: an email or a phone.
+    pub required: Vec<Vec<String>>,
+}
+
+/// A lead must be reachable.
+pub fn default_required() -> Vec<Vec<String>> {
+    vec![vec!["email".to_owned(), "phone".to_owned()]]
 }
 
 impl SourceConfig {
     pub fn api() -> Self {
-        Self { name: SourceName::api(), adapter: Adapter::Json, secret_env: None, default_country: None, mapping: None }
+        Self {
+            name: SourceName::api(),
+            adapter: Adapter::Json,
+            secret_env: None,
+            default_country: None,
+            mapping: None,
+            required: default_required(),
+        }
     }
 }
 
@@ -274,6 +289,7 @@ impl Validator<'_> {
             let mut secret_env = None;
             let mut default_country = None;
             let mut mapping = None;
+            let mut required = default_required();
             for (key, item) in t.iter() {
                 let path = format!("sources[{i}].{key}");
                 match key {
@@ -326,6 +342,28 @@ impl Validator<'_> {
                         },
                         None => self.error(span(item), &path, "must be a table: [sources.mapping]"),
                     },
+                    "required" => match item.as_array() {
+                        Some(list) => {
+                            required = Vec::new();
+                            for (j, entry) in list.iter().enumerate() {
+                                let alternatives: Option<Vec<String>> =
+                                    entry.as_str().map(|e| e.split('|').map(|f| f.trim().to_owned()).collect());
+                                match alternatives {
+                                    Some(alts)
+                                        if alts.iter().all(|f| crate::lead::STANDARD_FIELDS.contains(&f.as_str())) =>
+                                    {
+                                        required.push(alts)
+                                    }
+                                    _ => self.error(
+                                        entry.span().or_else(|| span(item)),
+                                        &format!("{path}[{j}]"),
+                                        "must be a standard field name, or several joined by |",
+                                    ),
+                                }
+                            }
+                        }
+                        None => self.error(span(item), &path, "must be a list such as [\"email|phone\", \"company\"]"),
+                    },
                     "default_country" => {
                         if let Some(s) = self.string(item, &path) {
                             match leadflow_geo::CountryCode::parse_code(s) {
@@ -341,7 +379,7 @@ impl Validator<'_> {
             }
             match (name, adapter) {
                 (Some(name), Some(adapter)) => {
-                    sources.push(SourceConfig { name, adapter, secret_env, default_country, mapping })
+                    sources.push(SourceConfig { name, adapter, secret_env, default_country, mapping, required })
                 }
                 (None, _) if !t.contains_key("name") => {
                     self.error(at, &format!("sources[{i}]"), "a source needs a name")
@@ -444,6 +482,18 @@ colour = "blue"
         let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert!(shown.iter().any(|e| e.starts_with("4:1: sources[0].mapping.emial")), "{shown:#?}");
         assert!(shown.iter().any(|e| e.starts_with("5:") && e.contains("sources[0].mapping.phone")), "{shown:#?}");
+    }
+
+    #[test]
+    fn required_fields_are_standard_fields() {
+        let c = parse("[[sources]]\nname = \"x\"\nrequired = [\"email\", \"company|website\"]\n").unwrap();
+        assert_eq!(
+            c.sources[1].required,
+            vec![vec!["email".to_owned()], vec!["company".to_owned(), "website".to_owned()]]
+        );
+        let errs = parse("[[sources]]\nname = \"x\"\nrequired = [\"email\", \"shoe_size\"]\n").unwrap_err();
+        assert_eq!(errs[0].key, "sources[0].required[1]");
+        assert_eq!(errs[0].line, 3);
     }
 
     #[test]

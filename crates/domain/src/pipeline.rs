@@ -28,7 +28,7 @@ pub fn prepare(payload: &Map<String, Value>, source: &SourceConfig) -> Result<Ca
     let mapped = map::map(payload, source.mapping.as_ref());
     let hints = normalize::Hints { default_country: source.default_country.as_deref() };
     let candidate = normalize::normalize(mapped, hints)?;
-    validate::validate(&candidate)?;
+    validate::validate(&candidate, &source.required)?;
     Ok(candidate)
 }
 

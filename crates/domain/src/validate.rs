@@ -1,7 +1,7 @@
 //! Validate: the checks a normalized lead must pass before it may be stored.
 //!
-//! A lead must be reachable (an email or a phone), and no value may exceed the lengths a
-//! CRM would accept. API callers get every error at once.
+//! A lead must have the fields its source requires (by default an email or a phone), and
+//! no value may exceed the lengths a CRM would accept. API callers get every error at once.
 
 use crate::error::{FieldError, FieldErrorCode};
 use crate::lead::STANDARD_FIELDS;
@@ -13,10 +13,17 @@ pub const MAX_TEXT_LEN: usize = 1024;
 pub const MAX_CUSTOM_FIELDS: usize = 200;
 pub const MAX_CUSTOM_KEY_LEN: usize = 128;
 
-pub fn validate(c: &Candidate) -> Result<(), Vec<FieldError>> {
+pub fn validate(c: &Candidate, required: &[Vec<String>]) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    if c.fields.email.is_none() && c.fields.phone.is_none() {
-        errors.push(FieldError::new("email", FieldErrorCode::Required, "an email or a phone is required"));
+    for alternatives in required {
+        if alternatives.iter().all(|f| c.fields.text(f).is_none()) {
+            let first = alternatives.first().cloned().unwrap_or_default();
+            let message = match alternatives.as_slice() {
+                [one] => format!("{one} is required"),
+                many => format!("one of {} is required", many.join(", ")),
+            };
+            errors.push(FieldError::new(first, FieldErrorCode::Required, message));
+        }
     }
     for field in STANDARD_FIELDS {
         if c.fields.text(field).is_some_and(|t| t.chars().count() > MAX_TEXT_LEN) {
@@ -51,11 +58,26 @@ mod tests {
     use crate::email::Email;
 
     #[test]
-    fn a_lead_needs_an_email_or_a_phone() {
+    fn by_default_a_lead_needs_an_email_or_a_phone() {
+        let required = crate::config::default_required();
         let mut c = Candidate::default();
-        assert_eq!(validate(&c).unwrap_err()[0].code, FieldErrorCode::Required);
+        assert_eq!(validate(&c, &required).unwrap_err()[0].code, FieldErrorCode::Required);
         c.fields.phone = Some("+4930123456".into());
-        assert!(validate(&c).is_ok());
+        assert!(validate(&c, &required).is_ok());
+    }
+
+    #[test]
+    fn a_source_can_require_more() {
+        let required = vec![vec!["email".to_owned()], vec!["company".to_owned(), "website".to_owned()]];
+        let mut c = Candidate::default();
+        c.fields.email = Some(Email::parse("a@example.com").unwrap());
+        let errs = validate(&c, &required).unwrap_err();
+        assert_eq!(
+            (errs[0].field.as_str(), errs[0].message.as_str()),
+            ("company", "one of company, website is required")
+        );
+        c.fields.website = Some("example.com".into());
+        assert!(validate(&c, &required).is_ok());
     }
 
     #[test]
@@ -63,7 +85,7 @@ mod tests {
         let mut c = Candidate::default();
         c.fields.email = Some(Email::parse("a@example.com").unwrap());
         c.fields.company = Some("x".repeat(MAX_TEXT_LEN + 1));
-        let errs = validate(&c).unwrap_err();
+        let errs = validate(&c, &crate::config::default_required()).unwrap_err();
         assert_eq!((errs[0].field.as_str(), errs[0].code), ("company", FieldErrorCode::TooLong));
     }
 }

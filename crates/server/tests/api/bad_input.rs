@@ -45,6 +45,24 @@ async fn a_lead_without_email_or_phone_is_422() {
 }
 
 #[tokio::test]
+async fn a_source_can_require_more_fields() {
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("partners"),
+        required: vec![vec!["email".into()], vec!["company".into(), "website".into()]],
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    let body =
+        problem(app.post("/v1/leads", &json!({"email": "p@example.com", "source": "partners"})).await, 422).await;
+    assert_eq!(body["errors"][0]["field"], "company");
+    assert_eq!(body["errors"][0]["message"], "one of company, website is required");
+    let ok =
+        app.post("/v1/leads", &json!({"email": "p@example.com", "website": "example.com", "source": "partners"})).await;
+    assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_an_object_is_422() {
     let app = spawn_app().await;
     problem(app.post("/v1/leads", &json!([{"email": "a@example.com"}])).await, 422).await;
