@@ -7,6 +7,7 @@
 
 use crate::source::SourceName;
 use leadflow_mapping::MappingSpec;
+use leadflow_normalize::Picklist;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -24,6 +25,19 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub sources: Vec<SourceConfig>,
+    pub picklists: Picklists,
+}
+
+/// Controlled values with their synonyms; an unmatched value is kept and flagged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Picklists {
+    pub industry: Picklist,
+}
+
+impl Default for Picklists {
+    fn default() -> Self {
+        Self { industry: leadflow_normalize::default_industries() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +131,7 @@ impl Default for Config {
             },
             database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
             sources: vec![SourceConfig::api()],
+            picklists: Picklists::default(),
         }
     }
 }
@@ -172,6 +187,11 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 }
             }
             "sources" => config.sources = v.sources(item),
+            "picklists" => {
+                if let Some(t) = v.table(item, "picklists") {
+                    v.picklists(t, &mut config.picklists);
+                }
+            }
             other => v.error(item.span(), other, "unknown section or key"),
         }
     }
@@ -272,6 +292,34 @@ impl Validator<'_> {
                     }
                 }
                 _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+    }
+
+    fn picklists(&mut self, t: &Table, picklists: &mut Picklists) {
+        for (key, item) in t.iter() {
+            let path = format!("picklists.{key}");
+            let Some(values) = item.as_table() else {
+                self.error(span(item), &path, "must be a table of value = [synonyms]");
+                continue;
+            };
+            let mut entries = Vec::new();
+            for (value, synonyms) in values.iter() {
+                let list: Option<Vec<String>> =
+                    synonyms.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect());
+                match list {
+                    Some(list) if synonyms.as_array().is_some_and(|a| a.len() == list.len()) => {
+                        entries.push((value.to_owned(), list))
+                    }
+                    _ => self.error(span(synonyms), &format!("{path}.{value}"), "must be a list of synonyms (strings)"),
+                }
+            }
+            match key {
+                "industry" => match Picklist::new(entries) {
+                    Ok(list) => picklists.industry = list,
+                    Err(e) => self.error(span(item), &path, e.to_string()),
+                },
+                _ => self.error(span(item), &path, "unknown picklist (available: industry)"),
             }
         }
     }
@@ -494,6 +542,15 @@ colour = "blue"
         let errs = parse("[[sources]]\nname = \"x\"\nrequired = [\"email\", \"shoe_size\"]\n").unwrap_err();
         assert_eq!(errs[0].key, "sources[0].required[1]");
         assert_eq!(errs[0].line, 3);
+    }
+
+    #[test]
+    fn an_industry_picklist_replaces_the_default() {
+        let c = parse("[picklists.industry]\n\"Software\" = [\"SaaS\", \"Tech\"]\n\"Retail\" = []\n").unwrap();
+        assert_eq!(c.picklists.industry.match_value("saas"), Some("Software"));
+        assert_eq!(c.picklists.industry.match_value("Banking"), None);
+        let errs = parse("[picklists.industry]\n\"A\" = [\"x\"]\n\"B\" = [\"X\"]\n[picklists.colour]\n").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
     }
 
     #[test]

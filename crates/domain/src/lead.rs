@@ -154,6 +154,41 @@ pub struct Consent {
     pub channels: BTreeMap<String, bool>,
 }
 
+/// Values derived from a lead's fields; recomputed whenever the fields change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Derived {
+    /// The part of the email after the `@`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_domain: Option<String>,
+    /// The email domain is a free-mail provider's (gmail.com, outlook.com, ...).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_mail: bool,
+    /// The email domain is a disposable-mail service's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disposable_email: bool,
+    /// The registrable domain of the website.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website_domain: Option<String>,
+    /// The company's domain: the business email's, else the website's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_domain: Option<String>,
+    /// The company name with legal suffixes and punctuation removed, for matching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_key: Option<String>,
+    /// From the job title: `c_level`, `vp`, `director`, `manager` or `individual`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub seniority: Option<leadflow_normalize::Seniority>,
+    /// From the job title: `engineering`, `marketing`, `sales`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub department: Option<leadflow_normalize::Department>,
+    /// The phone's extension, kept apart from the E.164 number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_extension: Option<String>,
+}
+
 /// A value that was kept as received because it could not be normalized.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -179,12 +214,9 @@ pub struct Lead {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub raw: Map<String, Value>,
     pub issues: Vec<Issue>,
-    /// Derived from the email address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_domain: Option<String>,
-    /// The phone's extension, kept apart from the E.164 number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_extension: Option<String>,
+    /// Values derived from the fields, for matching, routing and scoring.
+    #[serde(default)]
+    pub derived: Derived,
     pub attribution: Attribution,
     pub lifecycle_stage: Stage,
     /// Not scored yet: `null`.
@@ -242,8 +274,7 @@ mod tests {
                 consent: Some(Consent { granted, at: Some(at), ..Consent::default() }),
                 raw: Map::new(),
                 issues: vec![],
-                email_domain: Some("example.com".into()),
-                phone_extension: None,
+                derived: Derived { email_domain: Some("example.com".into()), ..Derived::default() },
                 attribution: Attribution::first(touch),
                 lifecycle_stage: Stage::New,
                 score: None,

@@ -2,7 +2,9 @@
 //!
 //! Text is trimmed and inner whitespace collapsed; empty text counts as absent. The email
 //! is lowercased and must be a valid address (a wrong email is an error, not a quirk:
-//! matching and delivery depend on it). The country becomes its ISO 3166-1 alpha-2 code,
+//! matching and delivery depend on it). Names are title-cased (O'Brien, McDonald, van der
+//! Berg; mixed case is left alone), the company name cleaned and keyed without its legal
+//! suffix, the industry matched against its picklist. The country becomes its ISO 3166-1 alpha-2 code,
 //! a US, Canadian or Australian state its ISO 3166-2 code (the part after the dash), and
 //! the phone E.164 following libphonenumber, with the lead's country (else the source's
 //! default country) as the hint for national numbers; the extension is kept apart. When
@@ -13,8 +15,9 @@
 
 use crate::email::Email;
 use crate::error::{FieldError, FieldErrorCode};
-use crate::lead::{Consent, Issue, LeadFields, Numeric};
+use crate::lead::{Consent, Derived, Issue, LeadFields, Numeric};
 use crate::map::Mapped;
+use leadflow_normalize::Picklist;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -27,15 +30,16 @@ pub struct Candidate {
     pub consent: Option<Consent>,
     pub raw: Map<String, Value>,
     pub issues: Vec<Issue>,
-    pub email_domain: Option<String>,
-    pub phone_extension: Option<String>,
+    pub derived: Derived,
 }
 
-/// What normalization needs to know about the submission's source.
-#[derive(Clone, Copy, Debug, Default)]
+/// What normalization needs to know beyond the submission: its source's defaults and the
+/// configured picklists.
+#[derive(Clone, Copy, Debug)]
 pub struct Hints<'a> {
     /// ISO 3166-1 alpha-2 country for national phone numbers when the lead gives none.
     pub default_country: Option<&'a str>,
+    pub industries: &'a Picklist,
 }
 
 pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
@@ -105,13 +109,61 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
         }
     }
     c.raw = mapped.standard;
-    c.email_domain = c.fields.email.as_ref().map(|e| e.domain().to_owned());
-    place(&mut c, hints);
+    let extension = place(&mut c, hints);
+    words(&mut c, hints);
+    c.derived = derive(&c.fields, extension);
     if errors.is_empty() { Ok(c) } else { Err(errors) }
 }
 
-/// Country, state and phone, which inform one another.
-fn place(c: &mut Candidate, hints: Hints<'_>) {
+/// Names, company and industry: recased, suffix-aware, matched against the picklist.
+fn words(c: &mut Candidate, hints: Hints<'_>) {
+    for name in [&mut c.fields.first_name, &mut c.fields.last_name] {
+        if let Some(raw) = name.take() {
+            *name = Some(leadflow_normalize::person_name(&raw).unwrap_or(raw));
+        }
+    }
+    if let Some(raw) = c.fields.company.take() {
+        c.fields.company = Some(leadflow_normalize::company(&raw).map_or(raw, |co| co.display));
+    }
+    if let Some(raw) = c.fields.industry.take() {
+        c.fields.industry = Some(match hints.industries.match_value(&raw) {
+            Some(value) => value.to_owned(),
+            None => {
+                c.issues.push(issue("industry", "unknown_industry"));
+                raw
+            }
+        });
+    }
+}
+
+/// What follows from the fields alone (plus the phone's extension, which parsing split
+/// off). Merges call it again on the merged fields, so it never goes stale.
+pub fn derive(fields: &LeadFields, phone_extension: Option<String>) -> Derived {
+    let email_domain = fields.email.as_ref().map(|e| e.domain().to_owned());
+    let free_mail = email_domain.as_deref().is_some_and(leadflow_normalize::is_free_mail);
+    let disposable_email = email_domain.as_deref().is_some_and(leadflow_normalize::is_disposable);
+    let website_domain = fields.website.as_deref().and_then(leadflow_normalize::domain_of_url);
+    let business_domain = email_domain
+        .as_deref()
+        .filter(|_| !free_mail && !disposable_email)
+        .and_then(leadflow_normalize::registrable_domain);
+    let title = fields.job_title.as_deref().map(leadflow_normalize::classify_title);
+    Derived {
+        company_domain: business_domain.or_else(|| website_domain.clone()),
+        company_key: fields.company.as_deref().and_then(leadflow_normalize::company).map(|c| c.key),
+        seniority: title.and_then(|t| t.seniority),
+        department: title.and_then(|t| t.department),
+        email_domain,
+        free_mail,
+        disposable_email,
+        website_domain,
+        phone_extension,
+    }
+}
+
+/// Country, state and phone, which inform one another; returns the phone's extension.
+fn place(c: &mut Candidate, hints: Hints<'_>) -> Option<String> {
+    let mut extension = None;
     let mut country = None;
     if let Some(raw) = c.fields.country.take() {
         country = leadflow_geo::country(&raw);
@@ -131,7 +183,7 @@ fn place(c: &mut Candidate, hints: Hints<'_>) {
                     country = number.region.as_deref().and_then(leadflow_geo::CountryCode::parse_code);
                     c.fields.country = country.map(|code| code.as_str().to_owned());
                 }
-                c.phone_extension = number.extension;
+                extension = number.extension;
                 number.e164
             }
             Err(_) => {
@@ -153,6 +205,7 @@ fn place(c: &mut Candidate, hints: Hints<'_>) {
             }
         });
     }
+    extension
 }
 
 fn issue(field: &str, code: &str) -> Issue {
@@ -260,8 +313,44 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    fn hints(default_country: Option<&str>) -> Hints<'_> {
+        static INDUSTRIES: std::sync::LazyLock<Picklist> =
+            std::sync::LazyLock::new(leadflow_normalize::default_industries);
+        Hints { default_country, industries: &INDUSTRIES }
+    }
+
+    #[test]
+    fn names_companies_industries_and_titles_are_normalized_and_derived() {
+        let c = run(json!({
+            "first_name": "  JOHN ", "last_name": "o'brien", "email": "j@Acme.co.uk",
+            "company": "ACME Holdings, Inc.", "industry": "Information Technology",
+            "job_title": "VP, Marketing", "website": "https://www.acme.co.uk/about"
+        }))
+        .unwrap();
+        assert_eq!((c.fields.first_name.as_deref(), c.fields.last_name.as_deref()), (Some("John"), Some("O'Brien")));
+        assert_eq!(c.fields.industry.as_deref(), Some("Technology"));
+        assert_eq!(c.derived.company_key.as_deref(), Some("acme holdings"));
+        assert_eq!(c.derived.company_domain.as_deref(), Some("acme.co.uk"));
+        assert_eq!(c.derived.website_domain.as_deref(), Some("acme.co.uk"));
+        assert_eq!(c.derived.seniority, Some(leadflow_normalize::Seniority::Vp));
+        assert_eq!(c.derived.department, Some(leadflow_normalize::Department::Marketing));
+        assert!(!c.derived.free_mail);
+        assert_eq!(c.raw["last_name"], "o'brien");
+    }
+
+    #[test]
+    fn free_mail_never_gives_a_company_domain() {
+        let c = run(json!({"email": "someone@gmail.com", "industry": "Underwater Basketry"})).unwrap();
+        assert!(c.derived.free_mail);
+        assert_eq!(c.derived.company_domain, None);
+        assert_eq!(c.fields.industry.as_deref(), Some("Underwater Basketry"));
+        assert_eq!(c.issues, vec![issue("industry", "unknown_industry")]);
+        let throwaway = run(json!({"email": "x@mailinator.com"})).unwrap();
+        assert!(throwaway.derived.disposable_email);
+    }
+
     fn run(v: Value) -> Result<Candidate, Vec<FieldError>> {
-        normalize(map(v.as_object().unwrap(), None), Hints::default())
+        normalize(map(v.as_object().unwrap(), None), hints(None))
     }
 
     #[test]
@@ -269,7 +358,7 @@ mod tests {
         let c = run(json!({"phone": "(415) 555-2671 x 12", "country": "United States of America", "state": "calif."}))
             .unwrap();
         assert_eq!(c.fields.phone.as_deref(), Some("+14155552671"));
-        assert_eq!(c.phone_extension.as_deref(), Some("12"));
+        assert_eq!(c.derived.phone_extension.as_deref(), Some("12"));
         assert_eq!(c.fields.country.as_deref(), Some("US"));
         assert_eq!(c.fields.state.as_deref(), Some("CA"));
         assert!(c.issues.is_empty(), "{:?}", c.issues);
@@ -285,7 +374,7 @@ mod tests {
     #[test]
     fn the_source_default_country_reads_national_numbers() {
         let mapped = map(json!({"phone": "030 901820"}).as_object().unwrap(), None);
-        let c = normalize(mapped, Hints { default_country: Some("DE") }).unwrap();
+        let c = normalize(mapped, hints(Some("DE"))).unwrap();
         assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
         let unhinted = run(json!({"phone": "030 901820"})).unwrap();
         assert_eq!(unhinted.fields.phone.as_deref(), Some("030 901820"), "kept as received");
@@ -311,7 +400,7 @@ mod tests {
         assert_eq!(c.fields.first_name.as_deref(), Some("Ada Mae"));
         assert_eq!(c.fields.company, None);
         assert_eq!(c.raw["email"], " Ada@Example.com ");
-        assert_eq!(c.email_domain.as_deref(), Some("example.com"));
+        assert_eq!(c.derived.email_domain.as_deref(), Some("example.com"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! candidate's match keys.
 
 use crate::attribute::{Attribution, Touchpoint};
-use crate::config::SourceConfig;
+use crate::config::{Picklists, SourceConfig};
 use crate::error::FieldError;
 use crate::ids::{LeadId, SubmissionId};
 use crate::lead::Lead;
@@ -24,9 +24,14 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 /// map → normalize → validate, reporting every error found on the way.
-pub fn prepare(payload: &Map<String, Value>, source: &SourceConfig) -> Result<Candidate, Vec<FieldError>> {
+pub fn prepare(
+    payload: &Map<String, Value>,
+    source: &SourceConfig,
+    picklists: &Picklists,
+) -> Result<Candidate, Vec<FieldError>> {
     let mapped = map::map(payload, source.mapping.as_ref());
-    let hints = normalize::Hints { default_country: source.default_country.as_deref() };
+    let hints =
+        normalize::Hints { default_country: source.default_country.as_deref(), industries: &picklists.industry };
     let candidate = normalize::normalize(mapped, hints)?;
     validate::validate(&candidate, &source.required)?;
     Ok(candidate)
@@ -128,8 +133,7 @@ fn create(candidate: Candidate, sub: &SubmissionMeta, touch: Touchpoint, now: Of
         consent: candidate.consent,
         raw: candidate.raw,
         issues: candidate.issues,
-        email_domain: candidate.email_domain,
-        phone_extension: candidate.phone_extension,
+        derived: candidate.derived,
         attribution: Attribution::first(touch),
         lifecycle_stage: Stage::New,
         score: None,
@@ -156,7 +160,7 @@ mod tests {
     }
 
     fn prepare_api(p: &Map<String, Value>) -> Result<Candidate, Vec<FieldError>> {
-        prepare(p, &SourceConfig::api())
+        prepare(p, &SourceConfig::api(), &Picklists::default())
     }
 
     fn meta(source: &str) -> SubmissionMeta {
@@ -202,6 +206,24 @@ mod tests {
         let b =
             settle(prepare_api(&payload(json!({"email": "b@example.com"}))).unwrap(), &meta("api"), vec![a.lead], now);
         assert_eq!(b.outcome, Outcome::Created);
+    }
+
+    proptest::proptest! {
+        /// A lead's normalized fields, submitted again, come back unchanged.
+        #[test]
+        fn preparing_is_idempotent(
+            first in "[a-zA-Z' -]{0,20}", last in "(van der |de la |o'|mc)?[a-zA-Z-]{1,15}",
+            company in "[a-zA-Z&,. ]{1,25}( Inc\\.| GmbH| Ltd| LLC)?",
+            phone in "\\+?[0-9 ()-]{6,16}", country in "(us|DE|France|united kingdom|Brasil|)",
+            title in "(VP|Head of|Senior|Chief|)[ a-zA-Z,]{0,20}", industry in "(IT|Finance|Banking|Widgets|)",
+        ) {
+            let v = json!({"email": "p@example.com", "first_name": first, "last_name": last, "company": company,
+                           "phone": phone, "country": country, "job_title": title, "industry": industry});
+            let once = prepare_api(v.as_object().unwrap()).unwrap();
+            let again = prepare_api(serde_json::to_value(&once.fields).unwrap().as_object().unwrap()).unwrap();
+            proptest::prop_assert_eq!(&again.fields, &once.fields);
+            proptest::prop_assert_eq!(&again.derived.company_key, &once.derived.company_key);
+        }
     }
 
     #[test]

@@ -440,7 +440,7 @@ pub fn dry_run(
         for (row, cells) in chunk? {
             let payload = row_payload(&header, cells);
             let external_id = payload.get("external_id").and_then(Value::as_str).map(str::to_owned);
-            let outcome = match pipeline::prepare(&payload, source_config) {
+            let outcome = match pipeline::prepare(&payload, source_config, &config.picklists) {
                 Ok(candidate) => {
                     if samples.len() < sample {
                         let mut shown = serde_json::to_value(&candidate.fields).unwrap_or_default();

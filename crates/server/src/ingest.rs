@@ -49,7 +49,11 @@ pub async fn submit(
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for submission in submissions {
-        match pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(&fallback)) {
+        match pipeline::prepare(
+            &submission.payload,
+            config.source(&submission.source).unwrap_or(&fallback),
+            &config.picklists,
+        ) {
             Ok(candidate) => {
                 slots.push(Slot::Valid(submission.source.clone()));
                 valid.push(CaptureItem { submission, candidate });
@@ -102,7 +106,11 @@ pub async fn replay(
         };
         let submission = stored.submission;
         let source = submission.source.clone();
-        let settled = match pipeline::prepare(&submission.payload, config.source(&source).unwrap_or(&fallback)) {
+        let settled = match pipeline::prepare(
+            &submission.payload,
+            config.source(&source).unwrap_or(&fallback),
+            &config.picklists,
+        ) {
             Ok(candidate) => {
                 let c = store.capture(vec![CaptureItem { submission, candidate }]).await?.pop();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
@@ -187,7 +195,11 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
         let mut progressed = 0;
         let mut items = Vec::new();
         for submission in pending {
-            match pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(&fallback)) {
+            match pipeline::prepare(
+                &submission.payload,
+                config.source(&submission.source).unwrap_or(&fallback),
+                &config.picklists,
+            ) {
                 Ok(candidate) => items.push(CaptureItem { submission, candidate }),
                 Err(errors) => {
                     m::lead_outcomes(submission.source.as_str(), "rejected", 1);

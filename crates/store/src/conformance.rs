@@ -11,7 +11,9 @@
 
 use crate::{CaptureItem, Captured, DynStore, Store};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::config::SourceConfig;
+use leadflow_domain::config::{Picklists, SourceConfig};
+
+static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
 use leadflow_domain::error::{FieldError, FieldErrorCode};
 use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
 use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
@@ -70,7 +72,7 @@ fn payload(v: Value) -> Map<String, Value> {
 
 fn item(source: &str, key: Option<&str>, v: Value) -> CaptureItem {
     let payload = payload(v);
-    let candidate = prepare(&payload, &SourceConfig::api()).expect("a valid lead");
+    let candidate = prepare(&payload, &SourceConfig::api(), &PICKLISTS).expect("a valid lead");
     let submission =
         RawSubmission::new(SourceName::parse(source).unwrap(), key.map(|k| IdempotencyKey::parse(k).unwrap()), payload);
     CaptureItem { submission, candidate }
@@ -266,7 +268,7 @@ pub async fn quarantine_respects_idempotency_keys(store: &DynStore) {
 pub async fn a_quarantined_submission_settles_when_replayed(store: &DynStore) {
     let sub = RawSubmission::new(SourceName::api(), None, payload(json!({"email": "fixed@example.com"})));
     store.quarantine(vec![(sub.clone(), invalid_email())]).await.unwrap();
-    let candidate = prepare(&sub.payload, &SourceConfig::api()).unwrap();
+    let candidate = prepare(&sub.payload, &SourceConfig::api(), &PICKLISTS).unwrap();
     let c = capture_one(store, CaptureItem { submission: sub.clone(), candidate }).await;
     assert_eq!(settled(&c).0, Outcome::Created);
     assert!(store.list_quarantine(None, None, 10).await.unwrap().is_empty());

@@ -26,9 +26,8 @@ pub fn merge(lead: &mut Lead, candidate: Candidate, touch: Touchpoint, now: Offs
         lead.issues.retain(|i| i.field != *field);
         lead.issues.extend(candidate.issues.iter().filter(|i| i.field == *field).cloned());
     }
-    if filled.contains(&"phone") {
-        lead.phone_extension = candidate.phone_extension;
-    }
+    let extension =
+        if filled.contains(&"phone") { candidate.derived.phone_extension } else { lead.derived.phone_extension.take() };
     report.filled = filled.into_iter().map(str::to_owned).collect();
     for (key, value) in candidate.custom {
         if !lead.custom.contains_key(&key) {
@@ -48,9 +47,7 @@ pub fn merge(lead: &mut Lead, candidate: Candidate, touch: Touchpoint, now: Offs
             report.consent_updated = true;
         }
     }
-    if lead.email_domain.is_none() {
-        lead.email_domain = candidate.email_domain;
-    }
+    lead.derived = crate::normalize::derive(&lead.fields, extension);
     lead.attribution.record(touch);
     lead.version += 1;
     lead.updated_at = now;

@@ -240,7 +240,10 @@ async fn phone_country_and_state_come_back_normalized_with_the_raw_values_kept()
     let app = spawn_app_with(config).await;
     let r = app.post("/v1/leads", &json!({"email": "us@example.com", "phone": "(415) 555-2671 ext. 12", "country": "U.S.A.", "state": "calif."})).await;
     let lead = &r.json::<Value>().await.unwrap()["lead"];
-    assert_eq!((lead["phone"].as_str(), lead["phone_extension"].as_str()), (Some("+14155552671"), Some("12")));
+    assert_eq!(
+        (lead["phone"].as_str(), lead["derived"]["phone_extension"].as_str()),
+        (Some("+14155552671"), Some("12"))
+    );
     assert_eq!((lead["country"].as_str(), lead["state"].as_str()), (Some("US"), Some("CA")));
     assert_eq!(lead["raw"]["phone"], "(415) 555-2671 ext. 12");
     assert_eq!(lead["raw"]["country"], "U.S.A.");
@@ -264,4 +267,26 @@ async fn phone_country_and_state_come_back_normalized_with_the_raw_values_kept()
         lead["issues"],
         json!([{"field": "country", "code": "unknown_country"}, {"field": "phone", "code": "invalid_phone"}])
     );
+}
+
+#[tokio::test]
+async fn names_companies_and_titles_come_back_normalized_with_derived_values() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/v1/leads",
+            &json!({"email": "mary@Globex.com", "first_name": "MARY", "last_name": "mcdonald", "company": "Globex Corporation",
+                    "job_title": "Director - Sales & Ops", "industry": "IT"}),
+        )
+        .await;
+    let lead = &r.json::<Value>().await.unwrap()["lead"];
+    assert_eq!((lead["first_name"].as_str(), lead["last_name"].as_str()), (Some("Mary"), Some("McDonald")));
+    assert_eq!(lead["industry"], "Technology");
+    assert_eq!(lead["derived"]["company_key"], "globex");
+    assert_eq!(lead["derived"]["company_domain"], "globex.com");
+    assert_eq!(
+        (lead["derived"]["seniority"].as_str(), lead["derived"]["department"].as_str()),
+        (Some("director"), Some("sales"))
+    );
+    assert_eq!(lead["raw"]["first_name"], "MARY");
 }
