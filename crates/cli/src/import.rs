@@ -86,6 +86,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         );
     } else {
         let (store, config) = crate::open(&args.data).await?;
+        let config = std::sync::Arc::new(config);
         let progress = ProgressBar::new_spinner();
         progress.set_style(
             ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {elapsed}")

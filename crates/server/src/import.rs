@@ -16,17 +16,21 @@ use leadflow_domain::{FieldError, LeadId, SourceName, pipeline};
 use leadflow_store::{Captured, DynStore, ImportCounts, ImportJob, ImportStatus, StoreError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use time::OffsetDateTime;
+use tokio::task::JoinHandle;
 
 /// Rows settled per store call: large enough to amortize a commit, small enough to keep
 /// memory and latency low.
 pub const CHUNK_ROWS: usize = 1000;
-/// Chunks read ahead of the one being settled.
+/// Chunks read ahead of the ones being settled.
 const READ_AHEAD: usize = 2;
+/// Chunks settling at once.
+const CHUNKS_IN_FLIGHT: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -372,16 +376,14 @@ pub type Summary = ImportCounts;
 /// Imports the file into `source`; `on_row` receives each row's outcome in order.
 pub async fn run(
     store: &DynStore,
-    config: &Config,
+    config: &Arc<Config>,
     info: &FileInfo,
     source: &SourceName,
     mut on_row: impl FnMut(RowOutcome),
 ) -> Result<Summary, ImportError> {
     let (header, rows) = read_rows(info)?;
-    let header = std::sync::Arc::new(header);
     let key_prefix = format!("import:{}:", &info.sha256[..32]);
     let mut summary = Summary::default();
-    // Settle one chunk while the reader thread reads the next ones.
     let (chunks_tx, mut chunks_rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ImportError>>(READ_AHEAD);
     std::thread::spawn(move || {
         for chunk in rows {
@@ -390,24 +392,41 @@ pub async fn run(
             }
         }
     });
-    while let Some(chunk) = chunks_rx.recv().await {
-        let chunk = chunk?;
-        let mut numbers = Vec::with_capacity(chunk.len());
-        let mut external_ids = Vec::with_capacity(chunk.len());
-        let mut submissions = Vec::with_capacity(chunk.len());
-        for (number, cells) in chunk {
-            let payload = row_payload(&header, cells);
-            external_ids.push(payload.get("external_id").and_then(Value::as_str).map(str::to_owned));
-            let key = IdempotencyKey::parse(&format!("{key_prefix}{number}")).ok();
-            submissions.push(RawSubmission::new(source.clone(), key, payload));
-            numbers.push(number);
-        }
-        let settled = ingest::submit(store, config, submissions, OnInvalid::Quarantine).await?;
-        for ((row, external_id), s) in numbers.into_iter().zip(external_ids).zip(settled) {
+    // Several chunks settle at once, so the pure stages of one run on the request threads
+    // while the store's writer commits another; outcomes are reported in row order.
+    let mut in_flight: VecDeque<JoinHandle<Result<Vec<(u64, Option<String>, Settled)>, StoreError>>> = VecDeque::new();
+    let mut drain = |done: Vec<(u64, Option<String>, Settled)>, summary: &mut Summary| {
+        for (row, external_id, s) in done {
             let outcome = row_outcome(row, external_id, s);
-            count(&mut summary, outcome.outcome);
+            count(summary, outcome.outcome);
             on_row(outcome);
         }
+    };
+    while let Some(chunk) = chunks_rx.recv().await {
+        let chunk = chunk?;
+        if in_flight.len() >= CHUNKS_IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            drain(oldest.await.map_err(|e| StoreError::Internal(e.to_string()))??, &mut summary);
+        }
+        let (store, config, source) = (store.clone(), config.clone(), source.clone());
+        let (header, key_prefix) = (header.clone(), key_prefix.clone());
+        in_flight.push_back(tokio::spawn(async move {
+            let mut rows = Vec::with_capacity(chunk.len());
+            let mut submissions = Vec::with_capacity(chunk.len());
+            for (number, cells) in chunk {
+                let payload = row_payload(&header, cells);
+                let external_id = payload.get("external_id").and_then(Value::as_str).map(str::to_owned);
+                let key = IdempotencyKey::parse(&format!("{key_prefix}{number}")).ok();
+                submissions.push(RawSubmission::new(source.clone(), key, payload));
+                rows.push((number, external_id));
+            }
+            let settled = ingest::submit(&store, &config, submissions, OnInvalid::Quarantine).await?;
+            Ok(rows.into_iter().zip(settled).map(|((row, external_id), s)| (row, external_id, s)).collect())
+        }));
+    }
+    while let Some(oldest) = in_flight.pop_front() {
+        drain(oldest.await.map_err(|e| StoreError::Internal(e.to_string()))??, &mut summary);
     }
     Ok(summary)
 }
@@ -474,7 +493,7 @@ pub fn column_decisions(header: &[String], source: &SourceConfig) -> Vec<String>
 /// Runs an import job started through the API: its counts are written every second while
 /// it runs, and its report when it ends. Safe to run again after a crash: rows already
 /// settled answer with their first outcome.
-pub async fn run_job(store: DynStore, config: std::sync::Arc<Config>, mut job: ImportJob) {
+pub async fn run_job(store: DynStore, config: Arc<Config>, mut job: ImportJob) {
     let id = job.id;
     let outcome = run_job_inner(&store, &config, &mut job).await;
     job.updated_at = OffsetDateTime::now_utc();
@@ -495,7 +514,7 @@ pub async fn run_job(store: DynStore, config: std::sync::Arc<Config>, mut job: I
     }
 }
 
-async fn run_job_inner(store: &DynStore, config: &Config, job: &mut ImportJob) -> Result<Vec<u8>, ImportError> {
+async fn run_job_inner(store: &DynStore, config: &Arc<Config>, job: &mut ImportJob) -> Result<Vec<u8>, ImportError> {
     let file = store.import_file(job.id).await?.ok_or(ImportError::NoHeader)?;
     let path = std::env::temp_dir().join(format!("leadflow-import-{}", job.id));
     let io = |source| ImportError::Io { path: path.clone(), source };
@@ -505,7 +524,12 @@ async fn run_job_inner(store: &DynStore, config: &Config, job: &mut ImportJob) -
     result
 }
 
-async fn run_file(store: &DynStore, config: &Config, job: &mut ImportJob, path: &Path) -> Result<Vec<u8>, ImportError> {
+async fn run_file(
+    store: &DynStore,
+    config: &Arc<Config>,
+    job: &mut ImportJob,
+    path: &Path,
+) -> Result<Vec<u8>, ImportError> {
     let (owned, sheet) = (path.to_owned(), job.sheet.clone());
     let info = tokio::task::spawn_blocking(move || inspect(&owned, sheet.as_deref()))
         .await
