@@ -29,6 +29,9 @@ use tokio::task::JoinHandle;
 pub const CHUNK_ROWS: usize = 1000;
 /// Chunks read ahead of the ones being settled.
 const READ_AHEAD: usize = 2;
+/// A row number, its external id and what became of it.
+type SettledRow = (u64, Option<String>, Settled);
+
 /// Chunks settling at once.
 const CHUNKS_IN_FLIGHT: usize = 3;
 
@@ -394,8 +397,8 @@ pub async fn run(
     });
     // Several chunks settle at once, so the pure stages of one run on the request threads
     // while the store's writer commits another; outcomes are reported in row order.
-    let mut in_flight: VecDeque<JoinHandle<Result<Vec<(u64, Option<String>, Settled)>, StoreError>>> = VecDeque::new();
-    let mut drain = |done: Vec<(u64, Option<String>, Settled)>, summary: &mut Summary| {
+    let mut in_flight: VecDeque<JoinHandle<Result<Vec<SettledRow>, StoreError>>> = VecDeque::new();
+    let mut drain = |done: Vec<SettledRow>, summary: &mut Summary| {
         for (row, external_id, s) in done {
             let outcome = row_outcome(row, external_id, s);
             count(summary, outcome.outcome);
