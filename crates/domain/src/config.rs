@@ -5,12 +5,14 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
+use crate::resolve::Model;
 use crate::source::SourceName;
 use leadflow_mapping::MappingSpec;
 use leadflow_normalize::Picklist;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 use toml_edit::{Document, Item, Table, Value};
 
@@ -26,6 +28,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub sources: Vec<SourceConfig>,
     pub picklists: Picklists,
+    /// Identity resolution: the scoring model and its thresholds.
+    pub matching: Arc<Model>,
 }
 
 /// Controlled values with their synonyms; an unmatched value is kept and flagged.
@@ -132,6 +136,7 @@ impl Default for Config {
             database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
             sources: vec![SourceConfig::api()],
             picklists: Picklists::default(),
+            matching: Arc::new(Model::default()),
         }
     }
 }
@@ -187,6 +192,11 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 }
             }
             "sources" => config.sources = v.sources(item),
+            "matching" => {
+                if let Some(t) = v.table(item, "matching") {
+                    v.matching(t, &mut config.matching);
+                }
+            }
             "picklists" => {
                 if let Some(t) = v.table(item, "picklists") {
                     v.picklists(t, &mut config.picklists);
@@ -294,6 +304,24 @@ impl Validator<'_> {
                 _ => self.error(span(item), &path, "unknown key"),
             }
         }
+    }
+
+    fn matching(&mut self, t: &Table, matching: &mut Arc<Model>) {
+        let mut params = matching.params().clone();
+        for (key, item) in t.iter() {
+            let path = format!("matching.{key}");
+            let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
+            match (key, value) {
+                ("auto_merge", Some(v)) => params.thresholds.auto_merge = v,
+                ("review", Some(v)) => params.thresholds.review = v,
+                ("auto_merge" | "review", None) => self.error(span(item), &path, "must be a number (a score in bits)"),
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+        if params.thresholds.review > params.thresholds.auto_merge {
+            self.error(t.span(), "matching", "review must not be above auto_merge");
+        }
+        *matching = Arc::new(Model::new(params));
     }
 
     fn picklists(&mut self, t: &Table, picklists: &mut Picklists) {
@@ -550,6 +578,14 @@ colour = "blue"
         assert_eq!(c.picklists.industry.match_value("saas"), Some("Software"));
         assert_eq!(c.picklists.industry.match_value("Banking"), None);
         let errs = parse("[picklists.industry]\n\"A\" = [\"x\"]\n\"B\" = [\"X\"]\n[picklists.colour]\n").unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn matching_thresholds_are_configurable_and_checked() {
+        let c = parse("[matching]\nauto_merge = 20\nreview = 12.5\n").unwrap();
+        assert_eq!((c.matching.thresholds().auto_merge, c.matching.thresholds().review), (20.0, 12.5));
+        let errs = parse("[matching]\nauto_merge = 5\nreview = 9\nfuzzy = true\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 

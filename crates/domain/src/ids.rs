@@ -67,3 +67,7 @@ id_type!(
     /// The identity of an import job.
     ImportId
 );
+id_type!(
+    /// The identity of a possible-duplicate review.
+    ReviewId
+);

@@ -26,6 +26,6 @@ pub mod validate;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};
-pub use ids::{ImportId, KeyId, LeadId, SubmissionId};
+pub use ids::{ImportId, KeyId, LeadId, ReviewId, SubmissionId};
 pub use lead::{Lead, LeadFields};
 pub use source::SourceName;

@@ -4,10 +4,10 @@
 //! validate. It runs on the request's own task, in parallel across requests, and a
 //! rejected submission never reaches the store.
 //!
-//! [`settle`] runs the stages that need what is already stored: resolve → merge or create
-//! → attribute → lifecycle. The store calls it inside the transaction that commits the
-//! lead, its history and the submission together, with the leads it found by the
-//! candidate's match keys.
+//! [`settle`] runs the stages that need what is already stored: merge or create →
+//! attribute → lifecycle, following the decision [`resolve::decide`] made over the leads
+//! the store found by the candidate's blocking keys. The store calls both inside the
+//! transaction that commits the lead, its history and the submission together.
 
 use crate::attribute::{Attribution, Touchpoint};
 use crate::config::{Picklists, SourceConfig};
@@ -16,7 +16,7 @@ use crate::ids::{LeadId, SubmissionId};
 use crate::lead::Lead;
 use crate::lifecycle::Stage;
 use crate::normalize::Candidate;
-use crate::resolve::{self, Decision, MatchRule};
+use crate::resolve::{self, Decision, Explanation, Model, PossibleDuplicate};
 use crate::source::SourceName;
 use crate::{map, normalize, validate};
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,27 @@ pub enum LeadEvent {
     Merged {
         submission_id: SubmissionId,
         source: SourceName,
-        rule: MatchRule,
+        #[serde(flatten)]
+        explanation: Explanation,
         /// The fields the submission filled in.
         filled: Vec<String>,
         consent_updated: bool,
+    },
+    /// Another lead was merged into this one (a review decision).
+    Absorbed {
+        /// The lead merged in.
+        absorbed: LeadId,
+        #[serde(flatten)]
+        explanation: Explanation,
+        filled: Vec<String>,
+    },
+    /// This lead was merged into another and lives on there.
+    MergedInto {
+        into: LeadId,
+    },
+    /// Possibly the same person as other leads: queued for review.
+    PossibleDuplicates {
+        lead_ids: Vec<LeadId>,
     },
 }
 
@@ -97,35 +114,67 @@ pub struct Settlement {
     pub outcome: Outcome,
     pub lead: Lead,
     pub history: HistoryEntry,
+    /// Leads that may be the same person, for the review queue.
+    pub possible_duplicates: Vec<PossibleDuplicate>,
 }
 
-/// resolve → merge or create → attribute → lifecycle.
-pub fn settle(candidate: Candidate, sub: &SubmissionMeta, found: Vec<Lead>, now: OffsetDateTime) -> Settlement {
+/// merge or create → attribute → lifecycle. `target` is the lead a merge decision names,
+/// as stored; without it the candidate becomes a new lead.
+pub fn settle(
+    candidate: Candidate,
+    sub: &SubmissionMeta,
+    decision: Decision,
+    target: Option<Lead>,
+    now: OffsetDateTime,
+) -> Settlement {
     let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
-    match resolve::decide(&candidate, &found) {
-        Decision::Merge { into, rule } => {
-            if let Some(mut lead) = found.into_iter().find(|l| l.id == into) {
-                let report = resolve::merge::merge(&mut lead, candidate, touch, now);
-                let history = HistoryEntry {
-                    lead_id: lead.id,
-                    at: now,
-                    event: LeadEvent::Merged {
-                        submission_id: sub.id,
-                        source: sub.source.clone(),
-                        rule,
-                        filled: report.filled,
-                        consent_updated: report.consent_updated,
-                    },
-                };
-                return Settlement { outcome: Outcome::Merged, lead, history };
-            }
-            create(candidate, sub, touch, now)
+    match (decision, target) {
+        (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
+            let report = resolve::merge::merge(&mut lead, candidate, touch, now);
+            let history = HistoryEntry {
+                lead_id: lead.id,
+                at: now,
+                event: LeadEvent::Merged {
+                    submission_id: sub.id,
+                    source: sub.source.clone(),
+                    explanation,
+                    filled: report.filled,
+                    consent_updated: report.consent_updated,
+                },
+            };
+            Settlement { outcome: Outcome::Merged, lead, history, possible_duplicates: Vec::new() }
         }
-        Decision::Create => create(candidate, sub, touch, now),
+        (Decision::Create { possible }, _) => create(candidate, sub, touch, now, possible),
+        (Decision::Merge { .. }, _) => create(candidate, sub, touch, now, Vec::new()),
     }
 }
 
-fn create(candidate: Candidate, sub: &SubmissionMeta, touch: Touchpoint, now: OffsetDateTime) -> Settlement {
+/// The whole resolve and settle step over leads already in hand (tests, batch tools).
+pub fn resolve_and_settle(
+    candidate: Candidate,
+    sub: &SubmissionMeta,
+    found: Vec<Lead>,
+    model: &Model,
+    now: OffsetDateTime,
+) -> Settlement {
+    let record = resolve::match_record(&candidate.fields, &candidate.derived);
+    let records: Vec<(LeadId, resolve::Record)> =
+        found.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))).collect();
+    let decision = resolve::decide(&record, &records, model);
+    let target = match &decision {
+        Decision::Merge { into, .. } => found.into_iter().find(|l| l.id == *into),
+        Decision::Create { .. } => None,
+    };
+    settle(candidate, sub, decision, target, now)
+}
+
+fn create(
+    candidate: Candidate,
+    sub: &SubmissionMeta,
+    touch: Touchpoint,
+    now: OffsetDateTime,
+    possible: Vec<PossibleDuplicate>,
+) -> Settlement {
     let lead = Lead {
         id: LeadId::new(),
         fields: candidate.fields,
@@ -147,7 +196,7 @@ fn create(candidate: Candidate, sub: &SubmissionMeta, touch: Touchpoint, now: Of
         at: now,
         event: LeadEvent::Created { submission_id: sub.id, source: sub.source.clone() },
     };
-    Settlement { outcome: Outcome::Created, lead, history }
+    Settlement { outcome: Outcome::Created, lead, history, possible_duplicates: possible }
 }
 
 #[cfg(test)]
@@ -177,11 +226,11 @@ mod tests {
         let first =
             prepare_api(&payload(json!({"email": "ada@example.com", "first_name": "Ada", "utm_campaign": "spring"})))
                 .unwrap();
-        let created = settle(first, &meta("api"), vec![], now);
+        let created = resolve_and_settle(first, &meta("api"), vec![], &Model::default(), now);
         assert_eq!(created.outcome, Outcome::Created);
 
         let second = prepare_api(&payload(json!({"email": " ADA@example.com", "first_name": "Augusta", "company": "Analytical", "utm_campaign": "summer"}))).unwrap();
-        let merged = settle(second, &meta("webinar"), vec![created.lead.clone()], now);
+        let merged = resolve_and_settle(second, &meta("webinar"), vec![created.lead.clone()], &Model::default(), now);
         assert_eq!(merged.outcome, Outcome::Merged);
         assert_eq!(merged.lead.id, created.lead.id);
         assert_eq!(merged.lead.fields.first_name.as_deref(), Some("Ada"));
@@ -191,8 +240,8 @@ mod tests {
         assert_eq!(merged.lead.attribution.latest.source.as_str(), "webinar");
         assert_eq!(merged.lead.version, 2);
         match merged.history.event {
-            LeadEvent::Merged { filled, rule, .. } => {
-                assert_eq!(rule, MatchRule::ExactEmail);
+            LeadEvent::Merged { filled, explanation, .. } => {
+                assert_eq!(explanation.rule, resolve::MatchRule::ExactEmail);
                 assert_eq!(filled, vec!["company".to_owned()]);
             }
             other => panic!("expected a merge, got {other:?}"),
@@ -202,9 +251,20 @@ mod tests {
     #[test]
     fn a_different_email_creates_a_new_lead() {
         let now = OffsetDateTime::now_utc();
-        let a = settle(prepare_api(&payload(json!({"email": "a@example.com"}))).unwrap(), &meta("api"), vec![], now);
-        let b =
-            settle(prepare_api(&payload(json!({"email": "b@example.com"}))).unwrap(), &meta("api"), vec![a.lead], now);
+        let a = resolve_and_settle(
+            prepare_api(&payload(json!({"email": "a@example.com"}))).unwrap(),
+            &meta("api"),
+            vec![],
+            &Model::default(),
+            now,
+        );
+        let b = resolve_and_settle(
+            prepare_api(&payload(json!({"email": "b@example.com"}))).unwrap(),
+            &meta("api"),
+            vec![a.lead],
+            &Model::default(),
+            now,
+        );
         assert_eq!(b.outcome, Outcome::Created);
     }
 

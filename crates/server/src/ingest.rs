@@ -69,7 +69,7 @@ pub async fn submit(
         }
     }
     // Both writes join the same group commit.
-    let (captured, quarantined) = tokio::join!(store.capture(valid), store.quarantine(invalid));
+    let (captured, quarantined) = tokio::join!(store.capture(valid, &config.matching), store.quarantine(invalid));
     let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
     let mut settled = Vec::with_capacity(slots.len());
     for slot in slots {
@@ -112,7 +112,7 @@ pub async fn replay(
             &config.picklists,
         ) {
             Ok(candidate) => {
-                let c = store.capture(vec![CaptureItem { submission, candidate }]).await?.pop();
+                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.matching).await?.pop();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
             Err(errors) => {
@@ -208,7 +208,7 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
                 }
             }
         }
-        for c in store.capture(items).await? {
+        for c in store.capture(items, &config.matching).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;
             }

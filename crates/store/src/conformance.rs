@@ -14,6 +14,8 @@ use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::{Picklists, SourceConfig};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
+static MODEL: std::sync::LazyLock<std::sync::Arc<leadflow_domain::resolve::Model>> =
+    std::sync::LazyLock::new(Default::default);
 use leadflow_domain::error::{FieldError, FieldErrorCode};
 use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
 use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
@@ -50,6 +52,9 @@ macro_rules! conformance_suite {
             active_key_names_are_unique,
             concurrent_captures_of_one_person_make_one_lead,
             import_jobs_keep_their_file_until_finished,
+            a_fuzzy_match_merges_and_explains_itself,
+            a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
+            a_distinct_decision_keeps_both_leads,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
         );
@@ -86,7 +91,7 @@ fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
 }
 
 async fn capture_one(store: &DynStore, it: CaptureItem) -> Captured {
-    store.capture(vec![it]).await.unwrap().remove(0)
+    store.capture(vec![it], &MODEL).await.unwrap().remove(0)
 }
 
 pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
@@ -148,11 +153,14 @@ pub async fn idempotency_keys_are_scoped_to_the_source(store: &DynStore) {
 
 pub async fn repeated_key_inside_one_call_settles_once(store: &DynStore) {
     let out = store
-        .capture(vec![
-            item("api", Some("dup"), json!({"email": "d1@example.com"})),
-            item("api", Some("dup"), json!({"email": "d1@example.com"})),
-            item("api", None, json!({"email": "d1@example.com"})),
-        ])
+        .capture(
+            vec![
+                item("api", Some("dup"), json!({"email": "d1@example.com"})),
+                item("api", Some("dup"), json!({"email": "d1@example.com"})),
+                item("api", None, json!({"email": "d1@example.com"})),
+            ],
+            &MODEL,
+        )
         .await
         .unwrap();
     let outcomes: Vec<(Outcome, bool)> = out.iter().map(|c| (settled(c).0, settled(c).2)).collect();
@@ -321,7 +329,7 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let c = store
-                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))])
+                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))], &MODEL)
                 .await
                 .unwrap();
             settled(&c[0]).1.id
@@ -368,6 +376,78 @@ pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
     assert!(store.unfinished_imports().await.unwrap().is_empty());
 }
 
+pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
+    let first = capture_one(
+        store,
+        item(
+            "api",
+            None,
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+        ),
+    )
+    .await;
+    // A badge scan: no email, a nickname, another spelling of the company and the phone.
+    let second = capture_one(store, item("event", None, json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}))).await;
+    let (outcome, lead, _) = settled(&second);
+    assert_eq!(outcome, Outcome::Merged);
+    assert_eq!(lead.id, settled(&first).1.id);
+    let history = store.lead_history(lead.id).await.unwrap();
+    match &history[1].event {
+        LeadEvent::Merged { explanation, .. } => {
+            assert_eq!(explanation.rule, leadflow_domain::resolve::MatchRule::Fuzzy);
+            assert!(explanation.score.is_some() && !explanation.evidence.is_empty());
+        }
+        other => panic!("expected a merge, got {other:?}"),
+    }
+}
+
+async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {
+    let a = capture_one(
+        store,
+        item(
+            "api",
+            None,
+            json!({"first_name": "Jon", "last_name": "Smith", "company": "Acme", "email": "jon@acme.com"}),
+        ),
+    )
+    .await;
+    // The same name (a nickname), same company, another mailbox at the company's domain:
+    // perhaps a second address, perhaps a colleague. A person decides.
+    let b = capture_one(store, item("webinar", None, json!({"first_name": "Jonathan", "last_name": "Smith", "company": "Acme Inc", "email": "jsmith@acme.com", "city": "Boston"}))).await;
+    assert_eq!(settled(&b).0, Outcome::Created);
+    (settled(&a).1.clone(), settled(&b).1.clone())
+}
+
+pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(store: &DynStore) {
+    let (older, newer) = colleagues_or_one_person(store).await;
+    let open = store.list_reviews(None, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].lead_id, open[0].candidate_id), (newer.id, older.id));
+    assert!(!open[0].evidence.is_empty());
+    let decided = store.decide_review(open[0].id, crate::ReviewStatus::Merged).await.unwrap().unwrap();
+    assert_eq!(decided.status, crate::ReviewStatus::Merged);
+    assert!(store.decide_review(open[0].id, crate::ReviewStatus::Distinct).await.unwrap().is_none(), "decided once");
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+    let survivor = store.get_lead(newer.id).await.unwrap().unwrap();
+    assert_eq!(survivor.id, older.id, "the merged-away id answers with the survivor");
+    assert_eq!(survivor.fields.city.as_deref(), Some("Boston"));
+    assert_eq!(survivor.attribution.touch_count, 2);
+    let history = store.lead_history(older.id).await.unwrap();
+    assert!(
+        matches!(history.last().map(|h| &h.event), Some(LeadEvent::Absorbed { absorbed, .. }) if *absorbed == newer.id)
+    );
+    assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
+}
+
+pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
+    let _ = colleagues_or_one_person(store).await;
+    let open = store.list_reviews(None, 10).await.unwrap();
+    store.decide_review(open[0].id, crate::ReviewStatus::Distinct).await.unwrap().unwrap();
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
+    assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, crate::ReviewStatus::Distinct);
+}
+
 pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {
     store.ping().await.unwrap();
 }
@@ -377,7 +457,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.capture(vec![item("api", None, json!({"email": format!("c{i}@example.com")}))]).await
+                store.capture(vec![item("api", None, json!({"email": format!("c{i}@example.com")}))], &MODEL).await
             })
         })
         .collect();
@@ -388,7 +468,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
         }
     }
     store.close().await.unwrap();
-    assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))]).await.is_err());
+    assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }
 

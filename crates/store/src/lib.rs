@@ -16,7 +16,8 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::{Email, ImportId, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_domain::resolve::{Evidence, Model};
+use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -106,12 +107,46 @@ impl ImportStatus {
     }
 }
 
+/// A possible duplicate waiting for (or decided by) a person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Review {
+    pub id: ReviewId,
+    /// The newer lead.
+    pub lead_id: LeadId,
+    /// The lead it may duplicate.
+    pub candidate_id: LeadId,
+    pub score: f64,
+    pub evidence: Vec<Evidence>,
+    pub status: ReviewStatus,
+    pub created_at: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewStatus {
+    Open,
+    /// Judged the same person: the newer lead was merged into the other.
+    Merged,
+    /// Judged different people; never proposed again.
+    Distinct,
+}
+
+impl ReviewStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Distinct => "distinct",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
     /// in one transaction shared with concurrent callers. When this returns `Ok`, every
     /// item is durable.
-    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError>;
+    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Model>) -> Result<Vec<Captured>, StoreError>;
 
     /// Commits submissions to the inbox only, to be settled later. A submission whose
     /// idempotency key is already known is not stored again.
@@ -176,6 +211,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Jobs queued or running, oldest first: to be run (again) at start-up.
     async fn unfinished_imports(&self) -> Result<Vec<ImportJob>, StoreError>;
+
+    /// Open reviews, oldest first, after `after`.
+    async fn list_reviews(&self, after: Option<ReviewId>, limit: usize) -> Result<Vec<Review>, StoreError>;
+
+    async fn get_review(&self, id: ReviewId) -> Result<Option<Review>, StoreError>;
+
+    /// Records a person's decision on an open review. `Merged` merges the newer lead into
+    /// the other in the same transaction. `None` when there is no such open review.
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

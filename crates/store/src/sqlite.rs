@@ -8,15 +8,17 @@
 //! read connections on blocking threads; WAL lets them run beside the writer.
 
 use crate::{
-    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Store, StoreError, StoredSubmission, SubmissionStatus,
+    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store, StoreError,
+    StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::{self, HistoryEntry, Outcome, SubmissionMeta};
-use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
+use leadflow_domain::resolve::{self, Decision, Model, Record};
+use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_capture_core.sql")),
     (2, include_str!("../migrations/sqlite/0002_imports.sql")),
+    (3, include_str!("../migrations/sqlite/0003_matching.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -58,7 +61,7 @@ struct Prepared {
 }
 
 enum Command {
-    Capture(Vec<Prepared>, Reply<Vec<Captured>>),
+    Capture(Vec<Prepared>, Arc<Model>, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
@@ -150,7 +153,36 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
         tracing::info!(version, "applied migration");
     }
+    backfill_match_records(&tx)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Leads stored before identity resolution get their match record and blocking keys.
+fn backfill_match_records(conn: &Connection) -> Result<(), StoreError> {
+    let docs: Vec<String> = conn
+        .prepare("SELECT doc FROM leads WHERE match_record IS NULL AND merged_into IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let model = Model::default();
+    for doc in &docs {
+        let lead = lead_from_doc(doc)?;
+        let record = resolve::match_record(&lead.fields, &lead.derived);
+        conn.execute(
+            "UPDATE leads SET match_record = ?2 WHERE id = ?1",
+            params![lead.id.to_string(), serde_json::to_string(&record)?],
+        )?;
+        for key in resolve::blocking_keys(&record, &model) {
+            conn.execute(
+                "INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)",
+                params![key, lead.id.to_string()],
+            )?;
+        }
+    }
+    tracing::info!(leads = docs.len(), "indexed existing leads for matching");
     Ok(())
 }
 
@@ -238,7 +270,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
         while items < MAX_GROUP_ITEMS {
             match rx.try_recv() {
                 Ok(cmd) => {
-                    if let Command::Capture(v, _) = &cmd {
+                    if let Command::Capture(v, _, _) = &cmd {
                         items += v.len();
                     }
                     group.push(cmd);
@@ -261,14 +293,14 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
         let mut tx = tx;
         for cmd in group {
             match cmd {
-                Command::Capture(items, reply) => {
+                Command::Capture(items, model, reply) => {
                     // Fast path: the whole request in one savepoint. Only if an item
                     // fails is the request redone item by item, each in its own
                     // savepoint, so the failing one is kept as pending and the rest
                     // settle (a savepoint per item costs more than the inserts).
-                    let result = match in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::Request)) {
+                    let result = match in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::Request, &model)) {
                         Ok(done) => Ok(done),
-                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem)),
+                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem, &model)),
                     };
                     answers.push(Pending::Captured(reply, result));
                 }
@@ -316,7 +348,7 @@ fn fail_command(cmd: Command, e: &StoreError) {
         other => StoreError::Unavailable(other.to_string()),
     };
     match cmd {
-        Command::Capture(_, r) | Command::Quarantine(_, r) => drop(r.send(Err(err()))),
+        Command::Capture(_, _, r) | Command::Quarantine(_, r) => drop(r.send(Err(err()))),
         Command::Enqueue(_, r)
         | Command::Reject(_, _, r)
         | Command::CreateKey(_, _, r)
@@ -348,11 +380,21 @@ enum Isolation {
     PerItem,
 }
 
-fn capture_all(conn: &Connection, items: &[Prepared], isolation: Isolation) -> Result<Vec<Captured>, StoreError> {
-    items.iter().map(|p| capture_one(conn, p, isolation)).collect()
+fn capture_all(
+    conn: &Connection,
+    items: &[Prepared],
+    isolation: Isolation,
+    model: &Model,
+) -> Result<Vec<Captured>, StoreError> {
+    items.iter().map(|p| capture_one(conn, p, isolation, model)).collect()
 }
 
-fn capture_one(conn: &Connection, prepared: &Prepared, isolation: Isolation) -> Result<Captured, StoreError> {
+fn capture_one(
+    conn: &Connection,
+    prepared: &Prepared,
+    isolation: Isolation,
+    model: &Model,
+) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key
         && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
@@ -361,12 +403,12 @@ fn capture_one(conn: &Connection, prepared: &Prepared, isolation: Isolation) -> 
     }
     let candidate = prepared.item.candidate.clone();
     if isolation == Isolation::Request {
-        return settle(conn, sub, &prepared.payload, candidate);
+        return settle(conn, sub, &prepared.payload, candidate, model);
     }
     // If settling fails, the submission is still kept, as pending: an acknowledged
     // submission is never lost.
     conn.prepare_cached("SAVEPOINT settle")?.execute([])?;
-    match settle(conn, sub, &prepared.payload, candidate) {
+    match settle(conn, sub, &prepared.payload, candidate, model) {
         Ok(captured) => {
             conn.prepare_cached("RELEASE settle")?.execute([])?;
             Ok(captured)
@@ -422,53 +464,137 @@ fn earlier_submission(
     Ok(Some(Ok(settled)))
 }
 
-fn settle(conn: &Connection, sub: &RawSubmission, payload: &str, candidate: Candidate) -> Result<Captured, StoreError> {
-    let found = match leadflow_domain::resolve::email_key(&candidate) {
-        Some(email) => leads_by_email(conn, email)?,
-        None => Vec::new(),
+fn settle(
+    conn: &Connection,
+    sub: &RawSubmission,
+    payload: &str,
+    candidate: Candidate,
+    model: &Model,
+) -> Result<Captured, StoreError> {
+    let record = resolve::match_record(&candidate.fields, &candidate.derived);
+    let keys = resolve::blocking_keys(&record, model);
+    let found = candidates_by_keys(conn, &keys)?;
+    let decision = resolve::decide(&record, &found, model);
+    let target = match &decision {
+        Decision::Merge { into, .. } => lead_following_merges(conn, *into)?,
+        Decision::Create { .. } => None,
     };
-    let versions: Vec<(LeadId, u64)> = found.iter().map(|l| (l.id, l.version)).collect();
-    let previous_version = |id: LeadId| versions.iter().find(|(lead, _)| *lead == id).map(|(_, v)| *v);
+    let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
-    let settlement = pipeline::settle(candidate, &meta, found, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let settlement = pipeline::settle(candidate, &meta, decision, target, now);
     let lead = &settlement.lead;
-    let doc = serde_json::to_string(lead)?;
-    let email = lead.fields.email.as_ref().map(Email::as_str);
-    let version = version_column(lead.version)?;
-    match settlement.outcome {
-        Outcome::Created => {
-            conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                lead.id.to_string(),
-                email,
-                version,
-                millis(lead.created_at),
-                millis(lead.updated_at),
-                doc
-            ])?;
-        }
-        Outcome::Merged => {
-            let expected = previous_version(lead.id)
-                .ok_or_else(|| StoreError::Internal("merged into a lead that was not found".into()))?;
-            let expected = version_column(expected)?;
-            let changed = conn
-                .prepare_cached("UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5 WHERE id = ?1 AND version = ?6 AND merged_into IS NULL")?
-                .execute(params![lead.id.to_string(), email, version, millis(lead.updated_at), doc, expected])?;
-            if changed != 1 {
-                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
-            }
-        }
-    }
+    write_lead(conn, lead, expected, model)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
+    if !settlement.possible_duplicates.is_empty() {
+        for possible in &settlement.possible_duplicates {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+            )?
+            .execute(params![
+                ReviewId::new().to_string(),
+                lead.id.to_string(),
+                possible.lead_id.to_string(),
+                possible.score,
+                serde_json::to_string(&possible.evidence)?,
+                millis(now)
+            ])?;
+        }
+        let lead_ids = settlement.possible_duplicates.iter().map(|p| p.lead_id).collect();
+        insert_history(
+            conn,
+            &HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } },
+            None,
+        )?;
+    }
     Ok(Captured::Settled {
         submission_id: sub.id,
         outcome: settlement.outcome,
         lead: Box::new(settlement.lead),
         replayed: false,
     })
+}
+
+/// Most leads one lookup compares with; candidates sharing several keys come first.
+const MAX_CANDIDATES: usize = 100;
+/// Most leads read per key: a key shared by thousands of leads (a common name at a big
+/// company) says little and would make every lookup slow.
+const MAX_PER_KEY: i64 = 64;
+
+/// The surviving leads sharing a blocking key with the candidate, with their match records.
+fn candidates_by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.id, l.match_record FROM lead_keys k JOIN leads l ON l.id = k.lead_id
+         WHERE k.key = ?1 AND l.merged_into IS NULL ORDER BY k.lead_id DESC LIMIT ?2",
+    )?;
+    let mut hits: Vec<(String, Option<String>, usize)> = Vec::new();
+    for key in keys {
+        let rows = stmt
+            .query_map(params![key, MAX_PER_KEY], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        for row in rows {
+            let (id, record) = row?;
+            match hits.iter_mut().find(|(known, _, _)| *known == id) {
+                Some(hit) => hit.2 += 1,
+                None => hits.push((id, record, 1)),
+            }
+        }
+    }
+    hits.sort_by_key(|hit| std::cmp::Reverse(hit.2));
+    hits.truncate(MAX_CANDIDATES);
+    hits.into_iter()
+        .filter_map(|(id, record, _)| record.map(|r| (id, r)))
+        .map(|(id, record)| {
+            let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+            Ok((id, serde_json::from_str(&record)?))
+        })
+        .collect()
+}
+
+/// Writes a lead: its document, the columns matched on, its match record and blocking
+/// keys. `expected` is the version it had when read (`None` for a new lead): a lead
+/// changed since then is a conflict, not a silent overwrite.
+fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, model: &Model) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(lead)?;
+    let record = resolve::match_record(&lead.fields, &lead.derived);
+    let record_json = serde_json::to_string(&record)?;
+    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let version = version_column(lead.version)?;
+    let id = lead.id.to_string();
+    match expected {
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO leads (id, email, version, created_at, updated_at, doc, match_record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![id, email, version, millis(lead.created_at), millis(lead.updated_at), doc, record_json])?;
+        }
+        Some(expected) => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, match_record = ?6
+                     WHERE id = ?1 AND version = ?7 AND merged_into IS NULL",
+                )?
+                .execute(params![
+                    id,
+                    email,
+                    version,
+                    millis(lead.updated_at),
+                    doc,
+                    record_json,
+                    version_column(expected)?
+                ])?;
+            if changed != 1 {
+                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
+            }
+            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+        }
+    }
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)")?;
+    for key in resolve::blocking_keys(&record, model) {
+        insert.execute(params![key, id])?;
+    }
+    Ok(())
 }
 
 fn version_column(v: u64) -> Result<i64, StoreError> {
@@ -601,6 +727,75 @@ fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImportJob, 
     })())
 }
 
+const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evidence, status, created_at, decided_at";
+
+fn review_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Review, StoreError>> {
+    let (id, lead, candidate): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (score, evidence, status): (f64, String, String) = (r.get(3)?, r.get(4)?, r.get(5)?);
+    let (created, decided): (i64, Option<i64>) = (r.get(6)?, r.get(7)?);
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("review {id}: {what}"));
+        Ok(Review {
+            id: id.parse().map_err(|_| corrupt("id"))?,
+            lead_id: lead.parse().map_err(|_| corrupt("lead id"))?,
+            candidate_id: candidate.parse().map_err(|_| corrupt("candidate id"))?,
+            score,
+            evidence: serde_json::from_str(&evidence)?,
+            status: match status.as_str() {
+                "open" => ReviewStatus::Open,
+                "merged" => ReviewStatus::Merged,
+                "distinct" => ReviewStatus::Distinct,
+                _ => return Err(corrupt("status")),
+            },
+            created_at: from_millis(created),
+            decided_at: decided.map(from_millis),
+        })
+    })())
+}
+
+fn review_by_id(conn: &Connection, id: ReviewId) -> Result<Option<Review>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {REVIEW_COLUMNS} FROM duplicate_reviews WHERE id = ?1"))?
+        .query_row([id.to_string()], review_from_row)
+        .optional()?;
+    found.transpose()
+}
+
+/// A person's decision on an open review; a merge folds the newer lead into the other.
+fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+    let Some(review) = review_by_id(conn, id)?.filter(|r| r.status == ReviewStatus::Open) else {
+        return Ok(None);
+    };
+    let now = OffsetDateTime::now_utc();
+    if decision == ReviewStatus::Merged {
+        let survivor = lead_following_merges(conn, review.candidate_id)?;
+        let absorbed = lead_following_merges(conn, review.lead_id)?;
+        if let (Some(mut survivor), Some(absorbed)) = (survivor, absorbed)
+            && survivor.id != absorbed.id
+        {
+            let expected = survivor.version;
+            let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
+            // The absorbed lead steps aside first: its email is then free for the survivor.
+            conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![absorbed.id.to_string(), survivor.id.to_string(), millis(now)])?;
+            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
+            write_lead(conn, &survivor, Some(expected), &Model::default())?;
+            let explanation = resolve::Explanation {
+                rule: resolve::MatchRule::Reviewed,
+                score: Some(review.score),
+                evidence: review.evidence.clone(),
+            };
+            let absorbed_event = LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled };
+            insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
+            let moved = LeadEvent::MergedInto { into: survivor.id };
+            insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
+        }
+    }
+    conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
+        .execute(params![id.to_string(), decision.as_str(), millis(now)])?;
+    review_by_id(conn, id)
+}
+
 const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
 
 fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredSubmission, StoreError>> {
@@ -729,7 +924,7 @@ fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, 
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
+    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Model>) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -737,7 +932,8 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.write(|reply| Command::Capture(prepared, reply)).await
+        let model = matching.clone();
+        self.write(|reply| Command::Capture(prepared, model, reply)).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
@@ -967,6 +1163,44 @@ impl Store for SqliteStore {
             jobs.into_iter().collect()
         })
         .await
+    }
+
+    async fn list_reviews(&self, after: Option<ReviewId>, limit: usize) -> Result<Vec<Review>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {REVIEW_COLUMNS} FROM duplicate_reviews WHERE status = 'open' AND id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
+            let rows = stmt.query_map(params![after, limit], review_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn get_review(&self, id: ReviewId) -> Result<Option<Review>, StoreError> {
+        self.read(move |conn| review_by_id(conn, id)).await
+    }
+
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let answer = std::sync::Arc::new(Mutex::new(None));
+        let slot = answer.clone();
+        self.writer
+            .send(Command::Exec(
+                Box::new(move |conn| {
+                    let decided = decide_review(conn, id, decision)?;
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = decided;
+                    }
+                    Ok(())
+                }),
+                tx,
+            ))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)??;
+        Ok(answer.lock().ok().and_then(|mut a| a.take()))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -53,3 +53,56 @@ pub fn merge(lead: &mut Lead, candidate: Candidate, touch: Touchpoint, now: Offs
     lead.updated_at = now;
     report
 }
+
+/// Folds `absorbed`, another stored lead, into `survivor` (a review decision): the
+/// survivor keeps its values and gains the ones it lacked, custom fields are added,
+/// consent follows the most recent explicit choice, the earlier original touch and the
+/// later latest touch are kept, and touches add up.
+pub fn absorb(survivor: &mut Lead, absorbed: &Lead, now: OffsetDateTime) -> MergeReport {
+    let mut report = MergeReport::default();
+    let filled = survivor.fields.fill_empty_from(&absorbed.fields);
+    for field in &filled {
+        if let Some(raw) = absorbed.raw.get(*field) {
+            survivor.raw.insert((*field).to_owned(), raw.clone());
+        }
+        survivor.issues.retain(|i| i.field != *field);
+        survivor.issues.extend(absorbed.issues.iter().filter(|i| i.field == *field).cloned());
+    }
+    let extension = if filled.contains(&"phone") {
+        absorbed.derived.phone_extension.clone()
+    } else {
+        survivor.derived.phone_extension.take()
+    };
+    report.filled = filled.into_iter().map(str::to_owned).collect();
+    for (key, value) in &absorbed.custom {
+        if !survivor.custom.contains_key(key) {
+            report.filled.push(format!("custom.{key}"));
+            survivor.custom.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(theirs) = &absorbed.consent {
+        let newer = match &survivor.consent {
+            None => true,
+            Some(ours) => {
+                matches!((ours.at, theirs.at), (Some(a), Some(b)) if b > a)
+                    || (ours.at.is_none() && theirs.at.is_some())
+            }
+        };
+        if newer {
+            survivor.consent = Some(theirs.clone());
+            report.consent_updated = true;
+        }
+    }
+    let (mine, theirs) = (&mut survivor.attribution, &absorbed.attribution);
+    if theirs.original.at < mine.original.at {
+        mine.original = theirs.original.clone();
+    }
+    if theirs.latest.at > mine.latest.at {
+        mine.latest = theirs.latest.clone();
+    }
+    mine.touch_count = mine.touch_count.saturating_add(theirs.touch_count);
+    survivor.derived = crate::normalize::derive(&survivor.fields, extension);
+    survivor.version += 1;
+    survivor.updated_at = now;
+    report
+}

@@ -1,43 +1,188 @@
 //! Resolve: decides whether a candidate is a new person or one we already know.
 //!
-//! The store looks candidates up by their match keys (indexed, so a lookup never scans
-//! all leads) and hands the found leads to [`decide`]. Today the rule is exact email,
-//! compared after normalization (case and surrounding space ignored). A wrong merge mixes
-//! two people's data and consent, so every rule must be certain or leave the lead alone.
+//! The store keeps, beside each lead, its compact match [`Record`] and its blocking keys
+//! (email match key, phone, phonetic name + initial, company key, postal code + name, …),
+//! indexed, so a lookup touches only leads that share a key and never scans all of them.
+//! [`decide`] then compares the candidate with each: the same mailbox (email match key,
+//! which knows Gmail's ignored dots and `+tags`) merges at once; otherwise a
+//! Fellegi-Sunter score over names (with nicknames), email, phone, company, domain and
+//! address decides between merge, review and a new lead, with hard rules that keep
+//! colleagues, namesakes and relatives apart. A wrong merge mixes two people's data and
+//! consent, so only a confident score merges; the review band goes to a human.
 
 pub mod merge;
 
-use crate::email::Email;
 use crate::ids::LeadId;
-use crate::lead::Lead;
-use crate::normalize::Candidate;
+use crate::lead::{Derived, LeadFields};
+pub use leadflow_matching::{Evidence, ExactRule, Model, Record, Thresholds, Verdict};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MatchRule {
+    /// The same mailbox (normalized email, provider rules applied).
     ExactEmail,
+    /// A score over several fields above the auto-merge threshold.
+    Fuzzy,
+    /// A person decided it (a review).
+    Reviewed,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why two records were matched: the rule, and for a score its per-field evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Explanation {
+    pub rule: MatchRule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Field, comparison level and weight (bits) of each piece of evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub evidence: Vec<Evidence>,
+}
+
+/// A lead that may be the same person, for the review queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PossibleDuplicate {
+    pub lead_id: LeadId,
+    pub score: f64,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    Create,
-    Merge { into: LeadId, rule: MatchRule },
+    /// A new lead, perhaps with possible duplicates to review.
+    Create {
+        possible: Vec<PossibleDuplicate>,
+    },
+    Merge {
+        into: LeadId,
+        explanation: Explanation,
+    },
 }
 
-/// The exact key the store indexes leads by, if the candidate has one.
-pub fn email_key(c: &Candidate) -> Option<&Email> {
-    c.fields.email.as_ref()
+/// How many possible duplicates one lead puts in the review queue at most.
+const MAX_POSSIBLE: usize = 5;
+
+/// The compact form of a lead that matching compares; the store keeps it beside the lead.
+pub fn match_record(fields: &LeadFields, derived: &Derived) -> Record {
+    Record {
+        first_name: fields.first_name.clone(),
+        last_name: fields.last_name.clone(),
+        email: fields.email.as_ref().map(|e| e.as_str().to_owned()),
+        phone: fields.phone.clone().filter(|p| p.starts_with('+')),
+        company_key: derived.company_key.clone(),
+        email_domain: derived.email_domain.clone(),
+        website_domain: derived.website_domain.clone(),
+        free_mail: derived.free_mail || derived.disposable_email,
+        street: fields.street.clone(),
+        city: fields.city.clone(),
+        postal_code: fields.postal_code.clone(),
+        country: fields.country.clone(),
+    }
 }
 
-/// Picks the lead the candidate belongs to among those the store found by its keys.
-pub fn decide(candidate: &Candidate, found: &[Lead]) -> Decision {
-    let Some(email) = email_key(candidate) else {
-        return Decision::Create;
-    };
-    found
+/// The keys a lead is indexed under, and looked up by.
+pub fn blocking_keys(record: &Record, model: &Model) -> Vec<String> {
+    leadflow_matching::blocking_keys_with(record, model.email_rules())
+}
+
+/// Picks the lead the candidate belongs to among those sharing a key with it.
+pub fn decide(candidate: &Record, found: &[(LeadId, Record)], model: &Model) -> Decision {
+    if let Some((id, _)) = found
         .iter()
-        .find(|lead| lead.fields.email.as_ref() == Some(email))
-        .map_or(Decision::Create, |lead| Decision::Merge { into: lead.id, rule: MatchRule::ExactEmail })
+        .find(|(_, r)| leadflow_matching::exact_match(candidate, r, model.email_rules()) == Some(ExactRule::Email))
+    {
+        return Decision::Merge {
+            into: *id,
+            explanation: Explanation { rule: MatchRule::ExactEmail, score: None, evidence: Vec::new() },
+        };
+    }
+    let mut best: Option<(LeadId, leadflow_matching::MatchScore)> = None;
+    let mut possible = Vec::new();
+    for (id, record) in found {
+        let score = leadflow_matching::compare(candidate, record, model);
+        match leadflow_matching::decide(&score, model.thresholds()) {
+            Verdict::Merge if best.as_ref().is_none_or(|(_, b)| score.score > b.score) => best = Some((*id, score)),
+            Verdict::Merge => {}
+            Verdict::Review => {
+                possible.push(PossibleDuplicate { lead_id: *id, score: score.score, evidence: score.parts })
+            }
+            Verdict::Distinct => {}
+        }
+    }
+    if let Some((into, score)) = best {
+        return Decision::Merge {
+            into,
+            explanation: Explanation { rule: MatchRule::Fuzzy, score: Some(score.score), evidence: score.parts },
+        };
+    }
+    possible.sort_by(|a, b| b.score.total_cmp(&a.score));
+    possible.truncate(MAX_POSSIBLE);
+    Decision::Create { possible }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Picklists, SourceConfig};
+    use crate::pipeline::prepare;
+    use serde_json::json;
+
+    fn record(v: serde_json::Value) -> Record {
+        let c = prepare(v.as_object().unwrap(), &SourceConfig::api(), &Picklists::default()).unwrap();
+        match_record(&c.fields, &c.derived)
+    }
+
+    #[test]
+    fn the_same_mailbox_merges_whatever_the_spelling() {
+        let model = Model::default();
+        let existing = record(json!({"email": "jane.doe@gmail.com", "first_name": "Jane"}));
+        let id = LeadId::new();
+        let d = decide(&record(json!({"email": "JaneDoe+webinar@gmail.com"})), &[(id, existing)], &model);
+        assert!(
+            matches!(d, Decision::Merge { into, explanation: Explanation { rule: MatchRule::ExactEmail, .. } } if into == id)
+        );
+    }
+
+    #[test]
+    fn a_nickname_at_the_same_company_with_the_same_phone_merges_and_explains_why() {
+        let model = Model::default();
+        let existing = record(
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+        );
+        let id = LeadId::new();
+        let d = decide(
+            &record(
+                json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}),
+            ),
+            &[(id, existing)],
+            &model,
+        );
+        match d {
+            Decision::Merge { into, explanation } => {
+                assert_eq!(into, id);
+                assert_eq!(explanation.rule, MatchRule::Fuzzy);
+                assert!(explanation.score.unwrap() >= model.thresholds().auto_merge);
+                assert!(!explanation.evidence.is_empty());
+            }
+            other => panic!("expected a merge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn namesakes_at_different_companies_stay_apart() {
+        let model = Model::default();
+        let existing =
+            record(json!({"first_name": "John", "last_name": "Smith", "company": "Acme", "email": "john@acme.com"}));
+        let d = decide(
+            &record(
+                json!({"first_name": "John", "last_name": "Smith", "company": "Globex", "email": "jsmith@globex.com"}),
+            ),
+            &[(LeadId::new(), existing)],
+            &model,
+        );
+        assert_eq!(d, Decision::Create { possible: vec![] });
+    }
 }
