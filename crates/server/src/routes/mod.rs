@@ -5,3 +5,4 @@ pub mod imports;
 pub mod leads;
 pub mod meta;
 pub mod quarantine;
+pub mod reviews;

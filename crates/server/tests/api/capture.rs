@@ -290,3 +290,89 @@ async fn names_companies_and_titles_come_back_normalized_with_derived_values() {
     );
     assert_eq!(lead["raw"]["first_name"], "MARY");
 }
+
+#[tokio::test]
+async fn a_badge_scan_without_email_finds_its_lead_and_says_why() {
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("trade-show"),
+        default_country: Some("US".into()),
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    let first: Value = app
+        .post("/v1/leads", &json!({"email": "robert.smith@acme.com", "first_name": "Robert", "last_name": "Smith", "company": "Acme, Inc.", "phone": "+1 415 555 2671"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post("/v1/leads", &json!({"first_name": "BOB", "last_name": "smith", "company": "ACME Incorporated", "phone": "415.555.2671", "source": "trade-show"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let second: Value = r.json().await.unwrap();
+    assert_eq!(second["outcome"], "merged");
+    assert_eq!(second["id"], first["id"]);
+    let history: Value =
+        app.get(&format!("/v1/leads/{}/history", first["id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(history[1]["rule"], "fuzzy");
+    assert!(history[1]["score"].as_f64().unwrap() > 0.0);
+    assert!(
+        history[1]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "FirstName" || e["field"] == "first_name"),
+        "{}",
+        history[1]
+    );
+}
+
+#[tokio::test]
+async fn possible_duplicates_are_reviewed_through_the_api() {
+    let app = spawn_app().await;
+    let older: Value = app
+        .post(
+            "/v1/leads",
+            &json!({"first_name": "Jon", "last_name": "Smith", "company": "Acme", "email": "jon@acme.com"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let newer: Value = app
+        .post("/v1/leads", &json!({"first_name": "Jonathan", "last_name": "Smith", "company": "Acme Inc", "email": "jsmith@acme.com", "job_title": "CTO"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(newer["outcome"], "created", "uncertain: a new lead, and a review");
+    let reviews: Value = app.get("/v1/reviews").await.json().await.unwrap();
+    assert_eq!(reviews.as_array().unwrap().len(), 1);
+    let review = &reviews[0];
+    assert_eq!((&review["lead_id"], &review["candidate_id"]), (&newer["id"], &older["id"]));
+    assert_eq!(review["candidate"]["email"], "jon@acme.com");
+    let id = review["id"].as_str().unwrap();
+
+    let reader = app.key("reader", &["read"]).await;
+    let denied = app
+        .http
+        .post(app.url(&format!("/v1/reviews/{id}")))
+        .bearer_auth(&reader)
+        .json(&json!({"decision": "merge"}))
+        .send()
+        .await
+        .unwrap();
+    crate::problem(denied, 403).await;
+    crate::problem(app.post(&format!("/v1/reviews/{id}"), &json!({"decision": "maybe"})).await, 422).await;
+
+    let decided: Value =
+        app.post(&format!("/v1/reviews/{id}"), &json!({"decision": "merge"})).await.json().await.unwrap();
+    assert_eq!(decided["status"], "merged");
+    assert_eq!(decided["lead"]["id"], older["id"], "the newer id now answers with the survivor");
+    assert_eq!(decided["lead"]["job_title"], "CTO");
+    crate::problem(app.post(&format!("/v1/reviews/{id}"), &json!({"decision": "distinct"})).await, 404).await;
+    let moved = app.get(&format!("/v1/leads/{}", newer["id"].as_str().unwrap())).await;
+    assert_eq!(moved.headers()["content-location"], format!("/v1/leads/{}", older["id"].as_str().unwrap()).as_str());
+    assert_eq!(app.lead_count().await, 1);
+}

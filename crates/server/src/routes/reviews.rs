@@ -1,0 +1,133 @@
+//! `/v1/reviews`: possible duplicates waiting for a person to say "the same person"
+//! (merge) or "not the same person" (distinct). Decisions are remembered.
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Caller, JsonObject};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use leadflow_domain::{Lead, LeadId, ReviewId};
+use leadflow_store::{Review, ReviewStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const MAX_PAGE: usize = 500;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReviewOut {
+    pub id: ReviewId,
+    /// The newer lead.
+    pub lead_id: LeadId,
+    /// The lead it may duplicate.
+    pub candidate_id: LeadId,
+    /// The match score in bits.
+    pub score: f64,
+    /// Field, comparison level and weight of each piece of evidence.
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: Vec<leadflow_domain::resolve::Evidence>,
+    /// `open`, `merged` or `distinct`.
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<OffsetDateTime>,
+    /// Both leads as they stand now, side by side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<Lead>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Lead>,
+}
+
+async fn out(app: &AppState, r: Review) -> Result<ReviewOut, ApiError> {
+    let lead = app.store.get_lead(r.lead_id).await?;
+    let candidate = app.store.get_lead(r.candidate_id).await?;
+    Ok(ReviewOut {
+        id: r.id,
+        lead_id: r.lead_id,
+        candidate_id: r.candidate_id,
+        score: r.score,
+        evidence: r.evidence,
+        status: r.status.as_str(),
+        created_at: r.created_at,
+        decided_at: r.decided_at,
+        lead,
+        candidate,
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ReviewQuery {
+    /// Page after this review id.
+    after: Option<ReviewId>,
+    /// Page size, at most 500; default 50.
+    limit: Option<usize>,
+}
+
+/// Open reviews, oldest first, each with both leads.
+#[utoipa::path(get, path = "/v1/reviews", tag = "reviews", params(ReviewQuery),
+    responses(
+        (status = 200, body = Vec<ReviewOut>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ReviewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ReviewOut>>, ApiError> {
+    caller.require_read()?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let reviews = app.store.list_reviews(q.after, q.limit.unwrap_or(50).clamp(1, MAX_PAGE)).await?;
+    let mut out_list = Vec::with_capacity(reviews.len());
+    for r in reviews {
+        out_list.push(out(&app, r).await?);
+    }
+    Ok(Json(out_list))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DecisionIn {
+    /// `merge` (the same person: the newer lead is merged into the other) or `distinct`
+    /// (not the same person; never proposed again).
+    decision: String,
+}
+
+/// Decide an open review.
+#[utoipa::path(post, path = "/v1/reviews/{id}", tag = "reviews", request_body = DecisionIn,
+    params(("id" = String, Path, description = "The review id")),
+    responses(
+        (status = 200, body = ReviewOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such open review", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn decide(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ReviewOut>, ApiError> {
+    caller.require_admin()?;
+    let decision = match body.get("decision").and_then(Value::as_str) {
+        Some("merge") => ReviewStatus::Merged,
+        Some("distinct") => ReviewStatus::Distinct,
+        _ => {
+            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+                "decision",
+                leadflow_domain::FieldErrorCode::Required,
+                "decision must be \"merge\" or \"distinct\"",
+            )]));
+        }
+    };
+    let missing = || ApiError::not_found(format!("no open review has the id {id:?}"));
+    let rid: ReviewId = id.parse().map_err(|_| missing())?;
+    let decided = app.store.decide_review(rid, decision).await?.ok_or_else(missing)?;
+    Ok(Json(out(&app, decided).await?))
+}
