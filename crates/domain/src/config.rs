@@ -5,7 +5,7 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
-use crate::resolve::Model;
+use crate::resolve::{Matching, Model};
 use crate::source::SourceName;
 use leadflow_mapping::MappingSpec;
 use leadflow_normalize::Picklist;
@@ -28,8 +28,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub sources: Vec<SourceConfig>,
     pub picklists: Picklists,
-    /// Identity resolution: the scoring model and its thresholds.
-    pub matching: Arc<Model>,
+    /// Identity resolution: exact email always; fuzzy matching when enabled.
+    pub matching: Arc<Matching>,
 }
 
 /// Controlled values with their synonyms; an unmatched value is kept and flagged.
@@ -136,7 +136,7 @@ impl Default for Config {
             database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
             sources: vec![SourceConfig::api()],
             picklists: Picklists::default(),
-            matching: Arc::new(Model::default()),
+            matching: Arc::new(Matching::default()),
         }
     }
 }
@@ -306,12 +306,17 @@ impl Validator<'_> {
         }
     }
 
-    fn matching(&mut self, t: &Table, matching: &mut Arc<Model>) {
-        let mut params = matching.params().clone();
+    fn matching(&mut self, t: &Table, matching: &mut Arc<Matching>) {
+        let mut params = matching.model.params().clone();
+        let mut fuzzy = matching.fuzzy;
         for (key, item) in t.iter() {
             let path = format!("matching.{key}");
             let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
             match (key, value) {
+                ("fuzzy", _) => match item.as_bool() {
+                    Some(b) => fuzzy = b,
+                    None => self.error(span(item), &path, "must be true or false"),
+                },
                 ("auto_merge", Some(v)) => params.thresholds.auto_merge = v,
                 ("review", Some(v)) => params.thresholds.review = v,
                 ("auto_merge" | "review", None) => self.error(span(item), &path, "must be a number (a score in bits)"),
@@ -321,7 +326,7 @@ impl Validator<'_> {
         if params.thresholds.review > params.thresholds.auto_merge {
             self.error(t.span(), "matching", "review must not be above auto_merge");
         }
-        *matching = Arc::new(Model::new(params));
+        *matching = Arc::new(Matching { fuzzy, model: Model::new(params) });
     }
 
     fn picklists(&mut self, t: &Table, picklists: &mut Picklists) {
@@ -583,9 +588,11 @@ colour = "blue"
 
     #[test]
     fn matching_thresholds_are_configurable_and_checked() {
-        let c = parse("[matching]\nauto_merge = 20\nreview = 12.5\n").unwrap();
-        assert_eq!((c.matching.thresholds().auto_merge, c.matching.thresholds().review), (20.0, 12.5));
-        let errs = parse("[matching]\nauto_merge = 5\nreview = 9\nfuzzy = true\n").unwrap_err();
+        assert!(!parse("").unwrap().matching.fuzzy, "fuzzy matching is opt-in");
+        let c = parse("[matching]\nfuzzy = true\nauto_merge = 20\nreview = 12.5\n").unwrap();
+        assert!(c.matching.fuzzy);
+        assert_eq!((c.matching.model.thresholds().auto_merge, c.matching.model.thresholds().review), (20.0, 12.5));
+        let errs = parse("[matching]\nauto_merge = 5\nreview = 9\nfuzzy = \"yes\"\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 

@@ -14,11 +14,15 @@ use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::{Picklists, SourceConfig};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
-static MODEL: std::sync::LazyLock<std::sync::Arc<leadflow_domain::resolve::Model>> =
-    std::sync::LazyLock::new(Default::default);
+/// Fuzzy matching on: the identity-resolution tests, and exact email through the keys.
+static MODEL: std::sync::LazyLock<std::sync::Arc<Matching>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(Matching { fuzzy: true, ..Matching::default() }));
+/// The default: exact email only, through the leads' email index.
+static EXACT: std::sync::LazyLock<std::sync::Arc<Matching>> = std::sync::LazyLock::new(Default::default);
 use leadflow_domain::error::{FieldError, FieldErrorCode};
 use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
 use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
+use leadflow_domain::resolve::Matching;
 use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName};
 use serde_json::{Map, Value, json};
 use std::any::Any;
@@ -124,8 +128,15 @@ pub async fn same_email_merges_into_one_lead(store: &DynStore) {
 }
 
 pub async fn email_match_ignores_case_and_space(store: &DynStore) {
-    capture_one(store, item("api", None, json!({"email": "Linus@Example.org"}))).await;
-    let c = capture_one(store, item("api", None, json!({"email": "  linus@EXAMPLE.org "}))).await;
+    // Under the default (exact email only) and with fuzzy matching.
+    store.capture(vec![item("api", None, json!({"email": "Linus@Example.org"}))], &EXACT).await.unwrap();
+    let c = store
+        .capture(vec![item("api", None, json!({"email": "  linus@EXAMPLE.org "}))], &EXACT)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(settled(&c).0, Outcome::Merged);
+    let c = capture_one(store, item("api", None, json!({"email": "LINUS@example.org"}))).await;
     assert_eq!(settled(&c).0, Outcome::Merged);
     let found = store.find_leads_by_email(&Email::parse("LINUS@example.org").unwrap()).await.unwrap();
     assert_eq!(found.len(), 1);
@@ -328,8 +339,10 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
     for i in 0..32 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
+            // Half with the default matching, half with fuzzy matching on.
+            let matching = if i % 2 == 0 { &*EXACT } else { &*MODEL };
             let c = store
-                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))], &MODEL)
+                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))], matching)
                 .await
                 .unwrap();
             settled(&c[0]).1.id

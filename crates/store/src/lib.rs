@@ -16,7 +16,7 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::resolve::{Evidence, Model};
+use leadflow_domain::resolve::{Evidence, Matching};
 use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -146,7 +146,7 @@ pub trait Store: Send + Sync + 'static {
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
     /// in one transaction shared with concurrent callers. When this returns `Ok`, every
     /// item is durable.
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Model>) -> Result<Vec<Captured>, StoreError>;
+    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError>;
 
     /// Commits submissions to the inbox only, to be settled later. A submission whose
     /// idempotency key is already known is not stored again.

@@ -17,7 +17,7 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
-use leadflow_domain::resolve::{self, Decision, Model, Record};
+use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
 use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
@@ -51,7 +51,7 @@ pub struct SqliteStore {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-type Write = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+type Write = Box<dyn Fn(&Connection) -> Result<(), StoreError> + Send>;
 
 /// A capture item with its payload already serialized, on the caller's task, so the
 /// single writer thread spends its time on SQL only.
@@ -61,7 +61,7 @@ struct Prepared {
 }
 
 enum Command {
-    Capture(Vec<Prepared>, Arc<Model>, Reply<Vec<Captured>>),
+    Capture(Vec<Prepared>, Arc<Matching>, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
@@ -139,6 +139,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // matter until the transaction ends, and writing them to a temp file cost more than
     // the inserts themselves.
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
+    // Matching reads index pages all over the lead and key tables; SQLite's default 2 MB
+    // page cache made every lookup a read system call once the store outgrew it, and
+    // made large transactions spill. Memory-mapped reads avoid the copies altogether.
+    conn.execute_batch("PRAGMA cache_size = -131072; PRAGMA mmap_size = 1073741824;")?;
     Ok(())
 }
 
@@ -153,15 +157,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
         tracing::info!(version, "applied migration");
     }
-    backfill_match_records(&tx)?;
+    if current < 3 {
+        backfill_match_keys(&tx)?;
+    }
     tx.commit()?;
     Ok(())
 }
 
-/// Leads stored before identity resolution get their match record and blocking keys.
-fn backfill_match_records(conn: &Connection) -> Result<(), StoreError> {
+/// Leads stored before identity resolution get their blocking keys.
+fn backfill_match_keys(conn: &Connection) -> Result<(), StoreError> {
     let docs: Vec<String> = conn
-        .prepare("SELECT doc FROM leads WHERE match_record IS NULL AND merged_into IS NULL")?
+        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if docs.is_empty() {
@@ -171,14 +177,11 @@ fn backfill_match_records(conn: &Connection) -> Result<(), StoreError> {
     for doc in &docs {
         let lead = lead_from_doc(doc)?;
         let record = resolve::match_record(&lead.fields, &lead.derived);
-        conn.execute(
-            "UPDATE leads SET match_record = ?2 WHERE id = ?1",
-            params![lead.id.to_string(), serde_json::to_string(&record)?],
-        )?;
+        let record_json = serde_json::to_string(&record)?;
         for key in resolve::blocking_keys(&record, &model) {
             conn.execute(
-                "INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)",
-                params![key, lead.id.to_string()],
+                "INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES (?1, ?2, ?3)",
+                params![key, lead.id.to_string(), record_json],
             )?;
         }
     }
@@ -217,6 +220,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA mmap_size = 1073741824;")?;
         Ok(conn)
     }
 
@@ -232,36 +236,9 @@ impl Readers {
 // ---------------------------------------------------------------------------------------
 // The writer
 
-/// An answer held back until the group's transaction has committed.
-enum Pending {
-    Captured(Reply<Vec<Captured>>, Result<Vec<Captured>, StoreError>),
-    Unit(Reply<()>, Result<(), StoreError>),
-    Key(Reply<Option<ApiKey>>, Result<Option<ApiKey>, StoreError>),
-}
-
-impl Pending {
-    fn send(self) {
-        // A caller that gave up (timeout, disconnect) no longer listens; the write stands.
-        match self {
-            Self::Captured(tx, r) => drop(tx.send(r)),
-            Self::Unit(tx, r) => drop(tx.send(r)),
-            Self::Key(tx, r) => drop(tx.send(r)),
-        }
-    }
-
-    fn fail(self, e: &StoreError) {
-        let err = || StoreError::Unavailable(format!("the transaction did not commit: {e}"));
-        match self {
-            Self::Captured(tx, _) => drop(tx.send(Err(err()))),
-            Self::Unit(tx, _) => drop(tx.send(Err(err()))),
-            Self::Key(tx, _) => drop(tx.send(Err(err()))),
-        }
-    }
-}
-
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
-    let mut closing: Option<Reply<()>> = None;
-    while closing.is_none() {
+    let mut closing_requested = false;
+    loop {
         let Some(first) = rx.blocking_recv() else {
             break;
         };
@@ -278,58 +255,37 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        let mut answers = Vec::with_capacity(group.len());
-        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
+        if group.iter().any(|c| matches!(c, Command::Close(_))) {
+            closing_requested = true;
+        }
+        // Fast path: the whole group in one transaction without savepoints. A savepoint
+        // makes SQLite copy every page a statement first touches into a sub-journal, and
+        // blocking keys land on random pages: that copying cost more than the writes.
+        // Failures are rare (a conflict, a bug); only then is the group redone with a
+        // savepoint per command, so one failing command spoils nothing else.
+        let answers = match apply_group(&mut conn, &group, false) {
+            Ok(answers) => Ok(answers),
             Err(e) => {
-                let e = StoreError::from(e);
-                tracing::error!(error = %e, "cannot begin a write transaction");
+                tracing::warn!(error = %e, commands = group.len(), "a write failed; redoing its group command by command");
+                apply_group(&mut conn, &group, true)
+            }
+        };
+        match answers {
+            Ok(answers) => {
+                for (cmd, answer) in group.into_iter().zip(answers) {
+                    answer_command(cmd, answer);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                let e = StoreError::Unavailable(format!("the transaction did not commit: {e}"));
                 for cmd in group {
                     fail_command(cmd, &e);
                 }
-                continue;
-            }
-        };
-        let mut tx = tx;
-        for cmd in group {
-            match cmd {
-                Command::Capture(items, model, reply) => {
-                    // Fast path: the whole request in one savepoint. Only if an item
-                    // fails is the request redone item by item, each in its own
-                    // savepoint, so the failing one is kept as pending and the rest
-                    // settle (a savepoint per item costs more than the inserts).
-                    let result = match in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::Request, &model)) {
-                        Ok(done) => Ok(done),
-                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, &items, Isolation::PerItem, &model)),
-                    };
-                    answers.push(Pending::Captured(reply, result));
-                }
-                Command::Enqueue(subs, reply) => {
-                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| enqueue_all(sp, &subs))))
-                }
-                Command::Quarantine(items, reply) => {
-                    answers.push(Pending::Captured(reply, in_savepoint(&mut tx, |sp| quarantine_all(sp, &items))))
-                }
-                Command::Reject(id, errors, reply) => {
-                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| reject(sp, id, &errors))))
-                }
-                Command::CreateKey(key, hash, reply) => {
-                    answers.push(Pending::Unit(reply, in_savepoint(&mut tx, |sp| create_key(sp, &key, hash))))
-                }
-                Command::RevokeKey(which, reply) => {
-                    answers.push(Pending::Key(reply, in_savepoint(&mut tx, |sp| revoke_key(sp, &which))))
-                }
-                Command::Exec(write, reply) => answers.push(Pending::Unit(reply, in_savepoint(&mut tx, write))),
-                Command::Close(reply) => closing = Some(reply),
             }
         }
-        match tx.commit() {
-            Ok(()) => answers.into_iter().for_each(Pending::send),
-            Err(e) => {
-                let e = StoreError::from(e);
-                tracing::error!(error = %e, "group commit failed");
-                answers.into_iter().for_each(|a| a.fail(&e));
-            }
+        if closing_requested {
+            break;
         }
     }
     // Answer anything still queued: the store is closed.
@@ -337,8 +293,95 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
     while let Ok(cmd) = rx.try_recv() {
         fail_command(cmd, &StoreError::Closed);
     }
-    if let Some(reply) = closing {
-        let _ = reply.send(Ok(()));
+}
+
+/// What a command produced, before its transaction committed.
+enum Answer {
+    Captured(Vec<Captured>),
+    Unit,
+    Key(Option<ApiKey>),
+}
+
+/// Applies a group in one transaction and commits it. Unguarded, the first failure
+/// aborts the whole group (`Err`); guarded, each command runs in its own savepoint and its
+/// failure is its own answer.
+fn apply_group(
+    conn: &mut Connection,
+    group: &[Command],
+    guarded: bool,
+) -> Result<Vec<Result<Answer, StoreError>>, StoreError> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Foreign keys are checked once, at commit, rather than by each statement: an
+    // immediate check makes every insert keep a statement journal of the pages it
+    // touches. A violation (a bug, never data) fails the commit, and nobody is told
+    // their write succeeded.
+    tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    let mut answers = Vec::with_capacity(group.len());
+    for cmd in group {
+        if guarded {
+            let answer = match cmd {
+                Command::Capture(items, model, _) => {
+                    // Redo the request item by item, so the failing item is kept as
+                    // pending and the rest settle.
+                    match in_savepoint(&mut tx, |sp| capture_all(sp, items, Isolation::Request, model)) {
+                        Ok(done) => Ok(Answer::Captured(done)),
+                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, items, Isolation::PerItem, model))
+                            .map(Answer::Captured),
+                    }
+                }
+                other => in_savepoint(&mut tx, |sp| run_command(sp, other)),
+            };
+            answers.push(answer);
+        } else {
+            answers.push(Ok(run_command(&tx, cmd)?));
+        }
+    }
+    tx.commit()?;
+    Ok(answers)
+}
+
+fn run_command(conn: &Connection, cmd: &Command) -> Result<Answer, StoreError> {
+    Ok(match cmd {
+        Command::Capture(items, model, _) => Answer::Captured(capture_all(conn, items, Isolation::Request, model)?),
+        Command::Enqueue(subs, _) => enqueue_all(conn, subs).map(|()| Answer::Unit)?,
+        Command::Quarantine(items, _) => Answer::Captured(quarantine_all(conn, items)?),
+        Command::Reject(id, errors, _) => reject(conn, *id, errors).map(|()| Answer::Unit)?,
+        Command::CreateKey(key, hash, _) => create_key(conn, key, *hash).map(|()| Answer::Unit)?,
+        Command::RevokeKey(which, _) => Answer::Key(revoke_key(conn, which)?),
+        Command::Exec(write, _) => write(conn).map(|()| Answer::Unit)?,
+        Command::Close(_) => Answer::Unit,
+    })
+}
+
+/// Sends a committed answer to the caller that waits for it. A caller that gave up
+/// (timeout, disconnect) no longer listens; the write stands.
+fn answer_command(cmd: Command, answer: Result<Answer, StoreError>) {
+    let mismatch = || StoreError::Internal("a write produced the wrong kind of answer".into());
+    match (cmd, answer) {
+        (Command::Capture(_, _, r) | Command::Quarantine(_, r), Ok(Answer::Captured(c))) => drop(r.send(Ok(c))),
+        (Command::RevokeKey(_, r), Ok(Answer::Key(k))) => drop(r.send(Ok(k))),
+        (
+            Command::Enqueue(_, r)
+            | Command::Reject(_, _, r)
+            | Command::CreateKey(_, _, r)
+            | Command::Exec(_, r)
+            | Command::Close(r),
+            Ok(Answer::Unit),
+        ) => drop(r.send(Ok(()))),
+        (cmd, Err(e)) => fail_command_with(cmd, e),
+        (cmd, Ok(_)) => fail_command_with(cmd, mismatch()),
+    }
+}
+
+fn fail_command_with(cmd: Command, e: StoreError) {
+    match cmd {
+        Command::Capture(_, _, r) | Command::Quarantine(_, r) => drop(r.send(Err(e))),
+        Command::Enqueue(_, r)
+        | Command::Reject(_, _, r)
+        | Command::CreateKey(_, _, r)
+        | Command::Exec(_, r)
+        | Command::Close(r) => drop(r.send(Err(e))),
+        Command::RevokeKey(_, r) => drop(r.send(Err(e))),
     }
 }
 
@@ -384,7 +427,7 @@ fn capture_all(
     conn: &Connection,
     items: &[Prepared],
     isolation: Isolation,
-    model: &Model,
+    model: &Matching,
 ) -> Result<Vec<Captured>, StoreError> {
     items.iter().map(|p| capture_one(conn, p, isolation, model)).collect()
 }
@@ -393,7 +436,7 @@ fn capture_one(
     conn: &Connection,
     prepared: &Prepared,
     isolation: Isolation,
-    model: &Model,
+    model: &Matching,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key
@@ -469,12 +512,25 @@ fn settle(
     sub: &RawSubmission,
     payload: &str,
     candidate: Candidate,
-    model: &Model,
+    matching: &Matching,
 ) -> Result<Captured, StoreError> {
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
-    let keys = resolve::blocking_keys(&record, model);
-    let found = candidates_by_keys(conn, &keys)?;
-    let decision = resolve::decide(&record, &found, model);
+    // Exact email through the leads' own index, always: it also finds leads stored while
+    // fuzzy matching was off, which have no blocking keys.
+    let mut found: Vec<(LeadId, Record)> = match &candidate.fields.email {
+        Some(email) => {
+            leads_by_email(conn, email)?.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))).collect()
+        }
+        None => Vec::new(),
+    };
+    if matching.fuzzy {
+        for (id, r) in candidates_by_keys(conn, &resolve::blocking_keys(&record, &matching.model))? {
+            if found.iter().all(|(known, _)| *known != id) {
+                found.push((id, r));
+            }
+        }
+    }
+    let decision = resolve::decide(&record, &found, &matching.model);
     let target = match &decision {
         Decision::Merge { into, .. } => lead_following_merges(conn, *into)?,
         Decision::Create { .. } => None,
@@ -484,7 +540,7 @@ fn settle(
     let now = OffsetDateTime::now_utc();
     let settlement = pipeline::settle(candidate, &meta, decision, target, now);
     let lead = &settlement.lead;
-    write_lead(conn, lead, expected, model)?;
+    write_lead(conn, lead, expected, matching)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
     if !settlement.possible_duplicates.is_empty() {
@@ -518,36 +574,59 @@ fn settle(
 }
 
 /// Most leads one lookup compares with; candidates sharing several keys come first.
-const MAX_CANDIDATES: usize = 100;
-/// Most leads read per key: a key shared by thousands of leads (a common name at a big
-/// company) says little and would make every lookup slow.
-const MAX_PER_KEY: i64 = 64;
+const MAX_CANDIDATES: usize = 64;
+/// A key shared by more leads than this (a common name with a common initial) says
+/// little about identity: it is a stop key, skipped when the candidate has rarer keys.
+const STOP_KEY_POSTINGS: usize = 32;
 
 /// The surviving leads sharing a blocking key with the candidate, with their match records.
 fn candidates_by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT l.id, l.match_record FROM lead_keys k JOIN leads l ON l.id = k.lead_id
-         WHERE k.key = ?1 AND l.merged_into IS NULL ORDER BY k.lead_id DESC LIMIT ?2",
-    )?;
-    let mut hits: Vec<(String, Option<String>, usize)> = Vec::new();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for all keys (each statement has a fixed cost, and a lead has several
+    // keys), each key still read by its own bounded range scan.
+    let one = "SELECT * FROM (SELECT key, lead_id, record FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT ?)";
+    let sql = vec![one; keys.len()].join(" UNION ALL ");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(STOP_KEY_POSTINGS + 1).unwrap_or(i64::MAX);
+    let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(keys.len() * 2);
     for key in keys {
-        let rows = stmt
-            .query_map(params![key, MAX_PER_KEY], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
-        for row in rows {
-            let (id, record) = row?;
-            match hits.iter_mut().find(|(known, _, _)| *known == id) {
-                Some(hit) => hit.2 += 1,
-                None => hits.push((id, record, 1)),
-            }
+        values.push(rusqlite::types::Value::Text(key.clone()));
+        values.push(rusqlite::types::Value::Integer(limit));
+    }
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })?;
+    let mut postings: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(keys.len());
+    for row in rows {
+        let (key, id, record) = row?;
+        match postings.last_mut() {
+            Some((k, list)) if *k == key => list.push((id, record)),
+            _ => postings.push((key, vec![(id, record)])),
+        }
+    }
+    // Only when every key is a stop key do the most recent leads of the rarest stand in.
+    let selective: Vec<&Vec<(String, String)>> =
+        postings.iter().map(|(_, p)| p).filter(|p| p.len() <= STOP_KEY_POSTINGS).collect();
+    let chosen: Vec<&Vec<(String, String)>> = if selective.is_empty() {
+        postings.iter().map(|(_, p)| p).min_by_key(|p| p.len()).into_iter().collect()
+    } else {
+        selective
+    };
+    let mut hits: Vec<(&str, &str, usize)> = Vec::new();
+    for (id, record) in chosen.into_iter().flatten() {
+        match hits.iter_mut().find(|(known, _, _)| *known == id) {
+            Some(hit) => hit.2 += 1,
+            None => hits.push((id, record, 1)),
         }
     }
     hits.sort_by_key(|hit| std::cmp::Reverse(hit.2));
     hits.truncate(MAX_CANDIDATES);
     hits.into_iter()
-        .filter_map(|(id, record, _)| record.map(|r| (id, r)))
-        .map(|(id, record)| {
+        .map(|(id, record, _)| {
             let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-            Ok((id, serde_json::from_str(&record)?))
+            Ok((id, serde_json::from_str(record)?))
         })
         .collect()
 }
@@ -555,7 +634,7 @@ fn candidates_by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId,
 /// Writes a lead: its document, the columns matched on, its match record and blocking
 /// keys. `expected` is the version it had when read (`None` for a new lead): a lead
 /// changed since then is a conflict, not a silent overwrite.
-fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, model: &Model) -> Result<(), StoreError> {
+fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &Matching) -> Result<(), StoreError> {
     let doc = serde_json::to_string(lead)?;
     let record = resolve::match_record(&lead.fields, &lead.derived);
     let record_json = serde_json::to_string(&record)?;
@@ -565,34 +644,44 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, model: &Mod
     match expected {
         None => {
             conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc, match_record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![id, email, version, millis(lead.created_at), millis(lead.updated_at), doc, record_json])?;
+            .execute(params![
+                id,
+                email,
+                version,
+                millis(lead.created_at),
+                millis(lead.updated_at),
+                doc
+            ])?;
         }
         Some(expected) => {
             let changed = conn
                 .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, match_record = ?6
-                     WHERE id = ?1 AND version = ?7 AND merged_into IS NULL",
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5
+                     WHERE id = ?1 AND version = ?6 AND merged_into IS NULL",
                 )?
-                .execute(params![
-                    id,
-                    email,
-                    version,
-                    millis(lead.updated_at),
-                    doc,
-                    record_json,
-                    version_column(expected)?
-                ])?;
+                .execute(params![id, email, version, millis(lead.updated_at), doc, version_column(expected)?])?;
             if changed != 1 {
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
             conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
         }
     }
-    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)")?;
-    for key in resolve::blocking_keys(&record, model) {
-        insert.execute(params![key, id])?;
+    if !matching.fuzzy {
+        return Ok(());
+    }
+    let mut keys = resolve::blocking_keys(&record, &matching.model);
+    keys.sort_unstable();
+    keys.dedup();
+    if !keys.is_empty() {
+        // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps
+        // no statement journal for it.
+        let rows = vec!["(?, ?, ?)"; keys.len()].join(", ");
+        let mut insert =
+            conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES {rows}"))?;
+        let values: Vec<&str> = keys.iter().flat_map(|k| [k.as_str(), id.as_str(), record_json.as_str()]).collect();
+        insert.execute(rusqlite::params_from_iter(values))?;
     }
     Ok(())
 }
@@ -779,7 +868,7 @@ fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Res
             conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![absorbed.id.to_string(), survivor.id.to_string(), millis(now)])?;
             conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
-            write_lead(conn, &survivor, Some(expected), &Model::default())?;
+            write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
             let explanation = resolve::Explanation {
                 rule: resolve::MatchRule::Reviewed,
                 score: Some(review.score),
@@ -924,7 +1013,7 @@ fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, 
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Model>) -> Result<Vec<Captured>, StoreError> {
+    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }

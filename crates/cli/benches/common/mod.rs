@@ -5,9 +5,30 @@ use std::time::{Duration, Instant};
 
 pub const BATCH_SIZE: usize = 1000;
 
+const FIRST: &[&str] = &[
+    "Ada", "Grace", "Alan", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "John", "Radia", "Tim", "Hedy",
+    "Donald", "Karen", "Edsger", "Shafi", "Leslie", "Anita", "Niklaus", "Sophie", "Bjarne", "Adele", "Guido",
+];
+const SYLLABLES: &[&str] = &[
+    "lo", "ve", "hop", "tur", "ing", "tor", "valds", "ham", "rit", "chie", "lis", "kov", "sen", "berg", "mar", "ton",
+    "dal", "ric", "bel", "son", "win", "ter", "ash", "ford",
+];
+
+/// A different, realistic person for each `(conn, i)`: names from lists (so namesakes
+/// occur, as in real data), one of 20,000 companies with its own domain, a valid phone.
 pub fn lead_json(conn: usize, i: u64) -> String {
+    let n = i * 64 + conn as u64;
+    let syl = |k: u64| SYLLABLES[(k % SYLLABLES.len() as u64) as usize];
+    let last = format!("{}{}{}", syl(n / 7), syl(n / 151), syl(n / 3299));
+    let last = format!("{}{}", last[..1].to_uppercase(), &last[1..]);
+    let first = FIRST[(n % FIRST.len() as u64) as usize];
+    let company = n % 20_000;
     format!(
-        r#"{{"email":"bench{conn}-{i}@example.com","first_name":"Ada","last_name":"Lovelace","company":"Analytical Engines Ltd","job_title":"Head of Research","phone":"+44 20 7946 0958","country":"GB","city":"London","utm_source":"google","utm_campaign":"q4-launch","custom":{{"plan":"pro"}}}}"#
+        r#"{{"email":"{}.{}{n}@co{company}.com","first_name":"{first}","last_name":"{last}","company":"Company {company} Ltd","job_title":"Head of Research","phone":"+1 212 {} {:04}","country":"US","city":"New York","utm_source":"google","utm_campaign":"q4-launch","custom":{{"plan":"pro"}}}}"#,
+        first.to_lowercase(),
+        last.to_lowercase(),
+        200 + (n / 10_000) % 700,
+        n % 10_000
     )
 }
 

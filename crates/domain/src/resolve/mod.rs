@@ -62,6 +62,16 @@ pub enum Decision {
     },
 }
 
+/// Identity resolution as configured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matching {
+    /// Fuzzy matching through blocking keys (off: exact email only). Keeping the key
+    /// index in the capture transaction costs about two thirds of the embedded store's
+    /// capture throughput, so it is opt-in until resolution moves off the capture path.
+    pub fuzzy: bool,
+    pub model: Model,
+}
+
 /// How many possible duplicates one lead puts in the review queue at most.
 const MAX_POSSIBLE: usize = 5;
 

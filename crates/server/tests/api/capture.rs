@@ -293,7 +293,7 @@ async fn names_companies_and_titles_come_back_normalized_with_derived_values() {
 
 #[tokio::test]
 async fn a_badge_scan_without_email_finds_its_lead_and_says_why() {
-    let mut config = Config::default();
+    let mut config = fuzzy();
     config.sources.push(SourceConfig {
         name: crate::source("trade-show"),
         default_country: Some("US".into()),
@@ -330,7 +330,7 @@ async fn a_badge_scan_without_email_finds_its_lead_and_says_why() {
 
 #[tokio::test]
 async fn possible_duplicates_are_reviewed_through_the_api() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(fuzzy()).await;
     let older: Value = app
         .post(
             "/v1/leads",
@@ -375,4 +375,24 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
     let moved = app.get(&format!("/v1/leads/{}", newer["id"].as_str().unwrap())).await;
     assert_eq!(moved.headers()["content-location"], format!("/v1/leads/{}", older["id"].as_str().unwrap()).as_str());
     assert_eq!(app.lead_count().await, 1);
+}
+
+fn fuzzy() -> Config {
+    let matching = std::sync::Arc::new(leadflow_domain::resolve::Matching { fuzzy: true, ..Default::default() });
+    Config { matching, ..Config::default() }
+}
+
+#[tokio::test]
+async fn without_fuzzy_matching_only_the_same_email_merges() {
+    let app = spawn_app().await;
+    app.post("/v1/leads", &json!({"email": "robert@acme.com", "first_name": "Robert", "last_name": "Smith", "company": "Acme", "phone": "+1 415 555 2671"})).await;
+    let r = app
+        .post(
+            "/v1/leads",
+            &json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme Inc", "phone": "+1 415 555 2671"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let reviews: Value = app.get("/v1/reviews").await.json().await.unwrap();
+    assert_eq!(reviews, json!([]));
 }

@@ -1,11 +1,16 @@
--- Identity resolution: each lead's compact match record and blocking keys, so a new
--- submission is compared only with leads sharing a key; and the review queue of possible
--- duplicates with the decisions people made.
-ALTER TABLE leads ADD COLUMN match_record TEXT;
+-- Identity resolution: each lead's blocking keys, so a new submission is compared only
+-- with leads sharing a key; and the review queue of possible duplicates with the
+-- decisions people made.
 
+-- A derived index, written only together with its lead in one transaction; a merged-away
+-- lead has no keys. Each row carries the lead's compact match record, so a lookup is one
+-- range scan of this table: reading the record from the leads table meant walking the
+-- document's overflow pages for every candidate. No foreign key, on purpose: each checked
+-- insert keeps a statement journal, and a lead has several keys.
 CREATE TABLE lead_keys (
     key     TEXT NOT NULL,
-    lead_id TEXT NOT NULL REFERENCES leads (id),
+    lead_id TEXT NOT NULL,
+    record  TEXT NOT NULL,
     PRIMARY KEY (key, lead_id)
 ) WITHOUT ROWID;
 
