@@ -7,7 +7,8 @@
 //! /v1/leads/batch` with 1000 leads a request, and plain batched SQLite inserts of the
 //! rows one lead produces (the storage ceiling).
 //!
-//! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10).
+//! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10;
+//! BENCH_FUZZY=1 with fuzzy matching on).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -30,6 +31,10 @@ fn main() {
     let phase = Duration::from_secs(seconds);
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_leadflow");
+    // BENCH_FUZZY=1 measures with fuzzy matching on (serve reads ./leadflow.toml).
+    if std::env::var_os("BENCH_FUZZY").is_some() {
+        std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = true\n").unwrap();
+    }
     let out = Command::new(bin)
         .current_dir(dir.path())
         .args(["keys", "create", "--name", "bench", "--scope", "admin"])

@@ -139,10 +139,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // matter until the transaction ends, and writing them to a temp file cost more than
     // the inserts themselves.
     conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
-    // Matching reads index pages all over the lead and key tables; SQLite's default 2 MB
-    // page cache made every lookup a read system call once the store outgrew it, and
-    // made large transactions spill. Memory-mapped reads avoid the copies altogether.
-    conn.execute_batch("PRAGMA cache_size = -131072; PRAGMA mmap_size = 1073741824;")?;
+    // Lookups read index pages all over the lead and key tables: with SQLite's default
+    // 2 MB page cache they became read system calls once the store outgrew it. Much larger
+    // caches cost more than they save (truncating the cache walks all of it).
+    conn.execute_batch("PRAGMA cache_size = -32768;")?;
     Ok(())
 }
 
@@ -220,7 +220,6 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch("PRAGMA mmap_size = 1073741824;")?;
         Ok(conn)
     }
 
@@ -636,8 +635,6 @@ fn candidates_by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId,
 /// changed since then is a conflict, not a silent overwrite.
 fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &Matching) -> Result<(), StoreError> {
     let doc = serde_json::to_string(lead)?;
-    let record = resolve::match_record(&lead.fields, &lead.derived);
-    let record_json = serde_json::to_string(&record)?;
     let email = lead.fields.email.as_ref().map(Email::as_str);
     let version = version_column(lead.version)?;
     let id = lead.id.to_string();
@@ -671,6 +668,8 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
     if !matching.fuzzy {
         return Ok(());
     }
+    let record = resolve::match_record(&lead.fields, &lead.derived);
+    let record_json = serde_json::to_string(&record)?;
     let mut keys = resolve::blocking_keys(&record, &matching.model);
     keys.sort_unstable();
     keys.dedup();
