@@ -112,3 +112,28 @@ impl FromRequest<AppState> for JsonObject {
         }
     }
 }
+
+/// Query parameters; a query that does not parse is a 400 problem, not the framework's
+/// plain-text answer.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Self(q))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// An id from the path; one that cannot be an id names nothing, so it is a 404 like an
+/// unknown one.
+pub fn path_id<T: std::str::FromStr>(raw: &str, resource: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| not_found(raw, resource))
+}
+
+pub fn not_found(raw: &str, resource: &str) -> ApiError {
+    ApiError::not_found(format!("no {resource} has the id {raw:?}"))
+}

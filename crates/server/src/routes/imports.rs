@@ -3,11 +3,11 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller, not_found, path_id};
 use crate::import;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -146,10 +146,9 @@ impl FromRequest<AppState> for Upload {
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     Upload(file): Upload,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let source = SourceName::parse(&q.source).ok().filter(|s| app.config.source(s).is_some()).ok_or_else(|| {
         ApiError::Validation(vec![leadflow_domain::FieldError::new(
             "source",
@@ -193,8 +192,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ImportOut>, ApiError> {
     caller.require_read()?;
-    let missing = || ApiError::not_found(format!("no import has the id {id:?}"));
-    let id: ImportId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "import");
+    let id: ImportId = path_id(&id, "import")?;
     Ok(Json(app.store.get_import(id).await?.ok_or_else(missing)?.into()))
 }
 
@@ -209,8 +208,8 @@ pub async fn show(
     security(("bearer" = [])))]
 pub async fn report(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require_read()?;
-    let missing = || ApiError::not_found(format!("no finished import has the id {id:?}"));
-    let id: ImportId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "finished import");
+    let id: ImportId = path_id(&id, "finished import")?;
     let report = app.store.import_report(id).await?.ok_or_else(missing)?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], report).into_response())
 }

@@ -2,10 +2,10 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Caller, IdempotencyHeader, JsonObject};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, not_found, path_id};
 use crate::ingest::{self, OnInvalid, Settled};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use leadflow_domain::capture::RawSubmission;
@@ -310,10 +310,9 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     caller.require_read()?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if let Some(email) = q.email {
         let email = Email::parse(&email).map_err(|_| {
             ApiError::Validation(vec![FieldError::new(
@@ -346,8 +345,8 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require_read()?;
-    let missing = || ApiError::not_found(format!("no lead has the id {id:?}"));
-    let lead_id: LeadId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "lead");
+    let lead_id: LeadId = path_id(&id, "lead")?;
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
     let moved = lead.id != lead_id;
     let mut response = Json(&lead).into_response();
@@ -372,8 +371,8 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     caller.require_read()?;
-    let missing = || ApiError::not_found(format!("no lead has the id {id:?}"));
-    let lead_id: LeadId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "lead");
+    let lead_id: LeadId = path_id(&id, "lead")?;
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
     Ok(Json(app.store.lead_history(lead.id).await?))
 }

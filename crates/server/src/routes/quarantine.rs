@@ -4,11 +4,11 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Caller, JsonObject};
+use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
 use crate::ingest;
 use crate::routes::leads::CaptureOut;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use leadflow_domain::{FieldError, SourceName, SubmissionId};
 use leadflow_store::{StoredSubmission, SubmissionStatus};
 use serde::{Deserialize, Serialize};
@@ -68,10 +68,9 @@ fn source_param(source: Option<String>) -> Result<Option<SourceName>, ApiError> 
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<QuarantineQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<QuarantineQuery>,
 ) -> Result<Json<Vec<QuarantinedOut>>, ApiError> {
     caller.require_read()?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let page = app.store.list_quarantine(source_param(q.source)?, q.after, limit).await?;
     Ok(Json(page.into_iter().map(QuarantinedOut::from).collect()))
@@ -92,8 +91,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<QuarantinedOut>, ApiError> {
     caller.require_read()?;
-    let missing = || ApiError::not_found(format!("no quarantined submission has the id {id:?}"));
-    let sid: SubmissionId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "quarantined submission");
+    let sid: SubmissionId = path_id(&id, "quarantined submission")?;
     let stored =
         app.store.get_submission(sid).await?.filter(|s| s.status == SubmissionStatus::Rejected).ok_or_else(missing)?;
     Ok(Json(stored.into()))
@@ -114,8 +113,8 @@ pub async fn replay_one(
     Path(id): Path<String>,
 ) -> Result<Json<CaptureOut>, ApiError> {
     caller.require_admin()?;
-    let missing = || ApiError::not_found(format!("no quarantined submission has the id {id:?}"));
-    let sid: SubmissionId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "quarantined submission");
+    let sid: SubmissionId = path_id(&id, "quarantined submission")?;
     let settled = ingest::replay(&app.store, &app.config, &[sid]).await?.pop().flatten().ok_or_else(missing)?;
     Ok(Json(CaptureOut::from_settled(settled, true)))
 }

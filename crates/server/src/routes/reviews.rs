@@ -3,9 +3,9 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Caller, JsonObject};
+use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use leadflow_domain::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
@@ -77,10 +77,9 @@ pub struct ReviewQuery {
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<ReviewQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> Result<Json<Vec<ReviewOut>>, ApiError> {
     caller.require_read()?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let reviews = app.store.list_reviews(q.after, q.limit.unwrap_or(50).clamp(1, MAX_PAGE)).await?;
     let mut out_list = Vec::with_capacity(reviews.len());
     for r in reviews {
@@ -126,8 +125,8 @@ pub async fn decide(
             )]));
         }
     };
-    let missing = || ApiError::not_found(format!("no open review has the id {id:?}"));
-    let rid: ReviewId = id.parse().map_err(|_| missing())?;
+    let missing = || not_found(&id, "open review");
+    let rid: ReviewId = path_id(&id, "open review")?;
     let decided = app.store.decide_review(rid, decision).await?.ok_or_else(missing)?;
     Ok(Json(out(&app, decided).await?))
 }
