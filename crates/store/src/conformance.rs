@@ -484,7 +484,3 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
     assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }
-
-/// Keeps `Store` in scope for the generated tests' trait-object calls.
-#[doc(hidden)]
-pub fn _assert_object_safe(_: &dyn Store) {}

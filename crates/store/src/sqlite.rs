@@ -385,19 +385,11 @@ fn fail_command_with(cmd: Command, e: StoreError) {
 }
 
 fn fail_command(cmd: Command, e: &StoreError) {
-    let err = || match e {
+    let e = match e {
         StoreError::Closed => StoreError::Closed,
         other => StoreError::Unavailable(other.to_string()),
     };
-    match cmd {
-        Command::Capture(_, _, r) | Command::Quarantine(_, r) => drop(r.send(Err(err()))),
-        Command::Enqueue(_, r)
-        | Command::Reject(_, _, r)
-        | Command::CreateKey(_, _, r)
-        | Command::Exec(_, r)
-        | Command::Close(r) => drop(r.send(Err(err()))),
-        Command::RevokeKey(_, r) => drop(r.send(Err(err()))),
-    }
+    fail_command_with(cmd, e);
 }
 
 /// Runs `f` in a savepoint: on error its writes are undone and the group goes on.
