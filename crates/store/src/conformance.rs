@@ -9,7 +9,7 @@
 //! The expression must evaluate to a [`TestStore`]: a fresh, empty store per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use crate::{CaptureItem, Captured, DynStore, Store};
+use crate::{CaptureItem, Captured, DynStore};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::{Picklists, SourceConfig};
 
