@@ -4,6 +4,7 @@
 //! 3 invalid configuration, 4 store unreachable.
 #![forbid(unsafe_code)]
 
+mod dedupe;
 mod export;
 mod import;
 
@@ -87,6 +88,15 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineCommand,
+    },
+    /// Find duplicate leads among those stored (fuzzy matching, whatever the capture
+    /// setting), explain each, merge the confident ones and queue the uncertain for review.
+    Dedupe {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Show what would be merged and queued; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
@@ -224,6 +234,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             import::run(import::Args { data, file, source, report, dry_run, sheet }).await
         }
         Command::Quarantine { action } => import::quarantine(action).await,
+        Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
             let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);

@@ -529,3 +529,60 @@ fn common_column_names_are_matched_by_synonym() {
         (Some("Analytical"), Some("N1 9GU"), Some("+442079460958"))
     );
 }
+
+#[tokio::test]
+async fn dedupe_finds_fuzzy_duplicates_explains_them_and_merges_only_when_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    // Imported while capture matched by exact email only: a badge scan of Robert Smith
+    // without an email, and a possible second mailbox of Jon Smith at his company.
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "first_name,last_name,company,phone,email,country\n\
+         Robert,Smith,\"Acme, Inc.\",+1 415 555 2671,robert.smith@acme.com,US\n\
+         Jon,Smith,Initech,,jon@initech.com,US\n\
+         Bob,Smith,ACME Incorporated,(415) 555-2671,,US\n\
+         Jonathan,Smith,Initech LLC,,jsmith@initech.com,US\n\
+         Robert,Smith,Globex,,rsmith@globex.com,US\n",
+    )
+    .unwrap();
+    assert!(run(dir.path(), &["import", "leads.csv", "--source", "api"]).status.success());
+    let leads = || stdout(&run(dir.path(), &["export", "--format", "jsonl"])).lines().count();
+    assert_eq!(leads(), 5);
+
+    let preview = run(dir.path(), &["dedupe", "--dry-run"]);
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let text = stdout(&preview);
+    assert!(text.contains("would merge") && text.contains("fuzzy, score"), "{text}");
+    assert!(text.contains("1 duplicates would be merged, 1 possible duplicates would be queued"), "{text}");
+    assert_eq!(leads(), 5, "a dry run changes nothing");
+
+    let applied = stdout(&run(dir.path(), &["dedupe"]));
+    assert!(applied.contains("1 duplicates were merged, 1 possible duplicates were queued"), "{applied}");
+    let remaining: Vec<Value> = stdout(&run(dir.path(), &["export", "--format", "jsonl"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(remaining.len(), 4);
+    let robert = remaining.iter().find(|l| l["email"] == "robert.smith@acme.com").unwrap();
+    assert_eq!(robert["attribution"]["touch_count"], 2, "the badge scan was folded into Robert");
+
+    // A person says the Initech pair are two people; the next run does not ask again.
+    let token = create_key(dir.path(), &["admin"]);
+    let server = Server::start(dir.path());
+    let http = client();
+    let reviews: Vec<Value> =
+        http.get(format!("{}/v1/reviews", server.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(reviews.len(), 1);
+    let id = reviews[0]["id"].as_str().unwrap();
+    let r = http
+        .post(format!("{}/v1/reviews/{id}", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"decision": "distinct"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(server);
+    let again = stdout(&run(dir.path(), &["dedupe"]));
+    assert!(again.contains("0 duplicates were merged, 0 possible duplicates were queued"), "{again}");
+}

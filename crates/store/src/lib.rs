@@ -16,7 +16,7 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::resolve::{Evidence, Matching};
+use leadflow_domain::resolve::{Evidence, Explanation, Matching};
 use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -220,6 +220,25 @@ pub trait Store: Send + Sync + 'static {
     /// Records a person's decision on an open review. `Merged` merges the newer lead into
     /// the other in the same transaction. `None` when there is no such open review.
     async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError>;
+
+    /// Merges `absorbed` into `survivor` (a confident match found by a batch search);
+    /// `false` when either is gone or they are already one lead.
+    async fn merge_leads(
+        &self,
+        survivor: LeadId,
+        absorbed: LeadId,
+        explanation: Explanation,
+    ) -> Result<bool, StoreError>;
+
+    /// Queues a possible duplicate for review, unless the pair was already proposed or
+    /// decided (a "not the same person" decision is remembered). `true` when queued.
+    async fn add_review(
+        &self,
+        lead: LeadId,
+        candidate: LeadId,
+        score: f64,
+        evidence: Vec<Evidence>,
+    ) -> Result<bool, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

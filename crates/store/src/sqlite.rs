@@ -104,6 +104,33 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// A write whose result is more than success: it runs in the writer's group like any
+    /// other (possibly twice, if its group is redone), and the last run's value is kept.
+    async fn write_returning<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = Arc::new(Mutex::new(None));
+        let out = slot.clone();
+        self.write(|reply| {
+            Command::Exec(
+                Box::new(move |conn| {
+                    let value = f(conn)?;
+                    if let Ok(mut out) = out.lock() {
+                        *out = Some(value);
+                    }
+                    Ok(())
+                }),
+                reply,
+            )
+        })
+        .await?;
+        slot.lock()
+            .ok()
+            .and_then(|mut v| v.take())
+            .ok_or_else(|| StoreError::Internal("a write returned nothing".into()))
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -841,6 +868,43 @@ fn review_by_id(conn: &Connection, id: ReviewId) -> Result<Option<Review>, Store
     found.transpose()
 }
 
+/// Folds `absorbed` into `survivor` (each followed through earlier merges): the survivor
+/// gains what it lacked, the absorbed lead steps aside with `merged_into`, both histories
+/// record it. `false` when either is missing or they are already one lead.
+fn merge_pair(
+    conn: &Connection,
+    survivor: LeadId,
+    absorbed: LeadId,
+    explanation: resolve::Explanation,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let (Some(mut survivor), Some(absorbed)) =
+        (lead_following_merges(conn, survivor)?, lead_following_merges(conn, absorbed)?)
+    else {
+        return Ok(false);
+    };
+    if survivor.id == absorbed.id {
+        return Ok(false);
+    }
+    let expected = survivor.version;
+    let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
+    // The absorbed lead steps aside first: its email is then free for the survivor.
+    conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
+        absorbed.id.to_string(),
+        survivor.id.to_string(),
+        millis(now)
+    ])?;
+    conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
+    // Keys are kept for the survivor whether or not capture uses them: a batch search
+    // indexes in memory, and a store with fuzzy matching on reads them.
+    write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
+    let absorbed_event = LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled };
+    insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
+    let moved = LeadEvent::MergedInto { into: survivor.id };
+    insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
+    Ok(true)
+}
+
 /// A person's decision on an open review; a merge folds the newer lead into the other.
 fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
     let Some(review) = review_by_id(conn, id)?.filter(|r| r.status == ReviewStatus::Open) else {
@@ -848,28 +912,12 @@ fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Res
     };
     let now = OffsetDateTime::now_utc();
     if decision == ReviewStatus::Merged {
-        let survivor = lead_following_merges(conn, review.candidate_id)?;
-        let absorbed = lead_following_merges(conn, review.lead_id)?;
-        if let (Some(mut survivor), Some(absorbed)) = (survivor, absorbed)
-            && survivor.id != absorbed.id
-        {
-            let expected = survivor.version;
-            let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
-            // The absorbed lead steps aside first: its email is then free for the survivor.
-            conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?
-                .execute(params![absorbed.id.to_string(), survivor.id.to_string(), millis(now)])?;
-            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
-            write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
-            let explanation = resolve::Explanation {
-                rule: resolve::MatchRule::Reviewed,
-                score: Some(review.score),
-                evidence: review.evidence.clone(),
-            };
-            let absorbed_event = LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled };
-            insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
-            let moved = LeadEvent::MergedInto { into: survivor.id };
-            insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
-        }
+        let explanation = resolve::Explanation {
+            rule: resolve::MatchRule::Reviewed,
+            score: Some(review.score),
+            evidence: review.evidence.clone(),
+        };
+        merge_pair(conn, review.candidate_id, review.lead_id, explanation, now)?;
     }
     conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
         .execute(params![id.to_string(), decision.as_str(), millis(now)])?;
@@ -1263,24 +1311,52 @@ impl Store for SqliteStore {
     }
 
     async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let answer = std::sync::Arc::new(Mutex::new(None));
-        let slot = answer.clone();
-        self.writer
-            .send(Command::Exec(
-                Box::new(move |conn| {
-                    let decided = decide_review(conn, id, decision)?;
-                    if let Ok(mut slot) = slot.lock() {
-                        *slot = decided;
-                    }
-                    Ok(())
-                }),
-                tx,
-            ))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)??;
-        Ok(answer.lock().ok().and_then(|mut a| a.take()))
+        self.write_returning(move |conn| decide_review(conn, id, decision)).await
+    }
+
+    async fn merge_leads(
+        &self,
+        survivor: LeadId,
+        absorbed: LeadId,
+        explanation: resolve::Explanation,
+    ) -> Result<bool, StoreError> {
+        self.write_returning(move |conn| {
+            merge_pair(conn, survivor, absorbed, explanation.clone(), OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    async fn add_review(
+        &self,
+        lead: LeadId,
+        candidate: LeadId,
+        score: f64,
+        evidence: Vec<resolve::Evidence>,
+    ) -> Result<bool, StoreError> {
+        self.write_returning(move |conn| {
+            // A pair is proposed once: not again while open, and never after a decision.
+            let known: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM duplicate_reviews WHERE (lead_id = ?1 AND candidate_id = ?2) OR (lead_id = ?2 AND candidate_id = ?1))",
+                params![lead.to_string(), candidate.to_string()],
+                |r| r.get(0),
+            )?;
+            if known {
+                return Ok(false);
+            }
+            conn.prepare_cached(
+                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+            )?
+            .execute(params![
+                ReviewId::new().to_string(),
+                lead.to_string(),
+                candidate.to_string(),
+                score,
+                serde_json::to_string(&evidence)?,
+                now_ms()
+            ])?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

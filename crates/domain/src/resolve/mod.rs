@@ -182,6 +182,28 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_search_finds_the_duplicates_among_stored_leads() {
+        let leads: Vec<(LeadId, Record)> = [
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+            json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.mil"}),
+            json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}),
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Globex", "email": "rsmith@globex.com"}),
+            json!({"email": "Grace@Navy.mil"}),
+        ]
+        .into_iter()
+        .map(|v| (LeadId::new(), record(v)))
+        .collect();
+        let pairs = find_duplicates(&leads, &Matching::default());
+        let merges: Vec<(LeadId, LeadId)> =
+            pairs.iter().filter(|p| p.verdict == Verdict::Merge).map(|p| (p.older, p.newer)).collect();
+        assert_eq!(merges, vec![(leads[0].0, leads[2].0), (leads[1].0, leads[4].0)]);
+        assert!(
+            pairs.iter().all(|p| p.newer != leads[3].0 || p.verdict != Verdict::Merge),
+            "a namesake elsewhere is not merged"
+        );
+    }
+
+    #[test]
     fn namesakes_at_different_companies_stay_apart() {
         let model = Model::default();
         let existing =
@@ -195,4 +217,54 @@ mod tests {
         );
         assert_eq!(d, Decision::Create { possible: vec![] });
     }
+}
+
+/// A pair found by [`find_duplicates`]: `newer` is the same person as `older` (merge) or
+/// may be (review).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundPair {
+    pub older: LeadId,
+    pub newer: LeadId,
+    pub verdict: Verdict,
+    pub explanation: Explanation,
+}
+
+/// Most candidates one lead is compared with during a batch search.
+const BATCH_MAX_CANDIDATES: usize = 100;
+/// A key shared by more leads than this stops collecting postings.
+const BATCH_MAX_POSTINGS: usize = 256;
+
+/// Finds duplicate pairs among stored leads, in creation order (each lead is compared with
+/// the earlier ones sharing a key). Name frequencies are counted over the same leads, so
+/// common names weigh less than rare ones. Pure: the caller decides what to apply.
+pub fn find_duplicates(leads: &[(LeadId, Record)], matching: &Matching) -> Vec<FoundPair> {
+    let frequencies = leadflow_matching::NameFrequencies::from_records(leads.iter().map(|(_, r)| r));
+    let model = matching.model.clone().with_frequencies(frequencies);
+    let mut index = leadflow_matching::CandidateIndex::new(BATCH_MAX_POSTINGS);
+    let mut found = Vec::new();
+    let mut candidates = Vec::new();
+    for (position, (id, record)) in leads.iter().enumerate() {
+        let keys = blocking_keys(record, &model);
+        index.candidates_capped(&keys, BATCH_MAX_CANDIDATES, &mut candidates);
+        let earlier: Vec<(LeadId, Record)> = candidates
+            .iter()
+            .filter_map(|&c| leads.get(usize::try_from(c).ok()?))
+            .map(|(lead, r)| (*lead, r.clone()))
+            .collect();
+        match decide(record, &earlier, &model) {
+            Decision::Merge { into, explanation } => {
+                found.push(FoundPair { older: into, newer: *id, verdict: Verdict::Merge, explanation })
+            }
+            Decision::Create { possible } => found.extend(possible.into_iter().map(|p| FoundPair {
+                older: p.lead_id,
+                newer: *id,
+                verdict: Verdict::Review,
+                explanation: Explanation { rule: MatchRule::Fuzzy, score: Some(p.score), evidence: p.evidence },
+            })),
+        }
+        if let Ok(position) = u32::try_from(position) {
+            index.insert(position, &keys);
+        }
+    }
+    found
 }
