@@ -65,6 +65,8 @@ fn main() {
     let out = child.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let rate = rows as f64 / elapsed;
+    // BENCH_DEDUPE=1 also times a dry-run batch search for duplicates over the imported leads.
+    let dedupe = std::env::var_os("BENCH_DEDUPE").map(|_| measure(dir.path(), &["dedupe", "--dry-run"]));
     let storage = common::sqlite_baseline(dir.path(), Duration::from_secs(10));
 
     println!("\n{summary}");
@@ -76,4 +78,43 @@ fn main() {
     println!("| peak resident memory of `leadflow import` | {:.0} MB |", peak_kib as f64 / 1024.0);
     println!("| plain batched SQLite inserts of the same rows | {storage:.0} leads/s |");
     println!("| import / plain inserts | {:.2} |", rate / storage);
+    if let Some((seconds, peak_kib, out)) = dedupe {
+        println!(
+            "| `leadflow dedupe --dry-run` over the imported leads | {seconds:.1} s, peak {:.0} MB |",
+            peak_kib as f64 / 1024.0
+        );
+        println!("\n{}", out.lines().last().unwrap_or_default());
+    }
+}
+
+/// Runs the release binary with `args` in `dir`; returns seconds, peak resident KiB and stdout.
+fn measure(dir: &std::path::Path, args: &[&str]) -> (f64, u64, String) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+        .current_dir(dir)
+        .env("LEADFLOW_LOG", "warn")
+        .args(args)
+        // A file, not a pipe: nothing reads while the command runs, and a full pipe would
+        // block it.
+        .stdout(std::fs::File::create(dir.join("measured.out")).unwrap())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(kib) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_owned()))
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(child.wait().unwrap().success());
+    (seconds, peak_kib, std::fs::read_to_string(dir.join("measured.out")).unwrap())
 }
