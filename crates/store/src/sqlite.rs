@@ -1,11 +1,12 @@
 //! The SQLite store, the embedded default.
 //!
 //! One writer thread owns the only write connection and commits in groups: it takes every
-//! command waiting in its queue, applies them in one transaction (each inside its own
-//! savepoint, so one failure spoils nothing else), commits once, and only then answers
-//! the callers. Concurrent submissions therefore share one fsync, and an answer always
-//! means the data is on disk (WAL, `synchronous = FULL`). Reads go through a small pool of
-//! read connections on blocking threads; WAL lets them run beside the writer.
+//! command waiting in its queue, applies them in one transaction, commits once, and only
+//! then answers the callers. Concurrent submissions therefore share one fsync, and an
+//! answer always means the data is on disk (WAL, `synchronous = FULL`). If any command of
+//! a group fails, the group is rolled back and redone with a savepoint per command, so one
+//! failure spoils nothing else. Reads go through a small pool of read connections on
+//! blocking threads; WAL lets them run beside the writer.
 
 use crate::{
     CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store, StoreError,
