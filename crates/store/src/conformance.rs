@@ -480,6 +480,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
             acknowledged += 1;
         }
     }
+    assert_eq!(acknowledged, 20, "writes accepted before close all complete");
     store.close().await.unwrap();
     assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);

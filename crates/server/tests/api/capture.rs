@@ -212,6 +212,7 @@ async fn shutdown_finishes_and_every_acknowledged_lead_is_stored() {
             acked += 1;
         }
     }
+    assert_eq!(acked, 20, "every submission before the shutdown is acknowledged");
     let url = format!("sqlite://{}", app.dir.path().join("leadflow.db").display());
     let (_store, dir) = app.shutdown().await;
     let reopened = leadflow_store::open(&url).await.unwrap();
