@@ -72,13 +72,21 @@ pub enum LeadEvent {
         filled: Vec<String>,
         consent_updated: bool,
     },
-    /// Another lead was merged into this one (a review decision).
+    /// Another lead was merged into this one (a review decision or a batch search).
     Absorbed {
         /// The lead merged in.
         absorbed: LeadId,
         #[serde(flatten)]
         explanation: Explanation,
         filled: Vec<String>,
+        /// This lead as it was just before, so the merge can be undone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        before: Option<Box<Lead>>,
+    },
+    /// A merge was undone: the absorbed lead lives on its own again.
+    Unmerged {
+        absorbed: LeadId,
     },
     /// This lead was merged into another and lives on there.
     MergedInto {

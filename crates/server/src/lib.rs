@@ -66,6 +66,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::batch))
         .routes(routes!(routes::leads::get))
         .routes(routes!(routes::leads::history))
+        .routes(routes!(routes::leads::unmerge))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))

@@ -59,6 +59,7 @@ macro_rules! conformance_suite {
             a_fuzzy_match_merges_and_explains_itself,
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
+            a_merge_is_undone_from_history_unless_the_survivor_changed_since,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
         );
@@ -459,6 +460,46 @@ pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
     assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, crate::ReviewStatus::Distinct);
+}
+
+pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(store: &DynStore) {
+    let (older, newer) = colleagues_or_one_person(store).await;
+    let review = store.list_reviews(None, 10).await.unwrap().remove(0);
+    store.decide_review(review.id, crate::ReviewStatus::Merged).await.unwrap().unwrap();
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+
+    assert_eq!(store.unmerge(newer.id).await.unwrap(), Some(older.id));
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    let survivor = store.get_lead(older.id).await.unwrap().unwrap();
+    assert_eq!(survivor.fields.city, None, "the field the merge filled is gone again");
+    assert_eq!(survivor.attribution.touch_count, 1);
+    let restored = store.get_lead(newer.id).await.unwrap().unwrap();
+    assert_eq!(restored.id, newer.id, "the absorbed lead answers as itself again");
+    assert_eq!(restored.fields.city.as_deref(), Some("Boston"));
+    assert!(matches!(
+        store.lead_history(older.id).await.unwrap().last().map(|h| &h.event),
+        Some(LeadEvent::Unmerged { .. })
+    ));
+    assert_eq!(store.unmerge(newer.id).await.unwrap(), None, "nothing left to undo");
+
+    // Merge again, then change the survivor: undoing would lose that change.
+    assert!(
+        store
+            .merge_leads(
+                older.id,
+                newer.id,
+                leadflow_domain::resolve::Explanation {
+                    rule: leadflow_domain::resolve::MatchRule::Reviewed,
+                    score: None,
+                    evidence: Vec::new(),
+                }
+            )
+            .await
+            .unwrap()
+    );
+    capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
+    assert!(store.unmerge(newer.id).await.is_err());
+    assert_eq!(store.count_leads().await.unwrap(), 1);
 }
 
 pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {

@@ -230,6 +230,11 @@ pub trait Store: Send + Sync + 'static {
         explanation: Explanation,
     ) -> Result<bool, StoreError>;
 
+    /// Undoes the merge of `absorbed` (a review decision or a batch search): the survivor
+    /// returns to its state before the merge and `absorbed` lives on its own again. `None`
+    /// when `absorbed` is not merged; a conflict when the survivor changed since.
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
+
     /// Queues a possible duplicate for review, unless the pair was already proposed or
     /// decided (a "not the same person" decision is remembered). `true` when queued.
     async fn add_review(

@@ -685,9 +685,15 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
             conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
         }
     }
+    write_keys(conn, lead, matching)
+}
+
+/// Indexes a lead under its blocking keys (when fuzzy matching keeps the index).
+fn write_keys(conn: &Connection, lead: &Lead, matching: &Matching) -> Result<(), StoreError> {
     if !matching.fuzzy {
         return Ok(());
     }
+    let id = lead.id.to_string();
     let record = resolve::match_record(&lead.fields, &lead.derived);
     let record_json = serde_json::to_string(&record)?;
     let mut keys = resolve::blocking_keys(&record, &matching.model);
@@ -888,6 +894,7 @@ fn merge_pair(
         return Ok(false);
     }
     let expected = survivor.version;
+    let before = Box::new(survivor.clone());
     let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
     // The absorbed lead steps aside first: its email is then free for the survivor.
     conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
@@ -899,11 +906,57 @@ fn merge_pair(
     // Keys are kept for the survivor whether or not capture uses them: a batch search
     // indexes in memory, and a store with fuzzy matching on reads them.
     write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
-    let absorbed_event = LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled };
+    let absorbed_event =
+        LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
     insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
     let moved = LeadEvent::MergedInto { into: survivor.id };
     insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
     Ok(true)
+}
+
+/// Undoes the merge of `absorbed` into its survivor: the survivor returns to its state just
+/// before the merge and the absorbed lead lives on its own again. Refused (a conflict) when
+/// the survivor changed after the merge: restoring would lose that change.
+fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Result<Option<LeadId>, StoreError> {
+    let into: Option<Option<String>> = conn
+        .query_row("SELECT merged_into FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| r.get(0))
+        .optional()?;
+    let Some(Some(into)) = into else { return Ok(None) };
+    let survivor_id: LeadId = into.parse().map_err(|_| StoreError::Corrupt("merged_into".into()))?;
+    let Some(current) = lead_following_merges(conn, survivor_id)?.filter(|l| l.id == survivor_id) else {
+        return Err(StoreError::Conflict(format!("lead {survivor_id} was itself merged since; undo that first")));
+    };
+    let entries: Vec<String> = conn
+        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
+        .query_map([survivor_id.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let before = entries.iter().find_map(|e| match serde_json::from_str::<HistoryEntry>(e).ok()?.event {
+        LeadEvent::Absorbed { absorbed, before: Some(before), .. } if absorbed == absorbed_id => Some(before),
+        _ => None,
+    });
+    let Some(mut restored) = before.map(|b| *b) else {
+        return Err(StoreError::Conflict(format!("the merge of {absorbed_id} kept no earlier state to restore")));
+    };
+    if current.version != restored.version + 1 {
+        return Err(StoreError::Conflict(format!(
+            "lead {survivor_id} changed after the merge; undoing it would lose that change"
+        )));
+    }
+    restored.version = current.version + 1;
+    restored.updated_at = now;
+    let keys = Matching { fuzzy: true, model: Model::default() };
+    write_lead(conn, &restored, Some(current.version), &keys)?;
+    conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
+        .execute(params![absorbed_id.to_string(), millis(now)])?;
+    if let Some(absorbed) = lead_following_merges(conn, absorbed_id)? {
+        write_keys(conn, &absorbed, &keys)?;
+    }
+    insert_history(
+        conn,
+        &HistoryEntry { lead_id: survivor_id, at: now, event: LeadEvent::Unmerged { absorbed: absorbed_id } },
+        None,
+    )?;
+    Ok(Some(survivor_id))
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
@@ -1313,6 +1366,10 @@ impl Store for SqliteStore {
 
     async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
         self.write_returning(move |conn| decide_review(conn, id, decision)).await
+    }
+
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+        self.write_returning(move |conn| unmerge(conn, absorbed, OffsetDateTime::now_utc())).await
     }
 
     async fn merge_leads(

@@ -376,3 +376,34 @@ pub async fn history(
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
     Ok(Json(app.store.lead_history(lead.id).await?))
 }
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UnmergeOut {
+    /// The lead as it was before the merge.
+    pub survivor: Lead,
+    /// The lead that had been merged in, on its own again.
+    pub restored: Lead,
+}
+
+/// Undo the merge of this lead into another (a review decision or `leadflow dedupe`).
+#[utoipa::path(post, path = "/v1/leads/{id}/unmerge", tag = "leads", params(("id" = String, Path, description = "The merged-away lead's id")),
+    responses(
+        (status = 200, body = UnmergeOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lead, or it is not merged", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The survivor changed after the merge", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn unmerge(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<UnmergeOut>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "merged lead")?;
+    let survivor_id = app.store.unmerge(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    let survivor = app.store.get_lead(survivor_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    Ok(Json(UnmergeOut { survivor, restored }))
+}

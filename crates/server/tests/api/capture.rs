@@ -376,6 +376,37 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
     let moved = app.get(&format!("/v1/leads/{}", newer["id"].as_str().unwrap())).await;
     assert_eq!(moved.headers()["content-location"], format!("/v1/leads/{}", older["id"].as_str().unwrap()).as_str());
     assert_eq!(app.lead_count().await, 1);
+
+    // The merge is undone from its history.
+    let undone: Value = app
+        .post(&format!("/v1/leads/{}/unmerge", newer["id"].as_str().unwrap()), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(undone["survivor"]["id"], older["id"]);
+    assert!(undone["survivor"]["job_title"].is_null());
+    assert_eq!(undone["restored"]["job_title"], "CTO");
+    assert_eq!(app.lead_count().await, 2);
+    crate::problem(app.post(&format!("/v1/leads/{}/unmerge", newer["id"].as_str().unwrap()), &json!({})).await, 404)
+        .await;
+
+    // Merged again, then the survivor changes: undoing would lose the change.
+    let (survivor, absorbed) =
+        (older["id"].as_str().unwrap().parse().unwrap(), newer["id"].as_str().unwrap().parse().unwrap());
+    let why = leadflow_domain::resolve::Explanation {
+        rule: leadflow_domain::resolve::MatchRule::Reviewed,
+        score: None,
+        evidence: vec![],
+    };
+    assert!(app.store.merge_leads(survivor, absorbed, why).await.unwrap());
+    app.post("/v1/leads", &json!({"email": "jon@acme.com", "city": "Boston"})).await;
+    let conflict = crate::problem(
+        app.post(&format!("/v1/leads/{}/unmerge", newer["id"].as_str().unwrap()), &json!({})).await,
+        409,
+    )
+    .await;
+    assert_eq!(conflict["code"], "conflict");
 }
 
 fn fuzzy() -> Config {
