@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{BufWriter, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -33,37 +33,9 @@ fn main() {
     drop(w);
     let size = std::fs::metadata(&csv).unwrap().len();
 
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
-        .current_dir(dir.path())
-        .env("LEADFLOW_LOG", "warn")
-        .args(["import", "leads.csv", "--source", "api", "--report", "report.csv"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        // VmHWM is the high-water mark of resident memory so far.
-        if let Some(kib) = std::fs::read_to_string(&status_file)
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_owned()))
-            })
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            peak_kib = peak_kib.max(kib);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (elapsed, peak_kib, out) =
+        measure(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "report.csv"]);
+    let summary = out.trim().to_owned();
     let rate = rows as f64 / elapsed;
     // BENCH_DEDUPE=1 also times a dry-run batch search for duplicates over the imported leads.
     let dedupe = std::env::var_os("BENCH_DEDUPE").map(|_| measure(dir.path(), &["dedupe", "--dry-run"]));
@@ -102,6 +74,7 @@ fn measure(dir: &std::path::Path, args: &[&str]) -> (f64, u64, String) {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     while child.try_wait().unwrap().is_none() {
+        // VmHWM is the high-water mark of resident memory so far.
         if let Some(kib) = std::fs::read_to_string(&status_file)
             .ok()
             .and_then(|s| {
