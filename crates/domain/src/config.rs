@@ -20,6 +20,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://leadflow.db";
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_IMPORT_LIMIT_BYTES: usize = 100 * 1024 * 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +57,10 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// The most connections one instance opens to PostgreSQL (unused by SQLite). Every
+    /// instance holds up to this many, so instances × this must stay below the server's
+    /// `max_connections`.
+    pub max_connections: usize,
 }
 
 /// How a source's payloads are verified and parsed.
@@ -133,7 +138,7 @@ impl Default for Config {
                 import_limit_bytes: DEFAULT_IMPORT_LIMIT_BYTES,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
             },
-            database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned() },
+            database: DatabaseConfig { url: DEFAULT_DATABASE_URL.to_owned(), max_connections: DEFAULT_MAX_CONNECTIONS },
             sources: vec![SourceConfig::api()],
             picklists: Picklists::default(),
             matching: Arc::new(Matching::default()),
@@ -299,6 +304,11 @@ impl Validator<'_> {
                         } else {
                             self.error(span(item), &path, "must start with sqlite:// or postgres://");
                         }
+                    }
+                }
+                "max_connections" => {
+                    if let Some(n) = self.positive_integer(item, &path) {
+                        database.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
                     }
                 }
                 _ => self.error(span(item), &path, "unknown key"),
@@ -501,6 +511,7 @@ request_timeout_secs = 5
 
 [database]
 url = "sqlite:///var/lib/leadflow.db"
+max_connections = 4
 
 [[sources]]
 name = "website"
@@ -513,6 +524,7 @@ secret_env = "WEBSITE_SECRET"
         assert_eq!(c.server.body_limit_bytes, 2048);
         assert_eq!(c.server.request_timeout, Duration::from_secs(5));
         assert_eq!(c.database.url, "sqlite:///var/lib/leadflow.db");
+        assert_eq!(c.database.max_connections, 4);
         let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["api", "website"]);
         assert_eq!(c.sources[1].secret_env.as_deref(), Some("WEBSITE_SECRET"));

@@ -1,4 +1,5 @@
-//! The store: one interface, one implementation per backend, one conformance suite.
+//! The store: one interface, one implementation per backend (SQLite, the embedded
+//! default; PostgreSQL, for several instances), one conformance suite.
 //!
 //! SQL lives only here. Every backend must pass [`conformance`]; a backend-specific test
 //! file instantiates the suite with [`conformance_suite!`].
@@ -6,12 +7,14 @@
 
 pub mod conformance;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::StoreError;
 
 use async_trait::async_trait;
 use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::config::DatabaseConfig;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
@@ -254,8 +257,16 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
-/// Opens the store a database URL names, creating and migrating it as needed.
+/// Opens the store a database URL names, creating and migrating it as needed, with the
+/// default pool settings.
 pub async fn open(url: &str) -> Result<DynStore, StoreError> {
+    connect(&DatabaseConfig { url: url.to_owned(), max_connections: leadflow_domain::config::DEFAULT_MAX_CONNECTIONS })
+        .await
+}
+
+/// Opens the store the database configuration names, creating and migrating it as needed.
+pub async fn connect(database: &DatabaseConfig) -> Result<DynStore, StoreError> {
+    let url = database.url.as_str();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.to_owned();
         let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path.as_ref()))
@@ -263,10 +274,11 @@ pub async fn open(url: &str) -> Result<DynStore, StoreError> {
             .map_err(|e| StoreError::Internal(e.to_string()))??;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err(StoreError::Unsupported("the PostgreSQL store is not part of this version; use sqlite://PATH".into()))
+        let options = postgres::PgOptions { max_connections: database.max_connections, ..Default::default() };
+        Ok(Arc::new(postgres::PgStore::open(url, &options).await?))
     } else {
         Err(StoreError::Unsupported(format!(
-            "unknown database URL scheme in {:?}; use sqlite://PATH",
+            "unknown database URL scheme in {:?}; use sqlite://PATH or postgres://USER@HOST/DATABASE",
             url.split("://").next().unwrap_or(url)
         )))
     }

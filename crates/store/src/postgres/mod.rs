@@ -1,0 +1,517 @@
+//! The PostgreSQL store, for several stateless leadflow instances sharing one database.
+//!
+//! Each call runs in its own transaction on a pooled connection; PostgreSQL's own group
+//! commit batches the flushes. What one instance cannot see, the database settles:
+//!
+//! - Before a capture looks for matches it takes a transaction-scoped advisory lock on
+//!   each exact and blocking key of its candidates (sorted, so two callers never wait on
+//!   each other in opposite orders). Two instances receiving the same person therefore
+//!   match one after the other, and the second finds the first's lead. The unique index
+//!   on the surviving leads' emails keeps even a bug from committing two.
+//! - A lead about to change is locked (`FOR UPDATE`) and re-read, so concurrent merges
+//!   into it apply one after the other instead of failing their version check.
+//! - Deadlocks, serialization failures and (for captures) unique violations roll the
+//!   transaction back and run it again, a bounded number of times.
+//! - Migrations run in one transaction under an advisory lock: instances starting
+//!   together apply each migration once.
+//!
+//! A database that is down or restarting answers fast: connecting is refused or times
+//! out, statements have a timeout, and every such failure is [`StoreError::Unavailable`]
+//! (503 at the HTTP edge). The pool drops connections the server closed and opens new
+//! ones, so the store recovers by itself once the database is back.
+
+mod sql;
+pub mod testkit;
+
+use crate::{CaptureItem, Captured, ImportJob, Review, ReviewStatus, Store, StoreError, StoredSubmission};
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::error::FieldError;
+use leadflow_domain::keys::{ApiKey, TokenHash};
+use leadflow_domain::pipeline::HistoryEntry;
+use leadflow_domain::resolve::{self, Matching};
+use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+/// Versioned, append-only migrations. Never edit a released one: add the next.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_schema.sql"))];
+
+/// The advisory lock migrations run under (an arbitrary constant: "leadflow").
+const MIGRATION_LOCK: i64 = 0x6c65_6164_666c_6f77;
+/// How often a transaction that lost a race (deadlock, serialization failure, unique
+/// violation) is run again before the caller is told.
+const MAX_ATTEMPTS: u32 = 5;
+/// `/readyz` must answer well within a load balancer's probe timeout.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs `$body` in a transaction on a pooled connection and commits it; runs it again
+/// when it lost a race (see [`Fail::retryable`]). Evaluates to `Result<_, StoreError>`.
+macro_rules! transaction {
+    ($store:expr, $unique_too:expr, |$tx:ident| $body:block) => {{
+        let mut attempt = 0u32;
+        loop {
+            let mut client = match $store.client().await {
+                Ok(client) => client,
+                Err(e) => break Err(e),
+            };
+            let result = async {
+                let $tx = client.transaction().await?;
+                let value = $body;
+                $tx.commit().await?;
+                Ok::<_, Fail>(value)
+            }
+            .await;
+            match result {
+                Ok(value) => break Ok(value),
+                Err(e) if attempt + 1 < MAX_ATTEMPTS && e.retryable($unique_too) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = ?e.code(), "transaction lost a race; running it again");
+                    backoff(attempt).await;
+                }
+                Err(e) => break Err(e.into_store()),
+            }
+        }
+    }};
+}
+
+/// Runs `$body` (a future of `Result<_, Fail>`) with a pooled connection as `$c`.
+/// Evaluates to `Result<_, StoreError>`.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let client = $store.client().await?;
+        let $c = &client;
+        let result: Result<_, Fail> = $body.await;
+        result.map_err(Fail::into_store)
+    }};
+}
+
+/// How the store connects. The defaults suit one instance beside a few others on a
+/// PostgreSQL with its default `max_connections` of 100.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// The most connections this instance holds.
+    pub max_connections: usize,
+    /// How long opening a connection may take before the call fails as unavailable.
+    pub connect_timeout: Duration,
+    /// How long a caller waits for a free connection when all are busy.
+    pub wait_timeout: Duration,
+    /// The server cancels any statement running longer (`statement_timeout`).
+    pub statement_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct PgStore {
+    pool: Pool,
+    /// `true` once closed. Writes hold it shared while they run, so `close` (which takes
+    /// it exclusively) waits for every accepted write to finish.
+    closed: tokio::sync::RwLock<bool>,
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` URL names and migrates it.
+    pub async fn open(url: &str, options: &PgOptions) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Unsupported(format!("invalid PostgreSQL URL: {e}")))?;
+        config.connect_timeout(options.connect_timeout);
+        // A connection to a host that vanished without closing it is noticed in about a
+        // minute, not after the kernel's default two hours.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("leadflow");
+        }
+        // Set per connection, so a statement stuck behind a lock or a crashed client's
+        // open transaction fails instead of holding a request (and a connection) forever.
+        let timeouts = format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            options.statement_timeout.as_millis(),
+            (options.statement_timeout * 6).as_millis()
+        );
+        let extra = config.get_options().map(|o| format!("{o} {timeouts}")).unwrap_or(timeouts);
+        config.options(&extra);
+        // Fast recycling checks only that the connection task is alive; a connection the
+        // server closed (a restart) is noticed there and replaced.
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.wait_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        let store = Self { pool, closed: tokio::sync::RwLock::new(false) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+    }
+
+    /// Admits a write unless the store is closed; the guard is held until it finishes.
+    async fn writable(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>, StoreError> {
+        let guard = self.closed.read().await;
+        if *guard { Err(StoreError::Closed) } else { Ok(guard) }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        transaction!(self, false, |tx| {
+            // Taken before anything else, so concurrent starts line up here, including
+            // their creation of the version table.
+            sql::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+            let current: i32 =
+                tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
+            for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                tx.batch_execute(migration).await?;
+                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+                tracing::info!(version, "applied migration");
+            }
+        })
+    }
+}
+
+fn latest_migration() -> i32 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+/// A failure inside a transaction, kept raw until the retry loop has looked at it.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    Db(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<serde_json::Error> for Fail {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Store(StoreError::Corrupt(e.to_string()))
+    }
+}
+
+impl Fail {
+    fn code(&self) -> Option<&SqlState> {
+        match self {
+            Self::Db(e) => e.code(),
+            Self::Store(_) => None,
+        }
+    }
+
+    /// Lost a race with another transaction: running it again can succeed.
+    fn retryable(&self, unique_too: bool) -> bool {
+        match self.code() {
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => true,
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => unique_too,
+            _ => false,
+        }
+    }
+
+    /// The database or the connection is gone: nothing else can succeed now either.
+    fn unavailable(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Unavailable(_) | StoreError::Closed))
+            || matches!(self, Self::Db(e) if db_unavailable(e))
+    }
+
+    fn into_store(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Db(e) => db_error(&e),
+        }
+    }
+}
+
+fn db_unavailable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        // No code: the connection failed (refused, reset, closed, timed out).
+        None => true,
+        Some(c) => {
+            let class = &c.code()[..2];
+            // 08 connection, 53 resources, 57 operator intervention (shutdown,
+            // statement timeout), 55P03 lock timeout, 40: a race lost too often.
+            matches!(class, "08" | "53" | "57" | "40") || *c == SqlState::LOCK_NOT_AVAILABLE
+        }
+    }
+}
+
+/// The message without PostgreSQL's DETAIL, which can quote the row's values (an email in
+/// a unique violation), so it never reaches a log or a client.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn db_error(e: &tokio_postgres::Error) -> StoreError {
+    if db_unavailable(e) {
+        return StoreError::Unavailable(describe(e));
+    }
+    match e.code() {
+        Some(c) if c.code().starts_with("23") => StoreError::Conflict(describe(e)),
+        _ => StoreError::Internal(describe(e)),
+    }
+}
+
+/// A short pause before running a transaction again, growing with each attempt and
+/// jittered so the transactions that collided do not collide again.
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) % 5,
+    );
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 5 + jitter)).await;
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _open = self.writable().await?;
+        let locks = sql::capture_locks(&items, matching);
+        let whole = transaction!(self, true, |tx| {
+            sql::lock_keys(&tx, &locks).await?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in &items {
+                out.push(sql::capture_one(&tx, item, matching).await?);
+            }
+            out
+        });
+        match whole {
+            Err(e @ (StoreError::Unavailable(_) | StoreError::Closed)) => Err(e),
+            Err(e) => {
+                // Redo item by item, so the failing item is kept as pending and the rest
+                // settle: an acknowledged submission is never lost.
+                tracing::warn!(error = %e, items = items.len(), "a capture failed; redoing it item by item");
+                transaction!(self, true, |tx| {
+                    sql::lock_keys(&tx, &locks).await?;
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in &items {
+                        out.push(sql::capture_one_guarded(&tx, item, matching).await?);
+                    }
+                    out
+                })
+            }
+            ok => ok,
+        }
+    }
+
+    async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        let locks = sql::idempotency_locks(submissions.iter());
+        transaction!(self, true, |tx| {
+            sql::lock_keys(&tx, &locks).await?;
+            for sub in &submissions {
+                sql::enqueue_one(&tx, sub).await?;
+            }
+        })
+    }
+
+    async fn pending_submissions(&self, limit: usize) -> Result<Vec<RawSubmission>, StoreError> {
+        read!(self, |c| sql::pending_submissions(c, limit))
+    }
+
+    async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::reject(&tx, id, &errors).await? })
+    }
+
+    async fn quarantine(&self, items: Vec<(RawSubmission, Vec<FieldError>)>) -> Result<Vec<Captured>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _open = self.writable().await?;
+        let locks = sql::idempotency_locks(items.iter().map(|(s, _)| s));
+        transaction!(self, true, |tx| {
+            sql::lock_keys(&tx, &locks).await?;
+            let mut out = Vec::with_capacity(items.len());
+            for (sub, errors) in &items {
+                out.push(sql::quarantine_one(&tx, sub, errors).await?);
+            }
+            out
+        })
+    }
+
+    async fn list_quarantine(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        read!(self, |c| sql::list_quarantine(c, source.as_ref(), after, limit))
+    }
+
+    async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
+        read!(self, |c| sql::get_submission(c, id))
+    }
+
+    async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError> {
+        read!(self, |c| sql::lead_following_merges(c, id, false))
+    }
+
+    async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError> {
+        read!(self, |c| sql::leads_by_email(c, email))
+    }
+
+    async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+        read!(self, |c| sql::lead_history(c, id))
+    }
+
+    async fn list_leads(&self, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        read!(self, |c| sql::list_leads(c, after, limit))
+    }
+
+    async fn count_leads(&self) -> Result<u64, StoreError> {
+        read!(self, |c| async {
+            let n: i64 = sql::one(c, "SELECT count(*) FROM leads WHERE merged_into IS NULL", &[]).await?.try_get(0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn create_key(&self, key: ApiKey, hash: TokenHash) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::create_key(&tx, &key, hash).await? }).map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("an active key named {:?} already exists", key.name))
+            }
+            other => other,
+        })
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        read!(self, |c| sql::list_keys(c))
+    }
+
+    async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::revoke_key(&tx, name_or_id).await? })
+    }
+
+    async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError> {
+        read!(self, |c| sql::key_by_hash(c, hash))
+    }
+
+    async fn create_import(&self, job: ImportJob, file: Vec<u8>) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::create_import(&tx, &job, &file).await? })
+    }
+
+    async fn update_import(&self, job: ImportJob, report: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::update_import(&tx, &job, report.as_deref()).await? })
+    }
+
+    async fn get_import(&self, id: ImportId) -> Result<Option<ImportJob>, StoreError> {
+        read!(self, |c| sql::get_import(c, id))
+    }
+
+    async fn import_file(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
+        read!(self, |c| sql::import_blob(c, "SELECT file FROM imports WHERE id = $1", id))
+    }
+
+    async fn import_report(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
+        read!(self, |c| sql::import_blob(c, "SELECT report FROM imports WHERE id = $1", id))
+    }
+
+    async fn unfinished_imports(&self) -> Result<Vec<ImportJob>, StoreError> {
+        read!(self, |c| sql::unfinished_imports(c))
+    }
+
+    async fn list_reviews(&self, after: Option<ReviewId>, limit: usize) -> Result<Vec<Review>, StoreError> {
+        read!(self, |c| sql::list_reviews(c, after, limit))
+    }
+
+    async fn get_review(&self, id: ReviewId) -> Result<Option<Review>, StoreError> {
+        read!(self, |c| sql::review_by_id(c, id, false))
+    }
+
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::decide_review(&tx, id, decision).await? })
+    }
+
+    async fn merge_leads(
+        &self,
+        survivor: LeadId,
+        absorbed: LeadId,
+        explanation: resolve::Explanation,
+    ) -> Result<bool, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            sql::lock_leads(&tx, &[survivor, absorbed]).await?;
+            sql::merge_pair(&tx, survivor, absorbed, explanation.clone(), OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::unmerge(&tx, absorbed, OffsetDateTime::now_utc()).await? })
+    }
+
+    async fn add_review(
+        &self,
+        lead: LeadId,
+        candidate: LeadId,
+        score: f64,
+        evidence: Vec<resolve::Evidence>,
+    ) -> Result<bool, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::add_review(&tx, lead, candidate, score, &evidence).await? })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if *self.closed.read().await {
+            return Err(StoreError::Closed);
+        }
+        let check = async {
+            read!(self, |c| async {
+                let version: i32 =
+                    sql::one(c, "SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
+                Ok(version)
+            })
+        };
+        let version = tokio::time::timeout(PING_TIMEOUT, check)
+            .await
+            .map_err(|_| StoreError::Unavailable("the database did not answer in time".into()))??;
+        if version == latest_migration() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!("schema at version {version}, expected {}", latest_migration())))
+        }
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        *self.closed.write().await = true;
+        Ok(())
+    }
+}
