@@ -1,5 +1,5 @@
 //! The `leadflow` binary as users and scripts run it: real processes, real signals, a
-//! fresh SQLite file per test.
+//! fresh SQLite file per test; and, at the end, several instances on one PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
@@ -50,8 +50,14 @@ struct Server {
 impl Server {
     /// Starts `leadflow serve` in `dir` on a free port; returns once it listens.
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// Like [`Server::start`], with more arguments (`--database URL`).
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let mut child = leadflow(dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -585,4 +591,289 @@ async fn dedupe_finds_fuzzy_duplicates_explains_them_and_merges_only_when_applie
     drop(server);
     let again = stdout(&run(dir.path(), &["dedupe"]));
     assert!(again.contains("0 duplicates were merged, 0 possible duplicates were queued"), "{again}");
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL: several instances on one database, and the database restarting under load.
+
+use leadflow_store::postgres::testkit::TestDatabase;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+fn create_key_on(dir: &Path, database: &str) -> String {
+    let out = run(dir, &["keys", "create", "--name", "test", "--scope", "admin", "--database", database]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().last().unwrap().to_owned()
+}
+
+/// Two servers on one PostgreSQL receive the same people at the same moment, each person
+/// several times and through both. One lead per person, every acknowledged id present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_make_one_lead_per_person() {
+    const PEOPLE: usize = 50;
+    const ROUNDS: usize = 4;
+    let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // One instance with fuzzy matching, one without: both settle the same email the same way.
+    std::fs::write(dir_a.path().join("leadflow.toml"), "[matching]\nfuzzy = true\n").unwrap();
+    let token = create_key_on(dir_a.path(), &db.url);
+    let a = Server::start_with(dir_a.path(), &["--database", &db.url]);
+    let b = Server::start_with(dir_b.path(), &["--database", &db.url]);
+    let http = client();
+    let mut sends = Vec::new();
+    for round in 0..ROUNDS {
+        for p in 0..PEOPLE {
+            let base = if (p + round) % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let (http, token) = (http.clone(), token.clone());
+            // The same address written differently each round: still one person.
+            let email =
+                if round % 2 == 0 { format!("person{p}@example.com") } else { format!(" Person{p}@EXAMPLE.com") };
+            sends.push(tokio::spawn(async move {
+                let r = http
+                    .post(format!("{base}/v1/leads"))
+                    .bearer_auth(&token)
+                    .json(&json!({"email": email, "first_name": "Pat", "custom": {"round": round}}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                assert!(status == 201 || status == 200, "person {p} round {round}: {status}");
+                let body: Value = r.json().await.unwrap();
+                (p, body["id"].as_str().unwrap().to_owned())
+            }));
+        }
+    }
+    let mut ids: HashMap<usize, HashSet<String>> = HashMap::new();
+    for send in sends {
+        let (p, id) = send.await.unwrap();
+        ids.entry(p).or_default().insert(id);
+    }
+    for (p, seen) in &ids {
+        assert_eq!(seen.len(), 1, "person {p} answered with several lead ids: {seen:?}");
+    }
+    let leads = all_leads(&http, &b.base, &token).await;
+    assert_eq!(leads.len(), PEOPLE, "one lead per person");
+    let emails: HashSet<&str> = leads.iter().map(|l| l["email"].as_str().unwrap()).collect();
+    assert_eq!(emails.len(), PEOPLE);
+    for id in ids.values().flatten() {
+        let r = http.get(format!("{}/v1/leads/{id}/history", a.base)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let history: Vec<Value> = r.json().await.unwrap();
+        assert_eq!(history.len(), ROUNDS, "every submission of the person is in one lead's history");
+    }
+}
+
+/// A private PostgreSQL server in a temporary directory, on a free port, that a test may
+/// stop and start (the machine's shared server is never restarted: other tests use it).
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    fn start_new() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .unwrap_or_else(|| {
+                panic!("no PostgreSQL server binaries under /usr/lib/postgresql: run scripts/test, which installs them")
+            });
+        let dir = tempfile::tempdir().unwrap();
+        // initdb refuses to run as root: run the server as the postgres user then.
+        let as_postgres = stdout(&Command::new("id").arg("-u").output().unwrap()).trim() == "0";
+        if as_postgres {
+            assert!(
+                Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap().success()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = Self { dir, bin, port, as_postgres };
+        let data = pg.dir.path().join("data");
+        let out = pg
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb failed: {}", stderr(&out));
+        pg.start();
+        pg
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start failed: {}", stderr(&out));
+    }
+
+    /// Stops like a crash: no checkpoint, clients cut off mid-transaction.
+    fn stop(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop failed: {}", stderr(&out));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+async fn readyz(http: &reqwest::Client, base: &str) -> u16 {
+    http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Polls `/readyz` until it answers `status`, for at most `limit`.
+async fn wait_for_readyz(http: &reqwest::Client, base: &str, status: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while readyz(http, base).await != status {
+        assert!(Instant::now() < deadline, "/readyz did not answer {status} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// PostgreSQL crashes and comes back while leads stream in. Every acknowledged lead
+/// survives; meanwhile requests are answered at once with 503 problems, not left hanging;
+/// `/readyz` goes 503 and back to 200 without anyone restarting leadflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_during_load_loses_no_acknowledged_lead() {
+    const WRITERS: usize = 4;
+    let pg = PrivatePostgres::start_new();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key_on(dir.path(), &url);
+    let server = Server::start_with(dir.path(), &["--database", &url]);
+    let http = client();
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let refused = Arc::new(Mutex::new(Vec::<(String, u16, String, Duration)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (http, base, token) = (http.clone(), server.base.clone(), token.clone());
+        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let email = format!("r{w}-{i}@example.com");
+                i += 1;
+                let sent = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/leads"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", &email)
+                    .json(&json!({"email": email}))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("leadflow must answer while the database is down: {e}"));
+                let status = r.status().as_u16();
+                if status == 201 {
+                    acked.lock().unwrap().push(email);
+                } else {
+                    let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    refused.lock().unwrap().push((email, status, kind, sent.elapsed()));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    let wait_acked = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while acked.lock().unwrap().len() < n {
+                assert!(Instant::now() < deadline, "fewer than {n} leads acknowledged in time");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_acked(200).await;
+
+    pg.stop();
+    wait_for_readyz(&http, &server.base, 503, Duration::from_secs(10)).await;
+    let down = Instant::now();
+    while refused.lock().unwrap().len() < 20 {
+        assert!(down.elapsed() < Duration::from_secs(20), "requests were not refused while the database was down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(readyz(&http, &server.base).await, 503);
+
+    pg.start();
+    wait_for_readyz(&http, &server.base, 200, Duration::from_secs(30)).await;
+    let before = acked.lock().unwrap().len();
+    wait_acked(before + 100).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+
+    let refused = refused.lock().unwrap().clone();
+    for (email, status, kind, took) in &refused {
+        assert_eq!(*status, 503, "{email} was refused with {status}");
+        assert_eq!(kind, "application/problem+json");
+        assert!(*took < Duration::from_secs(5), "{email} took {took:?} to be refused");
+    }
+    let acked = acked.lock().unwrap().clone();
+    let leads = all_leads(&http, &server.base, &token).await;
+    let emails: Vec<&str> = leads.iter().map(|l| l["email"].as_str().unwrap()).collect();
+    let distinct: HashSet<&str> = emails.iter().copied().collect();
+    assert_eq!(distinct.len(), emails.len(), "no lead exists twice");
+    for email in &acked {
+        assert!(distinct.contains(email.as_str()), "acknowledged lead {email} was lost");
+    }
+    // What was refused can be sent again, once: committed or not, it is one lead.
+    for (email, ..) in &refused {
+        let r = http
+            .post(format!("{}/v1/leads", server.base))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", email)
+            .json(&json!({"email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status() == 201 || r.status() == 200, "resending {email} gave {}", r.status());
+    }
+    let after = all_leads(&http, &server.base, &token).await;
+    assert_eq!(after.len(), acked.len() + refused.len());
 }
