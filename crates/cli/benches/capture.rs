@@ -9,6 +9,11 @@
 //!
 //! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10;
 //! BENCH_FUZZY=1 with fuzzy matching on).
+//!
+//! On PostgreSQL: `BENCH_DATABASE=postgres://postgres@127.0.0.1/postgres` runs the same
+//! phases on a fresh database created on that server (and dropped after), and
+//! `BENCH_INSTANCES=N` starts N servers on it, the load spread over them. The storage
+//! phase stays SQLite's.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,27 +40,43 @@ fn main() {
     if std::env::var_os("BENCH_FUZZY").is_some() {
         std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = true\n").unwrap();
     }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let postgres = std::env::var("BENCH_DATABASE").ok().map(|server| {
+        rt.block_on(leadflow_store::postgres::testkit::TestDatabase::create_on(&server))
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    let database = match &postgres {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("leadflow.db").display()),
+    };
+    let instances: usize = std::env::var("BENCH_INSTANCES").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    println!("store: {}, instances: {instances}", if postgres.is_some() { "PostgreSQL" } else { "SQLite" });
     let out = Command::new(bin)
         .current_dir(dir.path())
-        .args(["keys", "create", "--name", "bench", "--scope", "admin"])
+        .args(["keys", "create", "--name", "bench", "--scope", "admin", "--database", &database])
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
-    let mut server = Command::new(bin)
-        .current_dir(dir.path())
-        .env("LEADFLOW_LOG", "warn")
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().trim_start_matches("listening on ").to_owned();
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..instances {
+        let mut server = Command::new(bin)
+            .current_dir(dir.path())
+            .env("LEADFLOW_LOG", "warn")
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        addrs.push(line.trim().trim_start_matches("listening on ").to_owned());
+        servers.push(server);
+    }
+    let addr = Arc::new(addrs);
 
     // BENCH_ONLY=healthz,single,batch,storage runs a subset (for profiling one phase).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|p| p == name);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     println!("\n| measurement | rate | p50 | p99 | errors |");
     println!("|---|---|---|---|---|");
     let mut rates = std::collections::HashMap::new();
@@ -94,7 +115,10 @@ fn main() {
         r.row("POST /v1/leads/batch (1000 leads), 4 connections", "leads/s");
         rates.insert("batch", r.rate);
     }
-    stop(&mut server);
+    for server in &mut servers {
+        stop(server);
+    }
+    drop(postgres);
     if run("storage") {
         let storage = sqlite_baseline(dir.path(), phase);
         println!(
@@ -143,7 +167,7 @@ impl Result {
 /// `make(connection, n)` builds; `per_request` is how many units (leads) one request
 /// carries.
 async fn load(
-    addr: &str,
+    addrs: &Arc<Vec<String>>,
     connections: usize,
     phase: Duration,
     make: impl Fn(usize, u64) -> Vec<u8> + Send + Sync + 'static,
@@ -155,7 +179,8 @@ async fn load(
     let deadline = started + phase;
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let (make, errors, addr) = (make.clone(), errors.clone(), addr.to_owned());
+        // Connections are spread over the instances, as a load balancer would.
+        let (make, errors, addr) = (make.clone(), errors.clone(), addrs[c % addrs.len()].clone());
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(&addr).await.unwrap();
             stream.set_nodelay(true).unwrap();

@@ -41,7 +41,12 @@ impl TestDatabase {
     /// Creates a fresh database on the test server. Fails with instructions when the
     /// server cannot be reached: a PostgreSQL test never passes by skipping.
     pub async fn create() -> Result<Self, String> {
-        let admin_url = server_url();
+        Self::create_on(&server_url()).await
+    }
+
+    /// Creates a fresh database on the server `admin_url` connects to.
+    pub async fn create_on(admin_url: &str) -> Result<Self, String> {
+        let admin_url = admin_url.to_owned();
         let name = format!("leadflow_test_{}", uuid::Uuid::now_v7().simple());
         let admin = connect(&admin_url).await?;
         admin
