@@ -3,7 +3,7 @@
 
 use crate::attribute::Attribution;
 use crate::email::Email;
-use crate::ids::LeadId;
+use crate::ids::{AccountId, LeadId};
 use crate::lifecycle::Stage;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -223,6 +223,9 @@ pub struct Lead {
     pub score: Option<i64>,
     /// Not routed yet: `null`.
     pub owner: Option<String>,
+    /// The company account the lead belongs to; `null` for a personal contact.
+    #[serde(default)]
+    pub account_id: Option<AccountId>,
     /// Incremented on every change, for optimistic concurrency.
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -279,6 +282,7 @@ mod tests {
                 lifecycle_stage: Stage::New,
                 score: None,
                 owner: None,
+                account_id: None,
                 version: 1,
                 created_at: at,
                 updated_at: at,

@@ -8,6 +8,7 @@
 //! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`].
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod attribute;
 pub mod capture;
 pub mod config;
@@ -26,6 +27,6 @@ pub mod validate;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};
-pub use ids::{ImportId, KeyId, LeadId, ReviewId, SubmissionId};
+pub use ids::{AccountId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
 pub use lead::{Lead, LeadFields};
 pub use source::SourceName;

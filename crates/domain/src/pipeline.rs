@@ -195,6 +195,7 @@ fn create(
         lifecycle_stage: Stage::New,
         score: None,
         owner: None,
+        account_id: None,
         version: 1,
         created_at: now,
         updated_at: now,

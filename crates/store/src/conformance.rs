@@ -60,6 +60,9 @@ macro_rules! conformance_suite {
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
+            leads_of_one_domain_meet_in_one_account,
+            free_mail_leads_join_by_company_key_or_stay_personal,
+            an_account_owns_several_domains_and_keeps_its_owner,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
         );
@@ -500,6 +503,67 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
     assert!(store.unmerge(newer.id).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+async fn account_of(store: &DynStore, v: Value) -> Option<leadflow_domain::AccountId> {
+    let c = store.capture(vec![item("api", None, v)], &EXACT).await.unwrap().remove(0);
+    settled(&c).1.account_id
+}
+
+pub async fn leads_of_one_domain_meet_in_one_account(store: &DynStore) {
+    let ada = account_of(store, json!({"email": "ada@acme.com", "company": "Acme, Inc."})).await.expect("an account");
+    let bob = account_of(store, json!({"email": "bob@sales.acme.com", "company": "ACME Incorporated"})).await;
+    assert_eq!(bob, Some(ada));
+    let other = account_of(store, json!({"email": "eve@globex.com", "company": "Globex"})).await;
+    assert!(other.is_some() && other != Some(ada));
+    let account = store.get_account(ada).await.unwrap().expect("stored");
+    assert_eq!(account.domains, vec!["acme.com"]);
+    assert_eq!(account.company_keys, vec!["acme"]);
+    assert_eq!(account.name, "Acme, Inc.");
+    let leads = store.account_leads(ada, None, 10).await.unwrap();
+    assert_eq!(leads.len(), 2);
+    let listed = store.list_accounts(None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ada, other.unwrap()]);
+    assert_eq!(store.get_lead(leads[0].id).await.unwrap().unwrap().account_id, Some(ada));
+}
+
+pub async fn free_mail_leads_join_by_company_key_or_stay_personal(store: &DynStore) {
+    let solo = account_of(store, json!({"email": "carol@gmail.com", "company": "Carol Consulting"})).await;
+    assert_eq!(solo, None, "free mail never founds an account");
+    assert!(store.list_accounts(None, 10).await.unwrap().is_empty());
+    let acme = account_of(store, json!({"email": "ada@acme.com", "company": "Acme"})).await.unwrap();
+    let joined = account_of(store, json!({"email": "dan@gmail.com", "company": "Acme Inc"})).await;
+    assert_eq!(joined, Some(acme));
+    let placeholder = account_of(store, json!({"email": "erin@yahoo.com", "company": "self-employed"})).await;
+    assert_eq!(placeholder, None);
+    // A merge that brings a corporate address gives the personal contact its account.
+    let later = account_of(store, json!({"email": "carol@gmail.com", "website": "https://carol-consulting.com"})).await;
+    let account = store.get_account(later.expect("an account from the website")).await.unwrap().unwrap();
+    assert_eq!(account.domains, vec!["carol-consulting.com"]);
+}
+
+pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStore) {
+    let acme = account_of(store, json!({"email": "ada@acme.com", "company": "Acme"})).await.unwrap();
+    let de = account_of(store, json!({"email": "max@acme.de", "company": "Acme GmbH"})).await;
+    assert_eq!(de, Some(acme), "a domain of the same name joins by the company key");
+    let namesake = account_of(store, json!({"email": "wile@coyote-supply.com", "company": "Acme"})).await;
+    assert!(namesake.is_some() && namesake != Some(acme), "an unrelated domain is another company");
+
+    let update = crate::AccountUpdate {
+        owner: Some(Some("rep@seller.com".into())),
+        add_domains: vec!["acme-corp.com".into()],
+        ..Default::default()
+    };
+    let account = store.update_account(acme, update).await.unwrap().unwrap();
+    assert_eq!(account.owner.as_deref(), Some("rep@seller.com"));
+    assert_eq!(account.domains, vec!["acme-corp.com", "acme.com", "acme.de"]);
+    let joined = account_of(store, json!({"email": "kim@acme-corp.com"})).await;
+    assert_eq!(joined, Some(acme));
+    let taken = crate::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
+    assert!(matches!(store.update_account(acme, taken).await, Err(crate::StoreError::Conflict(_))));
+    assert_eq!(store.update_account(leadflow_domain::AccountId::new(), Default::default()).await.unwrap(), None);
+    let cleared = crate::AccountUpdate { owner: Some(None), ..Default::default() };
+    assert_eq!(store.update_account(acme, cleared).await.unwrap().unwrap().owner, None);
 }
 
 pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {

@@ -11,13 +11,14 @@ pub mod sqlite;
 pub use error::StoreError;
 
 use async_trait::async_trait;
+use leadflow_domain::account::Account;
 use leadflow_domain::capture::RawSubmission;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
 use leadflow_domain::resolve::{Evidence, Explanation, Matching};
-use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -141,6 +142,16 @@ impl ReviewStatus {
     }
 }
 
+/// A change to an account made by a person.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the owner.
+    pub owner: Option<Option<String>>,
+    /// Domains to add; one held by another account is a conflict.
+    pub add_domains: Vec<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
@@ -244,6 +255,17 @@ pub trait Store: Send + Sync + 'static {
         score: f64,
         evidence: Vec<Evidence>,
     ) -> Result<bool, StoreError>;
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Accounts in id (creation) order, after `after`.
+    async fn list_accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError>;
+
+    /// The account's surviving leads in id order, after `after`.
+    async fn account_leads(&self, id: AccountId, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError>;
+
+    /// Renames, sets or clears the owner, adds domains. `None` when there is no such account.
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

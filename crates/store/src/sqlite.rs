@@ -8,18 +8,21 @@
 //! failure spoils nothing else. Reads go through a small pool of read connections on
 //! blocking threads; WAL lets them run beside the writer.
 
+mod accounts;
+
 use crate::{
-    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store, StoreError,
-    StoredSubmission, SubmissionStatus,
+    AccountUpdate, CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store,
+    StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
+use leadflow_domain::account::Account;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
 use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
-use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_capture_core.sql")),
     (2, include_str!("../migrations/sqlite/0002_imports.sql")),
     (3, include_str!("../migrations/sqlite/0003_matching.sql")),
+    (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -187,6 +191,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if current < 3 {
         backfill_match_keys(&tx)?;
+    }
+    if current < 4 {
+        accounts::backfill(&tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -557,7 +564,8 @@ fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let settlement = pipeline::settle(candidate, &meta, decision, target, now);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now);
+    accounts::assign(conn, &mut settlement.lead, now)?;
     let lead = &settlement.lead;
     write_lead(conn, lead, expected, matching)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
@@ -658,10 +666,12 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
     let email = lead.fields.email.as_ref().map(Email::as_str);
     let version = version_column(lead.version)?;
     let id = lead.id.to_string();
+    let account = lead.account_id.map(|a| a.to_string());
     match expected {
         None => {
             conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO leads (id, email, version, created_at, updated_at, doc, account_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 id,
@@ -669,16 +679,25 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
                 version,
                 millis(lead.created_at),
                 millis(lead.updated_at),
-                doc
+                doc,
+                account
             ])?;
         }
         Some(expected) => {
             let changed = conn
                 .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?7
                      WHERE id = ?1 AND version = ?6 AND merged_into IS NULL",
                 )?
-                .execute(params![id, email, version, millis(lead.updated_at), doc, version_column(expected)?])?;
+                .execute(params![
+                    id,
+                    email,
+                    version,
+                    millis(lead.updated_at),
+                    doc,
+                    version_column(expected)?,
+                    account
+                ])?;
             if changed != 1 {
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
@@ -1415,6 +1434,22 @@ impl Store for SqliteStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.read(move |conn| accounts::get(conn, id)).await
+    }
+
+    async fn list_accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        self.read(move |conn| accounts::list(conn, after, limit)).await
+    }
+
+    async fn account_leads(&self, id: AccountId, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |conn| accounts::leads(conn, id, after, limit)).await
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError> {
+        self.write_returning(move |conn| accounts::update(conn, id, &update)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

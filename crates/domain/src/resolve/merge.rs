@@ -101,6 +101,9 @@ pub fn absorb(survivor: &mut Lead, absorbed: &Lead, now: OffsetDateTime) -> Merg
         mine.latest = theirs.latest.clone();
     }
     mine.touch_count = mine.touch_count.saturating_add(theirs.touch_count);
+    if survivor.account_id.is_none() {
+        survivor.account_id = absorbed.account_id;
+    }
     survivor.derived = crate::normalize::derive(&survivor.fields, extension);
     survivor.version += 1;
     survivor.updated_at = now;

@@ -1,5 +1,6 @@
 //! One module per API resource.
 
+pub mod accounts;
 pub mod health;
 pub mod imports;
 pub mod leads;
