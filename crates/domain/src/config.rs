@@ -5,6 +5,7 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
+use crate::resolve::merge::{Rule, Survivorship};
 use crate::resolve::{Matching, Model};
 use crate::source::SourceName;
 use leadflow_mapping::MappingSpec;
@@ -309,10 +310,16 @@ impl Validator<'_> {
     fn matching(&mut self, t: &Table, matching: &mut Arc<Matching>) {
         let mut params = matching.model.params().clone();
         let mut fuzzy = matching.fuzzy;
+        let mut survivorship = matching.survivorship.clone();
         for (key, item) in t.iter() {
             let path = format!("matching.{key}");
             let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
             match (key, value) {
+                ("survivorship", _) => {
+                    if let Some(table) = self.table(item, &path) {
+                        self.survivorship(table, &mut survivorship);
+                    }
+                }
                 ("fuzzy", _) => match item.as_bool() {
                     Some(b) => fuzzy = b,
                     None => self.error(span(item), &path, "must be true or false"),
@@ -326,7 +333,41 @@ impl Validator<'_> {
         if params.thresholds.review > params.thresholds.auto_merge {
             self.error(t.span(), "matching", "review must not be above auto_merge");
         }
-        *matching = Arc::new(Matching { fuzzy, model: Model::new(params) });
+        *matching = Arc::new(Matching { fuzzy, model: Model::new(params), survivorship });
+    }
+
+    /// `default = RULE`, `source_priority = [SOURCE, …]`, and `FIELD = RULE` per standard field.
+    fn survivorship(&mut self, t: &Table, rules: &mut Survivorship) {
+        const RULES: &str = "must be \"keep_existing\", \"newest\" or \"source_priority\"";
+        for (key, item) in t.iter() {
+            let path = format!("matching.survivorship.{key}");
+            if key == "source_priority" {
+                let names: Option<Vec<SourceName>> = item
+                    .as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str().and_then(|s| SourceName::parse(s).ok())).collect());
+                match names {
+                    Some(names) => rules.source_priority = names,
+                    None => self.error(span(item), &path, "must be a list of source names, most trusted first"),
+                }
+                continue;
+            }
+            let Some(rule) = item.as_str().and_then(Rule::parse) else {
+                self.error(span(item), &path, RULES);
+                continue;
+            };
+            if key == "default" {
+                rules.default = rule;
+            } else if crate::lead::STANDARD_FIELDS.contains(&key) {
+                rules.fields.insert(key.to_owned(), rule);
+            } else {
+                self.error(span(item), &path, "not a standard field");
+            }
+        }
+        let uses_priority =
+            rules.default == Rule::SourcePriority || rules.fields.values().any(|r| *r == Rule::SourcePriority);
+        if uses_priority && rules.source_priority.is_empty() {
+            self.error(t.span(), "matching.survivorship", "source_priority rules need a source_priority list");
+        }
     }
 
     fn picklists(&mut self, t: &Table, picklists: &mut Picklists) {
@@ -584,6 +625,27 @@ colour = "blue"
         assert_eq!(c.picklists.industry.match_value("Banking"), None);
         let errs = parse("[picklists.industry]\n\"A\" = [\"x\"]\n\"B\" = [\"X\"]\n[picklists.colour]\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn survivorship_rules_are_configurable_and_checked() {
+        let c = parse(
+            "[matching.survivorship]\ndefault = \"newest\"\ncompany = \"source_priority\"\nsource_priority = [\"crm\", \"api\"]\n",
+        )
+        .unwrap();
+        let rules = &c.matching.survivorship;
+        assert_eq!(rules.default, Rule::Newest);
+        assert_eq!(rules.rule("company"), Rule::SourcePriority);
+        assert_eq!(rules.rule("phone"), Rule::Newest);
+        assert_eq!(rules.source_priority, vec![SourceName::parse("crm").unwrap(), SourceName::api()]);
+        let errs = parse(
+            "[matching.survivorship]\nshoe_size = \"newest\"\ncompany = \"loudest\"\nphone = \"source_priority\"\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("2:13: matching.survivorship.shoe_size"), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("need a source_priority list")), "{text:?}");
     }
 
     #[test]

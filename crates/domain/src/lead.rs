@@ -5,6 +5,7 @@ use crate::attribute::Attribution;
 use crate::email::Email;
 use crate::ids::{AccountId, LeadId};
 use crate::lifecycle::Stage;
+use crate::source::SourceName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -78,6 +79,30 @@ macro_rules! standard_fields {
             }
 
             /// The field's value as plain text, for flat exports.
+            /// Folds `other` in: empty fields are filled; a field both have is replaced
+            /// when `replace` says so. Returns the fields filled and those replaced.
+            pub fn survive_from(
+                &mut self,
+                other: &LeadFields,
+                mut replace: impl FnMut(&'static str) -> bool,
+            ) -> (Vec<&'static str>, Vec<&'static str>) {
+                let (mut filled, mut replaced) = (Vec::new(), Vec::new());
+                $(
+                    match (&self.$name, &other.$name) {
+                        (None, Some(_)) => {
+                            self.$name.clone_from(&other.$name);
+                            filled.push(stringify!($name));
+                        }
+                        (Some(mine), Some(theirs)) if mine != theirs && replace(stringify!($name)) => {
+                            self.$name = Some(theirs.clone());
+                            replaced.push(stringify!($name));
+                        }
+                        _ => {}
+                    }
+                )*
+                (filled, replaced)
+            }
+
             pub fn text(&self, field: &str) -> Option<String> {
                 match field {
                     $(stringify!($name) => self.$name.as_ref().map(FieldText::field_text),)*
@@ -223,6 +248,11 @@ pub struct Lead {
     pub score: Option<i64>,
     /// Not routed yet: `null`.
     pub owner: Option<String>,
+    /// Which source gave each field its value, where that is not the original source:
+    /// survivorship by source priority compares against it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub provenance: BTreeMap<String, SourceName>,
     /// The company account the lead belongs to; `null` for a personal contact.
     #[serde(default)]
     pub account_id: Option<AccountId>,
@@ -282,6 +312,7 @@ mod tests {
                 lifecycle_stage: Stage::New,
                 score: None,
                 owner: None,
+                provenance: BTreeMap::new(),
                 account_id: None,
                 version: 1,
                 created_at: at,

@@ -70,7 +70,14 @@ pub enum LeadEvent {
         explanation: Explanation,
         /// The fields the submission filled in.
         filled: Vec<String>,
+        /// The fields whose value the submission replaced (survivorship rules).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaced: Vec<String>,
         consent_updated: bool,
+        /// This lead as it was just before, so the merge can be undone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        before: Option<Box<Lead>>,
     },
     /// Another lead was merged into this one (a review decision or a batch search).
     Absorbed {
@@ -87,6 +94,11 @@ pub enum LeadEvent {
     /// A merge was undone: the absorbed lead lives on its own again.
     Unmerged {
         absorbed: LeadId,
+    },
+    /// A merge made at capture was undone: the submission became a lead of its own.
+    Split {
+        submission_id: SubmissionId,
+        into: LeadId,
     },
     /// This lead was merged into another and lives on there.
     MergedInto {
@@ -134,11 +146,13 @@ pub fn settle(
     decision: Decision,
     target: Option<Lead>,
     now: OffsetDateTime,
+    rules: &resolve::merge::Survivorship,
 ) -> Settlement {
     let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
     match (decision, target) {
         (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
-            let report = resolve::merge::merge(&mut lead, candidate, touch, now);
+            let before = Box::new(lead.clone());
+            let report = resolve::merge::merge(&mut lead, candidate, touch, now, rules);
             let history = HistoryEntry {
                 lead_id: lead.id,
                 at: now,
@@ -147,7 +161,9 @@ pub fn settle(
                     source: sub.source.clone(),
                     explanation,
                     filled: report.filled,
+                    replaced: report.replaced,
                     consent_updated: report.consent_updated,
+                    before: Some(before),
                 },
             };
             Settlement { outcome: Outcome::Merged, lead, history, possible_duplicates: Vec::new() }
@@ -173,7 +189,7 @@ pub fn resolve_and_settle(
         Decision::Merge { into, .. } => found.into_iter().find(|l| l.id == *into),
         Decision::Create { .. } => None,
     };
-    settle(candidate, sub, decision, target, now)
+    settle(candidate, sub, decision, target, now, &resolve::merge::Survivorship::default())
 }
 
 fn create(
@@ -195,6 +211,7 @@ fn create(
         lifecycle_stage: Stage::New,
         score: None,
         owner: None,
+        provenance: Default::default(),
         account_id: None,
         version: 1,
         created_at: now,
@@ -255,6 +272,58 @@ mod tests {
             }
             other => panic!("expected a merge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn survivorship_rules_decide_which_value_a_merge_keeps() {
+        use crate::resolve::merge::{Rule, Survivorship};
+        let now = OffsetDateTime::now_utc();
+        let rules = Survivorship {
+            fields: [("job_title".to_owned(), Rule::Newest), ("company".to_owned(), Rule::SourcePriority)]
+                .into_iter()
+                .collect(),
+            source_priority: vec![SourceName::parse("crm").unwrap(), SourceName::parse("webinar").unwrap()],
+            ..Survivorship::default()
+        };
+        let merge = |lead: Lead, v: Value, source: &str| {
+            let c = prepare_api(&payload(v)).unwrap();
+            let d = Decision::Merge {
+                into: lead.id,
+                explanation: resolve::Explanation {
+                    rule: resolve::MatchRule::ExactEmail,
+                    score: None,
+                    evidence: vec![],
+                },
+            };
+            settle(c, &meta(source), d, Some(lead), now, &rules)
+        };
+        let first = prepare_api(&payload(
+            json!({"email": "ada@example.com", "job_title": "Engineer", "company": "Acme", "city": "Paris"}),
+        ))
+        .unwrap();
+        let lead = resolve_and_settle(first, &meta("webinar"), vec![], &Model::default(), now).lead;
+
+        // Newest wins for the title; a less trusted source cannot replace the company;
+        // the city keeps its value by default.
+        let s = merge(
+            lead,
+            json!({"email": "ada@example.com", "job_title": "CTO", "company": "Acme Labs", "city": "Lyon"}),
+            "api",
+        );
+        assert_eq!(s.lead.fields.job_title.as_deref(), Some("CTO"));
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme"));
+        assert_eq!(s.lead.fields.city.as_deref(), Some("Paris"));
+        assert_eq!(s.lead.provenance.get("job_title").map(SourceName::as_str), Some("api"));
+        match &s.history.event {
+            LeadEvent::Merged { replaced, .. } => assert_eq!(replaced, &vec!["job_title".to_owned()]),
+            other => panic!("expected a merge, got {other:?}"),
+        }
+        // The more trusted source replaces it, and is remembered as its holder.
+        let s = merge(s.lead, json!({"email": "ada@example.com", "company": "Acme Corporation"}), "crm");
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme Corporation"));
+        assert_eq!(s.lead.derived.company_key.as_deref(), Some("acme"));
+        let s = merge(s.lead, json!({"email": "ada@example.com", "company": "ACME (webinar)"}), "webinar");
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme Corporation"));
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::get))
         .routes(routes!(routes::leads::history))
         .routes(routes!(routes::leads::unmerge))
+        .routes(routes!(routes::leads::split))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))

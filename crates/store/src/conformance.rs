@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
+            a_capture_merge_is_split_off_from_history,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -416,6 +417,48 @@ pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
         }
         other => panic!("expected a merge, got {other:?}"),
     }
+}
+
+pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
+    let robert =
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"});
+    let first = capture_one(store, item("api", None, robert)).await;
+    let badge = item(
+        "event",
+        None,
+        json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "job_title": "CTO"}),
+    );
+    let candidate = badge.candidate.clone();
+    let second = capture_one(store, badge).await;
+    let Captured::Settled { submission_id, outcome: Outcome::Merged, lead: merged, .. } = second else {
+        panic!("expected a merge, got {second:?}");
+    };
+    assert_eq!(merged.fields.job_title.as_deref(), Some("CTO"));
+    let survivor = settled(&first).1.id;
+
+    assert_eq!(store.split_submission(LeadId::new(), submission_id, candidate.clone(), &MODEL).await.unwrap(), None);
+    let split = store.split_submission(survivor, submission_id, candidate.clone(), &MODEL).await.unwrap().unwrap();
+    assert_ne!(split.id, survivor);
+    assert_eq!(split.fields.first_name.as_deref(), Some("Bob"));
+    assert_eq!(split.attribution.original.source.as_str(), "event");
+    let restored = store.get_lead(survivor).await.unwrap().unwrap();
+    assert_eq!(restored.fields.job_title, None, "the survivor is back to its state before the merge");
+    assert_eq!(restored.version, merged.version + 1);
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    let stored = store.get_submission(submission_id).await.unwrap().unwrap();
+    assert_eq!(stored.lead_id, Some(split.id), "the submission now names its own lead");
+    let history = store.lead_history(survivor).await.unwrap();
+    assert!(matches!(history.last().unwrap().event, LeadEvent::Split { into, .. } if into == split.id));
+    // Done once; the merge is no longer there to undo.
+    assert_eq!(store.split_submission(survivor, submission_id, candidate, &MODEL).await.unwrap(), None);
+
+    // The same mailbox is one lead: that merge cannot be split.
+    let a = capture_one(store, item("api", None, json!({"email": "kim@acme.com"}))).await;
+    let again = item("api", None, json!({"email": "kim@acme.com", "city": "Oslo"}));
+    let c = again.candidate.clone();
+    let Captured::Settled { submission_id, .. } = capture_one(store, again).await else { panic!() };
+    let refused = store.split_submission(settled(&a).1.id, submission_id, c, &MODEL).await;
+    assert!(matches!(refused, Err(crate::StoreError::Conflict(_))), "{refused:?}");
 }
 
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {

@@ -246,6 +246,18 @@ pub trait Store: Send + Sync + 'static {
     /// when `absorbed` is not merged; a conflict when the survivor changed since.
     async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
 
+    /// Undoes a merge made at capture: `lead` returns to its state before `submission`
+    /// merged into it, and the submission becomes a lead of its own from `candidate` (the
+    /// stored submission prepared again), which is returned. `None` when the submission did
+    /// not merge into `lead`; a conflict when the lead changed since.
+    async fn split_submission(
+        &self,
+        lead: LeadId,
+        submission: SubmissionId,
+        candidate: Candidate,
+        matching: &Arc<Matching>,
+    ) -> Result<Option<Lead>, StoreError>;
+
     /// Queues a possible duplicate for review, unless the pair was already proposed or
     /// decided (a "not the same person" decision is remembered). `true` when queued.
     async fn add_review(

@@ -564,7 +564,7 @@ fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
     accounts::assign(conn, &mut settlement.lead, now)?;
     let lead = &settlement.lead;
     write_lead(conn, lead, expected, matching)?;
@@ -924,7 +924,7 @@ fn merge_pair(
     conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
     // Keys are kept for the survivor whether or not capture uses them: a batch search
     // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
+    write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() })?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
     insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
@@ -963,7 +963,7 @@ fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Resul
     }
     restored.version = current.version + 1;
     restored.updated_at = now;
-    let keys = Matching { fuzzy: true, model: Model::default() };
+    let keys = Matching { fuzzy: true, ..Matching::default() };
     write_lead(conn, &restored, Some(current.version), &keys)?;
     conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
         .execute(params![absorbed_id.to_string(), millis(now)])?;
@@ -976,6 +976,64 @@ fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Resul
         None,
     )?;
     Ok(Some(survivor_id))
+}
+
+/// Undoes a merge made at capture: `lead` returns to its state before `submission` merged
+/// into it, and the submission becomes a lead of its own from `candidate` (the submission
+/// prepared again). Refused when the lead changed since, as [`unmerge`] is.
+fn split(
+    conn: &Connection,
+    lead_id: LeadId,
+    submission: SubmissionId,
+    candidate: Candidate,
+    matching: &Matching,
+    now: OffsetDateTime,
+) -> Result<Option<(LeadId, Lead)>, StoreError> {
+    let Some(current) = lead_following_merges(conn, lead_id)?.filter(|l| l.id == lead_id) else {
+        return Ok(None);
+    };
+    let Some(stored) = get_submission(conn, submission)? else { return Ok(None) };
+    if stored.lead_id != Some(lead_id) {
+        // Never merged here, or already split off.
+        return Ok(None);
+    }
+    let entries: Vec<String> = conn
+        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
+        .query_map(params![lead_id.to_string(), submission.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let before = entries.iter().find_map(|e| match serde_json::from_str::<HistoryEntry>(e).ok()?.event {
+        LeadEvent::Merged { submission_id, before, .. } if submission_id == submission => Some(before),
+        _ => None,
+    });
+    let Some(before) = before else { return Ok(None) };
+    let Some(mut restored) = before.map(|b| *b) else {
+        return Err(StoreError::Conflict(format!("the merge of {submission} kept no earlier state to restore")));
+    };
+    if current.version != restored.version + 1 {
+        return Err(StoreError::Conflict(format!(
+            "lead {lead_id} changed after the merge; undoing it would lose that change"
+        )));
+    }
+    if candidate.fields.email.is_some() && candidate.fields.email == restored.fields.email {
+        return Err(StoreError::Conflict(format!(
+            "submission {submission} has the lead's own email address: one mailbox is one lead"
+        )));
+    }
+    let sub = stored.submission;
+    restored.version = current.version + 1;
+    restored.updated_at = now;
+    write_lead(conn, &restored, Some(current.version), matching)?;
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
+    let create = Decision::Create { possible: Vec::new() };
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    accounts::assign(conn, &mut settlement.lead, now)?;
+    write_lead(conn, &settlement.lead, None, matching)?;
+    conn.prepare_cached("UPDATE submissions SET lead_id = ?2, outcome = 'created' WHERE id = ?1")?
+        .execute(params![submission.to_string(), settlement.lead.id.to_string()])?;
+    insert_history(conn, &settlement.history, Some(submission))?;
+    let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
+    insert_history(conn, &HistoryEntry { lead_id, at: now, event }, None)?;
+    Ok(Some((lead_id, settlement.lead)))
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
@@ -1031,6 +1089,14 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredS
             lead_id: lead_id.map(|l| l.parse()).transpose().map_err(|_| corrupt("lead id"))?,
         })
     })())
+}
+
+fn get_submission(conn: &Connection, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
+        .query_row([id.to_string()], submission_from_row)
+        .optional()?;
+    found.transpose()
 }
 
 fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
@@ -1182,14 +1248,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
-        self.read(move |conn| {
-            let found = conn
-                .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
-                .query_row([id.to_string()], submission_from_row)
-                .optional()?;
-            found.transpose()
-        })
-        .await
+        self.read(move |conn| get_submission(conn, id)).await
     }
 
     async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError> {
@@ -1389,6 +1448,21 @@ impl Store for SqliteStore {
 
     async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
         self.write_returning(move |conn| unmerge(conn, absorbed, OffsetDateTime::now_utc())).await
+    }
+
+    async fn split_submission(
+        &self,
+        lead: LeadId,
+        submission: SubmissionId,
+        candidate: Candidate,
+        matching: &Arc<Matching>,
+    ) -> Result<Option<Lead>, StoreError> {
+        let matching = matching.clone();
+        self.write_returning(move |conn| {
+            split(conn, lead, submission, candidate.clone(), &matching, OffsetDateTime::now_utc())
+                .map(|done| done.map(|(_, lead)| lead))
+        })
+        .await
     }
 
     async fn merge_leads(

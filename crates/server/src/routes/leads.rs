@@ -407,3 +407,61 @@ pub async fn unmerge(
     let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     Ok(Json(UnmergeOut { survivor, restored }))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SplitIn {
+    /// The submission whose merge into this lead is undone.
+    submission_id: SubmissionId,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SplitOut {
+    /// The lead as it was before the submission merged into it.
+    pub lead: Lead,
+    /// The lead the submission became.
+    pub split: Lead,
+}
+
+/// Undo a merge made at capture: the lead returns to its state before the submission
+/// merged into it, and the submission becomes a lead of its own.
+#[utoipa::path(post, path = "/v1/leads/{id}/split", tag = "leads", request_body = SplitIn,
+    params(("id" = String, Path, description = "The lead the submission merged into")),
+    responses(
+        (status = 200, body = SplitOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lead, or the submission did not merge into it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lead changed after the merge, or the submission has the lead's own email", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn split(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<SplitOut>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "lead")?;
+    let submission_id: SubmissionId = match body.get("submission_id").and_then(Value::as_str).map(str::parse) {
+        Some(Ok(sid)) => sid,
+        _ => {
+            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+                "submission_id",
+                leadflow_domain::FieldErrorCode::Required,
+                "submission_id must name the submission to split off",
+            )]));
+        }
+    };
+    let missing = || not_found(&id, "lead with that merged submission");
+    let stored = app.store.get_submission(submission_id).await?.ok_or_else(missing)?;
+    let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;
+    let split = app
+        .store
+        .split_submission(lead_id, submission_id, candidate, &app.config.matching)
+        .await?
+        .ok_or_else(missing)?;
+    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    Ok(Json(SplitOut { lead, split }))
+}
