@@ -5,6 +5,7 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
+use crate::engagement::Engagement;
 use crate::resolve::merge::{Rule, Survivorship};
 use crate::resolve::{Matching, Model};
 use crate::source::SourceName;
@@ -31,6 +32,8 @@ pub struct Config {
     pub picklists: Picklists,
     /// Identity resolution: exact email always; fuzzy matching when enabled.
     pub matching: Arc<Matching>,
+    /// Scoring rules and the lifecycle contract.
+    pub engagement: Arc<Engagement>,
 }
 
 /// Controlled values with their synonyms; an unmatched value is kept and flagged.
@@ -138,11 +141,16 @@ impl Default for Config {
             sources: vec![SourceConfig::api()],
             picklists: Picklists::default(),
             matching: Arc::new(Matching::default()),
+            engagement: Arc::new(Engagement::default()),
         }
     }
 }
 
 impl Config {
+    pub fn rules(&self) -> crate::pipeline::Rules {
+        crate::pipeline::Rules { matching: self.matching.clone(), engagement: self.engagement.clone() }
+    }
+
     pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| &s.name == name)
     }
@@ -168,6 +176,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl From<leadflow_scoring::ConfigError> for ConfigError {
+    fn from(e: leadflow_scoring::ConfigError) -> Self {
+        Self { line: e.line, column: e.column, key: e.key, message: e.message }
+    }
+}
+
 /// Parses and validates the whole file; `Err` holds every problem found.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let doc = match Document::parse(text) {
@@ -180,6 +194,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator { text, errors: Vec::new() };
     let mut config = Config::default();
     let root = doc.as_table();
+    let (mut scoring_config, mut contract_config) = (None, None);
     for (key, item) in root.iter() {
         match key {
             "server" => {
@@ -198,6 +213,14 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                     v.matching(t, &mut config.matching);
                 }
             }
+            "scoring" => match leadflow_scoring::ScoringConfig::from_toml(Some(item), text) {
+                Ok(scoring) => scoring_config = Some(scoring),
+                Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
+            },
+            "lifecycle" => match leadflow_scoring::LifecycleContract::from_toml(Some(item), text) {
+                Ok(contract) => contract_config = Some(contract),
+                Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
+            },
             "picklists" => {
                 if let Some(t) = v.table(item, "picklists") {
                     v.picklists(t, &mut config.picklists);
@@ -205,6 +228,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             }
             other => v.error(item.span(), other, "unknown section or key"),
         }
+    }
+    if scoring_config.is_some() || contract_config.is_some() {
+        config.engagement = Arc::new(Engagement {
+            scoring: scoring_config.unwrap_or_default(),
+            contract: contract_config.unwrap_or_default(),
+        });
     }
     if config.sources.iter().all(|s| s.name != SourceName::api()) {
         config.sources.insert(0, SourceConfig::api());
@@ -646,6 +675,19 @@ colour = "blue"
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(text[0].starts_with("2:13: matching.survivorship.shoe_size"), "{text:?}");
         assert!(text.iter().any(|e| e.contains("need a source_priority list")), "{text:?}");
+    }
+
+    #[test]
+    fn scoring_and_lifecycle_sections_are_read_and_located() {
+        let c = parse("[scoring]\nmql_threshold = 40\n[[scoring.rules]]\nname = \"vp\"\nwhen = { derived = \"seniority\", is = \"vp\" }\npoints = 10\n").unwrap();
+        assert_eq!(c.engagement.scoring.mql_threshold, 40);
+        assert_eq!(c.engagement.scoring.rules.len(), 1);
+        assert!(c.engagement.contract.has_stage("mql"));
+        let errs =
+            parse("[scoring]\nmql_threshold = \"high\"\n[lifecycle]\nstages = [\"new\", \"nowhere\"]\n").unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|e| e.starts_with("2:") && e.contains("mql_threshold")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("lifecycle")), "{text:?}");
     }
 
     #[test]

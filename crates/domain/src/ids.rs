@@ -75,3 +75,7 @@ id_type!(
     /// The identity of an account (a company leads belong to).
     AccountId
 );
+id_type!(
+    /// The identity of a behavioural event.
+    EventId
+);

@@ -4,7 +4,6 @@
 use crate::attribute::Attribution;
 use crate::email::Email;
 use crate::ids::{AccountId, LeadId};
-use crate::lifecycle::Stage;
 use crate::source::SourceName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -243,9 +242,18 @@ pub struct Lead {
     #[serde(default)]
     pub derived: Derived,
     pub attribution: Attribution,
-    pub lifecycle_stage: Stage,
+    /// The stage in the lifecycle contract: `new`, `engaged`, `mql`, … as configured.
+    pub lifecycle_stage: String,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub stage_entered_at: Option<OffsetDateTime>,
     /// Not scored yet: `null`.
     pub score: Option<i64>,
+    /// The score's breakdown (which rule gave how many points), its data-quality gate and
+    /// whether a high score is held back by that gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub score_detail: Option<Box<leadflow_scoring::Score>>,
     /// Not routed yet: `null`.
     pub owner: Option<String>,
     /// Which source gave each field its value, where that is not the original source:
@@ -309,8 +317,10 @@ mod tests {
                 issues: vec![],
                 derived: Derived { email_domain: Some("example.com".into()), ..Derived::default() },
                 attribution: Attribution::first(touch),
-                lifecycle_stage: Stage::New,
+                lifecycle_stage: "new".into(),
+                stage_entered_at: None,
                 score: None,
+                score_detail: None,
                 owner: None,
                 provenance: BTreeMap::new(),
                 account_id: None,

@@ -13,6 +13,7 @@ pub mod attribute;
 pub mod capture;
 pub mod config;
 pub mod email;
+pub mod engagement;
 pub mod error;
 pub mod ids;
 pub mod keys;
@@ -27,6 +28,6 @@ pub mod validate;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};
-pub use ids::{AccountId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
+pub use ids::{AccountId, EventId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
 pub use lead::{Lead, LeadFields};
 pub use source::SourceName;

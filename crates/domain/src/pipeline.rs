@@ -14,7 +14,6 @@ use crate::config::{Picklists, SourceConfig};
 use crate::error::FieldError;
 use crate::ids::{LeadId, SubmissionId};
 use crate::lead::Lead;
-use crate::lifecycle::Stage;
 use crate::normalize::Candidate;
 use crate::resolve::{self, Decision, Explanation, Model, PossibleDuplicate};
 use crate::source::SourceName;
@@ -100,6 +99,30 @@ pub enum LeadEvent {
         submission_id: SubmissionId,
         into: LeadId,
     },
+    /// The score changed.
+    Scored {
+        previous: Option<i64>,
+        score: i64,
+        /// High enough for MQL but held back by the data-quality gate.
+        flagged: bool,
+    },
+    /// The lead moved in the lifecycle.
+    StageChanged {
+        from: String,
+        to: String,
+        /// Who asked; `None` for an automatic transition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        automatic: bool,
+        /// Reaching the handoff stage (MQL): routing and delivery take it from here.
+        handoff: bool,
+    },
+    /// Events of an anonymous visitor (or sent before the lead existed) were attached.
+    EventsAttached {
+        count: u64,
+    },
     /// This lead was merged into another and lives on there.
     MergedInto {
         into: LeadId,
@@ -119,6 +142,14 @@ pub struct HistoryEntry {
     pub at: OffsetDateTime,
     #[serde(flatten)]
     pub event: LeadEvent,
+}
+
+/// Everything configured that settling a lead applies: identity resolution, scoring and
+/// the lifecycle contract. Cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rules {
+    pub matching: std::sync::Arc<resolve::Matching>,
+    pub engagement: std::sync::Arc<crate::engagement::Engagement>,
 }
 
 /// The submission a candidate came from.
@@ -208,8 +239,10 @@ fn create(
         issues: candidate.issues,
         derived: candidate.derived,
         attribution: Attribution::first(touch),
-        lifecycle_stage: Stage::New,
+        lifecycle_stage: crate::lifecycle::INITIAL.to_owned(),
+        stage_entered_at: Some(now),
         score: None,
+        score_detail: None,
         owner: None,
         provenance: Default::default(),
         account_id: None,

@@ -80,7 +80,8 @@ pub async fn submit(
         }
     }
     // Both writes join the same group commit.
-    let (captured, quarantined) = tokio::join!(store.capture(valid, &config.matching), store.quarantine(invalid));
+    let rules = config.rules();
+    let (captured, quarantined) = tokio::join!(store.capture(valid, &rules), store.quarantine(invalid));
     let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
     let mut settled = Vec::with_capacity(slots.len());
     for slot in slots {
@@ -123,7 +124,7 @@ pub async fn replay(
             &config.picklists,
         ) {
             Ok(candidate) => {
-                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.matching).await?.pop();
+                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.rules()).await?.pop();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
             Err(errors) => {
@@ -219,7 +220,7 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
                 }
             }
         }
-        for c in store.capture(items, &config.matching).await? {
+        for c in store.capture(items, &config.rules()).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;
             }

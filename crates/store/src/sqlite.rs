@@ -9,20 +9,25 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod accounts;
+mod engagement;
 
 use crate::{
-    AccountUpdate, CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store,
-    StoreError, StoredSubmission, SubmissionStatus,
+    AccountUpdate, CaptureItem, Captured, EventOutcome, ImportCounts, ImportJob, ImportStatus, NewEvent, Review,
+    ReviewStatus, SourceCount, StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
 use leadflow_domain::account::Account;
+use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
 use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
 use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_scoring::TransitionError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -38,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_imports.sql")),
     (3, include_str!("../migrations/sqlite/0003_matching.sql")),
     (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
+    (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -66,7 +72,7 @@ struct Prepared {
 }
 
 enum Command {
-    Capture(Vec<Prepared>, Arc<Matching>, Reply<Vec<Captured>>),
+    Capture(Vec<Prepared>, Rules, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
@@ -194,6 +200,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if current < 4 {
         accounts::backfill(&tx)?;
+    }
+    if current < 5 {
+        engagement::backfill(&tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -453,7 +462,7 @@ fn capture_all(
     conn: &Connection,
     items: &[Prepared],
     isolation: Isolation,
-    model: &Matching,
+    model: &Rules,
 ) -> Result<Vec<Captured>, StoreError> {
     items.iter().map(|p| capture_one(conn, p, isolation, model)).collect()
 }
@@ -462,7 +471,7 @@ fn capture_one(
     conn: &Connection,
     prepared: &Prepared,
     isolation: Isolation,
-    model: &Matching,
+    model: &Rules,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key
@@ -538,8 +547,9 @@ fn settle(
     sub: &RawSubmission,
     payload: &str,
     candidate: Candidate,
-    matching: &Matching,
+    rules: &Rules,
 ) -> Result<Captured, StoreError> {
+    let matching = &*rules.matching;
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
     // Exact email through the leads' own index, always: it also finds leads stored while
     // fuzzy matching was off, which have no blocking keys.
@@ -564,12 +574,16 @@ fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
+    let visitor = visitor_id(&candidate);
+    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
     let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
     accounts::assign(conn, &mut settlement.lead, now)?;
+    let changes = engagement::after_settle(conn, &mut settlement.lead, visitor.as_deref(), &touch, rules, now)?;
     let lead = &settlement.lead;
     write_lead(conn, lead, expected, matching)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
+    engagement::record_changes(conn, lead.id, changes, now)?;
     if !settlement.possible_duplicates.is_empty() {
         for possible in &settlement.possible_duplicates {
             conn.prepare_cached(
@@ -598,6 +612,17 @@ fn settle(
         lead: Box::new(settlement.lead),
         replayed: false,
     })
+}
+
+/// The browser visitor id a form submission carries (set by the embed script), so the
+/// visitor's earlier events join the lead.
+fn visitor_id(candidate: &Candidate) -> Option<String> {
+    ["anonymous_id", "_lf_vid", "visitor_id"]
+        .iter()
+        .find_map(|k| candidate.custom.get(*k).and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned)
 }
 
 /// Most leads one lookup compares with; candidates sharing several keys come first.
@@ -667,37 +692,45 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
     let version = version_column(lead.version)?;
     let id = lead.id.to_string();
     let account = lead.account_id.map(|a| a.to_string());
+    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
+    let (created, updated) = (millis(lead.created_at), millis(lead.updated_at));
+    let columns: [&dyn rusqlite::ToSql; 12] = [
+        &id,
+        &email,
+        &version,
+        &updated,
+        &doc,
+        &account,
+        &lead.fields.external_id,
+        &lead.lifecycle_stage,
+        &original.source.as_str(),
+        &original.utm_campaign,
+        &latest.source.as_str(),
+        &latest.utm_campaign,
+    ];
     match expected {
         None => {
+            let mut values = columns.to_vec();
+            values.push(&created);
             conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc, account_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                    campaign, latest_source, latest_campaign, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
-            .execute(params![
-                id,
-                email,
-                version,
-                millis(lead.created_at),
-                millis(lead.updated_at),
-                doc,
-                account
-            ])?;
+            .execute(values.as_slice())?;
         }
         Some(expected) => {
+            let expected = version_column(expected)?;
+            let mut values = columns.to_vec();
+            values.push(&expected);
             let changed = conn
                 .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?7
-                     WHERE id = ?1 AND version = ?6 AND merged_into IS NULL",
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?6,
+                        external_id = ?7, stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
+                        latest_campaign = ?12
+                     WHERE id = ?1 AND version = ?13 AND merged_into IS NULL",
                 )?
-                .execute(params![
-                    id,
-                    email,
-                    version,
-                    millis(lead.updated_at),
-                    doc,
-                    version_column(expected)?,
-                    account
-                ])?;
+                .execute(values.as_slice())?;
             if changed != 1 {
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
@@ -986,9 +1019,10 @@ fn split(
     lead_id: LeadId,
     submission: SubmissionId,
     candidate: Candidate,
-    matching: &Matching,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<(LeadId, Lead)>, StoreError> {
+    let matching = &*rules.matching;
     let Some(current) = lead_following_merges(conn, lead_id)?.filter(|l| l.id == lead_id) else {
         return Ok(None);
     };
@@ -1027,10 +1061,12 @@ fn split(
     let create = Decision::Create { possible: Vec::new() };
     let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
     accounts::assign(conn, &mut settlement.lead, now)?;
+    let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
     write_lead(conn, &settlement.lead, None, matching)?;
     conn.prepare_cached("UPDATE submissions SET lead_id = ?2, outcome = 'created' WHERE id = ?1")?
         .execute(params![submission.to_string(), settlement.lead.id.to_string()])?;
     insert_history(conn, &settlement.history, Some(submission))?;
+    engagement::record_changes(conn, settlement.lead.id, scored, now)?;
     let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
     insert_history(conn, &HistoryEntry { lead_id, at: now, event }, None)?;
     Ok(Some((lead_id, settlement.lead)))
@@ -1191,7 +1227,7 @@ fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, 
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError> {
+    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -1199,8 +1235,8 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let model = matching.clone();
-        self.write(|reply| Command::Capture(prepared, model, reply)).await
+        let rules = rules.clone();
+        self.write(|reply| Command::Capture(prepared, rules, reply)).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
@@ -1455,11 +1491,11 @@ impl Store for SqliteStore {
         lead: LeadId,
         submission: SubmissionId,
         candidate: Candidate,
-        matching: &Arc<Matching>,
+        rules: &Rules,
     ) -> Result<Option<Lead>, StoreError> {
-        let matching = matching.clone();
+        let rules = rules.clone();
         self.write_returning(move |conn| {
-            split(conn, lead, submission, candidate.clone(), &matching, OffsetDateTime::now_utc())
+            split(conn, lead, submission, candidate.clone(), &rules, OffsetDateTime::now_utc())
                 .map(|done| done.map(|(_, lead)| lead))
         })
         .await
@@ -1524,6 +1560,55 @@ impl Store for SqliteStore {
 
     async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError> {
         self.write_returning(move |conn| accounts::update(conn, id, &update)).await
+    }
+
+    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = rules.clone();
+        self.write_returning(move |conn| engagement::record(conn, &events, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| engagement::lead_events(conn, lead, limit)).await
+    }
+
+    async fn touchpoints(&self, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError> {
+        self.read(move |conn| engagement::touchpoints(conn, lead)).await
+    }
+
+    async fn transition_lead(
+        &self,
+        lead: LeadId,
+        to: String,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| {
+            engagement::transition(conn, lead, &to, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| engagement::rescore(conn, lead, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn report_sources(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        latest: bool,
+    ) -> Result<Vec<SourceCount>, StoreError> {
+        self.read(move |conn| engagement::report_sources(conn, from, to, latest)).await
+    }
+
+    async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
+        self.read(move |conn| engagement::report_stages(conn, from, to)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

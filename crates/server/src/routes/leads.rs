@@ -459,7 +459,7 @@ pub async fn split(
     let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;
     let split = app
         .store
-        .split_submission(lead_id, submission_id, candidate, &app.config.matching)
+        .split_submission(lead_id, submission_id, candidate, &app.config.rules())
         .await?
         .ok_or_else(missing)?;
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;

@@ -29,7 +29,10 @@ async fn a_posted_lead_is_created_and_reads_back_normalized() {
     assert_eq!(lead["lifecycle_stage"], "new");
     assert_eq!(lead["attribution"]["original"]["source"], "api");
     assert_eq!(lead["attribution"]["original"]["utm_campaign"], "launch");
-    assert!(lead["score"].is_null() && lead["owner"].is_null());
+    // Scored on capture: no rules are configured, so nothing, with the default gate passed.
+    assert_eq!(lead["score"], 0);
+    assert_eq!(lead["score_detail"]["gate"]["passed"], true);
+    assert!(lead["owner"].is_null());
 
     let by_email: Value = app.get("/v1/leads?email=ADA%40example.com").await.json().await.unwrap();
     assert_eq!(by_email.as_array().unwrap().len(), 1);
