@@ -5,6 +5,8 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
+use crate::engagement::Engagement;
+use crate::resolve::merge::{Rule, Survivorship};
 use crate::resolve::{Matching, Model};
 use crate::source::SourceName;
 use leadflow_mapping::MappingSpec;
@@ -31,6 +33,8 @@ pub struct Config {
     pub picklists: Picklists,
     /// Identity resolution: exact email always; fuzzy matching when enabled.
     pub matching: Arc<Matching>,
+    /// Scoring rules and the lifecycle contract.
+    pub engagement: Arc<Engagement>,
 }
 
 /// Controlled values with their synonyms; an unmatched value is kept and flagged.
@@ -142,11 +146,16 @@ impl Default for Config {
             sources: vec![SourceConfig::api()],
             picklists: Picklists::default(),
             matching: Arc::new(Matching::default()),
+            engagement: Arc::new(Engagement::default()),
         }
     }
 }
 
 impl Config {
+    pub fn rules(&self) -> crate::pipeline::Rules {
+        crate::pipeline::Rules { matching: self.matching.clone(), engagement: self.engagement.clone() }
+    }
+
     pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| &s.name == name)
     }
@@ -172,6 +181,12 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl From<leadflow_scoring::ConfigError> for ConfigError {
+    fn from(e: leadflow_scoring::ConfigError) -> Self {
+        Self { line: e.line, column: e.column, key: e.key, message: e.message }
+    }
+}
+
 /// Parses and validates the whole file; `Err` holds every problem found.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let doc = match Document::parse(text) {
@@ -184,6 +199,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator { text, errors: Vec::new() };
     let mut config = Config::default();
     let root = doc.as_table();
+    let (mut scoring_config, mut contract_config) = (None, None);
     for (key, item) in root.iter() {
         match key {
             "server" => {
@@ -202,6 +218,14 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                     v.matching(t, &mut config.matching);
                 }
             }
+            "scoring" => match leadflow_scoring::ScoringConfig::from_toml(Some(item), text) {
+                Ok(scoring) => scoring_config = Some(scoring),
+                Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
+            },
+            "lifecycle" => match leadflow_scoring::LifecycleContract::from_toml(Some(item), text) {
+                Ok(contract) => contract_config = Some(contract),
+                Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
+            },
             "picklists" => {
                 if let Some(t) = v.table(item, "picklists") {
                     v.picklists(t, &mut config.picklists);
@@ -209,6 +233,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             }
             other => v.error(item.span(), other, "unknown section or key"),
         }
+    }
+    if scoring_config.is_some() || contract_config.is_some() {
+        config.engagement = Arc::new(Engagement {
+            scoring: scoring_config.unwrap_or_default(),
+            contract: contract_config.unwrap_or_default(),
+        });
     }
     if config.sources.iter().all(|s| s.name != SourceName::api()) {
         config.sources.insert(0, SourceConfig::api());
@@ -319,10 +349,16 @@ impl Validator<'_> {
     fn matching(&mut self, t: &Table, matching: &mut Arc<Matching>) {
         let mut params = matching.model.params().clone();
         let mut fuzzy = matching.fuzzy;
+        let mut survivorship = matching.survivorship.clone();
         for (key, item) in t.iter() {
             let path = format!("matching.{key}");
             let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
             match (key, value) {
+                ("survivorship", _) => {
+                    if let Some(table) = self.table(item, &path) {
+                        self.survivorship(table, &mut survivorship);
+                    }
+                }
                 ("fuzzy", _) => match item.as_bool() {
                     Some(b) => fuzzy = b,
                     None => self.error(span(item), &path, "must be true or false"),
@@ -336,7 +372,41 @@ impl Validator<'_> {
         if params.thresholds.review > params.thresholds.auto_merge {
             self.error(t.span(), "matching", "review must not be above auto_merge");
         }
-        *matching = Arc::new(Matching { fuzzy, model: Model::new(params) });
+        *matching = Arc::new(Matching { fuzzy, model: Model::new(params), survivorship });
+    }
+
+    /// `default = RULE`, `source_priority = [SOURCE, …]`, and `FIELD = RULE` per standard field.
+    fn survivorship(&mut self, t: &Table, rules: &mut Survivorship) {
+        const RULES: &str = "must be \"keep_existing\", \"newest\" or \"source_priority\"";
+        for (key, item) in t.iter() {
+            let path = format!("matching.survivorship.{key}");
+            if key == "source_priority" {
+                let names: Option<Vec<SourceName>> = item
+                    .as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str().and_then(|s| SourceName::parse(s).ok())).collect());
+                match names {
+                    Some(names) => rules.source_priority = names,
+                    None => self.error(span(item), &path, "must be a list of source names, most trusted first"),
+                }
+                continue;
+            }
+            let Some(rule) = item.as_str().and_then(Rule::parse) else {
+                self.error(span(item), &path, RULES);
+                continue;
+            };
+            if key == "default" {
+                rules.default = rule;
+            } else if crate::lead::STANDARD_FIELDS.contains(&key) {
+                rules.fields.insert(key.to_owned(), rule);
+            } else {
+                self.error(span(item), &path, "not a standard field");
+            }
+        }
+        let uses_priority =
+            rules.default == Rule::SourcePriority || rules.fields.values().any(|r| *r == Rule::SourcePriority);
+        if uses_priority && rules.source_priority.is_empty() {
+            self.error(t.span(), "matching.survivorship", "source_priority rules need a source_priority list");
+        }
     }
 
     fn picklists(&mut self, t: &Table, picklists: &mut Picklists) {
@@ -596,6 +666,40 @@ colour = "blue"
         assert_eq!(c.picklists.industry.match_value("Banking"), None);
         let errs = parse("[picklists.industry]\n\"A\" = [\"x\"]\n\"B\" = [\"X\"]\n[picklists.colour]\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn survivorship_rules_are_configurable_and_checked() {
+        let c = parse(
+            "[matching.survivorship]\ndefault = \"newest\"\ncompany = \"source_priority\"\nsource_priority = [\"crm\", \"api\"]\n",
+        )
+        .unwrap();
+        let rules = &c.matching.survivorship;
+        assert_eq!(rules.default, Rule::Newest);
+        assert_eq!(rules.rule("company"), Rule::SourcePriority);
+        assert_eq!(rules.rule("phone"), Rule::Newest);
+        assert_eq!(rules.source_priority, vec![SourceName::parse("crm").unwrap(), SourceName::api()]);
+        let errs = parse(
+            "[matching.survivorship]\nshoe_size = \"newest\"\ncompany = \"loudest\"\nphone = \"source_priority\"\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("2:13: matching.survivorship.shoe_size"), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("need a source_priority list")), "{text:?}");
+    }
+
+    #[test]
+    fn scoring_and_lifecycle_sections_are_read_and_located() {
+        let c = parse("[scoring]\nmql_threshold = 40\n[[scoring.rules]]\nname = \"vp\"\nwhen = { derived = \"seniority\", is = \"vp\" }\npoints = 10\n").unwrap();
+        assert_eq!(c.engagement.scoring.mql_threshold, 40);
+        assert_eq!(c.engagement.scoring.rules.len(), 1);
+        assert!(c.engagement.contract.has_stage("mql"));
+        let errs =
+            parse("[scoring]\nmql_threshold = \"high\"\n[lifecycle]\nstages = [\"new\", \"nowhere\"]\n").unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|e| e.starts_with("2:") && e.contains("mql_threshold")), "{text:?}");
+        assert!(text.iter().any(|e| e.contains("lifecycle")), "{text:?}");
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub enum FieldErrorCode {
     TooMany,
     Required,
     UnknownSource,
+    /// A value of the right type that is not acceptable (an empty name, a bad domain).
+    Invalid,
+    UnknownField,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,3 +71,11 @@ id_type!(
     /// The identity of a possible-duplicate review.
     ReviewId
 );
+id_type!(
+    /// The identity of an account (a company leads belong to).
+    AccountId
+);
+id_type!(
+    /// The identity of a behavioural event.
+    EventId
+);

@@ -145,6 +145,11 @@ impl ApiKey {
         self.is_admin() || self.scopes.contains(&Scope::Read)
     }
 
+    /// May submit to at least one source.
+    pub fn can_ingest_somewhere(&self) -> bool {
+        self.is_admin() || self.scopes.iter().any(|s| matches!(s, Scope::Ingest(_)))
+    }
+
     pub fn can_ingest(&self, source: &SourceName) -> bool {
         self.is_admin()
             || self.scopes.iter().any(|s| match s {

@@ -3,8 +3,8 @@
 
 use crate::attribute::Attribution;
 use crate::email::Email;
-use crate::ids::LeadId;
-use crate::lifecycle::Stage;
+use crate::ids::{AccountId, LeadId};
+use crate::source::SourceName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -78,6 +78,30 @@ macro_rules! standard_fields {
             }
 
             /// The field's value as plain text, for flat exports.
+            /// Folds `other` in: empty fields are filled; a field both have is replaced
+            /// when `replace` says so. Returns the fields filled and those replaced.
+            pub fn survive_from(
+                &mut self,
+                other: &LeadFields,
+                mut replace: impl FnMut(&'static str) -> bool,
+            ) -> (Vec<&'static str>, Vec<&'static str>) {
+                let (mut filled, mut replaced) = (Vec::new(), Vec::new());
+                $(
+                    match (&self.$name, &other.$name) {
+                        (None, Some(_)) => {
+                            self.$name.clone_from(&other.$name);
+                            filled.push(stringify!($name));
+                        }
+                        (Some(mine), Some(theirs)) if mine != theirs && replace(stringify!($name)) => {
+                            self.$name = Some(theirs.clone());
+                            replaced.push(stringify!($name));
+                        }
+                        _ => {}
+                    }
+                )*
+                (filled, replaced)
+            }
+
             pub fn text(&self, field: &str) -> Option<String> {
                 match field {
                     $(stringify!($name) => self.$name.as_ref().map(FieldText::field_text),)*
@@ -218,11 +242,28 @@ pub struct Lead {
     #[serde(default)]
     pub derived: Derived,
     pub attribution: Attribution,
-    pub lifecycle_stage: Stage,
+    /// The stage in the lifecycle contract: `new`, `engaged`, `mql`, … as configured.
+    pub lifecycle_stage: String,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub stage_entered_at: Option<OffsetDateTime>,
     /// Not scored yet: `null`.
     pub score: Option<i64>,
+    /// The score's breakdown (which rule gave how many points), its data-quality gate and
+    /// whether a high score is held back by that gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub score_detail: Option<Box<leadflow_scoring::Score>>,
     /// Not routed yet: `null`.
     pub owner: Option<String>,
+    /// Which source gave each field its value, where that is not the original source:
+    /// survivorship by source priority compares against it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub provenance: BTreeMap<String, SourceName>,
+    /// The company account the lead belongs to; `null` for a personal contact.
+    #[serde(default)]
+    pub account_id: Option<AccountId>,
     /// Incremented on every change, for optimistic concurrency.
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -276,9 +317,13 @@ mod tests {
                 issues: vec![],
                 derived: Derived { email_domain: Some("example.com".into()), ..Derived::default() },
                 attribution: Attribution::first(touch),
-                lifecycle_stage: Stage::New,
+                lifecycle_stage: "new".into(),
+                stage_entered_at: None,
                 score: None,
+                score_detail: None,
                 owner: None,
+                provenance: BTreeMap::new(),
+                account_id: None,
                 version: 1,
                 created_at: at,
                 updated_at: at,

@@ -8,10 +8,12 @@
 //! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`].
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod attribute;
 pub mod capture;
 pub mod config;
 pub mod email;
+pub mod engagement;
 pub mod error;
 pub mod ids;
 pub mod keys;
@@ -26,6 +28,6 @@ pub mod validate;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};
-pub use ids::{ImportId, KeyId, LeadId, ReviewId, SubmissionId};
+pub use ids::{AccountId, EventId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
 pub use lead::{Lead, LeadFields};
 pub use source::SourceName;

@@ -14,7 +14,6 @@ use crate::config::{Picklists, SourceConfig};
 use crate::error::FieldError;
 use crate::ids::{LeadId, SubmissionId};
 use crate::lead::Lead;
-use crate::lifecycle::Stage;
 use crate::normalize::Candidate;
 use crate::resolve::{self, Decision, Explanation, Model, PossibleDuplicate};
 use crate::source::SourceName;
@@ -70,7 +69,14 @@ pub enum LeadEvent {
         explanation: Explanation,
         /// The fields the submission filled in.
         filled: Vec<String>,
+        /// The fields whose value the submission replaced (survivorship rules).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaced: Vec<String>,
         consent_updated: bool,
+        /// This lead as it was just before, so the merge can be undone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        before: Option<Box<Lead>>,
     },
     /// Another lead was merged into this one (a review decision or a batch search).
     Absorbed {
@@ -87,6 +93,35 @@ pub enum LeadEvent {
     /// A merge was undone: the absorbed lead lives on its own again.
     Unmerged {
         absorbed: LeadId,
+    },
+    /// A merge made at capture was undone: the submission became a lead of its own.
+    Split {
+        submission_id: SubmissionId,
+        into: LeadId,
+    },
+    /// The score changed.
+    Scored {
+        previous: Option<i64>,
+        score: i64,
+        /// High enough for MQL but held back by the data-quality gate.
+        flagged: bool,
+    },
+    /// The lead moved in the lifecycle.
+    StageChanged {
+        from: String,
+        to: String,
+        /// Who asked; `None` for an automatic transition.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        automatic: bool,
+        /// Reaching the handoff stage (MQL): routing and delivery take it from here.
+        handoff: bool,
+    },
+    /// Events of an anonymous visitor (or sent before the lead existed) were attached.
+    EventsAttached {
+        count: u64,
     },
     /// This lead was merged into another and lives on there.
     MergedInto {
@@ -107,6 +142,14 @@ pub struct HistoryEntry {
     pub at: OffsetDateTime,
     #[serde(flatten)]
     pub event: LeadEvent,
+}
+
+/// Everything configured that settling a lead applies: identity resolution, scoring and
+/// the lifecycle contract. Cheap to clone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rules {
+    pub matching: std::sync::Arc<resolve::Matching>,
+    pub engagement: std::sync::Arc<crate::engagement::Engagement>,
 }
 
 /// The submission a candidate came from.
@@ -134,11 +177,13 @@ pub fn settle(
     decision: Decision,
     target: Option<Lead>,
     now: OffsetDateTime,
+    rules: &resolve::merge::Survivorship,
 ) -> Settlement {
     let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
     match (decision, target) {
         (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
-            let report = resolve::merge::merge(&mut lead, candidate, touch, now);
+            let before = Box::new(lead.clone());
+            let report = resolve::merge::merge(&mut lead, candidate, touch, now, rules);
             let history = HistoryEntry {
                 lead_id: lead.id,
                 at: now,
@@ -147,7 +192,9 @@ pub fn settle(
                     source: sub.source.clone(),
                     explanation,
                     filled: report.filled,
+                    replaced: report.replaced,
                     consent_updated: report.consent_updated,
+                    before: Some(before),
                 },
             };
             Settlement { outcome: Outcome::Merged, lead, history, possible_duplicates: Vec::new() }
@@ -173,7 +220,7 @@ pub fn resolve_and_settle(
         Decision::Merge { into, .. } => found.into_iter().find(|l| l.id == *into),
         Decision::Create { .. } => None,
     };
-    settle(candidate, sub, decision, target, now)
+    settle(candidate, sub, decision, target, now, &resolve::merge::Survivorship::default())
 }
 
 fn create(
@@ -192,9 +239,13 @@ fn create(
         issues: candidate.issues,
         derived: candidate.derived,
         attribution: Attribution::first(touch),
-        lifecycle_stage: Stage::New,
+        lifecycle_stage: crate::lifecycle::INITIAL.to_owned(),
+        stage_entered_at: Some(now),
         score: None,
+        score_detail: None,
         owner: None,
+        provenance: Default::default(),
+        account_id: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -254,6 +305,58 @@ mod tests {
             }
             other => panic!("expected a merge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn survivorship_rules_decide_which_value_a_merge_keeps() {
+        use crate::resolve::merge::{Rule, Survivorship};
+        let now = OffsetDateTime::now_utc();
+        let rules = Survivorship {
+            fields: [("job_title".to_owned(), Rule::Newest), ("company".to_owned(), Rule::SourcePriority)]
+                .into_iter()
+                .collect(),
+            source_priority: vec![SourceName::parse("crm").unwrap(), SourceName::parse("webinar").unwrap()],
+            ..Survivorship::default()
+        };
+        let merge = |lead: Lead, v: Value, source: &str| {
+            let c = prepare_api(&payload(v)).unwrap();
+            let d = Decision::Merge {
+                into: lead.id,
+                explanation: resolve::Explanation {
+                    rule: resolve::MatchRule::ExactEmail,
+                    score: None,
+                    evidence: vec![],
+                },
+            };
+            settle(c, &meta(source), d, Some(lead), now, &rules)
+        };
+        let first = prepare_api(&payload(
+            json!({"email": "ada@example.com", "job_title": "Engineer", "company": "Acme", "city": "Paris"}),
+        ))
+        .unwrap();
+        let lead = resolve_and_settle(first, &meta("webinar"), vec![], &Model::default(), now).lead;
+
+        // Newest wins for the title; a less trusted source cannot replace the company;
+        // the city keeps its value by default.
+        let s = merge(
+            lead,
+            json!({"email": "ada@example.com", "job_title": "CTO", "company": "Acme Labs", "city": "Lyon"}),
+            "api",
+        );
+        assert_eq!(s.lead.fields.job_title.as_deref(), Some("CTO"));
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme"));
+        assert_eq!(s.lead.fields.city.as_deref(), Some("Paris"));
+        assert_eq!(s.lead.provenance.get("job_title").map(SourceName::as_str), Some("api"));
+        match &s.history.event {
+            LeadEvent::Merged { replaced, .. } => assert_eq!(replaced, &vec!["job_title".to_owned()]),
+            other => panic!("expected a merge, got {other:?}"),
+        }
+        // The more trusted source replaces it, and is remembered as its holder.
+        let s = merge(s.lead, json!({"email": "ada@example.com", "company": "Acme Corporation"}), "crm");
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme Corporation"));
+        assert_eq!(s.lead.derived.company_key.as_deref(), Some("acme"));
+        let s = merge(s.lead, json!({"email": "ada@example.com", "company": "ACME (webinar)"}), "webinar");
+        assert_eq!(s.lead.fields.company.as_deref(), Some("Acme Corporation"));
     }
 
     #[test]

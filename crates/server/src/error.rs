@@ -33,6 +33,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the submission has invalid fields")]
     Validation(Vec<FieldError>),
+    /// The lifecycle contract refuses the move; `allowed` lists where the lead may go.
+    #[error("{detail}")]
+    IllegalTransition { code: &'static str, detail: String, allowed: Vec<String> },
     #[error("the request took too long")]
     Timeout,
     #[error("the service is not ready")]
@@ -56,7 +59,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::IllegalTransition { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -72,6 +75,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::IllegalTransition { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
@@ -110,6 +114,9 @@ pub struct Problem {
     /// Every field error, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The stages a lead may move to instead, for `illegal_transition`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -126,6 +133,10 @@ impl IntoResponse for ApiError {
             detail: Some(self.to_string()),
             code: self.code(),
             request_id: None,
+            allowed: match &self {
+                Self::IllegalTransition { allowed, .. } => allowed.clone(),
+                _ => Vec::new(),
+            },
             errors: match self {
                 Self::Validation(errors) => errors,
                 _ => Vec::new(),
@@ -167,6 +178,7 @@ pub async fn finish_problems(request: Request, next: Next) -> Response {
                 },
                 request_id: None,
                 errors: Vec::new(),
+                allowed: Vec::new(),
             })
         }
         None => None,

@@ -17,12 +17,24 @@ use serde_json::{Map, Value};
 pub struct Caller(pub ApiKey);
 
 impl Caller {
+    pub fn key_name(&self) -> &str {
+        &self.0.name
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.0.is_admin() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the admin scope".into())) }
     }
 
     pub fn require_read(&self) -> Result<(), ApiError> {
         if self.0.can_read() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the read scope".into())) }
+    }
+
+    pub fn require_any_ingest(&self) -> Result<(), ApiError> {
+        if self.0.can_ingest_somewhere() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this key lacks an ingest scope".into()))
+        }
     }
 
     pub fn require_ingest(&self, source: &SourceName) -> Result<(), ApiError> {

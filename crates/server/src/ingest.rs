@@ -9,6 +9,7 @@
 use crate::metrics as m;
 use leadflow_domain::capture::RawSubmission;
 use leadflow_domain::config::{Config, SourceConfig};
+use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline;
 use leadflow_domain::{FieldError, SourceName, SubmissionId};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError, SubmissionStatus};
@@ -31,6 +32,20 @@ pub enum OnInvalid {
     Quarantine,
 }
 
+/// The pure stages for one stored submission, under its source's configuration (a
+/// source no longer configured is read as the `api` source).
+pub fn prepare(config: &Config, submission: &RawSubmission) -> Result<Candidate, Vec<FieldError>> {
+    prepare_with(config, &SourceConfig::api(), submission)
+}
+
+fn prepare_with(
+    config: &Config,
+    fallback: &SourceConfig,
+    submission: &RawSubmission,
+) -> Result<Candidate, Vec<FieldError>> {
+    pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(fallback), &config.picklists)
+}
+
 /// Runs the pipeline on submissions; the answer has one entry per submission, in order.
 pub async fn submit(
     store: &DynStore,
@@ -49,11 +64,7 @@ pub async fn submit(
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for submission in submissions {
-        match pipeline::prepare(
-            &submission.payload,
-            config.source(&submission.source).unwrap_or(&fallback),
-            &config.picklists,
-        ) {
+        match prepare_with(config, &fallback, &submission) {
             Ok(candidate) => {
                 slots.push(Slot::Valid(submission.source.clone()));
                 valid.push(CaptureItem { submission, candidate });
@@ -69,7 +80,8 @@ pub async fn submit(
         }
     }
     // Both writes join the same group commit.
-    let (captured, quarantined) = tokio::join!(store.capture(valid, &config.matching), store.quarantine(invalid));
+    let rules = config.rules();
+    let (captured, quarantined) = tokio::join!(store.capture(valid, &rules), store.quarantine(invalid));
     let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
     let mut settled = Vec::with_capacity(slots.len());
     for slot in slots {
@@ -112,7 +124,7 @@ pub async fn replay(
             &config.picklists,
         ) {
             Ok(candidate) => {
-                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.matching).await?.pop();
+                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.rules()).await?.pop();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
             Err(errors) => {
@@ -208,7 +220,7 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
                 }
             }
         }
-        for c in store.capture(items, &config.matching).await? {
+        for c in store.capture(items, &config.rules()).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;
             }

@@ -43,7 +43,7 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -67,11 +67,22 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::get))
         .routes(routes!(routes::leads::history))
         .routes(routes!(routes::leads::unmerge))
+        .routes(routes!(routes::leads::split))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))
         .routes(routes!(routes::reviews::list))
         .routes(routes!(routes::reviews::decide))
+        .routes(routes!(routes::events::create))
+        .routes(routes!(routes::events::batch))
+        .routes(routes!(routes::leads::events))
+        .routes(routes!(routes::leads::touchpoints))
+        .routes(routes!(routes::leads::transitions, routes::leads::create_transition))
+        .routes(routes!(routes::reports::sources))
+        .routes(routes!(routes::reports::funnel))
+        .routes(routes!(routes::accounts::list))
+        .routes(routes!(routes::accounts::get, routes::accounts::update))
+        .routes(routes!(routes::accounts::leads))
         .routes(routes!(routes::quarantine::list))
         .routes(routes!(routes::quarantine::replay_all))
         .routes(routes!(routes::quarantine::show))

@@ -33,6 +33,10 @@ pub fn lead_outcomes(source: &str, outcome: &'static str, n: u64) {
     metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(n);
 }
 
+pub fn events(n: usize) {
+    metrics::counter!("leadflow_events_total").increment(n as u64);
+}
+
 /// Counts requests and their latency per route template and status.
 pub async fn track(request: Request, next: Next) -> Response {
     let route =

@@ -15,13 +15,15 @@ use leadflow_domain::config::{Picklists, SourceConfig};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
 /// Fuzzy matching on: the identity-resolution tests, and exact email through the keys.
-static MODEL: std::sync::LazyLock<std::sync::Arc<Matching>> =
-    std::sync::LazyLock::new(|| std::sync::Arc::new(Matching { fuzzy: true, ..Matching::default() }));
+static MODEL: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| Rules {
+    matching: std::sync::Arc::new(Matching { fuzzy: true, ..Matching::default() }),
+    ..Rules::default()
+});
 /// The default: exact email only, through the leads' email index.
-static EXACT: std::sync::LazyLock<std::sync::Arc<Matching>> = std::sync::LazyLock::new(Default::default);
+static EXACT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Default::default);
 use leadflow_domain::error::{FieldError, FieldErrorCode};
 use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
-use leadflow_domain::pipeline::{LeadEvent, Outcome, prepare};
+use leadflow_domain::pipeline::{LeadEvent, Outcome, Rules, prepare};
 use leadflow_domain::resolve::Matching;
 use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName};
 use serde_json::{Map, Value, json};
@@ -60,6 +62,12 @@ macro_rules! conformance_suite {
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
+            a_capture_merge_is_split_off_from_history,
+            leads_of_one_domain_meet_in_one_account,
+            free_mail_leads_join_by_company_key_or_stay_personal,
+            an_account_owns_several_domains_and_keeps_its_owner,
+            events_rescore_their_lead_and_wait_for_unknown_people,
+            transitions_follow_the_contract_and_reports_count_them,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
         );
@@ -415,6 +423,48 @@ pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
     }
 }
 
+pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
+    let robert =
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"});
+    let first = capture_one(store, item("api", None, robert)).await;
+    let badge = item(
+        "event",
+        None,
+        json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "job_title": "CTO"}),
+    );
+    let candidate = badge.candidate.clone();
+    let second = capture_one(store, badge).await;
+    let Captured::Settled { submission_id, outcome: Outcome::Merged, lead: merged, .. } = second else {
+        panic!("expected a merge, got {second:?}");
+    };
+    assert_eq!(merged.fields.job_title.as_deref(), Some("CTO"));
+    let survivor = settled(&first).1.id;
+
+    assert_eq!(store.split_submission(LeadId::new(), submission_id, candidate.clone(), &MODEL).await.unwrap(), None);
+    let split = store.split_submission(survivor, submission_id, candidate.clone(), &MODEL).await.unwrap().unwrap();
+    assert_ne!(split.id, survivor);
+    assert_eq!(split.fields.first_name.as_deref(), Some("Bob"));
+    assert_eq!(split.attribution.original.source.as_str(), "event");
+    let restored = store.get_lead(survivor).await.unwrap().unwrap();
+    assert_eq!(restored.fields.job_title, None, "the survivor is back to its state before the merge");
+    assert_eq!(restored.version, merged.version + 1);
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    let stored = store.get_submission(submission_id).await.unwrap().unwrap();
+    assert_eq!(stored.lead_id, Some(split.id), "the submission now names its own lead");
+    let history = store.lead_history(survivor).await.unwrap();
+    assert!(matches!(history.last().unwrap().event, LeadEvent::Split { into, .. } if into == split.id));
+    // Done once; the merge is no longer there to undo.
+    assert_eq!(store.split_submission(survivor, submission_id, candidate, &MODEL).await.unwrap(), None);
+
+    // The same mailbox is one lead: that merge cannot be split.
+    let a = capture_one(store, item("api", None, json!({"email": "kim@acme.com"}))).await;
+    let again = item("api", None, json!({"email": "kim@acme.com", "city": "Oslo"}));
+    let c = again.candidate.clone();
+    let Captured::Settled { submission_id, .. } = capture_one(store, again).await else { panic!() };
+    let refused = store.split_submission(settled(&a).1.id, submission_id, c, &MODEL).await;
+    assert!(matches!(refused, Err(crate::StoreError::Conflict(_))), "{refused:?}");
+}
+
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {
     let a = capture_one(
         store,
@@ -500,6 +550,206 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
     assert!(store.unmerge(newer.id).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+async fn account_of(store: &DynStore, v: Value) -> Option<leadflow_domain::AccountId> {
+    let c = store.capture(vec![item("api", None, v)], &EXACT).await.unwrap().remove(0);
+    settled(&c).1.account_id
+}
+
+pub async fn leads_of_one_domain_meet_in_one_account(store: &DynStore) {
+    let ada = account_of(store, json!({"email": "ada@acme.com", "company": "Acme, Inc."})).await.expect("an account");
+    let bob = account_of(store, json!({"email": "bob@sales.acme.com", "company": "ACME Incorporated"})).await;
+    assert_eq!(bob, Some(ada));
+    let other = account_of(store, json!({"email": "eve@globex.com", "company": "Globex"})).await;
+    assert!(other.is_some() && other != Some(ada));
+    let account = store.get_account(ada).await.unwrap().expect("stored");
+    assert_eq!(account.domains, vec!["acme.com"]);
+    assert_eq!(account.company_keys, vec!["acme"]);
+    assert_eq!(account.name, "Acme, Inc.");
+    let leads = store.account_leads(ada, None, 10).await.unwrap();
+    assert_eq!(leads.len(), 2);
+    let listed = store.list_accounts(None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ada, other.unwrap()]);
+    assert_eq!(store.get_lead(leads[0].id).await.unwrap().unwrap().account_id, Some(ada));
+}
+
+pub async fn free_mail_leads_join_by_company_key_or_stay_personal(store: &DynStore) {
+    let solo = account_of(store, json!({"email": "carol@gmail.com", "company": "Carol Consulting"})).await;
+    assert_eq!(solo, None, "free mail never founds an account");
+    assert!(store.list_accounts(None, 10).await.unwrap().is_empty());
+    let acme = account_of(store, json!({"email": "ada@acme.com", "company": "Acme"})).await.unwrap();
+    let joined = account_of(store, json!({"email": "dan@gmail.com", "company": "Acme Inc"})).await;
+    assert_eq!(joined, Some(acme));
+    let placeholder = account_of(store, json!({"email": "erin@yahoo.com", "company": "self-employed"})).await;
+    assert_eq!(placeholder, None);
+    // A merge that brings a corporate address gives the personal contact its account.
+    let later = account_of(store, json!({"email": "carol@gmail.com", "website": "https://carol-consulting.com"})).await;
+    let account = store.get_account(later.expect("an account from the website")).await.unwrap().unwrap();
+    assert_eq!(account.domains, vec!["carol-consulting.com"]);
+}
+
+pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStore) {
+    let acme = account_of(store, json!({"email": "ada@acme.com", "company": "Acme"})).await.unwrap();
+    let de = account_of(store, json!({"email": "max@acme.de", "company": "Acme GmbH"})).await;
+    assert_eq!(de, Some(acme), "a domain of the same name joins by the company key");
+    let namesake = account_of(store, json!({"email": "wile@coyote-supply.com", "company": "Acme"})).await;
+    assert!(namesake.is_some() && namesake != Some(acme), "an unrelated domain is another company");
+
+    let update = crate::AccountUpdate {
+        owner: Some(Some("rep@seller.com".into())),
+        add_domains: vec!["acme-corp.com".into()],
+        ..Default::default()
+    };
+    let account = store.update_account(acme, update).await.unwrap().unwrap();
+    assert_eq!(account.owner.as_deref(), Some("rep@seller.com"));
+    assert_eq!(account.domains, vec!["acme-corp.com", "acme.com", "acme.de"]);
+    let joined = account_of(store, json!({"email": "kim@acme-corp.com"})).await;
+    assert_eq!(joined, Some(acme));
+    let taken = crate::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
+    assert!(matches!(store.update_account(acme, taken).await, Err(crate::StoreError::Conflict(_))));
+    assert_eq!(store.update_account(leadflow_domain::AccountId::new(), Default::default()).await.unwrap(), None);
+    let cleared = crate::AccountUpdate { owner: Some(None), ..Default::default() };
+    assert_eq!(store.update_account(acme, cleared).await.unwrap().unwrap().owner, None);
+}
+
+static SCORED: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    let scoring = leadflow_scoring::ScoringConfig::parse(
+        r#"
+[scoring]
+mql_threshold = 20
+gate = ["email"]
+[[scoring.rules]]
+name = "pricing"
+when = { event = "page_view", url_matches = "*/pricing*" }
+points = 10
+cap = 30
+"#,
+    )
+    .unwrap();
+    let engagement = leadflow_domain::engagement::Engagement { scoring, ..Default::default() };
+    Rules { engagement: std::sync::Arc::new(engagement), ..Rules::default() }
+});
+
+fn event(kind: &str, url: &str, who: leadflow_domain::engagement::Identity, key: Option<&str>) -> crate::NewEvent {
+    crate::NewEvent {
+        event: leadflow_domain::engagement::Event {
+            id: leadflow_domain::EventId::new(),
+            kind: kind.into(),
+            occurred_at: OffsetDateTime::now_utc(),
+            url: Some(url.into()),
+            properties: Map::new(),
+            lead_id: None,
+            identity: who,
+        },
+        source: SourceName::api(),
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+    }
+}
+
+pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynStore) {
+    use crate::EventOutcome;
+    use leadflow_domain::engagement::Identity;
+    let by_email = |e: &str| Identity { email: Some(e.into()), ..Identity::default() };
+    let visitor = |v: &str| Identity { anonymous_id: Some(v.into()), ..Identity::default() };
+
+    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &SCORED).await.unwrap();
+    let ada = settled(&c[0]).1.clone();
+    assert_eq!(ada.score, Some(0));
+    let out = store
+        .record_events(
+            vec![
+                event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1")),
+                event("page_view", "https://x.com/pricing", visitor("v-42"), None),
+            ],
+            &SCORED,
+        )
+        .await
+        .unwrap();
+    match &out[0] {
+        EventOutcome::Attached { lead_id, score, stage, replayed, .. } => {
+            assert_eq!((*lead_id, *score, stage.as_str(), *replayed), (ada.id, Some(10), "engaged", false));
+        }
+        other => panic!("expected an attached event, got {other:?}"),
+    }
+    assert!(matches!(out[1], EventOutcome::Waiting { replayed: false, .. }));
+    // A retry with the same key records nothing again.
+    let again = store
+        .record_events(
+            vec![event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1"))],
+            &SCORED,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again[0], EventOutcome::Attached { replayed: true, score: Some(10), .. }));
+    assert_eq!(store.lead_events(ada.id, 10).await.unwrap().len(), 1);
+
+    // The anonymous visitor converts: its event joins the new lead, which reaches MQL.
+    let form = json!({"email": "bo@globex.com", "custom": {"anonymous_id": "v-42"}});
+    let c = store.capture(vec![item("api", None, form)], &SCORED).await.unwrap();
+    let bo_id = settled(&c[0]).1.id;
+    store
+        .record_events(vec![event("page_view", "https://globex.com/pricing", visitor("v-42"), None)], &SCORED)
+        .await
+        .unwrap();
+    let bo = store.get_lead(bo_id).await.unwrap().unwrap();
+    assert_eq!(bo.score, Some(20));
+    assert_eq!(bo.lifecycle_stage, "mql");
+    assert_eq!(store.lead_events(bo.id, 10).await.unwrap().len(), 2);
+    let history = store.lead_history(bo.id).await.unwrap();
+    assert!(history.iter().any(|h| matches!(h.event, LeadEvent::EventsAttached { count: 1 })));
+    assert!(
+        history.iter().any(|h| matches!(&h.event, LeadEvent::StageChanged { to, handoff: true, .. } if to == "mql"))
+    );
+
+    // An event for an email nobody has yet waits for that lead.
+    store
+        .record_events(vec![event("webinar_attended", "https://x.com/w", by_email("cy@initech.com"), None)], &SCORED)
+        .await
+        .unwrap();
+    let c = store.capture(vec![item("webinar", None, json!({"email": "cy@initech.com"}))], &SCORED).await.unwrap();
+    let cy = settled(&c[0]).1.clone();
+    assert_eq!(cy.lifecycle_stage, "engaged", "the waiting event counted at conversion");
+    let touches = store.touchpoints(cy.id).await.unwrap();
+    assert_eq!(touches.len(), 1);
+    assert_eq!(touches[0].source.as_str(), "webinar");
+}
+
+pub async fn transitions_follow_the_contract_and_reports_count_them(store: &DynStore) {
+    let mk = |email: &str, campaign: &str| item("api", None, json!({"email": email, "utm_campaign": campaign}));
+    let c = store
+        .capture(vec![mk("a@acme.com", "spring"), mk("b@acme.com", "spring"), mk("c@acme.com", "fall")], &EXACT)
+        .await
+        .unwrap();
+    let a = settled(&c[0]).1.id;
+    let refused = store.transition_lead(a, "customer".into(), "rep".into(), None, &EXACT).await.unwrap().unwrap();
+    let refused = refused.unwrap_err();
+    assert!(!refused.allowed.is_empty(), "the refusal lists the allowed stages");
+    let reason = leadflow_scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
+    let moved = store
+        .transition_lead(a, "disqualified".into(), "rep@x.com".into(), Some(reason.clone()), &EXACT)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.lifecycle_stage, "disqualified");
+    assert_eq!(store.get_lead(a).await.unwrap().unwrap().lifecycle_stage, "disqualified");
+    assert!(store.transition_lead(LeadId::new(), "sal".into(), "rep".into(), None, &EXACT).await.unwrap().is_none());
+
+    let (from, to) =
+        (OffsetDateTime::now_utc() - time::Duration::hours(1), OffsetDateTime::now_utc() + time::Duration::hours(1));
+    let sources = store.report_sources(from, to, false).await.unwrap();
+    let spring = sources.iter().find(|s| s.campaign.as_deref() == Some("spring")).unwrap();
+    assert_eq!((spring.source.as_str(), spring.leads), ("api", 2));
+    let stages = store.report_stages(from, to).await.unwrap();
+    let count = |campaign: &str, stage: &str| {
+        stages.iter().find(|s| s.campaign.as_deref() == Some(campaign) && s.stage == stage).map_or(0, |s| s.leads)
+    };
+    assert_eq!(count("spring", "new"), 2);
+    assert_eq!(count("spring", "disqualified"), 1);
+    assert_eq!(count("fall", "disqualified"), 0);
+    let later = store.report_sources(to, to + time::Duration::hours(1), false).await.unwrap();
+    assert!(later.is_empty());
 }
 
 pub async fn ping_succeeds_on_a_migrated_store(store: &DynStore) {

@@ -13,14 +13,19 @@ pub mod sqlite;
 pub use error::StoreError;
 
 use async_trait::async_trait;
-use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::account::Account;
+use leadflow_domain::attribute::Touchpoint;
+use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::DatabaseConfig;
+use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::resolve::{Evidence, Explanation, Matching};
-use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::resolve::{Evidence, Explanation};
+use leadflow_domain::{AccountId, Email, EventId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_scoring::TransitionError;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -144,12 +149,58 @@ impl ReviewStatus {
     }
 }
 
+/// A behavioural event to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event: Event,
+    /// The source it came through (idempotency keys are scoped to it).
+    pub source: SourceName,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What became of a recorded event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventOutcome {
+    /// Attached to a lead, which was rescored. `replayed` when the idempotency key was
+    /// already known (nothing was recorded again).
+    Attached { event_id: EventId, lead_id: LeadId, score: Option<i64>, stage: String, replayed: bool },
+    /// Kept until its person becomes a lead (an anonymous visitor, an unknown email).
+    Waiting { event_id: EventId, replayed: bool },
+}
+
+/// Leads counted by source and campaign.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SourceCount {
+    pub source: String,
+    pub campaign: Option<String>,
+    pub leads: u64,
+}
+
+/// How many leads of a source and campaign reached a stage.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StageCount {
+    pub source: String,
+    pub campaign: Option<String>,
+    pub stage: String,
+    pub leads: u64,
+}
+
+/// A change to an account made by a person.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the owner.
+    pub owner: Option<Option<String>>,
+    /// Domains to add; one held by another account is a conflict.
+    pub add_domains: Vec<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
     /// in one transaction shared with concurrent callers. When this returns `Ok`, every
     /// item is durable.
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError>;
+    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError>;
 
     /// Commits submissions to the inbox only, to be settled later. A submission whose
     /// idempotency key is already known is not stored again.
@@ -238,6 +289,18 @@ pub trait Store: Send + Sync + 'static {
     /// when `absorbed` is not merged; a conflict when the survivor changed since.
     async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
 
+    /// Undoes a merge made at capture: `lead` returns to its state before `submission`
+    /// merged into it, and the submission becomes a lead of its own from `candidate` (the
+    /// stored submission prepared again), which is returned. `None` when the submission did
+    /// not merge into `lead`; a conflict when the lead changed since.
+    async fn split_submission(
+        &self,
+        lead: LeadId,
+        submission: SubmissionId,
+        candidate: Candidate,
+        rules: &Rules,
+    ) -> Result<Option<Lead>, StoreError>;
+
     /// Queues a possible duplicate for review, unless the pair was already proposed or
     /// decided (a "not the same person" decision is remembered). `true` when queued.
     async fn add_review(
@@ -247,6 +310,54 @@ pub trait Store: Send + Sync + 'static {
         score: f64,
         evidence: Vec<Evidence>,
     ) -> Result<bool, StoreError>;
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Accounts in id (creation) order, after `after`.
+    async fn list_accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError>;
+
+    /// The account's surviving leads in id order, after `after`.
+    async fn account_leads(&self, id: AccountId, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError>;
+
+    /// Renames, sets or clears the owner, adds domains. `None` when there is no such account.
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError>;
+
+    /// Records behavioural events, each attached to its lead (by lead id, email, external
+    /// id or a visitor id the lead converted from) and rescoring it in the same transaction;
+    /// an event of an unknown person waits until that person becomes a lead.
+    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError>;
+
+    /// The lead's events (and those of leads merged into it), newest first.
+    async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError>;
+
+    /// The lead's touchpoints (and those of leads merged into it), oldest first.
+    async fn touchpoints(&self, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError>;
+
+    /// A person's request to move the lead in the lifecycle. `None` when there is no such
+    /// lead; the inner error when the contract refuses.
+    async fn transition_lead(
+        &self,
+        lead: LeadId,
+        to: String,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<Result<Lead, TransitionError>>, StoreError>;
+
+    /// Recomputes the lead's score under `rules` (after a rule change).
+    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError>;
+
+    /// Surviving leads created in `[from, to)`, by original (or latest) source and campaign.
+    async fn report_sources(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        latest: bool,
+    ) -> Result<Vec<SourceCount>, StoreError>;
+
+    /// For leads created in `[from, to)`: how many of each source and campaign ever reached
+    /// each stage.
+    async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -8,18 +8,26 @@
 //! failure spoils nothing else. Reads go through a small pool of read connections on
 //! blocking threads; WAL lets them run beside the writer.
 
+mod accounts;
+mod engagement;
+
 use crate::{
-    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, Store, StoreError,
-    StoredSubmission, SubmissionStatus,
+    AccountUpdate, CaptureItem, Captured, EventOutcome, ImportCounts, ImportJob, ImportStatus, NewEvent, Review,
+    ReviewStatus, SourceCount, StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
+use leadflow_domain::account::Account;
+use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
 use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
-use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_scoring::TransitionError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -34,6 +42,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_capture_core.sql")),
     (2, include_str!("../migrations/sqlite/0002_imports.sql")),
     (3, include_str!("../migrations/sqlite/0003_matching.sql")),
+    (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
+    (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -62,7 +72,7 @@ struct Prepared {
 }
 
 enum Command {
-    Capture(Vec<Prepared>, Arc<Matching>, Reply<Vec<Captured>>),
+    Capture(Vec<Prepared>, Rules, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
@@ -187,6 +197,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if current < 3 {
         backfill_match_keys(&tx)?;
+    }
+    if current < 4 {
+        accounts::backfill(&tx)?;
+    }
+    if current < 5 {
+        engagement::backfill(&tx)?;
     }
     tx.commit()?;
     Ok(())
@@ -446,7 +462,7 @@ fn capture_all(
     conn: &Connection,
     items: &[Prepared],
     isolation: Isolation,
-    model: &Matching,
+    model: &Rules,
 ) -> Result<Vec<Captured>, StoreError> {
     items.iter().map(|p| capture_one(conn, p, isolation, model)).collect()
 }
@@ -455,7 +471,7 @@ fn capture_one(
     conn: &Connection,
     prepared: &Prepared,
     isolation: Isolation,
-    model: &Matching,
+    model: &Rules,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(key) = &sub.idempotency_key
@@ -531,8 +547,9 @@ fn settle(
     sub: &RawSubmission,
     payload: &str,
     candidate: Candidate,
-    matching: &Matching,
+    rules: &Rules,
 ) -> Result<Captured, StoreError> {
+    let matching = &*rules.matching;
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
     // Exact email through the leads' own index, always: it also finds leads stored while
     // fuzzy matching was off, which have no blocking keys.
@@ -557,11 +574,16 @@ fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let settlement = pipeline::settle(candidate, &meta, decision, target, now);
+    let visitor = visitor_id(&candidate);
+    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
+    accounts::assign(conn, &mut settlement.lead, now)?;
+    let changes = engagement::after_settle(conn, &mut settlement.lead, visitor.as_deref(), &touch, rules, now)?;
     let lead = &settlement.lead;
     write_lead(conn, lead, expected, matching)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
+    engagement::record_changes(conn, lead.id, changes, now)?;
     if !settlement.possible_duplicates.is_empty() {
         for possible in &settlement.possible_duplicates {
             conn.prepare_cached(
@@ -590,6 +612,17 @@ fn settle(
         lead: Box::new(settlement.lead),
         replayed: false,
     })
+}
+
+/// The browser visitor id a form submission carries (set by the embed script), so the
+/// visitor's earlier events join the lead.
+fn visitor_id(candidate: &Candidate) -> Option<String> {
+    ["anonymous_id", "_lf_vid", "visitor_id"]
+        .iter()
+        .find_map(|k| candidate.custom.get(*k).and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned)
 }
 
 /// Most leads one lookup compares with; candidates sharing several keys come first.
@@ -658,27 +691,46 @@ fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &
     let email = lead.fields.email.as_ref().map(Email::as_str);
     let version = version_column(lead.version)?;
     let id = lead.id.to_string();
+    let account = lead.account_id.map(|a| a.to_string());
+    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
+    let (created, updated) = (millis(lead.created_at), millis(lead.updated_at));
+    let columns: [&dyn rusqlite::ToSql; 12] = [
+        &id,
+        &email,
+        &version,
+        &updated,
+        &doc,
+        &account,
+        &lead.fields.external_id,
+        &lead.lifecycle_stage,
+        &original.source.as_str(),
+        &original.utm_campaign,
+        &latest.source.as_str(),
+        &latest.utm_campaign,
+    ];
     match expected {
         None => {
+            let mut values = columns.to_vec();
+            values.push(&created);
             conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                    campaign, latest_source, latest_campaign, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
-            .execute(params![
-                id,
-                email,
-                version,
-                millis(lead.created_at),
-                millis(lead.updated_at),
-                doc
-            ])?;
+            .execute(values.as_slice())?;
         }
         Some(expected) => {
+            let expected = version_column(expected)?;
+            let mut values = columns.to_vec();
+            values.push(&expected);
             let changed = conn
                 .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5
-                     WHERE id = ?1 AND version = ?6 AND merged_into IS NULL",
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?6,
+                        external_id = ?7, stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
+                        latest_campaign = ?12
+                     WHERE id = ?1 AND version = ?13 AND merged_into IS NULL",
                 )?
-                .execute(params![id, email, version, millis(lead.updated_at), doc, version_column(expected)?])?;
+                .execute(values.as_slice())?;
             if changed != 1 {
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
@@ -905,7 +957,7 @@ fn merge_pair(
     conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
     // Keys are kept for the survivor whether or not capture uses them: a batch search
     // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() })?;
+    write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() })?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
     insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
@@ -944,7 +996,7 @@ fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Resul
     }
     restored.version = current.version + 1;
     restored.updated_at = now;
-    let keys = Matching { fuzzy: true, model: Model::default() };
+    let keys = Matching { fuzzy: true, ..Matching::default() };
     write_lead(conn, &restored, Some(current.version), &keys)?;
     conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
         .execute(params![absorbed_id.to_string(), millis(now)])?;
@@ -957,6 +1009,67 @@ fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Resul
         None,
     )?;
     Ok(Some(survivor_id))
+}
+
+/// Undoes a merge made at capture: `lead` returns to its state before `submission` merged
+/// into it, and the submission becomes a lead of its own from `candidate` (the submission
+/// prepared again). Refused when the lead changed since, as [`unmerge`] is.
+fn split(
+    conn: &Connection,
+    lead_id: LeadId,
+    submission: SubmissionId,
+    candidate: Candidate,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<(LeadId, Lead)>, StoreError> {
+    let matching = &*rules.matching;
+    let Some(current) = lead_following_merges(conn, lead_id)?.filter(|l| l.id == lead_id) else {
+        return Ok(None);
+    };
+    let Some(stored) = get_submission(conn, submission)? else { return Ok(None) };
+    if stored.lead_id != Some(lead_id) {
+        // Never merged here, or already split off.
+        return Ok(None);
+    }
+    let entries: Vec<String> = conn
+        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
+        .query_map(params![lead_id.to_string(), submission.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let before = entries.iter().find_map(|e| match serde_json::from_str::<HistoryEntry>(e).ok()?.event {
+        LeadEvent::Merged { submission_id, before, .. } if submission_id == submission => Some(before),
+        _ => None,
+    });
+    let Some(before) = before else { return Ok(None) };
+    let Some(mut restored) = before.map(|b| *b) else {
+        return Err(StoreError::Conflict(format!("the merge of {submission} kept no earlier state to restore")));
+    };
+    if current.version != restored.version + 1 {
+        return Err(StoreError::Conflict(format!(
+            "lead {lead_id} changed after the merge; undoing it would lose that change"
+        )));
+    }
+    if candidate.fields.email.is_some() && candidate.fields.email == restored.fields.email {
+        return Err(StoreError::Conflict(format!(
+            "submission {submission} has the lead's own email address: one mailbox is one lead"
+        )));
+    }
+    let sub = stored.submission;
+    restored.version = current.version + 1;
+    restored.updated_at = now;
+    write_lead(conn, &restored, Some(current.version), matching)?;
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
+    let create = Decision::Create { possible: Vec::new() };
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    accounts::assign(conn, &mut settlement.lead, now)?;
+    let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
+    write_lead(conn, &settlement.lead, None, matching)?;
+    conn.prepare_cached("UPDATE submissions SET lead_id = ?2, outcome = 'created' WHERE id = ?1")?
+        .execute(params![submission.to_string(), settlement.lead.id.to_string()])?;
+    insert_history(conn, &settlement.history, Some(submission))?;
+    engagement::record_changes(conn, settlement.lead.id, scored, now)?;
+    let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
+    insert_history(conn, &HistoryEntry { lead_id, at: now, event }, None)?;
+    Ok(Some((lead_id, settlement.lead)))
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
@@ -1012,6 +1125,14 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredS
             lead_id: lead_id.map(|l| l.parse()).transpose().map_err(|_| corrupt("lead id"))?,
         })
     })())
+}
+
+fn get_submission(conn: &Connection, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
+        .query_row([id.to_string()], submission_from_row)
+        .optional()?;
+    found.transpose()
 }
 
 fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
@@ -1106,7 +1227,7 @@ fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, 
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError> {
+    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -1114,8 +1235,8 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let model = matching.clone();
-        self.write(|reply| Command::Capture(prepared, model, reply)).await
+        let rules = rules.clone();
+        self.write(|reply| Command::Capture(prepared, rules, reply)).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
@@ -1163,14 +1284,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
-        self.read(move |conn| {
-            let found = conn
-                .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
-                .query_row([id.to_string()], submission_from_row)
-                .optional()?;
-            found.transpose()
-        })
-        .await
+        self.read(move |conn| get_submission(conn, id)).await
     }
 
     async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError> {
@@ -1372,6 +1486,21 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| unmerge(conn, absorbed, OffsetDateTime::now_utc())).await
     }
 
+    async fn split_submission(
+        &self,
+        lead: LeadId,
+        submission: SubmissionId,
+        candidate: Candidate,
+        rules: &Rules,
+    ) -> Result<Option<Lead>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| {
+            split(conn, lead, submission, candidate.clone(), &rules, OffsetDateTime::now_utc())
+                .map(|done| done.map(|(_, lead)| lead))
+        })
+        .await
+    }
+
     async fn merge_leads(
         &self,
         survivor: LeadId,
@@ -1415,6 +1544,71 @@ impl Store for SqliteStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.read(move |conn| accounts::get(conn, id)).await
+    }
+
+    async fn list_accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        self.read(move |conn| accounts::list(conn, after, limit)).await
+    }
+
+    async fn account_leads(&self, id: AccountId, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |conn| accounts::leads(conn, id, after, limit)).await
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError> {
+        self.write_returning(move |conn| accounts::update(conn, id, &update)).await
+    }
+
+    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = rules.clone();
+        self.write_returning(move |conn| engagement::record(conn, &events, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| engagement::lead_events(conn, lead, limit)).await
+    }
+
+    async fn touchpoints(&self, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError> {
+        self.read(move |conn| engagement::touchpoints(conn, lead)).await
+    }
+
+    async fn transition_lead(
+        &self,
+        lead: LeadId,
+        to: String,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| {
+            engagement::transition(conn, lead, &to, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| engagement::rescore(conn, lead, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn report_sources(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        latest: bool,
+    ) -> Result<Vec<SourceCount>, StoreError> {
+        self.read(move |conn| engagement::report_sources(conn, from, to, latest)).await
+    }
+
+    async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
+        self.read(move |conn| engagement::report_stages(conn, from, to)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,34 +1,123 @@
 //! Merge: folds a new submission into the lead it matched.
 //!
-//! Survivorship today: existing values are kept and empty fields are filled; custom fields
-//! are added, never overwritten; consent follows the most recent explicit choice; the
-//! original touch stays, the latest touch moves. The report says what changed, for the
-//! lead's history.
+//! Survivorship is configured per field ([`Survivorship`]): by default existing values are
+//! kept and empty fields are filled; `newest` lets the newer value win; `source_priority`
+//! lets the value from the more trusted source win. Custom fields are added, never
+//! overwritten; consent follows the most recent explicit choice; the original touch stays,
+//! the latest touch moves. The report says what changed, for the lead's history.
 
 use crate::attribute::Touchpoint;
 use crate::lead::Lead;
 use crate::normalize::Candidate;
+use crate::source::SourceName;
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MergeReport {
     pub filled: Vec<String>,
+    /// Fields whose value a newer or more trusted one replaced.
+    pub replaced: Vec<String>,
     pub consent_updated: bool,
 }
 
-pub fn merge(lead: &mut Lead, candidate: Candidate, touch: Touchpoint, now: OffsetDateTime) -> MergeReport {
+/// How a field that both the lead and the newcomer have is settled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rule {
+    /// The lead keeps its value; only empty fields are filled.
+    #[default]
+    KeepExisting,
+    /// The newest non-empty value wins.
+    Newest,
+    /// The value from the source ranked higher in `source_priority` wins; between equal
+    /// ranks the lead keeps its value.
+    SourcePriority,
+}
+
+impl Rule {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "keep_existing" => Some(Self::KeepExisting),
+            "newest" => Some(Self::Newest),
+            "source_priority" => Some(Self::SourcePriority),
+            _ => None,
+        }
+    }
+}
+
+/// Field survivorship rules, from `[matching.survivorship]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Survivorship {
+    pub default: Rule,
+    pub fields: BTreeMap<String, Rule>,
+    /// Most trusted first; unlisted sources rank below every listed one.
+    pub source_priority: Vec<SourceName>,
+}
+
+impl Survivorship {
+    pub fn rule(&self, field: &str) -> Rule {
+        self.fields.get(field).copied().unwrap_or(self.default)
+    }
+
+    fn rank(&self, source: &SourceName) -> usize {
+        self.source_priority.iter().position(|s| s == source).unwrap_or(self.source_priority.len())
+    }
+
+    /// Whether `incoming`'s value replaces the one `held_by` gave.
+    fn replaces(&self, field: &str, held_by: &SourceName, incoming: &SourceName) -> bool {
+        match self.rule(field) {
+            Rule::KeepExisting => false,
+            Rule::Newest => true,
+            Rule::SourcePriority => self.rank(incoming) < self.rank(held_by),
+        }
+    }
+}
+
+/// The source that gave a field its current value.
+fn held_by<'a>(lead: &'a Lead, field: &str) -> &'a SourceName {
+    lead.provenance.get(field).unwrap_or(&lead.attribution.original.source)
+}
+
+fn record_provenance(lead: &mut Lead, fields: &[&str], source: &SourceName) {
+    for field in fields {
+        if *source == lead.attribution.original.source {
+            lead.provenance.remove(*field);
+        } else {
+            lead.provenance.insert((*field).to_owned(), source.clone());
+        }
+    }
+}
+
+pub fn merge(
+    lead: &mut Lead,
+    candidate: Candidate,
+    touch: Touchpoint,
+    now: OffsetDateTime,
+    rules: &Survivorship,
+) -> MergeReport {
     let mut report = MergeReport::default();
-    let filled = lead.fields.fill_empty_from(&candidate.fields);
-    for field in &filled {
+    let incoming = touch.source.clone();
+    let holders: BTreeMap<&'static str, SourceName> =
+        crate::lead::STANDARD_FIELDS.iter().map(|f| (*f, held_by(lead, f).clone())).collect();
+    let (filled, replaced) = lead.fields.survive_from(&candidate.fields, |field| {
+        holders.get(field).is_some_and(|held| rules.replaces(field, held, &incoming))
+    });
+    record_provenance(lead, &filled, &incoming);
+    record_provenance(lead, &replaced, &incoming);
+    for field in filled.iter().chain(&replaced) {
         if let Some(raw) = candidate.raw.get(*field) {
             lead.raw.insert((*field).to_owned(), raw.clone());
         }
         lead.issues.retain(|i| i.field != *field);
         lead.issues.extend(candidate.issues.iter().filter(|i| i.field == *field).cloned());
     }
-    let extension =
-        if filled.contains(&"phone") { candidate.derived.phone_extension } else { lead.derived.phone_extension.take() };
+    let extension = if filled.contains(&"phone") || replaced.contains(&"phone") {
+        candidate.derived.phone_extension
+    } else {
+        lead.derived.phone_extension.take()
+    };
     report.filled = filled.into_iter().map(str::to_owned).collect();
+    report.replaced = replaced.into_iter().map(str::to_owned).collect();
     for (key, value) in candidate.custom {
         if !lead.custom.contains_key(&key) {
             report.filled.push(format!("custom.{key}"));
@@ -101,6 +190,9 @@ pub fn absorb(survivor: &mut Lead, absorbed: &Lead, now: OffsetDateTime) -> Merg
         mine.latest = theirs.latest.clone();
     }
     mine.touch_count = mine.touch_count.saturating_add(theirs.touch_count);
+    if survivor.account_id.is_none() {
+        survivor.account_id = absorbed.account_id;
+    }
     survivor.derived = crate::normalize::derive(&survivor.fields, extension);
     survivor.version += 1;
     survivor.updated_at = now;

@@ -70,6 +70,8 @@ pub struct Matching {
     /// capture throughput, so it is opt-in until resolution moves off the capture path.
     pub fuzzy: bool,
     pub model: Model,
+    /// How merges settle fields both records have.
+    pub survivorship: merge::Survivorship,
 }
 
 /// How many possible duplicates one lead puts in the review queue at most.

@@ -128,7 +128,7 @@ pub struct BatchOut {
 }
 
 /// Takes `source` out of a payload: the configured source it names, or `api`.
-fn source_of(app: &AppState, payload: &Map<String, Value>, prefix: &str) -> Result<SourceName, FieldError> {
+pub(crate) fn source_of(app: &AppState, payload: &Map<String, Value>, prefix: &str) -> Result<SourceName, FieldError> {
     let unknown = |detail: String| FieldError::new(format!("{prefix}source"), FieldErrorCode::UnknownSource, detail);
     let name = match payload.get("source") {
         None | Some(Value::Null) => return Ok(SourceName::api()),
@@ -406,4 +406,248 @@ pub async fn unmerge(
     let survivor = app.store.get_lead(survivor_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     Ok(Json(UnmergeOut { survivor, restored }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SplitIn {
+    /// The submission whose merge into this lead is undone.
+    submission_id: SubmissionId,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SplitOut {
+    /// The lead as it was before the submission merged into it.
+    pub lead: Lead,
+    /// The lead the submission became.
+    pub split: Lead,
+}
+
+/// Undo a merge made at capture: the lead returns to its state before the submission
+/// merged into it, and the submission becomes a lead of its own.
+#[utoipa::path(post, path = "/v1/leads/{id}/split", tag = "leads", request_body = SplitIn,
+    params(("id" = String, Path, description = "The lead the submission merged into")),
+    responses(
+        (status = 200, body = SplitOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such lead, or the submission did not merge into it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The lead changed after the merge, or the submission has the lead's own email", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn split(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<SplitOut>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "lead")?;
+    let submission_id: SubmissionId = match body.get("submission_id").and_then(Value::as_str).map(str::parse) {
+        Some(Ok(sid)) => sid,
+        _ => {
+            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+                "submission_id",
+                leadflow_domain::FieldErrorCode::Required,
+                "submission_id must name the submission to split off",
+            )]));
+        }
+    };
+    let missing = || not_found(&id, "lead with that merged submission");
+    let stored = app.store.get_submission(submission_id).await?.ok_or_else(missing)?;
+    let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;
+    let split = app
+        .store
+        .split_submission(lead_id, submission_id, candidate, &app.config.rules())
+        .await?
+        .ok_or_else(missing)?;
+    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    Ok(Json(SplitOut { lead, split }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// At most this many, newest first; at most 1000, default 100.
+    limit: Option<usize>,
+}
+
+/// The lead's behavioural events (and those of leads merged into it), newest first.
+#[utoipa::path(get, path = "/v1/leads/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "The lead id"), EventsQuery),
+    responses(
+        (status = 200, body = Vec<leadflow_domain::engagement::Event>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Json<Vec<leadflow_domain::engagement::Event>>, ApiError> {
+    caller.require_read()?;
+    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    Ok(Json(app.store.lead_events(lead.id, q.limit.unwrap_or(100).clamp(1, 1000)).await?))
+}
+
+/// Every touchpoint of the lead (each submission that settled into it, and into leads
+/// merged into it), oldest first.
+#[utoipa::path(get, path = "/v1/leads/{id}/touchpoints", tag = "leads",
+    params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = Vec<leadflow_domain::attribute::Touchpoint>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn touchpoints(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<leadflow_domain::attribute::Touchpoint>>, ApiError> {
+    caller.require_read()?;
+    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    Ok(Json(app.store.touchpoints(lead.id).await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StageOut {
+    pub stage: String,
+    /// Seconds spent in the stage, over all visits, up to now for the current one.
+    pub seconds: i64,
+    pub visits: u32,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TransitionsOut {
+    pub lifecycle_stage: String,
+    /// Every stage change, oldest first.
+    pub transitions: Vec<HistoryEntry>,
+    pub time_in_stages: Vec<StageOut>,
+    /// Where a person may move the lead from here.
+    pub allowed: Vec<String>,
+}
+
+/// The lead's stage changes, the time spent in each stage, and the moves allowed now.
+#[utoipa::path(get, path = "/v1/leads/{id}/transitions", tag = "leads",
+    params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = TransitionsOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn transitions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TransitionsOut>, ApiError> {
+    caller.require_read()?;
+    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    let history = app.store.lead_history(lead.id).await?;
+    Ok(Json(transitions_out(&app, &lead, history)))
+}
+
+fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> TransitionsOut {
+    use leadflow_domain::pipeline::LeadEvent;
+    let changes: Vec<HistoryEntry> =
+        history.into_iter().filter(|h| matches!(h.event, LeadEvent::StageChanged { .. })).collect();
+    let now = time::OffsetDateTime::now_utc();
+    let mut time_in: Vec<StageOut> = Vec::new();
+    let mut add = |stage: &str, seconds: i64| match time_in.iter_mut().find(|s| s.stage == stage) {
+        Some(s) => {
+            s.seconds += seconds;
+            s.visits += 1;
+        }
+        None => time_in.push(StageOut { stage: stage.to_owned(), seconds, visits: 1 }),
+    };
+    let (mut stage, mut since) = (leadflow_domain::lifecycle::INITIAL.to_owned(), lead.created_at);
+    for change in &changes {
+        if let LeadEvent::StageChanged { from, to, .. } = &change.event {
+            add(from, (change.at - since).whole_seconds().max(0));
+            stage.clone_from(to);
+            since = change.at;
+        }
+    }
+    add(&stage, (now - since).whole_seconds().max(0));
+    TransitionsOut {
+        lifecycle_stage: lead.lifecycle_stage.clone(),
+        transitions: changes,
+        time_in_stages: time_in,
+        allowed: app.config.engagement.contract.allowed_from(&lead.lifecycle_stage),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TransitionIn {
+    /// The stage to move to.
+    to: String,
+    /// Mandatory where the contract says so (e.g. `disqualified`, from its picklist).
+    reason: Option<String>,
+    /// Who moves it; default: the API key's name.
+    actor: Option<String>,
+}
+
+/// Move the lead in the lifecycle. An illegal move is refused (409) with the allowed ones.
+#[utoipa::path(post, path = "/v1/leads/{id}/transitions", tag = "leads", request_body = TransitionIn,
+    params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = Lead),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed by the lifecycle contract; `allowed` lists the stages that are", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_transition(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Lead>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "lead")?;
+    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let mut errors = Vec::new();
+    for (field, value) in &body {
+        let ok = match field.as_str() {
+            "to" | "reason" | "actor" => value.is_string() || (field != "to" && value.is_null()),
+            _ => false,
+        };
+        if !ok {
+            errors.push(FieldError::new(
+                field.clone(),
+                FieldErrorCode::Invalid,
+                "expected to, reason and actor as strings",
+            ));
+        }
+    }
+    let Some(to) = text("to") else {
+        errors.push(FieldError::new("to", FieldErrorCode::Required, "the stage to move to"));
+        return Err(ApiError::Validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
+    let moved = app
+        .store
+        .transition_lead(lead_id, to.to_owned(), actor, text("reason").map(str::to_owned), &app.config.rules())
+        .await?
+        .ok_or_else(|| not_found(&id, "lead"))?;
+    match moved {
+        Ok(lead) => Ok(Json(lead)),
+        Err(refused) => Err(ApiError::IllegalTransition {
+            code: refused.refusal.code(),
+            detail: refused.to_string(),
+            allowed: refused.allowed,
+        }),
+    }
 }

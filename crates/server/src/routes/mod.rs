@@ -1,8 +1,11 @@
 //! One module per API resource.
 
+pub mod accounts;
+pub mod events;
 pub mod health;
 pub mod imports;
 pub mod leads;
 pub mod meta;
 pub mod quarantine;
+pub mod reports;
 pub mod reviews;

@@ -29,7 +29,10 @@ async fn a_posted_lead_is_created_and_reads_back_normalized() {
     assert_eq!(lead["lifecycle_stage"], "new");
     assert_eq!(lead["attribution"]["original"]["source"], "api");
     assert_eq!(lead["attribution"]["original"]["utm_campaign"], "launch");
-    assert!(lead["score"].is_null() && lead["owner"].is_null());
+    // Scored on capture: no rules are configured, so nothing, with the default gate passed.
+    assert_eq!(lead["score"], 0);
+    assert_eq!(lead["score_detail"]["gate"]["passed"], true);
+    assert!(lead["owner"].is_null());
 
     let by_email: Value = app.get("/v1/leads?email=ADA%40example.com").await.json().await.unwrap();
     assert_eq!(by_email.as_array().unwrap().len(), 1);
@@ -427,4 +430,38 @@ async fn without_fuzzy_matching_only_the_same_email_merges() {
     assert_eq!(r.status(), 201);
     let reviews: Value = app.get("/v1/reviews").await.json().await.unwrap();
     assert_eq!(reviews, json!([]));
+}
+
+#[tokio::test]
+async fn a_merge_made_at_capture_is_split_off_from_history() {
+    let app = crate::spawn_app_with(fuzzy()).await;
+    let first: Value = app
+        .post(
+            "/v1/leads",
+            &json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post("/v1/leads", &json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "job_title": "CTO"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let merged: Value = r.json().await.unwrap();
+    assert_eq!(merged["outcome"], "merged");
+    let lead = first["id"].as_str().unwrap();
+    let history: Value = app.get(&format!("/v1/leads/{lead}/history")).await.json().await.unwrap();
+    let submission =
+        history.as_array().unwrap().iter().find(|e| e["kind"] == "merged").unwrap()["submission_id"].clone();
+
+    let split: Value =
+        app.post(&format!("/v1/leads/{lead}/split"), &json!({"submission_id": submission})).await.json().await.unwrap();
+    assert!(split["lead"]["job_title"].is_null());
+    assert_eq!(split["split"]["first_name"], "Bob");
+    assert_eq!(split["split"]["job_title"], "CTO");
+    assert_eq!(app.lead_count().await, 2);
+    crate::problem(app.post(&format!("/v1/leads/{lead}/split"), &json!({"submission_id": submission})).await, 404)
+        .await;
+    crate::problem(app.post(&format!("/v1/leads/{lead}/split"), &json!({"submission_id": 7})).await, 422).await;
 }

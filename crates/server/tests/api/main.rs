@@ -2,6 +2,7 @@
 //! SQLite file per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod bad_input;
 mod capture;
 mod imports;

@@ -1,0 +1,150 @@
+//! `/v1/accounts`: the companies leads meet in, found by their domains and company name.
+//! An account keeps its owner for routing and may own several domains.
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use axum::Json;
+use axum::extract::{Path, State};
+use leadflow_domain::account::Account;
+use leadflow_domain::{AccountId, FieldError, FieldErrorCode, Lead, LeadId};
+use leadflow_store::AccountUpdate;
+use serde::Deserialize;
+use serde_json::Value;
+
+const MAX_PAGE: usize = 500;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AccountQuery {
+    /// Page after this account id.
+    after: Option<AccountId>,
+    /// Page size, at most 500; default 50.
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AccountLeadsQuery {
+    /// Page after this lead id.
+    after: Option<LeadId>,
+    /// Page size, at most 500; default 50.
+    limit: Option<usize>,
+}
+
+/// Accounts in creation order.
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(AccountQuery),
+    responses(
+        (status = 200, body = Vec<Account>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AccountQuery>,
+) -> Result<Json<Vec<Account>>, ApiError> {
+    caller.require_read()?;
+    Ok(Json(app.store.list_accounts(q.after, q.limit.unwrap_or(50).clamp(1, MAX_PAGE)).await?))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, body = Account),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Account>, ApiError> {
+    caller.require_read()?;
+    let account_id: AccountId = path_id(&id, "account")?;
+    Ok(Json(app.store.get_account(account_id).await?.ok_or_else(|| not_found(&id, "account"))?))
+}
+
+/// The account's leads in creation order.
+#[utoipa::path(get, path = "/v1/accounts/{id}/leads", tag = "accounts",
+    params(("id" = String, Path, description = "The account id"), AccountLeadsQuery),
+    responses(
+        (status = 200, body = Vec<Lead>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn leads(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AccountLeadsQuery>,
+) -> Result<Json<Vec<Lead>>, ApiError> {
+    caller.require_read()?;
+    let account_id: AccountId = path_id(&id, "account")?;
+    if app.store.get_account(account_id).await?.is_none() {
+        return Err(not_found(&id, "account"));
+    }
+    Ok(Json(app.store.account_leads(account_id, q.after, q.limit.unwrap_or(50).clamp(1, MAX_PAGE)).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AccountPatch {
+    name: Option<String>,
+    /// The owning rep; `null` clears it.
+    owner: Option<String>,
+    /// Domains to add, e.g. a regional site; one owned by another account is a conflict.
+    add_domains: Option<Vec<String>>,
+}
+
+/// Rename an account, set or clear its owner, add domains.
+#[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = AccountPatch,
+    params(("id" = String, Path, description = "The account id")),
+    responses(
+        (status = 200, body = Account),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A domain belongs to another account", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Account>, ApiError> {
+    caller.require_admin()?;
+    let account_id: AccountId = path_id(&id, "account")?;
+    let update = parse_patch(&body).map_err(ApiError::Validation)?;
+    Ok(Json(app.store.update_account(account_id, update).await?.ok_or_else(|| not_found(&id, "account"))?))
+}
+
+fn parse_patch(body: &serde_json::Map<String, Value>) -> Result<AccountUpdate, Vec<FieldError>> {
+    let mut update = AccountUpdate::default();
+    let mut errors = Vec::new();
+    let invalid = |field: &str, message: &str| FieldError::new(field, FieldErrorCode::Invalid, message);
+    for (key, value) in body {
+        match (key.as_str(), value) {
+            ("name", Value::String(s)) if !s.trim().is_empty() => update.name = Some(s.trim().to_owned()),
+            ("name", _) => errors.push(invalid("name", "name must be a non-empty string")),
+            ("owner", Value::Null) => update.owner = Some(None),
+            ("owner", Value::String(s)) if !s.trim().is_empty() => update.owner = Some(Some(s.trim().to_owned())),
+            ("owner", _) => errors.push(invalid("owner", "owner must be a non-empty string or null")),
+            ("add_domains", Value::Array(list)) => {
+                for d in list {
+                    match d.as_str().and_then(leadflow_normalize::domain_of_url) {
+                        Some(domain) => update.add_domains.push(domain),
+                        None => errors.push(invalid("add_domains", "each domain must be a registrable domain name")),
+                    }
+                }
+            }
+            ("add_domains", _) => errors.push(invalid("add_domains", "add_domains must be a list of domain names")),
+            (other, _) => errors.push(FieldError::new(other, FieldErrorCode::UnknownField, "unknown field")),
+        }
+    }
+    if errors.is_empty() { Ok(update) } else { Err(errors) }
+}

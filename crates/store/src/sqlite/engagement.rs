@@ -1,0 +1,347 @@
+//! Engagement in SQLite: events attached to leads, rescoring, touchpoints, stage changes
+//! and the reports over them. Everything here runs inside the writer's transaction or on
+//! a read connection.
+
+use super::{insert_history, lead_following_merges, leads_by_email, millis, write_lead};
+use crate::{EventOutcome, NewEvent, SourceCount, StageCount, StoreError};
+use leadflow_domain::attribute::Touchpoint;
+use leadflow_domain::engagement::{self, Event};
+use leadflow_domain::pipeline::{HistoryEntry, LeadEvent, Rules};
+use leadflow_domain::{Email, EventId, Lead, LeadId};
+use leadflow_scoring::{EventView, TransitionError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// Scoring reads at most this many of a lead's most recent events: behavioural rules look
+/// at recent activity, and an unbounded history would make every event slower.
+const MAX_SCORED_EVENTS: usize = 2_000;
+
+/// The lead and every lead merged into it, for reads that follow merges backwards.
+const FAMILY: &str =
+    "WITH RECURSIVE family(id) AS (SELECT ?1 UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
+
+/// Writes a lead's changes to its history, and stage changes to the table reports read.
+pub(super) fn record_changes(
+    conn: &Connection,
+    lead: LeadId,
+    changes: Vec<LeadEvent>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for event in changes {
+        if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
+            conn.prepare_cached(
+                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![lead.to_string(), from, to, millis(now), actor, reason])?;
+        }
+        insert_history(conn, &HistoryEntry { lead_id: lead, at: now, event }, None)?;
+    }
+    Ok(())
+}
+
+/// After a submission settled into `lead`: remember its visitor id, attach the events
+/// that waited for this person, record the touchpoint, and rescore. `lead` is written by
+/// the caller afterwards.
+pub(super) fn after_settle(
+    conn: &Connection,
+    lead: &mut Lead,
+    visitor: Option<&str>,
+    touch: &Touchpoint,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<LeadEvent>, StoreError> {
+    let id = lead.id.to_string();
+    if let Some(visitor) = visitor {
+        conn.prepare_cached("INSERT OR IGNORE INTO lead_visitors (anonymous_id, lead_id) VALUES (?1, ?2)")?
+            .execute(params![visitor, id])?;
+    }
+    let mut attached = 0;
+    let email = lead.fields.email.as_ref().map(Email::as_str);
+    for (column, value) in
+        [("email", email), ("external_id", lead.fields.external_id.as_deref()), ("anonymous_id", visitor)]
+    {
+        if let Some(value) = value {
+            attached += conn
+                .prepare_cached(&format!("UPDATE events SET lead_id = ?1 WHERE lead_id IS NULL AND {column} = ?2"))?
+                .execute(params![id, value])?;
+        }
+    }
+    conn.prepare_cached("INSERT INTO touchpoints (lead_id, at, doc) VALUES (?1, ?2, ?3)")?.execute(params![
+        id,
+        millis(touch.at),
+        serde_json::to_string(touch)?
+    ])?;
+    let mut changes = Vec::new();
+    if attached > 0 {
+        changes.push(LeadEvent::EventsAttached { count: attached as u64 });
+    }
+    // A brand-new lead with nothing attached has no events to read.
+    let events = if lead.version == 1 && attached == 0 { Vec::new() } else { scored_events(conn, lead.id)? };
+    changes.extend(engagement::rescore(lead, &events, &rules.engagement, now));
+    Ok(changes)
+}
+
+fn scored_events(conn: &Connection, lead: LeadId) -> Result<Vec<EventView>, StoreError> {
+    Ok(family_events(conn, lead, MAX_SCORED_EVENTS)?.iter().map(Event::view).collect())
+}
+
+fn family_events(conn: &Connection, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+    let docs: Vec<String> = conn
+        .prepare_cached(&format!(
+            "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC LIMIT ?2"
+        ))?
+        .query_map(params![lead.to_string(), i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+}
+
+pub(super) fn lead_events(conn: &Connection, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+    family_events(conn, lead, limit)
+}
+
+pub(super) fn touchpoints(conn: &Connection, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError> {
+    let docs: Vec<String> = conn
+        .prepare_cached(&format!(
+            "{FAMILY} SELECT doc FROM touchpoints WHERE lead_id IN (SELECT id FROM family) ORDER BY at, id"
+        ))?
+        .query_map([lead.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+}
+
+/// Records events; each lead touched is rescored once, after all of its events in this
+/// call are in: the same result as rescoring after each, for a fraction of the work.
+pub(super) fn record(
+    conn: &Connection,
+    events: &[NewEvent],
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<EventOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut touched: BTreeMap<LeadId, Vec<usize>> = BTreeMap::new();
+    for (i, new) in events.iter().enumerate() {
+        if let Some(key) = &new.idempotency_key {
+            let known: Option<(String, Option<String>)> = conn
+                .prepare_cached("SELECT id, lead_id FROM events WHERE source = ?1 AND idempotency_key = ?2")?
+                .query_row(params![new.source.as_str(), key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((id, lead)) = known {
+                let event_id: EventId = id.parse().map_err(|_| StoreError::Corrupt("event id".into()))?;
+                outcomes.push(replayed(conn, event_id, lead)?);
+                continue;
+            }
+        }
+        let lead = find_lead(conn, &new.event)?;
+        let mut event = new.event.clone();
+        event.lead_id = lead;
+        conn.prepare_cached(
+            "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            event.id.to_string(),
+            new.source.as_str(),
+            new.idempotency_key.as_ref().map(|k| k.as_str()),
+            lead.map(|l| l.to_string()),
+            event.identity.email,
+            event.identity.external_id,
+            event.identity.anonymous_id,
+            event.kind,
+            millis(event.occurred_at),
+            serde_json::to_string(&event)?
+        ])?;
+        match lead {
+            Some(lead) => {
+                touched.entry(lead).or_default().push(i);
+                outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false });
+            }
+            None => outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false }),
+        }
+    }
+    for (lead_id, indexes) in touched {
+        let Some(lead) = rescore(conn, lead_id, rules, now)? else { continue };
+        for i in indexes {
+            if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
+                outcomes[i] = EventOutcome::Attached {
+                    event_id,
+                    lead_id: lead.id,
+                    score: lead.score,
+                    stage: lead.lifecycle_stage.clone(),
+                    replayed: false,
+                };
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+fn replayed(conn: &Connection, event_id: EventId, lead: Option<String>) -> Result<EventOutcome, StoreError> {
+    let lead = match lead {
+        Some(id) => {
+            let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?;
+            lead_following_merges(conn, id)?
+        }
+        None => None,
+    };
+    Ok(match lead {
+        Some(lead) => EventOutcome::Attached {
+            event_id,
+            lead_id: lead.id,
+            score: lead.score,
+            stage: lead.lifecycle_stage,
+            replayed: true,
+        },
+        None => EventOutcome::Waiting { event_id, replayed: true },
+    })
+}
+
+/// The surviving lead an event names: by lead id, email, external id, then visitor id.
+fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreError> {
+    let who = &event.identity;
+    if let Some(id) = who.lead_id {
+        return Ok(lead_following_merges(conn, id)?.map(|l| l.id));
+    }
+    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok())
+        && let Some(lead) = leads_by_email(conn, &email)?.into_iter().next()
+    {
+        return Ok(Some(lead.id));
+    }
+    if let Some(external) = &who.external_id {
+        let id: Option<String> = conn
+            .prepare_cached("SELECT id FROM leads WHERE external_id = ?1 AND merged_into IS NULL LIMIT 1")?
+            .query_row([external], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            return Ok(Some(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
+        }
+    }
+    if let Some(visitor) = &who.anonymous_id {
+        let id: Option<String> = conn
+            .prepare_cached("SELECT lead_id FROM lead_visitors WHERE anonymous_id = ?1")?
+            .query_row([visitor], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?;
+            return Ok(lead_following_merges(conn, id)?.map(|l| l.id));
+        }
+    }
+    Ok(None)
+}
+
+/// Rescores a stored lead from its events; writes it only when something changed.
+pub(super) fn rescore(
+    conn: &Connection,
+    lead_id: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Lead>, StoreError> {
+    let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    let events = scored_events(conn, lead.id)?;
+    let expected = lead.version;
+    let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
+    if !changes.is_empty() {
+        lead.version += 1;
+        write_lead(conn, &lead, Some(expected), &rules.matching)?;
+        record_changes(conn, lead.id, changes, now)?;
+    }
+    Ok(Some(lead))
+}
+
+pub(super) fn transition(
+    conn: &Connection,
+    lead_id: LeadId,
+    to: &str,
+    actor: &str,
+    reason: Option<&str>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
+    let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    let expected = lead.version;
+    let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
+        Ok(change) => change,
+        Err(refused) => return Ok(Some(Err(refused))),
+    };
+    lead.version += 1;
+    write_lead(conn, &lead, Some(expected), &rules.matching)?;
+    record_changes(conn, lead.id, vec![change], now)?;
+    Ok(Some(Ok(lead)))
+}
+
+pub(super) fn report_sources(
+    conn: &Connection,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    latest: bool,
+) -> Result<Vec<SourceCount>, StoreError> {
+    let (source, campaign) = if latest { ("latest_source", "latest_campaign") } else { ("source", "campaign") };
+    let sql = format!(
+        "SELECT {source}, {campaign}, count(*) FROM leads
+         WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND {source} IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![millis(from), millis(to)], |r| {
+            Ok(SourceCount { source: r.get(0)?, campaign: r.get(1)?, leads: r.get::<_, i64>(2)?.unsigned_abs() })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn report_stages(
+    conn: &Connection,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<StageCount>, StoreError> {
+    // Every lead reached the stage it started in; the others from its stage changes.
+    let sql = "WITH cohort AS (
+             SELECT id, source, campaign FROM leads
+             WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND source IS NOT NULL
+         ), reached AS (
+             SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
+             UNION
+             SELECT c.id, c.source, c.campaign, s.from_stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
+             UNION
+             SELECT c.id, c.source, c.campaign, l.stage FROM cohort c JOIN leads l ON l.id = c.id
+         )
+         SELECT source, campaign, stage, count(DISTINCT id) FROM reached WHERE stage IS NOT NULL
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map(params![millis(from), millis(to)], |r| {
+            Ok(StageCount {
+                source: r.get(0)?,
+                campaign: r.get(1)?,
+                stage: r.get(2)?,
+                leads: r.get::<_, i64>(3)?.unsigned_abs(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Leads stored before these columns existed get them.
+pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
+    let docs: Vec<String> = conn
+        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for doc in &docs {
+        let lead: Lead = serde_json::from_str(doc)?;
+        conn.execute(
+            "UPDATE leads SET external_id = ?2, stage = ?3, source = ?4, campaign = ?5, latest_source = ?6, latest_campaign = ?7 WHERE id = ?1",
+            params![
+                lead.id.to_string(),
+                lead.fields.external_id,
+                lead.lifecycle_stage,
+                lead.attribution.original.source.as_str(),
+                lead.attribution.original.utm_campaign,
+                lead.attribution.latest.source.as_str(),
+                lead.attribution.latest.utm_campaign
+            ],
+        )?;
+    }
+    Ok(())
+}
