@@ -20,26 +20,38 @@
 //! (503 at the HTTP edge). The pool drops connections the server closed and opens new
 //! ones, so the store recovers by itself once the database is back.
 
+mod accounts;
+mod engagement;
 mod sql;
 pub mod testkit;
 
-use crate::{CaptureItem, Captured, ImportJob, Review, ReviewStatus, Store, StoreError, StoredSubmission};
+use crate::{
+    AccountUpdate, CaptureItem, Captured, EventOutcome, ImportJob, NewEvent, Review, ReviewStatus, SourceCount,
+    StageCount, Store, StoreError, StoredSubmission,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use leadflow_domain::account::Account;
+use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::RawSubmission;
+use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
-use leadflow_domain::pipeline::HistoryEntry;
-use leadflow_domain::resolve::{self, Matching};
-use leadflow_domain::{Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use std::sync::Arc;
+use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::{HistoryEntry, Rules};
+use leadflow_domain::resolve;
+use leadflow_domain::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_scoring::TransitionError;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 /// Versioned, append-only migrations. Never edit a released one: add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_schema.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_schema.sql")),
+    (2, include_str!("../../migrations/postgres/0002_accounts_engagement.sql")),
+];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
 const MIGRATION_LOCK: i64 = 0x6c65_6164_666c_6f77;
@@ -186,6 +198,11 @@ impl PgStore {
                 tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
                 tracing::info!(version, "applied migration");
             }
+            // Leads stored before a migration get what it added, in the same transaction.
+            if current < 2 {
+                accounts::backfill(&tx).await?;
+                engagement::backfill(&tx).await?;
+            }
         })
     }
 }
@@ -293,17 +310,17 @@ async fn backoff(attempt: u32) {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn capture(&self, items: Vec<CaptureItem>, matching: &Arc<Matching>) -> Result<Vec<Captured>, StoreError> {
+    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let _open = self.writable().await?;
-        let locks = sql::capture_locks(&items, matching);
+        let locks = sql::capture_locks(&items, &rules.matching);
         let whole = transaction!(self, true, |tx| {
             sql::lock_keys(&tx, &locks).await?;
             let mut out = Vec::with_capacity(items.len());
             for item in &items {
-                out.push(sql::capture_one(&tx, item, matching).await?);
+                out.push(sql::capture_one(&tx, item, rules).await?);
             }
             out
         });
@@ -317,7 +334,7 @@ impl Store for PgStore {
                     sql::lock_keys(&tx, &locks).await?;
                     let mut out = Vec::with_capacity(items.len());
                     for item in &items {
-                        out.push(sql::capture_one_guarded(&tx, item, matching).await?);
+                        out.push(sql::capture_one_guarded(&tx, item, rules).await?);
                     }
                     out
                 })
@@ -487,6 +504,90 @@ impl Store for PgStore {
     ) -> Result<bool, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { sql::add_review(&tx, lead, candidate, score, &evidence).await? })
+    }
+
+    async fn split_submission(
+        &self,
+        lead: LeadId,
+        submission: SubmissionId,
+        candidate: Candidate,
+        rules: &Rules,
+    ) -> Result<Option<Lead>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            sql::split(&tx, lead, submission, candidate.clone(), rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        read!(self, |c| accounts::get(c, id))
+    }
+
+    async fn list_accounts(&self, after: Option<AccountId>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        read!(self, |c| accounts::list(c, after, limit))
+    }
+
+    async fn account_leads(&self, id: AccountId, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError> {
+        read!(self, |c| accounts::leads(c, id, after, limit))
+    }
+
+    async fn update_account(&self, id: AccountId, update: AccountUpdate) -> Result<Option<Account>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { accounts::update(&tx, id, &update).await? })
+    }
+
+    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _open = self.writable().await?;
+        let locks = engagement::event_locks(&events);
+        // Unique violations are retried too: the idempotency index or a lead written
+        // concurrently; the run again replays what the other committed.
+        transaction!(self, true, |tx| {
+            sql::lock_keys(&tx, &locks).await?;
+            engagement::record(&tx, &events, rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+        read!(self, |c| engagement::lead_events(c, lead, limit))
+    }
+
+    async fn touchpoints(&self, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError> {
+        read!(self, |c| engagement::touchpoints(c, lead))
+    }
+
+    async fn transition_lead(
+        &self,
+        lead: LeadId,
+        to: String,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            engagement::transition(&tx, lead, &to, &actor, reason.as_deref(), rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { engagement::rescore(&tx, lead, rules, OffsetDateTime::now_utc()).await? })
+    }
+
+    async fn report_sources(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        latest: bool,
+    ) -> Result<Vec<SourceCount>, StoreError> {
+        read!(self, |c| engagement::report_sources(c, from, to, latest))
+    }
+
+    async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
+        read!(self, |c| engagement::report_stages(c, from, to))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,18 +1,20 @@
 //! The PostgreSQL statements, each beside the function that runs it. Every function takes
 //! a client or a transaction; the caller decides the transaction's bounds and retries.
 
-use super::Fail;
+use super::{Fail, accounts, engagement};
 use crate::{
     CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, StoreError, StoredSubmission,
     SubmissionStatus,
 };
 use deadpool_postgres::GenericClient;
+use leadflow_domain::account::Claim;
+use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
-use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
+use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, Rules, SubmissionMeta};
+use leadflow_domain::resolve::{self, Decision, Matching, Record};
 use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -52,7 +54,7 @@ pub(super) async fn exec(c: &impl GenericClient, sql: &str, params: Params<'_>) 
     Ok(c.execute(&stmt, params).await?)
 }
 
-fn limit(n: usize) -> i64 {
+pub(super) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -65,13 +67,19 @@ fn count(n: u64) -> i64 {
 
 /// The advisory lock id of a key: FNV-1a, because every instance (whatever its build)
 /// must compute the same id, which the standard library's hasher does not promise.
-fn lock_id(kind: &str, value: &str) -> i64 {
+pub(super) fn lock_id(kind: &str, value: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in kind.bytes().chain([0]).chain(value.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// The lock of a way to name a person (`email`, `external_id`, `anonymous_id`), taken by
+/// captures and by events naming the person the same way.
+pub(super) fn identity_lock(kind: &str, value: &str) -> i64 {
+    lock_id(kind, value)
 }
 
 fn idempotency_lock(sub: &RawSubmission, key: &IdempotencyKey) -> i64 {
@@ -88,8 +96,20 @@ pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i
             locks.push(idempotency_lock(sub, key));
         }
         if let Some(email) = &item.candidate.fields.email {
-            locks.push(lock_id("email", email.as_str()));
+            locks.push(identity_lock("email", email.as_str()));
         }
+        // Events recorded meanwhile for this person take the same locks: either they see
+        // the lead, or the capture sees them waiting and attaches them.
+        if let Some(external) = &item.candidate.fields.external_id {
+            locks.push(identity_lock("external_id", external));
+        }
+        if let Some(visitor) = engagement::visitor_id(&item.candidate) {
+            locks.push(identity_lock("anonymous_id", &visitor));
+        }
+        // Two instances founding the account of one domain line up here; the account
+        // keys' primary key settles what these locks miss (keys a merge brought in).
+        let claim = Claim::of(&item.candidate.fields, &item.candidate.derived);
+        locks.extend(claim.keys().iter().map(|k| lock_id("account", k)));
         if matching.fuzzy {
             let record = resolve::match_record(&item.candidate.fields, &item.candidate.derived);
             locks.extend(resolve::blocking_keys(&record, &matching.model).iter().map(|k| lock_id("key", k)));
@@ -127,25 +147,21 @@ pub(super) async fn lock_leads(c: &impl GenericClient, ids: &[LeadId]) -> Result
 // ---------------------------------------------------------------------------------------
 // Capture
 
-pub(super) async fn capture_one(
-    c: &impl GenericClient,
-    item: &CaptureItem,
-    matching: &Matching,
-) -> Result<Captured, Fail> {
+pub(super) async fn capture_one(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Result<Captured, Fail> {
     let sub = &item.submission;
     if let Some(key) = &sub.idempotency_key
         && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
     {
         return Ok(first);
     }
-    settle(c, sub, item.candidate.clone(), matching).await
+    settle(c, sub, item.candidate.clone(), rules).await
 }
 
 /// Like [`capture_one`], but a submission that fails to settle is kept as pending.
 pub(super) async fn capture_one_guarded(
     c: &impl GenericClient,
     item: &CaptureItem,
-    matching: &Matching,
+    rules: &Rules,
 ) -> Result<Captured, Fail> {
     let sub = &item.submission;
     if let Some(key) = &sub.idempotency_key
@@ -154,7 +170,7 @@ pub(super) async fn capture_one_guarded(
         return Ok(first);
     }
     c.batch_execute("SAVEPOINT settle").await?;
-    match settle(c, sub, item.candidate.clone(), matching).await {
+    match settle(c, sub, item.candidate.clone(), rules).await {
         Ok(captured) => {
             c.batch_execute("RELEASE SAVEPOINT settle").await?;
             Ok(captured)
@@ -210,8 +226,9 @@ async fn settle(
     c: &impl GenericClient,
     sub: &RawSubmission,
     candidate: Candidate,
-    matching: &Matching,
+    rules: &Rules,
 ) -> Result<Captured, Fail> {
+    let matching = &*rules.matching;
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
     // Exact email through the leads' own index, always: it also finds leads stored while
     // fuzzy matching was off, which have no blocking keys.
@@ -240,11 +257,16 @@ async fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let settlement = pipeline::settle(candidate, &meta, decision, target, now);
+    let visitor = engagement::visitor_id(&candidate);
+    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
+    accounts::assign(c, &mut settlement.lead, now).await?;
+    let changes = engagement::after_settle(c, &mut settlement.lead, visitor.as_deref(), &touch, rules, now).await?;
     let lead = &settlement.lead;
     write_lead(c, lead, expected, matching).await?;
     upsert_submission(c, sub, Status::Processed, Some((lead.id, settlement.outcome)), None).await?;
     insert_history(c, &settlement.history, Some(sub.id)).await?;
+    engagement::record_changes(c, lead.id, changes, now).await?;
     if !settlement.possible_duplicates.is_empty() {
         for possible in &settlement.possible_duplicates {
             exec(
@@ -323,7 +345,7 @@ async fn candidates_by_keys(c: &impl GenericClient, keys: &[String]) -> Result<V
 
 /// Writes a lead: its document, the columns matched on, and its blocking keys.
 /// `expected` is the version it had when read (`None` for a new lead).
-async fn write_lead(
+pub(super) async fn write_lead(
     c: &impl GenericClient,
     lead: &Lead,
     expected: Option<u64>,
@@ -331,21 +353,57 @@ async fn write_lead(
 ) -> Result<(), Fail> {
     let email = lead.fields.email.as_ref().map(Email::as_str);
     let version = version_column(lead.version)?;
+    let account = lead.account_id.map(|a| *a.as_uuid());
+    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
+    let (source, latest_source) = (original.source.as_str(), latest.source.as_str());
+    let doc = Json(lead);
     match expected {
         None => {
             exec(
                 c,
-                "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[lead.id.as_uuid(), &email, &version, &lead.created_at, &lead.updated_at, &Json(lead)],
+                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                    campaign, latest_source, latest_campaign, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                &[
+                    lead.id.as_uuid(),
+                    &email,
+                    &version,
+                    &lead.updated_at,
+                    &doc,
+                    &account,
+                    &lead.fields.external_id,
+                    &lead.lifecycle_stage,
+                    &source,
+                    &original.utm_campaign,
+                    &latest_source,
+                    &latest.utm_campaign,
+                    &lead.created_at,
+                ],
             )
             .await?;
         }
         Some(expected) => {
             let changed = exec(
                 c,
-                "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5
-                 WHERE id = $1 AND version = $6 AND merged_into IS NULL",
-                &[lead.id.as_uuid(), &email, &version, &lead.updated_at, &Json(lead), &version_column(expected)?],
+                "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
+                    external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
+                    latest_campaign = $12
+                 WHERE id = $1 AND version = $13 AND merged_into IS NULL",
+                &[
+                    lead.id.as_uuid(),
+                    &email,
+                    &version,
+                    &lead.updated_at,
+                    &doc,
+                    &account,
+                    &lead.fields.external_id,
+                    &lead.lifecycle_stage,
+                    &source,
+                    &original.utm_campaign,
+                    &latest_source,
+                    &latest.utm_campaign,
+                    &version_column(expected)?,
+                ],
             )
             .await?;
             if changed != 1 {
@@ -428,7 +486,7 @@ async fn upsert_submission(
     Ok(())
 }
 
-async fn insert_history(
+pub(super) async fn insert_history(
     c: &impl GenericClient,
     entry: &HistoryEntry,
     submission: Option<SubmissionId>,
@@ -561,7 +619,7 @@ pub(super) async fn get_submission(c: &impl GenericClient, id: SubmissionId) -> 
     opt(c, &sql, &[id.as_uuid()]).await?.as_ref().map(submission_from_row).transpose()
 }
 
-fn lead_from_row(row: &Row, column: usize) -> Result<Lead, Fail> {
+pub(super) fn lead_from_row(row: &Row, column: usize) -> Result<Lead, Fail> {
     let Json(lead): Json<Lead> = row.try_get(column)?;
     Ok(lead)
 }
@@ -859,7 +917,7 @@ pub(super) async fn merge_pair(
     exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[absorbed.id.as_uuid()]).await?;
     // Keys are kept for the survivor whether or not capture uses them: a batch search
     // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(c, &survivor, Some(expected), &Matching { fuzzy: true, model: Model::default() }).await?;
+    write_lead(c, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() }).await?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
     insert_history(c, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None).await?;
@@ -906,7 +964,7 @@ pub(super) async fn unmerge(
     }
     restored.version = current.version + 1;
     restored.updated_at = now;
-    let keys = Matching { fuzzy: true, model: Model::default() };
+    let keys = Matching { fuzzy: true, ..Matching::default() };
     write_lead(c, &restored, Some(current.version), &keys).await?;
     exec(c, "UPDATE leads SET merged_into = NULL, updated_at = $2 WHERE id = $1", &[absorbed_id.as_uuid(), &now])
         .await?;
@@ -945,4 +1003,79 @@ pub(super) async fn decide_review(
     )
     .await?;
     review_by_id(c, id, false).await
+}
+
+/// Undoes a merge made at capture: `lead` returns to its state before `submission` merged
+/// into it, and the submission becomes a lead of its own from `candidate` (the submission
+/// prepared again). Refused when the lead changed since, as [`unmerge`] is.
+pub(super) async fn split(
+    c: &impl GenericClient,
+    lead_id: LeadId,
+    submission: SubmissionId,
+    candidate: Candidate,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Lead>, Fail> {
+    let matching = &*rules.matching;
+    let Some(current) = lead_following_merges(c, lead_id, true).await?.filter(|l| l.id == lead_id) else {
+        return Ok(None);
+    };
+    let Some(stored) = get_submission(c, submission).await? else { return Ok(None) };
+    if stored.lead_id != Some(lead_id) {
+        // Never merged here, or already split off.
+        return Ok(None);
+    }
+    let entries = rows(
+        c,
+        "SELECT entry FROM lead_history WHERE lead_id = $1 AND submission_id = $2 ORDER BY id",
+        &[lead_id.as_uuid(), submission.as_uuid()],
+    )
+    .await?;
+    let mut before = None;
+    for row in &entries {
+        let Json(entry): Json<HistoryEntry> = row.try_get(0)?;
+        if let LeadEvent::Merged { submission_id, before: b, .. } = entry.event
+            && submission_id == submission
+        {
+            before = Some(b);
+            break;
+        }
+    }
+    let Some(before) = before else { return Ok(None) };
+    let Some(mut restored) = before.map(|b| *b) else {
+        return Err(StoreError::Conflict(format!("the merge of {submission} kept no earlier state to restore")).into());
+    };
+    if current.version != restored.version + 1 {
+        return Err(StoreError::Conflict(format!(
+            "lead {lead_id} changed after the merge; undoing it would lose that change"
+        ))
+        .into());
+    }
+    if candidate.fields.email.is_some() && candidate.fields.email == restored.fields.email {
+        return Err(StoreError::Conflict(format!(
+            "submission {submission} has the lead's own email address: one mailbox is one lead"
+        ))
+        .into());
+    }
+    let sub = stored.submission;
+    restored.version = current.version + 1;
+    restored.updated_at = now;
+    write_lead(c, &restored, Some(current.version), matching).await?;
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
+    let create = Decision::Create { possible: Vec::new() };
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    accounts::assign(c, &mut settlement.lead, now).await?;
+    let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
+    write_lead(c, &settlement.lead, None, matching).await?;
+    exec(
+        c,
+        "UPDATE submissions SET lead_id = $2, outcome = 'created' WHERE id = $1",
+        &[submission.as_uuid(), settlement.lead.id.as_uuid()],
+    )
+    .await?;
+    insert_history(c, &settlement.history, Some(submission)).await?;
+    engagement::record_changes(c, settlement.lead.id, scored, now).await?;
+    let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
+    insert_history(c, &HistoryEntry { lead_id, at: now, event }, None).await?;
+    Ok(Some(settlement.lead))
 }

@@ -1,0 +1,214 @@
+//! Accounts in PostgreSQL: found by the keys they hold, assigned inside the transaction
+//! that writes the lead.
+//!
+//! Two instances may found an account for one domain at once. Captures take an advisory
+//! lock on each key their candidates claim, which lines most of them up; for the rest
+//! (keys a merge brought in, a person adding a domain) the primary key on `account_keys`
+//! decides: a founding insert that loses fails with a unique violation, and the capture
+//! runs again and joins the account that won.
+
+use super::Fail;
+use super::sql::{exec, lead_from_row, limit, opt, rows};
+use crate::{AccountUpdate, StoreError};
+use deadpool_postgres::GenericClient;
+use leadflow_domain::account::{self, Account, Assignment, Claim, Found};
+use leadflow_domain::{AccountId, Lead, LeadId};
+use time::OffsetDateTime;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+/// Gives a lead without an account the one its domains or company name claim (creating
+/// it if needed). A lead keeps an account once it has one.
+pub(super) async fn assign(c: &impl GenericClient, lead: &mut Lead, now: OffsetDateTime) -> Result<(), Fail> {
+    if lead.account_id.is_some() {
+        return Ok(());
+    }
+    let claim = Claim::of(&lead.fields, &lead.derived);
+    if claim.is_empty() {
+        return Ok(());
+    }
+    let found = by_keys(c, &claim.keys()).await?;
+    match account::assign(&claim, &found, now) {
+        Assignment::Join { account, add_keys } => {
+            insert_keys(c, account, &add_keys).await?;
+            lead.account_id = Some(account);
+        }
+        Assignment::Found(account) => {
+            insert(c, &account).await?;
+            lead.account_id = Some(account.id);
+        }
+        Assignment::Personal => {}
+    }
+    Ok(())
+}
+
+async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<Found>, Fail> {
+    let mut found = Vec::new();
+    for key in keys {
+        let row = opt(c, "SELECT account_id FROM account_keys WHERE key = $1", &[key]).await?;
+        if let Some(row) = row {
+            let id = AccountId::from(row.try_get::<_, Uuid>(0)?);
+            let account = get(c, id).await?.ok_or_else(|| StoreError::Corrupt(format!("account {id} is missing")))?;
+            found.push(Found { key: key.clone(), account });
+        }
+    }
+    Ok(found)
+}
+
+async fn insert(c: &impl GenericClient, account: &Account) -> Result<(), Fail> {
+    exec(
+        c,
+        "INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        &[account.id.as_uuid(), &account.name, &account.owner, &account.created_at, &account.updated_at],
+    )
+    .await?;
+    let mut keys: Vec<String> = account
+        .domains
+        .iter()
+        .map(|d| account::domain_key(d))
+        .chain(account.company_keys.iter().map(|k| account::company_key(k)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // No `ON CONFLICT` here: the keys were free when read, so one taken now was taken by a
+    // concurrent transaction, and the unique violation makes this capture run again.
+    exec(
+        c,
+        "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k",
+        &[&keys, account.id.as_uuid()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records keys for an account; a key another account already holds stays with it.
+async fn insert_keys(c: &impl GenericClient, id: AccountId, keys: &[String]) -> Result<(), Fail> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    exec(
+        c,
+        "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING",
+        &[&keys, id.as_uuid()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get(c: &impl GenericClient, id: AccountId) -> Result<Option<Account>, Fail> {
+    let row = opt(c, "SELECT name, owner, created_at, updated_at FROM accounts WHERE id = $1", &[id.as_uuid()]).await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut account = Account {
+        id,
+        name: row.try_get(0)?,
+        domains: Vec::new(),
+        company_keys: Vec::new(),
+        owner: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        updated_at: row.try_get(3)?,
+    };
+    // `COLLATE "C"`: the order SQLite gives, whatever the database's collation.
+    for row in rows(c, "SELECT key FROM account_keys WHERE account_id = $1 ORDER BY key COLLATE \"C\"", &[id.as_uuid()])
+        .await?
+    {
+        let key: String = row.try_get(0)?;
+        if let Some(d) = key.strip_prefix("d:") {
+            account.domains.push(d.to_owned());
+        } else if let Some(k) = key.strip_prefix("c:") {
+            account.company_keys.push(k.to_owned());
+        }
+    }
+    Ok(Some(account))
+}
+
+pub(super) async fn list(c: &impl GenericClient, after: Option<AccountId>, n: usize) -> Result<Vec<Account>, Fail> {
+    let after = after.map_or(Uuid::nil(), |a| *a.as_uuid());
+    let ids = rows(c, "SELECT id FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", &[&after, &limit(n)]).await?;
+    let mut accounts = Vec::with_capacity(ids.len());
+    for row in ids {
+        let id = AccountId::from(row.try_get::<_, Uuid>(0)?);
+        accounts.extend(get(c, id).await?);
+    }
+    Ok(accounts)
+}
+
+pub(super) async fn leads(
+    c: &impl GenericClient,
+    id: AccountId,
+    after: Option<LeadId>,
+    n: usize,
+) -> Result<Vec<Lead>, Fail> {
+    let after = after.map_or(Uuid::nil(), |a| *a.as_uuid());
+    rows(
+        c,
+        "SELECT doc FROM leads WHERE account_id = $1 AND merged_into IS NULL AND id > $2 ORDER BY id LIMIT $3",
+        &[id.as_uuid(), &after, &limit(n)],
+    )
+    .await?
+    .iter()
+    .map(|r| lead_from_row(r, 0))
+    .collect()
+}
+
+pub(super) async fn update(
+    c: &impl GenericClient,
+    id: AccountId,
+    update: &AccountUpdate,
+) -> Result<Option<Account>, Fail> {
+    // Locked: two people changing one account at once change it one after the other.
+    if opt(c, "SELECT id FROM accounts WHERE id = $1 FOR UPDATE", &[id.as_uuid()]).await?.is_none() {
+        return Ok(None);
+    }
+    for domain in &update.add_domains {
+        let key = account::domain_key(domain);
+        // Inserted first, then read: of two accounts claiming a domain at once, one
+        // insert waits for the other and finds the key taken.
+        exec(
+            c,
+            "INSERT INTO account_keys (key, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&key, id.as_uuid()],
+        )
+        .await?;
+        let holder: Uuid = opt(c, "SELECT account_id FROM account_keys WHERE key = $1", &[&key])
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("account key of {id} vanished")))?
+            .try_get(0)?;
+        if holder != *id.as_uuid() {
+            return Err(StoreError::Conflict(format!("the domain {domain} belongs to account {holder}")).into());
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    if let Some(name) = &update.name {
+        exec(c, "UPDATE accounts SET name = $2 WHERE id = $1", &[id.as_uuid(), name]).await?;
+    }
+    if let Some(owner) = &update.owner {
+        exec(c, "UPDATE accounts SET owner = $2 WHERE id = $1", &[id.as_uuid(), owner]).await?;
+    }
+    exec(c, "UPDATE accounts SET updated_at = $2 WHERE id = $1", &[id.as_uuid(), &now]).await?;
+    get(c, id).await
+}
+
+/// Leads stored before accounts existed get theirs.
+pub(super) async fn backfill(c: &impl GenericClient) -> Result<(), Fail> {
+    let found =
+        rows(c, "SELECT doc FROM leads WHERE merged_into IS NULL AND account_id IS NULL ORDER BY id", &[]).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut assigned = 0usize;
+    for row in &found {
+        let mut lead = lead_from_row(row, 0)?;
+        assign(c, &mut lead, now).await?;
+        if let Some(account) = lead.account_id {
+            exec(
+                c,
+                "UPDATE leads SET account_id = $2, doc = $3 WHERE id = $1",
+                &[lead.id.as_uuid(), account.as_uuid(), &Json(&lead)],
+            )
+            .await?;
+            assigned += 1;
+        }
+    }
+    if assigned > 0 {
+        tracing::info!(leads = assigned, "assigned existing leads to accounts");
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! Engagement in PostgreSQL: events attached to leads, rescoring, touchpoints, stage
+//! changes and the reports over them.
+//!
+//! Across instances: a lead is rescored only with its row locked (`FOR UPDATE`) and its
+//! events read after the lock is granted, so of two calls adding events to one lead the
+//! second scores both. Events naming a person by email, external id or visitor id take
+//! the same advisory locks a capture of that person takes, so an event is never left
+//! waiting for a lead that committed beside it.
+
+use super::Fail;
+use super::sql::{
+    exec, identity_lock, insert_history, lead_following_merges, leads_by_email, limit, lock_id, opt, rows, write_lead,
+};
+use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
+use deadpool_postgres::GenericClient;
+use leadflow_domain::attribute::Touchpoint;
+use leadflow_domain::engagement::{self, Event};
+use leadflow_domain::normalize::Candidate;
+use leadflow_domain::pipeline::{HistoryEntry, LeadEvent, Rules};
+use leadflow_domain::{Email, EventId, Lead, LeadId};
+use leadflow_scoring::{EventView, TransitionError};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+/// Scoring reads at most this many of a lead's most recent events: behavioural rules look
+/// at recent activity, and an unbounded history would make every event slower.
+const MAX_SCORED_EVENTS: usize = 2_000;
+
+/// The lead and every lead merged into it, for reads that follow merges backwards.
+const FAMILY: &str = "WITH RECURSIVE family(id) AS (
+    SELECT $1::uuid UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
+
+/// The browser visitor id a form submission carries (set by the embed script), so the
+/// visitor's earlier events join the lead. The same reading as the SQLite store's.
+pub(super) fn visitor_id(candidate: &Candidate) -> Option<String> {
+    ["anonymous_id", "_lf_vid", "visitor_id"]
+        .iter()
+        .find_map(|k| candidate.custom.get(*k).and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned)
+}
+
+/// Writes a lead's changes to its history, and stage changes to the table reports read.
+pub(super) async fn record_changes(
+    c: &impl GenericClient,
+    lead: LeadId,
+    changes: Vec<LeadEvent>,
+    now: OffsetDateTime,
+) -> Result<(), Fail> {
+    for event in changes {
+        if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
+            exec(
+                c,
+                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[lead.as_uuid(), from, to, &now, actor, reason],
+            )
+            .await?;
+        }
+        insert_history(c, &HistoryEntry { lead_id: lead, at: now, event }, None).await?;
+    }
+    Ok(())
+}
+
+/// After a submission settled into `lead`: remember its visitor id, attach the events
+/// that waited for this person, record the touchpoint, and rescore. `lead` is written by
+/// the caller afterwards; the capture holds its row lock (or is creating it).
+pub(super) async fn after_settle(
+    c: &impl GenericClient,
+    lead: &mut Lead,
+    visitor: Option<&str>,
+    touch: &Touchpoint,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<LeadEvent>, Fail> {
+    let id = *lead.id.as_uuid();
+    if let Some(visitor) = visitor {
+        exec(
+            c,
+            "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&visitor, &id],
+        )
+        .await?;
+    }
+    let mut attached = 0;
+    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let by = [
+        ("UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND email = $2", email),
+        (
+            "UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND external_id = $2",
+            lead.fields.external_id.as_deref(),
+        ),
+        ("UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND anonymous_id = $2", visitor),
+    ];
+    for (sql, value) in by {
+        if let Some(value) = value {
+            attached += exec(c, sql, &[&id, &value]).await?;
+        }
+    }
+    exec(c, "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)", &[&id, &touch.at, &Json(touch)]).await?;
+    let mut changes = Vec::new();
+    if attached > 0 {
+        changes.push(LeadEvent::EventsAttached { count: attached });
+    }
+    // A brand-new lead with nothing attached has no events to read.
+    let events = if lead.version == 1 && attached == 0 { Vec::new() } else { scored_events(c, lead.id).await? };
+    changes.extend(engagement::rescore(lead, &events, &rules.engagement, now));
+    Ok(changes)
+}
+
+async fn scored_events(c: &impl GenericClient, lead: LeadId) -> Result<Vec<EventView>, Fail> {
+    Ok(family_events(c, lead, MAX_SCORED_EVENTS).await?.iter().map(Event::view).collect())
+}
+
+async fn family_events(c: &impl GenericClient, lead: LeadId, n: usize) -> Result<Vec<Event>, Fail> {
+    let sql = format!(
+        "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC, id DESC LIMIT $2"
+    );
+    rows(c, &sql, &[lead.as_uuid(), &limit(n)]).await?.iter().map(|r| Ok(r.try_get::<_, Json<Event>>(0)?.0)).collect()
+}
+
+pub(super) async fn lead_events(c: &impl GenericClient, lead: LeadId, n: usize) -> Result<Vec<Event>, Fail> {
+    family_events(c, lead, n).await
+}
+
+pub(super) async fn touchpoints(c: &impl GenericClient, lead: LeadId) -> Result<Vec<Touchpoint>, Fail> {
+    let sql = format!("{FAMILY} SELECT doc FROM touchpoints WHERE lead_id IN (SELECT id FROM family) ORDER BY at, id");
+    rows(c, &sql, &[lead.as_uuid()]).await?.iter().map(|r| Ok(r.try_get::<_, Json<Touchpoint>>(0)?.0)).collect()
+}
+
+/// The advisory locks recording `events` takes before it looks anything up: each
+/// idempotency key, and each way the events name a person (shared with captures).
+/// Sorted and without repeats.
+pub(super) fn event_locks(events: &[NewEvent]) -> Vec<i64> {
+    let mut locks = Vec::new();
+    for new in events {
+        if let Some(key) = &new.idempotency_key {
+            locks.push(lock_id("event", &format!("{}\0{}", new.source.as_str(), key.as_str())));
+        }
+        let who = &new.event.identity;
+        if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
+            locks.push(identity_lock("email", email.as_str()));
+        }
+        if let Some(external) = &who.external_id {
+            locks.push(identity_lock("external_id", external));
+        }
+        if let Some(visitor) = &who.anonymous_id {
+            locks.push(identity_lock("anonymous_id", visitor));
+        }
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    locks
+}
+
+/// Records events; each lead touched is rescored once, after all of its events in this
+/// call are in: the same result as rescoring after each, for a fraction of the work. The
+/// caller holds [`event_locks`].
+pub(super) async fn record(
+    c: &impl GenericClient,
+    events: &[NewEvent],
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<EventOutcome>, Fail> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut touched: BTreeMap<LeadId, Vec<usize>> = BTreeMap::new();
+    for (i, new) in events.iter().enumerate() {
+        if let Some(key) = &new.idempotency_key {
+            let known = opt(
+                c,
+                "SELECT id, lead_id FROM events WHERE source = $1 AND idempotency_key = $2",
+                &[&new.source.as_str(), &key.as_str()],
+            )
+            .await?;
+            if let Some(row) = known {
+                let event_id = EventId::from(row.try_get::<_, Uuid>(0)?);
+                let lead: Option<Uuid> = row.try_get(1)?;
+                outcomes.push(replayed(c, event_id, lead.map(LeadId::from)).await?);
+                continue;
+            }
+        }
+        let lead = find_lead(c, &new.event).await?;
+        let mut event = new.event.clone();
+        event.lead_id = lead;
+        exec(
+            c,
+            "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                event.id.as_uuid(),
+                &new.source.as_str(),
+                &new.idempotency_key.as_ref().map(|k| k.as_str()),
+                &lead.map(|l| *l.as_uuid()),
+                &event.identity.email,
+                &event.identity.external_id,
+                &event.identity.anonymous_id,
+                &event.kind,
+                &event.occurred_at,
+                &Json(&event),
+            ],
+        )
+        .await?;
+        if let Some(lead) = lead {
+            touched.entry(lead).or_default().push(i);
+        }
+        outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false });
+    }
+    // In lead id order, so two calls touching the same leads lock them in the same order.
+    for (lead_id, indexes) in touched {
+        let Some(lead) = rescore(c, lead_id, rules, now).await? else { continue };
+        for i in indexes {
+            if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
+                outcomes[i] = EventOutcome::Attached {
+                    event_id,
+                    lead_id: lead.id,
+                    score: lead.score,
+                    stage: lead.lifecycle_stage.clone(),
+                    replayed: false,
+                };
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+async fn replayed(c: &impl GenericClient, event_id: EventId, lead: Option<LeadId>) -> Result<EventOutcome, Fail> {
+    let lead = match lead {
+        Some(id) => lead_following_merges(c, id, false).await?,
+        None => None,
+    };
+    Ok(match lead {
+        Some(lead) => EventOutcome::Attached {
+            event_id,
+            lead_id: lead.id,
+            score: lead.score,
+            stage: lead.lifecycle_stage,
+            replayed: true,
+        },
+        None => EventOutcome::Waiting { event_id, replayed: true },
+    })
+}
+
+/// The surviving lead an event names: by lead id, email, external id, then visitor id.
+async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Option<LeadId>, Fail> {
+    let who = &event.identity;
+    if let Some(id) = who.lead_id {
+        return Ok(lead_following_merges(c, id, false).await?.map(|l| l.id));
+    }
+    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok())
+        && let Some(lead) = leads_by_email(c, &email).await?.into_iter().next()
+    {
+        return Ok(Some(lead.id));
+    }
+    if let Some(external) = &who.external_id {
+        let found = opt(
+            c,
+            "SELECT id FROM leads WHERE external_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1",
+            &[external],
+        )
+        .await?;
+        if let Some(row) = found {
+            return Ok(Some(LeadId::from(row.try_get::<_, Uuid>(0)?)));
+        }
+    }
+    if let Some(visitor) = &who.anonymous_id {
+        let found = opt(c, "SELECT lead_id FROM lead_visitors WHERE anonymous_id = $1", &[visitor]).await?;
+        if let Some(row) = found {
+            let id = LeadId::from(row.try_get::<_, Uuid>(0)?);
+            return Ok(lead_following_merges(c, id, false).await?.map(|l| l.id));
+        }
+    }
+    Ok(None)
+}
+
+/// Rescores a stored lead from its events; writes it only when something changed. The
+/// lead's row is locked before its events are read: a concurrent call that added events
+/// to it scores after this one commits, and then reads them all.
+pub(super) async fn rescore(
+    c: &impl GenericClient,
+    lead_id: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Lead>, Fail> {
+    let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    let events = scored_events(c, lead.id).await?;
+    let expected = lead.version;
+    let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
+    if !changes.is_empty() {
+        lead.version += 1;
+        write_lead(c, &lead, Some(expected), &rules.matching).await?;
+        record_changes(c, lead.id, changes, now).await?;
+    }
+    Ok(Some(lead))
+}
+
+pub(super) async fn transition(
+    c: &impl GenericClient,
+    lead_id: LeadId,
+    to: &str,
+    actor: &str,
+    reason: Option<&str>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Result<Lead, TransitionError>>, Fail> {
+    let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    let expected = lead.version;
+    let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
+        Ok(change) => change,
+        Err(refused) => return Ok(Some(Err(refused))),
+    };
+    lead.version += 1;
+    write_lead(c, &lead, Some(expected), &rules.matching).await?;
+    record_changes(c, lead.id, vec![change], now).await?;
+    Ok(Some(Ok(lead)))
+}
+
+fn count(n: i64) -> u64 {
+    n.unsigned_abs()
+}
+
+pub(super) async fn report_sources(
+    c: &impl GenericClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    latest: bool,
+) -> Result<Vec<SourceCount>, Fail> {
+    let (source, campaign) = if latest { ("latest_source", "latest_campaign") } else { ("source", "campaign") };
+    // `COLLATE "C"`: the order SQLite gives, whatever the database's collation.
+    let sql = format!(
+        "SELECT {source}, {campaign}, count(*) FROM leads
+         WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND {source} IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 3 DESC, {source} COLLATE \"C\", {campaign} COLLATE \"C\" NULLS FIRST"
+    );
+    rows(c, &sql, &[&from, &to])
+        .await?
+        .iter()
+        .map(|r| Ok(SourceCount { source: r.try_get(0)?, campaign: r.try_get(1)?, leads: count(r.try_get(2)?) }))
+        .collect()
+}
+
+pub(super) async fn report_stages(
+    c: &impl GenericClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<StageCount>, Fail> {
+    // Every lead reached the stage it started in; the others from its stage changes.
+    let sql = "WITH cohort AS (
+             SELECT id, source, campaign FROM leads
+             WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND source IS NOT NULL
+         ), reached AS (
+             SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
+             UNION
+             SELECT c.id, c.source, c.campaign, s.from_stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
+             UNION
+             SELECT c.id, c.source, c.campaign, l.stage FROM cohort c JOIN leads l ON l.id = c.id
+         )
+         SELECT source, campaign, stage, count(DISTINCT id) FROM reached WHERE stage IS NOT NULL
+         GROUP BY 1, 2, 3 ORDER BY source COLLATE \"C\", campaign COLLATE \"C\" NULLS FIRST, stage COLLATE \"C\"";
+    rows(c, sql, &[&from, &to])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(StageCount {
+                source: r.try_get(0)?,
+                campaign: r.try_get(1)?,
+                stage: r.try_get(2)?,
+                leads: count(r.try_get(3)?),
+            })
+        })
+        .collect()
+}
+
+/// Leads stored before these columns existed get them.
+pub(super) async fn backfill(c: &impl GenericClient) -> Result<(), Fail> {
+    for row in rows(c, "SELECT doc FROM leads WHERE merged_into IS NULL", &[]).await? {
+        let Json(lead): Json<Lead> = row.try_get(0)?;
+        exec(
+            c,
+            "UPDATE leads SET external_id = $2, stage = $3, source = $4, campaign = $5, latest_source = $6,
+                 latest_campaign = $7
+             WHERE id = $1",
+            &[
+                lead.id.as_uuid(),
+                &lead.fields.external_id,
+                &lead.lifecycle_stage,
+                &lead.attribution.original.source.as_str(),
+                &lead.attribution.original.utm_campaign,
+                &lead.attribution.latest.source.as_str(),
+                &lead.attribution.latest.utm_campaign,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
