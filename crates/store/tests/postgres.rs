@@ -43,3 +43,113 @@ async fn an_unreachable_database_is_a_prompt_unavailable_error() {
     assert!(matches!(err, leadflow_store::StoreError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+// ---------------------------------------------------------------------------------------
+// Two instances on one database: what one cannot see, the database must settle.
+
+use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::config::{Picklists, SourceConfig};
+use leadflow_domain::engagement::{Engagement, Event, Identity};
+use leadflow_domain::pipeline::{Rules, prepare};
+use leadflow_domain::{EventId, SourceName};
+use leadflow_store::{CaptureItem, Captured, EventOutcome, NewEvent, Store};
+use time::OffsetDateTime;
+
+async fn two_instances() -> (TestDatabase, Arc<PgStore>, Arc<PgStore>) {
+    let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
+    let a = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens");
+    let b = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens");
+    (db, Arc::new(a), Arc::new(b))
+}
+
+fn item(v: serde_json::Value) -> CaptureItem {
+    let payload = v.as_object().cloned().expect("an object");
+    let candidate = prepare(&payload, &SourceConfig::api(), &Picklists::default()).expect("a valid lead");
+    CaptureItem { submission: RawSubmission::new(SourceName::api(), None, payload), candidate }
+}
+
+fn scored() -> Rules {
+    let scoring = leadflow_scoring::ScoringConfig::parse(
+        r#"
+[scoring]
+mql_threshold = 1000
+[[scoring.rules]]
+name = "visit"
+when = { event = "page_view" }
+points = 1
+cap = 1000
+"#,
+    )
+    .unwrap();
+    Rules { engagement: Arc::new(Engagement { scoring, ..Default::default() }), ..Rules::default() }
+}
+
+fn page_view(email: &str, key: Option<&str>) -> NewEvent {
+    NewEvent {
+        event: Event {
+            id: EventId::new(),
+            kind: "page_view".into(),
+            occurred_at: OffsetDateTime::now_utc(),
+            url: Some("https://acme.com/".into()),
+            properties: serde_json::Map::new(),
+            lead_id: None,
+            identity: Identity { email: Some(email.into()), ..Identity::default() },
+        },
+        source: SourceName::api(),
+        idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_found_one_account_for_one_domain() {
+    let (_db, a, b) = two_instances().await;
+    let rules = Rules::default();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let rules = rules.clone();
+        tasks.push(tokio::spawn(async move {
+            let email = format!("person{i}@initech.com");
+            store.capture(vec![item(serde_json::json!({"email": email}))], &rules).await.unwrap().remove(0)
+        }));
+    }
+    let mut accounts = std::collections::HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Captured::Settled { lead, .. } => {
+                accounts.insert(lead.account_id.expect("a corporate lead has an account"))
+            }
+            other => panic!("expected a settled capture, got {other:?}"),
+        };
+    }
+    assert_eq!(accounts.len(), 1, "one domain, one account");
+    assert_eq!(a.list_accounts(None, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_from_two_instances_lose_no_rescore_and_record_a_key_once() {
+    let (_db, a, b) = two_instances().await;
+    let rules = scored();
+    let lead =
+        match a.capture(vec![item(serde_json::json!({"email": "ada@acme.com"}))], &rules).await.unwrap().remove(0) {
+            Captured::Settled { lead, .. } => lead,
+            other => panic!("expected a settled capture, got {other:?}"),
+        };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let rules = rules.clone();
+        // Every fifth event repeats one key: it is recorded once whichever instance wins.
+        let key = (i % 5 == 0).then_some("same-key");
+        tasks.push(tokio::spawn(async move {
+            store.record_events(vec![page_view("ada@acme.com", key)], &rules).await.unwrap().remove(0)
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), EventOutcome::Attached { .. }));
+    }
+    let recorded = a.lead_events(lead.id, 100).await.unwrap().len();
+    assert_eq!(recorded, 17, "16 events without a key and one with it");
+    let stored = b.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.score, Some(17), "every event counted in the stored score");
+}
