@@ -7,6 +7,7 @@
 mod dedupe;
 mod export;
 mod import;
+mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leadflow_domain::KeyId;
@@ -95,6 +96,15 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
         /// Show what would be merged and queued; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Recompute every lead's score and automatic stage under the configured rules (after
+    /// changing them).
+    Rescore {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Count how many scores and stages would change; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -235,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Quarantine { action } => import::quarantine(action).await,
         Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
+        Command::Rescore { data, dry_run } => rescore::run(&data, dry_run).await,
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
             let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);

@@ -877,3 +877,39 @@ async fn postgres_restart_during_load_loses_no_acknowledged_lead() {
     let after = all_leads(&http, &server.base, &token).await;
     assert_eq!(after.len(), acked.len() + refused.len());
 }
+
+#[test]
+fn rescore_applies_changed_rules_and_a_dry_run_only_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leads.csv"),
+        "email,job_title,company\nada@acme.com,VP Engineering,Acme\nbo@globex.com,Engineer,Globex\ncy@initech.com,Chief Executive Officer,Initech\n",
+    )
+    .unwrap();
+    assert!(run(dir.path(), &["import", "leads.csv", "--source", "api"]).status.success());
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[scoring]\nmql_threshold = 20\n[[scoring.rules]]\nname = \"decision maker\"\nwhen = { derived = \"seniority\", in = [\"vp\", \"c_level\"] }\npoints = 25\n",
+    )
+    .unwrap();
+    let stages = || -> Vec<String> {
+        stdout(&run(dir.path(), &["export", "--format", "jsonl"]))
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["lifecycle_stage"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(stages(), vec!["new", "new", "new"]);
+
+    let preview = run(dir.path(), &["rescore", "--config", "rules.toml", "--dry-run"]);
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let text = stdout(&preview);
+    assert!(text.contains("3 leads; 2 scores would change"), "{text}");
+    assert!(text.contains("2 would change stage: new → mql"), "{text}");
+    assert_eq!(stages(), vec!["new", "new", "new"], "a dry run changes nothing");
+
+    let applied = stdout(&run(dir.path(), &["rescore", "--config", "rules.toml"]));
+    assert!(applied.contains("2 changed stage: new → mql"), "{applied}");
+    assert_eq!(stages(), vec!["mql", "new", "mql"]);
+    let again = stdout(&run(dir.path(), &["rescore", "--config", "rules.toml"]));
+    assert!(again.contains("0 scores changed") && again.contains("no lead changed stage"), "{again}");
+}

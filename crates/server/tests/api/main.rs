@@ -5,6 +5,7 @@
 mod accounts;
 mod bad_input;
 mod capture;
+mod engagement;
 mod imports;
 mod service;
 
