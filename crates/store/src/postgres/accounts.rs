@@ -1,11 +1,10 @@
 //! Accounts in PostgreSQL: found by the keys they hold, assigned inside the transaction
 //! that writes the lead.
 //!
-//! Two instances may found an account for one domain at once. Captures take an advisory
-//! lock on each key their candidates claim, which lines most of them up; for the rest
-//! (keys a merge brought in, a person adding a domain) the primary key on `account_keys`
-//! decides: a founding insert that loses fails with a unique violation, and the capture
-//! runs again and joins the account that won.
+//! Two instances may found an account for one domain at once. No advisory lock lines them
+//! up (it would serialize every capture of one company); the primary key on
+//! `account_keys` decides instead: the founding insert that loses fails with a unique
+//! violation, and its capture runs again and joins the account that won.
 
 use super::Fail;
 use super::sql::{exec, lead_from_row, limit, opt, rows};

@@ -7,7 +7,6 @@ use crate::{
     SubmissionStatus,
 };
 use deadpool_postgres::GenericClient;
-use leadflow_domain::account::Claim;
 use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
@@ -106,10 +105,9 @@ pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i
         if let Some(visitor) = engagement::visitor_id(&item.candidate) {
             locks.push(identity_lock("anonymous_id", &visitor));
         }
-        // Two instances founding the account of one domain line up here; the account
-        // keys' primary key settles what these locks miss (keys a merge brought in).
-        let claim = Claim::of(&item.candidate.fields, &item.candidate.derived);
-        locks.extend(claim.keys().iter().map(|k| lock_id("account", k)));
+        // No lock on the account keys a lead claims: it would line up every capture of
+        // one company across instances. Founding races are rare, and the account keys'
+        // primary key settles them (see `accounts`).
         if matching.fuzzy {
             let record = resolve::match_record(&item.candidate.fields, &item.candidate.derived);
             locks.extend(resolve::blocking_keys(&record, &matching.model).iter().map(|k| lock_id("key", k)));
