@@ -153,3 +153,53 @@ async fn events_from_two_instances_lose_no_rescore_and_record_a_key_once() {
     let stored = b.get_lead(lead.id).await.unwrap().unwrap();
     assert_eq!(stored.score, Some(17), "every event counted in the stored score");
 }
+
+/// A database at version 1 with a lead in it: upgrading gives the lead its account and the
+/// columns reports group by.
+#[tokio::test]
+async fn upgrading_a_version_one_database_backfills_its_leads() {
+    // A lead as version 1 stored it: made by a current store, stripped of what 0002 adds.
+    let (_source_db, store, _) = two_instances().await;
+    let lead = match store
+        .capture(
+            vec![item(serde_json::json!({"email": "ada@initech.com", "utm_campaign": "spring"}))],
+            &Rules::default(),
+        )
+        .await
+        .unwrap()
+        .remove(0)
+    {
+        Captured::Settled { lead, .. } => lead,
+        other => panic!("expected a settled capture, got {other:?}"),
+    };
+    let mut doc = serde_json::to_value(&lead).unwrap();
+    doc.as_object_mut().unwrap().remove("account_id");
+
+    let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        .await
+        .unwrap();
+    client.batch_execute(include_str!("../migrations/postgres/0001_schema.sql")).await.unwrap();
+    client.execute("INSERT INTO schema_migrations (version) VALUES (1)", &[]).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES ($1, $2, 1, $3, $3, $4)",
+            &[lead.id.as_uuid(), &"ada@initech.com", &lead.created_at, &tokio_postgres::types::Json(&doc)],
+        )
+        .await
+        .unwrap();
+
+    let upgraded = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens and migrates");
+    let now = OffsetDateTime::now_utc();
+    let stored = upgraded.get_lead(lead.id).await.unwrap().unwrap();
+    let account = stored.account_id.expect("the backfill gave the lead its account");
+    assert_eq!(upgraded.get_account(account).await.unwrap().unwrap().domains, vec!["initech.com".to_owned()]);
+    let sources =
+        upgraded.report_sources(now - time::Duration::hours(1), now + time::Duration::hours(1), false).await.unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!((sources[0].campaign.as_deref(), sources[0].leads), (Some("spring"), 1));
+    upgraded.ping().await.expect("the schema is current");
+}
