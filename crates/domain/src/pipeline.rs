@@ -179,7 +179,8 @@ pub fn settle(
     now: OffsetDateTime,
     rules: &resolve::merge::Survivorship,
 ) -> Settlement {
-    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
+    let touch =
+        Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields, &candidate.custom);
     match (decision, target) {
         (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
             let before = Box::new(lead.clone());
