@@ -33,6 +33,11 @@ pub fn lead_outcomes(source: &str, outcome: &'static str, n: u64) {
     metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(n);
 }
 
+/// Web-form posts judged to be spam, by reason (`honeypot`, `too_fast`, …).
+pub fn spam(source: &str, reason: &'static str) {
+    metrics::counter!("leadflow_capture_spam_total", "source" => source.to_owned(), "reason" => reason).increment(1);
+}
+
 /// Counts requests and their latency per route template and status.
 pub async fn track(request: Request, next: Next) -> Response {
     let route =

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod health;
+pub mod hooks;
 pub mod imports;
 pub mod leads;
 pub mod meta;
