@@ -8,3 +8,4 @@ pub mod leads;
 pub mod meta;
 pub mod quarantine;
 pub mod reviews;
+pub mod sources;

@@ -423,3 +423,37 @@ async fn a_browser_form_with_the_embed_script_carries_utms_and_click_ids_into_th
     assert_eq!(lead["attribution"]["original"]["utm_campaign"], "spring");
     assert_eq!(lead["custom"]["touchpoint"]["gclid"], "abc", "{lead:#}");
 }
+
+#[tokio::test]
+async fn an_admin_can_send_a_test_lead_through_a_source() {
+    let app = app_with(vec![web_source("site"), signed_source("calendly", Adapter::Calendly)]).await;
+    let r = app.http.post(app.url("/v1/sources/site/test")).bearer_auth(&app.admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["stages"][0]["stage"], "adapter");
+    assert_eq!(report["stages"][1]["detail"]["fields"]["company"], "leadflow source test");
+    assert_eq!(report["stages"][2]["detail"]["outcome"], "created");
+    let lead: Value =
+        app.get(&format!("/v1/leads/{}", report["lead_id"].as_str().unwrap())).await.json().await.unwrap();
+    assert_eq!(lead["custom"]["test"], true);
+
+    // A payload in the provider's shape tests the adapter too.
+    let calendly: Value = serde_json::from_slice(&calendly_body("tess")).unwrap();
+    let r = app
+        .http
+        .post(app.url("/v1/sources/calendly/test"))
+        .bearer_auth(&app.admin)
+        .json(&calendly)
+        .send()
+        .await
+        .unwrap();
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["stages"][0]["status"], "ok", "{report:#}");
+    assert_eq!(report["stages"][1]["detail"]["fields"]["email"], "tess@example.com");
+
+    let reader = app.key("reader", &["read"]).await;
+    let r = app.http.post(app.url("/v1/sources/site/test")).bearer_auth(&reader).send().await.unwrap();
+    problem(r, 403).await;
+    let r = app.http.post(app.url("/v1/sources/nowhere/test")).bearer_auth(&app.admin).send().await.unwrap();
+    problem(r, 404).await;
+}
