@@ -457,3 +457,29 @@ async fn an_admin_can_send_a_test_lead_through_a_source() {
     let r = app.http.post(app.url("/v1/sources/nowhere/test")).bearer_auth(&app.admin).send().await.unwrap();
     problem(r, 404).await;
 }
+
+#[tokio::test]
+async fn a_facebook_lead_left_pending_by_a_crash_is_fetched_at_start_up() {
+    let (graph, _calls) = fake_graph_api().await;
+    let fb = SourceConfig {
+        verify_token_env: Some("TEST_VERIFY_TOKEN".into()),
+        token_env: Some("TEST_API_TOKEN".into()),
+        api_base_url: Some(graph),
+        ..signed_source("facebook", Adapter::FacebookLeadAds)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    // What the hook stored before the process died: the notification, not yet fetched.
+    let note = json!({"leadgen_id": "555", "page_id": "p1", "form_id": "f1"}).as_object().cloned().unwrap();
+    let key = leadflow_domain::capture::IdempotencyKey::parse("fb:leadgen:555").unwrap();
+    store
+        .enqueue(vec![leadflow_domain::capture::RawSubmission::new(crate::source("facebook"), Some(key), note)])
+        .await
+        .unwrap();
+    let mut config = Config::default();
+    config.sources.push(fb);
+    let app = crate::spawn_on(store, config, dir).await;
+    let leads = leads_by_email(&app, "dana%40example.com").await;
+    assert_eq!(leads.len(), 1, "start-up fetched and settled the pending lead");
+    assert_eq!(leads[0]["custom"]["touchpoint"]["lead_id"], "555");
+}
