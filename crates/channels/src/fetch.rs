@@ -214,6 +214,27 @@ pub mod linkedin {
         Ok(Page { responses, next_cursor: more.then(|| next.to_string()) })
     }
 
+    /// A lead form, whose questions say which standard field each answer is
+    /// (`predefinedField`): `GET {base}/rest/leadForms/{id}`.
+    pub async fn fetch_lead_form(
+        client: &Client,
+        base_url: &str,
+        token: &str,
+        form_id: &str,
+    ) -> Result<Map<String, Value>, FetchError> {
+        let url = join(base_url, &format!("rest/leadForms/{}", restli_encode(form_id)));
+        client.get_json(|http| headers(http.get(&url), token)).await
+    }
+
+    /// The lead form id a response names in `versionedLeadGenFormUrn`
+    /// (`urn:li:versionedLeadGenForm:(urn:li:leadGenForm:123,1)` → `123`).
+    pub fn form_id(response: &Map<String, Value>) -> Option<String> {
+        let urn = response.get("versionedLeadGenFormUrn")?.as_str()?;
+        let rest = &urn[urn.find("urn:li:leadGenForm:")? + "urn:li:leadGenForm:".len()..];
+        let id: String = rest.chars().take_while(|c| *c != ',' && *c != ')').collect();
+        (!id.is_empty()).then_some(id)
+    }
+
     /// One lead form response: `GET {base}/rest/leadFormResponses/{id}`.
     pub async fn fetch_form_response(
         client: &Client,
@@ -223,5 +244,19 @@ pub mod linkedin {
     ) -> Result<Map<String, Value>, FetchError> {
         let url = join(base_url, &format!("rest/leadFormResponses/{}", restli_encode(response_id)));
         client.get_json(|http| headers(http.get(&url), token)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn the_form_id_is_read_from_the_versioned_form_urn() {
+        let resp = |urn: &str| json!({"versionedLeadGenFormUrn": urn}).as_object().cloned().unwrap();
+        let id = super::linkedin::form_id(&resp("urn:li:versionedLeadGenForm:(urn:li:leadGenForm:123,1)"));
+        assert_eq!(id.as_deref(), Some("123"));
+        assert_eq!(super::linkedin::form_id(&resp("urn:li:somethingElse:9")), None);
+        assert_eq!(super::linkedin::form_id(&serde_json::Map::new()), None);
     }
 }

@@ -109,7 +109,18 @@ impl Hooks {
                     .ok_or("no leadGenFormResponse")?;
                 let id = urn.rsplit(':').next().unwrap_or(urn);
                 let base = source.api_base_url.as_deref().unwrap_or(LINKEDIN_API);
-                fetch::linkedin::fetch_form_response(client, base, token, id).await
+                let response = fetch::linkedin::fetch_form_response(client, base, token, id).await;
+                // Answers carry question ids only; the form says which standard field each
+                // is, so without it the lead would have no email and be quarantined.
+                if let Ok(resp) = &response
+                    && let Some(form_id) = fetch::linkedin::form_id(resp)
+                {
+                    let form = fetch::linkedin::fetch_lead_form(client, base, token, &form_id)
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    sub.payload.insert("form".into(), Value::Object(form));
+                }
+                response
             }
             _ => return Ok(()),
         };

@@ -483,3 +483,54 @@ async fn a_facebook_lead_left_pending_by_a_crash_is_fetched_at_start_up() {
     assert_eq!(leads.len(), 1, "start-up fetched and settled the pending lead");
     assert_eq!(leads[0]["custom"]["touchpoint"]["lead_id"], "555");
 }
+
+#[tokio::test]
+async fn a_linkedin_lead_is_read_with_its_form_so_answers_map_to_fields() {
+    let router = axum::Router::new()
+        .route(
+            "/rest/leadFormResponses/{id}",
+            axum::routing::get(|Path(id): Path<String>| async move {
+                axum::Json(json!({"id": id, "submittedAt": 1700000000000_i64, "testLead": true,
+                    "versionedLeadGenFormUrn": "urn:li:versionedLeadGenForm:(urn:li:leadGenForm:77,1)",
+                    "formResponse": {"answers": [
+                        {"questionId": 1, "answerDetails": {"textQuestionAnswer": {"answer": "lin@example.com"}}},
+                        {"questionId": 2, "answerDetails": {"textQuestionAnswer": {"answer": "Lin"}}}]}}))
+            }),
+        )
+        .route(
+            "/rest/leadForms/{id}",
+            axum::routing::get(|| async {
+                axum::Json(json!({"id": 77, "content": {"questions": [
+                    {"questionId": 1, "name": "email", "predefinedField": "EMAIL"},
+                    {"questionId": 2, "name": "first", "predefinedField": "FIRST_NAME"}]}}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let li = SourceConfig {
+        token_env: Some("TEST_API_TOKEN".into()),
+        api_base_url: Some(api),
+        ..signed_source("linkedin", Adapter::LinkedinLeadGen)
+    };
+    let app = app_with(vec![li]).await;
+    let body = json!({"type": "LEAD_ACTION", "leadAction": "CREATED",
+        "leadGenFormResponse": "urn:li:leadGenFormResponse:abc-123"})
+    .to_string();
+    let r = app
+        .http
+        .post(app.url("/v1/hooks/linkedin"))
+        .header("content-type", "application/json")
+        .header("x-li-signature", mac(&[b"hmacsha256=", body.as_bytes()]))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let lead = eventually("the LinkedIn lead", || async {
+        leads_by_email(&app, "lin%40example.com").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(lead["first_name"], "Lin");
+    assert_eq!(lead["custom"]["test"], true, "LinkedIn's test leads are marked");
+}
