@@ -816,7 +816,7 @@ fn upsert_submission(
     conn.prepare_cached(
         "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
+         ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
     )?
     .execute(params![
         sub.id.to_string(),
