@@ -13,6 +13,10 @@ use time::OffsetDateTime;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Touchpoint {
     pub source: SourceName,
+    /// The source's kind: `web_form`, `paid_ads`, `chat`, `social`, `event`, `partner`,
+    /// `sales_tool`, `third_party`, `import` or `api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub submission_id: SubmissionId,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -48,6 +52,7 @@ impl Touchpoint {
     pub fn bare(source: SourceName, submission_id: SubmissionId, at: OffsetDateTime) -> Self {
         Self {
             source,
+            channel: None,
             submission_id,
             at,
             utm_source: None,

@@ -182,6 +182,32 @@ pub struct SourceConfig {
     pub min_submit_secs: Option<u64>,
     /// Web-form posts accepted per client IP and minute.
     pub rate_limit_per_minute: u32,
+    /// The kind of channel, for attribution reports; `None`: from the adapter.
+    pub channel: Option<&'static str>,
+}
+
+/// Channel kinds a source may declare.
+pub const CHANNELS: &[&str] =
+    &["web_form", "paid_ads", "chat", "social", "event", "partner", "sales_tool", "third_party", "import", "api"];
+
+impl SourceConfig {
+    /// The source's channel kind: as configured, or what its adapter says it is.
+    pub fn channel(&self) -> &'static str {
+        self.channel.unwrap_or(match self.adapter {
+            Adapter::Json => "api",
+            Adapter::FacebookLeadAds | Adapter::GoogleAdsLeadForm | Adapter::LinkedinLeadGen => "paid_ads",
+            Adapter::Calendly => "sales_tool",
+            Adapter::ZoomWebinar => "event",
+            Adapter::Intercom => "chat",
+            Adapter::WebForm
+            | Adapter::Typeform
+            | Adapter::HubspotForms
+            | Adapter::Unbounce
+            | Adapter::Webflow
+            | Adapter::Jotform
+            | Adapter::Tally => "web_form",
+        })
+    }
 }
 
 /// A lead must be reachable.
@@ -207,6 +233,7 @@ impl SourceConfig {
             honeypot_field: None,
             min_submit_secs: None,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            channel: None,
         }
     }
 }
@@ -231,7 +258,11 @@ impl Default for Config {
 
 impl Config {
     pub fn rules(&self) -> crate::pipeline::Rules {
-        crate::pipeline::Rules { matching: self.matching.clone(), engagement: self.engagement.clone() }
+        crate::pipeline::Rules {
+            matching: self.matching.clone(),
+            engagement: self.engagement.clone(),
+            channels: Arc::new(self.sources.iter().map(|s| (s.name.clone(), s.channel())).collect()),
+        }
     }
 
     pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
@@ -563,6 +594,13 @@ impl Validator<'_> {
                             }
                         }
                     }
+                    "channel" => match self.string(item, &path) {
+                        Some(c) => match CHANNELS.iter().find(|k| **k == c) {
+                            Some(k) => src.channel = Some(k),
+                            None => self.error(span(item), &path, format!("must be one of {}", CHANNELS.join(", "))),
+                        },
+                        None => {}
+                    },
                     "mode" => match self.string(item, &path) {
                         Some("realtime") => src.mode = Mode::Realtime,
                         Some("batch") => src.mode = Mode::Batch,
@@ -875,6 +913,15 @@ colour = "blue"
         assert_eq!(errs.len(), 3, "{text:?}");
         assert!(text[0].starts_with("2:13: matching.survivorship.shoe_size"), "{text:?}");
         assert!(text.iter().any(|e| e.contains("need a source_priority list")), "{text:?}");
+    }
+
+    #[test]
+    fn a_source_declares_its_channel_or_takes_its_adapters() {
+        let c = parse("[[sources]]\nname = \"fair\"\nchannel = \"event\"\n[[sources]]\nname = \"crm\"\n").unwrap();
+        let channel = |n: &str| c.source(&SourceName::parse(n).unwrap()).unwrap().channel();
+        assert_eq!((channel("fair"), channel("crm"), channel("api")), ("event", "api", "api"));
+        let errs = parse("[[sources]]\nname = \"x\"\nchannel = \"billboard\"\n").unwrap_err();
+        assert!(errs[0].to_string().starts_with("3:11: sources[0].channel"), "{errs:?}");
     }
 
     #[test]

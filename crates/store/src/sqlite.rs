@@ -570,9 +570,8 @@ fn settle(
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
     let visitor = visitor_id(&candidate);
-    let touch =
-        Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields, &candidate.custom);
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
+    let touch = settlement.touch.clone();
     accounts::assign(conn, &mut settlement.lead, now)?;
     let changes = engagement::after_settle(conn, &mut settlement.lead, visitor.as_deref(), &touch, rules, now)?;
     let lead = &settlement.lead;
@@ -1080,7 +1079,7 @@ fn split(
     write_lead(conn, &restored, Some(current.version), matching)?;
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let create = Decision::Create { possible: Vec::new() };
-    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, rules);
     accounts::assign(conn, &mut settlement.lead, now)?;
     let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
     write_lead(conn, &settlement.lead, None, matching)?;
