@@ -594,13 +594,16 @@ impl Validator<'_> {
                             }
                         }
                     }
-                    "channel" => match self.string(item, &path) {
-                        Some(c) => match CHANNELS.iter().find(|k| **k == c) {
-                            Some(k) => src.channel = Some(k),
-                            None => self.error(span(item), &path, format!("must be one of {}", CHANNELS.join(", "))),
-                        },
-                        None => {}
-                    },
+                    "channel" => {
+                        if let Some(c) = self.string(item, &path) {
+                            match CHANNELS.iter().find(|k| **k == c) {
+                                Some(k) => src.channel = Some(k),
+                                None => {
+                                    self.error(span(item), &path, format!("must be one of {}", CHANNELS.join(", ")))
+                                }
+                            }
+                        }
+                    }
                     "mode" => match self.string(item, &path) {
                         Some("realtime") => src.mode = Mode::Realtime,
                         Some("batch") => src.mode = Mode::Batch,
