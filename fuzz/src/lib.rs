@@ -367,3 +367,11 @@ pub fn csv_sniff(data: &[u8]) {
     let d = leadflow_server::import::sniff_delimiter(&text);
     assert!([b',', b';', b'\t', b'|'].contains(&d), "unexpected delimiter {d:?}");
 }
+
+/// Target `channels`: the provider-webhook adapters over arbitrary requests (see
+/// `leadflow_channels::fuzz_entry` for how the bytes become a query, headers and a body).
+///
+/// Property: never panics, for every adapter, with and without secrets.
+pub fn channels(data: &[u8]) {
+    leadflow_channels::fuzz_entry(data);
+}

@@ -138,6 +138,11 @@ fn mapping() {
     run("mapping", leadflow_fuzz::mapping, 0x3a9);
 }
 
+#[test]
+fn channels() {
+    run("channels", leadflow_fuzz::channels, 0xc4a7);
+}
+
 #[cfg(feature = "server")]
 #[test]
 fn csv_sniff() {

@@ -108,6 +108,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check configured sources.
+    Sources {
+        #[command(subcommand)]
+        action: SourcesCommand,
+    },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
         #[command(flatten)]
@@ -117,6 +122,20 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SourcesCommand {
+    /// Send a test lead through the source (adapter, map, normalize, validate, capture)
+    /// and print each stage as JSON. The lead is real and marked custom.test = true.
+    Test {
+        #[command(flatten)]
+        data: DataArgs,
+        name: String,
+        /// A JSON file with a payload in the source's own shape (default: a synthetic lead).
+        #[arg(long)]
+        payload: Option<PathBuf>,
     },
 }
 
@@ -246,6 +265,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Quarantine { action } => import::quarantine(action).await,
         Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
         Command::Rescore { data, dry_run } => rescore::run(&data, dry_run).await,
+        Command::Sources { action: SourcesCommand::Test { data, name, payload } } => {
+            test_source(&data, &name, payload.as_deref()).await
+        }
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
             let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);
@@ -255,6 +277,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+async fn test_source(data: &DataArgs, name: &str, payload: Option<&Path>) -> Result<(), Failure> {
+    let payload = match payload {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Runtime(format!("cannot read {}: {e}", path.display())))?;
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                _ => return Err(Failure::Runtime(format!("{} must hold one JSON object", path.display()))),
+            }
+        }
+    };
+    let source = leadflow_domain::SourceName::parse(name).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let (store, config) = open(data).await?;
+    let result = leadflow_server::source_test::run(&store, &config, &source, payload).await;
+    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let report = result
+        .map_err(|e| Failure::Store(e.to_string()))?
+        .ok_or_else(|| Failure::Config(format!("no source is named {name:?}")))?;
+    let failed = report.stages.iter().any(|s| s.status == "failed");
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Failure::Runtime(e.to_string()))?);
+    if failed { Err(Failure::Runtime("the test lead did not get through".into())) } else { Ok(()) }
 }
 
 /// The configuration file to read: the one named, else ./leadflow.toml if present.
@@ -397,9 +443,10 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     let missing: Vec<String> = config
         .sources
         .iter()
-        .filter_map(|s| {
-            s.secret_env
-                .as_ref()
+        .flat_map(|s| {
+            [&s.secret_env, &s.token_env, &s.verify_token_env]
+                .into_iter()
+                .flatten()
                 .filter(|var| std::env::var_os(var).is_none())
                 .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
         })

@@ -182,9 +182,31 @@ fn check_config_reports_every_error_with_its_location() {
     let checked = leadflow(dir.path())
         .args(["check-config", example.to_str().unwrap()])
         .env("WEBSITE_FORM_SECRET", "x")
+        .env("TYPEFORM_SECRET", "x")
+        .env("FACEBOOK_APP_SECRET", "x")
+        .env("FACEBOOK_VERIFY_TOKEN", "x")
+        .env("FACEBOOK_PAGE_TOKEN", "x")
         .output()
         .unwrap();
     assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));
+}
+
+#[test]
+fn sources_test_sends_a_marked_lead_through_every_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leadflow.toml"), "[[sources]]\nname = \"site\"\nadapter = \"web_form\"\n").unwrap();
+    let out = run(dir.path(), &["sources", "test", "site"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let stages: Vec<(&str, &str)> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stages, [("adapter", "ok"), ("prepare", "ok"), ("capture", "ok")]);
+    assert_eq!(report["stages"][2]["detail"]["outcome"], "created");
+    assert_eq!(run(dir.path(), &["sources", "test", "nowhere"]).status.code(), Some(3));
 }
 
 #[test]

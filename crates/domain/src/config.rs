@@ -67,37 +67,94 @@ pub struct DatabaseConfig {
     pub max_connections: usize,
 }
 
-/// How a source's payloads are verified and parsed.
+/// How a source's payloads are verified and parsed: `json` (the standard fields, checked
+/// by the API's bearer keys) or one provider's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Adapter {
     /// The standard fields as JSON.
     Json,
+    WebForm,
+    FacebookLeadAds,
+    GoogleAdsLeadForm,
+    LinkedinLeadGen,
+    Typeform,
+    HubspotForms,
+    Calendly,
+    ZoomWebinar,
+    Intercom,
+    Unbounce,
+    Webflow,
+    Jotform,
+    Tally,
 }
 
 impl Adapter {
+    /// Every adapter, in the contract's order.
+    pub const ALL: [Adapter; 14] = [
+        Adapter::Json,
+        Adapter::WebForm,
+        Adapter::FacebookLeadAds,
+        Adapter::GoogleAdsLeadForm,
+        Adapter::LinkedinLeadGen,
+        Adapter::Typeform,
+        Adapter::HubspotForms,
+        Adapter::Calendly,
+        Adapter::ZoomWebinar,
+        Adapter::Intercom,
+        Adapter::Unbounce,
+        Adapter::Webflow,
+        Adapter::Jotform,
+        Adapter::Tally,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Json => "json",
+            Self::WebForm => "web_form",
+            Self::FacebookLeadAds => "facebook_lead_ads",
+            Self::GoogleAdsLeadForm => "google_ads_lead_form",
+            Self::LinkedinLeadGen => "linkedin_lead_gen",
+            Self::Typeform => "typeform",
+            Self::HubspotForms => "hubspot_forms",
+            Self::Calendly => "calendly",
+            Self::ZoomWebinar => "zoom_webinar",
+            Self::Intercom => "intercom",
+            Self::Unbounce => "unbounce",
+            Self::Webflow => "webflow",
+            Self::Jotform => "jotform",
+            Self::Tally => "tally",
         }
+    }
+
+    /// Providers that sign their requests: without the secret nothing they send can be
+    /// trusted, so the source is unusable. Web forms, Unbounce and Jotform do not sign (a
+    /// secret there is an optional `?token=`), and `json` uses bearer keys.
+    pub fn needs_secret(&self) -> bool {
+        !matches!(self, Self::Json | Self::WebForm | Self::Unbounce | Self::Jotform)
+    }
+
+    /// Providers that notify with an id only; the lead is read back from their API.
+    pub fn fetches(&self) -> bool {
+        matches!(self, Self::FacebookLeadAds | Self::LinkedinLeadGen)
     }
 }
 
-/// Adapter names of the contract that this build does not serve yet.
-const PLANNED_ADAPTERS: &[&str] = &[
-    "web_form",
-    "facebook_lead_ads",
-    "google_ads_lead_form",
-    "linkedin_lead_gen",
-    "typeform",
-    "hubspot_forms",
-    "calendly",
-    "zoom_webinar",
-    "intercom",
-    "unbounce",
-    "webflow",
-    "jotform",
-    "tally",
-];
+/// When a source's submissions are settled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// As they arrive.
+    #[default]
+    Realtime,
+    /// Stored as they arrive, settled together every `batch_interval`.
+    Batch,
+}
+
+pub const DEFAULT_BATCH_INTERVAL: Duration = Duration::from_secs(900);
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 20;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceConfig {
@@ -113,6 +170,49 @@ pub struct SourceConfig {
     /// Fields a lead from this source must have; each entry is one field or alternatives
     /// joined by `|`. Default: an email or a phone.
     pub required: Vec<Vec<String>>,
+    /// The provider's API root for adapters that fetch the lead (tests point it at a fake).
+    pub api_base_url: Option<String>,
+    /// The environment variable holding the provider API token (fetching adapters).
+    pub token_env: Option<String>,
+    /// The environment variable holding Facebook's `hub.verify_token`.
+    pub verify_token_env: Option<String>,
+    pub mode: Mode,
+    pub batch_interval: Duration,
+    /// Origins (`https://www.example.com`) a web form may be posted from: CORS and the
+    /// `retURL` redirect are allowed for these only.
+    pub allowed_origins: Vec<String>,
+    /// The hidden field that only bots fill (web forms); default `_lf_hp`.
+    pub honeypot_field: Option<String>,
+    /// A web form sent sooner than this after the page loaded is a bot; default 3 s.
+    pub min_submit_secs: Option<u64>,
+    /// Web-form posts accepted per client IP and minute.
+    pub rate_limit_per_minute: u32,
+    /// The kind of channel, for attribution reports; `None`: from the adapter.
+    pub channel: Option<&'static str>,
+}
+
+/// Channel kinds a source may declare.
+pub const CHANNELS: &[&str] =
+    &["web_form", "paid_ads", "chat", "social", "event", "partner", "sales_tool", "third_party", "import", "api"];
+
+impl SourceConfig {
+    /// The source's channel kind: as configured, or what its adapter says it is.
+    pub fn channel(&self) -> &'static str {
+        self.channel.unwrap_or(match self.adapter {
+            Adapter::Json => "api",
+            Adapter::FacebookLeadAds | Adapter::GoogleAdsLeadForm | Adapter::LinkedinLeadGen => "paid_ads",
+            Adapter::Calendly => "sales_tool",
+            Adapter::ZoomWebinar => "event",
+            Adapter::Intercom => "chat",
+            Adapter::WebForm
+            | Adapter::Typeform
+            | Adapter::HubspotForms
+            | Adapter::Unbounce
+            | Adapter::Webflow
+            | Adapter::Jotform
+            | Adapter::Tally => "web_form",
+        })
+    }
 }
 
 /// A lead must be reachable.
@@ -129,6 +229,16 @@ impl SourceConfig {
             default_country: None,
             mapping: None,
             required: default_required(),
+            api_base_url: None,
+            token_env: None,
+            verify_token_env: None,
+            mode: Mode::Realtime,
+            batch_interval: DEFAULT_BATCH_INTERVAL,
+            allowed_origins: Vec::new(),
+            honeypot_field: None,
+            min_submit_secs: None,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            channel: None,
         }
     }
 }
@@ -153,7 +263,11 @@ impl Default for Config {
 
 impl Config {
     pub fn rules(&self) -> crate::pipeline::Rules {
-        crate::pipeline::Rules { matching: self.matching.clone(), engagement: self.engagement.clone() }
+        crate::pipeline::Rules {
+            matching: self.matching.clone(),
+            engagement: self.engagement.clone(),
+            channels: Arc::new(self.sources.iter().map(|s| (s.name.clone(), s.channel())).collect()),
+        }
     }
 
     pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
@@ -447,10 +561,9 @@ impl Validator<'_> {
             let at = t.span();
             let mut name = None;
             let mut adapter = Some(Adapter::Json);
-            let mut secret_env = None;
-            let mut default_country = None;
             let mut mapping = None;
             let mut required = default_required();
+            let mut src = SourceConfig::api();
             for (key, item) in t.iter() {
                 let path = format!("sources[{i}].{key}");
                 match key {
@@ -468,30 +581,85 @@ impl Validator<'_> {
                     "adapter" => {
                         adapter = None;
                         if let Some(s) = self.string(item, &path) {
-                            match s {
-                                "json" => adapter = Some(Adapter::Json),
-                                planned if PLANNED_ADAPTERS.contains(&planned) => self.error(
-                                    span(item),
-                                    &path,
-                                    format!("adapter {s:?} is not available in this version"),
-                                ),
-                                _ => self.error(span(item), &path, format!("unknown adapter {s:?}")),
-                            }
-                        }
-                    }
-                    "secret_env" => {
-                        if let Some(s) = self.string(item, &path) {
-                            if is_env_name(s) {
-                                secret_env = Some(s.to_owned());
-                            } else {
+                            adapter = Adapter::parse(s);
+                            if adapter.is_none() {
+                                let names: Vec<&str> = Adapter::ALL.iter().map(Adapter::as_str).collect();
                                 self.error(
                                     span(item),
                                     &path,
-                                    "must name an environment variable (A-Z, 0-9, _), not hold the secret",
+                                    format!("unknown adapter {s:?} (available: {})", names.join(", ")),
                                 );
                             }
                         }
                     }
+                    "secret_env" => src.secret_env = self.env_name(item, &path),
+                    "token_env" => src.token_env = self.env_name(item, &path),
+                    "verify_token_env" => src.verify_token_env = self.env_name(item, &path),
+                    "api_base_url" => {
+                        if let Some(s) = self.string(item, &path) {
+                            if s.starts_with("https://") || s.starts_with("http://") {
+                                src.api_base_url = Some(s.trim_end_matches('/').to_owned());
+                            } else {
+                                self.error(span(item), &path, "must be an http:// or https:// URL");
+                            }
+                        }
+                    }
+                    "channel" => {
+                        if let Some(c) = self.string(item, &path) {
+                            match CHANNELS.iter().find(|k| **k == c) {
+                                Some(k) => src.channel = Some(k),
+                                None => {
+                                    self.error(span(item), &path, format!("must be one of {}", CHANNELS.join(", ")))
+                                }
+                            }
+                        }
+                    }
+                    "mode" => match self.string(item, &path) {
+                        Some("realtime") => src.mode = Mode::Realtime,
+                        Some("batch") => src.mode = Mode::Batch,
+                        Some(other) => {
+                            self.error(span(item), &path, format!("unknown mode {other:?} (realtime or batch)"))
+                        }
+                        None => {}
+                    },
+                    "batch_interval_secs" => {
+                        if let Some(n) = self.positive_integer(item, &path) {
+                            src.batch_interval = Duration::from_secs(n);
+                        }
+                    }
+                    "min_submit_secs" => match item.as_integer().and_then(|n| u64::try_from(n).ok()) {
+                        Some(n) => src.min_submit_secs = Some(n),
+                        None => self.error(span(item), &path, "must be a number of seconds (0 or more)"),
+                    },
+                    "rate_limit_per_minute" => {
+                        if let Some(n) = self.positive_integer(item, &path) {
+                            src.rate_limit_per_minute = u32::try_from(n).unwrap_or(u32::MAX);
+                        }
+                    }
+                    "honeypot_field" => {
+                        if let Some(s) = self.string(item, &path) {
+                            if s.is_empty() {
+                                self.error(span(item), &path, "must name a form field");
+                            } else {
+                                src.honeypot_field = Some(s.to_owned());
+                            }
+                        }
+                    }
+                    "allowed_origins" => match item.as_array() {
+                        Some(list) => {
+                            for (j, entry) in list.iter().enumerate() {
+                                match entry.as_str().and_then(origin_of) {
+                                    Some(o) if entry.as_str() == Some(o.as_str()) => src.allowed_origins.push(o),
+                                    _ => self.error(
+                                        entry.span().or_else(|| span(item)),
+                                        &format!("{path}[{j}]"),
+                                        "must be an origin such as \"https://www.example.com\" (scheme, host, port; no path)",
+                                    ),
+                                }
+                            }
+                        }
+                        None => self.error(span(item), &path, "must be a list of origins"),
+                    },
                     "mapping" => match item.as_table() {
                         Some(table) => match leadflow_mapping::parse_spec(table) {
                             Ok(spec) => mapping = Some(spec),
@@ -528,7 +696,7 @@ impl Validator<'_> {
                     "default_country" => {
                         if let Some(s) = self.string(item, &path) {
                             match leadflow_geo::CountryCode::parse_code(s) {
-                                Some(code) => default_country = Some(code.as_str().to_owned()),
+                                Some(code) => src.default_country = Some(code.as_str().to_owned()),
                                 None => {
                                     self.error(span(item), &path, "must be an ISO 3166-1 alpha-2 code such as \"US\"")
                                 }
@@ -538,10 +706,11 @@ impl Validator<'_> {
                     _ => self.error(span(item), &path, "unknown key"),
                 }
             }
+            if let Some(adapter) = adapter {
+                self.source_needs(t, i, adapter, &src);
+            }
             match (name, adapter) {
-                (Some(name), Some(adapter)) => {
-                    sources.push(SourceConfig { name, adapter, secret_env, default_country, mapping, required })
-                }
+                (Some(name), Some(adapter)) => sources.push(SourceConfig { name, adapter, mapping, required, ..src }),
                 (None, _) if !t.contains_key("name") => {
                     self.error(at, &format!("sources[{i}]"), "a source needs a name")
                 }
@@ -550,6 +719,78 @@ impl Validator<'_> {
         }
         sources
     }
+}
+
+impl Validator<'_> {
+    fn env_name(&mut self, item: &Item, path: &str) -> Option<String> {
+        let s = self.string(item, path)?;
+        if is_env_name(s) {
+            Some(s.to_owned())
+        } else {
+            self.error(span(item), path, "must name an environment variable (A-Z, 0-9, _), not hold the secret");
+            None
+        }
+    }
+
+    /// What the adapter cannot work without, reported at the `adapter` key: a source that
+    /// loads but refuses every request is worse than one that does not load.
+    fn source_needs(&mut self, t: &Table, i: usize, adapter: Adapter, src: &SourceConfig) {
+        let at = t.get("adapter").and_then(span).or_else(|| t.span());
+        let path = format!("sources[{i}].adapter");
+        let name = adapter.as_str();
+        if adapter.needs_secret() && src.secret_env.is_none() {
+            self.error(at.clone(), &path, format!("adapter {name:?} verifies signatures: set secret_env"));
+        }
+        if adapter.fetches() && src.token_env.is_none() {
+            self.error(
+                at.clone(),
+                &path,
+                format!("adapter {name:?} reads leads from the provider's API: set token_env"),
+            );
+        }
+        if adapter == Adapter::FacebookLeadAds && src.verify_token_env.is_none() {
+            self.error(
+                at.clone(),
+                &path,
+                "adapter \"facebook_lead_ads\" answers the hub.challenge: set verify_token_env",
+            );
+        }
+        let web_only = [
+            ("allowed_origins", !src.allowed_origins.is_empty()),
+            ("honeypot_field", src.honeypot_field.is_some()),
+            ("min_submit_secs", src.min_submit_secs.is_some()),
+        ];
+        for (key, set) in web_only {
+            if set && adapter != Adapter::WebForm {
+                let at = t.get(key).and_then(span);
+                self.error(at, &format!("sources[{i}].{key}"), "only web_form sources take this key");
+            }
+        }
+        for (key, set) in [("api_base_url", src.api_base_url.is_some()), ("token_env", src.token_env.is_some())] {
+            if set && !adapter.fetches() {
+                let at = t.get(key).and_then(span);
+                self.error(
+                    at,
+                    &format!("sources[{i}].{key}"),
+                    "only facebook_lead_ads and linkedin_lead_gen take this key",
+                );
+            }
+        }
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased; `None` when it is not http(s).
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
 /// The span of a value, or of its table: a bare `Item::Value` carries the span.
@@ -690,6 +931,15 @@ colour = "blue"
     }
 
     #[test]
+    fn a_source_declares_its_channel_or_takes_its_adapters() {
+        let c = parse("[[sources]]\nname = \"fair\"\nchannel = \"event\"\n[[sources]]\nname = \"crm\"\n").unwrap();
+        let channel = |n: &str| c.source(&SourceName::parse(n).unwrap()).unwrap().channel();
+        assert_eq!((channel("fair"), channel("crm"), channel("api")), ("event", "api", "api"));
+        let errs = parse("[[sources]]\nname = \"x\"\nchannel = \"billboard\"\n").unwrap_err();
+        assert!(errs[0].to_string().starts_with("3:11: sources[0].channel"), "{errs:?}");
+    }
+
+    #[test]
     fn scoring_and_lifecycle_sections_are_read_and_located() {
         let c = parse("[scoring]\nmql_threshold = 40\n[[scoring.rules]]\nname = \"vp\"\nwhen = { derived = \"seniority\", is = \"vp\" }\npoints = 10\n").unwrap();
         assert_eq!(c.engagement.scoring.mql_threshold, 40);
@@ -716,6 +966,95 @@ colour = "blue"
     fn duplicate_source_names_are_refused() {
         let errs = parse("[[sources]]\nname = \"web\"\n[[sources]]\nname = \"web\"\n").unwrap_err();
         assert_eq!((errs[0].line, errs[0].key.as_str()), (4, "sources[1].name"));
+    }
+
+    #[test]
+    fn every_contract_adapter_is_accepted_with_its_keys() {
+        let c = parse(
+            r#"
+[[sources]]
+name = "fb"
+adapter = "facebook_lead_ads"
+secret_env = "FB_APP_SECRET"
+verify_token_env = "FB_VERIFY"
+token_env = "FB_TOKEN"
+api_base_url = "http://127.0.0.1:9/"
+mode = "batch"
+batch_interval_secs = 60
+
+[[sources]]
+name = "site"
+adapter = "web_form"
+allowed_origins = ["https://www.example.com", "http://localhost:3000"]
+honeypot_field = "nickname"
+min_submit_secs = 2
+rate_limit_per_minute = 5
+"#,
+        )
+        .unwrap();
+        let fb = &c.sources[1];
+        assert_eq!(fb.adapter, Adapter::FacebookLeadAds);
+        assert_eq!(fb.api_base_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!((fb.mode, fb.batch_interval), (Mode::Batch, Duration::from_secs(60)));
+        let site = &c.sources[2];
+        assert_eq!(site.mode, Mode::Realtime);
+        assert_eq!(site.batch_interval, DEFAULT_BATCH_INTERVAL);
+        assert_eq!(site.allowed_origins, ["https://www.example.com", "http://localhost:3000"]);
+        assert_eq!((site.honeypot_field.as_deref(), site.min_submit_secs), (Some("nickname"), Some(2)));
+        assert_eq!(site.rate_limit_per_minute, 5);
+        for a in Adapter::ALL {
+            assert_eq!(Adapter::parse(a.as_str()), Some(a));
+        }
+    }
+
+    #[test]
+    fn an_adapter_without_what_it_needs_is_reported_at_the_adapter() {
+        let errs = parse(
+            r#"[[sources]]
+name = "tf"
+adapter = "typeform"
+
+[[sources]]
+name = "fb"
+adapter = "facebook_lead_ads"
+secret_env = "FB"
+
+[[sources]]
+name = "web"
+adapter = "web_form"
+allowed_origins = ["https://x.example/path"]
+mode = "sometimes"
+
+[[sources]]
+name = "hs"
+adapter = "hubspot_forms"
+secret_env = "HS"
+allowed_origins = ["https://x.example"]
+"#,
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let expect = [
+            "3:11: sources[0].adapter: adapter \"typeform\" verifies signatures: set secret_env",
+            "7:11: sources[1].adapter: adapter \"facebook_lead_ads\" reads leads from the provider's API: set token_env",
+            "7:11: sources[1].adapter: adapter \"facebook_lead_ads\" answers the hub.challenge: set verify_token_env",
+            "13:20: sources[2].allowed_origins[0]",
+            "14:8: sources[2].mode",
+            "20:19: sources[3].allowed_origins",
+        ];
+        for e in expect {
+            assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
+        }
+        assert_eq!(shown.len(), expect.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(origin_of("https://www.Example.com/contact?x=1").as_deref(), Some("https://www.example.com"));
+        assert_eq!(origin_of("http://localhost:3000").as_deref(), Some("http://localhost:3000"));
+        assert_eq!(origin_of("javascript:alert(1)"), None);
+        assert_eq!(origin_of("https://user@evil.example"), None);
+        assert_eq!(origin_of("/relative"), None);
     }
 
     #[test]

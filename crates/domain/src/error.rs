@@ -18,6 +18,11 @@ pub enum FieldErrorCode {
     /// A value of the right type that is not acceptable (an empty name, a bad domain).
     Invalid,
     UnknownField,
+    /// A web-form post judged to be spam (honeypot, too fast, links in names): kept in the
+    /// quarantine to be inspected, never a lead unless replayed.
+    Spam,
+    /// A provider payload the source's adapter could not read.
+    Unreadable,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -150,6 +150,14 @@ pub struct HistoryEntry {
 pub struct Rules {
     pub matching: std::sync::Arc<resolve::Matching>,
     pub engagement: std::sync::Arc<crate::engagement::Engagement>,
+    /// Each configured source's channel kind, for touchpoints.
+    pub channels: std::sync::Arc<std::collections::BTreeMap<SourceName, &'static str>>,
+}
+
+impl Rules {
+    pub fn channel(&self, source: &SourceName) -> Option<&'static str> {
+        self.channels.get(source).copied()
+    }
 }
 
 /// The submission a candidate came from.
@@ -165,6 +173,8 @@ pub struct Settlement {
     pub outcome: Outcome,
     pub lead: Lead,
     pub history: HistoryEntry,
+    /// The submission as a touchpoint of the lead.
+    pub touch: Touchpoint,
     /// Leads that may be the same person, for the review queue.
     pub possible_duplicates: Vec<PossibleDuplicate>,
 }
@@ -177,13 +187,16 @@ pub fn settle(
     decision: Decision,
     target: Option<Lead>,
     now: OffsetDateTime,
-    rules: &resolve::merge::Survivorship,
+    rules: &Rules,
 ) -> Settlement {
-    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
+    let mut touch =
+        Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields, &candidate.custom);
+    touch.channel = rules.channel(&sub.source).map(str::to_owned);
+    let survivorship = &rules.matching.survivorship;
     match (decision, target) {
         (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
             let before = Box::new(lead.clone());
-            let report = resolve::merge::merge(&mut lead, candidate, touch, now, rules);
+            let report = resolve::merge::merge(&mut lead, candidate, touch.clone(), now, survivorship);
             let history = HistoryEntry {
                 lead_id: lead.id,
                 at: now,
@@ -197,7 +210,7 @@ pub fn settle(
                     before: Some(before),
                 },
             };
-            Settlement { outcome: Outcome::Merged, lead, history, possible_duplicates: Vec::new() }
+            Settlement { outcome: Outcome::Merged, lead, history, touch, possible_duplicates: Vec::new() }
         }
         (Decision::Create { possible }, _) => create(candidate, sub, touch, now, possible),
         (Decision::Merge { .. }, _) => create(candidate, sub, touch, now, Vec::new()),
@@ -220,7 +233,7 @@ pub fn resolve_and_settle(
         Decision::Merge { into, .. } => found.into_iter().find(|l| l.id == *into),
         Decision::Create { .. } => None,
     };
-    settle(candidate, sub, decision, target, now, &resolve::merge::Survivorship::default())
+    settle(candidate, sub, decision, target, now, &Rules::default())
 }
 
 fn create(
@@ -238,7 +251,7 @@ fn create(
         raw: candidate.raw,
         issues: candidate.issues,
         derived: candidate.derived,
-        attribution: Attribution::first(touch),
+        attribution: Attribution::first(touch.clone()),
         lifecycle_stage: crate::lifecycle::INITIAL.to_owned(),
         stage_entered_at: Some(now),
         score: None,
@@ -255,7 +268,7 @@ fn create(
         at: now,
         event: LeadEvent::Created { submission_id: sub.id, source: sub.source.clone() },
     };
-    Settlement { outcome: Outcome::Created, lead, history, possible_duplicates: possible }
+    Settlement { outcome: Outcome::Created, lead, history, touch, possible_duplicates: possible }
 }
 
 #[cfg(test)]
@@ -327,6 +340,10 @@ mod tests {
                     score: None,
                     evidence: vec![],
                 },
+            };
+            let rules = Rules {
+                matching: std::sync::Arc::new(resolve::Matching { survivorship: rules.clone(), ..Default::default() }),
+                ..Rules::default()
             };
             settle(c, &meta(source), d, Some(lead), now, &rules)
         };

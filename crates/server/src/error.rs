@@ -38,6 +38,11 @@ pub enum ApiError {
     IllegalTransition { code: &'static str, detail: String, allowed: Vec<String> },
     #[error("the request took too long")]
     Timeout,
+    /// A provider request refused by its adapter (bad signature, stale, malformed, …).
+    #[error("{detail}")]
+    Hook { status: StatusCode, code: &'static str, detail: String },
+    #[error("too many requests; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("the service is not ready")]
     Unavailable(String),
     #[error("internal error")]
@@ -63,6 +68,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Hook { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,6 +86,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::Hook { code, .. } => code,
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Timeout => "timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -125,6 +134,12 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) | Self::Unavailable(detail) = &self {
             tracing::error!(code = self.code(), detail = %detail, "request failed");
         }
+        // Only API keys use the Bearer scheme; providers authenticate by signature.
+        let bearer = matches!(self, Self::Unauthorized);
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        };
         // 5xx variants display a generic sentence; their detail stays in the log.
         let problem = Problem {
             kind: "about:blank",
@@ -143,8 +158,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = problem_response(&problem);
-        if status == StatusCode::UNAUTHORIZED {
+        if bearer {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response.extensions_mut().insert(problem);
         response

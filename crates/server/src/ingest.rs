@@ -5,14 +5,24 @@
 //! (webhooks, imports). The store then commits the inbox row and settles the lead (match,
 //! merge or create, history) in one group-committed transaction, so an answer means the
 //! submission is durable.
+//!
+//! Provider payloads are stored as the provider sent them; the source's adapter maps them
+//! onto the standard fields here, just before the pure stages, so a quarantine replay or
+//! a restart reads the stored payload through the same adapter (an adapter fix applies
+//! to what is already stored).
 
+use crate::hooks::Hooks;
 use crate::metrics as m;
 use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::{Config, SourceConfig};
+use leadflow_domain::config::{Adapter, Config, SourceConfig};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline;
-use leadflow_domain::{FieldError, SourceName, SubmissionId};
+use leadflow_domain::{FieldError, FieldErrorCode, SourceName, SubmissionId};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError, SubmissionStatus};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// What became of one submission.
 #[derive(Debug)]
@@ -32,20 +42,6 @@ pub enum OnInvalid {
     Quarantine,
 }
 
-/// The pure stages for one stored submission, under its source's configuration (a
-/// source no longer configured is read as the `api` source).
-pub fn prepare(config: &Config, submission: &RawSubmission) -> Result<Candidate, Vec<FieldError>> {
-    prepare_with(config, &SourceConfig::api(), submission)
-}
-
-fn prepare_with(
-    config: &Config,
-    fallback: &SourceConfig,
-    submission: &RawSubmission,
-) -> Result<Candidate, Vec<FieldError>> {
-    pipeline::prepare(&submission.payload, config.source(&submission.source).unwrap_or(fallback), &config.picklists)
-}
-
 /// Runs the pipeline on submissions; the answer has one entry per submission, in order.
 pub async fn submit(
     store: &DynStore,
@@ -58,13 +54,12 @@ pub async fn submit(
         Quarantined(SourceName),
         Refused(Vec<FieldError>),
     }
-    let fallback = SourceConfig::api();
     let mut tally = Tally::default();
     let mut slots = Vec::with_capacity(submissions.len());
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for submission in submissions {
-        match prepare_with(config, &fallback, &submission) {
+        match prepare(config, &submission) {
             Ok(candidate) => {
                 slots.push(Slot::Valid(submission.source.clone()));
                 valid.push(CaptureItem { submission, candidate });
@@ -109,7 +104,6 @@ pub async fn replay(
     config: &Config,
     ids: &[SubmissionId],
 ) -> Result<Vec<Option<Settled>>, StoreError> {
-    let fallback = SourceConfig::api();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(stored) = store.get_submission(*id).await?.filter(|s| s.status == SubmissionStatus::Rejected) else {
@@ -118,11 +112,7 @@ pub async fn replay(
         };
         let submission = stored.submission;
         let source = submission.source.clone();
-        let settled = match pipeline::prepare(
-            &submission.payload,
-            config.source(&source).unwrap_or(&fallback),
-            &config.picklists,
-        ) {
+        let settled = match prepare(config, &submission) {
             Ok(candidate) => {
                 let c = store.capture(vec![CaptureItem { submission, candidate }], &config.rules()).await?.pop();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
@@ -193,9 +183,10 @@ fn outcome_label(c: &Captured) -> &'static str {
 
 /// Settles the submissions that were stored but not processed (for instance, accepted
 /// just before a crash). Runs at start-up; returns how many it settled or rejected.
-pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize, StoreError> {
-    // A source removed from the configuration since still settles, with no hints.
-    let fallback = SourceConfig::api();
+///
+/// Items that wait for the provider's API are fetched first; one whose fetch fails stays
+/// pending for the next start-up (or its batch) rather than being quarantined unread.
+pub async fn recover_pending(store: &DynStore, config: &Config, hooks: &Hooks) -> Result<usize, StoreError> {
     const PAGE: usize = 500;
     let mut done = 0;
     loop {
@@ -206,12 +197,13 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
         let count = pending.len();
         let mut progressed = 0;
         let mut items = Vec::new();
-        for submission in pending {
-            match pipeline::prepare(
-                &submission.payload,
-                config.source(&submission.source).unwrap_or(&fallback),
-                &config.picklists,
-            ) {
+        for mut submission in pending {
+            if let Err(e) = hooks.complete(config, &mut submission).await {
+                tracing::warn!(submission_id = %submission.id, source = %submission.source, error = %e,
+                    "provider fetch failed; the submission stays pending");
+                continue;
+            }
+            match prepare(config, &submission) {
                 Ok(candidate) => items.push(CaptureItem { submission, candidate }),
                 Err(errors) => {
                     m::lead_outcomes(submission.source.as_str(), "rejected", 1);
@@ -233,5 +225,93 @@ pub async fn recover_pending(store: &DynStore, config: &Config) -> Result<usize,
             tracing::warn!(left = count, "pending submissions could not be settled");
             return Ok(done);
         }
+    }
+}
+
+/// The source's adapter, then map → normalize → validate. A source removed from the
+/// configuration since still settles, as JSON and with no hints.
+pub fn prepare(config: &Config, submission: &RawSubmission) -> Result<Candidate, Vec<FieldError>> {
+    let fallback = SourceConfig::api();
+    let source = config.source(&submission.source).unwrap_or(&fallback);
+    let payload = standard_payload(source, &submission.payload)?;
+    pipeline::prepare(&payload, source, &config.picklists)
+}
+
+/// The payload the pipeline reads: a provider's item mapped by the source's adapter, or a
+/// JSON source's payload as sent.
+///
+/// A provider marking a submission as a test (`is_test`) gives `custom.test = true`, so
+/// test leads can be told apart and filtered; they are leads all the same, because a
+/// provider's "send test lead" button is how people check that a connection works.
+pub fn standard_payload<'a>(
+    source: &SourceConfig,
+    payload: &'a Map<String, Value>,
+) -> Result<Cow<'a, Map<String, Value>>, Vec<FieldError>> {
+    let Some(adapter) = channel_adapter(source.adapter) else { return Ok(Cow::Borrowed(payload)) };
+    let standard = leadflow_channels::standardize(adapter, payload)
+        .map_err(|e| vec![FieldError::new("", FieldErrorCode::Unreadable, e.to_string())])?;
+    let is_test = standard.is_test;
+    let mut out = standard.into_payload();
+    // Providers write consent times their own way (Facebook: `+0000`); one that is not
+    // RFC 3339 is kept in custom rather than failing the whole lead.
+    let rfc3339 = |v: &Value| v.is_null() || v.as_str().is_some_and(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok());
+    let odd_at = out.get("consent").and_then(|c| c.get("at")).filter(|at| !rfc3339(at)).cloned();
+    if let Some(Value::Object(consent)) = out.get_mut("consent")
+        && odd_at.is_some()
+    {
+        consent.remove("at");
+    }
+    if let Some(Value::Object(custom)) = out.get_mut("custom") {
+        if let Some(at) = odd_at {
+            custom.insert("consent_at".into(), at);
+        }
+        if is_test {
+            custom.insert("test".into(), Value::Bool(true));
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// The provider adapter for a configured one; `None` for `json`.
+pub fn channel_adapter(adapter: Adapter) -> Option<leadflow_channels::Adapter> {
+    leadflow_channels::Adapter::parse_name(adapter.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn source(adapter: Adapter) -> SourceConfig {
+        SourceConfig { adapter, ..SourceConfig::api() }
+    }
+
+    #[test]
+    fn a_provider_test_lead_is_marked_in_custom() {
+        let payload = json!({"lead_id": "L1", "is_test": true, "user_column_data": [
+            {"column_id": "EMAIL", "string_value": "t@example.com"}]});
+        let out = standard_payload(&source(Adapter::GoogleAdsLeadForm), payload.as_object().unwrap()).unwrap();
+        assert_eq!(out["email"], "t@example.com");
+        assert_eq!(out["custom"]["test"], true);
+    }
+
+    #[test]
+    fn json_payloads_pass_as_sent_and_unreadable_ones_are_field_errors() {
+        let payload = json!({"email": "a@example.com"});
+        let out = standard_payload(&SourceConfig::api(), payload.as_object().unwrap()).unwrap();
+        assert!(matches!(out, Cow::Borrowed(_)));
+        let errors = standard_payload(&source(Adapter::FacebookLeadAds), &Map::new()).unwrap_err();
+        assert_eq!(errors[0].code, FieldErrorCode::Unreadable);
+    }
+
+    #[test]
+    fn a_consent_time_that_is_not_rfc3339_moves_to_custom() {
+        let payload = json!({"leadgen_id": "1", "fetched": {"id": "1", "created_time": "2024-03-01T10:00:00+0000",
+            "field_data": [{"name": "email", "values": ["c@example.com"]}],
+            "custom_disclaimer_responses": [{"checkbox_key": "optin", "is_checked": "1"}]}});
+        let out = standard_payload(&source(Adapter::FacebookLeadAds), payload.as_object().unwrap()).unwrap();
+        assert_eq!(out["consent"]["granted"], true);
+        assert!(out["consent"].get("at").is_none());
+        assert_eq!(out["custom"]["consent_at"], "2024-03-01T10:00:00+0000");
     }
 }

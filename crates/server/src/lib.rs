@@ -7,10 +7,12 @@
 
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
 pub mod routes;
+pub mod source_test;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -37,13 +39,15 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub store: DynStore,
     pub config: Arc<Config>,
+    /// Webhook sources' secrets and the web-form rate limit.
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -87,6 +91,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::quarantine::replay_all))
         .routes(routes!(routes::quarantine::show))
         .routes(routes!(routes::quarantine::replay_one))
+        .routes(routes!(routes::hooks::receive, routes::hooks::handshake, routes::hooks::preflight))
+        .routes(routes!(routes::hooks::embed_js))
+        .routes(routes!(routes::sources::test))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::meta::metrics))
@@ -138,8 +145,21 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hooks = hooks::Hooks::from_env(&config);
+    launch_with_hooks(store, config, hooks, listener, shutdown).await
+}
+
+/// [`launch`] with the webhook sources' secrets already read (tests pass their own).
+pub async fn launch_with_hooks(
+    store: DynStore,
+    config: Arc<Config>,
+    hooks: hooks::Hooks,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     metrics::handle();
-    match ingest::recover_pending(&store, &config).await {
+    let hooks = Arc::new(hooks);
+    match ingest::recover_pending(&store, &config, &hooks).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "settled submissions left from the last run"),
         Err(e) => {
@@ -156,8 +176,13 @@ pub async fn launch(
         }
         Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
     }
-    let app = router(AppState { store: store.clone(), config });
+    let (stop_batches, batches_stopped) = tokio::sync::watch::channel(false);
+    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped);
+    let app = router(AppState { store: store.clone(), config, hooks });
+    // The peer address keys the web-form rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = stop_batches.send(true);
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

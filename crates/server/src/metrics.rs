@@ -37,6 +37,11 @@ pub fn events(n: usize) {
     metrics::counter!("leadflow_events_total").increment(n as u64);
 }
 
+/// Web-form posts judged to be spam, by reason (`honeypot`, `too_fast`, …).
+pub fn spam(source: &str, reason: &'static str) {
+    metrics::counter!("leadflow_capture_spam_total", "source" => source.to_owned(), "reason" => reason).increment(1);
+}
+
 /// Counts requests and their latency per route template and status.
 pub async fn track(request: Request, next: Next) -> Response {
     let route =

@@ -109,6 +109,16 @@ impl SqliteStore {
         })
     }
 
+    /// What capture would decide for this record now, read-only: the lookup and comparison
+    /// capture runs, for benchmarks and diagnostics.
+    pub async fn match_record(&self, record: Record, matching: Arc<Matching>) -> Result<Decision, StoreError> {
+        self.read(move |conn| {
+            let email = record.email.as_deref().and_then(|e| Email::parse(e).ok());
+            decide_record(conn, &record, email.as_ref(), &matching)
+        })
+        .await
+    }
+
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
@@ -551,22 +561,7 @@ fn settle(
 ) -> Result<Captured, StoreError> {
     let matching = &*rules.matching;
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
-    // Exact email through the leads' own index, always: it also finds leads stored while
-    // fuzzy matching was off, which have no blocking keys.
-    let mut found: Vec<(LeadId, Record)> = match &candidate.fields.email {
-        Some(email) => {
-            leads_by_email(conn, email)?.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))).collect()
-        }
-        None => Vec::new(),
-    };
-    if matching.fuzzy {
-        for (id, r) in candidates_by_keys(conn, &resolve::blocking_keys(&record, &matching.model))? {
-            if found.iter().all(|(known, _)| *known != id) {
-                found.push((id, r));
-            }
-        }
-    }
-    let decision = resolve::decide(&record, &found, &matching.model);
+    let decision = decide_record(conn, &record, candidate.fields.email.as_ref(), matching)?;
     let target = match &decision {
         Decision::Merge { into, .. } => lead_following_merges(conn, *into)?,
         Decision::Create { .. } => None,
@@ -575,8 +570,8 @@ fn settle(
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
     let visitor = visitor_id(&candidate);
-    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
+    let touch = settlement.touch.clone();
     accounts::assign(conn, &mut settlement.lead, now)?;
     let changes = engagement::after_settle(conn, &mut settlement.lead, visitor.as_deref(), &touch, rules, now)?;
     let lead = &settlement.lead;
@@ -612,6 +607,31 @@ fn settle(
         lead: Box::new(settlement.lead),
         replayed: false,
     })
+}
+
+/// Matches a candidate's record against the stored leads: by exact email through the
+/// leads' own index, always (it also finds leads stored while fuzzy matching was off,
+/// which have no blocking keys), and with fuzzy matching through the blocking keys.
+fn decide_record(
+    conn: &Connection,
+    record: &Record,
+    email: Option<&Email>,
+    matching: &Matching,
+) -> Result<Decision, StoreError> {
+    let mut found: Vec<(LeadId, Record)> = match email {
+        Some(email) => {
+            leads_by_email(conn, email)?.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))).collect()
+        }
+        None => Vec::new(),
+    };
+    if matching.fuzzy {
+        for (id, r) in candidates_by_keys(conn, &resolve::blocking_keys(record, &matching.model))? {
+            if found.iter().all(|(known, _)| *known != id) {
+                found.push((id, r));
+            }
+        }
+    }
+    Ok(resolve::decide(record, &found, &matching.model))
 }
 
 /// The browser visitor id a form submission carries (set by the embed script), so the
@@ -795,7 +815,7 @@ fn upsert_submission(
     conn.prepare_cached(
         "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
+         ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
     )?
     .execute(params![
         sub.id.to_string(),
@@ -1059,7 +1079,7 @@ fn split(
     write_lead(conn, &restored, Some(current.version), matching)?;
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let create = Decision::Create { possible: Vec::new() };
-    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, rules);
     accounts::assign(conn, &mut settlement.lead, now)?;
     let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
     write_lead(conn, &settlement.lead, None, matching)?;

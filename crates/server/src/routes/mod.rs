@@ -3,9 +3,11 @@
 pub mod accounts;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod imports;
 pub mod leads;
 pub mod meta;
 pub mod quarantine;
 pub mod reports;
 pub mod reviews;
+pub mod sources;

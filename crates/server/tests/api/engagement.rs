@@ -108,6 +108,7 @@ async fn events_score_leads_up_to_an_mql_and_the_contract_guards_manual_moves() 
     let touches: Value =
         app.get(&format!("/v1/leads/{}/touchpoints", bo["id"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(touches.as_array().unwrap().len(), 1);
+    assert_eq!(touches[0]["channel"], "api", "the source's channel kind");
 
     let sources: Value = app.get("/v1/reports/sources").await.json().await.unwrap();
     let rows = sources["rows"].as_array().unwrap();

@@ -6,6 +6,7 @@ mod accounts;
 mod bad_input;
 mod capture;
 mod engagement;
+mod hooks;
 mod imports;
 mod service;
 
@@ -18,6 +19,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The environment the test servers read their sources' secrets from.
+pub const TEST_ENV: &[(&str, &str)] = &[
+    ("TEST_SECRET", "test-signing-secret"),
+    ("TEST_VERIFY_TOKEN", "test-verify-token"),
+    ("TEST_API_TOKEN", "test-api-token"),
+];
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -44,9 +52,13 @@ pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(leadflow_server::launch(store.clone(), Arc::new(config), listener, async {
-        let _ = stopped.await;
-    }));
+    let hooks = leadflow_server::hooks::Hooks::from_lookup(&config, &|var| {
+        TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
+    });
+    let server =
+        tokio::spawn(leadflow_server::launch_with_hooks(store.clone(), Arc::new(config), hooks, listener, async {
+            let _ = stopped.await;
+        }));
     let mut app = TestApp {
         addr,
         http: reqwest::Client::new(),

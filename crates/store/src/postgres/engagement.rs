@@ -8,9 +8,7 @@
 //! waiting for a lead that committed beside it.
 
 use super::Fail;
-use super::sql::{
-    exec, identity_lock, insert_history, lead_following_merges, leads_by_email, limit, lock_id, opt, rows, write_lead,
-};
+use super::sql::{exec, identity_lock, insert_history, lead_following_merges, limit, lock_id, opt, rows, write_lead};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::attribute::Touchpoint;
@@ -249,10 +247,11 @@ async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Option<LeadI
     if let Some(id) = who.lead_id {
         return Ok(lead_following_merges(c, id, false).await?.map(|l| l.id));
     }
-    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok())
-        && let Some(lead) = leads_by_email(c, &email).await?.into_iter().next()
-    {
-        return Ok(Some(lead.id));
+    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
+        let found = opt(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()]).await?;
+        if let Some(row) = found {
+            return Ok(Some(LeadId::from(row.try_get::<_, Uuid>(0)?)));
+        }
     }
     if let Some(external) = &who.external_id {
         let found = opt(

@@ -7,7 +7,6 @@ use crate::{
     SubmissionStatus,
 };
 use deadpool_postgres::GenericClient;
-use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
@@ -256,8 +255,8 @@ async fn settle(
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
     let visitor = engagement::visitor_id(&candidate);
-    let touch = Touchpoint::of_submission(sub.source.clone(), sub.id, sub.received_at, &candidate.fields);
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
+    let touch = settlement.touch.clone();
     accounts::assign(c, &mut settlement.lead, now).await?;
     let changes = engagement::after_settle(c, &mut settlement.lead, visitor.as_deref(), &touch, rules, now).await?;
     let lead = &settlement.lead;
@@ -466,8 +465,8 @@ async fn upsert_submission(
         c,
         "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, lead_id = excluded.lead_id,
-             outcome = excluded.outcome, error = excluded.error",
+         ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status,
+             lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
         &[
             sub.id.as_uuid(),
             &sub.source.as_str(),
@@ -1061,7 +1060,7 @@ pub(super) async fn split(
     write_lead(c, &restored, Some(current.version), matching).await?;
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let create = Decision::Create { possible: Vec::new() };
-    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, &matching.survivorship);
+    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, rules);
     accounts::assign(c, &mut settlement.lead, now).await?;
     let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
     write_lead(c, &settlement.lead, None, matching).await?;

@@ -2,7 +2,7 @@
 //! and the reports over them. Everything here runs inside the writer's transaction or on
 //! a read connection.
 
-use super::{insert_history, lead_following_merges, leads_by_email, millis, write_lead};
+use super::{insert_history, lead_following_merges, millis, write_lead};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount, StoreError};
 use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::engagement::{self, Event};
@@ -202,10 +202,14 @@ fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreEr
     if let Some(id) = who.lead_id {
         return Ok(lead_following_merges(conn, id)?.map(|l| l.id));
     }
-    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok())
-        && let Some(lead) = leads_by_email(conn, &email)?.into_iter().next()
-    {
-        return Ok(Some(lead.id));
+    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
+        let id: Option<String> = conn
+            .prepare_cached("SELECT id FROM leads WHERE email = ?1 AND merged_into IS NULL")?
+            .query_row([email.as_str()], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            return Ok(Some(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
+        }
     }
     if let Some(external) = &who.external_id {
         let id: Option<String> = conn
