@@ -25,7 +25,7 @@ fn main() {
 
     // The generator makes a few records per person: ask for enough people.
     let started = Instant::now();
-    let leads = generator::generate(generator::Config { entities: target * 2 / 5 + 2_000, seed: 11 });
+    let leads = generator::generate(generator::Config { entities: target * 3 / 5 + 2_000, seed: 11 });
     let (stored, probes) = leads.split_at(leads.len().saturating_sub(2_000).min(target));
     let probes: Vec<_> = probes.iter().take(2_000).map(|l| l.record.clone()).collect();
     assert!(probes.len() >= 1_000, "the generator made too few leads for held-out probes");
