@@ -8,31 +8,7 @@
 use serde_json::{Map, Value};
 
 /// The standard lead fields of the contract, in contract order.
-pub const STANDARD_FIELDS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company",
-    "job_title",
-    "website",
-    "industry",
-    "employee_count",
-    "annual_revenue",
-    "country",
-    "state",
-    "city",
-    "postal_code",
-    "street",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "referrer_url",
-    "landing_page_url",
-    "external_id",
-];
+pub use leadflow_mapping::STANDARD_FIELDS;
 
 /// Click ids and other attribution keys that go to the touchpoint when a form carries them.
 const TOUCHPOINT_KEYS: &[&str] = &["gclid", "fbclid", "li_fat_id", "msclkid", "wbraid", "gbraid", "dclid", "ttclid"];

@@ -341,6 +341,11 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_and_the_shared_field_list_agree() {
+        assert_eq!(STANDARD_FIELDS, leadflow_mapping::STANDARD_FIELDS);
+    }
+
+    #[test]
     fn fill_empty_keeps_existing_values() {
         let mut a = LeadFields { first_name: Some("Ada".into()), ..Default::default() };
         let b = LeadFields { first_name: Some("Bob".into()), company: Some("Acme".into()), ..Default::default() };

@@ -61,33 +61,8 @@ pub struct EventView {
     pub properties: Map<String, Value>,
 }
 
-/// The standard lead fields, as `leadflow_domain::lead::STANDARD_FIELDS` declares them.
-/// Kept here so this crate builds alone; once it lives in the workspace, use that list.
-pub const STANDARD_FIELDS: &[&str] = &[
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company",
-    "job_title",
-    "website",
-    "industry",
-    "employee_count",
-    "annual_revenue",
-    "country",
-    "state",
-    "city",
-    "postal_code",
-    "street",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "referrer_url",
-    "landing_page_url",
-    "external_id",
-];
+/// The standard lead fields of the contract, in contract order.
+pub use leadflow_mapping::STANDARD_FIELDS;
 
 /// The facts derived from a lead's fields (`leadflow_domain::lead::Derived`).
 pub const DERIVED_FACTS: &[&str] = &[
