@@ -598,8 +598,13 @@ async fn a_linkedin_pull_source_stores_each_response_once_and_resumes_from_its_c
     assert_eq!(leads_by_email(&app, "pulled101%40example.com").await.len(), 1);
 
     let (store, dir) = app.shutdown().await;
+    drop(store);
     starts.lock().unwrap().clear();
-    let app = crate::spawn_on(store, config, dir).await;
+    let reopened =
+        leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    // The restarted test app makes its own admin key under the same name.
+    reopened.revoke_key("admin").await.unwrap();
+    let app = crate::spawn_on(reopened, config, dir).await;
     eventually("a pull after the restart", || async { (!starts.lock().unwrap().is_empty()).then_some(()) }).await;
     // Rounds later than the first are from the saved cursor too; none starts over.
     assert!(starts.lock().unwrap().iter().all(|s| *s == 100), "{:?}", starts.lock().unwrap());
