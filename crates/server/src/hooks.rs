@@ -224,6 +224,26 @@ pub fn spawn_pull_workers(store: DynStore, config: Arc<Config>, hooks: Arc<Hooks
     }
 }
 
+/// How often submissions left pending by a failed provider fetch (or a failed settle) are
+/// tried again, outside batch sources, which keep their own schedule.
+pub const RETRY_PENDING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Retries, every [`RETRY_PENDING_INTERVAL`], the pending submissions of realtime sources:
+/// a provider that was down when its lead arrived is asked again without a restart.
+pub fn spawn_pending_retry(store: DynStore, config: Arc<Config>, hooks: Arc<Hooks>, stop: watch::Receiver<bool>) {
+    spawn_periodic(store.clone(), "retry-pending".to_owned(), RETRY_PENDING_INTERVAL, stop, move || {
+        let (store, config, hooks) = (store.clone(), config.clone(), hooks.clone());
+        async move {
+            let realtime = |s: &RawSubmission| config.source(&s.source).is_none_or(|src| src.mode != Mode::Batch);
+            match crate::ingest::settle_pending(&store, &config, &hooks, realtime).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(settled = n, "settled submissions that were pending"),
+                Err(e) => tracing::error!(error = %e, "retrying pending submissions failed"),
+            }
+        }
+    });
+}
+
 /// Runs `round` every `interval` (the first at once) for the periods this instance claims.
 fn spawn_periodic<F, Fut>(store: DynStore, job: String, interval: Duration, mut stop: watch::Receiver<bool>, round: F)
 where

@@ -187,10 +187,21 @@ fn outcome_label(c: &Captured) -> &'static str {
 /// Items that wait for the provider's API are fetched first; one whose fetch fails stays
 /// pending for the next start-up (or its batch) rather than being quarantined unread.
 pub async fn recover_pending(store: &DynStore, config: &Config, hooks: &Hooks) -> Result<usize, StoreError> {
+    settle_pending(store, config, hooks, |_| true).await
+}
+
+/// [`recover_pending`] for the submissions `wanted` picks (the periodic retry leaves batch
+/// sources to their own schedule).
+pub async fn settle_pending(
+    store: &DynStore,
+    config: &Config,
+    hooks: &Hooks,
+    wanted: impl Fn(&RawSubmission) -> bool,
+) -> Result<usize, StoreError> {
     const PAGE: usize = 500;
     let mut done = 0;
     loop {
-        let pending = store.pending_submissions(PAGE).await?;
+        let pending: Vec<RawSubmission> = store.pending_submissions(PAGE).await?.into_iter().filter(&wanted).collect();
         if pending.is_empty() {
             return Ok(done);
         }
