@@ -720,10 +720,10 @@ pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynSt
 
 pub async fn transitions_follow_the_contract_and_reports_count_them(store: &DynStore) {
     let mk = |email: &str, campaign: &str| item("api", None, json!({"email": email, "utm_campaign": campaign}));
-    let c = store
-        .capture(vec![mk("a@acme.com", "spring"), mk("b@acme.com", "spring"), mk("c@acme.com", "fall")], &EXACT)
-        .await
-        .unwrap();
+    let test_lead =
+        item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
+    let leads = vec![mk("a@acme.com", "spring"), mk("b@acme.com", "spring"), mk("c@acme.com", "fall"), test_lead];
+    let c = store.capture(leads, &EXACT).await.unwrap();
     let a = settled(&c[0]).1.id;
     let refused = store.transition_lead(a, "customer".into(), "rep".into(), None, &EXACT).await.unwrap().unwrap();
     let refused = refused.unwrap_err();
@@ -743,7 +743,7 @@ pub async fn transitions_follow_the_contract_and_reports_count_them(store: &DynS
         (OffsetDateTime::now_utc() - time::Duration::hours(1), OffsetDateTime::now_utc() + time::Duration::hours(1));
     let sources = store.report_sources(from, to, false).await.unwrap();
     let spring = sources.iter().find(|s| s.campaign.as_deref() == Some("spring")).unwrap();
-    assert_eq!((spring.source.as_str(), spring.leads), ("api", 2));
+    assert_eq!((spring.source.as_str(), spring.leads), ("api", 2), "test leads are left out");
     let stages = store.report_stages(from, to).await.unwrap();
     let count = |campaign: &str, stage: &str| {
         stages.iter().find(|s| s.campaign.as_deref() == Some(campaign) && s.stage == stage).map_or(0, |s| s.leads)

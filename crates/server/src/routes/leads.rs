@@ -515,7 +515,7 @@ pub async fn touchpoints(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct StageOut {
+pub struct StageTimeOut {
     pub stage: String,
     /// Seconds spent in the stage, over all visits, up to now for the current one.
     pub seconds: i64,
@@ -527,7 +527,7 @@ pub struct TransitionsOut {
     pub lifecycle_stage: String,
     /// Every stage change, oldest first.
     pub transitions: Vec<HistoryEntry>,
-    pub time_in_stages: Vec<StageOut>,
+    pub time_in_stages: Vec<StageTimeOut>,
     /// Where a person may move the lead from here.
     pub allowed: Vec<String>,
 }
@@ -558,13 +558,13 @@ fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> T
     let changes: Vec<HistoryEntry> =
         history.into_iter().filter(|h| matches!(h.event, LeadEvent::StageChanged { .. })).collect();
     let now = time::OffsetDateTime::now_utc();
-    let mut time_in: Vec<StageOut> = Vec::new();
+    let mut time_in: Vec<StageTimeOut> = Vec::new();
     let mut add = |stage: &str, seconds: i64| match time_in.iter_mut().find(|s| s.stage == stage) {
         Some(s) => {
             s.seconds += seconds;
             s.visits += 1;
         }
-        None => time_in.push(StageOut { stage: stage.to_owned(), seconds, visits: 1 }),
+        None => time_in.push(StageTimeOut { stage: stage.to_owned(), seconds, visits: 1 }),
     };
     let (mut stage, mut since) = (leadflow_domain::lifecycle::INITIAL.to_owned(), lead.created_at);
     for change in &changes {

@@ -331,6 +331,7 @@ pub(super) async fn report_sources(
     let sql = format!(
         "SELECT {source}, {campaign}, count(*) FROM leads
          WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND {source} IS NOT NULL
+           AND doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
          GROUP BY 1, 2 ORDER BY 3 DESC, {source} COLLATE \"C\", {campaign} COLLATE \"C\" NULLS FIRST"
     );
     rows(c, &sql, &[&from, &to])
@@ -349,6 +350,7 @@ pub(super) async fn report_stages(
     let sql = "WITH cohort AS (
              SELECT id, source, campaign FROM leads
              WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND source IS NOT NULL
+               AND doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
          ), reached AS (
              SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
              UNION

@@ -283,6 +283,7 @@ pub(super) fn report_sources(
     let sql = format!(
         "SELECT {source}, {campaign}, count(*) FROM leads
          WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND {source} IS NOT NULL
+           AND json_extract(doc, '$.custom.test') IS NOT 1
          GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
     );
     let rows = conn
@@ -303,6 +304,7 @@ pub(super) fn report_stages(
     let sql = "WITH cohort AS (
              SELECT id, source, campaign FROM leads
              WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND source IS NOT NULL
+               AND json_extract(doc, '$.custom.test') IS NOT 1
          ), reached AS (
              SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
              UNION
