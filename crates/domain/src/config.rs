@@ -661,6 +661,7 @@ impl Validator<'_> {
                 required_fields: Vec::new(),
                 retry: None,
                 rate_limit: None,
+                circuit_breaker: None,
                 settings: Default::default(),
             };
             for (key, item) in t.iter() {
@@ -740,6 +741,21 @@ impl Validator<'_> {
                                 span(item),
                                 &path,
                                 "must be a table { per_second = 10.0, burst = 10 } with positive values",
+                            ),
+                        }
+                    }
+                    "circuit_breaker" => {
+                        let threshold = item
+                            .get("failure_threshold")
+                            .and_then(Item::as_integer)
+                            .and_then(|n| u32::try_from(n).ok());
+                        let cool_down = item.get("cool_down").and_then(Item::as_str).and_then(parse_duration);
+                        match (threshold, cool_down) {
+                            (Some(n), Some(wait)) if n > 0 => d.circuit_breaker = Some((n, wait)),
+                            _ => self.error(
+                                span(item),
+                                &path,
+                                "must be a table { failure_threshold = 5, cool_down = \"30s\" }",
                             ),
                         }
                     }

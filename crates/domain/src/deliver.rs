@@ -72,6 +72,8 @@ pub struct DestinationConfig {
     pub retry: Option<Vec<Duration>>,
     /// Sustained requests per second and burst.
     pub rate_limit: Option<(f64, u32)>,
+    /// Consecutive failures that open the circuit, and how long it stays open.
+    pub circuit_breaker: Option<(u32, Duration)>,
     /// The provider's own keys (`url`, `base_url`, `secret_env`, …), as written.
     pub settings: BTreeMap<String, String>,
 }
@@ -119,6 +121,7 @@ mod tests {
             required_fields: Vec::new(),
             retry: None,
             rate_limit: None,
+            circuit_breaker: None,
             settings: BTreeMap::new(),
         }
     }
