@@ -5,6 +5,7 @@
 mod accounts;
 mod bad_input;
 mod capture;
+mod delivery;
 mod engagement;
 mod imports;
 mod service;
@@ -41,10 +42,19 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
 }
 
 pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -> TestApp {
+    spawn_on_with(store, config, None, dir).await
+}
+
+pub async fn spawn_on_with(
+    store: DynStore,
+    config: Config,
+    client: Option<Arc<leadflow_delivery::Client>>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(leadflow_server::launch(store.clone(), Arc::new(config), listener, async {
+    let server = tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), client, listener, async {
         let _ = stopped.await;
     }));
     let mut app = TestApp {
