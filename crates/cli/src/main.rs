@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod dedupe;
+mod deliveries;
 mod export;
 mod import;
 mod rescore;
@@ -89,6 +90,11 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineCommand,
+    },
+    /// Inspect and replay deliveries to destinations: dead letters, needs data.
+    Deliveries {
+        #[command(subcommand)]
+        action: deliveries::DeliveriesCommand,
     },
     /// Find duplicate leads among those stored (fuzzy matching, whatever the capture
     /// setting), explain each, merge the confident ones and queue the uncertain for review.
@@ -244,6 +250,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             import::run(import::Args { data, file, source, report, dry_run, sheet }).await
         }
         Command::Quarantine { action } => import::quarantine(action).await,
+        Command::Deliveries { action } => deliveries::run(action).await,
         Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
         Command::Rescore { data, dry_run } => rescore::run(&data, dry_run).await,
         Command::Export { data, format, out } => {
