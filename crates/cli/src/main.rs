@@ -414,6 +414,18 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     if !missing.is_empty() {
         return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
     }
-    println!("{}: ok ({} sources: {})", path.display(), names.len(), names.join(", "));
+    // Builds the delivery client as `serve` would: URLs, secret formats and the `*_env`
+    // variables of every destination are checked now rather than at the first delivery.
+    if !config.destinations.is_empty() {
+        leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
+            .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
+    }
+    println!(
+        "{}: ok ({} sources: {}; {} destinations)",
+        path.display(),
+        names.len(),
+        names.join(", "),
+        config.destinations.len()
+    );
     Ok(())
 }

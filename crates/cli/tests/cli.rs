@@ -181,9 +181,19 @@ fn check_config_reports_every_error_with_its_location() {
     let checked = leadflow(dir.path())
         .args(["check-config", example.to_str().unwrap()])
         .env("WEBSITE_FORM_SECRET", "x")
+        .env("CRM_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         .output()
         .unwrap();
     assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));
+
+    let unset = leadflow(dir.path())
+        .args(["check-config", example.to_str().unwrap()])
+        .env("WEBSITE_FORM_SECRET", "x")
+        .env_remove("CRM_HOOK_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(3));
+    assert!(stderr(&unset).contains("CRM_HOOK_SECRET"), "names the variable: {}", stderr(&unset));
 }
 
 #[test]
