@@ -208,6 +208,12 @@ pub struct SourceConfig {
     pub rate_limit_per_minute: u32,
     /// The kind of channel, for attribution reports; `None`: from the adapter.
     pub channel: Option<&'static str>,
+    /// A LinkedIn source that also pulls its lead form responses this often (catching
+    /// what a missed webhook never delivered); `None`: webhooks only.
+    pub pull_interval: Option<Duration>,
+    /// Who owns the lead forms a LinkedIn pull reads: `urn:li:sponsoredAccount:N` or
+    /// `urn:li:organization:N`.
+    pub linkedin_owner: Option<String>,
 }
 
 /// Channel kinds a source may declare.
@@ -258,6 +264,8 @@ impl SourceConfig {
             min_submit_secs: None,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             channel: None,
+            pull_interval: None,
+            linkedin_owner: None,
         }
     }
 }
@@ -655,6 +663,24 @@ impl Validator<'_> {
                             src.batch_interval = Duration::from_secs(n);
                         }
                     }
+                    "pull_interval_secs" => {
+                        if let Some(n) = self.positive_integer(item, &path) {
+                            src.pull_interval = Some(Duration::from_secs(n));
+                        }
+                    }
+                    "linkedin_owner" => {
+                        if let Some(s) = self.string(item, &path) {
+                            if is_linkedin_owner(s) {
+                                src.linkedin_owner = Some(s.to_owned());
+                            } else {
+                                self.error(
+                                    span(item),
+                                    &path,
+                                    "must be urn:li:sponsoredAccount:ID or urn:li:organization:ID",
+                                );
+                            }
+                        }
+                    }
                     "min_submit_secs" => match item.as_integer().and_then(|n| u64::try_from(n).ok()) {
                         Some(n) => src.min_submit_secs = Some(n),
                         None => self.error(span(item), &path, "must be a number of seconds (0 or more)"),
@@ -794,6 +820,22 @@ impl Validator<'_> {
                 self.error(at, &format!("sources[{i}].{key}"), "only web_form sources take this key");
             }
         }
+        let linkedin_only =
+            [("pull_interval_secs", src.pull_interval.is_some()), ("linkedin_owner", src.linkedin_owner.is_some())];
+        for (key, set) in linkedin_only {
+            if set && adapter != Adapter::LinkedinLeadGen {
+                let at = t.get(key).and_then(span);
+                self.error(at, &format!("sources[{i}].{key}"), "only linkedin_lead_gen sources take this key");
+            }
+        }
+        if adapter == Adapter::LinkedinLeadGen && src.pull_interval.is_some() && src.linkedin_owner.is_none() {
+            let at = t.get("pull_interval_secs").and_then(span);
+            self.error(
+                at,
+                &format!("sources[{i}].pull_interval_secs"),
+                "a pull reads the forms of one owner: set linkedin_owner",
+            );
+        }
         for (key, set) in [("api_base_url", src.api_base_url.is_some()), ("token_env", src.token_env.is_some())] {
             if set && !adapter.fetches() {
                 let at = t.get(key).and_then(span);
@@ -805,6 +847,14 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A LinkedIn ad account or organization URN with a non-empty id.
+fn is_linkedin_owner(s: &str) -> bool {
+    ["urn:li:sponsoredAccount:", "urn:li:organization:"]
+        .iter()
+        .filter_map(|prefix| s.strip_prefix(prefix))
+        .any(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `scheme://host[:port]` of a URL, lower-cased; `None` when it is not http(s).
@@ -1300,6 +1350,60 @@ allowed_origins = ["https://x.example"]
             assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
         }
         assert_eq!(shown.len(), expect.len(), "{shown:#?}");
+    }
+
+    #[test]
+    fn a_linkedin_pull_needs_an_owner_and_only_linkedin_pulls() {
+        let errs = parse(
+            r#"[[sources]]
+name = "li"
+adapter = "linkedin_lead_gen"
+secret_env = "LI"
+token_env = "LI_TOKEN"
+pull_interval_secs = 300
+
+[[sources]]
+name = "li2"
+adapter = "linkedin_lead_gen"
+secret_env = "LI"
+token_env = "LI_TOKEN"
+pull_interval_secs = 0
+linkedin_owner = "urn:li:person:1"
+
+[[sources]]
+name = "tf"
+adapter = "typeform"
+secret_env = "TF"
+pull_interval_secs = 60
+"#,
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        let expect = [
+            "6:22: sources[0].pull_interval_secs: a pull reads the forms of one owner: set linkedin_owner",
+            "13:22: sources[1].pull_interval_secs: must be a positive integer",
+            "14:18: sources[1].linkedin_owner: must be urn:li:sponsoredAccount:ID or urn:li:organization:ID",
+            "20:22: sources[2].pull_interval_secs: only linkedin_lead_gen sources take this key",
+        ];
+        for e in expect {
+            assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
+        }
+        assert_eq!(shown.len(), expect.len(), "{shown:#?}");
+
+        let config = parse(
+            r#"[[sources]]
+name = "li"
+adapter = "linkedin_lead_gen"
+secret_env = "LI"
+token_env = "LI_TOKEN"
+pull_interval_secs = 300
+linkedin_owner = "urn:li:sponsoredAccount:42"
+"#,
+        )
+        .unwrap();
+        let li = config.source(&SourceName::parse("li").unwrap()).unwrap();
+        assert_eq!(li.pull_interval, Some(Duration::from_secs(300)));
+        assert_eq!(li.linkedin_owner.as_deref(), Some("urn:li:sponsoredAccount:42"));
     }
 
     #[test]

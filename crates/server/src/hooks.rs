@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
 const FACEBOOK_API: &str = "https://graph.facebook.com";
@@ -173,18 +174,18 @@ fn id_text(v: Option<&Value>) -> Option<String> {
 
 /// Settles, every `batch_interval`, the pending submissions of each batch source; the
 /// first round runs at once (start-up). Stops when `stop` changes or is dropped.
+///
+/// Several instances may run these workers against one database: each round belongs to a
+/// period (the time truncated to the interval) and only the instance whose claim of that
+/// period wins settles it, so a batch is settled once per period, not once per instance.
 pub fn spawn_batch_workers(store: DynStore, config: Arc<Config>, hooks: Arc<Hooks>, stop: watch::Receiver<bool>) {
     let batch: Vec<SourceConfig> = config.sources.iter().filter(|s| s.mode == Mode::Batch).cloned().collect();
     for source in batch {
-        let (store, config, hooks, mut stop) = (store.clone(), config.clone(), hooks.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(source.batch_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => return,
-                }
+        let (store, config, hooks) = (store.clone(), config.clone(), hooks.clone());
+        let job = format!("batch:{}", source.name);
+        spawn_periodic(store.clone(), job, source.batch_interval, stop.clone(), move || {
+            let (store, config, hooks, source) = (store.clone(), config.clone(), hooks.clone(), source.clone());
+            async move {
                 match settle_batch(&store, &config, &hooks, &source.name).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(source = %source.name, settled = n, "batch settled"),
@@ -193,6 +194,149 @@ pub fn spawn_batch_workers(store: DynStore, config: Arc<Config>, hooks: Arc<Hook
             }
         });
     }
+}
+
+/// Pulls, every `pull_interval`, the lead form responses of each LinkedIn source that has
+/// one, once per period across instances (see [`spawn_batch_workers`]). The first round
+/// runs at once. Stops when `stop` changes or is dropped.
+pub fn spawn_pull_workers(store: DynStore, config: Arc<Config>, hooks: Arc<Hooks>, stop: watch::Receiver<bool>) {
+    let pulls: Vec<(SourceConfig, Duration)> = config
+        .sources
+        .iter()
+        .filter(|s| s.adapter == Adapter::LinkedinLeadGen)
+        .filter_map(|s| Some((s.clone(), s.pull_interval?)))
+        .collect();
+    for (source, interval) in pulls {
+        let (store, config, hooks) = (store.clone(), config.clone(), hooks.clone());
+        let job = format!("pull:{}", source.name);
+        spawn_periodic(store.clone(), job, interval, stop.clone(), move || {
+            let (store, config, hooks, source) = (store.clone(), config.clone(), hooks.clone(), source.clone());
+            async move {
+                match pull_linkedin(&store, &config, &hooks, &source).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(source = %source.name, pulled = n, "lead form responses pulled"),
+                    Err(e) => {
+                        tracing::error!(source = %source.name, error = %e, "pull failed; it resumes from the saved cursor")
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Runs `round` every `interval` (the first at once) for the periods this instance claims.
+fn spawn_periodic<F, Fut>(store: DynStore, job: String, interval: Duration, mut stop: watch::Receiver<bool>, round: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let start = period_start(OffsetDateTime::now_utc(), interval);
+            match store.try_claim_period(&job, start).await {
+                Ok(true) => round().await,
+                // Another instance (or an earlier round of this one) has this period.
+                Ok(false) => {}
+                Err(e) => tracing::error!(job = %job, error = %e, "could not claim the period; skipping it"),
+            }
+        }
+    });
+}
+
+/// The start of the period `now` falls in: `now` truncated to a multiple of `interval`
+/// since the Unix epoch, so every instance computes the same start.
+pub fn period_start(now: OffsetDateTime, interval: Duration) -> OffsetDateTime {
+    let step = i128::try_from(interval.as_millis()).unwrap_or(i128::MAX).max(1);
+    let ms = now.unix_timestamp_nanos() / 1_000_000;
+    let start = ms - ms.rem_euclid(step);
+    OffsetDateTime::from_unix_timestamp_nanos(start * 1_000_000).unwrap_or(now)
+}
+
+/// Pages a pull reads in one round at most, so one round cannot run forever against a
+/// provider that keeps handing out cursors.
+const MAX_PULL_PAGES: usize = 1000;
+
+/// One pull round of a LinkedIn source: reads lead form responses from the saved cursor
+/// on, stores each through the pipeline under the key the webhook path gives it (a lead
+/// seen both ways is stored once), and saves the next cursor only once the page's items
+/// are durable. Returns how many responses were read.
+pub async fn pull_linkedin(
+    store: &DynStore,
+    config: &Config,
+    hooks: &Hooks,
+    source: &SourceConfig,
+) -> Result<usize, String> {
+    let token = hooks
+        .sources
+        .get(&source.name)
+        .and_then(|h| h.token.as_deref())
+        .ok_or_else(|| format!("no API token: the variable named by token_env of {} is not set", source.name))?;
+    let client = hooks.fetch.as_ref().ok_or("no provider API client")?;
+    let owner = match source.linkedin_owner.as_deref() {
+        Some(urn) if urn.starts_with("urn:li:organization:") => fetch::linkedin::Owner::Organization(urn.to_owned()),
+        Some(urn) => fetch::linkedin::Owner::SponsoredAccount(urn.to_owned()),
+        None => return Err("no linkedin_owner".into()),
+    };
+    let base = source.api_base_url.as_deref().unwrap_or(LINKEDIN_API);
+    let cursor_name = format!("pull:{}", source.name);
+    let mut cursor = store.get_cursor(&cursor_name).await.map_err(|e| e.to_string())?;
+    let mut forms: HashMap<String, serde_json::Map<String, Value>> = HashMap::new();
+    let mut read = 0;
+    for _ in 0..MAX_PULL_PAGES {
+        let page = fetch::linkedin::fetch_form_responses(client, base, token, &owner, cursor.as_deref())
+            .await
+            .map_err(|e| describe(&e))?;
+        read += page.responses.len();
+        let mut submissions = Vec::with_capacity(page.responses.len());
+        for response in page.responses {
+            // Answers carry question ids only; the form says which standard field each is.
+            let form = match fetch::linkedin::form_id(&response) {
+                Some(id) => match forms.get(&id) {
+                    Some(form) => Some(form.clone()),
+                    None => {
+                        let form = fetch::linkedin::fetch_lead_form(client, base, token, &id)
+                            .await
+                            .map_err(|e| describe(&e))?;
+                        forms.insert(id, form.clone());
+                        Some(form)
+                    }
+                },
+                None => None,
+            };
+            let mut item = match leadflow_channels::linkedin_pull_item(response) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::warn!(source = %source.name, error = %e, "lead form response skipped");
+                    continue;
+                }
+            };
+            if let Some(form) = form {
+                item.payload.insert("form".into(), Value::Object(form));
+            }
+            let key = crate::routes::hooks::key_of(&item);
+            submissions.push(RawSubmission::new(source.name.clone(), key, item.payload));
+        }
+        if !submissions.is_empty() {
+            ingest::submit(store, config, submissions, OnInvalid::Quarantine).await.map_err(|e| e.to_string())?;
+        }
+        match page.next_cursor {
+            Some(next) => {
+                store.set_cursor(&cursor_name, &next).await.map_err(|e| e.to_string())?;
+                cursor = Some(next);
+            }
+            // The last page is read again next round (from its own start, the saved
+            // cursor), so responses added to it since are not missed; their keys keep
+            // the ones already stored from being stored twice.
+            None => break,
+        }
+    }
+    Ok(read)
 }
 
 /// One batch round for one source: up to a page of its pending submissions.

@@ -215,7 +215,8 @@ pub async fn launch_with(
         Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
     }
     let (stop_batches, batches_stopped) = tokio::sync::watch::channel(false);
-    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped);
+    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped.clone());
+    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped);
     let app = router(AppState { store: store.clone(), config, hooks });
     // The peer address keys the web-form rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -68,6 +68,9 @@ macro_rules! conformance_suite {
             an_account_owns_several_domains_and_keeps_its_owner,
             events_rescore_their_lead_and_wait_for_unknown_people,
             transitions_follow_the_contract_and_reports_count_them,
+            a_period_is_claimed_once,
+            concurrent_claims_of_one_period_have_one_winner,
+            cursors_are_saved_and_replaced,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
             lead_changes_write_outbox_rows_for_subscribed_destinations,
@@ -921,4 +924,43 @@ pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
     let (again, _) = store.get_delivery(&hook.id).await.unwrap().unwrap();
     assert_eq!(again.status, DeliveryStatus::Pending);
     assert_eq!(again.payload["company"], "Acme");
+}
+
+/// A whole-second instant: every backend stores it exactly.
+fn period(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
+pub async fn a_period_is_claimed_once(store: &DynStore) {
+    let start = period(1_700_000_000);
+    assert!(store.try_claim_period("batch:web", start).await.unwrap());
+    assert!(!store.try_claim_period("batch:web", start).await.unwrap(), "the period is taken");
+    assert!(store.try_claim_period("batch:web", period(1_700_000_060)).await.unwrap(), "the next period is free");
+    assert!(store.try_claim_period("pull:linkedin", start).await.unwrap(), "another job's period is free");
+}
+
+pub async fn concurrent_claims_of_one_period_have_one_winner(store: &DynStore) {
+    let start = period(1_700_000_000);
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.try_claim_period("batch:web", start).await })
+        })
+        .collect();
+    let mut won = 0;
+    for claim in claims {
+        if claim.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one claim of a period wins");
+}
+
+pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
+    assert_eq!(store.get_cursor("pull:linkedin").await.unwrap(), None);
+    store.set_cursor("pull:linkedin", "10").await.unwrap();
+    assert_eq!(store.get_cursor("pull:linkedin").await.unwrap().as_deref(), Some("10"));
+    store.set_cursor("pull:linkedin", "20").await.unwrap();
+    assert_eq!(store.get_cursor("pull:linkedin").await.unwrap().as_deref(), Some("20"));
+    assert_eq!(store.get_cursor("pull:other").await.unwrap(), None);
 }

@@ -502,6 +502,17 @@ pub trait Store: Send + Sync + 'static {
     /// Replays every dead letter the filter takes; returns how many.
     async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError>;
 
+    /// Claims one period of a periodic job (`period_start` is the start of the period).
+    /// `true` for exactly one caller per job and period, whichever instance it runs on:
+    /// the claim is a row under a primary key, so the database decides, not the callers.
+    async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// The value a pull source saved with [`Store::set_cursor`], if any.
+    async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Saves where a pull source left off, replacing any earlier value.
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -46,7 +46,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_matching.sql")),
     (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
     (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
-    (6, include_str!("../migrations/sqlite/0006_outbox.sql")),
+    (6, include_str!("../migrations/sqlite/0006_jobs.sql")),
+    (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -1675,6 +1676,39 @@ impl Store for SqliteStore {
 
     async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.write_returning(move |conn| outbox::replay_many(conn, &filter, now)).await
+    }
+
+    async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {
+        let (job, start) = (job.to_owned(), millis(period_start));
+        self.write_returning(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO job_runs (job, period_start, claimed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![job, start, now_ms()],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn.query_row("SELECT value FROM cursors WHERE name = ?1", params![name], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write_returning(move |conn| {
+            conn.execute(
+                "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![name, value, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

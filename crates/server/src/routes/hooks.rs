@@ -296,7 +296,7 @@ fn hook_error(e: HookError, method: &Method) -> ApiError {
 
 /// The provider's id as idempotency key; one that is not a valid key (too long, spaces)
 /// is hashed, which keeps it stable across retries.
-fn key_of(item: &Item) -> Option<IdempotencyKey> {
+pub(crate) fn key_of(item: &Item) -> Option<IdempotencyKey> {
     IdempotencyKey::parse(&item.idempotency_key).ok().or_else(|| {
         let digest = Sha256::digest(item.idempotency_key.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

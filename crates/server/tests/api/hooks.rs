@@ -534,3 +534,80 @@ async fn a_linkedin_lead_is_read_with_its_form_so_answers_map_to_fields() {
     assert_eq!(lead["first_name"], "Lin");
     assert_eq!(lead["custom"]["test"], true, "LinkedIn's test leads are marked");
 }
+
+/// A stand-in for LinkedIn's `leadFormResponses` owner finder: 102 responses, served a
+/// page of 100 at a time from `start`; counts the requests per `start`.
+async fn fake_linkedin_finder() -> (String, Arc<std::sync::Mutex<Vec<u64>>>) {
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = starts.clone();
+    let router = axum::Router::new()
+        .route(
+            "/rest/leadFormResponses",
+            axum::routing::get(move |axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>| {
+                let seen = seen.clone();
+                async move {
+                    let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+                    assert_eq!(param("q"), "owner");
+                    assert_eq!(param("owner"), "(sponsoredAccount:urn:li:sponsoredAccount:42)");
+                    let start: u64 = param("start").parse().unwrap();
+                    let count: u64 = param("count").parse().unwrap();
+                    seen.lock().unwrap().push(start);
+                    let elements: Vec<Value> = (start..(start + count).min(102))
+                        .map(|i| {
+                            json!({"id": format!("urn:li:leadFormResponse:r{i}"), "submittedAt": 1700000000000_i64,
+                                "versionedLeadGenFormUrn": "urn:li:versionedLeadGenForm:(urn:li:leadGenForm:77,1)",
+                                "formResponse": {"answers": [{"questionId": 1, "answerDetails":
+                                    {"textQuestionAnswer": {"answer": format!("pulled{i}@example.com")}}}]}})
+                        })
+                        .collect();
+                    axum::Json(json!({"elements": elements, "paging": {"start": start, "count": count, "total": 102}}))
+                }
+            }),
+        )
+        .route(
+            "/rest/leadForms/{id}",
+            axum::routing::get(|| async {
+                axum::Json(json!({"id": 77, "content": {"questions": [
+                    {"questionId": 1, "name": "email", "predefinedField": "EMAIL"}]}}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (api, starts)
+}
+
+#[tokio::test]
+async fn a_linkedin_pull_source_stores_each_response_once_and_resumes_from_its_cursor() {
+    let (api, starts) = fake_linkedin_finder().await;
+    let li = SourceConfig {
+        token_env: Some("TEST_API_TOKEN".into()),
+        api_base_url: Some(api),
+        pull_interval: Some(Duration::from_secs(1)),
+        linkedin_owner: Some("urn:li:sponsoredAccount:42".into()),
+        ..signed_source("linkedin", Adapter::LinkedinLeadGen)
+    };
+    let mut config = Config::default();
+    config.sources.push(li);
+    let app = spawn_app_with(config.clone()).await;
+    let cursor =
+        eventually("the pull to save its cursor", || async { app.store.get_cursor("pull:linkedin").await.unwrap() })
+            .await;
+    assert_eq!(cursor, "100", "the cursor names the start of the last page");
+    eventually("both pages stored", || async { (app.lead_count().await == 102).then_some(()) }).await;
+    assert_eq!(leads_by_email(&app, "pulled101%40example.com").await.len(), 1);
+
+    let (store, dir) = app.shutdown().await;
+    drop(store);
+    starts.lock().unwrap().clear();
+    let reopened =
+        leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    // The restarted test app makes its own admin key under the same name.
+    reopened.revoke_key("admin").await.unwrap();
+    let app = crate::spawn_on(reopened, config, dir).await;
+    eventually("a pull after the restart", || async { (!starts.lock().unwrap().is_empty()).then_some(()) }).await;
+    // Rounds later than the first are from the saved cursor too; none starts over.
+    assert!(starts.lock().unwrap().iter().all(|s| *s == 100), "{:?}", starts.lock().unwrap());
+    assert_eq!(app.lead_count().await, 102, "nothing read again was stored twice");
+    assert_eq!(leads_by_email(&app, "pulled0%40example.com").await.len(), 1);
+}

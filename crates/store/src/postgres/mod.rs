@@ -51,6 +51,7 @@ use tokio_postgres::error::SqlState;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_schema.sql")),
     (2, include_str!("../../migrations/postgres/0002_accounts_engagement.sql")),
+    (3, include_str!("../../migrations/postgres/0003_jobs.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -588,6 +589,41 @@ impl Store for PgStore {
 
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
         read!(self, |c| engagement::report_stages(c, from, to))
+    }
+
+    async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            let inserted = sql::exec(
+                &tx,
+                "INSERT INTO job_runs (job, period_start) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&job, &period_start],
+            )
+            .await?;
+            inserted == 1
+        })
+    }
+
+    async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        read!(self, |c| async {
+            match sql::opt(c, "SELECT value FROM cursors WHERE name = $1", &[&name]).await? {
+                Some(row) => Ok(Some(row.try_get::<_, String>(0)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            sql::exec(
+                &tx,
+                "INSERT INTO cursors (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = now()",
+                &[&name, &value],
+            )
+            .await?;
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
