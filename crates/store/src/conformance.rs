@@ -76,6 +76,7 @@ macro_rules! conformance_suite {
             lead_changes_write_outbox_rows_for_subscribed_destinations,
             deliveries_of_one_lead_go_in_order,
             a_claim_is_leased_and_lapses,
+            concurrent_claims_never_share_a_delivery,
             retries_wait_dead_letters_keep_their_attempts_and_replay,
             needs_data_waits_until_the_lead_changes,
         );
@@ -867,6 +868,40 @@ pub async fn a_claim_is_leased_and_lapses(store: &DynStore) {
     assert!(due >= now + time::Duration::seconds(59), "due when the lease lapses: {due}");
     let later = now + LEASE + time::Duration::seconds(1);
     assert_eq!(store.claim_deliveries(1, LEASE, later).await.unwrap().len(), 1, "a crashed worker's claim lapses");
+}
+
+/// Several workers (instances) claiming at once: each delivery goes to exactly one.
+pub async fn concurrent_claims_never_share_a_delivery(store: &DynStore) {
+    let people: Vec<_> = (0..24).map(|i| item("api", None, json!({"email": format!("p{i}@acme.com")}))).collect();
+    store.capture(people, &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim_deliveries(3, LEASE, now).await.unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got.into_iter().map(|d| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for claim in claims {
+        for id in claim.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    // A worker may stop while another still holds rows it skipped: whatever is left is
+    // claimed now, and none of it was handed out before.
+    for d in store.claim_deliveries(100, LEASE, now).await.unwrap() {
+        assert!(seen.insert(d.id.clone()), "{} was claimed twice", d.id);
+    }
+    assert_eq!(seen.len(), 48, "every delivery claimed once: two destinations per person");
 }
 
 pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &DynStore) {
