@@ -55,10 +55,15 @@ impl Server {
 
     /// Like [`Server::start`], with more arguments (`--database URL`).
     fn start_with(dir: &Path, extra: &[&str]) -> Self {
-        Self::start_with_env(dir, &[])
+        Self::start_with_all(dir, extra, &[])
     }
 
+    /// Like [`Server::start`], with environment variables (destination secrets).
     fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_all(dir, &[], env)
+    }
+
+    fn start_with_all(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = leadflow(dir)
             .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])

@@ -50,8 +50,7 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "health"), (name = "meta"))
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -168,14 +167,6 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hooks = hooks::Hooks::from_env(&config);
-    launch_with_hooks(store, config, hooks, listener, shutdown).await
-}
-
-/// [`launch`] with the webhook sources' secrets already read (tests pass their own).
-pub async fn launch_with_hooks(
-    store: DynStore,
-    config: Arc<Config>,
-    hooks: hooks::Hooks,
     let client = if config.destinations.is_empty() {
         None
     } else {
@@ -183,14 +174,15 @@ pub async fn launch_with_hooks(
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Some(Arc::new(client))
     };
-    launch_with(store, config, client, listener, shutdown).await
+    launch_with(store, config, hooks, client, listener, shutdown).await
 }
 
-/// [`launch`] with the delivery client given (tests build it with their own secrets).
-/// Without one, nothing is delivered and outbox rows wait.
+/// [`launch`] with the webhook sources' secrets and the delivery client given (tests
+/// pass their own). Without a client, nothing is delivered and outbox rows wait.
 pub async fn launch_with(
     store: DynStore,
     config: Arc<Config>,
+    hooks: hooks::Hooks,
     client: Option<Arc<leadflow_delivery::Client>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -214,19 +206,17 @@ pub async fn launch_with(
         }
         Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
     }
-    let (stop_batches, batches_stopped) = tokio::sync::watch::channel(false);
-    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped.clone());
-    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped);
-    let app = router(AppState { store: store.clone(), config, hooks });
-    // The peer address keys the web-form rate limit.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    let _ = stop_batches.send(true);
-    let wake = Arc::new(tokio::sync::Notify::new());
+    // One stop signal for the background work: batch and pull workers and the delivery
+    // worker all finish once the server has stopped taking requests.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    let wake = Arc::new(tokio::sync::Notify::new());
     let worker = client
         .map(|client| tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.clone(), stopped)));
-    let app = router(AppState { store: store.clone(), config, wake });
+    let app = router(AppState { store: store.clone(), config, hooks, wake });
+    // The peer address keys the web-form rate limit.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);

@@ -66,12 +66,9 @@ pub async fn spawn_on_with(
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
     let server =
-        tokio::spawn(leadflow_server::launch_with_hooks(store.clone(), Arc::new(config), hooks, listener, async {
+        tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), hooks, client, listener, async {
             let _ = stopped.await;
         }));
-    let server = tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), client, listener, async {
-        let _ = stopped.await;
-    }));
     let mut app = TestApp {
         addr,
         http: reqwest::Client::new(),
