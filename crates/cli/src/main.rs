@@ -447,7 +447,7 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     };
     let config = load_config(Some(path.clone()))?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    let missing: Vec<String> = config
+    let mut missing: Vec<String> = config
         .sources
         .iter()
         .flat_map(|s| {
@@ -458,14 +458,16 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
                 .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
         })
         .collect();
-    if !missing.is_empty() {
-        return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
-    }
     // Builds the delivery client as `serve` would: URLs, secret formats and the `*_env`
     // variables of every destination are checked now rather than at the first delivery.
-    if !config.destinations.is_empty() {
-        leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
-            .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
+    // Reported with the sources' problems, so one run names everything to fix.
+    if !config.destinations.is_empty()
+        && let Err(e) = leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
+    {
+        missing.push(e.to_string());
+    }
+    if !missing.is_empty() {
+        return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
     }
     println!(
         "{}: ok ({} sources: {}; {} destinations)",
