@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod dedupe;
+mod deliveries;
 mod export;
 mod import;
 mod rescore;
@@ -89,6 +90,11 @@ enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineCommand,
+    },
+    /// Inspect and replay deliveries to destinations: dead letters, needs data.
+    Deliveries {
+        #[command(subcommand)]
+        action: deliveries::DeliveriesCommand,
     },
     /// Find duplicate leads among those stored (fuzzy matching, whatever the capture
     /// setting), explain each, merge the confident ones and queue the uncertain for review.
@@ -263,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             import::run(import::Args { data, file, source, report, dry_run, sheet }).await
         }
         Command::Quarantine { action } => import::quarantine(action).await,
+        Command::Deliveries { action } => deliveries::run(action).await,
         Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
         Command::Rescore { data, dry_run } => rescore::run(&data, dry_run).await,
         Command::Sources { action: SourcesCommand::Test { data, name, payload } } => {
@@ -440,7 +447,7 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     };
     let config = load_config(Some(path.clone()))?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    let missing: Vec<String> = config
+    let mut missing: Vec<String> = config
         .sources
         .iter()
         .flat_map(|s| {
@@ -451,9 +458,23 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
                 .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
         })
         .collect();
+    // Builds the delivery client as `serve` would: URLs, secret formats and the `*_env`
+    // variables of every destination are checked now rather than at the first delivery.
+    // Reported with the sources' problems, so one run names everything to fix.
+    if !config.destinations.is_empty()
+        && let Err(e) = leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
+    {
+        missing.push(e.to_string());
+    }
     if !missing.is_empty() {
         return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
     }
-    println!("{}: ok ({} sources: {})", path.display(), names.len(), names.join(", "));
+    println!(
+        "{}: ok ({} sources: {}; {} destinations)",
+        path.display(),
+        names.len(),
+        names.join(", "),
+        config.destinations.len()
+    );
     Ok(())
 }

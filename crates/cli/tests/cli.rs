@@ -55,7 +55,17 @@ impl Server {
 
     /// Like [`Server::start`], with more arguments (`--database URL`).
     fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_all(dir, extra, &[])
+    }
+
+    /// Like [`Server::start`], with environment variables (destination secrets).
+    fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_all(dir, &[], env)
+    }
+
+    fn start_with_all(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = leadflow(dir)
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -186,9 +196,19 @@ fn check_config_reports_every_error_with_its_location() {
         .env("FACEBOOK_APP_SECRET", "x")
         .env("FACEBOOK_VERIFY_TOKEN", "x")
         .env("FACEBOOK_PAGE_TOKEN", "x")
+        .env("CRM_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         .output()
         .unwrap();
     assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));
+
+    let unset = leadflow(dir.path())
+        .args(["check-config", example.to_str().unwrap()])
+        .env("WEBSITE_FORM_SECRET", "x")
+        .env_remove("CRM_HOOK_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(unset.status.code(), Some(3));
+    assert!(stderr(&unset).contains("CRM_HOOK_SECRET"), "names the variable: {}", stderr(&unset));
 }
 
 #[test]
@@ -934,4 +954,169 @@ fn rescore_applies_changed_rules_and_a_dry_run_only_counts() {
     assert_eq!(stages(), vec!["mql", "new", "mql"]);
     let again = stdout(&run(dir.path(), &["rescore", "--config", "rules.toml"]));
     assert!(again.contains("0 scores changed") && again.contains("no lead changed stage"), "{again}");
+}
+
+/// What the test's destination received: (webhook-id, lead id) per accepted call.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn receive(
+    axum::extract::State(seen): axum::extract::State<Received>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    // Slow enough that deliveries are in flight when the server is killed.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    seen.lock().unwrap().push((id, event["data"]["id"].as_str().unwrap().to_owned()));
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Kills the server with SIGKILL while deliveries are in flight. After a restart the
+/// worker takes up the unfinished ones (their leases lapse) and every lead reaches the
+/// destination; a repeat carries the webhook-id of the first try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_delivery_loses_no_delivery() {
+    const LEADS: usize = 120;
+    let seen: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        format!(
+            r#"
+[delivery]
+timeout = "1s"
+concurrency = 4
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://{hook}/hook"
+secret_env = "LF_TEST_HOOK_SECRET"
+events = ["created"]
+retry = ["0s", "100ms", "200ms", "500ms", "1s", "1s", "1s", "1s"]
+rate_limit = {{ per_second = 1000.0, burst = 1000 }}
+"#
+        ),
+    )
+    .unwrap();
+    let env = [("LF_TEST_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+    let token = create_key(dir.path(), &["admin"]);
+    let mut server = Server::start_with_env(dir.path(), &env);
+    let http = client();
+    let mut leads = HashSet::new();
+    for i in 0..LEADS {
+        let r = http
+            .post(format!("{}/v1/leads", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"email": format!("d{i}@example.com")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let created: Value = r.json().await.unwrap();
+        leads.insert(created["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < 10 {
+        assert!(std::time::Instant::now() < deadline, "nothing was delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let before_restart: HashSet<String> = seen.lock().unwrap().iter().map(|(_, lead)| lead.clone()).collect();
+    assert!(before_restart.len() < LEADS, "killed before every delivery was made");
+
+    let server = Server::start_with_env(dir.path(), &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let received: HashSet<String> = seen.lock().unwrap().iter().map(|(_, lead)| lead.clone()).collect();
+        if received == leads {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {LEADS} delivered after the restart", received.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ids = std::collections::HashMap::new();
+    for (id, lead) in seen.lock().unwrap().iter() {
+        assert_eq!(ids.entry(id.clone()).or_insert_with(|| lead.clone()), lead, "one webhook-id, one event");
+    }
+    assert_eq!(ids.len(), LEADS, "a repeat is a retry of the same webhook-id, never a new delivery");
+    // Each outcome is recorded just after the destination answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = format!("{}/v1/deliveries?status=delivered&limit=1000", server.base);
+        let delivered: Vec<Value> = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if delivered.len() == LEADS {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {LEADS} recorded as delivered", delivered.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line() {
+    // A destination nobody listens on, and a schedule of one try: straight to the dead letters.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        format!(
+            r#"
+[[destinations]]
+name = "gone"
+type = "webhook"
+url = "http://{closed}/hook"
+secret_env = "LF_TEST_HOOK_SECRET"
+events = ["created"]
+retry = ["0s"]
+"#
+        ),
+    )
+    .unwrap();
+    let env = [("LF_TEST_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+    let token = create_key(dir.path(), &["admin"]);
+    let mut server = Server::start_with_env(dir.path(), &env);
+    let http = client();
+    let r = http
+        .post(format!("{}/v1/leads", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = format!("{}/v1/deliveries?status=dead", server.base);
+        let dead: Vec<Value> = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if dead.len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delivery never reached the dead letters");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.terminate().success());
+
+    let listed = run(dir.path(), &["deliveries", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let line = stdout(&listed);
+    assert!(line.contains("gone") && line.contains("lead.created"), "{line}");
+    let id = line.split_whitespace().next().unwrap().to_owned();
+    let shown = run(dir.path(), &["deliveries", "show", &id]);
+    let shown: Value = serde_json::from_str(&stdout(&shown)).unwrap();
+    assert_eq!(shown["status"], "dead");
+    assert_eq!(shown["attempts_made"].as_array().unwrap().len(), 1);
+    let replayed = run(dir.path(), &["deliveries", "replay", "--all", "--destination", "gone"]);
+    assert_eq!(stdout(&replayed).trim(), "replayed 1");
+    let pending = run(dir.path(), &["deliveries", "list", "--status", "pending"]);
+    assert!(stdout(&pending).contains(&id));
+    assert!(!run(dir.path(), &["deliveries", "show", "dlv_nothing"]).status.success());
 }

@@ -5,6 +5,7 @@
 //! two, the command line applies the rest. Secrets are never written in the file: a
 //! source names the environment variable that holds its secret.
 
+use crate::deliver::{DestinationConfig, EventType, Subscriptions};
 use crate::engagement::Engagement;
 use crate::resolve::merge::{Rule, Survivorship};
 use crate::resolve::{Matching, Model};
@@ -35,6 +36,24 @@ pub struct Config {
     pub matching: Arc<Matching>,
     /// Scoring rules and the lifecycle contract.
     pub engagement: Arc<Engagement>,
+    /// Where lead events are delivered.
+    pub destinations: Vec<DestinationConfig>,
+    pub delivery: DeliverySettings,
+}
+
+/// How the delivery worker runs, for every destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliverySettings {
+    /// For one whole try, the response included.
+    pub timeout: Duration,
+    /// Tries in flight at once, over all destinations.
+    pub concurrency: usize,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(15), concurrency: 64 }
+    }
 }
 
 /// Controlled values with their synonyms; an unmatched value is kept and flagged.
@@ -265,6 +284,8 @@ impl Default for Config {
             picklists: Picklists::default(),
             matching: Arc::new(Matching::default()),
             engagement: Arc::new(Engagement::default()),
+            destinations: Vec::new(),
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -275,6 +296,7 @@ impl Config {
             matching: self.matching.clone(),
             engagement: self.engagement.clone(),
             channels: Arc::new(self.sources.iter().map(|s| (s.name.clone(), s.channel())).collect()),
+            outbox: Arc::new(Subscriptions::new(&self.destinations)),
         }
     }
 
@@ -335,6 +357,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 }
             }
             "sources" => config.sources = v.sources(item),
+            "destinations" => config.destinations = v.destinations(item),
+            "delivery" => {
+                if let Some(t) = v.table(item, "delivery") {
+                    v.delivery(t, &mut config.delivery);
+                }
+            }
             "matching" => {
                 if let Some(t) = v.table(item, "matching") {
                     v.matching(t, &mut config.matching);
@@ -843,6 +871,232 @@ pub fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
+/// The keys each destination type takes besides the common ones; `*_env` keys name the
+/// environment variable holding a secret, which is read at start-up and never written in
+/// the file. (key, required)
+fn destination_keys(kind: &str) -> Option<&'static [(&'static str, bool)]> {
+    Some(match kind {
+        "webhook" => &[("url", true), ("secret_env", true)],
+        "hubspot" => &[("base_url", false), ("token_env", true), ("lead_status", false)],
+        "salesforce" => &[
+            ("base_url", true),
+            ("token_url", true),
+            ("client_id", true),
+            ("client_secret_env", true),
+            ("refresh_token_env", false),
+            ("api_version", true),
+            ("external_id_field", false),
+            ("lead_source", false),
+        ],
+        "slack" => &[("url_env", true)],
+        _ => return None,
+    })
+}
+
+/// Reads `500ms`, `5s`, `5m`, `2h`, `1d`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let per = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(per).map(Duration::from_secs)
+}
+
+impl Validator<'_> {
+    fn duration(&mut self, item: &Item, key: &str) -> Option<Duration> {
+        let parsed = item.as_str().and_then(parse_duration);
+        if parsed.is_none() {
+            self.error(span(item), key, "must be a duration such as \"500ms\", \"5s\", \"5m\" or \"2h\"");
+        }
+        parsed
+    }
+
+    fn delivery(&mut self, t: &Table, delivery: &mut DeliverySettings) {
+        for (key, item) in t.iter() {
+            let path = format!("delivery.{key}");
+            match key {
+                "timeout" => {
+                    if let Some(d) = self.duration(item, &path) {
+                        delivery.timeout = d;
+                    }
+                }
+                "concurrency" => {
+                    if let Some(n) = self.positive_integer(item, &path) {
+                        delivery.concurrency = usize::try_from(n).unwrap_or(usize::MAX);
+                    }
+                }
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+    }
+
+    fn destinations(&mut self, item: &Item) -> Vec<DestinationConfig> {
+        let Some(array) = item.as_array_of_tables() else {
+            self.error(span(item), "destinations", "must be an array of tables: [[destinations]]");
+            return Vec::new();
+        };
+        let mut out: Vec<DestinationConfig> = Vec::new();
+        for (i, t) in array.iter().enumerate() {
+            let at = format!("destinations[{i}]");
+            let kind = t.get("type").and_then(Item::as_str);
+            let allowed = kind.and_then(destination_keys);
+            if kind.is_some() && allowed.is_none() {
+                let item = t.get("type").unwrap_or(item);
+                self.error(span(item), &format!("{at}.type"), "must be webhook, hubspot, salesforce or slack");
+            }
+            let mut d = DestinationConfig {
+                name: String::new(),
+                kind: kind.unwrap_or_default().to_owned(),
+                events: Vec::new(),
+                required_fields: Vec::new(),
+                retry: None,
+                rate_limit: None,
+                circuit_breaker: None,
+                settings: Default::default(),
+            };
+            for (key, item) in t.iter() {
+                let path = format!("{at}.{key}");
+                match key {
+                    "type" => {}
+                    "name" => {
+                        if let Some(s) = self.string(item, &path) {
+                            let valid = !s.is_empty()
+                                && s.len() <= 64
+                                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                            if !valid {
+                                self.error(span(item), &path, "must be 1-64 letters, digits, - or _");
+                            } else if out.iter().any(|o| o.name == s) {
+                                self.error(span(item), &path, format!("a destination named {s:?} is already declared"));
+                            } else {
+                                d.name = s.to_owned();
+                            }
+                        }
+                    }
+                    "events" => match item.as_array() {
+                        Some(list) => {
+                            for (j, e) in list.iter().enumerate() {
+                                match e.as_str().and_then(EventType::parse) {
+                                    Some(t) if !d.events.contains(&t) => d.events.push(t),
+                                    Some(_) => {}
+                                    None => self.error(
+                                        e.span().or_else(|| span(item)),
+                                        &format!("{path}[{j}]"),
+                                        "must be one of created, merged, mql, assigned, stage_changed, erased",
+                                    ),
+                                }
+                            }
+                        }
+                        None => self.error(span(item), &path, "must be a list such as [\"created\", \"mql\"]"),
+                    },
+                    "required_fields" => match item.as_array() {
+                        Some(list) => {
+                            for (j, e) in list.iter().enumerate() {
+                                match e.as_str() {
+                                    Some(f) if !f.trim().is_empty() => d.required_fields.push(f.trim().to_owned()),
+                                    _ => self.error(
+                                        e.span().or_else(|| span(item)),
+                                        &format!("{path}[{j}]"),
+                                        "must be a field name",
+                                    ),
+                                }
+                            }
+                        }
+                        None => self.error(span(item), &path, "must be a list of field names"),
+                    },
+                    "retry" => match item.as_array() {
+                        Some(list) if !list.is_empty() => {
+                            let mut delays = Vec::new();
+                            for (j, e) in list.iter().enumerate() {
+                                match e.as_str().and_then(parse_duration) {
+                                    Some(delay) => delays.push(delay),
+                                    None => self.error(
+                                        e.span().or_else(|| span(item)),
+                                        &format!("{path}[{j}]"),
+                                        "must be a duration such as \"0s\", \"5s\" or \"5m\"",
+                                    ),
+                                }
+                            }
+                            d.retry = Some(delays);
+                        }
+                        _ => self.error(span(item), &path, "must be a non-empty list such as [\"0s\", \"5s\", \"5m\"]"),
+                    },
+                    "rate_limit" => {
+                        let per_second = item
+                            .get("per_second")
+                            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|n| n as f64)));
+                        let burst = item.get("burst").and_then(Item::as_integer).and_then(|n| u32::try_from(n).ok());
+                        match (per_second, burst) {
+                            (Some(rate), Some(burst)) if rate > 0.0 && burst > 0 => d.rate_limit = Some((rate, burst)),
+                            _ => self.error(
+                                span(item),
+                                &path,
+                                "must be a table { per_second = 10.0, burst = 10 } with positive values",
+                            ),
+                        }
+                    }
+                    "circuit_breaker" => {
+                        let threshold = item
+                            .get("failure_threshold")
+                            .and_then(Item::as_integer)
+                            .and_then(|n| u32::try_from(n).ok());
+                        let cool_down = item.get("cool_down").and_then(Item::as_str).and_then(parse_duration);
+                        match (threshold, cool_down) {
+                            (Some(n), Some(wait)) if n > 0 => d.circuit_breaker = Some((n, wait)),
+                            _ => self.error(
+                                span(item),
+                                &path,
+                                "must be a table { failure_threshold = 5, cool_down = \"30s\" }",
+                            ),
+                        }
+                    }
+                    other => match allowed.and_then(|keys| keys.iter().find(|(k, _)| *k == other)) {
+                        Some(_) => {
+                            if let Some(s) = self.string(item, &path) {
+                                if other.ends_with("_env") && !is_env_name(s) {
+                                    self.error(
+                                        span(item),
+                                        &path,
+                                        "must name an environment variable (A-Z, 0-9, _), not hold the secret",
+                                    );
+                                } else {
+                                    d.settings.insert(other.to_owned(), s.to_owned());
+                                }
+                            }
+                        }
+                        None if allowed.is_some() => self.error(span(item), &path, "unknown key"),
+                        None => {}
+                    },
+                }
+            }
+            if kind.is_none() {
+                self.error(t.span(), &at, "a destination needs a type: webhook, hubspot, salesforce or slack");
+            }
+            if !t.contains_key("name") {
+                self.error(t.span(), &at, "a destination needs a name");
+            }
+            if let Some(keys) = allowed {
+                for (key, required) in keys {
+                    if *required && !t.contains_key(key) {
+                        self.error(t.span(), &at, format!("a {} destination needs {key}", d.kind));
+                    }
+                }
+            }
+            if !d.name.is_empty() && allowed.is_some() {
+                out.push(d);
+            }
+        }
+        out
+    }
+}
+
 /// The span of a value, or of its table: a bare `Item::Value` carries the span.
 fn span(item: &Item) -> Option<Range<usize>> {
     item.span().or_else(|| item.as_value().and_then(Value::span))
@@ -1159,6 +1413,70 @@ linkedin_owner = "urn:li:sponsoredAccount:42"
         assert_eq!(origin_of("javascript:alert(1)"), None);
         assert_eq!(origin_of("https://user@evil.example"), None);
         assert_eq!(origin_of("/relative"), None);
+    }
+
+    #[test]
+    fn destinations_are_read_with_their_subscriptions() {
+        let config = parse(
+            r#"
+[delivery]
+timeout = "2s"
+concurrency = 8
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+events = ["created", "mql"]
+required_fields = ["company"]
+retry = ["0s", "500ms", "1m"]
+rate_limit = { per_second = 5.0, burst = 2 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.delivery, DeliverySettings { timeout: Duration::from_secs(2), concurrency: 8 });
+        let d = &config.destinations[0];
+        assert_eq!((d.name.as_str(), d.kind.as_str()), ("hook", "webhook"));
+        assert_eq!(d.events, [EventType::Created, EventType::Mql]);
+        assert_eq!(
+            d.retry.as_deref(),
+            Some(&[Duration::ZERO, Duration::from_millis(500), Duration::from_secs(60)][..])
+        );
+        assert_eq!(d.rate_limit, Some((5.0, 2)));
+        assert_eq!(d.settings.get("secret_env").map(String::as_str), Some("HOOK_SECRET"));
+        assert!(!config.rules().outbox.is_empty());
+    }
+
+    #[test]
+    fn destination_errors_are_located_and_secrets_stay_out_of_the_file() {
+        let errors = parse(
+            r#"
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "whsec_abc"
+events = ["created", "bought"]
+retry = ["5 minutes"]
+
+[[destinations]]
+name = "crm"
+type = "pipedrive"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "destinations[0].secret_env",
+                "destinations[0].events[1]",
+                "destinations[0].retry[0]",
+                "destinations[1].type"
+            ]
+        );
+        assert!(errors.iter().all(|e| e.line > 1));
     }
 
     #[test]

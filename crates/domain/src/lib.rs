@@ -12,6 +12,7 @@ pub mod account;
 pub mod attribute;
 pub mod capture;
 pub mod config;
+pub mod deliver;
 pub mod email;
 pub mod engagement;
 pub mod error;

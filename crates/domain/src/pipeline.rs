@@ -145,13 +145,15 @@ pub struct HistoryEntry {
 }
 
 /// Everything configured that settling a lead applies: identity resolution, scoring and
-/// the lifecycle contract. Cheap to clone.
+/// the lifecycle contract, and which destinations subscribe to which lead events (so the
+/// outbox rows commit with the change). Cheap to clone.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rules {
     pub matching: std::sync::Arc<resolve::Matching>,
     pub engagement: std::sync::Arc<crate::engagement::Engagement>,
     /// Each configured source's channel kind, for touchpoints.
     pub channels: std::sync::Arc<std::collections::BTreeMap<SourceName, &'static str>>,
+    pub outbox: std::sync::Arc<crate::deliver::Subscriptions>,
 }
 
 impl Rules {

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod import;
 pub mod ingest;
 pub mod metrics;
+pub mod outbox;
 pub mod routes;
 pub mod source_test;
 
@@ -41,13 +42,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Webhook sources' secrets and the web-form rate limit.
     pub hooks: Arc<hooks::Hooks>,
+    /// Pokes the delivery worker: a write may have added outbox rows.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -94,6 +97,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::hooks::receive, routes::hooks::handshake, routes::hooks::preflight))
         .routes(routes!(routes::hooks::embed_js))
         .routes(routes!(routes::sources::test))
+        .routes(routes!(routes::deliveries::list))
+        .routes(routes!(routes::deliveries::replay_many))
+        .routes(routes!(routes::deliveries::show))
+        .routes(routes!(routes::deliveries::replay_one))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::meta::metrics))
@@ -109,11 +116,13 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     let openapi = Arc::new(openapi);
     let timeout = state.config.server.request_timeout;
+    let wake = state.wake.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
     routes
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| with_timeout(timeout, req, next)))
+        .layer(middleware::from_fn(move |req: Request, next: Next| wake_outbox(wake.clone(), req, next)))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
@@ -137,8 +146,20 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
     }
 }
 
+/// Any write through the API may have added outbox rows: waking the worker here, once,
+/// saves threading it through every handler that changes a lead.
+async fn wake_outbox(wake: Arc<tokio::sync::Notify>, req: Request, next: Next) -> Response {
+    let write = !req.method().is_safe();
+    let response = next.run(req).await;
+    if write && response.status().is_success() {
+        wake.notify_one();
+    }
+    response
+}
+
 /// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight
-/// requests and flushes the store.
+/// requests and deliveries and flushes the store. Destination secrets come from the
+/// process environment.
 pub async fn launch(
     store: DynStore,
     config: Arc<Config>,
@@ -146,14 +167,23 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hooks = hooks::Hooks::from_env(&config);
-    launch_with_hooks(store, config, hooks, listener, shutdown).await
+    let client = if config.destinations.is_empty() {
+        None
+    } else {
+        let client = outbox::client(&config, |name| std::env::var(name).ok())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Some(Arc::new(client))
+    };
+    launch_with(store, config, hooks, client, listener, shutdown).await
 }
 
-/// [`launch`] with the webhook sources' secrets already read (tests pass their own).
-pub async fn launch_with_hooks(
+/// [`launch`] with the webhook sources' secrets and the delivery client given (tests
+/// pass their own). Without a client, nothing is delivered and outbox rows wait.
+pub async fn launch_with(
     store: DynStore,
     config: Arc<Config>,
     hooks: hooks::Hooks,
+    client: Option<Arc<leadflow_delivery::Client>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -176,15 +206,28 @@ pub async fn launch_with_hooks(
         }
         Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
     }
-    let (stop_batches, batches_stopped) = tokio::sync::watch::channel(false);
-    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped.clone());
-    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), batches_stopped.clone());
-    hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), batches_stopped);
-    let app = router(AppState { store: store.clone(), config, hooks });
+    // One stop signal for the background work: batch and pull workers and the delivery
+    // worker all finish once the server has stopped taking requests.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let worker = client
+        .map(|client| tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.clone(), stopped)));
+    let app = router(AppState { store: store.clone(), config, hooks, wake });
     // The peer address keys the web-form rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    let _ = stop_batches.send(true);
+    if let Some(worker) = worker
+        && let Err(e) = worker.await
+    {
+        tracing::error!(error = %e, "the delivery worker failed");
+    }
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

@@ -73,6 +73,12 @@ macro_rules! conformance_suite {
             cursors_are_saved_and_replaced,
             ping_succeeds_on_a_migrated_store,
             close_finishes_accepted_writes,
+            lead_changes_write_outbox_rows_for_subscribed_destinations,
+            deliveries_of_one_lead_go_in_order,
+            a_claim_is_leased_and_lapses,
+            concurrent_claims_never_share_a_delivery,
+            retries_wait_dead_letters_keep_their_attempts_and_replay,
+            needs_data_waits_until_the_lead_changes,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -778,6 +784,181 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
     store.close().await.unwrap();
     assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
+}
+
+static OUTBOX: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    leadflow_domain::config::parse(
+        r#"
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+events = ["created", "merged"]
+
+[[destinations]]
+name = "crm"
+type = "hubspot"
+token_env = "HUBSPOT_TOKEN"
+events = ["created"]
+"#,
+    )
+    .unwrap()
+    .rules()
+});
+
+fn attempt(d: &crate::OutboxDelivery, result: crate::DeliveryResult, status: Option<u16>) -> crate::DeliveryAttempt {
+    crate::DeliveryAttempt {
+        delivery_id: d.id.clone(),
+        result,
+        at: OffsetDateTime::now_utc(),
+        status,
+        error: status.map(|s| format!("HTTP {s}")),
+        request: Some("POST /in".into()),
+        response: status.map(|s| format!("{{\"status\":{s}}}")),
+        duration_ms: 12,
+    }
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub async fn lead_changes_write_outbox_rows_for_subscribed_destinations(store: &DynStore) {
+    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    let ada = settled(&c[0]).1.clone();
+    let now = OffsetDateTime::now_utc();
+    let mut claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    claimed.sort_by(|a, b| a.destination.cmp(&b.destination));
+    let seen: Vec<(&str, &str)> = claimed.iter().map(|d| (d.destination.as_str(), d.event_type.as_str())).collect();
+    assert_eq!(seen, [("crm", "lead.created"), ("hook", "lead.created")]);
+    assert!(
+        claimed.iter().all(|d| d.lead_id == ada.id && d.attempts == 0 && d.status == crate::DeliveryStatus::Pending)
+    );
+    assert_eq!(claimed[0].payload["email"], "ada@acme.com");
+    assert_ne!(claimed[0].id, claimed[1].id, "one idempotency key per delivery");
+    // Without subscriptions, no rows.
+    store.capture(vec![item("api", None, json!({"email": "bob@acme.com"}))], &EXACT).await.unwrap();
+    assert!(store.claim_deliveries(10, LEASE, now + LEASE * 2).await.unwrap().len() == 2, "only ada's two, again");
+}
+
+pub async fn deliveries_of_one_lead_go_in_order(store: &DynStore) {
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))], &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let first: Vec<_> =
+        store.claim_deliveries(10, LEASE, now).await.unwrap().into_iter().filter(|d| d.destination == "hook").collect();
+    assert_eq!(first.len(), 1, "the merge waits for the creation: {first:?}");
+    assert_eq!(first[0].event_type, "lead.created");
+    // A failed try keeps the later one waiting, even once the lease is gone.
+    let retry_at = now + time::Duration::minutes(5);
+    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Retry { at: retry_at }, Some(500))).await.unwrap();
+    assert!(store.claim_deliveries(10, LEASE, now).await.unwrap().iter().all(|d| d.destination != "hook"));
+    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Delivered, Some(200))).await.unwrap();
+    let next = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].destination.as_str(), next[0].event_type.as_str()), ("hook", "lead.merged"));
+    assert_eq!(next[0].payload["company"], "Acme", "the lead as it stood after the merge");
+}
+
+pub async fn a_claim_is_leased_and_lapses(store: &DynStore) {
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(store.claim_deliveries(10, LEASE, now).await.unwrap().len(), 2);
+    assert!(store.claim_deliveries(10, LEASE, now).await.unwrap().is_empty(), "leased");
+    let due = store.next_delivery_due().await.unwrap().unwrap();
+    assert!(due >= now + time::Duration::seconds(59), "due when the lease lapses: {due}");
+    let later = now + LEASE + time::Duration::seconds(1);
+    assert_eq!(store.claim_deliveries(1, LEASE, later).await.unwrap().len(), 1, "a crashed worker's claim lapses");
+}
+
+/// Several workers (instances) claiming at once: each delivery goes to exactly one.
+pub async fn concurrent_claims_never_share_a_delivery(store: &DynStore) {
+    let people: Vec<_> = (0..24).map(|i| item("api", None, json!({"email": format!("p{i}@acme.com")}))).collect();
+    store.capture(people, &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim_deliveries(3, LEASE, now).await.unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got.into_iter().map(|d| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for claim in claims {
+        for id in claim.await.unwrap() {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    // A worker may stop while another still holds rows it skipped: whatever is left is
+    // claimed now, and none of it was handed out before.
+    for d in store.claim_deliveries(100, LEASE, now).await.unwrap() {
+        assert!(seen.insert(d.id.clone()), "{} was claimed twice", d.id);
+    }
+    assert_eq!(seen.len(), 48, "every delivery claimed once: two destinations per person");
+}
+
+pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &DynStore) {
+    use crate::{DeliveryResult, DeliveryStatus, ReplayFilter};
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let hook = claimed.iter().find(|d| d.destination == "hook").unwrap().clone();
+    let crm = claimed.iter().find(|d| d.destination == "crm").unwrap().clone();
+    store.record_delivery(attempt(&hook, DeliveryResult::Retry { at: now }, Some(503))).await.unwrap();
+    let again = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    store.record_delivery(attempt(&again[0], DeliveryResult::Dead, Some(400))).await.unwrap();
+    store.record_delivery(attempt(&crm, DeliveryResult::Dead, Some(401))).await.unwrap();
+
+    let dead = store.list_deliveries(DeliveryStatus::Dead, Some("hook".into()), None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempts, dead[0].last_status), (2, Some(400)));
+    assert_eq!(dead[0].last_response.as_deref(), Some("{\"status\":400}"));
+    let (one, tries) = store.get_delivery(&hook.id).await.unwrap().unwrap();
+    assert_eq!(one.status, DeliveryStatus::Dead);
+    let outcomes: Vec<(u32, &str, Option<u16>)> =
+        tries.iter().map(|t| (t.attempt, t.outcome.as_str(), t.status)).collect();
+    assert_eq!(outcomes, [(1, "retry", Some(503)), (2, "dead", Some(400))]);
+    assert_eq!(tries[0].request.as_deref(), Some("POST /in"));
+    assert!(store.get_delivery("dlv_nothing").await.unwrap().is_none());
+
+    let replayed = store.replay_delivery(&hook.id, now).await.unwrap().unwrap();
+    assert_eq!((replayed.status, replayed.attempts), (DeliveryStatus::Pending, 0));
+    assert_eq!(replayed.id, hook.id, "the same idempotency key");
+    assert!(store.replay_delivery("dlv_nothing", now).await.unwrap().is_none());
+
+    let outside = ReplayFilter { destination: Some("crm".into()), from: Some(now + LEASE), to: None };
+    assert_eq!(store.replay_deliveries(outside, now).await.unwrap(), 0);
+    let window = ReplayFilter { destination: Some("crm".into()), from: Some(now - LEASE), to: Some(now + LEASE) };
+    assert_eq!(store.replay_deliveries(window, now).await.unwrap(), 1);
+    assert!(store.list_deliveries(DeliveryStatus::Dead, None, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.claim_deliveries(10, LEASE, now).await.unwrap().len(), 2);
+}
+
+pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
+    use crate::{DeliveryResult, DeliveryStatus};
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let hook = claimed.iter().find(|d| d.destination == "hook").unwrap();
+    let missing = DeliveryResult::NeedsData { missing: vec!["company".into()] };
+    store.record_delivery(attempt(hook, missing, None)).await.unwrap();
+    let waiting = store.list_deliveries(DeliveryStatus::NeedsData, None, None, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].last_error.as_deref(), Some("missing: company"));
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))], &OUTBOX).await.unwrap();
+    assert!(store.list_deliveries(DeliveryStatus::NeedsData, None, None, 10).await.unwrap().is_empty());
+    let (again, _) = store.get_delivery(&hook.id).await.unwrap().unwrap();
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert_eq!(again.payload["company"], "Acme");
 }
 
 /// A whole-second instant: every backend stores it exactly.

@@ -195,6 +195,111 @@ pub struct AccountUpdate {
     pub add_domains: Vec<String>,
 }
 
+/// One event for one destination, as the outbox holds it. The id is the idempotency key
+/// sent with every try (the Standard Webhooks `webhook-id`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxDelivery {
+    pub id: String,
+    pub destination: String,
+    pub lead_id: LeadId,
+    /// e.g. `lead.created`.
+    pub event_type: String,
+    /// The lead as it stood when the event happened.
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    /// Tries made so far.
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_status: Option<u16>,
+    /// Why the last try failed, or which fields are missing.
+    pub last_error: Option<String>,
+    pub last_response: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// Retrying cannot help, or the schedule is spent: waits for a person to replay it.
+    Dead,
+    /// The lead lacks a field the destination requires; goes again when the lead changes.
+    NeedsData,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::NeedsData => "needs_data",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Dead, Self::NeedsData].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// What one try at a delivery came to, as the worker reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeliveryResult {
+    Delivered,
+    /// A failed try; the next one is due at `at`.
+    Retry {
+        at: OffsetDateTime,
+    },
+    /// Not sent (rate limit, open circuit); not a try. Due again at `at`.
+    Deferred {
+        at: OffsetDateTime,
+    },
+    Dead,
+    NeedsData {
+        missing: Vec<String>,
+    },
+}
+
+/// One try (or a pre-flight refusal), kept with the delivery for inspection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryAttempt {
+    pub delivery_id: String,
+    pub result: DeliveryResult,
+    pub at: OffsetDateTime,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// Bounded excerpts without credentials.
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// A delivery's recorded try, read back.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AttemptRecord {
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// delivered, retry, dead or needs_data.
+    pub outcome: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
+/// created in `[from, to)`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplayFilter {
+    pub destination: Option<String>,
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
@@ -358,6 +463,44 @@ pub trait Store: Send + Sync + 'static {
     /// For leads created in `[from, to)`: how many of each source and campaign ever reached
     /// each stage.
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError>;
+
+    /// Takes up to `limit` due pending deliveries and leases them until `now + lease`, so
+    /// no other worker takes them meanwhile and a crashed worker's claim runs out. A
+    /// delivery is never claimed while an earlier one of the same lead and destination is
+    /// pending: each lead reaches each destination in order.
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<OutboxDelivery>, StoreError>;
+
+    /// Records a claimed delivery's try and what comes next, and releases its lease.
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> Result<(), StoreError>;
+
+    /// When the next pending delivery is due (its lease included), if any is pending.
+    async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Deliveries in a status, optionally of one destination, oldest first, after the
+    /// delivery id `after`.
+    async fn list_deliveries(
+        &self,
+        status: DeliveryStatus,
+        destination: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDelivery>, StoreError>;
+
+    /// The delivery with every recorded try, oldest first.
+    async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError>;
+
+    /// Sends a dead (or needs-data) delivery again, with a fresh schedule and the same
+    /// idempotency key. `None` when there is no such delivery; a pending or delivered one
+    /// is returned unchanged.
+    async fn replay_delivery(&self, id: &str, now: OffsetDateTime) -> Result<Option<OutboxDelivery>, StoreError>;
+
+    /// Replays every dead letter the filter takes; returns how many.
+    async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Claims one period of a periodic job (`period_start` is the start of the period).
     /// `true` for exactly one caller per job and period, whichever instance it runs on:

@@ -10,10 +10,12 @@
 
 mod accounts;
 mod engagement;
+mod outbox;
 
 use crate::{
-    AccountUpdate, CaptureItem, Captured, EventOutcome, ImportCounts, ImportJob, ImportStatus, NewEvent, Review,
-    ReviewStatus, SourceCount, StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
+    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportCounts,
+    ImportJob, ImportStatus, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, SourceCount, StageCount,
+    Store, StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
 use leadflow_domain::account::Account;
@@ -45,6 +47,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
     (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
     (6, include_str!("../migrations/sqlite/0006_jobs.sql")),
+    (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -579,7 +582,8 @@ fn settle(
     write_lead(conn, lead, expected, matching)?;
     upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
     insert_history(conn, &settlement.history, Some(sub.id))?;
-    engagement::record_changes(conn, lead.id, changes, now)?;
+    outbox::enqueue(conn, lead, &settlement.history.event, rules, now)?;
+    engagement::record_changes(conn, lead, changes, rules, now)?;
     if !settlement.possible_duplicates.is_empty() {
         for possible in &settlement.possible_duplicates {
             conn.prepare_cached(
@@ -1087,7 +1091,8 @@ fn split(
     conn.prepare_cached("UPDATE submissions SET lead_id = ?2, outcome = 'created' WHERE id = ?1")?
         .execute(params![submission.to_string(), settlement.lead.id.to_string()])?;
     insert_history(conn, &settlement.history, Some(submission))?;
-    engagement::record_changes(conn, settlement.lead.id, scored, now)?;
+    outbox::enqueue(conn, &settlement.lead, &settlement.history.event, rules, now)?;
+    engagement::record_changes(conn, &settlement.lead, scored, rules, now)?;
     let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
     insert_history(conn, &HistoryEntry { lead_id, at: now, event }, None)?;
     Ok(Some((lead_id, settlement.lead)))
@@ -1630,6 +1635,47 @@ impl Store for SqliteStore {
 
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<OutboxDelivery>, StoreError> {
+        self.write_returning(move |conn| outbox::claim(conn, limit, lease, now)).await
+    }
+
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> Result<(), StoreError> {
+        self.write_returning(move |conn| outbox::record(conn, &attempt)).await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.read(outbox::next_due).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        status: DeliveryStatus,
+        destination: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDelivery>, StoreError> {
+        self.read(move |conn| outbox::list(conn, status, destination.as_deref(), after.as_deref(), limit)).await
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| outbox::get(conn, &id)).await
+    }
+
+    async fn replay_delivery(&self, id: &str, now: OffsetDateTime) -> Result<Option<OutboxDelivery>, StoreError> {
+        let id = id.to_owned();
+        self.write_returning(move |conn| outbox::replay_one(conn, &id, now)).await
+    }
+
+    async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.write_returning(move |conn| outbox::replay_many(conn, &filter, now)).await
     }
 
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {

@@ -1,6 +1,7 @@
 //! One module per API resource.
 
 pub mod accounts;
+pub mod deliveries;
 pub mod events;
 pub mod health;
 pub mod hooks;

@@ -5,6 +5,7 @@
 mod accounts;
 mod bad_input;
 mod capture;
+mod delivery;
 mod engagement;
 mod hooks;
 mod imports;
@@ -49,6 +50,15 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
 }
 
 pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -> TestApp {
+    spawn_on_with(store, config, None, dir).await
+}
+
+pub async fn spawn_on_with(
+    store: DynStore,
+    config: Config,
+    client: Option<Arc<leadflow_delivery::Client>>,
+    dir: tempfile::TempDir,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -56,7 +66,7 @@ pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
     let server =
-        tokio::spawn(leadflow_server::launch_with_hooks(store.clone(), Arc::new(config), hooks, listener, async {
+        tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), hooks, client, listener, async {
             let _ = stopped.await;
         }));
     let mut app = TestApp {

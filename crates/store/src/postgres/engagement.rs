@@ -42,14 +42,18 @@ pub(super) fn visitor_id(candidate: &Candidate) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Writes a lead's changes to its history, and stage changes to the table reports read.
+/// Writes a lead's changes to its history, stage changes to the table reports read, and
+/// the deliveries they make to the outbox (`lead` as it now stands is their payload).
 pub(super) async fn record_changes(
     c: &impl GenericClient,
-    lead: LeadId,
+    lead_now: &Lead,
     changes: Vec<LeadEvent>,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), Fail> {
+    let lead = lead_now.id;
     for event in changes {
+        super::outbox::enqueue(c, lead_now, &event, rules, now).await?;
         if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
             exec(
                 c,
@@ -290,7 +294,7 @@ pub(super) async fn rescore(
     if !changes.is_empty() {
         lead.version += 1;
         write_lead(c, &lead, Some(expected), &rules.matching).await?;
-        record_changes(c, lead.id, changes, now).await?;
+        record_changes(c, &lead, changes, rules, now).await?;
     }
     Ok(Some(lead))
 }
@@ -312,7 +316,7 @@ pub(super) async fn transition(
     };
     lead.version += 1;
     write_lead(c, &lead, Some(expected), &rules.matching).await?;
-    record_changes(c, lead.id, vec![change], now).await?;
+    record_changes(c, &lead, vec![change], rules, now).await?;
     Ok(Some(Ok(lead)))
 }
 

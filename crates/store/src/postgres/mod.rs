@@ -22,12 +22,14 @@
 
 mod accounts;
 mod engagement;
+mod outbox;
 mod sql;
 pub mod testkit;
 
 use crate::{
-    AccountUpdate, CaptureItem, Captured, EventOutcome, ImportJob, NewEvent, Review, ReviewStatus, SourceCount,
-    StageCount, Store, StoreError, StoredSubmission,
+    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,
+    NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, SourceCount, StageCount, Store, StoreError,
+    StoredSubmission,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -52,6 +54,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_schema.sql")),
     (2, include_str!("../../migrations/postgres/0002_accounts_engagement.sql")),
     (3, include_str!("../../migrations/postgres/0003_jobs.sql")),
+    (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -624,6 +627,49 @@ impl Store for PgStore {
             )
             .await?;
         })
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<OutboxDelivery>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { outbox::claim(&tx, limit, lease, now).await? })
+    }
+
+    async fn record_delivery(&self, attempt: DeliveryAttempt) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { outbox::record(&tx, &attempt).await? })
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        read!(self, |c| outbox::next_due(c))
+    }
+
+    async fn list_deliveries(
+        &self,
+        status: DeliveryStatus,
+        destination: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<OutboxDelivery>, StoreError> {
+        read!(self, |c| outbox::list(c, status, destination.as_deref(), after.as_deref(), limit))
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        read!(self, |c| outbox::get(c, id))
+    }
+
+    async fn replay_delivery(&self, id: &str, now: OffsetDateTime) -> Result<Option<OutboxDelivery>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { outbox::replay_one(&tx, id, now).await? })
+    }
+
+    async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { outbox::replay_many(&tx, &filter, now).await? })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The PostgreSQL statements, each beside the function that runs it. Every function takes
 //! a client or a transaction; the caller decides the transaction's bounds and retries.
 
-use super::{Fail, accounts, engagement};
+use super::{Fail, accounts, engagement, outbox};
 use crate::{
     CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, StoreError, StoredSubmission,
     SubmissionStatus,
@@ -263,7 +263,8 @@ async fn settle(
     write_lead(c, lead, expected, matching).await?;
     upsert_submission(c, sub, Status::Processed, Some((lead.id, settlement.outcome)), None).await?;
     insert_history(c, &settlement.history, Some(sub.id)).await?;
-    engagement::record_changes(c, lead.id, changes, now).await?;
+    outbox::enqueue(c, lead, &settlement.history.event, rules, now).await?;
+    engagement::record_changes(c, lead, changes, rules, now).await?;
     if !settlement.possible_duplicates.is_empty() {
         for possible in &settlement.possible_duplicates {
             exec(
@@ -1071,7 +1072,8 @@ pub(super) async fn split(
     )
     .await?;
     insert_history(c, &settlement.history, Some(submission)).await?;
-    engagement::record_changes(c, settlement.lead.id, scored, now).await?;
+    outbox::enqueue(c, &settlement.lead, &settlement.history.event, rules, now).await?;
+    engagement::record_changes(c, &settlement.lead, scored, rules, now).await?;
     let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
     insert_history(c, &HistoryEntry { lead_id, at: now, event }, None).await?;
     Ok(Some(settlement.lead))

@@ -21,14 +21,18 @@ const MAX_SCORED_EVENTS: usize = 2_000;
 const FAMILY: &str =
     "WITH RECURSIVE family(id) AS (SELECT ?1 UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
 
-/// Writes a lead's changes to its history, and stage changes to the table reports read.
+/// Writes a lead's changes to its history, stage changes to the table reports read, and
+/// the deliveries they make to the outbox (`lead` as it now stands is their payload).
 pub(super) fn record_changes(
     conn: &Connection,
-    lead: LeadId,
+    lead_now: &Lead,
     changes: Vec<LeadEvent>,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let lead = lead_now.id;
     for event in changes {
+        super::outbox::enqueue(conn, lead_now, &event, rules, now)?;
         if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
             conn.prepare_cached(
                 "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -247,7 +251,7 @@ pub(super) fn rescore(
     if !changes.is_empty() {
         lead.version += 1;
         write_lead(conn, &lead, Some(expected), &rules.matching)?;
-        record_changes(conn, lead.id, changes, now)?;
+        record_changes(conn, &lead, changes, rules, now)?;
     }
     Ok(Some(lead))
 }
@@ -269,7 +273,7 @@ pub(super) fn transition(
     };
     lead.version += 1;
     write_lead(conn, &lead, Some(expected), &rules.matching)?;
-    record_changes(conn, lead.id, vec![change], now)?;
+    record_changes(conn, &lead, vec![change], rules, now)?;
     Ok(Some(Ok(lead)))
 }
 

@@ -1,0 +1,97 @@
+//! HubSpot CRM v3: `POST /crm/v3/objects/contacts/batch/upsert` with one input,
+//! `idProperty: email`, authenticated by a private app token. The answer is the batch
+//! response (`status`, `results`, and `errors`/`numErrors` when some input failed);
+//! errors are `{status: "error", message, correlationId, category, errors: [...]}`, and
+//! 429 adds `errorType: RATE_LIMIT` and `policyName`. A private app token cannot be
+//! refreshed, so 401 goes to the dead letters.
+
+use crate::client::Ctx;
+use crate::config::Secret;
+use crate::http::{self, Exchange, Verdict, classify_status};
+use crate::map::hubspot_properties;
+use crate::preflight::lookup;
+use crate::providers::{request_excerpt, summary};
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+pub(crate) async fn send(ctx: &Ctx<'_>, endpoint: &Url, token: &Secret, lead_status: Option<&str>) -> Exchange {
+    let d = ctx.delivery;
+    let properties = hubspot_properties(&d.payload, lead_status);
+    let email = lookup(&d.payload, "email").and_then(Value::as_str).unwrap_or_default().trim();
+    let body =
+        json!({"inputs": [{"idProperty": "email", "id": email, "properties": properties}]}).to_string().into_bytes();
+    let excerpt = request_excerpt("POST", endpoint.as_str(), &[], &body, ctx.settings.max_excerpt_bytes);
+    let request = ctx
+        .http
+        .post(endpoint.clone())
+        .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+        .header(CONTENT_TYPE, "application/json")
+        .header("idempotency-key", &d.id)
+        .body(body);
+    match http::send(request, ctx.settings.max_excerpt_bytes).await {
+        Err(error) => http::unanswered(excerpt, error),
+        Ok(r) => Exchange {
+            status: Some(r.status),
+            verdict: verdict(r.status, &r.headers, &r.body),
+            request_excerpt: Some(excerpt),
+            response_excerpt: Some(r.body),
+        },
+    }
+}
+
+fn verdict(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Verdict {
+    let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        // A batch answers 200 as a whole but may carry per-input errors (207 with
+        // multi-status enabled); with a single input, any error is that lead's.
+        let num_errors = parsed.get("numErrors").and_then(Value::as_u64).unwrap_or(0);
+        let first_error = parsed.get("errors").and_then(|e| e.get(0));
+        if num_errors > 0 || first_error.is_some() {
+            let message = first_error.and_then(|e| e.get("message")).and_then(Value::as_str);
+            return Verdict::Permanent {
+                reason: format!("HubSpot rejected the contact: {}", summary(message.unwrap_or(body))),
+            };
+        }
+        return Verdict::Delivered;
+    }
+    classify_status(status, headers, error_summary(&parsed, body))
+}
+
+/// `category: message` (or `policyName: message` for rate limits), else the raw body.
+fn error_summary(parsed: &Value, body: &str) -> String {
+    let field = |k: &str| parsed.get(k).and_then(Value::as_str);
+    match (field("policyName").or(field("category")), field("message")) {
+        (Some(kind), Some(message)) => summary(&format!("{kind}: {message}")),
+        (None, Some(message)) => summary(message),
+        _ => summary(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderMap;
+
+    #[test]
+    fn a_batch_with_an_error_is_a_dead_letter() {
+        let body = r#"{"status":"COMPLETE","results":[],"numErrors":1,"errors":[{"status":"error","category":"VALIDATION_ERROR","message":"Property values were not valid"}]}"#;
+        let v = verdict(207, &HeaderMap::new(), body);
+        assert!(matches!(v, Verdict::Permanent { reason } if reason.contains("Property values were not valid")));
+    }
+
+    #[test]
+    fn a_clean_batch_is_delivered() {
+        let body = r#"{"status":"COMPLETE","results":[{"id":"51","new":true,"properties":{}}]}"#;
+        assert!(matches!(verdict(200, &HeaderMap::new(), body), Verdict::Delivered));
+    }
+
+    #[test]
+    fn rate_limit_errors_name_the_policy() {
+        let body = r#"{"status":"error","message":"You have reached your secondly limit.","errorType":"RATE_LIMIT","correlationId":"c0","policyName":"SECONDLY"}"#;
+        let v = verdict(429, &HeaderMap::new(), body);
+        assert!(
+            matches!(v, Verdict::Retryable { error, .. } if error == "HTTP 429: SECONDLY: You have reached your secondly limit.")
+        );
+    }
+}

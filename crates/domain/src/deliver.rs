@@ -1,0 +1,167 @@
+//! deliver: which lead changes become outbox deliveries, and for which destinations.
+//!
+//! Pure: the store calls [`Subscriptions::deliveries`] inside the transaction that writes
+//! a lead's history, so every delivery row commits (or rolls back) with the change that
+//! caused it. Sending is the delivery crate's job; this module only decides what to send.
+
+use crate::pipeline::LeadEvent;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The lead events a destination can subscribe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventType {
+    Created,
+    Merged,
+    /// The lead reached the handoff stage.
+    Mql,
+    Assigned,
+    StageChanged,
+    Erased,
+}
+
+impl EventType {
+    pub const ALL: [Self; 6] =
+        [Self::Created, Self::Merged, Self::Mql, Self::Assigned, Self::StageChanged, Self::Erased];
+
+    /// The name used in the configuration.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Merged => "merged",
+            Self::Mql => "mql",
+            Self::Assigned => "assigned",
+            Self::StageChanged => "stage_changed",
+            Self::Erased => "erased",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The name sent to destinations (the webhook `type`), e.g. `lead.created`.
+    pub fn wire_name(&self) -> String {
+        format!("lead.{}", self.as_str())
+    }
+
+    /// The event types a history entry stands for. Reaching MQL is also a stage change,
+    /// so a destination subscribed to both gets both, in that order.
+    pub fn of(event: &LeadEvent) -> Vec<Self> {
+        match event {
+            LeadEvent::Created { .. } => vec![Self::Created],
+            LeadEvent::Merged { .. } | LeadEvent::Absorbed { .. } => vec![Self::Merged],
+            LeadEvent::StageChanged { handoff: true, .. } => vec![Self::Mql, Self::StageChanged],
+            LeadEvent::StageChanged { .. } => vec![Self::StageChanged],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One configured destination, as the configuration file declares it. Provider-specific
+/// keys stay strings here; the server turns them into a delivery client at start-up,
+/// reading the `*_env` variables then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// `webhook`, `hubspot`, `salesforce` or `slack`.
+    pub kind: String,
+    pub events: Vec<EventType>,
+    pub required_fields: Vec<String>,
+    /// Base delay before each try, the first included; `None` keeps the default.
+    pub retry: Option<Vec<Duration>>,
+    /// Sustained requests per second and burst.
+    pub rate_limit: Option<(f64, u32)>,
+    /// Consecutive failures that open the circuit, and how long it stays open.
+    pub circuit_breaker: Option<(u32, Duration)>,
+    /// The provider's own keys (`url`, `base_url`, `secret_env`, …), as written.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Which destination wants which event types: the part of the destinations the store
+/// needs. Empty by default: no destinations, no outbox rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscriptions {
+    by_destination: Vec<(String, Vec<EventType>)>,
+}
+
+impl Subscriptions {
+    pub fn new(destinations: &[DestinationConfig]) -> Self {
+        Self { by_destination: destinations.iter().map(|d| (d.name.clone(), d.events.clone())).collect() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_destination.is_empty()
+    }
+
+    /// (destination, event type) pairs a history entry becomes, in a stable order.
+    pub fn deliveries<'a>(&'a self, event: &LeadEvent) -> Vec<(&'a str, EventType)> {
+        let types = EventType::of(event);
+        let mut out = Vec::new();
+        for t in types {
+            for (name, wanted) in &self.by_destination {
+                if wanted.contains(&t) {
+                    out.push((name.as_str(), t));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(name: &str, events: &[EventType]) -> DestinationConfig {
+        DestinationConfig {
+            name: name.into(),
+            kind: "webhook".into(),
+            events: events.to_vec(),
+            required_fields: Vec::new(),
+            retry: None,
+            rate_limit: None,
+            circuit_breaker: None,
+            settings: BTreeMap::new(),
+        }
+    }
+
+    fn stage_change(handoff: bool) -> LeadEvent {
+        LeadEvent::StageChanged {
+            from: "new".into(),
+            to: "mql".into(),
+            actor: None,
+            reason: None,
+            automatic: true,
+            handoff,
+        }
+    }
+
+    #[test]
+    fn reaching_mql_is_both_an_mql_and_a_stage_change() {
+        let subs = Subscriptions::new(&[
+            destination("crm", &[EventType::Mql]),
+            destination("hook", &[EventType::StageChanged, EventType::Mql]),
+        ]);
+        assert_eq!(
+            subs.deliveries(&stage_change(true)),
+            vec![("crm", EventType::Mql), ("hook", EventType::Mql), ("hook", EventType::StageChanged)]
+        );
+        assert_eq!(subs.deliveries(&stage_change(false)), vec![("hook", EventType::StageChanged)]);
+    }
+
+    #[test]
+    fn events_nobody_subscribed_to_make_no_deliveries() {
+        let subs = Subscriptions::new(&[destination("crm", &[EventType::Created])]);
+        assert!(subs.deliveries(&stage_change(true)).is_empty());
+        assert!(Subscriptions::default().deliveries(&stage_change(true)).is_empty());
+    }
+
+    #[test]
+    fn event_type_names_read_back() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(EventType::Mql.wire_name(), "lead.mql");
+    }
+}

@@ -1,0 +1,181 @@
+//! The delivery worker: claims due outbox rows, makes one try at each through the
+//! delivery client (at most `concurrency` at once), and records what came of it.
+//!
+//! Nothing is lost by a crash: a row stays pending until its outcome is recorded, and a
+//! claim is a lease that lapses, so a killed worker's deliveries are tried again after a
+//! restart (at-least-once; the idempotency key lets the destination drop the repeat).
+//! Waiting never ties up a slot: a throttled or failing destination defers its rows to a
+//! later due time, and the other destinations' rows are claimed meanwhile.
+
+use leadflow_delivery::{Client, ClientSettings, Delivery, Outcome};
+use leadflow_domain::config::{Config, DeliverySettings};
+use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// The longest the worker sleeps without looking at the outbox: rows written outside the
+/// API (imports, recovery at start-up) do not wake it.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Builds the delivery client from the configured destinations, reading each `*_env`
+/// secret through `env` now (the process environment in production). The error names the
+/// destination and variable, never a value.
+pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Client, String> {
+    let settings = ClientSettings {
+        timeout: config.delivery.timeout,
+        connect_timeout: config.delivery.timeout.min(Duration::from_secs(5)),
+        ..ClientSettings::default()
+    };
+    let mut destinations = Vec::with_capacity(config.destinations.len());
+    for d in &config.destinations {
+        let mut v = Map::new();
+        v.insert("name".into(), json!(d.name));
+        v.insert("type".into(), json!(d.kind));
+        v.insert("required_fields".into(), json!(d.required_fields));
+        for (key, value) in &d.settings {
+            match key.strip_suffix("_env") {
+                Some(field) => {
+                    let secret = env(value).ok_or_else(|| {
+                        format!("destination {:?}: environment variable {value} ({key}) is not set", d.name)
+                    })?;
+                    v.insert(field.to_owned(), Value::String(secret));
+                }
+                None => {
+                    v.insert(key.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+        if let Some(retry) = &d.retry {
+            let entries: Vec<String> = retry.iter().map(|r| format!("{}ms", r.as_millis())).collect();
+            v.insert("retry".into(), json!(entries));
+        }
+        if let Some((failure_threshold, cool_down)) = d.circuit_breaker {
+            let cool_down = format!("{}ms", cool_down.as_millis());
+            v.insert("circuit_breaker".into(), json!({"failure_threshold": failure_threshold, "cool_down": cool_down}));
+        }
+        if let Some((per_second, burst)) = d.rate_limit {
+            v.insert("rate_limit".into(), json!({"per_second": per_second, "burst": burst}));
+        }
+        let destination =
+            serde_json::from_value(Value::Object(v)).map_err(|e| format!("destination {:?}: {e}", d.name))?;
+        destinations.push(destination);
+    }
+    Client::new(settings, destinations).map_err(|e| e.to_string())
+}
+
+/// Runs until `stop` turns true, then lets the tries in flight finish and record.
+pub async fn run(
+    store: DynStore,
+    client: Arc<Client>,
+    settings: DeliverySettings,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Long enough that a live try is never taken over: it ends within the timeout.
+    let lease = settings.timeout * 2 + Duration::from_secs(5);
+    let mut tasks = JoinSet::new();
+    while !*stop.borrow() {
+        while tasks.try_join_next().is_some() {}
+        let free = settings.concurrency.saturating_sub(tasks.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match store.claim_deliveries(free, lease, OffsetDateTime::now_utc()).await {
+                Ok(batch) => {
+                    claimed = batch.len();
+                    for d in batch {
+                        tasks.spawn(attempt(store.clone(), client.clone(), d));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not claim deliveries"),
+            }
+        }
+        if claimed > 0 && claimed == free {
+            // Full batch: more may be due as soon as a slot frees.
+            let _ = tasks.join_next().await;
+            continue;
+        }
+        let idle = if claimed == 0 && tasks.is_empty() { until_next_due(&store).await } else { IDLE };
+        tokio::select! {
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = wake.notified() => {}
+            () = tokio::time::sleep(idle) => {}
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn until_next_due(store: &DynStore) -> Duration {
+    match store.next_delivery_due().await {
+        Ok(Some(due)) => {
+            let wait = due - OffsetDateTime::now_utc();
+            Duration::try_from(wait).unwrap_or(Duration::ZERO).min(IDLE)
+        }
+        Ok(None) => IDLE,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the next due delivery");
+            IDLE
+        }
+    }
+}
+
+fn due_after(after: Duration) -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    time::Duration::try_from(after).ok().and_then(|d| now.checked_add(d)).unwrap_or(now + time::Duration::HOUR)
+}
+
+async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
+    let delivery = Delivery {
+        id: row.id,
+        destination: row.destination,
+        event_type: row.event_type,
+        lead_id: row.lead_id.to_string(),
+        payload: row.payload,
+        occurred_at: row.created_at,
+        attempt: row.attempts,
+    };
+    let tried = client.deliver(&delivery).await;
+    let (result, status, error, response) = match tried.outcome {
+        Outcome::Delivered { status, response_excerpt } => {
+            (DeliveryResult::Delivered, Some(status), None, Some(response_excerpt))
+        }
+        Outcome::Retry { after, status, error, response_excerpt } => {
+            (DeliveryResult::Retry { at: due_after(after) }, status, Some(error), response_excerpt)
+        }
+        Outcome::Deferred { after, .. } => (DeliveryResult::Deferred { at: due_after(after) }, None, None, None),
+        Outcome::DeadLetter { status, response_excerpt, reason } => {
+            (DeliveryResult::Dead, status, Some(reason), response_excerpt)
+        }
+        Outcome::NeedsData { missing } => (DeliveryResult::NeedsData { missing }, None, None, None),
+    };
+    metrics::counter!("leadflow_deliver_attempts_total", "outcome" => result_label(&result)).increment(1);
+    let record = DeliveryAttempt {
+        delivery_id: delivery.id,
+        result,
+        at: OffsetDateTime::now_utc(),
+        status,
+        error,
+        request: tried.request_excerpt,
+        response,
+        duration_ms: u64::try_from(tried.duration.as_millis()).unwrap_or(u64::MAX),
+    };
+    let id = record.delivery_id.clone();
+    if let Err(e) = store.record_delivery(record).await {
+        // The row stays pending and its lease lapses: it is tried again.
+        tracing::warn!(delivery_id = %id, error = %e, "could not record a delivery attempt");
+    }
+}
+
+fn result_label(r: &DeliveryResult) -> &'static str {
+    match r {
+        DeliveryResult::Delivered => "delivered",
+        DeliveryResult::Retry { .. } => "retry",
+        DeliveryResult::Deferred { .. } => "deferred",
+        DeliveryResult::Dead => "dead",
+        DeliveryResult::NeedsData { .. } => "needs_data",
+    }
+}

@@ -1,0 +1,236 @@
+//! `/v1/deliveries`: lead events on their way to destinations. Operators look here for
+//! what is stuck (pending, needs data) or gave up (dead letters), inspect a delivery's
+//! request, last response and every try, and replay dead letters one by one or in bulk.
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiQuery, Caller, JsonObject, not_found};
+use axum::Json;
+use axum::extract::{Path, State};
+use leadflow_domain::LeadId;
+use leadflow_store::{AttemptRecord, DeliveryStatus, OutboxDelivery, ReplayFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const MAX_PAGE: usize = 1000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryOut {
+    /// Also the idempotency key (`webhook-id`) sent with every try.
+    pub id: String,
+    pub destination: String,
+    #[schema(value_type = String)]
+    pub lead_id: LeadId,
+    pub event_type: String,
+    /// pending, delivered, dead or needs_data.
+    pub status: String,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: OffsetDateTime,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_response: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<OutboxDelivery> for DeliveryOut {
+    fn from(d: OutboxDelivery) -> Self {
+        Self {
+            id: d.id,
+            destination: d.destination,
+            lead_id: d.lead_id,
+            event_type: d.event_type,
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            last_response: d.last_response,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttemptOut {
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// delivered, retry, dead or needs_data.
+    pub outcome: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// The request as sent, bounded, without credentials.
+    pub request: Option<String>,
+    pub response: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl From<AttemptRecord> for AttemptOut {
+    fn from(a: AttemptRecord) -> Self {
+        Self {
+            attempt: a.attempt,
+            outcome: a.outcome,
+            at: a.at,
+            status: a.status,
+            error: a.error,
+            request: a.request,
+            response: a.response,
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryDetailOut {
+    #[serde(flatten)]
+    pub delivery: DeliveryOut,
+    /// The lead as sent.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub attempts_made: Vec<AttemptOut>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DeliveriesQuery {
+    /// dead (default), needs_data, pending or delivered.
+    status: Option<String>,
+    /// Only this destination's deliveries.
+    destination: Option<String>,
+    /// Page after this delivery id.
+    after: Option<String>,
+    /// Page size, at most 1000; default 100.
+    limit: Option<usize>,
+}
+
+/// List deliveries in a status, oldest first: by default the dead letters.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(DeliveriesQuery),
+    responses(
+        (status = 200, body = Vec<DeliveryOut>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Vec<DeliveryOut>>, ApiError> {
+    caller.require_admin()?;
+    let status = match q.status.as_deref() {
+        None => DeliveryStatus::Dead,
+        Some(s) => DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "status must be dead, needs_data, pending or delivered")
+        })?,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let page = app.store.list_deliveries(status, q.destination, q.after, limit).await?;
+    Ok(Json(page.into_iter().map(DeliveryOut::from).collect()))
+}
+
+/// One delivery with its payload and every try: request, response, timing.
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path, description = "The delivery id")),
+    responses(
+        (status = 200, body = DeliveryDetailOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetailOut>, ApiError> {
+    caller.require_admin()?;
+    let (delivery, attempts) = app.store.get_delivery(&id).await?.ok_or_else(|| not_found(&id, "delivery"))?;
+    let payload = delivery.payload.clone();
+    Ok(Json(DeliveryDetailOut {
+        delivery: delivery.into(),
+        payload,
+        attempts_made: attempts.into_iter().map(AttemptOut::from).collect(),
+    }))
+}
+
+/// Send a dead (or needs-data) delivery again, with a fresh retry schedule and the same
+/// idempotency key.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries", params(("id" = String, Path, description = "The delivery id")),
+    responses(
+        (status = 200, body = DeliveryOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn replay_one(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryOut>, ApiError> {
+    caller.require_admin()?;
+    let replayed =
+        app.store.replay_delivery(&id, OffsetDateTime::now_utc()).await?.ok_or_else(|| not_found(&id, "delivery"))?;
+    Ok(Json(replayed.into()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ReplayDeliveriesIn {
+    /// Only this destination's dead letters.
+    destination: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    from: Option<String>,
+    /// Created before this time (RFC 3339).
+    to: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReplayDeliveriesOut {
+    pub replayed: u64,
+}
+
+fn time_field(body: &serde_json::Map<String, Value>, key: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
+        Some(_) => Err(ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
+    }
+}
+
+/// Replay the dead letters, optionally of one destination and a time range.
+#[utoipa::path(post, path = "/v1/deliveries/replay", tag = "deliveries", request_body = ReplayDeliveriesIn,
+    responses(
+        (status = 200, body = ReplayDeliveriesOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn replay_many(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonObject(body): JsonObject,
+) -> Result<Json<ReplayDeliveriesOut>, ApiError> {
+    caller.require_admin()?;
+    let destination = match body.get("destination") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::bad_request("invalid_body", "destination must be a string")),
+    };
+    let filter = ReplayFilter { destination, from: time_field(&body, "from")?, to: time_field(&body, "to")? };
+    let replayed = app.store.replay_deliveries(filter, OffsetDateTime::now_utc()).await?;
+    Ok(Json(ReplayDeliveriesOut { replayed }))
+}
