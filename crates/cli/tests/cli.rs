@@ -650,18 +650,30 @@ fn create_key_on(dir: &Path, database: &str) -> String {
 }
 
 /// Two servers on one PostgreSQL receive the same people at the same moment, each person
-/// several times and through both. One lead per person, every acknowledged id present.
+/// several times and through both. One lead per person, every acknowledged id present,
+/// and each lead's delivery made once although both instances run a delivery worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_make_one_lead_per_person() {
     const PEOPLE: usize = 50;
     const ROUNDS: usize = 4;
+    let seen: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let destination = format!(
+        "[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook}/hook\"\nsecret_env = \"LF_TEST_HOOK_SECRET\"\nevents = [\"created\"]\n"
+    );
+    let env = [("LF_TEST_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+
     let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // One instance with fuzzy matching, one without: both settle the same email the same way.
-    std::fs::write(dir_a.path().join("leadflow.toml"), "[matching]\nfuzzy = true\n").unwrap();
+    std::fs::write(dir_a.path().join("leadflow.toml"), format!("[matching]\nfuzzy = true\n\n{destination}")).unwrap();
+    std::fs::write(dir_b.path().join("leadflow.toml"), &destination).unwrap();
     let token = create_key_on(dir_a.path(), &db.url);
-    let a = Server::start_with(dir_a.path(), &["--database", &db.url]);
-    let b = Server::start_with(dir_b.path(), &["--database", &db.url]);
+    let a = Server::start_with_all(dir_a.path(), &["--database", &db.url], &env);
+    let b = Server::start_with_all(dir_b.path(), &["--database", &db.url], &env);
     let http = client();
     let mut sends = Vec::new();
     for round in 0..ROUNDS {
@@ -704,6 +716,27 @@ async fn two_instances_on_one_postgres_make_one_lead_per_person() {
         let history: Vec<Value> = r.json().await.unwrap();
         assert_eq!(history.len(), ROUNDS, "every submission of the person is in one lead's history");
     }
+    // Both workers claim from one outbox: every lead's "created" event arrives, once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < PEOPLE {
+        assert!(std::time::Instant::now() < deadline, "{} of {PEOPLE} delivered", seen.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every outcome recorded, so no worker has a try of these still in flight.
+    loop {
+        let url = format!("{}/v1/deliveries?status=delivered&limit=1000", a.base);
+        let delivered: Vec<Value> = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if delivered.len() == PEOPLE {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {PEOPLE} recorded as delivered", delivered.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = seen.lock().unwrap().clone();
+    let delivered_ids: HashSet<&str> = received.iter().map(|(id, _)| id.as_str()).collect();
+    let delivered_leads: HashSet<&str> = received.iter().map(|(_, lead)| lead.as_str()).collect();
+    assert_eq!(delivered_leads.len(), PEOPLE, "one delivery per lead");
+    assert_eq!(received.len(), delivered_ids.len(), "no delivery was made twice: {received:?}");
 }
 
 /// A private PostgreSQL server in a temporary directory, on a free port, that a test may
