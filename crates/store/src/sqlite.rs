@@ -195,6 +195,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // 2 MB page cache they became read system calls once the store outgrew it. Much larger
     // caches cost more than they save (truncating the cache walks all of it).
     conn.execute_batch("PRAGMA cache_size = -32768;")?;
+    // A capture or an event batch runs a few dozen distinct statements; with rusqlite's
+    // default cache of 16 they evicted one another and were parsed and planned again on
+    // every use (an eighth of the writer's time when rescoring leads from events).
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
 
