@@ -244,7 +244,10 @@ impl<'r> Mapper<'_, 'r> {
                         _ => continue,
                     };
                     parts.push(text);
-                    used.push(at.clone());
+                    // A path named twice is still one input key, with one decision.
+                    if !used.contains(&at) {
+                        used.push(at.clone());
+                    }
                 }
                 (!parts.is_empty()).then(|| (Value::String(parts.join(separator)), used))
             }
