@@ -10,7 +10,7 @@ use crate::ids::{EventId, LeadId};
 use crate::lead::Lead;
 use crate::pipeline::LeadEvent;
 use leadflow_scoring::lifecycle::Actor;
-use leadflow_scoring::{EventView, LifecycleContract, Score, ScoringConfig, TransitionError};
+use leadflow_scoring::{EventView, LifecycleContract, ScoringConfig, TransitionError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -155,9 +155,6 @@ fn apply(lead: &mut Lead, t: leadflow_scoring::Transition) -> LeadEvent {
         handoff: t.handoff,
     }
 }
-
-/// The score as `GET /v1/leads/{id}` shows it.
-pub type ScoreDetail = Score;
 
 #[cfg(test)]
 mod tests {

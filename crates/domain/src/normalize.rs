@@ -33,6 +33,19 @@ pub struct Candidate {
     pub derived: Derived,
 }
 
+impl Candidate {
+    /// The browser visitor id the submission carries (`custom.anonymous_id`, from a form),
+    /// so the visitor's earlier events join the lead.
+    pub fn visitor_id(&self) -> Option<String> {
+        ["anonymous_id", "_lf_vid", "visitor_id"]
+            .iter()
+            .find_map(|k| self.custom.get(*k).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_owned)
+    }
+}
+
 /// What normalization needs to know beyond the submission: its source's defaults and the
 /// configured picklists.
 #[derive(Clone, Copy, Debug)]

@@ -577,7 +577,7 @@ fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let visitor = visitor_id(&candidate);
+    let visitor = candidate.visitor_id();
     let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
     let touch = settlement.touch.clone();
     accounts::assign(conn, &mut settlement.lead, now)?;
@@ -641,17 +641,6 @@ fn decide_record(
         }
     }
     Ok(resolve::decide(record, &found, &matching.model))
-}
-
-/// The browser visitor id a form submission carries (set by the embed script), so the
-/// visitor's earlier events join the lead.
-fn visitor_id(candidate: &Candidate) -> Option<String> {
-    ["anonymous_id", "_lf_vid", "visitor_id"]
-        .iter()
-        .find_map(|k| candidate.custom.get(*k).and_then(Value::as_str))
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(str::to_owned)
 }
 
 /// Most leads one lookup compares with; candidates sharing several keys come first.

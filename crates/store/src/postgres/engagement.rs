@@ -13,11 +13,9 @@ use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::attribute::Touchpoint;
 use leadflow_domain::engagement::{self, Event};
-use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::{HistoryEntry, LeadEvent, Rules};
 use leadflow_domain::{Email, EventId, Lead, LeadId};
 use leadflow_scoring::{EventView, TransitionError};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
@@ -30,17 +28,6 @@ const MAX_SCORED_EVENTS: usize = 2_000;
 /// The lead and every lead merged into it, for reads that follow merges backwards.
 const FAMILY: &str = "WITH RECURSIVE family(id) AS (
     SELECT $1::uuid UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
-
-/// The browser visitor id a form submission carries (set by the embed script), so the
-/// visitor's earlier events join the lead. The same reading as the SQLite store's.
-pub(super) fn visitor_id(candidate: &Candidate) -> Option<String> {
-    ["anonymous_id", "_lf_vid", "visitor_id"]
-        .iter()
-        .find_map(|k| candidate.custom.get(*k).and_then(Value::as_str))
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map(str::to_owned)
-}
 
 /// Writes a lead's changes to its history, stage changes to the table reports read, and
 /// the deliveries they make to the outbox (`lead` as it now stands is their payload).

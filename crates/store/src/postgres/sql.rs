@@ -101,7 +101,7 @@ pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i
         if let Some(external) = &item.candidate.fields.external_id {
             locks.push(identity_lock("external_id", external));
         }
-        if let Some(visitor) = engagement::visitor_id(&item.candidate) {
+        if let Some(visitor) = item.candidate.visitor_id() {
             locks.push(identity_lock("anonymous_id", &visitor));
         }
         // No lock on the account keys a lead claims: it would line up every capture of
@@ -254,7 +254,7 @@ async fn settle(
     let expected = target.as_ref().map(|l| l.version);
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
-    let visitor = engagement::visitor_id(&candidate);
+    let visitor = candidate.visitor_id();
     let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
     let touch = settlement.touch.clone();
     accounts::assign(c, &mut settlement.lead, now).await?;
