@@ -39,6 +39,8 @@ pub struct Config {
     /// Where lead events are delivered.
     pub destinations: Vec<DestinationConfig>,
     pub delivery: DeliverySettings,
+    /// Who gets a lead; off without a `[routing]` section.
+    pub routing: Arc<leadflow_scoring::routing::RoutingConfig>,
 }
 
 /// How the delivery worker runs, for every destination.
@@ -286,6 +288,7 @@ impl Default for Config {
             engagement: Arc::new(Engagement::default()),
             destinations: Vec::new(),
             delivery: DeliverySettings::default(),
+            routing: Arc::default(),
         }
     }
 }
@@ -297,6 +300,7 @@ impl Config {
             engagement: self.engagement.clone(),
             channels: Arc::new(self.sources.iter().map(|s| (s.name.clone(), s.channel())).collect()),
             outbox: Arc::new(Subscriptions::new(&self.destinations)),
+            routing: self.routing.clone(),
         }
     }
 
@@ -376,6 +380,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                 Ok(contract) => contract_config = Some(contract),
                 Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
             },
+            "routing" => match leadflow_scoring::routing::RoutingConfig::from_toml(Some(item), text) {
+                Ok(routing) => config.routing = Arc::new(routing),
+                Err(errors) => v.errors.extend(errors.into_iter().map(ConfigError::from)),
+            },
             "picklists" => {
                 if let Some(t) = v.table(item, "picklists") {
                     v.picklists(t, &mut config.picklists);
@@ -392,6 +400,12 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     }
     if config.sources.iter().all(|s| s.name != SourceName::api()) {
         config.sources.insert(0, SourceConfig::api());
+    }
+    for name in &config.routing.priority_sources {
+        if config.sources.iter().all(|s| s.name.as_str() != name) {
+            let span = root.get("routing").and_then(|r| r.get("priority_sources")).and_then(Item::span);
+            v.error(span, "routing.priority_sources", format!("{name:?} is not a configured source"));
+        }
     }
     if v.errors.is_empty() { Ok(config) } else { Err(v.errors) }
 }

@@ -53,6 +53,7 @@ impl EventType {
             LeadEvent::Merged { .. } | LeadEvent::Absorbed { .. } => vec![Self::Merged],
             LeadEvent::StageChanged { handoff: true, .. } => vec![Self::Mql, Self::StageChanged],
             LeadEvent::StageChanged { .. } => vec![Self::StageChanged],
+            LeadEvent::Assigned { .. } => vec![Self::Assigned],
             _ => Vec::new(),
         }
     }

@@ -24,6 +24,7 @@ pub mod map;
 pub mod normalize;
 pub mod pipeline;
 pub mod resolve;
+pub mod route;
 pub mod source;
 pub mod validate;
 

@@ -131,6 +131,27 @@ pub enum LeadEvent {
     PossibleDuplicates {
         lead_ids: Vec<LeadId>,
     },
+    /// The lead was given to an owner: by routing (with the rule and every step of the
+    /// choice), an SLA reassignment or escalation, or the CRM.
+    Assigned {
+        owner: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        /// What set routing off: `handoff`, `priority_source`, `renewed_touch`, `sla`, `manual`.
+        trigger: String,
+        /// The rule that matched, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        /// How the owner was chosen: `round_robin`, `weighted`, `territory`,
+        /// `account_owner`, `related_lead`, `fallback`, `escalation`, `manual`.
+        via: String,
+        /// The explanation, step by step.
+        steps: Vec<String>,
+        /// When the SLA runs out if the owner has not accepted by then.
+        #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+        sla_due_at: Option<OffsetDateTime>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +175,8 @@ pub struct Rules {
     /// Each configured source's channel kind, for touchpoints.
     pub channels: std::sync::Arc<std::collections::BTreeMap<SourceName, &'static str>>,
     pub outbox: std::sync::Arc<crate::deliver::Subscriptions>,
+    /// Who gets a lead, and the SLA on taking it.
+    pub routing: std::sync::Arc<leadflow_scoring::routing::RoutingConfig>,
 }
 
 impl Rules {

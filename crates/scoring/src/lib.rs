@@ -156,6 +156,7 @@ pub mod dry_run;
 mod error;
 mod glob;
 pub mod lifecycle;
+pub mod routing;
 pub mod rules;
 pub mod score;
 mod toml;

@@ -301,11 +301,14 @@ fn read_rule(p: &mut Problems, node: Node<'_>, path: &str) -> Option<Rule> {
 
 /// Which names a condition may test.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Scope {
+pub(crate) enum Scope {
     /// The lead's attributes: names are checked against the known ones.
     Lead,
     /// An event's properties: free-form.
     Properties,
+    /// A routing rule: the lead's attributes plus what routing also reads
+    /// ([`crate::routing::ROUTING_FACTS`]).
+    Routing,
 }
 
 /// A rule's `when`: an event condition or a lead condition.
@@ -361,7 +364,7 @@ fn read_event_condition(
 
 const OPERATORS: &[&str] = &["is", "in", "not_in", "gte", "lte", "exists", "contains", "matches"];
 
-fn read_condition(p: &mut Problems, node: Node<'_>, path: &str, scope: Scope) -> Option<Condition> {
+pub(crate) fn read_condition(p: &mut Problems, node: Node<'_>, path: &str, scope: Scope) -> Option<Condition> {
     let Some(entries) = node.entries() else {
         p.push(node.span(), path, "must be a condition table such as { field = \"industry\", is = \"software\" }");
         return None;
@@ -428,8 +431,9 @@ fn read_test(
                 };
                 let known = match (scope, *key) {
                     (Scope::Properties, _) => !name.is_empty(),
-                    (Scope::Lead, "derived") => DERIVED_FACTS.contains(&name),
+                    (Scope::Lead | Scope::Routing, "derived") => DERIVED_FACTS.contains(&name),
                     (Scope::Lead, _) => is_lead_attribute(name),
+                    (Scope::Routing, _) => is_lead_attribute(name) || crate::routing::ROUTING_FACTS.contains(&name),
                 };
                 if known {
                     field = Some(name);

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
+pub mod routing;
 pub mod source_test;
 
 use axum::Router;
@@ -43,7 +44,7 @@ pub struct AppState {
     /// Webhook sources' secrets and the web-form rate limit.
     pub hooks: Arc<hooks::Hooks>,
     /// Pokes the delivery worker: a write may have added outbox rows.
-    pub wake: Arc<tokio::sync::Notify>,
+    pub wake: Wake,
 }
 
 #[derive(OpenApi)]
@@ -146,13 +147,22 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
     }
 }
 
-/// Any write through the API may have added outbox rows: waking the worker here, once,
-/// saves threading it through every handler that changes a lead.
-async fn wake_outbox(wake: Arc<tokio::sync::Notify>, req: Request, next: Next) -> Response {
+/// The background workers a write may have given work.
+#[derive(Clone, Default)]
+pub struct Wake {
+    pub outbox: Arc<tokio::sync::Notify>,
+    pub routing: Arc<tokio::sync::Notify>,
+}
+
+/// Any write through the API may have added outbox rows or queued a lead for routing:
+/// waking the workers here, once, saves threading them through every handler that
+/// changes a lead.
+async fn wake_outbox(wake: Wake, req: Request, next: Next) -> Response {
     let write = !req.method().is_safe();
     let response = next.run(req).await;
     if write && response.status().is_success() {
-        wake.notify_one();
+        wake.outbox.notify_one();
+        wake.routing.notify_one();
     }
     response
 }
@@ -212,9 +222,14 @@ pub async fn launch_with(
     hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), stopped.clone());
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let worker = client
-        .map(|client| tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.clone(), stopped)));
+    let wake = Wake::default();
+    let router_worker = config
+        .routing
+        .is_enabled()
+        .then(|| tokio::spawn(routing::run(store.clone(), config.rules(), wake.clone(), stopped.clone())));
+    let worker = client.map(|client| {
+        tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.outbox.clone(), stopped))
+    });
     let app = router(AppState { store: store.clone(), config, hooks, wake });
     // The peer address keys the web-form rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -223,6 +238,11 @@ pub async fn launch_with(
         let _ = stop.send(true);
     };
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    if let Some(worker) = router_worker
+        && let Err(e) = worker.await
+    {
+        tracing::error!(error = %e, "the routing worker failed");
+    }
     if let Some(worker) = worker
         && let Err(e) = worker.await
     {

@@ -79,6 +79,11 @@ macro_rules! conformance_suite {
             concurrent_claims_never_share_a_delivery,
             retries_wait_dead_letters_keep_their_attempts_and_replay,
             needs_data_waits_until_the_lead_changes,
+            priority_sources_route_at_once_in_turn_and_explain_it,
+            the_handoff_routes_and_caps_and_accounts_are_kept,
+            an_sla_reassigns_and_stops_once_the_lead_is_taken_up,
+            a_higher_priority_touch_reroutes,
+            concurrent_routing_gives_each_lead_and_turn_once,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -998,4 +1003,211 @@ pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
     store.set_cursor("pull:linkedin", "20").await.unwrap();
     assert_eq!(store.get_cursor("pull:linkedin").await.unwrap().as_deref(), Some("20"));
     assert_eq!(store.get_cursor("pull:other").await.unwrap(), None);
+}
+
+static ROUTED: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    let toml = r#"
+[routing]
+fallback_owner = "queue"
+priority_sources = ["demo", "chat"]
+
+[[routing.reps]]
+id = "ana"
+daily_cap = 3
+
+[[routing.reps]]
+id = "ben"
+
+[[routing.rules]]
+name = "enterprise"
+when = { field = "company", is = "Acme" }
+strategy = "round_robin"
+reps = ["ana", "ben"]
+account_based = true
+
+[[routing.rules]]
+name = "everyone"
+strategy = "round_robin"
+reps = ["ana", "ben"]
+sla_minutes = 30
+
+[scoring]
+mql_threshold = 20
+gate = ["email"]
+[[scoring.rules]]
+name = "pricing"
+when = { event = "page_view", url_matches = "*/pricing*" }
+points = 10
+"#;
+    let routing = leadflow_scoring::routing::RoutingConfig::parse(toml).unwrap();
+    let scoring = leadflow_scoring::ScoringConfig::parse(toml).unwrap();
+    let slack = leadflow_domain::deliver::DestinationConfig {
+        name: "slack".into(),
+        kind: "slack".into(),
+        events: vec![leadflow_domain::deliver::EventType::Assigned],
+        required_fields: Vec::new(),
+        retry: None,
+        rate_limit: None,
+        circuit_breaker: None,
+        settings: Default::default(),
+    };
+    Rules {
+        routing: std::sync::Arc::new(routing),
+        engagement: std::sync::Arc::new(leadflow_domain::engagement::Engagement { scoring, ..Default::default() }),
+        outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[slack])),
+        ..Rules::default()
+    }
+});
+
+/// The lead's assignments from its history: (owner, trigger, via, steps).
+async fn assignments(store: &DynStore, id: LeadId) -> Vec<(String, String, String, Vec<String>)> {
+    store
+        .lead_history(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| match h.event {
+            LeadEvent::Assigned { owner, trigger, via, steps, .. } => Some((owner, trigger, via, steps)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn capture_routed(store: &DynStore, source: &str, v: Value) -> LeadId {
+    let c = store.capture(vec![item(source, None, v)], &ROUTED).await.unwrap().remove(0);
+    settled(&c).1.id
+}
+
+pub async fn priority_sources_route_at_once_in_turn_and_explain_it(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(capture_routed(store, "demo", json!({"email": format!("p{i}@x{i}.com")})).await);
+    }
+    let plain = capture_routed(store, "api", json!({"email": "plain@y.com"})).await;
+    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert_eq!(routed.iter().map(|r| r.lead_id).collect::<Vec<_>>(), ids, "queued in order, the plain lead not at all");
+    assert_eq!(routed.iter().map(|r| r.owner.as_str()).collect::<Vec<_>>(), ["ana", "ben", "ana"]);
+    assert!(routed.iter().all(|r| r.trigger == "priority_source" && r.via == "round_robin"));
+    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "each lead once");
+    let lead = store.get_lead(ids[1]).await.unwrap().unwrap();
+    assert_eq!(lead.owner.as_deref(), Some("ben"));
+    let history = assignments(store, ids[1]).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].3.first().map(String::as_str), Some("rule \"everyone\" matched"));
+    assert_eq!(store.get_lead(plain).await.unwrap().unwrap().owner, None);
+    // The assignment is an outbox event for the subscribed destination.
+    let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), now).await.unwrap();
+    assert_eq!(claimed.iter().filter(|d| d.event_type == "lead.assigned").count(), 3);
+    assert_eq!(claimed[1].payload["owner"], "ben", "the payload is the lead as assigned");
+}
+
+pub async fn the_handoff_routes_and_caps_and_accounts_are_kept(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    // Four leads of Acme reach MQL through events; the first founds the account's owner.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(capture_routed(store, "api", json!({"email": format!("a{i}@acme.com"), "company": "Acme"})).await);
+    }
+    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "not at the handoff yet");
+    let who = |i: usize| leadflow_domain::engagement::Identity {
+        email: Some(format!("a{i}@acme.com")),
+        ..Default::default()
+    };
+    let events: Vec<crate::NewEvent> =
+        (0..8).map(|i| event("page_view", "https://x.com/pricing", who(i / 2), None)).collect();
+    store.record_events(events, &ROUTED).await.unwrap();
+    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert_eq!(routed.len(), 4);
+    assert!(routed.iter().all(|r| r.trigger == "handoff" && r.rule.as_deref() == Some("enterprise")));
+    let how: Vec<(&str, &str)> = routed.iter().map(|r| (r.owner.as_str(), r.via.as_str())).collect();
+    assert_eq!(
+        how,
+        [("ana", "round_robin"), ("ana", "account_owner"), ("ana", "account_owner"), ("ben", "round_robin")],
+        "the first lead's owner becomes the account's; past ana's cap of 3 a day the turn goes on"
+    );
+    assert_eq!(routed.iter().map(|r| r.lead_id).collect::<Vec<_>>(), ids);
+    let account = store.get_lead(ids[0]).await.unwrap().unwrap().account_id.unwrap();
+    assert_eq!(store.get_account(account).await.unwrap().unwrap().owner.as_deref(), Some("ana"));
+    let steps = &assignments(store, ids[3]).await[0].3;
+    assert!(steps.iter().any(|s| s == "ana: reached the daily cap of 3"), "{steps:?}");
+}
+
+pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    let a = capture_routed(store, "chat", json!({"email": "sla1@x.com"})).await;
+    let b = capture_routed(store, "chat", json!({"email": "sla2@x.com"})).await;
+    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert_eq!(routed.len(), 2);
+    let due = store.next_sla_due().await.unwrap().expect("timers run");
+    assert!(due > now + time::Duration::minutes(29) && due <= now + time::Duration::minutes(31));
+    assert!(store.run_sla(10, &ROUTED, now + time::Duration::minutes(29)).await.unwrap().is_empty(), "not yet");
+    // b is taken up (it leaves the stage it was assigned in); a is not.
+    let reason = leadflow_scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
+    store
+        .transition_lead(b, "disqualified".into(), "ben".into(), Some(reason), &ROUTED)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let late = now + time::Duration::minutes(31);
+    let acted = store.run_sla(10, &ROUTED, late).await.unwrap();
+    assert_eq!(acted.len(), 1, "{acted:?}");
+    assert_eq!((acted[0].lead_id, acted[0].trigger.as_str()), (a, "sla"));
+    let first = routed.iter().find(|r| r.lead_id == a).unwrap().owner.clone();
+    assert_ne!(acted[0].owner, first, "someone else");
+    let history = assignments(store, a).await;
+    assert!(history[1].3[0].starts_with(&format!("{first} did not accept within 30 minutes")), "{history:?}");
+    // The second owner does not accept either: nobody is left, the fallback queue takes it.
+    let again = store.run_sla(10, &ROUTED, late + time::Duration::minutes(31)).await.unwrap();
+    assert_eq!((again[0].owner.as_str(), again[0].via.as_str()), ("queue", "fallback"));
+    assert_eq!(store.next_sla_due().await.unwrap(), None, "no timer on the fallback queue, none for b");
+}
+
+pub async fn a_higher_priority_touch_reroutes(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    let id = capture_routed(store, "chat", json!({"email": "renew@x.com"})).await;
+    let first = store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert_eq!(first[0].owner, "ana");
+    capture_routed(store, "chat", json!({"email": "renew@x.com", "first_name": "Re"})).await;
+    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "the same source does not re-route");
+    capture_routed(store, "demo", json!({"email": "renew@x.com", "company": "Newco"})).await;
+    let again = store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].lead_id, again[0].trigger.as_str(), again[0].owner.as_str()), (id, "renewed_touch", "ben"));
+    capture_routed(store, "chat", json!({"email": "renew@x.com"})).await;
+    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "a lower one does not");
+}
+
+pub async fn concurrent_routing_gives_each_lead_and_turn_once(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    let mut items = Vec::new();
+    for i in 0..20 {
+        items.push(item("demo", None, json!({"email": format!("c{i}@z{i}.com")})));
+    }
+    store.capture(items, &ROUTED).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.route_queued(3, &ROUTED, now).await.unwrap() }));
+    }
+    let mut routed = Vec::new();
+    for t in tasks {
+        routed.extend(t.await.unwrap());
+    }
+    loop {
+        let more = store.route_queued(5, &ROUTED, now).await.unwrap();
+        if more.is_empty() {
+            break;
+        }
+        routed.extend(more);
+    }
+    let leads: HashSet<LeadId> = routed.iter().map(|r| r.lead_id).collect();
+    assert_eq!((routed.len(), leads.len()), (20, 20), "each lead routed once");
+    let ana = routed.iter().filter(|r| r.owner == "ana").count();
+    let queue = routed.iter().filter(|r| r.owner == "queue").count();
+    // ana's cap of 3 a day holds; ben takes every other turn.
+    assert_eq!(ana, 3, "{routed:?}");
+    assert_eq!(routed.iter().filter(|r| r.owner == "ben").count() + queue, 17);
+    assert_eq!(queue, 0, "ben has no cap");
 }

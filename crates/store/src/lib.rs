@@ -291,6 +291,18 @@ pub struct AttemptRecord {
     pub duration_ms: u64,
 }
 
+/// A lead routing gave to an owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutedLead {
+    pub lead_id: LeadId,
+    pub owner: String,
+    pub rule: Option<String>,
+    /// How the owner was chosen (`round_robin`, `account_owner`, `fallback`, …).
+    pub via: String,
+    /// What set routing off (`handoff`, `priority_source`, `renewed_touch`, `sla`).
+    pub trigger: String,
+}
+
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
 /// created in `[from, to)`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -512,6 +524,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves where a pull source left off, replacing any earlier value.
     async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Routes up to `limit` of the leads queued for routing (queued in the transaction of
+    /// the change that called for it), each in a transaction of its own that reads and
+    /// moves the round-robin position, counts the rep's day, assigns the lead, and writes
+    /// its history and outbox rows. Safe to run on several instances at once.
+    async fn route_queued(
+        &self,
+        limit: usize,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RoutedLead>, StoreError>;
+
+    /// Runs the SLA action of up to `limit` assignments whose timer ran out by `now` and
+    /// whose owner has not taken the lead up (it is still in the stage it was assigned in).
+    async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError>;
+
+    /// When the next SLA timer runs out, if any runs.
+    async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

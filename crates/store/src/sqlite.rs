@@ -11,11 +11,12 @@
 mod accounts;
 mod engagement;
 mod outbox;
+mod routing;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportCounts,
-    ImportJob, ImportStatus, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, SourceCount, StageCount,
-    Store, StoreError, StoredSubmission, SubmissionStatus,
+    ImportJob, ImportStatus, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount,
+    StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
 use leadflow_domain::account::Account;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
     (6, include_str!("../migrations/sqlite/0006_jobs.sql")),
     (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
+    (8, include_str!("../migrations/sqlite/0008_routing.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -1628,6 +1630,25 @@ impl Store for SqliteStore {
 
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
+    }
+
+    async fn route_queued(
+        &self,
+        limit: usize,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| routing::route_queued(conn, limit, &rules, now)).await
+    }
+
+    async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| routing::run_sla(conn, limit, &rules, now)).await
+    }
+
+    async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.read(routing::next_sla_due).await
     }
 
     async fn claim_deliveries(

@@ -6,6 +6,7 @@ mod docs;
 mod dry_run;
 mod lifecycle;
 mod props;
+mod routing;
 mod scoring;
 
 use leadflow_scoring::{EventView, ScoringConfig};

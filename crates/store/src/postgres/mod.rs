@@ -23,13 +23,14 @@
 mod accounts;
 mod engagement;
 mod outbox;
+mod routing;
 mod sql;
 pub mod testkit;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,
-    NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, SourceCount, StageCount, Store, StoreError,
-    StoredSubmission,
+    NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount, Store,
+    StoreError, StoredSubmission,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -55,6 +56,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../migrations/postgres/0002_accounts_engagement.sql")),
     (3, include_str!("../../migrations/postgres/0003_jobs.sql")),
     (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
+    (5, include_str!("../../migrations/postgres/0005_routing.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -627,6 +629,37 @@ impl Store for PgStore {
             )
             .await?;
         })
+    }
+
+    async fn route_queued(
+        &self,
+        max: usize,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RoutedLead>, StoreError> {
+        let _open = self.writable().await?;
+        let mut routed = Vec::new();
+        for _ in 0..max {
+            match transaction!(self, false, |tx| { routing::route_next(&tx, rules, now).await? })? {
+                routing::Claim::Empty => break,
+                routing::Claim::Done(r) => routed.extend(r),
+            }
+        }
+        Ok(routed)
+    }
+
+    async fn run_sla(&self, max: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let _open = self.writable().await?;
+        let due = read!(self, |c| routing::sla_due(c, max, now))?;
+        let mut acted = Vec::new();
+        for lead in due {
+            acted.extend(transaction!(self, false, |tx| { routing::run_sla_for(&tx, lead, rules, now).await? })?);
+        }
+        Ok(acted)
+    }
+
+    async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
+        read!(self, |c| routing::next_sla_due(c))
     }
 
     async fn claim_deliveries(

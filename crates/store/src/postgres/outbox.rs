@@ -23,6 +23,8 @@ pub(super) async fn enqueue(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), Fail> {
+    // Routing hears of the same changes, in the same transaction.
+    super::routing::queue(c, lead, event, rules, now).await?;
     let wanted = rules.outbox.deliveries(event);
     if wanted.is_empty() {
         return Ok(());

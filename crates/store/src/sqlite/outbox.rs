@@ -19,6 +19,8 @@ pub(super) fn enqueue(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    // Routing hears of the same changes, in the same transaction.
+    super::routing::queue(conn, lead, event, rules, now)?;
     let wanted = rules.outbox.deliveries(event);
     if wanted.is_empty() {
         return Ok(());

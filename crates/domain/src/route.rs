@@ -1,0 +1,119 @@
+//! route: when a lead is routed, what routing reads of it, and how an assignment
+//! changes it. The choice itself is `leadflow_scoring::routing`; the store supplies the
+//! state it reads (positions, today's counts, the account's owner) and keeps the result.
+
+use crate::engagement;
+use crate::lead::Lead;
+use crate::pipeline::LeadEvent;
+use leadflow_scoring::routing::{Decision, RoutingConfig};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// What set routing off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The lead reached the handoff stage.
+    Handoff,
+    /// A touch from a priority source: routed at once, before the handoff.
+    PrioritySource,
+    /// A routed lead came back through a priority source: re-routed if that source
+    /// outranks the one that routed it.
+    RenewedTouch,
+    /// The owner did not accept in time.
+    Sla,
+    /// A person asked.
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Handoff => "handoff",
+            Self::PrioritySource => "priority_source",
+            Self::RenewedTouch => "renewed_touch",
+            Self::Sla => "sla",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Handoff, Self::PrioritySource, Self::RenewedTouch, Self::Sla, Self::Manual]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// Whether a lead change queues the lead for routing, and with which source. Called in
+/// the transaction that writes the change, so the queue row commits with it.
+pub fn queued_by(lead: &Lead, event: &LeadEvent, routing: &RoutingConfig) -> Option<(Trigger, Option<String>)> {
+    if !routing.is_enabled() {
+        return None;
+    }
+    match event {
+        LeadEvent::StageChanged { handoff: true, .. } => {
+            Some((Trigger::Handoff, Some(lead.attribution.latest.source.as_str().to_owned())))
+        }
+        LeadEvent::Created { source, .. } if routing.source_rank(source.as_str()).is_some() => {
+            Some((Trigger::PrioritySource, Some(source.as_str().to_owned())))
+        }
+        LeadEvent::Merged { source, .. } if routing.source_rank(source.as_str()).is_some() => {
+            let trigger = if lead.owner.is_some() { Trigger::RenewedTouch } else { Trigger::PrioritySource };
+            Some((trigger, Some(source.as_str().to_owned())))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a queued lead is routed now. `routed_by` is the source whose touch routed
+/// it last time, if it has an owner.
+pub fn should_route(
+    lead: &Lead,
+    trigger: Trigger,
+    source: Option<&str>,
+    routed_by: Option<&str>,
+    routing: &RoutingConfig,
+) -> bool {
+    match trigger {
+        // Routed once already (a priority source before the handoff, or the CRM).
+        Trigger::Handoff | Trigger::PrioritySource => lead.owner.is_none(),
+        Trigger::RenewedTouch => lead.owner.is_none() || source.is_some_and(|s| routing.outranks(s, routed_by)),
+        Trigger::Sla | Trigger::Manual => true,
+    }
+}
+
+/// What routing conditions read: the attributes scoring reads, plus the score and stage.
+pub fn view(lead: &Lead) -> Map<String, Value> {
+    let mut view = engagement::view(lead);
+    if let Some(score) = lead.score {
+        view.insert("score".into(), Value::from(score));
+    }
+    view.insert("lifecycle_stage".into(), Value::String(lead.lifecycle_stage.clone()));
+    view
+}
+
+/// Gives the lead to the decision's owner; the history entry to write.
+pub fn assign(
+    lead: &mut Lead,
+    decision: Decision,
+    trigger: Trigger,
+    sla_due_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> LeadEvent {
+    let previous = lead.owner.replace(decision.owner.to_string());
+    lead.updated_at = now;
+    LeadEvent::Assigned {
+        owner: decision.owner.to_string(),
+        previous,
+        trigger: trigger.as_str().to_owned(),
+        rule: decision.rule.map(|r| r.to_string()),
+        via: decision.via.as_str().to_owned(),
+        steps: decision.steps,
+        sla_due_at,
+    }
+}
+
+/// When the SLA of `rule` runs out for an assignment made `now`.
+pub fn sla_due(routing: &RoutingConfig, rule: Option<&str>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let sla = routing.rule(rule?)?.sla.as_ref()?;
+    now.checked_add(time::Duration::try_from(sla.after).ok()?)
+}
