@@ -1367,6 +1367,21 @@ allowed_origins = ["https://x.example"]
     }
 
     #[test]
+    fn routing_is_read_and_names_configured_sources() {
+        let text = "[[sources]]\nname = \"demo\"\n\n[routing]\nfallback_owner = \"queue\"\npriority_sources = [\"demo\", \"chat\"]\n";
+        let shown: Vec<String> = parse(text).unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["6:20: routing.priority_sources: \"chat\" is not a configured source"]);
+        let config = parse(&text.replace(", \"chat\"", "")).unwrap();
+        assert_eq!(config.rules().routing.fallback_owner.as_deref(), Some("queue"));
+        assert!(config.routing.is_enabled() && !Config::default().routing.is_enabled());
+        let bad = parse("[routing]\nfallback_owner = 3\n").unwrap_err();
+        assert_eq!(
+            bad[0].to_string(),
+            "2:18: routing.fallback_owner: must be a non-empty string: a rep's id as the CRM knows them"
+        );
+    }
+
+    #[test]
     fn a_linkedin_pull_needs_an_owner_and_only_linkedin_pulls() {
         let errs = parse(
             r#"[[sources]]

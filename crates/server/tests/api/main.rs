@@ -9,6 +9,7 @@ mod delivery;
 mod engagement;
 mod hooks;
 mod imports;
+mod routing;
 mod service;
 
 use leadflow_domain::config::Config;
@@ -78,7 +79,8 @@ pub async fn spawn_on_with(
         stop: Some(stop),
         server: Some(server),
     };
-    app.admin = app.key("admin", &["admin"]).await;
+    // Named apart, so a server restarted on the same store gets a key of its own.
+    app.admin = app.key(&format!("admin-{}", KeyId::new()), &["admin"]).await;
     app
 }
 
