@@ -36,12 +36,13 @@ async fn search_and_apply(
         leads.extend(page.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))));
     }
     let pairs = resolve::find_duplicates(&leads, &config.matching);
+    let rules = config.rules();
     let (mut merged, mut queued) = (0usize, 0usize);
     for pair in &pairs {
         let verb = match (pair.verdict, dry_run) {
             (Verdict::Merge, true) => "would merge",
             (Verdict::Merge, false) => {
-                if !store.merge_leads(pair.older, pair.newer, pair.explanation.clone()).await.map_err(failed)? {
+                if !store.merge_leads(pair.older, pair.newer, pair.explanation.clone(), &rules).await.map_err(failed)? {
                     continue;
                 }
                 "merged"

@@ -502,9 +502,16 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
     assert_eq!(open.len(), 1);
     assert_eq!((open[0].lead_id, open[0].candidate_id), (newer.id, older.id));
     assert!(!open[0].evidence.is_empty());
-    let decided = store.decide_review(open[0].id, crate::ReviewStatus::Merged).await.unwrap().unwrap();
+    let decided = store.decide_review(open[0].id, crate::ReviewStatus::Merged, &MERGES_OUT).await.unwrap().unwrap();
+    let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
+    let merged = claimed.unwrap().into_iter().filter(|d| d.event_type == "lead.merged").collect::<Vec<_>>();
+    assert_eq!(merged.len(), 1, "a review's merge is a merged event, like a capture's");
+    assert_eq!(merged[0].lead_id, older.id);
     assert_eq!(decided.status, crate::ReviewStatus::Merged);
-    assert!(store.decide_review(open[0].id, crate::ReviewStatus::Distinct).await.unwrap().is_none(), "decided once");
+    assert!(
+        store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().is_none(),
+        "decided once"
+    );
     assert_eq!(store.count_leads().await.unwrap(), 1);
     let survivor = store.get_lead(newer.id).await.unwrap().unwrap();
     assert_eq!(survivor.id, older.id, "the merged-away id answers with the survivor");
@@ -520,7 +527,7 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
 pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
     let _ = colleagues_or_one_person(store).await;
     let open = store.list_reviews(None, 10).await.unwrap();
-    store.decide_review(open[0].id, crate::ReviewStatus::Distinct).await.unwrap().unwrap();
+    store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
     assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, crate::ReviewStatus::Distinct);
@@ -529,7 +536,7 @@ pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
 pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(store: &DynStore) {
     let (older, newer) = colleagues_or_one_person(store).await;
     let review = store.list_reviews(None, 10).await.unwrap().remove(0);
-    store.decide_review(review.id, crate::ReviewStatus::Merged).await.unwrap().unwrap();
+    store.decide_review(review.id, crate::ReviewStatus::Merged, &EXACT).await.unwrap().unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 1);
 
     assert_eq!(store.unmerge(newer.id).await.unwrap(), Some(older.id));
@@ -556,11 +563,14 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
                     rule: leadflow_domain::resolve::MatchRule::Reviewed,
                     score: None,
                     evidence: Vec::new(),
-                }
+                },
+                &MERGES_OUT,
             )
             .await
             .unwrap()
     );
+    let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
+    assert_eq!(claimed.unwrap().iter().map(|d| d.event_type.as_str()).collect::<Vec<_>>(), ["lead.merged"]);
     capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
     assert!(store.unmerge(newer.id).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), 1);
@@ -1004,6 +1014,21 @@ pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
     assert_eq!(store.get_cursor("pull:linkedin").await.unwrap().as_deref(), Some("20"));
     assert_eq!(store.get_cursor("pull:other").await.unwrap(), None);
 }
+
+/// Subscribed to merges: a destination hears of every merge, however it was made.
+static MERGES_OUT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    let crm = leadflow_domain::deliver::DestinationConfig {
+        name: "crm".into(),
+        kind: "webhook".into(),
+        events: vec![leadflow_domain::deliver::EventType::Merged],
+        required_fields: Vec::new(),
+        retry: None,
+        rate_limit: None,
+        circuit_breaker: None,
+        settings: Default::default(),
+    };
+    Rules { outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[crm])), ..Rules::default() }
+});
 
 static ROUTED: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
     let toml = r#"

@@ -390,15 +390,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a person's decision on an open review. `Merged` merges the newer lead into
     /// the other in the same transaction. `None` when there is no such open review.
-    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError>;
+    async fn decide_review(
+        &self,
+        id: ReviewId,
+        decision: ReviewStatus,
+        rules: &Rules,
+    ) -> Result<Option<Review>, StoreError>;
 
     /// Merges `absorbed` into `survivor` (a confident match found by a batch search);
-    /// `false` when either is gone or they are already one lead.
+    /// `false` when either is gone or they are already one lead. Like every merge, it is
+    /// a `merged` event for the destinations subscribed to it.
     async fn merge_leads(
         &self,
         survivor: LeadId,
         absorbed: LeadId,
         explanation: Explanation,
+        rules: &Rules,
     ) -> Result<bool, StoreError>;
 
     /// Undoes the merge of `absorbed` (a review decision or a batch search): the survivor

@@ -955,6 +955,7 @@ fn merge_pair(
     survivor: LeadId,
     absorbed: LeadId,
     explanation: resolve::Explanation,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let (Some(mut survivor), Some(absorbed)) =
@@ -980,6 +981,7 @@ fn merge_pair(
     write_lead(conn, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() })?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
+    outbox::enqueue(conn, &survivor, &absorbed_event, rules, now)?;
     insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
     let moved = LeadEvent::MergedInto { into: survivor.id };
     insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
@@ -1094,7 +1096,12 @@ fn split(
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
-fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+fn decide_review(
+    conn: &Connection,
+    id: ReviewId,
+    decision: ReviewStatus,
+    rules: &Rules,
+) -> Result<Option<Review>, StoreError> {
     let Some(review) = review_by_id(conn, id)?.filter(|r| r.status == ReviewStatus::Open) else {
         return Ok(None);
     };
@@ -1105,7 +1112,7 @@ fn decide_review(conn: &Connection, id: ReviewId, decision: ReviewStatus) -> Res
             score: Some(review.score),
             evidence: review.evidence.clone(),
         };
-        merge_pair(conn, review.candidate_id, review.lead_id, explanation, now)?;
+        merge_pair(conn, review.candidate_id, review.lead_id, explanation, rules, now)?;
     }
     conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
         .execute(params![id.to_string(), decision.as_str(), millis(now)])?;
@@ -1499,8 +1506,14 @@ impl Store for SqliteStore {
         self.read(move |conn| review_by_id(conn, id)).await
     }
 
-    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
-        self.write_returning(move |conn| decide_review(conn, id, decision)).await
+    async fn decide_review(
+        &self,
+        id: ReviewId,
+        decision: ReviewStatus,
+        rules: &Rules,
+    ) -> Result<Option<Review>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| decide_review(conn, id, decision, &rules)).await
     }
 
     async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
@@ -1527,9 +1540,11 @@ impl Store for SqliteStore {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: resolve::Explanation,
+        rules: &Rules,
     ) -> Result<bool, StoreError> {
+        let rules = rules.clone();
         self.write_returning(move |conn| {
-            merge_pair(conn, survivor, absorbed, explanation.clone(), OffsetDateTime::now_utc())
+            merge_pair(conn, survivor, absorbed, explanation.clone(), &rules, OffsetDateTime::now_utc())
         })
         .await
     }

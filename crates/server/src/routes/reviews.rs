@@ -127,6 +127,6 @@ pub async fn decide(
     };
     let missing = || not_found(&id, "open review");
     let rid: ReviewId = path_id(&id, "open review")?;
-    let decided = app.store.decide_review(rid, decision).await?.ok_or_else(missing)?;
+    let decided = app.store.decide_review(rid, decision, &app.config.rules()).await?.ok_or_else(missing)?;
     Ok(Json(out(&app, decided).await?))
 }

@@ -402,7 +402,7 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
         score: None,
         evidence: vec![],
     };
-    assert!(app.store.merge_leads(survivor, absorbed, why).await.unwrap());
+    assert!(app.store.merge_leads(survivor, absorbed, why, &Default::default()).await.unwrap());
     app.post("/v1/leads", &json!({"email": "jon@acme.com", "city": "Boston"})).await;
     let conflict = crate::problem(
         app.post(&format!("/v1/leads/{}/unmerge", newer["id"].as_str().unwrap()), &json!({})).await,

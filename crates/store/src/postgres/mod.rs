@@ -478,9 +478,14 @@ impl Store for PgStore {
         read!(self, |c| sql::review_by_id(c, id, false))
     }
 
-    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+    async fn decide_review(
+        &self,
+        id: ReviewId,
+        decision: ReviewStatus,
+        rules: &Rules,
+    ) -> Result<Option<Review>, StoreError> {
         let _open = self.writable().await?;
-        transaction!(self, false, |tx| { sql::decide_review(&tx, id, decision).await? })
+        transaction!(self, false, |tx| { sql::decide_review(&tx, id, decision, rules).await? })
     }
 
     async fn merge_leads(
@@ -488,11 +493,12 @@ impl Store for PgStore {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: resolve::Explanation,
+        rules: &Rules,
     ) -> Result<bool, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             sql::lock_leads(&tx, &[survivor, absorbed]).await?;
-            sql::merge_pair(&tx, survivor, absorbed, explanation.clone(), OffsetDateTime::now_utc()).await?
+            sql::merge_pair(&tx, survivor, absorbed, explanation.clone(), rules, OffsetDateTime::now_utc()).await?
         })
     }
 

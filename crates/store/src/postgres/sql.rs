@@ -892,6 +892,7 @@ pub(super) async fn merge_pair(
     survivor: LeadId,
     absorbed: LeadId,
     explanation: resolve::Explanation,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<bool, Fail> {
     let (Some(mut survivor), Some(absorbed)) =
@@ -918,6 +919,7 @@ pub(super) async fn merge_pair(
     write_lead(c, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() }).await?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
+    outbox::enqueue(c, &survivor, &absorbed_event, rules, now).await?;
     insert_history(c, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None).await?;
     let moved = LeadEvent::MergedInto { into: survivor.id };
     insert_history(c, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None).await?;
@@ -979,6 +981,7 @@ pub(super) async fn decide_review(
     c: &impl GenericClient,
     id: ReviewId,
     decision: ReviewStatus,
+    rules: &Rules,
 ) -> Result<Option<Review>, Fail> {
     // Locked: two people deciding at once on two instances decide once.
     let Some(review) = review_by_id(c, id, true).await?.filter(|r| r.status == ReviewStatus::Open) else {
@@ -992,7 +995,7 @@ pub(super) async fn decide_review(
             evidence: review.evidence.clone(),
         };
         lock_leads(c, &[review.candidate_id, review.lead_id]).await?;
-        merge_pair(c, review.candidate_id, review.lead_id, explanation, now).await?;
+        merge_pair(c, review.candidate_id, review.lead_id, explanation, rules, now).await?;
     }
     exec(
         c,
