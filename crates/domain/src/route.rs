@@ -112,6 +112,17 @@ pub fn assign(
     }
 }
 
+/// A person's choice of owner, as a routing decision.
+pub fn manual(owner: &str, actor: &str) -> Decision {
+    Decision {
+        owner: owner.into(),
+        rule: None,
+        via: leadflow_scoring::routing::Via::Manual,
+        steps: vec![format!("assigned to {owner} by {actor}")],
+        next_position: None,
+    }
+}
+
 /// When the SLA of `rule` runs out for an assignment made `now`.
 pub fn sla_due(routing: &RoutingConfig, rule: Option<&str>, now: OffsetDateTime) -> Option<OffsetDateTime> {
     let sla = routing.rule(rule?)?.sla.as_ref()?;

@@ -86,6 +86,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::events))
         .routes(routes!(routes::leads::touchpoints))
         .routes(routes!(routes::leads::transitions, routes::leads::create_transition))
+        .routes(routes!(routes::leads::assign))
         .routes(routes!(routes::reports::sources))
         .routes(routes!(routes::reports::funnel))
         .routes(routes!(routes::accounts::list))

@@ -547,6 +547,17 @@ pub trait Store: Send + Sync + 'static {
     /// whose owner has not taken the lead up (it is still in the stage it was assigned in).
     async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError>;
 
+    /// Gives a lead to `owner` (a person's choice; no SLA timer), or with `None` runs
+    /// routing for it again. `None` when there is no such lead; the flag says whether it
+    /// was assigned (routing may find nobody).
+    async fn assign_lead(
+        &self,
+        lead: LeadId,
+        owner: Option<String>,
+        actor: String,
+        rules: &Rules,
+    ) -> Result<Option<(Lead, bool)>, StoreError>;
+
     /// When the next SLA timer runs out, if any runs.
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
 

@@ -1662,6 +1662,20 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| routing::run_sla(conn, limit, &rules, now)).await
     }
 
+    async fn assign_lead(
+        &self,
+        lead: LeadId,
+        owner: Option<String>,
+        actor: String,
+        rules: &Rules,
+    ) -> Result<Option<(Lead, bool)>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| {
+            routing::assign(conn, lead, owner.as_deref(), &actor, &rules, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         self.read(routing::next_sla_due).await
     }

@@ -135,6 +135,8 @@ pub enum Via {
     Territory,
     Fallback,
     Escalation,
+    /// A person chose the owner.
+    Manual,
 }
 
 impl Via {
@@ -147,6 +149,7 @@ impl Via {
             Self::Territory => "territory",
             Self::Fallback => "fallback",
             Self::Escalation => "escalation",
+            Self::Manual => "manual",
         }
     }
 }

@@ -651,3 +651,71 @@ pub async fn create_transition(
         }),
     }
 }
+
+/// `owner` assigns the lead to that person; `route: true` runs routing for it again.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AssignmentIn {
+    owner: Option<String>,
+    route: Option<bool>,
+    /// Who asks; default the API key's name.
+    actor: Option<String>,
+}
+
+/// Assigns the lead by hand, or routes it again; either way the lead's history explains
+/// it and destinations subscribed to `assigned` hear of it.
+#[utoipa::path(post, path = "/v1/leads/{id}/assignment", tag = "leads", request_body = AssignmentIn,
+    params(("id" = String, Path, description = "The lead id")),
+    responses(
+        (status = 200, body = Lead),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Routing found nobody to give the lead to", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn assign(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Lead>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "lead")?;
+    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let mut errors = Vec::new();
+    for (field, value) in &body {
+        let ok = match field.as_str() {
+            "owner" | "actor" => text(field).is_some() && value.as_str().is_some_and(|s| s.len() <= 320),
+            "route" => value.as_bool() == Some(true),
+            _ => false,
+        };
+        if !ok {
+            errors.push(FieldError::new(
+                field.clone(),
+                FieldErrorCode::Invalid,
+                "expected owner (a non-empty string of at most 320 characters) or route = true, and optionally actor",
+            ));
+        }
+    }
+    let owner = text("owner").map(str::to_owned);
+    if owner.is_some() == body.contains_key("route") {
+        errors.push(FieldError::new("owner", FieldErrorCode::Required, "give either owner or route = true"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
+    let (lead, assigned) = app
+        .store
+        .assign_lead(lead_id, owner, actor, &app.config.rules())
+        .await?
+        .ok_or_else(|| not_found(&id, "lead"))?;
+    if !assigned {
+        return Err(ApiError::Conflict(
+            "routing found nobody to give the lead to: no rule matched and no fallback owner is configured".into(),
+        ));
+    }
+    Ok(Json(lead))
+}

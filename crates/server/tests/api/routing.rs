@@ -143,3 +143,70 @@ async fn an_sla_reassigns_a_lead_nobody_accepted() {
     let note = assigned[1]["steps"][0].as_str().unwrap();
     assert!(note.starts_with(&format!("{first} did not accept within 0.01 minutes")), "{note}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_is_assigned_by_hand_or_routed_again() {
+    let app = spawn(config("")).await;
+    let r = app.post("/v1/leads", &json!({"email": "hand@a.com"})).await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/leads/{id}/assignment");
+
+    let r = app.post(&path, &json!({"owner": "dan@seller.com", "actor": "boss"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["owner"], "dan@seller.com");
+    let r = app.post(&path, &json!({"route": true})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["owner"], "ana");
+    let assigned = assignments(&app, &id).await;
+    let how: Vec<(&str, &str)> =
+        assigned.iter().map(|a| (a["via"].as_str().unwrap(), a["trigger"].as_str().unwrap())).collect();
+    assert_eq!(how, [("manual", "manual"), ("round_robin", "manual")]);
+    assert_eq!(assigned[0]["steps"][0], "assigned to dan@seller.com by boss");
+    assert_eq!(assigned[1]["previous"], "dan@seller.com");
+
+    for bad in [
+        json!({}),
+        json!({"owner": ""}),
+        json!({"owner": "x", "route": true}),
+        json!({"route": false}),
+        json!({"owner": 7}),
+        json!({"colour": "red"}),
+    ] {
+        let body = crate::problem(app.post(&path, &bad).await, 422).await;
+        assert!(body["errors"].is_array(), "{bad}: {body}");
+    }
+    crate::problem(
+        app.post("/v1/leads/0190f3a4-0000-7000-8000-000000000001/assignment", &json!({"route": true})).await,
+        404,
+    )
+    .await;
+    crate::problem(app.post("/v1/leads/nope/assignment", &json!({"route": true})).await, 404).await;
+    let reader = app.key("reader", &["read"]).await;
+    let r = app.http.post(app.url(&path)).bearer_auth(reader).json(&json!({"route": true})).send().await.unwrap();
+    crate::problem(r, 403).await;
+    let r = app.http.post(app.url(&path)).json(&json!({"route": true})).send().await.unwrap();
+    crate::problem(r, 401).await;
+    let r = app
+        .http
+        .post(app.url(&path))
+        .bearer_auth(&app.admin)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    crate::problem(r, 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_without_anyone_to_route_to_is_a_conflict() {
+    let config = leadflow_domain::config::parse(
+        "[[routing.reps]]\nid = \"ana\"\n[[routing.rules]]\nname = \"fr\"\nwhen = { field = \"country\", is = \"FR\" }\nstrategy = \"round_robin\"\nreps = [\"ana\"]\n",
+    )
+    .unwrap();
+    let app = spawn(config).await;
+    let r = app.post("/v1/leads", &json!({"email": "nobody@a.com", "country": "DE"})).await;
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let body =
+        crate::problem(app.post(&format!("/v1/leads/{id}/assignment"), &json!({"route": true})).await, 409).await;
+    assert!(body["detail"].as_str().unwrap().contains("nobody"), "{body}");
+}

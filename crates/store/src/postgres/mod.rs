@@ -664,6 +664,19 @@ impl Store for PgStore {
         Ok(acted)
     }
 
+    async fn assign_lead(
+        &self,
+        lead: LeadId,
+        owner: Option<String>,
+        actor: String,
+        rules: &Rules,
+    ) -> Result<Option<(Lead, bool)>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            routing::assign(&tx, lead, owner.as_deref(), &actor, rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         read!(self, |c| routing::next_sla_due(c))
     }

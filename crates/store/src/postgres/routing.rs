@@ -288,6 +288,31 @@ async fn stop_timer(c: &impl GenericClient, lead: LeadId) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Gives a lead to `owner` (a person's choice), or with `None` routes it again. `None`
+/// when there is no such lead; the flag says whether it was assigned.
+pub(super) async fn assign(
+    c: &impl GenericClient,
+    lead_id: LeadId,
+    owner: Option<&str>,
+    actor: &str,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<(Lead, bool)>, Fail> {
+    let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    let assigned = match owner {
+        Some(owner) => {
+            let change = Change { trigger: Trigger::Manual, source: None, tried: Vec::new(), sla_due_at: None };
+            commit_assignment(c, &mut lead, route::manual(owner, actor), change, rules, now).await?;
+            true
+        }
+        None => {
+            let how = How { trigger: Trigger::Manual, source: None, exclude: Vec::new(), note: None };
+            route_lead(c, &mut lead, how, rules, now).await?.is_some()
+        }
+    };
+    Ok(Some((lead, assigned)))
+}
+
 /// Leads whose SLA ran out by `now`, oldest first; each is then acted on in its own
 /// transaction by [`run_sla_for`], which checks again under the lead's lock.
 pub(super) async fn sla_due(c: &impl GenericClient, max: usize, now: OffsetDateTime) -> Result<Vec<LeadId>, Fail> {

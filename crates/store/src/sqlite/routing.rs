@@ -300,6 +300,32 @@ pub(super) fn run_sla(
     Ok(acted)
 }
 
+/// Gives a lead to `owner` (a person's choice), or with `None` routes it again. `None`
+/// when there is no such lead; the flag says whether it was assigned.
+pub(super) fn assign(
+    conn: &Connection,
+    lead_id: LeadId,
+    owner: Option<&str>,
+    actor: &str,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<(Lead, bool)>, StoreError> {
+    let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    let assigned = match owner {
+        Some(owner) => {
+            let decision = route::manual(owner, actor);
+            let tried = Vec::new();
+            commit_assignment(conn, &mut lead, decision, Trigger::Manual, None, tried, None, rules, now)?;
+            true
+        }
+        None => {
+            let how = How { trigger: Trigger::Manual, source: None, exclude: Vec::new(), note: None };
+            route_lead(conn, &mut lead, how, rules, now)?.is_some()
+        }
+    };
+    Ok(Some((lead, assigned)))
+}
+
 /// When the next SLA runs out, if any timer runs.
 pub(super) fn next_sla_due(conn: &Connection) -> Result<Option<OffsetDateTime>, StoreError> {
     let at: Option<i64> = conn.query_row("SELECT min(sla_due_at) FROM assignments", [], |r| r.get(0))?;
