@@ -8,7 +8,10 @@
 //! sent at a steady rate.
 //!
 //! Run: `cargo bench -p leadflow --bench deliveries` (BENCH_LEADS=N for the backlog,
-//! default 20000; BENCH_SECONDS=N for the latency phase, default 10).
+//! default 20000; BENCH_SECONDS=N for the latency phase, default 10). With
+//! `BENCH_ROUTING=1` every lead comes from a priority source and the destination
+//! subscribes to `lead.assigned` instead: each delivery then also measures routing (the
+//! queue row, the round-robin turn, the daily count, the assignment) before it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
@@ -55,11 +58,22 @@ fn main() {
         addr
     });
 
+    let routing = std::env::var("BENCH_ROUTING").is_ok_and(|v| v == "1");
+    let (event, routing_section) = if routing {
+        let reps: String = (0..8).map(|i| format!("[[routing.reps]]\nid = \"rep{i}@bench.example.com\"\n")).collect();
+        let ids: Vec<String> = (0..8).map(|i| format!("\"rep{i}@bench.example.com\"")).collect();
+        let rules =
+            format!("[[routing.rules]]\nname = \"all\"\nstrategy = \"round_robin\"\nreps = [{}]\n", ids.join(", "));
+        ("assigned", format!("[routing]\nfallback_owner = \"queue\"\npriority_sources = [\"api\"]\n{reps}{rules}"))
+    } else {
+        ("created", String::new())
+    };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("leadflow.toml"),
         format!(
             r#"
+{routing_section}
 [delivery]
 concurrency = 64
 
@@ -68,7 +82,7 @@ name = "bench"
 type = "webhook"
 url = "http://{receiver}/hook"
 secret_env = "BENCH_HOOK_SECRET"
-events = ["created"]
+events = ["{event}"]
 rate_limit = {{ per_second = 1000000.0, burst = 100000 }}
 "#
         ),
