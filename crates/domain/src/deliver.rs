@@ -76,6 +76,9 @@ pub struct DestinationConfig {
     pub circuit_breaker: Option<(u32, Duration)>,
     /// The provider's own keys (`url`, `base_url`, `secret_env`, …), as written.
     pub settings: BTreeMap<String, String>,
+    /// `[destinations.feedback]`: how a HubSpot or Salesforce destination reports back
+    /// what became of the leads (`POST /v1/feedback/{name}`); `None`: it does not.
+    pub feedback: Option<crate::feedback::CrmMapping>,
 }
 
 /// Which destination wants which event types: the part of the destinations the store
@@ -123,6 +126,7 @@ mod tests {
             rate_limit: None,
             circuit_breaker: None,
             settings: BTreeMap::new(),
+            feedback: None,
         }
     }
 
