@@ -79,6 +79,9 @@ macro_rules! conformance_suite {
             concurrent_claims_never_share_a_delivery,
             retries_wait_dead_letters_keep_their_attempts_and_replay,
             needs_data_waits_until_the_lead_changes,
+            feedback_walks_leads_replays_and_keeps_order,
+            feedback_finds_leads_by_crm_id_and_sets_owners,
+            disqualifications_are_reported_by_source_campaign_and_reason,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -998,4 +1001,212 @@ pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
     store.set_cursor("pull:linkedin", "20").await.unwrap();
     assert_eq!(store.get_cursor("pull:linkedin").await.unwrap().as_deref(), Some("20"));
     assert_eq!(store.get_cursor("pull:other").await.unwrap(), None);
+}
+
+/// Every lead with an email is handed off (MQL) as it is created.
+static HANDOFF: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    leadflow_domain::config::parse("[scoring]\nmql_threshold = 0\n").expect("a valid configuration").rules()
+});
+
+fn feedback(
+    source: &str,
+    event: Option<&str>,
+    who: leadflow_domain::feedback::FeedbackIdentity,
+    status: Option<leadflow_domain::feedback::FeedbackStatus>,
+    reason: Option<&str>,
+    at: OffsetDateTime,
+) -> leadflow_domain::feedback::Feedback {
+    let contract = &HANDOFF.engagement.contract;
+    leadflow_domain::feedback::Feedback {
+        id: leadflow_domain::FeedbackId::new(),
+        source: source.into(),
+        event_id: event.map(str::to_owned),
+        identity: who,
+        status,
+        crm_status: None,
+        target: status.and_then(|s| leadflow_domain::feedback::FeedbackRules::default().stage(s, contract)),
+        reason: reason.map(str::to_owned),
+        owner: None,
+        ignored: None,
+        occurred_at: at,
+        received_at: OffsetDateTime::now_utc(),
+        payload: json!({"as": "received"}),
+    }
+}
+
+fn by_email(email: &str) -> leadflow_domain::feedback::FeedbackIdentity {
+    leadflow_domain::feedback::FeedbackIdentity { email: Some(Email::parse(email).unwrap()), ..Default::default() }
+}
+
+fn by_id(id: LeadId) -> leadflow_domain::feedback::FeedbackIdentity {
+    leadflow_domain::feedback::FeedbackIdentity { lead_id: Some(id), ..Default::default() }
+}
+
+pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "a@acme.com"}))], &HANDOFF).await.unwrap();
+    let a = settled(&c[0]).1.clone();
+    assert_eq!(a.lifecycle_stage, "mql");
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+
+    let accepted = record(feedback("hs", Some("e1"), by_email("A@acme.com"), Some(S::Accepted), None, t0)).await;
+    assert_eq!((accepted.outcome, accepted.stage.as_deref(), accepted.replayed), (O::Applied, Some("sal"), false));
+    assert_eq!(accepted.lead_id, Some(a.id));
+    let history = store.lead_history(a.id).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::StageChanged { from, to, actor, .. } if from == "mql" && to == "sal" && actor.as_deref() == Some("feedback:hs"))));
+
+    // The CRM retries: nothing happens again.
+    let again = record(feedback("hs", Some("e1"), by_email("a@acme.com"), Some(S::Accepted), None, t0)).await;
+    assert_eq!((again.outcome, again.replayed, again.id), (O::Applied, true, accepted.id));
+    assert_eq!(store.lead_history(a.id).await.unwrap().len(), history.len());
+    // The same event id from another source is another event.
+    let other = record(feedback("sf", Some("e1"), by_id(a.id), Some(S::Working), None, t0)).await;
+    assert_eq!((other.outcome, other.replayed), (O::Unchanged, false));
+
+    let won =
+        record(feedback("hs", Some("e2"), by_id(a.id), Some(S::Won), None, t0 + time::Duration::minutes(2))).await;
+    assert_eq!((won.outcome, won.stage.as_deref()), (O::Applied, Some("customer")));
+    let stages: Vec<String> = store
+        .lead_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| match h.event {
+            LeadEvent::StageChanged { to, .. } => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&stages[stages.len() - 4..], ["sal", "sql", "opportunity", "customer"]);
+
+    // An older event arriving late does not undo the newer one.
+    let late =
+        record(feedback("hs", Some("e3"), by_id(a.id), Some(S::Converted), None, t0 + time::Duration::minutes(1)))
+            .await;
+    assert_eq!((late.outcome, late.stage.as_deref()), (O::Stale, Some("customer")));
+    // A move the contract has no chain for is refused with the allowed moves.
+    let back =
+        record(feedback("hs", Some("e4"), by_id(a.id), Some(S::Accepted), None, t0 + time::Duration::minutes(3))).await;
+    assert_eq!(back.outcome, O::Refused);
+    assert_eq!(store.get_lead(a.id).await.unwrap().unwrap().lifecycle_stage, "customer");
+
+    // A refusal is not final: the corrected resend with the same event id applies.
+    let c = store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))], &HANDOFF).await.unwrap();
+    let b = settled(&c[0]).1.id;
+    let dq = |reason: Option<&str>| feedback("hs", Some("e5"), by_id(b), Some(S::Disqualified), reason, t0);
+    let missing = record(dq(None)).await;
+    assert_eq!((missing.outcome, missing.stage.as_deref()), (O::ReasonRequired, Some("mql")));
+    let wrong = record(dq(Some("they hung up"))).await;
+    assert_eq!(wrong.outcome, O::ReasonNotInPicklist);
+    let fixed = record(dq(Some("no_budget"))).await;
+    assert_eq!((fixed.outcome, fixed.stage.as_deref(), fixed.replayed), (O::Applied, Some("disqualified"), false));
+
+    // Nobody to apply it to: kept, and a resend is a replay.
+    let unknown = record(feedback("hs", Some("e6"), by_email("nobody@acme.com"), Some(S::Won), None, t0)).await;
+    assert_eq!((unknown.outcome, unknown.lead_id), (O::Unmatched, None));
+    assert!(record(feedback("hs", Some("e6"), by_email("nobody@acme.com"), Some(S::Won), None, t0)).await.replayed);
+    let nothing = record(feedback("hs", None, by_id(b), None, None, t0)).await;
+    assert_eq!(nothing.outcome, O::Ignored);
+
+    let listed = store.list_feedback(Some("hs".into()), None, 100).await.unwrap();
+    let outcomes: Vec<O> = listed.iter().map(|f| f.result.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            O::Applied,
+            O::Applied,
+            O::Stale,
+            O::Refused,
+            O::ReasonRequired,
+            O::ReasonNotInPicklist,
+            O::Applied,
+            O::Unmatched,
+            O::Ignored
+        ]
+    );
+    assert_eq!(listed[0].feedback.payload["as"], "received");
+    assert_eq!(listed[0].feedback.identity.email.as_ref().map(Email::as_str), Some("a@acme.com"));
+    assert_eq!(listed[6].feedback.reason.as_deref(), Some("no_budget"));
+    let page = store.list_feedback(Some("hs".into()), Some(listed[1].result.id), 2).await.unwrap();
+    assert_eq!(page.iter().map(|f| f.result.outcome).collect::<Vec<_>>(), [O::Stale, O::Refused]);
+    assert_eq!(store.list_feedback(None, None, 100).await.unwrap().len(), listed.len() + 1);
+}
+
+pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackIdentity, FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "c@acme.com"}))], &HANDOFF).await.unwrap();
+    let lead = settled(&c[0]).1.id;
+    let crm = |id: &str| FeedbackIdentity {
+        crm_destination: Some("hs".into()),
+        crm_id: Some(id.into()),
+        ..Default::default()
+    };
+    let t0 = OffsetDateTime::now_utc();
+    let mut f = feedback("hs", Some("o1"), crm("901"), None, None, t0);
+    f.owner = Some("42".into());
+    assert_eq!(store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap()[0].outcome, O::Unmatched);
+
+    store.link_crm_record("hs", "901", lead).await.unwrap();
+    store.link_crm_record("hs", "901", lead).await.unwrap();
+    f.id = leadflow_domain::FeedbackId::new();
+    f.event_id = Some("o2".into());
+    let mut older = f.clone();
+    let results = store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap();
+    assert_eq!((results[0].outcome, results[0].lead_id), (O::Applied, Some(lead)));
+    let read = store.get_lead(lead).await.unwrap().unwrap();
+    assert_eq!(read.owner.as_deref(), Some("42"));
+    let history = store.lead_history(lead).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::OwnerChanged { to, actor, .. } if to.as_deref() == Some("42") && actor.as_deref() == Some("feedback:hs"))));
+
+    // An older reassignment is stale; a status change of the same time is not.
+    older.id = leadflow_domain::FeedbackId::new();
+    older.event_id = Some("o3".into());
+    older.owner = Some("7".into());
+    older.occurred_at = t0 - time::Duration::minutes(1);
+    let mut status = feedback("hs", Some("o4"), crm("901"), Some(S::Accepted), None, t0 - time::Duration::minutes(1));
+    status.identity = crm("901");
+    let results = store.record_feedback(vec![older, status], &HANDOFF).await.unwrap();
+    assert_eq!((results[0].outcome, results[1].outcome), (O::Stale, O::Applied));
+    assert_eq!(store.get_lead(lead).await.unwrap().unwrap().owner.as_deref(), Some("42"));
+    // Links are per destination.
+    let elsewhere = FeedbackIdentity { crm_destination: Some("sf".into()), ..crm("901") };
+    let r = store.record_feedback(vec![feedback("sf", None, elsewhere, Some(S::Won), None, t0)], &HANDOFF).await;
+    assert_eq!(r.unwrap()[0].outcome, O::Unmatched);
+}
+
+pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store: &DynStore) {
+    use leadflow_domain::feedback::FeedbackStatus as S;
+    let mk = |email: &str, campaign: &str| item("api", None, json!({"email": email, "utm_campaign": campaign}));
+    let test_lead =
+        item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
+    let c = store
+        .capture(
+            vec![mk("d1@acme.com", "spring"), mk("d2@acme.com", "spring"), mk("d3@acme.com", "fall"), test_lead],
+            &HANDOFF,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<LeadId> = c.iter().map(|c| settled(c).1.id).collect();
+    let now = OffsetDateTime::now_utc();
+    let items = vec![
+        feedback("hs", None, by_id(ids[0]), Some(S::Disqualified), Some("no_budget"), now),
+        feedback("hs", None, by_id(ids[1]), Some(S::Disqualified), Some("no_budget"), now),
+        feedback("hs", None, by_id(ids[2]), Some(S::Disqualified), Some("competitor"), now),
+        feedback("hs", None, by_id(ids[3]), Some(S::Disqualified), Some("no_budget"), now),
+    ];
+    store.record_feedback(items, &HANDOFF).await.unwrap();
+    let (from, to) = (now - time::Duration::hours(1), now + time::Duration::hours(1));
+    let rows = store.report_disqualifications(from, to, "disqualified").await.unwrap();
+    let shown: Vec<(&str, Option<&str>, Option<&str>, u64)> =
+        rows.iter().map(|r| (r.source.as_str(), r.campaign.as_deref(), r.reason.as_deref(), r.leads)).collect();
+    assert_eq!(
+        shown,
+        [("api", Some("spring"), Some("no_budget"), 2), ("api", Some("fall"), Some("competitor"), 1)],
+        "test leads are left out"
+    );
+    assert!(
+        store.report_disqualifications(to, to + time::Duration::hours(1), "disqualified").await.unwrap().is_empty()
+    );
 }

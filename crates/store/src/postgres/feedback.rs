@@ -1,0 +1,226 @@
+//! CRM feedback in PostgreSQL, as in SQLite. Across instances: the lead is locked
+//! (`FOR UPDATE`) before the newest applied feedback is read, so two instances applying
+//! feedback to one lead do it one after the other and the second sees the first's event
+//! time; two instances receiving the same event both insert it, the unique index refuses
+//! the second, whose transaction runs again and replays the first's outcome.
+
+use super::Fail;
+use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
+use crate::feedback::{Doc, FINAL_OUTCOMES, Row, decide};
+use crate::{ReasonCount, StoredFeedback};
+use deadpool_postgres::GenericClient;
+use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
+use leadflow_domain::pipeline::Rules;
+use leadflow_domain::{FeedbackId, Lead, LeadId};
+use time::OffsetDateTime;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+pub(super) async fn record(
+    c: &impl GenericClient,
+    items: &[Feedback],
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<FeedbackResult>, Fail> {
+    let mut out = Vec::with_capacity(items.len());
+    for fb in items {
+        out.push(record_one(c, fb, rules, now).await?);
+    }
+    Ok(out)
+}
+
+async fn record_one(
+    c: &impl GenericClient,
+    fb: &Feedback,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<FeedbackResult, Fail> {
+    if let Some(event) = &fb.event_id {
+        let sql = format!(
+            "SELECT id, lead_id, outcome, doc FROM feedback WHERE source = $1 AND event_id = $2 AND outcome IN {FINAL_OUTCOMES}"
+        );
+        if let Some(row) = opt(c, &sql, &[&fb.source, event]).await? {
+            let Json(doc): Json<Doc> = row.try_get(3)?;
+            let lead = match row.try_get::<_, Option<Uuid>>(1)? {
+                Some(id) => lead_following_merges(c, LeadId::from(id), false).await?,
+                None => None,
+            };
+            let outcome: String = row.try_get(2)?;
+            return Ok(FeedbackResult {
+                id: FeedbackId::from(row.try_get::<_, Uuid>(0)?),
+                outcome: FeedbackOutcome::parse(&outcome).unwrap_or(FeedbackOutcome::Ignored),
+                lead_id: lead.as_ref().map(|l| l.id),
+                stage: lead.map(|l| l.lifecycle_stage),
+                detail: doc.detail,
+                allowed: doc.allowed,
+                replayed: true,
+            });
+        }
+    }
+    let mut result = FeedbackResult {
+        id: fb.id,
+        outcome: FeedbackOutcome::Unmatched,
+        lead_id: None,
+        stage: None,
+        detail: None,
+        allowed: Vec::new(),
+        replayed: false,
+    };
+    match find_lead(c, fb).await? {
+        None => result.detail = Some("no lead matches".into()),
+        Some(mut lead) => {
+            let latest = |condition: &'static str| {
+                let id = *lead.id.as_uuid();
+                async move {
+                    let sql = format!(
+                        "SELECT max(occurred_at) FROM feedback
+                         WHERE lead_id = $1 AND outcome IN ('applied', 'unchanged') AND {condition}"
+                    );
+                    let row = super::sql::one(c, &sql, &[&id]).await?;
+                    Ok::<_, Fail>(row.try_get::<_, Option<OffsetDateTime>>(0)?)
+                }
+            };
+            let latest_status = latest("status IS NOT NULL").await?;
+            let latest_owner = latest("has_owner").await?;
+            let expected = lead.version;
+            let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
+            if !decision.changes.is_empty() {
+                lead.version += 1;
+                write_lead(c, &lead, Some(expected), &rules.matching).await?;
+                super::engagement::record_changes(c, &lead, decision.changes, rules, now).await?;
+            }
+            result.outcome = decision.outcome;
+            result.detail = decision.detail;
+            result.allowed = decision.allowed;
+            result.stage = Some(lead.lifecycle_stage.clone());
+            result.lead_id = Some(lead.id);
+        }
+    }
+    exec(
+        c,
+        "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            fb.id.as_uuid(),
+            &fb.source,
+            &fb.event_id,
+            &result.lead_id.map(|l| *l.as_uuid()),
+            &fb.status.map(|s| s.as_str()),
+            &fb.owner.is_some(),
+            &result.outcome.as_str(),
+            &fb.occurred_at,
+            &fb.received_at,
+            &Json(Doc::new(fb, &result)),
+        ],
+    )
+    .await?;
+    Ok(result)
+}
+
+/// The surviving lead feedback names, locked: by lead id, CRM record id, email, external id.
+async fn find_lead(c: &impl GenericClient, fb: &Feedback) -> Result<Option<Lead>, Fail> {
+    let who = &fb.identity;
+    if let Some(id) = who.lead_id
+        && let Some(lead) = lead_following_merges(c, id, true).await?
+    {
+        return Ok(Some(lead));
+    }
+    let mut found: Option<Uuid> = None;
+    if let (Some(destination), Some(crm)) = (&who.crm_destination, &who.crm_id) {
+        let row =
+            opt(c, "SELECT lead_id FROM crm_links WHERE destination = $1 AND crm_id = $2", &[destination, crm]).await?;
+        found = row.map(|r| r.try_get(0)).transpose()?;
+    }
+    if found.is_none()
+        && let Some(email) = &who.email
+    {
+        let row = opt(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()]).await?;
+        found = row.map(|r| r.try_get(0)).transpose()?;
+    }
+    if found.is_none()
+        && let Some(external) = &who.external_id
+    {
+        let row = opt(
+            c,
+            "SELECT id FROM leads WHERE external_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1",
+            &[external],
+        )
+        .await?;
+        found = row.map(|r| r.try_get(0)).transpose()?;
+    }
+    match found {
+        Some(id) => lead_following_merges(c, LeadId::from(id), true).await,
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn link(c: &impl GenericClient, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), Fail> {
+    exec(
+        c,
+        "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
+        &[&destination, &crm_id, lead.as_uuid()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn list(
+    c: &impl GenericClient,
+    source: Option<&str>,
+    after: Option<FeedbackId>,
+    n: usize,
+) -> Result<Vec<StoredFeedback>, Fail> {
+    let after = after.map(|a| *a.as_uuid());
+    rows(
+        c,
+        "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+         WHERE ($1::text IS NULL OR source = $1) AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        &[&source, &after, &limit(n)],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        let Json(doc): Json<Doc> = r.try_get(8)?;
+        Ok(Row {
+            id: FeedbackId::from(r.try_get::<_, Uuid>(0)?),
+            source: r.try_get(1)?,
+            event_id: r.try_get(2)?,
+            lead_id: r.try_get::<_, Option<Uuid>>(3)?.map(LeadId::from),
+            status: r.try_get(4)?,
+            outcome: r.try_get(5)?,
+            occurred_at: r.try_get(6)?,
+            received_at: r.try_get(7)?,
+            doc,
+        }
+        .into_stored())
+    })
+    .collect()
+}
+
+pub(super) async fn report_disqualifications(
+    c: &impl GenericClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    stage: &str,
+) -> Result<Vec<ReasonCount>, Fail> {
+    // `COLLATE "C"`: the order SQLite gives, whatever the database's collation.
+    let sql = "SELECT l.source, l.campaign, s.reason, count(DISTINCT s.lead_id)
+         FROM stage_changes s JOIN leads l ON l.id = s.lead_id
+         WHERE s.to_stage = $1 AND s.at >= $2 AND s.at < $3 AND l.source IS NOT NULL
+           AND l.doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
+         GROUP BY 1, 2, 3
+         ORDER BY 4 DESC, l.source COLLATE \"C\", l.campaign COLLATE \"C\" NULLS FIRST, s.reason COLLATE \"C\" NULLS FIRST";
+    rows(c, sql, &[&stage, &from, &to])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReasonCount {
+                source: r.try_get(0)?,
+                campaign: r.try_get(1)?,
+                reason: r.try_get(2)?,
+                leads: r.try_get::<_, i64>(3)?.unsigned_abs(),
+            })
+        })
+        .collect()
+}
