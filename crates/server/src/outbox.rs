@@ -129,6 +129,7 @@ fn due_after(after: Duration) -> OffsetDateTime {
 }
 
 async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
+    let row_lead = row.lead_id;
     let delivery = Delivery {
         id: row.id,
         destination: row.destination,
@@ -139,6 +140,15 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
         attempt: row.attempts,
     };
     let tried = client.deliver(&delivery).await;
+    if let Outcome::Delivered { response_excerpt, .. } = &tried.outcome
+        && let Some(record) = client.record_id(&delivery.destination, response_excerpt)
+    {
+        // Before the delivery is recorded: should this fail, the delivery stays pending
+        // and its retry links again. Feedback naming only the CRM's id needs the link.
+        if let Err(e) = store.link_crm_record(&delivery.destination, &record, row_lead).await {
+            tracing::warn!(delivery_id = %delivery.id, error = %e, "could not remember the CRM record id");
+        }
+    }
     let (result, status, error, response) = match tried.outcome {
         Outcome::Delivered { status, response_excerpt } => {
             (DeliveryResult::Delivered, Some(status), None, Some(response_excerpt))
