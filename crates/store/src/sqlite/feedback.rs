@@ -167,33 +167,28 @@ pub(super) fn list(
              WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3",
         )?
         .query_map(params![source, after.map(|a| a.to_string()), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-            let (id, source, event_id, lead_id, status, outcome, occurred, received, doc): (
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                String,
-                i64,
-                i64,
-                String,
-            ) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
-            Ok((|| {
-                Ok(Row {
-                    id: parse_id(&id, "feedback")?,
-                    source,
-                    event_id,
-                    lead_id: lead_id.map(|l| parse_id(&l, "lead")).transpose()?,
-                    status,
-                    outcome,
-                    occurred_at: from_millis(occurred),
-                    received_at: from_millis(received),
-                    doc: serde_json::from_str(&doc)?,
-                })
-            })())
+            Ok(row(r))
         })?
         .collect::<Result<_, _>>()?;
     rows.into_iter().map(|r| r.map(Row::into_stored)).collect()
+}
+
+/// A `list` row; a malformed id or document is corruption, not a SQLite error.
+fn row(r: &rusqlite::Row<'_>) -> Result<Row, StoreError> {
+    let id: String = r.get(0)?;
+    let lead_id: Option<String> = r.get(3)?;
+    let doc: String = r.get(8)?;
+    Ok(Row {
+        id: parse_id(&id, "feedback")?,
+        source: r.get(1)?,
+        event_id: r.get(2)?,
+        lead_id: lead_id.map(|l| parse_id(&l, "lead")).transpose()?,
+        status: r.get(4)?,
+        outcome: r.get(5)?,
+        occurred_at: from_millis(r.get(6)?),
+        received_at: from_millis(r.get(7)?),
+        doc: serde_json::from_str(&doc)?,
+    })
 }
 
 pub(super) fn report_disqualifications(
