@@ -216,8 +216,10 @@ pub async fn launch_with(
     hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     let wake = Arc::new(tokio::sync::Notify::new());
-    let worker = client
-        .map(|client| tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.clone(), stopped)));
+    let worker = client.map(|client| {
+        let rules = config.rules();
+        tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), rules, wake.clone(), stopped))
+    });
     let app = router(AppState { store: store.clone(), config, hooks, wake });
     // The peer address keys the web-form rate limit.
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -9,6 +9,7 @@
 
 use leadflow_delivery::{Client, ClientSettings, Delivery, Outcome};
 use leadflow_domain::config::{Config, DeliverySettings};
+use leadflow_domain::pipeline::Rules;
 use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub async fn run(
     store: DynStore,
     client: Arc<Client>,
     settings: DeliverySettings,
+    rules: Rules,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -87,7 +89,7 @@ pub async fn run(
                 Ok(batch) => {
                     claimed = batch.len();
                     for d in batch {
-                        tasks.spawn(attempt(store.clone(), client.clone(), d));
+                        tasks.spawn(attempt(store.clone(), client.clone(), d, rules.clone()));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not claim deliveries"),
@@ -128,7 +130,7 @@ fn due_after(after: Duration) -> OffsetDateTime {
     time::Duration::try_from(after).ok().and_then(|d| now.checked_add(d)).unwrap_or(now + time::Duration::HOUR)
 }
 
-async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
+async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rules: Rules) {
     let row_lead = row.lead_id;
     let delivery = Delivery {
         id: row.id,
@@ -145,8 +147,12 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
     {
         // Before the delivery is recorded: should this fail, the delivery stays pending
         // and its retry links again. Feedback naming only the CRM's id needs the link.
-        if let Err(e) = store.link_crm_record(&delivery.destination, &record, row_lead).await {
-            tracing::warn!(delivery_id = %delivery.id, error = %e, "could not remember the CRM record id");
+        match store.link_crm_record(&delivery.destination, &record, row_lead, &rules).await {
+            Ok(0) => {}
+            Ok(settled) => {
+                tracing::info!(delivery_id = %delivery.id, settled, "feedback that waited for the CRM record applied")
+            }
+            Err(e) => tracing::warn!(delivery_id = %delivery.id, error = %e, "could not remember the CRM record id"),
         }
     }
     let (result, status, error, response) = match tried.outcome {

@@ -1147,13 +1147,16 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
     f.owner = Some("42".into());
     assert_eq!(store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap()[0].outcome, O::Unmatched);
 
-    store.link_crm_record("hs", "901", lead).await.unwrap();
-    store.link_crm_record("hs", "901", lead).await.unwrap();
+    // The delivery that learns the record id applies what waited for it.
+    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 1);
+    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 0, "once");
+    let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
+    assert_eq!((listed[0].result.outcome, listed[0].result.lead_id), (O::Applied, Some(lead)));
     f.id = leadflow_domain::FeedbackId::new();
     f.event_id = Some("o2".into());
     let mut older = f.clone();
     let results = store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap();
-    assert_eq!((results[0].outcome, results[0].lead_id), (O::Applied, Some(lead)));
+    assert_eq!((results[0].outcome, results[0].lead_id), (O::Unchanged, Some(lead)));
     let read = store.get_lead(lead).await.unwrap().unwrap();
     assert_eq!(read.owner.as_deref(), Some("42"));
     let history = store.lead_history(lead).await.unwrap();

@@ -478,8 +478,16 @@ pub trait Store: Send + Sync + 'static {
     async fn record_feedback(&self, items: Vec<Feedback>, rules: &Rules) -> Result<Vec<FeedbackResult>, StoreError>;
 
     /// Remembers that the record `crm_id` of `destination` is `lead` (after a delivery
-    /// created or updated it), so feedback naming only the CRM's id finds the lead.
-    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), StoreError>;
+    /// created or updated it), so feedback naming only the CRM's id finds the lead; the
+    /// feedback that named this record before it was known (unmatched) is applied now,
+    /// oldest first, as [`Store::record_feedback`] would have. Returns how many waited.
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError>;
 
     /// Stored feedback, oldest first, optionally of one source, after `after`.
     async fn list_feedback(

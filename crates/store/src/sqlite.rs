@@ -1632,9 +1632,18 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| feedback::record(conn, &items, &rules, OffsetDateTime::now_utc())).await
     }
 
-    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), StoreError> {
-        let (destination, crm_id) = (destination.to_owned(), crm_id.to_owned());
-        self.write_returning(move |conn| feedback::link(conn, &destination, &crm_id, lead)).await
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError> {
+        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), rules.clone());
+        self.write_returning(move |conn| {
+            feedback::link(conn, &destination, &crm_id, lead, &rules, OffsetDateTime::now_utc())
+        })
+        .await
     }
 
     async fn list_feedback(

@@ -18,6 +18,8 @@ CREATE UNIQUE INDEX feedback_event ON feedback (source, event_id)
 -- The newest feedback applied to a lead: an older event must not undo it.
 CREATE INDEX feedback_lead ON feedback (lead_id, occurred_at) WHERE lead_id IS NOT NULL;
 CREATE INDEX feedback_source ON feedback (source, id);
+-- Feedback waiting for its lead: applied when a delivery links the CRM record it names.
+CREATE INDEX feedback_unmatched ON feedback (occurred_at) WHERE outcome = 'unmatched';
 
 -- The CRM's own record id of a lead, per destination, learnt from deliveries.
 CREATE TABLE crm_links (

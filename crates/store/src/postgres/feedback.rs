@@ -57,45 +57,8 @@ async fn record_one(
             });
         }
     }
-    let mut result = FeedbackResult {
-        id: fb.id,
-        outcome: FeedbackOutcome::Unmatched,
-        lead_id: None,
-        stage: None,
-        detail: None,
-        allowed: Vec::new(),
-        replayed: false,
-    };
-    match find_lead(c, fb).await? {
-        None => result.detail = Some("no lead matches".into()),
-        Some(mut lead) => {
-            let latest = |condition: &'static str| {
-                let id = *lead.id.as_uuid();
-                async move {
-                    let sql = format!(
-                        "SELECT max(occurred_at) FROM feedback
-                         WHERE lead_id = $1 AND outcome IN ('applied', 'unchanged') AND {condition}"
-                    );
-                    let row = super::sql::one(c, &sql, &[&id]).await?;
-                    Ok::<_, Fail>(row.try_get::<_, Option<OffsetDateTime>>(0)?)
-                }
-            };
-            let latest_status = latest("status IS NOT NULL").await?;
-            let latest_owner = latest("has_owner").await?;
-            let expected = lead.version;
-            let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
-            if !decision.changes.is_empty() {
-                lead.version += 1;
-                write_lead(c, &lead, Some(expected), &rules.matching).await?;
-                super::engagement::record_changes(c, &lead, decision.changes, rules, now).await?;
-            }
-            result.outcome = decision.outcome;
-            result.detail = decision.detail;
-            result.allowed = decision.allowed;
-            result.stage = Some(lead.lifecycle_stage.clone());
-            result.lead_id = Some(lead.id);
-        }
-    }
+    let lead = find_lead(c, fb).await?;
+    let result = settle(c, fb, lead, rules, now).await?;
     exec(
         c,
         "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
@@ -114,6 +77,56 @@ async fn record_one(
         ],
     )
     .await?;
+    Ok(result)
+}
+
+/// Applies feedback to `lead` (if found, and locked) and says what became of it; the
+/// caller stores the row.
+async fn settle(
+    c: &impl GenericClient,
+    fb: &Feedback,
+    lead: Option<Lead>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<FeedbackResult, Fail> {
+    let mut result = FeedbackResult {
+        id: fb.id,
+        outcome: FeedbackOutcome::Unmatched,
+        lead_id: None,
+        stage: None,
+        detail: None,
+        allowed: Vec::new(),
+        replayed: false,
+    };
+    let Some(mut lead) = lead else {
+        result.detail = Some("no lead matches".into());
+        return Ok(result);
+    };
+    let latest = |condition: &'static str| {
+        let id = *lead.id.as_uuid();
+        async move {
+            let sql = format!(
+                "SELECT max(occurred_at) FROM feedback
+                 WHERE lead_id = $1 AND outcome IN ('applied', 'unchanged') AND {condition}"
+            );
+            let row = super::sql::one(c, &sql, &[&id]).await?;
+            Ok::<_, Fail>(row.try_get::<_, Option<OffsetDateTime>>(0)?)
+        }
+    };
+    let latest_status = latest("status IS NOT NULL").await?;
+    let latest_owner = latest("has_owner").await?;
+    let expected = lead.version;
+    let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
+    if !decision.changes.is_empty() {
+        lead.version += 1;
+        write_lead(c, &lead, Some(expected), &rules.matching).await?;
+        super::engagement::record_changes(c, &lead, decision.changes, rules, now).await?;
+    }
+    result.outcome = decision.outcome;
+    result.detail = decision.detail;
+    result.allowed = decision.allowed;
+    result.stage = Some(lead.lifecycle_stage.clone());
+    result.lead_id = Some(lead.id);
     Ok(result)
 }
 
@@ -154,15 +167,73 @@ async fn find_lead(c: &impl GenericClient, fb: &Feedback) -> Result<Option<Lead>
     }
 }
 
-pub(super) async fn link(c: &impl GenericClient, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), Fail> {
+/// Links the record and applies the feedback that waited for it (unmatched, naming this
+/// record), oldest first, with the lead locked; returns how many items were settled.
+pub(super) async fn link(
+    c: &impl GenericClient,
+    destination: &str,
+    crm_id: &str,
+    lead: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<u64, Fail> {
     exec(
         c,
-        "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES ($1, $2, $3, now())
+        "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
-        &[&destination, &crm_id, lead.as_uuid()],
+        &[&destination, &crm_id, lead.as_uuid(), &now],
     )
     .await?;
-    Ok(())
+    // The lead first, as recording feedback locks it: the two never wait on each other
+    // in opposite orders.
+    if lead_following_merges(c, lead, true).await?.is_none() {
+        return Ok(0);
+    }
+    let waiting = rows(
+        c,
+        "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+         WHERE outcome = 'unmatched' AND doc -> 'identity' ->> 'crm_destination' = $1
+           AND doc -> 'identity' ->> 'crm_id' = $2
+         ORDER BY occurred_at, id
+         FOR UPDATE",
+        &[&destination, &crm_id],
+    )
+    .await?;
+    let mut settled = 0;
+    for r in &waiting {
+        let fb = row(r)?.into_stored().feedback;
+        let found = lead_following_merges(c, lead, true).await?;
+        let result = settle(c, &fb, found, rules, now).await?;
+        exec(
+            c,
+            "UPDATE feedback SET lead_id = $2, outcome = $3, doc = $4 WHERE id = $1",
+            &[
+                fb.id.as_uuid(),
+                &result.lead_id.map(|l| *l.as_uuid()),
+                &result.outcome.as_str(),
+                &Json(Doc::new(&fb, &result)),
+            ],
+        )
+        .await?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
+/// A stored row, read back.
+fn row(r: &tokio_postgres::Row) -> Result<Row, Fail> {
+    let Json(doc): Json<Doc> = r.try_get(8)?;
+    Ok(Row {
+        id: FeedbackId::from(r.try_get::<_, Uuid>(0)?),
+        source: r.try_get(1)?,
+        event_id: r.try_get(2)?,
+        lead_id: r.try_get::<_, Option<Uuid>>(3)?.map(LeadId::from),
+        status: r.try_get(4)?,
+        outcome: r.try_get(5)?,
+        occurred_at: r.try_get(6)?,
+        received_at: r.try_get(7)?,
+        doc,
+    })
 }
 
 pub(super) async fn list(
@@ -180,21 +251,7 @@ pub(super) async fn list(
     )
     .await?
     .iter()
-    .map(|r| {
-        let Json(doc): Json<Doc> = r.try_get(8)?;
-        Ok(Row {
-            id: FeedbackId::from(r.try_get::<_, Uuid>(0)?),
-            source: r.try_get(1)?,
-            event_id: r.try_get(2)?,
-            lead_id: r.try_get::<_, Option<Uuid>>(3)?.map(LeadId::from),
-            status: r.try_get(4)?,
-            outcome: r.try_get(5)?,
-            occurred_at: r.try_get(6)?,
-            received_at: r.try_get(7)?,
-            doc,
-        }
-        .into_stored())
-    })
+    .map(|r| Ok(row(r)?.into_stored()))
     .collect()
 }
 

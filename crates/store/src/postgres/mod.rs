@@ -598,9 +598,17 @@ impl Store for PgStore {
         transaction!(self, true, |tx| { feedback::record(&tx, &items, rules, OffsetDateTime::now_utc()).await? })
     }
 
-    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), StoreError> {
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError> {
         let _open = self.writable().await?;
-        transaction!(self, false, |tx| { feedback::link(&tx, destination, crm_id, lead).await? })
+        transaction!(self, true, |tx| {
+            feedback::link(&tx, destination, crm_id, lead, rules, OffsetDateTime::now_utc()).await?
+        })
     }
 
     async fn list_feedback(

@@ -54,42 +54,8 @@ fn record_one(
             });
         }
     }
-    let mut result = FeedbackResult {
-        id: fb.id,
-        outcome: FeedbackOutcome::Unmatched,
-        lead_id: None,
-        stage: None,
-        detail: None,
-        allowed: Vec::new(),
-        replayed: false,
-    };
-    match find_lead(conn, fb)? {
-        None => result.detail = Some("no lead matches".into()),
-        Some(mut lead) => {
-            let latest = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-                let ms: Option<i64> = conn
-                    .prepare_cached(&format!(
-                        "SELECT max(occurred_at) FROM feedback
-                         WHERE lead_id = ?1 AND outcome IN ('applied', 'unchanged') AND {column}"
-                    ))?
-                    .query_row([lead.id.to_string()], |r| r.get(0))?;
-                Ok(ms.map(from_millis))
-            };
-            let (latest_status, latest_owner) = (latest("status IS NOT NULL")?, latest("has_owner = 1")?);
-            let expected = lead.version;
-            let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
-            if !decision.changes.is_empty() {
-                lead.version += 1;
-                write_lead(conn, &lead, Some(expected), &rules.matching)?;
-                super::engagement::record_changes(conn, &lead, decision.changes, rules, now)?;
-            }
-            result.outcome = decision.outcome;
-            result.detail = decision.detail;
-            result.allowed = decision.allowed;
-            result.stage = Some(lead.lifecycle_stage.clone());
-            result.lead_id = Some(lead.id);
-        }
-    }
+    let lead = find_lead(conn, fb)?;
+    let result = settle(conn, fb, lead, rules, now)?;
     conn.prepare_cached(
         "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -106,6 +72,53 @@ fn record_one(
         millis(fb.received_at),
         serde_json::to_string(&Doc::new(fb, &result))?
     ])?;
+    Ok(result)
+}
+
+/// Applies feedback to `lead` (if found) and says what became of it; the caller stores
+/// the row.
+fn settle(
+    conn: &Connection,
+    fb: &Feedback,
+    lead: Option<leadflow_domain::Lead>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<FeedbackResult, StoreError> {
+    let mut result = FeedbackResult {
+        id: fb.id,
+        outcome: FeedbackOutcome::Unmatched,
+        lead_id: None,
+        stage: None,
+        detail: None,
+        allowed: Vec::new(),
+        replayed: false,
+    };
+    let Some(mut lead) = lead else {
+        result.detail = Some("no lead matches".into());
+        return Ok(result);
+    };
+    let latest = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        let ms: Option<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT max(occurred_at) FROM feedback
+                 WHERE lead_id = ?1 AND outcome IN ('applied', 'unchanged') AND {column}"
+            ))?
+            .query_row([lead.id.to_string()], |r| r.get(0))?;
+        Ok(ms.map(from_millis))
+    };
+    let (latest_status, latest_owner) = (latest("status IS NOT NULL")?, latest("has_owner = 1")?);
+    let expected = lead.version;
+    let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
+    if !decision.changes.is_empty() {
+        lead.version += 1;
+        write_lead(conn, &lead, Some(expected), &rules.matching)?;
+        super::engagement::record_changes(conn, &lead, decision.changes, rules, now)?;
+    }
+    result.outcome = decision.outcome;
+    result.detail = decision.detail;
+    result.allowed = decision.allowed;
+    result.stage = Some(lead.lifecycle_stage.clone());
+    result.lead_id = Some(lead.id);
     Ok(result)
 }
 
@@ -146,13 +159,45 @@ fn find_lead(conn: &Connection, fb: &Feedback) -> Result<Option<leadflow_domain:
     Ok(None)
 }
 
-pub(super) fn link(conn: &Connection, destination: &str, crm_id: &str, lead: LeadId) -> Result<(), StoreError> {
+/// Links the record and applies the feedback that waited for it (unmatched, naming this
+/// record), oldest first; returns how many items were settled.
+pub(super) fn link(
+    conn: &Connection,
+    destination: &str,
+    crm_id: &str,
+    lead: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
     )?
-    .execute(params![destination, crm_id, lead.to_string(), millis(OffsetDateTime::now_utc())])?;
-    Ok(())
+    .execute(params![destination, crm_id, lead.to_string(), millis(now)])?;
+    let waiting: Vec<Result<Row, StoreError>> = conn
+        .prepare_cached(
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+             WHERE outcome = 'unmatched' AND json_extract(doc, '$.identity.crm_destination') = ?1
+               AND json_extract(doc, '$.identity.crm_id') = ?2
+             ORDER BY occurred_at, id",
+        )?
+        .query_map(params![destination, crm_id], |r| Ok(row(r)))?
+        .collect::<Result<_, _>>()?;
+    let mut settled = 0;
+    for waiting in waiting {
+        let fb = waiting?.into_stored().feedback;
+        let result = settle(conn, &fb, lead_following_merges(conn, lead)?, rules, now)?;
+        conn.prepare_cached("UPDATE feedback SET lead_id = ?2, outcome = ?3, doc = ?4 WHERE id = ?1")?.execute(
+            params![
+                fb.id.to_string(),
+                result.lead_id.map(|l| l.to_string()),
+                result.outcome.as_str(),
+                serde_json::to_string(&Doc::new(&fb, &result))?
+            ],
+        )?;
+        settled += 1;
+    }
+    Ok(settled)
 }
 
 pub(super) fn list(
