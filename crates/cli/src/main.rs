@@ -153,7 +153,7 @@ enum KeysCommand {
         data: DataArgs,
         #[arg(long)]
         name: String,
-        /// admin, read, ingest or ingest:SOURCE; repeat for several.
+        /// admin, read, ingest, ingest:SOURCE or feedback; repeat for several.
         #[arg(long = "scope", required = true)]
         scopes: Vec<Scope>,
     },
