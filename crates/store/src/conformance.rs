@@ -81,6 +81,7 @@ macro_rules! conformance_suite {
             needs_data_waits_until_the_lead_changes,
             feedback_walks_leads_replays_and_keeps_order,
             feedback_finds_leads_by_crm_id_and_sets_owners,
+            a_reason_sent_after_its_disqualification_completes_it,
             disqualifications_are_reported_by_source_campaign_and_reason,
         );
     };
@@ -1212,4 +1213,31 @@ pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store:
     assert!(
         store.report_disqualifications(to, to + time::Duration::hours(1), "disqualified").await.unwrap().is_empty()
     );
+}
+
+pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "r@acme.com"}))], &HANDOFF).await.unwrap();
+    let lead = settled(&c[0]).1.id;
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+    let reason_only = |event: &str, at| feedback("hs", Some(event), by_id(lead), None, Some("no_budget"), at);
+
+    assert_eq!(record(reason_only("r0", t0)).await.outcome, O::Ignored, "nothing waits for a reason yet");
+    let refused = record(feedback("hs", Some("r1"), by_id(lead), Some(S::Disqualified), None, t0)).await;
+    assert_eq!(refused.outcome, O::ReasonRequired);
+    // Another source's reason does not complete it.
+    let elsewhere = feedback("sf", None, by_id(lead), None, Some("no_budget"), t0 + time::Duration::seconds(1));
+    assert_eq!(record(elsewhere).await.outcome, O::Ignored);
+
+    let completed = record(reason_only("r2", t0 + time::Duration::seconds(2))).await;
+    assert_eq!((completed.outcome, completed.stage.as_deref()), (O::Applied, Some("disqualified")));
+    let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
+    let first = listed.iter().find(|f| f.result.id == refused.id).unwrap();
+    assert_eq!((first.result.outcome, first.feedback.reason.as_deref()), (O::Applied, Some("no_budget")));
+    let history = store.lead_history(lead).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::StageChanged { to, reason, .. } if to == "disqualified" && reason.as_deref() == Some("no_budget"))));
+    // Completed once: a later reason finds nothing waiting.
+    assert_eq!(record(reason_only("r3", t0 + time::Duration::seconds(3))).await.outcome, O::Ignored);
 }

@@ -56,6 +56,30 @@ pub(crate) fn decide(
     }
 }
 
+/// A CRM that sends one field per event (HubSpot) may send the reason after the status:
+/// feedback carrying only a reason completes the lead's last disqualification (or loss)
+/// from the same source that was refused for want of one.
+pub(crate) fn only_reason(fb: &Feedback) -> bool {
+    fb.target.is_none() && fb.owner.is_none() && fb.reason.as_deref().is_some_and(|r| !r.trim().is_empty())
+}
+
+/// The result of reason-only feedback, from what became of the feedback it completed.
+pub(crate) fn completion(own: &Feedback, waiting: &Feedback, settled: &FeedbackResult) -> FeedbackResult {
+    let applied = matches!(settled.outcome, FeedbackOutcome::Applied | FeedbackOutcome::Unchanged);
+    FeedbackResult {
+        id: own.id,
+        outcome: if applied { settled.outcome } else { FeedbackOutcome::Ignored },
+        lead_id: settled.lead_id,
+        stage: settled.stage.clone(),
+        detail: Some(match &settled.detail {
+            Some(why) if !applied => format!("the reason for feedback {} did not complete it: {why}", waiting.id),
+            _ => format!("the reason completed feedback {}", waiting.id),
+        }),
+        allowed: Vec::new(),
+        replayed: false,
+    }
+}
+
 /// The columns a row does not have, as its JSON document.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Doc {

@@ -258,6 +258,18 @@ async fn hubspot_feedback_is_signed_and_finds_leads_by_their_crm_record_id() {
     let again: Value = hubspot(&app, &body, Duration::from_secs(60)).await.json().await.unwrap();
     assert!(again["results"].as_array().unwrap().iter().all(|r| r["replayed"] == true), "{again}");
 
+    // A rep sets the status first and the reason a minute later: two requests.
+    let other = lead(&app, "dan@acme.com", "fall").await;
+    app.store.link_crm_record("hs", "1246966", other.parse().unwrap(), &rules).await.unwrap();
+    let status = hubspot_events(1246966, &[("hs_lead_status", "UNQUALIFIED", 11)]);
+    let out: Value = hubspot(&app, &status, Duration::ZERO).await.json().await.unwrap();
+    assert_eq!(out["results"][0]["outcome"], "reason_required", "{out}");
+    assert_eq!(stage(&app, &other).await, "mql");
+    let reason = hubspot_events(1246966, &[("unqualified_reason", "Competitor", 12)]);
+    let out: Value = hubspot(&app, &reason, Duration::ZERO).await.json().await.unwrap();
+    assert_eq!(out["results"][0]["outcome"], "applied", "{out}");
+    assert_eq!(stage(&app, &other).await, "disqualified");
+
     // An owner change for a contact leadflow never delivered is kept, unmatched.
     let unknown = hubspot_events(777, &[("hubspot_owner_id", "42", 9)]);
     let out: Value = hubspot(&app, &unknown, Duration::ZERO).await.json().await.unwrap();

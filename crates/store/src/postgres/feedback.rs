@@ -6,7 +6,7 @@
 
 use super::Fail;
 use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
-use crate::feedback::{Doc, FINAL_OUTCOMES, Row, decide};
+use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoredFeedback};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
@@ -58,7 +58,14 @@ async fn record_one(
         }
     }
     let lead = find_lead(c, fb).await?;
-    let result = settle(c, fb, lead, rules, now).await?;
+    let completed = match &lead {
+        Some(l) if only_reason(fb) => complete_waiting(c, fb, l.id, rules, now).await?,
+        _ => None,
+    };
+    let result = match completed {
+        Some(result) => result,
+        None => settle(c, fb, lead, rules, now).await?,
+    };
     exec(
         c,
         "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
@@ -78,6 +85,39 @@ async fn record_one(
     )
     .await?;
     Ok(result)
+}
+
+/// Gives `fb`'s reason to the lead's latest feedback from the same source that was
+/// refused for want of one (and is not older than a status applied since), settles it
+/// again and updates its row. `None` when nothing waits for a reason. The lead is locked.
+async fn complete_waiting(
+    c: &impl GenericClient,
+    fb: &Feedback,
+    lead: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<FeedbackResult>, Fail> {
+    let found = opt(
+        c,
+        "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback f
+         WHERE lead_id = $1 AND source = $2 AND outcome = 'reason_required' AND occurred_at <= $3
+           AND occurred_at >= coalesce((SELECT max(occurred_at) FROM feedback WHERE lead_id = $1
+               AND outcome IN ('applied', 'unchanged') AND status IS NOT NULL), f.occurred_at)
+         ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        &[lead.as_uuid(), &fb.source, &fb.occurred_at],
+    )
+    .await?;
+    let Some(found) = found else { return Ok(None) };
+    let mut waiting = row(&found)?.into_stored().feedback;
+    waiting.reason.clone_from(&fb.reason);
+    let settled = settle(c, &waiting, lead_following_merges(c, lead, true).await?, rules, now).await?;
+    exec(
+        c,
+        "UPDATE feedback SET outcome = $2, doc = $3 WHERE id = $1",
+        &[waiting.id.as_uuid(), &settled.outcome.as_str(), &Json(Doc::new(&waiting, &settled))],
+    )
+    .await?;
+    Ok(Some(completion(fb, &waiting, &settled)))
 }
 
 /// Applies feedback to `lead` (if found, and locked) and says what became of it; the

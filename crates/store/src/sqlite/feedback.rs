@@ -2,7 +2,7 @@
 //! makes, the CRM record links deliveries learn, and the disqualification report.
 
 use super::{from_millis, lead_following_merges, millis, write_lead};
-use crate::feedback::{Doc, FINAL_OUTCOMES, Row, decide};
+use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoreError, StoredFeedback};
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_domain::pipeline::Rules;
@@ -55,7 +55,14 @@ fn record_one(
         }
     }
     let lead = find_lead(conn, fb)?;
-    let result = settle(conn, fb, lead, rules, now)?;
+    let completed = match &lead {
+        Some(l) if only_reason(fb) => complete_waiting(conn, fb, l.id, rules, now)?,
+        _ => None,
+    };
+    let result = match completed {
+        Some(result) => result,
+        None => settle(conn, fb, lead, rules, now)?,
+    };
     conn.prepare_cached(
         "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -73,6 +80,38 @@ fn record_one(
         serde_json::to_string(&Doc::new(fb, &result))?
     ])?;
     Ok(result)
+}
+
+/// Gives `fb`'s reason to the lead's latest feedback from the same source that was
+/// refused for want of one (and is not older than a status applied since), settles it
+/// again and updates its row. `None` when nothing waits for a reason.
+fn complete_waiting(
+    conn: &Connection,
+    fb: &Feedback,
+    lead: LeadId,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Option<FeedbackResult>, StoreError> {
+    let waiting = conn
+        .prepare_cached(
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+             WHERE lead_id = ?1 AND source = ?2 AND outcome = 'reason_required' AND occurred_at <= ?3
+               AND occurred_at >= coalesce((SELECT max(occurred_at) FROM feedback WHERE lead_id = ?1
+                   AND outcome IN ('applied', 'unchanged') AND status IS NOT NULL), occurred_at)
+             ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![lead.to_string(), fb.source, millis(fb.occurred_at)], |r| Ok(row(r)))
+        .optional()?;
+    let Some(waiting) = waiting else { return Ok(None) };
+    let mut waiting = waiting?.into_stored().feedback;
+    waiting.reason.clone_from(&fb.reason);
+    let settled = settle(conn, &waiting, lead_following_merges(conn, lead)?, rules, now)?;
+    conn.prepare_cached("UPDATE feedback SET outcome = ?2, doc = ?3 WHERE id = ?1")?.execute(params![
+        waiting.id.to_string(),
+        settled.outcome.as_str(),
+        serde_json::to_string(&Doc::new(&waiting, &settled))?
+    ])?;
+    Ok(Some(completion(fb, &waiting, &settled)))
 }
 
 /// Applies feedback to `lead` (if found) and says what became of it; the caller stores
