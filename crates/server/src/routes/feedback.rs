@@ -75,8 +75,12 @@ pub struct FeedbackBatchIn {
 /// What became of one piece of feedback.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FeedbackOut {
-    pub id: FeedbackId,
-    pub outcome: FeedbackOutcome,
+    /// The stored feedback; absent for a batch item that could not be read (see `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<FeedbackId>,
+    /// Absent for a batch item that could not be read (see `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<FeedbackOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
     /// The lead's stage after it.
@@ -98,8 +102,8 @@ pub struct FeedbackOut {
 impl From<FeedbackResult> for FeedbackOut {
     fn from(r: FeedbackResult) -> Self {
         Self {
-            id: r.id,
-            outcome: r.outcome,
+            id: Some(r.id),
+            outcome: Some(r.outcome),
             lead_id: r.lead_id,
             lifecycle_stage: r.stage,
             replayed: r.replayed,
@@ -322,8 +326,8 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
         .map(|slot| match slot {
             Ok(i) => results.get_mut(i).and_then(Option::take).map(FeedbackOut::from),
             Err(errors) => Some(FeedbackOut {
-                id: FeedbackId::new(),
-                outcome: FeedbackOutcome::Ignored,
+                id: None,
+                outcome: None,
                 lead_id: None,
                 lifecycle_stage: None,
                 replayed: false,

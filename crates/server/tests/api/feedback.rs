@@ -172,6 +172,7 @@ async fn unknown_leads_are_kept_impossible_moves_are_409_and_batches_answer_per_
     assert_eq!(out["received"], 4);
     assert_eq!(results[0]["outcome"], "unmatched");
     assert_eq!(results[1]["errors"][0]["field"], "events[1].status");
+    assert!(results[1].get("outcome").is_none() && results[1].get("id").is_none(), "not stored");
     assert_eq!(results[2]["outcome"], "applied");
     assert_eq!(results[3]["outcome"], "reason_required");
     let read: Value = app.get(&format!("/v1/leads/{id}")).await.json().await.unwrap();
