@@ -375,3 +375,38 @@ pub fn csv_sniff(data: &[u8]) {
 pub fn channels(data: &[u8]) {
     leadflow_channels::fuzz_entry(data);
 }
+
+/// Target `feedback`: the head/body split of `channels` → the HubSpot and Salesforce
+/// feedback parsers (verifying, then reading the body unverified), and each notification
+/// read through both CRMs' default mappings.
+///
+/// Properties: never panics; a Salesforce message holds at most 100 notifications, each
+/// with its own id and the record's id; a mapped status comes with the value it was read
+/// from and is never also "ignored".
+pub fn feedback(data: &[u8]) {
+    use leadflow_channels::feedback::{hubspot, salesforce};
+    use leadflow_domain::feedback::{CrmKind, CrmMapping};
+    leadflow_channels::feedback::fuzz_entry(data);
+    let body = data.iter().position(|b| *b == 0).map_or(data, |i| &data[i + 1..]);
+    let mut notifications = Vec::new();
+    if let Ok(events) = hubspot::read_events(body, None) {
+        notifications.extend(events.notifications);
+    }
+    if let Ok(message) = salesforce::read_message(body) {
+        assert!(message.notifications.len() <= 100, "more notifications than the WSDL allows");
+        for n in &message.notifications {
+            assert!(!n.event_id.is_empty() && !n.object_id.is_empty(), "a notification without ids: {n:?}");
+        }
+        notifications.extend(message.notifications);
+    }
+    for kind in [CrmKind::HubSpot, CrmKind::Salesforce] {
+        let mapping = CrmMapping::defaults(kind, "FUZZ".into());
+        for n in &notifications {
+            let read = mapping.interpret(&n.fields);
+            if read.status.is_some() {
+                assert!(read.crm_status.is_some() && read.ignored.is_none(), "{read:?}");
+            }
+            let _ = mapping.reason_in(&n.context);
+        }
+    }
+}

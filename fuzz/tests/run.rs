@@ -19,7 +19,8 @@ const TOKENS: &[&str] = &[
     "[server]\n", "name = ", " = ", "\"", "'", "'''", "\"\"\"", "\n", "\r\n", "#", ".", "x", "ext. ", ";ext=", "tel:",
     "+", "+1 ", "+44 ", "00", "011 ", "(", ")", "-", " ", "\t", "é", "ß", "İ", "\u{0660}", "\u{FF10}", "🇩🇪", "🇺🇸",
     "United States", "Georgia", "Korea", "UK", "calif.", "N.S.W.", "Québec", "US-CA", "%%\n", "join", "separator",
-    "ignore", "synonyms", "contact.email", "a[0]", "a[-1]", "\"a.b\"",
+    "ignore", "synonyms", "contact.email", "a[0]", "a[-1]", "\"a.b\"", "<", ">", "</", "/>", "&amp;", "&#x41;",
+    "<![CDATA[", "]]>", "<!DOCTYPE x>", "<Notification>", "<sObject>", "\"propertyName\":", "\"objectId\":",
 ];
 
 struct Rng(u64);
@@ -141,6 +142,11 @@ fn mapping() {
 #[test]
 fn channels() {
     run("channels", leadflow_fuzz::channels, 0xc4a7);
+}
+
+#[test]
+fn feedback() {
+    run("feedback", leadflow_fuzz::feedback, 0xfeed);
 }
 
 #[cfg(feature = "server")]

@@ -20,6 +20,7 @@
 
 mod adapters;
 pub mod body;
+pub mod feedback;
 pub mod fetch;
 mod sig;
 mod spam;

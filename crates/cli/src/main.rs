@@ -153,7 +153,7 @@ enum KeysCommand {
         data: DataArgs,
         #[arg(long)]
         name: String,
-        /// admin, read, ingest or ingest:SOURCE; repeat for several.
+        /// admin, read, ingest, ingest:SOURCE or feedback; repeat for several.
         #[arg(long = "scope", required = true)]
         scopes: Vec<Scope>,
     },
@@ -458,6 +458,13 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
                 .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
         })
         .collect();
+    // A feedback destination without its secret refuses every request the CRM sends.
+    missing.extend(config.destinations.iter().filter_map(|d| {
+        let var = &d.feedback.as_ref()?.secret_env;
+        std::env::var_os(var)
+            .is_none()
+            .then(|| format!("destinations {:?} feedback: the environment variable {var} is not set", d.name))
+    }));
     // Builds the delivery client as `serve` would: URLs, secret formats and the `*_env`
     // variables of every destination are checked now rather than at the first delivery.
     // Reported with the sources' problems, so one run names everything to fix.

@@ -176,6 +176,24 @@ impl Client {
         self.destinations.get(name).map(|d| &d.config)
     }
 
+    /// The CRM's own id of the record a delivered try created or updated, read from its
+    /// response: HubSpot's batch upsert `results[0].id`, Salesforce's `id`. `None` for
+    /// other destinations, or when the (bounded) response does not show it.
+    pub fn record_id(&self, destination: &str, response: &str) -> Option<String> {
+        let kind = &self.destinations.get(destination)?.config.kind;
+        let parsed: serde_json::Value = serde_json::from_str(response).ok()?;
+        let id = match kind {
+            DestinationKind::HubSpot { .. } => parsed.get("results")?.get(0)?.get("id")?,
+            DestinationKind::Salesforce { .. } => parsed.get("id")?,
+            DestinationKind::Webhook { .. } | DestinationKind::Slack { .. } => return None,
+        };
+        match id {
+            serde_json::Value::String(s) if !s.is_empty() && s.len() <= 64 => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
     /// Makes one try at `delivery` and says what to do next.
     pub async fn deliver(&self, delivery: &Delivery) -> Attempt {
         let started = Instant::now();

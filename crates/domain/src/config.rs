@@ -7,6 +7,7 @@
 
 use crate::deliver::{DestinationConfig, EventType, Subscriptions};
 use crate::engagement::Engagement;
+use crate::feedback::{CrmKind, CrmMapping, FeedbackRules, FeedbackStatus, MappedStatus};
 use crate::resolve::merge::{Rule, Survivorship};
 use crate::resolve::{Matching, Model};
 use crate::source::SourceName;
@@ -41,6 +42,8 @@ pub struct Config {
     pub delivery: DeliverySettings,
     /// Who gets a lead; off without a `[routing]` section.
     pub routing: Arc<leadflow_scoring::routing::RoutingConfig>,
+    /// `[feedback]`: the stage each CRM status moves a lead to, and reason synonyms.
+    pub feedback: FeedbackRules,
 }
 
 /// How the delivery worker runs, for every destination.
@@ -289,6 +292,7 @@ impl Default for Config {
             destinations: Vec::new(),
             delivery: DeliverySettings::default(),
             routing: Arc::default(),
+            feedback: FeedbackRules::default(),
         }
     }
 }
@@ -306,6 +310,11 @@ impl Config {
 
     pub fn source(&self, name: &SourceName) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| &s.name == name)
+    }
+
+    /// The destination named `name`, if it takes feedback (`[destinations.feedback]`).
+    pub fn feedback_destination(&self, name: &str) -> Option<(&DestinationConfig, &CrmMapping)> {
+        self.destinations.iter().find(|d| d.name == name).and_then(|d| Some((d, d.feedback.as_ref()?)))
     }
 }
 
@@ -348,6 +357,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut config = Config::default();
     let root = doc.as_table();
     let (mut scoring_config, mut contract_config) = (None, None);
+    let mut feedback_table = None;
     for (key, item) in root.iter() {
         match key {
             "server" => {
@@ -389,6 +399,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
                     v.picklists(t, &mut config.picklists);
                 }
             }
+            "feedback" => feedback_table = v.table(item, "feedback"),
             other => v.error(item.span(), other, "unknown section or key"),
         }
     }
@@ -397,6 +408,20 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
             scoring: scoring_config.unwrap_or_default(),
             contract: contract_config.unwrap_or_default(),
         });
+    }
+    // Stage names and reasons are checked against the contract, which may come later in
+    // the file than `[feedback]`.
+    if let Some(t) = feedback_table {
+        config.feedback = v.feedback(t, &config.engagement.contract);
+    }
+    for d in &config.destinations {
+        if let Some(mapping) = &d.feedback {
+            v.check_reasons(
+                &mapping.reasons,
+                &format!("destination {:?} feedback.reasons", d.name),
+                &config.engagement.contract,
+            );
+        }
     }
     if config.sources.iter().all(|s| s.name != SourceName::api()) {
         config.sources.insert(0, SourceConfig::api());
@@ -975,6 +1000,7 @@ impl Validator<'_> {
                 rate_limit: None,
                 circuit_breaker: None,
                 settings: Default::default(),
+                feedback: None,
             };
             for (key, item) in t.iter() {
                 let path = format!("{at}.{key}");
@@ -1071,6 +1097,13 @@ impl Validator<'_> {
                             ),
                         }
                     }
+                    "feedback" => match (item.as_table_like(), kind.and_then(CrmKind::parse)) {
+                        (Some(table), Some(crm)) => d.feedback = self.crm_feedback(table, span(item), crm, &path),
+                        (None, _) => self.error(span(item), &path, "must be a table: [destinations.feedback]"),
+                        (Some(_), None) => {
+                            self.error(span(item), &path, "only hubspot and salesforce destinations take feedback")
+                        }
+                    },
                     other => match allowed.and_then(|keys| keys.iter().find(|(k, _)| *k == other)) {
                         Some(_) => {
                             if let Some(s) = self.string(item, &path) {
@@ -1108,6 +1141,177 @@ impl Validator<'_> {
             }
         }
         out
+    }
+}
+
+impl Validator<'_> {
+    /// `[feedback]`: `stages = { STATUS = "stage" }`, `reasons = { "CRM text" = "reason" }`.
+    fn feedback(&mut self, t: &Table, contract: &leadflow_scoring::LifecycleContract) -> FeedbackRules {
+        let mut rules = FeedbackRules::default();
+        for (key, item) in t.iter() {
+            let path = format!("feedback.{key}");
+            match key {
+                "stages" => {
+                    let Some(table) = item.as_table_like() else {
+                        self.error(span(item), &path, "must be a table of status = \"stage\"");
+                        continue;
+                    };
+                    for (status, stage) in table.iter() {
+                        let at = format!("{path}.{status}");
+                        let Some(status) = FeedbackStatus::parse(status) else {
+                            let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+                            self.error(span(stage), &at, format!("not a feedback status ({})", names.join(", ")));
+                            continue;
+                        };
+                        match stage.as_str() {
+                            Some(s) if contract.has_stage(s) => {
+                                rules.stages.insert(status, s.to_owned());
+                            }
+                            _ => self.error(span(stage), &at, "must name a stage of the lifecycle contract"),
+                        }
+                    }
+                }
+                "reasons" => rules.reasons = self.reason_map(item, &path, Some(contract)),
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+        rules
+    }
+
+    /// `{ "CRM text" = "picklist reason" }`, keys compared lower-cased.
+    fn reason_map(
+        &mut self,
+        item: &Item,
+        path: &str,
+        contract: Option<&leadflow_scoring::LifecycleContract>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(table) = item.as_table_like() else {
+            self.error(span(item), path, "must be a table of \"CRM reason\" = \"reason\"");
+            return out;
+        };
+        for (text, reason) in table.iter() {
+            let picklist = contract.map(|c| c.disqualify_reasons()).unwrap_or_default();
+            match reason.as_str() {
+                Some(r) if !r.trim().is_empty() && (picklist.is_empty() || picklist.iter().any(|p| p == r)) => {
+                    out.insert(text.trim().to_lowercase(), r.to_owned());
+                }
+                _ => self.error(
+                    span(reason),
+                    &format!("{path}.{text}"),
+                    format!("must be one of the disqualify_reasons: {}", picklist.join(", ")),
+                ),
+            }
+        }
+        out
+    }
+
+    /// A destination's reason map is read before the contract is known; its values are
+    /// checked once it is.
+    fn check_reasons(
+        &mut self,
+        map: &std::collections::BTreeMap<String, String>,
+        what: &str,
+        contract: &leadflow_scoring::LifecycleContract,
+    ) {
+        let picklist = contract.disqualify_reasons();
+        for reason in map.values() {
+            if !picklist.is_empty() && !picklist.iter().any(|p| p == reason) {
+                self.error(
+                    None,
+                    what,
+                    format!("{reason:?} is not one of the disqualify_reasons: {}", picklist.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// `[destinations.feedback]` of a HubSpot or Salesforce destination.
+    fn crm_feedback(
+        &mut self,
+        t: &dyn toml_edit::TableLike,
+        t_span: Option<Range<usize>>,
+        kind: CrmKind,
+        at: &str,
+    ) -> Option<CrmMapping> {
+        let mut mapping = CrmMapping::defaults(kind, String::new());
+        let mut secret = None;
+        for (key, item) in t.iter() {
+            let path = format!("{at}.{key}");
+            match key {
+                "secret_env" => secret = self.env_name(item, &path),
+                "organization_id" if kind == CrmKind::Salesforce => match self.string(item, &path) {
+                    Some(s) if (s.len() == 15 || s.len() == 18) && s.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                        mapping.organization_id = Some(s.to_owned())
+                    }
+                    Some(_) => {
+                        self.error(span(item), &path, "must be a Salesforce organization id (15 or 18 characters)")
+                    }
+                    None => {}
+                },
+                "portal_id" if kind == CrmKind::HubSpot => {
+                    match item.as_integer().map(|n| n.to_string()).or_else(|| item.as_str().map(str::to_owned)) {
+                        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+                            mapping.portal_id = Some(id)
+                        }
+                        _ => self.error(span(item), &path, "must be the HubSpot account (portal) id, digits"),
+                    }
+                }
+                "status_fields" => match item
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                {
+                    Some(Some(fields)) if !fields.is_empty() => mapping.status_fields = fields,
+                    _ => self.error(span(item), &path, "must be a non-empty list of field names"),
+                },
+                "reason_field" | "owner_field" => {
+                    if let Some(s) = self.string(item, &path) {
+                        let value = (!s.trim().is_empty()).then(|| s.trim().to_owned());
+                        if key == "reason_field" { mapping.reason_field = value } else { mapping.owner_field = value }
+                    }
+                }
+                "statuses" => match item.as_table_like() {
+                    Some(table) => {
+                        for (value, meaning) in table.iter() {
+                            match meaning.as_str().and_then(MappedStatus::parse) {
+                                Some(m) => {
+                                    mapping.statuses.insert(value.trim().to_lowercase(), m);
+                                }
+                                None => self.error(
+                                    span(meaning),
+                                    &format!("{path}.{value}"),
+                                    "must be \"ignore\", a feedback status, or STATUS:REASON (e.g. \"lost:bad_timing\")",
+                                ),
+                            }
+                        }
+                    }
+                    None => self.error(span(item), &path, "must be a table of \"CRM value\" = \"status\""),
+                },
+                "reasons" => {
+                    // Checked against the contract once the whole file is read.
+                    mapping.reasons = self.reason_map(item, &path, None);
+                }
+                _ => self.error(span(item), &path, "unknown key"),
+            }
+        }
+        let Some(secret) = secret else {
+            let what = match kind {
+                CrmKind::HubSpot => "the app's client secret (v3 signatures)",
+                CrmKind::Salesforce => "the ?token= shared with the outbound message URL",
+            };
+            self.error(t_span, at, format!("feedback needs secret_env: the variable holding {what}"));
+            return None;
+        };
+        if kind == CrmKind::Salesforce && mapping.organization_id.is_none() {
+            self.error(
+                t_span,
+                at,
+                "salesforce feedback needs organization_id: outbound messages are checked against it",
+            );
+            return None;
+        }
+        mapping.secret_env = secret;
+        Some(mapping)
     }
 }
 
@@ -1506,6 +1710,105 @@ type = "pipedrive"
             ]
         );
         assert!(errors.iter().all(|e| e.line > 1));
+    }
+
+    #[test]
+    fn crm_destinations_take_feedback_with_their_mappings() {
+        let config = parse(
+            r#"
+[feedback]
+stages = { converted = "sql" }
+reasons = { "Price" = "no_budget" }
+
+[[destinations]]
+name = "hs"
+type = "hubspot"
+token_env = "HS_TOKEN"
+[destinations.feedback]
+secret_env = "HS_APP_SECRET"
+portal_id = 62515
+reason_field = "unqualified_reason"
+statuses = { "CUSTOM_DQ" = "disqualified:not_a_fit", "NEW" = "accepted" }
+reasons = { "Too small" = "not_a_fit" }
+
+[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://x.my.salesforce.com"
+token_url = "https://login.salesforce.com/services/oauth2/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "62.0"
+feedback = { secret_env = "SF_OM_TOKEN", organization_id = "00D000000000001AAA" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.feedback.stage(FeedbackStatus::Converted, &config.engagement.contract).as_deref(),
+            Some("sql")
+        );
+        assert_eq!(
+            config.feedback.stage(FeedbackStatus::Won, &config.engagement.contract).as_deref(),
+            Some("customer")
+        );
+        assert_eq!(config.feedback.reasons.get("price").map(String::as_str), Some("no_budget"));
+        let (_, hs) = config.feedback_destination("hs").unwrap();
+        assert_eq!((hs.secret_env.as_str(), hs.portal_id.as_deref()), ("HS_APP_SECRET", Some("62515")));
+        assert_eq!(
+            hs.statuses.get("custom_dq"),
+            Some(&MappedStatus::Status { status: FeedbackStatus::Disqualified, reason: Some("not_a_fit".into()) })
+        );
+        assert_eq!(
+            hs.statuses.get("open"),
+            Some(&MappedStatus::Status { status: FeedbackStatus::Accepted, reason: None })
+        );
+        let (_, sf) = config.feedback_destination("sf").unwrap();
+        assert_eq!(sf.organization_id.as_deref(), Some("00D000000000001AAA"));
+        assert_eq!(sf.status_fields, ["Status"]);
+        assert!(config.feedback_destination("nope").is_none());
+    }
+
+    #[test]
+    fn feedback_errors_are_located() {
+        let errors = parse(
+            r#"
+[feedback]
+stages = { won = "champagne", maybe = "sal" }
+reasons = { "Price" = "too_expensive" }
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+feedback = { secret_env = "X" }
+
+[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://x.my.salesforce.com"
+token_url = "https://login.salesforce.com/services/oauth2/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "62.0"
+[destinations.feedback]
+secret_env = "SF_OM_TOKEN"
+statuses = { "Closed - Not Converted" = "gone" }
+reasons = { "x" = "nope" }
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "feedback.stages.won",
+            "feedback.stages.maybe",
+            "feedback.reasons.Price",
+            "destinations[0].feedback",
+            "destinations[1].feedback.statuses.Closed - Not Converted",
+            "destinations[1].feedback",
+        ] {
+            assert!(keys.contains(&key), "missing {key:?} in {errors:#?}");
+        }
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct DestinationConfig {
     pub circuit_breaker: Option<(u32, Duration)>,
     /// The provider's own keys (`url`, `base_url`, `secret_env`, …), as written.
     pub settings: BTreeMap<String, String>,
+    /// `[destinations.feedback]`: how a HubSpot or Salesforce destination reports back
+    /// what became of the leads (`POST /v1/feedback/{name}`); `None`: it does not.
+    pub feedback: Option<crate::feedback::CrmMapping>,
 }
 
 /// Which destination wants which event types: the part of the destinations the store
@@ -95,13 +98,19 @@ impl Subscriptions {
         self.by_destination.is_empty()
     }
 
-    /// (destination, event type) pairs a history entry becomes, in a stable order.
+    /// (destination, event type) pairs a history entry becomes, in a stable order. A
+    /// stage change the CRM's own feedback made is not sent back to that CRM: it would
+    /// overwrite the status the rep just set with leadflow's name for it.
     pub fn deliveries<'a>(&'a self, event: &LeadEvent) -> Vec<(&'a str, EventType)> {
         let types = EventType::of(event);
+        let echo = match event {
+            LeadEvent::StageChanged { actor: Some(actor), .. } => actor.strip_prefix("feedback:"),
+            _ => None,
+        };
         let mut out = Vec::new();
         for t in types {
             for (name, wanted) in &self.by_destination {
-                if wanted.contains(&t) {
+                if wanted.contains(&t) && echo != Some(name.as_str()) {
                     out.push((name.as_str(), t));
                 }
             }
@@ -124,6 +133,7 @@ mod tests {
             rate_limit: None,
             circuit_breaker: None,
             settings: BTreeMap::new(),
+            feedback: None,
         }
     }
 
@@ -149,6 +159,24 @@ mod tests {
             vec![("crm", EventType::Mql), ("hook", EventType::Mql), ("hook", EventType::StageChanged)]
         );
         assert_eq!(subs.deliveries(&stage_change(false)), vec![("hook", EventType::StageChanged)]);
+    }
+
+    #[test]
+    fn a_crms_own_feedback_is_not_echoed_back_to_it() {
+        let subs = Subscriptions::new(&[
+            destination("hubspot", &[EventType::StageChanged]),
+            destination("hook", &[EventType::StageChanged]),
+        ]);
+        let from_crm = LeadEvent::StageChanged {
+            from: "mql".into(),
+            to: "sal".into(),
+            actor: Some("feedback:hubspot".into()),
+            reason: None,
+            automatic: false,
+            handoff: false,
+        };
+        assert_eq!(subs.deliveries(&from_crm), vec![("hook", EventType::StageChanged)]);
+        assert_eq!(subs.deliveries(&stage_change(false)).len(), 2);
     }
 
     #[test]

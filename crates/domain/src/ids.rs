@@ -79,3 +79,7 @@ id_type!(
     /// The identity of a behavioural event.
     EventId
 );
+id_type!(
+    /// The identity of one piece of CRM feedback as stored.
+    FeedbackId
+);

@@ -22,10 +22,12 @@ pub enum Scope {
     Read,
     /// Submit leads: to any source, or only to the named one.
     Ingest(Option<SourceName>),
+    /// Report what became of leads (`POST /v1/feedback/generic`), as a CRM integration.
+    Feedback,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown scope {0:?}: use admin, read, ingest or ingest:SOURCE")]
+#[error("unknown scope {0:?}: use admin, read, ingest, ingest:SOURCE or feedback")]
 pub struct InvalidScope(String);
 
 impl FromStr for Scope {
@@ -36,6 +38,7 @@ impl FromStr for Scope {
             "admin" => Ok(Self::Admin),
             "read" => Ok(Self::Read),
             "ingest" => Ok(Self::Ingest(None)),
+            "feedback" => Ok(Self::Feedback),
             _ => s
                 .strip_prefix("ingest:")
                 .and_then(|name| SourceName::parse(name).ok())
@@ -52,6 +55,7 @@ impl fmt::Display for Scope {
             Self::Read => f.write_str("read"),
             Self::Ingest(None) => f.write_str("ingest"),
             Self::Ingest(Some(source)) => write!(f, "ingest:{source}"),
+            Self::Feedback => f.write_str("feedback"),
         }
     }
 }
@@ -145,6 +149,11 @@ impl ApiKey {
         self.is_admin() || self.scopes.contains(&Scope::Read)
     }
 
+    /// May report CRM feedback through the generic JSON form.
+    pub fn can_send_feedback(&self) -> bool {
+        self.is_admin() || self.scopes.contains(&Scope::Feedback)
+    }
+
     /// May submit to at least one source.
     pub fn can_ingest_somewhere(&self) -> bool {
         self.is_admin() || self.scopes.iter().any(|s| matches!(s, Scope::Ingest(_)))
@@ -185,6 +194,8 @@ mod tests {
         assert!(!key(&["ingest:web"]).can_ingest(&SourceName::api()));
         assert!(key(&["read"]).can_read() && !key(&["read"]).can_ingest(&web));
         assert!("ingest:".parse::<Scope>().is_err() && "root".parse::<Scope>().is_err());
+        assert!(key(&["feedback"]).can_send_feedback() && !key(&["feedback"]).can_read());
+        assert!(key(&["admin"]).can_send_feedback() && !key(&["read", "ingest"]).can_send_feedback());
     }
 
     #[test]
@@ -200,7 +211,7 @@ mod tests {
     proptest! {
         #[test]
         fn scope_text_round_trips(name in "[a-z0-9][a-z0-9_-]{0,20}") {
-            for s in ["admin".to_owned(), "read".to_owned(), "ingest".to_owned(), format!("ingest:{name}")] {
+            for s in ["admin".to_owned(), "read".to_owned(), "ingest".to_owned(), "feedback".to_owned(), format!("ingest:{name}")] {
                 let scope: Scope = s.parse().unwrap();
                 prop_assert_eq!(scope.to_string(), s);
             }

@@ -16,6 +16,7 @@ pub mod deliver;
 pub mod email;
 pub mod engagement;
 pub mod error;
+pub mod feedback;
 pub mod ids;
 pub mod keys;
 pub mod lead;
@@ -30,6 +31,6 @@ pub mod validate;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};
-pub use ids::{AccountId, EventId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
+pub use ids::{AccountId, EventId, FeedbackId, ImportId, KeyId, LeadId, ReviewId, SubmissionId};
 pub use lead::{Lead, LeadFields};
 pub use source::SourceName;

@@ -119,6 +119,16 @@ pub enum LeadEvent {
         /// Reaching the handoff stage (MQL): routing and delivery take it from here.
         handoff: bool,
     },
+    /// The lead's owner changed outside routing (a CRM reassigned it).
+    OwnerChanged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// Who said so, e.g. `feedback:hubspot-main`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+    },
     /// Events of an anonymous visitor (or sent before the lead existed) were attached.
     EventsAttached {
         count: u64,

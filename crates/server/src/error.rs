@@ -36,6 +36,10 @@ pub enum ApiError {
     /// The lifecycle contract refuses the move; `allowed` lists where the lead may go.
     #[error("{detail}")]
     IllegalTransition { code: &'static str, detail: String, allowed: Vec<String> },
+    /// Well-formed but refused by a business rule (e.g. a disqualification without its
+    /// reason).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("the request took too long")]
     Timeout,
     /// A provider request refused by its adapter (bad signature, stale, malformed, …).
@@ -67,7 +71,7 @@ impl ApiError {
             Self::Conflict(_) | Self::IllegalTransition { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Hook { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,6 +90,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::Unprocessable { code, .. } => code,
             Self::Hook { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Timeout => "timeout",

@@ -29,6 +29,14 @@ impl Caller {
         if self.0.can_read() { Ok(()) } else { Err(ApiError::Forbidden("this key lacks the read scope".into())) }
     }
 
+    pub fn require_feedback(&self) -> Result<(), ApiError> {
+        if self.0.can_send_feedback() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this key lacks the feedback scope".into()))
+        }
+    }
+
     pub fn require_any_ingest(&self) -> Result<(), ApiError> {
         if self.0.can_ingest_somewhere() {
             Ok(())

@@ -35,6 +35,9 @@ pub struct HookSource {
 
 pub struct Hooks {
     sources: HashMap<SourceName, HookSource>,
+    /// Each feedback destination's secret (`[destinations.feedback] secret_env`): HubSpot's
+    /// app client secret or Salesforce's `?token=`. Never logged.
+    feedback: HashMap<String, String>,
     pub limiter: RateLimiter,
     fetch: Option<fetch::Client>,
 }
@@ -76,7 +79,24 @@ impl Hooks {
         let fetch = fetch::Client::new(RetryPolicy::default())
             .map_err(|e| tracing::error!(error = %e, "provider API client could not be built"))
             .ok();
-        Self { sources, limiter: RateLimiter::default(), fetch }
+        let mut feedback = HashMap::new();
+        for d in &config.destinations {
+            let Some(mapping) = &d.feedback else { continue };
+            match lookup(&mapping.secret_env) {
+                Some(v) if !v.is_empty() => {
+                    feedback.insert(d.name.clone(), v);
+                }
+                _ => {
+                    tracing::warn!(destination = %d.name, variable = %mapping.secret_env, "environment variable not set; its feedback is refused")
+                }
+            }
+        }
+        Self { sources, feedback, limiter: RateLimiter::default(), fetch }
+    }
+
+    /// The secret authenticating a destination's feedback, if it is set.
+    pub fn feedback_secret(&self, destination: &str) -> Option<&str> {
+        self.feedback.get(destination).map(String::as_str)
     }
 
     pub fn source(&self, name: &SourceName) -> Option<&HookSource> {

@@ -51,7 +51,7 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "health"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "feedback", description = "What the CRMs say became of the leads: status changes and disqualification reasons"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -89,6 +89,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::assign))
         .routes(routes!(routes::reports::sources))
         .routes(routes!(routes::reports::funnel))
+        .routes(routes!(routes::reports::disqualifications))
+        .routes(routes!(routes::feedback::receive))
+        .routes(routes!(routes::feedback::list))
         .routes(routes!(routes::accounts::list))
         .routes(routes!(routes::accounts::get, routes::accounts::update))
         .routes(routes!(routes::accounts::leads))
@@ -229,7 +232,8 @@ pub async fn launch_with(
         .is_enabled()
         .then(|| tokio::spawn(routing::run(store.clone(), config.rules(), wake.clone(), stopped.clone())));
     let worker = client.map(|client| {
-        tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), wake.outbox.clone(), stopped))
+        let rules = config.rules();
+        tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), rules, wake.outbox.clone(), stopped))
     });
     let app = router(AppState { store: store.clone(), config, hooks, wake });
     // The peer address keys the web-form rate limit.

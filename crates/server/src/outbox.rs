@@ -9,6 +9,7 @@
 
 use leadflow_delivery::{Client, ClientSettings, Delivery, Outcome};
 use leadflow_domain::config::{Config, DeliverySettings};
+use leadflow_domain::pipeline::Rules;
 use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub async fn run(
     store: DynStore,
     client: Arc<Client>,
     settings: DeliverySettings,
+    rules: Rules,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -87,7 +89,7 @@ pub async fn run(
                 Ok(batch) => {
                     claimed = batch.len();
                     for d in batch {
-                        tasks.spawn(attempt(store.clone(), client.clone(), d));
+                        tasks.spawn(attempt(store.clone(), client.clone(), d, rules.clone()));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not claim deliveries"),
@@ -128,7 +130,8 @@ fn due_after(after: Duration) -> OffsetDateTime {
     time::Duration::try_from(after).ok().and_then(|d| now.checked_add(d)).unwrap_or(now + time::Duration::HOUR)
 }
 
-async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
+async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rules: Rules) {
+    let row_lead = row.lead_id;
     let delivery = Delivery {
         id: row.id,
         destination: row.destination,
@@ -139,6 +142,19 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery) {
         attempt: row.attempts,
     };
     let tried = client.deliver(&delivery).await;
+    if let Outcome::Delivered { response_excerpt, .. } = &tried.outcome
+        && let Some(record) = client.record_id(&delivery.destination, response_excerpt)
+    {
+        // Before the delivery is recorded: should this fail, the delivery stays pending
+        // and its retry links again. Feedback naming only the CRM's id needs the link.
+        match store.link_crm_record(&delivery.destination, &record, row_lead, &rules).await {
+            Ok(0) => {}
+            Ok(settled) => {
+                tracing::info!(delivery_id = %delivery.id, settled, "feedback that waited for the CRM record applied")
+            }
+            Err(e) => tracing::warn!(delivery_id = %delivery.id, error = %e, "could not remember the CRM record id"),
+        }
+    }
     let (result, status, error, response) = match tried.outcome {
         Outcome::Delivered { status, response_excerpt } => {
             (DeliveryResult::Delivered, Some(status), None, Some(response_excerpt))

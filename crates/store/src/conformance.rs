@@ -84,6 +84,10 @@ macro_rules! conformance_suite {
             an_sla_reassigns_and_stops_once_the_lead_is_taken_up,
             a_higher_priority_touch_reroutes,
             concurrent_routing_gives_each_lead_and_turn_once,
+            feedback_walks_leads_replays_and_keeps_order,
+            feedback_finds_leads_by_crm_id_and_sets_owners,
+            a_reason_sent_after_its_disqualification_completes_it,
+            disqualifications_are_reported_by_source_campaign_and_reason,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
@@ -1026,6 +1030,7 @@ static MERGES_OUT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
         rate_limit: None,
         circuit_breaker: None,
         settings: Default::default(),
+        feedback: None,
     };
     Rules { outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[crm])), ..Rules::default() }
 });
@@ -1075,6 +1080,7 @@ points = 10
         rate_limit: None,
         circuit_breaker: None,
         settings: Default::default(),
+        feedback: None,
     };
     Rules {
         routing: std::sync::Arc::new(routing),
@@ -1187,6 +1193,17 @@ pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynSto
     let again = store.run_sla(10, &ROUTED, late + time::Duration::minutes(31)).await.unwrap();
     assert_eq!((again[0].owner.as_str(), again[0].via.as_str()), ("queue", "fallback"));
     assert_eq!(store.next_sla_due().await.unwrap(), None, "no timer on the fallback queue, none for b");
+
+    // The CRM says the rep is working a lead: its timer stops, though the lead (routed
+    // before its handoff) cannot move to the stage that status stands for.
+    let c = capture_routed(store, "chat", json!({"email": "sla3@x.com"})).await;
+    store.route_queued(10, &ROUTED, now).await.unwrap();
+    assert!(store.next_sla_due().await.unwrap().is_some());
+    let who = leadflow_domain::feedback::FeedbackIdentity { lead_id: Some(c), ..Default::default() };
+    let working = feedback("crm", Some("w1"), who, Some(leadflow_domain::feedback::FeedbackStatus::Working), None, now);
+    store.record_feedback(vec![working], &ROUTED).await.unwrap();
+    assert_eq!(store.next_sla_due().await.unwrap(), None, "feedback stops the timer");
+    assert!(store.run_sla(10, &ROUTED, late + time::Duration::hours(2)).await.unwrap().is_empty());
 }
 
 pub async fn a_higher_priority_touch_reroutes(store: &DynStore) {
@@ -1235,4 +1252,242 @@ pub async fn concurrent_routing_gives_each_lead_and_turn_once(store: &DynStore) 
     assert_eq!(ana, 3, "{routed:?}");
     assert_eq!(routed.iter().filter(|r| r.owner == "ben").count() + queue, 17);
     assert_eq!(queue, 0, "ben has no cap");
+}
+
+/// Every lead with an email is handed off (MQL) as it is created.
+static HANDOFF: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    leadflow_domain::config::parse("[scoring]\nmql_threshold = 0\n").expect("a valid configuration").rules()
+});
+
+fn feedback(
+    source: &str,
+    event: Option<&str>,
+    who: leadflow_domain::feedback::FeedbackIdentity,
+    status: Option<leadflow_domain::feedback::FeedbackStatus>,
+    reason: Option<&str>,
+    at: OffsetDateTime,
+) -> leadflow_domain::feedback::Feedback {
+    let contract = &HANDOFF.engagement.contract;
+    leadflow_domain::feedback::Feedback {
+        id: leadflow_domain::FeedbackId::new(),
+        source: source.into(),
+        event_id: event.map(str::to_owned),
+        identity: who,
+        status,
+        crm_status: None,
+        target: status.and_then(|s| leadflow_domain::feedback::FeedbackRules::default().stage(s, contract)),
+        reason: reason.map(str::to_owned),
+        owner: None,
+        ignored: None,
+        occurred_at: at,
+        received_at: OffsetDateTime::now_utc(),
+        payload: json!({"as": "received"}),
+    }
+}
+
+fn by_email(email: &str) -> leadflow_domain::feedback::FeedbackIdentity {
+    leadflow_domain::feedback::FeedbackIdentity { email: Some(Email::parse(email).unwrap()), ..Default::default() }
+}
+
+fn by_id(id: LeadId) -> leadflow_domain::feedback::FeedbackIdentity {
+    leadflow_domain::feedback::FeedbackIdentity { lead_id: Some(id), ..Default::default() }
+}
+
+pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "a@acme.com"}))], &HANDOFF).await.unwrap();
+    let a = settled(&c[0]).1.clone();
+    assert_eq!(a.lifecycle_stage, "mql");
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+
+    let accepted = record(feedback("hs", Some("e1"), by_email("A@acme.com"), Some(S::Accepted), None, t0)).await;
+    assert_eq!((accepted.outcome, accepted.stage.as_deref(), accepted.replayed), (O::Applied, Some("sal"), false));
+    assert_eq!(accepted.lead_id, Some(a.id));
+    let history = store.lead_history(a.id).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::StageChanged { from, to, actor, .. } if from == "mql" && to == "sal" && actor.as_deref() == Some("feedback:hs"))));
+
+    // The CRM retries: nothing happens again.
+    let again = record(feedback("hs", Some("e1"), by_email("a@acme.com"), Some(S::Accepted), None, t0)).await;
+    assert_eq!((again.outcome, again.replayed, again.id), (O::Applied, true, accepted.id));
+    assert_eq!(store.lead_history(a.id).await.unwrap().len(), history.len());
+    // The same event id from another source is another event.
+    let other = record(feedback("sf", Some("e1"), by_id(a.id), Some(S::Working), None, t0)).await;
+    assert_eq!((other.outcome, other.replayed), (O::Unchanged, false));
+
+    let won =
+        record(feedback("hs", Some("e2"), by_id(a.id), Some(S::Won), None, t0 + time::Duration::minutes(2))).await;
+    assert_eq!((won.outcome, won.stage.as_deref()), (O::Applied, Some("customer")));
+    let stages: Vec<String> = store
+        .lead_history(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| match h.event {
+            LeadEvent::StageChanged { to, .. } => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(&stages[stages.len() - 4..], ["sal", "sql", "opportunity", "customer"]);
+
+    // An older event arriving late does not undo the newer one.
+    let late =
+        record(feedback("hs", Some("e3"), by_id(a.id), Some(S::Converted), None, t0 + time::Duration::minutes(1)))
+            .await;
+    assert_eq!((late.outcome, late.stage.as_deref()), (O::Stale, Some("customer")));
+    // A move the contract has no chain for is refused with the allowed moves.
+    let back =
+        record(feedback("hs", Some("e4"), by_id(a.id), Some(S::Accepted), None, t0 + time::Duration::minutes(3))).await;
+    assert_eq!(back.outcome, O::Refused);
+    assert_eq!(store.get_lead(a.id).await.unwrap().unwrap().lifecycle_stage, "customer");
+
+    // A refusal is not final: the corrected resend with the same event id applies.
+    let c = store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))], &HANDOFF).await.unwrap();
+    let b = settled(&c[0]).1.id;
+    let dq = |reason: Option<&str>| feedback("hs", Some("e5"), by_id(b), Some(S::Disqualified), reason, t0);
+    let missing = record(dq(None)).await;
+    assert_eq!((missing.outcome, missing.stage.as_deref()), (O::ReasonRequired, Some("mql")));
+    let wrong = record(dq(Some("they hung up"))).await;
+    assert_eq!(wrong.outcome, O::ReasonNotInPicklist);
+    let fixed = record(dq(Some("no_budget"))).await;
+    assert_eq!((fixed.outcome, fixed.stage.as_deref(), fixed.replayed), (O::Applied, Some("disqualified"), false));
+
+    // Nobody to apply it to: kept, and a resend is a replay.
+    let unknown = record(feedback("hs", Some("e6"), by_email("nobody@acme.com"), Some(S::Won), None, t0)).await;
+    assert_eq!((unknown.outcome, unknown.lead_id), (O::Unmatched, None));
+    assert!(record(feedback("hs", Some("e6"), by_email("nobody@acme.com"), Some(S::Won), None, t0)).await.replayed);
+    let nothing = record(feedback("hs", None, by_id(b), None, None, t0)).await;
+    assert_eq!(nothing.outcome, O::Ignored);
+
+    let listed = store.list_feedback(Some("hs".into()), None, 100).await.unwrap();
+    let outcomes: Vec<O> = listed.iter().map(|f| f.result.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            O::Applied,
+            O::Applied,
+            O::Stale,
+            O::Refused,
+            O::ReasonRequired,
+            O::ReasonNotInPicklist,
+            O::Applied,
+            O::Unmatched,
+            O::Ignored
+        ]
+    );
+    assert_eq!(listed[0].feedback.payload["as"], "received");
+    assert_eq!(listed[0].feedback.identity.email.as_ref().map(Email::as_str), Some("a@acme.com"));
+    assert_eq!(listed[6].feedback.reason.as_deref(), Some("no_budget"));
+    let page = store.list_feedback(Some("hs".into()), Some(listed[1].result.id), 2).await.unwrap();
+    assert_eq!(page.iter().map(|f| f.result.outcome).collect::<Vec<_>>(), [O::Stale, O::Refused]);
+    assert_eq!(store.list_feedback(None, None, 100).await.unwrap().len(), listed.len() + 1);
+}
+
+pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackIdentity, FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "c@acme.com"}))], &HANDOFF).await.unwrap();
+    let lead = settled(&c[0]).1.id;
+    let crm = |id: &str| FeedbackIdentity {
+        crm_destination: Some("hs".into()),
+        crm_id: Some(id.into()),
+        ..Default::default()
+    };
+    let t0 = OffsetDateTime::now_utc();
+    let mut f = feedback("hs", Some("o1"), crm("901"), None, None, t0);
+    f.owner = Some("42".into());
+    assert_eq!(store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap()[0].outcome, O::Unmatched);
+
+    // The delivery that learns the record id applies what waited for it.
+    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 1);
+    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 0, "once");
+    let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
+    assert_eq!((listed[0].result.outcome, listed[0].result.lead_id), (O::Applied, Some(lead)));
+    f.id = leadflow_domain::FeedbackId::new();
+    f.event_id = Some("o2".into());
+    let mut older = f.clone();
+    let results = store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap();
+    assert_eq!((results[0].outcome, results[0].lead_id), (O::Unchanged, Some(lead)));
+    let read = store.get_lead(lead).await.unwrap().unwrap();
+    assert_eq!(read.owner.as_deref(), Some("42"));
+    let history = store.lead_history(lead).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::OwnerChanged { to, actor, .. } if to.as_deref() == Some("42") && actor.as_deref() == Some("feedback:hs"))));
+
+    // An older reassignment is stale; a status change of the same time is not.
+    older.id = leadflow_domain::FeedbackId::new();
+    older.event_id = Some("o3".into());
+    older.owner = Some("7".into());
+    older.occurred_at = t0 - time::Duration::minutes(1);
+    let mut status = feedback("hs", Some("o4"), crm("901"), Some(S::Accepted), None, t0 - time::Duration::minutes(1));
+    status.identity = crm("901");
+    let results = store.record_feedback(vec![older, status], &HANDOFF).await.unwrap();
+    assert_eq!((results[0].outcome, results[1].outcome), (O::Stale, O::Applied));
+    assert_eq!(store.get_lead(lead).await.unwrap().unwrap().owner.as_deref(), Some("42"));
+    // Links are per destination.
+    let elsewhere = FeedbackIdentity { crm_destination: Some("sf".into()), ..crm("901") };
+    let r = store.record_feedback(vec![feedback("sf", None, elsewhere, Some(S::Won), None, t0)], &HANDOFF).await;
+    assert_eq!(r.unwrap()[0].outcome, O::Unmatched);
+}
+
+pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store: &DynStore) {
+    use leadflow_domain::feedback::FeedbackStatus as S;
+    let mk = |email: &str, campaign: &str| item("api", None, json!({"email": email, "utm_campaign": campaign}));
+    let test_lead =
+        item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
+    let c = store
+        .capture(
+            vec![mk("d1@acme.com", "spring"), mk("d2@acme.com", "spring"), mk("d3@acme.com", "fall"), test_lead],
+            &HANDOFF,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<LeadId> = c.iter().map(|c| settled(c).1.id).collect();
+    let now = OffsetDateTime::now_utc();
+    let items = vec![
+        feedback("hs", None, by_id(ids[0]), Some(S::Disqualified), Some("no_budget"), now),
+        feedback("hs", None, by_id(ids[1]), Some(S::Disqualified), Some("no_budget"), now),
+        feedback("hs", None, by_id(ids[2]), Some(S::Disqualified), Some("competitor"), now),
+        feedback("hs", None, by_id(ids[3]), Some(S::Disqualified), Some("no_budget"), now),
+    ];
+    store.record_feedback(items, &HANDOFF).await.unwrap();
+    let (from, to) = (now - time::Duration::hours(1), now + time::Duration::hours(1));
+    let rows = store.report_disqualifications(from, to, "disqualified").await.unwrap();
+    let shown: Vec<(&str, Option<&str>, Option<&str>, u64)> =
+        rows.iter().map(|r| (r.source.as_str(), r.campaign.as_deref(), r.reason.as_deref(), r.leads)).collect();
+    assert_eq!(
+        shown,
+        [("api", Some("spring"), Some("no_budget"), 2), ("api", Some("fall"), Some("competitor"), 1)],
+        "test leads are left out"
+    );
+    assert!(
+        store.report_disqualifications(to, to + time::Duration::hours(1), "disqualified").await.unwrap().is_empty()
+    );
+}
+
+pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynStore) {
+    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    let c = store.capture(vec![item("api", None, json!({"email": "r@acme.com"}))], &HANDOFF).await.unwrap();
+    let lead = settled(&c[0]).1.id;
+    let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+    let reason_only = |event: &str, at| feedback("hs", Some(event), by_id(lead), None, Some("no_budget"), at);
+
+    assert_eq!(record(reason_only("r0", t0)).await.outcome, O::Ignored, "nothing waits for a reason yet");
+    let refused = record(feedback("hs", Some("r1"), by_id(lead), Some(S::Disqualified), None, t0)).await;
+    assert_eq!(refused.outcome, O::ReasonRequired);
+    // Another source's reason does not complete it.
+    let elsewhere = feedback("sf", None, by_id(lead), None, Some("no_budget"), t0 + time::Duration::seconds(1));
+    assert_eq!(record(elsewhere).await.outcome, O::Ignored);
+
+    let completed = record(reason_only("r2", t0 + time::Duration::seconds(2))).await;
+    assert_eq!((completed.outcome, completed.stage.as_deref()), (O::Applied, Some("disqualified")));
+    let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
+    let first = listed.iter().find(|f| f.result.id == refused.id).unwrap();
+    assert_eq!((first.result.outcome, first.feedback.reason.as_deref()), (O::Applied, Some("no_budget")));
+    let history = store.lead_history(lead).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event,
+        LeadEvent::StageChanged { to, reason, .. } if to == "disqualified" && reason.as_deref() == Some("no_budget"))));
+    // Completed once: a later reason finds nothing waiting.
+    assert_eq!(record(reason_only("r3", t0 + time::Duration::seconds(3))).await.outcome, O::Ignored);
 }

@@ -7,6 +7,7 @@
 
 pub mod conformance;
 mod error;
+mod feedback;
 pub mod postgres;
 pub mod sqlite;
 
@@ -19,12 +20,15 @@ use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::config::DatabaseConfig;
 use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
+use leadflow_domain::feedback::{Feedback, FeedbackResult};
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::Rules;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
 use leadflow_domain::resolve::{Evidence, Explanation};
-use leadflow_domain::{AccountId, Email, EventId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{
+    AccountId, Email, EventId, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId,
+};
 use leadflow_scoring::TransitionError;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -183,6 +187,22 @@ pub struct StageCount {
     pub campaign: Option<String>,
     pub stage: String,
     pub leads: u64,
+}
+
+/// Leads disqualified in a period, by original source, campaign and reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReasonCount {
+    pub source: String,
+    pub campaign: Option<String>,
+    pub reason: Option<String>,
+    pub leads: u64,
+}
+
+/// A piece of CRM feedback as the store keeps it, with what became of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredFeedback {
+    pub feedback: Feedback,
+    pub result: FeedbackResult,
 }
 
 /// A change to an account made by a person.
@@ -467,6 +487,43 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<String>,
         rules: &Rules,
     ) -> Result<Option<Result<Lead, TransitionError>>, StoreError>;
+
+    /// Records CRM feedback, in order, each in the transaction that applies it: the lead
+    /// (by lead id, the CRM's record id, email, then external id) is walked to the
+    /// feedback's target stage and given its owner ([`leadflow_domain::feedback::apply`]),
+    /// unless an earlier feedback with the same source and event id already decided the
+    /// outcome (a replay: nothing happens again) or feedback that happened later was
+    /// already applied to the lead (stale). Every item is stored, whatever its outcome.
+    async fn record_feedback(&self, items: Vec<Feedback>, rules: &Rules) -> Result<Vec<FeedbackResult>, StoreError>;
+
+    /// Remembers that the record `crm_id` of `destination` is `lead` (after a delivery
+    /// created or updated it), so feedback naming only the CRM's id finds the lead; the
+    /// feedback that named this record before it was known (unmatched) is applied now,
+    /// oldest first, as [`Store::record_feedback`] would have. Returns how many waited.
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError>;
+
+    /// Stored feedback, oldest first, optionally of one source, after `after`.
+    async fn list_feedback(
+        &self,
+        source: Option<String>,
+        after: Option<FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<StoredFeedback>, StoreError>;
+
+    /// Leads that entered `stage` (the contract's disqualified stage) in `[from, to)`, by
+    /// original source, campaign and reason.
+    async fn report_disqualifications(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        stage: &str,
+    ) -> Result<Vec<ReasonCount>, StoreError>;
 
     /// Recomputes the lead's score under `rules` (after a rule change).
     async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError>;

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod engagement;
+mod feedback;
 mod outbox;
 mod routing;
 
@@ -50,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/0006_jobs.sql")),
     (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
     (8, include_str!("../migrations/sqlite/0008_routing.sql")),
+    (9, include_str!("../migrations/sqlite/0009_feedback.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -1632,6 +1634,51 @@ impl Store for SqliteStore {
     async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
         let rules = rules.clone();
         self.write_returning(move |conn| engagement::rescore(conn, lead, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn record_feedback(
+        &self,
+        items: Vec<leadflow_domain::feedback::Feedback>,
+        rules: &Rules,
+    ) -> Result<Vec<leadflow_domain::feedback::FeedbackResult>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = rules.clone();
+        self.write_returning(move |conn| feedback::record(conn, &items, &rules, OffsetDateTime::now_utc())).await
+    }
+
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError> {
+        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), rules.clone());
+        self.write_returning(move |conn| {
+            feedback::link(conn, &destination, &crm_id, lead, &rules, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    async fn list_feedback(
+        &self,
+        source: Option<String>,
+        after: Option<leadflow_domain::FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
+        self.read(move |conn| feedback::list(conn, source.as_deref(), after, limit)).await
+    }
+
+    async fn report_disqualifications(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        stage: &str,
+    ) -> Result<Vec<crate::ReasonCount>, StoreError> {
+        let stage = stage.to_owned();
+        self.read(move |conn| feedback::report_disqualifications(conn, from, to, &stage)).await
     }
 
     async fn report_sources(

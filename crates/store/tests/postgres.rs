@@ -32,7 +32,10 @@ async fn instances_starting_together_migrate_once() {
     tokio::spawn(connection);
     let row = client.query_one("SELECT count(*), max(version) FROM schema_migrations", &[]).await.unwrap();
     let (n, max): (i64, i32) = (row.get(0), row.get(1));
-    assert_eq!(n, i64::from(max), "each migration applied once");
+    // Numbers may have gaps (a migration taken by a branch not merged yet): count files.
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).unwrap().count();
+    assert_eq!(n, i64::try_from(files).unwrap(), "each migration applied once");
+    assert!(i64::from(max) >= n);
 }
 
 #[tokio::test]

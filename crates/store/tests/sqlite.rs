@@ -22,7 +22,10 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     let (n, max): (i64, i64) = conn
         .query_row("SELECT count(*), max(version) FROM schema_migrations", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
-    assert_eq!(n, max, "each migration applied once");
+    // Numbers may have gaps (a migration taken by a branch not merged yet): count files.
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    assert_eq!(n, i64::try_from(files).unwrap(), "each migration applied once");
+    assert!(max >= n);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }

@@ -31,7 +31,7 @@ const DECODE: &[(&str, &str)] = &[
     ("%3B", ";"),
 ];
 
-fn decode_uri(uri: &str) -> String {
+pub(crate) fn decode_uri(uri: &str) -> String {
     let mut out = String::with_capacity(uri.len());
     let mut rest = uri;
     'outer: while !rest.is_empty() {
@@ -49,9 +49,9 @@ fn decode_uri(uri: &str) -> String {
     out
 }
 
-pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookError> {
-    require_post(req)?;
-    let key = sig::require_secret(secret, "hubspot_forms")?;
+/// Checks HubSpot's v3 signature and its timestamp (shared with the CRM feedback path).
+pub(crate) fn verify_v3(req: &HookRequest, secret: Option<&str>, what: &str) -> Result<(), HookError> {
+    let key = sig::require_secret(secret, what)?;
     let got = header(req, "x-hubspot-signature-v3")?;
     let ts = header(req, "x-hubspot-request-timestamp")?;
     sig::check_fresh(ts, true, req.now)?;
@@ -60,6 +60,12 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
     if !sig::verify_base64(&mac, got) {
         return Err(HookError::Unauthorized("signature mismatch".into()));
     }
+    Ok(())
+}
+
+pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookError> {
+    require_post(req)?;
+    verify_v3(req, secret, "hubspot_forms")?;
     let submissions: Vec<Map<String, Value>> = match body::json_value(req.body)? {
         Value::Object(m) => vec![m],
         Value::Array(a) => a.into_iter().filter_map(|v| v.as_object().cloned()).collect(),

@@ -152,6 +152,11 @@ impl LifecycleContract {
         &self.stages[self.handoff]
     }
 
+    /// The stage whose entry needs a reason from [`Self::disqualify_reasons`], if any.
+    pub fn disqualified_stage(&self) -> Option<&str> {
+        self.disqualified.map(|i| &*self.stages[i])
+    }
+
     pub fn disqualify_reasons(&self) -> &[String] {
         &self.disqualify_reasons
     }

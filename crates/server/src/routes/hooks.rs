@@ -180,12 +180,7 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let first = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    // Behind a proxy the URL the provider called (and signed, for HubSpot) is rebuilt from
-    // the forwarded scheme and the Host header.
-    let scheme = first("x-forwarded-proto").and_then(|p| p.split(',').next()).map(str::trim).unwrap_or("http");
-    let host = first("host").unwrap_or_default();
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{scheme}://{host}{path_and_query}");
+    let url = called_url(&headers, &parts.uri);
     let content_type = first("content-type");
     let hook_req = HookRequest {
         method: parts.method.as_str(),
@@ -273,7 +268,7 @@ impl WebAnswer {
     }
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -284,7 +279,17 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum
     axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
-fn hook_error(e: HookError, method: &Method) -> ApiError {
+/// The URL the provider called (and signed, for HubSpot): behind a proxy it is rebuilt
+/// from the forwarded scheme and the Host header.
+pub(crate) fn called_url(headers: &[(String, String)], uri: &axum::http::Uri) -> String {
+    let first = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let scheme = first("x-forwarded-proto").and_then(|p| p.split(',').next()).map(str::trim).unwrap_or("http");
+    let host = first("host").unwrap_or_default();
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}{path_and_query}")
+}
+
+pub(crate) fn hook_error(e: HookError, method: &Method) -> ApiError {
     let status = match &e {
         HookError::Unauthorized(_) | HookError::Stale(_) => StatusCode::UNAUTHORIZED,
         HookError::Malformed(_) => StatusCode::BAD_REQUEST,

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod deliveries;
 pub mod events;
+pub mod feedback;
 pub mod health;
 pub mod hooks;
 pub mod imports;

@@ -1,6 +1,7 @@
-//! `/v1/reports`: leads by original and latest source over a period, and the funnel
-//! (how many leads of each source and campaign reached each stage, and the conversion
-//! from stage to stage).
+//! `/v1/reports`: leads by original and latest source over a period, the funnel (how
+//! many leads of each source, or source and campaign, reached each stage, the conversion
+//! from stage to stage and from the handoff stage), and disqualifications by source,
+//! campaign and reason, so marketing sees which campaigns bring leads sales turns down.
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
@@ -19,6 +20,8 @@ pub struct Period {
     to: Option<String>,
     /// `original` (default) or `latest` source (sources report only).
     by: Option<String>,
+    /// `campaign` (default: a row per source and campaign) or `source` (funnel only).
+    group: Option<String>,
 }
 
 fn period(q: &Period) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
@@ -90,11 +93,16 @@ pub struct FunnelStage {
     /// `leads` over the previous stage's, on the contract's main path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversion: Option<f64>,
+    /// `leads` over the handoff stage's (MQL), for the stages after it: how many handed-off
+    /// leads sales accepted, qualified, turned into opportunities and won.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_handoff: Option<f64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FunnelRow {
     pub source: String,
+    /// Absent when grouped by source.
     pub campaign: Option<String>,
     pub stages: Vec<FunnelStage>,
 }
@@ -107,6 +115,10 @@ pub struct FunnelOut {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub to: OffsetDateTime,
+    /// `campaign` or `source`.
+    pub group: &'static str,
+    /// The stage leads are handed off to sales in.
+    pub handoff: String,
     pub rows: Vec<FunnelRow>,
 }
 
@@ -127,27 +139,117 @@ pub async fn funnel(
 ) -> Result<Json<FunnelOut>, ApiError> {
     caller.require_read()?;
     let (from, to) = period(&q)?;
+    let group = match q.group.as_deref() {
+        None | Some("campaign") => "campaign",
+        Some("source") => "source",
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "group must be campaign or source")),
+    };
     let counts = app.store.report_stages(from, to).await?;
-    let order: Vec<String> = app.config.engagement.contract.stages().map(str::to_owned).collect();
+    let contract = &app.config.engagement.contract;
+    let order: Vec<String> = contract.stages().map(str::to_owned).collect();
+    let handoff = contract.handoff_stage().to_owned();
+    let handoff_at = order.iter().position(|s| *s == handoff);
     let mut rows: Vec<FunnelRow> = Vec::new();
     for c in counts {
-        let row = match rows.iter_mut().position(|r| r.source == c.source && r.campaign == c.campaign) {
+        // A lead has one original campaign, so per-source counts are sums.
+        let campaign = if group == "source" { None } else { c.campaign };
+        let row = match rows.iter_mut().position(|r| r.source == c.source && r.campaign == campaign) {
             Some(i) => &mut rows[i],
             None => {
-                rows.push(FunnelRow { source: c.source.clone(), campaign: c.campaign.clone(), stages: Vec::new() });
+                rows.push(FunnelRow { source: c.source.clone(), campaign, stages: Vec::new() });
                 let last = rows.len() - 1;
                 &mut rows[last]
             }
         };
-        row.stages.push(FunnelStage { stage: c.stage, leads: c.leads, conversion: None });
+        match row.stages.iter_mut().find(|s| s.stage == c.stage) {
+            Some(stage) => stage.leads += c.leads,
+            None => {
+                row.stages.push(FunnelStage { stage: c.stage, leads: c.leads, conversion: None, from_handoff: None })
+            }
+        }
     }
+    let position = |stage: &str| order.iter().position(|o| o == stage).unwrap_or(usize::MAX);
     for row in &mut rows {
-        row.stages.sort_by_key(|s| order.iter().position(|o| *o == s.stage).unwrap_or(usize::MAX));
+        row.stages.sort_by_key(|s| position(&s.stage));
+        let handed_off = row.stages.iter().find(|s| s.stage == handoff).map_or(0, |s| s.leads);
         let mut previous: Option<u64> = None;
         for stage in &mut row.stages {
             stage.conversion = previous.filter(|p| *p > 0).map(|p| stage.leads as f64 / p as f64);
             previous = Some(stage.leads);
+            let after_handoff =
+                handoff_at.is_some_and(|h| position(&stage.stage) > h && position(&stage.stage) != usize::MAX);
+            stage.from_handoff = (after_handoff && handed_off > 0).then(|| stage.leads as f64 / handed_off as f64);
         }
     }
-    Ok(Json(FunnelOut { from, to, rows }))
+    Ok(Json(FunnelOut { from, to, group, handoff, rows }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DisqualificationRow {
+    pub source: String,
+    pub campaign: Option<String>,
+    /// From the contract's `disqualify_reasons`.
+    pub reason: Option<String>,
+    pub leads: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReasonTotal {
+    pub reason: Option<String>,
+    pub leads: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DisqualificationsOut {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub to: OffsetDateTime,
+    /// The contract's disqualified stage.
+    pub stage: String,
+    /// Leads disqualified in the period.
+    pub total: u64,
+    /// By original source, campaign and reason; most leads first.
+    pub rows: Vec<DisqualificationRow>,
+    /// By reason over every source; most leads first.
+    pub by_reason: Vec<ReasonTotal>,
+}
+
+/// Leads disqualified in the period (by a CRM's feedback or a person), by original source,
+/// campaign (`utm_campaign`) and reason.
+#[utoipa::path(get, path = "/v1/reports/disqualifications", tag = "reports", params(Period),
+    responses(
+        (status = 200, body = DisqualificationsOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn disqualifications(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<Period>,
+) -> Result<Json<DisqualificationsOut>, ApiError> {
+    caller.require_read()?;
+    let (from, to) = period(&q)?;
+    let Some(stage) = app.config.engagement.contract.disqualified_stage().map(str::to_owned) else {
+        return Err(ApiError::bad_request("no_disqualified_stage", "the lifecycle contract has no disqualified stage"));
+    };
+    let counts = app.store.report_disqualifications(from, to, &stage).await?;
+    let mut by_reason: Vec<ReasonTotal> = Vec::new();
+    for c in &counts {
+        match by_reason.iter_mut().find(|r| r.reason == c.reason) {
+            Some(r) => r.leads += c.leads,
+            None => by_reason.push(ReasonTotal { reason: c.reason.clone(), leads: c.leads }),
+        }
+    }
+    by_reason.sort_by(|a, b| b.leads.cmp(&a.leads).then_with(|| a.reason.cmp(&b.reason)));
+    let rows: Vec<DisqualificationRow> = counts
+        .into_iter()
+        .map(|c| DisqualificationRow { source: c.source, campaign: c.campaign, reason: c.reason, leads: c.leads })
+        .collect();
+    let total = rows.iter().map(|r| r.leads).sum();
+    Ok(Json(DisqualificationsOut { from, to, stage, total, rows, by_reason }))
 }

@@ -22,6 +22,7 @@
 
 mod accounts;
 mod engagement;
+mod feedback;
 mod outbox;
 mod routing;
 mod sql;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../migrations/postgres/0003_jobs.sql")),
     (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
     (5, include_str!("../../migrations/postgres/0005_routing.sql")),
+    (6, include_str!("../../migrations/postgres/0006_feedback.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -587,6 +589,51 @@ impl Store for PgStore {
     async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { engagement::rescore(&tx, lead, rules, OffsetDateTime::now_utc()).await? })
+    }
+
+    async fn record_feedback(
+        &self,
+        items: Vec<leadflow_domain::feedback::Feedback>,
+        rules: &Rules,
+    ) -> Result<Vec<leadflow_domain::feedback::FeedbackResult>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _open = self.writable().await?;
+        // Unique violations are retried: another instance recorded the same event, and
+        // the run again replays its outcome.
+        transaction!(self, true, |tx| { feedback::record(&tx, &items, rules, OffsetDateTime::now_utc()).await? })
+    }
+
+    async fn link_crm_record(
+        &self,
+        destination: &str,
+        crm_id: &str,
+        lead: LeadId,
+        rules: &Rules,
+    ) -> Result<u64, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, true, |tx| {
+            feedback::link(&tx, destination, crm_id, lead, rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn list_feedback(
+        &self,
+        source: Option<String>,
+        after: Option<leadflow_domain::FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
+        read!(self, |c| feedback::list(c, source.as_deref(), after, limit))
+    }
+
+    async fn report_disqualifications(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        stage: &str,
+    ) -> Result<Vec<crate::ReasonCount>, StoreError> {
+        read!(self, |c| feedback::report_disqualifications(c, from, to, stage))
     }
 
     async fn report_sources(

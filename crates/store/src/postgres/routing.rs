@@ -283,6 +283,18 @@ async fn commit_assignment(
     })
 }
 
+/// The CRM reported on the lead: its owner has taken it up, so the SLA timer stops, and
+/// the assignment follows an owner the CRM set.
+pub(super) async fn taken_up(c: &impl GenericClient, lead: LeadId, owner: Option<&str>) -> Result<(), Fail> {
+    exec(
+        c,
+        "UPDATE assignments SET sla_due_at = NULL, owner = coalesce($2, owner) WHERE lead_id = $1",
+        &[lead.as_uuid(), &owner],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn stop_timer(c: &impl GenericClient, lead: LeadId) -> Result<(), Fail> {
     exec(c, "UPDATE assignments SET sla_due_at = NULL WHERE lead_id = $1", &[lead.as_uuid()]).await?;
     Ok(())

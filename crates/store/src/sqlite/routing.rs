@@ -234,6 +234,14 @@ fn commit_assignment(
     Ok(RoutedLead { lead_id: lead.id, owner, rule, via: via.as_str().to_owned(), trigger: trigger.as_str().to_owned() })
 }
 
+/// The CRM reported on the lead: its owner has taken it up, so the SLA timer stops, and
+/// the assignment follows an owner the CRM set.
+pub(super) fn taken_up(conn: &Connection, lead: LeadId, owner: Option<&str>) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE assignments SET sla_due_at = NULL, owner = coalesce(?2, owner) WHERE lead_id = ?1")?
+        .execute(params![lead.to_string(), owner])?;
+    Ok(())
+}
+
 fn stop_timer(conn: &Connection, lead: LeadId) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE assignments SET sla_due_at = NULL WHERE lead_id = ?1")?.execute([lead.to_string()])?;
     Ok(())

@@ -1,0 +1,582 @@
+//! `/v1/feedback`: what the CRMs say became of the leads, and its audit trail.
+//!
+//! `POST /v1/feedback/generic` takes leadflow's own JSON (one item, or `{"events": […]}`)
+//! from a key with the `feedback` (or admin) scope. `POST /v1/feedback/{destination}`
+//! takes a configured HubSpot or Salesforce destination's own webhook, authenticated by
+//! that CRM's scheme (see `leadflow_channels::feedback`), read through the destination's
+//! `[destinations.feedback]` mapping.
+//!
+//! Nothing acknowledged is lost: every item is stored before the answer, whatever became
+//! of it (applied, unchanged, stale, no such lead, refused). A CRM's batch is answered as
+//! a whole once stored; each item's outcome is in the body and in `GET /v1/feedback`.
+//! One generic item is answered by its outcome: 422 `reason_required` for a
+//! disqualification without its reason, 409 when no chain of allowed moves leads to the
+//! target stage, 202 when no lead matches (kept).
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, path_id};
+use crate::routes::hooks::{called_url, hook_error, read_body};
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use leadflow_channels::HookRequest;
+use leadflow_channels::feedback::{CrmNotification, hubspot, salesforce};
+use leadflow_domain::config::Config;
+use leadflow_domain::deliver::DestinationConfig;
+use leadflow_domain::feedback::{
+    CrmKind, CrmMapping, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC,
+};
+use leadflow_domain::{Email, FeedbackId, FieldError, FieldErrorCode, LeadId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The most items one generic request may carry.
+pub const MAX_BATCH: usize = 1000;
+const MAX_PAGE: usize = 1000;
+/// Longest accepted text value (ids, reasons, owners).
+const MAX_TEXT: usize = 1024;
+
+/// One piece of feedback in leadflow's own form. At least one of `lead_id`, `email`,
+/// `external_id` or `crm_id` (with `destination`), and a `status` or an `owner`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FeedbackIn {
+    /// The CRM's event id; a resend with the same id is a replay. Default: the
+    /// `Idempotency-Key` header (single items).
+    event_id: Option<String>,
+    lead_id: Option<LeadId>,
+    email: Option<String>,
+    external_id: Option<String>,
+    /// The CRM's own id of the record, as learnt when leadflow delivered the lead to
+    /// `destination`.
+    crm_id: Option<String>,
+    destination: Option<String>,
+    status: Option<FeedbackStatus>,
+    /// Mandatory for `disqualified` (and for `lost` under the default contract): one of
+    /// the contract's `disqualify_reasons`, or a text `[feedback.reasons]` maps to one.
+    reason: Option<String>,
+    /// The lead's new owner in the CRM.
+    owner: Option<String>,
+    /// RFC 3339; default: now. An older event never undoes a newer one.
+    occurred_at: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FeedbackBatchIn {
+    /// Up to 1000 items.
+    events: Vec<FeedbackIn>,
+}
+
+/// What became of one piece of feedback.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FeedbackOut {
+    /// The stored feedback; absent for a batch item that could not be read (see `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<FeedbackId>,
+    /// Absent for a batch item that could not be read (see `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<FeedbackOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<LeadId>,
+    /// The lead's stage after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<String>,
+    /// An earlier item with the same event id decided the outcome; nothing happened again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub replayed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For refusals: where the lead may move from its stage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
+    /// Field errors of an item the batch could not read (nothing was stored for it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl From<FeedbackResult> for FeedbackOut {
+    fn from(r: FeedbackResult) -> Self {
+        Self {
+            id: Some(r.id),
+            outcome: Some(r.outcome),
+            lead_id: r.lead_id,
+            lifecycle_stage: r.stage,
+            replayed: r.replayed,
+            detail: r.detail,
+            allowed: r.allowed,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The answer to a batch (generic or a CRM's).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FeedbackBatchOut {
+    /// Items received.
+    pub received: usize,
+    /// Events of the CRM's request that are not feedback (another subscription type or
+    /// portal); nothing is stored for them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
+    /// One per item, in order.
+    pub results: Vec<FeedbackOut>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Receives a CRM's feedback.
+#[utoipa::path(post, path = "/v1/feedback/{source}", tag = "feedback",
+    params(("source" = String, Path, description = "`generic`, or a hubspot or salesforce destination that has [destinations.feedback]")),
+    request_body(content = FeedbackIn, description = "generic: one item or {\"events\": [...]} (FeedbackBatchIn); a HubSpot destination: the webhooks API's JSON array of events, signed (X-HubSpot-Signature-v3); a Salesforce destination: an outbound message (SOAP, text/xml) on a URL with ?token="),
+    responses(
+        (status = 200, description = "Stored and decided; a batch or CRM request answers FeedbackBatchOut (Salesforce: the notificationsResponse Ack)", body = FeedbackOut),
+        (status = 202, description = "Stored; no lead matches (yet)", body = FeedbackOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing API key, bad signature or token, or a stale timestamp", body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No chain of allowed moves leads to the target stage; `allowed` lists the moves", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or `reason_required` / `reason_not_in_picklist`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn receive(
+    State(app): State<AppState>,
+    Path(source): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if source == GENERIC {
+        return generic(app, req).await;
+    }
+    let Some((destination, mapping)) = app.config.feedback_destination(&source) else {
+        return Err(ApiError::not_found(format!(
+            "no destination named {source:?} takes feedback (a hubspot or salesforce destination with [destinations.feedback])"
+        )));
+    };
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, &parts.headers, app.config.server.body_limit_bytes).await?;
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let url = called_url(&headers, &parts.uri);
+    let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
+    let now = OffsetDateTime::now_utc();
+    let hook = HookRequest {
+        method: parts.method.as_str(),
+        url: &url,
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &headers,
+        content_type,
+        body: &body,
+        now,
+    };
+    let secret = app.hooks.feedback_secret(&destination.name);
+    let (notifications, skipped) = match mapping.kind {
+        CrmKind::HubSpot => {
+            let events = hubspot::parse(&hook, secret, mapping.portal_id.as_deref())
+                .map_err(|e| hook_error(e, &parts.method))?;
+            (events.notifications, events.skipped)
+        }
+        CrmKind::Salesforce => {
+            let org = mapping.organization_id.as_deref().unwrap_or_default();
+            let message = salesforce::parse(&hook, secret, org).map_err(|e| hook_error(e, &parts.method))?;
+            (message.notifications, 0)
+        }
+    };
+    let items: Vec<Feedback> =
+        notifications.into_iter().map(|n| from_crm(&app.config, destination, mapping, n, now)).collect();
+    let received = items.len();
+    let results = app.store.record_feedback(items, &app.config.rules()).await?;
+    count(kind_label(mapping.kind), &results);
+    tracing::info!(destination = %destination.name, received, skipped, "CRM feedback recorded");
+    match mapping.kind {
+        CrmKind::Salesforce => {
+            Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], salesforce::ACK).into_response())
+        }
+        CrmKind::HubSpot => Ok(Json(FeedbackBatchOut {
+            received,
+            skipped,
+            results: results.into_iter().map(FeedbackOut::from).collect(),
+        })
+        .into_response()),
+    }
+}
+
+fn kind_label(kind: CrmKind) -> &'static str {
+    match kind {
+        CrmKind::HubSpot => "hubspot",
+        CrmKind::Salesforce => "salesforce",
+    }
+}
+
+fn count(kind: &'static str, results: &[FeedbackResult]) {
+    for r in results {
+        metrics::counter!("leadflow_feedback_items_total", "kind" => kind, "outcome" => r.outcome.as_str())
+            .increment(1);
+    }
+}
+
+/// One CRM notification read through the destination's mapping.
+fn from_crm(
+    config: &Config,
+    destination: &DestinationConfig,
+    mapping: &CrmMapping,
+    n: CrmNotification,
+    now: OffsetDateTime,
+) -> Feedback {
+    let contract = &config.engagement.contract;
+    let read = mapping.interpret(&n.fields);
+    let field = |name: &str| {
+        n.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+    };
+    // HubSpot sends one property per event: a reason changed beside the status in the
+    // same request belongs to it.
+    let raw_reason = read.reason.clone().or_else(|| {
+        matches!(read.status, Some(FeedbackStatus::Disqualified | FeedbackStatus::Lost))
+            .then(|| mapping.reason_in(&n.context))
+            .flatten()
+    });
+    let target = read.status.and_then(|s| config.feedback.stage(s, contract));
+    let ignored = read.ignored.clone().or_else(|| match (read.status, &target) {
+        (Some(status), None) => Some(format!("the contract has no stage for {}", status.as_str())),
+        _ => None,
+    });
+    let lead_id =
+        destination.settings.get("external_id_field").and_then(|f| field(f)).and_then(|v| v.parse::<LeadId>().ok());
+    Feedback {
+        id: FeedbackId::new(),
+        source: destination.name.clone(),
+        event_id: Some(n.event_id),
+        identity: FeedbackIdentity {
+            lead_id,
+            crm_id: Some(n.object_id),
+            crm_destination: Some(destination.name.clone()),
+            email: field("email").and_then(|e| Email::parse(e).ok()),
+            external_id: None,
+        },
+        status: read.status,
+        crm_status: read.crm_status,
+        target,
+        reason: raw_reason.map(|r| config.feedback.reason(&r, &mapping.reasons, contract)),
+        owner: read.owner,
+        ignored,
+        occurred_at: n.occurred_at.unwrap_or(now),
+        received_at: now,
+        payload: Value::Object(n.payload),
+    }
+}
+
+async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let caller = Caller::from_request_parts(&mut parts, &app).await?;
+    caller.require_feedback()?;
+    let IdempotencyHeader(key) = IdempotencyHeader::from_request_parts(&mut parts, &app).await?;
+    let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), &app).await?;
+    let now = OffsetDateTime::now_utc();
+    let rules = app.config.rules();
+    let Some(events) = body.get("events") else {
+        let item = generic_item(&app.config, &body, "", key.map(|k| k.as_str().to_owned()), now)
+            .map_err(ApiError::Validation)?;
+        let result = app.store.record_feedback(vec![item], &rules).await?.remove(0);
+        count(GENERIC, std::slice::from_ref(&result));
+        return single_answer(result);
+    };
+    if body.len() > 1 {
+        let extra = body.keys().find(|k| *k != "events").cloned().unwrap_or_default();
+        return Err(ApiError::Validation(vec![FieldError::new(
+            extra,
+            FieldErrorCode::Invalid,
+            "a batch holds only events",
+        )]));
+    }
+    let Some(events) = events.as_array().filter(|e| !e.is_empty() && e.len() <= MAX_BATCH) else {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "events",
+            FieldErrorCode::Invalid,
+            format!("must be a list of 1 to {MAX_BATCH} items"),
+        )]));
+    };
+    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(events.len());
+    let mut items = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let prefix = format!("events[{i}].");
+        let read = match event.as_object() {
+            Some(object) => generic_item(&app.config, object, &prefix, None, now),
+            None => Err(vec![FieldError::new(format!("events[{i}]"), FieldErrorCode::WrongType, "must be an object")]),
+        };
+        slots.push(read.map(|item| {
+            items.push(item);
+            items.len() - 1
+        }));
+    }
+    let mut results = app.store.record_feedback(items, &rules).await?.into_iter().map(Some).collect::<Vec<_>>();
+    count(GENERIC, &results.iter().flatten().cloned().collect::<Vec<_>>());
+    let results = slots
+        .into_iter()
+        .map(|slot| match slot {
+            Ok(i) => results.get_mut(i).and_then(Option::take).map(FeedbackOut::from),
+            Err(errors) => Some(FeedbackOut {
+                id: None,
+                outcome: None,
+                lead_id: None,
+                lifecycle_stage: None,
+                replayed: false,
+                detail: Some("not stored: the item has invalid fields".into()),
+                allowed: Vec::new(),
+                errors,
+            }),
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::Internal("the store answered fewer items than it was given".into()))?;
+    Ok(Json(FeedbackBatchOut { received: events.len(), skipped: 0, results }).into_response())
+}
+
+fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
+    let detail = result.detail.clone().unwrap_or_default();
+    match result.outcome {
+        FeedbackOutcome::ReasonRequired => Err(ApiError::Unprocessable { code: "reason_required", detail }),
+        FeedbackOutcome::ReasonNotInPicklist => Err(ApiError::Unprocessable { code: "reason_not_in_picklist", detail }),
+        FeedbackOutcome::Refused => {
+            Err(ApiError::IllegalTransition { code: "transition_not_allowed", detail, allowed: result.allowed })
+        }
+        FeedbackOutcome::Unmatched => Ok((StatusCode::ACCEPTED, Json(FeedbackOut::from(result))).into_response()),
+        _ => Ok(Json(FeedbackOut::from(result)).into_response()),
+    }
+}
+
+/// Reads one generic item; every field error is reported, with `prefix` (`events[3].`).
+fn generic_item(
+    config: &Config,
+    body: &Map<String, Value>,
+    prefix: &str,
+    header_key: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Feedback, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let at = |field: &str| format!("{prefix}{field}");
+    let text = |field: &str, errors: &mut Vec<FieldError>| -> Option<String> {
+        match body.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) if s.len() <= MAX_TEXT && !s.chars().any(char::is_control) => {
+                Some(s.trim().to_owned())
+            }
+            Some(Value::String(_)) => {
+                errors.push(FieldError::new(at(field), FieldErrorCode::Invalid, "too long or has control characters"));
+                None
+            }
+            Some(_) => {
+                errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, "must be a string"));
+                None
+            }
+        }
+    };
+    const KNOWN: &[&str] = &[
+        "event_id",
+        "lead_id",
+        "email",
+        "external_id",
+        "crm_id",
+        "destination",
+        "status",
+        "reason",
+        "owner",
+        "occurred_at",
+    ];
+    for key in body.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+        errors.push(FieldError::new(at(key), FieldErrorCode::Invalid, "not a feedback field"));
+    }
+    let event_id = text("event_id", &mut errors).or(header_key);
+    let lead_id = text("lead_id", &mut errors).and_then(|s| match s.parse::<LeadId>() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "not a lead id"));
+            None
+        }
+    });
+    let email = text("email", &mut errors).and_then(|s| match Email::parse(&s) {
+        Ok(e) => Some(e),
+        Err(_) => {
+            errors.push(FieldError::new(at("email"), FieldErrorCode::Invalid, "not an email address"));
+            None
+        }
+    });
+    let external_id = text("external_id", &mut errors);
+    let crm_id = text("crm_id", &mut errors);
+    let destination = text("destination", &mut errors);
+    if crm_id.is_some() && destination.as_deref().is_none_or(|d| config.destinations.iter().all(|c| c.name != d)) {
+        errors.push(FieldError::new(
+            at("destination"),
+            FieldErrorCode::Required,
+            "crm_id needs the configured destination whose record id it is",
+        ));
+    }
+    let status = text("status", &mut errors).and_then(|s| match FeedbackStatus::parse(&s) {
+        Some(status) => Some(status),
+        None => {
+            let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+            errors.push(FieldError::new(
+                at("status"),
+                FieldErrorCode::Invalid,
+                format!("must be one of {}", names.join(", ")),
+            ));
+            None
+        }
+    });
+    let reason = text("reason", &mut errors);
+    let owner = text("owner", &mut errors);
+    let occurred_at = text("occurred_at", &mut errors).and_then(|s| match OffsetDateTime::parse(&s, &Rfc3339) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::Invalid, "must be an RFC 3339 time"));
+            None
+        }
+    });
+    if lead_id.is_none() && email.is_none() && external_id.is_none() && crm_id.is_none() && errors.is_empty() {
+        errors.push(FieldError::new(
+            at("lead_id"),
+            FieldErrorCode::Required,
+            "name the lead: lead_id, email, external_id or crm_id with destination",
+        ));
+    }
+    if status.is_none() && owner.is_none() && errors.is_empty() {
+        errors.push(FieldError::new(at("status"), FieldErrorCode::Required, "a status, an owner, or both"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let contract = &config.engagement.contract;
+    let target = status.and_then(|s| config.feedback.stage(s, contract));
+    Ok(Feedback {
+        id: FeedbackId::new(),
+        source: GENERIC.to_owned(),
+        event_id,
+        identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
+        status,
+        crm_status: None,
+        ignored: match (status, &target) {
+            (Some(s), None) => Some(format!("the contract has no stage for {}", s.as_str())),
+            _ => None,
+        },
+        target,
+        reason: reason.map(|r| config.feedback.reason(&r, &Default::default(), contract)),
+        owner,
+        occurred_at: occurred_at.unwrap_or(now),
+        received_at: now,
+        payload: Value::Object(body.clone()),
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// `generic` or a destination name.
+    source: Option<String>,
+    /// The last id of the previous page.
+    after: Option<String>,
+    /// Default and maximum 1000.
+    limit: Option<usize>,
+}
+
+/// One stored piece of feedback, with what became of it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoredFeedbackOut {
+    pub id: FeedbackId,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub outcome: FeedbackOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<LeadId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<FeedbackStatus>,
+    /// The value as the CRM sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_status: Option<String>,
+    /// The stage the status means.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The lead's stage after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+    /// The item as received.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FeedbackListOut {
+    pub items: Vec<StoredFeedbackOut>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<FeedbackId>,
+}
+
+/// Stored feedback, oldest first: the audit trail of what the CRMs reported.
+#[utoipa::path(get, path = "/v1/feedback", tag = "feedback", params(ListQuery),
+    responses(
+        (status = 200, body = FeedbackListOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<FeedbackListOut>, ApiError> {
+    caller.require_read()?;
+    let after =
+        match q.after.as_deref() {
+            Some(raw) => Some(path_id::<FeedbackId>(raw, "feedback").map_err(|_| {
+                ApiError::bad_request("invalid_query", "after must be a feedback id from a previous page")
+            })?),
+            None => None,
+        };
+    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let stored = app.store.list_feedback(q.source, after, limit).await?;
+    let next = (stored.len() == limit).then(|| stored.last().map(|s| s.result.id)).flatten();
+    let items = stored
+        .into_iter()
+        .map(|s| StoredFeedbackOut {
+            id: s.result.id,
+            source: s.feedback.source,
+            event_id: s.feedback.event_id,
+            outcome: s.result.outcome,
+            lead_id: s.result.lead_id,
+            status: s.feedback.status,
+            crm_status: s.feedback.crm_status,
+            target_stage: s.feedback.target,
+            reason: s.feedback.reason,
+            owner: s.feedback.owner,
+            lifecycle_stage: s.result.stage,
+            detail: s.result.detail.or(s.feedback.ignored),
+            occurred_at: s.feedback.occurred_at,
+            received_at: s.feedback.received_at,
+            payload: s.feedback.payload,
+        })
+        .collect();
+    Ok(Json(FeedbackListOut { items, next }))
+}
