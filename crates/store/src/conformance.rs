@@ -84,6 +84,7 @@ macro_rules! conformance_suite {
             an_sla_reassigns_and_stops_once_the_lead_is_taken_up,
             a_higher_priority_touch_reroutes,
             concurrent_routing_gives_each_lead_and_turn_once,
+            an_sla_escalates_once,
             feedback_walks_leads_replays_and_keeps_order,
             feedback_finds_leads_by_crm_id_and_sets_owners,
             a_reason_sent_after_its_disqualification_completes_it,
@@ -1490,4 +1491,22 @@ pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynSt
         LeadEvent::StageChanged { to, reason, .. } if to == "disqualified" && reason.as_deref() == Some("no_budget"))));
     // Completed once: a later reason finds nothing waiting.
     assert_eq!(record(reason_only("r3", t0 + time::Duration::seconds(3))).await.outcome, O::Ignored);
+}
+
+pub async fn an_sla_escalates_once(store: &DynStore) {
+    let toml = "[routing]\npriority_sources = [\"demo\"]\n[[routing.reps]]\nid = \"ana\"\n[[routing.rules]]\nname = \"all\"\nstrategy = \"round_robin\"\nreps = [\"ana\"]\nsla_minutes = 5\nsla_action = \"escalate\"\nescalate_to = \"boss\"\n";
+    let rules = Rules {
+        routing: std::sync::Arc::new(leadflow_scoring::routing::RoutingConfig::parse(toml).unwrap()),
+        ..Rules::default()
+    };
+    let now = OffsetDateTime::now_utc();
+    let c = store.capture(vec![item("demo", None, json!({"email": "esc@x.com"}))], &rules).await.unwrap().remove(0);
+    let id = settled(&c).1.id;
+    assert_eq!(store.route_queued(10, &rules, now).await.unwrap()[0].owner, "ana");
+    let acted = store.run_sla(10, &rules, now + time::Duration::minutes(6)).await.unwrap();
+    assert_eq!((acted.len(), acted[0].owner.as_str(), acted[0].via.as_str()), (1, "boss", "escalation"));
+    let history = assignments(store, id).await;
+    assert_eq!(history[1].3, ["ana did not accept within 5 minutes: escalated to boss"]);
+    assert_eq!(store.next_sla_due().await.unwrap(), None, "an escalation ends the timer");
+    assert!(store.run_sla(10, &rules, now + time::Duration::hours(1)).await.unwrap().is_empty());
 }
