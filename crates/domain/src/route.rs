@@ -3,9 +3,10 @@
 //! state it reads (positions, today's counts, the account's owner) and keeps the result.
 
 use crate::engagement;
+use crate::ids::LeadId;
 use crate::lead::Lead;
 use crate::pipeline::LeadEvent;
-use leadflow_scoring::routing::{Decision, RoutingConfig};
+use leadflow_scoring::routing::{Decision, RoutingConfig, SlaAction, Via};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -123,8 +124,61 @@ pub fn manual(owner: &str, actor: &str) -> Decision {
     }
 }
 
-/// When the SLA of `rule` runs out for an assignment made `now`.
-pub fn sla_due(routing: &RoutingConfig, rule: Option<&str>, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let sla = routing.rule(rule?)?.sla.as_ref()?;
+/// When the SLA of a fresh decision runs out. Timers run for a team's reps only: a
+/// fallback queue or an escalation has none.
+pub fn sla_due(routing: &RoutingConfig, decision: &Decision, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    if matches!(decision.via, Via::Fallback | Via::Escalation | Via::Manual) {
+        return None;
+    }
+    let sla = routing.rule(decision.rule.as_deref()?)?.sla.as_ref()?;
     now.checked_add(time::Duration::try_from(sla.after).ok()?)
+}
+
+/// A lead's current assignment, as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assignment {
+    pub owner: String,
+    pub rule: Option<String>,
+    /// The source whose touch routed the lead.
+    pub source: Option<String>,
+    /// The stage the lead was in when assigned.
+    pub stage: String,
+    /// Owners an SLA took the lead from.
+    pub tried: Vec<String>,
+}
+
+/// What an SLA that ran out does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlaStep {
+    /// The owner took the lead up, or lost it meanwhile, or the rule has no SLA now.
+    Stop,
+    /// Hand it to this person; the timer ends.
+    Escalate(Decision),
+    /// Route it again, leaving out everyone who had it; `note` opens the explanation.
+    Reassign { exclude: Vec<String>, note: String },
+}
+
+/// The SLA step for `lead` (read after following merges from `assigned`, the id the
+/// assignment is kept under).
+pub fn sla_step(lead: &Lead, assigned: LeadId, current: Assignment, routing: &RoutingConfig) -> SlaStep {
+    let taken_up = lead.id != assigned
+        || lead.owner.as_deref() != Some(current.owner.as_str())
+        || lead.lifecycle_stage != current.stage;
+    let sla = current.rule.as_deref().and_then(|r| routing.rule(r)).and_then(|r| r.sla.as_ref());
+    let Some(sla) = sla.filter(|_| !taken_up) else { return SlaStep::Stop };
+    let late = format!("{} did not accept within {} minutes", current.owner, sla.after.as_secs_f64() / 60.0);
+    match &sla.action {
+        SlaAction::Escalate(to) => SlaStep::Escalate(Decision {
+            owner: to.clone(),
+            rule: current.rule.as_deref().map(Into::into),
+            via: Via::Escalation,
+            steps: vec![format!("{late}: escalated to {to}")],
+            next_position: None,
+        }),
+        SlaAction::Reassign => {
+            let mut exclude = current.tried;
+            exclude.push(current.owner);
+            SlaStep::Reassign { exclude, note: format!("{late}: reassigned") }
+        }
+    }
 }

@@ -12,9 +12,9 @@ use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
 use crate::{RoutedLead, StoreError};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
-use leadflow_domain::route::{self, Trigger};
+use leadflow_domain::route::{self, Assignment, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
-use leadflow_scoring::routing::{Context, Decision, SlaAction, Via};
+use leadflow_scoring::routing::{Context, Decision};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
@@ -39,30 +39,26 @@ pub(super) async fn queue(
     Ok(())
 }
 
-struct Assignment {
-    owner: String,
-    rule: Option<String>,
-    source: Option<String>,
-    stage: String,
-    tried: Vec<String>,
-    sla_due_at: Option<OffsetDateTime>,
-}
-
-async fn assignment(c: &impl GenericClient, lead: LeadId, lock: bool) -> Result<Option<Assignment>, Fail> {
+/// The lead's assignment, and when its SLA runs out.
+async fn assignment(
+    c: &impl GenericClient,
+    lead: LeadId,
+    lock: bool,
+) -> Result<Option<(Assignment, Option<OffsetDateTime>)>, Fail> {
     let sql = if lock {
         "SELECT owner, rule, source, stage, tried, sla_due_at FROM assignments WHERE lead_id = $1 FOR UPDATE"
     } else {
         "SELECT owner, rule, source, stage, tried, sla_due_at FROM assignments WHERE lead_id = $1"
     };
     let Some(row) = opt(c, sql, &[lead.as_uuid()]).await? else { return Ok(None) };
-    Ok(Some(Assignment {
+    let assignment = Assignment {
         owner: row.try_get(0)?,
         rule: row.try_get(1)?,
         source: row.try_get(2)?,
         stage: row.try_get(3)?,
         tried: row.try_get::<_, Json<Vec<String>>>(4)?.0,
-        sla_due_at: row.try_get(5)?,
-    }))
+    };
+    Ok(Some((assignment, row.try_get(5)?)))
 }
 
 /// What one claim of the queue came to.
@@ -92,7 +88,7 @@ pub(super) async fn route_next(c: &impl GenericClient, rules: &Rules, now: Offse
         return Ok(Claim::Done(None));
     };
     let current = assignment(c, lead.id, false).await?;
-    let routed_by = current.as_ref().and_then(|a| a.source.as_deref());
+    let routed_by = current.as_ref().and_then(|(a, _)| a.source.as_deref());
     if !route::should_route(&lead, trigger, source.as_deref(), routed_by, &rules.routing) {
         return Ok(Claim::Done(None));
     }
@@ -205,10 +201,7 @@ async fn route_lead(
         )
         .await?;
     }
-    let sla_due_at = match decision.via {
-        Via::Fallback | Via::Escalation => None,
-        _ => route::sla_due(routing, decision.rule.as_deref(), now),
-    };
+    let sla_due_at = route::sla_due(routing, &decision, now);
     let mut tried = how.exclude;
     if how.trigger != Trigger::Sla {
         tried.clear();
@@ -348,40 +341,23 @@ pub(super) async fn run_sla_for(
     now: OffsetDateTime,
 ) -> Result<Option<RoutedLead>, Fail> {
     let lead = lead_following_merges(c, lead_id, true).await?;
-    let Some(current) = assignment(c, lead_id, true).await? else { return Ok(None) };
-    if current.sla_due_at.is_none_or(|due| due > now) {
+    let Some((current, due)) = assignment(c, lead_id, true).await? else { return Ok(None) };
+    if due.is_none_or(|due| due > now) {
         return Ok(None);
     }
     let Some(mut lead) = lead else {
         stop_timer(c, lead_id).await?;
         return Ok(None);
     };
-    let sla = current.rule.as_deref().and_then(|r| rules.routing.rule(r)).and_then(|r| r.sla.clone());
-    let taken_up = lead.id != lead_id
-        || lead.owner.as_deref() != Some(current.owner.as_str())
-        || lead.lifecycle_stage != current.stage;
-    let Some(sla) = sla.filter(|_| !taken_up) else {
-        stop_timer(c, lead_id).await?;
-        return Ok(None);
-    };
-    let minutes = sla.after.as_secs_f64() / 60.0;
-    let late = format!("{} did not accept within {minutes} minutes", current.owner);
-    let routed = match sla.action {
-        SlaAction::Escalate(to) => {
-            let decision = Decision {
-                owner: to.clone(),
-                rule: current.rule.as_deref().map(Into::into),
-                via: Via::Escalation,
-                steps: vec![format!("{late}: escalated to {to}")],
-                next_position: None,
-            };
-            let change = Change { trigger: Trigger::Sla, source: None, tried: current.tried, sla_due_at: None };
+    let tried = current.tried.clone();
+    let routed = match route::sla_step(&lead, lead_id, current, &rules.routing) {
+        SlaStep::Stop => None,
+        SlaStep::Escalate(decision) => {
+            let change = Change { trigger: Trigger::Sla, source: None, tried, sla_due_at: None };
             Some(commit_assignment(c, &mut lead, decision, change, rules, now).await?)
         }
-        SlaAction::Reassign => {
-            let mut exclude = current.tried;
-            exclude.push(current.owner.clone());
-            let how = How { trigger: Trigger::Sla, source: None, exclude, note: Some(format!("{late}: reassigned")) };
+        SlaStep::Reassign { exclude, note } => {
+            let how = How { trigger: Trigger::Sla, source: None, exclude, note: Some(note) };
             route_lead(c, &mut lead, how, rules, now).await?
         }
     };

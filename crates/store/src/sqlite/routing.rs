@@ -6,9 +6,9 @@ use super::engagement::record_changes;
 use super::{lead_following_merges, millis, write_lead};
 use crate::{RoutedLead, StoreError};
 use leadflow_domain::pipeline::{LeadEvent, Rules};
-use leadflow_domain::route::{self, Trigger};
+use leadflow_domain::route::{self, Assignment, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
-use leadflow_scoring::routing::{Context, Decision, SlaAction, Via};
+use leadflow_scoring::routing::{Context, Decision};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -28,15 +28,6 @@ pub(super) fn queue(
     )?
     .execute(params![lead.id.to_string(), trigger.as_str(), source, millis(now)])?;
     Ok(())
-}
-
-/// The current assignment of a lead.
-struct Assignment {
-    owner: String,
-    rule: Option<String>,
-    source: Option<String>,
-    stage: String,
-    tried: Vec<String>,
 }
 
 fn assignment(conn: &Connection, lead: LeadId) -> Result<Option<Assignment>, StoreError> {
@@ -172,11 +163,7 @@ fn route_lead(
         )?
         .execute(params![plan.queue, i64::try_from(next).unwrap_or(0)])?;
     }
-    // Timers run for the team's reps only: a fallback queue or an escalation has none.
-    let sla_due_at = match decision.via {
-        Via::Fallback | Via::Escalation => None,
-        _ => route::sla_due(routing, decision.rule.as_deref(), now),
-    };
+    let sla_due_at = route::sla_due(routing, &decision, now);
     let mut tried = how.exclude;
     if how.trigger != Trigger::Sla {
         tried.clear();
@@ -271,32 +258,14 @@ pub(super) fn run_sla(
             stop_timer(conn, lead_id)?;
             continue;
         };
-        let sla = current.rule.as_deref().and_then(|r| rules.routing.rule(r)).and_then(|r| r.sla.clone());
-        let taken_up = lead.id != lead_id
-            || lead.owner.as_deref() != Some(current.owner.as_str())
-            || lead.lifecycle_stage != current.stage;
-        let Some(sla) = sla.filter(|_| !taken_up) else {
-            stop_timer(conn, lead_id)?;
-            continue;
-        };
-        let minutes = sla.after.as_secs_f64() / 60.0;
-        let late = format!("{} did not accept within {minutes} minutes", current.owner);
-        let routed = match sla.action {
-            SlaAction::Escalate(to) => {
-                let decision = Decision {
-                    owner: to.clone(),
-                    rule: current.rule.as_deref().map(Into::into),
-                    via: Via::Escalation,
-                    steps: vec![format!("{late}: escalated to {to}")],
-                    next_position: None,
-                };
-                Some(commit_assignment(conn, &mut lead, decision, Trigger::Sla, None, current.tried, None, rules, now)?)
+        let tried = current.tried.clone();
+        let routed = match route::sla_step(&lead, lead_id, current, &rules.routing) {
+            SlaStep::Stop => None,
+            SlaStep::Escalate(decision) => {
+                Some(commit_assignment(conn, &mut lead, decision, Trigger::Sla, None, tried, None, rules, now)?)
             }
-            SlaAction::Reassign => {
-                let mut exclude = current.tried;
-                exclude.push(current.owner.clone());
-                let note = Some(format!("{late}: reassigned"));
-                let how = How { trigger: Trigger::Sla, source: None, exclude, note };
+            SlaStep::Reassign { exclude, note } => {
+                let how = How { trigger: Trigger::Sla, source: None, exclude, note: Some(note) };
                 route_lead(conn, &mut lead, how, rules, now)?
             }
         };
