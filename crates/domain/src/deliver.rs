@@ -54,6 +54,7 @@ impl EventType {
             LeadEvent::StageChanged { handoff: true, .. } => vec![Self::Mql, Self::StageChanged],
             LeadEvent::StageChanged { .. } => vec![Self::StageChanged],
             LeadEvent::Assigned { .. } => vec![Self::Assigned],
+            LeadEvent::Erased { .. } => vec![Self::Erased],
             _ => Vec::new(),
         }
     }
@@ -184,6 +185,18 @@ mod tests {
         let subs = Subscriptions::new(&[destination("crm", &[EventType::Created])]);
         assert!(subs.deliveries(&stage_change(true)).is_empty());
         assert!(Subscriptions::default().deliveries(&stage_change(true)).is_empty());
+    }
+
+    #[test]
+    fn an_erasure_goes_to_the_destinations_subscribed_to_erased() {
+        let subs = Subscriptions::new(&[
+            destination("crm", &[EventType::Created, EventType::Erased]),
+            destination("hook", &[EventType::Created]),
+        ]);
+        let erased = LeadEvent::Erased { actor: None, reason: None, merged: vec![], crm_records: vec![] };
+        assert_eq!(EventType::of(&erased), vec![EventType::Erased]);
+        assert_eq!(subs.deliveries(&erased), vec![("crm", EventType::Erased)]);
+        assert_eq!(EventType::Erased.wire_name(), "lead.erased");
     }
 
     #[test]

@@ -368,10 +368,12 @@ pub enum FeedbackOutcome {
     ReasonNotInPicklist,
     /// Refused: no chain of allowed moves leads to the target stage.
     Refused,
+    /// Refused: the lead was erased. Only the outcome is kept, nothing the CRM sent.
+    Erased,
 }
 
 impl FeedbackOutcome {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Applied,
         Self::Unchanged,
         Self::Stale,
@@ -380,6 +382,7 @@ impl FeedbackOutcome {
         Self::ReasonRequired,
         Self::ReasonNotInPicklist,
         Self::Refused,
+        Self::Erased,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -392,6 +395,7 @@ impl FeedbackOutcome {
             Self::ReasonRequired => "reason_required",
             Self::ReasonNotInPicklist => "reason_not_in_picklist",
             Self::Refused => "refused",
+            Self::Erased => "erased",
         }
     }
 
@@ -400,9 +404,10 @@ impl FeedbackOutcome {
     }
 
     /// Refusals are not final: a corrected resend with the same event id is evaluated
-    /// afresh. Every other outcome makes a resend a replay.
+    /// afresh (a resend about an erased lead is refused again). Every other outcome makes
+    /// a resend a replay.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Self::ReasonRequired | Self::ReasonNotInPicklist | Self::Refused)
+        !matches!(self, Self::ReasonRequired | Self::ReasonNotInPicklist | Self::Refused | Self::Erased)
     }
 }
 

@@ -272,6 +272,11 @@ pub struct Lead {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
+    /// Set when the person was erased: the lead is a tombstone that keeps only what is
+    /// not personal (see [`crate::erase`]). The API answers 410 Gone for it.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub erased_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]
@@ -327,6 +332,7 @@ mod tests {
                 version: 1,
                 created_at: at,
                 updated_at: at,
+                erased_at: None,
             }
         }
     }

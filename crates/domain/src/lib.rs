@@ -15,6 +15,7 @@ pub mod config;
 pub mod deliver;
 pub mod email;
 pub mod engagement;
+pub mod erase;
 pub mod error;
 pub mod feedback;
 pub mod ids;

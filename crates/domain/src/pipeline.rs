@@ -162,6 +162,23 @@ pub enum LeadEvent {
         #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
         sla_due_at: Option<OffsetDateTime>,
     },
+    /// The person was erased (the right to be forgotten): this lead and every lead merged
+    /// into it are tombstones now, and the earlier entries keep their kinds and times but
+    /// nothing personal (see [`crate::erase`]).
+    Erased {
+        /// Who asked: the API key's name unless the request named someone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+        /// Why, as given: a ticket or request number, never personal data.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The leads merged into this one, erased with it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        merged: Vec<LeadId>,
+        /// The CRM records known for them, which the destinations are asked to delete.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        crm_records: Vec<crate::erase::CrmRecord>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -297,6 +314,7 @@ fn create(
         version: 1,
         created_at: now,
         updated_at: now,
+        erased_at: None,
     };
     let history = HistoryEntry {
         lead_id: lead.id,
