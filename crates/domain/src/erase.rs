@@ -164,6 +164,18 @@ pub fn payload(lead: LeadId, erased_at: OffsetDateTime, merged: &[LeadId], crm_r
     })
 }
 
+/// Adds a CRM record learnt after the erasure to an erased payload; `false` when it was
+/// there already.
+pub fn add_crm_record(payload: &mut Value, record: &CrmRecord) -> bool {
+    let Some(records) = payload.get_mut("crm_records").and_then(Value::as_array_mut) else { return false };
+    let value = json!({"destination": record.destination, "crm_id": record.crm_id});
+    if records.contains(&value) {
+        return false;
+    }
+    records.push(value);
+    true
+}
+
 /// What a delivered event is replaced with once its lead is erased: the audit keeps that
 /// it was sent, and to whom, but not what it said.
 pub fn delivered_payload(lead: LeadId) -> Value {
@@ -190,7 +202,11 @@ mod tests {
         });
         let candidate =
             prepare(payload.as_object().unwrap(), &SourceConfig::api(), &Picklists::default()).expect("valid");
-        let meta = SubmissionMeta { id: SubmissionId::new(), source: SourceName::api(), received_at: OffsetDateTime::now_utc() };
+        let meta = SubmissionMeta {
+            id: SubmissionId::new(),
+            source: SourceName::api(),
+            received_at: OffsetDateTime::now_utc(),
+        };
         let mut lead = resolve_and_settle(candidate, &meta, vec![], &Model::default(), OffsetDateTime::now_utc()).lead;
         lead.score = Some(42);
         lead.owner = Some("rep-1".into());
@@ -202,7 +218,10 @@ mod tests {
         let lead = lead();
         let now = OffsetDateTime::now_utc();
         let t = tombstone(&lead, now);
-        assert_eq!((t.id, t.created_at, t.score, t.owner.as_deref()), (lead.id, lead.created_at, Some(42), Some("rep-1")));
+        assert_eq!(
+            (t.id, t.created_at, t.score, t.owner.as_deref()),
+            (lead.id, lead.created_at, Some(42), Some("rep-1"))
+        );
         assert_eq!(t.lifecycle_stage, lead.lifecycle_stage);
         assert_eq!(t.attribution.original.utm_campaign.as_deref(), Some("spring"));
         assert_eq!(t.attribution.original.source, SourceName::api());
@@ -283,5 +302,10 @@ mod tests {
         assert_eq!(p["merged_ids"][0], merged.to_string());
         assert_eq!(p["crm_records"][0], json!({"destination": "hubspot-main", "crm_id": "51"}));
         assert_eq!(p["erased_at"], "1970-01-01T00:00:00Z");
+        let mut p = p;
+        let late = CrmRecord { destination: "salesforce".into(), crm_id: "00Q1".into() };
+        assert!(add_crm_record(&mut p, &late));
+        assert!(!add_crm_record(&mut p, &late));
+        assert_eq!(p["crm_records"].as_array().map(Vec::len), Some(2));
     }
 }

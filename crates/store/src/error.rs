@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 /// Store failures. The server answers every one with a generic 5xx (or 503 for
-/// `Unavailable`) and logs the detail.
+/// `Unavailable`, 409 for `Conflict`, 410 for `Erased`) and logs the detail.
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -14,6 +14,9 @@ pub enum StoreError {
     Unsupported(String),
     #[error("the store is closed")]
     Closed,
+    /// The lead was erased: nothing may be written to it or read of it any more.
+    #[error("lead {0} was erased")]
+    Erased(leadflow_domain::LeadId),
     #[error("store error: {0}")]
     Internal(String),
 }

@@ -80,6 +80,19 @@ pub(crate) fn completion(own: &Feedback, waiting: &Feedback, settled: &FeedbackR
     }
 }
 
+/// The result of feedback about an erased lead: refused, nothing applied.
+pub(crate) fn erased(fb: &Feedback, lead: &Lead) -> FeedbackResult {
+    FeedbackResult {
+        id: fb.id,
+        outcome: FeedbackOutcome::Erased,
+        lead_id: Some(lead.id),
+        stage: None,
+        detail: Some(format!("lead {} was erased", lead.id)),
+        allowed: Vec::new(),
+        replayed: false,
+    }
+}
+
 /// The columns a row does not have, as its JSON document.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Doc {
@@ -119,6 +132,22 @@ impl Doc {
             detail: result.detail.clone(),
             allowed: result.allowed.clone(),
         }
+    }
+}
+
+impl Doc {
+    /// The row as kept once its lead is erased, or when it names an erased lead: what
+    /// became of it, the status, reason and owner, and the lead and CRM record ids; not
+    /// the email, the external id or anything else the CRM sent.
+    pub(crate) fn erased(self) -> Self {
+        let identity = FeedbackIdentity {
+            lead_id: self.identity.lead_id,
+            crm_id: self.identity.crm_id,
+            crm_destination: self.identity.crm_destination,
+            email: None,
+            external_id: None,
+        };
+        Self { identity, payload: serde_json::Value::Null, ..self }
     }
 }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+mod erase;
 mod error;
 mod feedback;
 pub mod postgres;
@@ -170,6 +171,8 @@ pub enum EventOutcome {
     Attached { event_id: EventId, lead_id: LeadId, score: Option<i64>, stage: String, replayed: bool },
     /// Kept until its person becomes a lead (an anonymous visitor, an unknown email).
     Waiting { event_id: EventId, replayed: bool },
+    /// Not recorded: it names a lead that was erased.
+    Erased { lead_id: LeadId },
 }
 
 /// Leads counted by source and campaign.
@@ -323,6 +326,75 @@ pub struct RoutedLead {
     pub trigger: String,
 }
 
+/// What an erasure did, for the person who asked (and their records).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ErasureReceipt {
+    /// The lead erased (the surviving lead, when the id asked for was merged into it).
+    pub lead_id: LeadId,
+    /// When it was erased; for a lead erased before, when that was.
+    #[serde(with = "time::serde::rfc3339")]
+    pub erased_at: OffsetDateTime,
+    /// The leads merged into it, erased with it.
+    pub merged_ids: Vec<LeadId>,
+    /// The lead was erased before: nothing was done this time.
+    pub already_erased: bool,
+    /// Per table, the rows kept without their personal data and the rows deleted.
+    pub tables: Vec<TableErasure>,
+    /// The destinations that get a `lead.erased` delivery.
+    pub destinations: Vec<String>,
+}
+
+/// What an erasure did to one table.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TableErasure {
+    pub table: &'static str,
+    /// Rows kept (the tombstone, the audit) with their personal data removed.
+    pub scrubbed: u64,
+    pub deleted: u64,
+}
+
+/// The tables erasure looks at, in the order a receipt lists them.
+pub const ERASED_TABLES: [&str; 14] = [
+    "leads",
+    "submissions",
+    "lead_history",
+    "lead_keys",
+    "lead_visitors",
+    "events",
+    "touchpoints",
+    "duplicate_reviews",
+    "feedback",
+    "outbox",
+    "delivery_attempts",
+    "accounts",
+    "account_keys",
+    "imports",
+];
+
+/// Counts per table while an erasure runs.
+#[derive(Debug, Default)]
+pub(crate) struct ErasureCounts(std::collections::BTreeMap<&'static str, (u64, u64)>);
+
+impl ErasureCounts {
+    pub(crate) fn scrubbed(&mut self, table: &'static str, n: u64) {
+        self.0.entry(table).or_default().0 += n;
+    }
+
+    pub(crate) fn deleted(&mut self, table: &'static str, n: u64) {
+        self.0.entry(table).or_default().1 += n;
+    }
+
+    pub(crate) fn into_tables(self) -> Vec<TableErasure> {
+        ERASED_TABLES
+            .iter()
+            .map(|table| {
+                let (scrubbed, deleted) = self.0.get(table).copied().unwrap_or_default();
+                TableErasure { table, scrubbed, deleted }
+            })
+            .collect()
+    }
+}
+
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
 /// created in `[from, to)`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -364,14 +436,16 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError>;
 
-    /// The lead; an id that was merged away answers with the surviving lead.
+    /// The lead; an id that was merged away answers with the surviving lead. An erased
+    /// lead answers with its tombstone (`erased_at` is set).
     async fn get_lead(&self, id: LeadId) -> Result<Option<Lead>, StoreError>;
 
     async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError>;
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError>;
 
-    /// Leads in id (creation) order, after `after`, at most `limit`.
+    /// Leads in id (creation) order, after `after`, at most `limit`. Erased leads are not
+    /// listed: nothing of them is left to show.
     async fn list_leads(&self, after: Option<LeadId>, limit: usize) -> Result<Vec<Lead>, StoreError>;
 
     async fn count_leads(&self) -> Result<u64, StoreError>;
@@ -418,7 +492,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Review>, StoreError>;
 
     /// Merges `absorbed` into `survivor` (a confident match found by a batch search);
-    /// `false` when either is gone or they are already one lead. Like every merge, it is
+    /// `false` when either is gone (or erased) or they are already one lead. Like every merge, it is
     /// a `merged` event for the destinations subscribed to it.
     async fn merge_leads(
         &self,
@@ -430,13 +504,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Undoes the merge of `absorbed` (a review decision or a batch search): the survivor
     /// returns to its state before the merge and `absorbed` lives on its own again. `None`
-    /// when `absorbed` is not merged; a conflict when the survivor changed since.
+    /// when `absorbed` is not merged; a conflict when the survivor changed since;
+    /// [`StoreError::Erased`] when they were erased (the state to restore is gone).
     async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
 
     /// Undoes a merge made at capture: `lead` returns to its state before `submission`
     /// merged into it, and the submission becomes a lead of its own from `candidate` (the
     /// stored submission prepared again), which is returned. `None` when the submission did
-    /// not merge into `lead`; a conflict when the lead changed since.
+    /// not merge into `lead`; a conflict when the lead changed since;
+    /// [`StoreError::Erased`] when the lead was erased.
     async fn split_submission(
         &self,
         lead: LeadId,
@@ -468,7 +544,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records behavioural events, each attached to its lead (by lead id, email, external
     /// id or a visitor id the lead converted from) and rescoring it in the same transaction;
-    /// an event of an unknown person waits until that person becomes a lead.
+    /// an event of an unknown person waits until that person becomes a lead; an event
+    /// naming an erased lead is not recorded at all.
     async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError>;
 
     /// The lead's events (and those of leads merged into it), newest first.
@@ -478,7 +555,8 @@ pub trait Store: Send + Sync + 'static {
     async fn touchpoints(&self, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError>;
 
     /// A person's request to move the lead in the lifecycle. `None` when there is no such
-    /// lead; the inner error when the contract refuses.
+    /// lead; the inner error when the contract refuses; [`StoreError::Erased`] for an
+    /// erased lead.
     async fn transition_lead(
         &self,
         lead: LeadId,
@@ -493,7 +571,8 @@ pub trait Store: Send + Sync + 'static {
     /// feedback's target stage and given its owner ([`leadflow_domain::feedback::apply`]),
     /// unless an earlier feedback with the same source and event id already decided the
     /// outcome (a replay: nothing happens again) or feedback that happened later was
-    /// already applied to the lead (stale). Every item is stored, whatever its outcome.
+    /// already applied to the lead (stale). Every item is stored, whatever its outcome;
+    /// feedback about an erased lead is refused and stored without what the CRM sent.
     async fn record_feedback(&self, items: Vec<Feedback>, rules: &Rules) -> Result<Vec<FeedbackResult>, StoreError>;
 
     /// Remembers that the record `crm_id` of `destination` is `lead` (after a delivery
@@ -525,7 +604,8 @@ pub trait Store: Send + Sync + 'static {
         stage: &str,
     ) -> Result<Vec<ReasonCount>, StoreError>;
 
-    /// Recomputes the lead's score under `rules` (after a rule change).
+    /// Recomputes the lead's score under `rules` (after a rule change). An erased lead
+    /// keeps the score it had.
     async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError>;
 
     /// Surviving leads created in `[from, to)`, by original (or latest) source and campaign.
@@ -606,7 +686,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives a lead to `owner` (a person's choice; no SLA timer), or with `None` runs
     /// routing for it again. `None` when there is no such lead; the flag says whether it
-    /// was assigned (routing may find nobody).
+    /// was assigned (routing may find nobody); [`StoreError::Erased`] for an erased lead.
     async fn assign_lead(
         &self,
         lead: LeadId,
@@ -617,6 +697,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// When the next SLA timer runs out, if any runs.
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Erases a person (the right to be forgotten), in one transaction: the lead (followed
+    /// through merges to its survivor) and every lead merged into it become tombstones
+    /// ([`leadflow_domain::erase::tombstone`]); every row holding their data is scrubbed
+    /// or deleted, including what was stored for the person before it was tied to the lead
+    /// (waiting events, quarantined and pending submissions, unmatched feedback naming
+    /// their email, external id or CRM records); undelivered outbox rows are cancelled and
+    /// one `lead.erased` delivery per subscribed destination carries only ids. `None` when
+    /// there is no such lead; a lead erased before answers with `already_erased` and
+    /// nothing is done. Refused (a conflict) while an import job is unfinished: its stored
+    /// file may hold the person's row.
+    async fn erase_lead(
+        &self,
+        lead: LeadId,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<ErasureReceipt>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

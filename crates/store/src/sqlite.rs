@@ -10,6 +10,7 @@
 
 mod accounts;
 mod engagement;
+mod erase;
 mod feedback;
 mod outbox;
 mod routing;
@@ -52,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
     (8, include_str!("../migrations/sqlite/0008_routing.sql")),
     (9, include_str!("../migrations/sqlite/0009_feedback.sql")),
+    (10, include_str!("../migrations/sqlite/0010_erasure.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -574,8 +576,9 @@ fn settle(
     let matching = &*rules.matching;
     let record = resolve::match_record(&candidate.fields, &candidate.derived);
     let decision = decide_record(conn, &record, candidate.fields.email.as_ref(), matching)?;
+    // Never into a tombstone: an erased person who comes back is a new lead.
     let target = match &decision {
-        Decision::Merge { into, .. } => lead_following_merges(conn, *into)?,
+        Decision::Merge { into, .. } => lead_following_merges(conn, *into)?.filter(|l| l.erased_at.is_none()),
         Decision::Create { .. } => None,
     };
     let expected = target.as_ref().map(|l| l.version);
@@ -965,7 +968,7 @@ fn merge_pair(
     else {
         return Ok(false);
     };
-    if survivor.id == absorbed.id {
+    if survivor.id == absorbed.id || survivor.erased_at.is_some() || absorbed.erased_at.is_some() {
         return Ok(false);
     }
     let expected = survivor.version;
@@ -994,10 +997,16 @@ fn merge_pair(
 /// before the merge and the absorbed lead lives on its own again. Refused (a conflict) when
 /// the survivor changed after the merge: restoring would lose that change.
 fn unmerge(conn: &Connection, absorbed_id: LeadId, now: OffsetDateTime) -> Result<Option<LeadId>, StoreError> {
-    let into: Option<Option<String>> = conn
-        .query_row("SELECT merged_into FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| r.get(0))
+    let into: Option<(Option<String>, Option<i64>)> = conn
+        .query_row("SELECT merged_into, erased_at FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    let Some(Some(into)) = into else { return Ok(None) };
+    let into = match into {
+        Some((_, Some(_))) => return Err(StoreError::Erased(absorbed_id)),
+        Some((Some(into), None)) => into,
+        _ => return Ok(None),
+    };
     let survivor_id: LeadId = into.parse().map_err(|_| StoreError::Corrupt("merged_into".into()))?;
     let Some(current) = lead_following_merges(conn, survivor_id)?.filter(|l| l.id == survivor_id) else {
         return Err(StoreError::Conflict(format!("lead {survivor_id} was itself merged since; undo that first")));
@@ -1050,6 +1059,9 @@ fn split(
     let Some(current) = lead_following_merges(conn, lead_id)?.filter(|l| l.id == lead_id) else {
         return Ok(None);
     };
+    if current.erased_at.is_some() {
+        return Err(StoreError::Erased(lead_id));
+    }
     let Some(stored) = get_submission(conn, submission)? else { return Ok(None) };
     if stored.lead_id != Some(lead_id) {
         // Never merged here, or already split off.
@@ -1344,7 +1356,9 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT doc FROM leads WHERE merged_into IS NULL AND id > ?1 ORDER BY id LIMIT ?2")?;
+                .prepare_cached(
+                    "SELECT doc FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                )?;
             let after = after.map(|a| a.to_string()).unwrap_or_default();
             let docs =
                 stmt.query_map(params![after, limit], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
@@ -1725,6 +1739,20 @@ impl Store for SqliteStore {
 
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         self.read(routing::next_sla_due).await
+    }
+
+    async fn erase_lead(
+        &self,
+        lead: LeadId,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<crate::ErasureReceipt>, StoreError> {
+        let rules = rules.clone();
+        self.write_returning(move |conn| {
+            erase::erase(conn, lead, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
+        })
+        .await
     }
 
     async fn claim_deliveries(

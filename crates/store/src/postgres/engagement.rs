@@ -171,7 +171,14 @@ pub(super) async fn record(
                 continue;
             }
         }
-        let lead = find_lead(c, &new.event).await?;
+        let lead = match find_lead(c, &new.event).await? {
+            Named::Erased(lead_id) => {
+                outcomes.push(EventOutcome::Erased { lead_id });
+                continue;
+            }
+            Named::Lead(id) => Some(id),
+            Named::Nobody => None,
+        };
         let mut event = new.event.clone();
         event.lead_id = lead;
         exec(
@@ -200,6 +207,17 @@ pub(super) async fn record(
     // In lead id order, so two calls touching the same leads lock them in the same order.
     for (lead_id, indexes) in touched {
         let Some(lead) = rescore(c, lead_id, rules, now).await? else { continue };
+        if lead.erased_at.is_some() {
+            // Erased while this call waited for the lead's lock: nothing of the person is
+            // recorded against the tombstone.
+            for i in indexes {
+                if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
+                    exec(c, "DELETE FROM events WHERE id = $1", &[event_id.as_uuid()]).await?;
+                    outcomes[i] = EventOutcome::Erased { lead_id: lead.id };
+                }
+            }
+            continue;
+        }
         for i in indexes {
             if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
                 outcomes[i] = EventOutcome::Attached {
@@ -232,16 +250,28 @@ async fn replayed(c: &impl GenericClient, event_id: EventId, lead: Option<LeadId
     })
 }
 
+/// Whom an event names.
+enum Named {
+    Lead(LeadId),
+    /// A lead that was erased: the event is not recorded.
+    Erased(LeadId),
+    Nobody,
+}
+
 /// The surviving lead an event names: by lead id, email, external id, then visitor id.
-async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Option<LeadId>, Fail> {
+async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Named, Fail> {
     let who = &event.identity;
     if let Some(id) = who.lead_id {
-        return Ok(lead_following_merges(c, id, false).await?.map(|l| l.id));
+        return Ok(match lead_following_merges(c, id, false).await? {
+            Some(lead) if lead.erased_at.is_some() => Named::Erased(lead.id),
+            Some(lead) => Named::Lead(lead.id),
+            None => Named::Nobody,
+        });
     }
     if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
         let found = opt(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()]).await?;
         if let Some(row) = found {
-            return Ok(Some(LeadId::from(row.try_get::<_, Uuid>(0)?)));
+            return Ok(Named::Lead(LeadId::from(row.try_get::<_, Uuid>(0)?)));
         }
     }
     if let Some(external) = &who.external_id {
@@ -252,22 +282,25 @@ async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Option<LeadI
         )
         .await?;
         if let Some(row) = found {
-            return Ok(Some(LeadId::from(row.try_get::<_, Uuid>(0)?)));
+            return Ok(Named::Lead(LeadId::from(row.try_get::<_, Uuid>(0)?)));
         }
     }
     if let Some(visitor) = &who.anonymous_id {
         let found = opt(c, "SELECT lead_id FROM lead_visitors WHERE anonymous_id = $1", &[visitor]).await?;
         if let Some(row) = found {
             let id = LeadId::from(row.try_get::<_, Uuid>(0)?);
-            return Ok(lead_following_merges(c, id, false).await?.map(|l| l.id));
+            if let Some(lead) = lead_following_merges(c, id, false).await? {
+                return Ok(Named::Lead(lead.id));
+            }
         }
     }
-    Ok(None)
+    Ok(Named::Nobody)
 }
 
 /// Rescores a stored lead from its events; writes it only when something changed. The
 /// lead's row is locked before its events are read: a concurrent call that added events
-/// to it scores after this one commits, and then reads them all.
+/// to it scores after this one commits, and then reads them all. An erased lead keeps the
+/// score it had.
 pub(super) async fn rescore(
     c: &impl GenericClient,
     lead_id: LeadId,
@@ -275,6 +308,9 @@ pub(super) async fn rescore(
     now: OffsetDateTime,
 ) -> Result<Option<Lead>, Fail> {
     let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Ok(Some(lead));
+    }
     let events = scored_events(c, lead.id).await?;
     let expected = lead.version;
     let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
@@ -296,6 +332,9 @@ pub(super) async fn transition(
     now: OffsetDateTime,
 ) -> Result<Option<Result<Lead, TransitionError>>, Fail> {
     let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Err(crate::StoreError::Erased(lead.id).into());
+    }
     let expected = lead.version;
     let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
         Ok(change) => change,

@@ -9,6 +9,7 @@ use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
 use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoredFeedback};
 use deadpool_postgres::GenericClient;
+use leadflow_domain::erase::CrmRecord;
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_domain::pipeline::Rules;
 use leadflow_domain::{FeedbackId, Lead, LeadId};
@@ -58,6 +59,12 @@ async fn record_one(
         }
     }
     let lead = find_lead(c, fb).await?;
+    if let Some(erased) = lead.as_ref().filter(|l| l.erased_at.is_some()) {
+        // Nothing is applied to a tombstone, and nothing the CRM sent about it is kept.
+        let result = crate::feedback::erased(fb, erased);
+        insert(c, fb, &result, Doc::new(fb, &result).erased()).await?;
+        return Ok(result);
+    }
     let completed = match &lead {
         Some(l) if only_reason(fb) => complete_waiting(c, fb, l.id, rules, now).await?,
         _ => None,
@@ -66,6 +73,11 @@ async fn record_one(
         Some(result) => result,
         None => settle(c, fb, lead, rules, now).await?,
     };
+    insert(c, fb, &result, Doc::new(fb, &result)).await?;
+    Ok(result)
+}
+
+async fn insert(c: &impl GenericClient, fb: &Feedback, result: &FeedbackResult, doc: Doc) -> Result<(), Fail> {
     exec(
         c,
         "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
@@ -80,11 +92,11 @@ async fn record_one(
             &result.outcome.as_str(),
             &fb.occurred_at,
             &fb.received_at,
-            &Json(Doc::new(fb, &result)),
+            &Json(doc),
         ],
     )
     .await?;
-    Ok(result)
+    Ok(())
 }
 
 /// Gives `fb`'s reason to the lead's latest feedback from the same source that was
@@ -229,7 +241,14 @@ pub(super) async fn link(
     .await?;
     // The lead first, as recording feedback locks it: the two never wait on each other
     // in opposite orders.
-    if lead_following_merges(c, lead, true).await?.is_none() {
+    let Some(found) = lead_following_merges(c, lead, true).await? else {
+        return Ok(0);
+    };
+    if found.erased_at.is_some() {
+        // A try in flight when the lead was erased made this record: its erasure must
+        // reach it too. Nothing waiting is applied to a tombstone.
+        let record = CrmRecord { destination: destination.to_owned(), crm_id: crm_id.to_owned() };
+        super::outbox::add_erased_record(c, found.id, &record, now).await?;
         return Ok(0);
     }
     let waiting = rows(

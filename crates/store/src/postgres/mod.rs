@@ -22,6 +22,7 @@
 
 mod accounts;
 mod engagement;
+mod erase;
 mod feedback;
 mod outbox;
 mod routing;
@@ -59,6 +60,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_outbox.sql")),
     (5, include_str!("../../migrations/postgres/0005_routing.sql")),
     (6, include_str!("../../migrations/postgres/0006_feedback.sql")),
+    (7, include_str!("../../migrations/postgres/0007_erasure.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -726,6 +728,19 @@ impl Store for PgStore {
 
     async fn next_sla_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
         read!(self, |c| routing::next_sla_due(c))
+    }
+
+    async fn erase_lead(
+        &self,
+        lead: LeadId,
+        actor: String,
+        reason: Option<String>,
+        rules: &Rules,
+    ) -> Result<Option<crate::ErasureReceipt>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            erase::erase(&tx, lead, &actor, reason.as_deref(), rules, OffsetDateTime::now_utc()).await?
+        })
     }
 
     async fn claim_deliveries(

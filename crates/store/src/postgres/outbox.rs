@@ -6,6 +6,7 @@ use super::Fail;
 use super::sql::{exec, limit, opt, rows};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use deadpool_postgres::GenericClient;
+use leadflow_domain::erase;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
 use leadflow_domain::{Lead, LeadId};
 use time::OffsetDateTime;
@@ -14,8 +15,8 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 /// Writes one outbox row per destination subscribed to what `event` stands for, carrying
-/// the lead as it stands. Deliveries of this lead that waited for missing data go again
-/// with it: the lead has changed.
+/// the lead as it stands (an erasure carries ids only). Deliveries of this lead that
+/// waited for missing data go again with it: the lead has changed.
 pub(super) async fn enqueue(
     c: &impl GenericClient,
     lead: &Lead,
@@ -29,23 +30,35 @@ pub(super) async fn enqueue(
     if wanted.is_empty() {
         return Ok(());
     }
-    let payload = Json(lead);
+    let erased = match event {
+        LeadEvent::Erased { merged, crm_records, .. } => {
+            Some(erase::payload(lead.id, lead.erased_at.unwrap_or(now), merged, crm_records))
+        }
+        _ => None,
+    };
+    let (whole, ids) = (Json(lead), erased.as_ref().map(Json));
+    let payload: &(dyn tokio_postgres::types::ToSql + Sync) = match &ids {
+        Some(ids) => ids,
+        None => &whole,
+    };
     let lead_id = lead.id.as_uuid();
     for (destination, event_type) in wanted {
-        exec(
-            c,
-            "UPDATE outbox SET status = 'pending', payload = $3, attempts = 0, next_attempt_at = $4, updated_at = $4
-             WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
-            &[lead_id, &destination, &payload, &now],
-        )
-        .await?;
+        if erased.is_none() {
+            exec(
+                c,
+                "UPDATE outbox SET status = 'pending', payload = $3, attempts = 0, next_attempt_at = $4, updated_at = $4
+                 WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
+                &[lead_id, &destination, payload, &now],
+            )
+            .await?;
+        }
         let id = format!("dlv_{}", Uuid::now_v7().simple());
         exec(
             c,
             "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
                                  next_attempt_at, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $6, $6, $6)",
-            &[&id, &destination, lead_id, &event_type.wire_name(), &payload, &now],
+            &[&id, &destination, lead_id, &event_type.wire_name(), payload, &now],
         )
         .await?;
     }
@@ -270,4 +283,30 @@ pub(super) async fn replay_many(
         &[&now, &filter.destination, &filter.from, &filter.to],
     )
     .await
+}
+
+/// A CRM record learnt for an erased lead after its erasure (a try in flight then): the
+/// `lead.erased` deliveries not made yet name it too, so the destination deletes it.
+pub(super) async fn add_erased_record(
+    c: &impl GenericClient,
+    lead: LeadId,
+    record: &erase::CrmRecord,
+    now: OffsetDateTime,
+) -> Result<(), Fail> {
+    let found = rows(
+        c,
+        "SELECT id, payload FROM outbox WHERE lead_id = $1 AND event_type = 'lead.erased' AND status <> 'delivered'
+         FOR UPDATE",
+        &[lead.as_uuid()],
+    )
+    .await?;
+    for row in found {
+        let id: String = row.try_get(0)?;
+        let Json(mut payload): Json<serde_json::Value> = row.try_get(1)?;
+        if erase::add_crm_record(&mut payload, record) {
+            exec(c, "UPDATE outbox SET payload = $2, updated_at = $3 WHERE id = $1", &[&id, &Json(&payload), &now])
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -84,7 +84,9 @@ pub(super) async fn route_next(c: &impl GenericClient, rules: &Rules, now: Offse
     };
     let (id, trigger, source): (Uuid, String, Option<String>) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let trigger = Trigger::parse(&trigger).ok_or_else(|| StoreError::Corrupt(format!("routing queue row {id}")))?;
-    let Some(mut lead) = lead_following_merges(c, LeadId::from(id), true).await? else {
+    // An erased lead is routed to nobody.
+    let Some(mut lead) = lead_following_merges(c, LeadId::from(id), true).await?.filter(|l| l.erased_at.is_none())
+    else {
         return Ok(Claim::Done(None));
     };
     let current = assignment(c, lead.id, false).await?;
@@ -304,6 +306,9 @@ pub(super) async fn assign(
     now: OffsetDateTime,
 ) -> Result<Option<(Lead, bool)>, Fail> {
     let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Err(StoreError::Erased(lead.id).into());
+    }
     let assigned = match owner {
         Some(owner) => {
             let change = Change { trigger: Trigger::Manual, source: None, tried: Vec::new(), sla_due_at: None };
@@ -340,7 +345,7 @@ pub(super) async fn run_sla_for(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<RoutedLead>, Fail> {
-    let lead = lead_following_merges(c, lead_id, true).await?;
+    let lead = lead_following_merges(c, lead_id, true).await?.filter(|l| l.erased_at.is_none());
     let Some((current, due)) = assignment(c, lead_id, true).await? else { return Ok(None) };
     if due.is_none_or(|due| due > now) {
         return Ok(None);

@@ -247,8 +247,10 @@ async fn settle(
     let decision = resolve::decide(&record, &found, &matching.model);
     // The target is locked and read again: another transaction may have changed it since
     // it was found, and this one must build on that change, not overwrite it.
+    // Never into a tombstone: an erasure that committed while this capture waited for the
+    // lead's lock leaves nothing to merge with, and the person comes back as a new lead.
     let target = match &decision {
-        Decision::Merge { into, .. } => lead_following_merges(c, *into, true).await?,
+        Decision::Merge { into, .. } => lead_following_merges(c, *into, true).await?.filter(|l| l.erased_at.is_none()),
         Decision::Create { .. } => None,
     };
     let expected = target.as_ref().map(|l| l.version);
@@ -663,11 +665,8 @@ pub(super) async fn lead_history(c: &impl GenericClient, id: LeadId) -> Result<V
 
 pub(super) async fn list_leads(c: &impl GenericClient, after: Option<LeadId>, n: usize) -> Result<Vec<Lead>, Fail> {
     let after = after.map_or(Uuid::nil(), |a| *a.as_uuid());
-    rows(c, "SELECT doc FROM leads WHERE merged_into IS NULL AND id > $1 ORDER BY id LIMIT $2", &[&after, &limit(n)])
-        .await?
-        .iter()
-        .map(|r| lead_from_row(r, 0))
-        .collect()
+    let sql = "SELECT doc FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
+    rows(c, sql, &[&after, &limit(n)]).await?.iter().map(|r| lead_from_row(r, 0)).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -900,7 +899,7 @@ pub(super) async fn merge_pair(
     else {
         return Ok(false);
     };
-    if survivor.id == absorbed.id {
+    if survivor.id == absorbed.id || survivor.erased_at.is_some() || absorbed.erased_at.is_some() {
         return Ok(false);
     }
     let expected = survivor.version;
@@ -934,8 +933,13 @@ pub(super) async fn unmerge(
     absorbed_id: LeadId,
     now: OffsetDateTime,
 ) -> Result<Option<LeadId>, Fail> {
-    let into = opt(c, "SELECT merged_into FROM leads WHERE id = $1 FOR UPDATE", &[absorbed_id.as_uuid()]).await?;
-    let Some(into) = into.map(|r| r.try_get::<_, Option<Uuid>>(0)).transpose()?.flatten() else {
+    let row =
+        opt(c, "SELECT merged_into, erased_at FROM leads WHERE id = $1 FOR UPDATE", &[absorbed_id.as_uuid()]).await?;
+    let Some(row) = row else { return Ok(None) };
+    if row.try_get::<_, Option<OffsetDateTime>>(1)?.is_some() {
+        return Err(StoreError::Erased(absorbed_id).into());
+    }
+    let Some(into) = row.try_get::<_, Option<Uuid>>(0)? else {
         return Ok(None);
     };
     let survivor_id = LeadId::from(into);
@@ -1021,6 +1025,9 @@ pub(super) async fn split(
     let Some(current) = lead_following_merges(c, lead_id, true).await?.filter(|l| l.id == lead_id) else {
         return Ok(None);
     };
+    if current.erased_at.is_some() {
+        return Err(StoreError::Erased(lead_id).into());
+    }
     let Some(stored) = get_submission(c, submission).await? else { return Ok(None) };
     if stored.lead_id != Some(lead_id) {
         // Never merged here, or already split off.

@@ -136,7 +136,14 @@ pub(super) fn record(
                 continue;
             }
         }
-        let lead = find_lead(conn, &new.event)?;
+        let lead = match find_lead(conn, &new.event)? {
+            Named::Erased(lead_id) => {
+                outcomes.push(EventOutcome::Erased { lead_id });
+                continue;
+            }
+            Named::Lead(id) => Some(id),
+            Named::Nobody => None,
+        };
         let mut event = new.event.clone();
         event.lead_id = lead;
         conn.prepare_cached(
@@ -165,6 +172,16 @@ pub(super) fn record(
     }
     for (lead_id, indexes) in touched {
         let Some(lead) = rescore(conn, lead_id, rules, now)? else { continue };
+        if lead.erased_at.is_some() {
+            // Nothing of the person is recorded against a tombstone.
+            for i in indexes {
+                if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
+                    conn.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([event_id.to_string()])?;
+                    outcomes[i] = EventOutcome::Erased { lead_id: lead.id };
+                }
+            }
+            continue;
+        }
         for i in indexes {
             if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
                 outcomes[i] = EventOutcome::Attached {
@@ -200,11 +217,23 @@ fn replayed(conn: &Connection, event_id: EventId, lead: Option<String>) -> Resul
     })
 }
 
+/// Whom an event names.
+enum Named {
+    Lead(LeadId),
+    /// A lead that was erased: the event is not recorded.
+    Erased(LeadId),
+    Nobody,
+}
+
 /// The surviving lead an event names: by lead id, email, external id, then visitor id.
-fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreError> {
+fn find_lead(conn: &Connection, event: &Event) -> Result<Named, StoreError> {
     let who = &event.identity;
     if let Some(id) = who.lead_id {
-        return Ok(lead_following_merges(conn, id)?.map(|l| l.id));
+        return Ok(match lead_following_merges(conn, id)? {
+            Some(lead) if lead.erased_at.is_some() => Named::Erased(lead.id),
+            Some(lead) => Named::Lead(lead.id),
+            None => Named::Nobody,
+        });
     }
     if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
         let id: Option<String> = conn
@@ -212,7 +241,7 @@ fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreEr
             .query_row([email.as_str()], |r| r.get(0))
             .optional()?;
         if let Some(id) = id {
-            return Ok(Some(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
+            return Ok(Named::Lead(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
         }
     }
     if let Some(external) = &who.external_id {
@@ -221,7 +250,7 @@ fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreEr
             .query_row([external], |r| r.get(0))
             .optional()?;
         if let Some(id) = id {
-            return Ok(Some(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
+            return Ok(Named::Lead(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
         }
     }
     if let Some(visitor) = &who.anonymous_id {
@@ -231,13 +260,16 @@ fn find_lead(conn: &Connection, event: &Event) -> Result<Option<LeadId>, StoreEr
             .optional()?;
         if let Some(id) = id {
             let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?;
-            return Ok(lead_following_merges(conn, id)?.map(|l| l.id));
+            if let Some(lead) = lead_following_merges(conn, id)? {
+                return Ok(Named::Lead(lead.id));
+            }
         }
     }
-    Ok(None)
+    Ok(Named::Nobody)
 }
 
-/// Rescores a stored lead from its events; writes it only when something changed.
+/// Rescores a stored lead from its events; writes it only when something changed. An
+/// erased lead keeps the score it had.
 pub(super) fn rescore(
     conn: &Connection,
     lead_id: LeadId,
@@ -245,6 +277,9 @@ pub(super) fn rescore(
     now: OffsetDateTime,
 ) -> Result<Option<Lead>, StoreError> {
     let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Ok(Some(lead));
+    }
     let events = scored_events(conn, lead.id)?;
     let expected = lead.version;
     let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
@@ -266,6 +301,9 @@ pub(super) fn transition(
     now: OffsetDateTime,
 ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
     let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Err(StoreError::Erased(lead.id));
+    }
     let expected = lead.version;
     let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
         Ok(change) => change,

@@ -4,6 +4,7 @@
 use super::{from_millis, lead_following_merges, millis, write_lead};
 use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoreError, StoredFeedback};
+use leadflow_domain::erase::CrmRecord;
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_domain::pipeline::Rules;
 use leadflow_domain::{FeedbackId, LeadId};
@@ -55,6 +56,9 @@ fn record_one(
         }
     }
     let lead = find_lead(conn, fb)?;
+    if let Some(erased) = lead.as_ref().filter(|l| l.erased_at.is_some()) {
+        return refuse_erased(conn, fb, erased);
+    }
     let completed = match &lead {
         Some(l) if only_reason(fb) => complete_waiting(conn, fb, l.id, rules, now)?,
         _ => None,
@@ -78,6 +82,29 @@ fn record_one(
         millis(fb.occurred_at),
         millis(fb.received_at),
         serde_json::to_string(&Doc::new(fb, &result))?
+    ])?;
+    Ok(result)
+}
+
+/// Feedback about an erased lead: nothing is applied, and the row keeps the outcome and
+/// ids, not what the CRM sent.
+fn refuse_erased(conn: &Connection, fb: &Feedback, lead: &leadflow_domain::Lead) -> Result<FeedbackResult, StoreError> {
+    let result = crate::feedback::erased(fb, lead);
+    conn.prepare_cached(
+        "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        fb.id.to_string(),
+        fb.source,
+        fb.event_id,
+        lead.id.to_string(),
+        fb.status.map(|s| s.as_str()),
+        fb.owner.is_some(),
+        result.outcome.as_str(),
+        millis(fb.occurred_at),
+        millis(fb.received_at),
+        serde_json::to_string(&Doc::new(fb, &result).erased())?
     ])?;
     Ok(result)
 }
@@ -216,6 +243,13 @@ pub(super) fn link(
          ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
     )?
     .execute(params![destination, crm_id, lead.to_string(), millis(now)])?;
+    if let Some(erased) = lead_following_merges(conn, lead)?.filter(|l| l.erased_at.is_some()) {
+        // A try in flight when the lead was erased made this record: its erasure must
+        // reach it too. Nothing waiting is applied to a tombstone.
+        let record = CrmRecord { destination: destination.to_owned(), crm_id: crm_id.to_owned() };
+        super::outbox::add_erased_record(conn, erased.id, &record, now)?;
+        return Ok(0);
+    }
     let waiting: Vec<Result<Row, StoreError>> = conn
         .prepare_cached(
             "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback

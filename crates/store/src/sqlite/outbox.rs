@@ -5,13 +5,15 @@
 use super::{from_millis, millis};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use leadflow_domain::Lead;
+use leadflow_domain::LeadId;
+use leadflow_domain::erase;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 /// Writes one outbox row per destination subscribed to what `event` stands for, carrying
-/// the lead as it stands. Deliveries of this lead that waited for missing data go again
-/// with it: the lead has changed.
+/// the lead as it stands (an erasure carries ids only). Deliveries of this lead that
+/// waited for missing data go again with it: the lead has changed.
 pub(super) fn enqueue(
     conn: &Connection,
     lead: &Lead,
@@ -25,14 +27,25 @@ pub(super) fn enqueue(
     if wanted.is_empty() {
         return Ok(());
     }
-    let payload = serde_json::to_string(lead)?;
+    let erased = match event {
+        LeadEvent::Erased { merged, crm_records, .. } => {
+            Some(erase::payload(lead.id, lead.erased_at.unwrap_or(now), merged, crm_records))
+        }
+        _ => None,
+    };
+    let payload = match &erased {
+        Some(ids) => serde_json::to_string(ids)?,
+        None => serde_json::to_string(lead)?,
+    };
     let (lead_id, at) = (lead.id.to_string(), millis(now));
     for (destination, event_type) in wanted {
-        conn.prepare_cached(
-            "UPDATE outbox SET status = 'pending', payload = ?3, attempts = 0, next_attempt_at = ?4, updated_at = ?4
-             WHERE lead_id = ?1 AND destination = ?2 AND status = 'needs_data'",
-        )?
-        .execute(params![lead_id, destination, payload, at])?;
+        if erased.is_none() {
+            conn.prepare_cached(
+                "UPDATE outbox SET status = 'pending', payload = ?3, attempts = 0, next_attempt_at = ?4, updated_at = ?4
+                 WHERE lead_id = ?1 AND destination = ?2 AND status = 'needs_data'",
+            )?
+            .execute(params![lead_id, destination, payload, at])?;
+        }
         let id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
         conn.prepare_cached(
             "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
@@ -239,4 +252,31 @@ pub(super) fn replay_many(conn: &Connection, filter: &ReplayFilter, now: OffsetD
         )?
         .execute(params![millis(now), filter.destination, filter.from.map(millis), filter.to.map(millis)])?;
     Ok(n as u64)
+}
+
+/// A CRM record learnt for an erased lead after its erasure (a try in flight then): the
+/// `lead.erased` deliveries not made yet name it too, so the destination deletes it.
+pub(super) fn add_erased_record(
+    conn: &Connection,
+    lead: LeadId,
+    record: &erase::CrmRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT id, payload FROM outbox WHERE lead_id = ?1 AND event_type = 'lead.erased' AND status <> 'delivered'",
+        )?
+        .query_map([lead.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, payload) in rows {
+        let mut payload: serde_json::Value = serde_json::from_str(&payload)?;
+        if erase::add_crm_record(&mut payload, record) {
+            conn.prepare_cached("UPDATE outbox SET payload = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
+                id,
+                serde_json::to_string(&payload)?,
+                millis(now)
+            ])?;
+        }
+    }
+    Ok(())
 }

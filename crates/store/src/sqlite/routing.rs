@@ -60,8 +60,11 @@ pub(super) fn route_queued(
         let (Ok(lead_id), Some(trigger)) = (id.parse::<LeadId>(), Trigger::parse(&trigger)) else {
             return Err(StoreError::Corrupt(format!("routing queue row {id}")));
         };
-        // A lead merged away meanwhile: its survivor is the one to route.
-        let Some(mut lead) = lead_following_merges(conn, lead_id)? else { continue };
+        // A lead merged away meanwhile: its survivor is the one to route. An erased one
+        // is routed to nobody.
+        let Some(mut lead) = lead_following_merges(conn, lead_id)?.filter(|l| l.erased_at.is_none()) else {
+            continue;
+        };
         let current = assignment(conn, lead.id)?;
         let routed_by = current.as_ref().and_then(|a| a.source.as_deref());
         if !route::should_route(&lead, trigger, source.as_deref(), routed_by, &rules.routing) {
@@ -253,8 +256,8 @@ pub(super) fn run_sla(
     let mut acted = Vec::new();
     for id in due {
         let lead_id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("assignment of {id}")))?;
-        let (Some(mut lead), Some(current)) = (lead_following_merges(conn, lead_id)?, assignment(conn, lead_id)?)
-        else {
+        let lead = lead_following_merges(conn, lead_id)?.filter(|l| l.erased_at.is_none());
+        let (Some(mut lead), Some(current)) = (lead, assignment(conn, lead_id)?) else {
             stop_timer(conn, lead_id)?;
             continue;
         };
@@ -288,6 +291,9 @@ pub(super) fn assign(
     now: OffsetDateTime,
 ) -> Result<Option<(Lead, bool)>, StoreError> {
     let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    if lead.erased_at.is_some() {
+        return Err(StoreError::Erased(lead.id));
+    }
     let assigned = match owner {
         Some(owner) => {
             let decision = route::manual(owner, actor);
