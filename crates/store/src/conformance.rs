@@ -35,6 +35,91 @@ use time::OffsetDateTime;
 pub struct TestStore {
     pub store: DynStore,
     pub guard: Box<dyn Any + Send>,
+    /// Where the data lies, for the tests that read every table directly.
+    pub raw: Raw,
+}
+
+/// How to reach a test store's tables without the store.
+#[derive(Clone, Debug)]
+pub enum Raw {
+    /// The database file.
+    Sqlite(std::path::PathBuf),
+    /// The database URL.
+    Postgres(String),
+}
+
+/// Every value of every column of every table, as text: `(table, column, value)`. Blobs
+/// are read as UTF-8 (lossily); numbers are left out. What a test that looks for a
+/// person's data anywhere reads.
+pub async fn stored_text(raw: &Raw) -> Vec<(String, String, String)> {
+    match raw.clone() {
+        Raw::Sqlite(path) => tokio::task::spawn_blocking(move || {
+            let conn =
+                rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut out = Vec::new();
+            for table in tables {
+                let columns: Vec<String> = conn
+                    .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                for column in columns {
+                    let mut stmt = conn.prepare(&format!("SELECT \"{column}\" FROM \"{table}\"")).unwrap();
+                    let values = stmt
+                        .query_map([], |r| {
+                            Ok(match r.get_ref(0)? {
+                                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                                    Some(String::from_utf8_lossy(t).into_owned())
+                                }
+                                _ => None,
+                            })
+                        })
+                        .unwrap();
+                    for value in values.flatten().flatten() {
+                        out.push((table.clone(), column.clone(), value));
+                    }
+                }
+            }
+            out
+        })
+        .await
+        .unwrap(),
+        Raw::Postgres(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let columns = client
+                .query(
+                    "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+                     WHERE table_schema = 'public' ORDER BY 1, 2",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            for row in columns {
+                let (table, column, kind): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+                let value = if kind == "bytea" {
+                    format!("convert_from(\"{column}\", 'UTF8')")
+                } else {
+                    format!("\"{column}\"::text")
+                };
+                let sql = format!("SELECT {value} FROM \"{table}\" WHERE \"{column}\" IS NOT NULL");
+                for r in client.query(&sql, &[]).await.unwrap() {
+                    out.push((table.clone(), column.clone(), r.get::<_, String>(0)));
+                }
+            }
+            out
+        }
+    }
 }
 
 #[macro_export]
@@ -89,7 +174,22 @@ macro_rules! conformance_suite {
             feedback_finds_leads_by_crm_id_and_sets_owners,
             a_reason_sent_after_its_disqualification_completes_it,
             disqualifications_are_reported_by_source_campaign_and_reason,
+            an_erased_lead_is_a_tombstone_that_refuses_writes,
+            erase_is_idempotent_and_waits_for_unfinished_imports,
         );
+        $crate::conformance_suite!(@each_raw $make;
+            erase_leaves_no_trace_of_the_person_in_any_table,
+        );
+    };
+    (@each_raw $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t: $crate::conformance::TestStore = $make.await;
+                $crate::conformance::$name(&t).await;
+                drop(t);
+            }
+        )*
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1509,4 +1609,378 @@ pub async fn an_sla_escalates_once(store: &DynStore) {
     assert_eq!(history[1].3, ["ana did not accept within 5 minutes: escalated to boss"]);
     assert_eq!(store.next_sla_due().await.unwrap(), None, "an escalation ends the timer");
     assert!(store.run_sla(10, &rules, now + time::Duration::hours(1)).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Erasure
+
+/// Fuzzy matching on (so leads keep match records), and destinations of which two
+/// hear of erasures.
+static ERASURE: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+    let rules = leadflow_domain::config::parse(
+        r#"
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+events = ["created", "merged", "erased"]
+
+[[destinations]]
+name = "crm"
+type = "hubspot"
+token_env = "HUBSPOT_TOKEN"
+events = ["created", "erased"]
+
+[[destinations]]
+name = "audit"
+type = "webhook"
+url = "http://127.0.0.1:9/audit"
+secret_env = "AUDIT_SECRET"
+events = ["created"]
+"#,
+    )
+    .unwrap()
+    .rules();
+    Rules { matching: std::sync::Arc::new(Matching { fuzzy: true, ..Matching::default() }), ..rules }
+});
+
+const ERASED_EMAIL: &str = "ximena.quennell@quennell-consulting.co.uk";
+/// What must be found nowhere once Ximena Quennell is erased: her names (also part of
+/// her emails, ids and URLs) and her phone number, written either way.
+const PERSONAL: [&str; 4] = ["ximena", "quennell", "79460958", "7946 0958"];
+
+/// The cells holding any of [`PERSONAL`], as `(table, column, value)`.
+async fn personal_cells(raw: &Raw) -> Vec<(String, String, String)> {
+    stored_text(raw)
+        .await
+        .into_iter()
+        .filter(|(_, _, value)| {
+            let value = value.to_lowercase();
+            PERSONAL.iter().any(|p| value.contains(p))
+        })
+        .collect()
+}
+
+fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
+    let now = OffsetDateTime::now_utc();
+    crate::ImportJob {
+        id: leadflow_domain::ImportId::new(),
+        source: SourceName::api(),
+        sheet: None,
+        status,
+        counts: crate::ImportCounts::default(),
+        error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// One person reaches the store through every channel it has (forms, merges, a review,
+/// events before and after they are known, a quarantined and a pending submission, CRM
+/// feedback and links, deliveries, an import), beside someone else; erasing them leaves
+/// no trace of them in any column of any table, while the tombstone, the other person and
+/// the `lead.erased` deliveries remain.
+pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
+    use crate::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
+    use leadflow_domain::engagement::Identity;
+    use leadflow_domain::feedback::{FeedbackIdentity, FeedbackStatus};
+    let (store, rules) = (&t.store, &*ERASURE);
+    let who = |email: &str| Identity { email: Some(email.into()), ..Identity::default() };
+
+    // Before the person is a lead: an event that stays waiting (its address is written
+    // unlike any lead's), one of their browser, a quarantined and a pending submission.
+    let early = event(
+        "page_view",
+        "https://quennell-consulting.co.uk/",
+        who(" XIMENA.Quennell@Quennell-Consulting.co.uk"),
+        None,
+    );
+    let browser = Identity { anonymous_id: Some("vid-ximena".into()), ..Identity::default() };
+    store
+        .record_events(vec![early, event("page_view", "https://q.example/pricing", browser, None)], rules)
+        .await
+        .unwrap();
+    let raw = |v: Value| RawSubmission::new(SourceName::api(), None, payload(v));
+    let invalid = vec![FieldError::new("phone", FieldErrorCode::Invalid, "not a phone number")];
+    store
+        .quarantine(vec![(raw(json!({"email": ERASED_EMAIL, "first_name": "Ximena", "phone": "call"})), invalid)])
+        .await
+        .unwrap();
+    store.enqueue(vec![raw(json!({"email": ERASED_EMAIL, "last_name": "Quennell"}))]).await.unwrap();
+
+    let first = item(
+        "api",
+        Some("signup-ximena"),
+        json!({
+            "email": ERASED_EMAIL, "first_name": "Ximena", "last_name": "Quennell", "phone": "+44 20 7946 0958",
+            "company": "Quennell Consulting", "street": "12 Quennell Mews", "city": "London", "country": "GB",
+            "external_id": "crm-quennell-7", "utm_source": "newsletter", "utm_campaign": "spring",
+            "utm_term": "ximena quennell",
+            "referrer_url": "https://mail.example/read?to=ximena.quennell@quennell-consulting.co.uk",
+            "landing_page_url": "https://quennell-consulting.co.uk/?gclid=ximena-click",
+            "custom": {"anonymous_id": "vid-ximena", "gclid": "ximena-click", "note": "Ximena prefers tea"},
+            "consent": {"granted": true, "source": "form", "policy_version": "v3"},
+        }),
+    );
+    let survivor = settled(&store.capture(vec![first], rules).await.unwrap()[0]).1.clone();
+    let again = item("api", None, json!({"email": ERASED_EMAIL, "job_title": "Founder", "phone": "020 7946 0958"}));
+    assert_eq!(settled(&store.capture(vec![again], rules).await.unwrap()[0]).0, Outcome::Merged);
+    let work = json!({"email": "xq@quennell-consulting.co.uk", "first_name": "Ximena", "last_name": "Quennell"});
+    let work = settled(&store.capture(vec![item("api", None, work)], rules).await.unwrap()[0]).1.clone();
+    // Queued at capture (one company, two mailboxes), or else by hand.
+    store.add_review(work.id, survivor.id, 0.8, Vec::new()).await.unwrap();
+    let review = store.list_reviews(None, 10).await.unwrap().remove(0);
+    assert_eq!((review.lead_id, review.candidate_id), (work.id, survivor.id));
+    store.decide_review(review.id, ReviewStatus::Merged, rules).await.unwrap().expect("decided");
+
+    let bob = item("api", None, json!({"email": "bob@acme.com", "first_name": "Bob", "company": "Acme"}));
+    let bob = settled(&store.capture(vec![bob], rules).await.unwrap()[0]).1.clone();
+    assert!(store.add_review(bob.id, survivor.id, 0.4, Vec::new()).await.unwrap());
+
+    let mut later = event(
+        "demo_request",
+        "https://q.example/demo?email=ximena.quennell@quennell-consulting.co.uk",
+        who(ERASED_EMAIL),
+        Some("demo-ximena"),
+    );
+    later.event.properties.insert("name".into(), json!("Ximena Quennell"));
+    let bobs = event("page_view", "https://acme.com/", who("bob@acme.com"), None);
+    let out = store.record_events(vec![later, bobs], rules).await.unwrap();
+    assert!(matches!(out[0], EventOutcome::Attached { lead_id, .. } if lead_id == survivor.id));
+
+    let t0 = OffsetDateTime::now_utc();
+    let record =
+        FeedbackIdentity { crm_destination: Some("crm".into()), crm_id: Some("hs-777".into()), ..Default::default() };
+    let mut from_crm = feedback("crm", Some("hs-e1"), record, Some(FeedbackStatus::Working), None, t0);
+    from_crm.payload = json!({"objectId": "hs-777", "email": ERASED_EMAIL, "firstname": "Ximena"});
+    let mut by_mail = feedback("generic", Some("g-1"), by_email(ERASED_EMAIL), None, None, t0);
+    by_mail.owner = Some("rep-9".into());
+    by_mail.payload = json!({"email": ERASED_EMAIL, "note": "Ximena asked for a call"});
+    store.record_feedback(vec![from_crm, by_mail], rules).await.unwrap();
+    store.link_crm_record("crm", "hs-777", survivor.id, rules).await.unwrap();
+
+    let import = import_job(ImportStatus::Queued);
+    store
+        .create_import(import.clone(), format!("email,first_name\n{ERASED_EMAIL},Ximena\n").into_bytes())
+        .await
+        .unwrap();
+    let report = format!(
+        "row,external_id,outcome,lead_id,errors\n2,crm-quennell-7,created,{},\n3,bob-1,created,{},\n",
+        survivor.id, bob.id
+    );
+    store
+        .update_import(crate::ImportJob { status: ImportStatus::Done, ..import.clone() }, Some(report.into_bytes()))
+        .await
+        .unwrap();
+
+    // One delivery made (the CRM's record is linked), one dead letter, the rest in flight.
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_deliveries(100, LEASE, now).await.unwrap();
+    let pick = |dest: &str| claimed.iter().find(|d| d.destination == dest && d.lead_id == survivor.id).unwrap().clone();
+    let (delivered, dead) = (pick("crm"), pick("audit"));
+    let tried = |d: &crate::OutboxDelivery, result, status| DeliveryAttempt {
+        delivery_id: d.id.clone(),
+        result,
+        at: now,
+        status: Some(status),
+        error: Some(format!("HTTP {status}: {ERASED_EMAIL}")),
+        request: Some(format!("POST /x\n\n{{\"email\":\"{ERASED_EMAIL}\"}}")),
+        response: Some(r#"{"results":[{"id":"hs-777","properties":{"firstname":"Ximena"}}]}"#.into()),
+        duration_ms: 40,
+    };
+    store.record_delivery(tried(&delivered, DeliveryResult::Delivered, 200)).await.unwrap();
+    store.record_delivery(tried(&dead, DeliveryResult::Dead, 400)).await.unwrap();
+    let before = store.get_lead(survivor.id).await.unwrap().unwrap();
+    assert!(before.account_id.is_some(), "the person's company founded an account");
+    // The scan below sees the person everywhere they were put.
+    let holding: std::collections::BTreeSet<String> =
+        personal_cells(&t.raw).await.into_iter().map(|(table, _, _)| table).collect();
+    let everywhere = [
+        "leads",
+        "submissions",
+        "lead_history",
+        "lead_keys",
+        "lead_visitors",
+        "events",
+        "touchpoints",
+        "feedback",
+        "outbox",
+        "delivery_attempts",
+        "accounts",
+        "account_keys",
+        "imports",
+    ];
+    assert_eq!(holding.iter().map(String::as_str).collect::<Vec<_>>(), {
+        let mut sorted = everywhere.to_vec();
+        sorted.sort_unstable();
+        sorted
+    });
+
+    let receipt = store
+        .erase_lead(work.id, "privacy-team".into(), Some("ticket 4711".into()), rules)
+        .await
+        .unwrap()
+        .expect("the lead exists");
+    assert_eq!((receipt.lead_id, receipt.already_erased), (survivor.id, false));
+    assert_eq!(receipt.merged_ids, [work.id]);
+    assert_eq!(receipt.destinations, ["hook", "crm"], "audit is not subscribed to erased");
+    let count = |table: &str| receipt.tables.iter().find(|t| t.table == table).map(|t| (t.scrubbed, t.deleted));
+    assert_eq!(count("leads"), Some((2, 0)));
+    assert_eq!(count("submissions"), Some((3, 2)), "settled ones kept empty; the quarantined and pending deleted");
+    assert_eq!(count("events").map(|c| c.1), Some(3), "two attached, one still waiting");
+    assert_eq!(count("duplicate_reviews"), Some((0, 2)));
+    assert_eq!(count("accounts"), Some((0, 1)));
+    assert_eq!(count("imports"), Some((1, 0)));
+    assert_eq!(count("feedback"), Some((2, 0)));
+
+    let leftovers = personal_cells(&t.raw).await;
+    assert!(leftovers.is_empty(), "personal data left after the erasure: {leftovers:#?}");
+
+    // The tombstone answers for both ids, and keeps what reports need.
+    let tomb = store.get_lead(work.id).await.unwrap().expect("a tombstone");
+    assert_eq!(tomb.id, survivor.id, "followed through the merge");
+    assert!(tomb.erased_at.is_some());
+    assert_eq!(
+        (tomb.created_at, &tomb.lifecycle_stage, tomb.score, &tomb.owner),
+        (before.created_at, &before.lifecycle_stage, before.score, &before.owner)
+    );
+    assert_eq!(tomb.fields, leadflow_domain::LeadFields::default());
+    assert_eq!(tomb.attribution.original.utm_campaign.as_deref(), Some("spring"));
+    assert_eq!(store.list_leads(None, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), [bob.id]);
+    assert_eq!(store.count_leads().await.unwrap(), 2, "reports still count the tombstone");
+    let hour = time::Duration::HOUR;
+    let sources = store.report_sources(t0 - hour, t0 + hour, false).await.unwrap();
+    assert!(sources.iter().any(|s| s.campaign.as_deref() == Some("spring") && s.leads == 1), "{sources:?}");
+    let history = store.lead_history(survivor.id).await.unwrap();
+    assert!(matches!(&history.last().unwrap().event,
+        LeadEvent::Erased { actor: Some(a), reason: Some(r), merged, crm_records }
+            if a == "privacy-team" && r == "ticket 4711" && merged == &[work.id] && crm_records.len() == 1));
+    assert!(history.iter().any(|h| matches!(h.event, LeadEvent::Merged { before: None, .. })));
+    assert!(history.iter().any(|h| matches!(h.event, LeadEvent::Absorbed { before: None, .. })));
+    assert!(store.get_account(before.account_id.unwrap()).await.unwrap().is_none(), "only the person was in it");
+    let bob_now = store.get_lead(bob.id).await.unwrap().unwrap();
+    assert_eq!(bob_now.fields.email.as_ref().map(Email::as_str), Some("bob@acme.com"));
+    assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
+
+    // One `lead.erased` per subscribed destination, after the tries in flight, with ids
+    // only; nothing else of the person will be delivered, and what was delivered is
+    // remembered without what it carried.
+    let pending = store.list_deliveries(DeliveryStatus::Pending, None, None, 100).await.unwrap();
+    let mine: Vec<&crate::OutboxDelivery> =
+        pending.iter().filter(|d| d.lead_id == survivor.id || d.lead_id == work.id).collect();
+    let mut erased: Vec<&str> = mine.iter().map(|d| d.destination.as_str()).collect();
+    erased.sort_unstable();
+    assert_eq!(erased, ["crm", "hook"]);
+    for d in &mine {
+        assert_eq!((d.event_type.as_str(), d.lead_id), ("lead.erased", survivor.id));
+        assert_eq!(d.payload["id"], survivor.id.to_string());
+        assert_eq!(d.payload["merged_ids"], json!([work.id]));
+        assert_eq!(d.payload["crm_records"], json!([{"destination": "crm", "crm_id": "hs-777"}]));
+    }
+    let (kept, tries) = store.get_delivery(&delivered.id).await.unwrap().unwrap();
+    assert_eq!((kept.status, &kept.payload), (DeliveryStatus::Delivered, &json!({"id": survivor.id, "erased": true})));
+    assert!(tries.iter().all(|t| t.request.is_none() && t.response.is_none() && t.error.is_none()));
+    assert!(store.get_delivery(&dead.id).await.unwrap().is_none(), "an undelivered event is cancelled");
+    let soon = store.claim_deliveries(100, LEASE, OffsetDateTime::now_utc()).await.unwrap();
+    assert!(soon.iter().all(|d| d.event_type != "lead.erased"), "not before the tries in flight end");
+
+    // A record made by a try that was in flight is deleted too; nothing is applied to the
+    // tombstone.
+    assert_eq!(store.link_crm_record("crm", "hs-888", work.id, rules).await.unwrap(), 0);
+    let after_lease = store.claim_deliveries(100, LEASE, now + LEASE + time::Duration::seconds(5)).await.unwrap();
+    let to_crm = after_lease.iter().find(|d| d.event_type == "lead.erased" && d.destination == "crm").unwrap();
+    assert_eq!(
+        to_crm.payload["crm_records"],
+        json!([{"destination": "crm", "crm_id": "hs-777"}, {"destination": "crm", "crm_id": "hs-888"}])
+    );
+    assert_eq!(after_lease.iter().filter(|d| d.event_type == "lead.erased").count(), 2);
+
+    // The person coming back is someone new: no match with the tombstone, no replay of
+    // the old idempotency key.
+    let back = item("api", Some("signup-ximena"), json!({"email": ERASED_EMAIL, "first_name": "Ximena"}));
+    let back = store.capture(vec![back], rules).await.unwrap();
+    let (outcome, lead, replayed) = settled(&back[0]);
+    assert_eq!((outcome, replayed), (Outcome::Created, false));
+    assert!(lead.id != survivor.id && lead.id != work.id);
+}
+
+pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore) {
+    use crate::{EventOutcome, StoreError};
+    use leadflow_domain::engagement::Identity;
+    use leadflow_domain::feedback::{FeedbackOutcome, FeedbackStatus};
+    let rules = &*ERASURE;
+    let first = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
+    let c = store.capture(vec![first], rules).await.unwrap();
+    let (ada, submission) = match &c[0] {
+        Captured::Settled { lead, submission_id, .. } => (lead.id, *submission_id),
+        other => panic!("{other:?}"),
+    };
+    let other =
+        settled(&store.capture(vec![item("api", None, json!({"email": "a.l@acme.com"}))], rules).await.unwrap()[0])
+            .1
+            .id;
+    let explanation = leadflow_domain::resolve::Explanation {
+        rule: leadflow_domain::resolve::MatchRule::Reviewed,
+        score: Some(0.9),
+        evidence: Vec::new(),
+    };
+    assert!(store.merge_leads(ada, other, explanation.clone(), rules).await.unwrap());
+    let score = store.get_lead(ada).await.unwrap().unwrap().score;
+    store.erase_lead(ada, "dpo".into(), None, rules).await.unwrap().unwrap();
+
+    let erased = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Erased(id)) if id == ada);
+    let moved = store.transition_lead(ada, "engaged".into(), "rep".into(), None, rules).await;
+    assert!(erased(moved.map(|_| ())), "no transition");
+    assert!(erased(store.assign_lead(ada, Some("rep-1".into()), "rep".into(), rules).await.map(|_| ())));
+    let unmerged = store.unmerge(other).await;
+    assert!(matches!(unmerged, Err(StoreError::Erased(id)) if id == other), "the state to restore is gone");
+    let again = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
+    assert!(erased(store.split_submission(ada, submission, again.candidate, rules).await.map(|_| ())));
+    let newcomer =
+        settled(&store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))], rules).await.unwrap()[0]).1.id;
+    assert!(!store.merge_leads(newcomer, ada, explanation.clone(), rules).await.unwrap());
+    assert!(!store.merge_leads(ada, newcomer, explanation, rules).await.unwrap());
+    assert_eq!(store.rescore_lead(ada, rules).await.unwrap().unwrap().score, score, "the score stays");
+
+    let named = Identity { lead_id: Some(other), ..Identity::default() };
+    let out = store.record_events(vec![event("page_view", "https://acme.com/", named, None)], rules).await.unwrap();
+    assert_eq!(out, [EventOutcome::Erased { lead_id: ada }]);
+    assert!(store.lead_events(ada, 10).await.unwrap().is_empty(), "not recorded");
+
+    let mut fb = feedback("crm", Some("e1"), by_id(other), Some(FeedbackStatus::Won), None, OffsetDateTime::now_utc());
+    fb.payload = json!({"email": "ada@acme.com"});
+    let result = store.record_feedback(vec![fb], rules).await.unwrap().remove(0);
+    assert_eq!((result.outcome, result.lead_id), (FeedbackOutcome::Erased, Some(ada)));
+    let kept = store.list_feedback(Some("crm".into()), None, 10).await.unwrap().remove(0);
+    assert_eq!(kept.result.outcome, FeedbackOutcome::Erased);
+    assert_eq!((kept.feedback.payload.clone(), kept.feedback.identity.email.clone()), (Value::Null, None));
+    let tomb = store.get_lead(ada).await.unwrap().unwrap();
+    assert_eq!((tomb.lifecycle_stage.as_str(), tomb.erased_at.is_some()), ("new", true), "nothing applied");
+}
+
+pub async fn erase_is_idempotent_and_waits_for_unfinished_imports(store: &DynStore) {
+    use crate::{DeliveryStatus, ImportStatus, StoreError};
+    let rules = &*ERASURE;
+    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], rules).await.unwrap();
+    let ada = settled(&c[0]).1.id;
+    assert!(store.erase_lead(LeadId::new(), "dpo".into(), None, rules).await.unwrap().is_none());
+
+    let import = import_job(ImportStatus::Running);
+    store.create_import(import.clone(), b"email\nada@acme.com\n".to_vec()).await.unwrap();
+    let refused = store.erase_lead(ada, "dpo".into(), None, rules).await;
+    assert!(matches!(&refused, Err(StoreError::Conflict(why)) if why.contains(&import.id.to_string())), "{refused:?}");
+    assert!(store.get_lead(ada).await.unwrap().unwrap().erased_at.is_none(), "nothing was done");
+    store.update_import(crate::ImportJob { status: ImportStatus::Done, ..import }, Some(Vec::new())).await.unwrap();
+
+    let first = store.erase_lead(ada, "dpo".into(), Some("request 1".into()), rules).await.unwrap().unwrap();
+    assert!(!first.already_erased);
+    let second = store.erase_lead(ada, "dpo".into(), Some("request 2".into()), rules).await.unwrap().unwrap();
+    assert!(second.already_erased);
+    assert_eq!((second.lead_id, second.erased_at), (ada, first.erased_at));
+    assert!(second.tables.is_empty() && second.destinations.is_empty(), "nothing more done");
+    let history = store.lead_history(ada).await.unwrap();
+    assert_eq!(history.iter().filter(|h| matches!(h.event, LeadEvent::Erased { .. })).count(), 1);
+    let pending = store.list_deliveries(DeliveryStatus::Pending, None, None, 100).await.unwrap();
+    assert_eq!(pending.iter().filter(|d| d.event_type == "lead.erased").count(), 2, "one per destination, once");
 }

@@ -3,7 +3,7 @@
 //! tests fail, with instructions, when that server cannot be reached.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::TestStore;
+use leadflow_store::conformance::{Raw, TestStore};
 use leadflow_store::postgres::testkit::TestDatabase;
 use leadflow_store::postgres::{PgOptions, PgStore};
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use std::sync::Arc;
 async fn fresh() -> TestStore {
     let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
     let store = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens and migrates");
-    TestStore { store: Arc::new(store), guard: Box::new(db) }
+    let raw = Raw::Postgres(db.url.clone());
+    TestStore { store: Arc::new(store), guard: Box::new(db), raw }
 }
 
 leadflow_store::conformance_suite!(fresh());

@@ -1,13 +1,14 @@
 //! The conformance suite on the SQLite store, each test on a fresh database file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::TestStore;
+use leadflow_store::conformance::{Raw, TestStore};
 use std::sync::Arc;
 
 async fn fresh() -> TestStore {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = leadflow_store::sqlite::SqliteStore::open(&dir.path().join("leadflow.db")).expect("opens");
-    TestStore { store: Arc::new(store), guard: Box::new(dir) }
+    let path = dir.path().join("leadflow.db");
+    let store = leadflow_store::sqlite::SqliteStore::open(&path).expect("opens");
+    TestStore { store: Arc::new(store), guard: Box::new(dir), raw: Raw::Sqlite(path) }
 }
 
 leadflow_store::conformance_suite!(fresh());
