@@ -193,7 +193,8 @@ mod tests {
             destination("crm", &[EventType::Created, EventType::Erased]),
             destination("hook", &[EventType::Created]),
         ]);
-        let erased = LeadEvent::Erased { actor: None, reason: None, merged: vec![], crm_records: vec![] };
+        let erased =
+            LeadEvent::Erased { actor: None, reason: None, merged: vec![], crm_records: vec![], delivered_to: vec![] };
         assert_eq!(EventType::of(&erased), vec![EventType::Erased]);
         assert_eq!(subs.deliveries(&erased), vec![("crm", EventType::Erased)]);
         assert_eq!(EventType::Erased.wire_name(), "lead.erased");

@@ -153,15 +153,19 @@ impl Identifiers {
     }
 }
 
-/// What an `erased` delivery carries: the lead's id, the ids merged into it and the CRM
-/// records known for them, so a destination can erase its own copies. Nothing personal.
-pub fn payload(lead: LeadId, erased_at: OffsetDateTime, merged: &[LeadId], crm_records: &[CrmRecord]) -> Value {
-    json!({
+/// What an `erased` delivery carries: the lead's id, the ids merged into it, the CRM
+/// records known for them and the destinations that received the person's data, so a
+/// destination can erase its own copies (or say that it cannot). Nothing personal. `None`
+/// for any other event.
+pub fn payload(lead: LeadId, erased_at: OffsetDateTime, event: &LeadEvent) -> Option<Value> {
+    let LeadEvent::Erased { merged, crm_records, delivered_to, .. } = event else { return None };
+    Some(json!({
         "id": lead,
         "erased_at": erased_at.format(&Rfc3339).unwrap_or_default(),
         "merged_ids": merged,
         "crm_records": crm_records,
-    })
+        "delivered_to": delivered_to,
+    }))
 }
 
 /// Adds a CRM record learnt after the erasure to an erased payload; `false` when it was
@@ -297,11 +301,21 @@ mod tests {
     fn the_erased_payload_names_ids_only() {
         let (id, merged) = (LeadId::new(), LeadId::new());
         let records = [CrmRecord { destination: "hubspot-main".into(), crm_id: "51".into() }];
-        let p = payload(id, OffsetDateTime::UNIX_EPOCH, &[merged], &records);
+        let event = LeadEvent::Erased {
+            actor: Some("dpo".into()),
+            reason: Some("ticket 1".into()),
+            merged: vec![merged],
+            crm_records: records.to_vec(),
+            delivered_to: vec!["hubspot-main".into()],
+        };
+        let p = payload(id, OffsetDateTime::UNIX_EPOCH, &event).expect("an erasure");
         assert_eq!(p["id"], id.to_string());
         assert_eq!(p["merged_ids"][0], merged.to_string());
         assert_eq!(p["crm_records"][0], json!({"destination": "hubspot-main", "crm_id": "51"}));
         assert_eq!(p["erased_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(p["delivered_to"], json!(["hubspot-main"]));
+        assert!(p.get("reason").is_none() && p.get("actor").is_none(), "who asked and why stay here");
+        assert!(payload(id, OffsetDateTime::UNIX_EPOCH, &LeadEvent::EventsAttached { count: 1 }).is_none());
         let mut p = p;
         let late = CrmRecord { destination: "salesforce".into(), crm_id: "00Q1".into() };
         assert!(add_crm_record(&mut p, &late));

@@ -178,6 +178,9 @@ pub enum LeadEvent {
         /// The CRM records known for them, which the destinations are asked to delete.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         crm_records: Vec<crate::erase::CrmRecord>,
+        /// The destinations that received (or may have received) the person's data.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        delivered_to: Vec<String>,
     },
 }
 

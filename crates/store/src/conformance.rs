@@ -1854,8 +1854,13 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     assert!(sources.iter().any(|s| s.campaign.as_deref() == Some("spring") && s.leads == 1), "{sources:?}");
     let history = store.lead_history(survivor.id).await.unwrap();
     assert!(matches!(&history.last().unwrap().event,
-        LeadEvent::Erased { actor: Some(a), reason: Some(r), merged, crm_records }
+        LeadEvent::Erased { actor: Some(a), reason: Some(r), merged, crm_records, .. }
             if a == "privacy-team" && r == "ticket 4711" && merged == &[work.id] && crm_records.len() == 1));
+    assert!(
+        matches!(&history.last().unwrap().event,
+        LeadEvent::Erased { delivered_to, .. } if delivered_to == &["audit", "crm", "hook"]),
+        "delivered, dead after a try, in flight"
+    );
     assert!(history.iter().any(|h| matches!(h.event, LeadEvent::Merged { before: None, .. })));
     assert!(history.iter().any(|h| matches!(h.event, LeadEvent::Absorbed { before: None, .. })));
     assert!(store.get_account(before.account_id.unwrap()).await.unwrap().is_none(), "only the person was in it");

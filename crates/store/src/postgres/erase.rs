@@ -181,6 +181,18 @@ pub(super) async fn erase(
     }
 
     scrub_feedback(c, &ids, &emails, &externals, &crm_records, &mut counts).await?;
+    // Where the person's data went (or may have: a try failed, or is in flight), before
+    // those deliveries are cancelled: a destination that cannot find its record says so.
+    let delivered_to: Vec<String> = rows(
+        c,
+        "SELECT DISTINCT destination FROM outbox
+         WHERE lead_id = ANY($1) AND (status = 'delivered' OR attempts > 0 OR lease_until > $2) ORDER BY 1",
+        &[&ids, &now],
+    )
+    .await?
+    .iter()
+    .map(|r| r.try_get(0))
+    .collect::<Result<_, _>>()?;
     let leases = cancel_deliveries(c, &family, now, &mut counts).await?;
     exec(c, "DELETE FROM routing_queue WHERE lead_id = ANY($1)", &[&ids]).await?;
     exec(c, "UPDATE assignments SET sla_due_at = NULL WHERE lead_id = ANY($1)", &[&ids]).await?;
@@ -191,6 +203,7 @@ pub(super) async fn erase(
         reason: reason.map(str::to_owned),
         merged: merged_ids.clone(),
         crm_records: crm_records.into_iter().collect(),
+        delivered_to,
     };
     insert_history(c, &HistoryEntry { lead_id: survivor.id, at: now, event: event.clone() }, None).await?;
     super::outbox::enqueue(c, &tombstone, &event, rules, now).await?;

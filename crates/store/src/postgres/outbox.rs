@@ -30,12 +30,7 @@ pub(super) async fn enqueue(
     if wanted.is_empty() {
         return Ok(());
     }
-    let erased = match event {
-        LeadEvent::Erased { merged, crm_records, .. } => {
-            Some(erase::payload(lead.id, lead.erased_at.unwrap_or(now), merged, crm_records))
-        }
-        _ => None,
-    };
+    let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
     let (whole, ids) = (Json(lead), erased.as_ref().map(Json));
     let payload: &(dyn tokio_postgres::types::ToSql + Sync) = match &ids {
         Some(ids) => ids,

@@ -189,6 +189,18 @@ pub(super) fn erase(
     }
 
     scrub_feedback(conn, &ids, &who, &crm_records, &mut counts)?;
+    // Where the person's data went (or may have: a try failed, or is in flight), before
+    // those deliveries are cancelled: a destination that cannot find its record says so.
+    let mut delivered_to = BTreeSet::new();
+    for id in &ids {
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT destination FROM outbox
+             WHERE lead_id = ?1 AND (status = 'delivered' OR attempts > 0 OR lease_until > ?2)",
+        )?;
+        for destination in stmt.query_map(params![id, at], |r| r.get::<_, String>(0))? {
+            delivered_to.insert(destination?);
+        }
+    }
     let leases = cancel_deliveries(conn, &family, at, &mut counts)?;
 
     for id in &ids {
@@ -202,6 +214,7 @@ pub(super) fn erase(
         reason: reason.map(str::to_owned),
         merged: merged_ids.clone(),
         crm_records: crm_records.into_iter().collect(),
+        delivered_to: delivered_to.into_iter().collect(),
     };
     insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: event.clone() }, None)?;
     outbox::enqueue(conn, &tombstone, &event, rules, now)?;

@@ -27,12 +27,7 @@ pub(super) fn enqueue(
     if wanted.is_empty() {
         return Ok(());
     }
-    let erased = match event {
-        LeadEvent::Erased { merged, crm_records, .. } => {
-            Some(erase::payload(lead.id, lead.erased_at.unwrap_or(now), merged, crm_records))
-        }
-        _ => None,
-    };
+    let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
     let payload = match &erased {
         Some(ids) => serde_json::to_string(ids)?,
         None => serde_json::to_string(lead)?,
