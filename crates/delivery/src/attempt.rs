@@ -58,6 +58,9 @@ pub enum Outcome {
     DeadLetter { status: Option<u16>, response_excerpt: Option<String>, reason: String },
     /// The lead lacks fields this destination needs; not sent. Waits until completed.
     NeedsData { missing: Vec<String> },
+    /// Nothing to send, and nothing left to do: done without a call (an erasure for a
+    /// CRM the lead never reached).
+    Skipped { reason: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -76,6 +79,7 @@ impl Outcome {
             Self::Deferred { .. } => "deferred",
             Self::DeadLetter { .. } => "dead_letter",
             Self::NeedsData { .. } => "needs_data",
+            Self::Skipped { .. } => "skipped",
         }
     }
 }

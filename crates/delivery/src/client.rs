@@ -10,6 +10,7 @@
 use crate::attempt::{Attempt, DeferReason, Delivery, Outcome};
 use crate::breaker::CircuitBreaker;
 use crate::config::{ConfigError, Destination, DestinationKind, Secret};
+use crate::erased::Erasure;
 use crate::http::Verdict;
 use crate::providers::{hubspot, salesforce, slack, webhook};
 use crate::ratelimit::TokenBucket;
@@ -68,7 +69,7 @@ impl Default for ClientSettings {
 /// A destination's validated target.
 pub(crate) enum Target {
     Webhook { url: Url, secret: SigningSecret },
-    HubSpot { endpoint: Url, token: Secret, lead_status: Option<String> },
+    HubSpot { endpoint: Url, gdpr_delete: Url, token: Secret, lead_status: Option<String> },
     Salesforce(Box<salesforce::Target>),
     Slack { url: Url },
 }
@@ -155,14 +156,15 @@ impl Client {
                 secret: SigningSecret::parse(secret.expose())
                     .map_err(|e| ConfigError::destination(name, format!("secret: {e}")))?,
             },
-            DestinationKind::HubSpot { base_url, token, lead_status } => Target::HubSpot {
-                endpoint: join(
-                    &parse_url(name, "base_url", base_url)?,
-                    &["crm", "v3", "objects", "contacts", "batch", "upsert"],
-                ),
-                token: token.clone(),
-                lead_status: lead_status.clone(),
-            },
+            DestinationKind::HubSpot { base_url, token, lead_status } => {
+                let base = parse_url(name, "base_url", base_url)?;
+                Target::HubSpot {
+                    endpoint: join(&base, &["crm", "v3", "objects", "contacts", "batch", "upsert"]),
+                    gdpr_delete: join(&base, &["crm", "v3", "objects", "contacts", "gdpr-delete"]),
+                    token: token.clone(),
+                    lead_status: lead_status.clone(),
+                }
+            }
             DestinationKind::Salesforce { .. } => Target::Salesforce(Box::new(salesforce::Target::new(config)?)),
             DestinationKind::Slack { url } => Target::Slack { url: parse_url(name, "url", url.expose())? },
         })
@@ -178,7 +180,8 @@ impl Client {
 
     /// The CRM's own id of the record a delivered try created or updated, read from its
     /// response: HubSpot's batch upsert `results[0].id`, Salesforce's `id`. `None` for
-    /// other destinations, or when the (bounded) response does not show it.
+    /// other destinations, or when the (bounded) response does not show it. (An erasure's
+    /// responses name no record it made: callers do not ask for them.)
     pub fn record_id(&self, destination: &str, response: &str) -> Option<String> {
         let kind = &self.destinations.get(destination)?.config.kind;
         let parsed: serde_json::Value = serde_json::from_str(response).ok()?;
@@ -202,7 +205,7 @@ impl Client {
         let status = match &outcome {
             Outcome::Delivered { status, .. } => Some(*status),
             Outcome::Retry { status, .. } | Outcome::DeadLetter { status, .. } => *status,
-            Outcome::Deferred { .. } | Outcome::NeedsData { .. } => None,
+            Outcome::Deferred { .. } | Outcome::NeedsData { .. } | Outcome::Skipped { .. } => None,
         };
         let kind = self.destinations.get(&delivery.destination).map_or("unknown", |d| d.config.kind.label());
         tracing::info!(
@@ -224,9 +227,26 @@ impl Client {
             return (Outcome::DeadLetter { status: None, response_excerpt: None, reason }, None);
         };
 
-        let missing = crate::preflight::missing_fields(&delivery.payload, &dest.config.all_required_fields());
-        if !missing.is_empty() {
-            return (Outcome::NeedsData { missing }, None);
+        // An erasure carries ids only: no field is required of it, and a CRM without a
+        // record to delete is not called at all.
+        let erasure = Erasure::of(delivery);
+        match &erasure {
+            None => {
+                let missing = crate::preflight::missing_fields(&delivery.payload, &dest.config.all_required_fields());
+                if !missing.is_empty() {
+                    return (Outcome::NeedsData { missing }, None);
+                }
+            }
+            Some(e) => {
+                let nothing = match &dest.target {
+                    Target::HubSpot { .. } => e.crm_ids.is_empty().then_some("HubSpot"),
+                    Target::Salesforce(t) => (!t.erases_anything(e)).then_some("Salesforce"),
+                    Target::Webhook { .. } | Target::Slack { .. } => None,
+                };
+                if let Some(provider) = nothing {
+                    return (e.nothing_to_delete(provider), None);
+                }
+            }
         }
 
         let now = self.clock.now();
@@ -240,13 +260,15 @@ impl Client {
         }
 
         let ctx = Ctx { http: &self.http, settings: &self.settings, clock: self.clock.as_ref(), delivery };
-        let exchange = match &dest.target {
-            Target::Webhook { url, secret } => webhook::send(&ctx, url, secret).await,
-            Target::HubSpot { endpoint, token, lead_status } => {
+        let exchange = match (&dest.target, &erasure) {
+            (Target::Webhook { url, secret }, _) => webhook::send(&ctx, url, secret).await,
+            (Target::HubSpot { gdpr_delete, token, .. }, Some(e)) => hubspot::erase(&ctx, gdpr_delete, token, e).await,
+            (Target::HubSpot { endpoint, token, lead_status, .. }, None) => {
                 hubspot::send(&ctx, endpoint, token, lead_status.as_deref()).await
             }
-            Target::Salesforce(target) => salesforce::send(&ctx, target).await,
-            Target::Slack { url } => slack::send(&ctx, url).await,
+            (Target::Salesforce(target), Some(e)) => salesforce::erase(&ctx, target, e).await,
+            (Target::Salesforce(target), None) => salesforce::send(&ctx, target).await,
+            (Target::Slack { url }, _) => slack::send(&ctx, url).await,
         };
 
         {

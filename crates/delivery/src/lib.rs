@@ -7,7 +7,9 @@
 //! [`RetrySchedule`] (or the server's `Retry-After`, whichever is later), `Deferred`
 //! (rate limit or open circuit; not counted as a try), `DeadLetter` (a 4xx retrying
 //! cannot fix, or the schedule is spent, kept with the response), or `NeedsData` (the
-//! lead lacks a field the destination requires; nothing was sent).
+//! lead lacks a field the destination requires; nothing was sent). `lead.erased` asks
+//! each destination to erase its copy of a person ([`erased`]); a CRM with nothing to
+//! delete answers `Skipped`.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +17,7 @@ pub mod attempt;
 pub mod breaker;
 pub mod client;
 pub mod config;
+pub mod erased;
 mod http;
 pub mod map;
 pub mod preflight;

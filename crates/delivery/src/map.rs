@@ -105,8 +105,20 @@ fn owner_label(owner: Option<String>) -> String {
 }
 
 /// The notification for the lead's owner: name, company and email only, never the rest
-/// of the lead (phone, address, custom fields, consent).
+/// of the lead (phone, address, custom fields, consent). An erasure names the lead's id
+/// and nothing else, whatever the payload holds: earlier messages may have named the
+/// person, and this one asks for them to be removed.
 pub fn slack_message(lead: &Value, event_type: &str) -> Value {
+    if event_type == crate::erased::EVENT_TYPE {
+        let id = text(lead, "id").map_or_else(|| "?".to_owned(), |id| escape(&id));
+        let line = format!(
+            "Lead {id} was erased at the person's request: please delete what earlier messages here said about them."
+        );
+        return json!({
+            "text": line,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": format!("*Lead erased* {line}")}}]
+        });
+    }
     let name = [text(lead, "first_name"), text(lead, "last_name")].into_iter().flatten().collect::<Vec<_>>().join(" ");
     let name = if name.is_empty() { "A lead".to_owned() } else { escape(&name) };
     let company = text(lead, "company").map(|c| format!(" at {}", escape(&c))).unwrap_or_default();
@@ -194,5 +206,15 @@ mod tests {
     fn slack_escapes_control_characters_and_handles_missing_owner() {
         let msg = slack_message(&json!({"first_name": "<!channel>", "company": "A&B"}), "lead.created");
         assert_eq!(msg["text"], "&lt;!channel&gt; at A&amp;B is assigned to nobody yet (lead.created).");
+    }
+
+    #[test]
+    fn slack_hears_of_an_erasure_by_the_lead_id_alone() {
+        let m = slack_message(&lead(), "lead.erased");
+        let text = m.to_string();
+        assert!(text.contains("0190f3a4-0000-7000-8000-000000000001"), "{text}");
+        for personal in ["Ada", "Lovelace", "ada@example.com", "Analytical", "U024BE7LH"] {
+            assert!(!text.contains(personal), "{personal} in {text}");
+        }
     }
 }

@@ -525,3 +525,174 @@ fn bad_configuration_is_refused_at_start() {
     }
     assert!(Client::new(ClientSettings::default(), vec![sf]).is_err());
 }
+
+// ---- Erasure -----------------------------------------------------------------------
+
+const MERGED_ID: &str = "0190f3a4-7c1e-7000-8000-00000000001b";
+
+/// A `lead.erased` delivery as the outbox writes it: ids only.
+fn erased(destination: &str, crm_records: Value, delivered_to: Value) -> Delivery {
+    let payload = json!({
+        "id": LEAD_ID, "erased_at": "2024-05-01T12:00:00Z", "merged_ids": [MERGED_ID],
+        "crm_records": crm_records, "delivered_to": delivered_to,
+    });
+    Delivery { event_type: "lead.erased".to_owned(), ..delivery(destination, payload) }
+}
+
+#[tokio::test]
+async fn a_webhook_hears_of_an_erasure_as_lead_erased_with_ids_only() {
+    let clock = ManualClock::new();
+    let server = receiver(clock.clone(), 0).await;
+    let client = client_at(clock, vec![webhook("hook", &server.url)]);
+    let records = json!([{"destination": "hubspot", "crm_id": "51"}]);
+    let sent = deliver(&client, &erased("hook", records.clone(), json!(["hook", "hubspot"]))).await;
+    assert!(matches!(sent.outcome, Outcome::Delivered { status: 204, .. }), "signed as any event: {sent:?}");
+    let envelope = server.requests()[0].json();
+    assert_eq!(envelope["type"], "lead.erased");
+    assert_eq!(envelope["data"]["id"], LEAD_ID);
+    assert_eq!(envelope["data"]["merged_ids"], json!([MERGED_ID]));
+    assert_eq!(envelope["data"]["crm_records"], records);
+}
+
+/// HubSpot's GDPR delete: 204 No Content for a contact it deletes, 404 for one it does
+/// not have (any more), the usual error shape otherwise.
+async fn hubspot_gdpr_server(fail_first: bool) -> Server {
+    Server::start(move |req, i| {
+        if req.header("authorization") != Some("Bearer pat-na1-11111111") {
+            return Response::json(401, json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"}));
+        }
+        if (req.method.as_str(), req.path.as_str()) != ("POST", "/crm/v3/objects/contacts/gdpr-delete") {
+            return Response::json(404, json!({"status": "error", "message": "unknown path", "category": "OBJECT_NOT_FOUND"}));
+        }
+        if fail_first && i == 0 {
+            return Response::json(502, json!({"status": "error", "message": "Bad gateway", "category": "INTERNAL_ERROR"}));
+        }
+        match req.json()["objectId"].as_str() {
+            Some("51") => Response::new(204, ""),
+            _ => Response::json(404, json!({"status": "error", "message": "Object not found. objectId are usually numeric.", "category": "OBJECT_NOT_FOUND"})),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn hubspot_erases_each_known_contact_by_id_with_its_gdpr_delete() {
+    let server = hubspot_gdpr_server(true).await;
+    let client = client(vec![hubspot(&server.url)]);
+    let records = json!([
+        {"destination": "hubspot", "crm_id": "51"},
+        {"destination": "hubspot", "crm_id": "52"},
+        {"destination": "salesforce", "crm_id": "00Q1"},
+    ]);
+    let mut d = erased("hubspot", records, json!(["hubspot"]));
+
+    let first = deliver(&client, &d).await;
+    assert!(matches!(first.outcome, Outcome::Retry { status: Some(502), .. }), "{first:?}");
+    d.attempt = 1;
+    let second = deliver(&client, &d).await;
+    assert!(matches!(second.outcome, Outcome::Delivered { status: 404, .. }), "52 is gone already: {second:?}");
+
+    let bodies: Vec<Value> = server.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(bodies, [json!({"objectId": "51"}), json!({"objectId": "51"}), json!({"objectId": "52"})]);
+    assert!(server.requests().iter().all(|r| r.header("content-type") == Some("application/json")));
+    let excerpt = second.request_excerpt.unwrap();
+    assert!(excerpt.contains("gdpr-delete") && !excerpt.contains("pat-na1"), "{excerpt}");
+}
+
+#[tokio::test]
+async fn hubspot_without_a_contact_id_is_not_called_and_says_whether_one_is_left_behind() {
+    let server = hubspot_gdpr_server(false).await;
+    let client = client(vec![hubspot(&server.url)]);
+    // Never sent there: nothing to delete, and no email is needed to know it.
+    let never = deliver(&client, &erased("hubspot", json!([]), json!(["hook"]))).await;
+    assert!(matches!(&never.outcome, Outcome::Skipped { reason } if reason.contains("never reached")), "{never:?}");
+    // Sent there, but its id was not learnt: a person must delete it.
+    let lost = deliver(&client, &erased("hubspot", json!([]), json!(["hubspot"]))).await;
+    let Outcome::DeadLetter { status: None, reason, .. } = &lost.outcome else { panic!("{lost:?}") };
+    assert!(reason.contains("by hand"), "{reason}");
+    assert_eq!(server.count(), 0, "no call, and never one by email");
+}
+
+/// Token endpoint and Lead deletes: by record id and by the external ID field; a Lead
+/// not there answers 404 NOT_FOUND. The first token has expired.
+async fn salesforce_delete_server() -> Server {
+    let issued = Arc::new(std::sync::Mutex::new(0usize));
+    Server::start(move |req, _| {
+        if req.path == "/services/oauth2/token" {
+            let mut n = issued.lock().unwrap();
+            *n += 1;
+            return Response::json(200, json!({"access_token": format!("tok-{n}"), "token_type": "Bearer"}));
+        }
+        if req.header("authorization") != Some(&format!("Bearer tok-{}", *issued.lock().unwrap()))
+            || *issued.lock().unwrap() == 1
+        {
+            return Response::json(
+                401,
+                json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
+            );
+        }
+        let lead = "/services/data/v62.0/sobjects/Lead/";
+        match (req.method.as_str(), req.path.strip_prefix(lead)) {
+            ("DELETE", Some("00Q1")) => Response::new(204, ""),
+            ("DELETE", Some(p)) if p == format!("Leadflow_Id__c/{LEAD_ID}") => Response::new(204, ""),
+            ("DELETE", Some(_)) => Response::json(
+                404,
+                json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]),
+            ),
+            _ => Response::json(400, json!([{"errorCode": "METHOD_NOT_ALLOWED", "message": "no"}])),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn salesforce_deletes_the_leads_by_record_id_and_external_id_refreshing_its_token_once() {
+    let server = salesforce_delete_server().await;
+    let client = client(vec![salesforce(&server.url)]);
+    let records = json!([{"destination": "salesforce", "crm_id": "00Q1"}, {"destination": "hubspot", "crm_id": "51"}]);
+    let done = deliver(&client, &erased("salesforce", records, json!(["salesforce"]))).await;
+    assert!(matches!(done.outcome, Outcome::Delivered { status: 404, .. }), "the merged lead never had one: {done:?}");
+    let seen: Vec<(String, String)> = server.requests().iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+    let lead = "/services/data/v62.0/sobjects/Lead";
+    let token = ("POST".to_owned(), "/services/oauth2/token".to_owned());
+    let delete = |p: String| ("DELETE".to_owned(), format!("{lead}/{p}"));
+    assert_eq!(
+        seen,
+        [
+            token.clone(),
+            delete("00Q1".into()),
+            token,
+            delete("00Q1".into()),
+            delete(format!("Leadflow_Id__c/{LEAD_ID}")),
+            delete(format!("Leadflow_Id__c/{MERGED_ID}")),
+        ]
+    );
+    assert!(!done.request_excerpt.unwrap_or_default().contains("tok-"), "no token in the excerpt");
+}
+
+#[tokio::test]
+async fn salesforce_without_an_external_id_field_erases_by_record_id_only() {
+    let server = salesforce_delete_server().await;
+    let mut dest = salesforce(&server.url);
+    if let DestinationKind::Salesforce { external_id_field, .. } = &mut dest.kind {
+        *external_id_field = None;
+    }
+    let client = client(vec![dest]);
+    let lost = deliver(&client, &erased("salesforce", json!([]), json!(["salesforce"]))).await;
+    assert!(matches!(lost.outcome, Outcome::DeadLetter { status: None, .. }), "{lost:?}");
+    assert_eq!(server.count(), 0);
+}
+
+#[tokio::test]
+async fn slack_hears_of_an_erasure_without_a_word_about_the_person() {
+    let server = Server::start(|_, _| Response::new(200, "ok")).await;
+    let client = client(vec![slack(&server.url)]);
+    // Even a payload that still named the person (it never does) would not be repeated.
+    let mut d = erased("slack", json!([]), json!(["slack"]));
+    d.payload["first_name"] = json!("Ada");
+    d.payload["email"] = json!("ada@example.com");
+    assert!(matches!(deliver(&client, &d).await.outcome, Outcome::Delivered { status: 200, .. }));
+    let text = server.requests()[0].text();
+    assert!(text.contains(LEAD_ID) && text.contains("erased"), "{text}");
+    assert!(!text.contains("Ada") && !text.contains("ada@example.com"), "{text}");
+}

@@ -142,7 +142,9 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rule
         attempt: row.attempts,
     };
     let tried = client.deliver(&delivery).await;
+    // An erasure deletes records; it learns none.
     if let Outcome::Delivered { response_excerpt, .. } = &tried.outcome
+        && delivery.event_type != leadflow_delivery::erased::EVENT_TYPE
         && let Some(record) = client.record_id(&delivery.destination, response_excerpt)
     {
         // Before the delivery is recorded: should this fail, the delivery stays pending
@@ -167,6 +169,8 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rule
             (DeliveryResult::Dead, status, Some(reason), response_excerpt)
         }
         Outcome::NeedsData { missing } => (DeliveryResult::NeedsData { missing }, None, None, None),
+        // Nothing to send was the whole job: done, and the reason kept as the answer.
+        Outcome::Skipped { reason } => (DeliveryResult::Delivered, None, None, Some(reason)),
     };
     metrics::counter!("leadflow_deliver_attempts_total", "outcome" => result_label(&result)).increment(1);
     let record = DeliveryAttempt {

@@ -4,10 +4,17 @@
 //! errors are `{status: "error", message, correlationId, category, errors: [...]}`, and
 //! 429 adds `errorType: RATE_LIMIT` and `policyName`. A private app token cannot be
 //! refreshed, so 401 goes to the dead letters.
+//!
+//! An erasure is `POST /crm/v3/objects/contacts/gdpr-delete` with `{"objectId": ID}` per
+//! contact id known for the lead (204 No Content): HubSpot's GDPR-compliant permanent
+//! delete. Never by email: that would send the address the erasure just removed (and
+//! HubSpot blocklists an address it does not find). A 404 means the contact is gone
+//! already, which is what was asked.
 
 use crate::client::Ctx;
 use crate::config::Secret;
-use crate::http::{self, Exchange, Verdict, classify_status};
+use crate::erased::Erasure;
+use crate::http::{self, Exchange, Verdict, classify_status, truncate};
 use crate::map::hubspot_properties;
 use crate::preflight::lookup;
 use crate::providers::{request_excerpt, summary};
@@ -38,6 +45,49 @@ pub(crate) async fn send(ctx: &Ctx<'_>, endpoint: &Url, token: &Secret, lead_sta
             response_excerpt: Some(r.body),
         },
     }
+}
+
+/// Deletes each of the lead's contacts, one call each, stopping at the first failure (the
+/// whole delivery is tried again later; a contact deleted already answers 404).
+pub(crate) async fn erase(ctx: &Ctx<'_>, url: &Url, token: &Secret, erasure: &Erasure) -> Exchange {
+    let max = ctx.settings.max_excerpt_bytes;
+    let mut sent = Vec::new();
+    let mut last = None;
+    for id in &erasure.crm_ids {
+        let body = json!({"objectId": id}).to_string().into_bytes();
+        sent.push(request_excerpt("POST", url.as_str(), &[], &body, max));
+        let request = ctx
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let excerpt = truncate(&sent.join("\n"), max);
+        let r = match http::send(request, max).await {
+            Ok(r) => r,
+            Err(error) => return http::unanswered(excerpt, error),
+        };
+        let verdict = match r.status {
+            200..=299 | 404 => Verdict::Delivered,
+            status => classify_status(status, &r.headers, error_summary(&parsed(&r.body), &r.body)),
+        };
+        let done = matches!(verdict, Verdict::Delivered);
+        let exchange = Exchange {
+            status: Some(r.status),
+            verdict,
+            request_excerpt: Some(excerpt),
+            response_excerpt: Some(r.body),
+        };
+        if !done {
+            return exchange;
+        }
+        last = Some(exchange);
+    }
+    last.unwrap_or_else(|| http::unanswered(String::new(), "no contact to delete".to_owned()))
+}
+
+fn parsed(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
 fn verdict(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Verdict {

@@ -8,9 +8,16 @@
 //! (`/services/oauth2/token`) by the refresh-token grant, or client credentials when no
 //! refresh token is configured; it refuses with 400 `{error, error_description}` (e.g.
 //! `invalid_grant`), which no retry fixes.
+//!
+//! An erasure deletes the Lead: `DELETE …/sobjects/Lead/{id}` for each record id known,
+//! and with an external ID field `DELETE …/sobjects/Lead/{field}/{lead id}` for the lead
+//! and every lead merged into it (204 No Content; 404 `NOT_FOUND` or
+//! `ENTITY_IS_DELETED` when it is gone already). Salesforce keeps a deleted record in its
+//! Recycle Bin until the bin is emptied (15 days at most), as for any delete.
 
 use crate::client::{Ctx, join};
 use crate::config::{ConfigError, Destination, DestinationKind, Secret};
+use crate::erased::Erasure;
 use crate::http::{self, Exchange, Received, Verdict, classify_status};
 use crate::map::salesforce_lead;
 use crate::providers::{request_excerpt, summary};
@@ -74,36 +81,106 @@ impl Target {
     }
 }
 
-pub(crate) async fn send(ctx: &Ctx<'_>, t: &Target) -> Exchange {
-    let token = {
-        let mut slot = t.token.lock().await;
-        match slot.as_ref() {
-            Some(token) => token.clone(),
-            None => match fetch_token(ctx, t).await {
-                Ok(token) => slot.insert(token).clone(),
-                Err(failed) => return failed,
-            },
+impl Target {
+    /// Whether an erasure has a Lead to delete here: a record id, or leadflow's own ids
+    /// through the external ID field.
+    pub(crate) fn erases_anything(&self, erasure: &Erasure) -> bool {
+        !erasure.crm_ids.is_empty() || self.external_id_field.is_some()
+    }
+}
+
+/// The access token in use, fetched when there is none yet.
+async fn current_token(ctx: &Ctx<'_>, t: &Target) -> Result<Secret, Exchange> {
+    let mut slot = t.token.lock().await;
+    match slot.as_ref() {
+        Some(token) => Ok(token.clone()),
+        None => fetch_token(ctx, t).await.map(|token| slot.insert(token).clone()),
+    }
+}
+
+/// A token to replace `stale`, which Salesforce refused (401).
+async fn fresh_token(ctx: &Ctx<'_>, t: &Target, stale: &Secret) -> Result<Secret, Exchange> {
+    let mut slot = t.token.lock().await;
+    match slot.as_ref() {
+        // Another delivery refreshed it meanwhile.
+        Some(current) if current != stale => Ok(current.clone()),
+        _ => {
+            *slot = None;
+            fetch_token(ctx, t).await.map(|token| slot.insert(token).clone())
         }
+    }
+}
+
+pub(crate) async fn send(ctx: &Ctx<'_>, t: &Target) -> Exchange {
+    let token = match current_token(ctx, t).await {
+        Ok(token) => token,
+        Err(failed) => return failed,
     };
     let first = send_lead(ctx, t, &token).await;
     if first.received.as_ref().is_ok_and(|r| r.status == 401) {
-        let fresh = {
-            let mut slot = t.token.lock().await;
-            match slot.as_ref() {
-                // Another delivery refreshed it meanwhile.
-                Some(current) if *current != token => current.clone(),
-                _ => {
-                    *slot = None;
-                    match fetch_token(ctx, t).await {
-                        Ok(token) => slot.insert(token).clone(),
-                        Err(failed) => return failed,
-                    }
-                }
-            }
+        let fresh = match fresh_token(ctx, t, &token).await {
+            Ok(token) => token,
+            Err(failed) => return failed,
         };
         return send_lead(ctx, t, &fresh).await.into_exchange(true);
     }
     first.into_exchange(false)
+}
+
+/// Deletes each of the lead's Leads, one call each, stopping at the first failure (the
+/// whole delivery is tried again later; a Lead deleted already answers 404).
+pub(crate) async fn erase(ctx: &Ctx<'_>, t: &Target, erasure: &Erasure) -> Exchange {
+    let mut urls: Vec<Url> = erasure.crm_ids.iter().map(|id| join(&t.lead_url, &[id])).collect();
+    if let Some(field) = &t.external_id_field {
+        urls.extend(erasure.lead_ids.iter().map(|id| join(&t.lead_url, &[field, id])));
+    }
+    let mut token = match current_token(ctx, t).await {
+        Ok(token) => token,
+        Err(failed) => return failed,
+    };
+    let (max, mut refreshed, mut sent, mut last) = (ctx.settings.max_excerpt_bytes, false, Vec::new(), None);
+    for url in urls {
+        sent.push(request_excerpt("DELETE", url.as_str(), &[], &[], max));
+        let mut call = delete_lead(ctx, &url, &token).await;
+        if !refreshed && call.as_ref().is_ok_and(|r| r.status == 401) {
+            token = match fresh_token(ctx, t, &token).await {
+                Ok(token) => token,
+                Err(failed) => return failed,
+            };
+            refreshed = true;
+            call = delete_lead(ctx, &url, &token).await;
+        }
+        let excerpt = http::truncate(&sent.join("\n"), max);
+        let r = match call {
+            Ok(r) => r,
+            Err(error) => return http::unanswered(excerpt, error),
+        };
+        let verdict = match r.status {
+            404 => Verdict::Delivered,
+            _ => verdict(&r, refreshed),
+        };
+        let done = matches!(verdict, Verdict::Delivered);
+        let exchange = Exchange {
+            status: Some(r.status),
+            verdict,
+            request_excerpt: Some(excerpt),
+            response_excerpt: Some(r.body),
+        };
+        if !done {
+            return exchange;
+        }
+        last = Some(exchange);
+    }
+    last.unwrap_or_else(|| http::unanswered(String::new(), "no Lead to delete".to_owned()))
+}
+
+async fn delete_lead(ctx: &Ctx<'_>, url: &Url, token: &Secret) -> Result<Received, String> {
+    let request = ctx
+        .http
+        .delete(url.clone())
+        .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+        .header(ACCEPT, "application/json");
+    http::send(request, ctx.settings.max_excerpt_bytes).await
 }
 
 struct LeadCall {
