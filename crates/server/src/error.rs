@@ -27,6 +27,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The lead was erased at the person's request: 410 Gone, code `erased`.
+    #[error("{0}")]
+    Erased(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -62,6 +65,10 @@ impl ApiError {
         Self::NotFound(detail.into())
     }
 
+    pub fn erased(lead: leadflow_domain::LeadId) -> Self {
+        Self::Erased(format!("lead {lead} was erased at the person's request; only its tombstone is kept"))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -69,6 +76,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::IllegalTransition { .. } => StatusCode::CONFLICT,
+            Self::Erased(_) => StatusCode::GONE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,6 +94,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Erased(_) => "erased",
             Self::IllegalTransition { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -105,6 +114,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(_) | StoreError::Closed => Self::Unavailable(e.to_string()),
             StoreError::Conflict(detail) => Self::Conflict(detail),
+            StoreError::Erased(id) => Self::erased(id),
             other => Self::Internal(other.to_string()),
         }
     }

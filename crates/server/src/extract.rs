@@ -101,35 +101,65 @@ impl FromRequest<AppState> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        if !is_json {
+        if !is_json(&req) {
             return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
         }
-        let bytes = Bytes::from_request(req, app).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: app.config.server.body_limit_bytes }
-            } else {
-                ApiError::bad_request("unreadable_body", "the request body could not be read")
-            }
-        })?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
-                "",
-                leadflow_domain::FieldErrorCode::WrongType,
-                "the body must be a JSON object",
-            )])),
-            Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),
+        object(&read_body(req, app).await?).map(Self)
+    }
+}
+
+/// A JSON object body that may be left out: no body (or only whitespace) is `None`;
+/// anything else is checked as [`JsonObject`] checks it, the size first.
+pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
+
+impl FromRequest<AppState> for OptionalJsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let json = is_json(&req);
+        let bytes = read_body(req, app).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
         }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+        }
+        object(&bytes).map(|map| Self(Some(map)))
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// The body, within the configured size limit.
+async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, app).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit: app.config.server.body_limit_bytes }
+        } else {
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        }
+    })
+}
+
+fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+            "",
+            leadflow_domain::FieldErrorCode::WrongType,
+            "the body must be a JSON object",
+        )])),
+        Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),
     }
 }
 

@@ -27,7 +27,8 @@ pub struct EventOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<EventId>,
     /// `attached` (to `lead_id`, rescored), `waiting` (nobody is a lead with that identity
-    /// yet) or `rejected` (batch only, with `errors`).
+    /// yet), `erased` (batch only: it names an erased lead and was not recorded) or
+    /// `rejected` (batch only, with `errors`).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
@@ -60,6 +61,15 @@ impl From<EventOutcome> for EventOut {
                 score: None,
                 lifecycle_stage: None,
                 replayed,
+                errors: Vec::new(),
+            },
+            EventOutcome::Erased { lead_id } => Self {
+                id: None,
+                status: "erased",
+                lead_id: Some(lead_id),
+                score: None,
+                lifecycle_stage: None,
+                replayed: false,
                 errors: Vec::new(),
             },
         }
@@ -238,6 +248,7 @@ fn parse(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The event names an erased lead; it was not recorded", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
@@ -256,6 +267,9 @@ pub async fn create(
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the event".into()))?;
+    if let EventOutcome::Erased { lead_id } = outcome {
+        return Err(ApiError::erased(lead_id));
+    }
     crate::metrics::events(1);
     Ok(Json(outcome.into()))
 }
@@ -266,6 +280,8 @@ pub struct EventBatchOut {
     pub results: Vec<EventOut>,
     pub attached: usize,
     pub waiting: usize,
+    /// Not recorded: they name an erased lead.
+    pub erased: usize,
     pub rejected: usize,
 }
 
@@ -335,6 +351,7 @@ pub async fn batch(
     Ok(Json(EventBatchOut {
         attached: count("attached"),
         waiting: count("waiting"),
+        erased: count("erased"),
         rejected: count("rejected"),
         results,
     }))

@@ -11,7 +11,8 @@
 //! a whole once stored; each item's outcome is in the body and in `GET /v1/feedback`.
 //! One generic item is answered by its outcome: 422 `reason_required` for a
 //! disqualification without its reason, 409 when no chain of allowed moves leads to the
-//! target stage, 202 when no lead matches (kept).
+//! target stage, 202 when no lead matches (kept), 410 when the lead was erased (kept
+//! without what the CRM sent).
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
@@ -143,6 +144,7 @@ fn is_zero(n: &usize) -> bool {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No chain of allowed moves leads to the target stage; `allowed` lists the moves", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased: nothing is applied, and nothing the CRM sent is kept", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `reason_required` / `reason_not_in_picklist`", body = Problem, content_type = "application/problem+json"),
@@ -350,6 +352,7 @@ fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
             Err(ApiError::IllegalTransition { code: "transition_not_allowed", detail, allowed: result.allowed })
         }
         FeedbackOutcome::Unmatched => Ok((StatusCode::ACCEPTED, Json(FeedbackOut::from(result))).into_response()),
+        FeedbackOutcome::Erased => Err(ApiError::Erased(detail)),
         _ => Ok(Json(FeedbackOut::from(result)).into_response()),
     }
 }

@@ -1,8 +1,10 @@
-//! `/v1/leads`: capture single leads and batches, read leads back.
+//! `/v1/leads`: capture single leads and batches, read leads back, undo merges, and
+//! erase a person (the right to be forgotten). An erased lead answers 410 Gone with the
+//! code `erased` wherever it is named: its tombstone is kept for the reports only.
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, not_found, path_id};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, not_found, path_id};
 use crate::ingest::{self, OnInvalid, Settled};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -341,13 +343,13 @@ pub async fn list(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased (code `erased`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     caller.require_read()?;
-    let missing = || not_found(&id, "lead");
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    let lead = live_lead(&app, lead_id, &id).await?;
     let moved = lead.id != lead_id;
     let mut response = Json(&lead).into_response();
     if moved {
@@ -363,6 +365,7 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased (code `erased`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn history(
@@ -371,9 +374,8 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
     caller.require_read()?;
-    let missing = || not_found(&id, "lead");
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
+    let lead = live_lead(&app, lead_id, &id).await?;
     Ok(Json(app.store.lead_history(lead.id).await?))
 }
 
@@ -393,6 +395,7 @@ pub struct UnmergeOut {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lead, or it is not merged", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The survivor changed after the merge", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The leads were erased: the state to restore is gone", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn unmerge(
@@ -433,6 +436,7 @@ pub struct SplitOut {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such lead, or the submission did not merge into it", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The lead changed after the merge, or the submission has the lead's own email", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -480,6 +484,7 @@ pub struct EventsQuery {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased (code `erased`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn events(
@@ -489,7 +494,7 @@ pub async fn events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<leadflow_domain::engagement::Event>>, ApiError> {
     caller.require_read()?;
-    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
     Ok(Json(app.store.lead_events(lead.id, q.limit.unwrap_or(100).clamp(1, 1000)).await?))
 }
 
@@ -502,6 +507,7 @@ pub async fn events(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased (code `erased`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn touchpoints(
@@ -510,7 +516,7 @@ pub async fn touchpoints(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<leadflow_domain::attribute::Touchpoint>>, ApiError> {
     caller.require_read()?;
-    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
     Ok(Json(app.store.touchpoints(lead.id).await?))
 }
 
@@ -540,6 +546,7 @@ pub struct TransitionsOut {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased (code `erased`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn transitions(
@@ -548,7 +555,7 @@ pub async fn transitions(
     Path(id): Path<String>,
 ) -> Result<Json<TransitionsOut>, ApiError> {
     caller.require_read()?;
-    let lead = app.store.get_lead(path_id(&id, "lead")?).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
     let history = app.store.lead_history(lead.id).await?;
     Ok(Json(transitions_out(&app, &lead, history)))
 }
@@ -603,6 +610,7 @@ pub struct TransitionIn {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not allowed by the lifecycle contract; `allowed` lists the stages that are", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -672,6 +680,7 @@ pub struct AssignmentIn {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Routing found nobody to give the lead to", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The lead was erased", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -718,4 +727,141 @@ pub async fn assign(
         ));
     }
     Ok(Json(lead))
+}
+
+/// The lead the path names (followed through merges), unless it was erased: 404 for no
+/// such lead, 410 `erased` for a tombstone.
+async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, ApiError> {
+    let lead = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(raw, "lead"))?;
+    match lead.erased_at {
+        Some(_) => Err(ApiError::erased(lead.id)),
+        None => Ok(lead),
+    }
+}
+
+/// Who asks for an erasure, and why. Both optional: the actor defaults to the API key's
+/// name. Never put personal data here: it is kept in the lead's history.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErasureIn {
+    /// Why, e.g. the request or ticket number (at most 500 characters).
+    reason: Option<String>,
+    /// Who asks (at most 200 characters); default: the API key's name.
+    actor: Option<String>,
+}
+
+/// What one table kept (scrubbed of personal data) and deleted.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TableErasureOut {
+    pub table: &'static str,
+    pub scrubbed: u64,
+    pub deleted: u64,
+}
+
+/// The receipt of an erasure.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErasureOut {
+    /// The lead erased: the surviving lead when the id named one merged into it.
+    pub lead_id: LeadId,
+    /// When it was erased (for an earlier erasure, when that was).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub erased_at: time::OffsetDateTime,
+    /// The leads merged into it, erased with it.
+    pub merged_ids: Vec<LeadId>,
+    /// The lead was erased before; nothing was done this time.
+    pub already_erased: bool,
+    /// Per table, in a fixed order; empty when nothing was done.
+    pub tables: Vec<TableErasureOut>,
+    /// The destinations that get a `lead.erased` delivery (ids only) to erase their copy.
+    pub destinations: Vec<String>,
+}
+
+impl From<leadflow_store::ErasureReceipt> for ErasureOut {
+    fn from(r: leadflow_store::ErasureReceipt) -> Self {
+        Self {
+            lead_id: r.lead_id,
+            erased_at: r.erased_at,
+            merged_ids: r.merged_ids,
+            already_erased: r.already_erased,
+            tables: r
+                .tables
+                .into_iter()
+                .map(|t| TableErasureOut { table: t.table, scrubbed: t.scrubbed, deleted: t.deleted })
+                .collect(),
+            destinations: r.destinations,
+        }
+    }
+}
+
+const MAX_ERASURE_REASON: usize = 500;
+const MAX_ERASURE_ACTOR: usize = 200;
+
+/// Erase the person behind a lead (the right to be forgotten).
+///
+/// In one transaction, the lead and every lead merged into it lose all personal data,
+/// wherever it is stored (submissions, history, events, touchpoints, feedback,
+/// deliveries, reviews, import reports, and what waits unattached under the person's
+/// email); a tombstone keeps the id, dates, stage, score, owner and source for the
+/// reports. Deliveries not made yet are cancelled, and each destination subscribed to
+/// `erased` gets a `lead.erased` delivery with ids only. A new submission with the same
+/// email becomes a new lead. Erasing again answers 200 with `already_erased` and does
+/// nothing. Refused (409) while an import job is unfinished: its file may hold the
+/// person's row.
+#[utoipa::path(post, path = "/v1/leads/{id}/erase", tag = "leads", request_body(content = Option<ErasureIn>, description = "Optional: who asks and why"),
+    params(("id" = String, Path, description = "The lead id (a merged-away id erases its survivor)")),
+    responses(
+        (status = 200, body = ErasureOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An import job is unfinished; erase once it has finished", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn erase(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJsonObject(body): OptionalJsonObject,
+) -> Result<Json<ErasureOut>, ApiError> {
+    caller.require_admin()?;
+    let lead_id: LeadId = path_id(&id, "lead")?;
+    let body = body.unwrap_or_default();
+    let mut errors = Vec::new();
+    let mut text = |field: &str, max: usize| -> Option<String> {
+        match body.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.trim().to_owned()),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    field,
+                    FieldErrorCode::Invalid,
+                    format!("{field} must be a non-empty string of at most {max} characters"),
+                ));
+                None
+            }
+        }
+    };
+    let reason = text("reason", MAX_ERASURE_REASON);
+    let actor = text("actor", MAX_ERASURE_ACTOR);
+    for field in body.keys().filter(|k| !matches!(k.as_str(), "reason" | "actor")) {
+        errors.push(FieldError::new(field.clone(), FieldErrorCode::Invalid, "only reason and actor may be given"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
+    let receipt = app
+        .store
+        .erase_lead(lead_id, actor, reason, &app.config.rules())
+        .await?
+        .ok_or_else(|| not_found(&id, "lead"))?;
+    if !receipt.already_erased {
+        tracing::info!(lead_id = %receipt.lead_id, merged = receipt.merged_ids.len(), "lead erased");
+    }
+    Ok(Json(receipt.into()))
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod capture;
 mod delivery;
 mod engagement;
+mod erasure;
 mod feedback;
 mod hooks;
 mod imports;
