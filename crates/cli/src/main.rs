@@ -119,6 +119,11 @@ enum Command {
         #[command(subcommand)]
         action: SourcesCommand,
     },
+    /// Act on one lead.
+    Leads {
+        #[command(subcommand)]
+        action: LeadsCommand,
+    },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
         #[command(flatten)]
@@ -128,6 +133,27 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeadsCommand {
+    /// Erase the person behind a lead (the right to be forgotten): the lead and every lead
+    /// merged into it lose all personal data everywhere it is stored, a tombstone stays
+    /// for the reports, and destinations subscribed to `erased` are told. Prints the
+    /// receipt as JSON. Erasing an erased lead does nothing more.
+    Erase {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The lead id (a merged-away id erases its survivor).
+        id: String,
+        /// Why (a request or ticket number); kept in the lead's history, so never
+        /// personal data.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who asks (default: cli).
+        #[arg(long, default_value = "cli")]
+        actor: String,
     },
 }
 
@@ -275,6 +301,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sources { action: SourcesCommand::Test { data, name, payload } } => {
             test_source(&data, &name, payload.as_deref()).await
         }
+        Command::Leads { action: LeadsCommand::Erase { data, id, reason, actor } } => {
+            erase(&data, &id, reason, actor).await
+        }
         Command::Export { data, format, out } => {
             let (store, _) = open(&data).await?;
             let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);
@@ -284,6 +313,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+async fn erase(data: &DataArgs, id: &str, reason: Option<String>, actor: String) -> Result<(), Failure> {
+    let lead: leadflow_domain::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let (store, config) = open(data).await?;
+    let result = store.erase_lead(lead, actor, reason, &config.rules()).await;
+    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let receipt = match result {
+        Ok(Some(receipt)) => receipt,
+        Ok(None) => return Err(Failure::Runtime(format!("no lead has the id {id}"))),
+        Err(e @ leadflow_store::StoreError::Unavailable(_)) => return Err(Failure::Store(e.to_string())),
+        Err(e) => return Err(Failure::Runtime(e.to_string())),
+    };
+    println!("{}", serde_json::to_string_pretty(&receipt).map_err(|e| Failure::Runtime(e.to_string()))?);
+    if receipt.already_erased {
+        eprintln!("lead {} was already erased: nothing more was done", receipt.lead_id);
+    } else {
+        eprintln!("erased lead {} and {} merged into it", receipt.lead_id, receipt.merged_ids.len());
+    }
+    Ok(())
 }
 
 async fn test_source(data: &DataArgs, name: &str, payload: Option<&Path>) -> Result<(), Failure> {
