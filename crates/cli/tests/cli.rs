@@ -453,6 +453,35 @@ fn import_reports_every_row_and_importing_again_creates_nothing() {
 }
 
 #[test]
+fn leads_erase_prints_the_receipt_and_the_person_leaves_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "email,first_name,external_id\nada@example.com,Ada,crm-1\ngrace@example.com,Grace,crm-2\n";
+    std::fs::write(dir.path().join("leads.csv"), csv).unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "report.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ada = report_rows(&dir.path().join("report.csv"))[0][3].clone();
+
+    let out = run(dir.path(), &["leads", "erase", &ada, "--reason", "DSR-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receipt: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((receipt["lead_id"].as_str(), receipt["already_erased"].as_bool()), (Some(ada.as_str()), Some(false)));
+    let submissions = receipt["tables"].as_array().unwrap().iter().find(|t| t["table"] == "submissions").cloned();
+    assert_eq!(submissions, Some(json!({"table": "submissions", "scrubbed": 1, "deleted": 0})));
+    let leads = stdout(&run(dir.path(), &["export", "--format", "jsonl"]));
+    assert_eq!(leads.lines().count(), 1);
+    assert!(!leads.contains("ada@example.com") && leads.contains("grace@example.com"), "{leads}");
+
+    let again = run(dir.path(), &["leads", "erase", &ada]);
+    assert!(again.status.success());
+    assert_eq!(serde_json::from_str::<Value>(&stdout(&again)).unwrap()["already_erased"], true);
+    assert!(stderr(&again).contains("already erased"), "{}", stderr(&again));
+    let unknown = run(dir.path(), &["leads", "erase", "0190f3a4-7c1e-7000-8000-00000000002a"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no lead has the id"), "{}", stderr(&unknown));
+    assert_eq!(run(dir.path(), &["leads", "erase", "nope"]).status.code(), Some(1));
+}
+
+#[test]
 fn import_reads_windows_1252_and_tabs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("legacy.csv"), b"email\tfirst_name\tcity\nzoe@example.com\tZo\xeb\tK\xf6ln\n")
