@@ -5,7 +5,9 @@
 //! be read, tested and benchmarked alone. The store and the server call into this crate.
 //!
 //! The stages, in the order [`pipeline`] runs them: [`capture`] → [`map`] → [`normalize`]
-//! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`].
+//! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`]. Beside them, [`erase`]
+//! decides what is left of a person who asked to be forgotten: a tombstone and history
+//! without personal data, and a `lead.erased` payload of ids.
 #![forbid(unsafe_code)]
 
 pub mod account;

@@ -3,6 +3,10 @@
 //!
 //! SQL lives only here. Every backend must pass [`conformance`]; a backend-specific test
 //! file instantiates the suite with [`conformance_suite!`].
+//!
+//! Erasure ([`Store::erase_lead`]) is the one operation that must reach every table: a
+//! new table holding lead data needs a line in each backend's `erase` module, and the
+//! conformance test that reads every column of every table fails until it has one.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
