@@ -33,6 +33,11 @@ pub fn lead_outcomes(source: &str, outcome: &'static str, n: u64) {
     metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(n);
 }
 
+/// A person erased: the lead and `merged` leads merged into it.
+pub fn erased(merged: usize) {
+    metrics::counter!("leadflow_erase_leads_total").increment(1 + merged as u64);
+}
+
 pub fn events(n: usize) {
     metrics::counter!("leadflow_events_total").increment(n as u64);
 }

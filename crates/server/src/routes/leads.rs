@@ -862,6 +862,7 @@ pub async fn erase(
         .ok_or_else(|| not_found(&id, "lead"))?;
     if !receipt.already_erased {
         tracing::info!(lead_id = %receipt.lead_id, merged = receipt.merged_ids.len(), "lead erased");
+        crate::metrics::erased(receipt.merged_ids.len());
     }
     Ok(Json(receipt.into()))
 }
