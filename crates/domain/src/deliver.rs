@@ -17,6 +17,8 @@ pub enum EventType {
     Mql,
     Assigned,
     StageChanged,
+    /// The person was erased; the delivery carries ids only, for the destination to erase
+    /// its own copy.
     Erased,
 }
 

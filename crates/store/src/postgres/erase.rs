@@ -19,6 +19,10 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
+/// In order: find the family and every way the person was named (their leads, the
+/// snapshots in their history, their visitor ids and CRM records); refuse while an import
+/// is unfinished; write the tombstones and drop an account left empty; scrub or delete,
+/// table by table; then write the `erased` history entry and its deliveries.
 pub(super) async fn erase(
     c: &impl GenericClient,
     id: LeadId,

@@ -15,6 +15,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
+/// In order: find the family and every way the person was named (their leads, the
+/// snapshots in their history, their visitor ids and CRM records); refuse while an import
+/// is unfinished; write the tombstones and drop an account left empty; scrub or delete,
+/// table by table; then write the `erased` history entry and its deliveries.
 pub(super) fn erase(
     conn: &Connection,
     id: LeadId,
