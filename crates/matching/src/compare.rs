@@ -259,7 +259,9 @@ fn company_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if a.is_empty() || b.is_empty() {
         return Level::Missing;
     }
-    if a == b {
+    // Word breaks are spelling, not identity ("Pricewaterhouse Coopers" / "PricewaterhouseCoopers").
+    let compact = |s: &str| s.chars().filter(|c| *c != ' ').collect::<String>();
+    if a == b || compact(&a) == compact(&b) {
         return Level::Exact;
     }
     let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
@@ -492,4 +494,16 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     }
 
     MatchScore { score, parts, rules }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn company_word_breaks_do_not_matter() {
+        let sim = Similarity::default();
+        assert_eq!(company_level("horizon cobalt", "horizoncobalt", &sim), Level::Exact);
+        assert_eq!(company_level("horizon cobalt", "horizon", &sim), Level::Similar);
+    }
 }
