@@ -163,6 +163,12 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if short.len() == 1 {
         return if long.starts_with(short.as_str()) { Level::Initial } else { Level::Different };
     }
+    // A short form cut from the other ("Kat" / Katherine, "Vale" / Valentina): truncation is the
+    // commonest way nicknames are made, in most languages, and the table cannot list them all.
+    // Scored like a typo-level difference; long prefixes ("Joseph" / "Josephine") already are.
+    if short.len() >= 3 && long.starts_with(short.as_str()) {
+        return Level::Similar;
+    }
     let s = jw(&a, &b);
     if s >= sim.name_similar {
         Level::Similar
@@ -499,6 +505,16 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_first_name_is_similar() {
+        let sim = Similarity::default();
+        assert_eq!(first_name_level("Kat", "Katherine", &sim), Level::Similar);
+        assert_eq!(first_name_level("Valentina", "Vale", &sim), Level::Similar);
+        // Two letters are an initial pair, not a short form; a different start is different.
+        assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
+        assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
 
     #[test]
     fn company_word_breaks_do_not_matter() {
