@@ -179,8 +179,9 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     }
 }
 
-/// Whether one folded first name is one edit away from a name that is nickname-equivalent to
-/// the other (both at least 4 letters, same initial).
+/// Whether one folded first name is a misspelling of a name nickname-equivalent to the other
+/// (both at least 4 letters): one edit away with the same initial ("Billl" / William), or the
+/// same stem with another diminutive ending ("Robbie" / Robert, whose table entry is "Robby").
 fn nickname_typo(a: &str, b: &str) -> bool {
     if a.len() < 4 || b.len() < 4 {
         return false;
@@ -190,7 +191,25 @@ fn nickname_typo(a: &str, b: &str) -> bool {
     let near = |x: &str, y: &str| {
         x.as_bytes().first() == y.as_bytes().first() && x.len().abs_diff(y.len()) <= 1 && y.len() >= 4 && one_edit(x, y)
     };
-    table.equivalents(b).iter().any(|n| near(a, n)) || table.equivalents(a).iter().any(|n| near(b, n))
+    let same_stem = |x: &str, y: &str| {
+        let (sx, sy) = (diminutive_stem(x), diminutive_stem(y));
+        sx.len() >= 3 && sx.len() < x.len() && sy.len() < y.len() && sx == sy
+    };
+    // A name the table knows is not a typo ("John" is one edit from "Joan", in Hannah's group;
+    // "Mary" from "Marg", in Margaret's), unless the two differ only in the diminutive ending.
+    let typo_of = |x: &str, y: &str| {
+        table.equivalents(y).iter().any(|n| same_stem(x, n) || (near(x, n) && !table.contains(x)))
+    };
+    typo_of(a, b) || typo_of(b, a)
+}
+
+/// A folded first name without its diminutive ending (-ie, -ey, -y, -i, -e), if a stem of at
+/// least two letters remains.
+fn diminutive_stem(name: &str) -> &str {
+    ["ie", "ey", "y", "i", "e"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix).filter(|stem| stem.len() >= 2))
+        .unwrap_or(name)
 }
 
 fn last_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
@@ -514,6 +533,17 @@ mod tests {
         // Two letters are an initial pair, not a short form; a different start is different.
         assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
         assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
+
+    #[test]
+    fn a_known_name_is_not_a_typo_of_a_nickname() {
+        // "joan" is in Hannah's group (Johannah) and one edit from "john".
+        assert!(!nickname_typo("hannah", "john"));
+        assert!(!nickname_typo("margaret", "mary"));
+        assert!(nickname_typo("billl", "william"));
+        // ... but another spelling of the same nickname is.
+        assert!(nickname_typo("kate", "kathleen"));
+        assert!(nickname_typo("robbie", "robert"));
     }
 
     #[test]
