@@ -212,8 +212,8 @@ fn diminutive_stem(name: &str) -> &str {
         .unwrap_or(name)
 }
 
-fn last_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
-    let (a, b) = (fold_name(a), fold_name(b));
+fn last_name_level(raw_a: &str, raw_b: &str, sim: &Similarity) -> Level {
+    let (a, b) = (fold_name(raw_a), fold_name(raw_b));
     if a.is_empty() || b.is_empty() {
         return Level::Missing;
     }
@@ -222,6 +222,17 @@ fn last_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     }
     let s = jw(&a, &b);
     let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    // A surname glued to a longer one is another surname ("John" / "Johnson", "Black" /
+    // "Blackson", "Richard" / "Richards" + 1 is left to the typo levels): a typo adds one
+    // letter, not two. A second surname in its own word ("Garcia" / "Garcia Lopez",
+    // "Smith" / "Smith-Jones") is the same person's fuller name and keeps Jaro-Winkler's level.
+    if long.len() >= short.len() + 2 && long.starts_with(short.as_str()) {
+        let raw_long = if a.len() <= b.len() { raw_b } else { raw_a };
+        let own_word = raw_long.split(|c: char| c.is_whitespace() || c == '-').any(|w| fold_name(w) == *short);
+        if !own_word {
+            return Level::Close;
+        }
+    }
     if s >= sim.name_similar {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) || (short.len() >= 4 && long.contains(short.as_str())) {
@@ -533,6 +544,17 @@ mod tests {
         // Two letters are an initial pair, not a short form; a different start is different.
         assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
         assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
+
+    #[test]
+    fn a_surname_glued_to_a_longer_one_is_not_similar() {
+        let sim = Similarity::default();
+        assert_eq!(last_name_level("Black", "Blackson", &sim), Level::Close);
+        assert_eq!(last_name_level("Johnson", "John", &sim), Level::Close);
+        assert_eq!(last_name_level("Garcia", "Garcia Lopez", &sim), Level::Similar);
+        assert_eq!(last_name_level("Smith-Jones", "Smith", &sim), Level::Similar);
+        // One added letter is a typo.
+        assert_eq!(last_name_level("Hall", "Halll", &sim), Level::Similar);
     }
 
     #[test]
