@@ -262,6 +262,48 @@ fn email_level(a: &Record, b: &Record, rules: &EmailRules) -> Level {
     }
 }
 
+/// Whether both email local parts are spelt from the (agreeing) names alone — `jane.doe`,
+/// `jdoe`, `janed`, `jane`, `doe.jane`, … with `.`, `_` or `-` between the parts — the way one
+/// person's addresses at one company are (an alias, a pattern change). Colleagues who share a full
+/// name are told apart by their addresses: a digit (`jane.doe2`) or a middle initial
+/// (`jane.m.doe`) is not spelt from the names, and keeps the pair in review.
+fn aliases_of_one_name(a: &Record, b: &Record) -> bool {
+    let names = |r: &Record| -> Option<(String, String)> {
+        Some((fold_name(present(&r.first_name)?), fold_name(present(&r.last_name)?)))
+    };
+    let (Some((fa, la)), Some((fb, lb))) = (names(a), names(b)) else {
+        return false;
+    };
+    let table = NicknameTable::global();
+    let mut firsts: Vec<String> = vec![fa.clone(), fb.clone()];
+    for f in [&fa, &fb] {
+        firsts.extend(table.formal_names(f).map(str::to_owned));
+    }
+    let lasts = [la, lb];
+    let spelt = |local: &str| {
+        let local: String = local.chars().filter(|c| !matches!(c, '.' | '_' | '-')).collect();
+        !local.is_empty()
+            && local.bytes().all(|c| c.is_ascii_lowercase())
+            && firsts.iter().filter(|f| !f.is_empty()).any(|f| {
+                lasts.iter().filter(|l| !l.is_empty()).any(|l| {
+                    let (fi, li) = (&f[..1], &l[..1]);
+                    [
+                        format!("{f}{l}"),
+                        format!("{fi}{l}"),
+                        format!("{f}{li}"),
+                        f.clone(),
+                        format!("{l}{f}"),
+                        format!("{l}{fi}"),
+                        l.clone(),
+                    ]
+                    .contains(&local)
+                })
+            })
+    };
+    let local = |r: &Record| present(&r.email).and_then(split_email).map(|(l, _)| l.to_ascii_lowercase());
+    matches!((local(a), local(b)), (Some(x), Some(y)) if spelt(&x) && spelt(&y))
+}
+
 /// Business domains of a record: its email domain unless free-mail, and its website domain.
 pub(crate) fn business_domains(r: &Record) -> [Option<String>; 2] {
     let email_domain = if r.free_mail {
@@ -500,7 +542,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let positive = |f: Field| model.weight(f, level(f).unwrap_or(Level::Missing)) > 0.0;
 
     let mut rules = Vec::new();
-    if email == Some(Level::DifferentSameDomain) {
+    if email == Some(Level::DifferentSameDomain)
+        && !(matches!(first, Some(Level::Exact | Level::Nickname))
+            && last == Some(Level::Exact)
+            && aliases_of_one_name(a, b))
+    {
         rules.push(HardRule::SameDomainDifferentMailbox);
     }
     let names_agree = matches!(first, Some(Level::Exact | Level::Nickname | Level::Similar))
@@ -566,6 +612,28 @@ mod tests {
         // ... but another spelling of the same nickname is.
         assert!(nickname_typo("kate", "kathleen"));
         assert!(nickname_typo("robbie", "robert"));
+    }
+
+    #[test]
+    fn two_addresses_spelt_from_one_name_are_aliases() {
+        let person = |first: &str, email: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some("Caldstone".into()),
+            email: Some(email.into()),
+            email_domain: Some("pixel.fr".into()),
+            company_key: Some("pixel".into()),
+            ..Record::default()
+        };
+        let a = person("Emily", "emily.caldstone@pixel.fr");
+        assert!(aliases_of_one_name(&a, &person("Emily", "ecaldstone@pixel.fr")));
+        assert!(aliases_of_one_name(&person("Jim", "james@pixel.fr"), &person("James", "jim_caldstone@pixel.fr")));
+        // A digit or a middle initial tells namesakes apart; so does another first name.
+        assert!(!aliases_of_one_name(&a, &person("Emily", "emily.caldstone2@pixel.fr")));
+        assert!(!aliases_of_one_name(&a, &person("Emily", "emily.r.caldstone@pixel.fr")));
+        let model = Model::default();
+        let ruled = |x: &Record, y: &Record| compare(x, y, &model).rules.contains(&HardRule::SameDomainDifferentMailbox);
+        assert!(!ruled(&a, &person("Emily", "ecaldstone@pixel.fr")));
+        assert!(ruled(&a, &person("Laura", "lcaldstone@pixel.fr")));
     }
 
     #[test]
