@@ -38,7 +38,8 @@ fn main() {
     }
     let mut runs = vec![(LeadView::Survivor, "with frequencies", model.clone())];
     if !flag("--survivor-only") {
-        runs.push((LeadView::Members, "with frequencies", model));
+        runs.push((LeadView::Members, "with frequencies", model.clone()));
+        runs.push((LeadView::MembersUnlessConflict, "with frequencies", model));
     }
     if flag("--fixed") {
         runs.push((LeadView::Survivor, "fixed weights (capture today)", leadflow_matching::Model::default()));

@@ -197,9 +197,8 @@ fn nickname_typo(a: &str, b: &str) -> bool {
     };
     // A name the table knows is not a typo ("John" is one edit from "Joan", in Hannah's group;
     // "Mary" from "Marg", in Margaret's), unless the two differ only in the diminutive ending.
-    let typo_of = |x: &str, y: &str| {
-        table.equivalents(y).iter().any(|n| same_stem(x, n) || (near(x, n) && !table.contains(x)))
-    };
+    let typo_of =
+        |x: &str, y: &str| table.equivalents(y).iter().any(|n| same_stem(x, n) || (near(x, n) && !table.contains(x)));
     typo_of(a, b) || typo_of(b, a)
 }
 
@@ -631,7 +630,8 @@ mod tests {
         assert!(!aliases_of_one_name(&a, &person("Emily", "emily.caldstone2@pixel.fr")));
         assert!(!aliases_of_one_name(&a, &person("Emily", "emily.r.caldstone@pixel.fr")));
         let model = Model::default();
-        let ruled = |x: &Record, y: &Record| compare(x, y, &model).rules.contains(&HardRule::SameDomainDifferentMailbox);
+        let ruled =
+            |x: &Record, y: &Record| compare(x, y, &model).rules.contains(&HardRule::SameDomainDifferentMailbox);
         assert!(!ruled(&a, &person("Emily", "ecaldstone@pixel.fr")));
         assert!(ruled(&a, &person("Laura", "lcaldstone@pixel.fr")));
     }

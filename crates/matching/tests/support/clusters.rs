@@ -20,7 +20,9 @@
 //!
 //! [`LeadView::Members`] measures a product change: a lead matched through every submission it
 //! absorbed (the keys of all of them, the best score over them), not only through its merged
-//! record.
+//! record. [`LeadView::MembersUnlessConflict`] is the same, except that a hard rule reporting a
+//! conflict (every rule but `InsufficientIdentity`, which reports missing evidence) against any of
+//! them keeps the submission out.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -51,6 +53,15 @@ pub enum LeadView {
     Survivor,
     /// The merged record and every absorbed submission: all their keys, the best score.
     Members,
+    /// As `Members`, but a conflict with any of them (a hard rule other than
+    /// `InsufficientIdentity`) lowers the verdict to that rule's ceiling.
+    MembersUnlessConflict,
+}
+
+impl LeadView {
+    fn through_members(self) -> bool {
+        self != LeadView::Survivor
+    }
 }
 
 /// Counts and figures of one cluster-level run.
@@ -161,6 +172,18 @@ pub fn survive(lead: &mut Record, submission: &Record) {
     fill(&mut lead.city, &submission.city);
     fill(&mut lead.postal_code, &submission.postal_code);
     fill(&mut lead.country, &submission.country);
+}
+
+/// The lowest ceiling among the fired hard rules that report a conflict (all but
+/// `InsufficientIdentity`, which reports missing evidence).
+fn conflict_ceiling(score: &leadflow_matching::MatchScore) -> Verdict {
+    score
+        .rules
+        .iter()
+        .filter(|r| **r != leadflow_matching::HardRule::InsufficientIdentity)
+        .map(|r| r.ceiling())
+        .min()
+        .unwrap_or(Verdict::Merge)
 }
 
 /// One simulated lead.
@@ -289,12 +312,17 @@ pub fn evaluate_clusters(
                     Compared { lead: id, verdict: decide(&score, &th), score, exact_email }
                 };
                 let mut best = judge(&lead.record);
-                if view == LeadView::Members {
+                if view.through_members() {
+                    let mut ceiling = conflict_ceiling(&best.score);
                     for &m in &lead.members {
                         let c = judge(&leads[m].record);
+                        ceiling = ceiling.min(conflict_ceiling(&c.score));
                         if (c.verdict, c.score.score) > (best.verdict, best.score.score) {
                             best = c;
                         }
+                    }
+                    if view == LeadView::MembersUnlessConflict {
+                        best.verdict = best.verdict.min(ceiling);
                     }
                 }
                 best
@@ -395,7 +423,7 @@ pub fn evaluate_clusters(
                 lead.members.push(j);
                 let mut new_keys = blocking_keys(&lead.record);
                 let mut emails: Vec<String> = lead.record.email.iter().cloned().collect();
-                if view == LeadView::Members {
+                if view.through_members() {
                     for &m in &lead.members {
                         new_keys.extend(blocking_keys(&leads[m].record));
                         emails.extend(leads[m].record.email.iter().cloned());
@@ -412,7 +440,7 @@ pub fn evaluate_clusters(
                 lead.keys = new_keys;
                 lead.email_keys = emails.iter().map(|e| email_match_key(e, rules)).collect();
                 for e in emails {
-                    if had_email.as_ref() != Some(&e) || view == LeadView::Members {
+                    if had_email.as_ref() != Some(&e) || view.through_members() {
                         let ids = by_email.entry(e).or_default();
                         if !ids.contains(&id) {
                             ids.push(id);
