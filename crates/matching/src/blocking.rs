@@ -8,7 +8,7 @@
 //! | `e:` | [`email_match_key`] | same mailbox (Gmail dots/+tags, googlemail) |
 //! | `p:` | phone (E.164) | phone-only chats, badge scans with a phone |
 //! | `n:` | Double Metaphone(last name) + first initial | typos, missing email/phone |
-//! | `c:` | company token + first initial; + first and last initials; + `~`Double Metaphone(last name) | email changed, no phone; large companies |
+//! | `c:` | company token + first initial; + first and last initials (no first name: + `~`Double Metaphone(last name)) | email changed, no phone; large companies |
 //! | `z:` | country + postal code + first 3 letters of the last name | partner lists with addresses |
 //! | `d:` | business email domain + first 3 letters of the last name | work address with a different local part |
 //!
@@ -16,8 +16,9 @@
 //! business domain (work email unless free-mail, website): `c:` keys are written for each, so a
 //! company typo or a dropped word on one side is still bridged by the shared domain. At a company
 //! with hundreds of leads, company + first initial and company + phonetic surname are both stop
-//! keys for common names; company + both initials stays selective and, unlike the phonetic code,
-//! survives a typo after the surname's first letter.
+//! keys for common names (a store reads 32 leads per key); company + both initials stays
+//! selective and, unlike the phonetic code, survives a typo after the surname's first letter, so
+//! it replaces company + phonetic surname, which is kept for records without a first name.
 //!
 //! First initials are expanded through the nickname table (Bill → `b`, `r`, `w` because Bill is a
 //! nickname of Robert and William), so nicknames land in the same blocks.

@@ -87,6 +87,9 @@ pub struct ClusterReport {
     pub split_creates: u64,
     /// Leads compared per submission, summed.
     pub candidate_leads: u64,
+    /// True pairs lost "elsewhere" (`Stage::MergedElsewhere`) because the submission joined
+    /// another lead of the same person: the person was already split over two leads.
+    pub elsewhere_split: u64,
     /// Stage of every true pair (decided when its later record arrived), grouped like
     /// `eval::Report::breakdown`.
     pub breakdown: Vec<(String, StageCounts)>,
@@ -119,7 +122,7 @@ impl ClusterReport {
             "leads={} (records={} entities={}) merges: exact email={} score={} wrong joins={} split creates={}\n\
              cluster pairs: precision={:.4} recall={:.4} F1={:.4} (TP={} FP={} FN={})\n\
              resolvable pairs: recall={:.4} F1={:.4} (TP={} FN={})\n\
-             leads compared per submission={:.2}",
+             leads compared per submission={:.2}; true pairs lost to a lead split earlier={}",
             self.leads,
             self.records,
             self.entities,
@@ -138,6 +141,7 @@ impl ClusterReport {
             self.tp_resolvable,
             self.resolvable_pairs - self.tp_resolvable,
             self.candidate_leads as f64 / self.records.max(1) as f64,
+            self.elsewhere_split,
         )
     }
 
@@ -365,6 +369,12 @@ pub fn evaluate_clusters(
             } else {
                 Stage::Unblocked
             };
+            if stage == Stage::MergedElsewhere
+                && let Some((c, _)) = chosen
+                && sim[c as usize].members.iter().any(|&m| leads[m].entity == sub.entity)
+            {
+                report.elsewhere_split += 1;
+            }
             let (a, b) = (&leads[i].truth, &sub.truth);
             add_pair(&mut report.breakdown, a, b, stage);
             let shown = report.miss_examples.iter().filter(|(s, _)| *s == stage).count();
