@@ -80,18 +80,19 @@
 //! Thresholds ([`Thresholds::default`]): **Merge ≥ 16 bits, Review ≥ 10, else Distinct**. From
 //! the threshold sweep over record pairs (frequencies attached, 0.5-bit grid): the highest-recall
 //! point with pairwise precision ≥ 0.99 at 20,000 entities is 13.5 (0.9900), but at 50,000
-//! entities 14.0 already falls to 0.9875 / 0.9858 (seeds 7 / 11: namesake density grows with the
+//! entities 14.0 already falls to 0.9875 / 0.9859 (seeds 7 / 11: namesake density grows with the
 //! table). 15.5 holds by about 0.001 (0.9912 / 0.9916); 16.0 is kept (0.9922 / 0.9928 over record
-//! pairs, 0.9942 / 0.9943 over the final leads) and was not re-tuned; see `BENCHMARKS.md`.
+//! pairs, 0.9942 / 0.9944 over the final leads) and was not re-tuned; see `BENCHMARKS.md`.
 //!
 //! Hard rules ([`HardRule`], applied by [`decide`] as ceilings):
 //! * `SameDomainDifferentMailbox` — different emails at one non-free-mail domain → at most Review
 //!   (the issue asks this for different first names; applied to all, two mailboxes at one company
 //!   are usually two colleagues), **except** when the first names agree exactly or as nicknames,
-//!   the last names exactly, and both local parts are spelt from those names alone
-//!   (`emily.caldstone@` / `ecaldstone@`, `james@` / `james.salazar@`): one person's alias or an
-//!   address-pattern change. Colleagues sharing a full name get addresses that tell them apart (a
-//!   digit, a middle initial), which are not spelt from the names and keep the ceiling. The email
+//!   the last names exactly, and both local parts are spelt from those names alone and spell out
+//!   the same part in full (`emily.caldstone@` / `ecaldstone@`, `james@` / `james.salazar@`): one
+//!   person's alias or an address-pattern change. Colleagues sharing a full name get addresses
+//!   that tell them apart (a digit, a middle initial), which are not spelt from the names and keep
+//!   the ceiling; `jon@` / `jsmith@` keeps it too (it could be a Jon and a J. Smith). The email
 //!   still weighs `DifferentSameDomain`, so a common name at a large company stays in Review
 //!   through the frequency adjustment;
 //! * `NameOnlyDifferentCompany` — names agree, companies differ, no email/phone/street/domain
