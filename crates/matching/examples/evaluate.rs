@@ -1,28 +1,69 @@
-//! Full evaluation on a larger generated set.
+//! Full evaluation on a larger generated set: record pairs, then the leads a store would end with.
 //!
-//! `cargo run --release --example evaluate -- [entities] [seed] [max_postings_per_key] [examples] [max_candidates]`
+//! `cargo run --release --example evaluate -- [entities] [seed] [max_postings_per_key] [examples] [max_candidates] [flags]`
 //!
 //! `max_candidates` (default: none) is the per-query candidate cap of
-//! `CandidateIndex::candidates_capped`.
+//! `CandidateIndex::candidates_capped` for the record-pair part. The cluster-level part (see
+//! `tests/support/clusters.rs`) always uses the store's lookup limits. Flags:
+//!
+//! * `--fixed`: also run the cluster level with the model capture uses today (no value
+//!   frequencies);
+//! * `--survivor-only`: skip the member variant;
+//! * `--no-pairs`: skip the record-pair part.
 
+#[path = "../tests/support/clusters.rs"]
+mod clusters;
 #[path = "../tests/support/eval.rs"]
 mod eval;
 #[path = "../tests/support/generator.rs"]
 mod generator;
 
+use clusters::{LeadView, Lookup};
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let (flags, args): (Vec<String>, Vec<String>) = std::env::args().skip(1).partition(|a| a.starts_with("--"));
     let arg = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-    let entities = arg(1, 50_000) as usize;
-    let seed = arg(2, 42);
-    let cap = arg(3, 256) as usize;
-    let examples = arg(4, 0) as usize;
-    let max_candidates = arg(5, u64::MAX) as usize;
+    let flag = |f: &str| flags.iter().any(|g| g == f);
+    let entities = arg(0, 50_000) as usize;
+    let seed = arg(1, 42);
+    let cap = arg(2, 256) as usize;
+    let examples = arg(3, 0) as usize;
+    let max_candidates = arg(4, u64::MAX) as usize;
     let started = std::time::Instant::now();
     let leads = generator::generate(generator::Config { entities, seed });
-    let report = eval::evaluate_capped(&leads, &eval::model_for(&leads), cap, max_candidates, examples);
+    let model = eval::model_for(&leads);
+    println!("seed={seed} entities={entities}");
+    if !flag("--no-pairs") {
+        record_pairs(&leads, &model, cap, max_candidates, examples);
+    }
+    let mut runs = vec![(LeadView::Survivor, "with frequencies", model.clone())];
+    if !flag("--survivor-only") {
+        runs.push((LeadView::Members, "with frequencies", model.clone()));
+        runs.push((LeadView::MembersUnlessConflict, "with frequencies", model));
+    }
+    if flag("--fixed") {
+        runs.push((LeadView::Survivor, "fixed weights (capture today)", leadflow_matching::Model::default()));
+    }
+    for (view, name, model) in runs {
+        let c = clusters::evaluate_clusters(&leads, &model, Lookup::STORE, view, examples);
+        println!("\n== cluster level: {view:?}, {name} ==\n{}\n{}", c.summary(), c.breakdown_table());
+        for e in c.wrong_join_examples.iter().chain(c.miss_examples.iter().map(|(_, e)| e)) {
+            println!("{e}");
+        }
+    }
+    eprintln!("elapsed {:.1?}", started.elapsed());
+}
+
+fn record_pairs(
+    leads: &[generator::Lead],
+    model: &leadflow_matching::Model,
+    cap: usize,
+    max_candidates: usize,
+    examples: usize,
+) {
+    let report = eval::evaluate_capped(leads, model, cap, max_candidates, examples);
     println!(
-        "seed={seed} max_postings_per_key={cap} max_candidates={}",
+        "== record pairs: max_postings_per_key={cap} max_candidates={} ==",
         if max_candidates == usize::MAX { "none".to_owned() } else { max_candidates.to_string() }
     );
     println!("{}", report.summary());
@@ -58,5 +99,4 @@ fn main() {
             );
         }
     }
-    eprintln!("elapsed {:.1?}", started.elapsed());
 }

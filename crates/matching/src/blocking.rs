@@ -8,9 +8,17 @@
 //! | `e:` | [`email_match_key`] | same mailbox (Gmail dots/+tags, googlemail) |
 //! | `p:` | phone (E.164) | phone-only chats, badge scans with a phone |
 //! | `n:` | Double Metaphone(last name) + first initial | typos, missing email/phone |
-//! | `c:` | company key + first initial; company key + `~`Double Metaphone(last name) | email changed, no phone |
+//! | `c:` | company token + first initial; + first and last initials (no first name: + `~`Double Metaphone(last name)) | email changed, no phone; large companies |
 //! | `z:` | country + postal code + first 3 letters of the last name | partner lists with addresses |
 //! | `d:` | business email domain + first 3 letters of the last name | work address with a different local part |
+//!
+//! A record's company tokens are its company key (spaces removed) and the first label of each
+//! business domain (work email unless free-mail, website): `c:` keys are written for each, so a
+//! company typo or a dropped word on one side is still bridged by the shared domain. At a company
+//! with hundreds of leads, company + first initial and company + phonetic surname are both stop
+//! keys for common names (a store reads 32 leads per key); company + both initials stays
+//! selective and, unlike the phonetic code, survives a typo after the surname's first letter, so
+//! it replaces company + phonetic surname, which is kept for records without a first name.
 //!
 //! First initials are expanded through the nickname table (Bill → `b`, `r`, `w` because Bill is a
 //! nickname of Robert and William), so nicknames land in the same blocks.
@@ -69,6 +77,21 @@ pub(crate) fn company_token(r: &Record) -> Option<String> {
         .filter(|c| !c.is_empty())
 }
 
+/// Every company token of a record: the compact company key *and* the labels of its business
+/// domains. A company is typed in many ways ("Ferguson Golden" / "Ferguson Golden Works", a typo,
+/// "North" for "North Logistics") while its domain stays put, so a record is indexed under both
+/// and two records that agree on either share `c:` keys.
+fn company_tokens(r: &Record) -> Vec<String> {
+    let mut tokens: Vec<String> = present(&r.company_key).map(|k| fold_words(k).replace(' ', "")).into_iter().collect();
+    for d in crate::compare::business_domains(r).iter().flatten() {
+        tokens.push(fold_words(crate::compare::domain_label(d)).replace(' ', ""));
+    }
+    tokens.retain(|t| !t.is_empty());
+    tokens.sort_unstable();
+    tokens.dedup();
+    tokens
+}
+
 /// Blocking keys with the default [`EmailRules`]; see the module docs for the key kinds.
 pub fn blocking_keys(r: &Record) -> Vec<String> {
     blocking_keys_with(r, &DEFAULT_RULES)
@@ -95,12 +118,15 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
             keys.push(format!("n:{last_code}:{i}"));
         }
     }
-    let company = company_token(r);
-    if let Some(company) = company {
+    let last_initial = last.chars().next();
+    for company in company_tokens(r) {
         for i in &inits {
             keys.push(format!("c:{company}:{i}"));
+            if let Some(l) = last_initial {
+                keys.push(format!("c:{company}:{i}{l}"));
+            }
         }
-        if !last_code.is_empty() {
+        if !last_code.is_empty() && inits.is_empty() {
             keys.push(format!("c:{company}:~{last_code}"));
         }
     }
@@ -251,6 +277,32 @@ mod tests {
         let shared: Vec<_> = ka.iter().filter(|k| kb.contains(k)).collect();
         assert!(shared.len() >= 2, "{ka:?} {kb:?}");
         assert!(blocking_keys(&Record::default()).is_empty());
+    }
+
+    #[test]
+    fn a_company_is_blocked_under_its_key_and_its_domain() {
+        // A typo in the company key on one side, the same website on both.
+        let typed = Record {
+            first_name: Some("Peter".into()),
+            last_name: Some("Wright".into()),
+            company_key: Some("summct".into()),
+            website_domain: Some("summit.io".into()),
+            ..Record::default()
+        };
+        let other = Record {
+            first_name: Some("Pete".into()),
+            last_name: Some("Wrigdt".into()),
+            company_key: Some("summit".into()),
+            email: Some("peter@summit.io".into()),
+            email_domain: Some("summit.io".into()),
+            ..Record::default()
+        };
+        let (ka, kb) = (blocking_keys(&typed), blocking_keys(&other));
+        assert!(ka.contains(&"c:summct:pw".to_owned()) && ka.contains(&"c:summit:pw".to_owned()), "{ka:?}");
+        assert!(kb.contains(&"c:summit:pw".to_owned()), "{kb:?}");
+        // Without a first name, the company is paired with the phonetic surname instead.
+        let no_first = Record { first_name: None, ..typed };
+        assert!(blocking_keys(&no_first).iter().any(|k| k.starts_with("c:summit:~")));
     }
 
     #[test]

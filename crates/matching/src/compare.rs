@@ -163,6 +163,12 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if short.len() == 1 {
         return if long.starts_with(short.as_str()) { Level::Initial } else { Level::Different };
     }
+    // A short form cut from the other ("Kat" / Katherine, "Vale" / Valentina): truncation is the
+    // commonest way nicknames are made, in most languages, and the table cannot list them all.
+    // Scored like a typo-level difference; long prefixes ("Joseph" / "Josephine") already are.
+    if short.len() >= 3 && long.starts_with(short.as_str()) {
+        return Level::Similar;
+    }
     let s = jw(&a, &b);
     if s >= sim.name_similar {
         Level::Similar
@@ -173,8 +179,9 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     }
 }
 
-/// Whether one folded first name is one edit away from a name that is nickname-equivalent to
-/// the other (both at least 4 letters, same initial).
+/// Whether one folded first name is a misspelling of a name nickname-equivalent to the other
+/// (both at least 4 letters): one edit away with the same initial ("Billl" / William), or the
+/// same stem with another diminutive ending ("Robbie" / Robert, whose table entry is "Robby").
 fn nickname_typo(a: &str, b: &str) -> bool {
     if a.len() < 4 || b.len() < 4 {
         return false;
@@ -184,11 +191,28 @@ fn nickname_typo(a: &str, b: &str) -> bool {
     let near = |x: &str, y: &str| {
         x.as_bytes().first() == y.as_bytes().first() && x.len().abs_diff(y.len()) <= 1 && y.len() >= 4 && one_edit(x, y)
     };
-    table.equivalents(b).iter().any(|n| near(a, n)) || table.equivalents(a).iter().any(|n| near(b, n))
+    let same_stem = |x: &str, y: &str| {
+        let (sx, sy) = (diminutive_stem(x), diminutive_stem(y));
+        sx.len() >= 3 && sx.len() < x.len() && sy.len() < y.len() && sx == sy
+    };
+    // A name the table knows is not a typo ("John" is one edit from "Joan", in Hannah's group;
+    // "Mary" from "Marg", in Margaret's), unless the two differ only in the diminutive ending.
+    let typo_of =
+        |x: &str, y: &str| table.equivalents(y).iter().any(|n| same_stem(x, n) || (near(x, n) && !table.contains(x)));
+    typo_of(a, b) || typo_of(b, a)
 }
 
-fn last_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
-    let (a, b) = (fold_name(a), fold_name(b));
+/// A folded first name without its diminutive ending (-ie, -ey, -y, -i, -e), if a stem of at
+/// least two letters remains.
+fn diminutive_stem(name: &str) -> &str {
+    ["ie", "ey", "y", "i", "e"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix).filter(|stem| stem.len() >= 2))
+        .unwrap_or(name)
+}
+
+fn last_name_level(raw_a: &str, raw_b: &str, sim: &Similarity) -> Level {
+    let (a, b) = (fold_name(raw_a), fold_name(raw_b));
     if a.is_empty() || b.is_empty() {
         return Level::Missing;
     }
@@ -197,6 +221,17 @@ fn last_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     }
     let s = jw(&a, &b);
     let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    // A surname glued to a longer one is another surname ("John" / "Johnson", "Black" /
+    // "Blackson", "Richard" / "Richards" + 1 is left to the typo levels): a typo adds one
+    // letter, not two. A second surname in its own word ("Garcia" / "Garcia Lopez",
+    // "Smith" / "Smith-Jones") is the same person's fuller name and keeps Jaro-Winkler's level.
+    if long.len() >= short.len() + 2 && long.starts_with(short.as_str()) {
+        let raw_long = if a.len() <= b.len() { raw_b } else { raw_a };
+        let own_word = raw_long.split(|c: char| c.is_whitespace() || c == '-').any(|w| fold_name(w) == *short);
+        if !own_word {
+            return Level::Close;
+        }
+    }
     if s >= sim.name_similar {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) || (short.len() >= 4 && long.contains(short.as_str())) {
@@ -223,6 +258,62 @@ fn email_level(a: &Record, b: &Record, rules: &EmailRules) -> Level {
         Level::DifferentSameDomain
     } else {
         Level::Different
+    }
+}
+
+/// Whether both email local parts are spelt from the (agreeing) names alone — `jane.doe`,
+/// `jdoe`, `janed`, `jane`, `doe.jane`, … with `.`, `_` or `-` between the parts — and spell out
+/// a common part in full (the first name in both, or the surname in both): the way one person's
+/// addresses at one company look (an alias, a pattern change). Colleagues who share a name are
+/// told apart by their addresses: a digit (`jane.doe2`) or a middle initial (`jane.m.doe`) is not
+/// spelt from the names and keeps the pair in review, and so do `jon@` / `jsmith@`, which could
+/// be a Jon and a J. Smith whatever the records say.
+fn aliases_of_one_name(a: &Record, b: &Record) -> bool {
+    let names = |r: &Record| -> Option<(String, String)> {
+        Some((fold_name(present(&r.first_name)?), fold_name(present(&r.last_name)?)))
+    };
+    let (Some((fa, la)), Some((fb, lb))) = (names(a), names(b)) else {
+        return false;
+    };
+    let table = NicknameTable::global();
+    let mut firsts: Vec<String> = vec![fa.clone(), fb.clone()];
+    for f in [&fa, &fb] {
+        firsts.extend(table.formal_names(f).map(str::to_owned));
+    }
+    firsts.retain(|f| !f.is_empty());
+    let lasts: Vec<&String> = [&la, &lb].into_iter().filter(|l| !l.is_empty()).collect();
+    // The name parts a local part spells out in full, if it is spelt from the names alone.
+    let spelt = |local: &str| -> Option<Vec<String>> {
+        let local: String = local.chars().filter(|c| !matches!(c, '.' | '_' | '-')).collect();
+        if local.is_empty() || !local.bytes().all(|c| c.is_ascii_lowercase()) {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for f in &firsts {
+            for l in &lasts {
+                let (fi, li) = (&f[..1], &l[..1]);
+                let full: [(String, &[&String]); 7] = [
+                    (format!("{f}{l}"), &[f, l]),
+                    (format!("{fi}{l}"), &[l]),
+                    (format!("{f}{li}"), &[f]),
+                    (f.clone(), &[f]),
+                    (format!("{l}{f}"), &[f, l]),
+                    (format!("{l}{fi}"), &[l]),
+                    ((*l).clone(), &[l]),
+                ];
+                for (pattern, spelt_out) in full {
+                    if pattern == local {
+                        parts.extend(spelt_out.iter().map(|p| (*p).clone()));
+                    }
+                }
+            }
+        }
+        (!parts.is_empty()).then_some(parts)
+    };
+    let local = |r: &Record| present(&r.email).and_then(split_email).map(|(l, _)| l.to_ascii_lowercase());
+    match (local(a).as_deref().and_then(spelt), local(b).as_deref().and_then(spelt)) {
+        (Some(x), Some(y)) => x.iter().any(|p| y.contains(p)),
+        _ => false,
     }
 }
 
@@ -259,7 +350,9 @@ fn company_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if a.is_empty() || b.is_empty() {
         return Level::Missing;
     }
-    if a == b {
+    // Word breaks are spelling, not identity ("Pricewaterhouse Coopers" / "PricewaterhouseCoopers").
+    let compact = |s: &str| s.chars().filter(|c| *c != ' ').collect::<String>();
+    if a == b || compact(&a) == compact(&b) {
         return Level::Exact;
     }
     let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
@@ -462,7 +555,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let positive = |f: Field| model.weight(f, level(f).unwrap_or(Level::Missing)) > 0.0;
 
     let mut rules = Vec::new();
-    if email == Some(Level::DifferentSameDomain) {
+    if email == Some(Level::DifferentSameDomain)
+        && !(matches!(first, Some(Level::Exact | Level::Nickname))
+            && last == Some(Level::Exact)
+            && aliases_of_one_name(a, b))
+    {
         rules.push(HardRule::SameDomainDifferentMailbox);
     }
     let names_agree = matches!(first, Some(Level::Exact | Level::Nickname | Level::Similar))
@@ -492,4 +589,73 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     }
 
     MatchScore { score, parts, rules }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_first_name_is_similar() {
+        let sim = Similarity::default();
+        assert_eq!(first_name_level("Kat", "Katherine", &sim), Level::Similar);
+        assert_eq!(first_name_level("Valentina", "Vale", &sim), Level::Similar);
+        // Two letters are an initial pair, not a short form; a different start is different.
+        assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
+        assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
+
+    #[test]
+    fn a_surname_glued_to_a_longer_one_is_not_similar() {
+        let sim = Similarity::default();
+        assert_eq!(last_name_level("Black", "Blackson", &sim), Level::Close);
+        assert_eq!(last_name_level("Johnson", "John", &sim), Level::Close);
+        assert_eq!(last_name_level("Garcia", "Garcia Lopez", &sim), Level::Similar);
+        assert_eq!(last_name_level("Smith-Jones", "Smith", &sim), Level::Similar);
+        // One added letter is a typo.
+        assert_eq!(last_name_level("Hall", "Halll", &sim), Level::Similar);
+    }
+
+    #[test]
+    fn a_known_name_is_not_a_typo_of_a_nickname() {
+        // "joan" is in Hannah's group (Johannah) and one edit from "john".
+        assert!(!nickname_typo("hannah", "john"));
+        assert!(!nickname_typo("margaret", "mary"));
+        assert!(nickname_typo("billl", "william"));
+        // ... but another spelling of the same nickname is.
+        assert!(nickname_typo("kate", "kathleen"));
+        assert!(nickname_typo("robbie", "robert"));
+    }
+
+    #[test]
+    fn two_addresses_spelt_from_one_name_are_aliases() {
+        let person = |first: &str, email: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some("Caldstone".into()),
+            email: Some(email.into()),
+            email_domain: Some("pixel.fr".into()),
+            company_key: Some("pixel".into()),
+            ..Record::default()
+        };
+        let a = person("Emily", "emily.caldstone@pixel.fr");
+        assert!(aliases_of_one_name(&a, &person("Emily", "ecaldstone@pixel.fr")));
+        assert!(aliases_of_one_name(&person("Jim", "james@pixel.fr"), &person("James", "james_caldstone@pixel.fr")));
+        // Nothing spelt out in both: a Jon and a J. Caldstone, as far as the addresses go.
+        assert!(!aliases_of_one_name(&person("Jon", "jon@pixel.fr"), &person("Jonathan", "jcaldstone@pixel.fr")));
+        // A digit or a middle initial tells namesakes apart; so does another first name.
+        assert!(!aliases_of_one_name(&a, &person("Emily", "emily.caldstone2@pixel.fr")));
+        assert!(!aliases_of_one_name(&a, &person("Emily", "emily.r.caldstone@pixel.fr")));
+        let model = Model::default();
+        let ruled =
+            |x: &Record, y: &Record| compare(x, y, &model).rules.contains(&HardRule::SameDomainDifferentMailbox);
+        assert!(!ruled(&a, &person("Emily", "ecaldstone@pixel.fr")));
+        assert!(ruled(&a, &person("Laura", "lcaldstone@pixel.fr")));
+    }
+
+    #[test]
+    fn company_word_breaks_do_not_matter() {
+        let sim = Similarity::default();
+        assert_eq!(company_level("horizon cobalt", "horizoncobalt", &sim), Level::Exact);
+        assert_eq!(company_level("horizon cobalt", "horizon", &sim), Level::Similar);
+    }
 }

@@ -40,10 +40,12 @@ impl Counts {
         f64::from(c) / self.total.max(1) as f64
     }
 
-    /// Σ f_v²: probability that two random values agree.
+    /// Σ f_v²: probability that two random values agree. Summed as integers (Σ c²) so that the
+    /// result does not depend on the map's iteration order: scores are the same in every process.
     fn mean_agreement(&self) -> f64 {
         let t = self.total.max(1) as f64;
-        self.counts.values().map(|&c| (f64::from(c) / t).powi(2)).sum()
+        let squares: u128 = self.counts.values().map(|&c| u128::from(c) * u128::from(c)).sum();
+        squares as f64 / (t * t)
     }
 }
 

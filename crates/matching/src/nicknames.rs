@@ -145,6 +145,11 @@ impl NicknameTable {
             .filter_map(|&id| self.formal.get(id as usize).map(|s| &**s))
     }
 
+    /// Whether the folded name is in the table (as a formal name or a nickname).
+    pub fn contains(&self, folded: &str) -> bool {
+        self.groups.contains_key(folded)
+    }
+
     /// Number of distinct names in the table.
     pub fn len(&self) -> usize {
         self.groups.len()

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use leadflow_matching::{CandidateIndex, Model, NameFrequencies, Verdict, blocking_keys, compare, decide};
 
-use super::generator::{KIND_NAMES, Lead};
+use super::generator::{KIND_NAMES, Lead, Truth};
 
 /// What happened to one true pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +26,24 @@ pub enum Stage {
     DistinctByRule,
     /// Score below the review threshold.
     DistinctByScore,
+    /// Cluster level only: the lead scored Merge, but the submission joined another lead (an
+    /// exact email match elsewhere, or a higher score).
+    MergedElsewhere,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
+        Stage::Merged,
+        Stage::Unblocked,
+        Stage::CappedOut,
+        Stage::ReviewByRule,
+        Stage::Review,
+        Stage::DistinctByRule,
+        Stage::DistinctByScore,
+        Stage::MergedElsewhere,
+    ];
+    /// The stages a record-pair evaluation can produce.
+    pub const PAIRWISE: [Stage; 7] = [
         Stage::Merged,
         Stage::Unblocked,
         Stage::CappedOut,
@@ -38,10 +52,23 @@ impl Stage {
         Stage::DistinctByRule,
         Stage::DistinctByScore,
     ];
+
+    fn column(self) -> &'static str {
+        match self {
+            Stage::Merged => "merged",
+            Stage::Unblocked => "unblocked",
+            Stage::CappedOut => "capped",
+            Stage::ReviewByRule => "review:rl",
+            Stage::Review => "review",
+            Stage::DistinctByRule => "dist:rule",
+            Stage::DistinctByScore => "dist:scr",
+            Stage::MergedElsewhere => "elsewhere",
+        }
+    }
 }
 
 /// Counts per [`Stage`], in `Stage::ALL` order.
-pub type StageCounts = [u64; 7];
+pub type StageCounts = [u64; 8];
 
 /// Evaluation counts and derived figures.
 #[derive(Debug, Default, Clone)]
@@ -155,61 +182,58 @@ impl Report {
 
     /// The loss breakdown as a text table.
     pub fn breakdown_table(&self) -> String {
-        let mut s = format!(
-            "{:<30} {:>7} {:>7} {:>7} | {:>9} {:>7} {:>9} {:>7} {:>9} {:>9}\n",
-            "true pairs",
-            "pairs",
-            "merged",
-            "recall",
-            "unblocked",
-            "capped",
-            "review:rl",
-            "review",
-            "dist:rule",
-            "dist:scr"
-        );
-        for (name, c) in &self.breakdown {
-            let total: u64 = c.iter().sum();
-            if total == 0 {
-                continue;
-            }
-            s.push_str(&format!(
-                "{:<30} {:>7} {:>7} {:>7.4} | {:>9} {:>7} {:>9} {:>7} {:>9} {:>9}\n",
-                name,
-                total,
-                c[0],
-                ratio(c[0], total),
-                c[1],
-                c[2],
-                c[3],
-                c[4],
-                c[5],
-                c[6]
-            ));
-        }
-        s.push_str("hard rules lowering true pairs (score >= review):");
-        for (r, n) in &self.rule_losses {
-            s.push_str(&format!(" {r}={n}"));
-        }
-        s.push_str("\nhard rules lowering non-matching pairs (score >= auto-merge):");
-        for (r, n) in &self.rule_saves {
-            s.push_str(&format!(" {r}={n}"));
-        }
-        s.push('\n');
+        let mut s = stage_table(&self.breakdown, &Stage::PAIRWISE);
+        s.push_str(&rule_lines(&self.rule_losses, &self.rule_saves));
         s
     }
 }
 
-fn f1(p: f64, r: f64) -> f64 {
+/// Stage counts per group of true pairs as a text table, with the given stage columns
+/// (`Stage::Merged` first: the recall column follows it).
+pub fn stage_table(rows: &[(String, StageCounts)], columns: &[Stage]) -> String {
+    let mut s = format!("{:<30} {:>7} {:>7} {:>7} |", "true pairs", "pairs", "merged", "recall");
+    for stage in &columns[1..] {
+        s.push_str(&format!(" {:>9}", stage.column()));
+    }
+    s.push('\n');
+    for (name, c) in rows {
+        let total: u64 = c.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        s.push_str(&format!("{:<30} {:>7} {:>7} {:>7.4} |", name, total, c[0], ratio(c[0], total)));
+        for stage in &columns[1..] {
+            s.push_str(&format!(" {:>9}", c[*stage as usize]));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The two "hard rules lowering ..." lines under a breakdown table.
+pub fn rule_lines(losses: &[(String, u64)], saves: &[(String, u64)]) -> String {
+    let mut s = String::from("hard rules lowering true pairs (score >= review):");
+    for (r, n) in losses {
+        s.push_str(&format!(" {r}={n}"));
+    }
+    s.push_str("\nhard rules lowering non-matching pairs (score >= auto-merge):");
+    for (r, n) in saves {
+        s.push_str(&format!(" {r}={n}"));
+    }
+    s.push('\n');
+    s
+}
+
+pub fn f1(p: f64, r: f64) -> f64 {
     if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+pub fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
-fn add(map: &mut Vec<(String, StageCounts)>, name: &str, stage: Stage) {
-    let i = Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0);
+pub fn add(map: &mut Vec<(String, StageCounts)>, name: &str, stage: Stage) {
+    let i = stage as usize;
     if let Some((_, c)) = map.iter_mut().find(|(n, _)| n == name) {
         c[i] += 1;
     } else {
@@ -219,7 +243,38 @@ fn add(map: &mut Vec<(String, StageCounts)>, name: &str, stage: Stage) {
     }
 }
 
-fn bump(list: &mut Vec<(String, u64)>, name: String) {
+/// Empty breakdown rows: "all", "resolvable", "unresolvable", by evidence, by perturbation kind.
+pub fn breakdown_rows() -> Vec<(String, StageCounts)> {
+    let mut rows: Vec<(String, StageCounts)> =
+        ["all", "resolvable", "unresolvable"].iter().map(|n| ((*n).to_owned(), StageCounts::default())).collect();
+    for n in ["email", "phone", "name+company", "name+postal"] {
+        rows.push((format!("evidence: {n}"), StageCounts::default()));
+    }
+    for (_, n) in KIND_NAMES {
+        rows.push(((*n).to_owned(), StageCounts::default()));
+    }
+    rows
+}
+
+/// Counts one true pair (records with truths `a`, `b`) at `stage` in every row it belongs to.
+pub fn add_pair(rows: &mut Vec<(String, StageCounts)>, a: &Truth, b: &Truth, stage: Stage) {
+    add(rows, "all", stage);
+    match a.evidence(b) {
+        Some(e) => {
+            add(rows, "resolvable", stage);
+            add(rows, &format!("evidence: {e}"), stage);
+        }
+        None => add(rows, "unresolvable", stage),
+    }
+    let kinds = a.kinds | b.kinds;
+    for (bit, name) in KIND_NAMES {
+        if kinds & bit != 0 {
+            add(rows, name, stage);
+        }
+    }
+}
+
+pub fn bump(list: &mut Vec<(String, u64)>, name: String) {
     if let Some((_, n)) = list.iter_mut().find(|(r, _)| *r == name) {
         *n += 1;
     } else {
@@ -336,14 +391,7 @@ pub fn evaluate_capped(
         }
         index.insert(i as u32, &keys[i]);
     }
-    let mut rows: Vec<(String, StageCounts)> =
-        ["all", "resolvable", "unresolvable"].iter().map(|n| ((*n).to_owned(), StageCounts::default())).collect();
-    for n in ["email", "phone", "name+company", "name+postal"] {
-        rows.push((format!("evidence: {n}"), StageCounts::default()));
-    }
-    for (_, n) in KIND_NAMES {
-        rows.push(((*n).to_owned(), StageCounts::default()));
-    }
+    let mut rows = breakdown_rows();
     let mut members: Vec<&Vec<usize>> = by_entity.values().collect();
     members.sort();
     for m in members {
@@ -362,16 +410,12 @@ pub fn evaluate_capped(
                 };
                 let (a, b) = (&leads[i].truth, &leads[j].truth);
                 let evidence = a.evidence(b);
-                add(&mut rows, "all", stage);
-                if let Some(e) = evidence {
+                add_pair(&mut rows, a, b, stage);
+                if evidence.is_some() {
                     report.resolvable_pairs += 1;
                     if stage == Stage::Merged {
                         report.tp_resolvable += 1;
                     }
-                    add(&mut rows, "resolvable", stage);
-                    add(&mut rows, &format!("evidence: {e}"), stage);
-                } else {
-                    add(&mut rows, "unresolvable", stage);
                 }
                 if stage == Stage::Unblocked && evidence.is_some() && report.unblocked_examples.len() < examples {
                     report.unblocked_examples.push(format!(
@@ -380,12 +424,6 @@ pub fn evaluate_capped(
                         leads[i].record,
                         leads[j].record
                     ));
-                }
-                let kinds = a.kinds | b.kinds;
-                for (bit, name) in KIND_NAMES {
-                    if kinds & bit != 0 {
-                        add(&mut rows, name, stage);
-                    }
                 }
             }
         }
