@@ -561,7 +561,7 @@ impl Validator<'_> {
         if params.thresholds.review > params.thresholds.auto_merge {
             self.error(t.span(), "matching", "review must not be above auto_merge");
         }
-        *matching = Arc::new(Matching { fuzzy, model: Model::new(params), survivorship });
+        *matching = Arc::new(Matching { fuzzy, model: Model::new(params), survivorship, ..Matching::default() });
     }
 
     /// `default = RULE`, `source_priority = [SOURCE, …]`, and `FIELD = RULE` per standard field.

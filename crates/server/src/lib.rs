@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod frequencies;
 pub mod hooks;
 pub mod import;
 pub mod ingest;
@@ -227,6 +228,9 @@ pub async fn launch_with(
     hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
     hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), stopped.clone());
+    if config.matching.fuzzy {
+        tokio::spawn(frequencies::run(store.clone(), config.matching.clone(), stopped.clone()));
+    }
     let wake = Wake::default();
     let router_worker = config
         .routing

@@ -647,7 +647,7 @@ fn decide_record(
             }
         }
     }
-    Ok(resolve::decide(record, &found, &matching.model))
+    Ok(matching.with_model(|model| resolve::decide(record, &found, model)))
 }
 
 /// Most leads one lookup compares with; candidates sharing several keys come first.

@@ -14,8 +14,9 @@ pub mod merge;
 
 use crate::ids::LeadId;
 use crate::lead::{Derived, LeadFields};
-pub use leadflow_matching::{Evidence, ExactRule, Model, Record, Thresholds, Verdict};
+pub use leadflow_matching::{Evidence, ExactRule, FrequencyField, Model, NameFrequencies, Record, Thresholds, Verdict};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -72,6 +73,42 @@ pub struct Matching {
     pub model: Model,
     /// How merges settle fields both records have.
     pub survivorship: merge::Survivorship,
+    /// `model` with name frequencies counted over the stored leads, once counted.
+    pub counted: CountedModel,
+}
+
+impl Matching {
+    /// Runs `f` with the model fuzzy decisions use: with the name frequencies of the
+    /// stored leads once they are counted (a common name at a large company then needs
+    /// more than name and company to merge), the configured model until then.
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        let counted = self.counted.0.read().ok().and_then(|m| m.clone());
+        match counted {
+            Some(model) => f(&model),
+            None => f(&self.model),
+        }
+    }
+
+    /// Decides with these name frequencies (counted over the stored leads) from now on,
+    /// in every clone of this configuration.
+    pub fn use_frequencies(&self, frequencies: NameFrequencies) {
+        let model = Arc::new(self.model.clone().with_frequencies(frequencies));
+        if let Ok(mut slot) = self.counted.0.write() {
+            *slot = Some(model);
+        }
+    }
+}
+
+/// A model with counted name frequencies, shared by every clone of the configuration so
+/// that a recount reaches the next capture. It is state, not configuration: two
+/// configurations compare equal whatever was counted.
+#[derive(Clone, Debug, Default)]
+pub struct CountedModel(Arc<RwLock<Option<Arc<Model>>>>);
+
+impl PartialEq for CountedModel {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// How many possible duplicates one lead puts in the review queue at most.
@@ -145,6 +182,29 @@ mod tests {
     fn record(v: serde_json::Value) -> Record {
         let c = prepare(v.as_object().unwrap(), &SourceConfig::api(), &Picklists::default()).unwrap();
         match_record(&c.fields, &c.derived)
+    }
+
+    #[test]
+    fn counted_frequencies_reach_every_clone_and_weigh_common_names_less() {
+        let matching = Arc::new(Matching { fuzzy: true, ..Matching::default() });
+        let clone = matching.clone();
+        let person = |first: &str, last: &str, company: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            company_key: Some(company.into()),
+            city: Some("Springfield".into()),
+            ..Record::default()
+        };
+        let (a, b) = (person("Michael", "Johnson", "globex"), person("Michael", "Johnson", "globex"));
+        let score = |m: &Matching| m.with_model(|model| leadflow_matching::compare(&a, &b, model).score);
+        let fixed = score(&clone);
+        // A store where Globex is large and Michael Johnson a common name there.
+        let mut stored: Vec<Record> = (0..600).map(|_| a.clone()).collect();
+        stored.extend((0..1_400).map(|i| person(&format!("Name{i}"), &format!("Family{i}"), &format!("company{i}"))));
+        matching.use_frequencies(NameFrequencies::from_records(&stored));
+        let counted = score(&clone);
+        assert!(counted < fixed - 3.0, "a common name at a large company counts for less: {fixed} → {counted}");
+        assert_eq!(*matching, Matching { fuzzy: true, ..Matching::default() }, "counting is state, not configuration");
     }
 
     #[test]

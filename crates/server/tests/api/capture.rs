@@ -465,3 +465,20 @@ async fn a_merge_made_at_capture_is_split_off_from_history() {
         .await;
     crate::problem(app.post(&format!("/v1/leads/{lead}/split"), &json!({"submission_id": 7})).await, 422).await;
 }
+
+#[tokio::test]
+async fn name_frequencies_are_counted_over_every_stored_lead() {
+    let app = crate::spawn_app().await;
+    for i in 0..3 {
+        app.post(
+            "/v1/leads",
+            &json!({"email": format!("f{i}@acme.com"), "first_name": "Michael", "last_name": "Johnson"}),
+        )
+        .await;
+    }
+    let (frequencies, leads) = leadflow_server::frequencies::count(&app.store).await.unwrap();
+    assert_eq!(leads, 3);
+    let common = frequencies.frequency(leadflow_domain::resolve::FrequencyField::FirstName, "michael");
+    let unseen = frequencies.frequency(leadflow_domain::resolve::FrequencyField::FirstName, "zebedee");
+    assert!(common > unseen, "{common} vs {unseen}");
+}

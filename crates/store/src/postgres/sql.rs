@@ -244,7 +244,7 @@ async fn settle(
             }
         }
     }
-    let decision = resolve::decide(&record, &found, &matching.model);
+    let decision = matching.with_model(|model| resolve::decide(&record, &found, model));
     // The target is locked and read again: another transaction may have changed it since
     // it was found, and this one must build on that change, not overwrite it.
     // Never into a tombstone: an erasure that committed while this capture waited for the
