@@ -134,6 +134,17 @@ pub fn sla_due(routing: &RoutingConfig, decision: &Decision, now: OffsetDateTime
     now.checked_add(time::Duration::try_from(sla.after).ok()?)
 }
 
+/// What an assignment records beside the decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub trigger: Trigger,
+    /// The source whose touch set routing off, if any.
+    pub source: Option<String>,
+    /// Owners an SLA took the lead from (kept for the next reassignment).
+    pub tried: Vec<String>,
+    pub sla_due_at: Option<OffsetDateTime>,
+}
+
 /// A lead's current assignment, as the store keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assignment {

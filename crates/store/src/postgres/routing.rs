@@ -12,7 +12,7 @@ use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
 use crate::{RoutedLead, StoreError};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
-use leadflow_domain::route::{self, Assignment, SlaStep, Trigger};
+use leadflow_domain::route::{self, Assignment, Change, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
 use leadflow_scoring::routing::{Context, Decision};
 use std::collections::HashMap;
@@ -210,13 +210,6 @@ async fn route_lead(
     }
     let change = Change { trigger: how.trigger, source: how.source, tried, sla_due_at };
     commit_assignment(c, lead, decision, change, rules, now).await.map(Some)
-}
-
-struct Change {
-    trigger: Trigger,
-    source: Option<String>,
-    tried: Vec<String>,
-    sla_due_at: Option<OffsetDateTime>,
 }
 
 async fn commit_assignment(

@@ -6,7 +6,7 @@ use super::engagement::record_changes;
 use super::{lead_following_merges, millis, write_lead};
 use crate::{RoutedLead, StoreError};
 use leadflow_domain::pipeline::{LeadEvent, Rules};
-use leadflow_domain::route::{self, Assignment, SlaStep, Trigger};
+use leadflow_domain::route::{self, Assignment, Change, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
 use leadflow_scoring::routing::{Context, Decision};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -171,18 +171,15 @@ fn route_lead(
     if how.trigger != Trigger::Sla {
         tried.clear();
     }
-    commit_assignment(conn, lead, decision, how.trigger, how.source, tried, sla_due_at, rules, now).map(Some)
+    let change = Change { trigger: how.trigger, source: how.source, tried, sla_due_at };
+    commit_assignment(conn, lead, decision, change, rules, now).map(Some)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn commit_assignment(
     conn: &Connection,
     lead: &mut Lead,
     decision: Decision,
-    trigger: Trigger,
-    source: Option<String>,
-    tried: Vec<String>,
-    sla_due_at: Option<OffsetDateTime>,
+    change: Change,
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<RoutedLead, StoreError> {
@@ -210,18 +207,19 @@ fn commit_assignment(
         lead.id.to_string(),
         owner,
         rule,
-        source,
+        change.source,
         lead.lifecycle_stage,
         millis(now),
-        sla_due_at.map(millis),
-        serde_json::to_string(&tried)?
+        change.sla_due_at.map(millis),
+        serde_json::to_string(&change.tried)?
     ])?;
     let expected = lead.version;
-    let event = route::assign(lead, decision, trigger, sla_due_at, now);
+    let event = route::assign(lead, decision, change.trigger, change.sla_due_at, now);
     lead.version += 1;
     write_lead(conn, lead, Some(expected), &rules.matching)?;
     record_changes(conn, lead, vec![event], rules, now)?;
-    Ok(RoutedLead { lead_id: lead.id, owner, rule, via: via.as_str().to_owned(), trigger: trigger.as_str().to_owned() })
+    let trigger = change.trigger.as_str().to_owned();
+    Ok(RoutedLead { lead_id: lead.id, owner, rule, via: via.as_str().to_owned(), trigger })
 }
 
 /// The CRM reported on the lead: its owner has taken it up, so the SLA timer stops, and
@@ -265,7 +263,8 @@ pub(super) fn run_sla(
         let routed = match route::sla_step(&lead, lead_id, current, &rules.routing) {
             SlaStep::Stop => None,
             SlaStep::Escalate(decision) => {
-                Some(commit_assignment(conn, &mut lead, decision, Trigger::Sla, None, tried, None, rules, now)?)
+                let change = Change { trigger: Trigger::Sla, source: None, tried, sla_due_at: None };
+                Some(commit_assignment(conn, &mut lead, decision, change, rules, now)?)
             }
             SlaStep::Reassign { exclude, note } => {
                 let how = How { trigger: Trigger::Sla, source: None, exclude, note: Some(note) };
@@ -298,7 +297,8 @@ pub(super) fn assign(
         Some(owner) => {
             let decision = route::manual(owner, actor);
             let tried = Vec::new();
-            commit_assignment(conn, &mut lead, decision, Trigger::Manual, None, tried, None, rules, now)?;
+            let change = Change { trigger: Trigger::Manual, source: None, tried, sla_due_at: None };
+            commit_assignment(conn, &mut lead, decision, change, rules, now)?;
             true
         }
         None => {
