@@ -87,16 +87,6 @@ pub enum Strategy {
     Territory,
 }
 
-impl Strategy {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::RoundRobin => "round_robin",
-            Self::Weighted => "weighted",
-            Self::Territory => "territory",
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoutingRule {
     pub name: Arc<str>,
@@ -204,10 +194,6 @@ impl RoutingConfig {
     /// Routing is on when it can assign anybody.
     pub fn is_enabled(&self) -> bool {
         !self.rules.is_empty() || self.fallback_owner.is_some()
-    }
-
-    pub fn rep(&self, id: &str) -> Option<&Rep> {
-        self.reps.iter().find(|r| &*r.id == id)
     }
 
     pub fn rule(&self, name: &str) -> Option<&RoutingRule> {
