@@ -6,9 +6,8 @@
 //! `CandidateIndex::candidates_capped` for the record-pair part. The cluster-level part (see
 //! `tests/support/clusters.rs`) always uses the store's lookup limits. Flags:
 //!
-//! * `--fixed`: also run the cluster level with the model capture uses today (no value
-//!   frequencies);
-//! * `--survivor-only`: skip the member variant;
+//! * `--fixed`: also run the cluster level with fixed weights (no name frequencies);
+//! * `--bridges`: also run it without bridges, and with bridges whatever the two leads say;
 //! * `--no-pairs`: skip the record-pair part.
 
 #[path = "../tests/support/clusters.rs"]
@@ -18,7 +17,7 @@ mod eval;
 #[path = "../tests/support/generator.rs"]
 mod generator;
 
-use clusters::{LeadView, Lookup};
+use clusters::{Bridge, Lookup};
 
 fn main() {
     let (flags, args): (Vec<String>, Vec<String>) = std::env::args().skip(1).partition(|a| a.starts_with("--"));
@@ -36,18 +35,20 @@ fn main() {
     if !flag("--no-pairs") {
         record_pairs(&leads, &model, cap, max_candidates, examples);
     }
-    let mut runs = vec![(LeadView::Survivor, "with frequencies", model.clone())];
-    if !flag("--survivor-only") {
-        runs.push((LeadView::Members, "with frequencies", model.clone()));
-        runs.push((LeadView::MembersUnlessConflict, "with frequencies", model));
+    let mut runs = vec![(Bridge::UnlessConflict, "with frequencies", model.clone())];
+    if flag("--bridges") {
+        runs.push((Bridge::Off, "with frequencies", model.clone()));
+        runs.push((Bridge::All, "with frequencies", model));
     }
     if flag("--fixed") {
-        runs.push((LeadView::Survivor, "fixed weights (capture today)", leadflow_matching::Model::default()));
+        runs.push((Bridge::UnlessConflict, "fixed weights", leadflow_matching::Model::default()));
     }
-    for (view, name, model) in runs {
-        let c = clusters::evaluate_clusters(&leads, &model, Lookup::STORE, view, examples);
-        println!("\n== cluster level: {view:?}, {name} ==\n{}\n{}", c.summary(), c.breakdown_table());
-        for e in c.wrong_join_examples.iter().chain(c.miss_examples.iter().map(|(_, e)| e)) {
+    for (bridge, name, model) in runs {
+        let c = clusters::evaluate_clusters(&leads, &model, Lookup::STORE, bridge, examples);
+        println!("\n== leads after capture: bridges {bridge:?}, {name} ==\n{}\n{}", c.summary(), c.breakdown_table());
+        for e in
+            c.wrong_join_examples.iter().chain(&c.wrong_bridge_examples).chain(c.miss_examples.iter().map(|(_, e)| e))
+        {
             println!("{e}");
         }
     }

@@ -66,6 +66,18 @@ impl MatchScore {
         self.rules.iter().map(|r| r.ceiling()).min().unwrap_or(Verdict::Merge)
     }
 
+    /// Highest verdict the fired rules that report a *conflict* allow: every rule but
+    /// [`HardRule::InsufficientIdentity`], which reports missing evidence. Two records that
+    /// each matched a third confidently are one person unless they contradict each other.
+    pub fn conflict_ceiling(&self) -> Verdict {
+        self.rules
+            .iter()
+            .filter(|r| **r != HardRule::InsufficientIdentity)
+            .map(|r| r.ceiling())
+            .min()
+            .unwrap_or(Verdict::Merge)
+    }
+
     /// Evidence for `field`, if present.
     pub fn part(&self, field: Field) -> Option<&Evidence> {
         self.parts.iter().find(|e| e.field == field)

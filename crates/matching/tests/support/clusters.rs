@@ -16,13 +16,10 @@
 //!   in); leads sharing more keys come first, at most `max_candidates`; leads whose email equals
 //!   the submission's are always candidates;
 //! * the first candidate with the same email match key takes the submission; otherwise the
-//!   highest score among the `Merge` verdicts; otherwise a new lead.
-//!
-//! [`LeadView::Members`] measures a product change: a lead matched through every submission it
-//! absorbed (the keys of all of them, the best score over them), not only through its merged
-//! record. [`LeadView::MembersUnlessConflict`] is the same, except that a hard rule reporting a
-//! conflict (every rule but `InsufficientIdentity`, which reports missing evidence) against any of
-//! them keeps the submission out.
+//!   highest score among the `Merge` verdicts; otherwise a new lead;
+//! * every other lead the submission matched as confidently is merged into that one unless the
+//!   two leads' records conflict ([`Bridge::UnlessConflict`], `resolve::decide`'s bridges).
+//!   [`Bridge::Off`] and [`Bridge::All`] measure the alternatives.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -46,22 +43,18 @@ impl Lookup {
     pub const STORE: Lookup = Lookup { stop_key_postings: 32, max_candidates: 64 };
 }
 
-/// What a lead is matched through.
+/// What happens when a submission would merge with more than one lead (the person was split
+/// over several leads earlier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeadView {
-    /// As the store does today: the lead's merged record and its keys.
-    Survivor,
-    /// The merged record and every absorbed submission: all their keys, the best score.
-    Members,
-    /// As `Members`, but a conflict with any of them (a hard rule other than
-    /// `InsufficientIdentity`) lowers the verdict to that rule's ceiling.
-    MembersUnlessConflict,
-}
-
-impl LeadView {
-    fn through_members(self) -> bool {
-        self != LeadView::Survivor
-    }
+pub enum Bridge {
+    /// The submission joins the best lead; the others stay apart.
+    Off,
+    /// Every lead the submission would merge with is merged into the one it joins.
+    All,
+    /// As `All`, but only leads whose merged records show no conflict with the joined lead's
+    /// (no hard rule other than `InsufficientIdentity` when the two records are compared): what
+    /// the store does.
+    UnlessConflict,
 }
 
 /// Counts and figures of one cluster-level run.
@@ -98,6 +91,15 @@ pub struct ClusterReport {
     pub wrong_join_examples: Vec<String>,
     /// Resolvable true pairs that did not end in one lead, up to `examples` per stage.
     pub miss_examples: Vec<(Stage, String)>,
+    /// True pairs connected by evidence: records of one person linked by a chain of resolvable
+    /// pairs (what a reviewer holding all the person's records could confirm).
+    pub linked_pairs: u64,
+    pub tp_linked: u64,
+    /// Leads merged into another because a submission matched both.
+    pub bridges: u64,
+    /// ... of which joined leads of different people.
+    pub wrong_bridges: u64,
+    pub wrong_bridge_examples: Vec<String>,
 }
 
 impl ClusterReport {
@@ -116,13 +118,23 @@ impl ClusterReport {
     pub fn f1_resolvable(&self) -> f64 {
         f1(self.precision(), self.recall_resolvable())
     }
+    pub fn recall_linked(&self) -> f64 {
+        ratio(self.tp_linked, self.linked_pairs)
+    }
+    /// Precision counting only pairs a reviewer could judge: a predicted pair of one person whose
+    /// records are not linked by evidence is neither right nor wrong.
+    pub fn precision_linked(&self) -> f64 {
+        let unlinked_tp = self.tp - self.tp_linked;
+        ratio(self.tp_linked, self.predicted_pairs - unlinked_tp)
+    }
 
     pub fn summary(&self) -> String {
         format!(
             "leads={} (records={} entities={}) merges: exact email={} score={} wrong joins={} split creates={}\n\
              cluster pairs: precision={:.4} recall={:.4} F1={:.4} (TP={} FP={} FN={})\n\
              resolvable pairs: recall={:.4} F1={:.4} (TP={} FN={})\n\
-             leads compared per submission={:.2}; true pairs lost to a lead split earlier={}",
+             linked pairs ({} of {}): precision={:.4} recall={:.4} F1={:.4}\n\
+             leads compared per submission={:.2}; true pairs lost to a lead split earlier={}; bridges={} (wrong {})",
             self.leads,
             self.records,
             self.entities,
@@ -140,8 +152,15 @@ impl ClusterReport {
             self.f1_resolvable(),
             self.tp_resolvable,
             self.resolvable_pairs - self.tp_resolvable,
+            self.linked_pairs,
+            self.true_pairs,
+            self.precision_linked(),
+            self.recall_linked(),
+            f1(self.precision_linked(), self.recall_linked()),
             self.candidate_leads as f64 / self.records.max(1) as f64,
             self.elsewhere_split,
+            self.bridges,
+            self.wrong_bridges,
         )
     }
 
@@ -178,18 +197,6 @@ pub fn survive(lead: &mut Record, submission: &Record) {
     fill(&mut lead.country, &submission.country);
 }
 
-/// The lowest ceiling among the fired hard rules that report a conflict (all but
-/// `InsufficientIdentity`, which reports missing evidence).
-fn conflict_ceiling(score: &leadflow_matching::MatchScore) -> Verdict {
-    score
-        .rules
-        .iter()
-        .filter(|r| **r != leadflow_matching::HardRule::InsufficientIdentity)
-        .map(|r| r.ceiling())
-        .min()
-        .unwrap_or(Verdict::Merge)
-}
-
 /// One simulated lead.
 struct SimLead {
     /// Record indexes, in arrival order.
@@ -200,6 +207,16 @@ struct SimLead {
     keys: Vec<String>,
     /// Email match keys the exact rule looks at.
     email_keys: Vec<String>,
+    /// The lead this one was merged into by a bridge.
+    absorbed_into: Option<u32>,
+}
+
+/// The lead a lead id stands for now (following bridge merges).
+fn live(sim: &[SimLead], mut id: u32) -> u32 {
+    while let Some(next) = sim[id as usize].absorbed_into {
+        id = next;
+    }
+    id
 }
 
 /// The key index: key → lead ids, ascending (lead ids grow with creation time, like the store's
@@ -274,7 +291,7 @@ pub fn evaluate_clusters(
     leads: &[Lead],
     model: &Model,
     lookup: Lookup,
-    view: LeadView,
+    bridge: Bridge,
     examples: usize,
 ) -> ClusterReport {
     let rules = model.email_rules();
@@ -287,7 +304,7 @@ pub fn evaluate_clusters(
     };
     let mut sim: Vec<SimLead> = Vec::new();
     let mut index = KeyIndex::default();
-    // The store's `leads.email` column: a lead's email (members' emails in the member view).
+    // The store's `leads.email` column: a lead's email.
     let mut by_email: HashMap<String, Vec<u32>> = HashMap::new();
     let mut lead_of: Vec<u32> = Vec::with_capacity(leads.len());
     // Records seen so far per entity.
@@ -315,21 +332,7 @@ pub fn evaluate_clusters(
                     let score = compare(r, other, model);
                     Compared { lead: id, verdict: decide(&score, &th), score, exact_email }
                 };
-                let mut best = judge(&lead.record);
-                if view.through_members() {
-                    let mut ceiling = conflict_ceiling(&best.score);
-                    for &m in &lead.members {
-                        let c = judge(&leads[m].record);
-                        ceiling = ceiling.min(conflict_ceiling(&c.score));
-                        if (c.verdict, c.score.score) > (best.verdict, best.score.score) {
-                            best = c;
-                        }
-                    }
-                    if view == LeadView::MembersUnlessConflict {
-                        best.verdict = best.verdict.min(ceiling);
-                    }
-                }
-                best
+                judge(&lead.record)
             })
             .collect();
         // `resolve::decide`: the same mailbox first, else the best Merge score.
@@ -344,11 +347,31 @@ pub fn evaluate_clusters(
                 .map(|c| (c.lead, false))
         });
 
+        // Leads a bridge brings into the chosen one.
+        let mut bridged: Vec<u32> = Vec::new();
+        if let Some((target, _)) = chosen
+            && bridge != Bridge::Off
+        {
+            for c in compared.iter().filter(|c| c.lead != target && (c.exact_email || c.verdict == Verdict::Merge)) {
+                let ok = match bridge {
+                    Bridge::Off => false,
+                    Bridge::All => true,
+                    Bridge::UnlessConflict => {
+                        compare(&sim[target as usize].record, &sim[c.lead as usize].record, model).conflict_ceiling()
+                            == Verdict::Merge
+                    }
+                };
+                if ok {
+                    bridged.push(c.lead);
+                }
+            }
+        }
+
         // Stage of every true pair (earlier record of this person, this submission).
         let earlier = seen.get(&sub.entity).cloned().unwrap_or_default();
         for &i in &earlier {
-            let li = lead_of[i];
-            let stage = if chosen.map(|c| c.0) == Some(li) {
+            let li = live(&sim, lead_of[i]);
+            let stage = if chosen.map(|c| c.0) == Some(li) || bridged.contains(&li) {
                 Stage::Merged
             } else if let Some(c) = compared.iter().find(|c| c.lead == li) {
                 let stage = match c.verdict {
@@ -408,6 +431,43 @@ pub fn evaluate_clusters(
             }
         }
 
+        for &other in &bridged {
+            let Some((target, _)) = chosen else { break };
+            report.bridges += 1;
+            let entity_of = |lead: &SimLead| lead.members.iter().map(|&m| leads[m].entity).collect::<Vec<_>>();
+            let (te, oe) = (entity_of(&sim[target as usize]), entity_of(&sim[other as usize]));
+            if !oe.iter().all(|e| te.contains(e)) || !te.iter().all(|e| oe.contains(e)) {
+                report.wrong_bridges += 1;
+                if report.wrong_bridge_examples.len() < examples {
+                    report.wrong_bridge_examples.push(format!(
+                        "WRONG BRIDGE via submission={r:?}\n  lead={:?}\n  other={:?}",
+                        sim[target as usize].record, sim[other as usize].record
+                    ));
+                }
+            }
+            let absorbed = std::mem::replace(
+                &mut sim[other as usize],
+                SimLead {
+                    members: Vec::new(),
+                    record: Record::default(),
+                    keys: Vec::new(),
+                    email_keys: Vec::new(),
+                    absorbed_into: Some(target),
+                },
+            );
+            for k in &absorbed.keys {
+                index.remove(k, other);
+            }
+            // The store finds a lead by email only while it is not merged away.
+            for ids in by_email.values_mut() {
+                ids.retain(|&x| x != other);
+            }
+            let lead = &mut sim[target as usize];
+            survive(&mut lead.record, &absorbed.record);
+            lead.members.extend(absorbed.members);
+            lead.members.sort_unstable();
+        }
+
         let id = match chosen {
             Some((id, exact)) => {
                 if exact {
@@ -431,16 +491,9 @@ pub fn evaluate_clusters(
                 let had_email = lead.record.email.clone();
                 survive(&mut lead.record, r);
                 lead.members.push(j);
-                let mut new_keys = blocking_keys(&lead.record);
-                let mut emails: Vec<String> = lead.record.email.iter().cloned().collect();
-                if view.through_members() {
-                    for &m in &lead.members {
-                        new_keys.extend(blocking_keys(&leads[m].record));
-                        emails.extend(leads[m].record.email.iter().cloned());
-                    }
-                    new_keys.sort_unstable();
-                    new_keys.dedup();
-                }
+                let new_keys = blocking_keys(&lead.record);
+                let emails: Vec<String> = lead.record.email.iter().cloned().collect();
+
                 for k in lead.keys.iter().filter(|k| new_keys.binary_search(k).is_err()) {
                     index.remove(k, id);
                 }
@@ -450,7 +503,7 @@ pub fn evaluate_clusters(
                 lead.keys = new_keys;
                 lead.email_keys = emails.iter().map(|e| email_match_key(e, rules)).collect();
                 for e in emails {
-                    if had_email.as_ref() != Some(&e) || view.through_members() {
+                    if had_email.as_ref() != Some(&e) {
                         let ids = by_email.entry(e).or_default();
                         if !ids.contains(&id) {
                             ids.push(id);
@@ -475,6 +528,7 @@ pub fn evaluate_clusters(
                     record: r.clone(),
                     keys,
                     email_keys: email_key.into_iter().collect(),
+                    absorbed_into: None,
                 });
                 id
             }
@@ -483,8 +537,8 @@ pub fn evaluate_clusters(
         seen.entry(sub.entity).or_default().push(j);
     }
 
-    report.leads = sim.len();
-    for lead in &sim {
+    report.leads = sim.iter().filter(|l| l.absorbed_into.is_none()).count();
+    for lead in sim.iter().filter(|l| l.absorbed_into.is_none()) {
         let n = lead.members.len() as u64;
         report.predicted_pairs += n * (n - 1) / 2;
         let mut per_entity: HashMap<u32, u64> = HashMap::new();
@@ -494,13 +548,36 @@ pub fn evaluate_clusters(
         report.tp += per_entity.values().map(|&c| c * (c - 1) / 2).sum::<u64>();
     }
     for members in seen.values() {
+        // Components of the evidence graph over the person's records.
+        let mut component: Vec<usize> = (0..members.len()).collect();
+        let root = |c: &Vec<usize>, mut x: usize| {
+            while c[x] != x {
+                x = c[x];
+            }
+            x
+        };
+        for x in 0..members.len() {
+            for y in x + 1..members.len() {
+                if leads[members[x]].truth.evidence(&leads[members[y]].truth).is_some() {
+                    let (a, b) = (root(&component, x), root(&component, y));
+                    component[a.max(b)] = a.min(b);
+                }
+            }
+        }
         for (x, &i) in members.iter().enumerate() {
-            for &j in &members[x + 1..] {
+            for (y, &j) in members.iter().enumerate().skip(x + 1) {
                 report.true_pairs += 1;
+                let together = live(&sim, lead_of[i]) == live(&sim, lead_of[j]);
                 if leads[i].truth.evidence(&leads[j].truth).is_some() {
                     report.resolvable_pairs += 1;
-                    if lead_of[i] == lead_of[j] {
+                    if together {
                         report.tp_resolvable += 1;
+                    }
+                }
+                if root(&component, x) == root(&component, y) {
+                    report.linked_pairs += 1;
+                    if together {
+                        report.tp_linked += 1;
                     }
                 }
             }
