@@ -548,6 +548,11 @@ impl Validator<'_> {
                         self.survivorship(table, &mut survivorship);
                     }
                 }
+                ("email", _) => {
+                    if let Some(table) = self.table(item, &path) {
+                        self.email_rules(table, &mut params.email_rules);
+                    }
+                }
                 ("fuzzy", _) => match item.as_bool() {
                     Some(b) => fuzzy = b,
                     None => self.error(span(item), &path, "must be true or false"),
@@ -562,6 +567,89 @@ impl Validator<'_> {
             self.error(t.span(), "matching", "review must not be above auto_merge");
         }
         *matching = Arc::new(Matching { fuzzy, model: Model::new(params), survivorship, ..Matching::default() });
+    }
+
+    /// `[matching.email]`: `plus_tag_domains = [DOMAIN, …]` (domains whose mail servers
+    /// deliver `local+tag` to `local`, such as a customer's own Google Workspace domain) and
+    /// `[[matching.email.providers]]` (`domains`, `canonical_domain`, `ignore_dots`,
+    /// `strip_plus_tag`), checked before the built-in providers.
+    fn email_rules(&mut self, t: &Table, rules: &mut leadflow_matching::EmailRules) {
+        for (key, item) in t.iter() {
+            let path = format!("matching.email.{key}");
+            match key {
+                "plus_tag_domains" => {
+                    if let Some(domains) = self.domains(item, &path) {
+                        rules.plus_tag_domains = domains;
+                    }
+                }
+                "providers" => {
+                    let Some(array) = item.as_array_of_tables() else {
+                        self.error(span(item), &path, "must be an array of tables: [[matching.email.providers]]");
+                        continue;
+                    };
+                    let mut added = Vec::new();
+                    for (i, p) in array.iter().enumerate() {
+                        let mut rule = leadflow_matching::ProviderRule {
+                            domains: Vec::new(),
+                            canonical_domain: String::new(),
+                            ignore_dots: false,
+                            strip_plus_tag: true,
+                        };
+                        for (k, v) in p.iter() {
+                            let path = format!("matching.email.providers[{i}].{k}");
+                            match k {
+                                "domains" => rule.domains = self.domains(v, &path).unwrap_or_default(),
+                                "canonical_domain" => {
+                                    if let Some(d) = self.domains(v, &path).and_then(|d| d.into_iter().next()) {
+                                        rule.canonical_domain = d;
+                                    }
+                                }
+                                "ignore_dots" | "strip_plus_tag" => match v.as_bool() {
+                                    Some(b) if k == "ignore_dots" => rule.ignore_dots = b,
+                                    Some(b) => rule.strip_plus_tag = b,
+                                    None => self.error(span(v), &path, "must be true or false"),
+                                },
+                                _ => self.error(span(v), &path, "unknown key"),
+                            }
+                        }
+                        let Some(first) = rule.domains.first().cloned() else {
+                            let path = format!("matching.email.providers[{i}]");
+                            self.error(p.span(), &path, "needs domains = [\"example.com\", …]");
+                            continue;
+                        };
+                        if rule.canonical_domain.is_empty() {
+                            rule.canonical_domain = first;
+                        }
+                        added.push(rule);
+                    }
+                    rules.providers.splice(0..0, added);
+                }
+                _ => self.error(span(item), &path, "unknown key (plus_tag_domains, providers)"),
+            }
+        }
+    }
+
+    /// A domain or a list of domains, lowercased; each needs a dot and no `@` or spaces.
+    fn domains(&mut self, item: &Item, key: &str) -> Option<Vec<String>> {
+        let values: Vec<&Value> = match item {
+            Item::Value(Value::Array(list)) => list.iter().collect(),
+            Item::Value(v @ Value::String(_)) => vec![v],
+            _ => {
+                self.error(span(item), key, "must be a domain or a list of domains");
+                return None;
+            }
+        };
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            match v.as_str().map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase()) {
+                Some(d) if d.contains('.') && !d.contains(['@', ' ']) && !d.starts_with('.') => out.push(d),
+                _ => {
+                    self.error(v.span().or_else(|| span(item)), key, "must be a domain such as \"example.com\"");
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// `default = RULE`, `source_priority = [SOURCE, …]`, and `FIELD = RULE` per standard field.
@@ -1482,6 +1570,32 @@ colour = "blue"
         assert_eq!((c.matching.model.thresholds().auto_merge, c.matching.model.thresholds().review), (20.0, 12.5));
         let errs = parse("[matching]\nauto_merge = 5\nreview = 9\nfuzzy = \"yes\"\n").unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
+    }
+
+    #[test]
+    fn email_provider_rules_are_configurable_per_domain() {
+        let c = parse(
+            r#"
+[matching.email]
+plus_tag_domains = ["Acme.com"]
+[[matching.email.providers]]
+domains = ["yandex.ru", "ya.ru"]
+"#,
+        )
+        .unwrap();
+        let rules = c.matching.model.email_rules();
+        let key = |e: &str| leadflow_matching::email_match_key(e, rules);
+        assert_eq!(key("kim+webinar@acme.com"), "kim@acme.com");
+        assert_eq!(key("ivan+news@ya.ru"), "ivan@yandex.ru", "a provider's domains share one key");
+        assert_eq!(key("Jane.Doe+x@googlemail.com"), "janedoe@gmail.com", "the built-in providers remain");
+        assert_eq!(key("kim+webinar@globex.com"), "kim+webinar@globex.com", "other domains keep their tags");
+        let errs = parse(
+            "[matching.email]\nplus_tag_domains = [\"not a domain\"]\n[[matching.email.providers]]\nignore_dots = 1\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{text:?}");
+        assert!(text.iter().any(|e| e.contains("providers[0]") && e.contains("domains")), "{text:?}");
     }
 
     #[test]

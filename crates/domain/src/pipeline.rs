@@ -78,7 +78,8 @@ pub enum LeadEvent {
         #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
         before: Option<Box<Lead>>,
     },
-    /// Another lead was merged into this one (a review decision or a batch search).
+    /// Another lead was merged into this one (a review decision, a batch search, or a
+    /// submission that matched both: a bridge).
     Absorbed {
         /// The lead merged in.
         absorbed: LeadId,
@@ -249,7 +250,7 @@ pub fn settle(
     touch.channel = rules.channel(&sub.source).map(str::to_owned);
     let survivorship = &rules.matching.survivorship;
     match (decision, target) {
-        (Decision::Merge { into, explanation }, Some(mut lead)) if lead.id == into => {
+        (Decision::Merge { into, explanation, .. }, Some(mut lead)) if lead.id == into => {
             let before = Box::new(lead.clone());
             let report = resolve::merge::merge(&mut lead, candidate, touch.clone(), now, survivorship);
             let history = HistoryEntry {
@@ -396,6 +397,7 @@ mod tests {
                     score: None,
                     evidence: vec![],
                 },
+                also: vec![],
             };
             let rules = Rules {
                 matching: std::sync::Arc::new(resolve::Matching { survivorship: rules.clone(), ..Default::default() }),

@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
             capture_creates_a_lead_and_reads_it_back,
             same_email_merges_into_one_lead,
             email_match_ignores_case_and_space,
+            one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching,
             idempotency_key_returns_the_first_outcome,
             idempotency_keys_are_scoped_to_the_source,
             repeated_key_inside_one_call_settles_once,
@@ -148,6 +149,7 @@ macro_rules! conformance_suite {
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
             a_capture_merge_is_split_off_from_history,
+            a_submission_matching_two_leads_bridges_them_into_one,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -268,6 +270,28 @@ pub async fn email_match_ignores_case_and_space(store: &DynStore) {
     assert_eq!(settled(&c).0, Outcome::Merged);
     let found = store.find_leads_by_email(&Email::parse("LINUS@example.org").unwrap()).await.unwrap();
     assert_eq!(found.len(), 1);
+}
+
+pub async fn one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching(store: &DynStore) {
+    let capture = |v: Value, rules: &'static Rules| async move {
+        let c = store.capture(vec![item("api", None, v)], rules).await.unwrap().remove(0);
+        let (outcome, lead, _) = settled(&c);
+        (outcome, lead.id)
+    };
+    let (_, jane) = capture(json!({"email": "jane.doe@gmail.com"}), &EXACT).await;
+    // Gmail ignores dots and `+tags`, and googlemail.com is gmail.com: the same mailbox.
+    assert_eq!(capture(json!({"email": "JaneDoe+webinar@googlemail.com"}), &EXACT).await, (Outcome::Merged, jane));
+    assert_eq!(capture(json!({"email": "jane.doe+q4@gmail.com"}), &EXACT).await, (Outcome::Merged, jane));
+    assert_eq!(store.get_lead(jane).await.unwrap().unwrap().fields.email.unwrap().as_str(), "jane.doe@gmail.com");
+    // Elsewhere a `+tag` is part of the address, unless the domain is configured.
+    let (_, kim) = capture(json!({"email": "kim@acme.com"}), &EXACT).await;
+    let (outcome, other) = capture(json!({"email": "kim+events@acme.com"}), &EXACT).await;
+    assert!(outcome == Outcome::Created && other != kim);
+    static TAGS: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
+        leadflow_domain::config::parse("[matching.email]\nplus_tag_domains = [\"globex.com\"]\n").unwrap().rules()
+    });
+    let (_, lee) = capture(json!({"email": "lee@globex.com"}), &TAGS).await;
+    assert_eq!(capture(json!({"email": "lee+events@globex.com"}), &TAGS).await, (Outcome::Merged, lee));
 }
 
 pub async fn idempotency_key_returns_the_first_outcome(store: &DynStore) {
@@ -584,6 +608,42 @@ pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
     assert!(matches!(refused, Err(crate::StoreError::Conflict(_))), "{refused:?}");
 }
 
+pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynStore) {
+    // One person split over two leads that say too little to match each other: a phone
+    // call with no company, and a badge scan with a nickname and a work address.
+    let lead = |source: &'static str, v: Value| async move {
+        settled(&capture_one(store, item(source, None, v)).await).1.clone()
+    };
+    let call = lead("chat", json!({"first_name": "Robert", "last_name": "Smith", "phone": "+1 415 555 2671"})).await;
+    let badge = lead(
+        "event",
+        json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme Inc.", "email": "bob.smith@acme.com"}),
+    )
+    .await;
+    assert_ne!(call.id, badge.id, "apart, the two do not match");
+    // A form with both the address and the phone is the same person as each.
+    let form = capture_one(store, item("web", None, json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com", "phone": "(415) 555-2671", "country": "US"}))).await;
+    let (outcome, lead, _) = settled(&form);
+    assert_eq!((outcome, lead.id), (Outcome::Merged, badge.id), "the same mailbox takes the submission");
+    assert_eq!(lead.fields.phone.as_deref(), Some("+14155552671"));
+    assert_eq!(lead.attribution.touch_count, 3, "the bridged lead's touches came along");
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+    assert_eq!(store.get_lead(call.id).await.unwrap().unwrap().id, badge.id);
+    let history = store.lead_history(badge.id).await.unwrap();
+    match history.last().map(|h| &h.event) {
+        Some(LeadEvent::Absorbed { absorbed, explanation, .. }) => {
+            assert_eq!(*absorbed, call.id);
+            assert_eq!(explanation.rule, leadflow_domain::resolve::MatchRule::Bridged);
+            assert!(explanation.score.is_some() && !explanation.evidence.is_empty(), "{explanation:?}");
+        }
+        other => panic!("expected the bridge in the history, got {other:?}"),
+    }
+    // Undone from history like any merge.
+    assert_eq!(store.unmerge(call.id, &EXACT).await.unwrap(), Some(badge.id));
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    assert_eq!(store.get_lead(call.id).await.unwrap().unwrap().id, call.id);
+}
+
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {
     let a = capture_one(
         store,
@@ -644,7 +704,7 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     store.decide_review(review.id, crate::ReviewStatus::Merged, &EXACT).await.unwrap().unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 1);
 
-    assert_eq!(store.unmerge(newer.id).await.unwrap(), Some(older.id));
+    assert_eq!(store.unmerge(newer.id, &EXACT).await.unwrap(), Some(older.id));
     assert_eq!(store.count_leads().await.unwrap(), 2);
     let survivor = store.get_lead(older.id).await.unwrap().unwrap();
     assert_eq!(survivor.fields.city, None, "the field the merge filled is gone again");
@@ -656,7 +716,7 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
         store.lead_history(older.id).await.unwrap().last().map(|h| &h.event),
         Some(LeadEvent::Unmerged { .. })
     ));
-    assert_eq!(store.unmerge(newer.id).await.unwrap(), None, "nothing left to undo");
+    assert_eq!(store.unmerge(newer.id, &EXACT).await.unwrap(), None, "nothing left to undo");
 
     // Merge again, then change the survivor: undoing would lose that change.
     assert!(
@@ -677,7 +737,7 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
     assert_eq!(claimed.unwrap().iter().map(|d| d.event_type.as_str()).collect::<Vec<_>>(), ["lead.merged"]);
     capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
-    assert!(store.unmerge(newer.id).await.is_err());
+    assert!(store.unmerge(newer.id, &EXACT).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), 1);
 }
 
@@ -1938,7 +1998,7 @@ pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore)
     let moved = store.transition_lead(ada, "engaged".into(), "rep".into(), None, rules).await;
     assert!(erased(moved.map(|_| ())), "no transition");
     assert!(erased(store.assign_lead(ada, Some("rep-1".into()), "rep".into(), rules).await.map(|_| ())));
-    let unmerged = store.unmerge(other).await;
+    let unmerged = store.unmerge(other, &EXACT).await;
     assert!(matches!(unmerged, Err(StoreError::Erased(id)) if id == other), "the state to restore is gone");
     let again = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
     assert!(erased(store.split_submission(ada, submission, again.candidate, rules).await.map(|_| ())));

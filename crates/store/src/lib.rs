@@ -510,7 +510,7 @@ pub trait Store: Send + Sync + 'static {
     /// returns to its state before the merge and `absorbed` lives on its own again. `None`
     /// when `absorbed` is not merged; a conflict when the survivor changed since;
     /// [`StoreError::Erased`] when they were erased (the state to restore is gone).
-    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
+    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError>;
 
     /// Undoes a merge made at capture: `lead` returns to its state before `submission`
     /// merged into it, and the submission becomes a lead of its own from `candidate` (the

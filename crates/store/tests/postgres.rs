@@ -196,6 +196,7 @@ async fn upgrading_a_version_one_database_backfills_its_leads() {
         .await
         .unwrap();
 
+    let lead_id = lead.id;
     let upgraded = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens and migrates");
     let now = OffsetDateTime::now_utc();
     let stored = upgraded.get_lead(lead.id).await.unwrap().unwrap();
@@ -206,4 +207,10 @@ async fn upgrading_a_version_one_database_backfills_its_leads() {
     assert_eq!(sources.len(), 1);
     assert_eq!((sources[0].campaign.as_deref(), sources[0].leads), (Some("spring"), 1));
     upgraded.ping().await.expect("the schema is current");
+    // The lead got its email match key: the same mailbox finds it.
+    let again = upgraded.capture(vec![item(serde_json::json!({"email": "ADA@initech.com"}))], &Rules::default()).await;
+    assert!(
+        matches!(&again.unwrap()[..], [Captured::Settled { lead, .. }] if lead.id == lead_id),
+        "merged into the upgraded lead"
+    );
 }

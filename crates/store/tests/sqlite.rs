@@ -30,3 +30,37 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
+
+/// A database from before the email match key (version 10) with a Gmail lead in it: after
+/// the upgrade another spelling of the mailbox finds the lead.
+#[tokio::test]
+async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
+    use leadflow_domain::capture::RawSubmission;
+    use leadflow_domain::config::{Picklists, SourceConfig};
+    use leadflow_domain::pipeline::{Rules, prepare};
+    use leadflow_store::{CaptureItem, Captured, Store};
+    let item = |email: &str| {
+        let payload = serde_json::json!({ "email": email }).as_object().cloned().unwrap();
+        let candidate = prepare(&payload, &SourceConfig::api(), &Picklists::default()).unwrap();
+        CaptureItem { submission: RawSubmission::new(leadflow_domain::SourceName::api(), None, payload), candidate }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
+    let first = store.capture(vec![item("jane.doe@gmail.com")], &Rules::default()).await.unwrap();
+    let Captured::Settled { lead, .. } = &first[0] else { panic!("{first:?}") };
+    let id = lead.id;
+    store.close().await.unwrap();
+    drop(store);
+    // Back to version 10: no key column, no index, no record of migration 11.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
+         DELETE FROM schema_migrations WHERE version >= 11;",
+    )
+    .unwrap();
+    drop(conn);
+    let upgraded = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
+    let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")], &Rules::default()).await.unwrap();
+    assert!(matches!(&again[..], [Captured::Settled { lead, .. }] if lead.id == id), "{again:?}");
+}

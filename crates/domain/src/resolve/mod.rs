@@ -28,6 +28,11 @@ pub enum MatchRule {
     Fuzzy,
     /// A person decided it (a review).
     Reviewed,
+    /// A submission matched both leads (each by exact email or a score above the auto-merge
+    /// threshold) and the two leads' records do not contradict each other: one person who
+    /// had been split over two leads. The score and evidence are the submission's against
+    /// the lead absorbed.
+    Bridged,
 }
 
 /// Why two records were matched: the rule, and for a score its per-field evidence.
@@ -54,13 +59,30 @@ pub struct PossibleDuplicate {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// A new lead, perhaps with possible duplicates to review.
-    Create {
-        possible: Vec<PossibleDuplicate>,
-    },
+    Create { possible: Vec<PossibleDuplicate> },
     Merge {
         into: LeadId,
         explanation: Explanation,
+        /// Other leads the candidate matched as confidently, to be merged into `into` too.
+        also: Vec<Bridge>,
     },
+}
+
+impl Decision {
+    /// The other leads a merge brings into the one it joins.
+    pub fn bridges(&self) -> &[Bridge] {
+        match self {
+            Decision::Merge { also, .. } => also,
+            Decision::Create { .. } => &[],
+        }
+    }
+}
+
+/// A lead to merge into the one a submission joined, because the submission matched both.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bridge {
+    pub lead_id: LeadId,
+    pub explanation: Explanation,
 }
 
 /// Identity resolution as configured.
@@ -96,6 +118,19 @@ impl Matching {
         if let Ok(mut slot) = self.counted.0.write() {
             *slot = Some(model);
         }
+    }
+
+    /// The email's match key under the configured provider rules: one mailbox, one key
+    /// (`Jane.Doe+news@googlemail.com` → `janedoe@gmail.com`).
+    pub fn email_key(&self, email: &crate::Email) -> String {
+        leadflow_matching::email_match_key(email.as_str(), self.model.email_rules())
+    }
+
+    /// This configuration with the blocking-key index kept whether or not capture reads
+    /// it: merges made outside capture (reviews, batch search, bridges) index the survivor
+    /// for the next batch search and for a store that turns fuzzy matching on.
+    pub fn keeping_keys(&self) -> Matching {
+        Matching { fuzzy: true, ..self.clone() }
     }
 }
 
@@ -137,39 +172,54 @@ pub fn blocking_keys(record: &Record, model: &Model) -> Vec<String> {
     leadflow_matching::blocking_keys_with(record, model.email_rules())
 }
 
-/// Picks the lead the candidate belongs to among those sharing a key with it.
+/// Picks the lead the candidate belongs to among those sharing a key with it: the same
+/// mailbox first, else the best score above the auto-merge threshold. Every other lead it
+/// matches as confidently is a [`Bridge`] into that one, unless the two leads contradict
+/// each other (a hard rule reporting a conflict, such as different mailboxes at one company
+/// or relatives at one company): then the candidate joins only the first.
 pub fn decide(candidate: &Record, found: &[(LeadId, Record)], model: &Model) -> Decision {
-    if let Some((id, _)) = found
-        .iter()
-        .find(|(_, r)| leadflow_matching::exact_match(candidate, r, model.email_rules()) == Some(ExactRule::Email))
-    {
-        return Decision::Merge {
-            into: *id,
-            explanation: Explanation { rule: MatchRule::ExactEmail, score: None, evidence: Vec::new() },
-        };
-    }
-    let mut best: Option<(LeadId, leadflow_matching::MatchScore)> = None;
+    // Every confident match: (its lead and record, why).
+    let mut confident: Vec<(&(LeadId, Record), Explanation)> = Vec::new();
     let mut possible = Vec::new();
-    for (id, record) in found {
+    for lead in found {
+        let (id, record) = lead;
+        if leadflow_matching::exact_match(candidate, record, model.email_rules()) == Some(ExactRule::Email) {
+            confident.push((lead, Explanation { rule: MatchRule::ExactEmail, score: None, evidence: Vec::new() }));
+            continue;
+        }
         let score = leadflow_matching::compare(candidate, record, model);
         match leadflow_matching::decide(&score, model.thresholds()) {
-            Verdict::Merge if best.as_ref().is_none_or(|(_, b)| score.score > b.score) => best = Some((*id, score)),
-            Verdict::Merge => {}
+            Verdict::Merge => confident
+                .push((lead, Explanation { rule: MatchRule::Fuzzy, score: Some(score.score), evidence: score.parts })),
             Verdict::Review => {
                 possible.push(PossibleDuplicate { lead_id: *id, score: score.score, evidence: score.parts })
             }
             Verdict::Distinct => {}
         }
     }
-    if let Some((into, score)) = best {
-        return Decision::Merge {
-            into,
-            explanation: Explanation { rule: MatchRule::Fuzzy, score: Some(score.score), evidence: score.parts },
-        };
-    }
-    possible.sort_by(|a, b| b.score.total_cmp(&a.score));
-    possible.truncate(MAX_POSSIBLE);
-    Decision::Create { possible }
+    // The same mailbox first, else the best score (the first of equal ones).
+    let rank = |e: &Explanation| match e.rule {
+        MatchRule::ExactEmail => f64::INFINITY,
+        _ => e.score.unwrap_or(f64::NEG_INFINITY),
+    };
+    let chosen = (0..confident.len()).fold(None::<usize>, |best, k| match best {
+        Some(b) if rank(&confident[k].1) <= rank(&confident[b].1) => Some(b),
+        _ => Some(k),
+    });
+    let Some(chosen) = chosen else {
+        possible.sort_by(|a, b| b.score.total_cmp(&a.score));
+        possible.truncate(MAX_POSSIBLE);
+        return Decision::Create { possible };
+    };
+    let (&(into, ref into_record), explanation) = confident.swap_remove(chosen);
+    let also = confident
+        .into_iter()
+        .filter(|((id, record), _)| {
+            *id != into && leadflow_matching::compare(into_record, record, model).conflict_ceiling() == Verdict::Merge
+        })
+        .map(|((id, _), e)| Bridge { lead_id: *id, explanation: Explanation { rule: MatchRule::Bridged, ..e } })
+        .collect();
+    Decision::Merge { into, explanation, also }
 }
 
 #[cfg(test)]
@@ -214,7 +264,7 @@ mod tests {
         let id = LeadId::new();
         let d = decide(&record(json!({"email": "JaneDoe+webinar@gmail.com"})), &[(id, existing)], &model);
         assert!(
-            matches!(d, Decision::Merge { into, explanation: Explanation { rule: MatchRule::ExactEmail, .. } } if into == id)
+            matches!(d, Decision::Merge { into, explanation: Explanation { rule: MatchRule::ExactEmail, .. }, .. } if into == id)
         );
     }
 
@@ -233,7 +283,7 @@ mod tests {
             &model,
         );
         match d {
-            Decision::Merge { into, explanation } => {
+            Decision::Merge { into, explanation, .. } => {
                 assert_eq!(into, id);
                 assert_eq!(explanation.rule, MatchRule::Fuzzy);
                 assert!(explanation.score.unwrap() >= model.thresholds().auto_merge);
@@ -262,6 +312,68 @@ mod tests {
         assert!(
             pairs.iter().all(|p| p.newer != leads[3].0 || p.verdict != Verdict::Merge),
             "a namesake elsewhere is not merged"
+        );
+    }
+
+    #[test]
+    fn a_candidate_matching_two_leads_bridges_them_unless_they_contradict_each_other() {
+        let model = Model::default();
+        let call =
+            (LeadId::new(), record(json!({"first_name": "Robert", "last_name": "Smith", "phone": "+1 415 555 2671"})));
+        let badge = (
+            LeadId::new(),
+            record(
+                json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com"}),
+            ),
+        );
+        let form = record(
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com", "phone": "+1 415 555 2671"}),
+        );
+        match decide(&form, &[call.clone(), badge.clone()], &model) {
+            Decision::Merge { into, explanation, also } => {
+                assert_eq!((into, explanation.rule), (badge.0, MatchRule::ExactEmail), "the mailbox first");
+                assert_eq!(also.len(), 1);
+                assert_eq!((also[0].lead_id, also[0].explanation.rule), (call.0, MatchRule::Bridged));
+                assert!(also[0].explanation.score.unwrap() >= model.thresholds().auto_merge);
+            }
+            other => panic!("expected a merge, got {other:?}"),
+        }
+        // The phone's lead names another company: the candidate matches it, but beside the
+        // badge it is a namesake elsewhere. The candidate joins one lead; the two stay apart.
+        let elsewhere = (
+            LeadId::new(),
+            record(
+                json!({"first_name": "Robert", "last_name": "Smith", "company": "Globex", "phone": "+1 415 555 2671"}),
+            ),
+        );
+        assert_eq!(
+            leadflow_matching::decide(&leadflow_matching::compare(&form, &elsewhere.1, &model), model.thresholds()),
+            Verdict::Merge
+        );
+        let d = decide(&form, &[elsewhere, badge.clone()], &model);
+        assert!(matches!(&d, Decision::Merge { into, .. } if *into == badge.0), "{d:?}");
+        assert!(d.bridges().is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn a_batch_search_bridges_a_person_split_over_two_leads() {
+        let leads: Vec<(LeadId, Record)> = [
+            json!({"first_name": "Robert", "last_name": "Smith", "phone": "+1 415 555 2671"}),
+            json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com"}),
+            json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com", "phone": "+1 415 555 2671"}),
+        ]
+        .into_iter()
+        .map(|v| (LeadId::new(), record(v)))
+        .collect();
+        let pairs = find_duplicates(&leads, &Matching::default());
+        let merges: Vec<(LeadId, LeadId, MatchRule)> = pairs
+            .iter()
+            .filter(|p| p.verdict == Verdict::Merge)
+            .map(|p| (p.older, p.newer, p.explanation.rule))
+            .collect();
+        assert_eq!(
+            merges,
+            vec![(leads[1].0, leads[2].0, MatchRule::ExactEmail), (leads[0].0, leads[2].0, MatchRule::Bridged)]
         );
     }
 
@@ -314,8 +426,15 @@ pub fn find_duplicates(leads: &[(LeadId, Record)], matching: &Matching) -> Vec<F
             .map(|(lead, r)| (*lead, r.clone()))
             .collect();
         match decide(record, &earlier, &model) {
-            Decision::Merge { into, explanation } => {
-                found.push(FoundPair { older: into, newer: *id, verdict: Verdict::Merge, explanation })
+            Decision::Merge { into, explanation, also } => {
+                found.push(FoundPair { older: into, newer: *id, verdict: Verdict::Merge, explanation });
+                // Applied after the first, each brings that lead in too: one person, one lead.
+                found.extend(also.into_iter().map(|b| FoundPair {
+                    older: b.lead_id,
+                    newer: *id,
+                    verdict: Verdict::Merge,
+                    explanation: b.explanation,
+                }));
             }
             Decision::Create { possible } => found.extend(possible.into_iter().map(|p| FoundPair {
                 older: p.lead_id,

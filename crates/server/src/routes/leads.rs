@@ -405,7 +405,8 @@ pub async fn unmerge(
 ) -> Result<Json<UnmergeOut>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "merged lead")?;
-    let survivor_id = app.store.unmerge(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    let survivor_id =
+        app.store.unmerge(lead_id, &app.config.rules()).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     let survivor = app.store.get_lead(survivor_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
     Ok(Json(UnmergeOut { survivor, restored }))

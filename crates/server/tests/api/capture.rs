@@ -234,6 +234,47 @@ async fn spellings_of_one_email_make_one_lead() {
 }
 
 #[tokio::test]
+async fn one_gmail_mailbox_under_any_spelling_is_one_lead() {
+    // Gmail ignores dots and `+tags`, and googlemail.com is gmail.com: without fuzzy matching
+    // too, these are one person.
+    let app = spawn_app().await;
+    for email in ["jane.doe@gmail.com", "JaneDoe+webinar@googlemail.com", "j.a.n.e.doe+q4@gmail.com"] {
+        app.post("/v1/leads", &json!({ "email": email })).await;
+    }
+    assert_eq!(app.lead_count().await, 1);
+    app.post("/v1/leads", &json!({ "email": "jane.doe+news@acme.com" })).await;
+    assert_eq!(app.lead_count().await, 2, "elsewhere a +tag is part of the address");
+}
+
+#[tokio::test]
+async fn a_submission_matching_two_leads_bridges_them_and_says_so() {
+    let app = spawn_app_with(fuzzy()).await;
+    let post = |v: Value| {
+        let app = &app;
+        async move { app.post("/v1/leads", &v).await.json::<Value>().await.unwrap() }
+    };
+    let call = post(json!({"first_name": "Robert", "last_name": "Smith", "phone": "+1 415 555 2671"})).await;
+    let badge =
+        post(json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme Inc.", "email": "bob.smith@acme.com"}))
+            .await;
+    assert_ne!(call["id"], badge["id"]);
+    let form = post(json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com", "phone": "(415) 555-2671", "country": "US"})).await;
+    assert_eq!((&form["outcome"], &form["id"]), (&json!("merged"), &badge["id"]));
+    assert_eq!(app.lead_count().await, 1);
+    let call_id = call["id"].as_str().unwrap();
+    let now: Value = app.get(&format!("/v1/leads/{call_id}")).await.json().await.unwrap();
+    assert_eq!(now["id"], badge["id"], "the bridged lead's id answers with the survivor");
+    let history: Value =
+        app.get(&format!("/v1/leads/{}/history", badge["id"].as_str().unwrap())).await.json().await.unwrap();
+    let bridge = history.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&bridge["kind"], &bridge["rule"], &bridge["absorbed"]),
+        (&json!("absorbed"), &json!("bridged"), &call["id"])
+    );
+    assert!(bridge["score"].as_f64().unwrap() >= 16.0, "{bridge}");
+}
+
+#[tokio::test]
 async fn phone_country_and_state_come_back_normalized_with_the_raw_values_kept() {
     let mut config = Config::default();
     config.sources.push(SourceConfig {

@@ -98,7 +98,7 @@ pub(super) async fn erase(
         let version = i64::try_from(t.version).map_err(|_| StoreError::Internal("lead version out of range".into()))?;
         exec(
             c,
-            "UPDATE leads SET email = NULL, external_id = NULL, account_id = NULL, version = $2, updated_at = $3,
+            "UPDATE leads SET email = NULL, email_key = NULL, external_id = NULL, account_id = NULL, version = $2, updated_at = $3,
                  doc = $4, erased_at = $3
              WHERE id = $1",
             &[t.id.as_uuid(), &version, &now, &Json(&t)],

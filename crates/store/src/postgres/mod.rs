@@ -61,6 +61,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../migrations/postgres/0005_routing.sql")),
     (6, include_str!("../../migrations/postgres/0006_feedback.sql")),
     (7, include_str!("../../migrations/postgres/0007_erasure.sql")),
+    (8, include_str!("../../migrations/postgres/0008_email_key.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -212,6 +213,9 @@ impl PgStore {
             if current < 2 {
                 accounts::backfill(&tx).await?;
                 engagement::backfill(&tx).await?;
+            }
+            if current < 8 {
+                sql::backfill_email_keys(&tx).await?;
             }
         })
     }
@@ -506,9 +510,9 @@ impl Store for PgStore {
         })
     }
 
-    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError> {
         let _open = self.writable().await?;
-        transaction!(self, false, |tx| { sql::unmerge(&tx, absorbed, OffsetDateTime::now_utc()).await? })
+        transaction!(self, false, |tx| { sql::unmerge(&tx, absorbed, rules, OffsetDateTime::now_utc()).await? })
     }
 
     async fn add_review(

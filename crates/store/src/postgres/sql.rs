@@ -230,7 +230,7 @@ async fn settle(
     // Exact email through the leads' own index, always: it also finds leads stored while
     // fuzzy matching was off, which have no blocking keys.
     let mut found: Vec<(LeadId, Record)> = match &candidate.fields.email {
-        Some(email) => leads_by_email(c, email)
+        Some(email) => leads_by_mailbox(c, &matching.email_key(email))
             .await?
             .iter()
             .map(|l| (l.id, resolve::match_record(&l.fields, &l.derived)))
@@ -254,6 +254,8 @@ async fn settle(
         Decision::Create { .. } => None,
     };
     let expected = target.as_ref().map(|l| l.version);
+    // Only a submission that joined a lead brings other leads into it.
+    let bridges = if target.is_some() { decision.bridges().to_vec() } else { Vec::new() };
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let now = OffsetDateTime::now_utc();
     let visitor = candidate.visitor_id();
@@ -288,12 +290,15 @@ async fn settle(
         let entry = HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } };
         insert_history(c, &entry, None).await?;
     }
-    Ok(Captured::Settled {
-        submission_id: sub.id,
-        outcome: settlement.outcome,
-        lead: Box::new(settlement.lead),
-        replayed: false,
-    })
+    let mut lead = settlement.lead;
+    let mut bridged = false;
+    for bridge in bridges {
+        bridged |= merge_pair(c, lead.id, bridge.lead_id, bridge.explanation, rules, now).await?;
+    }
+    if bridged && let Some(merged) = lead_following_merges(c, lead.id, false).await? {
+        lead = merged;
+    }
+    Ok(Captured::Settled { submission_id: sub.id, outcome: settlement.outcome, lead: Box::new(lead), replayed: false })
 }
 
 /// The surviving leads sharing a blocking key with the candidate, with their match
@@ -352,6 +357,7 @@ pub(super) async fn write_lead(
     matching: &Matching,
 ) -> Result<(), Fail> {
     let email = lead.fields.email.as_ref().map(Email::as_str);
+    let key = lead.fields.email.as_ref().map(|e| matching.email_key(e));
     let version = version_column(lead.version)?;
     let account = lead.account_id.map(|a| *a.as_uuid());
     let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
@@ -362,8 +368,8 @@ pub(super) async fn write_lead(
             exec(
                 c,
                 "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                    campaign, latest_source, latest_campaign, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                    campaign, latest_source, latest_campaign, created_at, email_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 &[
                     lead.id.as_uuid(),
                     &email,
@@ -378,6 +384,7 @@ pub(super) async fn write_lead(
                     &latest_source,
                     &latest.utm_campaign,
                     &lead.created_at,
+                    &key,
                 ],
             )
             .await?;
@@ -387,7 +394,7 @@ pub(super) async fn write_lead(
                 c,
                 "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
                     external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
-                    latest_campaign = $12
+                    latest_campaign = $12, email_key = $14
                  WHERE id = $1 AND version = $13 AND merged_into IS NULL",
                 &[
                     lead.id.as_uuid(),
@@ -403,6 +410,7 @@ pub(super) async fn write_lead(
                     &latest_source,
                     &latest.utm_campaign,
                     &version_column(expected)?,
+                    &key,
                 ],
             )
             .await?;
@@ -622,6 +630,28 @@ pub(super) async fn get_submission(c: &impl GenericClient, id: SubmissionId) -> 
 pub(super) fn lead_from_row(row: &Row, column: usize) -> Result<Lead, Fail> {
     let Json(lead): Json<Lead> = row.try_get(column)?;
     Ok(lead)
+}
+
+/// Leads stored before the email match key get theirs, under the built-in provider rules
+/// (the configuration is not known here; a lead is keyed with the configured rules on its
+/// next write).
+pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fail> {
+    let matching = Matching::default();
+    for row in rows(c, "SELECT id, email FROM leads WHERE email IS NOT NULL AND email_key IS NULL", &[]).await? {
+        let (id, email): (Uuid, String) = (row.try_get(0)?, row.try_get(1)?);
+        let key = Email::parse(&email).map(|e| matching.email_key(&e)).unwrap_or(email);
+        exec(c, "UPDATE leads SET email_key = $2 WHERE id = $1", &[&id, &key]).await?;
+    }
+    Ok(())
+}
+
+/// The surviving leads with this mailbox (the same match key).
+async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
+    rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&key])
+        .await?
+        .iter()
+        .map(|r| lead_from_row(r, 0))
+        .collect()
 }
 
 pub(super) async fn leads_by_email(c: &impl GenericClient, email: &Email) -> Result<Vec<Lead>, Fail> {
@@ -915,7 +945,7 @@ pub(super) async fn merge_pair(
     exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[absorbed.id.as_uuid()]).await?;
     // Keys are kept for the survivor whether or not capture uses them: a batch search
     // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(c, &survivor, Some(expected), &Matching { fuzzy: true, ..Matching::default() }).await?;
+    write_lead(c, &survivor, Some(expected), &rules.matching.keeping_keys()).await?;
     let absorbed_event =
         LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
     outbox::enqueue(c, &survivor, &absorbed_event, rules, now).await?;
@@ -931,6 +961,7 @@ pub(super) async fn merge_pair(
 pub(super) async fn unmerge(
     c: &impl GenericClient,
     absorbed_id: LeadId,
+    rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<LeadId>, Fail> {
     let row =
@@ -968,7 +999,7 @@ pub(super) async fn unmerge(
     }
     restored.version = current.version + 1;
     restored.updated_at = now;
-    let keys = Matching { fuzzy: true, ..Matching::default() };
+    let keys = rules.matching.keeping_keys();
     write_lead(c, &restored, Some(current.version), &keys).await?;
     exec(c, "UPDATE leads SET merged_into = NULL, updated_at = $2 WHERE id = $1", &[absorbed_id.as_uuid(), &now])
         .await?;

@@ -91,11 +91,13 @@ fn scored_events(conn: &Connection, lead: LeadId) -> Result<Vec<EventView>, Stor
 }
 
 fn family_events(conn: &Connection, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+    // The limit is written into the statement (one cached statement per limit): bound as a
+    // parameter, SQLite re-prepared the statement on every execution.
     let docs: Vec<String> = conn
         .prepare_cached(&format!(
-            "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC LIMIT ?2"
+            "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC LIMIT {limit}"
         ))?
-        .query_map(params![lead.to_string(), i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .query_map([lead.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }

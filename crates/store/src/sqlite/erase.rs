@@ -91,7 +91,7 @@ pub(super) fn erase(
         accounts.extend(lead.account_id);
         let t = erase::tombstone(lead, now);
         conn.prepare_cached(
-            "UPDATE leads SET email = NULL, external_id = NULL, account_id = NULL, version = ?2, updated_at = ?3,
+            "UPDATE leads SET email = NULL, email_key = NULL, external_id = NULL, account_id = NULL, version = ?2, updated_at = ?3,
                  doc = ?4, erased_at = ?3
              WHERE id = ?1",
         )?
