@@ -962,6 +962,8 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
     }
     assert_eq!(acknowledged, 20, "writes accepted before close all complete");
     store.close().await.unwrap();
+    // Readiness probes must see the closed store at once, not once a thread has wound down.
+    assert!(matches!(store.ping().await, Err(crate::StoreError::Closed)), "ping after close");
     assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }

@@ -36,6 +36,7 @@ use leadflow_scoring::TransitionError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -68,6 +69,9 @@ const MAX_MERGE_HOPS: usize = 32;
 
 pub struct SqliteStore {
     writer: mpsc::Sender<Command>,
+    /// Set once `close` has been answered: the writer thread may not yet have dropped its
+    /// end of the channel, so the channel alone cannot tell readiness probes.
+    closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
@@ -115,6 +119,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
+            closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
         })
@@ -1877,7 +1882,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.is_closed() {
+        if self.writer.is_closed() || self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         self.read(|conn| {
@@ -1893,10 +1898,12 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        match self.write(Command::Close).await {
+        let closed = match self.write(Command::Close).await {
             Ok(()) | Err(StoreError::Closed) => Ok(()),
             Err(e) => Err(e),
-        }
+        };
+        self.closed.store(true, Ordering::Release);
+        closed
     }
 }
 
