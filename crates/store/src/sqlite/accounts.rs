@@ -40,7 +40,11 @@ fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<Found>, StoreError>
         let id: Option<String> = stmt.query_row([key], |r| r.get(0)).optional()?;
         if let Some(id) = id {
             let id: AccountId = id.parse().map_err(|_| StoreError::Corrupt("account id".into()))?;
-            let account = get(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("account {id} is missing")))?;
+            // A lead's domain and company key usually name the same account: read it once.
+            let account = match found.iter().find(|f: &&Found| f.account.id == id) {
+                Some(earlier) => earlier.account.clone(),
+                None => get(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("account {id} is missing")))?,
+            };
             found.push(Found { key: key.clone(), account });
         }
     }
