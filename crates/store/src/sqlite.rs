@@ -33,8 +33,11 @@ use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, Submissi
 use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
 use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use leadflow_scoring::TransitionError;
+use rusqlite::hooks::Wal;
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::{Map, Value};
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,7 +90,7 @@ struct Prepared {
 }
 
 enum Command {
-    Capture(Vec<Prepared>, Rules, Reply<Vec<Captured>>),
+    Capture(Arc<Vec<Prepared>>, Rules, Reply<Vec<Captured>>),
     Enqueue(Vec<RawSubmission>, Reply<()>),
     Reject(SubmissionId, Vec<FieldError>, Reply<()>),
     Quarantine(Vec<(RawSubmission, Vec<FieldError>)>, Reply<Vec<Captured>>),
@@ -112,6 +115,7 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("cannot enable WAL mode (got {mode})")));
         }
         migrate(&mut conn)?;
+        start_checkpointer(&mut conn, path)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("leadflow-sqlite-writer".into())
@@ -211,6 +215,45 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // default cache of 16 they evicted one another and were parsed and planned again on
     // every use (an eighth of the writer's time when rescoring leads from events).
     conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+/// WAL size (pages) at which the checkpointer is woken: SQLite's own autocheckpoint default.
+const CHECKPOINT_PAGES: c_int = 1000;
+/// WAL size at which the writer checkpoints itself, as SQLite would: the checkpointer has
+/// fallen behind, or readers hold old snapshots.
+const CHECKPOINT_BACKSTOP_PAGES: c_int = 16_000;
+
+/// Moves WAL checkpoints off the writer thread. SQLite's autocheckpoint copies the log back
+/// into the database inside the commit that crosses the threshold, on the single writer:
+/// a twentieth of its time during an import. A passive checkpoint on another connection
+/// never blocks the writer, and on a second core it costs captures nothing. The thread ends
+/// when the writer's connection (holding the hook, and with it the sender) is dropped.
+fn start_checkpointer(writer: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    let (wake, wakes) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("leadflow-sqlite-checkpointer".into())
+        .spawn(move || {
+            for () in wakes {
+                if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+                    tracing::warn!(error = %e, "a WAL checkpoint failed; the next commit asks again");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer thread: {e}")))?;
+    writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
+        if pages >= CHECKPOINT_BACKSTOP_PAGES {
+            wal.checkpoint_v2(CheckpointMode::PASSIVE).map(drop)
+        } else {
+            if pages >= CHECKPOINT_PAGES {
+                // Full means a checkpoint is already asked for; one is enough.
+                let _ = wake.try_send(());
+            }
+            Ok(())
+        }
+    }))?;
     Ok(())
 }
 
@@ -451,7 +494,13 @@ fn run_command(conn: &Connection, cmd: &Command) -> Result<Answer, StoreError> {
 fn answer_command(cmd: Command, answer: Result<Answer, StoreError>) {
     let mismatch = || StoreError::Internal("a write produced the wrong kind of answer".into());
     match (cmd, answer) {
-        (Command::Capture(_, _, r) | Command::Quarantine(_, r), Ok(Answer::Captured(c))) => drop(r.send(Ok(c))),
+        (Command::Capture(items, rules, r), Ok(Answer::Captured(c))) => {
+            // The caller holds the items too: dropping ours first leaves freeing them (their
+            // payloads are trees of small allocations) to the caller's thread, not the writer.
+            drop((items, rules));
+            drop(r.send(Ok(c)));
+        }
+        (Command::Quarantine(_, r), Ok(Answer::Captured(c))) => drop(r.send(Ok(c))),
         (Command::RevokeKey(_, r), Ok(Answer::Key(k))) => drop(r.send(Ok(k))),
         (
             Command::Enqueue(_, r)
@@ -849,22 +898,34 @@ fn upsert_submission(
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status, lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
-    )?
-    .execute(params![
-        sub.id.to_string(),
-        sub.source.as_str(),
-        sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
-        millis(sub.received_at),
-        payload,
-        status.as_str(),
-        settled.map(|(id, _)| id.to_string()),
-        settled.map(|(_, o)| o.as_str()),
-        error,
-    ])?;
+    // Most submissions are new here; only webhook deliveries were enqueued first. An
+    // `ON CONFLICT DO UPDATE` makes SQLite keep a statement journal for every insert (the
+    // update half may fail after writing), so the insert ignores a conflict and the rare
+    // existing row is updated by a statement of its own.
+    let (id, lead) = (sub.id.to_string(), settled.map(|(id, _)| id.to_string()));
+    let outcome = settled.map(|(_, o)| o.as_str());
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            sub.source.as_str(),
+            sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            millis(sub.received_at),
+            payload,
+            status.as_str(),
+            lead,
+            outcome,
+            error,
+        ])?;
+    if inserted == 0 {
+        conn.prepare_cached(
+            "UPDATE submissions SET payload = ?2, status = ?3, lead_id = ?4, outcome = ?5, error = ?6 WHERE id = ?1",
+        )?
+        .execute(params![id, payload, status.as_str(), lead, outcome, error])?;
+    }
     Ok(())
 }
 
@@ -1328,8 +1389,11 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let rules = rules.clone();
-        self.write(|reply| Command::Capture(prepared, rules, reply)).await
+        let (prepared, rules) = (Arc::new(prepared), rules.clone());
+        let held = Arc::clone(&prepared);
+        let captured = self.write(|reply| Command::Capture(prepared, rules, reply)).await;
+        drop(held);
+        captured
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {

@@ -64,3 +64,41 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")], &Rules::default()).await.unwrap();
     assert!(matches!(&again[..], [Captured::Settled { lead, .. }] if lead.id == id), "{again:?}");
 }
+
+/// Checkpoints run off the writer: once the log passes SQLite's usual threshold, its pages
+/// reach the database file without the writer copying them (its own backstop sits far
+/// higher, so the file would stay at its empty size without the checkpointer).
+#[tokio::test]
+async fn a_growing_log_is_checkpointed_into_the_database_file() {
+    use leadflow_domain::capture::RawSubmission;
+    use leadflow_domain::config::{Picklists, SourceConfig};
+    use leadflow_domain::pipeline::{Rules, prepare};
+    use leadflow_store::{CaptureItem, Store};
+    let item = |i: usize| {
+        let payload = serde_json::json!({ "email": format!("log-{i}@example.com"), "company": "Example" })
+            .as_object()
+            .cloned()
+            .unwrap();
+        let candidate = prepare(&payload, &SourceConfig::api(), &Picklists::default()).unwrap();
+        CaptureItem { submission: RawSubmission::new(leadflow_domain::SourceName::api(), None, payload), candidate }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
+    let empty = std::fs::metadata(&path).unwrap().len();
+    for batch in 0..20 {
+        store.capture((0..200).map(|i| item(batch * 200 + i)).collect(), &Rules::default()).await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("leadflow.db-wal")).unwrap().len();
+    assert!(wal > 1000 * 4096, "the log passed the checkpoint threshold ({wal} bytes)");
+    // The checkpointer works in the background: wait for its effect, with a generous bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let grown = loop {
+        let size = std::fs::metadata(&path).unwrap().len();
+        if size > empty + 1000 * 4096 || std::time::Instant::now() > deadline {
+            break size;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(grown > empty + 1000 * 4096, "database file {empty} -> {grown} bytes");
+}
