@@ -220,9 +220,14 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 
 /// WAL size (pages) at which the checkpointer is woken: SQLite's own autocheckpoint default.
 const CHECKPOINT_PAGES: c_int = 1000;
-/// WAL size at which the writer checkpoints itself, as SQLite would: the checkpointer has
-/// fallen behind, or readers hold old snapshots.
-const CHECKPOINT_BACKSTOP_PAGES: c_int = 16_000;
+/// WAL size at which the writer checkpoints itself. The log only starts over from its
+/// beginning after a checkpoint that caught up with the last commit, and a checkpointer
+/// racing a busy writer never quite does: without this the log grew to tens of megabytes,
+/// and every read searched it (an import of a million rows lost its whole gain). By the
+/// time the log reaches this size the checkpointer has copied nearly all of it, so the
+/// writer's share is the last commit's pages. Also the backstop when readers hold old
+/// snapshots.
+const CHECKPOINT_BACKSTOP_PAGES: c_int = 4_000;
 
 /// Moves WAL checkpoints off the writer thread. SQLite's autocheckpoint copies the log back
 /// into the database inside the commit that crosses the threshold, on the single writer:

@@ -66,8 +66,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
 }
 
 /// Checkpoints run off the writer: once the log passes SQLite's usual threshold, its pages
-/// reach the database file without the writer copying them (its own backstop sits far
-/// higher, so the file would stay at its empty size without the checkpointer).
+/// reach the database file without the writer copying them (the writer's own backstop is
+/// not reached here, so the file would stay at its empty size without the checkpointer).
 #[tokio::test]
 async fn a_growing_log_is_checkpointed_into_the_database_file() {
     use leadflow_domain::capture::RawSubmission;
@@ -86,11 +86,12 @@ async fn a_growing_log_is_checkpointed_into_the_database_file() {
     let path = dir.path().join("leadflow.db");
     let store = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
     let empty = std::fs::metadata(&path).unwrap().len();
-    for batch in 0..20 {
+    for batch in 0..15 {
         store.capture((0..200).map(|i| item(batch * 200 + i)).collect(), &Rules::default()).await.unwrap();
     }
     let wal = std::fs::metadata(dir.path().join("leadflow.db-wal")).unwrap().len();
-    assert!(wal > 1000 * 4096, "the log passed the checkpoint threshold ({wal} bytes)");
+    // Past the checkpointer's threshold, short of the writer's own.
+    assert!((1000 * 4096..4000 * 4096).contains(&wal), "the log holds {} pages", wal / 4096);
     // The checkpointer works in the background: wait for its effect, with a generous bound.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let grown = loop {
