@@ -32,8 +32,9 @@ const READ_AHEAD: usize = 2;
 /// A row number, its external id and what became of it.
 type SettledRow = (u64, Option<String>, Settled);
 
-/// Chunks settling at once.
-const CHUNKS_IN_FLIGHT: usize = 3;
+/// Chunks settling at once. The store's writer takes whatever is queued as one group;
+/// with three in flight it often finished a group before the next chunk was prepared.
+const CHUNKS_IN_FLIGHT: usize = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
