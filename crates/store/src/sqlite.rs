@@ -250,14 +250,17 @@ fn start_checkpointer(writer: &mut Connection, path: &Path) -> Result<(), StoreE
         .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer thread: {e}")))?;
     writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
         if pages >= CHECKPOINT_BACKSTOP_PAGES {
-            wal.checkpoint_v2(CheckpointMode::PASSIVE).map(drop)
-        } else {
-            if pages >= CHECKPOINT_PAGES {
-                // Full means a checkpoint is already asked for; one is enough.
-                let _ = wake.try_send(());
+            // Never an error from here: SQLite would report it as the commit's, though the
+            // commit stands, and the writer would redo a group that is already written.
+            // Busy (the checkpointer is at work) is expected; the next commit tries again.
+            if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                tracing::debug!(error = %e, "the writer's WAL checkpoint did not run");
             }
-            Ok(())
+        } else if pages >= CHECKPOINT_PAGES {
+            // Full means a checkpoint is already asked for; one is enough.
+            let _ = wake.try_send(());
         }
+        Ok(())
     }))?;
     Ok(())
 }
@@ -903,10 +906,10 @@ fn upsert_submission(
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    // Most submissions are new here; only webhook deliveries were enqueued first. An
-    // `ON CONFLICT DO UPDATE` makes SQLite keep a statement journal for every insert (the
-    // update half may fail after writing), so the insert ignores a conflict and the rare
-    // existing row is updated by a statement of its own.
+    // Most submissions are new here; only webhook deliveries were enqueued first. With
+    // `ON CONFLICT DO UPDATE` SQLite kept a statement journal for every insert (a profile
+    // showed it), so the insert ignores a conflict and the rare existing row is updated by
+    // a statement of its own.
     let (id, lead) = (sub.id.to_string(), settled.map(|(id, _)| id.to_string()));
     let outcome = settled.map(|(_, o)| o.as_str());
     let inserted = conn
