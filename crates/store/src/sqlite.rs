@@ -303,8 +303,7 @@ fn backfill_email_keys(conn: &Connection) -> Result<(), StoreError> {
     let matching = Matching::default();
     let mut update = conn.prepare("UPDATE leads SET email_key = ?2 WHERE id = ?1")?;
     for (id, email) in rows {
-        let key = Email::parse(&email).map(|e| matching.email_key(&e)).unwrap_or(email);
-        update.execute(params![id, key])?;
+        update.execute(params![id, matching.stored_email_key(&email)])?;
     }
     Ok(())
 }
@@ -1361,14 +1360,17 @@ const EMAIL_LOOKUP: &str = "SELECT doc FROM leads WHERE email = ?1 AND merged_in
 
 /// The surviving leads with this mailbox (the same match key).
 fn leads_by_mailbox(conn: &Connection, key: &str) -> Result<Vec<Lead>, StoreError> {
-    let mut stmt = conn.prepare_cached(MAILBOX_LOOKUP)?;
-    let docs = stmt.query_map([key], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    docs.iter().map(|d| lead_from_doc(d)).collect()
+    leads_where(conn, MAILBOX_LOOKUP, key)
 }
 
 fn leads_by_email(conn: &Connection, email: &Email) -> Result<Vec<Lead>, StoreError> {
-    let mut stmt = conn.prepare_cached(EMAIL_LOOKUP)?;
-    let docs = stmt.query_map([email.as_str()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    leads_where(conn, EMAIL_LOOKUP, email.as_str())
+}
+
+/// The leads a one-parameter lookup selecting `doc` finds.
+fn leads_where(conn: &Connection, lookup: &str, value: &str) -> Result<Vec<Lead>, StoreError> {
+    let mut stmt = conn.prepare_cached(lookup)?;
+    let docs = stmt.query_map([value], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     docs.iter().map(|d| lead_from_doc(d)).collect()
 }
 

@@ -126,6 +126,12 @@ impl Matching {
         leadflow_matching::email_match_key(email.as_str(), self.model.email_rules())
     }
 
+    /// The key for an address read back from storage, which may predate today's email
+    /// parsing: one that no longer parses is its own key.
+    pub fn stored_email_key(&self, stored: &str) -> String {
+        crate::Email::parse(stored).map_or_else(|_| stored.to_owned(), |e| self.email_key(&e))
+    }
+
     /// This configuration with the blocking-key index kept whether or not capture reads
     /// it: merges made outside capture (reviews, batch search, bridges) index the survivor
     /// for the next batch search and for a store that turns fuzzy matching on.

@@ -639,7 +639,7 @@ pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fa
     let matching = Matching::default();
     for row in rows(c, "SELECT id, email FROM leads WHERE email IS NOT NULL AND email_key IS NULL", &[]).await? {
         let (id, email): (Uuid, String) = (row.try_get(0)?, row.try_get(1)?);
-        let key = Email::parse(&email).map(|e| matching.email_key(&e)).unwrap_or(email);
+        let key = matching.stored_email_key(&email);
         exec(c, "UPDATE leads SET email_key = $2 WHERE id = $1", &[&id, &key]).await?;
     }
     Ok(())
