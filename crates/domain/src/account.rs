@@ -15,8 +15,9 @@
 //!   found an account ("Gmail Inc"), and neither do placeholder companies ("self
 //!   employed", "n/a").
 
+use crate::changes::Change;
 use crate::ids::AccountId;
-use crate::lead::{Derived, LeadFields};
+use crate::lead::{Derived, Lead, LeadFields};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -211,6 +212,34 @@ const PLACEHOLDER_COMPANIES: &[&str] = &[
 
 fn is_placeholder_company(key: &str) -> bool {
     PLACEHOLDER_COMPANIES.contains(&key) || key.chars().all(|c| !c.is_alphanumeric())
+}
+
+/// The account keys to look up for `lead`: those its claim holds, unless it has an account.
+pub fn wanted_keys(lead: &Lead) -> Vec<String> {
+    if lead.account_id.is_some() { Vec::new() } else { Claim::of(&lead.fields, &lead.derived).keys() }
+}
+
+/// Gives a lead without an account the one its domains or company name claim, founding
+/// it if needed. A lead keeps an account once it has one.
+pub fn join(lead: &mut Lead, found: &[Found], now: OffsetDateTime) -> Vec<Change> {
+    if lead.account_id.is_some() {
+        return Vec::new();
+    }
+    let claim = Claim::of(&lead.fields, &lead.derived);
+    if claim.is_empty() {
+        return Vec::new();
+    }
+    match assign(&claim, found, now) {
+        Assignment::Join { account, add_keys } => {
+            lead.account_id = Some(account);
+            if add_keys.is_empty() { Vec::new() } else { vec![Change::AccountKeys { account, keys: add_keys }] }
+        }
+        Assignment::Found(account) => {
+            lead.account_id = Some(account.id);
+            vec![Change::Account(Box::new(account))]
+        }
+        Assignment::Personal => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 pub mod account;
 pub mod attribute;
 pub mod capture;
+pub mod changes;
 pub mod config;
 pub mod deliver;
 pub mod email;
@@ -25,12 +26,17 @@ pub mod keys;
 pub mod lead;
 pub mod lifecycle;
 pub mod map;
+pub mod merges;
 pub mod normalize;
 pub mod pipeline;
 pub mod resolve;
 pub mod route;
+pub mod settle;
 pub mod source;
 pub mod validate;
+
+#[cfg(test)]
+mod testing;
 
 pub use email::Email;
 pub use error::{FieldError, FieldErrorCode};

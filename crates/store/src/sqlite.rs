@@ -9,6 +9,8 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod accounts;
+mod apply;
+mod capture;
 mod engagement;
 mod erase;
 mod feedback;
@@ -29,9 +31,10 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::Rules;
-use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, SubmissionMeta};
+use leadflow_domain::pipeline::{HistoryEntry, SubmissionMeta};
 use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
 use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{merges, settle};
 use leadflow_scoring::TransitionError;
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
@@ -134,7 +137,8 @@ impl SqliteStore {
     pub async fn match_record(&self, record: Record, matching: Arc<Matching>) -> Result<Decision, StoreError> {
         self.read(move |conn| {
             let email = record.email.as_deref().and_then(|e| Email::parse(e).ok());
-            decide_record(conn, &record, email.as_ref(), &matching)
+            let found = capture::candidates(conn, &settle::lookup(&record, email.as_ref(), &matching))?;
+            Ok(settle::decide(&record, found, &matching))
         })
         .await
     }
@@ -466,10 +470,14 @@ fn apply_group(
                 Command::Capture(items, model, _) => {
                     // Redo the request item by item, so the failing item is kept as
                     // pending and the rest settle.
-                    match in_savepoint(&mut tx, |sp| capture_all(sp, items, Isolation::Request, model)) {
+                    match in_savepoint(&mut tx, |sp| {
+                        capture::capture_all(sp, items, capture::Isolation::Request, model)
+                    }) {
                         Ok(done) => Ok(Answer::Captured(done)),
-                        Err(_) => in_savepoint(&mut tx, |sp| capture_all(sp, items, Isolation::PerItem, model))
-                            .map(Answer::Captured),
+                        Err(_) => in_savepoint(&mut tx, |sp| {
+                            capture::capture_all(sp, items, capture::Isolation::PerItem, model)
+                        })
+                        .map(Answer::Captured),
                     }
                 }
                 other => in_savepoint(&mut tx, |sp| run_command(sp, other)),
@@ -485,9 +493,11 @@ fn apply_group(
 
 fn run_command(conn: &Connection, cmd: &Command) -> Result<Answer, StoreError> {
     Ok(match cmd {
-        Command::Capture(items, model, _) => Answer::Captured(capture_all(conn, items, Isolation::Request, model)?),
-        Command::Enqueue(subs, _) => enqueue_all(conn, subs).map(|()| Answer::Unit)?,
-        Command::Quarantine(items, _) => Answer::Captured(quarantine_all(conn, items)?),
+        Command::Capture(items, model, _) => {
+            Answer::Captured(capture::capture_all(conn, items, capture::Isolation::Request, model)?)
+        }
+        Command::Enqueue(subs, _) => capture::enqueue_all(conn, subs).map(|()| Answer::Unit)?,
+        Command::Quarantine(items, _) => Answer::Captured(capture::quarantine_all(conn, items)?),
         Command::Reject(id, errors, _) => reject(conn, *id, errors).map(|()| Answer::Unit)?,
         Command::CreateKey(key, hash, _) => create_key(conn, key, *hash).map(|()| Answer::Unit)?,
         Command::RevokeKey(which, _) => Answer::Key(revoke_key(conn, which)?),
@@ -556,436 +566,6 @@ fn in_savepoint<T>(
     result
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Isolation {
-    /// Any failure fails the request's savepoint.
-    Request,
-    /// Each item in its own savepoint; a failing item stays pending.
-    PerItem,
-}
-
-fn capture_all(
-    conn: &Connection,
-    items: &[Prepared],
-    isolation: Isolation,
-    model: &Rules,
-) -> Result<Vec<Captured>, StoreError> {
-    items.iter().map(|p| capture_one(conn, p, isolation, model)).collect()
-}
-
-fn capture_one(
-    conn: &Connection,
-    prepared: &Prepared,
-    isolation: Isolation,
-    model: &Rules,
-) -> Result<Captured, StoreError> {
-    let sub = &prepared.item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
-    {
-        return first;
-    }
-    let candidate = prepared.item.candidate.clone();
-    if isolation == Isolation::Request {
-        return settle(conn, sub, &prepared.payload, candidate, model);
-    }
-    // If settling fails, the submission is still kept, as pending: an acknowledged
-    // submission is never lost.
-    conn.prepare_cached("SAVEPOINT settle")?.execute([])?;
-    match settle(conn, sub, &prepared.payload, candidate, model) {
-        Ok(captured) => {
-            conn.prepare_cached("RELEASE settle")?.execute([])?;
-            Ok(captured)
-        }
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
-            tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(conn, sub, &prepared.payload, Status::Pending, None, Some(&e.to_string()))?;
-            Ok(Captured::Pending { submission_id: sub.id })
-        }
-    }
-}
-
-/// The first outcome of an earlier submission with the same key, if there is one.
-fn earlier_submission(
-    conn: &Connection,
-    source: &SourceName,
-    key: &IdempotencyKey,
-    this: SubmissionId,
-) -> Result<Option<Result<Captured, StoreError>>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
-        )?
-        .query_row(params![source.as_str(), key.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-            ))
-        })
-        .optional()?;
-    let Some((id, status, outcome, lead_id, error)) = row else {
-        return Ok(None);
-    };
-    let submission_id: SubmissionId = id.parse().map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
-    if submission_id == this {
-        return Ok(None);
-    }
-    let settled = match (status.as_str(), outcome.as_deref(), lead_id) {
-        ("processed", Some(outcome), Some(lead_id)) => {
-            let lead_id: LeadId = lead_id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-            let lead = lead_following_merges(conn, lead_id)?
-                .ok_or_else(|| StoreError::Corrupt(format!("submission {submission_id} names a missing lead")))?;
-            let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
-            Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
-        }
-        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error.as_deref()) },
-        _ => Captured::Pending { submission_id },
-    };
-    Ok(Some(Ok(settled)))
-}
-
-fn settle(
-    conn: &Connection,
-    sub: &RawSubmission,
-    payload: &str,
-    candidate: Candidate,
-    rules: &Rules,
-) -> Result<Captured, StoreError> {
-    let matching = &*rules.matching;
-    let record = resolve::match_record(&candidate.fields, &candidate.derived);
-    let decision = decide_record(conn, &record, candidate.fields.email.as_ref(), matching)?;
-    // Never into a tombstone: an erased person who comes back is a new lead.
-    let target = match &decision {
-        Decision::Merge { into, .. } => lead_following_merges(conn, *into)?.filter(|l| l.erased_at.is_none()),
-        Decision::Create { .. } => None,
-    };
-    let expected = target.as_ref().map(|l| l.version);
-    // Only a submission that joined a lead brings other leads into it.
-    let bridges = if target.is_some() { decision.bridges().to_vec() } else { Vec::new() };
-    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
-    let now = OffsetDateTime::now_utc();
-    let visitor = candidate.visitor_id();
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
-    let touch = settlement.touch.clone();
-    accounts::assign(conn, &mut settlement.lead, now)?;
-    let changes = engagement::after_settle(conn, &mut settlement.lead, visitor.as_deref(), &touch, rules, now)?;
-    let lead = &settlement.lead;
-    write_lead(conn, lead, expected, matching)?;
-    upsert_submission(conn, sub, payload, Status::Processed, Some((lead.id, settlement.outcome)), None)?;
-    insert_history(conn, &settlement.history, Some(sub.id))?;
-    outbox::enqueue(conn, lead, &settlement.history.event, rules, now)?;
-    engagement::record_changes(conn, lead, changes, rules, now)?;
-    if !settlement.possible_duplicates.is_empty() {
-        for possible in &settlement.possible_duplicates {
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
-            )?
-            .execute(params![
-                ReviewId::new().to_string(),
-                lead.id.to_string(),
-                possible.lead_id.to_string(),
-                possible.score,
-                serde_json::to_string(&possible.evidence)?,
-                millis(now)
-            ])?;
-        }
-        let lead_ids = settlement.possible_duplicates.iter().map(|p| p.lead_id).collect();
-        insert_history(
-            conn,
-            &HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } },
-            None,
-        )?;
-    }
-    let mut lead = settlement.lead;
-    let mut bridged = false;
-    for bridge in bridges {
-        bridged |= merge_pair(conn, lead.id, bridge.lead_id, bridge.explanation, rules, now)?;
-    }
-    if bridged && let Some(merged) = lead_following_merges(conn, lead.id)? {
-        lead = merged;
-    }
-    Ok(Captured::Settled { submission_id: sub.id, outcome: settlement.outcome, lead: Box::new(lead), replayed: false })
-}
-
-/// Matches a candidate's record against the stored leads: by exact email through the
-/// leads' own index, always (it also finds leads stored while fuzzy matching was off,
-/// which have no blocking keys), and with fuzzy matching through the blocking keys.
-fn decide_record(
-    conn: &Connection,
-    record: &Record,
-    email: Option<&Email>,
-    matching: &Matching,
-) -> Result<Decision, StoreError> {
-    let mut found: Vec<(LeadId, Record)> = match email {
-        Some(email) => leads_by_mailbox(conn, &matching.email_key(email))?
-            .iter()
-            .map(|l| (l.id, resolve::match_record(&l.fields, &l.derived)))
-            .collect(),
-        None => Vec::new(),
-    };
-    if matching.fuzzy {
-        for (id, r) in candidates_by_keys(conn, &resolve::blocking_keys(record, &matching.model))? {
-            if found.iter().all(|(known, _)| *known != id) {
-                found.push((id, r));
-            }
-        }
-    }
-    Ok(matching.with_model(|model| resolve::decide(record, &found, model)))
-}
-
-/// Most leads one lookup compares with; candidates sharing several keys come first.
-const MAX_CANDIDATES: usize = 64;
-/// A key shared by more leads than this (a common name with a common initial) says
-/// little about identity: it is a stop key, skipped when the candidate has rarer keys.
-const STOP_KEY_POSTINGS: usize = 32;
-
-/// The surviving leads sharing a blocking key with the candidate, with their match records.
-fn candidates_by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, StoreError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One statement for all keys (each statement has a fixed cost, and a lead has several
-    // keys), each key still read by its own bounded range scan. The limit is written into
-    // the statement: a bound LIMIT made SQLite re-prepare it on every execution.
-    let one = format!(
-        "SELECT * FROM (SELECT key, lead_id, record FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT {})",
-        STOP_KEY_POSTINGS + 1
-    );
-    let sql = vec![one; keys.len()].join(" UNION ALL ");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(keys), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-    })?;
-    let mut postings: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(keys.len());
-    for row in rows {
-        let (key, id, record) = row?;
-        match postings.last_mut() {
-            Some((k, list)) if *k == key => list.push((id, record)),
-            _ => postings.push((key, vec![(id, record)])),
-        }
-    }
-    // Only when every key is a stop key do the most recent leads of the rarest stand in.
-    let selective: Vec<&Vec<(String, String)>> =
-        postings.iter().map(|(_, p)| p).filter(|p| p.len() <= STOP_KEY_POSTINGS).collect();
-    let chosen: Vec<&Vec<(String, String)>> = if selective.is_empty() {
-        postings.iter().map(|(_, p)| p).min_by_key(|p| p.len()).into_iter().collect()
-    } else {
-        selective
-    };
-    let mut hits: Vec<(&str, &str, usize)> = Vec::new();
-    for (id, record) in chosen.into_iter().flatten() {
-        match hits.iter_mut().find(|(known, _, _)| *known == id) {
-            Some(hit) => hit.2 += 1,
-            None => hits.push((id, record, 1)),
-        }
-    }
-    hits.sort_by_key(|hit| std::cmp::Reverse(hit.2));
-    hits.truncate(MAX_CANDIDATES);
-    hits.into_iter()
-        .map(|(id, record, _)| {
-            let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-            Ok((id, serde_json::from_str(record)?))
-        })
-        .collect()
-}
-
-/// Writes a lead: its document, the columns matched on, its match record and blocking
-/// keys. `expected` is the version it had when read (`None` for a new lead): a lead
-/// changed since then is a conflict, not a silent overwrite.
-fn write_lead(conn: &Connection, lead: &Lead, expected: Option<u64>, matching: &Matching) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(lead)?;
-    let email = lead.fields.email.as_ref().map(Email::as_str);
-    let key = lead.fields.email.as_ref().map(|e| matching.email_key(e));
-    let version = version_column(lead.version)?;
-    let id = lead.id.to_string();
-    let account = lead.account_id.map(|a| a.to_string());
-    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
-    let (created, updated) = (millis(lead.created_at), millis(lead.updated_at));
-    let columns: [&dyn rusqlite::ToSql; 13] = [
-        &id,
-        &email,
-        &version,
-        &updated,
-        &doc,
-        &account,
-        &lead.fields.external_id,
-        &lead.lifecycle_stage,
-        &original.source.as_str(),
-        &original.utm_campaign,
-        &latest.source.as_str(),
-        &latest.utm_campaign,
-        &key,
-    ];
-    match expected {
-        None => {
-            let mut values = columns.to_vec();
-            values.push(&created);
-            conn.prepare_cached(
-                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                    campaign, latest_source, latest_campaign, email_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?
-            .execute(values.as_slice())?;
-        }
-        Some(expected) => {
-            let expected = version_column(expected)?;
-            let mut values = columns.to_vec();
-            values.push(&expected);
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?6,
-                        external_id = ?7, stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
-                        latest_campaign = ?12, email_key = ?13
-                     WHERE id = ?1 AND version = ?14 AND merged_into IS NULL",
-                )?
-                .execute(values.as_slice())?;
-            if changed != 1 {
-                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
-            }
-            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
-        }
-    }
-    write_keys(conn, lead, matching)
-}
-
-/// Indexes a lead under its blocking keys (when fuzzy matching keeps the index).
-fn write_keys(conn: &Connection, lead: &Lead, matching: &Matching) -> Result<(), StoreError> {
-    if !matching.fuzzy {
-        return Ok(());
-    }
-    let id = lead.id.to_string();
-    let record = resolve::match_record(&lead.fields, &lead.derived);
-    let record_json = serde_json::to_string(&record)?;
-    let mut keys = resolve::blocking_keys(&record, &matching.model);
-    keys.sort_unstable();
-    keys.dedup();
-    if !keys.is_empty() {
-        // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps
-        // no statement journal for it.
-        let rows = vec!["(?, ?, ?)"; keys.len()].join(", ");
-        let mut insert =
-            conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES {rows}"))?;
-        let values: Vec<&str> = keys.iter().flat_map(|k| [k.as_str(), id.as_str(), record_json.as_str()]).collect();
-        insert.execute(rusqlite::params_from_iter(values))?;
-    }
-    Ok(())
-}
-
-fn version_column(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Internal(format!("lead version {v} out of range")))
-}
-
-#[derive(Clone, Copy)]
-enum Status {
-    Pending,
-    Processed,
-    Rejected,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Processed => "processed",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-fn upsert_submission(
-    conn: &Connection,
-    sub: &RawSubmission,
-    payload: &str,
-    status: Status,
-    settled: Option<(LeadId, Outcome)>,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    // Most submissions are new here; only webhook deliveries were enqueued first. With
-    // `ON CONFLICT DO UPDATE` SQLite kept a statement journal for every insert (a profile
-    // showed it), so the insert ignores a conflict and the rare existing row is updated by
-    // a statement of its own.
-    let (id, lead) = (sub.id.to_string(), settled.map(|(id, _)| id.to_string()));
-    let outcome = settled.map(|(_, o)| o.as_str());
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![
-            id,
-            sub.source.as_str(),
-            sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
-            millis(sub.received_at),
-            payload,
-            status.as_str(),
-            lead,
-            outcome,
-            error,
-        ])?;
-    if inserted == 0 {
-        conn.prepare_cached(
-            "UPDATE submissions SET payload = ?2, status = ?3, lead_id = ?4, outcome = ?5, error = ?6 WHERE id = ?1",
-        )?
-        .execute(params![id, payload, status.as_str(), lead, outcome, error])?;
-    }
-    Ok(())
-}
-
-fn insert_history(conn: &Connection, entry: &HistoryEntry, submission: Option<SubmissionId>) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            entry.lead_id.to_string(),
-            millis(entry.at),
-            submission.map(|s| s.to_string()),
-            serde_json::to_string(entry)?
-        ])?;
-    Ok(())
-}
-
-fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
-    for sub in subs {
-        if let Some(key) = &sub.idempotency_key
-            && earlier_submission(conn, &sub.source, key, sub.id)?.is_some()
-        {
-            continue;
-        }
-        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, Status::Pending, None, None)?;
-    }
-    Ok(())
-}
-
-fn quarantine_all(conn: &Connection, items: &[(RawSubmission, Vec<FieldError>)]) -> Result<Vec<Captured>, StoreError> {
-    let mut out = Vec::with_capacity(items.len());
-    for (sub, errors) in items {
-        if let Some(key) = &sub.idempotency_key
-            && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
-        {
-            out.push(first?);
-            continue;
-        }
-        let payload = serde_json::to_string(&sub.payload)?;
-        let reasons = serde_json::to_string(errors)?;
-        upsert_submission(conn, sub, &payload, Status::Rejected, None, Some(&reasons))?;
-        out.push(Captured::Rejected { submission_id: sub.id, errors: errors.clone() });
-    }
-    Ok(out)
-}
-
-/// The quarantine reasons stored with a submission. Settling failures are stored as
-/// plain text and read back as one general error.
-fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
-    match error {
-        None => Vec::new(),
-        Some(text) => serde_json::from_str(text)
-            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
-    }
-}
-
 const IMPORT_COLUMNS: &str =
     "id, source, sheet, status, rows, created, merged, rejected, pending, error, created_at, updated_at";
 
@@ -1052,9 +632,8 @@ fn review_by_id(conn: &Connection, id: ReviewId) -> Result<Option<Review>, Store
     found.transpose()
 }
 
-/// Folds `absorbed` into `survivor` (each followed through earlier merges): the survivor
-/// gains what it lacked, the absorbed lead steps aside with `merged_into`, both histories
-/// record it. `false` when either is missing or they are already one lead.
+/// Folds `absorbed` into `survivor` (each followed through earlier merges), as the core
+/// decides. `false` when either is missing or erased, or they are already one lead.
 fn merge_pair(
     conn: &Connection,
     survivor: LeadId,
@@ -1068,90 +647,59 @@ fn merge_pair(
     else {
         return Ok(false);
     };
-    if survivor.id == absorbed.id || survivor.erased_at.is_some() || absorbed.erased_at.is_some() {
-        return Ok(false);
-    }
-    let expected = survivor.version;
-    let before = Box::new(survivor.clone());
-    let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
-    // The absorbed lead steps aside first: its email is then free for the survivor.
-    conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
-        absorbed.id.to_string(),
-        survivor.id.to_string(),
-        millis(now)
-    ])?;
-    conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([absorbed.id.to_string()])?;
-    // Keys are kept for the survivor whether or not capture uses them: a batch search
-    // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(conn, &survivor, Some(expected), &rules.matching.keeping_keys())?;
-    let absorbed_event =
-        LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
-    outbox::enqueue(conn, &survivor, &absorbed_event, rules, now)?;
-    insert_history(conn, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None)?;
-    let moved = LeadEvent::MergedInto { into: survivor.id };
-    insert_history(conn, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None)?;
+    let Some(changes) = merges::absorb(&mut survivor, &absorbed, explanation, rules, now) else { return Ok(false) };
+    apply::apply(conn, &changes)?;
     Ok(true)
 }
 
-/// Undoes the merge of `absorbed` into its survivor: the survivor returns to its state just
-/// before the merge and the absorbed lead lives on its own again. Refused (a conflict) when
-/// the survivor changed after the merge: restoring would lose that change.
+fn refused(refusal: merges::Refusal) -> StoreError {
+    match refusal {
+        merges::Refusal::Conflict(why) => StoreError::Conflict(why),
+        merges::Refusal::Erased(id) => StoreError::Erased(id),
+    }
+}
+
+/// Undoes the merge of `absorbed` into its survivor, as the core decides.
 fn unmerge(
     conn: &Connection,
     absorbed_id: LeadId,
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<LeadId>, StoreError> {
-    let into: Option<(Option<String>, Option<i64>)> = conn
-        .query_row("SELECT merged_into, erased_at FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+    let row: Option<(Option<String>, Option<i64>, String)> = conn
+        .query_row("SELECT merged_into, erased_at, doc FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let into = match into {
-        Some((_, Some(_))) => return Err(StoreError::Erased(absorbed_id)),
-        Some((Some(into), None)) => into,
-        _ => return Ok(None),
+    let Some((into, erased_at, doc)) = row else { return Ok(None) };
+    let merged_into: Option<LeadId> =
+        into.map(|i| i.parse()).transpose().map_err(|_| StoreError::Corrupt("merged_into".into()))?;
+    let away = merges::MergedAway { id: absorbed_id, merged_into, erased: erased_at.is_some() };
+    let (survivor, history) = match merged_into {
+        Some(into) if erased_at.is_none() => {
+            (lead_following_merges(conn, into)?, lead_history_newest_first(conn, into)?)
+        }
+        _ => (None, Vec::new()),
     };
-    let survivor_id: LeadId = into.parse().map_err(|_| StoreError::Corrupt("merged_into".into()))?;
-    let Some(current) = lead_following_merges(conn, survivor_id)?.filter(|l| l.id == survivor_id) else {
-        return Err(StoreError::Conflict(format!("lead {survivor_id} was itself merged since; undo that first")));
+    let absorbed = lead_from_doc(&doc)?;
+    let Some(changes) = merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(refused)?
+    else {
+        return Ok(None);
     };
-    let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
-        .query_map([survivor_id.to_string()], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let before = entries.iter().find_map(|e| match serde_json::from_str::<HistoryEntry>(e).ok()?.event {
-        LeadEvent::Absorbed { absorbed, before: Some(before), .. } if absorbed == absorbed_id => Some(before),
-        _ => None,
-    });
-    let Some(mut restored) = before.map(|b| *b) else {
-        return Err(StoreError::Conflict(format!("the merge of {absorbed_id} kept no earlier state to restore")));
-    };
-    if current.version != restored.version + 1 {
-        return Err(StoreError::Conflict(format!(
-            "lead {survivor_id} changed after the merge; undoing it would lose that change"
-        )));
-    }
-    restored.version = current.version + 1;
-    restored.updated_at = now;
-    let keys = rules.matching.keeping_keys();
-    write_lead(conn, &restored, Some(current.version), &keys)?;
-    conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
-        .execute(params![absorbed_id.to_string(), millis(now)])?;
-    if let Some(absorbed) = lead_following_merges(conn, absorbed_id)? {
-        write_keys(conn, &absorbed, &keys)?;
-    }
-    insert_history(
-        conn,
-        &HistoryEntry { lead_id: survivor_id, at: now, event: LeadEvent::Unmerged { absorbed: absorbed_id } },
-        None,
-    )?;
-    Ok(Some(survivor_id))
+    apply::apply(conn, &changes)?;
+    Ok(merged_into)
 }
 
-/// Undoes a merge made at capture: `lead` returns to its state before `submission` merged
-/// into it, and the submission becomes a lead of its own from `candidate` (the submission
-/// prepared again). Refused when the lead changed since, as [`unmerge`] is.
+fn lead_history_newest_first(conn: &Connection, lead: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
+    let entries: Vec<String> = conn
+        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
+        .query_map([lead.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    entries.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
+}
+
+/// Undoes a merge made at capture, as the core decides: the submission becomes a lead of
+/// its own from `candidate` (the stored submission prepared again).
 fn split(
     conn: &Connection,
     lead_id: LeadId,
@@ -1160,58 +708,26 @@ fn split(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<(LeadId, Lead)>, StoreError> {
-    let matching = &*rules.matching;
-    let Some(current) = lead_following_merges(conn, lead_id)?.filter(|l| l.id == lead_id) else {
-        return Ok(None);
-    };
-    if current.erased_at.is_some() {
-        return Err(StoreError::Erased(lead_id));
-    }
-    let Some(stored) = get_submission(conn, submission)? else { return Ok(None) };
-    if stored.lead_id != Some(lead_id) {
-        // Never merged here, or already split off.
-        return Ok(None);
-    }
+    let current = lead_following_merges(conn, lead_id)?;
+    let stored = get_submission(conn, submission)?.map(|s| merges::MergedSubmission {
+        meta: SubmissionMeta {
+            id: s.submission.id,
+            source: s.submission.source,
+            received_at: s.submission.received_at,
+        },
+        lead_id: s.lead_id,
+    });
     let entries: Vec<String> = conn
         .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
         .query_map(params![lead_id.to_string(), submission.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let before = entries.iter().find_map(|e| match serde_json::from_str::<HistoryEntry>(e).ok()?.event {
-        LeadEvent::Merged { submission_id, before, .. } if submission_id == submission => Some(before),
-        _ => None,
-    });
-    let Some(before) = before else { return Ok(None) };
-    let Some(mut restored) = before.map(|b| *b) else {
-        return Err(StoreError::Conflict(format!("the merge of {submission} kept no earlier state to restore")));
-    };
-    if current.version != restored.version + 1 {
-        return Err(StoreError::Conflict(format!(
-            "lead {lead_id} changed after the merge; undoing it would lose that change"
-        )));
-    }
-    if candidate.fields.email.is_some() && candidate.fields.email == restored.fields.email {
-        return Err(StoreError::Conflict(format!(
-            "submission {submission} has the lead's own email address: one mailbox is one lead"
-        )));
-    }
-    let sub = stored.submission;
-    restored.version = current.version + 1;
-    restored.updated_at = now;
-    write_lead(conn, &restored, Some(current.version), matching)?;
-    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
-    let create = Decision::Create { possible: Vec::new() };
-    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, rules);
-    accounts::assign(conn, &mut settlement.lead, now)?;
-    let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
-    write_lead(conn, &settlement.lead, None, matching)?;
-    conn.prepare_cached("UPDATE submissions SET lead_id = ?2, outcome = 'created' WHERE id = ?1")?
-        .execute(params![submission.to_string(), settlement.lead.id.to_string()])?;
-    insert_history(conn, &settlement.history, Some(submission))?;
-    outbox::enqueue(conn, &settlement.lead, &settlement.history.event, rules, now)?;
-    engagement::record_changes(conn, &settlement.lead, scored, rules, now)?;
-    let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
-    insert_history(conn, &HistoryEntry { lead_id, at: now, event }, None)?;
-    Ok(Some((lead_id, settlement.lead)))
+    let history: Vec<HistoryEntry> = entries.iter().map(|e| serde_json::from_str(e)).collect::<Result<_, _>>()?;
+    let accounts = accounts::by_keys(conn, &merges::split_account_keys(&candidate))?;
+    let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
+        .map_err(refused)?;
+    let Some((lead, changes)) = split else { return Ok(None) };
+    apply::apply(conn, &changes)?;
+    Ok(Some((lead_id, lead)))
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
@@ -1226,11 +742,7 @@ fn decide_review(
     };
     let now = OffsetDateTime::now_utc();
     if decision == ReviewStatus::Merged {
-        let explanation = resolve::Explanation {
-            rule: resolve::MatchRule::Reviewed,
-            score: Some(review.score),
-            evidence: review.evidence.clone(),
-        };
+        let explanation = merges::reviewed(review.score, review.evidence.clone());
         merge_pair(conn, review.candidate_id, review.lead_id, explanation, rules, now)?;
     }
     conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
@@ -1268,7 +780,7 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredS
                 "rejected" => SubmissionStatus::Rejected,
                 _ => return Err(corrupt("status")),
             },
-            errors: stored_errors(error.as_deref()),
+            errors: capture::stored_errors(error.as_deref()),
             lead_id: lead_id.map(|l| l.parse()).transpose().map_err(|_| corrupt("lead id"))?,
         })
     })())
@@ -1287,7 +799,7 @@ fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<
         .prepare_cached(
             "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status IN ('pending', 'rejected')",
         )?
-        .execute(params![id.to_string(), Status::Rejected.as_str(), serde_json::to_string(errors)?])?;
+        .execute(params![id.to_string(), "rejected", serde_json::to_string(errors)?])?;
     if changed == 1 {
         Ok(())
     } else {

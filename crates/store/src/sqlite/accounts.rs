@@ -3,37 +3,13 @@
 
 use super::{from_millis, lead_from_doc, millis};
 use crate::{AccountUpdate, StoreError};
-use leadflow_domain::account::{self, Account, Assignment, Claim, Found};
+use leadflow_domain::account::{self, Account, Found};
 use leadflow_domain::{AccountId, Lead, LeadId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-/// Gives a lead without an account the one its domains or company name claim (creating
-/// it if needed). A lead keeps an account once it has one.
-pub(super) fn assign(conn: &Connection, lead: &mut Lead, now: OffsetDateTime) -> Result<(), StoreError> {
-    if lead.account_id.is_some() {
-        return Ok(());
-    }
-    let claim = Claim::of(&lead.fields, &lead.derived);
-    if claim.is_empty() {
-        return Ok(());
-    }
-    let found = by_keys(conn, &claim.keys())?;
-    match account::assign(&claim, &found, now) {
-        Assignment::Join { account, add_keys } => {
-            insert_keys(conn, account, &add_keys)?;
-            lead.account_id = Some(account);
-        }
-        Assignment::Found(account) => {
-            insert(conn, &account)?;
-            lead.account_id = Some(account.id);
-        }
-        Assignment::Personal => {}
-    }
-    Ok(())
-}
-
-fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<Found>, StoreError> {
+/// Each of these account keys that an account holds, with the account.
+pub(super) fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<Found>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT account_id FROM account_keys WHERE key = ?1")?;
     let mut found = Vec::new();
     for key in keys {
@@ -51,7 +27,7 @@ fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<Found>, StoreError>
     Ok(found)
 }
 
-fn insert(conn: &Connection, account: &Account) -> Result<(), StoreError> {
+pub(super) fn insert(conn: &Connection, account: &Account) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![
             account.id.to_string(),
@@ -70,7 +46,7 @@ fn insert(conn: &Connection, account: &Account) -> Result<(), StoreError> {
 }
 
 /// Records keys for an account; a key another account already holds stays with it.
-fn insert_keys(conn: &Connection, id: AccountId, keys: &[String]) -> Result<(), StoreError> {
+pub(super) fn insert_keys(conn: &Connection, id: AccountId, keys: &[String]) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO account_keys (key, account_id) VALUES (?1, ?2)")?;
     for key in keys {
         stmt.execute(params![key, id.to_string()])?;
@@ -178,7 +154,8 @@ pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     let mut assigned = 0usize;
     for doc in &docs {
         let mut lead = lead_from_doc(doc)?;
-        assign(conn, &mut lead, now)?;
+        let found = by_keys(conn, &account::wanted_keys(&lead))?;
+        super::apply::apply(conn, &account::join(&mut lead, &found, now))?;
         if let Some(account) = lead.account_id {
             conn.execute(
                 "UPDATE leads SET account_id = ?2, doc = ?3 WHERE id = ?1",

@@ -2,95 +2,48 @@
 //! and the reports over them. Everything here runs inside the writer's transaction or on
 //! a read connection.
 
-use super::{insert_history, lead_following_merges, millis, write_lead};
+use super::apply::apply;
+use super::{lead_following_merges, millis};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount, StoreError};
 use leadflow_domain::attribute::Touchpoint;
+use leadflow_domain::changes;
 use leadflow_domain::engagement::{self, Event};
-use leadflow_domain::pipeline::{HistoryEntry, LeadEvent, Rules};
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::{Email, EventId, Lead, LeadId};
 use leadflow_scoring::{EventView, TransitionError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// Scoring reads at most this many of a lead's most recent events: behavioural rules look
-/// at recent activity, and an unbounded history would make every event slower.
-const MAX_SCORED_EVENTS: usize = 2_000;
+use leadflow_domain::settle::{Identities, MAX_SCORED_EVENTS};
 
 /// The lead and every lead merged into it, for reads that follow merges backwards.
 const FAMILY: &str =
     "WITH RECURSIVE family(id) AS (SELECT ?1 UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
 
-/// Writes a lead's changes to its history, stage changes to the table reports read, and
-/// the deliveries they make to the outbox (`lead` as it now stands is their payload).
-pub(super) fn record_changes(
-    conn: &Connection,
-    lead_now: &Lead,
-    changes: Vec<LeadEvent>,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let lead = lead_now.id;
-    for event in changes {
-        super::outbox::enqueue(conn, lead_now, &event, rules, now)?;
-        if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
-            conn.prepare_cached(
-                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![lead.to_string(), from, to, millis(now), actor, reason])?;
-        }
-        insert_history(conn, &HistoryEntry { lead_id: lead, at: now, event }, None)?;
-    }
-    Ok(())
-}
-
-/// After a submission settled into `lead`: remember its visitor id, attach the events
-/// that waited for this person, record the touchpoint, and rescore. `lead` is written by
-/// the caller afterwards.
-pub(super) fn after_settle(
-    conn: &Connection,
-    lead: &mut Lead,
-    visitor: Option<&str>,
-    touch: &Touchpoint,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<Vec<LeadEvent>, StoreError> {
-    let id = lead.id.to_string();
-    if let Some(visitor) = visitor {
-        conn.prepare_cached("INSERT OR IGNORE INTO lead_visitors (anonymous_id, lead_id) VALUES (?1, ?2)")?
-            .execute(params![visitor, id])?;
-    }
-    let mut attached = 0;
-    let email = lead.fields.email.as_ref().map(Email::as_str);
+/// Events with no lead yet that name the person one of these ways (an event naming it two
+/// ways comes twice; the core counts it once).
+pub(super) fn waiting_events(conn: &Connection, who: &Identities) -> Result<Vec<Event>, StoreError> {
+    let mut docs: Vec<String> = Vec::new();
     for (column, value) in
-        [("email", email), ("external_id", lead.fields.external_id.as_deref()), ("anonymous_id", visitor)]
+        [("email", &who.email), ("external_id", &who.external_id), ("anonymous_id", &who.anonymous_id)]
     {
         if let Some(value) = value {
-            attached += conn
-                .prepare_cached(&format!("UPDATE events SET lead_id = ?1 WHERE lead_id IS NULL AND {column} = ?2"))?
-                .execute(params![id, value])?;
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT doc FROM events WHERE lead_id IS NULL AND {column} = ?1"))?;
+            for doc in stmt.query_map([value], |r| r.get::<_, String>(0))? {
+                docs.push(doc?);
+            }
         }
     }
-    conn.prepare_cached("INSERT INTO touchpoints (lead_id, at, doc) VALUES (?1, ?2, ?3)")?.execute(params![
-        id,
-        millis(touch.at),
-        serde_json::to_string(touch)?
-    ])?;
-    let mut changes = Vec::new();
-    if attached > 0 {
-        changes.push(LeadEvent::EventsAttached { count: attached as u64 });
-    }
-    // A brand-new lead with nothing attached has no events to read.
-    let events = if lead.version == 1 && attached == 0 { Vec::new() } else { scored_events(conn, lead.id)? };
-    changes.extend(engagement::rescore(lead, &events, &rules.engagement, now));
-    Ok(changes)
+    docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 fn scored_events(conn: &Connection, lead: LeadId) -> Result<Vec<EventView>, StoreError> {
     Ok(family_events(conn, lead, MAX_SCORED_EVENTS)?.iter().map(Event::view).collect())
 }
 
-fn family_events(conn: &Connection, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
+pub(super) fn family_events(conn: &Connection, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
     // The limit is written into the statement (one cached statement per limit): bound as a
     // parameter, SQLite re-prepared the statement on every execution.
     let docs: Vec<String> = conn
@@ -287,8 +240,7 @@ pub(super) fn rescore(
     let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
     if !changes.is_empty() {
         lead.version += 1;
-        write_lead(conn, &lead, Some(expected), &rules.matching)?;
-        record_changes(conn, &lead, changes, rules, now)?;
+        apply(conn, &changes::updated(&lead, expected, changes, rules, now))?;
     }
     Ok(Some(lead))
 }
@@ -312,8 +264,7 @@ pub(super) fn transition(
         Err(refused) => return Ok(Some(Err(refused))),
     };
     lead.version += 1;
-    write_lead(conn, &lead, Some(expected), &rules.matching)?;
-    record_changes(conn, &lead, vec![change], rules, now)?;
+    apply(conn, &changes::updated(&lead, expected, vec![change], rules, now))?;
     Ok(Some(Ok(lead)))
 }
 

@@ -3,7 +3,8 @@
 //! [`Store::erase_lead`](crate::Store::erase_lead), where each table's treatment is the
 //! same on both backends).
 
-use super::{insert_history, lead_following_merges, lead_from_doc, millis, outbox};
+use super::apply::insert_history;
+use super::{lead_following_merges, lead_from_doc, millis, outbox};
 use crate::erase::{blank_report, json_string};
 use crate::feedback::Doc;
 use crate::{ErasureCounts, ErasureReceipt, StoreError};
@@ -97,7 +98,7 @@ pub(super) fn erase(
         )?
         .execute(params![
             t.id.to_string(),
-            super::version_column(t.version)?,
+            super::apply::version_column(t.version)?,
             at,
             serde_json::to_string(&t)?
         ])?;

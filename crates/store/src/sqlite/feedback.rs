@@ -1,9 +1,10 @@
 //! CRM feedback in SQLite: recorded in the writer's transaction with the lead changes it
 //! makes, the CRM record links deliveries learn, and the disqualification report.
 
-use super::{from_millis, lead_following_merges, millis, write_lead};
+use super::{from_millis, lead_following_merges, millis};
 use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoreError, StoredFeedback};
+use leadflow_domain::changes;
 use leadflow_domain::erase::CrmRecord;
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_domain::pipeline::Rules;
@@ -177,8 +178,7 @@ fn settle(
     let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
     if !decision.changes.is_empty() {
         lead.version += 1;
-        write_lead(conn, &lead, Some(expected), &rules.matching)?;
-        super::engagement::record_changes(conn, &lead, decision.changes, rules, now)?;
+        super::apply::apply(conn, &changes::updated(&lead, expected, decision.changes, rules, now))?;
     }
     if fb.status.is_some() || fb.owner.is_some() {
         super::routing::taken_up(conn, lead.id, lead.owner.as_deref())?;

@@ -6,14 +6,14 @@ use super::{from_millis, millis};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use leadflow_domain::Lead;
 use leadflow_domain::LeadId;
+use leadflow_domain::changes::{self, Delivery};
 use leadflow_domain::erase;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-/// Writes one outbox row per destination subscribed to what `event` stands for, carrying
-/// the lead as it stands (an erasure carries ids only). Deliveries of this lead that
-/// waited for missing data go again with it: the lead has changed.
+/// Writes what follows a change to `lead` (its deliveries and routing's queue row), as
+/// the core decides it.
 pub(super) fn enqueue(
     conn: &Connection,
     lead: &Lead,
@@ -21,34 +21,31 @@ pub(super) fn enqueue(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    // Routing hears of the same changes, in the same transaction.
-    super::routing::queue(conn, lead, event, rules, now)?;
-    let wanted = rules.outbox.deliveries(event);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
-    let payload = match &erased {
-        Some(ids) => serde_json::to_string(ids)?,
-        None => serde_json::to_string(lead)?,
-    };
-    let (lead_id, at) = (lead.id.to_string(), millis(now));
-    for (destination, event_type) in wanted {
-        if erased.is_none() {
-            conn.prepare_cached(
-                "UPDATE outbox SET status = 'pending', payload = ?3, attempts = 0, next_attempt_at = ?4, updated_at = ?4
-                 WHERE lead_id = ?1 AND destination = ?2 AND status = 'needs_data'",
-            )?
-            .execute(params![lead_id, destination, payload, at])?;
-        }
-        let id = format!("dlv_{}", uuid::Uuid::now_v7().simple());
-        conn.prepare_cached(
-            "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
-                                 next_attempt_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?6, ?6)",
-        )?
-        .execute(params![id, destination, lead_id, event_type.wire_name(), payload, at])?;
-    }
+    super::apply::apply(conn, &changes::follow_up(lead, event, rules, now))
+}
+
+pub(super) fn insert(conn: &Connection, d: &Delivery) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
+                             next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?6, ?6)",
+    )?
+    .execute(params![d.id, d.destination, d.lead.to_string(), d.event_type, &*d.payload, millis(d.at)])?;
+    Ok(())
+}
+
+pub(super) fn retry_needs_data(
+    conn: &Connection,
+    lead: LeadId,
+    destination: &str,
+    payload: &str,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'pending', payload = ?3, attempts = 0, next_attempt_at = ?4, updated_at = ?4
+         WHERE lead_id = ?1 AND destination = ?2 AND status = 'needs_data'",
+    )?
+    .execute(params![lead.to_string(), destination, payload, millis(at)])?;
     Ok(())
 }
 

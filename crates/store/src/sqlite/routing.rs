@@ -2,33 +2,16 @@
 //! for it; the routing itself (positions, daily counts, the assignment, the lead's owner,
 //! its history and outbox rows) in one writer transaction per lead; and the SLA timers.
 
-use super::engagement::record_changes;
-use super::{lead_following_merges, millis, write_lead};
+use super::{lead_following_merges, millis};
 use crate::{RoutedLead, StoreError};
-use leadflow_domain::pipeline::{LeadEvent, Rules};
+use leadflow_domain::changes;
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::route::{self, Assignment, Change, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
 use leadflow_scoring::routing::{Context, Decision};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use time::OffsetDateTime;
-
-/// Queues the lead for routing when `event` calls for it.
-pub(super) fn queue(
-    conn: &Connection,
-    lead: &Lead,
-    event: &LeadEvent,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let Some((trigger, source)) = route::queued_by(lead, event, &rules.routing) else { return Ok(()) };
-    conn.prepare_cached(
-        "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (lead_id) DO NOTHING",
-    )?
-    .execute(params![lead.id.to_string(), trigger.as_str(), source, millis(now)])?;
-    Ok(())
-}
 
 fn assignment(conn: &Connection, lead: LeadId) -> Result<Option<Assignment>, StoreError> {
     let row = conn
@@ -216,8 +199,7 @@ fn commit_assignment(
     let expected = lead.version;
     let event = route::assign(lead, decision, change.trigger, change.sla_due_at, now);
     lead.version += 1;
-    write_lead(conn, lead, Some(expected), &rules.matching)?;
-    record_changes(conn, lead, vec![event], rules, now)?;
+    super::apply::apply(conn, &changes::updated(lead, expected, vec![event], rules, now))?;
     let trigger = change.trigger.as_str().to_owned();
     Ok(RoutedLead { lead_id: lead.id, owner, rule, via: via.as_str().to_owned(), trigger })
 }

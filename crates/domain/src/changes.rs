@@ -1,0 +1,304 @@
+//! Changes: what a decision writes, as plain data.
+//!
+//! The core decides; the store applies. Every decision that changes stored data (a
+//! capture, a merge, a rescore, a stage change) returns a list of [`Change`]s, and the
+//! store applies them in order, in the transaction it loaded the decision's inputs in. A
+//! change names rows and values, never a rule, so applying one is a statement or two and
+//! both backends apply the same list: nothing is decided twice.
+//!
+//! The follow-ups every lead change brings (routing's queue row, one delivery per
+//! subscribed destination, the stage-change report row, the history entry) are decided
+//! here once, by [`follow_up`] and [`record`], whichever path changed the lead.
+
+use crate::account::Account;
+use crate::attribute::Touchpoint;
+use crate::ids::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
+use crate::lead::Lead;
+use crate::pipeline::{HistoryEntry, LeadEvent, Outcome, Rules};
+use crate::resolve::{self, Evidence, Matching, Record};
+use crate::route::Trigger;
+use crate::{erase, route};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// One write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Inserts a new lead (`expected: None`) or updates it at the version it was read
+    /// with: a lead changed since is a conflict, never a silent overwrite. Its match keys
+    /// are replaced by `index`.
+    Lead {
+        lead: Box<Lead>,
+        expected: Option<u64>,
+        index: LeadIndex,
+    },
+    /// `lead` was merged into `into`: it steps aside (its email is then free for the
+    /// survivor) and its match keys go.
+    MergedAway {
+        lead: LeadId,
+        into: LeadId,
+        at: OffsetDateTime,
+    },
+    History {
+        entry: HistoryEntry,
+        submission: Option<SubmissionId>,
+    },
+    /// The submission is settled into `lead`.
+    Processed {
+        submission: SubmissionId,
+        lead: LeadId,
+        outcome: Outcome,
+    },
+    Touchpoint {
+        lead: LeadId,
+        touch: Box<Touchpoint>,
+    },
+    /// A browser's visitor id now names this lead, for events that name it later.
+    Visitor {
+        anonymous_id: String,
+        lead: LeadId,
+    },
+    /// Events that waited for their person now belong to `lead`.
+    AttachEvents {
+        lead: LeadId,
+        events: Vec<EventId>,
+    },
+    /// A row for the stage reports.
+    StageChange {
+        lead: LeadId,
+        from: String,
+        to: String,
+        at: OffsetDateTime,
+        actor: Option<String>,
+        reason: Option<String>,
+    },
+    /// A merge was undone: `lead` lives on its own again.
+    Unmerged {
+        lead: LeadId,
+        at: OffsetDateTime,
+    },
+    /// Replaces a lead's match keys (its row is unchanged).
+    Index {
+        lead: LeadId,
+        index: LeadIndex,
+    },
+    /// A possible duplicate for a person to decide; ignored when the pair is known.
+    Review {
+        id: ReviewId,
+        lead: LeadId,
+        candidate: LeadId,
+        score: f64,
+        evidence: Vec<Evidence>,
+        at: OffsetDateTime,
+    },
+    /// A new account, holding its domains and company keys.
+    Account(Box<Account>),
+    /// Keys an existing account now holds too (a key another account holds stays there).
+    AccountKeys {
+        account: AccountId,
+        keys: Vec<String>,
+    },
+    Delivery(Delivery),
+    /// Deliveries of this lead to `destination` that waited for missing data go again
+    /// with the lead as it now stands.
+    RetryNeedsData {
+        lead: LeadId,
+        destination: String,
+        payload: Arc<str>,
+        at: OffsetDateTime,
+    },
+    /// The lead waits for routing (once: a lead already queued stays queued as it was).
+    QueueRouting {
+        lead: LeadId,
+        trigger: Trigger,
+        source: Option<String>,
+        at: OffsetDateTime,
+    },
+}
+
+/// One event for one destination, for the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The idempotency key sent with every try (the Standard Webhooks `webhook-id`).
+    pub id: String,
+    pub destination: String,
+    pub lead: LeadId,
+    pub event_type: String,
+    /// JSON: the lead as it stood, or for an erasure only ids.
+    pub payload: Arc<str>,
+    pub at: OffsetDateTime,
+}
+
+/// How a lead is found again: the email's match key, and with fuzzy matching its match
+/// record under each blocking key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LeadIndex {
+    pub email_key: Option<String>,
+    /// Empty when the lead is not indexed for fuzzy matching.
+    pub keys: Vec<String>,
+    pub record: Option<Record>,
+}
+
+impl LeadIndex {
+    /// The index capture keeps for `lead` under `matching`: blocking keys only when fuzzy
+    /// matching reads them.
+    pub fn of(lead: &Lead, matching: &Matching) -> Self {
+        let email_key = lead.fields.email.as_ref().map(|e| matching.email_key(e));
+        if !matching.fuzzy {
+            return Self { email_key, keys: Vec::new(), record: None };
+        }
+        let record = resolve::match_record(&lead.fields, &lead.derived);
+        let mut keys = resolve::blocking_keys(&record, &matching.model);
+        keys.sort_unstable();
+        keys.dedup();
+        Self { email_key, keys, record: Some(record) }
+    }
+
+    /// With blocking keys whatever capture uses: a merge keeps them for the survivor, since
+    /// a batch search indexes in memory and a store with fuzzy matching on reads them.
+    pub fn keeping_keys(lead: &Lead, matching: &Matching) -> Self {
+        Self::of(lead, &matching.keeping_keys())
+    }
+}
+
+/// The writes that follow a change to `lead` (as it now stands): routing's queue row
+/// when the change calls for routing, and one delivery per destination subscribed to what
+/// `event` stands for. A delivery of this lead that waited for missing data goes again.
+pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    let mut out = Vec::new();
+    if let Some((trigger, source)) = route::queued_by(lead, event, &rules.routing) {
+        out.push(Change::QueueRouting { lead: lead.id, trigger, source, at: now });
+    }
+    let wanted = rules.outbox.deliveries(event);
+    if wanted.is_empty() {
+        return out;
+    }
+    let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
+    let payload: Arc<str> = match &erased {
+        Some(ids) => ids.to_string().into(),
+        // A lead always serializes; an empty payload would be caught by every consumer.
+        None => serde_json::to_string(lead).unwrap_or_default().into(),
+    };
+    for (destination, event_type) in wanted {
+        if erased.is_none() {
+            out.push(Change::RetryNeedsData {
+                lead: lead.id,
+                destination: destination.to_owned(),
+                payload: payload.clone(),
+                at: now,
+            });
+        }
+        out.push(Change::Delivery(Delivery {
+            id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
+            destination: destination.to_owned(),
+            lead: lead.id,
+            event_type: event_type.wire_name(),
+            payload: payload.clone(),
+            at: now,
+        }));
+    }
+    out
+}
+
+/// Records changes the lead went through (as it now stands): each one's follow-ups, a
+/// stage-report row for a stage change, and its history entry.
+pub fn record(lead: &Lead, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    let mut out = Vec::new();
+    for event in events {
+        out.extend(follow_up(lead, &event, rules, now));
+        if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
+            out.push(Change::StageChange {
+                lead: lead.id,
+                from: from.clone(),
+                to: to.clone(),
+                at: now,
+                actor: actor.clone(),
+                reason: reason.clone(),
+            });
+        }
+        out.push(Change::History { entry: HistoryEntry { lead_id: lead.id, at: now, event }, submission: None });
+    }
+    out
+}
+
+/// A lead changed in place (rescored, moved along the lifecycle, assigned): the lead at
+/// the version it was read with, then each of its changes recorded.
+pub fn updated(lead: &Lead, expected: u64, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    let index = LeadIndex::of(lead, &rules.matching);
+    let mut out = vec![Change::Lead { lead: Box::new(lead.clone()), expected: Some(expected), index }];
+    out.extend(record(lead, events, rules, now));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::{DestinationConfig, EventType, Subscriptions};
+    use crate::ids::SubmissionId;
+    use crate::source::SourceName;
+    use crate::testing::lead;
+
+    fn rules_with(destination: &str, events: &[EventType]) -> Rules {
+        Rules {
+            outbox: Arc::new(Subscriptions::new(&[DestinationConfig {
+                name: destination.into(),
+                kind: "webhook".into(),
+                events: events.to_vec(),
+                required_fields: Vec::new(),
+                retry: None,
+                rate_limit: None,
+                circuit_breaker: None,
+                settings: Default::default(),
+                feedback: None,
+            }])),
+            ..Rules::default()
+        }
+    }
+
+    #[test]
+    fn a_subscribed_destination_gets_one_delivery_and_its_waiting_ones_go_again() {
+        let lead = lead("a@example.com");
+        let rules = rules_with("crm", &[EventType::Created]);
+        let event =
+            LeadEvent::Created { submission_id: SubmissionId::new(), source: SourceName::parse("api").unwrap() };
+        let changes = follow_up(&lead, &event, &rules, OffsetDateTime::now_utc());
+        assert!(
+            matches!(&changes[..], [Change::RetryNeedsData { .. }, Change::Delivery(d)] if d.destination == "crm" && d.event_type == "lead.created")
+        );
+        let Change::Delivery(d) = &changes[1] else { unreachable!() };
+        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(payload["email"], "a@example.com");
+        // Not subscribed: nothing.
+        assert!(
+            follow_up(&lead, &event, &rules_with("crm", &[EventType::Merged]), OffsetDateTime::now_utc()).is_empty()
+        );
+    }
+
+    #[test]
+    fn an_erasure_delivery_carries_ids_only_and_retries_nothing() {
+        let mut lead = lead("a@example.com");
+        let now = OffsetDateTime::now_utc();
+        lead.erased_at = Some(now);
+        let rules = rules_with("crm", &[EventType::Erased]);
+        let event =
+            LeadEvent::Erased { actor: None, reason: None, merged: vec![], crm_records: vec![], delivered_to: vec![] };
+        let changes = follow_up(&lead, &event, &rules, now);
+        let [Change::Delivery(d)] = &changes[..] else { panic!("{changes:?}") };
+        assert!(!d.payload.contains("a@example.com"), "{}", d.payload);
+    }
+
+    #[test]
+    fn a_stage_change_is_reported_and_recorded_in_history() {
+        let lead = lead("a@example.com");
+        let event = LeadEvent::StageChanged {
+            from: "new".into(),
+            to: "mql".into(),
+            actor: None,
+            reason: None,
+            automatic: true,
+            handoff: false,
+        };
+        let changes = record(&lead, vec![event], &Rules::default(), OffsetDateTime::now_utc());
+        assert!(matches!(&changes[..], [Change::StageChange { to, .. }, Change::History { .. }] if to == "mql"));
+    }
+}

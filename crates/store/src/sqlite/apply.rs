@@ -1,0 +1,184 @@
+//! Applies the core's [`Change`]s in SQLite, inside the writer's transaction: one
+//! statement per change (a lead also replaces its match keys). Nothing here decides.
+
+use super::{millis, outbox};
+use crate::StoreError;
+use leadflow_domain::changes::{Change, LeadIndex};
+use leadflow_domain::pipeline::HistoryEntry;
+use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
+use rusqlite::{Connection, params};
+
+pub(super) fn apply(conn: &Connection, changes: &[Change]) -> Result<(), StoreError> {
+    changes.iter().try_for_each(|change| apply_one(conn, change))
+}
+
+pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::Lead { lead, expected, index } => write_lead(conn, lead, *expected, index)?,
+        Change::MergedAway { lead, into, at } => {
+            conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![lead.to_string(), into.to_string(), millis(*at)])?;
+            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([lead.to_string()])?;
+        }
+        Change::Unmerged { lead, at } => {
+            conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
+                .execute(params![lead.to_string(), millis(*at)])?;
+        }
+        Change::Index { lead, index } => write_keys(conn, *lead, index)?,
+        Change::History { entry, submission } => insert_history(conn, entry, *submission)?,
+        Change::Processed { submission, lead, outcome } => {
+            conn.prepare_cached(
+                "UPDATE submissions SET status = 'processed', lead_id = ?2, outcome = ?3, error = NULL WHERE id = ?1",
+            )?
+            .execute(params![submission.to_string(), lead.to_string(), outcome.as_str()])?;
+        }
+        Change::Touchpoint { lead, touch } => {
+            conn.prepare_cached("INSERT INTO touchpoints (lead_id, at, doc) VALUES (?1, ?2, ?3)")?.execute(params![
+                lead.to_string(),
+                millis(touch.at),
+                serde_json::to_string(touch)?
+            ])?;
+        }
+        Change::Visitor { anonymous_id, lead } => {
+            conn.prepare_cached("INSERT OR IGNORE INTO lead_visitors (anonymous_id, lead_id) VALUES (?1, ?2)")?
+                .execute(params![anonymous_id, lead.to_string()])?;
+        }
+        Change::AttachEvents { lead, events } => {
+            let mut attach = conn.prepare_cached("UPDATE events SET lead_id = ?1 WHERE id = ?2 AND lead_id IS NULL")?;
+            for event in events {
+                attach.execute(params![lead.to_string(), event.to_string()])?;
+            }
+        }
+        Change::StageChange { lead, from, to, at, actor, reason } => {
+            conn.prepare_cached(
+                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![lead.to_string(), from, to, millis(*at), actor, reason])?;
+        }
+        Change::Review { id, lead, candidate, score, evidence, at } => {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+            )?
+            .execute(params![
+                id.to_string(),
+                lead.to_string(),
+                candidate.to_string(),
+                score,
+                serde_json::to_string(evidence)?,
+                millis(*at)
+            ])?;
+        }
+        Change::Account(account) => super::accounts::insert(conn, account)?,
+        Change::AccountKeys { account, keys } => super::accounts::insert_keys(conn, *account, keys)?,
+        Change::Delivery(delivery) => outbox::insert(conn, delivery)?,
+        Change::RetryNeedsData { lead, destination, payload, at } => {
+            outbox::retry_needs_data(conn, *lead, destination, payload, *at)?
+        }
+        Change::QueueRouting { lead, trigger, source, at } => {
+            conn.prepare_cached(
+                "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (lead_id) DO NOTHING",
+            )?
+            .execute(params![lead.to_string(), trigger.as_str(), source, millis(*at)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a lead: its document, the columns matched on, and its match keys. `expected` is
+/// the version it had when read (`None` for a new lead): a lead changed since then is a
+/// conflict, not a silent overwrite.
+pub(super) fn write_lead(
+    conn: &Connection,
+    lead: &Lead,
+    expected: Option<u64>,
+    index: &LeadIndex,
+) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(lead)?;
+    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let version = version_column(lead.version)?;
+    let id = lead.id.to_string();
+    let account = lead.account_id.map(|a| a.to_string());
+    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
+    let (created, updated) = (millis(lead.created_at), millis(lead.updated_at));
+    let columns: [&dyn rusqlite::ToSql; 13] = [
+        &id,
+        &email,
+        &version,
+        &updated,
+        &doc,
+        &account,
+        &lead.fields.external_id,
+        &lead.lifecycle_stage,
+        &original.source.as_str(),
+        &original.utm_campaign,
+        &latest.source.as_str(),
+        &latest.utm_campaign,
+        &index.email_key,
+    ];
+    match expected {
+        None => {
+            let mut values = columns.to_vec();
+            values.push(&created);
+            conn.prepare_cached(
+                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                    campaign, latest_source, latest_campaign, email_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(values.as_slice())?;
+        }
+        Some(expected) => {
+            let expected = version_column(expected)?;
+            let mut values = columns.to_vec();
+            values.push(&expected);
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?6,
+                        external_id = ?7, stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
+                        latest_campaign = ?12, email_key = ?13
+                     WHERE id = ?1 AND version = ?14 AND merged_into IS NULL",
+                )?
+                .execute(values.as_slice())?;
+            if changed != 1 {
+                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
+            }
+            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+        }
+    }
+    write_keys(conn, lead.id, index)
+}
+
+/// Indexes a lead under its blocking keys, if it has any.
+pub(super) fn write_keys(conn: &Connection, lead: LeadId, index: &LeadIndex) -> Result<(), StoreError> {
+    let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Ok(()) };
+    let id = lead.to_string();
+    let record_json = serde_json::to_string(record)?;
+    // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps no
+    // statement journal for it.
+    let rows = vec!["(?, ?, ?)"; index.keys.len()].join(", ");
+    let mut insert =
+        conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES {rows}"))?;
+    let values: Vec<&str> = index.keys.iter().flat_map(|k| [k.as_str(), id.as_str(), record_json.as_str()]).collect();
+    insert.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+pub(super) fn insert_history(
+    conn: &Connection,
+    entry: &HistoryEntry,
+    submission: Option<SubmissionId>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            entry.lead_id.to_string(),
+            millis(entry.at),
+            submission.map(|s| s.to_string()),
+            serde_json::to_string(entry)?
+        ])?;
+    Ok(())
+}
+
+pub(super) fn version_column(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Internal(format!("lead version {v} out of range")))
+}

@@ -1,0 +1,287 @@
+//! Capture in SQLite: the inbox row, and settling a submission inside the writer's group
+//! transaction. The core ([`leadflow_domain::settle`]) decides every step; this module
+//! loads what each step asks for and applies the changes it returns.
+
+use super::apply::apply_one;
+use super::{Prepared, accounts, engagement, lead_following_merges, leads_by_mailbox, millis};
+use crate::{Captured, StoreError};
+use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::changes::Change;
+use leadflow_domain::error::FieldError;
+use leadflow_domain::pipeline::{Outcome, Rules, SubmissionMeta};
+use leadflow_domain::resolve::Record;
+use leadflow_domain::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
+use leadflow_domain::{LeadId, SourceName, SubmissionId};
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Isolation {
+    /// Any failure fails the request's savepoint.
+    Request,
+    /// Each item in its own savepoint; a failing item stays pending.
+    PerItem,
+}
+
+pub(super) fn capture_all(
+    conn: &Connection,
+    items: &[Prepared],
+    isolation: Isolation,
+    rules: &Rules,
+) -> Result<Vec<Captured>, StoreError> {
+    items.iter().map(|p| capture_one(conn, p, isolation, rules)).collect()
+}
+
+fn capture_one(
+    conn: &Connection,
+    prepared: &Prepared,
+    isolation: Isolation,
+    rules: &Rules,
+) -> Result<Captured, StoreError> {
+    let sub = &prepared.item.submission;
+    if let Some(key) = &sub.idempotency_key
+        && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
+    {
+        return Ok(first);
+    }
+    if isolation == Isolation::Request {
+        return settle(conn, prepared, rules);
+    }
+    // If settling fails, the submission is still kept, as pending: an acknowledged
+    // submission is never lost.
+    conn.prepare_cached("SAVEPOINT settle")?.execute([])?;
+    match settle(conn, prepared, rules) {
+        Ok(captured) => {
+            conn.prepare_cached("RELEASE settle")?.execute([])?;
+            Ok(captured)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
+            tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
+            upsert_submission(conn, sub, &prepared.payload, Status::Pending, None, Some(&e.to_string()))?;
+            Ok(Captured::Pending { submission_id: sub.id })
+        }
+    }
+}
+
+/// load → decide → load → merge → load → finish → apply: the core's steps, each fed what
+/// it asked for.
+fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captured, StoreError> {
+    let sub = &prepared.item.submission;
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
+    let settling = Settle::new(prepared.item.candidate.clone(), meta, rules, OffsetDateTime::now_utc());
+    let found = candidates(conn, &settling.lookup())?;
+    let decided = settling.decide(found);
+    let leads = decided.leads().into_iter().map(|id| lead_following_merges(conn, id)).collect::<Result<_, _>>()?;
+    let merged = decided.merge(leads);
+    let context = context(conn, &merged.context())?;
+    let settled = merged.finish(context);
+    for change in &settled.changes {
+        match change {
+            // The inbox row is written once, settled: an insert, not an insert and an update.
+            Change::Processed { lead, outcome, .. } => {
+                upsert_submission(conn, sub, &prepared.payload, Status::Processed, Some((*lead, *outcome)), None)?
+            }
+            other => apply_one(conn, other)?,
+        }
+    }
+    Ok(Captured::Settled {
+        submission_id: sub.id,
+        outcome: settled.outcome,
+        lead: Box::new(settled.lead),
+        replayed: false,
+    })
+}
+
+/// The leads a lookup finds: by mailbox through the leads' own index, and by blocking
+/// keys, ranked by the core before their records are parsed.
+pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidates, StoreError> {
+    let by_mailbox = match &lookup.mailbox {
+        Some(key) => leads_by_mailbox(conn, key)?,
+        None => Vec::new(),
+    };
+    Ok(Candidates { by_mailbox, ranked: by_keys(conn, &lookup.keys)? })
+}
+
+fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement for all keys (each statement has a fixed cost, and a lead has several
+    // keys), each key still read by its own bounded range scan. The limit is written into
+    // the statement: a bound LIMIT made SQLite re-prepare it on every execution.
+    let one = format!(
+        "SELECT * FROM (SELECT key, lead_id, record FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT {})",
+        settle::POSTINGS_PER_KEY
+    );
+    let sql = vec![one; keys.len()].join(" UNION ALL ");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(keys), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })?;
+    let mut postings: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(keys.len());
+    for row in rows {
+        let (key, id, record) = row?;
+        match postings.last_mut() {
+            Some((k, list)) if *k == key => list.push((id, record)),
+            _ => postings.push((key, vec![(id, record)])),
+        }
+    }
+    settle::rank(postings.into_iter().map(|(_, p)| p).collect())
+        .into_iter()
+        .map(|(id, record)| {
+            let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+            Ok((id, serde_json::from_str(&record)?))
+        })
+        .collect()
+}
+
+fn context(conn: &Connection, query: &ContextQuery) -> Result<Context, StoreError> {
+    Ok(Context {
+        accounts: accounts::by_keys(conn, &query.account_keys)?,
+        waiting: engagement::waiting_events(conn, &query.waiting)?,
+        events: match query.events_of {
+            Some(lead) => engagement::family_events(conn, lead, settle::MAX_SCORED_EVENTS)?,
+            None => Vec::new(),
+        },
+    })
+}
+
+/// The first outcome of an earlier submission with the same key, if there is one.
+pub(super) fn earlier_submission(
+    conn: &Connection,
+    source: &SourceName,
+    key: &IdempotencyKey,
+    this: SubmissionId,
+) -> Result<Option<Captured>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
+        )?
+        .query_row(params![source.as_str(), key.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, status, outcome, lead_id, error)) = row else {
+        return Ok(None);
+    };
+    let submission_id: SubmissionId = id.parse().map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
+    if submission_id == this {
+        return Ok(None);
+    }
+    Ok(Some(match (status.as_str(), outcome.as_deref(), lead_id) {
+        ("processed", Some(outcome), Some(lead_id)) => {
+            let lead_id: LeadId = lead_id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+            let lead = lead_following_merges(conn, lead_id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("submission {submission_id} names a missing lead")))?;
+            let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
+            Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
+        }
+        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error.as_deref()) },
+        _ => Captured::Pending { submission_id },
+    }))
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Status {
+    Pending,
+    Processed,
+    Rejected,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processed => "processed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+pub(super) fn upsert_submission(
+    conn: &Connection,
+    sub: &RawSubmission,
+    payload: &str,
+    status: Status,
+    settled: Option<(LeadId, Outcome)>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    // Most submissions are new here; only webhook deliveries were enqueued first. With
+    // `ON CONFLICT DO UPDATE` SQLite kept a statement journal for every insert (a profile
+    // showed it), so the insert ignores a conflict and the rare existing row is updated by
+    // a statement of its own.
+    let (id, lead) = (sub.id.to_string(), settled.map(|(id, _)| id.to_string()));
+    let outcome = settled.map(|(_, o)| o.as_str());
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            sub.source.as_str(),
+            sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
+            millis(sub.received_at),
+            payload,
+            status.as_str(),
+            lead,
+            outcome,
+            error,
+        ])?;
+    if inserted == 0 {
+        conn.prepare_cached(
+            "UPDATE submissions SET payload = ?2, status = ?3, lead_id = ?4, outcome = ?5, error = ?6 WHERE id = ?1",
+        )?
+        .execute(params![id, payload, status.as_str(), lead, outcome, error])?;
+    }
+    Ok(())
+}
+
+pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
+    for sub in subs {
+        if let Some(key) = &sub.idempotency_key
+            && earlier_submission(conn, &sub.source, key, sub.id)?.is_some()
+        {
+            continue;
+        }
+        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, Status::Pending, None, None)?;
+    }
+    Ok(())
+}
+
+pub(super) fn quarantine_all(
+    conn: &Connection,
+    items: &[(RawSubmission, Vec<FieldError>)],
+) -> Result<Vec<Captured>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (sub, errors) in items {
+        if let Some(key) = &sub.idempotency_key
+            && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
+        {
+            out.push(first);
+            continue;
+        }
+        let payload = serde_json::to_string(&sub.payload)?;
+        let reasons = serde_json::to_string(errors)?;
+        upsert_submission(conn, sub, &payload, Status::Rejected, None, Some(&reasons))?;
+        out.push(Captured::Rejected { submission_id: sub.id, errors: errors.clone() });
+    }
+    Ok(out)
+}
+
+/// The quarantine reasons stored with a submission. Settling failures are stored as
+/// plain text and read back as one general error.
+pub(super) fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
+    match error {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(text)
+            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
+    }
+}
