@@ -10,38 +10,14 @@ use super::Fail;
 use super::sql::{exec, lead_from_row, limit, opt, rows};
 use crate::{AccountUpdate, StoreError};
 use deadpool_postgres::GenericClient;
-use leadflow_domain::account::{self, Account, Assignment, Claim, Found};
+use leadflow_domain::account::{self, Account, Found};
 use leadflow_domain::{AccountId, Lead, LeadId};
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-/// Gives a lead without an account the one its domains or company name claim (creating
-/// it if needed). A lead keeps an account once it has one.
-pub(super) async fn assign(c: &impl GenericClient, lead: &mut Lead, now: OffsetDateTime) -> Result<(), Fail> {
-    if lead.account_id.is_some() {
-        return Ok(());
-    }
-    let claim = Claim::of(&lead.fields, &lead.derived);
-    if claim.is_empty() {
-        return Ok(());
-    }
-    let found = by_keys(c, &claim.keys()).await?;
-    match account::assign(&claim, &found, now) {
-        Assignment::Join { account, add_keys } => {
-            insert_keys(c, account, &add_keys).await?;
-            lead.account_id = Some(account);
-        }
-        Assignment::Found(account) => {
-            insert(c, &account).await?;
-            lead.account_id = Some(account.id);
-        }
-        Assignment::Personal => {}
-    }
-    Ok(())
-}
-
-async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<Found>, Fail> {
+/// Each of these account keys that an account holds, with the account.
+pub(super) async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<Found>, Fail> {
     let mut found = Vec::new();
     for key in keys {
         let row = opt(c, "SELECT account_id FROM account_keys WHERE key = $1", &[key]).await?;
@@ -54,7 +30,7 @@ async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<Found>, 
     Ok(found)
 }
 
-async fn insert(c: &impl GenericClient, account: &Account) -> Result<(), Fail> {
+pub(super) async fn insert(c: &impl GenericClient, account: &Account) -> Result<(), Fail> {
     exec(
         c,
         "INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
@@ -81,7 +57,7 @@ async fn insert(c: &impl GenericClient, account: &Account) -> Result<(), Fail> {
 }
 
 /// Records keys for an account; a key another account already holds stays with it.
-async fn insert_keys(c: &impl GenericClient, id: AccountId, keys: &[String]) -> Result<(), Fail> {
+pub(super) async fn insert_keys(c: &impl GenericClient, id: AccountId, keys: &[String]) -> Result<(), Fail> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -195,7 +171,8 @@ pub(super) async fn backfill(c: &impl GenericClient) -> Result<(), Fail> {
     let mut assigned = 0usize;
     for row in &found {
         let mut lead = lead_from_row(row, 0)?;
-        assign(c, &mut lead, now).await?;
+        let found = by_keys(c, &account::wanted_keys(&lead)).await?;
+        super::apply::apply(c, &account::join(&mut lead, &found, now)).await?;
         if let Some(account) = lead.account_id {
             exec(
                 c,

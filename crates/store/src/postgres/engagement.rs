@@ -8,12 +8,15 @@
 //! waiting for a lead that committed beside it.
 
 use super::Fail;
-use super::sql::{exec, identity_lock, insert_history, lead_following_merges, limit, lock_id, opt, rows, write_lead};
+use super::apply::apply;
+use super::sql::{exec, identity_lock, lead_following_merges, limit, lock_id, opt, rows};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::attribute::Touchpoint;
+use leadflow_domain::changes;
 use leadflow_domain::engagement::{self, Event};
-use leadflow_domain::pipeline::{HistoryEntry, LeadEvent, Rules};
+use leadflow_domain::pipeline::Rules;
+use leadflow_domain::settle::{Identities, MAX_SCORED_EVENTS};
 use leadflow_domain::{Email, EventId, Lead, LeadId};
 use leadflow_scoring::{EventView, TransitionError};
 use std::collections::BTreeMap;
@@ -21,90 +24,33 @@ use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-/// Scoring reads at most this many of a lead's most recent events: behavioural rules look
-/// at recent activity, and an unbounded history would make every event slower.
-const MAX_SCORED_EVENTS: usize = 2_000;
-
 /// The lead and every lead merged into it, for reads that follow merges backwards.
 const FAMILY: &str = "WITH RECURSIVE family(id) AS (
     SELECT $1::uuid UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
 
-/// Writes a lead's changes to its history, stage changes to the table reports read, and
-/// the deliveries they make to the outbox (`lead` as it now stands is their payload).
-pub(super) async fn record_changes(
-    c: &impl GenericClient,
-    lead_now: &Lead,
-    changes: Vec<LeadEvent>,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), Fail> {
-    let lead = lead_now.id;
-    for event in changes {
-        super::outbox::enqueue(c, lead_now, &event, rules, now).await?;
-        if let LeadEvent::StageChanged { from, to, actor, reason, .. } = &event {
-            exec(
-                c,
-                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[lead.as_uuid(), from, to, &now, actor, reason],
-            )
-            .await?;
-        }
-        insert_history(c, &HistoryEntry { lead_id: lead, at: now, event }, None).await?;
-    }
-    Ok(())
-}
-
-/// After a submission settled into `lead`: remember its visitor id, attach the events
-/// that waited for this person, record the touchpoint, and rescore. `lead` is written by
-/// the caller afterwards; the capture holds its row lock (or is creating it).
-pub(super) async fn after_settle(
-    c: &impl GenericClient,
-    lead: &mut Lead,
-    visitor: Option<&str>,
-    touch: &Touchpoint,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<Vec<LeadEvent>, Fail> {
-    let id = *lead.id.as_uuid();
-    if let Some(visitor) = visitor {
-        exec(
-            c,
-            "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&visitor, &id],
-        )
-        .await?;
-    }
-    let mut attached = 0;
-    let email = lead.fields.email.as_ref().map(Email::as_str);
-    let by = [
-        ("UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND email = $2", email),
-        (
-            "UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND external_id = $2",
-            lead.fields.external_id.as_deref(),
-        ),
-        ("UPDATE events SET lead_id = $1 WHERE lead_id IS NULL AND anonymous_id = $2", visitor),
-    ];
-    for (sql, value) in by {
+/// Events with no lead yet that name the person one of these ways (an event naming it two
+/// ways comes twice; the core counts it once).
+pub(super) async fn waiting_events(c: &impl GenericClient, who: &Identities) -> Result<Vec<Event>, Fail> {
+    let mut events = Vec::new();
+    for (sql, value) in [
+        ("SELECT doc FROM events WHERE lead_id IS NULL AND email = $1", &who.email),
+        ("SELECT doc FROM events WHERE lead_id IS NULL AND external_id = $1", &who.external_id),
+        ("SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = $1", &who.anonymous_id),
+    ] {
         if let Some(value) = value {
-            attached += exec(c, sql, &[&id, &value]).await?;
+            for row in rows(c, sql, &[value]).await? {
+                events.push(row.try_get::<_, Json<Event>>(0)?.0);
+            }
         }
     }
-    exec(c, "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)", &[&id, &touch.at, &Json(touch)]).await?;
-    let mut changes = Vec::new();
-    if attached > 0 {
-        changes.push(LeadEvent::EventsAttached { count: attached });
-    }
-    // A brand-new lead with nothing attached has no events to read.
-    let events = if lead.version == 1 && attached == 0 { Vec::new() } else { scored_events(c, lead.id).await? };
-    changes.extend(engagement::rescore(lead, &events, &rules.engagement, now));
-    Ok(changes)
+    Ok(events)
 }
 
 async fn scored_events(c: &impl GenericClient, lead: LeadId) -> Result<Vec<EventView>, Fail> {
     Ok(family_events(c, lead, MAX_SCORED_EVENTS).await?.iter().map(Event::view).collect())
 }
 
-async fn family_events(c: &impl GenericClient, lead: LeadId, n: usize) -> Result<Vec<Event>, Fail> {
+pub(super) async fn family_events(c: &impl GenericClient, lead: LeadId, n: usize) -> Result<Vec<Event>, Fail> {
     let sql = format!(
         "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC, id DESC LIMIT $2"
     );
@@ -316,8 +262,7 @@ pub(super) async fn rescore(
     let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
     if !changes.is_empty() {
         lead.version += 1;
-        write_lead(c, &lead, Some(expected), &rules.matching).await?;
-        record_changes(c, &lead, changes, rules, now).await?;
+        apply(c, &changes::updated(&lead, expected, changes, rules, now)).await?;
     }
     Ok(Some(lead))
 }
@@ -341,8 +286,7 @@ pub(super) async fn transition(
         Err(refused) => return Ok(Some(Err(refused))),
     };
     lead.version += 1;
-    write_lead(c, &lead, Some(expected), &rules.matching).await?;
-    record_changes(c, &lead, vec![change], rules, now).await?;
+    apply(c, &changes::updated(&lead, expected, vec![change], rules, now)).await?;
     Ok(Some(Ok(lead)))
 }
 

@@ -5,7 +5,8 @@
 //! writes to), and whatever they committed first is read and erased here.
 
 use super::Fail;
-use super::sql::{exec, insert_history, lead_following_merges, lead_from_row, lock_leads, opt, rows};
+use super::apply::insert_history;
+use super::sql::{exec, lead_following_merges, lead_from_row, lock_leads, opt, rows};
 use crate::erase::{blank_report, json_string};
 use crate::feedback::Doc;
 use crate::{ErasureCounts, ErasureReceipt, StoreError};

@@ -5,10 +5,11 @@
 //! the second, whose transaction runs again and replays the first's outcome.
 
 use super::Fail;
-use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
+use super::sql::{exec, lead_following_merges, limit, opt, rows};
 use crate::feedback::{Doc, FINAL_OUTCOMES, Row, completion, decide, only_reason};
 use crate::{ReasonCount, StoredFeedback};
 use deadpool_postgres::GenericClient;
+use leadflow_domain::changes;
 use leadflow_domain::erase::CrmRecord;
 use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_domain::pipeline::Rules;
@@ -171,8 +172,7 @@ async fn settle(
     let decision = decide(&mut lead, fb, rules, latest_status, latest_owner, now);
     if !decision.changes.is_empty() {
         lead.version += 1;
-        write_lead(c, &lead, Some(expected), &rules.matching).await?;
-        super::engagement::record_changes(c, &lead, decision.changes, rules, now).await?;
+        super::apply::apply(c, &changes::updated(&lead, expected, decision.changes, rules, now)).await?;
     }
     if fb.status.is_some() || fb.owner.is_some() {
         super::routing::taken_up(c, lead.id, lead.owner.as_deref()).await?;

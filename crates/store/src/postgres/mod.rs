@@ -21,6 +21,8 @@
 //! ones, so the store recovers by itself once the database is back.
 
 mod accounts;
+mod apply;
+mod capture;
 mod engagement;
 mod erase;
 mod feedback;
@@ -334,7 +336,7 @@ impl Store for PgStore {
             sql::lock_keys(&tx, &locks).await?;
             let mut out = Vec::with_capacity(items.len());
             for item in &items {
-                out.push(sql::capture_one(&tx, item, rules).await?);
+                out.push(capture::capture_one(&tx, item, rules).await?);
             }
             out
         });
@@ -348,7 +350,7 @@ impl Store for PgStore {
                     sql::lock_keys(&tx, &locks).await?;
                     let mut out = Vec::with_capacity(items.len());
                     for item in &items {
-                        out.push(sql::capture_one_guarded(&tx, item, rules).await?);
+                        out.push(capture::capture_one_guarded(&tx, item, rules).await?);
                     }
                     out
                 })
@@ -363,7 +365,7 @@ impl Store for PgStore {
         transaction!(self, true, |tx| {
             sql::lock_keys(&tx, &locks).await?;
             for sub in &submissions {
-                sql::enqueue_one(&tx, sub).await?;
+                capture::enqueue_one(&tx, sub).await?;
             }
         })
     }
@@ -387,7 +389,7 @@ impl Store for PgStore {
             sql::lock_keys(&tx, &locks).await?;
             let mut out = Vec::with_capacity(items.len());
             for (sub, errors) in &items {
-                out.push(sql::quarantine_one(&tx, sub, errors).await?);
+                out.push(capture::quarantine_one(&tx, sub, errors).await?);
             }
             out
         })

@@ -6,6 +6,7 @@ use super::Fail;
 use super::sql::{exec, limit, opt, rows};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use deadpool_postgres::GenericClient;
+use leadflow_domain::changes;
 use leadflow_domain::erase;
 use leadflow_domain::pipeline::{LeadEvent, Rules};
 use leadflow_domain::{Lead, LeadId};
@@ -14,9 +15,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-/// Writes one outbox row per destination subscribed to what `event` stands for, carrying
-/// the lead as it stands (an erasure carries ids only). Deliveries of this lead that
-/// waited for missing data go again with it: the lead has changed.
+/// Writes what follows a change to `lead` (its deliveries and routing's queue row), as
+/// the core decides it.
 pub(super) async fn enqueue(
     c: &impl GenericClient,
     lead: &Lead,
@@ -24,40 +24,7 @@ pub(super) async fn enqueue(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<(), Fail> {
-    // Routing hears of the same changes, in the same transaction.
-    super::routing::queue(c, lead, event, rules, now).await?;
-    let wanted = rules.outbox.deliveries(event);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
-    let (whole, ids) = (Json(lead), erased.as_ref().map(Json));
-    let payload: &(dyn tokio_postgres::types::ToSql + Sync) = match &ids {
-        Some(ids) => ids,
-        None => &whole,
-    };
-    let lead_id = lead.id.as_uuid();
-    for (destination, event_type) in wanted {
-        if erased.is_none() {
-            exec(
-                c,
-                "UPDATE outbox SET status = 'pending', payload = $3, attempts = 0, next_attempt_at = $4, updated_at = $4
-                 WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
-                &[lead_id, &destination, payload, &now],
-            )
-            .await?;
-        }
-        let id = format!("dlv_{}", Uuid::now_v7().simple());
-        exec(
-            c,
-            "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
-                                 next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $6, $6, $6)",
-            &[&id, &destination, lead_id, &event_type.wire_name(), payload, &now],
-        )
-        .await?;
-    }
-    Ok(())
+    super::apply::apply(c, &changes::follow_up(lead, event, rules, now)).await
 }
 
 const COLUMNS: &str = "id, destination, lead_id, event_type, payload, status, attempts, next_attempt_at, last_status,

@@ -7,11 +7,11 @@
 //! runs again.
 
 use super::Fail;
-use super::engagement::record_changes;
-use super::sql::{exec, lead_following_merges, limit, opt, rows, write_lead};
+use super::sql::{exec, lead_following_merges, limit, opt, rows};
 use crate::{RoutedLead, StoreError};
 use deadpool_postgres::GenericClient;
-use leadflow_domain::pipeline::{LeadEvent, Rules};
+use leadflow_domain::changes;
+use leadflow_domain::pipeline::Rules;
 use leadflow_domain::route::{self, Assignment, Change, SlaStep, Trigger};
 use leadflow_domain::{Lead, LeadId};
 use leadflow_scoring::routing::{Context, Decision};
@@ -19,25 +19,6 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
-
-/// Queues the lead for routing when `event` calls for it, in the caller's transaction.
-pub(super) async fn queue(
-    c: &impl GenericClient,
-    lead: &Lead,
-    event: &LeadEvent,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), Fail> {
-    let Some((trigger, source)) = route::queued_by(lead, event, &rules.routing) else { return Ok(()) };
-    exec(
-        c,
-        "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (lead_id) DO NOTHING",
-        &[lead.id.as_uuid(), &trigger.as_str(), &source, &now],
-    )
-    .await?;
-    Ok(())
-}
 
 /// The lead's assignment, and when its SLA runs out.
 async fn assignment(
@@ -260,8 +241,7 @@ async fn commit_assignment(
     let expected = lead.version;
     let event = route::assign(lead, decision, change.trigger, change.sla_due_at, now);
     lead.version += 1;
-    write_lead(c, lead, Some(expected), &rules.matching).await?;
-    record_changes(c, lead, vec![event], rules, now).await?;
+    super::apply::apply(c, &changes::updated(lead, expected, vec![event], rules, now)).await?;
     Ok(RoutedLead {
         lead_id: lead.id,
         owner,

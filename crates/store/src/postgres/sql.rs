@@ -1,9 +1,10 @@
 //! The PostgreSQL statements, each beside the function that runs it. Every function takes
 //! a client or a transaction; the caller decides the transaction's bounds and retries.
 
-use super::{Fail, accounts, engagement, outbox};
+use super::apply::apply;
+use super::{Fail, accounts};
 use crate::{
-    CaptureItem, Captured, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, StoreError, StoredSubmission,
+    CaptureItem, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, StoreError, StoredSubmission,
     SubmissionStatus,
 };
 use deadpool_postgres::GenericClient;
@@ -11,9 +12,10 @@ use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::error::FieldError;
 use leadflow_domain::keys::{ApiKey, TokenHash};
 use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::{self, HistoryEntry, LeadEvent, Outcome, Rules, SubmissionMeta};
-use leadflow_domain::resolve::{self, Decision, Matching, Record};
+use leadflow_domain::pipeline::{HistoryEntry, Rules, SubmissionMeta};
+use leadflow_domain::resolve::{self, Matching};
 use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_domain::{merges, settle};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -24,11 +26,6 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// A chain of merges longer than this is a bug, not data.
 const MAX_MERGE_HOPS: usize = 32;
-/// Most leads one lookup compares with; candidates sharing several keys come first.
-const MAX_CANDIDATES: usize = 64;
-/// A key shared by more leads than this says little about identity: a stop key, skipped
-/// when the candidate has rarer keys (as in the SQLite store).
-const STOP_KEY_POSTINGS: usize = 32;
 
 // Statements are prepared once per connection and kept: preparing is a round trip.
 
@@ -107,10 +104,9 @@ pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i
         // No lock on the account keys a lead claims: it would line up every capture of
         // one company across instances. Founding races are rare, and the account keys'
         // primary key settles them (see `accounts`).
-        if matching.fuzzy {
-            let record = resolve::match_record(&item.candidate.fields, &item.candidate.derived);
-            locks.extend(resolve::blocking_keys(&record, &matching.model).iter().map(|k| lock_id("key", k)));
-        }
+        let record = resolve::match_record(&item.candidate.fields, &item.candidate.derived);
+        let lookup = settle::lookup(&record, None, matching);
+        locks.extend(lookup.keys.iter().map(|k| lock_id("key", k)));
     }
     locks.sort_unstable();
     locks.dedup();
@@ -141,397 +137,6 @@ pub(super) async fn lock_leads(c: &impl GenericClient, ids: &[LeadId]) -> Result
     Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-// Capture
-
-pub(super) async fn capture_one(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Result<Captured, Fail> {
-    let sub = &item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
-        return Ok(first);
-    }
-    settle(c, sub, item.candidate.clone(), rules).await
-}
-
-/// Like [`capture_one`], but a submission that fails to settle is kept as pending.
-pub(super) async fn capture_one_guarded(
-    c: &impl GenericClient,
-    item: &CaptureItem,
-    rules: &Rules,
-) -> Result<Captured, Fail> {
-    let sub = &item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
-        return Ok(first);
-    }
-    c.batch_execute("SAVEPOINT settle").await?;
-    match settle(c, sub, item.candidate.clone(), rules).await {
-        Ok(captured) => {
-            c.batch_execute("RELEASE SAVEPOINT settle").await?;
-            Ok(captured)
-        }
-        // A lost race or a lost connection is the whole transaction's to handle.
-        Err(e) if e.retryable(true) || e.unavailable() => Err(e),
-        Err(e) => {
-            c.batch_execute("ROLLBACK TO SAVEPOINT settle").await?;
-            let e = e.into_store();
-            tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(c, sub, Status::Pending, None, Some(&e.to_string())).await?;
-            Ok(Captured::Pending { submission_id: sub.id })
-        }
-    }
-}
-
-/// The first outcome of an earlier submission with the same key, if there is one.
-async fn earlier_submission(
-    c: &impl GenericClient,
-    source: &SourceName,
-    key: &IdempotencyKey,
-    this: SubmissionId,
-) -> Result<Option<Captured>, Fail> {
-    let row = opt(
-        c,
-        "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = $1 AND idempotency_key = $2",
-        &[&source.as_str(), &key.as_str()],
-    )
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let submission_id = SubmissionId::from(row.try_get::<_, Uuid>(0)?);
-    if submission_id == this {
-        return Ok(None);
-    }
-    let status: &str = row.try_get(1)?;
-    let outcome: Option<&str> = row.try_get(2)?;
-    let lead_id: Option<Uuid> = row.try_get(3)?;
-    let error: Option<&str> = row.try_get(4)?;
-    Ok(Some(match (status, outcome, lead_id) {
-        ("processed", Some(outcome), Some(lead_id)) => {
-            let lead = lead_following_merges(c, LeadId::from(lead_id), false)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("submission {submission_id} names a missing lead")))?;
-            let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
-            Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
-        }
-        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error) },
-        _ => Captured::Pending { submission_id },
-    }))
-}
-
-async fn settle(
-    c: &impl GenericClient,
-    sub: &RawSubmission,
-    candidate: Candidate,
-    rules: &Rules,
-) -> Result<Captured, Fail> {
-    let matching = &*rules.matching;
-    let record = resolve::match_record(&candidate.fields, &candidate.derived);
-    // Exact email through the leads' own index, always: it also finds leads stored while
-    // fuzzy matching was off, which have no blocking keys.
-    let mut found: Vec<(LeadId, Record)> = match &candidate.fields.email {
-        Some(email) => leads_by_mailbox(c, &matching.email_key(email))
-            .await?
-            .iter()
-            .map(|l| (l.id, resolve::match_record(&l.fields, &l.derived)))
-            .collect(),
-        None => Vec::new(),
-    };
-    if matching.fuzzy {
-        for (id, r) in candidates_by_keys(c, &resolve::blocking_keys(&record, &matching.model)).await? {
-            if found.iter().all(|(known, _)| *known != id) {
-                found.push((id, r));
-            }
-        }
-    }
-    let decision = matching.with_model(|model| resolve::decide(&record, &found, model));
-    // The target is locked and read again: another transaction may have changed it since
-    // it was found, and this one must build on that change, not overwrite it.
-    // Never into a tombstone: an erasure that committed while this capture waited for the
-    // lead's lock leaves nothing to merge with, and the person comes back as a new lead.
-    let target = match &decision {
-        Decision::Merge { into, .. } => lead_following_merges(c, *into, true).await?.filter(|l| l.erased_at.is_none()),
-        Decision::Create { .. } => None,
-    };
-    let expected = target.as_ref().map(|l| l.version);
-    // Only a submission that joined a lead brings other leads into it.
-    let bridges = if target.is_some() { decision.bridges().to_vec() } else { Vec::new() };
-    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
-    let now = OffsetDateTime::now_utc();
-    let visitor = candidate.visitor_id();
-    let mut settlement = pipeline::settle(candidate, &meta, decision, target, now, rules);
-    let touch = settlement.touch.clone();
-    accounts::assign(c, &mut settlement.lead, now).await?;
-    let changes = engagement::after_settle(c, &mut settlement.lead, visitor.as_deref(), &touch, rules, now).await?;
-    let lead = &settlement.lead;
-    write_lead(c, lead, expected, matching).await?;
-    upsert_submission(c, sub, Status::Processed, Some((lead.id, settlement.outcome)), None).await?;
-    insert_history(c, &settlement.history, Some(sub.id)).await?;
-    outbox::enqueue(c, lead, &settlement.history.event, rules, now).await?;
-    engagement::record_changes(c, lead, changes, rules, now).await?;
-    if !settlement.possible_duplicates.is_empty() {
-        for possible in &settlement.possible_duplicates {
-            exec(
-                c,
-                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
-                &[
-                    ReviewId::new().as_uuid(),
-                    lead.id.as_uuid(),
-                    possible.lead_id.as_uuid(),
-                    &possible.score,
-                    &Json(&possible.evidence),
-                    &now,
-                ],
-            )
-            .await?;
-        }
-        let lead_ids = settlement.possible_duplicates.iter().map(|p| p.lead_id).collect();
-        let entry = HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } };
-        insert_history(c, &entry, None).await?;
-    }
-    let mut lead = settlement.lead;
-    let mut bridged = false;
-    for bridge in bridges {
-        bridged |= merge_pair(c, lead.id, bridge.lead_id, bridge.explanation, rules, now).await?;
-    }
-    if bridged && let Some(merged) = lead_following_merges(c, lead.id, false).await? {
-        lead = merged;
-    }
-    Ok(Captured::Settled { submission_id: sub.id, outcome: settlement.outcome, lead: Box::new(lead), replayed: false })
-}
-
-/// The surviving leads sharing a blocking key with the candidate, with their match
-/// records: one statement, each key read by its own bounded index range scan.
-async fn candidates_by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<(LeadId, Record)>, Fail> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let found = rows(
-        c,
-        "SELECT k.key, p.lead_id, p.record
-         FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
-         CROSS JOIN LATERAL (
-             SELECT lead_id, record FROM lead_keys WHERE lead_keys.key = k.key ORDER BY lead_id DESC LIMIT $2
-         ) p
-         ORDER BY k.n, p.lead_id DESC",
-        &[&keys, &limit(STOP_KEY_POSTINGS + 1)],
-    )
-    .await?;
-    let mut postings: Vec<(String, Vec<(Uuid, Record)>)> = Vec::with_capacity(keys.len());
-    for row in found {
-        let key: String = row.try_get(0)?;
-        let id: Uuid = row.try_get(1)?;
-        let Json(record): Json<Record> = row.try_get(2)?;
-        match postings.last_mut() {
-            Some((k, list)) if *k == key => list.push((id, record)),
-            _ => postings.push((key, vec![(id, record)])),
-        }
-    }
-    // Only when every key is a stop key do the most recent leads of the rarest stand in.
-    let selective: Vec<&Vec<(Uuid, Record)>> =
-        postings.iter().map(|(_, p)| p).filter(|p| p.len() <= STOP_KEY_POSTINGS).collect();
-    let chosen: Vec<&Vec<(Uuid, Record)>> = if selective.is_empty() {
-        postings.iter().map(|(_, p)| p).min_by_key(|p| p.len()).into_iter().collect()
-    } else {
-        selective
-    };
-    let mut hits: Vec<(Uuid, &Record, usize)> = Vec::new();
-    for (id, record) in chosen.into_iter().flatten() {
-        match hits.iter_mut().find(|(known, _, _)| known == id) {
-            Some(hit) => hit.2 += 1,
-            None => hits.push((*id, record, 1)),
-        }
-    }
-    hits.sort_by_key(|hit| std::cmp::Reverse(hit.2));
-    hits.truncate(MAX_CANDIDATES);
-    Ok(hits.into_iter().map(|(id, record, _)| (LeadId::from(id), record.clone())).collect())
-}
-
-/// Writes a lead: its document, the columns matched on, and its blocking keys.
-/// `expected` is the version it had when read (`None` for a new lead).
-pub(super) async fn write_lead(
-    c: &impl GenericClient,
-    lead: &Lead,
-    expected: Option<u64>,
-    matching: &Matching,
-) -> Result<(), Fail> {
-    let email = lead.fields.email.as_ref().map(Email::as_str);
-    let key = lead.fields.email.as_ref().map(|e| matching.email_key(e));
-    let version = version_column(lead.version)?;
-    let account = lead.account_id.map(|a| *a.as_uuid());
-    let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
-    let (source, latest_source) = (original.source.as_str(), latest.source.as_str());
-    let doc = Json(lead);
-    match expected {
-        None => {
-            exec(
-                c,
-                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                    campaign, latest_source, latest_campaign, created_at, email_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                &[
-                    lead.id.as_uuid(),
-                    &email,
-                    &version,
-                    &lead.updated_at,
-                    &doc,
-                    &account,
-                    &lead.fields.external_id,
-                    &lead.lifecycle_stage,
-                    &source,
-                    &original.utm_campaign,
-                    &latest_source,
-                    &latest.utm_campaign,
-                    &lead.created_at,
-                    &key,
-                ],
-            )
-            .await?;
-        }
-        Some(expected) => {
-            let changed = exec(
-                c,
-                "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
-                    external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
-                    latest_campaign = $12, email_key = $14
-                 WHERE id = $1 AND version = $13 AND merged_into IS NULL",
-                &[
-                    lead.id.as_uuid(),
-                    &email,
-                    &version,
-                    &lead.updated_at,
-                    &doc,
-                    &account,
-                    &lead.fields.external_id,
-                    &lead.lifecycle_stage,
-                    &source,
-                    &original.utm_campaign,
-                    &latest_source,
-                    &latest.utm_campaign,
-                    &version_column(expected)?,
-                    &key,
-                ],
-            )
-            .await?;
-            if changed != 1 {
-                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)).into());
-            }
-            exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[lead.id.as_uuid()]).await?;
-        }
-    }
-    write_keys(c, lead, matching).await
-}
-
-/// Indexes a lead under its blocking keys (when fuzzy matching keeps the index).
-async fn write_keys(c: &impl GenericClient, lead: &Lead, matching: &Matching) -> Result<(), Fail> {
-    if !matching.fuzzy {
-        return Ok(());
-    }
-    let record = resolve::match_record(&lead.fields, &lead.derived);
-    let mut keys = resolve::blocking_keys(&record, &matching.model);
-    keys.sort_unstable();
-    keys.dedup();
-    if !keys.is_empty() {
-        exec(
-            c,
-            "INSERT INTO lead_keys (key, lead_id, record) SELECT k, $2, $3 FROM unnest($1::text[]) AS k
-             ON CONFLICT DO NOTHING",
-            &[&keys, lead.id.as_uuid(), &Json(&record)],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-fn version_column(v: u64) -> Result<i64, Fail> {
-    i64::try_from(v).map_err(|_| StoreError::Internal(format!("lead version {v} out of range")).into())
-}
-
-#[derive(Clone, Copy)]
-pub(super) enum Status {
-    Pending,
-    Processed,
-    Rejected,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Processed => "processed",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-async fn upsert_submission(
-    c: &impl GenericClient,
-    sub: &RawSubmission,
-    status: Status,
-    settled: Option<(LeadId, Outcome)>,
-    error: Option<&str>,
-) -> Result<(), Fail> {
-    exec(
-        c,
-        "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status,
-             lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
-        &[
-            sub.id.as_uuid(),
-            &sub.source.as_str(),
-            &sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
-            &sub.received_at,
-            &Json(&sub.payload),
-            &status.as_str(),
-            &settled.map(|(id, _)| *id.as_uuid()),
-            &settled.map(|(_, o)| o.as_str()),
-            &error,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn insert_history(
-    c: &impl GenericClient,
-    entry: &HistoryEntry,
-    submission: Option<SubmissionId>,
-) -> Result<(), Fail> {
-    exec(
-        c,
-        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
-        &[entry.lead_id.as_uuid(), &entry.at, &submission.map(|s| *s.as_uuid()), &Json(entry)],
-    )
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission) -> Result<(), Fail> {
-    if let Some(key) = &sub.idempotency_key
-        && earlier_submission(c, &sub.source, key, sub.id).await?.is_some()
-    {
-        return Ok(());
-    }
-    upsert_submission(c, sub, Status::Pending, None, None).await
-}
-
-pub(super) async fn quarantine_one(
-    c: &impl GenericClient,
-    sub: &RawSubmission,
-    errors: &[FieldError],
-) -> Result<Captured, Fail> {
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
-        return Ok(first);
-    }
-    let reasons = serde_json::to_string(errors)?;
-    upsert_submission(c, sub, Status::Rejected, None, Some(&reasons)).await?;
-    Ok(Captured::Rejected { submission_id: sub.id, errors: errors.to_vec() })
-}
-
 pub(super) async fn reject(c: &impl GenericClient, id: SubmissionId, errors: &[FieldError]) -> Result<(), Fail> {
     let changed = exec(
         c,
@@ -543,16 +148,6 @@ pub(super) async fn reject(c: &impl GenericClient, id: SubmissionId, errors: &[F
         Ok(())
     } else {
         Err(StoreError::Conflict(format!("submission {id} is not pending or quarantined")).into())
-    }
-}
-
-/// The quarantine reasons stored with a submission. Settling failures are stored as
-/// plain text and read back as one general error.
-fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
-    match error {
-        None => Vec::new(),
-        Some(text) => serde_json::from_str(text)
-            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
     }
 }
 
@@ -584,7 +179,7 @@ fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
             "rejected" => SubmissionStatus::Rejected,
             _ => return Err(corrupt("status")),
         },
-        errors: stored_errors(error),
+        errors: super::capture::stored_errors(error),
         lead_id: lead_id.map(LeadId::from),
     })
 }
@@ -646,7 +241,7 @@ pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fa
 }
 
 /// The surviving leads with this mailbox (the same match key).
-async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
+pub(super) async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
     rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&key])
         .await?
         .iter()
@@ -913,9 +508,9 @@ pub(super) async fn add_review(
     Ok(inserted == 1)
 }
 
-/// Folds `absorbed` into `survivor` (each followed through earlier merges): the survivor
-/// gains what it lacked, the absorbed lead steps aside with `merged_into`, both histories
-/// record it. `false` when either is missing or they are already one lead.
+/// Folds `absorbed` into `survivor` (each followed through earlier merges, and locked),
+/// as the core decides. `false` when either is missing or erased, or they are already one
+/// lead.
 pub(super) async fn merge_pair(
     c: &impl GenericClient,
     survivor: LeadId,
@@ -929,35 +524,19 @@ pub(super) async fn merge_pair(
     else {
         return Ok(false);
     };
-    if survivor.id == absorbed.id || survivor.erased_at.is_some() || absorbed.erased_at.is_some() {
-        return Ok(false);
-    }
-    let expected = survivor.version;
-    let before = Box::new(survivor.clone());
-    let report = resolve::merge::absorb(&mut survivor, &absorbed, now);
-    // The absorbed lead steps aside first: its email is then free for the survivor.
-    exec(
-        c,
-        "UPDATE leads SET merged_into = $2, updated_at = $3 WHERE id = $1",
-        &[absorbed.id.as_uuid(), survivor.id.as_uuid(), &now],
-    )
-    .await?;
-    exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[absorbed.id.as_uuid()]).await?;
-    // Keys are kept for the survivor whether or not capture uses them: a batch search
-    // indexes in memory, and a store with fuzzy matching on reads them.
-    write_lead(c, &survivor, Some(expected), &rules.matching.keeping_keys()).await?;
-    let absorbed_event =
-        LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
-    outbox::enqueue(c, &survivor, &absorbed_event, rules, now).await?;
-    insert_history(c, &HistoryEntry { lead_id: survivor.id, at: now, event: absorbed_event }, None).await?;
-    let moved = LeadEvent::MergedInto { into: survivor.id };
-    insert_history(c, &HistoryEntry { lead_id: absorbed.id, at: now, event: moved }, None).await?;
+    let Some(changes) = merges::absorb(&mut survivor, &absorbed, explanation, rules, now) else { return Ok(false) };
+    apply(c, &changes).await?;
     Ok(true)
 }
 
-/// Undoes the merge of `absorbed` into its survivor: the survivor returns to its state just
-/// before the merge and the absorbed lead lives on its own again. Refused (a conflict) when
-/// the survivor changed after the merge: restoring would lose that change.
+fn refused(refusal: merges::Refusal) -> Fail {
+    match refusal {
+        merges::Refusal::Conflict(why) => StoreError::Conflict(why).into(),
+        merges::Refusal::Erased(id) => StoreError::Erased(id).into(),
+    }
+}
+
+/// Undoes the merge of `absorbed` into its survivor, as the core decides.
 pub(super) async fn unmerge(
     c: &impl GenericClient,
     absorbed_id: LeadId,
@@ -965,50 +544,31 @@ pub(super) async fn unmerge(
     now: OffsetDateTime,
 ) -> Result<Option<LeadId>, Fail> {
     let row =
-        opt(c, "SELECT merged_into, erased_at FROM leads WHERE id = $1 FOR UPDATE", &[absorbed_id.as_uuid()]).await?;
+        opt(c, "SELECT merged_into, erased_at, doc FROM leads WHERE id = $1 FOR UPDATE", &[absorbed_id.as_uuid()])
+            .await?;
     let Some(row) = row else { return Ok(None) };
-    if row.try_get::<_, Option<OffsetDateTime>>(1)?.is_some() {
-        return Err(StoreError::Erased(absorbed_id).into());
-    }
-    let Some(into) = row.try_get::<_, Option<Uuid>>(0)? else {
+    let merged_into = row.try_get::<_, Option<Uuid>>(0)?.map(LeadId::from);
+    let erased = row.try_get::<_, Option<OffsetDateTime>>(1)?.is_some();
+    let away = merges::MergedAway { id: absorbed_id, merged_into, erased };
+    let (survivor, history) = match merged_into {
+        Some(into) if !erased => {
+            let survivor = lead_following_merges(c, into, true).await?;
+            let entries =
+                rows(c, "SELECT entry FROM lead_history WHERE lead_id = $1 ORDER BY id DESC", &[into.as_uuid()])
+                    .await?;
+            let history: Vec<HistoryEntry> =
+                entries.iter().map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
+            (survivor, history)
+        }
+        _ => (None, Vec::new()),
+    };
+    let absorbed = lead_from_row(&row, 2)?;
+    let Some(changes) = merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(refused)?
+    else {
         return Ok(None);
     };
-    let survivor_id = LeadId::from(into);
-    let Some(current) = lead_following_merges(c, survivor_id, true).await?.filter(|l| l.id == survivor_id) else {
-        return Err(StoreError::Conflict(format!("lead {survivor_id} was itself merged since; undo that first")).into());
-    };
-    let entries = rows(c, "SELECT entry FROM lead_history WHERE lead_id = $1 ORDER BY id DESC", &[&into]).await?;
-    let mut before = None;
-    for row in &entries {
-        let Json(entry): Json<HistoryEntry> = row.try_get(0)?;
-        if let LeadEvent::Absorbed { absorbed, before: Some(b), .. } = entry.event
-            && absorbed == absorbed_id
-        {
-            before = Some(b);
-            break;
-        }
-    }
-    let Some(mut restored) = before.map(|b| *b) else {
-        return Err(StoreError::Conflict(format!("the merge of {absorbed_id} kept no earlier state to restore")).into());
-    };
-    if current.version != restored.version + 1 {
-        return Err(StoreError::Conflict(format!(
-            "lead {survivor_id} changed after the merge; undoing it would lose that change"
-        ))
-        .into());
-    }
-    restored.version = current.version + 1;
-    restored.updated_at = now;
-    let keys = rules.matching.keeping_keys();
-    write_lead(c, &restored, Some(current.version), &keys).await?;
-    exec(c, "UPDATE leads SET merged_into = NULL, updated_at = $2 WHERE id = $1", &[absorbed_id.as_uuid(), &now])
-        .await?;
-    if let Some(absorbed) = lead_following_merges(c, absorbed_id, false).await? {
-        write_keys(c, &absorbed, &keys).await?;
-    }
-    let entry = HistoryEntry { lead_id: survivor_id, at: now, event: LeadEvent::Unmerged { absorbed: absorbed_id } };
-    insert_history(c, &entry, None).await?;
-    Ok(Some(survivor_id))
+    apply(c, &changes).await?;
+    Ok(merged_into)
 }
 
 /// A person's decision on an open review; a merge folds the newer lead into the other.
@@ -1024,11 +584,7 @@ pub(super) async fn decide_review(
     };
     let now = OffsetDateTime::now_utc();
     if decision == ReviewStatus::Merged {
-        let explanation = resolve::Explanation {
-            rule: resolve::MatchRule::Reviewed,
-            score: Some(review.score),
-            evidence: review.evidence.clone(),
-        };
+        let explanation = merges::reviewed(review.score, review.evidence.clone());
         lock_leads(c, &[review.candidate_id, review.lead_id]).await?;
         merge_pair(c, review.candidate_id, review.lead_id, explanation, rules, now).await?;
     }
@@ -1041,9 +597,8 @@ pub(super) async fn decide_review(
     review_by_id(c, id, false).await
 }
 
-/// Undoes a merge made at capture: `lead` returns to its state before `submission` merged
-/// into it, and the submission becomes a lead of its own from `candidate` (the submission
-/// prepared again). Refused when the lead changed since, as [`unmerge`] is.
+/// Undoes a merge made at capture, as the core decides: the submission becomes a lead of
+/// its own from `candidate` (the stored submission prepared again).
 pub(super) async fn split(
     c: &impl GenericClient,
     lead_id: LeadId,
@@ -1052,70 +607,27 @@ pub(super) async fn split(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<Lead>, Fail> {
-    let matching = &*rules.matching;
-    let Some(current) = lead_following_merges(c, lead_id, true).await?.filter(|l| l.id == lead_id) else {
-        return Ok(None);
-    };
-    if current.erased_at.is_some() {
-        return Err(StoreError::Erased(lead_id).into());
-    }
-    let Some(stored) = get_submission(c, submission).await? else { return Ok(None) };
-    if stored.lead_id != Some(lead_id) {
-        // Never merged here, or already split off.
-        return Ok(None);
-    }
+    let current = lead_following_merges(c, lead_id, true).await?;
+    let stored = get_submission(c, submission).await?.map(|s| merges::MergedSubmission {
+        meta: SubmissionMeta {
+            id: s.submission.id,
+            source: s.submission.source,
+            received_at: s.submission.received_at,
+        },
+        lead_id: s.lead_id,
+    });
     let entries = rows(
         c,
         "SELECT entry FROM lead_history WHERE lead_id = $1 AND submission_id = $2 ORDER BY id",
         &[lead_id.as_uuid(), submission.as_uuid()],
     )
     .await?;
-    let mut before = None;
-    for row in &entries {
-        let Json(entry): Json<HistoryEntry> = row.try_get(0)?;
-        if let LeadEvent::Merged { submission_id, before: b, .. } = entry.event
-            && submission_id == submission
-        {
-            before = Some(b);
-            break;
-        }
-    }
-    let Some(before) = before else { return Ok(None) };
-    let Some(mut restored) = before.map(|b| *b) else {
-        return Err(StoreError::Conflict(format!("the merge of {submission} kept no earlier state to restore")).into());
-    };
-    if current.version != restored.version + 1 {
-        return Err(StoreError::Conflict(format!(
-            "lead {lead_id} changed after the merge; undoing it would lose that change"
-        ))
-        .into());
-    }
-    if candidate.fields.email.is_some() && candidate.fields.email == restored.fields.email {
-        return Err(StoreError::Conflict(format!(
-            "submission {submission} has the lead's own email address: one mailbox is one lead"
-        ))
-        .into());
-    }
-    let sub = stored.submission;
-    restored.version = current.version + 1;
-    restored.updated_at = now;
-    write_lead(c, &restored, Some(current.version), matching).await?;
-    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
-    let create = Decision::Create { possible: Vec::new() };
-    let mut settlement = pipeline::settle(candidate, &meta, create, None, now, rules);
-    accounts::assign(c, &mut settlement.lead, now).await?;
-    let scored = leadflow_domain::engagement::rescore(&mut settlement.lead, &[], &rules.engagement, now);
-    write_lead(c, &settlement.lead, None, matching).await?;
-    exec(
-        c,
-        "UPDATE submissions SET lead_id = $2, outcome = 'created' WHERE id = $1",
-        &[submission.as_uuid(), settlement.lead.id.as_uuid()],
-    )
-    .await?;
-    insert_history(c, &settlement.history, Some(submission)).await?;
-    outbox::enqueue(c, &settlement.lead, &settlement.history.event, rules, now).await?;
-    engagement::record_changes(c, &settlement.lead, scored, rules, now).await?;
-    let event = LeadEvent::Split { submission_id: submission, into: settlement.lead.id };
-    insert_history(c, &HistoryEntry { lead_id, at: now, event }, None).await?;
-    Ok(Some(settlement.lead))
+    let history: Vec<HistoryEntry> =
+        entries.iter().map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
+    let accounts = accounts::by_keys(c, &merges::split_account_keys(&candidate)).await?;
+    let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
+        .map_err(refused)?;
+    let Some((lead, changes)) = split else { return Ok(None) };
+    apply(c, &changes).await?;
+    Ok(Some(lead))
 }
