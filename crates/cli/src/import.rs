@@ -177,6 +177,7 @@ pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
                                 format!("still quarantined: {}", reasons.join("; "))
                             }
                             Some(Settled::Captured(Captured::Pending { .. })) => "pending".to_owned(),
+                            Some(Settled::Captured(Captured::KeyReused { .. })) => "idempotency key reused".to_owned(),
                         };
                         println!("{id}  {what}");
                     }

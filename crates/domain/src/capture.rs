@@ -59,10 +59,90 @@ pub struct RawSubmission {
     pub received_at: OffsetDateTime,
     pub idempotency_key: Option<IdempotencyKey>,
     pub payload: Map<String, Value>,
+    /// The payload's [`fingerprint`], kept with a client's `Idempotency-Key` so a key
+    /// reused for another body is refused rather than answered with the first outcome.
+    /// `None` for keys leadflow derives itself (provider ids, import rows).
+    pub fingerprint: Option<String>,
 }
 
 impl RawSubmission {
     pub fn new(source: SourceName, idempotency_key: Option<IdempotencyKey>, payload: Map<String, Value>) -> Self {
-        Self { id: SubmissionId::new(), source, received_at: OffsetDateTime::now_utc(), idempotency_key, payload }
+        Self {
+            id: SubmissionId::new(),
+            source,
+            received_at: OffsetDateTime::now_utc(),
+            idempotency_key,
+            payload,
+            fingerprint: None,
+        }
+    }
+
+    /// A submission under a client's `Idempotency-Key`: its payload is fingerprinted.
+    pub fn keyed_by_client(
+        source: SourceName,
+        idempotency_key: Option<IdempotencyKey>,
+        payload: Map<String, Value>,
+    ) -> Self {
+        let fingerprint = idempotency_key.as_ref().map(|_| fingerprint(&payload));
+        Self { fingerprint, ..Self::new(source, idempotency_key, payload) }
+    }
+
+    /// Whether a submission stored under the same key was sent with another body (as the
+    /// IETF Idempotency-Key draft has it, a misuse refused with 422). Unknown (no
+    /// fingerprint on either side) is not a mismatch: the first outcome stands.
+    pub fn reuses_key_of(&self, stored_fingerprint: Option<&str>) -> bool {
+        matches!((self.fingerprint.as_deref(), stored_fingerprint), (Some(new), Some(old)) if new != old)
+    }
+}
+
+/// SHA-256 of the payload's JSON, in hex. Object keys serialize in sorted order, so the
+/// same body sent with its keys in another order has the same fingerprint.
+pub fn fingerprint(payload: &Map<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail, and a JSON map always serializes.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), payload);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keyed(v: Value) -> RawSubmission {
+        let key = IdempotencyKey::parse("k-1").ok();
+        RawSubmission::keyed_by_client(SourceName::parse("api").unwrap(), key, v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn the_same_body_in_another_key_order_reuses_nothing() {
+        let a = keyed(json!({"email": "a@example.com", "first_name": "Ada", "custom": {"x": 1, "y": 2}}));
+        let b = keyed(json!({"custom": {"y": 2, "x": 1}, "first_name": "Ada", "email": "a@example.com"}));
+        assert!(!b.reuses_key_of(a.fingerprint.as_deref()));
+    }
+
+    #[test]
+    fn another_body_under_the_same_key_is_a_reuse() {
+        let a = keyed(json!({"email": "a@example.com"}));
+        let b = keyed(json!({"email": "b@example.com"}));
+        assert!(b.reuses_key_of(a.fingerprint.as_deref()));
+        // Keys leadflow derives (no fingerprint) never conflict.
+        let derived = RawSubmission::new(SourceName::parse("api").unwrap(), None, Map::new());
+        assert!(!derived.reuses_key_of(a.fingerprint.as_deref()));
+        assert!(!b.reuses_key_of(None));
     }
 }

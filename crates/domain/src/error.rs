@@ -23,6 +23,8 @@ pub enum FieldErrorCode {
     Spam,
     /// A provider payload the source's adapter could not read.
     Unreadable,
+    /// The `Idempotency-Key` was used before for another body.
+    IdempotencyKeyReused,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -440,6 +440,8 @@ fn row_outcome(row: u64, external_id: Option<String>, s: Settled) -> RowOutcome 
         Settled::Captured(Captured::Settled { outcome, lead, .. }) => (outcome.as_str(), Some(lead.id), Vec::new()),
         Settled::Captured(Captured::Pending { .. }) => ("pending", None, Vec::new()),
         Settled::Captured(Captured::Rejected { errors, .. }) | Settled::Rejected(errors) => ("rejected", None, errors),
+        // Rows are keyed by the file's digest, never fingerprinted: this does not happen.
+        Settled::Captured(Captured::KeyReused { .. }) => ("rejected", None, Vec::new()),
     };
     RowOutcome { row, external_id, outcome, lead_id, errors }
 }

@@ -178,6 +178,7 @@ fn outcome_label(c: &Captured) -> &'static str {
         Captured::Settled { outcome, .. } => outcome.as_str(),
         Captured::Pending { .. } => "pending",
         Captured::Rejected { .. } => "quarantined",
+        Captured::KeyReused { .. } => "rejected",
     }
 }
 

@@ -130,6 +130,10 @@ pub async fn run(
         Some(Captured::Rejected { errors, .. }) => {
             out.stages.push(StageOut::new("capture", "failed", errors_json(&errors)));
         }
+        // A test submission carries no idempotency key.
+        Some(Captured::KeyReused { submission_id }) => {
+            out.stages.push(StageOut::new("capture", "failed", json!({"key_reused_by": submission_id})));
+        }
         None => return Err(StoreError::Internal("no result for the test submission".into())),
     }
     Ok(Some(out))

@@ -132,6 +132,7 @@ macro_rules! conformance_suite {
             one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching,
             idempotency_key_returns_the_first_outcome,
             idempotency_keys_are_scoped_to_the_source,
+            a_client_key_reused_for_another_body_is_refused,
             repeated_key_inside_one_call_settles_once,
             history_records_creation_and_merges,
             list_leads_pages_in_creation_order,
@@ -305,6 +306,37 @@ pub async fn idempotency_key_returns_the_first_outcome(store: &DynStore) {
     assert_eq!(l2.version, 1, "a replay changes nothing");
     assert_eq!(store.count_leads().await.unwrap(), 1);
     assert_eq!(store.lead_history(l1.id).await.unwrap().len(), 1);
+}
+
+/// A client's `Idempotency-Key` (fingerprinted): the same body replays the first outcome,
+/// another body is refused, also when many arrive at once.
+pub async fn a_client_key_reused_for_another_body_is_refused(store: &DynStore) {
+    let keyed = |key: &str, v: Value| {
+        let it = item("api", Some(key), v);
+        let s = it.submission;
+        CaptureItem {
+            submission: RawSubmission::keyed_by_client(s.source, s.idempotency_key, s.payload),
+            candidate: it.candidate,
+        }
+    };
+    let first = capture_one(store, keyed("client-1", json!({"email": "a@example.com"}))).await;
+    let Captured::Settled { submission_id: first_id, .. } = &first else { panic!("{first:?}") };
+    let same = capture_one(store, keyed("client-1", json!({"email": "a@example.com"}))).await;
+    assert!(settled(&same).2, "the same body replays: {same:?}");
+    let other = capture_one(store, keyed("client-1", json!({"email": "b@example.com"}))).await;
+    assert_eq!(other, Captured::KeyReused { submission_id: *first_id });
+    assert_eq!(store.count_leads().await.unwrap(), 1);
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (store, it) = (store.clone(), keyed("client-2", json!({"email": format!("p{i}@example.com")})));
+        calls.spawn(async move { store.capture(vec![it], &EXACT).await.unwrap().remove(0) });
+    }
+    let outcomes = calls.join_all().await;
+    let created = outcomes.iter().filter(|c| matches!(c, Captured::Settled { replayed: false, .. })).count();
+    let refused = outcomes.iter().filter(|c| matches!(c, Captured::KeyReused { .. })).count();
+    assert_eq!((created, refused), (1, 19), "{outcomes:?}");
+    assert_eq!(store.count_leads().await.unwrap(), 2);
 }
 
 pub async fn idempotency_keys_are_scoped_to_the_source(store: &DynStore) {

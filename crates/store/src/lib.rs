@@ -58,6 +58,9 @@ pub enum Captured {
     /// The submission failed validation and is kept in the quarantine with its reasons,
     /// to be replayed once the mapping or the data is fixed.
     Rejected { submission_id: SubmissionId, errors: Vec<FieldError> },
+    /// The client's idempotency key was used before for another body: nothing was stored.
+    /// `submission_id` is the earlier submission's.
+    KeyReused { submission_id: SubmissionId },
 }
 
 /// A submission as the inbox holds it, with what became of it.

@@ -62,6 +62,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_feedback.sql")),
     (10, include_str!("../migrations/sqlite/0010_erasure.sql")),
     (11, include_str!("../migrations/sqlite/0011_email_key.sql")),
+    (12, include_str!("../migrations/sqlite/0012_submission_fingerprint.sql")),
 ];
 
 /// Commands waiting beyond this are applied in the next group; it bounds how long one
@@ -773,6 +774,7 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredS
                     .transpose()
                     .map_err(|_| corrupt("idempotency key"))?,
                 payload: serde_json::from_str::<Map<String, Value>>(&payload)?,
+                fingerprint: None,
             },
             status: match status.as_str() {
                 "pending" => SubmissionStatus::Pending,

@@ -52,10 +52,12 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     let id = lead.id;
     store.close().await.unwrap();
     drop(store);
-    // Back to version 10: no key column, no index, no record of migration 11.
+    // Back to version 10: no key column, no index, no submission fingerprints, no record of
+    // migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
+         ALTER TABLE submissions DROP COLUMN fingerprint;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

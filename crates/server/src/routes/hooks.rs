@@ -337,7 +337,9 @@ async fn store_items(app: &AppState, source: &SourceConfig, items: Vec<Item>) ->
                 leadflow_domain::pipeline::Outcome::Merged => out.merged += 1,
             },
             Settled::Captured(Captured::Pending { .. }) => out.pending += 1,
-            Settled::Captured(Captured::Rejected { .. }) | Settled::Rejected(_) => out.quarantined += 1,
+            Settled::Captured(Captured::Rejected { .. } | Captured::KeyReused { .. }) | Settled::Rejected(_) => {
+                out.quarantined += 1
+            }
         }
     }
     Ok(out)

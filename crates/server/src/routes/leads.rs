@@ -115,6 +115,14 @@ impl CaptureOut {
                 errors,
                 lead: None,
             },
+            Settled::Captured(Captured::KeyReused { .. }) => Self {
+                id: None,
+                outcome: OutcomeOut::Rejected,
+                submission_id: None,
+                replayed: false,
+                errors: vec![key_reused()],
+                lead: None,
+            },
         }
     }
 }
@@ -127,6 +135,14 @@ pub struct BatchOut {
     pub merged: usize,
     pub rejected: usize,
     pub pending: usize,
+}
+
+fn key_reused() -> FieldError {
+    FieldError::new(
+        "Idempotency-Key",
+        FieldErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was used before for another body; send a new key for a new request",
+    )
 }
 
 /// Takes `source` out of a payload: the configured source it names, or `api`.
@@ -175,13 +191,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
-    let submission = RawSubmission::new(source, key, payload);
+    let submission = RawSubmission::keyed_by_client(source, key, payload);
     let settled = ingest::submit(&app.store, &app.config, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
     let out = match settled {
         Settled::Rejected(errors) => return Err(ApiError::Validation(errors)),
+        Settled::Captured(Captured::KeyReused { .. }) => {
+            return Err(ApiError::Unprocessable { code: "idempotency_key_reused", detail: key_reused().message });
+        }
         other => CaptureOut::from_settled(other, true),
     };
     let status = match out.outcome {
@@ -258,7 +277,7 @@ pub async fn batch(
         match item {
             Ok((source, payload)) => {
                 slots.push(None);
-                submissions.push(RawSubmission::new(source, key.as_ref().map(|k| k.for_item(i)), payload));
+                submissions.push(RawSubmission::keyed_by_client(source, key.as_ref().map(|k| k.for_item(i)), payload));
             }
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }

@@ -105,6 +105,51 @@ async fn an_idempotency_key_returns_the_first_outcome_and_creates_nothing() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_for_another_body_is_refused_with_422() {
+    let app = spawn_app().await;
+    let send = |email: String| {
+        app.http
+            .post(app.url("/v1/leads"))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "form-9000")
+            .json(&json!({ "email": email }))
+            .send()
+    };
+    assert_eq!(send("first@example.com".into()).await.unwrap().status(), 201);
+    let refused = crate::problem(send("second@example.com".into()).await.unwrap(), 422).await;
+    assert_eq!(refused["code"], "idempotency_key_reused");
+    // 30 people posted at once under one fresh key: one lead, 29 refusals.
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let request = app
+            .http
+            .post(app.url("/v1/leads"))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "burst-1")
+            .json(&json!({ "email": format!("p{i}@example.com") }));
+        posts.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = posts.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 422).count(), 29, "{statuses:?}");
+    assert_eq!(app.lead_count().await, 2);
+    // In a batch the refusal is the item's own.
+    let batch = |email: &str| {
+        app.http
+            .post(app.url("/v1/leads/batch"))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "batch-7")
+            .json(&json!({"leads": [{ "email": email }]}))
+            .send()
+    };
+    let first: Value = batch("b1@example.com").await.unwrap().json().await.unwrap();
+    assert_eq!(first["results"][0]["outcome"], "created");
+    let again: Value = batch("b2@example.com").await.unwrap().json().await.unwrap();
+    assert_eq!(again["results"][0]["outcome"], "rejected");
+    assert_eq!(again["results"][0]["errors"][0]["code"], "idempotency_key_reused");
+}
+
+#[tokio::test]
 async fn a_batch_answers_each_lead_in_order() {
     let app = spawn_app().await;
     let r = app

@@ -14,16 +14,14 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_domain::resolve::Record;
 use leadflow_domain::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
-use leadflow_domain::{LeadId, SourceName, SubmissionId};
+use leadflow_domain::{LeadId, SubmissionId};
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 pub(super) async fn capture_one(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Result<Captured, Fail> {
     let sub = &item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
+    if let Some(first) = earlier_submission(c, sub).await? {
         return Ok(first);
     }
     settle(c, item, rules).await
@@ -36,9 +34,7 @@ pub(super) async fn capture_one_guarded(
     rules: &Rules,
 ) -> Result<Captured, Fail> {
     let sub = &item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
+    if let Some(first) = earlier_submission(c, sub).await? {
         return Ok(first);
     }
     c.batch_execute("SAVEPOINT settle").await?;
@@ -59,23 +55,24 @@ pub(super) async fn capture_one_guarded(
     }
 }
 
-/// The first outcome of an earlier submission with the same key, if there is one.
-async fn earlier_submission(
-    c: &impl GenericClient,
-    source: &SourceName,
-    key: &IdempotencyKey,
-    this: SubmissionId,
-) -> Result<Option<Captured>, Fail> {
+/// The first outcome of an earlier submission with the same key, if there is one (a
+/// refusal when the key came with another body).
+async fn earlier_submission(c: &impl GenericClient, sub: &RawSubmission) -> Result<Option<Captured>, Fail> {
+    let Some(key) = &sub.idempotency_key else { return Ok(None) };
     let row = opt(
         c,
-        "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = $1 AND idempotency_key = $2",
-        &[&source.as_str(), &key.as_str()],
+        "SELECT id, status, outcome, lead_id, error, fingerprint FROM submissions
+         WHERE source = $1 AND idempotency_key = $2",
+        &[&sub.source.as_str(), &key.as_str()],
     )
     .await?;
     let Some(row) = row else { return Ok(None) };
     let submission_id = SubmissionId::from(row.try_get::<_, Uuid>(0)?);
-    if submission_id == this {
+    if submission_id == sub.id {
         return Ok(None);
+    }
+    if sub.reuses_key_of(row.try_get(5)?) {
+        return Ok(Some(Captured::KeyReused { submission_id }));
     }
     let status: &str = row.try_get(1)?;
     let outcome: Option<&str> = row.try_get(2)?;
@@ -202,8 +199,9 @@ async fn upsert_submission(
 ) -> Result<(), Fail> {
     exec(
         c,
-        "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error,
+                                  fingerprint)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status,
              lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
         &[
@@ -216,6 +214,7 @@ async fn upsert_submission(
             &settled.map(|(id, _)| *id.as_uuid()),
             &settled.map(|(_, o)| o.as_str()),
             &error,
+            &sub.fingerprint,
         ],
     )
     .await?;
@@ -223,9 +222,7 @@ async fn upsert_submission(
 }
 
 pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission) -> Result<(), Fail> {
-    if let Some(key) = &sub.idempotency_key
-        && earlier_submission(c, &sub.source, key, sub.id).await?.is_some()
-    {
+    if earlier_submission(c, sub).await?.is_some() {
         return Ok(());
     }
     upsert_submission(c, sub, Status::Pending, None, None).await
@@ -236,9 +233,7 @@ pub(super) async fn quarantine_one(
     sub: &RawSubmission,
     errors: &[FieldError],
 ) -> Result<Captured, Fail> {
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(c, &sub.source, key, sub.id).await?
-    {
+    if let Some(first) = earlier_submission(c, sub).await? {
         return Ok(first);
     }
     let reasons = serde_json::to_string(errors)?;

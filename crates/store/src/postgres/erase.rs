@@ -131,7 +131,7 @@ pub(super) async fn erase(
 
     let n = exec(
         c,
-        "UPDATE submissions SET payload = '{}'::jsonb, idempotency_key = NULL, error = NULL WHERE lead_id = ANY($1)",
+        "UPDATE submissions SET payload = '{}'::jsonb, idempotency_key = NULL, fingerprint = NULL, error = NULL WHERE lead_id = ANY($1)",
         &[&ids],
     )
     .await?;

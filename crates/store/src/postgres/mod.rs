@@ -64,6 +64,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../migrations/postgres/0006_feedback.sql")),
     (7, include_str!("../../migrations/postgres/0007_erasure.sql")),
     (8, include_str!("../../migrations/postgres/0008_email_key.sql")),
+    (9, include_str!("../../migrations/postgres/0009_submission_fingerprint.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").

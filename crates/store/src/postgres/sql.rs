@@ -172,6 +172,7 @@ fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
             received_at: row.try_get(3)?,
             idempotency_key: key.map(IdempotencyKey::parse).transpose().map_err(|_| corrupt("idempotency key"))?,
             payload,
+            fingerprint: None,
         },
         status: match status {
             "pending" => SubmissionStatus::Pending,

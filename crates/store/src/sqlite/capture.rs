@@ -11,7 +11,7 @@ use leadflow_domain::error::FieldError;
 use leadflow_domain::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_domain::resolve::Record;
 use leadflow_domain::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
-use leadflow_domain::{LeadId, SourceName, SubmissionId};
+use leadflow_domain::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -39,9 +39,7 @@ fn capture_one(
     rules: &Rules,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
-    if let Some(key) = &sub.idempotency_key
-        && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
-    {
+    if let Some(first) = earlier_submission(conn, sub)? {
         return Ok(first);
     }
     if isolation == Isolation::Request {
@@ -147,33 +145,35 @@ fn context(conn: &Connection, query: &ContextQuery) -> Result<Context, StoreErro
     })
 }
 
-/// The first outcome of an earlier submission with the same key, if there is one.
-pub(super) fn earlier_submission(
-    conn: &Connection,
-    source: &SourceName,
-    key: &IdempotencyKey,
-    this: SubmissionId,
-) -> Result<Option<Captured>, StoreError> {
+/// The first outcome of an earlier submission with the same key, if there is one (a
+/// refusal when the key came with another body).
+pub(super) fn earlier_submission(conn: &Connection, sub: &RawSubmission) -> Result<Option<Captured>, StoreError> {
+    let Some(key) = &sub.idempotency_key else { return Ok(None) };
     let row = conn
         .prepare_cached(
-            "SELECT id, status, outcome, lead_id, error FROM submissions WHERE source = ?1 AND idempotency_key = ?2",
+            "SELECT id, status, outcome, lead_id, error, fingerprint FROM submissions
+             WHERE source = ?1 AND idempotency_key = ?2",
         )?
-        .query_row(params![source.as_str(), key.as_str()], |r| {
+        .query_row(params![sub.source.as_str(), key.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()?;
-    let Some((id, status, outcome, lead_id, error)) = row else {
+    let Some((id, status, outcome, lead_id, error, fingerprint)) = row else {
         return Ok(None);
     };
     let submission_id: SubmissionId = id.parse().map_err(|e| StoreError::Corrupt(format!("submission id: {e}")))?;
-    if submission_id == this {
+    if submission_id == sub.id {
         return Ok(None);
+    }
+    if sub.reuses_key_of(fingerprint.as_deref()) {
+        return Ok(Some(Captured::KeyReused { submission_id }));
     }
     Ok(Some(match (status.as_str(), outcome.as_deref(), lead_id) {
         ("processed", Some(outcome), Some(lead_id)) => {
@@ -221,8 +221,9 @@ pub(super) fn upsert_submission(
     let outcome = settled.map(|(_, o)| o.as_str());
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error,
+                                      fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
             id,
@@ -234,6 +235,7 @@ pub(super) fn upsert_submission(
             lead,
             outcome,
             error,
+            sub.fingerprint,
         ])?;
     if inserted == 0 {
         conn.prepare_cached(
@@ -246,9 +248,7 @@ pub(super) fn upsert_submission(
 
 pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
     for sub in subs {
-        if let Some(key) = &sub.idempotency_key
-            && earlier_submission(conn, &sub.source, key, sub.id)?.is_some()
-        {
+        if earlier_submission(conn, sub)?.is_some() {
             continue;
         }
         upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, Status::Pending, None, None)?;
@@ -262,9 +262,7 @@ pub(super) fn quarantine_all(
 ) -> Result<Vec<Captured>, StoreError> {
     let mut out = Vec::with_capacity(items.len());
     for (sub, errors) in items {
-        if let Some(key) = &sub.idempotency_key
-            && let Some(first) = earlier_submission(conn, &sub.source, key, sub.id)?
-        {
+        if let Some(first) = earlier_submission(conn, sub)? {
             out.push(first);
             continue;
         }

@@ -125,7 +125,7 @@ pub(super) fn erase(
     for id in &ids {
         let n = conn
             .prepare_cached(
-                "UPDATE submissions SET payload = '{}', idempotency_key = NULL, error = NULL WHERE lead_id = ?1",
+                "UPDATE submissions SET payload = '{}', idempotency_key = NULL, fingerprint = NULL, error = NULL WHERE lead_id = ?1",
             )?
             .execute([id])?;
         counts.scrubbed("submissions", n as u64);
