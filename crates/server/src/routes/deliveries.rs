@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_domain::LeadId;
@@ -185,14 +185,13 @@ pub async fn replay_one(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ReplayDeliveriesIn {
     /// Only this destination's dead letters.
-    destination: Option<String>,
+    pub destination: Option<String>,
     /// Created at or after this time (RFC 3339).
-    from: Option<String>,
+    pub from: Option<String>,
     /// Created before this time (RFC 3339).
-    to: Option<String>,
+    pub to: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -200,14 +199,11 @@ pub struct ReplayDeliveriesOut {
     pub replayed: u64,
 }
 
-fn time_field(body: &serde_json::Map<String, Value>, key: &str) -> Result<Option<OffsetDateTime>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
-        Some(_) => Err(ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
-    }
+fn time_field(value: Option<&str>, key: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339))
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time")))
 }
 
 /// Replay the dead letters, optionally of one destination and a time range.
@@ -222,15 +218,14 @@ fn time_field(body: &serde_json::Map<String, Value>, key: &str) -> Result<Option
 pub async fn replay_many(
     State(app): State<AppState>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<ReplayDeliveriesIn>,
 ) -> Result<Json<ReplayDeliveriesOut>, ApiError> {
     caller.require_admin()?;
-    let destination = match body.get("destination") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiError::bad_request("invalid_body", "destination must be a string")),
+    let filter = ReplayFilter {
+        from: time_field(body.from.as_deref(), "from")?,
+        to: time_field(body.to.as_deref(), "to")?,
+        destination: body.destination,
     };
-    let filter = ReplayFilter { destination, from: time_field(&body, "from")?, to: time_field(&body, "to")? };
     let replayed = app.store.replay_deliveries(filter, OffsetDateTime::now_utc()).await?;
     Ok(Json(ReplayDeliveriesOut { replayed }))
 }

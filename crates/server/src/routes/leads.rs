@@ -4,7 +4,9 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, not_found, path_id};
+use crate::extract::{
+    ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, ValidatedJson, not_found, path_id,
+};
 use crate::ingest::{self, OnInvalid, Settled};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -413,10 +415,9 @@ pub async fn unmerge(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct SplitIn {
     /// The submission whose merge into this lead is undone.
-    submission_id: SubmissionId,
+    pub submission_id: SubmissionId,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -445,20 +446,10 @@ pub async fn split(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(SplitIn { submission_id }): ValidatedJson<SplitIn>,
 ) -> Result<Json<SplitOut>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let submission_id: SubmissionId = match body.get("submission_id").and_then(Value::as_str).map(str::parse) {
-        Some(Ok(sid)) => sid,
-        _ => {
-            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
-                "submission_id",
-                leadflow_domain::FieldErrorCode::Required,
-                "submission_id must name the submission to split off",
-            )]));
-        }
-    };
     let missing = || not_found(&id, "lead with that merged submission");
     let stored = app.store.get_submission(submission_id).await?.ok_or_else(missing)?;
     let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use crate::ingest;
 use crate::routes::leads::CaptureOut;
 use axum::Json;
@@ -128,10 +128,9 @@ pub struct ReplayOut {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ReplayIn {
     /// Only this source's submissions; every source when left out.
-    source: Option<String>,
+    pub source: Option<String>,
 }
 
 /// Replay every quarantined submission, or one source's.
@@ -145,14 +144,10 @@ pub struct ReplayIn {
 pub async fn replay_all(
     State(app): State<AppState>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<ReplayIn>,
 ) -> Result<Json<ReplayOut>, ApiError> {
     caller.require_admin()?;
-    let source = match body.get("source") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => source_param(Some(s.clone()))?,
-        Some(_) => return Err(ApiError::bad_request("invalid_body", "source must be a string")),
-    };
+    let source = source_param(body.source)?;
     let (settled, still_quarantined) = ingest::replay_all(&app.store, &app.config, source).await?;
     Ok(Json(ReplayOut { settled, still_quarantined }))
 }

@@ -3,13 +3,12 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_domain::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 const MAX_PAGE: usize = 500;
@@ -88,12 +87,18 @@ pub async fn list(
     Ok(Json(out_list))
 }
 
+#[derive(Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The same person: the newer lead is merged into the other.
+    Merge,
+    /// Not the same person; never proposed again.
+    Distinct,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct DecisionIn {
-    /// `merge` (the same person: the newer lead is merged into the other) or `distinct`
-    /// (not the same person; never proposed again).
-    decision: String,
+    pub decision: Decision,
 }
 
 /// Decide an open review.
@@ -111,19 +116,12 @@ pub async fn decide(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<DecisionIn>,
 ) -> Result<Json<ReviewOut>, ApiError> {
     caller.require_admin()?;
-    let decision = match body.get("decision").and_then(Value::as_str) {
-        Some("merge") => ReviewStatus::Merged,
-        Some("distinct") => ReviewStatus::Distinct,
-        _ => {
-            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
-                "decision",
-                leadflow_domain::FieldErrorCode::Required,
-                "decision must be \"merge\" or \"distinct\"",
-            )]));
-        }
+    let decision = match body.decision {
+        Decision::Merge => ReviewStatus::Merged,
+        Decision::Distinct => ReviewStatus::Distinct,
     };
     let missing = || not_found(&id, "open review");
     let rid: ReviewId = path_id(&id, "open review")?;
