@@ -4,7 +4,7 @@
 //! of someone who is not a lead yet waits and joins the lead when they convert.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::{Caller, IdempotencyHeader, JsonObject};
 use crate::routes::leads::source_of;
 use axum::Json;
@@ -241,16 +241,13 @@ fn parse(
 }
 
 /// Record one event.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventIn,
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "create_event", request_body = EventIn,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a resend return the first outcome")),
     responses(
-        (status = 200, body = EventOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Attached to its lead, or waiting for one", body = EventOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
         (status = 410, description = "The event names an erased lead; it was not recorded", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create(
@@ -287,15 +284,12 @@ pub struct EventBatchOut {
 
 /// Record up to 1000 events; one result per event, in order. Invalid events are refused
 /// one by one; the others are recorded.
-#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = EventBatchIn,
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", operation_id = "create_events_batch", request_body = EventBatchIn,
     params(("Idempotency-Key" = Option<String>, Header, description = "Applies per event as KEY#index")),
     responses(
-        (status = 200, body = EventBatchOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "One result per event, in order", body = EventBatchOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
     ),
     security(("bearer" = [])))]
 pub async fn batch(

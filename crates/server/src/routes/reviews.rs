@@ -2,7 +2,7 @@
 //! (merge) or "not the same person" (distinct). Decisions are remembered.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -58,6 +58,7 @@ async fn out(app: &AppState, r: Review) -> Result<ReviewOut, ApiError> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
     /// Page after this review id.
     after: Option<ReviewId>,
@@ -66,11 +67,11 @@ pub struct ReviewQuery {
 }
 
 /// Open reviews, oldest first, each with both leads.
-#[utoipa::path(get, path = "/v1/reviews", tag = "reviews", params(ReviewQuery),
+#[utoipa::path(get, path = "/v1/reviews", tag = "reviews", operation_id = "list_reviews", params(ReviewQuery),
     responses(
-        (status = 200, body = Vec<ReviewOut>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Open reviews, oldest first", body = Vec<ReviewOut>),
+        doc::KeyProblems,
+        doc::QueryProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -102,14 +103,13 @@ pub struct DecisionIn {
 }
 
 /// Decide an open review.
-#[utoipa::path(post, path = "/v1/reviews/{id}", tag = "reviews", request_body = DecisionIn,
+#[utoipa::path(post, path = "/v1/reviews/{id}", tag = "reviews", operation_id = "decide_review", request_body = DecisionIn,
     params(("id" = String, Path, description = "The review id")),
     responses(
-        (status = 200, body = ReviewOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The review as decided", body = ReviewOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
         (status = 404, description = "No such open review", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn decide(
