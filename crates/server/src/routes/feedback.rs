@@ -44,7 +44,8 @@ const MAX_TEXT: usize = 1024;
 /// One piece of feedback in leadflow's own form. At least one of `lead_id`, `email`,
 /// `external_id` or `crm_id` (with `destination`), and a `status` or an `owner`.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the body is one item or a batch, read field by field so every error is listed.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackIn {
     /// The CRM's event id; a resend with the same id is a replay. Default: the
     /// `Idempotency-Key` header (single items).
@@ -67,7 +68,8 @@ pub struct FeedbackIn {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: each item is read on its own, so one bad item is rejected without failing the batch.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackBatchIn {
     /// Up to 1000 items.
     events: Vec<FeedbackIn>,

@@ -26,7 +26,9 @@ const MAX_PAGE: usize = 1000;
 /// A lead as submitted: the standard fields, `custom`, `consent` and the `source`.
 /// Keys that are not standard fields are kept in `custom`.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the pipeline reads the raw object, so that unknown keys go to `custom`, values are
+// kept as received and every field error is listed at once.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct LeadIn {
     /// A configured source name; `api` when left out.
     source: Option<String>,
@@ -38,7 +40,8 @@ pub struct LeadIn {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: each lead is read on its own, so one bad lead is rejected without failing the batch.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct BatchIn {
     /// Up to 1000 leads.
     leads: Vec<LeadIn>,
@@ -571,7 +574,8 @@ fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> T
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the handler lists every field error at once, where serde stops at the first.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct TransitionIn {
     /// The stage to move to.
     to: String,
@@ -641,7 +645,8 @@ pub async fn create_transition(
 
 /// `owner` assigns the lead to that person; `route: true` runs routing for it again.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the handler lists every field error at once, where serde stops at the first.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct AssignmentIn {
     owner: Option<String>,
     route: Option<bool>,
@@ -720,7 +725,9 @@ async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, A
 /// Who asks for an erasure, and why. Both optional: the actor defaults to the API key's
 /// name. Never put personal data here: it is kept in the lead's history.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the body is optional and the handler lists every field error at once, where serde stops
+// at the first.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct ErasureIn {
     /// Why, e.g. the request or ticket number (at most 500 characters).
     reason: Option<String>,
