@@ -246,3 +246,89 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .unwrap_or("unknown panic");
     ApiError::Internal(format!("handler panicked: {detail}")).into_response()
 }
+
+/// The problem answers handlers document: each type is one family of statuses, listed in
+/// a handler's `responses(...)` beside its own answers, so a status is described once and
+/// no handler forgets the ones its extractors give.
+pub mod doc {
+    use super::PROBLEM_JSON;
+    use std::collections::BTreeMap;
+    use utoipa::IntoResponses;
+    use utoipa::openapi::schema::Ref;
+    use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+
+    fn problems(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+        list.iter()
+            .map(|(status, description)| {
+                let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+                let response = ResponseBuilder::new().description(*description).content(PROBLEM_JSON, content).build();
+                (status.to_string(), RefOr::T(response))
+            })
+            .collect()
+    }
+
+    /// A route behind an API key: no key or an unknown one (401), a key without the scope
+    /// (403), and the store out of reach or a request over its time (503).
+    pub struct KeyProblems;
+
+    impl IntoResponses for KeyProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (401, "Missing, unknown or revoked API key (code `unauthorized`)"),
+                (403, "The key lacks the scope this route needs (code `forbidden`)"),
+                (503, "The store is out of reach, or the request took too long"),
+            ])
+        }
+    }
+
+    /// A route without an API key still answers 503 when the store is out of reach.
+    pub struct Unavailable;
+
+    impl IntoResponses for Unavailable {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(503, "The store is out of reach, or the request took too long")])
+        }
+    }
+
+    /// A JSON body: unreadable or not JSON (400), over the body limit (413), another
+    /// content type (415), not an object or with invalid fields (422, `errors` lists them).
+    pub struct BodyProblems;
+
+    impl IntoResponses for BodyProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (400, "The body is not valid JSON, or a header is invalid (e.g. `Idempotency-Key`)"),
+                (413, "The body is larger than the configured limit (code `payload_too_large`)"),
+                (415, "The body is not `application/json` (code `unsupported_media_type`)"),
+                (422, "The body is not an object, or has invalid fields (code `validation_failed`, see `errors`)"),
+            ])
+        }
+    }
+
+    /// Query parameters that do not parse.
+    pub struct QueryProblems;
+
+    impl IntoResponses for QueryProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(400, "A query parameter does not parse (code `invalid_query`)")])
+        }
+    }
+
+    /// The id in the path names nothing (an id that cannot be one included).
+    pub struct NotFound;
+
+    impl IntoResponses for NotFound {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(404, "Nothing has that id (code `not_found`)")])
+        }
+    }
+
+    /// A route that names a lead answers 410 for an erased one.
+    pub struct Erased;
+
+    impl IntoResponses for Erased {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(410, "The lead was erased at the person's request (code `erased`)")])
+        }
+    }
+}

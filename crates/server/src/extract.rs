@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use leadflow_domain::SourceName;
 use leadflow_domain::capture::IdempotencyKey;
 use leadflow_domain::keys::{ApiKey, ApiToken};
+use leadflow_domain::{FieldError, FieldErrorCode, SourceName};
 use serde_json::{Map, Value};
 
 /// The authenticated caller: an active API key.
@@ -126,6 +126,46 @@ impl FromRequest<AppState> for OptionalJsonObject {
         }
         object(&bytes).map(|map| Self(Some(map)))
     }
+}
+
+/// A JSON body read into `T`, the same type the OpenAPI document shows. The body is
+/// checked as [`JsonObject`] checks it (415, 413, 400, 422 for a non-object); a field that
+/// does not fit `T` is a 422 naming the field, like any other invalid field.
+pub struct ValidatedJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ValidatedJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonObject(map) = JsonObject::from_request(req, app).await?;
+        typed(map).map(Self)
+    }
+}
+
+/// Reads an object into `T`; serde stops at the first misfit, which becomes the one field
+/// error.
+fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        let parent = if path == "." { String::new() } else { path };
+        let message = e.inner().to_string();
+        // serde names a missing or unknown field in the message, not in the path.
+        let named = message.split('`').nth(1).unwrap_or_default();
+        let (code, field) = if message.starts_with("missing field") {
+            (FieldErrorCode::Required, join(&parent, named))
+        } else if message.starts_with("unknown field") {
+            (FieldErrorCode::UnknownField, join(&parent, named))
+        } else if message.starts_with("invalid type") {
+            (FieldErrorCode::WrongType, parent)
+        } else {
+            (FieldErrorCode::Invalid, parent)
+        };
+        ApiError::Validation(vec![FieldError::new(field, code, message)])
+    })
+}
+
+fn join(parent: &str, field: &str) -> String {
+    if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
 }
 
 fn is_json(req: &Request) -> bool {

@@ -52,6 +52,8 @@ pub struct AppState {
 #[openapi(
     info(title = "leadflow", description = "Capture, clean, deduplicate and hand off B2B leads."),
     modifiers(&BearerAuth),
+    // Problem answers are documented through `error::doc`, which only refers to the schema.
+    components(schemas(error::Problem)),
     tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "feedback", description = "What the CRMs say became of the leads: status changes and disqualification reasons"), (name = "health"), (name = "meta"))
 )]
 struct ApiDoc;

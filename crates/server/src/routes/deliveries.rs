@@ -3,8 +3,8 @@
 //! request, last response and every try, and replay dead letters one by one or in bulk.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found};
+use crate::error::{ApiError, Problem, doc};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_domain::LeadId;
@@ -102,6 +102,7 @@ pub struct DeliveryDetailOut {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// dead (default), needs_data, pending or delivered.
     status: Option<String>,
@@ -114,12 +115,11 @@ pub struct DeliveriesQuery {
 }
 
 /// List deliveries in a status, oldest first: by default the dead letters.
-#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(DeliveriesQuery),
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", operation_id = "list_deliveries", params(DeliveriesQuery),
     responses(
-        (status = 200, body = Vec<DeliveryOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of deliveries", body = Vec<DeliveryOut>),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse, or `status` is unknown", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -140,12 +140,11 @@ pub async fn list(
 }
 
 /// One delivery with its payload and every try: request, response, timing.
-#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path, description = "The delivery id")),
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", operation_id = "get_delivery", params(("id" = String, Path, description = "The delivery id")),
     responses(
-        (status = 200, body = DeliveryDetailOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The delivery, its payload and every try", body = DeliveryDetailOut),
+        doc::KeyProblems,
+        doc::NotFound,
     ),
     security(("bearer" = [])))]
 pub async fn show(
@@ -165,12 +164,11 @@ pub async fn show(
 
 /// Send a dead (or needs-data) delivery again, with a fresh retry schedule and the same
 /// idempotency key.
-#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries", params(("id" = String, Path, description = "The delivery id")),
+#[utoipa::path(post, path = "/v1/deliveries/{id}/replay", tag = "deliveries", operation_id = "replay_delivery", params(("id" = String, Path, description = "The delivery id")),
     responses(
-        (status = 200, body = DeliveryOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The delivery, pending again", body = DeliveryOut),
+        doc::KeyProblems,
+        doc::NotFound,
     ),
     security(("bearer" = [])))]
 pub async fn replay_one(
@@ -185,14 +183,13 @@ pub async fn replay_one(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ReplayDeliveriesIn {
     /// Only this destination's dead letters.
-    destination: Option<String>,
+    pub destination: Option<String>,
     /// Created at or after this time (RFC 3339).
-    from: Option<String>,
+    pub from: Option<String>,
     /// Created before this time (RFC 3339).
-    to: Option<String>,
+    pub to: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -200,37 +197,33 @@ pub struct ReplayDeliveriesOut {
     pub replayed: u64,
 }
 
-fn time_field(body: &serde_json::Map<String, Value>, key: &str) -> Result<Option<OffsetDateTime>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
-        Some(_) => Err(ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time"))),
-    }
+fn time_field(value: Option<&str>, key: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|s| OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339))
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_body", format!("{key} must be an RFC 3339 time")))
 }
 
 /// Replay the dead letters, optionally of one destination and a time range.
-#[utoipa::path(post, path = "/v1/deliveries/replay", tag = "deliveries", request_body = ReplayDeliveriesIn,
+#[utoipa::path(post, path = "/v1/deliveries/replay", tag = "deliveries", operation_id = "replay_deliveries", request_body = ReplayDeliveriesIn,
     responses(
-        (status = 200, body = ReplayDeliveriesOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "How many dead letters are pending again", body = ReplayDeliveriesOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
+        (status = 400, description = "The body is not valid JSON, or `from` or `to` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn replay_many(
     State(app): State<AppState>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<ReplayDeliveriesIn>,
 ) -> Result<Json<ReplayDeliveriesOut>, ApiError> {
     caller.require_admin()?;
-    let destination = match body.get("destination") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiError::bad_request("invalid_body", "destination must be a string")),
+    let filter = ReplayFilter {
+        from: time_field(body.from.as_deref(), "from")?,
+        to: time_field(body.to.as_deref(), "to")?,
+        destination: body.destination,
     };
-    let filter = ReplayFilter { destination, from: time_field(&body, "from")?, to: time_field(&body, "to")? };
     let replayed = app.store.replay_deliveries(filter, OffsetDateTime::now_utc()).await?;
     Ok(Json(ReplayDeliveriesOut { replayed }))
 }

@@ -15,7 +15,7 @@
 //! without what the CRM sent).
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, path_id};
 use crate::routes::hooks::{called_url, hook_error, read_body};
 use axum::Json;
@@ -44,7 +44,8 @@ const MAX_TEXT: usize = 1024;
 /// One piece of feedback in leadflow's own form. At least one of `lead_id`, `email`,
 /// `external_id` or `crm_id` (with `destination`), and a `status` or an `owner`.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: the body is one item or a batch, read field by field so every error is listed.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackIn {
     /// The CRM's event id; a resend with the same id is a replay. Default: the
     /// `Idempotency-Key` header (single items).
@@ -67,7 +68,8 @@ pub struct FeedbackIn {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
+// The document's shape only: each item is read on its own, so one bad item is rejected without failing the batch.
+#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackBatchIn {
     /// Up to 1000 items.
     events: Vec<FeedbackIn>,
@@ -133,21 +135,23 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// Receives a CRM's feedback.
-#[utoipa::path(post, path = "/v1/feedback/{source}", tag = "feedback",
+#[utoipa::path(post, path = "/v1/feedback/{source}", tag = "feedback", operation_id = "receive_feedback",
     params(("source" = String, Path, description = "`generic`, or a hubspot or salesforce destination that has [destinations.feedback]")),
     request_body(content = FeedbackIn, description = "generic: one item or {\"events\": [...]} (FeedbackBatchIn); a HubSpot destination: the webhooks API's JSON array of events, signed (X-HubSpot-Signature-v3); a Salesforce destination: an outbound message (SOAP, text/xml) on a URL with ?token="),
     responses(
-        (status = 200, description = "Stored and decided; a batch or CRM request answers FeedbackBatchOut (Salesforce: the notificationsResponse Ack)", body = FeedbackOut),
+        (status = 200, description = "Stored and decided; a batch or CRM request answers FeedbackBatchOut (Salesforce: the notificationsResponse Ack)", content(
+            (FeedbackOut = "application/json"),
+            (String = "text/xml"),
+        )),
         (status = 202, description = "Stored; no lead matches (yet)", body = FeedbackOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        doc::BodyProblems,
         (status = 401, description = "Missing API key, bad signature or token, or a stale timestamp", body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the feedback scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No destination of that name takes feedback", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No chain of allowed moves leads to the target stage; `allowed` lists the moves", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The lead was erased: nothing is applied, and nothing the CRM sent is kept", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `reason_required` / `reason_not_in_picklist`", body = Problem, content_type = "application/problem+json"),
+        doc::Unavailable,
     ),
     security((), ("bearer" = [])))]
 pub async fn receive(
@@ -481,6 +485,7 @@ fn generic_item(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `generic` or a destination name.
     source: Option<String>,
@@ -537,12 +542,11 @@ pub struct FeedbackListOut {
 }
 
 /// Stored feedback, oldest first: the audit trail of what the CRMs reported.
-#[utoipa::path(get, path = "/v1/feedback", tag = "feedback", params(ListQuery),
+#[utoipa::path(get, path = "/v1/feedback", tag = "feedback", operation_id = "list_feedback", params(ListQuery),
     responses(
-        (status = 200, body = FeedbackListOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of stored feedback", body = FeedbackListOut),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse, or `after` is not a feedback id", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list(

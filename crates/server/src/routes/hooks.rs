@@ -9,7 +9,7 @@
 //! are keyed by the provider's own id, so a provider's retry is the same submission.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::ingest::{self, OnInvalid, Settled};
 use crate::metrics as m;
 use axum::body::Body;
@@ -52,18 +52,18 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// Receives a provider's webhook or a web-form post.
-#[utoipa::path(post, path = "/v1/hooks/{source}", tag = "hooks",
+#[utoipa::path(post, path = "/v1/hooks/{source}", tag = "hooks", operation_id = "receive_hook",
     params(("source" = String, Path, description = "A configured source whose adapter is not json")),
     request_body(content = String, description = "The payload exactly as the provider sends it (JSON, form or multipart)", content_type = "application/octet-stream"),
     responses(
-        (status = 200, description = "Stored; settled unless the source is batch or the lead must be read from the provider", body = HookOut),
+        (status = 200, description = "Stored; settled unless the source is batch or the lead must be read from the provider (a provider's URL check answers the challenge instead)", body = HookOut),
         (status = 303, description = "A web form with an allowed retURL is redirected there"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed for the adapter, a `json` source (code `not_a_webhook_source`), or a retURL outside the allowed origins", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Bad signature or token, or a stale timestamp", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 405, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the configured limit", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many web-form posts from this address", body = Problem, content_type = "application/problem+json"),
+        doc::Unavailable,
     ))]
 pub async fn receive(
     State(app): State<AppState>,
@@ -75,13 +75,18 @@ pub async fn receive(
 
 /// Answers a provider's verification handshake (Facebook `hub.challenge`, LinkedIn
 /// `challengeCode`).
-#[utoipa::path(get, path = "/v1/hooks/{source}", tag = "hooks",
+#[utoipa::path(get, path = "/v1/hooks/{source}", tag = "hooks", operation_id = "hook_handshake",
     params(("source" = String, Path, description = "A configured source")),
     responses(
-        (status = 200, description = "The challenge, as the provider expects it", body = String),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 405, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The challenge, as the provider expects it", content(
+            (String = "text/plain"),
+            (Object = "application/json"),
+        )),
+        (status = 400, description = "A `json` source (code `not_a_webhook_source`), or a malformed handshake", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The verify token does not match", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
+        (status = 405, description = "The source's provider does no handshake", body = Problem, content_type = "application/problem+json"),
+        doc::Unavailable,
     ))]
 pub async fn handshake(
     State(app): State<AppState>,
@@ -92,12 +97,12 @@ pub async fn handshake(
 }
 
 /// CORS preflight for web forms posted by script from an allowed origin.
-#[utoipa::path(options, path = "/v1/hooks/{source}", tag = "hooks",
+#[utoipa::path(options, path = "/v1/hooks/{source}", tag = "hooks", operation_id = "hook_preflight",
     params(("source" = String, Path, description = "A web_form source")),
     responses(
         (status = 204, description = "The origin may post"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The request's origin is not one of the source's allowed origins", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn preflight(
     State(app): State<AppState>,
@@ -118,7 +123,7 @@ pub async fn preflight(
 }
 
 /// The attribution script for web forms (see the README, "Connecting sources").
-#[utoipa::path(get, path = "/embed.js", tag = "hooks",
+#[utoipa::path(get, path = "/embed.js", tag = "hooks", operation_id = "embed_js",
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
 pub async fn embed_js() -> impl IntoResponse {
     (

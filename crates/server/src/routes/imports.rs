@@ -2,7 +2,7 @@
 //! status, progress and per-row report can be read back.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, not_found, path_id};
 use crate::import;
 use axum::Json;
@@ -66,6 +66,7 @@ impl From<ImportJob> for ImportOut {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The configured source the rows come from.
     source: String,
@@ -131,16 +132,15 @@ impl FromRequest<AppState> for Upload {
 }
 
 /// Upload a file to import; answers at once with the job.
-#[utoipa::path(post, path = "/v1/imports", tag = "imports", params(ImportQuery),
-    request_body(content = Vec<u8>, content_type = "text/csv", description = "The CSV or XLSX file"),
+#[utoipa::path(post, path = "/v1/imports", tag = "imports", operation_id = "create_import", params(ImportQuery),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file (an XLSX file goes with its own content type)"),
     responses(
         (status = 202, description = "The job is queued", body = ImportOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        doc::KeyProblems,
+        (status = 400, description = "The query does not parse (`source` is required), or the file is empty or unreadable", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than the import limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a CSV or spreadsheet content type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create(
@@ -178,12 +178,11 @@ pub async fn create(
 }
 
 /// An import job: status and progress.
-#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", params(("id" = String, Path, description = "The import id")),
+#[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", operation_id = "get_import", params(("id" = String, Path, description = "The import id")),
     responses(
-        (status = 200, body = ImportOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The job's status and progress", body = ImportOut),
+        doc::KeyProblems,
+        doc::NotFound,
     ),
     security(("bearer" = [])))]
 pub async fn show(
@@ -198,11 +197,10 @@ pub async fn show(
 }
 
 /// The per-row report of a finished import: `row,external_id,outcome,lead_id,errors`.
-#[utoipa::path(get, path = "/v1/imports/{id}/report", tag = "imports", params(("id" = String, Path, description = "The import id")),
+#[utoipa::path(get, path = "/v1/imports/{id}/report", tag = "imports", operation_id = "get_import_report", params(("id" = String, Path, description = "The import id")),
     responses(
-        (status = 200, content_type = "text/csv", body = String),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The report, one line per row", content_type = "text/csv", body = String),
+        doc::KeyProblems,
         (status = 404, description = "No such import, or not finished yet", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

@@ -3,8 +3,8 @@
 //! are replayed.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use crate::error::{ApiError, doc};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use crate::ingest;
 use crate::routes::leads::CaptureOut;
 use axum::Json;
@@ -44,6 +44,7 @@ impl From<StoredSubmission> for QuarantinedOut {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuarantineQuery {
     /// Only this source's submissions.
     source: Option<String>,
@@ -58,11 +59,11 @@ fn source_param(source: Option<String>) -> Result<Option<SourceName>, ApiError> 
 }
 
 /// List quarantined submissions, oldest first.
-#[utoipa::path(get, path = "/v1/quarantine", tag = "quarantine", params(QuarantineQuery),
+#[utoipa::path(get, path = "/v1/quarantine", tag = "quarantine", operation_id = "list_quarantine", params(QuarantineQuery),
     responses(
-        (status = 200, body = Vec<QuarantinedOut>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of quarantined submissions, oldest first", body = Vec<QuarantinedOut>),
+        doc::KeyProblems,
+        doc::QueryProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -77,12 +78,11 @@ pub async fn list(
 }
 
 /// One quarantined submission, with its payload and reasons.
-#[utoipa::path(get, path = "/v1/quarantine/{id}", tag = "quarantine", params(("id" = String, Path, description = "The submission id")),
+#[utoipa::path(get, path = "/v1/quarantine/{id}", tag = "quarantine", operation_id = "get_quarantined", params(("id" = String, Path, description = "The submission id")),
     responses(
-        (status = 200, body = QuarantinedOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The submission and why it is quarantined", body = QuarantinedOut),
+        doc::KeyProblems,
+        doc::NotFound,
     ),
     security(("bearer" = [])))]
 pub async fn show(
@@ -99,12 +99,11 @@ pub async fn show(
 }
 
 /// Replay one quarantined submission with the current configuration.
-#[utoipa::path(post, path = "/v1/quarantine/{id}/replay", tag = "quarantine", params(("id" = String, Path, description = "The submission id")),
+#[utoipa::path(post, path = "/v1/quarantine/{id}/replay", tag = "quarantine", operation_id = "replay_quarantined", params(("id" = String, Path, description = "The submission id")),
     responses(
         (status = 200, description = "Settled, or still quarantined with fresh reasons", body = CaptureOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        doc::KeyProblems,
+        doc::NotFound,
     ),
     security(("bearer" = [])))]
 pub async fn replay_one(
@@ -128,31 +127,26 @@ pub struct ReplayOut {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ReplayIn {
     /// Only this source's submissions; every source when left out.
-    source: Option<String>,
+    pub source: Option<String>,
 }
 
 /// Replay every quarantined submission, or one source's.
-#[utoipa::path(post, path = "/v1/quarantine/replay", tag = "quarantine", request_body = ReplayIn,
+#[utoipa::path(post, path = "/v1/quarantine/replay", tag = "quarantine", operation_id = "replay_quarantine", request_body = ReplayIn,
     responses(
-        (status = 200, body = ReplayOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "How many settled and how many stay", body = ReplayOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
     ),
     security(("bearer" = [])))]
 pub async fn replay_all(
     State(app): State<AppState>,
     caller: Caller,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<ReplayIn>,
 ) -> Result<Json<ReplayOut>, ApiError> {
     caller.require_admin()?;
-    let source = match body.get("source") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => source_param(Some(s.clone()))?,
-        Some(_) => return Err(ApiError::bad_request("invalid_body", "source must be a string")),
-    };
+    let source = source_param(body.source)?;
     let (settled, still_quarantined) = ingest::replay_all(&app.store, &app.config, source).await?;
     Ok(Json(ReplayOut { settled, still_quarantined }))
 }

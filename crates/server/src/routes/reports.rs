@@ -4,7 +4,7 @@
 //! campaign and reason, so marketing sees which campaigns bring leads sales turns down.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller};
 use axum::Json;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Period {
     /// RFC 3339; default: 30 days before `to`.
     from: Option<String>,
@@ -60,12 +61,11 @@ pub struct SourcesOut {
 }
 
 /// Leads created in the period, by original (or latest) source and campaign.
-#[utoipa::path(get, path = "/v1/reports/sources", tag = "reports", params(Period),
+#[utoipa::path(get, path = "/v1/reports/sources", tag = "reports", operation_id = "report_sources", params(Period),
     responses(
-        (status = 200, body = SourcesOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Leads by source and campaign", body = SourcesOut),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse, or the period is empty", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn sources(
@@ -124,12 +124,11 @@ pub struct FunnelOut {
 
 /// For leads created in the period: how many of each source and campaign reached each
 /// stage, and the conversion from one stage to the next, in the contract's stage order.
-#[utoipa::path(get, path = "/v1/reports/funnel", tag = "reports", params(Period),
+#[utoipa::path(get, path = "/v1/reports/funnel", tag = "reports", operation_id = "report_funnel", params(Period),
     responses(
-        (status = 200, body = FunnelOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The funnel by source (and campaign)", body = FunnelOut),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse, or the period is empty", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn funnel(
@@ -219,12 +218,11 @@ pub struct DisqualificationsOut {
 
 /// Leads disqualified in the period (by a CRM's feedback or a person), by original source,
 /// campaign (`utm_campaign`) and reason.
-#[utoipa::path(get, path = "/v1/reports/disqualifications", tag = "reports", params(Period),
+#[utoipa::path(get, path = "/v1/reports/disqualifications", tag = "reports", operation_id = "report_disqualifications", params(Period),
     responses(
-        (status = 200, body = DisqualificationsOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Disqualifications by source, campaign and reason", body = DisqualificationsOut),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse, or the period is empty", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn disqualifications(

@@ -2,14 +2,13 @@
 //! (merge) or "not the same person" (distinct). Decisions are remembered.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use crate::error::{ApiError, Problem, doc};
+use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_domain::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 const MAX_PAGE: usize = 500;
@@ -59,6 +58,7 @@ async fn out(app: &AppState, r: Review) -> Result<ReviewOut, ApiError> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
     /// Page after this review id.
     after: Option<ReviewId>,
@@ -67,11 +67,11 @@ pub struct ReviewQuery {
 }
 
 /// Open reviews, oldest first, each with both leads.
-#[utoipa::path(get, path = "/v1/reviews", tag = "reviews", params(ReviewQuery),
+#[utoipa::path(get, path = "/v1/reviews", tag = "reviews", operation_id = "list_reviews", params(ReviewQuery),
     responses(
-        (status = 200, body = Vec<ReviewOut>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Open reviews, oldest first", body = Vec<ReviewOut>),
+        doc::KeyProblems,
+        doc::QueryProblems,
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -88,42 +88,40 @@ pub async fn list(
     Ok(Json(out_list))
 }
 
+#[derive(Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The same person: the newer lead is merged into the other.
+    Merge,
+    /// Not the same person; never proposed again.
+    Distinct,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct DecisionIn {
-    /// `merge` (the same person: the newer lead is merged into the other) or `distinct`
-    /// (not the same person; never proposed again).
-    decision: String,
+    pub decision: Decision,
 }
 
 /// Decide an open review.
-#[utoipa::path(post, path = "/v1/reviews/{id}", tag = "reviews", request_body = DecisionIn,
+#[utoipa::path(post, path = "/v1/reviews/{id}", tag = "reviews", operation_id = "decide_review", request_body = DecisionIn,
     params(("id" = String, Path, description = "The review id")),
     responses(
-        (status = 200, body = ReviewOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The review as decided", body = ReviewOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
         (status = 404, description = "No such open review", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn decide(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<DecisionIn>,
 ) -> Result<Json<ReviewOut>, ApiError> {
     caller.require_admin()?;
-    let decision = match body.get("decision").and_then(Value::as_str) {
-        Some("merge") => ReviewStatus::Merged,
-        Some("distinct") => ReviewStatus::Distinct,
-        _ => {
-            return Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
-                "decision",
-                leadflow_domain::FieldErrorCode::Required,
-                "decision must be \"merge\" or \"distinct\"",
-            )]));
-        }
+    let decision = match body.decision {
+        Decision::Merge => ReviewStatus::Merged,
+        Decision::Distinct => ReviewStatus::Distinct,
     };
     let missing = || not_found(&id, "open review");
     let rid: ReviewId = path_id(&id, "open review")?;

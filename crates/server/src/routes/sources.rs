@@ -1,7 +1,7 @@
 //! `/v1/sources`: checking a configured source end to end.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
 use crate::extract::Caller;
 use crate::source_test::{self, SourceTestOut};
 use axum::Json;
@@ -14,15 +14,15 @@ use serde_json::Value;
 /// capture. The body is optional: a payload in the source's own shape (the provider's,
 /// for a webhook source); without one a synthetic lead is used. The lead created is real
 /// and carries `custom.test = true`.
-#[utoipa::path(post, path = "/v1/sources/{name}/test", tag = "sources",
+#[utoipa::path(post, path = "/v1/sources/{name}/test", tag = "sources", operation_id = "test_source",
     params(("name" = String, Path, description = "A configured source")),
     request_body(content = Option<Object>, description = "Optional payload in the source's shape", content_type = "application/json"),
     responses(
-        (status = 200, body = SourceTestOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "What each stage made of the test lead", body = SourceTestOut),
+        doc::KeyProblems,
+        (status = 400, description = "The body is neither empty nor a JSON object (code `malformed_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the configured limit", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn test(

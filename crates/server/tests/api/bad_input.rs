@@ -233,3 +233,33 @@ async fn a_caller_supplied_request_id_is_echoed() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["request_id"], "trace-123");
 }
+
+#[tokio::test]
+async fn a_typed_body_names_the_field_that_does_not_fit() {
+    let app = spawn_app().await;
+    let path = "/v1/reviews/0191e3b4-0000-7000-8000-000000000000";
+    let wrong = problem(app.post(path, &json!({"decision": 7})).await, 422).await;
+    assert_eq!(
+        (wrong["errors"][0]["field"].as_str(), wrong["errors"][0]["code"].as_str()),
+        (Some("decision"), Some("wrong_type"))
+    );
+    let missing = problem(app.post(path, &json!({})).await, 422).await;
+    assert_eq!(
+        (missing["errors"][0]["field"].as_str(), missing["errors"][0]["code"].as_str()),
+        (Some("decision"), Some("required"))
+    );
+    let unknown = problem(app.post(path, &json!({"decision": "maybe"})).await, 422).await;
+    assert_eq!(unknown["errors"][0]["field"], "decision");
+    let r = app
+        .http
+        .post(app.url(path))
+        .bearer_auth(&app.admin)
+        .header("content-type", "text/plain")
+        .body("{\"decision\": \"merge\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(r, 415).await["code"], "unsupported_media_type");
+    let replay = problem(app.post("/v1/deliveries/replay", &json!({"destination": ["a"]})).await, 422).await;
+    assert_eq!(replay["errors"][0]["field"], "destination");
+}
