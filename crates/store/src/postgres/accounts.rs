@@ -7,6 +7,7 @@
 //! violation, and its capture runs again and joins the account that won.
 
 use super::Fail;
+use super::apply::Op;
 use super::sql::{exec, lead_from_row, limit, opt, rows};
 use crate::{AccountUpdate, StoreError};
 use deadpool_postgres::GenericClient;
@@ -17,26 +18,51 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 /// Each of these account keys that an account holds, with the account.
+/// One round trip: each key with its account and all of that account's keys.
 pub(super) async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<Found>, Fail> {
-    let mut found = Vec::new();
-    for key in keys {
-        let row = opt(c, "SELECT account_id FROM account_keys WHERE key = $1", &[key]).await?;
-        if let Some(row) = row {
-            let id = AccountId::from(row.try_get::<_, Uuid>(0)?);
-            let account = get(c, id).await?.ok_or_else(|| StoreError::Corrupt(format!("account {id} is missing")))?;
-            found.push(Found { key: key.clone(), account });
-        }
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found)
-}
-
-pub(super) async fn insert(c: &impl GenericClient, account: &Account) -> Result<(), Fail> {
-    exec(
+    let found = rows(
         c,
-        "INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        &[account.id.as_uuid(), &account.name, &account.owner, &account.created_at, &account.updated_at],
+        "SELECT k.key, a.id, a.name, a.owner, a.created_at, a.updated_at,
+                array(SELECT h.key FROM account_keys h WHERE h.account_id = a.id ORDER BY h.key COLLATE \"C\")
+         FROM unnest($1::text[]) WITH ORDINALITY AS w (key, n)
+         JOIN account_keys k ON k.key = w.key
+         JOIN accounts a ON a.id = k.account_id
+         ORDER BY w.n",
+        &[&keys],
     )
     .await?;
+    found
+        .iter()
+        .map(|row| {
+            let held: Vec<String> = row.try_get(6)?;
+            let mut account = Account {
+                id: AccountId::from(row.try_get::<_, Uuid>(1)?),
+                name: row.try_get(2)?,
+                domains: Vec::new(),
+                company_keys: Vec::new(),
+                owner: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                updated_at: row.try_get(5)?,
+            };
+            for key in held {
+                if let Some(d) = key.strip_prefix("d:") {
+                    account.domains.push(d.to_owned());
+                } else if let Some(k) = key.strip_prefix("c:") {
+                    account.company_keys.push(k.to_owned());
+                }
+            }
+            Ok(Found { key: row.try_get(0)?, account })
+        })
+        .collect()
+}
+
+/// A new account and its keys. No `ON CONFLICT` on the keys: they were free when read, so
+/// one taken now was taken by a concurrent transaction, and the unique violation makes
+/// this capture run again.
+pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
     let mut keys: Vec<String> = account
         .domains
         .iter()
@@ -45,29 +71,32 @@ pub(super) async fn insert(c: &impl GenericClient, account: &Account) -> Result<
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    // No `ON CONFLICT` here: the keys were free when read, so one taken now was taken by a
-    // concurrent transaction, and the unique violation makes this capture run again.
-    exec(
-        c,
-        "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k",
-        &[&keys, account.id.as_uuid()],
-    )
-    .await?;
-    Ok(())
+    vec![
+        Op::new(
+            "INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Box::new(account.id.as_uuid()),
+                Box::new(&account.name),
+                Box::new(&account.owner),
+                Box::new(account.created_at),
+                Box::new(account.updated_at),
+            ],
+        ),
+        Op::new(
+            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k",
+            vec![Box::new(keys), Box::new(account.id.as_uuid())],
+        ),
+    ]
 }
 
 /// Records keys for an account; a key another account already holds stays with it.
-pub(super) async fn insert_keys(c: &impl GenericClient, id: AccountId, keys: &[String]) -> Result<(), Fail> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    exec(
-        c,
-        "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING",
-        &[&keys, id.as_uuid()],
-    )
-    .await?;
-    Ok(())
+pub(super) fn insert_keys_op(id: AccountId, keys: &[String]) -> Option<Op<'_>> {
+    (!keys.is_empty()).then(|| {
+        Op::new(
+            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING",
+            vec![Box::new(keys), Box::new(*id.as_uuid())],
+        )
+    })
 }
 
 pub(super) async fn get(c: &impl GenericClient, id: AccountId) -> Result<Option<Account>, Fail> {

@@ -1,207 +1,199 @@
 //! Applies the core's [`Change`]s in PostgreSQL, inside the caller's transaction: one
-//! statement per change (a lead also replaces its match keys). Nothing here decides.
+//! statement per change (a lead also replaces its match keys), sent pipelined. Nothing
+//! here decides.
 
 use super::Fail;
 use super::sql::exec;
 use crate::StoreError;
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join_all;
 use leadflow_domain::changes::{Change, LeadIndex};
 use leadflow_domain::pipeline::HistoryEntry;
 use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+/// Applies the changes in order, pipelined: every statement is prepared (cached per
+/// connection), then all are sent without waiting for each answer, so a capture's dozen
+/// writes cost one round trip rather than twelve. The server runs them in the order sent.
 pub(super) async fn apply(c: &impl GenericClient, changes: &[Change]) -> Result<(), Fail> {
-    for change in changes {
-        apply_one(c, change).await?;
+    let ops: Vec<Op<'_>> = changes.iter().flat_map(ops_of).collect();
+    run(c, ops).await
+}
+
+/// One statement with its parameters, borrowed from the change it comes from.
+pub(super) struct Op<'a> {
+    sql: &'static str,
+    params: Vec<Param<'a>>,
+    /// A lead updated at the version it was read with must change exactly one row.
+    conflict_unless_one: Option<LeadId>,
+}
+
+pub(super) type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
+
+impl<'a> Op<'a> {
+    pub(super) fn new(sql: &'static str, params: Vec<Param<'a>>) -> Self {
+        Self { sql, params, conflict_unless_one: None }
+    }
+}
+
+pub(super) async fn run(c: &impl GenericClient, ops: Vec<Op<'_>>) -> Result<(), Fail> {
+    let mut statements = Vec::with_capacity(ops.len());
+    for op in &ops {
+        statements.push(c.prepare_cached(op.sql).await?);
+    }
+    let sent = ops.iter().zip(&statements).map(|(op, statement)| {
+        let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        async move { c.execute(statement, &params).await }
+    });
+    let counts = try_join_all(sent).await?;
+    for (op, n) in ops.iter().zip(counts) {
+        if let Some(lead) = op.conflict_unless_one.filter(|_| n != 1) {
+            return Err(StoreError::Conflict(format!("lead {lead} changed concurrently")).into());
+        }
     }
     Ok(())
 }
 
-pub(super) async fn apply_one(c: &impl GenericClient, change: &Change) -> Result<(), Fail> {
+fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
+    Box::new(value)
+}
+
+pub(super) fn ops_of(change: &Change) -> Vec<Op<'_>> {
+    let op = Op::new;
     match change {
-        Change::Lead { lead, expected, index } => write_lead(c, lead, *expected, index).await?,
-        Change::MergedAway { lead, into, at } => {
-            exec(
-                c,
+        Change::Lead { lead, expected, index } => lead_ops(lead, *expected, index),
+        Change::MergedAway { lead, into, at } => vec![
+            op(
                 "UPDATE leads SET merged_into = $2, updated_at = $3 WHERE id = $1",
-                &[lead.as_uuid(), into.as_uuid(), at],
-            )
-            .await?;
-            exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[lead.as_uuid()]).await?;
-        }
+                vec![p(lead.as_uuid()), p(into.as_uuid()), p(at)],
+            ),
+            op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())]),
+        ],
         Change::Unmerged { lead, at } => {
-            exec(c, "UPDATE leads SET merged_into = NULL, updated_at = $2 WHERE id = $1", &[lead.as_uuid(), at])
-                .await?;
+            vec![op(
+                "UPDATE leads SET merged_into = NULL, updated_at = $2 WHERE id = $1",
+                vec![p(lead.as_uuid()), p(at)],
+            )]
         }
-        Change::Index { lead, index } => write_keys(c, *lead, index).await?,
-        Change::History { entry, submission } => insert_history(c, entry, *submission).await?,
-        Change::Processed { submission, lead, outcome } => {
-            exec(
-                c,
-                "UPDATE submissions SET status = 'processed', lead_id = $2, outcome = $3, error = NULL WHERE id = $1",
-                &[submission.as_uuid(), lead.as_uuid(), &outcome.as_str()],
-            )
-            .await?;
-        }
-        Change::Touchpoint { lead, touch } => {
-            exec(
-                c,
-                "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)",
-                &[lead.as_uuid(), &touch.at, &Json(touch)],
-            )
-            .await?;
-        }
-        Change::Visitor { anonymous_id, lead } => {
-            exec(
-                c,
-                "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[anonymous_id, lead.as_uuid()],
-            )
-            .await?;
-        }
+        Change::Index { lead, index } => keys_op(*lead, index).into_iter().collect(),
+        Change::History { entry, submission } => vec![history_op(entry, *submission)],
+        Change::Processed { submission, lead, outcome } => vec![op(
+            "UPDATE submissions SET status = 'processed', lead_id = $2, outcome = $3, error = NULL WHERE id = $1",
+            vec![p(submission.as_uuid()), p(lead.as_uuid()), p(outcome.as_str())],
+        )],
+        Change::Touchpoint { lead, touch } => vec![op(
+            "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)",
+            vec![p(lead.as_uuid()), p(touch.at), p(Json(&**touch))],
+        )],
+        Change::Visitor { anonymous_id, lead } => vec![op(
+            "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            vec![p(anonymous_id), p(lead.as_uuid())],
+        )],
         Change::AttachEvents { lead, events } => {
             let ids: Vec<Uuid> = events.iter().map(|e| *e.as_uuid()).collect();
-            exec(c, "UPDATE events SET lead_id = $1 WHERE id = ANY($2) AND lead_id IS NULL", &[lead.as_uuid(), &ids])
-                .await?;
+            vec![op(
+                "UPDATE events SET lead_id = $1 WHERE id = ANY($2) AND lead_id IS NULL",
+                vec![p(lead.as_uuid()), p(ids)],
+            )]
         }
-        Change::StageChange { lead, from, to, at, actor, reason } => {
-            exec(
-                c,
-                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[lead.as_uuid(), from, to, at, actor, reason],
-            )
-            .await?;
-        }
-        Change::Review { id, lead, candidate, score, evidence, at } => {
-            exec(
-                c,
-                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
-                &[id.as_uuid(), lead.as_uuid(), candidate.as_uuid(), score, &Json(evidence), at],
-            )
-            .await?;
-        }
-        Change::Account(account) => super::accounts::insert(c, account).await?,
-        Change::AccountKeys { account, keys } => super::accounts::insert_keys(c, *account, keys).await?,
-        Change::Delivery(d) => {
-            exec(
-                c,
-                "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
-                                     next_attempt_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, 'pending', 0, $6, $6, $6)",
-                &[&d.id, &d.destination, d.lead.as_uuid(), &d.event_type, &&*d.payload, &d.at],
-            )
-            .await?;
-        }
-        Change::RetryNeedsData { lead, destination, payload, at } => {
-            exec(
-                c,
-                "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
-                    updated_at = $4
-                 WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
-                &[lead.as_uuid(), destination, &&**payload, at],
-            )
-            .await?;
-        }
-        Change::QueueRouting { lead, trigger, source, at } => {
-            exec(
-                c,
-                "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (lead_id) DO NOTHING",
-                &[lead.as_uuid(), &trigger.as_str(), source, at],
-            )
-            .await?;
-        }
+        Change::StageChange { lead, from, to, at, actor, reason } => vec![op(
+            "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+            vec![p(lead.as_uuid()), p(from), p(to), p(at), p(actor), p(reason)],
+        )],
+        Change::Review { id, lead, candidate, score, evidence, at } => vec![op(
+            "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
+            vec![p(id.as_uuid()), p(lead.as_uuid()), p(candidate.as_uuid()), p(score), p(Json(evidence)), p(at)],
+        )],
+        Change::Account(account) => super::accounts::insert_ops(account),
+        Change::AccountKeys { account, keys } => super::accounts::insert_keys_op(*account, keys).into_iter().collect(),
+        Change::Delivery(d) => vec![op(
+            "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
+                                 next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, 'pending', 0, $6, $6, $6)",
+            vec![p(&d.id), p(&d.destination), p(d.lead.as_uuid()), p(&d.event_type), p(&*d.payload), p(d.at)],
+        )],
+        Change::RetryNeedsData { lead, destination, payload, at } => vec![op(
+            "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
+                updated_at = $4
+             WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
+            vec![p(lead.as_uuid()), p(destination), p(&**payload), p(at)],
+        )],
+        Change::QueueRouting { lead, trigger, source, at } => vec![op(
+            "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (lead_id) DO NOTHING",
+            vec![p(lead.as_uuid()), p(trigger.as_str()), p(source), p(at)],
+        )],
     }
-    Ok(())
 }
 
-/// Writes a lead: its document, the columns matched on, and its match keys. `expected` is
-/// the version it had when read (`None` for a new lead).
-pub(super) async fn write_lead(
-    c: &impl GenericClient,
-    lead: &Lead,
-    expected: Option<u64>,
-    index: &LeadIndex,
-) -> Result<(), Fail> {
+fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> Vec<Op<'a>> {
     let email = lead.fields.email.as_ref().map(Email::as_str);
-    let version = version_column(lead.version)?;
     let account = lead.account_id.map(|a| *a.as_uuid());
     let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
-    let (source, latest_source) = (original.source.as_str(), latest.source.as_str());
-    let doc = Json(lead);
-    match expected {
+    let version = i64::try_from(lead.version).unwrap_or(i64::MAX);
+    let columns = || -> Vec<Param<'a>> {
+        vec![
+            p(lead.id.as_uuid()),
+            p(email),
+            p(version),
+            p(lead.updated_at),
+            p(Json(lead)),
+            p(account),
+            p(&lead.fields.external_id),
+            p(&lead.lifecycle_stage),
+            p(original.source.as_str()),
+            p(&original.utm_campaign),
+            p(latest.source.as_str()),
+            p(&latest.utm_campaign),
+            p(&index.email_key),
+        ]
+    };
+    let mut ops = match expected {
         None => {
-            exec(
-                c,
+            let mut params = columns();
+            params.push(p(lead.created_at));
+            vec![Op::new(
                 "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                    campaign, latest_source, latest_campaign, created_at, email_key)
+                                    campaign, latest_source, latest_campaign, email_key, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                &[
-                    lead.id.as_uuid(),
-                    &email,
-                    &version,
-                    &lead.updated_at,
-                    &doc,
-                    &account,
-                    &lead.fields.external_id,
-                    &lead.lifecycle_stage,
-                    &source,
-                    &original.utm_campaign,
-                    &latest_source,
-                    &latest.utm_campaign,
-                    &lead.created_at,
-                    &index.email_key,
-                ],
-            )
-            .await?;
+                params,
+            )]
         }
         Some(expected) => {
-            let changed = exec(
-                c,
-                "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
-                    external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
-                    latest_campaign = $12, email_key = $14
-                 WHERE id = $1 AND version = $13 AND merged_into IS NULL",
-                &[
-                    lead.id.as_uuid(),
-                    &email,
-                    &version,
-                    &lead.updated_at,
-                    &doc,
-                    &account,
-                    &lead.fields.external_id,
-                    &lead.lifecycle_stage,
-                    &source,
-                    &original.utm_campaign,
-                    &latest_source,
-                    &latest.utm_campaign,
-                    &version_column(expected)?,
-                    &index.email_key,
-                ],
-            )
-            .await?;
-            if changed != 1 {
-                return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)).into());
-            }
-            exec(c, "DELETE FROM lead_keys WHERE lead_id = $1", &[lead.id.as_uuid()]).await?;
+            let mut params = columns();
+            params.push(p(i64::try_from(expected).unwrap_or(i64::MAX)));
+            let update = Op {
+                sql: "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
+                        external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
+                        latest_campaign = $12, email_key = $13
+                     WHERE id = $1 AND version = $14 AND merged_into IS NULL",
+                params,
+                conflict_unless_one: Some(lead.id),
+            };
+            vec![update, Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])]
         }
-    }
-    write_keys(c, lead.id, index).await
+    };
+    ops.extend(keys_op(lead.id, index));
+    ops
 }
 
 /// Indexes a lead under its blocking keys, if it has any.
-async fn write_keys(c: &impl GenericClient, lead: LeadId, index: &LeadIndex) -> Result<(), Fail> {
-    let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Ok(()) };
-    exec(
-        c,
+fn keys_op(lead: LeadId, index: &LeadIndex) -> Option<Op<'_>> {
+    let record = index.record.as_ref().filter(|_| !index.keys.is_empty())?;
+    Some(Op::new(
         "INSERT INTO lead_keys (key, lead_id, record) SELECT k, $2, $3 FROM unnest($1::text[]) AS k
          ON CONFLICT DO NOTHING",
-        &[&index.keys, lead.as_uuid(), &Json(record)],
+        vec![p(&index.keys), p(*lead.as_uuid()), p(Json(record))],
+    ))
+}
+
+fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> {
+    Op::new(
+        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
+        vec![p(entry.lead_id.as_uuid()), p(entry.at), p(submission.map(|s| *s.as_uuid())), p(Json(entry))],
     )
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn insert_history(
@@ -216,8 +208,4 @@ pub(super) async fn insert_history(
     )
     .await?;
     Ok(())
-}
-
-pub(super) fn version_column(v: u64) -> Result<i64, Fail> {
-    i64::try_from(v).map_err(|_| StoreError::Internal(format!("lead version {v} out of range")).into())
 }

@@ -3,11 +3,12 @@
 //! ([`leadflow_domain::settle`]) decides every step; this module loads what each step asks
 //! for and applies the changes it returns.
 
-use super::apply::apply_one;
-use super::sql::{exec, lead_following_merges, leads_by_mailbox, limit, opt, rows};
+use super::apply::{self, Op};
+use super::sql::{lead_following_merges, leads_by_mailbox, limit, opt, rows};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError};
 use deadpool_postgres::GenericClient;
+use futures_util::future::{try_join, try_join3};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::changes::Change;
 use leadflow_domain::error::FieldError;
@@ -107,14 +108,14 @@ async fn settle(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Re
     let merged = decided.merge(leads);
     let context = context(c, &merged.context()).await?;
     let settled = merged.finish(context);
-    for change in &settled.changes {
-        match change {
-            Change::Processed { lead, outcome, .. } => {
-                upsert_submission(c, sub, Status::Processed, Some((*lead, *outcome)), None).await?
-            }
-            other => apply_one(c, other).await?,
+    let ops = settled.changes.iter().flat_map(|change| match change {
+        // The inbox row is written once, settled: an insert, not an insert and an update.
+        Change::Processed { lead, outcome, .. } => {
+            vec![submission_op(sub, Status::Processed, Some((*lead, *outcome)), None)]
         }
-    }
+        other => apply::ops_of(other),
+    });
+    apply::run(c, ops.collect()).await?;
     Ok(Captured::Settled {
         submission_id: sub.id,
         outcome: settled.outcome,
@@ -124,11 +125,15 @@ async fn settle(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Re
 }
 
 async fn candidates(c: &impl GenericClient, lookup: &Lookup) -> Result<Candidates, Fail> {
-    let by_mailbox = match &lookup.mailbox {
-        Some(key) => leads_by_mailbox(c, key).await?,
-        None => Vec::new(),
+    // Both reads in one round trip: the client pipelines futures polled together.
+    let by_mailbox = async {
+        match &lookup.mailbox {
+            Some(key) => leads_by_mailbox(c, key).await,
+            None => Ok(Vec::new()),
+        }
     };
-    Ok(Candidates { by_mailbox, ranked: by_keys(c, &lookup.keys).await? })
+    let (by_mailbox, ranked) = try_join(by_mailbox, by_keys(c, &lookup.keys)).await?;
+    Ok(Candidates { by_mailbox, ranked })
 }
 
 /// The surviving leads sharing a blocking key with the candidate, ranked by the core:
@@ -163,14 +168,16 @@ async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<Vec<(LeadId,
 }
 
 async fn context(c: &impl GenericClient, query: &ContextQuery) -> Result<Context, Fail> {
-    Ok(Context {
-        accounts: accounts::by_keys(c, &query.account_keys).await?,
-        waiting: engagement::waiting_events(c, &query.waiting).await?,
-        events: match query.events_of {
-            Some(lead) => engagement::family_events(c, lead, settle::MAX_SCORED_EVENTS).await?,
-            None => Vec::new(),
-        },
-    })
+    let events = async {
+        match query.events_of {
+            Some(lead) => engagement::family_events(c, lead, settle::MAX_SCORED_EVENTS).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (accounts, waiting, events) =
+        try_join3(accounts::by_keys(c, &query.account_keys), engagement::waiting_events(c, &query.waiting), events)
+            .await?;
+    Ok(Context { accounts, waiting, events })
 }
 
 #[derive(Clone, Copy)]
@@ -197,28 +204,34 @@ async fn upsert_submission(
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), Fail> {
-    exec(
-        c,
+    apply::run(c, vec![submission_op(sub, status, settled, error)]).await
+}
+
+fn submission_op<'a>(
+    sub: &'a RawSubmission,
+    status: Status,
+    settled: Option<(LeadId, Outcome)>,
+    error: Option<&'a str>,
+) -> Op<'a> {
+    Op::new(
         "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error,
                                   fingerprint)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (id) DO UPDATE SET payload = excluded.payload, status = excluded.status,
              lead_id = excluded.lead_id, outcome = excluded.outcome, error = excluded.error",
-        &[
-            sub.id.as_uuid(),
-            &sub.source.as_str(),
-            &sub.idempotency_key.as_ref().map(IdempotencyKey::as_str),
-            &sub.received_at,
-            &Json(&sub.payload),
-            &status.as_str(),
-            &settled.map(|(id, _)| *id.as_uuid()),
-            &settled.map(|(_, o)| o.as_str()),
-            &error,
-            &sub.fingerprint,
+        vec![
+            Box::new(sub.id.as_uuid()),
+            Box::new(sub.source.as_str()),
+            Box::new(sub.idempotency_key.as_ref().map(IdempotencyKey::as_str)),
+            Box::new(sub.received_at),
+            Box::new(Json(&sub.payload)),
+            Box::new(status.as_str()),
+            Box::new(settled.map(|(id, _)| *id.as_uuid())),
+            Box::new(settled.map(|(_, o)| o.as_str())),
+            Box::new(error),
+            Box::new(&sub.fingerprint),
         ],
     )
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission) -> Result<(), Fail> {

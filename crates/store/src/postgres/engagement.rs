@@ -31,19 +31,19 @@ const FAMILY: &str = "WITH RECURSIVE family(id) AS (
 /// Events with no lead yet that name the person one of these ways (an event naming it two
 /// ways comes twice; the core counts it once).
 pub(super) async fn waiting_events(c: &impl GenericClient, who: &Identities) -> Result<Vec<Event>, Fail> {
-    let mut events = Vec::new();
-    for (sql, value) in [
-        ("SELECT doc FROM events WHERE lead_id IS NULL AND email = $1", &who.email),
-        ("SELECT doc FROM events WHERE lead_id IS NULL AND external_id = $1", &who.external_id),
-        ("SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = $1", &who.anonymous_id),
-    ] {
-        if let Some(value) = value {
-            for row in rows(c, sql, &[value]).await? {
-                events.push(row.try_get::<_, Json<Event>>(0)?.0);
-            }
-        }
+    if who.email.is_none() && who.external_id.is_none() && who.anonymous_id.is_none() {
+        return Ok(Vec::new());
     }
-    Ok(events)
+    // One round trip; each arm reads its own partial index.
+    let found = rows(
+        c,
+        "SELECT doc FROM events WHERE lead_id IS NULL AND email = $1
+         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND external_id = $2
+         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = $3",
+        &[&who.email, &who.external_id, &who.anonymous_id],
+    )
+    .await?;
+    found.iter().map(|row| Ok(row.try_get::<_, Json<Event>>(0)?.0)).collect()
 }
 
 async fn scored_events(c: &impl GenericClient, lead: LeadId) -> Result<Vec<EventView>, Fail> {
