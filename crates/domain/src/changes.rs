@@ -240,17 +240,7 @@ mod tests {
 
     fn rules_with(destination: &str, events: &[EventType]) -> Rules {
         Rules {
-            outbox: Arc::new(Subscriptions::new(&[DestinationConfig {
-                name: destination.into(),
-                kind: "webhook".into(),
-                events: events.to_vec(),
-                required_fields: Vec::new(),
-                retry: None,
-                rate_limit: None,
-                circuit_breaker: None,
-                settings: Default::default(),
-                feedback: None,
-            }])),
+            outbox: Arc::new(Subscriptions::new(&[DestinationConfig::new(destination, "webhook", events.to_vec())])),
             ..Rules::default()
         }
     }

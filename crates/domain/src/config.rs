@@ -1079,17 +1079,7 @@ impl Validator<'_> {
                 let item = t.get("type").unwrap_or(item);
                 self.error(span(item), &format!("{at}.type"), "must be webhook, hubspot, salesforce or slack");
             }
-            let mut d = DestinationConfig {
-                name: String::new(),
-                kind: kind.unwrap_or_default().to_owned(),
-                events: Vec::new(),
-                required_fields: Vec::new(),
-                retry: None,
-                rate_limit: None,
-                circuit_breaker: None,
-                settings: Default::default(),
-                feedback: None,
-            };
+            let mut d = DestinationConfig::new(String::new(), kind.unwrap_or_default(), Vec::new());
             for (key, item) in t.iter() {
                 let path = format!("{at}.{key}");
                 match key {

@@ -85,6 +85,23 @@ pub struct DestinationConfig {
     pub feedback: Option<crate::feedback::CrmMapping>,
 }
 
+impl DestinationConfig {
+    /// A destination of `kind` with every optional setting at its default.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>, events: Vec<EventType>) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+            events,
+            required_fields: Vec::new(),
+            retry: None,
+            rate_limit: None,
+            circuit_breaker: None,
+            settings: BTreeMap::new(),
+            feedback: None,
+        }
+    }
+}
+
 /// Which destination wants which event types: the part of the destinations the store
 /// needs. Empty by default: no destinations, no outbox rows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -127,17 +144,7 @@ mod tests {
     use super::*;
 
     fn destination(name: &str, events: &[EventType]) -> DestinationConfig {
-        DestinationConfig {
-            name: name.into(),
-            kind: "webhook".into(),
-            events: events.to_vec(),
-            required_fields: Vec::new(),
-            retry: None,
-            rate_limit: None,
-            circuit_breaker: None,
-            settings: BTreeMap::new(),
-            feedback: None,
-        }
+        DestinationConfig::new(name, "webhook", events.to_vec())
     }
 
     fn stage_change(handoff: bool) -> LeadEvent {

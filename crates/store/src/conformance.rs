@@ -1216,17 +1216,11 @@ pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
 
 /// Subscribed to merges: a destination hears of every merge, however it was made.
 static MERGES_OUT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    let crm = leadflow_domain::deliver::DestinationConfig {
-        name: "crm".into(),
-        kind: "webhook".into(),
-        events: vec![leadflow_domain::deliver::EventType::Merged],
-        required_fields: Vec::new(),
-        retry: None,
-        rate_limit: None,
-        circuit_breaker: None,
-        settings: Default::default(),
-        feedback: None,
-    };
+    let crm = leadflow_domain::deliver::DestinationConfig::new(
+        "crm",
+        "webhook",
+        vec![leadflow_domain::deliver::EventType::Merged],
+    );
     Rules { outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[crm])), ..Rules::default() }
 });
 

@@ -81,6 +81,16 @@ pub enum SubmissionStatus {
     Rejected,
 }
 
+impl SubmissionStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processed => "processed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
 /// An import job started through the API.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportJob {

@@ -6,7 +6,7 @@
 use super::apply::{self, Op};
 use super::sql::{lead_following_merges, leads_by_mailbox, limit, opt, rows};
 use super::{Fail, accounts, engagement};
-use crate::{CaptureItem, Captured, StoreError};
+use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
 use futures_util::future::{try_join, try_join3};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
@@ -50,7 +50,7 @@ pub(super) async fn capture_one_guarded(
             c.batch_execute("ROLLBACK TO SAVEPOINT settle").await?;
             let e = e.into_store();
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(c, sub, Status::Pending, None, Some(&e.to_string())).await?;
+            upsert_submission(c, sub, SubmissionStatus::Pending, None, Some(&e.to_string())).await?;
             Ok(Captured::Pending { submission_id: sub.id })
         }
     }
@@ -111,7 +111,7 @@ async fn settle(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Re
     let ops = settled.changes.iter().flat_map(|change| match change {
         // The inbox row is written once, settled: an insert, not an insert and an update.
         Change::Processed { lead, outcome, .. } => {
-            vec![submission_op(sub, Status::Processed, Some((*lead, *outcome)), None)]
+            vec![submission_op(sub, SubmissionStatus::Processed, Some((*lead, *outcome)), None)]
         }
         other => apply::ops_of(other),
     });
@@ -180,27 +180,10 @@ async fn context(c: &impl GenericClient, query: &ContextQuery) -> Result<Context
     Ok(Context { accounts, waiting, events })
 }
 
-#[derive(Clone, Copy)]
-pub(super) enum Status {
-    Pending,
-    Processed,
-    Rejected,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Processed => "processed",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
 async fn upsert_submission(
     c: &impl GenericClient,
     sub: &RawSubmission,
-    status: Status,
+    status: SubmissionStatus,
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), Fail> {
@@ -209,7 +192,7 @@ async fn upsert_submission(
 
 fn submission_op<'a>(
     sub: &'a RawSubmission,
-    status: Status,
+    status: SubmissionStatus,
     settled: Option<(LeadId, Outcome)>,
     error: Option<&'a str>,
 ) -> Op<'a> {
@@ -238,7 +221,7 @@ pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission) -> 
     if earlier_submission(c, sub).await?.is_some() {
         return Ok(());
     }
-    upsert_submission(c, sub, Status::Pending, None, None).await
+    upsert_submission(c, sub, SubmissionStatus::Pending, None, None).await
 }
 
 pub(super) async fn quarantine_one(
@@ -250,7 +233,7 @@ pub(super) async fn quarantine_one(
         return Ok(first);
     }
     let reasons = serde_json::to_string(errors)?;
-    upsert_submission(c, sub, Status::Rejected, None, Some(&reasons)).await?;
+    upsert_submission(c, sub, SubmissionStatus::Rejected, None, Some(&reasons)).await?;
     Ok(Captured::Rejected { submission_id: sub.id, errors: errors.to_vec() })
 }
 

@@ -4,7 +4,7 @@
 
 use super::apply::apply_one;
 use super::{Prepared, accounts, engagement, lead_following_merges, leads_by_mailbox, millis};
-use crate::{Captured, StoreError};
+use crate::{Captured, StoreError, SubmissionStatus};
 use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
 use leadflow_domain::changes::Change;
 use leadflow_domain::error::FieldError;
@@ -56,7 +56,7 @@ fn capture_one(
         Err(e) => {
             conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(conn, sub, &prepared.payload, Status::Pending, None, Some(&e.to_string()))?;
+            upsert_submission(conn, sub, &prepared.payload, SubmissionStatus::Pending, None, Some(&e.to_string()))?;
             Ok(Captured::Pending { submission_id: sub.id })
         }
     }
@@ -77,9 +77,14 @@ fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captu
     for change in &settled.changes {
         match change {
             // The inbox row is written once, settled: an insert, not an insert and an update.
-            Change::Processed { lead, outcome, .. } => {
-                upsert_submission(conn, sub, &prepared.payload, Status::Processed, Some((*lead, *outcome)), None)?
-            }
+            Change::Processed { lead, outcome, .. } => upsert_submission(
+                conn,
+                sub,
+                &prepared.payload,
+                SubmissionStatus::Processed,
+                Some((*lead, *outcome)),
+                None,
+            )?,
             other => apply_one(conn, other)?,
         }
     }
@@ -188,28 +193,11 @@ pub(super) fn earlier_submission(conn: &Connection, sub: &RawSubmission) -> Resu
     }))
 }
 
-#[derive(Clone, Copy)]
-pub(super) enum Status {
-    Pending,
-    Processed,
-    Rejected,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Processed => "processed",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
 pub(super) fn upsert_submission(
     conn: &Connection,
     sub: &RawSubmission,
     payload: &str,
-    status: Status,
+    status: SubmissionStatus,
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
@@ -251,7 +239,7 @@ pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(
         if earlier_submission(conn, sub)?.is_some() {
             continue;
         }
-        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, Status::Pending, None, None)?;
+        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, SubmissionStatus::Pending, None, None)?;
     }
     Ok(())
 }
@@ -268,7 +256,7 @@ pub(super) fn quarantine_all(
         }
         let payload = serde_json::to_string(&sub.payload)?;
         let reasons = serde_json::to_string(errors)?;
-        upsert_submission(conn, sub, &payload, Status::Rejected, None, Some(&reasons))?;
+        upsert_submission(conn, sub, &payload, SubmissionStatus::Rejected, None, Some(&reasons))?;
         out.push(Captured::Rejected { submission_id: sub.id, errors: errors.clone() });
     }
     Ok(out)
