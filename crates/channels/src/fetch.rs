@@ -50,12 +50,17 @@ pub struct Client {
     retry: RetryPolicy,
 }
 
+/// A reqwest client builder that can speak HTTPS. reqwest is built without a TLS crypto
+/// provider (see the workspace `Cargo.toml`), so this installs ring's as the process
+/// default first; when one is installed already, that one stays.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl Client {
     pub fn new(retry: RetryPolicy) -> Result<Self, FetchError> {
-        let http = reqwest::Client::builder()
-            .timeout(retry.timeout)
-            .build()
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+        let http = http_client().timeout(retry.timeout).build().map_err(|e| FetchError::Transport(e.to_string()))?;
         Ok(Self { http, retry })
     }
 

@@ -932,11 +932,12 @@ mod fetch_clients {
 
 /// Provider APIs (Graph, LinkedIn) are HTTPS: the client must speak TLS. Against a closed
 /// local port an HTTPS request fails by a refused connection; a client built without TLS
-/// refuses the scheme before connecting.
+/// refuses the scheme before connecting (and one without a crypto provider panics).
 #[tokio::test]
 async fn the_provider_clients_speak_https() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let err = reqwest::Client::new().get(format!("https://127.0.0.1:{port}/")).send().await.unwrap_err();
+    let http = leadflow_channels::fetch::http_client().build().unwrap();
+    let err = http.get(format!("https://127.0.0.1:{port}/")).send().await.unwrap_err();
     let mut chain = Vec::new();
     let mut source: Option<&dyn std::error::Error> = Some(&err);
     while let Some(e) = source {

@@ -114,6 +114,14 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
+/// A reqwest client builder that can speak HTTPS. reqwest is built without a TLS crypto
+/// provider (see the workspace `Cargo.toml`), so this installs ring's as the process
+/// default first; when one is installed already, that one stays.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl Client {
     pub fn new(settings: ClientSettings, destinations: Vec<Destination>) -> Result<Self, ConfigError> {
         Self::with_clock(settings, destinations, Arc::new(SystemClock))
@@ -124,7 +132,7 @@ impl Client {
         destinations: Vec<Destination>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
+        let http = http_client()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -140,7 +140,9 @@ async fn a_retried_webhook_is_signed_afresh_and_accepted_after_the_first_signatu
 
     // Replaying the first try's signature now is refused as stale: reusing it for the
     // retry would have failed.
-    let replay = reqwest::Client::new()
+    let replay = leadflow_delivery::http_client()
+        .build()
+        .unwrap()
         .post(&server.url)
         .header("webhook-id", a.header("webhook-id").unwrap())
         .header("webhook-timestamp", a.header("webhook-timestamp").unwrap())

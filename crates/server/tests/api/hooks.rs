@@ -265,7 +265,7 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)], accept: Opt
 #[tokio::test]
 async fn a_web_form_redirects_to_an_allowed_return_url_and_keeps_spam_apart() {
     let app = app_with(vec![web_source("site")]).await;
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirect = leadflow_delivery::http_client().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let app = TestApp { http: no_redirect, ..app };
 
     let r = post_form(

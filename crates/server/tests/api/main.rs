@@ -74,7 +74,7 @@ pub async fn spawn_on_with(
         }));
     let mut app = TestApp {
         addr,
-        http: reqwest::Client::new(),
+        http: leadflow_delivery::http_client().build().unwrap(),
         store,
         admin: String::new(),
         dir,
