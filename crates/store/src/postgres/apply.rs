@@ -113,6 +113,53 @@ pub(super) async fn apply_one(c: &impl GenericClient, change: &Change) -> Result
             )
             .await?;
         }
+        // Routing
+        Change::RoutingPosition { queue, position } => {
+            exec(
+                c,
+                "INSERT INTO routing_positions (queue, position) VALUES ($1, $2)
+                 ON CONFLICT (queue) DO UPDATE SET position = excluded.position",
+                &[queue, &i64::try_from(*position).unwrap_or(0)],
+            )
+            .await?;
+        }
+        Change::AssignedToday { rep, day } => {
+            exec(
+                c,
+                "INSERT INTO routing_daily (rep, day, assigned) VALUES ($1, $2, 1)
+                 ON CONFLICT (rep, day) DO UPDATE SET assigned = routing_daily.assigned + 1",
+                &[rep, &day.to_string()],
+            )
+            .await?;
+        }
+        Change::AccountOwner { account, owner, at } => {
+            exec(
+                c,
+                "UPDATE accounts SET owner = $1, updated_at = $2 WHERE id = $3 AND owner IS NULL",
+                &[owner, at, account.as_uuid()],
+            )
+            .await?;
+        }
+        Change::Assignment { lead, assignment: a, at } => {
+            exec(
+                c,
+                "INSERT INTO assignments (lead_id, owner, rule, source, stage, assigned_at, sla_due_at, tried)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (lead_id) DO UPDATE SET owner = excluded.owner, rule = excluded.rule,
+                     source = excluded.source, stage = excluded.stage, assigned_at = excluded.assigned_at,
+                     sla_due_at = excluded.sla_due_at, tried = excluded.tried",
+                &[lead.as_uuid(), &a.owner, &a.rule, &a.source, &a.stage, at, &a.sla_due_at, &Json(&a.tried)],
+            )
+            .await?;
+        }
+        Change::SlaStopped { lead, owner } => {
+            exec(
+                c,
+                "UPDATE assignments SET sla_due_at = NULL, owner = coalesce($2, owner) WHERE lead_id = $1",
+                &[lead.as_uuid(), owner],
+            )
+            .await?;
+        }
     }
     Ok(())
 }
