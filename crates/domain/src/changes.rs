@@ -16,10 +16,10 @@ use crate::ids::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Outcome, Rules};
 use crate::resolve::{self, Evidence, Matching, Record};
-use crate::route::Trigger;
+use crate::route::{Assignment, Trigger};
 use crate::{erase, route};
 use std::sync::Arc;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 /// One write.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,6 +113,35 @@ pub enum Change {
         trigger: Trigger,
         source: Option<String>,
         at: OffsetDateTime,
+    },
+    // Routing
+    /// A round-robin queue's walk goes on from `position` next time.
+    RoutingPosition {
+        queue: String,
+        position: u64,
+    },
+    /// One more lead for `rep` on `day`, counted against their daily cap.
+    AssignedToday {
+        rep: String,
+        day: Date,
+    },
+    /// The account gets its first owner. One that has an owner keeps it, even one set
+    /// meanwhile by a concurrent routing: the first lead's owner founds the account's.
+    AccountOwner {
+        account: AccountId,
+        owner: String,
+        at: OffsetDateTime,
+    },
+    /// The lead's assignment, replacing the one it had.
+    Assignment {
+        lead: LeadId,
+        assignment: Assignment,
+        at: OffsetDateTime,
+    },
+    /// The lead's SLA timer stops; with `owner`, its assignment now names that owner.
+    SlaStopped {
+        lead: LeadId,
+        owner: Option<String>,
     },
 }
 

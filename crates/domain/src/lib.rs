@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod assignments;
 pub mod attribute;
 pub mod capture;
 pub mod changes;

@@ -1,6 +1,7 @@
 //! route: when a lead is routed, what routing reads of it, and how an assignment
-//! changes it. The choice itself is `leadflow_scoring::routing`; the store supplies the
-//! state it reads (positions, today's counts, the account's owner) and keeps the result.
+//! changes it. The choice itself is `leadflow_scoring::routing`; [`crate::assignments`]
+//! walks these rules over the state the store loads (positions, today's counts, the
+//! account's owner) and returns the changes the store keeps.
 
 use crate::engagement;
 use crate::ids::LeadId;
@@ -134,17 +135,6 @@ pub fn sla_due(routing: &RoutingConfig, decision: &Decision, now: OffsetDateTime
     now.checked_add(time::Duration::try_from(sla.after).ok()?)
 }
 
-/// What an assignment records beside the decision.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Change {
-    pub trigger: Trigger,
-    /// The source whose touch set routing off, if any.
-    pub source: Option<String>,
-    /// Owners an SLA took the lead from (kept for the next reassignment).
-    pub tried: Vec<String>,
-    pub sla_due_at: Option<OffsetDateTime>,
-}
-
 /// A lead's current assignment, as the store keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assignment {
@@ -156,6 +146,8 @@ pub struct Assignment {
     pub stage: String,
     /// Owners an SLA took the lead from.
     pub tried: Vec<String>,
+    /// When the owner's time to accept runs out; `None` once the timer stopped.
+    pub sla_due_at: Option<OffsetDateTime>,
 }
 
 /// What an SLA that ran out does.
@@ -171,7 +163,7 @@ pub enum SlaStep {
 
 /// The SLA step for `lead` (read after following merges from `assigned`, the id the
 /// assignment is kept under).
-pub fn sla_step(lead: &Lead, assigned: LeadId, current: Assignment, routing: &RoutingConfig) -> SlaStep {
+pub fn sla_step(lead: &Lead, assigned: LeadId, current: &Assignment, routing: &RoutingConfig) -> SlaStep {
     let taken_up = lead.id != assigned
         || lead.owner.as_deref() != Some(current.owner.as_str())
         || lead.lifecycle_stage != current.stage;
@@ -187,8 +179,8 @@ pub fn sla_step(lead: &Lead, assigned: LeadId, current: Assignment, routing: &Ro
             next_position: None,
         }),
         SlaAction::Reassign => {
-            let mut exclude = current.tried;
-            exclude.push(current.owner);
+            let mut exclude = current.tried.clone();
+            exclude.push(current.owner.clone());
             SlaStep::Reassign { exclude, note: format!("{late}: reassigned") }
         }
     }

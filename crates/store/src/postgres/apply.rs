@@ -125,6 +125,42 @@ pub(super) fn ops_of(change: &Change) -> Vec<Op<'_>> {
              ON CONFLICT (lead_id) DO NOTHING",
             vec![p(lead.as_uuid()), p(trigger.as_str()), p(source), p(at)],
         )],
+        // Routing
+        Change::RoutingPosition { queue, position } => vec![op(
+            "INSERT INTO routing_positions (queue, position) VALUES ($1, $2)
+             ON CONFLICT (queue) DO UPDATE SET position = excluded.position",
+            vec![p(queue), p(i64::try_from(*position).unwrap_or(0))],
+        )],
+        Change::AssignedToday { rep, day } => vec![op(
+            "INSERT INTO routing_daily (rep, day, assigned) VALUES ($1, $2, 1)
+             ON CONFLICT (rep, day) DO UPDATE SET assigned = routing_daily.assigned + 1",
+            vec![p(rep), p(day.to_string())],
+        )],
+        Change::AccountOwner { account, owner, at } => vec![op(
+            "UPDATE accounts SET owner = $1, updated_at = $2 WHERE id = $3 AND owner IS NULL",
+            vec![p(owner), p(at), p(account.as_uuid())],
+        )],
+        Change::Assignment { lead, assignment: a, at } => vec![op(
+            "INSERT INTO assignments (lead_id, owner, rule, source, stage, assigned_at, sla_due_at, tried)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (lead_id) DO UPDATE SET owner = excluded.owner, rule = excluded.rule,
+                 source = excluded.source, stage = excluded.stage, assigned_at = excluded.assigned_at,
+                 sla_due_at = excluded.sla_due_at, tried = excluded.tried",
+            vec![
+                p(lead.as_uuid()),
+                p(&a.owner),
+                p(&a.rule),
+                p(&a.source),
+                p(&a.stage),
+                p(at),
+                p(a.sla_due_at),
+                p(Json(&a.tried)),
+            ],
+        )],
+        Change::SlaStopped { lead, owner } => vec![op(
+            "UPDATE assignments SET sla_due_at = NULL, owner = coalesce($2, owner) WHERE lead_id = $1",
+            vec![p(lead.as_uuid()), p(owner)],
+        )],
     }
 }
 

@@ -82,6 +82,50 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             )?
             .execute(params![lead.to_string(), trigger.as_str(), source, millis(*at)])?;
         }
+        // Routing
+        Change::RoutingPosition { queue, position } => {
+            conn.prepare_cached(
+                "INSERT INTO routing_positions (queue, position) VALUES (?1, ?2)
+                 ON CONFLICT (queue) DO UPDATE SET position = excluded.position",
+            )?
+            .execute(params![queue, i64::try_from(*position).unwrap_or(0)])?;
+        }
+        Change::AssignedToday { rep, day } => {
+            conn.prepare_cached(
+                "INSERT INTO routing_daily (rep, day, assigned) VALUES (?1, ?2, 1)
+                 ON CONFLICT (rep, day) DO UPDATE SET assigned = assigned + 1",
+            )?
+            .execute(params![rep, day.to_string()])?;
+        }
+        Change::AccountOwner { account, owner, at } => {
+            conn.prepare_cached("UPDATE accounts SET owner = ?1, updated_at = ?2 WHERE id = ?3 AND owner IS NULL")?
+                .execute(params![owner, millis(*at), account.to_string()])?;
+        }
+        Change::Assignment { lead, assignment: a, at } => {
+            conn.prepare_cached(
+                "INSERT INTO assignments (lead_id, owner, rule, source, stage, assigned_at, sla_due_at, tried)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (lead_id) DO UPDATE SET owner = excluded.owner, rule = excluded.rule,
+                     source = excluded.source, stage = excluded.stage, assigned_at = excluded.assigned_at,
+                     sla_due_at = excluded.sla_due_at, tried = excluded.tried",
+            )?
+            .execute(params![
+                lead.to_string(),
+                a.owner,
+                a.rule,
+                a.source,
+                a.stage,
+                millis(*at),
+                a.sla_due_at.map(millis),
+                serde_json::to_string(&a.tried)?
+            ])?;
+        }
+        Change::SlaStopped { lead, owner } => {
+            conn.prepare_cached(
+                "UPDATE assignments SET sla_due_at = NULL, owner = coalesce(?2, owner) WHERE lead_id = ?1",
+            )?
+            .execute(params![lead.to_string(), owner])?;
+        }
     }
     Ok(())
 }

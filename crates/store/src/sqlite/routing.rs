@@ -1,32 +1,40 @@
-//! Routing in SQLite: the queue of leads to route, written beside the change that calls
-//! for it; the routing itself (positions, daily counts, the assignment, the lead's owner,
-//! its history and outbox rows) in one writer transaction per lead; and the SLA timers.
+//! Routing in SQLite: loads what the core's [`assignments`] steps read (the queued
+//! lead, its assignment, the queue's position, the account's owners, today's counts) and
+//! applies what they decide, all in the single writer's transaction.
 
 use super::{lead_following_merges, millis};
 use crate::{RoutedLead, StoreError};
-use leadflow_domain::changes;
+use leadflow_domain::assignments::{self, AccountOwners, Outcome, Route, State, Step};
 use leadflow_domain::pipeline::Rules;
-use leadflow_domain::route::{self, Assignment, Change, SlaStep, Trigger};
+use leadflow_domain::route::{Assignment, Trigger};
 use leadflow_domain::{Lead, LeadId};
-use leadflow_scoring::routing::{Context, Decision};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
 fn assignment(conn: &Connection, lead: LeadId) -> Result<Option<Assignment>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT owner, rule, source, stage, tried FROM assignments WHERE lead_id = ?1")?
+        .prepare_cached("SELECT owner, rule, source, stage, tried, sla_due_at FROM assignments WHERE lead_id = ?1")?
         .query_row([lead.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
         })
         .optional()?;
-    row.map(|(owner, rule, source, stage, tried)| {
-        Ok(Assignment { owner, rule, source, stage, tried: serde_json::from_str(&tried)? })
+    row.map(|(owner, rule, source, stage, tried, due)| {
+        let (tried, sla_due_at) = (serde_json::from_str(&tried)?, due.map(super::from_millis));
+        Ok(Assignment { owner, rule, source, stage, tried, sla_due_at })
     })
     .transpose()
 }
 
-/// Routes up to `limit` queued leads, oldest first.
+/// Routes up to `limit` queued leads, oldest first. Each row leaves the queue whether or
+/// not its lead is routed.
 pub(super) fn route_queued(
     conn: &Connection,
     limit: usize,
@@ -43,183 +51,89 @@ pub(super) fn route_queued(
         let (Ok(lead_id), Some(trigger)) = (id.parse::<LeadId>(), Trigger::parse(&trigger)) else {
             return Err(StoreError::Corrupt(format!("routing queue row {id}")));
         };
-        // A lead merged away meanwhile: its survivor is the one to route. An erased one
-        // is routed to nobody.
-        let Some(mut lead) = lead_following_merges(conn, lead_id)?.filter(|l| l.erased_at.is_none()) else {
-            continue;
-        };
-        let current = assignment(conn, lead.id)?;
-        let routed_by = current.as_ref().and_then(|a| a.source.as_deref());
-        if !route::should_route(&lead, trigger, source.as_deref(), routed_by, &rules.routing) {
-            continue;
-        }
-        let how = How { trigger, source, exclude: Vec::new(), note: None };
-        if let Some(r) = route_lead(conn, &mut lead, how, rules, now)? {
-            routed.push(r);
-        }
+        let lead = lead_following_merges(conn, lead_id)?;
+        let current = lead.as_ref().map(|l| assignment(conn, l.id)).transpose()?.flatten();
+        let outcome = run(conn, assignments::queued(lead, current, trigger, source, rules, now))?;
+        routed.extend(finish(conn, outcome)?.1);
     }
     Ok(routed)
 }
 
-/// Why and how a lead is being routed.
-struct How {
-    trigger: Trigger,
-    source: Option<String>,
-    /// Earlier owners an SLA reassignment leaves out.
-    exclude: Vec<String>,
-    /// The first step of the explanation, before the rule's.
-    note: Option<String>,
+/// Decides a step, loading the routing state first if it needs it.
+fn run(conn: &Connection, step: Step<'_>) -> Result<Outcome, StoreError> {
+    match step {
+        Step::Done(outcome) => Ok(outcome),
+        Step::Route(route) => {
+            let state = state(conn, &route)?;
+            Ok(route.decide(state))
+        }
+    }
 }
 
-fn route_lead(
-    conn: &Connection,
-    lead: &mut Lead,
-    how: How,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<Option<RoutedLead>, StoreError> {
-    let routing = &rules.routing;
-    let view = route::view(lead);
-    let plan = routing.plan(&view);
-    let day = now.date().to_string();
+/// What routing reads: the queue's position, the account's owners, today's counts.
+fn state(conn: &Connection, route: &Route<'_>) -> Result<State, StoreError> {
     let position: i64 = conn
         .prepare_cached("SELECT position FROM routing_positions WHERE queue = ?1")?
-        .query_row([&plan.queue], |r| r.get(0))
+        .query_row([route.queue()], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    let (mut account_owner, mut related) = (None, Vec::new());
-    if let (Some(rule), Some(account)) = (plan.rule, lead.account_id)
-        && rule.account_based
-    {
-        let account = account.to_string();
-        account_owner = conn
+    let mut account = AccountOwners::default();
+    if let Some(id) = route.account() {
+        let id = id.to_string();
+        account.owner = conn
             .prepare_cached("SELECT owner FROM accounts WHERE id = ?1")?
-            .query_row([&account], |r| r.get::<_, Option<String>>(0))
+            .query_row([&id], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten();
-        related = conn
+        account.related = conn
             .prepare_cached(
                 "SELECT a.owner FROM leads l JOIN assignments a ON a.lead_id = l.id
                  WHERE l.account_id = ?1 AND l.merged_into IS NULL AND l.id <> ?2
-                 ORDER BY a.assigned_at DESC LIMIT 5",
+                 ORDER BY a.assigned_at DESC LIMIT ?3",
             )?
-            .query_map(params![account, lead.id.to_string()], |r| r.get(0))?
+            .query_map(
+                params![
+                    id,
+                    route.lead().id.to_string(),
+                    i64::try_from(assignments::RELATED_OWNERS).unwrap_or(i64::MAX)
+                ],
+                |r| r.get(0),
+            )?
             .collect::<Result<_, _>>()?;
     }
+    let day = route.day().to_string();
     let mut assigned_today = HashMap::new();
-    let people =
-        plan.offer.iter().map(|r| &*r.id).chain(account_owner.as_deref()).chain(related.iter().map(String::as_str));
-    for rep in people {
-        if !assigned_today.contains_key(rep) {
-            let n: u32 = conn
-                .prepare_cached("SELECT assigned FROM routing_daily WHERE rep = ?1 AND day = ?2")?
-                .query_row(params![rep, day], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0);
-            assigned_today.insert(rep.to_owned(), n);
-        }
+    let mut count = conn.prepare_cached("SELECT assigned FROM routing_daily WHERE rep = ?1 AND day = ?2")?;
+    for rep in route.reps(&account) {
+        let n: Option<u32> = count.query_row(params![rep, day], |r| r.get(0)).optional()?;
+        assigned_today.insert(rep, n.unwrap_or(0));
     }
-    let ctx = Context {
-        account_owner: account_owner.as_deref(),
-        related_owners: &related,
-        position: u64::try_from(position).unwrap_or(0),
-        assigned_today,
-        exclude: &how.exclude,
-        today: Some(now.date()),
-    };
-    let mut decision = match plan.decide(&ctx, routing.fallback_owner.as_ref()) {
-        Ok(d) => d,
-        Err(unrouted) => {
-            tracing::warn!(lead_id = %lead.id, steps = ?unrouted.steps, "lead not routed: nobody to give it to");
-            return Ok(None);
-        }
-    };
-    if how.trigger == Trigger::Sla && lead.owner.as_deref() == Some(&*decision.owner) {
-        // Nobody else can take it: the owner keeps it and the timer stops.
-        stop_timer(conn, lead.id)?;
-        return Ok(None);
-    }
-    if let Some(note) = how.note {
-        decision.steps.insert(0, note);
-    }
-    if let Some(next) = decision.next_position {
-        conn.prepare_cached(
-            "INSERT INTO routing_positions (queue, position) VALUES (?1, ?2)
-             ON CONFLICT (queue) DO UPDATE SET position = excluded.position",
-        )?
-        .execute(params![plan.queue, i64::try_from(next).unwrap_or(0)])?;
-    }
-    let sla_due_at = route::sla_due(routing, &decision, now);
-    let mut tried = how.exclude;
-    if how.trigger != Trigger::Sla {
-        tried.clear();
-    }
-    let change = Change { trigger: how.trigger, source: how.source, tried, sla_due_at };
-    commit_assignment(conn, lead, decision, change, rules, now).map(Some)
+    Ok(State { position: u64::try_from(position).unwrap_or(0), account, assigned_today })
 }
 
-fn commit_assignment(
-    conn: &Connection,
-    lead: &mut Lead,
-    decision: Decision,
-    change: Change,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<RoutedLead, StoreError> {
-    let owner = decision.owner.to_string();
-    let rule = decision.rule.as_ref().map(|r| r.to_string());
-    let via = decision.via;
-    conn.prepare_cached(
-        "INSERT INTO routing_daily (rep, day, assigned) VALUES (?1, ?2, 1)
-         ON CONFLICT (rep, day) DO UPDATE SET assigned = assigned + 1",
-    )?
-    .execute(params![owner, now.date().to_string()])?;
-    if let Some(account) = lead.account_id {
-        // The account's first owner is its first lead's: later leads of it follow.
-        conn.prepare_cached("UPDATE accounts SET owner = ?1, updated_at = ?2 WHERE id = ?3 AND owner IS NULL")?
-            .execute(params![owner, millis(now), account.to_string()])?;
+/// Applies an outcome; the lead as it now stands, and whom it went to.
+fn finish(conn: &Connection, outcome: Outcome) -> Result<(Option<Lead>, Option<RoutedLead>), StoreError> {
+    super::apply::apply(conn, &outcome.changes)?;
+    let lead = outcome.lead.map(|l| *l);
+    if let (Some(steps), Some(lead)) = (&outcome.unrouted, &lead) {
+        tracing::warn!(lead_id = %lead.id, ?steps, "lead not routed: nobody to give it to");
     }
-    conn.prepare_cached(
-        "INSERT INTO assignments (lead_id, owner, rule, source, stage, assigned_at, sla_due_at, tried)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (lead_id) DO UPDATE SET owner = excluded.owner, rule = excluded.rule,
-             source = coalesce(excluded.source, assignments.source), stage = excluded.stage,
-             assigned_at = excluded.assigned_at, sla_due_at = excluded.sla_due_at, tried = excluded.tried",
-    )?
-    .execute(params![
-        lead.id.to_string(),
-        owner,
-        rule,
-        change.source,
-        lead.lifecycle_stage,
-        millis(now),
-        change.sla_due_at.map(millis),
-        serde_json::to_string(&change.tried)?
-    ])?;
-    let expected = lead.version;
-    let event = route::assign(lead, decision, change.trigger, change.sla_due_at, now);
-    lead.version += 1;
-    super::apply::apply(conn, &changes::updated(lead, expected, vec![event], rules, now))?;
-    let trigger = change.trigger.as_str().to_owned();
-    Ok(RoutedLead { lead_id: lead.id, owner, rule, via: via.as_str().to_owned(), trigger })
+    let routed = outcome.assigned.zip(lead.as_ref()).map(|(a, lead)| RoutedLead {
+        lead_id: lead.id,
+        owner: a.owner,
+        rule: a.rule,
+        via: a.via.as_str().to_owned(),
+        trigger: a.trigger.as_str().to_owned(),
+    });
+    Ok((lead, routed))
 }
 
-/// The CRM reported on the lead: its owner has taken it up, so the SLA timer stops, and
-/// the assignment follows an owner the CRM set.
+/// The CRM reported on the lead: its owner has taken it up.
 pub(super) fn taken_up(conn: &Connection, lead: LeadId, owner: Option<&str>) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE assignments SET sla_due_at = NULL, owner = coalesce(?2, owner) WHERE lead_id = ?1")?
-        .execute(params![lead.to_string(), owner])?;
-    Ok(())
+    super::apply::apply_one(conn, &assignments::taken_up(lead, owner))
 }
 
-fn stop_timer(conn: &Connection, lead: LeadId) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE assignments SET sla_due_at = NULL WHERE lead_id = ?1")?.execute([lead.to_string()])?;
-    Ok(())
-}
-
-/// Acts on up to `limit` assignments whose SLA ran out by `now`: an owner who took the
-/// lead up (it left the stage it was assigned in) or lost it meanwhile stops the timer;
-/// otherwise the rule's SLA action runs.
+/// Acts on up to `limit` assignments whose SLA ran out by `now`, as the core decides.
 pub(super) fn run_sla(
     conn: &Connection,
     limit: usize,
@@ -236,27 +150,10 @@ pub(super) fn run_sla(
     let mut acted = Vec::new();
     for id in due {
         let lead_id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("assignment of {id}")))?;
-        let lead = lead_following_merges(conn, lead_id)?.filter(|l| l.erased_at.is_none());
-        let (Some(mut lead), Some(current)) = (lead, assignment(conn, lead_id)?) else {
-            stop_timer(conn, lead_id)?;
-            continue;
-        };
-        let tried = current.tried.clone();
-        let routed = match route::sla_step(&lead, lead_id, current, &rules.routing) {
-            SlaStep::Stop => None,
-            SlaStep::Escalate(decision) => {
-                let change = Change { trigger: Trigger::Sla, source: None, tried, sla_due_at: None };
-                Some(commit_assignment(conn, &mut lead, decision, change, rules, now)?)
-            }
-            SlaStep::Reassign { exclude, note } => {
-                let how = How { trigger: Trigger::Sla, source: None, exclude, note: Some(note) };
-                route_lead(conn, &mut lead, how, rules, now)?
-            }
-        };
-        match routed {
-            Some(r) => acted.push(r),
-            None => stop_timer(conn, lead_id)?,
-        }
+        let lead = lead_following_merges(conn, lead_id)?;
+        let current = assignment(conn, lead_id)?;
+        let outcome = run(conn, assignments::sla(lead_id, lead, current, rules, now))?;
+        acted.extend(finish(conn, outcome)?.1);
     }
     Ok(acted)
 }
@@ -271,24 +168,12 @@ pub(super) fn assign(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<(Lead, bool)>, StoreError> {
-    let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
-    if lead.erased_at.is_some() {
-        return Err(StoreError::Erased(lead.id));
-    }
-    let assigned = match owner {
-        Some(owner) => {
-            let decision = route::manual(owner, actor);
-            let tried = Vec::new();
-            let change = Change { trigger: Trigger::Manual, source: None, tried, sla_due_at: None };
-            commit_assignment(conn, &mut lead, decision, change, rules, now)?;
-            true
-        }
-        None => {
-            let how = How { trigger: Trigger::Manual, source: None, exclude: Vec::new(), note: None };
-            route_lead(conn, &mut lead, how, rules, now)?.is_some()
-        }
-    };
-    Ok(Some((lead, assigned)))
+    let Some(lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
+    let current = assignment(conn, lead.id)?;
+    let step = assignments::manual(lead, current, owner, actor, rules, now).map_err(|e| StoreError::Erased(e.0))?;
+    let (lead, routed) = finish(conn, run(conn, step)?)?;
+    let lead = lead.ok_or_else(|| StoreError::Internal(format!("assigning lead {lead_id} lost it")))?;
+    Ok(Some((lead, routed.is_some())))
 }
 
 /// When the next SLA runs out, if any timer runs.
