@@ -160,9 +160,9 @@ impl<'r> Decided<'r> {
 
     /// merge or create → attribute. `loaded` answers [`Decided::leads`], in order (`None`
     /// for a lead that is gone).
-    pub fn merge(self, mut loaded: Vec<Option<Lead>>) -> Merged<'r> {
+    pub fn merge(self, loaded: Vec<Option<Lead>>) -> Merged<'r> {
         let Settle { candidate, meta, rules, now, .. } = self.settle;
-        let mut loaded = loaded.drain(..);
+        let mut loaded = loaded.into_iter();
         // Never into a tombstone: an erased person who comes back is a new lead.
         let target = loaded.next().flatten().filter(|l| l.erased_at.is_none());
         // Only a submission that joined a lead brings other leads into it.
@@ -306,5 +306,165 @@ impl Merged<'_> {
             }
         }
         Settled { outcome, lead, changes: out }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engagement::Identity;
+    use crate::ids::SubmissionId;
+    use crate::source::SourceName;
+    use crate::testing::lead;
+    use serde_json::json;
+
+    fn settle<'r>(v: serde_json::Value, rules: &'r Rules) -> Settle<'r> {
+        let candidate =
+            pipeline::prepare(v.as_object().unwrap(), &crate::config::SourceConfig::api(), &Default::default())
+                .unwrap();
+        let meta = SubmissionMeta {
+            id: SubmissionId::new(),
+            source: SourceName::parse("webinar").unwrap(),
+            received_at: OffsetDateTime::now_utc(),
+        };
+        Settle::new(candidate, meta, rules, OffsetDateTime::now_utc())
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<&'static str> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Lead { expected: None, .. } => "insert lead",
+                Change::Lead { .. } => "update lead",
+                Change::MergedAway { .. } => "merged away",
+                Change::History { .. } => "history",
+                Change::Processed { .. } => "processed",
+                Change::Touchpoint { .. } => "touchpoint",
+                Change::Visitor { .. } => "visitor",
+                Change::AttachEvents { .. } => "attach events",
+                Change::Account(_) => "account",
+                Change::AccountKeys { .. } => "account keys",
+                Change::Review { .. } => "review",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    fn waiting(email: &str, kind: &str) -> Event {
+        Event {
+            id: EventId::new(),
+            kind: kind.into(),
+            occurred_at: OffsetDateTime::now_utc(),
+            url: None,
+            properties: Default::default(),
+            lead_id: None,
+            identity: Identity { email: Some(email.into()), ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn a_new_person_becomes_a_lead_with_its_account_touchpoint_and_history_in_that_order() {
+        let rules = Rules::default();
+        let s = settle(json!({"email": "ada@acme.com", "company": "Acme"}), &rules);
+        assert_eq!(s.lookup().mailbox.as_deref(), Some("ada@acme.com"));
+        let decided = s.decide(Candidates::default());
+        assert!(decided.leads().is_empty());
+        let merged = decided.merge(Vec::new());
+        let query = merged.context();
+        assert!(query.account_keys.contains(&"d:acme.com".to_owned()), "{query:?}");
+        assert_eq!(query.events_of, None, "a new lead has no events of its own");
+        let done = merged.finish(Context::default());
+        assert_eq!(done.outcome, Outcome::Created);
+        assert!(done.lead.account_id.is_some());
+        // The account before the lead that names it; the inbox row after the lead, before
+        // the history that names the submission.
+        assert_eq!(kinds(&done.changes), ["account", "touchpoint", "insert lead", "processed", "history"]);
+    }
+
+    #[test]
+    fn the_same_mailbox_merges_at_the_version_it_was_loaded_with() {
+        let rules = Rules::default();
+        let stored = lead("ada@example.com");
+        let s = settle(json!({"email": "ADA@example.com", "city": "Lyon"}), &rules);
+        let decided = s.decide(Candidates { by_mailbox: vec![stored.clone()], ranked: Vec::new() });
+        assert_eq!(decided.leads(), vec![stored.id]);
+        let done = decided.merge(vec![Some(stored.clone())]).finish(Context::default());
+        assert_eq!(done.outcome, Outcome::Merged);
+        assert_eq!(done.lead.id, stored.id);
+        let write = done.changes.iter().find(|c| matches!(c, Change::Lead { .. }));
+        assert!(matches!(write, Some(Change::Lead { expected: Some(1), lead, .. }) if lead.version == 2), "{write:?}");
+    }
+
+    #[test]
+    fn an_erased_lead_is_never_merged_into() {
+        let rules = Rules::default();
+        let mut stored = lead("ada@example.com");
+        stored.erased_at = Some(OffsetDateTime::now_utc());
+        let s = settle(json!({"email": "ada@example.com"}), &rules);
+        let decided = s.decide(Candidates { by_mailbox: vec![stored.clone()], ranked: Vec::new() });
+        let done = decided.merge(vec![Some(stored.clone())]).finish(Context::default());
+        assert_eq!(done.outcome, Outcome::Created);
+        assert_ne!(done.lead.id, stored.id);
+    }
+
+    #[test]
+    fn waiting_events_are_attached_once_and_counted_in_history() {
+        let rules = Rules::default();
+        let s = settle(json!({"email": "ada@example.com", "custom": {"anonymous_id": "v-1"}}), &rules);
+        let merged = s.decide(Candidates::default()).merge(Vec::new());
+        let query = merged.context();
+        assert_eq!(query.waiting.anonymous_id.as_deref(), Some("v-1"));
+        let event = waiting("ada@example.com", "page_view");
+        // Named by email and by visitor id: the store finds it twice.
+        let context = Context { waiting: vec![event.clone(), event.clone()], ..Context::default() };
+        let done = merged.finish(context);
+        let attached: Vec<&Vec<EventId>> = done
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::AttachEvents { events, .. } => Some(events),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attached, [&vec![event.id]]);
+        let counted = done.changes.iter().any(
+            |c| matches!(c, Change::History { entry, .. } if entry.event == LeadEvent::EventsAttached { count: 1 }),
+        );
+        assert!(counted, "{:?}", kinds(&done.changes));
+    }
+
+    #[test]
+    fn a_bridged_lead_is_absorbed_after_the_submission_settles() {
+        let rules = Rules::default();
+        let (target, other) = (lead("ada@example.com"), lead("ada.l@example.org"));
+        let s = settle(json!({"email": "ada@example.com"}), &rules);
+        let mut decided = s.decide(Candidates { by_mailbox: vec![target.clone()], ranked: Vec::new() });
+        let explanation =
+            resolve::Explanation { rule: resolve::MatchRule::Bridged, score: Some(0.99), evidence: vec![] };
+        if let Decision::Merge { also, .. } = &mut decided.decision {
+            also.push(Bridge { lead_id: other.id, explanation: explanation.clone() });
+            also.push(Bridge { lead_id: other.id, explanation });
+        }
+        assert_eq!(decided.leads(), vec![target.id, other.id, other.id]);
+        let done = decided
+            .merge(vec![Some(target.clone()), Some(other.clone()), Some(other.clone())])
+            .finish(Context::default());
+        let away: Vec<&Change> = done.changes.iter().filter(|c| matches!(c, Change::MergedAway { .. })).collect();
+        assert_eq!(away.len(), 1, "bridged once: {:?}", kinds(&done.changes));
+        assert_eq!(done.lead.version, 3, "the merge, then the bridge");
+    }
+
+    #[test]
+    fn stop_keys_give_way_to_rarer_keys_and_shared_keys_rank_first() {
+        let common: Vec<(u32, ())> = (0..40).map(|i| (i, ())).collect();
+        let rare_a = vec![(100, ()), (101, ())];
+        let rare_b = vec![(101, ())];
+        let ranked: Vec<u32> = rank(vec![common.clone(), rare_a, rare_b]).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ranked, [101, 100], "the stop key is skipped; the lead on two keys comes first");
+        // Every key common: the rarest stands in, capped.
+        let ranked = rank(vec![common.clone(), common[..35].to_vec()]);
+        assert_eq!(ranked.len(), 35);
+        let many: Vec<Vec<(u32, ())>> = (0..3).map(|k| (0..30).map(|i| (k * 100 + i, ())).collect()).collect();
+        assert_eq!(rank(many).len(), MAX_CANDIDATES);
     }
 }
