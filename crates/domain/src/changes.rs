@@ -12,6 +12,7 @@
 
 use crate::account::Account;
 use crate::attribute::Touchpoint;
+use crate::engagement::NewEvent;
 use crate::ids::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Outcome, Rules};
@@ -113,6 +114,14 @@ pub enum Change {
         trigger: Trigger,
         source: Option<String>,
         at: OffsetDateTime,
+    },
+    // Events and feedback
+    /// A behavioural event, attached to `event.lead_id` or waiting for its person.
+    Event(Box<NewEvent>),
+    /// An event written earlier in this transaction that must not stay: its lead turned
+    /// out to be erased.
+    DropEvent {
+        event: EventId,
     },
 }
 
@@ -228,6 +237,17 @@ pub fn updated(lead: &Lead, expected: u64, events: Vec<LeadEvent>, rules: &Rules
     let mut out = vec![Change::Lead { lead: Box::new(lead.clone()), expected: Some(expected), index }];
     out.extend(record(lead, events, rules, now));
     out
+}
+
+/// The lead after an in-place change (its version bumped) and the writes for `events`;
+/// nothing when there is nothing to record.
+pub fn bumped(lead: &mut Lead, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let expected = lead.version;
+    lead.version += 1;
+    updated(lead, expected, events, rules, now)
 }
 
 #[cfg(test)]

@@ -113,6 +113,31 @@ pub(super) async fn apply_one(c: &impl GenericClient, change: &Change) -> Result
             )
             .await?;
         }
+        // Events and feedback
+        Change::Event(new) => {
+            let event = &new.event;
+            exec(
+                c,
+                "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    event.id.as_uuid(),
+                    &new.source.as_str(),
+                    &new.idempotency_key.as_ref().map(|k| k.as_str()),
+                    &event.lead_id.map(|l| *l.as_uuid()),
+                    &event.identity.email,
+                    &event.identity.external_id,
+                    &event.identity.anonymous_id,
+                    &event.kind,
+                    &event.occurred_at,
+                    &Json(event),
+                ],
+            )
+            .await?;
+        }
+        Change::DropEvent { event } => {
+            exec(c, "DELETE FROM events WHERE id = $1", &[event.as_uuid()]).await?;
+        }
     }
     Ok(())
 }

@@ -82,6 +82,29 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             )?
             .execute(params![lead.to_string(), trigger.as_str(), source, millis(*at)])?;
         }
+        // Events and feedback
+        Change::Event(new) => {
+            let event = &new.event;
+            conn.prepare_cached(
+                "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                event.id.to_string(),
+                new.source.as_str(),
+                new.idempotency_key.as_ref().map(|k| k.as_str()),
+                event.lead_id.map(|l| l.to_string()),
+                event.identity.email,
+                event.identity.external_id,
+                event.identity.anonymous_id,
+                event.kind,
+                millis(event.occurred_at),
+                serde_json::to_string(event)?
+            ])?;
+        }
+        Change::DropEvent { event } => {
+            conn.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([event.to_string()])?;
+        }
     }
     Ok(())
 }
