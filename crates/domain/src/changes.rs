@@ -13,6 +13,8 @@
 use crate::account::Account;
 use crate::attribute::Touchpoint;
 use crate::engagement::NewEvent;
+use crate::erase::CrmRecord;
+use crate::feedback::{Feedback, FeedbackResult};
 use crate::ids::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Outcome, Rules};
@@ -122,6 +124,37 @@ pub enum Change {
     /// out to be erased.
     DropEvent {
         event: EventId,
+    },
+    /// A feedback row, for the audit. `scrubbed`: it names an erased lead, so only what
+    /// became of it and ids are kept, nothing else the CRM sent.
+    Feedback {
+        feedback: Box<Feedback>,
+        result: Box<FeedbackResult>,
+        scrubbed: bool,
+    },
+    /// An earlier feedback row decided again (a later reason completed it, or the CRM
+    /// record it named was linked to a lead): its lead, outcome and document.
+    FeedbackSettled {
+        feedback: Box<Feedback>,
+        result: Box<FeedbackResult>,
+    },
+    /// Feedback about the lead reached its owner: the SLA timer stops, and the owner the
+    /// lead now has (if any) is the assignment's.
+    TakenUp {
+        lead: LeadId,
+        owner: Option<String>,
+    },
+    /// A CRM record is this lead's (a new link replaces an older one).
+    CrmLink {
+        record: CrmRecord,
+        lead: LeadId,
+        at: OffsetDateTime,
+    },
+    /// A CRM record made for a lead that is erased: its erasure must reach the record too.
+    ErasedCrmRecord {
+        lead: LeadId,
+        record: CrmRecord,
+        at: OffsetDateTime,
     },
 }
 

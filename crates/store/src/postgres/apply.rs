@@ -4,6 +4,7 @@
 use super::Fail;
 use super::sql::exec;
 use crate::StoreError;
+use crate::feedback::Doc;
 use deadpool_postgres::GenericClient;
 use leadflow_domain::changes::{Change, LeadIndex};
 use leadflow_domain::pipeline::HistoryEntry;
@@ -138,6 +139,52 @@ pub(super) async fn apply_one(c: &impl GenericClient, change: &Change) -> Result
         Change::DropEvent { event } => {
             exec(c, "DELETE FROM events WHERE id = $1", &[event.as_uuid()]).await?;
         }
+        Change::Feedback { feedback: fb, result, scrubbed } => {
+            let doc = Doc::new(fb, result);
+            let doc = if *scrubbed { doc.erased() } else { doc };
+            exec(
+                c,
+                "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    fb.id.as_uuid(),
+                    &fb.source,
+                    &fb.event_id,
+                    &result.lead_id.map(|l| *l.as_uuid()),
+                    &fb.status.map(|s| s.as_str()),
+                    &fb.owner.is_some(),
+                    &result.outcome.as_str(),
+                    &fb.occurred_at,
+                    &fb.received_at,
+                    &Json(doc),
+                ],
+            )
+            .await?;
+        }
+        Change::FeedbackSettled { feedback: fb, result } => {
+            exec(
+                c,
+                "UPDATE feedback SET lead_id = $2, outcome = $3, doc = $4 WHERE id = $1",
+                &[
+                    fb.id.as_uuid(),
+                    &result.lead_id.map(|l| *l.as_uuid()),
+                    &result.outcome.as_str(),
+                    &Json(Doc::new(fb, result)),
+                ],
+            )
+            .await?;
+        }
+        Change::TakenUp { lead, owner } => super::routing::taken_up(c, *lead, owner.as_deref()).await?,
+        Change::CrmLink { record, lead, at } => {
+            exec(
+                c,
+                "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
+                &[&record.destination, &record.crm_id, lead.as_uuid(), at],
+            )
+            .await?;
+        }
+        Change::ErasedCrmRecord { lead, record, at } => super::outbox::add_erased_record(c, *lead, record, *at).await?,
     }
     Ok(())
 }
