@@ -12,6 +12,9 @@
 
 use crate::account::Account;
 use crate::attribute::Touchpoint;
+use crate::engagement::NewEvent;
+use crate::erase::CrmRecord;
+use crate::feedback::{Feedback, FeedbackResult};
 use crate::ids::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Outcome, Rules};
@@ -138,10 +141,44 @@ pub enum Change {
         assignment: Assignment,
         at: OffsetDateTime,
     },
-    /// The lead's SLA timer stops; with `owner`, its assignment now names that owner.
+    /// The lead's SLA timer stops (its owner took it up, or nobody else can take it); with
+    /// `owner`, its assignment now names that owner.
     SlaStopped {
         lead: LeadId,
         owner: Option<String>,
+    },
+    // Events and feedback
+    /// A behavioural event, attached to `event.lead_id` or waiting for its person.
+    Event(Box<NewEvent>),
+    /// An event written earlier in this transaction that must not stay: its lead turned
+    /// out to be erased.
+    DropEvent {
+        event: EventId,
+    },
+    /// A feedback row, for the audit. `scrubbed`: it names an erased lead, so only what
+    /// became of it and ids are kept, nothing else the CRM sent.
+    Feedback {
+        feedback: Box<Feedback>,
+        result: Box<FeedbackResult>,
+        scrubbed: bool,
+    },
+    /// An earlier feedback row decided again (a later reason completed it, or the CRM
+    /// record it named was linked to a lead): its lead, outcome and document.
+    FeedbackSettled {
+        feedback: Box<Feedback>,
+        result: Box<FeedbackResult>,
+    },
+    /// A CRM record is this lead's (a new link replaces an older one).
+    CrmLink {
+        record: CrmRecord,
+        lead: LeadId,
+        at: OffsetDateTime,
+    },
+    /// A CRM record made for a lead that is erased: its erasure must reach the record too.
+    ErasedCrmRecord {
+        lead: LeadId,
+        record: CrmRecord,
+        at: OffsetDateTime,
     },
 }
 
@@ -257,6 +294,17 @@ pub fn updated(lead: &Lead, expected: u64, events: Vec<LeadEvent>, rules: &Rules
     let mut out = vec![Change::Lead { lead: Box::new(lead.clone()), expected: Some(expected), index }];
     out.extend(record(lead, events, rules, now));
     out
+}
+
+/// The lead after an in-place change (its version bumped) and the writes for `events`;
+/// nothing when there is nothing to record.
+pub fn bumped(lead: &mut Lead, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let expected = lead.version;
+    lead.version += 1;
+    updated(lead, expected, events, rules, now)
 }
 
 #[cfg(test)]

@@ -6,14 +6,19 @@
 //! contract, automatically or by a person's request. Every change comes back as history
 //! events, so the store writes them with the lead in one transaction.
 
+use crate::capture::IdempotencyKey;
+use crate::changes::{self, Change};
 use crate::ids::{EventId, LeadId};
 use crate::lead::Lead;
-use crate::pipeline::LeadEvent;
+use crate::pipeline::{LeadEvent, Rules};
+use crate::source::SourceName;
 use leadflow_scoring::lifecycle::Actor;
 use leadflow_scoring::{EventView, LifecycleContract, ScoringConfig, TransitionError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+
+pub mod record;
 
 /// The scoring rules and the lifecycle contract, as configured.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,6 +84,27 @@ impl Event {
     }
 }
 
+/// A behavioural event to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event: Event,
+    /// The source it came through (idempotency keys are scoped to it).
+    pub source: SourceName,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What became of a recorded event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventOutcome {
+    /// Attached to a lead, which was rescored. `replayed` when the idempotency key was
+    /// already known (nothing was recorded again).
+    Attached { event_id: EventId, lead_id: LeadId, score: Option<i64>, stage: String, replayed: bool },
+    /// Kept until its person becomes a lead (an anonymous visitor, an unknown email).
+    Waiting { event_id: EventId, replayed: bool },
+    /// Not recorded: it names a lead that was erased.
+    Erased { lead_id: LeadId },
+}
+
 /// The lead as the scoring rules read it: standard fields, derived facts and the source at
 /// the top level, custom fields under `custom`.
 pub fn view(lead: &Lead) -> Map<String, Value> {
@@ -138,6 +164,41 @@ pub fn transition(
     let t = rules.contract.transition(&lead.lifecycle_stage, to, Actor::User(actor.to_owned()), reason, now)?;
     lead.updated_at = now;
     Ok(apply(lead, t))
+}
+
+/// Rescores a stored lead (as read, followed through merges) from its latest events: the
+/// writes, none when nothing changed. An erased lead keeps the score it had.
+pub fn rescore_stored(lead: &mut Lead, events: &[EventView], rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    if lead.erased_at.is_some() {
+        return Vec::new();
+    }
+    let history = rescore(lead, events, &rules.engagement, now);
+    changes::bumped(lead, history, rules, now)
+}
+
+/// Why a stored lead did not move.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unmoved {
+    /// The contract does not allow the move (the lead is unchanged).
+    Refused(TransitionError),
+    /// The lead was erased: a tombstone has no lifecycle.
+    Erased(LeadId),
+}
+
+/// A person's request to move a stored lead: the writes, or why it did not move.
+pub fn transition_stored(
+    lead: &mut Lead,
+    to: &str,
+    actor: &str,
+    reason: Option<&str>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Vec<Change>, Unmoved> {
+    if lead.erased_at.is_some() {
+        return Err(Unmoved::Erased(lead.id));
+    }
+    let moved = transition(lead, to, actor, reason, &rules.engagement, now).map_err(Unmoved::Refused)?;
+    Ok(changes::bumped(lead, vec![moved], rules, now))
 }
 
 fn apply(lead: &mut Lead, t: leadflow_scoring::Transition) -> LeadEvent {
@@ -248,6 +309,49 @@ cap = 15
         let moved = transition(&mut l, "disqualified", "rep@x", Some(&reason), &rules(), now()).unwrap();
         assert_eq!(l.lifecycle_stage, "disqualified");
         assert!(matches!(moved, LeadEvent::StageChanged { ref actor, .. } if actor.as_deref() == Some("rep@x")));
+    }
+
+    fn stored_rules() -> Rules {
+        Rules { engagement: std::sync::Arc::new(rules()), ..Rules::default() }
+    }
+
+    #[test]
+    fn a_stored_lead_is_written_at_its_next_version_only_when_its_score_changed() {
+        let mut l = lead(json!({"email": "ada@acme.com", "company": "Acme", "job_title": "VP Engineering"}));
+        rescore(&mut l, &[], &rules(), now());
+        let version = l.version;
+        assert!(rescore_stored(&mut l, &[], &stored_rules(), now()).is_empty());
+        assert_eq!(l.version, version, "nothing changed, nothing written");
+        let changes = rescore_stored(&mut l, &[page("https://x.com/pricing")], &stored_rules(), now());
+        let [Change::Lead { lead: written, expected, .. }, ..] = &changes[..] else { panic!("{changes:?}") };
+        assert_eq!((written.score, *expected, written.version), (Some(25), Some(version), version + 1));
+    }
+
+    #[test]
+    fn an_erased_lead_keeps_its_score_and_refuses_to_move() {
+        let mut l = lead(json!({"email": "ada@acme.com", "job_title": "CEO"}));
+        l.erased_at = Some(now());
+        assert!(rescore_stored(&mut l, &[page("https://x.com/pricing")], &stored_rules(), now()).is_empty());
+        assert_eq!(l.score, None);
+        let reason = rules().contract.disqualify_reasons()[0].clone();
+        let refused = transition_stored(&mut l, "disqualified", "rep@x", Some(&reason), &stored_rules(), now());
+        assert_eq!(refused, Err(Unmoved::Erased(l.id)));
+    }
+
+    #[test]
+    fn a_stored_transition_records_the_stage_change_or_says_why_not() {
+        let mut l = lead(json!({"email": "ada@acme.com"}));
+        let version = l.version;
+        assert!(matches!(
+            transition_stored(&mut l, "customer", "rep@x", None, &stored_rules(), now()),
+            Err(Unmoved::Refused(_))
+        ));
+        assert_eq!(l.version, version);
+        let reason = rules().contract.disqualify_reasons()[0].clone();
+        let changes =
+            transition_stored(&mut l, "disqualified", "rep@x", Some(&reason), &stored_rules(), now()).unwrap();
+        assert_eq!(l.version, version + 1);
+        assert!(changes.iter().any(|c| matches!(c, Change::StageChange { to, .. } if to == "disqualified")));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! (so a disqualification without a reason from the picklist is refused, whatever the
 //! CRM), and records an owner change.
 //!
-//! Pure: the store calls [`apply`] inside the transaction that writes the lead, its
-//! history and the feedback row. Failure modes are [`Rejection`]s: a reason the contract
+//! Pure: [`record`] decides, around [`apply`], what recording feedback writes (the lead,
+//! its history and the feedback row); the store loads and applies. Failure modes are [`Rejection`]s: a reason the contract
 //! requires is missing or not in the picklist, or no chain of allowed moves leads from
 //! the lead's stage to the target.
 
@@ -24,6 +24,8 @@ use leadflow_scoring::lifecycle::Refusal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use time::OffsetDateTime;
+
+pub mod record;
 
 /// The source name of feedback posted as leadflow's own JSON (not a CRM's webhook).
 pub const GENERIC: &str = "generic";

@@ -21,7 +21,7 @@ pub use error::StoreError;
 use async_trait::async_trait;
 use leadflow_domain::account::Account;
 use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
+use leadflow_domain::capture::RawSubmission;
 use leadflow_domain::config::DatabaseConfig;
 use leadflow_domain::engagement::Event;
 use leadflow_domain::error::FieldError;
@@ -31,9 +31,7 @@ use leadflow_domain::normalize::Candidate;
 use leadflow_domain::pipeline::Rules;
 use leadflow_domain::pipeline::{HistoryEntry, Outcome};
 use leadflow_domain::resolve::{Evidence, Explanation};
-use leadflow_domain::{
-    AccountId, Email, EventId, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId,
-};
+use leadflow_domain::{AccountId, Email, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use leadflow_scoring::TransitionError;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -171,26 +169,8 @@ impl ReviewStatus {
     }
 }
 
-/// A behavioural event to record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewEvent {
-    pub event: Event,
-    /// The source it came through (idempotency keys are scoped to it).
-    pub source: SourceName,
-    pub idempotency_key: Option<IdempotencyKey>,
-}
-
-/// What became of a recorded event.
-#[derive(Clone, Debug, PartialEq)]
-pub enum EventOutcome {
-    /// Attached to a lead, which was rescored. `replayed` when the idempotency key was
-    /// already known (nothing was recorded again).
-    Attached { event_id: EventId, lead_id: LeadId, score: Option<i64>, stage: String, replayed: bool },
-    /// Kept until its person becomes a lead (an anonymous visitor, an unknown email).
-    Waiting { event_id: EventId, replayed: bool },
-    /// Not recorded: it names a lead that was erased.
-    Erased { lead_id: LeadId },
-}
+// Defined by the core, which decides them; kept here under their old names.
+pub use leadflow_domain::engagement::{EventOutcome, NewEvent};
 
 /// Leads counted by source and campaign.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -5,6 +5,7 @@
 use super::Fail;
 use super::sql::exec;
 use crate::StoreError;
+use crate::feedback::Doc;
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join_all;
 use leadflow_domain::changes::{Change, LeadIndex};
@@ -17,7 +18,29 @@ use uuid::Uuid;
 /// connection), then all are sent without waiting for each answer, so a capture's dozen
 /// writes cost one round trip rather than twelve. The server runs them in the order sent.
 pub(super) async fn apply(c: &impl GenericClient, changes: &[Change]) -> Result<(), Fail> {
-    let ops: Vec<Op<'_>> = changes.iter().flat_map(ops_of).collect();
+    apply_with(c, changes, |_| None).await
+}
+
+/// [`apply`], with `instead` giving the op for a change the caller writes its own way.
+pub(super) async fn apply_with<'a>(
+    c: &impl GenericClient,
+    changes: &'a [Change],
+    instead: impl Fn(&'a Change) -> Option<Op<'a>>,
+) -> Result<(), Fail> {
+    let mut ops = Vec::new();
+    for change in changes {
+        if let Some(op) = instead(change) {
+            ops.push(op);
+            continue;
+        }
+        match change {
+            Change::ErasedCrmRecord { lead, record, at } => {
+                run(c, std::mem::take(&mut ops)).await?;
+                super::outbox::add_erased_record(c, *lead, record, *at).await?;
+            }
+            other => ops.extend(ops_of(other)),
+        }
+    }
     run(c, ops).await
 }
 
@@ -59,7 +82,7 @@ fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
     Box::new(value)
 }
 
-pub(super) fn ops_of(change: &Change) -> Vec<Op<'_>> {
+fn ops_of(change: &Change) -> Vec<Op<'_>> {
     let op = Op::new;
     match change {
         Change::Lead { lead, expected, index } => lead_ops(lead, *expected, index),
@@ -161,6 +184,63 @@ pub(super) fn ops_of(change: &Change) -> Vec<Op<'_>> {
             "UPDATE assignments SET sla_due_at = NULL, owner = coalesce($2, owner) WHERE lead_id = $1",
             vec![p(lead.as_uuid()), p(owner)],
         )],
+        // Events and feedback
+        Change::Event(new) => {
+            let event = &new.event;
+            vec![op(
+                "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                vec![
+                    p(event.id.as_uuid()),
+                    p(new.source.as_str()),
+                    p(new.idempotency_key.as_ref().map(|k| k.as_str())),
+                    p(event.lead_id.map(|l| *l.as_uuid())),
+                    p(&event.identity.email),
+                    p(&event.identity.external_id),
+                    p(&event.identity.anonymous_id),
+                    p(&event.kind),
+                    p(event.occurred_at),
+                    p(Json(event)),
+                ],
+            )]
+        }
+        Change::DropEvent { event } => vec![op("DELETE FROM events WHERE id = $1", vec![p(event.as_uuid())])],
+        Change::Feedback { feedback: fb, result, scrubbed } => {
+            let doc = Doc::new(fb, result);
+            let doc = if *scrubbed { doc.erased() } else { doc };
+            vec![op(
+                "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                vec![
+                    p(fb.id.as_uuid()),
+                    p(&fb.source),
+                    p(&fb.event_id),
+                    p(result.lead_id.map(|l| *l.as_uuid())),
+                    p(fb.status.map(|s| s.as_str())),
+                    p(fb.owner.is_some()),
+                    p(result.outcome.as_str()),
+                    p(fb.occurred_at),
+                    p(fb.received_at),
+                    p(Json(doc)),
+                ],
+            )]
+        }
+        Change::FeedbackSettled { feedback: fb, result } => vec![op(
+            "UPDATE feedback SET lead_id = $2, outcome = $3, doc = $4 WHERE id = $1",
+            vec![
+                p(fb.id.as_uuid()),
+                p(result.lead_id.map(|l| *l.as_uuid())),
+                p(result.outcome.as_str()),
+                p(Json(Doc::new(fb, result))),
+            ],
+        )],
+        Change::CrmLink { record, lead, at } => vec![op(
+            "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
+            vec![p(&record.destination), p(&record.crm_id), p(lead.as_uuid()), p(at)],
+        )],
+        // A read and a rewrite of the erased delivery's payload: `apply` runs it in place.
+        Change::ErasedCrmRecord { .. } => Vec::new(),
     }
 }
 

@@ -108,14 +108,14 @@ async fn settle(c: &impl GenericClient, item: &CaptureItem, rules: &Rules) -> Re
     let merged = decided.merge(leads);
     let context = context(c, &merged.context()).await?;
     let settled = merged.finish(context);
-    let ops = settled.changes.iter().flat_map(|change| match change {
-        // The inbox row is written once, settled: an insert, not an insert and an update.
+    // The inbox row is written once, settled: an insert, not an insert and an update.
+    apply::apply_with(c, &settled.changes, |change| match change {
         Change::Processed { lead, outcome, .. } => {
-            vec![submission_op(sub, SubmissionStatus::Processed, Some((*lead, *outcome)), None)]
+            Some(submission_op(sub, SubmissionStatus::Processed, Some((*lead, *outcome)), None))
         }
-        other => apply::ops_of(other),
-    });
-    apply::run(c, ops.collect()).await?;
+        _ => None,
+    })
+    .await?;
     Ok(Captured::Settled {
         submission_id: sub.id,
         outcome: settled.outcome,

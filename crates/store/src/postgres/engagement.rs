@@ -9,17 +9,16 @@
 
 use super::Fail;
 use super::apply::apply;
-use super::sql::{exec, identity_lock, lead_following_merges, limit, lock_id, opt, rows};
+use super::sql::{MAX_MERGE_HOPS, exec, identity_lock, lead_following_merges, limit, lock_id, opt, rows};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
 use deadpool_postgres::GenericClient;
 use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::changes;
-use leadflow_domain::engagement::{self, Event};
+use leadflow_domain::engagement::record::{self, Found, Known, Recording, Seen};
+use leadflow_domain::engagement::{self, Event, Unmoved};
 use leadflow_domain::pipeline::Rules;
 use leadflow_domain::settle::{Identities, MAX_SCORED_EVENTS};
 use leadflow_domain::{Email, EventId, Lead, LeadId};
 use leadflow_scoring::{EventView, TransitionError};
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -91,162 +90,98 @@ pub(super) fn event_locks(events: &[NewEvent]) -> Vec<i64> {
     locks
 }
 
-/// Records events; each lead touched is rescored once, after all of its events in this
-/// call are in: the same result as rescoring after each, for a fraction of the work. The
-/// caller holds [`event_locks`].
+/// Records events as the core decides ([`record::Recording`]): each event looked up and
+/// written in turn, then each lead touched rescored once, in lead id order, so two calls
+/// touching the same leads lock them in the same order. The caller holds [`event_locks`].
 pub(super) async fn record(
     c: &impl GenericClient,
     events: &[NewEvent],
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Vec<EventOutcome>, Fail> {
-    let mut outcomes = Vec::with_capacity(events.len());
-    let mut touched: BTreeMap<LeadId, Vec<usize>> = BTreeMap::new();
-    for (i, new) in events.iter().enumerate() {
-        if let Some(key) = &new.idempotency_key {
-            let known = opt(
-                c,
-                "SELECT id, lead_id FROM events WHERE source = $1 AND idempotency_key = $2",
-                &[&new.source.as_str(), &key.as_str()],
-            )
-            .await?;
-            if let Some(row) = known {
-                let event_id = EventId::from(row.try_get::<_, Uuid>(0)?);
-                let lead: Option<Uuid> = row.try_get(1)?;
-                outcomes.push(replayed(c, event_id, lead.map(LeadId::from)).await?);
-                continue;
-            }
-        }
-        let lead = match find_lead(c, &new.event).await? {
-            Named::Erased(lead_id) => {
-                outcomes.push(EventOutcome::Erased { lead_id });
-                continue;
-            }
-            Named::Lead(id) => Some(id),
-            Named::Nobody => None,
+    let mut recording = Recording::new();
+    for new in events {
+        let seen = seen(c, new).await?;
+        apply(c, &recording.place(new, seen)).await?;
+    }
+    for lead_id in recording.touched() {
+        // Locked before its events are read: a concurrent call that added events to it
+        // scores after this one commits, and then reads them all. A lead erased while
+        // this call waited for the lock gets none of them.
+        let lead = lead_following_merges(c, lead_id, true).await?;
+        let events = match &lead {
+            Some(lead) => scored_events(c, lead.id).await?,
+            None => Vec::new(),
         };
-        let mut event = new.event.clone();
-        event.lead_id = lead;
-        exec(
+        apply(c, &recording.rescored(lead_id, lead, &events, rules, now)).await?;
+    }
+    Ok(recording.finish())
+}
+
+/// What the core's lookup for `new` finds.
+async fn seen(c: &impl GenericClient, new: &NewEvent) -> Result<Seen, Fail> {
+    let mut seen = Seen::default();
+    if let Some(key) = &new.idempotency_key {
+        let known = opt(
             c,
-            "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                event.id.as_uuid(),
-                &new.source.as_str(),
-                &new.idempotency_key.as_ref().map(|k| k.as_str()),
-                &lead.map(|l| *l.as_uuid()),
-                &event.identity.email,
-                &event.identity.external_id,
-                &event.identity.anonymous_id,
-                &event.kind,
-                &event.occurred_at,
-                &Json(&event),
-            ],
+            "SELECT id, lead_id FROM events WHERE source = $1 AND idempotency_key = $2",
+            &[&new.source.as_str(), &key.as_str()],
         )
         .await?;
-        if let Some(lead) = lead {
-            touched.entry(lead).or_default().push(i);
-        }
-        outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false });
-    }
-    // In lead id order, so two calls touching the same leads lock them in the same order.
-    for (lead_id, indexes) in touched {
-        let Some(lead) = rescore(c, lead_id, rules, now).await? else { continue };
-        if lead.erased_at.is_some() {
-            // Erased while this call waited for the lead's lock: nothing of the person is
-            // recorded against the tombstone.
-            for i in indexes {
-                if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
-                    exec(c, "DELETE FROM events WHERE id = $1", &[event_id.as_uuid()]).await?;
-                    outcomes[i] = EventOutcome::Erased { lead_id: lead.id };
-                }
-            }
-            continue;
-        }
-        for i in indexes {
-            if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
-                outcomes[i] = EventOutcome::Attached {
-                    event_id,
-                    lead_id: lead.id,
-                    score: lead.score,
-                    stage: lead.lifecycle_stage.clone(),
-                    replayed: false,
-                };
-            }
+        if let Some(row) = known {
+            let lead = match row.try_get::<_, Option<Uuid>>(1)? {
+                Some(id) => lead_following_merges(c, LeadId::from(id), false).await?,
+                None => None,
+            };
+            seen.known = Some(Known { event_id: EventId::from(row.try_get::<_, Uuid>(0)?), lead });
+            // A replay is answered from what is known; nothing else is looked up.
+            return Ok(seen);
         }
     }
-    Ok(outcomes)
-}
-
-async fn replayed(c: &impl GenericClient, event_id: EventId, lead: Option<LeadId>) -> Result<EventOutcome, Fail> {
-    let lead = match lead {
-        Some(id) => lead_following_merges(c, id, false).await?,
-        None => None,
-    };
-    Ok(match lead {
-        Some(lead) => EventOutcome::Attached {
-            event_id,
-            lead_id: lead.id,
-            score: lead.score,
-            stage: lead.lifecycle_stage,
-            replayed: true,
-        },
-        None => EventOutcome::Waiting { event_id, replayed: true },
-    })
-}
-
-/// Whom an event names.
-enum Named {
-    Lead(LeadId),
-    /// A lead that was erased: the event is not recorded.
-    Erased(LeadId),
-    Nobody,
-}
-
-/// The surviving lead an event names: by lead id, email, external id, then visitor id.
-async fn find_lead(c: &impl GenericClient, event: &Event) -> Result<Named, Fail> {
-    let who = &event.identity;
-    if let Some(id) = who.lead_id {
-        return Ok(match lead_following_merges(c, id, false).await? {
-            Some(lead) if lead.erased_at.is_some() => Named::Erased(lead.id),
-            Some(lead) => Named::Lead(lead.id),
-            None => Named::Nobody,
-        });
+    let lookup = record::lookup(new);
+    if let Some(id) = lookup.lead_id {
+        seen.by_lead_id = survivor(c, id).await?;
     }
-    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
-        let found = opt(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()]).await?;
-        if let Some(row) = found {
-            return Ok(Named::Lead(LeadId::from(row.try_get::<_, Uuid>(0)?)));
-        }
+    if let Some(email) = &lookup.email {
+        seen.by_email =
+            lead_id(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", email.as_str()).await?;
     }
-    if let Some(external) = &who.external_id {
-        let found = opt(
+    if let Some(external) = &lookup.external_id {
+        seen.by_external_id = lead_id(
             c,
             "SELECT id FROM leads WHERE external_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1",
-            &[external],
+            external,
         )
         .await?;
-        if let Some(row) = found {
-            return Ok(Named::Lead(LeadId::from(row.try_get::<_, Uuid>(0)?)));
-        }
     }
-    if let Some(visitor) = &who.anonymous_id {
-        let found = opt(c, "SELECT lead_id FROM lead_visitors WHERE anonymous_id = $1", &[visitor]).await?;
-        if let Some(row) = found {
-            let id = LeadId::from(row.try_get::<_, Uuid>(0)?);
-            if let Some(lead) = lead_following_merges(c, id, false).await? {
-                return Ok(Named::Lead(lead.id));
-            }
-        }
+    if let Some(visitor) = &lookup.visitor
+        && let Some(id) = lead_id(c, "SELECT lead_id FROM lead_visitors WHERE anonymous_id = $1", visitor).await?
+    {
+        seen.by_visitor = survivor(c, id).await?.map(|found| found.id);
     }
-    Ok(Named::Nobody)
+    Ok(seen)
 }
 
-/// Rescores a stored lead from its events; writes it only when something changed. The
-/// lead's row is locked before its events are read: a concurrent call that added events
-/// to it scores after this one commits, and then reads them all. An erased lead keeps the
-/// score it had.
+async fn lead_id(c: &impl GenericClient, sql: &str, value: &str) -> Result<Option<LeadId>, Fail> {
+    Ok(opt(c, sql, &[&value]).await?.map(|row| row.try_get::<_, Uuid>(0)).transpose()?.map(LeadId::from))
+}
+
+/// The lead `id` names, followed through merges, without reading its document.
+async fn survivor(c: &impl GenericClient, id: LeadId) -> Result<Option<Found>, Fail> {
+    let mut current = *id.as_uuid();
+    for _ in 0..MAX_MERGE_HOPS {
+        let row = opt(c, "SELECT merged_into, erased_at IS NOT NULL FROM leads WHERE id = $1", &[&current]).await?;
+        let Some(row) = row else { return Ok(None) };
+        match row.try_get::<_, Option<Uuid>>(0)? {
+            Some(next) => current = next,
+            None => return Ok(Some(Found { id: LeadId::from(current), erased: row.try_get(1)? })),
+        }
+    }
+    Err(crate::StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")).into())
+}
+
+/// Rescores a stored lead from its events, as the core decides. The lead's row is locked
+/// before its events are read (see [`record`]).
 pub(super) async fn rescore(
     c: &impl GenericClient,
     lead_id: LeadId,
@@ -254,16 +189,8 @@ pub(super) async fn rescore(
     now: OffsetDateTime,
 ) -> Result<Option<Lead>, Fail> {
     let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
-    if lead.erased_at.is_some() {
-        return Ok(Some(lead));
-    }
     let events = scored_events(c, lead.id).await?;
-    let expected = lead.version;
-    let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
-    if !changes.is_empty() {
-        lead.version += 1;
-        apply(c, &changes::updated(&lead, expected, changes, rules, now)).await?;
-    }
+    apply(c, &engagement::rescore_stored(&mut lead, &events, rules, now)).await?;
     Ok(Some(lead))
 }
 
@@ -277,16 +204,11 @@ pub(super) async fn transition(
     now: OffsetDateTime,
 ) -> Result<Option<Result<Lead, TransitionError>>, Fail> {
     let Some(mut lead) = lead_following_merges(c, lead_id, true).await? else { return Ok(None) };
-    if lead.erased_at.is_some() {
-        return Err(crate::StoreError::Erased(lead.id).into());
+    match engagement::transition_stored(&mut lead, to, actor, reason, rules, now) {
+        Ok(changes) => apply(c, &changes).await?,
+        Err(Unmoved::Refused(refused)) => return Ok(Some(Err(refused))),
+        Err(Unmoved::Erased(id)) => return Err(crate::StoreError::Erased(id).into()),
     }
-    let expected = lead.version;
-    let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
-        Ok(change) => change,
-        Err(refused) => return Ok(Some(Err(refused))),
-    };
-    lead.version += 1;
-    apply(c, &changes::updated(&lead, expected, vec![change], rules, now)).await?;
     Ok(Some(Ok(lead)))
 }
 

@@ -149,11 +149,6 @@ async fn finish(c: &impl GenericClient, outcome: Outcome) -> Result<(Option<Lead
     Ok((lead, routed))
 }
 
-/// The CRM reported on the lead: its owner has taken it up.
-pub(super) async fn taken_up(c: &impl GenericClient, lead: LeadId, owner: Option<&str>) -> Result<(), Fail> {
-    super::apply::apply(c, &[assignments::taken_up(lead, owner)]).await
-}
-
 /// Gives a lead to `owner` (a person's choice), or with `None` routes it again. `None`
 /// when there is no such lead; the flag says whether it was assigned.
 pub(super) async fn assign(

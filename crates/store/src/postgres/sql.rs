@@ -25,7 +25,7 @@ use uuid::Uuid;
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// A chain of merges longer than this is a bug, not data.
-const MAX_MERGE_HOPS: usize = 32;
+pub(super) const MAX_MERGE_HOPS: usize = 32;
 
 // Statements are prepared once per connection and kept: preparing is a round trip.
 

@@ -3,6 +3,7 @@
 
 use super::{millis, outbox};
 use crate::StoreError;
+use crate::feedback::Doc;
 use leadflow_domain::changes::{Change, LeadIndex};
 use leadflow_domain::pipeline::HistoryEntry;
 use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
@@ -126,6 +127,67 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             )?
             .execute(params![lead.to_string(), owner])?;
         }
+        // Events and feedback
+        Change::Event(new) => {
+            let event = &new.event;
+            conn.prepare_cached(
+                "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                event.id.to_string(),
+                new.source.as_str(),
+                new.idempotency_key.as_ref().map(|k| k.as_str()),
+                event.lead_id.map(|l| l.to_string()),
+                event.identity.email,
+                event.identity.external_id,
+                event.identity.anonymous_id,
+                event.kind,
+                millis(event.occurred_at),
+                serde_json::to_string(event)?
+            ])?;
+        }
+        Change::DropEvent { event } => {
+            conn.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([event.to_string()])?;
+        }
+        Change::Feedback { feedback: fb, result, scrubbed } => {
+            let doc = Doc::new(fb, result);
+            let doc = if *scrubbed { doc.erased() } else { doc };
+            conn.prepare_cached(
+                "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                fb.id.to_string(),
+                fb.source,
+                fb.event_id,
+                result.lead_id.map(|l| l.to_string()),
+                fb.status.map(|s| s.as_str()),
+                fb.owner.is_some(),
+                result.outcome.as_str(),
+                millis(fb.occurred_at),
+                millis(fb.received_at),
+                serde_json::to_string(&doc)?
+            ])?;
+        }
+        Change::FeedbackSettled { feedback: fb, result } => {
+            conn.prepare_cached("UPDATE feedback SET lead_id = ?2, outcome = ?3, doc = ?4 WHERE id = ?1")?.execute(
+                params![
+                    fb.id.to_string(),
+                    result.lead_id.map(|l| l.to_string()),
+                    result.outcome.as_str(),
+                    serde_json::to_string(&Doc::new(fb, result))?
+                ],
+            )?;
+        }
+        Change::CrmLink { record, lead, at } => {
+            conn.prepare_cached(
+                "INSERT INTO crm_links (destination, crm_id, lead_id, linked_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (destination, crm_id) DO UPDATE SET lead_id = excluded.lead_id, linked_at = excluded.linked_at",
+            )?
+            .execute(params![record.destination, record.crm_id, lead.to_string(), millis(*at)])?;
+        }
+        Change::ErasedCrmRecord { lead, record, at } => outbox::add_erased_record(conn, *lead, record, *at)?,
     }
     Ok(())
 }

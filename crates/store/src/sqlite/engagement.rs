@@ -3,16 +3,15 @@
 //! a read connection.
 
 use super::apply::apply;
-use super::{lead_following_merges, millis};
+use super::{MAX_MERGE_HOPS, lead_following_merges, millis};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount, StoreError};
 use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::changes;
-use leadflow_domain::engagement::{self, Event};
+use leadflow_domain::engagement::record::{self, Found, Known, Recording, Seen};
+use leadflow_domain::engagement::{self, Event, Unmoved};
 use leadflow_domain::pipeline::Rules;
-use leadflow_domain::{Email, EventId, Lead, LeadId};
+use leadflow_domain::{Lead, LeadId};
 use leadflow_scoring::{EventView, TransitionError};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use leadflow_domain::settle::{Identities, MAX_SCORED_EVENTS};
@@ -69,162 +68,97 @@ pub(super) fn touchpoints(conn: &Connection, lead: LeadId) -> Result<Vec<Touchpo
     docs.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
-/// Records events; each lead touched is rescored once, after all of its events in this
-/// call are in: the same result as rescoring after each, for a fraction of the work.
+/// Records events as the core decides ([`record::Recording`]): each event looked up and
+/// written in turn, then each lead touched rescored once.
 pub(super) fn record(
     conn: &Connection,
     events: &[NewEvent],
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Vec<EventOutcome>, StoreError> {
-    let mut outcomes = Vec::with_capacity(events.len());
-    let mut touched: BTreeMap<LeadId, Vec<usize>> = BTreeMap::new();
-    for (i, new) in events.iter().enumerate() {
-        if let Some(key) = &new.idempotency_key {
-            let known: Option<(String, Option<String>)> = conn
-                .prepare_cached("SELECT id, lead_id FROM events WHERE source = ?1 AND idempotency_key = ?2")?
-                .query_row(params![new.source.as_str(), key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            if let Some((id, lead)) = known {
-                let event_id: EventId = id.parse().map_err(|_| StoreError::Corrupt("event id".into()))?;
-                outcomes.push(replayed(conn, event_id, lead)?);
-                continue;
-            }
-        }
-        let lead = match find_lead(conn, &new.event)? {
-            Named::Erased(lead_id) => {
-                outcomes.push(EventOutcome::Erased { lead_id });
-                continue;
-            }
-            Named::Lead(id) => Some(id),
-            Named::Nobody => None,
+    let mut recording = Recording::new();
+    for new in events {
+        let seen = seen(conn, new)?;
+        apply(conn, &recording.place(new, seen))?;
+    }
+    for lead_id in recording.touched() {
+        let lead = lead_following_merges(conn, lead_id)?;
+        let events = match &lead {
+            Some(lead) => scored_events(conn, lead.id)?,
+            None => Vec::new(),
         };
-        let mut event = new.event.clone();
-        event.lead_id = lead;
-        conn.prepare_cached(
-            "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            event.id.to_string(),
-            new.source.as_str(),
-            new.idempotency_key.as_ref().map(|k| k.as_str()),
-            lead.map(|l| l.to_string()),
-            event.identity.email,
-            event.identity.external_id,
-            event.identity.anonymous_id,
-            event.kind,
-            millis(event.occurred_at),
-            serde_json::to_string(&event)?
-        ])?;
-        match lead {
-            Some(lead) => {
-                touched.entry(lead).or_default().push(i);
-                outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false });
-            }
-            None => outcomes.push(EventOutcome::Waiting { event_id: event.id, replayed: false }),
-        }
+        apply(conn, &recording.rescored(lead_id, lead, &events, rules, now))?;
     }
-    for (lead_id, indexes) in touched {
-        let Some(lead) = rescore(conn, lead_id, rules, now)? else { continue };
-        if lead.erased_at.is_some() {
-            // Nothing of the person is recorded against a tombstone.
-            for i in indexes {
-                if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
-                    conn.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([event_id.to_string()])?;
-                    outcomes[i] = EventOutcome::Erased { lead_id: lead.id };
-                }
-            }
-            continue;
-        }
-        for i in indexes {
-            if let Some(EventOutcome::Waiting { event_id, .. }) = outcomes.get(i).cloned() {
-                outcomes[i] = EventOutcome::Attached {
-                    event_id,
-                    lead_id: lead.id,
-                    score: lead.score,
-                    stage: lead.lifecycle_stage.clone(),
-                    replayed: false,
-                };
-            }
-        }
-    }
-    Ok(outcomes)
+    Ok(recording.finish())
 }
 
-fn replayed(conn: &Connection, event_id: EventId, lead: Option<String>) -> Result<EventOutcome, StoreError> {
-    let lead = match lead {
-        Some(id) => {
-            let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?;
-            lead_following_merges(conn, id)?
-        }
-        None => None,
-    };
-    Ok(match lead {
-        Some(lead) => EventOutcome::Attached {
-            event_id,
-            lead_id: lead.id,
-            score: lead.score,
-            stage: lead.lifecycle_stage,
-            replayed: true,
-        },
-        None => EventOutcome::Waiting { event_id, replayed: true },
-    })
-}
-
-/// Whom an event names.
-enum Named {
-    Lead(LeadId),
-    /// A lead that was erased: the event is not recorded.
-    Erased(LeadId),
-    Nobody,
-}
-
-/// The surviving lead an event names: by lead id, email, external id, then visitor id.
-fn find_lead(conn: &Connection, event: &Event) -> Result<Named, StoreError> {
-    let who = &event.identity;
-    if let Some(id) = who.lead_id {
-        return Ok(match lead_following_merges(conn, id)? {
-            Some(lead) if lead.erased_at.is_some() => Named::Erased(lead.id),
-            Some(lead) => Named::Lead(lead.id),
-            None => Named::Nobody,
-        });
-    }
-    if let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) {
-        let id: Option<String> = conn
-            .prepare_cached("SELECT id FROM leads WHERE email = ?1 AND merged_into IS NULL")?
-            .query_row([email.as_str()], |r| r.get(0))
+/// What the core's lookup for `new` finds.
+fn seen(conn: &Connection, new: &NewEvent) -> Result<Seen, StoreError> {
+    let mut seen = Seen::default();
+    if let Some(key) = &new.idempotency_key {
+        let known: Option<(String, Option<String>)> = conn
+            .prepare_cached("SELECT id, lead_id FROM events WHERE source = ?1 AND idempotency_key = ?2")?
+            .query_row(params![new.source.as_str(), key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(id) = id {
-            return Ok(Named::Lead(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
+        if let Some((id, lead)) = known {
+            let lead = match lead {
+                Some(id) => lead_following_merges(conn, parse_lead(&id)?)?,
+                None => None,
+            };
+            let event_id = id.parse().map_err(|_| StoreError::Corrupt("event id".into()))?;
+            seen.known = Some(Known { event_id, lead });
+            // A replay is answered from what is known; nothing else is looked up.
+            return Ok(seen);
         }
     }
-    if let Some(external) = &who.external_id {
-        let id: Option<String> = conn
-            .prepare_cached("SELECT id FROM leads WHERE external_id = ?1 AND merged_into IS NULL LIMIT 1")?
-            .query_row([external], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = id {
-            return Ok(Named::Lead(id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?));
-        }
+    let lookup = record::lookup(new);
+    if let Some(id) = lookup.lead_id {
+        seen.by_lead_id = survivor(conn, id)?;
     }
-    if let Some(visitor) = &who.anonymous_id {
-        let id: Option<String> = conn
-            .prepare_cached("SELECT lead_id FROM lead_visitors WHERE anonymous_id = ?1")?
-            .query_row([visitor], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = id {
-            let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))?;
-            if let Some(lead) = lead_following_merges(conn, id)? {
-                return Ok(Named::Lead(lead.id));
-            }
-        }
+    if let Some(email) = &lookup.email {
+        seen.by_email = lead_id(conn, "SELECT id FROM leads WHERE email = ?1 AND merged_into IS NULL", email.as_str())?;
     }
-    Ok(Named::Nobody)
+    if let Some(external) = &lookup.external_id {
+        seen.by_external_id = lead_id(
+            conn,
+            "SELECT id FROM leads WHERE external_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT 1",
+            external,
+        )?;
+    }
+    if let Some(visitor) = &lookup.visitor
+        && let Some(id) = lead_id(conn, "SELECT lead_id FROM lead_visitors WHERE anonymous_id = ?1", visitor)?
+    {
+        seen.by_visitor = survivor(conn, id)?.map(|found| found.id);
+    }
+    Ok(seen)
 }
 
-/// Rescores a stored lead from its events; writes it only when something changed. An
-/// erased lead keeps the score it had.
+fn lead_id(conn: &Connection, sql: &str, value: &str) -> Result<Option<LeadId>, StoreError> {
+    let id: Option<String> = conn.prepare_cached(sql)?.query_row([value], |r| r.get(0)).optional()?;
+    id.as_deref().map(parse_lead).transpose()
+}
+
+fn parse_lead(id: &str) -> Result<LeadId, StoreError> {
+    id.parse().map_err(|_| StoreError::Corrupt("lead id".into()))
+}
+
+/// The lead `id` names, followed through merges, without reading its document.
+fn survivor(conn: &Connection, id: LeadId) -> Result<Option<Found>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT merged_into, erased_at IS NOT NULL FROM leads WHERE id = ?1")?;
+    let mut current = id;
+    for _ in 0..MAX_MERGE_HOPS {
+        let row: Option<(Option<String>, bool)> =
+            stmt.query_row([current.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        match row {
+            None => return Ok(None),
+            Some((Some(next), _)) => current = parse_lead(&next)?,
+            Some((None, erased)) => return Ok(Some(Found { id: current, erased })),
+        }
+    }
+    Err(StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")))
+}
+
+/// Rescores a stored lead from its events, as the core decides.
 pub(super) fn rescore(
     conn: &Connection,
     lead_id: LeadId,
@@ -232,16 +166,8 @@ pub(super) fn rescore(
     now: OffsetDateTime,
 ) -> Result<Option<Lead>, StoreError> {
     let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
-    if lead.erased_at.is_some() {
-        return Ok(Some(lead));
-    }
     let events = scored_events(conn, lead.id)?;
-    let expected = lead.version;
-    let changes = engagement::rescore(&mut lead, &events, &rules.engagement, now);
-    if !changes.is_empty() {
-        lead.version += 1;
-        apply(conn, &changes::updated(&lead, expected, changes, rules, now))?;
-    }
+    apply(conn, &engagement::rescore_stored(&mut lead, &events, rules, now))?;
     Ok(Some(lead))
 }
 
@@ -255,16 +181,11 @@ pub(super) fn transition(
     now: OffsetDateTime,
 ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
     let Some(mut lead) = lead_following_merges(conn, lead_id)? else { return Ok(None) };
-    if lead.erased_at.is_some() {
-        return Err(StoreError::Erased(lead.id));
+    match engagement::transition_stored(&mut lead, to, actor, reason, rules, now) {
+        Ok(changes) => apply(conn, &changes)?,
+        Err(Unmoved::Refused(refused)) => return Ok(Some(Err(refused))),
+        Err(Unmoved::Erased(id)) => return Err(StoreError::Erased(id)),
     }
-    let expected = lead.version;
-    let change = match engagement::transition(&mut lead, to, actor, reason, &rules.engagement, now) {
-        Ok(change) => change,
-        Err(refused) => return Ok(Some(Err(refused))),
-    };
-    lead.version += 1;
-    apply(conn, &changes::updated(&lead, expected, vec![change], rules, now))?;
     Ok(Some(Ok(lead)))
 }
 

@@ -128,11 +128,6 @@ fn finish(conn: &Connection, outcome: Outcome) -> Result<(Option<Lead>, Option<R
     Ok((lead, routed))
 }
 
-/// The CRM reported on the lead: its owner has taken it up.
-pub(super) fn taken_up(conn: &Connection, lead: LeadId, owner: Option<&str>) -> Result<(), StoreError> {
-    super::apply::apply_one(conn, &assignments::taken_up(lead, owner))
-}
-
 /// Acts on up to `limit` assignments whose SLA ran out by `now`, as the core decides.
 pub(super) fn run_sla(
     conn: &Connection,
