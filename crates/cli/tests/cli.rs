@@ -346,7 +346,8 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
     let mut server = Server::start(dir.path());
     let http = client();
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let unacked = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Each unanswered request with its body: a retry resends the same body under its key.
+    let unacked = Arc::new(Mutex::new(Vec::<(String, serde_json::Value)>::new()));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let (http, base, token, acked, unacked) =
@@ -354,18 +355,19 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let email = format!("w{w}-{i}@example.com");
+                let body = json!({"email": email, "custom": {"i": i}});
                 let sent = http
                     .post(format!("{base}/v1/leads"))
                     .bearer_auth(&token)
                     .header("Idempotency-Key", &email)
-                    .json(&json!({"email": email, "custom": {"i": i}}))
+                    .json(&body)
                     .send()
                     .await;
                 match sent {
                     Ok(r) if r.status() == 201 => acked.lock().unwrap().push(email),
                     Ok(r) => panic!("unexpected status {}", r.status()),
                     Err(_) => {
-                        unacked.lock().unwrap().push(email);
+                        unacked.lock().unwrap().push((email, body));
                         return;
                     }
                 }
@@ -394,12 +396,12 @@ async fn sigkill_mid_stream_loses_no_acknowledged_lead_and_doubles_none() {
         assert!(distinct.contains(email.as_str()), "acknowledged lead {email} was lost");
     }
 
-    for email in &unacked {
+    for (email, body) in &unacked {
         let r = http
             .post(format!("{}/v1/leads", server.base))
             .bearer_auth(&token)
             .header("Idempotency-Key", email)
-            .json(&json!({"email": email}))
+            .json(body)
             .send()
             .await
             .unwrap();
