@@ -323,6 +323,27 @@ pub struct RoutedLead {
     pub trigger: String,
 }
 
+impl RoutedLead {
+    /// Splits a routing outcome into the writes to apply, the lead as it now stands, and
+    /// whom it went to (logging a lead nobody could take).
+    pub(crate) fn from_outcome(
+        outcome: leadflow_domain::assignments::Outcome,
+    ) -> (Vec<leadflow_domain::changes::Change>, Option<Lead>, Option<Self>) {
+        let lead = outcome.lead.map(|l| *l);
+        if let (Some(steps), Some(lead)) = (&outcome.unrouted, &lead) {
+            tracing::warn!(lead_id = %lead.id, ?steps, "lead not routed: nobody to give it to");
+        }
+        let routed = outcome.assigned.zip(lead.as_ref()).map(|(a, lead)| Self {
+            lead_id: lead.id,
+            owner: a.owner,
+            rule: a.rule,
+            via: a.via.as_str().to_owned(),
+            trigger: a.trigger.as_str().to_owned(),
+        });
+        (outcome.changes, lead, routed)
+    }
+}
+
 /// What an erasure did, for the person who asked (and their records).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ErasureReceipt {

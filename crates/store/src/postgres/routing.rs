@@ -134,18 +134,8 @@ async fn state(c: &impl GenericClient, route: &Route<'_>) -> Result<State, Fail>
 
 /// Applies an outcome; the lead as it now stands, and whom it went to.
 async fn finish(c: &impl GenericClient, outcome: Outcome) -> Result<(Option<Lead>, Option<RoutedLead>), Fail> {
-    super::apply::apply(c, &outcome.changes).await?;
-    let lead = outcome.lead.map(|l| *l);
-    if let (Some(steps), Some(lead)) = (&outcome.unrouted, &lead) {
-        tracing::warn!(lead_id = %lead.id, ?steps, "lead not routed: nobody to give it to");
-    }
-    let routed = outcome.assigned.zip(lead.as_ref()).map(|(a, lead)| RoutedLead {
-        lead_id: lead.id,
-        owner: a.owner,
-        rule: a.rule,
-        via: a.via.as_str().to_owned(),
-        trigger: a.trigger.as_str().to_owned(),
-    });
+    let (changes, lead, routed) = RoutedLead::from_outcome(outcome);
+    super::apply::apply(c, &changes).await?;
     Ok((lead, routed))
 }
 

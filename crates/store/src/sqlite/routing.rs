@@ -113,18 +113,8 @@ fn state(conn: &Connection, route: &Route<'_>) -> Result<State, StoreError> {
 
 /// Applies an outcome; the lead as it now stands, and whom it went to.
 fn finish(conn: &Connection, outcome: Outcome) -> Result<(Option<Lead>, Option<RoutedLead>), StoreError> {
-    super::apply::apply(conn, &outcome.changes)?;
-    let lead = outcome.lead.map(|l| *l);
-    if let (Some(steps), Some(lead)) = (&outcome.unrouted, &lead) {
-        tracing::warn!(lead_id = %lead.id, ?steps, "lead not routed: nobody to give it to");
-    }
-    let routed = outcome.assigned.zip(lead.as_ref()).map(|(a, lead)| RoutedLead {
-        lead_id: lead.id,
-        owner: a.owner,
-        rule: a.rule,
-        via: a.via.as_str().to_owned(),
-        trigger: a.trigger.as_str().to_owned(),
-    });
+    let (changes, lead, routed) = RoutedLead::from_outcome(outcome);
+    super::apply::apply(conn, &changes)?;
     Ok((lead, routed))
 }
 
