@@ -34,6 +34,16 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// The core refused to undo a merge.
+impl From<leadflow_domain::merges::Refusal> for StoreError {
+    fn from(refusal: leadflow_domain::merges::Refusal) -> Self {
+        match refusal {
+            leadflow_domain::merges::Refusal::Conflict(why) => Self::Conflict(why),
+            leadflow_domain::merges::Refusal::Erased(id) => Self::Erased(id),
+        }
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         Self::Corrupt(e.to_string())

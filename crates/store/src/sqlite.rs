@@ -663,13 +663,6 @@ fn merge_pair(
     Ok(true)
 }
 
-fn refused(refusal: merges::Refusal) -> StoreError {
-    match refusal {
-        merges::Refusal::Conflict(why) => StoreError::Conflict(why),
-        merges::Refusal::Erased(id) => StoreError::Erased(id),
-    }
-}
-
 /// Undoes the merge of `absorbed` into its survivor, as the core decides.
 fn unmerge(
     conn: &Connection,
@@ -693,7 +686,8 @@ fn unmerge(
         _ => (None, Vec::new()),
     };
     let absorbed = lead_from_doc(&doc)?;
-    let Some(changes) = merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(refused)?
+    let Some(changes) =
+        merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(StoreError::from)?
     else {
         return Ok(None);
     };
@@ -735,7 +729,7 @@ fn split(
     let history: Vec<HistoryEntry> = entries.iter().map(|e| serde_json::from_str(e)).collect::<Result<_, _>>()?;
     let accounts = accounts::by_keys(conn, &merges::split_account_keys(&candidate))?;
     let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
-        .map_err(refused)?;
+        .map_err(StoreError::from)?;
     let Some((lead, changes)) = split else { return Ok(None) };
     apply::apply(conn, &changes)?;
     Ok(Some((lead_id, lead)))

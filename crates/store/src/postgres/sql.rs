@@ -530,13 +530,6 @@ pub(super) async fn merge_pair(
     Ok(true)
 }
 
-fn refused(refusal: merges::Refusal) -> Fail {
-    match refusal {
-        merges::Refusal::Conflict(why) => StoreError::Conflict(why).into(),
-        merges::Refusal::Erased(id) => StoreError::Erased(id).into(),
-    }
-}
-
 /// Undoes the merge of `absorbed` into its survivor, as the core decides.
 pub(super) async fn unmerge(
     c: &impl GenericClient,
@@ -564,7 +557,8 @@ pub(super) async fn unmerge(
         _ => (None, Vec::new()),
     };
     let absorbed = lead_from_row(&row, 2)?;
-    let Some(changes) = merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(refused)?
+    let Some(changes) =
+        merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(StoreError::from)?
     else {
         return Ok(None);
     };
@@ -627,7 +621,7 @@ pub(super) async fn split(
         entries.iter().map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
     let accounts = accounts::by_keys(c, &merges::split_account_keys(&candidate)).await?;
     let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
-        .map_err(refused)?;
+        .map_err(StoreError::from)?;
     let Some((lead, changes)) = split else { return Ok(None) };
     apply(c, &changes).await?;
     Ok(Some(lead))
