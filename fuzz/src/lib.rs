@@ -6,7 +6,7 @@
 //! A target "fails" by panicking: every property below is an `assert!`.
 
 use arbitrary::{Arbitrary, Unstructured};
-use leadflow_geo::CountryCode;
+use leadflow_core::geo::CountryCode;
 use serde_json::{Map, Value};
 
 /// Target `lead_payload`: JSON bytes → `pipeline::prepare` with the `api` source and the
@@ -30,16 +30,16 @@ pub fn lead_payload(data: &[u8]) {
 }
 
 fn check_prepare(payload: &Map<String, Value>) {
-    let source = leadflow_domain::config::SourceConfig::api();
-    let picklists = leadflow_domain::config::Picklists::default();
-    let Ok(first) = leadflow_domain::pipeline::prepare(payload, &source, &picklists) else {
+    let source = leadflow_core::config::SourceConfig::api();
+    let picklists = leadflow_core::config::Picklists::default();
+    let Ok(first) = leadflow_core::pipeline::prepare(payload, &source, &picklists) else {
         return;
     };
     let resubmitted = match serde_json::to_value(&first.fields) {
         Ok(Value::Object(map)) => map,
         other => panic!("LeadFields must serialize to an object, got {other:?}"),
     };
-    match leadflow_domain::pipeline::prepare(&resubmitted, &source, &picklists) {
+    match leadflow_core::pipeline::prepare(&resubmitted, &source, &picklists) {
         Ok(again) => assert_eq!(
             again.fields, first.fields,
             "normalization is not idempotent\n first payload: {payload:?}\n resubmitted: {resubmitted:?}"
@@ -96,7 +96,7 @@ fn pick<'a>(list: &[&'a str], i: u8) -> &'a str {
 impl Key {
     fn text(&self) -> String {
         match self {
-            Key::Standard(i) => pick(leadflow_mapping::STANDARD_FIELDS, *i).to_owned(),
+            Key::Standard(i) => pick(leadflow_core::mapping::STANDARD_FIELDS, *i).to_owned(),
             Key::Known(i) => pick(KEYS, *i).to_owned(),
             Key::Raw(s) => s.clone(),
         }
@@ -139,7 +139,7 @@ impl StructuredLead {
 /// the text's lines.
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(errors) = leadflow_domain::config::parse(&text) {
+    if let Err(errors) = leadflow_core::config::parse(&text) {
         assert!(!errors.is_empty(), "Err with no error");
         let lines = text.split('\n').count();
         for e in &errors {
@@ -180,7 +180,7 @@ impl PhoneInput {
     }
 }
 
-/// Target `phone`: `leadflow_phone::normalize(raw, hint)`, the hint drawn from the input.
+/// Target `phone`: `leadflow_core::phone::normalize(raw, hint)`, the hint drawn from the input.
 ///
 /// Properties: never panics; on success the E.164 form is `+` and ASCII digits, the
 /// extension digits (Unicode, not only ASCII), the region an assigned alpha-2 code (or AC, TA, XK), and the E.164 form
@@ -189,7 +189,7 @@ pub fn phone(data: &[u8]) {
     let Ok(input) = PhoneInput::take(Unstructured::new(data)) else {
         return;
     };
-    let Ok(n) = leadflow_phone::normalize(&input.raw, input.hint.as_deref()) else {
+    let Ok(n) = leadflow_core::phone::normalize(&input.raw, input.hint.as_deref()) else {
         return;
     };
     let digits = n.e164.strip_prefix('+').unwrap_or_else(|| panic!("E.164 without '+': {n:?} from {input:?}"));
@@ -203,7 +203,7 @@ pub fn phone(data: &[u8]) {
     if let Some(region) = &n.region {
         // libphonenumber's regions are alpha-2 codes, but not all are assigned ISO 3166-1
         // codes: AC (Ascension), TA (Tristan da Cunha) and XK (Kosovo) are its own. Found
-        // by this target (regressions/phone/region_ac); leadflow-domain then leaves the
+        // by this target (regressions/phone/region_ac); leadflow-core then leaves the
         // lead's country empty, as `CountryCode::parse_code` refuses them.
         assert!(
             region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()),
@@ -215,7 +215,7 @@ pub fn phone(data: &[u8]) {
         );
     }
     for again_hint in [None, n.region.as_deref()] {
-        match leadflow_phone::normalize(&n.e164, again_hint) {
+        match leadflow_core::phone::normalize(&n.e164, again_hint) {
             Ok(again) => {
                 assert_eq!(again.e164, n.e164, "E.164 does not normalize to itself (hint {again_hint:?}) from {input:?}");
                 assert_eq!(again.extension, None, "extension out of nowhere from {input:?}");
@@ -250,7 +250,7 @@ impl CountryInput {
     }
 }
 
-/// Target `country`: `leadflow_geo::{lookup, country, country_with_context, subdivision}`.
+/// Target `country`: `leadflow_core::geo::{lookup, country, country_with_context, subdivision}`.
 ///
 /// Properties: never panics; a found country's `as_str()` looks up to itself (as free
 /// text and as a strict code); a found subdivision belongs to the country, has a name,
@@ -261,31 +261,31 @@ pub fn country(data: &[u8]) {
         return;
     };
     let ctx = input.context;
-    let _ = leadflow_geo::lookup(&input.raw);
-    let _ = leadflow_geo::lookup_with_context(&input.raw, Some(ctx));
-    if let Some(code) = leadflow_geo::country(&input.raw) {
+    let _ = leadflow_core::geo::lookup(&input.raw);
+    let _ = leadflow_core::geo::lookup_with_context(&input.raw, Some(ctx));
+    if let Some(code) = leadflow_core::geo::country(&input.raw) {
         let s = code.as_str();
-        assert_eq!(leadflow_geo::country(s), Some(code), "{s:?} (found for {:?}) does not look up to itself", input.raw);
+        assert_eq!(leadflow_core::geo::country(s), Some(code), "{s:?} (found for {:?}) does not look up to itself", input.raw);
         assert_eq!(CountryCode::parse_code(s), Some(code), "{s:?} is not a strict code");
     }
-    if let Some(code) = leadflow_geo::country_with_context(&input.raw, ctx) {
-        assert_eq!(leadflow_geo::country(code.as_str()), Some(code));
+    if let Some(code) = leadflow_core::geo::country_with_context(&input.raw, ctx) {
+        assert_eq!(leadflow_core::geo::country(code.as_str()), Some(code));
     }
     // Subdivisions: both under the drawn context and under the country the text names.
     let mut countries = vec![ctx];
-    countries.extend(leadflow_geo::country(&input.raw));
+    countries.extend(leadflow_core::geo::country(&input.raw));
     for c in countries {
         for raw in [&input.state, &input.raw] {
-            let Some(sub) = leadflow_geo::subdivision(&c, raw) else {
+            let Some(sub) = leadflow_core::geo::subdivision(&c, raw) else {
                 continue;
             };
             let (prefix, part) =
                 sub.split_once('-').unwrap_or_else(|| panic!("subdivision code {sub:?} without '-' for {raw:?}"));
             assert_eq!(prefix, c.as_str(), "{sub:?} is not a subdivision of {c:?} (input {raw:?})");
-            assert!(leadflow_geo::subdivision_name(sub).is_some(), "{sub:?} has no name");
-            assert_eq!(leadflow_geo::subdivision(&c, sub), Some(sub), "{sub:?} (for {raw:?}) does not look up to itself");
+            assert!(leadflow_core::geo::subdivision_name(sub).is_some(), "{sub:?} has no name");
+            assert_eq!(leadflow_core::geo::subdivision(&c, sub), Some(sub), "{sub:?} (for {raw:?}) does not look up to itself");
             assert_eq!(
-                leadflow_geo::subdivision(&c, part),
+                leadflow_core::geo::subdivision(&c, part),
                 Some(sub),
                 "{part:?}, the stored part of {sub:?} (for {raw:?}), does not look up to it"
             );
@@ -294,9 +294,9 @@ pub fn country(data: &[u8]) {
 }
 
 /// Checks that hold for any `map_record` output.
-fn check_mapped(record: &Map<String, Value>, mapped: &leadflow_mapping::Mapped) {
+fn check_mapped(record: &Map<String, Value>, mapped: &leadflow_core::mapping::Mapped) {
     for key in mapped.standard.keys() {
-        assert!(leadflow_mapping::STANDARD_FIELDS.contains(&key.as_str()), "non-standard key {key:?} in standard");
+        assert!(leadflow_core::mapping::STANDARD_FIELDS.contains(&key.as_str()), "non-standard key {key:?} in standard");
     }
     for value in mapped.standard.values() {
         assert!(!value.is_null(), "a null in standard: {mapped:?}");
@@ -322,7 +322,7 @@ pub fn mapping(data: &[u8]) {
     match mode % 3 {
         0 => {
             if let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(rest) {
-                let mapped = leadflow_mapping::map_record(&record, None);
+                let mapped = leadflow_core::mapping::map_record(&record, None);
                 check_mapped(&record, &mapped);
             }
         }
@@ -337,16 +337,16 @@ pub fn mapping(data: &[u8]) {
                 return;
             };
             if let Ok(Value::Object(record)) = serde_json::from_str::<Value>(json) {
-                let mapped = leadflow_mapping::map_record(&record, Some(&spec));
+                let mapped = leadflow_core::mapping::map_record(&record, Some(&spec));
                 check_mapped(&record, &mapped);
             }
         }
     }
 }
 
-fn parse_spec(text: &str) -> Option<Result<leadflow_mapping::MappingSpec, Vec<leadflow_mapping::SpecError>>> {
+fn parse_spec(text: &str) -> Option<Result<leadflow_core::mapping::MappingSpec, Vec<leadflow_core::mapping::SpecError>>> {
     let doc = toml_edit::Document::parse(text).ok()?;
-    let result = leadflow_mapping::parse_spec(doc.as_table());
+    let result = leadflow_core::mapping::parse_spec(doc.as_table());
     if let Err(errors) = &result {
         assert!(!errors.is_empty(), "Err with no error");
         for e in errors {
@@ -369,11 +369,11 @@ pub fn csv_sniff(data: &[u8]) {
 }
 
 /// Target `channels`: the provider-webhook adapters over arbitrary requests (see
-/// `leadflow_channels::fuzz_entry` for how the bytes become a query, headers and a body).
+/// `leadflow_integrations::channels::fuzz_entry` for how the bytes become a query, headers and a body).
 ///
 /// Property: never panics, for every adapter, with and without secrets.
 pub fn channels(data: &[u8]) {
-    leadflow_channels::fuzz_entry(data);
+    leadflow_integrations::channels::fuzz_entry(data);
 }
 
 /// Target `feedback`: the head/body split of `channels` → the HubSpot and Salesforce
@@ -384,9 +384,9 @@ pub fn channels(data: &[u8]) {
 /// with its own id and the record's id; a mapped status comes with the value it was read
 /// from and is never also "ignored".
 pub fn feedback(data: &[u8]) {
-    use leadflow_channels::feedback::{hubspot, salesforce};
-    use leadflow_domain::feedback::{CrmKind, CrmMapping};
-    leadflow_channels::feedback::fuzz_entry(data);
+    use leadflow_integrations::channels::feedback::{hubspot, salesforce};
+    use leadflow_core::feedback::{CrmKind, CrmMapping};
+    leadflow_integrations::channels::feedback::fuzz_entry(data);
     let body = data.iter().position(|b| *b == 0).map_or(data, |i| &data[i + 1..]);
     let mut notifications = Vec::new();
     if let Ok(events) = hubspot::read_events(body, None) {

@@ -106,7 +106,7 @@ rate_limit = {{ per_second = 1000000.0, burst = 100000 }}
     let mut line = String::new();
     BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = format!("http://{}", line.trim().trim_start_matches("listening on "));
-    let http = leadflow_delivery::http_client().build().unwrap();
+    let http = leadflow_integrations::delivery::http_client().build().unwrap();
 
     println!("\n| measurement | result |");
     println!("|---|---|");

@@ -145,7 +145,7 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (rate, p50, p99, total, errors) = rt.block_on(async {
-        let http = leadflow_delivery::http_client().build().unwrap();
+        let http = leadflow_integrations::delivery::http_client().build().unwrap();
         for chunk in 0..LEADS / BATCH as u64 {
             let leads: Vec<serde_json::Value> = (0..BATCH as u64)
                 .map(|k| serde_json::from_str(&common::lead_json(0, chunk * BATCH as u64 + k)).unwrap())

@@ -2,8 +2,8 @@
 //! in before the rules (or while fuzzy matching was off at capture), or after a rule change.
 
 use crate::{DataArgs, Failure};
-use leadflow_domain::resolve::{self, FoundPair, Verdict};
-use leadflow_domain::{LeadId, resolve::Record};
+use leadflow_core::resolve::{self, FoundPair, Verdict};
+use leadflow_core::{LeadId, resolve::Record};
 
 const PAGE: usize = 1000;
 
@@ -23,7 +23,7 @@ pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
 
 async fn search_and_apply(
     store: &leadflow_store::DynStore,
-    config: &leadflow_domain::config::Config,
+    config: &leadflow_core::config::Config,
     dry_run: bool,
 ) -> Result<(), Failure> {
     let failed = |e: leadflow_store::StoreError| Failure::Store(e.to_string());

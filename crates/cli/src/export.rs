@@ -1,8 +1,8 @@
 //! `leadflow export`: every surviving lead, a page at a time, as CSV or JSON lines.
 
 use crate::ExportFormat;
-use leadflow_domain::Lead;
-use leadflow_domain::lead::STANDARD_FIELDS;
+use leadflow_core::Lead;
+use leadflow_core::lead::STANDARD_FIELDS;
 use leadflow_store::DynStore;
 use std::io::Write;
 use std::path::Path;

@@ -2,7 +2,7 @@
 
 use crate::{DataArgs, Failure, QuarantineCommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use leadflow_domain::{SourceName, SubmissionId};
+use leadflow_core::{SourceName, SubmissionId};
 use leadflow_server::import::{self, Format, RowOutcome};
 use leadflow_server::ingest::{self, Settled};
 use leadflow_store::Captured;
@@ -64,7 +64,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::Runtime(e.to_string()))?;
         println!("columns:");
-        let fallback = leadflow_domain::config::SourceConfig::api();
+        let fallback = leadflow_core::config::SourceConfig::api();
         for decision in import::column_decisions(&header, config.source(&source).unwrap_or(&fallback)) {
             println!("  {decision}");
         }

@@ -11,9 +11,9 @@ mod import;
 mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use leadflow_domain::KeyId;
-use leadflow_domain::config::{self, Config};
-use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
+use leadflow_core::KeyId;
+use leadflow_core::config::{self, Config};
+use leadflow_core::keys::{ApiKey, ApiToken, Scope};
 use leadflow_store::DynStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -316,7 +316,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn erase(data: &DataArgs, id: &str, reason: Option<String>, actor: String) -> Result<(), Failure> {
-    let lead: leadflow_domain::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
+    let lead: leadflow_core::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     let (store, config) = open(data).await?;
     let result = store.erase_lead(lead, actor, reason, &config.rules()).await;
@@ -348,7 +348,7 @@ async fn test_source(data: &DataArgs, name: &str, payload: Option<&Path>) -> Res
             }
         }
     };
-    let source = leadflow_domain::SourceName::parse(name).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let source = leadflow_core::SourceName::parse(name).map_err(|e| Failure::Runtime(e.to_string()))?;
     let (store, config) = open(data).await?;
     let result = leadflow_server::source_test::run(&store, &config, &source, payload).await;
     store.close().await.map_err(|e| Failure::Store(e.to_string()))?;

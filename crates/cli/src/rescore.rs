@@ -2,7 +2,7 @@
 //! now configured, after a change to them. `--dry-run` counts what would change.
 
 use crate::{DataArgs, Failure};
-use leadflow_domain::engagement::{self, Event};
+use leadflow_core::engagement::{self, Event};
 use std::collections::BTreeMap;
 
 const PAGE: usize = 1000;
@@ -18,7 +18,7 @@ pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
 
 async fn rescore_all(
     store: &leadflow_store::DynStore,
-    config: &leadflow_domain::config::Config,
+    config: &leadflow_core::config::Config,
     dry_run: bool,
 ) -> Result<(), Failure> {
     let failed = |e: leadflow_store::StoreError| Failure::Store(e.to_string());

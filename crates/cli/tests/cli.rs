@@ -97,7 +97,7 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::Client {
-    leadflow_delivery::http_client().timeout(Duration::from_secs(10)).build().unwrap()
+    leadflow_integrations::delivery::http_client().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 async fn all_leads(http: &reqwest::Client, base: &str, token: &str) -> Vec<Value> {

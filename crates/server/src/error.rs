@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use leadflow_domain::FieldError;
+use leadflow_core::FieldError;
 use leadflow_store::StoreError;
 use serde::Serialize;
 
@@ -65,7 +65,7 @@ impl ApiError {
         Self::NotFound(detail.into())
     }
 
-    pub fn erased(lead: leadflow_domain::LeadId) -> Self {
+    pub fn erased(lead: leadflow_core::LeadId) -> Self {
         Self::Erased(format!("lead {lead} was erased at the person's request; only its tombstone is kept"))
     }
 

@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use leadflow_domain::capture::IdempotencyKey;
-use leadflow_domain::keys::{ApiKey, ApiToken};
-use leadflow_domain::{FieldError, FieldErrorCode, SourceName};
+use leadflow_core::capture::IdempotencyKey;
+use leadflow_core::keys::{ApiKey, ApiToken};
+use leadflow_core::{FieldError, FieldErrorCode, SourceName};
 use serde_json::{Map, Value};
 
 /// The authenticated caller: an active API key.
@@ -194,9 +194,9 @@ async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
 fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::Validation(vec![leadflow_domain::FieldError::new(
+        Ok(_) => Err(ApiError::Validation(vec![leadflow_core::FieldError::new(
             "",
-            leadflow_domain::FieldErrorCode::WrongType,
+            leadflow_core::FieldErrorCode::WrongType,
             "the body must be a JSON object",
         )])),
         Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),

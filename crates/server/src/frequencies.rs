@@ -5,7 +5,7 @@
 //! (docs/BENCHMARKS.md). Each instance counts for itself; a count is a read of every
 //! lead, a page at a time.
 
-use leadflow_domain::resolve::{self, Matching, NameFrequencies};
+use leadflow_core::resolve::{self, Matching, NameFrequencies};
 use leadflow_store::{DynStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;

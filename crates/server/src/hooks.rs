@@ -8,11 +8,11 @@
 //! lead.
 
 use crate::ingest::{self, OnInvalid};
-use leadflow_channels::fetch::{self, FetchError, RetryPolicy};
-use leadflow_channels::{Fetch, Secrets, SpamRules};
-use leadflow_domain::SourceName;
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::{Adapter, Config, Mode, SourceConfig};
+use leadflow_core::SourceName;
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::config::{Adapter, Config, Mode, SourceConfig};
+use leadflow_integrations::channels::fetch::{self, FetchError, RetryPolicy};
+use leadflow_integrations::channels::{Fetch, Secrets, SpamRules};
 use leadflow_store::{DynStore, StoreError};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -349,7 +349,7 @@ pub async fn pull_linkedin(
                 },
                 None => None,
             };
-            let mut item = match leadflow_channels::linkedin_pull_item(response) {
+            let mut item = match leadflow_integrations::channels::linkedin_pull_item(response) {
                 Ok(item) => item,
                 Err(e) => {
                     tracing::warn!(source = %source.name, error = %e, "lead form response skipped");

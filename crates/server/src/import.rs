@@ -10,9 +10,9 @@
 
 use crate::ingest::{self, OnInvalid, Settled};
 use calamine::{DataRef, Reader, Xlsx};
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::config::{Config, SourceConfig};
-use leadflow_domain::{FieldError, LeadId, SourceName, pipeline};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::config::{Config, SourceConfig};
+use leadflow_core::{FieldError, LeadId, SourceName, pipeline};
 use leadflow_store::{Captured, DynStore, ImportCounts, ImportJob, ImportStatus, StoreError};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -493,7 +493,7 @@ pub fn dry_run(
 /// source's mapping applied.
 pub fn column_decisions(header: &[String], source: &SourceConfig) -> Vec<String> {
     let sample: Map<String, Value> = header.iter().map(|h| (h.clone(), Value::String("x".into()))).collect();
-    leadflow_domain::map::map(&sample, source.mapping.as_ref()).decisions.iter().map(ToString::to_string).collect()
+    leadflow_core::map::map(&sample, source.mapping.as_ref()).decisions.iter().map(ToString::to_string).collect()
 }
 
 /// Runs an import job started through the API: its counts are written every second while

@@ -13,11 +13,11 @@
 
 use crate::hooks::Hooks;
 use crate::metrics as m;
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::{Adapter, Config, SourceConfig};
-use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline;
-use leadflow_domain::{FieldError, FieldErrorCode, SourceName, SubmissionId};
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::config::{Adapter, Config, SourceConfig};
+use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline;
+use leadflow_core::{FieldError, FieldErrorCode, SourceName, SubmissionId};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError, SubmissionStatus};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -260,7 +260,7 @@ pub fn standard_payload<'a>(
     payload: &'a Map<String, Value>,
 ) -> Result<Cow<'a, Map<String, Value>>, Vec<FieldError>> {
     let Some(adapter) = channel_adapter(source.adapter) else { return Ok(Cow::Borrowed(payload)) };
-    let standard = leadflow_channels::standardize(adapter, payload)
+    let standard = leadflow_integrations::channels::standardize(adapter, payload)
         .map_err(|e| vec![FieldError::new("", FieldErrorCode::Unreadable, e.to_string())])?;
     let is_test = standard.is_test;
     let mut out = standard.into_payload();
@@ -285,8 +285,8 @@ pub fn standard_payload<'a>(
 }
 
 /// The provider adapter for a configured one; `None` for `json`.
-pub fn channel_adapter(adapter: Adapter) -> Option<leadflow_channels::Adapter> {
-    leadflow_channels::Adapter::parse_name(adapter.as_str())
+pub fn channel_adapter(adapter: Adapter) -> Option<leadflow_integrations::channels::Adapter> {
+    leadflow_integrations::channels::Adapter::parse_name(adapter.as_str())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use error::ApiError;
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
 use leadflow_store::DynStore;
 use std::future::Future;
 use std::sync::Arc;
@@ -201,7 +201,7 @@ pub async fn launch_with(
     store: DynStore,
     config: Arc<Config>,
     hooks: hooks::Hooks,
-    client: Option<Arc<leadflow_delivery::Client>>,
+    client: Option<Arc<leadflow_integrations::delivery::Client>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

@@ -7,9 +7,9 @@
 //! Waiting never ties up a slot: a throttled or failing destination defers its rows to a
 //! later due time, and the other destinations' rows are claimed meanwhile.
 
-use leadflow_delivery::{Client, ClientSettings, Delivery, Outcome};
-use leadflow_domain::config::{Config, DeliverySettings};
-use leadflow_domain::pipeline::Rules;
+use leadflow_core::config::{Config, DeliverySettings};
+use leadflow_core::pipeline::Rules;
+use leadflow_integrations::delivery::{Client, ClientSettings, Delivery, Outcome};
 use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -144,7 +144,7 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rule
     let tried = client.deliver(&delivery).await;
     // An erasure deletes records; it learns none.
     if let Outcome::Delivered { response_excerpt, .. } = &tried.outcome
-        && delivery.event_type != leadflow_delivery::erased::EVENT_TYPE
+        && delivery.event_type != leadflow_integrations::delivery::erased::EVENT_TYPE
         && let Some(record) = client.record_id(&delivery.destination, response_excerpt)
     {
         // Before the delivery is recorded: should this fail, the delivery stays pending

@@ -4,7 +4,7 @@
 //! round-robin turn is given once.
 
 use crate::Wake;
-use leadflow_domain::pipeline::Rules;
+use leadflow_core::pipeline::Rules;
 use leadflow_store::{DynStore, RoutedLead};
 use std::time::Duration;
 use time::OffsetDateTime;

@@ -8,10 +8,10 @@
 //! a payload in that provider's shape is given.
 
 use crate::ingest;
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::{Adapter, Config};
-use leadflow_domain::pipeline::{self, Outcome};
-use leadflow_domain::{FieldError, LeadId, SourceName};
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::config::{Adapter, Config};
+use leadflow_core::pipeline::{self, Outcome};
+use leadflow_core::{FieldError, LeadId, SourceName};
 use leadflow_store::{CaptureItem, Captured, DynStore, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -9,10 +9,10 @@
 //! Run: `cargo bench -p leadflow-store --bench match_1m` (BENCH_LEADS overrides the count).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../matching/tests/support/generator.rs"]
+#[path = "../../core/tests/matching/support/generator.rs"]
 mod generator;
 
-use leadflow_domain::resolve::{self, Decision, Matching, Model};
+use leadflow_core::resolve::{self, Decision, Matching, Model};
 use leadflow_store::sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,8 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use crate::{CaptureItem, Captured, DynStore};
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::config::{Picklists, SourceConfig};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::config::{Picklists, SourceConfig};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
 /// Fuzzy matching on: the identity-resolution tests, and exact email through the keys.
@@ -21,11 +21,11 @@ static MODEL: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| Rules {
 });
 /// The default: exact email only, through the leads' email index.
 static EXACT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Default::default);
-use leadflow_domain::error::{FieldError, FieldErrorCode};
-use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
-use leadflow_domain::pipeline::{LeadEvent, Outcome, Rules, prepare};
-use leadflow_domain::resolve::Matching;
-use leadflow_domain::{Email, KeyId, Lead, LeadId, SourceName};
+use leadflow_core::error::{FieldError, FieldErrorCode};
+use leadflow_core::keys::{ApiKey, ApiToken, Scope};
+use leadflow_core::pipeline::{LeadEvent, Outcome, Rules, prepare};
+use leadflow_core::resolve::Matching;
+use leadflow_core::{Email, KeyId, Lead, LeadId, SourceName};
 use serde_json::{Map, Value, json};
 use std::any::Any;
 use std::collections::HashSet;
@@ -289,7 +289,7 @@ pub async fn one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching
     let (outcome, other) = capture(json!({"email": "kim+events@acme.com"}), &EXACT).await;
     assert!(outcome == Outcome::Created && other != kim);
     static TAGS: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-        leadflow_domain::config::parse("[matching.email]\nplus_tag_domains = [\"globex.com\"]\n").unwrap().rules()
+        leadflow_core::config::parse("[matching.email]\nplus_tag_domains = [\"globex.com\"]\n").unwrap().rules()
     });
     let (_, lee) = capture(json!({"email": "lee@globex.com"}), &TAGS).await;
     assert_eq!(capture(json!({"email": "lee+events@globex.com"}), &TAGS).await, (Outcome::Merged, lee));
@@ -547,7 +547,7 @@ pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
     // Whole seconds: stores keep at least millisecond precision.
     let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let mut job = ImportJob {
-        id: leadflow_domain::ImportId::new(),
+        id: leadflow_core::ImportId::new(),
         source: SourceName::api(),
         sheet: Some("Leads".into()),
         status: ImportStatus::Queued,
@@ -591,7 +591,7 @@ pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
     let history = store.lead_history(lead.id).await.unwrap();
     match &history[1].event {
         LeadEvent::Merged { explanation, .. } => {
-            assert_eq!(explanation.rule, leadflow_domain::resolve::MatchRule::Fuzzy);
+            assert_eq!(explanation.rule, leadflow_core::resolve::MatchRule::Fuzzy);
             assert!(explanation.score.is_some() && !explanation.evidence.is_empty());
         }
         other => panic!("expected a merge, got {other:?}"),
@@ -665,7 +665,7 @@ pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynSt
     match history.last().map(|h| &h.event) {
         Some(LeadEvent::Absorbed { absorbed, explanation, .. }) => {
             assert_eq!(*absorbed, call.id);
-            assert_eq!(explanation.rule, leadflow_domain::resolve::MatchRule::Bridged);
+            assert_eq!(explanation.rule, leadflow_core::resolve::MatchRule::Bridged);
             assert!(explanation.score.is_some() && !explanation.evidence.is_empty(), "{explanation:?}");
         }
         other => panic!("expected the bridge in the history, got {other:?}"),
@@ -756,8 +756,8 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
             .merge_leads(
                 older.id,
                 newer.id,
-                leadflow_domain::resolve::Explanation {
-                    rule: leadflow_domain::resolve::MatchRule::Reviewed,
+                leadflow_core::resolve::Explanation {
+                    rule: leadflow_core::resolve::MatchRule::Reviewed,
                     score: None,
                     evidence: Vec::new(),
                 },
@@ -773,7 +773,7 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     assert_eq!(store.count_leads().await.unwrap(), 1);
 }
 
-async fn account_of(store: &DynStore, v: Value) -> Option<leadflow_domain::AccountId> {
+async fn account_of(store: &DynStore, v: Value) -> Option<leadflow_core::AccountId> {
     let c = store.capture(vec![item("api", None, v)], &EXACT).await.unwrap().remove(0);
     settled(&c).1.account_id
 }
@@ -829,13 +829,13 @@ pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStor
     assert_eq!(joined, Some(acme));
     let taken = crate::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
     assert!(matches!(store.update_account(acme, taken).await, Err(crate::StoreError::Conflict(_))));
-    assert_eq!(store.update_account(leadflow_domain::AccountId::new(), Default::default()).await.unwrap(), None);
+    assert_eq!(store.update_account(leadflow_core::AccountId::new(), Default::default()).await.unwrap(), None);
     let cleared = crate::AccountUpdate { owner: Some(None), ..Default::default() };
     assert_eq!(store.update_account(acme, cleared).await.unwrap().unwrap().owner, None);
 }
 
 static SCORED: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    let scoring = leadflow_scoring::ScoringConfig::parse(
+    let scoring = leadflow_core::scoring::ScoringConfig::parse(
         r#"
 [scoring]
 mql_threshold = 20
@@ -848,14 +848,14 @@ cap = 30
 "#,
     )
     .unwrap();
-    let engagement = leadflow_domain::engagement::Engagement { scoring, ..Default::default() };
+    let engagement = leadflow_core::engagement::Engagement { scoring, ..Default::default() };
     Rules { engagement: std::sync::Arc::new(engagement), ..Rules::default() }
 });
 
-fn event(kind: &str, url: &str, who: leadflow_domain::engagement::Identity, key: Option<&str>) -> crate::NewEvent {
+fn event(kind: &str, url: &str, who: leadflow_core::engagement::Identity, key: Option<&str>) -> crate::NewEvent {
     crate::NewEvent {
-        event: leadflow_domain::engagement::Event {
-            id: leadflow_domain::EventId::new(),
+        event: leadflow_core::engagement::Event {
+            id: leadflow_core::EventId::new(),
             kind: kind.into(),
             occurred_at: OffsetDateTime::now_utc(),
             url: Some(url.into()),
@@ -870,7 +870,7 @@ fn event(kind: &str, url: &str, who: leadflow_domain::engagement::Identity, key:
 
 pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynStore) {
     use crate::EventOutcome;
-    use leadflow_domain::engagement::Identity;
+    use leadflow_core::engagement::Identity;
     let by_email = |e: &str| Identity { email: Some(e.into()), ..Identity::default() };
     let visitor = |v: &str| Identity { anonymous_id: Some(v.into()), ..Identity::default() };
 
@@ -946,7 +946,7 @@ pub async fn transitions_follow_the_contract_and_reports_count_them(store: &DynS
     let refused = store.transition_lead(a, "customer".into(), "rep".into(), None, &EXACT).await.unwrap().unwrap();
     let refused = refused.unwrap_err();
     assert!(!refused.allowed.is_empty(), "the refusal lists the allowed stages");
-    let reason = leadflow_scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
+    let reason = leadflow_core::scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
     let moved = store
         .transition_lead(a, "disqualified".into(), "rep@x.com".into(), Some(reason.clone()), &EXACT)
         .await
@@ -1001,7 +1001,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
 }
 
 static OUTBOX: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    leadflow_domain::config::parse(
+    leadflow_core::config::parse(
         r#"
 [[destinations]]
 name = "hook"
@@ -1216,12 +1216,12 @@ pub async fn cursors_are_saved_and_replaced(store: &DynStore) {
 
 /// Subscribed to merges: a destination hears of every merge, however it was made.
 static MERGES_OUT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    let crm = leadflow_domain::deliver::DestinationConfig::new(
+    let crm = leadflow_core::deliver::DestinationConfig::new(
         "crm",
         "webhook",
-        vec![leadflow_domain::deliver::EventType::Merged],
+        vec![leadflow_core::deliver::EventType::Merged],
     );
-    Rules { outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[crm])), ..Rules::default() }
+    Rules { outbox: std::sync::Arc::new(leadflow_core::deliver::Subscriptions::new(&[crm])), ..Rules::default() }
 });
 
 static ROUTED: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
@@ -1258,12 +1258,12 @@ name = "pricing"
 when = { event = "page_view", url_matches = "*/pricing*" }
 points = 10
 "#;
-    let routing = leadflow_scoring::routing::RoutingConfig::parse(toml).unwrap();
-    let scoring = leadflow_scoring::ScoringConfig::parse(toml).unwrap();
-    let slack = leadflow_domain::deliver::DestinationConfig {
+    let routing = leadflow_core::scoring::routing::RoutingConfig::parse(toml).unwrap();
+    let scoring = leadflow_core::scoring::ScoringConfig::parse(toml).unwrap();
+    let slack = leadflow_core::deliver::DestinationConfig {
         name: "slack".into(),
         kind: "slack".into(),
-        events: vec![leadflow_domain::deliver::EventType::Assigned],
+        events: vec![leadflow_core::deliver::EventType::Assigned],
         required_fields: Vec::new(),
         retry: None,
         rate_limit: None,
@@ -1273,8 +1273,8 @@ points = 10
     };
     Rules {
         routing: std::sync::Arc::new(routing),
-        engagement: std::sync::Arc::new(leadflow_domain::engagement::Engagement { scoring, ..Default::default() }),
-        outbox: std::sync::Arc::new(leadflow_domain::deliver::Subscriptions::new(&[slack])),
+        engagement: std::sync::Arc::new(leadflow_core::engagement::Engagement { scoring, ..Default::default() }),
+        outbox: std::sync::Arc::new(leadflow_core::deliver::Subscriptions::new(&[slack])),
         ..Rules::default()
     }
 });
@@ -1330,10 +1330,8 @@ pub async fn the_handoff_routes_and_caps_and_accounts_are_kept(store: &DynStore)
         ids.push(capture_routed(store, "api", json!({"email": format!("a{i}@acme.com"), "company": "Acme"})).await);
     }
     assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "not at the handoff yet");
-    let who = |i: usize| leadflow_domain::engagement::Identity {
-        email: Some(format!("a{i}@acme.com")),
-        ..Default::default()
-    };
+    let who =
+        |i: usize| leadflow_core::engagement::Identity { email: Some(format!("a{i}@acme.com")), ..Default::default() };
     let events: Vec<crate::NewEvent> =
         (0..8).map(|i| event("page_view", "https://x.com/pricing", who(i / 2), None)).collect();
     store.record_events(events, &ROUTED).await.unwrap();
@@ -1363,7 +1361,7 @@ pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynSto
     assert!(due > now + time::Duration::minutes(29) && due <= now + time::Duration::minutes(31));
     assert!(store.run_sla(10, &ROUTED, now + time::Duration::minutes(29)).await.unwrap().is_empty(), "not yet");
     // b is taken up (it leaves the stage it was assigned in); a is not.
-    let reason = leadflow_scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
+    let reason = leadflow_core::scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
     store
         .transition_lead(b, "disqualified".into(), "ben".into(), Some(reason), &ROUTED)
         .await
@@ -1388,8 +1386,8 @@ pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynSto
     let c = capture_routed(store, "chat", json!({"email": "sla3@x.com"})).await;
     store.route_queued(10, &ROUTED, now).await.unwrap();
     assert!(store.next_sla_due().await.unwrap().is_some());
-    let who = leadflow_domain::feedback::FeedbackIdentity { lead_id: Some(c), ..Default::default() };
-    let working = feedback("crm", Some("w1"), who, Some(leadflow_domain::feedback::FeedbackStatus::Working), None, now);
+    let who = leadflow_core::feedback::FeedbackIdentity { lead_id: Some(c), ..Default::default() };
+    let working = feedback("crm", Some("w1"), who, Some(leadflow_core::feedback::FeedbackStatus::Working), None, now);
     store.record_feedback(vec![working], &ROUTED).await.unwrap();
     assert_eq!(store.next_sla_due().await.unwrap(), None, "feedback stops the timer");
     assert!(store.run_sla(10, &ROUTED, late + time::Duration::hours(2)).await.unwrap().is_empty());
@@ -1445,26 +1443,26 @@ pub async fn concurrent_routing_gives_each_lead_and_turn_once(store: &DynStore) 
 
 /// Every lead with an email is handed off (MQL) as it is created.
 static HANDOFF: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    leadflow_domain::config::parse("[scoring]\nmql_threshold = 0\n").expect("a valid configuration").rules()
+    leadflow_core::config::parse("[scoring]\nmql_threshold = 0\n").expect("a valid configuration").rules()
 });
 
 fn feedback(
     source: &str,
     event: Option<&str>,
-    who: leadflow_domain::feedback::FeedbackIdentity,
-    status: Option<leadflow_domain::feedback::FeedbackStatus>,
+    who: leadflow_core::feedback::FeedbackIdentity,
+    status: Option<leadflow_core::feedback::FeedbackStatus>,
     reason: Option<&str>,
     at: OffsetDateTime,
-) -> leadflow_domain::feedback::Feedback {
+) -> leadflow_core::feedback::Feedback {
     let contract = &HANDOFF.engagement.contract;
-    leadflow_domain::feedback::Feedback {
-        id: leadflow_domain::FeedbackId::new(),
+    leadflow_core::feedback::Feedback {
+        id: leadflow_core::FeedbackId::new(),
         source: source.into(),
         event_id: event.map(str::to_owned),
         identity: who,
         status,
         crm_status: None,
-        target: status.and_then(|s| leadflow_domain::feedback::FeedbackRules::default().stage(s, contract)),
+        target: status.and_then(|s| leadflow_core::feedback::FeedbackRules::default().stage(s, contract)),
         reason: reason.map(str::to_owned),
         owner: None,
         ignored: None,
@@ -1474,16 +1472,16 @@ fn feedback(
     }
 }
 
-fn by_email(email: &str) -> leadflow_domain::feedback::FeedbackIdentity {
-    leadflow_domain::feedback::FeedbackIdentity { email: Some(Email::parse(email).unwrap()), ..Default::default() }
+fn by_email(email: &str) -> leadflow_core::feedback::FeedbackIdentity {
+    leadflow_core::feedback::FeedbackIdentity { email: Some(Email::parse(email).unwrap()), ..Default::default() }
 }
 
-fn by_id(id: LeadId) -> leadflow_domain::feedback::FeedbackIdentity {
-    leadflow_domain::feedback::FeedbackIdentity { lead_id: Some(id), ..Default::default() }
+fn by_id(id: LeadId) -> leadflow_core::feedback::FeedbackIdentity {
+    leadflow_core::feedback::FeedbackIdentity { lead_id: Some(id), ..Default::default() }
 }
 
 pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
-    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    use leadflow_core::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
     let c = store.capture(vec![item("api", None, json!({"email": "a@acme.com"}))], &HANDOFF).await.unwrap();
     let a = settled(&c[0]).1.clone();
     assert_eq!(a.lifecycle_stage, "mql");
@@ -1574,7 +1572,7 @@ pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
 }
 
 pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
-    use leadflow_domain::feedback::{FeedbackIdentity, FeedbackOutcome as O, FeedbackStatus as S};
+    use leadflow_core::feedback::{FeedbackIdentity, FeedbackOutcome as O, FeedbackStatus as S};
     let c = store.capture(vec![item("api", None, json!({"email": "c@acme.com"}))], &HANDOFF).await.unwrap();
     let lead = settled(&c[0]).1.id;
     let crm = |id: &str| FeedbackIdentity {
@@ -1592,7 +1590,7 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
     assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 0, "once");
     let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
     assert_eq!((listed[0].result.outcome, listed[0].result.lead_id), (O::Applied, Some(lead)));
-    f.id = leadflow_domain::FeedbackId::new();
+    f.id = leadflow_core::FeedbackId::new();
     f.event_id = Some("o2".into());
     let mut older = f.clone();
     let results = store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap();
@@ -1604,7 +1602,7 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
         LeadEvent::OwnerChanged { to, actor, .. } if to.as_deref() == Some("42") && actor.as_deref() == Some("feedback:hs"))));
 
     // An older reassignment is stale; a status change of the same time is not.
-    older.id = leadflow_domain::FeedbackId::new();
+    older.id = leadflow_core::FeedbackId::new();
     older.event_id = Some("o3".into());
     older.owner = Some("7".into());
     older.occurred_at = t0 - time::Duration::minutes(1);
@@ -1620,7 +1618,7 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
 }
 
 pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store: &DynStore) {
-    use leadflow_domain::feedback::FeedbackStatus as S;
+    use leadflow_core::feedback::FeedbackStatus as S;
     let mk = |email: &str, campaign: &str| item("api", None, json!({"email": email, "utm_campaign": campaign}));
     let test_lead =
         item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
@@ -1655,7 +1653,7 @@ pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store:
 }
 
 pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynStore) {
-    use leadflow_domain::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
+    use leadflow_core::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
     let c = store.capture(vec![item("api", None, json!({"email": "r@acme.com"}))], &HANDOFF).await.unwrap();
     let lead = settled(&c[0]).1.id;
     let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
@@ -1684,7 +1682,7 @@ pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynSt
 pub async fn an_sla_escalates_once(store: &DynStore) {
     let toml = "[routing]\npriority_sources = [\"demo\"]\n[[routing.reps]]\nid = \"ana\"\n[[routing.rules]]\nname = \"all\"\nstrategy = \"round_robin\"\nreps = [\"ana\"]\nsla_minutes = 5\nsla_action = \"escalate\"\nescalate_to = \"boss\"\n";
     let rules = Rules {
-        routing: std::sync::Arc::new(leadflow_scoring::routing::RoutingConfig::parse(toml).unwrap()),
+        routing: std::sync::Arc::new(leadflow_core::scoring::routing::RoutingConfig::parse(toml).unwrap()),
         ..Rules::default()
     };
     let now = OffsetDateTime::now_utc();
@@ -1705,7 +1703,7 @@ pub async fn an_sla_escalates_once(store: &DynStore) {
 /// Fuzzy matching on (so leads keep match records), and destinations of which two
 /// hear of erasures.
 static ERASURE: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| {
-    let rules = leadflow_domain::config::parse(
+    let rules = leadflow_core::config::parse(
         r#"
 [[destinations]]
 name = "hook"
@@ -1753,7 +1751,7 @@ async fn personal_cells(raw: &Raw) -> Vec<(String, String, String)> {
 fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
     let now = OffsetDateTime::now_utc();
     crate::ImportJob {
-        id: leadflow_domain::ImportId::new(),
+        id: leadflow_core::ImportId::new(),
         source: SourceName::api(),
         sheet: None,
         status,
@@ -1771,8 +1769,8 @@ fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
 /// the `lead.erased` deliveries remain.
 pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     use crate::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
-    use leadflow_domain::engagement::Identity;
-    use leadflow_domain::feedback::{FeedbackIdentity, FeedbackStatus};
+    use leadflow_core::engagement::Identity;
+    use leadflow_core::feedback::{FeedbackIdentity, FeedbackStatus};
     let (store, rules) = (&t.store, &*ERASURE);
     let who = |email: &str| Identity { email: Some(email.into()), ..Identity::default() };
 
@@ -1933,7 +1931,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         (tomb.created_at, &tomb.lifecycle_stage, tomb.score, &tomb.owner),
         (before.created_at, &before.lifecycle_stage, before.score, &before.owner)
     );
-    assert_eq!(tomb.fields, leadflow_domain::LeadFields::default());
+    assert_eq!(tomb.fields, leadflow_core::LeadFields::default());
     assert_eq!(tomb.attribution.original.utm_campaign.as_deref(), Some("spring"));
     assert_eq!(store.list_leads(None, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), [bob.id]);
     assert_eq!(store.count_leads().await.unwrap(), 2, "reports still count the tombstone");
@@ -2000,8 +1998,8 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
 
 pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore) {
     use crate::{EventOutcome, StoreError};
-    use leadflow_domain::engagement::Identity;
-    use leadflow_domain::feedback::{FeedbackOutcome, FeedbackStatus};
+    use leadflow_core::engagement::Identity;
+    use leadflow_core::feedback::{FeedbackOutcome, FeedbackStatus};
     let rules = &*ERASURE;
     let first = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
     let c = store.capture(vec![first], rules).await.unwrap();
@@ -2013,8 +2011,8 @@ pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore)
         settled(&store.capture(vec![item("api", None, json!({"email": "a.l@acme.com"}))], rules).await.unwrap()[0])
             .1
             .id;
-    let explanation = leadflow_domain::resolve::Explanation {
-        rule: leadflow_domain::resolve::MatchRule::Reviewed,
+    let explanation = leadflow_core::resolve::Explanation {
+        rule: leadflow_core::resolve::MatchRule::Reviewed,
         score: Some(0.9),
         evidence: Vec::new(),
     };

@@ -16,7 +16,7 @@ pub enum StoreError {
     Closed,
     /// The lead was erased: nothing may be written to it or read of it any more.
     #[error("lead {0} was erased")]
-    Erased(leadflow_domain::LeadId),
+    Erased(leadflow_core::LeadId),
     #[error("store error: {0}")]
     Internal(String),
 }
@@ -35,11 +35,11 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// The core refused to undo a merge.
-impl From<leadflow_domain::merges::Refusal> for StoreError {
-    fn from(refusal: leadflow_domain::merges::Refusal) -> Self {
+impl From<leadflow_core::merges::Refusal> for StoreError {
+    fn from(refusal: leadflow_core::merges::Refusal) -> Self {
         match refusal {
-            leadflow_domain::merges::Refusal::Conflict(why) => Self::Conflict(why),
-            leadflow_domain::merges::Refusal::Erased(id) => Self::Erased(id),
+            leadflow_core::merges::Refusal::Conflict(why) => Self::Conflict(why),
+            leadflow_core::merges::Refusal::Erased(id) => Self::Erased(id),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The feedback row as both backends keep it for the audit: the columns, and the rest as
-//! a JSON document. What feedback does is decided in [`leadflow_domain::feedback::record`].
+//! a JSON document. What feedback does is decided in [`leadflow_core::feedback::record`].
 
-use leadflow_domain::feedback::{self, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult};
+use leadflow_core::feedback::{self, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -65,10 +65,10 @@ impl Doc {
 
 /// A stored row, read back.
 pub(crate) struct Row {
-    pub id: leadflow_domain::FeedbackId,
+    pub id: leadflow_core::FeedbackId,
     pub source: String,
     pub event_id: Option<String>,
-    pub lead_id: Option<leadflow_domain::LeadId>,
+    pub lead_id: Option<leadflow_core::LeadId>,
     pub status: Option<String>,
     pub outcome: String,
     pub occurred_at: OffsetDateTime,

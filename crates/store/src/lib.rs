@@ -19,20 +19,20 @@ pub mod sqlite;
 pub use error::StoreError;
 
 use async_trait::async_trait;
-use leadflow_domain::account::Account;
-use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::DatabaseConfig;
-use leadflow_domain::engagement::Event;
-use leadflow_domain::error::FieldError;
-use leadflow_domain::feedback::{Feedback, FeedbackResult};
-use leadflow_domain::keys::{ApiKey, TokenHash};
-use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::resolve::{Evidence, Explanation};
-use leadflow_domain::{AccountId, Email, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_scoring::TransitionError;
+use leadflow_core::account::Account;
+use leadflow_core::attribute::Touchpoint;
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::config::DatabaseConfig;
+use leadflow_core::engagement::Event;
+use leadflow_core::error::FieldError;
+use leadflow_core::feedback::{Feedback, FeedbackResult};
+use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline::Rules;
+use leadflow_core::pipeline::{HistoryEntry, Outcome};
+use leadflow_core::resolve::{Evidence, Explanation};
+use leadflow_core::scoring::TransitionError;
+use leadflow_core::{AccountId, Email, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -170,7 +170,7 @@ impl ReviewStatus {
 }
 
 // Defined by the core, which decides them; kept here under their old names.
-pub use leadflow_domain::engagement::{EventOutcome, NewEvent};
+pub use leadflow_core::engagement::{EventOutcome, NewEvent};
 
 /// Leads counted by source and campaign.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -327,8 +327,8 @@ impl RoutedLead {
     /// Splits a routing outcome into the writes to apply, the lead as it now stands, and
     /// whom it went to (logging a lead nobody could take).
     pub(crate) fn from_outcome(
-        outcome: leadflow_domain::assignments::Outcome,
-    ) -> (Vec<leadflow_domain::changes::Change>, Option<Lead>, Option<Self>) {
+        outcome: leadflow_core::assignments::Outcome,
+    ) -> (Vec<leadflow_core::changes::Change>, Option<Lead>, Option<Self>) {
         let lead = outcome.lead.map(|l| *l);
         if let (Some(steps), Some(lead)) = (&outcome.unrouted, &lead) {
             tracing::warn!(lead_id = %lead.id, ?steps, "lead not routed: nobody to give it to");
@@ -586,7 +586,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records CRM feedback, in order, each in the transaction that applies it: the lead
     /// (by lead id, the CRM's record id, email, then external id) is walked to the
-    /// feedback's target stage and given its owner ([`leadflow_domain::feedback::apply`]),
+    /// feedback's target stage and given its owner ([`leadflow_core::feedback::apply`]),
     /// unless an earlier feedback with the same source and event id already decided the
     /// outcome (a replay: nothing happens again) or feedback that happened later was
     /// already applied to the lead (stale). Every item is stored, whatever its outcome;
@@ -718,7 +718,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Erases a person (the right to be forgotten), in one transaction: the lead (followed
     /// through merges to its survivor) and every lead merged into it become tombstones
-    /// ([`leadflow_domain::erase::tombstone`]); every row holding their data is scrubbed
+    /// ([`leadflow_core::erase::tombstone`]); every row holding their data is scrubbed
     /// or deleted, including what was stored for the person before it was tied to the lead
     /// (waiting events, quarantined and pending submissions, unmatched feedback naming
     /// their email, external id or CRM records); undelivered outbox rows are cancelled and
@@ -746,7 +746,7 @@ pub type DynStore = Arc<dyn Store>;
 /// Opens the store a database URL names, creating and migrating it as needed, with the
 /// default pool settings.
 pub async fn open(url: &str) -> Result<DynStore, StoreError> {
-    connect(&DatabaseConfig { url: url.to_owned(), max_connections: leadflow_domain::config::DEFAULT_MAX_CONNECTIONS })
+    connect(&DatabaseConfig { url: url.to_owned(), max_connections: leadflow_core::config::DEFAULT_MAX_CONNECTIONS })
         .await
 }
 

@@ -23,19 +23,19 @@ use crate::{
     StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
 };
 use async_trait::async_trait;
-use leadflow_domain::account::Account;
-use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::engagement::Event;
-use leadflow_domain::error::FieldError;
-use leadflow_domain::keys::{ApiKey, TokenHash};
-use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::pipeline::{HistoryEntry, SubmissionMeta};
-use leadflow_domain::resolve::{self, Decision, Matching, Model, Record};
-use leadflow_domain::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_domain::{merges, settle};
-use leadflow_scoring::TransitionError;
+use leadflow_core::account::Account;
+use leadflow_core::attribute::Touchpoint;
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::engagement::Event;
+use leadflow_core::error::FieldError;
+use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline::Rules;
+use leadflow_core::pipeline::{HistoryEntry, SubmissionMeta};
+use leadflow_core::resolve::{self, Decision, Matching, Model, Record};
+use leadflow_core::scoring::TransitionError;
+use leadflow_core::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{merges, settle};
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -1296,9 +1296,9 @@ impl Store for SqliteStore {
 
     async fn record_feedback(
         &self,
-        items: Vec<leadflow_domain::feedback::Feedback>,
+        items: Vec<leadflow_core::feedback::Feedback>,
         rules: &Rules,
-    ) -> Result<Vec<leadflow_domain::feedback::FeedbackResult>, StoreError> {
+    ) -> Result<Vec<leadflow_core::feedback::FeedbackResult>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -1323,7 +1323,7 @@ impl Store for SqliteStore {
     async fn list_feedback(
         &self,
         source: Option<String>,
-        after: Option<leadflow_domain::FeedbackId>,
+        after: Option<leadflow_core::FeedbackId>,
         limit: usize,
     ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
         self.read(move |conn| feedback::list(conn, source.as_deref(), after, limit)).await

@@ -51,11 +51,11 @@ async fn an_unreachable_database_is_a_prompt_unavailable_error() {
 // ---------------------------------------------------------------------------------------
 // Two instances on one database: what one cannot see, the database must settle.
 
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::config::{Picklists, SourceConfig};
-use leadflow_domain::engagement::{Engagement, Event, Identity};
-use leadflow_domain::pipeline::{Rules, prepare};
-use leadflow_domain::{EventId, SourceName};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::config::{Picklists, SourceConfig};
+use leadflow_core::engagement::{Engagement, Event, Identity};
+use leadflow_core::pipeline::{Rules, prepare};
+use leadflow_core::{EventId, SourceName};
 use leadflow_store::{CaptureItem, Captured, EventOutcome, NewEvent, Store};
 use time::OffsetDateTime;
 
@@ -73,7 +73,7 @@ fn item(v: serde_json::Value) -> CaptureItem {
 }
 
 fn scored() -> Rules {
-    let scoring = leadflow_scoring::ScoringConfig::parse(
+    let scoring = leadflow_core::scoring::ScoringConfig::parse(
         r#"
 [scoring]
 mql_threshold = 1000

@@ -35,14 +35,14 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
 /// the upgrade another spelling of the mailbox finds the lead.
 #[tokio::test]
 async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
-    use leadflow_domain::capture::RawSubmission;
-    use leadflow_domain::config::{Picklists, SourceConfig};
-    use leadflow_domain::pipeline::{Rules, prepare};
+    use leadflow_core::capture::RawSubmission;
+    use leadflow_core::config::{Picklists, SourceConfig};
+    use leadflow_core::pipeline::{Rules, prepare};
     use leadflow_store::{CaptureItem, Captured, Store};
     let item = |email: &str| {
         let payload = serde_json::json!({ "email": email }).as_object().cloned().unwrap();
         let candidate = prepare(&payload, &SourceConfig::api(), &Picklists::default()).unwrap();
-        CaptureItem { submission: RawSubmission::new(leadflow_domain::SourceName::api(), None, payload), candidate }
+        CaptureItem { submission: RawSubmission::new(leadflow_core::SourceName::api(), None, payload), candidate }
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");
@@ -72,9 +72,9 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
 /// not reached here, so the file would stay at its empty size without the checkpointer).
 #[tokio::test]
 async fn a_growing_log_is_checkpointed_into_the_database_file() {
-    use leadflow_domain::capture::RawSubmission;
-    use leadflow_domain::config::{Picklists, SourceConfig};
-    use leadflow_domain::pipeline::{Rules, prepare};
+    use leadflow_core::capture::RawSubmission;
+    use leadflow_core::config::{Picklists, SourceConfig};
+    use leadflow_core::pipeline::{Rules, prepare};
     use leadflow_store::{CaptureItem, Store};
     let item = |i: usize| {
         let payload = serde_json::json!({ "email": format!("log-{i}@example.com"), "company": "Example" })
@@ -82,7 +82,7 @@ async fn a_growing_log_is_checkpointed_into_the_database_file() {
             .cloned()
             .unwrap();
         let candidate = prepare(&payload, &SourceConfig::api(), &Picklists::default()).unwrap();
-        CaptureItem { submission: RawSubmission::new(leadflow_domain::SourceName::api(), None, payload), candidate }
+        CaptureItem { submission: RawSubmission::new(leadflow_core::SourceName::api(), None, payload), candidate }
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");

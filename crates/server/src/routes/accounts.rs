@@ -6,8 +6,8 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
-use leadflow_domain::account::Account;
-use leadflow_domain::{AccountId, FieldError, FieldErrorCode, Lead, LeadId};
+use leadflow_core::account::Account;
+use leadflow_core::{AccountId, FieldError, FieldErrorCode, Lead, LeadId};
 use leadflow_store::AccountUpdate;
 use serde::Deserialize;
 use serde_json::Value;
@@ -138,7 +138,7 @@ fn parse_patch(body: &serde_json::Map<String, Value>) -> Result<AccountUpdate, V
             ("owner", _) => errors.push(invalid("owner", "owner must be a non-empty string or null")),
             ("add_domains", Value::Array(list)) => {
                 for d in list {
-                    match d.as_str().and_then(leadflow_normalize::domain_of_url) {
+                    match d.as_str().and_then(leadflow_core::normalize::domain_of_url) {
                         Some(domain) => update.add_domains.push(domain),
                         None => errors.push(invalid("add_domains", "each domain must be a registrable domain name")),
                     }

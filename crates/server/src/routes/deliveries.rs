@@ -7,7 +7,7 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found};
 use axum::Json;
 use axum::extract::{Path, State};
-use leadflow_domain::LeadId;
+use leadflow_core::LeadId;
 use leadflow_store::{AttemptRecord, DeliveryStatus, OutboxDelivery, ReplayFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -9,9 +9,9 @@ use crate::extract::{Caller, IdempotencyHeader, JsonObject};
 use crate::routes::leads::source_of;
 use axum::Json;
 use axum::extract::State;
-use leadflow_domain::capture::IdempotencyKey;
-use leadflow_domain::engagement::{Event, Identity};
-use leadflow_domain::{EventId, FieldError, FieldErrorCode, LeadId};
+use leadflow_core::capture::IdempotencyKey;
+use leadflow_core::engagement::{Event, Identity};
+use leadflow_core::{EventId, FieldError, FieldErrorCode, LeadId};
 use leadflow_store::{EventOutcome, NewEvent};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -155,7 +155,7 @@ fn parse(
     };
     let email = text(&mut errors, "email", MAX_IDENTITY).map(|e| e.to_lowercase());
     if let Some(e) = &email
-        && leadflow_domain::Email::parse(e).is_err()
+        && leadflow_core::Email::parse(e).is_err()
     {
         errors.push(FieldError::new(at("email"), FieldErrorCode::InvalidEmail, "not an email address"));
     }

@@ -3,7 +3,7 @@
 //! `POST /v1/feedback/generic` takes leadflow's own JSON (one item, or `{"events": […]}`)
 //! from a key with the `feedback` (or admin) scope. `POST /v1/feedback/{destination}`
 //! takes a configured HubSpot or Salesforce destination's own webhook, authenticated by
-//! that CRM's scheme (see `leadflow_channels::feedback`), read through the destination's
+//! that CRM's scheme (see `leadflow_integrations::channels::feedback`), read through the destination's
 //! `[destinations.feedback]` mapping.
 //!
 //! Nothing acknowledged is lost: every item is stored before the answer, whatever became
@@ -22,14 +22,14 @@ use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use leadflow_channels::HookRequest;
-use leadflow_channels::feedback::{CrmNotification, hubspot, salesforce};
-use leadflow_domain::config::Config;
-use leadflow_domain::deliver::DestinationConfig;
-use leadflow_domain::feedback::{
+use leadflow_core::config::Config;
+use leadflow_core::deliver::DestinationConfig;
+use leadflow_core::feedback::{
     CrmKind, CrmMapping, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC,
 };
-use leadflow_domain::{Email, FeedbackId, FieldError, FieldErrorCode, LeadId};
+use leadflow_core::{Email, FeedbackId, FieldError, FieldErrorCode, LeadId};
+use leadflow_integrations::channels::HookRequest;
+use leadflow_integrations::channels::feedback::{CrmNotification, hubspot, salesforce};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;

@@ -16,10 +16,10 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use leadflow_channels::{Handled, HookError, HookRequest, Item, Secrets};
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::config::{Adapter, Mode, SourceConfig, origin_of};
-use leadflow_domain::{FieldError, FieldErrorCode, SourceName};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::config::{Adapter, Mode, SourceConfig, origin_of};
+use leadflow_core::{FieldError, FieldErrorCode, SourceName};
+use leadflow_integrations::channels::{Handled, HookError, HookRequest, Item, Secrets};
 use leadflow_store::Captured;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -132,7 +132,7 @@ pub async fn embed_js() -> impl IntoResponse {
             // Pages embed it on every view; an hour keeps fixes reaching visitors soon.
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        leadflow_channels::EMBED_JS,
+        leadflow_integrations::channels::EMBED_JS,
     )
 }
 
@@ -204,7 +204,7 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
     // A web form's answer is decided before anything is stored: a retURL elsewhere than
     // the allowed origins would make leadflow an open redirect.
     let web = if web_form && parts.method == Method::POST {
-        let form = leadflow_channels::body::form(&body, content_type).ok();
+        let form = leadflow_integrations::channels::body::form(&body, content_type).ok();
         let ret_url = form.as_ref().and_then(|f| f.get("retURL")).and_then(Value::as_str).map(str::to_owned);
         if let Some(ret) = &ret_url
             && !origin_of(ret).is_some_and(|o| source.allowed_origins.contains(&o))
@@ -221,7 +221,7 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
         None
     };
 
-    let handled = leadflow_channels::handle_with_rules(adapter, &hook_req, secrets, &rules)
+    let handled = leadflow_integrations::channels::handle_with_rules(adapter, &hook_req, secrets, &rules)
         .map_err(|e| hook_error(e, &parts.method))?;
     match handled {
         Handled::Challenge { status, content_type, body } => {
@@ -338,8 +338,8 @@ async fn store_items(app: &AppState, source: &SourceConfig, items: Vec<Item>) ->
     for s in settled {
         match s {
             Settled::Captured(Captured::Settled { outcome, .. }) => match outcome {
-                leadflow_domain::pipeline::Outcome::Created => out.created += 1,
-                leadflow_domain::pipeline::Outcome::Merged => out.merged += 1,
+                leadflow_core::pipeline::Outcome::Created => out.created += 1,
+                leadflow_core::pipeline::Outcome::Merged => out.merged += 1,
             },
             Settled::Captured(Captured::Pending { .. }) => out.pending += 1,
             Settled::Captured(Captured::Rejected { .. } | Captured::KeyReused { .. }) | Settled::Rejected(_) => {

@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use leadflow_domain::{ImportId, SourceName};
+use leadflow_core::{ImportId, SourceName};
 use leadflow_store::{ImportCounts, ImportJob, ImportStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -150,9 +150,9 @@ pub async fn create(
     Upload(file): Upload,
 ) -> Result<Response, ApiError> {
     let source = SourceName::parse(&q.source).ok().filter(|s| app.config.source(s).is_some()).ok_or_else(|| {
-        ApiError::Validation(vec![leadflow_domain::FieldError::new(
+        ApiError::Validation(vec![leadflow_core::FieldError::new(
             "source",
-            leadflow_domain::FieldErrorCode::UnknownSource,
+            leadflow_core::FieldErrorCode::UnknownSource,
             format!("no source is named {:?}", q.source),
         )])
     })?;

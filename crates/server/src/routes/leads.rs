@@ -12,10 +12,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::lead::{Consent, LeadFields};
-use leadflow_domain::pipeline::{HistoryEntry, Outcome};
-use leadflow_domain::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::lead::{Consent, LeadFields};
+use leadflow_core::pipeline::{HistoryEntry, Outcome};
+use leadflow_core::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
 use leadflow_store::Captured;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -484,7 +484,7 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/v1/leads/{id}/events", tag = "events", operation_id = "list_lead_events",
     params(("id" = String, Path, description = "The lead id"), EventsQuery),
     responses(
-        (status = 200, description = "The events, newest first", body = Vec<leadflow_domain::engagement::Event>),
+        (status = 200, description = "The events, newest first", body = Vec<leadflow_core::engagement::Event>),
         doc::KeyProblems,
         doc::QueryProblems,
         doc::NotFound,
@@ -496,7 +496,7 @@ pub async fn events(
     caller: Caller,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
-) -> Result<Json<Vec<leadflow_domain::engagement::Event>>, ApiError> {
+) -> Result<Json<Vec<leadflow_core::engagement::Event>>, ApiError> {
     caller.require_read()?;
     let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
     Ok(Json(app.store.lead_events(lead.id, q.limit.unwrap_or(100).clamp(1, 1000)).await?))
@@ -507,7 +507,7 @@ pub async fn events(
 #[utoipa::path(get, path = "/v1/leads/{id}/touchpoints", tag = "leads", operation_id = "list_lead_touchpoints",
     params(("id" = String, Path, description = "The lead id")),
     responses(
-        (status = 200, description = "The touchpoints, oldest first", body = Vec<leadflow_domain::attribute::Touchpoint>),
+        (status = 200, description = "The touchpoints, oldest first", body = Vec<leadflow_core::attribute::Touchpoint>),
         doc::KeyProblems,
         doc::NotFound,
         doc::Erased,
@@ -517,7 +517,7 @@ pub async fn touchpoints(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<leadflow_domain::attribute::Touchpoint>>, ApiError> {
+) -> Result<Json<Vec<leadflow_core::attribute::Touchpoint>>, ApiError> {
     caller.require_read()?;
     let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
     Ok(Json(app.store.touchpoints(lead.id).await?))
@@ -563,7 +563,7 @@ pub async fn transitions(
 }
 
 fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> TransitionsOut {
-    use leadflow_domain::pipeline::LeadEvent;
+    use leadflow_core::pipeline::LeadEvent;
     let changes: Vec<HistoryEntry> =
         history.into_iter().filter(|h| matches!(h.event, LeadEvent::StageChanged { .. })).collect();
     let now = time::OffsetDateTime::now_utc();
@@ -575,7 +575,7 @@ fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> T
         }
         None => time_in.push(StageTimeOut { stage: stage.to_owned(), seconds, visits: 1 }),
     };
-    let (mut stage, mut since) = (leadflow_domain::lifecycle::INITIAL.to_owned(), lead.created_at);
+    let (mut stage, mut since) = (leadflow_core::lifecycle::INITIAL.to_owned(), lead.created_at);
     for change in &changes {
         if let LeadEvent::StageChanged { from, to, .. } = &change.event {
             add(from, (change.at - since).whole_seconds().max(0));

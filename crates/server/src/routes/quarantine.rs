@@ -9,7 +9,7 @@ use crate::ingest;
 use crate::routes::leads::CaptureOut;
 use axum::Json;
 use axum::extract::{Path, State};
-use leadflow_domain::{FieldError, SourceName, SubmissionId};
+use leadflow_core::{FieldError, SourceName, SubmissionId};
 use leadflow_store::{StoredSubmission, SubmissionStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

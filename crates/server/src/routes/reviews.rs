@@ -6,7 +6,7 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
-use leadflow_domain::{Lead, LeadId, ReviewId};
+use leadflow_core::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -24,7 +24,7 @@ pub struct ReviewOut {
     pub score: f64,
     /// Field, comparison level and weight of each piece of evidence.
     #[schema(value_type = Vec<Object>)]
-    pub evidence: Vec<leadflow_domain::resolve::Evidence>,
+    pub evidence: Vec<leadflow_core::resolve::Evidence>,
     /// `open`, `merged` or `distinct`.
     pub status: &'static str,
     #[serde(with = "time::serde::rfc3339")]

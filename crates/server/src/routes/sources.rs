@@ -7,7 +7,7 @@ use crate::source_test::{self, SourceTestOut};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use leadflow_domain::SourceName;
+use leadflow_core::SourceName;
 use serde_json::Value;
 
 /// Sends a test lead through the source: its adapter, map → normalize → validate, and

@@ -1,7 +1,7 @@
 //! Bad input gets a clear problem document and stores nothing.
 
 use crate::{problem, spawn_app, spawn_app_with};
-use leadflow_domain::config::{Config, SourceConfig};
+use leadflow_core::config::{Config, SourceConfig};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,8 +1,8 @@
 //! Capturing leads: create, merge, idempotency, batches, reading back.
 
 use crate::{spawn_app, spawn_app_with, spawn_on};
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::config::{Config, SourceConfig};
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::config::{Config, SourceConfig};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -483,8 +483,8 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
     // Merged again, then the survivor changes: undoing would lose the change.
     let (survivor, absorbed) =
         (older["id"].as_str().unwrap().parse().unwrap(), newer["id"].as_str().unwrap().parse().unwrap());
-    let why = leadflow_domain::resolve::Explanation {
-        rule: leadflow_domain::resolve::MatchRule::Reviewed,
+    let why = leadflow_core::resolve::Explanation {
+        rule: leadflow_core::resolve::MatchRule::Reviewed,
         score: None,
         evidence: vec![],
     };
@@ -499,7 +499,7 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
 }
 
 fn fuzzy() -> Config {
-    let matching = std::sync::Arc::new(leadflow_domain::resolve::Matching { fuzzy: true, ..Default::default() });
+    let matching = std::sync::Arc::new(leadflow_core::resolve::Matching { fuzzy: true, ..Default::default() });
     Config { matching, ..Config::default() }
 }
 
@@ -564,7 +564,7 @@ async fn name_frequencies_are_counted_over_every_stored_lead() {
     }
     let (frequencies, leads) = leadflow_server::frequencies::count(&app.store).await.unwrap();
     assert_eq!(leads, 3);
-    let common = frequencies.frequency(leadflow_domain::resolve::FrequencyField::FirstName, "michael");
-    let unseen = frequencies.frequency(leadflow_domain::resolve::FrequencyField::FirstName, "zebedee");
+    let common = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "michael");
+    let unseen = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "zebedee");
     assert!(common > unseen, "{common} vs {unseen}");
 }

@@ -5,8 +5,8 @@ use crate::{TestApp, spawn_on_with};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use leadflow_delivery::SigningSecret;
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
+use leadflow_integrations::delivery::SigningSecret;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: axum:
     let id = header("webhook-id");
     let secret = SigningSecret::parse(SECRET).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signed = leadflow_delivery::verify(
+    let signed = leadflow_integrations::delivery::verify(
         &secret,
         &id,
         &header("webhook-timestamp"),
@@ -76,7 +76,7 @@ async fn start_receiver(r: Arc<Receiver>) -> SocketAddr {
 }
 
 fn config(flaky: SocketAddr, broken: SocketAddr) -> Config {
-    leadflow_domain::config::parse(&format!(
+    leadflow_core::config::parse(&format!(
         r#"
 [delivery]
 timeout = "500ms"

@@ -1,7 +1,7 @@
 //! Events, scores, the lifecycle contract and the reports, over HTTP.
 
 use crate::{problem, spawn_app_with};
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
 use serde_json::{Value, json};
 
 fn scored() -> Config {
@@ -19,7 +19,7 @@ name = "free mail"
 when = { derived = "free_mail", is = true }
 points = -5
 "#;
-    leadflow_domain::config::parse(text).unwrap()
+    leadflow_core::config::parse(text).unwrap()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use crate::{TestApp, problem, spawn_app, spawn_app_with, spawn_on_with};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ async fn erase_is_idempotent_and_follows_merges_to_the_survivor() {
     assert_eq!(second["erased_at"], first["erased_at"], "the first erasure's time");
     assert_eq!(second["tables"], json!([]));
     let history = app.store.lead_history(id.parse().unwrap()).await.unwrap();
-    let erasures = history.iter().filter(|h| matches!(h.event, leadflow_domain::pipeline::LeadEvent::Erased { .. }));
+    let erasures = history.iter().filter(|h| matches!(h.event, leadflow_core::pipeline::LeadEvent::Erased { .. }));
     assert_eq!(erasures.count(), 1, "nothing more was done");
 }
 
@@ -115,7 +115,7 @@ async fn erase_keeps_who_asked_and_why_and_refuses_bad_bodies() {
     assert_eq!(r.status(), 200);
     let history = app.store.lead_history(id.parse().unwrap()).await.unwrap();
     assert!(matches!(&history.last().unwrap().event,
-        leadflow_domain::pipeline::LeadEvent::Erased { actor: Some(a), reason: Some(r), .. }
+        leadflow_core::pipeline::LeadEvent::Erased { actor: Some(a), reason: Some(r), .. }
             if a == "privacy-team" && r == "request DSR-12"));
 
     // Without a body, the actor is the key's name.
@@ -123,7 +123,7 @@ async fn erase_keeps_who_asked_and_why_and_refuses_bad_bodies() {
     assert_eq!(erase(&app, &other).await.status(), 200);
     let history = app.store.lead_history(other.parse().unwrap()).await.unwrap();
     assert!(matches!(&history.last().unwrap().event,
-        leadflow_domain::pipeline::LeadEvent::Erased { actor: Some(a), reason: None, .. } if a.starts_with("admin-")));
+        leadflow_core::pipeline::LeadEvent::Erased { actor: Some(a), reason: None, .. } if a.starts_with("admin-")));
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn erase_needs_an_admin_key_and_a_lead() {
         assert_eq!(problem(r, 403).await["code"], "forbidden", "{scopes:?}");
     }
     assert!(app.store.get_lead(id.parse().unwrap()).await.unwrap().unwrap().erased_at.is_none());
-    let unknown = erase(&app, &leadflow_domain::LeadId::new().to_string()).await;
+    let unknown = erase(&app, &leadflow_core::LeadId::new().to_string()).await;
     assert_eq!(problem(unknown, 404).await["code"], "not_found");
     assert_eq!(problem(erase(&app, "not-an-id").await, 404).await["code"], "not_found");
 }
@@ -160,9 +160,9 @@ struct Seen(Mutex<Vec<Value>>);
 
 async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let secret = leadflow_delivery::SigningSecret::parse(SECRET).unwrap();
+    let secret = leadflow_integrations::delivery::SigningSecret::parse(SECRET).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signed = leadflow_delivery::verify(
+    let signed = leadflow_integrations::delivery::verify(
         &secret,
         &header("webhook-id"),
         &header("webhook-timestamp"),
@@ -185,7 +185,7 @@ async fn a_subscribed_webhook_hears_the_lead_is_erased_with_ids_only() {
     let addr = listener.local_addr().unwrap();
     let receiver = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let config = leadflow_domain::config::parse(&format!(
+    let config = leadflow_core::config::parse(&format!(
         r#"
 [[destinations]]
 name = "hook"

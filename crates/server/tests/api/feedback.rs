@@ -4,7 +4,7 @@
 use crate::{TEST_ENV, TestApp, problem, spawn_app_with, spawn_on_with};
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ const ORG: &str = "00D000000000062EAA";
 /// Every lead with an email is handed off (MQL) at once; a HubSpot and a Salesforce
 /// destination report back.
 fn config(hubspot_base: &str) -> Config {
-    leadflow_domain::config::parse(&format!(
+    leadflow_core::config::parse(&format!(
         r#"
 [scoring]
 mql_threshold = 0

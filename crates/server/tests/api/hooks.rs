@@ -4,7 +4,7 @@ use crate::{TestApp, problem, spawn_app_with};
 use axum::extract::Path;
 use axum::http::StatusCode;
 use hmac::{Hmac, Mac};
-use leadflow_domain::config::{Adapter, Config, Mode, SourceConfig};
+use leadflow_core::config::{Adapter, Config, Mode, SourceConfig};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::future::Future;
@@ -265,7 +265,8 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)], accept: Opt
 #[tokio::test]
 async fn a_web_form_redirects_to_an_allowed_return_url_and_keeps_spam_apart() {
     let app = app_with(vec![web_source("site")]).await;
-    let no_redirect = leadflow_delivery::http_client().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirect =
+        leadflow_integrations::delivery::http_client().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let app = TestApp { http: no_redirect, ..app };
 
     let r = post_form(
@@ -471,9 +472,9 @@ async fn a_facebook_lead_left_pending_by_a_crash_is_fetched_at_start_up() {
     let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
     // What the hook stored before the process died: the notification, not yet fetched.
     let note = json!({"leadgen_id": "555", "page_id": "p1", "form_id": "f1"}).as_object().cloned().unwrap();
-    let key = leadflow_domain::capture::IdempotencyKey::parse("fb:leadgen:555").unwrap();
+    let key = leadflow_core::capture::IdempotencyKey::parse("fb:leadgen:555").unwrap();
     store
-        .enqueue(vec![leadflow_domain::capture::RawSubmission::new(crate::source("facebook"), Some(key), note)])
+        .enqueue(vec![leadflow_core::capture::RawSubmission::new(crate::source("facebook"), Some(key), note)])
         .await
         .unwrap();
     let mut config = Config::default();

@@ -1,8 +1,8 @@
 //! Imports through the API: upload, a background job, its progress and report.
 
 use crate::{problem, spawn_app, spawn_app_with, spawn_on};
-use leadflow_domain::ImportId;
-use leadflow_domain::config::Config;
+use leadflow_core::ImportId;
+use leadflow_core::config::Config;
 use leadflow_store::{ImportCounts, ImportJob, ImportStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -14,9 +14,9 @@ mod imports;
 mod routing;
 mod service;
 
-use leadflow_domain::config::Config;
-use leadflow_domain::keys::{ApiKey, ApiToken, Scope};
-use leadflow_domain::{KeyId, SourceName};
+use leadflow_core::config::Config;
+use leadflow_core::keys::{ApiKey, ApiToken, Scope};
+use leadflow_core::{KeyId, SourceName};
 use leadflow_store::DynStore;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -59,7 +59,7 @@ pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -
 pub async fn spawn_on_with(
     store: DynStore,
     config: Config,
-    client: Option<Arc<leadflow_delivery::Client>>,
+    client: Option<Arc<leadflow_integrations::delivery::Client>>,
     dir: tempfile::TempDir,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,7 +74,7 @@ pub async fn spawn_on_with(
         }));
     let mut app = TestApp {
         addr,
-        http: leadflow_delivery::http_client().build().unwrap(),
+        http: leadflow_integrations::delivery::http_client().build().unwrap(),
         store,
         admin: String::new(),
         dir,

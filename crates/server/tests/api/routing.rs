@@ -4,7 +4,7 @@
 
 use crate::{TestApp, spawn_on, spawn_on_with};
 use axum::extract::State;
-use leadflow_domain::config::Config;
+use leadflow_core::config::Config;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ reps = ["ana", "ben", "cai"]
 "#;
 
 fn config(extra: &str) -> Config {
-    leadflow_domain::config::parse(&format!("{ROUTING}{extra}")).unwrap_or_else(|e| panic!("{e:?}"))
+    leadflow_core::config::parse(&format!("{ROUTING}{extra}")).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 async fn spawn(config: Config) -> TestApp {
@@ -199,7 +199,7 @@ async fn a_lead_is_assigned_by_hand_or_routed_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routing_without_anyone_to_route_to_is_a_conflict() {
-    let config = leadflow_domain::config::parse(
+    let config = leadflow_core::config::parse(
         "[[routing.reps]]\nid = \"ana\"\n[[routing.rules]]\nname = \"fr\"\nwhen = { field = \"country\", is = \"FR\" }\nstrategy = \"round_robin\"\nreps = [\"ana\"]\n",
     )
     .unwrap();

@@ -88,8 +88,8 @@ fn openapi_document_snapshot() {
 
 mod quarantine {
     use crate::{problem, spawn_app};
-    use leadflow_domain::capture::RawSubmission;
-    use leadflow_domain::{FieldError, FieldErrorCode, SourceName};
+    use leadflow_core::capture::RawSubmission;
+    use leadflow_core::{FieldError, FieldErrorCode, SourceName};
     use serde_json::{Value, json};
 
     fn submission(v: Value) -> RawSubmission {

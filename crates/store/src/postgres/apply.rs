@@ -8,9 +8,9 @@ use crate::StoreError;
 use crate::feedback::Doc;
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join_all;
-use leadflow_domain::changes::{Change, LeadIndex};
-use leadflow_domain::pipeline::HistoryEntry;
-use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
+use leadflow_core::changes::{Change, LeadIndex};
+use leadflow_core::pipeline::HistoryEntry;
+use leadflow_core::{Email, Lead, LeadId, SubmissionId};
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 

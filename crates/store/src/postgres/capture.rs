@@ -1,6 +1,6 @@
 //! Capture in PostgreSQL: the inbox row, and settling a submission inside the caller's
 //! transaction (which holds the advisory locks of its keys). The core
-//! ([`leadflow_domain::settle`]) decides every step; this module loads what each step asks
+//! ([`leadflow_core::settle`]) decides every step; this module loads what each step asks
 //! for and applies the changes it returns.
 
 use super::apply::{self, Op};
@@ -9,13 +9,13 @@ use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
 use futures_util::future::{try_join, try_join3};
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::changes::Change;
-use leadflow_domain::error::FieldError;
-use leadflow_domain::pipeline::{Outcome, Rules, SubmissionMeta};
-use leadflow_domain::resolve::Record;
-use leadflow_domain::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
-use leadflow_domain::{LeadId, SubmissionId};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::changes::Change;
+use leadflow_core::error::FieldError;
+use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
+use leadflow_core::resolve::Record;
+use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
+use leadflow_core::{LeadId, SubmissionId};
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -243,6 +243,6 @@ pub(super) fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
     match error {
         None => Vec::new(),
         Some(text) => serde_json::from_str(text)
-            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
+            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_core::FieldErrorCode::WrongType, text.to_owned())]),
     }
 }

@@ -10,11 +10,11 @@ use super::sql::{lead_following_merges, limit, opt, rows};
 use crate::feedback::{Doc, Row};
 use crate::{ReasonCount, StoredFeedback};
 use deadpool_postgres::GenericClient;
-use leadflow_domain::erase::CrmRecord;
-use leadflow_domain::feedback::record::{self, Candidates, Earlier, Latest};
-use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::{FeedbackId, Lead, LeadId};
+use leadflow_core::erase::CrmRecord;
+use leadflow_core::feedback::record::{self, Candidates, Earlier, Latest};
+use leadflow_core::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
+use leadflow_core::pipeline::Rules;
+use leadflow_core::{FeedbackId, Lead, LeadId};
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -33,7 +33,7 @@ pub(super) async fn record(
 }
 
 /// load → replay? → lock the lead, load its feedback → decide → apply, as
-/// [`leadflow_domain::feedback::record`] lays out.
+/// [`leadflow_core::feedback::record`] lays out.
 async fn record_one(
     c: &impl GenericClient,
     fb: &Feedback,

@@ -38,17 +38,17 @@ use crate::{
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use leadflow_domain::account::Account;
-use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::capture::RawSubmission;
-use leadflow_domain::engagement::Event;
-use leadflow_domain::error::FieldError;
-use leadflow_domain::keys::{ApiKey, TokenHash};
-use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::{HistoryEntry, Rules};
-use leadflow_domain::resolve;
-use leadflow_domain::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_scoring::TransitionError;
+use leadflow_core::account::Account;
+use leadflow_core::attribute::Touchpoint;
+use leadflow_core::capture::RawSubmission;
+use leadflow_core::engagement::Event;
+use leadflow_core::error::FieldError;
+use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline::{HistoryEntry, Rules};
+use leadflow_core::resolve;
+use leadflow_core::scoring::TransitionError;
+use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
@@ -602,9 +602,9 @@ impl Store for PgStore {
 
     async fn record_feedback(
         &self,
-        items: Vec<leadflow_domain::feedback::Feedback>,
+        items: Vec<leadflow_core::feedback::Feedback>,
         rules: &Rules,
-    ) -> Result<Vec<leadflow_domain::feedback::FeedbackResult>, StoreError> {
+    ) -> Result<Vec<leadflow_core::feedback::FeedbackResult>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -630,7 +630,7 @@ impl Store for PgStore {
     async fn list_feedback(
         &self,
         source: Option<String>,
-        after: Option<leadflow_domain::FeedbackId>,
+        after: Option<leadflow_core::FeedbackId>,
         limit: usize,
     ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
         read!(self, |c| feedback::list(c, source.as_deref(), after, limit))

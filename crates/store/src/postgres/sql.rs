@@ -8,14 +8,14 @@ use crate::{
     SubmissionStatus,
 };
 use deadpool_postgres::GenericClient;
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::error::FieldError;
-use leadflow_domain::keys::{ApiKey, TokenHash};
-use leadflow_domain::normalize::Candidate;
-use leadflow_domain::pipeline::{HistoryEntry, Rules, SubmissionMeta};
-use leadflow_domain::resolve::{self, Matching};
-use leadflow_domain::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_domain::{merges, settle};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::error::FieldError;
+use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline::{HistoryEntry, Rules, SubmissionMeta};
+use leadflow_core::resolve::{self, Matching};
+use leadflow_core::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{merges, settle};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio_postgres::Row;

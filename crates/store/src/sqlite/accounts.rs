@@ -3,8 +3,8 @@
 
 use super::{from_millis, lead_from_doc, millis};
 use crate::{AccountUpdate, StoreError};
-use leadflow_domain::account::{self, Account, Found};
-use leadflow_domain::{AccountId, Lead, LeadId};
+use leadflow_core::account::{self, Account, Found};
+use leadflow_core::{AccountId, Lead, LeadId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 

@@ -4,9 +4,9 @@
 use super::{millis, outbox};
 use crate::StoreError;
 use crate::feedback::Doc;
-use leadflow_domain::changes::{Change, LeadIndex};
-use leadflow_domain::pipeline::HistoryEntry;
-use leadflow_domain::{Email, Lead, LeadId, SubmissionId};
+use leadflow_core::changes::{Change, LeadIndex};
+use leadflow_core::pipeline::HistoryEntry;
+use leadflow_core::{Email, Lead, LeadId, SubmissionId};
 use rusqlite::{Connection, params};
 
 pub(super) fn apply(conn: &Connection, changes: &[Change]) -> Result<(), StoreError> {

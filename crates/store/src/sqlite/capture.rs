@@ -1,17 +1,17 @@
 //! Capture in SQLite: the inbox row, and settling a submission inside the writer's group
-//! transaction. The core ([`leadflow_domain::settle`]) decides every step; this module
+//! transaction. The core ([`leadflow_core::settle`]) decides every step; this module
 //! loads what each step asks for and applies the changes it returns.
 
 use super::apply::apply_one;
 use super::{Prepared, accounts, engagement, lead_following_merges, leads_by_mailbox, millis};
 use crate::{Captured, StoreError, SubmissionStatus};
-use leadflow_domain::capture::{IdempotencyKey, RawSubmission};
-use leadflow_domain::changes::Change;
-use leadflow_domain::error::FieldError;
-use leadflow_domain::pipeline::{Outcome, Rules, SubmissionMeta};
-use leadflow_domain::resolve::Record;
-use leadflow_domain::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
-use leadflow_domain::{LeadId, SubmissionId};
+use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::changes::Change;
+use leadflow_core::error::FieldError;
+use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
+use leadflow_core::resolve::Record;
+use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
+use leadflow_core::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -268,6 +268,6 @@ pub(super) fn stored_errors(error: Option<&str>) -> Vec<FieldError> {
     match error {
         None => Vec::new(),
         Some(text) => serde_json::from_str(text)
-            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_domain::FieldErrorCode::WrongType, text.to_owned())]),
+            .unwrap_or_else(|_| vec![FieldError::new("", leadflow_core::FieldErrorCode::WrongType, text.to_owned())]),
     }
 }

@@ -5,16 +5,16 @@
 use super::apply::apply;
 use super::{MAX_MERGE_HOPS, lead_following_merges, millis};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount, StoreError};
-use leadflow_domain::attribute::Touchpoint;
-use leadflow_domain::engagement::record::{self, Found, Known, Recording, Seen};
-use leadflow_domain::engagement::{self, Event, Unmoved};
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::{Lead, LeadId};
-use leadflow_scoring::{EventView, TransitionError};
+use leadflow_core::attribute::Touchpoint;
+use leadflow_core::engagement::record::{self, Found, Known, Recording, Seen};
+use leadflow_core::engagement::{self, Event, Unmoved};
+use leadflow_core::pipeline::Rules;
+use leadflow_core::scoring::{EventView, TransitionError};
+use leadflow_core::{Lead, LeadId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use leadflow_domain::settle::{Identities, MAX_SCORED_EVENTS};
+use leadflow_core::settle::{Identities, MAX_SCORED_EVENTS};
 
 /// The lead and every lead merged into it, for reads that follow merges backwards.
 const FAMILY: &str =

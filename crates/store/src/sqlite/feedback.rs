@@ -5,11 +5,11 @@ use super::apply::apply;
 use super::{from_millis, lead_following_merges, millis};
 use crate::feedback::{Doc, Row};
 use crate::{ReasonCount, StoreError, StoredFeedback};
-use leadflow_domain::erase::CrmRecord;
-use leadflow_domain::feedback::record::{self, Candidates, Earlier, Latest};
-use leadflow_domain::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::{FeedbackId, Lead, LeadId};
+use leadflow_core::erase::CrmRecord;
+use leadflow_core::feedback::record::{self, Candidates, Earlier, Latest};
+use leadflow_core::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
+use leadflow_core::pipeline::Rules;
+use leadflow_core::{FeedbackId, Lead, LeadId};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -27,7 +27,7 @@ pub(super) fn record(
 }
 
 /// load → replay? → load the lead and its feedback → decide → apply, as
-/// [`leadflow_domain::feedback::record`] lays out.
+/// [`leadflow_core::feedback::record`] lays out.
 fn record_one(
     conn: &Connection,
     fb: &Feedback,

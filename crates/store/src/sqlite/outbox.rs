@@ -4,11 +4,11 @@
 
 use super::{from_millis, millis};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
-use leadflow_domain::Lead;
-use leadflow_domain::LeadId;
-use leadflow_domain::changes::{self, Delivery};
-use leadflow_domain::erase;
-use leadflow_domain::pipeline::{LeadEvent, Rules};
+use leadflow_core::Lead;
+use leadflow_core::LeadId;
+use leadflow_core::changes::{self, Delivery};
+use leadflow_core::erase;
+use leadflow_core::pipeline::{LeadEvent, Rules};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 

@@ -4,10 +4,10 @@
 
 use super::{lead_following_merges, millis};
 use crate::{RoutedLead, StoreError};
-use leadflow_domain::assignments::{self, AccountOwners, Outcome, Route, State, Step};
-use leadflow_domain::pipeline::Rules;
-use leadflow_domain::route::{Assignment, Trigger};
-use leadflow_domain::{Lead, LeadId};
+use leadflow_core::assignments::{self, AccountOwners, Outcome, Route, State, Step};
+use leadflow_core::pipeline::Rules;
+use leadflow_core::route::{Assignment, Trigger};
+use leadflow_core::{Lead, LeadId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use time::OffsetDateTime;

@@ -1,0 +1,288 @@
+//! The Fellegi-Sunter model: fields, comparison levels, m/u probabilities, weights, thresholds.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::matching::email::EmailRules;
+use crate::matching::frequency::NameFrequencies;
+
+/// A compared field (plus the synthetic [`Field::Context`] used for the context cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Field {
+    FirstName,
+    LastName,
+    Email,
+    Phone,
+    CompanyKey,
+    /// Business email domain (and website domain); only compared when neither side is free-mail.
+    EmailDomain,
+    Street,
+    PostalCode,
+    City,
+    /// Adjustment that caps the summed weight of the correlated organisation/location fields.
+    Context,
+}
+
+impl Field {
+    /// Number of variants.
+    pub const COUNT: usize = 10;
+    /// All variants, in declaration order.
+    pub const ALL: [Field; Field::COUNT] = [
+        Field::FirstName,
+        Field::LastName,
+        Field::Email,
+        Field::Phone,
+        Field::CompanyKey,
+        Field::EmailDomain,
+        Field::Street,
+        Field::PostalCode,
+        Field::City,
+        Field::Context,
+    ];
+
+    /// Organisation/location fields: colleagues share them, so their sum is capped.
+    pub fn is_context(self) -> bool {
+        matches!(self, Field::CompanyKey | Field::EmailDomain | Field::Street | Field::PostalCode | Field::City)
+    }
+}
+
+/// Outcome of comparing one field of two records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// Equal after folding (emails: equal match keys).
+    Exact,
+    /// First names equivalent through the nickname table.
+    Nickname,
+    /// Jaro-Winkler ≥ the "similar" threshold (typo-level difference).
+    Similar,
+    /// Jaro-Winkler ≥ the "close" threshold, or one edit apart: weak, possibly different.
+    Close,
+    /// One first name is an initial of the other.
+    Initial,
+    /// Emails: same personal local part at different domains (work → gmail).
+    SameLocalPart,
+    /// Emails: different addresses at the same business domain (usually two colleagues).
+    DifferentSameDomain,
+    /// Both present and disagree.
+    Different,
+    /// Present but not comparable (e.g. a free-mail domain): weight 0.
+    NotComparable,
+    /// Absent on at least one side: weight 0.
+    Missing,
+    /// [`Field::Context`] only: the context sum was capped/floored.
+    Capped,
+}
+
+impl Level {
+    /// Number of variants.
+    pub const COUNT: usize = 11;
+}
+
+/// m- and u-probability of one comparison level of one field.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LevelProbability {
+    pub field: Field,
+    pub level: Level,
+    /// P(level | records are the same person).
+    pub m: f64,
+    /// P(level | records are different people).
+    pub u: f64,
+}
+
+impl LevelProbability {
+    /// `log2(m / u)`; 0 when either probability is not a finite positive number.
+    pub fn weight(&self) -> f64 {
+        if self.m.is_finite() && self.u.is_finite() && self.m > 0.0 && self.u > 0.0 {
+            (self.m / self.u).log2()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Score thresholds (in bits, i.e. log2 likelihood ratio).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Score ≥ this → [`Verdict::Merge`].
+    pub auto_merge: f64,
+    /// Score ≥ this (and below `auto_merge`) → [`Verdict::Review`]; below → [`Verdict::Distinct`].
+    pub review: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { auto_merge: 16.0, review: 10.0 }
+    }
+}
+
+/// Decision for a pair of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Different people (or not enough evidence): keep as separate leads.
+    Distinct,
+    /// Possibly the same person: queue for a human.
+    Review,
+    /// Same person: merge automatically.
+    Merge,
+}
+
+/// Jaro-Winkler thresholds for the fuzzy levels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Similarity {
+    /// Names: JW ≥ this → [`Level::Similar`].
+    pub name_similar: f64,
+    /// Names: JW ≥ this (or Damerau-Levenshtein distance 1) → [`Level::Close`].
+    pub name_close: f64,
+    /// Company keys: JW ≥ this → [`Level::Similar`].
+    pub company_similar: f64,
+    /// Streets (same house number): JW ≥ this → [`Level::Similar`].
+    pub street_similar: f64,
+    /// Cities: JW ≥ this → [`Level::Similar`].
+    pub city_similar: f64,
+}
+
+impl Default for Similarity {
+    fn default() -> Self {
+        Similarity {
+            name_similar: 0.90,
+            name_close: 0.85,
+            company_similar: 0.92,
+            street_similar: 0.90,
+            city_similar: 0.92,
+        }
+    }
+}
+
+/// Everything configurable about matching; (de)serializable as a config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelParams {
+    pub thresholds: Thresholds,
+    pub email_rules: EmailRules,
+    pub similarity: Similarity,
+    /// m/u probabilities per (field, level); a missing entry weighs 0.
+    pub probabilities: Vec<LevelProbability>,
+    /// Upper bound (bits) of the summed positive weights of the context fields
+    /// (company, email domain, street, postal code, city).
+    pub context_cap: f64,
+    /// Lower bound (bits, ≤ 0) of the summed negative weights of the context fields.
+    pub context_floor: f64,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        use Field::*;
+        use Level::*;
+        let p = |field, level, m, u| LevelProbability { field, level, m, u };
+        ModelParams {
+            thresholds: Thresholds::default(),
+            email_rules: EmailRules::default(),
+            similarity: Similarity::default(),
+            probabilities: vec![
+                p(FirstName, Exact, 0.86, 0.012),
+                p(FirstName, Nickname, 0.06, 0.0015),
+                p(FirstName, Similar, 0.04, 0.004),
+                p(FirstName, Close, 0.03, 0.02),
+                p(FirstName, Initial, 0.01, 0.05),
+                p(FirstName, Different, 0.015, 0.9125),
+                p(LastName, Exact, 0.90, 0.002),
+                p(LastName, Similar, 0.06, 0.003),
+                p(LastName, Close, 0.02, 0.01),
+                p(LastName, Different, 0.02, 0.985),
+                p(Email, Exact, 0.55, 0.000_05),
+                p(Email, SameLocalPart, 0.06, 0.001),
+                p(Email, DifferentSameDomain, 0.03, 0.99),
+                p(Email, Different, 0.35, 0.9997),
+                p(Phone, Exact, 0.45, 0.000_05),
+                p(Phone, Different, 0.35, 0.9996),
+                p(CompanyKey, Exact, 0.80, 0.005),
+                p(CompanyKey, Similar, 0.06, 0.004),
+                p(CompanyKey, Different, 0.14, 0.9965),
+                p(EmailDomain, Exact, 0.85, 0.005),
+                p(EmailDomain, Different, 0.15, 0.9985),
+                p(Street, Exact, 0.70, 0.0008),
+                p(Street, Similar, 0.10, 0.001),
+                p(Street, Different, 0.20, 0.9982),
+                p(PostalCode, Exact, 0.80, 0.003),
+                p(PostalCode, Different, 0.20, 0.997),
+                p(City, Exact, 0.85, 0.03),
+                p(City, Similar, 0.05, 0.005),
+                p(City, Different, 0.10, 0.965),
+            ],
+            context_cap: 10.0,
+            context_floor: -6.0,
+        }
+    }
+}
+
+/// A ready-to-use model: parameters plus the precomputed weight table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ModelParams", into = "ModelParams")]
+pub struct Model {
+    params: ModelParams,
+    weights: [[f64; Level::COUNT]; Field::COUNT],
+    /// Optional value frequencies (not serialized: rebuild them from the table).
+    frequencies: Option<Arc<NameFrequencies>>,
+}
+
+impl Model {
+    /// Builds the weight table `log2(m/u)` from the parameters.
+    pub fn new(params: ModelParams) -> Model {
+        let mut weights = [[0.0; Level::COUNT]; Field::COUNT];
+        for lp in &params.probabilities {
+            if let Some(row) = weights.get_mut(lp.field as usize)
+                && let Some(cell) = row.get_mut(lp.level as usize)
+            {
+                *cell = lp.weight();
+            }
+        }
+        Model { params, weights, frequencies: None }
+    }
+
+    /// The same model with term-frequency-adjusted name and company weights (see
+    /// [`NameFrequencies`]). Frequencies are not part of the serialized [`ModelParams`].
+    pub fn with_frequencies(mut self, frequencies: NameFrequencies) -> Model {
+        self.frequencies = Some(Arc::new(frequencies));
+        self
+    }
+
+    /// The attached value frequencies, if any.
+    pub fn frequencies(&self) -> Option<&NameFrequencies> {
+        self.frequencies.as_deref()
+    }
+
+    /// Weight (bits) of `level` for `field`; 0 for unknown combinations, `Missing` and `NotComparable`.
+    pub fn weight(&self, field: Field, level: Level) -> f64 {
+        self.weights.get(field as usize).and_then(|row| row.get(level as usize)).copied().unwrap_or(0.0)
+    }
+
+    pub fn params(&self) -> &ModelParams {
+        &self.params
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.params.thresholds
+    }
+
+    pub fn email_rules(&self) -> &EmailRules {
+        &self.params.email_rules
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model::new(ModelParams::default())
+    }
+}
+
+impl From<ModelParams> for Model {
+    fn from(params: ModelParams) -> Self {
+        Model::new(params)
+    }
+}
+
+impl From<Model> for ModelParams {
+    fn from(model: Model) -> Self {
+        model.params
+    }
+}

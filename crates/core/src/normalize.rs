@@ -1,0 +1,505 @@
+//! Normalize: turns mapped values into typed, cleaned values.
+//!
+//! Text is trimmed and inner whitespace collapsed; empty text counts as absent. The email
+//! is lowercased and must be a valid address (a wrong email is an error, not a quirk:
+//! matching and delivery depend on it). Names are title-cased (O'Brien, McDonald, van der
+//! Berg; mixed case is left alone), the company name cleaned and keyed without its legal
+//! suffix, the industry matched against its picklist. The country becomes its ISO 3166-1 alpha-2 code,
+//! a US, Canadian or Australian state its ISO 3166-2 code (the part after the dash), and
+//! the phone E.164 following libphonenumber, with the lead's country (else the source's
+//! default country) as the hint for national numbers; the extension is kept apart. When
+//! the lead gives no country, the phone's country is used. A value that cannot be
+//! normalized is kept as received and listed in `issues`; numbers likewise. Every
+//! standard value received is kept, as received, in `raw`. A value of the wrong JSON type
+//! is an error; all errors are reported together.
+//!
+//! The normalizers it uses live in submodules:
+//!
+//! * [`person_name`]: recase ALL CAPS / all lower names, keep mixed case.
+//! * [`company`]: display form and a match key without legal suffixes.
+//! * [`domain_of_url`] / [`registrable_domain`]: eTLD+1 via the Public Suffix List.
+//! * [`is_free_mail`] / [`is_disposable`]: vendored domain lists (see `data/PROVENANCE.md`).
+//! * [`Picklist`] / [`default_industries`]: controlled values with synonyms.
+//! * [`classify_title`]: job title → [`Seniority`] and [`Department`].
+//!
+//! Every function is total: it never panics and does no I/O; data is compiled
+//! in with `include_str!`, lookup tables are built once on first use.
+
+mod company;
+mod domain;
+mod email;
+mod name;
+mod picklist;
+mod text;
+mod title;
+
+pub use company::{Company, company};
+pub use domain::{domain_of_url, registrable_domain};
+pub use email::{is_disposable, is_free_mail};
+pub use name::person_name;
+pub use picklist::{DEFAULT_INDUSTRIES, Picklist, PicklistError, default_industries};
+pub use title::{Department, Seniority, TitleClass, classify_title};
+
+use crate::email::Email;
+use crate::error::{FieldError, FieldErrorCode};
+use crate::lead::{Consent, Derived, Issue, LeadFields, Numeric};
+use crate::map::Mapped;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A lead as one submission describes it, normalized but not yet matched or stored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Candidate {
+    pub fields: LeadFields,
+    pub custom: Map<String, Value>,
+    pub consent: Option<Consent>,
+    pub raw: Map<String, Value>,
+    pub issues: Vec<Issue>,
+    pub derived: Derived,
+}
+
+impl Candidate {
+    /// The browser visitor id the submission carries (`custom.anonymous_id`, from a form),
+    /// so the visitor's earlier events join the lead.
+    pub fn visitor_id(&self) -> Option<String> {
+        ["anonymous_id", "_lf_vid", "visitor_id"]
+            .iter()
+            .find_map(|k| self.custom.get(*k).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_owned)
+    }
+}
+
+/// What normalization needs to know beyond the submission: its source's defaults and the
+/// configured picklists.
+#[derive(Clone, Copy, Debug)]
+pub struct Hints<'a> {
+    /// ISO 3166-1 alpha-2 country for national phone numbers when the lead gives none.
+    pub default_country: Option<&'a str>,
+    pub industries: &'a Picklist,
+}
+
+pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut c = Candidate { custom: mapped.custom, ..Candidate::default() };
+    let f = &mut c.fields;
+    for (key, value) in &mapped.standard {
+        let target: &mut Option<String> = match key.as_str() {
+            "email" => {
+                match value.as_str().map(Email::parse) {
+                    Some(Ok(email)) => f.email = Some(email),
+                    Some(Err(_)) => {
+                        errors.push(FieldError::new(key, FieldErrorCode::InvalidEmail, "not a valid email address"))
+                    }
+                    None => errors.push(wrong_type(key, "a string")),
+                }
+                continue;
+            }
+            "employee_count" | "annual_revenue" => {
+                match numeric(value, key == "employee_count") {
+                    Ok(Some((n, ok))) => {
+                        if !ok {
+                            c.issues.push(Issue { field: key.clone(), code: "invalid_number".into() });
+                        }
+                        if key == "employee_count" { f.employee_count = Some(n) } else { f.annual_revenue = Some(n) }
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+                continue;
+            }
+            "first_name" => &mut f.first_name,
+            "last_name" => &mut f.last_name,
+            "phone" => &mut f.phone,
+            "company" => &mut f.company,
+            "job_title" => &mut f.job_title,
+            "website" => &mut f.website,
+            "industry" => &mut f.industry,
+            "country" => &mut f.country,
+            "state" => &mut f.state,
+            "city" => &mut f.city,
+            "postal_code" => &mut f.postal_code,
+            "street" => &mut f.street,
+            "utm_source" => &mut f.utm_source,
+            "utm_medium" => &mut f.utm_medium,
+            "utm_campaign" => &mut f.utm_campaign,
+            "utm_content" => &mut f.utm_content,
+            "utm_term" => &mut f.utm_term,
+            "referrer_url" => &mut f.referrer_url,
+            "landing_page_url" => &mut f.landing_page_url,
+            "external_id" => &mut f.external_id,
+            _ => continue,
+        };
+        // Identifiers and numbers sent as JSON numbers are common (postal codes, phones
+        // from spreadsheets, numeric CRM ids); they are read as their decimal text.
+        let numeric_ok = matches!(key.as_str(), "phone" | "postal_code" | "external_id");
+        match value {
+            Value::String(s) => *target = clean_text(s),
+            Value::Number(n) if numeric_ok => *target = Some(n.to_string()),
+            _ => errors.push(wrong_type(key, if numeric_ok { "a string or a number" } else { "a string" })),
+        }
+    }
+    if let Some(v) = mapped.consent {
+        match consent(&v) {
+            Ok(consent) => c.consent = Some(consent),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    c.raw = mapped.standard;
+    let extension = place(&mut c, hints);
+    words(&mut c, hints);
+    c.derived = derive(&c.fields, extension);
+    if errors.is_empty() { Ok(c) } else { Err(errors) }
+}
+
+/// Names, company and industry: recased, suffix-aware, matched against the picklist.
+fn words(c: &mut Candidate, hints: Hints<'_>) {
+    for name in [&mut c.fields.first_name, &mut c.fields.last_name] {
+        if let Some(raw) = name.take() {
+            *name = Some(crate::normalize::person_name(&raw).unwrap_or(raw));
+        }
+    }
+    if let Some(raw) = c.fields.company.take() {
+        c.fields.company = Some(crate::normalize::company(&raw).map_or(raw, |co| co.display));
+    }
+    if let Some(raw) = c.fields.industry.take() {
+        c.fields.industry = Some(match hints.industries.match_value(&raw) {
+            Some(value) => value.to_owned(),
+            None => {
+                c.issues.push(issue("industry", "unknown_industry"));
+                raw
+            }
+        });
+    }
+}
+
+/// What follows from the fields alone (plus the phone's extension, which parsing split
+/// off). Merges call it again on the merged fields, so it never goes stale.
+pub fn derive(fields: &LeadFields, phone_extension: Option<String>) -> Derived {
+    let email_domain = fields.email.as_ref().map(|e| e.domain().to_owned());
+    let free_mail = email_domain.as_deref().is_some_and(crate::normalize::is_free_mail);
+    let disposable_email = email_domain.as_deref().is_some_and(crate::normalize::is_disposable);
+    let website_domain = fields.website.as_deref().and_then(crate::normalize::domain_of_url);
+    let business_domain = email_domain
+        .as_deref()
+        .filter(|_| !free_mail && !disposable_email)
+        .and_then(crate::normalize::registrable_domain);
+    let title = fields.job_title.as_deref().map(crate::normalize::classify_title);
+    Derived {
+        company_domain: business_domain.or_else(|| website_domain.clone()),
+        company_key: fields.company.as_deref().and_then(crate::normalize::company).map(|c| c.key),
+        seniority: title.and_then(|t| t.seniority),
+        department: title.and_then(|t| t.department),
+        email_domain,
+        free_mail,
+        disposable_email,
+        website_domain,
+        phone_extension,
+    }
+}
+
+/// Country, state and phone, which inform one another; returns the phone's extension.
+fn place(c: &mut Candidate, hints: Hints<'_>) -> Option<String> {
+    let mut extension = None;
+    let mut country = None;
+    if let Some(raw) = c.fields.country.take() {
+        country = crate::geo::country(&raw);
+        c.fields.country = Some(match country {
+            Some(code) => code.as_str().to_owned(),
+            None => {
+                c.issues.push(issue("country", "unknown_country"));
+                raw
+            }
+        });
+    }
+    if let Some(raw) = c.fields.phone.take() {
+        let hint = country.map(|code| code.as_str()).or(hints.default_country);
+        c.fields.phone = Some(match crate::phone::normalize(&raw, hint) {
+            Ok(number) => {
+                if c.fields.country.is_none() {
+                    country = number.region.as_deref().and_then(crate::geo::CountryCode::parse_code);
+                    c.fields.country = country.map(|code| code.as_str().to_owned());
+                }
+                extension = number.extension;
+                number.e164
+            }
+            Err(_) => {
+                c.issues.push(issue("phone", "invalid_phone"));
+                raw
+            }
+        });
+    }
+    if let (Some(code), Some(raw)) = (country, c.fields.state.take()) {
+        let known = crate::geo::subdivision_codes(&code).next().is_some();
+        c.fields.state = Some(match crate::geo::subdivision(&code, &raw).and_then(|s| s.split_once('-')) {
+            Some((_, part)) => part.to_owned(),
+            None => {
+                // Only flag where the subdivisions are known; elsewhere the text stands.
+                if known {
+                    c.issues.push(issue("state", "unknown_state"));
+                }
+                raw
+            }
+        });
+    }
+    extension
+}
+
+fn issue(field: &str, code: &str) -> Issue {
+    Issue { field: field.to_owned(), code: code.to_owned() }
+}
+
+fn wrong_type(field: &str, expected: &str) -> FieldError {
+    FieldError::new(field, FieldErrorCode::WrongType, format!("{field} must be {expected}"))
+}
+
+/// Trims and collapses runs of whitespace; empty text is no value.
+pub fn clean_text(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Reads a count or an amount. `Ok(Some((value, readable)))`: a value that could not be
+/// read is kept as text with `readable == false`.
+fn numeric(value: &Value, integer: bool) -> Result<Option<(Numeric, bool)>, FieldError> {
+    let field = if integer { "employee_count" } else { "annual_revenue" };
+    match value {
+        Value::Number(n) => {
+            let ok = if integer { n.as_u64().is_some() } else { n.as_f64().is_some_and(|f| f >= 0.0) };
+            Ok(Some((Numeric::Number(n.clone()), ok)))
+        }
+        Value::String(s) => {
+            let Some(text) = clean_text(s) else {
+                return Ok(None);
+            };
+            // Thousands separators and spaces are how people type large numbers.
+            let digits: String = text.chars().filter(|c| !matches!(c, ',' | ' ' | '_')).collect();
+            let parsed = if integer {
+                digits.parse::<u64>().ok().map(serde_json::Number::from)
+            } else {
+                digits.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).and_then(serde_json::Number::from_f64)
+            };
+            Ok(Some(match parsed {
+                Some(n) => (Numeric::Number(n), true),
+                None => (Numeric::Text(text), false),
+            }))
+        }
+        _ => Err(wrong_type(field, "a number or a string")),
+    }
+}
+
+fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
+    let Value::Object(obj) = v else {
+        return Err(vec![wrong_type("consent", "an object")]);
+    };
+    let mut errors = Vec::new();
+    let mut consent = Consent::default();
+    match obj.get("granted") {
+        Some(Value::Bool(b)) => consent.granted = *b,
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new("consent.granted", FieldErrorCode::Required, "consent.granted is required"))
+        }
+        Some(_) => errors.push(wrong_type("consent.granted", "a boolean")),
+    }
+    match obj.get("at") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match OffsetDateTime::parse(s.trim(), &Rfc3339) {
+            Ok(t) => consent.at = Some(t),
+            Err(_) => errors.push(FieldError::new(
+                "consent.at",
+                FieldErrorCode::InvalidTimestamp,
+                "consent.at must be an RFC 3339 timestamp",
+            )),
+        },
+        Some(_) => errors.push(wrong_type("consent.at", "an RFC 3339 timestamp string")),
+    }
+    for (key, slot) in [("source", &mut consent.source), ("policy_version", &mut consent.policy_version)] {
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => *slot = clean_text(s),
+            Some(_) => errors.push(wrong_type(&format!("consent.{key}"), "a string")),
+        }
+    }
+    match obj.get("channels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(channels)) => {
+            for (name, opt_in) in channels {
+                match opt_in {
+                    Value::Bool(b) => {
+                        consent.channels.insert(name.clone(), *b);
+                    }
+                    _ => errors.push(wrong_type(&format!("consent.channels.{name}"), "a boolean")),
+                }
+            }
+        }
+        Some(_) => errors.push(wrong_type("consent.channels", "an object of booleans")),
+    }
+    if errors.is_empty() { Ok(consent) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map::map;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn hints(default_country: Option<&str>) -> Hints<'_> {
+        static INDUSTRIES: std::sync::LazyLock<Picklist> =
+            std::sync::LazyLock::new(crate::normalize::default_industries);
+        Hints { default_country, industries: &INDUSTRIES }
+    }
+
+    #[test]
+    fn names_companies_industries_and_titles_are_normalized_and_derived() {
+        let c = run(json!({
+            "first_name": "  JOHN ", "last_name": "o'brien", "email": "j@Acme.co.uk",
+            "company": "ACME Holdings, Inc.", "industry": "Information Technology",
+            "job_title": "VP, Marketing", "website": "https://www.acme.co.uk/about"
+        }))
+        .unwrap();
+        assert_eq!((c.fields.first_name.as_deref(), c.fields.last_name.as_deref()), (Some("John"), Some("O'Brien")));
+        assert_eq!(c.fields.industry.as_deref(), Some("Technology"));
+        assert_eq!(c.derived.company_key.as_deref(), Some("acme holdings"));
+        assert_eq!(c.derived.company_domain.as_deref(), Some("acme.co.uk"));
+        assert_eq!(c.derived.website_domain.as_deref(), Some("acme.co.uk"));
+        assert_eq!(c.derived.seniority, Some(crate::normalize::Seniority::Vp));
+        assert_eq!(c.derived.department, Some(crate::normalize::Department::Marketing));
+        assert!(!c.derived.free_mail);
+        assert_eq!(c.raw["last_name"], "o'brien");
+    }
+
+    #[test]
+    fn free_mail_never_gives_a_company_domain() {
+        let c = run(json!({"email": "someone@gmail.com", "industry": "Underwater Basketry"})).unwrap();
+        assert!(c.derived.free_mail);
+        assert_eq!(c.derived.company_domain, None);
+        assert_eq!(c.fields.industry.as_deref(), Some("Underwater Basketry"));
+        assert_eq!(c.issues, vec![issue("industry", "unknown_industry")]);
+        let throwaway = run(json!({"email": "x@mailinator.com"})).unwrap();
+        assert!(throwaway.derived.disposable_email);
+    }
+
+    fn run(v: Value) -> Result<Candidate, Vec<FieldError>> {
+        normalize(map(v.as_object().unwrap(), None), hints(None))
+    }
+
+    #[test]
+    fn phone_country_and_state_are_normalized_together() {
+        let c = run(json!({"phone": "(415) 555-2671 x 12", "country": "United States of America", "state": "calif."}))
+            .unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+14155552671"));
+        assert_eq!(c.derived.phone_extension.as_deref(), Some("12"));
+        assert_eq!(c.fields.country.as_deref(), Some("US"));
+        assert_eq!(c.fields.state.as_deref(), Some("CA"));
+        assert!(c.issues.is_empty(), "{:?}", c.issues);
+    }
+
+    #[test]
+    fn the_phone_gives_the_country_when_the_lead_has_none() {
+        let c = run(json!({"phone": "+49 30 901820"})).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
+        assert_eq!(c.fields.country.as_deref(), Some("DE"));
+    }
+
+    #[test]
+    fn the_source_default_country_reads_national_numbers() {
+        let mapped = map(json!({"phone": "030 901820"}).as_object().unwrap(), None);
+        let c = normalize(mapped, hints(Some("DE"))).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("+4930901820"));
+        let unhinted = run(json!({"phone": "030 901820"})).unwrap();
+        assert_eq!(unhinted.fields.phone.as_deref(), Some("030 901820"), "kept as received");
+        assert_eq!(unhinted.issues, vec![issue("phone", "invalid_phone")]);
+    }
+
+    #[test]
+    fn unknown_places_are_kept_and_flagged_never_guessed() {
+        let c = run(json!({"country": "Atlantis", "phone": "12", "email": "a@example.com"})).unwrap();
+        assert_eq!(c.fields.country.as_deref(), Some("Atlantis"));
+        assert_eq!(c.fields.phone.as_deref(), Some("12"));
+        let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
+        assert_eq!(codes, ["unknown_country", "invalid_phone"]);
+        let c = run(json!({"country": "us", "state": "Narnia"})).unwrap();
+        assert_eq!(c.fields.state.as_deref(), Some("Narnia"));
+        assert_eq!(c.issues, vec![issue("state", "unknown_state")]);
+    }
+
+    #[test]
+    fn cleans_text_and_keeps_what_was_received() {
+        let c = run(json!({"email": " Ada@Example.com ", "first_name": "  Ada   Mae ", "company": "   "})).unwrap();
+        assert_eq!(c.fields.email.unwrap().as_str(), "ada@example.com");
+        assert_eq!(c.fields.first_name.as_deref(), Some("Ada Mae"));
+        assert_eq!(c.fields.company, None);
+        assert_eq!(c.raw["email"], " Ada@Example.com ");
+        assert_eq!(c.derived.email_domain.as_deref(), Some("example.com"));
+    }
+
+    #[test]
+    fn unreadable_numbers_are_kept_with_an_issue() {
+        let c = run(json!({"employee_count": "1,200", "annual_revenue": "about 5M"})).unwrap();
+        assert_eq!(c.fields.employee_count, Some(Numeric::Number(1200.into())));
+        assert_eq!(c.fields.annual_revenue, Some(Numeric::Text("about 5M".into())));
+        assert_eq!(c.issues, vec![Issue { field: "annual_revenue".into(), code: "invalid_number".into() }]);
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let errs = run(json!({
+            "email": "not-an-email",
+            "first_name": 42,
+            "company": {"name": "x"},
+            "consent": {"granted": "yes", "at": "yesterday"}
+        }))
+        .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in ["email", "first_name", "company", "consent.granted", "consent.at"] {
+            assert!(fields.contains(&f), "missing error for {f}: {fields:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_identifiers_become_text() {
+        let c = run(json!({"phone": 4915112345678u64, "postal_code": 10115})).unwrap();
+        assert_eq!(c.fields.phone.as_deref(), Some("4915112345678"));
+        assert_eq!(c.fields.postal_code.as_deref(), Some("10115"));
+    }
+
+    proptest! {
+        #[test]
+        fn clean_text_is_idempotent_and_never_empty(s in "\\PC{0,60}") {
+            if let Some(once) = clean_text(&s) {
+                prop_assert!(!once.is_empty());
+                prop_assert_eq!(clean_text(&once), Some(once.clone()));
+            }
+        }
+
+        #[test]
+        fn normalize_never_panics_and_keeps_raw(name in "\\PC{0,40}", count in "\\PC{0,12}", phone in "[0-9 +()x.-]{0,20}", country in "\\PC{0,12}") {
+            let v = json!({"first_name": name, "employee_count": count, "phone": phone, "country": country, "state": "ny"});
+            if let Ok(c) = run(v.clone()) {
+                for field in ["first_name", "employee_count", "phone", "country"] {
+                    if v[field].as_str().is_some_and(|s| !s.trim().is_empty()) {
+                        prop_assert_eq!(&c.raw[field], &v[field]);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn normalizing_normalized_places_changes_nothing(phone in "\\+?[0-9 ()-]{4,18}", country in "(us|DE|France|united kingdom|Brasil)") {
+            let first = run(json!({"phone": phone, "country": country, "state": "ny"})).unwrap();
+            let again = run(json!({"phone": first.fields.phone, "country": first.fields.country, "state": first.fields.state})).unwrap();
+            prop_assert_eq!(again.fields.phone, first.fields.phone);
+            prop_assert_eq!(again.fields.country, first.fields.country);
+            prop_assert_eq!(again.fields.state, first.fields.state);
+        }
+    }
+}

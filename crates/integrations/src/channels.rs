@@ -1,0 +1,291 @@
+//! Provider-webhook adapters for leadflow.
+//!
+//! Contract: [`handle`] turns one HTTP request from a provider into either a handshake
+//! answer, inbox items keyed by the provider's own id, or an acknowledgement of a
+//! notification that carries no lead. It verifies the provider's signature over the exact
+//! bytes the provider signed, in constant time, and rejects stale timestamps where the
+//! provider signs one. [`standardize`] maps one stored item onto leadflow's standard
+//! fields; it is pure, so a stored payload can be re-standardized after an adapter fix.
+//!
+//! Failure modes are the [`HookError`] variants: a bad or missing signature or key
+//! (`Unauthorized`), a signed timestamp outside tolerance (`Stale`), a body that is not what
+//! the provider documents (`Malformed`), and a method or event the adapter does not take
+//! (`Unsupported`). Nothing here panics on hostile input (see the proptests and
+//! [`fuzz_entry`]).
+//!
+//! Bodies: JSON, `application/x-www-form-urlencoded` and `multipart/form-data` (text parts
+//! only; file parts keep their file name) are decoded here from the raw bytes, so the server
+//! passes the body untouched.
+
+mod adapters;
+pub mod body;
+pub mod feedback;
+pub mod fetch;
+mod sig;
+mod spam;
+mod standard;
+
+pub use spam::{SpamReason, SpamRules, check_spam};
+
+/// The attribution script served at `/embed.js` (see `assets/embed.js`).
+pub const EMBED_JS: &str = include_str!("../assets/channels/embed.js");
+pub use standard::{STANDARD_FIELDS, Standard};
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// How a source's payloads are verified and parsed (`adapter = "…"` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Adapter {
+    WebForm,
+    FacebookLeadAds,
+    GoogleAdsLeadForm,
+    LinkedinLeadGen,
+    Typeform,
+    HubspotForms,
+    Calendly,
+    ZoomWebinar,
+    Intercom,
+    Unbounce,
+    Webflow,
+    Jotform,
+    Tally,
+}
+
+impl Adapter {
+    /// Every adapter, in configuration-name order.
+    pub const ALL: [Adapter; 13] = [
+        Adapter::WebForm,
+        Adapter::FacebookLeadAds,
+        Adapter::GoogleAdsLeadForm,
+        Adapter::LinkedinLeadGen,
+        Adapter::Typeform,
+        Adapter::HubspotForms,
+        Adapter::Calendly,
+        Adapter::ZoomWebinar,
+        Adapter::Intercom,
+        Adapter::Unbounce,
+        Adapter::Webflow,
+        Adapter::Jotform,
+        Adapter::Tally,
+    ];
+
+    /// The adapter for a configuration name; `None` for unknown names (and for `json`,
+    /// which the application handles itself).
+    pub fn parse_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Adapter::WebForm => "web_form",
+            Adapter::FacebookLeadAds => "facebook_lead_ads",
+            Adapter::GoogleAdsLeadForm => "google_ads_lead_form",
+            Adapter::LinkedinLeadGen => "linkedin_lead_gen",
+            Adapter::Typeform => "typeform",
+            Adapter::HubspotForms => "hubspot_forms",
+            Adapter::Calendly => "calendly",
+            Adapter::ZoomWebinar => "zoom_webinar",
+            Adapter::Intercom => "intercom",
+            Adapter::Unbounce => "unbounce",
+            Adapter::Webflow => "webflow",
+            Adapter::Jotform => "jotform",
+            Adapter::Tally => "tally",
+        }
+    }
+
+    /// Whether the source must be configured with `secret_env`. Providers that do not sign
+    /// their requests (web forms, Unbounce, Jotform) accept an optional shared token instead.
+    pub fn needs_secret(&self) -> bool {
+        !matches!(self, Adapter::WebForm | Adapter::Unbounce | Adapter::Jotform)
+    }
+}
+
+/// One incoming request, as the server received it.
+#[derive(Clone, Debug)]
+pub struct HookRequest<'a> {
+    pub method: &'a str,
+    /// The full URL as the provider called it (scheme, host, path and query); HubSpot's v3
+    /// signature covers it.
+    pub url: &'a str,
+    /// The raw query string, without the leading `?`.
+    pub query: &'a str,
+    /// Header names in lower case.
+    pub headers: &'a [(String, String)],
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    pub now: OffsetDateTime,
+}
+
+impl HookRequest<'_> {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The first query parameter with this name, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
+
+/// The source's secrets, read from the environment by the server. `Debug` never prints them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// The signing secret (`secret_env`).
+    pub secret: Option<String>,
+    /// Facebook's `hub.verify_token` (`verify_token_env`).
+    pub verify_token: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("verify_token", &self.verify_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What the server should do with a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Handled {
+    /// Answer the handshake with this status, content type and body; nothing to store.
+    Challenge { status: u16, content_type: &'static str, body: String },
+    /// Items to store in the inbox, each with the provider's id as idempotency key.
+    Items(Vec<Item>),
+    /// A notification that is not a lead (e.g. Calendly `invitee.canceled`): acknowledge it,
+    /// store nothing.
+    Ignored { reason: String },
+    /// A web-form post judged to be spam; never a lead. Answer as if accepted (a bot should
+    /// learn nothing) and count it.
+    Spam(SpamReason),
+}
+
+/// One lead notification as received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// The provider's event or lead id, prefixed by provider, e.g. `fb:leadgen:123`. A
+    /// provider's retry carries the same id, so the same key.
+    pub idempotency_key: String,
+    /// The item as received, JSON-ified; this is what the inbox keeps.
+    pub payload: Map<String, Value>,
+    /// Facebook and LinkedIn notify with an id only: the lead must be fetched from the
+    /// provider's API (see [`fetch`]) and merged with [`Fetch::merge_into`] before
+    /// [`standardize`] can find its fields.
+    pub fetch: Option<Fetch>,
+    /// The provider marked this as a test submission.
+    pub is_test: bool,
+}
+
+/// A provider API call needed before an item can be standardized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// Graph API `GET /{version}/{leadgen_id}`.
+    FacebookLead { leadgen_id: String },
+    /// Lead Sync API `GET /rest/leadFormResponses/{id}`.
+    LinkedinFormResponse { response_id: String },
+}
+
+impl Fetch {
+    /// The key under which the fetched object is kept in the item payload.
+    pub const FETCHED_KEY: &'static str = "fetched";
+
+    /// Stores the provider's answer in the item payload, where [`standardize`] reads it.
+    pub fn merge_into(payload: &mut Map<String, Value>, fetched: Map<String, Value>) {
+        payload.insert(Self::FETCHED_KEY.to_owned(), Value::Object(fetched));
+    }
+}
+
+/// Why a request was refused. The server maps these to 401, 401, 400 and 400/405.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// Bad or missing signature, key or verify token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The signed timestamp is outside the tolerance (replay protection).
+    #[error("stale: {0}")]
+    Stale(String),
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl HookError {
+    /// A stable snake_case code for problem+json bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HookError::Unauthorized(_) => "hook_unauthorized",
+            HookError::Stale(_) => "hook_stale",
+            HookError::Malformed(_) => "hook_malformed",
+            HookError::Unsupported(_) => "hook_unsupported",
+        }
+    }
+}
+
+/// Verifies and parses one provider request.
+/// Web forms are judged with the default [`SpamRules`]; use [`handle_with_rules`] to
+/// configure them.
+pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets) -> Result<Handled, HookError> {
+    adapters::handle(adapter, req, secrets, &SpamRules::default())
+}
+
+/// [`handle`] with the source's own spam rules (used by `web_form` only).
+pub fn handle_with_rules(
+    adapter: Adapter,
+    req: &HookRequest,
+    secrets: &Secrets,
+    rules: &SpamRules,
+) -> Result<Handled, HookError> {
+    adapters::handle(adapter, req, secrets, rules)
+}
+
+/// An inbox item for one LinkedIn lead form response read by the pull source
+/// ([`fetch::linkedin::fetch_form_responses`]); the same key as the webhook path yields.
+pub fn linkedin_pull_item(response: Map<String, Value>) -> Result<Item, HookError> {
+    adapters::linkedin::pull_item(response)
+}
+
+/// Maps one stored item payload onto leadflow's standard shape.
+pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
+    adapters::standardize(adapter, payload)
+}
+
+/// Entry point for a fuzz target: runs [`handle`] (and [`standardize`] on what it yields)
+/// for every adapter over arbitrary bytes, with and without secrets. Must never panic.
+pub fn fuzz_entry(data: &[u8]) {
+    let (head, body) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.lines();
+    let query = lines.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.clone());
+    let secrets = [Secrets::default(), Secrets { secret: Some("s".into()), verify_token: Some("v".into()) }];
+    for method in ["POST", "GET"] {
+        let req = HookRequest {
+            method,
+            url: "https://leadflow.example/v1/hooks/fuzz",
+            query: &query,
+            headers: &headers,
+            content_type: content_type.as_deref(),
+            body,
+            now: OffsetDateTime::UNIX_EPOCH,
+        };
+        for adapter in Adapter::ALL {
+            for s in &secrets {
+                if let Ok(Handled::Items(items)) = handle(adapter, &req, s) {
+                    for item in items {
+                        let _ = standardize(adapter, &item.payload).map(Standard::into_payload);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! One module per provider. Each has `handle` (verify, then split into items) and
+//! `standardize` (map one stored item). Shared helpers live here.
+
+pub mod calendly;
+pub mod facebook;
+pub mod google;
+pub mod hubspot;
+pub mod intercom;
+pub mod jotform;
+pub mod linkedin;
+pub mod tally;
+pub mod typeform;
+pub mod unbounce;
+pub mod web_form;
+pub mod webflow;
+pub mod zoom;
+
+use crate::channels::{Adapter, Handled, HookError, HookRequest, Item, Secrets, SpamRules, Standard};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets, rules: &SpamRules) -> Result<Handled, HookError> {
+    let secret = secrets.secret.as_deref();
+    match adapter {
+        Adapter::WebForm => web_form::handle(req, secret, rules),
+        Adapter::FacebookLeadAds => facebook::handle(req, secret, secrets.verify_token.as_deref()),
+        Adapter::GoogleAdsLeadForm => google::handle(req, secret),
+        Adapter::LinkedinLeadGen => linkedin::handle(req, secret),
+        Adapter::Typeform => typeform::handle(req, secret),
+        Adapter::HubspotForms => hubspot::handle(req, secret),
+        Adapter::Calendly => calendly::handle(req, secret),
+        Adapter::ZoomWebinar => zoom::handle(req, secret),
+        Adapter::Intercom => intercom::handle(req, secret),
+        Adapter::Unbounce => unbounce::handle(req, secret),
+        Adapter::Webflow => webflow::handle(req, secret),
+        Adapter::Jotform => jotform::handle(req, secret),
+        Adapter::Tally => tally::handle(req, secret),
+    }
+}
+
+pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
+    match adapter {
+        Adapter::WebForm => web_form::standardize(payload),
+        Adapter::FacebookLeadAds => facebook::standardize(payload),
+        Adapter::GoogleAdsLeadForm => google::standardize(payload),
+        Adapter::LinkedinLeadGen => linkedin::standardize(payload),
+        Adapter::Typeform => typeform::standardize(payload),
+        Adapter::HubspotForms => hubspot::standardize(payload),
+        Adapter::Calendly => calendly::standardize(payload),
+        Adapter::ZoomWebinar => zoom::standardize(payload),
+        Adapter::Intercom => intercom::standardize(payload),
+        Adapter::Unbounce => unbounce::standardize(payload),
+        Adapter::Webflow => webflow::standardize(payload),
+        Adapter::Jotform => jotform::standardize(payload),
+        Adapter::Tally => tally::standardize(payload),
+    }
+}
+
+/// Webhook deliveries are POSTs; handshakes are handled before this is called.
+pub fn require_post(req: &HookRequest) -> Result<(), HookError> {
+    if req.method.eq_ignore_ascii_case("POST") {
+        Ok(())
+    } else {
+        Err(HookError::Unsupported(format!("method {} not accepted here", req.method)))
+    }
+}
+
+pub fn header<'a>(req: &'a HookRequest, name: &str) -> Result<&'a str, HookError> {
+    req.header(name).ok_or_else(|| HookError::Unauthorized(format!("missing {name} header")))
+}
+
+pub fn item(idempotency_key: String, payload: Map<String, Value>, is_test: bool) -> Item {
+    Item { idempotency_key, payload, fetch: None, is_test }
+}
+
+pub fn one(item: Item) -> Handled {
+    Handled::Items(vec![item])
+}
+
+pub fn ignored(reason: impl Into<String>) -> Handled {
+    Handled::Ignored { reason: reason.into() }
+}
+
+/// Hex SHA-256, for providers that send no id: a retry resends the same bytes, so the
+/// same key; a different submission differs somewhere.
+pub fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// A required object member of a stored payload.
+pub fn obj<'a>(v: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, HookError> {
+    v.get(key).and_then(Value::as_object).ok_or_else(|| HookError::Malformed(format!("missing object {key}")))
+}
+
+/// The array under `key`, or an empty slice.
+pub fn arr<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+pub fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Touchpoint ids copied from `src[key]` to `touchpoint[as_]`.
+pub fn touch_ids(s: &mut Standard, src: &Value, pairs: &[(&str, &str)]) {
+    for (key, as_) in pairs {
+        if let Some(v) = src.get(*key) {
+            s.touch(as_, v);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Destination configuration: where leads go, how each destination authenticates, which
+//! lead fields it needs, and how hard it may be pushed (retry schedule, rate limit,
+//! circuit breaker). Parsed once at start-up; [`crate::delivery::Client::new`] rejects anything
+//! that would only fail later at delivery time.
+
+use crate::delivery::schedule::RetrySchedule;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::time::Duration;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("invalid duration {0:?}: expected a number followed by ms, s, m, h or d")]
+    InvalidDuration(String),
+    #[error("a retry schedule needs at least one entry")]
+    EmptySchedule,
+    #[error("destination {name:?}: {problem}")]
+    Destination { name: String, problem: String },
+    #[error("destination name {0:?} is used twice")]
+    DuplicateName(String),
+}
+
+impl ConfigError {
+    pub(crate) fn destination(name: &str, problem: impl Into<String>) -> Self {
+        Self::Destination { name: name.to_owned(), problem: problem.into() }
+    }
+}
+
+/// A credential. It is sent to the destination and nowhere else: `Debug` never prints it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret's value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One configured destination.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Destination {
+    /// Unique among destinations; deliveries name their destination by it.
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: DestinationKind,
+    /// Lead fields (top-level names of the lead JSON, or dotted paths such as
+    /// `custom.budget`) that must be set before this destination is called, on top of
+    /// the ones the destination itself needs (see [`DestinationKind::implied_fields`]).
+    #[serde(default)]
+    pub required_fields: Vec<String>,
+    #[serde(default)]
+    pub retry: RetrySchedule,
+    /// Defaults to [`DestinationKind::default_rate_limit`].
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub circuit_breaker: BreakerSettings,
+}
+
+impl Destination {
+    pub fn new(name: impl Into<String>, kind: DestinationKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            required_fields: Vec::new(),
+            retry: RetrySchedule::default(),
+            rate_limit: None,
+            circuit_breaker: BreakerSettings::default(),
+        }
+    }
+
+    pub fn effective_rate_limit(&self) -> RateLimit {
+        self.rate_limit.unwrap_or_else(|| self.kind.default_rate_limit())
+    }
+
+    /// Every field the lead must have for this destination, implied ones first.
+    pub fn all_required_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self.kind.implied_fields().iter().map(|f| (*f).to_owned()).collect();
+        for f in &self.required_fields {
+            if !fields.contains(f) {
+                fields.push(f.clone());
+            }
+        }
+        fields
+    }
+}
+
+/// What a destination is and how to reach it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// A generic endpoint signed per the Standard Webhooks specification.
+    Webhook {
+        url: String,
+        /// `whsec_`-prefixed base64 (the prefix is optional).
+        secret: Secret,
+    },
+    /// HubSpot CRM v3 contacts, upserted by email with a private app token.
+    #[serde(rename = "hubspot")]
+    HubSpot {
+        #[serde(default = "default_hubspot_base_url")]
+        base_url: String,
+        token: Secret,
+        /// Sent as `hs_lead_status` when set (for example `NEW`).
+        #[serde(default)]
+        lead_status: Option<String>,
+    },
+    /// Salesforce Lead sObject over REST, with an OAuth 2.0 token refreshed on demand.
+    Salesforce {
+        /// The instance URL, e.g. `https://MyDomain.my.salesforce.com`.
+        base_url: String,
+        /// e.g. `https://login.salesforce.com/services/oauth2/token`.
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        /// With it the refresh-token grant is used, without it client credentials.
+        #[serde(default)]
+        refresh_token: Option<Secret>,
+        /// e.g. `62.0` (a leading `v` is accepted).
+        api_version: String,
+        /// An external ID field on Lead holding leadflow's lead id. With it every
+        /// delivery is an idempotent upsert (PATCH); without it a create (POST), which a
+        /// retry after a lost response can duplicate.
+        #[serde(default)]
+        external_id_field: Option<String>,
+        /// `LeadSource` when set; otherwise the lead's original source.
+        #[serde(default)]
+        lead_source: Option<String>,
+    },
+    /// A Slack-compatible incoming webhook notifying the lead's owner. The URL carries
+    /// its own credential, hence a [`Secret`].
+    Slack { url: Secret },
+}
+
+fn default_hubspot_base_url() -> String {
+    "https://api.hubapi.com".to_owned()
+}
+
+impl DestinationKind {
+    /// Lead fields the destination rejects a record without: HubSpot upserts by email;
+    /// Salesforce requires `LastName` and `Company` on a Lead. They are checked before
+    /// the call so the lead waits as "needs data" rather than failing at the CRM (no
+    /// "[not provided]" placeholders are ever written into a CRM).
+    pub fn implied_fields(&self) -> &'static [&'static str] {
+        match self {
+            Self::HubSpot { .. } => &["email"],
+            Self::Salesforce { .. } => &["last_name", "company"],
+            Self::Webhook { .. } | Self::Slack { .. } => &[],
+        }
+    }
+
+    /// Conservative defaults under each provider's published limits: HubSpot allows
+    /// about 100 requests per 10 s to a private app, Slack one message per second per
+    /// incoming webhook.
+    pub fn default_rate_limit(&self) -> RateLimit {
+        match self {
+            Self::HubSpot { .. } => RateLimit { per_second: 9.0, burst: 10 },
+            Self::Slack { .. } => RateLimit { per_second: 1.0, burst: 1 },
+            Self::Salesforce { .. } => RateLimit { per_second: 20.0, burst: 20 },
+            Self::Webhook { .. } => RateLimit { per_second: 50.0, burst: 50 },
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::HubSpot { .. } => "hubspot",
+            Self::Salesforce { .. } => "salesforce",
+            Self::Slack { .. } => "slack",
+        }
+    }
+}
+
+/// A token bucket: `per_second` sustained, up to `burst` at once.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// When a destination's circuit opens and how long it stays open.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive failures (timeouts, connection errors, 429, 5xx) that open it.
+    pub failure_threshold: u32,
+    /// How long it stays open before one probe is let through.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self { failure_threshold: 5, cool_down: Duration::from_secs(30) }
+    }
+}
+
+fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Reads `500ms`, `0s`, `5s`, `5m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::InvalidDuration(text.to_owned());
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let secs_per_unit = match unit.trim() {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs_per_unit).map(Duration::from_secs).ok_or_else(bad)
+}
+
+/// The shortest text [`parse_duration`] reads back as `d` (whole milliseconds).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s != 0 && s.is_multiple_of(size) {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations_read_in_every_unit() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration(" 10h "), Ok(Duration::from_secs(36_000)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "s", "5", "5x", "-5s", "5 minutes", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let kind = DestinationKind::HubSpot {
+            base_url: default_hubspot_base_url(),
+            token: Secret::new("pat-na1-very-secret"),
+            lead_status: None,
+        };
+        assert!(!format!("{kind:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn a_destination_reads_from_json_config() {
+        let json = serde_json::json!({
+            "name": "crm", "type": "salesforce",
+            "base_url": "https://example.my.salesforce.com",
+            "token_url": "https://login.salesforce.com/services/oauth2/token",
+            "client_id": "id", "client_secret": "s", "refresh_token": "r",
+            "api_version": "62.0", "external_id_field": "Leadflow_Id__c",
+            "required_fields": ["phone"],
+            "retry": ["0s", "1m"],
+            "rate_limit": {"per_second": 2.0, "burst": 4},
+            "circuit_breaker": {"failure_threshold": 3, "cool_down": "1m"}
+        });
+        let d: Destination = serde_json::from_value(json).unwrap();
+        assert_eq!(d.all_required_fields(), ["last_name", "company", "phone"]);
+        assert_eq!(d.retry.delays(), [Duration::ZERO, Duration::from_secs(60)]);
+        assert_eq!(d.effective_rate_limit(), RateLimit { per_second: 2.0, burst: 4 });
+        assert_eq!(d.circuit_breaker.cool_down, Duration::from_secs(60));
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_durations_parse_back(ms in 0u64..10_000_000_000) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+}
