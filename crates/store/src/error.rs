@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// Store failures. The server answers every one with a generic 5xx (or 503 for
 /// `Unavailable`, 409 for `Conflict`, 410 for `Erased`) and logs the detail.
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -13,11 +13,12 @@ use crate::{AccountUpdate, StoreError};
 use deadpool_postgres::GenericClient;
 use leadflow_core::account::{self, Account, Found};
 use leadflow_core::{AccountId, Lead, LeadId};
+use std::collections::HashMap;
 use time::OffsetDateTime;
+use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-/// Each of these account keys that an account holds, with the account.
 /// Each of these account keys that an account holds, with the account. A key at a
 /// time, each an index probe: one statement joining them all chose a plan that grew
 /// with the table during a long import.
@@ -38,10 +39,47 @@ pub(super) async fn by_keys(c: &impl GenericClient, keys: &[String]) -> Result<V
     Ok(found)
 }
 
-/// A new account and its keys. No `ON CONFLICT` on the keys: they were free when read, so
-/// one taken now was taken by a concurrent transaction, and the unique violation makes
-/// this capture run again.
-pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
+/// The accounts holding any of `$1` (account keys), each with every key it holds: for
+/// many submissions at once. Each key is its own index probe (a nested loop over the
+/// keys, forced by `LATERAL` and `OFFSET 0`), whatever the planner guesses of the array.
+pub(super) const BY_KEYS: &str = "SELECT k.key, a.id, a.name, a.owner, a.created_at, a.updated_at,
+         ARRAY(SELECT h.key FROM account_keys h WHERE h.account_id = a.id ORDER BY h.key COLLATE \"C\")
+     FROM unnest($1::text[]) AS k (key)
+     CROSS JOIN LATERAL (SELECT account_id FROM account_keys WHERE key = k.key OFFSET 0) ak
+     CROSS JOIN LATERAL (SELECT * FROM accounts WHERE id = ak.account_id OFFSET 0) a";
+
+/// The rows of [`BY_KEYS`], by key.
+pub(super) fn found_by_key(rows: &[Row]) -> Result<HashMap<String, Account>, Fail> {
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let mut account = Account {
+            id: AccountId::from(row.try_get::<_, Uuid>(1)?),
+            name: row.try_get(2)?,
+            domains: Vec::new(),
+            company_keys: Vec::new(),
+            owner: row.try_get(3)?,
+            created_at: row.try_get(4)?,
+            updated_at: row.try_get(5)?,
+        };
+        hold(&mut account, row.try_get::<_, Vec<String>>(6)?);
+        found.insert(row.try_get(0)?, account);
+    }
+    Ok(found)
+}
+
+/// Gives the account the domains and company names its keys stand for, in key order.
+fn hold(account: &mut Account, keys: Vec<String>) {
+    for key in keys {
+        if let Some(d) = key.strip_prefix("d:") {
+            account.domains.push(d.to_owned());
+        } else if let Some(k) = key.strip_prefix("c:") {
+            account.company_keys.push(k.to_owned());
+        }
+    }
+}
+
+/// The keys an account holds: its domains' and its company names'.
+pub(super) fn keys_of(account: &Account) -> Vec<String> {
     let mut keys: Vec<String> = account
         .domains
         .iter()
@@ -50,6 +88,14 @@ pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
         .collect();
     keys.sort_unstable();
     keys.dedup();
+    keys
+}
+
+/// A new account and its keys. No `ON CONFLICT` on the keys: they were free when read, so
+/// one taken now was taken by a concurrent transaction, and the unique violation makes
+/// this capture run again.
+pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
+    let keys = keys_of(account);
     vec![
         Op::new(
             "INSERT INTO accounts (id, name, owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
@@ -60,10 +106,19 @@ pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
                 Box::new(account.created_at),
                 Box::new(account.updated_at),
             ],
+        )
+        .many(
+            "INSERT INTO accounts (id, name, owner, created_at, updated_at)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])",
         ),
         Op::new(
-            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k",
-            vec![Box::new(keys), Box::new(account.id.as_uuid())],
+            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM jsonb_array_elements_text($1) AS k",
+            vec![Box::new(Json(keys)), Box::new(account.id.as_uuid())],
+        )
+        .many(
+            "INSERT INTO account_keys (key, account_id)
+             SELECT k, r.account FROM unnest($1::jsonb[], $2::uuid[]) AS r (keys, account)
+             CROSS JOIN LATERAL jsonb_array_elements_text(r.keys) AS k",
         ),
     ]
 }
@@ -72,8 +127,15 @@ pub(super) fn insert_ops(account: &Account) -> Vec<Op<'_>> {
 pub(super) fn insert_keys_op(id: AccountId, keys: &[String]) -> Option<Op<'_>> {
     (!keys.is_empty()).then(|| {
         Op::new(
-            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM unnest($1::text[]) AS k ON CONFLICT DO NOTHING",
-            vec![Box::new(keys), Box::new(*id.as_uuid())],
+            "INSERT INTO account_keys (key, account_id) SELECT k, $2 FROM jsonb_array_elements_text($1) AS k
+             ON CONFLICT DO NOTHING",
+            vec![Box::new(Json(keys)), Box::new(*id.as_uuid())],
+        )
+        .many(
+            "INSERT INTO account_keys (key, account_id)
+             SELECT k, r.account FROM unnest($1::jsonb[], $2::uuid[]) AS r (keys, account)
+             CROSS JOIN LATERAL jsonb_array_elements_text(r.keys) AS k
+             ON CONFLICT DO NOTHING",
         )
     })
 }
@@ -91,16 +153,13 @@ pub(super) async fn get(c: &impl GenericClient, id: AccountId) -> Result<Option<
         updated_at: row.try_get(3)?,
     };
     // `COLLATE "C"`: the order SQLite gives, whatever the database's collation.
-    for row in rows(c, "SELECT key FROM account_keys WHERE account_id = $1 ORDER BY key COLLATE \"C\"", &[id.as_uuid()])
-        .await?
-    {
-        let key: String = row.try_get(0)?;
-        if let Some(d) = key.strip_prefix("d:") {
-            account.domains.push(d.to_owned());
-        } else if let Some(k) = key.strip_prefix("c:") {
-            account.company_keys.push(k.to_owned());
-        }
-    }
+    let keys =
+        rows(c, "SELECT key FROM account_keys WHERE account_id = $1 ORDER BY key COLLATE \"C\"", &[id.as_uuid()])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+    hold(&mut account, keys);
     Ok(Some(account))
 }
 

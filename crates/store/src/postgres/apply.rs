@@ -1,38 +1,28 @@
 //! Applies the core's [`Change`]s in PostgreSQL, inside the caller's transaction: one
-//! statement per change (a lead also replaces its match keys), sent pipelined. Nothing
-//! here decides.
+//! statement per change (a lead also replaces its match keys), sent pipelined. Writes of
+//! submissions settled side by side are merged: the same insert in each becomes one
+//! multi-row insert. Nothing here decides.
 
 use super::Fail;
 use super::sql::exec;
 use crate::StoreError;
 use crate::feedback::Doc;
+use bytes::{BufMut, BytesMut};
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join_all;
 use leadflow_core::changes::{Change, LeadIndex};
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{Email, Lead, LeadId, SubmissionId};
-use tokio_postgres::types::{Json, ToSql};
+use std::collections::VecDeque;
+use tokio_postgres::types::{IsNull, Json, Kind, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 /// Applies the changes in order, pipelined: every statement is prepared (cached per
 /// connection), then all are sent without waiting for each answer, so a capture's dozen
 /// writes cost one round trip rather than twelve. The server runs them in the order sent.
 pub(super) async fn apply(c: &impl GenericClient, changes: &[Change]) -> Result<(), Fail> {
-    apply_with(c, changes, |_| None).await
-}
-
-/// [`apply`], with `instead` giving the op for a change the caller writes its own way.
-pub(super) async fn apply_with<'a>(
-    c: &impl GenericClient,
-    changes: &'a [Change],
-    instead: impl Fn(&'a Change) -> Option<Op<'a>>,
-) -> Result<(), Fail> {
     let mut ops = Vec::new();
     for change in changes {
-        if let Some(op) = instead(change) {
-            ops.push(op);
-            continue;
-        }
         match change {
             Change::ErasedCrmRecord { lead, record, at } => {
                 run(c, std::mem::take(&mut ops)).await?;
@@ -44,20 +34,156 @@ pub(super) async fn apply_with<'a>(
     run(c, ops).await
 }
 
+/// The statements for `changes`, in order, with `instead` giving the op for a change the
+/// caller writes its own way. For writes that [`apply_units`] sends, so only changes
+/// that are a statement each (all a capture makes).
+pub(super) fn unit<'a>(
+    changes: &'a [Change],
+    instead: impl Fn(&'a Change) -> Option<Op<'a>>,
+) -> Result<Vec<Op<'a>>, Fail> {
+    let mut ops = Vec::with_capacity(changes.len() + 4);
+    for change in changes {
+        match (instead(change), change) {
+            (Some(op), _) => ops.push(op),
+            (None, Change::ErasedCrmRecord { .. }) => {
+                return Err(StoreError::Internal("an erased CRM record cannot be applied beside others".into()).into());
+            }
+            (None, other) => ops.extend(ops_of(other)),
+        }
+    }
+    Ok(ops)
+}
+
+/// Applies the writes of units that touch nothing of each other's (submissions settled
+/// side by side, none reading what another writes), each unit's in its own order, in as
+/// few statements as they share: the same insert at the head of several units becomes
+/// one multi-row insert. One round trip, like [`apply`].
+pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>) -> Result<(), Fail> {
+    run(c, merge_units(units)).await
+}
+
+/// Orders the units' statements into one sequence: each unit's stay in their order, and
+/// at each step the statement heading most units goes next, all of its copies as one
+/// (when it has a multi-row form). A statement that some unit still waits to reach
+/// behind another goes after that other, so the units meet there and it is sent once.
+fn merge_units(units: Vec<Vec<Op<'_>>>) -> Vec<Op<'_>> {
+    let mut queues: Vec<VecDeque<Op<'_>>> = units.into_iter().filter(|u| !u.is_empty()).map(VecDeque::from).collect();
+    let mut plan = Vec::new();
+    loop {
+        queues.retain(|q| !q.is_empty());
+        let Some(next) = next_statement(&queues) else { break };
+        let mut taken = Vec::new();
+        for queue in &mut queues {
+            while queue.front().is_some_and(|op| op.sql == next) {
+                taken.extend(queue.pop_front());
+                // A statement without a multi-row form goes once per step and unit.
+                if taken.last().is_some_and(|op| op.many.is_none()) {
+                    break;
+                }
+            }
+        }
+        match taken.first().and_then(|op| op.many) {
+            Some(many) if taken.len() > 1 => plan.push(Op::merged(many, taken)),
+            _ => plan.extend(taken),
+        }
+    }
+    plan
+}
+
+/// The statement to send next: among those heading a unit, one no unit waits for behind
+/// another statement, heading the most units.
+fn next_statement(queues: &[VecDeque<Op<'_>>]) -> Option<&'static str> {
+    let mut heads: Vec<(&'static str, usize)> = Vec::new();
+    for queue in queues {
+        let sql = queue.front()?.sql;
+        match heads.iter_mut().find(|(s, _)| *s == sql) {
+            Some(head) => head.1 += 1,
+            None => heads.push((sql, 1)),
+        }
+    }
+    let waited_for = |sql: &str| queues.iter().any(|q| q.iter().skip(1).any(|op| op.sql == sql) && q[0].sql != sql);
+    let free: Vec<(&'static str, usize)> = heads.iter().copied().filter(|(sql, _)| !waited_for(sql)).collect();
+    let pick = if free.is_empty() { &heads } else { &free };
+    // The first of the most common: units listed first go first on a tie.
+    let most = pick.iter().map(|(_, n)| *n).max()?;
+    pick.iter().find(|(_, n)| *n == most).map(|(sql, _)| *sql)
+}
+
 /// One statement with its parameters, borrowed from the change it comes from.
 pub(super) struct Op<'a> {
     sql: &'static str,
     params: Vec<Param<'a>>,
     /// A lead updated at the version it was read with must change exactly one row.
     conflict_unless_one: Option<LeadId>,
+    /// The same statement for many rows: each parameter an array of the rows' values.
+    many: Option<&'static str>,
 }
 
 pub(super) type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 
 impl<'a> Op<'a> {
     pub(super) fn new(sql: &'static str, params: Vec<Param<'a>>) -> Self {
-        Self { sql, params, conflict_unless_one: None }
+        Self { sql, params, conflict_unless_one: None, many: None }
     }
+
+    /// With its multi-row form, whose parameters are arrays of this one's, in its order.
+    pub(super) fn many(self, sql: &'static str) -> Self {
+        Self { many: Some(sql), ..self }
+    }
+
+    /// Copies of one statement as one: parameter `i` becomes the array of every copy's.
+    fn merged(sql: &'static str, ops: Vec<Op<'a>>) -> Self {
+        let width = ops.first().map_or(0, |op| op.params.len());
+        let mut columns: Vec<Vec<Param<'a>>> = (0..width).map(|_| Vec::with_capacity(ops.len())).collect();
+        for op in ops {
+            for (column, param) in columns.iter_mut().zip(op.params) {
+                column.push(param);
+            }
+        }
+        Op::new(sql, columns.into_iter().map(|c| Box::new(Column(c)) as Param<'a>).collect())
+    }
+}
+
+/// Values of one parameter across rows, sent as a one-dimensional array of the type the
+/// statement declares (each value checked against the array's element type).
+#[derive(Debug)]
+struct Column<'a>(Vec<Param<'a>>);
+
+impl ToSql for Column<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let Kind::Array(member) = ty.kind() else { return Err(format!("a column binds to an array, not {ty}").into()) };
+        // The binary array format: dimensions, a has-nulls flag, the element type, each
+        // dimension's length and lower bound, then each element with its length (-1: NULL).
+        out.put_i32(1);
+        let flag_at = out.len();
+        out.put_i32(0);
+        out.put_u32(member.oid());
+        out.put_i32(i32::try_from(self.0.len())?);
+        out.put_i32(1);
+        let mut nulls = false;
+        for value in &self.0 {
+            let at = out.len();
+            out.put_i32(0);
+            let len = match value.to_sql_checked(member, out)? {
+                IsNull::Yes => {
+                    nulls = true;
+                    -1
+                }
+                IsNull::No => i32::try_from(out.len() - at - 4)?,
+            };
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        if nulls {
+            out[flag_at..flag_at + 4].copy_from_slice(&1i32.to_be_bytes());
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(ty.kind(), Kind::Array(_))
+    }
+
+    to_sql_checked!();
 }
 
 pub(super) async fn run(c: &impl GenericClient, ops: Vec<Op<'_>>) -> Result<(), Fail> {
@@ -105,14 +231,27 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
             "UPDATE submissions SET status = 'processed', lead_id = $2, outcome = $3, error = NULL WHERE id = $1",
             vec![p(submission.as_uuid()), p(lead.as_uuid()), p(outcome.as_str())],
         )],
-        Change::Touchpoint { lead, touch } => vec![op(
-            "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)",
-            vec![p(lead.as_uuid()), p(touch.at), p(Json(&**touch))],
-        )],
-        Change::Visitor { anonymous_id, lead } => vec![op(
-            "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            vec![p(anonymous_id), p(lead.as_uuid())],
-        )],
+        Change::Touchpoint { lead, touch } => vec![
+            op(
+                "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)",
+                vec![p(lead.as_uuid()), p(touch.at), p(Json(&**touch))],
+            )
+            .many(
+                "INSERT INTO touchpoints (lead_id, at, doc)
+                 SELECT l, a, d FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) WITH ORDINALITY AS r (l, a, d, n)
+                 ORDER BY n",
+            ),
+        ],
+        Change::Visitor { anonymous_id, lead } => vec![
+            op(
+                "INSERT INTO lead_visitors (anonymous_id, lead_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                vec![p(anonymous_id), p(lead.as_uuid())],
+            )
+            .many(
+                "INSERT INTO lead_visitors (anonymous_id, lead_id) SELECT * FROM unnest($1::text[], $2::uuid[])
+                 ON CONFLICT DO NOTHING",
+            ),
+        ],
         Change::AttachEvents { lead, events } => {
             let ids: Vec<Uuid> = events.iter().map(|e| *e.as_uuid()).collect();
             vec![op(
@@ -120,34 +259,70 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                 vec![p(lead.as_uuid()), p(ids)],
             )]
         }
-        Change::StageChange { lead, from, to, at, actor, reason } => vec![op(
-            "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-            vec![p(lead.as_uuid()), p(from), p(to), p(at), p(actor), p(reason)],
-        )],
-        Change::Review { id, lead, candidate, score, evidence, at } => vec![op(
-            "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
-            vec![p(id.as_uuid()), p(lead.as_uuid()), p(candidate.as_uuid()), p(score), p(Json(evidence)), p(at)],
-        )],
+        Change::StageChange { lead, from, to, at, actor, reason } => vec![
+            op(
+                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![p(lead.as_uuid()), p(from), p(to), p(at), p(actor), p(reason)],
+            )
+            .many(
+                "INSERT INTO stage_changes (lead_id, from_stage, to_stage, at, actor, reason)
+                 SELECT l, f, t, a, w, r
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+                     WITH ORDINALITY AS s (l, f, t, a, w, r, n)
+                 ORDER BY n",
+            ),
+        ],
+        Change::Review { id, lead, candidate, score, evidence, at } => vec![
+            op(
+                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
+                vec![p(id.as_uuid()), p(lead.as_uuid()), p(candidate.as_uuid()), p(score), p(Json(evidence)), p(at)],
+            )
+            .many(
+                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
+                 SELECT i, l, c, s, e, 'open', a
+                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::float8[], $5::jsonb[], $6::timestamptz[])
+                     AS r (i, l, c, s, e, a)
+                 ON CONFLICT DO NOTHING",
+            ),
+        ],
         Change::Account(account) => super::accounts::insert_ops(account),
         Change::AccountKeys { account, keys } => super::accounts::insert_keys_op(*account, keys).into_iter().collect(),
-        Change::Delivery(d) => vec![op(
-            "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
-                                 next_attempt_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, 'pending', 0, $6, $6, $6)",
-            vec![p(&d.id), p(&d.destination), p(d.lead.as_uuid()), p(&d.event_type), p(&*d.payload), p(d.at)],
-        )],
+        // In order: a lead's deliveries go in the order they were written.
+        Change::Delivery(d) => vec![
+            op(
+                "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
+                                     next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, 'pending', 0, $6, $6, $6)",
+                vec![p(&d.id), p(&d.destination), p(d.lead.as_uuid()), p(&d.event_type), p(&*d.payload), p(d.at)],
+            )
+            .many(
+                "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
+                                     next_attempt_at, created_at, updated_at)
+                 SELECT i, d, l, e, p::jsonb, a, 'pending', 0, a, a, a
+                 FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+                     WITH ORDINALITY AS r (i, d, l, e, p, a, n)
+                 ORDER BY n",
+            ),
+        ],
         Change::RetryNeedsData { lead, destination, payload, at } => vec![op(
             "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
                 updated_at = $4
              WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
             vec![p(lead.as_uuid()), p(destination), p(&**payload), p(at)],
         )],
-        Change::QueueRouting { lead, trigger, source, at } => vec![op(
-            "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (lead_id) DO NOTHING",
-            vec![p(lead.as_uuid()), p(trigger.as_str()), p(source), p(at)],
-        )],
+        Change::QueueRouting { lead, trigger, source, at } => vec![
+            op(
+                "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (lead_id) DO NOTHING",
+                vec![p(lead.as_uuid()), p(trigger.as_str()), p(source), p(at)],
+            )
+            .many(
+                "INSERT INTO routing_queue (lead_id, trigger, source, queued_at)
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                 ON CONFLICT (lead_id) DO NOTHING",
+            ),
+        ],
         // Routing
         Change::RoutingPosition { queue, position } => vec![op(
             "INSERT INTO routing_positions (queue, position) VALUES ($1, $2)
@@ -270,23 +445,34 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
         None => {
             let mut params = columns();
             params.push(p(lead.created_at));
-            vec![Op::new(
-                "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                    campaign, latest_source, latest_campaign, email_key, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                params,
-            )]
+            vec![
+                Op::new(
+                    "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                        campaign, latest_source, latest_campaign, email_key, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    params,
+                )
+                .many(
+                    "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
+                                        campaign, latest_source, latest_campaign, email_key, created_at)
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[], $5::jsonb[],
+                                          $6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                                          $12::text[], $13::text[], $14::timestamptz[])",
+                ),
+            ]
         }
         Some(expected) => {
             let mut params = columns();
             params.push(p(i64::try_from(expected).unwrap_or(i64::MAX)));
             let update = Op {
-                sql: "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
+                conflict_unless_one: Some(lead.id),
+                ..Op::new(
+                    "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
                         external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
                         latest_campaign = $12, email_key = $13
                      WHERE id = $1 AND version = $14 AND merged_into IS NULL",
-                params,
-                conflict_unless_one: Some(lead.id),
+                    params,
+                )
             };
             vec![update, Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])]
         }
@@ -298,17 +484,31 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
 /// Indexes a lead under its blocking keys, if it has any.
 fn keys_op(lead: LeadId, index: &LeadIndex) -> Option<Op<'_>> {
     let record = index.record.as_ref().filter(|_| !index.keys.is_empty())?;
-    Some(Op::new(
-        "INSERT INTO lead_keys (key, lead_id, record) SELECT k, $2, $3 FROM unnest($1::text[]) AS k
-         ON CONFLICT DO NOTHING",
-        vec![p(&index.keys), p(*lead.as_uuid()), p(Json(record))],
-    ))
+    Some(
+        Op::new(
+            "INSERT INTO lead_keys (key, lead_id, record) SELECT k, $2, $3 FROM jsonb_array_elements_text($1) AS k
+             ON CONFLICT DO NOTHING",
+            vec![p(Json(&index.keys)), p(*lead.as_uuid()), p(Json(record))],
+        )
+        .many(
+            "INSERT INTO lead_keys (key, lead_id, record)
+             SELECT k, r.lead, r.record FROM unnest($1::jsonb[], $2::uuid[], $3::jsonb[]) AS r (keys, lead, record)
+             CROSS JOIN LATERAL jsonb_array_elements_text(r.keys) AS k
+             ON CONFLICT DO NOTHING",
+        ),
+    )
 }
 
 fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> {
     Op::new(
         "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
         vec![p(entry.lead_id.as_uuid()), p(entry.at), p(submission.map(|s| *s.as_uuid())), p(Json(entry))],
+    )
+    .many(
+        "INSERT INTO lead_history (lead_id, at, submission_id, entry)
+         SELECT l, a, s, e FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::jsonb[])
+             WITH ORDINALITY AS h (l, a, s, e, n)
+         ORDER BY n",
     )
 }
 

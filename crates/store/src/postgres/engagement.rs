@@ -17,7 +17,7 @@ use leadflow_core::engagement::record::{self, Found, Known, Recording, Seen};
 use leadflow_core::engagement::{self, Event, Unmoved};
 use leadflow_core::pipeline::Rules;
 use leadflow_core::scoring::{EventView, TransitionError};
-use leadflow_core::settle::{Identities, MAX_SCORED_EVENTS};
+use leadflow_core::settle::MAX_SCORED_EVENTS;
 use leadflow_core::{Email, EventId, Lead, LeadId};
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
@@ -26,24 +26,6 @@ use uuid::Uuid;
 /// The lead and every lead merged into it, for reads that follow merges backwards.
 const FAMILY: &str = "WITH RECURSIVE family(id) AS (
     SELECT $1::uuid UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)";
-
-/// Events with no lead yet that name the person one of these ways (an event naming it two
-/// ways comes twice; the core counts it once).
-pub(super) async fn waiting_events(c: &impl GenericClient, who: &Identities) -> Result<Vec<Event>, Fail> {
-    if who.email.is_none() && who.external_id.is_none() && who.anonymous_id.is_none() {
-        return Ok(Vec::new());
-    }
-    // One round trip; each arm reads its own partial index.
-    let found = rows(
-        c,
-        "SELECT doc FROM events WHERE lead_id IS NULL AND email = $1
-         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND external_id = $2
-         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = $3",
-        &[&who.email, &who.external_id, &who.anonymous_id],
-    )
-    .await?;
-    found.iter().map(|row| Ok(row.try_get::<_, Json<Event>>(0)?.0)).collect()
-}
 
 async fn scored_events(c: &impl GenericClient, lead: LeadId) -> Result<Vec<EventView>, Fail> {
     Ok(family_events(c, lead, MAX_SCORED_EVENTS).await?.iter().map(Event::view).collect())

@@ -23,13 +23,18 @@
 mod accounts;
 mod apply;
 mod capture;
+mod claims;
 mod engagement;
 mod erase;
+mod fail;
 mod feedback;
 mod outbox;
 mod routing;
+mod settle;
 mod sql;
 pub mod testkit;
+
+pub(crate) use fail::Fail;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,
@@ -52,7 +57,6 @@ use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceNa
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
-use tokio_postgres::error::SqlState;
 
 /// Versioned, append-only migrations. Never edit a released one: add the next.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -116,6 +120,9 @@ macro_rules! read {
     }};
 }
 
+// After the macros, which it uses.
+mod group;
+
 /// How the store connects. The defaults suit one instance beside a few others on a
 /// PostgreSQL with its default `max_connections` of 100.
 #[derive(Clone, Debug)]
@@ -142,7 +149,9 @@ impl Default for PgOptions {
 }
 
 pub struct PgStore {
-    pool: Pool,
+    db: Connections,
+    /// Captures wait here to settle in groups.
+    groups: group::Groups,
     /// `true` once closed. Writes hold it shared while they run, so `close` (which takes
     /// it exclusively) waits for every accepted write to finish.
     closed: tokio::sync::RwLock<bool>,
@@ -181,13 +190,14 @@ impl PgStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
-        let store = Self { pool, closed: tokio::sync::RwLock::new(false) };
+        let db = Connections(pool);
+        let store = Self { groups: group::Groups::start(db.clone()), db, closed: tokio::sync::RwLock::new(false) };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+        self.db.client().await
     }
 
     /// Admits a write unless the store is closed; the guard is held until it finishes.
@@ -224,96 +234,18 @@ impl PgStore {
     }
 }
 
+/// The connection pool, shared with the task that settles capture groups.
+#[derive(Clone)]
+struct Connections(Pool);
+
+impl Connections {
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.0.get().await.map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+    }
+}
+
 fn latest_migration() -> i32 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
-}
-
-/// A failure inside a transaction, kept raw until the retry loop has looked at it.
-#[derive(Debug)]
-pub(crate) enum Fail {
-    Db(tokio_postgres::Error),
-    Store(StoreError),
-}
-
-impl From<tokio_postgres::Error> for Fail {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-impl From<serde_json::Error> for Fail {
-    fn from(e: serde_json::Error) -> Self {
-        Self::Store(StoreError::Corrupt(e.to_string()))
-    }
-}
-
-impl Fail {
-    fn code(&self) -> Option<&SqlState> {
-        match self {
-            Self::Db(e) => e.code(),
-            Self::Store(_) => None,
-        }
-    }
-
-    /// Lost a race with another transaction: running it again can succeed.
-    fn retryable(&self, unique_too: bool) -> bool {
-        match self.code() {
-            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => true,
-            Some(c) if *c == SqlState::UNIQUE_VIOLATION => unique_too,
-            _ => false,
-        }
-    }
-
-    /// The database or the connection is gone: nothing else can succeed now either.
-    fn unavailable(&self) -> bool {
-        matches!(self, Self::Store(StoreError::Unavailable(_) | StoreError::Closed))
-            || matches!(self, Self::Db(e) if db_unavailable(e))
-    }
-
-    fn into_store(self) -> StoreError {
-        match self {
-            Self::Store(e) => e,
-            Self::Db(e) => db_error(&e),
-        }
-    }
-}
-
-fn db_unavailable(e: &tokio_postgres::Error) -> bool {
-    match e.code() {
-        // No code: the connection failed (refused, reset, closed, timed out).
-        None => true,
-        Some(c) => {
-            let class = &c.code()[..2];
-            // 08 connection, 53 resources, 57 operator intervention (shutdown,
-            // statement timeout), 55P03 lock timeout, 40: a race lost too often.
-            matches!(class, "08" | "53" | "57" | "40") || *c == SqlState::LOCK_NOT_AVAILABLE
-        }
-    }
-}
-
-/// The message without PostgreSQL's DETAIL, which can quote the row's values (an email in
-/// a unique violation), so it never reaches a log or a client.
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
-}
-
-fn db_error(e: &tokio_postgres::Error) -> StoreError {
-    if db_unavailable(e) {
-        return StoreError::Unavailable(describe(e));
-    }
-    match e.code() {
-        Some(c) if c.code().starts_with("23") => StoreError::Conflict(describe(e)),
-        _ => StoreError::Internal(describe(e)),
-    }
 }
 
 /// A short pause before running a transaction again, growing with each attempt and
@@ -331,33 +263,9 @@ impl Store for PgStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        // Held until the group holding the items committed: `close` waits for it.
         let _open = self.writable().await?;
-        let locks = sql::capture_locks(&items, &rules.matching);
-        let whole = transaction!(self, true, |tx| {
-            sql::lock_keys(&tx, &locks).await?;
-            let mut out = Vec::with_capacity(items.len());
-            for item in &items {
-                out.push(capture::capture_one(&tx, item, rules).await?);
-            }
-            out
-        });
-        match whole {
-            Err(e @ (StoreError::Unavailable(_) | StoreError::Closed)) => Err(e),
-            Err(e) => {
-                // Redo item by item, so the failing item is kept as pending and the rest
-                // settle: an acknowledged submission is never lost.
-                tracing::warn!(error = %e, items = items.len(), "a capture failed; redoing it item by item");
-                transaction!(self, true, |tx| {
-                    sql::lock_keys(&tx, &locks).await?;
-                    let mut out = Vec::with_capacity(items.len());
-                    for item in &items {
-                        out.push(capture::capture_one_guarded(&tx, item, rules).await?);
-                    }
-                    out
-                })
-            }
-            ok => ok,
-        }
+        self.groups.capture(items, rules).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {

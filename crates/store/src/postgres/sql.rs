@@ -241,15 +241,6 @@ pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fa
     Ok(())
 }
 
-/// The surviving leads with this mailbox (the same match key).
-pub(super) async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
-    rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&key])
-        .await?
-        .iter()
-        .map(|r| lead_from_row(r, 0))
-        .collect()
-}
-
 pub(super) async fn leads_by_email(c: &impl GenericClient, email: &Email) -> Result<Vec<Lead>, Fail> {
     rows(c, "SELECT doc FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()])
         .await?

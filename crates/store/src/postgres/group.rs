@@ -1,0 +1,114 @@
+//! Group commit for captures: concurrent calls settle in one transaction.
+//!
+//! Every call's submissions queue for one task, which takes all the calls waiting and
+//! settles them together ([`settle::settle_all`]): one transaction, one commit (one WAL
+//! flush, durable as ever) and a few round trips for all of them, where each call alone
+//! would pay its own. A call is answered once the transaction holding its submissions
+//! committed. Other instances on the same database group their own calls; between groups,
+//! advisory locks, row locks and constraints settle races as between single captures.
+
+use super::capture::capture_one_guarded;
+use super::settle::{self, Entry};
+use super::{Connections, Fail, MAX_ATTEMPTS, backoff, sql};
+use crate::{CaptureItem, Captured, StoreError};
+use leadflow_core::pipeline::Rules;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// A group stops growing at this many submissions (a call is never split): it bounds how
+/// long one transaction holds its locks.
+const MAX_GROUP_ITEMS: usize = 4096;
+/// Groups settling at once: while one waits for its commit, the next gathers and reads.
+const IN_FLIGHT: usize = 2;
+/// Calls waiting beyond this wait to be queued.
+const QUEUE_DEPTH: usize = 4096;
+
+type Answer = Result<Vec<Captured>, StoreError>;
+
+struct Call {
+    items: Vec<CaptureItem>,
+    rules: Rules,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The queue of captures waiting to be grouped.
+pub(super) struct Groups {
+    queue: mpsc::Sender<Call>,
+}
+
+impl Groups {
+    /// Starts the task that gathers groups; it ends when the store is dropped.
+    pub(super) fn start(db: Connections) -> Self {
+        let (queue, calls) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(gather(db, calls));
+        Self { queue }
+    }
+
+    /// Settles the items in the next group; answers once it committed.
+    pub(super) async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        let call = Call { items, rules: rules.clone(), reply };
+        self.queue.send(call).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Internal("a capture group ended without an answer".into()))?
+    }
+}
+
+async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = calls.recv().await {
+        // Calls arriving while every slot is busy join this group.
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
+        let mut items = first.items.len();
+        let mut group = vec![first];
+        while items < MAX_GROUP_ITEMS {
+            let Ok(call) = calls.try_recv() else { break };
+            items += call.items.len();
+            group.push(call);
+        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            let answers = commit(&db, &group).await;
+            for (call, answer) in group.into_iter().zip(answers) {
+                // A caller that gave up is not told: its submissions are committed anyway.
+                let _ = call.reply.send(answer);
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Settles a group in one transaction, and answers each call. When that fails for another
+/// reason than a lost database, it is redone submission by submission, each in a
+/// savepoint, so a failing one is kept as pending and the rest settle: an acknowledged
+/// submission is never lost, and one call's bad submission fails no other call.
+async fn commit(db: &Connections, group: &[Call]) -> Vec<Answer> {
+    let entries: Vec<Entry<'_>> =
+        group.iter().flat_map(|call| call.items.iter().map(|item| Entry { item, rules: &call.rules })).collect();
+    let mut locks: Vec<i64> =
+        group.iter().flat_map(|call| sql::capture_locks(&call.items, &call.rules.matching)).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    let whole = transaction!(db, true, |tx| { settle::settle_all(&tx, &entries, &locks).await? });
+    let settled = match whole {
+        Err(e @ (StoreError::Unavailable(_) | StoreError::Closed)) => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, items = entries.len(), "a capture group failed; redoing it item by item");
+            transaction!(db, true, |tx| {
+                sql::lock_keys(&tx, &locks).await?;
+                let mut out = Vec::with_capacity(entries.len());
+                for entry in &entries {
+                    out.push(capture_one_guarded(&tx, entry).await?);
+                }
+                out
+            })
+        }
+        ok => ok,
+    };
+    match settled {
+        Ok(all) => {
+            let mut all = all.into_iter();
+            group.iter().map(|call| Ok(all.by_ref().take(call.items.len()).collect())).collect()
+        }
+        Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+    }
+}

@@ -1,0 +1,501 @@
+//! Settling many submissions in one transaction, a few round trips for all of them.
+//!
+//! The core decides in steps (lookup → decide → merge → context → finish, see
+//! [`leadflow_core::settle`]); here the submissions walk the steps side by side, and
+//! each load between two steps is one pipelined read for all of them. That is sound only
+//! for submissions that read nothing another of them writes: each names what it touches
+//! as it learns it ([`Claim`]), and one touching what an earlier one claimed waits for
+//! the next round, which reads the earlier ones' writes. The first submission of a round
+//! always settles, so every round makes progress; a batch of strangers settles in one or
+//! two rounds, the same person sent twice in two.
+//!
+//! The caller holds the advisory locks of every key (taken in the first round's read,
+//! ahead of it in the pipeline), so other transactions wait; leads about to change are
+//! read `FOR UPDATE`.
+
+use super::apply;
+use super::capture::{earlier_outcome, submission_op};
+use super::claims::{Claim, Ledger};
+use super::sql::{MAX_MERGE_HOPS, lead_from_row, limit};
+use super::{Fail, accounts, engagement};
+use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
+use deadpool_postgres::GenericClient;
+use futures_util::future::{try_join_all, try_join3, try_join4};
+use leadflow_core::account::Account;
+use leadflow_core::account::Found;
+use leadflow_core::changes::Change;
+use leadflow_core::engagement::Event;
+use leadflow_core::pipeline::{Rules, SubmissionMeta};
+use leadflow_core::resolve::Record;
+use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Merged, Settle, Settled};
+use leadflow_core::{Lead, LeadId};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::types::{Json, ToSql};
+use uuid::Uuid;
+
+/// A submission to settle, with the rules of the call that brought it.
+pub(super) struct Entry<'a> {
+    pub(super) item: &'a CaptureItem,
+    pub(super) rules: &'a Rules,
+}
+
+/// Settles every entry, in rounds, and answers in their order. `locks` (sorted) are taken
+/// first, in the same round trip as the first reads.
+pub(super) async fn settle_all(
+    c: &impl GenericClient,
+    entries: &[Entry<'_>],
+    locks: &[i64],
+) -> Result<Vec<Captured>, Fail> {
+    let mut answers: Vec<Option<Captured>> = vec![None; entries.len()];
+    let mut waiting: Vec<usize> = (0..entries.len()).collect();
+    let mut locks = Some(locks);
+    while !waiting.is_empty() {
+        waiting = round(c, entries, &waiting, locks.take().unwrap_or_default(), &mut answers).await?;
+    }
+    answers
+        .into_iter()
+        .map(|a| a.ok_or_else(|| StoreError::Internal("a submission was left unsettled".into()).into()))
+        .collect()
+}
+
+/// The submissions holding each of these idempotency keys (`$1` sources, `$2` keys), by
+/// their place in the arrays.
+pub(super) const EARLIER: &str = "SELECT k.n, s.id, s.status, s.outcome, s.lead_id, s.error, s.fingerprint
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (source, key, n)
+     JOIN submissions s ON s.source = k.source AND s.idempotency_key = k.key";
+
+/// One submission's way through a round.
+struct Slot<'a> {
+    at: usize,
+    claim: Claim,
+    /// Waits for the next round.
+    deferred: bool,
+    step: Step<'a>,
+}
+
+// Slots live for one round in one vector, replaced in place: boxing the large steps
+// would only add an allocation per submission and step.
+#[allow(clippy::large_enum_variant)]
+enum Step<'a> {
+    Lookup(Settle<'a>, settle::Lookup),
+    Decided(Decided<'a>, Vec<LeadId>),
+    Merged(Merged<'a>, ContextQuery),
+    Settled(Settled),
+    /// Answered by an earlier submission with its key.
+    Answered,
+}
+
+impl Slot<'_> {
+    fn live(&self) -> bool {
+        !self.deferred && !matches!(self.step, Step::Answered)
+    }
+}
+
+/// Checks every live slot's claim in order; those that clash wait. Slots already waiting
+/// keep what they named.
+fn pass(slots: &mut [Slot<'_>]) {
+    let mut ledger = Ledger::default();
+    for slot in slots.iter_mut() {
+        if slot.deferred {
+            ledger.block(&slot.claim);
+        } else if slot.live() && !ledger.admit(&slot.claim) {
+            slot.deferred = true;
+        }
+    }
+}
+
+/// Runs the steps once for `waiting`; returns the entries left for the next round.
+async fn round<'a>(
+    c: &impl GenericClient,
+    entries: &'a [Entry<'a>],
+    waiting: &[usize],
+    locks: &[i64],
+    answers: &mut [Option<Captured>],
+) -> Result<Vec<usize>, Fail> {
+    let now = OffsetDateTime::now_utc();
+    let mut slots: Vec<Slot<'a>> = waiting.iter().map(|&at| lookup(at, &entries[at], now)).collect();
+    pass(&mut slots);
+
+    // Earlier submissions with the same keys, and the candidates: one round trip, behind
+    // the locks.
+    let (earlier, by_mailbox, postings) = load_lookups(c, entries, &slots, locks).await?;
+    for (i, row) in earlier {
+        let item = entries[slots[i].at].item;
+        if let Some(first) = earlier_outcome(c, &item.submission, &row).await? {
+            answers[slots[i].at] = Some(first);
+            slots[i].step = Step::Answered;
+        }
+    }
+    let mut by_mailbox = by_mailbox;
+    let mut postings = postings;
+    for (i, slot) in slots.iter_mut().enumerate() {
+        if !slot.live() {
+            continue;
+        }
+        let Step::Lookup(settling, lookup) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        let by_mailbox = by_mailbox.remove(&i).unwrap_or_default();
+        let ranked = settle::rank(lookup.keys.iter().map(|k| postings.remove(k).unwrap_or_default()).collect());
+        let ranked: Vec<(LeadId, Record)> = ranked.into_iter().map(|(id, r)| (LeadId::from(id), r)).collect();
+        for id in by_mailbox.iter().map(|l| l.id).chain(ranked.iter().map(|(id, _)| *id)) {
+            slot.claim.read("lead", id.as_uuid().as_bytes());
+        }
+        let decided = settling.decide(Candidates { by_mailbox, ranked });
+        let wanted = decided.leads();
+        for id in &wanted {
+            slot.claim.write("lead", id.as_uuid().as_bytes());
+        }
+        slot.step = Step::Decided(decided, wanted);
+    }
+    pass(&mut slots);
+
+    // The leads to join and bridge, locked, followed through earlier merges.
+    let wanted: Vec<Uuid> = slots
+        .iter()
+        .filter(|s| s.live())
+        .filter_map(|s| match &s.step {
+            Step::Decided(_, ids) => Some(ids.iter().map(|id| *id.as_uuid())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let stored = load_leads(c, wanted).await?;
+    for slot in slots.iter_mut().filter(|s| s.live()) {
+        let Step::Decided(decided, ids) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        let mut loaded = Vec::with_capacity(ids.len());
+        for id in ids {
+            let lead = survivor(&stored, id)?;
+            if let Some(lead) = &lead {
+                slot.claim.write("lead", lead.id.as_uuid().as_bytes());
+            }
+            loaded.push(lead);
+        }
+        let merged = decided.merge(loaded);
+        let query = merged.context();
+        for key in &query.account_keys {
+            slot.claim.read("account_key", key);
+        }
+        slot.step = Step::Merged(merged, query);
+    }
+    pass(&mut slots);
+
+    // What the rest reads: accounts, waiting events, earlier events.
+    let (accounts, mut waiting_events, mut events) = load_context(c, &slots).await?;
+    for (i, slot) in slots.iter_mut().enumerate() {
+        if !slot.live() {
+            continue;
+        }
+        let Step::Merged(merged, query) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        let found: Vec<Found> = query
+            .account_keys
+            .iter()
+            .filter_map(|key| accounts.get(key).map(|a| Found { key: key.clone(), account: a.clone() }))
+            .collect();
+        for f in &found {
+            slot.claim.read("account", f.account.id.as_uuid().as_bytes());
+        }
+        let context = Context {
+            accounts: found,
+            waiting: waiting_events.remove(&i).unwrap_or_default(),
+            events: events.remove(&i).unwrap_or_default(),
+        };
+        let settled = merged.finish(context);
+        claim_writes(&mut slot.claim, &settled.changes);
+        slot.step = Step::Settled(settled);
+    }
+    pass(&mut slots);
+
+    // The writes of all that settled, merged into multi-row statements: one round trip.
+    let mut units = Vec::new();
+    for slot in slots.iter().filter(|s| s.live()) {
+        let Step::Settled(settled) = &slot.step else { continue };
+        let sub = &entries[slot.at].item.submission;
+        // The inbox row is written once, settled: an insert, not an insert and an update.
+        units.push(apply::unit(&settled.changes, |change| match change {
+            Change::Processed { lead, outcome, .. } => {
+                Some(submission_op(sub, SubmissionStatus::Processed, Some((*lead, *outcome)), None))
+            }
+            _ => None,
+        })?);
+    }
+    apply::apply_units(c, units).await?;
+
+    let mut left = Vec::new();
+    for slot in slots {
+        if slot.deferred {
+            left.push(slot.at);
+        } else if let Step::Settled(settled) = slot.step {
+            let submission_id = entries[slot.at].item.submission.id;
+            answers[slot.at] = Some(Captured::Settled {
+                submission_id,
+                outcome: settled.outcome,
+                lead: Box::new(settled.lead),
+                replayed: false,
+            });
+        }
+    }
+    Ok(left)
+}
+
+/// The first step: what the submission looks the person up by, claimed for writing (a
+/// new or merged lead will hold those keys), with its inbox row and identities.
+fn lookup<'a>(at: usize, entry: &'a Entry<'a>, now: OffsetDateTime) -> Slot<'a> {
+    let Entry { item, rules } = entry;
+    let sub = &item.submission;
+    let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
+    let settling = Settle::new(item.candidate.clone(), meta, rules, now);
+    let lookup = settling.lookup();
+    let mut claim = Claim::default();
+    claim.write("submission", sub.id.as_uuid().as_bytes());
+    if let Some(key) = &sub.idempotency_key {
+        claim.write("idempotency", format!("{}\0{}", sub.source.as_str(), key.as_str()));
+    }
+    if let Some(mailbox) = &lookup.mailbox {
+        claim.write("mailbox", mailbox);
+    }
+    for key in &lookup.keys {
+        claim.write("key", key);
+    }
+    // The events waiting for the person, found and attached by these.
+    if let Some(email) = &item.candidate.fields.email {
+        claim.write("email", email.as_str());
+    }
+    if let Some(external) = &item.candidate.fields.external_id {
+        claim.write("external_id", external);
+    }
+    if let Some(visitor) = item.candidate.visitor_id() {
+        claim.write("anonymous_id", visitor);
+    }
+    Slot { at, claim, deferred: false, step: Step::Lookup(settling, lookup) }
+}
+
+/// What the changes write beyond the leads and keys already claimed: a lead's new match
+/// keys (a merge brings the other's), accounts and the keys they take, a visitor id.
+fn claim_writes(claim: &mut Claim, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::Lead { lead, index, .. } => {
+                claim.write("lead", lead.id.as_uuid().as_bytes());
+                if let Some(mailbox) = &index.email_key {
+                    claim.write("mailbox", mailbox);
+                }
+                for key in &index.keys {
+                    claim.write("key", key);
+                }
+            }
+            Change::MergedAway { lead, .. } => claim.write("lead", lead.as_uuid().as_bytes()),
+            Change::Account(account) => {
+                claim.write("account", account.id.as_uuid().as_bytes());
+                for key in accounts::keys_of(account) {
+                    claim.write("account_key", key);
+                }
+            }
+            Change::AccountKeys { account, keys } => {
+                claim.write("account", account.as_uuid().as_bytes());
+                for key in keys {
+                    claim.write("account_key", key);
+                }
+            }
+            Change::Visitor { anonymous_id, .. } => claim.write("anonymous_id", anonymous_id),
+            _ => {}
+        }
+    }
+}
+
+type Postings = HashMap<String, Vec<(Uuid, Record)>>;
+
+/// Earlier submissions with the live slots' keys (by slot), the leads holding their
+/// mailboxes (by slot), and the postings of their blocking keys, in one round trip,
+/// after `locks`.
+async fn load_lookups(
+    c: &impl GenericClient,
+    entries: &[Entry<'_>],
+    slots: &[Slot<'_>],
+    locks: &[i64],
+) -> Result<(Vec<(usize, Row)>, HashMap<usize, Vec<Lead>>, Postings), Fail> {
+    let (mut keyed, mut sources, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut mailboxed, mut mailboxes) = (Vec::new(), Vec::new());
+    let mut blocking: Vec<&str> = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let Step::Lookup(_, lookup) = &slot.step else { continue };
+        if !slot.live() {
+            continue;
+        }
+        let sub = &entries[slot.at].item.submission;
+        if let Some(key) = &sub.idempotency_key {
+            keyed.push(i);
+            sources.push(sub.source.as_str());
+            keys.push(key.as_str());
+        }
+        if let Some(mailbox) = &lookup.mailbox {
+            mailboxed.push(i);
+            mailboxes.push(mailbox.as_str());
+        }
+        blocking.extend(lookup.keys.iter().map(String::as_str));
+    }
+    // Prepared first, so the statements go out in this order: the locks before any read.
+    const LOCK: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
+    const MAILBOX: &str = "SELECT k.n, l.doc FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
+         JOIN leads l ON l.email_key = k.key AND l.merged_into IS NULL";
+    // Each key read by its own bounded index range scan.
+    const POSTINGS: &str = "SELECT k.key, p.lead_id, p.record
+         FROM unnest($1::text[]) AS k (key)
+         CROSS JOIN LATERAL (
+             SELECT lead_id, record FROM lead_keys WHERE lead_keys.key = k.key ORDER BY lead_id DESC LIMIT $2
+         ) p";
+    let lock_s = prepared(c, LOCK, !locks.is_empty()).await?;
+    let earlier_s = prepared(c, EARLIER, !keyed.is_empty()).await?;
+    let mailbox_s = prepared(c, MAILBOX, !mailboxed.is_empty()).await?;
+    let postings_s = prepared(c, POSTINGS, !blocking.is_empty()).await?;
+    let per_key = limit(settle::POSTINGS_PER_KEY);
+    let (_, earlier, mailbox, found) = try_join4(
+        query(c, lock_s.as_ref(), &[&locks]),
+        query(c, earlier_s.as_ref(), &[&sources, &keys]),
+        query(c, mailbox_s.as_ref(), &[&mailboxes]),
+        query(c, postings_s.as_ref(), &[&blocking, &per_key]),
+    )
+    .await?;
+
+    let nth = |row: &Row, list: &[usize]| -> Result<usize, Fail> {
+        let n: i64 = row.try_get(0)?;
+        usize::try_from(n - 1)
+            .ok()
+            .and_then(|n| list.get(n).copied())
+            .ok_or_else(|| StoreError::Internal("a row for no submission".into()).into())
+    };
+    let mut earlier_rows = Vec::new();
+    for row in earlier {
+        earlier_rows.push((nth(&row, &keyed)?, row));
+    }
+    let mut by_mailbox: HashMap<usize, Vec<Lead>> = HashMap::new();
+    for row in &mailbox {
+        by_mailbox.entry(nth(row, &mailboxed)?).or_default().push(lead_from_row(row, 1)?);
+    }
+    // Postings come newest first per key, as the core's ranking expects.
+    let mut postings: Postings = HashMap::new();
+    for row in found {
+        let key: String = row.try_get(0)?;
+        let Json(record): Json<Record> = row.try_get(2)?;
+        postings.entry(key).or_default().push((row.try_get(1)?, record));
+    }
+    Ok((earlier_rows, by_mailbox, postings))
+}
+
+/// A statement prepared (cached per connection) if it is to run.
+async fn prepared(c: &impl GenericClient, sql: &str, needed: bool) -> Result<Option<tokio_postgres::Statement>, Fail> {
+    Ok(if needed { Some(c.prepare_cached(sql).await?) } else { None })
+}
+
+/// Runs a prepared statement, or answers nothing for one that was not needed. Sent when
+/// first polled: futures polled together go out in the order polled.
+async fn query(
+    c: &impl GenericClient,
+    statement: Option<&tokio_postgres::Statement>,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, Fail> {
+    match statement {
+        Some(s) => Ok(c.query(s, params).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The leads with these ids and those they were merged into, each row locked, by id.
+async fn load_leads(c: &impl GenericClient, ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Option<Uuid>, Lead)>, Fail> {
+    let mut stored = HashMap::new();
+    let mut next = ids;
+    for _ in 0..MAX_MERGE_HOPS {
+        next.retain(|id| !stored.contains_key(id));
+        next.sort_unstable();
+        next.dedup();
+        if next.is_empty() {
+            return Ok(stored);
+        }
+        // In id order, so two transactions lock shared leads in one order.
+        let rows = super::sql::rows(
+            c,
+            "SELECT id, merged_into, doc FROM leads WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&next],
+        )
+        .await?;
+        next = Vec::new();
+        for row in rows {
+            let id: Uuid = row.try_get(0)?;
+            let into: Option<Uuid> = row.try_get(1)?;
+            next.extend(into);
+            stored.insert(id, (into, lead_from_row(&row, 2)?));
+        }
+    }
+    Err(StoreError::Corrupt(format!("a lead is merged through more than {MAX_MERGE_HOPS} hops")).into())
+}
+
+/// The lead `id` names, followed through merges; `None` when it is gone.
+fn survivor(stored: &HashMap<Uuid, (Option<Uuid>, Lead)>, id: LeadId) -> Result<Option<Lead>, Fail> {
+    let mut current = *id.as_uuid();
+    for _ in 0..=MAX_MERGE_HOPS {
+        match stored.get(&current) {
+            None => return Ok(None),
+            Some((Some(into), _)) => current = *into,
+            Some((None, lead)) => return Ok(Some(lead.clone())),
+        }
+    }
+    Err(StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")).into())
+}
+
+/// The accounts holding the live slots' account keys (by key), the events waiting for
+/// their people and the earlier events of the leads they join (both by slot): one round
+/// trip.
+#[allow(clippy::type_complexity)]
+async fn load_context(
+    c: &impl GenericClient,
+    slots: &[Slot<'_>],
+) -> Result<(HashMap<String, Account>, HashMap<usize, Vec<Event>>, HashMap<usize, Vec<Event>>), Fail> {
+    let mut account_keys: Vec<&str> = Vec::new();
+    let (mut asking, mut emails, mut externals, mut visitors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut scored: Vec<(usize, LeadId)> = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        let Step::Merged(_, query) = &slot.step else { continue };
+        if !slot.live() {
+            continue;
+        }
+        account_keys.extend(query.account_keys.iter().map(String::as_str));
+        let who = &query.waiting;
+        if who.email.is_some() || who.external_id.is_some() || who.anonymous_id.is_some() {
+            asking.push(i);
+            emails.push(who.email.as_deref());
+            externals.push(who.external_id.as_deref());
+            visitors.push(who.anonymous_id.as_deref());
+        }
+        scored.extend(query.events_of.map(|lead| (i, lead)));
+    }
+    account_keys.sort_unstable();
+    account_keys.dedup();
+    const WAITING: &str = "SELECT w.n, e.doc
+         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w (email, external_id, anonymous_id, n)
+         CROSS JOIN LATERAL (
+             SELECT doc FROM events WHERE lead_id IS NULL AND email = w.email
+             UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND external_id = w.external_id
+             UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = w.anonymous_id
+         ) e";
+    let accounts_s = prepared(c, accounts::BY_KEYS, !account_keys.is_empty()).await?;
+    let waiting_s = prepared(c, WAITING, !asking.is_empty()).await?;
+    let (accounts, waiting, earlier) = try_join3(
+        query(c, accounts_s.as_ref(), &[&account_keys]),
+        query(c, waiting_s.as_ref(), &[&emails, &externals, &visitors]),
+        try_join_all(scored.iter().map(|(_, lead)| engagement::family_events(c, *lead, settle::MAX_SCORED_EVENTS))),
+    )
+    .await?;
+
+    let accounts = accounts::found_by_key(&accounts)?;
+    let mut by_slot: HashMap<usize, Vec<Event>> = HashMap::new();
+    for row in waiting {
+        let n: i64 = row.try_get(0)?;
+        let slot = usize::try_from(n - 1)
+            .ok()
+            .and_then(|n| asking.get(n).copied())
+            .ok_or_else(|| StoreError::Internal("an event for no submission".into()))?;
+        by_slot.entry(slot).or_default().push(row.try_get::<_, Json<Event>>(1)?.0);
+    }
+    let events = scored.iter().map(|(i, _)| *i).zip(earlier).collect();
+    Ok((accounts, by_slot, events))
+}
