@@ -9,7 +9,7 @@ use crate::StoreError;
 use crate::feedback::Doc;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::GenericClient;
-use futures_util::future::try_join_all;
+use futures_util::future::{try_join, try_join_all};
 use leadflow_core::changes::{Change, LeadIndex};
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{Email, Lead, LeadId, SubmissionId};
@@ -58,8 +58,20 @@ pub(super) fn unit<'a>(
 /// side by side, none reading what another writes), each unit's in its own order, in as
 /// few statements as they share: the same insert at the head of several units becomes
 /// one multi-row insert. One round trip, like [`apply`].
-pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>) -> Result<(), Fail> {
-    run(c, merge_units(units)).await
+///
+/// With `commit`, the transaction's COMMIT follows in the same round trip, unless a
+/// statement's row count must be checked first (a lead updated at the version read). A
+/// statement that fails aborts the transaction, and the COMMIT behind it then rolls back.
+pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>, commit: bool) -> Result<(), Fail> {
+    let ops = merge_units(units);
+    if commit && ops.iter().all(|op| op.conflict_unless_one.is_none()) {
+        return run_then(c, ops, Some("COMMIT")).await;
+    }
+    run(c, ops).await?;
+    if commit {
+        c.batch_execute("COMMIT").await?;
+    }
+    Ok(())
 }
 
 /// Orders the units' statements into one sequence: each unit's stay in their order, and
@@ -187,6 +199,11 @@ impl ToSql for Column<'_> {
 }
 
 pub(super) async fn run(c: &impl GenericClient, ops: Vec<Op<'_>>) -> Result<(), Fail> {
+    run_then(c, ops, None).await
+}
+
+/// [`run`], with `then` (a plain statement) sent behind the ops in the same round trip.
+async fn run_then(c: &impl GenericClient, ops: Vec<Op<'_>>, then: Option<&str>) -> Result<(), Fail> {
     let mut statements = Vec::with_capacity(ops.len());
     for op in &ops {
         statements.push(c.prepare_cached(op.sql).await?);
@@ -195,7 +212,14 @@ pub(super) async fn run(c: &impl GenericClient, ops: Vec<Op<'_>>) -> Result<(), 
         let params: Vec<&(dyn ToSql + Sync)> = op.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         async move { c.execute(statement, &params).await }
     });
-    let counts = try_join_all(sent).await?;
+    // Polled in order, so sent in order: the ops, then `then`.
+    let then = async {
+        match then {
+            Some(sql) => c.batch_execute(sql).await,
+            None => Ok(()),
+        }
+    };
+    let (counts, ()) = try_join(try_join_all(sent), then).await?;
     for (op, n) in ops.iter().zip(counts) {
         if let Some(lead) = op.conflict_unless_one.filter(|_| n != 1) {
             return Err(StoreError::Conflict(format!("lead {lead} changed concurrently")).into());

@@ -4,7 +4,7 @@
 
 use super::Fail;
 use super::apply::{self, Op};
-use super::settle::{self, EARLIER, Entry};
+use super::settle::{self, EARLIER, Entry, Transaction};
 use super::sql::{lead_following_merges, rows};
 use crate::{Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
@@ -24,7 +24,7 @@ pub(super) async fn capture_one_guarded(c: &impl GenericClient, entry: &Entry<'_
         return Ok(first);
     }
     c.batch_execute("SAVEPOINT settle").await?;
-    match settle::settle_all(c, std::slice::from_ref(entry), &[]).await {
+    match settle::settle_all(c, std::slice::from_ref(entry), &[], Transaction::Callers).await {
         Ok(mut captured) => {
             c.batch_execute("RELEASE SAVEPOINT settle").await?;
             captured.pop().ok_or_else(|| StoreError::Internal("no answer for a settled submission".into()).into())

@@ -8,7 +8,7 @@
 //! advisory locks, row locks and constraints settle races as between single captures.
 
 use super::capture::capture_one_guarded;
-use super::settle::{self, Entry};
+use super::settle::{self, Entry, Transaction};
 use super::{Connections, Fail, MAX_ATTEMPTS, backoff, sql};
 use crate::{CaptureItem, Captured, StoreError};
 use leadflow_core::pipeline::Rules;
@@ -88,8 +88,7 @@ async fn commit(db: &Connections, group: &[Call]) -> Vec<Answer> {
         group.iter().flat_map(|call| sql::capture_locks(&call.items, &call.rules.matching)).collect();
     locks.sort_unstable();
     locks.dedup();
-    let whole = transaction!(db, true, |tx| { settle::settle_all(&tx, &entries, &locks).await? });
-    let settled = match whole {
+    let settled = match settle_group(db, &entries, &locks).await {
         Err(e @ (StoreError::Unavailable(_) | StoreError::Closed)) => Err(e),
         Err(e) => {
             tracing::warn!(error = %e, items = entries.len(), "a capture group failed; redoing it item by item");
@@ -110,5 +109,32 @@ async fn commit(db: &Connections, group: &[Call]) -> Vec<Answer> {
             group.iter().map(|call| Ok(all.by_ref().take(call.items.len()).collect())).collect()
         }
         Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// Settles the entries in one transaction of their own, run again when it lost a race
+/// (see [`Fail::retryable`]), like `transaction!`; but its BEGIN and COMMIT travel with
+/// the first reads and the last writes instead of costing a round trip each.
+async fn settle_group(db: &Connections, entries: &[Entry<'_>], locks: &[i64]) -> Answer {
+    let mut attempt = 0u32;
+    loop {
+        let client = db.client().await?;
+        match settle::settle_all(&client, entries, locks, Transaction::Own).await {
+            Ok(settled) => return Ok(settled),
+            Err(e) => {
+                // Whatever was begun is rolled back; a connection that cannot say so is
+                // not given back to the pool, where its open transaction would linger.
+                if client.batch_execute("ROLLBACK").await.is_err() {
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                if attempt + 1 < MAX_ATTEMPTS && e.retryable(true) {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = ?e.code(), "a capture group lost a race; running it again");
+                    backoff(attempt).await;
+                    continue;
+                }
+                return Err(e.into_store());
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Settling many submissions in one transaction, a few round trips for all of them.
+//! Settling many submissions in one transaction, in a few round trips for all of them.
 //!
 //! The core decides in steps (lookup → decide → merge → context → finish, see
 //! [`leadflow_core::settle`]); here the submissions walk the steps side by side, and
@@ -9,9 +9,12 @@
 //! always settles, so every round makes progress; a batch of strangers settles in one or
 //! two rounds, the same person sent twice in two.
 //!
-//! The caller holds the advisory locks of every key (taken in the first round's read,
-//! ahead of it in the pipeline), so other transactions wait; leads about to change are
-//! read `FOR UPDATE`.
+//! A round is at most four round trips, and for new leads two: the first reads what a
+//! new lead needs besides its candidates (the accounts its company claims, the events
+//! waiting for it) with the lookups, and the writes go in one pipeline. When the
+//! transaction is this module's own, its BEGIN goes out with the first reads (behind it,
+//! the advisory locks of every key, then the reads) and its COMMIT with the last writes.
+//! Leads about to change are read `FOR UPDATE`.
 
 use super::apply;
 use super::capture::{earlier_outcome, submission_op};
@@ -20,19 +23,18 @@ use super::sql::{MAX_MERGE_HOPS, lead_from_row, limit};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
-use futures_util::future::{try_join_all, try_join3, try_join4};
-use leadflow_core::account::Account;
-use leadflow_core::account::Found;
+use futures_util::future::{try_join, try_join_all, try_join3, try_join4};
+use leadflow_core::account::{self, Account, Found};
 use leadflow_core::changes::Change;
 use leadflow_core::engagement::Event;
 use leadflow_core::pipeline::{Rules, SubmissionMeta};
 use leadflow_core::resolve::Record;
-use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Merged, Settle, Settled};
+use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Identities, Merged, Settle, Settled};
 use leadflow_core::{Lead, LeadId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 /// A submission to settle, with the rules of the call that brought it.
@@ -41,18 +43,43 @@ pub(super) struct Entry<'a> {
     pub(super) rules: &'a Rules,
 }
 
+/// Whose transaction the settling runs in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Transaction {
+    /// Begun and committed here, each in the same round trip as the reads or writes
+    /// beside it. On an error the caller rolls back.
+    Own,
+    /// The caller's, already open.
+    Callers,
+}
+
+/// The submissions holding each of these idempotency keys (`$1` sources, `$2` keys), by
+/// their place in the arrays.
+pub(super) const EARLIER: &str = "SELECT k.n, s.id, s.status, s.outcome, s.lead_id, s.error, s.fingerprint
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (source, key, n)
+     CROSS JOIN LATERAL (
+         SELECT * FROM submissions WHERE source = k.source AND idempotency_key = k.key OFFSET 0
+     ) s";
+
 /// Settles every entry, in rounds, and answers in their order. `locks` (sorted) are taken
 /// first, in the same round trip as the first reads.
 pub(super) async fn settle_all(
     c: &impl GenericClient,
     entries: &[Entry<'_>],
     locks: &[i64],
+    transaction: Transaction,
 ) -> Result<Vec<Captured>, Fail> {
     let mut answers: Vec<Option<Captured>> = vec![None; entries.len()];
     let mut waiting: Vec<usize> = (0..entries.len()).collect();
-    let mut locks = Some(locks);
-    while !waiting.is_empty() {
-        waiting = round(c, entries, &waiting, locks.take().unwrap_or_default(), &mut answers).await?;
+    let mut first = true;
+    loop {
+        let open = Opening { begin: first && transaction == Transaction::Own, locks: if first { locks } else { &[] } };
+        let left = round(c, entries, &waiting, open, transaction == Transaction::Own, &mut answers).await?;
+        first = false;
+        if left.is_empty() {
+            break;
+        }
+        waiting = left;
     }
     answers
         .into_iter()
@@ -60,11 +87,12 @@ pub(super) async fn settle_all(
         .collect()
 }
 
-/// The submissions holding each of these idempotency keys (`$1` sources, `$2` keys), by
-/// their place in the arrays.
-pub(super) const EARLIER: &str = "SELECT k.n, s.id, s.status, s.outcome, s.lead_id, s.error, s.fingerprint
-     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (source, key, n)
-     JOIN submissions s ON s.source = k.source AND s.idempotency_key = k.key";
+/// What the first reads of a round go behind.
+#[derive(Clone, Copy)]
+struct Opening<'a> {
+    begin: bool,
+    locks: &'a [i64],
+}
 
 /// One submission's way through a round.
 struct Slot<'a> {
@@ -106,38 +134,39 @@ fn pass(slots: &mut [Slot<'_>]) {
     }
 }
 
-/// Runs the steps once for `waiting`; returns the entries left for the next round.
+/// Runs the steps once for `waiting`; returns the entries left for the next round. With
+/// `commit`, the round that leaves none commits.
 async fn round<'a>(
     c: &impl GenericClient,
     entries: &'a [Entry<'a>],
     waiting: &[usize],
-    locks: &[i64],
+    open: Opening<'_>,
+    commit: bool,
     answers: &mut [Option<Captured>],
 ) -> Result<Vec<usize>, Fail> {
     let now = OffsetDateTime::now_utc();
     let mut slots: Vec<Slot<'a>> = waiting.iter().map(|&at| lookup(at, &entries[at], now)).collect();
     pass(&mut slots);
 
-    // Earlier submissions with the same keys, and the candidates: one round trip, behind
-    // the locks.
-    let (earlier, by_mailbox, postings) = load_lookups(c, entries, &slots, locks).await?;
-    for (i, row) in earlier {
+    // Earlier submissions with the same keys, the candidates, and what a new lead reads
+    // next: one round trip.
+    let mut loaded = load_lookups(c, entries, &slots, open).await?;
+    for (i, row) in std::mem::take(&mut loaded.earlier) {
         let item = entries[slots[i].at].item;
         if let Some(first) = earlier_outcome(c, &item.submission, &row).await? {
             answers[slots[i].at] = Some(first);
             slots[i].step = Step::Answered;
         }
     }
-    let mut by_mailbox = by_mailbox;
-    let mut postings = postings;
     for (i, slot) in slots.iter_mut().enumerate() {
         if !slot.live() {
             continue;
         }
         let Step::Lookup(settling, lookup) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
-        let by_mailbox = by_mailbox.remove(&i).unwrap_or_default();
-        let ranked = settle::rank(lookup.keys.iter().map(|k| postings.remove(k).unwrap_or_default()).collect());
-        let ranked: Vec<(LeadId, Record)> = ranked.into_iter().map(|(id, r)| (LeadId::from(id), r)).collect();
+        let by_mailbox = loaded.by_mailbox.remove(&i).unwrap_or_default();
+        let postings = lookup.keys.iter().map(|k| loaded.postings.remove(k).unwrap_or_default()).collect();
+        let ranked: Vec<(LeadId, Record)> =
+            settle::rank(postings).into_iter().map(|(id, r)| (LeadId::from(id), r)).collect();
         for id in by_mailbox.iter().map(|l| l.id).chain(ranked.iter().map(|(id, _)| *id)) {
             slot.claim.read("lead", id.as_uuid().as_bytes());
         }
@@ -163,15 +192,15 @@ async fn round<'a>(
     let stored = load_leads(c, wanted).await?;
     for slot in slots.iter_mut().filter(|s| s.live()) {
         let Step::Decided(decided, ids) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
-        let mut loaded = Vec::with_capacity(ids.len());
+        let mut leads = Vec::with_capacity(ids.len());
         for id in ids {
             let lead = survivor(&stored, id)?;
             if let Some(lead) = &lead {
                 slot.claim.write("lead", lead.id.as_uuid().as_bytes());
             }
-            loaded.push(lead);
+            leads.push(lead);
         }
-        let merged = decided.merge(loaded);
+        let merged = decided.merge(leads);
         let query = merged.context();
         for key in &query.account_keys {
             slot.claim.read("account_key", key);
@@ -180,8 +209,10 @@ async fn round<'a>(
     }
     pass(&mut slots);
 
-    // What the rest reads: accounts, waiting events, earlier events.
-    let (accounts, mut waiting_events, mut events) = load_context(c, &slots).await?;
+    // What the rest reads and the first round trip did not: accounts, waiting events,
+    // earlier events.
+    load_context(c, &slots, &mut loaded.context).await?;
+    let context = &mut loaded.context;
     for (i, slot) in slots.iter_mut().enumerate() {
         if !slot.live() {
             continue;
@@ -190,23 +221,21 @@ async fn round<'a>(
         let found: Vec<Found> = query
             .account_keys
             .iter()
-            .filter_map(|key| accounts.get(key).map(|a| Found { key: key.clone(), account: a.clone() }))
+            .filter_map(|key| context.accounts.get(key).map(|a| Found { key: key.clone(), account: a.clone() }))
             .collect();
         for f in &found {
             slot.claim.read("account", f.account.id.as_uuid().as_bytes());
         }
-        let context = Context {
-            accounts: found,
-            waiting: waiting_events.remove(&i).unwrap_or_default(),
-            events: events.remove(&i).unwrap_or_default(),
-        };
-        let settled = merged.finish(context);
+        let waiting = context.waiting.remove(&i).map(|(_, events)| events).unwrap_or_default();
+        let events = context.events.remove(&i).unwrap_or_default();
+        let settled = merged.finish(Context { accounts: found, waiting, events });
         claim_writes(&mut slot.claim, &settled.changes);
         slot.step = Step::Settled(settled);
     }
     pass(&mut slots);
 
-    // The writes of all that settled, merged into multi-row statements: one round trip.
+    // The writes of all that settled, merged into multi-row statements: one round trip,
+    // with the COMMIT when nothing waits for another round.
     let mut units = Vec::new();
     for slot in slots.iter().filter(|s| s.live()) {
         let Step::Settled(settled) = &slot.step else { continue };
@@ -219,7 +248,8 @@ async fn round<'a>(
             _ => None,
         })?);
     }
-    apply::apply_units(c, units).await?;
+    let last = !slots.iter().any(|s| s.deferred);
+    apply::apply_units(c, units, commit && last).await?;
 
     let mut left = Vec::new();
     for slot in slots {
@@ -303,26 +333,48 @@ fn claim_writes(claim: &mut Claim, changes: &[Change]) {
     }
 }
 
-type Postings = HashMap<String, Vec<(Uuid, Record)>>;
+/// What the first round trip of a round read.
+#[derive(Default)]
+struct Lookups {
+    /// Rows of [`EARLIER`], by slot.
+    earlier: Vec<(usize, Row)>,
+    by_mailbox: HashMap<usize, Vec<Lead>>,
+    /// Each blocking key's leads with their match records, newest first.
+    postings: HashMap<String, Vec<(Uuid, Record)>>,
+    context: Loaded,
+}
 
-/// Earlier submissions with the live slots' keys (by slot), the leads holding their
-/// mailboxes (by slot), and the postings of their blocking keys, in one round trip,
-/// after `locks`.
+/// Context read so far, and what was asked for it, so a later read asks only the rest.
+#[derive(Default)]
+struct Loaded {
+    asked_accounts: HashSet<String>,
+    accounts: HashMap<String, Account>,
+    /// By slot: who was asked for, and the events waiting for them.
+    waiting: HashMap<usize, (Identities, Vec<Event>)>,
+    events: HashMap<usize, Vec<Event>>,
+}
+
+/// The earlier submissions with the live slots' keys, the leads holding their mailboxes
+/// and the postings of their blocking keys; and, expecting new leads, the accounts their
+/// companies claim and the events waiting for them: one round trip, behind `open`.
 async fn load_lookups(
     c: &impl GenericClient,
     entries: &[Entry<'_>],
     slots: &[Slot<'_>],
-    locks: &[i64],
-) -> Result<(Vec<(usize, Row)>, HashMap<usize, Vec<Lead>>, Postings), Fail> {
+    open: Opening<'_>,
+) -> Result<Lookups, Fail> {
     let (mut keyed, mut sources, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let (mut mailboxed, mut mailboxes) = (Vec::new(), Vec::new());
     let mut blocking: Vec<&str> = Vec::new();
+    let mut account_keys: Vec<String> = Vec::new();
+    let mut who: Vec<(usize, Identities)> = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
         let Step::Lookup(_, lookup) = &slot.step else { continue };
         if !slot.live() {
             continue;
         }
-        let sub = &entries[slot.at].item.submission;
+        let item = entries[slot.at].item;
+        let sub = &item.submission;
         if let Some(key) = &sub.idempotency_key {
             keyed.push(i);
             sources.push(sub.source.as_str());
@@ -333,57 +385,124 @@ async fn load_lookups(
             mailboxes.push(mailbox.as_str());
         }
         blocking.extend(lookup.keys.iter().map(String::as_str));
+        // What the lead reads next if it is new, as `Merged::context` will ask.
+        let candidate = &item.candidate;
+        account_keys.extend(account::Claim::of(&candidate.fields, &candidate.derived).keys());
+        let identities = Identities {
+            email: candidate.fields.email.as_ref().map(|e| e.as_str().to_owned()),
+            external_id: candidate.fields.external_id.clone(),
+            anonymous_id: candidate.visitor_id(),
+        };
+        if identities != Identities::default() {
+            who.push((i, identities));
+        }
     }
-    // Prepared first, so the statements go out in this order: the locks before any read.
+    account_keys.sort_unstable();
+    account_keys.dedup();
     const LOCK: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
+    // Each key its own index probe (a nested loop forced by `OFFSET 0`), whatever the
+    // planner guesses of the array and the table.
     const MAILBOX: &str = "SELECT k.n, l.doc FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
-         JOIN leads l ON l.email_key = k.key AND l.merged_into IS NULL";
-    // Each key read by its own bounded index range scan.
+         CROSS JOIN LATERAL (SELECT doc FROM leads WHERE email_key = k.key AND merged_into IS NULL OFFSET 0) l";
     const POSTINGS: &str = "SELECT k.key, p.lead_id, p.record
          FROM unnest($1::text[]) AS k (key)
          CROSS JOIN LATERAL (
              SELECT lead_id, record FROM lead_keys WHERE lead_keys.key = k.key ORDER BY lead_id DESC LIMIT $2
          ) p";
-    let lock_s = prepared(c, LOCK, !locks.is_empty()).await?;
+    // Prepared first, so that the statements go out in this order: the locks before any
+    // read.
+    let lock_s = prepared(c, LOCK, !open.locks.is_empty()).await?;
     let earlier_s = prepared(c, EARLIER, !keyed.is_empty()).await?;
     let mailbox_s = prepared(c, MAILBOX, !mailboxed.is_empty()).await?;
     let postings_s = prepared(c, POSTINGS, !blocking.is_empty()).await?;
+    let accounts_s = prepared(c, accounts::BY_KEYS, !account_keys.is_empty()).await?;
+    let waiting_s = prepared(c, WAITING, !who.is_empty()).await?;
+    let begin = async {
+        if open.begin {
+            c.batch_execute("BEGIN").await?;
+        }
+        Ok::<_, Fail>(())
+    };
     let per_key = limit(settle::POSTINGS_PER_KEY);
-    let (_, earlier, mailbox, found) = try_join4(
-        query(c, lock_s.as_ref(), &[&locks]),
-        query(c, earlier_s.as_ref(), &[&sources, &keys]),
-        query(c, mailbox_s.as_ref(), &[&mailboxes]),
-        query(c, postings_s.as_ref(), &[&blocking, &per_key]),
+    let waiting_params = identity_columns(&who);
+    let ((_, _, earlier, mailbox), (found, accounts, waiting)) = try_join(
+        try_join4(
+            begin,
+            query(c, lock_s.as_ref(), &[&open.locks]),
+            query(c, earlier_s.as_ref(), &[&sources, &keys]),
+            query(c, mailbox_s.as_ref(), &[&mailboxes]),
+        ),
+        try_join3(
+            query(c, postings_s.as_ref(), &[&blocking, &per_key]),
+            query(c, accounts_s.as_ref(), &[&account_keys]),
+            query(c, waiting_s.as_ref(), &[&waiting_params.0, &waiting_params.1, &waiting_params.2]),
+        ),
     )
     .await?;
 
-    let nth = |row: &Row, list: &[usize]| -> Result<usize, Fail> {
-        let n: i64 = row.try_get(0)?;
-        usize::try_from(n - 1)
-            .ok()
-            .and_then(|n| list.get(n).copied())
-            .ok_or_else(|| StoreError::Internal("a row for no submission".into()).into())
-    };
-    let mut earlier_rows = Vec::new();
+    let mut loaded = Lookups::default();
     for row in earlier {
-        earlier_rows.push((nth(&row, &keyed)?, row));
+        loaded.earlier.push((nth(&row, &keyed)?, row));
     }
-    let mut by_mailbox: HashMap<usize, Vec<Lead>> = HashMap::new();
     for row in &mailbox {
-        by_mailbox.entry(nth(row, &mailboxed)?).or_default().push(lead_from_row(row, 1)?);
+        loaded.by_mailbox.entry(nth(row, &mailboxed)?).or_default().push(lead_from_row(row, 1)?);
     }
-    // Postings come newest first per key, as the core's ranking expects.
-    let mut postings: Postings = HashMap::new();
     for row in found {
         let key: String = row.try_get(0)?;
         let Json(record): Json<Record> = row.try_get(2)?;
-        postings.entry(key).or_default().push((row.try_get(1)?, record));
+        loaded.postings.entry(key).or_default().push((row.try_get(1)?, record));
     }
-    Ok((earlier_rows, by_mailbox, postings))
+    loaded.context.accounts = accounts::found_by_key(&accounts)?;
+    loaded.context.asked_accounts = account_keys.into_iter().collect();
+    let asked: Vec<usize> = who.iter().map(|(i, _)| *i).collect();
+    let mut waiting_by_slot = events_by_slot(&waiting, &asked)?;
+    for (i, identities) in who {
+        let events = waiting_by_slot.remove(&i).unwrap_or_default();
+        loaded.context.waiting.insert(i, (identities, events));
+    }
+    Ok(loaded)
+}
+
+/// Events with no lead yet naming one of these people (`$1` emails, `$2` external ids,
+/// `$3` visitor ids, one person per place), by place; each arm reads its own partial
+/// index. An event naming a person two ways comes twice; the core counts it once.
+const WAITING: &str = "SELECT w.n, e.doc
+     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w (email, external_id, anonymous_id, n)
+     CROSS JOIN LATERAL (
+         SELECT doc FROM events WHERE lead_id IS NULL AND email = w.email
+         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND external_id = w.external_id
+         UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = w.anonymous_id
+     ) e";
+
+type IdentityColumns<'a> = (Vec<Option<&'a str>>, Vec<Option<&'a str>>, Vec<Option<&'a str>>);
+
+fn identity_columns(who: &[(usize, Identities)]) -> IdentityColumns<'_> {
+    (
+        who.iter().map(|(_, w)| w.email.as_deref()).collect(),
+        who.iter().map(|(_, w)| w.external_id.as_deref()).collect(),
+        who.iter().map(|(_, w)| w.anonymous_id.as_deref()).collect(),
+    )
+}
+
+/// The slot a row answers, from its first column (the 1-based place in the arrays).
+fn nth(row: &Row, places: &[usize]) -> Result<usize, Fail> {
+    let n: i64 = row.try_get(0)?;
+    usize::try_from(n - 1)
+        .ok()
+        .and_then(|n| places.get(n).copied())
+        .ok_or_else(|| StoreError::Internal("a row answers no submission".into()).into())
+}
+
+fn events_by_slot(rows: &[Row], places: &[usize]) -> Result<HashMap<usize, Vec<Event>>, Fail> {
+    let mut by_slot: HashMap<usize, Vec<Event>> = HashMap::new();
+    for row in rows {
+        by_slot.entry(nth(row, places)?).or_default().push(row.try_get::<_, Json<Event>>(1)?.0);
+    }
+    Ok(by_slot)
 }
 
 /// A statement prepared (cached per connection) if it is to run.
-async fn prepared(c: &impl GenericClient, sql: &str, needed: bool) -> Result<Option<tokio_postgres::Statement>, Fail> {
+async fn prepared(c: &impl GenericClient, sql: &str, needed: bool) -> Result<Option<Statement>, Fail> {
     Ok(if needed { Some(c.prepare_cached(sql).await?) } else { None })
 }
 
@@ -391,7 +510,7 @@ async fn prepared(c: &impl GenericClient, sql: &str, needed: bool) -> Result<Opt
 /// first polled: futures polled together go out in the order polled.
 async fn query(
     c: &impl GenericClient,
-    statement: Option<&tokio_postgres::Statement>,
+    statement: Option<&Statement>,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, Fail> {
     match statement {
@@ -442,60 +561,52 @@ fn survivor(stored: &HashMap<Uuid, (Option<Uuid>, Lead)>, id: LeadId) -> Result<
     Err(StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")).into())
 }
 
-/// The accounts holding the live slots' account keys (by key), the events waiting for
-/// their people and the earlier events of the leads they join (both by slot): one round
-/// trip.
-#[allow(clippy::type_complexity)]
-async fn load_context(
-    c: &impl GenericClient,
-    slots: &[Slot<'_>],
-) -> Result<(HashMap<String, Account>, HashMap<usize, Vec<Event>>, HashMap<usize, Vec<Event>>), Fail> {
+/// Reads what the live slots' context queries ask and `loaded` lacks: accounts of keys
+/// not asked yet, waiting events of people other than the ones asked for, and the earlier
+/// events of the leads joined. One round trip, none when nothing is missing.
+async fn load_context(c: &impl GenericClient, slots: &[Slot<'_>], loaded: &mut Loaded) -> Result<(), Fail> {
     let mut account_keys: Vec<&str> = Vec::new();
-    let (mut asking, mut emails, mut externals, mut visitors) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut who: Vec<(usize, Identities)> = Vec::new();
     let mut scored: Vec<(usize, LeadId)> = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
         let Step::Merged(_, query) = &slot.step else { continue };
         if !slot.live() {
             continue;
         }
-        account_keys.extend(query.account_keys.iter().map(String::as_str));
-        let who = &query.waiting;
-        if who.email.is_some() || who.external_id.is_some() || who.anonymous_id.is_some() {
-            asking.push(i);
-            emails.push(who.email.as_deref());
-            externals.push(who.external_id.as_deref());
-            visitors.push(who.anonymous_id.as_deref());
+        account_keys
+            .extend(query.account_keys.iter().filter(|k| !loaded.asked_accounts.contains(*k)).map(String::as_str));
+        let asked = loaded.waiting.get(&i).map(|(w, _)| w);
+        let anyone = query.waiting != Identities::default();
+        if asked != Some(&query.waiting) {
+            loaded.waiting.remove(&i);
+            if anyone {
+                who.push((i, query.waiting.clone()));
+            }
         }
         scored.extend(query.events_of.map(|lead| (i, lead)));
     }
+    if account_keys.is_empty() && who.is_empty() && scored.is_empty() {
+        return Ok(());
+    }
     account_keys.sort_unstable();
     account_keys.dedup();
-    const WAITING: &str = "SELECT w.n, e.doc
-         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS w (email, external_id, anonymous_id, n)
-         CROSS JOIN LATERAL (
-             SELECT doc FROM events WHERE lead_id IS NULL AND email = w.email
-             UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND external_id = w.external_id
-             UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = w.anonymous_id
-         ) e";
     let accounts_s = prepared(c, accounts::BY_KEYS, !account_keys.is_empty()).await?;
-    let waiting_s = prepared(c, WAITING, !asking.is_empty()).await?;
+    let waiting_s = prepared(c, WAITING, !who.is_empty()).await?;
+    let waiting_params = identity_columns(&who);
     let (accounts, waiting, earlier) = try_join3(
         query(c, accounts_s.as_ref(), &[&account_keys]),
-        query(c, waiting_s.as_ref(), &[&emails, &externals, &visitors]),
+        query(c, waiting_s.as_ref(), &[&waiting_params.0, &waiting_params.1, &waiting_params.2]),
         try_join_all(scored.iter().map(|(_, lead)| engagement::family_events(c, *lead, settle::MAX_SCORED_EVENTS))),
     )
     .await?;
-
-    let accounts = accounts::found_by_key(&accounts)?;
-    let mut by_slot: HashMap<usize, Vec<Event>> = HashMap::new();
-    for row in waiting {
-        let n: i64 = row.try_get(0)?;
-        let slot = usize::try_from(n - 1)
-            .ok()
-            .and_then(|n| asking.get(n).copied())
-            .ok_or_else(|| StoreError::Internal("an event for no submission".into()))?;
-        by_slot.entry(slot).or_default().push(row.try_get::<_, Json<Event>>(1)?.0);
+    loaded.accounts.extend(accounts::found_by_key(&accounts)?);
+    loaded.asked_accounts.extend(account_keys.into_iter().map(str::to_owned));
+    let asked: Vec<usize> = who.iter().map(|(i, _)| *i).collect();
+    let mut waiting_by_slot = events_by_slot(&waiting, &asked)?;
+    for (i, identities) in who {
+        let events = waiting_by_slot.remove(&i).unwrap_or_default();
+        loaded.waiting.insert(i, (identities, events));
     }
-    let events = scored.iter().map(|(i, _)| *i).zip(earlier).collect();
-    Ok((accounts, by_slot, events))
+    loaded.events.extend(scored.iter().map(|(i, _)| *i).zip(earlier));
+    Ok(())
 }
