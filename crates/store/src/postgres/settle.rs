@@ -23,7 +23,7 @@ use super::sql::{MAX_MERGE_HOPS, lead_from_row, limit};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
-use futures_util::future::{try_join, try_join_all, try_join3, try_join4};
+use futures_util::future::{try_join, try_join3, try_join4};
 use leadflow_core::account::{self, Account, Found};
 use leadflow_core::changes::Change;
 use leadflow_core::engagement::Event;
@@ -593,10 +593,17 @@ async fn load_context(c: &impl GenericClient, slots: &[Slot<'_>], loaded: &mut L
     let accounts_s = prepared(c, accounts::BY_KEYS, !account_keys.is_empty()).await?;
     let waiting_s = prepared(c, WAITING, !who.is_empty()).await?;
     let waiting_params = identity_columns(&who);
-    let (accounts, waiting, earlier) = try_join3(
+    let leads: Vec<LeadId> = scored.iter().map(|(_, lead)| *lead).collect();
+    let earlier = async {
+        if leads.is_empty() {
+            return Ok(HashMap::new());
+        }
+        engagement::families_events(c, &leads, settle::MAX_SCORED_EVENTS).await
+    };
+    let (accounts, waiting, mut earlier) = try_join3(
         query(c, accounts_s.as_ref(), &[&account_keys]),
         query(c, waiting_s.as_ref(), &[&waiting_params.0, &waiting_params.1, &waiting_params.2]),
-        try_join_all(scored.iter().map(|(_, lead)| engagement::family_events(c, *lead, settle::MAX_SCORED_EVENTS))),
+        earlier,
     )
     .await?;
     loaded.accounts.extend(accounts::found_by_key(&accounts)?);
@@ -607,6 +614,6 @@ async fn load_context(c: &impl GenericClient, slots: &[Slot<'_>], loaded: &mut L
         let events = waiting_by_slot.remove(&i).unwrap_or_default();
         loaded.waiting.insert(i, (identities, events));
     }
-    loaded.events.extend(scored.iter().map(|(i, _)| *i).zip(earlier));
+    loaded.events.extend(scored.iter().map(|(i, lead)| (*i, earlier.remove(lead).unwrap_or_default())));
     Ok(())
 }
