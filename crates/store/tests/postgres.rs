@@ -214,3 +214,83 @@ async fn upgrading_a_version_one_database_backfills_its_leads() {
         "merged into the upgraded lead"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Groups: submissions settled side by side in one transaction must settle as they would
+// one by one.
+
+fn settled_lead(c: &Captured) -> (leadflow_core::pipeline::Outcome, &leadflow_core::Lead) {
+    match c {
+        Captured::Settled { outcome, lead, .. } => (*outcome, lead),
+        other => panic!("expected a settled capture, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_settles_in_order_whatever_its_submissions_share() {
+    use leadflow_core::pipeline::Outcome::{Created, Merged};
+    let (_db, store, _) = two_instances().await;
+    let fuzzy = Rules {
+        matching: Arc::new(leadflow_core::resolve::Matching { fuzzy: true, ..Default::default() }),
+        ..Rules::default()
+    };
+    let items = vec![
+        item(serde_json::json!({"email": "ada@acme.com"})),
+        item(serde_json::json!({"email": "bob@initech.com"})),
+        // Ada again, and a colleague of hers: each must see what the first wrote.
+        item(serde_json::json!({"email": "ADA@acme.com", "city": "Oslo"})),
+        item(serde_json::json!({"email": "cy@acme.com"})),
+        item(serde_json::json!({"email": "bob@initech.com"})),
+        // A person known only by name, company and phone, then the same badge scanned:
+        // found through the blocking keys the first wrote in this same call.
+        item(
+            serde_json::json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+        ),
+        item(
+            serde_json::json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}),
+        ),
+    ];
+    let out = store.capture(items, &fuzzy).await.unwrap();
+    let got: Vec<_> = out.iter().map(|c| settled_lead(c).0).collect();
+    assert_eq!(got, vec![Created, Created, Merged, Created, Merged, Created, Merged]);
+    let id = |i: usize| settled_lead(&out[i]).1.id;
+    assert_eq!((id(0), id(1), id(5)), (id(2), id(4), id(6)), "each repeat joined its person");
+    assert_ne!(id(0), id(3));
+    let account = |i: usize| settled_lead(&out[i]).1.account_id.expect("a corporate lead has an account");
+    assert_eq!(account(0), account(3), "one domain, one account");
+    assert_ne!(account(0), account(1));
+    let ada = store.get_lead(id(0)).await.unwrap().unwrap();
+    assert_eq!(ada.fields.city.as_deref(), Some("Oslo"), "the second submission's data is in the lead");
+    assert_eq!(store.lead_history(id(0)).await.unwrap().len(), 2);
+    assert_eq!(store.count_leads().await.unwrap(), 4);
+    assert_eq!(store.groups_redone(), 0, "settled side by side, not one by one after a failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_grouped_together_settle_as_if_one_by_one() {
+    let (_db, store, _) = two_instances().await;
+    let mut tasks = Vec::new();
+    // 16 people of 4 companies, each sent 3 times, all at once.
+    for i in 0..48 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let person = i % 16;
+            let email = format!("p{person}@co{}.com", person % 4);
+            let captured = store.capture(vec![item(serde_json::json!({"email": email}))], &Rules::default()).await;
+            settled_lead(&captured.unwrap()[0]).1.clone()
+        }));
+    }
+    let mut leads = std::collections::HashMap::new();
+    for task in tasks {
+        let lead = task.await.unwrap();
+        let email = lead.fields.email.clone().unwrap();
+        assert_eq!(*leads.entry(email).or_insert(lead.id), lead.id, "one lead a person");
+    }
+    assert_eq!(leads.len(), 16);
+    assert_eq!(store.count_leads().await.unwrap(), 16);
+    for id in leads.values() {
+        assert_eq!(store.lead_history(*id).await.unwrap().len(), 3, "every submission recorded once");
+    }
+    assert_eq!(store.list_accounts(None, 100).await.unwrap().len(), 4);
+    assert_eq!(store.groups_redone(), 0, "settled side by side, not one by one after a failure");
+}

@@ -64,7 +64,7 @@ pub(super) fn unit<'a>(
 /// statement that fails aborts the transaction, and the COMMIT behind it then rolls back.
 pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>, commit: bool) -> Result<(), Fail> {
     let ops = merge_units(units);
-    if commit && ops.iter().all(|op| op.conflict_unless_one.is_none()) {
+    if commit && ops.iter().all(|op| op.exactly.is_none()) {
         return run_then(c, ops, Some("COMMIT")).await;
     }
     run(c, ops).await?;
@@ -78,22 +78,19 @@ pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>,
 /// at each step the statement heading most units goes next, all of its copies as one
 /// (when it has a multi-row form). A statement that some unit still waits to reach
 /// behind another goes after that other, so the units meet there and it is sent once.
+/// A step takes one statement of a unit: the rows of one multi-row statement are of
+/// different units, so never the same row twice.
 fn merge_units(units: Vec<Vec<Op<'_>>>) -> Vec<Op<'_>> {
     let mut queues: Vec<VecDeque<Op<'_>>> = units.into_iter().filter(|u| !u.is_empty()).map(VecDeque::from).collect();
     let mut plan = Vec::new();
     loop {
         queues.retain(|q| !q.is_empty());
         let Some(next) = next_statement(&queues) else { break };
-        let mut taken = Vec::new();
-        for queue in &mut queues {
-            while queue.front().is_some_and(|op| op.sql == next) {
-                taken.extend(queue.pop_front());
-                // A statement without a multi-row form goes once per step and unit.
-                if taken.last().is_some_and(|op| op.many.is_none()) {
-                    break;
-                }
-            }
-        }
+        let taken: Vec<Op<'_>> = queues
+            .iter_mut()
+            .filter(|q| q.front().is_some_and(|op| op.sql == next))
+            .filter_map(VecDeque::pop_front)
+            .collect();
         match taken.first().and_then(|op| op.many) {
             Some(many) if taken.len() > 1 => plan.push(Op::merged(many, taken)),
             _ => plan.extend(taken),
@@ -125,8 +122,9 @@ fn next_statement(queues: &[VecDeque<Op<'_>>]) -> Option<&'static str> {
 pub(super) struct Op<'a> {
     sql: &'static str,
     params: Vec<Param<'a>>,
-    /// A lead updated at the version it was read with must change exactly one row.
-    conflict_unless_one: Option<LeadId>,
+    /// Leads updated at the version they were read with: the statement must change
+    /// exactly this many rows (one a lead), else one of them (this one) changed meanwhile.
+    exactly: Option<(u64, LeadId)>,
     /// The same statement for many rows: each parameter an array of the rows' values.
     many: Option<&'static str>,
 }
@@ -135,7 +133,7 @@ pub(super) type Param<'a> = Box<dyn ToSql + Sync + Send + 'a>;
 
 impl<'a> Op<'a> {
     pub(super) fn new(sql: &'static str, params: Vec<Param<'a>>) -> Self {
-        Self { sql, params, conflict_unless_one: None, many: None }
+        Self { sql, params, exactly: None, many: None }
     }
 
     /// With its multi-row form, whose parameters are arrays of this one's, in its order.
@@ -147,12 +145,16 @@ impl<'a> Op<'a> {
     fn merged(sql: &'static str, ops: Vec<Op<'a>>) -> Self {
         let width = ops.first().map_or(0, |op| op.params.len());
         let mut columns: Vec<Vec<Param<'a>>> = (0..width).map(|_| Vec::with_capacity(ops.len())).collect();
+        let mut exactly: Option<(u64, LeadId)> = None;
         for op in ops {
+            if let Some((n, lead)) = op.exactly {
+                exactly = Some(exactly.map_or((n, lead), |(m, first)| (m + n, first)));
+            }
             for (column, param) in columns.iter_mut().zip(op.params) {
                 column.push(param);
             }
         }
-        Op::new(sql, columns.into_iter().map(|c| Box::new(Column(c)) as Param<'a>).collect())
+        Op { exactly, ..Op::new(sql, columns.into_iter().map(|c| Box::new(Column(c)) as Param<'a>).collect()) }
     }
 }
 
@@ -221,7 +223,7 @@ async fn run_then(c: &impl GenericClient, ops: Vec<Op<'_>>, then: Option<&str>) 
     };
     let (counts, ()) = try_join(try_join_all(sent), then).await?;
     for (op, n) in ops.iter().zip(counts) {
-        if let Some(lead) = op.conflict_unless_one.filter(|_| n != 1) {
+        if let Some((_, lead)) = op.exactly.filter(|(expected, _)| n != *expected) {
             return Err(StoreError::Conflict(format!("lead {lead} changed concurrently")).into());
         }
     }
@@ -329,12 +331,20 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                  ORDER BY n",
             ),
         ],
-        Change::RetryNeedsData { lead, destination, payload, at } => vec![op(
-            "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
-                updated_at = $4
-             WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
-            vec![p(lead.as_uuid()), p(destination), p(&**payload), p(at)],
-        )],
+        Change::RetryNeedsData { lead, destination, payload, at } => vec![
+            op(
+                "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
+                    updated_at = $4
+                 WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
+                vec![p(lead.as_uuid()), p(destination), p(&**payload), p(at)],
+            )
+            .many(
+                "UPDATE outbox SET status = 'pending', payload = u.payload::jsonb, attempts = 0,
+                    next_attempt_at = u.at, updated_at = u.at
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS u (lead, destination, payload, at)
+                 WHERE outbox.lead_id = u.lead AND outbox.destination = u.destination AND outbox.status = 'needs_data'",
+            ),
+        ],
         Change::QueueRouting { lead, trigger, source, at } => vec![
             op(
                 "INSERT INTO routing_queue (lead_id, trigger, source, queued_at) VALUES ($1, $2, $3, $4)
@@ -489,7 +499,7 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
             let mut params = columns();
             params.push(p(i64::try_from(expected).unwrap_or(i64::MAX)));
             let update = Op {
-                conflict_unless_one: Some(lead.id),
+                exactly: Some((1, lead.id)),
                 ..Op::new(
                     "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
                         external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
@@ -497,8 +507,22 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
                      WHERE id = $1 AND version = $14 AND merged_into IS NULL",
                     params,
                 )
+                .many(
+                    "UPDATE leads SET email = u.email, version = u.version, updated_at = u.updated_at, doc = u.doc,
+                        account_id = u.account_id, external_id = u.external_id, stage = u.stage, source = u.source,
+                        campaign = u.campaign, latest_source = u.latest_source, latest_campaign = u.latest_campaign,
+                        email_key = u.email_key
+                     FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[], $5::jsonb[], $6::uuid[],
+                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                                 $13::text[], $14::int8[])
+                         AS u (id, email, version, updated_at, doc, account_id, external_id, stage, source, campaign,
+                               latest_source, latest_campaign, email_key, expected)
+                     WHERE leads.id = u.id AND leads.version = u.expected AND leads.merged_into IS NULL",
+                )
             };
-            vec![update, Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])]
+            let keys = Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])
+                .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])");
+            vec![update, keys]
         }
     };
     ops.extend(keys_op(lead.id, index));
@@ -548,4 +572,76 @@ pub(super) async fn insert_history(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(sql: &'static str, value: i64) -> Op<'static> {
+        Op::new(sql, vec![p(value)])
+    }
+
+    fn batched(sql: &'static str, value: i64) -> Op<'static> {
+        op(sql, value).many("many")
+    }
+
+    fn shape(plan: &[Op<'_>]) -> Vec<(&'static str, usize)> {
+        plan.iter().map(|op| (op.sql, op.params.len())).collect()
+    }
+
+    #[test]
+    fn the_same_insert_heading_several_units_goes_once_as_many_rows() {
+        let plan = merge_units(vec![
+            vec![batched("a", 1), batched("b", 2)],
+            vec![batched("a", 3), batched("b", 4)],
+            vec![batched("a", 5)],
+        ]);
+        assert_eq!(shape(&plan), vec![("many", 1), ("many", 1)]);
+    }
+
+    #[test]
+    fn units_keep_their_order_and_meet_where_one_waits_behind_another_statement() {
+        // The second unit founds an account first: its touchpoint waits for that, and the
+        // touchpoints go together after it.
+        let plan = merge_units(vec![
+            vec![batched("touch", 1), batched("lead", 2)],
+            vec![batched("account", 3), batched("touch", 4), batched("lead", 5)],
+        ]);
+        assert_eq!(plan.iter().map(|op| op.sql).collect::<Vec<_>>(), vec!["account", "many", "many"]);
+    }
+
+    #[test]
+    fn a_unit_gives_one_row_a_statement_and_unbatched_statements_go_one_by_one() {
+        let plan = merge_units(vec![vec![batched("h", 1), batched("h", 2)], vec![batched("h", 3)]]);
+        assert_eq!(plan.iter().map(|op| op.sql).collect::<Vec<_>>(), vec!["many", "h"]);
+        let plan = merge_units(vec![vec![op("u", 1)], vec![op("u", 2)]]);
+        assert_eq!(plan.iter().map(|op| op.sql).collect::<Vec<_>>(), vec!["u", "u"]);
+    }
+
+    #[test]
+    fn merged_updates_expect_a_row_each() {
+        let update = |lead: LeadId| Op { exactly: Some((1, lead)), ..batched("u", 1) };
+        let first = LeadId::new();
+        let plan = merge_units(vec![vec![update(first)], vec![update(LeadId::new())]]);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].exactly, Some((2, first)));
+    }
+
+    #[test]
+    fn a_column_is_the_array_postgres_types_would_send() {
+        let encode = |value: &dyn ToSql, ty: &Type| {
+            let mut out = BytesMut::new();
+            value.to_sql_checked(ty, &mut out).unwrap();
+            out
+        };
+        let ints = Column(vec![p(1i64), p(-7i64)]);
+        assert_eq!(encode(&ints, &Type::INT8_ARRAY), encode(&vec![1i64, -7], &Type::INT8_ARRAY));
+        let texts = Column(vec![p(Some("a")), p(None::<&str>), p(Some("ccc"))]);
+        let expected: Vec<Option<&str>> = vec![Some("a"), None, Some("ccc")];
+        assert_eq!(encode(&texts, &Type::TEXT_ARRAY), encode(&expected, &Type::TEXT_ARRAY));
+        // An element of the wrong type is refused, not sent as garbage.
+        let mut out = BytesMut::new();
+        assert!(Column(vec![p(1i64)]).to_sql_checked(&Type::TEXT_ARRAY, &mut out).is_err());
+    }
 }

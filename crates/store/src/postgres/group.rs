@@ -13,6 +13,7 @@ use super::{Connections, Fail, MAX_ATTEMPTS, backoff, sql};
 use crate::{CaptureItem, Captured, StoreError};
 use leadflow_core::pipeline::Rules;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// A group stops growing at this many submissions (a call is never split): it bounds how
@@ -37,14 +38,16 @@ struct Call {
 /// The queue of captures waiting to be grouped.
 pub(super) struct Groups {
     queue: mpsc::Sender<Call>,
+    redone: Arc<AtomicU64>,
 }
 
 impl Groups {
     /// Starts the task that gathers groups; it ends when the store is dropped.
     pub(super) fn start(db: Connections) -> Self {
         let (queue, calls) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(gather(db, calls));
-        Self { queue }
+        let redone = Arc::new(AtomicU64::new(0));
+        tokio::spawn(gather(db, calls, redone.clone()));
+        Self { queue, redone }
     }
 
     /// Settles the items in the next group; answers once it committed.
@@ -54,9 +57,14 @@ impl Groups {
         self.queue.send(call).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Internal("a capture group ended without an answer".into()))?
     }
+
+    /// How many groups failed as a whole and were redone submission by submission.
+    pub(super) fn redone(&self) -> u64 {
+        self.redone.load(Ordering::Relaxed)
+    }
 }
 
-async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>) {
+async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>, redone: Arc<AtomicU64>) {
     let slots = Arc::new(Semaphore::new(in_flight()));
     while let Some(first) = calls.recv().await {
         // Calls arriving while every slot is busy join this group.
@@ -68,9 +76,9 @@ async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>) {
             items += call.items.len();
             group.push(call);
         }
-        let db = db.clone();
+        let (db, redone) = (db.clone(), redone.clone());
         tokio::spawn(async move {
-            let answers = commit(&db, &group).await;
+            let answers = commit(&db, &group, &redone).await;
             for (call, answer) in group.into_iter().zip(answers) {
                 // A caller that gave up is not told: its submissions are committed anyway.
                 let _ = call.reply.send(answer);
@@ -84,7 +92,7 @@ async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>) {
 /// reason than a lost database, it is redone submission by submission, each in a
 /// savepoint, so a failing one is kept as pending and the rest settle: an acknowledged
 /// submission is never lost, and one call's bad submission fails no other call.
-async fn commit(db: &Connections, group: &[Call]) -> Vec<Answer> {
+async fn commit(db: &Connections, group: &[Call], redone: &AtomicU64) -> Vec<Answer> {
     let entries: Vec<Entry<'_>> =
         group.iter().flat_map(|call| call.items.iter().map(|item| Entry { item, rules: &call.rules })).collect();
     let mut locks: Vec<i64> =
@@ -95,6 +103,7 @@ async fn commit(db: &Connections, group: &[Call]) -> Vec<Answer> {
         Err(e @ (StoreError::Unavailable(_) | StoreError::Closed)) => Err(e),
         Err(e) => {
             tracing::warn!(error = %e, items = entries.len(), "a capture group failed; redoing it item by item");
+            redone.fetch_add(1, Ordering::Relaxed);
             transaction!(db, true, |tx| {
                 sql::lock_keys(&tx, &locks).await?;
                 let mut out = Vec::with_capacity(entries.len());

@@ -200,6 +200,13 @@ impl PgStore {
         self.db.client().await
     }
 
+    /// How many capture groups failed as a whole and were redone submission by
+    /// submission: a group fails as a whole only when a submission in it cannot settle,
+    /// never because of what its submissions share.
+    pub fn groups_redone(&self) -> u64 {
+        self.groups.redone()
+    }
+
     /// Admits a write unless the store is closed; the guard is held until it finishes.
     async fn writable(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>, StoreError> {
         let guard = self.closed.read().await;
