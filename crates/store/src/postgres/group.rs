@@ -21,9 +21,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 const MAX_GROUP_ITEMS: usize = 4096;
 /// Groups settling at once: while one waits for its commit, the next gathers and reads.
 const IN_FLIGHT: usize = 2;
-fn in_flight() -> usize {
-    std::env::var("LEADFLOW_PG_GROUPS").ok().and_then(|v| v.parse().ok()).unwrap_or(IN_FLIGHT)
-}
 /// Calls waiting beyond this wait to be queued.
 const QUEUE_DEPTH: usize = 4096;
 
@@ -65,7 +62,7 @@ impl Groups {
 }
 
 async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>, redone: Arc<AtomicU64>) {
-    let slots = Arc::new(Semaphore::new(in_flight()));
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = calls.recv().await {
         // Calls arriving while every slot is busy join this group.
         let Ok(slot) = slots.clone().acquire_owned().await else { break };

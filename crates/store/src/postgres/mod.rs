@@ -1,7 +1,9 @@
 //! The PostgreSQL store, for several stateless leadflow instances sharing one database.
 //!
-//! Each call runs in its own transaction on a pooled connection; PostgreSQL's own group
-//! commit batches the flushes. What one instance cannot see, the database settles:
+//! Each call runs in its own transaction on a pooled connection, except captures:
+//! concurrent captures queue and settle together, a group in one transaction with one
+//! commit (see `group`), in a few round trips for the whole group (see `settle`). What
+//! one instance cannot see, the database settles:
 //!
 //! - Before a capture looks for matches it takes a transaction-scoped advisory lock on
 //!   each exact and blocking key of its candidates (sorted, so two callers never wait on
