@@ -11,6 +11,7 @@ mod import;
 mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use leadflow_app::App;
 use leadflow_core::KeyId;
 use leadflow_core::config::{self, Config};
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
@@ -318,9 +319,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 async fn erase(data: &DataArgs, id: &str, reason: Option<String>, actor: String) -> Result<(), Failure> {
     let lead: leadflow_core::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    let (store, config) = open(data).await?;
-    let result = store.erase_lead(lead, actor, reason, &config.rules()).await;
-    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let app = open_app(data).await?;
+    let result = leadflow_app::erase::erase(&app, lead, leadflow_app::erase::Request { actor, reason }).await;
+    app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let receipt = match result {
         Ok(Some(receipt)) => receipt,
         Ok(None) => return Err(Failure::Runtime(format!("no lead has the id {id}"))),
@@ -349,9 +350,9 @@ async fn test_source(data: &DataArgs, name: &str, payload: Option<&Path>) -> Res
         }
     };
     let source = leadflow_core::SourceName::parse(name).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let (store, config) = open(data).await?;
-    let result = leadflow_server::source_test::run(&store, &config, &source, payload).await;
-    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let app = open_app(data).await?;
+    let result = leadflow_app::sources::test(&app, &source, payload).await;
+    app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let report = result
         .map_err(|e| Failure::Store(e.to_string()))?
         .ok_or_else(|| Failure::Config(format!("no source is named {name:?}")))?;
@@ -384,6 +385,12 @@ pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure>
     }
     let store = leadflow_store::connect(&config.database).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok((store, config))
+}
+
+/// The store and configuration as one application, for the commands that run a use case.
+pub(crate) async fn open_app(data: &DataArgs) -> Result<App, Failure> {
+    let (store, config) = open(data).await?;
+    Ok(App::new(store, Arc::new(config)))
 }
 
 async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {
@@ -519,7 +526,7 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     // variables of every destination are checked now rather than at the first delivery.
     // Reported with the sources' problems, so one run names everything to fix.
     if !config.destinations.is_empty()
-        && let Err(e) = leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
+        && let Err(e) = leadflow_app::deliveries::client(&config, |var| std::env::var(var).ok())
     {
         missing.push(e.to_string());
     }

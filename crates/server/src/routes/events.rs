@@ -9,6 +9,7 @@ use crate::extract::{Caller, IdempotencyHeader, JsonObject};
 use crate::routes::leads::source_of;
 use axum::Json;
 use axum::extract::State;
+use leadflow_app::events;
 use leadflow_core::capture::IdempotencyKey;
 use leadflow_core::engagement::{Event, Identity};
 use leadflow_core::{EventId, FieldError, FieldErrorCode, LeadId};
@@ -261,16 +262,13 @@ pub async fn create(
 ) -> Result<Json<EventOut>, ApiError> {
     caller.require_any_ingest()?;
     let event = parse(&app, &caller, &body, "", key, OffsetDateTime::now_utc()).map_err(ApiError::Validation)?;
-    let outcome = app
-        .store
-        .record_events(vec![event], &app.config.rules())
+    let outcome = events::record(&app, vec![event])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the event".into()))?;
     if let EventOutcome::Erased { lead_id } = outcome {
         return Err(ApiError::erased(lead_id));
     }
-    crate::metrics::events(1);
     Ok(Json(outcome.into()))
 }
 
@@ -337,13 +335,11 @@ pub async fn batch(
             })),
         }
     }
-    let recorded = valid.len();
-    let mut outcomes = app.store.record_events(valid, &app.config.rules()).await?.into_iter();
+    let mut outcomes = events::record(&app, valid).await?.into_iter();
     let results: Vec<EventOut> = results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| outcomes.next().map_or_else(missing, EventOut::from)))
         .collect();
-    crate::metrics::events(recorded);
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
     Ok(Json(EventBatchOut {
         attached: count("attached"),

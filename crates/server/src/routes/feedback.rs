@@ -15,21 +15,21 @@
 //! without what the CRM sent).
 
 use crate::AppState;
+use crate::error::hook_error;
 use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, path_id};
-use crate::routes::hooks::{called_url, hook_error, read_body};
+use crate::routes::hooks::{called_url, read_body};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use leadflow_app::AppError;
+use leadflow_app::feedback::{self, GenericFeedback};
 use leadflow_core::config::Config;
-use leadflow_core::deliver::DestinationConfig;
-use leadflow_core::feedback::{
-    CrmKind, CrmMapping, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC,
-};
+use leadflow_core::feedback::{CrmKind, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC};
 use leadflow_core::{Email, FeedbackId, FieldError, FieldErrorCode, LeadId};
 use leadflow_integrations::channels::HookRequest;
-use leadflow_integrations::channels::feedback::{CrmNotification, hubspot, salesforce};
+use leadflow_integrations::channels::feedback::salesforce;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -162,11 +162,15 @@ pub async fn receive(
     if source == GENERIC {
         return generic(app, req).await;
     }
-    let Some((destination, mapping)) = app.config.feedback_destination(&source) else {
-        return Err(ApiError::not_found(format!(
+    let unknown = || {
+        ApiError::not_found(format!(
             "no destination named {source:?} takes feedback (a hubspot or salesforce destination with [destinations.feedback])"
-        )));
+        ))
     };
+    // Before the body is read: an unknown destination is 404 whatever its size.
+    if app.config.feedback_destination(&source).is_none() {
+        return Err(unknown());
+    }
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, app.config.server.body_limit_bytes).await?;
     let headers: Vec<(String, String)> = parts
@@ -176,7 +180,6 @@ pub async fn receive(
         .collect();
     let url = called_url(&headers, &parts.uri);
     let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
-    let now = OffsetDateTime::now_utc();
     let hook = HookRequest {
         method: parts.method.as_str(),
         url: &url,
@@ -184,101 +187,23 @@ pub async fn receive(
         headers: &headers,
         content_type,
         body: &body,
-        now,
+        now: OffsetDateTime::now_utc(),
     };
-    let secret = app.hooks.feedback_secret(&destination.name);
-    let (notifications, skipped) = match mapping.kind {
-        CrmKind::HubSpot => {
-            let events = hubspot::parse(&hook, secret, mapping.portal_id.as_deref())
-                .map_err(|e| hook_error(e, &parts.method))?;
-            (events.notifications, events.skipped)
-        }
-        CrmKind::Salesforce => {
-            let org = mapping.organization_id.as_deref().unwrap_or_default();
-            let message = salesforce::parse(&hook, secret, org).map_err(|e| hook_error(e, &parts.method))?;
-            (message.notifications, 0)
-        }
+    let received = match feedback::receive_crm(&app, &source, &hook).await {
+        Ok(received) => received.ok_or_else(unknown)?,
+        Err(AppError::Provider(e)) => return Err(hook_error(e, &parts.method)),
+        Err(e) => return Err(e.into()),
     };
-    let items: Vec<Feedback> =
-        notifications.into_iter().map(|n| from_crm(&app.config, destination, mapping, n, now)).collect();
-    let received = items.len();
-    let results = app.store.record_feedback(items, &app.config.rules()).await?;
-    count(kind_label(mapping.kind), &results);
-    tracing::info!(destination = %destination.name, received, skipped, "CRM feedback recorded");
-    match mapping.kind {
+    match received.kind {
         CrmKind::Salesforce => {
             Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], salesforce::ACK).into_response())
         }
         CrmKind::HubSpot => Ok(Json(FeedbackBatchOut {
-            received,
-            skipped,
-            results: results.into_iter().map(FeedbackOut::from).collect(),
+            received: received.received,
+            skipped: received.skipped,
+            results: received.results.into_iter().map(FeedbackOut::from).collect(),
         })
         .into_response()),
-    }
-}
-
-fn kind_label(kind: CrmKind) -> &'static str {
-    match kind {
-        CrmKind::HubSpot => "hubspot",
-        CrmKind::Salesforce => "salesforce",
-    }
-}
-
-fn count(kind: &'static str, results: &[FeedbackResult]) {
-    for r in results {
-        metrics::counter!("leadflow_feedback_items_total", "kind" => kind, "outcome" => r.outcome.as_str())
-            .increment(1);
-    }
-}
-
-/// One CRM notification read through the destination's mapping.
-fn from_crm(
-    config: &Config,
-    destination: &DestinationConfig,
-    mapping: &CrmMapping,
-    n: CrmNotification,
-    now: OffsetDateTime,
-) -> Feedback {
-    let contract = &config.engagement.contract;
-    let read = mapping.interpret(&n.fields);
-    let field = |name: &str| {
-        n.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
-    };
-    // HubSpot sends one property per event: a reason changed beside the status in the
-    // same request belongs to it.
-    let raw_reason = read.reason.clone().or_else(|| {
-        matches!(read.status, Some(FeedbackStatus::Disqualified | FeedbackStatus::Lost))
-            .then(|| mapping.reason_in(&n.context))
-            .flatten()
-    });
-    let target = read.status.and_then(|s| config.feedback.stage(s, contract));
-    let ignored = read.ignored.clone().or_else(|| match (read.status, &target) {
-        (Some(status), None) => Some(format!("the contract has no stage for {}", status.as_str())),
-        _ => None,
-    });
-    let lead_id =
-        destination.settings.get("external_id_field").and_then(|f| field(f)).and_then(|v| v.parse::<LeadId>().ok());
-    Feedback {
-        id: FeedbackId::new(),
-        source: destination.name.clone(),
-        event_id: Some(n.event_id),
-        identity: FeedbackIdentity {
-            lead_id,
-            crm_id: Some(n.object_id),
-            crm_destination: Some(destination.name.clone()),
-            email: field("email").and_then(|e| Email::parse(e).ok()),
-            external_id: None,
-        },
-        status: read.status,
-        crm_status: read.crm_status,
-        target,
-        reason: raw_reason.map(|r| config.feedback.reason(&r, &mapping.reasons, contract)),
-        owner: read.owner,
-        ignored,
-        occurred_at: n.occurred_at.unwrap_or(now),
-        received_at: now,
-        payload: Value::Object(n.payload),
     }
 }
 
@@ -288,13 +213,13 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
     caller.require_feedback()?;
     let IdempotencyHeader(key) = IdempotencyHeader::from_request_parts(&mut parts, &app).await?;
     let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), &app).await?;
-    let now = OffsetDateTime::now_utc();
-    let rules = app.config.rules();
     let Some(events) = body.get("events") else {
-        let item = generic_item(&app.config, &body, "", key.map(|k| k.as_str().to_owned()), now)
-            .map_err(ApiError::Validation)?;
-        let result = app.store.record_feedback(vec![item], &rules).await?.remove(0);
-        count(GENERIC, std::slice::from_ref(&result));
+        let item =
+            generic_item(&app.config, &body, "", key.map(|k| k.as_str().to_owned())).map_err(ApiError::Validation)?;
+        let result = feedback::record_generic(&app, vec![item])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::Internal("no result for the feedback".into()))?;
         return single_answer(result);
     };
     if body.len() > 1 {
@@ -317,7 +242,7 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
     for (i, event) in events.iter().enumerate() {
         let prefix = format!("events[{i}].");
         let read = match event.as_object() {
-            Some(object) => generic_item(&app.config, object, &prefix, None, now),
+            Some(object) => generic_item(&app.config, object, &prefix, None),
             None => Err(vec![FieldError::new(format!("events[{i}]"), FieldErrorCode::WrongType, "must be an object")]),
         };
         slots.push(read.map(|item| {
@@ -325,8 +250,7 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
             items.len() - 1
         }));
     }
-    let mut results = app.store.record_feedback(items, &rules).await?.into_iter().map(Some).collect::<Vec<_>>();
-    count(GENERIC, &results.iter().flatten().cloned().collect::<Vec<_>>());
+    let mut results = feedback::record_generic(&app, items).await?.into_iter().map(Some).collect::<Vec<_>>();
     let results = slots
         .into_iter()
         .map(|slot| match slot {
@@ -367,8 +291,7 @@ fn generic_item(
     body: &Map<String, Value>,
     prefix: &str,
     header_key: Option<String>,
-    now: OffsetDateTime,
-) -> Result<Feedback, Vec<FieldError>> {
+) -> Result<GenericFeedback, Vec<FieldError>> {
     let mut errors = Vec::new();
     let at = |field: &str| format!("{prefix}{field}");
     let text = |field: &str, errors: &mut Vec<FieldError>| -> Option<String> {
@@ -462,24 +385,13 @@ fn generic_item(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let contract = &config.engagement.contract;
-    let target = status.and_then(|s| config.feedback.stage(s, contract));
-    Ok(Feedback {
-        id: FeedbackId::new(),
-        source: GENERIC.to_owned(),
+    Ok(GenericFeedback {
         event_id,
         identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
         status,
-        crm_status: None,
-        ignored: match (status, &target) {
-            (Some(s), None) => Some(format!("the contract has no stage for {}", s.as_str())),
-            _ => None,
-        },
-        target,
-        reason: reason.map(|r| config.feedback.reason(&r, &Default::default(), contract)),
+        reason,
         owner,
-        occurred_at: occurred_at.unwrap_or(now),
-        received_at: now,
+        occurred_at,
         payload: Value::Object(body.clone()),
     })
 }

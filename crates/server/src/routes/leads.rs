@@ -7,11 +7,13 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{
     ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, ValidatedJson, not_found, path_id,
 };
-use crate::ingest::{self, OnInvalid, Settled};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use leadflow_app::ingest::{self, OnInvalid, Settled};
+use leadflow_app::routing::{self, Assign};
+use leadflow_app::{erase as erasure, merges};
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::lead::{Consent, LeadFields};
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
@@ -193,7 +195,7 @@ pub async fn create(
     let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
     let submission = RawSubmission::keyed_by_client(source, key, payload);
-    let settled = ingest::submit(&app.store, &app.config, vec![submission], OnInvalid::Refuse)
+    let settled = ingest::submit(&app, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
@@ -279,7 +281,7 @@ pub async fn batch(
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }
     }
-    let mut settled = ingest::submit(&app.store, &app.config, submissions, OnInvalid::Refuse).await?.into_iter();
+    let mut settled = ingest::submit(&app, submissions, OnInvalid::Refuse).await?.into_iter();
     let results: Vec<CaptureOut> = slots
         .into_iter()
         .map(|slot| slot.or_else(|| settled.next()).map(|s| CaptureOut::from_settled(s, false)))
@@ -419,11 +421,8 @@ pub async fn unmerge(
 ) -> Result<Json<UnmergeOut>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "merged lead")?;
-    let survivor_id =
-        app.store.unmerge(lead_id, &app.config.rules()).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    let survivor = app.store.get_lead(survivor_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    Ok(Json(UnmergeOut { survivor, restored }))
+    let unmerged = merges::unmerge(&app, lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    Ok(Json(UnmergeOut { survivor: unmerged.survivor, restored: unmerged.restored }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -462,15 +461,8 @@ pub async fn split(
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
     let missing = || not_found(&id, "lead with that merged submission");
-    let stored = app.store.get_submission(submission_id).await?.ok_or_else(missing)?;
-    let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;
-    let split = app
-        .store
-        .split_submission(lead_id, submission_id, candidate, &app.config.rules())
-        .await?
-        .ok_or_else(missing)?;
-    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
-    Ok(Json(SplitOut { lead, split }))
+    let split = merges::split(&app, lead_id, submission_id).await?.ok_or_else(missing)?;
+    Ok(Json(SplitOut { lead: split.lead, split: split.split }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -563,32 +555,16 @@ pub async fn transitions(
 }
 
 fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> TransitionsOut {
-    use leadflow_core::pipeline::LeadEvent;
-    let changes: Vec<HistoryEntry> =
-        history.into_iter().filter(|h| matches!(h.event, LeadEvent::StageChanged { .. })).collect();
-    let now = time::OffsetDateTime::now_utc();
-    let mut time_in: Vec<StageTimeOut> = Vec::new();
-    let mut add = |stage: &str, seconds: i64| match time_in.iter_mut().find(|s| s.stage == stage) {
-        Some(s) => {
-            s.seconds += seconds;
-            s.visits += 1;
-        }
-        None => time_in.push(StageTimeOut { stage: stage.to_owned(), seconds, visits: 1 }),
-    };
-    let (mut stage, mut since) = (leadflow_core::lifecycle::INITIAL.to_owned(), lead.created_at);
-    for change in &changes {
-        if let LeadEvent::StageChanged { from, to, .. } = &change.event {
-            add(from, (change.at - since).whole_seconds().max(0));
-            stage.clone_from(to);
-            since = change.at;
-        }
-    }
-    add(&stage, (now - since).whole_seconds().max(0));
+    let stages = routing::stages(lead, history, &app.config.engagement.contract, time::OffsetDateTime::now_utc());
     TransitionsOut {
         lifecycle_stage: lead.lifecycle_stage.clone(),
-        transitions: changes,
-        time_in_stages: time_in,
-        allowed: app.config.engagement.contract.allowed_from(&lead.lifecycle_stage),
+        transitions: stages.changes,
+        time_in_stages: stages
+            .time_in
+            .into_iter()
+            .map(|t| StageTimeOut { stage: t.stage, seconds: t.seconds, visits: t.visits })
+            .collect(),
+        allowed: stages.allowed,
     }
 }
 
@@ -647,9 +623,7 @@ pub async fn create_transition(
         return Err(ApiError::Validation(errors));
     }
     let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let moved = app
-        .store
-        .transition_lead(lead_id, to.to_owned(), actor, text("reason").map(str::to_owned), &app.config.rules())
+    let moved = routing::transition(&app, lead_id, to.to_owned(), actor, text("reason").map(str::to_owned))
         .await?
         .ok_or_else(|| not_found(&id, "lead"))?;
     match moved {
@@ -718,11 +692,8 @@ pub async fn assign(
         return Err(ApiError::Validation(errors));
     }
     let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let (lead, assigned) = app
-        .store
-        .assign_lead(lead_id, owner, actor, &app.config.rules())
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
+    let how = owner.map_or(Assign::Route, Assign::To);
+    let (lead, assigned) = routing::assign(&app, lead_id, how, actor).await?.ok_or_else(|| not_found(&id, "lead"))?;
     if !assigned {
         return Err(ApiError::Conflict(
             "routing found nobody to give the lead to: no rule matched and no fallback owner is configured".into(),
@@ -855,14 +826,7 @@ pub async fn erase(
         return Err(ApiError::Validation(errors));
     }
     let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
-    let receipt = app
-        .store
-        .erase_lead(lead_id, actor, reason, &app.config.rules())
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
-    if !receipt.already_erased {
-        tracing::info!(lead_id = %receipt.lead_id, merged = receipt.merged_ids.len(), "lead erased");
-        crate::metrics::erased(receipt.merged_ids.len());
-    }
+    let request = erasure::Request { actor, reason };
+    let receipt = erasure::erase(&app, lead_id, request).await?.ok_or_else(|| not_found(&id, "lead"))?;
     Ok(Json(receipt.into()))
 }

@@ -562,7 +562,7 @@ async fn name_frequencies_are_counted_over_every_stored_lead() {
         )
         .await;
     }
-    let (frequencies, leads) = leadflow_server::frequencies::count(&app.store).await.unwrap();
+    let (frequencies, leads) = leadflow_app::workers::frequencies::count(&app.store).await.unwrap();
     assert_eq!(leads, 3);
     let common = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "michael");
     let unseen = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "zebedee");

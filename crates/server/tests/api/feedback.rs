@@ -433,7 +433,7 @@ async fn fake_hubspot(gate: Arc<tokio::sync::Semaphore>) -> std::net::SocketAddr
 async fn feedback_that_came_before_the_delivery_waits_for_the_crm_record_id() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let config = config(&format!("http://{}", fake_hubspot(gate.clone()).await));
-    let client = leadflow_server::outbox::client(&config, |_| Some(SECRET.to_owned())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(SECRET.to_owned())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;

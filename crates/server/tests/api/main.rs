@@ -65,13 +65,13 @@ pub async fn spawn_on_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let hooks = leadflow_server::hooks::Hooks::from_lookup(&config, &|var| {
+    let providers = leadflow_app::providers::Providers::from_lookup(&config, &|var| {
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
-    let server =
-        tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), hooks, client, listener, async {
-            let _ = stopped.await;
-        }));
+    let app = leadflow_app::App::with_providers(store.clone(), Arc::new(config), providers);
+    let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, async {
+        let _ = stopped.await;
+    }));
     let mut app = TestApp {
         addr,
         http: leadflow_integrations::delivery::http_client().build().unwrap(),

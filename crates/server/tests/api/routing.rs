@@ -87,7 +87,7 @@ async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
         "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\nevents = [\"assigned\"]\n",
     );
     let url = format!("http://{slack}/services/T0/B0/x");
-    let client = leadflow_server::outbox::client(&config, |_| Some(url.clone())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(url.clone())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
