@@ -11,8 +11,8 @@
 //! events), [`feedback`] (what the CRMs say became of a lead), [`routing`] (owners and
 //! lifecycle moves by hand), [`merges`] (reviews, unmerge, split, the batch dedupe),
 //! [`rescore`], [`erase`] (the right to be forgotten), [`deliveries`] (replaying the
-//! outbox), [`hooks`] (provider webhooks and web forms) and [`sources`] (a source checked
-//! end to end). The background work runs in [`workers`].
+//! outbox), [`hooks`] (provider webhooks and web forms), [`sources`] (a source checked
+//! end to end) and [`reports`]. The background work runs in [`workers`].
 #![forbid(unsafe_code)]
 
 pub mod deliveries;
@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod merges;
 mod metrics;
 pub mod providers;
+pub mod reports;
 pub mod rescore;
 pub mod routing;
 pub mod sources;
