@@ -1,30 +1,32 @@
 //! The ingest orchestrator: every submission, whatever its channel, goes through here.
-//! Read with `leadflow_core::settle`, it is the whole story of a lead.
+//! Read with [`leadflow_core::settle`], it is the whole story of a lead.
 //!
 //! 1. **Arrival.** A lead arrives as a [`RawSubmission`]: the payload as sent, its source
 //!    and an idempotency key. `POST /v1/leads` and its batch, provider webhooks and web
 //!    forms ([`crate::hooks`]), import rows ([`crate::import`]), LinkedIn pulls and batch
 //!    sources ([`crate::workers`]) all make one and call [`submit`]. Providers that notify
 //!    with an id only, and batch sources, are first [`enqueued`](leadflow_store::Store::enqueue)
-//!    in the inbox and come here later through [`settle_pending`].
+//!    in the inbox and come here later through [`settle_fetched`] or [`settle_pending`].
 //! 2. **Prepare**, on the caller's task, in parallel across requests ([`prepare`]): the
 //!    source's adapter turns a provider's payload into the standard fields, then the pure
-//!    stages map → normalize → validate (`leadflow_core::pipeline::prepare`). A submission
-//!    that fails stops here: refused with its field errors when a caller is there to fix it
-//!    (the API, [`OnInvalid::Refuse`]), otherwise kept in the quarantine with its reasons
-//!    ([`OnInvalid::Quarantine`]) until the mapping or the data is fixed and it is
-//!    [`replay`]ed.
-//! 3. **Capture** (`Store::capture`), in one transaction that SQLite group-commits with
-//!    the concurrent submissions and PostgreSQL guards with locks: the raw payload goes
-//!    into the inbox, then the store loads what the core asks for and `settle` decides
-//!    everything the submission changes: which lead it is (an exact or fuzzy match, or a
-//!    new lead; bridges between leads it proves are one person), the merged fields, the
-//!    account, the touchpoint, the score and lifecycle stage, a possible-duplicate review,
-//!    the routing-queue row and one outbox row per destination subscribed to what
-//!    happened. The store applies those changes as they are. An idempotency key seen
-//!    before answers with the first outcome instead. When [`submit`] returns, the
-//!    submission is durable: a crash loses nothing, and [`recover_pending`] settles at
-//!    start-up what was stored but not settled.
+//!    stages map → normalize → validate ([`leadflow_core::pipeline::prepare`]). A
+//!    submission that fails stops here: refused with its field errors when a caller is
+//!    there to fix it (the API, [`OnInvalid::Refuse`]), otherwise kept in the quarantine
+//!    with its reasons ([`OnInvalid::Quarantine`]) until the mapping or the data is fixed
+//!    and it is [`replay`]ed.
+//! 3. **Capture** ([`Store::capture`](leadflow_store::Store::capture)), in one
+//!    transaction that SQLite group-commits with the concurrent submissions and
+//!    PostgreSQL guards with locks. The raw payload goes into the inbox; then `settle`
+//!    decides, over what the store loads for each of its steps (the leads holding the
+//!    submission's matching keys, the lead it joins and the leads it bridges, the account,
+//!    the person's waiting and earlier events), everything the submission changes: which
+//!    lead it is (an exact or fuzzy match, or a new lead), the merged fields, the account,
+//!    the touchpoint, the score and lifecycle stage, a possible-duplicate review, the
+//!    routing-queue row and one outbox row per destination subscribed to what happened.
+//!    The store applies those changes as they are, with no decision of its own. An
+//!    idempotency key seen before answers with the first outcome instead. When [`submit`]
+//!    returns, the submission is durable: a crash loses nothing, and [`recover_pending`]
+//!    settles at start-up what was stored but not settled.
 //! 4. **Wake** the workers: the routing worker gives the queued lead an owner (and starts
 //!    its SLA timer), the delivery worker sends the outbox rows to webhooks and CRMs, with
 //!    retries, until delivered or dead ([`crate::workers`]).

@@ -2,7 +2,7 @@
 //!
 //! Each row's idempotency key is the file's hash and the row number, so importing the
 //! same file twice creates nothing new. The file is read in chunks by a thread of its own
-//! ([`read`]) and each chunk is submitted ([`crate::ingest::submit`]) while the next is
+//! ([`read_rows`]) and each chunk is submitted ([`crate::ingest::submit`]) while the next is
 //! read; several chunks settle at once, and the outcomes are reported in row order.
 //! Invalid rows go to the quarantine, never dropped.
 //!
