@@ -20,7 +20,7 @@ pub struct Request {
 /// there is no such lead; a conflict while an import job is unfinished (its stored file
 /// may hold the person's row).
 pub async fn erase(app: &App, lead: LeadId, request: Request) -> Result<Option<ErasureReceipt>, StoreError> {
-    let Some(receipt) = app.store.erase_lead(lead, request.actor, request.reason, &app.config.rules()).await? else {
+    let Some(receipt) = app.store.erase_lead(lead, request.actor, request.reason).await? else {
         return Ok(None);
     };
     if !receipt.already_erased {

@@ -14,7 +14,7 @@ pub async fn record(app: &App, events: Vec<NewEvent>) -> Result<Vec<EventOutcome
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let outcomes = app.store.record_events(events, &app.config.rules()).await?;
+    let outcomes = app.store.record_events(events).await?;
     app.wake.written();
     m::events(outcomes.iter().filter(|o| !matches!(o, EventOutcome::Erased { .. })).count());
     Ok(outcomes)

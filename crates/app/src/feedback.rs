@@ -90,7 +90,7 @@ async fn record(app: &App, kind: &'static str, items: Vec<Feedback>) -> Result<V
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let results = app.store.record_feedback(items, &app.config.rules()).await?;
+    let results = app.store.record_feedback(items).await?;
     app.wake.written();
     for r in &results {
         m::feedback(kind, r.outcome.as_str());

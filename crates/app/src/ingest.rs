@@ -106,8 +106,7 @@ pub async fn submit(
     }
     let captures = !valid.is_empty();
     // Both writes join the same group commit.
-    let rules = app.config.rules();
-    let (captured, quarantined) = tokio::join!(app.store.capture(valid, &rules), app.store.quarantine(invalid));
+    let (captured, quarantined) = tokio::join!(app.store.capture(valid), app.store.quarantine(invalid));
     let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
     if captures {
         app.wake.written();
@@ -146,7 +145,7 @@ pub async fn replay(app: &App, ids: &[SubmissionId]) -> Result<Vec<Option<Settle
         let settled = match prepare(&app.config, &submission) {
             Ok(candidate) => {
                 let item = CaptureItem { submission, candidate };
-                let c = app.store.capture(vec![item], &app.config.rules()).await?.pop();
+                let c = app.store.capture(vec![item]).await?.pop();
                 app.wake.written();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
@@ -269,7 +268,7 @@ pub async fn settle_pending(app: &App, wanted: impl Fn(&RawSubmission) -> bool) 
                 }
             }
         }
-        for c in app.store.capture(items, &app.config.rules()).await? {
+        for c in app.store.capture(items).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;
             }

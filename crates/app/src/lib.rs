@@ -42,6 +42,7 @@ use tokio::sync::Notify;
 /// providers' run-time secrets, and a way to wake the workers after a write.
 #[derive(Clone)]
 pub struct App {
+    /// Settles under the configuration's rules, whatever rules it was opened with.
     pub store: DynStore,
     pub config: Arc<Config>,
     pub providers: Arc<Providers>,
@@ -56,6 +57,9 @@ impl App {
     }
 
     pub fn with_providers(store: DynStore, config: Arc<Config>, providers: Providers) -> Self {
+        // The rules share the configuration's matching model: the name frequencies the
+        // worker counts into it reach capture.
+        let store = store.with_rules(config.rules());
         Self { store, config, providers: Arc::new(providers), wake: Wake::default() }
     }
 }

@@ -11,7 +11,7 @@ use leadflow_store::{Review, ReviewStatus, StoreError};
 /// Records a person's decision on an open review (`Merged` merges the newer lead into the
 /// other). `None` when there is no such open review.
 pub async fn decide_review(app: &App, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
-    let decided = app.store.decide_review(id, decision, &app.config.rules()).await?;
+    let decided = app.store.decide_review(id, decision).await?;
     if decided.is_some() {
         app.wake.written();
     }
@@ -30,7 +30,7 @@ pub struct Unmerged {
 /// Undoes the merge of `absorbed` into another lead. `None` when it is not merged; a
 /// conflict when the survivor changed since.
 pub async fn unmerge(app: &App, absorbed: LeadId) -> Result<Option<Unmerged>, StoreError> {
-    let Some(survivor) = app.store.unmerge(absorbed, &app.config.rules()).await? else { return Ok(None) };
+    let Some(survivor) = app.store.unmerge(absorbed).await? else { return Ok(None) };
     app.wake.written();
     let (survivor, restored) = (app.store.get_lead(survivor).await?, app.store.get_lead(absorbed).await?);
     Ok(survivor.zip(restored).map(|(survivor, restored)| Unmerged { survivor, restored }))
@@ -52,7 +52,7 @@ pub struct Split {
 pub async fn split(app: &App, lead: LeadId, submission: SubmissionId) -> Result<Option<Split>, AppError> {
     let Some(stored) = app.store.get_submission(submission).await? else { return Ok(None) };
     let candidate = ingest::prepare(&app.config, &stored.submission).map_err(AppError::Invalid)?;
-    let Some(split) = app.store.split_submission(lead, submission, candidate, &app.config.rules()).await? else {
+    let Some(split) = app.store.split_submission(lead, submission, candidate).await? else {
         return Ok(None);
     };
     app.wake.written();
@@ -76,13 +76,10 @@ pub async fn dedupe(app: &App, dry_run: bool, mut on_pair: impl FnMut(FoundPair)
         after = Some(last.id);
         leads.extend(page.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))));
     }
-    let rules = app.config.rules();
     for pair in resolve::find_duplicates(&leads, &app.config.matching) {
         let handled = match (pair.verdict, dry_run) {
             (_, true) => true,
-            (Verdict::Merge, false) => {
-                app.store.merge_leads(pair.older, pair.newer, pair.explanation.clone(), &rules).await?
-            }
+            (Verdict::Merge, false) => app.store.merge_leads(pair.older, pair.newer, pair.explanation.clone()).await?,
             (_, false) => {
                 let (score, evidence) = (pair.explanation.score.unwrap_or_default(), pair.explanation.evidence.clone());
                 app.store.add_review(pair.newer, pair.older, score, evidence).await?

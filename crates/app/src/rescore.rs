@@ -22,7 +22,6 @@ pub struct Rescored {
 }
 
 pub async fn rescore_all(app: &App, dry_run: bool) -> Result<Rescored, StoreError> {
-    let rules = app.config.rules();
     let now = OffsetDateTime::now_utc();
     let mut out = Rescored::default();
     let mut after = None;
@@ -37,10 +36,10 @@ pub async fn rescore_all(app: &App, dry_run: bool) -> Result<Rescored, StoreErro
                 let events: Vec<_> =
                     app.store.lead_events(lead.id, MAX_SCORED_EVENTS).await?.iter().map(Event::view).collect();
                 let mut copy = lead;
-                engagement::rescore(&mut copy, &events, &rules.engagement, now);
+                engagement::rescore(&mut copy, &events, &app.config.engagement, now);
                 copy
             } else {
-                match app.store.rescore_lead(lead.id, &rules).await? {
+                match app.store.rescore_lead(lead.id).await? {
                     Some(l) => l,
                     None => continue,
                 }

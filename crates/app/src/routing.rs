@@ -29,7 +29,7 @@ pub async fn assign(app: &App, lead: LeadId, how: Assign, actor: String) -> Resu
         Assign::To(owner) => Some(owner),
         Assign::Route => None,
     };
-    let assigned = app.store.assign_lead(lead, owner, actor, &app.config.rules()).await?;
+    let assigned = app.store.assign_lead(lead, owner, actor).await?;
     if assigned.as_ref().is_some_and(|(_, assigned)| *assigned) {
         app.wake.written();
     }
@@ -45,7 +45,7 @@ pub async fn transition(
     actor: String,
     reason: Option<String>,
 ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
-    let moved = app.store.transition_lead(lead, to, actor, reason, &app.config.rules()).await?;
+    let moved = app.store.transition_lead(lead, to, actor, reason).await?;
     if matches!(moved, Some(Ok(_))) {
         app.wake.written();
     }

@@ -110,7 +110,7 @@ pub async fn test(
     // Straight to the store, not through ingest: the inbox keeps the standard payload,
     // which the source's adapter could not read again.
     let submission = RawSubmission::new(name.clone(), None, standard);
-    let captured = app.store.capture(vec![CaptureItem { submission, candidate }], &app.config.rules()).await?.pop();
+    let captured = app.store.capture(vec![CaptureItem { submission, candidate }]).await?.pop();
     app.wake.written();
     match captured {
         Some(Captured::Settled { outcome, lead, .. }) => {

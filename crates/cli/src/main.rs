@@ -383,7 +383,8 @@ pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure>
     if let Some(url) = &data.database {
         config.database.url.clone_from(url);
     }
-    let store = leadflow_store::connect(&config.database).await.map_err(|e| Failure::Store(e.to_string()))?;
+    let store =
+        leadflow_store::connect(&config.database, config.rules()).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok((store, config))
 }
 

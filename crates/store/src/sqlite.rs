@@ -23,9 +23,9 @@ mod routing;
 mod writer;
 
 use crate::{
-    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,
-    NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount, Store,
-    StoreError, StoredSubmission,
+    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, DynStore, EventOutcome,
+    ImportJob, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount,
+    Store, StoreError, StoredSubmission,
 };
 use async_trait::async_trait;
 use connection::{Readers, configure, start_checkpointer};
@@ -64,6 +64,14 @@ const QUEUE_DEPTH: usize = 8192;
 const MAX_MERGE_HOPS: usize = 32;
 
 pub struct SqliteStore {
+    shared: Arc<Shared>,
+    /// What capture and every other settling write decide under.
+    rules: Rules,
+}
+
+/// What every handle on one database file shares ([`Store::with_rules`]): one writer
+/// thread, so one group commit, whatever rules each handle settles under.
+struct Shared {
     writer: mpsc::Sender<Command>,
     /// Set once `close` has been answered: the writer thread may not yet have dropped its
     /// end of the channel, so the channel alone cannot tell readiness probes.
@@ -96,7 +104,8 @@ enum Command {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database file, then starts the writer.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// The store settles under `rules`.
+    pub fn open(path: &Path, rules: Rules) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -114,12 +123,13 @@ impl SqliteStore {
             .name("leadflow-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self {
+        let shared = Shared {
             writer: tx,
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
-        })
+        };
+        Ok(Self { shared: Arc::new(shared), rules })
     }
 
     /// What capture would decide for this record now, read-only: the lookup and comparison
@@ -135,7 +145,7 @@ impl SqliteStore {
 
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.shared.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -170,7 +180,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
+        let readers = self.shared.readers.clone();
         tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
             let result = f(&conn);
@@ -182,9 +192,10 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for Shared {
     fn drop(&mut self) {
-        // Dropping the sender ends the writer loop after it drains the queue.
+        // The last handle is gone. Dropping the sender ends the writer loop after it
+        // drains the queue.
         if let Ok(mut guard) = self.thread.lock()
             && let Some(handle) = guard.take()
         {
@@ -208,7 +219,11 @@ fn from_millis(ms: i64) -> OffsetDateTime {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
+    fn with_rules(&self, rules: Rules) -> DynStore {
+        Arc::new(Self { shared: self.shared.clone(), rules })
+    }
+
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -216,7 +231,7 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let (prepared, rules) = (Arc::new(prepared), rules.clone());
+        let (prepared, rules) = (Arc::new(prepared), self.rules.clone());
         let held = Arc::clone(&prepared);
         let captured = self.write(|reply| Command::Capture(prepared, rules, reply)).await;
         drop(held);
@@ -464,18 +479,13 @@ impl Store for SqliteStore {
         self.read(move |conn| review_by_id(conn, id)).await
     }
 
-    async fn decide_review(
-        &self,
-        id: ReviewId,
-        decision: ReviewStatus,
-        rules: &Rules,
-    ) -> Result<Option<Review>, StoreError> {
-        let rules = rules.clone();
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| decide_review(conn, id, decision, &rules)).await
     }
 
-    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError> {
-        let rules = rules.clone();
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| unmerge(conn, absorbed, &rules, OffsetDateTime::now_utc())).await
     }
 
@@ -484,9 +494,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         submission: SubmissionId,
         candidate: Candidate,
-        rules: &Rules,
     ) -> Result<Option<Lead>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             split(conn, lead, submission, candidate.clone(), &rules, OffsetDateTime::now_utc())
                 .map(|done| done.map(|(_, lead)| lead))
@@ -499,9 +508,8 @@ impl Store for SqliteStore {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: resolve::Explanation,
-        rules: &Rules,
     ) -> Result<bool, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             merge_pair(conn, survivor, absorbed, explanation.clone(), &rules, OffsetDateTime::now_utc())
         })
@@ -557,11 +565,11 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| accounts::update(conn, id, &update)).await
     }
 
-    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventOutcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| engagement::record(conn, &events, &rules, OffsetDateTime::now_utc())).await
     }
 
@@ -579,40 +587,32 @@ impl Store for SqliteStore {
         to: String,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             engagement::transition(conn, lead, &to, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
         })
         .await
     }
 
-    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
-        let rules = rules.clone();
+    async fn rescore_lead(&self, lead: LeadId) -> Result<Option<Lead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| engagement::rescore(conn, lead, &rules, OffsetDateTime::now_utc())).await
     }
 
     async fn record_feedback(
         &self,
         items: Vec<leadflow_core::feedback::Feedback>,
-        rules: &Rules,
     ) -> Result<Vec<leadflow_core::feedback::FeedbackResult>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| feedback::record(conn, &items, &rules, OffsetDateTime::now_utc())).await
     }
 
-    async fn link_crm_record(
-        &self,
-        destination: &str,
-        crm_id: &str,
-        lead: LeadId,
-        rules: &Rules,
-    ) -> Result<u64, StoreError> {
-        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), rules.clone());
+    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError> {
+        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), self.rules.clone());
         self.write_returning(move |conn| {
             feedback::link(conn, &destination, &crm_id, lead, &rules, OffsetDateTime::now_utc())
         })
@@ -651,18 +651,13 @@ impl Store for SqliteStore {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
     }
 
-    async fn route_queued(
-        &self,
-        limit: usize,
-        rules: &Rules,
-        now: OffsetDateTime,
-    ) -> Result<Vec<RoutedLead>, StoreError> {
-        let rules = rules.clone();
+    async fn route_queued(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| routing::route_queued(conn, limit, &rules, now)).await
     }
 
-    async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
-        let rules = rules.clone();
+    async fn run_sla(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| routing::run_sla(conn, limit, &rules, now)).await
     }
 
@@ -671,9 +666,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         owner: Option<String>,
         actor: String,
-        rules: &Rules,
     ) -> Result<Option<(Lead, bool)>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             routing::assign(conn, lead, owner.as_deref(), &actor, &rules, OffsetDateTime::now_utc())
         })
@@ -689,9 +683,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<crate::ErasureReceipt>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             erase::erase(conn, lead, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
         })
@@ -773,7 +766,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.is_closed() || self.closed.load(Ordering::Acquire) {
+        if self.shared.writer.is_closed() || self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         self.read(|conn| {
@@ -793,7 +786,7 @@ impl Store for SqliteStore {
             Ok(()) | Err(StoreError::Closed) => Ok(()),
             Err(e) => Err(e),
         };
-        self.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::Release);
         closed
     }
 }

@@ -96,7 +96,7 @@ async fn attempt(app: App, client: Arc<Client>, row: OutboxDelivery) {
     {
         // Before the delivery is recorded: should this fail, the delivery stays pending
         // and its retry links again. Feedback naming only the CRM's id needs the link.
-        match store.link_crm_record(&delivery.destination, &record, row_lead, &app.config.rules()).await {
+        match store.link_crm_record(&delivery.destination, &record, row_lead).await {
             Ok(0) => {}
             Ok(settled) => {
                 app.wake.written();

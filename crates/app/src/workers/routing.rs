@@ -16,11 +16,11 @@ const BATCH: usize = 64;
 const IDLE: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
-    let (store, wake, rules) = (&app.store, &app.wake, app.config.rules());
+    let (store, wake) = (&app.store, &app.wake);
     while !*stop.borrow() {
         let now = OffsetDateTime::now_utc();
         let mut full = false;
-        match store.route_queued(BATCH, &rules, now).await {
+        match store.route_queued(BATCH, now).await {
             Ok(routed) => {
                 full |= routed.len() == BATCH;
                 count(&routed, "leadflow_routing_assignments_total");
@@ -30,7 +30,7 @@ pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => tracing::warn!(error = %e, "could not route queued leads"),
         }
-        match store.run_sla(BATCH, &rules, now).await {
+        match store.run_sla(BATCH, now).await {
             Ok(acted) => {
                 full |= acted.len() == BATCH;
                 count(&acted, "leadflow_routing_sla_actions_total");

@@ -48,8 +48,16 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = open_store(&dir).await;
     spawn_on(store, config, dir).await
+}
+
+/// A store in `dir`, for a test to fill before [`spawn_on`] serves it (the server then
+/// settles under its own configuration's rules).
+pub async fn open_store(dir: &tempfile::TempDir) -> DynStore {
+    leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display()), Default::default())
+        .await
+        .unwrap()
 }
 
 pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -> TestApp {
@@ -68,7 +76,9 @@ pub async fn spawn_on_with(
     let providers = leadflow_app::providers::Providers::from_lookup(&config, &|var| {
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
-    let app = leadflow_app::App::with_providers(store.clone(), Arc::new(config), providers);
+    let app = leadflow_app::App::with_providers(store, Arc::new(config), providers);
+    // The application's handle, which settles under the test's configuration.
+    let store = app.store.clone();
     let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, async {
         let _ = stopped.await;
     }));

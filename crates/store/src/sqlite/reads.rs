@@ -202,7 +202,7 @@ mod tests {
     fn capture_lookups_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.db");
-        drop(SqliteStore::open(&path).unwrap());
+        drop(SqliteStore::open(&path, Default::default()).unwrap());
         let conn = Connection::open(&path).unwrap();
         let plan = |sql: &str| -> Vec<String> {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
