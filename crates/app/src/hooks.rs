@@ -62,8 +62,8 @@ pub async fn receive(
     let runtime = app.providers.source(&source.name);
     let no_secrets = Secrets::default();
     let secrets = runtime.map_or(&no_secrets, |r| &r.secrets);
-    let rules = runtime.map(|r| r.rules.clone()).unwrap_or_default();
-    match channels::handle_with_rules(adapter, request, secrets, &rules)? {
+    let spam = runtime.map(|r| r.spam.clone()).unwrap_or_default();
+    match channels::handle_with_rules(adapter, request, secrets, &spam)? {
         Handled::Challenge { status, content_type, body } => Ok(Received::Challenge { status, content_type, body }),
         Handled::Ignored { reason } => Ok(Received::Ignored { reason }),
         Handled::Spam(reason) => {

@@ -26,7 +26,8 @@ pub struct ProviderSource {
     pub secrets: Secrets,
     /// The provider API token (`token_env`), for the adapters that fetch.
     token: Option<String>,
-    pub rules: SpamRules,
+    /// A web form's spam checks (honeypot field, fastest human fill).
+    pub spam: SpamRules,
 }
 
 /// Without secrets or an API client ([`Providers::default`]), webhooks that need a secret
@@ -64,7 +65,7 @@ impl Providers {
                 }
             };
             let defaults = SpamRules::default();
-            let rules = SpamRules {
+            let spam = SpamRules {
                 honeypot_field: s.honeypot_field.clone().unwrap_or(defaults.honeypot_field),
                 min_fill_ms: s
                     .min_submit_secs
@@ -72,7 +73,7 @@ impl Providers {
                 ..defaults
             };
             let secrets = Secrets { secret: read(&s.secret_env), verify_token: read(&s.verify_token_env) };
-            sources.insert(s.name.clone(), ProviderSource { secrets, token: read(&s.token_env), rules });
+            sources.insert(s.name.clone(), ProviderSource { secrets, token: read(&s.token_env), spam });
         }
         let fetch = fetch::Client::new(RetryPolicy::default())
             .map_err(|e| tracing::error!(error = %e, "provider API client could not be built"))
