@@ -261,3 +261,42 @@ impl<'a> Node<'a> {
         self.elements()?.iter().map(|n| n.as_str().map(|s| (s, n.span()))).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations_read_in_every_unit() {
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration(" 10h "), Some(Duration::from_secs(36_000)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        for bad in ["", "s", "5", "5x", "-5s", "5 minutes", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn a_key_path_finds_its_line_or_the_nearest_written_parent() {
+        let text = "[[destinations]]\nname = \"a\"\n\n[[destinations]]\nname = \"b\"\nurl = \"http://x\"\nevents = [\"created\", \"mql\"]\n";
+        let doc = toml_edit::Document::parse(text).unwrap();
+        let at = |key: &str| span_of(doc.as_table(), key).map(|s| super::super::error::line_col(text, s.start));
+        assert_eq!(at("destinations[1].url"), Some((6, 7)));
+        assert_eq!(at("destinations[1].events[1]"), Some((7, 22)));
+        assert_eq!(at("destinations[1].secret_env"), Some((4, 1)), "a key not written: its table");
+        assert_eq!(at("destinations[0]"), Some((1, 1)));
+        assert_eq!(at("destinations[7].url"), Some((1, 1)), "no such destination: the array");
+        assert_eq!(at("nowhere"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_durations_parse_back(ms in 0u64..10_000_000_000) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Some(d));
+        }
+    }
+}

@@ -500,3 +500,132 @@ fn syntax_errors_are_located() {
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].line, 2);
 }
+
+#[test]
+fn problems_are_listed_in_file_order_whatever_section_finds_them() {
+    let text = "[routing]\nfallback_owner = 3\n\n[[sources]]\nname = \"Bad\"\n\n[server]\nlisten = \"x\"\n\n[scoring]\nmql_threshold = \"high\"\n";
+    let lines: Vec<usize> = parse(text).unwrap_err().iter().map(|e| e.line).collect();
+    assert_eq!(lines, [2, 5, 8, 11]);
+}
+
+#[test]
+fn unset_variables_are_reported_at_the_key_that_names_them() {
+    let text = r#"[[sources]]
+name = "tf"
+adapter = "typeform"
+secret_env = "TF_SECRET"
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+
+[[destinations]]
+name = "hs"
+type = "hubspot"
+token_env = "HS_TOKEN"
+feedback = { secret_env = "HS_APP_SECRET" }
+"#;
+    assert!(parse(text).is_ok(), "parse alone does not read the environment");
+    let set = ["HOOK_SECRET", "HS_TOKEN"];
+    let shown: Vec<String> =
+        parse_with_env(text, |var| set.contains(&var)).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "4:14: sources[0].secret_env: the environment variable TF_SECRET is not set",
+            "16:27: destinations[1].feedback.secret_env: the environment variable HS_APP_SECRET is not set",
+        ]
+    );
+    assert!(parse_with_env(text, |_| true).is_ok());
+}
+
+#[test]
+fn a_problem_found_away_from_the_file_is_placed_by_its_key() {
+    let text = "[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/in\"\nsecret_env = \"HOOK_SECRET\"\n";
+    let refused = ConfigError::new("destinations[0].secret_env", "the secret it names is refused");
+    assert_eq!(refused.to_string(), "destinations[0].secret_env: the secret it names is refused");
+    let located = refused.locate(text);
+    assert_eq!((located.line, located.column), (5, 14));
+    assert_eq!(located.to_string(), "5:14: destinations[0].secret_env: the secret it names is refused");
+    assert_eq!(located.clone().locate("other = 1\n"), located, "located once, for good");
+    let elsewhere = ConfigError::new("delivery", "HTTP client: no TLS").locate(text);
+    assert_eq!((elsewhere.line, elsewhere.to_string().as_str()), (0, "delivery: HTTP client: no TLS"));
+}
+
+#[test]
+fn destination_urls_and_api_versions_are_checked_where_written() {
+    let errors = parse(
+        r#"[[destinations]]
+name = "hook"
+type = "webhook"
+url = "hooks.example.com/in"
+secret_env = "HOOK_SECRET"
+
+[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://x.my.salesforce.com"
+token_url = "ftp://login.salesforce.com/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "latest"
+"#,
+    )
+    .unwrap_err();
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "4:7: destinations[0].url: must be an http:// or https:// URL",
+            "11:13: destinations[1].token_url: must be an http:// or https:// URL",
+            "14:15: destinations[1].api_version: must look like 62.0",
+        ]
+    );
+    for (url, ok) in
+        [("https://user:pw@hooks.example.com:8443/in?x=1", true), ("http://", false), ("https://:80/x", false)]
+    {
+        let text = format!("[[destinations]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"{url}\"\nsecret_env = \"S\"\n");
+        assert_eq!(parse(&text).is_ok(), ok, "{url}");
+    }
+    for (version, ok) in [("62.0", true), ("v61.5", true), ("62", false), (".0", false), ("6a.0", false)] {
+        assert_eq!(crate::deliver::is_api_version(version), ok, "{version}");
+    }
+}
+
+#[test]
+fn a_destinations_feedback_reasons_are_checked_against_a_contract_written_later() {
+    let text = r#"[[destinations]]
+name = "hs"
+type = "hubspot"
+token_env = "HS_TOKEN"
+[destinations.feedback]
+secret_env = "HS_APP_SECRET"
+reasons = { "Too small" = "not_a_fit", "Pricey" = "no_money" }
+
+[lifecycle]
+disqualify_reasons = ["not_a_fit", "spam"]
+"#;
+    let shown: Vec<String> = parse(text).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["7:51: destinations[0].feedback.reasons.Pricey: must be one of the disqualify_reasons: not_a_fit, spam"]
+    );
+    let config = parse(&text.replace("\"no_money\"", "\"spam\"")).unwrap();
+    let (_, hs) = config.feedback_destination("hs").unwrap();
+    assert_eq!(hs.reasons.get("pricey").map(String::as_str), Some("spam"));
+}
+
+#[test]
+fn a_lifecycle_without_stages_is_refused_where_it_says_so() {
+    let errs = parse("[lifecycle]\nstages = []\ntransitions = []\n").unwrap_err();
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "2:10: lifecycle.stages: must be a non-empty list of names",
+            "3:15: lifecycle.transitions: custom transitions need the stages listed: stages = [...]"
+        ]
+    );
+}

@@ -210,9 +210,7 @@ fn read_delivery_key(p: &mut Problems, key: &str, item: &Item, path: &str, d: &m
             let burst = item.get("burst").and_then(Item::as_integer).and_then(|n| u32::try_from(n).ok());
             match (per_second, burst) {
                 (Some(rate), Some(burst)) if rate > 0.0 && burst > 0 => d.rate_limit = Some((rate, burst)),
-                _ => {
-                    p.push(span(item), path, "must be a table { per_second = 10.0, burst = 10 } with positive values")
-                }
+                _ => p.push(span(item), path, "must be a table { per_second = 10.0, burst = 10 } with positive values"),
             }
         }
         "circuit_breaker" => {

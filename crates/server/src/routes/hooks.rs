@@ -159,12 +159,13 @@ fn cors(headers: &mut HeaderMap, origin: &str) {
 
 async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response, ApiError> {
     let source = configured(&app, raw_source)?.clone();
-    let Some(adapter) = ingest::channel_adapter(source.adapter) else {
+    if !source.adapter.is_provider() {
         return Err(ApiError::bad_request(
             "not_a_webhook_source",
             format!("the source {raw_source:?} takes the standard JSON: POST /v1/leads with an ingest key"),
         ));
-    };
+    }
+    let adapter = source.adapter;
     let web_form = source.adapter == Adapter::WebForm;
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if web_form

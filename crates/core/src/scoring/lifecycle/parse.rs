@@ -163,10 +163,10 @@ fn read(p: &mut Problems, node: Node<'_>) -> Option<LifecycleContract> {
             ),
         }
     }
-    let (stages, transitions, stages_span) = match (stages, transitions) {
-        (Some((s, span)), Some((t, _))) => (s, t, span),
+    let (stages, transitions) = match (stages, transitions) {
+        (Some((s, _)), Some((t, _))) => (s, t),
         // Names and reasons may be set without restating the default stages.
-        (None, None) => (DEFAULT_STAGES.iter().map(|s| (*s, None)).collect(), default_raw_transitions(), None),
+        (None, None) => (DEFAULT_STAGES.iter().map(|s| (*s, None)).collect(), default_raw_transitions()),
         (Some((_, span)), None) => {
             p.push(span, "lifecycle.stages", "custom stages need their [[lifecycle.transitions]]");
             return None;
@@ -177,7 +177,6 @@ fn read(p: &mut Problems, node: Node<'_>) -> Option<LifecycleContract> {
         }
     };
     if stages.is_empty() {
-        p.push(stages_span, "lifecycle.stages", "must list at least one stage");
         return None;
     }
     let initial = match initial {
