@@ -1,8 +1,9 @@
 //! The store: one interface, one implementation per backend (SQLite, the embedded
-//! default; PostgreSQL, for several instances), one conformance suite.
+//! default; PostgreSQL, for several instances).
 //!
-//! SQL lives only here. Every backend must pass [`conformance`]; a backend-specific test
-//! file instantiates the suite with [`conformance_suite!`].
+//! SQL lives only here. Every backend must pass the conformance suite of the
+//! `leadflow-testkit` crate; a backend-specific test file instantiates it with
+//! `leadflow_testkit::conformance_suite!`.
 //!
 //! Erasure ([`Store::erase_lead`]) is the one operation that must reach every table: a
 //! new table holding lead data needs its rule in the core ([`leadflow_core::erase::plan`])
@@ -10,7 +11,6 @@
 //! reads every column of every table fails until it has them.
 #![forbid(unsafe_code)]
 
-pub mod conformance;
 mod erase;
 mod error;
 mod feedback;
