@@ -3,9 +3,9 @@
 //! tests fail, with instructions, when that server cannot be reached.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::{Raw, TestStore};
-use leadflow_store::postgres::testkit::TestDatabase;
 use leadflow_store::postgres::{PgOptions, PgStore};
+use leadflow_testkit::conformance::{Raw, TestStore};
+use leadflow_testkit::postgres::TestDatabase;
 use std::sync::Arc;
 
 async fn fresh() -> TestStore {
@@ -15,7 +15,7 @@ async fn fresh() -> TestStore {
     TestStore { store: Arc::new(store), guard: Box::new(db), raw }
 }
 
-leadflow_store::conformance_suite!(fresh());
+leadflow_testkit::conformance_suite!(fresh());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once() {

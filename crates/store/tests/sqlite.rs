@@ -1,7 +1,7 @@
 //! The conformance suite on the SQLite store, each test on a fresh database file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::{Raw, TestStore};
+use leadflow_testkit::conformance::{Raw, TestStore};
 use std::sync::Arc;
 
 async fn fresh() -> TestStore {
@@ -11,7 +11,7 @@ async fn fresh() -> TestStore {
     TestStore { store: Arc::new(store), guard: Box::new(dir), raw: Raw::Sqlite(path) }
 }
 
-leadflow_store::conformance_suite!(fresh());
+leadflow_testkit::conformance_suite!(fresh());
 
 #[test]
 fn reopening_keeps_data_and_does_not_migrate_twice() {

@@ -29,7 +29,6 @@ mod feedback;
 mod outbox;
 mod routing;
 mod sql;
-pub mod testkit;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,

@@ -1,17 +1,17 @@
 //! The conformance suite: the behaviour every store backend must show, written against
-//! the [`Store`] interface only. A backend's test file runs it with
+//! the [`Store`](leadflow_store::Store) interface only. A backend's test file runs it with
 //! [`conformance_suite!`](crate::conformance_suite):
 //!
 //! ```ignore
-//! leadflow_store::conformance_suite!(async { my_backend_for_tests().await });
+//! leadflow_testkit::conformance_suite!(async { my_backend_for_tests().await });
 //! ```
 //!
 //! The expression must evaluate to a [`TestStore`]: a fresh, empty store per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use crate::{CaptureItem, Captured, DynStore};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Picklists, SourceConfig};
+use leadflow_store::{CaptureItem, Captured, DynStore};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
 /// Fuzzy matching on: the identity-resolution tests, and exact email through the keys.
@@ -447,7 +447,7 @@ pub async fn quarantine_keeps_submissions_with_their_reasons(store: &DynStore) {
     let page = store.list_quarantine(None, Some(a.id), 10).await.unwrap();
     assert_eq!(page.len(), 1);
     let shown = store.get_submission(b.id).await.unwrap().expect("stored");
-    assert_eq!(shown.status, crate::SubmissionStatus::Rejected);
+    assert_eq!(shown.status, leadflow_store::SubmissionStatus::Rejected);
     assert_eq!(store.count_leads().await.unwrap(), 0);
 }
 
@@ -476,7 +476,7 @@ pub async fn a_quarantined_submission_settles_when_replayed(store: &DynStore) {
     assert_eq!(settled(&c).0, Outcome::Created);
     assert!(store.list_quarantine(None, None, 10).await.unwrap().is_empty());
     let stored = store.get_submission(sub.id).await.unwrap().unwrap();
-    assert_eq!(stored.status, crate::SubmissionStatus::Processed);
+    assert_eq!(stored.status, leadflow_store::SubmissionStatus::Processed);
     assert_eq!(stored.lead_id, Some(settled(&c).1.id));
 }
 
@@ -543,7 +543,7 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
 }
 
 pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
-    use crate::{ImportCounts, ImportJob, ImportStatus};
+    use leadflow_store::{ImportCounts, ImportJob, ImportStatus};
     // Whole seconds: stores keep at least millisecond precision.
     let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let mut job = ImportJob {
@@ -637,7 +637,7 @@ pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
     let c = again.candidate.clone();
     let Captured::Settled { submission_id, .. } = capture_one(store, again).await else { panic!() };
     let refused = store.split_submission(settled(&a).1.id, submission_id, c, &MODEL).await;
-    assert!(matches!(refused, Err(crate::StoreError::Conflict(_))), "{refused:?}");
+    assert!(matches!(refused, Err(leadflow_store::StoreError::Conflict(_))), "{refused:?}");
 }
 
 pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynStore) {
@@ -699,14 +699,15 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
     assert_eq!(open.len(), 1);
     assert_eq!((open[0].lead_id, open[0].candidate_id), (newer.id, older.id));
     assert!(!open[0].evidence.is_empty());
-    let decided = store.decide_review(open[0].id, crate::ReviewStatus::Merged, &MERGES_OUT).await.unwrap().unwrap();
+    let decided =
+        store.decide_review(open[0].id, leadflow_store::ReviewStatus::Merged, &MERGES_OUT).await.unwrap().unwrap();
     let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
     let merged = claimed.unwrap().into_iter().filter(|d| d.event_type == "lead.merged").collect::<Vec<_>>();
     assert_eq!(merged.len(), 1, "a review's merge is a merged event, like a capture's");
     assert_eq!(merged[0].lead_id, older.id);
-    assert_eq!(decided.status, crate::ReviewStatus::Merged);
+    assert_eq!(decided.status, leadflow_store::ReviewStatus::Merged);
     assert!(
-        store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().is_none(),
+        store.decide_review(open[0].id, leadflow_store::ReviewStatus::Distinct, &EXACT).await.unwrap().is_none(),
         "decided once"
     );
     assert_eq!(store.count_leads().await.unwrap(), 1);
@@ -724,16 +725,16 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
 pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
     let _ = colleagues_or_one_person(store).await;
     let open = store.list_reviews(None, 10).await.unwrap();
-    store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().unwrap();
+    store.decide_review(open[0].id, leadflow_store::ReviewStatus::Distinct, &EXACT).await.unwrap().unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
-    assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, crate::ReviewStatus::Distinct);
+    assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, leadflow_store::ReviewStatus::Distinct);
 }
 
 pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(store: &DynStore) {
     let (older, newer) = colleagues_or_one_person(store).await;
     let review = store.list_reviews(None, 10).await.unwrap().remove(0);
-    store.decide_review(review.id, crate::ReviewStatus::Merged, &EXACT).await.unwrap().unwrap();
+    store.decide_review(review.id, leadflow_store::ReviewStatus::Merged, &EXACT).await.unwrap().unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 1);
 
     assert_eq!(store.unmerge(newer.id, &EXACT).await.unwrap(), Some(older.id));
@@ -817,7 +818,7 @@ pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStor
     let namesake = account_of(store, json!({"email": "wile@coyote-supply.com", "company": "Acme"})).await;
     assert!(namesake.is_some() && namesake != Some(acme), "an unrelated domain is another company");
 
-    let update = crate::AccountUpdate {
+    let update = leadflow_store::AccountUpdate {
         owner: Some(Some("rep@seller.com".into())),
         add_domains: vec!["acme-corp.com".into()],
         ..Default::default()
@@ -827,10 +828,10 @@ pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStor
     assert_eq!(account.domains, vec!["acme-corp.com", "acme.com", "acme.de"]);
     let joined = account_of(store, json!({"email": "kim@acme-corp.com"})).await;
     assert_eq!(joined, Some(acme));
-    let taken = crate::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
-    assert!(matches!(store.update_account(acme, taken).await, Err(crate::StoreError::Conflict(_))));
+    let taken = leadflow_store::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
+    assert!(matches!(store.update_account(acme, taken).await, Err(leadflow_store::StoreError::Conflict(_))));
     assert_eq!(store.update_account(leadflow_core::AccountId::new(), Default::default()).await.unwrap(), None);
-    let cleared = crate::AccountUpdate { owner: Some(None), ..Default::default() };
+    let cleared = leadflow_store::AccountUpdate { owner: Some(None), ..Default::default() };
     assert_eq!(store.update_account(acme, cleared).await.unwrap().unwrap().owner, None);
 }
 
@@ -852,8 +853,13 @@ cap = 30
     Rules { engagement: std::sync::Arc::new(engagement), ..Rules::default() }
 });
 
-fn event(kind: &str, url: &str, who: leadflow_core::engagement::Identity, key: Option<&str>) -> crate::NewEvent {
-    crate::NewEvent {
+fn event(
+    kind: &str,
+    url: &str,
+    who: leadflow_core::engagement::Identity,
+    key: Option<&str>,
+) -> leadflow_store::NewEvent {
+    leadflow_store::NewEvent {
         event: leadflow_core::engagement::Event {
             id: leadflow_core::EventId::new(),
             kind: kind.into(),
@@ -869,8 +875,8 @@ fn event(kind: &str, url: &str, who: leadflow_core::engagement::Identity, key: O
 }
 
 pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynStore) {
-    use crate::EventOutcome;
     use leadflow_core::engagement::Identity;
+    use leadflow_store::EventOutcome;
     let by_email = |e: &str| Identity { email: Some(e.into()), ..Identity::default() };
     let visitor = |v: &str| Identity { anonymous_id: Some(v.into()), ..Identity::default() };
 
@@ -995,7 +1001,7 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
     assert_eq!(acknowledged, 20, "writes accepted before close all complete");
     store.close().await.unwrap();
     // Readiness probes must see the closed store at once, not once a thread has wound down.
-    assert!(matches!(store.ping().await, Err(crate::StoreError::Closed)), "ping after close");
+    assert!(matches!(store.ping().await, Err(leadflow_store::StoreError::Closed)), "ping after close");
     assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }
@@ -1021,8 +1027,12 @@ events = ["created"]
     .rules()
 });
 
-fn attempt(d: &crate::OutboxDelivery, result: crate::DeliveryResult, status: Option<u16>) -> crate::DeliveryAttempt {
-    crate::DeliveryAttempt {
+fn attempt(
+    d: &leadflow_store::OutboxDelivery,
+    result: leadflow_store::DeliveryResult,
+    status: Option<u16>,
+) -> leadflow_store::DeliveryAttempt {
+    leadflow_store::DeliveryAttempt {
         delivery_id: d.id.clone(),
         result,
         at: OffsetDateTime::now_utc(),
@@ -1045,7 +1055,9 @@ pub async fn lead_changes_write_outbox_rows_for_subscribed_destinations(store: &
     let seen: Vec<(&str, &str)> = claimed.iter().map(|d| (d.destination.as_str(), d.event_type.as_str())).collect();
     assert_eq!(seen, [("crm", "lead.created"), ("hook", "lead.created")]);
     assert!(
-        claimed.iter().all(|d| d.lead_id == ada.id && d.attempts == 0 && d.status == crate::DeliveryStatus::Pending)
+        claimed
+            .iter()
+            .all(|d| d.lead_id == ada.id && d.attempts == 0 && d.status == leadflow_store::DeliveryStatus::Pending)
     );
     assert_eq!(claimed[0].payload["email"], "ada@acme.com");
     assert_ne!(claimed[0].id, claimed[1].id, "one idempotency key per delivery");
@@ -1064,9 +1076,12 @@ pub async fn deliveries_of_one_lead_go_in_order(store: &DynStore) {
     assert_eq!(first[0].event_type, "lead.created");
     // A failed try keeps the later one waiting, even once the lease is gone.
     let retry_at = now + time::Duration::minutes(5);
-    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Retry { at: retry_at }, Some(500))).await.unwrap();
+    store
+        .record_delivery(attempt(&first[0], leadflow_store::DeliveryResult::Retry { at: retry_at }, Some(500)))
+        .await
+        .unwrap();
     assert!(store.claim_deliveries(10, LEASE, now).await.unwrap().iter().all(|d| d.destination != "hook"));
-    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Delivered, Some(200))).await.unwrap();
+    store.record_delivery(attempt(&first[0], leadflow_store::DeliveryResult::Delivered, Some(200))).await.unwrap();
     let next = store.claim_deliveries(10, LEASE, now).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].destination.as_str(), next[0].event_type.as_str()), ("hook", "lead.merged"));
@@ -1119,7 +1134,7 @@ pub async fn concurrent_claims_never_share_a_delivery(store: &DynStore) {
 }
 
 pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &DynStore) {
-    use crate::{DeliveryResult, DeliveryStatus, ReplayFilter};
+    use leadflow_store::{DeliveryResult, DeliveryStatus, ReplayFilter};
     store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
@@ -1158,7 +1173,7 @@ pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &Dy
 }
 
 pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
-    use crate::{DeliveryResult, DeliveryStatus};
+    use leadflow_store::{DeliveryResult, DeliveryStatus};
     store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
@@ -1332,7 +1347,7 @@ pub async fn the_handoff_routes_and_caps_and_accounts_are_kept(store: &DynStore)
     assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "not at the handoff yet");
     let who =
         |i: usize| leadflow_core::engagement::Identity { email: Some(format!("a{i}@acme.com")), ..Default::default() };
-    let events: Vec<crate::NewEvent> =
+    let events: Vec<leadflow_store::NewEvent> =
         (0..8).map(|i| event("page_view", "https://x.com/pricing", who(i / 2), None)).collect();
     store.record_events(events, &ROUTED).await.unwrap();
     let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
@@ -1748,14 +1763,14 @@ async fn personal_cells(raw: &Raw) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
+fn import_job(status: leadflow_store::ImportStatus) -> leadflow_store::ImportJob {
     let now = OffsetDateTime::now_utc();
-    crate::ImportJob {
+    leadflow_store::ImportJob {
         id: leadflow_core::ImportId::new(),
         source: SourceName::api(),
         sheet: None,
         status,
-        counts: crate::ImportCounts::default(),
+        counts: leadflow_store::ImportCounts::default(),
         error: None,
         created_at: now,
         updated_at: now,
@@ -1768,9 +1783,9 @@ fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
 /// no trace of them in any column of any table, while the tombstone, the other person and
 /// the `lead.erased` deliveries remain.
 pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
-    use crate::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
     use leadflow_core::engagement::Identity;
     use leadflow_core::feedback::{FeedbackIdentity, FeedbackStatus};
+    use leadflow_store::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
     let (store, rules) = (&t.store, &*ERASURE);
     let who = |email: &str| Identity { email: Some(email.into()), ..Identity::default() };
 
@@ -1856,7 +1871,10 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         survivor.id, bob.id
     );
     store
-        .update_import(crate::ImportJob { status: ImportStatus::Done, ..import.clone() }, Some(report.into_bytes()))
+        .update_import(
+            leadflow_store::ImportJob { status: ImportStatus::Done, ..import.clone() },
+            Some(report.into_bytes()),
+        )
         .await
         .unwrap();
 
@@ -1865,7 +1883,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     let claimed = store.claim_deliveries(100, LEASE, now).await.unwrap();
     let pick = |dest: &str| claimed.iter().find(|d| d.destination == dest && d.lead_id == survivor.id).unwrap().clone();
     let (delivered, dead) = (pick("crm"), pick("audit"));
-    let tried = |d: &crate::OutboxDelivery, result, status| DeliveryAttempt {
+    let tried = |d: &leadflow_store::OutboxDelivery, result, status| DeliveryAttempt {
         delivery_id: d.id.clone(),
         result,
         at: now,
@@ -1958,7 +1976,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     // only; nothing else of the person will be delivered, and what was delivered is
     // remembered without what it carried.
     let pending = store.list_deliveries(DeliveryStatus::Pending, None, None, 100).await.unwrap();
-    let mine: Vec<&crate::OutboxDelivery> =
+    let mine: Vec<&leadflow_store::OutboxDelivery> =
         pending.iter().filter(|d| d.lead_id == survivor.id || d.lead_id == work.id).collect();
     let mut erased: Vec<&str> = mine.iter().map(|d| d.destination.as_str()).collect();
     erased.sort_unstable();
@@ -1997,9 +2015,9 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
 }
 
 pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore) {
-    use crate::{EventOutcome, StoreError};
     use leadflow_core::engagement::Identity;
     use leadflow_core::feedback::{FeedbackOutcome, FeedbackStatus};
+    use leadflow_store::{EventOutcome, StoreError};
     let rules = &*ERASURE;
     let first = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
     let c = store.capture(vec![first], rules).await.unwrap();
@@ -2051,7 +2069,7 @@ pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore)
 }
 
 pub async fn erase_is_idempotent_and_waits_for_unfinished_imports(store: &DynStore) {
-    use crate::{DeliveryStatus, ImportStatus, StoreError};
+    use leadflow_store::{DeliveryStatus, ImportStatus, StoreError};
     let rules = &*ERASURE;
     let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], rules).await.unwrap();
     let ada = settled(&c[0]).1.id;
@@ -2062,7 +2080,10 @@ pub async fn erase_is_idempotent_and_waits_for_unfinished_imports(store: &DynSto
     let refused = store.erase_lead(ada, "dpo".into(), None, rules).await;
     assert!(matches!(&refused, Err(StoreError::Conflict(why)) if why.contains(&import.id.to_string())), "{refused:?}");
     assert!(store.get_lead(ada).await.unwrap().unwrap().erased_at.is_none(), "nothing was done");
-    store.update_import(crate::ImportJob { status: ImportStatus::Done, ..import }, Some(Vec::new())).await.unwrap();
+    store
+        .update_import(leadflow_store::ImportJob { status: ImportStatus::Done, ..import }, Some(Vec::new()))
+        .await
+        .unwrap();
 
     let first = store.erase_lead(ada, "dpo".into(), Some("request 1".into()), rules).await.unwrap().unwrap();
     assert!(!first.already_erased);
