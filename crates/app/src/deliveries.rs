@@ -3,7 +3,7 @@
 //! tries; the outbox rows themselves are written with the changes that call for them.
 
 use crate::App;
-use leadflow_core::config::Config;
+use leadflow_core::config::{Config, ConfigError};
 use leadflow_integrations::delivery::{Client, ClientSettings};
 use leadflow_store::{OutboxDelivery, ReplayFilter, StoreError};
 use serde_json::{Map, Value, json};
@@ -11,16 +11,16 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Builds the delivery client from the configured destinations, reading each `*_env`
-/// secret through `env` now (the process environment in production). The error names the
-/// destination and variable, never a value.
-pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Client, String> {
+/// secret through `env` now (the process environment in production). The error is keyed
+/// by the destination's place in the file and names the variable, never a value.
+pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Client, ConfigError> {
     let settings = ClientSettings {
         timeout: config.delivery.timeout,
         connect_timeout: config.delivery.timeout.min(Duration::from_secs(5)),
         ..ClientSettings::default()
     };
     let mut destinations = Vec::with_capacity(config.destinations.len());
-    for d in &config.destinations {
+    for (i, d) in config.destinations.iter().enumerate() {
         let mut v = Map::new();
         v.insert("name".into(), json!(d.name));
         v.insert("type".into(), json!(d.kind));
@@ -29,7 +29,10 @@ pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<C
             match key.strip_suffix("_env") {
                 Some(field) => {
                     let secret = env(value).ok_or_else(|| {
-                        format!("destination {:?}: environment variable {value} ({key}) is not set", d.name)
+                        ConfigError::new(
+                            format!("destinations[{i}].{key}"),
+                            format!("the environment variable {value} is not set"),
+                        )
                     })?;
                     v.insert(field.to_owned(), Value::String(secret));
                 }
@@ -49,11 +52,11 @@ pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<C
         if let Some((per_second, burst)) = d.rate_limit {
             v.insert("rate_limit".into(), json!({"per_second": per_second, "burst": burst}));
         }
-        let destination =
-            serde_json::from_value(Value::Object(v)).map_err(|e| format!("destination {:?}: {e}", d.name))?;
+        let destination = serde_json::from_value(Value::Object(v))
+            .map_err(|e| ConfigError::new(format!("destinations[{i}]"), e.to_string()))?;
         destinations.push(destination);
     }
-    Client::new(settings, destinations).map_err(|e| e.to_string())
+    Client::new(settings, destinations)
 }
 
 /// Sends a dead (or needs-data) delivery again, with a fresh retry schedule and the same

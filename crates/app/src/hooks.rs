@@ -14,7 +14,7 @@ use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Mode, SourceConfig};
 use leadflow_core::pipeline::Outcome;
 use leadflow_core::{FieldError, FieldErrorCode};
-use leadflow_integrations::channels::{self, Adapter, Handled, HookRequest, Item, Secrets};
+use leadflow_integrations::channels::{self, Handled, HookRequest, Item, Secrets};
 use leadflow_store::Captured;
 use sha2::{Digest, Sha256};
 
@@ -44,26 +44,16 @@ pub struct Stored {
     pub pending: usize,
 }
 
-/// The provider adapter a source's configuration names; `None` for a `json` source, whose
-/// callers post the standard fields with an API key instead.
-pub fn adapter(source: &SourceConfig) -> Option<Adapter> {
-    ingest::channel_adapter(source.adapter)
-}
-
-/// Verifies and reads the request with the source's adapter and secrets, then stores what
-/// it carries. A refusal (bad signature, stale timestamp, malformed) is
+/// Verifies and reads the request with the source's adapter (a provider's; a `json`
+/// source's callers post the standard fields with an API key instead) and secrets, then
+/// stores what it carries. A refusal (bad signature, stale timestamp, malformed) is
 /// [`AppError::Provider`]; nothing is stored then.
-pub async fn receive(
-    app: &App,
-    source: &SourceConfig,
-    adapter: Adapter,
-    request: &HookRequest<'_>,
-) -> Result<Received, AppError> {
+pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>) -> Result<Received, AppError> {
     let runtime = app.providers.source(&source.name);
     let no_secrets = Secrets::default();
     let secrets = runtime.map_or(&no_secrets, |r| &r.secrets);
     let spam = runtime.map(|r| r.spam.clone()).unwrap_or_default();
-    match channels::handle_with_rules(adapter, request, secrets, &spam)? {
+    match channels::handle_with_rules(source.adapter, request, secrets, &spam)? {
         Handled::Challenge { status, content_type, body } => Ok(Received::Challenge { status, content_type, body }),
         Handled::Ignored { reason } => Ok(Received::Ignored { reason }),
         Handled::Spam(reason) => {

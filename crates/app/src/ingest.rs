@@ -43,7 +43,7 @@
 
 use crate::{App, metrics as m};
 use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Adapter, Config, SourceConfig};
+use leadflow_core::config::{Config, SourceConfig};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline;
 use leadflow_core::{FieldError, FieldErrorCode, SourceName, SubmissionId};
@@ -304,8 +304,10 @@ pub fn standard_payload<'a>(
     source: &SourceConfig,
     payload: &'a Map<String, Value>,
 ) -> Result<Cow<'a, Map<String, Value>>, Vec<FieldError>> {
-    let Some(adapter) = channel_adapter(source.adapter) else { return Ok(Cow::Borrowed(payload)) };
-    let standard = leadflow_integrations::channels::standardize(adapter, payload)
+    if !source.adapter.is_provider() {
+        return Ok(Cow::Borrowed(payload));
+    }
+    let standard = leadflow_integrations::channels::standardize(source.adapter, payload)
         .map_err(|e| vec![FieldError::new("", FieldErrorCode::Unreadable, e.to_string())])?;
     let is_test = standard.is_test;
     let mut out = standard.into_payload();
@@ -329,14 +331,10 @@ pub fn standard_payload<'a>(
     Ok(Cow::Owned(out))
 }
 
-/// The provider adapter for a configured one; `None` for `json`.
-pub fn channel_adapter(adapter: Adapter) -> Option<leadflow_integrations::channels::Adapter> {
-    leadflow_integrations::channels::Adapter::parse_name(adapter.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadflow_core::config::Adapter;
     use serde_json::json;
 
     fn source(adapter: Adapter) -> SourceConfig {

@@ -53,7 +53,7 @@ impl Providers {
     /// process environment safely while other tests run).
     pub fn from_lookup(config: &Config, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut sources = HashMap::new();
-        for s in config.sources.iter().filter(|s| ingest::channel_adapter(s.adapter).is_some()) {
+        for s in config.sources.iter().filter(|s| s.adapter.is_provider()) {
             let read = |var: &Option<String>| {
                 let var = var.as_deref()?;
                 match lookup(var) {

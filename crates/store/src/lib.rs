@@ -12,8 +12,9 @@
 //! one request under rules other than the store's.
 //!
 //! Erasure ([`Store::erase_lead`]) is the one operation that must reach every table: a
-//! new table holding lead data needs a line in each backend's `erase` module, and the
-//! conformance test that reads every column of every table fails until it has one.
+//! new table holding lead data needs its rule in the core ([`leadflow_core::erase::plan`])
+//! and a load and a write in each backend's `erase` module, and the conformance test that
+//! reads every column of every table fails until it has them.
 #![forbid(unsafe_code)]
 
 mod erase;
@@ -350,74 +351,8 @@ impl RoutedLead {
     }
 }
 
-/// What an erasure did, for the person who asked (and their records).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct ErasureReceipt {
-    /// The lead erased (the surviving lead, when the id asked for was merged into it).
-    pub lead_id: LeadId,
-    /// When it was erased; for a lead erased before, when that was.
-    #[serde(with = "time::serde::rfc3339")]
-    pub erased_at: OffsetDateTime,
-    /// The leads merged into it, erased with it.
-    pub merged_ids: Vec<LeadId>,
-    /// The lead was erased before: nothing was done this time.
-    pub already_erased: bool,
-    /// Per table, the rows kept without their personal data and the rows deleted.
-    pub tables: Vec<TableErasure>,
-    /// The destinations that get a `lead.erased` delivery.
-    pub destinations: Vec<String>,
-}
-
-/// What an erasure did to one table.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TableErasure {
-    pub table: &'static str,
-    /// Rows kept (the tombstone, the audit) with their personal data removed.
-    pub scrubbed: u64,
-    pub deleted: u64,
-}
-
-/// The tables erasure looks at, in the order a receipt lists them.
-pub const ERASED_TABLES: [&str; 14] = [
-    "leads",
-    "submissions",
-    "lead_history",
-    "lead_keys",
-    "lead_visitors",
-    "events",
-    "touchpoints",
-    "duplicate_reviews",
-    "feedback",
-    "outbox",
-    "delivery_attempts",
-    "accounts",
-    "account_keys",
-    "imports",
-];
-
-/// Counts per table while an erasure runs.
-#[derive(Debug, Default)]
-pub(crate) struct ErasureCounts(std::collections::BTreeMap<&'static str, (u64, u64)>);
-
-impl ErasureCounts {
-    pub(crate) fn scrubbed(&mut self, table: &'static str, n: u64) {
-        self.0.entry(table).or_default().0 += n;
-    }
-
-    pub(crate) fn deleted(&mut self, table: &'static str, n: u64) {
-        self.0.entry(table).or_default().1 += n;
-    }
-
-    pub(crate) fn into_tables(self) -> Vec<TableErasure> {
-        ERASED_TABLES
-            .iter()
-            .map(|table| {
-                let (scrubbed, deleted) = self.0.get(table).copied().unwrap_or_default();
-                TableErasure { table, scrubbed, deleted }
-            })
-            .collect()
-    }
-}
+/// What an erasure did, decided by the core ([`leadflow_core::erase::plan`]).
+pub use leadflow_core::erase::plan::{Receipt as ErasureReceipt, TABLES as ERASED_TABLES, TableCount as TableErasure};
 
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
 /// created in `[from, to)`.

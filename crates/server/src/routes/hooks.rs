@@ -168,12 +168,12 @@ fn cors(headers: &mut HeaderMap, origin: &str) {
 
 async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response, ApiError> {
     let source = configured(&app, raw_source)?.clone();
-    let Some(adapter) = hooks::adapter(&source) else {
+    if !source.adapter.is_provider() {
         return Err(ApiError::bad_request(
             "not_a_webhook_source",
             format!("the source {raw_source:?} takes the standard JSON: POST /v1/leads with an ingest key"),
         ));
-    };
+    }
     let web_form = source.adapter == Adapter::WebForm;
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if web_form
@@ -224,7 +224,7 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
         None
     };
 
-    let received = match hooks::receive(&app, &source, adapter, &hook_req).await {
+    let received = match hooks::receive(&app, &source, &hook_req).await {
         Ok(received) => received,
         Err(AppError::Provider(e)) => return Err(hook_error(e, &parts.method)),
         Err(e) => return Err(e.into()),

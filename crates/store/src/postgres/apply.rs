@@ -3,12 +3,12 @@
 //! here decides.
 
 use super::Fail;
-use super::sql::exec;
 use crate::StoreError;
 use crate::feedback::Doc;
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join_all;
 use leadflow_core::changes::{Change, LeadIndex};
+use leadflow_core::erase;
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{Email, Lead, LeadId, SubmissionId};
 use tokio_postgres::types::{Json, ToSql};
@@ -78,7 +78,7 @@ pub(super) async fn run(c: &impl GenericClient, ops: Vec<Op<'_>>) -> Result<(), 
     Ok(())
 }
 
-fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
+pub(super) fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
     Box::new(value)
 }
 
@@ -206,8 +206,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         }
         Change::DropEvent { event } => vec![op("DELETE FROM events WHERE id = $1", vec![p(event.as_uuid())])],
         Change::Feedback { feedback: fb, result, scrubbed } => {
-            let doc = Doc::new(fb, result);
-            let doc = if *scrubbed { doc.erased() } else { doc };
+            let doc = if *scrubbed { Doc::new(&erase::scrub_feedback(fb), result) } else { Doc::new(fb, result) };
             vec![op(
                 "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -241,6 +240,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         )],
         // A read and a rewrite of the erased delivery's payload: `apply` runs it in place.
         Change::ErasedCrmRecord { .. } => Vec::new(),
+        Change::Erase(write) => super::erase::ops(write),
     }
 }
 
@@ -310,18 +310,4 @@ fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> 
         "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
         vec![p(entry.lead_id.as_uuid()), p(entry.at), p(submission.map(|s| *s.as_uuid())), p(Json(entry))],
     )
-}
-
-pub(super) async fn insert_history(
-    c: &impl GenericClient,
-    entry: &HistoryEntry,
-    submission: Option<SubmissionId>,
-) -> Result<(), Fail> {
-    exec(
-        c,
-        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
-        &[entry.lead_id.as_uuid(), &entry.at, &submission.map(|s| *s.as_uuid()), &Json(entry)],
-    )
-    .await?;
-    Ok(())
 }
