@@ -85,7 +85,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::history))
         .routes(routes!(routes::leads::unmerge))
         .routes(routes!(routes::leads::split))
-        .routes(routes!(routes::leads::erase))
+        .routes(routes!(routes::erasure::erase))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))

@@ -1,19 +1,17 @@
-//! `/v1/leads`: capture single leads and batches, read leads back, undo merges, and
-//! erase a person (the right to be forgotten). An erased lead answers 410 Gone with the
+//! `/v1/leads`: capture single leads and batches, read leads back, undo merges, move them
+//! in the lifecycle and assign them (erasure is in [`super::erasure`]). An erased lead answers 410 Gone with the
 //! code `erased` wherever it is named: its tombstone is kept for the reports only.
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{
-    ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, ValidatedJson, not_found, path_id,
-};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use leadflow_app::ingest::{self, OnInvalid, Settled};
+use leadflow_app::merges;
 use leadflow_app::routing::{self, Assign};
-use leadflow_app::{erase as erasure, merges};
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::lead::{Consent, LeadFields};
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
@@ -710,123 +708,4 @@ async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, A
         Some(_) => Err(ApiError::erased(lead.id)),
         None => Ok(lead),
     }
-}
-
-/// Who asks for an erasure, and why. Both optional: the actor defaults to the API key's
-/// name. Never put personal data here: it is kept in the lead's history.
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the body is optional and the handler lists every field error at once, where serde stops
-// at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
-pub struct ErasureIn {
-    /// Why, e.g. the request or ticket number (at most 500 characters).
-    reason: Option<String>,
-    /// Who asks (at most 200 characters); default: the API key's name.
-    actor: Option<String>,
-}
-
-/// What one table kept (scrubbed of personal data) and deleted.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TableErasureOut {
-    pub table: &'static str,
-    pub scrubbed: u64,
-    pub deleted: u64,
-}
-
-/// The receipt of an erasure.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErasureOut {
-    /// The lead erased: the surviving lead when the id named one merged into it.
-    pub lead_id: LeadId,
-    /// When it was erased (for an earlier erasure, when that was).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub erased_at: time::OffsetDateTime,
-    /// The leads merged into it, erased with it.
-    pub merged_ids: Vec<LeadId>,
-    /// The lead was erased before; nothing was done this time.
-    pub already_erased: bool,
-    /// Per table, in a fixed order; empty when nothing was done.
-    pub tables: Vec<TableErasureOut>,
-    /// The destinations that get a `lead.erased` delivery (ids only) to erase their copy.
-    pub destinations: Vec<String>,
-}
-
-impl From<leadflow_store::ErasureReceipt> for ErasureOut {
-    fn from(r: leadflow_store::ErasureReceipt) -> Self {
-        Self {
-            lead_id: r.lead_id,
-            erased_at: r.erased_at,
-            merged_ids: r.merged_ids,
-            already_erased: r.already_erased,
-            tables: r
-                .tables
-                .into_iter()
-                .map(|t| TableErasureOut { table: t.table, scrubbed: t.scrubbed, deleted: t.deleted })
-                .collect(),
-            destinations: r.destinations,
-        }
-    }
-}
-
-const MAX_ERASURE_REASON: usize = 500;
-const MAX_ERASURE_ACTOR: usize = 200;
-
-/// Erase the person behind a lead (the right to be forgotten).
-///
-/// In one transaction, the lead and every lead merged into it lose all personal data,
-/// wherever it is stored (submissions, history, events, touchpoints, feedback,
-/// deliveries, reviews, import reports, and what waits unattached under the person's
-/// email); a tombstone keeps the id, dates, stage, score, owner and source for the
-/// reports. Deliveries not made yet are cancelled, and each destination subscribed to
-/// `erased` gets a `lead.erased` delivery with ids only. A new submission with the same
-/// email becomes a new lead. Erasing again answers 200 with `already_erased` and does
-/// nothing. Refused (409) while an import job is unfinished: its file may hold the
-/// person's row.
-#[utoipa::path(post, path = "/v1/leads/{id}/erase", tag = "leads", operation_id = "erase_lead", request_body(content = Option<ErasureIn>, description = "Optional: who asks and why"),
-    params(("id" = String, Path, description = "The lead id (a merged-away id erases its survivor)")),
-    responses(
-        (status = 200, description = "The receipt of the erasure (or of the earlier one)", body = ErasureOut),
-        doc::KeyProblems,
-        doc::BodyProblems,
-        doc::NotFound,
-        (status = 409, description = "An import job is unfinished; erase once it has finished", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
-pub async fn erase(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OptionalJsonObject(body): OptionalJsonObject,
-) -> Result<Json<ErasureOut>, ApiError> {
-    caller.require_admin()?;
-    let lead_id: LeadId = path_id(&id, "lead")?;
-    let body = body.unwrap_or_default();
-    let mut errors = Vec::new();
-    let mut text = |field: &str, max: usize| -> Option<String> {
-        match body.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.trim().to_owned()),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field,
-                    FieldErrorCode::Invalid,
-                    format!("{field} must be a non-empty string of at most {max} characters"),
-                ));
-                None
-            }
-        }
-    };
-    let reason = text("reason", MAX_ERASURE_REASON);
-    let actor = text("actor", MAX_ERASURE_ACTOR);
-    for field in body.keys().filter(|k| !matches!(k.as_str(), "reason" | "actor")) {
-        errors.push(FieldError::new(field.clone(), FieldErrorCode::Invalid, "only reason and actor may be given"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
-    let request = erasure::Request { actor, reason };
-    let receipt = erasure::erase(&app, lead_id, request).await?.ok_or_else(|| not_found(&id, "lead"))?;
-    Ok(Json(receipt.into()))
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod deliveries;
+pub mod erasure;
 pub mod events;
 pub mod feedback;
 pub mod health;
