@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{Caller, OptionalJsonObject, not_found, path_id};
+use crate::extract::{Caller, Sent, Strict, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::erase as erasure;
@@ -11,17 +11,48 @@ use leadflow_core::{FieldError, FieldErrorCode, LeadId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+const MAX_ERASURE_REASON: usize = 500;
+const MAX_ERASURE_ACTOR: usize = 200;
+
 /// Who asks for an erasure, and why. Both optional: the actor defaults to the API key's
 /// name. Never put personal data here: it is kept in the lead's history.
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the body is optional and the handler lists every field error at once, where serde stops
-// at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct ErasureIn {
     /// Why, e.g. the request or ticket number (at most 500 characters).
-    reason: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    reason: Sent,
     /// Who asks (at most 200 characters); default: the API key's name.
-    actor: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    actor: Sent,
+}
+
+impl Strict<ErasureIn> {
+    /// The reason and the actor, trimmed; every field error at once.
+    fn check(self) -> Result<(Option<String>, Option<String>), ApiError> {
+        let Strict { body: ErasureIn { reason, actor }, unknown } = self;
+        let mut errors = Vec::new();
+        let mut text = |field: &str, sent: &Sent, max: usize| -> Option<String> {
+            match sent.value()? {
+                Value::String(s) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.trim().to_owned()),
+                _ => {
+                    errors.push(FieldError::new(
+                        field,
+                        FieldErrorCode::Invalid,
+                        format!("{field} must be a non-empty string of at most {max} characters"),
+                    ));
+                    None
+                }
+            }
+        };
+        let reason = text("reason", &reason, MAX_ERASURE_REASON);
+        let actor = text("actor", &actor, MAX_ERASURE_ACTOR);
+        for (field, _) in unknown {
+            errors.push(FieldError::new(field, FieldErrorCode::Invalid, "only reason and actor may be given"));
+        }
+        if errors.is_empty() { Ok((reason, actor)) } else { Err(ApiError::Validation(errors)) }
+    }
 }
 
 /// What one table kept (scrubbed of personal data) and deleted.
@@ -68,9 +99,6 @@ impl From<leadflow_store::ErasureReceipt> for ErasureOut {
     }
 }
 
-const MAX_ERASURE_REASON: usize = 500;
-const MAX_ERASURE_ACTOR: usize = 200;
-
 /// Erase the person behind a lead (the right to be forgotten).
 ///
 /// In one transaction, the lead and every lead merged into it lose all personal data,
@@ -96,34 +124,15 @@ pub async fn erase(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    OptionalJsonObject(body): OptionalJsonObject,
+    body: Option<ValidatedJson<Strict<ErasureIn>>>,
 ) -> Result<Json<ErasureOut>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let body = body.unwrap_or_default();
-    let mut errors = Vec::new();
-    let mut text = |field: &str, max: usize| -> Option<String> {
-        match body.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.trim().to_owned()),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field,
-                    FieldErrorCode::Invalid,
-                    format!("{field} must be a non-empty string of at most {max} characters"),
-                ));
-                None
-            }
-        }
+    // No body asks as little as an empty one.
+    let (reason, actor) = match body {
+        Some(ValidatedJson(body)) => body.check()?,
+        None => (None, None),
     };
-    let reason = text("reason", MAX_ERASURE_REASON);
-    let actor = text("actor", MAX_ERASURE_ACTOR);
-    for field in body.keys().filter(|k| !matches!(k.as_str(), "reason" | "actor")) {
-        errors.push(FieldError::new(field.clone(), FieldErrorCode::Invalid, "only reason and actor may be given"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
     let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
     let request = erasure::Request { actor, reason };
     let receipt = erasure::erase(&app, lead_id, request).await?.ok_or_else(|| not_found(&id, "lead"))?;

@@ -17,7 +17,7 @@
 use crate::AppState;
 use crate::error::hook_error;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, path_id};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, Sent, Strict, ValidatedJson, batch_item, path_id};
 use crate::routes::hooks::{called_url, read_body};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
@@ -44,35 +44,62 @@ const MAX_TEXT: usize = 1024;
 /// One piece of feedback in leadflow's own form. At least one of `lead_id`, `email`,
 /// `external_id` or `crm_id` (with `destination`), and a `status` or an `owner`.
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the body is one item or a batch, read field by field so every error is listed.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackIn {
     /// The CRM's event id; a resend with the same id is a replay. Default: the
     /// `Idempotency-Key` header (single items).
-    event_id: Option<String>,
-    lead_id: Option<LeadId>,
-    email: Option<String>,
-    external_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    event_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<LeadId>)]
+    lead_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    email: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    external_id: Sent,
     /// The CRM's own id of the record, as learnt when leadflow delivered the lead to
     /// `destination`.
-    crm_id: Option<String>,
-    destination: Option<String>,
-    status: Option<FeedbackStatus>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    crm_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    destination: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<FeedbackStatus>)]
+    status: Sent,
     /// Mandatory for `disqualified` (and for `lost` under the default contract): one of
     /// the contract's `disqualify_reasons`, or a text `[feedback.reasons]` maps to one.
-    reason: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    reason: Sent,
     /// The lead's new owner in the CRM.
-    owner: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    owner: Sent,
     /// RFC 3339; default: now. An older event never undoes a newer one.
-    occurred_at: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    occurred_at: Sent,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: each item is read on its own, so one bad item is rejected without failing the batch.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackBatchIn {
     /// Up to 1000 items.
-    events: Vec<FeedbackIn>,
+    // Each item is read on its own, so one bad item is rejected without failing the batch.
+    #[schema(value_type = Vec<FeedbackIn>)]
+    events: Sent,
+}
+
+/// leadflow's own feedback: a batch when the body has `events`, else one item.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GenericIn {
+    // `events` is required here, so a body without it is read as one item.
+    Batch(Strict<FeedbackBatchIn>),
+    One(Box<Strict<FeedbackIn>>),
 }
 
 /// What became of one piece of feedback.
@@ -212,39 +239,42 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
     let caller = Caller::from_request_parts(&mut parts, &app).await?;
     caller.require_feedback()?;
     let IdempotencyHeader(key) = IdempotencyHeader::from_request_parts(&mut parts, &app).await?;
-    let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), &app).await?;
-    let Some(events) = body.get("events") else {
-        let item =
-            generic_item(&app.config, &body, "", key.map(|k| k.as_str().to_owned())).map_err(ApiError::Validation)?;
-        let result = feedback::record_generic(&app, vec![item])
-            .await?
-            .pop()
-            .ok_or_else(|| ApiError::Internal("no result for the feedback".into()))?;
-        return single_answer(result);
+    let ValidatedJson(body) = ValidatedJson::from_request(Request::from_parts(parts, body), &app).await?;
+    let batch = match body {
+        GenericIn::One(item) => {
+            let item = item.check(&app.config, "", key.map(|k| k.as_str().to_owned())).map_err(ApiError::Validation)?;
+            let result = feedback::record_generic(&app, vec![item])
+                .await?
+                .pop()
+                .ok_or_else(|| ApiError::Internal("no result for the feedback".into()))?;
+            return single_answer(result);
+        }
+        GenericIn::Batch(batch) => batch,
     };
-    if body.len() > 1 {
-        let extra = body.keys().find(|k| *k != "events").cloned().unwrap_or_default();
+    if let Some(extra) = batch.unknown.keys().next() {
         return Err(ApiError::Validation(vec![FieldError::new(
-            extra,
+            extra.clone(),
             FieldErrorCode::Invalid,
             "a batch holds only events",
         )]));
     }
-    let Some(events) = events.as_array().filter(|e| !e.is_empty() && e.len() <= MAX_BATCH) else {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "events",
-            FieldErrorCode::Invalid,
-            format!("must be a list of 1 to {MAX_BATCH} items"),
-        )]));
+    let events = match batch.body.events.into_given() {
+        Some(Value::Array(events)) if !events.is_empty() && events.len() <= MAX_BATCH => events,
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "events",
+                FieldErrorCode::Invalid,
+                format!("must be a list of 1 to {MAX_BATCH} items"),
+            )]));
+        }
     };
-    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(events.len());
+    let received = events.len();
+    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(received);
     let mut items = Vec::new();
-    for (i, event) in events.iter().enumerate() {
-        let prefix = format!("events[{i}].");
-        let read = match event.as_object() {
-            Some(object) => generic_item(&app.config, object, &prefix, None),
-            None => Err(vec![FieldError::new(format!("events[{i}]"), FieldErrorCode::WrongType, "must be an object")]),
-        };
+    for (i, event) in events.into_iter().enumerate() {
+        let read = batch_item::<Strict<FeedbackIn>>(event, &format!("events[{i}]"), "must be an object")
+            .map_err(|e| vec![e])
+            .and_then(|item| item.check(&app.config, &format!("events[{i}]."), None));
         slots.push(read.map(|item| {
             items.push(item);
             items.len() - 1
@@ -268,7 +298,7 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
         })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::Internal("the store answered fewer items than it was given".into()))?;
-    Ok(Json(FeedbackBatchOut { received: events.len(), skipped: 0, results }).into_response())
+    Ok(Json(FeedbackBatchOut { received, skipped: 0, results }).into_response())
 }
 
 fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
@@ -285,115 +315,139 @@ fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
     }
 }
 
-/// Reads one generic item; every field error is reported, with `prefix` (`events[3].`).
-fn generic_item(
-    config: &Config,
-    body: &Map<String, Value>,
-    prefix: &str,
-    header_key: Option<String>,
-) -> Result<GenericFeedback, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let at = |field: &str| format!("{prefix}{field}");
-    let text = |field: &str, errors: &mut Vec<FieldError>| -> Option<String> {
-        match body.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) if s.len() <= MAX_TEXT && !s.chars().any(char::is_control) => {
-                Some(s.trim().to_owned())
+impl Strict<FeedbackIn> {
+    /// The feedback to record, or every field error at once; `prefix` locates errors inside
+    /// a batch (`events[3].`), and `header_key` is the `Idempotency-Key` of a single item.
+    fn check(
+        self,
+        config: &Config,
+        prefix: &str,
+        header_key: Option<String>,
+    ) -> Result<GenericFeedback, Vec<FieldError>> {
+        let Strict { body, unknown } = self;
+        let mut errors = Vec::new();
+        let at = |field: &str| format!("{prefix}{field}");
+        let text = |field: &str, sent: &Sent, errors: &mut Vec<FieldError>| -> Option<String> {
+            match sent.value()? {
+                Value::String(s) if s.trim().is_empty() => None,
+                Value::String(s) if s.len() <= MAX_TEXT && !s.chars().any(char::is_control) => {
+                    Some(s.trim().to_owned())
+                }
+                Value::String(_) => {
+                    errors.push(FieldError::new(
+                        at(field),
+                        FieldErrorCode::Invalid,
+                        "too long or has control characters",
+                    ));
+                    None
+                }
+                _ => {
+                    errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, "must be a string"));
+                    None
+                }
             }
-            Some(Value::String(_)) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::Invalid, "too long or has control characters"));
+        };
+        for field in unknown.keys() {
+            errors.push(FieldError::new(at(field), FieldErrorCode::Invalid, "not a feedback field"));
+        }
+        let event_id = text("event_id", &body.event_id, &mut errors).or(header_key);
+        let lead_id = text("lead_id", &body.lead_id, &mut errors).and_then(|s| match s.parse::<LeadId>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "not a lead id"));
                 None
             }
-            Some(_) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, "must be a string"));
+        });
+        let email = text("email", &body.email, &mut errors).and_then(|s| match Email::parse(&s) {
+            Ok(e) => Some(e),
+            Err(_) => {
+                errors.push(FieldError::new(at("email"), FieldErrorCode::Invalid, "not an email address"));
                 None
             }
-        }
-    };
-    const KNOWN: &[&str] = &[
-        "event_id",
-        "lead_id",
-        "email",
-        "external_id",
-        "crm_id",
-        "destination",
-        "status",
-        "reason",
-        "owner",
-        "occurred_at",
-    ];
-    for key in body.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
-        errors.push(FieldError::new(at(key), FieldErrorCode::Invalid, "not a feedback field"));
-    }
-    let event_id = text("event_id", &mut errors).or(header_key);
-    let lead_id = text("lead_id", &mut errors).and_then(|s| match s.parse::<LeadId>() {
-        Ok(id) => Some(id),
-        Err(_) => {
-            errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "not a lead id"));
-            None
-        }
-    });
-    let email = text("email", &mut errors).and_then(|s| match Email::parse(&s) {
-        Ok(e) => Some(e),
-        Err(_) => {
-            errors.push(FieldError::new(at("email"), FieldErrorCode::Invalid, "not an email address"));
-            None
-        }
-    });
-    let external_id = text("external_id", &mut errors);
-    let crm_id = text("crm_id", &mut errors);
-    let destination = text("destination", &mut errors);
-    if crm_id.is_some() && destination.as_deref().is_none_or(|d| config.destinations.iter().all(|c| c.name != d)) {
-        errors.push(FieldError::new(
-            at("destination"),
-            FieldErrorCode::Required,
-            "crm_id needs the configured destination whose record id it is",
-        ));
-    }
-    let status = text("status", &mut errors).and_then(|s| match FeedbackStatus::parse(&s) {
-        Some(status) => Some(status),
-        None => {
-            let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+        });
+        let external_id = text("external_id", &body.external_id, &mut errors);
+        let crm_id = text("crm_id", &body.crm_id, &mut errors);
+        let destination = text("destination", &body.destination, &mut errors);
+        if crm_id.is_some() && destination.as_deref().is_none_or(|d| config.destinations.iter().all(|c| c.name != d)) {
             errors.push(FieldError::new(
-                at("status"),
-                FieldErrorCode::Invalid,
-                format!("must be one of {}", names.join(", ")),
+                at("destination"),
+                FieldErrorCode::Required,
+                "crm_id needs the configured destination whose record id it is",
             ));
-            None
         }
-    });
-    let reason = text("reason", &mut errors);
-    let owner = text("owner", &mut errors);
-    let occurred_at = text("occurred_at", &mut errors).and_then(|s| match OffsetDateTime::parse(&s, &Rfc3339) {
-        Ok(t) => Some(t),
-        Err(_) => {
-            errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::Invalid, "must be an RFC 3339 time"));
-            None
+        let status = text("status", &body.status, &mut errors).and_then(|s| match FeedbackStatus::parse(&s) {
+            Some(status) => Some(status),
+            None => {
+                let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+                errors.push(FieldError::new(
+                    at("status"),
+                    FieldErrorCode::Invalid,
+                    format!("must be one of {}", names.join(", ")),
+                ));
+                None
+            }
+        });
+        let reason = text("reason", &body.reason, &mut errors);
+        let owner = text("owner", &body.owner, &mut errors);
+        let occurred_at =
+            text("occurred_at", &body.occurred_at, &mut errors).and_then(|s| {
+                match OffsetDateTime::parse(&s, &Rfc3339) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        errors.push(FieldError::new(
+                            at("occurred_at"),
+                            FieldErrorCode::Invalid,
+                            "must be an RFC 3339 time",
+                        ));
+                        None
+                    }
+                }
+            });
+        if lead_id.is_none() && email.is_none() && external_id.is_none() && crm_id.is_none() && errors.is_empty() {
+            errors.push(FieldError::new(
+                at("lead_id"),
+                FieldErrorCode::Required,
+                "name the lead: lead_id, email, external_id or crm_id with destination",
+            ));
         }
-    });
-    if lead_id.is_none() && email.is_none() && external_id.is_none() && crm_id.is_none() && errors.is_empty() {
-        errors.push(FieldError::new(
-            at("lead_id"),
-            FieldErrorCode::Required,
-            "name the lead: lead_id, email, external_id or crm_id with destination",
-        ));
+        if status.is_none() && owner.is_none() && errors.is_empty() {
+            errors.push(FieldError::new(at("status"), FieldErrorCode::Required, "a status, an owner, or both"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(GenericFeedback {
+            event_id,
+            identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
+            status,
+            reason,
+            owner,
+            occurred_at,
+            payload: Value::Object(body.into_payload()),
+        })
     }
-    if status.is_none() && owner.is_none() && errors.is_empty() {
-        errors.push(FieldError::new(at("status"), FieldErrorCode::Required, "a status, an owner, or both"));
+}
+
+impl FeedbackIn {
+    /// The item as received (its declared keys: it has no other), kept with the feedback.
+    fn into_payload(self) -> Map<String, Value> {
+        // Listed without `..`, so that a field added to the type cannot be forgotten here.
+        let Self { event_id, lead_id, email, external_id, crm_id, destination, status, reason, owner, occurred_at } =
+            self;
+        let declared = [
+            ("event_id", event_id),
+            ("lead_id", lead_id),
+            ("email", email),
+            ("external_id", external_id),
+            ("crm_id", crm_id),
+            ("destination", destination),
+            ("status", status),
+            ("reason", reason),
+            ("owner", owner),
+            ("occurred_at", occurred_at),
+        ];
+        declared.into_iter().filter_map(|(key, sent)| Some((key.to_owned(), sent.into_given()?))).collect()
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(GenericFeedback {
-        event_id,
-        identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
-        status,
-        reason,
-        owner,
-        occurred_at,
-        payload: Value::Object(body.clone()),
-    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

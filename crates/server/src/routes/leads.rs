@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, ValidatedJson, not_found, path_id};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, Sent, Strict, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -17,7 +17,7 @@ use leadflow_core::lead::{Consent, LeadFields};
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
 use leadflow_core::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
 use leadflow_store::Captured;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 pub const MAX_BATCH: usize = 1000;
@@ -25,26 +25,62 @@ const MAX_PAGE: usize = 1000;
 
 /// A lead as submitted: the standard fields, `custom`, `consent` and the `source`.
 /// Keys that are not standard fields are kept in `custom`.
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the pipeline reads the raw object, so that unknown keys go to `custom`, values are
-// kept as received and every field error is listed at once.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
+// The pipeline maps the object as received (unknown keys go to `custom`, values are kept
+// as sent, every field error is listed at once), so only `source` is judged here. The
+// `serde` attributes shape the document; `Deserialize` is written by hand below so that a
+// lead is read once, straight into its map.
+#[derive(utoipa::ToSchema)]
 pub struct LeadIn {
     /// A configured source name; `api` when left out.
-    source: Option<String>,
+    #[schema(value_type = Option<String>)]
+    source: Sent,
     #[serde(flatten)]
-    fields: LeadFields,
+    #[schema(value_type = LeadFields)]
+    fields: Map<String, Value>,
     #[schema(value_type = Option<Object>)]
-    custom: Option<Map<String, Value>>,
-    consent: Option<Consent>,
+    custom: Sent,
+    #[schema(value_type = Option<Consent>)]
+    consent: Sent,
+}
+
+impl LeadIn {
+    fn from_object(mut fields: Map<String, Value>) -> Self {
+        let mut take = |key: &str| Sent::from(fields.remove(key));
+        let (source, custom, consent) = (take("source"), take("custom"), take("consent"));
+        Self { source, fields, custom, consent }
+    }
+
+    /// The configured source it names, or `api`; `prefix` locates errors in a batch.
+    fn source(&self, app: &AppState, prefix: &str) -> Result<SourceName, FieldError> {
+        source_of(app, self.source.given(), prefix)
+    }
+
+    /// The object as received, for the pipeline: it maps `custom` and `consent` itself and
+    /// drops the `source` envelope.
+    fn into_payload(self) -> Map<String, Value> {
+        let Self { source, mut fields, custom, consent } = self;
+        for (key, sent) in [("source", source), ("custom", custom), ("consent", consent)] {
+            if let Some(value) = sent.into_given() {
+                fields.insert(key.to_owned(), value);
+            }
+        }
+        fields
+    }
+}
+
+impl<'de> Deserialize<'de> for LeadIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(Self::from_object)
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: each lead is read on its own, so one bad lead is rejected without failing the batch.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct BatchIn {
     /// Up to 1000 leads.
-    leads: Vec<LeadIn>,
+    // Each lead is read on its own, so one bad lead is rejected without failing the batch.
+    #[serde(default)]
+    #[schema(value_type = Vec<LeadIn>, required = true)]
+    leads: Sent,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
@@ -150,10 +186,10 @@ fn key_reused() -> FieldError {
     )
 }
 
-/// Takes `source` out of a payload: the configured source it names, or `api`.
-pub(crate) fn source_of(app: &AppState, payload: &Map<String, Value>, prefix: &str) -> Result<SourceName, FieldError> {
+/// The configured source a `source` value names, or `api` when there is none.
+pub(crate) fn source_of(app: &AppState, source: Option<&Value>, prefix: &str) -> Result<SourceName, FieldError> {
     let unknown = |detail: String| FieldError::new(format!("{prefix}source"), FieldErrorCode::UnknownSource, detail);
-    let name = match payload.get("source") {
+    let name = match source {
         None | Some(Value::Null) => return Ok(SourceName::api()),
         Some(Value::String(s)) => SourceName::parse(s).map_err(|_| unknown(format!("no source is named {s:?}")))?,
         Some(_) => {
@@ -188,11 +224,11 @@ pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(payload): JsonObject,
+    ValidatedJson(lead): ValidatedJson<LeadIn>,
 ) -> Result<Response, ApiError> {
-    let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
+    let source = lead.source(&app, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
-    let submission = RawSubmission::keyed_by_client(source, key, payload);
+    let submission = RawSubmission::keyed_by_client(source, key, lead.into_payload());
     let settled = ingest::submit(&app, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
@@ -236,9 +272,9 @@ pub async fn batch(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(mut body): JsonObject,
+    ValidatedJson(body): ValidatedJson<BatchIn>,
 ) -> Result<Json<BatchOut>, ApiError> {
-    let leads = match body.remove("leads") {
+    let leads = match body.leads.into_given() {
         Some(Value::Array(leads)) => leads,
         _ => {
             return Err(ApiError::Validation(vec![FieldError::new(
@@ -257,12 +293,11 @@ pub async fn batch(
     }
     let mut items: Vec<Sourced> = Vec::with_capacity(leads.len());
     for (i, lead) in leads.into_iter().enumerate() {
-        items.push(match lead {
-            Value::Object(payload) => {
-                source_of(&app, &payload, &format!("leads[{i}].")).map(|source| (source, payload))
-            }
+        let lead = match lead {
+            Value::Object(fields) => Ok(LeadIn::from_object(fields)),
             _ => Err(FieldError::new(format!("leads[{i}]"), FieldErrorCode::WrongType, "each lead must be an object")),
-        });
+        };
+        items.push(lead.and_then(|lead| Ok((lead.source(&app, &format!("leads[{i}]."))?, lead))));
     }
     // Authorization is all or nothing for a request.
     for (source, _) in items.iter().flatten() {
@@ -272,9 +307,10 @@ pub async fn batch(
     let mut submissions = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         match item {
-            Ok((source, payload)) => {
+            Ok((source, lead)) => {
                 slots.push(None);
-                submissions.push(RawSubmission::keyed_by_client(source, key.as_ref().map(|k| k.for_item(i)), payload));
+                let key = key.as_ref().map(|k| k.for_item(i));
+                submissions.push(RawSubmission::keyed_by_client(source, key, lead.into_payload()));
             }
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }
@@ -296,7 +332,7 @@ pub async fn batch(
 }
 
 /// A batch item with its source sorted out, or why it has none.
-type Sourced = Result<(SourceName, Map<String, Value>), FieldError>;
+type Sourced = Result<(SourceName, LeadIn), FieldError>;
 
 /// Header values built from ids and numbers are always valid; this keeps that assumption
 /// out of the handlers.
@@ -567,15 +603,55 @@ fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> T
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the handler lists every field error at once, where serde stops at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct TransitionIn {
     /// The stage to move to.
-    to: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true)]
+    to: Sent,
     /// Mandatory where the contract says so (e.g. `disqualified`, from its picklist).
-    reason: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    reason: Sent,
     /// Who moves it; default: the API key's name.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    actor: Sent,
+}
+
+struct Transition {
+    to: String,
+    reason: Option<String>,
     actor: Option<String>,
+}
+
+impl Strict<TransitionIn> {
+    /// Every field error at once; empty `reason` and `actor` count as left out.
+    fn check(self) -> Result<Transition, ApiError> {
+        const EXPECTED: &str = "expected to, reason and actor as strings";
+        let Strict { body: TransitionIn { to, reason, actor }, unknown } = self;
+        let mut errors = Vec::new();
+        for (field, sent, nullable) in [("to", &to, false), ("reason", &reason, true), ("actor", &actor, true)] {
+            if sent.given().is_some_and(|v| !(v.is_string() || (nullable && v.is_null()))) {
+                errors.push(FieldError::new(field, FieldErrorCode::Invalid, EXPECTED));
+            }
+        }
+        for (field, _) in unknown {
+            errors.push(FieldError::new(field, FieldErrorCode::Invalid, EXPECTED));
+        }
+        let Some(to) = text(&to) else {
+            errors.push(FieldError::new("to", FieldErrorCode::Required, "the stage to move to"));
+            return Err(ApiError::Validation(errors));
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(Transition { to, reason: text(&reason), actor: text(&actor) })
+    }
+}
+
+/// A string field's trimmed text, unless it is empty or not a string.
+fn text(sent: &Sent) -> Option<String> {
+    sent.value().and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// Move the lead in the lifecycle. An illegal move is refused (409) with the allowed ones.
@@ -594,36 +670,13 @@ pub async fn create_transition(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<Strict<TransitionIn>>,
 ) -> Result<Json<Lead>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let mut errors = Vec::new();
-    for (field, value) in &body {
-        let ok = match field.as_str() {
-            "to" | "reason" | "actor" => value.is_string() || (field != "to" && value.is_null()),
-            _ => false,
-        };
-        if !ok {
-            errors.push(FieldError::new(
-                field.clone(),
-                FieldErrorCode::Invalid,
-                "expected to, reason and actor as strings",
-            ));
-        }
-    }
-    let Some(to) = text("to") else {
-        errors.push(FieldError::new("to", FieldErrorCode::Required, "the stage to move to"));
-        return Err(ApiError::Validation(errors));
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let moved = routing::transition(&app, lead_id, to.to_owned(), actor, text("reason").map(str::to_owned))
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
+    let Transition { to, reason, actor } = body.check()?;
+    let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
+    let moved = routing::transition(&app, lead_id, to, actor, reason).await?.ok_or_else(|| not_found(&id, "lead"))?;
     match moved {
         Ok(lead) => Ok(Json(lead)),
         Err(refused) => Err(ApiError::IllegalTransition {
@@ -636,13 +689,49 @@ pub async fn create_transition(
 
 /// `owner` assigns the lead to that person; `route: true` runs routing for it again.
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the handler lists every field error at once, where serde stops at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct AssignmentIn {
-    owner: Option<String>,
-    route: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    owner: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    route: Sent,
     /// Who asks; default the API key's name.
-    actor: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    actor: Sent,
+}
+
+impl Strict<AssignmentIn> {
+    /// How to assign, and who asks (when given); every field error at once.
+    fn check(self) -> Result<(Assign, Option<String>), ApiError> {
+        const EXPECTED: &str =
+            "expected owner (a non-empty string of at most 320 characters) or route = true, and optionally actor";
+        let Strict { body: AssignmentIn { owner, route, actor }, unknown } = self;
+        let mut errors = Vec::new();
+        let person =
+            |sent: &Sent| sent.value().and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty() && s.len() <= 320);
+        for (field, sent, fits) in [
+            ("owner", &owner, person(&owner)),
+            ("route", &route, route.value().and_then(Value::as_bool) == Some(true)),
+            ("actor", &actor, person(&actor)),
+        ] {
+            if sent.given().is_some() && !fits {
+                errors.push(FieldError::new(field, FieldErrorCode::Invalid, EXPECTED));
+            }
+        }
+        for (field, _) in unknown {
+            errors.push(FieldError::new(field, FieldErrorCode::Invalid, EXPECTED));
+        }
+        let owner = text(&owner);
+        if owner.is_some() == route.given().is_some() {
+            errors.push(FieldError::new("owner", FieldErrorCode::Required, "give either owner or route = true"));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok((owner.map_or(Assign::Route, Assign::To), text(&actor)))
+    }
 }
 
 /// Assigns the lead by hand, or routes it again; either way the lead's history explains
@@ -662,35 +751,12 @@ pub async fn assign(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<Strict<AssignmentIn>>,
 ) -> Result<Json<Lead>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
-    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let mut errors = Vec::new();
-    for (field, value) in &body {
-        let ok = match field.as_str() {
-            "owner" | "actor" => text(field).is_some() && value.as_str().is_some_and(|s| s.len() <= 320),
-            "route" => value.as_bool() == Some(true),
-            _ => false,
-        };
-        if !ok {
-            errors.push(FieldError::new(
-                field.clone(),
-                FieldErrorCode::Invalid,
-                "expected owner (a non-empty string of at most 320 characters) or route = true, and optionally actor",
-            ));
-        }
-    }
-    let owner = text("owner").map(str::to_owned);
-    if owner.is_some() == body.contains_key("route") {
-        errors.push(FieldError::new("owner", FieldErrorCode::Required, "give either owner or route = true"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let how = owner.map_or(Assign::Route, Assign::To);
+    let (how, actor) = body.check()?;
+    let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
     let (lead, assigned) = routing::assign(&app, lead_id, how, actor).await?.ok_or_else(|| not_found(&id, "lead"))?;
     if !assigned {
         return Err(ApiError::Conflict(
