@@ -292,6 +292,25 @@ pub fn not_found(raw: &str, resource: &str) -> ApiError {
     ApiError::not_found(format!("no {resource} has the id {raw:?}"))
 }
 
+/// A JSON value read as a body of type `T`, the way [`ValidatedJson`] reads it.
+#[cfg(test)]
+pub(crate) fn read_body_as<T: DeserializeOwned>(body: Value) -> T {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    match typed(&bytes) {
+        Ok(t) => t,
+        Err(e) => panic!("{body} was refused: {e:?}"),
+    }
+}
+
+/// The field errors a body was refused with, as (field, code).
+#[cfg(test)]
+pub(crate) fn field_errors(refusal: ApiError) -> Vec<(String, FieldErrorCode)> {
+    match refusal {
+        ApiError::Validation(errors) => errors.into_iter().map(|e| (e.field, e.code)).collect(),
+        other => panic!("not a field error: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

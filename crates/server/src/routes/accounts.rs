@@ -169,3 +169,34 @@ pub async fn update(
     let update = patch.check()?;
     Ok(Json(app.store.update_account(account_id, update).await?.ok_or_else(|| not_found(&id, "account"))?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{field_errors, read_body_as};
+    use serde_json::json;
+
+    fn check(body: Value) -> Result<AccountUpdate, ApiError> {
+        read_body_as::<Strict<AccountPatch>>(body).check()
+    }
+
+    #[test]
+    fn a_null_owner_clears_it_and_a_missing_one_leaves_it() {
+        assert_eq!(check(json!({"owner": null})).unwrap().owner, Some(None));
+        let renamed = check(json!({"name": " Acme "})).unwrap();
+        assert_eq!((renamed.name.as_deref(), renamed.owner), (Some("Acme"), None));
+    }
+
+    #[test]
+    fn a_patch_lists_every_field_error() {
+        let body = json!({"name": " ", "owner": 7, "add_domains": ["acme.com", "not a domain", 3], "colour": "red"});
+        let expected = [
+            ("name", FieldErrorCode::Invalid),
+            ("owner", FieldErrorCode::Invalid),
+            ("add_domains", FieldErrorCode::Invalid),
+            ("add_domains", FieldErrorCode::Invalid),
+            ("colour", FieldErrorCode::UnknownField),
+        ];
+        assert_eq!(field_errors(check(body).unwrap_err()), expected.map(|(f, c)| (f.to_owned(), c)));
+    }
+}

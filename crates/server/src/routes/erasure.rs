@@ -138,3 +138,27 @@ pub async fn erase(
     let receipt = erasure::erase(&app, lead_id, request).await?.ok_or_else(|| not_found(&id, "lead"))?;
     Ok(Json(receipt.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{field_errors, read_body_as};
+    use serde_json::json;
+
+    fn check(body: Value) -> Result<(Option<String>, Option<String>), ApiError> {
+        read_body_as::<Strict<ErasureIn>>(body).check()
+    }
+
+    #[test]
+    fn an_erasure_request_lists_every_field_error() {
+        let body = json!({"reason": 42, "actor": "x".repeat(201), "email": "linus@example.org"});
+        let expected = [
+            ("reason", FieldErrorCode::Invalid),
+            ("actor", FieldErrorCode::Invalid),
+            ("email", FieldErrorCode::Invalid),
+        ];
+        assert_eq!(field_errors(check(body).unwrap_err()), expected.map(|(f, c)| (f.to_owned(), c)));
+        let (reason, actor) = check(json!({"reason": " DSR-12 ", "actor": null})).unwrap();
+        assert_eq!((reason.as_deref(), actor), (Some("DSR-12"), None));
+    }
+}

@@ -553,3 +553,52 @@ pub async fn list(
         .collect();
     Ok(Json(FeedbackListOut { items, next }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::read_body_as;
+    use serde_json::json;
+
+    fn check(body: Value, prefix: &str) -> Result<GenericFeedback, Vec<FieldError>> {
+        read_body_as::<Strict<FeedbackIn>>(body).check(&Config::default(), prefix, None)
+    }
+
+    #[test]
+    fn an_item_is_kept_as_received_with_every_field_it_declares() {
+        let body = json!({
+            "event_id": "e-1", "lead_id": null, "email": "Ada@Example.com", "external_id": "x-1",
+            "crm_id": null, "destination": "crm", "status": "won", "reason": " ", "owner": "rep-7",
+            "occurred_at": "2024-05-01T10:00:00Z"
+        });
+        let item = check(body.clone(), "").unwrap();
+        assert_eq!((item.status, item.reason, item.owner.as_deref()), (Some(FeedbackStatus::Won), None, Some("rep-7")));
+        assert_eq!(item.payload, body);
+    }
+
+    #[test]
+    fn an_item_lists_every_field_error_under_its_prefix() {
+        let body = json!({"lead_id": "nope", "status": "maybe", "occurred_at": "yesterday", "x": 1, "owner": 7});
+        let errors: Vec<(String, FieldErrorCode)> =
+            check(body, "events[2].").unwrap_err().into_iter().map(|e| (e.field, e.code)).collect();
+        let expected = [
+            ("x", FieldErrorCode::Invalid),
+            ("lead_id", FieldErrorCode::Invalid),
+            ("status", FieldErrorCode::Invalid),
+            ("owner", FieldErrorCode::WrongType),
+            ("occurred_at", FieldErrorCode::Invalid),
+        ];
+        assert_eq!(errors, expected.map(|(f, c)| (format!("events[2].{f}"), c)));
+    }
+
+    #[test]
+    fn a_body_with_events_is_a_batch_and_any_other_is_one_item() {
+        let batch = |body: Value| match read_body_as::<GenericIn>(body) {
+            GenericIn::Batch(batch) => Some(batch.unknown.into_iter().map(|(k, _)| k).collect::<Vec<_>>()),
+            GenericIn::One(_) => None,
+        };
+        assert_eq!(batch(json!({"events": null})), Some(vec![]));
+        assert_eq!(batch(json!({"events": [], "lead_id": "x"})), Some(vec!["lead_id".to_owned()]));
+        assert_eq!(batch(json!({"lead_id": "x", "eventz": []})), None);
+    }
+}

@@ -775,3 +775,45 @@ async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, A
         None => Ok(lead),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{field_errors, read_body_as};
+    use FieldErrorCode::{Invalid, Required};
+    use serde_json::json;
+
+    #[test]
+    fn a_lead_reaches_the_pipeline_as_received() {
+        let body = json!({"email": "a@example.com", "source": "web", "custom": null, "consent": {"granted": true}, "Plan": [1]});
+        let lead: LeadIn = read_body_as(body.clone());
+        assert_eq!(lead.source.given(), Some(&json!("web")));
+        assert_eq!(Value::Object(lead.into_payload()), body);
+    }
+
+    #[test]
+    fn a_transition_lists_every_field_error_and_trims_its_texts() {
+        let refused = read_body_as::<Strict<TransitionIn>>(json!({"to": 5, "reason": null, "colour": "red"})).check();
+        let expected = [("to", Invalid), ("colour", Invalid), ("to", Required)].map(|(f, c)| (f.to_owned(), c));
+        assert_eq!(field_errors(refused.err().unwrap()), expected);
+        let moved = read_body_as::<Strict<TransitionIn>>(json!({"to": " mql ", "reason": "", "actor": null})).check();
+        let Transition { to, reason, actor } = moved.unwrap();
+        assert_eq!((to.as_str(), reason, actor), ("mql", None, None));
+    }
+
+    #[test]
+    fn an_assignment_takes_an_owner_or_route_true_and_lists_every_field_error() {
+        let check = |body: Value| read_body_as::<Strict<AssignmentIn>>(body).check();
+        let refused = check(json!({"route": false, "actor": " ", "colour": 1})).err().unwrap();
+        let expected = [("route", Invalid), ("actor", Invalid), ("colour", Invalid)];
+        assert_eq!(field_errors(refused), expected.map(|(f, c)| (f.to_owned(), c)));
+        for neither_or_both in [json!({"actor": "boss"}), json!({"owner": "dan", "route": true})] {
+            let refused = check(neither_or_both).err().unwrap();
+            assert_eq!(field_errors(refused), [("owner".to_owned(), Required)]);
+        }
+        let too_long = check(json!({"owner": "x".repeat(321)})).err().unwrap();
+        assert_eq!(field_errors(too_long), [("owner".to_owned(), Invalid)]);
+        assert_eq!(check(json!({"owner": " dan "})).unwrap(), (Assign::To("dan".into()), None));
+        assert_eq!(check(json!({"route": true, "actor": "boss"})).unwrap(), (Assign::Route, Some("boss".into())));
+    }
+}
