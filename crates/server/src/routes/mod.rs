@@ -14,3 +14,4 @@ pub mod quarantine;
 pub mod reports;
 pub mod reviews;
 pub mod sources;
+pub mod stages;
