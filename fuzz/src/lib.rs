@@ -358,13 +358,13 @@ fn parse_spec(text: &str) -> Option<Result<leadflow_core::mapping::MappingSpec, 
     Some(result)
 }
 
-/// Target `csv_sniff` (feature `server`): `import::sniff_delimiter` on any text.
+/// Target `csv_sniff` (feature `app`): `import::sniff_delimiter` on any text.
 ///
 /// Properties: never panics; returns one of `,` `;` TAB `|`.
-#[cfg(feature = "server")]
+#[cfg(feature = "app")]
 pub fn csv_sniff(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let d = leadflow_server::import::sniff_delimiter(&text);
+    let d = leadflow_app::import::sniff_delimiter(&text);
     assert!([b',', b';', b'\t', b'|'].contains(&d), "unexpected delimiter {d:?}");
 }
 

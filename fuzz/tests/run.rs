@@ -149,7 +149,7 @@ fn feedback() {
     run("feedback", leadflow_fuzz::feedback, 0xfeed);
 }
 
-#[cfg(feature = "server")]
+#[cfg(feature = "app")]
 #[test]
 fn csv_sniff() {
     run("csv_sniff", leadflow_fuzz::csv_sniff, 0xc5f);

@@ -42,8 +42,7 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let postgres = std::env::var("BENCH_DATABASE").ok().map(|server| {
-        rt.block_on(leadflow_store::postgres::testkit::TestDatabase::create_on(&server))
-            .unwrap_or_else(|e| panic!("{e}"))
+        rt.block_on(leadflow_testkit::postgres::TestDatabase::create_on(&server)).unwrap_or_else(|e| panic!("{e}"))
     });
     let database = match &postgres {
         Some(db) => db.url.clone(),

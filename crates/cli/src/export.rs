@@ -90,7 +90,7 @@ fn row(lead: &Lead) -> Vec<String> {
     r
 }
 
-pub use leadflow_server::import::neutralize;
+pub use leadflow_app::import::neutralize;
 
 #[cfg(test)]
 mod tests {

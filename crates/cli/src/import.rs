@@ -2,9 +2,9 @@
 
 use crate::{DataArgs, Failure, QuarantineCommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use leadflow_app::import::{self, Format, RowOutcome};
+use leadflow_app::ingest::{self, Settled};
 use leadflow_core::{SourceName, SubmissionId};
-use leadflow_server::import::{self, Format, RowOutcome};
-use leadflow_server::ingest::{self, Settled};
 use leadflow_store::Captured;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,21 +85,20 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             summary.rejected
         );
     } else {
-        let (store, config) = crate::open(&args.data).await?;
-        let config = std::sync::Arc::new(config);
+        let app = crate::open_app(&args.data).await?;
         let progress = ProgressBar::new_spinner();
         progress.set_style(
             ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         progress.enable_steady_tick(Duration::from_millis(200));
-        let result = import::run(&store, &config, &info, &source, |o| {
+        let result = import::run(&app, &info, &source, |o| {
             progress.inc(1);
             write(&o);
         })
         .await;
         progress.finish_and_clear();
-        store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+        app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
         let summary = result.map_err(|e| Failure::Runtime(e.to_string()))?;
         println!(
             "imported {} rows: {} created, {} merged, {} rejected (quarantined), {} pending",
@@ -156,15 +155,15 @@ pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
         }
         QuarantineCommand::Replay { data, ids, source, all } => {
             let source = parse_source(source)?;
-            let (store, config) = crate::open(&data).await?;
+            let app = crate::open_app(&data).await?;
             let result = if all || ids.is_empty() {
-                ingest::replay_all(&store, &config, source).await.map(|(settled, stayed)| {
+                ingest::replay_all(&app, source).await.map(|(settled, stayed)| {
                     println!("replayed: {settled} settled, {stayed} still quarantined");
                 })
             } else {
                 let parsed: Result<Vec<SubmissionId>, _> = ids.iter().map(|i| i.parse::<SubmissionId>()).collect();
                 let parsed = parsed.map_err(|_| Failure::Runtime("not a submission id".into()))?;
-                ingest::replay(&store, &config, &parsed).await.map(|results| {
+                ingest::replay(&app, &parsed).await.map(|results| {
                     for (id, r) in parsed.iter().zip(results) {
                         let what = match r {
                             None => "not in the quarantine".to_owned(),
@@ -183,7 +182,7 @@ pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
                     }
                 })
             };
-            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+            app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             result.map_err(|e| Failure::Store(e.to_string()))
         }
     }

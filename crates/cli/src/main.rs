@@ -11,8 +11,9 @@ mod import;
 mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use leadflow_app::App;
 use leadflow_core::KeyId;
-use leadflow_core::config::{self, Config};
+use leadflow_core::config::{self, Config, ConfigError};
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
 use leadflow_store::DynStore;
 use std::net::SocketAddr;
@@ -318,9 +319,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 async fn erase(data: &DataArgs, id: &str, reason: Option<String>, actor: String) -> Result<(), Failure> {
     let lead: leadflow_core::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    let (store, config) = open(data).await?;
-    let result = store.erase_lead(lead, actor, reason, &config.rules()).await;
-    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let app = open_app(data).await?;
+    let result = leadflow_app::erase::erase(&app, lead, leadflow_app::erase::Request { actor, reason }).await;
+    app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let receipt = match result {
         Ok(Some(receipt)) => receipt,
         Ok(None) => return Err(Failure::Runtime(format!("no lead has the id {id}"))),
@@ -349,9 +350,9 @@ async fn test_source(data: &DataArgs, name: &str, payload: Option<&Path>) -> Res
         }
     };
     let source = leadflow_core::SourceName::parse(name).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let (store, config) = open(data).await?;
-    let result = leadflow_server::source_test::run(&store, &config, &source, payload).await;
-    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let app = open_app(data).await?;
+    let result = leadflow_app::sources::test(&app, &source, payload).await;
+    app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let report = result
         .map_err(|e| Failure::Store(e.to_string()))?
         .ok_or_else(|| Failure::Config(format!("no source is named {name:?}")))?;
@@ -369,12 +370,21 @@ pub(crate) fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
     let Some(path) = config_path(named) else {
         return Ok(Config::default());
     };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
-    config::parse(&text).map_err(|errors| {
-        let listed: Vec<String> = errors.iter().map(|e| format!("{}:{e}", path.display())).collect();
-        Failure::Config(format!("invalid configuration:\n{}", listed.join("\n")))
-    })
+    let text = read_config(&path)?;
+    config::parse(&text).map_err(|errors| invalid(&path, &errors))
+}
+
+fn read_config(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Every problem on its own line, prefixed with the file: `FILE:LINE:COLUMN: KEY: …`.
+fn invalid(path: &Path, errors: &[ConfigError]) -> Failure {
+    let listed: Vec<String> = errors
+        .iter()
+        .map(|e| if e.line > 0 { format!("{}:{e}", path.display()) } else { format!("{}: {e}", path.display()) })
+        .collect();
+    Failure::Config(format!("invalid configuration:\n{}", listed.join("\n")))
 }
 
 pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
@@ -382,8 +392,15 @@ pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure>
     if let Some(url) = &data.database {
         config.database.url.clone_from(url);
     }
-    let store = leadflow_store::connect(&config.database).await.map_err(|e| Failure::Store(e.to_string()))?;
+    let store =
+        leadflow_store::connect(&config.database, config.rules()).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok((store, config))
+}
+
+/// The store and configuration as one application, for the commands that run a use case.
+pub(crate) async fn open_app(data: &DataArgs) -> Result<App, Failure> {
+    let (store, config) = open(data).await?;
+    Ok(App::new(store, Arc::new(config)))
 }
 
 async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {
@@ -495,36 +512,18 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
         println!("no configuration file: the defaults apply (one source, \"api\")");
         return Ok(());
     };
-    let config = load_config(Some(path.clone()))?;
+    let text = read_config(&path)?;
+    // Every variable the file names must be set: a source or destination without its
+    // secret refuses (or cannot send) everything.
+    let config = config::parse_with_env(&text, |var| std::env::var_os(var).is_some())
+        .map_err(|errors| invalid(&path, &errors))?;
     let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-    let mut missing: Vec<String> = config
-        .sources
-        .iter()
-        .flat_map(|s| {
-            [&s.secret_env, &s.token_env, &s.verify_token_env]
-                .into_iter()
-                .flatten()
-                .filter(|var| std::env::var_os(var).is_none())
-                .map(|var| format!("sources {:?}: the environment variable {var} is not set", s.name.as_str()))
-        })
-        .collect();
-    // A feedback destination without its secret refuses every request the CRM sends.
-    missing.extend(config.destinations.iter().filter_map(|d| {
-        let var = &d.feedback.as_ref()?.secret_env;
-        std::env::var_os(var)
-            .is_none()
-            .then(|| format!("destinations {:?} feedback: the environment variable {var} is not set", d.name))
-    }));
-    // Builds the delivery client as `serve` would: URLs, secret formats and the `*_env`
-    // variables of every destination are checked now rather than at the first delivery.
-    // Reported with the sources' problems, so one run names everything to fix.
+    // Builds the delivery client as `serve` would, so what only the variables' values
+    // show (a signing secret that is not one) is reported now, not at the first delivery.
     if !config.destinations.is_empty()
-        && let Err(e) = leadflow_server::outbox::client(&config, |var| std::env::var(var).ok())
+        && let Err(e) = leadflow_app::deliveries::client(&config, |var| std::env::var(var).ok())
     {
-        missing.push(e.to_string());
-    }
-    if !missing.is_empty() {
-        return Err(Failure::Config(format!("{}: {}", path.display(), missing.join("; "))));
+        return Err(invalid(&path, &[e.locate(&text)]));
     }
     println!(
         "{}: ok ({} sources: {}; {} destinations)",

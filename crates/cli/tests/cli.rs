@@ -669,7 +669,7 @@ async fn dedupe_finds_fuzzy_duplicates_explains_them_and_merges_only_when_applie
 // ---------------------------------------------------------------------------------------
 // PostgreSQL: several instances on one database, and the database restarting under load.
 
-use leadflow_store::postgres::testkit::TestDatabase;
+use leadflow_testkit::postgres::TestDatabase;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

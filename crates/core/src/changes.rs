@@ -180,6 +180,11 @@ pub enum Change {
         record: CrmRecord,
         at: OffsetDateTime,
     },
+    // Erasure
+    /// A write only an erasure makes: its own list, beside the changes every decision
+    /// shares (history, deliveries, the SLA timer), so that this enum stays the
+    /// vocabulary of the pipeline and each backend keeps erasure's statements together.
+    Erase(erase::plan::Write),
 }
 
 /// One event for one destination, for the outbox.

@@ -4,6 +4,10 @@
 //! a lead's history, so every delivery row commits (or rolls back) with the change that
 //! caused it. Sending is the delivery crate's job; this module only decides what to send.
 
+pub(crate) mod config;
+
+pub use config::{DeliverySettings, is_api_version};
+
 use crate::pipeline::LeadEvent;
 use std::collections::BTreeMap;
 use std::time::Duration;

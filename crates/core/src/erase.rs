@@ -3,13 +3,16 @@
 //! Erasure keeps a tombstone of each lead (its id, when it was created, its stage, score
 //! and owner, and the source and campaign that brought it) so reports still count it and
 //! anything naming the lead gets a clear answer; everything that describes or identifies
-//! the person goes. The store applies these functions inside the one transaction that
-//! erases the lead, every lead merged into it and every row that holds their data.
+//! the person goes. This module says what each kind of row keeps; [`plan`] decides, over
+//! what the store loaded, which rows an erasure touches and returns the writes, which the
+//! store applies in the one transaction that erases the lead, every lead merged into it
+//! and every row that holds their data.
 //!
 //! Pure and total: nothing here can fail, and applying a function twice changes nothing
 //! more than applying it once.
 
 use crate::attribute::{Attribution, Touchpoint};
+use crate::feedback::{Feedback, FeedbackIdentity};
 use crate::ids::LeadId;
 use crate::lead::{Derived, Lead, LeadFields};
 use crate::pipeline::LeadEvent;
@@ -18,6 +21,8 @@ use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+pub mod plan;
 
 /// A CRM's own id of a record a destination made for the lead: the destination deletes
 /// it when it hears of the erasure.
@@ -109,13 +114,18 @@ pub fn scrub_event(event: LeadEvent) -> LeadEvent {
 }
 
 /// The ways a person was named, gathered from their leads (and the earlier states the
-/// history kept of them), to find what was stored before it was tied to a lead: events
-/// waiting for the person, quarantined or pending submissions, unmatched CRM feedback.
+/// history kept of them, their visitor ids and CRM records), to find what was stored
+/// before it was tied to a lead: events waiting for the person, quarantined or pending
+/// submissions, unmatched CRM feedback.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identifiers {
     /// Lowercased and trimmed, as normalized emails are.
     pub emails: BTreeSet<String>,
     pub external_ids: BTreeSet<String>,
+    /// Browser visitor ids the leads converted from.
+    pub visitors: BTreeSet<String>,
+    /// The CRM records linked to the leads.
+    pub crm_records: BTreeSet<CrmRecord>,
 }
 
 impl Identifiers {
@@ -151,6 +161,91 @@ impl Identifiers {
             _ => {}
         }
     }
+
+    /// An event's identity names the person: its email as received (any case, stray
+    /// spaces), its external id or its visitor id.
+    pub fn name(&self, email: Option<&str>, external_id: Option<&str>, anonymous_id: Option<&str>) -> bool {
+        email.is_some_and(|e| self.emails.contains(&e.trim().to_lowercase()))
+            || external_id.is_some_and(|e| self.external_ids.contains(e))
+            || anonymous_id.is_some_and(|a| self.visitors.contains(a))
+    }
+
+    /// Feedback names the person by email, external id or one of their CRM records (the
+    /// record id alone is not enough: another CRM may use the same one).
+    pub fn name_feedback(&self, identity: &FeedbackIdentity) -> bool {
+        let record = match (&identity.crm_destination, &identity.crm_id) {
+            (Some(destination), Some(crm_id)) => {
+                Some(CrmRecord { destination: destination.clone(), crm_id: crm_id.clone() })
+            }
+            _ => None,
+        };
+        self.name(identity.email.as_ref().map(|e| e.as_str()), identity.external_id.as_deref(), None)
+            || record.is_some_and(|r| self.crm_records.contains(&r))
+    }
+
+    /// How a stored payload mentions one of the emails: each as a JSON string literal, so
+    /// that a longer address that contains it (`xada@…` for `ada@…`) is not taken for it.
+    pub fn mentions(&self) -> Vec<String> {
+        self.emails.iter().map(|e| Value::String(e.clone()).to_string()).collect()
+    }
+
+    /// A payload as stored (JSON text) mentions one of the emails, in any case.
+    pub fn mentioned_in(&self, payload: &str) -> bool {
+        let payload = payload.to_lowercase();
+        self.mentions().iter().any(|m| payload.contains(m.as_str()))
+    }
+}
+
+/// Feedback as kept once its lead is erased, or when it names an erased lead: what became
+/// of it, the status, reason and owner, and the lead and CRM record ids; not the email,
+/// the external id or anything else the CRM sent.
+pub fn scrub_feedback(fb: &Feedback) -> Feedback {
+    let identity = FeedbackIdentity {
+        lead_id: fb.identity.lead_id,
+        crm_id: fb.identity.crm_id.clone(),
+        crm_destination: fb.identity.crm_destination.clone(),
+        email: None,
+        external_id: None,
+    };
+    Feedback { identity, payload: Value::Null, ..fb.clone() }
+}
+
+/// An import report (`row,external_id,outcome,lead_id,errors`, as the import writes it)
+/// with the external id blanked on every line about one of `leads` or naming one of
+/// `external_ids`; the line stays, so the report still adds up. `None` when no line is
+/// about the person (or the report cannot be read as one). The errors column names
+/// fields, never their values, and stays.
+pub fn blank_report(
+    report: &[u8],
+    leads: &BTreeSet<String>,
+    external_ids: &BTreeSet<String>,
+) -> Option<(Vec<u8>, u64)> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(report);
+    let mut records: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().ok()?;
+    let header = records.first()?;
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (external, lead) = (column("external_id")?, column("lead_id")?);
+    let mut blanked = 0;
+    for record in records.iter_mut().skip(1) {
+        let about_lead = record.get(lead).is_some_and(|l| leads.contains(l));
+        let names_person = record.get(external).is_some_and(|e| {
+            // The report neutralizes cells a spreadsheet would run: `'=x` was `=x`.
+            let plain = e.strip_prefix('\'').filter(|rest| rest.starts_with(['=', '+', '-', '@', '\t', '\r']));
+            external_ids.contains(plain.unwrap_or(e))
+        });
+        if (about_lead || names_person) && record.get(external).is_some_and(|e| !e.is_empty()) {
+            *record = record.iter().enumerate().map(|(i, cell)| if i == external { "" } else { cell }).collect();
+            blanked += 1;
+        }
+    }
+    if blanked == 0 {
+        return None;
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for record in &records {
+        writer.write_record(record).ok()?;
+    }
+    Some((writer.into_inner().ok()?, blanked))
 }
 
 /// What an `erased` delivery carries: the lead's id, the ids merged into it, the CRM
@@ -295,6 +390,87 @@ mod tests {
             ["ada.lovelace@example.com", "ada@old.example"]
         );
         assert_eq!(ids.external_ids.iter().map(String::as_str).collect::<Vec<_>>(), ["crm-77"]);
+    }
+
+    #[test]
+    fn events_and_feedback_name_the_person_loosely_by_email_and_exactly_by_ids() {
+        let mut who = Identifiers::default();
+        who.add_lead(&lead());
+        who.visitors.insert("vid-1".into());
+        who.crm_records.insert(CrmRecord { destination: "crm".into(), crm_id: "51".into() });
+        assert!(who.name(Some(" ADA.Lovelace@example.com "), None, None));
+        assert!(who.name(None, Some("crm-77"), None) && who.name(None, None, Some("vid-1")));
+        assert!(!who.name(Some("grace@example.com"), Some("CRM-77"), Some("vid-2")));
+        let record = |destination: &str| FeedbackIdentity {
+            crm_destination: Some(destination.into()),
+            crm_id: Some("51".into()),
+            ..FeedbackIdentity::default()
+        };
+        assert!(who.name_feedback(&record("crm")));
+        assert!(!who.name_feedback(&record("other-crm")), "the same record id in another CRM is someone else");
+        let by_email = FeedbackIdentity {
+            email: Some(crate::Email::parse("ada.lovelace@example.com").unwrap()),
+            ..FeedbackIdentity::default()
+        };
+        assert!(who.name_feedback(&by_email));
+    }
+
+    #[test]
+    fn a_payload_mentions_the_email_only_as_a_whole_value() {
+        let who = Identifiers { emails: BTreeSet::from(["ada@example.com".to_owned()]), ..Identifiers::default() };
+        assert_eq!(who.mentions(), ["\"ada@example.com\""]);
+        assert!(who.mentioned_in(r#"{"email":"ADA@example.com","first_name":"Ada"}"#));
+        assert!(!who.mentioned_in(r#"{"email":"xada@example.com"}"#));
+    }
+
+    #[test]
+    fn scrubbed_feedback_keeps_its_outcome_fields_and_ids_only() {
+        let fb = Feedback {
+            id: crate::FeedbackId::new(),
+            source: "crm".into(),
+            event_id: Some("e1".into()),
+            identity: FeedbackIdentity {
+                lead_id: Some(LeadId::new()),
+                crm_id: Some("51".into()),
+                crm_destination: Some("crm".into()),
+                email: Some(crate::Email::parse("ada@example.com").unwrap()),
+                external_id: Some("crm-77".into()),
+            },
+            status: Some(crate::feedback::FeedbackStatus::Won),
+            crm_status: Some("closed".into()),
+            target: Some("customer".into()),
+            reason: None,
+            owner: Some("rep-1".into()),
+            ignored: None,
+            occurred_at: OffsetDateTime::UNIX_EPOCH,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            payload: json!({"email": "ada@example.com"}),
+        };
+        let s = scrub_feedback(&fb);
+        assert_eq!(
+            (s.identity.email.as_ref(), s.identity.external_id.as_ref(), &s.payload),
+            (None, None, &Value::Null)
+        );
+        assert_eq!((s.identity.lead_id, s.identity.crm_id.as_deref()), (fb.identity.lead_id, Some("51")));
+        assert_eq!((s.status, s.owner.as_deref(), s.event_id.as_deref()), (fb.status, Some("rep-1"), Some("e1")));
+        assert_eq!(scrub_feedback(&s), s, "scrubbing twice changes nothing more");
+    }
+
+    #[test]
+    fn only_the_persons_report_lines_lose_their_external_id() {
+        let report = "row,external_id,outcome,lead_id,errors\n\
+                      2,crm-1,created,L1,\n\
+                      3,crm-2,created,L2,\n\
+                      4,'=crm-3,rejected,,email: not a valid email address\n";
+        let leads = BTreeSet::from(["L1".to_owned()]);
+        let external = BTreeSet::from(["=crm-3".to_owned()]);
+        let (blanked, n) = blank_report(report.as_bytes(), &leads, &external).expect("changed");
+        assert_eq!(n, 2);
+        assert_eq!(
+            String::from_utf8(blanked).unwrap(),
+            "row,external_id,outcome,lead_id,errors\n2,,created,L1,\n3,crm-2,created,L2,\n4,,rejected,,email: not a valid email address\n"
+        );
+        assert!(blank_report(report.as_bytes(), &BTreeSet::from(["L9".to_owned()]), &BTreeSet::new()).is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use time::OffsetDateTime;
 
+pub(crate) mod config;
 pub mod record;
 
 /// The source name of feedback posted as leadflow's own JSON (not a CRM's webhook).

@@ -19,7 +19,8 @@
 //! * [`company`]: display form and a match key without legal suffixes.
 //! * [`domain_of_url`] / [`registrable_domain`]: eTLD+1 via the Public Suffix List.
 //! * [`is_free_mail`] / [`is_disposable`]: vendored domain lists (see `data/PROVENANCE.md`).
-//! * [`Picklist`] / [`default_industries`]: controlled values with synonyms.
+//! * [`Picklist`] / [`default_industries`]: controlled values with synonyms; [`Picklists`]
+//!   the configured ones (`[picklists]`).
 //! * [`classify_title`]: job title → [`Seniority`] and [`Department`].
 //!
 //! Every function is total: it never panics and does no I/O; data is compiled
@@ -30,6 +31,7 @@ mod domain;
 mod email;
 mod name;
 mod picklist;
+pub(crate) mod picklists;
 mod text;
 mod title;
 
@@ -38,6 +40,7 @@ pub use domain::{domain_of_url, registrable_domain};
 pub use email::{is_disposable, is_free_mail};
 pub use name::person_name;
 pub use picklist::{DEFAULT_INDUSTRIES, Picklist, PicklistError, default_industries};
+pub use picklists::Picklists;
 pub use title::{Department, Seniority, TitleClass, classify_title};
 
 use crate::email::Email;

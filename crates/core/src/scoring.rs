@@ -152,19 +152,24 @@
 //! ```
 
 pub mod dry_run;
-mod error;
 mod glob;
 pub mod lifecycle;
 pub mod routing;
 pub mod rules;
 pub mod score;
-mod toml;
 pub mod view;
 
 pub use dry_run::{DryRunSummary, StageChange, rescore_dry_run};
-pub use error::ConfigError;
 pub use glob::Glob;
 pub use lifecycle::{LifecycleContract, Transition, TransitionError};
 pub use rules::ScoringConfig;
 pub use score::{GateResult, RuleScore, Score, score};
 pub use view::{EventView, LeadView};
+
+/// Stage, rule and reason names: lower-case ASCII letters, digits and `_`, starting with
+/// a letter, so they are safe as metric labels and API values.
+pub(crate) fn is_snake_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}

@@ -1,5 +1,14 @@
-//! Source names: used in URLs, scopes and reports, so they are restricted to a safe,
-//! stable alphabet.
+//! Sources: where leads come from. Their names are used in URLs, scopes and reports, so
+//! they are restricted to a safe, stable alphabet; [`SourceConfig`] is a source as
+//! configured (`[[sources]]`), with its [`Adapter`].
+
+mod adapter;
+pub(crate) mod config;
+
+pub use adapter::Adapter;
+pub use config::{
+    CHANNELS, DEFAULT_BATCH_INTERVAL, DEFAULT_RATE_LIMIT_PER_MINUTE, Mode, SourceConfig, default_required, origin_of,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,4 +1,5 @@
-//! Provider-webhook adapters for leadflow.
+//! Provider-webhook adapters for leadflow, one per provider [`Adapter`] (the core's list,
+//! which the configuration reads).
 //!
 //! Contract: [`handle`] turns one HTTP request from a provider into either a handshake
 //! answer, inbox items keyed by the provider's own id, or an acknowledgement of a
@@ -10,8 +11,8 @@
 //! Failure modes are the [`HookError`] variants: a bad or missing signature or key
 //! (`Unauthorized`), a signed timestamp outside tolerance (`Stale`), a body that is not what
 //! the provider documents (`Malformed`), and a method or event the adapter does not take
-//! (`Unsupported`). Nothing here panics on hostile input (see the proptests and
-//! [`fuzz_entry`]).
+//! (`Unsupported`; so is everything for a `json` source, which speaks no provider's
+//! protocol). Nothing here panics on hostile input (see the proptests and [`fuzz_entry`]).
 //!
 //! Bodies: JSON, `application/x-www-form-urlencoded` and `multipart/form-data` (text parts
 //! only; file parts keep their file name) are decoded here from the raw bytes, so the server
@@ -31,75 +32,9 @@ pub use spam::{SpamReason, SpamRules, check_spam};
 pub const EMBED_JS: &str = include_str!("../assets/channels/embed.js");
 pub use standard::{STANDARD_FIELDS, Standard};
 
+use leadflow_core::source::Adapter;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
-
-/// How a source's payloads are verified and parsed (`adapter = "…"` in the configuration).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Adapter {
-    WebForm,
-    FacebookLeadAds,
-    GoogleAdsLeadForm,
-    LinkedinLeadGen,
-    Typeform,
-    HubspotForms,
-    Calendly,
-    ZoomWebinar,
-    Intercom,
-    Unbounce,
-    Webflow,
-    Jotform,
-    Tally,
-}
-
-impl Adapter {
-    /// Every adapter, in configuration-name order.
-    pub const ALL: [Adapter; 13] = [
-        Adapter::WebForm,
-        Adapter::FacebookLeadAds,
-        Adapter::GoogleAdsLeadForm,
-        Adapter::LinkedinLeadGen,
-        Adapter::Typeform,
-        Adapter::HubspotForms,
-        Adapter::Calendly,
-        Adapter::ZoomWebinar,
-        Adapter::Intercom,
-        Adapter::Unbounce,
-        Adapter::Webflow,
-        Adapter::Jotform,
-        Adapter::Tally,
-    ];
-
-    /// The adapter for a configuration name; `None` for unknown names (and for `json`,
-    /// which the application handles itself).
-    pub fn parse_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name() == name)
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Adapter::WebForm => "web_form",
-            Adapter::FacebookLeadAds => "facebook_lead_ads",
-            Adapter::GoogleAdsLeadForm => "google_ads_lead_form",
-            Adapter::LinkedinLeadGen => "linkedin_lead_gen",
-            Adapter::Typeform => "typeform",
-            Adapter::HubspotForms => "hubspot_forms",
-            Adapter::Calendly => "calendly",
-            Adapter::ZoomWebinar => "zoom_webinar",
-            Adapter::Intercom => "intercom",
-            Adapter::Unbounce => "unbounce",
-            Adapter::Webflow => "webflow",
-            Adapter::Jotform => "jotform",
-            Adapter::Tally => "tally",
-        }
-    }
-
-    /// Whether the source must be configured with `secret_env`. Providers that do not sign
-    /// their requests (web forms, Unbounce, Jotform) accept an optional shared token instead.
-    pub fn needs_secret(&self) -> bool {
-        !matches!(self, Adapter::WebForm | Adapter::Unbounce | Adapter::Jotform)
-    }
-}
 
 /// One incoming request, as the server received it.
 #[derive(Clone, Debug)]
@@ -278,7 +213,7 @@ pub fn fuzz_entry(data: &[u8]) {
             body,
             now: OffsetDateTime::UNIX_EPOCH,
         };
-        for adapter in Adapter::ALL {
+        for adapter in Adapter::providers() {
             for s in &secrets {
                 if let Ok(Handled::Items(items)) = handle(adapter, &req, s) {
                     for item in items {

@@ -27,7 +27,7 @@ pub mod signature;
 pub use attempt::{Attempt, DeferReason, Delivery, Outcome};
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use client::{Client, ClientSettings, Clock, SystemClock, deliver, http_client};
-pub use config::{BreakerSettings, ConfigError, Destination, DestinationKind, RateLimit, Secret};
+pub use config::{BreakerSettings, Destination, DestinationKind, RateLimit, Secret};
 pub use ratelimit::TokenBucket;
 pub use schedule::RetrySchedule;
 pub use signature::{SignatureError, SigningSecret, sign, verify};

@@ -120,6 +120,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<leadflow_app::AppError> for ApiError {
+    fn from(e: leadflow_app::AppError) -> Self {
+        match e {
+            leadflow_app::AppError::Store(e) => e.into(),
+            leadflow_app::AppError::Invalid(errors) => Self::Validation(errors),
+            leadflow_app::AppError::Provider(e) => hook_error(e, &axum::http::Method::POST),
+        }
+    }
+}
+
+/// A provider's request refused by its adapter; an unsupported request is 405 on a
+/// method other than POST (a handshake the provider does not do).
+pub fn hook_error(e: leadflow_integrations::channels::HookError, method: &axum::http::Method) -> ApiError {
+    use leadflow_integrations::channels::HookError;
+    let status = match &e {
+        HookError::Unauthorized(_) | HookError::Stale(_) => StatusCode::UNAUTHORIZED,
+        HookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        HookError::Unsupported(_) if method != axum::http::Method::POST => StatusCode::METHOD_NOT_ALLOWED,
+        HookError::Unsupported(_) => StatusCode::BAD_REQUEST,
+    };
+    ApiError::Hook { status, code: e.code(), detail: e.to_string() }
+}
+
 /// An RFC 9457 problem document.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {

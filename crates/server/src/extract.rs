@@ -4,12 +4,14 @@
 use crate::AppState;
 use crate::error::ApiError;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use leadflow_core::capture::IdempotencyKey;
 use leadflow_core::keys::{ApiKey, ApiToken};
 use leadflow_core::{FieldError, FieldErrorCode, SourceName};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// The authenticated caller: an active API key.
@@ -93,58 +95,132 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     }
 }
 
-/// A JSON object body. Checks, in order: the content type (415), the size (413), the JSON
-/// syntax (400) and that the top level is an object (422).
-pub struct JsonObject(pub Map<String, Value>);
+/// A JSON body read into `T`, the type the OpenAPI document shows. Checks, in order: the
+/// content type (415), the size (413), the JSON syntax (400) and that the top level is an
+/// object (422); then serde reads the object straight into `T`, with no intermediate
+/// `Value`, so the capture path parses each body once.
+///
+/// A type whose every field error is listed at once declares its fields as [`Sent`], so
+/// that no value makes serde fail, and judges them in a `check` method the handler calls
+/// once the caller is authorized (read as [`Strict`] when unknown keys are refused). Any
+/// other type is typed outright: the first field that does not fit it is a 422 naming
+/// the field.
+pub struct ValidatedJson<T>(pub T);
 
-impl FromRequest<AppState> for JsonObject {
+impl<T: DeserializeOwned> FromRequest<AppState> for ValidatedJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
-            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+            return Err(unsupported_media_type());
         }
-        object(&read_body(req, app).await?).map(Self)
+        typed(&read_body(req, app).await?).map(Self)
     }
 }
 
-/// A JSON object body that may be left out: no body (or only whitespace) is `None`;
-/// anything else is checked as [`JsonObject`] checks it, the size first.
-pub struct OptionalJsonObject(pub Option<Map<String, Value>>);
-
-impl FromRequest<AppState> for OptionalJsonObject {
+/// A body that may be left out: no body (or only whitespace) is `None`; anything else is
+/// checked as [`ValidatedJson`] checks it, the size first.
+impl<T: DeserializeOwned> OptionalFromRequest<AppState> for ValidatedJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, app: &AppState) -> Result<Option<Self>, Self::Rejection> {
         let json = is_json(&req);
         let bytes = read_body(req, app).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(None));
+            return Ok(None);
         }
         if !json {
-            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+            return Err(unsupported_media_type());
         }
-        object(&bytes).map(|map| Self(Some(map)))
+        typed(&bytes).map(|t| Some(Self(t)))
     }
 }
 
-/// A JSON body read into `T`, the same type the OpenAPI document shows. The body is
-/// checked as [`JsonObject`] checks it (415, 413, 400, 422 for a non-object); a field that
-/// does not fit `T` is a 422 naming the field, like any other invalid field.
-pub struct ValidatedJson<T>(pub T);
+/// A body field as sent: absent, or the JSON value given (`null` included). No value makes
+/// serde fail on it, so a body type can read all its fields and list every error at once.
+/// Declare it `#[serde(default)]`, with its documented type in `#[schema(value_type = …)]`.
+#[derive(Default)]
+pub struct Sent(Option<Value>);
 
-impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ValidatedJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
-        let JsonObject(map) = JsonObject::from_request(req, app).await?;
-        typed(map).map(Self)
+impl<'de> Deserialize<'de> for Sent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|v| Self(Some(v)))
     }
+}
+
+impl From<Option<Value>> for Sent {
+    fn from(given: Option<Value>) -> Self {
+        Self(given)
+    }
+}
+
+impl Sent {
+    /// The value given, `null` included; `None` when the field was left out.
+    pub fn given(&self) -> Option<&Value> {
+        self.0.as_ref()
+    }
+
+    /// The value given, unless it is `null`.
+    pub fn value(&self) -> Option<&Value> {
+        self.given().filter(|v| !v.is_null())
+    }
+
+    pub fn into_given(self) -> Option<Value> {
+        self.0
+    }
+}
+
+/// A body of type `T` with the keys `T` does not declare, kept so that the body's check can
+/// refuse each by name: `deny_unknown_fields` would stop at the first, and a field of `T`
+/// holding them would show in the OpenAPI document.
+#[derive(Deserialize)]
+pub struct Strict<T> {
+    #[serde(flatten)]
+    pub body: T,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// One item of a batch body read as `T` on its own, so that a bad item is refused without
+/// failing the batch. `at` names the item in errors (`events[3]`); `not_an_object` is what
+/// is said when it is not an object.
+pub fn batch_item<T: DeserializeOwned>(item: Value, at: &str, not_an_object: &str) -> Result<T, FieldError> {
+    if !item.is_object() {
+        return Err(FieldError::new(at, FieldErrorCode::WrongType, not_an_object));
+    }
+    // Only a body type that is not all `Sent` fields can fail here.
+    serde_json::from_value(item).map_err(|e| FieldError::new(at, FieldErrorCode::Invalid, e.to_string()))
+}
+
+/// Reads a body into `T`: a JSON object, or the problem it is.
+fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde reads a struct from an array too, so only an object takes the direct way.
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if object && let Ok(t) = serde_json::from_slice(bytes) {
+        return Ok(t);
+    }
+    // Anything else is read again through a `Value`, which tells the problem as the client
+    // should hear it: not JSON (400) before a misfit (422), whichever comes first in the
+    // body, and a misfit as a type error where serde_json reading bytes would call it a
+    // syntax error. A key sent twice also ends here, and the last one is kept.
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => from_object(map),
+        Ok(_) => Err(ApiError::Validation(vec![FieldError::new(
+            "",
+            FieldErrorCode::WrongType,
+            "the body must be a JSON object",
+        )])),
+        Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::UnsupportedMediaType("send the body as application/json".into())
 }
 
 /// Reads an object into `T`; serde stops at the first misfit, which becomes the one field
 /// error.
-fn typed<T: serde::de::DeserializeOwned>(map: Map<String, Value>) -> Result<T, ApiError> {
+fn from_object<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
         let parent = if path == "." { String::new() } else { path };
@@ -191,23 +267,11 @@ async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
     })
 }
 
-fn object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::Validation(vec![leadflow_core::FieldError::new(
-            "",
-            leadflow_core::FieldErrorCode::WrongType,
-            "the body must be a JSON object",
-        )])),
-        Err(e) => Err(ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))),
-    }
-}
-
 /// Query parameters; a query that does not parse is a 400 problem, not the framework's
 /// plain-text answer.
 pub struct ApiQuery<T>(pub T);
 
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -226,4 +290,119 @@ pub fn path_id<T: std::str::FromStr>(raw: &str, resource: &str) -> Result<T, Api
 
 pub fn not_found(raw: &str, resource: &str) -> ApiError {
     ApiError::not_found(format!("no {resource} has the id {raw:?}"))
+}
+
+/// A JSON value read as a body of type `T`, the way [`ValidatedJson`] reads it.
+#[cfg(test)]
+pub(crate) fn read_body_as<T: DeserializeOwned>(body: Value) -> T {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    match typed(&bytes) {
+        Ok(t) => t,
+        Err(e) => panic!("{body} was refused: {e:?}"),
+    }
+}
+
+/// The field errors a body was refused with, as (field, code).
+#[cfg(test)]
+pub(crate) fn field_errors(refusal: ApiError) -> Vec<(String, FieldErrorCode)> {
+    match refusal {
+        ApiError::Validation(errors) => errors.into_iter().map(|e| (e.field, e.code)).collect(),
+        other => panic!("not a field error: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Choice {
+        Merge,
+        Distinct,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Typed {
+        n: u8,
+        choice: Option<Choice>,
+    }
+
+    /// The status and the first field error (or problem code) a body is refused with.
+    fn refusal(body: &str) -> (u16, String) {
+        match typed::<Typed>(body.as_bytes()) {
+            Ok(t) => panic!("{body} was read as {t:?}"),
+            Err(ApiError::Validation(errors)) => {
+                let code = serde_json::to_value(errors[0].code).unwrap_or_default();
+                (422, format!("{}: {}", errors[0].field, code.as_str().unwrap_or_default()))
+            }
+            Err(ApiError::BadRequest { code, .. }) => (400, code.to_owned()),
+            Err(other) => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_object_is_read_into_its_type() {
+        let read: Typed = typed(b" {\"n\": 7, \"choice\": \"merge\", \"other\": [1]} ").unwrap();
+        assert_eq!(read, Typed { n: 7, choice: Some(Choice::Merge) });
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_400_whatever_misfits_before_the_error() {
+        assert_eq!(refusal("{\"n\": \"seven\", \"choice\": }"), (400, "malformed_json".into()));
+        assert_eq!(refusal("{\"n\": 7} trailing"), (400, "malformed_json".into()));
+        assert_eq!(refusal(""), (400, "malformed_json".into()));
+        assert_eq!(refusal("[1, "), (400, "malformed_json".into()));
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_422_even_where_serde_would_read_a_struct_from_it() {
+        assert_eq!(refusal("[7, null]"), (422, ": wrong_type".into()));
+        assert_eq!(refusal("\"n\""), (422, ": wrong_type".into()));
+    }
+
+    #[test]
+    fn a_misfit_names_its_field_and_says_what_is_wrong() {
+        assert_eq!(refusal("{\"n\": \"seven\"}"), (422, "n: wrong_type".into()));
+        assert_eq!(refusal("{\"n\": 300}"), (422, "n: invalid".into()));
+        assert_eq!(refusal("{}"), (422, "n: required".into()));
+        // serde_json reading bytes calls this a syntax error; the client hears a type error.
+        assert_eq!(refusal("{\"n\": 7, \"choice\": 2}"), (422, "choice: wrong_type".into()));
+        assert_eq!(refusal("{\"n\": 7, \"choice\": \"maybe\"}"), (422, "choice: invalid".into()));
+    }
+
+    #[test]
+    fn a_key_sent_twice_keeps_the_last_value() {
+        let read: Typed = typed(b"{\"n\": 1, \"n\": 2}").unwrap();
+        assert_eq!(read.n, 2);
+    }
+
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(default)]
+        given: Sent,
+        #[serde(default)]
+        null: Sent,
+        #[serde(default)]
+        absent: Sent,
+    }
+
+    #[test]
+    fn sent_fields_never_fail_and_tell_null_from_absent_while_strict_keeps_the_other_keys() {
+        let read: Strict<Fields> =
+            typed(b"{\"given\": [1, \"x\"], \"null\": null, \"b\": 2, \"a\": {\"c\": 3}}").unwrap();
+        assert_eq!(read.body.given.value(), Some(&json!([1, "x"])));
+        assert_eq!((read.body.null.given(), read.body.null.value()), (Some(&Value::Null), None));
+        assert!(read.body.absent.given().is_none());
+        assert_eq!(Value::Object(read.unknown), json!({"a": {"c": 3}, "b": 2}));
+    }
+
+    #[test]
+    fn a_batch_item_that_is_not_an_object_is_refused_on_its_own() {
+        let e = batch_item::<Strict<Fields>>(json!("x"), "events[3]", "must be an object").err().unwrap();
+        assert_eq!((e.field.as_str(), e.code), ("events[3]", FieldErrorCode::WrongType));
+        let item = batch_item::<Strict<Fields>>(json!({"given": 1, "other": 2}), "events[4]", "").ok().unwrap();
+        assert_eq!((item.body.given.value(), item.unknown.len()), (Some(&json!(1)), 1));
+    }
 }

@@ -1,5 +1,7 @@
 //! The leadflow HTTP server: routes per resource, authentication and bodies as
 //! extractors, RFC 9457 errors, request ids, metrics and a generated OpenAPI document.
+//! HTTP only: each handler parses and checks the request, calls the use case in
+//! `leadflow_app`, and turns the outcome into a response.
 //!
 //! [`launch`] is the entry point for the binary and for tests: it takes a bound listener
 //! and a shutdown signal, so a test can run the real server on `127.0.0.1:0`.
@@ -7,15 +9,9 @@
 
 pub mod error;
 pub mod extract;
-pub mod frequencies;
-pub mod hooks;
-pub mod import;
-pub mod ingest;
 pub mod metrics;
-pub mod outbox;
+pub mod rate_limit;
 pub mod routes;
-pub mod routing;
-pub mod source_test;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -23,9 +19,12 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use error::ApiError;
+use leadflow_app::App;
+use leadflow_app::providers::Providers;
 use leadflow_core::config::Config;
 use leadflow_store::DynStore;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -38,14 +37,21 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// What the handlers share: the application, and the web-form rate limit (an HTTP
+/// concern: it counts posts per client address).
 #[derive(Clone)]
 pub struct AppState {
-    pub store: DynStore,
-    pub config: Arc<Config>,
-    /// Webhook sources' secrets and the web-form rate limit.
-    pub hooks: Arc<hooks::Hooks>,
-    /// Pokes the delivery worker: a write may have added outbox rows.
-    pub wake: Wake,
+    pub app: App,
+    pub limiter: Arc<rate_limit::RateLimiter>,
+}
+
+/// Handlers read the store and the configuration straight through the state.
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 #[derive(OpenApi)]
@@ -79,7 +85,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::leads::history))
         .routes(routes!(routes::leads::unmerge))
         .routes(routes!(routes::leads::split))
-        .routes(routes!(routes::leads::erase))
+        .routes(routes!(routes::erasure::erase))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))
@@ -89,8 +95,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::events::batch))
         .routes(routes!(routes::leads::events))
         .routes(routes!(routes::leads::touchpoints))
-        .routes(routes!(routes::leads::transitions, routes::leads::create_transition))
-        .routes(routes!(routes::leads::assign))
+        .routes(routes!(routes::stages::transitions, routes::stages::create_transition))
+        .routes(routes!(routes::stages::assign))
         .routes(routes!(routes::reports::sources))
         .routes(routes!(routes::reports::funnel))
         .routes(routes!(routes::reports::disqualifications))
@@ -125,13 +131,11 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
     let openapi = Arc::new(openapi);
     let timeout = state.config.server.request_timeout;
-    let wake = state.wake.clone();
     let x_request_id = HeaderName::from_static("x-request-id");
     routes
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| with_timeout(timeout, req, next)))
-        .layer(middleware::from_fn(move |req: Request, next: Next| wake_outbox(wake.clone(), req, next)))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
@@ -155,26 +159,6 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
     }
 }
 
-/// The background workers a write may have given work.
-#[derive(Clone, Default)]
-pub struct Wake {
-    pub outbox: Arc<tokio::sync::Notify>,
-    pub routing: Arc<tokio::sync::Notify>,
-}
-
-/// Any write through the API may have added outbox rows or queued a lead for routing:
-/// waking the workers here, once, saves threading them through every handler that
-/// changes a lead.
-async fn wake_outbox(wake: Wake, req: Request, next: Next) -> Response {
-    let write = !req.method().is_safe();
-    let response = next.run(req).await;
-    if write && response.status().is_success() {
-        wake.outbox.notify_one();
-        wake.routing.notify_one();
-    }
-    response
-}
-
 /// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight
 /// requests and deliveries and flushes the store. Destination secrets come from the
 /// process environment.
@@ -184,82 +168,35 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hooks = hooks::Hooks::from_env(&config);
     let client = if config.destinations.is_empty() {
         None
     } else {
-        let client = outbox::client(&config, |name| std::env::var(name).ok())
+        let client = leadflow_app::deliveries::client(&config, |name| std::env::var(name).ok())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         Some(Arc::new(client))
     };
-    launch_with(store, config, hooks, client, listener, shutdown).await
+    let providers = Providers::from_env(&config);
+    launch_with(App::with_providers(store, config, providers), client, listener, shutdown).await
 }
 
-/// [`launch`] with the webhook sources' secrets and the delivery client given (tests
-/// pass their own). Without a client, nothing is delivered and outbox rows wait.
+/// [`launch`] with the application (its providers' secrets included) and the delivery
+/// client given (tests pass their own). Without a client, nothing is delivered and outbox
+/// rows wait.
 pub async fn launch_with(
-    store: DynStore,
-    config: Arc<Config>,
-    hooks: hooks::Hooks,
+    app: App,
     client: Option<Arc<leadflow_integrations::delivery::Client>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     metrics::handle();
-    let hooks = Arc::new(hooks);
-    match ingest::recover_pending(&store, &config, &hooks).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(settled = n, "settled submissions left from the last run"),
-        Err(e) => {
-            tracing::error!(error = %e, "could not settle submissions left from the last run")
-        }
-    }
-    // Imports interrupted by a stop run again; their rows are idempotent.
-    match store.unfinished_imports().await {
-        Ok(jobs) => {
-            for job in jobs {
-                tracing::info!(import_id = %job.id, "resuming an import job");
-                tokio::spawn(import::run_job(store.clone(), config.clone(), job));
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "could not list unfinished import jobs"),
-    }
-    // One stop signal for the background work: batch and pull workers and the delivery
-    // worker all finish once the server has stopped taking requests.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    hooks::spawn_batch_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
-    hooks::spawn_pull_workers(store.clone(), config.clone(), hooks.clone(), stopped.clone());
-    hooks::spawn_pending_retry(store.clone(), config.clone(), hooks.clone(), stopped.clone());
-    if config.matching.fuzzy {
-        tokio::spawn(frequencies::run(store.clone(), config.matching.clone(), stopped.clone()));
-    }
-    let wake = Wake::default();
-    let router_worker = config
-        .routing
-        .is_enabled()
-        .then(|| tokio::spawn(routing::run(store.clone(), config.rules(), wake.clone(), stopped.clone())));
-    let worker = client.map(|client| {
-        let rules = config.rules();
-        tokio::spawn(outbox::run(store.clone(), client, config.delivery.clone(), rules, wake.outbox.clone(), stopped))
-    });
-    let app = router(AppState { store: store.clone(), config, hooks, wake });
+    let workers = leadflow_app::workers::start(&app, client).await;
+    let store = app.store.clone();
+    let router = router(AppState { app, limiter: Arc::default() });
     // The peer address keys the web-form rate limit.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    };
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    if let Some(worker) = router_worker
-        && let Err(e) = worker.await
-    {
-        tracing::error!(error = %e, "the routing worker failed");
-    }
-    if let Some(worker) = worker
-        && let Err(e) = worker.await
-    {
-        tracing::error!(error = %e, "the delivery worker failed");
-    }
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    // The background work stops once the server has stopped taking requests.
+    workers.stop().await;
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

@@ -1,4 +1,6 @@
-//! Prometheus metrics. Names follow `leadflow_<stage>_<what>_total|_seconds`; labels are
+//! Prometheus metrics: the recorder, its text at `/metrics`, and the HTTP request counts
+//! and latencies. The use cases count their own outcomes through the `metrics` facade
+//! (`leadflow_app`). Names follow `leadflow_<stage>_<what>_total|_seconds`; labels are
 //! bounded (route templates, status codes, configured source names, fixed outcomes).
 
 use axum::extract::{MatchedPath, Request};
@@ -27,24 +29,6 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 pub fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
-}
-
-pub fn lead_outcomes(source: &str, outcome: &'static str, n: u64) {
-    metrics::counter!("leadflow_capture_leads_total", "source" => source.to_owned(), "outcome" => outcome).increment(n);
-}
-
-/// A person erased: the lead and `merged` leads merged into it.
-pub fn erased(merged: usize) {
-    metrics::counter!("leadflow_erase_leads_total").increment(1 + merged as u64);
-}
-
-pub fn events(n: usize) {
-    metrics::counter!("leadflow_events_total").increment(n as u64);
-}
-
-/// Web-form posts judged to be spam, by reason (`honeypot`, `too_fast`, …).
-pub fn spam(source: &str, reason: &'static str) {
-    metrics::counter!("leadflow_capture_spam_total", "source" => source.to_owned(), "reason" => reason).increment(1);
 }
 
 /// Counts requests and their latency per route template and status.

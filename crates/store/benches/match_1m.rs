@@ -12,6 +12,7 @@
 #[path = "../../core/tests/matching/support/generator.rs"]
 mod generator;
 
+use leadflow_core::pipeline::Rules;
 use leadflow_core::resolve::{self, Decision, Matching, Model};
 use leadflow_store::sqlite::SqliteStore;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ fn main() {
     let target: usize = std::env::var("BENCH_LEADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
-    drop(SqliteStore::open(&path).unwrap());
+    drop(SqliteStore::open(&path, Rules::default()).unwrap());
 
     // The generator makes a few records per person: ask for enough people.
     let started = Instant::now();
@@ -57,7 +58,7 @@ fn main() {
     println!("loaded {} leads with their keys in {:.1?}", stored.len(), started.elapsed());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let store = SqliteStore::open(&path).unwrap();
+    let store = SqliteStore::open(&path, Rules::default()).unwrap();
     let matching = Arc::new(Matching { fuzzy: true, ..Matching::default() });
     // Warm the page cache the way a running service has it warm.
     for r in probes.iter().take(200) {

@@ -47,22 +47,6 @@ impl Doc {
     }
 }
 
-impl Doc {
-    /// The row as kept once its lead is erased, or when it names an erased lead: what
-    /// became of it, the status, reason and owner, and the lead and CRM record ids; not
-    /// the email, the external id or anything else the CRM sent.
-    pub(crate) fn erased(self) -> Self {
-        let identity = FeedbackIdentity {
-            lead_id: self.identity.lead_id,
-            crm_id: self.identity.crm_id,
-            crm_destination: self.identity.crm_destination,
-            email: None,
-            external_id: None,
-        };
-        Self { identity, payload: serde_json::Value::Null, ..self }
-    }
-}
-
 /// A stored row, read back.
 pub(crate) struct Row {
     pub id: leadflow_core::FeedbackId,

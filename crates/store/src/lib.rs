@@ -1,15 +1,22 @@
 //! The store: one interface, one implementation per backend (SQLite, the embedded
-//! default; PostgreSQL, for several instances), one conformance suite.
+//! default; PostgreSQL, for several instances).
 //!
-//! SQL lives only here. Every backend must pass [`conformance`]; a backend-specific test
-//! file instantiates the suite with [`conformance_suite!`].
+//! SQL lives only here. Every backend must pass the conformance suite of the
+//! `leadflow-testkit` crate; a backend-specific test file instantiates it with
+//! `leadflow_testkit::conformance_suite!`.
+//!
+//! The store runs load → settle → apply inside its transactions, so it settles under the
+//! configured [`Rules`]: a store is opened with them, and [`Store::with_rules`] gives a
+//! handle on the same database under other rules (the test suite, `leadflow rescore`
+//! with a new configuration). The interface itself takes no rules: no caller can settle
+//! one request under rules other than the store's.
 //!
 //! Erasure ([`Store::erase_lead`]) is the one operation that must reach every table: a
-//! new table holding lead data needs a line in each backend's `erase` module, and the
-//! conformance test that reads every column of every table fails until it has one.
+//! new table holding lead data needs its rule in the core ([`leadflow_core::erase::plan`])
+//! and a load and a write in each backend's `erase` module, and the conformance test that
+//! reads every column of every table fails until it has them.
 #![forbid(unsafe_code)]
 
-pub mod conformance;
 mod erase;
 mod error;
 mod feedback;
@@ -344,74 +351,8 @@ impl RoutedLead {
     }
 }
 
-/// What an erasure did, for the person who asked (and their records).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct ErasureReceipt {
-    /// The lead erased (the surviving lead, when the id asked for was merged into it).
-    pub lead_id: LeadId,
-    /// When it was erased; for a lead erased before, when that was.
-    #[serde(with = "time::serde::rfc3339")]
-    pub erased_at: OffsetDateTime,
-    /// The leads merged into it, erased with it.
-    pub merged_ids: Vec<LeadId>,
-    /// The lead was erased before: nothing was done this time.
-    pub already_erased: bool,
-    /// Per table, the rows kept without their personal data and the rows deleted.
-    pub tables: Vec<TableErasure>,
-    /// The destinations that get a `lead.erased` delivery.
-    pub destinations: Vec<String>,
-}
-
-/// What an erasure did to one table.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TableErasure {
-    pub table: &'static str,
-    /// Rows kept (the tombstone, the audit) with their personal data removed.
-    pub scrubbed: u64,
-    pub deleted: u64,
-}
-
-/// The tables erasure looks at, in the order a receipt lists them.
-pub const ERASED_TABLES: [&str; 14] = [
-    "leads",
-    "submissions",
-    "lead_history",
-    "lead_keys",
-    "lead_visitors",
-    "events",
-    "touchpoints",
-    "duplicate_reviews",
-    "feedback",
-    "outbox",
-    "delivery_attempts",
-    "accounts",
-    "account_keys",
-    "imports",
-];
-
-/// Counts per table while an erasure runs.
-#[derive(Debug, Default)]
-pub(crate) struct ErasureCounts(std::collections::BTreeMap<&'static str, (u64, u64)>);
-
-impl ErasureCounts {
-    pub(crate) fn scrubbed(&mut self, table: &'static str, n: u64) {
-        self.0.entry(table).or_default().0 += n;
-    }
-
-    pub(crate) fn deleted(&mut self, table: &'static str, n: u64) {
-        self.0.entry(table).or_default().1 += n;
-    }
-
-    pub(crate) fn into_tables(self) -> Vec<TableErasure> {
-        ERASED_TABLES
-            .iter()
-            .map(|table| {
-                let (scrubbed, deleted) = self.0.get(table).copied().unwrap_or_default();
-                TableErasure { table, scrubbed, deleted }
-            })
-            .collect()
-    }
-}
+/// What an erasure did, decided by the core ([`leadflow_core::erase::plan`]).
+pub use leadflow_core::erase::plan::{Receipt as ErasureReceipt, TABLES as ERASED_TABLES, TableCount as TableErasure};
 
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
 /// created in `[from, to)`.
@@ -424,10 +365,14 @@ pub struct ReplayFilter {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A handle on the same database (its connections, SQLite's writer and its group
+    /// commit) that settles under `rules`. Cheap; closing either closes both.
+    fn with_rules(&self, rules: Rules) -> DynStore;
+
     /// Commits each submission to the inbox and settles it (match, merge or create, history)
     /// in one transaction shared with concurrent callers. When this returns `Ok`, every
     /// item is durable.
-    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError>;
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError>;
 
     /// Commits submissions to the inbox only, to be settled later. A submission whose
     /// idempotency key is already known is not stored again.
@@ -502,12 +447,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a person's decision on an open review. `Merged` merges the newer lead into
     /// the other in the same transaction. `None` when there is no such open review.
-    async fn decide_review(
-        &self,
-        id: ReviewId,
-        decision: ReviewStatus,
-        rules: &Rules,
-    ) -> Result<Option<Review>, StoreError>;
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError>;
 
     /// Merges `absorbed` into `survivor` (a confident match found by a batch search);
     /// `false` when either is gone (or erased) or they are already one lead. Like every merge, it is
@@ -517,14 +457,13 @@ pub trait Store: Send + Sync + 'static {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: Explanation,
-        rules: &Rules,
     ) -> Result<bool, StoreError>;
 
     /// Undoes the merge of `absorbed` (a review decision or a batch search): the survivor
     /// returns to its state before the merge and `absorbed` lives on its own again. `None`
     /// when `absorbed` is not merged; a conflict when the survivor changed since;
     /// [`StoreError::Erased`] when they were erased (the state to restore is gone).
-    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError>;
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError>;
 
     /// Undoes a merge made at capture: `lead` returns to its state before `submission`
     /// merged into it, and the submission becomes a lead of its own from `candidate` (the
@@ -536,7 +475,6 @@ pub trait Store: Send + Sync + 'static {
         lead: LeadId,
         submission: SubmissionId,
         candidate: Candidate,
-        rules: &Rules,
     ) -> Result<Option<Lead>, StoreError>;
 
     /// Queues a possible duplicate for review, unless the pair was already proposed or
@@ -564,7 +502,7 @@ pub trait Store: Send + Sync + 'static {
     /// id or a visitor id the lead converted from) and rescoring it in the same transaction;
     /// an event of an unknown person waits until that person becomes a lead; an event
     /// naming an erased lead is not recorded at all.
-    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError>;
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventOutcome>, StoreError>;
 
     /// The lead's events (and those of leads merged into it), newest first.
     async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError>;
@@ -581,7 +519,6 @@ pub trait Store: Send + Sync + 'static {
         to: String,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<Result<Lead, TransitionError>>, StoreError>;
 
     /// Records CRM feedback, in order, each in the transaction that applies it: the lead
@@ -591,19 +528,13 @@ pub trait Store: Send + Sync + 'static {
     /// outcome (a replay: nothing happens again) or feedback that happened later was
     /// already applied to the lead (stale). Every item is stored, whatever its outcome;
     /// feedback about an erased lead is refused and stored without what the CRM sent.
-    async fn record_feedback(&self, items: Vec<Feedback>, rules: &Rules) -> Result<Vec<FeedbackResult>, StoreError>;
+    async fn record_feedback(&self, items: Vec<Feedback>) -> Result<Vec<FeedbackResult>, StoreError>;
 
     /// Remembers that the record `crm_id` of `destination` is `lead` (after a delivery
     /// created or updated it), so feedback naming only the CRM's id finds the lead; the
     /// feedback that named this record before it was known (unmatched) is applied now,
     /// oldest first, as [`Store::record_feedback`] would have. Returns how many waited.
-    async fn link_crm_record(
-        &self,
-        destination: &str,
-        crm_id: &str,
-        lead: LeadId,
-        rules: &Rules,
-    ) -> Result<u64, StoreError>;
+    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError>;
 
     /// Stored feedback, oldest first, optionally of one source, after `after`.
     async fn list_feedback(
@@ -622,9 +553,9 @@ pub trait Store: Send + Sync + 'static {
         stage: &str,
     ) -> Result<Vec<ReasonCount>, StoreError>;
 
-    /// Recomputes the lead's score under `rules` (after a rule change). An erased lead
-    /// keeps the score it had.
-    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError>;
+    /// Recomputes the lead's score under the store's rules (after a rule change). An
+    /// erased lead keeps the score it had.
+    async fn rescore_lead(&self, lead: LeadId) -> Result<Option<Lead>, StoreError>;
 
     /// Surviving leads created in `[from, to)`, by original (or latest) source and campaign.
     async fn report_sources(
@@ -691,16 +622,11 @@ pub trait Store: Send + Sync + 'static {
     /// the change that called for it), each in a transaction of its own that reads and
     /// moves the round-robin position, counts the rep's day, assigns the lead, and writes
     /// its history and outbox rows. Safe to run on several instances at once.
-    async fn route_queued(
-        &self,
-        limit: usize,
-        rules: &Rules,
-        now: OffsetDateTime,
-    ) -> Result<Vec<RoutedLead>, StoreError>;
+    async fn route_queued(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError>;
 
     /// Runs the SLA action of up to `limit` assignments whose timer ran out by `now` and
     /// whose owner has not taken the lead up (it is still in the stage it was assigned in).
-    async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError>;
+    async fn run_sla(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError>;
 
     /// Gives a lead to `owner` (a person's choice; no SLA timer), or with `None` runs
     /// routing for it again. `None` when there is no such lead; the flag says whether it
@@ -710,7 +636,6 @@ pub trait Store: Send + Sync + 'static {
         lead: LeadId,
         owner: Option<String>,
         actor: String,
-        rules: &Rules,
     ) -> Result<Option<(Lead, bool)>, StoreError>;
 
     /// When the next SLA timer runs out, if any runs.
@@ -731,7 +656,6 @@ pub trait Store: Send + Sync + 'static {
         lead: LeadId,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<ErasureReceipt>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
@@ -744,24 +668,26 @@ pub trait Store: Send + Sync + 'static {
 pub type DynStore = Arc<dyn Store>;
 
 /// Opens the store a database URL names, creating and migrating it as needed, with the
-/// default pool settings.
-pub async fn open(url: &str) -> Result<DynStore, StoreError> {
-    connect(&DatabaseConfig { url: url.to_owned(), max_connections: leadflow_core::config::DEFAULT_MAX_CONNECTIONS })
-        .await
+/// default pool settings; it settles under `rules`.
+pub async fn open(url: &str, rules: Rules) -> Result<DynStore, StoreError> {
+    let database =
+        DatabaseConfig { url: url.to_owned(), max_connections: leadflow_core::config::DEFAULT_MAX_CONNECTIONS };
+    connect(&database, rules).await
 }
 
-/// Opens the store the database configuration names, creating and migrating it as needed.
-pub async fn connect(database: &DatabaseConfig) -> Result<DynStore, StoreError> {
+/// Opens the store the database configuration names, creating and migrating it as needed;
+/// it settles under `rules`.
+pub async fn connect(database: &DatabaseConfig, rules: Rules) -> Result<DynStore, StoreError> {
     let url = database.url.as_str();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.to_owned();
-        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path.as_ref()))
+        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path.as_ref(), rules))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))??;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = postgres::PgOptions { max_connections: database.max_connections, ..Default::default() };
-        Ok(Arc::new(postgres::PgStore::open(url, &options).await?))
+        Ok(Arc::new(postgres::PgStore::open(url, &options, rules).await?))
     } else {
         Err(StoreError::Unsupported(format!(
             "unknown database URL scheme in {:?}; use sqlite://PATH or postgres://USER@HOST/DATABASE",

@@ -11,70 +11,67 @@
 mod accounts;
 mod apply;
 mod capture;
+mod connection;
 mod engagement;
 mod erase;
 mod feedback;
+mod merging;
+mod migrations;
 mod outbox;
+mod reads;
 mod routing;
+mod writer;
 
 use crate::{
-    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportCounts,
-    ImportJob, ImportStatus, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount,
-    StageCount, Store, StoreError, StoredSubmission, SubmissionStatus,
+    AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, DynStore, EventOutcome,
+    ImportJob, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount,
+    Store, StoreError, StoredSubmission,
 };
 use async_trait::async_trait;
+use connection::{Readers, configure, start_checkpointer};
 use leadflow_core::account::Account;
 use leadflow_core::attribute::Touchpoint;
-use leadflow_core::capture::{IdempotencyKey, RawSubmission};
+use leadflow_core::capture::RawSubmission;
 use leadflow_core::engagement::Event;
 use leadflow_core::error::FieldError;
 use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
+use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::pipeline::Rules;
-use leadflow_core::pipeline::{HistoryEntry, SubmissionMeta};
-use leadflow_core::resolve::{self, Decision, Matching, Model, Record};
+use leadflow_core::resolve::{self, Decision, Matching, Record};
 use leadflow_core::scoring::TransitionError;
-use leadflow_core::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_core::{merges, settle};
-use rusqlite::hooks::Wal;
-use rusqlite::wal::CheckpointMode;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
-use serde_json::{Map, Value};
-use std::ffi::c_int;
-use std::path::{Path, PathBuf};
+use leadflow_core::settle;
+use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use merging::{decide_review, merge_pair, split, unmerge};
+use migrations::{latest_migration, migrate};
+use reads::{
+    IMPORT_COLUMNS, KEY_COLUMNS, REVIEW_COLUMNS, SUBMISSION_COLUMNS, get_submission, import_from_row, key_from_row,
+    lead_following_merges, lead_from_doc, lead_history_newest_first, leads_by_email, leads_by_mailbox, review_by_id,
+    review_from_row, submission_from_row,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+use writer::writer_loop;
 
-/// Versioned, append-only migrations. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/sqlite/0001_capture_core.sql")),
-    (2, include_str!("../migrations/sqlite/0002_imports.sql")),
-    (3, include_str!("../migrations/sqlite/0003_matching.sql")),
-    (4, include_str!("../migrations/sqlite/0004_accounts.sql")),
-    (5, include_str!("../migrations/sqlite/0005_engagement.sql")),
-    (6, include_str!("../migrations/sqlite/0006_jobs.sql")),
-    (7, include_str!("../migrations/sqlite/0007_outbox.sql")),
-    (8, include_str!("../migrations/sqlite/0008_routing.sql")),
-    (9, include_str!("../migrations/sqlite/0009_feedback.sql")),
-    (10, include_str!("../migrations/sqlite/0010_erasure.sql")),
-    (11, include_str!("../migrations/sqlite/0011_email_key.sql")),
-    (12, include_str!("../migrations/sqlite/0012_submission_fingerprint.sql")),
-];
-
-/// Commands waiting beyond this are applied in the next group; it bounds how long one
-/// transaction holds the write lock.
-const MAX_GROUP_ITEMS: usize = 4096;
 const QUEUE_DEPTH: usize = 8192;
-const MAX_IDLE_READERS: usize = 8;
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A chain of merges longer than this is a bug, not data.
 const MAX_MERGE_HOPS: usize = 32;
 
 pub struct SqliteStore {
+    shared: Arc<Shared>,
+    /// What capture and every other settling write decide under.
+    rules: Rules,
+}
+
+/// What every handle on one database file shares ([`Store::with_rules`]): one writer
+/// thread, so one group commit, whatever rules each handle settles under.
+struct Shared {
     writer: mpsc::Sender<Command>,
     /// Set once `close` has been answered: the writer thread may not yet have dropped its
     /// end of the channel, so the channel alone cannot tell readiness probes.
@@ -107,7 +104,8 @@ enum Command {
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database file, then starts the writer.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// The store settles under `rules`.
+    pub fn open(path: &Path, rules: Rules) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -125,12 +123,13 @@ impl SqliteStore {
             .name("leadflow-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self {
+        let shared = Shared {
             writer: tx,
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
-        })
+        };
+        Ok(Self { shared: Arc::new(shared), rules })
     }
 
     /// What capture would decide for this record now, read-only: the lookup and comparison
@@ -146,7 +145,7 @@ impl SqliteStore {
 
     async fn write<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.shared.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -181,7 +180,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
+        let readers = self.shared.readers.clone();
         tokio::task::spawn_blocking(move || {
             let conn = readers.take()?;
             let result = f(&conn);
@@ -193,9 +192,10 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for Shared {
     fn drop(&mut self) {
-        // Dropping the sender ends the writer loop after it drains the queue.
+        // The last handle is gone. Dropping the sender ends the writer loop after it
+        // drains the queue.
         if let Ok(mut guard) = self.thread.lock()
             && let Some(handle) = guard.take()
         {
@@ -203,153 +203,6 @@ impl Drop for SqliteStore {
             let _ = handle.join();
         }
     }
-}
-
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    // FULL makes every commit durable across power loss, not only process crashes; group
-    // commit is what keeps that affordable. Savepoint journals stay in memory: they only
-    // matter until the transaction ends, and writing them to a temp file cost more than
-    // the inserts themselves.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
-    // Lookups read index pages all over the lead and key tables: with SQLite's default
-    // 2 MB page cache they became read system calls once the store outgrew it. Much larger
-    // caches cost more than they save (truncating the cache walks all of it).
-    conn.execute_batch("PRAGMA cache_size = -32768;")?;
-    // A capture or an event batch runs a few dozen distinct statements; with rusqlite's
-    // default cache of 16 they evicted one another and were parsed and planned again on
-    // every use (an eighth of the writer's time when rescoring leads from events).
-    conn.set_prepared_statement_cache_capacity(256);
-    Ok(())
-}
-
-/// WAL size (pages) at which the checkpointer is woken: SQLite's own autocheckpoint default.
-const CHECKPOINT_PAGES: c_int = 1000;
-/// WAL size at which the writer checkpoints itself. The log only starts over from its
-/// beginning after a checkpoint that caught up with the last commit, and a checkpointer
-/// racing a busy writer never quite does: without this the log grew to tens of megabytes,
-/// and every read searched it (an import of a million rows lost its whole gain). By the
-/// time the log reaches this size the checkpointer has copied nearly all of it, so the
-/// writer's share is the last commit's pages. Also the backstop when readers hold old
-/// snapshots.
-const CHECKPOINT_BACKSTOP_PAGES: c_int = 4_000;
-
-/// Moves WAL checkpoints off the writer thread. SQLite's autocheckpoint copies the log back
-/// into the database inside the commit that crosses the threshold, on the single writer:
-/// a twentieth of its time during an import. A passive checkpoint on another connection
-/// never blocks the writer, and on a second core it costs captures nothing. The thread ends
-/// when the writer's connection (holding the hook, and with it the sender) is dropped.
-fn start_checkpointer(writer: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let conn = Connection::open(path)?;
-    configure(&conn)?;
-    let (wake, wakes) = std::sync::mpsc::sync_channel::<()>(1);
-    std::thread::Builder::new()
-        .name("leadflow-sqlite-checkpointer".into())
-        .spawn(move || {
-            for () in wakes {
-                match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-                    Ok(_) => {}
-                    // The writer's own backstop checkpoint is running: expected under load.
-                    Err(e)
-                        if matches!(
-                            e.sqlite_error_code(),
-                            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                        ) =>
-                    {
-                        tracing::debug!(error = %e, "a WAL checkpoint met the writer's; the next commit asks again");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "a WAL checkpoint failed; the next commit asks again"),
-                }
-            }
-        })
-        .map_err(|e| StoreError::Internal(format!("cannot start the checkpointer thread: {e}")))?;
-    writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
-        if pages >= CHECKPOINT_BACKSTOP_PAGES {
-            // Never an error from here: SQLite would report it as the commit's, though the
-            // commit stands, and the writer would redo a group that is already written.
-            // Busy (the checkpointer is at work) is expected; the next commit tries again.
-            if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                tracing::debug!(error = %e, "the writer's WAL checkpoint did not run");
-            }
-        } else if pages >= CHECKPOINT_PAGES {
-            // Full means a checkpoint is already asked for; one is enough.
-            let _ = wake.try_send(());
-        }
-        Ok(())
-    }))?;
-    Ok(())
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
-        tracing::info!(version, "applied migration");
-    }
-    if current < 3 {
-        backfill_match_keys(&tx)?;
-    }
-    if current < 4 {
-        accounts::backfill(&tx)?;
-    }
-    if current < 5 {
-        engagement::backfill(&tx)?;
-    }
-    if current < 11 {
-        backfill_email_keys(&tx)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-/// Leads stored before the email match key get theirs, under the built-in provider rules
-/// (the configuration is not known here; a lead is keyed with the configured rules on its
-/// next write).
-fn backfill_email_keys(conn: &Connection) -> Result<(), StoreError> {
-    let rows: Vec<(String, String)> = conn
-        .prepare("SELECT id, email FROM leads WHERE email IS NOT NULL AND email_key IS NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let matching = Matching::default();
-    let mut update = conn.prepare("UPDATE leads SET email_key = ?2 WHERE id = ?1")?;
-    for (id, email) in rows {
-        update.execute(params![id, matching.stored_email_key(&email)])?;
-    }
-    Ok(())
-}
-
-/// Leads stored before identity resolution get their blocking keys.
-fn backfill_match_keys(conn: &Connection) -> Result<(), StoreError> {
-    let docs: Vec<String> = conn
-        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if docs.is_empty() {
-        return Ok(());
-    }
-    let model = Model::default();
-    for doc in &docs {
-        let lead = lead_from_doc(doc)?;
-        let record = resolve::match_record(&lead.fields, &lead.derived);
-        let record_json = serde_json::to_string(&record)?;
-        for key in resolve::blocking_keys(&record, &model) {
-            conn.execute(
-                "INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES (?1, ?2, ?3)",
-                params![key, lead.id.to_string(), record_json],
-            )?;
-        }
-    }
-    tracing::info!(leads = docs.len(), "indexed existing leads for matching");
-    Ok(())
-}
-
-fn latest_migration() -> i64 {
-    MIGRATIONS.last().map_or(0, |(v, _)| *v)
 }
 
 fn now_ms() -> i64 {
@@ -364,552 +217,13 @@ fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl Readers {
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(conn);
-        }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(conn)
-    }
-
-    fn give(&self, conn: Connection) {
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_READERS
-        {
-            idle.push(conn);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The writer
-
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
-    let mut closing_requested = false;
-    loop {
-        let Some(first) = rx.blocking_recv() else {
-            break;
-        };
-        let mut group = vec![first];
-        let mut items = 0;
-        while items < MAX_GROUP_ITEMS {
-            match rx.try_recv() {
-                Ok(cmd) => {
-                    if let Command::Capture(v, _, _) = &cmd {
-                        items += v.len();
-                    }
-                    group.push(cmd);
-                }
-                Err(_) => break,
-            }
-        }
-        if group.iter().any(|c| matches!(c, Command::Close(_))) {
-            closing_requested = true;
-        }
-        // Fast path: the whole group in one transaction without savepoints. A savepoint
-        // makes SQLite copy every page a statement first touches into a sub-journal, and
-        // blocking keys land on random pages: that copying cost more than the writes.
-        // Failures are rare (a conflict, a bug); only then is the group redone with a
-        // savepoint per command, so one failing command spoils nothing else.
-        let answers = match apply_group(&mut conn, &group, false) {
-            Ok(answers) => Ok(answers),
-            Err(e) => {
-                tracing::warn!(error = %e, commands = group.len(), "a write failed; redoing its group command by command");
-                apply_group(&mut conn, &group, true)
-            }
-        };
-        match answers {
-            Ok(answers) => {
-                for (cmd, answer) in group.into_iter().zip(answers) {
-                    answer_command(cmd, answer);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "group commit failed");
-                let e = StoreError::Unavailable(format!("the transaction did not commit: {e}"));
-                for cmd in group {
-                    fail_command(cmd, &e);
-                }
-            }
-        }
-        if closing_requested {
-            break;
-        }
-    }
-    // Answer anything still queued: the store is closed.
-    rx.close();
-    while let Ok(cmd) = rx.try_recv() {
-        fail_command(cmd, &StoreError::Closed);
-    }
-}
-
-/// What a command produced, before its transaction committed.
-enum Answer {
-    Captured(Vec<Captured>),
-    Unit,
-    Key(Option<ApiKey>),
-}
-
-/// Applies a group in one transaction and commits it. Unguarded, the first failure
-/// aborts the whole group (`Err`); guarded, each command runs in its own savepoint and its
-/// failure is its own answer.
-fn apply_group(
-    conn: &mut Connection,
-    group: &[Command],
-    guarded: bool,
-) -> Result<Vec<Result<Answer, StoreError>>, StoreError> {
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Foreign keys are checked once, at commit, rather than by each statement: an
-    // immediate check makes every insert keep a statement journal of the pages it
-    // touches. A violation (a bug, never data) fails the commit, and nobody is told
-    // their write succeeded.
-    tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-    let mut answers = Vec::with_capacity(group.len());
-    for cmd in group {
-        if guarded {
-            let answer = match cmd {
-                Command::Capture(items, model, _) => {
-                    // Redo the request item by item, so the failing item is kept as
-                    // pending and the rest settle.
-                    match in_savepoint(&mut tx, |sp| {
-                        capture::capture_all(sp, items, capture::Isolation::Request, model)
-                    }) {
-                        Ok(done) => Ok(Answer::Captured(done)),
-                        Err(_) => in_savepoint(&mut tx, |sp| {
-                            capture::capture_all(sp, items, capture::Isolation::PerItem, model)
-                        })
-                        .map(Answer::Captured),
-                    }
-                }
-                other => in_savepoint(&mut tx, |sp| run_command(sp, other)),
-            };
-            answers.push(answer);
-        } else {
-            answers.push(Ok(run_command(&tx, cmd)?));
-        }
-    }
-    tx.commit()?;
-    Ok(answers)
-}
-
-fn run_command(conn: &Connection, cmd: &Command) -> Result<Answer, StoreError> {
-    Ok(match cmd {
-        Command::Capture(items, model, _) => {
-            Answer::Captured(capture::capture_all(conn, items, capture::Isolation::Request, model)?)
-        }
-        Command::Enqueue(subs, _) => capture::enqueue_all(conn, subs).map(|()| Answer::Unit)?,
-        Command::Quarantine(items, _) => Answer::Captured(capture::quarantine_all(conn, items)?),
-        Command::Reject(id, errors, _) => reject(conn, *id, errors).map(|()| Answer::Unit)?,
-        Command::CreateKey(key, hash, _) => create_key(conn, key, *hash).map(|()| Answer::Unit)?,
-        Command::RevokeKey(which, _) => Answer::Key(revoke_key(conn, which)?),
-        Command::Exec(write, _) => write(conn).map(|()| Answer::Unit)?,
-        Command::Close(_) => Answer::Unit,
-    })
-}
-
-/// Sends a committed answer to the caller that waits for it. A caller that gave up
-/// (timeout, disconnect) no longer listens; the write stands.
-fn answer_command(cmd: Command, answer: Result<Answer, StoreError>) {
-    let mismatch = || StoreError::Internal("a write produced the wrong kind of answer".into());
-    match (cmd, answer) {
-        (Command::Capture(items, rules, r), Ok(Answer::Captured(c))) => {
-            // The caller holds the items too: dropping ours first leaves freeing them (their
-            // payloads are trees of small allocations) to the caller's thread, not the writer.
-            drop((items, rules));
-            drop(r.send(Ok(c)));
-        }
-        (Command::Quarantine(_, r), Ok(Answer::Captured(c))) => drop(r.send(Ok(c))),
-        (Command::RevokeKey(_, r), Ok(Answer::Key(k))) => drop(r.send(Ok(k))),
-        (
-            Command::Enqueue(_, r)
-            | Command::Reject(_, _, r)
-            | Command::CreateKey(_, _, r)
-            | Command::Exec(_, r)
-            | Command::Close(r),
-            Ok(Answer::Unit),
-        ) => drop(r.send(Ok(()))),
-        (cmd, Err(e)) => fail_command_with(cmd, e),
-        (cmd, Ok(_)) => fail_command_with(cmd, mismatch()),
-    }
-}
-
-fn fail_command_with(cmd: Command, e: StoreError) {
-    match cmd {
-        Command::Capture(_, _, r) | Command::Quarantine(_, r) => drop(r.send(Err(e))),
-        Command::Enqueue(_, r)
-        | Command::Reject(_, _, r)
-        | Command::CreateKey(_, _, r)
-        | Command::Exec(_, r)
-        | Command::Close(r) => drop(r.send(Err(e))),
-        Command::RevokeKey(_, r) => drop(r.send(Err(e))),
-    }
-}
-
-fn fail_command(cmd: Command, e: &StoreError) {
-    let e = match e {
-        StoreError::Closed => StoreError::Closed,
-        other => StoreError::Unavailable(other.to_string()),
-    };
-    fail_command_with(cmd, e);
-}
-
-/// Runs `f` in a savepoint: on error its writes are undone and the group goes on.
-fn in_savepoint<T>(
-    tx: &mut Transaction<'_>,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let mut sp = tx.savepoint()?;
-    sp.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-    let result = f(&sp);
-    if result.is_ok() {
-        sp.commit()?;
-    }
-    result
-}
-
-const IMPORT_COLUMNS: &str =
-    "id, source, sheet, status, rows, created, merged, rejected, pending, error, created_at, updated_at";
-
-fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImportJob, StoreError>> {
-    let id: String = r.get(0)?;
-    let source: String = r.get(1)?;
-    let status: String = r.get(3)?;
-    let n = |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
-    let counts = ImportCounts { rows: n(4)?, created: n(5)?, merged: n(6)?, rejected: n(7)?, pending: n(8)? };
-    let (sheet, error): (Option<String>, Option<String>) = (r.get(2)?, r.get(9)?);
-    let (created, updated): (i64, i64) = (r.get(10)?, r.get(11)?);
-    Ok((|| {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("import {id}: {what}"));
-        Ok(ImportJob {
-            id: id.parse().map_err(|_| corrupt("id"))?,
-            source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
-            sheet,
-            status: match status.as_str() {
-                "queued" => ImportStatus::Queued,
-                "running" => ImportStatus::Running,
-                "done" => ImportStatus::Done,
-                "failed" => ImportStatus::Failed,
-                _ => return Err(corrupt("status")),
-            },
-            counts,
-            error,
-            created_at: from_millis(created),
-            updated_at: from_millis(updated),
-        })
-    })())
-}
-
-const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evidence, status, created_at, decided_at";
-
-fn review_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Review, StoreError>> {
-    let (id, lead, candidate): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-    let (score, evidence, status): (f64, String, String) = (r.get(3)?, r.get(4)?, r.get(5)?);
-    let (created, decided): (i64, Option<i64>) = (r.get(6)?, r.get(7)?);
-    Ok((|| {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("review {id}: {what}"));
-        Ok(Review {
-            id: id.parse().map_err(|_| corrupt("id"))?,
-            lead_id: lead.parse().map_err(|_| corrupt("lead id"))?,
-            candidate_id: candidate.parse().map_err(|_| corrupt("candidate id"))?,
-            score,
-            evidence: serde_json::from_str(&evidence)?,
-            status: match status.as_str() {
-                "open" => ReviewStatus::Open,
-                "merged" => ReviewStatus::Merged,
-                "distinct" => ReviewStatus::Distinct,
-                _ => return Err(corrupt("status")),
-            },
-            created_at: from_millis(created),
-            decided_at: decided.map(from_millis),
-        })
-    })())
-}
-
-fn review_by_id(conn: &Connection, id: ReviewId) -> Result<Option<Review>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!("SELECT {REVIEW_COLUMNS} FROM duplicate_reviews WHERE id = ?1"))?
-        .query_row([id.to_string()], review_from_row)
-        .optional()?;
-    found.transpose()
-}
-
-/// Folds `absorbed` into `survivor` (each followed through earlier merges), as the core
-/// decides. `false` when either is missing or erased, or they are already one lead.
-fn merge_pair(
-    conn: &Connection,
-    survivor: LeadId,
-    absorbed: LeadId,
-    explanation: resolve::Explanation,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<bool, StoreError> {
-    let (Some(mut survivor), Some(absorbed)) =
-        (lead_following_merges(conn, survivor)?, lead_following_merges(conn, absorbed)?)
-    else {
-        return Ok(false);
-    };
-    let Some(changes) = merges::absorb(&mut survivor, &absorbed, explanation, rules, now) else { return Ok(false) };
-    apply::apply(conn, &changes)?;
-    Ok(true)
-}
-
-/// Undoes the merge of `absorbed` into its survivor, as the core decides.
-fn unmerge(
-    conn: &Connection,
-    absorbed_id: LeadId,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<Option<LeadId>, StoreError> {
-    let row: Option<(Option<String>, Option<i64>, String)> = conn
-        .query_row("SELECT merged_into, erased_at, doc FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((into, erased_at, doc)) = row else { return Ok(None) };
-    let merged_into: Option<LeadId> =
-        into.map(|i| i.parse()).transpose().map_err(|_| StoreError::Corrupt("merged_into".into()))?;
-    let away = merges::MergedAway { id: absorbed_id, merged_into, erased: erased_at.is_some() };
-    let (survivor, history) = match merged_into {
-        Some(into) if erased_at.is_none() => {
-            (lead_following_merges(conn, into)?, lead_history_newest_first(conn, into)?)
-        }
-        _ => (None, Vec::new()),
-    };
-    let absorbed = lead_from_doc(&doc)?;
-    let Some(changes) =
-        merges::unmerge(&away, survivor.as_ref(), &history, &absorbed, rules, now).map_err(StoreError::from)?
-    else {
-        return Ok(None);
-    };
-    apply::apply(conn, &changes)?;
-    Ok(merged_into)
-}
-
-fn lead_history_newest_first(conn: &Connection, lead: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
-    let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
-        .query_map([lead.to_string()], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    entries.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
-}
-
-/// Undoes a merge made at capture, as the core decides: the submission becomes a lead of
-/// its own from `candidate` (the stored submission prepared again).
-fn split(
-    conn: &Connection,
-    lead_id: LeadId,
-    submission: SubmissionId,
-    candidate: Candidate,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<Option<(LeadId, Lead)>, StoreError> {
-    let current = lead_following_merges(conn, lead_id)?;
-    let stored = get_submission(conn, submission)?.map(|s| merges::MergedSubmission {
-        meta: SubmissionMeta {
-            id: s.submission.id,
-            source: s.submission.source,
-            received_at: s.submission.received_at,
-        },
-        lead_id: s.lead_id,
-    });
-    let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
-        .query_map(params![lead_id.to_string(), submission.to_string()], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let history: Vec<HistoryEntry> = entries.iter().map(|e| serde_json::from_str(e)).collect::<Result<_, _>>()?;
-    let accounts = accounts::by_keys(conn, &merges::split_account_keys(&candidate))?;
-    let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
-        .map_err(StoreError::from)?;
-    let Some((lead, changes)) = split else { return Ok(None) };
-    apply::apply(conn, &changes)?;
-    Ok(Some((lead_id, lead)))
-}
-
-/// A person's decision on an open review; a merge folds the newer lead into the other.
-fn decide_review(
-    conn: &Connection,
-    id: ReviewId,
-    decision: ReviewStatus,
-    rules: &Rules,
-) -> Result<Option<Review>, StoreError> {
-    let Some(review) = review_by_id(conn, id)?.filter(|r| r.status == ReviewStatus::Open) else {
-        return Ok(None);
-    };
-    let now = OffsetDateTime::now_utc();
-    if decision == ReviewStatus::Merged {
-        let explanation = merges::reviewed(review.score, review.evidence.clone());
-        merge_pair(conn, review.candidate_id, review.lead_id, explanation, rules, now)?;
-    }
-    conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
-        .execute(params![id.to_string(), decision.as_str(), millis(now)])?;
-    review_by_id(conn, id)
-}
-
-const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
-
-fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredSubmission, StoreError>> {
-    let id: String = r.get(0)?;
-    let source: String = r.get(1)?;
-    let key: Option<String> = r.get(2)?;
-    let received: i64 = r.get(3)?;
-    let payload: String = r.get(4)?;
-    let status: String = r.get(5)?;
-    let error: Option<String> = r.get(6)?;
-    let lead_id: Option<String> = r.get(7)?;
-    Ok((|| {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("submission {id}: {what}"));
-        Ok(StoredSubmission {
-            submission: RawSubmission {
-                id: id.parse().map_err(|_| corrupt("id"))?,
-                source: SourceName::parse(&source).map_err(|_| corrupt("source"))?,
-                received_at: from_millis(received),
-                idempotency_key: key
-                    .map(|k| IdempotencyKey::parse(&k))
-                    .transpose()
-                    .map_err(|_| corrupt("idempotency key"))?,
-                payload: serde_json::from_str::<Map<String, Value>>(&payload)?,
-                fingerprint: None,
-            },
-            status: match status.as_str() {
-                "pending" => SubmissionStatus::Pending,
-                "processed" => SubmissionStatus::Processed,
-                "rejected" => SubmissionStatus::Rejected,
-                _ => return Err(corrupt("status")),
-            },
-            errors: capture::stored_errors(error.as_deref()),
-            lead_id: lead_id.map(|l| l.parse()).transpose().map_err(|_| corrupt("lead id"))?,
-        })
-    })())
-}
-
-fn get_submission(conn: &Connection, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!("SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE id = ?1"))?
-        .query_row([id.to_string()], submission_from_row)
-        .optional()?;
-    found.transpose()
-}
-
-fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status IN ('pending', 'rejected')",
-        )?
-        .execute(params![id.to_string(), "rejected", serde_json::to_string(errors)?])?;
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!("submission {id} is not pending or quarantined")))
-    }
-}
-
-fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Result<(), StoreError> {
-    let scopes = serde_json::to_string(&key.scopes)?;
-    conn.prepare_cached(
-        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![key.id.to_string(), key.name, key.prefix, hash.to_hex(), scopes, millis(key.created_at)])
-    .map_err(|e| match StoreError::from(e) {
-        StoreError::Conflict(_) => StoreError::Conflict(format!("an active key named {:?} already exists", key.name)),
-        other => other,
-    })?;
-    Ok(())
-}
-
-fn revoke_key(conn: &Connection, which: &str) -> Result<Option<ApiKey>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL"
-        ))?
-        .query_row([which], key_from_row)
-        .optional()?;
-    let Some(mut key) = found.transpose()? else {
-        return Ok(None);
-    };
-    let now = OffsetDateTime::now_utc();
-    conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
-        .execute(params![key.id.to_string(), millis(now)])?;
-    key.revoked_at = Some(now);
-    Ok(Some(key))
-}
-
-// ---------------------------------------------------------------------------------------
-// Reads (shared by the writer, inside its transaction, and the read pool)
-
-const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at";
-
-fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ApiKey, StoreError>> {
-    let id: String = r.get(0)?;
-    let scopes: String = r.get(3)?;
-    let revoked: Option<i64> = r.get(5)?;
-    let (name, prefix, created): (String, String, i64) = (r.get(1)?, r.get(2)?, r.get(4)?);
-    Ok((|| {
-        Ok(ApiKey {
-            id: id.parse::<KeyId>().map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            name,
-            prefix,
-            scopes: serde_json::from_str(&scopes)?,
-            created_at: from_millis(created),
-            revoked_at: revoked.map(from_millis),
-        })
-    })())
-}
-
-fn lead_from_doc(doc: &str) -> Result<Lead, StoreError> {
-    Ok(serde_json::from_str(doc)?)
-}
-
-/// One index lookup: a UNION with the plain address cost a quarter of import throughput.
-/// `merged_into IS NULL` lets it use the partial index.
-const MAILBOX_LOOKUP: &str = "SELECT doc FROM leads WHERE email_key = ?1 AND merged_into IS NULL";
-
-/// The surviving leads with exactly this address.
-const EMAIL_LOOKUP: &str = "SELECT doc FROM leads WHERE email = ?1 AND merged_into IS NULL";
-
-/// The surviving leads with this mailbox (the same match key).
-fn leads_by_mailbox(conn: &Connection, key: &str) -> Result<Vec<Lead>, StoreError> {
-    leads_where(conn, MAILBOX_LOOKUP, key)
-}
-
-fn leads_by_email(conn: &Connection, email: &Email) -> Result<Vec<Lead>, StoreError> {
-    leads_where(conn, EMAIL_LOOKUP, email.as_str())
-}
-
-/// The leads a one-parameter lookup selecting `doc` finds.
-fn leads_where(conn: &Connection, lookup: &str, value: &str) -> Result<Vec<Lead>, StoreError> {
-    let mut stmt = conn.prepare_cached(lookup)?;
-    let docs = stmt.query_map([value], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    docs.iter().map(|d| lead_from_doc(d)).collect()
-}
-
-fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT merged_into, doc FROM leads WHERE id = ?1")?;
-    let mut current = id.to_string();
-    for _ in 0..MAX_MERGE_HOPS {
-        let row =
-            stmt.query_row([&current], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))).optional()?;
-        match row {
-            None => return Ok(None),
-            Some((Some(next), _)) => current = next,
-            Some((None, doc)) => return lead_from_doc(&doc).map(Some),
-        }
-    }
-    Err(StoreError::Corrupt(format!("lead {id} is merged through more than {MAX_MERGE_HOPS} hops")))
-}
-
 #[async_trait]
 impl Store for SqliteStore {
-    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
+    fn with_rules(&self, rules: Rules) -> DynStore {
+        Arc::new(Self { shared: self.shared.clone(), rules })
+    }
+
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -917,7 +231,7 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|item| Ok(Prepared { payload: serde_json::to_string(&item.submission.payload)?, item }))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let (prepared, rules) = (Arc::new(prepared), rules.clone());
+        let (prepared, rules) = (Arc::new(prepared), self.rules.clone());
         let held = Arc::clone(&prepared);
         let captured = self.write(|reply| Command::Capture(prepared, rules, reply)).await;
         drop(held);
@@ -1165,18 +479,13 @@ impl Store for SqliteStore {
         self.read(move |conn| review_by_id(conn, id)).await
     }
 
-    async fn decide_review(
-        &self,
-        id: ReviewId,
-        decision: ReviewStatus,
-        rules: &Rules,
-    ) -> Result<Option<Review>, StoreError> {
-        let rules = rules.clone();
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| decide_review(conn, id, decision, &rules)).await
     }
 
-    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError> {
-        let rules = rules.clone();
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| unmerge(conn, absorbed, &rules, OffsetDateTime::now_utc())).await
     }
 
@@ -1185,9 +494,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         submission: SubmissionId,
         candidate: Candidate,
-        rules: &Rules,
     ) -> Result<Option<Lead>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             split(conn, lead, submission, candidate.clone(), &rules, OffsetDateTime::now_utc())
                 .map(|done| done.map(|(_, lead)| lead))
@@ -1200,9 +508,8 @@ impl Store for SqliteStore {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: resolve::Explanation,
-        rules: &Rules,
     ) -> Result<bool, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             merge_pair(conn, survivor, absorbed, explanation.clone(), &rules, OffsetDateTime::now_utc())
         })
@@ -1258,11 +565,11 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| accounts::update(conn, id, &update)).await
     }
 
-    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventOutcome>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| engagement::record(conn, &events, &rules, OffsetDateTime::now_utc())).await
     }
 
@@ -1280,40 +587,32 @@ impl Store for SqliteStore {
         to: String,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             engagement::transition(conn, lead, &to, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
         })
         .await
     }
 
-    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
-        let rules = rules.clone();
+    async fn rescore_lead(&self, lead: LeadId) -> Result<Option<Lead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| engagement::rescore(conn, lead, &rules, OffsetDateTime::now_utc())).await
     }
 
     async fn record_feedback(
         &self,
         items: Vec<leadflow_core::feedback::Feedback>,
-        rules: &Rules,
     ) -> Result<Vec<leadflow_core::feedback::FeedbackResult>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| feedback::record(conn, &items, &rules, OffsetDateTime::now_utc())).await
     }
 
-    async fn link_crm_record(
-        &self,
-        destination: &str,
-        crm_id: &str,
-        lead: LeadId,
-        rules: &Rules,
-    ) -> Result<u64, StoreError> {
-        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), rules.clone());
+    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError> {
+        let (destination, crm_id, rules) = (destination.to_owned(), crm_id.to_owned(), self.rules.clone());
         self.write_returning(move |conn| {
             feedback::link(conn, &destination, &crm_id, lead, &rules, OffsetDateTime::now_utc())
         })
@@ -1352,18 +651,13 @@ impl Store for SqliteStore {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
     }
 
-    async fn route_queued(
-        &self,
-        limit: usize,
-        rules: &Rules,
-        now: OffsetDateTime,
-    ) -> Result<Vec<RoutedLead>, StoreError> {
-        let rules = rules.clone();
+    async fn route_queued(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| routing::route_queued(conn, limit, &rules, now)).await
     }
 
-    async fn run_sla(&self, limit: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
-        let rules = rules.clone();
+    async fn run_sla(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = self.rules.clone();
         self.write_returning(move |conn| routing::run_sla(conn, limit, &rules, now)).await
     }
 
@@ -1372,9 +666,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         owner: Option<String>,
         actor: String,
-        rules: &Rules,
     ) -> Result<Option<(Lead, bool)>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             routing::assign(conn, lead, owner.as_deref(), &actor, &rules, OffsetDateTime::now_utc())
         })
@@ -1390,9 +683,8 @@ impl Store for SqliteStore {
         lead: LeadId,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<crate::ErasureReceipt>, StoreError> {
-        let rules = rules.clone();
+        let rules = self.rules.clone();
         self.write_returning(move |conn| {
             erase::erase(conn, lead, &actor, reason.as_deref(), &rules, OffsetDateTime::now_utc())
         })
@@ -1474,7 +766,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        if self.writer.is_closed() || self.closed.load(Ordering::Acquire) {
+        if self.shared.writer.is_closed() || self.shared.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
         self.read(|conn| {
@@ -1494,35 +786,7 @@ impl Store for SqliteStore {
             Ok(()) | Err(StoreError::Closed) => Ok(()),
             Err(e) => Err(e),
         };
-        self.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::Release);
         closed
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The lookups capture runs for every submission must read an index, never the table: a
-    /// scan costs milliseconds per capture at a million leads.
-    #[test]
-    fn capture_lookups_use_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.db");
-        drop(SqliteStore::open(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        let plan = |sql: &str| -> Vec<String> {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let args = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-            stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-        };
-        for sql in [MAILBOX_LOOKUP, EMAIL_LOOKUP] {
-            let steps = plan(sql);
-            assert!(steps.iter().all(|s| !s.starts_with("SCAN leads")), "{sql}: {steps:?}");
-            assert!(steps.iter().any(|s| s.contains("leads_email_key")) || !sql.contains("email_key"), "{steps:?}");
-        }
     }
 }

@@ -3,19 +3,19 @@
 //! tests fail, with instructions, when that server cannot be reached.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::{Raw, TestStore};
-use leadflow_store::postgres::testkit::TestDatabase;
 use leadflow_store::postgres::{PgOptions, PgStore};
+use leadflow_testkit::conformance::{Raw, TestStore};
+use leadflow_testkit::postgres::TestDatabase;
 use std::sync::Arc;
 
 async fn fresh() -> TestStore {
     let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
-    let store = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens and migrates");
+    let store = PgStore::open(&db.url, &PgOptions::default(), Rules::default()).await.expect("opens and migrates");
     let raw = Raw::Postgres(db.url.clone());
     TestStore { store: Arc::new(store), guard: Box::new(db), raw }
 }
 
-leadflow_store::conformance_suite!(fresh());
+leadflow_testkit::conformance_suite!(fresh());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once() {
@@ -23,7 +23,7 @@ async fn instances_starting_together_migrate_once() {
     let opens: Vec<_> = (0..4)
         .map(|_| {
             let url = db.url.clone();
-            tokio::spawn(async move { PgStore::open(&url, &PgOptions::default()).await })
+            tokio::spawn(async move { PgStore::open(&url, &PgOptions::default(), Rules::default()).await })
         })
         .collect();
     for open in opens {
@@ -43,7 +43,10 @@ async fn instances_starting_together_migrate_once() {
 async fn an_unreachable_database_is_a_prompt_unavailable_error() {
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let started = std::time::Instant::now();
-    let err = PgStore::open("postgres://postgres@127.0.0.1:1/none", &PgOptions::default()).await.err().expect("fails");
+    let err = PgStore::open("postgres://postgres@127.0.0.1:1/none", &PgOptions::default(), Rules::default())
+        .await
+        .err()
+        .expect("fails");
     assert!(matches!(err, leadflow_store::StoreError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
@@ -59,10 +62,11 @@ use leadflow_core::{EventId, SourceName};
 use leadflow_store::{CaptureItem, Captured, EventOutcome, NewEvent, Store};
 use time::OffsetDateTime;
 
-async fn two_instances() -> (TestDatabase, Arc<PgStore>, Arc<PgStore>) {
+/// Two instances on one new database, both settling under `rules`.
+async fn two_instances(rules: Rules) -> (TestDatabase, Arc<PgStore>, Arc<PgStore>) {
     let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
-    let a = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens");
-    let b = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens");
+    let a = PgStore::open(&db.url, &PgOptions::default(), rules.clone()).await.expect("opens");
+    let b = PgStore::open(&db.url, &PgOptions::default(), rules).await.expect("opens");
     (db, Arc::new(a), Arc::new(b))
 }
 
@@ -106,15 +110,13 @@ fn page_view(email: &str, key: Option<&str>) -> NewEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_found_one_account_for_one_domain() {
-    let (_db, a, b) = two_instances().await;
-    let rules = Rules::default();
+    let (_db, a, b) = two_instances(Rules::default()).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let rules = rules.clone();
         tasks.push(tokio::spawn(async move {
             let email = format!("person{i}@initech.com");
-            store.capture(vec![item(serde_json::json!({"email": email}))], &rules).await.unwrap().remove(0)
+            store.capture(vec![item(serde_json::json!({"email": email}))]).await.unwrap().remove(0)
         }));
     }
     let mut accounts = std::collections::HashSet::new();
@@ -132,21 +134,18 @@ async fn two_instances_found_one_account_for_one_domain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_from_two_instances_lose_no_rescore_and_record_a_key_once() {
-    let (_db, a, b) = two_instances().await;
-    let rules = scored();
-    let lead =
-        match a.capture(vec![item(serde_json::json!({"email": "ada@acme.com"}))], &rules).await.unwrap().remove(0) {
-            Captured::Settled { lead, .. } => lead,
-            other => panic!("expected a settled capture, got {other:?}"),
-        };
+    let (_db, a, b) = two_instances(scored()).await;
+    let lead = match a.capture(vec![item(serde_json::json!({"email": "ada@acme.com"}))]).await.unwrap().remove(0) {
+        Captured::Settled { lead, .. } => lead,
+        other => panic!("expected a settled capture, got {other:?}"),
+    };
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let rules = rules.clone();
         // Every fifth event repeats one key: it is recorded once whichever instance wins.
         let key = (i % 5 == 0).then_some("same-key");
         tasks.push(tokio::spawn(async move {
-            store.record_events(vec![page_view("ada@acme.com", key)], &rules).await.unwrap().remove(0)
+            store.record_events(vec![page_view("ada@acme.com", key)]).await.unwrap().remove(0)
         }));
     }
     for task in tasks {
@@ -163,12 +162,9 @@ async fn events_from_two_instances_lose_no_rescore_and_record_a_key_once() {
 #[tokio::test]
 async fn upgrading_a_version_one_database_backfills_its_leads() {
     // A lead as version 1 stored it: made by a current store, stripped of what 0002 adds.
-    let (_source_db, store, _) = two_instances().await;
+    let (_source_db, store, _) = two_instances(Rules::default()).await;
     let lead = match store
-        .capture(
-            vec![item(serde_json::json!({"email": "ada@initech.com", "utm_campaign": "spring"}))],
-            &Rules::default(),
-        )
+        .capture(vec![item(serde_json::json!({"email": "ada@initech.com", "utm_campaign": "spring"}))])
         .await
         .unwrap()
         .remove(0)
@@ -197,7 +193,7 @@ async fn upgrading_a_version_one_database_backfills_its_leads() {
         .unwrap();
 
     let lead_id = lead.id;
-    let upgraded = PgStore::open(&db.url, &PgOptions::default()).await.expect("opens and migrates");
+    let upgraded = PgStore::open(&db.url, &PgOptions::default(), Rules::default()).await.expect("opens and migrates");
     let now = OffsetDateTime::now_utc();
     let stored = upgraded.get_lead(lead.id).await.unwrap().unwrap();
     let account = stored.account_id.expect("the backfill gave the lead its account");
@@ -208,7 +204,7 @@ async fn upgrading_a_version_one_database_backfills_its_leads() {
     assert_eq!((sources[0].campaign.as_deref(), sources[0].leads), (Some("spring"), 1));
     upgraded.ping().await.expect("the schema is current");
     // The lead got its email match key: the same mailbox finds it.
-    let again = upgraded.capture(vec![item(serde_json::json!({"email": "ADA@initech.com"}))], &Rules::default()).await;
+    let again = upgraded.capture(vec![item(serde_json::json!({"email": "ADA@initech.com"}))]).await;
     assert!(
         matches!(&again.unwrap()[..], [Captured::Settled { lead, .. }] if lead.id == lead_id),
         "merged into the upgraded lead"
@@ -229,11 +225,11 @@ fn settled_lead(c: &Captured) -> (leadflow_core::pipeline::Outcome, &leadflow_co
 #[tokio::test]
 async fn a_batch_settles_in_order_whatever_its_submissions_share() {
     use leadflow_core::pipeline::Outcome::{Created, Merged};
-    let (_db, store, _) = two_instances().await;
     let fuzzy = Rules {
         matching: Arc::new(leadflow_core::resolve::Matching { fuzzy: true, ..Default::default() }),
         ..Rules::default()
     };
+    let (_db, store, _) = two_instances(fuzzy).await;
     let items = vec![
         item(serde_json::json!({"email": "ada@acme.com"})),
         item(serde_json::json!({"email": "bob@initech.com"})),
@@ -250,7 +246,7 @@ async fn a_batch_settles_in_order_whatever_its_submissions_share() {
             serde_json::json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}),
         ),
     ];
-    let out = store.capture(items, &fuzzy).await.unwrap();
+    let out = store.capture(items).await.unwrap();
     let got: Vec<_> = out.iter().map(|c| settled_lead(c).0).collect();
     assert_eq!(got, vec![Created, Created, Merged, Created, Merged, Created, Merged]);
     let id = |i: usize| settled_lead(&out[i]).1.id;
@@ -268,15 +264,20 @@ async fn a_batch_settles_in_order_whatever_its_submissions_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_grouped_together_settle_as_if_one_by_one() {
-    let (_db, store, _) = two_instances().await;
+    let (_db, store, _) = two_instances(Rules::default()).await;
+    // Calls under other rules join the same groups.
+    let fuzzy = store.with_rules(Rules {
+        matching: Arc::new(leadflow_core::resolve::Matching { fuzzy: true, ..Default::default() }),
+        ..Rules::default()
+    });
     let mut tasks = Vec::new();
     // 16 people of 4 companies, each sent 3 times, all at once.
     for i in 0..48 {
-        let store = store.clone();
+        let store: leadflow_store::DynStore = if i % 2 == 0 { store.clone() } else { fuzzy.clone() };
         tasks.push(tokio::spawn(async move {
             let person = i % 16;
             let email = format!("p{person}@co{}.com", person % 4);
-            let captured = store.capture(vec![item(serde_json::json!({"email": email}))], &Rules::default()).await;
+            let captured = store.capture(vec![item(serde_json::json!({"email": email}))]).await;
             settled_lead(&captured.unwrap()[0]).1.clone()
         }));
     }

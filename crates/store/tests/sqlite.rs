@@ -1,24 +1,25 @@
 //! The conformance suite on the SQLite store, each test on a fresh database file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_store::conformance::{Raw, TestStore};
+use leadflow_core::pipeline::Rules;
+use leadflow_testkit::conformance::{Raw, TestStore};
 use std::sync::Arc;
 
 async fn fresh() -> TestStore {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("leadflow.db");
-    let store = leadflow_store::sqlite::SqliteStore::open(&path).expect("opens");
+    let store = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).expect("opens");
     TestStore { store: Arc::new(store), guard: Box::new(dir), raw: Raw::Sqlite(path) }
 }
 
-leadflow_store::conformance_suite!(fresh());
+leadflow_testkit::conformance_suite!(fresh());
 
 #[test]
 fn reopening_keeps_data_and_does_not_migrate_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");
-    drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
-    drop(leadflow_store::sqlite::SqliteStore::open(&path).unwrap());
+    drop(leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap());
+    drop(leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let (n, max): (i64, i64) = conn
         .query_row("SELECT count(*), max(version) FROM schema_migrations", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -37,7 +38,7 @@ fn reopening_keeps_data_and_does_not_migrate_twice() {
 async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     use leadflow_core::capture::RawSubmission;
     use leadflow_core::config::{Picklists, SourceConfig};
-    use leadflow_core::pipeline::{Rules, prepare};
+    use leadflow_core::pipeline::prepare;
     use leadflow_store::{CaptureItem, Captured, Store};
     let item = |email: &str| {
         let payload = serde_json::json!({ "email": email }).as_object().cloned().unwrap();
@@ -46,8 +47,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");
-    let store = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
-    let first = store.capture(vec![item("jane.doe@gmail.com")], &Rules::default()).await.unwrap();
+    let store = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
+    let first = store.capture(vec![item("jane.doe@gmail.com")]).await.unwrap();
     let Captured::Settled { lead, .. } = &first[0] else { panic!("{first:?}") };
     let id = lead.id;
     store.close().await.unwrap();
@@ -62,8 +63,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     )
     .unwrap();
     drop(conn);
-    let upgraded = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
-    let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")], &Rules::default()).await.unwrap();
+    let upgraded = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
+    let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")]).await.unwrap();
     assert!(matches!(&again[..], [Captured::Settled { lead, .. }] if lead.id == id), "{again:?}");
 }
 
@@ -74,7 +75,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
 async fn a_growing_log_is_checkpointed_into_the_database_file() {
     use leadflow_core::capture::RawSubmission;
     use leadflow_core::config::{Picklists, SourceConfig};
-    use leadflow_core::pipeline::{Rules, prepare};
+    use leadflow_core::pipeline::prepare;
     use leadflow_store::{CaptureItem, Store};
     let item = |i: usize| {
         let payload = serde_json::json!({ "email": format!("log-{i}@example.com"), "company": "Example" })
@@ -86,10 +87,10 @@ async fn a_growing_log_is_checkpointed_into_the_database_file() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");
-    let store = leadflow_store::sqlite::SqliteStore::open(&path).unwrap();
+    let store = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
     let empty = std::fs::metadata(&path).unwrap().len();
     for batch in 0..15 {
-        store.capture((0..200).map(|i| item(batch * 200 + i)).collect(), &Rules::default()).await.unwrap();
+        store.capture((0..200).map(|i| item(batch * 200 + i)).collect()).await.unwrap();
     }
     let wal = std::fs::metadata(dir.path().join("leadflow.db-wal")).unwrap().len();
     // Past the checkpointer's threshold, short of the writer's own.

@@ -10,6 +10,7 @@
 //! colleagues, namesakes and relatives apart. A wrong merge mixes two people's data and
 //! consent, so only a confident score merges; the review band goes to a human.
 
+pub(crate) mod config;
 pub mod merge;
 
 use crate::ids::LeadId;

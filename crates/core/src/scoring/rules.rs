@@ -2,9 +2,9 @@
 //! and rules, parsed and validated in one pass that reports every problem with its
 //! line, column and dotted key. The format is documented at the crate root.
 
-use crate::scoring::error::ConfigError;
+use crate::config::read::{Node, Problems};
+use crate::config::{ConfigError, parse_section};
 use crate::scoring::glob::Glob;
-use crate::scoring::toml::{Node, Problems, parse_section};
 use crate::scoring::view::{DERIVED_FACTS, is_lead_attribute};
 use std::sync::Arc;
 use toml_edit::{Item, Value as TomlValue};
@@ -150,17 +150,16 @@ impl ScalarSet {
 impl ScoringConfig {
     /// Reads the `[scoring]` section of a whole `leadflow.toml`; without one, the defaults.
     pub fn parse(text: &str) -> Result<Self, Vec<ConfigError>> {
-        parse_section(text, "scoring", Self::from_toml)
+        parse_section(text, "scoring", Self::read)
     }
 
-    /// Reads the `scoring` item of an already parsed document; `text` is that document's
-    /// source, for locating errors.
-    pub fn from_toml(item: Option<&Item>, text: &str) -> Result<Self, Vec<ConfigError>> {
+    /// Reads the `scoring` item of a parsed document, over the defaults.
+    pub(crate) fn read(p: &mut Problems, item: Option<&Item>) -> Self {
         let mut config = Self::default();
-        let Some(node) = item.and_then(Node::from_item) else { return Ok(config) };
-        let mut p = Problems::new(node.span());
-        read_scoring(&mut p, node, &mut config);
-        if p.is_empty() { Ok(config) } else { Err(p.locate(text)) }
+        if let Some(node) = item.and_then(Node::from_item) {
+            p.within(node.span(), |p| read_scoring(p, node, &mut config));
+        }
+        config
     }
 
     /// The half-life in seconds, for decay arithmetic.

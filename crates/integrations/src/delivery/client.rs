@@ -9,12 +9,13 @@
 
 use crate::delivery::attempt::{Attempt, DeferReason, Delivery, Outcome};
 use crate::delivery::breaker::CircuitBreaker;
-use crate::delivery::config::{ConfigError, Destination, DestinationKind, Secret};
+use crate::delivery::config::{Destination, DestinationKind, Secret, refusal};
 use crate::delivery::erased::Erasure;
 use crate::delivery::http::Verdict;
 use crate::delivery::providers::{hubspot, salesforce, slack, webhook};
 use crate::delivery::ratelimit::TokenBucket;
 use crate::delivery::signature::SigningSecret;
+use leadflow_core::config::ConfigError;
 use reqwest::Url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -97,11 +98,12 @@ pub struct Client {
     destinations: HashMap<String, DestinationState>,
 }
 
-fn parse_url(name: &str, what: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text).map_err(|e| ConfigError::destination(name, format!("{what}: {e}")))?;
+/// The URL under `key` of the destination at `index`.
+fn parse_url(index: usize, key: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| refusal(index, key, e.to_string()))?;
     match url.scheme() {
         "http" | "https" if url.has_host() => Ok(url),
-        _ => Err(ConfigError::destination(name, format!("{what} must be an http(s) URL"))),
+        _ => Err(refusal(index, key, "must be an http:// or https:// URL")),
     }
 }
 
@@ -123,6 +125,8 @@ pub fn http_client() -> reqwest::ClientBuilder {
 }
 
 impl Client {
+    /// A client for `destinations`, in the configuration's order (what is refused is
+    /// reported by position, as the file is).
     pub fn new(settings: ClientSettings, destinations: Vec<Destination>) -> Result<Self, ConfigError> {
         Self::with_clock(settings, destinations, Arc::new(SystemClock))
     }
@@ -138,11 +142,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(settings.user_agent.clone())
             .build()
-            .map_err(|e| ConfigError::destination("*", format!("HTTP client: {e}")))?;
+            .map_err(|e| ConfigError::new("delivery", format!("HTTP client: {e}")))?;
         let mut map = HashMap::new();
-        for config in destinations {
+        for (index, config) in destinations.into_iter().enumerate() {
             let name = config.name.clone();
-            let target = Self::target(&config)?;
+            let target = Self::target(index, &config)?;
             let state = DestinationState {
                 breaker: Mutex::new(CircuitBreaker::new(config.circuit_breaker)),
                 bucket: Mutex::new(TokenBucket::new(config.effective_rate_limit(), clock.now())),
@@ -150,22 +154,21 @@ impl Client {
                 target,
             };
             if map.insert(name.clone(), state).is_some() {
-                return Err(ConfigError::DuplicateName(name));
+                return Err(refusal(index, "name", format!("a destination named {name:?} is already declared")));
             }
         }
         Ok(Self { http, settings, clock, destinations: map })
     }
 
-    fn target(config: &Destination) -> Result<Target, ConfigError> {
-        let name = config.name.as_str();
+    fn target(index: usize, config: &Destination) -> Result<Target, ConfigError> {
         Ok(match &config.kind {
             DestinationKind::Webhook { url, secret } => Target::Webhook {
-                url: parse_url(name, "url", url)?,
+                url: parse_url(index, "url", url)?,
                 secret: SigningSecret::parse(secret.expose())
-                    .map_err(|e| ConfigError::destination(name, format!("secret: {e}")))?,
+                    .map_err(|e| refusal(index, "secret_env", format!("the secret it names is refused: {e}")))?,
             },
             DestinationKind::HubSpot { base_url, token, lead_status } => {
-                let base = parse_url(name, "base_url", base_url)?;
+                let base = parse_url(index, "base_url", base_url)?;
                 Target::HubSpot {
                     endpoint: join(&base, &["crm", "v3", "objects", "contacts", "batch", "upsert"]),
                     gdpr_delete: join(&base, &["crm", "v3", "objects", "contacts", "gdpr-delete"]),
@@ -173,8 +176,8 @@ impl Client {
                     lead_status: lead_status.clone(),
                 }
             }
-            DestinationKind::Salesforce { .. } => Target::Salesforce(Box::new(salesforce::Target::new(config)?)),
-            DestinationKind::Slack { url } => Target::Slack { url: parse_url(name, "url", url.expose())? },
+            DestinationKind::Salesforce { .. } => Target::Salesforce(Box::new(salesforce::Target::new(index, config)?)),
+            DestinationKind::Slack { url } => Target::Slack { url: parse_url(index, "url_env", url.expose())? },
         })
     }
 

@@ -4,27 +4,16 @@
 //! that would only fail later at delivery time.
 
 use crate::delivery::schedule::RetrySchedule;
+use leadflow_core::config::{ConfigError, parse_duration};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::time::Duration;
 
-/// Why a configuration cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("invalid duration {0:?}: expected a number followed by ms, s, m, h or d")]
-    InvalidDuration(String),
-    #[error("a retry schedule needs at least one entry")]
-    EmptySchedule,
-    #[error("destination {name:?}: {problem}")]
-    Destination { name: String, problem: String },
-    #[error("destination name {0:?} is used twice")]
-    DuplicateName(String),
-}
-
-impl ConfigError {
-    pub(crate) fn destination(name: &str, problem: impl Into<String>) -> Self {
-        Self::Destination { name: name.to_owned(), problem: problem.into() }
-    }
+/// A destination the client refuses, keyed as the configuration writes it: destinations
+/// are given in the file's order, and a value read from the environment is reported at
+/// the `*_env` key naming its variable. [`ConfigError::locate`] then finds the line.
+pub(crate) fn refusal(index: usize, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(format!("destinations[{index}].{key}"), message)
 }
 
 /// A credential. It is sent to the destination and nowhere else: `Debug` never prints it.
@@ -209,58 +198,16 @@ impl Default for BreakerSettings {
 
 fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+    parse_duration(&s).ok_or_else(|| serde::de::Error::custom(invalid_duration(&s)))
 }
 
-/// Reads `500ms`, `0s`, `5s`, `5m`, `2h`, `1d`.
-pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::InvalidDuration(text.to_owned());
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let secs_per_unit = match unit.trim() {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs_per_unit).map(Duration::from_secs).ok_or_else(bad)
-}
-
-/// The shortest text [`parse_duration`] reads back as `d` (whole milliseconds).
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s != 0 && s.is_multiple_of(size) {
-            return format!("{}{unit}", s / size);
-        }
-    }
-    format!("{s}s")
+pub(crate) fn invalid_duration(text: &str) -> String {
+    format!("invalid duration {text:?}: expected a number followed by ms, s, m, h or d")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn durations_read_in_every_unit() {
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration(" 10h "), Ok(Duration::from_secs(36_000)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        for bad in ["", "s", "5", "5x", "-5s", "5 minutes", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
-        }
-    }
 
     #[test]
     fn secrets_never_show_in_debug_output() {
@@ -290,13 +237,5 @@ mod tests {
         assert_eq!(d.retry.delays(), [Duration::ZERO, Duration::from_secs(60)]);
         assert_eq!(d.effective_rate_limit(), RateLimit { per_second: 2.0, burst: 4 });
         assert_eq!(d.circuit_breaker.cool_down, Duration::from_secs(60));
-    }
-
-    proptest! {
-        #[test]
-        fn formatted_durations_parse_back(ms in 0u64..10_000_000_000) {
-            let d = Duration::from_millis(ms);
-            prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! deliveries failing together do not come back together. Pure: the caller passes the
 //! random source, so tests can pin it.
 
-use crate::delivery::config::{ConfigError, format_duration, parse_duration};
+use crate::delivery::config::invalid_duration;
+use leadflow_core::config::{ConfigError, format_duration, parse_duration};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
@@ -25,14 +26,20 @@ impl Default for RetrySchedule {
 impl RetrySchedule {
     pub fn new(delays: Vec<Duration>) -> Result<Self, ConfigError> {
         if delays.is_empty() {
-            return Err(ConfigError::EmptySchedule);
+            return Err(ConfigError::new("retry", "a retry schedule needs at least one entry"));
         }
         Ok(Self { delays })
     }
 
     /// Reads a schedule such as `["0s", "5s", "5m"]`.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ConfigError> {
-        let delays = items.iter().map(|s| parse_duration(s.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        let mut delays = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item = item.as_ref();
+            delays.push(
+                parse_duration(item).ok_or_else(|| ConfigError::new(format!("retry[{i}]"), invalid_duration(item)))?,
+            );
+        }
         Self::new(delays)
     }
 
@@ -101,8 +108,10 @@ mod tests {
 
     #[test]
     fn bad_schedules_are_rejected() {
-        assert_eq!(RetrySchedule::parse::<&str>(&[]), Err(ConfigError::EmptySchedule));
-        assert!(RetrySchedule::parse(&["5s", "soon"]).is_err());
+        let empty = RetrySchedule::parse::<&str>(&[]).unwrap_err();
+        assert_eq!(empty.to_string(), "retry: a retry schedule needs at least one entry");
+        let soon = RetrySchedule::parse(&["5s", "soon"]).unwrap_err();
+        assert_eq!(soon.key, "retry[1]");
     }
 
     proptest! {

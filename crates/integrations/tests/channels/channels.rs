@@ -6,8 +6,9 @@
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use leadflow_core::source::Adapter;
 use leadflow_integrations::channels::{
-    Adapter, Fetch, Handled, HookError, HookRequest, Item, Secrets, SpamReason, handle, standardize,
+    Fetch, Handled, HookError, HookRequest, Item, Secrets, SpamReason, handle, standardize,
 };
 use serde_json::{Value, json};
 use sha1::Sha1;
@@ -109,8 +110,8 @@ fn signed(adapter: Adapter, body: &[u8], at: OffsetDateTime) -> Req {
             m.update(body);
             r.header("x-hub-signature", format!("sha1={}", hex::encode(m.finalize().into_bytes())))
         }
-        // Google checks google_key in the body; the others do not sign.
-        Adapter::GoogleAdsLeadForm | Adapter::WebForm | Adapter::Unbounce | Adapter::Jotform => r,
+        // Google checks google_key in the body; the others do not sign (json: bearer keys).
+        Adapter::GoogleAdsLeadForm | Adapter::WebForm | Adapter::Unbounce | Adapter::Jotform | Adapter::Json => r,
     }
 }
 
@@ -653,12 +654,13 @@ fn valid(adapter: Adapter) -> Req {
         Adapter::Jotform => Req { query: format!("token={SECRET}"), ..jotform_req() },
         Adapter::Tally => signed(adapter, &tally_body(), now()),
         Adapter::WebForm => Req { query: format!("token={SECRET}"), ..web_form_req("") },
+        Adapter::Json => panic!("a json source takes no provider request"),
     }
 }
 
 #[test]
 fn every_valid_delivery_standardizes_and_replays_to_the_same_key() {
-    for adapter in Adapter::ALL {
+    for adapter in Adapter::providers() {
         let first = items(valid(adapter).run(adapter, &secrets()));
         let again = items(valid(adapter).run(adapter, &secrets()));
         let keys = |v: &[Item]| v.iter().map(|i| i.idempotency_key.clone()).collect::<Vec<_>>();
@@ -692,7 +694,7 @@ fn a_signed_retry_with_a_fresh_timestamp_keeps_the_key() {
 
 #[test]
 fn tampered_bodies_are_unauthorized() {
-    for adapter in Adapter::ALL.into_iter().filter(|a| a.needs_secret() && *a != Adapter::GoogleAdsLeadForm) {
+    for adapter in Adapter::providers().filter(|a| a.needs_secret() && *a != Adapter::GoogleAdsLeadForm) {
         let mut r = valid(adapter);
         let i = r.body.iter().position(|b| *b == b'@' || *b == b'1').unwrap();
         r.body[i] = if r.body[i] == b'@' { b'A' } else { b'2' };
@@ -716,7 +718,7 @@ fn stale_signed_timestamps_are_refused() {
 
 #[test]
 fn a_missing_secret_refuses_signed_providers() {
-    for adapter in Adapter::ALL.into_iter().filter(Adapter::needs_secret) {
+    for adapter in Adapter::providers().filter(Adapter::needs_secret) {
         let r = valid(adapter).run(adapter, &Secrets::default());
         assert!(matches!(r, Err(HookError::Unauthorized(_))), "{adapter:?}: {r:?}");
     }
@@ -724,7 +726,7 @@ fn a_missing_secret_refuses_signed_providers() {
 
 #[test]
 fn malformed_bodies_are_reported() {
-    for adapter in Adapter::ALL {
+    for adapter in Adapter::providers() {
         let mut r = signed(adapter, b"{not json", now());
         if matches!(adapter, Adapter::WebForm | Adapter::Unbounce | Adapter::Jotform) {
             // A multipart body without its boundary.
@@ -739,7 +741,7 @@ fn malformed_bodies_are_reported() {
 
 #[test]
 fn other_methods_are_unsupported() {
-    for adapter in Adapter::ALL {
+    for adapter in Adapter::providers() {
         let mut r = valid(adapter);
         r.method = "PUT";
         assert!(
@@ -750,11 +752,11 @@ fn other_methods_are_unsupported() {
 }
 
 #[test]
-fn adapter_names_round_trip_and_secrets_never_print() {
-    for a in Adapter::ALL {
-        assert_eq!(Adapter::parse_name(a.name()), Some(a));
-    }
-    assert_eq!(Adapter::parse_name("json"), None);
+fn a_json_source_speaks_no_provider_protocol_and_secrets_never_print() {
+    let req = Req::post(json!({"email": "a@example.com"}).to_string().into_bytes());
+    assert!(matches!(req.run(Adapter::Json, &secrets()), Err(HookError::Unsupported(_))));
+    let payload = json!({"email": "a@example.com"}).as_object().cloned().unwrap();
+    assert!(matches!(standardize(Adapter::Json, &payload), Err(HookError::Unsupported(_))));
     assert!(!format!("{:?}", secrets()).contains(SECRET));
 }
 
@@ -804,7 +806,7 @@ mod never_panics {
         #[test]
         fn handle_never_panics_on_arbitrary_json(v in json_value()) {
             let body = v.to_string();
-            for adapter in Adapter::ALL {
+            for adapter in Adapter::providers() {
                 let _ = signed(adapter, body.as_bytes(), now()).run(adapter, &secrets());
             }
         }
@@ -812,7 +814,7 @@ mod never_panics {
         #[test]
         fn standardize_never_panics_on_arbitrary_json(v in json_value()) {
             let map = match v { Value::Object(m) => m, other => [("payload".to_owned(), other)].into_iter().collect() };
-            for adapter in Adapter::ALL {
+            for adapter in Adapter::providers() {
                 if let Ok(s) = standardize(adapter, &map) {
                     let _ = s.into_payload();
                 }

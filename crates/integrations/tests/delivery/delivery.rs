@@ -513,19 +513,22 @@ fn bad_configuration_is_refused_at_start() {
         ClientSettings::default(),
         vec![webhook("x", "http://127.0.0.1:1"), webhook("x", "http://127.0.0.1:2")],
     );
-    assert!(dup.is_err());
+    // Refusals are keyed by the destination's place in the configuration, at the key
+    // the file writes (a secret at the `*_env` key naming its variable).
+    let refused = |destinations| Client::new(ClientSettings::default(), destinations).err().map(|e| e.key);
+    assert_eq!(dup.err().map(|e| e.key).as_deref(), Some("destinations[1].name"));
     let bad_secret = Destination::new(
         "x",
         DestinationKind::Webhook { url: "http://127.0.0.1:1".into(), secret: Secret::new("whsec_!!") },
     );
-    assert!(Client::new(ClientSettings::default(), vec![bad_secret]).is_err());
+    assert_eq!(refused(vec![bad_secret]).as_deref(), Some("destinations[0].secret_env"));
     let bad_url = webhook("x", "ftp://example.com/hook");
-    assert!(Client::new(ClientSettings::default(), vec![bad_url]).is_err());
+    assert_eq!(refused(vec![webhook("ok", "http://127.0.0.1:1"), bad_url]).as_deref(), Some("destinations[1].url"));
     let mut sf = salesforce("http://127.0.0.1:1");
     if let DestinationKind::Salesforce { api_version, .. } = &mut sf.kind {
         *api_version = "latest".into();
     }
-    assert!(Client::new(ClientSettings::default(), vec![sf]).is_err());
+    assert_eq!(refused(vec![sf]).as_deref(), Some("destinations[0].api_version"));
 }
 
 // ---- Erasure -----------------------------------------------------------------------

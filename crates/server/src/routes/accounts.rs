@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{ApiQuery, Caller, JsonObject, not_found, path_id};
+use crate::extract::{ApiQuery, Caller, Sent, Strict, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_core::account::Account;
@@ -91,15 +91,60 @@ pub async fn leads(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the handler tells a null owner (clear it) from a missing one and lists every field error
-// at once.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct AccountPatch {
-    name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    name: Sent,
     /// The owning rep; `null` clears it.
-    owner: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    owner: Sent,
     /// Domains to add, e.g. a regional site; one owned by another account is a conflict.
-    add_domains: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    add_domains: Sent,
+}
+
+impl Strict<AccountPatch> {
+    /// The update it asks for; every field error at once. A `null` owner clears the owner,
+    /// a missing one leaves it.
+    fn check(self) -> Result<AccountUpdate, ApiError> {
+        let Strict { body: AccountPatch { name, owner, add_domains }, unknown } = self;
+        let mut update = AccountUpdate::default();
+        let mut errors = Vec::new();
+        let invalid = |field: &str, message: &str| FieldError::new(field, FieldErrorCode::Invalid, message);
+        let text = |v: &Value| v.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if let Some(v) = name.given() {
+            match text(v) {
+                Some(name) => update.name = Some(name),
+                None => errors.push(invalid("name", "name must be a non-empty string")),
+            }
+        }
+        match owner.given() {
+            None => {}
+            Some(Value::Null) => update.owner = Some(None),
+            Some(v) => match text(v) {
+                Some(owner) => update.owner = Some(Some(owner)),
+                None => errors.push(invalid("owner", "owner must be a non-empty string or null")),
+            },
+        }
+        match add_domains.given() {
+            None => {}
+            Some(Value::Array(list)) => {
+                for d in list {
+                    match d.as_str().and_then(leadflow_core::normalize::domain_of_url) {
+                        Some(domain) => update.add_domains.push(domain),
+                        None => errors.push(invalid("add_domains", "each domain must be a registrable domain name")),
+                    }
+                }
+            }
+            Some(_) => errors.push(invalid("add_domains", "add_domains must be a list of domain names")),
+        }
+        for (field, _) in unknown {
+            errors.push(FieldError::new(field, FieldErrorCode::UnknownField, "unknown field"));
+        }
+        if errors.is_empty() { Ok(update) } else { Err(ApiError::Validation(errors)) }
+    }
 }
 
 /// Rename an account, set or clear its owner, add domains.
@@ -117,36 +162,41 @@ pub async fn update(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonObject(body): JsonObject,
+    ValidatedJson(patch): ValidatedJson<Strict<AccountPatch>>,
 ) -> Result<Json<Account>, ApiError> {
     caller.require_admin()?;
     let account_id: AccountId = path_id(&id, "account")?;
-    let update = parse_patch(&body).map_err(ApiError::Validation)?;
+    let update = patch.check()?;
     Ok(Json(app.store.update_account(account_id, update).await?.ok_or_else(|| not_found(&id, "account"))?))
 }
 
-fn parse_patch(body: &serde_json::Map<String, Value>) -> Result<AccountUpdate, Vec<FieldError>> {
-    let mut update = AccountUpdate::default();
-    let mut errors = Vec::new();
-    let invalid = |field: &str, message: &str| FieldError::new(field, FieldErrorCode::Invalid, message);
-    for (key, value) in body {
-        match (key.as_str(), value) {
-            ("name", Value::String(s)) if !s.trim().is_empty() => update.name = Some(s.trim().to_owned()),
-            ("name", _) => errors.push(invalid("name", "name must be a non-empty string")),
-            ("owner", Value::Null) => update.owner = Some(None),
-            ("owner", Value::String(s)) if !s.trim().is_empty() => update.owner = Some(Some(s.trim().to_owned())),
-            ("owner", _) => errors.push(invalid("owner", "owner must be a non-empty string or null")),
-            ("add_domains", Value::Array(list)) => {
-                for d in list {
-                    match d.as_str().and_then(leadflow_core::normalize::domain_of_url) {
-                        Some(domain) => update.add_domains.push(domain),
-                        None => errors.push(invalid("add_domains", "each domain must be a registrable domain name")),
-                    }
-                }
-            }
-            ("add_domains", _) => errors.push(invalid("add_domains", "add_domains must be a list of domain names")),
-            (other, _) => errors.push(FieldError::new(other, FieldErrorCode::UnknownField, "unknown field")),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{field_errors, read_body_as};
+    use serde_json::json;
+
+    fn check(body: Value) -> Result<AccountUpdate, ApiError> {
+        read_body_as::<Strict<AccountPatch>>(body).check()
     }
-    if errors.is_empty() { Ok(update) } else { Err(errors) }
+
+    #[test]
+    fn a_null_owner_clears_it_and_a_missing_one_leaves_it() {
+        assert_eq!(check(json!({"owner": null})).unwrap().owner, Some(None));
+        let renamed = check(json!({"name": " Acme "})).unwrap();
+        assert_eq!((renamed.name.as_deref(), renamed.owner), (Some("Acme"), None));
+    }
+
+    #[test]
+    fn a_patch_lists_every_field_error() {
+        let body = json!({"name": " ", "owner": 7, "add_domains": ["acme.com", "not a domain", 3], "colour": "red"});
+        let expected = [
+            ("name", FieldErrorCode::Invalid),
+            ("owner", FieldErrorCode::Invalid),
+            ("add_domains", FieldErrorCode::Invalid),
+            ("add_domains", FieldErrorCode::Invalid),
+            ("colour", FieldErrorCode::UnknownField),
+        ];
+        assert_eq!(field_errors(check(body).unwrap_err()), expected.map(|(f, c)| (f.to_owned(), c)));
+    }
 }

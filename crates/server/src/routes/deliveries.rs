@@ -7,6 +7,7 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found};
 use axum::Json;
 use axum::extract::{Path, State};
+use leadflow_app::deliveries;
 use leadflow_core::LeadId;
 use leadflow_store::{AttemptRecord, DeliveryStatus, OutboxDelivery, ReplayFilter};
 use serde::{Deserialize, Serialize};
@@ -177,8 +178,7 @@ pub async fn replay_one(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryOut>, ApiError> {
     caller.require_admin()?;
-    let replayed =
-        app.store.replay_delivery(&id, OffsetDateTime::now_utc()).await?.ok_or_else(|| not_found(&id, "delivery"))?;
+    let replayed = deliveries::replay_one(&app, &id).await?.ok_or_else(|| not_found(&id, "delivery"))?;
     Ok(Json(replayed.into()))
 }
 
@@ -224,6 +224,6 @@ pub async fn replay_many(
         to: time_field(body.to.as_deref(), "to")?,
         destination: body.destination,
     };
-    let replayed = app.store.replay_deliveries(filter, OffsetDateTime::now_utc()).await?;
+    let replayed = deliveries::replay_many(&app, filter).await?;
     Ok(Json(ReplayDeliveriesOut { replayed }))
 }

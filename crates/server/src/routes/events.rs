@@ -5,15 +5,16 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{Caller, IdempotencyHeader, JsonObject};
+use crate::extract::{Caller, IdempotencyHeader, Sent, Strict, ValidatedJson, batch_item};
 use crate::routes::leads::source_of;
 use axum::Json;
 use axum::extract::State;
+use leadflow_app::events;
 use leadflow_core::capture::IdempotencyKey;
 use leadflow_core::engagement::{Event, Identity};
 use leadflow_core::{EventId, FieldError, FieldErrorCode, LeadId};
 use leadflow_store::{EventOutcome, NewEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -76,170 +77,186 @@ impl From<EventOutcome> for EventOut {
     }
 }
 
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-// The document's shape only: events are read field by field so every error is listed, and a batch rejects them one by
-// one.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EventIn {
     /// `page_view`, `content_download`, `webinar_registered`, `webinar_attended`,
     /// `webinar_no_show`, `email_click`, `demo_request`, `meeting_booked`,
     /// `product_signup`, or a custom type (letters, digits, `_`, `.`, `-`).
-    #[serde(rename = "type")]
-    kind: String,
-    lead_id: Option<LeadId>,
-    email: Option<String>,
-    external_id: Option<String>,
+    #[serde(rename = "type", default)]
+    #[schema(value_type = String, required = true)]
+    kind: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<LeadId>)]
+    lead_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    email: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    external_id: Sent,
     /// The browser's first-party visitor id, for events before the person converts.
-    anonymous_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    anonymous_id: Sent,
     /// RFC 3339; default: when received.
-    occurred_at: Option<String>,
-    url: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    occurred_at: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    url: Sent,
+    #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    properties: Option<Map<String, Value>>,
+    properties: Sent,
     /// A configured source name; default `api`.
-    source: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    source: Sent,
     /// Batch items only: makes a resend return the first outcome.
-    idempotency_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    idempotency_key: Sent,
 }
 
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-// The document's shape only: each event is read on its own, so one bad event is rejected without failing the batch.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EventBatchIn {
     /// Up to 1000 events.
-    events: Vec<EventIn>,
+    // Each event is read on its own, so one bad event is rejected without failing the batch.
+    #[serde(default)]
+    #[schema(value_type = Vec<EventIn>, required = true)]
+    events: Sent,
 }
 
-/// Reads one event object; `prefix` locates errors inside a batch.
-fn parse(
-    app: &AppState,
-    caller: &Caller,
-    v: &Map<String, Value>,
-    prefix: &str,
-    key: Option<IdempotencyKey>,
-    now: OffsetDateTime,
-) -> Result<NewEvent, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let at = |f: &str| format!("{prefix}{f}");
-    let text = |errors: &mut Vec<FieldError>, field: &str, max: usize| -> Option<String> {
-        match v.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) if s.len() <= max => Some(s.trim().to_owned()),
-            Some(Value::String(_)) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::TooLong, format!("at most {max} bytes")));
+impl Strict<EventIn> {
+    /// The event to record, or every field error at once; `prefix` locates errors inside
+    /// a batch, and `key` is the request's `Idempotency-Key` (per item in a batch).
+    fn check(
+        self,
+        app: &AppState,
+        caller: &Caller,
+        prefix: &str,
+        key: Option<IdempotencyKey>,
+        now: OffsetDateTime,
+    ) -> Result<NewEvent, Vec<FieldError>> {
+        let Strict { body, unknown } = self;
+        let mut errors = Vec::new();
+        let at = |f: &str| format!("{prefix}{f}");
+        let text = |errors: &mut Vec<FieldError>, field: &str, sent: &Sent, max: usize| -> Option<String> {
+            match sent.value()? {
+                Value::String(s) if s.trim().is_empty() => None,
+                Value::String(s) if s.len() <= max => Some(s.trim().to_owned()),
+                Value::String(_) => {
+                    errors.push(FieldError::new(at(field), FieldErrorCode::TooLong, format!("at most {max} bytes")));
+                    None
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        at(field),
+                        FieldErrorCode::WrongType,
+                        format!("{field} must be a string"),
+                    ));
+                    None
+                }
+            }
+        };
+        let kind = text(&mut errors, "type", &body.kind, 64);
+        let valid_kind =
+            kind.as_deref().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+        if !valid_kind && !errors.iter().any(|e| e.field == at("type")) {
+            errors.push(FieldError::new(
+                at("type"),
+                FieldErrorCode::Required,
+                "type is required: letters, digits, '_', '.' and '-'",
+            ));
+        }
+        let lead_id = match text(&mut errors, "lead_id", &body.lead_id, 64).map(|s| s.parse::<LeadId>()) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => {
+                errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "lead_id must be a lead's id"));
                 None
             }
+        };
+        let email = text(&mut errors, "email", &body.email, MAX_IDENTITY).map(|e| e.to_lowercase());
+        if let Some(e) = &email
+            && leadflow_core::Email::parse(e).is_err()
+        {
+            errors.push(FieldError::new(at("email"), FieldErrorCode::InvalidEmail, "not an email address"));
+        }
+        let identity = Identity {
+            lead_id,
+            email,
+            external_id: text(&mut errors, "external_id", &body.external_id, MAX_IDENTITY),
+            anonymous_id: text(&mut errors, "anonymous_id", &body.anonymous_id, MAX_IDENTITY),
+        };
+        if identity.is_empty() && errors.is_empty() {
+            errors.push(FieldError::new(
+                at("email"),
+                FieldErrorCode::Required,
+                "an event names its person: lead_id, email, external_id or anonymous_id",
+            ));
+        }
+        let occurred_at = match text(&mut errors, "occurred_at", &body.occurred_at, 64)
+            .map(|s| OffsetDateTime::parse(&s, &Rfc3339))
+        {
+            None => now,
+            Some(Ok(t)) if t <= now + time::Duration::days(1) => t,
+            Some(Ok(_)) => {
+                errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::InvalidTimestamp, "in the future"));
+                now
+            }
+            Some(Err(_)) => {
+                errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::InvalidTimestamp, "must be RFC 3339"));
+                now
+            }
+        };
+        let url = text(&mut errors, "url", &body.url, MAX_URL);
+        let properties = match body.properties.into_given() {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
             Some(_) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, format!("{field} must be a string")));
-                None
+                errors.push(FieldError::new(
+                    at("properties"),
+                    FieldErrorCode::WrongType,
+                    "properties must be an object",
+                ));
+                Map::new()
             }
-        }
-    };
-    let kind = text(&mut errors, "type", 64);
-    let valid_kind = kind.as_deref().is_some_and(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
-    if !valid_kind && !errors.iter().any(|e| e.field == at("type")) {
-        errors.push(FieldError::new(
-            at("type"),
-            FieldErrorCode::Required,
-            "type is required: letters, digits, '_', '.' and '-'",
-        ));
-    }
-    let lead_id = match text(&mut errors, "lead_id", 64).map(|s| s.parse::<LeadId>()) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "lead_id must be a lead's id"));
-            None
-        }
-    };
-    let email = text(&mut errors, "email", MAX_IDENTITY).map(|e| e.to_lowercase());
-    if let Some(e) = &email
-        && leadflow_core::Email::parse(e).is_err()
-    {
-        errors.push(FieldError::new(at("email"), FieldErrorCode::InvalidEmail, "not an email address"));
-    }
-    let identity = Identity {
-        lead_id,
-        email,
-        external_id: text(&mut errors, "external_id", MAX_IDENTITY),
-        anonymous_id: text(&mut errors, "anonymous_id", MAX_IDENTITY),
-    };
-    if identity.is_empty() && errors.is_empty() {
-        errors.push(FieldError::new(
-            at("email"),
-            FieldErrorCode::Required,
-            "an event names its person: lead_id, email, external_id or anonymous_id",
-        ));
-    }
-    let occurred_at = match text(&mut errors, "occurred_at", 64).map(|s| OffsetDateTime::parse(&s, &Rfc3339)) {
-        None => now,
-        Some(Ok(t)) if t <= now + time::Duration::days(1) => t,
-        Some(Ok(_)) => {
-            errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::InvalidTimestamp, "in the future"));
-            now
-        }
-        Some(Err(_)) => {
-            errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::InvalidTimestamp, "must be RFC 3339"));
-            now
-        }
-    };
-    let url = text(&mut errors, "url", MAX_URL);
-    let properties = match v.get("properties") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            errors.push(FieldError::new(at("properties"), FieldErrorCode::WrongType, "properties must be an object"));
-            Map::new()
-        }
-    };
-    let source = match source_of(app, v, prefix) {
-        Ok(source) => Some(source),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    for key in v.keys() {
-        let known = [
-            "type",
-            "lead_id",
-            "email",
-            "external_id",
-            "anonymous_id",
-            "occurred_at",
-            "url",
-            "properties",
-            "source",
-            "idempotency_key",
-        ];
-        if !known.contains(&key.as_str()) {
-            errors.push(FieldError::new(at(key), FieldErrorCode::UnknownField, "put custom data in properties"));
-        }
-    }
-    let key = match (key, text(&mut errors, "idempotency_key", IdempotencyKey::MAX_LEN)) {
-        (Some(k), _) => Some(k),
-        (None, Some(k)) => match IdempotencyKey::parse(&k) {
-            Ok(k) => Some(k),
+        };
+        let source = match source_of(app, body.source.given(), prefix) {
+            Ok(source) => Some(source),
             Err(e) => {
-                errors.push(FieldError::new(at("idempotency_key"), FieldErrorCode::Invalid, e.to_string()));
+                errors.push(e);
                 None
             }
-        },
-        (None, None) => None,
-    };
-    if let Some(source) = &source
-        && let Err(e) = caller.require_ingest(source)
-    {
-        errors.push(FieldError::new(at("source"), FieldErrorCode::Invalid, e.to_string()));
-    }
-    match (errors.is_empty(), kind, source) {
-        (true, Some(kind), Some(source)) => Ok(NewEvent {
-            event: Event { id: EventId::new(), kind, occurred_at, url, properties, lead_id: None, identity },
-            source,
-            idempotency_key: key,
-        }),
-        _ => Err(errors),
+        };
+        for field in unknown.keys() {
+            errors.push(FieldError::new(at(field), FieldErrorCode::UnknownField, "put custom data in properties"));
+        }
+        let key = match (key, text(&mut errors, "idempotency_key", &body.idempotency_key, IdempotencyKey::MAX_LEN)) {
+            (Some(k), _) => Some(k),
+            (None, Some(k)) => match IdempotencyKey::parse(&k) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    errors.push(FieldError::new(at("idempotency_key"), FieldErrorCode::Invalid, e.to_string()));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        if let Some(source) = &source
+            && let Err(e) = caller.require_ingest(source)
+        {
+            errors.push(FieldError::new(at("source"), FieldErrorCode::Invalid, e.to_string()));
+        }
+        match (errors.is_empty(), kind, source) {
+            (true, Some(kind), Some(source)) => Ok(NewEvent {
+                event: Event { id: EventId::new(), kind, occurred_at, url, properties, lead_id: None, identity },
+                source,
+                idempotency_key: key,
+            }),
+            _ => Err(errors),
+        }
     }
 }
 
@@ -257,20 +274,17 @@ pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(body): JsonObject,
+    ValidatedJson(event): ValidatedJson<Strict<EventIn>>,
 ) -> Result<Json<EventOut>, ApiError> {
     caller.require_any_ingest()?;
-    let event = parse(&app, &caller, &body, "", key, OffsetDateTime::now_utc()).map_err(ApiError::Validation)?;
-    let outcome = app
-        .store
-        .record_events(vec![event], &app.config.rules())
+    let event = event.check(&app, &caller, "", key, OffsetDateTime::now_utc()).map_err(ApiError::Validation)?;
+    let outcome = events::record(&app, vec![event])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the event".into()))?;
     if let EventOutcome::Erased { lead_id } = outcome {
         return Err(ApiError::erased(lead_id));
     }
-    crate::metrics::events(1);
     Ok(Json(outcome.into()))
 }
 
@@ -299,10 +313,10 @@ pub async fn batch(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(body): JsonObject,
+    ValidatedJson(body): ValidatedJson<EventBatchIn>,
 ) -> Result<Json<EventBatchOut>, ApiError> {
     caller.require_any_ingest()?;
-    let items = match body.get("events") {
+    let items = match body.events.into_given() {
         Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_BATCH => items,
         _ => {
             return Err(ApiError::Validation(vec![FieldError::new(
@@ -315,12 +329,12 @@ pub async fn batch(
     let now = OffsetDateTime::now_utc();
     let mut results: Vec<Option<EventOut>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let prefix = format!("events[{i}].");
-        let parsed = match item.as_object() {
-            Some(obj) => parse(&app, &caller, obj, &prefix, key.as_ref().map(|k| k.for_item(i)), now),
-            None => Err(vec![FieldError::new(format!("events[{i}]"), FieldErrorCode::WrongType, "must be an object")]),
-        };
+    for (i, item) in items.into_iter().enumerate() {
+        let parsed = batch_item::<Strict<EventIn>>(item, &format!("events[{i}]"), "must be an object")
+            .map_err(|e| vec![e])
+            .and_then(|event| {
+                event.check(&app, &caller, &format!("events[{i}]."), key.as_ref().map(|k| k.for_item(i)), now)
+            });
         match parsed {
             Ok(event) => {
                 results.push(None);
@@ -337,13 +351,11 @@ pub async fn batch(
             })),
         }
     }
-    let recorded = valid.len();
-    let mut outcomes = app.store.record_events(valid, &app.config.rules()).await?.into_iter();
+    let mut outcomes = events::record(&app, valid).await?.into_iter();
     let results: Vec<EventOut> = results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| outcomes.next().map_or_else(missing, EventOut::from)))
         .collect();
-    crate::metrics::events(recorded);
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
     Ok(Json(EventBatchOut {
         attached: count("attached"),

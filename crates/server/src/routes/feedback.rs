@@ -15,21 +15,21 @@
 //! without what the CRM sent).
 
 use crate::AppState;
+use crate::error::hook_error;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{ApiQuery, Caller, IdempotencyHeader, JsonObject, path_id};
-use crate::routes::hooks::{called_url, hook_error, read_body};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, Sent, Strict, ValidatedJson, batch_item, path_id};
+use crate::routes::hooks::{called_url, read_body};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use leadflow_app::AppError;
+use leadflow_app::feedback::{self, GenericFeedback};
 use leadflow_core::config::Config;
-use leadflow_core::deliver::DestinationConfig;
-use leadflow_core::feedback::{
-    CrmKind, CrmMapping, Feedback, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC,
-};
+use leadflow_core::feedback::{CrmKind, FeedbackIdentity, FeedbackOutcome, FeedbackResult, FeedbackStatus, GENERIC};
 use leadflow_core::{Email, FeedbackId, FieldError, FieldErrorCode, LeadId};
 use leadflow_integrations::channels::HookRequest;
-use leadflow_integrations::channels::feedback::{CrmNotification, hubspot, salesforce};
+use leadflow_integrations::channels::feedback::salesforce;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -44,35 +44,62 @@ const MAX_TEXT: usize = 1024;
 /// One piece of feedback in leadflow's own form. At least one of `lead_id`, `email`,
 /// `external_id` or `crm_id` (with `destination`), and a `status` or an `owner`.
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the body is one item or a batch, read field by field so every error is listed.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackIn {
     /// The CRM's event id; a resend with the same id is a replay. Default: the
     /// `Idempotency-Key` header (single items).
-    event_id: Option<String>,
-    lead_id: Option<LeadId>,
-    email: Option<String>,
-    external_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    event_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<LeadId>)]
+    lead_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    email: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    external_id: Sent,
     /// The CRM's own id of the record, as learnt when leadflow delivered the lead to
     /// `destination`.
-    crm_id: Option<String>,
-    destination: Option<String>,
-    status: Option<FeedbackStatus>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    crm_id: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    destination: Sent,
+    #[serde(default)]
+    #[schema(value_type = Option<FeedbackStatus>)]
+    status: Sent,
     /// Mandatory for `disqualified` (and for `lost` under the default contract): one of
     /// the contract's `disqualify_reasons`, or a text `[feedback.reasons]` maps to one.
-    reason: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    reason: Sent,
     /// The lead's new owner in the CRM.
-    owner: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    owner: Sent,
     /// RFC 3339; default: now. An older event never undoes a newer one.
-    occurred_at: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    occurred_at: Sent,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: each item is read on its own, so one bad item is rejected without failing the batch.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct FeedbackBatchIn {
     /// Up to 1000 items.
-    events: Vec<FeedbackIn>,
+    // Each item is read on its own, so one bad item is rejected without failing the batch.
+    #[schema(value_type = Vec<FeedbackIn>)]
+    events: Sent,
+}
+
+/// leadflow's own feedback: a batch when the body has `events`, else one item.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GenericIn {
+    // `events` is required here, so a body without it is read as one item.
+    Batch(Strict<FeedbackBatchIn>),
+    One(Box<Strict<FeedbackIn>>),
 }
 
 /// What became of one piece of feedback.
@@ -162,11 +189,15 @@ pub async fn receive(
     if source == GENERIC {
         return generic(app, req).await;
     }
-    let Some((destination, mapping)) = app.config.feedback_destination(&source) else {
-        return Err(ApiError::not_found(format!(
+    let unknown = || {
+        ApiError::not_found(format!(
             "no destination named {source:?} takes feedback (a hubspot or salesforce destination with [destinations.feedback])"
-        )));
+        ))
     };
+    // Before the body is read: an unknown destination is 404 whatever its size.
+    if app.config.feedback_destination(&source).is_none() {
+        return Err(unknown());
+    }
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, app.config.server.body_limit_bytes).await?;
     let headers: Vec<(String, String)> = parts
@@ -176,7 +207,6 @@ pub async fn receive(
         .collect();
     let url = called_url(&headers, &parts.uri);
     let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str());
-    let now = OffsetDateTime::now_utc();
     let hook = HookRequest {
         method: parts.method.as_str(),
         url: &url,
@@ -184,101 +214,23 @@ pub async fn receive(
         headers: &headers,
         content_type,
         body: &body,
-        now,
+        now: OffsetDateTime::now_utc(),
     };
-    let secret = app.hooks.feedback_secret(&destination.name);
-    let (notifications, skipped) = match mapping.kind {
-        CrmKind::HubSpot => {
-            let events = hubspot::parse(&hook, secret, mapping.portal_id.as_deref())
-                .map_err(|e| hook_error(e, &parts.method))?;
-            (events.notifications, events.skipped)
-        }
-        CrmKind::Salesforce => {
-            let org = mapping.organization_id.as_deref().unwrap_or_default();
-            let message = salesforce::parse(&hook, secret, org).map_err(|e| hook_error(e, &parts.method))?;
-            (message.notifications, 0)
-        }
+    let received = match feedback::receive_crm(&app, &source, &hook).await {
+        Ok(received) => received.ok_or_else(unknown)?,
+        Err(AppError::Provider(e)) => return Err(hook_error(e, &parts.method)),
+        Err(e) => return Err(e.into()),
     };
-    let items: Vec<Feedback> =
-        notifications.into_iter().map(|n| from_crm(&app.config, destination, mapping, n, now)).collect();
-    let received = items.len();
-    let results = app.store.record_feedback(items, &app.config.rules()).await?;
-    count(kind_label(mapping.kind), &results);
-    tracing::info!(destination = %destination.name, received, skipped, "CRM feedback recorded");
-    match mapping.kind {
+    match received.kind {
         CrmKind::Salesforce => {
             Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], salesforce::ACK).into_response())
         }
         CrmKind::HubSpot => Ok(Json(FeedbackBatchOut {
-            received,
-            skipped,
-            results: results.into_iter().map(FeedbackOut::from).collect(),
+            received: received.received,
+            skipped: received.skipped,
+            results: received.results.into_iter().map(FeedbackOut::from).collect(),
         })
         .into_response()),
-    }
-}
-
-fn kind_label(kind: CrmKind) -> &'static str {
-    match kind {
-        CrmKind::HubSpot => "hubspot",
-        CrmKind::Salesforce => "salesforce",
-    }
-}
-
-fn count(kind: &'static str, results: &[FeedbackResult]) {
-    for r in results {
-        metrics::counter!("leadflow_feedback_items_total", "kind" => kind, "outcome" => r.outcome.as_str())
-            .increment(1);
-    }
-}
-
-/// One CRM notification read through the destination's mapping.
-fn from_crm(
-    config: &Config,
-    destination: &DestinationConfig,
-    mapping: &CrmMapping,
-    n: CrmNotification,
-    now: OffsetDateTime,
-) -> Feedback {
-    let contract = &config.engagement.contract;
-    let read = mapping.interpret(&n.fields);
-    let field = |name: &str| {
-        n.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
-    };
-    // HubSpot sends one property per event: a reason changed beside the status in the
-    // same request belongs to it.
-    let raw_reason = read.reason.clone().or_else(|| {
-        matches!(read.status, Some(FeedbackStatus::Disqualified | FeedbackStatus::Lost))
-            .then(|| mapping.reason_in(&n.context))
-            .flatten()
-    });
-    let target = read.status.and_then(|s| config.feedback.stage(s, contract));
-    let ignored = read.ignored.clone().or_else(|| match (read.status, &target) {
-        (Some(status), None) => Some(format!("the contract has no stage for {}", status.as_str())),
-        _ => None,
-    });
-    let lead_id =
-        destination.settings.get("external_id_field").and_then(|f| field(f)).and_then(|v| v.parse::<LeadId>().ok());
-    Feedback {
-        id: FeedbackId::new(),
-        source: destination.name.clone(),
-        event_id: Some(n.event_id),
-        identity: FeedbackIdentity {
-            lead_id,
-            crm_id: Some(n.object_id),
-            crm_destination: Some(destination.name.clone()),
-            email: field("email").and_then(|e| Email::parse(e).ok()),
-            external_id: None,
-        },
-        status: read.status,
-        crm_status: read.crm_status,
-        target,
-        reason: raw_reason.map(|r| config.feedback.reason(&r, &mapping.reasons, contract)),
-        owner: read.owner,
-        ignored,
-        occurred_at: n.occurred_at.unwrap_or(now),
-        received_at: now,
-        payload: Value::Object(n.payload),
     }
 }
 
@@ -287,46 +239,48 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
     let caller = Caller::from_request_parts(&mut parts, &app).await?;
     caller.require_feedback()?;
     let IdempotencyHeader(key) = IdempotencyHeader::from_request_parts(&mut parts, &app).await?;
-    let JsonObject(body) = JsonObject::from_request(Request::from_parts(parts, body), &app).await?;
-    let now = OffsetDateTime::now_utc();
-    let rules = app.config.rules();
-    let Some(events) = body.get("events") else {
-        let item = generic_item(&app.config, &body, "", key.map(|k| k.as_str().to_owned()), now)
-            .map_err(ApiError::Validation)?;
-        let result = app.store.record_feedback(vec![item], &rules).await?.remove(0);
-        count(GENERIC, std::slice::from_ref(&result));
-        return single_answer(result);
+    let ValidatedJson(body) = ValidatedJson::from_request(Request::from_parts(parts, body), &app).await?;
+    let batch = match body {
+        GenericIn::One(item) => {
+            let item = item.check(&app.config, "", key.map(|k| k.as_str().to_owned())).map_err(ApiError::Validation)?;
+            let result = feedback::record_generic(&app, vec![item])
+                .await?
+                .pop()
+                .ok_or_else(|| ApiError::Internal("no result for the feedback".into()))?;
+            return single_answer(result);
+        }
+        GenericIn::Batch(batch) => batch,
     };
-    if body.len() > 1 {
-        let extra = body.keys().find(|k| *k != "events").cloned().unwrap_or_default();
+    if let Some(extra) = batch.unknown.keys().next() {
         return Err(ApiError::Validation(vec![FieldError::new(
-            extra,
+            extra.clone(),
             FieldErrorCode::Invalid,
             "a batch holds only events",
         )]));
     }
-    let Some(events) = events.as_array().filter(|e| !e.is_empty() && e.len() <= MAX_BATCH) else {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "events",
-            FieldErrorCode::Invalid,
-            format!("must be a list of 1 to {MAX_BATCH} items"),
-        )]));
+    let events = match batch.body.events.into_given() {
+        Some(Value::Array(events)) if !events.is_empty() && events.len() <= MAX_BATCH => events,
+        _ => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "events",
+                FieldErrorCode::Invalid,
+                format!("must be a list of 1 to {MAX_BATCH} items"),
+            )]));
+        }
     };
-    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(events.len());
+    let received = events.len();
+    let mut slots: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(received);
     let mut items = Vec::new();
-    for (i, event) in events.iter().enumerate() {
-        let prefix = format!("events[{i}].");
-        let read = match event.as_object() {
-            Some(object) => generic_item(&app.config, object, &prefix, None, now),
-            None => Err(vec![FieldError::new(format!("events[{i}]"), FieldErrorCode::WrongType, "must be an object")]),
-        };
+    for (i, event) in events.into_iter().enumerate() {
+        let read = batch_item::<Strict<FeedbackIn>>(event, &format!("events[{i}]"), "must be an object")
+            .map_err(|e| vec![e])
+            .and_then(|item| item.check(&app.config, &format!("events[{i}]."), None));
         slots.push(read.map(|item| {
             items.push(item);
             items.len() - 1
         }));
     }
-    let mut results = app.store.record_feedback(items, &rules).await?.into_iter().map(Some).collect::<Vec<_>>();
-    count(GENERIC, &results.iter().flatten().cloned().collect::<Vec<_>>());
+    let mut results = feedback::record_generic(&app, items).await?.into_iter().map(Some).collect::<Vec<_>>();
     let results = slots
         .into_iter()
         .map(|slot| match slot {
@@ -344,7 +298,7 @@ async fn generic(app: AppState, req: Request) -> Result<Response, ApiError> {
         })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::Internal("the store answered fewer items than it was given".into()))?;
-    Ok(Json(FeedbackBatchOut { received: events.len(), skipped: 0, results }).into_response())
+    Ok(Json(FeedbackBatchOut { received, skipped: 0, results }).into_response())
 }
 
 fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
@@ -361,127 +315,139 @@ fn single_answer(result: FeedbackResult) -> Result<Response, ApiError> {
     }
 }
 
-/// Reads one generic item; every field error is reported, with `prefix` (`events[3].`).
-fn generic_item(
-    config: &Config,
-    body: &Map<String, Value>,
-    prefix: &str,
-    header_key: Option<String>,
-    now: OffsetDateTime,
-) -> Result<Feedback, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let at = |field: &str| format!("{prefix}{field}");
-    let text = |field: &str, errors: &mut Vec<FieldError>| -> Option<String> {
-        match body.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) if s.len() <= MAX_TEXT && !s.chars().any(char::is_control) => {
-                Some(s.trim().to_owned())
+impl Strict<FeedbackIn> {
+    /// The feedback to record, or every field error at once; `prefix` locates errors inside
+    /// a batch (`events[3].`), and `header_key` is the `Idempotency-Key` of a single item.
+    fn check(
+        self,
+        config: &Config,
+        prefix: &str,
+        header_key: Option<String>,
+    ) -> Result<GenericFeedback, Vec<FieldError>> {
+        let Strict { body, unknown } = self;
+        let mut errors = Vec::new();
+        let at = |field: &str| format!("{prefix}{field}");
+        let text = |field: &str, sent: &Sent, errors: &mut Vec<FieldError>| -> Option<String> {
+            match sent.value()? {
+                Value::String(s) if s.trim().is_empty() => None,
+                Value::String(s) if s.len() <= MAX_TEXT && !s.chars().any(char::is_control) => {
+                    Some(s.trim().to_owned())
+                }
+                Value::String(_) => {
+                    errors.push(FieldError::new(
+                        at(field),
+                        FieldErrorCode::Invalid,
+                        "too long or has control characters",
+                    ));
+                    None
+                }
+                _ => {
+                    errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, "must be a string"));
+                    None
+                }
             }
-            Some(Value::String(_)) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::Invalid, "too long or has control characters"));
+        };
+        for field in unknown.keys() {
+            errors.push(FieldError::new(at(field), FieldErrorCode::Invalid, "not a feedback field"));
+        }
+        let event_id = text("event_id", &body.event_id, &mut errors).or(header_key);
+        let lead_id = text("lead_id", &body.lead_id, &mut errors).and_then(|s| match s.parse::<LeadId>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "not a lead id"));
                 None
             }
-            Some(_) => {
-                errors.push(FieldError::new(at(field), FieldErrorCode::WrongType, "must be a string"));
+        });
+        let email = text("email", &body.email, &mut errors).and_then(|s| match Email::parse(&s) {
+            Ok(e) => Some(e),
+            Err(_) => {
+                errors.push(FieldError::new(at("email"), FieldErrorCode::Invalid, "not an email address"));
                 None
             }
-        }
-    };
-    const KNOWN: &[&str] = &[
-        "event_id",
-        "lead_id",
-        "email",
-        "external_id",
-        "crm_id",
-        "destination",
-        "status",
-        "reason",
-        "owner",
-        "occurred_at",
-    ];
-    for key in body.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
-        errors.push(FieldError::new(at(key), FieldErrorCode::Invalid, "not a feedback field"));
-    }
-    let event_id = text("event_id", &mut errors).or(header_key);
-    let lead_id = text("lead_id", &mut errors).and_then(|s| match s.parse::<LeadId>() {
-        Ok(id) => Some(id),
-        Err(_) => {
-            errors.push(FieldError::new(at("lead_id"), FieldErrorCode::Invalid, "not a lead id"));
-            None
-        }
-    });
-    let email = text("email", &mut errors).and_then(|s| match Email::parse(&s) {
-        Ok(e) => Some(e),
-        Err(_) => {
-            errors.push(FieldError::new(at("email"), FieldErrorCode::Invalid, "not an email address"));
-            None
-        }
-    });
-    let external_id = text("external_id", &mut errors);
-    let crm_id = text("crm_id", &mut errors);
-    let destination = text("destination", &mut errors);
-    if crm_id.is_some() && destination.as_deref().is_none_or(|d| config.destinations.iter().all(|c| c.name != d)) {
-        errors.push(FieldError::new(
-            at("destination"),
-            FieldErrorCode::Required,
-            "crm_id needs the configured destination whose record id it is",
-        ));
-    }
-    let status = text("status", &mut errors).and_then(|s| match FeedbackStatus::parse(&s) {
-        Some(status) => Some(status),
-        None => {
-            let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+        });
+        let external_id = text("external_id", &body.external_id, &mut errors);
+        let crm_id = text("crm_id", &body.crm_id, &mut errors);
+        let destination = text("destination", &body.destination, &mut errors);
+        if crm_id.is_some() && destination.as_deref().is_none_or(|d| config.destinations.iter().all(|c| c.name != d)) {
             errors.push(FieldError::new(
-                at("status"),
-                FieldErrorCode::Invalid,
-                format!("must be one of {}", names.join(", ")),
+                at("destination"),
+                FieldErrorCode::Required,
+                "crm_id needs the configured destination whose record id it is",
             ));
-            None
         }
-    });
-    let reason = text("reason", &mut errors);
-    let owner = text("owner", &mut errors);
-    let occurred_at = text("occurred_at", &mut errors).and_then(|s| match OffsetDateTime::parse(&s, &Rfc3339) {
-        Ok(t) => Some(t),
-        Err(_) => {
-            errors.push(FieldError::new(at("occurred_at"), FieldErrorCode::Invalid, "must be an RFC 3339 time"));
-            None
+        let status = text("status", &body.status, &mut errors).and_then(|s| match FeedbackStatus::parse(&s) {
+            Some(status) => Some(status),
+            None => {
+                let names: Vec<&str> = FeedbackStatus::ALL.iter().map(FeedbackStatus::as_str).collect();
+                errors.push(FieldError::new(
+                    at("status"),
+                    FieldErrorCode::Invalid,
+                    format!("must be one of {}", names.join(", ")),
+                ));
+                None
+            }
+        });
+        let reason = text("reason", &body.reason, &mut errors);
+        let owner = text("owner", &body.owner, &mut errors);
+        let occurred_at =
+            text("occurred_at", &body.occurred_at, &mut errors).and_then(|s| {
+                match OffsetDateTime::parse(&s, &Rfc3339) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        errors.push(FieldError::new(
+                            at("occurred_at"),
+                            FieldErrorCode::Invalid,
+                            "must be an RFC 3339 time",
+                        ));
+                        None
+                    }
+                }
+            });
+        if lead_id.is_none() && email.is_none() && external_id.is_none() && crm_id.is_none() && errors.is_empty() {
+            errors.push(FieldError::new(
+                at("lead_id"),
+                FieldErrorCode::Required,
+                "name the lead: lead_id, email, external_id or crm_id with destination",
+            ));
         }
-    });
-    if lead_id.is_none() && email.is_none() && external_id.is_none() && crm_id.is_none() && errors.is_empty() {
-        errors.push(FieldError::new(
-            at("lead_id"),
-            FieldErrorCode::Required,
-            "name the lead: lead_id, email, external_id or crm_id with destination",
-        ));
+        if status.is_none() && owner.is_none() && errors.is_empty() {
+            errors.push(FieldError::new(at("status"), FieldErrorCode::Required, "a status, an owner, or both"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(GenericFeedback {
+            event_id,
+            identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
+            status,
+            reason,
+            owner,
+            occurred_at,
+            payload: Value::Object(body.into_payload()),
+        })
     }
-    if status.is_none() && owner.is_none() && errors.is_empty() {
-        errors.push(FieldError::new(at("status"), FieldErrorCode::Required, "a status, an owner, or both"));
+}
+
+impl FeedbackIn {
+    /// The item as received (its declared keys: it has no other), kept with the feedback.
+    fn into_payload(self) -> Map<String, Value> {
+        // Listed without `..`, so that a field added to the type cannot be forgotten here.
+        let Self { event_id, lead_id, email, external_id, crm_id, destination, status, reason, owner, occurred_at } =
+            self;
+        let declared = [
+            ("event_id", event_id),
+            ("lead_id", lead_id),
+            ("email", email),
+            ("external_id", external_id),
+            ("crm_id", crm_id),
+            ("destination", destination),
+            ("status", status),
+            ("reason", reason),
+            ("owner", owner),
+            ("occurred_at", occurred_at),
+        ];
+        declared.into_iter().filter_map(|(key, sent)| Some((key.to_owned(), sent.into_given()?))).collect()
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let contract = &config.engagement.contract;
-    let target = status.and_then(|s| config.feedback.stage(s, contract));
-    Ok(Feedback {
-        id: FeedbackId::new(),
-        source: GENERIC.to_owned(),
-        event_id,
-        identity: FeedbackIdentity { lead_id, crm_id, crm_destination: destination, email, external_id },
-        status,
-        crm_status: None,
-        ignored: match (status, &target) {
-            (Some(s), None) => Some(format!("the contract has no stage for {}", s.as_str())),
-            _ => None,
-        },
-        target,
-        reason: reason.map(|r| config.feedback.reason(&r, &Default::default(), contract)),
-        owner,
-        occurred_at: occurred_at.unwrap_or(now),
-        received_at: now,
-        payload: Value::Object(body.clone()),
-    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -586,4 +552,53 @@ pub async fn list(
         })
         .collect();
     Ok(Json(FeedbackListOut { items, next }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::read_body_as;
+    use serde_json::json;
+
+    fn check(body: Value, prefix: &str) -> Result<GenericFeedback, Vec<FieldError>> {
+        read_body_as::<Strict<FeedbackIn>>(body).check(&Config::default(), prefix, None)
+    }
+
+    #[test]
+    fn an_item_is_kept_as_received_with_every_field_it_declares() {
+        let body = json!({
+            "event_id": "e-1", "lead_id": null, "email": "Ada@Example.com", "external_id": "x-1",
+            "crm_id": null, "destination": "crm", "status": "won", "reason": " ", "owner": "rep-7",
+            "occurred_at": "2024-05-01T10:00:00Z"
+        });
+        let item = check(body.clone(), "").unwrap();
+        assert_eq!((item.status, item.reason, item.owner.as_deref()), (Some(FeedbackStatus::Won), None, Some("rep-7")));
+        assert_eq!(item.payload, body);
+    }
+
+    #[test]
+    fn an_item_lists_every_field_error_under_its_prefix() {
+        let body = json!({"lead_id": "nope", "status": "maybe", "occurred_at": "yesterday", "x": 1, "owner": 7});
+        let errors: Vec<(String, FieldErrorCode)> =
+            check(body, "events[2].").unwrap_err().into_iter().map(|e| (e.field, e.code)).collect();
+        let expected = [
+            ("x", FieldErrorCode::Invalid),
+            ("lead_id", FieldErrorCode::Invalid),
+            ("status", FieldErrorCode::Invalid),
+            ("owner", FieldErrorCode::WrongType),
+            ("occurred_at", FieldErrorCode::Invalid),
+        ];
+        assert_eq!(errors, expected.map(|(f, c)| (format!("events[2].{f}"), c)));
+    }
+
+    #[test]
+    fn a_body_with_events_is_a_batch_and_any_other_is_one_item() {
+        let batch = |body: Value| match read_body_as::<GenericIn>(body) {
+            GenericIn::Batch(batch) => Some(batch.unknown.into_iter().map(|(k, _)| k).collect::<Vec<_>>()),
+            GenericIn::One(_) => None,
+        };
+        assert_eq!(batch(json!({"events": null})), Some(vec![]));
+        assert_eq!(batch(json!({"events": [], "lead_id": "x"})), Some(vec!["lead_id".to_owned()]));
+        assert_eq!(batch(json!({"lead_id": "x", "eventz": []})), None);
+    }
 }

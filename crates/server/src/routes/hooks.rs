@@ -5,25 +5,21 @@
 //! `json` source is refused on this path (400 `not_a_webhook_source`): its callers hold an
 //! API key and post to `/v1/leads`, where the key's scope is checked.
 //!
-//! The provider's answer is sent only after its items are durable in the inbox. Items
-//! are keyed by the provider's own id, so a provider's retry is the same submission.
+//! The provider's answer is sent only after its items are durable in the inbox
+//! (`leadflow_app::hooks` verifies, reads and stores them).
 
 use crate::AppState;
-use crate::error::{ApiError, Problem, doc};
-use crate::ingest::{self, OnInvalid, Settled};
-use crate::metrics as m;
+use crate::error::{ApiError, Problem, doc, hook_error};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use leadflow_core::capture::{IdempotencyKey, RawSubmission};
-use leadflow_core::config::{Adapter, Mode, SourceConfig, origin_of};
-use leadflow_core::{FieldError, FieldErrorCode, SourceName};
-use leadflow_integrations::channels::{Handled, HookError, HookRequest, Item, Secrets};
-use leadflow_store::Captured;
+use leadflow_app::AppError;
+use leadflow_app::hooks::{self, Received, Stored};
+use leadflow_core::SourceName;
+use leadflow_core::config::{Adapter, SourceConfig, origin_of};
+use leadflow_integrations::channels::HookRequest;
 use serde::Serialize;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use time::OffsetDateTime;
 
@@ -49,6 +45,19 @@ pub struct HookOut {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+impl From<Stored> for HookOut {
+    fn from(s: Stored) -> Self {
+        Self {
+            received: s.received,
+            created: s.created,
+            merged: s.merged,
+            quarantined: s.quarantined,
+            pending: s.pending,
+            ignored: None,
+        }
+    }
 }
 
 /// Receives a provider's webhook or a web-form post.
@@ -159,20 +168,19 @@ fn cors(headers: &mut HeaderMap, origin: &str) {
 
 async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response, ApiError> {
     let source = configured(&app, raw_source)?.clone();
-    let Some(adapter) = ingest::channel_adapter(source.adapter) else {
+    if !source.adapter.is_provider() {
         return Err(ApiError::bad_request(
             "not_a_webhook_source",
             format!("the source {raw_source:?} takes the standard JSON: POST /v1/leads with an ingest key"),
         ));
-    };
+    }
     let web_form = source.adapter == Adapter::WebForm;
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if web_form
         && req.method() == Method::POST
         && let Some(ip) = peer
     {
-        app.hooks
-            .limiter
+        app.limiter
             .check(&source.name, ip, source.rate_limit_per_minute)
             .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     }
@@ -196,16 +204,11 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
         body: &body,
         now: OffsetDateTime::now_utc(),
     };
-    let runtime = app.hooks.source(&source.name);
-    let no_secrets = Secrets::default();
-    let secrets = runtime.map_or(&no_secrets, |r| &r.secrets);
-    let rules = runtime.map(|r| r.rules.clone()).unwrap_or_default();
-
     // A web form's answer is decided before anything is stored: a retURL elsewhere than
     // the allowed origins would make leadflow an open redirect.
     let web = if web_form && parts.method == Method::POST {
         let form = leadflow_integrations::channels::body::form(&body, content_type).ok();
-        let ret_url = form.as_ref().and_then(|f| f.get("retURL")).and_then(Value::as_str).map(str::to_owned);
+        let ret_url = form.as_ref().and_then(|f| f.get("retURL")).and_then(|v| v.as_str()).map(str::to_owned);
         if let Some(ret) = &ret_url
             && !origin_of(ret).is_some_and(|o| source.allowed_origins.contains(&o))
         {
@@ -216,40 +219,33 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
         }
         let wants_json = first("accept").is_some_and(|a| a.contains("application/json"));
         let origin = allowed_origin(&source, &parts.headers).map(str::to_owned);
-        Some(WebAnswer { ret_url: ret_url.filter(|_| !wants_json), origin, form })
+        Some(WebAnswer { ret_url: ret_url.filter(|_| !wants_json), origin })
     } else {
         None
     };
 
-    let handled = leadflow_integrations::channels::handle_with_rules(adapter, &hook_req, secrets, &rules)
-        .map_err(|e| hook_error(e, &parts.method))?;
-    match handled {
-        Handled::Challenge { status, content_type, body } => {
+    let received = match hooks::receive(&app, &source, &hook_req).await {
+        Ok(received) => received,
+        Err(AppError::Provider(e)) => return Err(hook_error(e, &parts.method)),
+        Err(e) => return Err(e.into()),
+    };
+    match received {
+        Received::Challenge { status, content_type, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             Ok((status, [(header::CONTENT_TYPE, content_type)], body).into_response())
         }
-        Handled::Ignored { reason } => {
+        Received::Ignored { reason } => {
             Ok(axum::Json(HookOut { ignored: Some(reason), ..HookOut::default() }).into_response())
         }
-        Handled::Spam(reason) => {
-            let form = web.as_ref().and_then(|w| w.form.clone()).unwrap_or_default();
-            let error = FieldError::new("", FieldErrorCode::Spam, format!("{}: {reason}", reason.code()));
-            app.store.quarantine(vec![(RawSubmission::new(source.name.clone(), None, form), vec![error])]).await?;
-            m::spam(source.name.as_str(), reason.code());
-            tracing::info!(source = %source.name, reason = reason.code(), "web form judged to be spam");
-            // The bot gets what a person gets: nothing tells it that it was caught.
-            Ok(web.map_or_else(
-                || axum::Json(HookOut { received: 1, ..HookOut::default() }).into_response(),
-                WebAnswer::into_response,
-            ))
-        }
-        Handled::Items(items) => {
-            let summary = store_items(&app, &source, items).await?;
-            match web {
-                Some(web) => Ok(web.into_response()),
-                None => Ok(axum::Json(summary).into_response()),
-            }
-        }
+        // The bot gets what a person gets: nothing tells it that it was caught.
+        Received::Spam => Ok(web.map_or_else(
+            || axum::Json(HookOut { received: 1, ..HookOut::default() }).into_response(),
+            WebAnswer::into_response,
+        )),
+        Received::Stored(stored) => match web {
+            Some(web) => Ok(web.into_response()),
+            None => Ok(axum::Json(HookOut::from(stored)).into_response()),
+        },
     }
 }
 
@@ -257,7 +253,6 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
 struct WebAnswer {
     ret_url: Option<String>,
     origin: Option<String>,
-    form: Option<Map<String, Value>>,
 }
 
 impl WebAnswer {
@@ -292,60 +287,4 @@ pub(crate) fn called_url(headers: &[(String, String)], uri: &axum::http::Uri) ->
     let host = first("host").unwrap_or_default();
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     format!("{scheme}://{host}{path_and_query}")
-}
-
-pub(crate) fn hook_error(e: HookError, method: &Method) -> ApiError {
-    let status = match &e {
-        HookError::Unauthorized(_) | HookError::Stale(_) => StatusCode::UNAUTHORIZED,
-        HookError::Malformed(_) => StatusCode::BAD_REQUEST,
-        HookError::Unsupported(_) if method != Method::POST => StatusCode::METHOD_NOT_ALLOWED,
-        HookError::Unsupported(_) => StatusCode::BAD_REQUEST,
-    };
-    ApiError::Hook { status, code: e.code(), detail: e.to_string() }
-}
-
-/// The provider's id as idempotency key; one that is not a valid key (too long, spaces)
-/// is hashed, which keeps it stable across retries.
-pub(crate) fn key_of(item: &Item) -> Option<IdempotencyKey> {
-    IdempotencyKey::parse(&item.idempotency_key).ok().or_else(|| {
-        let digest = Sha256::digest(item.idempotency_key.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        IdempotencyKey::parse(&format!("sha256:{hex}")).ok()
-    })
-}
-
-/// Stores the items: settled now, or enqueued when they wait for their batch or for the
-/// provider's API (fetched in the background once the provider has its answer).
-async fn store_items(app: &AppState, source: &SourceConfig, items: Vec<Item>) -> Result<HookOut, ApiError> {
-    let received = items.len();
-    let later = source.mode == Mode::Batch || items.iter().any(|i| i.fetch.is_some());
-    let submissions: Vec<RawSubmission> =
-        items.into_iter().map(|i| RawSubmission::new(source.name.clone(), key_of(&i), i.payload)).collect();
-    if later {
-        app.store.enqueue(submissions.clone()).await?;
-        if source.mode == Mode::Realtime {
-            let (store, config, hooks) = (app.store.clone(), app.config.clone(), app.hooks.clone());
-            tokio::spawn(async move {
-                if let Err(e) = hooks.settle(&store, &config, submissions).await {
-                    tracing::error!(error = %e, "settling fetched leads failed; they stay pending");
-                }
-            });
-        }
-        return Ok(HookOut { received, pending: received, ..HookOut::default() });
-    }
-    let settled = ingest::submit(&app.store, &app.config, submissions, OnInvalid::Quarantine).await?;
-    let mut out = HookOut { received, ..HookOut::default() };
-    for s in settled {
-        match s {
-            Settled::Captured(Captured::Settled { outcome, .. }) => match outcome {
-                leadflow_core::pipeline::Outcome::Created => out.created += 1,
-                leadflow_core::pipeline::Outcome::Merged => out.merged += 1,
-            },
-            Settled::Captured(Captured::Pending { .. }) => out.pending += 1,
-            Settled::Captured(Captured::Rejected { .. } | Captured::KeyReused { .. }) | Settled::Rejected(_) => {
-                out.quarantined += 1
-            }
-        }
-    }
-    Ok(out)
 }

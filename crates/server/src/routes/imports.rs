@@ -4,13 +4,13 @@
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, not_found, path_id};
-use crate::import;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use leadflow_app::import;
 use leadflow_core::{ImportId, SourceName};
 use leadflow_store::{ImportCounts, ImportJob, ImportStatus};
 use serde::{Deserialize, Serialize};
@@ -157,19 +157,7 @@ pub async fn create(
         )])
     })?;
     caller.require_ingest(&source)?;
-    let now = OffsetDateTime::now_utc();
-    let job = ImportJob {
-        id: ImportId::new(),
-        source,
-        sheet: q.sheet,
-        status: ImportStatus::Queued,
-        counts: ImportCounts::default(),
-        error: None,
-        created_at: now,
-        updated_at: now,
-    };
-    app.store.create_import(job.clone(), file.to_vec()).await?;
-    tokio::spawn(import::run_job(app.store.clone(), app.config.clone(), job.clone()));
+    let job = import::start(&app, source, q.sheet, file.to_vec()).await?;
     let mut response = (StatusCode::ACCEPTED, Json(ImportOut::from(job.clone()))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/imports/{}", job.id)) {
         response.headers_mut().insert(header::LOCATION, location);

@@ -1,23 +1,23 @@
-//! `/v1/leads`: capture single leads and batches, read leads back, undo merges, and
-//! erase a person (the right to be forgotten). An erased lead answers 410 Gone with the
-//! code `erased` wherever it is named: its tombstone is kept for the reports only.
+//! `/v1/leads`: capture single leads and batches, read leads back and undo merges
+//! (stages and assignment are in [`super::stages`], erasure in [`super::erasure`]). An
+//! erased lead answers 410 Gone with the code `erased` wherever it is named: its tombstone
+//! is kept for the reports only.
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::{
-    ApiQuery, Caller, IdempotencyHeader, JsonObject, OptionalJsonObject, ValidatedJson, not_found, path_id,
-};
-use crate::ingest::{self, OnInvalid, Settled};
+use crate::extract::{ApiQuery, Caller, IdempotencyHeader, Sent, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use leadflow_app::ingest::{self, OnInvalid, Settled};
+use leadflow_app::merges;
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::lead::{Consent, LeadFields};
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
 use leadflow_core::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
 use leadflow_store::Captured;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 pub const MAX_BATCH: usize = 1000;
@@ -25,26 +25,62 @@ const MAX_PAGE: usize = 1000;
 
 /// A lead as submitted: the standard fields, `custom`, `consent` and the `source`.
 /// Keys that are not standard fields are kept in `custom`.
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the pipeline reads the raw object, so that unknown keys go to `custom`, values are
-// kept as received and every field error is listed at once.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
+// The pipeline maps the object as received (unknown keys go to `custom`, values are kept
+// as sent, every field error is listed at once), so only `source` is judged here. The
+// `serde` attributes shape the document; `Deserialize` is written by hand below so that a
+// lead is read once, straight into its map.
+#[derive(utoipa::ToSchema)]
 pub struct LeadIn {
     /// A configured source name; `api` when left out.
-    source: Option<String>,
+    #[schema(value_type = Option<String>)]
+    source: Sent,
     #[serde(flatten)]
-    fields: LeadFields,
+    #[schema(value_type = LeadFields)]
+    fields: Map<String, Value>,
     #[schema(value_type = Option<Object>)]
-    custom: Option<Map<String, Value>>,
-    consent: Option<Consent>,
+    custom: Sent,
+    #[schema(value_type = Option<Consent>)]
+    consent: Sent,
+}
+
+impl LeadIn {
+    fn from_object(mut fields: Map<String, Value>) -> Self {
+        let mut take = |key: &str| Sent::from(fields.remove(key));
+        let (source, custom, consent) = (take("source"), take("custom"), take("consent"));
+        Self { source, fields, custom, consent }
+    }
+
+    /// The configured source it names, or `api`; `prefix` locates errors in a batch.
+    fn source(&self, app: &AppState, prefix: &str) -> Result<SourceName, FieldError> {
+        source_of(app, self.source.given(), prefix)
+    }
+
+    /// The object as received, for the pipeline: it maps `custom` and `consent` itself and
+    /// drops the `source` envelope.
+    fn into_payload(self) -> Map<String, Value> {
+        let Self { source, mut fields, custom, consent } = self;
+        for (key, sent) in [("source", source), ("custom", custom), ("consent", consent)] {
+            if let Some(value) = sent.into_given() {
+                fields.insert(key.to_owned(), value);
+            }
+        }
+        fields
+    }
+}
+
+impl<'de> Deserialize<'de> for LeadIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(Self::from_object)
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: each lead is read on its own, so one bad lead is rejected without failing the batch.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
 pub struct BatchIn {
     /// Up to 1000 leads.
-    leads: Vec<LeadIn>,
+    // Each lead is read on its own, so one bad lead is rejected without failing the batch.
+    #[serde(default)]
+    #[schema(value_type = Vec<LeadIn>, required = true)]
+    leads: Sent,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
@@ -150,10 +186,10 @@ fn key_reused() -> FieldError {
     )
 }
 
-/// Takes `source` out of a payload: the configured source it names, or `api`.
-pub(crate) fn source_of(app: &AppState, payload: &Map<String, Value>, prefix: &str) -> Result<SourceName, FieldError> {
+/// The configured source a `source` value names, or `api` when there is none.
+pub(crate) fn source_of(app: &AppState, source: Option<&Value>, prefix: &str) -> Result<SourceName, FieldError> {
     let unknown = |detail: String| FieldError::new(format!("{prefix}source"), FieldErrorCode::UnknownSource, detail);
-    let name = match payload.get("source") {
+    let name = match source {
         None | Some(Value::Null) => return Ok(SourceName::api()),
         Some(Value::String(s)) => SourceName::parse(s).map_err(|_| unknown(format!("no source is named {s:?}")))?,
         Some(_) => {
@@ -188,12 +224,12 @@ pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(payload): JsonObject,
+    ValidatedJson(lead): ValidatedJson<LeadIn>,
 ) -> Result<Response, ApiError> {
-    let source = source_of(&app, &payload, "").map_err(|e| ApiError::Validation(vec![e]))?;
+    let source = lead.source(&app, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
-    let submission = RawSubmission::keyed_by_client(source, key, payload);
-    let settled = ingest::submit(&app.store, &app.config, vec![submission], OnInvalid::Refuse)
+    let submission = RawSubmission::keyed_by_client(source, key, lead.into_payload());
+    let settled = ingest::submit(&app, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("no result for the submission".into()))?;
@@ -236,9 +272,9 @@ pub async fn batch(
     State(app): State<AppState>,
     caller: Caller,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonObject(mut body): JsonObject,
+    ValidatedJson(body): ValidatedJson<BatchIn>,
 ) -> Result<Json<BatchOut>, ApiError> {
-    let leads = match body.remove("leads") {
+    let leads = match body.leads.into_given() {
         Some(Value::Array(leads)) => leads,
         _ => {
             return Err(ApiError::Validation(vec![FieldError::new(
@@ -257,12 +293,11 @@ pub async fn batch(
     }
     let mut items: Vec<Sourced> = Vec::with_capacity(leads.len());
     for (i, lead) in leads.into_iter().enumerate() {
-        items.push(match lead {
-            Value::Object(payload) => {
-                source_of(&app, &payload, &format!("leads[{i}].")).map(|source| (source, payload))
-            }
+        let lead = match lead {
+            Value::Object(fields) => Ok(LeadIn::from_object(fields)),
             _ => Err(FieldError::new(format!("leads[{i}]"), FieldErrorCode::WrongType, "each lead must be an object")),
-        });
+        };
+        items.push(lead.and_then(|lead| Ok((lead.source(&app, &format!("leads[{i}]."))?, lead))));
     }
     // Authorization is all or nothing for a request.
     for (source, _) in items.iter().flatten() {
@@ -272,14 +307,15 @@ pub async fn batch(
     let mut submissions = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         match item {
-            Ok((source, payload)) => {
+            Ok((source, lead)) => {
                 slots.push(None);
-                submissions.push(RawSubmission::keyed_by_client(source, key.as_ref().map(|k| k.for_item(i)), payload));
+                let key = key.as_ref().map(|k| k.for_item(i));
+                submissions.push(RawSubmission::keyed_by_client(source, key, lead.into_payload()));
             }
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }
     }
-    let mut settled = ingest::submit(&app.store, &app.config, submissions, OnInvalid::Refuse).await?.into_iter();
+    let mut settled = ingest::submit(&app, submissions, OnInvalid::Refuse).await?.into_iter();
     let results: Vec<CaptureOut> = slots
         .into_iter()
         .map(|slot| slot.or_else(|| settled.next()).map(|s| CaptureOut::from_settled(s, false)))
@@ -296,7 +332,7 @@ pub async fn batch(
 }
 
 /// A batch item with its source sorted out, or why it has none.
-type Sourced = Result<(SourceName, Map<String, Value>), FieldError>;
+type Sourced = Result<(SourceName, LeadIn), FieldError>;
 
 /// Header values built from ids and numbers are always valid; this keeps that assumption
 /// out of the handlers.
@@ -419,11 +455,8 @@ pub async fn unmerge(
 ) -> Result<Json<UnmergeOut>, ApiError> {
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "merged lead")?;
-    let survivor_id =
-        app.store.unmerge(lead_id, &app.config.rules()).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    let survivor = app.store.get_lead(survivor_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    let restored = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
-    Ok(Json(UnmergeOut { survivor, restored }))
+    let unmerged = merges::unmerge(&app, lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    Ok(Json(UnmergeOut { survivor: unmerged.survivor, restored: unmerged.restored }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -462,15 +495,8 @@ pub async fn split(
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "lead")?;
     let missing = || not_found(&id, "lead with that merged submission");
-    let stored = app.store.get_submission(submission_id).await?.ok_or_else(missing)?;
-    let candidate = ingest::prepare(&app.config, &stored.submission).map_err(ApiError::Validation)?;
-    let split = app
-        .store
-        .split_submission(lead_id, submission_id, candidate, &app.config.rules())
-        .await?
-        .ok_or_else(missing)?;
-    let lead = app.store.get_lead(lead_id).await?.ok_or_else(missing)?;
-    Ok(Json(SplitOut { lead, split }))
+    let split = merges::split(&app, lead_id, submission_id).await?.ok_or_else(missing)?;
+    Ok(Json(SplitOut { lead: split.lead, split: split.split }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -523,217 +549,9 @@ pub async fn touchpoints(
     Ok(Json(app.store.touchpoints(lead.id).await?))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StageTimeOut {
-    pub stage: String,
-    /// Seconds spent in the stage, over all visits, up to now for the current one.
-    pub seconds: i64,
-    pub visits: u32,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TransitionsOut {
-    pub lifecycle_stage: String,
-    /// Every stage change, oldest first.
-    pub transitions: Vec<HistoryEntry>,
-    pub time_in_stages: Vec<StageTimeOut>,
-    /// Where a person may move the lead from here.
-    pub allowed: Vec<String>,
-}
-
-/// The lead's stage changes, the time spent in each stage, and the moves allowed now.
-#[utoipa::path(get, path = "/v1/leads/{id}/transitions", tag = "leads", operation_id = "get_lead_transitions",
-    params(("id" = String, Path, description = "The lead id")),
-    responses(
-        (status = 200, description = "The stage changes, time in each stage and the moves allowed now", body = TransitionsOut),
-        doc::KeyProblems,
-        doc::NotFound,
-        doc::Erased,
-    ),
-    security(("bearer" = [])))]
-pub async fn transitions(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TransitionsOut>, ApiError> {
-    caller.require_read()?;
-    let lead = live_lead(&app, path_id(&id, "lead")?, &id).await?;
-    let history = app.store.lead_history(lead.id).await?;
-    Ok(Json(transitions_out(&app, &lead, history)))
-}
-
-fn transitions_out(app: &AppState, lead: &Lead, history: Vec<HistoryEntry>) -> TransitionsOut {
-    use leadflow_core::pipeline::LeadEvent;
-    let changes: Vec<HistoryEntry> =
-        history.into_iter().filter(|h| matches!(h.event, LeadEvent::StageChanged { .. })).collect();
-    let now = time::OffsetDateTime::now_utc();
-    let mut time_in: Vec<StageTimeOut> = Vec::new();
-    let mut add = |stage: &str, seconds: i64| match time_in.iter_mut().find(|s| s.stage == stage) {
-        Some(s) => {
-            s.seconds += seconds;
-            s.visits += 1;
-        }
-        None => time_in.push(StageTimeOut { stage: stage.to_owned(), seconds, visits: 1 }),
-    };
-    let (mut stage, mut since) = (leadflow_core::lifecycle::INITIAL.to_owned(), lead.created_at);
-    for change in &changes {
-        if let LeadEvent::StageChanged { from, to, .. } = &change.event {
-            add(from, (change.at - since).whole_seconds().max(0));
-            stage.clone_from(to);
-            since = change.at;
-        }
-    }
-    add(&stage, (now - since).whole_seconds().max(0));
-    TransitionsOut {
-        lifecycle_stage: lead.lifecycle_stage.clone(),
-        transitions: changes,
-        time_in_stages: time_in,
-        allowed: app.config.engagement.contract.allowed_from(&lead.lifecycle_stage),
-    }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the handler lists every field error at once, where serde stops at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
-pub struct TransitionIn {
-    /// The stage to move to.
-    to: String,
-    /// Mandatory where the contract says so (e.g. `disqualified`, from its picklist).
-    reason: Option<String>,
-    /// Who moves it; default: the API key's name.
-    actor: Option<String>,
-}
-
-/// Move the lead in the lifecycle. An illegal move is refused (409) with the allowed ones.
-#[utoipa::path(post, path = "/v1/leads/{id}/transitions", tag = "leads", operation_id = "create_lead_transition", request_body = TransitionIn,
-    params(("id" = String, Path, description = "The lead id")),
-    responses(
-        (status = 200, description = "The lead in its new stage", body = Lead),
-        doc::KeyProblems,
-        doc::BodyProblems,
-        doc::NotFound,
-        (status = 409, description = "Not allowed by the lifecycle contract; `allowed` lists the stages that are", body = Problem, content_type = "application/problem+json"),
-        doc::Erased,
-    ),
-    security(("bearer" = [])))]
-pub async fn create_transition(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
-) -> Result<Json<Lead>, ApiError> {
-    caller.require_admin()?;
-    let lead_id: LeadId = path_id(&id, "lead")?;
-    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let mut errors = Vec::new();
-    for (field, value) in &body {
-        let ok = match field.as_str() {
-            "to" | "reason" | "actor" => value.is_string() || (field != "to" && value.is_null()),
-            _ => false,
-        };
-        if !ok {
-            errors.push(FieldError::new(
-                field.clone(),
-                FieldErrorCode::Invalid,
-                "expected to, reason and actor as strings",
-            ));
-        }
-    }
-    let Some(to) = text("to") else {
-        errors.push(FieldError::new("to", FieldErrorCode::Required, "the stage to move to"));
-        return Err(ApiError::Validation(errors));
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let moved = app
-        .store
-        .transition_lead(lead_id, to.to_owned(), actor, text("reason").map(str::to_owned), &app.config.rules())
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
-    match moved {
-        Ok(lead) => Ok(Json(lead)),
-        Err(refused) => Err(ApiError::IllegalTransition {
-            code: refused.refusal.code(),
-            detail: refused.to_string(),
-            allowed: refused.allowed,
-        }),
-    }
-}
-
-/// `owner` assigns the lead to that person; `route: true` runs routing for it again.
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the handler lists every field error at once, where serde stops at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
-pub struct AssignmentIn {
-    owner: Option<String>,
-    route: Option<bool>,
-    /// Who asks; default the API key's name.
-    actor: Option<String>,
-}
-
-/// Assigns the lead by hand, or routes it again; either way the lead's history explains
-/// it and destinations subscribed to `assigned` hear of it.
-#[utoipa::path(post, path = "/v1/leads/{id}/assignment", tag = "leads", operation_id = "assign_lead", request_body = AssignmentIn,
-    params(("id" = String, Path, description = "The lead id")),
-    responses(
-        (status = 200, description = "The lead with its owner", body = Lead),
-        doc::KeyProblems,
-        doc::BodyProblems,
-        doc::NotFound,
-        (status = 409, description = "Routing found nobody to give the lead to", body = Problem, content_type = "application/problem+json"),
-        doc::Erased,
-    ),
-    security(("bearer" = [])))]
-pub async fn assign(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    JsonObject(body): JsonObject,
-) -> Result<Json<Lead>, ApiError> {
-    caller.require_admin()?;
-    let lead_id: LeadId = path_id(&id, "lead")?;
-    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let mut errors = Vec::new();
-    for (field, value) in &body {
-        let ok = match field.as_str() {
-            "owner" | "actor" => text(field).is_some() && value.as_str().is_some_and(|s| s.len() <= 320),
-            "route" => value.as_bool() == Some(true),
-            _ => false,
-        };
-        if !ok {
-            errors.push(FieldError::new(
-                field.clone(),
-                FieldErrorCode::Invalid,
-                "expected owner (a non-empty string of at most 320 characters) or route = true, and optionally actor",
-            ));
-        }
-    }
-    let owner = text("owner").map(str::to_owned);
-    if owner.is_some() == body.contains_key("route") {
-        errors.push(FieldError::new("owner", FieldErrorCode::Required, "give either owner or route = true"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = text("actor").map_or_else(|| caller.key_name().to_owned(), str::to_owned);
-    let (lead, assigned) = app
-        .store
-        .assign_lead(lead_id, owner, actor, &app.config.rules())
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
-    if !assigned {
-        return Err(ApiError::Conflict(
-            "routing found nobody to give the lead to: no rule matched and no fallback owner is configured".into(),
-        ));
-    }
-    Ok(Json(lead))
-}
-
 /// The lead the path names (followed through merges), unless it was erased: 404 for no
 /// such lead, 410 `erased` for a tombstone.
-async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, ApiError> {
+pub(super) async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, ApiError> {
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(raw, "lead"))?;
     match lead.erased_at {
         Some(_) => Err(ApiError::erased(lead.id)),
@@ -741,128 +559,17 @@ async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, A
     }
 }
 
-/// Who asks for an erasure, and why. Both optional: the actor defaults to the API key's
-/// name. Never put personal data here: it is kept in the lead's history.
-#[derive(Deserialize, utoipa::ToSchema)]
-// The document's shape only: the body is optional and the handler lists every field error at once, where serde stops
-// at the first.
-#[expect(dead_code, reason = "the OpenAPI document's shape only")]
-pub struct ErasureIn {
-    /// Why, e.g. the request or ticket number (at most 500 characters).
-    reason: Option<String>,
-    /// Who asks (at most 200 characters); default: the API key's name.
-    actor: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::read_body_as;
+    use serde_json::json;
 
-/// What one table kept (scrubbed of personal data) and deleted.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TableErasureOut {
-    pub table: &'static str,
-    pub scrubbed: u64,
-    pub deleted: u64,
-}
-
-/// The receipt of an erasure.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErasureOut {
-    /// The lead erased: the surviving lead when the id named one merged into it.
-    pub lead_id: LeadId,
-    /// When it was erased (for an earlier erasure, when that was).
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub erased_at: time::OffsetDateTime,
-    /// The leads merged into it, erased with it.
-    pub merged_ids: Vec<LeadId>,
-    /// The lead was erased before; nothing was done this time.
-    pub already_erased: bool,
-    /// Per table, in a fixed order; empty when nothing was done.
-    pub tables: Vec<TableErasureOut>,
-    /// The destinations that get a `lead.erased` delivery (ids only) to erase their copy.
-    pub destinations: Vec<String>,
-}
-
-impl From<leadflow_store::ErasureReceipt> for ErasureOut {
-    fn from(r: leadflow_store::ErasureReceipt) -> Self {
-        Self {
-            lead_id: r.lead_id,
-            erased_at: r.erased_at,
-            merged_ids: r.merged_ids,
-            already_erased: r.already_erased,
-            tables: r
-                .tables
-                .into_iter()
-                .map(|t| TableErasureOut { table: t.table, scrubbed: t.scrubbed, deleted: t.deleted })
-                .collect(),
-            destinations: r.destinations,
-        }
+    #[test]
+    fn a_lead_reaches_the_pipeline_as_received() {
+        let body = json!({"email": "a@example.com", "source": "web", "custom": null, "consent": {"granted": true}, "Plan": [1]});
+        let lead: LeadIn = read_body_as(body.clone());
+        assert_eq!(lead.source.given(), Some(&json!("web")));
+        assert_eq!(Value::Object(lead.into_payload()), body);
     }
-}
-
-const MAX_ERASURE_REASON: usize = 500;
-const MAX_ERASURE_ACTOR: usize = 200;
-
-/// Erase the person behind a lead (the right to be forgotten).
-///
-/// In one transaction, the lead and every lead merged into it lose all personal data,
-/// wherever it is stored (submissions, history, events, touchpoints, feedback,
-/// deliveries, reviews, import reports, and what waits unattached under the person's
-/// email); a tombstone keeps the id, dates, stage, score, owner and source for the
-/// reports. Deliveries not made yet are cancelled, and each destination subscribed to
-/// `erased` gets a `lead.erased` delivery with ids only. A new submission with the same
-/// email becomes a new lead. Erasing again answers 200 with `already_erased` and does
-/// nothing. Refused (409) while an import job is unfinished: its file may hold the
-/// person's row.
-#[utoipa::path(post, path = "/v1/leads/{id}/erase", tag = "leads", operation_id = "erase_lead", request_body(content = Option<ErasureIn>, description = "Optional: who asks and why"),
-    params(("id" = String, Path, description = "The lead id (a merged-away id erases its survivor)")),
-    responses(
-        (status = 200, description = "The receipt of the erasure (or of the earlier one)", body = ErasureOut),
-        doc::KeyProblems,
-        doc::BodyProblems,
-        doc::NotFound,
-        (status = 409, description = "An import job is unfinished; erase once it has finished", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = [])))]
-pub async fn erase(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    OptionalJsonObject(body): OptionalJsonObject,
-) -> Result<Json<ErasureOut>, ApiError> {
-    caller.require_admin()?;
-    let lead_id: LeadId = path_id(&id, "lead")?;
-    let body = body.unwrap_or_default();
-    let mut errors = Vec::new();
-    let mut text = |field: &str, max: usize| -> Option<String> {
-        match body.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.trim().to_owned()),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    field,
-                    FieldErrorCode::Invalid,
-                    format!("{field} must be a non-empty string of at most {max} characters"),
-                ));
-                None
-            }
-        }
-    };
-    let reason = text("reason", MAX_ERASURE_REASON);
-    let actor = text("actor", MAX_ERASURE_ACTOR);
-    for field in body.keys().filter(|k| !matches!(k.as_str(), "reason" | "actor")) {
-        errors.push(FieldError::new(field.clone(), FieldErrorCode::Invalid, "only reason and actor may be given"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
-    let receipt = app
-        .store
-        .erase_lead(lead_id, actor, reason, &app.config.rules())
-        .await?
-        .ok_or_else(|| not_found(&id, "lead"))?;
-    if !receipt.already_erased {
-        tracing::info!(lead_id = %receipt.lead_id, merged = receipt.merged_ids.len(), "lead erased");
-        crate::metrics::erased(receipt.merged_ids.len());
-    }
-    Ok(Json(receipt.into()))
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod deliveries;
+pub mod erasure;
 pub mod events;
 pub mod feedback;
 pub mod health;
@@ -13,3 +14,4 @@ pub mod quarantine;
 pub mod reports;
 pub mod reviews;
 pub mod sources;
+pub mod stages;

@@ -5,10 +5,10 @@
 use crate::AppState;
 use crate::error::{ApiError, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
-use crate::ingest;
 use crate::routes::leads::CaptureOut;
 use axum::Json;
 use axum::extract::{Path, State};
+use leadflow_app::ingest;
 use leadflow_core::{FieldError, SourceName, SubmissionId};
 use leadflow_store::{StoredSubmission, SubmissionStatus};
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,7 @@ pub async fn replay_one(
     caller.require_admin()?;
     let missing = || not_found(&id, "quarantined submission");
     let sid: SubmissionId = path_id(&id, "quarantined submission")?;
-    let settled = ingest::replay(&app.store, &app.config, &[sid]).await?.pop().flatten().ok_or_else(missing)?;
+    let settled = ingest::replay(&app, &[sid]).await?.pop().flatten().ok_or_else(missing)?;
     Ok(Json(CaptureOut::from_settled(settled, true)))
 }
 
@@ -147,6 +147,6 @@ pub async fn replay_all(
 ) -> Result<Json<ReplayOut>, ApiError> {
     caller.require_admin()?;
     let source = source_param(body.source)?;
-    let (settled, still_quarantined) = ingest::replay_all(&app.store, &app.config, source).await?;
+    let (settled, still_quarantined) = ingest::replay_all(&app, source).await?;
     Ok(Json(ReplayOut { settled, still_quarantined }))
 }

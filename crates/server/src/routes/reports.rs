@@ -1,13 +1,15 @@
 //! `/v1/reports`: leads by original and latest source over a period, the funnel (how
 //! many leads of each source, or source and campaign, reached each stage, the conversion
 //! from stage to stage and from the handoff stage), and disqualifications by source,
-//! campaign and reason, so marketing sees which campaigns bring leads sales turns down.
+//! campaign and reason, so marketing sees which campaigns bring leads sales turns down
+//! (`leadflow_app::reports` works them out).
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller};
 use axum::Json;
 use axum::extract::State;
+use leadflow_app::reports;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -143,43 +145,23 @@ pub async fn funnel(
         Some("source") => "source",
         Some(_) => return Err(ApiError::bad_request("invalid_query", "group must be campaign or source")),
     };
-    let counts = app.store.report_stages(from, to).await?;
-    let contract = &app.config.engagement.contract;
-    let order: Vec<String> = contract.stages().map(str::to_owned).collect();
-    let handoff = contract.handoff_stage().to_owned();
-    let handoff_at = order.iter().position(|s| *s == handoff);
-    let mut rows: Vec<FunnelRow> = Vec::new();
-    for c in counts {
-        // A lead has one original campaign, so per-source counts are sums.
-        let campaign = if group == "source" { None } else { c.campaign };
-        let row = match rows.iter_mut().position(|r| r.source == c.source && r.campaign == campaign) {
-            Some(i) => &mut rows[i],
-            None => {
-                rows.push(FunnelRow { source: c.source.clone(), campaign, stages: Vec::new() });
-                let last = rows.len() - 1;
-                &mut rows[last]
-            }
-        };
-        match row.stages.iter_mut().find(|s| s.stage == c.stage) {
-            Some(stage) => stage.leads += c.leads,
-            None => {
-                row.stages.push(FunnelStage { stage: c.stage, leads: c.leads, conversion: None, from_handoff: None })
-            }
-        }
-    }
-    let position = |stage: &str| order.iter().position(|o| o == stage).unwrap_or(usize::MAX);
-    for row in &mut rows {
-        row.stages.sort_by_key(|s| position(&s.stage));
-        let handed_off = row.stages.iter().find(|s| s.stage == handoff).map_or(0, |s| s.leads);
-        let mut previous: Option<u64> = None;
-        for stage in &mut row.stages {
-            stage.conversion = previous.filter(|p| *p > 0).map(|p| stage.leads as f64 / p as f64);
-            previous = Some(stage.leads);
-            let after_handoff =
-                handoff_at.is_some_and(|h| position(&stage.stage) > h && position(&stage.stage) != usize::MAX);
-            stage.from_handoff = (after_handoff && handed_off > 0).then(|| stage.leads as f64 / handed_off as f64);
-        }
-    }
+    let funnel = reports::funnel(&app, from, to, group == "source").await?;
+    let stage = |s: reports::FunnelStage| FunnelStage {
+        stage: s.stage,
+        leads: s.leads,
+        conversion: s.conversion,
+        from_handoff: s.from_handoff,
+    };
+    let rows = funnel
+        .rows
+        .into_iter()
+        .map(|r| FunnelRow {
+            source: r.source,
+            campaign: r.campaign,
+            stages: r.stages.into_iter().map(stage).collect(),
+        })
+        .collect();
+    let handoff = funnel.handoff;
     Ok(Json(FunnelOut { from, to, group, handoff, rows }))
 }
 
@@ -232,22 +214,14 @@ pub async fn disqualifications(
 ) -> Result<Json<DisqualificationsOut>, ApiError> {
     caller.require_read()?;
     let (from, to) = period(&q)?;
-    let Some(stage) = app.config.engagement.contract.disqualified_stage().map(str::to_owned) else {
+    let Some(found) = reports::disqualifications(&app, from, to).await? else {
         return Err(ApiError::bad_request("no_disqualified_stage", "the lifecycle contract has no disqualified stage"));
     };
-    let counts = app.store.report_disqualifications(from, to, &stage).await?;
-    let mut by_reason: Vec<ReasonTotal> = Vec::new();
-    for c in &counts {
-        match by_reason.iter_mut().find(|r| r.reason == c.reason) {
-            Some(r) => r.leads += c.leads,
-            None => by_reason.push(ReasonTotal { reason: c.reason.clone(), leads: c.leads }),
-        }
-    }
-    by_reason.sort_by(|a, b| b.leads.cmp(&a.leads).then_with(|| a.reason.cmp(&b.reason)));
-    let rows: Vec<DisqualificationRow> = counts
+    let reports::Disqualifications { stage, total, rows, by_reason } = found;
+    let rows = rows
         .into_iter()
         .map(|c| DisqualificationRow { source: c.source, campaign: c.campaign, reason: c.reason, leads: c.leads })
         .collect();
-    let total = rows.iter().map(|r| r.leads).sum();
+    let by_reason = by_reason.into_iter().map(|(reason, leads)| ReasonTotal { reason, leads }).collect();
     Ok(Json(DisqualificationsOut { from, to, stage, total, rows, by_reason }))
 }

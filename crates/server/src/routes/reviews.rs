@@ -6,6 +6,7 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
+use leadflow_app::merges;
 use leadflow_core::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
@@ -125,6 +126,6 @@ pub async fn decide(
     };
     let missing = || not_found(&id, "open review");
     let rid: ReviewId = path_id(&id, "open review")?;
-    let decided = app.store.decide_review(rid, decision, &app.config.rules()).await?.ok_or_else(missing)?;
+    let decided = merges::decide_review(&app, rid, decision).await?.ok_or_else(missing)?;
     Ok(Json(out(&app, decided).await?))
 }

@@ -3,12 +3,46 @@
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
 use crate::extract::Caller;
-use crate::source_test::{self, SourceTestOut};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use leadflow_core::SourceName;
+use leadflow_app::sources::{self, SourceTest, StageReport};
+use leadflow_core::{LeadId, SourceName};
+use serde::Serialize;
 use serde_json::Value;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceTestOut {
+    pub source: String,
+    pub adapter: String,
+    /// `adapter`, `prepare` (map, normalize, validate) and `capture`, in order; a stage
+    /// that fails ends the run.
+    pub stages: Vec<StageOut>,
+    /// The test lead, when capture ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<LeadId>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StageOut {
+    pub stage: &'static str,
+    /// `ok`, `skipped` or `failed`.
+    pub status: &'static str,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+impl From<SourceTest> for SourceTestOut {
+    fn from(t: SourceTest) -> Self {
+        let stage = |s: StageReport| StageOut { stage: s.stage, status: s.status, detail: s.detail };
+        Self {
+            source: t.source,
+            adapter: t.adapter,
+            stages: t.stages.into_iter().map(stage).collect(),
+            lead_id: t.lead_id,
+        }
+    }
+}
 
 /// Sends a test lead through the source: its adapter, map → normalize → validate, and
 /// capture. The body is optional: a payload in the source's own shape (the provider's,
@@ -42,5 +76,5 @@ pub async fn test(
             _ => return Err(ApiError::bad_request("malformed_json", "the body must be a JSON object, or empty")),
         }
     };
-    source_test::run(&app.store, &app.config, &source, payload).await?.map(Json).ok_or_else(unknown)
+    sources::test(&app, &source, payload).await?.map(|t| Json(t.into())).ok_or_else(unknown)
 }

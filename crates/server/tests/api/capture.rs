@@ -230,7 +230,7 @@ async fn leads_list_pages_with_a_next_link() {
 async fn submissions_left_pending_are_settled_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("leadflow.db").display());
-    let store = leadflow_store::open(&url).await.unwrap();
+    let store = leadflow_store::open(&url, Default::default()).await.unwrap();
     let payload = json!({"email": "left@example.com"}).as_object().cloned().unwrap();
     let bad = json!({"email": "broken"}).as_object().cloned().unwrap();
     store
@@ -263,7 +263,7 @@ async fn shutdown_finishes_and_every_acknowledged_lead_is_stored() {
     assert_eq!(acked, 20, "every submission before the shutdown is acknowledged");
     let url = format!("sqlite://{}", app.dir.path().join("leadflow.db").display());
     let (_store, dir) = app.shutdown().await;
-    let reopened = leadflow_store::open(&url).await.unwrap();
+    let reopened = leadflow_store::open(&url, Default::default()).await.unwrap();
     assert_eq!(reopened.count_leads().await.unwrap(), acked);
     drop(dir);
 }
@@ -488,7 +488,7 @@ async fn possible_duplicates_are_reviewed_through_the_api() {
         score: None,
         evidence: vec![],
     };
-    assert!(app.store.merge_leads(survivor, absorbed, why, &Default::default()).await.unwrap());
+    assert!(app.store.merge_leads(survivor, absorbed, why).await.unwrap());
     app.post("/v1/leads", &json!({"email": "jon@acme.com", "city": "Boston"})).await;
     let conflict = crate::problem(
         app.post(&format!("/v1/leads/{}/unmerge", newer["id"].as_str().unwrap()), &json!({})).await,
@@ -562,7 +562,7 @@ async fn name_frequencies_are_counted_over_every_stored_lead() {
         )
         .await;
     }
-    let (frequencies, leads) = leadflow_server::frequencies::count(&app.store).await.unwrap();
+    let (frequencies, leads) = leadflow_app::workers::frequencies::count(&app.store).await.unwrap();
     assert_eq!(leads, 3);
     let common = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "michael");
     let unseen = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "zebedee");

@@ -107,9 +107,9 @@ circuit_breaker = {{ failure_threshold = 1000, cool_down = "100ms" }}
 }
 
 async fn spawn_with_destinations(config: Config) -> TestApp {
-    let client = leadflow_server::outbox::client(&config, |_| Some(SECRET.to_owned())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(SECRET.to_owned())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     spawn_on_with(store, config, Some(Arc::new(client)), dir).await
 }
 

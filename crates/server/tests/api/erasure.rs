@@ -196,9 +196,9 @@ events = ["created", "erased"]
 "#
     ))
     .unwrap();
-    let client = leadflow_server::outbox::client(&config, |_| Some(SECRET.to_owned())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(SECRET.to_owned())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
 
     let id = capture(&app, json!({"email": "ada@acme.com", "first_name": "Ada", "last_name": "Lovelace"})).await;

@@ -239,8 +239,7 @@ fn hubspot_events(object: u64, events: &[(&str, &str, u64)]) -> String {
 async fn hubspot_feedback_is_signed_and_finds_leads_by_their_crm_record_id() {
     let app = app().await;
     let id = lead(&app, "dee@acme.com", "spring").await;
-    let rules = config("http://127.0.0.1:9").rules();
-    app.store.link_crm_record("hs", "1246965", id.parse().unwrap(), &rules).await.unwrap();
+    app.store.link_crm_record("hs", "1246965", id.parse().unwrap()).await.unwrap();
 
     // The status and the reason arrive as two events of one request.
     let body = hubspot_events(1246965, &[("unqualified_reason", "Price", 1), ("hs_lead_status", "UNQUALIFIED", 2)]);
@@ -261,7 +260,7 @@ async fn hubspot_feedback_is_signed_and_finds_leads_by_their_crm_record_id() {
 
     // A rep sets the status first and the reason a minute later: two requests.
     let other = lead(&app, "dan@acme.com", "fall").await;
-    app.store.link_crm_record("hs", "1246966", other.parse().unwrap(), &rules).await.unwrap();
+    app.store.link_crm_record("hs", "1246966", other.parse().unwrap()).await.unwrap();
     let status = hubspot_events(1246966, &[("hs_lead_status", "UNQUALIFIED", 11)]);
     let out: Value = hubspot(&app, &status, Duration::ZERO).await.json().await.unwrap();
     assert_eq!(out["results"][0]["outcome"], "reason_required", "{out}");
@@ -433,9 +432,9 @@ async fn fake_hubspot(gate: Arc<tokio::sync::Semaphore>) -> std::net::SocketAddr
 async fn feedback_that_came_before_the_delivery_waits_for_the_crm_record_id() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let config = config(&format!("http://{}", fake_hubspot(gate.clone()).await));
-    let client = leadflow_server::outbox::client(&config, |_| Some(SECRET.to_owned())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(SECRET.to_owned())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
     let id = lead(&app, "hal@acme.com", "spring").await;
 

@@ -469,7 +469,7 @@ async fn a_facebook_lead_left_pending_by_a_crash_is_fetched_at_start_up() {
         ..signed_source("facebook", Adapter::FacebookLeadAds)
     };
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     // What the hook stored before the process died: the notification, not yet fetched.
     let note = json!({"leadgen_id": "555", "page_id": "p1", "form_id": "f1"}).as_object().cloned().unwrap();
     let key = leadflow_core::capture::IdempotencyKey::parse("fb:leadgen:555").unwrap();
@@ -601,8 +601,7 @@ async fn a_linkedin_pull_source_stores_each_response_once_and_resumes_from_its_c
     let (store, dir) = app.shutdown().await;
     drop(store);
     starts.lock().unwrap().clear();
-    let reopened =
-        leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let reopened = crate::open_store(&dir).await;
     // The restarted test app makes its own admin key under the same name.
     reopened.revoke_key("admin").await.unwrap();
     let app = crate::spawn_on(reopened, config, dir).await;

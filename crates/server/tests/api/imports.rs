@@ -95,7 +95,7 @@ async fn an_unreadable_file_fails_the_job_with_a_reason() {
 #[tokio::test]
 async fn an_import_interrupted_by_a_stop_runs_again_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     let now = time::OffsetDateTime::now_utc();
     let job = ImportJob {
         id: ImportId::new(),

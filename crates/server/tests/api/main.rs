@@ -48,8 +48,16 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = open_store(&dir).await;
     spawn_on(store, config, dir).await
+}
+
+/// A store in `dir`, for a test to fill before [`spawn_on`] serves it (the server then
+/// settles under its own configuration's rules).
+pub async fn open_store(dir: &tempfile::TempDir) -> DynStore {
+    leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display()), Default::default())
+        .await
+        .unwrap()
 }
 
 pub async fn spawn_on(store: DynStore, config: Config, dir: tempfile::TempDir) -> TestApp {
@@ -65,13 +73,15 @@ pub async fn spawn_on_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let hooks = leadflow_server::hooks::Hooks::from_lookup(&config, &|var| {
+    let providers = leadflow_app::providers::Providers::from_lookup(&config, &|var| {
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
-    let server =
-        tokio::spawn(leadflow_server::launch_with(store.clone(), Arc::new(config), hooks, client, listener, async {
-            let _ = stopped.await;
-        }));
+    let app = leadflow_app::App::with_providers(store, Arc::new(config), providers);
+    // The application's handle, which settles under the test's configuration.
+    let store = app.store.clone();
+    let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, async {
+        let _ = stopped.await;
+    }));
     let mut app = TestApp {
         addr,
         http: leadflow_integrations::delivery::http_client().build().unwrap(),

@@ -38,7 +38,7 @@ fn config(extra: &str) -> Config {
 
 async fn spawn(config: Config) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     spawn_on(store, config, dir).await
 }
 
@@ -87,9 +87,9 @@ async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
         "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\nevents = [\"assigned\"]\n",
     );
     let url = format!("http://{slack}/services/T0/B0/x");
-    let client = leadflow_server::outbox::client(&config, |_| Some(url.clone())).unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(url.clone())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
 
     let id = capture(&app, "ada@acme.com").await;
@@ -123,7 +123,7 @@ async fn the_round_robin_position_survives_a_restart() {
     let second = capture(&app, "two@b.com").await;
     assert_eq!(owner(&app, &second, None).await, "ben");
     let (_closed, dir) = app.shutdown().await;
-    let store = leadflow_store::open(&format!("sqlite://{}", dir.path().join("leadflow.db").display())).await.unwrap();
+    let store = crate::open_store(&dir).await;
     let app = spawn_on(store, config(""), dir).await;
     let third = capture(&app, "three@c.com").await;
     assert_eq!(owner(&app, &third, None).await, "cai", "the turn goes on where it stopped");

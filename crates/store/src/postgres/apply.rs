@@ -4,13 +4,13 @@
 //! multi-row insert. Nothing here decides.
 
 use super::Fail;
-use super::sql::exec;
 use crate::StoreError;
 use crate::feedback::Doc;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::GenericClient;
 use futures_util::future::{try_join, try_join_all};
 use leadflow_core::changes::{Change, LeadIndex};
+use leadflow_core::erase;
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{Email, Lead, LeadId, SubmissionId};
 use std::collections::VecDeque;
@@ -230,7 +230,7 @@ async fn run_then(c: &impl GenericClient, ops: Vec<Op<'_>>, then: Option<&str>) 
     Ok(())
 }
 
-fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
+pub(super) fn p<'a>(value: impl ToSql + Sync + Send + 'a) -> Param<'a> {
     Box::new(value)
 }
 
@@ -415,8 +415,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         }
         Change::DropEvent { event } => vec![op("DELETE FROM events WHERE id = $1", vec![p(event.as_uuid())])],
         Change::Feedback { feedback: fb, result, scrubbed } => {
-            let doc = Doc::new(fb, result);
-            let doc = if *scrubbed { doc.erased() } else { doc };
+            let doc = if *scrubbed { Doc::new(&erase::scrub_feedback(fb), result) } else { Doc::new(fb, result) };
             vec![op(
                 "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -450,6 +449,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         )],
         // A read and a rewrite of the erased delivery's payload: `apply` runs it in place.
         Change::ErasedCrmRecord { .. } => Vec::new(),
+        Change::Erase(write) => super::erase::ops(write),
     }
 }
 
@@ -558,20 +558,6 @@ fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> 
              WITH ORDINALITY AS h (l, a, s, e, n)
          ORDER BY n",
     )
-}
-
-pub(super) async fn insert_history(
-    c: &impl GenericClient,
-    entry: &HistoryEntry,
-    submission: Option<SubmissionId>,
-) -> Result<(), Fail> {
-    exec(
-        c,
-        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
-        &[entry.lead_id.as_uuid(), &entry.at, &submission.map(|s| *s.as_uuid()), &Json(entry)],
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

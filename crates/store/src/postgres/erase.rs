@@ -1,29 +1,35 @@
-//! Erasure in PostgreSQL: the same steps as the SQLite store, in the caller's
-//! transaction. Across instances: every lead of the family is locked (`FOR UPDATE`)
-//! before anything is read, so a capture, event or feedback that found the lead before
-//! the erasure committed waits for it and then sees the tombstone (which none of them
-//! writes to), and whatever they committed first is read and erased here.
+//! Erasure in PostgreSQL, in the caller's transaction: what each step of
+//! [`leadflow_core::erase::plan`] asks to load, and the statements of the writes it
+//! returns, sent pipelined with every other change.
+//!
+//! Across instances: every lead of the family is locked (`FOR UPDATE`) before anything
+//! else is read, so a capture, event or feedback that found the lead before the erasure
+//! committed waits for it and then sees the tombstone (which none of them writes to), and
+//! whatever they committed first is read and erased here. The rows the erasure rewrites
+//! that others write too (accounts, feedback, deliveries, import reports) are read
+//! `FOR UPDATE`: what the core judged is what is written.
 
 use super::Fail;
-use super::apply::insert_history;
-use super::sql::{exec, lead_following_merges, lead_from_row, lock_leads, opt, rows};
-use crate::erase::{blank_report, json_string};
+use super::apply::{Op, apply, p};
+use super::feedback::row as feedback_row;
+use super::sql::{lead_from_row, lock_leads, opt, rows};
+use crate::erase::outbox_state;
 use crate::feedback::Doc;
-use crate::{ErasureCounts, ErasureReceipt, StoreError};
+use crate::{ErasureReceipt, StoreError};
 use deadpool_postgres::GenericClient;
-use leadflow_core::attribute::Touchpoint;
-use leadflow_core::erase::{self, CrmRecord, Identifiers};
-use leadflow_core::pipeline::{HistoryEntry, LeadEvent, Rules};
-use leadflow_core::{Lead, LeadId};
+use leadflow_core::erase::CrmRecord;
+use leadflow_core::erase::plan::{
+    self, AccountUse, AttemptRow, Erase, Found, Lookup, Member, OutboxRow, Rows, Traces, WaitingEvent, Write,
+};
+use leadflow_core::pipeline::{HistoryEntry, Rules};
+use leadflow_core::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-/// In order: find the family and every way the person was named (their leads, the
-/// snapshots in their history, their visitor ids and CRM records); refuse while an import
-/// is unfinished; write the tombstones and drop an account left empty; scrub or delete,
-/// table by table; then write the `erased` history entry and its deliveries.
+/// load the merge tree and lock the family → family → load its traces → named → load
+/// the rows → finish → apply.
 pub(super) async fn erase(
     c: &impl GenericClient,
     id: LeadId,
@@ -32,349 +38,282 @@ pub(super) async fn erase(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Option<ErasureReceipt>, Fail> {
-    let Some(unlocked) = lead_following_merges(c, id, false).await? else { return Ok(None) };
-    // Lock the family as it was found, then read it again under the locks: a merge that
-    // committed meanwhile added a member, which is locked too.
-    let mut locked = family_ids(c, unlocked.id).await?;
-    lock_leads(c, &locked).await?;
-    let (survivor, family) = loop {
-        let Some(survivor) = lead_following_merges(c, id, true).await? else { return Ok(None) };
-        let ids = family_ids(c, survivor.id).await?;
-        let extra: Vec<LeadId> = ids.iter().filter(|i| !locked.contains(i)).copied().collect();
+    let erase = Erase::new(id, actor.to_owned(), reason.map(str::to_owned), rules, now);
+    let family = match erase.family(locked_tree(c, id).await?) {
+        Found::Missing => return Ok(None),
+        Found::AlreadyErased(receipt) => return Ok(Some(receipt)),
+        Found::Family(family) => *family,
+    };
+    let traces = traces(c, &uuids(&family.ids(), LeadId::as_uuid)).await?;
+    let named = family.named(traces).map_err(StoreError::from)?;
+    let rows = load(c, &named.lookup()).await?;
+    let erased = named.finish(rows);
+    apply(c, &erased.changes).await?;
+    Ok(Some(erased.receipt))
+}
+
+/// The statements of one erasure write.
+pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
+    let op = Op::new;
+    match write {
+        Write::Tombstone(t) => vec![op(
+            "UPDATE leads SET email = $2, email_key = NULL, external_id = $3, account_id = $4, version = $5,
+                 updated_at = $6, doc = $7, erased_at = $8
+             WHERE id = $1",
+            vec![
+                p(t.id.as_uuid()),
+                p(t.fields.email.as_ref().map(|e| e.as_str())),
+                p(&t.fields.external_id),
+                p(t.account_id.map(|a| *a.as_uuid())),
+                p(i64::try_from(t.version).unwrap_or(i64::MAX)),
+                p(t.updated_at),
+                p(Json(&**t)),
+                p(t.erased_at),
+            ],
+        )],
+        Write::DeleteAccount(account) => vec![
+            op("DELETE FROM account_keys WHERE account_id = $1", vec![p(account.as_uuid())]),
+            op("DELETE FROM accounts WHERE id = $1", vec![p(account.as_uuid())]),
+        ],
+        Write::ScrubSubmissions(ids) => vec![op(
+            "UPDATE submissions SET payload = '{}'::jsonb, idempotency_key = NULL, fingerprint = NULL, error = NULL
+             WHERE id = ANY($1)",
+            vec![p(uuids(ids, SubmissionId::as_uuid))],
+        )],
+        Write::DeleteSubmissions(ids) => {
+            vec![op("DELETE FROM submissions WHERE id = ANY($1)", vec![p(uuids(ids, SubmissionId::as_uuid))])]
+        }
+        Write::History { row, entry } => {
+            vec![op("UPDATE lead_history SET entry = $2 WHERE id = $1", vec![p(row), p(Json(&**entry))])]
+        }
+        Write::DeleteLeadKeys(lead) => vec![op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())])],
+        Write::DeleteVisitors(ids) => vec![op("DELETE FROM lead_visitors WHERE anonymous_id = ANY($1)", vec![p(ids)])],
+        Write::DeleteEvents(ids) => {
+            vec![op("DELETE FROM events WHERE id = ANY($1)", vec![p(uuids(ids, EventId::as_uuid))])]
+        }
+        Write::Touchpoint { row, touch } => {
+            vec![op("UPDATE touchpoints SET doc = $2 WHERE id = $1", vec![p(row), p(Json(&**touch))])]
+        }
+        Write::DeleteReviews(ids) => {
+            vec![op("DELETE FROM duplicate_reviews WHERE id = ANY($1)", vec![p(uuids(ids, ReviewId::as_uuid))])]
+        }
+        Write::Feedback { feedback, result } => vec![op(
+            "UPDATE feedback SET doc = $2 WHERE id = $1",
+            vec![p(feedback.id.as_uuid()), p(Json(Doc::new(feedback, result)))],
+        )],
+        Write::CancelDeliveries(ids) => vec![
+            op("DELETE FROM delivery_attempts WHERE delivery_id = ANY($1)", vec![p(ids)]),
+            op("DELETE FROM outbox WHERE id = ANY($1)", vec![p(ids)]),
+        ],
+        Write::Delivered { id, payload, at } => vec![op(
+            "UPDATE outbox SET payload = $2, last_error = NULL, last_response = NULL, updated_at = $3 WHERE id = $1",
+            vec![p(id), p(Json(payload)), p(at)],
+        )],
+        Write::ScrubAttempts(ids) => vec![op(
+            "UPDATE delivery_attempts SET request = NULL, response = NULL, error = NULL WHERE id = ANY($1)",
+            vec![p(ids)],
+        )],
+        Write::Unqueue(lead) => vec![op("DELETE FROM routing_queue WHERE lead_id = $1", vec![p(lead.as_uuid())])],
+        Write::Report { import, report } => {
+            vec![op("UPDATE imports SET report = $2 WHERE id = $1", vec![p(import.as_uuid()), p(report)])]
+        }
+        Write::NotBefore { delivery, at } => {
+            vec![op("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1", vec![p(delivery), p(at)])]
+        }
+    }
+}
+
+/// The merge tree holding `id`, read again once the family it names is locked: a merge
+/// that committed meanwhile added a member, which is locked too.
+async fn locked_tree(c: &impl GenericClient, id: LeadId) -> Result<Vec<Member>, Fail> {
+    let mut locked: BTreeSet<LeadId> = BTreeSet::new();
+    loop {
+        let tree = tree(c, id).await?;
+        let family = plan::family_of(id, &tree).unwrap_or_default();
+        let extra: Vec<LeadId> = family.into_iter().filter(|l| !locked.contains(l)).collect();
         if extra.is_empty() {
-            break (survivor.clone(), family(c, &survivor, &ids).await?);
+            return Ok(tree);
         }
         lock_leads(c, &extra).await?;
         locked.extend(extra);
-    };
-    let merged_ids: Vec<LeadId> = family.iter().skip(1).map(|l| l.id).collect();
-    if let Some(at) = survivor.erased_at {
-        return Ok(Some(ErasureReceipt {
-            lead_id: survivor.id,
-            erased_at: at,
-            merged_ids,
-            already_erased: true,
-            tables: Vec::new(),
-            destinations: Vec::new(),
-        }));
     }
+}
+
+/// Every lead of the merge tree holding `id`: up its merges to the survivor, then down
+/// from it to every lead merged into it.
+async fn tree(c: &impl GenericClient, id: LeadId) -> Result<Vec<Member>, Fail> {
+    let found = rows(
+        c,
+        "WITH RECURSIVE up(id, merged_into) AS (SELECT id, merged_into FROM leads WHERE id = $1
+                 UNION SELECT l.id, l.merged_into FROM leads l JOIN up ON l.id = up.merged_into),
+             down(id) AS (SELECT id FROM up WHERE merged_into IS NULL
+                 UNION SELECT l.id FROM leads l JOIN down ON l.merged_into = down.id)
+         SELECT merged_into, doc FROM leads WHERE id IN (SELECT id FROM up UNION SELECT id FROM down)",
+        &[id.as_uuid()],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| {
+            let into: Option<Uuid> = r.try_get(0)?;
+            Ok(Member { lead: lead_from_row(r, 1)?, merged_into: into.map(LeadId::from) })
+        })
+        .collect()
+}
+
+async fn traces(c: &impl GenericClient, leads: &[Uuid]) -> Result<Traces, Fail> {
     let unfinished =
         opt(c, "SELECT id FROM imports WHERE status IN ('queued', 'running') ORDER BY created_at LIMIT 1", &[]).await?;
-    if let Some(row) = unfinished {
-        let import: Uuid = row.try_get(0)?;
-        return Err(StoreError::Conflict(format!(
-            "import {import} is not finished and its stored file may hold this person's row; erase once it has finished"
-        ))
-        .into());
-    }
-    let ids: Vec<Uuid> = family.iter().map(|l| *l.id.as_uuid()).collect();
-    let mut who = Identifiers::default();
-    for lead in &family {
-        who.add_lead(lead);
-    }
-    let mut history: Vec<(i64, HistoryEntry)> = Vec::new();
-    for row in rows(c, "SELECT id, entry FROM lead_history WHERE lead_id = ANY($1)", &[&ids]).await? {
-        let Json(entry): Json<HistoryEntry> = row.try_get(1)?;
-        history.push((row.try_get(0)?, entry));
-    }
-    for (_, entry) in &history {
-        who.add_event(&entry.event);
-    }
-    let visitors: Vec<String> = rows(c, "SELECT anonymous_id FROM lead_visitors WHERE lead_id = ANY($1)", &[&ids])
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-    let mut crm_records = BTreeSet::new();
-    for row in rows(c, "SELECT destination, crm_id FROM crm_links WHERE lead_id = ANY($1)", &[&ids]).await? {
-        crm_records.insert(CrmRecord { destination: row.try_get(0)?, crm_id: row.try_get(1)? });
-    }
+    let history = rows(c, "SELECT id, entry FROM lead_history WHERE lead_id = ANY($1)", &[&leads]).await?;
+    let visitors = rows(c, "SELECT anonymous_id FROM lead_visitors WHERE lead_id = ANY($1)", &[&leads]).await?;
+    let links = rows(c, "SELECT destination, crm_id FROM crm_links WHERE lead_id = ANY($1)", &[&leads]).await?;
+    Ok(Traces {
+        unfinished_import: unfinished.map(|r| r.try_get::<_, Uuid>(0)).transpose()?.map(Into::into),
+        history: history
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Json<HistoryEntry>>(1)?.0)))
+            .collect::<Result<_, Fail>>()?,
+        visitors: visitors.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?,
+        crm_records: links
+            .iter()
+            .map(|r| Ok(CrmRecord { destination: r.try_get(0)?, crm_id: r.try_get(1)? }))
+            .collect::<Result<_, Fail>>()?,
+    })
+}
 
-    let mut counts = ErasureCounts::default();
-    let mut accounts: BTreeSet<Uuid> = BTreeSet::new();
-    let mut tombstone = None;
-    for lead in &family {
-        accounts.extend(lead.account_id.map(|a| *a.as_uuid()));
-        let t = erase::tombstone(lead, now);
-        let version = i64::try_from(t.version).map_err(|_| StoreError::Internal("lead version out of range".into()))?;
-        exec(
-            c,
-            "UPDATE leads SET email = NULL, email_key = NULL, external_id = NULL, account_id = NULL, version = $2, updated_at = $3,
-                 doc = $4, erased_at = $3
-             WHERE id = $1",
-            &[t.id.as_uuid(), &version, &now, &Json(&t)],
-        )
-        .await?;
-        counts.scrubbed("leads", 1);
-        if t.id == survivor.id {
-            tombstone = Some(t);
-        }
-    }
-    let tombstone = tombstone.ok_or_else(|| StoreError::Internal("the survivor is not in its family".into()))?;
-    // An account left without leads existed only for this person: its name and domains
-    // came from their company and email. Locked first: a capture joining it meanwhile
-    // either committed (and the account stays) or waits and founds a new one.
-    for account in accounts {
-        if opt(c, "SELECT id FROM accounts WHERE id = $1 FOR UPDATE", &[&account]).await?.is_none() {
-            continue;
-        }
-        let used: bool = opt(c, "SELECT EXISTS (SELECT 1 FROM leads WHERE account_id = $1)", &[&account])
-            .await?
-            .map_or(Ok(true), |r| r.try_get(0))?;
-        if !used {
-            let n = exec(c, "DELETE FROM account_keys WHERE account_id = $1", &[&account]).await?;
-            counts.deleted("account_keys", n);
-            let n = exec(c, "DELETE FROM accounts WHERE id = $1", &[&account]).await?;
-            counts.deleted("accounts", n);
-        }
-    }
-
-    let n = exec(
+async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
+    let leads = uuids(&lookup.leads, LeadId::as_uuid);
+    let accounts = uuids(&lookup.accounts, AccountId::as_uuid);
+    // Locked: a capture joining an account meanwhile either committed (and is counted)
+    // or waits and founds a new one.
+    let used = rows(
         c,
-        "UPDATE submissions SET payload = '{}'::jsonb, idempotency_key = NULL, fingerprint = NULL, error = NULL WHERE lead_id = ANY($1)",
-        &[&ids],
+        "SELECT a.id, (SELECT count(*) FROM leads WHERE account_id = a.id),
+                (SELECT count(*) FROM account_keys WHERE account_id = a.id)
+         FROM accounts a WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE",
+        &[&accounts],
     )
     .await?;
-    counts.scrubbed("submissions", n);
-    // Submissions of the person never tied to a lead: quarantined, or not settled yet.
-    for email in &who.emails {
-        let n = exec(
-            c,
-            "DELETE FROM submissions WHERE lead_id IS NULL AND status IN ('pending', 'rejected')
-               AND strpos(lower(payload::text), $1) > 0",
-            &[&json_string(email)],
-        )
-        .await?;
-        counts.deleted("submissions", n);
-    }
-
-    for (row, entry) in history {
-        let scrubbed = HistoryEntry { event: erase::scrub_event(entry.event.clone()), ..entry.clone() };
-        if scrubbed != entry {
-            exec(c, "UPDATE lead_history SET entry = $2 WHERE id = $1", &[&row, &Json(&scrubbed)]).await?;
-            counts.scrubbed("lead_history", 1);
-        }
-    }
-
-    for (table, sql) in [
-        ("lead_keys", "DELETE FROM lead_keys WHERE lead_id = ANY($1)"),
-        ("lead_visitors", "DELETE FROM lead_visitors WHERE lead_id = ANY($1)"),
-        ("events", "DELETE FROM events WHERE lead_id = ANY($1)"),
-        ("duplicate_reviews", "DELETE FROM duplicate_reviews WHERE lead_id = ANY($1) OR candidate_id = ANY($1)"),
-    ] {
-        counts.deleted(table, exec(c, sql, &[&ids]).await?);
-    }
-    // Events of the person still waiting to be tied to a lead.
-    let emails: Vec<&str> = who.emails.iter().map(String::as_str).collect();
-    let externals: Vec<&str> = who.external_ids.iter().map(String::as_str).collect();
-    for (condition, values) in [
-        ("email IS NOT NULL AND lower(btrim(email)) = ANY($1)", &emails),
-        ("external_id = ANY($1)", &externals),
-        ("anonymous_id = ANY($1)", &visitors.iter().map(String::as_str).collect()),
-    ] {
-        let sql = format!("DELETE FROM events WHERE lead_id IS NULL AND {condition}");
-        counts.deleted("events", exec(c, &sql, &[values]).await?);
-    }
-
-    for row in rows(c, "SELECT id, doc FROM touchpoints WHERE lead_id = ANY($1)", &[&ids]).await? {
-        let (id, Json(touch)): (i64, Json<Touchpoint>) = (row.try_get(0)?, row.try_get(1)?);
-        let scrubbed = erase::scrub_touchpoint(&touch);
-        if scrubbed != touch {
-            exec(c, "UPDATE touchpoints SET doc = $2 WHERE id = $1", &[&id, &Json(&scrubbed)]).await?;
-            counts.scrubbed("touchpoints", 1);
-        }
-    }
-
-    scrub_feedback(c, &ids, &emails, &externals, &crm_records, &mut counts).await?;
-    // Where the person's data went (or may have: a try failed, or is in flight), before
-    // those deliveries are cancelled: a destination that cannot find its record says so.
-    let delivered_to: Vec<String> = rows(
+    let unsettled = rows(
         c,
-        "SELECT DISTINCT destination FROM outbox
-         WHERE lead_id = ANY($1) AND (status = 'delivered' OR attempts > 0 OR lease_until > $2) ORDER BY 1",
-        &[&ids, &now],
+        "SELECT id, payload::text FROM submissions
+         WHERE lead_id IS NULL AND EXISTS (SELECT 1 FROM unnest($1::text[]) m WHERE strpos(lower(payload::text), m) > 0)",
+        &[&lookup.mentions],
     )
-    .await?
-    .iter()
-    .map(|r| r.try_get(0))
-    .collect::<Result<_, _>>()?;
-    let leases = cancel_deliveries(c, &family, now, &mut counts).await?;
-    exec(c, "DELETE FROM routing_queue WHERE lead_id = ANY($1)", &[&ids]).await?;
-    exec(c, "UPDATE assignments SET sla_due_at = NULL WHERE lead_id = ANY($1)", &[&ids]).await?;
-    blank_import_reports(c, &family, &who, &mut counts).await?;
-
-    let event = LeadEvent::Erased {
-        actor: Some(actor.to_owned()),
-        reason: reason.map(str::to_owned),
-        merged: merged_ids.clone(),
-        crm_records: crm_records.into_iter().collect(),
-        delivered_to,
+    .await?;
+    let of_family = {
+        let leads = &leads;
+        move |sql: &'static str| async move { rows(c, sql, &[leads]).await }
     };
-    insert_history(c, &HistoryEntry { lead_id: survivor.id, at: now, event: event.clone() }, None).await?;
-    super::outbox::enqueue(c, &tombstone, &event, rules, now).await?;
-    // A try in flight when the lead was erased ends before its lease does; the erasure
-    // reaches the destination after it, not before.
-    for (destination, lease) in leases {
-        exec(
-            c,
-            "UPDATE outbox SET next_attempt_at = greatest(next_attempt_at, $3)
-             WHERE lead_id = $1 AND destination = $2 AND event_type = 'lead.erased' AND status = 'pending'",
-            &[survivor.id.as_uuid(), &destination, &lease],
-        )
-        .await?;
-    }
-    let destinations = rules.outbox.deliveries(&event).into_iter().map(|(d, _)| d.to_owned()).collect();
-    Ok(Some(ErasureReceipt {
-        lead_id: survivor.id,
-        erased_at: now,
-        merged_ids,
-        already_erased: false,
-        tables: counts.into_tables(),
-        destinations,
-    }))
-}
-
-/// The lead and every lead merged into it (directly or through other merges).
-async fn family_ids(c: &impl GenericClient, survivor: LeadId) -> Result<Vec<LeadId>, Fail> {
-    let found = rows(
+    let lead_keys = of_family("SELECT count(*) FROM lead_keys WHERE lead_id = ANY($1)").await?;
+    let waiting = rows(
         c,
-        "WITH RECURSIVE family(id) AS (
-             SELECT $1::uuid UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)
-         SELECT id FROM family",
-        &[survivor.as_uuid()],
+        "SELECT id, email, external_id, anonymous_id FROM events
+         WHERE lead_id IS NULL AND (lower(btrim(email)) = ANY($1) OR external_id = ANY($2) OR anonymous_id = ANY($3))",
+        &[&lookup.emails, &lookup.external_ids, &lookup.visitors],
     )
     .await?;
-    found.iter().map(|r| Ok(LeadId::from(r.try_get::<_, Uuid>(0)?))).collect()
-}
-
-/// The survivor, then the other members in id order.
-async fn family(c: &impl GenericClient, survivor: &Lead, ids: &[LeadId]) -> Result<Vec<Lead>, Fail> {
-    let others: Vec<Uuid> = ids.iter().filter(|i| **i != survivor.id).map(|i| *i.as_uuid()).collect();
-    let mut family = vec![survivor.clone()];
-    for row in rows(c, "SELECT doc FROM leads WHERE id = ANY($1) ORDER BY id", &[&others]).await? {
-        family.push(lead_from_row(&row, 0)?);
-    }
-    Ok(family)
-}
-
-/// Feedback about the family, and feedback still waiting that names the person by email,
-/// external id or one of their CRM records, keeps its outcome and ids only.
-async fn scrub_feedback(
-    c: &impl GenericClient,
-    ids: &[Uuid],
-    emails: &[&str],
-    externals: &[&str],
-    crm_records: &BTreeSet<CrmRecord>,
-    counts: &mut ErasureCounts,
-) -> Result<(), Fail> {
-    let destinations: Vec<&str> = crm_records.iter().map(|r| r.destination.as_str()).collect();
-    let crm_ids: Vec<&str> = crm_records.iter().map(|r| r.crm_id.as_str()).collect();
-    let found = rows(
+    let crm_ids: Vec<&str> = lookup.crm_records.iter().map(|r| r.crm_id.as_str()).collect();
+    // The CRM record id alone finds the candidates; the core checks the destination.
+    let feedback = rows(
         c,
-        "SELECT id, doc FROM feedback
+        "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
          WHERE lead_id = ANY($1)
             OR (lead_id IS NULL AND (lower(doc -> 'identity' ->> 'email') = ANY($2)
-                OR doc -> 'identity' ->> 'external_id' = ANY($3)
-                OR (doc -> 'identity' ->> 'crm_destination', doc -> 'identity' ->> 'crm_id')
-                   IN (SELECT * FROM unnest($4::text[], $5::text[]))))
+                OR doc -> 'identity' ->> 'external_id' = ANY($3) OR doc -> 'identity' ->> 'crm_id' = ANY($4)))
          FOR UPDATE",
-        &[&ids, &emails, &externals, &destinations, &crm_ids],
+        &[&leads, &lookup.emails, &lookup.external_ids, &crm_ids],
     )
     .await?;
-    for row in found {
-        let (id, Json(doc)): (Uuid, Json<serde_json::Value>) = (row.try_get(0)?, row.try_get(1)?);
-        let scrubbed = serde_json::to_value(serde_json::from_value::<Doc>(doc.clone())?.erased())?;
-        if scrubbed != doc {
-            exec(c, "UPDATE feedback SET doc = $2 WHERE id = $1", &[&id, &Json(&scrubbed)]).await?;
-            counts.scrubbed("feedback", 1);
-        }
-    }
-    Ok(())
+    let deliveries = rows(
+        c,
+        "SELECT id, lead_id, destination, status, attempts, lease_until FROM outbox WHERE lead_id = ANY($1) FOR UPDATE",
+        &[&leads],
+    )
+    .await?;
+    let attempts = rows(
+        c,
+        "SELECT a.id, a.delivery_id, a.request IS NOT NULL OR a.response IS NOT NULL OR a.error IS NOT NULL
+         FROM delivery_attempts a JOIN outbox o ON o.id = a.delivery_id WHERE o.lead_id = ANY($1)",
+        &[&leads],
+    )
+    .await?;
+    let needles: Vec<&[u8]> = lookup.report_needles.iter().map(|n| n.as_bytes()).collect();
+    let reports = rows(
+        c,
+        "SELECT id, report FROM imports
+         WHERE report IS NOT NULL AND EXISTS (SELECT 1 FROM unnest($1::bytea[]) n WHERE position(n IN report) > 0)
+         FOR UPDATE",
+        &[&needles],
+    )
+    .await?;
+    Ok(Rows {
+        accounts: used
+            .iter()
+            .map(|r| {
+                let (id, leads, keys): (Uuid, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                Ok(AccountUse { id: id.into(), leads: leads.unsigned_abs(), keys: keys.unsigned_abs() })
+            })
+            .collect::<Result<_, Fail>>()?,
+        submissions: ids(&of_family("SELECT id FROM submissions WHERE lead_id = ANY($1)").await?)?,
+        unsettled: unsettled
+            .iter()
+            .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get(1)?)))
+            .collect::<Result<_, Fail>>()?,
+        lead_keys: lead_keys.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0).unsigned_abs(),
+        events: ids(&of_family("SELECT id FROM events WHERE lead_id = ANY($1)").await?)?,
+        waiting: waiting
+            .iter()
+            .map(|r| {
+                let id: Uuid = r.try_get(0)?;
+                let (email, external_id, anonymous_id) = (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+                Ok(WaitingEvent { id: id.into(), email, external_id, anonymous_id })
+            })
+            .collect::<Result<_, Fail>>()?,
+        touchpoints: of_family("SELECT id, doc FROM touchpoints WHERE lead_id = ANY($1)")
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Json<_>>(1)?.0)))
+            .collect::<Result<_, Fail>>()?,
+        reviews: ids(
+            &of_family("SELECT id FROM duplicate_reviews WHERE lead_id = ANY($1) OR candidate_id = ANY($1)").await?
+        )?,
+        feedback: feedback
+            .iter()
+            .map(|r| {
+                let stored = feedback_row(r)?.into_stored();
+                Ok((stored.feedback, stored.result))
+            })
+            .collect::<Result<_, Fail>>()?,
+        deliveries: deliveries
+            .iter()
+            .map(|r| {
+                let (lead, status, attempts): (Uuid, String, i32) = (r.try_get(1)?, r.try_get(3)?, r.try_get(4)?);
+                Ok(OutboxRow {
+                    id: r.try_get(0)?,
+                    lead: lead.into(),
+                    destination: r.try_get(2)?,
+                    state: outbox_state(&status)?,
+                    attempts: attempts.unsigned_abs(),
+                    lease_until: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, Fail>>()?,
+        attempts: attempts
+            .iter()
+            .map(|r| Ok(AttemptRow { id: r.try_get(0)?, delivery: r.try_get(1)?, holds_text: r.try_get(2)? }))
+            .collect::<Result<_, Fail>>()?,
+        reports: reports
+            .iter()
+            .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get(1)?)))
+            .collect::<Result<_, Fail>>()?,
+    })
 }
 
-/// Cancels the family's undelivered deliveries (they would carry the person to the
-/// destinations) with their tries, and keeps the delivered ones for the audit without
-/// what they carried. Returns, per destination, when a try still in flight loses its
-/// lease.
-async fn cancel_deliveries(
-    c: &impl GenericClient,
-    family: &[Lead],
-    now: OffsetDateTime,
-    counts: &mut ErasureCounts,
-) -> Result<Vec<(String, OffsetDateTime)>, Fail> {
-    let ids: Vec<Uuid> = family.iter().map(|l| *l.id.as_uuid()).collect();
-    let leases = rows(
-        c,
-        "SELECT destination, max(lease_until) FROM outbox
-         WHERE lead_id = ANY($1) AND status = 'pending' AND lease_until > $2 GROUP BY destination",
-        &[&ids, &now],
-    )
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-    .collect::<Result<Vec<_>, Fail>>()?;
-    let n = exec(
-        c,
-        "DELETE FROM delivery_attempts
-         WHERE delivery_id IN (SELECT id FROM outbox WHERE lead_id = ANY($1) AND status <> 'delivered')",
-        &[&ids],
-    )
-    .await?;
-    counts.deleted("delivery_attempts", n);
-    let n = exec(c, "DELETE FROM outbox WHERE lead_id = ANY($1) AND status <> 'delivered'", &[&ids]).await?;
-    counts.deleted("outbox", n);
-    let n = exec(
-        c,
-        "UPDATE delivery_attempts SET request = NULL, response = NULL, error = NULL
-         WHERE delivery_id IN (SELECT id FROM outbox WHERE lead_id = ANY($1))
-           AND (request IS NOT NULL OR response IS NOT NULL OR error IS NOT NULL)",
-        &[&ids],
-    )
-    .await?;
-    counts.scrubbed("delivery_attempts", n);
-    for lead in family {
-        let n = exec(
-            c,
-            "UPDATE outbox SET payload = $2, last_error = NULL, last_response = NULL, updated_at = $3
-             WHERE lead_id = $1",
-            &[lead.id.as_uuid(), &Json(erase::delivered_payload(lead.id)), &now],
-        )
-        .await?;
-        counts.scrubbed("outbox", n);
-    }
-    Ok(leases)
+fn uuids<T>(ids: &[T], uuid: fn(&T) -> &Uuid) -> Vec<Uuid> {
+    ids.iter().map(|id| *uuid(id)).collect()
 }
 
-/// Finished imports keep their report; the person's lines lose their external id. (An
-/// unfinished import's file refuses the erasure before anything is done.)
-async fn blank_import_reports(
-    c: &impl GenericClient,
-    family: &[Lead],
-    who: &Identifiers,
-    counts: &mut ErasureCounts,
-) -> Result<(), Fail> {
-    let leads: BTreeSet<String> = family.iter().map(|l| l.id.to_string()).collect();
-    let mut imports: BTreeSet<Uuid> = BTreeSet::new();
-    for needle in leads.iter().chain(&who.external_ids) {
-        let found = rows(
-            c,
-            "SELECT id FROM imports WHERE report IS NOT NULL AND position($1::bytea IN report) > 0",
-            &[&needle.as_bytes()],
-        )
-        .await?;
-        for row in found {
-            imports.insert(row.try_get(0)?);
-        }
-    }
-    for import in imports {
-        let Some(row) = opt(c, "SELECT report FROM imports WHERE id = $1 FOR UPDATE", &[&import]).await? else {
-            continue;
-        };
-        let report: Vec<u8> = row.try_get(0)?;
-        if let Some((blanked, lines)) = blank_report(&report, &leads, &who.external_ids) {
-            exec(c, "UPDATE imports SET report = $2 WHERE id = $1", &[&import, &blanked]).await?;
-            counts.scrubbed("imports", lines);
-        }
-    }
-    Ok(())
+fn ids<T: From<Uuid>>(found: &[tokio_postgres::Row]) -> Result<Vec<T>, Fail> {
+    found.iter().map(|r| Ok(T::from(r.try_get::<_, Uuid>(0)?))).collect()
 }

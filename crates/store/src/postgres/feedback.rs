@@ -184,7 +184,7 @@ pub(super) async fn link(
 }
 
 /// A stored row, read back.
-fn row(r: &tokio_postgres::Row) -> Result<Row, Fail> {
+pub(super) fn row(r: &tokio_postgres::Row) -> Result<Row, Fail> {
     let Json(doc): Json<Doc> = r.try_get(8)?;
     Ok(Row {
         id: FeedbackId::from(r.try_get::<_, Uuid>(0)?),

@@ -32,7 +32,8 @@ struct Call {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The queue of captures waiting to be grouped.
+/// The queue of captures waiting to be grouped, shared by every handle on the database.
+#[derive(Clone)]
 pub(super) struct Groups {
     queue: mpsc::Sender<Call>,
     redone: Arc<AtomicU64>,

@@ -34,7 +34,6 @@ mod outbox;
 mod routing;
 mod settle;
 mod sql;
-pub mod testkit;
 
 pub(crate) use fail::Fail;
 
@@ -151,17 +150,22 @@ impl Default for PgOptions {
 }
 
 pub struct PgStore {
+    /// Shared by every handle on the database ([`Store::with_rules`]), like `groups` and
+    /// `closed`.
     db: Connections,
-    /// Captures wait here to settle in groups.
+    /// Captures of every handle wait here to settle in groups.
     groups: group::Groups,
     /// `true` once closed. Writes hold it shared while they run, so `close` (which takes
     /// it exclusively) waits for every accepted write to finish.
-    closed: tokio::sync::RwLock<bool>,
+    closed: std::sync::Arc<tokio::sync::RwLock<bool>>,
+    /// What capture and every other settling write decide under.
+    rules: Rules,
 }
 
 impl PgStore {
-    /// Connects to the database a `postgres://` URL names and migrates it.
-    pub async fn open(url: &str, options: &PgOptions) -> Result<Self, StoreError> {
+    /// Connects to the database a `postgres://` URL names and migrates it. The store
+    /// settles under `rules`.
+    pub async fn open(url: &str, options: &PgOptions, rules: Rules) -> Result<Self, StoreError> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Unsupported(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
@@ -193,7 +197,8 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
         let db = Connections(pool);
-        let store = Self { groups: group::Groups::start(db.clone()), db, closed: tokio::sync::RwLock::new(false) };
+        let groups = group::Groups::start(db.clone());
+        let store = Self { db, groups, closed: std::sync::Arc::new(tokio::sync::RwLock::new(false)), rules };
         store.migrate().await?;
         Ok(store)
     }
@@ -268,13 +273,22 @@ async fn backoff(attempt: u32) {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Result<Vec<Captured>, StoreError> {
+    fn with_rules(&self, rules: Rules) -> crate::DynStore {
+        std::sync::Arc::new(Self {
+            db: self.db.clone(),
+            groups: self.groups.clone(),
+            closed: self.closed.clone(),
+            rules,
+        })
+    }
+
+    async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         // Held until the group holding the items committed: `close` waits for it.
         let _open = self.writable().await?;
-        self.groups.capture(items, rules).await
+        self.groups.capture(items, &self.rules).await
     }
 
     async fn enqueue(&self, submissions: Vec<RawSubmission>) -> Result<(), StoreError> {
@@ -406,12 +420,8 @@ impl Store for PgStore {
         read!(self, |c| sql::review_by_id(c, id, false))
     }
 
-    async fn decide_review(
-        &self,
-        id: ReviewId,
-        decision: ReviewStatus,
-        rules: &Rules,
-    ) -> Result<Option<Review>, StoreError> {
+    async fn decide_review(&self, id: ReviewId, decision: ReviewStatus) -> Result<Option<Review>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { sql::decide_review(&tx, id, decision, rules).await? })
     }
@@ -421,8 +431,8 @@ impl Store for PgStore {
         survivor: LeadId,
         absorbed: LeadId,
         explanation: resolve::Explanation,
-        rules: &Rules,
     ) -> Result<bool, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             sql::lock_leads(&tx, &[survivor, absorbed]).await?;
@@ -430,7 +440,8 @@ impl Store for PgStore {
         })
     }
 
-    async fn unmerge(&self, absorbed: LeadId, rules: &Rules) -> Result<Option<LeadId>, StoreError> {
+    async fn unmerge(&self, absorbed: LeadId) -> Result<Option<LeadId>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { sql::unmerge(&tx, absorbed, rules, OffsetDateTime::now_utc()).await? })
     }
@@ -451,8 +462,8 @@ impl Store for PgStore {
         lead: LeadId,
         submission: SubmissionId,
         candidate: Candidate,
-        rules: &Rules,
     ) -> Result<Option<Lead>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             sql::split(&tx, lead, submission, candidate.clone(), rules, OffsetDateTime::now_utc()).await?
@@ -476,7 +487,8 @@ impl Store for PgStore {
         transaction!(self, false, |tx| { accounts::update(&tx, id, &update).await? })
     }
 
-    async fn record_events(&self, events: Vec<NewEvent>, rules: &Rules) -> Result<Vec<EventOutcome>, StoreError> {
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<Vec<EventOutcome>, StoreError> {
+        let rules = &self.rules;
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -504,15 +516,16 @@ impl Store for PgStore {
         to: String,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<Result<Lead, TransitionError>>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             engagement::transition(&tx, lead, &to, &actor, reason.as_deref(), rules, OffsetDateTime::now_utc()).await?
         })
     }
 
-    async fn rescore_lead(&self, lead: LeadId, rules: &Rules) -> Result<Option<Lead>, StoreError> {
+    async fn rescore_lead(&self, lead: LeadId) -> Result<Option<Lead>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { engagement::rescore(&tx, lead, rules, OffsetDateTime::now_utc()).await? })
     }
@@ -520,8 +533,8 @@ impl Store for PgStore {
     async fn record_feedback(
         &self,
         items: Vec<leadflow_core::feedback::Feedback>,
-        rules: &Rules,
     ) -> Result<Vec<leadflow_core::feedback::FeedbackResult>, StoreError> {
+        let rules = &self.rules;
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -531,13 +544,8 @@ impl Store for PgStore {
         transaction!(self, true, |tx| { feedback::record(&tx, &items, rules, OffsetDateTime::now_utc()).await? })
     }
 
-    async fn link_crm_record(
-        &self,
-        destination: &str,
-        crm_id: &str,
-        lead: LeadId,
-        rules: &Rules,
-    ) -> Result<u64, StoreError> {
+    async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, true, |tx| {
             feedback::link(&tx, destination, crm_id, lead, rules, OffsetDateTime::now_utc()).await?
@@ -610,12 +618,8 @@ impl Store for PgStore {
         })
     }
 
-    async fn route_queued(
-        &self,
-        max: usize,
-        rules: &Rules,
-        now: OffsetDateTime,
-    ) -> Result<Vec<RoutedLead>, StoreError> {
+    async fn route_queued(&self, max: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         let mut routed = Vec::new();
         for _ in 0..max {
@@ -627,7 +631,8 @@ impl Store for PgStore {
         Ok(routed)
     }
 
-    async fn run_sla(&self, max: usize, rules: &Rules, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+    async fn run_sla(&self, max: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         let due = read!(self, |c| routing::sla_due(c, max, now))?;
         let mut acted = Vec::new();
@@ -642,8 +647,8 @@ impl Store for PgStore {
         lead: LeadId,
         owner: Option<String>,
         actor: String,
-        rules: &Rules,
     ) -> Result<Option<(Lead, bool)>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             routing::assign(&tx, lead, owner.as_deref(), &actor, rules, OffsetDateTime::now_utc()).await?
@@ -659,8 +664,8 @@ impl Store for PgStore {
         lead: LeadId,
         actor: String,
         reason: Option<String>,
-        rules: &Rules,
     ) -> Result<Option<crate::ErasureReceipt>, StoreError> {
+        let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| {
             erase::erase(&tx, lead, &actor, reason.as_deref(), rules, OffsetDateTime::now_utc()).await?

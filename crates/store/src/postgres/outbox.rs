@@ -6,26 +6,12 @@ use super::Fail;
 use super::sql::{exec, limit, opt, rows};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use deadpool_postgres::GenericClient;
-use leadflow_core::changes;
+use leadflow_core::LeadId;
 use leadflow_core::erase;
-use leadflow_core::pipeline::{LeadEvent, Rules};
-use leadflow_core::{Lead, LeadId};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
-
-/// Writes what follows a change to `lead` (its deliveries and routing's queue row), as
-/// the core decides it.
-pub(super) async fn enqueue(
-    c: &impl GenericClient,
-    lead: &Lead,
-    event: &LeadEvent,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), Fail> {
-    super::apply::apply(c, &changes::follow_up(lead, event, rules, now)).await
-}
 
 const COLUMNS: &str = "id, destination, lead_id, event_type, payload, status, attempts, next_attempt_at, last_status,
     last_error, last_response, created_at, updated_at";

@@ -5,6 +5,7 @@ use super::{millis, outbox};
 use crate::StoreError;
 use crate::feedback::Doc;
 use leadflow_core::changes::{Change, LeadIndex};
+use leadflow_core::erase;
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{Email, Lead, LeadId, SubmissionId};
 use rusqlite::{Connection, params};
@@ -151,8 +152,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             conn.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([event.to_string()])?;
         }
         Change::Feedback { feedback: fb, result, scrubbed } => {
-            let doc = Doc::new(fb, result);
-            let doc = if *scrubbed { doc.erased() } else { doc };
+            let doc = if *scrubbed { Doc::new(&erase::scrub_feedback(fb), result) } else { Doc::new(fb, result) };
             conn.prepare_cached(
                 "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -188,6 +188,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             .execute(params![record.destination, record.crm_id, lead.to_string(), millis(*at)])?;
         }
         Change::ErasedCrmRecord { lead, record, at } => outbox::add_erased_record(conn, *lead, record, *at)?,
+        Change::Erase(write) => super::erase::write(conn, write)?,
     }
     Ok(())
 }

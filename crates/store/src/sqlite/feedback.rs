@@ -188,7 +188,7 @@ pub(super) fn list(
 }
 
 /// A `list` row; a malformed id or document is corruption, not a SQLite error.
-fn row(r: &rusqlite::Row<'_>) -> Result<Row, StoreError> {
+pub(super) fn row(r: &rusqlite::Row<'_>) -> Result<Row, StoreError> {
     let id: String = r.get(0)?;
     let lead_id: Option<String> = r.get(3)?;
     let doc: String = r.get(8)?;

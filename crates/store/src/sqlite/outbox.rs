@@ -4,25 +4,11 @@
 
 use super::{from_millis, millis};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
-use leadflow_core::Lead;
 use leadflow_core::LeadId;
-use leadflow_core::changes::{self, Delivery};
+use leadflow_core::changes::Delivery;
 use leadflow_core::erase;
-use leadflow_core::pipeline::{LeadEvent, Rules};
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
-
-/// Writes what follows a change to `lead` (its deliveries and routing's queue row), as
-/// the core decides it.
-pub(super) fn enqueue(
-    conn: &Connection,
-    lead: &Lead,
-    event: &LeadEvent,
-    rules: &Rules,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    super::apply::apply(conn, &changes::follow_up(lead, event, rules, now))
-}
 
 pub(super) fn insert(conn: &Connection, d: &Delivery) -> Result<(), StoreError> {
     conn.prepare_cached(

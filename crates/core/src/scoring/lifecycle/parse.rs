@@ -1,8 +1,9 @@
 //! `[lifecycle]`: reading, validating and writing the contract, and its defaults.
 
 use super::{LifecycleContract, TransitionRule, Trigger};
-use crate::scoring::error::ConfigError;
-use crate::scoring::toml::{Node, Problems, Spanned, is_snake_name, parse_section};
+use crate::config::read::{Node, Problems, Spanned};
+use crate::config::{ConfigError, parse_section};
+use crate::scoring::is_snake_name;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
@@ -66,18 +67,18 @@ impl LifecycleContract {
     /// Reads the `[lifecycle]` section of a whole `leadflow.toml`; without one, the
     /// default contract. Every problem is reported, located.
     pub fn parse(text: &str) -> Result<Self, Vec<ConfigError>> {
-        parse_section(text, "lifecycle", Self::from_toml)
+        parse_section(text, "lifecycle", Self::read)
     }
 
-    /// Reads the `lifecycle` item of an already parsed document; `text` is that
-    /// document's source, for locating errors.
-    pub fn from_toml(item: Option<&Item>, text: &str) -> Result<Self, Vec<ConfigError>> {
-        let Some(node) = item.and_then(Node::from_item) else { return Ok(Self::default()) };
-        let mut p = Problems::new(node.span());
-        let contract = read(&mut p, node);
-        match contract {
-            Some(c) if p.is_empty() => Ok(c),
-            _ => Err(p.locate(text)),
+    /// Reads the `lifecycle` item of a parsed document. A contract with problems is
+    /// replaced by the default one, so what is checked against the contract (feedback
+    /// stages and reasons) is checked against a consistent one.
+    pub(crate) fn read(p: &mut Problems, item: Option<&Item>) -> Self {
+        let Some(node) = item.and_then(Node::from_item) else { return Self::default() };
+        let before = p.len();
+        match p.within(node.span(), |p| read(p, node)) {
+            Some(contract) if p.len() == before => contract,
+            _ => Self::default(),
         }
     }
 

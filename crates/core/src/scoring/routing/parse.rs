@@ -1,9 +1,9 @@
 //! `[routing]`: reading and validating it. Every problem is reported, located.
 
 use super::{MAX_WEIGHT, Rep, RoutingConfig, RoutingRule, Sla, SlaAction, Strategy, weighted_cycle};
-use crate::scoring::error::ConfigError;
+use crate::config::read::{Node, Problems};
+use crate::config::{ConfigError, parse_section};
 use crate::scoring::rules::{Scope, read_condition};
-use crate::scoring::toml::{Node, Problems, parse_section};
 use std::sync::Arc;
 use std::time::Duration;
 use time::{Date, Month};
@@ -12,16 +12,15 @@ use toml_edit::Item;
 impl RoutingConfig {
     /// Reads the `[routing]` section of a whole `leadflow.toml`; without one, routing is off.
     pub fn parse(text: &str) -> Result<Self, Vec<ConfigError>> {
-        parse_section(text, "routing", Self::from_toml)
+        parse_section(text, "routing", Self::read)
     }
 
-    /// Reads the `routing` item of an already parsed document; `text` is that
-    /// document's source, for locating errors.
-    pub fn from_toml(item: Option<&Item>, text: &str) -> Result<Self, Vec<ConfigError>> {
-        let Some(node) = item.and_then(Node::from_item) else { return Ok(Self::default()) };
-        let mut p = Problems::new(node.span());
-        let config = read(&mut p, node);
-        if p.is_empty() { Ok(config) } else { Err(p.locate(text)) }
+    /// Reads the `routing` item of a parsed document; without one, routing is off.
+    pub(crate) fn read(p: &mut Problems, item: Option<&Item>) -> Self {
+        match item.and_then(Node::from_item) {
+            Some(node) => p.within(node.span(), |p| read(p, node)),
+            None => Self::default(),
+        }
     }
 }
 

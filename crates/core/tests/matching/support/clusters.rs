@@ -1,7 +1,8 @@
 //! Cluster-level evaluation: the generated records streamed through a simulation of the store's
 //! capture path, then pairwise precision/recall over the final leads.
 //!
-//! What is simulated (see `crates/store/src/sqlite.rs` `decide_record`, `candidates_by_keys`,
+//! What is simulated (see `crates/core/src/settle.rs` `rank` and the decide step,
+//! `crates/store/src/sqlite/capture.rs` `by_keys`, `crates/store/src/sqlite/apply.rs`
 //! `write_keys`; `crates/core/src/resolve` `decide` and `merge`):
 //!
 //! * a lead keeps one match record, built like `resolve::match_record` from its fields after

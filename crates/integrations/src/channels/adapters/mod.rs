@@ -15,13 +15,15 @@ pub mod web_form;
 pub mod webflow;
 pub mod zoom;
 
-use crate::channels::{Adapter, Handled, HookError, HookRequest, Item, Secrets, SpamRules, Standard};
+use crate::channels::{Handled, HookError, HookRequest, Item, Secrets, SpamRules, Standard};
+use leadflow_core::source::Adapter;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets, rules: &SpamRules) -> Result<Handled, HookError> {
     let secret = secrets.secret.as_deref();
     match adapter {
+        Adapter::Json => Err(not_a_provider()),
         Adapter::WebForm => web_form::handle(req, secret, rules),
         Adapter::FacebookLeadAds => facebook::handle(req, secret, secrets.verify_token.as_deref()),
         Adapter::GoogleAdsLeadForm => google::handle(req, secret),
@@ -40,6 +42,7 @@ pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets, rules: &Sp
 
 pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
     match adapter {
+        Adapter::Json => Err(not_a_provider()),
         Adapter::WebForm => web_form::standardize(payload),
         Adapter::FacebookLeadAds => facebook::standardize(payload),
         Adapter::GoogleAdsLeadForm => google::standardize(payload),
@@ -54,6 +57,12 @@ pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Sta
         Adapter::Jotform => jotform::standardize(payload),
         Adapter::Tally => tally::standardize(payload),
     }
+}
+
+/// A `json` source's leads are the standard fields, posted to `/v1/leads` with a key: no
+/// provider protocol applies to them.
+fn not_a_provider() -> HookError {
+    HookError::Unsupported("a json source takes the standard fields on POST /v1/leads".into())
 }
 
 /// Webhook deliveries are POSTs; handshakes are handled before this is called.

@@ -16,11 +16,13 @@
 //! Recycle Bin until the bin is emptied (15 days at most), as for any delete.
 
 use crate::delivery::client::{Ctx, join};
-use crate::delivery::config::{ConfigError, Destination, DestinationKind, Secret};
+use crate::delivery::config::{Destination, DestinationKind, Secret, refusal};
 use crate::delivery::erased::Erasure;
 use crate::delivery::http::{self, Exchange, Received, Verdict, classify_status};
 use crate::delivery::map::salesforce_lead;
 use crate::delivery::providers::{request_excerpt, summary};
+use leadflow_core::config::ConfigError;
+use leadflow_core::deliver::is_api_version;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
@@ -40,8 +42,8 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn new(config: &Destination) -> Result<Self, ConfigError> {
-        let name = config.name.as_str();
+    /// The target of the destination at `index` (see [`refusal`]).
+    pub(crate) fn new(index: usize, config: &Destination) -> Result<Self, ConfigError> {
         let DestinationKind::Salesforce {
             base_url,
             token_url,
@@ -53,18 +55,15 @@ impl Target {
             lead_source,
         } = &config.kind
         else {
-            return Err(ConfigError::destination(name, "not a Salesforce destination"));
+            return Err(refusal(index, "type", "not a Salesforce destination"));
         };
-        let version = api_version.trim().trim_start_matches('v');
-        let well_formed = version.split_once('.').is_some_and(|(major, minor)| {
-            !major.is_empty() && !minor.is_empty() && format!("{major}{minor}").bytes().all(|b| b.is_ascii_digit())
-        });
-        if !well_formed {
-            return Err(ConfigError::destination(name, "api_version must look like 62.0"));
+        if !is_api_version(api_version) {
+            return Err(refusal(index, "api_version", "must look like 62.0"));
         }
-        let parse = |what: &str, text: &str| {
-            let url = Url::parse(text).map_err(|e| ConfigError::destination(name, format!("{what}: {e}")))?;
-            if url.has_host() { Ok(url) } else { Err(ConfigError::destination(name, format!("{what} has no host"))) }
+        let version = api_version.trim().trim_start_matches('v');
+        let parse = |key: &str, text: &str| {
+            let url = Url::parse(text).map_err(|e| refusal(index, key, e.to_string()))?;
+            if url.has_host() { Ok(url) } else { Err(refusal(index, key, "has no host")) }
         };
         let base = parse("base_url", base_url)?;
         let version_segment = format!("v{version}");

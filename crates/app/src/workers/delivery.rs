@@ -7,76 +7,22 @@
 //! Waiting never ties up a slot: a throttled or failing destination defers its rows to a
 //! later due time, and the other destinations' rows are claimed meanwhile.
 
-use leadflow_core::config::{Config, DeliverySettings};
-use leadflow_core::pipeline::Rules;
-use leadflow_integrations::delivery::{Client, ClientSettings, Delivery, Outcome};
+use crate::{App, metrics as m};
+use leadflow_integrations::delivery::{Client, Delivery, Outcome};
 use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
-use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// The longest the worker sleeps without looking at the outbox: rows written outside the
-/// API (imports, recovery at start-up) do not wake it.
+/// The longest the worker sleeps without looking at the outbox: a write made by another
+/// instance (or another process, such as `leadflow import`) does not wake it.
 const IDLE: Duration = Duration::from_secs(1);
 
-/// Builds the delivery client from the configured destinations, reading each `*_env`
-/// secret through `env` now (the process environment in production). The error names the
-/// destination and variable, never a value.
-pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Client, String> {
-    let settings = ClientSettings {
-        timeout: config.delivery.timeout,
-        connect_timeout: config.delivery.timeout.min(Duration::from_secs(5)),
-        ..ClientSettings::default()
-    };
-    let mut destinations = Vec::with_capacity(config.destinations.len());
-    for d in &config.destinations {
-        let mut v = Map::new();
-        v.insert("name".into(), json!(d.name));
-        v.insert("type".into(), json!(d.kind));
-        v.insert("required_fields".into(), json!(d.required_fields));
-        for (key, value) in &d.settings {
-            match key.strip_suffix("_env") {
-                Some(field) => {
-                    let secret = env(value).ok_or_else(|| {
-                        format!("destination {:?}: environment variable {value} ({key}) is not set", d.name)
-                    })?;
-                    v.insert(field.to_owned(), Value::String(secret));
-                }
-                None => {
-                    v.insert(key.clone(), Value::String(value.clone()));
-                }
-            }
-        }
-        if let Some(retry) = &d.retry {
-            let entries: Vec<String> = retry.iter().map(|r| format!("{}ms", r.as_millis())).collect();
-            v.insert("retry".into(), json!(entries));
-        }
-        if let Some((failure_threshold, cool_down)) = d.circuit_breaker {
-            let cool_down = format!("{}ms", cool_down.as_millis());
-            v.insert("circuit_breaker".into(), json!({"failure_threshold": failure_threshold, "cool_down": cool_down}));
-        }
-        if let Some((per_second, burst)) = d.rate_limit {
-            v.insert("rate_limit".into(), json!({"per_second": per_second, "burst": burst}));
-        }
-        let destination =
-            serde_json::from_value(Value::Object(v)).map_err(|e| format!("destination {:?}: {e}", d.name))?;
-        destinations.push(destination);
-    }
-    Client::new(settings, destinations).map_err(|e| e.to_string())
-}
-
 /// Runs until `stop` turns true, then lets the tries in flight finish and record.
-pub async fn run(
-    store: DynStore,
-    client: Arc<Client>,
-    settings: DeliverySettings,
-    rules: Rules,
-    wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(super) async fn run(app: App, client: Arc<Client>, mut stop: watch::Receiver<bool>) {
+    let (store, settings) = (&app.store, &app.config.delivery);
     // Long enough that a live try is never taken over: it ends within the timeout.
     let lease = settings.timeout * 2 + Duration::from_secs(5);
     let mut tasks = JoinSet::new();
@@ -89,7 +35,7 @@ pub async fn run(
                 Ok(batch) => {
                     claimed = batch.len();
                     for d in batch {
-                        tasks.spawn(attempt(store.clone(), client.clone(), d, rules.clone()));
+                        tasks.spawn(attempt(app.clone(), client.clone(), d));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not claim deliveries"),
@@ -100,10 +46,10 @@ pub async fn run(
             let _ = tasks.join_next().await;
             continue;
         }
-        let idle = if claimed == 0 && tasks.is_empty() { until_next_due(&store).await } else { IDLE };
+        let idle = if claimed == 0 && tasks.is_empty() { until_next_due(store).await } else { IDLE };
         tokio::select! {
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            () = wake.notified() => {}
+            () = app.wake.outbox.notified() => {}
             () = tokio::time::sleep(idle) => {}
             changed = stop.changed() => if changed.is_err() { break },
         }
@@ -130,7 +76,8 @@ fn due_after(after: Duration) -> OffsetDateTime {
     time::Duration::try_from(after).ok().and_then(|d| now.checked_add(d)).unwrap_or(now + time::Duration::HOUR)
 }
 
-async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rules: Rules) {
+async fn attempt(app: App, client: Arc<Client>, row: OutboxDelivery) {
+    let store = &app.store;
     let row_lead = row.lead_id;
     let delivery = Delivery {
         id: row.id,
@@ -149,9 +96,10 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rule
     {
         // Before the delivery is recorded: should this fail, the delivery stays pending
         // and its retry links again. Feedback naming only the CRM's id needs the link.
-        match store.link_crm_record(&delivery.destination, &record, row_lead, &rules).await {
+        match store.link_crm_record(&delivery.destination, &record, row_lead).await {
             Ok(0) => {}
             Ok(settled) => {
+                app.wake.written();
                 tracing::info!(delivery_id = %delivery.id, settled, "feedback that waited for the CRM record applied")
             }
             Err(e) => tracing::warn!(delivery_id = %delivery.id, error = %e, "could not remember the CRM record id"),
@@ -172,7 +120,7 @@ async fn attempt(store: DynStore, client: Arc<Client>, row: OutboxDelivery, rule
         // Nothing to send was the whole job: done, and the reason kept as the answer.
         Outcome::Skipped { reason } => (DeliveryResult::Delivered, None, None, Some(reason)),
     };
-    metrics::counter!("leadflow_deliver_attempts_total", "outcome" => result_label(&result)).increment(1);
+    m::delivery_attempt(result_label(&result));
     let record = DeliveryAttempt {
         delivery_id: delivery.id,
         result,

@@ -3,39 +3,39 @@
 //! Every instance may run one; the store makes sure each lead is routed once and each
 //! round-robin turn is given once.
 
-use crate::Wake;
-use leadflow_core::pipeline::Rules;
-use leadflow_store::{DynStore, RoutedLead};
+use crate::{App, metrics as m};
+use leadflow_store::RoutedLead;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// Leads routed per store call.
 const BATCH: usize = 64;
-/// The longest the worker sleeps: leads queued outside the API (imports, recovery at
-/// start-up) do not wake it.
+/// The longest the worker sleeps: leads queued by another instance (or another process)
+/// do not wake it.
 const IDLE: Duration = Duration::from_secs(1);
 
-pub async fn run(store: DynStore, rules: Rules, wake: Wake, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    let (store, wake) = (&app.store, &app.wake);
     while !*stop.borrow() {
         let now = OffsetDateTime::now_utc();
         let mut full = false;
-        match store.route_queued(BATCH, &rules, now).await {
+        match store.route_queued(BATCH, now).await {
             Ok(routed) => {
                 full |= routed.len() == BATCH;
                 count(&routed, "leadflow_routing_assignments_total");
                 if !routed.is_empty() {
-                    wake.outbox.notify_one();
+                    wake.delivery();
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not route queued leads"),
         }
-        match store.run_sla(BATCH, &rules, now).await {
+        match store.run_sla(BATCH, now).await {
             Ok(acted) => {
                 full |= acted.len() == BATCH;
                 count(&acted, "leadflow_routing_sla_actions_total");
                 if !acted.is_empty() {
-                    wake.outbox.notify_one();
+                    wake.delivery();
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not run SLA timers"),
@@ -61,6 +61,6 @@ pub async fn run(store: DynStore, rules: Rules, wake: Wake, mut stop: watch::Rec
 
 fn count(routed: &[RoutedLead], metric: &'static str) {
     for r in routed {
-        metrics::counter!(metric, "via" => r.via.clone(), "trigger" => r.trigger.clone()).increment(1);
+        m::routed(metric, r.via.clone(), r.trigger.clone());
     }
 }

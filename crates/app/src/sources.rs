@@ -7,37 +7,37 @@
 //! in every provider's shape, so for a provider adapter the adapter stage is skipped unless
 //! a payload in that provider's shape is given.
 
-use crate::ingest;
+use crate::{App, ingest};
 use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Adapter, Config};
+use leadflow_core::config::Adapter;
 use leadflow_core::pipeline::{self, Outcome};
 use leadflow_core::{FieldError, LeadId, SourceName};
-use leadflow_store::{CaptureItem, Captured, DynStore, StoreError};
+use leadflow_store::{CaptureItem, Captured, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SourceTestOut {
+/// What each stage made of the test lead.
+#[derive(Debug, Serialize)]
+pub struct SourceTest {
     pub source: String,
     pub adapter: String,
     /// `adapter`, `prepare` (map, normalize, validate) and `capture`, in order; a stage
     /// that fails ends the run.
-    pub stages: Vec<StageOut>,
+    pub stages: Vec<StageReport>,
     /// The test lead, when capture ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StageOut {
+#[derive(Debug, Serialize)]
+pub struct StageReport {
     pub stage: &'static str,
     /// `ok`, `skipped` or `failed`.
     pub status: &'static str,
-    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
-impl StageOut {
+impl StageReport {
     fn new(stage: &'static str, status: &'static str, detail: Value) -> Self {
         Self { stage, status, detail }
     }
@@ -54,15 +54,15 @@ pub fn synthetic_lead() -> Map<String, Value> {
     lead.as_object().cloned().unwrap_or_default()
 }
 
-/// `None` when no source has this name.
-pub async fn run(
-    store: &DynStore,
-    config: &Config,
+/// Sends a test lead (the payload given, or a synthetic one) through the source. `None`
+/// when no source has this name.
+pub async fn test(
+    app: &App,
     name: &SourceName,
     payload: Option<Map<String, Value>>,
-) -> Result<Option<SourceTestOut>, StoreError> {
-    let Some(source) = config.source(name) else { return Ok(None) };
-    let mut out = SourceTestOut {
+) -> Result<Option<SourceTest>, StoreError> {
+    let Some(source) = app.config.source(name) else { return Ok(None) };
+    let mut out = SourceTest {
         source: name.to_string(),
         adapter: source.adapter.as_str().to_owned(),
         stages: Vec::new(),
@@ -75,11 +75,11 @@ pub async fn run(
         match ingest::standard_payload(source, &payload) {
             Ok(p) => {
                 let p = p.into_owned();
-                out.stages.push(StageOut::new("adapter", "ok", Value::Object(p.clone())));
+                out.stages.push(StageReport::new("adapter", "ok", Value::Object(p.clone())));
                 p
             }
             Err(errors) => {
-                out.stages.push(StageOut::new("adapter", "failed", errors_json(&errors)));
+                out.stages.push(StageReport::new("adapter", "failed", errors_json(&errors)));
                 return Ok(Some(out));
             }
         }
@@ -89,20 +89,20 @@ pub async fn run(
         } else {
             "the synthetic lead is already in the standard shape; send a payload in the provider's shape to test the adapter"
         };
-        out.stages.push(StageOut::new("adapter", "skipped", json!({"reason": why})));
+        out.stages.push(StageReport::new("adapter", "skipped", json!({"reason": why})));
         payload
     };
     if let Value::Object(custom) = standard.entry("custom").or_insert_with(|| json!({})) {
         custom.insert("test".into(), Value::Bool(true));
     }
-    let candidate = match pipeline::prepare(&standard, source, &config.picklists) {
+    let candidate = match pipeline::prepare(&standard, source, &app.config.picklists) {
         Ok(c) => c,
         Err(errors) => {
-            out.stages.push(StageOut::new("prepare", "failed", errors_json(&errors)));
+            out.stages.push(StageReport::new("prepare", "failed", errors_json(&errors)));
             return Ok(Some(out));
         }
     };
-    out.stages.push(StageOut::new(
+    out.stages.push(StageReport::new(
         "prepare",
         "ok",
         json!({"fields": candidate.fields, "custom": candidate.custom, "issues": candidate.issues}),
@@ -110,7 +110,8 @@ pub async fn run(
     // Straight to the store, not through ingest: the inbox keeps the standard payload,
     // which the source's adapter could not read again.
     let submission = RawSubmission::new(name.clone(), None, standard);
-    let captured = store.capture(vec![CaptureItem { submission, candidate }], &config.rules()).await?.pop();
+    let captured = app.store.capture(vec![CaptureItem { submission, candidate }]).await?.pop();
+    app.wake.written();
     match captured {
         Some(Captured::Settled { outcome, lead, .. }) => {
             let outcome = match outcome {
@@ -118,21 +119,21 @@ pub async fn run(
                 Outcome::Merged => "merged",
             };
             out.lead_id = Some(lead.id);
-            out.stages.push(StageOut::new("capture", "ok", json!({"outcome": outcome, "lead_id": lead.id})));
+            out.stages.push(StageReport::new("capture", "ok", json!({"outcome": outcome, "lead_id": lead.id})));
         }
         Some(Captured::Pending { submission_id }) => {
-            out.stages.push(StageOut::new(
+            out.stages.push(StageReport::new(
                 "capture",
                 "ok",
                 json!({"outcome": "pending", "submission_id": submission_id}),
             ));
         }
         Some(Captured::Rejected { errors, .. }) => {
-            out.stages.push(StageOut::new("capture", "failed", errors_json(&errors)));
+            out.stages.push(StageReport::new("capture", "failed", errors_json(&errors)));
         }
         // A test submission carries no idempotency key.
         Some(Captured::KeyReused { submission_id }) => {
-            out.stages.push(StageOut::new("capture", "failed", json!({"key_reused_by": submission_id})));
+            out.stages.push(StageReport::new("capture", "failed", json!({"key_reused_by": submission_id})));
         }
         None => return Err(StoreError::Internal("no result for the test submission".into())),
     }

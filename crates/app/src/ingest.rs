@@ -1,24 +1,53 @@
 //! The ingest orchestrator: every submission, whatever its channel, goes through here.
+//! Read with [`leadflow_core::settle`], it is the whole story of a lead.
 //!
-//! The pure stages run first, on the caller's task ([`pipeline::prepare`]); a rejected
-//! submission stops there: refused with its errors (the API), or kept in the quarantine
-//! (webhooks, imports). The store then commits the inbox row and settles the lead (match,
-//! merge or create, history) in one group-committed transaction, so an answer means the
-//! submission is durable.
+//! 1. **Arrival.** A lead arrives as a [`RawSubmission`]: the payload as sent, its source
+//!    and an idempotency key. `POST /v1/leads` and its batch, provider webhooks and web
+//!    forms ([`crate::hooks`]), import rows ([`crate::import`]), LinkedIn pulls and batch
+//!    sources ([`crate::workers`]) all make one and call [`submit`]. Providers that notify
+//!    with an id only, and batch sources, are first [`enqueued`](leadflow_store::Store::enqueue)
+//!    in the inbox and come here later through [`settle_fetched`] or [`settle_pending`].
+//! 2. **Prepare**, on the caller's task, in parallel across requests ([`prepare`]): the
+//!    source's adapter turns a provider's payload into the standard fields, then the pure
+//!    stages map → normalize → validate ([`leadflow_core::pipeline::prepare`]). A
+//!    submission that fails stops here: refused with its field errors when a caller is
+//!    there to fix it (the API, [`OnInvalid::Refuse`]), otherwise kept in the quarantine
+//!    with its reasons ([`OnInvalid::Quarantine`]) until the mapping or the data is fixed
+//!    and it is [`replay`]ed.
+//! 3. **Capture** ([`Store::capture`](leadflow_store::Store::capture)), in one
+//!    transaction that SQLite group-commits with the concurrent submissions and
+//!    PostgreSQL guards with locks. The raw payload goes into the inbox; then `settle`
+//!    decides, over what the store loads for each of its steps (the leads holding the
+//!    submission's matching keys, the lead it joins and the leads it bridges, the account,
+//!    the person's waiting and earlier events), everything the submission changes: which
+//!    lead it is (an exact or fuzzy match, or a new lead), the merged fields, the account,
+//!    the touchpoint, the score and lifecycle stage, a possible-duplicate review, the
+//!    routing-queue row and one outbox row per destination subscribed to what happened.
+//!    The store applies those changes as they are, with no decision of its own. An
+//!    idempotency key seen before answers with the first outcome instead. When [`submit`]
+//!    returns, the submission is durable: a crash loses nothing, and [`recover_pending`]
+//!    settles at start-up what was stored but not settled.
+//! 4. **Wake** the workers: the routing worker gives the queued lead an owner (and starts
+//!    its SLA timer), the delivery worker sends the outbox rows to webhooks and CRMs, with
+//!    retries, until delivered or dead ([`crate::workers`]).
+//! 5. **Afterwards**, the lead lives on through the other use cases: behavioural events
+//!    rescore it ([`crate::events`]), the CRM reports what became of it
+//!    ([`crate::feedback`]), people move it, assign it, merge or split it
+//!    ([`crate::routing`], [`crate::merges`]), and the person may ask to be forgotten
+//!    ([`crate::erase`]). Each is decided by the core and applied by the store the same way.
 //!
 //! Provider payloads are stored as the provider sent them; the source's adapter maps them
-//! onto the standard fields here, just before the pure stages, so a quarantine replay or
-//! a restart reads the stored payload through the same adapter (an adapter fix applies
-//! to what is already stored).
+//! onto the standard fields just before the pure stages, so a quarantine replay or a
+//! restart reads the stored payload through the same adapter (an adapter fix applies to
+//! what is already stored).
 
-use crate::hooks::Hooks;
-use crate::metrics as m;
+use crate::{App, metrics as m};
 use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Adapter, Config, SourceConfig};
+use leadflow_core::config::{Config, SourceConfig};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline;
 use leadflow_core::{FieldError, FieldErrorCode, SourceName, SubmissionId};
-use leadflow_store::{CaptureItem, Captured, DynStore, StoreError, SubmissionStatus};
+use leadflow_store::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use time::OffsetDateTime;
@@ -42,10 +71,11 @@ pub enum OnInvalid {
     Quarantine,
 }
 
-/// Runs the pipeline on submissions; the answer has one entry per submission, in order.
+/// Prepares each submission, then captures the valid ones (and quarantines the invalid
+/// ones, unless refused) in one group commit, and wakes the workers. The answer has one
+/// entry per submission, in order.
 pub async fn submit(
-    store: &DynStore,
-    config: &Config,
+    app: &App,
     submissions: Vec<RawSubmission>,
     on_invalid: OnInvalid,
 ) -> Result<Vec<Settled>, StoreError> {
@@ -59,7 +89,7 @@ pub async fn submit(
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for submission in submissions {
-        match prepare(config, &submission) {
+        match prepare(&app.config, &submission) {
             Ok(candidate) => {
                 slots.push(Slot::Valid(submission.source.clone()));
                 valid.push(CaptureItem { submission, candidate });
@@ -74,10 +104,13 @@ pub async fn submit(
             }
         }
     }
+    let captures = !valid.is_empty();
     // Both writes join the same group commit.
-    let rules = config.rules();
-    let (captured, quarantined) = tokio::join!(store.capture(valid, &rules), store.quarantine(invalid));
+    let (captured, quarantined) = tokio::join!(app.store.capture(valid), app.store.quarantine(invalid));
     let (mut captured, mut quarantined) = (captured?.into_iter(), quarantined?.into_iter());
+    if captures {
+        app.wake.written();
+    }
     let mut settled = Vec::with_capacity(slots.len());
     for slot in slots {
         let (source, c) = match slot {
@@ -99,26 +132,25 @@ pub async fn submit(
 /// Runs quarantined submissions through the pipeline again, with the configuration as it
 /// is now. Each either settles (and leaves the quarantine) or stays, with fresh reasons.
 /// Ids that are not in the quarantine answer `None`.
-pub async fn replay(
-    store: &DynStore,
-    config: &Config,
-    ids: &[SubmissionId],
-) -> Result<Vec<Option<Settled>>, StoreError> {
+pub async fn replay(app: &App, ids: &[SubmissionId]) -> Result<Vec<Option<Settled>>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(stored) = store.get_submission(*id).await?.filter(|s| s.status == SubmissionStatus::Rejected) else {
+        let stored = app.store.get_submission(*id).await?;
+        let Some(stored) = stored.filter(|s| s.status == SubmissionStatus::Rejected) else {
             out.push(None);
             continue;
         };
         let submission = stored.submission;
         let source = submission.source.clone();
-        let settled = match prepare(config, &submission) {
+        let settled = match prepare(&app.config, &submission) {
             Ok(candidate) => {
-                let c = store.capture(vec![CaptureItem { submission, candidate }], &config.rules()).await?.pop();
+                let item = CaptureItem { submission, candidate };
+                let c = app.store.capture(vec![item]).await?.pop();
+                app.wake.written();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
             Err(errors) => {
-                store.reject_submission(submission.id, errors.clone()).await?;
+                app.store.reject_submission(submission.id, errors.clone()).await?;
                 Captured::Rejected { submission_id: submission.id, errors }
             }
         };
@@ -130,20 +162,16 @@ pub async fn replay(
 
 /// Replays every quarantined submission (of one source, if given); returns how many
 /// settled and how many stay quarantined.
-pub async fn replay_all(
-    store: &DynStore,
-    config: &Config,
-    source: Option<SourceName>,
-) -> Result<(usize, usize), StoreError> {
+pub async fn replay_all(app: &App, source: Option<SourceName>) -> Result<(usize, usize), StoreError> {
     const PAGE: usize = 500;
     let (mut settled, mut stayed) = (0, 0);
     let mut after = None;
     loop {
-        let page = store.list_quarantine(source.clone(), after, PAGE).await?;
+        let page = app.store.list_quarantine(source.clone(), after, PAGE).await?;
         let Some(last) = page.last() else { return Ok((settled, stayed)) };
         after = Some(last.submission.id);
         let ids: Vec<SubmissionId> = page.iter().map(|q| q.submission.id).collect();
-        for result in replay(store, config, &ids).await?.into_iter().flatten() {
+        for result in replay(app, &ids).await?.into_iter().flatten() {
             match result {
                 Settled::Captured(Captured::Settled { .. }) => settled += 1,
                 _ => stayed += 1,
@@ -182,27 +210,43 @@ fn outcome_label(c: &Captured) -> &'static str {
     }
 }
 
+/// Settles submissions that waited in the inbox for the provider's API: each is fetched
+/// first ([`crate::providers::Providers::complete`]); one whose fetch fails stays pending.
+/// The rest go through [`submit`], the invalid to the quarantine. Returns how many were
+/// submitted.
+pub async fn settle_fetched(app: &App, submissions: Vec<RawSubmission>) -> Result<usize, StoreError> {
+    let mut ready = Vec::with_capacity(submissions.len());
+    for mut sub in submissions {
+        match app.providers.complete(&app.config, &mut sub).await {
+            Ok(()) => ready.push(sub),
+            Err(e) => tracing::warn!(submission_id = %sub.id, source = %sub.source, error = %e,
+                "provider fetch failed; the submission stays pending"),
+        }
+    }
+    let n = ready.len();
+    if n > 0 {
+        submit(app, ready, OnInvalid::Quarantine).await?;
+    }
+    Ok(n)
+}
+
 /// Settles the submissions that were stored but not processed (for instance, accepted
 /// just before a crash). Runs at start-up; returns how many it settled or rejected.
 ///
 /// Items that wait for the provider's API are fetched first; one whose fetch fails stays
 /// pending for the next start-up (or its batch) rather than being quarantined unread.
-pub async fn recover_pending(store: &DynStore, config: &Config, hooks: &Hooks) -> Result<usize, StoreError> {
-    settle_pending(store, config, hooks, |_| true).await
+pub async fn recover_pending(app: &App) -> Result<usize, StoreError> {
+    settle_pending(app, |_| true).await
 }
 
 /// [`recover_pending`] for the submissions `wanted` picks (the periodic retry leaves batch
 /// sources to their own schedule).
-pub async fn settle_pending(
-    store: &DynStore,
-    config: &Config,
-    hooks: &Hooks,
-    wanted: impl Fn(&RawSubmission) -> bool,
-) -> Result<usize, StoreError> {
+pub async fn settle_pending(app: &App, wanted: impl Fn(&RawSubmission) -> bool) -> Result<usize, StoreError> {
     const PAGE: usize = 500;
     let mut done = 0;
     loop {
-        let pending: Vec<RawSubmission> = store.pending_submissions(PAGE).await?.into_iter().filter(&wanted).collect();
+        let pending: Vec<RawSubmission> =
+            app.store.pending_submissions(PAGE).await?.into_iter().filter(&wanted).collect();
         if pending.is_empty() {
             return Ok(done);
         }
@@ -210,25 +254,26 @@ pub async fn settle_pending(
         let mut progressed = 0;
         let mut items = Vec::new();
         for mut submission in pending {
-            if let Err(e) = hooks.complete(config, &mut submission).await {
+            if let Err(e) = app.providers.complete(&app.config, &mut submission).await {
                 tracing::warn!(submission_id = %submission.id, source = %submission.source, error = %e,
                     "provider fetch failed; the submission stays pending");
                 continue;
             }
-            match prepare(config, &submission) {
+            match prepare(&app.config, &submission) {
                 Ok(candidate) => items.push(CaptureItem { submission, candidate }),
                 Err(errors) => {
                     m::lead_outcomes(submission.source.as_str(), "rejected", 1);
-                    store.reject_submission(submission.id, errors).await?;
+                    app.store.reject_submission(submission.id, errors).await?;
                     progressed += 1;
                 }
             }
         }
-        for c in store.capture(items, &config.rules()).await? {
+        for c in app.store.capture(items).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;
             }
         }
+        app.wake.written();
         done += progressed;
         tracing::info!(settled = progressed, of = count, "recovered pending submissions");
         if progressed == 0 {
@@ -259,8 +304,10 @@ pub fn standard_payload<'a>(
     source: &SourceConfig,
     payload: &'a Map<String, Value>,
 ) -> Result<Cow<'a, Map<String, Value>>, Vec<FieldError>> {
-    let Some(adapter) = channel_adapter(source.adapter) else { return Ok(Cow::Borrowed(payload)) };
-    let standard = leadflow_integrations::channels::standardize(adapter, payload)
+    if !source.adapter.is_provider() {
+        return Ok(Cow::Borrowed(payload));
+    }
+    let standard = leadflow_integrations::channels::standardize(source.adapter, payload)
         .map_err(|e| vec![FieldError::new("", FieldErrorCode::Unreadable, e.to_string())])?;
     let is_test = standard.is_test;
     let mut out = standard.into_payload();
@@ -284,14 +331,10 @@ pub fn standard_payload<'a>(
     Ok(Cow::Owned(out))
 }
 
-/// The provider adapter for a configured one; `None` for `json`.
-pub fn channel_adapter(adapter: Adapter) -> Option<leadflow_integrations::channels::Adapter> {
-    leadflow_integrations::channels::Adapter::parse_name(adapter.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use leadflow_core::config::Adapter;
     use serde_json::json;
 
     fn source(adapter: Adapter) -> SourceConfig {

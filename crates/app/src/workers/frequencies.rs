@@ -14,7 +14,7 @@ use tokio::sync::watch;
 const EVERY: Duration = Duration::from_secs(3600);
 const PAGE: usize = 1_000;
 
-pub async fn run(store: DynStore, matching: Arc<Matching>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(store: DynStore, matching: Arc<Matching>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         match count(&store).await {
             Ok((frequencies, leads)) => {

@@ -1,17 +1,17 @@
 //! The conformance suite: the behaviour every store backend must show, written against
-//! the [`Store`] interface only. A backend's test file runs it with
+//! the [`Store`](leadflow_store::Store) interface only. A backend's test file runs it with
 //! [`conformance_suite!`](crate::conformance_suite):
 //!
 //! ```ignore
-//! leadflow_store::conformance_suite!(async { my_backend_for_tests().await });
+//! leadflow_testkit::conformance_suite!(async { my_backend_for_tests().await });
 //! ```
 //!
 //! The expression must evaluate to a [`TestStore`]: a fresh, empty store per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use crate::{CaptureItem, Captured, DynStore};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Picklists, SourceConfig};
+use leadflow_store::{CaptureItem, Captured, DynStore};
 
 static PICKLISTS: std::sync::LazyLock<Picklists> = std::sync::LazyLock::new(Picklists::default);
 /// Fuzzy matching on: the identity-resolution tests, and exact email through the keys.
@@ -226,7 +226,7 @@ fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
 }
 
 async fn capture_one(store: &DynStore, it: CaptureItem) -> Captured {
-    store.capture(vec![it], &MODEL).await.unwrap().remove(0)
+    store.with_rules(MODEL.clone()).capture(vec![it]).await.unwrap().remove(0)
 }
 
 pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
@@ -260,9 +260,14 @@ pub async fn same_email_merges_into_one_lead(store: &DynStore) {
 
 pub async fn email_match_ignores_case_and_space(store: &DynStore) {
     // Under the default (exact email only) and with fuzzy matching.
-    store.capture(vec![item("api", None, json!({"email": "Linus@Example.org"}))], &EXACT).await.unwrap();
+    store
+        .with_rules(EXACT.clone())
+        .capture(vec![item("api", None, json!({"email": "Linus@Example.org"}))])
+        .await
+        .unwrap();
     let c = store
-        .capture(vec![item("api", None, json!({"email": "  linus@EXAMPLE.org "}))], &EXACT)
+        .with_rules(EXACT.clone())
+        .capture(vec![item("api", None, json!({"email": "  linus@EXAMPLE.org "}))])
         .await
         .unwrap()
         .remove(0);
@@ -275,7 +280,7 @@ pub async fn email_match_ignores_case_and_space(store: &DynStore) {
 
 pub async fn one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching(store: &DynStore) {
     let capture = |v: Value, rules: &'static Rules| async move {
-        let c = store.capture(vec![item("api", None, v)], rules).await.unwrap().remove(0);
+        let c = store.with_rules(rules.clone()).capture(vec![item("api", None, v)]).await.unwrap().remove(0);
         let (outcome, lead, _) = settled(&c);
         (outcome, lead.id)
     };
@@ -330,7 +335,7 @@ pub async fn a_client_key_reused_for_another_body_is_refused(store: &DynStore) {
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..20 {
         let (store, it) = (store.clone(), keyed("client-2", json!({"email": format!("p{i}@example.com")})));
-        calls.spawn(async move { store.capture(vec![it], &EXACT).await.unwrap().remove(0) });
+        calls.spawn(async move { store.with_rules(EXACT.clone()).capture(vec![it]).await.unwrap().remove(0) });
     }
     let outcomes = calls.join_all().await;
     let created = outcomes.iter().filter(|c| matches!(c, Captured::Settled { replayed: false, .. })).count();
@@ -348,14 +353,12 @@ pub async fn idempotency_keys_are_scoped_to_the_source(store: &DynStore) {
 
 pub async fn repeated_key_inside_one_call_settles_once(store: &DynStore) {
     let out = store
-        .capture(
-            vec![
-                item("api", Some("dup"), json!({"email": "d1@example.com"})),
-                item("api", Some("dup"), json!({"email": "d1@example.com"})),
-                item("api", None, json!({"email": "d1@example.com"})),
-            ],
-            &MODEL,
-        )
+        .with_rules(MODEL.clone())
+        .capture(vec![
+            item("api", Some("dup"), json!({"email": "d1@example.com"})),
+            item("api", Some("dup"), json!({"email": "d1@example.com"})),
+            item("api", None, json!({"email": "d1@example.com"})),
+        ])
         .await
         .unwrap();
     let outcomes: Vec<(Outcome, bool)> = out.iter().map(|c| (settled(c).0, settled(c).2)).collect();
@@ -447,7 +450,7 @@ pub async fn quarantine_keeps_submissions_with_their_reasons(store: &DynStore) {
     let page = store.list_quarantine(None, Some(a.id), 10).await.unwrap();
     assert_eq!(page.len(), 1);
     let shown = store.get_submission(b.id).await.unwrap().expect("stored");
-    assert_eq!(shown.status, crate::SubmissionStatus::Rejected);
+    assert_eq!(shown.status, leadflow_store::SubmissionStatus::Rejected);
     assert_eq!(store.count_leads().await.unwrap(), 0);
 }
 
@@ -476,7 +479,7 @@ pub async fn a_quarantined_submission_settles_when_replayed(store: &DynStore) {
     assert_eq!(settled(&c).0, Outcome::Created);
     assert!(store.list_quarantine(None, None, 10).await.unwrap().is_empty());
     let stored = store.get_submission(sub.id).await.unwrap().unwrap();
-    assert_eq!(stored.status, crate::SubmissionStatus::Processed);
+    assert_eq!(stored.status, leadflow_store::SubmissionStatus::Processed);
     assert_eq!(stored.lead_id, Some(settled(&c).1.id));
 }
 
@@ -526,7 +529,8 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
             // Half with the default matching, half with fuzzy matching on.
             let matching = if i % 2 == 0 { &*EXACT } else { &*MODEL };
             let c = store
-                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))], matching)
+                .with_rules(matching.clone())
+                .capture(vec![item("api", None, json!({"email": "same@example.com", "custom": {"n": i}}))])
                 .await
                 .unwrap();
             settled(&c[0]).1.id
@@ -543,7 +547,7 @@ pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {
 }
 
 pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
-    use crate::{ImportCounts, ImportJob, ImportStatus};
+    use leadflow_store::{ImportCounts, ImportJob, ImportStatus};
     // Whole seconds: stores keep at least millisecond precision.
     let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     let mut job = ImportJob {
@@ -615,8 +619,20 @@ pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
     assert_eq!(merged.fields.job_title.as_deref(), Some("CTO"));
     let survivor = settled(&first).1.id;
 
-    assert_eq!(store.split_submission(LeadId::new(), submission_id, candidate.clone(), &MODEL).await.unwrap(), None);
-    let split = store.split_submission(survivor, submission_id, candidate.clone(), &MODEL).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .with_rules(MODEL.clone())
+            .split_submission(LeadId::new(), submission_id, candidate.clone())
+            .await
+            .unwrap(),
+        None
+    );
+    let split = store
+        .with_rules(MODEL.clone())
+        .split_submission(survivor, submission_id, candidate.clone())
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(split.id, survivor);
     assert_eq!(split.fields.first_name.as_deref(), Some("Bob"));
     assert_eq!(split.attribution.original.source.as_str(), "event");
@@ -629,15 +645,18 @@ pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
     let history = store.lead_history(survivor).await.unwrap();
     assert!(matches!(history.last().unwrap().event, LeadEvent::Split { into, .. } if into == split.id));
     // Done once; the merge is no longer there to undo.
-    assert_eq!(store.split_submission(survivor, submission_id, candidate, &MODEL).await.unwrap(), None);
+    assert_eq!(
+        store.with_rules(MODEL.clone()).split_submission(survivor, submission_id, candidate).await.unwrap(),
+        None
+    );
 
     // The same mailbox is one lead: that merge cannot be split.
     let a = capture_one(store, item("api", None, json!({"email": "kim@acme.com"}))).await;
     let again = item("api", None, json!({"email": "kim@acme.com", "city": "Oslo"}));
     let c = again.candidate.clone();
     let Captured::Settled { submission_id, .. } = capture_one(store, again).await else { panic!() };
-    let refused = store.split_submission(settled(&a).1.id, submission_id, c, &MODEL).await;
-    assert!(matches!(refused, Err(crate::StoreError::Conflict(_))), "{refused:?}");
+    let refused = store.with_rules(MODEL.clone()).split_submission(settled(&a).1.id, submission_id, c).await;
+    assert!(matches!(refused, Err(leadflow_store::StoreError::Conflict(_))), "{refused:?}");
 }
 
 pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynStore) {
@@ -671,7 +690,7 @@ pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynSt
         other => panic!("expected the bridge in the history, got {other:?}"),
     }
     // Undone from history like any merge.
-    assert_eq!(store.unmerge(call.id, &EXACT).await.unwrap(), Some(badge.id));
+    assert_eq!(store.with_rules(EXACT.clone()).unmerge(call.id).await.unwrap(), Some(badge.id));
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert_eq!(store.get_lead(call.id).await.unwrap().unwrap().id, call.id);
 }
@@ -699,14 +718,24 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
     assert_eq!(open.len(), 1);
     assert_eq!((open[0].lead_id, open[0].candidate_id), (newer.id, older.id));
     assert!(!open[0].evidence.is_empty());
-    let decided = store.decide_review(open[0].id, crate::ReviewStatus::Merged, &MERGES_OUT).await.unwrap().unwrap();
+    let decided = store
+        .with_rules(MERGES_OUT.clone())
+        .decide_review(open[0].id, leadflow_store::ReviewStatus::Merged)
+        .await
+        .unwrap()
+        .unwrap();
     let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
     let merged = claimed.unwrap().into_iter().filter(|d| d.event_type == "lead.merged").collect::<Vec<_>>();
     assert_eq!(merged.len(), 1, "a review's merge is a merged event, like a capture's");
     assert_eq!(merged[0].lead_id, older.id);
-    assert_eq!(decided.status, crate::ReviewStatus::Merged);
+    assert_eq!(decided.status, leadflow_store::ReviewStatus::Merged);
     assert!(
-        store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().is_none(),
+        store
+            .with_rules(EXACT.clone())
+            .decide_review(open[0].id, leadflow_store::ReviewStatus::Distinct)
+            .await
+            .unwrap()
+            .is_none(),
         "decided once"
     );
     assert_eq!(store.count_leads().await.unwrap(), 1);
@@ -724,19 +753,29 @@ pub async fn a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in(sto
 pub async fn a_distinct_decision_keeps_both_leads(store: &DynStore) {
     let _ = colleagues_or_one_person(store).await;
     let open = store.list_reviews(None, 10).await.unwrap();
-    store.decide_review(open[0].id, crate::ReviewStatus::Distinct, &EXACT).await.unwrap().unwrap();
+    store
+        .with_rules(EXACT.clone())
+        .decide_review(open[0].id, leadflow_store::ReviewStatus::Distinct)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert!(store.list_reviews(None, 10).await.unwrap().is_empty());
-    assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, crate::ReviewStatus::Distinct);
+    assert_eq!(store.get_review(open[0].id).await.unwrap().unwrap().status, leadflow_store::ReviewStatus::Distinct);
 }
 
 pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(store: &DynStore) {
     let (older, newer) = colleagues_or_one_person(store).await;
     let review = store.list_reviews(None, 10).await.unwrap().remove(0);
-    store.decide_review(review.id, crate::ReviewStatus::Merged, &EXACT).await.unwrap().unwrap();
+    store
+        .with_rules(EXACT.clone())
+        .decide_review(review.id, leadflow_store::ReviewStatus::Merged)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.count_leads().await.unwrap(), 1);
 
-    assert_eq!(store.unmerge(newer.id, &EXACT).await.unwrap(), Some(older.id));
+    assert_eq!(store.with_rules(EXACT.clone()).unmerge(newer.id).await.unwrap(), Some(older.id));
     assert_eq!(store.count_leads().await.unwrap(), 2);
     let survivor = store.get_lead(older.id).await.unwrap().unwrap();
     assert_eq!(survivor.fields.city, None, "the field the merge filled is gone again");
@@ -748,11 +787,12 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
         store.lead_history(older.id).await.unwrap().last().map(|h| &h.event),
         Some(LeadEvent::Unmerged { .. })
     ));
-    assert_eq!(store.unmerge(newer.id, &EXACT).await.unwrap(), None, "nothing left to undo");
+    assert_eq!(store.with_rules(EXACT.clone()).unmerge(newer.id).await.unwrap(), None, "nothing left to undo");
 
     // Merge again, then change the survivor: undoing would lose that change.
     assert!(
         store
+            .with_rules(MERGES_OUT.clone())
             .merge_leads(
                 older.id,
                 newer.id,
@@ -760,8 +800,7 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
                     rule: leadflow_core::resolve::MatchRule::Reviewed,
                     score: None,
                     evidence: Vec::new(),
-                },
-                &MERGES_OUT,
+                }
             )
             .await
             .unwrap()
@@ -769,12 +808,12 @@ pub async fn a_merge_is_undone_from_history_unless_the_survivor_changed_since(st
     let claimed = store.claim_deliveries(10, std::time::Duration::from_secs(60), OffsetDateTime::now_utc()).await;
     assert_eq!(claimed.unwrap().iter().map(|d| d.event_type.as_str()).collect::<Vec<_>>(), ["lead.merged"]);
     capture_one(store, item("api", None, json!({"email": "jon@acme.com", "job_title": "CTO"}))).await;
-    assert!(store.unmerge(newer.id, &EXACT).await.is_err());
+    assert!(store.with_rules(EXACT.clone()).unmerge(newer.id).await.is_err());
     assert_eq!(store.count_leads().await.unwrap(), 1);
 }
 
 async fn account_of(store: &DynStore, v: Value) -> Option<leadflow_core::AccountId> {
-    let c = store.capture(vec![item("api", None, v)], &EXACT).await.unwrap().remove(0);
+    let c = store.with_rules(EXACT.clone()).capture(vec![item("api", None, v)]).await.unwrap().remove(0);
     settled(&c).1.account_id
 }
 
@@ -817,7 +856,7 @@ pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStor
     let namesake = account_of(store, json!({"email": "wile@coyote-supply.com", "company": "Acme"})).await;
     assert!(namesake.is_some() && namesake != Some(acme), "an unrelated domain is another company");
 
-    let update = crate::AccountUpdate {
+    let update = leadflow_store::AccountUpdate {
         owner: Some(Some("rep@seller.com".into())),
         add_domains: vec!["acme-corp.com".into()],
         ..Default::default()
@@ -827,10 +866,10 @@ pub async fn an_account_owns_several_domains_and_keeps_its_owner(store: &DynStor
     assert_eq!(account.domains, vec!["acme-corp.com", "acme.com", "acme.de"]);
     let joined = account_of(store, json!({"email": "kim@acme-corp.com"})).await;
     assert_eq!(joined, Some(acme));
-    let taken = crate::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
-    assert!(matches!(store.update_account(acme, taken).await, Err(crate::StoreError::Conflict(_))));
+    let taken = leadflow_store::AccountUpdate { add_domains: vec!["coyote-supply.com".into()], ..Default::default() };
+    assert!(matches!(store.update_account(acme, taken).await, Err(leadflow_store::StoreError::Conflict(_))));
     assert_eq!(store.update_account(leadflow_core::AccountId::new(), Default::default()).await.unwrap(), None);
-    let cleared = crate::AccountUpdate { owner: Some(None), ..Default::default() };
+    let cleared = leadflow_store::AccountUpdate { owner: Some(None), ..Default::default() };
     assert_eq!(store.update_account(acme, cleared).await.unwrap().unwrap().owner, None);
 }
 
@@ -852,8 +891,13 @@ cap = 30
     Rules { engagement: std::sync::Arc::new(engagement), ..Rules::default() }
 });
 
-fn event(kind: &str, url: &str, who: leadflow_core::engagement::Identity, key: Option<&str>) -> crate::NewEvent {
-    crate::NewEvent {
+fn event(
+    kind: &str,
+    url: &str,
+    who: leadflow_core::engagement::Identity,
+    key: Option<&str>,
+) -> leadflow_store::NewEvent {
+    leadflow_store::NewEvent {
         event: leadflow_core::engagement::Event {
             id: leadflow_core::EventId::new(),
             kind: kind.into(),
@@ -869,22 +913,24 @@ fn event(kind: &str, url: &str, who: leadflow_core::engagement::Identity, key: O
 }
 
 pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynStore) {
-    use crate::EventOutcome;
     use leadflow_core::engagement::Identity;
+    use leadflow_store::EventOutcome;
     let by_email = |e: &str| Identity { email: Some(e.into()), ..Identity::default() };
     let visitor = |v: &str| Identity { anonymous_id: Some(v.into()), ..Identity::default() };
 
-    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &SCORED).await.unwrap();
+    let c = store
+        .with_rules(SCORED.clone())
+        .capture(vec![item("api", None, json!({"email": "ada@acme.com"}))])
+        .await
+        .unwrap();
     let ada = settled(&c[0]).1.clone();
     assert_eq!(ada.score, Some(0));
     let out = store
-        .record_events(
-            vec![
-                event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1")),
-                event("page_view", "https://x.com/pricing", visitor("v-42"), None),
-            ],
-            &SCORED,
-        )
+        .with_rules(SCORED.clone())
+        .record_events(vec![
+            event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1")),
+            event("page_view", "https://x.com/pricing", visitor("v-42"), None),
+        ])
         .await
         .unwrap();
     match &out[0] {
@@ -896,10 +942,8 @@ pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynSt
     assert!(matches!(out[1], EventOutcome::Waiting { replayed: false, .. }));
     // A retry with the same key records nothing again.
     let again = store
-        .record_events(
-            vec![event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1"))],
-            &SCORED,
-        )
+        .with_rules(SCORED.clone())
+        .record_events(vec![event("page_view", "https://acme.com/pricing", by_email("ada@acme.com"), Some("e1"))])
         .await
         .unwrap();
     assert!(matches!(again[0], EventOutcome::Attached { replayed: true, score: Some(10), .. }));
@@ -907,10 +951,11 @@ pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynSt
 
     // The anonymous visitor converts: its event joins the new lead, which reaches MQL.
     let form = json!({"email": "bo@globex.com", "custom": {"anonymous_id": "v-42"}});
-    let c = store.capture(vec![item("api", None, form)], &SCORED).await.unwrap();
+    let c = store.with_rules(SCORED.clone()).capture(vec![item("api", None, form)]).await.unwrap();
     let bo_id = settled(&c[0]).1.id;
     store
-        .record_events(vec![event("page_view", "https://globex.com/pricing", visitor("v-42"), None)], &SCORED)
+        .with_rules(SCORED.clone())
+        .record_events(vec![event("page_view", "https://globex.com/pricing", visitor("v-42"), None)])
         .await
         .unwrap();
     let bo = store.get_lead(bo_id).await.unwrap().unwrap();
@@ -925,10 +970,15 @@ pub async fn events_rescore_their_lead_and_wait_for_unknown_people(store: &DynSt
 
     // An event for an email nobody has yet waits for that lead.
     store
-        .record_events(vec![event("webinar_attended", "https://x.com/w", by_email("cy@initech.com"), None)], &SCORED)
+        .with_rules(SCORED.clone())
+        .record_events(vec![event("webinar_attended", "https://x.com/w", by_email("cy@initech.com"), None)])
         .await
         .unwrap();
-    let c = store.capture(vec![item("webinar", None, json!({"email": "cy@initech.com"}))], &SCORED).await.unwrap();
+    let c = store
+        .with_rules(SCORED.clone())
+        .capture(vec![item("webinar", None, json!({"email": "cy@initech.com"}))])
+        .await
+        .unwrap();
     let cy = settled(&c[0]).1.clone();
     assert_eq!(cy.lifecycle_stage, "engaged", "the waiting event counted at conversion");
     let touches = store.touchpoints(cy.id).await.unwrap();
@@ -941,21 +991,34 @@ pub async fn transitions_follow_the_contract_and_reports_count_them(store: &DynS
     let test_lead =
         item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
     let leads = vec![mk("a@acme.com", "spring"), mk("b@acme.com", "spring"), mk("c@acme.com", "fall"), test_lead];
-    let c = store.capture(leads, &EXACT).await.unwrap();
+    let c = store.with_rules(EXACT.clone()).capture(leads).await.unwrap();
     let a = settled(&c[0]).1.id;
-    let refused = store.transition_lead(a, "customer".into(), "rep".into(), None, &EXACT).await.unwrap().unwrap();
+    let refused = store
+        .with_rules(EXACT.clone())
+        .transition_lead(a, "customer".into(), "rep".into(), None)
+        .await
+        .unwrap()
+        .unwrap();
     let refused = refused.unwrap_err();
     assert!(!refused.allowed.is_empty(), "the refusal lists the allowed stages");
     let reason = leadflow_core::scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
     let moved = store
-        .transition_lead(a, "disqualified".into(), "rep@x.com".into(), Some(reason.clone()), &EXACT)
+        .with_rules(EXACT.clone())
+        .transition_lead(a, "disqualified".into(), "rep@x.com".into(), Some(reason.clone()))
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(moved.lifecycle_stage, "disqualified");
     assert_eq!(store.get_lead(a).await.unwrap().unwrap().lifecycle_stage, "disqualified");
-    assert!(store.transition_lead(LeadId::new(), "sal".into(), "rep".into(), None, &EXACT).await.unwrap().is_none());
+    assert!(
+        store
+            .with_rules(EXACT.clone())
+            .transition_lead(LeadId::new(), "sal".into(), "rep".into(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let (from, to) =
         (OffsetDateTime::now_utc() - time::Duration::hours(1), OffsetDateTime::now_utc() + time::Duration::hours(1));
@@ -982,7 +1045,10 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.capture(vec![item("api", None, json!({"email": format!("c{i}@example.com")}))], &MODEL).await
+                store
+                    .with_rules(MODEL.clone())
+                    .capture(vec![item("api", None, json!({"email": format!("c{i}@example.com")}))])
+                    .await
             })
         })
         .collect();
@@ -995,8 +1061,14 @@ pub async fn close_finishes_accepted_writes(store: &DynStore) {
     assert_eq!(acknowledged, 20, "writes accepted before close all complete");
     store.close().await.unwrap();
     // Readiness probes must see the closed store at once, not once a thread has wound down.
-    assert!(matches!(store.ping().await, Err(crate::StoreError::Closed)), "ping after close");
-    assert!(store.capture(vec![item("api", None, json!({"email": "late@example.com"}))], &MODEL).await.is_err());
+    assert!(matches!(store.ping().await, Err(leadflow_store::StoreError::Closed)), "ping after close");
+    assert!(
+        store
+            .with_rules(MODEL.clone())
+            .capture(vec![item("api", None, json!({"email": "late@example.com"}))])
+            .await
+            .is_err()
+    );
     assert_eq!(store.count_leads().await.unwrap(), acknowledged);
 }
 
@@ -1021,8 +1093,12 @@ events = ["created"]
     .rules()
 });
 
-fn attempt(d: &crate::OutboxDelivery, result: crate::DeliveryResult, status: Option<u16>) -> crate::DeliveryAttempt {
-    crate::DeliveryAttempt {
+fn attempt(
+    d: &leadflow_store::OutboxDelivery,
+    result: leadflow_store::DeliveryResult,
+    status: Option<u16>,
+) -> leadflow_store::DeliveryAttempt {
+    leadflow_store::DeliveryAttempt {
         delivery_id: d.id.clone(),
         result,
         at: OffsetDateTime::now_utc(),
@@ -1037,7 +1113,11 @@ fn attempt(d: &crate::OutboxDelivery, result: crate::DeliveryResult, status: Opt
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn lead_changes_write_outbox_rows_for_subscribed_destinations(store: &DynStore) {
-    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    let c = store
+        .with_rules(OUTBOX.clone())
+        .capture(vec![item("api", None, json!({"email": "ada@acme.com"}))])
+        .await
+        .unwrap();
     let ada = settled(&c[0]).1.clone();
     let now = OffsetDateTime::now_utc();
     let mut claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
@@ -1045,18 +1125,24 @@ pub async fn lead_changes_write_outbox_rows_for_subscribed_destinations(store: &
     let seen: Vec<(&str, &str)> = claimed.iter().map(|d| (d.destination.as_str(), d.event_type.as_str())).collect();
     assert_eq!(seen, [("crm", "lead.created"), ("hook", "lead.created")]);
     assert!(
-        claimed.iter().all(|d| d.lead_id == ada.id && d.attempts == 0 && d.status == crate::DeliveryStatus::Pending)
+        claimed
+            .iter()
+            .all(|d| d.lead_id == ada.id && d.attempts == 0 && d.status == leadflow_store::DeliveryStatus::Pending)
     );
     assert_eq!(claimed[0].payload["email"], "ada@acme.com");
     assert_ne!(claimed[0].id, claimed[1].id, "one idempotency key per delivery");
     // Without subscriptions, no rows.
-    store.capture(vec![item("api", None, json!({"email": "bob@acme.com"}))], &EXACT).await.unwrap();
+    store.with_rules(EXACT.clone()).capture(vec![item("api", None, json!({"email": "bob@acme.com"}))]).await.unwrap();
     assert!(store.claim_deliveries(10, LEASE, now + LEASE * 2).await.unwrap().len() == 2, "only ada's two, again");
 }
 
 pub async fn deliveries_of_one_lead_go_in_order(store: &DynStore) {
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))], &OUTBOX).await.unwrap();
+    store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
+    store
+        .with_rules(OUTBOX.clone())
+        .capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))])
+        .await
+        .unwrap();
     let now = OffsetDateTime::now_utc();
     let first: Vec<_> =
         store.claim_deliveries(10, LEASE, now).await.unwrap().into_iter().filter(|d| d.destination == "hook").collect();
@@ -1064,9 +1150,12 @@ pub async fn deliveries_of_one_lead_go_in_order(store: &DynStore) {
     assert_eq!(first[0].event_type, "lead.created");
     // A failed try keeps the later one waiting, even once the lease is gone.
     let retry_at = now + time::Duration::minutes(5);
-    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Retry { at: retry_at }, Some(500))).await.unwrap();
+    store
+        .record_delivery(attempt(&first[0], leadflow_store::DeliveryResult::Retry { at: retry_at }, Some(500)))
+        .await
+        .unwrap();
     assert!(store.claim_deliveries(10, LEASE, now).await.unwrap().iter().all(|d| d.destination != "hook"));
-    store.record_delivery(attempt(&first[0], crate::DeliveryResult::Delivered, Some(200))).await.unwrap();
+    store.record_delivery(attempt(&first[0], leadflow_store::DeliveryResult::Delivered, Some(200))).await.unwrap();
     let next = store.claim_deliveries(10, LEASE, now).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].destination.as_str(), next[0].event_type.as_str()), ("hook", "lead.merged"));
@@ -1074,7 +1163,7 @@ pub async fn deliveries_of_one_lead_go_in_order(store: &DynStore) {
 }
 
 pub async fn a_claim_is_leased_and_lapses(store: &DynStore) {
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
     let now = OffsetDateTime::now_utc();
     assert_eq!(store.claim_deliveries(10, LEASE, now).await.unwrap().len(), 2);
     assert!(store.claim_deliveries(10, LEASE, now).await.unwrap().is_empty(), "leased");
@@ -1087,7 +1176,7 @@ pub async fn a_claim_is_leased_and_lapses(store: &DynStore) {
 /// Several workers (instances) claiming at once: each delivery goes to exactly one.
 pub async fn concurrent_claims_never_share_a_delivery(store: &DynStore) {
     let people: Vec<_> = (0..24).map(|i| item("api", None, json!({"email": format!("p{i}@acme.com")}))).collect();
-    store.capture(people, &OUTBOX).await.unwrap();
+    store.with_rules(OUTBOX.clone()).capture(people).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claims: Vec<_> = (0..8)
         .map(|_| {
@@ -1119,8 +1208,8 @@ pub async fn concurrent_claims_never_share_a_delivery(store: &DynStore) {
 }
 
 pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &DynStore) {
-    use crate::{DeliveryResult, DeliveryStatus, ReplayFilter};
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    use leadflow_store::{DeliveryResult, DeliveryStatus, ReplayFilter};
+    store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
     let hook = claimed.iter().find(|d| d.destination == "hook").unwrap().clone();
@@ -1158,8 +1247,8 @@ pub async fn retries_wait_dead_letters_keep_their_attempts_and_replay(store: &Dy
 }
 
 pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
-    use crate::{DeliveryResult, DeliveryStatus};
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], &OUTBOX).await.unwrap();
+    use leadflow_store::{DeliveryResult, DeliveryStatus};
+    store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
     let hook = claimed.iter().find(|d| d.destination == "hook").unwrap();
@@ -1168,7 +1257,11 @@ pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
     let waiting = store.list_deliveries(DeliveryStatus::NeedsData, None, None, 10).await.unwrap();
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].last_error.as_deref(), Some("missing: company"));
-    store.capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))], &OUTBOX).await.unwrap();
+    store
+        .with_rules(OUTBOX.clone())
+        .capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))])
+        .await
+        .unwrap();
     assert!(store.list_deliveries(DeliveryStatus::NeedsData, None, None, 10).await.unwrap().is_empty());
     let (again, _) = store.get_delivery(&hook.id).await.unwrap().unwrap();
     assert_eq!(again.status, DeliveryStatus::Pending);
@@ -1294,7 +1387,7 @@ async fn assignments(store: &DynStore, id: LeadId) -> Vec<(String, String, Strin
 }
 
 async fn capture_routed(store: &DynStore, source: &str, v: Value) -> LeadId {
-    let c = store.capture(vec![item(source, None, v)], &ROUTED).await.unwrap().remove(0);
+    let c = store.with_rules(ROUTED.clone()).capture(vec![item(source, None, v)]).await.unwrap().remove(0);
     settled(&c).1.id
 }
 
@@ -1305,11 +1398,11 @@ pub async fn priority_sources_route_at_once_in_turn_and_explain_it(store: &DynSt
         ids.push(capture_routed(store, "demo", json!({"email": format!("p{i}@x{i}.com")})).await);
     }
     let plain = capture_routed(store, "api", json!({"email": "plain@y.com"})).await;
-    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    let routed = store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert_eq!(routed.iter().map(|r| r.lead_id).collect::<Vec<_>>(), ids, "queued in order, the plain lead not at all");
     assert_eq!(routed.iter().map(|r| r.owner.as_str()).collect::<Vec<_>>(), ["ana", "ben", "ana"]);
     assert!(routed.iter().all(|r| r.trigger == "priority_source" && r.via == "round_robin"));
-    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "each lead once");
+    assert!(store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap().is_empty(), "each lead once");
     let lead = store.get_lead(ids[1]).await.unwrap().unwrap();
     assert_eq!(lead.owner.as_deref(), Some("ben"));
     let history = assignments(store, ids[1]).await;
@@ -1329,13 +1422,13 @@ pub async fn the_handoff_routes_and_caps_and_accounts_are_kept(store: &DynStore)
     for i in 0..4 {
         ids.push(capture_routed(store, "api", json!({"email": format!("a{i}@acme.com"), "company": "Acme"})).await);
     }
-    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "not at the handoff yet");
+    assert!(store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap().is_empty(), "not at the handoff yet");
     let who =
         |i: usize| leadflow_core::engagement::Identity { email: Some(format!("a{i}@acme.com")), ..Default::default() };
-    let events: Vec<crate::NewEvent> =
+    let events: Vec<leadflow_store::NewEvent> =
         (0..8).map(|i| event("page_view", "https://x.com/pricing", who(i / 2), None)).collect();
-    store.record_events(events, &ROUTED).await.unwrap();
-    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    store.with_rules(ROUTED.clone()).record_events(events).await.unwrap();
+    let routed = store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert_eq!(routed.len(), 4);
     assert!(routed.iter().all(|r| r.trigger == "handoff" && r.rule.as_deref() == Some("enterprise")));
     let how: Vec<(&str, &str)> = routed.iter().map(|r| (r.owner.as_str(), r.via.as_str())).collect();
@@ -1355,21 +1448,25 @@ pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynSto
     let now = OffsetDateTime::now_utc();
     let a = capture_routed(store, "chat", json!({"email": "sla1@x.com"})).await;
     let b = capture_routed(store, "chat", json!({"email": "sla2@x.com"})).await;
-    let routed = store.route_queued(10, &ROUTED, now).await.unwrap();
+    let routed = store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert_eq!(routed.len(), 2);
     let due = store.next_sla_due().await.unwrap().expect("timers run");
     assert!(due > now + time::Duration::minutes(29) && due <= now + time::Duration::minutes(31));
-    assert!(store.run_sla(10, &ROUTED, now + time::Duration::minutes(29)).await.unwrap().is_empty(), "not yet");
+    assert!(
+        store.with_rules(ROUTED.clone()).run_sla(10, now + time::Duration::minutes(29)).await.unwrap().is_empty(),
+        "not yet"
+    );
     // b is taken up (it leaves the stage it was assigned in); a is not.
     let reason = leadflow_core::scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
     store
-        .transition_lead(b, "disqualified".into(), "ben".into(), Some(reason), &ROUTED)
+        .with_rules(ROUTED.clone())
+        .transition_lead(b, "disqualified".into(), "ben".into(), Some(reason))
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     let late = now + time::Duration::minutes(31);
-    let acted = store.run_sla(10, &ROUTED, late).await.unwrap();
+    let acted = store.with_rules(ROUTED.clone()).run_sla(10, late).await.unwrap();
     assert_eq!(acted.len(), 1, "{acted:?}");
     assert_eq!((acted[0].lead_id, acted[0].trigger.as_str()), (a, "sla"));
     let first = routed.iter().find(|r| r.lead_id == a).unwrap().owner.clone();
@@ -1377,35 +1474,38 @@ pub async fn an_sla_reassigns_and_stops_once_the_lead_is_taken_up(store: &DynSto
     let history = assignments(store, a).await;
     assert!(history[1].3[0].starts_with(&format!("{first} did not accept within 30 minutes")), "{history:?}");
     // The second owner does not accept either: nobody is left, the fallback queue takes it.
-    let again = store.run_sla(10, &ROUTED, late + time::Duration::minutes(31)).await.unwrap();
+    let again = store.with_rules(ROUTED.clone()).run_sla(10, late + time::Duration::minutes(31)).await.unwrap();
     assert_eq!((again[0].owner.as_str(), again[0].via.as_str()), ("queue", "fallback"));
     assert_eq!(store.next_sla_due().await.unwrap(), None, "no timer on the fallback queue, none for b");
 
     // The CRM says the rep is working a lead: its timer stops, though the lead (routed
     // before its handoff) cannot move to the stage that status stands for.
     let c = capture_routed(store, "chat", json!({"email": "sla3@x.com"})).await;
-    store.route_queued(10, &ROUTED, now).await.unwrap();
+    store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert!(store.next_sla_due().await.unwrap().is_some());
     let who = leadflow_core::feedback::FeedbackIdentity { lead_id: Some(c), ..Default::default() };
     let working = feedback("crm", Some("w1"), who, Some(leadflow_core::feedback::FeedbackStatus::Working), None, now);
-    store.record_feedback(vec![working], &ROUTED).await.unwrap();
+    store.with_rules(ROUTED.clone()).record_feedback(vec![working]).await.unwrap();
     assert_eq!(store.next_sla_due().await.unwrap(), None, "feedback stops the timer");
-    assert!(store.run_sla(10, &ROUTED, late + time::Duration::hours(2)).await.unwrap().is_empty());
+    assert!(store.with_rules(ROUTED.clone()).run_sla(10, late + time::Duration::hours(2)).await.unwrap().is_empty());
 }
 
 pub async fn a_higher_priority_touch_reroutes(store: &DynStore) {
     let now = OffsetDateTime::now_utc();
     let id = capture_routed(store, "chat", json!({"email": "renew@x.com"})).await;
-    let first = store.route_queued(10, &ROUTED, now).await.unwrap();
+    let first = store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert_eq!(first[0].owner, "ana");
     capture_routed(store, "chat", json!({"email": "renew@x.com", "first_name": "Re"})).await;
-    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "the same source does not re-route");
+    assert!(
+        store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap().is_empty(),
+        "the same source does not re-route"
+    );
     capture_routed(store, "demo", json!({"email": "renew@x.com", "company": "Newco"})).await;
-    let again = store.route_queued(10, &ROUTED, now).await.unwrap();
+    let again = store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].lead_id, again[0].trigger.as_str(), again[0].owner.as_str()), (id, "renewed_touch", "ben"));
     capture_routed(store, "chat", json!({"email": "renew@x.com"})).await;
-    assert!(store.route_queued(10, &ROUTED, now).await.unwrap().is_empty(), "a lower one does not");
+    assert!(store.with_rules(ROUTED.clone()).route_queued(10, now).await.unwrap().is_empty(), "a lower one does not");
 }
 
 pub async fn concurrent_routing_gives_each_lead_and_turn_once(store: &DynStore) {
@@ -1414,18 +1514,18 @@ pub async fn concurrent_routing_gives_each_lead_and_turn_once(store: &DynStore) 
     for i in 0..20 {
         items.push(item("demo", None, json!({"email": format!("c{i}@z{i}.com")})));
     }
-    store.capture(items, &ROUTED).await.unwrap();
+    store.with_rules(ROUTED.clone()).capture(items).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.route_queued(3, &ROUTED, now).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { store.with_rules(ROUTED.clone()).route_queued(3, now).await.unwrap() }));
     }
     let mut routed = Vec::new();
     for t in tasks {
         routed.extend(t.await.unwrap());
     }
     loop {
-        let more = store.route_queued(5, &ROUTED, now).await.unwrap();
+        let more = store.with_rules(ROUTED.clone()).route_queued(5, now).await.unwrap();
         if more.is_empty() {
             break;
         }
@@ -1482,11 +1582,15 @@ fn by_id(id: LeadId) -> leadflow_core::feedback::FeedbackIdentity {
 
 pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
     use leadflow_core::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
-    let c = store.capture(vec![item("api", None, json!({"email": "a@acme.com"}))], &HANDOFF).await.unwrap();
+    let c = store
+        .with_rules(HANDOFF.clone())
+        .capture(vec![item("api", None, json!({"email": "a@acme.com"}))])
+        .await
+        .unwrap();
     let a = settled(&c[0]).1.clone();
     assert_eq!(a.lifecycle_stage, "mql");
     let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+    let record = |f| async move { store.with_rules(HANDOFF.clone()).record_feedback(vec![f]).await.unwrap().remove(0) };
 
     let accepted = record(feedback("hs", Some("e1"), by_email("A@acme.com"), Some(S::Accepted), None, t0)).await;
     assert_eq!((accepted.outcome, accepted.stage.as_deref(), accepted.replayed), (O::Applied, Some("sal"), false));
@@ -1530,7 +1634,11 @@ pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
     assert_eq!(store.get_lead(a.id).await.unwrap().unwrap().lifecycle_stage, "customer");
 
     // A refusal is not final: the corrected resend with the same event id applies.
-    let c = store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))], &HANDOFF).await.unwrap();
+    let c = store
+        .with_rules(HANDOFF.clone())
+        .capture(vec![item("api", None, json!({"email": "b@acme.com"}))])
+        .await
+        .unwrap();
     let b = settled(&c[0]).1.id;
     let dq = |reason: Option<&str>| feedback("hs", Some("e5"), by_id(b), Some(S::Disqualified), reason, t0);
     let missing = record(dq(None)).await;
@@ -1573,7 +1681,11 @@ pub async fn feedback_walks_leads_replays_and_keeps_order(store: &DynStore) {
 
 pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
     use leadflow_core::feedback::{FeedbackIdentity, FeedbackOutcome as O, FeedbackStatus as S};
-    let c = store.capture(vec![item("api", None, json!({"email": "c@acme.com"}))], &HANDOFF).await.unwrap();
+    let c = store
+        .with_rules(HANDOFF.clone())
+        .capture(vec![item("api", None, json!({"email": "c@acme.com"}))])
+        .await
+        .unwrap();
     let lead = settled(&c[0]).1.id;
     let crm = |id: &str| FeedbackIdentity {
         crm_destination: Some("hs".into()),
@@ -1583,17 +1695,20 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
     let t0 = OffsetDateTime::now_utc();
     let mut f = feedback("hs", Some("o1"), crm("901"), None, None, t0);
     f.owner = Some("42".into());
-    assert_eq!(store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap()[0].outcome, O::Unmatched);
+    assert_eq!(
+        store.with_rules(HANDOFF.clone()).record_feedback(vec![f.clone()]).await.unwrap()[0].outcome,
+        O::Unmatched
+    );
 
     // The delivery that learns the record id applies what waited for it.
-    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 1);
-    assert_eq!(store.link_crm_record("hs", "901", lead, &HANDOFF).await.unwrap(), 0, "once");
+    assert_eq!(store.with_rules(HANDOFF.clone()).link_crm_record("hs", "901", lead).await.unwrap(), 1);
+    assert_eq!(store.with_rules(HANDOFF.clone()).link_crm_record("hs", "901", lead).await.unwrap(), 0, "once");
     let listed = store.list_feedback(Some("hs".into()), None, 10).await.unwrap();
     assert_eq!((listed[0].result.outcome, listed[0].result.lead_id), (O::Applied, Some(lead)));
     f.id = leadflow_core::FeedbackId::new();
     f.event_id = Some("o2".into());
     let mut older = f.clone();
-    let results = store.record_feedback(vec![f.clone()], &HANDOFF).await.unwrap();
+    let results = store.with_rules(HANDOFF.clone()).record_feedback(vec![f.clone()]).await.unwrap();
     assert_eq!((results[0].outcome, results[0].lead_id), (O::Unchanged, Some(lead)));
     let read = store.get_lead(lead).await.unwrap().unwrap();
     assert_eq!(read.owner.as_deref(), Some("42"));
@@ -1608,12 +1723,15 @@ pub async fn feedback_finds_leads_by_crm_id_and_sets_owners(store: &DynStore) {
     older.occurred_at = t0 - time::Duration::minutes(1);
     let mut status = feedback("hs", Some("o4"), crm("901"), Some(S::Accepted), None, t0 - time::Duration::minutes(1));
     status.identity = crm("901");
-    let results = store.record_feedback(vec![older, status], &HANDOFF).await.unwrap();
+    let results = store.with_rules(HANDOFF.clone()).record_feedback(vec![older, status]).await.unwrap();
     assert_eq!((results[0].outcome, results[1].outcome), (O::Stale, O::Applied));
     assert_eq!(store.get_lead(lead).await.unwrap().unwrap().owner.as_deref(), Some("42"));
     // Links are per destination.
     let elsewhere = FeedbackIdentity { crm_destination: Some("sf".into()), ..crm("901") };
-    let r = store.record_feedback(vec![feedback("sf", None, elsewhere, Some(S::Won), None, t0)], &HANDOFF).await;
+    let r = store
+        .with_rules(HANDOFF.clone())
+        .record_feedback(vec![feedback("sf", None, elsewhere, Some(S::Won), None, t0)])
+        .await;
     assert_eq!(r.unwrap()[0].outcome, O::Unmatched);
 }
 
@@ -1623,10 +1741,8 @@ pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store:
     let test_lead =
         item("api", None, json!({"email": "t@acme.com", "utm_campaign": "spring", "custom": {"test": true}}));
     let c = store
-        .capture(
-            vec![mk("d1@acme.com", "spring"), mk("d2@acme.com", "spring"), mk("d3@acme.com", "fall"), test_lead],
-            &HANDOFF,
-        )
+        .with_rules(HANDOFF.clone())
+        .capture(vec![mk("d1@acme.com", "spring"), mk("d2@acme.com", "spring"), mk("d3@acme.com", "fall"), test_lead])
         .await
         .unwrap();
     let ids: Vec<LeadId> = c.iter().map(|c| settled(c).1.id).collect();
@@ -1637,7 +1753,7 @@ pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store:
         feedback("hs", None, by_id(ids[2]), Some(S::Disqualified), Some("competitor"), now),
         feedback("hs", None, by_id(ids[3]), Some(S::Disqualified), Some("no_budget"), now),
     ];
-    store.record_feedback(items, &HANDOFF).await.unwrap();
+    store.with_rules(HANDOFF.clone()).record_feedback(items).await.unwrap();
     let (from, to) = (now - time::Duration::hours(1), now + time::Duration::hours(1));
     let rows = store.report_disqualifications(from, to, "disqualified").await.unwrap();
     let shown: Vec<(&str, Option<&str>, Option<&str>, u64)> =
@@ -1654,10 +1770,14 @@ pub async fn disqualifications_are_reported_by_source_campaign_and_reason(store:
 
 pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynStore) {
     use leadflow_core::feedback::{FeedbackOutcome as O, FeedbackStatus as S};
-    let c = store.capture(vec![item("api", None, json!({"email": "r@acme.com"}))], &HANDOFF).await.unwrap();
+    let c = store
+        .with_rules(HANDOFF.clone())
+        .capture(vec![item("api", None, json!({"email": "r@acme.com"}))])
+        .await
+        .unwrap();
     let lead = settled(&c[0]).1.id;
     let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(5);
-    let record = |f| async move { store.record_feedback(vec![f], &HANDOFF).await.unwrap().remove(0) };
+    let record = |f| async move { store.with_rules(HANDOFF.clone()).record_feedback(vec![f]).await.unwrap().remove(0) };
     let reason_only = |event: &str, at| feedback("hs", Some(event), by_id(lead), None, Some("no_budget"), at);
 
     assert_eq!(record(reason_only("r0", t0)).await.outcome, O::Ignored, "nothing waits for a reason yet");
@@ -1681,20 +1801,20 @@ pub async fn a_reason_sent_after_its_disqualification_completes_it(store: &DynSt
 
 pub async fn an_sla_escalates_once(store: &DynStore) {
     let toml = "[routing]\npriority_sources = [\"demo\"]\n[[routing.reps]]\nid = \"ana\"\n[[routing.rules]]\nname = \"all\"\nstrategy = \"round_robin\"\nreps = [\"ana\"]\nsla_minutes = 5\nsla_action = \"escalate\"\nescalate_to = \"boss\"\n";
-    let rules = Rules {
+    let store = &store.with_rules(Rules {
         routing: std::sync::Arc::new(leadflow_core::scoring::routing::RoutingConfig::parse(toml).unwrap()),
         ..Rules::default()
-    };
+    });
     let now = OffsetDateTime::now_utc();
-    let c = store.capture(vec![item("demo", None, json!({"email": "esc@x.com"}))], &rules).await.unwrap().remove(0);
+    let c = store.capture(vec![item("demo", None, json!({"email": "esc@x.com"}))]).await.unwrap().remove(0);
     let id = settled(&c).1.id;
-    assert_eq!(store.route_queued(10, &rules, now).await.unwrap()[0].owner, "ana");
-    let acted = store.run_sla(10, &rules, now + time::Duration::minutes(6)).await.unwrap();
+    assert_eq!(store.route_queued(10, now).await.unwrap()[0].owner, "ana");
+    let acted = store.run_sla(10, now + time::Duration::minutes(6)).await.unwrap();
     assert_eq!((acted.len(), acted[0].owner.as_str(), acted[0].via.as_str()), (1, "boss", "escalation"));
     let history = assignments(store, id).await;
     assert_eq!(history[1].3, ["ana did not accept within 5 minutes: escalated to boss"]);
     assert_eq!(store.next_sla_due().await.unwrap(), None, "an escalation ends the timer");
-    assert!(store.run_sla(10, &rules, now + time::Duration::hours(1)).await.unwrap().is_empty());
+    assert!(store.run_sla(10, now + time::Duration::hours(1)).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1748,14 +1868,14 @@ async fn personal_cells(raw: &Raw) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
+fn import_job(status: leadflow_store::ImportStatus) -> leadflow_store::ImportJob {
     let now = OffsetDateTime::now_utc();
-    crate::ImportJob {
+    leadflow_store::ImportJob {
         id: leadflow_core::ImportId::new(),
         source: SourceName::api(),
         sheet: None,
         status,
-        counts: crate::ImportCounts::default(),
+        counts: leadflow_store::ImportCounts::default(),
         error: None,
         created_at: now,
         updated_at: now,
@@ -1768,10 +1888,10 @@ fn import_job(status: crate::ImportStatus) -> crate::ImportJob {
 /// no trace of them in any column of any table, while the tombstone, the other person and
 /// the `lead.erased` deliveries remain.
 pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
-    use crate::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
     use leadflow_core::engagement::Identity;
     use leadflow_core::feedback::{FeedbackIdentity, FeedbackStatus};
-    let (store, rules) = (&t.store, &*ERASURE);
+    use leadflow_store::{DeliveryAttempt, DeliveryResult, DeliveryStatus, EventOutcome, ImportStatus, ReviewStatus};
+    let store = &t.store.with_rules(ERASURE.clone());
     let who = |email: &str| Identity { email: Some(email.into()), ..Identity::default() };
 
     // Before the person is a lead: an event that stays waiting (its address is written
@@ -1783,10 +1903,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         None,
     );
     let browser = Identity { anonymous_id: Some("vid-ximena".into()), ..Identity::default() };
-    store
-        .record_events(vec![early, event("page_view", "https://q.example/pricing", browser, None)], rules)
-        .await
-        .unwrap();
+    store.record_events(vec![early, event("page_view", "https://q.example/pricing", browser, None)]).await.unwrap();
     let raw = |v: Value| RawSubmission::new(SourceName::api(), None, payload(v));
     let invalid = vec![FieldError::new("phone", FieldErrorCode::Invalid, "not a phone number")];
     store
@@ -1809,19 +1926,19 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
             "consent": {"granted": true, "source": "form", "policy_version": "v3"},
         }),
     );
-    let survivor = settled(&store.capture(vec![first], rules).await.unwrap()[0]).1.clone();
+    let survivor = settled(&store.capture(vec![first]).await.unwrap()[0]).1.clone();
     let again = item("api", None, json!({"email": ERASED_EMAIL, "job_title": "Founder", "phone": "020 7946 0958"}));
-    assert_eq!(settled(&store.capture(vec![again], rules).await.unwrap()[0]).0, Outcome::Merged);
+    assert_eq!(settled(&store.capture(vec![again]).await.unwrap()[0]).0, Outcome::Merged);
     let work = json!({"email": "xq@quennell-consulting.co.uk", "first_name": "Ximena", "last_name": "Quennell"});
-    let work = settled(&store.capture(vec![item("api", None, work)], rules).await.unwrap()[0]).1.clone();
+    let work = settled(&store.capture(vec![item("api", None, work)]).await.unwrap()[0]).1.clone();
     // Queued at capture (one company, two mailboxes), or else by hand.
     store.add_review(work.id, survivor.id, 0.8, Vec::new()).await.unwrap();
     let review = store.list_reviews(None, 10).await.unwrap().remove(0);
     assert_eq!((review.lead_id, review.candidate_id), (work.id, survivor.id));
-    store.decide_review(review.id, ReviewStatus::Merged, rules).await.unwrap().expect("decided");
+    store.decide_review(review.id, ReviewStatus::Merged).await.unwrap().expect("decided");
 
     let bob = item("api", None, json!({"email": "bob@acme.com", "first_name": "Bob", "company": "Acme"}));
-    let bob = settled(&store.capture(vec![bob], rules).await.unwrap()[0]).1.clone();
+    let bob = settled(&store.capture(vec![bob]).await.unwrap()[0]).1.clone();
     assert!(store.add_review(bob.id, survivor.id, 0.4, Vec::new()).await.unwrap());
 
     let mut later = event(
@@ -1832,7 +1949,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     );
     later.event.properties.insert("name".into(), json!("Ximena Quennell"));
     let bobs = event("page_view", "https://acme.com/", who("bob@acme.com"), None);
-    let out = store.record_events(vec![later, bobs], rules).await.unwrap();
+    let out = store.record_events(vec![later, bobs]).await.unwrap();
     assert!(matches!(out[0], EventOutcome::Attached { lead_id, .. } if lead_id == survivor.id));
 
     let t0 = OffsetDateTime::now_utc();
@@ -1843,8 +1960,8 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     let mut by_mail = feedback("generic", Some("g-1"), by_email(ERASED_EMAIL), None, None, t0);
     by_mail.owner = Some("rep-9".into());
     by_mail.payload = json!({"email": ERASED_EMAIL, "note": "Ximena asked for a call"});
-    store.record_feedback(vec![from_crm, by_mail], rules).await.unwrap();
-    store.link_crm_record("crm", "hs-777", survivor.id, rules).await.unwrap();
+    store.record_feedback(vec![from_crm, by_mail]).await.unwrap();
+    store.link_crm_record("crm", "hs-777", survivor.id).await.unwrap();
 
     let import = import_job(ImportStatus::Queued);
     store
@@ -1856,7 +1973,10 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         survivor.id, bob.id
     );
     store
-        .update_import(crate::ImportJob { status: ImportStatus::Done, ..import.clone() }, Some(report.into_bytes()))
+        .update_import(
+            leadflow_store::ImportJob { status: ImportStatus::Done, ..import.clone() },
+            Some(report.into_bytes()),
+        )
         .await
         .unwrap();
 
@@ -1865,7 +1985,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     let claimed = store.claim_deliveries(100, LEASE, now).await.unwrap();
     let pick = |dest: &str| claimed.iter().find(|d| d.destination == dest && d.lead_id == survivor.id).unwrap().clone();
     let (delivered, dead) = (pick("crm"), pick("audit"));
-    let tried = |d: &crate::OutboxDelivery, result, status| DeliveryAttempt {
+    let tried = |d: &leadflow_store::OutboxDelivery, result, status| DeliveryAttempt {
         delivery_id: d.id.clone(),
         result,
         at: now,
@@ -1904,7 +2024,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     });
 
     let receipt = store
-        .erase_lead(work.id, "privacy-team".into(), Some("ticket 4711".into()), rules)
+        .erase_lead(work.id, "privacy-team".into(), Some("ticket 4711".into()))
         .await
         .unwrap()
         .expect("the lead exists");
@@ -1958,7 +2078,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     // only; nothing else of the person will be delivered, and what was delivered is
     // remembered without what it carried.
     let pending = store.list_deliveries(DeliveryStatus::Pending, None, None, 100).await.unwrap();
-    let mine: Vec<&crate::OutboxDelivery> =
+    let mine: Vec<&leadflow_store::OutboxDelivery> =
         pending.iter().filter(|d| d.lead_id == survivor.id || d.lead_id == work.id).collect();
     let mut erased: Vec<&str> = mine.iter().map(|d| d.destination.as_str()).collect();
     erased.sort_unstable();
@@ -1978,7 +2098,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
 
     // A record made by a try that was in flight is deleted too; nothing is applied to the
     // tombstone.
-    assert_eq!(store.link_crm_record("crm", "hs-888", work.id, rules).await.unwrap(), 0);
+    assert_eq!(store.link_crm_record("crm", "hs-888", work.id).await.unwrap(), 0);
     let after_lease = store.claim_deliveries(100, LEASE, now + LEASE + time::Duration::seconds(5)).await.unwrap();
     let to_crm = after_lease.iter().find(|d| d.event_type == "lead.erased" && d.destination == "crm").unwrap();
     assert_eq!(
@@ -1990,58 +2110,56 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
     // The person coming back is someone new: no match with the tombstone, no replay of
     // the old idempotency key.
     let back = item("api", Some("signup-ximena"), json!({"email": ERASED_EMAIL, "first_name": "Ximena"}));
-    let back = store.capture(vec![back], rules).await.unwrap();
+    let back = store.capture(vec![back]).await.unwrap();
     let (outcome, lead, replayed) = settled(&back[0]);
     assert_eq!((outcome, replayed), (Outcome::Created, false));
     assert!(lead.id != survivor.id && lead.id != work.id);
 }
 
 pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore) {
-    use crate::{EventOutcome, StoreError};
     use leadflow_core::engagement::Identity;
     use leadflow_core::feedback::{FeedbackOutcome, FeedbackStatus};
-    let rules = &*ERASURE;
+    use leadflow_store::{EventOutcome, StoreError};
+    let store = &store.with_rules(ERASURE.clone());
     let first = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
-    let c = store.capture(vec![first], rules).await.unwrap();
+    let c = store.capture(vec![first]).await.unwrap();
     let (ada, submission) = match &c[0] {
         Captured::Settled { lead, submission_id, .. } => (lead.id, *submission_id),
         other => panic!("{other:?}"),
     };
     let other =
-        settled(&store.capture(vec![item("api", None, json!({"email": "a.l@acme.com"}))], rules).await.unwrap()[0])
-            .1
-            .id;
+        settled(&store.capture(vec![item("api", None, json!({"email": "a.l@acme.com"}))]).await.unwrap()[0]).1.id;
     let explanation = leadflow_core::resolve::Explanation {
         rule: leadflow_core::resolve::MatchRule::Reviewed,
         score: Some(0.9),
         evidence: Vec::new(),
     };
-    assert!(store.merge_leads(ada, other, explanation.clone(), rules).await.unwrap());
+    assert!(store.merge_leads(ada, other, explanation.clone()).await.unwrap());
     let score = store.get_lead(ada).await.unwrap().unwrap().score;
-    store.erase_lead(ada, "dpo".into(), None, rules).await.unwrap().unwrap();
+    store.erase_lead(ada, "dpo".into(), None).await.unwrap().unwrap();
 
     let erased = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Erased(id)) if id == ada);
-    let moved = store.transition_lead(ada, "engaged".into(), "rep".into(), None, rules).await;
+    let moved = store.transition_lead(ada, "engaged".into(), "rep".into(), None).await;
     assert!(erased(moved.map(|_| ())), "no transition");
-    assert!(erased(store.assign_lead(ada, Some("rep-1".into()), "rep".into(), rules).await.map(|_| ())));
-    let unmerged = store.unmerge(other, &EXACT).await;
+    assert!(erased(store.assign_lead(ada, Some("rep-1".into()), "rep".into()).await.map(|_| ())));
+    let unmerged = store.with_rules(EXACT.clone()).unmerge(other).await;
     assert!(matches!(unmerged, Err(StoreError::Erased(id)) if id == other), "the state to restore is gone");
     let again = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
-    assert!(erased(store.split_submission(ada, submission, again.candidate, rules).await.map(|_| ())));
+    assert!(erased(store.split_submission(ada, submission, again.candidate).await.map(|_| ())));
     let newcomer =
-        settled(&store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))], rules).await.unwrap()[0]).1.id;
-    assert!(!store.merge_leads(newcomer, ada, explanation.clone(), rules).await.unwrap());
-    assert!(!store.merge_leads(ada, newcomer, explanation, rules).await.unwrap());
-    assert_eq!(store.rescore_lead(ada, rules).await.unwrap().unwrap().score, score, "the score stays");
+        settled(&store.capture(vec![item("api", None, json!({"email": "b@acme.com"}))]).await.unwrap()[0]).1.id;
+    assert!(!store.merge_leads(newcomer, ada, explanation.clone()).await.unwrap());
+    assert!(!store.merge_leads(ada, newcomer, explanation).await.unwrap());
+    assert_eq!(store.rescore_lead(ada).await.unwrap().unwrap().score, score, "the score stays");
 
     let named = Identity { lead_id: Some(other), ..Identity::default() };
-    let out = store.record_events(vec![event("page_view", "https://acme.com/", named, None)], rules).await.unwrap();
+    let out = store.record_events(vec![event("page_view", "https://acme.com/", named, None)]).await.unwrap();
     assert_eq!(out, [EventOutcome::Erased { lead_id: ada }]);
     assert!(store.lead_events(ada, 10).await.unwrap().is_empty(), "not recorded");
 
     let mut fb = feedback("crm", Some("e1"), by_id(other), Some(FeedbackStatus::Won), None, OffsetDateTime::now_utc());
     fb.payload = json!({"email": "ada@acme.com"});
-    let result = store.record_feedback(vec![fb], rules).await.unwrap().remove(0);
+    let result = store.record_feedback(vec![fb]).await.unwrap().remove(0);
     assert_eq!((result.outcome, result.lead_id), (FeedbackOutcome::Erased, Some(ada)));
     let kept = store.list_feedback(Some("crm".into()), None, 10).await.unwrap().remove(0);
     assert_eq!(kept.result.outcome, FeedbackOutcome::Erased);
@@ -2051,22 +2169,25 @@ pub async fn an_erased_lead_is_a_tombstone_that_refuses_writes(store: &DynStore)
 }
 
 pub async fn erase_is_idempotent_and_waits_for_unfinished_imports(store: &DynStore) {
-    use crate::{DeliveryStatus, ImportStatus, StoreError};
-    let rules = &*ERASURE;
-    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))], rules).await.unwrap();
+    use leadflow_store::{DeliveryStatus, ImportStatus, StoreError};
+    let store = &store.with_rules(ERASURE.clone());
+    let c = store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
     let ada = settled(&c[0]).1.id;
-    assert!(store.erase_lead(LeadId::new(), "dpo".into(), None, rules).await.unwrap().is_none());
+    assert!(store.erase_lead(LeadId::new(), "dpo".into(), None).await.unwrap().is_none());
 
     let import = import_job(ImportStatus::Running);
     store.create_import(import.clone(), b"email\nada@acme.com\n".to_vec()).await.unwrap();
-    let refused = store.erase_lead(ada, "dpo".into(), None, rules).await;
+    let refused = store.erase_lead(ada, "dpo".into(), None).await;
     assert!(matches!(&refused, Err(StoreError::Conflict(why)) if why.contains(&import.id.to_string())), "{refused:?}");
     assert!(store.get_lead(ada).await.unwrap().unwrap().erased_at.is_none(), "nothing was done");
-    store.update_import(crate::ImportJob { status: ImportStatus::Done, ..import }, Some(Vec::new())).await.unwrap();
+    store
+        .update_import(leadflow_store::ImportJob { status: ImportStatus::Done, ..import }, Some(Vec::new()))
+        .await
+        .unwrap();
 
-    let first = store.erase_lead(ada, "dpo".into(), Some("request 1".into()), rules).await.unwrap().unwrap();
+    let first = store.erase_lead(ada, "dpo".into(), Some("request 1".into())).await.unwrap().unwrap();
     assert!(!first.already_erased);
-    let second = store.erase_lead(ada, "dpo".into(), Some("request 2".into()), rules).await.unwrap().unwrap();
+    let second = store.erase_lead(ada, "dpo".into(), Some("request 2".into())).await.unwrap().unwrap();
     assert!(second.already_erased);
     assert_eq!((second.lead_id, second.erased_at), (ada, first.erased_at));
     assert!(second.tables.is_empty() && second.destinations.is_empty(), "nothing more done");

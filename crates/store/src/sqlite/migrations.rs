@@ -1,0 +1,94 @@
+//! The schema: versioned migrations and the backfills that came with some of them.
+
+use super::{accounts, engagement, lead_from_doc, now_ms};
+use crate::StoreError;
+use leadflow_core::resolve::{self, Matching, Model};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+/// Versioned, append-only migrations. Never edit a released one: add the next.
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_capture_core.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_imports.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_matching.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_accounts.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_engagement.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_jobs.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_outbox.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_routing.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_feedback.sql")),
+    (10, include_str!("../../migrations/sqlite/0010_erasure.sql")),
+    (11, include_str!("../../migrations/sqlite/0011_email_key.sql")),
+    (12, include_str!("../../migrations/sqlite/0012_submission_fingerprint.sql")),
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
+        tracing::info!(version, "applied migration");
+    }
+    if current < 3 {
+        backfill_match_keys(&tx)?;
+    }
+    if current < 4 {
+        accounts::backfill(&tx)?;
+    }
+    if current < 5 {
+        engagement::backfill(&tx)?;
+    }
+    if current < 11 {
+        backfill_email_keys(&tx)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Leads stored before the email match key get theirs, under the built-in provider rules
+/// (the configuration is not known here; a lead is keyed with the configured rules on its
+/// next write).
+pub(super) fn backfill_email_keys(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT id, email FROM leads WHERE email IS NOT NULL AND email_key IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let matching = Matching::default();
+    let mut update = conn.prepare("UPDATE leads SET email_key = ?2 WHERE id = ?1")?;
+    for (id, email) in rows {
+        update.execute(params![id, matching.stored_email_key(&email)])?;
+    }
+    Ok(())
+}
+
+/// Leads stored before identity resolution get their blocking keys.
+pub(super) fn backfill_match_keys(conn: &Connection) -> Result<(), StoreError> {
+    let docs: Vec<String> = conn
+        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let model = Model::default();
+    for doc in &docs {
+        let lead = lead_from_doc(doc)?;
+        let record = resolve::match_record(&lead.fields, &lead.derived);
+        let record_json = serde_json::to_string(&record)?;
+        for key in resolve::blocking_keys(&record, &model) {
+            conn.execute(
+                "INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES (?1, ?2, ?3)",
+                params![key, lead.id.to_string(), record_json],
+            )?;
+        }
+    }
+    tracing::info!(leads = docs.len(), "indexed existing leads for matching");
+    Ok(())
+}
+
+pub(super) fn latest_migration() -> i64 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
