@@ -295,3 +295,19 @@ async fn concurrent_calls_grouped_together_settle_as_if_one_by_one() {
     assert_eq!(store.list_accounts(None, 100).await.unwrap().len(), 4);
     assert_eq!(store.groups_redone(), 0, "settled side by side, not one by one after a failure");
 }
+
+/// A call naming more keys than one transaction locks one by one takes one lock on every
+/// key instead: it still excludes a capture of one of its people on another instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_naming_more_keys_than_one_transaction_locks_settles_beside_others() {
+    let (_db, a, b) = two_instances(Rules::default()).await;
+    let person = |i: usize| item(serde_json::json!({"email": format!("p{i}@example.com")}));
+    let beside = tokio::spawn(async move { b.capture(vec![person(7)]).await });
+    let out = a.capture((0..1100).map(person).collect()).await.expect("settled");
+    let p7 = settled_lead(&out[7]).1.id;
+    let again = beside.await.unwrap().unwrap();
+    assert_eq!(settled_lead(&again[0]).1.id, p7, "the capture beside found the lead, or was found");
+    assert_eq!(a.count_leads().await.unwrap(), 1100);
+    assert_eq!(a.lead_history(p7).await.unwrap().len(), 2);
+    assert_eq!(a.groups_redone(), 0);
+}

@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-/// A group stops growing at this many submissions (a call is never split): it bounds how
-/// long one transaction holds its locks.
+/// A group stops growing at this many submissions, or at as many key locks as one
+/// transaction takes one by one ([`sql::MAX_KEY_LOCKS`]); a call is never split. It
+/// bounds how long one transaction holds its locks.
 const MAX_GROUP_ITEMS: usize = 4096;
 /// Groups settling at once: while one waits for its commit, the next gathers and reads.
 const IN_FLIGHT: usize = 2;
@@ -29,6 +30,8 @@ type Answer = Result<Vec<Captured>, StoreError>;
 struct Call {
     items: Vec<CaptureItem>,
     rules: Rules,
+    /// The advisory locks of the items' keys, sorted.
+    locks: Vec<i64>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -51,7 +54,8 @@ impl Groups {
     /// Settles the items in the next group; answers once it committed.
     pub(super) async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let call = Call { items, rules: rules.clone(), reply };
+        let locks = sql::capture_locks(&items, &rules.matching);
+        let call = Call { items, rules: rules.clone(), locks, reply };
         self.queue.send(call).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Internal("a capture group ended without an answer".into()))?
     }
@@ -64,14 +68,29 @@ impl Groups {
 
 async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>, redone: Arc<AtomicU64>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = calls.recv().await {
+    // A call that did not fit the last group starts the next.
+    let mut next: Option<Call> = None;
+    loop {
+        let first = match next.take() {
+            Some(call) => call,
+            None => match calls.recv().await {
+                Some(call) => call,
+                None => break,
+            },
+        };
         // Calls arriving while every slot is busy join this group.
         let Ok(slot) = slots.clone().acquire_owned().await else { break };
-        let mut items = first.items.len();
+        let (mut items, mut locks) = (first.items.len(), first.locks.len());
         let mut group = vec![first];
         while items < MAX_GROUP_ITEMS {
             let Ok(call) = calls.try_recv() else { break };
+            // Not past the key locks one transaction takes one by one.
+            if locks + call.locks.len() > sql::MAX_KEY_LOCKS {
+                next = Some(call);
+                break;
+            }
             items += call.items.len();
+            locks += call.locks.len();
             group.push(call);
         }
         let (db, redone) = (db.clone(), redone.clone());
@@ -93,8 +112,7 @@ async fn gather(db: Connections, mut calls: mpsc::Receiver<Call>, redone: Arc<At
 async fn commit(db: &Connections, group: &[Call], redone: &AtomicU64) -> Vec<Answer> {
     let entries: Vec<Entry<'_>> =
         group.iter().flat_map(|call| call.items.iter().map(|item| Entry { item, rules: &call.rules })).collect();
-    let mut locks: Vec<i64> =
-        group.iter().flat_map(|call| sql::capture_locks(&call.items, &call.rules.matching)).collect();
+    let mut locks: Vec<i64> = group.iter().flat_map(|call| call.locks.iter().copied()).collect();
     locks.sort_unstable();
     locks.dedup();
     let settled = match settle_group(db, &entries, &locks).await {

@@ -9,7 +9,9 @@
 //!   each exact and blocking key of its candidates (sorted, so two callers never wait on
 //!   each other in opposite orders). Two instances receiving the same person therefore
 //!   match one after the other, and the second finds the first's lead. The unique index
-//!   on the surviving leads' emails keeps even a bug from committing two.
+//!   on the surviving leads' emails keeps even a bug from committing two. A transaction
+//!   naming more keys than PostgreSQL's lock table should hold for it takes one lock on
+//!   every key instead, which waits for all the others and holds them off.
 //! - A lead about to change is locked (`FOR UPDATE`) and re-read, so concurrent merges
 //!   into it apply one after the other instead of failing their version check.
 //! - Deadlocks, serialization failures and (for captures) unique violations roll the

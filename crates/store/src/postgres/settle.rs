@@ -19,7 +19,7 @@
 use super::apply;
 use super::capture::{earlier_outcome, submission_op};
 use super::claims::{Claim, Ledger};
-use super::sql::{MAX_MERGE_HOPS, lead_from_row, limit};
+use super::sql::{self, MAX_MERGE_HOPS, lead_from_row, limit};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
@@ -70,11 +70,12 @@ pub(super) async fn settle_all(
     transaction: Transaction,
 ) -> Result<Vec<Captured>, Fail> {
     let mut answers: Vec<Option<Captured>> = vec![None; entries.len()];
-    let mut waiting: Vec<usize> = (0..entries.len()).collect();
+    let now = OffsetDateTime::now_utc();
+    let mut waiting: Vec<Slot<'_>> = entries.iter().enumerate().map(|(at, entry)| lookup(at, entry, now)).collect();
     let mut first = true;
     loop {
         let open = Opening { begin: first && transaction == Transaction::Own, locks: if first { locks } else { &[] } };
-        let left = round(c, entries, &waiting, open, transaction == Transaction::Own, &mut answers).await?;
+        let left = round(c, entries, waiting, open, transaction == Transaction::Own, &mut answers).await?;
         first = false;
         if left.is_empty() {
             break;
@@ -134,18 +135,16 @@ fn pass(slots: &mut [Slot<'_>]) {
     }
 }
 
-/// Runs the steps once for `waiting`; returns the entries left for the next round. With
-/// `commit`, the round that leaves none commits.
+/// Runs the steps once for `slots` (each at its lookup); returns those left for the next
+/// round, at their lookup again. With `commit`, the round that leaves none commits.
 async fn round<'a>(
     c: &impl GenericClient,
     entries: &'a [Entry<'a>],
-    waiting: &[usize],
+    mut slots: Vec<Slot<'a>>,
     open: Opening<'_>,
     commit: bool,
     answers: &mut [Option<Captured>],
-) -> Result<Vec<usize>, Fail> {
-    let now = OffsetDateTime::now_utc();
-    let mut slots: Vec<Slot<'a>> = waiting.iter().map(|&at| lookup(at, &entries[at], now)).collect();
+) -> Result<Vec<Slot<'a>>, Fail> {
     pass(&mut slots);
 
     // Earlier submissions with the same keys, the candidates, and what a new lead reads
@@ -254,7 +253,12 @@ async fn round<'a>(
     let mut left = Vec::new();
     for slot in slots {
         if slot.deferred {
-            left.push(slot.at);
+            // One that waited from the start keeps its lookup (it depends on nothing
+            // stored); one that went further starts again.
+            left.push(match slot.step {
+                Step::Lookup(..) => Slot { deferred: false, ..slot },
+                _ => lookup(slot.at, &entries[slot.at], OffsetDateTime::now_utc()),
+            });
         } else if let Step::Settled(settled) = slot.step {
             let submission_id = entries[slot.at].item.submission.id;
             answers[slot.at] = Some(Captured::Settled {
@@ -399,7 +403,6 @@ async fn load_lookups(
     }
     account_keys.sort_unstable();
     account_keys.dedup();
-    const LOCK: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
     // Each key its own index probe (a nested loop forced by `OFFSET 0`), whatever the
     // planner guesses of the array and the table.
     const MAILBOX: &str = "SELECT k.n, l.doc FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
@@ -411,7 +414,7 @@ async fn load_lookups(
          ) p";
     // Prepared first, so that the statements go out in this order: the locks before any
     // read.
-    let lock_s = prepared(c, LOCK, !open.locks.is_empty()).await?;
+    let lock_s = prepared(c, sql::key_locks_statement(open.locks), !open.locks.is_empty()).await?;
     let earlier_s = prepared(c, EARLIER, !keyed.is_empty()).await?;
     let mailbox_s = prepared(c, MAILBOX, !mailboxed.is_empty()).await?;
     let postings_s = prepared(c, POSTINGS, !blocking.is_empty()).await?;
@@ -428,7 +431,12 @@ async fn load_lookups(
     let ((_, _, earlier, mailbox), (found, accounts, waiting)) = try_join(
         try_join4(
             begin,
-            query(c, lock_s.as_ref(), &[&open.locks]),
+            async {
+                match &lock_s {
+                    Some(s) => sql::take_key_locks(c, s, open.locks).await,
+                    None => Ok(()),
+                }
+            },
             query(c, earlier_s.as_ref(), &[&sources, &keys]),
             query(c, mailbox_s.as_ref(), &[&mailboxes]),
         ),

@@ -120,13 +120,50 @@ pub(super) fn idempotency_locks<'a>(subs: impl Iterator<Item = &'a RawSubmission
     locks
 }
 
+/// More key locks than this in one transaction would crowd PostgreSQL's lock table (64
+/// locks a connection by default, shared by every database on the server): a
+/// transaction naming more takes [`EVERY_KEY`] alone, exclusively.
+pub(super) const MAX_KEY_LOCKS: usize = 1024;
+
+/// The lock every transaction taking key locks holds first: shared beside its key locks,
+/// or exclusive instead of them, which waits for all others and makes them wait. The
+/// two-number form is a namespace apart from the keys' locks.
+const EVERY_KEY: (i32, i32) = (0x6c66, 1);
+
+/// The statement [`take_key_locks`] runs for these locks, to prepare ahead.
+pub(super) fn key_locks_statement(locks: &[i64]) -> &'static str {
+    if locks.len() > MAX_KEY_LOCKS {
+        "SELECT pg_advisory_xact_lock($1::int4, $2::int4)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)
+         UNION ALL SELECT pg_advisory_xact_lock(k) FROM unnest($3::bigint[]) AS k"
+    }
+}
+
 /// Takes transaction-scoped advisory locks in the order given (sorted by the caller), so
-/// two transactions never hold one each of two locks they both want.
-pub(super) async fn lock_keys(c: &impl GenericClient, locks: &[i64]) -> Result<(), Fail> {
-    if !locks.is_empty() {
-        exec(c, "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", &[&locks]).await?;
+/// two transactions never hold one each of two locks they both want. `statement` is
+/// [`key_locks_statement`] prepared; it is sent when this is first polled.
+pub(super) async fn take_key_locks(
+    c: &impl GenericClient,
+    statement: &tokio_postgres::Statement,
+    locks: &[i64],
+) -> Result<(), Fail> {
+    let (kind, key) = EVERY_KEY;
+    if locks.len() > MAX_KEY_LOCKS {
+        c.query(statement, &[&kind, &key]).await?;
+    } else if !locks.is_empty() {
+        c.query(statement, &[&kind, &key, &locks]).await?;
     }
     Ok(())
+}
+
+/// [`take_key_locks`], preparing the statement first.
+pub(super) async fn lock_keys(c: &impl GenericClient, locks: &[i64]) -> Result<(), Fail> {
+    if locks.is_empty() {
+        return Ok(());
+    }
+    let statement = c.prepare_cached(key_locks_statement(locks)).await?;
+    take_key_locks(c, &statement, locks).await
 }
 
 /// Locks lead rows in id order, for changes that touch two leads.
