@@ -180,8 +180,10 @@ impl PgStore {
         }
         // Set per connection, so a statement stuck behind a lock or a crashed client's
         // open transaction fails instead of holding a request (and a connection) forever.
+        // No JIT: every statement here is short, and one whose row estimate runs high (a
+        // recursive walk of merges for a group's leads) spent 100 ms compiling itself.
         let timeouts = format!(
-            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} -c jit=off",
             options.statement_timeout.as_millis(),
             (options.statement_timeout * 6).as_millis()
         );
