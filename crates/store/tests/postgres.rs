@@ -311,3 +311,32 @@ async fn a_call_naming_more_keys_than_one_transaction_locks_settles_beside_other
     assert_eq!(a.lead_history(p7).await.unwrap().len(), 2);
     assert_eq!(a.groups_redone(), 0);
 }
+
+/// A submission that cannot settle (here: its person's stored lead is unreadable) stays
+/// pending in the inbox; the others of its group settle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_submission_that_cannot_settle_stays_pending_and_its_group_settles() {
+    let (db, a, _) = two_instances(Rules::default()).await;
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO leads (id, email, email_key, version, created_at, updated_at, doc)
+             VALUES ($1, 'broken@example.com', 'broken@example.com', 1, now(), now(), '{}')",
+            &[leadflow_core::LeadId::new().as_uuid()],
+        )
+        .await
+        .unwrap();
+    let person = |email: &str| item(serde_json::json!({"email": email}));
+    let b = a.clone();
+    let beside = tokio::spawn(async move { b.capture(vec![person("cy@example.com")]).await });
+    let out = a.capture(vec![person("ada@example.com"), person("broken@example.com"), person("bo@example.com")]).await;
+    let out = out.expect("the call is answered");
+    assert!(matches!(out[0], Captured::Settled { .. }));
+    let Captured::Pending { submission_id } = out[1] else { panic!("expected pending, got {:?}", out[1]) };
+    assert!(matches!(out[2], Captured::Settled { .. }));
+    assert!(matches!(beside.await.unwrap().unwrap()[..], [Captured::Settled { .. }]));
+    let pending = a.pending_submissions(10).await.unwrap();
+    assert_eq!(pending.iter().map(|s| s.id).collect::<Vec<_>>(), vec![submission_id], "kept in the inbox");
+    assert!(a.groups_redone() >= 1);
+}

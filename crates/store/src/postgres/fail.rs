@@ -63,8 +63,9 @@ impl Fail {
 
 fn db_unavailable(e: &tokio_postgres::Error) -> bool {
     match e.code() {
-        // No code: the connection failed (refused, reset, closed, timed out).
-        None => true,
+        // No code: the connection failed (refused, reset, closed, timed out), unless a
+        // value did not convert to or from its column, which is the data's fault.
+        None => !converting(e),
         Some(c) => {
             let class = &c.code()[..2];
             // 08 connection, 53 resources, 57 operator intervention (shutdown,
@@ -72,6 +73,14 @@ fn db_unavailable(e: &tokio_postgres::Error) -> bool {
             matches!(class, "08" | "53" | "57" | "40") || *c == SqlState::LOCK_NOT_AVAILABLE
         }
     }
+}
+
+/// A value that did not convert to or from its column (a stored document that no longer
+/// reads): the error wraps the conversion's, where a lost connection wraps an I/O error
+/// or nothing.
+fn converting(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error;
+    !e.is_closed() && e.source().is_some_and(|source| !source.is::<std::io::Error>())
 }
 
 /// The message without PostgreSQL's DETAIL, which can quote the row's values (an email in
