@@ -13,11 +13,11 @@
 use crate::account::Found;
 use crate::changes::{self, Change, LeadIndex};
 use crate::engagement;
-use crate::ids::LeadId;
+use crate::ids::{LeadId, ReviewId};
 use crate::lead::Lead;
 use crate::normalize::Candidate;
 use crate::pipeline::{self, HistoryEntry, LeadEvent, Rules, SubmissionMeta};
-use crate::resolve::{self, Decision, Explanation};
+use crate::resolve::{self, Decision, Evidence, Explanation};
 use time::OffsetDateTime;
 
 /// Why an undo cannot be done.
@@ -200,6 +200,62 @@ pub fn split_account_keys(candidate: &Candidate) -> Vec<String> {
     crate::account::Claim::of(&candidate.fields, &candidate.derived).keys()
 }
 
+/// A possible duplicate waiting for (or decided by) a person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Review {
+    pub id: ReviewId,
+    /// The newer lead.
+    pub lead_id: LeadId,
+    /// The lead it may duplicate.
+    pub candidate_id: LeadId,
+    pub score: f64,
+    pub evidence: Vec<Evidence>,
+    pub status: ReviewStatus,
+    pub created_at: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewStatus {
+    Open,
+    /// Judged the same person: the newer lead was merged into the other.
+    Merged,
+    /// Judged different people; never proposed again.
+    Distinct,
+}
+
+impl ReviewStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Distinct => "distinct",
+        }
+    }
+}
+
+/// The merge a person's `Merged` decision on a review calls for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReviewMerge {
+    pub survivor: LeadId,
+    pub absorbed: LeadId,
+    pub explanation: Explanation,
+}
+
+/// What a person's decision on a review does. A review is decided once: `None` when it is
+/// no longer open. Otherwise `Merged` folds the newer lead into the one it resembled,
+/// explained as reviewed; `Distinct` (or `Open`) only records the decision.
+pub fn decide_review(review: &Review, decision: ReviewStatus) -> Option<Option<ReviewMerge>> {
+    if review.status != ReviewStatus::Open {
+        return None;
+    }
+    Some((decision == ReviewStatus::Merged).then(|| ReviewMerge {
+        survivor: review.candidate_id,
+        absorbed: review.lead_id,
+        explanation: reviewed(review.score, review.evidence.clone()),
+    }))
+}
+
 /// What a person's merge decision on a review explains.
 pub fn reviewed(score: f64, evidence: Vec<resolve::Evidence>) -> Explanation {
     Explanation { rule: resolve::MatchRule::Reviewed, score: Some(score), evidence }
@@ -271,5 +327,27 @@ mod tests {
             unmerge(&erased, Some(&survivor), &history, &absorbed, &Rules::default(), now),
             Err(Refusal::Erased(absorbed.id))
         );
+    }
+
+    #[test]
+    fn a_review_is_decided_once_and_a_merge_folds_the_newer_lead_into_the_other() {
+        let (newer, older) = (lead("a@example.com"), lead("b@example.com"));
+        let mut review = Review {
+            id: ReviewId::new(),
+            lead_id: newer.id,
+            candidate_id: older.id,
+            score: 0.91,
+            evidence: vec![],
+            status: ReviewStatus::Open,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            decided_at: None,
+        };
+        let merge = decide_review(&review, ReviewStatus::Merged).flatten().unwrap();
+        assert_eq!((merge.survivor, merge.absorbed), (older.id, newer.id));
+        assert_eq!(merge.explanation.rule, resolve::MatchRule::Reviewed);
+        assert_eq!(merge.explanation.score, Some(0.91));
+        assert_eq!(decide_review(&review, ReviewStatus::Distinct), Some(None));
+        review.status = ReviewStatus::Distinct;
+        assert_eq!(decide_review(&review, ReviewStatus::Merged), None);
     }
 }

@@ -142,39 +142,8 @@ impl ImportStatus {
     }
 }
 
-/// A possible duplicate waiting for (or decided by) a person.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Review {
-    pub id: ReviewId,
-    /// The newer lead.
-    pub lead_id: LeadId,
-    /// The lead it may duplicate.
-    pub candidate_id: LeadId,
-    pub score: f64,
-    pub evidence: Vec<Evidence>,
-    pub status: ReviewStatus,
-    pub created_at: OffsetDateTime,
-    pub decided_at: Option<OffsetDateTime>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReviewStatus {
-    Open,
-    /// Judged the same person: the newer lead was merged into the other.
-    Merged,
-    /// Judged different people; never proposed again.
-    Distinct,
-}
-
-impl ReviewStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Merged => "merged",
-            Self::Distinct => "distinct",
-        }
-    }
-}
+// Defined by the core, which decides what a person's decision does.
+pub use leadflow_core::merges::{Review, ReviewStatus};
 
 // Defined by the core, which decides them; kept here under their old names.
 pub use leadflow_core::engagement::{EventOutcome, NewEvent};

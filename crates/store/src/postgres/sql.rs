@@ -602,14 +602,12 @@ pub(super) async fn decide_review(
     rules: &Rules,
 ) -> Result<Option<Review>, Fail> {
     // Locked: two people deciding at once on two instances decide once.
-    let Some(review) = review_by_id(c, id, true).await?.filter(|r| r.status == ReviewStatus::Open) else {
-        return Ok(None);
-    };
+    let Some(review) = review_by_id(c, id, true).await? else { return Ok(None) };
+    let Some(merge) = merges::decide_review(&review, decision) else { return Ok(None) };
     let now = OffsetDateTime::now_utc();
-    if decision == ReviewStatus::Merged {
-        let explanation = merges::reviewed(review.score, review.evidence.clone());
-        lock_leads(c, &[review.candidate_id, review.lead_id]).await?;
-        merge_pair(c, review.candidate_id, review.lead_id, explanation, rules, now).await?;
+    if let Some(m) = merge {
+        lock_leads(c, &[m.survivor, m.absorbed]).await?;
+        merge_pair(c, m.survivor, m.absorbed, m.explanation, rules, now).await?;
     }
     exec(
         c,

@@ -105,13 +105,11 @@ pub(super) fn decide_review(
     decision: ReviewStatus,
     rules: &Rules,
 ) -> Result<Option<Review>, StoreError> {
-    let Some(review) = review_by_id(conn, id)?.filter(|r| r.status == ReviewStatus::Open) else {
-        return Ok(None);
-    };
+    let Some(review) = review_by_id(conn, id)? else { return Ok(None) };
+    let Some(merge) = merges::decide_review(&review, decision) else { return Ok(None) };
     let now = OffsetDateTime::now_utc();
-    if decision == ReviewStatus::Merged {
-        let explanation = merges::reviewed(review.score, review.evidence.clone());
-        merge_pair(conn, review.candidate_id, review.lead_id, explanation, rules, now)?;
+    if let Some(m) = merge {
+        merge_pair(conn, m.survivor, m.absorbed, m.explanation, rules, now)?;
     }
     conn.prepare_cached("UPDATE duplicate_reviews SET status = ?2, decided_at = ?3 WHERE id = ?1")?
         .execute(params![id.to_string(), decision.as_str(), millis(now)])?;
