@@ -70,13 +70,15 @@ impl App {
 pub struct Wake {
     outbox: Arc<Notify>,
     routing: Arc<Notify>,
+    resolver: Arc<Notify>,
 }
 
 impl Wake {
-    /// After a write that may have given the delivery or the routing worker work.
+    /// After a write that may have given the delivery, routing or resolver worker work.
     pub fn written(&self) {
         self.outbox.notify_one();
         self.routing.notify_one();
+        self.resolver.notify_one();
     }
 
     /// After a write that may have added outbox rows only (routing a lead).

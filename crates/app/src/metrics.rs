@@ -34,3 +34,15 @@ pub fn delivery_attempt(outcome: &'static str) {
 pub fn routed(metric: &'static str, via: String, trigger: String) {
     metrics::counter!(metric, "via" => via, "trigger" => trigger).increment(1);
 }
+
+/// One resolver batch: leads resolved, merges made, possible duplicates queued for review.
+pub fn resolved(leads: usize, merges: usize, reviews: usize) {
+    metrics::counter!("leadflow_resolve_leads_total").increment(leads as u64);
+    metrics::counter!("leadflow_resolve_merges_total").increment(merges as u64);
+    metrics::counter!("leadflow_resolve_reviews_total").increment(reviews as u64);
+}
+
+/// Queue rows waiting for the resolver, as last seen.
+pub fn resolve_backlog(n: u64) {
+    metrics::gauge!("leadflow_resolve_backlog").set(n as f64);
+}

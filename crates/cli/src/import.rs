@@ -98,12 +98,23 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         })
         .await;
         progress.finish_and_clear();
+        let resolved = match &result {
+            Ok(_) => Some(resolve(&app).await),
+            Err(_) => None,
+        };
         app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
         let summary = result.map_err(|e| Failure::Runtime(e.to_string()))?;
         println!(
             "imported {} rows: {} created, {} merged, {} rejected (quarantined), {} pending",
             summary.rows, summary.created, summary.merged, summary.rejected, summary.pending
         );
+        if let Some(resolved) = resolved {
+            let r = resolved?;
+            println!(
+                "resolved in {:.1} s: {} leads merged as duplicates, {} possible duplicates queued for review",
+                r.seconds, r.merges, r.reviews
+            );
+        }
     }
     if let Some(e) = report_error {
         return Err(Failure::Runtime(format!("writing the report failed: {e}")));
@@ -113,6 +124,39 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// What the resolver did after an import.
+struct Resolved {
+    merges: usize,
+    reviews: usize,
+    seconds: f64,
+}
+
+/// Resolves the leads the import queued (fuzzy matching), with the name frequencies of
+/// every stored lead, so the command ends with its duplicates merged.
+async fn resolve(app: &leadflow_app::App) -> Result<Resolved, Failure> {
+    let started = std::time::Instant::now();
+    let store_failure = |e: leadflow_store::StoreError| Failure::Store(e.to_string());
+    let mut resolved = Resolved { merges: 0, reviews: 0, seconds: 0.0 };
+    if !app.config.matching.fuzzy {
+        return Ok(resolved);
+    }
+    let (frequencies, _) = leadflow_app::workers::frequencies::count(&app.store).await.map_err(store_failure)?;
+    app.config.matching.use_frequencies(frequencies);
+    loop {
+        let batch =
+            app.store.resolve_queued(RESOLVE_BATCH, time::OffsetDateTime::now_utc()).await.map_err(store_failure)?;
+        resolved.merges += batch.merges.len();
+        resolved.reviews += batch.reviews;
+        if batch.taken < RESOLVE_BATCH {
+            break;
+        }
+    }
+    resolved.seconds = started.elapsed().as_secs_f64();
+    Ok(resolved)
+}
+
+const RESOLVE_BATCH: usize = leadflow_app::workers::resolver::BATCH;
 
 pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
     let parse_source =

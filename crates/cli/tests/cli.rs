@@ -609,22 +609,43 @@ fn common_column_names_are_matched_by_synonym() {
     );
 }
 
+/// A badge scan of Robert Smith without an email, a possible second mailbox of Jon Smith
+/// at his company, and a namesake of Robert's elsewhere.
+const SMITHS: &str = "first_name,last_name,company,phone,email,country\n\
+     Robert,Smith,\"Acme, Inc.\",+1 415 555 2671,robert.smith@acme.com,US\n\
+     Jon,Smith,Initech,,jon@initech.com,US\n\
+     Bob,Smith,ACME Incorporated,(415) 555-2671,,US\n\
+     Jonathan,Smith,Initech LLC,,jsmith@initech.com,US\n\
+     Robert,Smith,Globex,,rsmith@globex.com,US\n";
+
+#[test]
+fn an_import_ends_with_its_duplicates_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leads.csv"), SMITHS).unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("imported 5 rows: 5 created"), "{text}");
+    assert!(text.contains("1 leads merged as duplicates, 1 possible duplicates queued for review"), "{text}");
+    let leads: Vec<Value> = stdout(&run(dir.path(), &["export", "--format", "jsonl"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(leads.len(), 4);
+    let robert = leads.iter().find(|l| l["email"] == "robert.smith@acme.com").unwrap();
+    assert_eq!(robert["attribution"]["touch_count"], 2, "the badge scan was folded into Robert");
+    let again = stdout(&run(dir.path(), &["dedupe"]));
+    assert!(again.contains("0 duplicates were merged, 0 possible duplicates were queued"), "{again}");
+}
+
 #[tokio::test]
 async fn dedupe_finds_fuzzy_duplicates_explains_them_and_merges_only_when_applied() {
     let dir = tempfile::tempdir().unwrap();
-    // Imported while capture matched by exact email only: a badge scan of Robert Smith
-    // without an email, and a possible second mailbox of Jon Smith at his company.
-    std::fs::write(
-        dir.path().join("leads.csv"),
-        "first_name,last_name,company,phone,email,country\n\
-         Robert,Smith,\"Acme, Inc.\",+1 415 555 2671,robert.smith@acme.com,US\n\
-         Jon,Smith,Initech,,jon@initech.com,US\n\
-         Bob,Smith,ACME Incorporated,(415) 555-2671,,US\n\
-         Jonathan,Smith,Initech LLC,,jsmith@initech.com,US\n\
-         Robert,Smith,Globex,,rsmith@globex.com,US\n",
-    )
-    .unwrap();
+    // Imported while fuzzy matching was off: capture matched by exact email only.
+    std::fs::write(dir.path().join("leads.csv"), SMITHS).unwrap();
+    std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = false\n").unwrap();
     assert!(run(dir.path(), &["import", "leads.csv", "--source", "api"]).status.success());
+    std::fs::remove_file(dir.path().join("leadflow.toml")).unwrap();
     let leads = || stdout(&run(dir.path(), &["export", "--format", "jsonl"])).lines().count();
     assert_eq!(leads(), 5);
 

@@ -85,6 +85,10 @@ pub enum Change {
         lead: LeadId,
         index: LeadIndex,
     },
+    /// The lead waits for the resolver: it was created, or its fields changed.
+    Resolve {
+        lead: LeadId,
+    },
     /// A possible duplicate for a person to decide; ignored when the pair is known.
     Review {
         id: ReviewId,
@@ -200,35 +204,34 @@ pub struct Delivery {
     pub at: OffsetDateTime,
 }
 
-/// How a lead is found again: the email's match key, and with fuzzy matching its match
-/// record under each blocking key.
+/// How a lead is found again: the email's match key, and its match record under each
+/// blocking key. Capture keys the mailbox only: the resolver indexes the blocking keys
+/// after it has compared the lead, so a lead is not found by fuzzy lookups before its
+/// own resolution, and a capture costs no key writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LeadIndex {
     pub email_key: Option<String>,
-    /// Empty when the lead is not indexed for fuzzy matching.
     pub keys: Vec<String>,
+    /// `None`: the lead's blocking keys stay as they are. `Some`: they are replaced by
+    /// `keys`, each holding this record.
     pub record: Option<Record>,
 }
 
 impl LeadIndex {
-    /// The index capture keeps for `lead` under `matching`: blocking keys only when fuzzy
-    /// matching reads them.
-    pub fn of(lead: &Lead, matching: &Matching) -> Self {
-        let email_key = lead.fields.email.as_ref().map(|e| matching.email_key(e));
-        if !matching.fuzzy {
-            return Self { email_key, keys: Vec::new(), record: None };
-        }
+    /// The mailbox key only; the blocking keys stay as they are (a capture, whose lead
+    /// the resolver indexes next, or a change that leaves identity alone).
+    pub fn mailbox(lead: &Lead, matching: &Matching) -> Self {
+        Self { email_key: lead.fields.email.as_ref().map(|e| matching.email_key(e)), keys: Vec::new(), record: None }
+    }
+
+    /// The mailbox key and the blocking keys, replacing those the lead had: for a lead
+    /// resolved, merged or unmerged, so the next lookup finds it as it now stands.
+    pub fn with_keys(lead: &Lead, matching: &Matching) -> Self {
         let record = resolve::match_record(&lead.fields, &lead.derived);
         let mut keys = resolve::blocking_keys(&record, &matching.model);
         keys.sort_unstable();
         keys.dedup();
-        Self { email_key, keys, record: Some(record) }
-    }
-
-    /// With blocking keys whatever capture uses: a merge keeps them for the survivor, since
-    /// a batch search indexes in memory and a store with fuzzy matching on reads them.
-    pub fn keeping_keys(lead: &Lead, matching: &Matching) -> Self {
-        Self::of(lead, &matching.keeping_keys())
+        Self { keys, record: Some(record), ..Self::mailbox(lead, matching) }
     }
 }
 
@@ -295,7 +298,7 @@ pub fn record(lead: &Lead, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDat
 /// A lead changed in place (rescored, moved along the lifecycle, assigned): the lead at
 /// the version it was read with, then each of its changes recorded.
 pub fn updated(lead: &Lead, expected: u64, events: Vec<LeadEvent>, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
-    let index = LeadIndex::of(lead, &rules.matching);
+    let index = LeadIndex::mailbox(lead, &rules.matching);
     let mut out = vec![Change::Lead { lead: Box::new(lead.clone()), expected: Some(expected), index }];
     out.extend(record(lead, events, rules, now));
     out

@@ -54,7 +54,7 @@ pub fn absorb(
         Change::Lead {
             lead: Box::new(survivor.clone()),
             expected: Some(expected),
-            index: LeadIndex::keeping_keys(survivor, &rules.matching),
+            index: LeadIndex::with_keys(survivor, &rules.matching),
         },
     ];
     let event = LeadEvent::Absorbed { absorbed: absorbed.id, explanation, filled: report.filled, before: Some(before) };
@@ -101,11 +101,11 @@ pub fn unmerge(
         return Err(Refusal::Conflict(format!("the merge of {} kept no earlier state to restore", absorbed.id)));
     };
     let restored = restore(current, before, now)?;
-    let index = LeadIndex::keeping_keys(&restored, &rules.matching);
+    let index = LeadIndex::with_keys(&restored, &rules.matching);
     Ok(Some(vec![
         Change::Lead { lead: Box::new(restored), expected: Some(current.version), index },
         Change::Unmerged { lead: absorbed.id, at: now },
-        Change::Index { lead: absorbed.id, index: LeadIndex::keeping_keys(absorbed_lead, &rules.matching) },
+        Change::Index { lead: absorbed.id, index: LeadIndex::with_keys(absorbed_lead, &rules.matching) },
         Change::History {
             entry: HistoryEntry { lead_id: survivor_id, at: now, event: LeadEvent::Unmerged { absorbed: absorbed.id } },
             submission: None,
@@ -173,7 +173,7 @@ pub fn split(
             sub.meta.id
         )));
     }
-    let index = LeadIndex::of(&restored, &rules.matching);
+    let index = LeadIndex::with_keys(&restored, &rules.matching);
     let mut out = vec![Change::Lead { lead: Box::new(restored), expected: Some(current.version), index }];
     let create = Decision::Create { possible: Vec::new() };
     let settlement = pipeline::settle(candidate, &sub.meta, create, None, now, rules);
@@ -183,7 +183,7 @@ pub fn split(
     out.push(Change::Lead {
         lead: Box::new(lead.clone()),
         expected: None,
-        index: LeadIndex::of(&lead, &rules.matching),
+        index: LeadIndex::with_keys(&lead, &rules.matching),
     });
     out.push(Change::Processed { submission: sub.meta.id, lead: lead.id, outcome: pipeline::Outcome::Created });
     let follow = changes::follow_up(&lead, &settlement.history.event, rules, now);

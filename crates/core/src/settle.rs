@@ -3,8 +3,9 @@
 //! The store runs these steps inside the transaction that commits the submission, and
 //! between them loads what the next step needs; every decision is here, written once:
 //!
-//! 1. [`Settle::lookup`]: the keys to find the person by (the email's mailbox key; with
-//!    fuzzy matching, the blocking keys). The store answers with the leads holding them.
+//! 1. [`Settle::lookup`]: the keys to find the person by (the email's mailbox key). The
+//!    store answers with the leads holding them. Fuzzy matching is not done here: the
+//!    lead is queued for the resolver ([`crate::resolve::queued`]) in this transaction.
 //! 2. [`Settle::decide`]: match or create ([`resolve::decide`] over the ranked
 //!    candidates). [`Decided::leads`] names the lead to join and the leads the submission
 //!    bridges; the store loads each, followed through earlier merges (and locks them, on
@@ -57,8 +58,8 @@ pub struct Settle<'r> {
 pub struct Lookup {
     /// The email's match key: the leads whose `email_key` it is.
     pub mailbox: Option<String>,
-    /// Blocking keys (fuzzy matching only): up to [`POSTINGS_PER_KEY`] leads of each,
-    /// newest first.
+    /// Blocking keys (the resolver's lookups; capture asks none): up to
+    /// [`POSTINGS_PER_KEY`] leads of each, newest first.
     pub keys: Vec<String>,
 }
 
@@ -79,7 +80,7 @@ impl<'r> Settle<'r> {
     }
 
     pub fn lookup(&self) -> Lookup {
-        lookup(&self.record, self.candidate.fields.email.as_ref(), &self.rules.matching)
+        lookup(self.candidate.fields.email.as_ref(), &self.rules.matching)
     }
 
     /// Match or create, over the leads the lookup found.
@@ -89,16 +90,12 @@ impl<'r> Settle<'r> {
     }
 }
 
-/// The keys to find a record's person by.
-pub fn lookup(record: &Record, email: Option<&Email>, matching: &Matching) -> Lookup {
-    Lookup {
-        mailbox: email.map(|e| matching.email_key(e)),
-        keys: if matching.fuzzy { resolve::blocking_keys(record, &matching.model) } else { Vec::new() },
-    }
+/// The keys to find a record's person by at capture: the mailbox only.
+pub fn lookup(email: Option<&Email>, matching: &Matching) -> Lookup {
+    Lookup { mailbox: email.map(|e| matching.email_key(e)), keys: Vec::new() }
 }
 
-/// Match or create, over the leads a lookup found. Exact email comes first: it also finds
-/// leads stored while fuzzy matching was off, which have no blocking keys.
+/// Match or create, over the leads a lookup found. Exact email comes first.
 pub fn decide(record: &Record, found: Candidates, matching: &Matching) -> Decision {
     let mut compared: Vec<(LeadId, Record)> =
         found.by_mailbox.iter().map(|l| (l.id, resolve::match_record(&l.fields, &l.derived))).collect();
@@ -173,9 +170,10 @@ impl<'r> Decided<'r> {
             _ => Vec::new(),
         };
         let expected = target.as_ref().map(|l| l.version);
+        let before = target.as_ref().map(|l| resolve::match_record(&l.fields, &l.derived));
         let visitor = candidate.visitor_id();
         let settlement = pipeline::settle(candidate, &meta, self.decision, target, now, rules);
-        Merged { settlement, expected, visitor, bridges, meta, rules, now }
+        Merged { settlement, expected, before, visitor, bridges, meta, rules, now }
     }
 }
 
@@ -185,6 +183,8 @@ pub struct Merged<'r> {
     settlement: pipeline::Settlement,
     /// The version the joined lead had when loaded; `None` for a new lead.
     expected: Option<u64>,
+    /// The joined lead's match record when loaded; `None` for a new lead.
+    before: Option<Record>,
     visitor: Option<String>,
     bridges: Vec<(Bridge, Lead)>,
     meta: SubmissionMeta,
@@ -248,7 +248,7 @@ impl Merged<'_> {
     }
 
     pub fn finish(self, context: Context) -> Settled {
-        let Merged { settlement, expected, visitor, bridges, meta, rules, now } = self;
+        let Merged { settlement, expected, before, visitor, bridges, meta, rules, now } = self;
         let pipeline::Settlement { outcome, mut lead, history, touch, possible_duplicates } = settlement;
         let mut out = Vec::new();
         out.extend(account::join(&mut lead, &context.accounts, now));
@@ -272,8 +272,13 @@ impl Merged<'_> {
         let views: Vec<_> = events.iter().map(Event::view).collect();
         rescored.extend(engagement::rescore(&mut lead, &views, &rules.engagement, now));
 
-        let index = LeadIndex::of(&lead, &rules.matching);
+        let index = LeadIndex::mailbox(&lead, &rules.matching);
         out.push(Change::Lead { lead: Box::new(lead.clone()), expected, index });
+        // A new lead, or one whose identity changed, waits for the resolver; a repeat
+        // that changed no compared field does not.
+        if rules.matching.fuzzy && before.as_ref() != Some(&resolve::match_record(&lead.fields, &lead.derived)) {
+            out.push(Change::Resolve { lead: lead.id });
+        }
         out.push(Change::Processed { submission: meta.id, lead: lead.id, outcome });
         let follow = changes::follow_up(&lead, &history.event, rules, now);
         out.push(Change::History { entry: history, submission: Some(meta.id) });
@@ -345,6 +350,7 @@ mod tests {
                 Change::Account(_) => "account",
                 Change::AccountKeys { .. } => "account keys",
                 Change::Review { .. } => "review",
+                Change::Resolve { .. } => "resolve",
                 _ => "other",
             })
             .collect()
@@ -378,7 +384,27 @@ mod tests {
         assert!(done.lead.account_id.is_some());
         // The account before the lead that names it; the inbox row after the lead, before
         // the history that names the submission.
-        assert_eq!(kinds(&done.changes), ["account", "touchpoint", "insert lead", "processed", "history"]);
+        assert_eq!(kinds(&done.changes), ["account", "touchpoint", "insert lead", "resolve", "processed", "history"]);
+    }
+
+    #[test]
+    fn a_repeat_that_changes_no_compared_field_is_not_resolved_again() {
+        let rules = Rules::default();
+        let stored = lead("ada@example.com");
+        let settled = |payload: serde_json::Value| {
+            let decided =
+                settle(payload, &rules).decide(Candidates { by_mailbox: vec![stored.clone()], ranked: Vec::new() });
+            let merged = decided.merge(vec![Some(stored.clone())]);
+            kinds(&merged.finish(Context::default()).changes)
+        };
+        assert!(!settled(json!({"email": "ada@example.com", "utm_source": "ads"})).contains(&"resolve"));
+        assert!(settled(json!({"email": "ada@example.com", "last_name": "Lovelace"})).contains(&"resolve"));
+        let off = Rules {
+            matching: std::sync::Arc::new(crate::resolve::Matching { fuzzy: false, ..Default::default() }),
+            ..Rules::default()
+        };
+        let decided = settle(json!({"email": "grace@example.com"}), &off).decide(Candidates::default());
+        assert!(!kinds(&decided.merge(Vec::new()).finish(Context::default()).changes).contains(&"resolve"));
     }
 
     #[test]

@@ -8,7 +8,11 @@ use time::OffsetDateTime;
 
 /// A new lead with this email and first name Ada, as capture makes it.
 pub(crate) fn lead(email: &str) -> Lead {
-    let payload = serde_json::json!({"email": email, "first_name": "Ada"});
+    lead_from(serde_json::json!({"email": email, "first_name": "Ada"}))
+}
+
+/// A new lead of this payload, as capture makes it.
+pub(crate) fn lead_from(payload: serde_json::Value) -> Lead {
     let candidate =
         pipeline::prepare(payload.as_object().unwrap(), &crate::config::SourceConfig::api(), &Default::default())
             .unwrap();

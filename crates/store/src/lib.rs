@@ -287,6 +287,27 @@ pub struct AttemptRecord {
     pub duration_ms: u64,
 }
 
+/// What one batch of the resolver did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResolveBatch {
+    /// Queue rows taken.
+    pub taken: usize,
+    /// Leads resolved (queued twice or merged meanwhile: once).
+    pub leads: usize,
+    /// Each merge: the surviving lead and the lead folded into it.
+    pub merges: Vec<(LeadId, LeadId)>,
+    /// Possible duplicates queued for review.
+    pub reviews: usize,
+}
+
+impl ResolveBatch {
+    pub(crate) fn add(&mut self, resolved: leadflow_core::resolve::queued::Resolved) {
+        self.leads += 1;
+        self.merges.extend(resolved.merged.iter().map(|absorbed| (resolved.lead, *absorbed)));
+        self.reviews += resolved.reviews;
+    }
+}
+
 /// A lead routing gave to an owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutedLead {
@@ -586,6 +607,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves where a pull source left off, replacing any earlier value.
     async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Resolves up to `limit` of the leads capture queued for fuzzy matching, oldest
+    /// first, in one transaction: each is compared with the leads sharing a blocking key
+    /// (those resolved before it included), merged into the older lead it matches or its
+    /// possible duplicates queued for review, and indexed; its queue rows go in the same
+    /// transaction. One resolver runs at a time across instances: elsewhere this finds
+    /// nothing to do.
+    async fn resolve_queued(&self, limit: usize, now: OffsetDateTime) -> Result<ResolveBatch, StoreError>;
+
+    /// How many queue rows wait for the resolver.
+    async fn resolve_backlog(&self) -> Result<u64, StoreError>;
 
     /// Routes up to `limit` of the leads queued for routing (queued in the transaction of
     /// the change that called for it), each in a transaction of its own that reads and

@@ -19,13 +19,14 @@ mod merging;
 mod migrations;
 mod outbox;
 mod reads;
+mod resolver;
 mod routing;
 mod writer;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, DynStore, EventOutcome,
-    ImportJob, NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount,
-    Store, StoreError, StoredSubmission,
+    ImportJob, NewEvent, OutboxDelivery, ReplayFilter, ResolveBatch, Review, ReviewStatus, RoutedLead, SourceCount,
+    StageCount, Store, StoreError, StoredSubmission,
 };
 use async_trait::async_trait;
 use connection::{Readers, configure, start_checkpointer};
@@ -132,12 +133,15 @@ impl SqliteStore {
         Ok(Self { shared: Arc::new(shared), rules })
     }
 
-    /// What capture would decide for this record now, read-only: the lookup and comparison
-    /// capture runs, for benchmarks and diagnostics.
+    /// What capture and the resolver together would decide for this record now,
+    /// read-only: the mailbox and blocking-key lookups and the comparison, for benchmarks
+    /// and diagnostics.
     pub async fn match_record(&self, record: Record, matching: Arc<Matching>) -> Result<Decision, StoreError> {
         self.read(move |conn| {
             let email = record.email.as_deref().and_then(|e| Email::parse(e).ok());
-            let found = capture::candidates(conn, &settle::lookup(&record, email.as_ref(), &matching))?;
+            let mut lookup = settle::lookup(email.as_ref(), &matching);
+            lookup.keys = resolve::blocking_keys(&record, &matching.model);
+            let found = capture::candidates(conn, &lookup)?;
             Ok(settle::decide(&record, found, &matching))
         })
         .await
@@ -649,6 +653,15 @@ impl Store for SqliteStore {
 
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
+    }
+
+    async fn resolve_queued(&self, limit: usize, now: OffsetDateTime) -> Result<ResolveBatch, StoreError> {
+        let rules = self.rules.clone();
+        self.write_returning(move |conn| resolver::resolve_queued(conn, limit, &rules, now)).await
+    }
+
+    async fn resolve_backlog(&self) -> Result<u64, StoreError> {
+        self.read(resolver::backlog).await
     }
 
     async fn route_queued(&self, limit: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {

@@ -53,17 +53,18 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     let id = lead.id;
     store.close().await.unwrap();
     drop(store);
-    // Back to version 10: no key column, no index, no submission fingerprints, no record of
-    // migrations 11 and later.
+    // Back to version 10: no key column, no index, no submission fingerprints, no resolver
+    // queue, no record of migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
-         ALTER TABLE submissions DROP COLUMN fingerprint;
+         ALTER TABLE submissions DROP COLUMN fingerprint; DROP TABLE resolve_queue;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();
     drop(conn);
     let upgraded = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
+    assert_eq!(upgraded.resolve_backlog().await.unwrap(), 1, "a lead stored without blocking keys is queued");
     let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")]).await.unwrap();
     assert!(matches!(&again[..], [Captured::Settled { lead, .. }] if lead.id == id), "{again:?}");
 }

@@ -19,8 +19,13 @@ static MODEL: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| Rules {
     matching: std::sync::Arc::new(Matching { fuzzy: true, ..Matching::default() }),
     ..Rules::default()
 });
-/// The default: exact email only, through the leads' email index.
+/// The default rules.
 static EXACT: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(Default::default);
+/// Fuzzy matching off: the mailbox only, and nothing queued for the resolver.
+static EXACT_NO_FUZZY: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| Rules {
+    matching: std::sync::Arc::new(Matching { fuzzy: false, ..Matching::default() }),
+    ..Rules::default()
+});
 use leadflow_core::error::{FieldError, FieldErrorCode};
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
 use leadflow_core::pipeline::{LeadEvent, Outcome, Rules, prepare};
@@ -145,12 +150,13 @@ macro_rules! conformance_suite {
             active_key_names_are_unique,
             concurrent_captures_of_one_person_make_one_lead,
             import_jobs_keep_their_file_until_finished,
-            a_fuzzy_match_merges_and_explains_itself,
+            a_fuzzy_match_merges_after_capture_and_explains_itself,
+            the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers_alone,
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
             a_capture_merge_is_split_off_from_history,
-            a_submission_matching_two_leads_bridges_them_into_one,
+            a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -227,6 +233,22 @@ fn settled(c: &Captured) -> (Outcome, &Lead, bool) {
 
 async fn capture_one(store: &DynStore, it: CaptureItem) -> Captured {
     store.with_rules(MODEL.clone()).capture(vec![it]).await.unwrap().remove(0)
+}
+
+/// Runs the resolver until its queue is empty; what every batch did, together.
+async fn resolve(store: &DynStore) -> leadflow_store::ResolveBatch {
+    let mut all = leadflow_store::ResolveBatch::default();
+    loop {
+        let batch = store.with_rules(MODEL.clone()).resolve_queued(2, OffsetDateTime::now_utc()).await.unwrap();
+        all.taken += batch.taken;
+        all.leads += batch.leads;
+        all.merges.extend(batch.merges);
+        all.reviews += batch.reviews;
+        if batch.taken < 2 {
+            assert_eq!(store.resolve_backlog().await.unwrap(), 0, "drained");
+            return all;
+        }
+    }
 }
 
 pub async fn capture_creates_a_lead_and_reads_it_back(store: &DynStore) {
@@ -577,7 +599,7 @@ pub async fn import_jobs_keep_their_file_until_finished(store: &DynStore) {
     assert!(store.unfinished_imports().await.unwrap().is_empty());
 }
 
-pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
+pub async fn a_fuzzy_match_merges_after_capture_and_explains_itself(store: &DynStore) {
     let first = capture_one(
         store,
         item(
@@ -587,29 +609,77 @@ pub async fn a_fuzzy_match_merges_and_explains_itself(store: &DynStore) {
         ),
     )
     .await;
+    let older = settled(&first).1.id;
     // A badge scan: no email, a nickname, another spelling of the company and the phone.
     let second = capture_one(store, item("event", None, json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}))).await;
-    let (outcome, lead, _) = settled(&second);
-    assert_eq!(outcome, Outcome::Merged);
-    assert_eq!(lead.id, settled(&first).1.id);
-    let history = store.lead_history(lead.id).await.unwrap();
-    match &history[1].event {
-        LeadEvent::Merged { explanation, .. } => {
+    let (outcome, newer, _) = settled(&second);
+    assert_eq!(outcome, Outcome::Created, "capture settles the mailbox only");
+    let newer = newer.id;
+    assert_eq!(store.resolve_backlog().await.unwrap(), 2, "both queued with their capture");
+    // A third lead of someone else, queued after the two.
+    capture_one(
+        store,
+        item("api", None, json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.mil"})),
+    )
+    .await;
+    let resolved = resolve(store).await;
+    // Robert first (the badge is not indexed yet: no match), then the badge finds Robert.
+    assert_eq!((resolved.taken, resolved.leads), (3, 3));
+    assert_eq!(resolved.merges, vec![(older, newer)], "the older lead survives");
+    assert_eq!(store.count_leads().await.unwrap(), 2);
+    assert_eq!(store.get_lead(newer).await.unwrap().unwrap().id, older, "the merged-away id answers with the survivor");
+    let history = store.lead_history(older).await.unwrap();
+    match history.last().map(|h| &h.event) {
+        Some(LeadEvent::Absorbed { absorbed, explanation, .. }) => {
+            assert_eq!(*absorbed, newer);
             assert_eq!(explanation.rule, leadflow_core::resolve::MatchRule::Fuzzy);
             assert!(explanation.score.is_some() && !explanation.evidence.is_empty());
         }
-        other => panic!("expected a merge, got {other:?}"),
+        other => panic!("expected the merge in the history, got {other:?}"),
     }
+    // Resolved once: nothing is queued, and the same capture again merges nothing more.
+    assert_eq!(resolve(store).await, leadflow_store::ResolveBatch::default());
+    // Undone like every merge.
+    assert_eq!(store.with_rules(MODEL.clone()).unmerge(newer).await.unwrap(), Some(older));
+    assert_eq!(store.count_leads().await.unwrap(), 3);
+}
+
+pub async fn the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers_alone(store: &DynStore) {
+    let robert =
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"});
+    let first = settled(&capture_one(store, item("api", None, robert)).await).1.id;
+    assert!(resolve(store).await.merges.is_empty());
+    // Resolved in a later batch: found through the keys the first resolution wrote.
+    let bob =
+        json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671"});
+    let second = settled(&capture_one(store, item("event", None, bob)).await).1.id;
+    let namesake =
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Globex", "email": "rsmith@globex.com"});
+    let third = settled(&capture_one(store, item("api", None, namesake)).await).1.id;
+    let resolved = resolve(store).await;
+    assert_eq!(resolved.merges, vec![(first, second)]);
+    assert_eq!(store.get_lead(third).await.unwrap().unwrap().id, third, "a namesake elsewhere stays apart");
+    // Fuzzy matching off: nothing is queued.
+    let exact = store.with_rules(EXACT_NO_FUZZY.clone());
+    exact
+        .capture(vec![item(
+            "api",
+            None,
+            json!({"first_name": "Rob", "last_name": "Smith", "phone": "+1 415 555 2671"}),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(store.resolve_backlog().await.unwrap(), 0);
 }
 
 pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
-    let robert =
-        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"});
+    // One Gmail mailbox spelt two ways: merged at capture, though the addresses differ.
+    let robert = json!({"first_name": "Robert", "last_name": "Smith", "email": "robert.smith@gmail.com"});
     let first = capture_one(store, item("api", None, robert)).await;
     let badge = item(
         "event",
         None,
-        json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "job_title": "CTO"}),
+        json!({"first_name": "Bob", "last_name": "Smith", "email": "RobertSmith+events@gmail.com", "job_title": "CTO"}),
     );
     let candidate = badge.candidate.clone();
     let second = capture_one(store, badge).await;
@@ -659,7 +729,7 @@ pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {
     assert!(matches!(refused, Err(leadflow_store::StoreError::Conflict(_))), "{refused:?}");
 }
 
-pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynStore) {
+pub async fn a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person(store: &DynStore) {
     // One person split over two leads that say too little to match each other: a phone
     // call with no company, and a badge scan with a nickname and a work address.
     let lead = |source: &'static str, v: Value| async move {
@@ -671,28 +741,31 @@ pub async fn a_submission_matching_two_leads_bridges_them_into_one(store: &DynSt
         json!({"first_name": "Bob", "last_name": "Smith", "company": "Acme Inc.", "email": "bob.smith@acme.com"}),
     )
     .await;
-    assert_ne!(call.id, badge.id, "apart, the two do not match");
-    // A form with both the address and the phone is the same person as each.
+    assert!(resolve(store).await.merges.is_empty(), "apart, the two do not match");
+    // A form with both the address and the phone: the same mailbox takes it at capture,
+    // and the badge's lead, now with the phone, matches the call's.
     let form = capture_one(store, item("web", None, json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "email": "bob.smith@acme.com", "phone": "(415) 555-2671", "country": "US"}))).await;
     let (outcome, lead, _) = settled(&form);
     assert_eq!((outcome, lead.id), (Outcome::Merged, badge.id), "the same mailbox takes the submission");
-    assert_eq!(lead.fields.phone.as_deref(), Some("+14155552671"));
-    assert_eq!(lead.attribution.touch_count, 3, "the bridged lead's touches came along");
+    assert_eq!(resolve(store).await.merges, vec![(call.id, badge.id)], "the older lead survives");
     assert_eq!(store.count_leads().await.unwrap(), 1);
-    assert_eq!(store.get_lead(call.id).await.unwrap().unwrap().id, badge.id);
-    let history = store.lead_history(badge.id).await.unwrap();
+    let survivor = store.get_lead(badge.id).await.unwrap().unwrap();
+    assert_eq!(survivor.id, call.id);
+    assert_eq!(survivor.fields.email.as_ref().map(|e| e.as_str()), Some("bob.smith@acme.com"));
+    assert_eq!(survivor.attribution.touch_count, 3, "the absorbed lead's touches came along");
+    let history = store.lead_history(call.id).await.unwrap();
     match history.last().map(|h| &h.event) {
         Some(LeadEvent::Absorbed { absorbed, explanation, .. }) => {
-            assert_eq!(*absorbed, call.id);
-            assert_eq!(explanation.rule, leadflow_core::resolve::MatchRule::Bridged);
+            assert_eq!(*absorbed, badge.id);
+            assert_eq!(explanation.rule, leadflow_core::resolve::MatchRule::Fuzzy);
             assert!(explanation.score.is_some() && !explanation.evidence.is_empty(), "{explanation:?}");
         }
-        other => panic!("expected the bridge in the history, got {other:?}"),
+        other => panic!("expected the merge in the history, got {other:?}"),
     }
     // Undone from history like any merge.
-    assert_eq!(store.with_rules(EXACT.clone()).unmerge(call.id).await.unwrap(), Some(badge.id));
+    assert_eq!(store.with_rules(EXACT.clone()).unmerge(badge.id).await.unwrap(), Some(call.id));
     assert_eq!(store.count_leads().await.unwrap(), 2);
-    assert_eq!(store.get_lead(call.id).await.unwrap().unwrap().id, call.id);
+    assert_eq!(store.get_lead(badge.id).await.unwrap().unwrap().id, badge.id);
 }
 
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {
@@ -709,6 +782,8 @@ async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {
     // perhaps a second address, perhaps a colleague. A person decides.
     let b = capture_one(store, item("webinar", None, json!({"first_name": "Jonathan", "last_name": "Smith", "company": "Acme Inc", "email": "jsmith@acme.com", "city": "Boston"}))).await;
     assert_eq!(settled(&b).0, Outcome::Created);
+    let resolved = resolve(store).await;
+    assert_eq!((resolved.merges.len(), resolved.reviews), (0, 1), "{resolved:?}");
     (settled(&a).1.clone(), settled(&b).1.clone())
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`delivery`]: sends the outbox rows to webhooks and CRMs, with retries.
 //! - [`routing`]: routes the leads queued for routing and runs the SLA timers.
-//! - [`frequencies`]: counts name frequencies for fuzzy matching at capture.
+//! - [`resolver`]: fuzzy matching after capture: merges, reviews and the key index.
+//! - [`frequencies`]: counts name frequencies for the resolver's comparisons.
 //! - [`sources`]: settles batch sources, pulls LinkedIn lead forms, retries pending
 //!   submissions whose provider fetch failed.
 //! - At start-up, submissions left unsettled by the last run are settled and unfinished
@@ -13,6 +14,7 @@
 
 pub mod delivery;
 pub mod frequencies;
+pub mod resolver;
 pub mod routing;
 pub mod sources;
 
@@ -51,10 +53,11 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
     sources::spawn_batch_workers(app, &stopped);
     sources::spawn_pull_workers(app, &stopped);
     sources::spawn_pending_retry(app, &stopped);
+    let mut finishing = Vec::new();
     if app.config.matching.fuzzy {
         tokio::spawn(frequencies::run(app.store.clone(), app.config.matching.clone(), stopped.clone()));
+        finishing.push(("resolver", tokio::spawn(resolver::run(app.clone(), stopped.clone()))));
     }
-    let mut finishing = Vec::new();
     if app.config.routing.is_enabled() {
         finishing.push(("routing", tokio::spawn(routing::run(app.clone(), stopped.clone()))));
     }

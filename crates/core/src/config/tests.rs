@@ -150,9 +150,9 @@ fn scoring_and_lifecycle_sections_are_read_and_located() {
 
 #[test]
 fn matching_thresholds_are_configurable_and_checked() {
-    assert!(!parse("").unwrap().matching.fuzzy, "fuzzy matching is opt-in");
-    let c = parse("[matching]\nfuzzy = true\nauto_merge = 20\nreview = 12.5\n").unwrap();
-    assert!(c.matching.fuzzy);
+    assert!(parse("").unwrap().matching.fuzzy, "fuzzy matching is on by default");
+    let c = parse("[matching]\nfuzzy = false\nauto_merge = 20\nreview = 12.5\n").unwrap();
+    assert!(!c.matching.fuzzy);
     assert_eq!((c.matching.model.thresholds().auto_merge, c.matching.model.thresholds().review), (20.0, 12.5));
     let errs = parse("[matching]\nauto_merge = 5\nreview = 9\nfuzzy = \"yes\"\n").unwrap_err();
     assert_eq!(errs.len(), 2, "{errs:?}");

@@ -12,6 +12,7 @@
 
 pub(crate) mod config;
 pub mod merge;
+pub mod queued;
 
 use crate::ids::LeadId;
 use crate::lead::{Derived, LeadFields};
@@ -87,11 +88,11 @@ pub struct Bridge {
 }
 
 /// Identity resolution as configured.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Matching {
-    /// Fuzzy matching through blocking keys (off: exact email only). Keeping the key
-    /// index in the capture transaction costs about two thirds of the embedded store's
-    /// capture throughput, so it is opt-in until resolution moves off the capture path.
+    /// Fuzzy matching (on by default; off: the mailbox only). Capture settles the mailbox
+    /// and queues the lead; the resolver ([`queued`]) compares it with the leads sharing a
+    /// blocking key after the capture committed.
     pub fuzzy: bool,
     pub model: Model,
     /// How merges settle fields both records have.
@@ -132,12 +133,16 @@ impl Matching {
     pub fn stored_email_key(&self, stored: &str) -> String {
         crate::Email::parse(stored).map_or_else(|_| stored.to_owned(), |e| self.email_key(&e))
     }
+}
 
-    /// This configuration with the blocking-key index kept whether or not capture reads
-    /// it: merges made outside capture (reviews, batch search, bridges) index the survivor
-    /// for the next batch search and for a store that turns fuzzy matching on.
-    pub fn keeping_keys(&self) -> Matching {
-        Matching { fuzzy: true, ..self.clone() }
+impl Default for Matching {
+    fn default() -> Self {
+        Matching {
+            fuzzy: true,
+            model: Model::default(),
+            survivorship: merge::Survivorship::default(),
+            counted: CountedModel::default(),
+        }
     }
 }
 

@@ -124,6 +124,14 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(&self.admin).send().await.unwrap()
     }
 
+    /// Runs the resolver until its queue is empty. The server's own resolver may be in
+    /// the middle of a batch: SQLite's one writer runs that batch before this one, so
+    /// when this returns, everything queued so far is resolved.
+    pub async fn resolved(&self) {
+        while self.store.resolve_queued(256, time::OffsetDateTime::now_utc()).await.unwrap().taken > 0 {}
+        assert_eq!(self.store.resolve_backlog().await.unwrap(), 0);
+    }
+
     pub async fn lead_count(&self) -> u64 {
         self.store.count_leads().await.unwrap()
     }

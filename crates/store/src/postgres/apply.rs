@@ -251,7 +251,15 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                 vec![p(lead.as_uuid()), p(at)],
             )]
         }
-        Change::Index { lead, index } => keys_op(*lead, index).into_iter().collect(),
+        Change::Index { lead, index } => {
+            let delete = Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())])
+                .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])");
+            std::iter::once(delete).chain(keys_op(*lead, index)).collect()
+        }
+        Change::Resolve { lead } => vec![
+            op("INSERT INTO resolve_queue (lead_id) VALUES ($1)", vec![p(lead.as_uuid())])
+                .many("INSERT INTO resolve_queue (lead_id) SELECT l FROM unnest($1::uuid[]) WITH ORDINALITY AS r (l, n) ORDER BY n"),
+        ],
         Change::History { entry, submission } => vec![history_op(entry, *submission)],
         Change::Processed { submission, lead, outcome } => vec![op(
             "UPDATE submissions SET status = 'processed', lead_id = $2, outcome = $3, error = NULL WHERE id = $1",
@@ -520,6 +528,9 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
                      WHERE leads.id = u.id AND leads.version = u.expected AND leads.merged_into IS NULL",
                 )
             };
+            if index.record.is_none() {
+                return vec![update];
+            }
             let keys = Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])
                 .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])");
             vec![update, keys]
@@ -529,7 +540,7 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
     ops
 }
 
-/// Indexes a lead under its blocking keys, if it has any.
+/// Indexes a lead under its blocking keys, if the index names them.
 fn keys_op(lead: LeadId, index: &LeadIndex) -> Option<Op<'_>> {
     let record = index.record.as_ref().filter(|_| !index.keys.is_empty())?;
     Some(

@@ -54,7 +54,7 @@ impl Groups {
     /// Settles the items in the next group; answers once it committed.
     pub(super) async fn capture(&self, items: Vec<CaptureItem>, rules: &Rules) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let locks = sql::capture_locks(&items, &rules.matching);
+        let locks = sql::capture_locks(&items);
         let call = Call { items, rules: rules.clone(), locks, reply };
         self.queue.send(call).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Internal("a capture group ended without an answer".into()))?

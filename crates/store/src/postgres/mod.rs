@@ -33,6 +33,7 @@ mod erase;
 mod fail;
 mod feedback;
 mod outbox;
+mod resolver;
 mod routing;
 mod settle;
 mod sql;
@@ -41,8 +42,8 @@ pub(crate) use fail::Fail;
 
 use crate::{
     AccountUpdate, AttemptRecord, CaptureItem, Captured, DeliveryAttempt, DeliveryStatus, EventOutcome, ImportJob,
-    NewEvent, OutboxDelivery, ReplayFilter, Review, ReviewStatus, RoutedLead, SourceCount, StageCount, Store,
-    StoreError, StoredSubmission,
+    NewEvent, OutboxDelivery, ReplayFilter, ResolveBatch, Review, ReviewStatus, RoutedLead, SourceCount, StageCount,
+    Store, StoreError, StoredSubmission,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -72,6 +73,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("../../migrations/postgres/0007_erasure.sql")),
     (8, include_str!("../../migrations/postgres/0008_email_key.sql")),
     (9, include_str!("../../migrations/postgres/0009_submission_fingerprint.sql")),
+    (10, include_str!("../../migrations/postgres/0010_resolve_queue.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -620,6 +622,16 @@ impl Store for PgStore {
             )
             .await?;
         })
+    }
+
+    async fn resolve_queued(&self, max: usize, now: OffsetDateTime) -> Result<ResolveBatch, StoreError> {
+        let rules = &self.rules;
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { resolver::resolve_queued(&tx, max, rules, now).await? })
+    }
+
+    async fn resolve_backlog(&self) -> Result<u64, StoreError> {
+        read!(self, |c| resolver::backlog(c))
     }
 
     async fn route_queued(&self, max: usize, now: OffsetDateTime) -> Result<Vec<RoutedLead>, StoreError> {

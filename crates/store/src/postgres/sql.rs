@@ -11,11 +11,11 @@ use deadpool_postgres::GenericClient;
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::error::FieldError;
 use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::merges;
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::{HistoryEntry, Rules, SubmissionMeta};
 use leadflow_core::resolve::{self, Matching};
 use leadflow_core::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
-use leadflow_core::{merges, settle};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -81,9 +81,10 @@ fn idempotency_lock(sub: &RawSubmission, key: &IdempotencyKey) -> i64 {
     lock_id("idempotency", &format!("{}\0{}", sub.source.as_str(), key.as_str()))
 }
 
-/// The locks a capture takes before it matches: each candidate's idempotency key, exact
-/// email and (with fuzzy matching) blocking keys. Sorted and without repeats.
-pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i64> {
+/// The locks a capture takes before it matches: each candidate's idempotency key and
+/// exact email. Sorted and without repeats. (Fuzzy matching takes no capture locks: the
+/// resolver runs alone, after the capture committed.)
+pub(super) fn capture_locks(items: &[CaptureItem]) -> Vec<i64> {
     let mut locks = Vec::new();
     for item in items {
         let sub = &item.submission;
@@ -104,9 +105,6 @@ pub(super) fn capture_locks(items: &[CaptureItem], matching: &Matching) -> Vec<i
         // No lock on the account keys a lead claims: it would line up every capture of
         // one company across instances. Founding races are rare, and the account keys'
         // primary key settles them (see `accounts`).
-        let record = resolve::match_record(&item.candidate.fields, &item.candidate.derived);
-        let lookup = settle::lookup(&record, None, matching);
-        locks.extend(lookup.keys.iter().map(|k| lock_id("key", k)));
     }
     locks.sort_unstable();
     locks.dedup();

@@ -26,7 +26,13 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
                 .execute(params![lead.to_string(), millis(*at)])?;
         }
-        Change::Index { lead, index } => write_keys(conn, *lead, index)?,
+        Change::Index { lead, index } => {
+            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([lead.to_string()])?;
+            write_keys(conn, *lead, index)?;
+        }
+        Change::Resolve { lead } => {
+            conn.prepare_cached("INSERT INTO resolve_queue (lead_id) VALUES (?1)")?.execute([lead.to_string()])?;
+        }
         Change::History { entry, submission } => insert_history(conn, entry, *submission)?,
         Change::Processed { submission, lead, outcome } => {
             conn.prepare_cached(
@@ -250,13 +256,15 @@ pub(super) fn write_lead(
             if changed != 1 {
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
-            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+            if index.record.is_some() {
+                conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+            }
         }
     }
     write_keys(conn, lead.id, index)
 }
 
-/// Indexes a lead under its blocking keys, if it has any.
+/// Indexes a lead under its blocking keys, if the index names them.
 pub(super) fn write_keys(conn: &Connection, lead: LeadId, index: &LeadIndex) -> Result<(), StoreError> {
     let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Ok(()) };
     let id = lead.to_string();

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/sqlite/0010_erasure.sql")),
     (11, include_str!("../../migrations/sqlite/0011_email_key.sql")),
     (12, include_str!("../../migrations/sqlite/0012_submission_fingerprint.sql")),
+    (13, include_str!("../../migrations/sqlite/0013_resolve_queue.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

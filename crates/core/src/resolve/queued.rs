@@ -1,0 +1,280 @@
+//! Resolution after capture: fuzzy matching off the hot path.
+//!
+//! Capture settles exact matches (the mailbox key) in its own transaction and, in the same
+//! transaction, queues the lead it created or changed ([`Change::Resolve`]). The resolver
+//! takes queued leads in the order they were queued and, per batch, in one transaction:
+//!
+//! 1. [`Queued::new`] over the lead as stored now (followed through merges made since it
+//!    was queued); [`Queued::lookup`]: its blocking keys. The store answers with each
+//!    key's postings, chosen by [`crate::settle::rank`] as capture's lookups were.
+//! 2. [`Queued::decide`]: [`resolve::decide`] over those leads, the lead itself left out.
+//!    [`Resolving::leads`] names the leads a merge needs, for the store to load (followed
+//!    through merges; locked on PostgreSQL).
+//! 3. [`Resolving::finish`]: the older lead of the pair survives and the newer folds into
+//!    it with the score and per-field evidence that decided it ([`crate::merges::absorb`]:
+//!    the same history, `lead.merged` events and undo as every merge); bridged leads fold
+//!    in too. Without a merge, the possible duplicates go to the review queue. Either way
+//!    the surviving lead is indexed under its blocking keys, so later leads find it.
+//!
+//! A merged-away id keeps answering with its survivor, so an id the API returned as
+//! `created` stays valid after the resolver merged it.
+
+use crate::changes::{Change, LeadIndex};
+use crate::ids::{LeadId, ReviewId};
+use crate::lead::Lead;
+use crate::pipeline::{HistoryEntry, LeadEvent, Rules};
+use crate::resolve::{self, Decision, Explanation, Record};
+use crate::settle::Lookup;
+use time::OffsetDateTime;
+
+/// A queued lead about to be resolved.
+#[derive(Debug)]
+pub struct Queued<'r> {
+    lead: Lead,
+    record: Record,
+    rules: &'r Rules,
+    now: OffsetDateTime,
+}
+
+/// What resolving one lead decided, waiting for the leads a merge needs.
+#[derive(Debug)]
+pub struct Resolving<'r> {
+    queued: Queued<'r>,
+    decision: Decision,
+}
+
+/// What resolving one lead changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// The lead the queued one now is: itself, or the lead it merged into.
+    pub lead: LeadId,
+    /// The leads folded into `lead`.
+    pub merged: Vec<LeadId>,
+    /// Possible duplicates queued for review.
+    pub reviews: usize,
+    /// To apply in order.
+    pub changes: Vec<Change>,
+}
+
+impl<'r> Queued<'r> {
+    pub fn new(lead: Lead, rules: &'r Rules, now: OffsetDateTime) -> Self {
+        let record = resolve::match_record(&lead.fields, &lead.derived);
+        Self { lead, record, rules, now }
+    }
+
+    pub fn lead_id(&self) -> LeadId {
+        self.lead.id
+    }
+
+    /// The blocking keys to find the lead's possible duplicates by. The mailbox is not
+    /// asked: capture already settled it.
+    pub fn lookup(&self) -> Lookup {
+        let mut keys = resolve::blocking_keys(&self.record, &self.rules.matching.model);
+        keys.sort_unstable();
+        keys.dedup();
+        Lookup { mailbox: None, keys }
+    }
+
+    /// Match or not, over the leads the lookup found.
+    pub fn decide(self, found: Vec<(LeadId, Record)>) -> Resolving<'r> {
+        let others: Vec<(LeadId, Record)> = found.into_iter().filter(|(id, _)| *id != self.lead.id).collect();
+        let decision = self.rules.matching.with_model(|model| resolve::decide(&self.record, &others, model));
+        Resolving { queued: self, decision }
+    }
+}
+
+impl Resolving<'_> {
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The leads to load, each followed through merges: the lead matched first, then the
+    /// leads bridged into it. Empty without a merge.
+    pub fn leads(&self) -> Vec<LeadId> {
+        match &self.decision {
+            Decision::Merge { into, also, .. } => {
+                std::iter::once(*into).chain(also.iter().map(|b| b.lead_id)).collect()
+            }
+            Decision::Create { .. } => Vec::new(),
+        }
+    }
+
+    /// The changes, over the leads [`Resolving::leads`] named, in order (`None` for one
+    /// that is gone).
+    pub fn finish(self, loaded: Vec<Option<Lead>>) -> Resolved {
+        let Queued { lead, rules, now, .. } = self.queued;
+        let (explanation, bridges, possible) = match self.decision {
+            Decision::Merge { explanation, also, .. } => (Some(explanation), also, Vec::new()),
+            Decision::Create { possible } => (None, Vec::new(), possible),
+        };
+        let mut loaded = loaded.into_iter();
+        // Never into a tombstone, and never into itself (a lead merged into the queued one
+        // since the lookup is already one lead with it).
+        let matched = loaded.next().flatten().filter(|l| l.erased_at.is_none() && l.id != lead.id).zip(explanation);
+        let Some((matched, explanation)) = matched else {
+            return index_or_review(lead, possible, rules, now);
+        };
+        // The older lead survives: its id is the one people and CRMs have known longest.
+        let (mut survivor, absorbed) = if matched.id < lead.id { (matched, lead) } else { (lead, matched) };
+        let queued = absorbed.id;
+        let mut changes = resolve_merge(&mut survivor, &absorbed, explanation, rules, now);
+        let mut merged = vec![queued];
+        for (bridge, other) in bridges.into_iter().zip(loaded) {
+            let Some(other) = other.filter(|o| !merged.contains(&o.id) && o.id != survivor.id) else { continue };
+            let more = resolve_merge(&mut survivor, &other, bridge.explanation, rules, now);
+            if !more.is_empty() {
+                merged.push(other.id);
+                changes.extend(more);
+            }
+        }
+        if changes.is_empty() {
+            merged.clear();
+        }
+        Resolved { lead: survivor.id, merged, reviews: 0, changes }
+    }
+}
+
+fn resolve_merge(
+    survivor: &mut Lead,
+    absorbed: &Lead,
+    why: Explanation,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Vec<Change> {
+    crate::merges::absorb(survivor, absorbed, why, rules, now).unwrap_or_default()
+}
+
+/// No merge: the lead is indexed under its keys, and its possible duplicates go to review.
+fn index_or_review(
+    lead: Lead,
+    possible: Vec<resolve::PossibleDuplicate>,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Resolved {
+    let mut changes = vec![Change::Index { lead: lead.id, index: LeadIndex::with_keys(&lead, &rules.matching) }];
+    let reviews = possible.len();
+    if !possible.is_empty() {
+        let lead_ids = possible.iter().map(|p| p.lead_id).collect();
+        changes.extend(possible.into_iter().map(|p| Change::Review {
+            id: ReviewId::new(),
+            lead: lead.id,
+            candidate: p.lead_id,
+            score: p.score,
+            evidence: p.evidence,
+            at: now,
+        }));
+        let entry = HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } };
+        changes.push(Change::History { entry, submission: None });
+    }
+    Resolved { lead: lead.id, merged: Vec::new(), reviews, changes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::MatchRule;
+    use crate::testing::lead_from as lead;
+    use serde_json::json;
+
+    fn rules() -> Rules {
+        Rules::default()
+    }
+
+    fn kinds(changes: &[Change]) -> Vec<&'static str> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Lead { .. } => "lead",
+                Change::MergedAway { .. } => "merged away",
+                Change::History { .. } => "history",
+                Change::Index { .. } => "index",
+                Change::Review { .. } => "review",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    fn record_of(l: &Lead) -> (LeadId, Record) {
+        (l.id, resolve::match_record(&l.fields, &l.derived))
+    }
+
+    fn bob() -> Lead {
+        lead(
+            json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"}),
+        )
+    }
+
+    fn robert() -> Lead {
+        lead(json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}))
+    }
+
+    #[test]
+    fn a_lead_matching_an_older_one_folds_into_it_with_its_evidence() {
+        let rules = rules();
+        let older = robert();
+        let newer = bob();
+        assert!(older.id < newer.id);
+        let queued = Queued::new(newer.clone(), &rules, OffsetDateTime::now_utc());
+        assert!(!queued.lookup().keys.is_empty());
+        assert!(queued.lookup().mailbox.is_none(), "capture settled the mailbox");
+        let resolving = queued.decide(vec![record_of(&newer), record_of(&older)]);
+        assert_eq!(resolving.leads(), vec![older.id], "never itself");
+        let done = resolving.finish(vec![Some(older.clone())]);
+        assert_eq!(done.lead, older.id, "the older lead survives");
+        assert_eq!(done.merged, vec![newer.id]);
+        assert!(kinds(&done.changes).starts_with(&["merged away", "lead"]), "{:?}", kinds(&done.changes));
+        let explained = done.changes.iter().find_map(|c| match c {
+            Change::History { entry: HistoryEntry { event: LeadEvent::Absorbed { explanation, .. }, .. }, .. } => {
+                Some(explanation.clone())
+            }
+            _ => None,
+        });
+        let explained = explained.expect("the survivor's history explains the merge");
+        assert_eq!(explained.rule, MatchRule::Fuzzy);
+        assert!(!explained.evidence.is_empty());
+    }
+
+    #[test]
+    fn a_queued_lead_older_than_its_match_survives() {
+        let rules = rules();
+        let older = robert();
+        let newer = bob();
+        let done = Queued::new(older.clone(), &rules, OffsetDateTime::now_utc())
+            .decide(vec![record_of(&newer)])
+            .finish(vec![Some(newer.clone())]);
+        assert_eq!((done.lead, done.merged), (older.id, vec![newer.id]));
+    }
+
+    #[test]
+    fn without_a_match_the_lead_is_indexed_and_nothing_merges() {
+        let rules = rules();
+        let alone = lead(json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.mil"}));
+        let resolving =
+            Queued::new(alone.clone(), &rules, OffsetDateTime::now_utc()).decide(vec![record_of(&robert())]);
+        assert!(resolving.leads().is_empty());
+        let done = resolving.finish(Vec::new());
+        assert_eq!((done.lead, done.merged.len(), done.reviews), (alone.id, 0, 0));
+        match &done.changes[..] {
+            [Change::Index { lead, index }] => {
+                assert_eq!(*lead, alone.id);
+                assert!(index.record.is_some() && !index.keys.is_empty(), "the keys are replaced: {index:?}");
+            }
+            other => panic!("expected the index only, got {:?}", kinds(other)),
+        }
+    }
+
+    #[test]
+    fn a_match_erased_or_gone_since_the_lookup_is_no_merge() {
+        let rules = rules();
+        let newer = bob();
+        let mut older = robert();
+        older.erased_at = Some(OffsetDateTime::now_utc());
+        for loaded in [None, Some(older.clone())] {
+            let done = Queued::new(newer.clone(), &rules, OffsetDateTime::now_utc())
+                .decide(vec![record_of(&older)])
+                .finish(vec![loaded]);
+            assert_eq!((done.lead, done.merged.len()), (newer.id, 0));
+            assert_eq!(kinds(&done.changes), ["index"]);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The resolver's batch in PostgreSQL: queued leads, oldest first, each resolved by the
+//! core ([`leadflow_core::resolve::queued`]) over the leads its blocking keys find, in one
+//! transaction. A transaction-level advisory lock lets one instance resolve at a time, so
+//! two leads of one person captured on two instances are compared with each other rather
+//! than resolved side by side, each blind to the other. The leads a merge writes are
+//! locked and written at the version they were read: a capture that changed one meanwhile
+//! makes the batch run again.
+
+use super::Fail;
+use super::apply::apply;
+use super::sql::{exec, lead_following_merges, limit, lock_id, one, rows};
+use crate::ResolveBatch;
+use deadpool_postgres::GenericClient;
+use leadflow_core::LeadId;
+use leadflow_core::pipeline::Rules;
+use leadflow_core::resolve::Record;
+use leadflow_core::resolve::queued::Queued;
+use leadflow_core::settle::{self, Lookup, POSTINGS_PER_KEY};
+use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+pub(super) async fn resolve_queued(
+    c: &impl GenericClient,
+    max: usize,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<ResolveBatch, Fail> {
+    let locked: bool = one(c, "SELECT pg_try_advisory_xact_lock($1)", &[&lock_id("resolver", "")]).await?.try_get(0)?;
+    if !locked {
+        return Ok(ResolveBatch::default());
+    }
+    let queued = rows(c, "SELECT seq, lead_id FROM resolve_queue ORDER BY seq LIMIT $1", &[&limit(max)]).await?;
+    let Some(last) = queued.last().map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+        return Ok(ResolveBatch::default());
+    };
+    let mut batch = ResolveBatch { taken: queued.len(), ..ResolveBatch::default() };
+    let mut seen: HashSet<LeadId> = HashSet::new();
+    for row in queued {
+        let id = LeadId::from(row.try_get::<_, Uuid>(1)?);
+        let Some(lead) = lead_following_merges(c, id, true).await? else { continue };
+        if lead.erased_at.is_some() || !seen.insert(lead.id) {
+            continue;
+        }
+        let queued = Queued::new(lead, rules, now);
+        let found = by_keys(c, &queued.lookup()).await?;
+        let resolving = queued.decide(found);
+        let mut loaded = Vec::new();
+        for id in resolving.leads() {
+            loaded.push(lead_following_merges(c, id, true).await?);
+        }
+        let resolved = resolving.finish(loaded);
+        apply(c, &resolved.changes).await?;
+        seen.extend(resolved.merged.iter().copied());
+        batch.add(resolved);
+    }
+    exec(c, "DELETE FROM resolve_queue WHERE seq <= $1", &[&last]).await?;
+    Ok(batch)
+}
+
+/// The leads holding the lookup's blocking keys, ranked by the core as capture's were.
+async fn by_keys(c: &impl GenericClient, lookup: &Lookup) -> Result<Vec<(LeadId, Record)>, Fail> {
+    if lookup.keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each key its own bounded index range scan.
+    let found = rows(
+        c,
+        "SELECT k.key, p.lead_id, p.record
+         FROM unnest($1::text[]) AS k (key)
+         CROSS JOIN LATERAL (
+             SELECT lead_id, record FROM lead_keys WHERE lead_keys.key = k.key ORDER BY lead_id DESC LIMIT $2
+         ) p",
+        &[&lookup.keys, &limit(POSTINGS_PER_KEY)],
+    )
+    .await?;
+    let mut postings: HashMap<String, Vec<(Uuid, Record)>> = HashMap::new();
+    for row in found {
+        let Json(record): Json<Record> = row.try_get(2)?;
+        postings.entry(row.try_get(0)?).or_default().push((row.try_get(1)?, record));
+    }
+    let postings = lookup.keys.iter().map(|k| postings.remove(k).unwrap_or_default()).collect();
+    Ok(settle::rank(postings).into_iter().map(|(id, r)| (LeadId::from(id), r)).collect())
+}
+
+pub(super) async fn backlog(c: &impl GenericClient) -> Result<u64, Fail> {
+    let n: i64 = one(c, "SELECT count(*) FROM resolve_queue", &[]).await?.try_get(0)?;
+    Ok(n.unsigned_abs())
+}
