@@ -8,7 +8,8 @@
 //! rows one lead produces (the storage ceiling).
 //!
 //! Run: `cargo bench -p leadflow --bench capture` (BENCH_SECONDS=N per phase, default 10;
-//! BENCH_FUZZY=1 with fuzzy matching on).
+//! BENCH_FUZZY=0 with fuzzy matching off; on by default, the resolver running beside
+//! capture as in production).
 //!
 //! On PostgreSQL: `BENCH_DATABASE=postgres://postgres@127.0.0.1/postgres` runs the same
 //! phases on a fresh database created on that server (and dropped after), and
@@ -36,9 +37,9 @@ fn main() {
     let phase = Duration::from_secs(seconds);
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_leadflow");
-    // BENCH_FUZZY=1 measures with fuzzy matching on (serve reads ./leadflow.toml).
-    if std::env::var_os("BENCH_FUZZY").is_some() {
-        std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = true\n").unwrap();
+    // BENCH_FUZZY=0 measures with fuzzy matching off (serve reads ./leadflow.toml).
+    if std::env::var("BENCH_FUZZY").is_ok_and(|v| v == "0") {
+        std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = false\n").unwrap();
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let postgres = std::env::var("BENCH_DATABASE").ok().map(|server| {

@@ -3,7 +3,11 @@
 //! matching, storage, the per-row report), the process's peak memory, and the ratio to
 //! plain batched inserts of the rows each lead produces.
 //!
-//! Run: `cargo bench -p leadflow --bench import` (BENCH_ROWS=N to change the size).
+//! Run: `cargo bench -p leadflow --bench import` (BENCH_ROWS=N to change the size;
+//! BENCH_CSV=FILE imports that file instead, e.g. one made by
+//! `python3 ../shared/bench/make_import_csv.py 300000 leads.csv`). The import ends with
+//! the resolver's queue drained (fuzzy matching is on by default), so the time includes
+//! resolving every lead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,24 +17,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let rows: u64 = std::env::var("BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("leads.csv");
-    let mut w = BufWriter::new(std::fs::File::create(&csv).unwrap());
-    writeln!(w, "Email,First Name,Last Name,Company,Job Title,Phone,Country,City,utm_source,utm_campaign,Plan")
-        .unwrap();
-    for i in 0..rows {
-        // A tenth of the rows repeat an earlier person (merges), as real lists do.
-        let person = if i % 10 == 9 { i - 5 } else { i };
-        writeln!(
-            w,
-            "imp-{person}@example.com,Ada,Lovelace,\"Analytical Engines, Ltd\",Head of Research,020 7946 {:04},United Kingdom,London,google,q4-launch,pro",
-            i % 1000
-        )
-        .unwrap();
-    }
-    w.flush().unwrap();
-    drop(w);
+    let rows = match std::env::var("BENCH_CSV") {
+        Ok(file) => {
+            std::fs::copy(&file, &csv).unwrap();
+            std::fs::read_to_string(&csv).unwrap().lines().count() as u64 - 1
+        }
+        Err(_) => generate(&csv, std::env::var("BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)),
+    };
     let size = std::fs::metadata(&csv).unwrap().len();
 
     let (elapsed, peak_kib, out) =
@@ -57,6 +52,34 @@ fn main() {
         );
         println!("\n{}", out.lines().last().unwrap_or_default());
     }
+}
+
+const FIRST: [&str; 12] =
+    ["Ada", "Grace", "Alan", "Linus", "Ken", "Dennis", "Margaret", "Barbara", "John", "Frances", "Edsger", "Radia"];
+const LAST: [&str; 10] =
+    ["Lovelace", "Hopper", "Turing", "Torvalds", "Thompson", "Ritchie", "Hamilton", "Liskov", "Backus", "Allen"];
+
+/// `rows` rows of distinct people (a tenth repeating an earlier one, as real lists do);
+/// each person's name, company and phone are their own, so fuzzy matching finds only the
+/// repeats. Returns the number of rows.
+fn generate(csv: &std::path::Path, rows: u64) -> u64 {
+    let mut w = BufWriter::new(std::fs::File::create(csv).unwrap());
+    writeln!(w, "Email,First Name,Last Name,Company,Job Title,Phone,Country,City,utm_source,utm_campaign,Plan")
+        .unwrap();
+    for i in 0..rows {
+        let person = if i % 10 == 9 { i - 5 } else { i };
+        let (first, last) = (FIRST[(person % 12) as usize], LAST[(person / 12 % 10) as usize]);
+        writeln!(
+            w,
+            "imp-{person}@example.com,{first},{last}-{},\"Engines {person}, Ltd\",Head of Research,020 7{:03} {:04},United Kingdom,London,google,q4-launch,pro",
+            person / 120,
+            person / 10_000 % 1000,
+            person % 10_000
+        )
+        .unwrap();
+    }
+    w.flush().unwrap();
+    rows
 }
 
 /// Runs the release binary with `args` in `dir`; returns seconds, peak resident KiB and stdout.
