@@ -246,6 +246,11 @@ impl Model {
         self
     }
 
+    /// The same model with other parameters; the attached value frequencies stay.
+    pub(crate) fn with_params(&self, params: ModelParams) -> Model {
+        Model { frequencies: self.frequencies.clone(), ..Model::new(params) }
+    }
+
     /// The attached value frequencies, if any.
     pub fn frequencies(&self) -> Option<&NameFrequencies> {
         self.frequencies.as_deref()
