@@ -109,7 +109,8 @@
 //! pairs, m by expectation-maximisation over the blocked candidate pairs with u fixed, as Splink
 //! does; too-rare levels and out-of-order fields keep the hand-set values), and
 //! [`Model::with_trained`] applies the result, which combines with [`Model::with_frequencies`].
-//! Thresholds and hard rules stay as configured.
+//! Thresholds and hard rules stay as configured. Configured nickname groups
+//! (`[matching] nicknames`, [`NicknameGroups`]) are carried in [`ModelParams::nicknames`].
 //!
 //! # Evaluation
 //!
@@ -147,7 +148,7 @@ pub use compare::{Evidence, ExactRule, HardRule, MatchScore, compare, decide, de
 pub use email::{EmailRules, ProviderRule, email_match_key};
 pub use frequency::{FrequencyField, NameFrequencies};
 pub use model::{Field, Level, LevelProbability, Model, ModelParams, Similarity, Thresholds, Verdict};
-pub use nicknames::NicknameTable;
+pub use nicknames::{NicknameGroups, NicknameTable};
 pub use train::{Origin, PassReport, TrainOptions, TrainReport, Trained, TrainedLevel, train};
 
 /// A lead as it reaches matching. Every field is optional and already normalized upstream.
