@@ -41,10 +41,13 @@ fn main() {
     let trained = train(&records, &base, &TrainOptions::default());
     let elapsed = started.elapsed();
     let r = &trained.report;
-    println!(
-        "trained in {elapsed:.2?}: random pairs {} candidate pairs {} iterations {} converged {} lambda {:.4} kept base {:?}",
-        r.random_pairs, r.candidate_pairs, r.iterations, r.converged, r.lambda, r.kept_base
-    );
+    println!("trained in {elapsed:.2?}: random pairs {} kept base {:?}", r.random_pairs, r.kept_base);
+    for pass in &r.passes {
+        println!(
+            "  EM over {:?} pairs ({:?} not learned): {} pairs, {} iterations, converged {}, lambda {:.4}",
+            pass.keys, pass.fixed, pass.pairs, pass.iterations, pass.converged, pass.lambda
+        );
+    }
     println!(
         "{:<12} {:<20} {:>9} {:>9} {:>8} {:>8} | {:>9} {:>9} {:>8}",
         "field", "level", "m", "u", "weight", "origin", "base m", "base u", "base w"
