@@ -44,8 +44,8 @@ fn main() {
     println!("trained in {elapsed:.2?}: random pairs {} kept base {:?}", r.random_pairs, r.kept_base);
     for pass in &r.passes {
         println!(
-            "  EM over {:?} pairs ({:?} not learned): {} pairs, {} iterations, converged {}, lambda {:.4}",
-            pass.keys, pass.fixed, pass.pairs, pass.iterations, pass.converged, pass.lambda
+            "  EM over {:?} pairs (learning {:?}): {} pairs, {} iterations, converged {}, lambda {:.4}",
+            pass.keys, pass.learned, pass.pairs, pass.iterations, pass.converged, pass.lambda
         );
     }
     println!(

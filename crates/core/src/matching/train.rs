@@ -26,12 +26,13 @@
 //!   match probability from λ, m and u under conditional independence; the M-step sets m to the
 //!   match-weighted level frequencies and λ to the mean match probability, until neither moves
 //!   by more than `tolerance` or `max_iterations` is reached. Like Splink's training sessions
-//!   per blocking rule, EM runs twice: over pairs sharing a name key (`n:`), which learns every
-//!   field but the names, and over pairs sharing a mailbox or phone (`e:`, `p:`), which learns
-//!   every field but those two; a field learned by both runs gets the mean of their m. Pairs
-//!   sharing only a company key are not used: most are colleagues, who agree on company,
-//!   domain, street, postal code and city, and EM would take them for the matching class
-//!   (measured: λ 0.99 and m(FirstName, Exact) 0.18 when they were used).
+//!   per blocking rule, EM runs twice, each run learning the fields its pairs do not agree on
+//!   by construction: pairs sharing a name key (`n:`) learn every field but the names; pairs
+//!   sharing a mailbox or phone (`e:`, `p:`) learn the names only (a shared phone is often a
+//!   switchboard, whose colleagues agree on company, domain and address). Pairs sharing only a
+//!   company key are not used: most are colleagues, and EM takes them for the matching class
+//!   (measured on the generator: λ 0.99 and m(FirstName, Exact) 0.18 when they were used). A
+//!   field two runs learn would get the mean of their m.
 //!
 //! Guard rails, so that a strange store cannot collapse precision: a level seen fewer than
 //! `min_count` times (among the random pairs for u, as expected matches for m) keeps the base
@@ -82,6 +83,8 @@ pub struct TrainOptions {
     pub max_iterations: usize,
     /// ... or once no m and not λ moves by more than this.
     pub tolerance: f64,
+    /// Threads comparing pairs (0: as many as the machine has). The result does not depend on it.
+    pub threads: usize,
     /// A level seen fewer times than this keeps the base model's m (expected matches) or u
     /// (random pairs).
     pub min_count: f64,
@@ -97,6 +100,7 @@ impl Default for TrainOptions {
             max_candidate_pairs: 5_000_000,
             max_iterations: 100,
             tolerance: 1e-5,
+            threads: 0,
             min_count: 20.0,
         }
     }
@@ -138,8 +142,9 @@ pub struct TrainedLevel {
 pub struct PassReport {
     /// Blocking key kinds (prefixes, see [`blocking_keys`](crate::matching::blocking_keys)).
     pub keys: Vec<String>,
-    /// Fields those keys make agree: not learned from this run.
-    pub fixed: Vec<Field>,
+    /// Fields learned from this run (the others are not: its keys are made of them, or its
+    /// pairs agree on them whether they match or not).
+    pub learned: Vec<Field>,
     /// Candidate pairs EM ran over.
     pub pairs: u64,
     /// EM iterations run.
@@ -226,88 +231,115 @@ impl SplitMix {
     }
 }
 
-/// Level counts of random pairs: (field, level) → pairs, and field → comparable pairs.
-fn random_pair_counts(records: &[Record], base: &Model, options: &TrainOptions) -> (BTreeMap<Pattern, u64>, u64) {
-    let n = records.len() as u64;
-    let all = n.saturating_mul(n.saturating_sub(1)) / 2;
-    let mut patterns: BTreeMap<Pattern, u64> = BTreeMap::new();
-    let mut add = |i: usize, j: usize| {
-        if let (Some(a), Some(b)) = (records.get(i), records.get(j)) {
-            *patterns.entry(pattern(a, b, base)).or_default() += 1;
-        }
-    };
-    let pairs = if all <= options.random_pairs as u64 {
-        for i in 0..records.len() {
-            for j in 0..i {
-                add(i, j);
+/// Counts the comparison vectors of `pairs` (indices into `records`), keeping the fields
+/// `keep` accepts, on `threads` threads: the counts do not depend on how the work is split.
+fn count_patterns(
+    records: &[Record],
+    pairs: &[(u32, u32)],
+    base: &Model,
+    keep: fn(Field) -> bool,
+    threads: usize,
+) -> BTreeMap<Pattern, u64> {
+    let count = |chunk: &[(u32, u32)]| {
+        let mut patterns: BTreeMap<Pattern, u64> = BTreeMap::new();
+        for &(i, j) in chunk {
+            if let (Some(a), Some(b)) = (records.get(i as usize), records.get(j as usize)) {
+                let mut p = pattern(a, b, base);
+                p.retain(|(f, _)| keep(*f));
+                *patterns.entry(p).or_default() += 1;
             }
         }
-        all
-    } else {
-        let mut rng = SplitMix(options.seed);
-        for _ in 0..options.random_pairs {
-            let i = rng.below(n);
+        patterns
+    };
+    if threads <= 1 || pairs.len() < 10_000 {
+        return count(pairs);
+    }
+    let count = &count;
+    let parts: Vec<BTreeMap<Pattern, u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            pairs.chunks(pairs.len().div_ceil(threads)).map(|chunk| scope.spawn(move || count(chunk))).collect();
+        // compare is total: a panic here is a bug, reported where it happened.
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut merged = BTreeMap::new();
+    for part in parts {
+        for (p, c) in part {
+            *merged.entry(p).or_default() += c;
+        }
+    }
+    merged
+}
+
+/// The random pairs: all of them when there are no more than `random_pairs`, else that many
+/// drawn uniformly (with replacement) with a seeded SplitMix64.
+fn random_pairs(n: usize, options: &TrainOptions) -> Vec<(u32, u32)> {
+    let Ok(n) = u32::try_from(n) else {
+        return Vec::new();
+    };
+    let all = u64::from(n) * u64::from(n.saturating_sub(1)) / 2;
+    if all <= options.random_pairs as u64 {
+        return (0..n).flat_map(|i| (0..i).map(move |j| (i, j))).collect();
+    }
+    let mut rng = SplitMix(options.seed);
+    (0..options.random_pairs)
+        .map(|_| {
+            let i = rng.below(u64::from(n));
             // A second index among the other n − 1 records.
-            let mut j = rng.below(n - 1);
+            let mut j = rng.below(u64::from(n) - 1);
             if j >= i {
                 j += 1;
             }
-            add(i as usize, j as usize);
-        }
-        options.random_pairs as u64
-    };
-    (patterns, pairs)
+            // Both below n, itself a u32.
+            (i as u32, j as u32)
+        })
+        .collect()
 }
 
-/// The candidate pairs of one EM run: pairs sharing a key of these kinds. Pairs blocked on a
-/// field agree on it whatever they are, so that field is left out of the run (Splink's
-/// training sessions per blocking rule); each field is learned by a run that does not block
-/// on it, and a field learned by both runs gets the mean of their m.
+/// The candidate pairs of one EM run: pairs sharing a key of these kinds, learning the fields
+/// `learns` accepts. Pairs blocked on a field agree on it whatever they are, so a run does not
+/// learn the fields its keys are made of (Splink's training sessions per blocking rule).
 struct Pass {
     prefixes: &'static [&'static str],
-    fixed: &'static [Field],
+    learns: fn(Field) -> bool,
 }
 
-/// Same-name pairs (phonetic last name + first initial) learn the contact and organisation
-/// fields; same-mailbox or same-phone pairs learn the names. Company-keyed pairs are not used:
-/// they are mostly colleagues, whom EM under conditional independence would take for the
-/// matching class (same company, domain, street, postal code, city).
-const PASSES: [Pass; 2] = [
-    Pass { prefixes: &["n:"], fixed: &[Field::FirstName, Field::LastName] },
-    Pass { prefixes: &["e:", "p:"], fixed: &[Field::Email, Field::Phone] },
-];
+fn names(field: Field) -> bool {
+    matches!(field, Field::FirstName | Field::LastName)
+}
 
-/// Comparison vectors of the candidate pairs of one pass, with their counts.
-fn candidate_patterns(
-    records: &[Record],
-    base: &Model,
-    options: &TrainOptions,
-    pass: &Pass,
-) -> (BTreeMap<Pattern, u64>, u64) {
+fn all_but_names(field: Field) -> bool {
+    !names(field)
+}
+
+/// Same-name pairs (phonetic last name + first initial) learn every field but the names;
+/// same-mailbox or same-phone pairs learn the names only: a shared phone is often a
+/// switchboard, and colleagues behind it agree on company, domain and address, which EM under
+/// conditional independence would read as a match. Company-keyed pairs are not used at all:
+/// they are mostly colleagues.
+const PASSES: [Pass; 2] =
+    [Pass { prefixes: &["n:"], learns: all_but_names }, Pass { prefixes: &["e:", "p:"], learns: names }];
+
+/// The candidate pairs of one pass: each record against the earlier ones sharing one of its
+/// keys of the pass's kinds (the best-keyed `max_candidates`), up to `max_candidate_pairs`.
+fn candidate_pairs(keys: &[Vec<String>], options: &TrainOptions, pass: &Pass) -> Vec<(u32, u32)> {
     let mut index = CandidateIndex::new(options.max_postings_per_key);
-    let mut patterns: BTreeMap<Pattern, u64> = BTreeMap::new();
-    let mut pairs = 0u64;
+    let mut pairs = Vec::new();
     let mut candidates = Vec::new();
-    'records: for (position, record) in records.iter().enumerate() {
-        let mut keys = blocking_keys_with(record, base.email_rules());
-        keys.retain(|k| pass.prefixes.iter().any(|p| k.starts_with(p)));
+    for (position, keys) in keys.iter().enumerate() {
+        let Ok(position) = u32::try_from(position) else {
+            break;
+        };
+        let keys: Vec<String> =
+            keys.iter().filter(|k| pass.prefixes.iter().any(|p| k.starts_with(p))).cloned().collect();
         index.candidates_capped(&keys, options.max_candidates, &mut candidates);
-        for &c in &candidates {
-            if pairs >= options.max_candidate_pairs as u64 {
-                break 'records;
-            }
-            if let Some(other) = usize::try_from(c).ok().and_then(|c| records.get(c)) {
-                let mut p = pattern(record, other, base);
-                p.retain(|(f, _)| !pass.fixed.contains(f));
-                *patterns.entry(p).or_default() += 1;
-                pairs += 1;
-            }
+        let room = options.max_candidate_pairs.saturating_sub(pairs.len());
+        pairs.extend(candidates.iter().take(room).map(|&c| (position, c)));
+        if pairs.len() >= options.max_candidate_pairs {
+            break;
         }
-        if let Ok(position) = u32::try_from(position) {
-            index.insert(position, &keys);
-        }
+        index.insert(position, &keys);
     }
-    (patterns, pairs)
+    pairs
 }
 
 /// Per (field, level) state of the training.
@@ -328,12 +360,18 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
         base.params().probabilities.iter().find(|p| p.field == field && p.level == level).map(|p| (p.m, p.u))
     };
     // The levels: the base model's and whatever compare reports.
-    let (random, random_pairs) = random_pair_counts(records, base, options);
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let sample = random_pairs(records.len(), options);
+    let random = count_patterns(records, &sample, base, |_| true, threads);
+    let keys: Vec<Vec<String>> = records.iter().map(|r| blocking_keys_with(r, base.email_rules())).collect();
     let runs: Vec<(&Pass, BTreeMap<Pattern, u64>, u64)> = PASSES
         .iter()
         .map(|pass| {
-            let (patterns, pairs) = candidate_patterns(records, base, options, pass);
-            (pass, patterns, pairs)
+            let pairs = candidate_pairs(&keys, options, pass);
+            (pass, count_patterns(records, &pairs, base, pass.learns, threads), pairs.len() as u64)
         })
         .collect();
     let mut levels: BTreeSet<(Field, Level)> =
@@ -390,7 +428,7 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
     for (pass, patterns, pairs) in &runs {
         let mut run = cells.clone();
         let em = expectation_maximisation(patterns, &mut run, base, options);
-        for (&(field, level), c) in run.iter().filter(|((f, _), _)| !pass.fixed.contains(f)) {
+        for (&(field, level), c) in run.iter().filter(|((f, _), _)| (pass.learns)(*f)) {
             let (sum, n, count) = learned_m.entry((field, level)).or_default();
             *count += c.m_count;
             if c.m_count >= options.min_count {
@@ -400,7 +438,7 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
         }
         passes.push(PassReport {
             keys: pass.prefixes.iter().map(|p| (*p).to_owned()).collect(),
-            fixed: pass.fixed.to_vec(),
+            learned: Field::ALL.into_iter().filter(|f| *f != Field::Context && (pass.learns)(*f)).collect(),
             pairs: *pairs,
             iterations: em.iterations,
             converged: em.converged,
@@ -465,7 +503,7 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
         leads: records.len(),
         levels,
         report: TrainReport {
-            random_pairs,
+            random_pairs: sample.len() as u64,
             candidate_pairs: passes.iter().map(|p| p.pairs).sum(),
             converged: passes.iter().all(|p| p.converged),
             passes,

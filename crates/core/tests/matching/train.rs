@@ -141,6 +141,10 @@ fn training_is_deterministic_and_round_trips_through_json() {
     let options = TrainOptions { random_pairs: 20_000, seed: 3, ..TrainOptions::default() };
     let once = train(&records, &Model::default(), &options);
     assert_eq!(once, train(&records, &Model::default(), &options));
+    for threads in [1, 3] {
+        let split = TrainOptions { threads, ..options.clone() };
+        assert_eq!(once, train(&records, &Model::default(), &split), "{threads} threads");
+    }
     let json = serde_json::to_string(&once).unwrap();
     let back: Trained = serde_json::from_str(&json).unwrap();
     // JSON keeps every value to within a unit in the last place.
