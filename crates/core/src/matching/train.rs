@@ -38,7 +38,10 @@
 //! `min_count` times (among the random pairs for u, as expected matches for m) keeps the base
 //! model's value; every m and u is clamped into [1e-6, 1 − 1e-6]; and a field whose learned
 //! `Exact` weighs less than its `Different`, or less than one bit, keeps the base model's values for
-//! all its levels ([`TrainReport::kept_base`] says which and why). Thresholds, the context cap,
+//! all its levels ([`TrainReport::kept_base`] says which), and a level whose learned weight has
+//! the other sign than the base model's keeps the base values ([`Origin::Sign`]: hand-set signs
+//! encode dependences EM cannot see, such as a different mailbox at an already counted business
+//! domain). Thresholds, the context cap,
 //! the hard rules, the email rules and the similarity thresholds are the base model's: training
 //! changes m and u only.
 //!
@@ -116,6 +119,10 @@ pub enum Origin {
     TooRare,
     /// The base model's: the learned weights of the field failed the ordering check.
     Ordering,
+    /// The base model's: the learned weight has the other sign. A hand-set sign can encode a
+    /// dependence EM cannot see under conditional independence: a different mailbox at the same
+    /// business domain weighs against a match because the shared domain is already counted.
+    Sign,
 }
 
 /// The learned m and u of one level of one field.
@@ -359,7 +366,6 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
     let base_of = |field: Field, level: Level| {
         base.params().probabilities.iter().find(|p| p.field == field && p.level == level).map(|p| (p.m, p.u))
     };
-    // The levels: the base model's and whatever compare reports.
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -374,6 +380,7 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
             (pass, count_patterns(records, &pairs, base, pass.learns, threads), pairs.len() as u64)
         })
         .collect();
+    // The levels: the base model's and whatever compare reports.
     let mut levels: BTreeSet<(Field, Level)> =
         base.params().probabilities.iter().filter(|p| learned(p.field, p.level)).map(|p| (p.field, p.level)).collect();
     levels.extend(random.keys().flatten().copied());
@@ -464,6 +471,20 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
         }
     }
     let weight = |c: &Cell| (c.m / c.u).log2();
+    for (&(field, level), c) in cells.iter_mut() {
+        if let Some((m, u)) = base_of(field, level) {
+            let base_weight = (m / u).log2();
+            if weight(c) * base_weight < 0.0 {
+                *c = Cell {
+                    m: m.clamp(CLAMP.0, CLAMP.1),
+                    u: u.clamp(CLAMP.0, CLAMP.1),
+                    m_origin: Origin::Sign,
+                    u_origin: Origin::Sign,
+                    ..*c
+                };
+            }
+        }
+    }
     let mut kept_base = Vec::new();
     for field in Field::ALL {
         let exact = cells.get(&(field, Level::Exact)).map(weight);
@@ -485,8 +506,12 @@ pub fn train(records: &[Record], base: &Model, options: &TrainOptions) -> Traine
             }
         }
     }
+    // A level the base model has no values for and that was not learned weighs 0, as before.
     let levels = cells
         .iter()
+        .filter(|&(&(field, level), c)| {
+            base_of(field, level).is_some() || (c.m_origin == Origin::Learned && c.u_origin == Origin::Learned)
+        })
         .map(|(&(field, level), c)| TrainedLevel {
             field,
             level,

@@ -89,6 +89,13 @@ fn em_converges_and_learns_that_matching_names_agree() {
         let others = trained.levels.iter().filter(|t| t.field == field && t.level != Level::Exact);
         assert!(others.clone().all(|t| t.m * 2.0 < exact), "{:?}", others.collect::<Vec<_>>());
     }
+    // No learned weight contradicts the direction of the hand-set one (the guard rail keeps the
+    // hand-set values where it would: a different mailbox at an already counted domain).
+    let base = Model::default();
+    for t in &trained.levels {
+        let b = base.weight(t.field, t.level);
+        assert!(t.weight * b >= 0.0, "{t:?} against {b}");
+    }
     // Agreement is evidence for, disagreement against, for every name and contact field.
     for field in [Field::FirstName, Field::LastName, Field::Email, Field::Phone] {
         let w = |l| trained.level(field, l).map_or(0.0, |t| t.weight);
