@@ -186,12 +186,17 @@ fn read(p: &mut Problems, root: &Table) -> Config {
             p.push(span, "routing.priority_sources", format!("{name:?} is not a configured source"));
         }
     }
+    let mut picklists: Picklists =
+        table(p, "picklists").map(|t| crate::normalize::picklists::read(p, t)).unwrap_or_default();
+    let matching: Arc<Matching> = table(p, "matching").map(|t| crate::resolve::config::read(p, t)).unwrap_or_default();
+    // The company key is made during normalization, which is given the picklists.
+    picklists.legal_suffixes = matching.legal_suffixes.clone();
     Config {
         server: table(p, "server").map(|t| server::read_server(p, t)).unwrap_or_default(),
         database: table(p, "database").map(|t| server::read_database(p, t)).unwrap_or_default(),
         sources,
-        picklists: table(p, "picklists").map(|t| crate::normalize::picklists::read(p, t)).unwrap_or_default(),
-        matching: table(p, "matching").map(|t| crate::resolve::config::read(p, t)).unwrap_or_default(),
+        picklists,
+        matching,
         destinations: root
             .get("destinations")
             .map(|item| crate::deliver::config::read(p, item, contract))

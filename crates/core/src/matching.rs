@@ -103,6 +103,15 @@
 //!   names do not both agree or nothing but the names (and perhaps the city) agrees → at most
 //!   Review (first name + company, or a full name alone, is a colleague or namesake as often as not).
 //!
+//! # Training
+//!
+//! [`train`] learns the m/u values from a store's own leads instead (`train.rs`: u from random
+//! pairs, m by expectation-maximisation over the blocked candidate pairs with u fixed, as Splink
+//! does; too-rare levels and out-of-order fields keep the hand-set values), and
+//! [`Model::with_trained`] applies the result, which combines with [`Model::with_frequencies`].
+//! Thresholds and hard rules stay as configured. Configured nickname groups
+//! (`[matching] nicknames`, [`NicknameGroups`]) are carried in [`ModelParams::nicknames`].
+//!
 //! # Evaluation
 //!
 //! `tests/evaluation.rs` and `examples/evaluate.rs` measure two things on a labelled synthetic set
@@ -130,6 +139,7 @@ mod frequency;
 mod model;
 mod nicknames;
 mod text;
+pub mod train;
 
 use serde::{Deserialize, Serialize};
 
@@ -138,7 +148,8 @@ pub use compare::{Evidence, ExactRule, HardRule, MatchScore, compare, decide, de
 pub use email::{EmailRules, ProviderRule, email_match_key};
 pub use frequency::{FrequencyField, NameFrequencies};
 pub use model::{Field, Level, LevelProbability, Model, ModelParams, Similarity, Thresholds, Verdict};
-pub use nicknames::NicknameTable;
+pub use nicknames::{NicknameGroups, NicknameTable};
+pub use train::{Origin, PassReport, TrainOptions, TrainReport, Trained, TrainedLevel, train};
 
 /// A lead as it reaches matching. Every field is optional and already normalized upstream.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ pub fn absorb(
     }
     let expected = survivor.version;
     let before = Box::new(survivor.clone());
-    let report = resolve::merge::absorb(survivor, absorbed, now);
+    let report = resolve::merge::absorb(survivor, absorbed, now, &rules.matching.legal_suffixes);
     let mut out = vec![
         // The absorbed lead steps aside first: its email is then free for the survivor.
         Change::MergedAway { lead: absorbed.id, into: survivor.id, at: now },

@@ -35,7 +35,7 @@ pub(crate) mod picklists;
 mod text;
 mod title;
 
-pub use company::{Company, company};
+pub use company::{Company, LegalSuffixes, company, company_with};
 pub use domain::{domain_of_url, registrable_domain};
 pub use email::{is_disposable, is_free_mail};
 pub use name::person_name;
@@ -82,6 +82,8 @@ pub struct Hints<'a> {
     /// ISO 3166-1 alpha-2 country for national phone numbers when the lead gives none.
     pub default_country: Option<&'a str>,
     pub industries: &'a Picklist,
+    /// Legal-form suffixes the company key drops beyond the built-in ones.
+    pub legal_suffixes: &'a LegalSuffixes,
 }
 
 pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
@@ -153,7 +155,7 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
     c.raw = mapped.standard;
     let extension = place(&mut c, hints);
     words(&mut c, hints);
-    c.derived = derive(&c.fields, extension);
+    c.derived = derive_with(&c.fields, extension, hints.legal_suffixes);
     if errors.is_empty() { Ok(c) } else { Err(errors) }
 }
 
@@ -181,6 +183,11 @@ fn words(c: &mut Candidate, hints: Hints<'_>) {
 /// What follows from the fields alone (plus the phone's extension, which parsing split
 /// off). Merges call it again on the merged fields, so it never goes stale.
 pub fn derive(fields: &LeadFields, phone_extension: Option<String>) -> Derived {
+    derive_with(fields, phone_extension, &LegalSuffixes::default())
+}
+
+/// [`derive`], the company key dropping the configured legal suffixes too.
+pub fn derive_with(fields: &LeadFields, phone_extension: Option<String>, legal_suffixes: &LegalSuffixes) -> Derived {
     let email_domain = fields.email.as_ref().map(|e| e.domain().to_owned());
     let free_mail = email_domain.as_deref().is_some_and(crate::normalize::is_free_mail);
     let disposable_email = email_domain.as_deref().is_some_and(crate::normalize::is_disposable);
@@ -192,7 +199,7 @@ pub fn derive(fields: &LeadFields, phone_extension: Option<String>) -> Derived {
     let title = fields.job_title.as_deref().map(crate::normalize::classify_title);
     Derived {
         company_domain: business_domain.or_else(|| website_domain.clone()),
-        company_key: fields.company.as_deref().and_then(crate::normalize::company).map(|c| c.key),
+        company_key: fields.company.as_deref().and_then(|c| company_with(c, legal_suffixes)).map(|c| c.key),
         seniority: title.and_then(|t| t.seniority),
         department: title.and_then(|t| t.department),
         email_domain,
@@ -358,7 +365,8 @@ mod tests {
     fn hints(default_country: Option<&str>) -> Hints<'_> {
         static INDUSTRIES: std::sync::LazyLock<Picklist> =
             std::sync::LazyLock::new(crate::normalize::default_industries);
-        Hints { default_country, industries: &INDUSTRIES }
+        static SUFFIXES: std::sync::LazyLock<LegalSuffixes> = std::sync::LazyLock::new(LegalSuffixes::default);
+        Hints { default_country, industries: &INDUSTRIES, legal_suffixes: &SUFFIXES }
     }
 
     #[test]

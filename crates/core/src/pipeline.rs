@@ -29,8 +29,11 @@ pub fn prepare(
     picklists: &Picklists,
 ) -> Result<Candidate, Vec<FieldError>> {
     let mapped = map::map(payload, source.mapping.as_ref());
-    let hints =
-        normalize::Hints { default_country: source.default_country.as_deref(), industries: &picklists.industry };
+    let hints = normalize::Hints {
+        default_country: source.default_country.as_deref(),
+        industries: &picklists.industry,
+        legal_suffixes: &picklists.legal_suffixes,
+    };
     let candidate = normalize::normalize(mapped, hints)?;
     validate::validate(&candidate, &source.required)?;
     Ok(candidate)
@@ -252,7 +255,14 @@ pub fn settle(
     match (decision, target) {
         (Decision::Merge { into, explanation, .. }, Some(mut lead)) if lead.id == into => {
             let before = Box::new(lead.clone());
-            let report = resolve::merge::merge(&mut lead, candidate, touch.clone(), now, survivorship);
+            let report = resolve::merge::merge(
+                &mut lead,
+                candidate,
+                touch.clone(),
+                now,
+                survivorship,
+                &rules.matching.legal_suffixes,
+            );
             let history = HistoryEntry {
                 lead_id: lead.id,
                 at: now,

@@ -482,9 +482,17 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     // organisation evidence and joins the capped context group.
     // ... unless the first names agree and the last names do not conflict: two different people
     // with the same first name behind one switchboard are rare.
+    let mut levels = levels;
+    // Nickname groups the deployment configured add to the vendored table.
+    if let Some(groups) = model.nickname_groups()
+        && !matches!(levels[0].1, Level::Exact | Level::Nickname | Level::Missing)
+        && let (Some(x), Some(y)) = (present(&a.first_name), present(&b.first_name))
+        && groups.equivalent(x, y)
+    {
+        levels[0].1 = Level::Nickname;
+    }
     // A typo in a nickname ("Billl" / William, "Jacck" / John): when the last names agree, a
     // first name one edit from a nickname-equivalent of the other counts as Similar.
-    let mut levels = levels;
     if levels[0].1 == Level::Different
         && matches!(levels[1].1, Level::Exact | Level::Similar)
         && let (Some(x), Some(y)) = (present(&a.first_name), present(&b.first_name))

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::matching::email::EmailRules;
 use crate::matching::frequency::NameFrequencies;
+use crate::matching::nicknames::NicknameGroups;
 
 /// A compared field (plus the synthetic [`Field::Context`] used for the context cap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -167,6 +168,10 @@ pub struct ModelParams {
     pub context_cap: f64,
     /// Lower bound (bits, ≤ 0) of the summed negative weights of the context fields.
     pub context_floor: f64,
+    /// Nickname groups added to the vendored table (`[matching] nicknames`): the names of one
+    /// group are the same person's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nicknames: Vec<Vec<String>>,
 }
 
 impl Default for ModelParams {
@@ -211,6 +216,7 @@ impl Default for ModelParams {
             ],
             context_cap: 10.0,
             context_floor: -6.0,
+            nicknames: Vec::new(),
         }
     }
 }
@@ -223,6 +229,8 @@ pub struct Model {
     weights: [[f64; Level::COUNT]; Field::COUNT],
     /// Optional value frequencies (not serialized: rebuild them from the table).
     frequencies: Option<Arc<NameFrequencies>>,
+    /// `params.nicknames`, indexed; `None` when there are none.
+    nicknames: Option<Arc<NicknameGroups>>,
 }
 
 impl Model {
@@ -236,7 +244,9 @@ impl Model {
                 *cell = lp.weight();
             }
         }
-        Model { params, weights, frequencies: None }
+        let nicknames = (!params.nicknames.is_empty())
+            .then(|| Arc::new(NicknameGroups::new(params.nicknames.iter().map(Vec::as_slice))));
+        Model { params, weights, frequencies: None, nicknames }
     }
 
     /// The same model with term-frequency-adjusted name and company weights (see
@@ -244,6 +254,17 @@ impl Model {
     pub fn with_frequencies(mut self, frequencies: NameFrequencies) -> Model {
         self.frequencies = Some(Arc::new(frequencies));
         self
+    }
+
+    /// The same model with other parameters; the attached value frequencies stay.
+    pub(crate) fn with_params(&self, params: ModelParams) -> Model {
+        Model { frequencies: self.frequencies.clone(), ..Model::new(params) }
+    }
+
+    /// The configured nickname groups, if any (the vendored table is
+    /// [`NicknameTable::global`](crate::matching::NicknameTable::global)).
+    pub fn nickname_groups(&self) -> Option<&NicknameGroups> {
+        self.nicknames.as_deref()
     }
 
     /// The attached value frequencies, if any.

@@ -10,6 +10,12 @@
 //! Robert and William) are equivalent only when one is listed in the other's group: the dataset
 //! has "reverse" groups such as `bill → robert, william`, which would otherwise make Robert ≡
 //! William (two different people at one company merged).
+//!
+//! [`NicknameGroups`] are the groups a deployment adds (`[matching] nicknames`): the names of one
+//! group are equivalent to each other, and to nothing else through it (no closure with the
+//! vendored table either). The model carries them and `compare` scores a first-name pair they
+//! join as `Nickname`; blocking keys still expand initials through the vendored table only, so
+//! such a pair is found through its other keys (email, phone, company, address).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -161,6 +167,48 @@ impl NicknameTable {
     }
 }
 
+/// Configured nickname groups (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NicknameGroups {
+    /// Folded name → sorted ids of the groups it is in.
+    groups: HashMap<Box<str>, Vec<u32>>,
+}
+
+impl NicknameGroups {
+    /// Groups of names (any casing or diacritics); names that fold to nothing are skipped.
+    pub fn new<'a>(groups: impl IntoIterator<Item = &'a [String]>) -> NicknameGroups {
+        let mut out = NicknameGroups::default();
+        for (id, group) in groups.into_iter().enumerate() {
+            let id = u32::try_from(id).unwrap_or(u32::MAX);
+            for name in group {
+                let folded = crate::matching::text::fold_name(name);
+                if folded.is_empty() {
+                    continue;
+                }
+                let ids = out.groups.entry(folded.into_boxed_str()).or_default();
+                if ids.last() != Some(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether two first names (any casing or diacritics) are in one group.
+    pub fn equivalent(&self, a: &str, b: &str) -> bool {
+        let (a, b) = (crate::matching::text::fold_name(a), crate::matching::text::fold_name(b));
+        match (self.groups.get(a.as_str()), self.groups.get(b.as_str())) {
+            (Some(x), Some(y)) => x.iter().any(|id| y.binary_search(id).is_ok()),
+            _ => false,
+        }
+    }
+
+    /// Whether no group is configured.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +236,16 @@ mod tests {
         assert!(t.len() > 1000);
         let formal: Vec<&str> = t.formal_names("bill").collect();
         assert!(formal.contains(&"william"));
+    }
+
+    #[test]
+    fn configured_groups_join_their_names_only() {
+        let groups = [vec!["Sasha".to_owned(), "Alexander".to_owned(), "ALEKSANDR".to_owned()], vec!["Bo".to_owned()]];
+        let g = NicknameGroups::new(groups.iter().map(Vec::as_slice));
+        assert!(g.equivalent("sasha", "Aleksandr") && g.equivalent("Alexander", "Sasha"));
+        // Not through the vendored table: Alex is Alexander's nickname there, not Sasha's here.
+        assert!(!g.equivalent("Sasha", "Alex"));
+        assert!(!g.equivalent("Bo", "Sasha"));
+        assert!(!NicknameGroups::default().equivalent("Sasha", "Sasha"));
     }
 }

@@ -1,5 +1,7 @@
 //! Company names: display form and match key.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::normalize::text::{collapse_ws, push_folded};
@@ -85,6 +87,37 @@ const LEGAL_SUFFIXES: &[&[&str]] = &[
     &["doo"],
 ];
 
+/// Legal-form suffixes a deployment adds to `LEGAL_SUFFIXES` (`[matching] legal_suffixes`),
+/// as folded key tokens. Cheap to clone: normalization (through
+/// [`Picklists`](crate::normalize::Picklists)) and merges (through
+/// [`Matching`](crate::resolve::Matching)) hold the same list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegalSuffixes(Arc<[Vec<String>]>);
+
+impl LegalSuffixes {
+    /// The suffixes as written ("Pty Ltd", "Kft.", "S.A.S."), folded like a key; `Err` holds
+    /// the first one with no letter or digit.
+    pub fn new<'a>(suffixes: impl IntoIterator<Item = &'a str>) -> Result<LegalSuffixes, &'a str> {
+        let mut out = Vec::new();
+        for suffix in suffixes {
+            let tokens = key_tokens(suffix);
+            if tokens.is_empty() {
+                return Err(suffix);
+            }
+            if !out.contains(&tokens) {
+                out.push(tokens);
+            }
+        }
+        // Longer sequences first, as in the vendored list.
+        out.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        Ok(LegalSuffixes(out.into()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Normalize a company name.
 ///
 /// Returns `None` when the input has no letter or digit.
@@ -105,12 +138,19 @@ const LEGAL_SUFFIXES: &[&[&str]] = &[
 /// name that is only a suffix keeps it ("Inc." → `inc`, "Pty Ltd" → `pty`),
 /// and such keys only match the same bare suffix, never every company.
 pub fn company(raw: &str) -> Option<Company> {
+    company_with(raw, &LegalSuffixes::default())
+}
+
+/// [`company`], with the configured suffixes stripped as well (tried before the built-in ones,
+/// so that "Holding AG" is removed whole rather than "AG" alone).
+pub fn company_with(raw: &str, extra: &LegalSuffixes) -> Option<Company> {
     let display = collapse_ws(raw);
-    let key = company_key(&display)?;
+    let key = company_key(&display, extra)?;
     Some(Company { display, key })
 }
 
-fn company_key(display: &str) -> Option<String> {
+/// Steps 1–3 of the key: folded words.
+fn key_tokens(display: &str) -> Vec<String> {
     let mut folded = String::with_capacity(display.len() + 8);
     for c in display.chars() {
         match c {
@@ -121,7 +161,12 @@ fn company_key(display: &str) -> Option<String> {
         }
     }
     // push_folded can emit non-alphanumeric chars (e.g. combining marks).
-    let mut tokens: Vec<&str> = folded.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).collect();
+    folded.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+}
+
+fn company_key(display: &str, extra: &LegalSuffixes) -> Option<String> {
+    let owned = key_tokens(display);
+    let mut tokens: Vec<&str> = owned.iter().map(String::as_str).collect();
     if tokens.is_empty() {
         return None;
     }
@@ -133,11 +178,15 @@ fn company_key(display: &str) -> Option<String> {
         if tokens.len() > 1 && matches!(tokens.last(), Some(&"and") | Some(&"the")) {
             tokens.pop();
         }
-        for suffix in LEGAL_SUFFIXES {
-            if tokens.len() > suffix.len() && tokens.ends_with(suffix) {
-                tokens.truncate(tokens.len() - suffix.len());
-                break;
-            }
+        let configured = extra
+            .0
+            .iter()
+            .find(|s| tokens.len() > s.len() && tokens.iter().rev().zip(s.iter().rev()).all(|(t, x)| *t == x))
+            .map(Vec::len);
+        let built_in =
+            || LEGAL_SUFFIXES.iter().find(|s| tokens.len() > s.len() && tokens.ends_with(s)).map(|s| s.len());
+        if let Some(n) = configured.or_else(built_in) {
+            tokens.truncate(tokens.len() - n);
         }
         if tokens.len() == before {
             break;
@@ -148,7 +197,7 @@ fn company_key(display: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::company;
+    use super::{LegalSuffixes, company, company_with};
 
     fn key(s: &str) -> String {
         company(s).map(|c| c.key).unwrap_or_default()
@@ -196,6 +245,20 @@ mod tests {
         assert_ne!(key("Inc"), key("Acme Inc"));
         assert!(company("!!!").is_none());
         assert!(company("   ").is_none());
+    }
+
+    #[test]
+    fn configured_suffixes_are_stripped_too() {
+        let extra = LegalSuffixes::new(["e.h.f.", "Holding AG", "Kft"]).unwrap();
+        let key = |s: &str| company_with(s, &extra).map(|c| c.key).unwrap_or_default();
+        assert_eq!(super::company("Acme ehf").map(|c| c.key).as_deref(), Some("acme ehf"));
+        assert_eq!(key("Acme ehf."), "acme");
+        assert_eq!(key("ACME Holding AG"), "acme");
+        assert_eq!(key("Acme Kft."), "acme");
+        // Never the last word, and the built-in list still applies.
+        assert_eq!(key("Ehf"), "ehf");
+        assert_eq!(key("Acme Inc. ehf"), "acme");
+        assert_eq!(LegalSuffixes::new(["Oy", " .. "]), Err(" .. "));
     }
 
     #[test]

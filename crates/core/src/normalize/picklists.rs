@@ -1,7 +1,9 @@
 //! `[picklists]`: the controlled values a lead's fields are matched against, each with
-//! its synonyms. A configured list replaces the default one.
+//! its synonyms. A configured list replaces the default one. Normalization's vocabulary also
+//! holds the legal-form suffixes `[matching] legal_suffixes` adds, which the configuration
+//! copies here: `prepare` is given the picklists, and the company key is made there.
 
-use super::Picklist;
+use super::{LegalSuffixes, Picklist};
 use crate::config::read::{Problems, span};
 use toml_edit::Table;
 
@@ -9,11 +11,14 @@ use toml_edit::Table;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Picklists {
     pub industry: Picklist,
+    /// Legal-form suffixes the company key drops beyond the built-in ones (from
+    /// `[matching] legal_suffixes`; the same list as [`Matching::legal_suffixes`](crate::resolve::Matching)).
+    pub legal_suffixes: LegalSuffixes,
 }
 
 impl Default for Picklists {
     fn default() -> Self {
-        Self { industry: super::default_industries() }
+        Self { industry: super::default_industries(), legal_suffixes: LegalSuffixes::default() }
     }
 }
 

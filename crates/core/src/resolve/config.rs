@@ -1,6 +1,8 @@
 //! `[matching]`: how candidates are resolved. `fuzzy`, the `auto_merge` and `review`
-//! thresholds (scores in bits), the mailbox rules of `[matching.email]` and the
-//! survivorship rules of `[matching.survivorship]`.
+//! thresholds (scores in bits), `nicknames` (groups of first names that are one person's,
+//! added to the vendored table), `legal_suffixes` (legal forms the company key drops beyond
+//! the built-in ones), the mailbox rules of `[matching.email]` and the survivorship rules of
+//! `[matching.survivorship]`.
 
 use super::merge::{Rule, Survivorship};
 use super::{Matching, Model};
@@ -15,6 +17,7 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
     let mut params = defaults.model.params().clone();
     let mut fuzzy = defaults.fuzzy;
     let mut survivorship = defaults.survivorship.clone();
+    let mut legal_suffixes = defaults.legal_suffixes.clone();
     for (key, item) in t.iter() {
         let path = format!("matching.{key}");
         let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
@@ -27,6 +30,16 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
             ("email", _) => {
                 if let Some(table) = p.table(item, &path) {
                     read_email_rules(p, table, &mut params.email_rules);
+                }
+            }
+            ("nicknames", _) => {
+                if let Some(groups) = read_nicknames(p, item, &path) {
+                    params.nicknames = groups;
+                }
+            }
+            ("legal_suffixes", _) => {
+                if let Some(suffixes) = read_legal_suffixes(p, item, &path) {
+                    legal_suffixes = suffixes;
                 }
             }
             ("fuzzy", _) => match item.as_bool() {
@@ -42,7 +55,65 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
     if params.thresholds.review > params.thresholds.auto_merge {
         p.push(t.span(), "matching", "review must not be above auto_merge");
     }
-    Arc::new(Matching { fuzzy, model: Model::new(params), survivorship, ..defaults })
+    Arc::new(Matching { fuzzy, model: Model::new(params), survivorship, legal_suffixes, ..defaults })
+}
+
+/// `nicknames = [["Bob", "Robert", "Rob"], …]`: each inner list names one person's first
+/// names (two at least, each with a letter).
+fn read_nicknames(p: &mut Problems, item: &Item, path: &str) -> Option<Vec<Vec<String>>> {
+    const SHAPE: &str = "must be a list of groups of names, such as [[\"Bob\", \"Robert\"]]";
+    let Some(groups) = item.as_array() else {
+        p.push(span(item), path, SHAPE);
+        return None;
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    let mut ok = true;
+    for (i, group) in groups.iter().enumerate() {
+        let at = || group.span().or_else(|| span(item));
+        let path = format!("{path}[{i}]");
+        let Some(names) = group.as_array() else {
+            p.push(at(), &path, SHAPE);
+            ok = false;
+            continue;
+        };
+        let mut list = Vec::with_capacity(names.len());
+        for (j, name) in names.iter().enumerate() {
+            match name.as_str().map(str::trim) {
+                Some(n) if n.chars().any(char::is_alphabetic) => list.push(n.to_owned()),
+                _ => {
+                    p.push(name.span().or_else(at), &format!("{path}[{j}]"), "must be a first name (a string)");
+                    ok = false;
+                }
+            }
+        }
+        if names.len() < 2 {
+            p.push(at(), &path, "a group needs two names at least");
+            ok = false;
+        }
+        out.push(list);
+    }
+    ok.then_some(out)
+}
+
+/// `legal_suffixes = ["Pty Ltd", "Kft", …]`: legal forms, written as in company names.
+fn read_legal_suffixes(p: &mut Problems, item: &Item, path: &str) -> Option<crate::normalize::LegalSuffixes> {
+    let Some(list) = item.as_array() else {
+        p.push(span(item), path, "must be a list of legal forms, such as [\"Pty Ltd\", \"Kft\"]");
+        return None;
+    };
+    let mut names = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let at = || v.span().or_else(|| span(item));
+        match v.as_str() {
+            Some(s) if crate::normalize::LegalSuffixes::new([s]).is_ok() => names.push(s),
+            Some(_) => p.push(at(), &format!("{path}[{i}]"), "must have a letter or digit"),
+            None => p.push(at(), &format!("{path}[{i}]"), "must be a string"),
+        }
+    }
+    if names.len() < list.len() {
+        return None;
+    }
+    crate::normalize::LegalSuffixes::new(names).ok()
 }
 
 /// `[matching.email]`: `plus_tag_domains = [DOMAIN, …]` (domains whose mail servers
@@ -165,5 +236,77 @@ fn read_survivorship(p: &mut Problems, t: &Table, rules: &mut Survivorship) {
         && rules.source_priority.is_empty()
     {
         p.push(at, &path, "source_priority rules need a source_priority list");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{SourceConfig, parse};
+    use crate::ids::LeadId;
+    use crate::resolve::{Verdict, find_duplicates, match_record};
+    use serde_json::json;
+
+    fn errors(toml: &str) -> Vec<String> {
+        parse(toml).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_configured_nickname_group_merges_what_the_vendored_table_keeps_apart() {
+        let leads = |config: &crate::config::Config| -> Vec<(LeadId, crate::matching::Record)> {
+            [("Sasha", "+1 415 555 2671"), ("Alexander", "(415) 555-2671")]
+                .into_iter()
+                .map(|(first, phone)| {
+                    let payload = json!({"first_name": first, "last_name": "Petrov", "company": "Acme", "phone": phone, "country": "US"});
+                    let c = crate::pipeline::prepare(payload.as_object().unwrap(), &SourceConfig::api(), &config.picklists)
+                        .unwrap();
+                    (LeadId::new(), match_record(&c.fields, &c.derived))
+                })
+                .collect()
+        };
+        let merged = |toml: &str| {
+            let config = parse(toml).unwrap();
+            find_duplicates(&leads(&config), &config.matching).iter().any(|p| p.verdict == Verdict::Merge)
+        };
+        assert!(!merged(""), "relatives at one company, as far as the vendored table knows");
+        assert!(merged("[matching]\nnicknames = [[\"sasha\", \"ALEXANDER\", \"Aleksandr\"]]\n"));
+    }
+
+    #[test]
+    fn nickname_groups_are_checked_where_they_are_written() {
+        let text = errors("[matching]\nnicknames = [[\"Bob\", 3], [\"Sasha\"], \"Robert\"]\n");
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("2:22: matching.nicknames[0][1]"), "{text:?}");
+        assert!(text[1].contains("matching.nicknames[1]") && text[1].contains("two names"), "{text:?}");
+        assert!(text[2].contains("matching.nicknames[2]"), "{text:?}");
+        assert!(errors("[matching]\nnicknames = \"Bob\"\n")[0].contains("matching.nicknames"));
+        assert!(errors("[matching]\nnicknames = [[\"Bob\", \"  \"]]\n")[0].contains("matching.nicknames[0][1]"));
+    }
+
+    #[test]
+    fn a_configured_legal_suffix_leaves_the_company_key() {
+        let key = |toml: &str, company: &str| {
+            let config = parse(toml).unwrap();
+            let payload = json!({"email": "kari@example.is", "company": company});
+            let c = crate::pipeline::prepare(payload.as_object().unwrap(), &SourceConfig::api(), &config.picklists)
+                .unwrap();
+            c.derived.company_key
+        };
+        let toml = "[matching]\nlegal_suffixes = [\"ehf.\", \"Holding AG\"]\n";
+        assert_eq!(key("", "Acme ehf").as_deref(), Some("acme ehf"));
+        assert_eq!(key(toml, "Acme ehf"), key(toml, "Acme"));
+        assert_eq!(key(toml, "ACME Holding AG").as_deref(), Some("acme"));
+        // The built-in suffixes stay (Kft among them).
+        assert_eq!(key(toml, "Acme Kft."), key("", "Acme"));
+        let config = parse(toml).unwrap();
+        assert_eq!(config.matching.legal_suffixes, config.picklists.legal_suffixes, "merges re-derive with them");
+    }
+
+    #[test]
+    fn legal_suffixes_are_checked_where_they_are_written() {
+        let text = errors("[matching]\nlegal_suffixes = [\"Oy\", 7, \"..\"]\n");
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("2:25: matching.legal_suffixes[1]"), "{text:?}");
+        assert!(text[1].contains("matching.legal_suffixes[2]") && text[1].contains("letter"), "{text:?}");
+        assert!(errors("[matching]\nlegal_suffixes = \"Oy\"\n")[0].contains("matching.legal_suffixes"));
     }
 }

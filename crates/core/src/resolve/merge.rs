@@ -8,7 +8,7 @@
 
 use crate::attribute::Touchpoint;
 use crate::lead::Lead;
-use crate::normalize::Candidate;
+use crate::normalize::{Candidate, LegalSuffixes};
 use crate::source::SourceName;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -94,6 +94,7 @@ pub fn merge(
     touch: Touchpoint,
     now: OffsetDateTime,
     rules: &Survivorship,
+    legal_suffixes: &LegalSuffixes,
 ) -> MergeReport {
     let mut report = MergeReport::default();
     let incoming = touch.source.clone();
@@ -136,7 +137,7 @@ pub fn merge(
             report.consent_updated = true;
         }
     }
-    lead.derived = crate::normalize::derive(&lead.fields, extension);
+    lead.derived = crate::normalize::derive_with(&lead.fields, extension, legal_suffixes);
     lead.attribution.record(touch);
     lead.version += 1;
     lead.updated_at = now;
@@ -147,7 +148,12 @@ pub fn merge(
 /// survivor keeps its values and gains the ones it lacked, custom fields are added,
 /// consent follows the most recent explicit choice, the earlier original touch and the
 /// later latest touch are kept, and touches add up.
-pub fn absorb(survivor: &mut Lead, absorbed: &Lead, now: OffsetDateTime) -> MergeReport {
+pub fn absorb(
+    survivor: &mut Lead,
+    absorbed: &Lead,
+    now: OffsetDateTime,
+    legal_suffixes: &LegalSuffixes,
+) -> MergeReport {
     let mut report = MergeReport::default();
     let filled = survivor.fields.fill_empty_from(&absorbed.fields);
     for field in &filled {
@@ -193,7 +199,7 @@ pub fn absorb(survivor: &mut Lead, absorbed: &Lead, now: OffsetDateTime) -> Merg
     if survivor.account_id.is_none() {
         survivor.account_id = absorbed.account_id;
     }
-    survivor.derived = crate::normalize::derive(&survivor.fields, extension);
+    survivor.derived = crate::normalize::derive_with(&survivor.fields, extension, legal_suffixes);
     survivor.version += 1;
     survivor.updated_at = now;
     report

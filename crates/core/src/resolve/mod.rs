@@ -99,6 +99,10 @@ pub struct Matching {
     pub survivorship: merge::Survivorship,
     /// `model` with name frequencies counted over the stored leads, once counted.
     pub counted: CountedModel,
+    /// Legal-form suffixes the company key drops beyond the built-in ones (`[matching]
+    /// legal_suffixes`): merges re-derive the key with them. The configuration copies the same
+    /// list into [`Picklists`](crate::normalize::Picklists) for normalization.
+    pub legal_suffixes: crate::normalize::LegalSuffixes,
 }
 
 impl Matching {
