@@ -145,6 +145,7 @@ impl Default for Matching {
             fuzzy: true,
             model: Model::default(),
             survivorship: merge::Survivorship::default(),
+            legal_suffixes: crate::normalize::LegalSuffixes::default(),
             counted: CountedModel::default(),
         }
     }
