@@ -161,10 +161,19 @@ pub struct Record {
     pub free_mail: bool,
     /// Street line.
     pub street: Option<String>,
+    /// Second address line (building, unit, property name).
+    #[serde(default)]
+    pub street2: Option<String>,
+    /// Locality: suburb, district or neighbourhood.
+    #[serde(default)]
+    pub locality: Option<String>,
     /// City.
     pub city: Option<String>,
     /// Postal code.
     pub postal_code: Option<String>,
+    /// State, province or region.
+    #[serde(default)]
+    pub state: Option<String>,
     /// Country (ISO 3166-1 alpha-2).
     pub country: Option<String>,
 }

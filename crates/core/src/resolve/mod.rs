@@ -168,8 +168,11 @@ pub fn match_record(fields: &LeadFields, derived: &Derived) -> Record {
         website_domain: derived.website_domain.clone(),
         free_mail: derived.free_mail || derived.disposable_email,
         street: fields.street.clone(),
+        street2: fields.street2.clone(),
+        locality: fields.locality.clone(),
         city: fields.city.clone(),
         postal_code: fields.postal_code.clone(),
+        state: fields.state.clone(),
         country: fields.country.clone(),
     }
 }
