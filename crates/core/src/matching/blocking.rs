@@ -12,7 +12,8 @@
 //! | `z:` | country + postal code + first 3 letters of the last name | partner lists with addresses |
 //! | `d:` | business email domain + first 3 letters of the last name | work address with a different local part |
 //! | `a:` | postal code + house number | address lists: a typo in a name's first letters, swapped or missing names |
-//! | `s:` | Double Metaphone(street name) + house number | the same, with the postal code mistyped |
+//! | `s:` | Double Metaphone(street name) + house number; + each name's initial | the same, with the postal code or the house number mistyped |
+//! | `l:` | Double Metaphone(second address line) + each name's initial | the same, with the street mistyped |
 //!
 //! A record's company tokens are its company key (spaces removed) and the first label of each
 //! business domain (work email unless free-mail, website): `c:` keys are written for each, so a
@@ -159,25 +160,38 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
         }
     }
     // The dwelling, whatever the names say (a typo in a name's first letters, names swapped,
-    // a name missing): house number with the postal code, and with the street name's sound.
-    // Only for a record with some name; a lead with an address and no name is nobody yet.
-    if !last.is_empty() || !inits.is_empty() {
-        let (number, name) = present(&r.street)
+    // a name missing): house number with the postal code, and with the street name's sound; the
+    // street name's sound and the second line's with an initial of either name (a house number
+    // missing or mistyped). Only for a record with some name: an address with no name is
+    // nobody yet.
+    let mut name_initials: Vec<char> = inits.clone();
+    name_initials.extend(last.chars().next());
+    name_initials.sort_unstable();
+    name_initials.dedup();
+    if !name_initials.is_empty() {
+        let (number, street) = present(&r.street)
             .map(|s| {
                 let folded = fold_street(s);
                 let (number, name) = split_street(&folded);
-                (number.to_owned(), name)
+                (number.to_owned(), phonetic(&fold_name(&name)))
             })
             .unwrap_or_default();
-        if !number.is_empty() {
-            if let Some(postal) = present(&r.postal_code).map(fold_postal)
-                && !postal.is_empty()
-            {
-                keys.push(format!("a:{postal}:{number}"));
+        let postal = present(&r.postal_code).map(fold_postal).unwrap_or_default();
+        if !number.is_empty() && !postal.is_empty() {
+            keys.push(format!("a:{postal}:{number}"));
+        }
+        if !street.is_empty() {
+            if !number.is_empty() {
+                keys.push(format!("s:{street}:{number}"));
             }
-            let street_code = phonetic(&fold_name(&name));
-            if !street_code.is_empty() {
-                keys.push(format!("s:{street_code}:{number}"));
+            for i in &name_initials {
+                keys.push(format!("s:{street}:{i}"));
+            }
+        }
+        let line2 = present(&r.street2).map(|s| phonetic(&fold_name(s))).unwrap_or_default();
+        if !line2.is_empty() {
+            for i in &name_initials {
+                keys.push(format!("l:{line2}:{i}"));
             }
         }
     }

@@ -541,6 +541,38 @@ fn both<'a>(a: &'a Option<String>, b: &'a Option<String>, f: impl FnOnce(&'a str
 pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let sim = &model.params().similarity;
     let (house, street) = street_levels(a, b, sim);
+    let line2 = |x: &Option<String>, y: &Option<String>| {
+        both(x, y, |x, y| place_level(&compact(x), &compact(y), sim.street_similar))
+    };
+    let mut street2 = line2(&a.street2, &b.street2);
+    // The two address lines swapped ("30 Learmonth Drive" / "Wallace Heights" against "30
+    // Wallace Heights" / "Learmonth Drive"): forms order them differently. When neither line
+    // agrees as given and both agree crosswise (the street name against the other's second
+    // line), the crosswise levels count.
+    let (mut house, mut street) = (house, street);
+    let line_agrees = |l: Level| matches!(l, Level::Exact | Level::Similar);
+    if !line_agrees(street) && !line_agrees(street2) {
+        let name_of = |r: &Record| present(&r.street).map(|s| split_street(&fold_street(s)).1).unwrap_or_default();
+        let line_of = |r: &Record| present(&r.street2).map(|s| split_street(&fold_street(s)).1).unwrap_or_default();
+        let (ab, ba) = (
+            place_level(&name_of(a), &line_of(b), sim.street_similar),
+            place_level(&line_of(a), &name_of(b), sim.street_similar),
+        );
+        if line_agrees(ab) && line_agrees(ba) {
+            let number = |r: &Record| {
+                [&r.street, &r.street2]
+                    .into_iter()
+                    .filter_map(|l| present(l).map(|s| split_street(&fold_street(s)).0.to_owned()))
+                    .find(|n| !n.is_empty())
+            };
+            house = match (number(a), number(b)) {
+                (Some(x), Some(y)) if x == y => Level::Exact,
+                (Some(_), Some(_)) => Level::Different,
+                _ => Level::Missing,
+            };
+            (street, street2) = (ab, ba);
+        }
+    }
     let names = |x: Option<&str>, y: Option<&str>, f: fn(&str, &str, &Similarity) -> Level| match (x, y) {
         (Some(x), Some(y)) => f(x, y, sim),
         _ => Level::Missing,
@@ -578,10 +610,7 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         (Field::PostalCode, postal_level(a, b)),
         (Field::City, both(&a.city, &b.city, |x, y| city_level(x, y, sim))),
         (Field::HouseNumber, house),
-        (
-            Field::Street2,
-            both(&a.street2, &b.street2, |x, y| place_level(&compact(x), &compact(y), sim.street_similar)),
-        ),
+        (Field::Street2, street2),
         (Field::Locality, locality_level(a, b, sim)),
         (Field::State, state_level(a, b)),
     ];
@@ -700,7 +729,7 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     // One dwelling: the street name and the house number or second line agree, in the same
     // area (postal code, locality or city).
     let street_agrees = matches!(street, Level::Exact | Level::Similar);
-    let line2_agrees = matches!(level(Field::Street2), Level::Exact | Level::Similar);
+    let line2_agrees = line_agrees(street2);
     let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
     let dwelling = area_agrees
         && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact));
