@@ -740,7 +740,8 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     // way: the address identifies the few people living there.
     let one_name_at_home =
         household && (agrees(first) || matches!(last, Level::Exact | Level::Similar)) && dwelling && !contact_conflict;
-    if !person_contact && !(names_agree && backed) && !one_name_at_home {
+    let sufficient = person_contact || (names_agree && backed) || one_name_at_home;
+    if !sufficient {
         rules.push(HardRule::InsufficientIdentity);
     }
     if names_agree

@@ -395,7 +395,7 @@ mod tests {
         let marc = record(json!({"first_name": "Marc", "last_name": "Dubois", "email": "INFO@pixel.fr"}));
         assert!(matches!(decide(&marc, std::slice::from_ref(&anna), &model), Decision::Create { .. }));
         let again = record(json!({"first_name": "Anna", "last_name": "Kowalski", "email": "info@pixel.fr"}));
-        match decide(&again, &[anna.clone()], &model) {
+        match decide(&again, std::slice::from_ref(&anna), &model) {
             Decision::Merge { into, explanation, .. } => {
                 assert_eq!(
                     (into, explanation.rule),
