@@ -171,9 +171,9 @@ pub struct Similarity {
     pub name_close: f64,
     /// Company keys: JW ≥ this → [`Level::Similar`].
     pub company_similar: f64,
-    /// Streets (same house number): JW ≥ this → [`Level::Similar`].
+    /// Street names and second address lines: JW ≥ this → [`Level::Similar`].
     pub street_similar: f64,
-    /// Cities: JW ≥ this → [`Level::Similar`].
+    /// Cities and localities: JW ≥ this → [`Level::Similar`].
     pub city_similar: f64,
 }
 
