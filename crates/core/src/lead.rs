@@ -151,6 +151,8 @@ standard_fields! {
     city: String,
     postal_code: String,
     street: String,
+    street2: String,
+    locality: String,
     utm_source: String,
     utm_medium: String,
     utm_campaign: String,

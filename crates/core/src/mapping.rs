@@ -47,8 +47,9 @@
 //!   not a salutation. `url` and `domain` are the website; page URLs are `page url`.
 //! * `county` is not mapped to `state` (in the US it is a different thing); `region` and
 //!   `province` are.
-//! * `address`, `address1`, `address line 1` are the street; `address2` stays in custom
-//!   (join them with a spec).
+//! * `address`, `address1`, `address line 1` are the street; `address2`, `address line 2`
+//!   the second line (`street2`); `suburb`, `district`, `neighbourhood` and `locality` the
+//!   locality, a part of a city (`city` stays the town or city).
 //! * `mobile` and `phone` both mean phone; with both present `phone` wins and `mobile`
 //!   stays in custom.
 

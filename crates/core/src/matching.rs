@@ -34,21 +34,38 @@
 //! | CompanyKey | Different | 0.14 | 0.9965 | −2.83 |
 //! | EmailDomain | Exact (business email/website domains intersect) | 0.85 | 0.005 | +7.41 |
 //! | EmailDomain | Different | 0.15 | 0.9985 | −2.73 |
-//! | Street | Exact (abbreviations folded) | 0.7 | 0.0008 | +9.77 |
-//! | Street | Similar (same house number, JW ≥ 0.90) | 0.1 | 0.001 | +6.64 |
-//! | Street | Different | 0.2 | 0.9982 | −2.32 |
+//! | Email | SharedMailbox (the same role mailbox; organisation evidence) | 0.02 | 0.0005 | +5.32 |
+//! | Street | Exact (street name, words joined, type folded) | 0.75 | 0.002 | +8.55 |
+//! | Street | Similar (JW ≥ 0.90 or a typo apart) | 0.13 | 0.002 | +6.02 |
+//! | Street | Different | 0.12 | 0.996 | −3.05 |
+//! | HouseNumber | Exact | 0.85 | 0.03 | +4.82 |
+//! | HouseNumber | Close (one digit off or two swapped) | 0.04 | 0.02 | +1.00 |
+//! | HouseNumber | Different | 0.11 | 0.95 | −3.11 |
+//! | Street2 | Exact | 0.7 | 0.001 | +9.45 |
+//! | Street2 | Similar (JW ≥ 0.90 or a typo apart) | 0.15 | 0.002 | +6.23 |
+//! | Street2 | Different | 0.15 | 0.997 | −2.73 |
 //! | PostalCode | Exact (same country) | 0.8 | 0.003 | +8.06 |
-//! | PostalCode | Different | 0.2 | 0.997 | −2.32 |
+//! | PostalCode | Close (one character off or two swapped, ≥ 4 characters) | 0.1 | 0.02 | +2.32 |
+//! | PostalCode | Different | 0.1 | 0.977 | −3.29 |
 //! | City | Exact | 0.85 | 0.03 | +4.82 |
-//! | City | Similar (JW ≥ 0.92) | 0.05 | 0.005 | +3.32 |
-//! | City | Different | 0.1 | 0.965 | −3.27 |
+//! | City | Similar (JW ≥ 0.92 or a typo apart) | 0.07 | 0.005 | +3.81 |
+//! | City | Different | 0.08 | 0.965 | −3.59 |
+//! | Locality | Exact (or a city naming the other's locality) | 0.85 | 0.01 | +6.41 |
+//! | Locality | Similar | 0.07 | 0.002 | +5.13 |
+//! | Locality | Different (locality against locality only) | 0.08 | 0.988 | −3.63 |
+//! | State | Exact | 0.9 | 0.25 | +1.85 |
+//! | State | Different | 0.1 | 0.75 | −2.91 |
 //!
 //! Why: names and contacts identify a *person*; company, domain, street, postal code and city
 //! identify an *organisation/site* that colleagues share. Fellegi-Sunter assumes independent
 //! fields, which is badly false for the organisation fields (same company ⇒ same domain, street,
 //! postal code, city), so their positive sum is **capped at +10 bits** and their negative sum
 //! **floored at −6** (an [`Evidence`] with [`Field::Context`] / [`Level::Capped`] shows the
-//! adjustment). A phone shared by two records of one organisation whose names conflict is treated
+//! adjustment). When **neither record names an organisation** (no company, no business email or
+//! website domain) the address is a home, not an office, and the cap is
+//! [`ModelParams::household_cap`] (**+16 bits**): an agreeing full address plus agreeing names is
+//! then enough to merge, while colleagues at one office stay under the +10 cap and the
+//! organisation rules below. A phone shared by two records of one organisation whose names conflict is treated
 //! as a switchboard and joins that capped group. Email "different address at the same business
 //! domain" is scored conditionally on the domain evidence, hence negative.
 //!
@@ -67,7 +84,29 @@
 //!   ("John" / "Johnson", "Black" / "Blackson"): `Close`, not `Similar` (a typo adds one letter).
 //!   A second surname in its own word ("Garcia" / "Garcia Lopez", "Smith" / "Smith-Jones") keeps
 //!   its Jaro-Winkler level;
-//! * company keys that differ only in word breaks are `Exact` ("horizon cobalt" / "horizoncobalt").
+//! * company keys that differ only in word breaks are `Exact` ("horizon cobalt" / "horizoncobalt");
+//! * a typo anywhere, the first letter included: a surname of at least 5 letters one edit away (two
+//!   at 8 letters) and a first name of at least 6 letters one edit away are `Similar`, whatever
+//!   Jaro-Winkler (which favours a shared start) says;
+//! * first and last name swapped: when neither agrees as given and both agree crosswise, the
+//!   crosswise levels count, an exact one as `Similar`;
+//! * a missing name is no evidence, never a disagreement; so is a **placeholder** ("Unknown",
+//!   "Test", "N/A", "-", "none", "null", "x", "asdf", "?", "first", "last", …), which also makes
+//!   no blocking keys.
+//!
+//! Address levels: the street line is split into its house number and its street name (words
+//! joined, so a lost or typed word break does not matter; St/Street, Rd/Road, Ave/Avenue,
+//! Dr/Drive, Pl/Place, Cres/Crescent, Cct/Circuit, Ct/Court, Ln/Lane, Hwy/Highway, Pde/Parade,
+//! Tce/Terrace, Blvd/Boulevard, … folded). When neither the street nor the second line agrees
+//! as given but both agree crosswise, the two lines were swapped and the crosswise levels count.
+//! A locality is compared with a locality, or with the other's city when that is all it has (one
+//! source maps a suburb to the city): there a mismatch is no evidence.
+//!
+//! **Role mailboxes** (`info@`, `sales@`, `contact@`, `hello@`, `admin@`, `support@`, `office@`,
+//! `marketing@`, `team@`, `noreply@`, …; [`is_role_mailbox`]) belong to an organisation: an equal
+//! one is not the exact-email rule ([`exact_match`] and `resolve::decide`), it weighs
+//! `SharedMailbox` in the capped organisation group, and with names that do not agree it is
+//! [`HardRule::SharedMailboxDifferentNames`] (Distinct).
 //!
 //! **Term-frequency adjustment** (optional, [`Model::with_frequencies`] + [`NameFrequencies`]
 //! counted over the store's table): an `Exact`/`Nickname` first name, an `Exact` last name and an
@@ -99,9 +138,16 @@
 //!   agreement → Distinct;
 //! * `RelativesAtCompany` — same last name, same company (or business domain), first names
 //!   `Different` (not nickname-equivalent, not a typo) and no exact email → Distinct;
-//! * `InsufficientIdentity` — no exact email or person-level phone, and either the first and last
-//!   names do not both agree or nothing but the names (and perhaps the city) agrees → at most
-//!   Review (first name + company, or a full name alone, is a colleague or namesake as often as not).
+//! * `InsufficientIdentity` (the **minimum evidence** for a merge) — none of: an exact personal
+//!   email or a person-level phone; first and last names agreeing plus one agreeing field that is
+//!   not an area (email, phone, company, business domain, street name, postal code, second line:
+//!   city, locality and state are areas); or, when neither record names an organisation, one
+//!   agreeing name (the other missing or different) at one **dwelling** — street name and house
+//!   number (or second line) agreeing in an agreeing postal code, locality or city — with no
+//!   email or phone that differs. → at most Review. A badge scan with a last name, or a last name
+//!   and a city, never merges; first name + company, or a full name alone, is a colleague or a
+//!   namesake as often as not;
+//! * `SharedMailboxDifferentNames` — the same role mailbox, names not agreeing → Distinct.
 //!
 //! # Training
 //!
@@ -123,7 +169,14 @@
 //! match). The second is what users see and what the issue's target is checked on; figures and
 //! commands are in `BENCHMARKS.md`.
 //!
-//! Known limits: without a [`NameFrequencies`] table, two people with a common name at one large
+//! FEBRL data sets 1 and 2 shaped as leads (`tests/matching/febrl.rs`, `examples/matching_febrl.rs`,
+//! `data/matching/febrl/PROVENANCE.md`) measure address-only people: no email, phone or company.
+//!
+//! Known limits: one agreeing name at one dwelling merges, so two members of one household who
+//! share a surname, give no email or phone that differs and whose first names differ are merged
+//! (an address list cannot tell them apart either); a surname that is only `Similar` with
+//! differing first names stays in review, which is most of what FEBRL recall still lacks
+//! (duplicates whose given name the generator replaced). Without a [`NameFrequencies`] table, two people with a common name at one large
 //! company and no conflicting contact data are merged — capture attaches none today, and its
 //! lead-level precision measured with fixed weights is 0.9901 at 20k entities and 0.9881 at 50k,
 //! below the target (with frequencies: 0.9974 / 0.9942). Job changes without a shared contact are
@@ -144,7 +197,9 @@ pub mod train;
 use serde::{Deserialize, Serialize};
 
 pub use blocking::{CandidateIndex, blocking_keys, blocking_keys_with};
-pub use compare::{Evidence, ExactRule, HardRule, MatchScore, compare, decide, decide_score, exact_match};
+pub use compare::{
+    Evidence, ExactRule, HardRule, MatchScore, compare, decide, decide_score, exact_match, is_role_mailbox,
+};
 pub use email::{EmailRules, ProviderRule, email_match_key};
 pub use frequency::{FrequencyField, NameFrequencies};
 pub use model::{Field, Level, LevelProbability, Model, ModelParams, Similarity, Thresholds, Verdict};
@@ -172,10 +227,19 @@ pub struct Record {
     pub free_mail: bool,
     /// Street line.
     pub street: Option<String>,
+    /// Second address line (building, unit, property name).
+    #[serde(default)]
+    pub street2: Option<String>,
+    /// Locality: suburb, district or neighbourhood.
+    #[serde(default)]
+    pub locality: Option<String>,
     /// City.
     pub city: Option<String>,
     /// Postal code.
     pub postal_code: Option<String>,
+    /// State, province or region.
+    #[serde(default)]
+    pub state: Option<String>,
     /// Country (ISO 3166-1 alpha-2).
     pub country: Option<String>,
 }

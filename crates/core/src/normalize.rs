@@ -127,6 +127,8 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
             "city" => &mut f.city,
             "postal_code" => &mut f.postal_code,
             "street" => &mut f.street,
+            "street2" => &mut f.street2,
+            "locality" => &mut f.locality,
             "utm_source" => &mut f.utm_source,
             "utm_medium" => &mut f.utm_medium,
             "utm_campaign" => &mut f.utm_campaign,

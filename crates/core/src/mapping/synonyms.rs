@@ -30,6 +30,8 @@ pub const STANDARD_FIELDS: &[&str] = &[
     "city",
     "postal_code",
     "street",
+    "street2",
+    "locality",
     "utm_source",
     "utm_medium",
     "utm_campaign",
@@ -280,7 +282,7 @@ const FIELD_SYNONYMS: &[(&str, &[&str])] = &[
             "bundesland",
         ],
     ),
-    ("city", &["town", "locality", "city name", "town/city", "stadt", "ort", "ville", "ciudad"]),
+    ("city", &["town", "city name", "town/city", "stadt", "ort", "ville", "ciudad"]),
     (
         "postal_code",
         &[
@@ -324,6 +326,20 @@ const FIELD_SYNONYMS: &[(&str, &[&str])] = &[
             "direccion",
         ],
     ),
+    (
+        "street2",
+        &[
+            "address_2",
+            "address2",
+            "address 2",
+            "address line 2",
+            "street 2",
+            "street_2",
+            "address_line_2",
+            "street line 2",
+        ],
+    ),
+    ("locality", &["suburb", "district", "neighbourhood", "neighborhood"]),
     ("utm_source", &["utm source", "utmsource"]),
     ("utm_medium", &["utm medium", "utmmedium"]),
     ("utm_campaign", &["utm campaign", "utmcampaign"]),
@@ -670,12 +686,33 @@ mod tests {
     }
 
     #[test]
+    fn second_address_line_and_locality() {
+        check(
+            "street2",
+            &[
+                "address_2",
+                "address2",
+                "Address 2",
+                "address line 2",
+                "Street 2",
+                "street2",
+                "street_2",
+                "ADDRESS_LINE_2",
+            ],
+        );
+        check("locality", &["locality", "suburb", "Suburb", "district", "neighbourhood", "Neighborhood"]);
+        // The first line stays the street, the town stays the city.
+        check("street", &["address_1", "address line 1"]);
+        check("city", &["town", "city"]);
+    }
+
+    #[test]
     fn job_title_website_and_location() {
         check("job_title", &["title", "Title", "position", "role", "job", "jobtitle", "JOB_TITLE", "Job Title"]);
         check("website", &["url", "URL", "web site", "company website", "domain", "Website"]);
         check("country", &["country_code", "nation", "COUNTRY", "Country/Region"]);
         check("state", &["province", "region", "state/province", "State", "STATE", "REGION"]);
-        check("city", &["town", "locality", "CITY"]);
+        check("city", &["town", "CITY"]);
         check("street", &["address", "address1", "street address", "address line 1", "Address", "STREET_ADDRESS"]);
     }
 
@@ -804,7 +841,7 @@ mod tests {
 
     #[test]
     fn unknown_headers_do_not_match() {
-        for h in ["", "   ", "favourite colour", "address2", "Address line 2", "notes", "county", "campaign"] {
+        for h in ["", "   ", "favourite colour", "notes", "county", "campaign"] {
             assert_eq!(match_header(h), None, "{h:?}");
         }
     }

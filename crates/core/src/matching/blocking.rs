@@ -11,6 +11,9 @@
 //! | `c:` | company token + first initial; + first and last initials (no first name: + `~`Double Metaphone(last name)) | email changed, no phone; large companies |
 //! | `z:` | country + postal code + first 3 letters of the last name | partner lists with addresses |
 //! | `d:` | business email domain + first 3 letters of the last name | work address with a different local part |
+//! | `a:` | postal code + house number | address lists: a typo in a name's first letters, swapped or missing names |
+//! | `s:` | Double Metaphone(street name) + house number; + each name's initial | the same, with the postal code or the house number mistyped |
+//! | `l:` | Double Metaphone(second address line) + each name's initial | the same, with the street mistyped |
 //!
 //! A record's company tokens are its company key (spaces removed) and the first label of each
 //! business domain (work email unless free-mail, website): `c:` keys are written for each, so a
@@ -19,6 +22,10 @@
 //! keys for common names (a store reads 32 leads per key); company + both initials stays
 //! selective and, unlike the phonetic code, survives a typo after the surname's first letter, so
 //! it replaces company + phonetic surname, which is kept for records without a first name.
+//!
+//! Placeholder names ("Unknown", "Test", "N/A", …) make no keys, as if missing; the address keys
+//! are written only for a record with some name. At an office many leads share, the address keys
+//! become stop keys and cost nothing.
 //!
 //! First initials are expanded through the nickname table (Bill → `b`, `r`, `w` because Bill is a
 //! nickname of Robert and William), so nicknames land in the same blocks.
@@ -38,7 +45,9 @@ use rphonetic::DoubleMetaphone;
 use crate::matching::Record;
 use crate::matching::email::{EmailRules, email_match_key, split_email};
 use crate::matching::nicknames::NicknameTable;
-use crate::matching::text::{fold_name, fold_postal, fold_words, prefix, present};
+use crate::matching::text::{
+    fold_name, fold_postal, fold_street, fold_words, person_name, prefix, present, split_street,
+};
 
 static DEFAULT_RULES: LazyLock<EmailRules> = LazyLock::new(EmailRules::default);
 
@@ -110,9 +119,9 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
             keys.push(format!("p:{p}"));
         }
     }
-    let last = present(&r.last_name).map(fold_name).unwrap_or_default();
+    let last = person_name(&r.last_name).map(fold_name).unwrap_or_default();
     let last_code = phonetic(&last);
-    let inits = present(&r.first_name).map(initials).unwrap_or_default();
+    let inits = person_name(&r.first_name).map(initials).unwrap_or_default();
     if !last_code.is_empty() {
         for i in &inits {
             keys.push(format!("n:{last_code}:{i}"));
@@ -147,6 +156,42 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
                 if !domain.is_empty() {
                     keys.push(format!("d:{domain}:{last3}"));
                 }
+            }
+        }
+    }
+    // The dwelling, whatever the names say (a typo in a name's first letters, names swapped,
+    // a name missing): house number with the postal code, and with the street name's sound; the
+    // street name's sound and the second line's with an initial of either name (a house number
+    // missing or mistyped). Only for a record with some name: an address with no name is
+    // nobody yet.
+    let mut name_initials: Vec<char> = inits.clone();
+    name_initials.extend(last.chars().next());
+    name_initials.sort_unstable();
+    name_initials.dedup();
+    if !name_initials.is_empty() {
+        let (number, street) = present(&r.street)
+            .map(|s| {
+                let folded = fold_street(s);
+                let (number, name) = split_street(&folded);
+                (number.to_owned(), phonetic(&fold_name(&name)))
+            })
+            .unwrap_or_default();
+        let postal = present(&r.postal_code).map(fold_postal).unwrap_or_default();
+        if !number.is_empty() && !postal.is_empty() {
+            keys.push(format!("a:{postal}:{number}"));
+        }
+        if !street.is_empty() {
+            if !number.is_empty() {
+                keys.push(format!("s:{street}:{number}"));
+            }
+            for i in &name_initials {
+                keys.push(format!("s:{street}:{i}"));
+            }
+        }
+        let line2 = present(&r.street2).map(|s| phonetic(&fold_name(s))).unwrap_or_default();
+        if !line2.is_empty() {
+            for i in &name_initials {
+                keys.push(format!("l:{line2}:{i}"));
             }
         }
     }

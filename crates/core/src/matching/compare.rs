@@ -6,7 +6,7 @@ use crate::matching::Record;
 use crate::matching::email::{EmailRules, email_match_key, is_role_local_part, split_email};
 use crate::matching::model::{Field, Level, Model, Similarity, Thresholds, Verdict};
 use crate::matching::nicknames::NicknameTable;
-use crate::matching::text::{fold_name, fold_postal, fold_street, fold_words, house_number, present};
+use crate::matching::text::{fold_name, fold_postal, fold_street, fold_words, person_name, present, split_street};
 
 /// One piece of evidence: how a field compared and what it weighed (bits).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,9 @@ pub enum HardRule {
     /// Same last name at the same company with different first names that are not
     /// nickname-equivalent: relatives or namesakes' family (ceiling: Distinct).
     RelativesAtCompany,
+    /// The same role mailbox (`info@`, `sales@`) and names that do not agree: two people
+    /// writing from their organisation's shared address (ceiling: Distinct).
+    SharedMailboxDifferentNames,
 }
 
 impl HardRule {
@@ -43,7 +46,9 @@ impl HardRule {
     pub fn ceiling(self) -> Verdict {
         match self {
             HardRule::SameDomainDifferentMailbox | HardRule::InsufficientIdentity => Verdict::Review,
-            HardRule::NameOnlyDifferentCompany | HardRule::RelativesAtCompany => Verdict::Distinct,
+            HardRule::NameOnlyDifferentCompany
+            | HardRule::RelativesAtCompany
+            | HardRule::SharedMailboxDifferentNames => Verdict::Distinct,
         }
     }
 }
@@ -111,8 +116,12 @@ pub enum ExactRule {
 /// This is the store's fast path for *finding* a candidate, not a merge decision on its own:
 /// shared mailboxes (`info@`) and switchboard numbers exist, so [`compare`] scores these as its
 /// strongest levels and the names can still veto the merge.
+///
+/// A role mailbox (`info@`, `sales@`, [`is_role_mailbox`]) is not a person's: an equal one is
+/// not the exact rule, and [`compare`] scores it as organisation evidence.
 pub fn exact_match(a: &Record, b: &Record, rules: &EmailRules) -> Option<ExactRule> {
     if let (Some(x), Some(y)) = (present(&a.email), present(&b.email))
+        && !is_role_mailbox(x)
         && email_match_key(x, rules) == email_match_key(y, rules)
     {
         return Some(ExactRule::Email);
@@ -121,6 +130,12 @@ pub fn exact_match(a: &Record, b: &Record, rules: &EmailRules) -> Option<ExactRu
         (Some(x), Some(y)) if x == y => Some(ExactRule::Phone),
         _ => None,
     }
+}
+
+/// Whether the address is a role or shared mailbox (`info@`, `sales@`, `contact@`, `hello@`,
+/// `noreply@`, ...): one an organisation's people share, so it does not identify one of them.
+pub fn is_role_mailbox(email: &str) -> bool {
+    split_email(email.trim()).is_some_and(|(local, _)| is_role_local_part(&local.to_ascii_lowercase()))
 }
 
 /// Verdict from a score alone (no hard rules): `Merge` at/above `auto_merge`, `Review` at/above
@@ -181,8 +196,11 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if short.len() >= 3 && long.starts_with(short.as_str()) {
         return Level::Similar;
     }
+    // A typo anywhere, the first letter included ("Kristen" / "Christen" is not one, "Isabekle"
+    // / "Isabelle" is): Jaro-Winkler favours a shared start, so longer names one edit apart
+    // are Similar whatever letter changed.
     let s = jw(&a, &b);
-    if s >= sim.name_similar {
+    if s >= sim.name_similar || (short.len() >= 6 && typo_apart(&a, &b) && strsim::osa_distance(&a, &b) == 1) {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) {
         Level::Close
@@ -244,7 +262,9 @@ fn last_name_level(raw_a: &str, raw_b: &str, sim: &Similarity) -> Level {
             return Level::Close;
         }
     }
-    if s >= sim.name_similar {
+    // A typo anywhere, the first letter included: one edit in a surname of at least 5 letters,
+    // two in one of at least 8 ("Gryosler" / "Grosser" is not, "Culbetson" / "Culbertson" is).
+    if s >= sim.name_similar || (short.len() >= 5 && typo_apart(&a, &b)) {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) || (short.len() >= 4 && long.contains(short.as_str())) {
         Level::Close
@@ -259,7 +279,7 @@ fn email_level(a: &Record, b: &Record, rules: &EmailRules) -> Level {
     };
     let (kx, ky) = (email_match_key(x, rules), email_match_key(y, rules));
     if kx == ky {
-        return Level::Exact;
+        return if is_role_mailbox(&kx) { Level::SharedMailbox } else { Level::Exact };
     }
     let (Some((lx, dx)), Some((ly, dy))) = (split_email(&kx), split_email(&ky)) else {
         return Level::Different;
@@ -401,20 +421,51 @@ pub(crate) fn domain_label(domain: &str) -> &str {
     d.split('.').next().unwrap_or(d)
 }
 
-fn street_level(a: &str, b: &str, sim: &Similarity) -> Level {
-    let (a, b) = (fold_street(a), fold_street(b));
+/// Whether two folded values (at least 4 characters) are a typo apart: Damerau-Levenshtein
+/// (optimal string alignment) distance 1, or 2 when both have at least 8 characters.
+fn typo_apart(a: &str, b: &str) -> bool {
+    let n = a.len().min(b.len());
+    n >= 4 && a.len().abs_diff(b.len()) <= 2 && strsim::osa_distance(a, b) <= if n >= 8 { 2 } else { 1 }
+}
+
+/// Free-text place values (street name, second line, locality, city) compared with the word
+/// breaks removed: `Exact`, `Similar` (Jaro-Winkler ≥ `similar` or a typo apart), else
+/// `Different`.
+fn place_level(a: &str, b: &str, similar: f64) -> Level {
     if a.is_empty() || b.is_empty() {
         return Level::Missing;
     }
     if a == b {
-        return Level::Exact;
+        Level::Exact
+    } else if jw(a, b) >= similar || typo_apart(a, b) {
+        Level::Similar
+    } else {
+        Level::Different
     }
-    if let (Some(x), Some(y)) = (house_number(&a), house_number(&b))
-        && x != y
-    {
-        return Level::Different;
-    }
-    if jw(&a, &b) >= sim.street_similar { Level::Similar } else { Level::Different }
+}
+
+fn compact(s: &str) -> String {
+    fold_words(s).replace(' ', "")
+}
+
+/// House number and street name of both records.
+fn street_levels(a: &Record, b: &Record, sim: &Similarity) -> (Level, Level) {
+    let (Some(x), Some(y)) = (present(&a.street), present(&b.street)) else {
+        return (Level::Missing, Level::Missing);
+    };
+    let (x, y) = (fold_street(x), fold_street(y));
+    let ((nx, sx), (ny, sy)) = (split_street(&x), split_street(&y));
+    let number = if nx.is_empty() || ny.is_empty() {
+        Level::Missing
+    } else if nx == ny {
+        Level::Exact
+    } else if nx.len() == ny.len() && strsim::osa_distance(nx, ny) == 1 {
+        // One digit off or two swapped: a typo as often as another house.
+        Level::Close
+    } else {
+        Level::Different
+    };
+    (number, place_level(&sx, &sy, sim.street_similar))
 }
 
 fn postal_level(a: &Record, b: &Record) -> Level {
@@ -429,21 +480,51 @@ fn postal_level(a: &Record, b: &Record) -> Level {
         (Some(c), Some(d)) => !c.eq_ignore_ascii_case(d),
         _ => false,
     };
-    if x == y && !countries_differ { Level::Exact } else { Level::Different }
-}
-
-fn city_level(a: &str, b: &str, sim: &Similarity) -> Level {
-    let (a, b) = (fold_words(a), fold_words(b));
-    if a.is_empty() || b.is_empty() {
-        return Level::Missing;
-    }
-    if a == b {
+    if countries_differ {
+        Level::Different
+    } else if x == y {
         Level::Exact
-    } else if jw(&a, &b) >= sim.city_similar {
-        Level::Similar
+    } else if x.len() == y.len() && x.len() >= 4 && strsim::osa_distance(&x, &y) == 1 {
+        // One character off or two swapped: a typo, or the next district.
+        Level::Close
     } else {
         Level::Different
     }
+}
+
+/// Locality against locality; when one record has only a locality and the other only a city
+/// (one source maps the suburb to the city), the two are compared too, but there a mismatch is
+/// no evidence (a suburb lies in a city of another name).
+fn locality_level(a: &Record, b: &Record, sim: &Similarity) -> Level {
+    let place = |v: &Option<String>| present(v).map(compact).unwrap_or_default();
+    let (la, lb) = (place(&a.locality), place(&b.locality));
+    if !la.is_empty() && !lb.is_empty() {
+        return place_level(&la, &lb, sim.city_similar);
+    }
+    let (ca, cb) = (place(&a.city), place(&b.city));
+    let cross = match (la.is_empty(), lb.is_empty()) {
+        (false, true) if !cb.is_empty() && ca.is_empty() => place_level(&la, &cb, sim.city_similar),
+        (true, false) if !ca.is_empty() && cb.is_empty() => place_level(&ca, &lb, sim.city_similar),
+        _ => Level::Missing,
+    };
+    if cross == Level::Different { Level::Missing } else { cross }
+}
+
+fn state_level(a: &Record, b: &Record) -> Level {
+    match (present(&a.state).map(compact), present(&b.state).map(compact)) {
+        (Some(x), Some(y)) if !x.is_empty() && !y.is_empty() => {
+            if x == y {
+                Level::Exact
+            } else {
+                Level::Different
+            }
+        }
+        _ => Level::Missing,
+    }
+}
+
+fn city_level(a: &str, b: &str, sim: &Similarity) -> Level {
+    place_level(&compact(a), &compact(b), sim.city_similar)
 }
 
 fn both<'a>(a: &'a Option<String>, b: &'a Option<String>, f: impl FnOnce(&'a str, &'a str) -> Level) -> Level {
@@ -459,9 +540,61 @@ fn both<'a>(a: &'a Option<String>, b: &'a Option<String>, f: impl FnOnce(&'a str
 /// See the crate documentation for the model, the context cap and the hard rules.
 pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let sim = &model.params().similarity;
+    let (house, street) = street_levels(a, b, sim);
+    let line2 = |x: &Option<String>, y: &Option<String>| {
+        both(x, y, |x, y| place_level(&compact(x), &compact(y), sim.street_similar))
+    };
+    let mut street2 = line2(&a.street2, &b.street2);
+    // The two address lines swapped ("30 Learmonth Drive" / "Wallace Heights" against "30
+    // Wallace Heights" / "Learmonth Drive"): forms order them differently. When neither line
+    // agrees as given and both agree crosswise (the street name against the other's second
+    // line), the crosswise levels count.
+    let (mut house, mut street) = (house, street);
+    let line_agrees = |l: Level| matches!(l, Level::Exact | Level::Similar);
+    if !line_agrees(street) && !line_agrees(street2) {
+        let name_of = |r: &Record| present(&r.street).map(|s| split_street(&fold_street(s)).1).unwrap_or_default();
+        let line_of = |r: &Record| present(&r.street2).map(|s| split_street(&fold_street(s)).1).unwrap_or_default();
+        let (ab, ba) = (
+            place_level(&name_of(a), &line_of(b), sim.street_similar),
+            place_level(&line_of(a), &name_of(b), sim.street_similar),
+        );
+        if line_agrees(ab) && line_agrees(ba) {
+            let number = |r: &Record| {
+                [&r.street, &r.street2]
+                    .into_iter()
+                    .filter_map(|l| present(l).map(|s| split_street(&fold_street(s)).0.to_owned()))
+                    .find(|n| !n.is_empty())
+            };
+            house = match (number(a), number(b)) {
+                (Some(x), Some(y)) if x == y => Level::Exact,
+                (Some(_), Some(_)) => Level::Different,
+                _ => Level::Missing,
+            };
+            (street, street2) = (ab, ba);
+        }
+    }
+    let names = |x: Option<&str>, y: Option<&str>, f: fn(&str, &str, &Similarity) -> Level| match (x, y) {
+        (Some(x), Some(y)) => f(x, y, sim),
+        _ => Level::Missing,
+    };
+    let (fa, la, fb, lb) =
+        (person_name(&a.first_name), person_name(&a.last_name), person_name(&b.first_name), person_name(&b.last_name));
+    let mut first = names(fa, fb, first_name_level);
+    let mut last = names(la, lb, last_name_level);
+    // First and last name swapped ("Beazley Anthony" / "Anthony Beazley"): when neither agrees
+    // as given but both agree crosswise, the crosswise levels count, an exact one as Similar
+    // (a name that is both a given and a family name, "Thomas James", is the odd exception).
+    let agrees = |l: Level| matches!(l, Level::Exact | Level::Nickname | Level::Similar);
+    if !agrees(first) && !agrees(last) {
+        let (cf, cl) = (names(fa, lb, first_name_level), names(la, fb, last_name_level));
+        if agrees(cf) && agrees(cl) {
+            let soften = |l: Level| if l == Level::Exact { Level::Similar } else { l };
+            (first, last) = (soften(cf), soften(cl));
+        }
+    }
     let levels = [
-        (Field::FirstName, both(&a.first_name, &b.first_name, |x, y| first_name_level(x, y, sim))),
-        (Field::LastName, both(&a.last_name, &b.last_name, |x, y| last_name_level(x, y, sim))),
+        (Field::FirstName, first),
+        (Field::LastName, last),
         (Field::Email, email_level(a, b, model.email_rules())),
         (
             Field::Phone,
@@ -473,15 +606,15 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         ),
         (Field::CompanyKey, company_level_of(a, b, sim)),
         (Field::EmailDomain, domain_level(a, b)),
-        (Field::Street, both(&a.street, &b.street, |x, y| street_level(x, y, sim))),
+        (Field::Street, street),
         (Field::PostalCode, postal_level(a, b)),
         (Field::City, both(&a.city, &b.city, |x, y| city_level(x, y, sim))),
+        (Field::HouseNumber, house),
+        (Field::Street2, street2),
+        (Field::Locality, locality_level(a, b, sim)),
+        (Field::State, state_level(a, b)),
     ];
 
-    // A phone number shared within one organisation may be its switchboard: then it is
-    // organisation evidence and joins the capped context group.
-    // ... unless the first names agree and the last names do not conflict: two different people
-    // with the same first name behind one switchboard are rare.
     let mut levels = levels;
     // Nickname groups the deployment configured add to the vendored table.
     if let Some(groups) = model.nickname_groups()
@@ -495,7 +628,7 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     // first name one edit from a nickname-equivalent of the other counts as Similar.
     if levels[0].1 == Level::Different
         && matches!(levels[1].1, Level::Exact | Level::Similar)
-        && let (Some(x), Some(y)) = (present(&a.first_name), present(&b.first_name))
+        && let (Some(x), Some(y)) = (fa, fb)
         && nickname_typo(&fold_name(x), &fold_name(y))
     {
         levels[0].1 = Level::Similar;
@@ -504,19 +637,17 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let mut tf = [0.0f64; Field::COUNT];
     if let Some(freq) = model.frequencies() {
         use crate::matching::frequency::FrequencyField as F;
-        if let (Level::Exact | Level::Nickname, Some(x), Some(y)) =
-            (levels[0].1, present(&a.first_name), present(&b.first_name))
-        {
+        if let (Level::Exact | Level::Nickname, Some(x), Some(y)) = (levels[0].1, fa, fb) {
             let (x, y) = (fold_name(x), fold_name(y));
             tf[Field::FirstName as usize] = freq.adjustment(F::FirstName, &x).min(freq.adjustment(F::FirstName, &y));
         }
         if levels[1].1 == Level::Exact
-            && let Some(x) = present(&a.last_name)
+            && let Some(x) = la
         {
             let last = fold_name(x);
             tf[Field::LastName as usize] = freq.adjustment(F::LastName, &last);
             if levels[0].1 == Level::Exact
-                && let Some(f) = present(&a.first_name)
+                && let Some(f) = fa
             {
                 tf[Field::LastName as usize] += freq.full_name_adjustment(&fold_name(f), &last);
             }
@@ -528,15 +659,27 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
             tf[Field::CompanyKey as usize] = freq.adjustment(F::Company, &x).min(freq.adjustment(F::Company, &y));
         }
     }
-    let same_org = matches!(levels[4].1, Level::Exact | Level::Similar) || levels[5].1 == Level::Exact;
-    let names_conflict = !matches!(levels[0].1, Level::Exact | Level::Nickname | Level::Similar)
-        || !matches!(levels[1].1, Level::Exact | Level::Similar | Level::Missing);
+    let level = |f: Field| levels.iter().find(|(g, _)| *g == f).map_or(Level::Missing, |(_, l)| *l);
+    let first = level(Field::FirstName);
+    let last = level(Field::LastName);
+    let email = level(Field::Email);
+    let company = level(Field::CompanyKey);
+    let same_org = matches!(company, Level::Exact | Level::Similar) || level(Field::EmailDomain) == Level::Exact;
+    let names_conflict = !agrees(first) || !matches!(last, Level::Exact | Level::Similar | Level::Missing);
     let shared_line = same_org && names_conflict;
+    // Neither record names an organisation: their address is a home, not an office that many
+    // colleagues share.
+    let household = !has_organisation(a) && !has_organisation(b);
     let mut parts = Vec::with_capacity(levels.len() + 1);
     let (mut person, mut ctx_pos, mut ctx_neg) = (0.0, 0.0, 0.0);
     for (field, level) in levels {
         let weight = model.weight(field, level) + tf[field as usize];
-        if field.is_context() || (field == Field::Phone && level == Level::Exact && shared_line) {
+        // A phone number shared within one organisation by two people whose names conflict is
+        // its switchboard, and a role mailbox is the organisation's: both are organisation
+        // evidence and join the capped context group.
+        let organisational = (field == Field::Phone && level == Level::Exact && shared_line)
+            || (field == Field::Email && level == Level::SharedMailbox);
+        if field.is_context() || organisational {
             if weight > 0.0 {
                 ctx_pos += weight;
             } else {
@@ -552,8 +695,8 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     // With value frequencies, an agreeing company bounds the context: its fields add at most
     // `site_bonus` bits beyond the (frequency-adjusted) company weight, so a very large
     // organisation (where colleagues share everything) counts for little.
-    let mut cap = params.context_cap.max(0.0);
-    if model.frequencies().is_some() && levels[4].1 == Level::Exact {
+    let mut cap = if household { params.household_cap.max(params.context_cap) } else { params.context_cap }.max(0.0);
+    if model.frequencies().is_some() && company == Level::Exact {
         let company = model.weight(Field::CompanyKey, Level::Exact) + tf[Field::CompanyKey as usize];
         cap = cap.min((company + SITE_BONUS).max(0.0));
     }
@@ -568,48 +711,67 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     }
     let score = person + ctx_pos + ctx_neg + adjustment;
 
-    let level = |f: Field| levels.iter().find(|(g, _)| *g == f).map(|(_, l)| *l);
-    let first = level(Field::FirstName);
-    let last = level(Field::LastName);
-    let email = level(Field::Email);
-    let company = level(Field::CompanyKey);
-    let positive = |f: Field| model.weight(f, level(f).unwrap_or(Level::Missing)) > 0.0;
-
+    let positive = |f: Field| model.weight(f, level(f)) > 0.0;
     let mut rules = Vec::new();
-    if email == Some(Level::DifferentSameDomain)
-        && !(matches!(first, Some(Level::Exact | Level::Nickname))
-            && last == Some(Level::Exact)
-            && aliases_of_one_name(a, b))
+    if email == Level::DifferentSameDomain
+        && !(matches!(first, Level::Exact | Level::Nickname) && last == Level::Exact && aliases_of_one_name(a, b))
     {
         rules.push(HardRule::SameDomainDifferentMailbox);
     }
-    let names_agree = matches!(first, Some(Level::Exact | Level::Nickname | Level::Similar))
-        && matches!(last, Some(Level::Exact | Level::Similar));
-    let person_phone = level(Field::Phone) == Some(Level::Exact) && !shared_line;
-    // Names alone (nothing else but possibly the city agrees) are a namesake as often as not.
-    let names_only =
-        ![Field::Email, Field::Phone, Field::CompanyKey, Field::EmailDomain, Field::Street, Field::PostalCode]
-            .into_iter()
-            .any(positive);
-    if (!names_agree || names_only) && email != Some(Level::Exact) && !person_phone {
+    let names_agree = agrees(first) && matches!(last, Level::Exact | Level::Similar);
+    let person_phone = level(Field::Phone) == Level::Exact && !shared_line;
+    let person_contact = email == Level::Exact || person_phone;
+    // Full names need one more agreeing field that is not an area (city, locality, state): names
+    // alone are a namesake as often as not.
+    let backed = [
+        Field::Email,
+        Field::Phone,
+        Field::CompanyKey,
+        Field::EmailDomain,
+        Field::Street,
+        Field::PostalCode,
+        Field::Street2,
+    ]
+    .into_iter()
+    .any(positive);
+    // One dwelling: the street name and the house number or second line agree, in the same
+    // area (postal code, locality or city).
+    let street_agrees = matches!(street, Level::Exact | Level::Similar);
+    let line2_agrees = line_agrees(street2);
+    let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
+    let dwelling = area_agrees
+        && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact));
+    // A contact both records give and that differs tells two members of one household apart.
+    let contact_conflict = matches!(email, Level::Different | Level::DifferentSameDomain | Level::SameLocalPart)
+        || level(Field::Phone) == Level::Different;
+    // At one home, one agreeing name is enough when the other is missing or was typed another
+    // way: the address identifies the few people living there.
+    let one_name_at_home =
+        household && (agrees(first) || matches!(last, Level::Exact | Level::Similar)) && dwelling && !contact_conflict;
+    let sufficient = person_contact || (names_agree && backed) || one_name_at_home;
+    if !sufficient {
         rules.push(HardRule::InsufficientIdentity);
     }
     if names_agree
-        && company == Some(Level::Different)
-        && email != Some(Level::Exact)
+        && company == Level::Different
+        && email != Level::Exact
         && ![Field::Phone, Field::Street, Field::EmailDomain].into_iter().any(positive)
     {
         rules.push(HardRule::NameOnlyDifferentCompany);
     }
-    if first == Some(Level::Different)
-        && email != Some(Level::Exact)
-        && matches!(last, Some(Level::Exact | Level::Similar))
-        && same_org
-    {
+    if first == Level::Different && email != Level::Exact && matches!(last, Level::Exact | Level::Similar) && same_org {
         rules.push(HardRule::RelativesAtCompany);
+    }
+    if email == Level::SharedMailbox && names_conflict && !person_phone {
+        rules.push(HardRule::SharedMailboxDifferentNames);
     }
 
     MatchScore { score, parts, rules }
+}
+
+/// Whether a record names an organisation: a company, or a business email or website domain.
+fn has_organisation(r: &Record) -> bool {
+    present(&r.company_key).is_some() || business_domains(r).iter().any(Option::is_some)
 }
 
 #[cfg(test)]
@@ -671,6 +833,105 @@ mod tests {
             |x: &Record, y: &Record| compare(x, y, &model).rules.contains(&HardRule::SameDomainDifferentMailbox);
         assert!(!ruled(&a, &person("Emily", "ecaldstone@pixel.fr")));
         assert!(ruled(&a, &person("Laura", "lcaldstone@pixel.fr")));
+    }
+
+    fn home(first: Option<&str>, last: &str, street: &str, street2: Option<&str>) -> Record {
+        Record {
+            first_name: first.map(Into::into),
+            last_name: Some(last.into()),
+            street: Some(street.into()),
+            street2: street2.map(Into::into),
+            city: Some("Canterbury".into()),
+            postal_code: Some("2776".into()),
+            state: Some("nsw".into()),
+            ..Record::default()
+        }
+    }
+
+    fn verdict(a: &Record, b: &Record) -> Verdict {
+        let model = Model::default();
+        decide(&compare(a, b, &model), model.thresholds())
+    }
+
+    #[test]
+    fn an_address_only_duplicate_merges_with_typos_a_missing_name_or_swapped_names() {
+        let a = home(Some("Deakin"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        // Typos in the surname and the street, the type abbreviated.
+        assert_eq!(
+            verdict(&a, &home(Some("Deakin"), "Sondergelt", "48 goldfinch cct", Some("Kooltuo"))),
+            Verdict::Merge
+        );
+        // The first name missing: no evidence either way.
+        assert_eq!(verdict(&a, &home(None, "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"))), Verdict::Merge);
+        // First and last name swapped.
+        assert_eq!(
+            verdict(&a, &home(Some("Sondergeld"), "Deakin", "48 Goldfinch Circuit", Some("Kooltuo"))),
+            Verdict::Merge
+        );
+        // The address lines in the other order.
+        assert_eq!(
+            verdict(&a, &home(Some("Deakin"), "Sondergeld", "48 Kooltuo", Some("Goldfinch Circuit"))),
+            Verdict::Merge
+        );
+        // Another house in the street is another household.
+        assert_ne!(verdict(&a, &home(None, "Sondergeld", "231 Goldfinch Circuit", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn colleagues_at_one_office_do_not_merge() {
+        let office = |first: &str, last: &str| Record {
+            company_key: Some("acme".into()),
+            ..home(Some(first), last, "12 Main Street", Some("Suite 400"))
+        };
+        assert_eq!(verdict(&office("Laura", "Jones"), &office("Peter", "Jones")), Verdict::Distinct);
+        assert_ne!(verdict(&office("Laura", "Jones"), &office("Laura", "Smith")), Verdict::Merge);
+        assert_eq!(verdict(&office("Laura", "Jones"), &office("Mark", "Evans")), Verdict::Distinct);
+        // At home, two people with their own differing phones are two people.
+        let mut a = home(Some("Amelia"), "Ryan", "35 Sidaway Street", None);
+        let mut b = home(Some("Edward"), "Ryan", "35 Sidaway Street", None);
+        a.phone = Some("+61255501234".into());
+        b.phone = Some("+61255509876".into());
+        assert_ne!(verdict(&a, &b), Verdict::Merge);
+    }
+
+    #[test]
+    fn placeholder_names_weigh_nothing() {
+        let a = home(Some("Unknown"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        let b = home(Some("Test"), "Sondergeld", "48 Goldfinch Circuit", Some("Kooltuo"));
+        let score = compare(&a, &b, &Model::default());
+        assert_eq!(score.part(Field::FirstName).map(|e| e.level), Some(Level::Missing));
+        let nobody = |first: &str, last: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            city: Some("Boston".into()),
+            ..Record::default()
+        };
+        let (x, y) = (nobody("N/A", "-"), nobody("test", "test"));
+        assert_eq!(compare(&x, &y, &Model::default()).part(Field::LastName).map(|e| e.level), Some(Level::Missing));
+        assert_eq!(verdict(&x, &y), Verdict::Distinct);
+        assert!(crate::matching::blocking_keys(&x).is_empty());
+        assert!(crate::matching::blocking_keys(&nobody("Asdf", "Unknown")).is_empty());
+    }
+
+    #[test]
+    fn a_role_mailbox_is_not_a_person() {
+        let person = |first: &str, last: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            email: Some("info@pixel.fr".into()),
+            email_domain: Some("pixel.fr".into()),
+            company_key: Some("pixel".into()),
+            ..Record::default()
+        };
+        let rules = EmailRules::default();
+        let (anna, marc) = (person("Anna", "Kowalski"), person("Marc", "Dubois"));
+        assert!(is_role_mailbox("Sales@Pixel.fr") && !is_role_mailbox("anna.kowalski@pixel.fr"));
+        assert_eq!(exact_match(&anna, &marc, &rules), None);
+        let score = compare(&anna, &marc, &Model::default());
+        assert!(score.rules.contains(&HardRule::SharedMailboxDifferentNames), "{}", score.explain());
+        assert_eq!(verdict(&anna, &marc), Verdict::Distinct);
+        // The same person writing from it again merges on the names and the mailbox.
+        assert_eq!(verdict(&anna, &person("Anna", "Kowalski")), Verdict::Merge);
     }
 
     #[test]

@@ -21,13 +21,21 @@ pub enum Field {
     Street,
     PostalCode,
     City,
+    /// House number of the street line (the street name is [`Field::Street`]).
+    HouseNumber,
+    /// Second address line (building, unit, property name).
+    Street2,
+    /// Suburb, district or neighbourhood (or, across the two shapes, a city naming it).
+    Locality,
+    /// State, province or region.
+    State,
     /// Adjustment that caps the summed weight of the correlated organisation/location fields.
     Context,
 }
 
 impl Field {
     /// Number of variants.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 14;
     /// All variants, in declaration order.
     pub const ALL: [Field; Field::COUNT] = [
         Field::FirstName,
@@ -39,12 +47,36 @@ impl Field {
         Field::Street,
         Field::PostalCode,
         Field::City,
+        Field::HouseNumber,
+        Field::Street2,
+        Field::Locality,
+        Field::State,
         Field::Context,
     ];
 
-    /// Organisation/location fields: colleagues share them, so their sum is capped.
+    /// Organisation/location fields: colleagues (and a household) share them, so their sum is
+    /// capped.
     pub fn is_context(self) -> bool {
-        matches!(self, Field::CompanyKey | Field::EmailDomain | Field::Street | Field::PostalCode | Field::City)
+        self.is_organisation() || self.is_address()
+    }
+
+    /// Fields naming an organisation.
+    pub fn is_organisation(self) -> bool {
+        matches!(self, Field::CompanyKey | Field::EmailDomain)
+    }
+
+    /// Fields of a postal address.
+    pub fn is_address(self) -> bool {
+        matches!(
+            self,
+            Field::Street
+                | Field::HouseNumber
+                | Field::Street2
+                | Field::Locality
+                | Field::PostalCode
+                | Field::City
+                | Field::State
+        )
     }
 }
 
@@ -73,11 +105,14 @@ pub enum Level {
     Missing,
     /// [`Field::Context`] only: the context sum was capped/floored.
     Capped,
+    /// Emails: the same role mailbox (`info@`, `sales@`, ...): shared by an organisation, so
+    /// organisation evidence, not a person's.
+    SharedMailbox,
 }
 
 impl Level {
     /// Number of variants.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 }
 
 /// m- and u-probability of one comparison level of one field.
@@ -137,9 +172,9 @@ pub struct Similarity {
     pub name_close: f64,
     /// Company keys: JW ≥ this → [`Level::Similar`].
     pub company_similar: f64,
-    /// Streets (same house number): JW ≥ this → [`Level::Similar`].
+    /// Street names and second address lines: JW ≥ this → [`Level::Similar`].
     pub street_similar: f64,
-    /// Cities: JW ≥ this → [`Level::Similar`].
+    /// Cities and localities: JW ≥ this → [`Level::Similar`].
     pub city_similar: f64,
 }
 
@@ -172,6 +207,15 @@ pub struct ModelParams {
     /// group are the same person's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nicknames: Vec<Vec<String>>,
+    /// Upper bound (bits) of the context sum when neither record names an organisation
+    /// (company, business domain): then the fields are one household's address, not an
+    /// office many colleagues share.
+    #[serde(default = "default_household_cap")]
+    pub household_cap: f64,
+}
+
+fn default_household_cap() -> f64 {
+    16.0
 }
 
 impl Default for ModelParams {
@@ -205,18 +249,32 @@ impl Default for ModelParams {
                 p(CompanyKey, Different, 0.14, 0.9965),
                 p(EmailDomain, Exact, 0.85, 0.005),
                 p(EmailDomain, Different, 0.15, 0.9985),
-                p(Street, Exact, 0.70, 0.0008),
-                p(Street, Similar, 0.10, 0.001),
-                p(Street, Different, 0.20, 0.9982),
+                p(Email, SharedMailbox, 0.02, 0.0005),
+                p(Street, Exact, 0.75, 0.002),
+                p(Street, Similar, 0.13, 0.002),
+                p(Street, Different, 0.12, 0.996),
+                p(HouseNumber, Exact, 0.85, 0.03),
+                p(HouseNumber, Close, 0.04, 0.02),
+                p(HouseNumber, Different, 0.11, 0.95),
+                p(Street2, Exact, 0.70, 0.001),
+                p(Street2, Similar, 0.15, 0.002),
+                p(Street2, Different, 0.15, 0.997),
                 p(PostalCode, Exact, 0.80, 0.003),
-                p(PostalCode, Different, 0.20, 0.997),
+                p(PostalCode, Close, 0.10, 0.02),
+                p(PostalCode, Different, 0.10, 0.977),
                 p(City, Exact, 0.85, 0.03),
-                p(City, Similar, 0.05, 0.005),
-                p(City, Different, 0.10, 0.965),
+                p(City, Similar, 0.07, 0.005),
+                p(City, Different, 0.08, 0.965),
+                p(Locality, Exact, 0.85, 0.01),
+                p(Locality, Similar, 0.07, 0.002),
+                p(Locality, Different, 0.08, 0.988),
+                p(State, Exact, 0.90, 0.25),
+                p(State, Different, 0.10, 0.75),
             ],
             context_cap: 10.0,
             context_floor: -6.0,
             nicknames: Vec::new(),
+            household_cap: default_household_cap(),
         }
     }
 }

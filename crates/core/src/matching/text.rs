@@ -71,8 +71,9 @@ pub(crate) fn fold_words(s: &str) -> String {
     out
 }
 
-/// Street folding: `fold_words` plus the usual USPS/UK/DE abbreviations, so that
-/// "12 Main Street, Suite 4" and "12 main st ste 4" are equal.
+/// Street folding: `fold_words` plus the usual USPS/UK/DE/AU abbreviations, so that
+/// "12 Main Street, Suite 4" and "12 main st ste 4" are equal, and so are "Ramsay Place" and
+/// "ramsay pl".
 pub(crate) fn fold_street(s: &str) -> String {
     let words = fold_words(s);
     let mut out = String::with_capacity(words.len());
@@ -81,7 +82,7 @@ pub(crate) fn fold_street(s: &str) -> String {
             "street" => "st",
             "avenue" | "av" => "ave",
             "road" => "rd",
-            "boulevard" => "blvd",
+            "boulevard" | "boulevarde" => "blvd",
             "drive" => "dr",
             "lane" => "ln",
             "court" => "ct",
@@ -89,6 +90,14 @@ pub(crate) fn fold_street(s: &str) -> String {
             "square" => "sq",
             "parkway" => "pkwy",
             "highway" => "hwy",
+            "crescent" => "cres",
+            "circuit" => "cct",
+            "terrace" => "tce",
+            "parade" => "pde",
+            "close" => "cl",
+            "grove" => "gr",
+            "esplanade" => "esp",
+            "circle" => "cir",
             "suite" => "ste",
             "floor" => "fl",
             "north" => "n",
@@ -109,15 +118,85 @@ pub(crate) fn fold_street(s: &str) -> String {
     out
 }
 
+/// A folded street split into its house number (the first word starting with a digit, at the
+/// start or, as in "Hauptstr 5", at the end) and its street name with the spaces removed
+/// ("12 goldfinch cct" → `("12", "goldfinchcct")`), so that a word break typed or lost
+/// ("langdoneavenue") does not change the name. Either part may be empty.
+pub(crate) fn split_street(folded: &str) -> (&str, String) {
+    let words: Vec<&str> = folded.split(' ').filter(|w| !w.is_empty()).collect();
+    let numeric = |w: &&str| w.starts_with(|c: char| c.is_ascii_digit());
+    let at = match (words.first(), words.last()) {
+        (Some(w), _) if numeric(w) => Some(0),
+        (_, Some(w)) if numeric(w) && words.len() > 1 => Some(words.len() - 1),
+        _ => None,
+    };
+    let number = at.and_then(|i| words.get(i).copied()).unwrap_or("");
+    let name = words.iter().enumerate().filter(|(i, _)| Some(*i) != at).map(|(_, w)| *w).collect();
+    (number, name)
+}
+
+/// Values typed where a name is required but that name nobody: "Unknown", "Test", "N/A", "-",
+/// "none", "x", "asdf", "first", ... (compared folded: letters only, lowercase). They weigh
+/// nothing and make no blocking keys, as if the name were missing. "Na" is a surname, so "N/A"
+/// is recognised by its slash, not by its letters.
+pub(crate) fn is_placeholder_name(raw: &str) -> bool {
+    const PLACEHOLDERS: &[&str] = &[
+        "unknown",
+        "unk",
+        "unkown",
+        "test",
+        "testing",
+        "tester",
+        "nn",
+        "none",
+        "null",
+        "nil",
+        "nobody",
+        "noname",
+        "anonymous",
+        "anon",
+        "x",
+        "xx",
+        "xxx",
+        "xxxx",
+        "asdf",
+        "asd",
+        "qwerty",
+        "first",
+        "last",
+        "firstname",
+        "lastname",
+        "name",
+        "surname",
+        "fname",
+        "lname",
+        "tbd",
+        "tba",
+        "dummy",
+        "sample",
+        "fake",
+        "abc",
+        "aaa",
+        "foo",
+        "blah",
+        "notgiven",
+        "notprovided",
+    ];
+    let lower = raw.trim().to_lowercase();
+    let folded = fold_name(&lower);
+    folded.is_empty()
+        || matches!(lower.as_str(), "n/a" | "n.a." | "n.a" | "n / a")
+        || PLACEHOLDERS.contains(&folded.as_str())
+}
+
+/// The trimmed name when it is present and not a placeholder ([`is_placeholder_name`]).
+pub(crate) fn person_name(s: &Option<String>) -> Option<&str> {
+    present(s).filter(|n| !is_placeholder_name(n))
+}
+
 /// Postal codes: uppercase ASCII alphanumerics only ("sw1a 1aa" → "SW1A1AA").
 pub(crate) fn fold_postal(s: &str) -> String {
     s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
-}
-
-/// Leading house number of a folded street, if any.
-pub(crate) fn house_number(folded_street: &str) -> Option<&str> {
-    let first = folded_street.split(' ').next()?;
-    first.starts_with(|c: char| c.is_ascii_digit()).then_some(first)
 }
 
 /// Returns the trimmed value when the option holds a non-blank string.
@@ -146,7 +225,26 @@ mod tests {
         assert_eq!(fold_words("  Acme,  Robotics!! "), "acme robotics");
         assert_eq!(fold_street("12 Main Street, Suite 4"), "12 main st ste 4");
         assert_eq!(fold_postal("sw1a 1aa"), "SW1A1AA");
-        assert_eq!(house_number("12 main st"), Some("12"));
         assert_eq!(prefix("émile", 2), "ém");
+    }
+
+    #[test]
+    fn a_street_splits_into_number_and_name() {
+        assert_eq!(split_street(&fold_street("48 Goldfinch Circuit")), ("48", "goldfinchcct".to_owned()));
+        assert_eq!(split_street(&fold_street("48 goldfinch cct")), ("48", "goldfinchcct".to_owned()));
+        assert_eq!(split_street(&fold_street("Hauptstr. 5")), ("5", "hauptstr".to_owned()));
+        assert_eq!(split_street(&fold_street("brigalow street")), ("", "brigalowst".to_owned()));
+        assert_eq!(split_street("13"), ("13", String::new()));
+    }
+
+    #[test]
+    fn placeholders_are_not_names() {
+        for p in ["Unknown", "TEST", "N/A", "-", "none", "null", "x", "asdf", "?", "First", "last"] {
+            assert!(is_placeholder_name(p), "{p}");
+            assert_eq!(person_name(&Some(p.to_owned())), None, "{p}");
+        }
+        for n in ["Jo", "Ng", "Na", "Xu", "Nadia", "Lastra"] {
+            assert_eq!(person_name(&Some(n.to_owned())), Some(n), "{n}");
+        }
     }
 }

@@ -178,8 +178,11 @@ pub fn match_record(fields: &LeadFields, derived: &Derived) -> Record {
         website_domain: derived.website_domain.clone(),
         free_mail: derived.free_mail || derived.disposable_email,
         street: fields.street.clone(),
+        street2: fields.street2.clone(),
+        locality: fields.locality.clone(),
         city: fields.city.clone(),
         postal_code: fields.postal_code.clone(),
+        state: fields.state.clone(),
         country: fields.country.clone(),
     }
 }
@@ -392,6 +395,53 @@ mod tests {
             merges,
             vec![(leads[1].0, leads[2].0, MatchRule::ExactEmail), (leads[0].0, leads[2].0, MatchRule::Bridged)]
         );
+    }
+
+    #[test]
+    fn a_shared_role_mailbox_does_not_glue_two_people() {
+        let model = Model::default();
+        let anna =
+            (LeadId::new(), record(json!({"first_name": "Anna", "last_name": "Kowalski", "email": "info@pixel.fr"})));
+        let marc = record(json!({"first_name": "Marc", "last_name": "Dubois", "email": "INFO@pixel.fr"}));
+        assert!(matches!(decide(&marc, std::slice::from_ref(&anna), &model), Decision::Create { .. }));
+        let again = record(json!({"first_name": "Anna", "last_name": "Kowalski", "email": "info@pixel.fr"}));
+        match decide(&again, std::slice::from_ref(&anna), &model) {
+            Decision::Merge { into, explanation, .. } => {
+                assert_eq!(
+                    (into, explanation.rule),
+                    (anna.0, MatchRule::Fuzzy),
+                    "merged on the names, not the mailbox"
+                );
+            }
+            other => panic!("expected a merge, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_of_sparse_badge_scans_with_one_common_surname_never_merges() {
+        let scans: Vec<Record> = (0..200)
+            .map(|i| match i % 4 {
+                0 => record(json!({"last_name": "Smith", "phone": format!("+1415555{:04}", i)})),
+                1 => record(json!({"last_name": "Smith", "city": "Boston", "email": format!("s{i}@gmail.com")})),
+                2 => record(json!({"last_name": "SMITH", "city": "Boston", "state": "MA", "email": format!("x{i}@mail.com")})),
+                _ => record(json!({"first_name": "Unknown", "last_name": "Smith", "city": "Boston", "phone": format!("+1617555{:04}", i)})),
+            })
+            .map(|mut r| {
+                // Badge scans carry no contact: the one needed to pass validation is dropped.
+                r.email = None;
+                r.phone = None;
+                r.email_domain = None;
+                r
+            })
+            .collect();
+        // With frequencies counted over the scans, as the store does.
+        let model = Model::default().with_frequencies(NameFrequencies::from_records(&scans));
+        let mut stored: Vec<(LeadId, Record)> = Vec::new();
+        for scan in scans {
+            let d = decide(&scan, &stored, &model);
+            assert!(matches!(d, Decision::Create { .. }), "{scan:?} merged: {d:?}");
+            stored.push((LeadId::new(), scan));
+        }
     }
 
     #[test]

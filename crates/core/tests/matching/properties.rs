@@ -17,8 +17,9 @@ fn arb_record() -> impl Strategy<Value = Record> {
         (opt(any_text()), opt(any_text()), opt(any_text()), opt(any_text())),
         (opt(any_text()), opt(any_text()), opt(any_text()), any::<bool>()),
         (opt(any_text()), opt(any_text()), opt(any_text()), opt(any_text())),
+        (opt(any_text()), opt(any_text()), opt(any_text())),
     )
-        .prop_map(|((f, l, e, p), (c, ed, wd, free), (st, ci, pc, co))| Record {
+        .prop_map(|((f, l, e, p), (c, ed, wd, free), (st, ci, pc, co), (st2, lo, sta))| Record {
             first_name: f,
             last_name: l,
             email: e,
@@ -28,8 +29,11 @@ fn arb_record() -> impl Strategy<Value = Record> {
             website_domain: wd,
             free_mail: free,
             street: st,
+            street2: st2,
+            locality: lo,
             city: ci,
             postal_code: pc,
+            state: sta,
             country: co,
         })
 }

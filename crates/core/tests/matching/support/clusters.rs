@@ -193,8 +193,11 @@ pub fn survive(lead: &mut Record, submission: &Record) {
     fill(&mut lead.company_key, &submission.company_key);
     fill(&mut lead.website_domain, &submission.website_domain);
     fill(&mut lead.street, &submission.street);
+    fill(&mut lead.street2, &submission.street2);
+    fill(&mut lead.locality, &submission.locality);
     fill(&mut lead.city, &submission.city);
     fill(&mut lead.postal_code, &submission.postal_code);
+    fill(&mut lead.state, &submission.state);
     fill(&mut lead.country, &submission.country);
 }
 
