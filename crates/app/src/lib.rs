@@ -29,6 +29,7 @@ pub mod reports;
 pub mod rescore;
 pub mod routing;
 pub mod sources;
+pub mod weights;
 pub mod workers;
 
 use leadflow_core::FieldError;

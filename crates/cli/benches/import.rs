@@ -56,23 +56,37 @@ fn main() {
 
 const FIRST: [&str; 12] =
     ["Ada", "Grace", "Alan", "Linus", "Ken", "Dennis", "Margaret", "Barbara", "John", "Frances", "Edsger", "Radia"];
-const LAST: [&str; 10] =
-    ["Lovelace", "Hopper", "Turing", "Torvalds", "Thompson", "Ritchie", "Hamilton", "Liskov", "Backus", "Allen"];
+const SYLLABLES: [&str; 16] =
+    ["ka", "lo", "mi", "ne", "su", "ra", "to", "vi", "de", "ba", "gu", "fe", "po", "zi", "ha", "ju"];
+
+/// A made-up word from `n`, scrambled so that neighbouring numbers give unrelated words
+/// (numbered names such as "Engines 12" and "Engines 13" look alike to fuzzy matching).
+fn word(n: u64) -> String {
+    let mut h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d;
+    let mut w = String::new();
+    for _ in 0..5 {
+        w.push_str(SYLLABLES[(h % 16) as usize]);
+        h /= 16;
+    }
+    let mut chars = w.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
 
 /// `rows` rows of distinct people (a tenth repeating an earlier one, as real lists do);
-/// each person's name, company and phone are their own, so fuzzy matching finds only the
-/// repeats. Returns the number of rows.
+/// each person's surname, company and phone are their own, so fuzzy matching finds only
+/// the repeats. Returns the number of rows.
 fn generate(csv: &std::path::Path, rows: u64) -> u64 {
     let mut w = BufWriter::new(std::fs::File::create(csv).unwrap());
     writeln!(w, "Email,First Name,Last Name,Company,Job Title,Phone,Country,City,utm_source,utm_campaign,Plan")
         .unwrap();
     for i in 0..rows {
         let person = if i % 10 == 9 { i - 5 } else { i };
-        let (first, last) = (FIRST[(person % 12) as usize], LAST[(person / 12 % 10) as usize]);
         writeln!(
             w,
-            "imp-{person}@example.com,{first},{last}-{},\"Engines {person}, Ltd\",Head of Research,020 7{:03} {:04},United Kingdom,London,google,q4-launch,pro",
-            person / 120,
+            "imp-{person}@example.com,{},{},\"{} Engines, Ltd\",Head of Research,020 7{:03} {:04},United Kingdom,London,google,q4-launch,pro",
+            FIRST[(person % 12) as usize],
+            word(person),
+            word(person + (1 << 40)),
             person / 10_000 % 1000,
             person % 10_000
         )

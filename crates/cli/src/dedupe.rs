@@ -1,8 +1,10 @@
 //! `leadflow dedupe`: a batch search for duplicates among stored leads, for data that came
-//! in before the rules (or while fuzzy matching was off at capture), or after a rule change.
+//! in before the rules (or while fuzzy matching was off), or after a rule change; and
+//! `leadflow dedupe --train`, which learns the matching weights from the stored leads.
 
 use crate::{DataArgs, Failure};
-use leadflow_app::merges;
+use leadflow_app::{merges, weights};
+use leadflow_core::matching::{Origin, Trained};
 use leadflow_core::resolve::{FoundPair, Verdict};
 
 fn explain(p: &FoundPair) -> String {
@@ -14,6 +16,7 @@ fn explain(p: &FoundPair) -> String {
 
 pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
     let app = crate::open_app(data).await?;
+    weights::load(&app).await.map_err(|e| Failure::Store(e.to_string()))?;
     let (mut merged, mut queued) = (0usize, 0usize);
     let result = merges::dedupe(&app, dry_run, |pair| {
         let verb = match (pair.verdict, dry_run) {
@@ -37,4 +40,54 @@ pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
         "{searched} leads searched: {merged} duplicates {tense} merged, {queued} possible duplicates {tense} queued for review"
     );
     Ok(())
+}
+
+pub async fn train(data: &DataArgs) -> Result<(), Failure> {
+    let app = crate::open_app(data).await?;
+    let result = weights::train(&app).await;
+    app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    let trained = result.map_err(|e| Failure::Store(e.to_string()))?;
+    print!("{}", describe(&trained));
+    Ok(())
+}
+
+/// The learned weights as a table, and how the training went.
+fn describe(t: &Trained) -> String {
+    let r = &t.report;
+    let mut out = format!(
+        "trained on {} leads: {} random pairs for u, {} candidate pairs for m ({})\n",
+        t.leads,
+        r.random_pairs,
+        r.candidate_pairs,
+        if r.converged { "EM converged" } else { "EM did not converge everywhere" }
+    );
+    for pass in &r.passes {
+        out.push_str(&format!(
+            "  EM over pairs sharing {}: {} pairs, {} iterations, {:.4} of them matches\n",
+            pass.keys.join(", "),
+            pass.pairs,
+            pass.iterations,
+            pass.lambda
+        ));
+    }
+    out.push_str(&format!("{:<12} {:<20} {:>10} {:>10} {:>8}  from\n", "field", "level", "m", "u", "bits"));
+    for l in &t.levels {
+        let origin = |o: Origin| match o {
+            Origin::Learned => "learned",
+            Origin::TooRare => "configured (too rare to learn)",
+            Origin::Ordering => "configured (learned order implausible)",
+            Origin::Sign => "configured (learned sign implausible)",
+        };
+        out.push_str(&format!(
+            "{:<12} {:<20} {:>10.6} {:>10.6} {:>+8.2}  m {}, u {}\n",
+            format!("{:?}", l.field),
+            format!("{:?}", l.level),
+            l.m,
+            l.u,
+            l.weight,
+            origin(l.m_origin),
+            origin(l.u_origin)
+        ));
+    }
+    out
 }

@@ -141,6 +141,7 @@ async fn resolve(app: &leadflow_app::App) -> Result<Resolved, Failure> {
     if !app.config.matching.fuzzy {
         return Ok(resolved);
     }
+    leadflow_app::weights::load(app).await.map_err(store_failure)?;
     let (frequencies, _) = leadflow_app::workers::frequencies::count(&app.store).await.map_err(store_failure)?;
     app.config.matching.use_frequencies(frequencies);
     loop {

@@ -105,6 +105,10 @@ enum Command {
         /// Show what would be merged and queued; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Learn the matching weights from the stored leads instead (u from random pairs,
+        /// m by expectation-maximisation), store them for every instance, and print them.
+        #[arg(long, conflicts_with = "dry_run")]
+        train: bool,
     },
     /// Recompute every lead's score and automatic stage under the configured rules (after
     /// changing them).
@@ -297,7 +301,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Quarantine { action } => import::quarantine(action).await,
         Command::Deliveries { action } => deliveries::run(action).await,
-        Command::Dedupe { data, dry_run } => dedupe::run(&data, dry_run).await,
+        Command::Dedupe { data, dry_run, train: false } => dedupe::run(&data, dry_run).await,
+        Command::Dedupe { data, train: true, .. } => dedupe::train(&data).await,
         Command::Rescore { data, dry_run } => rescore::run(&data, dry_run).await,
         Command::Sources { action: SourcesCommand::Test { data, name, payload } } => {
             test_source(&data, &name, payload.as_deref()).await

@@ -638,6 +638,36 @@ fn an_import_ends_with_its_duplicates_resolved() {
     assert!(again.contains("0 duplicates were merged, 0 possible duplicates were queued"), "{again}");
 }
 
+#[test]
+fn dedupe_train_learns_the_weights_from_the_stored_leads_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ["Ada", "Grace", "Alan", "Linus", "Ken", "Dennis", "Margaret", "Barbara", "Frances", "Radia"];
+    let last = ["Lovelace", "Hopper", "Turing", "Torvalds", "Thompson", "Ritchie", "Hamilton", "Liskov", "Allen"];
+    let mut csv = String::from("first_name,last_name,email,company,city\n");
+    for i in 0..1_200usize {
+        let (f, l) = (first[i % first.len()], last[i / first.len() % last.len()]);
+        csv.push_str(&format!("{f},{l},p{i}@co{}.com,Company {},Town {}\n", i % 300, i % 300, i % 40));
+    }
+    std::fs::write(dir.path().join("leads.csv"), csv).unwrap();
+    // Stored as they are (namesakes at similarly named companies would merge otherwise).
+    std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = false\n").unwrap();
+    assert!(run(dir.path(), &["import", "leads.csv", "--source", "api"]).status.success());
+    std::fs::remove_file(dir.path().join("leadflow.toml")).unwrap();
+    let out = run(dir.path(), &["dedupe", "--train"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("trained on 1200 leads: "), "{text}");
+    let first_name_different = text.lines().find(|l| l.starts_with("FirstName") && l.contains(" Different ")).unwrap();
+    assert!(first_name_different.contains("u learned"), "{first_name_different}");
+    // Stored: a second training over the same leads learns the same weights, and the
+    // search reads them without complaint.
+    let again = stdout(&run(dir.path(), &["dedupe", "--train"]));
+    assert_eq!(again, text, "deterministic");
+    assert!(run(dir.path(), &["dedupe", "--dry-run"]).status.success());
+    let conflicting = run(dir.path(), &["dedupe", "--train", "--dry-run"]);
+    assert!(!conflicting.status.success());
+}
+
 #[tokio::test]
 async fn dedupe_finds_fuzzy_duplicates_explains_them_and_merges_only_when_applied() {
     let dir = tempfile::tempdir().unwrap();

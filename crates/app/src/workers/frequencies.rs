@@ -1,32 +1,67 @@
-//! Name frequencies for fuzzy matching at capture: counted over the stored leads at
-//! start-up and again every hour, so "Michael Johnson at a 5,000-person company" needs
-//! more than name and company to merge, as it does in `leadflow dedupe`. Without them the
-//! lead-level precision of the labelled set falls below 0.99 from 20,000 leads on
-//! (docs/BENCHMARKS.md). Each instance counts for itself; a count is a read of every
-//! lead, a page at a time.
+//! What the resolver learns from the stored leads: name frequencies, counted at start-up,
+//! every hour and whenever the store has grown by half since the last count (an import
+//! into a new store), so "Michael Johnson at a 5,000-person company" needs more than name
+//! and company to merge, as it does in `leadflow dedupe`; and the matching weights
+//! ([`crate::weights`]), read from the store at each count and trained once a day by one
+//! instance. Without frequencies the lead-level precision of the labelled set falls below
+//! 0.99 from 20,000 leads on (docs/BENCHMARKS.md). Each instance counts for itself; a
+//! count is a read of every lead, a page at a time.
 
-use leadflow_core::resolve::{self, Matching, NameFrequencies};
+use crate::{App, weights};
+use leadflow_core::resolve::{self, NameFrequencies};
 use leadflow_store::{DynStore, StoreError};
-use std::sync::Arc;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
+/// The longest between two counts.
 const EVERY: Duration = Duration::from_secs(3600);
+/// How often the store's size is looked at.
+const LOOK: Duration = Duration::from_secs(60);
 const PAGE: usize = 1_000;
 
-pub(super) async fn run(store: DynStore, matching: Arc<Matching>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
+    let matching = app.config.matching.clone();
+    let (mut counted_at, mut counted) = (None::<std::time::Instant>, 0u64);
     while !*stop.borrow() {
-        match count(&store).await {
-            Ok((frequencies, leads)) => {
-                matching.use_frequencies(frequencies);
-                tracing::info!(leads, "counted name frequencies for matching");
+        let now_leads = app.store.count_leads().await.unwrap_or(counted);
+        let due = counted_at.is_none_or(|at| at.elapsed() >= EVERY) || now_leads >= counted + counted / 2 + 100;
+        if due {
+            if let Err(e) = weights::load(&app).await {
+                tracing::warn!(error = %e, "could not read the matching weights");
             }
-            Err(e) => tracing::warn!(error = %e, "could not count name frequencies"),
+            match count(&app.store).await {
+                Ok((frequencies, leads)) => {
+                    matching.use_frequencies(frequencies);
+                    tracing::info!(leads, "counted name frequencies for matching");
+                    counted = leads as u64;
+                }
+                Err(e) => tracing::warn!(error = %e, "could not count name frequencies"),
+            }
+            counted_at = Some(std::time::Instant::now());
+            train_once_a_day(&app, counted).await;
         }
         tokio::select! {
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(LOOK) => {}
             changed = stop.changed() => if changed.is_err() { break },
         }
+    }
+}
+
+/// Trains the matching weights if the store is large enough and no instance has today.
+async fn train_once_a_day(app: &App, leads: u64) {
+    if leads < weights::MIN_LEADS {
+        return;
+    }
+    let now = OffsetDateTime::now_utc();
+    let day = now.replace_time(time::Time::MIDNIGHT);
+    match app.store.try_claim_period("matching_train", day).await {
+        Ok(true) => match weights::train(app).await {
+            Ok(trained) => tracing::info!(leads = trained.leads, "trained the matching weights"),
+            Err(e) => tracing::warn!(error = %e, "could not train the matching weights"),
+        },
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not claim today's training"),
     }
 }
 

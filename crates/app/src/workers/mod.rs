@@ -3,7 +3,7 @@
 //! - [`delivery`]: sends the outbox rows to webhooks and CRMs, with retries.
 //! - [`routing`]: routes the leads queued for routing and runs the SLA timers.
 //! - [`resolver`]: fuzzy matching after capture: merges, reviews and the key index.
-//! - [`frequencies`]: counts name frequencies for the resolver's comparisons.
+//! - [`frequencies`]: counts name frequencies and trains the matching weights.
 //! - [`sources`]: settles batch sources, pulls LinkedIn lead forms, retries pending
 //!   submissions whose provider fetch failed.
 //! - At start-up, submissions left unsettled by the last run are settled and unfinished
@@ -55,7 +55,7 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
     sources::spawn_pending_retry(app, &stopped);
     let mut finishing = Vec::new();
     if app.config.matching.fuzzy {
-        tokio::spawn(frequencies::run(app.store.clone(), app.config.matching.clone(), stopped.clone()));
+        tokio::spawn(frequencies::run(app.clone(), stopped.clone()));
         finishing.push(("resolver", tokio::spawn(resolver::run(app.clone(), stopped.clone()))));
     }
     if app.config.routing.is_enabled() {

@@ -16,7 +16,9 @@ pub mod queued;
 
 use crate::ids::LeadId;
 use crate::lead::{Derived, LeadFields};
-pub use crate::matching::{Evidence, ExactRule, FrequencyField, Model, NameFrequencies, Record, Thresholds, Verdict};
+pub use crate::matching::{
+    Evidence, ExactRule, FrequencyField, Model, NameFrequencies, Record, Thresholds, Trained, Verdict,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 
@@ -106,11 +108,12 @@ pub struct Matching {
 }
 
 impl Matching {
-    /// Runs `f` with the model fuzzy decisions use: with the name frequencies of the
-    /// stored leads once they are counted (a common name at a large company then needs
-    /// more than name and company to merge), the configured model until then.
+    /// Runs `f` with the model fuzzy decisions use: the configured model with the weights
+    /// learned from the stored leads, once trained, and the name frequencies of the stored
+    /// leads, once counted (a common name at a large company then needs more than name
+    /// and company to merge).
     pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
-        let counted = self.counted.0.read().ok().and_then(|m| m.clone());
+        let counted = self.counted.0.read().ok().and_then(|state| state.model.clone());
         match counted {
             Some(model) => f(&model),
             None => f(&self.model),
@@ -120,9 +123,31 @@ impl Matching {
     /// Decides with these name frequencies (counted over the stored leads) from now on,
     /// in every clone of this configuration.
     pub fn use_frequencies(&self, frequencies: NameFrequencies) {
-        let model = Arc::new(self.model.clone().with_frequencies(frequencies));
-        if let Ok(mut slot) = self.counted.0.write() {
-            *slot = Some(model);
+        self.learn(|state| state.frequencies = Some(Arc::new(frequencies)));
+    }
+
+    /// Decides with these learned m and u probabilities from now on, in every clone of
+    /// this configuration (`None`: the configured ones again).
+    pub fn use_trained(&self, trained: Option<Trained>) {
+        self.learn(|state| state.trained = trained.map(Arc::new));
+    }
+
+    /// The learned weights in use, if any.
+    pub fn trained(&self) -> Option<Arc<Trained>> {
+        self.counted.0.read().ok().and_then(|state| state.trained.clone())
+    }
+
+    fn learn(&self, change: impl FnOnce(&mut Learned)) {
+        if let Ok(mut state) = self.counted.0.write() {
+            change(&mut state);
+            let mut model = self.model.clone();
+            if let Some(trained) = &state.trained {
+                model = model.with_trained(trained);
+            }
+            if let Some(frequencies) = &state.frequencies {
+                model = model.with_frequencies(NameFrequencies::clone(frequencies));
+            }
+            state.model = Some(Arc::new(model));
         }
     }
 
@@ -151,11 +176,19 @@ impl Default for Matching {
     }
 }
 
-/// A model with counted name frequencies, shared by every clone of the configuration so
-/// that a recount reaches the next capture. It is state, not configuration: two
-/// configurations compare equal whatever was counted.
+/// What was learned from the stored leads (weights, name frequencies) and the model they
+/// make, shared by every clone of the configuration so that a recount or a training
+/// reaches the next decision. It is state, not configuration: two configurations compare
+/// equal whatever was learned.
 #[derive(Clone, Debug, Default)]
-pub struct CountedModel(Arc<RwLock<Option<Arc<Model>>>>);
+pub struct CountedModel(Arc<RwLock<Learned>>);
+
+#[derive(Debug, Default)]
+struct Learned {
+    trained: Option<Arc<Trained>>,
+    frequencies: Option<Arc<NameFrequencies>>,
+    model: Option<Arc<Model>>,
+}
 
 impl PartialEq for CountedModel {
     fn eq(&self, _: &Self) -> bool {
@@ -275,6 +308,47 @@ mod tests {
         let counted = score(&clone);
         assert!(counted < fixed - 3.0, "a common name at a large company counts for less: {fixed} → {counted}");
         assert_eq!(*matching, Matching { fuzzy: true, ..Matching::default() }, "counting is state, not configuration");
+    }
+
+    #[test]
+    fn learned_weights_reach_every_clone_and_combine_with_counted_frequencies() {
+        let matching = Arc::new(Matching::default());
+        let clone = matching.clone();
+        let person = |first: &str, last: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            ..Record::default()
+        };
+        let (a, b) = (person("Ada", "Lovelace"), person("Ada", "Lovelace"));
+        let first_name_weight = |m: &Matching| {
+            m.with_model(|model| {
+                crate::matching::compare(&a, &b, model)
+                    .parts
+                    .iter()
+                    .find(|e| e.field == crate::matching::Field::FirstName)
+                    .map(|e| e.weight)
+            })
+        };
+        let configured = first_name_weight(&clone).unwrap();
+        let mut trained = crate::matching::train(&[], &Model::default(), &Default::default());
+        trained.levels.push(crate::matching::TrainedLevel {
+            field: crate::matching::Field::FirstName,
+            level: crate::matching::Level::Exact,
+            m: 0.5,
+            u: 0.5 / 256.0,
+            weight: 8.0,
+            m_count: 1.0,
+            u_count: 1,
+            m_origin: crate::matching::Origin::Learned,
+            u_origin: crate::matching::Origin::Learned,
+        });
+        matching.use_trained(Some(trained));
+        assert!((first_name_weight(&clone).unwrap() - 8.0).abs() < 1e-9, "the learned weight, in every clone");
+        matching.use_frequencies(NameFrequencies::from_records(&[a.clone(), b.clone()]));
+        assert!(clone.trained().is_some(), "counting keeps the learned weights");
+        matching.use_trained(None);
+        assert_ne!(first_name_weight(&clone).unwrap(), 8.0);
+        assert_ne!(configured, 8.0);
     }
 
     #[test]
@@ -480,7 +554,8 @@ const BATCH_MAX_POSTINGS: usize = 256;
 /// common names weigh less than rare ones. Pure: the caller decides what to apply.
 pub fn find_duplicates(leads: &[(LeadId, Record)], matching: &Matching) -> Vec<FoundPair> {
     let frequencies = crate::matching::NameFrequencies::from_records(leads.iter().map(|(_, r)| r));
-    let model = matching.model.clone().with_frequencies(frequencies);
+    // The learned weights, if any, with the frequencies of these leads.
+    let model = matching.with_model(Model::clone).with_frequencies(frequencies);
     let mut index = crate::matching::CandidateIndex::new(BATCH_MAX_POSTINGS);
     let mut found = Vec::new();
     let mut candidates = Vec::new();
