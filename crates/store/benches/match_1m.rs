@@ -1,6 +1,7 @@
 //! Matching one new lead against a store of 1,000,000 leads, through the SQLite store's
 //! own lookup: exact email through the leads' index, then the blocking-key index
-//! (`lead_keys`), then scoring and the decision — what capture does before it writes.
+//! (`lead_keys`, then the chosen candidates' `lead_records`), then scoring and the decision —
+//! what the resolver does for a queued lead.
 //!
 //! The leads are generated (the matching crate's labelled generator: B2B people with
 //! typos, nicknames, company variants, namesakes), indexed under their blocking keys and
@@ -43,13 +44,14 @@ fn main() {
                 "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, NULL, 1, 0, 0, '{}')",
             )
             .unwrap();
-        let mut key = tx.prepare("INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES (?1, ?2, ?3)").unwrap();
+        let mut key = tx.prepare("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)").unwrap();
+        let mut record = tx.prepare("INSERT INTO lead_records (lead_id, record) VALUES (?1, ?2)").unwrap();
         for l in stored {
             let id = uuid::Uuid::now_v7().to_string();
             lead.execute([&id]).unwrap();
-            let record = serde_json::to_string(&l.record).unwrap();
+            record.execute([&id, &serde_json::to_string(&l.record).unwrap()]).unwrap();
             for k in resolve::blocking_keys(&l.record, &model) {
-                key.execute([&k, &id, &record]).unwrap();
+                key.execute([&k, &id]).unwrap();
             }
         }
     }

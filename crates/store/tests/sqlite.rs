@@ -54,11 +54,15 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     store.close().await.unwrap();
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
-    // queue, no record of migrations 11 and later.
+    // queue, records in the key index, no record of migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
          ALTER TABLE submissions DROP COLUMN fingerprint; DROP TABLE resolve_queue;
+         DROP TABLE lead_records; DROP TABLE lead_keys;
+         CREATE TABLE lead_keys (key TEXT NOT NULL, lead_id TEXT NOT NULL, record TEXT NOT NULL,
+                                 PRIMARY KEY (key, lead_id)) WITHOUT ROWID;
+         CREATE INDEX lead_keys_lead ON lead_keys (lead_id);
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

@@ -2082,6 +2082,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         "submissions",
         "lead_history",
         "lead_keys",
+        "lead_records",
         "lead_visitors",
         "events",
         "touchpoints",

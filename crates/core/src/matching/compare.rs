@@ -387,10 +387,20 @@ fn company_level(a: &str, b: &str, sim: &Similarity) -> Level {
     if a == b || compact(&a) == compact(&b) {
         return Level::Exact;
     }
+    // Numbers in a name name different entities ("Studio 54" / "Studio 57", "Company 12" /
+    // "Company 1234", "3M" / "4M"): no spelling of one is the other.
+    if digits(&a) != digits(&b) {
+        return Level::Different;
+    }
     let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
     let word_prefix =
         long.starts_with(short.as_str()) && long.as_bytes().get(short.len()) == Some(&b' ') && short.len() >= 3;
     if word_prefix || jw(&a, &b) >= sim.company_similar { Level::Similar } else { Level::Different }
+}
+
+/// The digits of a value, in order.
+fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
 }
 
 /// Company key, or — when a record has none — the company label of its business domain
@@ -776,6 +786,17 @@ fn has_organisation(r: &Record) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn companies_whose_numbers_differ_are_different_companies() {
+        let sim = Similarity::default();
+        assert_eq!(company_level("company 123", "company 1234", &sim), Level::Different);
+        assert_eq!(company_level("studio 54", "studio 57", &sim), Level::Different);
+        assert_eq!(company_level("studio 54", "studio", &sim), Level::Different, "a number is part of the name");
+        assert_eq!(company_level("acme labs", "acme lab", &sim), Level::Similar, "a typo without numbers still is");
+        assert_eq!(company_level("7 eleven", "7eleven", &sim), Level::Exact);
+    }
+
     use super::*;
 
     #[test]

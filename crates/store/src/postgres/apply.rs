@@ -243,7 +243,8 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                 "UPDATE leads SET merged_into = $2, updated_at = $3 WHERE id = $1",
                 vec![p(lead.as_uuid()), p(into.as_uuid()), p(at)],
             ),
-            op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())]),
+            delete_keys(*lead),
+            delete_record(*lead),
         ],
         Change::Unmerged { lead, at } => {
             vec![op(
@@ -252,9 +253,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
             )]
         }
         Change::Index { lead, index } => {
-            let delete = Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())])
-                .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])");
-            std::iter::once(delete).chain(keys_op(*lead, index)).collect()
+            [delete_keys(*lead), delete_record(*lead)].into_iter().chain(keys_ops(*lead, index)).collect()
         }
         Change::Resolve { lead } => vec![
             op("INSERT INTO resolve_queue (lead_id) VALUES ($1)", vec![p(lead.as_uuid())])
@@ -531,31 +530,49 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
             if index.record.is_none() {
                 return vec![update];
             }
-            let keys = Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.id.as_uuid())])
-                .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])");
-            vec![update, keys]
+            vec![update, delete_keys(lead.id), delete_record(lead.id)]
         }
     };
-    ops.extend(keys_op(lead.id, index));
+    ops.extend(keys_ops(lead.id, index));
     ops
 }
 
-/// Indexes a lead under its blocking keys, if the index names them.
-fn keys_op(lead: LeadId, index: &LeadIndex) -> Option<Op<'_>> {
-    let record = index.record.as_ref().filter(|_| !index.keys.is_empty())?;
-    Some(
+/// Indexes a lead under its blocking keys, if the index names them: each key's posting,
+/// and the lead's match record once.
+fn keys_ops(lead: LeadId, index: &LeadIndex) -> Vec<Op<'_>> {
+    let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Vec::new() };
+    vec![
         Op::new(
-            "INSERT INTO lead_keys (key, lead_id, record) SELECT k, $2, $3 FROM jsonb_array_elements_text($1) AS k
-             ON CONFLICT DO NOTHING",
-            vec![p(Json(&index.keys)), p(*lead.as_uuid()), p(Json(record))],
+            "INSERT INTO lead_records (lead_id, record) VALUES ($1, $2)
+             ON CONFLICT (lead_id) DO UPDATE SET record = EXCLUDED.record",
+            vec![p(*lead.as_uuid()), p(Json(record))],
         )
         .many(
-            "INSERT INTO lead_keys (key, lead_id, record)
-             SELECT k, r.lead, r.record FROM unnest($1::jsonb[], $2::uuid[], $3::jsonb[]) AS r (keys, lead, record)
+            "INSERT INTO lead_records (lead_id, record) SELECT * FROM unnest($1::uuid[], $2::jsonb[])
+             ON CONFLICT (lead_id) DO UPDATE SET record = EXCLUDED.record",
+        ),
+        Op::new(
+            "INSERT INTO lead_keys (key, lead_id) SELECT k, $2 FROM jsonb_array_elements_text($1) AS k
+             ON CONFLICT DO NOTHING",
+            vec![p(Json(&index.keys)), p(*lead.as_uuid())],
+        )
+        .many(
+            "INSERT INTO lead_keys (key, lead_id)
+             SELECT k, r.lead FROM unnest($1::jsonb[], $2::uuid[]) AS r (keys, lead)
              CROSS JOIN LATERAL jsonb_array_elements_text(r.keys) AS k
              ON CONFLICT DO NOTHING",
         ),
-    )
+    ]
+}
+
+fn delete_keys(lead: LeadId) -> Op<'static> {
+    Op::new("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(*lead.as_uuid())])
+        .many("DELETE FROM lead_keys WHERE lead_id = ANY($1::uuid[])")
+}
+
+fn delete_record(lead: LeadId) -> Op<'static> {
+    Op::new("DELETE FROM lead_records WHERE lead_id = $1", vec![p(*lead.as_uuid())])
+        .many("DELETE FROM lead_records WHERE lead_id = ANY($1::uuid[])")
 }
 
 fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> {

@@ -86,7 +86,10 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
         Write::History { row, entry } => {
             vec![op("UPDATE lead_history SET entry = $2 WHERE id = $1", vec![p(row), p(Json(&**entry))])]
         }
-        Write::DeleteLeadKeys(lead) => vec![op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())])],
+        Write::DeleteLeadKeys(lead) => vec![
+            op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())]),
+            op("DELETE FROM lead_records WHERE lead_id = $1", vec![p(lead.as_uuid())]),
+        ],
         Write::DeleteVisitors(ids) => vec![op("DELETE FROM lead_visitors WHERE anonymous_id = ANY($1)", vec![p(ids)])],
         Write::DeleteEvents(ids) => {
             vec![op("DELETE FROM events WHERE id = ANY($1)", vec![p(uuids(ids, EventId::as_uuid))])]

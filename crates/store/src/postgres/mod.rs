@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("../../migrations/postgres/0008_email_key.sql")),
     (9, include_str!("../../migrations/postgres/0009_submission_fingerprint.sql")),
     (10, include_str!("../../migrations/postgres/0010_resolve_queue.sql")),
+    (11, include_str!("../../migrations/postgres/0011_lead_records.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").

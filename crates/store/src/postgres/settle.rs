@@ -410,7 +410,8 @@ async fn load_lookups(
     const POSTINGS: &str = "SELECT k.key, p.lead_id, p.record
          FROM unnest($1::text[]) AS k (key)
          CROSS JOIN LATERAL (
-             SELECT lead_id, record FROM lead_keys WHERE lead_keys.key = k.key ORDER BY lead_id DESC LIMIT $2
+             SELECT lead_keys.lead_id, r.record FROM lead_keys JOIN lead_records r USING (lead_id)
+             WHERE lead_keys.key = k.key ORDER BY lead_keys.lead_id DESC LIMIT $2
          ) p";
     // Prepared first, so that the statements go out in this order: the locks before any
     // read.

@@ -20,14 +20,14 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
         Change::MergedAway { lead, into, at } => {
             conn.prepare_cached("UPDATE leads SET merged_into = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![lead.to_string(), into.to_string(), millis(*at)])?;
-            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([lead.to_string()])?;
+            delete_keys(conn, *lead)?;
         }
         Change::Unmerged { lead, at } => {
             conn.prepare_cached("UPDATE leads SET merged_into = NULL, updated_at = ?2 WHERE id = ?1")?
                 .execute(params![lead.to_string(), millis(*at)])?;
         }
         Change::Index { lead, index } => {
-            conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([lead.to_string()])?;
+            delete_keys(conn, *lead)?;
             write_keys(conn, *lead, index)?;
         }
         Change::Resolve { lead } => {
@@ -257,25 +257,34 @@ pub(super) fn write_lead(
                 return Err(StoreError::Conflict(format!("lead {} changed concurrently", lead.id)));
             }
             if index.record.is_some() {
-                conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+                delete_keys(conn, lead.id)?;
             }
         }
     }
     write_keys(conn, lead.id, index)
 }
 
-/// Indexes a lead under its blocking keys, if the index names them.
+/// Indexes a lead under its blocking keys, if the index names them: each key's posting,
+/// and the lead's match record once.
 pub(super) fn write_keys(conn: &Connection, lead: LeadId, index: &LeadIndex) -> Result<(), StoreError> {
     let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Ok(()) };
     let id = lead.to_string();
-    let record_json = serde_json::to_string(record)?;
+    conn.prepare_cached("INSERT OR REPLACE INTO lead_records (lead_id, record) VALUES (?1, ?2)")?
+        .execute(params![id, serde_json::to_string(record)?])?;
     // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps no
     // statement journal for it.
-    let rows = vec!["(?, ?, ?)"; index.keys.len()].join(", ");
-    let mut insert =
-        conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES {rows}"))?;
-    let values: Vec<&str> = index.keys.iter().flat_map(|k| [k.as_str(), id.as_str(), record_json.as_str()]).collect();
+    let rows = vec!["(?, ?)"; index.keys.len()].join(", ");
+    let mut insert = conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES {rows}"))?;
+    let values: Vec<&str> = index.keys.iter().flat_map(|k| [k.as_str(), id.as_str()]).collect();
     insert.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// A lead is no longer found by its blocking keys.
+pub(super) fn delete_keys(conn: &Connection, lead: LeadId) -> Result<(), StoreError> {
+    let id = lead.to_string();
+    conn.prepare_cached("DELETE FROM lead_keys WHERE lead_id = ?1")?.execute([&id])?;
+    conn.prepare_cached("DELETE FROM lead_records WHERE lead_id = ?1")?.execute([&id])?;
     Ok(())
 }
 

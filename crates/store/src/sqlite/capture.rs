@@ -114,29 +114,30 @@ fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, 
     // keys), each key still read by its own bounded range scan. The limit is written into
     // the statement: a bound LIMIT made SQLite re-prepare it on every execution.
     let one = format!(
-        "SELECT * FROM (SELECT key, lead_id, record FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT {})",
+        "SELECT * FROM (SELECT key, lead_id FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT {})",
         settle::POSTINGS_PER_KEY
     );
     let sql = vec![one; keys.len()].join(" UNION ALL ");
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(keys), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-    })?;
-    let mut postings: Vec<(String, Vec<(String, String)>)> = Vec::with_capacity(keys.len());
+    let rows =
+        stmt.query_map(rusqlite::params_from_iter(keys), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut postings: Vec<(String, Vec<(String, ())>)> = Vec::with_capacity(keys.len());
     for row in rows {
-        let (key, id, record) = row?;
+        let (key, id) = row?;
         match postings.last_mut() {
-            Some((k, list)) if *k == key => list.push((id, record)),
-            _ => postings.push((key, vec![(id, record)])),
+            Some((k, list)) if *k == key => list.push((id, ())),
+            _ => postings.push((key, vec![(id, ())])),
         }
     }
-    settle::rank(postings.into_iter().map(|(_, p)| p).collect())
-        .into_iter()
-        .map(|(id, record)| {
-            let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-            Ok((id, serde_json::from_str(&record)?))
-        })
-        .collect()
+    // The records of the chosen candidates only.
+    let mut record = conn.prepare_cached("SELECT record FROM lead_records WHERE lead_id = ?1")?;
+    let mut found = Vec::new();
+    for (id, ()) in settle::rank(postings.into_iter().map(|(_, p)| p).collect()) {
+        let Some(json) = record.query_row([&id], |r| r.get::<_, String>(0)).optional()? else { continue };
+        let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+        found.push((id, serde_json::from_str(&json)?));
+    }
+    Ok(found)
 }
 
 fn context(conn: &Connection, query: &ContextQuery) -> Result<Context, StoreError> {

@@ -80,7 +80,7 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
         Write::History { row, entry } => {
             run("UPDATE lead_history SET entry = ?2 WHERE id = ?1", params![row, serde_json::to_string(entry)?])
         }
-        Write::DeleteLeadKeys(lead) => run("DELETE FROM lead_keys WHERE lead_id = ?1", params![lead.to_string()]),
+        Write::DeleteLeadKeys(lead) => super::apply::delete_keys(conn, *lead),
         Write::DeleteVisitors(ids) => {
             run("DELETE FROM lead_visitors WHERE anonymous_id IN (SELECT value FROM json_each(?1))", params![list(ids)])
         }

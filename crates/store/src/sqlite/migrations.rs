@@ -1,8 +1,8 @@
 //! The schema: versioned migrations and the backfills that came with some of them.
 
-use super::{accounts, engagement, lead_from_doc, now_ms};
+use super::{accounts, engagement, now_ms};
 use crate::StoreError;
-use leadflow_core::resolve::{self, Matching, Model};
+use leadflow_core::resolve::Matching;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// Versioned, append-only migrations. Never edit a released one: add the next.
@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../migrations/sqlite/0011_email_key.sql")),
     (12, include_str!("../../migrations/sqlite/0012_submission_fingerprint.sql")),
     (13, include_str!("../../migrations/sqlite/0013_resolve_queue.sql")),
+    (14, include_str!("../../migrations/sqlite/0014_lead_records.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -32,9 +33,6 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
         tracing::info!(version, "applied migration");
-    }
-    if current < 3 {
-        backfill_match_keys(&tx)?;
     }
     if current < 4 {
         accounts::backfill(&tx)?;
@@ -62,31 +60,6 @@ pub(super) fn backfill_email_keys(conn: &Connection) -> Result<(), StoreError> {
     for (id, email) in rows {
         update.execute(params![id, matching.stored_email_key(&email)])?;
     }
-    Ok(())
-}
-
-/// Leads stored before identity resolution get their blocking keys.
-pub(super) fn backfill_match_keys(conn: &Connection) -> Result<(), StoreError> {
-    let docs: Vec<String> = conn
-        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if docs.is_empty() {
-        return Ok(());
-    }
-    let model = Model::default();
-    for doc in &docs {
-        let lead = lead_from_doc(doc)?;
-        let record = resolve::match_record(&lead.fields, &lead.derived);
-        let record_json = serde_json::to_string(&record)?;
-        for key in resolve::blocking_keys(&record, &model) {
-            conn.execute(
-                "INSERT OR IGNORE INTO lead_keys (key, lead_id, record) VALUES (?1, ?2, ?3)",
-                params![key, lead.id.to_string(), record_json],
-            )?;
-        }
-    }
-    tracing::info!(leads = docs.len(), "indexed existing leads for matching");
     Ok(())
 }
 
