@@ -79,6 +79,8 @@ struct Shared {
     closed: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<Readers>,
+    /// Held while a resolver batch runs (see `resolver`).
+    resolving: tokio::sync::Mutex<()>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -129,6 +131,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
             readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            resolving: tokio::sync::Mutex::new(()),
         };
         Ok(Self { shared: Arc::new(shared), rules })
     }
@@ -656,8 +659,15 @@ impl Store for SqliteStore {
     }
 
     async fn resolve_queued(&self, limit: usize, now: OffsetDateTime) -> Result<ResolveBatch, StoreError> {
+        // One batch at a time: two would decide the same rows.
+        let _one = self.shared.resolving.lock().await;
         let rules = self.rules.clone();
-        self.write_returning(move |conn| resolver::resolve_queued(conn, limit, &rules, now)).await
+        let decided = Arc::new(self.read(move |conn| resolver::decide(conn, limit, &rules, now)).await?);
+        if decided.last.is_none() {
+            return Ok(ResolveBatch::default());
+        }
+        let rules = self.rules.clone();
+        self.write_returning(move |conn| resolver::apply(conn, &decided, &rules, now)).await
     }
 
     async fn resolve_backlog(&self) -> Result<u64, StoreError> {

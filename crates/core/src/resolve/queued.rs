@@ -25,6 +25,7 @@ use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Rules};
 use crate::resolve::{self, Decision, Explanation, Record};
 use crate::settle::Lookup;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// A queued lead about to be resolved.
@@ -88,6 +89,13 @@ impl Resolving<'_> {
         &self.decision
     }
 
+    /// The decision as data, to apply later in another transaction (SQLite decides on a
+    /// reader connection, beside the writer, and applies in the writer).
+    pub fn plan(self) -> Plan {
+        let keys = self.queued.lookup().keys;
+        Plan { lead: self.queued.lead.id, record: self.queued.record, keys, decision: self.decision }
+    }
+
     /// The leads to load, each followed through merges: the lead matched first, then the
     /// leads bridged into it. Empty without a merge.
     pub fn leads(&self) -> Vec<LeadId> {
@@ -134,6 +142,78 @@ impl Resolving<'_> {
     }
 }
 
+/// A decision taken on a snapshot, applied later: the lead, what it was compared as, and
+/// what was decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub lead: LeadId,
+    record: Record,
+    keys: Vec<String>,
+    decision: Decision,
+}
+
+impl Plan {
+    /// Whether applying the plan merges: then it needs the queued lead and
+    /// [`Plan::leads`] loaded as they now stand; otherwise only whether the lead is still
+    /// there (not merged away, not erased).
+    pub fn merges(&self) -> bool {
+        matches!(self.decision, Decision::Merge { .. })
+    }
+
+    /// The leads a merge needs, as [`Resolving::leads`].
+    pub fn leads(&self) -> Vec<LeadId> {
+        match &self.decision {
+            Decision::Merge { into, also, .. } => {
+                std::iter::once(*into).chain(also.iter().map(|b| b.lead_id)).collect()
+            }
+            Decision::Create { .. } => Vec::new(),
+        }
+    }
+
+    /// The changes. For a merge, `queued` is the lead as it now stands (`None`: gone,
+    /// nothing to do) and `loaded` answers [`Plan::leads`]; otherwise the caller has made
+    /// sure the lead is still there, and the lead is indexed as it was compared (a capture
+    /// that changed it since queued it again).
+    pub fn finish(
+        self,
+        queued: Option<Lead>,
+        loaded: Vec<Option<Lead>>,
+        rules: &Rules,
+        now: OffsetDateTime,
+    ) -> Resolved {
+        match self.decision {
+            Decision::Create { possible } => {
+                let index = LeadIndex { email_key: None, keys: self.keys, record: Some(self.record) };
+                with_reviews(self.lead, vec![Change::Index { lead: self.lead, index }], possible, now)
+            }
+            merge @ Decision::Merge { .. } => match queued.filter(|l| l.erased_at.is_none()) {
+                Some(lead) => Resolving { queued: Queued::new(lead, rules, now), decision: merge }.finish(loaded),
+                None => Resolved { lead: self.lead, merged: Vec::new(), reviews: 0, changes: Vec::new() },
+            },
+        }
+    }
+}
+
+/// The leads a batch decided on a snapshot, under their blocking keys: the snapshot does
+/// not hold their keys yet, and a later lead of the batch must still find an earlier one.
+#[derive(Debug, Default)]
+pub struct BatchIndex {
+    postings: HashMap<String, Vec<(LeadId, Record)>>,
+}
+
+impl BatchIndex {
+    pub fn add(&mut self, plan: &Plan) {
+        for key in &plan.keys {
+            self.postings.entry(key.clone()).or_default().push((plan.lead, plan.record.clone()));
+        }
+    }
+
+    /// The batch's leads holding `key`, newest first.
+    pub fn postings(&self, key: &str) -> impl Iterator<Item = &(LeadId, Record)> {
+        self.postings.get(key).into_iter().flat_map(|p| p.iter().rev())
+    }
+}
+
 fn resolve_merge(
     survivor: &mut Lead,
     absorbed: &Lead,
@@ -151,22 +231,31 @@ fn index_or_review(
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Resolved {
-    let mut changes = vec![Change::Index { lead: lead.id, index: LeadIndex::with_keys(&lead, &rules.matching) }];
+    let index = vec![Change::Index { lead: lead.id, index: LeadIndex::with_keys(&lead, &rules.matching) }];
+    with_reviews(lead.id, index, possible, now)
+}
+
+fn with_reviews(
+    lead: LeadId,
+    mut changes: Vec<Change>,
+    possible: Vec<resolve::PossibleDuplicate>,
+    now: OffsetDateTime,
+) -> Resolved {
     let reviews = possible.len();
     if !possible.is_empty() {
         let lead_ids = possible.iter().map(|p| p.lead_id).collect();
         changes.extend(possible.into_iter().map(|p| Change::Review {
             id: ReviewId::new(),
-            lead: lead.id,
+            lead,
             candidate: p.lead_id,
             score: p.score,
             evidence: p.evidence,
             at: now,
         }));
-        let entry = HistoryEntry { lead_id: lead.id, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } };
+        let entry = HistoryEntry { lead_id: lead, at: now, event: LeadEvent::PossibleDuplicates { lead_ids } };
         changes.push(Change::History { entry, submission: None });
     }
-    Resolved { lead: lead.id, merged: Vec::new(), reviews, changes }
+    Resolved { lead, merged: Vec::new(), reviews, changes }
 }
 
 #[cfg(test)]
@@ -261,6 +350,33 @@ mod tests {
             }
             other => panic!("expected the index only, got {:?}", kinds(other)),
         }
+    }
+
+    #[test]
+    fn a_plan_taken_on_a_snapshot_applies_over_the_leads_as_they_now_stand() {
+        let rules = rules();
+        let (older, newer) = (robert(), bob());
+        let now = OffsetDateTime::now_utc();
+        // A later lead of the batch finds an earlier one through the batch's own index.
+        let mut batch = BatchIndex::default();
+        let first = Queued::new(older.clone(), &rules, now).decide(Vec::new()).plan();
+        assert!(!first.merges());
+        batch.add(&first);
+        let queued = Queued::new(newer.clone(), &rules, now);
+        let found: Vec<(LeadId, Record)> =
+            queued.lookup().keys.iter().flat_map(|k| batch.postings(k).cloned()).take(1).collect();
+        assert_eq!(found.first().map(|f| f.0), Some(older.id), "found by a shared key");
+        let plan = queued.decide(found).plan();
+        assert!(plan.merges());
+        assert_eq!(plan.leads(), vec![older.id]);
+        // Indexed as compared, without reading the lead again.
+        let indexed = first.finish(None, Vec::new(), &rules, now);
+        assert!(matches!(&indexed.changes[..], [Change::Index { index, .. }] if index.record.is_some()));
+        // The queued lead gone since the snapshot: nothing to merge.
+        let gone = plan.clone().finish(None, vec![Some(older.clone())], &rules, now);
+        assert!(gone.changes.is_empty() && gone.merged.is_empty());
+        let done = plan.finish(Some(newer.clone()), vec![Some(older.clone())], &rules, now);
+        assert_eq!((done.lead, done.merged), (older.id, vec![newer.id]));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use leadflow_core::changes::Change;
 use leadflow_core::error::FieldError;
 use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::resolve::Record;
+use leadflow_core::resolve::queued::BatchIndex;
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
 use leadflow_core::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -99,14 +100,23 @@ fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captu
 /// The leads a lookup finds: by mailbox through the leads' own index, and by blocking
 /// keys, ranked by the core before their records are parsed.
 pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidates, StoreError> {
+    candidates_with(conn, lookup, &BatchIndex::default())
+}
+
+/// [`candidates`], with the leads of a resolver batch not yet indexed.
+pub(super) fn candidates_with(
+    conn: &Connection,
+    lookup: &Lookup,
+    batch: &BatchIndex,
+) -> Result<Candidates, StoreError> {
     let by_mailbox = match &lookup.mailbox {
         Some(key) => leads_by_mailbox(conn, key)?,
         None => Vec::new(),
     };
-    Ok(Candidates { by_mailbox, ranked: by_keys(conn, &lookup.keys)? })
+    Ok(Candidates { by_mailbox, ranked: by_keys(conn, &lookup.keys, batch)? })
 }
 
-fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, StoreError> {
+fn by_keys(conn: &Connection, keys: &[String], batch: &BatchIndex) -> Result<Vec<(LeadId, Record)>, StoreError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -121,21 +131,29 @@ fn by_keys(conn: &Connection, keys: &[String]) -> Result<Vec<(LeadId, Record)>, 
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows =
         stmt.query_map(rusqlite::params_from_iter(keys), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut postings: Vec<(String, Vec<(String, ())>)> = Vec::with_capacity(keys.len());
+    // Per key, newest first: the batch's leads (newer than any stored), then the stored
+    // postings; a record to read (`None`) or the batch's own.
+    let mut postings: Vec<Vec<(String, Option<Record>)>> =
+        keys.iter().map(|k| batch.postings(k).map(|(id, r)| (id.to_string(), Some(r.clone()))).collect()).collect();
     for row in rows {
         let (key, id) = row?;
-        match postings.last_mut() {
-            Some((k, list)) if *k == key => list.push((id, ())),
-            _ => postings.push((key, vec![(id, ())])),
+        if let Some(at) = keys.iter().position(|k| *k == key) {
+            postings[at].push((id, None));
         }
     }
     // The records of the chosen candidates only.
     let mut record = conn.prepare_cached("SELECT record FROM lead_records WHERE lead_id = ?1")?;
     let mut found = Vec::new();
-    for (id, ()) in settle::rank(postings.into_iter().map(|(_, p)| p).collect()) {
-        let Some(json) = record.query_row([&id], |r| r.get::<_, String>(0)).optional()? else { continue };
+    for (id, known) in settle::rank(postings) {
+        let parsed = match known {
+            Some(r) => r,
+            None => match record.query_row([&id], |r| r.get::<_, String>(0)).optional()? {
+                Some(json) => serde_json::from_str(&json)?,
+                None => continue,
+            },
+        };
         let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-        found.push((id, serde_json::from_str(&json)?));
+        found.push((id, parsed));
     }
     Ok(found)
 }
