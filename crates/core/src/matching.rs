@@ -65,7 +65,13 @@
 //! website domain) the address is a home, not an office, and the cap is
 //! [`ModelParams::household_cap`] (**+16 bits**): an agreeing full address plus agreeing names is
 //! then enough to merge, while colleagues at one office stay under the +10 cap and the
-//! organisation rules below. A phone shared by two records of one organisation whose names conflict is treated
+//! organisation rules below. When the two homes are one **dwelling** — the same house number on
+//! an agreeing street in an agreeing postal code, locality or city, and no second line (unit,
+//! building) that differs — the cap is [`ModelParams::dwelling_cap`] (**+20 bits**): different
+//! people share a dwelling about as often as two leads belong to one household (about 2 in N for
+//! a table of N people, 2⁻¹⁹ at a million), so one agreeing name there outweighs one replaced
+//! or misspelt beyond recognition. The minimum-evidence rule below still holds: both names
+//! different, or a differing email or phone, never merge on the address. A phone shared by two records of one organisation whose names conflict is treated
 //! as a switchboard and joins that capped group. Email "different address at the same business
 //! domain" is scored conditionally on the domain evidence, hence negative.
 //!

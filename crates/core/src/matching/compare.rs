@@ -690,12 +690,24 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         }
         parts.push(Evidence { field, level, weight });
     }
+    let positive = |f: Field| model.weight(f, level(f)) > 0.0;
+    let street_agrees = matches!(street, Level::Exact | Level::Similar);
+    let line2_agrees = line_agrees(street2);
+    let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
+    // One dwelling: the same house number on an agreeing street in an agreeing area, and no
+    // second line (unit, building) that tells two homes apart.
+    let one_dwelling = area_agrees && house == Level::Exact && street_agrees && street2 != Level::Different;
     let params = model.params();
     let mut adjustment = 0.0;
     // With value frequencies, an agreeing company bounds the context: its fields add at most
     // `site_bonus` bits beyond the (frequency-adjusted) company weight, so a very large
     // organisation (where colleagues share everything) counts for little.
-    let mut cap = if household { params.household_cap.max(params.context_cap) } else { params.context_cap }.max(0.0);
+    let mut cap = match (household, one_dwelling) {
+        (true, true) => params.dwelling_cap.max(params.household_cap).max(params.context_cap),
+        (true, false) => params.household_cap.max(params.context_cap),
+        (false, _) => params.context_cap,
+    }
+    .max(0.0);
     if model.frequencies().is_some() && company == Level::Exact {
         let company = model.weight(Field::CompanyKey, Level::Exact) + tf[Field::CompanyKey as usize];
         cap = cap.min((company + SITE_BONUS).max(0.0));
@@ -711,7 +723,6 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     }
     let score = person + ctx_pos + ctx_neg + adjustment;
 
-    let positive = |f: Field| model.weight(f, level(f)) > 0.0;
     let mut rules = Vec::new();
     if email == Level::DifferentSameDomain
         && !(matches!(first, Level::Exact | Level::Nickname) && last == Level::Exact && aliases_of_one_name(a, b))
@@ -736,9 +747,6 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     .any(positive);
     // One dwelling: the street name and the house number or second line agree, in the same
     // area (postal code, locality or city).
-    let street_agrees = matches!(street, Level::Exact | Level::Similar);
-    let line2_agrees = line_agrees(street2);
-    let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
     let dwelling = area_agrees
         && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact));
     // A contact both records give and that differs tells two members of one household apart.
@@ -875,6 +883,41 @@ mod tests {
         );
         // Another house in the street is another household.
         assert_ne!(verdict(&a, &home(None, "Sondergeld", "231 Goldfinch Circuit", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn one_replaced_name_at_one_dwelling_merges_but_not_at_one_street() {
+        let a = home(Some("Thomas"), "Petersen", "16 Couvreur Street", Some("Kimberley Park"));
+        // The surname replaced, the first name kept, the whole address agreeing.
+        assert_eq!(
+            verdict(&a, &home(Some("Thomas"), "Tuckwell", "16 couvreur st", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // The first name replaced, the surname misspelt.
+        assert_eq!(
+            verdict(&a, &home(Some("Ashley"), "Peterson", "16 Couvreur Street", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // Without the house number, or at another unit, it is a street, not one dwelling.
+        assert_ne!(
+            verdict(&a, &home(Some("Thomas"), "Tuckwell", "Couvreur Street", None)),
+            Verdict::Merge
+        );
+        assert_ne!(
+            verdict(&a, &home(Some("Thomas"), "Tuckwell", "16 Couvreur Street", Some("Unit 4"))),
+            Verdict::Merge
+        );
+        // Both names replaced: another person living there.
+        assert_ne!(
+            verdict(&a, &home(Some("Rosie"), "Reid", "16 Couvreur Street", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // At an office the dwelling means nothing more than the site.
+        let office = |first: &str, last: &str| Record {
+            company_key: Some("acme".into()),
+            ..home(Some(first), last, "16 Couvreur Street", Some("Kimberley Park"))
+        };
+        assert_ne!(verdict(&office("Thomas", "Petersen"), &office("Thomas", "Tuckwell")), Verdict::Merge);
     }
 
     #[test]
