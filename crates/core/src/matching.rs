@@ -103,7 +103,8 @@
 //! Address levels: the street line is split into its house number and its street name (words
 //! joined, so a lost or typed word break does not matter; St/Street, Rd/Road, Ave/Avenue,
 //! Dr/Drive, Pl/Place, Cres/Crescent, Cct/Circuit, Ct/Court, Ln/Lane, Hwy/Highway, Pde/Parade,
-//! Tce/Terrace, Blvd/Boulevard, … folded). When neither the street nor the second line agrees
+//! Tce/Terrace, Blvd/Boulevard, … folded; the last word of a name of two or more words one typo
+//! from a street type written in full, "Medley Xtreet", "Yampi Plvace", is that type). When neither the street nor the second line agrees
 //! as given but both agree crosswise, the two lines were swapped and the crosswise levels count.
 //! A locality is compared with a locality, or with the other's city when that is all it has (one
 //! source maps a suburb to the city): there a mismatch is no evidence.

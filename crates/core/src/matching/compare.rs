@@ -899,10 +899,7 @@ mod tests {
             Verdict::Merge
         );
         // Without the house number, or at another unit, it is a street, not one dwelling.
-        assert_ne!(
-            verdict(&a, &home(Some("Thomas"), "Tuckwell", "Couvreur Street", None)),
-            Verdict::Merge
-        );
+        assert_ne!(verdict(&a, &home(Some("Thomas"), "Tuckwell", "Couvreur Street", None)), Verdict::Merge);
         assert_ne!(
             verdict(&a, &home(Some("Thomas"), "Tuckwell", "16 Couvreur Street", Some("Unit 4"))),
             Verdict::Merge
