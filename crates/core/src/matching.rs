@@ -86,6 +86,9 @@
 //!   names agree. The misspelt side must be a name the table does not know ("Mary" is one edit
 //!   from Margaret's "Marg", "John" from Hannah's "Joan": real, different names), unless the two
 //!   differ only in the diminutive ending (-ie/-y/-i/-ey/-e: Robbie / Robby, Terri / Terry);
+//! * a first name the nickname table does not know one edit from one it does ("Jqdy" / Judy,
+//!   "Jkm" / Jim) is that name misspelt: `Similar`. Two names the table knows one edit apart
+//!   ("Jon" / Jan, "Mary" / Mark) stay `Close`: they are two names;
 //! * a surname that is the start of the other with two or more letters glued on is another surname
 //!   ("John" / "Johnson", "Black" / "Blackson"): `Close`, not `Similar` (a typo adds one letter).
 //!   A second surname in its own word ("Garcia" / "Garcia Lopez", "Smith" / "Smith-Jones") keeps

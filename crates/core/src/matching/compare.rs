@@ -200,7 +200,14 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     // / "Isabelle" is): Jaro-Winkler favours a shared start, so longer names one edit apart
     // are Similar whatever letter changed.
     let s = jw(&a, &b);
-    if s >= sim.name_similar || (short.len() >= 6 && typo_apart(&a, &b) && strsim::osa_distance(&a, &b) == 1) {
+    // A name the table does not know one edit from one it does ("Jqdy" / Judy, "Jkm" / Jim) is
+    // that name misspelt; two names it knows ("Lea" / Leo, "Jon" / Jan) are two names.
+    let table = NicknameTable::global();
+    let misspelt_known = one_edit(&a, &b) && table.contains(&a) != table.contains(&b);
+    if s >= sim.name_similar
+        || (short.len() >= 6 && typo_apart(&a, &b) && strsim::osa_distance(&a, &b) == 1)
+        || misspelt_known
+    {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) {
         Level::Close
@@ -794,6 +801,16 @@ mod tests {
         // Two letters are an initial pair, not a short form; a different start is different.
         assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
         assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
+
+    #[test]
+    fn an_unknown_name_one_edit_from_a_known_one_is_its_typo() {
+        let sim = Similarity::default();
+        assert_eq!(first_name_level("Jqdy", "Judy", &sim), Level::Similar);
+        assert_eq!(first_name_level("Jim", "Jkm", &sim), Level::Similar);
+        // Two names the table knows are two names.
+        assert_eq!(first_name_level("Jon", "Jan", &sim), Level::Close);
+        assert_eq!(first_name_level("Mary", "Mark", &sim), Level::Close);
     }
 
     #[test]
