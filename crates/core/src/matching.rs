@@ -27,6 +27,7 @@
 //! | Email | SameLocalPart (one side free-mail) | 0.06 | 0.001 | +5.91 |
 //! | Email | DifferentSameDomain (conditional on the domain already counted) | 0.03 | 0.99 | −5.04 |
 //! | Email | Different | 0.35 | 0.9997 | −1.51 |
+//! | Email | NotComparable (a free-mail address against a business one) | — | — | 0 |
 //! | Phone | Exact | 0.45 | 0.00005 | +13.14 |
 //! | Phone | Different | 0.35 | 0.9996 | −1.51 |
 //! | CompanyKey | Exact (or key = other side's domain label) | 0.8 | 0.005 | +7.32 |
@@ -73,7 +74,10 @@
 //! or misspelt beyond recognition. The minimum-evidence rule below still holds: both names
 //! different, or a differing email or phone, never merge on the address. A phone shared by two records of one organisation whose names conflict is treated
 //! as a switchboard and joins that capped group. Email "different address at the same business
-//! domain" is scored conditionally on the domain evidence, hence negative.
+//! domain" is scored conditionally on the domain evidence, hence negative. A free-mail address
+//! against a business one is not compared (`NotComparable`, 0): most people have both, and two
+//! different addresses of different kinds say nothing about whether the records are one person
+//! (the `Different` weight assumes addresses that could have been equal).
 //!
 //! Name levels beyond Jaro-Winkler (each rule a property of names, not of one data set):
 //! * a first name of at least 3 letters that the other starts with is a truncated short form

@@ -295,6 +295,10 @@ fn email_level(a: &Record, b: &Record, rules: &EmailRules) -> Level {
         Level::SameLocalPart
     } else if dx == dy && !a.free_mail && !b.free_mail {
         Level::DifferentSameDomain
+    } else if a.free_mail != b.free_mail {
+        // A personal address against a work one: most people have both, so that they differ
+        // says nothing about whether the two records are one person.
+        Level::NotComparable
     } else {
         Level::Different
     }
@@ -811,6 +815,22 @@ mod tests {
         // Two names the table knows are two names.
         assert_eq!(first_name_level("Jon", "Jan", &sim), Level::Close);
         assert_eq!(first_name_level("Mary", "Mark", &sim), Level::Close);
+    }
+
+    #[test]
+    fn a_personal_address_against_a_work_one_is_no_evidence() {
+        let person = |email: &str, free: bool| Record {
+            first_name: Some("Michael".into()),
+            email: Some(email.into()),
+            free_mail: free,
+            ..Record::default()
+        };
+        let rules = EmailRules::default();
+        let work = person("michael.dunmann@tidalsolutions.io", false);
+        assert_eq!(email_level(&work, &person("mikey1984@yahoo.com", true), &rules), Level::NotComparable);
+        assert_eq!(email_level(&work, &person("m.dunmann@othercorp.io", false), &rules), Level::Different);
+        let home = person("michaeld@gmail.com", true);
+        assert_eq!(email_level(&home, &person("mikey1984@yahoo.com", true), &rules), Level::Different);
     }
 
     #[test]
