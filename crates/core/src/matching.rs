@@ -102,7 +102,9 @@
 //!   at 8 letters) and a first name of at least 6 letters one edit away are `Similar`, whatever
 //!   Jaro-Winkler (which favours a shared start) says;
 //! * first and last name swapped: when neither agrees as given and both agree crosswise, the
-//!   crosswise levels count, an exact one as `Similar`;
+//!   crosswise levels count, an exact one as `Similar`; when only one name is equal crosswise
+//!   (written in the other field, "Lavis Henry" / "Jordan Lavis"), the last name is `Similar`
+//!   and the first names are compared as given;
 //! * a missing name is no evidence, never a disagreement; so is a **placeholder** ("Unknown",
 //!   "Test", "N/A", "-", "none", "null", "x", "asdf", "?", "first", "last", …), which also makes
 //!   no blocking keys.

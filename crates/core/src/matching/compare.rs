@@ -601,6 +601,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         if agrees(cf) && agrees(cl) {
             let soften = |l: Level| if l == Level::Exact { Level::Similar } else { l };
             (first, last) = (soften(cf), soften(cl));
+        } else if (cf == Level::Exact) != (cl == Level::Exact) {
+            // One name written in the other field ("Lavis Henry" / "Jordan Lavis"): that name
+            // agrees, scored as a misspelt surname whichever side holds it (so that the score
+            // is symmetric), and the first names are compared as given.
+            last = Level::Similar;
         }
     }
     let levels = [
@@ -920,6 +925,19 @@ mod tests {
         );
         // Another house in the street is another household.
         assert_ne!(verdict(&a, &home(None, "Sondergeld", "231 Goldfinch Circuit", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn a_name_written_in_the_other_field_agrees() {
+        let a = home(Some("Lavis"), "Henry", "12 Ranken Place", Some("Rosebery Hill"));
+        let b = home(Some("Jordan"), "Lavis", "12 Ranken Place", Some("Rosebery Hill"));
+        let model = Model::default();
+        let (ab, ba) = (compare(&a, &b, &model), compare(&b, &a, &model));
+        assert_eq!(ab.part(Field::LastName).map(|e| e.level), Some(Level::Similar));
+        assert_eq!(ab.score.to_bits(), ba.score.to_bits());
+        assert_eq!(verdict(&a, &b), Verdict::Merge);
+        // Elsewhere on the street it is a neighbour.
+        assert_ne!(verdict(&a, &home(Some("Jordan"), "Lavis", "14 Ranken Place", None)), Verdict::Merge);
     }
 
     #[test]
