@@ -27,6 +27,7 @@
 //! | Email | SameLocalPart (one side free-mail) | 0.06 | 0.001 | +5.91 |
 //! | Email | DifferentSameDomain (conditional on the domain already counted) | 0.03 | 0.99 | −5.04 |
 //! | Email | Different | 0.35 | 0.9997 | −1.51 |
+//! | Email | NotComparable (a free-mail address against a business one) | — | — | 0 |
 //! | Phone | Exact | 0.45 | 0.00005 | +13.14 |
 //! | Phone | Different | 0.35 | 0.9996 | −1.51 |
 //! | CompanyKey | Exact (or key = other side's domain label) | 0.8 | 0.005 | +7.32 |
@@ -65,9 +66,18 @@
 //! website domain) the address is a home, not an office, and the cap is
 //! [`ModelParams::household_cap`] (**+16 bits**): an agreeing full address plus agreeing names is
 //! then enough to merge, while colleagues at one office stay under the +10 cap and the
-//! organisation rules below. A phone shared by two records of one organisation whose names conflict is treated
+//! organisation rules below. When the two homes are one **dwelling** — the same house number on
+//! an agreeing street in an agreeing postal code, locality or city, and no second line (unit,
+//! building) that differs — the cap is [`ModelParams::dwelling_cap`] (**+20 bits**): different
+//! people share a dwelling about as often as two leads belong to one household (about 2 in N for
+//! a table of N people, 2⁻¹⁹ at a million), so one agreeing name there outweighs one replaced
+//! or misspelt beyond recognition. The minimum-evidence rule below still holds: both names
+//! different, or a differing email or phone, never merge on the address. A phone shared by two records of one organisation whose names conflict is treated
 //! as a switchboard and joins that capped group. Email "different address at the same business
-//! domain" is scored conditionally on the domain evidence, hence negative.
+//! domain" is scored conditionally on the domain evidence, hence negative. A free-mail address
+//! against a business one is not compared (`NotComparable`, 0): most people have both, and two
+//! different addresses of different kinds say nothing about whether the records are one person
+//! (the `Different` weight assumes addresses that could have been equal).
 //!
 //! Name levels beyond Jaro-Winkler (each rule a property of names, not of one data set):
 //! * a first name of at least 3 letters that the other starts with is a truncated short form
@@ -80,6 +90,9 @@
 //!   names agree. The misspelt side must be a name the table does not know ("Mary" is one edit
 //!   from Margaret's "Marg", "John" from Hannah's "Joan": real, different names), unless the two
 //!   differ only in the diminutive ending (-ie/-y/-i/-ey/-e: Robbie / Robby, Terri / Terry);
+//! * a first name the nickname table does not know one edit from one it does ("Jqdy" / Judy,
+//!   "Jkm" / Jim) is that name misspelt: `Similar`. Two names the table knows one edit apart
+//!   ("Jon" / Jan, "Mary" / Mark) stay `Close`: they are two names;
 //! * a surname that is the start of the other with two or more letters glued on is another surname
 //!   ("John" / "Johnson", "Black" / "Blackson"): `Close`, not `Similar` (a typo adds one letter).
 //!   A second surname in its own word ("Garcia" / "Garcia Lopez", "Smith" / "Smith-Jones") keeps
@@ -89,7 +102,9 @@
 //!   at 8 letters) and a first name of at least 6 letters one edit away are `Similar`, whatever
 //!   Jaro-Winkler (which favours a shared start) says;
 //! * first and last name swapped: when neither agrees as given and both agree crosswise, the
-//!   crosswise levels count, an exact one as `Similar`;
+//!   crosswise levels count, an exact one as `Similar`; when only one name is equal crosswise
+//!   (written in the other field, "Lavis Henry" / "Jordan Lavis"), the last name is `Similar`
+//!   and the first names are compared as given;
 //! * a missing name is no evidence, never a disagreement; so is a **placeholder** ("Unknown",
 //!   "Test", "N/A", "-", "none", "null", "x", "asdf", "?", "first", "last", …), which also makes
 //!   no blocking keys.
@@ -97,7 +112,8 @@
 //! Address levels: the street line is split into its house number and its street name (words
 //! joined, so a lost or typed word break does not matter; St/Street, Rd/Road, Ave/Avenue,
 //! Dr/Drive, Pl/Place, Cres/Crescent, Cct/Circuit, Ct/Court, Ln/Lane, Hwy/Highway, Pde/Parade,
-//! Tce/Terrace, Blvd/Boulevard, … folded). When neither the street nor the second line agrees
+//! Tce/Terrace, Blvd/Boulevard, … folded; the last word of a name of two or more words one typo
+//! from a street type written in full, "Medley Xtreet", "Yampi Plvace", is that type). When neither the street nor the second line agrees
 //! as given but both agree crosswise, the two lines were swapped and the crosswise levels count.
 //! A locality is compared with a locality, or with the other's city when that is all it has (one
 //! source maps a suburb to the city): there a mismatch is no evidence.
@@ -174,9 +190,10 @@
 //!
 //! Known limits: one agreeing name at one dwelling merges, so two members of one household who
 //! share a surname, give no email or phone that differs and whose first names differ are merged
-//! (an address list cannot tell them apart either); a surname that is only `Similar` with
-//! differing first names stays in review, which is most of what FEBRL recall still lacks
-//! (duplicates whose given name the generator replaced). Without a [`NameFrequencies`] table, two people with a common name at one large
+//! (an address list cannot tell them apart either), and so are two with one first name and
+//! different surnames; at one street without a house number, or with numbers that differ, one
+//! agreeing name stays in review (a neighbour), and so do two records of which no name agrees
+//! at one address, which is most of what FEBRL recall still lacks. Without a [`NameFrequencies`] table, two people with a common name at one large
 //! company and no conflicting contact data are merged — capture attaches none today, and its
 //! lead-level precision measured with fixed weights is 0.9901 at 20k entities and 0.9881 at 50k,
 //! below the target (with frequencies: 0.9974 / 0.9942). Job changes without a shared contact are

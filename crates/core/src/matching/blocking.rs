@@ -7,13 +7,14 @@
 //! | --- | --- | --- |
 //! | `e:` | [`email_match_key`] | same mailbox (Gmail dots/+tags, googlemail) |
 //! | `p:` | phone (E.164) | phone-only chats, badge scans with a phone |
-//! | `n:` | Double Metaphone(last name) + first initial | typos, missing email/phone |
+//! | `n:` | Double Metaphone(last name) + first initial; Double Metaphone(first name) + last initial | typos, missing email/phone; names swapped |
 //! | `c:` | company token + first initial; + first and last initials (no first name: + `~`Double Metaphone(last name)) | email changed, no phone; large companies |
 //! | `z:` | country + postal code + first 3 letters of the last name | partner lists with addresses |
 //! | `d:` | business email domain + first 3 letters of the last name | work address with a different local part |
 //! | `a:` | postal code + house number | address lists: a typo in a name's first letters, swapped or missing names |
 //! | `s:` | Double Metaphone(street name) + house number; + each name's initial | the same, with the postal code or the house number mistyped |
 //! | `l:` | Double Metaphone(second address line) + each name's initial | the same, with the street mistyped |
+//! | `s:` (second line) | Double Metaphone(second line read as a street) + each name's initial | the two address lines swapped |
 //!
 //! A record's company tokens are its company key (spaces removed) and the first label of each
 //! business domain (work email unless free-mail, website): `c:` keys are written for each, so a
@@ -127,6 +128,14 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
             keys.push(format!("n:{last_code}:{i}"));
         }
     }
+    // The names read the other way round as well, so that a record whose names were swapped
+    // ("Moulton Gabriel") shares the name key of the one that was not.
+    let first_code = person_name(&r.first_name).map(|f| phonetic(&fold_name(f))).unwrap_or_default();
+    if let Some(l) = last.chars().next()
+        && !first_code.is_empty()
+    {
+        keys.push(format!("n:{first_code}:{l}"));
+    }
     let last_initial = last.chars().next();
     for company in company_tokens(r) {
         for i in &inits {
@@ -192,6 +201,16 @@ pub fn blocking_keys_with(r: &Record, rules: &EmailRules) -> Vec<String> {
         if !line2.is_empty() {
             for i in &name_initials {
                 keys.push(format!("l:{line2}:{i}"));
+            }
+        }
+        // The second line read as a street too, so that two records whose lines were swapped
+        // ("15 lander cres" + "courallie" / "10 courallie" + "lander crescent") share the
+        // street's key.
+        let line2_street =
+            present(&r.street2).map(|s| phonetic(&fold_name(&split_street(&fold_street(s)).1))).unwrap_or_default();
+        if !line2_street.is_empty() && line2_street != street {
+            for i in &name_initials {
+                keys.push(format!("s:{line2_street}:{i}"));
             }
         }
     }
@@ -297,6 +316,30 @@ impl CandidateIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swapped_names_and_swapped_address_lines_share_a_key() {
+        let home = |first: &str, last: &str, street: &str, line2: &str, postal: &str| Record {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            street: Some(street.into()),
+            street2: Some(line2.into()),
+            postal_code: Some(postal.into()),
+            ..Record::default()
+        };
+        let shared = |a: &Record, b: &Record| {
+            let kb = blocking_keys(b);
+            blocking_keys(a).into_iter().filter(|k| kb.contains(k)).collect::<Vec<_>>()
+        };
+        // Names swapped, the house number and the postal code mistyped.
+        let a = home("Gabriel", "Moulton", "15 Lander Crescent", "Courallie", "4217");
+        let b = home("Moulton", "Gabriel", "10 Cedar Road", "Other", "4271");
+        assert!(!shared(&a, &b).is_empty());
+        // Lines swapped, names replaced but for an initial, postal code mistyped.
+        let c = home("Lucas", "Fenwick", "30 Yanda Street", "St John of God Hospital", "4217");
+        let d = home("Matthew", "Fenwick", "30 St John of God Hospital", "Yanda Street", "4271");
+        assert!(shared(&c, &d).iter().any(|k| k.starts_with("s:")), "{:?}", shared(&c, &d));
+    }
 
     #[test]
     fn keys_cover_nicknames_and_gmail() {

@@ -200,7 +200,14 @@ fn first_name_level(a: &str, b: &str, sim: &Similarity) -> Level {
     // / "Isabelle" is): Jaro-Winkler favours a shared start, so longer names one edit apart
     // are Similar whatever letter changed.
     let s = jw(&a, &b);
-    if s >= sim.name_similar || (short.len() >= 6 && typo_apart(&a, &b) && strsim::osa_distance(&a, &b) == 1) {
+    // A name the table does not know one edit from one it does ("Jqdy" / Judy, "Jkm" / Jim) is
+    // that name misspelt; two names it knows ("Lea" / Leo, "Jon" / Jan) are two names.
+    let table = NicknameTable::global();
+    let misspelt_known = one_edit(&a, &b) && table.contains(&a) != table.contains(&b);
+    if s >= sim.name_similar
+        || (short.len() >= 6 && typo_apart(&a, &b) && strsim::osa_distance(&a, &b) == 1)
+        || misspelt_known
+    {
         Level::Similar
     } else if s >= sim.name_close || one_edit(&a, &b) {
         Level::Close
@@ -288,6 +295,10 @@ fn email_level(a: &Record, b: &Record, rules: &EmailRules) -> Level {
         Level::SameLocalPart
     } else if dx == dy && !a.free_mail && !b.free_mail {
         Level::DifferentSameDomain
+    } else if a.free_mail != b.free_mail {
+        // A personal address against a work one: most people have both, so that they differ
+        // says nothing about whether the two records are one person.
+        Level::NotComparable
     } else {
         Level::Different
     }
@@ -600,6 +611,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         if agrees(cf) && agrees(cl) {
             let soften = |l: Level| if l == Level::Exact { Level::Similar } else { l };
             (first, last) = (soften(cf), soften(cl));
+        } else if (cf == Level::Exact) != (cl == Level::Exact) {
+            // One name written in the other field ("Lavis Henry" / "Jordan Lavis"): that name
+            // agrees, scored as a misspelt surname whichever side holds it (so that the score
+            // is symmetric), and the first names are compared as given.
+            last = Level::Similar;
         }
     }
     let levels = [
@@ -700,12 +716,24 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
         }
         parts.push(Evidence { field, level, weight });
     }
+    let positive = |f: Field| model.weight(f, level(f)) > 0.0;
+    let street_agrees = matches!(street, Level::Exact | Level::Similar);
+    let line2_agrees = line_agrees(street2);
+    let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
+    // One dwelling: the same house number on an agreeing street in an agreeing area, and no
+    // second line (unit, building) that tells two homes apart.
+    let one_dwelling = area_agrees && house == Level::Exact && street_agrees && street2 != Level::Different;
     let params = model.params();
     let mut adjustment = 0.0;
     // With value frequencies, an agreeing company bounds the context: its fields add at most
     // `site_bonus` bits beyond the (frequency-adjusted) company weight, so a very large
     // organisation (where colleagues share everything) counts for little.
-    let mut cap = if household { params.household_cap.max(params.context_cap) } else { params.context_cap }.max(0.0);
+    let mut cap = match (household, one_dwelling) {
+        (true, true) => params.dwelling_cap.max(params.household_cap).max(params.context_cap),
+        (true, false) => params.household_cap.max(params.context_cap),
+        (false, _) => params.context_cap,
+    }
+    .max(0.0);
     if model.frequencies().is_some() && company == Level::Exact {
         let company = model.weight(Field::CompanyKey, Level::Exact) + tf[Field::CompanyKey as usize];
         cap = cap.min((company + SITE_BONUS).max(0.0));
@@ -721,7 +749,6 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     }
     let score = person + ctx_pos + ctx_neg + adjustment;
 
-    let positive = |f: Field| model.weight(f, level(f)) > 0.0;
     let mut rules = Vec::new();
     if email == Level::DifferentSameDomain
         && !(matches!(first, Level::Exact | Level::Nickname) && last == Level::Exact && aliases_of_one_name(a, b))
@@ -746,9 +773,6 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     .any(positive);
     // One dwelling: the street name and the house number or second line agree, in the same
     // area (postal code, locality or city).
-    let street_agrees = matches!(street, Level::Exact | Level::Similar);
-    let line2_agrees = line_agrees(street2);
-    let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
     let dwelling = area_agrees
         && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact));
     // A contact both records give and that differs tells two members of one household apart.
@@ -807,6 +831,32 @@ mod tests {
         // Two letters are an initial pair, not a short form; a different start is different.
         assert_eq!(first_name_level("Ka", "Katherine", &sim), Level::Different);
         assert_eq!(first_name_level("Kat", "Catherine", &sim), Level::Different);
+    }
+
+    #[test]
+    fn an_unknown_name_one_edit_from_a_known_one_is_its_typo() {
+        let sim = Similarity::default();
+        assert_eq!(first_name_level("Jqdy", "Judy", &sim), Level::Similar);
+        assert_eq!(first_name_level("Jim", "Jkm", &sim), Level::Similar);
+        // Two names the table knows are two names.
+        assert_eq!(first_name_level("Jon", "Jan", &sim), Level::Close);
+        assert_eq!(first_name_level("Mary", "Mark", &sim), Level::Close);
+    }
+
+    #[test]
+    fn a_personal_address_against_a_work_one_is_no_evidence() {
+        let person = |email: &str, free: bool| Record {
+            first_name: Some("Michael".into()),
+            email: Some(email.into()),
+            free_mail: free,
+            ..Record::default()
+        };
+        let rules = EmailRules::default();
+        let work = person("michael.dunmann@tidalsolutions.io", false);
+        assert_eq!(email_level(&work, &person("mikey1984@yahoo.com", true), &rules), Level::NotComparable);
+        assert_eq!(email_level(&work, &person("m.dunmann@othercorp.io", false), &rules), Level::Different);
+        let home = person("michaeld@gmail.com", true);
+        assert_eq!(email_level(&home, &person("mikey1984@yahoo.com", true), &rules), Level::Different);
     }
 
     #[test]
@@ -896,6 +946,51 @@ mod tests {
         );
         // Another house in the street is another household.
         assert_ne!(verdict(&a, &home(None, "Sondergeld", "231 Goldfinch Circuit", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn a_name_written_in_the_other_field_agrees() {
+        let a = home(Some("Lavis"), "Henry", "12 Ranken Place", Some("Rosebery Hill"));
+        let b = home(Some("Jordan"), "Lavis", "12 Ranken Place", Some("Rosebery Hill"));
+        let model = Model::default();
+        let (ab, ba) = (compare(&a, &b, &model), compare(&b, &a, &model));
+        assert_eq!(ab.part(Field::LastName).map(|e| e.level), Some(Level::Similar));
+        assert_eq!(ab.score.to_bits(), ba.score.to_bits());
+        assert_eq!(verdict(&a, &b), Verdict::Merge);
+        // Elsewhere on the street it is a neighbour.
+        assert_ne!(verdict(&a, &home(Some("Jordan"), "Lavis", "14 Ranken Place", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn one_replaced_name_at_one_dwelling_merges_but_not_at_one_street() {
+        let a = home(Some("Thomas"), "Petersen", "16 Couvreur Street", Some("Kimberley Park"));
+        // The surname replaced, the first name kept, the whole address agreeing.
+        assert_eq!(
+            verdict(&a, &home(Some("Thomas"), "Tuckwell", "16 couvreur st", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // The first name replaced, the surname misspelt.
+        assert_eq!(
+            verdict(&a, &home(Some("Ashley"), "Peterson", "16 Couvreur Street", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // Without the house number, or at another unit, it is a street, not one dwelling.
+        assert_ne!(verdict(&a, &home(Some("Thomas"), "Tuckwell", "Couvreur Street", None)), Verdict::Merge);
+        assert_ne!(
+            verdict(&a, &home(Some("Thomas"), "Tuckwell", "16 Couvreur Street", Some("Unit 4"))),
+            Verdict::Merge
+        );
+        // Both names replaced: another person living there.
+        assert_ne!(
+            verdict(&a, &home(Some("Rosie"), "Reid", "16 Couvreur Street", Some("Kimberley Park"))),
+            Verdict::Merge
+        );
+        // At an office the dwelling means nothing more than the site.
+        let office = |first: &str, last: &str| Record {
+            company_key: Some("acme".into()),
+            ..home(Some(first), last, "16 Couvreur Street", Some("Kimberley Park"))
+        };
+        assert_ne!(verdict(&office("Thomas", "Petersen"), &office("Thomas", "Tuckwell")), Verdict::Merge);
     }
 
     #[test]

@@ -71,13 +71,55 @@ pub(crate) fn fold_words(s: &str) -> String {
     out
 }
 
+/// Street types written in full that a typo in the last word of a street name is read as
+/// (at least 5 letters, so that a one-letter slip cannot turn a short name word into one), with
+/// their folded abbreviation.
+const STREET_TYPES: [(&str, &str); 17] = [
+    ("street", "st"),
+    ("avenue", "ave"),
+    ("boulevard", "blvd"),
+    ("drive", "dr"),
+    ("court", "ct"),
+    ("place", "pl"),
+    ("square", "sq"),
+    ("parkway", "pkwy"),
+    ("highway", "hwy"),
+    ("crescent", "cres"),
+    ("circuit", "cct"),
+    ("terrace", "tce"),
+    ("parade", "pde"),
+    ("close", "cl"),
+    ("grove", "gr"),
+    ("esplanade", "esp"),
+    ("circle", "cir"),
+];
+
+/// The abbreviation of the one street type `word` is a typo of ("xtreet", "plvace",
+/// "cdrescent"), if exactly one is one edit away.
+fn street_type_typo(word: &str) -> Option<&'static str> {
+    if word.len() < 4 || !word.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let mut near = STREET_TYPES.iter().filter(|(full, _)| strsim::osa_distance(word, full) == 1);
+    match (near.next(), near.next()) {
+        (Some((_, abbreviation)), None) => Some(abbreviation),
+        _ => None,
+    }
+}
+
 /// Street folding: `fold_words` plus the usual USPS/UK/DE/AU abbreviations, so that
 /// "12 Main Street, Suite 4" and "12 main st ste 4" are equal, and so are "Ramsay Place" and
-/// "ramsay pl".
+/// "ramsay pl". The last word of a street name of two or more words that is one typo from a
+/// street type written in full is that type ("medley xtreet" is "medley st"): the type word is
+/// as often mistyped as any other, and left as it is it would make the name differ.
 pub(crate) fn fold_street(s: &str) -> String {
     let words = fold_words(s);
+    let parts: Vec<&str> = words.split(' ').filter(|w| !w.is_empty()).collect();
+    let is_name_word = |w: &str| !w.starts_with(|c: char| c.is_ascii_digit());
+    let last_name_word = parts.iter().rposition(|w| is_name_word(w));
+    let name_words = parts.iter().filter(|w| is_name_word(w)).count();
     let mut out = String::with_capacity(words.len());
-    for w in words.split(' ') {
+    for (i, w) in parts.iter().copied().enumerate() {
         let w = match w {
             "street" => "st",
             "avenue" | "av" => "ave",
@@ -105,6 +147,7 @@ pub(crate) fn fold_street(s: &str) -> String {
             "east" => "e",
             "west" => "w",
             "strasse" | "str" => "str",
+            other if name_words >= 2 && Some(i) == last_name_word => street_type_typo(other).unwrap_or(other),
             other => other,
         };
         if w.is_empty() {
@@ -218,6 +261,19 @@ pub(crate) fn prefix(s: &str, n: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_street_type_is_the_type() {
+        assert_eq!(fold_street("28 Medley Xtreet"), "28 medley st");
+        assert_eq!(fold_street("26 yampi plvace"), "26 yampi pl");
+        assert_eq!(fold_street("29 paul coe cdrescent"), "29 paul coe cres");
+        // Only the last word of a name of two or more words, and only one type away.
+        assert_eq!(fold_street("5 Xtreet"), "5 xtreet");
+        assert_eq!(fold_street("7 grace lame"), "7 grace lame");
+        assert_eq!(fold_street("3 drove"), "3 drove");
+        assert_eq!(fold_street("3 old drove"), "3 old drove", "one edit from both drive and grove");
+        assert_eq!(fold_street("9 placer hill"), "9 placer hill");
+    }
 
     #[test]
     fn folding() {

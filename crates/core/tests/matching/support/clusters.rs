@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use leadflow_core::matching::{Model, Record, Verdict, blocking_keys, compare, decide, email_match_key};
 
 use super::eval::{Stage, StageCounts, add_pair, breakdown_rows, bump, f1, ratio, rule_lines, stage_table};
-use super::generator::Lead;
+use super::generator::{Lead, Truth};
 
 /// How candidates are looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,7 +405,9 @@ pub fn evaluate_clusters(
             let (a, b) = (&leads[i].truth, &sub.truth);
             add_pair(&mut report.breakdown, a, b, stage);
             let shown = report.miss_examples.iter().filter(|(s, _)| *s == stage).count();
-            if stage != Stage::Merged && a.evidence(b).is_some() && shown < examples {
+            // Unlabelled data (FEBRL) carries no evidence truth: every missed pair is shown.
+            let unlabelled = *a == Truth::default() && *b == Truth::default();
+            if stage != Stage::Merged && (a.evidence(b).is_some() || unlabelled) && shown < examples {
                 let how = match compared.iter().find(|c| c.lead == li) {
                     Some(c) => c.score.explain(),
                     // Which shared keys were stop keys (posting lengths at lookup).
@@ -421,7 +423,7 @@ pub fn evaluate_clusters(
                     stage,
                     format!(
                         "MISS {stage:?} [{}] {how}\n  submission={r:?}\n  lead={:?}",
-                        a.evidence(b).unwrap_or_default(),
+                        a.evidence(b).unwrap_or("unlabelled"),
                         sim[li as usize].record
                     ),
                 ));
