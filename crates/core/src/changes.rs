@@ -210,6 +210,9 @@ pub struct Delivery {
 /// own resolution, and a capture costs no key writes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LeadIndex {
+    /// The address the lead holds alone (one mailbox, one lead); `None` for a shared role
+    /// mailbox (`info@`, `sales@`), which several people's leads may give.
+    pub email: Option<String>,
     pub email_key: Option<String>,
     pub keys: Vec<String>,
     /// `None`: the lead's blocking keys stay as they are. `Some`: they are replaced by
@@ -221,7 +224,13 @@ impl LeadIndex {
     /// The mailbox key only; the blocking keys stay as they are (a capture, whose lead
     /// the resolver indexes next, or a change that leaves identity alone).
     pub fn mailbox(lead: &Lead, matching: &Matching) -> Self {
-        Self { email_key: lead.fields.email.as_ref().map(|e| matching.email_key(e)), keys: Vec::new(), record: None }
+        let email = lead.fields.email.as_ref().map(|e| e.as_str().to_owned());
+        Self {
+            email: email.filter(|e| !crate::matching::is_role_mailbox(e)),
+            email_key: lead.fields.email.as_ref().map(|e| matching.email_key(e)),
+            keys: Vec::new(),
+            record: None,
+        }
     }
 
     /// The mailbox key and the blocking keys, replacing those the lead had: for a lead

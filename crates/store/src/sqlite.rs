@@ -47,8 +47,8 @@ use merging::{decide_review, merge_pair, split, unmerge};
 use migrations::{latest_migration, migrate};
 use reads::{
     IMPORT_COLUMNS, KEY_COLUMNS, REVIEW_COLUMNS, SUBMISSION_COLUMNS, get_submission, import_from_row, key_from_row,
-    lead_following_merges, lead_from_doc, lead_history_newest_first, leads_by_email, leads_by_mailbox, review_by_id,
-    review_from_row, submission_from_row,
+    lead_following_merges, lead_from_doc, lead_history_newest_first, leads_by_mailbox, review_by_id, review_from_row,
+    submission_from_row,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -302,8 +302,9 @@ impl Store for SqliteStore {
     }
 
     async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError> {
-        let email = email.clone();
-        self.read(move |conn| leads_by_email(conn, &email)).await
+        // By the mailbox: a shared role mailbox may be several leads' address.
+        let key = self.rules.matching.email_key(email);
+        self.read(move |conn| leads_by_mailbox(conn, &key)).await
     }
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -152,6 +152,7 @@ macro_rules! conformance_suite {
             import_jobs_keep_their_file_until_finished,
             a_fuzzy_match_merges_after_capture_and_explains_itself,
             the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers_alone,
+            a_shared_role_mailbox_is_not_one_person,
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
@@ -642,6 +643,23 @@ pub async fn a_fuzzy_match_merges_after_capture_and_explains_itself(store: &DynS
     // Undone like every merge.
     assert_eq!(store.with_rules(MODEL.clone()).unmerge(newer).await.unwrap(), Some(older));
     assert_eq!(store.count_leads().await.unwrap(), 3);
+}
+
+pub async fn a_shared_role_mailbox_is_not_one_person(store: &DynStore) {
+    let ada = json!({"email": "info@acme.com", "first_name": "Ada", "last_name": "Lovelace"});
+    let grace = json!({"email": "Info@Acme.com", "first_name": "Grace", "last_name": "Hopper"});
+    let first = settled(&capture_one(store, item("api", None, ada)).await).1.id;
+    let captured = capture_one(store, item("api", None, grace)).await;
+    let (outcome, second, _) = settled(&captured);
+    assert_eq!(outcome, Outcome::Created, "two people behind one info@ address");
+    assert_ne!(second.id, first);
+    assert!(resolve(store).await.merges.is_empty());
+    let found = store.find_leads_by_email(&Email::parse("info@acme.com").unwrap()).await.unwrap();
+    assert_eq!(found.len(), 2, "both found by the address");
+    // A person's own mailbox stays one lead.
+    let own = json!({"email": "ada@acme.com", "first_name": "Ada"});
+    let a = settled(&capture_one(store, item("api", None, own.clone())).await).1.id;
+    assert_eq!(settled(&capture_one(store, item("api", None, own)).await).1.id, a);
 }
 
 pub async fn the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers_alone(store: &DynStore) {

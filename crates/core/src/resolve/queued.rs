@@ -183,7 +183,7 @@ impl Plan {
     ) -> Resolved {
         match self.decision {
             Decision::Create { possible } => {
-                let index = LeadIndex { email_key: None, keys: self.keys, record: Some(self.record) };
+                let index = LeadIndex { email: None, email_key: None, keys: self.keys, record: Some(self.record) };
                 with_reviews(self.lead, vec![Change::Index { lead: self.lead, index }], possible, now)
             }
             merge @ Decision::Merge { .. } => match queued.filter(|l| l.erased_at.is_none()) {

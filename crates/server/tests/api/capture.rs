@@ -565,3 +565,42 @@ async fn name_frequencies_are_counted_over_every_stored_lead() {
     let unseen = frequencies.frequency(leadflow_core::resolve::FrequencyField::FirstName, "zebedee");
     assert!(common > unseen, "{common} vs {unseen}");
 }
+
+#[tokio::test]
+async fn sparse_badge_scans_placeholders_and_a_shared_mailbox_glue_nobody_together() {
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("badges"),
+        required: vec![vec!["last_name".to_owned()]],
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    // A scanner that read little more than a common surname, and placeholders for names.
+    for i in 0..12 {
+        let first = ["", "Unknown", "Test", "N/A", "-", ""][i % 6];
+        let r = app
+            .post(
+                "/v1/leads",
+                &json!({"first_name": first, "last_name": "Smith", "city": "Boston", "source": "badges"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    // Two people behind one shared role mailbox.
+    app.post("/v1/leads", &json!({"email": "info@acme.com", "first_name": "Ada", "last_name": "Lovelace"})).await;
+    let r =
+        app.post("/v1/leads", &json!({"email": "info@acme.com", "first_name": "Grace", "last_name": "Hopper"})).await;
+    assert_eq!(r.status(), 201, "a role mailbox is not one person's");
+    app.resolved().await;
+    assert_eq!(app.lead_count().await, 14, "nothing merged on empty evidence");
+    // The same badge with a real name and a phone is evidence; its twin merges.
+    for _ in 0..2 {
+        app.post(
+            "/v1/leads",
+            &json!({"first_name": "Joan", "last_name": "Smith", "phone": "+1 617 555 0142", "source": "badges"}),
+        )
+        .await;
+    }
+    app.resolved().await;
+    assert_eq!(app.lead_count().await, 15);
+}

@@ -12,7 +12,7 @@ use futures_util::future::{try_join, try_join_all};
 use leadflow_core::changes::{Change, LeadIndex};
 use leadflow_core::erase;
 use leadflow_core::pipeline::HistoryEntry;
-use leadflow_core::{Email, Lead, LeadId, SubmissionId};
+use leadflow_core::{Lead, LeadId, SubmissionId};
 use std::collections::VecDeque;
 use tokio_postgres::types::{IsNull, Json, Kind, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
@@ -461,7 +461,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
 }
 
 fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> Vec<Op<'a>> {
-    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let email = index.email.as_deref();
     let account = lead.account_id.map(|a| *a.as_uuid());
     let (original, latest) = (&lead.attribution.original, &lead.attribution.latest);
     let version = i64::try_from(lead.version).unwrap_or(i64::MAX);

@@ -352,7 +352,9 @@ impl Store for PgStore {
     }
 
     async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError> {
-        read!(self, |c| sql::leads_by_email(c, email))
+        // By the mailbox: a shared role mailbox may be several leads' address.
+        let key = self.rules.matching.email_key(email);
+        read!(self, |c| sql::leads_by_mailbox(c, &key))
     }
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -15,7 +15,7 @@ use leadflow_core::merges;
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::{HistoryEntry, Rules, SubmissionMeta};
 use leadflow_core::resolve::{self, Matching};
-use leadflow_core::{Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -276,8 +276,8 @@ pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fa
     Ok(())
 }
 
-pub(super) async fn leads_by_email(c: &impl GenericClient, email: &Email) -> Result<Vec<Lead>, Fail> {
-    rows(c, "SELECT doc FROM leads WHERE email = $1 AND merged_into IS NULL", &[&email.as_str()])
+pub(super) async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
+    rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&key])
         .await?
         .iter()
         .map(|r| lead_from_row(r, 0))

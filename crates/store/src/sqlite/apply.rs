@@ -7,7 +7,7 @@ use crate::feedback::Doc;
 use leadflow_core::changes::{Change, LeadIndex};
 use leadflow_core::erase;
 use leadflow_core::pipeline::HistoryEntry;
-use leadflow_core::{Email, Lead, LeadId, SubmissionId};
+use leadflow_core::{Lead, LeadId, SubmissionId};
 use rusqlite::{Connection, params};
 
 pub(super) fn apply(conn: &Connection, changes: &[Change]) -> Result<(), StoreError> {
@@ -209,7 +209,7 @@ pub(super) fn write_lead(
     index: &LeadIndex,
 ) -> Result<(), StoreError> {
     let doc = serde_json::to_string(lead)?;
-    let email = lead.fields.email.as_ref().map(Email::as_str);
+    let email = index.email.as_deref();
     let version = version_column(lead.version)?;
     let id = lead.id.to_string();
     let account = lead.account_id.map(|a| a.to_string());

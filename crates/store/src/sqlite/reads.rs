@@ -7,7 +7,7 @@ use crate::{
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::keys::ApiKey;
 use leadflow_core::pipeline::HistoryEntry;
-use leadflow_core::{Email, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
@@ -157,16 +157,9 @@ pub(super) fn lead_from_doc(doc: &str) -> Result<Lead, StoreError> {
 /// `merged_into IS NULL` lets it use the partial index.
 pub(super) const MAILBOX_LOOKUP: &str = "SELECT doc FROM leads WHERE email_key = ?1 AND merged_into IS NULL";
 
-/// The surviving leads with exactly this address.
-pub(super) const EMAIL_LOOKUP: &str = "SELECT doc FROM leads WHERE email = ?1 AND merged_into IS NULL";
-
 /// The surviving leads with this mailbox (the same match key).
 pub(super) fn leads_by_mailbox(conn: &Connection, key: &str) -> Result<Vec<Lead>, StoreError> {
     leads_where(conn, MAILBOX_LOOKUP, key)
-}
-
-pub(super) fn leads_by_email(conn: &Connection, email: &Email) -> Result<Vec<Lead>, StoreError> {
-    leads_where(conn, EMAIL_LOOKUP, email.as_str())
 }
 
 /// The leads a one-parameter lookup selecting `doc` finds.
@@ -212,10 +205,8 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap()
         };
-        for sql in [MAILBOX_LOOKUP, EMAIL_LOOKUP] {
-            let steps = plan(sql);
-            assert!(steps.iter().all(|s| !s.starts_with("SCAN leads")), "{sql}: {steps:?}");
-            assert!(steps.iter().any(|s| s.contains("leads_email_key")) || !sql.contains("email_key"), "{steps:?}");
-        }
+        let steps = plan(MAILBOX_LOOKUP);
+        assert!(steps.iter().all(|s| !s.starts_with("SCAN leads")), "{steps:?}");
+        assert!(steps.iter().any(|s| s.contains("leads_email_key")), "{steps:?}");
     }
 }
