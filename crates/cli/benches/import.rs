@@ -73,8 +73,8 @@ fn word(n: u64) -> String {
 }
 
 /// `rows` rows of distinct people (a tenth repeating an earlier one, as real lists do);
-/// each person's surname, company and phone are their own, so fuzzy matching finds only
-/// the repeats. Returns the number of rows.
+/// each person's surname, company, email domain and phone are their own, so fuzzy
+/// matching finds only the repeats. Returns the number of rows.
 fn generate(csv: &std::path::Path, rows: u64) -> u64 {
     let mut w = BufWriter::new(std::fs::File::create(csv).unwrap());
     writeln!(w, "Email,First Name,Last Name,Company,Job Title,Phone,Country,City,utm_source,utm_campaign,Plan")
@@ -83,7 +83,8 @@ fn generate(csv: &std::path::Path, rows: u64) -> u64 {
         let person = if i % 10 == 9 { i - 5 } else { i };
         writeln!(
             w,
-            "imp-{person}@example.com,{},{},\"{} Engines, Ltd\",Head of Research,020 7{:03} {:04},United Kingdom,London,google,q4-launch,pro",
+            "imp-{person}@{}.com,{},{},\"{} Engines, Ltd\",Head of Research,020 7{:03} {:04},United Kingdom,London,google,q4-launch,pro",
+            word(person + (1 << 40)).to_lowercase(),
             FIRST[(person % 12) as usize],
             word(person),
             word(person + (1 << 40)),
