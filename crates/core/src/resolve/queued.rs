@@ -25,7 +25,7 @@ use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Rules};
 use crate::resolve::{self, Decision, Explanation, Record};
 use crate::settle::Lookup;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 /// A queued lead about to be resolved.
@@ -170,45 +170,69 @@ impl Plan {
         }
     }
 
-    /// The changes. For a merge, `queued` is the lead as it now stands (`None`: gone,
-    /// nothing to do) and `loaded` answers [`Plan::leads`]; otherwise the caller has made
-    /// sure the lead is still there, and the lead is indexed as it was compared (a capture
-    /// that changed it since queued it again).
-    pub fn finish(
-        self,
-        queued: Option<Lead>,
-        loaded: Vec<Option<Lead>>,
-        rules: &Rules,
-        now: OffsetDateTime,
-    ) -> Resolved {
-        match self.decision {
-            Decision::Create { possible } => {
+    /// The changes, over what the store now holds: whether the lead is still one of its
+    /// own (not merged away, not erased: nothing to do otherwise); for a merge, the lead as
+    /// it now stands and [`Plan::leads`] loaded. Without a merge the lead is indexed as it
+    /// was compared (a capture that changed it since queued it again).
+    pub fn finish(self, held: Held, rules: &Rules, now: OffsetDateTime) -> Resolved {
+        let gone = Resolved { lead: self.lead, merged: Vec::new(), reviews: 0, changes: Vec::new() };
+        match (self.decision, held) {
+            (Decision::Create { .. }, Held::Gone) => gone,
+            (Decision::Create { possible }, _) => {
                 let index = LeadIndex { email: None, email_key: None, keys: self.keys, record: Some(self.record) };
                 with_reviews(self.lead, vec![Change::Index { lead: self.lead, index }], possible, now)
             }
-            merge @ Decision::Merge { .. } => match queued.filter(|l| l.erased_at.is_none()) {
-                Some(lead) => Resolving { queued: Queued::new(lead, rules, now), decision: merge }.finish(loaded),
-                None => Resolved { lead: self.lead, merged: Vec::new(), reviews: 0, changes: Vec::new() },
-            },
+            (merge @ Decision::Merge { .. }, Held::Leads { queued: Some(lead), loaded })
+                if lead.erased_at.is_none() && lead.id == self.lead =>
+            {
+                Resolving { queued: Queued::new(*lead, rules, now), decision: merge }.finish(loaded)
+            }
+            (Decision::Merge { .. }, _) => gone,
         }
     }
 }
 
-/// The leads a batch decided on a snapshot, under their blocking keys: the snapshot does
-/// not hold their keys yet, and a later lead of the batch must still find an earlier one.
+/// What the store holds now, for [`Plan::finish`].
+#[derive(Debug)]
+pub enum Held {
+    /// The lead is still one of its own (all a plan without a merge needs to know).
+    There,
+    /// The lead was merged away or erased since the plan was made.
+    Gone,
+    /// For a merge: the queued lead followed through merges, and [`Plan::leads`] loaded.
+    Leads { queued: Option<Box<Lead>>, loaded: Vec<Option<Lead>> },
+}
+
+/// One resolver batch: which queued leads it resolves (each once: a lead queued twice, or
+/// merged into one resolved earlier in the batch, is not resolved again; an erased or gone
+/// one not at all), and, for a batch decided on a snapshot, the leads decided so far under
+/// their blocking keys (the snapshot does not hold their keys yet, and a later lead of the
+/// batch must still find an earlier one).
 #[derive(Debug, Default)]
-pub struct BatchIndex {
+pub struct Batch {
+    seen: HashSet<LeadId>,
     postings: HashMap<String, Vec<(LeadId, Record)>>,
 }
 
-impl BatchIndex {
-    pub fn add(&mut self, plan: &Plan) {
+impl Batch {
+    /// The queued lead as loaded (followed through merges), if the batch resolves it.
+    pub fn admit(&mut self, lead: Option<Lead>) -> Option<Lead> {
+        lead.filter(|l| l.erased_at.is_none() && self.seen.insert(l.id))
+    }
+
+    /// The leads a resolution merged are resolved with it.
+    pub fn resolved(&mut self, resolved: &Resolved) {
+        self.seen.extend(resolved.merged.iter().copied());
+    }
+
+    /// A plan decided on a snapshot: later leads of the batch find its lead.
+    pub fn planned(&mut self, plan: &Plan) {
         for key in &plan.keys {
             self.postings.entry(key.clone()).or_default().push((plan.lead, plan.record.clone()));
         }
     }
 
-    /// The batch's leads holding `key`, newest first.
+    /// The batch's planned leads holding `key`, newest first.
     pub fn postings(&self, key: &str) -> impl Iterator<Item = &(LeadId, Record)> {
         self.postings.get(key).into_iter().flat_map(|p| p.iter().rev())
     }
@@ -357,11 +381,16 @@ mod tests {
         let rules = rules();
         let (older, newer) = (robert(), bob());
         let now = OffsetDateTime::now_utc();
-        // A later lead of the batch finds an earlier one through the batch's own index.
-        let mut batch = BatchIndex::default();
+        // A later lead of the batch finds an earlier one through the batch's own index, and
+        // each lead is resolved once.
+        let mut once = Batch::default();
+        assert!(once.admit(Some(older.clone())).is_some());
+        assert!(once.admit(Some(older.clone())).is_none(), "queued twice");
+        assert!(once.admit(None).is_none());
+        let mut batch = Batch::default();
         let first = Queued::new(older.clone(), &rules, now).decide(Vec::new()).plan();
         assert!(!first.merges());
-        batch.add(&first);
+        batch.planned(&first);
         let queued = Queued::new(newer.clone(), &rules, now);
         let found: Vec<(LeadId, Record)> =
             queued.lookup().keys.iter().flat_map(|k| batch.postings(k).cloned()).take(1).collect();
@@ -370,12 +399,16 @@ mod tests {
         assert!(plan.merges());
         assert_eq!(plan.leads(), vec![older.id]);
         // Indexed as compared, without reading the lead again.
-        let indexed = first.finish(None, Vec::new(), &rules, now);
+        let indexed = first.clone().finish(Held::There, &rules, now);
         assert!(matches!(&indexed.changes[..], [Change::Index { index, .. }] if index.record.is_some()));
-        // The queued lead gone since the snapshot: nothing to merge.
-        let gone = plan.clone().finish(None, vec![Some(older.clone())], &rules, now);
-        assert!(gone.changes.is_empty() && gone.merged.is_empty());
-        let done = plan.finish(Some(newer.clone()), vec![Some(older.clone())], &rules, now);
+        assert!(first.finish(Held::Gone, &rules, now).changes.is_empty(), "gone since: nothing to index");
+        // The queued lead gone since the snapshot (or merged into another): nothing to merge.
+        for queued in [None, Some(Box::new(older.clone()))] {
+            let gone = plan.clone().finish(Held::Leads { queued, loaded: vec![Some(older.clone())] }, &rules, now);
+            assert!(gone.changes.is_empty() && gone.merged.is_empty());
+        }
+        let held = Held::Leads { queued: Some(Box::new(newer.clone())), loaded: vec![Some(older.clone())] };
+        let done = plan.finish(held, &rules, now);
         assert_eq!((done.lead, done.merged), (older.id, vec![newer.id]));
     }
 

@@ -14,9 +14,9 @@ use deadpool_postgres::GenericClient;
 use leadflow_core::LeadId;
 use leadflow_core::pipeline::Rules;
 use leadflow_core::resolve::Record;
-use leadflow_core::resolve::queued::Queued;
+use leadflow_core::resolve::queued::{Batch, Queued};
 use leadflow_core::settle::{self, Lookup, POSTINGS_PER_KEY};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
@@ -36,13 +36,10 @@ pub(super) async fn resolve_queued(
         return Ok(ResolveBatch::default());
     };
     let mut batch = ResolveBatch { taken: queued.len(), ..ResolveBatch::default() };
-    let mut seen: HashSet<LeadId> = HashSet::new();
+    let mut once = Batch::default();
     for row in queued {
         let id = LeadId::from(row.try_get::<_, Uuid>(1)?);
-        let Some(lead) = lead_following_merges(c, id, true).await? else { continue };
-        if lead.erased_at.is_some() || !seen.insert(lead.id) {
-            continue;
-        }
+        let Some(lead) = once.admit(lead_following_merges(c, id, true).await?) else { continue };
         let queued = Queued::new(lead, rules, now);
         let found = by_keys(c, &queued.lookup()).await?;
         let resolving = queued.decide(found);
@@ -52,7 +49,7 @@ pub(super) async fn resolve_queued(
         }
         let resolved = resolving.finish(loaded);
         apply(c, &resolved.changes).await?;
-        seen.extend(resolved.merged.iter().copied());
+        once.resolved(&resolved);
         batch.add(resolved);
     }
     exec(c, "DELETE FROM resolve_queue WHERE seq <= $1", &[&last]).await?;

@@ -10,7 +10,7 @@ use leadflow_core::changes::Change;
 use leadflow_core::error::FieldError;
 use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::resolve::Record;
-use leadflow_core::resolve::queued::BatchIndex;
+use leadflow_core::resolve::queued::Batch;
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
 use leadflow_core::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -100,15 +100,11 @@ fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captu
 /// The leads a lookup finds: by mailbox through the leads' own index, and by blocking
 /// keys, ranked by the core before their records are parsed.
 pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidates, StoreError> {
-    candidates_with(conn, lookup, &BatchIndex::default())
+    candidates_with(conn, lookup, &Batch::default())
 }
 
 /// [`candidates`], with the leads of a resolver batch not yet indexed.
-pub(super) fn candidates_with(
-    conn: &Connection,
-    lookup: &Lookup,
-    batch: &BatchIndex,
-) -> Result<Candidates, StoreError> {
+pub(super) fn candidates_with(conn: &Connection, lookup: &Lookup, batch: &Batch) -> Result<Candidates, StoreError> {
     let by_mailbox = match &lookup.mailbox {
         Some(key) => leads_by_mailbox(conn, key)?,
         None => Vec::new(),
@@ -116,7 +112,7 @@ pub(super) fn candidates_with(
     Ok(Candidates { by_mailbox, ranked: by_keys(conn, &lookup.keys, batch)? })
 }
 
-fn by_keys(conn: &Connection, keys: &[String], batch: &BatchIndex) -> Result<Vec<(LeadId, Record)>, StoreError> {
+fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(LeadId, Record)>, StoreError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }

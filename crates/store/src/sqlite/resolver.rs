@@ -20,9 +20,8 @@ use super::lead_following_merges;
 use crate::{ResolveBatch, StoreError};
 use leadflow_core::LeadId;
 use leadflow_core::pipeline::Rules;
-use leadflow_core::resolve::queued::{BatchIndex, Plan, Queued};
+use leadflow_core::resolve::queued::{Batch, Held, Plan, Queued};
 use rusqlite::{Connection, OptionalExtension};
-use std::collections::HashSet;
 use time::OffsetDateTime;
 
 /// What the read phase decided: the plans in queue order, and the last queue row taken.
@@ -43,19 +42,14 @@ pub(super) fn decide(
         .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut decided = Decided { taken: rows.len(), last: rows.last().map(|r| r.0), plans: Vec::new() };
-    let mut batch = BatchIndex::default();
-    let mut seen: HashSet<LeadId> = HashSet::new();
+    let mut batch = Batch::default();
     for (seq, id) in rows {
         let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("resolve queue row {seq}")))?;
-        // Queued twice, or merged into a lead already decided: once is enough.
-        let Some(lead) = lead_following_merges(conn, id)? else { continue };
-        if lead.erased_at.is_some() || !seen.insert(lead.id) {
-            continue;
-        }
+        let Some(lead) = batch.admit(lead_following_merges(conn, id)?) else { continue };
         let queued = Queued::new(lead, rules, now);
         let found = candidates_with(conn, &queued.lookup(), &batch)?.ranked;
         let plan = queued.decide(found).plan();
-        batch.add(&plan);
+        batch.planned(&plan);
         decided.plans.push(plan);
     }
     Ok(decided)
@@ -70,16 +64,20 @@ pub(super) fn apply(
     let Some(last) = decided.last else { return Ok(ResolveBatch::default()) };
     let mut batch = ResolveBatch { taken: decided.taken, ..ResolveBatch::default() };
     for plan in &decided.plans {
-        let resolved = if plan.merges() {
-            let queued = lead_following_merges(conn, plan.lead)?;
+        let held = if plan.merges() {
+            let queued = lead_following_merges(conn, plan.lead)?.map(Box::new);
             let loaded =
                 plan.leads().into_iter().map(|id| lead_following_merges(conn, id)).collect::<Result<_, _>>()?;
-            plan.clone().finish(queued, loaded, rules, now)
+            Held::Leads { queued, loaded }
         } else if still_there(conn, plan.lead)? {
-            plan.clone().finish(None, Vec::new(), rules, now)
+            Held::There
         } else {
-            continue;
+            Held::Gone
         };
+        let resolved = plan.clone().finish(held, rules, now);
+        if resolved.changes.is_empty() {
+            continue;
+        }
         for change in &resolved.changes {
             apply_one(conn, change)?;
         }
