@@ -132,32 +132,13 @@ struct Resolved {
     seconds: f64,
 }
 
-/// Resolves the leads the import queued (fuzzy matching), with the name frequencies of
-/// every stored lead, so the command ends with its duplicates merged.
+/// Resolves the leads the import queued (fuzzy matching), so the command ends with its
+/// duplicates merged.
 async fn resolve(app: &leadflow_app::App) -> Result<Resolved, Failure> {
     let started = std::time::Instant::now();
-    let store_failure = |e: leadflow_store::StoreError| Failure::Store(e.to_string());
-    let mut resolved = Resolved { merges: 0, reviews: 0, seconds: 0.0 };
-    if !app.config.matching.fuzzy {
-        return Ok(resolved);
-    }
-    leadflow_app::weights::load(app).await.map_err(store_failure)?;
-    let (frequencies, _) = leadflow_app::workers::frequencies::count(&app.store).await.map_err(store_failure)?;
-    app.config.matching.use_frequencies(frequencies);
-    loop {
-        let batch =
-            app.store.resolve_queued(RESOLVE_BATCH, time::OffsetDateTime::now_utc()).await.map_err(store_failure)?;
-        resolved.merges += batch.merges.len();
-        resolved.reviews += batch.reviews;
-        if batch.taken < RESOLVE_BATCH {
-            break;
-        }
-    }
-    resolved.seconds = started.elapsed().as_secs_f64();
-    Ok(resolved)
+    let all = leadflow_app::workers::resolver::drain(app).await.map_err(|e| Failure::Store(e.to_string()))?;
+    Ok(Resolved { merges: all.merges.len(), reviews: all.reviews, seconds: started.elapsed().as_secs_f64() })
 }
-
-const RESOLVE_BATCH: usize = leadflow_app::workers::resolver::BATCH;
 
 pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
     let parse_source =

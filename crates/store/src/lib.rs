@@ -301,6 +301,14 @@ pub struct ResolveBatch {
 }
 
 impl ResolveBatch {
+    /// Adds what a later batch did.
+    pub fn extend(&mut self, later: ResolveBatch) {
+        self.taken += later.taken;
+        self.leads += later.leads;
+        self.merges.extend(later.merges);
+        self.reviews += later.reviews;
+    }
+
     pub(crate) fn add(&mut self, resolved: leadflow_core::resolve::queued::Resolved) {
         self.leads += 1;
         self.merges.extend(resolved.merged.iter().map(|absorbed| (resolved.lead, *absorbed)));

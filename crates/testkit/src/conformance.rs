@@ -241,11 +241,9 @@ async fn resolve(store: &DynStore) -> leadflow_store::ResolveBatch {
     let mut all = leadflow_store::ResolveBatch::default();
     loop {
         let batch = store.with_rules(MODEL.clone()).resolve_queued(2, OffsetDateTime::now_utc()).await.unwrap();
-        all.taken += batch.taken;
-        all.leads += batch.leads;
-        all.merges.extend(batch.merges);
-        all.reviews += batch.reviews;
-        if batch.taken < 2 {
+        let full = batch.taken == 2;
+        all.extend(batch);
+        if !full {
             assert_eq!(store.resolve_backlog().await.unwrap(), 0, "drained");
             return all;
         }

@@ -21,22 +21,17 @@ const LOOK: Duration = Duration::from_secs(60);
 const PAGE: usize = 1_000;
 
 pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
-    let matching = app.config.matching.clone();
     let (mut counted_at, mut counted) = (None::<std::time::Instant>, 0u64);
     while !*stop.borrow() {
         let now_leads = app.store.count_leads().await.unwrap_or(counted);
         let due = counted_at.is_none_or(|at| at.elapsed() >= EVERY) || now_leads >= counted + counted / 2 + 100;
         if due {
-            if let Err(e) = weights::load(&app).await {
-                tracing::warn!(error = %e, "could not read the matching weights");
-            }
-            match count(&app.store).await {
-                Ok((frequencies, leads)) => {
-                    matching.use_frequencies(frequencies);
+            match learn(&app).await {
+                Ok(leads) => {
                     tracing::info!(leads, "counted name frequencies for matching");
                     counted = leads as u64;
                 }
-                Err(e) => tracing::warn!(error = %e, "could not count name frequencies"),
+                Err(e) => tracing::warn!(error = %e, "could not read the matching weights or count frequencies"),
             }
             counted_at = Some(std::time::Instant::now());
             train_once_a_day(&app, counted).await;
@@ -46,6 +41,15 @@ pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
             changed = stop.changed() => if changed.is_err() { break },
         }
     }
+}
+
+/// Decides with the stored matching weights and the name frequencies of every stored
+/// lead from now on; how many leads were counted.
+pub async fn learn(app: &App) -> Result<usize, StoreError> {
+    weights::load(app).await?;
+    let (frequencies, leads) = count(&app.store).await?;
+    app.config.matching.use_frequencies(frequencies);
+    Ok(leads)
 }
 
 /// Trains the matching weights if the store is large enough and no instance has today.

@@ -5,6 +5,7 @@
 //! resolve at a time, so a lead is resolved once, after the leads queued before it.
 
 use crate::{App, metrics as m};
+use leadflow_store::{ResolveBatch, StoreError};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -40,7 +41,11 @@ pub(super) async fn run(app: App, mut stop: watch::Receiver<bool>) {
 }
 
 /// Resolves one batch; `true` when the batch was full (more may be waiting).
-pub async fn resolve_batch(app: &App) -> Result<bool, leadflow_store::StoreError> {
+async fn resolve_batch(app: &App) -> Result<bool, StoreError> {
+    Ok(batch(app).await?.taken == BATCH)
+}
+
+async fn batch(app: &App) -> Result<ResolveBatch, StoreError> {
     let batch = app.store.resolve_queued(BATCH, OffsetDateTime::now_utc()).await?;
     m::resolved(batch.leads, batch.merges.len(), batch.reviews);
     if !batch.merges.is_empty() || batch.reviews > 0 {
@@ -48,12 +53,24 @@ pub async fn resolve_batch(app: &App) -> Result<bool, leadflow_store::StoreError
         app.wake.delivery();
         app.wake.routing.notify_one();
     }
-    Ok(batch.taken == BATCH)
+    Ok(batch)
 }
 
-/// Resolves until the queue is empty (or another instance holds the resolver): for the
-/// CLI's import and `dedupe`, and for tests that read what the resolver decided.
-pub async fn drain(app: &App) -> Result<(), leadflow_store::StoreError> {
-    while resolve_batch(app).await? {}
-    Ok(())
+/// Resolves until the queue is empty (or another instance holds the resolver), with the
+/// learned weights and the name frequencies of every stored lead: for the CLI's import,
+/// which ends with its duplicates merged. What every batch did, together.
+pub async fn drain(app: &App) -> Result<ResolveBatch, StoreError> {
+    let mut all = ResolveBatch::default();
+    if !app.config.matching.fuzzy {
+        return Ok(all);
+    }
+    super::frequencies::learn(app).await?;
+    loop {
+        let done = batch(app).await?;
+        let full = done.taken == BATCH;
+        all.extend(done);
+        if !full {
+            return Ok(all);
+        }
+    }
 }
