@@ -19,7 +19,7 @@
 use super::apply;
 use super::capture::{earlier_outcome, submission_op};
 use super::claims::{Claim, Ledger};
-use super::sql::{self, MAX_MERGE_HOPS, lead_from_row, limit};
+use super::sql::{self, MAX_MERGE_HOPS, lead_from_row};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
@@ -28,7 +28,6 @@ use leadflow_core::account::{self, Account, Found};
 use leadflow_core::changes::Change;
 use leadflow_core::engagement::Event;
 use leadflow_core::pipeline::{Rules, SubmissionMeta};
-use leadflow_core::resolve::Record;
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Identities, Merged, Settle, Settled};
 use leadflow_core::{Lead, LeadId};
 use std::collections::{HashMap, HashSet};
@@ -161,15 +160,13 @@ async fn round<'a>(
         if !slot.live() {
             continue;
         }
-        let Step::Lookup(settling, lookup) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        let Step::Lookup(settling, _) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        // Capture asks the mailbox only; the resolver looks up the blocking keys later.
         let by_mailbox = loaded.by_mailbox.remove(&i).unwrap_or_default();
-        let postings = lookup.keys.iter().map(|k| loaded.postings.remove(k).unwrap_or_default()).collect();
-        let ranked: Vec<(LeadId, Record)> =
-            settle::rank(postings).into_iter().map(|(id, r)| (LeadId::from(id), r)).collect();
-        for id in by_mailbox.iter().map(|l| l.id).chain(ranked.iter().map(|(id, _)| *id)) {
+        for id in by_mailbox.iter().map(|l| l.id) {
             slot.claim.read("lead", id.as_uuid().as_bytes());
         }
-        let decided = settling.decide(Candidates { by_mailbox, ranked });
+        let decided = settling.decide(Candidates { by_mailbox, ranked: Vec::new() });
         let wanted = decided.leads();
         for id in &wanted {
             slot.claim.write("lead", id.as_uuid().as_bytes());
@@ -288,9 +285,6 @@ fn lookup<'a>(at: usize, entry: &'a Entry<'a>, now: OffsetDateTime) -> Slot<'a> 
     if let Some(mailbox) = &lookup.mailbox {
         claim.write("mailbox", mailbox);
     }
-    for key in &lookup.keys {
-        claim.write("key", key);
-    }
     // The events waiting for the person, found and attached by these.
     if let Some(email) = &item.candidate.fields.email {
         claim.write("email", email.as_str());
@@ -313,9 +307,6 @@ fn claim_writes(claim: &mut Claim, changes: &[Change]) {
                 claim.write("lead", lead.id.as_uuid().as_bytes());
                 if let Some(mailbox) = &index.email_key {
                     claim.write("mailbox", mailbox);
-                }
-                for key in &index.keys {
-                    claim.write("key", key);
                 }
             }
             Change::MergedAway { lead, .. } => claim.write("lead", lead.as_uuid().as_bytes()),
@@ -343,8 +334,6 @@ struct Lookups {
     /// Rows of [`EARLIER`], by slot.
     earlier: Vec<(usize, Row)>,
     by_mailbox: HashMap<usize, Vec<Lead>>,
-    /// Each blocking key's leads with their match records, newest first.
-    postings: HashMap<String, Vec<(Uuid, Record)>>,
     context: Loaded,
 }
 
@@ -358,8 +347,8 @@ struct Loaded {
     events: HashMap<usize, Vec<Event>>,
 }
 
-/// The earlier submissions with the live slots' keys, the leads holding their mailboxes
-/// and the postings of their blocking keys; and, expecting new leads, the accounts their
+/// The earlier submissions with the live slots' keys and the leads holding their
+/// mailboxes; and, expecting new leads, the accounts their
 /// companies claim and the events waiting for them: one round trip, behind `open`.
 async fn load_lookups(
     c: &impl GenericClient,
@@ -369,7 +358,6 @@ async fn load_lookups(
 ) -> Result<Lookups, Fail> {
     let (mut keyed, mut sources, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let (mut mailboxed, mut mailboxes) = (Vec::new(), Vec::new());
-    let mut blocking: Vec<&str> = Vec::new();
     let mut account_keys: Vec<String> = Vec::new();
     let mut who: Vec<(usize, Identities)> = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
@@ -388,7 +376,6 @@ async fn load_lookups(
             mailboxed.push(i);
             mailboxes.push(mailbox.as_str());
         }
-        blocking.extend(lookup.keys.iter().map(String::as_str));
         // What the lead reads next if it is new, as `Merged::context` will ask.
         let candidate = &item.candidate;
         account_keys.extend(account::Claim::of(&candidate.fields, &candidate.derived).keys());
@@ -407,18 +394,11 @@ async fn load_lookups(
     // planner guesses of the array and the table.
     const MAILBOX: &str = "SELECT k.n, l.doc FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
          CROSS JOIN LATERAL (SELECT doc FROM leads WHERE email_key = k.key AND merged_into IS NULL OFFSET 0) l";
-    const POSTINGS: &str = "SELECT k.key, p.lead_id, p.record
-         FROM unnest($1::text[]) AS k (key)
-         CROSS JOIN LATERAL (
-             SELECT lead_keys.lead_id, r.record FROM lead_keys JOIN lead_records r USING (lead_id)
-             WHERE lead_keys.key = k.key ORDER BY lead_keys.lead_id DESC LIMIT $2
-         ) p";
     // Prepared first, so that the statements go out in this order: the locks before any
     // read.
     let lock_s = prepared(c, sql::key_locks_statement(open.locks), !open.locks.is_empty()).await?;
     let earlier_s = prepared(c, EARLIER, !keyed.is_empty()).await?;
     let mailbox_s = prepared(c, MAILBOX, !mailboxed.is_empty()).await?;
-    let postings_s = prepared(c, POSTINGS, !blocking.is_empty()).await?;
     let accounts_s = prepared(c, accounts::BY_KEYS, !account_keys.is_empty()).await?;
     let waiting_s = prepared(c, WAITING, !who.is_empty()).await?;
     let begin = async {
@@ -427,9 +407,8 @@ async fn load_lookups(
         }
         Ok::<_, Fail>(())
     };
-    let per_key = limit(settle::POSTINGS_PER_KEY);
     let waiting_params = identity_columns(&who);
-    let ((_, _, earlier, mailbox), (found, accounts, waiting)) = try_join(
+    let ((_, _, earlier, mailbox), (accounts, waiting)) = try_join(
         try_join4(
             begin,
             async {
@@ -441,8 +420,7 @@ async fn load_lookups(
             query(c, earlier_s.as_ref(), &[&sources, &keys]),
             query(c, mailbox_s.as_ref(), &[&mailboxes]),
         ),
-        try_join3(
-            query(c, postings_s.as_ref(), &[&blocking, &per_key]),
+        try_join(
             query(c, accounts_s.as_ref(), &[&account_keys]),
             query(c, waiting_s.as_ref(), &[&waiting_params.0, &waiting_params.1, &waiting_params.2]),
         ),
@@ -455,11 +433,6 @@ async fn load_lookups(
     }
     for row in &mailbox {
         loaded.by_mailbox.entry(nth(row, &mailboxed)?).or_default().push(lead_from_row(row, 1)?);
-    }
-    for row in found {
-        let key: String = row.try_get(0)?;
-        let Json(record): Json<Record> = row.try_get(2)?;
-        loaded.postings.entry(key).or_default().push((row.try_get(1)?, record));
     }
     loaded.context.accounts = accounts::found_by_key(&accounts)?;
     loaded.context.asked_accounts = account_keys.into_iter().collect();
