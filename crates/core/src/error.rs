@@ -36,6 +36,26 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldErrorCode {
+    /// The code as clients see it in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::WrongType => "wrong_type",
+            Self::InvalidEmail => "invalid_email",
+            Self::InvalidTimestamp => "invalid_timestamp",
+            Self::TooLong => "too_long",
+            Self::TooMany => "too_many",
+            Self::Required => "required",
+            Self::UnknownSource => "unknown_source",
+            Self::Invalid => "invalid",
+            Self::UnknownField => "unknown_field",
+            Self::Spam => "spam",
+            Self::Unreadable => "unreadable",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+        }
+    }
+}
+
 impl FieldError {
     pub fn new(field: impl Into<String>, code: FieldErrorCode, message: impl Into<String>) -> Self {
         Self { field: field.into(), code, message: message.into() }

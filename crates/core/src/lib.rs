@@ -29,6 +29,7 @@ pub mod erase;
 pub mod error;
 pub mod feedback;
 pub mod geo;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod lead;
