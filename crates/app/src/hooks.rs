@@ -14,7 +14,7 @@ use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Mode, SourceConfig};
 use leadflow_core::pipeline::Outcome;
 use leadflow_core::{FieldError, FieldErrorCode};
-use leadflow_integrations::channels::{self, Handled, HookRequest, Item, Secrets};
+use leadflow_integrations::channels::{self, Handled, HookError, HookRequest, Item, Secrets};
 use leadflow_store::Captured;
 use sha2::{Digest, Sha256};
 
@@ -53,7 +53,17 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
     let no_secrets = Secrets::default();
     let secrets = runtime.map_or(&no_secrets, |r| &r.secrets);
     let spam = runtime.map(|r| r.spam.clone()).unwrap_or_default();
-    match channels::handle_with_rules(source.adapter, request, secrets, &spam)? {
+    let handled = channels::handle_with_rules(source.adapter, request, secrets, &spam).inspect_err(|e| match e {
+        HookError::Unauthorized(_) | HookError::Stale(_) => {
+            app.refusals.refused(source.name.as_str());
+            m::hook_refused(source.name.as_str(), "refused");
+        }
+        HookError::Malformed(_) | HookError::Unsupported(_) => {
+            app.refusals.rejected(source.name.as_str());
+            m::hook_refused(source.name.as_str(), "rejected");
+        }
+    })?;
+    match handled {
         Handled::Challenge { status, content_type, body } => Ok(Received::Challenge { status, content_type, body }),
         Handled::Ignored { reason } => Ok(Received::Ignored { reason }),
         Handled::Spam(reason) => {

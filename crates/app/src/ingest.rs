@@ -100,6 +100,7 @@ pub async fn submit(
             }
             Err(errors) => {
                 tally.add(&submission.source, "rejected");
+                app.refusals.rejected(submission.source.as_str());
                 slots.push(Slot::Refused(errors));
             }
         }

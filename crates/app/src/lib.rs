@@ -19,6 +19,7 @@ pub mod deliveries;
 pub mod erase;
 pub mod events;
 pub mod feedback;
+pub mod health;
 pub mod hooks;
 pub mod import;
 pub mod ingest;
@@ -48,6 +49,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub providers: Arc<Providers>,
     pub wake: Wake,
+    /// Requests refused before anything was stored, counted for the health report.
+    pub refusals: Arc<health::Refusals>,
 }
 
 impl App {
@@ -61,7 +64,7 @@ impl App {
         // The rules share the configuration's matching model: the name frequencies the
         // worker counts into it reach capture.
         let store = store.with_rules(config.rules());
-        Self { store, config, providers: Arc::new(providers), wake: Wake::default() }
+        Self { store, config, providers: Arc::new(providers), wake: Wake::default(), refusals: Arc::default() }
     }
 }
 

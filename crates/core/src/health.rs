@@ -52,12 +52,15 @@ pub struct Backlog {
 }
 
 /// What the store holds now beside the aggregates: per destination its backlog, per
-/// source its quarantine and the provider fetches waiting.
+/// source its quarantine and its pending submissions (leads a provider announced that
+/// wait to be read from its API, or a batch source's rows waiting for their batch).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Backlogs {
     pub destinations: BTreeMap<String, Backlog>,
     pub quarantine: BTreeMap<String, u64>,
-    pub pending_fetches: BTreeMap<String, u64>,
+    pub pending: BTreeMap<String, u64>,
+    /// When the oldest pending submission was received.
+    pub oldest_pending: BTreeMap<String, OffsetDateTime>,
 }
 
 /// A source's counts over one window.
@@ -131,13 +134,22 @@ impl DestinationCounts {
     }
 }
 
-/// Counts over the last hour, day and week.
+/// A source's counts over the last hour, day and week.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Windows<T> {
-    pub hour: T,
-    pub day: T,
-    pub week: T,
+pub struct SourceWindows {
+    pub hour: SourceCounts,
+    pub day: SourceCounts,
+    pub week: SourceCounts,
+}
+
+/// A destination's counts over the last hour, day and week.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DestinationWindows {
+    pub hour: DestinationCounts,
+    pub day: DestinationCounts,
+    pub week: DestinationCounts,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -148,11 +160,15 @@ pub struct SourceHealth {
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_received_at: Option<OffsetDateTime>,
-    pub counts: Windows<SourceCounts>,
+    pub counts: SourceWindows,
     /// Submissions in the quarantine now.
     pub quarantine_backlog: u64,
-    /// Leads a provider announced that wait to be read from its API.
-    pub pending_fetches: u64,
+    /// Submissions not settled yet: leads a provider announced that wait to be read from
+    /// its API (Facebook, LinkedIn), or rows of a batch source waiting for their batch.
+    pub pending: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub oldest_pending_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -160,7 +176,7 @@ pub struct SourceHealth {
 pub struct DestinationHealth {
     pub name: String,
     pub status: Status,
-    pub counts: Windows<DestinationCounts>,
+    pub counts: DestinationWindows,
     pub backlog: Backlog,
 }
 
@@ -194,14 +210,15 @@ pub struct Inputs<'a> {
 
 impl Inputs<'_> {
     pub fn source(&self, name: &str) -> SourceHealth {
-        let counts = Windows {
+        let counts = SourceWindows {
             hour: SourceCounts::of(&self.series.window(Scope::Source, name, self.now, HOUR)),
             day: SourceCounts::of(&self.series.window(Scope::Source, name, self.now, DAY)),
             week: SourceCounts::of(&self.series.window(Scope::Source, name, self.now, WEEK)),
         };
         let last = self.last_received.get(name).copied();
         let kinds: Vec<&str> = self.firing.kinds(Scope::Source, name).collect();
-        let quiet = last.is_none_or(|at| self.now - at > time::Duration::try_from(SILENCE).unwrap_or(time::Duration::DAY));
+        let quiet =
+            last.is_none_or(|at| self.now - at > time::Duration::try_from(SILENCE).unwrap_or(time::Duration::DAY));
         let h = &counts.hour;
         let troubled = h.quarantined + h.rejected + h.refused;
         let status = if kinds.contains(&"silence") {
@@ -222,12 +239,13 @@ impl Inputs<'_> {
             last_received_at: last,
             counts,
             quarantine_backlog: self.backlogs.quarantine.get(name).copied().unwrap_or(0),
-            pending_fetches: self.backlogs.pending_fetches.get(name).copied().unwrap_or(0),
+            pending: self.backlogs.pending.get(name).copied().unwrap_or(0),
+            oldest_pending_at: self.backlogs.oldest_pending.get(name).copied(),
         }
     }
 
     pub fn destination(&self, name: &str) -> DestinationHealth {
-        let counts = Windows {
+        let counts = DestinationWindows {
             hour: DestinationCounts::of(&self.series.window(Scope::Destination, name, self.now, HOUR)),
             day: DestinationCounts::of(&self.series.window(Scope::Destination, name, self.now, DAY)),
             week: DestinationCounts::of(&self.series.window(Scope::Destination, name, self.now, WEEK)),
@@ -326,7 +344,8 @@ mod tests {
         let series = Series::new(t.cells());
         let mut backlogs = Backlogs::default();
         assert_eq!(inputs(&series, &none, &backlogs, &firing, &names).destination("crm").status, Status::Ok);
-        let old = Backlog { pending: 3, oldest_pending_at: Some(now - time::Duration::minutes(20)), ..Backlog::default() };
+        let old =
+            Backlog { pending: 3, oldest_pending_at: Some(now - time::Duration::minutes(20)), ..Backlog::default() };
         backlogs.destinations.insert("crm".into(), old);
         assert_eq!(inputs(&series, &none, &backlogs, &firing, &names).destination("crm").status, Status::Warning);
         let firing = Firing(vec![(Scope::Destination, "crm".into(), "error_rate".into())]);

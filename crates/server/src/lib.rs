@@ -118,6 +118,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::deliveries::replay_one))
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::overview))
+        .routes(routes!(routes::health::source))
+        .routes(routes!(routes::health::destination))
         .routes(routes!(routes::meta::metrics))
         .split_for_parts()
 }

@@ -316,6 +316,34 @@ impl ResolveBatch {
     }
 }
 
+/// When a source (or destination) was first and last seen at work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub scope: leadflow_core::health::Scope,
+    pub name: String,
+    pub first_at: OffsetDateTime,
+    pub last_at: OffsetDateTime,
+}
+
+/// What a recorded delivery try counts for its destination's health; `None` for a
+/// deferral, which was no try.
+pub(crate) fn counted_attempt(
+    a: &DeliveryAttempt,
+    created_at: OffsetDateTime,
+) -> Option<leadflow_core::health::Attempt> {
+    use leadflow_core::health::{Attempt, ErrorClass};
+    let class = || ErrorClass::of(a.status, a.error.as_deref().unwrap_or(""));
+    Some(match &a.result {
+        DeliveryResult::Delivered => {
+            Attempt::Delivered { latency: std::time::Duration::try_from(a.at - created_at).unwrap_or_default() }
+        }
+        DeliveryResult::Retry { .. } => Attempt::Failed { class: class(), dead: false },
+        DeliveryResult::Dead => Attempt::Failed { class: class(), dead: true },
+        DeliveryResult::NeedsData { .. } => Attempt::NeedsData,
+        DeliveryResult::Deferred { .. } => return None,
+    })
+}
+
 /// A lead routing gave to an owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutedLead {
@@ -666,6 +694,26 @@ pub trait Store: Send + Sync + 'static {
         actor: String,
         reason: Option<String>,
     ) -> Result<Option<ErasureReceipt>, StoreError>;
+
+    /// Health aggregates: the cells the query names ([`leadflow_core::health::Query`]).
+    async fn health_cells(
+        &self,
+        query: leadflow_core::health::Query,
+    ) -> Result<Vec<leadflow_core::health::Cell>, StoreError>;
+
+    /// When each source first and last received a submission.
+    async fn health_seen(&self) -> Result<Vec<Seen>, StoreError>;
+
+    /// Each destination's undelivered deliveries and each source's quarantined and pending
+    /// submissions, as they stand now.
+    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError>;
+
+    /// Adds counts made outside any other write (requests refused before anything was
+    /// stored), in a transaction of their own.
+    async fn count(&self, tally: leadflow_core::health::Tally) -> Result<(), StoreError>;
+
+    /// Deletes the health buckets older than their width keeps; returns how many.
+    async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -15,6 +15,7 @@ mod connection;
 mod engagement;
 mod erase;
 mod feedback;
+mod health;
 mod merging;
 mod migrations;
 mod outbox;
@@ -669,6 +670,29 @@ impl Store for SqliteStore {
         }
         let rules = self.rules.clone();
         self.write_returning(move |conn| resolver::apply(conn, &decided, &rules, now)).await
+    }
+
+    async fn health_cells(
+        &self,
+        query: leadflow_core::health::Query,
+    ) -> Result<Vec<leadflow_core::health::Cell>, StoreError> {
+        self.read(move |conn| health::cells(conn, &query)).await
+    }
+
+    async fn health_seen(&self) -> Result<Vec<crate::Seen>, StoreError> {
+        self.read(health::seen).await
+    }
+
+    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError> {
+        self.read(health::backlogs).await
+    }
+
+    async fn count(&self, tally: leadflow_core::health::Tally) -> Result<(), StoreError> {
+        self.write_returning(move |conn| health::write(conn, &tally)).await
+    }
+
+    async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.write_returning(move |conn| health::prune(conn, now)).await
     }
 
     async fn resolve_backlog(&self) -> Result<u64, StoreError> {

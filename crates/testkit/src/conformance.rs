@@ -186,6 +186,9 @@ macro_rules! conformance_suite {
             disqualifications_are_reported_by_source_campaign_and_reason,
             an_erased_lead_is_a_tombstone_that_refuses_writes,
             erase_is_idempotent_and_waits_for_unfinished_imports,
+            capture_counts_each_submission_once_in_its_transaction,
+            delivery_tries_count_by_destination_class_and_latency,
+            old_health_buckets_are_pruned,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -2287,4 +2290,112 @@ pub async fn erase_is_idempotent_and_waits_for_unfinished_imports(store: &DynSto
     assert_eq!(history.iter().filter(|h| matches!(h.event, LeadEvent::Erased { .. })).count(), 1);
     let pending = store.list_deliveries(DeliveryStatus::Pending, None, None, 100).await.unwrap();
     assert_eq!(pending.iter().filter(|d| d.event_type == "lead.erased").count(), 2, "one per destination, once");
+}
+
+// ---------------------------------------------------------------------------------------
+// Health aggregates
+
+/// The week's sums of `name`, read back as the health report reads them.
+async fn health_week(store: &DynStore, scope: leadflow_core::health::Scope, name: &str) -> leadflow_core::health::Sums {
+    use leadflow_core::health::{Query, Series, WEEK};
+    let now = OffsetDateTime::now_utc();
+    let cells = store.health_cells(Query::windows(now, &[WEEK]).only(scope, name)).await.unwrap();
+    Series::new(cells).window(scope, name, now, WEEK)
+}
+
+pub async fn capture_counts_each_submission_once_in_its_transaction(store: &DynStore) {
+    use leadflow_core::health::Scope;
+    let web = SourceName::parse("web").unwrap();
+    let on_web = |key: Option<&str>, v: Value| {
+        let mut it = item("api", key, v);
+        it.submission.source = web.clone();
+        it
+    };
+    capture_one(store, on_web(Some("k1"), json!({"email": "ada@example.com"}))).await;
+    capture_one(store, on_web(None, json!({"email": "ada@example.com", "company": "Acme"}))).await;
+    // A provider's retry is answered from the inbox: not received again.
+    capture_one(store, on_web(Some("k1"), json!({"email": "ada@example.com"}))).await;
+    // Waited in the inbox (a provider fetch), then settled: received once.
+    let waiting = on_web(None, json!({"email": "grace@example.com"}));
+    store.enqueue(vec![waiting.submission.clone()]).await.unwrap();
+    assert_eq!(store.health_backlogs().await.unwrap().pending.get("web"), Some(&1));
+    capture_one(store, waiting).await;
+    // Quarantined: counted by reason; spam apart.
+    let broken = RawSubmission::new(web.clone(), None, payload(json!({"email": "broken"})));
+    let spam = RawSubmission::new(web.clone(), None, payload(json!({"email": "bot@example.com"})));
+    let spam_reason = vec![FieldError::new("", FieldErrorCode::Spam, "honeypot")];
+    store.quarantine(vec![(broken, invalid_email()), (spam, spam_reason)]).await.unwrap();
+    // Moved from the inbox to the quarantine: counted when it enters, once.
+    let rejected = RawSubmission::new(web.clone(), None, payload(json!({"email": "nope"})));
+    store.enqueue(vec![rejected.clone()]).await.unwrap();
+    store.reject_submission(rejected.id, invalid_email()).await.unwrap();
+    store.reject_submission(rejected.id, invalid_email()).await.unwrap();
+
+    let week = health_week(store, Scope::Source, "web").await;
+    let got: Vec<u64> = ["received", "created", "merged", "quarantined", "quarantined.invalid_email", "spam"]
+        .iter()
+        .map(|m| week.get(m))
+        .collect();
+    assert_eq!(got, [6, 2, 1, 2, 2, 1]);
+    assert_eq!(health_week(store, Scope::Source, "api").await.get("received"), 0);
+    let seen = store.health_seen().await.unwrap();
+    let web_seen = seen.iter().find(|s| s.name == "web").expect("web was seen");
+    assert!(web_seen.first_at <= web_seen.last_at);
+    let backlogs = store.health_backlogs().await.unwrap();
+    assert_eq!((backlogs.quarantine.get("web"), backlogs.pending.get("web")), (Some(&3), None));
+    // Counts made outside any other write add up too.
+    let mut refused = leadflow_core::health::Tally::default();
+    refused.add(Scope::Source, "web", "refused", OffsetDateTime::now_utc(), 2);
+    store.count(refused).await.unwrap();
+    assert_eq!(health_week(store, Scope::Source, "web").await.get("refused"), 2);
+}
+
+pub async fn delivery_tries_count_by_destination_class_and_latency(store: &DynStore) {
+    use leadflow_core::health::Scope;
+    use leadflow_store::DeliveryResult;
+    store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let before = store.health_backlogs().await.unwrap();
+    assert_eq!(before.destinations.get("hook").map(|b| b.pending), Some(1));
+    assert!(before.destinations["hook"].oldest_pending_at.is_some());
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let hook = claimed.iter().find(|d| d.destination == "hook").unwrap().clone();
+    let crm = claimed.iter().find(|d| d.destination == "crm").unwrap().clone();
+    let mut timeout = attempt(&hook, DeliveryResult::Retry { at: now }, None);
+    timeout.error = Some("timed out: deadline has elapsed".into());
+    store.record_delivery(timeout).await.unwrap();
+    let again = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    store.record_delivery(attempt(&again[0], DeliveryResult::Delivered, Some(200))).await.unwrap();
+    store.record_delivery(attempt(&crm, DeliveryResult::Dead, Some(401))).await.unwrap();
+    // A deferral is no try.
+    store.record_delivery(attempt(&crm, DeliveryResult::Deferred { at: now }, None)).await.unwrap();
+
+    let hook_week = health_week(store, Scope::Destination, "hook").await;
+    let got: Vec<u64> =
+        ["attempts", "delivered", "failed", "failed.timeout", "dead"].iter().map(|m| hook_week.get(m)).collect();
+    assert_eq!(got, [2, 1, 1, 1, 0]);
+    assert_eq!(hook_week.error_rate(), Some(0.5));
+    assert!(hook_week.latency(0.5).is_some(), "a delivered try has a latency");
+    let crm_week = health_week(store, Scope::Destination, "crm").await;
+    let got: Vec<u64> = ["attempts", "failed.auth", "dead"].iter().map(|m| crm_week.get(m)).collect();
+    assert_eq!(got, [1, 1, 1]);
+    let after = store.health_backlogs().await.unwrap();
+    assert_eq!(after.destinations.get("hook").map(|b| b.pending).unwrap_or(0), 0);
+    assert_eq!(after.destinations.get("crm").map(|b| b.dead), Some(1));
+}
+
+pub async fn old_health_buckets_are_pruned(store: &DynStore) {
+    use leadflow_core::health::{Level, Query, Scope, Tally};
+    let now = OffsetDateTime::now_utc();
+    let mut t = Tally::default();
+    t.add(Scope::Source, "web", "received", now - time::Duration::days(3), 1);
+    t.add(Scope::Source, "web", "received", now, 1);
+    store.count(t).await.unwrap();
+    let all = Query { since: Level::ALL.iter().map(|l| (*l, 0)).collect(), only: None };
+    let minutes = |cells: &[leadflow_core::health::Cell]| cells.iter().filter(|c| c.level == Level::Minute).count();
+    assert_eq!(minutes(&store.health_cells(all.clone()).await.unwrap()), 2);
+    assert!(store.prune_health(now).await.unwrap() >= 1);
+    let kept = store.health_cells(all).await.unwrap();
+    assert_eq!(minutes(&kept), 1, "minutes are kept two days");
+    assert_eq!(kept.iter().filter(|c| c.level == Level::Day).count(), 2, "days are kept");
 }

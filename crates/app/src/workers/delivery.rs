@@ -8,6 +8,7 @@
 //! later due time, and the other destinations' rows are claimed meanwhile.
 
 use crate::{App, metrics as m};
+use leadflow_core::health::ErrorClass;
 use leadflow_integrations::delivery::{Client, Delivery, Outcome};
 use leadflow_store::{DeliveryAttempt, DeliveryResult, DynStore, OutboxDelivery};
 use std::sync::Arc;
@@ -120,7 +121,13 @@ async fn attempt(app: App, client: Arc<Client>, row: OutboxDelivery) {
         // Nothing to send was the whole job: done, and the reason kept as the answer.
         Outcome::Skipped { reason } => (DeliveryResult::Delivered, None, None, Some(reason)),
     };
-    m::delivery_attempt(result_label(&result));
+    let class = match &result {
+        DeliveryResult::Retry { .. } | DeliveryResult::Dead => {
+            Some(ErrorClass::of(status, error.as_deref().unwrap_or("")).as_str())
+        }
+        _ => None,
+    };
+    m::delivery_attempt(&delivery.destination, result_label(&result), class);
     let record = DeliveryAttempt {
         delivery_id: delivery.id,
         result,

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(s.window(Scope::Source, "web", now, Duration::from_secs(86_400)).get("received"), 3);
         assert_eq!(s.window(Scope::Source, "other", now, Duration::from_secs(86_400)).get("received"), 0);
         let q = Query::windows(now, &[Duration::from_secs(3_600), Duration::from_secs(86_400)]);
-        assert_eq!(q.since, [(Level::Minute, Level::Minute.bucket(now) - 3_600), (Level::Hour, Level::Hour.bucket(now) - 86_400)]);
+        assert_eq!(
+            q.since,
+            [(Level::Minute, Level::Minute.bucket(now) - 3_600), (Level::Hour, Level::Hour.bucket(now) - 86_400)]
+        );
     }
 
     #[test]

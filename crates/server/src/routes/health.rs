@@ -1,10 +1,16 @@
-//! Liveness and readiness.
+//! Liveness and readiness, and integration health (`/v1/health`): what
+//! `leadflow_app::health` reads from the stored aggregates.
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, doc};
+use crate::extract::Caller;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use leadflow_app::health::{self, DestinationHealth, SourceHealth};
+use leadflow_core::health::Firing;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StatusOut {
@@ -26,4 +32,120 @@ pub async fn healthz() -> Json<StatusOut> {
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<StatusOut>, ApiError> {
     app.store.ping().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(StatusOut { status: "ready" }))
+}
+
+/// One bucket of a series.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PointOut {
+    /// The bucket's start.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    pub value: u64,
+}
+
+/// A metric per hour over the last 24 hours and per day over the last 90 days.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SeriesOut {
+    pub hourly: Vec<PointOut>,
+    pub daily: Vec<PointOut>,
+}
+
+fn series_out(series: BTreeMap<&'static str, health::Points>) -> BTreeMap<String, SeriesOut> {
+    let points = |p: Vec<health::Point>| p.into_iter().map(|p| PointOut { at: p.at, value: p.value }).collect();
+    series
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), SeriesOut { hourly: points(v.hourly), daily: points(v.daily) }))
+        .collect()
+}
+
+/// An alert that fires now (alert rules: see `/v1/alerts`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FiringOut {
+    pub id: String,
+    /// The rule's kind: error_rate, silence, latency, volume, backlog, pending_fetch.
+    pub rule: String,
+    /// `source:NAME` or `destination:NAME`.
+    pub scope: String,
+}
+
+/// Every configured source and destination with its status, counts over the last hour,
+/// day and week, and backlog; and the alerts firing now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthOut {
+    pub sources: Vec<SourceHealth>,
+    pub destinations: Vec<DestinationHealth>,
+    pub alerts: Vec<FiringOut>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SourceDetailOut {
+    #[serde(flatten)]
+    pub health: SourceHealth,
+    /// By metric: received, created, merged, quarantined, spam, rejected, refused.
+    pub series: BTreeMap<String, SeriesOut>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DestinationDetailOut {
+    #[serde(flatten)]
+    pub health: DestinationHealth,
+    /// By metric: attempts, delivered, failed, dead, needs_data.
+    pub series: BTreeMap<String, SeriesOut>,
+}
+
+/// Integration health: each source's and destination's status (`ok`, `warning`,
+/// `failing`, `silent`, `paused`), its counts and backlog, and the alerts firing now.
+#[utoipa::path(get, path = "/v1/health", tag = "health", operation_id = "get_health",
+    responses(
+        (status = 200, description = "Every source and destination, and the firing alerts", body = HealthOut),
+        doc::KeyProblems,
+    ),
+    security(("bearer" = [])))]
+pub async fn overview(State(app): State<AppState>, caller: Caller) -> Result<Json<HealthOut>, ApiError> {
+    caller.require_read()?;
+    let report = health::report(&app, &Firing::default()).await?;
+    Ok(Json(HealthOut { sources: report.sources, destinations: report.destinations, alerts: Vec::new() }))
+}
+
+/// One source: its health and its series per hour (24 hours) and per day (90 days).
+#[utoipa::path(get, path = "/v1/health/sources/{name}", tag = "health", operation_id = "get_source_health",
+    params(("name" = String, Path, description = "The configured source name")),
+    responses(
+        (status = 200, description = "The source's health and series", body = SourceDetailOut),
+        doc::KeyProblems,
+        doc::NotFound,
+    ),
+    security(("bearer" = [])))]
+pub async fn source(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<SourceDetailOut>, ApiError> {
+    caller.require_read()?;
+    let detail = health::source(&app, &name, &Firing::default())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no source is named {name:?}")))?;
+    Ok(Json(SourceDetailOut { health: detail.health, series: series_out(detail.series) }))
+}
+
+/// One destination: its health and its series per hour (24 hours) and per day (90 days).
+#[utoipa::path(get, path = "/v1/health/destinations/{name}", tag = "health", operation_id = "get_destination_health",
+    params(("name" = String, Path, description = "The configured destination name")),
+    responses(
+        (status = 200, description = "The destination's health and series", body = DestinationDetailOut),
+        doc::KeyProblems,
+        doc::NotFound,
+    ),
+    security(("bearer" = [])))]
+pub async fn destination(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<DestinationDetailOut>, ApiError> {
+    caller.require_read()?;
+    let detail = health::destination(&app, &name, &Firing::default())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no destination is named {name:?}")))?;
+    Ok(Json(DestinationDetailOut { health: detail.health, series: series_out(detail.series) }))
 }

@@ -4,12 +4,14 @@
 
 use super::Fail;
 use super::apply::{self, Op};
+use super::health;
 use super::settle::{self, EARLIER, Entry, Transaction};
 use super::sql::{lead_following_merges, rows};
 use crate::{Captured, StoreError, SubmissionStatus};
 use deadpool_postgres::GenericClient;
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::error::FieldError;
+use leadflow_core::health::Tally;
 use leadflow_core::pipeline::Outcome;
 use leadflow_core::{LeadId, SubmissionId};
 use tokio_postgres::Row;
@@ -128,23 +130,34 @@ pub(super) fn submission_op<'a>(
     )
 }
 
-pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission) -> Result<(), Fail> {
+pub(super) async fn enqueue_one(c: &impl GenericClient, sub: &RawSubmission, tally: &mut Tally) -> Result<(), Fail> {
     if earlier_submission(c, sub).await?.is_some() {
         return Ok(());
     }
-    upsert_submission(c, sub, SubmissionStatus::Pending, None, None).await
+    let new = health::stored_submissions(c, &[*sub.id.as_uuid()]).await?.is_empty();
+    upsert_submission(c, sub, SubmissionStatus::Pending, None, None).await?;
+    if new {
+        tally.received(sub.source.as_str(), sub.received_at);
+    }
+    Ok(())
 }
 
 pub(super) async fn quarantine_one(
     c: &impl GenericClient,
     sub: &RawSubmission,
     errors: &[FieldError],
+    tally: &mut Tally,
 ) -> Result<Captured, Fail> {
     if let Some(first) = earlier_submission(c, sub).await? {
         return Ok(first);
     }
     let reasons = serde_json::to_string(errors)?;
+    let new = health::stored_submissions(c, &[*sub.id.as_uuid()]).await?.is_empty();
     upsert_submission(c, sub, SubmissionStatus::Rejected, None, Some(&reasons)).await?;
+    if new {
+        tally.received(sub.source.as_str(), sub.received_at);
+    }
+    tally.quarantined(sub.source.as_str(), errors, time::OffsetDateTime::now_utc());
     Ok(Captured::Rejected { submission_id: sub.id, errors: errors.to_vec() })
 }
 

@@ -32,6 +32,7 @@ mod engagement;
 mod erase;
 mod fail;
 mod feedback;
+mod health;
 mod outbox;
 mod resolver;
 mod routing;
@@ -52,6 +53,7 @@ use leadflow_core::attribute::Touchpoint;
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::engagement::Event;
 use leadflow_core::error::FieldError;
+use leadflow_core::health::Tally;
 use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::{HistoryEntry, Rules};
@@ -75,6 +77,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("../../migrations/postgres/0009_submission_fingerprint.sql")),
     (10, include_str!("../../migrations/postgres/0010_resolve_queue.sql")),
     (11, include_str!("../../migrations/postgres/0011_lead_records.sql")),
+    (12, include_str!("../../migrations/postgres/0012_health.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -303,9 +306,11 @@ impl Store for PgStore {
         let locks = sql::idempotency_locks(submissions.iter());
         transaction!(self, true, |tx| {
             sql::lock_keys(&tx, &locks).await?;
+            let mut tally = Tally::default();
             for sub in &submissions {
-                capture::enqueue_one(&tx, sub).await?;
+                capture::enqueue_one(&tx, sub, &mut tally).await?;
             }
+            health::write(&tx, &tally).await?;
         })
     }
 
@@ -315,7 +320,11 @@ impl Store for PgStore {
 
     async fn reject_submission(&self, id: SubmissionId, errors: Vec<FieldError>) -> Result<(), StoreError> {
         let _open = self.writable().await?;
-        transaction!(self, false, |tx| { sql::reject(&tx, id, &errors).await? })
+        transaction!(self, false, |tx| {
+            let mut tally = Tally::default();
+            sql::reject(&tx, id, &errors, &mut tally).await?;
+            health::write(&tx, &tally).await?;
+        })
     }
 
     async fn quarantine(&self, items: Vec<(RawSubmission, Vec<FieldError>)>) -> Result<Vec<Captured>, StoreError> {
@@ -327,9 +336,11 @@ impl Store for PgStore {
         transaction!(self, true, |tx| {
             sql::lock_keys(&tx, &locks).await?;
             let mut out = Vec::with_capacity(items.len());
+            let mut tally = Tally::default();
             for (sub, errors) in &items {
-                out.push(capture::quarantine_one(&tx, sub, errors).await?);
+                out.push(capture::quarantine_one(&tx, sub, errors, &mut tally).await?);
             }
+            health::write(&tx, &tally).await?;
             out
         })
     }
@@ -631,6 +642,31 @@ impl Store for PgStore {
         let rules = &self.rules;
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { resolver::resolve_queued(&tx, max, rules, now).await? })
+    }
+
+    async fn health_cells(
+        &self,
+        query: leadflow_core::health::Query,
+    ) -> Result<Vec<leadflow_core::health::Cell>, StoreError> {
+        read!(self, |c| health::cells(c, &query))
+    }
+
+    async fn health_seen(&self) -> Result<Vec<crate::Seen>, StoreError> {
+        read!(self, |c| health::seen(c))
+    }
+
+    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError> {
+        read!(self, |c| health::backlogs(c))
+    }
+
+    async fn count(&self, tally: Tally) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { health::write(&tx, &tally).await? })
+    }
+
+    async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { health::prune(&tx, now).await? })
     }
 
     async fn resolve_backlog(&self) -> Result<u64, StoreError> {

@@ -109,7 +109,7 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
              last_status = coalesce($5, last_status), last_error = $6,
              last_response = coalesce($7, last_response), updated_at = $8
          WHERE id = $1 AND status = 'pending'
-         RETURNING attempts",
+         RETURNING attempts, destination, created_at",
         &[&a.delivery_id, &new_status, &tried, &next, &status, &error, &a.response, &a.at],
     )
     .await?;
@@ -118,6 +118,11 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
         return Ok(());
     };
     let attempt: i32 = changed.try_get(0)?;
+    if let Some(counted) = crate::counted_attempt(a, changed.try_get(2)?) {
+        let mut tally = leadflow_core::health::Tally::default();
+        tally.attempt(changed.try_get(1)?, counted, a.at);
+        super::health::write(c, &tally).await?;
+    }
     exec(
         c,
         "INSERT INTO delivery_attempts (delivery_id, attempt, outcome, at, status, error, request, response, duration_ms)

@@ -27,7 +27,8 @@ use futures_util::future::{try_join, try_join3, try_join4};
 use leadflow_core::account::{self, Account, Found};
 use leadflow_core::changes::Change;
 use leadflow_core::engagement::Event;
-use leadflow_core::pipeline::{Rules, SubmissionMeta};
+use leadflow_core::health::{Scope, Tally, tally::metric};
+use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Identities, Merged, Settle, Settled};
 use leadflow_core::{Lead, LeadId};
 use std::collections::{HashMap, HashSet};
@@ -69,12 +70,15 @@ pub(super) async fn settle_all(
     transaction: Transaction,
 ) -> Result<Vec<Captured>, Fail> {
     let mut answers: Vec<Option<Captured>> = vec![None; entries.len()];
+    // A submission settled after it waited in the inbox was counted received then.
+    let ids: Vec<Uuid> = entries.iter().map(|e| *e.item.submission.id.as_uuid()).collect();
+    let inbox = super::health::stored_submissions(c, &ids).await?;
     let now = OffsetDateTime::now_utc();
     let mut waiting: Vec<Slot<'_>> = entries.iter().enumerate().map(|(at, entry)| lookup(at, entry, now)).collect();
     let mut first = true;
     loop {
         let open = Opening { begin: first && transaction == Transaction::Own, locks: if first { locks } else { &[] } };
-        let left = round(c, entries, waiting, open, transaction == Transaction::Own, &mut answers).await?;
+        let left = round(c, entries, waiting, open, transaction == Transaction::Own, &inbox, &mut answers).await?;
         first = false;
         if left.is_empty() {
             break;
@@ -142,6 +146,7 @@ async fn round<'a>(
     mut slots: Vec<Slot<'a>>,
     open: Opening<'_>,
     commit: bool,
+    inbox: &[Uuid],
     answers: &mut [Option<Captured>],
 ) -> Result<Vec<Slot<'a>>, Fail> {
     pass(&mut slots);
@@ -233,9 +238,16 @@ async fn round<'a>(
     // The writes of all that settled, merged into multi-row statements: one round trip,
     // with the COMMIT when nothing waits for another round.
     let mut units = Vec::new();
+    let mut tally = Tally::default();
     for slot in slots.iter().filter(|s| s.live()) {
         let Step::Settled(settled) = &slot.step else { continue };
         let sub = &entries[slot.at].item.submission;
+        let source = sub.source.as_str();
+        if !inbox.contains(sub.id.as_uuid()) {
+            tally.received(source, sub.received_at);
+        }
+        let what = if settled.outcome == Outcome::Merged { metric::MERGED } else { metric::CREATED };
+        tally.add(Scope::Source, source, what, OffsetDateTime::now_utc(), 1);
         // The inbox row is written once, settled: an insert, not an insert and an update.
         units.push(apply::unit(&settled.changes, |change| match change {
             Change::Processed { lead, outcome, .. } => {
@@ -244,6 +256,9 @@ async fn round<'a>(
             _ => None,
         })?);
     }
+    // Last: the counts' rows are shared by every transaction of the source, so they are
+    // held from here to the commit only.
+    units.push(super::health::ops(&tally));
     let last = !slots.iter().any(|s| s.deferred);
     apply::apply_units(c, units, commit && last).await?;
 

@@ -172,7 +172,16 @@ pub(super) async fn lock_leads(c: &impl GenericClient, ids: &[LeadId]) -> Result
     Ok(())
 }
 
-pub(super) async fn reject(c: &impl GenericClient, id: SubmissionId, errors: &[FieldError]) -> Result<(), Fail> {
+pub(super) async fn reject(
+    c: &impl GenericClient,
+    id: SubmissionId,
+    errors: &[FieldError],
+    tally: &mut leadflow_core::health::Tally,
+) -> Result<(), Fail> {
+    // Counted when it enters the quarantine, not when its reasons are replaced.
+    let entering =
+        opt(c, "SELECT source FROM submissions WHERE id = $1 AND status = 'pending' FOR UPDATE", &[id.as_uuid()])
+            .await?;
     let changed = exec(
         c,
         "UPDATE submissions SET status = 'rejected', error = $2 WHERE id = $1 AND status IN ('pending', 'rejected')",
@@ -180,6 +189,9 @@ pub(super) async fn reject(c: &impl GenericClient, id: SubmissionId, errors: &[F
     )
     .await?;
     if changed == 1 {
+        if let Some(row) = entering {
+            tally.quarantined(row.try_get(0)?, errors, OffsetDateTime::now_utc());
+        }
         Ok(())
     } else {
         Err(StoreError::Conflict(format!("submission {id} is not pending or quarantined")).into())

@@ -8,6 +8,7 @@ use crate::{Captured, StoreError, SubmissionStatus};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::changes::Change;
 use leadflow_core::error::FieldError;
+use leadflow_core::health::{Scope, Tally, tally::metric};
 use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::Batch;
@@ -29,8 +30,9 @@ pub(super) fn capture_all(
     items: &[Prepared],
     isolation: Isolation,
     rules: &Rules,
+    tally: &mut Tally,
 ) -> Result<Vec<Captured>, StoreError> {
-    items.iter().map(|p| capture_one(conn, p, isolation, rules)).collect()
+    items.iter().map(|p| capture_one(conn, p, isolation, rules, tally)).collect()
 }
 
 fn capture_one(
@@ -38,26 +40,32 @@ fn capture_one(
     prepared: &Prepared,
     isolation: Isolation,
     rules: &Rules,
+    tally: &mut Tally,
 ) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     if let Some(first) = earlier_submission(conn, sub)? {
         return Ok(first);
     }
     if isolation == Isolation::Request {
-        return settle(conn, prepared, rules);
+        return settle(conn, prepared, rules, tally);
     }
     // If settling fails, the submission is still kept, as pending: an acknowledged
     // submission is never lost.
     conn.prepare_cached("SAVEPOINT settle")?.execute([])?;
-    match settle(conn, prepared, rules) {
+    // Counted only if the savepoint stands.
+    let mut counted = Tally::default();
+    match settle(conn, prepared, rules, &mut counted) {
         Ok(captured) => {
             conn.prepare_cached("RELEASE settle")?.execute([])?;
+            tally.extend(counted);
             Ok(captured)
         }
         Err(e) => {
             conn.execute_batch("ROLLBACK TO settle; RELEASE settle")?;
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
-            upsert_submission(conn, sub, &prepared.payload, SubmissionStatus::Pending, None, Some(&e.to_string()))?;
+            if upsert_submission(conn, sub, &prepared.payload, SubmissionStatus::Pending, None, Some(&e.to_string()))? {
+                tally.received(sub.source.as_str(), sub.received_at);
+            }
             Ok(Captured::Pending { submission_id: sub.id })
         }
     }
@@ -65,7 +73,7 @@ fn capture_one(
 
 /// load → decide → load → merge → load → finish → apply: the core's steps, each fed what
 /// it asked for.
-fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captured, StoreError> {
+fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules, tally: &mut Tally) -> Result<Captured, StoreError> {
     let sub = &prepared.item.submission;
     let meta = SubmissionMeta { id: sub.id, source: sub.source.clone(), received_at: sub.received_at };
     let settling = Settle::new(prepared.item.candidate.clone(), meta, rules, OffsetDateTime::now_utc());
@@ -78,14 +86,17 @@ fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules) -> Result<Captu
     for change in &settled.changes {
         match change {
             // The inbox row is written once, settled: an insert, not an insert and an update.
-            Change::Processed { lead, outcome, .. } => upsert_submission(
-                conn,
-                sub,
-                &prepared.payload,
-                SubmissionStatus::Processed,
-                Some((*lead, *outcome)),
-                None,
-            )?,
+            Change::Processed { lead, outcome, .. } => {
+                let inserted = upsert_submission(
+                    conn,
+                    sub,
+                    &prepared.payload,
+                    SubmissionStatus::Processed,
+                    Some((*lead, *outcome)),
+                    None,
+                )?;
+                count_settled(tally, sub, *outcome, inserted);
+            }
             other => apply_one(conn, other)?,
         }
     }
@@ -208,6 +219,18 @@ pub(super) fn earlier_submission(conn: &Connection, sub: &RawSubmission) -> Resu
     }))
 }
 
+/// A submission settled: received when it is new to the inbox (not one settled after it
+/// waited there), and what it became.
+pub(super) fn count_settled(tally: &mut Tally, sub: &RawSubmission, outcome: Outcome, inserted: bool) {
+    let source = sub.source.as_str();
+    if inserted {
+        tally.received(source, sub.received_at);
+    }
+    let what = if outcome == Outcome::Merged { metric::MERGED } else { metric::CREATED };
+    tally.add(Scope::Source, source, what, OffsetDateTime::now_utc(), 1);
+}
+
+/// Writes the inbox row; `true` when it is new.
 pub(super) fn upsert_submission(
     conn: &Connection,
     sub: &RawSubmission,
@@ -215,7 +238,7 @@ pub(super) fn upsert_submission(
     status: SubmissionStatus,
     settled: Option<(LeadId, Outcome)>,
     error: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     // Most submissions are new here; only webhook deliveries were enqueued first. With
     // `ON CONFLICT DO UPDATE` SQLite kept a statement journal for every insert (a profile
     // showed it), so the insert ignores a conflict and the rare existing row is updated by
@@ -246,15 +269,18 @@ pub(super) fn upsert_submission(
         )?
         .execute(params![id, payload, status.as_str(), lead, outcome, error])?;
     }
-    Ok(())
+    Ok(inserted == 1)
 }
 
-pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(), StoreError> {
+pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission], tally: &mut Tally) -> Result<(), StoreError> {
     for sub in subs {
         if earlier_submission(conn, sub)?.is_some() {
             continue;
         }
-        upsert_submission(conn, sub, &serde_json::to_string(&sub.payload)?, SubmissionStatus::Pending, None, None)?;
+        let payload = serde_json::to_string(&sub.payload)?;
+        if upsert_submission(conn, sub, &payload, SubmissionStatus::Pending, None, None)? {
+            tally.received(sub.source.as_str(), sub.received_at);
+        }
     }
     Ok(())
 }
@@ -262,6 +288,7 @@ pub(super) fn enqueue_all(conn: &Connection, subs: &[RawSubmission]) -> Result<(
 pub(super) fn quarantine_all(
     conn: &Connection,
     items: &[(RawSubmission, Vec<FieldError>)],
+    tally: &mut Tally,
 ) -> Result<Vec<Captured>, StoreError> {
     let mut out = Vec::with_capacity(items.len());
     for (sub, errors) in items {
@@ -271,7 +298,10 @@ pub(super) fn quarantine_all(
         }
         let payload = serde_json::to_string(&sub.payload)?;
         let reasons = serde_json::to_string(errors)?;
-        upsert_submission(conn, sub, &payload, SubmissionStatus::Rejected, None, Some(&reasons))?;
+        if upsert_submission(conn, sub, &payload, SubmissionStatus::Rejected, None, Some(&reasons))? {
+            tally.received(sub.source.as_str(), sub.received_at);
+        }
+        tally.quarantined(sub.source.as_str(), errors, OffsetDateTime::now_utc());
         out.push(Captured::Rejected { submission_id: sub.id, errors: errors.clone() });
     }
     Ok(out)

@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../../migrations/sqlite/0012_submission_fingerprint.sql")),
     (13, include_str!("../../migrations/sqlite/0013_resolve_queue.sql")),
     (14, include_str!("../../migrations/sqlite/0014_lead_records.sql")),
+    (15, include_str!("../../migrations/sqlite/0015_health.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

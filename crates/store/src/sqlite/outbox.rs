@@ -7,6 +7,7 @@ use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, Outb
 use leadflow_core::LeadId;
 use leadflow_core::changes::Delivery;
 use leadflow_core::erase;
+use leadflow_core::health::Tally;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -119,17 +120,26 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
         DeliveryResult::NeedsData { missing } => Some(format!("missing: {}", missing.join(", "))),
         _ => a.error.clone(),
     };
-    let changed = conn
+    let changed: Option<(String, i64)> = conn
         .prepare_cached(
             "UPDATE outbox SET status = ?2, attempts = attempts + ?3, next_attempt_at = ?4, lease_until = NULL,
                  last_status = coalesce(?5, last_status), last_error = ?6,
                  last_response = coalesce(?7, last_response), updated_at = ?8
-             WHERE id = ?1 AND status = 'pending'",
+             WHERE id = ?1 AND status = 'pending'
+             RETURNING destination, created_at",
         )?
-        .execute(params![a.delivery_id, new_status, i64::from(tried), next, status, error, a.response, at])?;
-    if changed == 0 {
+        .query_row(params![a.delivery_id, new_status, i64::from(tried), next, status, error, a.response, at], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((destination, created_at)) = changed else {
         // Replayed or finished by someone else meanwhile: this try is stale.
         return Ok(());
+    };
+    if let Some(counted) = crate::counted_attempt(a, from_millis(created_at)) {
+        let mut tally = Tally::default();
+        tally.attempt(&destination, counted, a.at);
+        super::health::write(conn, &tally)?;
     }
     conn.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt, outcome, at, status, error, request, response, duration_ms)

@@ -1,10 +1,11 @@
 //! The writer thread: it takes every command waiting in its queue, applies them in one
 //! transaction, commits once, and only then answers the callers. The parent module says why.
 
-use super::{Command, KEY_COLUMNS, capture, key_from_row, millis};
+use super::{Command, KEY_COLUMNS, capture, health, key_from_row, millis};
 use crate::{Captured, StoreError};
 use leadflow_core::SubmissionId;
 use leadflow_core::error::FieldError;
+use leadflow_core::health::Tally;
 use leadflow_core::keys::{ApiKey, TokenHash};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -94,42 +95,53 @@ pub(super) fn apply_group(
     // touches. A violation (a bug, never data) fails the commit, and nobody is told
     // their write succeeded.
     tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    // The group's health counts, added once before the commit. A command undone by its
+    // savepoint counts nothing.
+    let mut tally = Tally::default();
     let mut answers = Vec::with_capacity(group.len());
     for cmd in group {
         if guarded {
+            let mut counted = Tally::default();
             let answer = match cmd {
                 Command::Capture(items, model, _) => {
                     // Redo the request item by item, so the failing item is kept as
                     // pending and the rest settle.
                     match in_savepoint(&mut tx, |sp| {
-                        capture::capture_all(sp, items, capture::Isolation::Request, model)
+                        capture::capture_all(sp, items, capture::Isolation::Request, model, &mut counted)
                     }) {
                         Ok(done) => Ok(Answer::Captured(done)),
-                        Err(_) => in_savepoint(&mut tx, |sp| {
-                            capture::capture_all(sp, items, capture::Isolation::PerItem, model)
-                        })
-                        .map(Answer::Captured),
+                        Err(_) => {
+                            counted = Tally::default();
+                            in_savepoint(&mut tx, |sp| {
+                                capture::capture_all(sp, items, capture::Isolation::PerItem, model, &mut counted)
+                            })
+                            .map(Answer::Captured)
+                        }
                     }
                 }
-                other => in_savepoint(&mut tx, |sp| run_command(sp, other)),
+                other => in_savepoint(&mut tx, |sp| run_command(sp, other, &mut counted)),
             };
+            if answer.is_ok() {
+                tally.extend(counted);
+            }
             answers.push(answer);
         } else {
-            answers.push(Ok(run_command(&tx, cmd)?));
+            answers.push(Ok(run_command(&tx, cmd, &mut tally)?));
         }
     }
+    health::write(&tx, &tally)?;
     tx.commit()?;
     Ok(answers)
 }
 
-pub(super) fn run_command(conn: &Connection, cmd: &Command) -> Result<Answer, StoreError> {
+pub(super) fn run_command(conn: &Connection, cmd: &Command, tally: &mut Tally) -> Result<Answer, StoreError> {
     Ok(match cmd {
         Command::Capture(items, model, _) => {
-            Answer::Captured(capture::capture_all(conn, items, capture::Isolation::Request, model)?)
+            Answer::Captured(capture::capture_all(conn, items, capture::Isolation::Request, model, tally)?)
         }
-        Command::Enqueue(subs, _) => capture::enqueue_all(conn, subs).map(|()| Answer::Unit)?,
-        Command::Quarantine(items, _) => Answer::Captured(capture::quarantine_all(conn, items)?),
-        Command::Reject(id, errors, _) => reject(conn, *id, errors).map(|()| Answer::Unit)?,
+        Command::Enqueue(subs, _) => capture::enqueue_all(conn, subs, tally).map(|()| Answer::Unit)?,
+        Command::Quarantine(items, _) => Answer::Captured(capture::quarantine_all(conn, items, tally)?),
+        Command::Reject(id, errors, _) => reject(conn, *id, errors, tally).map(|()| Answer::Unit)?,
         Command::CreateKey(key, hash, _) => create_key(conn, key, *hash).map(|()| Answer::Unit)?,
         Command::RevokeKey(which, _) => Answer::Key(revoke_key(conn, which)?),
         Command::Exec(write, _) => write(conn).map(|()| Answer::Unit)?,
@@ -197,13 +209,26 @@ pub(super) fn in_savepoint<T>(
     result
 }
 
-pub(super) fn reject(conn: &Connection, id: SubmissionId, errors: &[FieldError]) -> Result<(), StoreError> {
+pub(super) fn reject(
+    conn: &Connection,
+    id: SubmissionId,
+    errors: &[FieldError],
+    tally: &mut Tally,
+) -> Result<(), StoreError> {
+    // Counted when it enters the quarantine, not when its reasons are replaced.
+    let entering: Option<String> = conn
+        .prepare_cached("SELECT source FROM submissions WHERE id = ?1 AND status = 'pending'")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?;
     let changed = conn
         .prepare_cached(
             "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status IN ('pending', 'rejected')",
         )?
         .execute(params![id.to_string(), "rejected", serde_json::to_string(errors)?])?;
     if changed == 1 {
+        if let Some(source) = entering {
+            tally.quarantined(&source, errors, OffsetDateTime::now_utc());
+        }
         Ok(())
     } else {
         Err(StoreError::Conflict(format!("submission {id} is not pending or quarantined")))

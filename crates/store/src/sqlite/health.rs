@@ -1,0 +1,127 @@
+//! Health aggregates in SQLite: a tally added in the transaction that counted it, and the
+//! range reads the core asks for.
+
+use super::{from_millis, millis};
+use crate::StoreError;
+use leadflow_core::health::{Backlog, Backlogs, Cell, Level, Query, Scope, Tally};
+use rusqlite::{Connection, params};
+use time::OffsetDateTime;
+
+/// Adds the tally's cells and moves each source's first and last received times.
+pub(super) fn write(conn: &Connection, tally: &Tally) -> Result<(), StoreError> {
+    if tally.is_empty() {
+        return Ok(());
+    }
+    let mut add = conn.prepare_cached(
+        "INSERT INTO health_counts (level, bucket, scope, name, metric, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (level, bucket, scope, name, metric) DO UPDATE SET value = value + excluded.value",
+    )?;
+    for c in tally.cells() {
+        let value = i64::try_from(c.value).unwrap_or(i64::MAX);
+        add.execute(params![c.level.as_str(), c.bucket, c.scope.as_str(), c.name, c.metric, value])?;
+    }
+    let mut seen = conn.prepare_cached(
+        "INSERT INTO health_seen (scope, name, first_at, last_at) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (scope, name) DO UPDATE SET first_at = min(first_at, excluded.first_at),
+                                                 last_at = max(last_at, excluded.last_at)",
+    )?;
+    for (scope, name, at) in tally.last_received() {
+        seen.execute(params![scope.as_str(), name, millis(at)])?;
+    }
+    Ok(())
+}
+
+pub(super) fn cells(conn: &Connection, query: &Query) -> Result<Vec<Cell>, StoreError> {
+    let (scope, name) = match &query.only {
+        Some((s, n)) => (Some(s.as_str()), Some(n.as_str())),
+        None => (None, None),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT scope, name, bucket, metric, value FROM health_counts
+         WHERE level = ?1 AND bucket >= ?2 AND (?3 IS NULL OR (scope = ?3 AND name = ?4))",
+    )?;
+    let mut out = Vec::new();
+    for (level, since) in &query.since {
+        let rows = stmt.query_map(params![level.as_str(), since, scope, name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+        })?;
+        for row in rows {
+            let (scope, name, bucket, metric, value) = row?;
+            let scope = Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("health scope {scope:?}")))?;
+            out.push(Cell { scope, name, level: *level, bucket, metric, value: u64::try_from(value).unwrap_or(0) });
+        }
+    }
+    Ok(out)
+}
+
+/// When each source first and last received a submission.
+pub(super) fn seen(conn: &Connection) -> Result<Vec<crate::Seen>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT scope, name, first_at, last_at FROM health_seen")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (scope, name, first, last) = row?;
+        let scope = Scope::parse(&scope).ok_or_else(|| StoreError::Corrupt(format!("health scope {scope:?}")))?;
+        out.push(crate::Seen { scope, name, first_at: from_millis(first), last_at: from_millis(last) });
+    }
+    Ok(out)
+}
+
+/// Each destination's undelivered rows and each source's unsettled submissions, by
+/// grouped index reads: the delivered rows and settled submissions are never read.
+pub(super) fn backlogs(conn: &Connection) -> Result<Backlogs, StoreError> {
+    let mut out = Backlogs::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT destination, status, count(*), min(created_at) FROM outbox
+         WHERE status IN ('pending', 'dead', 'needs_data') GROUP BY destination, status",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+    })?;
+    for row in rows {
+        let (destination, status, n, oldest) = row?;
+        let b: &mut Backlog = out.destinations.entry(destination).or_default();
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "pending" => {
+                b.pending = n;
+                b.oldest_pending_at = oldest.map(from_millis);
+            }
+            "dead" => b.dead = n,
+            _ => b.needs_data = n,
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT source, status, count(*), min(received_at) FROM submissions
+         WHERE status <> 'processed' GROUP BY source, status",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
+    })?;
+    for row in rows {
+        let (source, status, n, oldest) = row?;
+        let n = u64::try_from(n).unwrap_or(0);
+        if status == "rejected" {
+            out.quarantine.insert(source, n);
+        } else if status == "pending" {
+            if let Some(at) = oldest {
+                out.oldest_pending.insert(source.clone(), from_millis(at));
+            }
+            out.pending.insert(source, n);
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the buckets older than each width keeps.
+pub(super) fn prune(conn: &Connection, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    let mut stmt = conn.prepare_cached("DELETE FROM health_counts WHERE level = ?1 AND bucket < ?2")?;
+    for level in Level::ALL {
+        let keep = time::Duration::try_from(level.keep()).unwrap_or(time::Duration::DAY);
+        deleted += stmt.execute(params![level.as_str(), level.bucket(now - keep)])? as u64;
+    }
+    Ok(deleted)
+}
