@@ -141,15 +141,8 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 7] = [
-        Self::Timeout,
-        Self::Connect,
-        Self::Auth,
-        Self::Validation,
-        Self::RateLimited,
-        Self::ServerError,
-        Self::Other,
-    ];
+    pub const ALL: [ErrorClass; 7] =
+        [Self::Timeout, Self::Connect, Self::Auth, Self::Validation, Self::RateLimited, Self::ServerError, Self::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -296,9 +289,14 @@ impl Tally {
 /// What one delivery try came to, for counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Attempt {
-    Delivered { latency: Duration },
+    Delivered {
+        latency: Duration,
+    },
     /// A try that failed; `dead` when it was the last.
-    Failed { class: ErrorClass, dead: bool },
+    Failed {
+        class: ErrorClass,
+        dead: bool,
+    },
     /// A dead letter without a try.
     DeadUntried,
     NeedsData,
@@ -333,7 +331,11 @@ mod tests {
         let mut t = Tally::default();
         let at = datetime!(2026-12-06 10:00 UTC);
         let e = |code| FieldError::new("email", code, "x");
-        t.quarantined("web", &[e(FieldErrorCode::Required), e(FieldErrorCode::Required), e(FieldErrorCode::Invalid)], at);
+        t.quarantined(
+            "web",
+            &[e(FieldErrorCode::Required), e(FieldErrorCode::Required), e(FieldErrorCode::Invalid)],
+            at,
+        );
         t.quarantined("web", &[e(FieldErrorCode::Spam)], at);
         let minute: Vec<(String, u64)> =
             t.cells().into_iter().filter(|c| c.level == Level::Minute).map(|c| (c.metric, c.value)).collect();
