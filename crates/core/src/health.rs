@@ -1,11 +1,13 @@
 //! Integration health: what is counted ([`tally`]) in the transactions that do the
 //! counted work, how the stored aggregates read back ([`series`]), and how they become
-//! each source's and destination's status ([`report`]).
+//! each source's and destination's status ([`Inputs`]), and the alert rules, episodes
+//! and notifications ([`alerts`]).
 //!
 //! The counts live in aggregates (scope, name, bucket, metric → value) at three bucket
 //! widths, so reading a week or ninety days costs a few hundred rows however many leads
 //! there are, and every instance reads the same numbers.
 
+pub mod alerts;
 pub mod series;
 pub mod tally;
 
@@ -201,7 +203,8 @@ impl Inputs<'_> {
         };
         let last = self.last_received.get(name).copied();
         let kinds: Vec<&str> = self.firing.kinds(Scope::Source, name).collect();
-        let quiet = last.is_none_or(|at| self.now - at > time::Duration::try_from(SILENCE).unwrap_or(time::Duration::DAY));
+        let quiet =
+            last.is_none_or(|at| self.now - at > time::Duration::try_from(SILENCE).unwrap_or(time::Duration::DAY));
         let h = &counts.hour;
         let troubled = h.quarantined + h.rejected + h.refused;
         let status = if kinds.contains(&"silence") {
@@ -326,7 +329,8 @@ mod tests {
         let series = Series::new(t.cells());
         let mut backlogs = Backlogs::default();
         assert_eq!(inputs(&series, &none, &backlogs, &firing, &names).destination("crm").status, Status::Ok);
-        let old = Backlog { pending: 3, oldest_pending_at: Some(now - time::Duration::minutes(20)), ..Backlog::default() };
+        let old =
+            Backlog { pending: 3, oldest_pending_at: Some(now - time::Duration::minutes(20)), ..Backlog::default() };
         backlogs.destinations.insert("crm".into(), old);
         assert_eq!(inputs(&series, &none, &backlogs, &firing, &names).destination("crm").status, Status::Warning);
         let firing = Firing(vec![(Scope::Destination, "crm".into(), "error_rate".into())]);
