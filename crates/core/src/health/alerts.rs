@@ -1,9 +1,17 @@
 //! Alerts: rules read from `[alerts]` ([`config`]), evaluated against what health reads
-//! ([`evaluate`] → one [`Condition`] per rule and name, holding or not).
+//! ([`evaluate`] → one [`Condition`] per rule and name, holding or not), and the stored
+//! episodes those conditions open, remind about and resolve ([`episodes::step`]), with
+//! the notifications each channel gets exactly once per episode event.
+//!
+//! Everything here is pure: the app reads the aggregates [`AlertConfig::query`] asks for
+//! and the backlogs, calls [`evaluate`] and [`episodes::step`], and writes the episodes
+//! and notifications (through the outbox) in one transaction, claimed once per period.
 
 pub mod config;
+pub mod episodes;
 
 pub use config::{AlertConfig, Channel, ChannelKind, Kind, Rule, RuleKey, Target, Threshold, default_rules};
+pub use episodes::{Episode, Notification, Silence, State, Step, step};
 
 use super::series::Series;
 use super::tally::{Level, Scope, metric};
