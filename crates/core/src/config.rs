@@ -4,10 +4,11 @@
 //! Each stage reads its own section: [`crate::source`] the sources, [`crate::normalize`]
 //! the picklists, [`crate::resolve`] matching, [`crate::scoring`] scoring, the lifecycle
 //! and routing, [`crate::deliver`] destinations and delivery, [`crate::feedback`] the
-//! CRM feedback. This module reads the TOML, hands each section to its stage in the order
-//! their checks need (the lifecycle before what names its stages and reasons, the sources
-//! before routing), and assembles [`Config`]. Every section reports through the one
-//! [`ConfigError`].
+//! CRM feedback, [`crate::health::alerts`] the alert rules and channels. This module
+//! reads the TOML, hands each section to its stage in the order their checks need (the
+//! lifecycle before what names its stages and reasons, the sources before routing, both
+//! sources and destinations before alerts), and assembles [`Config`]. Every section
+//! reports through the one [`ConfigError`].
 //!
 //! Precedence is defaults → file → environment → flags; this module handles the first
 //! two, the command line applies the rest. Secrets are never written in the file: a
@@ -36,6 +37,7 @@ pub use server::{
 use crate::deliver::{DestinationConfig, Subscriptions};
 use crate::engagement::Engagement;
 use crate::feedback::{CrmMapping, FeedbackRules};
+use crate::health::alerts::AlertConfig;
 use crate::resolve::Matching;
 use crate::scoring::routing::RoutingConfig;
 use crate::scoring::{LifecycleContract, ScoringConfig};
@@ -61,6 +63,8 @@ pub struct Config {
     pub routing: Arc<RoutingConfig>,
     /// `[feedback]`: the stage each CRM status moves a lead to, and reason synonyms.
     pub feedback: FeedbackRules,
+    /// `[alerts]`: the rules, with the defaults no written rule replaced, and the channels.
+    pub alerts: Arc<AlertConfig>,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
             delivery: DeliverySettings::default(),
             routing: Arc::default(),
             feedback: FeedbackRules::default(),
+            alerts: Arc::default(),
         }
     }
 }
@@ -103,7 +108,7 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server",
     "database",
     "sources",
@@ -115,6 +120,7 @@ const SECTIONS: [&str; 11] = [
     "destinations",
     "delivery",
     "feedback",
+    "alerts",
 ];
 
 /// Parses and validates the whole file; `Err` holds every problem found, in the order
@@ -191,19 +197,25 @@ fn read(p: &mut Problems, root: &Table) -> Config {
     let matching: Arc<Matching> = table(p, "matching").map(|t| crate::resolve::config::read(p, t)).unwrap_or_default();
     // The company key is made during normalization, which is given the picklists.
     picklists.legal_suffixes = matching.legal_suffixes.clone();
+    let destinations: Vec<DestinationConfig> =
+        root.get("destinations").map(|item| crate::deliver::config::read(p, item, contract)).unwrap_or_default();
+    // After the sources and destinations: a rule's scope names one of them.
+    let alerts = root.get("alerts").map(|item| {
+        let sources: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        let destinations: Vec<&str> = destinations.iter().map(|d| d.name.as_str()).collect();
+        crate::health::alerts::config::read(p, item, &sources, &destinations)
+    });
     Config {
         server: table(p, "server").map(|t| server::read_server(p, t)).unwrap_or_default(),
         database: table(p, "database").map(|t| server::read_database(p, t)).unwrap_or_default(),
         sources,
         picklists,
         matching,
-        destinations: root
-            .get("destinations")
-            .map(|item| crate::deliver::config::read(p, item, contract))
-            .unwrap_or_default(),
+        destinations,
         delivery: table(p, "delivery").map(|t| crate::deliver::config::read_settings(p, t)).unwrap_or_default(),
         feedback: table(p, "feedback").map(|t| crate::feedback::config::read(p, t, contract)).unwrap_or_default(),
         routing: Arc::new(routing),
         engagement: Arc::new(engagement),
+        alerts: Arc::new(alerts.unwrap_or_default()),
     }
 }

@@ -1,11 +1,13 @@
 //! Integration health: what is counted ([`tally`]) in the transactions that do the
 //! counted work, how the stored aggregates read back ([`series`]), and how they become
-//! each source's and destination's status ([`report`]).
+//! each source's and destination's status ([`Inputs`]), and the alert rules, episodes
+//! and notifications ([`alerts`]).
 //!
 //! The counts live in aggregates (scope, name, bucket, metric → value) at three bucket
 //! widths, so reading a week or ninety days costs a few hundred rows however many leads
 //! there are, and every instance reads the same numbers.
 
+pub mod alerts;
 pub mod series;
 pub mod tally;
 

@@ -245,7 +245,7 @@ fn setting(p: &mut Problems, item: &Item, path: &str) -> Option<String> {
 }
 
 /// `http://` or `https://`, then a host.
-fn is_http_url(s: &str) -> bool {
+pub(crate) fn is_http_url(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once("://") else { return false };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();

@@ -33,6 +33,19 @@ impl Query {
         self
     }
 
+    /// Also the buckets of `level` from `from` (Unix seconds) on, e.g. the hour buckets
+    /// an hour-of-week baseline reads.
+    pub fn with_since(mut self, level: Level, from: i64) -> Self {
+        match self.since.iter_mut().find(|(l, _)| *l == level) {
+            Some((_, bound)) => *bound = (*bound).min(from),
+            None => {
+                self.since.push((level, from));
+                self.since.sort_unstable();
+            }
+        }
+        self
+    }
+
     /// Also the day buckets of the last `days` days (the daily series).
     pub fn with_days(mut self, now: OffsetDateTime, days: u32) -> Self {
         let from = Level::Day.bucket(now) - i64::from(days.saturating_sub(1)) * Level::Day.seconds();
