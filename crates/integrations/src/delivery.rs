@@ -16,7 +16,7 @@ pub mod breaker;
 pub mod client;
 pub mod config;
 pub mod erased;
-mod http;
+pub(crate) mod http;
 pub mod map;
 pub mod preflight;
 mod providers;

@@ -3,5 +3,7 @@
 //! leads to destinations ([`delivery`]).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod channels;
 pub mod delivery;
+mod email;

@@ -344,6 +344,47 @@ pub(crate) fn counted_attempt(
     })
 }
 
+/// What an alert evaluation starts from: the firing episodes (with any acknowledgement)
+/// and the silences.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertState {
+    pub open: Vec<leadflow_core::health::alerts::Episode>,
+    pub silences: Vec<leadflow_core::health::alerts::Silence>,
+}
+
+/// A queued alert notification, as claimed for sending.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredNotification {
+    /// Unique per episode event and channel: the Standard Webhooks `webhook-id`.
+    pub id: String,
+    pub channel: String,
+    pub episode: String,
+    pub body: serde_json::Value,
+    /// Tries made so far.
+    pub attempts: u32,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    pub last_error: Option<String>,
+}
+
+/// What one try at a notification came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotificationResult {
+    Sent,
+    Retry { at: OffsetDateTime, error: String },
+    Dead { error: String },
+}
+
+impl NotificationResult {
+    fn parts(&self) -> (&'static str, Option<OffsetDateTime>, Option<&str>) {
+        match self {
+            Self::Sent => ("sent", None, None),
+            Self::Retry { at, error } => ("pending", Some(*at), Some(error)),
+            Self::Dead { error } => ("dead", None, Some(error)),
+        }
+    }
+}
+
 /// A lead routing gave to an owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutedLead {
@@ -714,6 +755,54 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the health buckets older than their width keeps; returns how many.
     async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// The firing episodes and the silences, for an alert evaluation.
+    async fn alert_state(&self) -> Result<AlertState, StoreError>;
+
+    /// Writes one evaluation's step in one transaction: new episodes, changed ones (never
+    /// their acknowledgement), and their notifications, each id queued once however often
+    /// it is written.
+    async fn apply_alerts(&self, step: leadflow_core::health::alerts::Step) -> Result<(), StoreError>;
+
+    /// Episodes, newest first, optionally in one state.
+    async fn list_episodes(
+        &self,
+        state: Option<leadflow_core::health::alerts::State>,
+        limit: usize,
+    ) -> Result<Vec<leadflow_core::health::alerts::Episode>, StoreError>;
+
+    async fn get_episode(&self, id: &str) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError>;
+
+    /// Acknowledges a firing episode (its reminders stop). The episode as it stands;
+    /// `None` when there is none; an acknowledged or resolved one is returned unchanged.
+    async fn acknowledge_episode(
+        &self,
+        id: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError>;
+
+    /// Holds back the notifications of `scope` until `until` (a time past lifts it).
+    async fn silence(&self, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), StoreError>;
+
+    /// Takes up to `limit` due notifications and leases them until `now + lease`.
+    async fn claim_notifications(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredNotification>, StoreError>;
+
+    /// Records a claimed notification's try and releases its lease.
+    async fn record_notification(
+        &self,
+        id: &str,
+        result: NotificationResult,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// An episode's notifications, oldest first.
+    async fn episode_notifications(&self, episode: &str) -> Result<Vec<StoredNotification>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

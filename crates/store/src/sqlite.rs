@@ -9,6 +9,7 @@
 //! blocking threads; WAL lets them run beside the writer.
 
 mod accounts;
+mod alerts;
 mod apply;
 mod capture;
 mod connection;
@@ -693,6 +694,66 @@ impl Store for SqliteStore {
 
     async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.write_returning(move |conn| health::prune(conn, now)).await
+    }
+
+    async fn alert_state(&self) -> Result<crate::AlertState, StoreError> {
+        self.read(|conn| alerts::state(conn, OffsetDateTime::now_utc())).await
+    }
+
+    async fn apply_alerts(&self, step: leadflow_core::health::alerts::Step) -> Result<(), StoreError> {
+        self.write_returning(move |conn| alerts::apply(conn, &step, OffsetDateTime::now_utc())).await
+    }
+
+    async fn list_episodes(
+        &self,
+        state: Option<leadflow_core::health::alerts::State>,
+        limit: usize,
+    ) -> Result<Vec<leadflow_core::health::alerts::Episode>, StoreError> {
+        self.read(move |conn| alerts::list(conn, state, limit)).await
+    }
+
+    async fn get_episode(&self, id: &str) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| alerts::get(conn, &id)).await
+    }
+
+    async fn acknowledge_episode(
+        &self,
+        id: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError> {
+        let (id, by) = (id.to_owned(), by.to_owned());
+        self.write_returning(move |conn| alerts::acknowledge(conn, &id, &by, now)).await
+    }
+
+    async fn silence(&self, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), StoreError> {
+        let (scope, by) = (scope.to_owned(), by.to_owned());
+        self.write_returning(move |conn| alerts::silence(conn, &scope, until, &by)).await
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::StoredNotification>, StoreError> {
+        self.write_returning(move |conn| alerts::claim(conn, limit, lease, now)).await
+    }
+
+    async fn record_notification(
+        &self,
+        id: &str,
+        result: crate::NotificationResult,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write_returning(move |conn| alerts::record(conn, &id, &result, now)).await
+    }
+
+    async fn episode_notifications(&self, episode: &str) -> Result<Vec<crate::StoredNotification>, StoreError> {
+        let episode = episode.to_owned();
+        self.read(move |conn| alerts::of_episode(conn, &episode)).await
     }
 
     async fn resolve_backlog(&self) -> Result<u64, StoreError> {

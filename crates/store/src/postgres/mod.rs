@@ -25,6 +25,7 @@
 //! ones, so the store recovers by itself once the database is back.
 
 mod accounts;
+mod alerts;
 mod apply;
 mod capture;
 mod claims;
@@ -78,6 +79,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("../../migrations/postgres/0010_resolve_queue.sql")),
     (11, include_str!("../../migrations/postgres/0011_lead_records.sql")),
     (12, include_str!("../../migrations/postgres/0012_health.sql")),
+    (13, include_str!("../../migrations/postgres/0013_alerts.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -667,6 +669,66 @@ impl Store for PgStore {
     async fn prune_health(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { health::prune(&tx, now).await? })
+    }
+
+    async fn alert_state(&self) -> Result<crate::AlertState, StoreError> {
+        read!(self, |c| alerts::state(c, OffsetDateTime::now_utc()))
+    }
+
+    async fn apply_alerts(&self, step: leadflow_core::health::alerts::Step) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { alerts::apply(&tx, &step, OffsetDateTime::now_utc()).await? })
+    }
+
+    async fn list_episodes(
+        &self,
+        state: Option<leadflow_core::health::alerts::State>,
+        limit: usize,
+    ) -> Result<Vec<leadflow_core::health::alerts::Episode>, StoreError> {
+        read!(self, |c| alerts::list(c, state, limit))
+    }
+
+    async fn get_episode(&self, id: &str) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError> {
+        read!(self, |c| alerts::get(c, id))
+    }
+
+    async fn acknowledge_episode(
+        &self,
+        id: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { alerts::acknowledge(&tx, id, by, now).await? })
+    }
+
+    async fn silence(&self, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { alerts::silence(&tx, scope, until, by).await? })
+    }
+
+    async fn claim_notifications(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::StoredNotification>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { alerts::claim(&tx, limit, lease, now).await? })
+    }
+
+    async fn record_notification(
+        &self,
+        id: &str,
+        result: crate::NotificationResult,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { alerts::record(&tx, id, &result, now).await? })
+    }
+
+    async fn episode_notifications(&self, episode: &str) -> Result<Vec<crate::StoredNotification>, StoreError> {
+        read!(self, |c| alerts::of_episode(c, episode))
     }
 
     async fn resolve_backlog(&self) -> Result<u64, StoreError> {

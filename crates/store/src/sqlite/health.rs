@@ -123,5 +123,9 @@ pub(super) fn prune(conn: &Connection, now: OffsetDateTime) -> Result<u64, Store
         let keep = time::Duration::try_from(level.keep()).unwrap_or(time::Duration::DAY);
         deleted += stmt.execute(params![level.as_str(), level.bucket(now - keep)])? as u64;
     }
+    // Claimed periods of frequent jobs (an alert evaluation every few seconds) pile up;
+    // a period two days past is never claimed again.
+    conn.prepare_cached("DELETE FROM job_runs WHERE period_start < ?1")?
+        .execute([super::millis(now - time::Duration::days(2))])?;
     Ok(deleted)
 }

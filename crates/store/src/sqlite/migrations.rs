@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../../migrations/sqlite/0013_resolve_queue.sql")),
     (14, include_str!("../../migrations/sqlite/0014_lead_records.sql")),
     (15, include_str!("../../migrations/sqlite/0015_health.sql")),
+    (16, include_str!("../../migrations/sqlite/0016_alerts.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -7,13 +7,13 @@ use crate::config::read::{Problems, span};
 use crate::email::Email;
 use crate::health::series::Query;
 use crate::health::tally::{Level, Scope};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 use toml_edit::{Item, Table};
 
 /// What a rule watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A destination's failed tries over its tries in a window.
@@ -79,7 +79,7 @@ impl fmt::Display for Kind {
 /// Identifies a rule across evaluations: its kind and its index among the rules of that
 /// kind written in the file (`error_rate#0`), or `KIND#default-SCOPE` for a default.
 /// Episodes are keyed by it, so reordering rules of one kind in the file starts new ones.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RuleKey(pub String);
 

@@ -17,14 +17,14 @@ use super::Condition;
 use super::config::{AlertConfig, Kind, RuleKey};
 use crate::health::Firing;
 use crate::health::tally::Scope;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Firing,
@@ -32,6 +32,10 @@ pub enum State {
 }
 
 impl State {
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Firing, Self::Resolved].into_iter().find(|v| v.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Firing => "firing",
@@ -42,7 +46,7 @@ impl State {
 
 /// A stored episode. Serialized as `GET /v1/alerts` lists it: `rule` is the rule's kind
 /// (the contract), `rule_key` which configured rule it is.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Episode {
     /// From the rule key, the scope and the start, so instances agree on it.
     pub id: String,
