@@ -15,6 +15,7 @@
 //! end to end) and [`reports`]. The background work runs in [`workers`].
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod deliveries;
 pub mod erase;
 pub mod events;

@@ -13,6 +13,7 @@ use crate::ingest::{self, OnInvalid};
 use leadflow_core::SourceName;
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::config::{Adapter, Config, SourceConfig};
+use leadflow_integrations::alerts::Notifier;
 use leadflow_integrations::channels::fetch::{self, FetchError, RetryPolicy};
 use leadflow_integrations::channels::{Fetch, Secrets, SpamRules};
 use serde_json::Value;
@@ -39,6 +40,8 @@ pub struct Providers {
     /// app client secret or Salesforce's `?token=`. Never logged.
     feedback: HashMap<String, String>,
     fetch: Option<fetch::Client>,
+    /// The alert channels with their secrets; without it, notifications wait.
+    notifier: Option<Notifier>,
 }
 
 impl Providers {
@@ -90,7 +93,13 @@ impl Providers {
                 }
             }
         }
-        Self { sources, feedback, fetch }
+        let notifier = Some(Notifier::new(&config.alerts, lookup));
+        Self { sources, feedback, fetch, notifier }
+    }
+
+    /// The alert channels, when secrets were read.
+    pub fn notifier(&self) -> Option<&Notifier> {
+        self.notifier.as_ref()
     }
 
     /// The secret authenticating a destination's feedback, if it is set.

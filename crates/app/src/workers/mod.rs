@@ -54,6 +54,7 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
     sources::spawn_pull_workers(app, &stopped);
     sources::spawn_pending_retry(app, &stopped);
     let mut finishing = vec![("health", tokio::spawn(crate::health::run(app.clone(), stopped.clone())))];
+    tokio::spawn(crate::alerts::run(app.clone(), stopped.clone()));
     if app.config.matching.fuzzy {
         tokio::spawn(frequencies::run(app.clone(), stopped.clone()));
         finishing.push(("resolver", tokio::spawn(resolver::run(app.clone(), stopped.clone()))));

@@ -11,7 +11,7 @@ pub mod config;
 pub mod episodes;
 
 pub use config::{AlertConfig, Channel, ChannelKind, Kind, Rule, RuleKey, Target, Threshold, default_rules};
-pub use episodes::{Episode, Notification, Silence, State, Step, step};
+pub use episodes::{Episode, Notification, Silence, State, Step, firing, step};
 
 use super::series::Series;
 use super::tally::{Level, Scope, metric};

@@ -6,8 +6,8 @@ use crate::error::{ApiError, Problem, doc};
 use crate::extract::Caller;
 use axum::Json;
 use axum::extract::{Path, State};
+use leadflow_app::alerts;
 use leadflow_app::health::{self, DestinationHealth, SourceHealth};
-use leadflow_core::health::Firing;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -104,8 +104,11 @@ pub struct DestinationDetailOut {
     security(("bearer" = [])))]
 pub async fn overview(State(app): State<AppState>, caller: Caller) -> Result<Json<HealthOut>, ApiError> {
     caller.require_read()?;
-    let report = health::report(&app, &Firing::default()).await?;
-    Ok(Json(HealthOut { sources: report.sources, destinations: report.destinations, alerts: Vec::new() }))
+    let (open, firing) = alerts::firing(&app).await?;
+    let report = health::report(&app, &firing).await?;
+    let alerts =
+        open.into_iter().map(|e| FiringOut { id: e.id, rule: e.kind.as_str().to_owned(), scope: e.scope }).collect();
+    Ok(Json(HealthOut { sources: report.sources, destinations: report.destinations, alerts }))
 }
 
 /// One source: its health and its series per hour (24 hours) and per day (90 days).
@@ -123,7 +126,8 @@ pub async fn source(
     Path(name): Path<String>,
 ) -> Result<Json<SourceDetailOut>, ApiError> {
     caller.require_read()?;
-    let detail = health::source(&app, &name, &Firing::default())
+    let (_, firing) = alerts::firing(&app).await?;
+    let detail = health::source(&app, &name, &firing)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no source is named {name:?}")))?;
     Ok(Json(SourceDetailOut { health: detail.health, series: series_out(detail.series) }))
@@ -144,7 +148,8 @@ pub async fn destination(
     Path(name): Path<String>,
 ) -> Result<Json<DestinationDetailOut>, ApiError> {
     caller.require_read()?;
-    let detail = health::destination(&app, &name, &Firing::default())
+    let (_, firing) = alerts::firing(&app).await?;
+    let detail = health::destination(&app, &name, &firing)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no destination is named {name:?}")))?;
     Ok(Json(DestinationDetailOut { health: detail.health, series: series_out(detail.series) }))

@@ -1,6 +1,7 @@
 //! One module per API resource.
 
 pub mod accounts;
+pub mod alerts;
 pub mod deliveries;
 pub mod erasure;
 pub mod events;

@@ -11,6 +11,7 @@ mod erasure;
 mod feedback;
 mod hooks;
 mod imports;
+mod operations;
 mod routing;
 mod service;
 
@@ -29,6 +30,7 @@ pub const TEST_ENV: &[(&str, &str)] = &[
     ("TEST_SECRET", "test-signing-secret"),
     ("TEST_VERIFY_TOKEN", "test-verify-token"),
     ("TEST_API_TOKEN", "test-api-token"),
+    ("TEST_ALERT_SECRET", operations::ALERT_SECRET),
 ];
 
 pub struct TestApp {
