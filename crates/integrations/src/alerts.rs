@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long one send may take, the answer included.
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a notification was not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +23,11 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn retry(error: impl Into<String>) -> Self {
+    pub(crate) fn retry(error: impl Into<String>) -> Self {
         Self { retryable: true, error: error.into() }
     }
 
-    fn fatal(error: impl Into<String>) -> Self {
+    pub(crate) fn fatal(error: impl Into<String>) -> Self {
         Self { retryable: false, error: error.into() }
     }
 }
