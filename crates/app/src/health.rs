@@ -74,6 +74,8 @@ pub struct Report {
 
 /// What the statuses are read from, loaded once.
 struct Loaded {
+    /// Destinations this instance's delivery client holds back (circuit open).
+    paused: Vec<String>,
     series: Series,
     last_received: BTreeMap<String, OffsetDateTime>,
     backlogs: health::Backlogs,
@@ -83,7 +85,8 @@ async fn load(app: &App, query: Query) -> Result<Loaded, StoreError> {
     let (cells, seen, backlogs) =
         tokio::try_join!(app.store.health_cells(query), app.store.health_seen(), app.store.health_backlogs())?;
     let last_received = seen.into_iter().filter(|s| s.scope == Scope::Source).map(|s| (s.name, s.last_at)).collect();
-    Ok(Loaded { series: Series::new(cells), last_received, backlogs })
+    let paused = app.delivery.get().map(|c| c.paused()).unwrap_or_default();
+    Ok(Loaded { paused, series: Series::new(cells), last_received, backlogs })
 }
 
 fn names(app: &App) -> (Vec<String>, Vec<String>) {
@@ -112,6 +115,7 @@ fn inputs<'a>(
     loaded: &'a Loaded,
     firing: &'a Firing,
 ) -> Inputs<'a> {
+    let paused = &loaded.paused;
     Inputs {
         now,
         sources,
@@ -120,7 +124,7 @@ fn inputs<'a>(
         last_received: &loaded.last_received,
         backlogs: &loaded.backlogs,
         firing,
-        paused: &[],
+        paused,
     }
 }
 

@@ -52,6 +52,8 @@ pub struct App {
     pub wake: Wake,
     /// Requests refused before anything was stored, counted for the health report.
     pub refusals: Arc<health::Refusals>,
+    /// The delivery client once the workers run, for the destinations it holds paused.
+    pub delivery: Arc<std::sync::OnceLock<Arc<leadflow_integrations::delivery::Client>>>,
 }
 
 impl App {
@@ -65,7 +67,14 @@ impl App {
         // The rules share the configuration's matching model: the name frequencies the
         // worker counts into it reach capture.
         let store = store.with_rules(config.rules());
-        Self { store, config, providers: Arc::new(providers), wake: Wake::default(), refusals: Arc::default() }
+        Self {
+            store,
+            config,
+            providers: Arc::new(providers),
+            wake: Wake::default(),
+            refusals: Arc::default(),
+            delivery: Arc::default(),
+        }
     }
 }
 

@@ -189,6 +189,7 @@ macro_rules! conformance_suite {
             capture_counts_each_submission_once_in_its_transaction,
             delivery_tries_count_by_destination_class_and_latency,
             old_health_buckets_are_pruned,
+            alert_episodes_keep_acknowledgements_and_queue_each_notification_once,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -2398,4 +2399,83 @@ pub async fn old_health_buckets_are_pruned(store: &DynStore) {
     let kept = store.health_cells(all).await.unwrap();
     assert_eq!(minutes(&kept), 1, "minutes are kept two days");
     assert_eq!(kept.iter().filter(|c| c.level == Level::Day).count(), 2, "days are kept");
+}
+
+// ---------------------------------------------------------------------------------------
+// Alert episodes
+
+pub async fn alert_episodes_keep_acknowledgements_and_queue_each_notification_once(store: &DynStore) {
+    use leadflow_core::health::Scope;
+    use leadflow_core::health::alerts::{self, AlertConfig, Condition, Kind, RuleKey, State};
+    use leadflow_store::NotificationResult;
+    let config = leadflow_core::config::parse(
+        "[[destinations]]\nname = \"crm\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\nsecret_env = \"S\"\n\n\
+         [[alerts.channels]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/a\"\nsecret_env = \"S\"\n",
+    )
+    .unwrap();
+    let config: &AlertConfig = &config.alerts;
+    let condition = |holds: bool| Condition {
+        rule: RuleKey("error_rate#0".into()),
+        kind: Kind::ErrorRate,
+        scope: (Scope::Destination, "crm".into()),
+        holds,
+        value: 0.5,
+        threshold: 0.05,
+        message: "half the tries failed".into(),
+    };
+    let t0 = OffsetDateTime::now_utc();
+    let opened = alerts::step(&[], &[condition(true)], &[], config, t0);
+    assert_eq!((opened.opened.len(), opened.notifications.len()), (1, 1));
+    store.apply_alerts(opened.clone()).await.unwrap();
+    // Written twice (two instances, a retried transaction): still one episode, one
+    // notification.
+    store.apply_alerts(opened.clone()).await.unwrap();
+    let state = store.alert_state().await.unwrap();
+    assert_eq!(state.open.len(), 1);
+    let id = state.open[0].id.clone();
+    assert_eq!(store.episode_notifications(&id).await.unwrap().len(), 1);
+
+    // A person acknowledges while the evaluator holds the episode as it read it before.
+    let stale = state.open.clone();
+    let acked = store.acknowledge_episode(&id, "oncall", t0).await.unwrap().unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("oncall"));
+    let held = alerts::step(&stale, &[condition(true)], &[], config, t0 + time::Duration::seconds(1));
+    store.apply_alerts(held).await.unwrap();
+    let again = store.get_episode(&id).await.unwrap().unwrap();
+    assert_eq!(again.acknowledged_by.as_deref(), Some("oncall"), "the evaluator never overwrites it");
+
+    // Resolved: one more notification; listed by state.
+    let later = t0 + time::Duration::hours(1);
+    let open = store.alert_state().await.unwrap().open;
+    let resolved = alerts::step(&open, &[condition(false)], &[], config, later);
+    assert_eq!(resolved.updated[0].state, State::Resolved);
+    store.apply_alerts(resolved).await.unwrap();
+    assert!(store.alert_state().await.unwrap().open.is_empty());
+    assert_eq!(store.list_episodes(Some(State::Resolved), 10).await.unwrap().len(), 1);
+    assert!(store.list_episodes(Some(State::Firing), 10).await.unwrap().is_empty());
+
+    // The outbox: claimed with a lease, retried, sent.
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_notifications(10, LEASE, now).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(store.claim_notifications(10, LEASE, now).await.unwrap().is_empty(), "leased");
+    let retry = NotificationResult::Retry { at: now, error: "HTTP 503".into() };
+    store.record_notification(&claimed[0].id, retry, now).await.unwrap();
+    store.record_notification(&claimed[1].id, NotificationResult::Sent, now).await.unwrap();
+    let due = store.claim_notifications(10, LEASE, now).await.unwrap();
+    assert_eq!((due.len(), due[0].attempts), (1, 1));
+    let kinds: Vec<String> = store
+        .episode_notifications(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.body["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["alert.firing", "alert.resolved"]);
+
+    // Silences are read back until they end.
+    store.silence("destination:crm", now + time::Duration::hours(1), "oncall").await.unwrap();
+    store.silence("source:*", now - time::Duration::seconds(1), "oncall").await.unwrap();
+    let silences = store.alert_state().await.unwrap().silences;
+    assert_eq!(silences.iter().map(|s| s.scope.as_str()).collect::<Vec<_>>(), ["destination:crm"]);
 }

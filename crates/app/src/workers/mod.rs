@@ -63,6 +63,7 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
         finishing.push(("routing", tokio::spawn(routing::run(app.clone(), stopped.clone()))));
     }
     if let Some(client) = client {
+        let _ = app.delivery.set(client.clone());
         finishing.push(("delivery", tokio::spawn(delivery::run(app.clone(), client, stopped))));
     }
     Workers { stop, finishing }

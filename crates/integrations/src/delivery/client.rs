@@ -125,6 +125,20 @@ pub fn http_client() -> reqwest::ClientBuilder {
 }
 
 impl Client {
+    /// The destinations held back by their circuit breaker now (open, or one probe out):
+    /// paused, their deliveries queueing until a probe succeeds. This instance's view.
+    pub fn paused(&self) -> Vec<String> {
+        use crate::delivery::breaker::BreakerState;
+        let mut names: Vec<String> = self
+            .destinations
+            .iter()
+            .filter(|(_, d)| d.breaker.lock().unwrap_or_else(PoisonError::into_inner).state() != BreakerState::Closed)
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// A client for `destinations`, in the configuration's order (what is refused is
     /// reported by position, as the file is).
     pub fn new(settings: ClientSettings, destinations: Vec<Destination>) -> Result<Self, ConfigError> {

@@ -278,3 +278,41 @@ async fn a_silenced_scope_opens_its_episode_without_notifying() {
     assert_eq!(detail["notifications"], json!([]), "held back by the silence");
     assert!(endpoint.alerts.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_destination_that_keeps_failing_is_paused_and_keeps_queueing() {
+    let endpoint = Arc::new(Endpoint { broken: AtomicBool::new(true), ..Endpoint::default() });
+    let addr = start(endpoint.clone()).await;
+    let config = leadflow_core::config::parse(&format!(
+        r#"
+[[destinations]]
+name = "crm"
+type = "webhook"
+url = "http://{addr}/crm"
+secret_env = "CRM_SECRET"
+events = ["created"]
+retry = ["0s", "10ms", "10ms", "10ms", "10ms", "10ms"]
+rate_limit = {{ per_second = 1000.0, burst = 1000 }}
+circuit_breaker = {{ failure_threshold = 2, cool_down = "1h" }}
+"#
+    ))
+    .unwrap();
+    let client = leadflow_app::deliveries::client(&config, |_| Some(ALERT_SECRET.to_owned())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::open_store(&dir).await;
+    let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
+    for i in 0..4 {
+        app.post("/v1/leads", &json!({"email": format!("held{i}@example.com")})).await;
+    }
+    wait_for("the destination to be paused", async || {
+        named(&health(&app).await["destinations"], "crm")["status"] == "paused"
+    })
+    .await;
+    // Held, not dropped: every delivery waits in the outbox. Tries already under way when
+    // the breaker opened still count, but no delivery used up its schedule.
+    let crm = named(&health(&app).await["destinations"], "crm").clone();
+    assert_eq!(crm["backlog"]["pending"], 4, "{crm}");
+    assert_eq!(crm["backlog"]["dead"], 0);
+    let tries = crm["counts"]["hour"]["attempts"].as_u64().unwrap();
+    assert!((2..=4).contains(&tries), "{crm}");
+}
