@@ -120,6 +120,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::health::overview))
         .routes(routes!(routes::health::source))
+        .routes(routes!(routes::health::pending))
         .routes(routes!(routes::health::destination))
         .routes(routes!(routes::alerts::list))
         .routes(routes!(routes::alerts::silence))

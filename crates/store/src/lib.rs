@@ -464,6 +464,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError>;
 
+    /// Submissions waiting in the inbox (a provider fetch not done yet, a batch source's
+    /// rows, a settling that failed), oldest first, optionally of one source, after `after`.
+    async fn list_pending(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError>;
+
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError>;
 
     /// The lead; an id that was merged away answers with the surviving lead. An erased

@@ -160,6 +160,29 @@ impl SqliteStore {
 
     /// A write whose result is more than success: it runs in the writer's group like any
     /// other (possibly twice, if its group is redone), and the last run's value is kept.
+    /// Submissions in one status, optionally of one source, oldest first, after `after`.
+    async fn list_submissions(
+        &self,
+        status: &'static str,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            // Ids are time-ordered, so paging by id is paging by arrival.
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = ?4 AND id > ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT ?3"
+            ))?;
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
+            let rows = stmt
+                .query_map(params![after, source.as_ref().map(SourceName::as_str), limit, status], submission_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
     async fn write_returning<T: Send + 'static>(
         &self,
         f: impl Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -276,19 +299,16 @@ impl Store for SqliteStore {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |conn| {
-            // Ids are time-ordered, so paging by id is paging by arrival.
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = 'rejected' AND id > ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id LIMIT ?3"
-            ))?;
-            let after = after.map(|a| a.to_string()).unwrap_or_default();
-            let rows = stmt
-                .query_map(params![after, source.as_ref().map(SourceName::as_str), limit], submission_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().collect()
-        })
-        .await
+        self.list_submissions("rejected", source, after, limit).await
+    }
+
+    async fn list_pending(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        self.list_submissions("pending", source, after, limit).await
     }
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {

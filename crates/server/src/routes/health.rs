@@ -3,12 +3,13 @@
 
 use crate::AppState;
 use crate::error::{ApiError, Problem, doc};
-use crate::extract::Caller;
+use crate::extract::{ApiQuery, Caller};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::alerts;
 use leadflow_app::health::{self, DestinationHealth, SourceHealth};
-use serde::Serialize;
+use leadflow_core::{SourceName, SubmissionId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -153,4 +154,61 @@ pub async fn destination(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no destination is named {name:?}")))?;
     Ok(Json(DestinationDetailOut { health: detail.health, series: series_out(detail.series) }))
+}
+
+/// A submission waiting in a source's inbox.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PendingOut {
+    pub submission_id: SubmissionId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+    /// Why settling (or reading it from the provider's API) last failed, if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PendingQuery {
+    /// Page after this submission id (ids sort by arrival).
+    after: Option<SubmissionId>,
+    /// Page size, at most 1000; default 100.
+    limit: Option<usize>,
+}
+
+/// A source's pending submissions, oldest first: leads a provider announced that wait to
+/// be read from its API (Facebook, LinkedIn), a batch source's rows waiting for their
+/// batch, or submissions whose settling failed and is retried. Their payloads are not
+/// shown: the lead may not be read yet, and what the provider sent is in the inbox.
+#[utoipa::path(get, path = "/v1/health/sources/{name}/pending", tag = "health", operation_id = "list_source_pending",
+    params(("name" = String, Path, description = "The configured source name"), PendingQuery),
+    responses(
+        (status = 200, description = "A page of pending submissions, oldest first", body = Vec<PendingOut>),
+        doc::KeyProblems,
+        doc::QueryProblems,
+        doc::NotFound,
+    ),
+    security(("bearer" = [])))]
+pub async fn pending(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<PendingQuery>,
+) -> Result<Json<Vec<PendingOut>>, ApiError> {
+    caller.require_read()?;
+    let source = SourceName::parse(&name)
+        .ok()
+        .filter(|s| app.config.source(s).is_some())
+        .ok_or_else(|| ApiError::not_found(format!("no source is named {name:?}")))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page = app.store.list_pending(Some(source), q.after, limit).await?;
+    Ok(Json(
+        page.into_iter()
+            .map(|s| PendingOut {
+                submission_id: s.submission.id,
+                received_at: s.submission.received_at,
+                error: s.errors.first().map(|e| e.message.clone()),
+            })
+            .collect(),
+    ))
 }

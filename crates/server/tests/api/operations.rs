@@ -316,3 +316,48 @@ circuit_breaker = {{ failure_threshold = 2, cool_down = "1h" }}
     let tries = crm["counts"]["hour"]["attempts"].as_u64().unwrap();
     assert!((2..=4).contains(&tries), "{crm}");
 }
+
+#[tokio::test]
+async fn a_sources_pending_submissions_are_counted_and_listed() {
+    use hmac::{Hmac, Mac};
+    let config = leadflow_core::config::parse(
+        r#"
+[[sources]]
+name = "calendly"
+adapter = "calendly"
+secret_env = "TEST_SECRET"
+mode = "batch"
+batch_interval_secs = 3600
+"#,
+    )
+    .unwrap();
+    let app = crate::spawn_app_with(config).await;
+    let body = json!({"event": "invitee.created", "created_at": "2026-12-06T10:00:00.000000Z", "payload": {
+        "uri": "https://api.calendly.com/scheduled_events/E/invitees/waiting", "email": "wait@example.com",
+        "name": "Wai Ting"}})
+    .to_string();
+    let t = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"test-signing-secret").unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+    let r = app
+        .http
+        .post(app.url("/v1/hooks/calendly"))
+        .header("content-type", "application/json")
+        .header("calendly-webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let calendly = named(&health(&app).await["sources"], "calendly").clone();
+    assert_eq!(calendly["pending"], 1, "{calendly}");
+    assert!(calendly["oldest_pending_at"].is_string());
+    assert_eq!(calendly["counts"]["hour"]["received"], 1, "counted when it entered the inbox");
+    assert_eq!(calendly["counts"]["hour"]["created"], 0);
+    let pending: Value = app.get("/v1/health/sources/calendly/pending").await.json().await.unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert!(pending[0]["submission_id"].is_string());
+    assert_eq!(app.get("/v1/health/sources/nope/pending").await.status(), 404);
+}

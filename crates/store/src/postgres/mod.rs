@@ -353,7 +353,16 @@ impl Store for PgStore {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        read!(self, |c| sql::list_quarantine(c, source.as_ref(), after, limit))
+        read!(self, |c| sql::list_submissions(c, "rejected", source.as_ref(), after, limit))
+    }
+
+    async fn list_pending(
+        &self,
+        source: Option<SourceName>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        read!(self, |c| sql::list_submissions(c, "pending", source.as_ref(), after, limit))
     }
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {

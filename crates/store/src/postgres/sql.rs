@@ -239,8 +239,10 @@ pub(super) async fn pending_submissions(c: &impl GenericClient, n: usize) -> Res
     rows(c, &sql, &[&limit(n)]).await?.iter().map(|r| submission_from_row(r).map(|s| s.submission)).collect()
 }
 
-pub(super) async fn list_quarantine(
+/// Submissions in `status`, optionally of one source, oldest first, after `after`.
+pub(super) async fn list_submissions(
     c: &impl GenericClient,
+    status: &str,
     source: Option<&SourceName>,
     after: Option<SubmissionId>,
     n: usize,
@@ -251,15 +253,15 @@ pub(super) async fn list_quarantine(
     let found = match source {
         Some(source) => {
             let sql = format!(
-                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = 'rejected' AND id > $1 AND source = $2 ORDER BY id LIMIT $3"
+                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = $4 AND id > $1 AND source = $2 ORDER BY id LIMIT $3"
             );
-            rows(c, &sql, &[&after, &source.as_str(), &limit(n)]).await?
+            rows(c, &sql, &[&after, &source.as_str(), &limit(n), &status]).await?
         }
         None => {
             let sql = format!(
-                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = 'rejected' AND id > $1 ORDER BY id LIMIT $2"
+                "SELECT {SUBMISSION_COLUMNS} FROM submissions WHERE status = $3 AND id > $1 ORDER BY id LIMIT $2"
             );
-            rows(c, &sql, &[&after, &limit(n)]).await?
+            rows(c, &sql, &[&after, &limit(n), &status]).await?
         }
     };
     found.iter().map(submission_from_row).collect()
