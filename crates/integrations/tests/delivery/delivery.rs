@@ -701,3 +701,70 @@ async fn slack_hears_of_an_erasure_without_a_word_about_the_person() {
     assert!(text.contains(LEAD_ID) && text.contains("erased"), "{text}");
     assert!(!text.contains("Ada") && !text.contains("ada@example.com"), "{text}");
 }
+
+mod alert_notifications {
+    use super::support::{Response, Server};
+    use leadflow_integrations::alerts::Notifier;
+    use leadflow_integrations::delivery::signature::{DEFAULT_TOLERANCE, SigningSecret, verify};
+    use serde_json::json;
+
+    fn body() -> serde_json::Value {
+        json!({"type": "alert.firing", "timestamp": "2026-12-06T12:00:00Z", "data": {
+            "id": "ep_1", "rule": "error_rate", "scope": "destination:crm", "state": "firing",
+            "message": "9 of 10 tries failed"}})
+    }
+
+    fn notifier(webhook: &str, slack: &str) -> Notifier {
+        let config = leadflow_core::config::parse(&format!(
+            "[[alerts.channels]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{webhook}/alerts\"\nsecret_env = \"OPS\"\n\n\
+             [[alerts.channels]]\nname = \"chat\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\n"
+        ))
+        .unwrap();
+        let slack = format!("{slack}/services/T/B/X");
+        Notifier::new(&config.alerts, &move |var| match var {
+            "OPS" => Some(super::WEBHOOK_SECRET.to_owned()),
+            "SLACK_URL" => Some(slack.clone()),
+            _ => None,
+        })
+    }
+
+    #[tokio::test]
+    async fn webhook_notifications_are_signed_and_slack_gets_a_line_a_person_reads() {
+        let hook = Server::start(|_, _| Response::new(204, "")).await;
+        let slack = Server::start(|_, _| Response::new(200, "ok")).await;
+        let n = notifier(&hook.url, &slack.url);
+        n.send("ep_1.firing.ops", "ops", &body()).await.unwrap();
+        n.send("ep_1.firing.chat", "chat", &body()).await.unwrap();
+
+        let sent = &hook.requests()[0];
+        assert_eq!(sent.header("webhook-id"), Some("ep_1.firing.ops"));
+        let secret = SigningSecret::parse(super::WEBHOOK_SECRET).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let checked = verify(
+            &secret,
+            "ep_1.firing.ops",
+            sent.header("webhook-timestamp").unwrap(),
+            sent.header("webhook-signature").unwrap(),
+            &sent.body,
+            now,
+            DEFAULT_TOLERANCE,
+        );
+        assert_eq!(checked, Ok(()));
+        assert_eq!(sent.json()["data"]["scope"], "destination:crm");
+        let posted = &slack.requests()[0];
+        assert_eq!(posted.path, "/services/T/B/X");
+        assert_eq!(posted.json()["text"], "Firing: error_rate on destination:crm (9 of 10 tries failed)");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_final_and_an_outage_is_retried() {
+        let refusing = Server::start(|_, _| Response::new(404, "no_service")).await;
+        let down = Server::start(|_, _| Response::new(503, "")).await;
+        let refused = notifier(&refusing.url, &down.url).send("x", "ops", &body()).await.unwrap_err();
+        assert!(!refused.retryable, "{refused:?}");
+        let later = notifier(&refusing.url, &down.url).send("x", "chat", &body()).await.unwrap_err();
+        assert!(later.retryable, "{later:?}");
+        let unknown = notifier(&refusing.url, &down.url).send("x", "nobody", &body()).await.unwrap_err();
+        assert!(!unknown.retryable);
+    }
+}
