@@ -10,6 +10,7 @@
 
 use super::UiError;
 use crate::AppState;
+use axum::body::{Body, Bytes};
 use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
@@ -106,43 +107,45 @@ impl FromRequestParts<AppState> for Session {
 }
 
 /// A posted form that acts: a valid session, the session's CSRF token in the `csrf`
-/// field, and the admin scope. `T` reads the other fields.
+/// field, and the admin scope, checked in that order before `T` reads the other fields
+/// (so a form without its token is a 403 whatever else it lacks).
 pub struct Act<T> {
     pub session: Session,
     pub form: T,
 }
 
+/// A form with nothing to read but its CSRF token.
 #[derive(Deserialize)]
-struct Posted<T> {
-    #[serde(default)]
-    csrf: String,
-    #[serde(flatten)]
-    form: T,
+pub struct Nothing {}
+
+/// The session, and the posted form's body once its CSRF token is checked.
+async fn checked_post(req: Request, app: &AppState) -> Result<(Session, Request), Response> {
+    let (mut parts, body) = req.into_parts();
+    let session = Session::from_request_parts(&mut parts, app).await?;
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), app)
+        .await
+        .map_err(|e| UiError::BadRequest(e.body_text()).into_response())?;
+    let token = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+    if !token.is_some_and(|t| app.csrf.verify(&session.hash, &t)) {
+        let why = "The form has expired or did not come from this dashboard. Reload the page and try again.";
+        return Err(UiError::Forbidden(why.into()).into_response());
+    }
+    Ok((session, Request::from_parts(parts, Body::from(bytes))))
 }
 
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for Act<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let session = Session::from_request_parts(&mut parts, app).await?;
-        let req = Request::from_parts(parts, body);
-        let Form(posted) = Form::<Posted<T>>::from_request(req, app)
-            .await
-            .map_err(|e| UiError::BadRequest(e.body_text()).into_response())?;
-        if !app.csrf.verify(&session.hash, &posted.csrf) {
-            return Err(UiError::Forbidden(
-                "The form has expired or did not come from this dashboard. Reload the page and try again.".into(),
-            )
-            .into_response());
-        }
+        let (session, req) = checked_post(req, app).await?;
         if !session.is_admin() {
-            return Err(UiError::Forbidden(
-                "This key may look but not act: acting needs a key with the admin scope.".into(),
-            )
-            .into_response());
+            let why = "This key may look but not act: acting needs a key with the admin scope.";
+            return Err(UiError::Forbidden(why.into()).into_response());
         }
-        Ok(Self { session, form: posted.form })
+        // The token is one more field, which `T` ignores.
+        let Form(form) =
+            Form::<T>::from_request(req, app).await.map_err(|e| UiError::BadRequest(e.body_text()).into_response())?;
+        Ok(Self { session, form })
     }
 }
 
@@ -182,20 +185,10 @@ pub async fn login(State(app): State<AppState>, Form(body): Form<LoginIn>) -> Re
     Ok((StatusCode::UNAUTHORIZED, html).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct Nothing {}
-
 /// Logging out needs the CSRF token but not the admin scope.
 pub async fn logout(State(app): State<AppState>, req: Request) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let session = match Session::from_request_parts(&mut parts, &app).await {
-        Ok(s) => s,
-        Err(redirect) => return redirect,
-    };
-    let req = Request::from_parts(parts, body);
-    let posted = Form::<Posted<Nothing>>::from_request(req, &app).await;
-    if !posted.is_ok_and(|Form(p)| app.csrf.verify(&session.hash, &p.csrf)) {
-        return UiError::Forbidden("The form has expired; reload the page and try again.".into()).into_response();
+    if let Err(refused) = checked_post(req, &app).await {
+        return refused;
     }
     let mut response = Redirect::to(LOGIN).into_response();
     response.headers_mut().insert(SET_COOKIE, session_cookie(String::new(), true));

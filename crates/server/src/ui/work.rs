@@ -3,7 +3,7 @@
 //! queue (merge or distinct). Each action is a form post that redirects back to its list
 //! with the outcome as a number or a fixed word, never as text from the request.
 
-use super::session::{Act, Session};
+use super::session::{Act, Nothing, Session};
 use super::{UiError, session_page};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -205,9 +205,6 @@ pub async fn replay_quarantined(
     };
     Ok(Redirect::to(&format!("/ui/quarantine?replayed={outcome}")))
 }
-
-#[derive(Deserialize)]
-pub struct Nothing {}
 
 #[derive(Deserialize)]
 pub struct ReviewsQuery {

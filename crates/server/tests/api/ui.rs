@@ -112,6 +112,11 @@ async fn a_post_without_the_sessions_csrf_token_is_refused() {
     assert_eq!(missing.status(), StatusCode::FORBIDDEN);
     let wrong = post(&app, &cookie, "/ui/deliveries/replay", &[("csrf", &"0".repeat(64))]).await;
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    // Checked before anything else the form should hold.
+    let bare = post(&app, &cookie, "/ui/reviews/0191e3b4-0000-7000-8000-000000000000", &[]).await;
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    let logout = post(&app, &cookie, "/ui/logout", &[]).await;
+    assert_eq!(logout.status(), StatusCode::FORBIDDEN);
     // Another session's token is not this one's.
     let other = app.key("other-admin", &["admin"]).await;
     let other_cookie = login(&app, &other).await;
