@@ -206,6 +206,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/deliveries/replay", post(work::replay_deliveries))
         .route("/ui/deliveries/{id}/replay", post(work::replay_delivery))
         .route("/ui/quarantine", get(work::quarantine))
+        .route("/ui/quarantine/replay", post(work::replay_quarantine))
         .route("/ui/quarantine/{id}/replay", post(work::replay_quarantined))
         .route("/ui/reviews", get(work::reviews))
         .route("/ui/reviews/{id}", post(work::decide_review))

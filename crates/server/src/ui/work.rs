@@ -154,6 +154,9 @@ pub struct QuarantineQuery {
     after: Option<String>,
     /// What the last replay came to: `settled` or `quarantined`.
     replayed: Option<String>,
+    /// What the last bulk replay came to.
+    settled: Option<u64>,
+    stayed: Option<u64>,
 }
 
 pub async fn quarantine(
@@ -183,12 +186,40 @@ pub async fn quarantine(
         .collect();
     let replayed = q.replayed.filter(|r| r == "settled" || r == "quarantined");
     let sources: Vec<String> = app.config.sources.iter().map(|s| s.name.as_str().to_owned()).collect();
+    // The dry run of a bulk replay: how many it would take, from the backlog counts the
+    // health report reads (kept per source beside the quarantine, not counted by a scan).
+    let backlog = app.store.health_backlogs().await?.quarantine;
+    let waiting: u64 = match &source {
+        Some(s) => backlog.get(s.as_str()).copied().unwrap_or(0),
+        None => backlog.values().sum(),
+    };
+    let bulk = q.settled.zip(q.stayed).map(|(settled, stayed)| minijinja::context! { settled, stayed });
     session_page(
         &session,
         "quarantine",
         "quarantine.html",
-        minijinja::context! { rows, next, sources, replayed, source => source.map(|s| s.as_str().to_owned()) },
+        minijinja::context! { rows, next, sources, replayed, bulk, waiting, source => source.map(|s| s.as_str().to_owned()) },
     )
+}
+
+#[derive(Deserialize)]
+pub struct ReplayQuarantineIn {
+    source: Option<String>,
+}
+
+/// Replays every quarantined submission, or one source's, with the configuration as it
+/// is now; the page said beforehand how many that is.
+pub async fn replay_quarantine(State(app): State<AppState>, act: Act<ReplayQuarantineIn>) -> Result<Redirect, UiError> {
+    let source = given(act.form.source)
+        .map(|s| SourceName::parse(&s).map_err(|e| UiError::BadRequest(e.to_string())))
+        .transpose()?;
+    let (settled, stayed) = ingest::replay_all(&app, source.clone()).await?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(s) = &source {
+        query.append_pair("source", s.as_str());
+    }
+    query.append_pair("settled", &settled.to_string()).append_pair("stayed", &stayed.to_string());
+    Ok(Redirect::to(&format!("/ui/quarantine?{}", query.finish())))
 }
 
 pub async fn replay_quarantined(

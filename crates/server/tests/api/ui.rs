@@ -223,6 +223,14 @@ async fn a_quarantined_submission_is_replayed_from_its_page_with_its_payload_esc
     assert!(source.contains(&broken.id.to_string()), "the source's page lists its quarantine");
     let gone = post(&app, &cookie, &format!("/ui/quarantine/{}/replay", fixed.id), &[("csrf", &token)]).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+
+    // In bulk: the page says how many first, then what became of them.
+    let (_, filtered) = page(&app, &cookie, "/ui/quarantine?source=api").await;
+    assert!(filtered.contains("Replay all 1 with the current configuration"), "{filtered}");
+    let r = post(&app, &cookie, "/ui/quarantine/replay", &[("csrf", &token), ("source", "api")]).await;
+    assert_eq!(location(&r), "/ui/quarantine?source=api&settled=0&stayed=1");
+    let (_, done) = page(&app, &cookie, location(&r)).await;
+    assert!(done.contains("0 settled and left the quarantine, 1 stay"), "{done}");
 }
 
 #[tokio::test]
@@ -444,6 +452,13 @@ async fn in_a_browser_an_operator_finds_the_failing_destination_replays_a_dead_l
     shot("07-acknowledged").await;
     let firing: Value = app.get("/v1/alerts?state=firing").await.json().await.unwrap();
     assert!(firing[0]["acknowledged_at"].is_string(), "{firing}");
+
+    // The merged lead's timeline, found by name: the merge with its evidence.
+    browser.goto(&app.url("/ui/leads?q=smith")).await.unwrap();
+    browser.wait().for_element(Locator::Css("#leads tbody tr a")).await.unwrap().click().await.unwrap();
+    let merge = browser.wait().for_element(Locator::Css("#timeline li.absorbed")).await.unwrap();
+    assert!(merge.text().await.unwrap().contains("was merged in by rule"), "{}", merge.text().await.unwrap());
+    shot("08-lead").await;
 
     browser.close().await.unwrap();
 }
