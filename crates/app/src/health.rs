@@ -108,6 +108,35 @@ pub async fn report(app: &App, firing: &Firing) -> Result<Report, StoreError> {
     Ok(Report { sources: inputs.sources(), destinations: inputs.destinations() })
 }
 
+/// The report with the daily volume of every source (received) and destination (tries)
+/// over the last `days` days, oldest first: the dashboard's overview and its sparklines,
+/// from the one read of the aggregates the report makes anyway.
+#[derive(Clone, Debug)]
+pub struct Overview {
+    pub report: Report,
+    pub source_daily: BTreeMap<String, Vec<u64>>,
+    pub destination_daily: BTreeMap<String, Vec<u64>>,
+}
+
+pub async fn overview(app: &App, firing: &Firing, days: u32) -> Result<Overview, StoreError> {
+    let now = OffsetDateTime::now_utc();
+    let loaded = load(app, windows(now).with_days(now, days)).await?;
+    let (sources, destinations) = names(app);
+    let inputs = inputs(now, &sources, &destinations, &loaded, firing);
+    let report = Report { sources: inputs.sources(), destinations: inputs.destinations() };
+    let daily = |scope: Scope, name: &str, m: &str| -> Vec<u64> {
+        loaded.series.daily(scope, name, m, now, days).into_iter().map(|(_, v)| v).collect()
+    };
+    let source_daily =
+        report.sources.iter().map(|s| (s.name.clone(), daily(Scope::Source, &s.name, metric::RECEIVED))).collect();
+    let destination_daily = report
+        .destinations
+        .iter()
+        .map(|d| (d.name.clone(), daily(Scope::Destination, &d.name, metric::ATTEMPTS)))
+        .collect();
+    Ok(Overview { report, source_daily, destination_daily })
+}
+
 fn inputs<'a>(
     now: OffsetDateTime,
     sources: &'a [String],

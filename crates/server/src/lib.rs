@@ -12,6 +12,7 @@ pub mod extract;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -37,12 +38,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// What the handlers share: the application, and the web-form rate limit (an HTTP
-/// concern: it counts posts per client address).
+/// What the handlers share: the application, the web-form rate limit (an HTTP concern:
+/// it counts posts per client address), and the key the dashboard's CSRF tokens are
+/// derived with.
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    pub csrf: Arc<ui::CsrfKey>,
 }
 
 /// Handlers read the store and the configuration straight through the state.
@@ -141,6 +144,8 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.server.request_timeout;
     let x_request_id = HeaderName::from_static("x-request-id");
     routes
+        // The dashboard is HTML for people, not part of the API's document.
+        .merge(ui::router())
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| with_timeout(timeout, req, next)))
@@ -199,7 +204,8 @@ pub async fn launch_with(
     metrics::handle();
     let workers = leadflow_app::workers::start(&app, client).await;
     let store = app.store.clone();
-    let router = router(AppState { app, limiter: Arc::default() });
+    let csrf = ui::CsrfKey::generate().map_err(std::io::Error::other)?;
+    let router = router(AppState { app, limiter: Arc::default(), csrf: Arc::new(csrf) });
     // The peer address keys the web-form rate limit.
     let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;

@@ -14,6 +14,7 @@ mod imports;
 mod operations;
 mod routing;
 mod service;
+mod ui;
 
 use leadflow_core::config::Config;
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
