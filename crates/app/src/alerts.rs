@@ -23,7 +23,7 @@ pub async fn evaluate(app: &App, now: OffsetDateTime) -> Result<Step, StoreError
     let config = &app.config.alerts;
     let store = &app.store;
     let (cells, seen, backlogs) =
-        tokio::try_join!(store.health_cells(config.query(now)), store.health_seen(), store.health_backlogs())?;
+        tokio::try_join!(store.health_cells(config.query(now)), store.health_seen(), crate::health::backlogs(app))?;
     let series = Series::new(cells);
     let sources: Vec<(String, bool)> =
         app.config.sources.iter().map(|s| (s.name.as_str().to_owned(), s.mode == Mode::Realtime)).collect();

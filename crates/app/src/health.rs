@@ -83,10 +83,17 @@ struct Loaded {
 
 async fn load(app: &App, query: Query) -> Result<Loaded, StoreError> {
     let (cells, seen, backlogs) =
-        tokio::try_join!(app.store.health_cells(query), app.store.health_seen(), app.store.health_backlogs())?;
+        tokio::try_join!(app.store.health_cells(query), app.store.health_seen(), backlogs(app))?;
     let last_received = seen.into_iter().filter(|s| s.scope == Scope::Source).map(|s| (s.name, s.last_at)).collect();
     let paused = app.delivery.get().map(|c| c.paused()).unwrap_or_default();
     Ok(Loaded { paused, series: Series::new(cells), last_received, backlogs })
+}
+
+/// The configured destinations' and sources' backlogs (counts stop at
+/// [`health::BACKLOG_CAP`]).
+pub async fn backlogs(app: &App) -> Result<health::Backlogs, StoreError> {
+    let (sources, destinations) = names(app);
+    app.store.health_backlogs(destinations, sources).await
 }
 
 fn names(app: &App) -> (Vec<String>, Vec<String>) {
@@ -294,7 +301,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
         prune_hourly(&app).await;
         if gauges.is_none_or(|g| g.elapsed() >= GAUGES_EVERY) {
             gauges = Some(tokio::time::Instant::now());
-            match app.store.health_backlogs().await {
+            match backlogs(&app).await {
                 Ok(b) => crate::metrics::backlogs(&b, OffsetDateTime::now_utc()),
                 Err(e) => tracing::warn!(error = %e, "could not read the backlogs"),
             }

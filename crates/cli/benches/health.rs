@@ -1,6 +1,7 @@
-//! Health read benchmark: the health report, one source's detail and an alert evaluation
-//! over a store holding `BENCH_LEADS` leads (default 1,000,000) captured through 100
-//! sources, with 90 days of history per source and 10 destinations' tries.
+//! Health read benchmark: the health report, the dashboard overview's data, one source's
+//! and one destination's detail, and an alert evaluation, over a store holding
+//! `BENCH_LEADS` leads (default 1,000,000) captured through 100 sources, with 90 days of
+//! history per source and 10 destinations' tries.
 //!
 //! The leads are captured through the store (fuzzy matching off: this measures reading
 //! health, not matching), which writes their counts as production does; the history
@@ -132,6 +133,11 @@ fn main() {
         time("health report (/v1/health)", iterations, || async {
             let (_, firing) = leadflow_app::alerts::firing(&app).await.unwrap();
             leadflow_app::health::report(&app, &firing).await.unwrap();
+        })
+        .await;
+        time("dashboard overview (/ui)", iterations, || async {
+            let (_, firing) = leadflow_app::alerts::firing(&app).await.unwrap();
+            leadflow_app::health::overview(&app, &firing, 14).await.unwrap();
         })
         .await;
         time("one source, 90-day series", iterations, || async {

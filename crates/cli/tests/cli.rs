@@ -158,6 +158,20 @@ async fn a_key_revoked_from_the_command_line_stops_working_at_once() {
 }
 
 #[test]
+fn check_config_names_an_alert_rule_on_an_unknown_source_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("alerts.toml"),
+        "[[alerts.rules]]\nkind = \"silence\"\nscope = \"source:nowhere\"\nwindow = \"2h\"\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["check-config", "alerts.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains("alerts.toml:3:9: alerts.rules[0].scope: \"nowhere\" is not a configured source"), "{err}");
+}
+
+#[test]
 fn check_config_reports_every_error_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -53,6 +53,11 @@ pub struct Backlog {
     pub needs_data: u64,
 }
 
+/// Backlog counts stop here: counting a backlog reads its index entries, and past this
+/// many the exact number changes nothing an operator does (the oldest age says how bad
+/// it is). A count at the cap means that many or more.
+pub const BACKLOG_CAP: u64 = 10_000;
+
 /// What the store holds now beside the aggregates: per destination its backlog, per
 /// source its quarantine and its pending submissions (leads a provider announced that
 /// wait to be read from its API, or a batch source's rows waiting for their batch).
@@ -80,11 +85,16 @@ pub struct SourceCounts {
     pub rejected: u64,
     /// Requests refused for their credentials or signature.
     pub refused: u64,
+    /// From the provider's submission time (where the provider gives one) to the lead
+    /// settled in leadflow (the upper bound of its histogram bucket).
+    pub capture_latency_p50_ms: Option<u64>,
+    pub capture_latency_p95_ms: Option<u64>,
 }
 
 impl SourceCounts {
     fn of(sums: &Sums) -> Self {
         use tally::metric as m;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
             received: sums.get(m::RECEIVED),
             created: sums.get(m::CREATED),
@@ -94,6 +104,8 @@ impl SourceCounts {
             spam: sums.get(m::SPAM),
             rejected: sums.get(m::REJECTED),
             refused: sums.get(m::REFUSED),
+            capture_latency_p50_ms: sums.quantile(m::CAPTURE_LATENCY, 0.5).map(ms),
+            capture_latency_p95_ms: sums.quantile(m::CAPTURE_LATENCY, 0.95).map(ms),
         }
     }
 }

@@ -754,9 +754,14 @@ pub trait Store: Send + Sync + 'static {
     /// When each source first and last received a submission.
     async fn health_seen(&self) -> Result<Vec<Seen>, StoreError>;
 
-    /// Each destination's undelivered deliveries and each source's quarantined and pending
-    /// submissions, as they stand now.
-    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError>;
+    /// Each named destination's undelivered deliveries and each named source's quarantined
+    /// and pending submissions, as they stand now: counts stop at
+    /// [`leadflow_core::health::BACKLOG_CAP`]; the oldest pending times are exact.
+    async fn health_backlogs(
+        &self,
+        destinations: Vec<String>,
+        sources: Vec<String>,
+    ) -> Result<leadflow_core::health::Backlogs, StoreError>;
 
     /// Adds counts made outside any other write (requests refused before anything was
     /// stored), in a transaction of their own.

@@ -704,8 +704,12 @@ impl Store for SqliteStore {
         self.read(health::seen).await
     }
 
-    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError> {
-        self.read(health::backlogs).await
+    async fn health_backlogs(
+        &self,
+        destinations: Vec<String>,
+        sources: Vec<String>,
+    ) -> Result<leadflow_core::health::Backlogs, StoreError> {
+        self.read(move |conn| health::backlogs(conn, &destinations, &sources)).await
     }
 
     async fn count(&self, tally: leadflow_core::health::Tally) -> Result<(), StoreError> {

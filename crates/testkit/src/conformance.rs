@@ -2319,7 +2319,7 @@ pub async fn capture_counts_each_submission_once_in_its_transaction(store: &DynS
     // Waited in the inbox (a provider fetch), then settled: received once.
     let waiting = on_web(None, json!({"email": "grace@example.com"}));
     store.enqueue(vec![waiting.submission.clone()]).await.unwrap();
-    assert_eq!(store.health_backlogs().await.unwrap().pending.get("web"), Some(&1));
+    assert_eq!(store.health_backlogs(vec![], vec!["web".into()]).await.unwrap().pending.get("web"), Some(&1));
     capture_one(store, waiting).await;
     // Quarantined: counted by reason; spam apart.
     let broken = RawSubmission::new(web.clone(), None, payload(json!({"email": "broken"})));
@@ -2342,7 +2342,7 @@ pub async fn capture_counts_each_submission_once_in_its_transaction(store: &DynS
     let seen = store.health_seen().await.unwrap();
     let web_seen = seen.iter().find(|s| s.name == "web").expect("web was seen");
     assert!(web_seen.first_at <= web_seen.last_at);
-    let backlogs = store.health_backlogs().await.unwrap();
+    let backlogs = store.health_backlogs(vec![], vec!["web".into(), "api".into()]).await.unwrap();
     assert_eq!((backlogs.quarantine.get("web"), backlogs.pending.get("web")), (Some(&3), None));
     // Counts made outside any other write add up too.
     let mut refused = leadflow_core::health::Tally::default();
@@ -2356,7 +2356,7 @@ pub async fn delivery_tries_count_by_destination_class_and_latency(store: &DynSt
     use leadflow_store::DeliveryResult;
     store.with_rules(OUTBOX.clone()).capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
     let now = OffsetDateTime::now_utc();
-    let before = store.health_backlogs().await.unwrap();
+    let before = store.health_backlogs(vec!["hook".into(), "crm".into()], vec![]).await.unwrap();
     assert_eq!(before.destinations.get("hook").map(|b| b.pending), Some(1));
     assert!(before.destinations["hook"].oldest_pending_at.is_some());
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
@@ -2380,7 +2380,7 @@ pub async fn delivery_tries_count_by_destination_class_and_latency(store: &DynSt
     let crm_week = health_week(store, Scope::Destination, "crm").await;
     let got: Vec<u64> = ["attempts", "failed.auth", "dead"].iter().map(|m| crm_week.get(m)).collect();
     assert_eq!(got, [1, 1, 1]);
-    let after = store.health_backlogs().await.unwrap();
+    let after = store.health_backlogs(vec!["hook".into(), "crm".into()], vec![]).await.unwrap();
     assert_eq!(after.destinations.get("hook").map(|b| b.pending).unwrap_or(0), 0);
     assert_eq!(after.destinations.get("crm").map(|b| b.dead), Some(1));
 }

@@ -97,8 +97,12 @@ impl Sums {
     /// The `q` quantile (0..1) of the latency histogram: the upper bound of the bucket it
     /// falls in; `None` without deliveries. The last bucket has no bound: it reads as a day.
     pub fn latency(&self, q: f64) -> Option<Duration> {
-        let counts: Vec<u64> =
-            (0..=LATENCY_BOUNDS_MS.len()).map(|i| self.get(&format!("{}.{i}", metric::LATENCY))).collect();
+        self.quantile(metric::LATENCY, q)
+    }
+
+    /// [`Sums::latency`] of another histogram in the same buckets (`capture_latency`).
+    pub fn quantile(&self, histogram: &str, q: f64) -> Option<Duration> {
+        let counts: Vec<u64> = (0..=LATENCY_BOUNDS_MS.len()).map(|i| self.get(&format!("{histogram}.{i}"))).collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;

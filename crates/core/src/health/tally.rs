@@ -110,6 +110,33 @@ pub mod metric {
     pub const DEAD: &str = "dead";
     pub const NEEDS_DATA: &str = "needs_data";
     pub const LATENCY: &str = "latency";
+    /// A source's histogram, in the same buckets: from when the provider says the lead was
+    /// submitted to when it was settled.
+    pub const CAPTURE_LATENCY: &str = "capture_latency";
+}
+
+/// When the provider says the lead was submitted, if its adapter kept it: the
+/// touchpoint's `submitted_at` (Typeform, Webflow, HubSpot, LinkedIn) or `created_time`
+/// (Facebook), as RFC 3339, with a `+0000` offset, or as Unix seconds or milliseconds.
+pub fn provider_time(payload: &serde_json::Map<String, serde_json::Value>) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let touch = payload.get("touchpoint")?.as_object()?;
+    let text = ["submitted_at", "created_time"].iter().find_map(|k| touch.get(*k)?.as_str())?.trim();
+    if let Ok(n) = text.parse::<i64>() {
+        // Ten digits are seconds until 2286; thirteen are milliseconds.
+        let seconds = if n.abs() >= 100_000_000_000 { n / 1000 } else { n };
+        return OffsetDateTime::from_unix_timestamp(seconds).ok();
+    }
+    OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        // Facebook writes `2026-12-06T10:00:00+0000`: RFC 3339 wants `+00:00`.
+        let cut = text.len().checked_sub(5)?;
+        let (head, offset) = (text.get(..cut)?, text.get(cut..)?);
+        let (sign, digits) = (offset.get(..1)?, offset.get(1..)?);
+        if !matches!(sign, "+" | "-") || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        OffsetDateTime::parse(&format!("{head}{sign}{}:{}", digits.get(..2)?, digits.get(2..)?), &Rfc3339).ok()
+    })
 }
 
 /// Upper bounds of the capture-to-delivery latency histogram, in milliseconds; a last
@@ -206,6 +233,17 @@ impl Tally {
         }
         let minute = Level::Minute.bucket(at);
         *self.cells.entry((scope, name.to_owned(), metric.to_owned(), minute)).or_default() += n;
+    }
+
+    /// A submission settled into a lead (`merged` into an existing one, or `created`),
+    /// and how long after the provider's own submission time, when it gave one.
+    pub fn settled(&mut self, source: &str, merged: bool, provider_time: Option<OffsetDateTime>, now: OffsetDateTime) {
+        self.add(Scope::Source, source, if merged { metric::MERGED } else { metric::CREATED }, now, 1);
+        // A time in the future is a provider's clock or a replayed old payload: no latency.
+        if let Some(latency) = provider_time.and_then(|t| Duration::try_from(now - t).ok()) {
+            let bucket = format!("{}.{}", metric::CAPTURE_LATENCY, latency_bucket(latency));
+            self.add(Scope::Source, source, &bucket, now, 1);
+        }
     }
 
     /// A new submission in a source's inbox.
@@ -358,6 +396,54 @@ mod tests {
     fn field_error_codes_read_as_their_json() {
         for code in [FieldErrorCode::Spam, FieldErrorCode::IdempotencyKeyReused, FieldErrorCode::InvalidEmail] {
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        }
+    }
+
+    fn with_touch(key: &str, value: &str) -> serde_json::Map<String, serde_json::Value> {
+        let mut touch = serde_json::Map::new();
+        touch.insert(key.into(), value.into());
+        let mut payload = serde_json::Map::new();
+        payload.insert("touchpoint".into(), touch.into());
+        payload
+    }
+
+    #[test]
+    fn provider_times_read_in_each_providers_form() {
+        let at = datetime!(2026-12-06 10:00:00 UTC);
+        for (key, text) in [
+            ("submitted_at", "2026-12-06T10:00:00Z"),
+            ("submitted_at", "2026-12-06T11:00:00+01:00"),
+            ("created_time", "2026-12-06T10:00:00+0000"),
+            ("submitted_at", "1796551200"),
+            ("submitted_at", "1796551200000"),
+        ] {
+            assert_eq!(provider_time(&with_touch(key, text)), Some(at), "{key} = {text}");
+        }
+        assert_eq!(provider_time(&with_touch("submitted_at", "yesterday")), None);
+        assert_eq!(provider_time(&serde_json::Map::new()), None);
+    }
+
+    #[test]
+    fn capture_latency_is_counted_only_from_a_past_provider_time() {
+        let now = datetime!(2026-12-06 10:00:00 UTC);
+        let mut t = Tally::default();
+        t.settled("fb", false, Some(now - time::Duration::seconds(40)), now);
+        t.settled("fb", true, Some(now + time::Duration::hours(1)), now);
+        t.settled("fb", false, None, now);
+        let sums = crate::health::Series::new(t.cells()).window(Scope::Source, "fb", now, Duration::from_secs(3_600));
+        assert_eq!((sums.get("created"), sums.get("merged")), (2, 1));
+        assert_eq!(sums.quantile(metric::CAPTURE_LATENCY, 0.5), Some(Duration::from_secs(60)));
+        assert_eq!(sums.parts(metric::CAPTURE_LATENCY).values().sum::<u64>(), 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn provider_times_never_panic_and_round_trip(text in ".{0,40}", secs in 0i64..4_000_000_000) {
+            let _ = provider_time(&with_touch("submitted_at", &text));
+            let at = OffsetDateTime::from_unix_timestamp(secs).unwrap();
+            let rfc = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+            proptest::prop_assert_eq!(provider_time(&with_touch("submitted_at", &rfc)), Some(at));
+            proptest::prop_assert_eq!(provider_time(&with_touch("created_time", &secs.to_string())), Some(at));
         }
     }
 

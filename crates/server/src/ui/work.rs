@@ -188,7 +188,7 @@ pub async fn quarantine(
     let sources: Vec<String> = app.config.sources.iter().map(|s| s.name.as_str().to_owned()).collect();
     // The dry run of a bulk replay: how many it would take, from the backlog counts the
     // health report reads (kept per source beside the quarantine, not counted by a scan).
-    let backlog = app.store.health_backlogs().await?.quarantine;
+    let backlog = leadflow_app::health::backlogs(&app).await?.quarantine;
     let waiting: u64 = match &source {
         Some(s) => backlog.get(s.as_str()).copied().unwrap_or(0),
         None => backlog.values().sum(),

@@ -7,7 +7,7 @@ use super::apply::Op;
 use super::sql::{exec, rows};
 use crate::Seen;
 use deadpool_postgres::GenericClient;
-use leadflow_core::health::{Backlog, Backlogs, Cell, Level, Query, Scope, Tally};
+use leadflow_core::health::{BACKLOG_CAP, Backlog, Backlogs, Cell, Level, Query, Scope, Tally};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -104,48 +104,64 @@ pub(super) async fn seen(c: &impl GenericClient) -> Result<Vec<Seen>, Fail> {
     Ok(out)
 }
 
-pub(super) async fn backlogs(c: &impl GenericClient) -> Result<Backlogs, Fail> {
+/// Each named destination's undelivered rows and each named source's unsettled
+/// submissions: per name and status a count that stops at [`BACKLOG_CAP`] and the oldest
+/// time, each an index range read, however large the backlog or the store.
+pub(super) async fn backlogs(
+    c: &impl GenericClient,
+    destinations: &[String],
+    sources: &[String],
+) -> Result<Backlogs, Fail> {
+    let cap = i64::try_from(BACKLOG_CAP).unwrap_or(i64::MAX);
     let mut out = Backlogs::default();
+    // One round trip: a row per destination, the counts in lateral reads.
     let found = rows(
         c,
-        "SELECT destination, status, count(*), min(created_at) FROM outbox
-         WHERE status IN ('pending', 'dead', 'needs_data') GROUP BY destination, status",
-        &[],
+        "SELECT d.name,
+                (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE destination = d.name AND status = 'pending' LIMIT $2) p),
+                (SELECT min(created_at) FROM outbox WHERE destination = d.name AND status = 'pending'),
+                (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE destination = d.name AND status = 'dead' LIMIT $2) x),
+                (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE destination = d.name AND status = 'needs_data' LIMIT $2) n)
+         FROM unnest($1::text[]) AS d (name)",
+        &[&destinations, &cap],
     )
     .await?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
     for r in found {
-        let b: &mut Backlog = out.destinations.entry(r.try_get(0)?).or_default();
-        let n = u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0);
-        match r.try_get::<_, &str>(1)? {
-            "pending" => {
-                b.pending = n;
-                b.oldest_pending_at = r.try_get(3)?;
-            }
-            "dead" => b.dead = n,
-            _ => b.needs_data = n,
-        }
+        out.destinations.insert(
+            r.try_get(0)?,
+            Backlog {
+                pending: n(r.try_get(1)?),
+                oldest_pending_at: r.try_get(2)?,
+                dead: n(r.try_get(3)?),
+                needs_data: n(r.try_get(4)?),
+            },
+        );
     }
     let found = rows(
         c,
-        "SELECT source, status, count(*), min(received_at) FROM submissions
-         WHERE status <> 'processed' GROUP BY source, status",
-        &[],
+        "SELECT s.name,
+                (SELECT count(*) FROM (SELECT 1 FROM submissions WHERE source = s.name AND status = 'rejected'
+                                       AND status <> 'processed' LIMIT $2) q),
+                (SELECT count(*) FROM (SELECT 1 FROM submissions WHERE source = s.name AND status = 'pending'
+                                       AND status <> 'processed' LIMIT $2) p),
+                (SELECT min(received_at) FROM submissions WHERE source = s.name AND status = 'pending'
+                                       AND status <> 'processed')
+         FROM unnest($1::text[]) AS s (name)",
+        &[&sources, &cap],
     )
     .await?;
     for r in found {
         let source: String = r.try_get(0)?;
-        let n = u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0);
-        match r.try_get::<_, &str>(1)? {
-            "rejected" => {
-                out.quarantine.insert(source, n);
+        let (quarantined, pending) = (n(r.try_get(1)?), n(r.try_get(2)?));
+        if quarantined > 0 {
+            out.quarantine.insert(source.clone(), quarantined);
+        }
+        if pending > 0 {
+            out.pending.insert(source.clone(), pending);
+            if let Some(at) = r.try_get::<_, Option<OffsetDateTime>>(3)? {
+                out.oldest_pending.insert(source, at);
             }
-            "pending" => {
-                if let Some(at) = r.try_get::<_, Option<OffsetDateTime>>(3)? {
-                    out.oldest_pending.insert(source.clone(), at);
-                }
-                out.pending.insert(source, n);
-            }
-            _ => {}
         }
     }
     Ok(out)

@@ -666,8 +666,12 @@ impl Store for PgStore {
         read!(self, |c| health::seen(c))
     }
 
-    async fn health_backlogs(&self) -> Result<leadflow_core::health::Backlogs, StoreError> {
-        read!(self, |c| health::backlogs(c))
+    async fn health_backlogs(
+        &self,
+        destinations: Vec<String>,
+        sources: Vec<String>,
+    ) -> Result<leadflow_core::health::Backlogs, StoreError> {
+        read!(self, |c| health::backlogs(c, &destinations, &sources))
     }
 
     async fn count(&self, tally: Tally) -> Result<(), StoreError> {

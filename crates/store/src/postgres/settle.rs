@@ -27,7 +27,7 @@ use futures_util::future::{try_join, try_join3, try_join4};
 use leadflow_core::account::{self, Account, Found};
 use leadflow_core::changes::Change;
 use leadflow_core::engagement::Event;
-use leadflow_core::health::{Scope, Tally, tally::metric};
+use leadflow_core::health::Tally;
 use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Identities, Merged, Settle, Settled};
 use leadflow_core::{Lead, LeadId};
@@ -246,8 +246,8 @@ async fn round<'a>(
         if !inbox.contains(sub.id.as_uuid()) {
             tally.received(source, sub.received_at);
         }
-        let what = if settled.outcome == Outcome::Merged { metric::MERGED } else { metric::CREATED };
-        tally.add(Scope::Source, source, what, OffsetDateTime::now_utc(), 1);
+        let provider_time = leadflow_core::health::tally::provider_time(&sub.payload);
+        tally.settled(source, settled.outcome == Outcome::Merged, provider_time, OffsetDateTime::now_utc());
         // The inbox row is written once, settled: an insert, not an insert and an update.
         units.push(apply::unit(&settled.changes, |change| match change {
             Change::Processed { lead, outcome, .. } => {

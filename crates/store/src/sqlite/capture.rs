@@ -8,7 +8,7 @@ use crate::{Captured, StoreError, SubmissionStatus};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::changes::Change;
 use leadflow_core::error::FieldError;
-use leadflow_core::health::{Scope, Tally, tally::metric};
+use leadflow_core::health::{self, Tally};
 use leadflow_core::pipeline::{Outcome, Rules, SubmissionMeta};
 use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::Batch;
@@ -226,8 +226,8 @@ pub(super) fn count_settled(tally: &mut Tally, sub: &RawSubmission, outcome: Out
     if inserted {
         tally.received(source, sub.received_at);
     }
-    let what = if outcome == Outcome::Merged { metric::MERGED } else { metric::CREATED };
-    tally.add(Scope::Source, source, what, OffsetDateTime::now_utc(), 1);
+    let provider_time = health::tally::provider_time(&sub.payload);
+    tally.settled(source, outcome == Outcome::Merged, provider_time, OffsetDateTime::now_utc());
 }
 
 /// Writes the inbox row; `true` when it is new.

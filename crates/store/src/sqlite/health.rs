@@ -3,7 +3,7 @@
 
 use super::{from_millis, millis};
 use crate::StoreError;
-use leadflow_core::health::{Backlog, Backlogs, Cell, Level, Query, Scope, Tally};
+use leadflow_core::health::{BACKLOG_CAP, Backlog, Backlogs, Cell, Level, Query, Scope, Tally};
 use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 
@@ -69,47 +69,51 @@ pub(super) fn seen(conn: &Connection) -> Result<Vec<crate::Seen>, StoreError> {
     Ok(out)
 }
 
-/// Each destination's undelivered rows and each source's unsettled submissions, by
-/// grouped index reads: the delivered rows and settled submissions are never read.
-pub(super) fn backlogs(conn: &Connection) -> Result<Backlogs, StoreError> {
+/// Each named destination's undelivered rows and each named source's unsettled
+/// submissions: per name and status a count that stops at [`BACKLOG_CAP`] and the oldest
+/// time, each an index range read, however large the backlog or the store.
+pub(super) fn backlogs(conn: &Connection, destinations: &[String], sources: &[String]) -> Result<Backlogs, StoreError> {
+    let cap = i64::try_from(BACKLOG_CAP).unwrap_or(i64::MAX);
     let mut out = Backlogs::default();
-    let mut stmt = conn.prepare_cached(
-        "SELECT destination, status, count(*), min(created_at) FROM outbox
-         WHERE status IN ('pending', 'dead', 'needs_data') GROUP BY destination, status",
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE destination = ?1 AND status = ?2 LIMIT ?3)",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
-    })?;
-    for row in rows {
-        let (destination, status, n, oldest) = row?;
-        let b: &mut Backlog = out.destinations.entry(destination).or_default();
-        let n = u64::try_from(n).unwrap_or(0);
-        match status.as_str() {
-            "pending" => {
-                b.pending = n;
-                b.oldest_pending_at = oldest.map(from_millis);
-            }
-            "dead" => b.dead = n,
-            _ => b.needs_data = n,
-        }
+    let mut oldest =
+        conn.prepare_cached("SELECT min(created_at) FROM outbox WHERE destination = ?1 AND status = 'pending'")?;
+    for d in destinations {
+        let n = |status: &str, count: &mut rusqlite::CachedStatement<'_>| -> Result<u64, StoreError> {
+            Ok(u64::try_from(count.query_row(params![d, status, cap], |r| r.get::<_, i64>(0))?).unwrap_or(0))
+        };
+        let b = Backlog {
+            pending: n("pending", &mut count)?,
+            oldest_pending_at: oldest.query_row([d], |r| r.get::<_, Option<i64>>(0))?.map(from_millis),
+            dead: n("dead", &mut count)?,
+            needs_data: n("needs_data", &mut count)?,
+        };
+        out.destinations.insert(d.clone(), b);
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT source, status, count(*), min(received_at) FROM submissions
-         WHERE status <> 'processed' GROUP BY source, status",
+    // `status <> 'processed'` names the partial index these reads use.
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM submissions
+                               WHERE source = ?1 AND status = ?2 AND status <> 'processed' LIMIT ?3)",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?))
-    })?;
-    for row in rows {
-        let (source, status, n, oldest) = row?;
-        let n = u64::try_from(n).unwrap_or(0);
-        if status == "rejected" {
-            out.quarantine.insert(source, n);
-        } else if status == "pending" {
-            if let Some(at) = oldest {
-                out.oldest_pending.insert(source.clone(), from_millis(at));
+    let mut oldest = conn.prepare_cached(
+        "SELECT min(received_at) FROM submissions WHERE source = ?1 AND status = 'pending' AND status <> 'processed'",
+    )?;
+    for s in sources {
+        let n = |status: &str, count: &mut rusqlite::CachedStatement<'_>| -> Result<u64, StoreError> {
+            Ok(u64::try_from(count.query_row(params![s, status, cap], |r| r.get::<_, i64>(0))?).unwrap_or(0))
+        };
+        let quarantined = n("rejected", &mut count)?;
+        if quarantined > 0 {
+            out.quarantine.insert(s.clone(), quarantined);
+        }
+        let pending = n("pending", &mut count)?;
+        if pending > 0 {
+            out.pending.insert(s.clone(), pending);
+            if let Some(at) = oldest.query_row([s], |r| r.get::<_, Option<i64>>(0))? {
+                out.oldest_pending.insert(s.clone(), from_millis(at));
             }
-            out.pending.insert(source, n);
         }
     }
     Ok(out)
