@@ -672,6 +672,13 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<OutboxDelivery>, StoreError>;
 
+    /// A lead's deliveries (under its own id), oldest first, each with its tries.
+    async fn lead_deliveries(
+        &self,
+        lead: LeadId,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError>;
+
     /// The delivery with every recorded try, oldest first.
     async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError>;
 

@@ -851,6 +851,14 @@ impl Store for SqliteStore {
         self.read(move |conn| outbox::list(conn, status, destination.as_deref(), after.as_deref(), limit)).await
     }
 
+    async fn lead_deliveries(
+        &self,
+        lead: LeadId,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        self.read(move |conn| outbox::of_lead(conn, lead, limit)).await
+    }
+
     async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
         let id = id.to_owned();
         self.read(move |conn| outbox::get(conn, &id)).await

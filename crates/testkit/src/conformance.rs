@@ -2380,6 +2380,11 @@ pub async fn delivery_tries_count_by_destination_class_and_latency(store: &DynSt
     let crm_week = health_week(store, Scope::Destination, "crm").await;
     let got: Vec<u64> = ["attempts", "failed.auth", "dead"].iter().map(|m| crm_week.get(m)).collect();
     assert_eq!(got, [1, 1, 1]);
+    // The lead's deliveries, each with its tries.
+    let of_lead = store.lead_deliveries(hook.lead_id, 10).await.unwrap();
+    let tries: Vec<(&str, usize)> = of_lead.iter().map(|(d, t)| (d.destination.as_str(), t.len())).collect();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries.contains(&("hook", 2)) && tries.contains(&("crm", 1)), "{tries:?}");
     let after = store.health_backlogs(vec!["hook".into(), "crm".into()], vec![]).await.unwrap();
     assert_eq!(after.destinations.get("hook").map(|b| b.pending).unwrap_or(0), 0);
     assert_eq!(after.destinations.get("crm").map(|b| b.dead), Some(1));

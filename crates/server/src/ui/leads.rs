@@ -122,6 +122,24 @@ pub async fn show(
     }
     let history = app.store.lead_history(lead.id).await?;
     let timeline: Vec<Value> = history.iter().map(|h| Value::from(Serde(h))).collect();
+    // Deliveries, like the API's outbox, are an admin's to read: their tries keep what
+    // the destinations answered.
+    let deliveries: Vec<Value> = if session.is_admin() {
+        app.store
+            .lead_deliveries(lead.id, 100)
+            .await?
+            .into_iter()
+            .map(|(d, tries)| {
+                let tries: Vec<Value> = tries.iter().map(|t| Value::from(Serde(t))).collect();
+                minijinja::context! {
+                    id => d.id, destination => d.destination, event_type => d.event_type,
+                    status => d.status.as_str(), attempts => d.attempts, tries,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     session_page(
         &session,
         "leads",
@@ -131,6 +149,8 @@ pub async fn show(
             summary => row(&lead),
             timeline,
             moved_from,
+            deliveries,
+            admin => session.is_admin(),
         },
     )
 }

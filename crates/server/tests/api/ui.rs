@@ -311,6 +311,23 @@ min_events = 3
     spawn_on_with(store, config, Some(Arc::new(client)), dir).await
 }
 
+#[tokio::test]
+async fn a_leads_page_shows_its_deliveries_with_every_try_to_admins_only() {
+    let app = spawn_failing(failing_crm().await).await;
+    let lead: Value = app.post("/v1/leads", &json!({"email": "tried@example.com"})).await.json().await.unwrap();
+    let id = lead["id"].as_str().unwrap().to_owned();
+    let cookie = login(&app, &app.admin).await;
+    wait_for("the dead letter", async || page(&app, &cookie, &format!("/ui/leads/{id}")).await.1.contains("HTTP 502"))
+        .await;
+    let (_, html) = page(&app, &cookie, &format!("/ui/leads/{id}")).await;
+    assert!(html.contains(r#"<table id="deliveries">"#) && html.contains("lead.created"), "{html}");
+    assert!(html.contains("#1 ") && html.contains(">dead<"), "{html}");
+    let reader = app.key("viewer", &["read"]).await;
+    let read = login(&app, &reader).await;
+    let (_, html) = page(&app, &read, &format!("/ui/leads/{id}")).await;
+    assert!(!html.contains("HTTP 502") && html.contains("shown to admin keys"), "{html}");
+}
+
 /// chromedriver on a free local port, stopped when dropped.
 struct Driver {
     child: std::process::Child,

@@ -831,6 +831,14 @@ impl Store for PgStore {
         read!(self, |c| outbox::list(c, status, destination.as_deref(), after.as_deref(), limit))
     }
 
+    async fn lead_deliveries(
+        &self,
+        lead: LeadId,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        read!(self, |c| outbox::of_lead(c, lead, limit))
+    }
+
     async fn get_delivery(&self, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
         read!(self, |c| outbox::get(c, id))
     }

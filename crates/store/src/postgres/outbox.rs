@@ -176,6 +176,23 @@ pub(super) async fn list(
     .collect()
 }
 
+/// A lead's deliveries, oldest first, each with its tries (by the outbox's lead index).
+pub(super) async fn of_lead(
+    c: &impl GenericClient,
+    lead: LeadId,
+    limit: usize,
+) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, Fail> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let found =
+        c.query("SELECT id FROM outbox WHERE lead_id = $1 ORDER BY seq LIMIT $2", &[lead.as_uuid(), &limit]).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for row in found {
+        let id: String = row.try_get(0)?;
+        out.extend(get(c, &id).await?);
+    }
+    Ok(out)
+}
+
 pub(super) async fn get(
     c: &impl GenericClient,
     id: &str,

@@ -185,6 +185,23 @@ pub(super) fn list(
     )
 }
 
+/// A lead's deliveries, oldest first, each with its tries (by the outbox's lead index).
+pub(super) fn of_lead(
+    conn: &Connection,
+    lead: LeadId,
+    limit: usize,
+) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+    let ids: Vec<String> = conn
+        .prepare_cached("SELECT id FROM outbox WHERE lead_id = ?1 ORDER BY seq LIMIT ?2")?
+        .query_map(params![lead.to_string(), i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(get(conn, &id)?);
+    }
+    Ok(out)
+}
+
 pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
     let Some(found) = conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"))?
