@@ -89,6 +89,11 @@ fn names(config: &AlertConfig, rule: &Rule, r: &Readings) -> Vec<String> {
             .any(|o| o.kind == rule.kind && o.target.scope == rule.target.scope && o.target.name.as_deref() == Some(n))
     };
     let all: Vec<&String> = match rule.target.scope {
+        // A batch source's leads wait for their batch by design: only realtime sources
+        // are held to a capture latency.
+        Scope::Source if rule.kind == Kind::Latency => {
+            r.sources.iter().filter(|(_, realtime)| *realtime).map(|(n, _)| n).collect()
+        }
         Scope::Source => r.sources.iter().map(|(n, _)| n).collect(),
         Scope::Destination => r.destinations.iter().collect(),
     };
@@ -117,19 +122,30 @@ fn judge(rule: &Rule, name: &str, r: &Readings, now: OffsetDateTime) -> Judgemen
             (rate > t, rate, t, message)
         }
         Kind::Latency => {
-            let sums = r.series.window(Scope::Destination, name, now, window);
-            let delivered = sums.get(metric::DELIVERED);
+            let scope = rule.target.scope;
+            let sums = r.series.window(scope, name, now, window);
+            let (histogram, seen, what, counted) = match scope {
+                Scope::Destination => {
+                    (metric::LATENCY, sums.get(metric::DELIVERED), "from capture to delivery", "deliveries")
+                }
+                Scope::Source => (
+                    metric::CAPTURE_LATENCY,
+                    sums.parts(metric::CAPTURE_LATENCY).values().sum(),
+                    "from the provider's submission to capture",
+                    "leads with a provider time",
+                ),
+            };
             let w = format_duration(window);
-            match sums.latency(0.95) {
-                Some(p95) if delivered >= rule.min_events => {
+            match sums.quantile(histogram, 0.95) {
+                Some(p95) if seen >= rule.min_events => {
                     let message = format!(
-                        "p95 latency from capture to delivery {} over {w} (limit {})",
+                        "p95 latency {what} {} over {w} (limit {})",
                         format_duration(p95),
                         format_duration(limit)
                     );
                     (p95 > limit, p95.as_secs_f64(), t, message)
                 }
-                _ => (false, 0.0, t, format!("{delivered} deliveries in {w}, too few for a latency")),
+                _ => (false, 0.0, t, format!("{seen} {counted} in {w}, too few for a latency")),
             }
         }
         Kind::Silence => match r.last_received.get(name) {

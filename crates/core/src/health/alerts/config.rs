@@ -54,8 +54,10 @@ impl Kind {
     pub fn fits(self, scope: Scope) -> bool {
         match self {
             Self::Silence | Self::Volume | Self::PendingFetch => scope == Scope::Source,
-            Self::ErrorRate | Self::Latency => scope == Scope::Destination,
-            Self::Backlog => true,
+            Self::ErrorRate => scope == Scope::Destination,
+            // A destination's from change to delivery; a source's from the provider's
+            // submission time to capture (realtime sources, where the provider gives one).
+            Self::Latency | Self::Backlog => true,
         }
     }
 
@@ -189,7 +191,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 const WEEK_SECS: i64 = 7 * 86_400;
 
 /// The seeds' rules: error rate above 5 % over an hour with at least 20 tries, a day of
-/// silence, p95 latency above 15 minutes, volume half or one and a half times the
+/// silence, p95 latency above 15 minutes (a destination's from the change to delivery, a
+/// realtime source's from the provider's submission to capture), volume half or one and a half times the
 /// hour-of-week baseline, more than 100 dead letters or quarantined submissions, a fetch
 /// pending for an hour.
 pub fn default_rules() -> Vec<Rule> {
@@ -197,6 +200,7 @@ pub fn default_rules() -> Vec<Rule> {
         Rule::default_for(Kind::ErrorRate, Scope::Destination),
         Rule::default_for(Kind::Silence, Scope::Source),
         Rule::default_for(Kind::Latency, Scope::Destination),
+        Rule::default_for(Kind::Latency, Scope::Source),
         Rule::default_for(Kind::Volume, Scope::Source),
         Rule::default_for(Kind::Backlog, Scope::Destination),
         Rule::default_for(Kind::Backlog, Scope::Source),

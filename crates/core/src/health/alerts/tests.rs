@@ -103,10 +103,30 @@ fn latency_holds_when_the_p95_passes_its_threshold() {
         w.tally.attempt("crm", Attempt::Delivered { latency: Duration::from_millis(slow) }, NOW - minutes(3));
         w.tally.attempt("erp", Attempt::Delivered { latency: Duration::from_millis(900_000) }, NOW - minutes(3));
     }
-    assert_eq!(w.holds(Kind::Latency), named(&[("crm", true), ("erp", false)]), "2 of 20 above 15m is the p95");
+    let destinations = |w: &World| -> Vec<(String, bool)> {
+        w.holds(Kind::Latency).into_iter().filter(|(n, _)| n == "crm" || n == "erp").collect()
+    };
+    assert_eq!(destinations(&w), named(&[("crm", true), ("erp", false)]), "2 of 20 above 15m is the p95");
     let c = w.evaluate(&AlertConfig::default()).into_iter().find(|c| c.kind == Kind::Latency).unwrap();
     assert_eq!((c.value, c.threshold), (1_800.0, 900.0));
-    assert_eq!(World::new().holds(Kind::Latency), named(&[("crm", false), ("erp", false)]), "no deliveries");
+    assert_eq!(destinations(&World::new()), named(&[("crm", false), ("erp", false)]), "no deliveries");
+}
+
+#[test]
+fn a_realtime_sources_latency_is_from_the_providers_submission_to_capture() {
+    let mut w = World::new();
+    w.sources[2].1 = false;
+    for _ in 0..10 {
+        w.tally.settled("web", false, Some(NOW - minutes(40)), NOW - minutes(2));
+        w.tally.settled("api", false, Some(NOW - minutes(3)), NOW - minutes(2));
+        w.tally.settled("new", false, Some(NOW - minutes(90)), NOW - minutes(2));
+    }
+    let sources: Vec<(String, bool)> =
+        w.holds(Kind::Latency).into_iter().filter(|(n, _)| n != "crm" && n != "erp").collect();
+    // `new` is a batch source: its leads wait for their batch by design.
+    assert_eq!(sources, named(&[("api", false), ("web", true)]));
+    let c = w.evaluate(&AlertConfig::default()).into_iter().find(|c| c.kind == Kind::Latency && c.scope.1 == "web");
+    assert!(c.unwrap().message.contains("from the provider's submission to capture"));
 }
 
 #[test]
@@ -215,7 +235,7 @@ fn a_star_rule_covers_every_configured_name_except_those_a_rule_of_its_kind_name
     let silent: Vec<&str> = conditions.iter().filter(|c| c.kind == Kind::Silence).map(|c| c.scope.1.as_str()).collect();
     assert_eq!(silent, ["api", "new"], "switched off for web alone");
     // One condition per enabled rule and name, holding or not.
-    assert_eq!(conditions.len(), 2 + 2 + 2 + 3 + 2 + 3 + 3);
+    assert_eq!(conditions.len(), 2 + 2 + 2 + 3 + 3 + 2 + 3 + 3);
     assert_eq!(w.evaluate(&config), conditions, "the same readings give the same conditions");
 }
 
