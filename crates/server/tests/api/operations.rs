@@ -320,43 +320,47 @@ circuit_breaker = {{ failure_threshold = 2, cool_down = "1h" }}
 #[tokio::test]
 async fn a_sources_pending_submissions_are_counted_and_listed() {
     use hmac::{Hmac, Mac};
-    let config = leadflow_core::config::parse(
+    // A Graph API that is down: the lead Facebook announced stays pending, its fetch
+    // retried, whatever the background workers do meanwhile.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let graph = listener.local_addr().unwrap();
+    let down = axum::Router::new().fallback(|| async { StatusCode::SERVICE_UNAVAILABLE });
+    tokio::spawn(async move { axum::serve(listener, down).await });
+    let config = leadflow_core::config::parse(&format!(
         r#"
 [[sources]]
-name = "calendly"
-adapter = "calendly"
+name = "facebook"
+adapter = "facebook_lead_ads"
 secret_env = "TEST_SECRET"
-mode = "batch"
-batch_interval_secs = 3600
-"#,
-    )
+verify_token_env = "TEST_VERIFY_TOKEN"
+token_env = "TEST_API_TOKEN"
+api_base_url = "http://{graph}"
+"#
+    ))
     .unwrap();
     let app = crate::spawn_app_with(config).await;
-    let body = json!({"event": "invitee.created", "created_at": "2026-12-06T10:00:00.000000Z", "payload": {
-        "uri": "https://api.calendly.com/scheduled_events/E/invitees/waiting", "email": "wait@example.com",
-        "name": "Wai Ting"}})
+    let body = json!({"object": "page", "entry": [{"id": "p1", "time": 1, "changes": [{"field": "leadgen",
+        "value": {"leadgen_id": "777", "page_id": "p1", "form_id": "f1", "created_time": 1}}]}]})
     .to_string();
-    let t = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"test-signing-secret").unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    let signature = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+    mac.update(body.as_bytes());
     let r = app
         .http
-        .post(app.url("/v1/hooks/calendly"))
+        .post(app.url("/v1/hooks/facebook"))
         .header("content-type", "application/json")
-        .header("calendly-webhook-signature", signature)
+        .header("x-hub-signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
         .body(body)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 
-    let calendly = named(&health(&app).await["sources"], "calendly").clone();
-    assert_eq!(calendly["pending"], 1, "{calendly}");
-    assert!(calendly["oldest_pending_at"].is_string());
-    assert_eq!(calendly["counts"]["hour"]["received"], 1, "counted when it entered the inbox");
-    assert_eq!(calendly["counts"]["hour"]["created"], 0);
-    let pending: Value = app.get("/v1/health/sources/calendly/pending").await.json().await.unwrap();
+    let facebook = named(&health(&app).await["sources"], "facebook").clone();
+    assert_eq!(facebook["pending"], 1, "{facebook}");
+    assert!(facebook["oldest_pending_at"].is_string());
+    assert_eq!(facebook["counts"]["hour"]["received"], 1, "counted when it entered the inbox");
+    assert_eq!(facebook["counts"]["hour"]["created"], 0);
+    let pending: Value = app.get("/v1/health/sources/facebook/pending").await.json().await.unwrap();
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
     assert!(pending[0]["submission_id"].is_string());
     assert_eq!(app.get("/v1/health/sources/nope/pending").await.status(), 404);
