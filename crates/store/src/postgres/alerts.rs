@@ -89,14 +89,21 @@ pub(super) async fn acknowledge(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Episode>, Fail> {
-    exec(
-        c,
-        "UPDATE alert_episodes SET acknowledged_at = $2, acknowledged_by = $3
-         WHERE id = $1 AND state = 'firing' AND acknowledged_at IS NULL",
-        &[&id, &now, &by],
-    )
-    .await?;
-    get(c, id).await
+    // The core decides ([`Episode::acknowledge`]) on the episode as read (and locked); the
+    // write applies it.
+    let Some(row) = opt(c, &format!("{EPISODE} WHERE id = $1 FOR UPDATE"), &[&id]).await? else {
+        return Ok(None);
+    };
+    let mut episode = self::episode(&row)?;
+    if episode.acknowledge(by, now) {
+        exec(
+            c,
+            "UPDATE alert_episodes SET acknowledged_at = $2, acknowledged_by = $3 WHERE id = $1",
+            &[&id, &now, &by],
+        )
+        .await?;
+    }
+    Ok(Some(episode))
 }
 
 pub(super) async fn silence(c: &impl GenericClient, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), Fail> {

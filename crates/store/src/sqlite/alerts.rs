@@ -80,12 +80,17 @@ pub(super) fn acknowledge(
     by: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Episode>, StoreError> {
-    conn.prepare_cached(
-        "UPDATE alert_episodes SET acknowledged_at = ?2, acknowledged_by = ?3
-         WHERE id = ?1 AND state = 'firing' AND acknowledged_at IS NULL",
-    )?
-    .execute(params![id, millis(now), by])?;
-    get(conn, id)
+    // The core decides ([`Episode::acknowledge`]); the write applies it to the episode as
+    // it was read.
+    let Some(mut episode) = get(conn, id)? else { return Ok(None) };
+    if episode.acknowledge(by, now) {
+        conn.prepare_cached(
+            "UPDATE alert_episodes SET acknowledged_at = ?2, acknowledged_by = ?3
+             WHERE id = ?1 AND acknowledged_at IS NULL",
+        )?
+        .execute(params![id, millis(now), by])?;
+    }
+    Ok(Some(episode))
 }
 
 pub(super) fn silence(conn: &Connection, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), StoreError> {
