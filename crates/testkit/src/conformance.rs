@@ -2349,6 +2349,20 @@ pub async fn capture_counts_each_submission_once_in_its_transaction(store: &DynS
     refused.add(Scope::Source, "web", "refused", OffsetDateTime::now_utc(), 2);
     store.count(refused).await.unwrap();
     assert_eq!(health_week(store, Scope::Source, "web").await.get("refused"), 2);
+
+    // One metric read further back: only it, and no cell twice beside the windows.
+    use leadflow_core::health::{HOUR, Level, Query};
+    let now = OffsetDateTime::now_utc();
+    let day_ago = Level::Hour.bucket(now) - 86_400;
+    let query = Query::windows(now, &[HOUR]).with_since(Level::Hour, Level::Hour.bucket(now) - 3_600);
+    let query = query.with_metric_since(Level::Hour, day_ago, Scope::Source, "received");
+    let cells = store.health_cells(query.clone()).await.unwrap();
+    let hours: Vec<&leadflow_core::health::Cell> = cells.iter().filter(|c| c.level == Level::Hour).collect();
+    assert!(hours.iter().any(|c| c.metric == "created"), "the window's hour reads every metric");
+    let received: u64 = hours.iter().filter(|c| c.metric == "received" && c.name == "web").map(|c| c.value).sum();
+    assert_eq!(received, 6, "read once, by the window or by the history");
+    let only_api = store.health_cells(query.only(Scope::Source, "api")).await.unwrap();
+    assert!(only_api.iter().all(|c| c.name == "api"));
 }
 
 pub async fn delivery_tries_count_by_destination_class_and_latency(store: &DynStore) {
@@ -2397,7 +2411,7 @@ pub async fn old_health_buckets_are_pruned(store: &DynStore) {
     t.add(Scope::Source, "web", "received", now - time::Duration::days(3), 1);
     t.add(Scope::Source, "web", "received", now, 1);
     store.count(t).await.unwrap();
-    let all = Query { since: Level::ALL.iter().map(|l| (*l, 0)).collect(), only: None };
+    let all = Query { since: Level::ALL.iter().map(|l| (*l, 0)).collect(), ..Query::default() };
     let minutes = |cells: &[leadflow_core::health::Cell]| cells.iter().filter(|c| c.level == Level::Minute).count();
     assert_eq!(minutes(&store.health_cells(all.clone()).await.unwrap()), 2);
     assert!(store.prune_health(now).await.unwrap() >= 1);

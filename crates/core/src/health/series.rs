@@ -7,11 +7,23 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Which cells to read: of each level, the buckets starting at or after its bound (Unix
-/// seconds), optionally of one scope only.
+/// seconds), optionally of one scope only; and single metrics read further back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
     pub since: Vec<(Level, i64)>,
     pub only: Option<(Scope, String)>,
+    pub back: Vec<Back>,
+}
+
+/// One metric of one scope read further back than the windows: the buckets of `level`
+/// from `from` up to where [`Query::since`] reads that level (so no cell is read twice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Back {
+    pub level: Level,
+    pub from: i64,
+    pub until: i64,
+    pub scope: Scope,
+    pub metric: &'static str,
 }
 
 impl Query {
@@ -25,7 +37,17 @@ impl Query {
             let bound = since.entry(level).or_insert(from);
             *bound = (*bound).min(from);
         }
-        Self { since: since.into_iter().collect(), only: None }
+        Self { since: since.into_iter().collect(), only: None, back: Vec::new() }
+    }
+
+    /// Also `metric` of `scope` in the buckets of `level` from `from` on: a long history of
+    /// one metric (the hour-of-week baselines read only `received`).
+    pub fn with_metric_since(mut self, level: Level, from: i64, scope: Scope, metric: &'static str) -> Self {
+        let until = self.since.iter().find(|(l, _)| *l == level).map_or(i64::MAX, |(_, b)| *b);
+        if from < until {
+            self.back.push(Back { level, from, until, scope, metric });
+        }
+        self
     }
 
     pub fn only(mut self, scope: Scope, name: &str) -> Self {

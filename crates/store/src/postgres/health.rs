@@ -90,6 +90,31 @@ pub(super) async fn cells(c: &impl GenericClient, query: &Query) -> Result<Vec<C
             });
         }
     }
+    for b in &query.back {
+        let only = name.filter(|_| scope == Some(b.scope.as_str()));
+        if scope.is_some() && only.is_none() {
+            continue;
+        }
+        let found = rows(
+            c,
+            "SELECT name, bucket, value FROM health_counts
+             WHERE level = $1 AND bucket >= $2 AND bucket < $3 AND scope = $4 AND metric = $5
+               AND ($6::text IS NULL OR name = $6)",
+            &[&b.level.as_str(), &b.from, &b.until, &b.scope.as_str(), &b.metric, &only],
+        )
+        .await?;
+        for r in found {
+            let value: i64 = r.try_get(2)?;
+            out.push(Cell {
+                scope: b.scope,
+                name: r.try_get(0)?,
+                level: b.level,
+                bucket: r.try_get(1)?,
+                metric: b.metric.to_owned(),
+                value: u64::try_from(value).unwrap_or(0),
+            });
+        }
+    }
     Ok(out)
 }
 

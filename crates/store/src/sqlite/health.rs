@@ -51,6 +51,26 @@ pub(super) fn cells(conn: &Connection, query: &Query) -> Result<Vec<Cell>, Store
             out.push(Cell { scope, name, level: *level, bucket, metric, value: u64::try_from(value).unwrap_or(0) });
         }
     }
+    let mut back = conn.prepare_cached(
+        "SELECT name, bucket, value FROM health_counts
+         WHERE level = ?1 AND bucket >= ?2 AND bucket < ?3 AND scope = ?4 AND metric = ?5
+           AND (?6 IS NULL OR name = ?6)",
+    )?;
+    for b in &query.back {
+        let only = name.filter(|_| scope == Some(b.scope.as_str()));
+        if scope.is_some() && only.is_none() {
+            continue;
+        }
+        let rows = back
+            .query_map(params![b.level.as_str(), b.from, b.until, b.scope.as_str(), b.metric, only], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?;
+        for row in rows {
+            let (name, bucket, value) = row?;
+            let value = u64::try_from(value).unwrap_or(0);
+            out.push(Cell { scope: b.scope, name, level: b.level, bucket, metric: b.metric.to_owned(), value });
+        }
+    }
     Ok(out)
 }
 

@@ -284,7 +284,8 @@ impl AlertConfig {
         let windows: Vec<Duration> = self.enabled().filter_map(|r| r.window).collect();
         let query = Query::windows(now, &windows);
         if self.enabled().any(|r| r.kind == Kind::Volume) {
-            query.with_since(Level::Hour, Level::Hour.bucket(now) - 5 * WEEK_SECS)
+            let from = Level::Hour.bucket(now) - 5 * WEEK_SECS;
+            query.with_metric_since(Level::Hour, from, Scope::Source, crate::health::tally::metric::RECEIVED)
         } else {
             query
         }

@@ -283,10 +283,20 @@ fn the_query_reads_each_window_and_five_weeks_of_hours_for_volume() {
     let now = time::macros::datetime!(2026-12-06 12:30 UTC);
     let q = AlertConfig::default().query(now);
     let hour = Level::Hour.bucket(now);
-    assert_eq!(q.since, [(Level::Minute, Level::Minute.bucket(now) - 3_600), (Level::Hour, hour - 5 * WEEK_SECS)]);
+    assert_eq!(q.since, [(Level::Minute, Level::Minute.bucket(now) - 3_600)]);
+    // Five weeks of one metric only: the baselines need no other.
+    let baseline = crate::health::series::Back {
+        level: Level::Hour,
+        from: hour - 5 * WEEK_SECS,
+        until: i64::MAX,
+        scope: Scope::Source,
+        metric: "received",
+    };
+    assert_eq!(q.back, [baseline]);
     let mut quiet = AlertConfig::default();
     quiet.rules.retain(|r| r.kind != Kind::Volume);
     assert_eq!(quiet.query(now).since, [(Level::Minute, Level::Minute.bucket(now) - 3_600)]);
+    assert!(quiet.query(now).back.is_empty());
     quiet.rules.iter_mut().for_each(|r| r.enabled = false);
     assert!(quiet.query(now).since.is_empty());
 }
