@@ -140,8 +140,8 @@ pub fn provider_time(payload: &serde_json::Map<String, serde_json::Value>) -> Op
 }
 
 /// Upper bounds of the capture-to-delivery latency histogram, in milliseconds; a last
-/// bucket holds everything slower. Spaced so p50 and p95 are read within a factor of
-/// about two from a second to a day, where delivery latencies live.
+/// bucket holds everything slower. Neighbouring bounds are two to four times apart from a
+/// second to a day, where delivery latencies live, so p50 and p95 read within that factor.
 pub const LATENCY_BOUNDS_MS: [u64; 18] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
     3_600_000, 7_200_000, 21_600_000, 86_400_000,

@@ -111,6 +111,13 @@ secret_env = "TEST_ALERT_SECRET"
     spawn_on_with(store, config, Some(Arc::new(client)), dir).await
 }
 
+/// A server whose CRM fails every try, under the error-rate rule these tests use (the
+/// dashboard's tests too).
+pub async fn spawn_with_failing_crm() -> TestApp {
+    let endpoint = Arc::new(Endpoint { broken: AtomicBool::new(true), ..Endpoint::default() });
+    spawn(start(endpoint).await).await
+}
+
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !done().await {

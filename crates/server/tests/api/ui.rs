@@ -1,12 +1,10 @@
 //! The operator dashboard at /ui: sessions, CSRF, scopes and escaping over real HTTP, and
 //! one walk through it in headless Chromium driven over WebDriver (chromedriver).
 
-use crate::{TestApp, spawn_app, spawn_on_with};
+use crate::{TestApp, spawn_app};
 use axum::http::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = "<script>alert(1)</script>";
@@ -270,50 +268,9 @@ async fn every_page_renders_and_unknown_names_are_404_pages() {
 // The browser test: a CRM that always fails, so its dead letters raise the error-rate
 // alert and the destination shows as failing.
 
-async fn failing_crm() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().route("/crm", axum::routing::post(|| async { StatusCode::BAD_GATEWAY }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-async fn spawn_failing(crm: SocketAddr) -> TestApp {
-    let config = leadflow_core::config::parse(&format!(
-        r#"
-[[destinations]]
-name = "crm"
-type = "webhook"
-url = "http://{crm}/crm"
-secret_env = "CRM_SECRET"
-events = ["created"]
-retry = ["0s"]
-rate_limit = {{ per_second = 1000.0, burst = 1000 }}
-circuit_breaker = {{ failure_threshold = 1000, cool_down = "100ms" }}
-
-[alerts]
-evaluate_every = "100ms"
-keep_firing_for = "0s"
-
-[[alerts.rules]]
-kind = "error_rate"
-scope = "destination:crm"
-threshold = 0.5
-window = "1h"
-min_events = 3
-"#
-    ))
-    .unwrap();
-    let secret = crate::operations::ALERT_SECRET.to_owned();
-    let client = leadflow_app::deliveries::client(&config, |_| Some(secret.clone())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::open_store(&dir).await;
-    spawn_on_with(store, config, Some(Arc::new(client)), dir).await
-}
-
 #[tokio::test]
 async fn a_leads_page_shows_its_deliveries_with_every_try_to_admins_only() {
-    let app = spawn_failing(failing_crm().await).await;
+    let app = crate::operations::spawn_with_failing_crm().await;
     let lead: Value = app.post("/v1/leads", &json!({"email": "tried@example.com"})).await.json().await.unwrap();
     let id = lead["id"].as_str().unwrap().to_owned();
     let cookie = login(&app, &app.admin).await;
@@ -381,7 +338,7 @@ fn screenshots() -> std::path::PathBuf {
 async fn in_a_browser_an_operator_finds_the_failing_destination_replays_a_dead_letter_and_decides_a_review() {
     use fantoccini::{ClientBuilder, Locator};
 
-    let app = spawn_failing(failing_crm().await).await;
+    let app = crate::operations::spawn_with_failing_crm().await;
     for i in 0..3 {
         assert_eq!(app.post("/v1/leads", &json!({"email": format!("lead{i}@example.com")})).await.status(), 201);
     }
