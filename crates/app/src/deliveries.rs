@@ -25,6 +25,8 @@ pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<C
         v.insert("name".into(), json!(d.name));
         v.insert("type".into(), json!(d.kind));
         v.insert("required_fields".into(), json!(d.required_fields));
+        v.insert("consent".into(), json!(d.consent));
+        v.insert("consent_fields".into(), json!(d.consent_fields));
         for (key, value) in &d.settings {
             match key.strip_suffix("_env") {
                 Some(field) => {

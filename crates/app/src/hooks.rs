@@ -42,6 +42,8 @@ pub struct Stored {
     pub quarantined: usize,
     /// Stored, settled later (batch sources, or leads read back from the provider's API).
     pub pending: usize,
+    /// Dropped: the person is suppressed. Not shown to the caller.
+    pub suppressed: usize,
 }
 
 /// Verifies and reads the request with the source's adapter (a provider's; a `json`
@@ -107,6 +109,9 @@ async fn store_items(app: &App, source: &SourceConfig, items: Vec<Item>) -> Resu
             Settled::Captured(Captured::Rejected { .. } | Captured::KeyReused { .. }) | Settled::Rejected(_) => {
                 out.quarantined += 1
             }
+            // Acknowledged like any other: the answer does not tell a form's visitor who
+            // is suppressed.
+            Settled::Suppressed => out.suppressed += 1,
         }
     }
     Ok(out)

@@ -59,6 +59,9 @@ pub enum Settled {
     Captured(Captured),
     /// Refused and not stored (API callers correct and resend).
     Rejected(Vec<FieldError>),
+    /// Its person is on the suppression list: acknowledged and dropped, nothing stored
+    /// (and a copy stored earlier, waiting for a provider fetch, is deleted).
+    Suppressed,
 }
 
 /// What to do with a submission that fails validation.
@@ -83,6 +86,7 @@ pub async fn submit(
         Valid(SourceName),
         Quarantined(SourceName),
         Refused(Vec<FieldError>),
+        Suppressed,
     }
     let mut tally = Tally::default();
     let mut slots = Vec::with_capacity(submissions.len());
@@ -105,6 +109,13 @@ pub async fn submit(
             }
         }
     }
+    let places: Vec<usize> = (0..slots.len()).filter(|&i| matches!(slots[i], Slot::Valid(_))).collect();
+    let valid = drop_suppressed(app, valid, |item| {
+        if let Some(slot) = places.get(item).and_then(|&i| slots.get_mut(i)) {
+            *slot = Slot::Suppressed;
+        }
+    })
+    .await?;
     let captures = !valid.is_empty();
     // Both writes join the same group commit.
     let (captured, quarantined) = tokio::join!(app.store.capture(valid), app.store.quarantine(invalid));
@@ -119,6 +130,10 @@ pub async fn submit(
                 settled.push(Settled::Rejected(errors));
                 continue;
             }
+            Slot::Suppressed => {
+                settled.push(Settled::Suppressed);
+                continue;
+            }
             Slot::Valid(source) => (source, captured.next()),
             Slot::Quarantined(source) => (source, quarantined.next()),
         };
@@ -128,6 +143,33 @@ pub async fn submit(
     }
     tally.record();
     Ok(settled)
+}
+
+/// The items whose person is not suppressed, in order. `dropped(i)` hears of each
+/// suppressed one by its place among `items` (before any was dropped); its stored copy,
+/// if any, is deleted.
+async fn drop_suppressed(
+    app: &App,
+    items: Vec<CaptureItem>,
+    mut dropped: impl FnMut(usize),
+) -> Result<Vec<CaptureItem>, StoreError> {
+    let candidates: Vec<&Candidate> = items.iter().map(|i| &i.candidate).collect();
+    let flags = crate::privacy::suppressed(app, &candidates).await?;
+    if !flags.contains(&true) {
+        return Ok(items);
+    }
+    let (mut kept, mut gone) = (Vec::with_capacity(items.len()), Vec::new());
+    for (i, (item, suppressed)) in items.into_iter().zip(flags).enumerate() {
+        if suppressed {
+            dropped(i);
+            m::lead_outcomes(item.submission.source.as_str(), "suppressed", 1);
+            gone.push(item.submission.id);
+        } else {
+            kept.push(item);
+        }
+    }
+    app.store.discard_submissions(gone).await?;
+    Ok(kept)
 }
 
 /// Runs quarantined submissions through the pipeline again, with the configuration as it
@@ -145,8 +187,12 @@ pub async fn replay(app: &App, ids: &[SubmissionId]) -> Result<Vec<Option<Settle
         let source = submission.source.clone();
         let settled = match prepare(&app.config, &submission) {
             Ok(candidate) => {
-                let item = CaptureItem { submission, candidate };
-                let c = app.store.capture(vec![item]).await?.pop();
+                let items = drop_suppressed(app, vec![CaptureItem { submission, candidate }], |_| {}).await?;
+                if items.is_empty() {
+                    out.push(Some(Settled::Suppressed));
+                    continue;
+                }
+                let c = app.store.capture(items).await?.pop();
                 app.wake.written();
                 c.ok_or_else(|| StoreError::Internal("no result for the replayed submission".into()))?
             }
@@ -269,6 +315,9 @@ pub async fn settle_pending(app: &App, wanted: impl Fn(&RawSubmission) -> bool) 
                 }
             }
         }
+        let before = items.len();
+        let items = drop_suppressed(app, items, |_| {}).await?;
+        progressed += before - items.len();
         for c in app.store.capture(items).await? {
             if matches!(c, Captured::Settled { .. }) {
                 progressed += 1;

@@ -26,6 +26,7 @@ pub mod import;
 pub mod ingest;
 pub mod merges;
 mod metrics;
+pub mod privacy;
 pub mod providers;
 pub mod reports;
 pub mod rescore;

@@ -14,7 +14,7 @@ pub(crate) enum DeliveriesCommand {
     List {
         #[command(flatten)]
         data: DataArgs,
-        /// dead, needs_data, pending or delivered.
+        /// dead, needs_data, blocked_consent, pending or delivered.
         #[arg(long, default_value = "dead")]
         status: String,
         #[arg(long)]
@@ -60,8 +60,9 @@ fn time_arg(name: &str, value: Option<String>) -> Result<Option<OffsetDateTime>,
 pub(crate) async fn run(action: DeliveriesCommand) -> Result<(), Failure> {
     match action {
         DeliveriesCommand::List { data, status, destination } => {
-            let status = DeliveryStatus::parse(&status)
-                .ok_or_else(|| Failure::Runtime("--status must be dead, needs_data, pending or delivered".into()))?;
+            let status = DeliveryStatus::parse(&status).ok_or_else(|| {
+                Failure::Runtime("--status must be dead, needs_data, blocked_consent, pending or delivered".into())
+            })?;
             let (store, _) = crate::open(&data).await?;
             let mut after = None;
             loop {

@@ -9,8 +9,14 @@ use std::path::Path;
 
 const PAGE: usize = 1000;
 
-/// Returns how many leads were written.
-pub async fn export(store: &DynStore, format: ExportFormat, out: Option<&Path>) -> Result<u64, String> {
+/// Returns how many leads were written. With `consent`, only the leads that grant every
+/// one of those purposes now.
+pub async fn export(
+    store: &DynStore,
+    format: ExportFormat,
+    out: Option<&Path>,
+    consent: &[String],
+) -> Result<u64, String> {
     let sink: Box<dyn Write> = match out {
         Some(path) => {
             Box::new(std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?)
@@ -32,7 +38,7 @@ pub async fn export(store: &DynStore, format: ExportFormat, out: Option<&Path>) 
         let page = store.list_leads(after, PAGE).await.map_err(|e| e.to_string())?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        for lead in &page {
+        for lead in page.iter().filter(|l| leadflow_core::consent::missing(l.consent.as_ref(), consent).is_empty()) {
             match &mut out {
                 Out::Csv(w) => w.write_record(row(lead).iter().map(|c| neutralize(c))).map_err(|e| e.to_string())?,
                 Out::Jsonl(w) => {

@@ -203,6 +203,7 @@ pub async fn quarantine(action: QuarantineCommand) -> Result<(), Failure> {
                             }
                             Some(Settled::Captured(Captured::Pending { .. })) => "pending".to_owned(),
                             Some(Settled::Captured(Captured::KeyReused { .. })) => "idempotency key reused".to_owned(),
+                            Some(Settled::Suppressed) => "dropped: the person is suppressed".to_owned(),
                         };
                         println!("{id}  {what}");
                     }

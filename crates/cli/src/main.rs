@@ -138,6 +138,10 @@ enum Command {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only leads that grant this consent purpose now (repeat for several: all must be
+        /// granted), e.g. `--consent marketing_email` for an email campaign's list.
+        #[arg(long = "consent", value_name = "PURPOSE")]
+        consent: Vec<String>,
     },
 }
 
@@ -310,9 +314,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Leads { action: LeadsCommand::Erase { data, id, reason, actor } } => {
             erase(&data, &id, reason, actor).await
         }
-        Command::Export { data, format, out } => {
-            let (store, _) = open(&data).await?;
-            let result = export::export(&store, format, out.as_deref()).await.map_err(Failure::Runtime);
+        Command::Export { data, format, out, consent } => {
+            let (store, config) = open(&data).await?;
+            if let Some(unknown) = consent.iter().find(|p| !config.privacy.purposes.contains(p)) {
+                return Err(Failure::Runtime(format!(
+                    "{unknown:?} is not a consent purpose; configured: {}",
+                    config.privacy.purposes.join(", ")
+                )));
+            }
+            let result = export::export(&store, format, out.as_deref(), &consent).await.map_err(Failure::Runtime);
             store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             let count = result?;
             eprintln!("exported {count} leads");
@@ -405,7 +415,10 @@ pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure>
 /// The store and configuration as one application, for the commands that run a use case.
 pub(crate) async fn open_app(data: &DataArgs) -> Result<App, Failure> {
     let (store, config) = open(data).await?;
-    Ok(App::new(store, Arc::new(config)))
+    App::new(store, Arc::new(config))
+        .with_suppression_key(|name| std::env::var(name).ok())
+        .await
+        .map_err(|e| Failure::Store(e.to_string()))
 }
 
 async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {

@@ -1249,3 +1249,42 @@ retry = ["0s"]
     assert!(stdout(&pending).contains(&id));
     assert!(!run(dir.path(), &["deliveries", "show", "dlv_nothing"]).status.success());
 }
+
+#[tokio::test]
+async fn export_can_keep_only_the_leads_that_grant_a_purpose() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let server = Server::start(dir.path());
+    let http = client();
+    for body in [
+        json!({"email": "yes@example.com", "consent": {"purposes": {"marketing_email": "granted", "phone": "granted"}}}),
+        json!({"email": "no@example.com", "consent": {"purposes": {"marketing_email": "withdrawn"}}}),
+        json!({"email": "silent@example.com"}),
+        json!({"email": "half@example.com", "consent": {"purposes": {"marketing_email": "granted"}}}),
+    ] {
+        let r = http.post(format!("{}/v1/leads", server.base)).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    drop(server);
+    let emails = |args: &[&str]| -> Vec<String> {
+        let out = run(dir.path(), args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut emails: Vec<String> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["email"].as_str().unwrap().to_owned())
+            .collect();
+        emails.sort();
+        emails
+    };
+    assert_eq!(
+        emails(&["export", "--format", "jsonl", "--consent", "marketing_email"]),
+        ["half@example.com", "yes@example.com"]
+    );
+    assert_eq!(
+        emails(&["export", "--format", "jsonl", "--consent", "marketing_email", "--consent", "phone"]),
+        ["yes@example.com"]
+    );
+    let out = run(dir.path(), &["export", "--format", "jsonl", "--consent", "telepathy"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a consent purpose"), "{}", stderr(&out));
+}

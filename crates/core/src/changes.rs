@@ -106,6 +106,19 @@ pub enum Change {
         keys: Vec<String>,
     },
     Delivery(Delivery),
+    /// Ledger entries of the lead's consent, appended.
+    Consent {
+        lead: LeadId,
+        entries: Vec<crate::consent::Entry>,
+    },
+    /// The lead's consent changed: its deliveries held for missing consent go again, and
+    /// those waiting to be sent carry the lead as it now stands, so a withdrawal reaches
+    /// what has not been sent yet (each is checked again when it is tried).
+    ConsentReleased {
+        lead: LeadId,
+        payload: Arc<str>,
+        at: OffsetDateTime,
+    },
     /// Deliveries of this lead to `destination` that waited for missing data go again
     /// with the lead as it now stands.
     RetryNeedsData {
@@ -253,7 +266,11 @@ pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateT
         out.push(Change::QueueRouting { lead: lead.id, trigger, source, at: now });
     }
     let wanted = rules.outbox.deliveries(event);
-    if wanted.is_empty() {
+    let consent_changed = matches!(
+        event,
+        LeadEvent::ConsentChanged { .. } | LeadEvent::Merged { consent_updated: true, .. } | LeadEvent::Absorbed { .. }
+    );
+    if wanted.is_empty() && (!consent_changed || rules.outbox.is_empty()) {
         return out;
     }
     let erased = erase::payload(lead.id, lead.erased_at.unwrap_or(now), event);
@@ -262,6 +279,9 @@ pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateT
         // A lead always serializes; an empty payload would be caught by every consumer.
         None => serde_json::to_string(lead).unwrap_or_default().into(),
     };
+    if consent_changed && erased.is_none() {
+        out.push(Change::ConsentReleased { lead: lead.id, payload: payload.clone(), at: now });
+    }
     for (destination, event_type) in wanted {
         if erased.is_none() {
             out.push(Change::RetryNeedsData {

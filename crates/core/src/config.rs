@@ -65,6 +65,11 @@ pub struct Config {
     pub feedback: FeedbackRules,
     /// `[alerts]`: the rules, with the defaults no written rule replaced, and the channels.
     pub alerts: Arc<AlertConfig>,
+    /// `[privacy]`: the consent purposes and where the suppression key comes from.
+    pub privacy: Arc<crate::consent::PrivacyConfig>,
+    /// The key suppression hashes are made with, once the application has read it (from
+    /// the environment, or the one generated for the database).
+    pub suppression_key: Option<Arc<crate::suppress::SuppressionKey>>,
 }
 
 impl Default for Config {
@@ -82,6 +87,8 @@ impl Default for Config {
             routing: Arc::default(),
             feedback: FeedbackRules::default(),
             alerts: Arc::default(),
+            privacy: Arc::default(),
+            suppression_key: None,
         }
     }
 }
@@ -94,6 +101,7 @@ impl Config {
             channels: Arc::new(self.sources.iter().map(|s| (s.name.clone(), s.channel())).collect()),
             outbox: Arc::new(Subscriptions::new(&self.destinations)),
             routing: self.routing.clone(),
+            suppression: self.suppression_key.clone(),
         }
     }
 
@@ -108,7 +116,8 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
+    "privacy",
     "server",
     "database",
     "sources",
@@ -194,11 +203,16 @@ fn read(p: &mut Problems, root: &Table) -> Config {
     }
     let mut picklists: Picklists =
         table(p, "picklists").map(|t| crate::normalize::picklists::read(p, t)).unwrap_or_default();
+    let privacy: crate::consent::PrivacyConfig =
+        table(p, "privacy").map(|t| crate::consent::read_config(p, t)).unwrap_or_default();
+    picklists.consent_purposes.clone_from(&privacy.purposes);
     let matching: Arc<Matching> = table(p, "matching").map(|t| crate::resolve::config::read(p, t)).unwrap_or_default();
     // The company key is made during normalization, which is given the picklists.
     picklists.legal_suffixes = matching.legal_suffixes.clone();
-    let destinations: Vec<DestinationConfig> =
-        root.get("destinations").map(|item| crate::deliver::config::read(p, item, contract)).unwrap_or_default();
+    let destinations: Vec<DestinationConfig> = root
+        .get("destinations")
+        .map(|item| crate::deliver::config::read(p, item, contract, &privacy.purposes))
+        .unwrap_or_default();
     // After the sources and destinations: a rule's scope names one of them.
     let alerts = root.get("alerts").map(|item| {
         let sources: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
@@ -217,5 +231,7 @@ fn read(p: &mut Problems, root: &Table) -> Config {
         routing: Arc::new(routing),
         engagement: Arc::new(engagement),
         alerts: Arc::new(alerts.unwrap_or_default()),
+        privacy: Arc::new(privacy),
+        suppression_key: None,
     }
 }

@@ -24,11 +24,21 @@ pub enum EventType {
     /// The person was erased; the delivery carries ids only, for the destination to erase
     /// its own copy.
     Erased,
+    /// The person's consent changed (a purpose granted, denied or withdrawn): sent even to
+    /// a destination whose required consent is now missing, so it can stop using it.
+    ConsentChanged,
 }
 
 impl EventType {
-    pub const ALL: [Self; 6] =
-        [Self::Created, Self::Merged, Self::Mql, Self::Assigned, Self::StageChanged, Self::Erased];
+    pub const ALL: [Self; 7] = [
+        Self::Created,
+        Self::Merged,
+        Self::Mql,
+        Self::Assigned,
+        Self::StageChanged,
+        Self::Erased,
+        Self::ConsentChanged,
+    ];
 
     /// The name used in the configuration.
     pub fn as_str(&self) -> &'static str {
@@ -39,6 +49,7 @@ impl EventType {
             Self::Assigned => "assigned",
             Self::StageChanged => "stage_changed",
             Self::Erased => "erased",
+            Self::ConsentChanged => "consent_changed",
         }
     }
 
@@ -56,7 +67,9 @@ impl EventType {
     pub fn of(event: &LeadEvent) -> Vec<Self> {
         match event {
             LeadEvent::Created { .. } => vec![Self::Created],
+            LeadEvent::Merged { consent_updated: true, .. } => vec![Self::Merged, Self::ConsentChanged],
             LeadEvent::Merged { .. } | LeadEvent::Absorbed { .. } => vec![Self::Merged],
+            LeadEvent::ConsentChanged { .. } => vec![Self::ConsentChanged],
             LeadEvent::StageChanged { handoff: true, .. } => vec![Self::Mql, Self::StageChanged],
             LeadEvent::StageChanged { .. } => vec![Self::StageChanged],
             LeadEvent::Assigned { .. } => vec![Self::Assigned],
@@ -76,6 +89,12 @@ pub struct DestinationConfig {
     pub kind: String,
     pub events: Vec<EventType>,
     pub required_fields: Vec<String>,
+    /// The consent purposes a lead must have granted before this destination receives it
+    /// (`consent = ["sales_contact"]`); a delivery without them is held as
+    /// `blocked_consent`.
+    pub consent: Vec<String>,
+    /// HubSpot and Salesforce: purpose → the CRM property its status is written to.
+    pub consent_fields: BTreeMap<String, String>,
     /// Base delay before each try, the first included; `None` keeps the default.
     pub retry: Option<Vec<Duration>>,
     /// Sustained requests per second and burst.
@@ -97,6 +116,8 @@ impl DestinationConfig {
             kind: kind.into(),
             events,
             required_fields: Vec::new(),
+            consent: Vec::new(),
+            consent_fields: BTreeMap::new(),
             retry: None,
             rate_limit: None,
             circuit_breaker: None,

@@ -103,6 +103,8 @@ pub enum EventOutcome {
     Waiting { event_id: EventId, replayed: bool },
     /// Not recorded: it names a lead that was erased.
     Erased { lead_id: LeadId },
+    /// Not recorded: it names a suppressed person by email.
+    Suppressed,
 }
 
 /// The lead as the scoring rules read it: standard fields, derived facts and the source at

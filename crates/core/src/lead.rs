@@ -178,6 +178,10 @@ pub struct Consent {
     /// Opt-in per channel, e.g. `{"email": true, "phone": false}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub channels: BTreeMap<String, bool>,
+    /// The current state per purpose (`marketing_email`, `sales_contact`, ...), derived
+    /// from the consent ledger ([`crate::consent`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purposes: BTreeMap<String, crate::consent::State>,
 }
 
 /// Values derived from a lead's fields; recomputed whenever the fields change.

@@ -22,6 +22,7 @@ pub mod attribute;
 pub mod capture;
 pub mod changes;
 pub mod config;
+pub mod consent;
 pub mod deliver;
 pub mod email;
 pub mod engagement;
@@ -46,6 +47,7 @@ pub mod route;
 pub mod scoring;
 pub mod settle;
 pub mod source;
+pub mod suppress;
 pub mod validate;
 
 #[cfg(test)]

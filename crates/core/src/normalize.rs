@@ -43,6 +43,7 @@ pub use picklist::{DEFAULT_INDUSTRIES, Picklist, PicklistError, default_industri
 pub use picklists::Picklists;
 pub use title::{Department, Seniority, TitleClass, classify_title};
 
+use crate::consent::{State, Status, purpose_of_channel};
 use crate::email::Email;
 use crate::error::{FieldError, FieldErrorCode};
 use crate::lead::{Consent, Derived, Issue, LeadFields, Numeric};
@@ -84,6 +85,8 @@ pub struct Hints<'a> {
     pub industries: &'a Picklist,
     /// Legal-form suffixes the company key drops beyond the built-in ones.
     pub legal_suffixes: &'a LegalSuffixes,
+    /// The consent purposes a submission may name.
+    pub purposes: &'a [String],
 }
 
 pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
@@ -149,7 +152,7 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
         }
     }
     if let Some(v) = mapped.consent {
-        match consent(&v) {
+        match consent(&v, hints.purposes) {
             Ok(consent) => c.consent = Some(consent),
             Err(mut e) => errors.append(&mut e),
         }
@@ -308,37 +311,99 @@ fn numeric(value: &Value, integer: bool) -> Result<Option<(Numeric, bool)>, Fiel
     }
 }
 
-fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
-    let Value::Object(obj) = v else {
-        return Err(vec![wrong_type("consent", "an object")]);
-    };
+/// `consent` in any of its forms: today's object (`granted`, `at`, `source`,
+/// `policy_version`, `channels`), the ledger form (`purposes`: a purpose → status, or →
+/// an object with the status and its particulars, beside shared `at`, `policy_version`,
+/// `lawful_basis`, `confirmed_at`, `page_url`, `channel`), one choice (`purpose` and
+/// `status`), or a list of choices.
+pub fn consent(v: &Value, purposes: &[String]) -> Result<Consent, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut consent = Consent::default();
+    let mut out = Consent::default();
+    match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("consent[{i}]");
+                match item {
+                    Value::Object(obj) => {
+                        choice(obj, &path, &State::new(Status::Granted), purposes, &mut out, &mut errors)
+                    }
+                    _ => errors.push(wrong_type(&path, "an object with purpose and status")),
+                }
+            }
+        }
+        Value::Object(obj) => {
+            let shared = particulars(obj, "consent", State::new(Status::Granted), &mut errors);
+            if obj.contains_key("granted") || !(obj.contains_key("purposes") || obj.contains_key("purpose")) {
+                legacy(obj, &shared, purposes, &mut out, &mut errors);
+            }
+            if obj.contains_key("purpose") {
+                choice(obj, "consent", &shared, purposes, &mut out, &mut errors);
+            }
+            match obj.get("purposes") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(map)) => {
+                    for (purpose, value) in map {
+                        let path = format!("consent.purposes.{purpose}");
+                        let state = match value {
+                            Value::String(s) => match Status::parse(s.trim()) {
+                                Some(status) => Some(State { status, ..shared.clone() }),
+                                None => {
+                                    errors.push(unknown_status(&path));
+                                    None
+                                }
+                            },
+                            Value::Bool(b) => Some(State {
+                                status: if *b { Status::Granted } else { Status::Denied },
+                                ..shared.clone()
+                            }),
+                            Value::Object(obj) => {
+                                let mut one = obj.clone();
+                                one.insert("purpose".into(), Value::String(purpose.clone()));
+                                choice(&one, &path, &shared, purposes, &mut out, &mut errors);
+                                None
+                            }
+                            _ => {
+                                errors.push(wrong_type(&path, "a status string or an object"));
+                                None
+                            }
+                        };
+                        if let Some(state) = state {
+                            insert_purpose(purpose, &path, state, purposes, &mut out, &mut errors);
+                        }
+                    }
+                }
+                Some(_) => errors.push(wrong_type("consent.purposes", "an object of purpose → status")),
+            }
+        }
+        _ => errors.push(wrong_type("consent", "an object or a list of choices")),
+    }
+    if !out.purposes.is_empty() && !v.get("granted").is_some_and(Value::is_boolean) {
+        out.granted = out.purposes.values().any(|s| s.status.permits());
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// Today's object: `granted` speaks for email marketing, each channel for its purpose.
+fn legacy(
+    obj: &Map<String, Value>,
+    shared: &State,
+    purposes: &[String],
+    out: &mut Consent,
+    errors: &mut Vec<FieldError>,
+) {
     match obj.get("granted") {
-        Some(Value::Bool(b)) => consent.granted = *b,
+        Some(Value::Bool(b)) => out.granted = *b,
         None | Some(Value::Null) => {
             errors.push(FieldError::new("consent.granted", FieldErrorCode::Required, "consent.granted is required"))
         }
         Some(_) => errors.push(wrong_type("consent.granted", "a boolean")),
     }
-    match obj.get("at") {
+    out.at = shared.at;
+    out.policy_version.clone_from(&shared.policy_version);
+    match obj.get("source") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) => match OffsetDateTime::parse(s.trim(), &Rfc3339) {
-            Ok(t) => consent.at = Some(t),
-            Err(_) => errors.push(FieldError::new(
-                "consent.at",
-                FieldErrorCode::InvalidTimestamp,
-                "consent.at must be an RFC 3339 timestamp",
-            )),
-        },
-        Some(_) => errors.push(wrong_type("consent.at", "an RFC 3339 timestamp string")),
-    }
-    for (key, slot) in [("source", &mut consent.source), ("policy_version", &mut consent.policy_version)] {
-        match obj.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => *slot = clean_text(s),
-            Some(_) => errors.push(wrong_type(&format!("consent.{key}"), "a string")),
-        }
+        Some(Value::String(s)) => out.source = clean_text(s),
+        Some(_) => errors.push(wrong_type("consent.source", "a string")),
     }
     match obj.get("channels") {
         None | Some(Value::Null) => {}
@@ -346,7 +411,7 @@ fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
             for (name, opt_in) in channels {
                 match opt_in {
                     Value::Bool(b) => {
-                        consent.channels.insert(name.clone(), *b);
+                        out.channels.insert(name.clone(), *b);
                     }
                     _ => errors.push(wrong_type(&format!("consent.channels.{name}"), "a boolean")),
                 }
@@ -354,7 +419,113 @@ fn consent(v: &Value) -> Result<Consent, Vec<FieldError>> {
         }
         Some(_) => errors.push(wrong_type("consent.channels", "an object of booleans")),
     }
-    if errors.is_empty() { Ok(consent) } else { Err(errors) }
+    let status = |granted: bool| if granted { Status::Granted } else { Status::Denied };
+    if let Some(Value::Bool(granted)) = obj.get("granted")
+        && let Some(purpose) = purpose_of_channel("email", purposes)
+    {
+        out.purposes.insert(purpose.to_owned(), State { status: status(*granted), ..shared.clone() });
+    }
+    for (channel, opt_in) in &out.channels {
+        if let Some(purpose) = purpose_of_channel(channel, purposes) {
+            let state = State { status: status(*opt_in), channel: Some(channel.clone()), ..shared.clone() };
+            out.purposes.insert(purpose.to_owned(), state);
+        }
+    }
+}
+
+/// One choice: `purpose` and `status` with particulars over the shared ones.
+fn choice(
+    obj: &Map<String, Value>,
+    path: &str,
+    shared: &State,
+    purposes: &[String],
+    out: &mut Consent,
+    errors: &mut Vec<FieldError>,
+) {
+    let mut state = particulars(obj, path, shared.clone(), errors);
+    match obj.get("status") {
+        Some(Value::String(s)) => match Status::parse(s.trim()) {
+            Some(status) => state.status = status,
+            None => return errors.push(unknown_status(&format!("{path}.status"))),
+        },
+        None | Some(Value::Null) => {
+            return errors.push(FieldError::new(
+                format!("{path}.status"),
+                FieldErrorCode::Required,
+                "a consent choice needs a status: granted, denied or withdrawn",
+            ));
+        }
+        Some(_) => return errors.push(wrong_type(&format!("{path}.status"), "a string")),
+    }
+    match obj.get("purpose") {
+        Some(Value::String(p)) => insert_purpose(p.trim(), &format!("{path}.purpose"), state, purposes, out, errors),
+        _ => errors.push(FieldError::new(
+            format!("{path}.purpose"),
+            FieldErrorCode::Required,
+            "a consent choice needs a purpose",
+        )),
+    }
+}
+
+fn insert_purpose(
+    purpose: &str,
+    path: &str,
+    state: State,
+    purposes: &[String],
+    out: &mut Consent,
+    errors: &mut Vec<FieldError>,
+) {
+    if purposes.iter().any(|p| p == purpose) {
+        out.purposes.insert(purpose.to_owned(), state);
+    } else {
+        errors.push(FieldError::new(
+            path,
+            FieldErrorCode::Invalid,
+            format!("unknown consent purpose; configured purposes: {}", purposes.join(", ")),
+        ));
+    }
+}
+
+fn unknown_status(path: &str) -> FieldError {
+    FieldError::new(path, FieldErrorCode::Invalid, "consent status must be granted, denied or withdrawn")
+}
+
+/// The particulars a choice may carry, over `base`.
+fn particulars(obj: &Map<String, Value>, path: &str, mut base: State, errors: &mut Vec<FieldError>) -> State {
+    for key in ["at", "confirmed_at"] {
+        let slot = if key == "at" { &mut base.at } else { &mut base.confirmed_at };
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => match OffsetDateTime::parse(s.trim(), &Rfc3339) {
+                Ok(t) => *slot = Some(t),
+                Err(_) => errors.push(FieldError::new(
+                    format!("{path}.{key}"),
+                    FieldErrorCode::InvalidTimestamp,
+                    format!("{path}.{key} must be an RFC 3339 timestamp"),
+                )),
+            },
+            Some(_) => errors.push(wrong_type(&format!("{path}.{key}"), "an RFC 3339 timestamp string")),
+        }
+    }
+    for key in ["policy_version", "lawful_basis", "page_url", "channel"] {
+        let slot = match key {
+            "policy_version" => &mut base.policy_version,
+            "lawful_basis" => &mut base.lawful_basis,
+            "page_url" => &mut base.page_url,
+            _ => &mut base.channel,
+        };
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.chars().count() <= 2048 => *slot = clean_text(s),
+            Some(Value::String(_)) => errors.push(FieldError::new(
+                format!("{path}.{key}"),
+                FieldErrorCode::TooLong,
+                "at most 2048 characters",
+            )),
+            Some(_) => errors.push(wrong_type(&format!("{path}.{key}"), "a string")),
+        }
+    }
+    base
 }
 
 #[cfg(test)]
@@ -368,7 +539,9 @@ mod tests {
         static INDUSTRIES: std::sync::LazyLock<Picklist> =
             std::sync::LazyLock::new(crate::normalize::default_industries);
         static SUFFIXES: std::sync::LazyLock<LegalSuffixes> = std::sync::LazyLock::new(LegalSuffixes::default);
-        Hints { default_country, industries: &INDUSTRIES, legal_suffixes: &SUFFIXES }
+        static PURPOSES: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| crate::consent::DEFAULT_PURPOSES.map(str::to_owned).to_vec());
+        Hints { default_country, industries: &INDUSTRIES, legal_suffixes: &SUFFIXES, purposes: &PURPOSES }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn prepare(
         default_country: source.default_country.as_deref(),
         industries: &picklists.industry,
         legal_suffixes: &picklists.legal_suffixes,
+        purposes: &picklists.consent_purposes,
     };
     let candidate = normalize::normalize(mapped, hints)?;
     validate::validate(&candidate, &source.required)?;
@@ -169,6 +170,13 @@ pub enum LeadEvent {
     /// The person was erased (the right to be forgotten): this lead and every lead merged
     /// into it are tombstones now, and the earlier entries keep their kinds and times but
     /// nothing personal (see [`crate::erase`]).
+    /// An operator (or a client, e.g. an unsubscribe link) recorded a consent choice.
+    ConsentChanged {
+        purpose: String,
+        status: crate::consent::Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+    },
     Erased {
         /// Who asked: the API key's name unless the request named someone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +219,8 @@ pub struct Rules {
     pub outbox: std::sync::Arc<crate::deliver::Subscriptions>,
     /// Who gets a lead, and the SLA on taking it.
     pub routing: std::sync::Arc<crate::scoring::routing::RoutingConfig>,
+    /// The key suppression hashes are made with: an erasure suppresses its person under it.
+    pub suppression: Option<std::sync::Arc<crate::suppress::SuppressionKey>>,
 }
 
 impl Rules {

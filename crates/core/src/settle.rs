@@ -158,7 +158,15 @@ impl<'r> Decided<'r> {
     /// merge or create → attribute. `loaded` answers [`Decided::leads`], in order (`None`
     /// for a lead that is gone).
     pub fn merge(self, loaded: Vec<Option<Lead>>) -> Merged<'r> {
-        let Settle { candidate, meta, rules, now, .. } = self.settle;
+        let Settle { mut candidate, meta, rules, now, .. } = self.settle;
+        let ledger = match candidate.consent.as_mut() {
+            Some(consent) => {
+                let page = candidate.fields.landing_page_url.as_deref();
+                crate::consent::date(consent, meta.received_at, meta.source.as_str(), page);
+                crate::consent::entries(consent, meta.id, rules.channel(&meta.source), now)
+            }
+            None => Vec::new(),
+        };
         let mut loaded = loaded.into_iter();
         // Never into a tombstone: an erased person who comes back is a new lead.
         let target = loaded.next().flatten().filter(|l| l.erased_at.is_none());
@@ -173,7 +181,7 @@ impl<'r> Decided<'r> {
         let before = target.as_ref().map(|l| resolve::match_record(&l.fields, &l.derived));
         let visitor = candidate.visitor_id();
         let settlement = pipeline::settle(candidate, &meta, self.decision, target, now, rules);
-        Merged { settlement, expected, before, visitor, bridges, meta, rules, now }
+        Merged { settlement, expected, before, visitor, bridges, ledger, meta, rules, now }
     }
 }
 
@@ -187,6 +195,8 @@ pub struct Merged<'r> {
     before: Option<Record>,
     visitor: Option<String>,
     bridges: Vec<(Bridge, Lead)>,
+    /// The consent ledger entries the submission brings.
+    ledger: Vec<crate::consent::Entry>,
     meta: SubmissionMeta,
     rules: &'r Rules,
     now: OffsetDateTime,
@@ -248,7 +258,7 @@ impl Merged<'_> {
     }
 
     pub fn finish(self, context: Context) -> Settled {
-        let Merged { settlement, expected, before, visitor, bridges, meta, rules, now } = self;
+        let Merged { settlement, expected, before, visitor, bridges, ledger, meta, rules, now } = self;
         let pipeline::Settlement { outcome, mut lead, history, touch, possible_duplicates } = settlement;
         let mut out = Vec::new();
         out.extend(account::join(&mut lead, &context.accounts, now));
@@ -265,6 +275,9 @@ impl Merged<'_> {
             out.push(Change::AttachEvents { lead: lead.id, events: attached });
         }
         out.push(Change::Touchpoint { lead: lead.id, touch: Box::new(touch) });
+        if !ledger.is_empty() {
+            out.push(Change::Consent { lead: lead.id, entries: ledger });
+        }
         let mut events = context.events;
         events.extend(waiting);
         events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));

@@ -17,7 +17,9 @@ pub(crate) fn outbox_state(status: &str) -> Result<OutboxState, StoreError> {
     match DeliveryStatus::parse(status) {
         Some(DeliveryStatus::Pending) => Ok(OutboxState::Pending),
         Some(DeliveryStatus::Delivered) => Ok(OutboxState::Delivered),
-        Some(DeliveryStatus::Dead | DeliveryStatus::NeedsData) => Ok(OutboxState::Stopped),
+        Some(DeliveryStatus::Dead | DeliveryStatus::NeedsData | DeliveryStatus::BlockedConsent) => {
+            Ok(OutboxState::Stopped)
+        }
         None => Err(StoreError::Corrupt(format!("outbox status {status:?}"))),
     }
 }

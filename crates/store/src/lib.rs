@@ -144,6 +144,7 @@ impl ImportStatus {
 
 // Defined by the core, which decides what a person's decision does.
 pub use leadflow_core::merges::{Review, ReviewStatus};
+pub use leadflow_core::suppress::Suppression;
 
 // Defined by the core, which decides them; kept here under their old names.
 pub use leadflow_core::engagement::{EventOutcome, NewEvent};
@@ -222,6 +223,9 @@ pub enum DeliveryStatus {
     Dead,
     /// The lead lacks a field the destination requires; goes again when the lead changes.
     NeedsData,
+    /// The lead lacks a consent purpose the destination requires: held, never sent, until
+    /// the consent arrives.
+    BlockedConsent,
 }
 
 impl DeliveryStatus {
@@ -231,11 +235,14 @@ impl DeliveryStatus {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::NeedsData => "needs_data",
+            Self::BlockedConsent => "blocked_consent",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Dead, Self::NeedsData].into_iter().find(|v| v.as_str() == s)
+        [Self::Pending, Self::Delivered, Self::Dead, Self::NeedsData, Self::BlockedConsent]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -253,6 +260,10 @@ pub enum DeliveryResult {
     },
     Dead,
     NeedsData {
+        missing: Vec<String>,
+    },
+    /// Held: the lead lacks these consent purposes.
+    BlockedConsent {
         missing: Vec<String>,
     },
 }
@@ -340,7 +351,7 @@ pub(crate) fn counted_attempt(
         DeliveryResult::Retry { .. } => Attempt::Failed { class: class(), dead: false },
         DeliveryResult::Dead => Attempt::Failed { class: class(), dead: true },
         DeliveryResult::NeedsData { .. } => Attempt::NeedsData,
-        DeliveryResult::Deferred { .. } => return None,
+        DeliveryResult::Deferred { .. } | DeliveryResult::BlockedConsent { .. } => return None,
     })
 }
 
@@ -824,6 +835,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// An episode's notifications, oldest first.
     async fn episode_notifications(&self, episode: &str) -> Result<Vec<StoredNotification>, StoreError>;
+
+    // Privacy
+
+    /// Adds the hashes to the suppression list (a hash already there stays as it was);
+    /// returns how many were new.
+    async fn suppress(&self, entries: Vec<Suppression>) -> Result<u64, StoreError>;
+
+    /// Those of `hashes` (hex values) that are on the suppression list.
+    async fn suppressed(&self, hashes: Vec<String>) -> Result<Vec<String>, StoreError>;
+
+    /// Takes the hashes off the suppression list; returns how many were there.
+    async fn lift_suppressions(&self, hashes: Vec<String>) -> Result<u64, StoreError>;
+
+    /// Deletes submissions that were stored before their person was found to be
+    /// suppressed (pending provider fetches, quarantined posts); settled ones stay.
+    async fn discard_submissions(&self, ids: Vec<SubmissionId>) -> Result<u64, StoreError>;
+
+    /// Records a consent choice on a lead (followed through merges): the ledger entry and,
+    /// when it is the most recent for its purpose, the lead's new state and its
+    /// follow-ups. `None` when there is no such lead; [`StoreError::Erased`] for an erased
+    /// one.
+    async fn record_consent(
+        &self,
+        lead: LeadId,
+        purpose: String,
+        state: leadflow_core::consent::State,
+        actor: Option<String>,
+    ) -> Result<Option<Lead>, StoreError>;
+
+    /// The consent ledger of a lead and of every lead merged into it, oldest first, each
+    /// entry with the lead it was recorded on.
+    async fn consent_ledger(&self, lead: LeadId) -> Result<Vec<(LeadId, leadflow_core::consent::Entry)>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

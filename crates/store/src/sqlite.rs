@@ -20,6 +20,7 @@ mod health;
 mod merging;
 mod migrations;
 mod outbox;
+mod privacy;
 mod reads;
 mod resolver;
 mod routing;
@@ -904,6 +905,46 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn suppress(&self, entries: Vec<leadflow_core::suppress::Suppression>) -> Result<u64, StoreError> {
+        self.write_returning(move |conn| privacy::suppress(conn, &entries)).await
+    }
+
+    async fn suppressed(&self, hashes: Vec<String>) -> Result<Vec<String>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |conn| privacy::suppressed(conn, &hashes)).await
+    }
+
+    async fn lift_suppressions(&self, hashes: Vec<String>) -> Result<u64, StoreError> {
+        self.write_returning(move |conn| privacy::lift(conn, &hashes)).await
+    }
+
+    async fn discard_submissions(&self, ids: Vec<SubmissionId>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.write_returning(move |conn| privacy::discard(conn, &ids)).await
+    }
+
+    async fn record_consent(
+        &self,
+        lead: LeadId,
+        purpose: String,
+        state: leadflow_core::consent::State,
+        actor: Option<String>,
+    ) -> Result<Option<Lead>, StoreError> {
+        let rules = self.rules.clone();
+        self.write_returning(move |conn| {
+            privacy::record(conn, lead, &purpose, &state, actor.as_deref(), &rules, OffsetDateTime::now_utc())
+        })
+        .await
+    }
+
+    async fn consent_ledger(&self, lead: LeadId) -> Result<Vec<(LeadId, leadflow_core::consent::Entry)>, StoreError> {
+        self.read(move |conn| privacy::ledger(conn, lead)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

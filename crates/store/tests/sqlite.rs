@@ -66,6 +66,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          CREATE INDEX lead_keys_lead ON lead_keys (lead_id);
          DROP TABLE health_counts; DROP TABLE health_seen; DROP INDEX submissions_unsettled;
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
+         DROP TABLE consent_ledger; DROP TABLE suppressions;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

@@ -190,6 +190,9 @@ macro_rules! conformance_suite {
             delivery_tries_count_by_destination_class_and_latency,
             old_health_buckets_are_pruned,
             alert_episodes_keep_acknowledgements_and_queue_each_notification_once,
+            the_suppression_list_is_looked_up_lifted_and_filled_by_an_erasure,
+            consent_choices_are_ledgered_and_release_held_deliveries,
+            suppressed_submissions_stored_earlier_are_discarded,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -1363,6 +1366,120 @@ pub async fn needs_data_waits_until_the_lead_changes(store: &DynStore) {
     assert_eq!(again.payload["company"], "Acme");
 }
 
+fn suppression_key() -> std::sync::Arc<leadflow_core::suppress::SuppressionKey> {
+    std::sync::Arc::new(leadflow_core::suppress::SuppressionKey::new(*b"conformance suppression key!").unwrap())
+}
+
+fn hashes_of(email: &str) -> Vec<String> {
+    let email = leadflow_core::Email::parse(email).unwrap();
+    leadflow_core::suppress::Identity { email: Some(&email), phone: None }
+        .hashes(&suppression_key(), &Default::default())
+        .into_iter()
+        .map(|h| h.value)
+        .collect()
+}
+
+pub async fn the_suppression_list_is_looked_up_lifted_and_filled_by_an_erasure(store: &DynStore) {
+    use leadflow_core::suppress::{Identity, Suppression};
+    let key = suppression_key();
+    let email = leadflow_core::Email::parse("grace@navy.mil").unwrap();
+    let hashes = Identity { email: Some(&email), phone: Some("+12025550199") }.hashes(&key, &Default::default());
+    let entries = Suppression::entries(hashes.clone(), &key, Some("ticket 9"), Some("dpo"), OffsetDateTime::now_utc());
+    assert_eq!(store.suppress(entries.clone()).await.unwrap(), 3);
+    assert_eq!(store.suppress(entries).await.unwrap(), 0, "a hash already there stays");
+    let all: Vec<String> = hashes.iter().map(|h| h.value.clone()).collect();
+    let mut asked = all.clone();
+    asked.push("0".repeat(64));
+    let mut found = store.suppressed(asked).await.unwrap();
+    found.sort();
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(store.lift_suppressions(all.clone()).await.unwrap(), 3);
+    assert!(store.suppressed(all).await.unwrap().is_empty());
+
+    // An erasure suppresses its person under the rules' key, and drops their consent ledger.
+    let rules = Rules { suppression: Some(key.clone()), ..Rules::default() };
+    let with_key = store.with_rules(rules);
+    let lead =
+        match capture_one(&with_key, item("api", None, json!({"email": "ada@acme.com", "consent": {"granted": true}})))
+            .await
+        {
+            Captured::Settled { lead, .. } => lead,
+            other => panic!("{other:?}"),
+        };
+    assert_eq!(store.consent_ledger(lead.id).await.unwrap().len(), 1);
+    let receipt = with_key.erase_lead(lead.id, "dpo".into(), None).await.unwrap().unwrap();
+    let ledger = receipt.tables.iter().find(|t| t.table == "consent_ledger").unwrap();
+    assert_eq!(ledger.deleted, 1);
+    assert!(store.consent_ledger(lead.id).await.unwrap().is_empty());
+    assert_eq!(store.suppressed(hashes_of("ADA@acme.com")).await.unwrap().len(), 2, "email and mailbox");
+}
+
+pub async fn consent_choices_are_ledgered_and_release_held_deliveries(store: &DynStore) {
+    use leadflow_core::consent::{State, Status};
+    use leadflow_store::{DeliveryResult, DeliveryStatus};
+    let outbox = store.with_rules(OUTBOX.clone());
+    let first = item("api", None, json!({"email": "ada@acme.com", "consent": {"purposes": {"phone": "granted"}}}));
+    let lead = match outbox.capture(vec![first]).await.unwrap().remove(0) {
+        Captured::Settled { lead, .. } => lead,
+        other => panic!("{other:?}"),
+    };
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let hook = claimed.iter().find(|d| d.destination == "hook").unwrap_or_else(|| panic!("{claimed:?}"));
+    let held = DeliveryResult::BlockedConsent { missing: vec!["sales_contact".into()] };
+    store.record_delivery(attempt(hook, held, None)).await.unwrap();
+    let waiting = store.list_deliveries(DeliveryStatus::BlockedConsent, None, None, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].last_error.as_deref(), Some("consent missing: sales_contact"));
+
+    // A later submission's choice joins the ledger; the operator's is recorded with its actor.
+    let later =
+        item("api", None, json!({"email": "ada@acme.com", "consent": {"purpose": "profiling", "status": "denied"}}));
+    outbox.capture(vec![later]).await.unwrap();
+    let granted = State::new(Status::Granted);
+    let updated =
+        outbox.record_consent(lead.id, "sales_contact".into(), granted, Some("key:k1".into())).await.unwrap().unwrap();
+    let purposes = &updated.consent.as_ref().unwrap().purposes;
+    assert_eq!(purposes["sales_contact"].status, Status::Granted);
+    assert_eq!(purposes["phone"].status, Status::Granted);
+    assert_eq!(purposes["profiling"].status, Status::Denied);
+    let ledger = store.consent_ledger(lead.id).await.unwrap();
+    let seen: Vec<(&str, Status)> = ledger.iter().map(|(_, e)| (e.purpose.as_str(), e.state.status)).collect();
+    assert_eq!(seen, [("phone", Status::Granted), ("profiling", Status::Denied), ("sales_contact", Status::Granted)]);
+    assert_eq!(ledger[2].1.actor.as_deref(), Some("key:k1"));
+    assert!(store.list_deliveries(DeliveryStatus::BlockedConsent, None, None, 10).await.unwrap().is_empty());
+    let (again, _) = store.get_delivery(&hook.id).await.unwrap().unwrap();
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert_eq!(again.payload["consent"]["purposes"]["sales_contact"]["status"], "granted");
+    let history = store.lead_history(lead.id).await.unwrap();
+    assert!(history.iter().any(|h| matches!(&h.event, leadflow_core::pipeline::LeadEvent::ConsentChanged { purpose, .. } if purpose == "sales_contact")));
+
+    // An older choice is history only.
+    let old = State { at: Some(OffsetDateTime::UNIX_EPOCH), ..State::new(Status::Withdrawn) };
+    let same = store.record_consent(lead.id, "sales_contact".into(), old, None).await.unwrap().unwrap();
+    assert_eq!(same.version, updated.version);
+    assert_eq!(store.consent_ledger(lead.id).await.unwrap().len(), 4);
+    assert!(
+        store.record_consent(LeadId::new(), "phone".into(), State::new(Status::Granted), None).await.unwrap().is_none()
+    );
+    store.erase_lead(lead.id, "dpo".into(), None).await.unwrap();
+    let refused = store.record_consent(lead.id, "phone".into(), State::new(Status::Granted), None).await;
+    assert!(matches!(refused, Err(leadflow_store::StoreError::Erased(_))), "{refused:?}");
+}
+
+pub async fn suppressed_submissions_stored_earlier_are_discarded(store: &DynStore) {
+    let pending = RawSubmission::new(SourceName::parse("api").unwrap(), None, payload(json!({"email": "a@b.co"})));
+    store.enqueue(vec![pending.clone()]).await.unwrap();
+    let settled = item("api", None, json!({"email": "c@d.co"}));
+    let settled_id = settled.submission.id;
+    capture_one(store, settled).await;
+    assert_eq!(store.discard_submissions(vec![pending.id, settled_id]).await.unwrap(), 1);
+    assert!(store.pending_submissions(10).await.unwrap().is_empty());
+    assert!(store.get_submission(settled_id).await.unwrap().is_some(), "a settled submission stays");
+}
+
 /// A whole-second instant: every backend stores it exactly.
 fn period(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap()
@@ -1453,6 +1570,8 @@ points = 10
         kind: "slack".into(),
         events: vec![leadflow_core::deliver::EventType::Assigned],
         required_fields: Vec::new(),
+        consent: Vec::new(),
+        consent_fields: Default::default(),
         retry: None,
         rate_limit: None,
         circuit_breaker: None,
@@ -2112,6 +2231,7 @@ pub async fn erase_leaves_no_trace_of_the_person_in_any_table(t: &TestStore) {
         "accounts",
         "account_keys",
         "imports",
+        "consent_ledger",
     ];
     assert_eq!(holding.iter().map(String::as_str).collect::<Vec<_>>(), {
         let mut sorted = everywhere.to_vec();

@@ -127,6 +127,7 @@ fn row_outcome(row: u64, external_id: Option<String>, s: Settled) -> RowOutcome 
         Settled::Captured(Captured::Rejected { errors, .. }) | Settled::Rejected(errors) => ("rejected", None, errors),
         // Rows are keyed by the file's digest, never fingerprinted: this does not happen.
         Settled::Captured(Captured::KeyReused { .. }) => ("rejected", None, Vec::new()),
+        Settled::Suppressed => ("suppressed", None, Vec::new()),
     };
     RowOutcome { row, external_id, outcome, lead_id, errors }
 }
@@ -299,6 +300,8 @@ fn count(c: &mut ImportCounts, outcome: &str) {
         "created" => c.created += 1,
         "merged" => c.merged += 1,
         "rejected" => c.rejected += 1,
+        // Counted among the rows only: the report's line says `suppressed`.
+        "suppressed" => {}
         _ => c.pending += 1,
     }
 }

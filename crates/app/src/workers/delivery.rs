@@ -118,6 +118,7 @@ async fn attempt(app: App, client: Arc<Client>, row: OutboxDelivery) {
             (DeliveryResult::Dead, status, Some(reason), response_excerpt)
         }
         Outcome::NeedsData { missing } => (DeliveryResult::NeedsData { missing }, None, None, None),
+        Outcome::BlockedConsent { missing } => (DeliveryResult::BlockedConsent { missing }, None, None, None),
         // Nothing to send was the whole job: done, and the reason kept as the answer.
         Outcome::Skipped { reason } => (DeliveryResult::Delivered, None, None, Some(reason)),
     };
@@ -152,5 +153,6 @@ fn result_label(r: &DeliveryResult) -> &'static str {
         DeliveryResult::Deferred { .. } => "deferred",
         DeliveryResult::Dead => "dead",
         DeliveryResult::NeedsData { .. } => "needs_data",
+        DeliveryResult::BlockedConsent { .. } => "blocked_consent",
     }
 }

@@ -629,3 +629,48 @@ fn a_lifecycle_without_stages_is_refused_where_it_says_so() {
         ]
     );
 }
+
+#[test]
+fn privacy_purposes_bound_what_destinations_and_submissions_may_name() {
+    let config = parse(
+        r#"
+[privacy]
+purposes = ["newsletter", "sales_contact"]
+suppression_key_env = "MY_SUPPRESSION_KEY"
+
+[[destinations]]
+name = "crm"
+type = "hubspot"
+token_env = "HUBSPOT_TOKEN"
+events = ["created", "consent_changed"]
+consent = ["sales_contact"]
+consent_fields = { newsletter = "newsletter_consent" }
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.privacy.purposes, ["newsletter", "sales_contact"]);
+    assert_eq!(config.picklists.consent_purposes, config.privacy.purposes);
+    assert_eq!(config.privacy.suppression_key_env, "MY_SUPPRESSION_KEY");
+    let d = &config.destinations[0];
+    assert_eq!(d.consent, ["sales_contact"]);
+    assert_eq!(d.consent_fields.get("newsletter").map(String::as_str), Some("newsletter_consent"));
+    assert_eq!(d.events, [EventType::Created, EventType::ConsentChanged]);
+
+    let errors = parse(
+        r#"
+[privacy]
+purposes = ["Bad Name"]
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+consent = ["telepathy"]
+consent_fields = { marketing_email = "x" }
+"#,
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["privacy.purposes", "destinations[0].consent[0]", "destinations[0].consent_fields"]);
+}

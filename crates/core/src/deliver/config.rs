@@ -70,14 +70,19 @@ pub(crate) fn read_settings(p: &mut Problems, t: &Table) -> DeliverySettings {
 }
 
 /// `[[destinations]]`; feedback reasons are checked against `contract`.
-pub(crate) fn read(p: &mut Problems, item: &Item, contract: &LifecycleContract) -> Vec<DestinationConfig> {
+pub(crate) fn read(
+    p: &mut Problems,
+    item: &Item,
+    contract: &LifecycleContract,
+    purposes: &[String],
+) -> Vec<DestinationConfig> {
     let Some(array) = item.as_array_of_tables() else {
         p.push(span(item), "destinations", "must be an array of tables: [[destinations]]");
         return Vec::new();
     };
     let mut out: Vec<DestinationConfig> = Vec::new();
     for (i, t) in array.iter().enumerate() {
-        if let Some(d) = read_destination(p, i, t, &out, contract) {
+        if let Some(d) = read_destination(p, i, t, &out, contract, purposes) {
             out.push(d);
         }
     }
@@ -91,6 +96,7 @@ fn read_destination(
     t: &Table,
     declared: &[DestinationConfig],
     contract: &LifecycleContract,
+    purposes: &[String],
 ) -> Option<DestinationConfig> {
     let at = format!("destinations[{i}]");
     let kind = t.get("type").and_then(Item::as_str);
@@ -125,6 +131,43 @@ fn read_destination(
                 }
                 (None, _) => p.push(span(item), &path, "must be a table: [destinations.feedback]"),
                 (Some(_), None) => p.push(span(item), &path, "only hubspot and salesforce destinations take feedback"),
+            },
+            "consent" => match item.as_array() {
+                Some(list) => {
+                    for (j, e) in list.iter().enumerate() {
+                        match e.as_str() {
+                            Some(purpose) if purposes.iter().any(|p| p == purpose) => {
+                                d.consent.push(purpose.to_owned())
+                            }
+                            _ => p.push(
+                                e.span().or_else(|| span(item)),
+                                &format!("{path}[{j}]"),
+                                format!("must be a consent purpose: {}", purposes.join(", ")),
+                            ),
+                        }
+                    }
+                }
+                None => p.push(span(item), &path, "must be a list of consent purposes such as [\"sales_contact\"]"),
+            },
+            "consent_fields" => match (item.as_table_like(), kind) {
+                (Some(table), Some("hubspot" | "salesforce")) => {
+                    for (purpose, property) in table.iter() {
+                        let at = format!("{path}.{purpose}");
+                        match property.as_str() {
+                            Some(name) if purposes.iter().any(|p| p == purpose) && !name.trim().is_empty() => {
+                                d.consent_fields.insert(purpose.to_owned(), name.trim().to_owned());
+                            }
+                            Some(_) if !purposes.iter().any(|p| p == purpose) => {
+                                p.push(span(property), &at, format!("not a consent purpose: {}", purposes.join(", ")))
+                            }
+                            _ => p.push(span(property), &at, "must be the name of a CRM property"),
+                        }
+                    }
+                }
+                (None, _) => p.push(span(item), &path, "must be a table of purpose = \"crm_property\""),
+                (Some(_), _) => {
+                    p.push(span(item), &path, "only hubspot and salesforce destinations take consent_fields")
+                }
             },
             "events" | "required_fields" | "retry" | "rate_limit" | "circuit_breaker" => {
                 read_delivery_key(p, key, item, &path, &mut d)
@@ -169,7 +212,7 @@ fn read_delivery_key(p: &mut Problems, key: &str, item: &Item, path: &str, d: &m
                         None => p.push(
                             e.span().or_else(|| span(item)),
                             &format!("{path}[{j}]"),
-                            "must be one of created, merged, mql, assigned, stage_changed, erased",
+                            "must be one of created, merged, mql, assigned, stage_changed, erased, consent_changed",
                         ),
                     }
                 }

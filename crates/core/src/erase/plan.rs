@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 /// The tables an erasure looks at, in the order a receipt lists them.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 15] = [
     "leads",
     "submissions",
     "lead_history",
@@ -44,6 +44,7 @@ pub const TABLES: [&str; 14] = [
     "accounts",
     "account_keys",
     "imports",
+    "consent_ledger",
 ];
 
 /// What an erasure did, for the person who asked (and their records).
@@ -135,11 +136,36 @@ pub enum Write {
         import: ImportId,
         report: Vec<u8>,
     },
+    /// The person goes on the suppression list, so no channel captures them again.
+    Suppress(Vec<crate::suppress::Suppression>),
+    /// The leads' consent ledgers go (the suppression list stands for their refusal now).
+    DeleteConsent(Vec<LeadId>),
     /// The delivery is not tried before `at`.
     NotBefore {
         delivery: String,
         at: OffsetDateTime,
     },
+}
+
+/// The suppression hashes of every way the person was named: each lead's email and
+/// E.164 phone, and the emails the history kept of earlier states.
+fn suppression_hashes(
+    survivor: &Lead,
+    merged: &[Lead],
+    who: &super::Identifiers,
+    key: &crate::suppress::SuppressionKey,
+    matching: &crate::resolve::Matching,
+) -> Vec<crate::suppress::Hash> {
+    let mut out: Vec<crate::suppress::Hash> = std::iter::once(survivor)
+        .chain(merged)
+        .flat_map(|l| crate::suppress::Identity::of(&l.fields).hashes(key, matching))
+        .collect();
+    for email in who.emails.iter().filter_map(|e| crate::Email::parse(e).ok()) {
+        out.extend(crate::suppress::Identity { email: Some(&email), phone: None }.hashes(key, matching));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A lead of the merge tree, as stored.
@@ -310,6 +336,8 @@ pub struct Rows {
     pub unsettled: Vec<(SubmissionId, String)>,
     /// How many match keys the family holds.
     pub lead_keys: u64,
+    /// How many consent ledger entries the family holds.
+    pub consent: u64,
     /// The family's events.
     pub events: Vec<EventId>,
     /// Events with no lead the lookup found.
@@ -489,6 +517,21 @@ impl Named<'_> {
                 out.write(Write::Report { import, report });
                 out.scrubbed("imports", lines);
             }
+        }
+
+        out.deleted("consent_ledger", rows.consent);
+        out.write(Write::DeleteConsent(family.iter().copied().collect()));
+        if let Some(key) = &rules.suppression {
+            let hashes = suppression_hashes(&survivor, &merged, &who, key, &rules.matching);
+            let reason = reason.as_deref().map(|r| format!("erasure: {r}"));
+            let entries = crate::suppress::Suppression::entries(
+                hashes,
+                key,
+                Some(reason.as_deref().unwrap_or("erasure")),
+                Some(&actor),
+                now,
+            );
+            out.write_unless_empty(entries, Write::Suppress);
         }
 
         let merged: Vec<LeadId> = merged.iter().map(|l| l.id).collect();

@@ -14,11 +14,17 @@ pub struct Picklists {
     /// Legal-form suffixes the company key drops beyond the built-in ones (from
     /// `[matching] legal_suffixes`; the same list as [`Matching::legal_suffixes`](crate::resolve::Matching)).
     pub legal_suffixes: LegalSuffixes,
+    /// The consent purposes a submission may speak of (from `[privacy] purposes`).
+    pub consent_purposes: Vec<String>,
 }
 
 impl Default for Picklists {
     fn default() -> Self {
-        Self { industry: super::default_industries(), legal_suffixes: LegalSuffixes::default() }
+        Self {
+            industry: super::default_industries(),
+            legal_suffixes: LegalSuffixes::default(),
+            consent_purposes: crate::consent::DEFAULT_PURPOSES.map(str::to_owned).to_vec(),
+        }
     }
 }
 

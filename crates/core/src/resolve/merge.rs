@@ -126,16 +126,7 @@ pub fn merge(
         }
     }
     if let Some(new) = candidate.consent {
-        let newer = match (&lead.consent, new.at) {
-            (None, _) => true,
-            (Some(old), Some(at)) => old.at.is_none_or(|old_at| at >= old_at),
-            // An undated choice arriving now is the most recent one.
-            (Some(_), None) => true,
-        };
-        if newer && lead.consent.as_ref() != Some(&new) {
-            lead.consent = Some(new);
-            report.consent_updated = true;
-        }
+        report.consent_updated = crate::consent::merge_submission(&mut lead.consent, new);
     }
     lead.derived = crate::normalize::derive_with(&lead.fields, extension, legal_suffixes);
     lead.attribution.record(touch);
@@ -146,7 +137,7 @@ pub fn merge(
 
 /// Folds `absorbed`, another stored lead, into `survivor` (a review decision): the
 /// survivor keeps its values and gains the ones it lacked, custom fields are added,
-/// consent follows the most recent explicit choice, the earlier original touch and the
+/// consent takes the least permissive choice per purpose ([`crate::consent::combine`]), the earlier original touch and the
 /// later latest touch are kept, and touches add up.
 pub fn absorb(
     survivor: &mut Lead,
@@ -176,17 +167,7 @@ pub fn absorb(
         }
     }
     if let Some(theirs) = &absorbed.consent {
-        let newer = match &survivor.consent {
-            None => true,
-            Some(ours) => {
-                matches!((ours.at, theirs.at), (Some(a), Some(b)) if b > a)
-                    || (ours.at.is_none() && theirs.at.is_some())
-            }
-        };
-        if newer {
-            survivor.consent = Some(theirs.clone());
-            report.consent_updated = true;
-        }
+        report.consent_updated = crate::consent::combine(&mut survivor.consent, theirs);
     }
     let (mine, theirs) = (&mut survivor.attribution, &absorbed.attribution);
     if theirs.original.at < mine.original.at {

@@ -10,6 +10,12 @@
  * load time, ms since epoch: leadflow's spam check) and `_lf_sid` (one id per form fill,
  * so a double submit is one lead). Inputs are added once per form, never duplicated, and
  * fields the form already has are left alone.
+ *
+ * Consent: the page the form is on (without its query string, which may carry an email)
+ * goes in `consent_page_url`, and the form's `data-lf-policy-version` and
+ * `data-lf-consent-purposes` attributes (if set) in `consent_policy_version` and
+ * `consent_purposes`, so the consent ledger records where and under which policy the
+ * box was ticked.
  */
 (function () {
   "use strict";
@@ -93,6 +99,9 @@
     if (!form.getAttribute("data-leadflow-sid")) form.setAttribute("data-leadflow-sid", randomId());
     setHidden(form, "_lf_sid", form.getAttribute("data-leadflow-sid"));
     if (source) setHidden(form, "_lf_source", source);
+    setHidden(form, "consent_page_url", window.location.origin + (window.location.pathname || "/"));
+    setHidden(form, "consent_policy_version", form.getAttribute("data-lf-policy-version"));
+    setHidden(form, "consent_purposes", form.getAttribute("data-lf-consent-purposes"));
   }
 
   // Capture phase: runs before the page's own submit handlers and for forms added later.

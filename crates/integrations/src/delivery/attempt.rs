@@ -58,6 +58,9 @@ pub enum Outcome {
     DeadLetter { status: Option<u16>, response_excerpt: Option<String>, reason: String },
     /// The lead lacks fields this destination needs; not sent. Waits until completed.
     NeedsData { missing: Vec<String> },
+    /// The lead lacks consent purposes this destination requires; not sent. Held until
+    /// the consent arrives.
+    BlockedConsent { missing: Vec<String> },
     /// Nothing to send, and nothing left to do: done without a call (an erasure for a
     /// CRM the lead never reached).
     Skipped { reason: String },
@@ -79,6 +82,7 @@ impl Outcome {
             Self::Deferred { .. } => "deferred",
             Self::DeadLetter { .. } => "dead_letter",
             Self::NeedsData { .. } => "needs_data",
+            Self::BlockedConsent { .. } => "blocked_consent",
             Self::Skipped { .. } => "skipped",
         }
     }

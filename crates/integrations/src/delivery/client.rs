@@ -88,6 +88,8 @@ pub(crate) struct Ctx<'a> {
     pub settings: &'a ClientSettings,
     pub clock: &'a dyn Clock,
     pub delivery: &'a Delivery,
+    /// Consent purpose → CRM property, for the CRMs ([`Destination::consent_fields`]).
+    pub consent_fields: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// Delivers to the configured destinations. Cheap to share behind an `Arc`.
@@ -230,7 +232,10 @@ impl Client {
         let status = match &outcome {
             Outcome::Delivered { status, .. } => Some(*status),
             Outcome::Retry { status, .. } | Outcome::DeadLetter { status, .. } => *status,
-            Outcome::Deferred { .. } | Outcome::NeedsData { .. } | Outcome::Skipped { .. } => None,
+            Outcome::Deferred { .. }
+            | Outcome::NeedsData { .. }
+            | Outcome::BlockedConsent { .. }
+            | Outcome::Skipped { .. } => None,
         };
         let kind = self.destinations.get(&delivery.destination).map_or("unknown", |d| d.config.kind.label());
         tracing::info!(
@@ -256,6 +261,14 @@ impl Client {
         // record to delete is not called at all.
         let erasure = Erasure::of(delivery);
         match &erasure {
+            // A consent change is how a destination learns to stop: it is never held back
+            // for the very consent it reports missing.
+            None if delivery.event_type != "lead.consent_changed"
+                && !crate::delivery::preflight::missing_consent(&delivery.payload, &dest.config.consent).is_empty() =>
+            {
+                let missing = crate::delivery::preflight::missing_consent(&delivery.payload, &dest.config.consent);
+                return (Outcome::BlockedConsent { missing }, None);
+            }
             None => {
                 let missing =
                     crate::delivery::preflight::missing_fields(&delivery.payload, &dest.config.all_required_fields());
@@ -285,7 +298,13 @@ impl Client {
             return (Outcome::Deferred { after, reason: DeferReason::CircuitOpen }, None);
         }
 
-        let ctx = Ctx { http: &self.http, settings: &self.settings, clock: self.clock.as_ref(), delivery };
+        let ctx = Ctx {
+            http: &self.http,
+            settings: &self.settings,
+            clock: self.clock.as_ref(),
+            delivery,
+            consent_fields: &dest.config.consent_fields,
+        };
         let exchange = match (&dest.target, &erasure) {
             (Target::Webhook { url, secret }, _) => webhook::send(&ctx, url, secret).await,
             (Target::HubSpot { gdpr_delete, token, .. }, Some(e)) => hubspot::erase(&ctx, gdpr_delete, token, e).await,

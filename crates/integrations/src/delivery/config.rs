@@ -50,6 +50,14 @@ pub struct Destination {
     /// the ones the destination itself needs (see [`DestinationKind::implied_fields`]).
     #[serde(default)]
     pub required_fields: Vec<String>,
+    /// Consent purposes the lead must have granted (`consent.purposes.<p>.status` is
+    /// `granted` in the payload) before this destination receives it.
+    #[serde(default)]
+    pub consent: Vec<String>,
+    /// HubSpot and Salesforce: the property each consent purpose's status is written to
+    /// (`granted`, `denied` or `withdrawn`), e.g. `{"marketing_email": "marketing_consent__c"}`.
+    #[serde(default)]
+    pub consent_fields: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub retry: RetrySchedule,
     /// Defaults to [`DestinationKind::default_rate_limit`].
@@ -65,6 +73,8 @@ impl Destination {
             name: name.into(),
             kind,
             required_fields: Vec::new(),
+            consent: Vec::new(),
+            consent_fields: Default::default(),
             retry: RetrySchedule::default(),
             rate_limit: None,
             circuit_breaker: BreakerSettings::default(),

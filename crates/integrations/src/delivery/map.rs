@@ -48,6 +48,19 @@ pub fn hubspot_properties(lead: &Value, lead_status: Option<&str>) -> Map<String
     props
 }
 
+/// The lead's consent per purpose, written to the properties `fields` names (purpose →
+/// property): each purpose's current status (`granted`, `denied`, `withdrawn`); a purpose
+/// the person never spoke of is not sent.
+pub fn consent_values(lead: &Value, fields: &std::collections::BTreeMap<String, String>) -> Map<String, Value> {
+    fields
+        .iter()
+        .filter_map(|(purpose, property)| {
+            let status = lookup(lead, &format!("consent.purposes.{purpose}.status"))?.as_str()?;
+            Some((property.clone(), Value::String(status.to_owned())))
+        })
+        .collect()
+}
+
 /// Salesforce Lead fields. `LastName` and `Company` are required by Salesforce; the
 /// destination's pre-flight holds back leads without them, so no placeholder is sent.
 pub fn salesforce_lead(lead: &Value, lead_source: Option<&str>) -> Map<String, Value> {
@@ -134,6 +147,17 @@ pub fn slack_message(lead: &Value, event_type: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consent_values_go_to_the_configured_properties_for_purposes_spoken_of() {
+        let lead = json!({"consent": {"purposes": {"marketing_email": {"status": "withdrawn"}}}});
+        let fields = std::collections::BTreeMap::from([
+            ("marketing_email".to_owned(), "hs_marketing_consent".to_owned()),
+            ("phone".to_owned(), "phone_consent".to_owned()),
+        ]);
+        let values = consent_values(&lead, &fields);
+        assert_eq!(Value::Object(values), json!({"hs_marketing_consent": "withdrawn"}));
+    }
 
     fn lead() -> Value {
         json!({

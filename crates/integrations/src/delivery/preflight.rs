@@ -11,6 +11,22 @@ pub fn missing_fields<S: AsRef<str>>(lead: &Value, required: &[S]) -> Vec<String
     required.iter().map(AsRef::as_ref).filter(|path| !is_present(lookup(lead, path))).map(str::to_owned).collect()
 }
 
+/// The consent purposes of `required` that `lead` (the lead JSON) does not grant now.
+pub fn missing_consent(lead: &Value, required: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|purpose| {
+            lead.get("consent")
+                .and_then(|c| c.get("purposes"))
+                .and_then(|p| p.get(purpose.as_str()))
+                .and_then(|s| s.get("status"))
+                .and_then(Value::as_str)
+                != Some("granted")
+        })
+        .cloned()
+        .collect()
+}
+
 pub(crate) fn lookup<'a>(lead: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(lead, |v, key| v.get(key))
 }
@@ -29,6 +45,16 @@ fn is_present(value: Option<&Value>) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn consent_is_missing_unless_the_purpose_is_granted_now() {
+        let lead = json!({"consent": {"purposes": {
+            "sales_contact": {"status": "granted"}, "phone": {"status": "withdrawn"}}}});
+        let required = ["sales_contact".to_owned(), "phone".to_owned(), "profiling".to_owned()];
+        assert_eq!(missing_consent(&lead, &required), ["phone", "profiling"]);
+        assert_eq!(missing_consent(&json!({}), &required[..1]), ["sales_contact"]);
+        assert!(missing_consent(&json!({}), &[]).is_empty());
+    }
 
     #[test]
     fn reports_absent_null_and_blank_fields_in_the_order_asked() {

@@ -618,6 +618,28 @@ fn web_form_accepts_salesforce_web_to_lead_names() {
 }
 
 #[test]
+fn a_web_form_consent_box_carries_its_page_policy_and_purposes() {
+    let plain = only(
+        web_form_req("&gdpr_consent=on&consent_policy_version=v7&consent_page_url=https%3A%2F%2Fexample.com%2Fdemo")
+            .run(Adapter::WebForm, &Secrets::default()),
+    );
+    let s = standardize(Adapter::WebForm, &plain.payload).unwrap();
+    assert_eq!(
+        s.consent,
+        Some(
+            json!({"granted": true, "source": "web_form", "policy_version": "v7", "page_url": "https://example.com/demo"})
+        )
+    );
+    let named = only(
+        web_form_req("&consent=&consent_purposes=sales_contact%2C+phone").run(Adapter::WebForm, &Secrets::default()),
+    );
+    let s = standardize(Adapter::WebForm, &named.payload).unwrap();
+    assert_eq!(s.consent, Some(json!({"purposes": {"sales_contact": "denied", "phone": "denied"}})));
+    let none = only(web_form_req("&consent_policy_version=v7").run(Adapter::WebForm, &Secrets::default()));
+    assert_eq!(standardize(Adapter::WebForm, &none.payload).unwrap().consent, None, "no box, no choice");
+}
+
+#[test]
 fn web_form_spam_is_reported_never_stored() {
     let hp = web_form_req("").run(Adapter::WebForm, &Secrets::default());
     assert!(matches!(hp, Ok(Handled::Items(_))));

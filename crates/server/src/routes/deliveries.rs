@@ -24,7 +24,7 @@ pub struct DeliveryOut {
     #[schema(value_type = String)]
     pub lead_id: LeadId,
     pub event_type: String,
-    /// pending, delivered, dead or needs_data.
+    /// pending, delivered, dead, needs_data or blocked_consent.
     pub status: String,
     pub attempts: u32,
     #[serde(with = "time::serde::rfc3339")]
@@ -105,7 +105,7 @@ pub struct DeliveryDetailOut {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
-    /// dead (default), needs_data, pending or delivered.
+    /// dead (default), needs_data, blocked_consent, pending or delivered.
     status: Option<String>,
     /// Only this destination's deliveries.
     destination: Option<String>,
@@ -132,7 +132,10 @@ pub async fn list(
     let status = match q.status.as_deref() {
         None => DeliveryStatus::Dead,
         Some(s) => DeliveryStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", "status must be dead, needs_data, pending or delivered")
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be dead, needs_data, blocked_consent, pending or delivered",
+            )
         })?,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);

@@ -28,8 +28,9 @@ pub struct EventOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<EventId>,
     /// `attached` (to `lead_id`, rescored), `waiting` (nobody is a lead with that identity
-    /// yet), `erased` (batch only: it names an erased lead and was not recorded) or
-    /// `rejected` (batch only, with `errors`).
+    /// yet), `erased` (batch only: it names an erased lead and was not recorded),
+    /// `dropped` (it names a suppressed person; not recorded) or `rejected` (batch only,
+    /// with `errors`).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
@@ -62,6 +63,15 @@ impl From<EventOutcome> for EventOut {
                 score: None,
                 lifecycle_stage: None,
                 replayed,
+                errors: Vec::new(),
+            },
+            EventOutcome::Suppressed => Self {
+                id: None,
+                status: "dropped",
+                lead_id: None,
+                score: None,
+                lifecycle_stage: None,
+                replayed: false,
                 errors: Vec::new(),
             },
             EventOutcome::Erased { lead_id } => Self {

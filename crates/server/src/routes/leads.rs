@@ -91,6 +91,8 @@ pub enum OutcomeOut {
     /// Stored in the inbox and acknowledged, not settled yet.
     Pending,
     Rejected,
+    /// The person is on the suppression list: nothing was stored and there is no id.
+    Suppressed,
 }
 
 impl From<Outcome> for OutcomeOut {
@@ -164,6 +166,14 @@ impl CaptureOut {
                 errors: vec![key_reused()],
                 lead: None,
             },
+            Settled::Suppressed => Self {
+                id: None,
+                outcome: OutcomeOut::Suppressed,
+                submission_id: None,
+                replayed: false,
+                errors: Vec::new(),
+                lead: None,
+            },
         }
     }
 }
@@ -176,6 +186,7 @@ pub struct BatchOut {
     pub merged: usize,
     pub rejected: usize,
     pub pending: usize,
+    pub suppressed: usize,
 }
 
 fn key_reused() -> FieldError {
@@ -327,6 +338,7 @@ pub async fn batch(
         merged: count(|o| matches!(o, OutcomeOut::Merged)),
         rejected: count(|o| matches!(o, OutcomeOut::Rejected)),
         pending: count(|o| matches!(o, OutcomeOut::Pending)),
+        suppressed: count(|o| matches!(o, OutcomeOut::Suppressed)),
         results,
     }))
 }

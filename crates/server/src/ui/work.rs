@@ -67,8 +67,9 @@ pub async fn deliveries(
     }
     let status = match given(q.status) {
         None => DeliveryStatus::Dead,
-        Some(s) => DeliveryStatus::parse(&s)
-            .ok_or_else(|| UiError::BadRequest("status must be dead, needs_data, pending or delivered".into()))?,
+        Some(s) => DeliveryStatus::parse(&s).ok_or_else(|| {
+            UiError::BadRequest("status must be dead, needs_data, blocked_consent, pending or delivered".into())
+        })?,
     };
     let destination = given(q.destination);
     let page = app.store.list_deliveries(status, destination.clone(), given(q.after), PAGE).await?;

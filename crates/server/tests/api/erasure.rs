@@ -64,7 +64,13 @@ async fn erase_answers_with_a_receipt_and_the_lead_answers_410_wherever_it_is_na
     let listed: Value = app.get("/v1/leads").await.json().await.unwrap();
     assert_eq!(listed, json!([]), "nothing of the tombstone is left to list");
 
-    // The same person again is someone new.
+    // The same person again is suppressed; once the suppression is lifted, someone new.
+    let r = app.post("/v1/leads", &json!({"email": "ada@acme.com", "first_name": "Ada"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["outcome"], "suppressed");
+    let lift = json!({"email": "ada@acme.com", "reason": "asked to be contacted again"});
+    let r = app.http.delete(app.url("/v1/suppressions")).bearer_auth(&app.admin).json(&lift).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     let r = app.post("/v1/leads", &json!({"email": "ada@acme.com", "first_name": "Ada"})).await;
     assert_eq!(r.status(), 201);
     let again: Value = r.json().await.unwrap();

@@ -12,6 +12,7 @@ mod feedback;
 mod hooks;
 mod imports;
 mod operations;
+mod privacy;
 mod routing;
 mod service;
 mod ui;
@@ -79,7 +80,12 @@ pub async fn spawn_on_with(
     let providers = leadflow_app::providers::Providers::from_lookup(&config, &|var| {
         TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
     });
-    let app = leadflow_app::App::with_providers(store, Arc::new(config), providers);
+    // The suppression key is read before serving, as `launch_with` would: a test that
+    // closes the store at once must not race the server's start.
+    let app = leadflow_app::App::with_providers(store, Arc::new(config), providers)
+        .with_suppression_key(|_| None)
+        .await
+        .unwrap();
     // The application's handle, which settles under the test's configuration.
     let store = app.store.clone();
     let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, async {

@@ -338,6 +338,14 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                  ORDER BY n",
             ),
         ],
+        Change::Consent { lead, entries } => entries.iter().map(|e| super::privacy::entry_op(*lead, e)).collect(),
+        Change::ConsentReleased { lead, payload, at } => vec![op(
+            "UPDATE outbox SET payload = $2::text::jsonb, updated_at = $3,
+                 next_attempt_at = CASE WHEN status = 'blocked_consent' THEN $3 ELSE next_attempt_at END,
+                 status = 'pending'
+             WHERE lead_id = $1 AND status IN ('pending', 'blocked_consent') AND event_type <> 'lead.erased'",
+            vec![p(lead.as_uuid()), p(&**payload), p(at)],
+        )],
         Change::RetryNeedsData { lead, destination, payload, at } => vec![
             op(
                 "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,

@@ -90,6 +90,10 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
             op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())]),
             op("DELETE FROM lead_records WHERE lead_id = $1", vec![p(lead.as_uuid())]),
         ],
+        Write::DeleteConsent(ids) => {
+            vec![op("DELETE FROM consent_ledger WHERE lead_id = ANY($1)", vec![p(uuids(ids, LeadId::as_uuid))])]
+        }
+        Write::Suppress(entries) => entries.iter().map(super::privacy::suppress_op).collect(),
         Write::DeleteVisitors(ids) => vec![op("DELETE FROM lead_visitors WHERE anonymous_id = ANY($1)", vec![p(ids)])],
         Write::DeleteEvents(ids) => {
             vec![op("DELETE FROM events WHERE id = ANY($1)", vec![p(uuids(ids, EventId::as_uuid))])]
@@ -209,6 +213,7 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
         move |sql: &'static str| async move { rows(c, sql, &[leads]).await }
     };
     let lead_keys = of_family("SELECT count(*) FROM lead_keys WHERE lead_id = ANY($1)").await?;
+    let consent = of_family("SELECT count(*) FROM consent_ledger WHERE lead_id = ANY($1)").await?;
     let waiting = rows(
         c,
         "SELECT id, email, external_id, anonymous_id FROM events
@@ -264,6 +269,7 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
             .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get(1)?)))
             .collect::<Result<_, Fail>>()?,
         lead_keys: lead_keys.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0).unsigned_abs(),
+        consent: consent.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0).unsigned_abs(),
         events: ids(&of_family("SELECT id FROM events WHERE lead_id = ANY($1)").await?)?,
         waiting: waiting
             .iter()

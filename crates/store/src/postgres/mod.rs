@@ -35,6 +35,7 @@ mod fail;
 mod feedback;
 mod health;
 mod outbox;
+mod privacy;
 mod resolver;
 mod routing;
 mod settle;
@@ -80,6 +81,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("../../migrations/postgres/0011_lead_records.sql")),
     (12, include_str!("../../migrations/postgres/0012_health.sql")),
     (13, include_str!("../../migrations/postgres/0013_alerts.sql")),
+    (15, include_str!("../../migrations/postgres/0015_privacy.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -713,6 +715,49 @@ impl Store for PgStore {
     ) -> Result<Option<leadflow_core::health::alerts::Episode>, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { alerts::acknowledge(&tx, id, by, now).await? })
+    }
+
+    async fn suppress(&self, entries: Vec<leadflow_core::suppress::Suppression>) -> Result<u64, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { privacy::suppress(&tx, &entries).await? })
+    }
+
+    async fn suppressed(&self, hashes: Vec<String>) -> Result<Vec<String>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        read!(self, |c| privacy::suppressed(c, &hashes))
+    }
+
+    async fn lift_suppressions(&self, hashes: Vec<String>) -> Result<u64, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { privacy::lift(&tx, &hashes).await? })
+    }
+
+    async fn discard_submissions(&self, ids: Vec<SubmissionId>) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { privacy::discard(&tx, &ids).await? })
+    }
+
+    async fn record_consent(
+        &self,
+        lead: LeadId,
+        purpose: String,
+        state: leadflow_core::consent::State,
+        actor: Option<String>,
+    ) -> Result<Option<Lead>, StoreError> {
+        let rules = &self.rules;
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| {
+            privacy::record(&tx, lead, &purpose, &state, actor.as_deref(), rules, OffsetDateTime::now_utc()).await?
+        })
+    }
+
+    async fn consent_ledger(&self, lead: LeadId) -> Result<Vec<(LeadId, leadflow_core::consent::Entry)>, StoreError> {
+        read!(self, |c| privacy::ledger(c, lead))
     }
 
     async fn silence(&self, scope: &str, until: OffsetDateTime, by: &str) -> Result<(), StoreError> {

@@ -87,6 +87,7 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
         DeliveryResult::Retry { at: when } => ("pending", *when, 1, "retry"),
         DeliveryResult::Dead => ("dead", a.at, 1, "dead"),
         DeliveryResult::NeedsData { .. } => ("needs_data", a.at, 0, "needs_data"),
+        DeliveryResult::BlockedConsent { .. } => ("blocked_consent", a.at, 0, "blocked_consent"),
         DeliveryResult::Deferred { at: when } => {
             // Nothing was sent: only the due time moves.
             exec(
@@ -101,6 +102,7 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
     };
     let error = match &a.result {
         DeliveryResult::NeedsData { missing } => Some(format!("missing: {}", missing.join(", "))),
+        DeliveryResult::BlockedConsent { missing } => Some(format!("consent missing: {}", missing.join(", "))),
         _ => a.error.clone(),
     };
     let changed = opt(

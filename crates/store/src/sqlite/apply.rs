@@ -80,6 +80,8 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
         Change::Account(account) => super::accounts::insert(conn, account)?,
         Change::AccountKeys { account, keys } => super::accounts::insert_keys(conn, *account, keys)?,
         Change::Delivery(delivery) => outbox::insert(conn, delivery)?,
+        Change::Consent { lead, entries } => super::privacy::insert_entries(conn, *lead, entries)?,
+        Change::ConsentReleased { lead, payload, at } => outbox::release_consent(conn, *lead, payload, *at)?,
         Change::RetryNeedsData { lead, destination, payload, at } => {
             outbox::retry_needs_data(conn, *lead, destination, payload, *at)?
         }

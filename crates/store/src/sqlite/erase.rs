@@ -81,6 +81,10 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
             run("UPDATE lead_history SET entry = ?2 WHERE id = ?1", params![row, serde_json::to_string(entry)?])
         }
         Write::DeleteLeadKeys(lead) => super::apply::delete_keys(conn, *lead),
+        Write::DeleteConsent(ids) => {
+            run("DELETE FROM consent_ledger WHERE lead_id IN (SELECT value FROM json_each(?1))", params![list(ids)])
+        }
+        Write::Suppress(entries) => super::privacy::suppress(conn, entries).map(drop),
         Write::DeleteVisitors(ids) => {
             run("DELETE FROM lead_visitors WHERE anonymous_id IN (SELECT value FROM json_each(?1))", params![list(ids)])
         }
@@ -203,6 +207,9 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
     let lead_keys: i64 = conn
         .prepare_cached("SELECT count(*) FROM lead_keys WHERE lead_id IN (SELECT value FROM json_each(?1))")?
         .query_row([&leads], |r| r.get(0))?;
+    let consent: i64 = conn
+        .prepare_cached("SELECT count(*) FROM consent_ledger WHERE lead_id IN (SELECT value FROM json_each(?1))")?
+        .query_row([&leads], |r| r.get(0))?;
     let waiting = query(
         conn,
         "SELECT id, email, external_id, anonymous_id FROM events
@@ -260,6 +267,7 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
         submissions: ids(of_family("SELECT id FROM submissions WHERE lead_id IN (SELECT value FROM json_each(?1))")?)?,
         unsettled,
         lead_keys: lead_keys.unsigned_abs(),
+        consent: consent.unsigned_abs(),
         events: ids(of_family("SELECT id FROM events WHERE lead_id IN (SELECT value FROM json_each(?1))")?)?,
         waiting: waiting
             .into_iter()

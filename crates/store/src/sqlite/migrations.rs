@@ -23,12 +23,23 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../../migrations/sqlite/0014_lead_records.sql")),
     (15, include_str!("../../migrations/sqlite/0015_health.sql")),
     (16, include_str!("../../migrations/sqlite/0016_alerts.sql")),
+    (18, include_str!("../../migrations/sqlite/0018_privacy.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
+    // A migration that rebuilds a table (SQLite cannot alter a CHECK) drops it while rows
+    // of other tables refer to it: foreign keys are off while migrating (the pragma is a
+    // no-op inside a transaction) and checked before the commit instead.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = run(conn);
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    migrated
+}
+
+fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
@@ -44,6 +55,14 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     if current < 11 {
         backfill_email_keys(&tx)?;
+    }
+    let broken: Option<String> =
+        tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).map(Some).or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    if let Some(table) = broken {
+        return Err(StoreError::Corrupt(format!("a migration left rows of {table} referring to nothing")));
     }
     tx.commit()?;
     Ok(())

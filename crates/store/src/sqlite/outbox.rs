@@ -36,6 +36,25 @@ pub(super) fn retry_needs_data(
     Ok(())
 }
 
+/// The lead's consent changed: deliveries held for consent go again, and those waiting
+/// carry the lead as it now stands (each is checked against the consent it is tried with).
+/// An erasure's delivery carries ids only and is left as it is.
+pub(super) fn release_consent(
+    conn: &Connection,
+    lead: LeadId,
+    payload: &str,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET payload = ?2, updated_at = ?3,
+             next_attempt_at = CASE WHEN status = 'blocked_consent' THEN ?3 ELSE next_attempt_at END,
+             status = 'pending'
+         WHERE lead_id = ?1 AND status IN ('pending', 'blocked_consent') AND event_type <> 'lead.erased'",
+    )?
+    .execute(params![lead.to_string(), payload, millis(at)])?;
+    Ok(())
+}
+
 const COLUMNS: &str = "id, destination, lead_id, event_type, payload, status, attempts, next_attempt_at, last_status,
     last_error, last_response, created_at, updated_at";
 
@@ -106,6 +125,7 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
         DeliveryResult::Retry { at: when } => ("pending", millis(*when), true, "retry"),
         DeliveryResult::Dead => ("dead", at, true, "dead"),
         DeliveryResult::NeedsData { .. } => ("needs_data", at, false, "needs_data"),
+        DeliveryResult::BlockedConsent { .. } => ("blocked_consent", at, false, "blocked_consent"),
         DeliveryResult::Deferred { at: when } => {
             // Nothing was sent: only the due time moves.
             conn.prepare_cached(
@@ -118,6 +138,7 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
     };
     let error = match &a.result {
         DeliveryResult::NeedsData { missing } => Some(format!("missing: {}", missing.join(", "))),
+        DeliveryResult::BlockedConsent { missing } => Some(format!("consent missing: {}", missing.join(", "))),
         _ => a.error.clone(),
     };
     let changed: Option<(String, i64)> = conn

@@ -35,20 +35,51 @@ pub fn handle(req: &HookRequest, secret: Option<&str>, rules: &SpamRules) -> Res
     Ok(one(item(key, form, false)))
 }
 
+/// The consent box as the ledger reads it. A box naming its purposes (the hidden
+/// `consent_purposes`, comma-separated) grants or denies each of them; a plain box is
+/// today's `granted`, which speaks for email marketing. The page and the policy version
+/// go with it.
+fn consent_box(ticked: bool, purposes: Option<&str>, policy: Option<String>, page: Option<String>) -> Value {
+    let mut consent = Map::new();
+    let named: Vec<&str> = purposes.unwrap_or_default().split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    if named.is_empty() {
+        consent.insert("granted".into(), Value::Bool(ticked));
+        consent.insert("source".into(), json!("web_form"));
+    } else {
+        let status = if ticked { "granted" } else { "denied" };
+        consent.insert("purposes".into(), named.iter().map(|p| ((*p).to_owned(), json!(status))).collect());
+    }
+    if let Some(v) = policy {
+        consent.insert("policy_version".into(), Value::String(v));
+    }
+    if let Some(url) = page {
+        consent.insert("page_url".into(), Value::String(url));
+    }
+    Value::Object(consent)
+}
+
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let mut s = Standard::default();
     let mut rest = Vec::new();
+    let mut box_ticked: Option<bool> = None;
+    let (mut policy, mut purposes, mut page) = (None, None, None);
     for (key, value) in payload {
         match key.as_str() {
             // leadflow's own embed fields: spam signals and the submission id.
             k if k.starts_with("_lf_") => {}
             "consent" | "gdpr_consent" | "marketing_consent" | "opt_in" => {
-                let granted =
+                let ticked =
                     text(value).is_some_and(|t| matches!(t.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true"));
-                s.consent = Some(json!({"granted": granted, "source": "web_form", "field": key}));
+                box_ticked = Some(box_ticked.unwrap_or(false) || ticked);
             }
+            "consent_policy_version" => policy = text(value),
+            "consent_purposes" => purposes = text(value),
+            "consent_page_url" => page = text(value),
             _ => rest.push((key, value)),
         }
+    }
+    if let Some(ticked) = box_ticked {
+        s.consent = Some(consent_box(ticked, purposes.as_deref(), policy, page));
     }
     s.assign_all(rest);
     s.touch("provider", &json!("web_form"));

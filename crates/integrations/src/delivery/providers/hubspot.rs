@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 
 pub(crate) async fn send(ctx: &Ctx<'_>, endpoint: &Url, token: &Secret, lead_status: Option<&str>) -> Exchange {
     let d = ctx.delivery;
-    let properties = hubspot_properties(&d.payload, lead_status);
+    let mut properties = hubspot_properties(&d.payload, lead_status);
+    properties.extend(crate::delivery::map::consent_values(&d.payload, ctx.consent_fields));
     let email = lookup(&d.payload, "email").and_then(Value::as_str).unwrap_or_default().trim();
     let body =
         json!({"inputs": [{"idProperty": "email", "id": email, "properties": properties}]}).to_string().into_bytes();

@@ -207,7 +207,9 @@ async fn send_lead(ctx: &Ctx<'_>, t: &Target, token: &Secret) -> LeadCall {
         Some(field) => (reqwest::Method::PATCH, join(&t.lead_url, &[field, &d.lead_id])),
         None => (reqwest::Method::POST, join(&t.lead_url, &[""])),
     };
-    let body = Value::Object(salesforce_lead(&d.payload, t.lead_source.as_deref())).to_string().into_bytes();
+    let mut fields = salesforce_lead(&d.payload, t.lead_source.as_deref());
+    fields.extend(crate::delivery::map::consent_values(&d.payload, ctx.consent_fields));
+    let body = Value::Object(fields).to_string().into_bytes();
     let excerpt = request_excerpt(method.as_str(), url.as_str(), &[], &body, ctx.settings.max_excerpt_bytes);
     let request = ctx
         .http
