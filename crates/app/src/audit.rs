@@ -26,9 +26,70 @@ pub async fn record(app: &App, entry: NewEntry) -> Result<(), StoreError> {
     record_in(&app.store, entry).await
 }
 
+/// Several entries in one append: consecutive in the chain.
+pub async fn record_all(app: &App, entries: Vec<NewEntry>) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    app.store.append_audit(entries).await.map(drop)
+}
+
 /// [`record`] for callers with a store but no application.
 pub async fn record_in(store: &DynStore, entry: NewEntry) -> Result<(), StoreError> {
     store.append_audit(vec![entry]).await.map(drop)
+}
+
+/// What an erasure's entry says: ids and counts, and the reason given (a ticket number,
+/// which the erasure keeps in the history too).
+pub fn erased(receipt: &leadflow_store::ErasureReceipt, reason: Option<String>) -> serde_json::Value {
+    json!({
+        "merged_ids": receipt.merged_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "already_erased": receipt.already_erased,
+        "reason": reason,
+    })
+}
+
+/// A review's decision, made by the actor of `base` under its request id; a merge is
+/// also recorded as `lead.merged` on the surviving lead (the review's candidate).
+pub fn review_decided(review: &leadflow_store::Review, base: NewEntry) -> Vec<NewEntry> {
+    let decided = NewEntry { target: review.id.to_string(), ..base.clone() }.detail(json!({
+        "decision": review.status.as_str(),
+        "lead_id": review.lead_id.to_string(),
+        "candidate_id": review.candidate_id.to_string(),
+    }));
+    let mut entries = vec![decided];
+    if review.status == leadflow_store::ReviewStatus::Merged {
+        entries.push(
+            NewEntry {
+                action: Action::LeadMerged.as_str().to_owned(),
+                target: review.candidate_id.to_string(),
+                ..base
+            }
+            .detail(json!({"absorbed": review.lead_id.to_string(), "review_id": review.id.to_string()})),
+        );
+    }
+    entries
+}
+
+/// A replayed delivery's entry: its destination, lead and status now.
+pub fn replayed_one(base: NewEntry, d: &leadflow_store::OutboxDelivery) -> NewEntry {
+    base.detail(json!({
+        "destination": d.destination,
+        "lead_id": d.lead_id.to_string(),
+        "event_type": d.event_type,
+        "status": d.status.as_str(),
+    }))
+}
+
+/// A bulk replay's entry: the destination (or `*`), and how many went again.
+pub fn replayed_many(base: NewEntry, filter: &leadflow_store::ReplayFilter, replayed: u64) -> NewEntry {
+    let rfc3339 =
+        |t: Option<time::OffsetDateTime>| t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    NewEntry { target: filter.destination.clone().unwrap_or_else(|| "*".into()), ..base }.detail(json!({
+        "replayed": replayed,
+        "from": rfc3339(filter.from),
+        "to": rfc3339(filter.to),
+    }))
 }
 
 /// The configuration `serve` starts with: the file's path and the SHA-256 of its bytes,
