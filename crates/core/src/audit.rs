@@ -369,7 +369,7 @@ mod tests {
     fn new(i: usize) -> NewEntry {
         NewEntry::new(format!("key:{i}"), Action::LeadErased, format!("lead-{i}"))
             .detail(json!({"merged": i, "reason": "ticket 7"}))
-            .request_id((i % 2 == 0).then(|| format!("req-{i}")))
+            .request_id(i.is_multiple_of(2).then(|| format!("req-{i}")))
     }
 
     fn verify(entries: &[Entry]) -> Result<Verified, Broken> {
