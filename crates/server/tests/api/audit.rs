@@ -124,3 +124,41 @@ async fn the_audit_log_is_for_admin_keys_and_refuses_bad_queries() {
         assert_eq!(body["code"], "invalid_query", "{query}");
     }
 }
+
+#[tokio::test]
+async fn dashboard_logins_review_decisions_and_replays_are_recorded_for_the_sessions_key() {
+    use crate::ui::{csrf, login, page, post};
+    let app = spawn_app().await;
+    let older = json!({"first_name": "Jon", "last_name": "Smith", "company": "Acme", "email": "jon@acme.com"});
+    app.post("/v1/leads", &older).await;
+    let newer =
+        json!({"first_name": "Jonathan", "last_name": "Smith", "company": "Acme Inc", "email": "jsmith@acme.com"});
+    app.post("/v1/leads", &newer).await;
+    app.resolved().await;
+    let reviews: Value = app.get("/v1/reviews").await.json().await.unwrap();
+    let review = reviews[0].clone();
+    let review_id = review["id"].as_str().unwrap();
+
+    let operator = app.key("operator", &["admin"]).await;
+    let key = app.store.list_keys().await.unwrap().into_iter().find(|k| k.name == "operator").unwrap();
+    let actor = format!("key:{}", key.id);
+    let cookie = login(&app, &operator).await;
+    let token = csrf(&page(&app, &cookie, "/ui/reviews").await.1);
+    let decided =
+        post(&app, &cookie, &format!("/ui/reviews/{review_id}"), &[("csrf", &token), ("decision", "merge")]).await;
+    assert!(decided.status().is_redirection(), "{}", decided.status());
+    let replayed = post(&app, &cookie, "/ui/deliveries/replay", &[("csrf", &token)]).await;
+    assert!(replayed.status().is_redirection(), "{}", replayed.status());
+
+    let page = audit(&app, &format!("?actor={actor}")).await;
+    assert_eq!(actions(&page), ["deliveries.replayed", "lead.merged", "review.decided", "ui.login"]);
+    let entries = page["entries"].as_array().unwrap();
+    assert!(entries.iter().all(|e| e["request_id"].as_str().is_some_and(|r| !r.is_empty())), "{page}");
+    assert_eq!(
+        (entries[2]["target"].as_str(), entries[2]["detail"]["decision"].as_str()),
+        (Some(review_id), Some("merged"))
+    );
+    assert_eq!(entries[1]["target"], review["candidate_id"]);
+    assert_eq!(entries[1]["detail"]["absorbed"], review["lead_id"]);
+    assert_eq!(entries[0]["target"], "*");
+}
