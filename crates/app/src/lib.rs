@@ -12,10 +12,12 @@
 //! lifecycle moves by hand), [`merges`] (reviews, unmerge, split, the batch dedupe),
 //! [`rescore`], [`erase`] (the right to be forgotten), [`deliveries`] (replaying the
 //! outbox), [`hooks`] (provider webhooks and web forms), [`sources`] (a source checked
-//! end to end) and [`reports`]. The background work runs in [`workers`].
+//! end to end), [`reports`] and [`audit`] (administrative actions recorded). The
+//! background work runs in [`workers`].
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod audit;
 pub mod deliveries;
 pub mod erase;
 pub mod events;

@@ -3,6 +3,7 @@
 //! `leadflow dedupe --train`, which learns the matching weights from the stored leads.
 
 use crate::{DataArgs, Failure};
+use leadflow_app::audit::{Action, CLI, NewEntry};
 use leadflow_app::{merges, weights};
 use leadflow_core::matching::{Origin, Trained};
 use leadflow_core::resolve::{FoundPair, Verdict};
@@ -18,6 +19,7 @@ pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
     let app = crate::open_app(data).await?;
     weights::load(&app).await.map_err(|e| Failure::Store(e.to_string()))?;
     let (mut merged, mut queued) = (0usize, 0usize);
+    let mut merges_done = Vec::new();
     let result = merges::dedupe(&app, dry_run, |pair| {
         let verb = match (pair.verdict, dry_run) {
             (Verdict::Merge, true) => "would merge",
@@ -27,12 +29,17 @@ pub async fn run(data: &DataArgs, dry_run: bool) -> Result<(), Failure> {
         };
         if pair.verdict == Verdict::Merge {
             merged += 1;
+            if !dry_run {
+                let detail = serde_json::json!({"absorbed": pair.newer.to_string(), "via": "dedupe"});
+                merges_done.push(NewEntry::new(CLI, Action::LeadMerged, pair.older.to_string()).detail(detail));
+            }
         } else {
             queued += 1;
         }
         println!("{verb}: {}", explain(&pair));
     })
     .await;
+    crate::audit::note(&app.store, merges_done).await;
     app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let searched = result.map_err(|e| Failure::Store(e.to_string()))?;
     let tense = if dry_run { "would be" } else { "were" };

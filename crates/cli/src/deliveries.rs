@@ -4,6 +4,7 @@
 
 use crate::{DataArgs, Failure};
 use clap::Subcommand;
+use leadflow_app::audit::{self, Action, CLI, NewEntry};
 use leadflow_store::{DeliveryStatus, ReplayFilter};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -111,12 +112,19 @@ pub(crate) async fn run(action: DeliveriesCommand) -> Result<(), Failure> {
             let now = OffsetDateTime::now_utc();
             let result = async {
                 if all {
-                    return store.replay_deliveries(filter, now).await;
+                    let replayed = store.replay_deliveries(filter.clone(), now).await?;
+                    let base = NewEntry::new(CLI, Action::DeliveriesReplayed, "");
+                    crate::audit::note(&store, vec![audit::replayed_many(base, &filter, replayed)]).await;
+                    return Ok(replayed);
                 }
                 let mut n = 0;
                 for id in &ids {
                     match store.replay_delivery(id, now).await? {
-                        Some(d) if d.status == DeliveryStatus::Pending => n += 1,
+                        Some(d) if d.status == DeliveryStatus::Pending => {
+                            let base = NewEntry::new(CLI, Action::DeliveryReplayed, id);
+                            crate::audit::note(&store, vec![audit::replayed_one(base, &d)]).await;
+                            n += 1;
+                        }
                         Some(d) => eprintln!("{id}: {} (not replayed)", d.status.as_str()),
                         None => eprintln!("{id}: no such delivery"),
                     }

@@ -4,6 +4,7 @@
 //! 3 invalid configuration, 4 store unreachable.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod dedupe;
 mod deliveries;
 mod export;
@@ -12,6 +13,7 @@ mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leadflow_app::App;
+use leadflow_app::audit::{Action, CLI, NewEntry, key_actor};
 use leadflow_core::KeyId;
 use leadflow_core::config::{self, Config, ConfigError};
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
@@ -128,6 +130,11 @@ enum Command {
     Leads {
         #[command(subcommand)]
         action: LeadsCommand,
+    },
+    /// Verify or list the audit log of administrative actions.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditCommand,
     },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
@@ -314,6 +321,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Leads { action: LeadsCommand::Erase { data, id, reason, actor } } => {
             erase(&data, &id, reason, actor).await
         }
+        Command::Audit { action } => audit::run(action).await,
         Command::Export { data, format, out, consent } => {
             let (store, config) = open(&data).await?;
             if let Some(unknown) = consent.iter().find(|p| !config.privacy.purposes.contains(p)) {
@@ -323,6 +331,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )));
             }
             let result = export::export(&store, format, out.as_deref(), &consent).await.map_err(Failure::Runtime);
+            if let Ok(count) = &result {
+                let format = match format {
+                    ExportFormat::Csv => "csv",
+                    ExportFormat::Jsonl => "jsonl",
+                };
+                let detail =
+                    serde_json::json!({"format": format, "leads": count, "to_file": out.is_some(), "consent": consent});
+                audit::note(&store, vec![NewEntry::new(CLI, Action::LeadsExported, "leads").detail(detail)]).await;
+            }
             store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             let count = result?;
             eprintln!("exported {count} leads");
@@ -335,7 +352,13 @@ async fn erase(data: &DataArgs, id: &str, reason: Option<String>, actor: String)
     let lead: leadflow_core::LeadId = id.parse().map_err(|_| Failure::Runtime(format!("{id:?} is not a lead id")))?;
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     let app = open_app(data).await?;
-    let result = leadflow_app::erase::erase(&app, lead, leadflow_app::erase::Request { actor, reason }).await;
+    let request = leadflow_app::erase::Request { actor, reason: reason.clone() };
+    let result = leadflow_app::erase::erase(&app, lead, request).await;
+    if let Ok(Some(receipt)) = &result {
+        let detail = leadflow_app::audit::erased(receipt, reason);
+        let entry = NewEntry::new(CLI, Action::LeadErased, receipt.lead_id.to_string()).detail(detail);
+        audit::note(&app.store, vec![entry]).await;
+    }
     app.store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
     let receipt = match result {
         Ok(Some(receipt)) => receipt,
@@ -382,11 +405,17 @@ fn config_path(named: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 pub(crate) fn load_config(named: Option<PathBuf>) -> Result<Config, Failure> {
+    load_config_file(named).map(|(config, _)| config)
+}
+
+/// The configuration, and the file it was read from with its text (`None`: the defaults).
+fn load_config_file(named: Option<PathBuf>) -> Result<(Config, Option<(PathBuf, String)>), Failure> {
     let Some(path) = config_path(named) else {
-        return Ok(Config::default());
+        return Ok((Config::default(), None));
     };
     let text = read_config(&path)?;
-    config::parse(&text).map_err(|errors| invalid(&path, &errors))
+    let config = config::parse(&text).map_err(|errors| invalid(&path, &errors))?;
+    Ok((config, Some((path, text))))
 }
 
 fn read_config(path: &Path) -> Result<String, Failure> {
@@ -403,13 +432,18 @@ fn invalid(path: &Path, errors: &[ConfigError]) -> Failure {
 }
 
 pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {
-    let mut config = load_config(data.config.clone())?;
+    open_loaded(data).await.map(|(store, config, _)| (store, config))
+}
+
+/// [`open`], with the configuration file read and its text.
+async fn open_loaded(data: &DataArgs) -> Result<(DynStore, Config, Option<(PathBuf, String)>), Failure> {
+    let (mut config, file) = load_config_file(data.config.clone())?;
     if let Some(url) = &data.database {
         config.database.url.clone_from(url);
     }
     let store =
         leadflow_store::connect(&config.database, config.rules()).await.map_err(|e| Failure::Store(e.to_string()))?;
-    Ok((store, config))
+    Ok((store, config, file))
 }
 
 /// The store and configuration as one application, for the commands that run a use case.
@@ -422,7 +456,10 @@ pub(crate) async fn open_app(data: &DataArgs) -> Result<App, Failure> {
 }
 
 async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {
-    let (store, mut config) = open(&data).await?;
+    let (store, mut config, file) = open_loaded(&data).await?;
+    let loaded =
+        leadflow_app::audit::config_loaded(file.as_ref().map(|(path, text)| (path.as_path(), text.as_bytes())));
+    audit::note(&store, vec![loaded]).await;
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
@@ -490,6 +527,12 @@ async fn keys(action: KeysCommand) -> Result<(), Failure> {
                 revoked_at: None,
             };
             let created = store.create_key(key.clone(), token.hash()).await;
+            if created.is_ok() {
+                let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
+                let detail = serde_json::json!({"name": key.name, "scopes": scopes});
+                audit::note(&store, vec![NewEntry::new(CLI, Action::KeyCreated, key_actor(key.id)).detail(detail)])
+                    .await;
+            }
             store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             created.map_err(|e| Failure::Runtime(e.to_string()))?;
             let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
@@ -513,6 +556,10 @@ async fn keys(action: KeysCommand) -> Result<(), Failure> {
         KeysCommand::Revoke { data, name_or_id } => {
             let (store, _) = open(&data).await?;
             let revoked = store.revoke_key(&name_or_id).await;
+            if let Ok(Some(k)) = &revoked {
+                let detail = serde_json::json!({"name": k.name});
+                audit::note(&store, vec![NewEntry::new(CLI, Action::KeyRevoked, key_actor(k.id)).detail(detail)]).await;
+            }
             store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
             match revoked.map_err(|e| Failure::Store(e.to_string()))? {
                 Some(k) => {

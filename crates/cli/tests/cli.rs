@@ -1288,3 +1288,62 @@ async fn export_can_keep_only_the_leads_that_grant_a_purpose() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a consent purpose"), "{}", stderr(&out));
 }
+
+fn audit_lines(dir: &Path) -> Vec<Value> {
+    let out = run(dir, &["audit", "list", "--limit", "50"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn audit_verify_passes_an_intact_chain_and_names_the_entry_changed_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    create_key(dir.path(), &["read"]);
+    assert!(run(dir.path(), &["keys", "revoke", "test"]).status.success());
+    assert!(run(dir.path(), &["export", "--format", "jsonl", "--out", "leads.jsonl"]).status.success());
+
+    let entries = audit_lines(dir.path());
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["leads.exported", "key.revoked", "key.created"]);
+    assert!(entries.iter().all(|e| e["actor"] == "cli"));
+    assert_eq!(entries[2]["detail"], json!({"name": "test", "scopes": ["read"]}));
+    assert_eq!(entries[1]["target"], entries[2]["target"], "the same key");
+
+    let ok = run(dir.path(), &["audit", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let head = entries[0]["hash"].as_str().unwrap();
+    assert_eq!(stdout(&ok).trim(), format!("ok: 3 entries, head {head}"));
+
+    // An attacker with the file: the trigger goes, then one entry's detail changes.
+    let conn = rusqlite::Connection::open(dir.path().join("leadflow.db")).unwrap();
+    let refused = conn.execute("UPDATE audit_log SET detail = '{}' WHERE seq = 2", []);
+    assert!(refused.unwrap_err().to_string().contains("append-only"));
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_append_only; UPDATE audit_log SET detail = '{\"name\":\"other\"}' WHERE seq = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let broken = run(dir.path(), &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stderr(&broken).contains("entry 2: hash mismatch"), "{}", stderr(&broken));
+    assert!(stdout(&broken).is_empty());
+}
+
+#[test]
+fn serve_records_the_configuration_it_loaded_with_the_hash_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("leadflow.toml"), "# the defaults\n").unwrap();
+    // Recorded before it listens: once it does, the entry is committed.
+    drop(Server::start(dir.path()));
+    let sum = Command::new("sha256sum").arg(dir.path().join("leadflow.toml")).output().unwrap();
+    let expected = stdout(&sum).split_whitespace().next().unwrap().to_owned();
+    let entries = audit_lines(dir.path());
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!(
+        (e["action"].as_str(), e["actor"].as_str(), e["target"].as_str()),
+        (Some("config.loaded"), Some("system"), Some("config"))
+    );
+    assert_eq!(e["detail"]["sha256"], expected.as_str());
+    assert_eq!(e["detail"]["file"], "leadflow.toml");
+}

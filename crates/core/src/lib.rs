@@ -4,6 +4,7 @@
 //! Nothing here performs I/O or depends on an async runtime, a database or a web
 //! framework: every stage is a function from explicit input to explicit output, so it can
 //! be read, tested and benchmarked alone. The store and the server call into this crate.
+//! [`audit`] numbers and hashes the audit log's entries and verifies the chain.
 //!
 //! The stages, in the order [`pipeline`] runs them: [`capture`] → [`map`] → [`normalize`]
 //! → [`validate`] → [`resolve`] → [`attribute`] → [`lifecycle`]. Beside them, [`erase`]
@@ -19,6 +20,7 @@
 pub mod account;
 pub mod assignments;
 pub mod attribute;
+pub mod audit;
 pub mod capture;
 pub mod changes;
 pub mod config;

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use leadflow_core::audit::{Action, NewEntry};
 use leadflow_core::capture::IdempotencyKey;
 use leadflow_core::keys::{ApiKey, ApiToken};
 use leadflow_core::{FieldError, FieldErrorCode, SourceName};
@@ -14,13 +15,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-/// The authenticated caller: an active API key.
+/// The authenticated caller: an active API key, and the request's `x-request-id` (which
+/// the server sets on every request that came without one) for the audit log.
 #[derive(Clone, Debug)]
-pub struct Caller(pub ApiKey);
+pub struct Caller(pub ApiKey, Option<String>);
 
 impl Caller {
     pub fn key_name(&self) -> &str {
         &self.0.name
+    }
+
+    /// An audit entry of this caller's action, under this request's id.
+    pub fn audit(&self, action: Action, target: impl Into<String>) -> NewEntry {
+        NewEntry::new(leadflow_app::audit::key_actor(self.0.id), action, target).request_id(self.1.clone())
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
@@ -70,8 +77,13 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthorized)?;
         let key = app.store.key_by_hash(ApiToken::presented(token).hash()).await?.ok_or(ApiError::Unauthorized)?;
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
-        Ok(Self(key))
+        Ok(Self(key, request_id(parts)))
     }
+}
+
+/// The request's `x-request-id`.
+pub fn request_id(parts: &Parts) -> Option<String> {
+    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// The `Idempotency-Key` header, if sent.

@@ -432,6 +432,19 @@ impl RoutedLead {
 /// What an erasure did, decided by the core ([`leadflow_core::erase::plan`]).
 pub use leadflow_core::erase::plan::{Receipt as ErasureReceipt, TABLES as ERASED_TABLES, TableCount as TableErasure};
 
+/// Which audit entries a listing takes, newest first: each given field must match,
+/// `since` is inclusive, `until` exclusive, `before` a seq (the previous page's last).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
 /// created in `[from, to)`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -867,6 +880,20 @@ pub trait Store: Send + Sync + 'static {
     /// The consent ledger of a lead and of every lead merged into it, oldest first, each
     /// entry with the lead it was recorded on.
     async fn consent_ledger(&self, lead: LeadId) -> Result<Vec<(LeadId, leadflow_core::consent::Entry)>, StoreError>;
+    /// Appends to the audit log in one transaction: reads the head, lets
+    /// [`leadflow_core::audit::chain`] number and hash the entries, and writes them.
+    /// Appends are serialized across callers and instances, so the chain never forks.
+    async fn append_audit(
+        &self,
+        entries: Vec<leadflow_core::audit::NewEntry>,
+    ) -> Result<Vec<leadflow_core::audit::Entry>, StoreError>;
+
+    /// Audit entries the filter takes, newest first.
+    async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<leadflow_core::audit::Entry>, StoreError>;
+
+    /// Up to `limit` audit entries after the seq `after`, oldest first: a verification's
+    /// pages.
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<leadflow_core::audit::Entry>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -11,6 +11,7 @@
 mod accounts;
 mod alerts;
 mod apply;
+mod audit;
 mod capture;
 mod connection;
 mod engagement;
@@ -945,6 +946,22 @@ impl Store for SqliteStore {
 
     async fn consent_ledger(&self, lead: LeadId) -> Result<Vec<(LeadId, leadflow_core::consent::Entry)>, StoreError> {
         self.read(move |conn| privacy::ledger(conn, lead)).await
+    }
+
+    async fn append_audit(
+        &self,
+        entries: Vec<leadflow_core::audit::NewEntry>,
+    ) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        let at = OffsetDateTime::now_utc();
+        self.write_returning(move |conn| audit::append(conn, entries.clone(), at)).await
+    }
+
+    async fn list_audit(&self, filter: crate::AuditFilter) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        self.read(move |conn| audit::list(conn, &filter)).await
+    }
+
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        self.read(move |conn| audit::after(conn, after, limit)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

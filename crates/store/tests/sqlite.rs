@@ -54,8 +54,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     store.close().await.unwrap();
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
-    // queue, records in the key index, no health or alerts, no record of migrations 11
-    // and later.
+    // queue, records in the key index, no health, alerts or audit log, no record of
+    // migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
@@ -67,6 +67,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          DROP TABLE health_counts; DROP TABLE health_seen; DROP INDEX submissions_unsettled;
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
          DROP TABLE consent_ledger; DROP TABLE suppressions;
+         DROP TABLE audit_log;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

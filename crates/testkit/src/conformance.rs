@@ -193,9 +193,13 @@ macro_rules! conformance_suite {
             the_suppression_list_is_looked_up_lifted_and_filled_by_an_erasure,
             consent_choices_are_ledgered_and_release_held_deliveries,
             suppressed_submissions_stored_earlier_are_discarded,
+            audit_entries_chain_across_appends_and_read_back_as_hashed,
+            audit_entries_are_listed_newest_first_by_filter_and_cursor,
+            concurrent_audit_appends_never_fork_the_chain,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
+            an_audit_entry_cannot_be_updated_but_the_oldest_can_be_deleted,
         );
     };
     (@each_raw $make:expr; $($name:ident),* $(,)?) => {
@@ -2617,4 +2621,131 @@ pub async fn alert_episodes_keep_acknowledgements_and_queue_each_notification_on
     store.silence("source:*", now - time::Duration::seconds(1), "oncall").await.unwrap();
     let silences = store.alert_state().await.unwrap().silences;
     assert_eq!(silences.iter().map(|s| s.scope.as_str()).collect::<Vec<_>>(), ["destination:crm"]);
+}
+
+fn audit_entry(actor: &str, action: leadflow_core::audit::Action, target: &str) -> leadflow_core::audit::NewEntry {
+    leadflow_core::audit::NewEntry::new(actor, action, target)
+        .detail(json!({"reason": "ticket 7", "count": 2, "nested": {"b": [1, null], "a": true}}))
+}
+
+fn verify_all(entries: &[leadflow_core::audit::Entry]) -> leadflow_core::audit::Verified {
+    let mut verifier = leadflow_core::audit::Verifier::default();
+    for e in entries {
+        verifier.push(e).unwrap();
+    }
+    verifier.finish()
+}
+
+pub async fn audit_entries_chain_across_appends_and_read_back_as_hashed(store: &DynStore) {
+    use leadflow_core::audit::{Action, GENESIS};
+    assert!(store.audit_entries(0, 10).await.unwrap().is_empty());
+    let first = store
+        .append_audit(vec![
+            audit_entry("cli", Action::KeyCreated, "key:1"),
+            audit_entry("key:1", Action::LeadErased, "lead-1").request_id(Some("req-1".into())),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((first[0].seq, first[0].prev_hash.as_str()), (1, GENESIS));
+    let second = store.append_audit(vec![audit_entry("system", Action::ConfigLoaded, "config")]).await.unwrap();
+    assert_eq!((second[0].seq, &second[0].prev_hash), (3, &first[1].hash));
+    assert!(store.append_audit(Vec::new()).await.unwrap().is_empty());
+
+    // Read back exactly as written and hashed, page by page.
+    let written: Vec<_> = first.into_iter().chain(second).collect();
+    let mut read = store.audit_entries(0, 2).await.unwrap();
+    read.extend(store.audit_entries(2, 2).await.unwrap());
+    assert_eq!(read, written);
+    assert_eq!(verify_all(&read).entries, 3);
+    assert!(store.audit_entries(3, 10).await.unwrap().is_empty());
+}
+
+pub async fn audit_entries_are_listed_newest_first_by_filter_and_cursor(store: &DynStore) {
+    use leadflow_core::audit::Action;
+    use leadflow_store::AuditFilter;
+    store
+        .append_audit(vec![
+            audit_entry("key:a", Action::LeadErased, "lead-1"),
+            audit_entry("key:b", Action::LeadStageMoved, "lead-1"),
+            audit_entry("key:a", Action::LeadStageMoved, "lead-2"),
+        ])
+        .await
+        .unwrap();
+    let written_at = store.audit_entries(0, 1).await.unwrap()[0].at;
+    let later = store.append_audit(vec![audit_entry("cli", Action::KeyRevoked, "key:a")]).await.unwrap();
+    let seqs = |entries: Vec<leadflow_core::audit::Entry>| entries.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let list = |f: AuditFilter| async move { seqs(store.list_audit(AuditFilter { limit: 10, ..f }).await.unwrap()) };
+    assert_eq!(list(AuditFilter::default()).await, [4, 3, 2, 1]);
+    assert_eq!(list(AuditFilter { actor: Some("key:a".into()), ..Default::default() }).await, [3, 1]);
+    assert_eq!(list(AuditFilter { action: Some("lead.stage_moved".into()), ..Default::default() }).await, [3, 2]);
+    assert_eq!(list(AuditFilter { target: Some("lead-1".into()), ..Default::default() }).await, [2, 1]);
+    let both = AuditFilter { actor: Some("key:a".into()), target: Some("lead-1".into()), ..Default::default() };
+    assert_eq!(list(both).await, [1]);
+    assert_eq!(list(AuditFilter { before: Some(3), ..Default::default() }).await, [2, 1]);
+    let page = store.list_audit(AuditFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(seqs(page), [4, 3]);
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(list(AuditFilter { since: Some(written_at), ..Default::default() }).await, [4, 3, 2, 1]);
+    assert!(list(AuditFilter { until: Some(written_at), ..Default::default() }).await.is_empty());
+    let after_all = later[0].at + time::Duration::seconds(1);
+    assert!(list(AuditFilter { since: Some(after_all), ..Default::default() }).await.is_empty());
+    assert_eq!(list(AuditFilter { until: Some(after_all), ..Default::default() }).await.len(), 4);
+}
+
+pub async fn concurrent_audit_appends_never_fork_the_chain(store: &DynStore) {
+    use leadflow_core::audit::Action;
+    let appends: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let entries =
+                    (0..3).map(|j| audit_entry("cli", Action::LeadMerged, &format!("lead-{i}-{j}"))).collect();
+                store.append_audit(entries).await.unwrap()
+            })
+        })
+        .collect();
+    for a in appends {
+        let entries = a.await.unwrap();
+        // One append's entries stay together, in order.
+        assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1 && w[1].prev_hash == w[0].hash));
+    }
+    let all = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(all.len(), 48);
+    let verified = verify_all(&all);
+    assert_eq!((verified.entries, verified.first_seq), (48, Some(1)));
+}
+
+/// Runs one statement straight on the database, past the store; the error's text if refused.
+async fn raw_statement(raw: &Raw, sql: &'static str) -> Result<(), String> {
+    match raw.clone() {
+        Raw::Sqlite(path) => tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            conn.execute_batch(sql).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap(),
+        Raw::Postgres(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(sql).await.map_err(|e| e.as_db_error().map_or(e.to_string(), |d| d.message().into()))
+        }
+    }
+}
+
+pub async fn an_audit_entry_cannot_be_updated_but_the_oldest_can_be_deleted(t: &TestStore) {
+    use leadflow_core::audit::Action;
+    let store = &t.store;
+    let entries = (0..3).map(|i| audit_entry("cli", Action::LeadErased, &format!("lead-{i}"))).collect();
+    store.append_audit(entries).await.unwrap();
+    let refused = raw_statement(&t.raw, "UPDATE audit_log SET detail = '{}' WHERE seq = 2").await.unwrap_err();
+    assert!(refused.contains("append-only"), "{refused}");
+    // Retention deletes the oldest; the rest still verifies from its new anchor.
+    raw_statement(&t.raw, "DELETE FROM audit_log WHERE seq = 1").await.unwrap();
+    let rest = store.audit_entries(0, 10).await.unwrap();
+    let verified = verify_all(&rest);
+    assert_eq!((verified.entries, verified.first_seq), (2, Some(2)));
+    // Appends go on from the head.
+    let next = store.append_audit(vec![audit_entry("cli", Action::KeyCreated, "key:1")]).await.unwrap();
+    assert_eq!((next[0].seq, &next[0].prev_hash), (4, &rest[1].hash));
 }

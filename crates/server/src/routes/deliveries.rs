@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::deliveries;
 use leadflow_core::LeadId;
+use leadflow_core::audit::Action;
 use leadflow_store::{AttemptRecord, DeliveryStatus, OutboxDelivery, ReplayFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -182,6 +183,11 @@ pub async fn replay_one(
 ) -> Result<Json<DeliveryOut>, ApiError> {
     caller.require_admin()?;
     let replayed = deliveries::replay_one(&app, &id).await?.ok_or_else(|| not_found(&id, "delivery"))?;
+    super::audit::note(
+        &app,
+        [leadflow_app::audit::replayed_one(caller.audit(Action::DeliveryReplayed, &id), &replayed)],
+    )
+    .await;
     Ok(Json(replayed.into()))
 }
 
@@ -227,6 +233,8 @@ pub async fn replay_many(
         to: time_field(body.to.as_deref(), "to")?,
         destination: body.destination,
     };
-    let replayed = deliveries::replay_many(&app, filter).await?;
+    let replayed = deliveries::replay_many(&app, filter.clone()).await?;
+    let entry = leadflow_app::audit::replayed_many(caller.audit(Action::DeliveriesReplayed, ""), &filter, replayed);
+    super::audit::note(&app, [entry]).await;
     Ok(Json(ReplayDeliveriesOut { replayed }))
 }

@@ -7,6 +7,7 @@ use crate::extract::{Caller, Sent, Strict, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::erase as erasure;
+use leadflow_core::audit::Action;
 use leadflow_core::{FieldError, FieldErrorCode, LeadId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -134,8 +135,12 @@ pub async fn erase(
         None => (None, None),
     };
     let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
-    let request = erasure::Request { actor, reason };
+    let request = erasure::Request { actor, reason: reason.clone() };
     let receipt = erasure::erase(&app, lead_id, request).await?.ok_or_else(|| not_found(&id, "lead"))?;
+    let entry = caller
+        .audit(Action::LeadErased, receipt.lead_id.to_string())
+        .detail(leadflow_app::audit::erased(&receipt, reason));
+    super::audit::note(&app, [entry]).await;
     Ok(Json(receipt.into()))
 }
 

@@ -12,13 +12,14 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use leadflow_app::ingest::{self, OnInvalid, Settled};
 use leadflow_app::merges;
+use leadflow_core::audit::Action;
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::lead::{Consent, LeadFields};
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
 use leadflow_core::{Email, FieldError, FieldErrorCode, Lead, LeadId, SourceName, SubmissionId};
 use leadflow_store::Captured;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 pub const MAX_BATCH: usize = 1000;
 const MAX_PAGE: usize = 1000;
@@ -468,6 +469,10 @@ pub async fn unmerge(
     caller.require_admin()?;
     let lead_id: LeadId = path_id(&id, "merged lead")?;
     let unmerged = merges::unmerge(&app, lead_id).await?.ok_or_else(|| not_found(&id, "merged lead"))?;
+    let entry = caller
+        .audit(Action::LeadUnmerged, lead_id.to_string())
+        .detail(json!({"survivor": unmerged.survivor.id.to_string()}));
+    super::audit::note(&app, [entry]).await;
     Ok(Json(UnmergeOut { survivor: unmerged.survivor, restored: unmerged.restored }))
 }
 
@@ -508,6 +513,8 @@ pub async fn split(
     let lead_id: LeadId = path_id(&id, "lead")?;
     let missing = || not_found(&id, "lead with that merged submission");
     let split = merges::split(&app, lead_id, submission_id).await?.ok_or_else(missing)?;
+    let detail = json!({"submission_id": submission_id.to_string(), "split": split.split.id.to_string()});
+    super::audit::note(&app, [caller.audit(Action::LeadSplit, lead_id.to_string()).detail(detail)]).await;
     Ok(Json(SplitOut { lead: split.lead, split: split.split }))
 }
 

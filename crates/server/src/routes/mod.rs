@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod deliveries;
 pub mod erasure;
 pub mod events;

@@ -9,10 +9,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use leadflow_app::privacy::{self, Person};
+use leadflow_core::audit::Action;
 use leadflow_core::consent::{Entry, State as ConsentState};
 use leadflow_core::{Email, FieldError, FieldErrorCode, LeadId};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 const MAX_REASON: usize = 500;
@@ -119,6 +120,10 @@ pub async fn suppress(
     caller.require_admin()?;
     let (person, reason) = person(&object(body)?, false)?;
     let changed = privacy::suppress(&app, &person, reason.as_deref(), caller.key_name()).await?;
+    let entry = caller.audit(Action::SuppressionAdded, "suppressions").detail(json!({
+        "email": person.email.is_some(), "phone": person.phone.is_some(), "changed": changed, "reason": reason,
+    }));
+    super::audit::note(&app, [entry]).await;
     Ok((StatusCode::CREATED, Json(SuppressionOut { changed, suppressed: true })))
 }
 
@@ -138,11 +143,15 @@ pub async fn lift(
     body: Json<Value>,
 ) -> Result<Json<SuppressionOut>, ApiError> {
     caller.require_admin()?;
-    let (person, _reason) = person(&object(body)?, true)?;
+    let (person, reason) = person(&object(body)?, true)?;
     let changed = privacy::lift(&app, &person).await?;
     if changed == 0 {
         return Err(ApiError::not_found("that person is not on the suppression list".to_owned()));
     }
+    let entry = caller.audit(Action::SuppressionLifted, "suppressions").detail(json!({
+        "email": person.email.is_some(), "phone": person.phone.is_some(), "changed": changed, "reason": reason,
+    }));
+    super::audit::note(&app, [entry]).await;
     Ok(Json(SuppressionOut { changed, suppressed: false }))
 }
 
@@ -262,15 +271,20 @@ pub async fn record(
     }
     let consent = leadflow_core::normalize::consent(&Value::Object(body), &app.config.privacy.purposes)
         .map_err(ApiError::Validation)?;
-    let actor = Some(format!("key:{}", caller.0.id));
+    let actor = Some(leadflow_app::audit::key_actor(caller.0.id));
     let mut lead = None;
+    let mut recorded = Vec::new();
     for (purpose, state) in consent.purposes {
-        lead = privacy::record_consent(&app, lead_id, purpose, state, actor.clone()).await?;
+        let status = state.status;
+        lead = privacy::record_consent(&app, lead_id, purpose.clone(), state, actor.clone()).await?;
         if lead.is_none() {
             return Err(not_found(&id, "lead"));
         }
+        recorded.push(json!({"purpose": purpose, "status": status}));
     }
     let lead = lead.ok_or_else(|| not_found(&id, "lead"))?;
+    let entry = caller.audit(Action::ConsentRecorded, lead.id.to_string()).detail(json!({"choices": recorded}));
+    super::audit::note(&app, [entry]).await;
     let ledger = app.store.consent_ledger(lead.id).await?;
     Ok((StatusCode::CREATED, Json(consent_out(&lead, ledger))))
 }

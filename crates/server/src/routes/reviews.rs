@@ -7,6 +7,7 @@ use crate::extract::{ApiQuery, Caller, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::merges;
+use leadflow_core::audit::Action;
 use leadflow_core::{Lead, LeadId, ReviewId};
 use leadflow_store::{Review, ReviewStatus};
 use serde::{Deserialize, Serialize};
@@ -127,5 +128,7 @@ pub async fn decide(
     let missing = || not_found(&id, "open review");
     let rid: ReviewId = path_id(&id, "open review")?;
     let decided = merges::decide_review(&app, rid, decision).await?.ok_or_else(missing)?;
+    super::audit::note(&app, leadflow_app::audit::review_decided(&decided, caller.audit(Action::ReviewDecided, "")))
+        .await;
     Ok(Json(out(&app, decided).await?))
 }

@@ -8,10 +8,11 @@ use crate::extract::{Caller, Sent, Strict, ValidatedJson, not_found, path_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use leadflow_app::routing::{self, Assign};
+use leadflow_core::audit::Action;
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::{FieldError, FieldErrorCode, Lead, LeadId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StageTimeOut {
@@ -142,7 +143,11 @@ pub async fn create_transition(
     let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
     let moved = routing::transition(&app, lead_id, to, actor, reason).await?.ok_or_else(|| not_found(&id, "lead"))?;
     match moved {
-        Ok(lead) => Ok(Json(lead)),
+        Ok(lead) => {
+            let detail = json!({"stage": lead.lifecycle_stage});
+            super::audit::note(&app, [caller.audit(Action::LeadStageMoved, lead_id.to_string()).detail(detail)]).await;
+            Ok(Json(lead))
+        }
         Err(refused) => Err(ApiError::IllegalTransition {
             code: refused.refusal.code(),
             detail: refused.to_string(),
@@ -221,12 +226,20 @@ pub async fn assign(
     let lead_id: LeadId = path_id(&id, "lead")?;
     let (how, actor) = body.check()?;
     let actor = actor.unwrap_or_else(|| caller.key_name().to_owned());
+    // The owner a person typed may be anyone's name or address: the lead's history keeps
+    // it; the audit entry says only how the lead was assigned.
+    let how_named = match &how {
+        Assign::To(_) => "owner",
+        Assign::Route => "route",
+    };
     let (lead, assigned) = routing::assign(&app, lead_id, how, actor).await?.ok_or_else(|| not_found(&id, "lead"))?;
     if !assigned {
         return Err(ApiError::Conflict(
             "routing found nobody to give the lead to: no rule matched and no fallback owner is configured".into(),
         ));
     }
+    let detail = json!({"how": how_named});
+    super::audit::note(&app, [caller.audit(Action::LeadAssigned, lead_id.to_string()).detail(detail)]).await;
     Ok(Json(lead))
 }
 

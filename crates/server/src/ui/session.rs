@@ -14,10 +14,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use hmac::{Hmac, Mac};
+use leadflow_core::audit::{Action, NewEntry};
 use leadflow_core::keys::{ApiKey, ApiToken, TokenHash};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -60,11 +61,18 @@ pub struct Session {
     pub key: ApiKey,
     pub csrf: String,
     hash: TokenHash,
+    /// The request's `x-request-id`, for the audit log.
+    request_id: Option<String>,
 }
 
 impl Session {
     pub fn is_admin(&self) -> bool {
         self.key.is_admin()
+    }
+
+    /// An audit entry of this operator's action, under this request's id.
+    pub fn audit(&self, action: Action, target: impl Into<String>) -> NewEntry {
+        NewEntry::new(leadflow_app::audit::key_actor(self.key.id), action, target).request_id(self.request_id.clone())
     }
 }
 
@@ -98,7 +106,7 @@ impl FromRequestParts<AppState> for Session {
             Ok(Some((key, hash))) => {
                 tracing::Span::current().record("key_id", tracing::field::display(key.id));
                 let csrf = app.csrf.token(&hash);
-                Ok(Self { key, csrf, hash })
+                Ok(Self { key, csrf, hash, request_id: crate::extract::request_id(parts) })
             }
             Ok(None) => Err(Redirect::to(LOGIN).into_response()),
             Err(e) => Err(e.into_response()),
@@ -171,11 +179,20 @@ pub struct LoginIn {
 
 /// A key that is unknown, revoked or without the read scope leaves the operator on the
 /// login form (401); a good one sets the session cookie and opens the overview.
-pub async fn login(State(app): State<AppState>, Form(body): Form<LoginIn>) -> Result<Response, UiError> {
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(body): Form<LoginIn>,
+) -> Result<Response, UiError> {
     let token = body.token.trim();
     // Tokens are `lf_` and hex: anything else cannot be a key, and would not fit a cookie.
     let plausible = !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plausible && reader_key(&app, token).await?.is_some() {
+    let key = if plausible { reader_key(&app, token).await? } else { None };
+    if let Some((key, _)) = key {
+        let actor = leadflow_app::audit::key_actor(key.id);
+        let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let entry = NewEntry::new(actor.clone(), Action::UiLogin, actor).request_id(request_id);
+        crate::routes::audit::note(&app, [entry]).await;
         let mut response = Redirect::to("/ui").into_response();
         response.headers_mut().insert(SET_COOKIE, session_cookie(token.to_owned(), false));
         return Ok(response);

@@ -9,7 +9,8 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Redirect};
 use leadflow_app::ingest::{self, Settled};
-use leadflow_app::{deliveries, merges};
+use leadflow_app::{audit, deliveries, merges};
+use leadflow_core::audit::Action;
 use leadflow_core::{ReviewId, SourceName, SubmissionId};
 use leadflow_store::{Captured, DeliveryStatus, OutboxDelivery, ReplayFilter, ReviewStatus};
 use minijinja::Value;
@@ -109,9 +110,11 @@ pub async fn replay_delivery(
     Path(id): Path<String>,
     act: Act<ReplayOneIn>,
 ) -> Result<Redirect, UiError> {
-    deliveries::replay_one(&app, &id)
+    let replayed = deliveries::replay_one(&app, &id)
         .await?
         .ok_or_else(|| UiError::NotFound(format!("No delivery has the id {id:?}.")))?;
+    let entry = audit::replayed_one(act.session.audit(Action::DeliveryReplayed, &id), &replayed);
+    crate::routes::audit::note(&app, [entry]).await;
     Ok(back_to_dead(given(act.form.destination).as_deref(), 1))
 }
 
@@ -145,7 +148,9 @@ pub async fn replay_deliveries(State(app): State<AppState>, act: Act<ReplayManyI
         from: form_time(form.from, "from")?,
         to: form_time(form.to, "to")?,
     };
-    let replayed = deliveries::replay_many(&app, filter).await?;
+    let replayed = deliveries::replay_many(&app, filter.clone()).await?;
+    let entry = audit::replayed_many(act.session.audit(Action::DeliveriesReplayed, ""), &filter, replayed);
+    crate::routes::audit::note(&app, [entry]).await;
     Ok(back_to_dead(destination.as_deref(), replayed))
 }
 
@@ -290,5 +295,7 @@ pub async fn decide_review(
     let missing = || UiError::NotFound(format!("No open review has the id {id:?}."));
     let rid: ReviewId = id.parse().map_err(|_| missing())?;
     let decided = merges::decide_review(&app, rid, decision).await?.ok_or_else(missing)?;
+    crate::routes::audit::note(&app, audit::review_decided(&decided, act.session.audit(Action::ReviewDecided, "")))
+        .await;
     Ok(Redirect::to(&format!("/ui/reviews?decided={}", decided.status.as_str())))
 }

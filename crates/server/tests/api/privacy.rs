@@ -158,6 +158,14 @@ async fn lifting_a_suppression_needs_a_reason_and_lets_the_person_back() {
     assert_eq!(r.json::<Value>().await.unwrap()["suppressed"], false);
     problem(delete(&app, "/v1/suppressions", &json!({"email": "ada@example.com", "reason": "again"})).await, 404).await;
     assert_eq!(capture(&app, json!({"email": "ada@example.com"})).await["outcome"], "created");
+
+    // Both are audited, without the person's address.
+    let audit: Value = app.get("/v1/audit?target=suppressions").await.json().await.unwrap();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["suppression.lifted", "suppression.added"]);
+    assert_eq!(audit["entries"][0]["detail"]["reason"], "asked to be contacted");
+    assert!(!audit.to_string().contains("ada@"), "{audit}");
 }
 
 #[tokio::test]
@@ -205,6 +213,12 @@ async fn the_consent_ledger_keeps_every_choice_and_the_current_state_per_purpose
     let last = consent["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["captured_via"].as_str(), last["status"].as_str()), (Some("operator"), Some("withdrawn")));
     assert!(last["actor"].as_str().unwrap().starts_with("key:"));
+    let audit: Value = app.get(&format!("/v1/audit?action=consent.recorded&target={id}")).await.json().await.unwrap();
+    assert_eq!(
+        audit["entries"][0]["detail"]["choices"],
+        json!([{"purpose": "marketing_email", "status": "withdrawn"}])
+    );
+    assert_eq!(audit["entries"][0]["actor"], last["actor"]);
 
     // A later submission about another purpose does not bring the withdrawn one back.
     capture(&app, json!({"email": "ada@example.com", "consent": {"purpose": "sales_contact", "status": "granted"}}))

@@ -21,7 +21,7 @@ fn location(r: &reqwest::Response) -> &str {
 }
 
 /// Logs in with `token` and returns the `Cookie` header value of the session.
-async fn login(app: &TestApp, token: &str) -> String {
+pub(crate) async fn login(app: &TestApp, token: &str) -> String {
     let r = browser().post(app.url("/ui/login")).form(&[("token", token)]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/ui");
@@ -32,19 +32,19 @@ async fn login(app: &TestApp, token: &str) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
     let r = browser().get(app.url(path)).header("cookie", cookie).send().await.unwrap();
     let status = r.status();
     (status, r.text().await.unwrap())
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a form with a CSRF token") + r#"name="csrf" value=""#.len();
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
     browser().post(app.url(path)).header("cookie", cookie).form(form).send().await.unwrap()
 }
 

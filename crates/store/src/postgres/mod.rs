@@ -27,6 +27,7 @@
 mod accounts;
 mod alerts;
 mod apply;
+mod audit;
 mod capture;
 mod claims;
 mod engagement;
@@ -81,6 +82,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("../../migrations/postgres/0011_lead_records.sql")),
     (12, include_str!("../../migrations/postgres/0012_health.sql")),
     (13, include_str!("../../migrations/postgres/0013_alerts.sql")),
+    (14, include_str!("../../migrations/postgres/0014_audit.sql")),
     (15, include_str!("../../migrations/postgres/0015_privacy.sql")),
 ];
 
@@ -896,6 +898,25 @@ impl Store for PgStore {
     async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError> {
         let _open = self.writable().await?;
         transaction!(self, false, |tx| { outbox::replay_many(&tx, &filter, now).await? })
+    }
+
+    async fn append_audit(
+        &self,
+        entries: Vec<leadflow_core::audit::NewEntry>,
+    ) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        let _open = self.writable().await?;
+        let at = OffsetDateTime::now_utc();
+        // A unique violation on seq is a lost race (the lock makes it one that cannot
+        // happen): run it again from the new head.
+        transaction!(self, true, |tx| { audit::append(&tx, entries.clone(), at).await? })
+    }
+
+    async fn list_audit(&self, filter: crate::AuditFilter) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        read!(self, |c| audit::list(c, &filter))
+    }
+
+    async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
+        read!(self, |c| audit::after(c, after, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../../migrations/sqlite/0014_lead_records.sql")),
     (15, include_str!("../../migrations/sqlite/0015_health.sql")),
     (16, include_str!("../../migrations/sqlite/0016_alerts.sql")),
+    (17, include_str!("../../migrations/sqlite/0017_audit.sql")),
     (18, include_str!("../../migrations/sqlite/0018_privacy.sql")),
 ];
 
