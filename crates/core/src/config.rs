@@ -4,7 +4,8 @@
 //! Each stage reads its own section: [`crate::source`] the sources, [`crate::normalize`]
 //! the picklists, [`crate::resolve`] matching, [`crate::scoring`] scoring, the lifecycle
 //! and routing, [`crate::deliver`] destinations and delivery, [`crate::feedback`] the
-//! CRM feedback, [`crate::health::alerts`] the alert rules and channels. This module
+//! CRM feedback, [`crate::health::alerts`] the alert rules and channels,
+//! [`crate::privacy::retention`] how long data is kept. This module
 //! reads the TOML, hands each section to its stage in the order their checks need (the
 //! lifecycle before what names its stages and reasons, the sources before routing, both
 //! sources and destinations before alerts), and assembles [`Config`]. Every section
@@ -38,6 +39,7 @@ use crate::deliver::{DestinationConfig, Subscriptions};
 use crate::engagement::Engagement;
 use crate::feedback::{CrmMapping, FeedbackRules};
 use crate::health::alerts::AlertConfig;
+use crate::privacy::retention::RetentionConfig;
 use crate::resolve::Matching;
 use crate::scoring::routing::RoutingConfig;
 use crate::scoring::{LifecycleContract, ScoringConfig};
@@ -65,6 +67,8 @@ pub struct Config {
     pub feedback: FeedbackRules,
     /// `[alerts]`: the rules, with the defaults no written rule replaced, and the channels.
     pub alerts: Arc<AlertConfig>,
+    /// `[retention]`: how long each kind of data is kept.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             routing: Arc::default(),
             feedback: FeedbackRules::default(),
             alerts: Arc::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -108,7 +113,7 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "database",
     "sources",
@@ -121,6 +126,7 @@ const SECTIONS: [&str; 12] = [
     "delivery",
     "feedback",
     "alerts",
+    "retention",
 ];
 
 /// Parses and validates the whole file; `Err` holds every problem found, in the order
@@ -217,5 +223,6 @@ fn read(p: &mut Problems, root: &Table) -> Config {
         routing: Arc::new(routing),
         engagement: Arc::new(engagement),
         alerts: Arc::new(alerts.unwrap_or_default()),
+        retention: root.get("retention").map(|item| crate::privacy::retention::read(p, item)).unwrap_or_default(),
     }
 }
