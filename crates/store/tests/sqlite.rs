@@ -54,7 +54,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     store.close().await.unwrap();
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
-    // queue, records in the key index, no health or alerts, no record of migrations 11
+    // queue, records in the key index, no health, alerts or retention runs, no record of migrations 11
     // and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
@@ -66,6 +66,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          CREATE INDEX lead_keys_lead ON lead_keys (lead_id);
          DROP TABLE health_counts; DROP TABLE health_seen; DROP INDEX submissions_unsettled;
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
+         DROP TABLE retention_runs;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();
