@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod imports;
 pub mod leads;
 pub mod meta;
+pub mod privacy;
 pub mod quarantine;
 pub mod reports;
 pub mod reviews;
