@@ -12,6 +12,7 @@ mod feedback;
 mod hooks;
 mod imports;
 mod operations;
+mod privacy;
 mod routing;
 mod service;
 mod ui;
