@@ -520,7 +520,7 @@ fn export_person_writes_the_document_and_retention_runs_by_hand() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(erased, [ada.clone()], "only the inactive lead is anonymized");
+    assert_eq!(erased, std::slice::from_ref(&ada), "only the inactive lead is anonymized");
     let runs: i64 = conn
         .query_row(
             "SELECT count(*) FROM retention_runs WHERE trigger = 'manual' AND finished_at IS NOT NULL",

@@ -251,23 +251,25 @@ pub(super) fn save_run(conn: &Connection, run: &Run) -> Result<(), StoreError> {
 }
 
 pub(super) fn list_runs(conn: &Connection, n: usize) -> Result<Vec<Run>, StoreError> {
-    let rows: Vec<(String, String, i64, Option<i64>, String, Option<String>)> = conn
+    let rows = conn
         .prepare_cached(
             "SELECT id, trigger, started_at, finished_at, kinds, error FROM retention_runs
              ORDER BY started_at DESC, id DESC LIMIT ?1",
         )?
-        .query_map([limit(n)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(id, trigger, started, finished, kinds, error)| {
-            Ok(Run {
-                id,
-                trigger,
-                started_at: from_millis(started),
-                finished_at: finished.map(from_millis),
-                kinds: serde_json::from_str(&kinds)?,
-                error,
-            })
-        })
-        .collect()
+        .query_map([limit(n)], |r| {
+            let kinds: String = r.get(4)?;
+            Ok((
+                Run {
+                    id: r.get(0)?,
+                    trigger: r.get(1)?,
+                    started_at: from_millis(r.get(2)?),
+                    finished_at: r.get::<_, Option<i64>>(3)?.map(from_millis),
+                    kinds: Vec::new(),
+                    error: r.get(5)?,
+                },
+                kinds,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter().map(|(run, kinds)| Ok(Run { kinds: serde_json::from_str(&kinds)?, ..run })).collect()
 }
