@@ -20,10 +20,10 @@ mod health;
 mod merging;
 mod migrations;
 mod outbox;
-mod privacy;
 mod reads;
 mod resolver;
 mod routing;
+mod subject;
 mod writer;
 
 use crate::{
@@ -909,7 +909,7 @@ impl Store for SqliteStore {
     }
 
     async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError> {
-        self.read(move |conn| privacy::merged_records(conn, lead)).await
+        self.read(move |conn| subject::merged_records(conn, lead)).await
     }
 
     async fn lead_submissions(
@@ -918,7 +918,7 @@ impl Store for SqliteStore {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        self.read(move |conn| privacy::submissions(conn, &leads, after, limit)).await
+        self.read(move |conn| subject::submissions(conn, &leads, after, limit)).await
     }
 
     async fn events_of(
@@ -927,7 +927,7 @@ impl Store for SqliteStore {
         after: Option<leadflow_core::EventId>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        self.read(move |conn| privacy::events(conn, &leads, after, limit)).await
+        self.read(move |conn| subject::events(conn, &leads, after, limit)).await
     }
 
     async fn deliveries_of(
@@ -936,11 +936,11 @@ impl Store for SqliteStore {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
-        self.read(move |conn| privacy::deliveries(conn, &leads, after, limit)).await
+        self.read(move |conn| subject::deliveries(conn, &leads, after, limit)).await
     }
 
     async fn reviews_naming(&self, leads: Vec<LeadId>) -> Result<Vec<Review>, StoreError> {
-        self.read(move |conn| privacy::reviews(conn, &leads)).await
+        self.read(move |conn| subject::reviews(conn, &leads)).await
     }
 
     async fn feedback_of(
@@ -949,11 +949,11 @@ impl Store for SqliteStore {
         after: Option<leadflow_core::FeedbackId>,
         limit: usize,
     ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
-        self.read(move |conn| privacy::feedback(conn, &leads, after, limit)).await
+        self.read(move |conn| subject::feedback(conn, &leads, after, limit)).await
     }
 
     async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
-        self.read(move |conn| privacy::count(conn, kind, before)).await
+        self.read(move |conn| subject::count(conn, kind, before)).await
     }
 
     async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -963,7 +963,7 @@ impl Store for SqliteStore {
                 Err(StoreError::Unsupported("inactive leads are anonymized or erased one at a time".into()))
             }
             RetentionKind::Audit => loop {
-                match self.write_returning(move |conn| privacy::expire_audit(conn, before)).await? {
+                match self.write_returning(move |conn| subject::expire_audit(conn, before)).await? {
                     None => return Err(StoreError::Unsupported("this database keeps no audit log".into())),
                     Some(0) => return Ok(total),
                     Some(n) => total += n,
@@ -974,10 +974,10 @@ impl Store for SqliteStore {
                 let mut after = String::new();
                 loop {
                     let from = std::mem::take(&mut after);
-                    let ids = self.read(move |conn| privacy::scan(conn, kind, &from, before)).await?;
+                    let ids = self.read(move |conn| subject::scan(conn, kind, &from, before)).await?;
                     let Some(last) = ids.last().cloned() else { return Ok(total) };
                     let ids = Arc::new(ids);
-                    total += self.write_returning(move |conn| privacy::apply(conn, kind, &ids, before)).await?;
+                    total += self.write_returning(move |conn| subject::apply(conn, kind, &ids, before)).await?;
                     after = last;
                 }
             }
@@ -990,15 +990,15 @@ impl Store for SqliteStore {
         after: Option<LeadId>,
         limit: usize,
     ) -> Result<Vec<LeadId>, StoreError> {
-        self.read(move |conn| privacy::inactive_leads(conn, before, after, limit)).await
+        self.read(move |conn| subject::inactive_leads(conn, before, after, limit)).await
     }
 
     async fn save_retention_run(&self, run: RetentionRun) -> Result<(), StoreError> {
-        self.write_returning(move |conn| privacy::save_run(conn, &run)).await
+        self.write_returning(move |conn| subject::save_run(conn, &run)).await
     }
 
     async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError> {
-        self.read(move |conn| privacy::list_runs(conn, limit)).await
+        self.read(move |conn| subject::list_runs(conn, limit)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -12,9 +12,9 @@ mod feedback;
 mod hooks;
 mod imports;
 mod operations;
-mod privacy;
 mod routing;
 mod service;
+mod subject;
 mod ui;
 
 use leadflow_core::config::Config;

@@ -35,11 +35,11 @@ mod fail;
 mod feedback;
 mod health;
 mod outbox;
-mod privacy;
 mod resolver;
 mod routing;
 mod settle;
 mod sql;
+mod subject;
 
 pub(crate) use fail::Fail;
 
@@ -627,7 +627,7 @@ impl Store for PgStore {
     }
 
     async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError> {
-        read!(self, |c| privacy::merged_records(c, lead))
+        read!(self, |c| subject::merged_records(c, lead))
     }
 
     async fn lead_submissions(
@@ -636,7 +636,7 @@ impl Store for PgStore {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        read!(self, |c| privacy::submissions(c, &leads, after, limit))
+        read!(self, |c| subject::submissions(c, &leads, after, limit))
     }
 
     async fn events_of(
@@ -645,7 +645,7 @@ impl Store for PgStore {
         after: Option<leadflow_core::EventId>,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
-        read!(self, |c| privacy::events(c, &leads, after, limit))
+        read!(self, |c| subject::events(c, &leads, after, limit))
     }
 
     async fn deliveries_of(
@@ -654,11 +654,11 @@ impl Store for PgStore {
         after: Option<String>,
         limit: usize,
     ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
-        read!(self, |c| privacy::deliveries(c, &leads, after, limit))
+        read!(self, |c| subject::deliveries(c, &leads, after, limit))
     }
 
     async fn reviews_naming(&self, leads: Vec<LeadId>) -> Result<Vec<Review>, StoreError> {
-        read!(self, |c| privacy::reviews(c, &leads))
+        read!(self, |c| subject::reviews(c, &leads))
     }
 
     async fn feedback_of(
@@ -667,11 +667,11 @@ impl Store for PgStore {
         after: Option<leadflow_core::FeedbackId>,
         limit: usize,
     ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
-        read!(self, |c| privacy::feedback(c, &leads, after, limit))
+        read!(self, |c| subject::feedback(c, &leads, after, limit))
     }
 
     async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
-        read!(self, |c| privacy::count(c, kind, before))
+        read!(self, |c| subject::count(c, kind, before))
     }
 
     async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -682,19 +682,19 @@ impl Store for PgStore {
             }
             RetentionKind::Audit => loop {
                 let _open = self.writable().await?;
-                match transaction!(self, false, |tx| { privacy::expire_audit(&tx, before).await? })? {
+                match transaction!(self, false, |tx| { subject::expire_audit(&tx, before).await? })? {
                     None => return Err(StoreError::Unsupported("this database keeps no audit log".into())),
                     Some(0) => return Ok(total),
                     Some(n) => total += n,
                 }
             },
             _ => {
-                let mut after = privacy::scan_start(kind);
+                let mut after = subject::scan_start(kind);
                 loop {
-                    let ids = read!(self, |c| privacy::scan(c, kind, &after, before))?;
+                    let ids = read!(self, |c| subject::scan(c, kind, &after, before))?;
                     let Some(last) = ids.last().cloned() else { return Ok(total) };
                     let _open = self.writable().await?;
-                    total += transaction!(self, false, |tx| { privacy::apply(&tx, kind, &ids, before).await? })?;
+                    total += transaction!(self, false, |tx| { subject::apply(&tx, kind, &ids, before).await? })?;
                     after = last;
                 }
             }
@@ -707,16 +707,16 @@ impl Store for PgStore {
         after: Option<LeadId>,
         limit: usize,
     ) -> Result<Vec<LeadId>, StoreError> {
-        read!(self, |c| privacy::inactive_leads(c, before, after, limit))
+        read!(self, |c| subject::inactive_leads(c, before, after, limit))
     }
 
     async fn save_retention_run(&self, run: RetentionRun) -> Result<(), StoreError> {
         let _open = self.writable().await?;
-        transaction!(self, false, |tx| { privacy::save_run(&tx, &run).await? })
+        transaction!(self, false, |tx| { subject::save_run(&tx, &run).await? })
     }
 
     async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError> {
-        read!(self, |c| privacy::list_runs(c, limit))
+        read!(self, |c| subject::list_runs(c, limit))
     }
 
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {
