@@ -10,7 +10,8 @@
 //! use cases each have a module: [`import`] (CSV and XLSX files), [`events`] (behavioural
 //! events), [`feedback`] (what the CRMs say became of a lead), [`routing`] (owners and
 //! lifecycle moves by hand), [`merges`] (reviews, unmerge, split, the batch dedupe),
-//! [`rescore`], [`erase`] (the right to be forgotten), [`deliveries`] (replaying the
+//! [`rescore`], [`erase`] (the right to be forgotten), [`subject`] (subject access),
+//! [`retention`] (what expires, daily), [`deliveries`] (replaying the
 //! outbox), [`hooks`] (provider webhooks and web forms), [`sources`] (a source checked
 //! end to end), [`reports`] and [`audit`] (administrative actions recorded). The
 //! background work runs in [`workers`].
@@ -32,8 +33,10 @@ pub mod privacy;
 pub mod providers;
 pub mod reports;
 pub mod rescore;
+pub mod retention;
 pub mod routing;
 pub mod sources;
+pub mod subject;
 pub mod weights;
 pub mod workers;
 

@@ -9,6 +9,7 @@ mod dedupe;
 mod deliveries;
 mod export;
 mod import;
+mod privacy;
 mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -136,6 +137,11 @@ enum Command {
         #[command(subcommand)]
         action: audit::AuditCommand,
     },
+    /// Apply the retention configured in [retention] by hand.
+    Retention {
+        #[command(subcommand)]
+        action: privacy::RetentionCommand,
+    },
     /// Write every lead with its normalized fields, stage, score and owner.
     Export {
         #[command(flatten)]
@@ -170,6 +176,19 @@ enum LeadsCommand {
         /// Who asks (default: cli).
         #[arg(long, default_value = "cli")]
         actor: String,
+    },
+    /// Write everything held about the person behind a lead (subject access) as one JSON
+    /// document: the lead, the leads merged into it, raw submissions, history, events,
+    /// touchpoints, deliveries with what was sent, reviews and CRM feedback. A merged-away
+    /// id exports its survivor; an erased lead has nothing to export.
+    ExportPerson {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The lead id.
+        id: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -322,6 +341,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             erase(&data, &id, reason, actor).await
         }
         Command::Audit { action } => audit::run(action).await,
+        Command::Leads { action: LeadsCommand::ExportPerson { data, id, out } } => {
+            privacy::export_person(&data, &id, out.as_deref()).await
+        }
+        Command::Retention { action } => privacy::run(action).await,
         Command::Export { data, format, out, consent } => {
             let (store, config) = open(&data).await?;
             if let Some(unknown) = consent.iter().find(|p| !config.privacy.purposes.contains(p)) {

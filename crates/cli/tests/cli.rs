@@ -469,6 +469,85 @@ fn import_reports_every_row_and_importing_again_creates_nothing() {
 }
 
 #[test]
+fn export_person_writes_the_document_and_retention_runs_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "email,first_name\nada@example.com,Ada\ngrace@example.com,Grace\n";
+    std::fs::write(dir.path().join("leads.csv"), csv).unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "report.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = report_rows(&dir.path().join("report.csv"));
+    let (ada, grace) = (rows[0][3].clone(), rows[1][3].clone());
+
+    let out = run(dir.path(), &["leads", "export-person", &ada, "--out", "ada.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("ada.json")).unwrap()).unwrap();
+    assert_eq!((doc["requested_id"].as_str(), doc["lead"]["id"].as_str()), (Some(ada.as_str()), Some(ada.as_str())));
+    assert_eq!(doc["submissions"][0]["payload"]["email"], "ada@example.com");
+
+    // Ada arrived and last changed 400 days ago.
+    let old = (std::time::SystemTime::now() - Duration::from_secs(400 * 86_400))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let conn = rusqlite::Connection::open(dir.path().join("leadflow.db")).unwrap();
+    conn.execute("UPDATE submissions SET received_at = ?1 WHERE lead_id = ?2", rusqlite::params![old, ada]).unwrap();
+    conn.execute("UPDATE leads SET updated_at = ?1 WHERE id = ?2", rusqlite::params![old, ada]).unwrap();
+    let config =
+        "[retention]\nraw_payloads = \"90d\"\ninactive_leads = { after = \"1 year\", action = \"anonymize\" }\n";
+    std::fs::write(dir.path().join("leadflow.toml"), config).unwrap();
+    let count = |text: &str, kind: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(kind)).unwrap_or_else(|| panic!("no {kind} in {text}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+
+    let dry = run(dir.path(), &["retention", "run", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    assert_eq!((count(&text, "raw_payloads"), count(&text, "inactive_leads")), (1, 1), "{text}");
+    assert_eq!(count(&text, "delivered_outbox"), 0, "the default still applies: {text}");
+    let erased: i64 =
+        conn.query_row("SELECT count(*) FROM leads WHERE erased_at IS NOT NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(erased, 0, "a dry run changes nothing");
+
+    let done = run(dir.path(), &["retention", "run"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let text = stdout(&done);
+    assert_eq!((count(&text, "raw_payloads"), count(&text, "inactive_leads")), (1, 1), "{text}");
+    let erased: Vec<String> = conn
+        .prepare("SELECT id FROM leads WHERE erased_at IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(erased, std::slice::from_ref(&ada), "only the inactive lead is anonymized");
+    let runs: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM retention_runs WHERE trigger = 'manual' AND finished_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(runs, 1, "the run is recorded, the dry run is not");
+    let suppressed: i64 = conn.query_row("SELECT count(*) FROM suppressions", [], |r| r.get(0)).unwrap();
+    assert_eq!(suppressed, 0, "an anonymized person did not ask to be forgotten: they may come back");
+    let audited: i64 =
+        conn.query_row("SELECT count(*) FROM audit_log WHERE action = 'retention.run'", [], |r| r.get(0)).unwrap();
+    assert_eq!(audited, 1, "the run is audited, the dry run is not");
+    let again = stdout(&run(dir.path(), &["retention", "run", "--dry-run"]));
+    assert_eq!((count(&again, "raw_payloads"), count(&again, "inactive_leads")), (0, 0), "{again}");
+
+    let gone = run(dir.path(), &["leads", "export-person", &ada]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(stderr(&gone).contains("erased"), "{}", stderr(&gone));
+    let kept = run(dir.path(), &["leads", "export-person", &grace]);
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    let doc: Value = serde_json::from_str(&stdout(&kept)).unwrap();
+    assert_eq!(doc["submissions"][0]["payload"]["email"], "grace@example.com");
+    assert_eq!(run(dir.path(), &["leads", "export-person", "nope"]).status.code(), Some(1));
+}
+
+#[test]
 fn leads_erase_prints_the_receipt_and_the_person_leaves_the_export() {
     let dir = tempfile::tempdir().unwrap();
     let csv = "email,first_name,external_id\nada@example.com,Ada,crm-1\ngrace@example.com,Grace,crm-2\n";

@@ -4,7 +4,8 @@
 //! Each stage reads its own section: [`crate::source`] the sources, [`crate::normalize`]
 //! the picklists, [`crate::resolve`] matching, [`crate::scoring`] scoring, the lifecycle
 //! and routing, [`crate::deliver`] destinations and delivery, [`crate::feedback`] the
-//! CRM feedback, [`crate::health::alerts`] the alert rules and channels. This module
+//! CRM feedback, [`crate::health::alerts`] the alert rules and channels,
+//! [`crate::privacy::retention`] how long data is kept. This module
 //! reads the TOML, hands each section to its stage in the order their checks need (the
 //! lifecycle before what names its stages and reasons, the sources before routing, both
 //! sources and destinations before alerts), and assembles [`Config`]. Every section
@@ -38,6 +39,7 @@ use crate::deliver::{DestinationConfig, Subscriptions};
 use crate::engagement::Engagement;
 use crate::feedback::{CrmMapping, FeedbackRules};
 use crate::health::alerts::AlertConfig;
+use crate::privacy::retention::RetentionConfig;
 use crate::resolve::Matching;
 use crate::scoring::routing::RoutingConfig;
 use crate::scoring::{LifecycleContract, ScoringConfig};
@@ -70,6 +72,8 @@ pub struct Config {
     /// The key suppression hashes are made with, once the application has read it (from
     /// the environment, or the one generated for the database).
     pub suppression_key: Option<Arc<crate::suppress::SuppressionKey>>,
+    /// `[retention]`: how long each kind of data is kept.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             alerts: Arc::default(),
             privacy: Arc::default(),
             suppression_key: None,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -116,7 +121,7 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "privacy",
     "server",
     "database",
@@ -130,6 +135,7 @@ const SECTIONS: [&str; 13] = [
     "delivery",
     "feedback",
     "alerts",
+    "retention",
 ];
 
 /// Parses and validates the whole file; `Err` holds every problem found, in the order
@@ -233,5 +239,6 @@ fn read(p: &mut Problems, root: &Table) -> Config {
         alerts: Arc::new(alerts.unwrap_or_default()),
         privacy: Arc::new(privacy),
         suppression_key: None,
+        retention: root.get("retention").map(|item| crate::privacy::retention::read(p, item)).unwrap_or_default(),
     }
 }

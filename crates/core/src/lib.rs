@@ -44,6 +44,7 @@ pub mod merges;
 pub mod normalize;
 pub mod phone;
 pub mod pipeline;
+pub mod privacy;
 pub mod resolve;
 pub mod route;
 pub mod scoring;

@@ -63,7 +63,7 @@ impl Deref for AppState {
     modifiers(&BearerAuth),
     // Problem answers are documented through `error::doc`, which only refers to the schema.
     components(schemas(error::Problem)),
-    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "feedback", description = "What the CRMs say became of the leads: status changes and disqualification reasons"), (name = "health", description = "Liveness, readiness, and the health of every source and destination"), (name = "alerts", description = "Alert episodes, acknowledgements and silences"), (name = "privacy", description = "Consent ledger and the suppression list"), (name = "audit", description = "The tamper-evident log of administrative actions"), (name = "meta"))
+    tags((name = "leads", description = "Capture and read leads"), (name = "quarantine", description = "Submissions that failed validation, kept for replay"), (name = "imports", description = "CSV and XLSX files imported by background jobs"), (name = "reviews", description = "Possible duplicates for a person to decide"), (name = "accounts", description = "The companies leads belong to"), (name = "events", description = "Behavioural events that score leads"), (name = "reports", description = "Leads by source, and the funnel"), (name = "sources", description = "Configured sources, checked end to end"), (name = "hooks", description = "Provider webhooks and web forms; authenticated by each provider's signature"), (name = "deliveries", description = "Lead events on their way to destinations, and the dead letters"), (name = "feedback", description = "What the CRMs say became of the leads: status changes and disqualification reasons"), (name = "health", description = "Liveness, readiness, and the health of every source and destination"), (name = "alerts", description = "Alert episodes, acknowledgements and silences"), (name = "privacy", description = "Consent ledger and the suppression list"), (name = "audit", description = "The tamper-evident log of administrative actions"), (name = "retention", description = "What each retention run deleted"), (name = "meta"))
 )]
 struct ApiDoc;
 
@@ -91,6 +91,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::erasure::erase))
         .routes(routes!(routes::privacy::get, routes::privacy::record))
         .routes(routes!(routes::privacy::suppress, routes::privacy::lift))
+        .routes(routes!(routes::subject::export))
+        .routes(routes!(routes::subject::runs))
         .routes(routes!(routes::imports::create))
         .routes(routes!(routes::imports::show))
         .routes(routes!(routes::imports::report))

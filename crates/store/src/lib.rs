@@ -37,6 +37,7 @@ use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::Rules;
 use leadflow_core::pipeline::{HistoryEntry, Outcome};
+use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionRun};
 use leadflow_core::resolve::{Evidence, Explanation};
 use leadflow_core::scoring::TransitionError;
 use leadflow_core::{AccountId, Email, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
@@ -894,6 +895,71 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` audit entries after the seq `after`, oldest first: a verification's
     /// pages.
     async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<leadflow_core::audit::Entry>, StoreError>;
+    /// Every lead merged into `lead` (directly or through others), as stored, oldest
+    /// first; not `lead` itself. For the subject access export.
+    async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError>;
+
+    /// The submissions settled into any of `leads`, in id (arrival) order, after `after`.
+    async fn lead_submissions(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError>;
+
+    /// The events of any of `leads`, in id order, after `after`.
+    async fn events_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<leadflow_core::EventId>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The deliveries made for any of `leads`, oldest first, after the delivery `after`,
+    /// each with its tries.
+    async fn deliveries_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError>;
+
+    /// Every review (open or decided) naming any of `leads`, oldest first.
+    async fn reviews_naming(&self, leads: Vec<LeadId>) -> Result<Vec<Review>, StoreError>;
+
+    /// The feedback matched to any of `leads`, in id order, after `after`.
+    async fn feedback_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<StoredFeedback>, StoreError>;
+
+    /// How many rows of `kind` are older than `before` (settled payloads not yet cleared;
+    /// surviving leads unchanged since, for inactive leads): what a retention run would
+    /// take. `None` for the audit log of a database that keeps none.
+    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError>;
+
+    /// Deletes the rows of `kind` older than `before` (clears the payloads of settled
+    /// submissions, keeping the rows), at most [`leadflow_core::privacy::retention::BATCH`]
+    /// rows per transaction, until none is left; returns how many. `Unsupported` for
+    /// inactive leads (the app erases them one by one) and for the audit log of a database
+    /// that keeps none.
+    async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Surviving, not erased leads unchanged since `before`, in id order, after `after`.
+    async fn inactive_leads(
+        &self,
+        before: OffsetDateTime,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError>;
+
+    /// Writes a retention run: a new one, or the same id again with its outcome.
+    async fn save_retention_run(&self, run: RetentionRun) -> Result<(), StoreError>;
+
+    /// Retention runs, newest first.
+    async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError>;
 
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;

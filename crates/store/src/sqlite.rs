@@ -25,6 +25,7 @@ mod privacy;
 mod reads;
 mod resolver;
 mod routing;
+mod subject;
 mod writer;
 
 use crate::{
@@ -43,6 +44,7 @@ use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::HistoryEntry;
 use leadflow_core::pipeline::Rules;
+use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionRun};
 use leadflow_core::resolve::{self, Decision, Matching, Record};
 use leadflow_core::scoring::TransitionError;
 use leadflow_core::settle;
@@ -962,6 +964,99 @@ impl Store for SqliteStore {
 
     async fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
         self.read(move |conn| audit::after(conn, after, limit)).await
+    }
+
+    async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError> {
+        self.read(move |conn| subject::merged_records(conn, lead)).await
+    }
+
+    async fn lead_submissions(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        self.read(move |conn| subject::submissions(conn, &leads, after, limit)).await
+    }
+
+    async fn events_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<leadflow_core::EventId>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(move |conn| subject::events(conn, &leads, after, limit)).await
+    }
+
+    async fn deliveries_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        self.read(move |conn| subject::deliveries(conn, &leads, after, limit)).await
+    }
+
+    async fn reviews_naming(&self, leads: Vec<LeadId>) -> Result<Vec<Review>, StoreError> {
+        self.read(move |conn| subject::reviews(conn, &leads)).await
+    }
+
+    async fn feedback_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<leadflow_core::FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
+        self.read(move |conn| subject::feedback(conn, &leads, after, limit)).await
+    }
+
+    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
+        self.read(move |conn| subject::count(conn, kind, before)).await
+    }
+
+    async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut total = 0;
+        match kind {
+            RetentionKind::InactiveLeads => {
+                Err(StoreError::Unsupported("inactive leads are anonymized or erased one at a time".into()))
+            }
+            RetentionKind::Audit => loop {
+                match self.write_returning(move |conn| subject::expire_audit(conn, before)).await? {
+                    None => return Err(StoreError::Unsupported("this database keeps no audit log".into())),
+                    Some(0) => return Ok(total),
+                    Some(n) => total += n,
+                }
+            },
+            _ => {
+                // The scan runs on a read connection; the writer only changes the ids found.
+                let mut after = String::new();
+                loop {
+                    let from = std::mem::take(&mut after);
+                    let ids = self.read(move |conn| subject::scan(conn, kind, &from, before)).await?;
+                    let Some(last) = ids.last().cloned() else { return Ok(total) };
+                    let ids = Arc::new(ids);
+                    total += self.write_returning(move |conn| subject::apply(conn, kind, &ids, before)).await?;
+                    after = last;
+                }
+            }
+        }
+    }
+
+    async fn inactive_leads(
+        &self,
+        before: OffsetDateTime,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        self.read(move |conn| subject::inactive_leads(conn, before, after, limit)).await
+    }
+
+    async fn save_retention_run(&self, run: RetentionRun) -> Result<(), StoreError> {
+        self.write_returning(move |conn| subject::save_run(conn, &run)).await
+    }
+
+    async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError> {
+        self.read(move |conn| subject::list_runs(conn, limit)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -54,8 +54,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     store.close().await.unwrap();
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
-    // queue, records in the key index, no health, alerts or audit log, no record of
-    // migrations 11 and later.
+    // queue, records in the key index, no health, alerts, audit log, consent ledger,
+    // suppressions or retention runs, no record of migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
@@ -68,6 +68,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
          DROP TABLE consent_ledger; DROP TABLE suppressions;
          DROP TABLE audit_log;
+         DROP TABLE retention_runs;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

@@ -193,9 +193,13 @@ macro_rules! conformance_suite {
             the_suppression_list_is_looked_up_lifted_and_filled_by_an_erasure,
             consent_choices_are_ledgered_and_release_held_deliveries,
             suppressed_submissions_stored_earlier_are_discarded,
+            audit_retention_keeps_the_newest_entry_so_the_chain_goes_on,
             audit_entries_chain_across_appends_and_read_back_as_hashed,
             audit_entries_are_listed_newest_first_by_filter_and_cursor,
             concurrent_audit_appends_never_fork_the_chain,
+            subject_reads_follow_every_record_merged_into_the_lead,
+            retention_takes_only_what_is_older_than_the_cutoff,
+            retention_runs_are_kept_newest_first,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -1484,6 +1488,19 @@ pub async fn suppressed_submissions_stored_earlier_are_discarded(store: &DynStor
     assert!(store.get_submission(settled_id).await.unwrap().is_some(), "a settled submission stays");
 }
 
+pub async fn audit_retention_keeps_the_newest_entry_so_the_chain_goes_on(store: &DynStore) {
+    use leadflow_core::audit::{Action, NewEntry};
+    use leadflow_core::privacy::retention::Kind;
+    let entries = (0..3).map(|i| NewEntry::new("cli", Action::LeadErased, format!("lead-{i}"))).collect();
+    let written = store.append_audit(entries).await.unwrap();
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    assert_eq!(store.expire(Kind::Audit, later).await.unwrap(), 2, "all are older, the newest stays");
+    let left = store.audit_entries(0, 10).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
+    let next = store.append_audit(vec![NewEntry::new("cli", Action::KeyCreated, "key:1")]).await.unwrap();
+    assert_eq!((next[0].seq, &next[0].prev_hash), (4, &written[2].hash));
+}
+
 /// A whole-second instant: every backend stores it exactly.
 fn period(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap()
@@ -2748,4 +2765,167 @@ pub async fn an_audit_entry_cannot_be_updated_but_the_oldest_can_be_deleted(t: &
     // Appends go on from the head.
     let next = store.append_audit(vec![audit_entry("cli", Action::KeyCreated, "key:1")]).await.unwrap();
     assert_eq!((next[0].seq, &next[0].prev_hash), (4, &rest[1].hash));
+}
+
+fn by_lead(id: LeadId) -> leadflow_core::engagement::Identity {
+    leadflow_core::engagement::Identity { lead_id: Some(id), ..Default::default() }
+}
+
+fn event_at(who: LeadId, at: OffsetDateTime) -> leadflow_store::NewEvent {
+    let mut e = event("page_view", "https://acme.com/pricing", by_lead(who), None);
+    e.event.occurred_at = at;
+    e
+}
+
+pub async fn subject_reads_follow_every_record_merged_into_the_lead(store: &DynStore) {
+    let outbox = store.with_rules(OUTBOX.clone());
+    let one = |email: &str| item("api", None, json!({ "email": email }));
+    let ada = settled(&outbox.capture(vec![one("ada@acme.com")]).await.unwrap()[0]).1.id;
+    let al = settled(&outbox.capture(vec![one("a.l@acme.com")]).await.unwrap()[0]).1.id;
+    let lovelace = settled(&outbox.capture(vec![one("lovelace@acme.com")]).await.unwrap()[0]).1.id;
+    let stranger = settled(&outbox.capture(vec![one("grace@navy.mil")]).await.unwrap()[0]).1.id;
+    let why = leadflow_core::resolve::Explanation {
+        rule: leadflow_core::resolve::MatchRule::Reviewed,
+        score: Some(0.9),
+        evidence: Vec::new(),
+    };
+    // Lovelace into Al, then Al into Ada: Lovelace reaches Ada through Al.
+    assert!(store.merge_leads(al, lovelace, why.clone()).await.unwrap());
+    assert!(store.merge_leads(ada, al, why).await.unwrap());
+    let merged: Vec<LeadId> = store.merged_records(ada).await.unwrap().iter().map(|l| l.id).collect();
+    assert_eq!(merged, [al, lovelace]);
+    assert!(store.merged_records(stranger).await.unwrap().is_empty());
+
+    let family = vec![ada, al, lovelace];
+    let first = store.lead_submissions(family.clone(), None, 2).await.unwrap();
+    let rest = store.lead_submissions(family.clone(), Some(first[1].submission.id), 2).await.unwrap();
+    let leads: Vec<Option<LeadId>> = first.iter().chain(&rest).map(|s| s.lead_id).collect();
+    assert_eq!(leads, [Some(ada), Some(al), Some(lovelace)], "a page at a time, the stranger's left out");
+    assert_eq!(first[0].submission.payload["email"], "ada@acme.com", "the payload as received");
+
+    let now = OffsetDateTime::now_utc();
+    store.record_events(vec![event_at(lovelace, now), event_at(ada, now), event_at(stranger, now)]).await.unwrap();
+    let first = store.events_of(family.clone(), None, 1).await.unwrap();
+    let rest = store.events_of(family.clone(), Some(first[0].id), 10).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 2);
+    assert!(first.iter().chain(&rest).all(|e| e.lead_id.is_some_and(|l| family.contains(&l))));
+
+    // Each capture made a delivery to each destination, under the lead it was made for.
+    let first = store.deliveries_of(family.clone(), None, 4).await.unwrap();
+    let rest = store.deliveries_of(family.clone(), Some(first[3].0.id.clone()), 10).await.unwrap();
+    let all: Vec<&leadflow_store::OutboxDelivery> = first.iter().chain(&rest).map(|(d, _)| d).collect();
+    assert!(all.len() >= 6, "{all:?}");
+    assert!(all.iter().all(|d| family.contains(&d.lead_id)));
+    assert_eq!(all.iter().filter(|d| d.lead_id == lovelace && d.event_type == "lead.created").count(), 2);
+    assert!(all[0].payload.is_object(), "what was sent");
+
+    assert!(store.add_review(stranger, lovelace, 0.7, Vec::new()).await.unwrap());
+    let reviews = store.reviews_naming(family.clone()).await.unwrap();
+    assert_eq!(reviews.iter().map(|r| (r.lead_id, r.candidate_id)).collect::<Vec<_>>(), [(stranger, lovelace)]);
+    assert!(store.reviews_naming(vec![ada]).await.unwrap().is_empty());
+
+    store.record_feedback(vec![feedback("crm", Some("e1"), by_id(ada), None, None, now)]).await.unwrap();
+    store.record_feedback(vec![feedback("crm", Some("e2"), by_id(stranger), None, None, now)]).await.unwrap();
+    let said = store.feedback_of(family, None, 10).await.unwrap();
+    assert_eq!(said.iter().map(|f| f.feedback.event_id.as_deref()).collect::<Vec<_>>(), [Some("e1")]);
+}
+
+pub async fn retention_takes_only_what_is_older_than_the_cutoff(store: &DynStore) {
+    use leadflow_core::privacy::retention::{BATCH, Kind};
+    use leadflow_store::{DeliveryResult, DeliveryStatus};
+    let now = OffsetDateTime::now_utc();
+    let (old, cutoff) = (now - time::Duration::days(100), now - time::Duration::days(90));
+    let outbox = store.with_rules(OUTBOX.clone());
+    let mut early = item("api", None, json!({"email": "ada@acme.com", "first_name": "Ada"}));
+    early.submission.received_at = old;
+    let early_id = early.submission.id;
+    let ada = settled(&outbox.capture(vec![early]).await.unwrap()[0]).1.id;
+    let recent = item("api", None, json!({"email": "bob@acme.com"}));
+    let recent_id = recent.submission.id;
+    let bob = settled(&outbox.capture(vec![recent]).await.unwrap()[0]).1.id;
+
+    // Dry-run counts first, then the work; both see the same rows.
+    assert_eq!(store.count_expired(Kind::RawPayloads, cutoff).await.unwrap(), Some(1));
+    assert_eq!(store.expire(Kind::RawPayloads, cutoff).await.unwrap(), 1);
+    assert_eq!(store.count_expired(Kind::RawPayloads, cutoff).await.unwrap(), Some(0));
+    let cleared = store.get_submission(early_id).await.unwrap().unwrap();
+    assert!(cleared.submission.payload.is_empty(), "the payload goes");
+    assert_eq!(
+        (cleared.status, cleared.lead_id),
+        (leadflow_store::SubmissionStatus::Processed, Some(ada)),
+        "the row and its outcome stay"
+    );
+    assert_eq!(store.get_submission(recent_id).await.unwrap().unwrap().submission.payload["email"], "bob@acme.com");
+
+    // More than one batch of old events, and one recent.
+    let mut events: Vec<_> = (0..=BATCH).map(|i| event_at(ada, old + time::Duration::seconds(i as i64))).collect();
+    events.push(event_at(ada, now));
+    store.record_events(events).await.unwrap();
+    assert_eq!(store.count_expired(Kind::Events, cutoff).await.unwrap(), Some(BATCH as u64 + 1));
+    assert_eq!(store.expire(Kind::Events, cutoff).await.unwrap(), BATCH as u64 + 1);
+    let left = store.events_of(vec![ada], None, 10).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.occurred_at).collect::<Vec<_>>(), [now]);
+
+    // Ada's deliveries ended long ago (one delivered, one dead), Bob's just now.
+    let mut claimed = store.claim_deliveries(10, LEASE, OffsetDateTime::now_utc()).await.unwrap();
+    claimed.sort_by(|a, b| (a.lead_id == bob, &a.destination).cmp(&(b.lead_id == bob, &b.destination)));
+    let ends = [
+        (DeliveryResult::Delivered, old),
+        (DeliveryResult::Dead, old),
+        (DeliveryResult::Delivered, now),
+        (DeliveryResult::Dead, now),
+    ];
+    for (d, (result, at)) in claimed.iter().zip(ends) {
+        let mut a = attempt(d, result, Some(200));
+        a.at = at;
+        store.record_delivery(a).await.unwrap();
+    }
+    assert_eq!(store.count_expired(Kind::DeliveredOutbox, cutoff).await.unwrap(), Some(1));
+    assert_eq!(store.expire(Kind::DeliveredOutbox, cutoff).await.unwrap(), 1);
+    assert_eq!(store.expire(Kind::DeadLetters, cutoff).await.unwrap(), 1);
+    assert!(store.get_delivery(&claimed[0].id).await.unwrap().is_none(), "gone with its tries");
+    assert!(store.get_delivery(&claimed[1].id).await.unwrap().is_none());
+    let kept = store.deliveries_of(vec![ada, bob], None, 10).await.unwrap();
+    let mut statuses: Vec<(LeadId, &str, usize)> =
+        kept.iter().map(|(d, t)| (d.lead_id, d.status.as_str(), t.len())).collect();
+    statuses.sort();
+    assert_eq!(statuses, [(bob, DeliveryStatus::Dead.as_str(), 1), (bob, DeliveryStatus::Delivered.as_str(), 1)]);
+
+    // Both leads changed just now: inactive only against a cutoff after that.
+    assert_eq!(store.count_expired(Kind::InactiveLeads, cutoff).await.unwrap(), Some(0));
+    let later = now + time::Duration::hours(1);
+    assert_eq!(store.count_expired(Kind::InactiveLeads, later).await.unwrap(), Some(2));
+    let first = store.inactive_leads(later, None, 1).await.unwrap();
+    let rest = store.inactive_leads(later, first.last().copied(), 10).await.unwrap();
+    let mut both = [ada, bob];
+    both.sort();
+    assert_eq!([first, rest].concat(), both);
+    assert!(store.expire(Kind::InactiveLeads, later).await.is_err(), "the app erases them one by one");
+    // An empty audit log has nothing to take.
+    assert_eq!(store.count_expired(Kind::Audit, cutoff).await.unwrap(), Some(0));
+    assert_eq!(store.expire(Kind::Audit, cutoff).await.unwrap(), 0);
+}
+
+pub async fn retention_runs_are_kept_newest_first(store: &DynStore) {
+    use leadflow_core::privacy::retention::{KindCount, Run};
+    let at = |s: i64| OffsetDateTime::from_unix_timestamp(1_750_000_000 + s).unwrap();
+    let run = |id: &str, started: i64| Run {
+        id: id.into(),
+        trigger: "schedule".into(),
+        started_at: at(started),
+        finished_at: None,
+        kinds: Vec::new(),
+        error: None,
+    };
+    store.save_retention_run(run("a", 0)).await.unwrap();
+    store.save_retention_run(run("b", 60)).await.unwrap();
+    let done = Run {
+        finished_at: Some(at(5)),
+        kinds: vec![KindCount { kind: "events".into(), before: at(-86_400), count: 3, skipped: None }],
+        ..run("a", 0)
+    };
+    store.save_retention_run(done.clone()).await.unwrap();
+    let runs = store.list_retention_runs(10).await.unwrap();
+    assert_eq!(runs, [run("b", 60), done]);
+    assert_eq!(store.list_retention_runs(1).await.unwrap().len(), 1);
 }

@@ -4,6 +4,7 @@
 //! - [`routing`]: routes the leads queued for routing and runs the SLA timers.
 //! - [`resolver`]: fuzzy matching after capture: merges, reviews and the key index.
 //! - [`frequencies`]: counts name frequencies and trains the matching weights.
+//! - [`crate::retention::worker`]: once a day, deletes what the retention says expired.
 //! - [`sources`]: settles batch sources, pulls LinkedIn lead forms, retries pending
 //!   submissions whose provider fetch failed.
 //! - At start-up, submissions left unsettled by the last run are settled and unfinished
@@ -55,6 +56,9 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
     sources::spawn_pending_retry(app, &stopped);
     let mut finishing = vec![("health", tokio::spawn(crate::health::run(app.clone(), stopped.clone())))];
     tokio::spawn(crate::alerts::run(app.clone(), stopped.clone()));
+    if !app.config.retention.ages().is_empty() {
+        tokio::spawn(crate::retention::worker(app.clone(), stopped.clone()));
+    }
     if app.config.matching.fuzzy {
         tokio::spawn(frequencies::run(app.clone(), stopped.clone()));
         finishing.push(("resolver", tokio::spawn(resolver::run(app.clone(), stopped.clone()))));

@@ -18,3 +18,4 @@ pub mod reports;
 pub mod reviews;
 pub mod sources;
 pub mod stages;
+pub mod subject;

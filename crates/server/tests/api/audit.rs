@@ -67,7 +67,8 @@ async fn administrative_actions_are_listed_newest_first_with_actor_target_and_re
         .unwrap();
     assert!(login.status().is_success() || login.status().is_redirection(), "{}", login.status());
 
-    let page = audit(&app, "").await;
+    // The key's own actions: the daily retention run (actor `system`) may land among them.
+    let page = audit(&app, &format!("?actor={actor}")).await;
     assert_eq!(actions(&page), ["ui.login", "deliveries.replayed", "lead.erased", "lead.stage_moved"]);
     assert_eq!(page["next"], Value::Null);
     let entries = page["entries"].as_array().unwrap();
@@ -85,10 +86,12 @@ async fn administrative_actions_are_listed_newest_first_with_actor_target_and_re
     assert_eq!(entries[1]["detail"]["replayed"], 0);
     assert_eq!(entries[2]["detail"]["reason"], "DSR-12");
     assert_eq!(entries[3]["detail"]["stage"], "disqualified");
-    // Newest first, each linked to the one before it.
+    // Newest first, each linked to the one before it (where none of another actor is between).
     for pair in entries.windows(2) {
-        assert_eq!(pair[0]["prev_hash"], pair[1]["hash"]);
-        assert_eq!(pair[0]["seq"].as_u64().unwrap(), pair[1]["seq"].as_u64().unwrap() + 1);
+        assert!(pair[0]["seq"].as_u64().unwrap() > pair[1]["seq"].as_u64().unwrap());
+        if pair[0]["seq"].as_u64().unwrap() == pair[1]["seq"].as_u64().unwrap() + 1 {
+            assert_eq!(pair[0]["prev_hash"], pair[1]["hash"]);
+        }
     }
     // Ids only: neither person's data is in the log.
     let text = page.to_string();
@@ -101,13 +104,14 @@ async fn administrative_actions_are_listed_newest_first_with_actor_target_and_re
     assert!(actions(&audit(&app, "?actor=cli").await).is_empty());
     assert!(actions(&audit(&app, "?since=2999-01-01T00:00:00Z").await).is_empty());
     assert!(actions(&audit(&app, "?until=2000-01-01T00:00:00Z").await).is_empty());
-    assert_eq!(actions(&audit(&app, "?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z").await).len(), 4);
+    let window = format!("?actor={actor}&since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z");
+    assert_eq!(actions(&audit(&app, &window).await).len(), 4);
 
     // Paging with the cursor.
-    let first = audit(&app, "?limit=3").await;
+    let first = audit(&app, &format!("?actor={actor}&limit=3")).await;
     assert_eq!(actions(&first).len(), 3);
     let next = first["next"].as_u64().unwrap();
-    let rest = audit(&app, &format!("?limit=3&before={next}")).await;
+    let rest = audit(&app, &format!("?actor={actor}&limit=3&before={next}")).await;
     assert_eq!((actions(&rest), &rest["next"]), (vec!["lead.stage_moved"], &Value::Null));
 }
 

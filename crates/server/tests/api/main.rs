@@ -16,6 +16,7 @@ mod operations;
 mod privacy;
 mod routing;
 mod service;
+mod subject;
 mod ui;
 
 use leadflow_core::config::Config;

@@ -227,9 +227,14 @@ async fn the_consent_ledger_keeps_every_choice_and_the_current_state_per_purpose
     assert_eq!(consent["current"]["marketing_email"]["status"], "withdrawn");
     assert_eq!(consent["current"]["sales_contact"]["status"], "granted");
     assert_eq!(consent["history"].as_array().unwrap().len(), 4);
-    // The lead shows the state too.
+    // The lead shows the state too, and so does the person's export, which is audited.
     let shown: Value = app.get(&format!("/v1/leads/{id}")).await.json().await.unwrap();
     assert_eq!(shown["consent"]["purposes"]["marketing_email"]["status"], "withdrawn");
+    let export: Value = app.get(&format!("/v1/leads/{id}/export")).await.json().await.unwrap();
+    assert_eq!(export["consent"]["current"], consent["current"]);
+    assert_eq!(export["consent"]["history"], consent["history"]);
+    let audit: Value = app.get(&format!("/v1/audit?action=person.exported&target={id}")).await.json().await.unwrap();
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ mod resolver;
 mod routing;
 mod settle;
 mod sql;
+mod subject;
 
 pub(crate) use fail::Fail;
 
@@ -60,6 +61,7 @@ use leadflow_core::health::Tally;
 use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline::{HistoryEntry, Rules};
+use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionRun};
 use leadflow_core::resolve;
 use leadflow_core::scoring::TransitionError;
 use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
@@ -84,6 +86,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (13, include_str!("../../migrations/postgres/0013_alerts.sql")),
     (14, include_str!("../../migrations/postgres/0014_audit.sql")),
     (15, include_str!("../../migrations/postgres/0015_privacy.sql")),
+    (16, include_str!("../../migrations/postgres/0016_retention.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -247,7 +250,16 @@ impl PgStore {
             .await?;
             let current: i32 =
                 tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
-            for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let applied: std::collections::BTreeSet<i32> = tx
+                .query("SELECT version FROM schema_migrations", &[])
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            // Every migration not applied yet, not only those above the highest applied:
+            // numbers are taken by branches merged in any order, so a lower one may arrive
+            // later.
+            for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
                 tx.batch_execute(migration).await?;
                 tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
                 tracing::info!(version, "applied migration");
@@ -616,6 +628,99 @@ impl Store for PgStore {
 
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError> {
         read!(self, |c| engagement::report_stages(c, from, to))
+    }
+
+    async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError> {
+        read!(self, |c| subject::merged_records(c, lead))
+    }
+
+    async fn lead_submissions(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        read!(self, |c| subject::submissions(c, &leads, after, limit))
+    }
+
+    async fn events_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<leadflow_core::EventId>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        read!(self, |c| subject::events(c, &leads, after, limit))
+    }
+
+    async fn deliveries_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxDelivery, Vec<AttemptRecord>)>, StoreError> {
+        read!(self, |c| subject::deliveries(c, &leads, after, limit))
+    }
+
+    async fn reviews_naming(&self, leads: Vec<LeadId>) -> Result<Vec<Review>, StoreError> {
+        read!(self, |c| subject::reviews(c, &leads))
+    }
+
+    async fn feedback_of(
+        &self,
+        leads: Vec<LeadId>,
+        after: Option<leadflow_core::FeedbackId>,
+        limit: usize,
+    ) -> Result<Vec<crate::StoredFeedback>, StoreError> {
+        read!(self, |c| subject::feedback(c, &leads, after, limit))
+    }
+
+    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
+        read!(self, |c| subject::count(c, kind, before))
+    }
+
+    async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut total = 0;
+        match kind {
+            RetentionKind::InactiveLeads => {
+                Err(StoreError::Unsupported("inactive leads are anonymized or erased one at a time".into()))
+            }
+            RetentionKind::Audit => loop {
+                let _open = self.writable().await?;
+                match transaction!(self, false, |tx| { subject::expire_audit(&tx, before).await? })? {
+                    None => return Err(StoreError::Unsupported("this database keeps no audit log".into())),
+                    Some(0) => return Ok(total),
+                    Some(n) => total += n,
+                }
+            },
+            _ => {
+                let mut after = subject::scan_start(kind);
+                loop {
+                    let ids = read!(self, |c| subject::scan(c, kind, &after, before))?;
+                    let Some(last) = ids.last().cloned() else { return Ok(total) };
+                    let _open = self.writable().await?;
+                    total += transaction!(self, false, |tx| { subject::apply(&tx, kind, &ids, before).await? })?;
+                    after = last;
+                }
+            }
+        }
+    }
+
+    async fn inactive_leads(
+        &self,
+        before: OffsetDateTime,
+        after: Option<LeadId>,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        read!(self, |c| subject::inactive_leads(c, before, after, limit))
+    }
+
+    async fn save_retention_run(&self, run: RetentionRun) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { subject::save_run(&tx, &run).await? })
+    }
+
+    async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError> {
+        read!(self, |c| subject::list_runs(c, limit))
     }
 
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {

@@ -201,9 +201,9 @@ pub(super) async fn reject(
 // ---------------------------------------------------------------------------------------
 // Submissions and leads, read
 
-const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
+pub(super) const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
 
-fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
+pub(super) fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
     let id: Uuid = row.try_get(0)?;
     let corrupt = |what: &str| Fail::Store(StoreError::Corrupt(format!("submission {id}: {what}")));
     let source: &str = row.try_get(1)?;
@@ -470,9 +470,9 @@ pub(super) async fn unfinished_imports(c: &impl GenericClient) -> Result<Vec<Imp
 // ---------------------------------------------------------------------------------------
 // Reviews, merges and unmerges
 
-const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evidence, status, created_at, decided_at";
+pub(super) const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evidence, status, created_at, decided_at";
 
-fn review_from_row(row: &Row) -> Result<Review, Fail> {
+pub(super) fn review_from_row(row: &Row) -> Result<Review, Fail> {
     let id: Uuid = row.try_get(0)?;
     let status: &str = row.try_get(5)?;
     let Json(evidence) = row.try_get(4)?;

@@ -25,6 +25,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../../migrations/sqlite/0016_alerts.sql")),
     (17, include_str!("../../migrations/sqlite/0017_audit.sql")),
     (18, include_str!("../../migrations/sqlite/0018_privacy.sql")),
+    (19, include_str!("../../migrations/sqlite/0019_retention.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -43,7 +44,11 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    let applied: std::collections::BTreeSet<i64> =
+        tx.prepare("SELECT version FROM schema_migrations")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    // Every migration not applied yet, not only those above the highest applied: numbers
+    // are taken by branches merged in any order, so a lower one may arrive later.
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         tx.execute_batch(sql)?;
         tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now_ms()])?;
         tracing::info!(version, "applied migration");
