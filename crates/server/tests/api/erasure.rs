@@ -2,14 +2,11 @@
 //! idempotency, bodies and scopes, and the `lead.erased` delivery a webhook receives.
 
 use crate::{TestApp, problem, spawn_app, spawn_app_with, spawn_on_with};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use leadflow_core::config::Config;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use crate::receiver::SECRET;
 
 async fn capture(app: &TestApp, body: Value) -> String {
     let r = app.post("/v1/leads", &body).await;
@@ -160,37 +157,9 @@ async fn erase_needs_an_admin_key_and_a_lead() {
     assert_eq!(problem(erase(&app, "not-an-id").await, 404).await["code"], "not_found");
 }
 
-/// What a webhook receiver was sent, once its signature checked out.
-#[derive(Default)]
-struct Seen(Mutex<Vec<Value>>);
-
-async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let secret = leadflow_integrations::delivery::SigningSecret::parse(SECRET).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signed = leadflow_integrations::delivery::verify(
-        &secret,
-        &header("webhook-id"),
-        &header("webhook-timestamp"),
-        &header("webhook-signature"),
-        &body,
-        now,
-        Duration::from_secs(300),
-    );
-    if signed.is_err() {
-        return StatusCode::UNAUTHORIZED;
-    }
-    seen.0.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-    StatusCode::NO_CONTENT
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribed_webhook_hears_the_lead_is_erased_with_ids_only() {
-    let seen = Arc::new(Seen::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let receiver = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (seen, addr) = crate::receiver::start().await;
     let config = leadflow_core::config::parse(&format!(
         r#"
 [[destinations]]
@@ -208,21 +177,11 @@ events = ["created", "erased"]
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
 
     let id = capture(&app, json!({"email": "ada@acme.com", "first_name": "Ada", "last_name": "Lovelace"})).await;
-    let wait = |n: usize| {
-        let seen = seen.clone();
-        async move {
-            let start = Instant::now();
-            while seen.0.lock().unwrap().len() < n {
-                assert!(start.elapsed() < Duration::from_secs(30), "waited for {n} deliveries");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    wait(1).await;
+    seen.wait_for(1).await;
     let receipt: Value = erase(&app, &id).await.json().await.unwrap();
     assert_eq!(receipt["destinations"], json!(["hook"]));
-    wait(2).await;
-    let erased = seen.0.lock().unwrap()[1].clone();
+    seen.wait_for(2).await;
+    let erased = seen.all()[1].clone();
     assert_eq!(erased["type"], "lead.erased");
     assert_eq!(erased["data"]["id"], id.as_str());
     assert_eq!(erased["data"]["delivered_to"], json!(["hook"]));

@@ -14,6 +14,7 @@ mod hooks;
 mod imports;
 mod operations;
 mod privacy;
+mod receiver;
 mod routing;
 mod service;
 mod subject;

@@ -2,14 +2,12 @@
 //! deliveries held for consent.
 
 use crate::{TestApp, problem, spawn_app, spawn_app_with, spawn_on_with};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use leadflow_core::config::{Adapter, Config, SourceConfig};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use crate::receiver::SECRET;
 
 async fn delete(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.http.delete(app.url(path)).bearer_auth(&app.admin).json(body).send().await.unwrap()
@@ -270,30 +268,6 @@ async fn bad_consent_is_422_an_unknown_lead_404_and_an_erased_one_410() {
     );
 }
 
-/// What a webhook receiver was sent, once its signature checked out.
-#[derive(Default)]
-struct Seen(Mutex<Vec<Value>>);
-
-async fn receive(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let secret = leadflow_integrations::delivery::SigningSecret::parse(SECRET).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let signed = leadflow_integrations::delivery::verify(
-        &secret,
-        &header("webhook-id"),
-        &header("webhook-timestamp"),
-        &header("webhook-signature"),
-        &body,
-        now,
-        Duration::from_secs(300),
-    );
-    if signed.is_err() {
-        return StatusCode::UNAUTHORIZED;
-    }
-    seen.0.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
-    StatusCode::NO_CONTENT
-}
-
 async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !done().await {
@@ -304,11 +278,7 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_without_the_required_consent_is_held_until_it_arrives() {
-    let seen = Arc::new(Seen::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let receiver = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let (seen, addr) = crate::receiver::start().await;
     let config = leadflow_core::config::parse(&format!(
         r#"
 [[destinations]]
@@ -335,25 +305,24 @@ consent = ["sales_contact"]
         held.as_array().is_some_and(|h| h.len() == 1)
     })
     .await;
-    assert!(seen.0.lock().unwrap().is_empty(), "nothing is sent without sales_contact");
+    assert_eq!(seen.len(), 0, "nothing is sent without sales_contact");
 
     let r =
         app.post(&format!("/v1/leads/{id}/consent"), &json!({"purpose": "sales_contact", "status": "granted"})).await;
     assert_eq!(r.status(), 201);
-    until("the held delivery and the consent change", async || seen.0.lock().unwrap().len() >= 2).await;
-    let types: Vec<String> =
-        seen.0.lock().unwrap().iter().map(|d| d["type"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    seen.wait_for(2).await;
+    let types: Vec<String> = seen.all().iter().map(|d| d["type"].as_str().unwrap().to_owned()).collect();
     assert!(
         types.contains(&"lead.created".to_owned()) && types.contains(&"lead.consent_changed".to_owned()),
         "{types:?}"
     );
-    let created = seen.0.lock().unwrap().iter().find(|d| d["type"] == "lead.created").unwrap().clone();
+    let created = seen.all().into_iter().find(|d| d["type"] == "lead.created").unwrap();
     assert_eq!(created["data"]["consent"]["purposes"]["sales_contact"]["status"], "granted");
 
     // A withdrawal after delivery reaches the destination, though its consent is gone.
     app.post(&format!("/v1/leads/{id}/consent"), &json!({"purpose": "sales_contact", "status": "withdrawn"})).await;
-    until("the withdrawal", async || seen.0.lock().unwrap().len() >= 3).await;
-    let last = seen.0.lock().unwrap().last().unwrap().clone();
+    seen.wait_for(3).await;
+    let last = seen.all().pop().unwrap();
     assert_eq!(last["type"], "lead.consent_changed");
     assert_eq!(last["data"]["consent"]["purposes"]["sales_contact"]["status"], "withdrawn");
 }
