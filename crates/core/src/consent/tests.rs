@@ -128,3 +128,61 @@ proptest! {
         }
     }
 }
+
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        prop::sample::select(vec![
+            "granted",
+            "denied",
+            "withdrawn",
+            "phone",
+            "marketing_email",
+            "x",
+            "",
+            "2024-05-01T10:00:00Z"
+        ])
+        .prop_map(|s| json!(s)),
+        ".{0,12}".prop_map(serde_json::Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "purpose",
+                    "status",
+                    "purposes",
+                    "granted",
+                    "channels",
+                    "at",
+                    "policy_version",
+                    "page_url",
+                    "phone",
+                    "sms",
+                    "email",
+                    "marketing_email",
+                    "confirmed_at",
+                    "other",
+                ]),
+                inner,
+                0..5
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Whatever a client sends as `consent`, reading it never panics, and what it yields
+    /// names only configured purposes.
+    #[test]
+    fn reading_any_consent_yields_only_configured_purposes(v in any_json()) {
+        let purposes: Vec<String> = DEFAULT_PURPOSES.map(str::to_owned).to_vec();
+        if let Ok(c) = crate::normalize::consent(&v, &purposes) {
+            prop_assert!(c.purposes.keys().all(|p| purposes.contains(p)));
+        }
+    }
+}
