@@ -84,7 +84,7 @@ fn valid_purpose(p: &str) -> bool {
 
 /// Granted, denied (never agreed) or withdrawn (agreed, then took it back).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConsentStatus))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Granted,
@@ -114,7 +114,7 @@ impl Status {
 
 /// A purpose's state: the choice that decides it now, with its particulars.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConsentState))]
 pub struct State {
     pub status: Status,
     /// When the person chose. Undated choices take the time they were received.
@@ -167,7 +167,7 @@ impl State {
 
 /// One ledger entry: a choice about one purpose, as recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConsentLedgerEntry))]
 pub struct Entry {
     pub purpose: String,
     #[serde(flatten)]

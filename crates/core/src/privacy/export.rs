@@ -110,7 +110,7 @@ pub struct Delivery {
 
 /// A possible duplicate review naming one of the person's leads.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SubjectReview))]
 pub struct ReviewOut {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ReviewId,
@@ -133,7 +133,7 @@ pub struct ReviewOut {
 
 /// What a CRM said about the person, as received, and what became of it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SubjectFeedback))]
 pub struct FeedbackOut {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: FeedbackId,
