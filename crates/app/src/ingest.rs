@@ -13,7 +13,9 @@
 //!    submission that fails stops here: refused with its field errors when a caller is
 //!    there to fix it (the API, [`OnInvalid::Refuse`]), otherwise kept in the quarantine
 //!    with its reasons ([`OnInvalid::Quarantine`]) until the mapping or the data is fixed
-//!    and it is [`replay`]ed.
+//!    and it is [`replay`]ed. A valid submission whose person is on the suppression list
+//!    ([`crate::privacy`]) stops here too: acknowledged, answered `suppressed`, never
+//!    stored (a copy stored earlier, waiting for a provider fetch, is deleted).
 //! 3. **Capture** ([`Store::capture`](leadflow_store::Store::capture)), in one
 //!    transaction that SQLite group-commits with the concurrent submissions and
 //!    PostgreSQL guards with locks. The raw payload goes into the inbox; then `settle`
