@@ -139,6 +139,9 @@ pub struct State {
     /// Where the choice was captured: a source name, or `operator`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The API key (`key:ID`) that sent the submission carrying the choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl State {
@@ -152,6 +155,7 @@ impl State {
             confirmed_at: None,
             page_url: None,
             source: None,
+            api_key: None,
         }
     }
 

@@ -507,11 +507,12 @@ fn particulars(obj: &Map<String, Value>, path: &str, mut base: State, errors: &m
             Some(_) => errors.push(wrong_type(&format!("{path}.{key}"), "an RFC 3339 timestamp string")),
         }
     }
-    for key in ["policy_version", "lawful_basis", "page_url", "channel"] {
+    for key in ["policy_version", "lawful_basis", "page_url", "channel", "api_key"] {
         let slot = match key {
             "policy_version" => &mut base.policy_version,
             "lawful_basis" => &mut base.lawful_basis,
             "page_url" => &mut base.page_url,
+            "api_key" => &mut base.api_key,
             _ => &mut base.channel,
         };
         match obj.get(key) {

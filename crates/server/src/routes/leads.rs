@@ -67,6 +67,25 @@ impl LeadIn {
         }
         fields
     }
+
+    /// The payload, its consent choices stamped with the API key that sent them (by id), so
+    /// the ledger says who captured each; a value the client put there is replaced.
+    fn into_payload_from(self, caller: &Caller) -> Map<String, Value> {
+        let mut payload = self.into_payload();
+        let key = Value::String(leadflow_app::audit::key_actor(caller.0.id));
+        match payload.get_mut("consent") {
+            Some(Value::Object(consent)) => {
+                consent.insert("api_key".into(), key);
+            }
+            Some(Value::Array(choices)) => {
+                for choice in choices.iter_mut().filter_map(Value::as_object_mut) {
+                    choice.insert("api_key".into(), key.clone());
+                }
+            }
+            _ => {}
+        }
+        payload
+    }
 }
 
 impl<'de> Deserialize<'de> for LeadIn {
@@ -240,7 +259,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let source = lead.source(&app, "").map_err(|e| ApiError::Validation(vec![e]))?;
     caller.require_ingest(&source)?;
-    let submission = RawSubmission::keyed_by_client(source, key, lead.into_payload());
+    let submission = RawSubmission::keyed_by_client(source, key, lead.into_payload_from(&caller));
     let settled = ingest::submit(&app, vec![submission], OnInvalid::Refuse)
         .await?
         .pop()
@@ -322,7 +341,7 @@ pub async fn batch(
             Ok((source, lead)) => {
                 slots.push(None);
                 let key = key.as_ref().map(|k| k.for_item(i));
-                submissions.push(RawSubmission::keyed_by_client(source, key, lead.into_payload()));
+                submissions.push(RawSubmission::keyed_by_client(source, key, lead.into_payload_from(&caller)));
             }
             Err(e) => slots.push(Some(Settled::Rejected(vec![e]))),
         }

@@ -211,6 +211,7 @@ async fn the_consent_ledger_keeps_every_choice_and_the_current_state_per_purpose
     let last = consent["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!((last["captured_via"].as_str(), last["status"].as_str()), (Some("operator"), Some("withdrawn")));
     assert!(last["actor"].as_str().unwrap().starts_with("key:"));
+    assert_eq!(email["api_key"], last["actor"], "the capture's entry names the key that sent it");
     let audit: Value = app.get(&format!("/v1/audit?action=consent.recorded&target={id}")).await.json().await.unwrap();
     assert_eq!(
         audit["entries"][0]["detail"]["choices"],
