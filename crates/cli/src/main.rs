@@ -598,7 +598,7 @@ async fn keys(action: KeysCommand) -> Result<(), Failure> {
 fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     let Some(path) = config_path(named) else {
         println!("no configuration file: the defaults apply (one source, \"api\")");
-        return Ok(());
+        return check_suppression_key(&config::Config::default());
     };
     let text = read_config(&path)?;
     // Every variable the file names must be set: a source or destination without its
@@ -620,5 +620,24 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
         names.join(", "),
         config.destinations.len()
     );
-    Ok(())
+    check_suppression_key(&config)
+}
+
+/// The suppression key as `serve` reads it: one too short refuses to start; none works,
+/// with a key generated in the database, which a copy of the database then holds too.
+fn check_suppression_key(config: &config::Config) -> Result<(), Failure> {
+    let name = &config.privacy.suppression_key_env;
+    match std::env::var_os(name) {
+        Some(value) if value.len() < 16 => {
+            Err(Failure::Config(format!("{name} must hold at least 16 bytes (e.g. `openssl rand -base64 32`)")))
+        }
+        Some(_) => Ok(()),
+        None => {
+            eprintln!(
+                "warning: {name} is not set: the suppression list will be keyed with a key generated \
+                 and kept in the database; set it to a random secret of at least 16 bytes"
+            );
+            Ok(())
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 fn leadflow(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadflow"));
     cmd.current_dir(dir);
-    for var in ["LEADFLOW_DATABASE_URL", "LEADFLOW_CONFIG", "LEADFLOW_LISTEN"] {
+    for var in ["LEADFLOW_DATABASE_URL", "LEADFLOW_CONFIG", "LEADFLOW_LISTEN", "LEADFLOW_SUPPRESSION_KEY"] {
         cmd.env_remove(var);
     }
     cmd.env("LEADFLOW_LOG", "warn");
@@ -192,6 +192,16 @@ fn check_config_reports_every_error_with_its_location() {
     let ok = run(dir.path(), &["check-config"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("api, web"));
+    assert!(stderr(&ok).contains("LEADFLOW_SUPPRESSION_KEY is not set"), "{}", stderr(&ok));
+    let short = leadflow(dir.path()).args(["check-config"]).env("LEADFLOW_SUPPRESSION_KEY", "short").output().unwrap();
+    assert_eq!(short.status.code(), Some(3), "{}", stderr(&short));
+    assert!(stderr(&short).contains("at least 16 bytes"), "{}", stderr(&short));
+    let keyed = leadflow(dir.path())
+        .args(["check-config"])
+        .env("LEADFLOW_SUPPRESSION_KEY", "a long enough random secret")
+        .output()
+        .unwrap();
+    assert!(keyed.status.success() && !stderr(&keyed).contains("warning"), "{}", stderr(&keyed));
 
     std::fs::write(
         dir.path().join("secret.toml"),
