@@ -76,37 +76,26 @@ impl App {
 /// For each candidate, whether its person is suppressed: one lookup for them all.
 /// Without a key nothing can be suppressed.
 pub async fn suppressed(app: &App, candidates: &[&Candidate]) -> Result<Vec<bool>, StoreError> {
-    let Some(key) = &app.config.suppression_key else { return Ok(vec![false; candidates.len()]) };
-    let hashes: Vec<Vec<String>> = candidates
-        .iter()
-        .map(|c| Identity::of(&c.fields).hashes(key, &app.config.matching).into_iter().map(|h| h.value).collect())
-        .collect();
-    let all: Vec<String> = hashes.iter().flatten().cloned().collect();
-    if all.is_empty() {
-        return Ok(vec![false; candidates.len()]);
-    }
-    let found = app.store.suppressed(all).await?;
-    Ok(hashes.iter().map(|hs| hs.iter().any(|h| found.contains(h))).collect())
+    lookup(app, candidates.iter().map(|c| Identity::of(&c.fields))).await
 }
 
-/// For each email, whether it names a suppressed person (events are dropped for one):
-/// one lookup for them all.
+/// For each email, whether it names a suppressed person (events are dropped for one).
 pub async fn emails_suppressed(app: &App, emails: &[Option<&str>]) -> Result<Vec<bool>, StoreError> {
-    let Some(key) = &app.config.suppression_key else { return Ok(vec![false; emails.len()]) };
-    let hashes: Vec<Vec<String>> = emails
-        .iter()
-        .map(|e| match e.map(Email::parse) {
-            Some(Ok(email)) => Identity { email: Some(&email), phone: None }
-                .hashes(key, &app.config.matching)
-                .into_iter()
-                .map(|h| h.value)
-                .collect(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let parsed: Vec<Option<Email>> = emails.iter().map(|e| e.and_then(|e| Email::parse(e).ok())).collect();
+    lookup(app, parsed.iter().map(|email| Identity { email: email.as_ref(), phone: None })).await
+}
+
+/// One store lookup for every identity's hashes; whether each names a suppressed person.
+async fn lookup<'a>(app: &App, identities: impl Iterator<Item = Identity<'a>>) -> Result<Vec<bool>, StoreError> {
+    let hashes: Vec<Vec<String>> = match &app.config.suppression_key {
+        Some(key) => {
+            identities.map(|id| id.hashes(key, &app.config.matching).into_iter().map(|h| h.value).collect()).collect()
+        }
+        None => identities.map(|_| Vec::new()).collect(),
+    };
     let all: Vec<String> = hashes.iter().flatten().cloned().collect();
     if all.is_empty() {
-        return Ok(vec![false; emails.len()]);
+        return Ok(vec![false; hashes.len()]);
     }
     let found = app.store.suppressed(all).await?;
     Ok(hashes.iter().map(|hs| hs.iter().any(|h| found.contains(h))).collect())

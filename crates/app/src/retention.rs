@@ -55,7 +55,7 @@ pub async fn run(app: &App, trigger: Trigger, dry_run: bool, now: OffsetDateTime
     if dry_run {
         for cutoff in cutoffs {
             let count = app.store.count_expired(cutoff.kind, cutoff.before).await?;
-            run.kinds.push(counted(cutoff, count.unwrap_or(0), count.is_none().then(no_audit_log)));
+            run.kinds.push(counted(cutoff, count));
         }
         return Ok(run);
     }
@@ -93,25 +93,17 @@ async fn finish(app: &App, run: &mut Run) {
     }
 }
 
-fn no_audit_log() -> String {
-    "this database keeps no audit log yet".to_owned()
-}
-
-fn counted(cutoff: Cutoff, count: u64, skipped: Option<String>) -> KindCount {
-    KindCount { kind: cutoff.kind.as_str().to_owned(), before: cutoff.before, count, skipped }
+fn counted(cutoff: Cutoff, count: u64) -> KindCount {
+    KindCount { kind: cutoff.kind.as_str().to_owned(), before: cutoff.before, count }
 }
 
 async fn apply(app: &App, cutoff: Cutoff) -> Result<KindCount, StoreError> {
     match cutoff.kind {
         Kind::InactiveLeads => {
             let action = app.config.retention.inactive_leads.map_or(InactiveAction::Anonymize, |(_, a)| a);
-            Ok(counted(cutoff, inactive(app, cutoff.before, action).await?, None))
+            Ok(counted(cutoff, inactive(app, cutoff.before, action).await?))
         }
-        kind => match app.store.expire(kind, cutoff.before).await {
-            Ok(n) => Ok(counted(cutoff, n, None)),
-            Err(StoreError::Unsupported(_)) if kind == Kind::Audit => Ok(counted(cutoff, 0, Some(no_audit_log()))),
-            Err(e) => Err(e),
-        },
+        kind => Ok(counted(cutoff, app.store.expire(kind, cutoff.before).await?)),
     }
 }
 

@@ -70,8 +70,7 @@ pub(crate) async fn run(action: RetentionCommand) -> Result<(), Failure> {
     println!("{:<17} {verb:>9}  OLDER_THAN", "KIND");
     for k in &run.kinds {
         let before = k.before.format(&Rfc3339).unwrap_or_default();
-        let skipped = k.skipped.as_deref().map(|s| format!("  (not applied: {s})")).unwrap_or_default();
-        println!("{:<17} {:>9}  {before}{skipped}", k.kind, k.count);
+        println!("{:<17} {:>9}  {before}", k.kind, k.count);
     }
     if dry_run {
         eprintln!("dry run: nothing was changed");

@@ -937,14 +937,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many rows of `kind` are older than `before` (settled payloads not yet cleared;
     /// surviving leads unchanged since, for inactive leads): what a retention run would
-    /// take. `None` for the audit log of a database that keeps none.
-    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError>;
+    /// take.
+    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Deletes the rows of `kind` older than `before` (clears the payloads of settled
     /// submissions, keeping the rows), at most [`leadflow_core::privacy::retention::BATCH`]
     /// rows per transaction, until none is left; returns how many. `Unsupported` for
-    /// inactive leads (the app erases them one by one) and for the audit log of a database
-    /// that keeps none.
+    /// inactive leads (the app erases them one by one).
     async fn expire(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Surviving, not erased leads unchanged since `before`, in id order, after `after`.

@@ -1010,7 +1010,7 @@ impl Store for SqliteStore {
         self.read(move |conn| subject::feedback(conn, &leads, after, limit)).await
     }
 
-    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
+    async fn count_expired(&self, kind: RetentionKind, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.read(move |conn| subject::count(conn, kind, before)).await
     }
 
@@ -1022,9 +1022,8 @@ impl Store for SqliteStore {
             }
             RetentionKind::Audit => loop {
                 match self.write_returning(move |conn| subject::expire_audit(conn, before)).await? {
-                    None => return Err(StoreError::Unsupported("this database keeps no audit log".into())),
-                    Some(0) => return Ok(total),
-                    Some(n) => total += n,
+                    0 => return Ok(total),
+                    n => total += n,
                 }
             },
             _ => {

@@ -203,9 +203,6 @@ pub struct KindCount {
     /// Rows deleted (payloads cleared, leads anonymized or erased); for a dry run, how
     /// many would be.
     pub count: u64,
-    /// Why the kind was not applied (e.g. this database keeps no audit log yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
 }
 
 /// One retention run, as reported.

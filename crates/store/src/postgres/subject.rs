@@ -192,17 +192,9 @@ pub(super) async fn apply(
     }
 }
 
-async fn has_audit_log(c: &impl GenericClient) -> Result<bool, Fail> {
-    Ok(one(c, "SELECT to_regclass('audit_log') IS NOT NULL", &[]).await?.try_get(0)?)
-}
-
-/// The audit log's oldest entries, [`BATCH`] at a time. `None` when the database keeps
-/// no audit log.
-pub(super) async fn expire_audit(c: &impl GenericClient, before: OffsetDateTime) -> Result<Option<u64>, Fail> {
-    if !has_audit_log(c).await? {
-        return Ok(None);
-    }
-    let n = exec(
+/// The audit log's oldest entries, [`BATCH`] at a time.
+pub(super) async fn expire_audit(c: &impl GenericClient, before: OffsetDateTime) -> Result<u64, Fail> {
+    exec(
         c,
         // The newest entry stays, whatever its age: the chain goes on from it, rather than
         // starting again at 1 where nothing would show what came before.
@@ -210,11 +202,10 @@ pub(super) async fn expire_audit(c: &impl GenericClient, before: OffsetDateTime)
              AND seq < (SELECT max(seq) FROM audit_log) ORDER BY seq LIMIT $2)",
         &[&before, &limit(BATCH)],
     )
-    .await?;
-    Ok(Some(n))
+    .await
 }
 
-pub(super) async fn count(c: &impl GenericClient, kind: Kind, before: OffsetDateTime) -> Result<Option<u64>, Fail> {
+pub(super) async fn count(c: &impl GenericClient, kind: Kind, before: OffsetDateTime) -> Result<u64, Fail> {
     let sql = match kind {
         Kind::RawPayloads => {
             "SELECT count(*) FROM submissions WHERE status = 'processed' AND received_at < $1 AND payload <> '{}'::jsonb"
@@ -222,14 +213,13 @@ pub(super) async fn count(c: &impl GenericClient, kind: Kind, before: OffsetDate
         Kind::Events => "SELECT count(*) FROM events WHERE occurred_at < $1",
         Kind::DeliveredOutbox => "SELECT count(*) FROM outbox WHERE status = 'delivered' AND updated_at < $1",
         Kind::DeadLetters => "SELECT count(*) FROM outbox WHERE status = 'dead' AND updated_at < $1",
-        Kind::Audit if !has_audit_log(c).await? => return Ok(None),
         Kind::Audit => "SELECT count(*) FROM audit_log WHERE at < $1 AND seq < (SELECT max(seq) FROM audit_log)",
         Kind::InactiveLeads => {
             "SELECT count(*) FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND updated_at < $1"
         }
     };
     let n: i64 = one(c, sql, &[&before]).await?.try_get(0)?;
-    Ok(Some(u64::try_from(n).unwrap_or(0)))
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(super) async fn inactive_leads(

@@ -8,7 +8,7 @@ use crate::{AttemptRecord, OutboxDelivery, Review, StoreError, StoredFeedback, S
 use leadflow_core::engagement::Event;
 use leadflow_core::privacy::retention::{BATCH, Kind, Run};
 use leadflow_core::{EventId, FeedbackId, Lead, LeadId, SubmissionId};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 
 /// The ids as the JSON array `json_each` reads: one statement whatever their number.
@@ -179,19 +179,8 @@ pub(super) fn apply(conn: &Connection, kind: Kind, ids: &[String], before: Offse
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-fn has_audit_log(conn: &Connection) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'", [], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-/// The audit log's oldest entries, [`BATCH`] at a time. `None` when the database keeps
-/// no audit log.
-pub(super) fn expire_audit(conn: &Connection, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
-    if !has_audit_log(conn)? {
-        return Ok(None);
-    }
+/// The audit log's oldest entries, [`BATCH`] at a time.
+pub(super) fn expire_audit(conn: &Connection, before: OffsetDateTime) -> Result<u64, StoreError> {
     let n = conn
         .prepare_cached(
             // The newest entry stays, whatever its age: the chain goes on from it, rather than
@@ -200,10 +189,10 @@ pub(super) fn expire_audit(conn: &Connection, before: OffsetDateTime) -> Result<
                  AND seq < (SELECT max(seq) FROM audit_log) ORDER BY seq LIMIT ?2)",
         )?
         .execute(params![millis(before), limit(BATCH)])?;
-    Ok(Some(u64::try_from(n).unwrap_or(0)))
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
-pub(super) fn count(conn: &Connection, kind: Kind, before: OffsetDateTime) -> Result<Option<u64>, StoreError> {
+pub(super) fn count(conn: &Connection, kind: Kind, before: OffsetDateTime) -> Result<u64, StoreError> {
     let sql = match kind {
         Kind::RawPayloads => {
             "SELECT count(*) FROM submissions WHERE status = 'processed' AND received_at < ?1 AND payload <> '{}'"
@@ -211,14 +200,13 @@ pub(super) fn count(conn: &Connection, kind: Kind, before: OffsetDateTime) -> Re
         Kind::Events => "SELECT count(*) FROM events WHERE occurred_at < ?1",
         Kind::DeliveredOutbox => "SELECT count(*) FROM outbox WHERE status = 'delivered' AND updated_at < ?1",
         Kind::DeadLetters => "SELECT count(*) FROM outbox WHERE status = 'dead' AND updated_at < ?1",
-        Kind::Audit if !has_audit_log(conn)? => return Ok(None),
         Kind::Audit => "SELECT count(*) FROM audit_log WHERE at < ?1 AND seq < (SELECT max(seq) FROM audit_log)",
         Kind::InactiveLeads => {
             "SELECT count(*) FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND updated_at < ?1"
         }
     };
     let n: i64 = conn.prepare_cached(sql)?.query_row([millis(before)], |r| r.get(0))?;
-    Ok(Some(u64::try_from(n).unwrap_or(0)))
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub(super) fn inactive_leads(
