@@ -33,16 +33,29 @@ pub(crate) async fn run(action: AuditCommand) -> Result<(), Failure> {
     match action {
         AuditCommand::Verify { data } => {
             let (store, _) = crate::open(&data).await?;
-            let result = verify(&store).await;
+            // Each region keeps its own chain: every one is verified, named by its region.
+            let regions = store.regions();
+            let chains: Vec<(Option<String>, DynStore)> = if regions.is_empty() {
+                vec![(None, store.clone())]
+            } else {
+                regions.into_iter().map(|(name, s)| (Some(name), s)).collect()
+            };
+            let mut results = Vec::new();
+            for (name, chain) in chains {
+                results.push((name, verify(&chain).await));
+            }
             store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
-            let verified = result?;
-            match (verified.head, verified.first_seq) {
-                (Some((seq, hash)), Some(first)) if first > 1 => println!(
-                    "ok: {} entries, head {hash} (entries {first} to {seq}; the older ones were deleted)",
-                    verified.entries
-                ),
-                (Some((_, hash)), _) => println!("ok: {} entries, head {hash}", verified.entries),
-                (None, _) => println!("ok: 0 entries"),
+            for (name, result) in results {
+                let verified = result?;
+                let region = name.map(|n| format!("region {n}: ")).unwrap_or_default();
+                match (verified.head, verified.first_seq) {
+                    (Some((seq, hash)), Some(first)) if first > 1 => println!(
+                        "{region}ok: {} entries, head {hash} (entries {first} to {seq}; the older ones were deleted)",
+                        verified.entries
+                    ),
+                    (Some((_, hash)), _) => println!("{region}ok: {} entries, head {hash}", verified.entries),
+                    (None, _) => println!("{region}ok: 0 entries"),
+                }
             }
             Ok(())
         }

@@ -462,10 +462,13 @@ pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure>
 async fn open_loaded(data: &DataArgs) -> Result<(DynStore, Config, Option<(PathBuf, String)>), Failure> {
     let (mut config, file) = load_config_file(data.config.clone())?;
     if let Some(url) = &data.database {
-        config.database.url.clone_from(url);
+        if config.regions.is_empty() {
+            config.database.url.clone_from(url);
+        } else {
+            config.regions.set_default_database(url);
+        }
     }
-    let store =
-        leadflow_store::connect(&config.database, config.rules()).await.map_err(|e| Failure::Store(e.to_string()))?;
+    let store = leadflow_store::connect_configured(&config).await.map_err(|e| Failure::Store(e.to_string()))?;
     Ok((store, config, file))
 }
 
@@ -490,7 +493,14 @@ async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on {}: {e}", config.server.listen)))?;
     let addr = listener.local_addr().map_err(|e| Failure::Runtime(e.to_string()))?;
-    tracing::info!(%addr, database = %redact_url(&config.database.url), "leadflow listening");
+    if config.regions.is_empty() {
+        tracing::info!(%addr, database = %redact_url(&config.database.url), "leadflow listening");
+    } else {
+        for region in config.regions.list() {
+            tracing::info!(region = %region.name, database = %redact_url(&region.database.url), "region");
+        }
+        tracing::info!(%addr, regions = config.regions.list().len(), "leadflow listening");
+    }
     // A plain line on stdout, for scripts and tests that start on port 0.
     println!("listening on {addr}");
     leadflow_server::launch(store, Arc::new(config), listener, shutdown_signal())

@@ -18,7 +18,7 @@
 
 mod error;
 pub(crate) mod read;
-mod server;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 
@@ -44,7 +44,7 @@ use crate::resolve::Matching;
 use crate::scoring::routing::RoutingConfig;
 use crate::scoring::{LifecycleContract, ScoringConfig};
 use crate::source::SourceName;
-use read::Problems;
+use read::{Problems, span};
 use std::sync::Arc;
 use toml_edit::{Document, Item, Table};
 
@@ -74,6 +74,8 @@ pub struct Config {
     pub suppression_key: Option<Arc<crate::suppress::SuppressionKey>>,
     /// `[retention]`: how long each kind of data is kept.
     pub retention: RetentionConfig,
+    /// `[[regions]]`: where each lead is stored; empty for one database (`[database]`).
+    pub regions: crate::region::Regions,
 }
 
 impl Default for Config {
@@ -94,6 +96,7 @@ impl Default for Config {
             privacy: Arc::default(),
             suppression_key: None,
             retention: RetentionConfig::default(),
+            regions: crate::region::Regions::default(),
         }
     }
 }
@@ -121,8 +124,9 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "privacy",
+    "regions",
     "server",
     "database",
     "sources",
@@ -225,7 +229,17 @@ fn read(p: &mut Problems, root: &Table) -> Config {
         let destinations: Vec<&str> = destinations.iter().map(|d| d.name.as_str()).collect();
         crate::health::alerts::config::read(p, item, &sources, &destinations)
     });
+    let regions = root.get("regions").map(|item| {
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        crate::region::read(p, item, &names)
+    });
+    if regions.as_ref().is_some_and(|r| !r.is_empty())
+        && let Some(url) = root.get("database").and_then(|d| d.get("url"))
+    {
+        p.push(span(url), "database.url", "with [[regions]], each region names its database: remove this");
+    }
     Config {
+        regions: regions.unwrap_or_default(),
         server: table(p, "server").map(|t| server::read_server(p, t)).unwrap_or_default(),
         database: table(p, "database").map(|t| server::read_database(p, t)).unwrap_or_default(),
         sources,

@@ -45,6 +45,7 @@ pub mod normalize;
 pub mod phone;
 pub mod pipeline;
 pub mod privacy;
+pub mod region;
 pub mod resolve;
 pub mod route;
 pub mod scoring;

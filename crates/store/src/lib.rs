@@ -21,6 +21,7 @@ mod erase;
 mod error;
 mod feedback;
 pub mod postgres;
+pub mod regions;
 pub mod sqlite;
 
 pub use error::StoreError;
@@ -444,6 +445,9 @@ pub struct AuditFilter {
     pub until: Option<OffsetDateTime>,
     pub before: Option<u64>,
     pub limit: usize,
+    /// With regions, whose chain to read (each region numbers its own); a single store
+    /// has one chain and ignores it.
+    pub region: Option<String>,
 }
 
 /// Which deliveries a bulk replay takes: dead letters, optionally of one destination,
@@ -636,6 +640,9 @@ pub trait Store: Send + Sync + 'static {
     /// feedback that named this record before it was known (unmatched) is applied now,
     /// oldest first, as [`Store::record_feedback`] would have. Returns how many waited.
     async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError>;
+
+    /// The lead the record `crm_id` of `destination` was linked to, if any.
+    async fn crm_record_lead(&self, destination: &str, crm_id: &str) -> Result<Option<LeadId>, StoreError>;
 
     /// Stored feedback, oldest first, optionally of one source, after `after`.
     async fn list_feedback(
@@ -960,6 +967,12 @@ pub trait Store: Send + Sync + 'static {
     /// Retention runs, newest first.
     async fn list_retention_runs(&self, limit: usize) -> Result<Vec<RetentionRun>, StoreError>;
 
+    /// Each region's own store by name, when this store routes leads to regions
+    /// ([`regions::Regional`]); empty for one database.
+    fn regions(&self) -> Vec<(String, DynStore)> {
+        Vec::new()
+    }
+
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -975,6 +988,17 @@ pub async fn open(url: &str, rules: Rules) -> Result<DynStore, StoreError> {
     let database =
         DatabaseConfig { url: url.to_owned(), max_connections: leadflow_core::config::DEFAULT_MAX_CONNECTIONS };
     connect(&database, rules).await
+}
+
+/// Opens the store the configuration names: with `[[regions]]`, every region's database
+/// behind one [`regions::Regional`]; else `[database]`. It settles under the
+/// configuration's rules.
+pub async fn connect_configured(config: &leadflow_core::config::Config) -> Result<DynStore, StoreError> {
+    if config.regions.is_empty() {
+        connect(&config.database, config.rules()).await
+    } else {
+        regions::connect(&config.regions, config.rules()).await
+    }
 }
 
 /// Opens the store the database configuration names, creating and migrating it as needed;

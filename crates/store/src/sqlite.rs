@@ -889,6 +889,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn crm_record_lead(&self, destination: &str, crm_id: &str) -> Result<Option<LeadId>, StoreError> {
+        let (destination, crm_id) = (destination.to_owned(), crm_id.to_owned());
+        let id: Option<String> = self
+            .read(move |conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT lead_id FROM crm_links WHERE destination = ?1 AND crm_id = ?2",
+                        params![destination, crm_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        id.map(|id| id.parse().map_err(|e| StoreError::Corrupt(format!("crm_links.lead_id: {e}")))).transpose()
+    }
+
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         let name = name.to_owned();
         self.read(move |conn| {

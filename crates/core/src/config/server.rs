@@ -84,6 +84,10 @@ pub(crate) fn read_server(p: &mut Problems, t: &Table) -> ServerConfig {
 }
 
 /// `[database]`, over the defaults.
+pub(crate) fn is_database_url(s: &str) -> bool {
+    s.starts_with("sqlite://") || s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
 pub(crate) fn read_database(p: &mut Problems, t: &Table) -> DatabaseConfig {
     let mut database = DatabaseConfig::default();
     for (key, item) in t.iter() {
@@ -91,7 +95,7 @@ pub(crate) fn read_database(p: &mut Problems, t: &Table) -> DatabaseConfig {
         match key {
             "url" => {
                 if let Some(s) = p.string(item, &path) {
-                    if s.starts_with("sqlite://") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                    if is_database_url(s) {
                         database.url = s.to_owned();
                     } else {
                         p.push(span(item), &path, "must start with sqlite:// or postgres://");

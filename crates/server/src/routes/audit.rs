@@ -92,6 +92,9 @@ pub struct AuditQuery {
     before: Option<u64>,
     /// Page size, 1 to 500; default 100.
     limit: Option<usize>,
+    /// With `[[regions]]`, whose chain to read (each region numbers its own entries);
+    /// default: the region of the lead named by `target`, else the default region.
+    region: Option<String>,
 }
 
 fn time_param(value: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -106,7 +109,7 @@ fn time_param(value: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>,
     responses(
         (status = 200, description = "A page of entries, newest first", body = AuditPageOut),
         doc::KeyProblems,
-        (status = 400, description = "A query parameter does not parse, a time is not RFC 3339, or `limit` is outside 1 to 500 (code `invalid_query`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A query parameter does not parse, a time is not RFC 3339, `limit` is outside 1 to 500, or `region` names no configured region (code `invalid_query`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -119,7 +122,14 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE}")));
     }
+    if let Some(region) = &q.region
+        && !app.config.regions.is_empty()
+        && app.config.regions.list().iter().all(|r| &r.name != region)
+    {
+        return Err(ApiError::bad_request("invalid_query", format!("no region is named {region:?}")));
+    }
     let filter = AuditFilter {
+        region: q.region,
         since: time_param(q.since.as_deref(), "since")?,
         until: time_param(q.until.as_deref(), "until")?,
         actor: q.actor,

@@ -15,6 +15,7 @@ mod imports;
 mod operations;
 mod privacy;
 mod receiver;
+mod residency;
 mod routing;
 mod service;
 mod subject;

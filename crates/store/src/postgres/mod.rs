@@ -735,6 +735,16 @@ impl Store for PgStore {
         })
     }
 
+    async fn crm_record_lead(&self, destination: &str, crm_id: &str) -> Result<Option<LeadId>, StoreError> {
+        read!(self, |c| async {
+            let sql = "SELECT lead_id FROM crm_links WHERE destination = $1 AND crm_id = $2";
+            match sql::opt(c, sql, &[&destination, &crm_id]).await? {
+                Some(row) => Ok(Some(LeadId::from(row.try_get::<_, uuid::Uuid>(0)?))),
+                None => Ok(None),
+            }
+        })
+    }
+
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         read!(self, |c| async {
             match sql::opt(c, "SELECT value FROM cursors WHERE name = $1", &[&name]).await? {
