@@ -15,6 +15,10 @@
 //! phases on a fresh database created on that server (and dropped after), and
 //! `BENCH_INSTANCES=N` starts N servers on it, the load spread over them. The storage
 //! phase stays SQLite's.
+//!
+//! With regions: `BENCH_REGIONS=1` serves two SQLite regions (`eu`, and `us` the default)
+//! with every lead in the US one (what routing costs); `BENCH_REGIONS=split` sends every
+//! other lead to the EU one (`"country":"DE"`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -38,9 +42,29 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_leadflow");
     // BENCH_FUZZY=0 measures with fuzzy matching off (serve reads ./leadflow.toml).
+    let mut toml = String::new();
     if std::env::var("BENCH_FUZZY").is_ok_and(|v| v == "0") {
-        std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = false\n").unwrap();
+        toml.push_str("[matching]\nfuzzy = false\n");
     }
+    let regions = std::env::var("BENCH_REGIONS").unwrap_or_default();
+    let split = regions == "split";
+    if !regions.is_empty() {
+        // `--database` below names the default region's file.
+        toml.push_str(&format!(
+            "[[regions]]\nname = \"eu\"\ndatabase = \"sqlite://{}\"\ncountries = [\"EU\"]\n\
+             [[regions]]\nname = \"us\"\ndatabase = \"sqlite://{}\"\ndefault = true\n",
+            dir.path().join("eu.db").display(),
+            dir.path().join("leadflow.db").display()
+        ));
+        println!("regions: eu and us{}", if split { ", every other lead in eu" } else { ", every lead in us" });
+    }
+    if !toml.is_empty() {
+        std::fs::write(dir.path().join("leadflow.toml"), toml).unwrap();
+    }
+    let lead_json = move |conn: usize, i: u64| {
+        let lead = lead_json(conn, i);
+        if split && i % 2 == 0 { lead.replace("\"country\":\"US\"", "\"country\":\"DE\"") } else { lead }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let postgres = std::env::var("BENCH_DATABASE").ok().map(|server| {
         rt.block_on(leadflow_testkit::postgres::TestDatabase::create_on(&server)).unwrap_or_else(|e| panic!("{e}"))

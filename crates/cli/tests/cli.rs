@@ -1436,3 +1436,34 @@ fn serve_records_the_configuration_it_loaded_with_the_hash_of_the_file() {
     assert_eq!(e["detail"]["sha256"], expected.as_str());
     assert_eq!(e["detail"]["file"], "leadflow.toml");
 }
+
+#[test]
+fn with_regions_an_import_settles_each_row_in_its_region_and_every_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        "[[regions]]\nname = \"eu\"\ndatabase = \"sqlite://eu.db\"\ncountries = [\"EU\"]\n\
+         [[regions]]\nname = \"us\"\ndatabase = \"sqlite://us.db\"\ndefault = true\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "email,country\nmarta@example.it,Italy\nkai@example.com,US\n")
+        .unwrap();
+    let out = run(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "report.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(dir.path(), &["export", "--format", "jsonl", "--out", "leads.jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exported = std::fs::read_to_string(dir.path().join("leads.jsonl")).unwrap();
+    assert_eq!(exported.lines().count(), 2, "both regions are exported");
+    let in_file = |file: &str, email: &str| {
+        let conn = rusqlite::Connection::open(dir.path().join(file)).unwrap();
+        conn.query_row("SELECT count(*) FROM leads WHERE email = ?1", [email], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!((in_file("eu.db", "marta@example.it"), in_file("us.db", "marta@example.it")), (1, 0));
+    assert_eq!((in_file("eu.db", "kai@example.com"), in_file("us.db", "kai@example.com")), (0, 1));
+
+    let ok = run(dir.path(), &["audit", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let lines: Vec<String> = stdout(&ok).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("region eu: ok") && lines[1].starts_with("region us: ok"), "{lines:?}");
+}
