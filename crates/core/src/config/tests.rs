@@ -674,3 +674,38 @@ consent_fields = { marketing_email = "x" }
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["privacy.purposes", "destinations[0].consent[0]", "destinations[0].consent_fields"]);
 }
+
+#[test]
+fn destination_urls_must_be_https_unless_loopback_or_allowed() {
+    let hook = |url: &str, extra: &str| {
+        format!(
+            "[[destinations]]\nname = \"crm-hook\"\ntype = \"webhook\"\nurl = \"{url}\"\nsecret_env = \"S\"\n{extra}"
+        )
+    };
+    for url in ["https://hooks.example.com/in", "http://127.0.0.1:9/in", "http://localhost/in", "http://[::1]:80/x"] {
+        assert!(parse(&hook(url, "")).is_ok(), "{url}");
+    }
+    let errors = parse(&hook("http://hooks.example.com/in", "")).unwrap_err();
+    let shown = errors[0].to_string();
+    assert!(
+        shown.starts_with("4:7: destinations[0].url: destination \"crm-hook\": must be an https:// URL"),
+        "{shown}"
+    );
+    assert!(shown.contains("allow_http = true"), "{shown}");
+    // Written below the URL it allows, and for every URL key of a destination.
+    let allowed = parse(&hook("http://hooks.internal/in", "allow_http = true\n")).unwrap();
+    assert!(allowed.destinations[0].allow_http);
+    let salesforce = r#"[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://x.my.salesforce.com"
+token_url = "http://login.example.com/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "62.0"
+"#;
+    let errors = parse(salesforce).unwrap_err();
+    assert_eq!(errors[0].key, "destinations[0].token_url");
+    assert!(parse(&hook("http://127.0.0.1.evil.example/in", "")).is_err(), "a name that merely starts like loopback");
+    assert!(parse(&hook("http://localhost@evil.example/in", "")).is_err(), "userinfo is not the host");
+}
