@@ -295,15 +295,15 @@ fn wrong_type(field: &str, expected: &str) -> FieldError {
 pub fn clean_text(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     for word in s.split_whitespace() {
-        let start = out.len();
+        let mut kept = word.chars().filter(|c| !is_control(*c)).peekable();
+        // A word that was nothing but controls leaves no space behind.
+        if kept.peek().is_none() {
+            continue;
+        }
         if !out.is_empty() {
             out.push(' ');
         }
-        out.extend(word.chars().filter(|c| !is_control(*c)));
-        // A word that was nothing but controls leaves no space behind.
-        if out.len() == start + 1 {
-            out.truncate(start);
-        }
+        out.extend(kept);
     }
     (!out.is_empty()).then_some(out)
 }
@@ -719,6 +719,14 @@ mod tests {
     }
 
     #[test]
+    fn clean_text_keeps_one_letter_words_and_drops_words_of_controls_only() {
+        assert_eq!(clean_text("J  Smith").as_deref(), Some("J Smith"));
+        assert_eq!(clean_text("a").as_deref(), Some("a"));
+        assert_eq!(clean_text("Ann \u{0}\u{202E} Lee").as_deref(), Some("Ann Lee"));
+        assert_eq!(clean_text("\u{0} \u{7}"), None);
+    }
+
+    #[test]
     fn control_characters_are_removed_and_listed() {
         let c = run(json!({
             "first_name": "Ann\u{0}a", "company": "\u{202E}evil\u{202C} Corp", "city": "Ber\u{7}lin\u{2067}",
@@ -797,6 +805,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn clean_text_drops_only_controls_and_extra_whitespace(s in any::<String>()) {
+            let words: Vec<String> = s
+                .split_whitespace()
+                .map(|w| w.chars().filter(|c| !is_control(*c)).collect::<String>())
+                .filter(|w| !w.is_empty())
+                .collect();
+            prop_assert_eq!(clean_text(&s).unwrap_or_default(), words.join(" "));
+        }
+
         #[test]
         fn clean_text_is_idempotent_and_never_empty(s in "\\PC{0,60}") {
             if let Some(once) = clean_text(&s) {
