@@ -6,7 +6,7 @@
 
 pub(crate) mod config;
 
-pub use config::{DeliverySettings, is_api_version};
+pub use config::{DeliverySettings, is_api_version, is_secure_or_local, plain_http_refused};
 
 use crate::pipeline::LeadEvent;
 use std::collections::BTreeMap;
@@ -103,6 +103,9 @@ pub struct DestinationConfig {
     pub circuit_breaker: Option<(u32, Duration)>,
     /// The provider's own keys (`url`, `base_url`, `secret_env`, …), as written.
     pub settings: BTreeMap<String, String>,
+    /// `allow_http = true`: the destination's URLs may be plain `http://` to a host other
+    /// than loopback. Off by default: leads and credentials go over TLS.
+    pub allow_http: bool,
     /// `[destinations.feedback]`: how a HubSpot or Salesforce destination reports back
     /// what became of the leads (`POST /v1/feedback/{name}`); `None`: it does not.
     pub feedback: Option<crate::feedback::CrmMapping>,
@@ -122,6 +125,7 @@ impl DestinationConfig {
             rate_limit: None,
             circuit_breaker: None,
             settings: BTreeMap::new(),
+            allow_http: false,
             feedback: None,
         }
     }

@@ -13,6 +13,13 @@
 //! standard value received is kept, as received, in `raw`. A value of the wrong JSON type
 //! is an error; all errors are reported together.
 //!
+//! Control characters are removed from every text value, custom values included, before
+//! anything else reads it: NUL and the other C0 and C1 controls (tab and line breaks are
+//! whitespace, collapsed like any other), DEL, and the bidirectional embeddings, overrides
+//! and isolates (U+202A–U+202E, U+2066–U+2069) that make text display in another order
+//! than it is stored. Such a value is kept without them and the lead lists
+//! `control_characters_removed` for the field in `issues`; `raw` keeps what was received.
+//!
 //! The normalizers it uses live in submodules:
 //!
 //! * [`person_name`]: recase ALL CAPS / all lower names, keep mixed case.
@@ -92,8 +99,21 @@ pub struct Hints<'a> {
 pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut c = Candidate { custom: mapped.custom, ..Candidate::default() };
+    for (key, value) in &mut c.custom {
+        if scrub_value(value) {
+            c.issues.push(issue(&format!("custom.{key}"), CONTROL_CHARACTERS_REMOVED));
+        }
+    }
     let f = &mut c.fields;
     for (key, value) in &mapped.standard {
+        let scrubbed = match value {
+            Value::String(s) if has_control(s) => {
+                c.issues.push(issue(key, CONTROL_CHARACTERS_REMOVED));
+                Some(Value::String(without_controls(s)))
+            }
+            _ => None,
+        };
+        let value = scrubbed.as_ref().unwrap_or(value);
         let target: &mut Option<String> = match key.as_str() {
             "email" => {
                 match value.as_str().map(Email::parse) {
@@ -270,16 +290,55 @@ fn wrong_type(field: &str, expected: &str) -> FieldError {
     FieldError::new(field, FieldErrorCode::WrongType, format!("{field} must be {expected}"))
 }
 
-/// Trims and collapses runs of whitespace; empty text is no value.
+/// Trims and collapses runs of whitespace, and drops control characters (see
+/// [`is_control`]); empty text is no value.
 pub fn clean_text(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     for word in s.split_whitespace() {
+        let mut kept = word.chars().filter(|c| !is_control(*c)).peekable();
+        // A word that was nothing but controls leaves no space behind.
+        if kept.peek().is_none() {
+            continue;
+        }
         if !out.is_empty() {
             out.push(' ');
         }
-        out.push_str(word);
+        out.extend(kept);
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// The issue code for a value that had control characters removed.
+pub const CONTROL_CHARACTERS_REMOVED: &str = "control_characters_removed";
+
+/// What is removed from text values: C0 and C1 controls other than whitespace (NUL
+/// included), DEL, and the bidirectional embeddings, overrides (U+202A–U+202E) and
+/// isolates (U+2066–U+2069), which can make a name or an address display as something
+/// else than it is.
+pub fn is_control(c: char) -> bool {
+    (c.is_control() && !c.is_whitespace()) || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(is_control)
+}
+
+fn without_controls(s: &str) -> String {
+    s.chars().filter(|c| !is_control(*c)).collect()
+}
+
+/// Removes control characters from every string in a custom value, however deep;
+/// whether it removed any.
+fn scrub_value(v: &mut Value) -> bool {
+    match v {
+        Value::String(s) if has_control(s) => {
+            *s = without_controls(s);
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, item| scrub_value(item) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, item| scrub_value(item) | any),
+        _ => false,
+    }
 }
 
 /// Reads a count or an amount. `Ok(Some((value, readable)))`: a value that could not be
@@ -659,7 +718,103 @@ mod tests {
         assert_eq!(c.fields.postal_code.as_deref(), Some("10115"));
     }
 
+    #[test]
+    fn clean_text_keeps_one_letter_words_and_drops_words_of_controls_only() {
+        assert_eq!(clean_text("J  Smith").as_deref(), Some("J Smith"));
+        assert_eq!(clean_text("a").as_deref(), Some("a"));
+        assert_eq!(clean_text("Ann \u{0}\u{202E} Lee").as_deref(), Some("Ann Lee"));
+        assert_eq!(clean_text("\u{0} \u{7}"), None);
+    }
+
+    #[test]
+    fn control_characters_are_removed_and_listed() {
+        let c = run(json!({
+            "first_name": "Ann\u{0}a", "company": "\u{202E}evil\u{202C} Corp", "city": "Ber\u{7}lin\u{2067}",
+            "job_title": "CEO\tand founder", "email": "a\u{0}b@example.com",
+            "custom": {"note": ["ok", {"x": "\u{2066}hid\u{2069}den"}], "plain": "fine"}
+        }))
+        .unwrap();
+        assert_eq!(c.fields.first_name.as_deref(), Some("Anna"));
+        assert_eq!(c.fields.company.as_deref(), Some("evil Corp"));
+        assert_eq!(c.fields.city.as_deref(), Some("Berlin"));
+        assert_eq!(c.fields.job_title.as_deref(), Some("CEO and founder"), "a tab is whitespace, not removed");
+        assert_eq!(c.fields.email.as_ref().map(Email::as_str), Some("ab@example.com"));
+        assert_eq!(c.custom["note"][1]["x"], "hidden");
+        let mut flagged: Vec<&str> =
+            c.issues.iter().filter(|i| i.code == CONTROL_CHARACTERS_REMOVED).map(|i| i.field.as_str()).collect();
+        flagged.sort_unstable();
+        assert_eq!(flagged, ["city", "company", "custom.note", "email", "first_name"]);
+        assert_eq!(c.raw["first_name"], "Ann\u{0}a", "raw keeps what was received");
+    }
+
+    /// Text mixing ordinary characters with the ones normalization removes.
+    fn text_with_controls() -> impl Strategy<Value = String> {
+        let forbidden: Vec<char> = ('\u{0}'..='\u{1F}')
+            .chain('\u{7F}'..='\u{9F}')
+            .chain('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .collect();
+        let piece = prop_oneof![
+            "[a-zA-Z0-9 .@+'-]{1,6}".boxed(),
+            "\\PC{1,3}".boxed(),
+            prop::sample::select(forbidden).prop_map(String::from).boxed(),
+        ];
+        prop::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+    }
+
     proptest! {
+        #[test]
+        fn no_normalized_text_field_keeps_a_control_character(
+            values in prop::collection::vec(text_with_controls(), 8),
+            custom in text_with_controls(),
+        ) {
+            let keys = ["first_name", "last_name", "company", "job_title", "city", "street", "utm_campaign", "employee_count"];
+            let mut payload: Map<String, Value> =
+                keys.iter().zip(&values).map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))).collect();
+            payload.insert("email".into(), json!("ada@example.com"));
+            payload.insert("custom".into(), json!({"note": custom, "nested": [{"deep": custom}]}));
+            let normalized = normalize(map(&payload, None), hints(None));
+            prop_assert!(normalized.is_ok(), "{:?}", normalized);
+            if let Ok(c) = normalized {
+                let out = serde_json::to_string(&(&c.fields, &c.custom)).unwrap();
+                let decoded: Value = serde_json::from_str(&out).unwrap();
+                let mut texts = Vec::new();
+                collect_strings(&decoded, &mut texts);
+                for text in texts {
+                    prop_assert!(!text.chars().any(is_control), "{text:?} kept a control character");
+                }
+                for key in keys {
+                    let had = values[keys.iter().position(|k| *k == key).unwrap()].chars().any(is_control);
+                    let flagged = c.issues.iter().any(|i| i.field == key && i.code == CONTROL_CHARACTERS_REMOVED);
+                    prop_assert_eq!(had, flagged, "{}", key);
+                }
+            }
+        }
+    }
+
+    fn collect_strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+            Value::Object(map) => map.iter().for_each(|(k, i)| {
+                out.push(k);
+                collect_strings(i, out)
+            }),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn clean_text_drops_only_controls_and_extra_whitespace(s in any::<String>()) {
+            let words: Vec<String> = s
+                .split_whitespace()
+                .map(|w| w.chars().filter(|c| !is_control(*c)).collect::<String>())
+                .filter(|w| !w.is_empty())
+                .collect();
+            prop_assert_eq!(clean_text(&s).unwrap_or_default(), words.join(" "));
+        }
+
         #[test]
         fn clean_text_is_idempotent_and_never_empty(s in "\\PC{0,60}") {
             if let Some(once) = clean_text(&s) {

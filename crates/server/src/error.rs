@@ -277,8 +277,9 @@ pub mod doc {
     use super::PROBLEM_JSON;
     use std::collections::BTreeMap;
     use utoipa::IntoResponses;
+    use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::schema::Ref;
-    use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+    use utoipa::openapi::{ContentBuilder, Object, RefOr, Response, ResponseBuilder, Type};
 
     fn problems(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
         list.iter()
@@ -301,6 +302,29 @@ pub mod doc {
                 (403, "The key lacks the scope this route needs (code `forbidden`)"),
                 (503, "The store is out of reach, or the request took too long"),
             ])
+        }
+    }
+
+    /// A route that takes no API key: a client address over `[server]
+    /// unauthenticated_rate_per_minute` is answered 429 with `Retry-After`.
+    pub struct AddressLimited;
+
+    impl IntoResponses for AddressLimited {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+            let retry_after = HeaderBuilder::new()
+                .schema(Some(Object::with_type(Type::Integer)))
+                .description(Some("Seconds until a request from this address is accepted again"))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(
+                    "Too many requests from this address: over `[server] unauthenticated_rate_per_minute`, or, for a \
+                     web form, the source's `rate_limit_per_minute` (code `rate_limited`)",
+                )
+                .content(PROBLEM_JSON, content)
+                .header("Retry-After", retry_after)
+                .build();
+            BTreeMap::from([("429".to_owned(), RefOr::T(response))])
         }
     }
 

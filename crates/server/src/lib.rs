@@ -4,7 +4,9 @@
 //! `leadflow_app`, and turns the outcome into a response.
 //!
 //! [`launch`] is the entry point for the binary and for tests: it takes a bound listener
-//! and a shutdown signal, so a test can run the real server on `127.0.0.1:0`.
+//! and a shutdown signal, so a test can run the real server on `127.0.0.1:0`. [`serve`]
+//! holds the connections to their limits; the routes that take no API key are held to a
+//! rate per client address here, in [`router`].
 #![forbid(unsafe_code)]
 
 pub mod error;
@@ -12,11 +14,12 @@ pub mod extract;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
+pub mod serve;
 pub mod ui;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderName;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use error::ApiError;
@@ -24,10 +27,14 @@ use leadflow_app::App;
 use leadflow_app::providers::Providers;
 use leadflow_core::config::Config;
 use leadflow_store::DynStore;
+use metrics::{MetricsAccess, MetricsEndpoint};
+use rate_limit::AddressLimiter;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,13 +46,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// What the handlers share: the application, the web-form rate limit (an HTTP concern:
-/// it counts posts per client address), and the key the dashboard's CSRF tokens are
-/// derived with.
+/// it counts posts per client address), the key the dashboard's CSRF tokens are derived
+/// with, and who may read `/metrics` on this listener.
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub limiter: Arc<rate_limit::RateLimiter>,
     pub csrf: Arc<ui::CsrfKey>,
+    pub metrics: MetricsAccess,
 }
 
 /// Handlers read the store and the configuration straight through the state.
@@ -145,29 +153,81 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api();
+    let open = Arc::new(unauthenticated_routes(&openapi));
     let openapi = Arc::new(openapi);
     let timeout = state.config.server.request_timeout;
-    let x_request_id = HeaderName::from_static("x-request-id");
-    routes
+    let addresses = Arc::new(AddressLimiter::new(state.config.server.unauthenticated_rate_per_minute));
+    let routes = routes
         // The dashboard is HTML for people, not part of the API's document.
         .merge(ui::router())
         .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .layer(DefaultBodyLimit::max(state.config.server.body_limit_bytes))
         .layer(middleware::from_fn(move |req: Request, next: Next| with_timeout(timeout, req, next)))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    // The path only: a query string can hold personal data (?email=).
-                    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, key_id = tracing::field::Empty)
-                }))
-                .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(middleware::from_fn(metrics::track))
-                .layer(middleware::from_fn(error::finish_problems))
-                .layer(CatchPanicLayer::custom(error::panic_response)),
-        )
-        .with_state(state)
+        // Inside the common layers, so a 429 has its request id and is counted; before
+        // the handler, so a refused request costs no body read and no store query.
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            limit_unauthenticated(open.clone(), addresses.clone(), req, next)
+        }));
+    with_common_layers(routes).with_state(state)
+}
+
+/// Request ids, tracing, metrics, problem bodies and panics: around every route, on the
+/// API's listener and the metrics' own.
+fn with_common_layers<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // The path only: a query string can hold personal data (?email=).
+                let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id, key_id = tracing::field::Empty)
+            }))
+            .layer(PropagateRequestIdLayer::new(x_request_id))
+            .layer(middleware::from_fn(metrics::track))
+            .layer(middleware::from_fn(error::finish_problems))
+            .layer(CatchPanicLayer::custom(error::panic_response)),
+    )
+}
+
+/// The routes that take no API key, by path template: every operation of the document
+/// whose security does not require the bearer key (provider webhooks and forms, health,
+/// metrics, CRM feedback), the document itself and the dashboard's login form, where a
+/// key is typed in.
+fn unauthenticated_routes(doc: &utoipa::openapi::OpenApi) -> HashMap<String, Vec<Method>> {
+    let mut open: HashMap<String, Vec<Method>> = HashMap::new();
+    let doc = serde_json::to_value(doc).unwrap_or_default();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let keyed =
+                op["security"].as_array().is_some_and(|s| !s.is_empty() && s.iter().all(|r| r.get("bearer").is_some()));
+            if let (false, Ok(method)) = (keyed, method.to_ascii_uppercase().parse::<Method>()) {
+                open.entry(path.clone()).or_default().push(method);
+            }
+        }
+    }
+    open.insert("/openapi.json".into(), vec![Method::GET]);
+    open.insert("/ui/login".into(), vec![Method::GET, Method::POST]);
+    open
+}
+
+/// Holds the routes that take no API key, and paths that match no route, to
+/// `[server] unauthenticated_rate_per_minute` per client address.
+async fn limit_unauthenticated(
+    open: Arc<HashMap<String, Vec<Method>>>,
+    limiter: Arc<AddressLimiter>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let counted = route.is_none_or(|route| open.get(route).is_some_and(|methods| methods.contains(req.method())));
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let (true, Some(ip)) = (counted && !limiter.is_off(), peer)
+        && let Err(retry_after) = limiter.check(ip, Instant::now())
+    {
+        return ApiError::TooManyRequests { retry_after }.into_response();
+    }
+    next.run(req).await
 }
 
 async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
@@ -178,8 +238,8 @@ async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
 }
 
 /// Runs the server on `listener` until `shutdown` resolves, then finishes in-flight
-/// requests and deliveries and flushes the store. Destination secrets come from the
-/// process environment.
+/// requests and deliveries and flushes the store. Destination secrets, and the metrics
+/// key, come from the process environment; `[server] metrics_listen` is bound here.
 pub async fn launch(
     store: DynStore,
     config: Arc<Config>,
@@ -194,16 +254,21 @@ pub async fn launch(
         Some(Arc::new(client))
     };
     let providers = Providers::from_env(&config);
-    launch_with(App::with_providers(store, config, providers), client, listener, shutdown).await
+    let metrics = MetricsEndpoint::from_config(&config.server, |name| std::env::var(name).ok()).await?;
+    if let Some(addr) = metrics.local_addr() {
+        tracing::info!(%addr, "metrics listening");
+    }
+    launch_with(App::with_providers(store, config, providers), client, listener, metrics, shutdown).await
 }
 
-/// [`launch`] with the application (its providers' secrets included) and the delivery
-/// client given (tests pass their own). Without a client, nothing is delivered and outbox
-/// rows wait.
+/// [`launch`] with the application (its providers' secrets included), the delivery
+/// client and where the metrics are served given (tests pass their own). Without a
+/// client, nothing is delivered and outbox rows wait.
 pub async fn launch_with(
     app: App,
     client: Option<Arc<leadflow_integrations::delivery::Client>>,
     listener: TcpListener,
+    metrics: MetricsEndpoint,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     metrics::handle();
@@ -211,14 +276,30 @@ pub async fn launch_with(
     let workers = leadflow_app::workers::start(&app, client).await;
     let store = app.store.clone();
     let csrf = ui::CsrfKey::generate().map_err(std::io::Error::other)?;
-    let router = router(AppState { app, limiter: Arc::default(), csrf: Arc::new(csrf) });
-    // The peer address keys the web-form rate limit.
-    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let limits = serve::ConnectionLimits::of(&app.config.server);
+    let access = MetricsAccess { key: metrics.key.map(Arc::new), here: metrics.listener.is_none() };
+    let state = AppState { app, limiter: Arc::default(), csrf: Arc::new(csrf), metrics: access.clone() };
+    // The metrics' own listener stops once the API's has.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics.listener.map(|listener| {
+        let state = AppState { metrics: MetricsAccess { here: true, ..access }, ..state.clone() };
+        let router = with_common_layers(Router::new().route("/metrics", axum::routing::get(routes::meta::metrics)))
+            .with_state(state);
+        tokio::spawn(serve::serve(listener, router, limits, async move {
+            let _ = metrics_stopped.await;
+        }))
+    });
+    serve::serve(listener, router(state), limits, shutdown).await;
+    let _ = stop_metrics.send(());
+    if let Some(server) = metrics_server
+        && let Err(e) = server.await
+    {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
     // The background work stops once the server has stopped taking requests.
     workers.stop().await;
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }
-    served
+    Ok(())
 }

@@ -1597,6 +1597,7 @@ points = 10
         rate_limit: None,
         circuit_breaker: None,
         settings: Default::default(),
+        allow_http: false,
         feedback: None,
     };
     Rules {

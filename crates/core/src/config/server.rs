@@ -1,5 +1,7 @@
 //! `[server]` and `[database]`: where the process listens, how much it accepts, and which
-//! store it opens.
+//! store it opens. The connection limits (header read timeout, connection cap, per-address
+//! rate on the routes without an API key) and where `/metrics` is served are read here;
+//! `docs/SECURITY.md` explains them.
 
 use crate::config::read::{Problems, span};
 use std::net::SocketAddr;
@@ -12,6 +14,11 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_IMPORT_LIMIT_BYTES: usize = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open HTTP connections at once; the next ones wait in the listen backlog for a slot.
+pub const DEFAULT_SERVER_MAX_CONNECTIONS: usize = 1024;
+/// Requests per minute from one client address to the routes that take no API key.
+pub const DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE: u32 = 600;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
@@ -20,6 +27,18 @@ pub struct ServerConfig {
     /// The largest file accepted by `POST /v1/imports`.
     pub import_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// A connection that has not sent a request's complete headers within this is closed;
+    /// so is one idle this long between requests.
+    pub header_read_timeout: Duration,
+    /// Open connections at once; beyond it new connections wait to be accepted.
+    pub max_connections: usize,
+    /// Per client address, on the routes without an API key (webhooks, forms, health,
+    /// metrics, the dashboard's login); 0 turns the limit off.
+    pub unauthenticated_rate_per_minute: u32,
+    /// The environment variable holding the bearer token `/metrics` then requires.
+    pub metrics_key_env: Option<String>,
+    /// Serve `/metrics` on this address instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +57,11 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             import_limit_bytes: DEFAULT_IMPORT_LIMIT_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_SERVER_MAX_CONNECTIONS,
+            unauthenticated_rate_per_minute: DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE,
+            metrics_key_env: None,
+            metrics_listen: None,
         }
     }
 }
@@ -77,8 +101,38 @@ pub(crate) fn read_server(p: &mut Problems, t: &Table) -> ServerConfig {
                     server.request_timeout = Duration::from_secs(n);
                 }
             }
+            "header_read_timeout" => match p.duration(item, &path) {
+                Some(d) if !d.is_zero() => server.header_read_timeout = d,
+                Some(_) => p.push(span(item), &path, "must be longer than 0s"),
+                None => {}
+            },
+            "max_connections" => {
+                if let Some(n) = p.positive_integer(item, &path) {
+                    server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+            }
+            "unauthenticated_rate_per_minute" => match item.as_integer().map(u32::try_from) {
+                Some(Ok(n)) => server.unauthenticated_rate_per_minute = n,
+                _ => p.push(span(item), &path, "must be a whole number of requests, 0 for no limit"),
+            },
+            "metrics_key_env" => server.metrics_key_env = p.env_name(item, &path),
+            "metrics_listen" => {
+                if let Some(s) = p.string(item, &path) {
+                    match s.parse() {
+                        Ok(addr) => server.metrics_listen = Some(addr),
+                        Err(_) => p.push(span(item), &path, "must be an address such as 127.0.0.1:9090"),
+                    }
+                }
+            }
             _ => p.push(span(item), &path, "unknown key"),
         }
+    }
+    if let Some(metrics) = server.metrics_listen
+        && metrics == server.listen
+        && metrics.port() != 0
+    {
+        let item = t.get("metrics_listen");
+        p.push(item.and_then(span), "server.metrics_listen", "must differ from server.listen");
     }
     server
 }

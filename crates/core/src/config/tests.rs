@@ -674,3 +674,89 @@ consent_fields = { marketing_email = "x" }
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["privacy.purposes", "destinations[0].consent[0]", "destinations[0].consent_fields"]);
 }
+
+#[test]
+fn server_connection_limits_and_metrics_keys_are_read() {
+    let c = parse(
+        r#"[server]
+header_read_timeout = "3s"
+max_connections = 64
+unauthenticated_rate_per_minute = 0
+metrics_key_env = "LEADFLOW_METRICS_KEY"
+metrics_listen = "127.0.0.1:9090"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(c.server.max_connections, 64);
+    assert_eq!(c.server.unauthenticated_rate_per_minute, 0);
+    assert_eq!(c.server.metrics_key_env.as_deref(), Some("LEADFLOW_METRICS_KEY"));
+    assert_eq!(c.server.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+    let defaults = ServerConfig::default();
+    assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(defaults.max_connections, DEFAULT_SERVER_MAX_CONNECTIONS);
+    assert_eq!((defaults.metrics_key_env, defaults.metrics_listen), (None, None));
+    let unset = parse_with_env("[server]\nmetrics_key_env = \"LEADFLOW_METRICS_KEY\"\n", |_| false).unwrap_err();
+    assert_eq!(unset[0].key, "server.metrics_key_env");
+}
+
+#[test]
+fn server_connection_limits_refuse_what_cannot_work() {
+    let errors = parse(
+        r#"[server]
+listen = "127.0.0.1:8080"
+header_read_timeout = "0s"
+max_connections = 0
+unauthenticated_rate_per_minute = -1
+metrics_key_env = "the-token-itself"
+metrics_listen = "127.0.0.1:8080"
+"#,
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.header_read_timeout",
+            "server.max_connections",
+            "server.unauthenticated_rate_per_minute",
+            "server.metrics_key_env",
+            "server.metrics_listen"
+        ]
+    );
+}
+
+#[test]
+fn destination_urls_must_be_https_unless_loopback_or_allowed() {
+    let hook = |url: &str, extra: &str| {
+        format!(
+            "[[destinations]]\nname = \"crm-hook\"\ntype = \"webhook\"\nurl = \"{url}\"\nsecret_env = \"S\"\n{extra}"
+        )
+    };
+    for url in ["https://hooks.example.com/in", "http://127.0.0.1:9/in", "http://localhost/in", "http://[::1]:80/x"] {
+        assert!(parse(&hook(url, "")).is_ok(), "{url}");
+    }
+    let errors = parse(&hook("http://hooks.example.com/in", "")).unwrap_err();
+    let shown = errors[0].to_string();
+    assert!(
+        shown.starts_with("4:7: destinations[0].url: destination \"crm-hook\": must be an https:// URL"),
+        "{shown}"
+    );
+    assert!(shown.contains("allow_http = true"), "{shown}");
+    // Written below the URL it allows, and for every URL key of a destination.
+    let allowed = parse(&hook("http://hooks.internal/in", "allow_http = true\n")).unwrap();
+    assert!(allowed.destinations[0].allow_http);
+    let salesforce = r#"[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://x.my.salesforce.com"
+token_url = "http://login.example.com/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "62.0"
+"#;
+    let errors = parse(salesforce).unwrap_err();
+    assert_eq!(errors[0].key, "destinations[0].token_url");
+    assert!(parse(&hook("http://127.0.0.1.evil.example/in", "")).is_err(), "a name that merely starts like loopback");
+    assert!(parse(&hook("http://localhost@evil.example/in", "")).is_err(), "userinfo is not the host");
+}

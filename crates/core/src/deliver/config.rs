@@ -172,6 +172,10 @@ fn read_destination(
             "events" | "required_fields" | "retry" | "rate_limit" | "circuit_breaker" => {
                 read_delivery_key(p, key, item, &path, &mut d)
             }
+            "allow_http" => match item.as_bool() {
+                Some(allow) => d.allow_http = allow,
+                None => p.push(span(item), &path, "must be true or false"),
+            },
             other => match allowed.and_then(|keys| keys.iter().find(|(k, _)| *k == other)) {
                 Some(_) => {
                     let value = if other.ends_with("_env") { p.env_name(item, &path) } else { setting(p, item, &path) };
@@ -194,6 +198,17 @@ fn read_destination(
         for (key, required) in keys {
             if *required && !t.contains_key(key) {
                 p.push(t.span(), &at, format!("a {} destination needs {key}", d.kind));
+            }
+        }
+    }
+    // After the loop: `allow_http` may be written below the URL it allows.
+    if !d.allow_http {
+        for key in ["url", "base_url", "token_url"] {
+            if let Some(url) = d.settings.get(key)
+                && !is_secure_or_local(url)
+            {
+                let name = if d.name.is_empty() { at.clone() } else { format!("{:?}", d.name) };
+                p.push(t.get(key).and_then(span), &format!("{at}.{key}"), plain_http_refused(&name));
             }
         }
     }
@@ -285,6 +300,40 @@ fn setting(p: &mut Problems, item: &Item, path: &str) -> Option<String> {
     let problem = if key == "api_version" { "must look like 62.0" } else { "must be an http:// or https:// URL" };
     p.push(span(item), path, problem);
     None
+}
+
+/// Why a destination's plain-http URL is refused; `name` is the destination's.
+pub fn plain_http_refused(name: &str) -> String {
+    format!(
+        "destination {name}: must be an https:// URL (lead data and credentials would cross the network in clear); \
+         plain http:// is accepted only for a loopback host (127.0.0.1, ::1, localhost) or with allow_http = true"
+    )
+}
+
+/// Whether a destination may be sent to at `url` without `allow_http`: `https://`, or
+/// `http://` to a loopback host (a local test receiver or a sidecar). Anything that is
+/// not `http://` is left to the URL check.
+pub fn is_secure_or_local(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else { return true };
+    if !scheme.eq_ignore_ascii_case("http") {
+        return true;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    is_loopback_host(host)
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        })
 }
 
 /// `http://` or `https://`, then a host.

@@ -100,13 +100,20 @@ pub struct Client {
     destinations: HashMap<String, DestinationState>,
 }
 
-/// The URL under `key` of the destination at `index`.
-fn parse_url(index: usize, key: &str, text: &str) -> Result<Url, ConfigError> {
+/// The URL under `key` of the destination at `index`: `https://`, or `http://` to a
+/// loopback host or when the destination sets `allow_http`. Checked here as well as when
+/// the file is read, for the URLs that come from the environment (Slack's `url_env`).
+pub(crate) fn parse_url(index: usize, key: &str, text: &str, config: &Destination) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|e| refusal(index, key, e.to_string()))?;
     match url.scheme() {
-        "http" | "https" if url.has_host() => Ok(url),
-        _ => Err(refusal(index, key, "must be an http:// or https:// URL")),
+        "http" | "https" if url.has_host() => {}
+        _ => return Err(refusal(index, key, "must be an http:// or https:// URL")),
     }
+    if !config.allow_http && !leadflow_core::deliver::is_secure_or_local(url.as_str()) {
+        let name = format!("{:?}", config.name);
+        return Err(refusal(index, key, leadflow_core::deliver::plain_http_refused(&name)));
+    }
+    Ok(url)
 }
 
 /// `base` with `segments` appended as path segments (percent-encoded).
@@ -179,12 +186,12 @@ impl Client {
     fn target(index: usize, config: &Destination) -> Result<Target, ConfigError> {
         Ok(match &config.kind {
             DestinationKind::Webhook { url, secret } => Target::Webhook {
-                url: parse_url(index, "url", url)?,
+                url: parse_url(index, "url", url, config)?,
                 secret: SigningSecret::parse(secret.expose())
                     .map_err(|e| refusal(index, "secret_env", format!("the secret it names is refused: {e}")))?,
             },
             DestinationKind::HubSpot { base_url, token, lead_status } => {
-                let base = parse_url(index, "base_url", base_url)?;
+                let base = parse_url(index, "base_url", base_url, config)?;
                 Target::HubSpot {
                     endpoint: join(&base, &["crm", "v3", "objects", "contacts", "batch", "upsert"]),
                     gdpr_delete: join(&base, &["crm", "v3", "objects", "contacts", "gdpr-delete"]),
@@ -193,7 +200,7 @@ impl Client {
                 }
             }
             DestinationKind::Salesforce { .. } => Target::Salesforce(Box::new(salesforce::Target::new(index, config)?)),
-            DestinationKind::Slack { url } => Target::Slack { url: parse_url(index, "url_env", url.expose())? },
+            DestinationKind::Slack { url } => Target::Slack { url: parse_url(index, "url_env", url.expose(), config)? },
         })
     }
 

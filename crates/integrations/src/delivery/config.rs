@@ -65,6 +65,10 @@ pub struct Destination {
     pub rate_limit: Option<RateLimit>,
     #[serde(default)]
     pub circuit_breaker: BreakerSettings,
+    /// Plain `http://` to a host other than loopback is refused unless this is set
+    /// (`allow_http = true` in the configuration).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 impl Destination {
@@ -78,6 +82,7 @@ impl Destination {
             retry: RetrySchedule::default(),
             rate_limit: None,
             circuit_breaker: BreakerSettings::default(),
+            allow_http: false,
         }
     }
 

@@ -531,6 +531,22 @@ fn bad_configuration_is_refused_at_start() {
     assert_eq!(refused(vec![sf]).as_deref(), Some("destinations[0].api_version"));
 }
 
+#[test]
+fn plain_http_is_refused_off_loopback_unless_the_destination_allows_it() {
+    let refused = |destinations| Client::new(ClientSettings::default(), destinations).err();
+    // Slack's URL comes from the environment, so only the client sees it.
+    let err = refused(vec![slack("http://hooks.slack.example")]).unwrap();
+    assert_eq!(err.key, "destinations[0].url_env");
+    assert!(err.message.contains("destination \"slack\"") && err.message.contains("https://"), "{}", err.message);
+    assert!(refused(vec![salesforce("http://login.example.com")]).is_some());
+    assert!(refused(vec![hubspot("http://api.example.com")]).is_some());
+    for local in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9", "https://hooks.example.com"] {
+        assert!(refused(vec![webhook("hook", local)]).is_none(), "{local}");
+    }
+    let allowed = Destination { allow_http: true, ..webhook("hook", "http://receiver.internal/in") };
+    assert!(refused(vec![allowed]).is_none());
+}
+
 // ---- Erasure -----------------------------------------------------------------------
 
 const MERGED_ID: &str = "0190f3a4-7c1e-7000-8000-00000000001b";

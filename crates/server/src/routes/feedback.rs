@@ -178,6 +178,7 @@ fn is_zero(n: &usize) -> bool {
         (status = 409, description = "No chain of allowed moves leads to the target stage; `allowed` lists the moves", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The lead was erased: nothing is applied, and nothing the CRM sent is kept", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or `reason_required` / `reason_not_in_picklist`", body = Problem, content_type = "application/problem+json"),
+        doc::AddressLimited,
         doc::Unavailable,
     ),
     security((), ("bearer" = [])))]

@@ -20,7 +20,7 @@ pub struct StatusOut {
 
 /// Answers while the process lives.
 #[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
-    responses((status = 200, description = "The process lives", body = StatusOut)))]
+    responses((status = 200, description = "The process lives", body = StatusOut), doc::AddressLimited))]
 pub async fn healthz() -> Json<StatusOut> {
     Json(StatusOut { status: "ok" })
 }
@@ -29,6 +29,7 @@ pub async fn healthz() -> Json<StatusOut> {
 #[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz", responses(
     (status = 200, description = "The store is reachable and migrated", body = StatusOut),
     (status = 503, description = "The store is out of reach", body = Problem, content_type = "application/problem+json"),
+    doc::AddressLimited,
 ))]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<StatusOut>, ApiError> {
     app.store.ping().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;

@@ -71,7 +71,7 @@ impl From<Stored> for HookOut {
         (status = 401, description = "Bad signature or token, or a stale timestamp", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the configured limit", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many web-form posts from this address", body = Problem, content_type = "application/problem+json"),
+        doc::AddressLimited,
         doc::Unavailable,
     ))]
 pub async fn receive(
@@ -95,6 +95,7 @@ pub async fn receive(
         (status = 401, description = "The verify token does not match", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
         (status = 405, description = "The source's provider does no handshake", body = Problem, content_type = "application/problem+json"),
+        doc::AddressLimited,
         doc::Unavailable,
     ))]
 pub async fn handshake(
@@ -112,6 +113,7 @@ pub async fn handshake(
         (status = 204, description = "The origin may post"),
         (status = 403, description = "The request's origin is not one of the source's allowed origins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
+        doc::AddressLimited,
     ))]
 pub async fn preflight(
     State(app): State<AppState>,
@@ -133,7 +135,7 @@ pub async fn preflight(
 
 /// The attribution script for web forms (see the README, "Connecting sources").
 #[utoipa::path(get, path = "/embed.js", tag = "hooks", operation_id = "embed_js",
-    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String)))]
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String), doc::AddressLimited))]
 pub async fn embed_js() -> impl IntoResponse {
     (
         [

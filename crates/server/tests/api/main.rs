@@ -10,6 +10,7 @@ mod delivery;
 mod engagement;
 mod erasure;
 mod feedback;
+mod hardening;
 mod hooks;
 mod imports;
 mod operations;
@@ -37,10 +38,13 @@ pub const TEST_ENV: &[(&str, &str)] = &[
     ("TEST_VERIFY_TOKEN", "test-verify-token"),
     ("TEST_API_TOKEN", "test-api-token"),
     ("TEST_ALERT_SECRET", operations::ALERT_SECRET),
+    ("TEST_METRICS_KEY", hardening::METRICS_KEY),
 ];
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `[server] metrics_listen` gives it an address.
+    pub metrics_addr: Option<SocketAddr>,
     pub http: reqwest::Client,
     pub store: DynStore,
     /// A key with every scope.
@@ -81,9 +85,10 @@ pub async fn spawn_on_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let providers = leadflow_app::providers::Providers::from_lookup(&config, &|var| {
-        TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned())
-    });
+    let env = |var: &str| TEST_ENV.iter().find(|(k, _)| *k == var).map(|(_, v)| (*v).to_owned());
+    let providers = leadflow_app::providers::Providers::from_lookup(&config, &env);
+    let metrics = leadflow_server::metrics::MetricsEndpoint::from_config(&config.server, env).await.unwrap();
+    let metrics_addr = metrics.local_addr();
     // The suppression key is read before serving, as `launch_with` would: a test that
     // closes the store at once must not race the server's start.
     let app = leadflow_app::App::with_providers(store, Arc::new(config), providers)
@@ -92,11 +97,12 @@ pub async fn spawn_on_with(
         .unwrap();
     // The application's handle, which settles under the test's configuration.
     let store = app.store.clone();
-    let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, async {
+    let server = tokio::spawn(leadflow_server::launch_with(app, client, listener, metrics, async {
         let _ = stopped.await;
     }));
     let mut app = TestApp {
         addr,
+        metrics_addr,
         http: leadflow_integrations::delivery::http_client().build().unwrap(),
         store,
         admin: String::new(),

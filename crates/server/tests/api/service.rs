@@ -68,6 +68,9 @@ fn every_operation_documents_its_answers_for_a_validator() {
             let has = |status: &str| responses.contains_key(status);
             if op["security"].as_array().is_some_and(|s| s.iter().all(|r| r.get("bearer").is_some())) {
                 assert!(has("401") && has("403"), "{at} lacks 401/403");
+            } else {
+                // Held to [server] unauthenticated_rate_per_minute per client address.
+                assert!(has("429"), "{at} takes no key but does not document 429");
             }
             if op["requestBody"]["content"].get("application/json").is_some() && path != "/v1/sources/{name}/test" {
                 for status in ["400", "413", "415", "422"] {

@@ -61,10 +61,7 @@ impl Target {
             return Err(refusal(index, "api_version", "must look like 62.0"));
         }
         let version = api_version.trim().trim_start_matches('v');
-        let parse = |key: &str, text: &str| {
-            let url = Url::parse(text).map_err(|e| refusal(index, key, e.to_string()))?;
-            if url.has_host() { Ok(url) } else { Err(refusal(index, key, "has no host")) }
-        };
+        let parse = |key: &str, text: &str| crate::delivery::client::parse_url(index, key, text, config);
         let base = parse("base_url", base_url)?;
         let version_segment = format!("v{version}");
         Ok(Self {
