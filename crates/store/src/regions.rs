@@ -141,13 +141,11 @@ impl Regional {
     }
 
     /// Where a new submission goes: the region of the person's stored lead, else the one
-    /// its country or source assigns.
+    /// its country or source assigns. Only the other regions are searched: a person
+    /// stored in the assigned one is found there by the capture itself.
     async fn place(&self, item: &CaptureItem) -> Result<usize, StoreError> {
         let assigned = self.rules.assign(item.candidate.fields.country.as_deref(), item.submission.source.as_str());
         let Some(email) = &item.candidate.fields.email else { return Ok(assigned) };
-        if !self.store(assigned).find_leads_by_email(email).await?.is_empty() {
-            return Ok(assigned);
-        }
         Ok(self.region_of_email(email, Some(assigned)).await?.unwrap_or(assigned))
     }
 
@@ -284,10 +282,8 @@ impl Store for Regional {
 
     async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
         let n = items.len();
-        let mut places = Vec::with_capacity(n);
-        for item in &items {
-            places.push(self.place(item).await?);
-        }
+        // The lookups of a batch run together on the stores' reader pools.
+        let places = futures_util::future::try_join_all(items.iter().map(|item| self.place(item))).await?;
         let mut parts = Vec::new();
         for (r, positions, items) in self.grouped(items, places) {
             let ids: Vec<SubmissionId> = items.iter().map(|i| i.submission.id).collect();
