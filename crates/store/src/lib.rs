@@ -510,6 +510,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn find_leads_by_email(&self, email: &Email) -> Result<Vec<Lead>, StoreError>;
 
+    /// Those of `emails` whose mailbox a surviving lead has, in one read.
+    async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError>;
+
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError>;
 
     /// Leads in id (creation) order, after `after`, at most `limit`. Erased leads are not

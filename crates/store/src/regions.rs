@@ -140,13 +140,38 @@ impl Regional {
         Ok(None)
     }
 
-    /// Where a new submission goes: the region of the person's stored lead, else the one
-    /// its country or source assigns. Only the other regions are searched: a person
-    /// stored in the assigned one is found there by the capture itself.
-    async fn place(&self, item: &CaptureItem) -> Result<usize, StoreError> {
-        let assigned = self.rules.assign(item.candidate.fields.country.as_deref(), item.submission.source.as_str());
-        let Some(email) = &item.candidate.fields.email else { return Ok(assigned) };
-        Ok(self.region_of_email(email, Some(assigned)).await?.unwrap_or(assigned))
+    /// Where each new submission goes: the region of the person's stored lead, else the
+    /// one its country or source assigns. Only the other regions are searched (a person
+    /// stored in the assigned one is found there by the capture itself), one read per
+    /// region for the whole batch.
+    async fn place(&self, items: &[CaptureItem]) -> Result<Vec<usize>, StoreError> {
+        let mut places: Vec<usize> = items
+            .iter()
+            .map(|i| self.rules.assign(i.candidate.fields.country.as_deref(), i.submission.source.as_str()))
+            .collect();
+        if self.regions.len() < 2 {
+            return Ok(places);
+        }
+        let mut settled = vec![false; items.len()];
+        for (r, region) in self.regions.iter().enumerate() {
+            let asked: Vec<(usize, &Email)> = items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| places[*i] != r && !settled[*i])
+                .filter_map(|(i, item)| item.candidate.fields.email.as_ref().map(|e| (i, e)))
+                .collect();
+            if asked.is_empty() {
+                continue;
+            }
+            let known = region.store.known_emails(asked.iter().map(|(_, e)| (*e).clone()).collect()).await?;
+            for (i, email) in asked {
+                if known.contains(email) {
+                    places[i] = r;
+                    settled[i] = true;
+                }
+            }
+        }
+        Ok(places)
     }
 
     /// Where a raw submission waits before it is settled: its source's region, else home
@@ -282,10 +307,9 @@ impl Store for Regional {
 
     async fn capture(&self, items: Vec<CaptureItem>) -> Result<Vec<Captured>, StoreError> {
         let n = items.len();
-        // The lookups of a batch run together on the stores' reader pools.
-        let places = futures_util::future::try_join_all(items.iter().map(|item| self.place(item))).await?;
-        let mut parts = Vec::new();
-        for (r, positions, items) in self.grouped(items, places) {
+        let places = self.place(&items).await?;
+        // Each region commits on its own writer: the groups go in at once.
+        let groups = self.grouped(items, places).into_iter().map(|(r, positions, items)| async move {
             let ids: Vec<SubmissionId> = items.iter().map(|i| i.submission.id).collect();
             let captured = self.store(r).capture(items).await?;
             for c in &captured {
@@ -294,8 +318,9 @@ impl Store for Regional {
                 }
             }
             self.drop_waiting_copies(r, &ids).await?;
-            parts.push((positions, captured));
-        }
+            Ok::<_, StoreError>((positions, captured))
+        });
+        let parts = futures_util::future::try_join_all(groups).await?;
         Self::in_order(n, parts)
     }
 
@@ -403,6 +428,18 @@ impl Store for Regional {
             out.extend(leads);
         }
         Ok(out)
+    }
+
+    async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError> {
+        let mut known: Vec<Email> = Vec::new();
+        for found in self.each(|s| s.known_emails(emails.clone())).await? {
+            for e in found {
+                if !known.contains(&e) {
+                    known.push(e);
+                }
+            }
+        }
+        Ok(known)
     }
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -333,6 +333,24 @@ impl Store for SqliteStore {
         self.read(move |conn| leads_by_mailbox(conn, &key)).await
     }
 
+    async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keyed: Vec<(String, Email)> = emails.into_iter().map(|e| (self.rules.matching.email_key(&e), e)).collect();
+        let keys = serde_json::to_string(&keyed.iter().map(|(k, _)| k).collect::<Vec<_>>())?;
+        let known: std::collections::HashSet<String> = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT DISTINCT email_key FROM leads
+                     WHERE email_key IN (SELECT value FROM json_each(?1)) AND merged_into IS NULL",
+                )?;
+                Ok(stmt.query_map([keys], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?)
+            })
+            .await?;
+        Ok(keyed.into_iter().filter(|(k, _)| known.contains(k)).map(|(_, e)| e).collect())
+    }
+
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;

@@ -134,6 +134,7 @@ macro_rules! conformance_suite {
             capture_creates_a_lead_and_reads_it_back,
             same_email_merges_into_one_lead,
             email_match_ignores_case_and_space,
+            known_emails_are_found_by_mailbox_in_one_read,
             one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching,
             idempotency_key_returns_the_first_outcome,
             idempotency_keys_are_scoped_to_the_source,
@@ -292,6 +293,14 @@ pub async fn same_email_merges_into_one_lead(store: &DynStore) {
     assert_eq!(read.fields.company.as_deref(), Some("Navy"));
     assert_eq!(read.version, 2);
     assert_eq!(store.count_leads().await.unwrap(), 1);
+}
+
+pub async fn known_emails_are_found_by_mailbox_in_one_read(store: &DynStore) {
+    store.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap();
+    let email = |s: &str| leadflow_core::Email::parse(s).unwrap();
+    let known = store.known_emails(vec![email("ADA@acme.com"), email("bob@acme.com")]).await.unwrap();
+    assert_eq!(known, vec![email("ADA@acme.com")], "the mailbox, not the spelling");
+    assert!(store.known_emails(Vec::new()).await.unwrap().is_empty());
 }
 
 pub async fn email_match_ignores_case_and_space(store: &DynStore) {

@@ -395,6 +395,19 @@ impl Store for PgStore {
         read!(self, |c| sql::leads_by_mailbox(c, &key))
     }
 
+    async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError> {
+        if emails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keyed: Vec<(String, Email)> = emails.into_iter().map(|e| (self.rules.matching.email_key(&e), e)).collect();
+        let keys: Vec<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
+        let known: std::collections::HashSet<String> = read!(self, |c| async {
+            let sql = "SELECT DISTINCT email_key FROM leads WHERE email_key = ANY($1) AND merged_into IS NULL";
+            sql::rows(c, sql, &[&keys]).await?.iter().map(|r| Ok(r.try_get::<_, String>(0)?)).collect()
+        })?;
+        Ok(keyed.into_iter().filter(|(k, _)| known.contains(k)).map(|(_, e)| e).collect())
+    }
+
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         read!(self, |c| sql::lead_history(c, id))
     }
