@@ -75,7 +75,11 @@ impl Providers {
                     .map_or(defaults.min_fill_ms, |secs| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
                 ..defaults
             };
-            let secrets = Secrets { secret: read(&s.secret_env), verify_token: read(&s.verify_token_env) };
+            let secrets = Secrets {
+                secret: read(&s.secret_env),
+                previous: read(&s.previous_secret_env),
+                verify_token: read(&s.verify_token_env),
+            };
             sources.insert(s.name.clone(), ProviderSource { secrets, token: read(&s.token_env), spam });
         }
         let fetch = fetch::Client::new(RetryPolicy::default())

@@ -9,21 +9,19 @@ mod dedupe;
 mod deliveries;
 mod export;
 mod import;
+mod keys;
 mod privacy;
 mod rescore;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leadflow_app::App;
-use leadflow_app::audit::{Action, CLI, NewEntry, key_actor};
-use leadflow_core::KeyId;
+use leadflow_app::audit::{Action, CLI, NewEntry};
 use leadflow_core::config::{self, Config, ConfigError};
-use leadflow_core::keys::{ApiKey, ApiToken, Scope};
 use leadflow_store::DynStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 /// glibc's allocator serializes frees of memory allocated on another thread, which is the
 /// capture path's normal case (parsed on a request thread, freed by the store's writer).
@@ -60,10 +58,10 @@ enum Command {
         #[arg(long, env = "LEADFLOW_LISTEN")]
         listen: Option<SocketAddr>,
     },
-    /// Create, list and revoke API keys.
+    /// Create, list, rotate and revoke API keys.
     Keys {
         #[command(subcommand)]
-        action: KeysCommand,
+        action: keys::KeysCommand,
     },
     /// Validate the configuration and report every problem with its location.
     CheckConfig {
@@ -207,31 +205,6 @@ enum SourcesCommand {
 }
 
 #[derive(Subcommand)]
-enum KeysCommand {
-    /// Create a key; its token is printed once, as the last line of standard output.
-    Create {
-        #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        name: String,
-        /// admin, read, ingest, ingest:SOURCE or feedback; repeat for several.
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<Scope>,
-    },
-    /// List keys (never their tokens).
-    List {
-        #[command(flatten)]
-        data: DataArgs,
-    },
-    /// Revoke the active key with this name or id.
-    Revoke {
-        #[command(flatten)]
-        data: DataArgs,
-        name_or_id: String,
-    },
-}
-
-#[derive(Subcommand)]
 pub(crate) enum QuarantineCommand {
     /// List quarantined submissions with their reasons.
     List {
@@ -324,7 +297,7 @@ fn init_logging() {
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { data, listen } => serve(data, listen).await,
-        Command::Keys { action } => keys(action).await,
+        Command::Keys { action } => keys::run(action).await,
         Command::CheckConfig { file, config } => check_config(file.or(config)),
         Command::Import { data, file, source, report, dry_run, sheet } => {
             import::run(import::Args { data, file, source, report, dry_run, sheet }).await
@@ -540,69 +513,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-async fn keys(action: KeysCommand) -> Result<(), Failure> {
-    match action {
-        KeysCommand::Create { data, name, scopes } => {
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.len() > 100 {
-                return Err(Failure::Runtime("a key name is 1 to 100 characters".into()));
-            }
-            let (store, _) = open(&data).await?;
-            let token = ApiToken::generate().map_err(|e| Failure::Runtime(format!("no randomness available: {e}")))?;
-            let key = ApiKey {
-                id: KeyId::new(),
-                name,
-                prefix: token.display_prefix(),
-                scopes,
-                created_at: OffsetDateTime::now_utc(),
-                revoked_at: None,
-            };
-            let created = store.create_key(key.clone(), token.hash()).await;
-            if created.is_ok() {
-                let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
-                let detail = serde_json::json!({"name": key.name, "scopes": scopes});
-                audit::note(&store, vec![NewEntry::new(CLI, Action::KeyCreated, key_actor(key.id)).detail(detail)])
-                    .await;
-            }
-            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
-            created.map_err(|e| Failure::Runtime(e.to_string()))?;
-            let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
-            println!("created key {:?} ({}) with scopes {}", key.name, key.id, scopes.join(", "));
-            println!("the token is shown only now; store it safely:");
-            println!("{}", token.reveal());
-            Ok(())
-        }
-        KeysCommand::List { data } => {
-            let (store, _) = open(&data).await?;
-            let keys = store.list_keys().await.map_err(|e| Failure::Store(e.to_string()))?;
-            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
-            println!("{:<36}  {:<20}  {:<12}  {:<8}  SCOPES", "ID", "NAME", "PREFIX", "STATUS");
-            for k in keys {
-                let scopes: Vec<String> = k.scopes.iter().map(ToString::to_string).collect();
-                let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:<36}  {:<20}  {:<12}  {:<8}  {}", k.id, k.name, k.prefix, status, scopes.join(","));
-            }
-            Ok(())
-        }
-        KeysCommand::Revoke { data, name_or_id } => {
-            let (store, _) = open(&data).await?;
-            let revoked = store.revoke_key(&name_or_id).await;
-            if let Ok(Some(k)) = &revoked {
-                let detail = serde_json::json!({"name": k.name});
-                audit::note(&store, vec![NewEntry::new(CLI, Action::KeyRevoked, key_actor(k.id)).detail(detail)]).await;
-            }
-            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
-            match revoked.map_err(|e| Failure::Store(e.to_string()))? {
-                Some(k) => {
-                    println!("revoked key {:?} ({})", k.name, k.id);
-                    Ok(())
-                }
-                None => Err(Failure::Runtime(format!("no active key is named {name_or_id:?} or has that id"))),
-            }
-        }
-    }
 }
 
 fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {

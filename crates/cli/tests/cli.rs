@@ -1467,3 +1467,50 @@ fn with_regions_an_import_settles_each_row_in_its_region_and_every_chain_verifie
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("region eu: ok") && lines[1].starts_with("region us: ok"), "{lines:?}");
 }
+
+#[test]
+fn keys_rotate_with_a_grace_and_list_their_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--name",
+            "crm",
+            "--scope",
+            "read",
+            "--expires-in",
+            "90d",
+            "--rate-limit-per-minute",
+            "60",
+            "--allow-ip",
+            "10.0.0.0/8",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let old = stdout(&out).lines().last().unwrap().to_owned();
+    assert!(stdout(&out).contains("it expires at"), "{}", stdout(&out));
+
+    let out = run(dir.path(), &["keys", "rotate", "crm", "--grace", "1h"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = stdout(&out).lines().last().unwrap().to_owned();
+    assert!(new.starts_with("lf_") && new != old);
+    let list = stdout(&run(dir.path(), &["keys", "list"]));
+    let rows: Vec<&str> = list.lines().filter(|l| l.contains(" crm ")).collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert!(rows.iter().any(|r| r.contains("rotated")) && rows.iter().any(|r| r.contains("active")), "{list}");
+    // The old key has a grace and is not rotated twice.
+    let again = run(dir.path(), &["keys", "rotate", "crm", "--grace", "0s"]);
+    assert!(again.status.success(), "the current key rotates: {}", stderr(&again));
+    let list = stdout(&run(dir.path(), &["keys", "list"]));
+    assert_eq!(list.lines().filter(|l| l.contains(" crm ") && l.contains("active")).count(), 1, "{list}");
+    assert!(list.lines().any(|l| l.contains(" crm ") && l.contains("expired")), "no grace: expired at once\n{list}");
+
+    let audit = audit_lines(dir.path());
+    assert_eq!(audit.iter().filter(|e| e["action"] == "key.rotated").count(), 2);
+    let bad = run(dir.path(), &["keys", "create", "--name", "x", "--scope", "read", "--allow-ip", "nowhere"]);
+    assert_eq!(bad.status.code(), Some(2), "a usage error: {}", stderr(&bad));
+    let unknown = run(dir.path(), &["keys", "rotate", "nobody", "--grace", "1h"]);
+    assert!(!unknown.status.success());
+}

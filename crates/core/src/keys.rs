@@ -1,4 +1,6 @@
-//! API keys: random bearer tokens, shown once, stored only as a hash, with scopes.
+//! API keys: random bearer tokens, shown once, stored only as a hash, with scopes, and
+//! the lifecycle a key goes through: an optional expiry, rotation with a grace period (the
+//! old token works until it ends), a rate and the client addresses it is accepted from.
 //!
 //! Tokens carry 256 bits of randomness, so a fast hash (SHA-256) is enough to store them:
 //! there is nothing to brute-force that a slow password hash would protect.
@@ -8,8 +10,9 @@ use crate::source::SourceName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 const TOKEN_PREFIX: &str = "lf_";
 
@@ -138,9 +141,92 @@ pub struct ApiKey {
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// From this time the key answers 401: its lifetime, or the end of a rotation's grace.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When the key was last accepted (kept to within a minute).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When a new key took this one's place (`leadflow keys rotate`).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<OffsetDateTime>,
+    /// Requests accepted per minute; `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// The client addresses the key is accepted from; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<IpRange>,
+}
+
+/// Why a key that exists is not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the key was revoked")]
+    Revoked,
+    #[error("the key expired")]
+    Expired,
+    #[error("the key is not accepted from this address")]
+    Address,
 }
 
 impl ApiKey {
+    /// A key with these scopes and nothing else set, made now.
+    pub fn new(name: impl Into<String>, token: &ApiToken, scopes: Vec<Scope>, now: OffsetDateTime) -> Self {
+        Self {
+            id: KeyId::new(),
+            name: name.into(),
+            prefix: token.display_prefix(),
+            scopes,
+            created_at: now,
+            revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
+            rotated_at: None,
+            rate_limit_per_minute: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+
+    /// Whether the key is accepted at `now` from `client` (`None` when the address is
+    /// unknown, which an address list refuses).
+    pub fn admits(&self, now: OffsetDateTime, client: Option<IpAddr>) -> Result<(), Refusal> {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            return Err(Refusal::Revoked);
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(Refusal::Expired);
+        }
+        if !self.allowed_ips.is_empty() && !client.is_some_and(|ip| self.allowed_ips.iter().any(|r| r.contains(ip))) {
+            return Err(Refusal::Address);
+        }
+        Ok(())
+    }
+
+    /// The key that replaces this one in a rotation: the same name, scopes, rate and
+    /// addresses, a new id and token; it expires after `lifetime` when one is given, else
+    /// after as long as this one was made to last.
+    pub fn successor(&self, token: &ApiToken, now: OffsetDateTime, lifetime: Option<Duration>) -> Self {
+        let lifetime = lifetime.or_else(|| self.expires_at.map(|at| at - self.created_at));
+        Self {
+            expires_at: lifetime.map(|d| now + d),
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            allowed_ips: self.allowed_ips.clone(),
+            ..Self::new(self.name.clone(), token, self.scopes.clone(), now)
+        }
+    }
+
+    /// When a rotation's grace ends for this key: `grace` from now, or its own expiry if
+    /// that comes first.
+    pub fn grace_end(&self, now: OffsetDateTime, grace: Duration) -> OffsetDateTime {
+        let end = now + grace.max(Duration::ZERO);
+        self.expires_at.map_or(end, |at| at.min(end))
+    }
+
+    /// Whether a key's last use is older than `every` at `now`: worth writing again.
+    pub fn use_is_stale(last: Option<OffsetDateTime>, now: OffsetDateTime, every: Duration) -> bool {
+        last.is_none_or(|at| now - at >= every)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.scopes.contains(&Scope::Admin)
     }
@@ -169,20 +255,128 @@ impl ApiKey {
     }
 }
 
+/// A client address or network a key is accepted from: `203.0.113.7`, `10.0.0.0/8`,
+/// `2001:db8::/32`. An IPv4 client reaching an IPv6 socket (`::ffff:a.b.c.d`) is its
+/// IPv4 address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpRange(ipnet::IpNet);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not an IP address or network (203.0.113.7, 10.0.0.0/8, 2001:db8::/32)")]
+pub struct InvalidIpRange(String);
+
+impl IpRange {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.contains(&ip)
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = InvalidIpRange;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        s.parse::<IpAddr>().map(|ip| Self(ipnet::IpNet::from(ip))).map_err(|_| InvalidIpRange(s.to_owned()))
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TryFrom<String> for IpRange {
+    type Error = InvalidIpRange;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<IpRange> for String {
+    fn from(r: IpRange) -> Self {
+        r.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn key(scopes: &[&str]) -> ApiKey {
-        ApiKey {
-            id: KeyId::new(),
-            name: "k".into(),
-            prefix: "lf_".into(),
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
-            created_at: OffsetDateTime::now_utc(),
-            revoked_at: None,
+        let token = ApiToken::generate().unwrap();
+        ApiKey::new("k", &token, scopes.iter().map(|s| s.parse().unwrap()).collect(), OffsetDateTime::now_utc())
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_key_is_refused_once_expired_revoked_or_off_its_addresses() {
+        let now = OffsetDateTime::now_utc();
+        let mut k = key(&["read"]);
+        assert_eq!(k.admits(now, None), Ok(()));
+        k.expires_at = Some(now + Duration::seconds(1));
+        assert_eq!(k.admits(now, None), Ok(()));
+        assert_eq!(k.admits(now + Duration::seconds(1), None), Err(Refusal::Expired), "expiry is exclusive");
+        k.allowed_ips = vec!["10.0.0.0/8".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        assert_eq!(k.admits(now, ip("10.1.2.3")), Ok(()));
+        assert_eq!(k.admits(now, ip("::ffff:10.1.2.3")), Ok(()), "IPv4 through an IPv6 socket");
+        assert_eq!(k.admits(now, ip("2001:db8::1")), Ok(()));
+        assert_eq!(k.admits(now, ip("2001:db8::2")), Err(Refusal::Address));
+        assert_eq!(k.admits(now, ip("192.168.1.1")), Err(Refusal::Address));
+        assert_eq!(k.admits(now, None), Err(Refusal::Address), "an unknown address is not on a list");
+        k.revoked_at = Some(now);
+        assert_eq!(k.admits(now, ip("10.1.2.3")), Err(Refusal::Revoked));
+    }
+
+    #[test]
+    fn a_rotation_keeps_what_the_key_may_do_and_ends_the_old_one_after_its_grace() {
+        let now = OffsetDateTime::now_utc();
+        let mut old = key(&["ingest:web", "read"]);
+        old.rate_limit_per_minute = Some(60);
+        old.allowed_ips = vec!["10.0.0.0/8".parse().unwrap()];
+        old.expires_at = Some(old.created_at + Duration::days(90));
+        let token = ApiToken::generate().unwrap();
+        let new = old.successor(&token, now, None);
+        assert_ne!(new.id, old.id);
+        assert_eq!((new.name.as_str(), &new.scopes, new.rate_limit_per_minute), ("k", &old.scopes, Some(60)));
+        assert_eq!(new.allowed_ips, old.allowed_ips);
+        assert_eq!(new.expires_at, Some(now + Duration::days(90)), "as long as the old one was made to last");
+        assert_eq!(new.prefix, token.display_prefix());
+        assert_eq!(old.successor(&token, now, Some(Duration::days(7))).expires_at, Some(now + Duration::days(7)));
+        assert_eq!(old.grace_end(now, Duration::hours(24)), now + Duration::hours(24));
+        assert_eq!(old.grace_end(now, Duration::days(365)), old.created_at + Duration::days(90), "never longer");
+        assert_eq!(key(&["read"]).successor(&token, now, None).expires_at, None);
+    }
+
+    #[test]
+    fn address_ranges_parse_and_print() {
+        for (text, shown) in
+            [("203.0.113.7", "203.0.113.7/32"), ("10.1.0.0/8", "10.0.0.0/8"), ("2001:db8::/32", "2001:db8::/32")]
+        {
+            assert_eq!(text.parse::<IpRange>().unwrap().to_string(), shown);
         }
+        for bad in ["", "10.0.0.0/33", "example.com", "10.0.0"] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
+        let k: ApiKey = serde_json::from_value(serde_json::json!({
+            "id": KeyId::new(), "name": "k", "prefix": "lf_", "scopes": ["read"],
+            "created_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert!(k.allowed_ips.is_empty() && k.expires_at.is_none(), "keys stored before the lifecycle read back");
     }
 
     #[test]

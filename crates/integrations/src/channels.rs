@@ -69,6 +69,8 @@ impl HookRequest<'_> {
 pub struct Secrets {
     /// The signing secret (`secret_env`).
     pub secret: Option<String>,
+    /// The secret being rotated out (`previous_secret_env`), accepted too meanwhile.
+    pub previous: Option<String>,
     /// Facebook's `hub.verify_token` (`verify_token_env`).
     pub verify_token: Option<String>,
 }
@@ -77,6 +79,7 @@ impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Secrets")
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("previous", &self.previous.as_ref().map(|_| "<redacted>"))
             .field("verify_token", &self.verify_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -202,7 +205,8 @@ pub fn fuzz_entry(data: &[u8]) {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.clone());
-    let secrets = [Secrets::default(), Secrets { secret: Some("s".into()), verify_token: Some("v".into()) }];
+    let secrets =
+        [Secrets::default(), Secrets { secret: Some("s".into()), previous: None, verify_token: Some("v".into()) }];
     for method in ["POST", "GET"] {
         let req = HookRequest {
             method,

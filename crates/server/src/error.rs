@@ -291,18 +291,43 @@ pub mod doc {
             .collect()
     }
 
-    /// A route behind an API key: no key or an unknown one (401), a key without the scope
-    /// (403), and the store out of reach or a request over its time (503).
+    /// A route behind an API key: no key or an unknown, revoked or expired one (401), a key
+    /// without the scope or off its addresses (403), a key over its rate (429), and the
+    /// store out of reach or a request over its time (503).
     pub struct KeyProblems;
 
     impl IntoResponses for KeyProblems {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
-            problems(&[
-                (401, "Missing, unknown or revoked API key (code `unauthorized`)"),
-                (403, "The key lacks the scope this route needs (code `forbidden`)"),
+            let mut responses = problems(&[
+                (401, "Missing, unknown, revoked or expired API key (code `unauthorized`)"),
+                (
+                    403,
+                    "The key lacks the scope this route needs, or is not accepted from the client's address \
+                     (code `forbidden`)",
+                ),
                 (503, "The store is out of reach, or the request took too long"),
-            ])
+            ]);
+            responses.insert(
+                "429".to_owned(),
+                RefOr::T(too_many(
+                    "The key is over its `rate_limit_per_minute` (code `rate_limited`)",
+                    "Seconds until the key is accepted again",
+                )),
+            );
+            responses
         }
+    }
+
+    /// A 429 problem with its `Retry-After` header.
+    fn too_many(description: &str, retry: &str) -> Response {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        let retry_after =
+            HeaderBuilder::new().schema(Some(Object::with_type(Type::Integer))).description(Some(retry)).build();
+        ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM_JSON, content)
+            .header("Retry-After", retry_after)
+            .build()
     }
 
     /// A route that takes no API key: a client address over `[server]
@@ -311,19 +336,11 @@ pub mod doc {
 
     impl IntoResponses for AddressLimited {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
-            let retry_after = HeaderBuilder::new()
-                .schema(Some(Object::with_type(Type::Integer)))
-                .description(Some("Seconds until a request from this address is accepted again"))
-                .build();
-            let response = ResponseBuilder::new()
-                .description(
-                    "Too many requests from this address: over `[server] unauthenticated_rate_per_minute`, or, for a \
-                     web form, the source's `rate_limit_per_minute` (code `rate_limited`)",
-                )
-                .content(PROBLEM_JSON, content)
-                .header("Retry-After", retry_after)
-                .build();
+            let response = too_many(
+                "Too many requests from this address: over `[server] unauthenticated_rate_per_minute`, or, for a web \
+                 form, the source's `rate_limit_per_minute` (code `rate_limited`)",
+                "Seconds until a request from this address is accepted again",
+            );
             BTreeMap::from([("429".to_owned(), RefOr::T(response))])
         }
     }

@@ -75,7 +75,8 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let key = app.store.key_by_hash(ApiToken::presented(token).hash()).await?.ok_or(ApiError::Unauthorized)?;
+        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let key = app.keys.admit(&app.store, ApiToken::presented(token).hash(), client).await?;
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
         Ok(Self(key, request_id(parts)))
     }

@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod keys;
 pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
@@ -51,6 +52,8 @@ use utoipa_axum::routes;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
+    /// The API keys requests present, cached, checked and held to their rates.
+    pub keys: Arc<keys::Keys>,
     pub limiter: Arc<rate_limit::RateLimiter>,
     pub csrf: Arc<ui::CsrfKey>,
     pub metrics: MetricsAccess,
@@ -278,7 +281,8 @@ pub async fn launch_with(
     let csrf = ui::CsrfKey::generate().map_err(std::io::Error::other)?;
     let limits = serve::ConnectionLimits::of(&app.config.server);
     let access = MetricsAccess { key: metrics.key.map(Arc::new), here: metrics.listener.is_none() };
-    let state = AppState { app, limiter: Arc::default(), csrf: Arc::new(csrf), metrics: access.clone() };
+    let keys = Arc::new(keys::Keys::new(app.config.server.key_cache_ttl));
+    let state = AppState { app, keys, limiter: Arc::default(), csrf: Arc::new(csrf), metrics: access.clone() };
     // The metrics' own listener stops once the API's has.
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_server = metrics.listener.map(|listener| {

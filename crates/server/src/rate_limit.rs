@@ -51,9 +51,36 @@ pub struct AddressLimiter {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
-struct Bucket {
+/// A minute's worth of requests that refills continuously.
+pub struct Bucket {
     tokens: f64,
     at: Instant,
+}
+
+impl Bucket {
+    pub fn full(per_minute: u32, now: Instant) -> Self {
+        Self { tokens: f64::from(per_minute), at: now }
+    }
+
+    fn refilled(&self, per_minute: u32, now: Instant) -> f64 {
+        let capacity = f64::from(per_minute);
+        (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * capacity / 60.0).min(capacity)
+    }
+
+    /// Takes a token; `Err(seconds)` until one is back when there is none.
+    pub fn take(&mut self, per_minute: u32, now: Instant) -> Result<(), u64> {
+        let per_second = f64::from(per_minute) / 60.0;
+        self.tokens = self.refilled(per_minute, now);
+        self.at = now;
+        // The tolerance keeps float rounding from costing a request that is exactly due.
+        if self.tokens >= 1.0 - 1e-9 {
+            self.tokens = (self.tokens - 1.0).max(0.0);
+            Ok(())
+        } else {
+            let wait = (1.0 - self.tokens) / per_second;
+            Err(((wait - 1e-6).ceil() as u64).max(1))
+        }
+    }
 }
 
 impl AddressLimiter {
@@ -71,26 +98,13 @@ impl AddressLimiter {
         if self.is_off() {
             return Ok(());
         }
-        let capacity = f64::from(self.per_minute);
-        let per_second = capacity / 60.0;
-        let refilled =
-            |b: &Bucket| (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second).min(capacity);
+        let per_minute = self.per_minute;
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= PRUNE_AT {
             // A full bucket is the same as none.
-            buckets.retain(|_, b| refilled(b) < capacity);
+            buckets.retain(|_, b| b.refilled(per_minute, now) < f64::from(per_minute));
         }
-        let bucket = buckets.entry(client_key(ip)).or_insert(Bucket { tokens: capacity, at: now });
-        bucket.tokens = refilled(bucket);
-        bucket.at = now;
-        // The tolerance keeps float rounding from costing a request that is exactly due.
-        if bucket.tokens >= 1.0 - 1e-9 {
-            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / per_second;
-            Err(((wait - 1e-6).ceil() as u64).max(1))
-        }
+        buckets.entry(client_key(ip)).or_insert_with(|| Bucket::full(per_minute, now)).take(per_minute, now)
     }
 }
 

@@ -41,7 +41,7 @@ use leadflow_core::pipeline::{HistoryEntry, Outcome};
 use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionRun};
 use leadflow_core::resolve::{Evidence, Explanation};
 use leadflow_core::scoring::TransitionError;
-use leadflow_core::{AccountId, Email, FeedbackId, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{AccountId, Email, FeedbackId, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -528,7 +528,23 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes the active key with this name or id; `None` when there is none.
     async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError>;
 
-    /// The active (not revoked) key with this token hash.
+    /// Rotates the active key `old`: it is marked rotated and expires at `grace_until` (or
+    /// its own expiry if sooner), and `new` (its successor, same name) is stored, in one
+    /// transaction. The rotated key as it now stands; `None` when `old` is not an active,
+    /// unrotated key.
+    async fn rotate_key(
+        &self,
+        old: KeyId,
+        grace_until: OffsetDateTime,
+        new: ApiKey,
+        hash: TokenHash,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Records when keys were last accepted; a time never moves back.
+    async fn touch_keys(&self, used: Vec<(KeyId, OffsetDateTime)>) -> Result<(), StoreError>;
+
+    /// The key not revoked with this token hash (expired ones included: the caller
+    /// decides, [`ApiKey::admits`]).
     async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError>;
 
     /// Stores a new import job with its uploaded file.

@@ -476,6 +476,20 @@ impl Store for Regional {
         self.home().key_by_hash(hash).await
     }
 
+    async fn rotate_key(
+        &self,
+        old: KeyId,
+        grace_until: OffsetDateTime,
+        new: ApiKey,
+        hash: TokenHash,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.home().rotate_key(old, grace_until, new, hash).await
+    }
+
+    async fn touch_keys(&self, used: Vec<(KeyId, OffsetDateTime)>) -> Result<(), StoreError> {
+        self.home().touch_keys(used).await
+    }
+
     async fn create_import(&self, job: ImportJob, file: Vec<u8>) -> Result<(), StoreError> {
         self.home().create_import(job, file).await
     }

@@ -48,7 +48,7 @@ use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionR
 use leadflow_core::resolve::{self, Decision, Matching, Record};
 use leadflow_core::scoring::TransitionError;
 use leadflow_core::settle;
-use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use merging::{decide_review, merge_pair, split, unmerge};
 use migrations::{latest_migration, migrate};
 use reads::{
@@ -401,6 +401,23 @@ impl Store for SqliteStore {
     async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError> {
         let which = name_or_id.to_owned();
         self.write(|reply| Command::RevokeKey(which, reply)).await
+    }
+
+    async fn rotate_key(
+        &self,
+        old: KeyId,
+        grace_until: OffsetDateTime,
+        new: ApiKey,
+        hash: TokenHash,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.write_returning(move |conn| writer::rotate_key(conn, old, grace_until, &new, hash)).await
+    }
+
+    async fn touch_keys(&self, used: Vec<(KeyId, OffsetDateTime)>) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.write_returning(move |conn| writer::touch_keys(conn, &used)).await
     }
 
     async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError> {

@@ -149,6 +149,7 @@ macro_rules! conformance_suite {
             a_quarantined_submission_settles_when_replayed,
             keys_are_found_by_hash_until_revoked,
             active_key_names_are_unique,
+            a_key_keeps_its_lifecycle_and_a_rotation_overlaps_for_its_grace,
             concurrent_captures_of_one_person_make_one_lead,
             import_jobs_keep_their_file_until_finished,
             a_fuzzy_match_merges_after_capture_and_explains_itself,
@@ -530,15 +531,7 @@ pub async fn a_quarantined_submission_settles_when_replayed(store: &DynStore) {
 
 fn new_key(name: &str, scopes: &[Scope]) -> (ApiKey, ApiToken) {
     let token = ApiToken::generate().unwrap();
-    let key = ApiKey {
-        id: KeyId::new(),
-        name: name.into(),
-        prefix: token.display_prefix(),
-        scopes: scopes.to_vec(),
-        created_at: OffsetDateTime::now_utc(),
-        revoked_at: None,
-    };
-    (key, token)
+    (ApiKey::new(name, &token, scopes.to_vec(), OffsetDateTime::now_utc()), token)
 }
 
 pub async fn keys_are_found_by_hash_until_revoked(store: &DynStore) {
@@ -564,6 +557,44 @@ pub async fn active_key_names_are_unique(store: &DynStore) {
     // Once the first is revoked, the name is free again (rotation).
     store.revoke_key(&a.id.to_string()).await.unwrap().expect("revoked by id");
     store.create_key(b, tb.hash()).await.unwrap();
+}
+
+pub async fn a_key_keeps_its_lifecycle_and_a_rotation_overlaps_for_its_grace(store: &DynStore) {
+    let now = OffsetDateTime::now_utc();
+    let (key, token) = new_key("ci", &[Scope::Read]);
+    let key = ApiKey {
+        expires_at: Some(now + time::Duration::days(90)),
+        rate_limit_per_minute: Some(120),
+        allowed_ips: vec!["10.0.0.0/8".parse().unwrap()],
+        ..key
+    };
+    store.create_key(key.clone(), token.hash()).await.unwrap();
+    let found = store.key_by_hash(token.hash()).await.unwrap().unwrap();
+    assert_eq!(found, key, "every field reads back");
+
+    store.touch_keys(vec![(key.id, now)]).await.unwrap();
+    store.touch_keys(vec![(key.id, now - time::Duration::hours(1))]).await.unwrap();
+    let used = store.key_by_hash(token.hash()).await.unwrap().unwrap().last_used_at.unwrap();
+    assert!((used - now).abs() < time::Duration::milliseconds(1), "a last use never moves back");
+
+    let new_token = ApiToken::generate().unwrap();
+    let successor = key.successor(&new_token, now, None);
+    let grace = now + time::Duration::hours(24);
+    let rotated = store.rotate_key(key.id, grace, successor.clone(), new_token.hash()).await.unwrap().unwrap();
+    assert!(rotated.rotated_at.is_some());
+    assert!((rotated.expires_at.unwrap() - grace).abs() < time::Duration::milliseconds(1));
+    // Both tokens are found during the grace; the name is the new key's and the old one's.
+    assert_eq!(store.key_by_hash(token.hash()).await.unwrap().unwrap().id, key.id);
+    assert_eq!(store.key_by_hash(new_token.hash()).await.unwrap().unwrap(), successor);
+    assert!(store.rotate_key(key.id, grace, successor.clone(), new_token.hash()).await.unwrap().is_none(), "once");
+    let (other, other_token) = new_key("ci", &[Scope::Read]);
+    assert!(store.create_key(other, other_token.hash()).await.is_err(), "the name is still taken by the successor");
+
+    // Revoking the name ends both.
+    let revoked = store.revoke_key("ci").await.unwrap().unwrap();
+    assert_eq!(revoked.id, successor.id, "the current key answers");
+    assert_eq!(store.key_by_hash(token.hash()).await.unwrap(), None);
+    assert_eq!(store.key_by_hash(new_token.hash()).await.unwrap(), None);
 }
 
 pub async fn concurrent_captures_of_one_person_make_one_lead(store: &DynStore) {

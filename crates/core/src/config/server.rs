@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub metrics_key_env: Option<String>,
     /// Serve `/metrics` on this address instead of on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// How long an instance trusts the API key it read: a revocation (or a rotation's
+    /// end) reaches every instance within it. 0 reads the key on every request.
+    pub key_cache_ttl: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,9 +65,14 @@ impl Default for ServerConfig {
             unauthenticated_rate_per_minute: DEFAULT_UNAUTHENTICATED_RATE_PER_MINUTE,
             metrics_key_env: None,
             metrics_listen: None,
+            key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
         }
     }
 }
+
+/// Five seconds: a revoked key stops working everywhere within them, and a busy key is
+/// read from the store once per five seconds rather than on every request.
+pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -116,6 +124,11 @@ pub(crate) fn read_server(p: &mut Problems, t: &Table) -> ServerConfig {
                 _ => p.push(span(item), &path, "must be a whole number of requests, 0 for no limit"),
             },
             "metrics_key_env" => server.metrics_key_env = p.env_name(item, &path),
+            "key_cache_ttl" => match p.duration(item, &path) {
+                Some(d) if d <= Duration::from_secs(300) => server.key_cache_ttl = d,
+                Some(_) => p.push(span(item), &path, "must be at most 5m: a revoked key would live on that long"),
+                None => {}
+            },
             "metrics_listen" => {
                 if let Some(s) = p.string(item, &path) {
                     match s.parse() {

@@ -30,7 +30,7 @@ impl Default for DeliverySettings {
 /// the file. (key, required)
 fn destination_keys(kind: &str) -> Option<&'static [(&'static str, bool)]> {
     Some(match kind {
-        "webhook" => &[("url", true), ("secret_env", true)],
+        "webhook" => &[("url", true), ("secret_env", true), ("previous_secret_env", false)],
         "hubspot" => &[("base_url", false), ("token_env", true), ("lead_status", false)],
         "salesforce" => &[
             ("base_url", true),

@@ -30,6 +30,9 @@ pub struct SourceConfig {
     pub adapter: Adapter,
     /// The environment variable holding the source's signing secret, if it has one.
     pub secret_env: Option<String>,
+    /// During a rotation, the variable holding the secret being replaced: a request
+    /// signed with either is accepted.
+    pub previous_secret_env: Option<String>,
     /// ISO 3166-1 alpha-2 country used to read national phone numbers when a lead gives
     /// no country.
     pub default_country: Option<String>,
@@ -100,6 +103,7 @@ impl SourceConfig {
             name: SourceName::api(),
             adapter: Adapter::Json,
             secret_env: None,
+            previous_secret_env: None,
             default_country: None,
             mapping: None,
             required: default_required(),
@@ -182,6 +186,7 @@ fn read_source(p: &mut Problems, i: usize, t: &Table, declared: &[SourceConfig])
 fn read_setting(p: &mut Problems, key: &str, item: &Item, path: &str, src: &mut SourceConfig) {
     match key {
         "secret_env" => src.secret_env = p.env_name(item, path),
+        "previous_secret_env" => src.previous_secret_env = p.env_name(item, path),
         "token_env" => src.token_env = p.env_name(item, path),
         "verify_token_env" => src.verify_token_env = p.env_name(item, path),
         "api_base_url" => {

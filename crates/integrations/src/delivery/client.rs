@@ -69,7 +69,7 @@ impl Default for ClientSettings {
 
 /// A destination's validated target.
 pub(crate) enum Target {
-    Webhook { url: Url, secret: SigningSecret },
+    Webhook { url: Url, secret: SigningSecret, previous: Option<SigningSecret> },
     HubSpot { endpoint: Url, gdpr_delete: Url, token: Secret, lead_status: Option<String> },
     Salesforce(Box<salesforce::Target>),
     Slack { url: Url },
@@ -185,10 +185,13 @@ impl Client {
 
     fn target(index: usize, config: &Destination) -> Result<Target, ConfigError> {
         Ok(match &config.kind {
-            DestinationKind::Webhook { url, secret } => Target::Webhook {
+            DestinationKind::Webhook { url, secret, previous_secret } => Target::Webhook {
                 url: parse_url(index, "url", url, config)?,
                 secret: SigningSecret::parse(secret.expose())
                     .map_err(|e| refusal(index, "secret_env", format!("the secret it names is refused: {e}")))?,
+                previous: previous_secret.as_ref().map(|s| SigningSecret::parse(s.expose())).transpose().map_err(
+                    |e| refusal(index, "previous_secret_env", format!("the secret it names is refused: {e}")),
+                )?,
             },
             DestinationKind::HubSpot { base_url, token, lead_status } => {
                 let base = parse_url(index, "base_url", base_url, config)?;
@@ -313,7 +316,7 @@ impl Client {
             consent_fields: &dest.config.consent_fields,
         };
         let exchange = match (&dest.target, &erasure) {
-            (Target::Webhook { url, secret }, _) => webhook::send(&ctx, url, secret).await,
+            (Target::Webhook { url, secret, previous }, _) => webhook::send(&ctx, url, secret, previous.as_ref()).await,
             (Target::HubSpot { gdpr_delete, token, .. }, Some(e)) => hubspot::erase(&ctx, gdpr_delete, token, e).await,
             (Target::HubSpot { endpoint, token, lead_status, .. }, None) => {
                 hubspot::send(&ctx, endpoint, token, lead_status.as_deref()).await

@@ -111,6 +111,10 @@ pub enum DestinationKind {
         url: String,
         /// `whsec_`-prefixed base64 (the prefix is optional).
         secret: Secret,
+        /// During a rotation, the secret being replaced: each request carries both
+        /// signatures, so a receiver still on the old secret verifies it.
+        #[serde(default)]
+        previous_secret: Option<Secret>,
     },
     /// HubSpot CRM v3 contacts, upserted by email with a private app token.
     #[serde(rename = "hubspot")]

@@ -76,7 +76,7 @@ impl Req {
 }
 
 fn secrets() -> Secrets {
-    Secrets { secret: Some(SECRET.into()), verify_token: Some("vt-123".into()) }
+    Secrets { secret: Some(SECRET.into()), previous: None, verify_token: Some("vt-123".into()) }
 }
 
 /// Signs `body` the way `adapter`'s provider does, with the signed timestamp `at`.
@@ -197,7 +197,7 @@ fn facebook_verification_answers_the_challenge_only_with_the_verify_token() {
     );
     r.query = "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=wrong".into();
     assert!(matches!(r.run(Adapter::FacebookLeadAds, &secrets()), Err(HookError::Unauthorized(_))));
-    let no_token = Secrets { secret: Some(SECRET.into()), verify_token: None };
+    let no_token = Secrets { verify_token: None, ..secrets() };
     r.query = "hub.mode=subscribe&hub.challenge=1&hub.verify_token=".into();
     assert!(matches!(r.run(Adapter::FacebookLeadAds, &no_token), Err(HookError::Unauthorized(_))));
 }
@@ -974,4 +974,17 @@ async fn the_provider_clients_speak_https() {
     }
     let chain = chain.join(" / ");
     assert!(err.is_connect() && chain.to_lowercase().contains("refused"), "{chain}");
+}
+
+#[test]
+fn during_a_rotation_a_request_signed_with_the_previous_secret_is_accepted() {
+    let request = signed(Adapter::Typeform, &typeform_body(), now());
+    let rotated = Secrets { secret: Some("the-new-secret".into()), previous: Some(SECRET.into()), ..secrets() };
+    assert!(request.run(Adapter::Typeform, &rotated).is_ok(), "signed with the previous secret");
+    let done = Secrets { previous: None, ..rotated.clone() };
+    assert!(matches!(request.run(Adapter::Typeform, &done), Err(HookError::Unauthorized(_))), "once it is gone");
+    let unrelated = Secrets { previous: Some("another".into()), ..done };
+    assert!(matches!(request.run(Adapter::Typeform, &unrelated), Err(HookError::Unauthorized(_))));
+    let current = Secrets { previous: Some("the-old-secret".into()), ..secrets() };
+    assert!(request.run(Adapter::Typeform, &current).is_ok(), "the current secret still works");
 }

@@ -44,7 +44,10 @@ fn delivery(destination: &str, payload: Value) -> Delivery {
 }
 
 fn webhook(name: &str, url: &str) -> Destination {
-    Destination::new(name, DestinationKind::Webhook { url: url.to_owned(), secret: Secret::new(WEBHOOK_SECRET) })
+    Destination::new(
+        name,
+        DestinationKind::Webhook { url: url.to_owned(), secret: Secret::new(WEBHOOK_SECRET), previous_secret: None },
+    )
 }
 
 fn hubspot(base_url: &str) -> Destination {
@@ -110,6 +113,39 @@ async fn receiver(clock: Arc<ManualClock>, down: usize) -> Server {
         }
     })
     .await
+}
+
+#[tokio::test]
+async fn during_a_rotation_a_webhook_carries_both_signatures() {
+    let clock = ManualClock::new();
+    // The receiver still holds the previous secret.
+    let server = receiver(clock.clone(), 0).await;
+    let rotating = Destination::new(
+        "hook",
+        DestinationKind::Webhook {
+            url: server.url.clone(),
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            previous_secret: Some(Secret::new(WEBHOOK_SECRET)),
+        },
+    );
+    let client = client_at(clock.clone(), vec![rotating]);
+    let sent = deliver(&client, &delivery("hook", lead())).await;
+    assert!(matches!(sent.outcome, Outcome::Delivered { status: 204, .. }), "{sent:?}");
+    let signature = server.requests()[0].header("webhook-signature").unwrap().to_owned();
+    assert_eq!(signature.split(' ').count(), 2, "{signature}");
+    assert!(signature.split(' ').all(|s| s.starts_with("v1,")));
+
+    // Once the rotation is over, a receiver on the old secret refuses.
+    let done = webhook_with_secret("hook", &server.url, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let refused = deliver(&client_at(clock, vec![done]), &delivery("hook", lead())).await;
+    assert!(!matches!(refused.outcome, Outcome::Delivered { .. }), "{refused:?}");
+}
+
+fn webhook_with_secret(name: &str, url: &str, secret: &str) -> Destination {
+    Destination::new(
+        name,
+        DestinationKind::Webhook { url: url.to_owned(), secret: Secret::new(secret), previous_secret: None },
+    )
 }
 
 #[tokio::test]
@@ -519,7 +555,11 @@ fn bad_configuration_is_refused_at_start() {
     assert_eq!(dup.err().map(|e| e.key).as_deref(), Some("destinations[1].name"));
     let bad_secret = Destination::new(
         "x",
-        DestinationKind::Webhook { url: "http://127.0.0.1:1".into(), secret: Secret::new("whsec_!!") },
+        DestinationKind::Webhook {
+            url: "http://127.0.0.1:1".into(),
+            secret: Secret::new("whsec_!!"),
+            previous_secret: None,
+        },
     );
     assert_eq!(refused(vec![bad_secret]).as_deref(), Some("destinations[0].secret_env"));
     let bad_url = webhook("x", "ftp://example.com/hook");

@@ -23,6 +23,7 @@ use leadflow_core::keys::{ApiKey, ApiToken, TokenHash};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
+use std::net::IpAddr;
 
 pub const COOKIE_NAME: &str = "leadflow_session";
 const LOGIN: &str = "/ui/login";
@@ -89,11 +90,21 @@ fn session_token(parts: &Parts) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The active key with this token, if it may at least read.
-async fn reader_key(app: &AppState, token: &str) -> Result<Option<(ApiKey, TokenHash)>, UiError> {
+/// The active key with this token, if it may at least read and is accepted now from
+/// `client`. Read from the store on each page, so a revoked key's session ends at once.
+async fn reader_key(
+    app: &AppState,
+    token: &str,
+    client: Option<IpAddr>,
+) -> Result<Option<(ApiKey, TokenHash)>, UiError> {
     let hash = ApiToken::presented(token).hash();
     let key = app.store.key_by_hash(hash).await?;
-    Ok(key.filter(ApiKey::can_read).map(|k| (k, hash)))
+    let now = time::OffsetDateTime::now_utc();
+    Ok(key.filter(|k| k.can_read() && k.admits(now, client).is_ok()).map(|k| (k, hash)))
+}
+
+fn client_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
 }
 
 /// Without a valid session, a page answers with a redirect to the login form.
@@ -102,7 +113,7 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         let Some(token) = session_token(parts) else { return Err(Redirect::to(LOGIN).into_response()) };
-        match reader_key(app, &token).await {
+        match reader_key(app, &token, client_of(&parts.extensions)).await {
             Ok(Some((key, hash))) => {
                 tracing::Span::current().record("key_id", tracing::field::display(key.id));
                 let csrf = app.csrf.token(&hash);
@@ -181,13 +192,15 @@ pub struct LoginIn {
 /// login form (401); a good one sets the session cookie and opens the overview.
 pub async fn login(
     State(app): State<AppState>,
+    peer: Option<axum::extract::ConnectInfo<std::net::SocketAddr>>,
     headers: HeaderMap,
     Form(body): Form<LoginIn>,
 ) -> Result<Response, UiError> {
     let token = body.token.trim();
     // Tokens are `lf_` and hex: anything else cannot be a key, and would not fit a cookie.
     let plausible = !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let key = if plausible { reader_key(&app, token).await? } else { None };
+    let client = peer.map(|p| p.0.ip());
+    let key = if plausible { reader_key(&app, token, client).await? } else { None };
     if let Some((key, _)) = key {
         let actor = leadflow_app::audit::key_actor(key.id);
         let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -144,7 +144,10 @@ async fn a_missing_or_wrong_key_is_401() {
 
 #[tokio::test]
 async fn a_revoked_key_is_401() {
-    let app = spawn_app().await;
+    // Read on every request: the revocation is seen at once.
+    let mut config = Config::default();
+    config.server.key_cache_ttl = std::time::Duration::ZERO;
+    let app = spawn_app_with(config).await;
     let token = app.key("temp", &["ingest"]).await;
     let post =
         || app.http.post(app.url("/v1/leads")).bearer_auth(&token).json(&json!({"email": "rv@example.com"})).send();

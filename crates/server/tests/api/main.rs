@@ -13,6 +13,7 @@ mod feedback;
 mod hardening;
 mod hooks;
 mod imports;
+mod keys;
 mod operations;
 mod privacy;
 mod receiver;
@@ -123,14 +124,8 @@ impl TestApp {
     /// Creates a key with these scopes and returns its token.
     pub async fn key(&self, name: &str, scopes: &[&str]) -> String {
         let token = ApiToken::generate().unwrap();
-        let key = ApiKey {
-            id: KeyId::new(),
-            name: name.into(),
-            prefix: token.display_prefix(),
-            scopes: scopes.iter().map(|s| s.parse::<Scope>().unwrap()).collect(),
-            created_at: time::OffsetDateTime::now_utc(),
-            revoked_at: None,
-        };
+        let scopes = scopes.iter().map(|s| s.parse::<Scope>().unwrap()).collect();
+        let key = ApiKey::new(name, &token, scopes, time::OffsetDateTime::now_utc());
         self.store.create_key(key, token.hash()).await.unwrap();
         token.reveal().to_owned()
     }

@@ -64,7 +64,7 @@ use leadflow_core::pipeline::{HistoryEntry, Rules};
 use leadflow_core::privacy::retention::{Kind as RetentionKind, Run as RetentionRun};
 use leadflow_core::resolve;
 use leadflow_core::scoring::TransitionError;
-use leadflow_core::{AccountId, Email, ImportId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
+use leadflow_core::{AccountId, Email, ImportId, KeyId, Lead, LeadId, ReviewId, SourceName, SubmissionId};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
@@ -87,6 +87,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (14, include_str!("../../migrations/postgres/0014_audit.sql")),
     (15, include_str!("../../migrations/postgres/0015_privacy.sql")),
     (16, include_str!("../../migrations/postgres/0016_retention.sql")),
+    (17, include_str!("../../migrations/postgres/0017_key_lifecycle.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -444,6 +445,25 @@ impl Store for PgStore {
 
     async fn key_by_hash(&self, hash: TokenHash) -> Result<Option<ApiKey>, StoreError> {
         read!(self, |c| sql::key_by_hash(c, hash))
+    }
+
+    async fn rotate_key(
+        &self,
+        old: KeyId,
+        grace_until: OffsetDateTime,
+        new: ApiKey,
+        hash: TokenHash,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::rotate_key(&tx, old, grace_until, &new, hash).await? })
+    }
+
+    async fn touch_keys(&self, used: Vec<(KeyId, OffsetDateTime)>) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sql::touch_keys(&tx, &used).await? })
     }
 
     async fn create_import(&self, job: ImportJob, file: Vec<u8>) -> Result<(), StoreError> {

@@ -338,10 +338,13 @@ pub(super) async fn list_leads(c: &impl GenericClient, after: Option<LeadId>, n:
 // ---------------------------------------------------------------------------------------
 // Keys
 
-const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at, expires_at, last_used_at, rotated_at, \
+                           rate_limit_per_minute, allowed_ips";
 
 fn key_from_row(row: &Row) -> Result<ApiKey, Fail> {
     let Json(scopes) = row.try_get(3)?;
+    let Json(allowed_ips) = row.try_get(10)?;
+    let rate: Option<i32> = row.try_get(9)?;
     Ok(ApiKey {
         id: KeyId::from(row.try_get::<_, Uuid>(0)?),
         name: row.try_get(1)?,
@@ -349,16 +352,67 @@ fn key_from_row(row: &Row) -> Result<ApiKey, Fail> {
         scopes,
         created_at: row.try_get(4)?,
         revoked_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        last_used_at: row.try_get(7)?,
+        rotated_at: row.try_get(8)?,
+        rate_limit_per_minute: rate.and_then(|r| u32::try_from(r).ok()),
+        allowed_ips,
     })
 }
 
 pub(super) async fn create_key(c: &impl GenericClient, key: &ApiKey, hash: TokenHash) -> Result<(), Fail> {
     exec(
         c,
-        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[key.id.as_uuid(), &key.name, &key.prefix, &hash.to_hex(), &Json(&key.scopes), &key.created_at],
+        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at, expires_at, rate_limit_per_minute,
+                               allowed_ips)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            key.id.as_uuid(),
+            &key.name,
+            &key.prefix,
+            &hash.to_hex(),
+            &Json(&key.scopes),
+            &key.created_at,
+            &key.expires_at,
+            &key.rate_limit_per_minute.map(|r| i32::try_from(r).unwrap_or(i32::MAX)),
+            &Json(&key.allowed_ips),
+        ],
     )
     .await?;
+    Ok(())
+}
+
+/// Marks the active key `old` rotated, its expiry brought forward to `grace_until`, and
+/// stores its successor; `None` when `old` is not an active, unrotated key.
+pub(super) async fn rotate_key(
+    c: &impl GenericClient,
+    old: KeyId,
+    grace_until: OffsetDateTime,
+    new: &ApiKey,
+    hash: TokenHash,
+) -> Result<Option<ApiKey>, Fail> {
+    let sql = format!(
+        "UPDATE api_keys SET rotated_at = $2, expires_at = LEAST(coalesce(expires_at, $3), $3)
+         WHERE id = $1 AND revoked_at IS NULL AND rotated_at IS NULL RETURNING {KEY_COLUMNS}"
+    );
+    let Some(row) = opt(c, &sql, &[old.as_uuid(), &new.created_at, &grace_until]).await? else {
+        return Ok(None);
+    };
+    let rotated = key_from_row(&row)?;
+    create_key(c, new, hash).await?;
+    Ok(Some(rotated))
+}
+
+/// Records when keys were last used (never moving a time back).
+pub(super) async fn touch_keys(c: &impl GenericClient, used: &[(KeyId, OffsetDateTime)]) -> Result<(), Fail> {
+    for (id, at) in used {
+        exec(
+            c,
+            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            &[id.as_uuid(), at],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -373,11 +427,15 @@ pub(super) async fn key_by_hash(c: &impl GenericClient, hash: TokenHash) -> Resu
 }
 
 pub(super) async fn revoke_key(c: &impl GenericClient, which: &str) -> Result<Option<ApiKey>, Fail> {
+    // During a rotation's grace a name holds two keys: both go. The current one answers.
     let sql = format!(
         "UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND (name = $1 OR id::text = $1) RETURNING {KEY_COLUMNS}"
     );
     let now = OffsetDateTime::now_utc();
-    opt(c, &sql, &[&which, &now]).await?.as_ref().map(key_from_row).transpose()
+    let mut revoked: Vec<ApiKey> =
+        rows(c, &sql, &[&which, &now]).await?.iter().map(key_from_row).collect::<Result<_, _>>()?;
+    revoked.sort_by_key(|k| (k.rotated_at.is_some(), std::cmp::Reverse(k.created_at)));
+    Ok(revoked.into_iter().next())
 }
 
 // ---------------------------------------------------------------------------------------

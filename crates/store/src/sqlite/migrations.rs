@@ -26,6 +26,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../../migrations/sqlite/0017_audit.sql")),
     (18, include_str!("../../migrations/sqlite/0018_privacy.sql")),
     (19, include_str!("../../migrations/sqlite/0019_retention.sql")),
+    (20, include_str!("../../migrations/sqlite/0020_key_lifecycle.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

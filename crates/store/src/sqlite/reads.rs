@@ -130,13 +130,17 @@ pub(super) fn get_submission(conn: &Connection, id: SubmissionId) -> Result<Opti
     found.transpose()
 }
 
-pub(super) const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at";
+pub(super) const KEY_COLUMNS: &str = "id, name, prefix, scopes, created_at, revoked_at, expires_at, last_used_at, \
+                                      rotated_at, rate_limit_per_minute, allowed_ips";
 
 pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ApiKey, StoreError>> {
     let id: String = r.get(0)?;
     let scopes: String = r.get(3)?;
     let revoked: Option<i64> = r.get(5)?;
     let (name, prefix, created): (String, String, i64) = (r.get(1)?, r.get(2)?, r.get(4)?);
+    let (expires, used, rotated): (Option<i64>, Option<i64>, Option<i64>) = (r.get(6)?, r.get(7)?, r.get(8)?);
+    let rate: Option<i64> = r.get(9)?;
+    let ips: String = r.get(10)?;
     Ok((|| {
         Ok(ApiKey {
             id: id.parse::<KeyId>().map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -145,6 +149,11 @@ pub(super) fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Api
             scopes: serde_json::from_str(&scopes)?,
             created_at: from_millis(created),
             revoked_at: revoked.map(from_millis),
+            expires_at: expires.map(from_millis),
+            last_used_at: used.map(from_millis),
+            rotated_at: rotated.map(from_millis),
+            rate_limit_per_minute: rate.and_then(|r| u32::try_from(r).ok()),
+            allowed_ips: serde_json::from_str(&ips)?,
         })
     })())
 }

@@ -3,10 +3,10 @@
 
 use super::{Command, KEY_COLUMNS, capture, health, key_from_row, millis};
 use crate::{Captured, StoreError};
-use leadflow_core::SubmissionId;
 use leadflow_core::error::FieldError;
 use leadflow_core::health::Tally;
 use leadflow_core::keys::{ApiKey, TokenHash};
+use leadflow_core::{KeyId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -237,10 +237,23 @@ pub(super) fn reject(
 
 pub(super) fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Result<(), StoreError> {
     let scopes = serde_json::to_string(&key.scopes)?;
+    let ips = serde_json::to_string(&key.allowed_ips)?;
     conn.prepare_cached(
-        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_keys (id, name, prefix, token_hash, scopes, created_at, expires_at, rate_limit_per_minute,
+                               allowed_ips)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![key.id.to_string(), key.name, key.prefix, hash.to_hex(), scopes, millis(key.created_at)])
+    .execute(params![
+        key.id.to_string(),
+        key.name,
+        key.prefix,
+        hash.to_hex(),
+        scopes,
+        millis(key.created_at),
+        key.expires_at.map(millis),
+        key.rate_limit_per_minute,
+        ips
+    ])
     .map_err(|e| match StoreError::from(e) {
         StoreError::Conflict(_) => StoreError::Conflict(format!("an active key named {:?} already exists", key.name)),
         other => other,
@@ -248,19 +261,60 @@ pub(super) fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Re
     Ok(())
 }
 
+/// Marks the active key `old` rotated, its expiry brought forward to `grace_until`, and
+/// stores its successor; `None` when `old` is not an active, unrotated key.
+pub(super) fn rotate_key(
+    conn: &Connection,
+    old: KeyId,
+    grace_until: OffsetDateTime,
+    new: &ApiKey,
+    hash: TokenHash,
+) -> Result<Option<ApiKey>, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE api_keys SET rotated_at = ?2, expires_at = min(coalesce(expires_at, ?3), ?3)
+             WHERE id = ?1 AND revoked_at IS NULL AND rotated_at IS NULL",
+        )?
+        .execute(params![old.to_string(), millis(new.created_at), millis(grace_until)])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    create_key(conn, new, hash)?;
+    conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?
+        .query_row([old.to_string()], key_from_row)
+        .optional()?
+        .transpose()
+}
+
+/// Records when keys were last used (never moving a time back).
+pub(super) fn touch_keys(conn: &Connection, used: &[(KeyId, OffsetDateTime)]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    )?;
+    for (id, at) in used {
+        stmt.execute(params![id.to_string(), millis(*at)])?;
+    }
+    Ok(())
+}
+
 pub(super) fn revoke_key(conn: &Connection, which: &str) -> Result<Option<ApiKey>, StoreError> {
+    // During a rotation's grace a name holds two keys: both go. The current one answers.
     let found = conn
         .prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL"
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE (name = ?1 OR id = ?1) AND revoked_at IS NULL
+             ORDER BY rotated_at IS NOT NULL, created_at DESC"
         ))?
-        .query_row([which], key_from_row)
-        .optional()?;
-    let Some(mut key) = found.transpose()? else {
+        .query_map([which], key_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let found: Vec<ApiKey> = found.into_iter().collect::<Result<_, _>>()?;
+    let Some(mut key) = found.first().cloned() else {
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();
-    conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
-        .execute(params![key.id.to_string(), millis(now)])?;
+    let mut revoke = conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?;
+    for k in &found {
+        revoke.execute(params![k.id.to_string(), millis(now)])?;
+    }
     key.revoked_at = Some(now);
     Ok(Some(key))
 }

@@ -20,8 +20,25 @@ use leadflow_core::source::Adapter;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+/// Verifies and splits a request. During a rotation of the source's secret a request the
+/// current secret refuses is tried with the previous one: senders switch at their pace.
 pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets, rules: &SpamRules) -> Result<Handled, HookError> {
-    let secret = secrets.secret.as_deref();
+    let current = handle_with(adapter, req, secrets.secret.as_deref(), secrets, rules);
+    match (&current, secrets.previous.as_deref()) {
+        (Err(HookError::Unauthorized(_)), Some(previous)) => {
+            handle_with(adapter, req, Some(previous), secrets, rules).or(current)
+        }
+        _ => current,
+    }
+}
+
+fn handle_with(
+    adapter: Adapter,
+    req: &HookRequest,
+    secret: Option<&str>,
+    secrets: &Secrets,
+    rules: &SpamRules,
+) -> Result<Handled, HookError> {
     match adapter {
         Adapter::Json => Err(not_a_provider()),
         Adapter::WebForm => web_form::handle(req, secret, rules),

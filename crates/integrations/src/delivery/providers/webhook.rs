@@ -12,7 +12,12 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
-pub(crate) async fn send(ctx: &Ctx<'_>, url: &Url, secret: &SigningSecret) -> Exchange {
+pub(crate) async fn send(
+    ctx: &Ctx<'_>,
+    url: &Url,
+    secret: &SigningSecret,
+    previous: Option<&SigningSecret>,
+) -> Exchange {
     let d = ctx.delivery;
     let body = json!({
         "type": d.event_type,
@@ -23,7 +28,11 @@ pub(crate) async fn send(ctx: &Ctx<'_>, url: &Url, secret: &SigningSecret) -> Ex
     .into_bytes();
     // Signed at send time: a retry is a new timestamp and a new signature.
     let timestamp = ctx.clock.wall().unix_timestamp();
-    let signature = sign(secret, &d.id, timestamp, &body);
+    // During a rotation both signatures go, space-separated as the specification allows.
+    let mut signature = sign(secret, &d.id, timestamp, &body);
+    if let Some(previous) = previous {
+        signature = format!("{signature} {}", sign(previous, &d.id, timestamp, &body));
+    }
     let ts = timestamp.to_string();
     let excerpt = request_excerpt(
         "POST",
