@@ -63,7 +63,7 @@ fn main() {
     }
     let lead_json = move |conn: usize, i: u64| {
         let lead = lead_json(conn, i);
-        if split && i % 2 == 0 { lead.replace("\"country\":\"US\"", "\"country\":\"DE\"") } else { lead }
+        if split && i.is_multiple_of(2) { lead.replace("\"country\":\"US\"", "\"country\":\"DE\"") } else { lead }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let postgres = std::env::var("BENCH_DATABASE").ok().map(|server| {

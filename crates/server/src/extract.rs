@@ -75,10 +75,27 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        let key = app.keys.admit(&app.store, ApiToken::presented(token).hash(), client).await?;
+        let key = app.keys.admit(&app.store, ApiToken::presented(token).hash(), ClientAddr::of(parts).0).await?;
         tracing::Span::current().record("key_id", tracing::field::display(key.id));
         Ok(Self(key, request_id(parts)))
+    }
+}
+
+/// The client's address as the connection gives it (`None` when the server was not
+/// started with peer addresses, e.g. a router called in-process).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl ClientAddr {
+    pub fn of(parts: &Parts) -> Self {
+        Self(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
     }
 }
 

@@ -30,7 +30,7 @@ use leadflow_core::error::{FieldError, FieldErrorCode};
 use leadflow_core::keys::{ApiKey, ApiToken, Scope};
 use leadflow_core::pipeline::{LeadEvent, Outcome, Rules, prepare};
 use leadflow_core::resolve::Matching;
-use leadflow_core::{Email, KeyId, Lead, LeadId, SourceName};
+use leadflow_core::{Email, Lead, LeadId, SourceName};
 use serde_json::{Map, Value, json};
 use std::any::Any;
 use std::collections::HashSet;

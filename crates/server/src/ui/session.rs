@@ -103,17 +103,13 @@ async fn reader_key(
     Ok(key.filter(|k| k.can_read() && k.admits(now, client).is_ok()).map(|k| (k, hash)))
 }
 
-fn client_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
-}
-
 /// Without a valid session, a page answers with a redirect to the login form.
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         let Some(token) = session_token(parts) else { return Err(Redirect::to(LOGIN).into_response()) };
-        match reader_key(app, &token, client_of(&parts.extensions)).await {
+        match reader_key(app, &token, crate::extract::ClientAddr::of(parts).0).await {
             Ok(Some((key, hash))) => {
                 tracing::Span::current().record("key_id", tracing::field::display(key.id));
                 let csrf = app.csrf.token(&hash);
@@ -192,14 +188,13 @@ pub struct LoginIn {
 /// login form (401); a good one sets the session cookie and opens the overview.
 pub async fn login(
     State(app): State<AppState>,
-    peer: Option<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+    crate::extract::ClientAddr(client): crate::extract::ClientAddr,
     headers: HeaderMap,
     Form(body): Form<LoginIn>,
 ) -> Result<Response, UiError> {
     let token = body.token.trim();
     // Tokens are `lf_` and hex: anything else cannot be a key, and would not fit a cookie.
     let plausible = !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let client = peer.map(|p| p.0.ip());
     let key = if plausible { reader_key(&app, token, client).await? } else { None };
     if let Some((key, _)) = key {
         let actor = leadflow_app::audit::key_actor(key.id);
