@@ -16,7 +16,7 @@ const TOKENS: &[&str] = &[
     "{", "}", "[", "]", "\"", ":", ",", "null", "true", "false", "0", "-1", "1e308", "\\u0000", "\\ud800",
     "\"email\":", "\"phone\":", "\"country\":", "\"state\":", "\"first_name\":", "\"full_name\":",
     "\"employee_count\":", "\"consent\":{\"granted\":true}", "\"custom\":{}", "[[sources]]\n", "[sources.mapping]\n",
-    "[server]\n", "name = ", " = ", "\"", "'", "'''", "\"\"\"", "\n", "\r\n", "#", ".", "x", "ext. ", ";ext=", "tel:",
+    "[server]\n", "[[regions]]\n", "countries = [\"EU\"]\n", "default = true\n", "name = ", " = ", "\"", "'", "'''", "\"\"\"", "\n", "\r\n", "#", ".", "x", "ext. ", ";ext=", "tel:",
     "+", "+1 ", "+44 ", "00", "011 ", "(", ")", "-", " ", "\t", "é", "ß", "İ", "\u{0660}", "\u{FF10}", "🇩🇪", "🇺🇸",
     "United States", "Georgia", "Korea", "UK", "calif.", "N.S.W.", "Québec", "US-CA", "%%\n", "join", "separator",
     "ignore", "synonyms", "contact.email", "a[0]", "a[-1]", "\"a.b\"", "<", ">", "</", "/>", "&amp;", "&#x41;",

@@ -95,9 +95,16 @@ pub(crate) async fn run(action: KeysCommand) -> Result<(), Failure> {
             let created = store.create_key(key.clone(), token.hash()).await;
             if created.is_ok() {
                 let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
-                let detail = json!({"name": key.name, "scopes": scopes, "expires_at": key.expires_at.map(rfc3339),
-                                    "rate_limit_per_minute": key.rate_limit_per_minute,
-                                    "allowed_ips": key.allowed_ips});
+                let mut detail = json!({"name": key.name, "scopes": scopes});
+                if let Some(at) = key.expires_at {
+                    detail["expires_at"] = json!(rfc3339(at));
+                }
+                if let Some(rate) = key.rate_limit_per_minute {
+                    detail["rate_limit_per_minute"] = json!(rate);
+                }
+                if !key.allowed_ips.is_empty() {
+                    detail["allowed_ips"] = json!(key.allowed_ips);
+                }
                 audit::note(&store, vec![NewEntry::new(CLI, Action::KeyCreated, key_actor(key.id)).detail(detail)])
                     .await;
             }

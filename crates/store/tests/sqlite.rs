@@ -55,7 +55,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
     // queue, records in the key index, no health, alerts, audit log, consent ledger,
-    // suppressions or retention runs, no record of migrations 11 and later.
+    // suppressions or retention runs, no key lifecycle, no record of migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
@@ -69,6 +69,11 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          DROP TABLE consent_ledger; DROP TABLE suppressions;
          DROP TABLE audit_log;
          DROP TABLE retention_runs;
+         DROP INDEX api_keys_active_name;
+         ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN last_used_at;
+         ALTER TABLE api_keys DROP COLUMN rotated_at; ALTER TABLE api_keys DROP COLUMN rate_limit_per_minute;
+         ALTER TABLE api_keys DROP COLUMN allowed_ips;
+         CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL;
          DELETE FROM schema_migrations WHERE version >= 11;",
     )
     .unwrap();

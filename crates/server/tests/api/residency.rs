@@ -110,6 +110,10 @@ async fn an_eu_lead_lives_only_in_the_eu_database_and_reads_cross_regions() {
     let report: Value = app.get("/v1/reports/sources").await.json().await.unwrap();
     let total: u64 = report["rows"].as_array().unwrap().iter().map(|r| r["leads"].as_u64().unwrap()).sum();
     assert_eq!(total, 2, "{report}");
+    // The health report (the dashboard's numbers) adds the regions up.
+    let health: Value = app.get("/v1/health").await.json().await.unwrap();
+    let api = health["sources"].as_array().unwrap().iter().find(|s| s["name"] == "api").unwrap().clone();
+    assert_eq!(api["counts"]["day"]["created"], 2, "{api}");
     let deliveries = app.store.lead_deliveries(eu_id.parse().unwrap(), 10).await.unwrap();
     assert_eq!(deliveries.len(), 1, "the outbox row is read from the lead's region");
     let audit: Value = app.get(&format!("/v1/audit?target={eu_id}")).await.json().await.unwrap();
