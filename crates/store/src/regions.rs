@@ -248,6 +248,26 @@ impl Regional {
         slots.into_iter().map(|s| s.ok_or_else(|| StoreError::Internal("an item went unanswered".into()))).collect()
     }
 
+    /// Sends each item to its region's store, a call per region, and answers in the items'
+    /// order.
+    async fn scatter<'a, T, U, F, Fut>(
+        &'a self,
+        items: Vec<T>,
+        places: Vec<usize>,
+        call: F,
+    ) -> Result<Vec<U>, StoreError>
+    where
+        F: Fn(&'a DynStore, Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<U>, StoreError>> + 'a,
+    {
+        let n = items.len();
+        let mut parts = Vec::new();
+        for (r, positions, items) in self.grouped(items, places) {
+            parts.push((positions, call(self.store(r), items).await?));
+        }
+        Self::in_order(n, parts)
+    }
+
     /// Groups items by region, keeping each item's position.
     fn grouped<T>(&self, items: Vec<T>, regions: Vec<usize>) -> Vec<(usize, Vec<usize>, Vec<T>)> {
         let mut groups: BTreeMap<usize, (Vec<usize>, Vec<T>)> = BTreeMap::new();
@@ -274,6 +294,14 @@ impl Regional {
             self.store(r).discard_submissions(ids).await?;
         }
         Ok(())
+    }
+
+    /// Each region's page of an inbox listing, as one page; where each waits is learnt.
+    fn merged_waiting(&self, lists: Vec<Vec<StoredSubmission>>, limit: usize) -> Vec<StoredSubmission> {
+        for (r, list) in lists.iter().enumerate() {
+            self.learn_waiting(r, list);
+        }
+        Self::merged(lists, limit, |s| s.submission.id)
     }
 
     fn learn_waiting(&self, region: usize, submissions: &[StoredSubmission]) {
@@ -377,13 +405,8 @@ impl Store for Regional {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        let mut lists = Vec::new();
-        for (r, region) in self.regions.iter().enumerate() {
-            let list = region.store.list_quarantine(source.clone(), after, limit).await?;
-            self.learn_waiting(r, &list);
-            lists.push(list);
-        }
-        Ok(Self::merged(lists, limit, |s| s.submission.id))
+        let lists = self.each(|s| s.list_quarantine(source.clone(), after, limit)).await?;
+        Ok(self.merged_waiting(lists, limit))
     }
 
     async fn list_pending(
@@ -392,13 +415,8 @@ impl Store for Regional {
         after: Option<SubmissionId>,
         limit: usize,
     ) -> Result<Vec<StoredSubmission>, StoreError> {
-        let mut lists = Vec::new();
-        for (r, region) in self.regions.iter().enumerate() {
-            let list = region.store.list_pending(source.clone(), after, limit).await?;
-            self.learn_waiting(r, &list);
-            lists.push(list);
-        }
-        Ok(Self::merged(lists, limit, |s| s.submission.id))
+        let lists = self.each(|s| s.list_pending(source.clone(), after, limit)).await?;
+        Ok(self.merged_waiting(lists, limit))
     }
 
     async fn get_submission(&self, id: SubmissionId) -> Result<Option<StoredSubmission>, StoreError> {
@@ -608,11 +626,7 @@ impl Store for Regional {
             };
             places.push(region.unwrap_or(self.home));
         }
-        let mut parts = Vec::new();
-        for (r, positions, events) in self.grouped(events, places) {
-            parts.push((positions, self.store(r).record_events(events).await?));
-        }
-        Self::in_order(n, parts)
+        self.scatter(events, places, |store, events| store.record_events(events)).await
     }
 
     async fn lead_events(&self, lead: LeadId, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -654,11 +668,7 @@ impl Store for Regional {
             }
             places.push(region.unwrap_or(self.home));
         }
-        let mut parts = Vec::new();
-        for (r, positions, items) in self.grouped(items, places) {
-            parts.push((positions, self.store(r).record_feedback(items).await?));
-        }
-        Self::in_order(n, parts)
+        self.scatter(items, places, |store, items| store.record_feedback(items)).await
     }
 
     async fn link_crm_record(&self, destination: &str, crm_id: &str, lead: LeadId) -> Result<u64, StoreError> {
@@ -1053,11 +1063,7 @@ impl Store for Regional {
             };
             places.push(region.unwrap_or(self.home));
         }
-        let mut parts = Vec::new();
-        for (r, positions, entries) in self.grouped(entries, places) {
-            parts.push((positions, self.store(r).append_audit(entries).await?));
-        }
-        Self::in_order(n, parts)
+        self.scatter(entries, places, |store, entries| store.append_audit(entries)).await
     }
 
     async fn list_audit(&self, filter: AuditFilter) -> Result<Vec<leadflow_core::audit::Entry>, StoreError> {
