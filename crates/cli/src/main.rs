@@ -57,6 +57,13 @@ enum Command {
         /// The address to listen on (default 127.0.0.1:8080).
         #[arg(long, env = "LEADFLOW_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key; or `[server]
+        /// tls_cert`). Reloaded on SIGHUP and when the file changes.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Create, list, rotate and revoke API keys.
     Keys {
@@ -296,7 +303,7 @@ fn init_logging() {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Serve { data, listen } => serve(data, listen).await,
+        Command::Serve { data, listen, tls_cert, tls_key } => serve(data, listen, tls_cert.zip(tls_key)).await,
         Command::Keys { action } => keys::run(action).await,
         Command::CheckConfig { file, config } => check_config(file.or(config)),
         Command::Import { data, file, source, report, dry_run, sheet } => {
@@ -454,13 +461,17 @@ pub(crate) async fn open_app(data: &DataArgs) -> Result<App, Failure> {
         .map_err(|e| Failure::Store(e.to_string()))
 }
 
-async fn serve(data: DataArgs, listen: Option<SocketAddr>) -> Result<(), Failure> {
+async fn serve(data: DataArgs, listen: Option<SocketAddr>, tls: Option<(PathBuf, PathBuf)>) -> Result<(), Failure> {
     let (store, mut config, file) = open_loaded(&data).await?;
     let loaded =
         leadflow_app::audit::config_loaded(file.as_ref().map(|(path, text)| (path.as_path(), text.as_bytes())));
     audit::note(&store, vec![loaded]).await;
     if let Some(addr) = listen {
         config.server.listen = addr;
+    }
+    if let Some((cert, key)) = tls {
+        config.server.tls_cert = Some(cert);
+        config.server.tls_key = Some(key);
     }
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

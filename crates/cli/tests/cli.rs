@@ -1519,3 +1519,59 @@ fn keys_rotate_with_a_grace_and_list_their_lifecycle() {
     let unknown = run(dir.path(), &["keys", "rotate", "nobody", "--grace", "1h"]);
     assert!(!unknown.status.success());
 }
+
+/// The certificate `serve` presents on `addr` (the test certificates are trusted).
+async fn presented_certificate(addr: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/data/tls");
+    let mut roots = rustls::RootCertStore::empty();
+    for name in ["a.crt", "b.crt"] {
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(fixtures.join(name)).unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap();
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response));
+    presented
+}
+
+#[tokio::test]
+async fn serve_with_tls_flags_speaks_https_and_reloads_its_certificate_on_sighup() {
+    use rustls::pki_types::pem::PemObject;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/data/tls");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(fixtures.join("a.crt"), &cert).unwrap();
+    std::fs::copy(fixtures.join("a.key"), &key).unwrap();
+    let mut server = Server::start_with(dir.path(), &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let der = |name: &str| rustls::pki_types::CertificateDer::from_pem_file(fixtures.join(name)).unwrap().to_vec();
+    assert_eq!(presented_certificate(&addr).await, der("a.crt"));
+
+    // New files that keep the old modification times: only the signal can tell.
+    for (from, to) in [("b.key", &key), ("b.crt", &cert)] {
+        let modified = std::fs::metadata(to).unwrap().modified().unwrap();
+        let staged = dir.path().join(format!("{from}.new"));
+        std::fs::copy(fixtures.join(from), &staged).unwrap();
+        std::fs::File::options().write(true).open(&staged).unwrap().set_modified(modified).unwrap();
+        std::fs::rename(&staged, to).unwrap();
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while presented_certificate(&addr).await != der("b.crt") {
+        assert!(std::time::Instant::now() < deadline, "SIGHUP did not reload the certificate");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.terminate().success(), "SIGHUP did not stop the server");
+}

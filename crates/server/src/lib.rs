@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;
+pub mod tls;
 pub mod ui;
 
 use axum::Router;
@@ -289,11 +290,24 @@ pub async fn launch_with(
         let state = AppState { metrics: MetricsAccess { here: true, ..access }, ..state.clone() };
         let router = with_common_layers(Router::new().route("/metrics", axum::routing::get(routes::meta::metrics)))
             .with_state(state);
-        tokio::spawn(serve::serve(listener, router, limits, async move {
+        tokio::spawn(serve::serve(listener, router, limits, None, async move {
             let _ = metrics_stopped.await;
         }))
     });
-    serve::serve(listener, router(state), limits, shutdown).await;
+    let (tls, watching) = match (&state.config.server.tls_cert, &state.config.server.tls_key) {
+        (Some(cert), Some(key)) => {
+            let certificates = tls::Certificates::load(cert, key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let acceptor =
+                certificates.acceptor().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            (Some(acceptor), Some(certificates.watch()))
+        }
+        _ => (None, None),
+    };
+    serve::serve(listener, router(state), limits, tls, shutdown).await;
+    if let Some(watching) = watching {
+        watching.abort();
+    }
     let _ = stop_metrics.send(());
     if let Some(server) = metrics_server
         && let Err(e) = server.await

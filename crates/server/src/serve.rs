@@ -14,6 +14,10 @@
 //!
 //! The peer address is put in each request as [`ConnectInfo`], as
 //! `into_make_service_with_connect_info` would.
+//!
+//! With TLS ([`crate::tls`]) each connection's handshake runs in its own task, bounded by
+//! the header read timeout; a client speaking plain HTTP to the TLS port fails the
+//! handshake and is closed without an answer.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -50,6 +54,7 @@ pub async fn serve(
     mut listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
@@ -75,11 +80,28 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let service = TowerToHyperService::new(service);
+        let (watcher, http, tls) = (graceful.watcher(), http.clone(), tls.clone());
         metrics::gauge!("leadflow_http_open_connections").increment(1.0);
         tokio::spawn(async move {
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not finished within the header read timeout");
+                            Ok(())
+                        }
+                    }
+                }
+            };
             // Header timeouts, resets and malformed requests end here; none is the server's fault.
-            if let Err(e) = connection.await {
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
             metrics::gauge!("leadflow_http_open_connections").decrement(1.0);

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// How long an instance trusts the API key it read: a revocation (or a rotation's
     /// end) reaches every instance within it. 0 reads the key on every request.
     pub key_cache_ttl: Duration,
+    /// HTTPS on `listen`: the PEM certificate chain and private key (both or neither).
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +69,8 @@ impl Default for ServerConfig {
             metrics_key_env: None,
             metrics_listen: None,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -124,6 +129,8 @@ pub(crate) fn read_server(p: &mut Problems, t: &Table) -> ServerConfig {
                 _ => p.push(span(item), &path, "must be a whole number of requests, 0 for no limit"),
             },
             "metrics_key_env" => server.metrics_key_env = p.env_name(item, &path),
+            "tls_cert" => server.tls_cert = p.string(item, &path).map(std::path::PathBuf::from),
+            "tls_key" => server.tls_key = p.string(item, &path).map(std::path::PathBuf::from),
             "key_cache_ttl" => match p.duration(item, &path) {
                 Some(d) if d <= Duration::from_secs(300) => server.key_cache_ttl = d,
                 Some(_) => p.push(span(item), &path, "must be at most 5m: a revoked key would live on that long"),
@@ -139,6 +146,10 @@ pub(crate) fn read_server(p: &mut Problems, t: &Table) -> ServerConfig {
             }
             _ => p.push(span(item), &path, "unknown key"),
         }
+    }
+    if server.tls_cert.is_some() != server.tls_key.is_some() {
+        let item = t.get("tls_cert").or_else(|| t.get("tls_key"));
+        p.push(item.and_then(span), "server.tls_cert", "tls_cert and tls_key go together");
     }
     if let Some(metrics) = server.metrics_listen
         && metrics == server.listen

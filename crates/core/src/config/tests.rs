@@ -760,3 +760,17 @@ api_version = "62.0"
     assert!(parse(&hook("http://127.0.0.1.evil.example/in", "")).is_err(), "a name that merely starts like loopback");
     assert!(parse(&hook("http://localhost@evil.example/in", "")).is_err(), "userinfo is not the host");
 }
+
+#[test]
+fn tls_files_go_together_and_the_key_cache_has_a_bound() {
+    let config =
+        parse("[server]\ntls_cert = \"/etc/tls/cert.pem\"\ntls_key = \"/etc/tls/key.pem\"\nkey_cache_ttl = \"0s\"\n")
+            .unwrap();
+    assert_eq!(config.server.tls_cert.as_deref(), Some(std::path::Path::new("/etc/tls/cert.pem")));
+    assert_eq!(config.server.tls_key.as_deref(), Some(std::path::Path::new("/etc/tls/key.pem")));
+    assert!(config.server.key_cache_ttl.is_zero());
+    assert_eq!(Config::default().server.key_cache_ttl, std::time::Duration::from_secs(5));
+    let errors = parse("[server]\ntls_cert = \"/etc/tls/cert.pem\"\nkey_cache_ttl = \"1h\"\n").unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["server.tls_cert", "server.key_cache_ttl"]);
+}

@@ -21,6 +21,7 @@ mod residency;
 mod routing;
 mod service;
 mod subject;
+mod tls;
 mod ui;
 
 use leadflow_core::config::Config;
