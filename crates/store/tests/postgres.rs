@@ -344,3 +344,46 @@ async fn a_submission_that_cannot_settle_stays_pending_and_its_group_settles() {
     assert_eq!(pending.iter().map(|s| s.id).collect::<Vec<_>>(), vec![submission_id], "kept in the inbox");
     assert!(a.groups_redone() >= 1);
 }
+
+/// Whether the store's connections (named `application`) use TLS, as the server sees them.
+async fn encrypted(admin: &tokio_postgres::Client, application: &str) -> Option<bool> {
+    let sql = "SELECT bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+               WHERE a.datname = current_database() AND a.application_name = $1";
+    admin.query_one(sql, &[&application]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn the_url_sslmode_decides_tls_to_postgres() {
+    let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
+    let (admin, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let ssl: String = admin.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(ssl, "on", "the test server must offer TLS (Debian's package does, with its snakeoil certificate)");
+    let with = |query: &str| format!("{}{}{query}", db.url, if db.url.contains('?') { "&" } else { "?" });
+    let open = |url: String| async move { PgStore::open(&url, &PgOptions::default(), Rules::default()).await };
+
+    let plain = open(with("application_name=lf-plain")).await.unwrap();
+    plain.count_leads().await.unwrap();
+    assert_eq!(encrypted(&admin, "lf-plain").await, Some(false), "no sslmode: plain, as before");
+    let required = open(with("application_name=lf-require&sslmode=require")).await.unwrap();
+    required.count_leads().await.unwrap();
+    assert_eq!(encrypted(&admin, "lf-require").await, Some(true));
+
+    // The server's own certificate as the trusted root: its chain verifies.
+    let cert: String = admin.query_one("SHOW ssl_cert_file", &[]).await.unwrap().get(0);
+    let verified = open(with(&format!("application_name=lf-ca&sslmode=verify-ca&sslrootcert={cert}"))).await.unwrap();
+    verified.count_leads().await.unwrap();
+    assert_eq!(encrypted(&admin, "lf-ca").await, Some(true));
+    // The system's roots do not vouch for a self-signed certificate.
+    let refused = open(with("sslmode=verify-full")).await;
+    let why = refused.err().map(|e| e.to_string().to_lowercase()).unwrap_or_default();
+    assert!(
+        why.contains("tls handshake") || why.contains("certificate"),
+        "an untrusted certificate was accepted: {why}"
+    );
+    let unknown = open(with("sslmode=sometimes")).await;
+    assert!(matches!(unknown, Err(leadflow_store::StoreError::Unsupported(_))));
+    for store in [plain, required, verified] {
+        store.close().await.unwrap();
+    }
+}

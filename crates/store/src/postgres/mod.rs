@@ -42,6 +42,7 @@ mod routing;
 mod settle;
 mod sql;
 mod subject;
+mod tls;
 
 pub(crate) use fail::Fail;
 
@@ -184,6 +185,7 @@ impl PgStore {
     /// Connects to the database a `postgres://` URL names and migrates it. The store
     /// settles under `rules`.
     pub async fn open(url: &str, options: &PgOptions, rules: Rules) -> Result<Self, StoreError> {
+        let (url, tls) = tls::split(url)?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Unsupported(format!("invalid PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
@@ -207,7 +209,14 @@ impl PgStore {
         config.options(&extra);
         // Fast recycling checks only that the connection task is alive; a connection the
         // server closed (a restart) is noticed there and replaced.
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls {
+            tls::Mode::Off => Manager::from_config(config, NoTls, recycling),
+            mode => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls::client_config(&mode)?);
+                Manager::from_config(config, tls, recycling)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections.max(1))
             .runtime(Runtime::Tokio1)
