@@ -66,13 +66,14 @@ pub struct RawSubmission {
 }
 
 impl RawSubmission {
+    /// The payload is kept as received, but for NUL characters ([`without_nul`]).
     pub fn new(source: SourceName, idempotency_key: Option<IdempotencyKey>, payload: Map<String, Value>) -> Self {
         Self {
             id: SubmissionId::new(),
             source,
             received_at: OffsetDateTime::now_utc(),
             idempotency_key,
-            payload,
+            payload: without_nul(payload),
             fingerprint: None,
         }
     }
@@ -83,6 +84,7 @@ impl RawSubmission {
         idempotency_key: Option<IdempotencyKey>,
         payload: Map<String, Value>,
     ) -> Self {
+        let payload = without_nul(payload);
         let fingerprint = idempotency_key.as_ref().map(|_| fingerprint(&payload));
         Self { fingerprint, ..Self::new(source, idempotency_key, payload) }
     }
@@ -92,6 +94,34 @@ impl RawSubmission {
     /// fingerprint on either side) is not a mismatch: the first outcome stands.
     pub fn reuses_key_of(&self, stored_fingerprint: Option<&str>) -> bool {
         matches!((self.fingerprint.as_deref(), stored_fingerprint), (Some(new), Some(old)) if new != old)
+    }
+}
+
+/// The payload without NUL characters in any string or key. PostgreSQL stores no NUL in
+/// text or JSON, and no field means one, so it is the one change made to what was
+/// received (other control characters are kept in `raw` and removed from the fields by
+/// normalization). A payload without NUL is returned as it came, unallocated.
+pub fn without_nul(payload: Map<String, Value>) -> Map<String, Value> {
+    fn has(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has(v)),
+            _ => false,
+        }
+    }
+    fn strip(v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(s.replace('\0', "")),
+            Value::Array(a) => Value::Array(a.into_iter().map(strip).collect()),
+            Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k.replace('\0', ""), strip(v))).collect()),
+            other => other,
+        }
+    }
+    if payload.iter().any(|(k, v)| k.contains('\0') || has(v)) {
+        payload.into_iter().map(|(k, v)| (k.replace('\0', ""), strip(v))).collect()
+    } else {
+        payload
     }
 }
 
@@ -122,6 +152,32 @@ impl std::io::Write for HashWriter<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nul_goes_from_every_string_and_key_and_nothing_else_changes() {
+        let Value::Object(sent) =
+            json!({"first\u{0}name": "A\u{0}da", "custom": {"notes": ["x\u{0}", 1, null]}, "ok": "as is"})
+        else {
+            unreachable!()
+        };
+        let kept = RawSubmission::new(SourceName::api(), None, sent).payload;
+        assert_eq!(
+            Value::Object(kept),
+            json!({"firstname": "Ada", "custom": {"notes": ["x", 1, null]}, "ok": "as is"})
+        );
+        let Value::Object(clean) = json!({"email": "ada@example.com", "n": [1, {"a": "b"}]}) else { unreachable!() };
+        assert_eq!(without_nul(clean.clone()), clean);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_nul_survives(key in "(\\x00|\\PC){0,6}", value in "(\\x00|\\PC){0,12}", nested in "(\\x00|\\PC){0,12}") {
+            let payload: Map<String, Value> =
+                [(key.clone(), Value::String(value)), ("n".into(), json!([nested, {key: "v\u{0}"}]))].into_iter().collect();
+            let text = serde_json::to_string(&without_nul(payload)).unwrap_or_default();
+            proptest::prop_assert!(!text.contains("\\u0000"), "{}", text);
+        }
+    }
 
     fn keyed(v: Value) -> RawSubmission {
         let key = IdempotencyKey::parse("k-1").ok();

@@ -135,6 +135,7 @@ macro_rules! conformance_suite {
             same_email_merges_into_one_lead,
             email_match_ignores_case_and_space,
             known_emails_are_found_by_mailbox_in_one_read,
+            a_nul_in_what_was_received_is_dropped_and_the_lead_settles,
             one_mailbox_under_provider_rules_is_one_lead_without_fuzzy_matching,
             idempotency_key_returns_the_first_outcome,
             idempotency_keys_are_scoped_to_the_source,
@@ -302,6 +303,23 @@ pub async fn known_emails_are_found_by_mailbox_in_one_read(store: &DynStore) {
     let known = store.known_emails(vec![email("ADA@acme.com"), email("bob@acme.com")]).await.unwrap();
     assert_eq!(known, vec![email("ADA@acme.com")], "the mailbox, not the spelling");
     assert!(store.known_emails(Vec::new()).await.unwrap().is_empty());
+}
+
+pub async fn a_nul_in_what_was_received_is_dropped_and_the_lead_settles(store: &DynStore) {
+    // PostgreSQL stores no NUL: the submission drops it as it is made, before anything
+    // is prepared from it.
+    let submission = RawSubmission::new(
+        SourceName::api(),
+        None,
+        payload(json!({"email": "nul@acme.com", "first_name": "A\u{0}da", "custom": {"no\u{0}te": ["x\u{0}y"]}})),
+    );
+    let candidate = prepare(&submission.payload, &SourceConfig::api(), &PICKLISTS).expect("a valid lead");
+    let c = store.capture(vec![CaptureItem { submission, candidate }]).await.unwrap();
+    let lead = settled(&c[0]).1.clone();
+    assert_eq!(lead.fields.first_name.as_deref(), Some("Ada"));
+    assert_eq!(lead.custom.get("note"), Some(&json!(["xy"])), "{:?}", lead.custom);
+    let stored = store.get_lead(lead.id).await.unwrap().unwrap();
+    assert_eq!(stored.raw.get("first_name"), Some(&json!("Ada")));
 }
 
 pub async fn email_match_ignores_case_and_space(store: &DynStore) {

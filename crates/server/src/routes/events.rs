@@ -154,7 +154,10 @@ impl Strict<EventIn> {
         let text = |errors: &mut Vec<FieldError>, field: &str, sent: &Sent, max: usize| -> Option<String> {
             match sent.value()? {
                 Value::String(s) if s.trim().is_empty() => None,
-                Value::String(s) if s.len() <= max => Some(s.trim().to_owned()),
+                // NUL is not stored (PostgreSQL refuses it): as in a lead's payload, it goes.
+                Value::String(s) if s.len() <= max => {
+                    Some(s.replace('\0', "").trim().to_owned()).filter(|s| !s.is_empty())
+                }
                 Value::String(_) => {
                     errors.push(FieldError::new(at(field), FieldErrorCode::TooLong, format!("at most {max} bytes")));
                     None
@@ -223,7 +226,7 @@ impl Strict<EventIn> {
         let url = text(&mut errors, "url", &body.url, MAX_URL);
         let properties = match body.properties.into_given() {
             None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m,
+            Some(Value::Object(m)) => leadflow_core::capture::without_nul(m),
             Some(_) => {
                 errors.push(FieldError::new(
                     at("properties"),

@@ -157,3 +157,21 @@ async fn event_requests_are_checked() {
     problem(r, 400).await;
     problem(app.get(&format!("/v1/leads/{}/events", uuid::Uuid::now_v7())).await, 404).await;
 }
+
+#[tokio::test]
+async fn a_nul_in_an_event_is_dropped_not_refused() {
+    let app = spawn_app_with(Config::default()).await;
+    let lead: Value = app.post("/v1/leads", &json!({"email": "nul@example.com"})).await.json().await.unwrap();
+    let r = app
+        .post(
+            "/v1/events",
+            &json!({"type": "page_view", "email": "nul@example.com", "url": "https://acme.com/pri\u{0}cing",
+                    "properties": {"ti\u{0}tle": "Pri\u{0}cing"}}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let id: leadflow_core::LeadId = lead["id"].as_str().unwrap().parse().unwrap();
+    let events = app.store.lead_events(id, 10).await.unwrap();
+    assert_eq!(events[0].url.as_deref(), Some("https://acme.com/pricing"));
+    assert_eq!(events[0].properties.get("title"), Some(&json!("Pricing")));
+}
