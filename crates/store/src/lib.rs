@@ -528,9 +528,9 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes the active key with this name or id; `None` when there is none.
     async fn revoke_key(&self, name_or_id: &str) -> Result<Option<ApiKey>, StoreError>;
 
-    /// Rotates the active key `old`: it is marked rotated and expires at `grace_until` (or
-    /// its own expiry if sooner), and `new` (its successor, same name) is stored, in one
-    /// transaction. The rotated key as it now stands; `None` when `old` is not an active,
+    /// Rotates the active key `old`: it is marked rotated and expires at `grace_until` (the
+    /// end of its grace as [`ApiKey::grace_end`] decides it), and `new` (its successor, same
+    /// name) is stored, in one transaction. The rotated key as it now stands; `None` when `old` is not an active,
     /// unrotated key.
     async fn rotate_key(
         &self,

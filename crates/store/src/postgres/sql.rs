@@ -382,7 +382,8 @@ pub(super) async fn create_key(c: &impl GenericClient, key: &ApiKey, hash: Token
     Ok(())
 }
 
-/// Marks the active key `old` rotated, its expiry brought forward to `grace_until`, and
+/// Marks the active key `old` rotated, expiring at `grace_until` (the core's
+/// [`ApiKey::grace_end`]), and
 /// stores its successor; `None` when `old` is not an active, unrotated key.
 pub(super) async fn rotate_key(
     c: &impl GenericClient,
@@ -392,7 +393,7 @@ pub(super) async fn rotate_key(
     hash: TokenHash,
 ) -> Result<Option<ApiKey>, Fail> {
     let sql = format!(
-        "UPDATE api_keys SET rotated_at = $2, expires_at = LEAST(coalesce(expires_at, $3), $3)
+        "UPDATE api_keys SET rotated_at = $2, expires_at = $3
          WHERE id = $1 AND revoked_at IS NULL AND rotated_at IS NULL RETURNING {KEY_COLUMNS}"
     );
     let Some(row) = opt(c, &sql, &[old.as_uuid(), &new.created_at, &grace_until]).await? else {

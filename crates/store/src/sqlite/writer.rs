@@ -261,7 +261,8 @@ pub(super) fn create_key(conn: &Connection, key: &ApiKey, hash: TokenHash) -> Re
     Ok(())
 }
 
-/// Marks the active key `old` rotated, its expiry brought forward to `grace_until`, and
+/// Marks the active key `old` rotated, expiring at `grace_until` (the core's
+/// [`ApiKey::grace_end`]), and
 /// stores its successor; `None` when `old` is not an active, unrotated key.
 pub(super) fn rotate_key(
     conn: &Connection,
@@ -272,7 +273,7 @@ pub(super) fn rotate_key(
 ) -> Result<Option<ApiKey>, StoreError> {
     let changed = conn
         .prepare_cached(
-            "UPDATE api_keys SET rotated_at = ?2, expires_at = min(coalesce(expires_at, ?3), ?3)
+            "UPDATE api_keys SET rotated_at = ?2, expires_at = ?3
              WHERE id = ?1 AND revoked_at IS NULL AND rotated_at IS NULL",
         )?
         .execute(params![old.to_string(), millis(new.created_at), millis(grace_until)])?;
