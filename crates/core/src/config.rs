@@ -77,6 +77,11 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[[regions]]`: where each lead is stored; empty for one database (`[database]`).
     pub regions: crate::region::Regions,
+    /// `[encryption]`: where the master keys come from.
+    pub encryption: crate::encryption::EncryptionConfig,
+    /// The master keys, once the application has read them from the environment
+    /// ([`crate::encryption::EncryptionConfig::master_keys`]); `None`: stored in clear.
+    pub master_keys: Option<Arc<crate::encryption::MasterKeys>>,
 }
 
 impl Default for Config {
@@ -97,6 +102,8 @@ impl Default for Config {
             privacy: Arc::default(),
             suppression_key: None,
             retention: RetentionConfig::default(),
+            encryption: Default::default(),
+            master_keys: None,
             regions: crate::region::Regions::default(),
         }
     }
@@ -125,7 +132,8 @@ impl Config {
 }
 
 /// The sections a file may have.
-const SECTIONS: [&str; 15] = [
+const SECTIONS: [&str; 16] = [
+    "encryption",
     "privacy",
     "regions",
     "server",
@@ -255,5 +263,7 @@ fn read(p: &mut Problems, root: &Table) -> Config {
         privacy: Arc::new(privacy),
         suppression_key: None,
         retention: root.get("retention").map(|item| crate::privacy::retention::read(p, item)).unwrap_or_default(),
+        encryption: table(p, "encryption").map(|t| crate::encryption::read_config(p, t)).unwrap_or_default(),
+        master_keys: None,
     }
 }

@@ -27,6 +27,7 @@ pub mod config;
 pub mod consent;
 pub mod deliver;
 pub mod email;
+pub mod encryption;
 pub mod engagement;
 pub mod erase;
 pub mod error;

@@ -17,6 +17,7 @@
 //! reads every column of every table fails until it has them.
 #![forbid(unsafe_code)]
 
+pub mod cipher;
 mod erase;
 mod error;
 mod feedback;
@@ -992,6 +993,14 @@ pub trait Store: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Moves up to `limit` more rows onto the active data key (resuming where the last call
+    /// stopped), and drops older data keys once nothing uses them. Done at once when
+    /// encryption is off or nothing is left.
+    async fn reencrypt(&self, limit: usize) -> Result<cipher::Reencrypted, StoreError> {
+        let _ = limit;
+        Ok(cipher::Reencrypted { rows: 0, done: true })
+    }
+
     /// `Ok` when the store is reachable and its schema is current.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -1013,23 +1022,39 @@ pub async fn open(url: &str, rules: Rules) -> Result<DynStore, StoreError> {
 /// behind one [`regions::Regional`]; else `[database]`. It settles under the
 /// configuration's rules.
 pub async fn connect_configured(config: &leadflow_core::config::Config) -> Result<DynStore, StoreError> {
+    let masters = config.master_keys.clone();
     if config.regions.is_empty() {
-        connect(&config.database, config.rules()).await
+        connect_with(&config.database, config.rules(), masters).await
     } else {
-        regions::connect(&config.regions, config.rules()).await
+        regions::connect(&config.regions, config.rules(), masters).await
     }
 }
 
 /// Opens the store the database configuration names, creating and migrating it as needed;
 /// it settles under `rules`.
 pub async fn connect(database: &DatabaseConfig, rules: Rules) -> Result<DynStore, StoreError> {
+    connect_with(database, rules, None).await
+}
+
+/// [`connect`], with personal data sealed under data keys the master keys wrap.
+pub async fn connect_with(
+    database: &DatabaseConfig,
+    rules: Rules,
+    masters: Option<Arc<leadflow_core::encryption::MasterKeys>>,
+) -> Result<DynStore, StoreError> {
     let url = database.url.as_str();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = path.to_owned();
-        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(path.as_ref(), rules))
-            .await
-            .map_err(|e| StoreError::Internal(e.to_string()))??;
+        let store = tokio::task::spawn_blocking(move || {
+            sqlite::SqliteStore::open_encrypted(path.as_ref(), rules, masters.as_deref())
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))??;
         Ok(Arc::new(store))
+    } else if masters.is_some() && (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        Err(StoreError::Unsupported(
+            "[encryption] is available on the SQLite store only; on PostgreSQL use encrypted storage underneath".into(),
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = postgres::PgOptions { max_connections: database.max_connections, ..Default::default() };
         Ok(Arc::new(postgres::PgStore::open(url, &options, rules).await?))

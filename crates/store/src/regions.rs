@@ -448,6 +448,15 @@ impl Store for Regional {
         Ok(out)
     }
 
+    async fn reencrypt(&self, limit: usize) -> Result<crate::cipher::Reencrypted, StoreError> {
+        let mut all = crate::cipher::Reencrypted { rows: 0, done: true };
+        for step in self.each(|s| s.reencrypt(limit)).await? {
+            all.rows += step.rows;
+            all.done &= step.done;
+        }
+        Ok(all)
+    }
+
     async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError> {
         let mut known: Vec<Email> = Vec::new();
         for found in self.each(|s| s.known_emails(emails.clone())).await? {
@@ -1171,10 +1180,14 @@ impl Store for Regional {
 }
 
 /// Opens every region's store (creating and migrating each) and routes between them.
-pub async fn connect(regions: &Regions, rules: Rules) -> Result<DynStore, StoreError> {
+pub async fn connect(
+    regions: &Regions,
+    rules: Rules,
+    masters: Option<Arc<leadflow_core::encryption::MasterKeys>>,
+) -> Result<DynStore, StoreError> {
     let mut stores = Vec::with_capacity(regions.list().len());
     for region in regions.list() {
-        stores.push(super::connect(&region.database, rules.clone()).await?);
+        stores.push(super::connect_with(&region.database, rules.clone(), masters.clone()).await?);
     }
     Ok(Arc::new(Regional::new(regions.clone(), stores)?))
 }

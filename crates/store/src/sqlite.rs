@@ -25,6 +25,7 @@ mod privacy;
 mod reads;
 mod resolver;
 mod routing;
+mod sealing;
 mod subject;
 mod writer;
 
@@ -87,6 +88,8 @@ struct Shared {
     readers: Arc<Readers>,
     /// Held while a resolver batch runs (see `resolver`).
     resolving: tokio::sync::Mutex<()>,
+    /// The keys personal data is sealed under; `None`: stored in clear.
+    cipher: Option<Arc<crate::cipher::Cipher>>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -115,6 +118,18 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database file, then starts the writer.
     /// The store settles under `rules`.
     pub fn open(path: &Path, rules: Rules) -> Result<Self, StoreError> {
+        Self::open_encrypted(path, rules, None)
+    }
+
+    /// [`Self::open`], sealing personal data under the store's data keys, which `masters`
+    /// wrap (see [`crate::cipher`]). A database that held data in clear is converted
+    /// before this returns; after a new master key, older values are re-encrypted by
+    /// [`Store::reencrypt`] in the background.
+    pub fn open_encrypted(
+        path: &Path,
+        rules: Rules,
+        masters: Option<&leadflow_core::encryption::MasterKeys>,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -125,7 +140,20 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!("cannot enable WAL mode (got {mode})")));
         }
+        sealing::register(&conn, None)?;
         migrate(&mut conn)?;
+        let cipher = sealing::open_keyring(&mut conn, masters)?;
+        sealing::register(&conn, cipher.clone())?;
+        if let Some(cipher) = &cipher
+            && sealing::converting(&conn)?
+        {
+            tracing::info!("encrypting the data this database held in clear");
+            // Overwritten values are zeroed, and VACUUM then rewrites the file without the
+            // free pages that held older values; the log is emptied last.
+            conn.execute_batch("PRAGMA secure_delete = ON")?;
+            while !sealing::step(&conn, cipher, 2_000)?.done {}
+            conn.execute_batch("PRAGMA secure_delete = OFF; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
         start_checkpointer(&mut conn, path)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
@@ -136,8 +164,9 @@ impl SqliteStore {
             writer: tx,
             closed: AtomicBool::new(false),
             thread: Mutex::new(Some(thread)),
-            readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()), cipher: cipher.clone() }),
             resolving: tokio::sync::Mutex::new(()),
+            cipher,
         };
         Ok(Self { shared: Arc::new(shared), rules })
     }
@@ -333,6 +362,13 @@ impl Store for SqliteStore {
         self.read(move |conn| leads_by_mailbox(conn, &key)).await
     }
 
+    async fn reencrypt(&self, limit: usize) -> Result<crate::cipher::Reencrypted, StoreError> {
+        let Some(cipher) = self.shared.cipher.clone() else {
+            return Ok(crate::cipher::Reencrypted { rows: 0, done: true });
+        };
+        self.write_returning(move |conn| sealing::step(conn, &cipher, limit)).await
+    }
+
     async fn known_emails(&self, emails: Vec<Email>) -> Result<Vec<Email>, StoreError> {
         if emails.is_empty() {
             return Ok(Vec::new());
@@ -342,8 +378,8 @@ impl Store for SqliteStore {
         let known: std::collections::HashSet<String> = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT DISTINCT email_key FROM leads
-                     WHERE email_key IN (SELECT value FROM json_each(?1)) AND merged_into IS NULL",
+                    "SELECT value FROM json_each(?1) WHERE EXISTS
+                     (SELECT 1 FROM leads WHERE email_key = lf_blind(value) AND merged_into IS NULL)",
                 )?;
                 Ok(stmt.query_map([keys], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?)
             })
@@ -353,7 +389,8 @@ impl Store for SqliteStore {
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT lf_open(entry) FROM lead_history WHERE lead_id = ?1 ORDER BY id")?;
             let entries =
                 stmt.query_map([id.to_string()], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             entries.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
@@ -366,7 +403,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT doc FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                    "SELECT lf_open(doc) FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
                 )?;
             let after = after.map(|a| a.to_string()).unwrap_or_default();
             let docs =
@@ -438,7 +475,7 @@ impl Store for SqliteStore {
             Command::Exec(
                 Box::new(move |conn| {
                     conn.prepare_cached(
-                        "INSERT INTO imports (id, source, sheet, status, created_at, updated_at, file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "INSERT INTO imports (id, source, sheet, status, created_at, updated_at, file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, lf_seal(?7))",
                     )?
                     .execute(params![
                         job.id.to_string(),
@@ -466,7 +503,7 @@ impl Store for SqliteStore {
                     conn.prepare_cached(
                         "UPDATE imports SET status = ?2, rows = ?3, created = ?4, merged = ?5, rejected = ?6, pending = ?7,
                              error = ?8, updated_at = ?9,
-                             report = coalesce(?10, report),
+                             report = coalesce(lf_seal(?10), report),
                              file = CASE WHEN ?2 IN ('done', 'failed') THEN NULL ELSE file END
                          WHERE id = ?1",
                     )?
@@ -503,8 +540,9 @@ impl Store for SqliteStore {
 
     async fn import_file(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |conn| {
-            let file: Option<Option<Vec<u8>>> =
-                conn.query_row("SELECT file FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0)).optional()?;
+            let file: Option<Option<Vec<u8>>> = conn
+                .query_row("SELECT lf_open(file) FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .optional()?;
             Ok(file.flatten())
         })
         .await
@@ -513,7 +551,7 @@ impl Store for SqliteStore {
     async fn import_report(&self, id: ImportId) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |conn| {
             let report: Option<Option<Vec<u8>>> = conn
-                .query_row("SELECT report FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0))
+                .query_row("SELECT lf_open(report) FROM imports WHERE id = ?1", [id.to_string()], |r| r.get(0))
                 .optional()?;
             Ok(report.flatten())
         })
@@ -603,7 +641,7 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             conn.prepare_cached(
-                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+                "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at) VALUES (?1, ?2, ?3, ?4, lf_seal(?5), 'open', ?6)",
             )?
             .execute(params![
                 ReviewId::new().to_string(),

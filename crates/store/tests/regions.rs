@@ -16,7 +16,7 @@ async fn fresh() -> TestStore {
         us.display()
     );
     let config = leadflow_core::config::parse(&text).expect("parses");
-    let store = leadflow_store::regions::connect(&config.regions, Default::default()).await.expect("opens");
+    let store = leadflow_store::regions::connect(&config.regions, Default::default(), None).await.expect("opens");
     TestStore { store, guard: Box::new(dir), raw: Raw::Sqlite(us) }
 }
 
@@ -54,7 +54,7 @@ mod routing {
              [[regions]]\nname = \"us\"\ndatabase = \"{us}\"\ndefault = true\n"
         );
         let config = leadflow_core::config::parse(&text).unwrap();
-        leadflow_store::regions::connect(&config.regions, Default::default()).await.unwrap()
+        leadflow_store::regions::connect(&config.regions, Default::default(), None).await.unwrap()
     }
 
     /// Where each region's data lies.

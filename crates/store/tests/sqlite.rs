@@ -68,7 +68,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
          DROP TABLE consent_ledger; DROP TABLE suppressions;
          DROP TABLE audit_log;
-         DROP TABLE retention_runs;
+         DROP TABLE retention_runs; DROP TABLE encryption_keys;
          DROP INDEX api_keys_active_name;
          ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN last_used_at;
          ALTER TABLE api_keys DROP COLUMN rotated_at; ALTER TABLE api_keys DROP COLUMN rate_limit_per_minute;

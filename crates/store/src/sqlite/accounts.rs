@@ -110,7 +110,7 @@ pub(super) fn leads(
     let after = after.map(|a| a.to_string()).unwrap_or_default();
     let docs: Vec<String> = conn
         .prepare_cached(
-            "SELECT doc FROM leads WHERE account_id = ?1 AND merged_into IS NULL AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT lf_open(doc) FROM leads WHERE account_id = ?1 AND merged_into IS NULL AND id > ?2 ORDER BY id LIMIT ?3",
         )?
         .query_map(params![id.to_string(), after, i64::try_from(limit).unwrap_or(i64::MAX)], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -147,7 +147,7 @@ pub(super) fn update(conn: &Connection, id: AccountId, update: &AccountUpdate) -
 /// Leads stored before accounts existed get theirs.
 pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     let docs: Vec<String> = conn
-        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL AND account_id IS NULL ORDER BY id")?
+        .prepare("SELECT lf_open(doc) FROM leads WHERE merged_into IS NULL AND account_id IS NULL ORDER BY id")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let now = OffsetDateTime::now_utc();
@@ -158,7 +158,7 @@ pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
         super::apply::apply(conn, &account::join(&mut lead, &found, now))?;
         if let Some(account) = lead.account_id {
             conn.execute(
-                "UPDATE leads SET account_id = ?2, doc = ?3 WHERE id = ?1",
+                "UPDATE leads SET account_id = ?2, doc = lf_seal(?3) WHERE id = ?1",
                 params![lead.id.to_string(), account.to_string(), serde_json::to_string(&lead)?],
             )?;
             assigned += 1;

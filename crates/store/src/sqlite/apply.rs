@@ -41,11 +41,8 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             .execute(params![submission.to_string(), lead.to_string(), outcome.as_str()])?;
         }
         Change::Touchpoint { lead, touch } => {
-            conn.prepare_cached("INSERT INTO touchpoints (lead_id, at, doc) VALUES (?1, ?2, ?3)")?.execute(params![
-                lead.to_string(),
-                millis(touch.at),
-                serde_json::to_string(touch)?
-            ])?;
+            conn.prepare_cached("INSERT INTO touchpoints (lead_id, at, doc) VALUES (?1, ?2, lf_seal(?3))")?
+                .execute(params![lead.to_string(), millis(touch.at), serde_json::to_string(touch)?])?;
         }
         Change::Visitor { anonymous_id, lead } => {
             conn.prepare_cached("INSERT OR IGNORE INTO lead_visitors (anonymous_id, lead_id) VALUES (?1, ?2)")?
@@ -66,7 +63,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
         Change::Review { id, lead, candidate, score, evidence, at } => {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6)",
+                 VALUES (?1, ?2, ?3, ?4, lf_seal(?5), 'open', ?6)",
             )?
             .execute(params![
                 id.to_string(),
@@ -141,7 +138,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             let event = &new.event;
             conn.prepare_cached(
                 "INSERT INTO events (id, source, idempotency_key, lead_id, email, external_id, anonymous_id, kind, occurred_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, lf_blind(lower(trim(?5))), lf_blind(?6), ?7, ?8, ?9, lf_seal(?10))",
             )?
             .execute(params![
                 event.id.to_string(),
@@ -163,7 +160,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             let doc = if *scrubbed { Doc::new(&erase::scrub_feedback(fb), result) } else { Doc::new(fb, result) };
             conn.prepare_cached(
                 "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, lf_seal(?10))",
             )?
             .execute(params![
                 fb.id.to_string(),
@@ -179,14 +176,13 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             ])?;
         }
         Change::FeedbackSettled { feedback: fb, result } => {
-            conn.prepare_cached("UPDATE feedback SET lead_id = ?2, outcome = ?3, doc = ?4 WHERE id = ?1")?.execute(
-                params![
+            conn.prepare_cached("UPDATE feedback SET lead_id = ?2, outcome = ?3, doc = lf_seal(?4) WHERE id = ?1")?
+                .execute(params![
                     fb.id.to_string(),
                     result.lead_id.map(|l| l.to_string()),
                     result.outcome.as_str(),
                     serde_json::to_string(&Doc::new(fb, result))?
-                ],
-            )?;
+                ])?;
         }
         Change::CrmLink { record, lead, at } => {
             conn.prepare_cached(
@@ -239,7 +235,7 @@ pub(super) fn write_lead(
             conn.prepare_cached(
                 "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
                                     campaign, latest_source, latest_campaign, email_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 VALUES (?1, lf_blind(?2), ?3, ?4, lf_seal(?5), ?6, lf_blind(?7), ?8, ?9, ?10, ?11, ?12, lf_blind(?13), ?14)",
             )?
             .execute(values.as_slice())?;
         }
@@ -249,9 +245,9 @@ pub(super) fn write_lead(
             values.push(&expected);
             let changed = conn
                 .prepare_cached(
-                    "UPDATE leads SET email = ?2, version = ?3, updated_at = ?4, doc = ?5, account_id = ?6,
-                        external_id = ?7, stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
-                        latest_campaign = ?12, email_key = ?13
+                    "UPDATE leads SET email = lf_blind(?2), version = ?3, updated_at = ?4, doc = lf_seal(?5), account_id = ?6,
+                        external_id = lf_blind(?7), stage = ?8, source = ?9, campaign = ?10, latest_source = ?11,
+                        latest_campaign = ?12, email_key = lf_blind(?13)
                      WHERE id = ?1 AND version = ?14 AND merged_into IS NULL",
                 )?
                 .execute(values.as_slice())?;
@@ -271,11 +267,11 @@ pub(super) fn write_lead(
 pub(super) fn write_keys(conn: &Connection, lead: LeadId, index: &LeadIndex) -> Result<(), StoreError> {
     let Some(record) = index.record.as_ref().filter(|_| !index.keys.is_empty()) else { return Ok(()) };
     let id = lead.to_string();
-    conn.prepare_cached("INSERT OR REPLACE INTO lead_records (lead_id, record) VALUES (?1, ?2)")?
+    conn.prepare_cached("INSERT OR REPLACE INTO lead_records (lead_id, record) VALUES (?1, lf_seal(?2))")?
         .execute(params![id, serde_json::to_string(record)?])?;
     // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps no
     // statement journal for it.
-    let rows = vec!["(?, ?)"; index.keys.len()].join(", ");
+    let rows = vec!["(lf_blind(?), ?)"; index.keys.len()].join(", ");
     let mut insert = conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES {rows}"))?;
     let values: Vec<&str> = index.keys.iter().flat_map(|k| [k.as_str(), id.as_str()]).collect();
     insert.execute(rusqlite::params_from_iter(values))?;
@@ -295,13 +291,15 @@ pub(super) fn insert_history(
     entry: &HistoryEntry,
     submission: Option<SubmissionId>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            entry.lead_id.to_string(),
-            millis(entry.at),
-            submission.map(|s| s.to_string()),
-            serde_json::to_string(entry)?
-        ])?;
+    conn.prepare_cached(
+        "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES (?1, ?2, ?3, lf_seal(?4))",
+    )?
+    .execute(params![
+        entry.lead_id.to_string(),
+        millis(entry.at),
+        submission.map(|s| s.to_string()),
+        serde_json::to_string(entry)?
+    ])?;
     Ok(())
 }
 

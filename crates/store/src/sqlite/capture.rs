@@ -130,26 +130,31 @@ fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(Lea
     // One statement for all keys (each statement has a fixed cost, and a lead has several
     // keys), each key still read by its own bounded range scan. The limit is written into
     // the statement: a bound LIMIT made SQLite re-prepare it on every execution.
-    let one = format!(
-        "SELECT * FROM (SELECT key, lead_id FROM lead_keys WHERE key = ? ORDER BY lead_id DESC LIMIT {})",
-        settle::POSTINGS_PER_KEY
-    );
-    let sql = vec![one; keys.len()].join(" UNION ALL ");
+    // Each posting names its key by position: stored keys may be blind indexes.
+    let sql = (0..keys.len())
+        .map(|at| {
+            format!(
+                "SELECT * FROM (SELECT {at}, lead_id FROM lead_keys WHERE key = lf_blind(?) ORDER BY lead_id DESC LIMIT {})",
+                settle::POSTINGS_PER_KEY
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows =
-        stmt.query_map(rusqlite::params_from_iter(keys), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        stmt.query_map(rusqlite::params_from_iter(keys), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     // Per key, newest first: the batch's leads (newer than any stored), then the stored
     // postings; a record to read (`None`) or the batch's own.
     let mut postings: Vec<Vec<(String, Option<Record>)>> =
         keys.iter().map(|k| batch.postings(k).map(|(id, r)| (id.to_string(), Some(r.clone()))).collect()).collect();
     for row in rows {
-        let (key, id) = row?;
-        if let Some(at) = keys.iter().position(|k| *k == key) {
-            postings[at].push((id, None));
+        let (at, id) = row?;
+        if let Some(posting) = usize::try_from(at).ok().and_then(|at| postings.get_mut(at)) {
+            posting.push((id, None));
         }
     }
     // The records of the chosen candidates only.
-    let mut record = conn.prepare_cached("SELECT record FROM lead_records WHERE lead_id = ?1")?;
+    let mut record = conn.prepare_cached("SELECT lf_open(record) FROM lead_records WHERE lead_id = ?1")?;
     let mut found = Vec::new();
     for (id, known) in settle::rank(postings) {
         let parsed = match known {
@@ -182,7 +187,7 @@ pub(super) fn earlier_submission(conn: &Connection, sub: &RawSubmission) -> Resu
     let Some(key) = &sub.idempotency_key else { return Ok(None) };
     let row = conn
         .prepare_cached(
-            "SELECT id, status, outcome, lead_id, error, fingerprint FROM submissions
+            "SELECT id, status, outcome, lead_id, lf_open(error), fingerprint FROM submissions
              WHERE source = ?1 AND idempotency_key = ?2",
         )?
         .query_row(params![sub.source.as_str(), key.as_str()], |r| {
@@ -249,7 +254,7 @@ pub(super) fn upsert_submission(
         .prepare_cached(
             "INSERT INTO submissions (id, source, idempotency_key, received_at, payload, status, lead_id, outcome, error,
                                       fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, lf_seal(?5), ?6, ?7, ?8, lf_seal(?9), ?10) ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
             id,
@@ -265,7 +270,7 @@ pub(super) fn upsert_submission(
         ])?;
     if inserted == 0 {
         conn.prepare_cached(
-            "UPDATE submissions SET payload = ?2, status = ?3, lead_id = ?4, outcome = ?5, error = ?6 WHERE id = ?1",
+            "UPDATE submissions SET payload = lf_seal(?2), status = ?3, lead_id = ?4, outcome = ?5, error = lf_seal(?6) WHERE id = ?1",
         )?
         .execute(params![id, payload, status.as_str(), lead, outcome, error])?;
     }

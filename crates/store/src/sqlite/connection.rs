@@ -91,6 +91,7 @@ pub(super) fn start_checkpointer(writer: &mut Connection, path: &Path) -> Result
 pub(super) struct Readers {
     pub(super) path: PathBuf,
     pub(super) idle: Mutex<Vec<Connection>>,
+    pub(super) cipher: Option<std::sync::Arc<crate::cipher::Cipher>>,
 }
 
 impl Readers {
@@ -103,6 +104,7 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        super::sealing::register(&conn, self.cipher.clone())?;
         Ok(conn)
     }
 

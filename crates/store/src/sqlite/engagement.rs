@@ -24,12 +24,15 @@ const FAMILY: &str =
 /// ways comes twice; the core counts it once).
 pub(super) fn waiting_events(conn: &Connection, who: &Identities) -> Result<Vec<Event>, StoreError> {
     let mut docs: Vec<String> = Vec::new();
-    for (column, value) in
-        [("email", &who.email), ("external_id", &who.external_id), ("anonymous_id", &who.anonymous_id)]
-    {
+    // Emails and external ids are stored as blind indexes (see `apply`).
+    for (column, value) in [
+        ("email = lf_blind(lower(trim(?1)))", &who.email),
+        ("external_id = lf_blind(?1)", &who.external_id),
+        ("anonymous_id = ?1", &who.anonymous_id),
+    ] {
         if let Some(value) = value {
             let mut stmt =
-                conn.prepare_cached(&format!("SELECT doc FROM events WHERE lead_id IS NULL AND {column} = ?1"))?;
+                conn.prepare_cached(&format!("SELECT lf_open(doc) FROM events WHERE lead_id IS NULL AND {column}"))?;
             for doc in stmt.query_map([value], |r| r.get::<_, String>(0))? {
                 docs.push(doc?);
             }
@@ -47,7 +50,7 @@ pub(super) fn family_events(conn: &Connection, lead: LeadId, limit: usize) -> Re
     // parameter, SQLite re-prepared the statement on every execution.
     let docs: Vec<String> = conn
         .prepare_cached(&format!(
-            "{FAMILY} SELECT doc FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC LIMIT {limit}"
+            "{FAMILY} SELECT lf_open(doc) FROM events WHERE lead_id IN (SELECT id FROM family) ORDER BY occurred_at DESC LIMIT {limit}"
         ))?
         .query_map([lead.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -61,7 +64,7 @@ pub(super) fn lead_events(conn: &Connection, lead: LeadId, limit: usize) -> Resu
 pub(super) fn touchpoints(conn: &Connection, lead: LeadId) -> Result<Vec<Touchpoint>, StoreError> {
     let docs: Vec<String> = conn
         .prepare_cached(&format!(
-            "{FAMILY} SELECT doc FROM touchpoints WHERE lead_id IN (SELECT id FROM family) ORDER BY at, id"
+            "{FAMILY} SELECT lf_open(doc) FROM touchpoints WHERE lead_id IN (SELECT id FROM family) ORDER BY at, id"
         ))?
         .query_map([lead.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -116,12 +119,13 @@ fn seen(conn: &Connection, new: &NewEvent) -> Result<Seen, StoreError> {
         seen.by_lead_id = survivor(conn, id)?;
     }
     if let Some(email) = &lookup.email {
-        seen.by_email = lead_id(conn, "SELECT id FROM leads WHERE email = ?1 AND merged_into IS NULL", email.as_str())?;
+        seen.by_email =
+            lead_id(conn, "SELECT id FROM leads WHERE email = lf_blind(?1) AND merged_into IS NULL", email.as_str())?;
     }
     if let Some(external) = &lookup.external_id {
         seen.by_external_id = lead_id(
             conn,
-            "SELECT id FROM leads WHERE external_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT 1",
+            "SELECT id FROM leads WHERE external_id = lf_blind(?1) AND merged_into IS NULL ORDER BY id LIMIT 1",
             external,
         )?;
     }
@@ -199,7 +203,7 @@ pub(super) fn report_sources(
     let sql = format!(
         "SELECT {source}, {campaign}, count(*) FROM leads
          WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND {source} IS NOT NULL
-           AND json_extract(doc, '$.custom.test') IS NOT 1
+           AND json_extract(lf_open(doc), '$.custom.test') IS NOT 1
          GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2"
     );
     let rows = conn
@@ -220,7 +224,7 @@ pub(super) fn report_stages(
     let sql = "WITH cohort AS (
              SELECT id, source, campaign FROM leads
              WHERE merged_into IS NULL AND created_at >= ?1 AND created_at < ?2 AND source IS NOT NULL
-               AND json_extract(doc, '$.custom.test') IS NOT 1
+               AND json_extract(lf_open(doc), '$.custom.test') IS NOT 1
          ), reached AS (
              SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
              UNION
@@ -247,13 +251,13 @@ pub(super) fn report_stages(
 /// Leads stored before these columns existed get them.
 pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     let docs: Vec<String> = conn
-        .prepare("SELECT doc FROM leads WHERE merged_into IS NULL")?
+        .prepare("SELECT lf_open(doc) FROM leads WHERE merged_into IS NULL")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for doc in &docs {
         let lead: Lead = serde_json::from_str(doc)?;
         conn.execute(
-            "UPDATE leads SET external_id = ?2, stage = ?3, source = ?4, campaign = ?5, latest_source = ?6, latest_campaign = ?7 WHERE id = ?1",
+            "UPDATE leads SET external_id = lf_blind(?2), stage = ?3, source = ?4, campaign = ?5, latest_source = ?6, latest_campaign = ?7 WHERE id = ?1",
             params![
                 lead.id.to_string(),
                 lead.fields.external_id,

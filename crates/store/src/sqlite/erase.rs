@@ -51,8 +51,8 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
     };
     match write {
         Write::Tombstone(t) => run(
-            "UPDATE leads SET email = ?2, email_key = NULL, external_id = ?3, account_id = ?4, version = ?5,
-                 updated_at = ?6, doc = ?7, erased_at = ?8
+            "UPDATE leads SET email = lf_blind(?2), email_key = NULL, external_id = lf_blind(?3), account_id = ?4,
+                 version = ?5, updated_at = ?6, doc = lf_seal(?7), erased_at = ?8
              WHERE id = ?1",
             params![
                 t.id.to_string(),
@@ -77,9 +77,10 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
         Write::DeleteSubmissions(ids) => {
             run("DELETE FROM submissions WHERE id IN (SELECT value FROM json_each(?1))", params![list(ids)])
         }
-        Write::History { row, entry } => {
-            run("UPDATE lead_history SET entry = ?2 WHERE id = ?1", params![row, serde_json::to_string(entry)?])
-        }
+        Write::History { row, entry } => run(
+            "UPDATE lead_history SET entry = lf_seal(?2) WHERE id = ?1",
+            params![row, serde_json::to_string(entry)?],
+        ),
         Write::DeleteLeadKeys(lead) => super::apply::delete_keys(conn, *lead),
         Write::DeleteConsent(ids) => {
             run("DELETE FROM consent_ledger WHERE lead_id IN (SELECT value FROM json_each(?1))", params![list(ids)])
@@ -92,13 +93,13 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
             run("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))", params![list(ids)])
         }
         Write::Touchpoint { row, touch } => {
-            run("UPDATE touchpoints SET doc = ?2 WHERE id = ?1", params![row, serde_json::to_string(touch)?])
+            run("UPDATE touchpoints SET doc = lf_seal(?2) WHERE id = ?1", params![row, serde_json::to_string(touch)?])
         }
         Write::DeleteReviews(ids) => {
             run("DELETE FROM duplicate_reviews WHERE id IN (SELECT value FROM json_each(?1))", params![list(ids)])
         }
         Write::Feedback { feedback, result } => run(
-            "UPDATE feedback SET doc = ?2 WHERE id = ?1",
+            "UPDATE feedback SET doc = lf_seal(?2) WHERE id = ?1",
             params![feedback.id.to_string(), serde_json::to_string(&Doc::new(feedback, result))?],
         ),
         Write::CancelDeliveries(ids) => {
@@ -107,7 +108,7 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
             run("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?1))", params![ids])
         }
         Write::Delivered { id, payload, at } => run(
-            "UPDATE outbox SET payload = ?2, last_error = NULL, last_response = NULL, updated_at = ?3 WHERE id = ?1",
+            "UPDATE outbox SET payload = lf_seal(?2), last_error = NULL, last_response = NULL, updated_at = ?3 WHERE id = ?1",
             params![id, serde_json::to_string(payload)?, millis(*at)],
         ),
         Write::ScrubAttempts(ids) => run(
@@ -117,7 +118,7 @@ pub(super) fn write(conn: &Connection, write: &Write) -> Result<(), StoreError> 
         ),
         Write::Unqueue(lead) => run("DELETE FROM routing_queue WHERE lead_id = ?1", params![lead.to_string()]),
         Write::Report { import, report } => {
-            run("UPDATE imports SET report = ?2 WHERE id = ?1", params![import.to_string(), report])
+            run("UPDATE imports SET report = lf_seal(?2) WHERE id = ?1", params![import.to_string(), report])
         }
         Write::NotBefore { delivery, at } => {
             run("UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1", params![delivery, millis(*at)])
@@ -134,7 +135,7 @@ fn tree(conn: &Connection, id: LeadId) -> Result<Vec<Member>, StoreError> {
                  UNION SELECT l.id, l.merged_into FROM leads l JOIN up ON l.id = up.merged_into),
              down(id) AS (SELECT id FROM up WHERE merged_into IS NULL
                  UNION SELECT l.id FROM leads l JOIN down ON l.merged_into = down.id)
-         SELECT merged_into, doc FROM leads WHERE id IN (SELECT id FROM up UNION SELECT id FROM down)",
+         SELECT merged_into, lf_open(doc) FROM leads WHERE id IN (SELECT id FROM up UNION SELECT id FROM down)",
         [id.to_string()],
         |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?)),
     )?;
@@ -151,7 +152,7 @@ fn traces(conn: &Connection, leads: &str) -> Result<Traces, StoreError> {
         .optional()?;
     let history = query(
         conn,
-        "SELECT id, entry FROM lead_history WHERE lead_id IN (SELECT value FROM json_each(?1))",
+        "SELECT id, lf_open(entry) FROM lead_history WHERE lead_id IN (SELECT value FROM json_each(?1))",
         [leads],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )?;
@@ -196,7 +197,7 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
     for mention in &lookup.mentions {
         let found = query(
             conn,
-            "SELECT id, payload FROM submissions WHERE lead_id IS NULL AND instr(lower(payload), ?1) > 0",
+            "SELECT id, lf_open(payload) FROM submissions WHERE lead_id IS NULL AND instr(lower(lf_open(payload)), ?1) > 0",
             [mention],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )?;
@@ -212,15 +213,20 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
         .query_row([&leads], |r| r.get(0))?;
     let waiting = query(
         conn,
-        "SELECT id, email, external_id, anonymous_id FROM events
-         WHERE lead_id IS NULL AND (lower(trim(email)) IN (SELECT value FROM json_each(?1))
-            OR external_id IN (SELECT value FROM json_each(?2)) OR anonymous_id IN (SELECT value FROM json_each(?3)))",
+        // The email and external id columns may hold blind indexes: the values come from
+        // the document, and the lookup goes through the index.
+        "SELECT id, json_extract(lf_open(doc), '$.identity.email'), json_extract(lf_open(doc), '$.identity.external_id'),
+                anonymous_id FROM events
+         WHERE lead_id IS NULL AND (email IN (SELECT lf_blind(value) FROM json_each(?1))
+            OR lower(trim(email)) IN (SELECT value FROM json_each(?1))
+            OR external_id IN (SELECT lf_blind(value) FROM json_each(?2))
+            OR anonymous_id IN (SELECT value FROM json_each(?3)))",
         [list(&lookup.emails), list(&lookup.external_ids), list(&lookup.visitors)],
         |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     let touchpoints = query(
         conn,
-        "SELECT id, doc FROM touchpoints WHERE lead_id IN (SELECT value FROM json_each(?1))",
+        "SELECT id, lf_open(doc) FROM touchpoints WHERE lead_id IN (SELECT value FROM json_each(?1))",
         [&leads],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )?;
@@ -228,11 +234,11 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
     let crm_ids = list(lookup.crm_records.iter().map(|r| &r.crm_id));
     let feedback = conn
         .prepare_cached(
-            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, lf_open(doc) FROM feedback
              WHERE lead_id IN (SELECT value FROM json_each(?1))
-                OR (lead_id IS NULL AND (lower(json_extract(doc, '$.identity.email')) IN (SELECT value FROM json_each(?2))
-                    OR json_extract(doc, '$.identity.external_id') IN (SELECT value FROM json_each(?3))
-                    OR json_extract(doc, '$.identity.crm_id') IN (SELECT value FROM json_each(?4))))",
+                OR (lead_id IS NULL AND (lower(json_extract(lf_open(doc), '$.identity.email')) IN (SELECT value FROM json_each(?2))
+                    OR json_extract(lf_open(doc), '$.identity.external_id') IN (SELECT value FROM json_each(?3))
+                    OR json_extract(lf_open(doc), '$.identity.crm_id') IN (SELECT value FROM json_each(?4))))",
         )?
         .query_map([&leads, &list(&lookup.emails), &list(&lookup.external_ids), &crm_ids], |r| Ok(feedback_row(r)))?
         .map(|row| row?.map(|r| r.into_stored()).map(|s| (s.feedback, s.result)))
@@ -257,7 +263,7 @@ fn rows(conn: &Connection, lookup: &Lookup) -> Result<Rows, StoreError> {
     for needle in &lookup.report_needles {
         reports.extend(query(
             conn,
-            "SELECT id, report FROM imports WHERE report IS NOT NULL AND instr(report, ?1) > 0",
+            "SELECT id, lf_open(report) FROM imports WHERE report IS NOT NULL AND instr(lf_open(report), ?1) > 0",
             [needle.as_bytes()],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
         )?);

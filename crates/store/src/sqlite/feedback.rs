@@ -52,7 +52,7 @@ fn record_one(
 /// The rows recorded earlier with this source and event id.
 fn earlier(conn: &Connection, source: &str, event: &str) -> Result<Vec<Earlier>, StoreError> {
     let rows: Vec<(String, Option<String>, String, String)> = conn
-        .prepare_cached("SELECT id, lead_id, outcome, doc FROM feedback WHERE source = ?1 AND event_id = ?2")?
+        .prepare_cached("SELECT id, lead_id, outcome, lf_open(doc) FROM feedback WHERE source = ?1 AND event_id = ?2")?
         .query_map(params![source, event], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     rows.into_iter()
@@ -96,12 +96,14 @@ fn candidates(conn: &Connection, fb: &Feedback) -> Result<Candidates, StoreError
             _ => None,
         },
         by_email: match &who.email {
-            Some(email) => by("SELECT id FROM leads WHERE email = ?1 AND merged_into IS NULL", &[email.as_str()])?,
+            Some(email) => {
+                by("SELECT id FROM leads WHERE email = lf_blind(?1) AND merged_into IS NULL", &[email.as_str()])?
+            }
             None => None,
         },
         by_external_id: match &who.external_id {
             Some(external) => by(
-                "SELECT id FROM leads WHERE external_id = ?1 AND merged_into IS NULL ORDER BY id LIMIT 1",
+                "SELECT id FROM leads WHERE external_id = lf_blind(?1) AND merged_into IS NULL ORDER BY id LIMIT 1",
                 &[external],
             )?,
             None => None,
@@ -129,7 +131,7 @@ fn waiting(conn: &Connection, fb: &Feedback, lead: LeadId) -> Result<Option<Feed
     let Some(before) = record::waiting_before(fb) else { return Ok(None) };
     let found = conn
         .prepare_cached(
-            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, lf_open(doc) FROM feedback
              WHERE lead_id = ?1 AND source = ?2 AND outcome = 'reason_required' AND occurred_at <= ?3
              ORDER BY occurred_at DESC, id DESC LIMIT 1",
         )?
@@ -155,9 +157,9 @@ pub(super) fn link(
     };
     let waiting: Vec<Result<Row, StoreError>> = conn
         .prepare_cached(
-            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
-             WHERE outcome = 'unmatched' AND json_extract(doc, '$.identity.crm_destination') = ?1
-               AND json_extract(doc, '$.identity.crm_id') = ?2
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, lf_open(doc) FROM feedback
+             WHERE outcome = 'unmatched' AND json_extract(lf_open(doc), '$.identity.crm_destination') = ?1
+               AND json_extract(lf_open(doc), '$.identity.crm_id') = ?2
              ORDER BY occurred_at, id",
         )?
         .query_map(params![destination, crm_id], |r| Ok(row(r)))?
@@ -177,7 +179,7 @@ pub(super) fn list(
 ) -> Result<Vec<StoredFeedback>, StoreError> {
     let rows: Vec<Result<Row, StoreError>> = conn
         .prepare_cached(
-            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, lf_open(doc) FROM feedback
              WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3",
         )?
         .query_map(params![source, after.map(|a| a.to_string()), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -216,7 +218,7 @@ pub(super) fn report_disqualifications(
             "SELECT l.source, l.campaign, s.reason, count(DISTINCT s.lead_id)
              FROM stage_changes s JOIN leads l ON l.id = s.lead_id
              WHERE s.to_stage = ?1 AND s.at >= ?2 AND s.at < ?3 AND l.source IS NOT NULL
-               AND json_extract(l.doc, '$.custom.test') IS NOT 1
+               AND json_extract(lf_open(l.doc), '$.custom.test') IS NOT 1
              GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3",
         )?
         .query_map(params![stage, millis(from), millis(to)], |r| {

@@ -42,9 +42,11 @@ pub(super) fn unmerge(
     now: OffsetDateTime,
 ) -> Result<Option<LeadId>, StoreError> {
     let row: Option<(Option<String>, Option<i64>, String)> = conn
-        .query_row("SELECT merged_into, erased_at, doc FROM leads WHERE id = ?1", [absorbed_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT merged_into, erased_at, lf_open(doc) FROM leads WHERE id = ?1",
+            [absorbed_id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     let Some((into, erased_at, doc)) = row else { return Ok(None) };
     let merged_into: Option<LeadId> =
@@ -86,7 +88,7 @@ pub(super) fn split(
         lead_id: s.lead_id,
     });
     let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
+        .prepare_cached("SELECT lf_open(entry) FROM lead_history WHERE lead_id = ?1 AND submission_id = ?2")?
         .query_map(params![lead_id.to_string(), submission.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let history: Vec<HistoryEntry> = entries.iter().map(|e| serde_json::from_str(e)).collect::<Result<_, _>>()?;

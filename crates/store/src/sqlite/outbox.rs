@@ -15,7 +15,7 @@ pub(super) fn insert(conn: &Connection, d: &Delivery) -> Result<(), StoreError> 
     conn.prepare_cached(
         "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
                              next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?6, ?6)",
+         VALUES (?1, ?2, ?3, ?4, lf_seal(?5), ?6, 'pending', 0, ?6, ?6, ?6)",
     )?
     .execute(params![d.id, d.destination, d.lead.to_string(), d.event_type, &*d.payload, millis(d.at)])?;
     Ok(())
@@ -29,7 +29,7 @@ pub(super) fn retry_needs_data(
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE outbox SET status = 'pending', payload = ?3, attempts = 0, next_attempt_at = ?4, updated_at = ?4
+        "UPDATE outbox SET status = 'pending', payload = lf_seal(?3), attempts = 0, next_attempt_at = ?4, updated_at = ?4
          WHERE lead_id = ?1 AND destination = ?2 AND status = 'needs_data'",
     )?
     .execute(params![lead.to_string(), destination, payload, millis(at)])?;
@@ -46,7 +46,7 @@ pub(super) fn release_consent(
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE outbox SET payload = ?2, updated_at = ?3,
+        "UPDATE outbox SET payload = lf_seal(?2), updated_at = ?3,
              next_attempt_at = CASE WHEN status = 'blocked_consent' THEN ?3 ELSE next_attempt_at END,
              status = 'pending'
          WHERE lead_id = ?1 AND status IN ('pending', 'blocked_consent') AND event_type <> 'lead.erased'",
@@ -55,8 +55,8 @@ pub(super) fn release_consent(
     Ok(())
 }
 
-const COLUMNS: &str = "id, destination, lead_id, event_type, payload, status, attempts, next_attempt_at, last_status,
-    last_error, last_response, created_at, updated_at";
+const COLUMNS: &str = "id, destination, lead_id, event_type, lf_open(payload), status, attempts, next_attempt_at,
+    last_status, lf_open(last_error), lf_open(last_response), created_at, updated_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxDelivery, StoreError>> {
     let (id, destination, lead_id, event_type, payload, status): (String, String, String, String, String, String) =
@@ -144,8 +144,8 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
     let changed: Option<(String, i64)> = conn
         .prepare_cached(
             "UPDATE outbox SET status = ?2, attempts = attempts + ?3, next_attempt_at = ?4, lease_until = NULL,
-                 last_status = coalesce(?5, last_status), last_error = ?6,
-                 last_response = coalesce(?7, last_response), updated_at = ?8
+                 last_status = coalesce(?5, last_status), last_error = lf_seal(?6),
+                 last_response = coalesce(lf_seal(?7), last_response), updated_at = ?8
              WHERE id = ?1 AND status = 'pending'
              RETURNING destination, created_at",
         )?
@@ -164,7 +164,7 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
     }
     conn.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt, outcome, at, status, error, request, response, duration_ms)
-         SELECT id, attempts, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM outbox WHERE id = ?1",
+         SELECT id, attempts, ?2, ?3, ?4, lf_seal(?5), lf_seal(?6), lf_seal(?7), ?8 FROM outbox WHERE id = ?1",
     )?
     .execute(params![
         a.delivery_id,
@@ -234,7 +234,7 @@ pub(super) fn get(conn: &Connection, id: &str) -> Result<Option<(OutboxDelivery,
     let delivery = found?;
     let attempts = conn
         .prepare_cached(
-            "SELECT attempt, outcome, at, status, error, request, response, duration_ms
+            "SELECT attempt, outcome, at, status, lf_open(error), lf_open(request), lf_open(response), duration_ms
              FROM delivery_attempts WHERE delivery_id = ?1 ORDER BY id",
         )?
         .query_map([id], |r| {
@@ -290,18 +290,15 @@ pub(super) fn add_erased_record(
 ) -> Result<(), StoreError> {
     let rows: Vec<(String, String)> = conn
         .prepare_cached(
-            "SELECT id, payload FROM outbox WHERE lead_id = ?1 AND event_type = 'lead.erased' AND status <> 'delivered'",
+            "SELECT id, lf_open(payload) FROM outbox WHERE lead_id = ?1 AND event_type = 'lead.erased' AND status <> 'delivered'",
         )?
         .query_map([lead.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (id, payload) in rows {
         let mut payload: serde_json::Value = serde_json::from_str(&payload)?;
         if erase::add_crm_record(&mut payload, record) {
-            conn.prepare_cached("UPDATE outbox SET payload = ?2, updated_at = ?3 WHERE id = ?1")?.execute(params![
-                id,
-                serde_json::to_string(&payload)?,
-                millis(now)
-            ])?;
+            conn.prepare_cached("UPDATE outbox SET payload = lf_seal(?2), updated_at = ?3 WHERE id = ?1")?
+                .execute(params![id, serde_json::to_string(&payload)?, millis(now)])?;
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 pub(super) fn insert_entries(conn: &Connection, lead: LeadId, entries: &[Entry]) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO consent_ledger (lead_id, purpose, status, at, recorded_at, submission_id, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, lf_seal(?7))",
     )?;
     for e in entries {
         insert.execute(params![
@@ -101,7 +101,7 @@ pub(super) fn ledger(conn: &Connection, lead: LeadId) -> Result<Vec<(LeadId, Ent
             "WITH RECURSIVE family (id) AS (
                  SELECT ?1 UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id
              )
-             SELECT c.lead_id, c.doc FROM consent_ledger c JOIN family f ON c.lead_id = f.id ORDER BY c.id",
+             SELECT c.lead_id, lf_open(c.doc) FROM consent_ledger c JOIN family f ON c.lead_id = f.id ORDER BY c.id",
         )?
         .query_map([lead.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;

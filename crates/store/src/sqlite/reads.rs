@@ -43,7 +43,8 @@ pub(super) fn import_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<
     })())
 }
 
-pub(super) const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evidence, status, created_at, decided_at";
+pub(super) const REVIEW_COLUMNS: &str =
+    "id, lead_id, candidate_id, score, lf_open(evidence), status, created_at, decided_at";
 
 pub(super) fn review_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Review, StoreError>> {
     let (id, lead, candidate): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -79,13 +80,14 @@ pub(super) fn review_by_id(conn: &Connection, id: ReviewId) -> Result<Option<Rev
 
 pub(super) fn lead_history_newest_first(conn: &Connection, lead: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
     let entries: Vec<String> = conn
-        .prepare_cached("SELECT entry FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
+        .prepare_cached("SELECT lf_open(entry) FROM lead_history WHERE lead_id = ?1 ORDER BY id DESC")?
         .query_map([lead.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     entries.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
 }
 
-pub(super) const SUBMISSION_COLUMNS: &str = "id, source, idempotency_key, received_at, payload, status, error, lead_id";
+pub(super) const SUBMISSION_COLUMNS: &str =
+    "id, source, idempotency_key, received_at, lf_open(payload), status, lf_open(error), lead_id";
 
 pub(super) fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredSubmission, StoreError>> {
     let id: String = r.get(0)?;
@@ -164,7 +166,8 @@ pub(super) fn lead_from_doc(doc: &str) -> Result<Lead, StoreError> {
 
 /// One index lookup: a UNION with the plain address cost a quarter of import throughput.
 /// `merged_into IS NULL` lets it use the partial index.
-pub(super) const MAILBOX_LOOKUP: &str = "SELECT doc FROM leads WHERE email_key = ?1 AND merged_into IS NULL";
+pub(super) const MAILBOX_LOOKUP: &str =
+    "SELECT lf_open(doc) FROM leads WHERE email_key = lf_blind(?1) AND merged_into IS NULL";
 
 /// The surviving leads with this mailbox (the same match key).
 pub(super) fn leads_by_mailbox(conn: &Connection, key: &str) -> Result<Vec<Lead>, StoreError> {
@@ -179,7 +182,7 @@ pub(super) fn leads_where(conn: &Connection, lookup: &str, value: &str) -> Resul
 }
 
 pub(super) fn lead_following_merges(conn: &Connection, id: LeadId) -> Result<Option<Lead>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT merged_into, doc FROM leads WHERE id = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT merged_into, lf_open(doc) FROM leads WHERE id = ?1")?;
     let mut current = id.to_string();
     for _ in 0..MAX_MERGE_HOPS {
         let row =
@@ -206,6 +209,7 @@ mod tests {
         let path = dir.path().join("plan.db");
         drop(SqliteStore::open(&path, Default::default()).unwrap());
         let conn = Connection::open(&path).unwrap();
+        crate::sqlite::sealing::register(&conn, None).unwrap();
         let plan = |sql: &str| -> Vec<String> {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let args = vec![rusqlite::types::Value::Null; stmt.parameter_count()];

@@ -24,7 +24,7 @@ pub(super) fn merged_records(conn: &Connection, lead: LeadId) -> Result<Vec<Lead
     let docs: Vec<String> = conn
         .prepare_cached(
             "WITH RECURSIVE family(id) AS (SELECT ?1 UNION SELECT l.id FROM leads l JOIN family f ON l.merged_into = f.id)
-             SELECT doc FROM leads WHERE id IN (SELECT id FROM family) AND id <> ?1 ORDER BY created_at, id",
+             SELECT lf_open(doc) FROM leads WHERE id IN (SELECT id FROM family) AND id <> ?1 ORDER BY created_at, id",
         )?
         .query_map([lead.to_string()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -58,7 +58,7 @@ pub(super) fn events(
 ) -> Result<Vec<Event>, StoreError> {
     let docs: Vec<String> = conn
         .prepare_cached(
-            "SELECT doc FROM events WHERE lead_id IN (SELECT value FROM json_each(?1)) AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT lf_open(doc) FROM events WHERE lead_id IN (SELECT value FROM json_each(?1)) AND id > ?2 ORDER BY id LIMIT ?3",
         )?
         .query_map(params![id_list(leads), after.map(|a| a.to_string()).unwrap_or_default(), limit(n)], |r| {
             r.get(0)
@@ -107,7 +107,7 @@ pub(super) fn feedback(
 ) -> Result<Vec<StoredFeedback>, StoreError> {
     let rows: Vec<Result<crate::feedback::Row, StoreError>> = conn
         .prepare_cached(
-            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
+            "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, lf_open(doc) FROM feedback
              WHERE lead_id IN (SELECT value FROM json_each(?1)) AND id > ?2 ORDER BY id LIMIT ?3",
         )?
         .query_map(params![id_list(leads), after.map(|a| a.to_string()).unwrap_or_default(), limit(n)], |r| {

@@ -222,7 +222,7 @@ pub(super) fn reject(
         .optional()?;
     let changed = conn
         .prepare_cached(
-            "UPDATE submissions SET status = ?2, error = ?3 WHERE id = ?1 AND status IN ('pending', 'rejected')",
+            "UPDATE submissions SET status = ?2, error = lf_seal(?3) WHERE id = ?1 AND status IN ('pending', 'rejected')",
         )?
         .execute(params![id.to_string(), "rejected", serde_json::to_string(errors)?])?;
     if changed == 1 {

@@ -1,0 +1,376 @@
+//! Personal data at rest: sealed per value with XChaCha20-Poly1305 under envelope data keys,
+//! and looked up through keyed blind indexes.
+//!
+//! A store keeps its keys in `encryption_keys`: data keys, each wrapped (sealed) by a master
+//! key from the environment, and one blind-index key. New values are sealed under the data
+//! key of the active master key; older data keys stay readable for as long as their master
+//! key is configured, and the re-encryption job moves every value onto the active one, then
+//! drops the rest. The blind-index key outlives master keys (it is re-wrapped, never
+//! replaced), so a rotation never has to rebuild the lookup columns.
+//!
+//! A sealed text is `lf1:<data key id>:<base64url(nonce ‖ ciphertext)>`; a sealed blob is
+//! `lf1\0`, the 12-character key id, the nonce and the ciphertext. The key id is also the
+//! associated data, so a value cannot be passed off as sealed under another key. A text
+//! without the prefix is plaintext, read as it is: what a database held before encryption
+//! was switched on, until it has been converted.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use leadflow_core::encryption::{MasterKey, MasterKeys};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::fmt;
+
+const TEXT_PREFIX: &str = "lf1:";
+const BLOB_PREFIX: &[u8] = b"lf1\0";
+const KEY_ID_LEN: usize = 12;
+const NONCE_LEN: usize = 24;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CipherError {
+    #[error("a value is sealed under data key {0}, which this store does not hold")]
+    UnknownKey(String),
+    #[error("a sealed value is damaged or was sealed under another key")]
+    Damaged,
+    #[error(
+        "data key {key} is wrapped by master key {master}, which is not configured: add it to [encryption] previous_key_envs until re-encryption has finished"
+    )]
+    MissingMaster { key: String, master: String },
+    #[error("this database holds encrypted data: configure [encryption] key_env with its master key")]
+    KeyRequired,
+    #[error("cannot draw random bytes: {0}")]
+    Random(String),
+}
+
+/// What a sealed value or a wrapped key is made with.
+struct DataKey {
+    id: String,
+    aead: XChaCha20Poly1305,
+}
+
+impl DataKey {
+    fn new(id: String, bytes: &[u8; 32]) -> Self {
+        Self { id, aead: XChaCha20Poly1305::new(bytes.into()) }
+    }
+
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, CipherError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| CipherError::Random(e.to_string()))?;
+        let sealed = self
+            .aead
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: self.id.as_bytes() })
+            .map_err(|_| CipherError::Damaged)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CipherError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(CipherError::Damaged);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        self.aead
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: self.id.as_bytes() })
+            .map_err(|_| CipherError::Damaged)
+    }
+}
+
+fn master_aead(master: &MasterKey) -> DataKey {
+    DataKey::new(format!("master:{}", master.id()), master.bytes())
+}
+
+/// What one step of re-encryption did ([`crate::Store::reencrypt`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reencrypted {
+    /// Rows rewritten.
+    pub rows: u64,
+    /// Nothing is left under an older key (or in clear); older data keys were dropped.
+    pub done: bool,
+}
+
+/// A row of `encryption_keys`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub id: String,
+    pub purpose: Purpose,
+    pub master_id: String,
+    /// The key sealed by its master key, base64url.
+    pub wrapped: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Data,
+    Index,
+}
+
+impl Purpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Data => "data",
+            Self::Index => "index",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Data, Self::Index].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// What opening a store's key ring asks it to write: new keys, and keys re-wrapped under
+/// the active master key.
+#[derive(Debug, Default)]
+pub struct KeyringChanges {
+    pub insert: Vec<StoredKey>,
+    pub rewrap: Vec<StoredKey>,
+}
+
+/// The keys a store seals and looks up with. Never printed.
+pub struct Cipher {
+    active: DataKey,
+    data: HashMap<String, DataKey>,
+    index: Hmac<Sha256>,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cipher(active data key {})", self.active.id)
+    }
+}
+
+impl Cipher {
+    /// Opens the key ring a store holds with the configured master keys, creating what is
+    /// missing: a data key under the active master key (so writes move to a new master key
+    /// at once) and, the first time, the blind-index key.
+    pub fn open(stored: &[StoredKey], masters: &MasterKeys) -> Result<(Self, KeyringChanges), CipherError> {
+        let mut changes = KeyringChanges::default();
+        let unwrap = |key: &StoredKey| -> Result<[u8; 32], CipherError> {
+            let master = masters
+                .find(&key.master_id)
+                .ok_or_else(|| CipherError::MissingMaster { key: key.id.clone(), master: key.master_id.clone() })?;
+            let sealed = URL_SAFE_NO_PAD.decode(&key.wrapped).map_err(|_| CipherError::Damaged)?;
+            let plain = master_aead(master).open(&sealed)?;
+            plain.try_into().map_err(|_| CipherError::Damaged)
+        };
+        let active_master = &masters.active;
+        let mut data = HashMap::new();
+        let mut active = None;
+        let mut index = None;
+        for key in stored {
+            let bytes = unwrap(key)?;
+            match key.purpose {
+                Purpose::Data => {
+                    if key.master_id == active_master.id() {
+                        active = Some(key.id.clone());
+                    }
+                    data.insert(key.id.clone(), DataKey::new(key.id.clone(), &bytes));
+                }
+                Purpose::Index => {
+                    if key.master_id != active_master.id() {
+                        changes.rewrap.push(wrap(&key.id, Purpose::Index, &bytes, active_master)?);
+                    }
+                    index = Some(bytes);
+                }
+            }
+        }
+        let active = match active {
+            Some(id) => id,
+            None => {
+                let bytes = random_key()?;
+                let id = new_key_id()?;
+                changes.insert.push(wrap(&id, Purpose::Data, &bytes, active_master)?);
+                data.insert(id.clone(), DataKey::new(id.clone(), &bytes));
+                id
+            }
+        };
+        let index = match index {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = random_key()?;
+                changes.insert.push(wrap(&new_key_id()?, Purpose::Index, &bytes, active_master)?);
+                bytes
+            }
+        };
+        let active = data.remove(&active).ok_or(CipherError::Damaged)?;
+        let index = <Hmac<Sha256> as Mac>::new_from_slice(&index).map_err(|_| CipherError::Damaged)?;
+        Ok((Self { active, data, index }, changes))
+    }
+
+    /// The id of the data key new values are sealed under.
+    pub fn active_key(&self) -> &str {
+        &self.active.id
+    }
+
+    /// The ids of the data keys held besides the active one: those re-encryption retires.
+    pub fn older_keys(&self) -> Vec<String> {
+        self.data.keys().cloned().collect()
+    }
+
+    fn key(&self, id: &str) -> Result<&DataKey, CipherError> {
+        if id == self.active.id {
+            return Ok(&self.active);
+        }
+        self.data.get(id).ok_or_else(|| CipherError::UnknownKey(id.to_owned()))
+    }
+
+    pub fn seal_text(&self, plain: &str) -> Result<String, CipherError> {
+        let sealed = self.active.seal(plain.as_bytes())?;
+        let mut out = String::with_capacity(TEXT_PREFIX.len() + KEY_ID_LEN + 1 + sealed.len() * 4 / 3 + 4);
+        out.push_str(TEXT_PREFIX);
+        out.push_str(&self.active.id);
+        out.push(':');
+        URL_SAFE_NO_PAD.encode_string(&sealed, &mut out);
+        Ok(out)
+    }
+
+    /// The plaintext of a sealed text; a text that is not sealed is returned as it is.
+    pub fn open_text(&self, text: &str) -> Result<String, CipherError> {
+        let Some(rest) = text.strip_prefix(TEXT_PREFIX) else { return Ok(text.to_owned()) };
+        let (id, body) = rest.split_once(':').ok_or(CipherError::Damaged)?;
+        let sealed = URL_SAFE_NO_PAD.decode(body).map_err(|_| CipherError::Damaged)?;
+        String::from_utf8(self.key(id)?.open(&sealed)?).map_err(|_| CipherError::Damaged)
+    }
+
+    pub fn seal_blob(&self, plain: &[u8]) -> Result<Vec<u8>, CipherError> {
+        let sealed = self.active.seal(plain)?;
+        let mut out = Vec::with_capacity(BLOB_PREFIX.len() + KEY_ID_LEN + sealed.len());
+        out.extend_from_slice(BLOB_PREFIX);
+        out.extend_from_slice(self.active.id.as_bytes());
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn open_blob(&self, blob: &[u8]) -> Result<Vec<u8>, CipherError> {
+        let Some(rest) = blob.strip_prefix(BLOB_PREFIX) else { return Ok(blob.to_vec()) };
+        if rest.len() < KEY_ID_LEN {
+            return Err(CipherError::Damaged);
+        }
+        let (id, sealed) = rest.split_at(KEY_ID_LEN);
+        let id = std::str::from_utf8(id).map_err(|_| CipherError::Damaged)?;
+        self.key(id)?.open(sealed)
+    }
+
+    /// Whether a stored text or blob is sealed under the active data key (re-encryption
+    /// leaves those alone).
+    pub fn is_current(&self, value: &[u8]) -> bool {
+        let id = self.active.id.as_bytes();
+        let after = |prefix: &[u8]| value.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(id));
+        after(TEXT_PREFIX.as_bytes()) || after(BLOB_PREFIX)
+    }
+
+    /// The blind index of a value: a keyed hash, equal for equal values, that tells nothing
+    /// about the value without the key.
+    pub fn blind(&self, value: &str) -> String {
+        let mut mac = self.index.clone();
+        mac.update(value.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+}
+
+/// Whether a stored text or blob is sealed at all.
+pub fn is_sealed(value: &[u8]) -> bool {
+    value.starts_with(TEXT_PREFIX.as_bytes()) || value.starts_with(BLOB_PREFIX)
+}
+
+fn wrap(id: &str, purpose: Purpose, bytes: &[u8; 32], master: &MasterKey) -> Result<StoredKey, CipherError> {
+    let sealed = master_aead(master).seal(bytes)?;
+    Ok(StoredKey {
+        id: id.to_owned(),
+        purpose,
+        master_id: master.id().to_owned(),
+        wrapped: URL_SAFE_NO_PAD.encode(sealed),
+    })
+}
+
+fn random_key() -> Result<[u8; 32], CipherError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| CipherError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn new_key_id() -> Result<String, CipherError> {
+    let mut bytes = [0u8; KEY_ID_LEN / 2];
+    getrandom::fill(&mut bytes).map_err(|e| CipherError::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masters(active: u8, previous: &[u8]) -> MasterKeys {
+        MasterKeys {
+            active: MasterKey::new([active; 32]),
+            previous: previous.iter().map(|b| MasterKey::new([*b; 32])).collect(),
+        }
+    }
+
+    fn ring(masters: &MasterKeys, stored: &mut Vec<StoredKey>) -> Cipher {
+        let (cipher, changes) = Cipher::open(stored, masters).unwrap();
+        for key in changes.rewrap {
+            stored.retain(|k| k.id != key.id);
+            stored.push(key);
+        }
+        stored.extend(changes.insert);
+        cipher
+    }
+
+    #[test]
+    fn values_round_trip_and_carry_their_key() {
+        let mut stored = Vec::new();
+        let cipher = ring(&masters(1, &[]), &mut stored);
+        assert_eq!(stored.len(), 2);
+        let sealed = cipher.seal_text("ada@example.com").unwrap();
+        assert!(sealed.starts_with(&format!("lf1:{}:", cipher.active_key())));
+        assert!(!sealed.contains("ada"));
+        assert_eq!(cipher.open_text(&sealed).unwrap(), "ada@example.com");
+        assert_ne!(cipher.seal_text("ada@example.com").unwrap(), sealed, "a fresh nonce each time");
+        let blob = cipher.seal_blob(b"email\nada@example.com\n").unwrap();
+        assert_eq!(cipher.open_blob(&blob).unwrap(), b"email\nada@example.com\n");
+        assert!(cipher.is_current(sealed.as_bytes()) && cipher.is_current(&blob));
+        assert_eq!(cipher.open_text("plain text").unwrap(), "plain text");
+        assert_eq!(cipher.blind("ada@example.com"), cipher.blind("ada@example.com"));
+        assert_ne!(cipher.blind("ada@example.com"), cipher.blind("ada@example.org"));
+    }
+
+    #[test]
+    fn tampering_and_foreign_keys_are_refused() {
+        let mut stored = Vec::new();
+        let cipher = ring(&masters(1, &[]), &mut stored);
+        let sealed = cipher.seal_text("ada").unwrap();
+        let mut bytes = sealed.into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(cipher.open_text(&String::from_utf8(bytes).unwrap()), Err(CipherError::Damaged));
+        let other = ring(&masters(2, &[]), &mut Vec::new());
+        let foreign = other.seal_text("ada").unwrap();
+        assert!(matches!(cipher.open_text(&foreign), Err(CipherError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn a_new_master_key_writes_at_once_and_old_data_stays_readable() {
+        let mut stored = Vec::new();
+        let first = ring(&masters(1, &[]), &mut stored);
+        let old = first.seal_text("ada").unwrap();
+        let blind = first.blind("ada");
+        let second = ring(&masters(2, &[1]), &mut stored);
+        assert_ne!(second.active_key(), first.active_key());
+        assert_eq!(second.older_keys(), vec![first.active_key().to_owned()]);
+        assert_eq!(second.open_text(&old).unwrap(), "ada");
+        assert!(!second.is_current(old.as_bytes()));
+        assert_eq!(second.blind("ada"), blind, "the index key survives the rotation");
+        assert!(stored.iter().all(|k| k.purpose == Purpose::Data || k.master_id == masters(2, &[]).active.id()));
+        // Without the old master key, its data key cannot be opened: the store says which.
+        let refused = Cipher::open(&stored, &masters(2, &[])).unwrap_err();
+        assert!(matches!(refused, CipherError::MissingMaster { .. }), "{refused}");
+        // Once re-encryption has retired the old data key, the old master is not needed.
+        stored.retain(|k| k.id != first.active_key());
+        let third = ring(&masters(2, &[]), &mut stored);
+        assert_eq!(third.blind("ada"), blind);
+    }
+}
