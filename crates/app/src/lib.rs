@@ -20,6 +20,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod deliveries;
+pub mod encryption;
 pub mod erase;
 pub mod events;
 pub mod feedback;

@@ -142,6 +142,11 @@ enum Command {
         #[command(subcommand)]
         action: audit::AuditCommand,
     },
+    /// Personal data at rest ([encryption]).
+    Encryption {
+        #[command(subcommand)]
+        action: EncryptionCommand,
+    },
     /// Apply the retention configured in [retention] by hand.
     Retention {
         #[command(subcommand)]
@@ -160,6 +165,18 @@ enum Command {
         /// granted), e.g. `--consent marketing_email` for an email campaign's list.
         #[arg(long = "consent", value_name = "PURPOSE")]
         consent: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EncryptionCommand {
+    /// Re-encrypt everything older master keys sealed under the key `key_env` names, now
+    /// (a running server does the same in the background), then drop the older data keys:
+    /// afterwards `previous_key_envs` may be emptied. Resumes where an interrupted run
+    /// stopped.
+    Reencrypt {
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -325,6 +342,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             privacy::export_person(&data, &id, out.as_deref()).await
         }
         Command::Retention { action } => privacy::run(action).await,
+        Command::Encryption { action: EncryptionCommand::Reencrypt { data } } => reencrypt(&data).await,
         Command::Export { data, format, out, consent } => {
             let (store, config) = open(&data).await?;
             if let Some(unknown) = consent.iter().find(|p| !config.privacy.purposes.contains(p)) {
@@ -417,7 +435,12 @@ fn load_config_file(named: Option<PathBuf>) -> Result<(Config, Option<(PathBuf, 
         return Ok((Config::default(), None));
     };
     let text = read_config(&path)?;
-    let config = config::parse(&text).map_err(|errors| invalid(&path, &errors))?;
+    let mut config = config::parse(&text).map_err(|errors| invalid(&path, &errors))?;
+    config.master_keys = config
+        .encryption
+        .master_keys(|name| std::env::var(name).ok())
+        .map_err(|e| Failure::Config(format!("[encryption]: {e}")))?
+        .map(Arc::new);
     Ok((config, Some((path, text))))
 }
 
@@ -432,6 +455,20 @@ fn invalid(path: &Path, errors: &[ConfigError]) -> Failure {
         .map(|e| if e.line > 0 { format!("{}:{e}", path.display()) } else { format!("{}: {e}", path.display()) })
         .collect();
     Failure::Config(format!("invalid configuration:\n{}", listed.join("\n")))
+}
+
+async fn reencrypt(data: &DataArgs) -> Result<(), Failure> {
+    let (store, config) = open(data).await?;
+    if config.master_keys.is_none() {
+        return Err(Failure::Config("encryption is off: set [encryption] key_env".into()));
+    }
+    let (_running, mut stop) = tokio::sync::watch::channel(false);
+    let done = leadflow_app::encryption::run(&store, &mut stop, std::time::Duration::ZERO)
+        .await
+        .map_err(|e| Failure::Store(e.to_string()))?;
+    store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+    println!("re-encrypted {} rows; only the active master key is needed now", done.rows);
+    Ok(())
 }
 
 pub(crate) async fn open(data: &DataArgs) -> Result<(DynStore, Config), Failure> {

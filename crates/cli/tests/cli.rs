@@ -1575,3 +1575,55 @@ async fn serve_with_tls_flags_speaks_https_and_reloads_its_certificate_on_sighup
     }
     assert!(server.terminate().success(), "SIGHUP did not stop the server");
 }
+
+/// `[encryption]` as an operator runs it: keys from the environment, an import sealed at
+/// rest, a rotation re-encrypted by `leadflow encryption reencrypt`, after which the old
+/// key is no longer needed.
+#[test]
+fn encryption_keys_come_from_the_environment_and_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        "[encryption]\nkey_env = \"LF_KEY\"\nprevious_key_envs = [\"LF_OLD_KEY\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("leads.csv"), "email,first_name\nquentin.oyelaran@example.com,Quentin\n").unwrap();
+    let (first, second) =
+        ("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    let with = |key: &str, old: Option<&str>, args: &[&str]| {
+        let mut cmd = leadflow(dir.path());
+        cmd.env("LF_KEY", key).args(args);
+        match old {
+            Some(old) => cmd.env("LF_OLD_KEY", old),
+            None => cmd.env_remove("LF_OLD_KEY"),
+        };
+        cmd.output().unwrap()
+    };
+    let missing = leadflow(dir.path()).env_remove("LF_KEY").args(["export", "--format", "jsonl"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("LF_KEY is not set"), "{}", stderr(&missing));
+    let bad = with("c2hvcnQ=", Some(first), &["export", "--format", "jsonl"]);
+    assert!(stderr(&bad).contains("not 32"), "{}", stderr(&bad));
+
+    let out = with(first, Some(first), &["import", "leads.csv", "--source", "api"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = std::fs::read(dir.path().join("leadflow.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains("oyelaran"));
+
+    // Rotated: the new key writes, the old one still reads; re-encryption retires it.
+    let out = with(second, Some(first), &["encryption", "reencrypt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("re-encrypted"), "{}", stdout(&out));
+    let out = with(second, None, &["export", "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("quentin.oyelaran@example.com"));
+    // Without any key, a database holding encrypted data refuses to open.
+    let plain = leadflow(dir.path())
+        .env_remove("LF_KEY")
+        .env("LEADFLOW_CONFIG", "/dev/null")
+        .args(["export", "--format", "jsonl"])
+        .output();
+    let plain = plain.unwrap();
+    assert!(!plain.status.success());
+    assert!(stderr(&plain).contains("key_env"), "{}", stderr(&plain));
+}

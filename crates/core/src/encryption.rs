@@ -30,7 +30,14 @@ impl EncryptionConfig {
             MasterKey::from_base64(&text).map_err(|e| format!("{name}: {e}"))
         };
         let active = read(name)?;
-        let previous = self.previous_key_envs.iter().map(|n| read(n)).collect::<Result<Vec<_>, _>>()?;
+        // A previous key left unset is skipped: once re-encryption has finished nothing
+        // needs it, and until then the store names the key it lacks.
+        let previous = self
+            .previous_key_envs
+            .iter()
+            .filter(|n| env(n).is_some())
+            .map(|n| read(n))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(MasterKeys { active, previous }))
     }
 }
@@ -157,6 +164,8 @@ mod tests {
         assert!(keys.find(keys.previous[0].id()).is_some());
         let missing = EncryptionConfig { key_env: Some("NOPE".into()), previous_key_envs: vec![] };
         assert!(missing.master_keys(env).unwrap_err().contains("NOPE"));
+        let done = EncryptionConfig { key_env: Some("K".into()), previous_key_envs: vec!["GONE".into()] };
+        assert!(done.master_keys(env).unwrap().unwrap().previous.is_empty());
         assert_eq!(EncryptionConfig::default().master_keys(env), Ok(None));
     }
 

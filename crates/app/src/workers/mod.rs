@@ -4,6 +4,8 @@
 //! - [`routing`]: routes the leads queued for routing and runs the SLA timers.
 //! - [`resolver`]: fuzzy matching after capture: merges, reviews and the key index.
 //! - [`frequencies`]: counts name frequencies and trains the matching weights.
+//! - [`crate::encryption::worker`]: after a master key rotation, re-encrypts what the
+//!   older keys sealed.
 //! - [`crate::retention::worker`]: once a day, deletes what the retention says expired.
 //! - [`sources`]: settles batch sources, pulls LinkedIn lead forms, retries pending
 //!   submissions whose provider fetch failed.
@@ -56,6 +58,9 @@ pub async fn start(app: &App, client: Option<Arc<Client>>) -> Workers {
     sources::spawn_pending_retry(app, &stopped);
     let mut finishing = vec![("health", tokio::spawn(crate::health::run(app.clone(), stopped.clone())))];
     tokio::spawn(crate::alerts::run(app.clone(), stopped.clone()));
+    if app.config.master_keys.is_some() {
+        tokio::spawn(crate::encryption::worker(app.clone(), stopped.clone()));
+    }
     if !app.config.retention.ages().is_empty() {
         tokio::spawn(crate::retention::worker(app.clone(), stopped.clone()));
     }

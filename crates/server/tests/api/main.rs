@@ -7,6 +7,7 @@ mod audit;
 mod bad_input;
 mod capture;
 mod delivery;
+mod encryption;
 mod engagement;
 mod erasure;
 mod feedback;
