@@ -46,10 +46,10 @@
 use crate::{App, metrics as m};
 use leadflow_core::capture::RawSubmission;
 use leadflow_core::config::{Adapter, Config, SourceConfig};
-use leadflow_integrations::channels::HookError;
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline;
 use leadflow_core::{FieldError, FieldErrorCode, SourceName, SubmissionId};
+use leadflow_integrations::channels::HookError;
 use leadflow_store::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use serde_json::{Map, Value};
 use std::borrow::Cow;

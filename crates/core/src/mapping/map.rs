@@ -1,9 +1,9 @@
 //! The mapping function.
 
+use crate::mapping::custom_key::fit_custom_key;
 use crate::mapping::name::split_full_name;
 use crate::mapping::path::{At, remove_at, render};
 use crate::mapping::spec::{MappingSpec, SpecSource, SpecTarget};
-use crate::mapping::custom_key::fit_custom_key;
 use crate::mapping::synonyms::{HeaderMatch, classify_with, label_number};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -774,7 +774,9 @@ ignore = ["password", "csrf_token", "meta.secret"]
     #[test]
     fn numbered_labels_the_first_wins_and_the_others_stay_custom() {
         let m = map_record(
-            &obj(json!({"Email 10": "ten@x.io", "Email 2": "two@x.io", "Name 3": "Ada Lovelace", "Phone (2)": "+44 20"})),
+            &obj(
+                json!({"Email 10": "ten@x.io", "Email 2": "two@x.io", "Name 3": "Ada Lovelace", "Phone (2)": "+44 20"}),
+            ),
             None,
         );
         assert_eq!(m.standard["email"], "two@x.io", "2 before 10, though \"Email 10\" sorts first");

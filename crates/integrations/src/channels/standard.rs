@@ -343,7 +343,9 @@ mod tests {
     #[test]
     fn a_lone_email_shaped_value_is_the_email_and_two_are_not_guessed() {
         let mut s = Standard::default();
-        s.assign_all(json!({"Field 3": " ada@example.com ", "Field 4": "hello", "Field 5": "a@b"}).as_object().unwrap());
+        s.assign_all(
+            json!({"Field 3": " ada@example.com ", "Field 4": "hello", "Field 5": "a@b"}).as_object().unwrap(),
+        );
         s.email_from_lone_value();
         assert_eq!(s.fields["email"], "ada@example.com");
         assert!(!s.custom.contains_key("Field 3"));

@@ -1107,10 +1107,14 @@ fn a_webflow_form_whose_only_email_field_is_unnamed_is_still_read() {
     assert_eq!(s.fields["email"], "arthur@example.com");
     assert_eq!(s.custom["Field 4"], "Hi");
     // Two email-shaped values and no label: nothing is guessed, both are kept.
-    let data = vec![("Field 3".to_owned(), json!("arthur@example.com")), ("Field 4".to_owned(), json!("ford@example.com"))];
+    let data =
+        vec![("Field 3".to_owned(), json!("arthur@example.com")), ("Field 4".to_owned(), json!("ford@example.com"))];
     let s = standardized(Adapter::Webflow, &webflow_with(data)).unwrap();
     assert!(!s.fields.contains_key("email"));
-    assert_eq!((&s.custom["Field 3"], &s.custom["Field 4"]), (&json!("arthur@example.com"), &json!("ford@example.com")));
+    assert_eq!(
+        (&s.custom["Field 3"], &s.custom["Field 4"]),
+        (&json!("arthur@example.com"), &json!("ford@example.com"))
+    );
 }
 
 #[test]
@@ -1144,7 +1148,8 @@ fn intercom_conversation_user_created_is_read_in_every_api_versions_shape() {
 
 #[test]
 fn an_intercom_contact_known_only_by_id_says_so_with_the_path() {
-    let err = standardized(Adapter::Intercom, &fixture("intercom_conversation_contact_reference_only.json")).unwrap_err();
+    let err =
+        standardized(Adapter::Intercom, &fixture("intercom_conversation_contact_reference_only.json")).unwrap_err();
     let HookError::Missing { path, reason } = &err else { panic!("{err:?}") };
     assert_eq!(path, "data.item.contacts.contacts[0].email");
     assert!(reason.contains("by id only") && reason.contains("667d60d88a68186f43bafde1"), "{reason}");
@@ -1152,7 +1157,9 @@ fn an_intercom_contact_known_only_by_id_says_so_with_the_path() {
     let body = json!({"type": "notification_event", "id": "notif_9", "topic": "contact.lead.created",
         "data": {"item": {"type": "contact", "id": "6762f0a51bb69f9f2193bb7e", "role": "lead", "email": null}}});
     let err = standardized(Adapter::Intercom, &body).unwrap_err();
-    assert!(matches!(&err, HookError::Missing { path, reason } if path == "data.item.email" && reason.contains("lead")));
+    assert!(
+        matches!(&err, HookError::Missing { path, reason } if path == "data.item.email" && reason.contains("lead"))
+    );
 }
 
 #[test]
