@@ -144,7 +144,7 @@ impl Standard {
     /// the key names nothing known or the field is already filled.
     fn assign_known(&mut self, key: &str, value: &Value) -> bool {
         let norm = normalize_key(key);
-        let touch_first = norm.strip_prefix("first_").is_some_and(|rest| is_touch_key(rest));
+        let touch_first = norm.strip_prefix("first_").is_some_and(is_touch_key);
         if norm.starts_with("first_") && (norm.contains("utm_") || touch_first || norm.ends_with("_url")) {
             self.touch(&norm, value);
             return true;

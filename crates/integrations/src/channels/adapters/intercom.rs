@@ -84,14 +84,14 @@ fn item_path(path: &[&str], last: &str) -> String {
     format!("{out}.{last}")
 }
 
-/// The person a notification is about, with the path it was found at. A contact item is
+/// The person a notification is about. A contact item is
 /// the person; a conversation carries them as its first message's author (API 2.x), as
 /// `user` (API 1.x), or as a reference in `contacts` (2.x, often an id only). The first
 /// that has an email or a phone wins; else the first that is there, to explain.
-fn find_person<'a>(it: &'a Value) -> Result<(&'a Value, Vec<&'static str>), HookError> {
+fn find_person(it: &Value) -> Result<&Value, HookError> {
     if str_of(it, "type") != Some("conversation") {
         return if has_text(it, "email") || has_text(it, "phone") {
-            Ok((it, Vec::new()))
+            Ok(it)
         } else {
             let who = str_of(it, "role").or_else(|| str_of(it, "type")).unwrap_or("contact");
             Err(missing(
@@ -108,8 +108,8 @@ fn find_person<'a>(it: &'a Value) -> Result<(&'a Value, Vec<&'static str>), Hook
         .filter_map(|p| at(it, p).filter(|v| v.is_object()).map(|v| (*p, v)))
         .filter(|(_, v)| !str_of(v, "type").is_some_and(|t| NOT_A_PERSON.contains(&t)))
         .collect();
-    if let Some((path, person)) = found.iter().find(|(_, v)| has_text(v, "email") || has_text(v, "phone")) {
-        return Ok((person, path.to_vec()));
+    if let Some((_, person)) = found.iter().find(|(_, v)| has_text(v, "email") || has_text(v, "phone")) {
+        return Ok(person);
     }
     Err(match found.last() {
         Some((path, person)) if *path == ["contacts", "contacts", "0"] => missing(
@@ -131,7 +131,7 @@ fn find_person<'a>(it: &'a Value) -> Result<(&'a Value, Vec<&'static str>), Hook
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let v = Value::Object(payload.clone());
     let it = v.get("data").and_then(|d| d.get("item")).ok_or_else(|| missing("data.item", "an object"))?;
-    let (person, _) = find_person(it)?;
+    let person = find_person(it)?;
     let mut s = Standard::default();
     for k in ["email", "phone", "external_id"] {
         if let Some(x) = person.get(k) {
