@@ -60,7 +60,7 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
             app.refusals.refused(source.name.as_str());
             m::hook_refused(source.name.as_str(), "refused");
         }
-        HookError::Malformed(_) | HookError::Unsupported(_) => {
+        HookError::Malformed(_) | HookError::Missing { .. } | HookError::Unsupported(_) => {
             app.refusals.rejected(source.name.as_str());
             m::hook_refused(source.name.as_str(), "rejected");
         }

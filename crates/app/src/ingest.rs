@@ -45,10 +45,11 @@
 
 use crate::{App, metrics as m};
 use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Config, SourceConfig};
+use leadflow_core::config::{Adapter, Config, SourceConfig};
 use leadflow_core::normalize::Candidate;
 use leadflow_core::pipeline;
 use leadflow_core::{FieldError, FieldErrorCode, SourceName, SubmissionId};
+use leadflow_integrations::channels::HookError;
 use leadflow_store::{CaptureItem, Captured, StoreError, SubmissionStatus};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -360,7 +361,7 @@ pub fn standard_payload<'a>(
         return Ok(Cow::Borrowed(payload));
     }
     let standard = leadflow_integrations::channels::standardize(source.adapter, payload)
-        .map_err(|e| vec![FieldError::new("", FieldErrorCode::Unreadable, e.to_string())])?;
+        .map_err(|e| vec![unreadable(source.adapter, e)])?;
     let is_test = standard.is_test;
     let mut out = standard.into_payload();
     // Providers write consent times their own way (Facebook: `+0000`); one that is not
@@ -381,6 +382,19 @@ pub fn standard_payload<'a>(
         }
     }
     Ok(Cow::Owned(out))
+}
+
+/// A provider payload the source's adapter could not read, as a quarantine reason: the
+/// field is the path in the provider's payload that was missing (when the adapter knows
+/// it), and the adapter's version is named, so an operator can tell which parser to fix
+/// and whether a replay ran a newer one.
+fn unreadable(adapter: Adapter, e: HookError) -> FieldError {
+    let version = leadflow_integrations::channels::adapter_version(adapter);
+    let (field, message) = match &e {
+        HookError::Missing { path, reason } => (path.clone(), format!("{version} could not read {path}: {reason}")),
+        other => (String::new(), format!("{version} could not read the payload: {other}")),
+    };
+    FieldError::new(field, FieldErrorCode::Unreadable, message).from_adapter(version)
 }
 
 #[cfg(test)]
@@ -409,6 +423,9 @@ mod tests {
         assert!(matches!(out, Cow::Borrowed(_)));
         let errors = standard_payload(&source(Adapter::FacebookLeadAds), &Map::new()).unwrap_err();
         assert_eq!(errors[0].code, FieldErrorCode::Unreadable);
+        assert_eq!(errors[0].field, "fetched");
+        assert_eq!(errors[0].adapter.as_deref(), Some("facebook_lead_ads/2"));
+        assert!(errors[0].message.starts_with("facebook_lead_ads/2 could not read fetched"), "{}", errors[0].message);
     }
 
     #[test]

@@ -30,10 +30,16 @@ pub enum FieldErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
-    /// The field's path in the submitted JSON, e.g. `email` or `consent.at`.
+    /// The field's path in the submitted JSON, e.g. `email` or `consent.at`. For a
+    /// provider payload the adapter could not read (`unreadable`), the path in the
+    /// provider's payload that was missing, e.g. `data.item.contacts.contacts[0].email`.
     pub field: String,
     pub code: FieldErrorCode,
     pub message: String,
+    /// The adapter and its parser version that read the payload (`typeform/2`), on errors
+    /// about a provider payload; a replay after an adapter fix shows a newer version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 impl FieldErrorCode {
@@ -58,6 +64,12 @@ impl FieldErrorCode {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: FieldErrorCode, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code, message: message.into() }
+        Self { field: field.into(), code, message: message.into(), adapter: None }
+    }
+
+    /// The same error, naming the adapter version that produced it.
+    pub fn from_adapter(mut self, version: impl Into<String>) -> Self {
+        self.adapter = Some(version.into());
+        self
     }
 }

@@ -20,7 +20,9 @@
 //!    * Every other key is matched by the built-in synonym table ([`match_header`]).
 //! 3. **Several keys for one field** (`email` and `Work Email`): a non-blank value beats a
 //!    blank one (null, `""`, whitespace, `[]`, `{}`); then the field's own name beats a
-//!    synonym (`email` exactly first, then `Email`/`EMAIL`); then the earlier key wins.
+//!    synonym (`email` exactly first, then `Email`/`EMAIL`); then an unnumbered label
+//!    beats a numbered one and a lower number a higher one (`Email` before `Email 2`
+//!    before `Email 10`); then the earlier key wins.
 //!    serde_json keeps object keys sorted (leadflow does not enable `preserve_order`), so
 //!    "earlier" means earlier in that order. The losers go to `custom` under their own key
 //!    (rule `duplicate`); nothing is dropped.
@@ -31,7 +33,9 @@
 //! 5. **Everything else** goes to `custom` under its key, as received (nested objects
 //!    kept as they are). When a custom key is already taken (the spec's `custom.NAME`
 //!    comes first, then the input's `custom` object, then loose keys), the later one is
-//!    stored as `NAME#2`, `NAME#3`, ….
+//!    stored as `NAME#2`, `NAME#3`, …. A name longer than [`MAX_CUSTOM_KEY_LEN`]
+//!    characters is shortened by [`fit_custom_key`] (a prefix and a hash of the whole
+//!    name), never refused: a long question title must not cost the lead.
 //!
 //! Nothing is dropped except paths listed in the spec's `ignore`, the envelope key
 //! `source`, and nulls. Every top-level key gets at least one [`Decision`].
@@ -85,14 +89,16 @@
 //! # Ok::<(), String>(())
 //! ```
 
+mod custom_key;
 mod map;
 mod name;
 mod path;
 mod spec;
 mod synonyms;
 
+pub use custom_key::{MAX_CUSTOM_KEY_LEN, fit_custom_key};
 pub use map::{Decision, Mapped, Rule, Target, map_record};
 pub use name::{NameParts, split_full_name};
 pub use path::{Path, PathError, Step, quote_if_needed};
 pub use spec::{MappingSpec, SpecEntry, SpecError, SpecSource, SpecTarget, parse_spec};
-pub use synonyms::{HeaderMatch, STANDARD_FIELDS, classify_header, fold, match_header, standard_field};
+pub use synonyms::{HeaderMatch, STANDARD_FIELDS, classify_header, fold, label_number, match_header, standard_field};

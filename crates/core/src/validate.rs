@@ -11,7 +11,9 @@ use crate::normalize::Candidate;
 /// every CRM holds it.
 pub const MAX_TEXT_LEN: usize = 1024;
 pub const MAX_CUSTOM_FIELDS: usize = 200;
-pub const MAX_CUSTOM_KEY_LEN: usize = 128;
+/// Custom field names are shortened to this length when mapped (see
+/// [`crate::mapping::fit_custom_key`]): a long name is never a reason to refuse a lead.
+pub use crate::mapping::MAX_CUSTOM_KEY_LEN;
 
 pub fn validate(c: &Candidate, required: &[Vec<String>]) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -39,14 +41,6 @@ pub fn validate(c: &Candidate, required: &[Vec<String>]) -> Result<(), Vec<Field
             "custom",
             FieldErrorCode::TooMany,
             format!("at most {MAX_CUSTOM_FIELDS} custom fields"),
-        ));
-    }
-    for key in c.custom.keys().filter(|k| k.chars().count() > MAX_CUSTOM_KEY_LEN) {
-        let shown: String = key.chars().take(32).collect();
-        errors.push(FieldError::new(
-            format!("custom.{shown}…"),
-            FieldErrorCode::TooLong,
-            format!("custom field names are at most {MAX_CUSTOM_KEY_LEN} characters"),
         ));
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
@@ -78,6 +72,21 @@ mod tests {
         );
         c.fields.website = Some("example.com".into());
         assert!(validate(&c, &required).is_ok());
+    }
+
+    #[test]
+    fn a_long_question_title_in_custom_does_not_refuse_the_lead() {
+        let mut payload = serde_json::Map::new();
+        payload.insert("email".into(), "a@example.com".into());
+        payload.insert("x".repeat(MAX_CUSTOM_KEY_LEN * 3), true.into());
+        let c = crate::pipeline::prepare(
+            &payload,
+            &crate::config::SourceConfig::api(),
+            &crate::config::Picklists::default(),
+        )
+        .unwrap();
+        assert_eq!(c.custom.len(), 1);
+        assert!(c.custom.keys().all(|k| k.chars().count() <= MAX_CUSTOM_KEY_LEN));
     }
 
     #[test]

@@ -146,6 +146,10 @@ pub enum HookError {
     Stale(String),
     #[error("malformed: {0}")]
     Malformed(String),
+    /// A stored payload lacks what the adapter needs: `path` is where it looked last
+    /// (`data.item.contacts.contacts[0].email`), `reason` says what that shape carries.
+    #[error("missing {path}: {reason}")]
+    Missing { path: String, reason: String },
     #[error("unsupported: {0}")]
     Unsupported(String),
 }
@@ -156,7 +160,7 @@ impl HookError {
         match self {
             HookError::Unauthorized(_) => "hook_unauthorized",
             HookError::Stale(_) => "hook_stale",
-            HookError::Malformed(_) => "hook_malformed",
+            HookError::Malformed(_) | HookError::Missing { .. } => "hook_malformed",
             HookError::Unsupported(_) => "hook_unsupported",
         }
     }
@@ -183,6 +187,13 @@ pub fn handle_with_rules(
 /// ([`fetch::linkedin::fetch_form_responses`]); the same key as the webhook path yields.
 pub fn linkedin_pull_item(response: Map<String, Value>) -> Result<Item, HookError> {
     adapters::linkedin::pull_item(response)
+}
+
+/// The adapter's name and parser version, e.g. `typeform/2`. A quarantine entry names it,
+/// so after an adapter fix a replayed entry shows which parser read it. Bumped whenever
+/// what `standardize` makes of a payload changes (see the adapters' module docs).
+pub fn adapter_version(adapter: Adapter) -> &'static str {
+    adapters::version(adapter)
 }
 
 /// Maps one stored item payload onto leadflow's standard shape.

@@ -136,7 +136,7 @@ pub fn hook_error(e: leadflow_integrations::channels::HookError, method: &axum::
     use leadflow_integrations::channels::HookError;
     let status = match &e {
         HookError::Unauthorized(_) | HookError::Stale(_) => StatusCode::UNAUTHORIZED,
-        HookError::Malformed(_) => StatusCode::BAD_REQUEST,
+        HookError::Malformed(_) | HookError::Missing { .. } => StatusCode::BAD_REQUEST,
         HookError::Unsupported(_) if method != axum::http::Method::POST => StatusCode::METHOD_NOT_ALLOWED,
         HookError::Unsupported(_) => StatusCode::BAD_REQUEST,
     };

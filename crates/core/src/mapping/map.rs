@@ -1,9 +1,10 @@
 //! The mapping function.
 
+use crate::mapping::custom_key::fit_custom_key;
 use crate::mapping::name::split_full_name;
 use crate::mapping::path::{At, remove_at, render};
 use crate::mapping::spec::{MappingSpec, SpecSource, SpecTarget};
-use crate::mapping::synonyms::{HeaderMatch, classify_with};
+use crate::mapping::synonyms::{HeaderMatch, classify_with, label_number};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -148,6 +149,8 @@ struct Candidate {
     pos: usize,
     /// 0: the key is the field name; 1: the same up to case and separators; 2: synonym.
     rank: u8,
+    /// A repeated field's number (`Email 2`); 0 when the label has none.
+    number: u32,
     blank: bool,
 }
 
@@ -174,13 +177,14 @@ impl<'r> Mapper<'_, 'r> {
         }
     }
 
-    /// Stores `value` in custom under `name`, or `name#2`, `name#3`, … when taken.
+    /// Stores `value` in custom under `name`, or `name#2`, `name#3`, … when taken; a
+    /// name over the length limit is shortened first (and again with its number).
     fn put_custom(&mut self, name: &str, value: Value) -> String {
         let custom = &mut self.out.custom;
-        let mut actual = name.to_owned();
+        let mut actual = fit_custom_key(name).into_owned();
         let mut n = 2u64;
         while custom.contains_key(&actual) {
-            actual = format!("{name}#{n}");
+            actual = fit_custom_key(&format!("{name}#{n}")).into_owned();
             n += 1;
         }
         custom.insert(actual.clone(), value);
@@ -423,7 +427,8 @@ pub fn map_record(record: &Map<String, Value>, spec: Option<&MappingSpec>) -> Ma
                         } else {
                             2
                         };
-                        candidates.push(Candidate { field, pos, rank, blank: is_blank(&value) });
+                        let number = if rank == 2 { label_number(key).unwrap_or(0) } else { 0 };
+                        candidates.push(Candidate { field, pos, rank, number, blank: is_blank(&value) });
                     }
                 }
                 Some(HeaderMatch::FullName) if synonyms => names.push(pos),
@@ -443,7 +448,7 @@ pub fn map_record(record: &Map<String, Value>, spec: Option<&MappingSpec>) -> Ma
             .iter()
             .enumerate()
             .filter(|(_, c)| c.field == field)
-            .min_by_key(|(_, c)| (c.blank, c.rank, c.pos))
+            .min_by_key(|(_, c)| (c.blank, c.rank, c.number, c.pos))
             .map(|(j, _)| j);
         for (j, c) in candidates.iter().enumerate() {
             if c.field != field {
@@ -764,6 +769,41 @@ ignore = ["password", "csrf_token", "meta.secret"]
             }))
         );
         assert_eq!(m.custom, obj(json!({"Notes": ""})));
+    }
+
+    #[test]
+    fn numbered_labels_the_first_wins_and_the_others_stay_custom() {
+        let m = map_record(
+            &obj(
+                json!({"Email 10": "ten@x.io", "Email 2": "two@x.io", "Name 3": "Ada Lovelace", "Phone (2)": "+44 20"}),
+            ),
+            None,
+        );
+        assert_eq!(m.standard["email"], "two@x.io", "2 before 10, though \"Email 10\" sorts first");
+        assert_eq!(m.custom["Email 10"], "ten@x.io");
+        assert_eq!(m.standard["first_name"], "Ada");
+        assert_eq!(m.standard["phone"], "+44 20");
+        let m = map_record(&obj(json!({"Email": "one@x.io", "Email 2": "two@x.io"})), None);
+        assert_eq!(m.standard["email"], "one@x.io");
+        assert_eq!(m.custom["Email 2"], "two@x.io");
+    }
+
+    #[test]
+    fn a_custom_name_over_the_limit_is_shortened_never_refused() {
+        let title = format!("{} I agree to be contacted.", "By ticking this box ".repeat(8));
+        let other = format!("{} I agree to receive news.", "By ticking this box ".repeat(8));
+        let m = map_record(
+            &obj(json!({title.clone(): true, other.clone(): false, "custom": {title.clone(): "explicit"}})),
+            None,
+        );
+        assert_eq!(m.custom.len(), 3, "{:?}", m.custom.keys().collect::<Vec<_>>());
+        for key in m.custom.keys() {
+            assert!(key.chars().count() <= crate::mapping::MAX_CUSTOM_KEY_LEN, "{key}");
+        }
+        let short = fit_custom_key(&title).into_owned();
+        assert_eq!(m.custom[&short], "explicit", "the explicit custom value keeps the plain short key");
+        assert_eq!(m.custom[fit_custom_key(&other).as_ref()], false);
+        assert!(m.decisions.iter().any(|d| d.key == title && matches!(&d.target, Target::Custom(k) if k != &short)));
     }
 
     #[test]

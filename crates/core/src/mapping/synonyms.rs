@@ -8,6 +8,12 @@
 //! `optional`, so `What is your email address?` and `Work email (required)` match too; and
 //! Jotform's generated names (`q4_email`, `q3_fullName3`) are read without their `qN_`
 //! prefix and trailing question number.
+//!
+//! Numbered labels, which form builders give a repeated field (Webflow's `Email 2`,
+//! `Name 3`; `email-2`, `Phone (2)`), are read without their number, so they match the
+//! same field as the first one; [`label_number`] gives the number so that a mapper can let
+//! the first of several such fields win. Address lines are the exception: `Address 3` is
+//! a third line, not the street, and stays unmatched.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -518,6 +524,39 @@ fn jotform_core(key: &str) -> Option<&str> {
     (!core.is_empty()).then_some(core)
 }
 
+/// Folded bases whose trailing number is a line number, not a repeat of the field.
+const NUMBERED_LINES: &[&str] = &["address", "addressline", "street", "streetline", "line"];
+
+/// Up to this many trailing digits are read as a field number (`Email 2`, `Name 12`).
+const MAX_NUMBER_DIGITS: usize = 3;
+
+/// The folded key without a trailing field number, when it has one.
+fn without_number(folded: &str) -> Option<&str> {
+    let base = folded.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = folded.len() - base.len();
+    let plausible = (1..=MAX_NUMBER_DIGITS).contains(&digits) && !base.is_empty();
+    (plausible && !NUMBERED_LINES.contains(&base)).then_some(base)
+}
+
+/// The number a form builder appended to a repeated field's label (`Email 2` → 2,
+/// `Phone (3)` → 3, `email-10` → 10); `None` for an unnumbered label.
+pub fn label_number(key: &str) -> Option<u32> {
+    let trimmed = key.trim_end_matches(|c: char| !c.is_alphanumeric());
+    let base = trimmed.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = trimmed.get(base.len()..)?;
+    if digits.is_empty() || digits.len() > MAX_NUMBER_DIGITS || base.is_empty() {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn as_synonym(m: HeaderMatch) -> HeaderMatch {
+    match m {
+        HeaderMatch::Field { field, .. } => HeaderMatch::Field { field, exact: false },
+        other => other,
+    }
+}
+
 /// Classifies a key with a reusable buffer for the folded form.
 pub(crate) fn classify_with(key: &str, buf: &mut String) -> Option<HeaderMatch> {
     buf.clear();
@@ -525,13 +564,13 @@ pub(crate) fn classify_with(key: &str, buf: &mut String) -> Option<HeaderMatch> 
     if let Some(m) = lookup_folded(buf) {
         return Some(m);
     }
+    if let Some(m) = without_number(buf).and_then(lookup_folded) {
+        return Some(as_synonym(m));
+    }
     let core = jotform_core(key)?;
     buf.clear();
     fold_into(core, buf);
-    lookup_folded(buf).map(|m| match m {
-        HeaderMatch::Field { field, .. } => HeaderMatch::Field { field, exact: false },
-        other => other,
-    })
+    lookup_folded(buf).map(as_synonym)
 }
 
 /// What a CSV/XLSX column header or a JSON key means, if it is known.
@@ -835,6 +874,89 @@ mod tests {
             assert!(!folded.is_empty(), "{synonym:?} folds to nothing");
             if let Some(other) = seen.insert(folded.clone(), target) {
                 assert_eq!(other, target, "{synonym:?} ({folded}) is claimed by {other} and {target}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbered_labels_match_their_field() {
+        check("email", &["Email 2", "email-2", "E-mail 3", "Email Address 2", "work_email_2"]);
+        check("phone", &["Phone (2)", "Phone 2", "Mobile 3"]);
+        check("company", &["Company 2"]);
+        for h in ["Name 3", "Full Name 2"] {
+            assert_eq!(classify_header(h), Some(HeaderMatch::FullName), "{h}");
+        }
+        assert_eq!(classify_header("Email 2"), Some(HeaderMatch::Field { field: "email", exact: false }));
+        // Address lines keep their meaning; a third line is no street.
+        check("street2", &["Address 2", "address_2"]);
+        assert_eq!(match_header("Address 3"), None);
+        assert_eq!(match_header("Address Line 3"), None);
+        // A number alone, or a label that is not a field, stays unmatched.
+        for h in ["Field 3", "2", "Question 12", "Email 12345"] {
+            assert_eq!(match_header(h), None, "{h}");
+        }
+    }
+
+    #[test]
+    fn decorated_labels_match_their_field() {
+        check("email", &["Your Email *", "E-mail address:", "Work email (required)", "Email (optional)"]);
+        check("phone", &["Phone number *", "Your phone:"]);
+    }
+
+    #[test]
+    fn label_numbers() {
+        assert_eq!(label_number("Email 2"), Some(2));
+        assert_eq!(label_number("email-10"), Some(10));
+        assert_eq!(label_number("Phone (3)"), Some(3));
+        assert_eq!(label_number("Email"), None);
+        assert_eq!(label_number("2"), None);
+        assert_eq!(label_number("Email 12345"), None);
+        assert_eq!(label_number("Téléphone 4 "), Some(4));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Every field synonym whose meaning does not depend on a number of its own.
+        fn plain_synonyms() -> Vec<(&'static str, &'static str)> {
+            FIELD_SYNONYMS
+                .iter()
+                .filter(|(f, _)| !matches!(*f, "street" | "street2"))
+                .flat_map(|(f, syns)| syns.iter().map(move |s| (*f, *s)))
+                .filter(|(_, s)| !fold(s).ends_with(|c: char| c.is_ascii_digit()))
+                .collect()
+        }
+
+        const DECORATIONS: &[(&str, &str)] = &[
+            ("", " 2"),
+            ("", "-3"),
+            ("", " (4)"),
+            ("", " *"),
+            ("", ":"),
+            ("", " (required)"),
+            ("Your ", ""),
+            ("Your ", " *"),
+            ("  ", "  "),
+        ];
+
+        proptest! {
+            #[test]
+            fn classifying_never_panics_and_is_stable(key in "\\PC{0,200}") {
+                prop_assert_eq!(classify_header(&key), classify_header(&key));
+                let _ = label_number(&key);
+            }
+
+            #[test]
+            fn a_decorated_or_numbered_synonym_keeps_its_field(
+                i in any::<prop::sample::Index>(),
+                d in any::<prop::sample::Index>(),
+            ) {
+                let all = plain_synonyms();
+                let (field, synonym) = all[i.index(all.len())];
+                let (before, after) = DECORATIONS[d.index(DECORATIONS.len())];
+                let label = format!("{before}{synonym}{after}");
+                prop_assert_eq!(match_header(&label), Some(field), "{:?}", label);
             }
         }
     }

@@ -4,7 +4,17 @@
 //! (attribution ids), or `custom` under the provider's own key. Nothing is dropped: when a
 //! standard field is already filled (say `mobile` after `phone`), the later value is kept in
 //! `custom`.
+//!
+//! Labels are matched by this module's provider names, then by the core's synonym table
+//! ([`classify_header`]), so decorated and numbered labels (`Your Email *`, `Email 2`)
+//! find their field. A custom key is never longer than
+//! [`leadflow_core::mapping::MAX_CUSTOM_KEY_LEN`]: a longer one is shortened by
+//! [`fit_custom_key`], and the label it came from is kept under `custom.field_labels`
+//! (custom key → label), as are the question titles of custom fields an adapter keys by
+//! the provider's stable id.
 
+use leadflow_core::Email;
+use leadflow_core::mapping::{HeaderMatch, classify_header, fit_custom_key, label_number};
 use serde_json::{Map, Value};
 
 /// The standard lead fields of the contract, in contract order.
@@ -25,7 +35,13 @@ pub struct Standard {
     /// provider lead id, ...
     pub touchpoint: Map<String, Value>,
     pub is_test: bool,
+    /// Custom key → the provider's label for it, where they differ (a question keyed by
+    /// its stable ref, a label too long to be a key). Kept as `custom.field_labels`.
+    pub labels: Map<String, Value>,
 }
+
+/// Where [`Standard::into_payload`] keeps the labels of custom fields.
+pub const FIELD_LABELS_KEY: &str = "field_labels";
 
 impl Standard {
     /// One JSON object in the shape leadflow's JSON API accepts: the standard fields at top
@@ -36,7 +52,13 @@ impl Standard {
         if self.is_test {
             touchpoint.insert("is_test".into(), Value::Bool(true));
         }
-        out.insert("custom".into(), Value::Object(self.custom));
+        let mut custom = self.custom;
+        if !self.labels.is_empty() {
+            // A form field literally named `field_labels` keeps its place.
+            let key = if custom.contains_key(FIELD_LABELS_KEY) { "field_labels#labels" } else { FIELD_LABELS_KEY };
+            custom.insert(key.to_owned(), Value::Object(self.labels));
+        }
+        out.insert("custom".into(), Value::Object(custom));
         if let Some(c) = self.consent {
             out.insert("consent".into(), c);
         }
@@ -59,10 +81,30 @@ impl Standard {
         }
     }
 
+    /// Keeps `value` in custom under `key`, shortened when over the length limit (the
+    /// full key is then kept as its label).
     pub(crate) fn custom(&mut self, key: &str, value: Value) {
-        if !value.is_null() {
-            self.custom.insert(key.to_owned(), value);
+        if value.is_null() {
+            return;
         }
+        let fitted = fit_custom_key(key);
+        if fitted.len() != key.len() {
+            self.labels.insert(fitted.clone().into_owned(), Value::String(key.to_owned()));
+        }
+        self.custom.insert(fitted.into_owned(), value);
+    }
+
+    /// Keeps `value` in custom under the provider's stable id `key`, with `label` (the
+    /// question title) kept beside it.
+    pub(crate) fn custom_labelled(&mut self, key: &str, label: Option<&str>, value: Value) {
+        if value.is_null() {
+            return;
+        }
+        let fitted = fit_custom_key(key).into_owned();
+        if let Some(label) = label.filter(|l| *l != fitted) {
+            self.labels.insert(fitted.clone(), Value::String(label.to_owned()));
+        }
+        self.custom.insert(fitted, value);
     }
 
     pub(crate) fn touch(&mut self, key: &str, value: &Value) {
@@ -85,34 +127,89 @@ impl Standard {
     /// Routes one provider key/value: synonyms of a standard field, a full name, a click id
     /// or first-touch value (touchpoint), otherwise `custom` under the original key.
     pub(crate) fn assign(&mut self, key: &str, value: &Value) {
-        let norm = normalize_key(key);
-        if norm.starts_with("first_") && (norm.contains("utm_") || is_touch_key(&norm[6..]) || norm.ends_with("_url")) {
-            self.touch(&norm, value);
-            return;
-        }
-        if is_touch_key(&norm) {
-            self.touch(&norm, value);
-            return;
-        }
-        if matches!(norm.as_str(), "name" | "full_name" | "fullname" | "your_name" | "contact_name") {
-            self.set_full_name(key, value);
-            return;
-        }
-        match synonym(&norm) {
-            Some(field) if self.set(field, value) => {}
-            _ => self.custom(key, value.clone()),
+        if !self.assign_known(key, value) {
+            self.custom(key, value.clone());
         }
     }
 
-    /// Assigns every pair of an object, exact standard names first, so a synonym never
-    /// takes a field its exact name also sends (`mobile` vs `phone`), whatever the key order.
-    pub(crate) fn assign_all<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a String, &'a Value)> + Clone) {
-        let exact = |k: &String| STANDARD_FIELDS.contains(&normalize_key(k).as_str());
-        for (k, v) in pairs.clone().into_iter().filter(|(k, _)| exact(k)) {
+    /// [`Standard::assign`] for a field the provider identifies by a stable id: matched by
+    /// its label, kept in custom under the id with the label beside it.
+    pub(crate) fn assign_labelled(&mut self, label: &str, id: &str, value: &Value) {
+        if !self.assign_known(label, value) {
+            self.custom_labelled(id, Some(label), value.clone());
+        }
+    }
+
+    /// Puts the value where its key says (standard field, name, touchpoint); false when
+    /// the key names nothing known or the field is already filled.
+    fn assign_known(&mut self, key: &str, value: &Value) -> bool {
+        let norm = normalize_key(key);
+        let touch_first = norm.strip_prefix("first_").is_some_and(is_touch_key);
+        if norm.starts_with("first_") && (norm.contains("utm_") || touch_first || norm.ends_with("_url")) {
+            self.touch(&norm, value);
+            return true;
+        }
+        if is_touch_key(&norm) {
+            self.touch(&norm, value);
+            return true;
+        }
+        if matches!(norm.as_str(), "name" | "full_name" | "fullname" | "your_name" | "contact_name") {
+            self.set_full_name(key, value);
+            return true;
+        }
+        // Provider names first (they include a few the general table leaves out on
+        // purpose, such as `county`), then the core's table with its label wrappers and
+        // numbered labels.
+        let field = match synonym(&norm) {
+            Some(field) => field,
+            None => match classify_header(key) {
+                Some(HeaderMatch::Field { field, .. }) => field,
+                Some(HeaderMatch::FullName) if !self.fields.contains_key("first_name") => {
+                    self.set_full_name(key, value);
+                    return true;
+                }
+                _ => return false,
+            },
+        };
+        self.set(field, value)
+    }
+
+    /// Assigns every pair of an object: exact standard names first, so a synonym never
+    /// takes a field its exact name also sends (`mobile` vs `phone`), whatever the key
+    /// order; then unnumbered labels before numbered ones, lower numbers first, so of
+    /// `Email`, `Email 2` and `Email 10` the first fills `email` and the others stay custom.
+    pub(crate) fn assign_all<'a>(&mut self, pairs: impl IntoIterator<Item = (&'a String, &'a Value)>) {
+        let mut ordered: Vec<((bool, u32, usize), &String, &Value)> = pairs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                let exact = STANDARD_FIELDS.contains(&normalize_key(k).as_str());
+                ((!exact, label_number(k).unwrap_or(0), i), k, v)
+            })
+            .collect();
+        ordered.sort_by_key(|(rank, _, _)| *rank);
+        for (_, k, v) in ordered {
             self.assign(k, v);
         }
-        for (k, v) in pairs.into_iter().filter(|(k, _)| !exact(k)) {
-            self.assign(k, v);
+    }
+
+    /// A form whose email field has an unhelpful label (`Field 3`) still yields the email:
+    /// when no field filled `email` and exactly one custom value (a string, at the top
+    /// level) is a valid email address, it moves to `email`. With two or more candidates
+    /// nothing is guessed.
+    pub(crate) fn email_from_lone_value(&mut self) {
+        if self.fields.contains_key("email") {
+            return;
+        }
+        let mut found = self
+            .custom
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|t| t.contains('@') && Email::parse(t).is_ok()))
+            .map(|(k, _)| k.clone());
+        let (Some(key), None) = (found.next(), found.next()) else { return };
+        if let Some(value) = self.custom.remove(&key) {
+            self.set("email", &value);
+            self.labels.remove(&key);
         }
     }
 }
@@ -224,5 +321,53 @@ mod tests {
         assert_eq!(s.fields["first_name"], "Zaphod");
         assert_eq!(s.touchpoint["gclid"], "abc");
         assert_eq!(s.touchpoint["first_utm_source"], "news");
+    }
+
+    #[test]
+    fn decorated_and_numbered_labels_find_their_field_and_the_first_wins() {
+        let data = json!({"Email 2": "two@example.com", "Your Email *": "one@example.com",
+            "E-mail address:": "three@example.com", "Phone (2)": "+1 555", "Name 3": "Ada Lovelace"});
+        let mut s = Standard::default();
+        s.assign_all(data.as_object().unwrap());
+        // Unnumbered before numbered; among those, the earlier key.
+        assert_eq!(s.fields["email"], "three@example.com");
+        assert_eq!(s.custom["Your Email *"], "one@example.com");
+        assert_eq!(s.custom["Email 2"], "two@example.com");
+        assert_eq!(s.fields["phone"], "+1 555");
+        assert_eq!((&s.fields["first_name"], &s.fields["last_name"]), (&json!("Ada"), &json!("Lovelace")));
+        let mut s = Standard::default();
+        s.assign_all(json!({"Email 10": "ten@example.com", "Email 2": "two@example.com"}).as_object().unwrap());
+        assert_eq!(s.fields["email"], "two@example.com");
+    }
+
+    #[test]
+    fn a_lone_email_shaped_value_is_the_email_and_two_are_not_guessed() {
+        let mut s = Standard::default();
+        s.assign_all(
+            json!({"Field 3": " ada@example.com ", "Field 4": "hello", "Field 5": "a@b"}).as_object().unwrap(),
+        );
+        s.email_from_lone_value();
+        assert_eq!(s.fields["email"], "ada@example.com");
+        assert!(!s.custom.contains_key("Field 3"));
+        let mut s = Standard::default();
+        s.assign_all(json!({"Field 3": "ada@example.com", "Field 4": "bob@example.com"}).as_object().unwrap());
+        s.email_from_lone_value();
+        assert!(!s.fields.contains_key("email"));
+        assert_eq!(s.custom.len(), 2);
+    }
+
+    #[test]
+    fn long_labels_are_shortened_and_kept_as_labels() {
+        let title = "I consent to the processing of my personal data ".repeat(4);
+        let mut s = Standard::default();
+        s.assign(&title, &json!(true));
+        s.assign_labelled("What is your budget?", "budget_ref", &json!("10k"));
+        let (key, value) = s.custom.iter().find(|(_, v)| **v == json!(true)).unwrap();
+        assert!(key.chars().count() <= leadflow_core::mapping::MAX_CUSTOM_KEY_LEN);
+        assert_eq!(value, &json!(true));
+        assert_eq!(s.labels[key.as_str()], title.as_str());
+        assert_eq!(s.custom["budget_ref"], "10k");
+        let payload = s.into_payload();
+        assert_eq!(payload["custom"]["field_labels"]["budget_ref"], "What is your budget?");
     }
 }

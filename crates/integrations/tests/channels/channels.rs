@@ -166,7 +166,10 @@ fn facebook_leadgen_notification_becomes_a_fetch_item() {
     assert_eq!(item.idempotency_key, "fb:leadgen:123123123123");
     assert_eq!(item.fetch, Some(Fetch::FacebookLead { leadgen_id: "123123123123".into() }));
     // Not standardizable before the Graph API answer is merged in.
-    assert!(matches!(standardize(Adapter::FacebookLeadAds, &item.payload), Err(HookError::Malformed(_))));
+    assert!(matches!(
+        standardize(Adapter::FacebookLeadAds, &item.payload),
+        Err(HookError::Missing { path, .. }) if path == "fetched"
+    ));
     let mut payload = item.payload.clone();
     // "Retrieving leads" example answer.
     let lead = json!({"created_time": "2015-02-28T08:49:14+0000", "id": "123123123123", "ad_id": "12312312312",
@@ -316,10 +319,13 @@ fn typeform_response_maps_answers_by_type_and_hidden_fields() {
     assert_eq!(s.fields["utm_campaign"], "spring");
     assert_eq!(s.touchpoint["gclid"], "Tg123");
     assert_eq!(s.touchpoint["form_id"], "lT4Z3j");
-    assert_eq!(s.custom["How many seats?"], 5);
-    assert_eq!(s.custom["Pick a plan"], "Pro");
-    // "What is your first name?" is no synonym: kept, not guessed.
-    assert_eq!(s.custom["What is your first name?"], "Laura");
+    // Custom answers are keyed by the question's ref (from the definition when the answer
+    // does not carry it), their titles kept as labels.
+    assert_eq!(s.custom["seats"], 5);
+    assert_eq!(s.custom["plan"], "Pro");
+    assert_eq!(s.labels["seats"], "How many seats?");
+    // A title wrapped around a field name ("What is your …?") finds the field.
+    assert_eq!(s.fields["first_name"], "Laura");
 }
 
 /// HubSpot Forms API submission shape.
@@ -567,7 +573,9 @@ fn tally_form_response_by_field_type() {
     assert_eq!(s.fields["first_name"], "Alice");
     assert_eq!(s.fields["email"], "alice@example.com");
     assert_eq!(s.fields["utm_source"], "newsletter");
-    assert_eq!(s.custom["Interest"], json!(["Demo"]));
+    // Custom answers are keyed by the field's stable key, the label kept beside it.
+    assert_eq!(s.custom["question_nPRx1q"], json!(["Demo"]));
+    assert_eq!(s.labels["question_nPRx1q"], "Interest");
     assert_eq!(s.touchpoint["form_id"], "VwbNEw");
 }
 
@@ -987,4 +995,188 @@ fn during_a_rotation_a_request_signed_with_the_previous_secret_is_accepted() {
     assert!(matches!(request.run(Adapter::Typeform, &unrelated), Err(HookError::Unauthorized(_))));
     let current = Secrets { previous: Some("the-old-secret".into()), ..secrets() };
     assert!(request.run(Adapter::Typeform, &current).is_ok(), "the current secret still works");
+}
+
+/// A provider's published example payload (see `fixtures/README.md`).
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/channels/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn standardized(adapter: Adapter, body: &Value) -> Result<leadflow_integrations::channels::Standard, HookError> {
+    let item = only(signed(adapter, body.to_string().as_bytes(), now()).run(adapter, &secrets()));
+    standardize(adapter, &item.payload)
+}
+
+const LONG_CONSENT: &str = "I agree that Example Ltd may store and process the personal data I submit on this form, \
+    and contact me by email or phone about its products, services and events, as described in its privacy policy. \
+    I can withdraw this consent at any time.";
+
+#[test]
+fn typeforms_published_example_keys_custom_answers_by_ref_and_keeps_long_titles_as_labels() {
+    let s = standardized(Adapter::Typeform, &fixture("typeform_example_payload.json")).unwrap();
+    assert_eq!(s.fields["email"], "laura@example.com");
+    assert_eq!(s.fields["first_name"], "Laura");
+    assert!(!s.fields.contains_key("website"), "a Calendly booking URL is not the website");
+    // The legal question's title is 155 characters: keyed by ref, the title kept as label.
+    assert_eq!(s.custom["readable_ref_legal"], true);
+    assert!(s.labels["readable_ref_legal"].as_str().unwrap().starts_with("By submitting this form"));
+    assert_eq!(s.custom["readable_ref_picture_choice"], json!(["London", "Sydney"]));
+    assert_eq!(s.custom["readable_ref_calendly"], "https://calendly.com/scheduled_events/EVENT_TYPE/invitees/INVITEE");
+    assert_eq!(s.custom["user_id"], "abc123456", "hidden fields keep their own names");
+    let payload = s.into_payload();
+    for key in payload["custom"].as_object().unwrap().keys() {
+        assert!(key.chars().count() <= 128, "{key}");
+    }
+}
+
+#[test]
+fn a_typeform_consent_title_over_the_limit_never_costs_the_lead() {
+    let mut body = fixture("typeform_example_payload.json");
+    let fields = body["form_response"]["definition"]["fields"].as_array_mut().unwrap();
+    let yes_no = fields.iter_mut().find(|f| f["ref"] == "readable_ref_yes_no").unwrap();
+    yes_no["title"] = json!(LONG_CONSENT);
+    assert!(LONG_CONSENT.chars().count() > 128);
+    // Without a ref the field id keys the answer.
+    let legal = fields.iter_mut().find(|f| f["ref"] == "readable_ref_legal").unwrap();
+    legal.as_object_mut().unwrap().remove("ref");
+    let s = standardized(Adapter::Typeform, &body).unwrap();
+    assert_eq!(s.custom["readable_ref_yes_no"], false);
+    assert_eq!(s.labels["readable_ref_yes_no"], LONG_CONSENT);
+    assert_eq!(s.custom["gFFf3xAkJKsr"], true);
+    // The same title on a form with no refs at all, as a loose label: shortened, kept.
+    let loose = vec![
+        ("Email".to_owned(), json!("zaphod@heartofgold.ai")),
+        (LONG_CONSENT.to_owned(), json!(true)),
+        (format!("{LONG_CONSENT} Also by SMS."), json!(false)),
+    ];
+    let web = standardized(Adapter::Webflow, &webflow_with(loose)).unwrap();
+    let keys: Vec<&String> = web.custom.keys().filter(|k| k.starts_with("I agree")).collect();
+    assert_eq!(keys.len(), 2, "two long labels sharing a prefix stay two fields: {keys:?}");
+    assert!(keys.iter().all(|k| k.chars().count() <= 128));
+}
+
+/// Webflow's example with its `data` replaced, as Webflow sends a form with these labels.
+fn webflow_with(data: Vec<(String, Value)>) -> Value {
+    let mut body = fixture("webflow_form_submission.json");
+    body["payload"]["data"] = Value::Object(data.into_iter().collect());
+    body
+}
+
+#[test]
+fn webflows_published_example_maps_its_labels() {
+    let s = standardized(Adapter::Webflow, &fixture("webflow_form_submission.json")).unwrap();
+    assert_eq!(s.fields["email"], "zaphod@heartofgold.ai");
+    assert_eq!(s.fields["first_name"], "Zaphod");
+    assert_eq!(s.fields["phone"], "15550000000");
+}
+
+#[test]
+fn webflow_numbered_and_decorated_labels_the_first_wins_and_the_rest_stay_custom() {
+    let data = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<Vec<_>>();
+    let s = standardized(
+        Adapter::Webflow,
+        &webflow_with(data(&[
+            ("Name", "Zaphod Beeblebrox"),
+            ("Name 3", "Ford Prefect"),
+            ("Email 2", "ford@heartofgold.ai"),
+            ("Email", "zaphod@heartofgold.ai"),
+            ("Phone (2)", "+1 555 0100"),
+        ])),
+    )
+    .unwrap();
+    assert_eq!(s.fields["email"], "zaphod@heartofgold.ai");
+    assert_eq!(s.custom["Email 2"], "ford@heartofgold.ai");
+    assert_eq!((s.fields["first_name"].as_str(), s.fields["last_name"].as_str()), (Some("Zaphod"), Some("Beeblebrox")));
+    assert_eq!(s.custom["Name 3"], "Ford Prefect");
+    assert_eq!(s.fields["phone"], "+1 555 0100");
+
+    // Only a second field, numbered: it is the email.
+    let s = standardized(Adapter::Webflow, &webflow_with(data(&[("Email 2", "ford@heartofgold.ai")]))).unwrap();
+    assert_eq!(s.fields["email"], "ford@heartofgold.ai");
+    for label in ["Your Email *", "E-mail address:", "Work email (required)", "email-2"] {
+        let s = standardized(Adapter::Webflow, &webflow_with(data(&[(label, "ford@heartofgold.ai")]))).unwrap();
+        assert_eq!(s.fields.get("email"), Some(&json!("ford@heartofgold.ai")), "{label}");
+    }
+}
+
+#[test]
+fn a_webflow_form_whose_only_email_field_is_unnamed_is_still_read() {
+    let data = vec![("Field 3".to_owned(), json!("arthur@example.com")), ("Field 4".to_owned(), json!("Hi"))];
+    let s = standardized(Adapter::Webflow, &webflow_with(data)).unwrap();
+    assert_eq!(s.fields["email"], "arthur@example.com");
+    assert_eq!(s.custom["Field 4"], "Hi");
+    // Two email-shaped values and no label: nothing is guessed, both are kept.
+    let data =
+        vec![("Field 3".to_owned(), json!("arthur@example.com")), ("Field 4".to_owned(), json!("ford@example.com"))];
+    let s = standardized(Adapter::Webflow, &webflow_with(data)).unwrap();
+    assert!(!s.fields.contains_key("email"));
+    assert_eq!(
+        (&s.custom["Field 3"], &s.custom["Field 4"]),
+        (&json!("arthur@example.com"), &json!("ford@example.com"))
+    );
+}
+
+#[test]
+fn intercom_conversation_user_created_is_read_in_every_api_versions_shape() {
+    // 2.x: the person is the first message's author; contacts carry a reference.
+    let s = standardized(Adapter::Intercom, &fixture("intercom_conversation_user_created_2x.json")).unwrap();
+    assert_eq!(s.fields["email"], "joe@example.com");
+    assert_eq!((s.fields["first_name"].as_str(), s.fields["last_name"].as_str()), (Some("Joe"), Some("Bloggs")));
+    assert_eq!(s.custom["first_message"], "<p>Hi, can I get a demo for my team?</p>");
+    assert_eq!(s.touchpoint["lead_id"], "667d60d88a68186f43bafde1");
+    // 1.x: the person is `user`; the message is `conversation_message`.
+    let s = standardized(Adapter::Intercom, &fixture("intercom_conversation_user_created_1x.json")).unwrap();
+    assert_eq!(s.fields["email"], "darrag@example.com");
+    assert_eq!(s.fields["external_id"], "9e3b3310-7810-4417-be3d-ab96d7976eac");
+    assert_eq!(s.custom["first_message"], "<p>I need help!</p>");
+    // A 2.x conversation whose author carries no email but whose contact does (a full
+    // contact object, as some API versions embed): the contact is read.
+    let mut body = fixture("intercom_conversation_user_created_2x.json");
+    body["data"]["item"]["source"]["author"] = json!({"type": "lead", "id": "667d60d88a68186f43bafde1", "email": ""});
+    body["data"]["item"]["contacts"]["contacts"][0]["email"] = json!("joe@example.com");
+    let s = standardized(Adapter::Intercom, &body).unwrap();
+    assert_eq!(s.fields["email"], "joe@example.com");
+    assert_eq!(s.fields["external_id"], "70");
+    // An admin-initiated conversation's author is no lead.
+    let mut body = fixture("intercom_conversation_user_created_2x.json");
+    body["data"]["item"]["source"]["author"] =
+        json!({"type": "admin", "id": "991267553", "name": "Ciaran153 Lee", "email": "admin153@email.com"});
+    let err = standardized(Adapter::Intercom, &body).unwrap_err();
+    assert!(matches!(&err, HookError::Missing { path, .. } if path == "data.item.contacts.contacts[0].email"), "{err}");
+}
+
+#[test]
+fn an_intercom_contact_known_only_by_id_says_so_with_the_path() {
+    let err =
+        standardized(Adapter::Intercom, &fixture("intercom_conversation_contact_reference_only.json")).unwrap_err();
+    let HookError::Missing { path, reason } = &err else { panic!("{err:?}") };
+    assert_eq!(path, "data.item.contacts.contacts[0].email");
+    assert!(reason.contains("by id only") && reason.contains("667d60d88a68186f43bafde1"), "{reason}");
+    // A contact notification without email or phone says which contact.
+    let body = json!({"type": "notification_event", "id": "notif_9", "topic": "contact.lead.created",
+        "data": {"item": {"type": "contact", "id": "6762f0a51bb69f9f2193bb7e", "role": "lead", "email": null}}});
+    let err = standardized(Adapter::Intercom, &body).unwrap_err();
+    assert!(
+        matches!(&err, HookError::Missing { path, reason } if path == "data.item.email" && reason.contains("lead"))
+    );
+}
+
+#[test]
+fn every_adapter_has_a_version_and_missing_parts_are_named_by_path() {
+    for adapter in Adapter::providers() {
+        let v = leadflow_integrations::channels::adapter_version(adapter);
+        assert!(v.starts_with(adapter.as_str()) && v.contains('/'), "{v}");
+    }
+    assert_eq!(leadflow_integrations::channels::adapter_version(Adapter::Typeform), "typeform/2");
+    let empty = serde_json::Map::new();
+    for (adapter, path) in [
+        (Adapter::Typeform, "form_response"),
+        (Adapter::Webflow, "payload"),
+        (Adapter::Intercom, "data.item"),
+        (Adapter::Tally, "data"),
+    ] {
+        let err = standardize(adapter, &empty).unwrap_err();
+        assert!(matches!(&err, HookError::Missing { path: p, .. } if p == path), "{adapter:?}: {err}");
+    }
 }

@@ -72,7 +72,7 @@ fn challenge(req: &HookRequest, verify_token: Option<&str>) -> Result<Handled, H
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let lead = payload
         .get(Fetch::FETCHED_KEY)
-        .ok_or_else(|| HookError::Malformed("lead not fetched from the Graph API yet".into()))?;
+        .ok_or_else(|| super::missing("fetched", "the lead is not fetched from the Graph API yet"))?;
     let mut s = Standard::default();
     for field in arr(lead, "field_data") {
         let Some(name) = str_of(field, "name") else { continue };

@@ -7,8 +7,24 @@
 //! `conversation.user.created` (a conversation whose `source.author` is the person);
 //! `ping` and every other topic are acknowledged and ignored. Idempotency key
 //! `intercom:{notification id}`.
+//!
+//! Where the person is, by topic and API version ("Webhook models" 1.x and 2.x; the
+//! conversation and contact schemas of `intercom/Intercom-OpenAPI`):
+//! - `contact.*.created` (2.x) and `contact.created` / `user.created` (1.x): the item is
+//!   the person (2.x `contact` with `email`, `phone`, `external_id`, `location`; 1.x
+//!   `user`/`contact` with `user_id` and `location_data`).
+//! - `conversation.user.created`: 2.x puts the person as the first message's author,
+//!   `data.item.source.author` (`type` user or lead, with `email`), and lists them in
+//!   `data.item.contacts.contacts[]` as references that carry only `id` and
+//!   `external_id`; 1.x puts them under `data.item.user`. Every shape is tried; the
+//!   first with an email or a phone wins. A notification whose only person is an id
+//!   reference is not readable without a call to Intercom's API, and says so: its
+//!   quarantine entry names `data.item.contacts.contacts[0].email` and the contact id.
+//!
+//! Version 2 reads all of these (version 1 read `source.author` only for conversations)
+//! and reports the missing path when no person with an email or phone is found.
 
-use super::{header, ignored, item, one, require_post, str_of};
+use super::{header, ignored, item, missing, one, require_post, str_of};
 use crate::channels::standard::Standard;
 use crate::channels::{Handled, HookError, HookRequest, body, sig};
 use serde_json::{Map, Value, json};
@@ -37,20 +53,94 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
     Ok(one(item(format!("intercom:{id}"), note.clone(), false)))
 }
 
+/// Where a person can sit in a notification's item, in the order they are tried.
+const PERSON_PATHS: &[&[&str]] = &[&["source", "author"], &["user"], &["contacts", "contacts", "0"]];
+
+/// Authors that are not the person a lead is about.
+const NOT_A_PERSON: &[&str] = &["admin", "bot", "team", "operator", "campaign"];
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, step| match step.parse::<usize>() {
+        Ok(i) => v.get(i),
+        Err(_) => v.get(*step),
+    })
+}
+
+fn has_text(v: &Value, key: &str) -> bool {
+    str_of(v, key).is_some_and(|t| !t.trim().is_empty())
+}
+
+/// `data.item.` + a path in the item, `contacts.contacts[0]` style.
+fn item_path(path: &[&str], last: &str) -> String {
+    let mut out = String::from("data.item");
+    for step in path {
+        if step.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{step}]"));
+        } else {
+            out.push('.');
+            out.push_str(step);
+        }
+    }
+    format!("{out}.{last}")
+}
+
+/// The person a notification is about. A contact item is
+/// the person; a conversation carries them as its first message's author (API 2.x), as
+/// `user` (API 1.x), or as a reference in `contacts` (2.x, often an id only). The first
+/// that has an email or a phone wins; else the first that is there, to explain.
+fn find_person(it: &Value) -> Result<&Value, HookError> {
+    if str_of(it, "type") != Some("conversation") {
+        return if has_text(it, "email") || has_text(it, "phone") {
+            Ok(it)
+        } else {
+            let who = str_of(it, "role").or_else(|| str_of(it, "type")).unwrap_or("contact");
+            Err(missing(
+                "data.item.email",
+                format!(
+                    "the {who} has no email or phone yet (Intercom id {}); it becomes a lead when one is added",
+                    str_of(it, "id").unwrap_or("unknown")
+                ),
+            ))
+        };
+    }
+    let found: Vec<(&[&str], &Value)> = PERSON_PATHS
+        .iter()
+        .filter_map(|p| at(it, p).filter(|v| v.is_object()).map(|v| (*p, v)))
+        .filter(|(_, v)| !str_of(v, "type").is_some_and(|t| NOT_A_PERSON.contains(&t)))
+        .collect();
+    if let Some((_, person)) = found.iter().find(|(_, v)| has_text(v, "email") || has_text(v, "phone")) {
+        return Ok(person);
+    }
+    Err(match found.last() {
+        Some((path, person)) if *path == ["contacts", "contacts", "0"] => missing(
+            item_path(path, "email"),
+            format!(
+                "the conversation names its contact by id only (Intercom id {}); Intercom sends no email in this \
+                 shape, and no author or user with an email came with it",
+                str_of(person, "id").unwrap_or("unknown")
+            ),
+        ),
+        Some((path, _)) => missing(item_path(path, "email"), "the conversation's person has no email or phone"),
+        None => missing(
+            "data.item.source.author",
+            "the conversation has no contact author, user or contacts (an admin- or bot-initiated conversation?)",
+        ),
+    })
+}
+
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let v = Value::Object(payload.clone());
-    let it =
-        v.get("data").and_then(|d| d.get("item")).ok_or_else(|| HookError::Malformed("missing data.item".into()))?;
-    // For a conversation the person is the author of its first message.
-    let person = match str_of(it, "type") {
-        Some("conversation") => it.get("source").and_then(|s| s.get("author")).unwrap_or(&Value::Null),
-        _ => it,
-    };
+    let it = v.get("data").and_then(|d| d.get("item")).ok_or_else(|| missing("data.item", "an object"))?;
+    let person = find_person(it)?;
     let mut s = Standard::default();
     for k in ["email", "phone", "external_id"] {
         if let Some(x) = person.get(k) {
             s.set(k, x);
         }
+    }
+    // API 1.x calls your own id for a user `user_id`.
+    if let Some(x) = person.get("user_id") {
+        s.set("external_id", x);
     }
     if let Some(n) = person.get("name") {
         s.set_full_name("name", n);
@@ -81,7 +171,7 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
         s.custom("companies", companies.clone());
     }
     if str_of(it, "type") == Some("conversation")
-        && let Some(body) = it.get("source").and_then(|s| s.get("body"))
+        && let Some(body) = at(it, &["source", "body"]).or_else(|| at(it, &["conversation_message", "body"]))
     {
         s.custom("first_message", body.clone());
     }

@@ -41,7 +41,7 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
     let raw = payload
         .get("rawRequest")
         .and_then(Value::as_object)
-        .ok_or_else(|| HookError::Malformed("missing rawRequest".into()))?;
+        .ok_or_else(|| super::missing("rawRequest", "Jotform's submitted fields, decoded from JSON"))?;
     let mut s = Standard::default();
     for (key, value) in raw {
         let name = field_name(key);

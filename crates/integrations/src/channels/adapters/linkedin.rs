@@ -94,7 +94,7 @@ fn answer_value(details: Option<&Value>) -> Value {
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let resp = payload
         .get(Fetch::FETCHED_KEY)
-        .ok_or_else(|| HookError::Malformed("lead form response not fetched yet".into()))?;
+        .ok_or_else(|| super::missing("fetched", "the lead form response is not fetched yet"))?;
     let form = payload.get("form").cloned().unwrap_or(Value::Null);
     let questions = form.get("content").map(|c| arr(c, "questions")).unwrap_or_default();
     let mut s = Standard::default();

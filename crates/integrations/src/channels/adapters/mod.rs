@@ -57,6 +57,30 @@ fn handle_with(
     }
 }
 
+/// Parser versions. History: 1, the first parsers; 2 (every adapter, issue 19): labels
+/// matched by the core's table (decorated and numbered labels), custom names shortened
+/// to the length limit, missing parts reported by path; Typeform and Tally key custom
+/// answers by the question's ref/key; Intercom reads every documented person shape;
+/// Webflow, Unbounce and web forms take a lone email-shaped value as the email.
+pub fn version(adapter: Adapter) -> &'static str {
+    match adapter {
+        Adapter::Json => "json/1",
+        Adapter::WebForm => "web_form/2",
+        Adapter::FacebookLeadAds => "facebook_lead_ads/2",
+        Adapter::GoogleAdsLeadForm => "google_ads_lead_form/2",
+        Adapter::LinkedinLeadGen => "linkedin_lead_gen/2",
+        Adapter::Typeform => "typeform/2",
+        Adapter::HubspotForms => "hubspot_forms/2",
+        Adapter::Calendly => "calendly/2",
+        Adapter::ZoomWebinar => "zoom_webinar/2",
+        Adapter::Intercom => "intercom/2",
+        Adapter::Unbounce => "unbounce/2",
+        Adapter::Webflow => "webflow/2",
+        Adapter::Jotform => "jotform/2",
+        Adapter::Tally => "tally/2",
+    }
+}
+
 pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
     match adapter {
         Adapter::Json => Err(not_a_provider()),
@@ -120,7 +144,12 @@ pub fn digest(parts: &[&[u8]]) -> String {
 
 /// A required object member of a stored payload.
 pub fn obj<'a>(v: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, HookError> {
-    v.get(key).and_then(Value::as_object).ok_or_else(|| HookError::Malformed(format!("missing object {key}")))
+    v.get(key).and_then(Value::as_object).ok_or_else(|| missing(key, "an object is required here"))
+}
+
+/// The error for a stored payload that lacks `path`.
+pub fn missing(path: impl Into<String>, reason: impl Into<String>) -> HookError {
+    HookError::Missing { path: path.into(), reason: reason.into() }
 }
 
 /// The array under `key`, or an empty slice.

@@ -7,6 +7,10 @@
 //! value, options}]}}`. Field types include `INPUT_EMAIL`, `INPUT_PHONE_NUMBER`,
 //! `INPUT_LINK`, `INPUT_TEXT`, `HIDDEN_FIELDS` (UTMs) and choice types whose value is a list
 //! of option ids. Idempotency key `tally:{data.responseId}`.
+//!
+//! Version 2: a field that stays custom is keyed by its stable `key` (`question_3EKz4n`),
+//! its label kept under `custom.field_labels` (version 1 keyed it by label); a form whose
+//! only email-shaped answer has no email label still yields the email.
 
 use super::{arr, header, ignored, item, obj, one, require_post, str_of, touch_ids};
 use crate::channels::standard::Standard;
@@ -57,7 +61,8 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
     let data = Value::Object(obj(payload, "data")?.clone());
     let mut s = Standard::default();
     for f in arr(&data, "fields") {
-        let label = str_of(f, "label").or_else(|| str_of(f, "key")).unwrap_or("unlabelled");
+        let key = str_of(f, "key");
+        let label = str_of(f, "label").or(key).unwrap_or("unlabelled");
         let value = resolve_options(f);
         let typed = match str_of(f, "type") {
             Some("INPUT_EMAIL") => s.set("email", &value),
@@ -65,9 +70,13 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
             _ => false,
         };
         if !typed {
-            s.assign(label, &value);
+            match key {
+                Some(key) => s.assign_labelled(label, key, &value),
+                None => s.assign(label, &value),
+            }
         }
     }
+    s.email_from_lone_value();
     s.touch("provider", &json!("tally"));
     touch_ids(
         &mut s,

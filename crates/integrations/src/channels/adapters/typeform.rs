@@ -7,8 +7,15 @@
 //! `type` (`text, email, phone_number, url, number, boolean, date, choice, choices, …`) and
 //! the value under that type's key. Hidden fields (UTMs, click ids) are in `hidden`.
 //! Idempotency key `typeform:{form_response.token}` (the response's own id).
+//!
+//! Version 2: an answer's question title still decides which standard field it fills
+//! (`What's your company name?` → `company`), but an answer that stays custom is keyed by
+//! the question's stable `ref` (read from the answer, else from `definition.fields` by
+//! id; the field id when there is no ref), with its title kept under
+//! `custom.field_labels`. Titles change and can be whole consent statements; refs do
+//! not. Version 1 keyed custom answers by title.
 
-use super::{arr, header, ignored, item, obj, one, require_post, str_of, touch_ids};
+use super::{arr, header, ignored, item, missing, obj, one, require_post, str_of, touch_ids};
 use crate::channels::standard::Standard;
 use crate::channels::{Handled, HookError, HookRequest, body, sig};
 use serde_json::{Map, Value, json};
@@ -48,22 +55,30 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
     let resp = Value::Object(obj(payload, "form_response")?.clone());
     let fields = resp.get("definition").map(|d| arr(d, "fields")).unwrap_or_default();
     let mut s = Standard::default();
-    for a in arr(&resp, "answers") {
+    for (i, a) in arr(&resp, "answers").iter().enumerate() {
         let value = answer_value(a);
-        let field_id = a.get("field").and_then(|f| str_of(f, "id")).unwrap_or_default();
-        let def = fields.iter().find(|f| str_of(f, "id") == Some(field_id));
+        let field = a.get("field");
+        let field_id = field.and_then(|f| str_of(f, "id"));
+        let def = field_id.and_then(|id| fields.iter().find(|f| str_of(f, "id") == Some(id)));
         let title = def.and_then(|f| str_of(f, "title"));
-        let reference = a.get("field").and_then(|f| str_of(f, "ref"));
-        let label = title.or(reference).unwrap_or(field_id);
-        // Typed answers say what they are; text answers are matched by question title.
+        let reference = field.and_then(|f| str_of(f, "ref")).or_else(|| def.and_then(|f| str_of(f, "ref")));
+        let Some(key) = reference.or(field_id) else {
+            return Err(missing(
+                format!("form_response.answers[{i}].field.id"),
+                "an answer names its question by id or ref",
+            ));
+        };
+        // Typed answers say what they are; others are matched by question title.
         let typed = match str_of(a, "type") {
             Some("email") => s.set("email", &value),
             Some("phone_number") => s.set("phone", &value),
-            Some("url") => s.set("website", &value),
+            // A Calendly booking or a file also answers with a URL; only a website question
+            // is the website.
+            Some("url") if field.and_then(|f| str_of(f, "type")) == Some("website") => s.set("website", &value),
             _ => false,
         };
         if !typed {
-            s.assign(label, &value);
+            s.assign_labelled(title.unwrap_or(key), key, &value);
         }
     }
     if let Some(hidden) = resp.get("hidden").and_then(Value::as_object) {

@@ -42,8 +42,7 @@ fn unwrap_single(v: &Value) -> Value {
 }
 
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
-    let data =
-        payload.get("data").and_then(Value::as_object).ok_or_else(|| HookError::Malformed("missing data".into()))?;
+    let data = payload.get("data").and_then(Value::as_object).ok_or_else(|| super::missing("data", "an object"))?;
     let mut s = Standard::default();
     let mut answers = Map::new();
     for (k, v) in data {
@@ -60,6 +59,7 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
         }
     }
     s.assign_all(&answers);
+    s.email_from_lone_value();
     if let Some(url) = payload.get("page_url") {
         s.set("landing_page_url", url);
     }

@@ -82,6 +82,7 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
         s.consent = Some(consent_box(ticked, purposes.as_deref(), policy, page));
     }
     s.assign_all(rest);
+    s.email_from_lone_value();
     s.touch("provider", &json!("web_form"));
     if let Some(sid) = payload.get("_lf_sid") {
         s.touch("submission_id", sid);

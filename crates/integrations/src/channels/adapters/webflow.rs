@@ -7,8 +7,14 @@
 //! them through the API). Payload `{triggerType: "form_submission", payload: {name,
 //! siteId, data: {label: value}, submittedAt, id, formId, pageId, publishedPath}}`.
 //! Idempotency key `webflow:{payload.id}` (the submission id), else a digest of the body.
+//!
+//! `data` is keyed by the field's label in the Designer, which Webflow numbers when a form
+//! repeats one (`Email 2`, `Name 3`). Version 2: numbered and decorated labels (`Your
+//! Email *`, `E-mail address:`) match their field, the first of several winning and the
+//! others staying custom; when no label says email, a lone email-shaped value is the
+//! email; a label too long to be a key is shortened, its full text kept as a label.
 
-use super::{digest, header, ignored, item, obj, one, require_post, str_of, touch_ids};
+use super::{digest, header, ignored, item, missing, obj, one, require_post, str_of, touch_ids};
 use crate::channels::standard::{Standard, id_text};
 use crate::channels::{Handled, HookError, HookRequest, body, sig};
 use serde_json::{Map, Value, json};
@@ -40,9 +46,10 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
 
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let sub = Value::Object(obj(payload, "payload")?.clone());
-    let data = sub.get("data").and_then(Value::as_object).ok_or_else(|| HookError::Malformed("missing data".into()))?;
+    let data = sub.get("data").and_then(Value::as_object).ok_or_else(|| missing("payload.data", "an object"))?;
     let mut s = Standard::default();
     s.assign_all(data);
+    s.email_from_lone_value();
     s.touch("provider", &json!("webflow"));
     touch_ids(
         &mut s,
