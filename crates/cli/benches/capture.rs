@@ -18,7 +18,8 @@
 //!
 //! With regions: `BENCH_REGIONS=1` serves two SQLite regions (`eu`, and `us` the default)
 //! with every lead in the US one (what routing costs); `BENCH_REGIONS=split` sends every
-//! other lead to the EU one (`"country":"DE"`).
+//! other lead to the EU one (`"country":"DE"`). `BENCH_ENCRYPTED=1` encrypts personal data
+//! at rest.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -46,6 +47,7 @@ fn main() {
     if std::env::var("BENCH_FUZZY").is_ok_and(|v| v == "0") {
         toml.push_str("[matching]\nfuzzy = false\n");
     }
+    toml.push_str(common::encryption_toml());
     let regions = std::env::var("BENCH_REGIONS").unwrap_or_default();
     let split = regions == "split";
     if !regions.is_empty() {
@@ -77,6 +79,7 @@ fn main() {
     println!("store: {}, instances: {instances}", if postgres.is_some() { "PostgreSQL" } else { "SQLite" });
     let out = Command::new(bin)
         .current_dir(dir.path())
+        .env(common::KEY_ENV.0, common::KEY_ENV.1)
         .args(["keys", "create", "--name", "bench", "--scope", "admin", "--database", &database])
         .output()
         .unwrap();
@@ -87,6 +90,7 @@ fn main() {
         let mut server = Command::new(bin)
             .current_dir(dir.path())
             .env("LEADFLOW_LOG", "warn")
+            .env(common::KEY_ENV.0, common::KEY_ENV.1)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
             .stdout(Stdio::piped())
             .spawn()

@@ -27,6 +27,11 @@ fn main() {
         Err(_) => generate(&csv, std::env::var("BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)),
     };
     let size = std::fs::metadata(&csv).unwrap().len();
+    // BENCH_ENCRYPTED=1 encrypts personal data at rest.
+    let toml = common::encryption_toml();
+    if !toml.is_empty() {
+        std::fs::write(dir.path().join("leadflow.toml"), toml).unwrap();
+    }
 
     let (elapsed, peak_kib, out) =
         measure(dir.path(), &["import", "leads.csv", "--source", "api", "--report", "report.csv"]);
@@ -103,6 +108,7 @@ fn measure(dir: &std::path::Path, args: &[&str]) -> (f64, u64, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
         .current_dir(dir)
         .env("LEADFLOW_LOG", "warn")
+        .env(common::KEY_ENV.0, common::KEY_ENV.1)
         .args(args)
         // A file, not a pipe: nothing reads while the command runs, and a full pipe would
         // block it.

@@ -581,6 +581,11 @@ fn check_config(named: Option<PathBuf>) -> Result<(), Failure> {
     {
         return Err(invalid(&path, &[e.locate(&text)]));
     }
+    // The master keys' values, as `serve` reads them: base64 of exactly 32 bytes.
+    config
+        .encryption
+        .master_keys(|var| std::env::var(var).ok())
+        .map_err(|e| Failure::Config(format!("{}: [encryption]: {e}", path.display())))?;
     println!(
         "{}: ok ({} sources: {}; {} destinations)",
         path.display(),

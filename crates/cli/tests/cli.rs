@@ -1604,6 +1604,9 @@ fn encryption_keys_come_from_the_environment_and_rotate() {
     assert!(stderr(&missing).contains("LF_KEY is not set"), "{}", stderr(&missing));
     let bad = with("c2hvcnQ=", Some(first), &["export", "--format", "jsonl"]);
     assert!(stderr(&bad).contains("not 32"), "{}", stderr(&bad));
+    let checked = with("c2hvcnQ=", Some(first), &["check-config"]);
+    assert!(!checked.status.success() && stderr(&checked).contains("not 32"), "{}", stderr(&checked));
+    assert!(with(first, None, &["check-config"]).status.success());
 
     let out = with(first, Some(first), &["import", "leads.csv", "--source", "api"]);
     assert!(out.status.success(), "{}", stderr(&out));

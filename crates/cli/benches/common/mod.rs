@@ -70,3 +70,17 @@ pub fn sqlite_baseline(dir: &std::path::Path, phase: Duration) -> f64 {
     }
     n as f64 / started.elapsed().as_secs_f64()
 }
+
+/// `BENCH_ENCRYPTED=1`: personal data encrypted at rest (`[encryption]`), under a key the
+/// benchmark makes up and passes in [`KEY_ENV`].
+pub fn encryption_toml() -> &'static str {
+    if std::env::var("BENCH_ENCRYPTED").is_ok_and(|v| v == "1") {
+        println!("encryption at rest: on");
+        "[encryption]\nkey_env = \"LEADFLOW_BENCH_ENCRYPTION_KEY\"\n"
+    } else {
+        ""
+    }
+}
+
+/// The variable the benchmark's key is passed in, and the key (32 bytes, base64).
+pub const KEY_ENV: (&str, &str) = ("LEADFLOW_BENCH_ENCRYPTION_KEY", "QmVuY2htYXJrIGtleSwgbm90IGEgc2VjcmV0ISEhISE=");
