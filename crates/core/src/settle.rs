@@ -80,7 +80,11 @@ impl<'r> Settle<'r> {
     }
 
     pub fn lookup(&self) -> Lookup {
-        lookup(self.candidate.fields.email.as_ref(), &self.rules.matching)
+        let mut lookup = lookup(self.candidate.fields.email.as_ref(), &self.rules.matching);
+        if self.rules.matching.exact_phone {
+            lookup.keys = phone_key(&self.record, &self.rules.matching.model).into_iter().collect();
+        }
+        lookup
     }
 
     /// Match or create, over the leads the lookup found.
@@ -93,6 +97,11 @@ impl<'r> Settle<'r> {
 /// The keys to find a record's person by at capture: the mailbox only.
 pub fn lookup(email: Option<&Email>, matching: &Matching) -> Lookup {
     Lookup { mailbox: email.map(|e| matching.email_key(e)), keys: Vec::new() }
+}
+
+/// The record's phone blocking key (`p:` and its E.164 digits), if it has a phone.
+fn phone_key(record: &Record, model: &resolve::Model) -> Option<String> {
+    resolve::blocking_keys(record, model).into_iter().find(|k| k.starts_with("p:"))
 }
 
 /// Match or create, over the leads a lookup found. Exact email comes first.

@@ -155,6 +155,7 @@ macro_rules! conformance_suite {
             import_jobs_keep_their_file_until_finished,
             a_fuzzy_match_merges_after_capture_and_explains_itself,
             the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers_alone,
+            exact_phone_settles_a_phone_only_lead_at_capture,
             a_shared_role_mailbox_is_not_one_person,
             a_possible_duplicate_is_queued_and_a_merge_decision_folds_it_in,
             a_distinct_decision_keeps_both_leads,
@@ -768,6 +769,31 @@ pub async fn the_resolver_finds_a_person_by_keys_it_indexed_and_leaves_strangers
         .await
         .unwrap();
     assert_eq!(store.resolve_backlog().await.unwrap(), 0);
+}
+
+/// `[matching] exact_phone`: capture also looks the person up by phone, and what the model
+/// decides settles in the capture transaction. The same number under another name (a
+/// switchboard) is no match; without the setting the phone waits for the resolver.
+pub async fn exact_phone_settles_a_phone_only_lead_at_capture(store: &DynStore) {
+    static PHONE: std::sync::LazyLock<Rules> = std::sync::LazyLock::new(|| Rules {
+        matching: std::sync::Arc::new(Matching { exact_phone: true, ..Matching::default() }),
+        ..Rules::default()
+    });
+    let phone = store.with_rules(PHONE.clone());
+    let scan = |first: &str| {
+        item("event", None, json!({"first_name": first, "last_name": "Okonkwo-Hale", "phone": "+1 415 555 0147"}))
+    };
+    let first = settled(&phone.capture(vec![scan("Adaeze")]).await.unwrap().remove(0)).1.id;
+    // Found once the resolver has indexed it.
+    resolve(store).await;
+    let again = phone.capture(vec![scan("Adaeze")]).await.unwrap().remove(0);
+    let (outcome, lead, _) = settled(&again);
+    assert_eq!((outcome, lead.id), (Outcome::Merged, first), "merged at capture, not left to the resolver");
+    let other = json!({"first_name": "Marguerite", "last_name": "Lindqvist", "phone": "(415) 555-0147"});
+    let switchboard = phone.capture(vec![item("event", None, other)]).await.unwrap().remove(0);
+    assert_eq!(settled(&switchboard).0, Outcome::Created, "a shared number alone is no match");
+    let without = store.with_rules(MODEL.clone()).capture(vec![scan("Adaeze")]).await.unwrap().remove(0);
+    assert_eq!(settled(&without).0, Outcome::Created, "off by default: the resolver merges it later");
 }
 
 pub async fn a_capture_merge_is_split_off_from_history(store: &DynStore) {

@@ -774,3 +774,11 @@ fn tls_files_go_together_and_the_key_cache_has_a_bound() {
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["server.tls_cert", "server.key_cache_ttl"]);
 }
+
+#[test]
+fn exact_phone_is_read_and_needs_fuzzy_matching() {
+    assert!(parse("[matching]\nexact_phone = true\n").unwrap().matching.exact_phone);
+    assert!(!parse("").unwrap().matching.exact_phone, "off by default");
+    let errors = parse("[matching]\nfuzzy = false\nexact_phone = true\n").unwrap_err();
+    assert!(errors.iter().any(|e| e.to_string().contains("needs fuzzy")), "{errors:?}");
+}

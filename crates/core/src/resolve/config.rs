@@ -1,7 +1,7 @@
 //! `[matching]`: how candidates are resolved. `fuzzy`, the `auto_merge` and `review`
 //! thresholds (scores in bits), `nicknames` (groups of first names that are one person's,
 //! added to the vendored table), `legal_suffixes` (legal forms the company key drops beyond
-//! the built-in ones), the mailbox rules of `[matching.email]` and the survivorship rules of
+//! the built-in ones), `exact_phone` (capture also settles by E.164 phone), the mailbox rules of `[matching.email]` and the survivorship rules of
 //! `[matching.survivorship]`.
 
 use super::merge::{Rule, Survivorship};
@@ -16,6 +16,7 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
     let defaults = Matching::default();
     let mut params = defaults.model.params().clone();
     let mut fuzzy = defaults.fuzzy;
+    let mut exact_phone = defaults.exact_phone;
     let mut survivorship = defaults.survivorship.clone();
     let mut legal_suffixes = defaults.legal_suffixes.clone();
     for (key, item) in t.iter() {
@@ -46,6 +47,10 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
                 Some(b) => fuzzy = b,
                 None => p.push(span(item), &path, "must be true or false"),
             },
+            ("exact_phone", _) => match item.as_bool() {
+                Some(b) => exact_phone = b,
+                None => p.push(span(item), &path, "must be true or false"),
+            },
             ("auto_merge", Some(v)) => params.thresholds.auto_merge = v,
             ("review", Some(v)) => params.thresholds.review = v,
             ("auto_merge" | "review", None) => p.push(span(item), &path, "must be a number (a score in bits)"),
@@ -55,7 +60,10 @@ pub(crate) fn read(p: &mut Problems, t: &Table) -> Arc<Matching> {
     if params.thresholds.review > params.thresholds.auto_merge {
         p.push(t.span(), "matching", "review must not be above auto_merge");
     }
-    Arc::new(Matching { fuzzy, model: Model::new(params), survivorship, legal_suffixes, ..defaults })
+    if exact_phone && !fuzzy {
+        p.push(t.span(), "matching.exact_phone", "needs fuzzy = true: it reads the resolver's key index");
+    }
+    Arc::new(Matching { fuzzy, exact_phone, model: Model::new(params), survivorship, legal_suffixes, ..defaults })
 }
 
 /// `nicknames = [["Bob", "Robert", "Rob"], …]`: each inner list names one person's first

@@ -96,6 +96,11 @@ pub struct Matching {
     /// and queues the lead; the resolver ([`queued`]) compares it with the leads sharing a
     /// blocking key after the capture committed.
     pub fuzzy: bool,
+    /// Capture also looks the person up by their E.164 phone (the resolver's `p:` key) and
+    /// settles what the model decides in the capture transaction: a phone-only chat or
+    /// badge scan joins its lead at once. Off by default (shared switchboard numbers);
+    /// needs `fuzzy`, whose key index it reads.
+    pub exact_phone: bool,
     pub model: Model,
     /// How merges settle fields both records have.
     pub survivorship: merge::Survivorship,
@@ -168,6 +173,7 @@ impl Default for Matching {
     fn default() -> Self {
         Matching {
             fuzzy: true,
+            exact_phone: false,
             model: Model::default(),
             survivorship: merge::Survivorship::default(),
             legal_suffixes: crate::normalize::LegalSuffixes::default(),

@@ -57,7 +57,7 @@ pub(super) async fn resolve_queued(
 }
 
 /// The leads holding the lookup's blocking keys, ranked by the core as capture's were.
-async fn by_keys(c: &impl GenericClient, lookup: &Lookup) -> Result<Vec<(LeadId, Record)>, Fail> {
+pub(super) async fn by_keys(c: &impl GenericClient, lookup: &Lookup) -> Result<Vec<(LeadId, Record)>, Fail> {
     if lookup.keys.is_empty() {
         return Ok(Vec::new());
     }

@@ -165,13 +165,15 @@ async fn round<'a>(
         if !slot.live() {
             continue;
         }
-        let Step::Lookup(settling, _) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
-        // Capture asks the mailbox only; the resolver looks up the blocking keys later.
+        let Step::Lookup(settling, lookup) = std::mem::replace(&mut slot.step, Step::Answered) else { continue };
+        // Capture asks the mailbox, and the phone key with `exact_phone`; the resolver
+        // looks up the other blocking keys later.
         let by_mailbox = loaded.by_mailbox.remove(&i).unwrap_or_default();
-        for id in by_mailbox.iter().map(|l| l.id) {
+        let ranked = super::resolver::by_keys(c, &lookup).await?;
+        for id in by_mailbox.iter().map(|l| l.id).chain(ranked.iter().map(|(id, _)| *id)) {
             slot.claim.read("lead", id.as_uuid().as_bytes());
         }
-        let decided = settling.decide(Candidates { by_mailbox, ranked: Vec::new() });
+        let decided = settling.decide(Candidates { by_mailbox, ranked });
         let wanted = decided.leads();
         for id in &wanted {
             slot.claim.write("lead", id.as_uuid().as_bytes());
@@ -299,6 +301,10 @@ fn lookup<'a>(at: usize, entry: &'a Entry<'a>, now: OffsetDateTime) -> Slot<'a> 
     }
     if let Some(mailbox) = &lookup.mailbox {
         claim.write("mailbox", mailbox);
+    }
+    // Two captures of one phone-only person wait for each other, as for a mailbox.
+    for key in &lookup.keys {
+        claim.write("key", key);
     }
     // The events waiting for the person, found and attached by these.
     if let Some(email) = &item.candidate.fields.email {
