@@ -54,25 +54,32 @@ fn seal(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let value = ctx.get_raw(0);
     let Some(cipher) = cipher else { return Ok(owned(value)) };
     Ok(match value {
-        ValueRef::Text(t) => Value::Text(cipher.seal_text(text(t)?).map_err(failed)?),
-        ValueRef::Blob(b) => Value::Blob(cipher.seal_blob(b).map_err(failed)?),
+        ValueRef::Text(t) => Value::Blob(cipher.seal(t, true).map_err(failed)?),
+        ValueRef::Blob(b) => Value::Blob(cipher.seal(b, false).map_err(failed)?),
         other => owned(other),
     })
 }
 
+/// The value as stored, or as it was before it was sealed.
+fn plain(cipher: &Cipher, stored: &[u8]) -> rusqlite::Result<Option<Value>> {
+    Ok(match cipher.open(stored).map_err(failed)? {
+        Some((true, text)) => Some(Value::Text(String::from_utf8(text).map_err(|e| failed_utf8(&e))?)),
+        Some((false, blob)) => Some(Value::Blob(blob)),
+        None => None,
+    })
+}
+
+fn failed_utf8(e: &std::string::FromUtf8Error) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(e.to_string().into())
+}
+
 fn open(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value> {
     let value = ctx.get_raw(0);
-    let Some(cipher) = cipher else {
-        if let ValueRef::Text(b) | ValueRef::Blob(b) = value
-            && crate::cipher::is_sealed(b)
-        {
-            return Err(failed(CipherError::KeyRequired));
-        }
-        return Ok(owned(value));
-    };
+    // Without keys every value is plaintext, even one that looks sealed (a CRM's answer
+    // may hold anything): a database with keys does not open without them.
+    let Some(cipher) = cipher else { return Ok(owned(value)) };
     Ok(match value {
-        ValueRef::Text(t) => Value::Text(cipher.open_text(text(t)?).map_err(failed)?),
-        ValueRef::Blob(b) => Value::Blob(cipher.open_blob(b).map_err(failed)?),
+        ValueRef::Blob(b) => plain(cipher, b)?.unwrap_or_else(|| Value::Blob(b.to_vec())),
         other => owned(other),
     })
 }
@@ -91,14 +98,12 @@ fn reseal(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value>
     let value = ctx.get_raw(0);
     let Some(cipher) = cipher else { return Ok(owned(value)) };
     Ok(match value {
-        ValueRef::Text(t) if !cipher.is_current(t) => {
-            let plain = cipher.open_text(text(t)?).map_err(failed)?;
-            Value::Text(cipher.seal_text(&plain).map_err(failed)?)
-        }
-        ValueRef::Blob(b) if !cipher.is_current(b) => {
-            let plain = cipher.open_blob(b).map_err(failed)?;
-            Value::Blob(cipher.seal_blob(&plain).map_err(failed)?)
-        }
+        ValueRef::Blob(b) if cipher.is_current(b) => Value::Blob(b.to_vec()),
+        ValueRef::Blob(b) => match cipher.open(b).map_err(failed)? {
+            Some((text, plain)) => Value::Blob(cipher.seal(&plain, text).map_err(failed)?),
+            None => Value::Blob(cipher.seal(b, false).map_err(failed)?),
+        },
+        ValueRef::Text(t) => Value::Blob(cipher.seal(t, true).map_err(failed)?),
         other => owned(other),
     })
 }
@@ -125,7 +130,7 @@ pub(super) fn open_keyring(
     let Some(masters) = masters else {
         return if stored.is_empty() { Ok(None) } else { Err(cipher_error(CipherError::KeyRequired)) };
     };
-    let (cipher, changes) = Cipher::open(&stored, masters).map_err(cipher_error)?;
+    let (cipher, changes) = Cipher::from_keyring(&stored, masters).map_err(cipher_error)?;
     let fresh = stored.is_empty();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = super::now_ms();
