@@ -219,6 +219,7 @@ fn read_rule(p: &mut Problems, node: &Node, path: &str) -> Option<ExtractRule> {
         return None;
     };
     let mut rule = ExtractRule::default();
+    let problems = p.len();
     for (key, value) in entries {
         let at = format!("{path}.{key}");
         match key {
@@ -235,7 +236,10 @@ fn read_rule(p: &mut Problems, node: &Node, path: &str) -> Option<ExtractRule> {
         }
     }
     if rule.labels.is_empty() && rule.pattern.is_none() {
-        p.push(node.span(), path, "needs labels or a pattern");
+        // A bad pattern has said so already.
+        if p.len() == problems {
+            p.push(node.span(), path, "needs labels or a pattern");
+        }
         return None;
     }
     Some(rule)
