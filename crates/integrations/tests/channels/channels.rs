@@ -694,7 +694,9 @@ fn valid(adapter: Adapter) -> Req {
         Adapter::Jotform => Req { query: format!("token={SECRET}"), ..jotform_req() },
         Adapter::Tally => signed(adapter, &tally_body(), now()),
         Adapter::WebForm => Req { query: format!("token={SECRET}"), ..web_form_req("") },
-        Adapter::Email => signed(adapter, &std::fs::read(fixture_path("postmark_inbound_example.json")).unwrap(), now()),
+        Adapter::Email => {
+            signed(adapter, &std::fs::read(fixture_path("postmark_inbound_example.json")).unwrap(), now())
+        }
         Adapter::SignedJson => signed(adapter, br#"{"Email": "zap@example.com", "Company Name": "Zapier Inc"}"#, now()),
         Adapter::Json => panic!("a json source takes no provider request"),
     }

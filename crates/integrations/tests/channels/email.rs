@@ -51,7 +51,8 @@ fn multipart_of(fields: &Value, files: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     for (k, v) in fields.as_object().unwrap() {
         body.extend_from_slice(
-            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{}\r\n", v.as_str().unwrap()).as_bytes(),
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{}\r\n", v.as_str().unwrap())
+                .as_bytes(),
         );
     }
     for (name, file, data) in files {
@@ -108,7 +109,10 @@ fn configured_labels_and_patterns_replace_the_defaults() {
             ("phone".into(), ExtractRule { labels: vec!["Telefon:".into()], pattern: None }),
             (
                 "message".into(),
-                ExtractRule { labels: vec![], pattern: Some(Pattern(regex::Regex::new(r"(?s)Message:\s*(.*?)\r?\n\r?\n").unwrap())) },
+                ExtractRule {
+                    labels: vec![],
+                    pattern: Some(Pattern(regex::Regex::new(r"(?s)Message:\s*(.*?)\r?\n\r?\n").unwrap())),
+                },
             ),
         ],
         keep_attachments: true,
@@ -121,8 +125,10 @@ fn configured_labels_and_patterns_replace_the_defaults() {
     assert_eq!(p["phone"], "+49 30 1234567");
     // Company has no rule now: only what was configured is read.
     assert!(p.get("company").is_none());
-    // The pattern's target is no standard field: it is kept in custom (after the text).
+    // The pattern's target is no standard field: it is kept in custom, the whole text
+    // beside it.
     assert_eq!(p["custom"]["message"], "We would like a quote for 40 seats, starting in July.");
+    assert!(p["custom"]["email_text"].as_str().unwrap().starts_with("You have a new inquiry"));
 }
 
 #[test]
@@ -195,7 +201,10 @@ fn mailgun_multipart_attachments_are_named_with_their_size() {
     let body = multipart_of(&mailgun(now()), &[("attachment-1", "quote.pdf", b"%PDF-1.4 tiny")]);
     let r = Req { content_type: Some("multipart/form-data; boundary=XyZ".into()), ..Req::post(body) };
     let item = only(run(&r, &source, &secrets()));
-    assert_eq!(item.payload["attachments"], json!([{"name": "quote.pdf", "content_type": "application/pdf", "size": 13}]));
+    assert_eq!(
+        item.payload["attachments"],
+        json!([{"name": "quote.pdf", "content_type": "application/pdf", "size": 13}])
+    );
 }
 
 #[test]
@@ -248,7 +257,6 @@ fn malformed_messages_and_unknown_posts_are_malformed() {
 }
 
 mod never_panics {
-    use super::*;
     use proptest::prelude::*;
 
     proptest! {

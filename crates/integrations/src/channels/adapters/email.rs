@@ -35,8 +35,9 @@
 //! finds come first; then the sender: the From, or its Reply-To when the From is a relay
 //! (`no-reply@…`, `notifications@…`, or a domain in `relay_domains`), whose display name
 //! gives the first and last name. The subject, the text (`message`) and the attachment
-//! list are kept in custom. A message with no sender address (neither From nor
-//! Reply-To) is refused by `standardize` naming `from`, so it is quarantined, not lost.
+//! list are kept in custom (the text as `email_text` when a rule filled `message`). A
+//! message with no sender address (neither From nor Reply-To) is refused by
+//! `standardize` naming `from`, so it is quarantined, not lost.
 //! Key: `email:{Message-ID}`, else a digest of the stored shape.
 
 use super::{digest, item, one, require_post};
@@ -564,7 +565,10 @@ pub fn standardize(payload: &Map<String, Value>, settings: &EmailSettings) -> Re
         }
     }
     if !text.trim().is_empty() {
-        s.custom("message", json!(text.trim()));
+        // A rule may read the inquiry itself into `message`; the whole text then goes
+        // beside it.
+        let key = if s.custom.contains_key("message") { "email_text" } else { "message" };
+        s.custom(key, json!(text.trim()));
     }
     if let Some(list) = payload.get("attachments").and_then(Value::as_array).filter(|l| !l.is_empty()) {
         s.custom("attachments", Value::Array(list.clone()));
