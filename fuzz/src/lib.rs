@@ -376,6 +376,20 @@ pub fn channels(data: &[u8]) {
     leadflow_integrations::channels::fuzz_entry(data);
 }
 
+/// Target `email`: the bytes as a raw message and as the body of each inbound-email
+/// provider's post (`leadflow_integrations::channels::fuzz_email`), then the stored item
+/// standardized with the default extraction rules.
+pub fn email(data: &[u8]) {
+    leadflow_integrations::channels::fuzz_email(data);
+}
+
+/// Target `signed_json`: first line the signature header, the rest the body, checked in
+/// every algorithm, encoding, prefix and timestamp configuration
+/// (`leadflow_integrations::channels::fuzz_signed_json`).
+pub fn signed_json(data: &[u8]) {
+    leadflow_integrations::channels::fuzz_signed_json(data);
+}
+
 /// Target `feedback`: the head/body split of `channels` → the HubSpot and Salesforce
 /// feedback parsers (verifying, then reading the body unverified), and each notification
 /// read through both CRMs' default mappings.

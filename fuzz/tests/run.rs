@@ -145,6 +145,16 @@ fn channels() {
 }
 
 #[test]
+fn email() {
+    run("email", leadflow_fuzz::email, 0xe4a1);
+}
+
+#[test]
+fn signed_json() {
+    run("signed_json", leadflow_fuzz::signed_json, 0x5163);
+}
+
+#[test]
 fn feedback() {
     run("feedback", leadflow_fuzz::feedback, 0xfeed);
 }

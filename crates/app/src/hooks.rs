@@ -55,7 +55,7 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
     let no_secrets = Secrets::default();
     let secrets = runtime.map_or(&no_secrets, |r| &r.secrets);
     let spam = runtime.map(|r| r.spam.clone()).unwrap_or_default();
-    let handled = channels::handle_with_rules(source.adapter, request, secrets, &spam).inspect_err(|e| match e {
+    let handled = channels::handle_source(source, request, secrets, &spam).inspect_err(|e| match e {
         HookError::Unauthorized(_) | HookError::Stale(_) => {
             app.refusals.refused(source.name.as_str());
             m::hook_refused(source.name.as_str(), "refused");

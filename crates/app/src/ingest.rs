@@ -348,7 +348,7 @@ pub fn prepare(config: &Config, submission: &RawSubmission) -> Result<Candidate,
 }
 
 /// The payload the pipeline reads: a provider's item mapped by the source's adapter, or a
-/// JSON source's payload as sent.
+/// JSON or signed-JSON source's payload as sent (the generic mapper reads those).
 ///
 /// A provider marking a submission as a test (`is_test`) gives `custom.test = true`, so
 /// test leads can be told apart and filtered; they are leads all the same, because a
@@ -357,10 +357,10 @@ pub fn standard_payload<'a>(
     source: &SourceConfig,
     payload: &'a Map<String, Value>,
 ) -> Result<Cow<'a, Map<String, Value>>, Vec<FieldError>> {
-    if !source.adapter.is_provider() {
+    if !source.adapter.standardizes() {
         return Ok(Cow::Borrowed(payload));
     }
-    let standard = leadflow_integrations::channels::standardize(source.adapter, payload)
+    let standard = leadflow_integrations::channels::standardize_source(source, payload)
         .map_err(|e| vec![unreadable(source.adapter, e)])?;
     let is_test = standard.is_test;
     let mut out = standard.into_payload();

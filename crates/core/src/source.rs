@@ -4,6 +4,7 @@
 
 mod adapter;
 pub(crate) mod config;
+pub mod inbound;
 
 pub use adapter::Adapter;
 pub use config::{

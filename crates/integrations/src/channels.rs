@@ -32,6 +32,8 @@ pub use spam::{SpamReason, SpamRules, check_spam};
 pub const EMBED_JS: &str = include_str!("../assets/channels/embed.js");
 pub use standard::{STANDARD_FIELDS, Standard};
 
+use adapters::Options;
+use leadflow_core::config::SourceConfig;
 use leadflow_core::source::Adapter;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -170,7 +172,7 @@ impl HookError {
 /// Web forms are judged with the default [`SpamRules`]; use [`handle_with_rules`] to
 /// configure them.
 pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets) -> Result<Handled, HookError> {
-    adapters::handle(adapter, req, secrets, &SpamRules::default())
+    adapters::handle(Options::of(adapter), req, secrets, &SpamRules::default())
 }
 
 /// [`handle`] with the source's own spam rules (used by `web_form` only).
@@ -180,7 +182,36 @@ pub fn handle_with_rules(
     secrets: &Secrets,
     rules: &SpamRules,
 ) -> Result<Handled, HookError> {
-    adapters::handle(adapter, req, secrets, rules)
+    adapters::handle(Options::of(adapter), req, secrets, rules)
+}
+
+/// [`handle_with_rules`] with the source's own settings: an `email` source's provider,
+/// attachment policy and extraction rules, a `signed_json` source's signature scheme.
+pub fn handle_source(
+    source: &SourceConfig,
+    req: &HookRequest,
+    secrets: &Secrets,
+    rules: &SpamRules,
+) -> Result<Handled, HookError> {
+    adapters::handle(options(source), req, secrets, rules)
+}
+
+/// [`standardize`] with the source's own settings (an `email` source's extraction rules).
+pub fn standardize_source(source: &SourceConfig, payload: &Map<String, Value>) -> Result<Standard, HookError> {
+    adapters::standardize(options(source), payload)
+}
+
+fn options(source: &SourceConfig) -> Options<'_> {
+    Options { adapter: source.adapter, email: &source.email, signed_json: &source.signed_json }
+}
+
+/// The values the extraction rules find in a message's text, by target, as the `email`
+/// adapter reads them (see its module docs).
+pub fn extract_from_text(
+    text: &str,
+    rules: &[(String, leadflow_core::source::inbound::ExtractRule)],
+) -> Vec<(String, String)> {
+    adapters::email::extract(text, rules)
 }
 
 /// An inbox item for one LinkedIn lead form response read by the pull source
@@ -198,7 +229,99 @@ pub fn adapter_version(adapter: Adapter) -> &'static str {
 
 /// Maps one stored item payload onto leadflow's standard shape.
 pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
-    adapters::standardize(adapter, payload)
+    adapters::standardize(Options::of(adapter), payload)
+}
+
+/// Entry point for the email fuzz target: `data` as a raw message, and as the body of a
+/// Mailgun, SendGrid (raw and parsed) and Postmark post, through `handle` and
+/// `standardize` with default extraction rules and with every attachment kept. Must
+/// never panic.
+pub fn fuzz_email(data: &[u8]) {
+    use leadflow_core::source::inbound::{EmailProvider, EmailSettings};
+    let headers: Vec<(String, String)> = Vec::new();
+    let cases: [(Option<EmailProvider>, &str); 6] = [
+        (None, "message/rfc822"),
+        (Some(EmailProvider::Raw), "message/rfc822"),
+        (None, "application/json"),
+        (None, "application/x-www-form-urlencoded"),
+        (None, "multipart/form-data; boundary=b"),
+        (Some(EmailProvider::Sendgrid), "multipart/form-data; boundary=b"),
+    ];
+    for (provider, content_type) in cases {
+        for keep_attachments in [false, true] {
+            let settings = EmailSettings { provider, keep_attachments, ..EmailSettings::default() };
+            let options = Options {
+                adapter: Adapter::Email,
+                email: &settings,
+                signed_json: Options::of(Adapter::Email).signed_json,
+            };
+            let req = HookRequest {
+                method: "POST",
+                url: "https://leadflow.example/v1/hooks/fuzz",
+                query: "",
+                headers: &headers,
+                content_type: Some(content_type),
+                body: data,
+                now: OffsetDateTime::UNIX_EPOCH,
+            };
+            if let Ok(Handled::Items(items)) =
+                adapters::handle(options, &req, &Secrets::default(), &SpamRules::default())
+            {
+                for item in items {
+                    let _ = adapters::standardize(options, &item.payload).map(Standard::into_payload);
+                }
+            }
+        }
+    }
+    // The extraction rules over arbitrary text, too.
+    let text = String::from_utf8_lossy(data);
+    let _ = adapters::email::extract(&text, &leadflow_core::source::inbound::default_extract_rules());
+}
+
+/// Entry point for the signed-JSON fuzz target: the first line of `data` is the
+/// signature header, the rest the body, checked with every algorithm and encoding and
+/// with a prefix and a timestamp. Must never panic.
+pub fn fuzz_signed_json(data: &[u8]) {
+    use leadflow_core::source::inbound::{SignatureAlgorithm, SignatureEncoding, SignedJsonSettings};
+    let (line, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let signature = String::from_utf8_lossy(line).into_owned();
+    let headers = vec![
+        ("x-signature".to_owned(), signature.clone()),
+        ("x-timestamp".to_owned(), signature),
+        ("idempotency-key".to_owned(), "k".to_owned()),
+    ];
+    let secrets = Secrets { secret: Some("s".into()), previous: None, verify_token: None };
+    for algorithm in [SignatureAlgorithm::Sha1, SignatureAlgorithm::Sha256, SignatureAlgorithm::Sha512] {
+        for encoding in [SignatureEncoding::Hex, SignatureEncoding::Base64] {
+            for (prefix, timestamp) in [(None, None), (Some("sha256=".to_owned()), Some("X-Timestamp".to_owned()))] {
+                let settings = SignedJsonSettings {
+                    algorithm,
+                    encoding,
+                    prefix,
+                    timestamp_header: timestamp,
+                    ..SignedJsonSettings::default()
+                };
+                let options = Options {
+                    adapter: Adapter::SignedJson,
+                    email: Options::of(Adapter::SignedJson).email,
+                    signed_json: &settings,
+                };
+                let req = HookRequest {
+                    method: "POST",
+                    url: "https://leadflow.example/v1/hooks/fuzz",
+                    query: "",
+                    headers: &headers,
+                    content_type: Some("application/json"),
+                    body,
+                    now: OffsetDateTime::UNIX_EPOCH,
+                };
+                let _ = adapters::handle(options, &req, &secrets, &SpamRules::default());
+            }
+        }
+    }
 }
 
 /// Entry point for a fuzz target: runs [`handle`] (and [`standardize`] on what it yields)

@@ -73,6 +73,7 @@ colour = "blue"
     for e in expect {
         assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
     }
+    assert_eq!(shown.len(), 5, "one problem each: {shown:#?}");
 }
 
 #[test]
@@ -781,4 +782,70 @@ fn exact_phone_is_read_and_needs_fuzzy_matching() {
     assert!(!parse("").unwrap().matching.exact_phone, "off by default");
     let errors = parse("[matching]\nfuzzy = false\nexact_phone = true\n").unwrap_err();
     assert!(errors.iter().any(|e| e.to_string().contains("needs fuzzy")), "{errors:?}");
+}
+
+#[test]
+fn email_and_signed_json_sources_read_their_settings_and_report_bad_ones() {
+    use crate::source::inbound::{EmailProvider, SignatureAlgorithm, SignatureEncoding};
+    let c = parse(
+        r#"[[sources]]
+name = "mail"
+adapter = "email"
+email_provider = "postmark"
+keep_attachments = true
+relay_domains = ["@Directory.example"]
+[sources.extract]
+phone = ["Tel:"]
+inquiry = { pattern = "(?s)Message:\\s*(.*)" }
+
+[[sources]]
+name = "zap"
+adapter = "signed_json"
+secret_env = "ZAP_SECRET"
+signature_header = "X-Zap-Signature"
+signature_algorithm = "sha512"
+signature_encoding = "base64"
+signature_prefix = "sha512="
+timestamp_header = "X-Zap-Timestamp"
+"#,
+    )
+    .unwrap();
+    let mail = &c.sources[1];
+    assert_eq!(mail.email.provider, Some(EmailProvider::Postmark));
+    assert!(mail.email.keep_attachments);
+    assert_eq!(mail.email.relay_domains, ["directory.example"]);
+    assert_eq!(mail.email.extract.len(), 2, "configured rules replace the defaults");
+    assert_eq!(mail.body_limit(1 << 20), 10 << 20);
+    let zap = &c.sources[2].signed_json;
+    assert_eq!((zap.algorithm, zap.encoding), (SignatureAlgorithm::Sha512, SignatureEncoding::Base64));
+    assert_eq!(zap.prefix.as_deref(), Some("sha512="));
+    assert_eq!(c.sources[2].body_limit(1 << 20), 1 << 20);
+
+    let errs = parse(
+        r#"[[sources]]
+name = "mail"
+adapter = "email"
+email_provider = "carrier-pigeon"
+[sources.extract]
+phone = { pattern = "(" }
+
+[[sources]]
+name = "zap"
+adapter = "signed_json"
+signature_algorithm = "md5"
+keep_attachments = true
+"#,
+    )
+    .unwrap_err();
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    for e in [
+        "4:18: sources[0].email_provider",
+        "6:21: sources[0].extract.phone.pattern",
+        "10:11: sources[1].adapter",
+        "11:23: sources[1].signature_algorithm",
+        "12:20: sources[1].keep_attachments",
+    ] {
+        assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
+    }
+    assert_eq!(shown.len(), 5, "one problem each: {shown:#?}");
 }

@@ -20,11 +20,15 @@ pub enum Adapter {
     Webflow,
     Jotform,
     Tally,
+    /// Inquiries by email: raw MIME or Mailgun, SendGrid and Postmark inbound-parse posts.
+    Email,
+    /// Any tool that signs a JSON body (one lead or a list) with a shared secret.
+    SignedJson,
 }
 
 impl Adapter {
     /// Every adapter, in the contract's order.
-    pub const ALL: [Adapter; 14] = [
+    pub const ALL: [Adapter; 16] = [
         Adapter::Json,
         Adapter::WebForm,
         Adapter::FacebookLeadAds,
@@ -39,6 +43,8 @@ impl Adapter {
         Adapter::Webflow,
         Adapter::Jotform,
         Adapter::Tally,
+        Adapter::Email,
+        Adapter::SignedJson,
     ];
 
     /// The adapters that speak a provider's protocol on `POST /v1/hooks/{source}`: all
@@ -67,6 +73,8 @@ impl Adapter {
             Self::Webflow => "webflow",
             Self::Jotform => "jotform",
             Self::Tally => "tally",
+            Self::Email => "email",
+            Self::SignedJson => "signed_json",
         }
     }
 
@@ -78,9 +86,18 @@ impl Adapter {
 
     /// Providers that sign their requests: without the secret nothing they send can be
     /// trusted, so the source is unusable. Web forms, Unbounce and Jotform do not sign (a
-    /// secret there is an optional `?token=`), and `json` uses bearer keys.
+    /// secret there is an optional `?token=`), `json` uses bearer keys, and of the
+    /// inbound-email services only Mailgun signs (a secret there is Mailgun's signing key,
+    /// or the shared key or password SendGrid and Postmark posts must carry).
     pub fn needs_secret(&self) -> bool {
-        !matches!(self, Self::Json | Self::WebForm | Self::Unbounce | Self::Jotform)
+        !matches!(self, Self::Json | Self::WebForm | Self::Unbounce | Self::Jotform | Self::Email)
+    }
+
+    /// Whether the adapter maps its payloads onto the standard fields itself. A `json`
+    /// or `signed_json` payload is a lead object as its sender wrote it: the generic
+    /// mapper (synonyms and the source's `[sources.mapping]`) reads it.
+    pub fn standardizes(&self) -> bool {
+        !matches!(self, Self::Json | Self::SignedJson)
     }
 
     /// Providers that notify with an id only; the lead is read back from their API.

@@ -5,6 +5,7 @@
 //! adapter cannot work without is reported at the `adapter` key.
 
 use super::Adapter;
+use super::inbound::{self, DEFAULT_EMAIL_BODY_LIMIT, EmailSettings, SignedJsonSettings};
 use crate::config::read::{Problems, span};
 use crate::mapping::MappingSpec;
 use crate::source::SourceName;
@@ -66,6 +67,13 @@ pub struct SourceConfig {
     /// Who owns the lead forms a LinkedIn pull reads: `urn:li:sponsoredAccount:N` or
     /// `urn:li:organization:N`.
     pub linkedin_owner: Option<String>,
+    /// The largest request body this source's webhook takes; `None`: the server's
+    /// `body_limit_bytes`, or [`DEFAULT_EMAIL_BODY_LIMIT`] for an `email` source.
+    pub body_limit_bytes: Option<usize>,
+    /// An `email` source's provider, extraction rules and attachment policy.
+    pub email: EmailSettings,
+    /// A `signed_json` source's signature scheme.
+    pub signed_json: SignedJsonSettings,
 }
 
 /// Channel kinds a source may declare.
@@ -81,6 +89,9 @@ impl SourceConfig {
             Adapter::Calendly => "sales_tool",
             Adapter::ZoomWebinar => "event",
             Adapter::Intercom => "chat",
+            // Directories, marketplaces and review sites forward their inquiries.
+            Adapter::Email => "third_party",
+            Adapter::SignedJson => "api",
             Adapter::WebForm
             | Adapter::Typeform
             | Adapter::HubspotForms
@@ -119,6 +130,18 @@ impl SourceConfig {
             channel: None,
             pull_interval: None,
             linkedin_owner: None,
+            body_limit_bytes: None,
+            email: EmailSettings::default(),
+            signed_json: SignedJsonSettings::default(),
+        }
+    }
+
+    /// The body limit of this source's webhook, given the server's.
+    pub fn body_limit(&self, server_limit: usize) -> usize {
+        match (self.body_limit_bytes, self.adapter) {
+            (Some(n), _) => n,
+            (None, Adapter::Email) => server_limit.max(DEFAULT_EMAIL_BODY_LIMIT),
+            (None, _) => server_limit,
         }
     }
 }
@@ -303,6 +326,13 @@ fn read_setting(p: &mut Problems, key: &str, item: &Item, path: &str, src: &mut 
                 }
             }
         }
+        "body_limit_bytes" => {
+            if let Some(n) = p.positive_integer(item, path) {
+                src.body_limit_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+        }
+        _ if inbound::read_email_key(p, key, item, path, &mut src.email) => {}
+        _ if inbound::read_signed_key(p, key, item, path, &mut src.signed_json) => {}
         _ => p.push(span(item), path, "unknown key"),
     }
 }
@@ -348,6 +378,25 @@ fn source_needs(p: &mut Problems, t: &Table, i: usize, adapter: Adapter, src: &S
             &format!("sources[{i}].pull_interval_secs"),
             "a pull reads the forms of one owner: set linkedin_owner",
         );
+    }
+    let email_only = ["email_provider", "keep_attachments", "relay_domains", "extract"];
+    let signed_only = [
+        "signature_header",
+        "signature_algorithm",
+        "signature_encoding",
+        "signature_prefix",
+        "timestamp_header",
+        "timestamp_tolerance_secs",
+    ];
+    for (keys, only, name) in
+        [(&email_only[..], Adapter::Email, "email"), (&signed_only[..], Adapter::SignedJson, "signed_json")]
+    {
+        for key in keys.iter().filter(|k| t.contains_key(k)) {
+            if adapter != only {
+                let at = t.get(key).and_then(span);
+                p.push(at, &format!("sources[{i}].{key}"), format!("only {name} sources take this key"));
+            }
+        }
     }
     for (key, set) in [("api_base_url", src.api_base_url.is_some()), ("token_env", src.token_env.is_some())] {
         if set && !adapter.fetches() {

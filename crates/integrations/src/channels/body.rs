@@ -72,13 +72,37 @@ fn disposition_param(header: &str, param: &str) -> Option<String> {
 }
 
 pub fn multipart(body: &[u8], content_type: &str) -> Result<Map<String, Value>, HookError> {
-    if body.len() > MAX_BODY {
+    let mut map = Map::new();
+    for part in multipart_parts(body, content_type, MAX_BODY)? {
+        let value = match part.filename {
+            Some(file) => file,
+            None => String::from_utf8_lossy(part.data).into_owned(),
+        };
+        push(&mut map, part.name, value);
+    }
+    Ok(map)
+}
+
+/// One named part of a `multipart/form-data` body.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub name: String,
+    /// Set for a file part.
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: &'a [u8],
+}
+
+/// The named parts of a `multipart/form-data` body no larger than `limit`, in order.
+pub fn multipart_parts<'a>(body: &'a [u8], content_type: &str, limit: usize) -> Result<Vec<Part<'a>>, HookError> {
+    if body.len() > limit {
         return Err(HookError::Malformed("body too large".into()));
     }
     let b = boundary(content_type).filter(|b| !b.is_empty() && b.len() <= 200);
     let b = b.ok_or_else(|| HookError::Malformed("multipart body without boundary".into()))?;
     let delim = format!("--{b}").into_bytes();
-    let mut map = Map::new();
+    let next_delim = [b"\r\n".as_slice(), &delim].concat();
+    let mut parts = Vec::new();
     let mut pos = find(body, &delim, 0).ok_or_else(|| HookError::Malformed("multipart boundary not found".into()))?;
     loop {
         let after = pos + delim.len();
@@ -90,27 +114,29 @@ pub fn multipart(body: &[u8], content_type: &str) -> Result<Map<String, Value>, 
         let Some(head_end) = find(body, b"\r\n\r\n", head_start) else {
             return Err(HookError::Malformed("multipart part without header end".into()));
         };
-        let next_delim = [b"\r\n".as_slice(), &delim].concat();
         let Some(next) = find(body, &next_delim, head_end + 4) else {
             return Err(HookError::Malformed("multipart part not terminated".into()));
         };
         let headers = String::from_utf8_lossy(&body[head_start..head_end]);
-        let disposition = headers
-            .split("\r\n")
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition")))
-            .map(|(_, v)| v.to_owned());
-        if let Some(d) = disposition
+        let header = |name: &str| {
+            headers
+                .split("\r\n")
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        if let Some(d) = header("content-disposition")
             && let Some(name) = disposition_param(&d, "name")
         {
-            let value = match disposition_param(&d, "filename") {
-                Some(file) => file,
-                None => String::from_utf8_lossy(&body[head_end + 4..next]).into_owned(),
-            };
-            push(&mut map, name, value);
+            parts.push(Part {
+                name,
+                filename: disposition_param(&d, "filename"),
+                content_type: header("content-type"),
+                data: &body[head_end + 4..next],
+            });
         }
         pos = next + 2;
     }
-    Ok(map)
+    Ok(parts)
 }
 
 /// Decodes a form post by its content type (urlencoded when none is given).

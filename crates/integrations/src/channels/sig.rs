@@ -4,7 +4,7 @@
 use crate::channels::HookError;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
@@ -23,6 +23,14 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(key) else { return Vec::new() };
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+pub fn hmac_sha512(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(key) else { return Vec::new() };
     for p in parts {
         mac.update(p);
     }
@@ -60,13 +68,16 @@ pub fn require_secret<'a>(secret: Option<&'a str>, provider: &str) -> Result<&'a
 
 /// Checks a signed timestamp against `now`; `millis` says the provider sends milliseconds.
 pub fn check_fresh(raw: &str, millis: bool, now: OffsetDateTime) -> Result<(), HookError> {
+    check_fresh_within(raw, millis, now, TOLERANCE_SECS)
+}
+
+/// [`check_fresh`] with the source's own tolerance.
+pub fn check_fresh_within(raw: &str, millis: bool, now: OffsetDateTime, tolerance: i64) -> Result<(), HookError> {
     let ts: i64 = raw.trim().parse().map_err(|_| HookError::Unauthorized("unreadable signed timestamp".into()))?;
     let secs = if millis { ts.div_euclid(1000) } else { ts };
     let skew = now.unix_timestamp().saturating_sub(secs).saturating_abs();
-    if skew > TOLERANCE_SECS {
-        return Err(HookError::Stale(format!(
-            "signed timestamp is {skew}s away from now (tolerance {TOLERANCE_SECS}s)"
-        )));
+    if skew > tolerance {
+        return Err(HookError::Stale(format!("signed timestamp is {skew}s away from now (tolerance {tolerance}s)")));
     }
     Ok(())
 }

@@ -63,14 +63,14 @@ impl From<Stored> for HookOut {
 /// Receives a provider's webhook or a web-form post.
 #[utoipa::path(post, path = "/v1/hooks/{source}", tag = "hooks", operation_id = "receive_hook",
     params(("source" = String, Path, description = "A configured source whose adapter is not json")),
-    request_body(content = String, description = "The payload exactly as the provider sends it (JSON, form or multipart)", content_type = "application/octet-stream"),
+    request_body(content = String, description = "The payload exactly as the provider sends it (JSON, form or multipart); an `email` source also takes a raw message (`message/rfc822`)", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored; settled unless the source is batch or the lead must be read from the provider (a provider's URL check answers the challenge instead)", body = HookOut),
         (status = 303, description = "A web form with an allowed retURL is redirected there"),
-        (status = 400, description = "Malformed for the adapter, a `json` source (code `not_a_webhook_source`), or a retURL outside the allowed origins", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Bad signature or token, or a stale timestamp", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed for the adapter (code `hook_malformed`: invalid JSON, a message that is not MIME, an unknown inbound-email post), a `json` source (code `not_a_webhook_source`), or a retURL outside the allowed origins", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Bad or missing signature, token or shared key (an `email` source with a secret refuses unsigned inbound-parse posts), or a stale timestamp", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No source has that name", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than the configured limit", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the source's limit (`body_limit_bytes`; the server's limit, or 10 MiB for an `email` source)", body = Problem, content_type = "application/problem+json"),
         doc::AddressLimited,
         doc::Unavailable,
     ))]
@@ -187,7 +187,9 @@ async fn hook(app: AppState, raw_source: &str, req: Request) -> Result<Response,
             .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     }
     let (parts, body) = req.into_parts();
-    let limit = app.config.server.body_limit_bytes;
+    // An email source takes more than the API's limit (10 MiB by default): a forwarded
+    // inquiry can carry a logo or a signature image.
+    let limit = source.body_limit(app.config.server.body_limit_bytes);
     let body = read_body(body, &parts.headers, limit).await?;
     let headers: Vec<(String, String)> = parts
         .headers

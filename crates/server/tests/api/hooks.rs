@@ -611,3 +611,92 @@ async fn a_linkedin_pull_source_stores_each_response_once_and_resumes_from_its_c
     assert_eq!(app.lead_count().await, 102, "nothing read again was stored twice");
     assert_eq!(leads_by_email(&app, "pulled0%40example.com").await.len(), 1);
 }
+
+/// The published examples and the test inquiry of the integrations crate's fixtures.
+fn email_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../integrations/tests/channels/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    app.http.post(app.url(path)).header("content-type", content_type).body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_emailed_inquiry_becomes_a_lead_and_bad_mail_is_answered_with_problems() {
+    let small = SourceConfig { body_limit_bytes: Some(4096), ..source("small-mail", Adapter::Email) };
+    let app = app_with(vec![source("mail", Adapter::Email), signed_source("postmark", Adapter::Email), small]).await;
+
+    let ok = post_raw(&app, "/v1/hooks/mail", "message/rfc822", email_fixture("directory_inquiry.eml")).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["created"], 1);
+    let leads = leads_by_email(&app, "ada.lovelace%40analytical.example").await;
+    let lead = &leads[0];
+    assert_eq!(lead["last_name"], "Lovelace");
+    assert_eq!(lead["company"], "Analytical Engines GmbH");
+    assert_eq!(lead["phone"], "+49301234567");
+    assert_eq!(lead["custom"]["attachments"][0]["name"], "requirements.pdf");
+    let again = post_raw(&app, "/v1/hooks/mail", "message/rfc822", email_fixture("directory_inquiry.eml")).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(app.lead_count().await, 1, "the same Message-ID is the same submission");
+
+    let malformed =
+        problem(post_raw(&app, "/v1/hooks/mail", "message/rfc822", b"\x00\x01 not mail".to_vec()).await, 400).await;
+    assert_eq!(malformed["code"], "hook_malformed");
+    let big = email_fixture("directory_inquiry.eml").repeat(4);
+    let oversized = problem(post_raw(&app, "/v1/hooks/small-mail", "message/rfc822", big).await, 413).await;
+    assert_eq!(oversized["code"], "payload_too_large");
+    // An email source takes more than the API's 1 MiB by default.
+    let mut large = email_fixture("directory_inquiry.eml");
+    large.extend(std::iter::repeat_n(b'x', 2 << 20));
+    assert_eq!(post_raw(&app, "/v1/hooks/mail", "message/rfc822", large).await.status(), 200);
+
+    // Postmark does not sign: with a secret its post must carry it (basic auth).
+    let postmark = email_fixture("postmark_inbound_example.json");
+    let unsigned = problem(post_raw(&app, "/v1/hooks/postmark", "application/json", postmark.clone()).await, 401).await;
+    assert_eq!(unsigned["code"], "hook_unauthorized");
+    let authed = app
+        .http
+        .post(app.url("/v1/hooks/postmark"))
+        .basic_auth("postmark", Some(SECRET))
+        .header("content-type", "application/json")
+        .body(postmark)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(authed.status(), 200);
+    assert_eq!(leads_by_email(&app, "support%40postmarkapp.com").await.len(), 1);
+
+    // No sender: stored in the quarantine with the reason, never lost.
+    let anonymous = b"To: sales@leadflow.example\r\nSubject: Call me\r\n\r\nPhone: +1 555 0100\r\n".to_vec();
+    let r = post_raw(&app, "/v1/hooks/mail", "message/rfc822", anonymous).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["quarantined"], 1);
+    let quarantine: Value = app.get("/v1/quarantine?source=mail").await.json().await.unwrap();
+    let error = &quarantine[0]["errors"][0];
+    assert_eq!(error["field"], "from");
+    assert!(error["message"].as_str().unwrap().contains("email/1"), "{error}");
+}
+
+#[tokio::test]
+async fn a_signed_json_post_is_mapped_like_the_api_and_a_bad_signature_is_refused() {
+    let app = app_with(vec![signed_source("zapier", Adapter::SignedJson)]).await;
+    let body = br#"[{"Work Email": "zed@example.com", "Company Name": "Zapier Inc", "Full Name": "Zed Zap"},
+                    {"email": "amy@example.com"}]"#;
+    let post = |sig: String| {
+        app.http
+            .post(app.url("/v1/hooks/zapier"))
+            .header("content-type", "application/json")
+            .header("x-signature", sig)
+            .body(body.to_vec())
+            .send()
+    };
+    let ok = post(mac(&[body])).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["created"], 2);
+    let lead = &leads_by_email(&app, "zed%40example.com").await[0];
+    assert_eq!(lead["company"], "Zapier Inc");
+    assert_eq!(lead["first_name"], "Zed");
+    let wrong = problem(post(mac(&[b"something else"])).await.unwrap(), 401).await;
+    assert_eq!(wrong["code"], "hook_unauthorized");
+    assert_eq!(app.lead_count().await, 2);
+}

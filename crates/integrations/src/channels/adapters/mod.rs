@@ -2,12 +2,14 @@
 //! `standardize` (map one stored item). Shared helpers live here.
 
 pub mod calendly;
+pub mod email;
 pub mod facebook;
 pub mod google;
 pub mod hubspot;
 pub mod intercom;
 pub mod jotform;
 pub mod linkedin;
+pub mod signed_json;
 pub mod tally;
 pub mod typeform;
 pub mod unbounce;
@@ -17,29 +19,49 @@ pub mod zoom;
 
 use crate::channels::{Handled, HookError, HookRequest, Item, Secrets, SpamRules, Standard};
 use leadflow_core::source::Adapter;
+use leadflow_core::source::inbound::{EmailSettings, SignedJsonSettings};
 use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+/// A source's adapter with the settings the generic adapters read.
+#[derive(Clone, Copy, Debug)]
+pub struct Options<'a> {
+    pub adapter: Adapter,
+    pub email: &'a EmailSettings,
+    pub signed_json: &'a SignedJsonSettings,
+}
+
+static DEFAULT_EMAIL: LazyLock<EmailSettings> = LazyLock::new(EmailSettings::default);
+static DEFAULT_SIGNED: LazyLock<SignedJsonSettings> = LazyLock::new(SignedJsonSettings::default);
+
+impl Options<'static> {
+    /// The adapter with default settings.
+    pub fn of(adapter: Adapter) -> Self {
+        Self { adapter, email: &DEFAULT_EMAIL, signed_json: &DEFAULT_SIGNED }
+    }
+}
 use sha2::{Digest, Sha256};
 
 /// Verifies and splits a request. During a rotation of the source's secret a request the
 /// current secret refuses is tried with the previous one: senders switch at their pace.
-pub fn handle(adapter: Adapter, req: &HookRequest, secrets: &Secrets, rules: &SpamRules) -> Result<Handled, HookError> {
-    let current = handle_with(adapter, req, secrets.secret.as_deref(), secrets, rules);
+pub fn handle(options: Options, req: &HookRequest, secrets: &Secrets, rules: &SpamRules) -> Result<Handled, HookError> {
+    let current = handle_with(options, req, secrets.secret.as_deref(), secrets, rules);
     match (&current, secrets.previous.as_deref()) {
         (Err(HookError::Unauthorized(_)), Some(previous)) => {
-            handle_with(adapter, req, Some(previous), secrets, rules).or(current)
+            handle_with(options, req, Some(previous), secrets, rules).or(current)
         }
         _ => current,
     }
 }
 
 fn handle_with(
-    adapter: Adapter,
+    options: Options,
     req: &HookRequest,
     secret: Option<&str>,
     secrets: &Secrets,
     rules: &SpamRules,
 ) -> Result<Handled, HookError> {
-    match adapter {
+    match options.adapter {
         Adapter::Json => Err(not_a_provider()),
         Adapter::WebForm => web_form::handle(req, secret, rules),
         Adapter::FacebookLeadAds => facebook::handle(req, secret, secrets.verify_token.as_deref()),
@@ -54,6 +76,8 @@ fn handle_with(
         Adapter::Webflow => webflow::handle(req, secret),
         Adapter::Jotform => jotform::handle(req, secret),
         Adapter::Tally => tally::handle(req, secret),
+        Adapter::Email => email::handle(req, secret, options.email),
+        Adapter::SignedJson => signed_json::handle(req, secret, options.signed_json),
     }
 }
 
@@ -62,6 +86,7 @@ fn handle_with(
 /// to the length limit, missing parts reported by path; Typeform and Tally key custom
 /// answers by the question's ref/key; Intercom reads every documented person shape;
 /// Webflow, Unbounce and web forms take a lone email-shaped value as the email.
+/// `email/1` and `signed_json/1` came with issue 19.
 pub fn version(adapter: Adapter) -> &'static str {
     match adapter {
         Adapter::Json => "json/1",
@@ -78,12 +103,18 @@ pub fn version(adapter: Adapter) -> &'static str {
         Adapter::Webflow => "webflow/2",
         Adapter::Jotform => "jotform/2",
         Adapter::Tally => "tally/2",
+        Adapter::Email => "email/1",
+        Adapter::SignedJson => "signed_json/1",
     }
 }
 
-pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Standard, HookError> {
-    match adapter {
+pub fn standardize(options: Options, payload: &Map<String, Value>) -> Result<Standard, HookError> {
+    match options.adapter {
         Adapter::Json => Err(not_a_provider()),
+        Adapter::SignedJson => Err(HookError::Unsupported(
+            "a signed_json lead is read by the generic mapper, as a json source's is".into(),
+        )),
+        Adapter::Email => email::standardize(payload, options.email),
         Adapter::WebForm => web_form::standardize(payload),
         Adapter::FacebookLeadAds => facebook::standardize(payload),
         Adapter::GoogleAdsLeadForm => google::standardize(payload),
