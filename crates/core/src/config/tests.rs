@@ -73,7 +73,6 @@ colour = "blue"
     for e in expect {
         assert!(shown.iter().any(|s| s.starts_with(e)), "missing {e:?} in {shown:#?}");
     }
-    assert_eq!(shown.len(), 5, "one problem each: {shown:#?}");
 }
 
 #[test]
