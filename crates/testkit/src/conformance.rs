@@ -1653,8 +1653,11 @@ points = 10
 "#;
     let routing = leadflow_core::scoring::routing::RoutingConfig::parse(toml).unwrap();
     let scoring = leadflow_core::scoring::ScoringConfig::parse(toml).unwrap();
-    let slack =
-        leadflow_core::deliver::DestinationConfig::new("slack", "slack", vec![leadflow_core::deliver::EventType::Assigned]);
+    let slack = leadflow_core::deliver::DestinationConfig::new(
+        "slack",
+        "slack",
+        vec![leadflow_core::deliver::EventType::Assigned],
+    );
     Rules {
         routing: std::sync::Arc::new(routing),
         engagement: std::sync::Arc::new(leadflow_core::engagement::Engagement { scoring, ..Default::default() }),

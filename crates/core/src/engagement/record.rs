@@ -331,11 +331,8 @@ points = 5
             let mut lead = scored(lead("a@x.com"));
             lead.owner = owner.map(str::to_owned);
             let mut rules = rules();
-            let slack = crate::deliver::DestinationConfig::new(
-                "slack",
-                "slack",
-                vec![crate::deliver::EventType::Returned],
-            );
+            let slack =
+                crate::deliver::DestinationConfig::new("slack", "slack", vec![crate::deliver::EventType::Returned]);
             rules.outbox = std::sync::Arc::new(crate::deliver::Subscriptions::new(&[slack]));
             let mut rec = Recording::new();
             let event = new_event(Identity::default());
