@@ -152,6 +152,14 @@ impl DestinationConfig {
     }
 }
 
+impl DestinationConfig {
+    /// The rep `[destinations.owners]` maps to `user`, the destination's own user id (an
+    /// owner the CRM reports back): the first in the file's order when several share it.
+    pub fn rep_for(&self, user: &str) -> Option<&str> {
+        self.owners.iter().find(|(_, id)| id.as_str() == user).map(|(rep, _)| rep.as_str())
+    }
+}
+
 /// Which destination wants which event types: the part of the destinations the store
 /// needs. Empty by default: no destinations, no outbox rows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -262,6 +270,14 @@ mod tests {
         assert_eq!(EventType::of(&erased), vec![EventType::Erased]);
         assert_eq!(subs.deliveries(&erased), vec![("crm", EventType::Erased)]);
         assert_eq!(EventType::Erased.wire_name(), "lead.erased");
+    }
+
+    #[test]
+    fn a_crm_user_reads_back_as_its_rep() {
+        let mut crm = destination("crm", &[]);
+        crm.owners.insert("ana@example.com".into(), "71234567".into());
+        assert_eq!(crm.rep_for("71234567"), Some("ana@example.com"));
+        assert_eq!(crm.rep_for("99"), None);
     }
 
     #[test]
