@@ -118,14 +118,13 @@ pub fn apply_maps(kind: CrmKind, lead: &Value, mut record: Map<String, Value>, m
     }
     if !maps.owners.is_empty() {
         let target = maps.fields.get("owner").map_or(owner_field(kind), String::as_str);
-        match text(lead, "owner") {
-            Some(rep) => match owner_id(&rep, maps.owners) {
+        if let Some(rep) = text(lead, "owner") {
+            match owner_id(&rep, maps.owners) {
                 Some(id) => {
                     record.insert(target.to_owned(), Value::String(id.to_owned()));
                 }
                 None => notes.push(format!("owner {rep:?} has no user in [destinations.owners]: {target} not sent")),
-            },
-            None => {}
+            }
         }
     }
     for (field, map) in maps.values {
