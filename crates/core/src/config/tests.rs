@@ -872,3 +872,20 @@ owners = { ana = "U1" }
     assert!(message("destinations[0].values.lifecyclestage").contains("no field of this destination is sent"));
     assert!(message("destinations[1].owners").contains("a webhook has no owner field"));
 }
+
+#[test]
+fn the_handoff_docs_examples_are_valid_configuration() {
+    let doc = include_str!("../../../../docs/HANDOFF.md");
+    let blocks: Vec<&str> = doc.split("```toml\n").skip(1).filter_map(|rest| rest.split("```").next()).collect();
+    let [full, status] = blocks[..] else { panic!("two toml examples expected, found {}", blocks.len()) };
+    let config = parse(full).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(config.destinations[0].values["lifecyclestage"]["mql"], "marketingqualifiedlead");
+    // The Salesforce value maps, under a destination that maps the stage to Status.
+    let salesforce = format!(
+        "[[destinations]]\nname = \"sf\"\ntype = \"salesforce\"\nbase_url = \"https://example.my.salesforce.com\"\n\
+         token_url = \"https://login.salesforce.com/services/oauth2/token\"\nclient_id = \"id\"\n\
+         client_secret_env = \"SF_SECRET\"\napi_version = \"62.0\"\nfields = {{ lifecycle_stage = \"Status\" }}\n{status}"
+    );
+    let config = parse(&salesforce).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(config.destinations[0].values["Status"]["mql"], "Working - Contacted");
+}
