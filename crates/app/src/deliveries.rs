@@ -27,6 +27,9 @@ pub fn client(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<C
         v.insert("required_fields".into(), json!(d.required_fields));
         v.insert("consent".into(), json!(d.consent));
         v.insert("consent_fields".into(), json!(d.consent_fields));
+        v.insert("fields".into(), json!(d.fields));
+        v.insert("values".into(), json!(d.values));
+        v.insert("owners".into(), json!(d.owners));
         v.insert("allow_http".into(), json!(d.allow_http));
         for (key, value) in &d.settings {
             match key.strip_suffix("_env") {

@@ -165,7 +165,9 @@ fn from_crm(
         crm_status: read.crm_status,
         target,
         reason: raw_reason.map(|r| config.feedback.reason(&r, &mapping.reasons, contract)),
-        owner: read.owner,
+        // A CRM user `[destinations.owners]` knows is that rep again, so the lead keeps
+        // leadflow's name for its owner and the next handoff maps it back.
+        owner: read.owner.map(|user| destination.rep_for(&user).map_or(user, str::to_owned)),
         ignored,
         occurred_at: n.occurred_at.unwrap_or(now),
         received_at: now,

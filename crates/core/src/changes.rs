@@ -265,6 +265,9 @@ pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateT
     if let Some((trigger, source)) = route::queued_by(lead, event, &rules.routing) {
         out.push(Change::QueueRouting { lead: lead.id, trigger, source, at: now });
     }
+    if let LeadEvent::Merged { source, .. } = event {
+        out.extend(returned(lead, &Return::Submitted { source: source.as_str().to_owned() }, rules, now));
+    }
     let wanted = rules.outbox.deliveries(event);
     let consent_changed = matches!(
         event,
@@ -301,6 +304,51 @@ pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateT
         }));
     }
     out
+}
+
+/// Why a lead came back, as a `lead.returned` delivery's payload says under `returned`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Return {
+    /// A new submission from `source` was merged into the lead.
+    Submitted { source: String },
+    /// Behavioural events the scoring rules count raised the score.
+    Engaged { previous: i64, score: i64 },
+}
+
+/// The `lead.returned` deliveries for a lead that came back, when it has an owner to
+/// hear of it (a lead nobody owns yet is routing's business, not a returning one). The
+/// payload is the lead with a `returned` object: `{"via": "submission", "source": …}` or
+/// `{"via": "engagement", "previous_score": …, "score": …}`.
+pub fn returned(lead: &Lead, why: &Return, rules: &Rules, now: OffsetDateTime) -> Vec<Change> {
+    let subscribers = rules.outbox.subscribers(crate::deliver::EventType::Returned);
+    if subscribers.is_empty() || lead.owner.is_none() || lead.erased_at.is_some() {
+        return Vec::new();
+    }
+    let mut payload = match serde_json::to_value(lead) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Vec::new(),
+    };
+    let detail = match why {
+        Return::Submitted { source } => serde_json::json!({"via": "submission", "source": source}),
+        Return::Engaged { previous, score } => {
+            serde_json::json!({"via": "engagement", "previous_score": previous, "score": score})
+        }
+    };
+    payload.insert("returned".into(), detail);
+    let payload: Arc<str> = serde_json::Value::Object(payload).to_string().into();
+    subscribers
+        .into_iter()
+        .map(|destination| {
+            Change::Delivery(Delivery {
+                id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
+                destination: destination.to_owned(),
+                lead: lead.id,
+                event_type: crate::deliver::EventType::Returned.wire_name(),
+                payload: payload.clone(),
+                at: now,
+            })
+        })
+        .collect()
 }
 
 /// Records changes the lead went through (as it now stands): each one's follow-ups, a
@@ -389,6 +437,42 @@ mod tests {
         let changes = follow_up(&lead, &event, &rules, now);
         let [Change::Delivery(d)] = &changes[..] else { panic!("{changes:?}") };
         assert!(!d.payload.contains("a@example.com"), "{}", d.payload);
+    }
+
+    fn merged_from(source: &str) -> LeadEvent {
+        LeadEvent::Merged {
+            submission_id: SubmissionId::new(),
+            source: SourceName::parse(source).unwrap(),
+            explanation: resolve::Explanation { rule: resolve::MatchRule::ExactEmail, score: None, evidence: vec![] },
+            filled: vec![],
+            replaced: vec![],
+            consent_updated: false,
+            before: None,
+        }
+    }
+
+    #[test]
+    fn a_submission_merged_into_an_owned_lead_is_a_return_naming_its_source() {
+        let mut lead = lead("a@example.com");
+        let rules = rules_with("slack", &[EventType::Returned]);
+        let now = OffsetDateTime::now_utc();
+        // Nobody owns it yet: routing's business, not a return.
+        assert!(follow_up(&lead, &merged_from("webinar"), &rules, now).is_empty());
+
+        lead.owner = Some("ana@example.com".into());
+        let changes = follow_up(&lead, &merged_from("webinar"), &rules, now);
+        let [Change::Delivery(d)] = &changes[..] else { panic!("{changes:?}") };
+        assert_eq!((d.destination.as_str(), d.event_type.as_str()), ("slack", "lead.returned"));
+        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(payload["returned"], serde_json::json!({"via": "submission", "source": "webinar"}));
+        assert_eq!(payload["owner"], "ana@example.com");
+
+        // A destination subscribed to merges only hears of the merge.
+        let merges = follow_up(&lead, &merged_from("webinar"), &rules_with("hook", &[EventType::Merged]), now);
+        assert!(
+            merges.iter().all(|c| !matches!(c, Change::Delivery(d) if d.event_type == "lead.returned")),
+            "{merges:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! caused it. Sending is the delivery crate's job; this module only decides what to send.
 
 pub(crate) mod config;
+pub mod crm;
+mod fields;
 
 pub use config::{DeliverySettings, is_api_version, is_secure_or_local, plain_http_refused};
 
@@ -27,10 +29,14 @@ pub enum EventType {
     /// The person's consent changed (a purpose granted, denied or withdrawn): sent even to
     /// a destination whose required consent is now missing, so it can stop using it.
     ConsentChanged,
+    /// A lead that has an owner came back: a new submission merged into it, or behavioural
+    /// events raised its score. Not a history entry of its own: the follow-ups of those
+    /// changes send it (see [`crate::changes::returned`]), so the owner hears of it.
+    Returned,
 }
 
 impl EventType {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Created,
         Self::Merged,
         Self::Mql,
@@ -38,6 +44,7 @@ impl EventType {
         Self::StageChanged,
         Self::Erased,
         Self::ConsentChanged,
+        Self::Returned,
     ];
 
     /// The name used in the configuration.
@@ -50,6 +57,7 @@ impl EventType {
             Self::StageChanged => "stage_changed",
             Self::Erased => "erased",
             Self::ConsentChanged => "consent_changed",
+            Self::Returned => "returned",
         }
     }
 
@@ -109,6 +117,16 @@ pub struct DestinationConfig {
     /// `[destinations.feedback]`: how a HubSpot or Salesforce destination reports back
     /// what became of the leads (`POST /v1/feedback/{name}`); `None`: it does not.
     pub feedback: Option<crate::feedback::CrmMapping>,
+    /// `[destinations.fields]`, HubSpot and Salesforce: leadflow path (`score`,
+    /// `attribution.latest.utm_campaign`, `custom.budget`) → CRM property, over the
+    /// built-in table ([`crm::default_fields`]).
+    pub fields: BTreeMap<String, String>,
+    /// `[destinations.values.FIELD]`, HubSpot and Salesforce: per CRM field, leadflow
+    /// value → CRM picklist value; a value not listed passes through unchanged.
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[destinations.owners]`: rep → the destination's user id (HubSpot owner id,
+    /// Salesforce User id, Slack member id). A rep not listed is not sent as the owner.
+    pub owners: BTreeMap<String, String>,
 }
 
 impl DestinationConfig {
@@ -127,7 +145,18 @@ impl DestinationConfig {
             settings: BTreeMap::new(),
             allow_http: false,
             feedback: None,
+            fields: BTreeMap::new(),
+            values: BTreeMap::new(),
+            owners: BTreeMap::new(),
         }
+    }
+}
+
+impl DestinationConfig {
+    /// The rep `[destinations.owners]` maps to `user`, the destination's own user id (an
+    /// owner the CRM reports back): the first in the file's order when several share it.
+    pub fn rep_for(&self, user: &str) -> Option<&str> {
+        self.owners.iter().find(|(_, id)| id.as_str() == user).map(|(rep, _)| rep.as_str())
     }
 }
 
@@ -145,6 +174,11 @@ impl Subscriptions {
 
     pub fn is_empty(&self) -> bool {
         self.by_destination.is_empty()
+    }
+
+    /// The destinations subscribed to `t`, in the configuration's order.
+    pub fn subscribers(&self, t: EventType) -> Vec<&str> {
+        self.by_destination.iter().filter(|(_, wanted)| wanted.contains(&t)).map(|(name, _)| name.as_str()).collect()
     }
 
     /// (destination, event type) pairs a history entry becomes, in a stable order. A
@@ -236,6 +270,14 @@ mod tests {
         assert_eq!(EventType::of(&erased), vec![EventType::Erased]);
         assert_eq!(subs.deliveries(&erased), vec![("crm", EventType::Erased)]);
         assert_eq!(EventType::Erased.wire_name(), "lead.erased");
+    }
+
+    #[test]
+    fn a_crm_user_reads_back_as_its_rep() {
+        let mut crm = destination("crm", &[]);
+        crm.owners.insert("ana@example.com".into(), "71234567".into());
+        assert_eq!(crm.rep_for("71234567"), Some("ana@example.com"));
+        assert_eq!(crm.rep_for("99"), None);
     }
 
     #[test]

@@ -1679,20 +1679,11 @@ points = 10
 "#;
     let routing = leadflow_core::scoring::routing::RoutingConfig::parse(toml).unwrap();
     let scoring = leadflow_core::scoring::ScoringConfig::parse(toml).unwrap();
-    let slack = leadflow_core::deliver::DestinationConfig {
-        name: "slack".into(),
-        kind: "slack".into(),
-        events: vec![leadflow_core::deliver::EventType::Assigned],
-        required_fields: Vec::new(),
-        consent: Vec::new(),
-        consent_fields: Default::default(),
-        retry: None,
-        rate_limit: None,
-        circuit_breaker: None,
-        settings: Default::default(),
-        allow_http: false,
-        feedback: None,
-    };
+    let slack = leadflow_core::deliver::DestinationConfig::new(
+        "slack",
+        "slack",
+        vec![leadflow_core::deliver::EventType::Assigned],
+    );
     Rules {
         routing: std::sync::Arc::new(routing),
         engagement: std::sync::Arc::new(leadflow_core::engagement::Engagement { scoring, ..Default::default() }),

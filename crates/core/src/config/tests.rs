@@ -848,3 +848,118 @@ keep_attachments = true
     }
     assert_eq!(shown.len(), 5, "one problem each: {shown:#?}");
 }
+
+#[test]
+fn a_crm_destination_reads_field_maps_value_maps_and_owners() {
+    let config = parse(
+        r#"
+[[destinations]]
+name = "hubspot"
+type = "hubspot"
+token_env = "HUBSPOT_TOKEN"
+events = ["created", "returned"]
+[destinations.fields]
+score = "leadflow_score"
+lifecycle_stage = "lifecyclestage"
+"attribution.original.source" = "leadflow_original_source"
+attribution.latest.utm_campaign = "leadflow_latest_campaign"
+custom.budget = "budget__c"
+[destinations.values.lifecyclestage]
+mql = "marketingqualifiedlead"
+sql = "salesqualifiedlead"
+[destinations.owners]
+"ana@example.com" = "71234567"
+
+[[destinations]]
+name = "sf"
+type = "salesforce"
+base_url = "https://example.my.salesforce.com"
+token_url = "https://login.salesforce.com/services/oauth2/token"
+client_id = "id"
+client_secret_env = "SF_SECRET"
+api_version = "62.0"
+values.LeadSource = { webinar = "Webinar" }
+values.Industry = { saas = "Technology" }
+"#,
+    )
+    .unwrap();
+    let d = &config.destinations[0];
+    assert_eq!(d.events, [EventType::Created, EventType::Returned]);
+    assert_eq!(d.fields.get("attribution.latest.utm_campaign").map(String::as_str), Some("leadflow_latest_campaign"));
+    assert_eq!(d.fields.get("attribution.original.source").map(String::as_str), Some("leadflow_original_source"));
+    assert_eq!(d.fields.get("custom.budget").map(String::as_str), Some("budget__c"));
+    assert_eq!(d.values["lifecyclestage"]["mql"], "marketingqualifiedlead");
+    assert_eq!(d.owners["ana@example.com"], "71234567");
+    // Salesforce's LeadSource and Industry are sent without a map: their values map.
+    assert_eq!(config.destinations[1].values["LeadSource"]["webinar"], "Webinar");
+}
+
+#[test]
+fn field_map_problems_name_their_key() {
+    let errors = parse(
+        r#"
+[[destinations]]
+name = "hubspot"
+type = "hubspot"
+token_env = "HUBSPOT_TOKEN"
+[destinations.fields]
+scor = "leadflow_score"
+lifecycle_stage = ""
+"attribution.first.source" = "x"
+owner = "hubspot_owner_id"
+industry = "lead score"
+[destinations.values.lifecyclestage]
+mql = "marketingqualifiedlead"
+[destinations.values.hubspot_owner_id]
+ana = "1"
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/in"
+secret_env = "HOOK_SECRET"
+fields = { score = "s" }
+owners = { ana = "U1" }
+"#,
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "destinations[0].fields.scor",
+            "destinations[0].fields.lifecycle_stage",
+            "destinations[0].fields.attribution.first.source",
+            "destinations[0].fields.owner",
+            "destinations[0].fields.industry",
+            "destinations[0].values.lifecyclestage",
+            "destinations[0].values.hubspot_owner_id",
+            "destinations[1].fields",
+            "destinations[1].owners",
+        ],
+        "{errors:#?}"
+    );
+    let message = |key: &str| errors.iter().find(|e| e.key == key).map(|e| e.message.clone()).unwrap_or_default();
+    assert!(message("destinations[0].fields.scor").contains("unknown leadflow field"));
+    assert!(message("destinations[0].fields.lifecycle_stage").contains("not empty"));
+    assert!(message("destinations[0].fields.owner").contains("[destinations.owners]"));
+    assert!(message("destinations[0].values.lifecyclestage").contains("no field of this destination is sent"));
+    assert!(message("destinations[1].owners").contains("a webhook has no owner field"));
+}
+
+#[test]
+fn the_handoff_docs_examples_are_valid_configuration() {
+    let doc = include_str!("../../../../docs/HANDOFF.md");
+    let blocks: Vec<&str> = doc.split("```toml\n").skip(1).filter_map(|rest| rest.split("```").next()).collect();
+    let [full, status] = blocks[..] else { panic!("two toml examples expected, found {}", blocks.len()) };
+    let config = parse(full).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(config.destinations[0].values["lifecyclestage"]["mql"], "marketingqualifiedlead");
+    // The Salesforce value maps, under a destination that maps the stage to Status.
+    let salesforce = format!(
+        "[[destinations]]\nname = \"sf\"\ntype = \"salesforce\"\nbase_url = \"https://example.my.salesforce.com\"\n\
+         token_url = \"https://login.salesforce.com/services/oauth2/token\"\nclient_id = \"id\"\n\
+         client_secret_env = \"SF_SECRET\"\napi_version = \"62.0\"\nfields = {{ lifecycle_stage = \"Status\" }}\n{status}"
+    );
+    let config = parse(&salesforce).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(config.destinations[0].values["Status"]["mql"], "Working - Contacted");
+}

@@ -169,6 +169,9 @@ fn read_destination(
                     p.push(span(item), &path, "only hubspot and salesforce destinations take consent_fields")
                 }
             },
+            "fields" => super::fields::read_fields(p, item, &path, kind, &mut d),
+            "values" => super::fields::read_values(p, item, &path, kind, &mut d),
+            "owners" => super::fields::read_owners(p, item, &path, kind, &mut d),
             "events" | "required_fields" | "retry" | "rate_limit" | "circuit_breaker" => {
                 read_delivery_key(p, key, item, &path, &mut d)
             }
@@ -201,6 +204,7 @@ fn read_destination(
             }
         }
     }
+    super::fields::check(p, &at, t, &d);
     // After the loop: `allow_http` may be written below the URL it allows.
     if !d.allow_http {
         for key in ["url", "base_url", "token_url"] {
@@ -227,7 +231,7 @@ fn read_delivery_key(p: &mut Problems, key: &str, item: &Item, path: &str, d: &m
                         None => p.push(
                             e.span().or_else(|| span(item)),
                             &format!("{path}[{j}]"),
-                            "must be one of created, merged, mql, assigned, stage_changed, erased, consent_changed",
+                            "must be one of created, merged, returned, mql, assigned, stage_changed, erased, consent_changed",
                         ),
                     }
                 }

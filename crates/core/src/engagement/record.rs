@@ -170,7 +170,15 @@ impl Recording {
             }
             return out;
         }
+        let previous = lead.score;
         out = super::rescore_stored(&mut lead, events, rules, now);
+        // Events that raised the score are renewed interest: the owner hears of it.
+        if let (Some(previous), Some(score)) = (previous, lead.score)
+            && score > previous
+        {
+            let why = crate::changes::Return::Engaged { previous, score };
+            out.extend(crate::changes::returned(&lead, &why, rules, now));
+        }
         for i in indexes {
             if let Some(EventOutcome::Waiting { event_id, .. }) = self.outcomes.get(i).cloned() {
                 self.outcomes[i] = EventOutcome::Attached {
@@ -315,6 +323,35 @@ points = 5
         for outcome in rec.finish() {
             assert!(matches!(outcome, EventOutcome::Attached { score: Some(10), replayed: false, .. }), "{outcome:?}");
         }
+    }
+
+    #[test]
+    fn events_that_raise_an_owned_leads_score_tell_its_owner() {
+        let subscribed = |owner: Option<&str>| {
+            let mut lead = scored(lead("a@x.com"));
+            lead.owner = owner.map(str::to_owned);
+            let mut rules = rules();
+            let slack =
+                crate::deliver::DestinationConfig::new("slack", "slack", vec![crate::deliver::EventType::Returned]);
+            rules.outbox = std::sync::Arc::new(crate::deliver::Subscriptions::new(&[slack]));
+            let mut rec = Recording::new();
+            let event = new_event(Identity::default());
+            rec.place(&event, Seen { by_email: Some(lead.id), ..Seen::default() });
+            rec.rescored(lead.id, Some(lead), &[event.event.view()], &rules, now())
+        };
+        let changes = subscribed(Some("ana"));
+        let returned: Vec<_> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Delivery(d) if d.event_type == "lead.returned" => Some(d),
+                _ => None,
+            })
+            .collect();
+        let [d] = &returned[..] else { panic!("{changes:?}") };
+        let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+        assert_eq!(payload["returned"], serde_json::json!({"via": "engagement", "previous_score": 0, "score": 5}));
+        // Without an owner there is nobody to tell.
+        assert!(!subscribed(None).iter().any(|c| matches!(c, Change::Delivery(_))));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub(crate) struct Ctx<'a> {
     pub delivery: &'a Delivery,
     /// Consent purpose → CRM property, for the CRMs ([`Destination::consent_fields`]).
     pub consent_fields: &'a std::collections::BTreeMap<String, String>,
+    /// The destination's field, value and owner maps.
+    pub maps: crate::delivery::map::Maps<'a>,
 }
 
 /// Delivers to the configured destinations. Cheap to share behind an `Arc`.
@@ -314,6 +316,7 @@ impl Client {
             clock: self.clock.as_ref(),
             delivery,
             consent_fields: &dest.config.consent_fields,
+            maps: dest.config.maps(),
         };
         let exchange = match (&dest.target, &erasure) {
             (Target::Webhook { url, secret, previous }, _) => webhook::send(&ctx, url, secret, previous.as_ref()).await,

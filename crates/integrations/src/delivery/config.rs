@@ -58,6 +58,17 @@ pub struct Destination {
     /// (`granted`, `denied` or `withdrawn`), e.g. `{"marketing_email": "marketing_consent__c"}`.
     #[serde(default)]
     pub consent_fields: std::collections::BTreeMap<String, String>,
+    /// HubSpot and Salesforce: leadflow path → CRM property, over the built-in table
+    /// (`{"score": "leadflow_score", "custom.budget": "budget__c"}`).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// HubSpot and Salesforce: per CRM field, leadflow value → CRM value.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// rep → the destination's user id: HubSpot owner id (`hubspot_owner_id`),
+    /// Salesforce User id (`OwnerId`), Slack member id (a mention).
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub retry: RetrySchedule,
     /// Defaults to [`DestinationKind::default_rate_limit`].
@@ -72,6 +83,11 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// The destination's field, value and owner maps, for the mapping.
+    pub fn maps(&self) -> crate::delivery::map::Maps<'_> {
+        crate::delivery::map::Maps { fields: &self.fields, values: &self.values, owners: &self.owners }
+    }
+
     pub fn new(name: impl Into<String>, kind: DestinationKind) -> Self {
         Self {
             name: name.into(),
@@ -79,6 +95,9 @@ impl Destination {
             required_fields: Vec::new(),
             consent: Vec::new(),
             consent_fields: Default::default(),
+            fields: Default::default(),
+            values: Default::default(),
+            owners: Default::default(),
             retry: RetrySchedule::default(),
             rate_limit: None,
             circuit_breaker: BreakerSettings::default(),

@@ -4,6 +4,7 @@
 // Test helpers and fakes outside `#[test]` functions may panic too.
 #![allow(clippy::unwrap_used)]
 
+mod handoff;
 mod support;
 
 use leadflow_integrations::delivery::signature::{DEFAULT_TOLERANCE, SigningSecret, verify};
@@ -472,7 +473,7 @@ async fn slack_notifies_the_owner_and_a_missing_channel_is_a_dead_letter() {
         "{sent:?}"
     );
     let text = server.requests()[0].json()["text"].as_str().unwrap_or_default().to_owned();
-    assert!(text.contains("Ada Lovelace at Analytical Engines (ada@example.com)"), "{text}");
+    assert!(text.contains("Ada Lovelace from Analytical Engines (ada@example.com)"), "{text}");
     assert!(text.contains("<@U024BE7LH>"), "{text}");
     assert!(!server.requests()[0].text().contains("+442071234567"));
     let excerpt = sent.request_excerpt.unwrap_or_default();

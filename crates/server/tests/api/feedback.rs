@@ -34,6 +34,8 @@ events = ["mql"]
 secret_env = "TEST_SECRET"
 portal_id = 33
 reason_field = "unqualified_reason"
+[destinations.owners]
+"ana@example.com" = "71234567"
 
 [[destinations]]
 name = "sf"
@@ -294,6 +296,27 @@ async fn hubspot_feedback_is_signed_and_finds_leads_by_their_crm_record_id() {
     let signed_garbage = hubspot(&app, "{\"not\": \"an array\"}", Duration::ZERO).await;
     assert_eq!(problem(signed_garbage, 400).await["code"], "hook_malformed");
     assert!(TEST_ENV.iter().any(|(k, v)| *k == "TEST_SECRET" && *v == SECRET));
+}
+
+#[tokio::test]
+async fn a_crm_owner_that_the_owners_map_knows_becomes_its_rep_again() {
+    let app = app().await;
+    let id = lead(&app, "eve@acme.com", "spring").await;
+    app.store.link_crm_record("hs", "1246970", id.parse().unwrap()).await.unwrap();
+    async fn owner(app: &TestApp, id: &str) -> Value {
+        app.get(&format!("/v1/leads/{id}")).await.json::<Value>().await.unwrap()["owner"].clone()
+    }
+
+    let known = hubspot_events(1246970, &[("hubspot_owner_id", "71234567", 21)]);
+    let out: Value = hubspot(&app, &known, Duration::ZERO).await.json().await.unwrap();
+    assert_eq!(out["results"][0]["outcome"], "applied", "{out}");
+    assert_eq!(owner(&app, &id).await, "ana@example.com");
+
+    // An owner the map does not know is kept as the CRM's id.
+    let unknown = hubspot_events(1246970, &[("hubspot_owner_id", "42", 22)]);
+    let out: Value = hubspot(&app, &unknown, Duration::ZERO).await.json().await.unwrap();
+    assert_eq!(out["results"][0]["outcome"], "applied", "{out}");
+    assert_eq!(owner(&app, &id).await, "42");
 }
 
 fn outbound_message(org: &str, notifications: &[(&str, &str, &str, &str)]) -> String {

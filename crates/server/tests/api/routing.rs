@@ -116,6 +116,49 @@ async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_lead_reaches_its_owner_on_slack_by_mention() {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slack = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/services/T0/B0/x",
+            axum::routing::post(|State(seen): State<Arc<Mutex<Vec<Value>>>>, body: axum::Json<Value>| async move {
+                seen.lock().unwrap().push(body.0);
+                "ok"
+            }),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = config(
+        "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\n\
+         events = [\"returned\"]\nowners = { ana = \"U0ANA1234\" }\n",
+    );
+    let url = format!("http://{slack}/services/T0/B0/x");
+    let client = leadflow_app::deliveries::client(&config, |_| Some(url.clone())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::open_store(&dir).await;
+    let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
+
+    let id = capture(&app, "ada@acme.com").await;
+    assert_eq!(owner(&app, &id, None).await, "ana");
+    // Coming back through the API: merged into ana's lead, and ana hears of it.
+    let again = app.post("/v1/leads", &json!({"email": "ada@acme.com", "company": "Acme"})).await;
+    assert_eq!(again.status(), 200);
+    let start = Instant::now();
+    while seen.lock().unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the owner was not told");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let messages = seen.lock().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        messages[0]["text"],
+        "Returning lead: Ada from Acme (ada@acme.com) submitted api again — owner <@U0ANA1234>."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_round_robin_position_survives_a_restart() {
     let app = spawn(config("")).await;
     let first = capture(&app, "one@a.com").await;

@@ -15,21 +15,23 @@ use crate::delivery::client::Ctx;
 use crate::delivery::config::Secret;
 use crate::delivery::erased::Erasure;
 use crate::delivery::http::{self, Exchange, Verdict, classify_status, truncate};
-use crate::delivery::map::hubspot_properties;
+use crate::delivery::map::{Mapped, apply_maps, hubspot_properties};
 use crate::delivery::preflight::lookup;
-use crate::delivery::providers::{request_excerpt, summary};
+use crate::delivery::providers::{noted_excerpt, request_excerpt, summary};
+use leadflow_core::feedback::CrmKind;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 pub(crate) async fn send(ctx: &Ctx<'_>, endpoint: &Url, token: &Secret, lead_status: Option<&str>) -> Exchange {
     let d = ctx.delivery;
-    let mut properties = hubspot_properties(&d.payload, lead_status);
+    let built_in = hubspot_properties(&d.payload, lead_status);
+    let Mapped { record: mut properties, notes } = apply_maps(CrmKind::HubSpot, &d.payload, built_in, ctx.maps);
     properties.extend(crate::delivery::map::consent_values(&d.payload, ctx.consent_fields));
     let email = lookup(&d.payload, "email").and_then(Value::as_str).unwrap_or_default().trim();
     let body =
         json!({"inputs": [{"idProperty": "email", "id": email, "properties": properties}]}).to_string().into_bytes();
-    let excerpt = request_excerpt("POST", endpoint.as_str(), &[], &body, ctx.settings.max_excerpt_bytes);
+    let excerpt = noted_excerpt("POST", endpoint.as_str(), &body, &notes, ctx);
     let request = ctx
         .http
         .post(endpoint.clone())

@@ -19,6 +19,32 @@ pub(crate) fn request_excerpt(method: &str, target: &str, extra: &[(&str, &str)]
     truncate(&text, max)
 }
 
+/// [`request_excerpt`] followed by what the mapping left out (`notes`), which the bound
+/// never cuts: the body gives way first. Each note is also logged, by count only (a
+/// note names a rep, the log names no person).
+pub(crate) fn noted_excerpt(
+    method: &str,
+    target: &str,
+    body: &[u8],
+    notes: &[String],
+    ctx: &crate::delivery::client::Ctx<'_>,
+) -> String {
+    let max = ctx.settings.max_excerpt_bytes;
+    if notes.is_empty() {
+        return request_excerpt(method, target, &[], body, max);
+    }
+    tracing::info!(
+        delivery_id = %ctx.delivery.id,
+        destination = %ctx.delivery.destination,
+        left_out = notes.len(),
+        "mapped fields left out of the record; see the attempt's request excerpt"
+    );
+    let tail: String = notes.iter().map(|n| format!("\n# not sent: {n}")).collect();
+    let tail = truncate(&tail, max / 2);
+    let head = request_excerpt(method, target, &[], body, max.saturating_sub(tail.len()));
+    format!("{head}\n{tail}")
+}
+
 /// A short, bounded summary for a reason or error line.
 pub(crate) fn summary(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -19,10 +19,11 @@ use crate::delivery::client::{Ctx, join};
 use crate::delivery::config::{Destination, DestinationKind, Secret, refusal};
 use crate::delivery::erased::Erasure;
 use crate::delivery::http::{self, Exchange, Received, Verdict, classify_status};
-use crate::delivery::map::salesforce_lead;
-use crate::delivery::providers::{request_excerpt, summary};
+use crate::delivery::map::{Mapped, apply_maps, salesforce_lead};
+use crate::delivery::providers::{noted_excerpt, request_excerpt, summary};
 use leadflow_core::config::ConfigError;
 use leadflow_core::deliver::is_api_version;
+use leadflow_core::feedback::CrmKind;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
@@ -204,10 +205,11 @@ async fn send_lead(ctx: &Ctx<'_>, t: &Target, token: &Secret) -> LeadCall {
         Some(field) => (reqwest::Method::PATCH, join(&t.lead_url, &[field, &d.lead_id])),
         None => (reqwest::Method::POST, join(&t.lead_url, &[""])),
     };
-    let mut fields = salesforce_lead(&d.payload, t.lead_source.as_deref());
+    let built_in = salesforce_lead(&d.payload, t.lead_source.as_deref());
+    let Mapped { record: mut fields, notes } = apply_maps(CrmKind::Salesforce, &d.payload, built_in, ctx.maps);
     fields.extend(crate::delivery::map::consent_values(&d.payload, ctx.consent_fields));
     let body = Value::Object(fields).to_string().into_bytes();
-    let excerpt = request_excerpt(method.as_str(), url.as_str(), &[], &body, ctx.settings.max_excerpt_bytes);
+    let excerpt = noted_excerpt(method.as_str(), url.as_str(), &body, &notes, ctx);
     let request = ctx
         .http
         .request(method, url)

@@ -13,7 +13,7 @@ use reqwest::header::CONTENT_TYPE;
 
 pub(crate) async fn send(ctx: &Ctx<'_>, url: &Url) -> Exchange {
     let d = ctx.delivery;
-    let body = slack_message(&d.payload, &d.event_type).to_string().into_bytes();
+    let body = slack_message(&d.payload, &d.event_type, ctx.maps.owners).to_string().into_bytes();
     // The URL is the credential: only its origin is kept.
     let excerpt = request_excerpt("POST", &origin_only(url), &[], &body, ctx.settings.max_excerpt_bytes);
     let request =
