@@ -261,9 +261,9 @@ impl Cipher {
 
 /// Whether a stored value is sealed, and if so whether it was text.
 fn kind(stored: &[u8]) -> Option<bool> {
-    match stored.strip_prefix(PREFIX)?.first()? {
-        &TEXT => Some(true),
-        &BLOB => Some(false),
+    match *stored.strip_prefix(PREFIX)?.first()? {
+        TEXT => Some(true),
+        BLOB => Some(false),
         _ => None,
     }
 }
