@@ -226,6 +226,8 @@ fn check_config_reports_every_error_with_its_location() {
         .env("FACEBOOK_VERIFY_TOKEN", "x")
         .env("FACEBOOK_PAGE_TOKEN", "x")
         .env("CRM_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .env("MAILGUN_SIGNING_KEY", "x")
+        .env("ZAPIER_SIGNING_SECRET", "x")
         .output()
         .unwrap();
     assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));

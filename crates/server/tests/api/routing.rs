@@ -68,8 +68,9 @@ async fn assignments(app: &TestApp, id: &str) -> Vec<Value> {
     history.into_iter().filter(|h| h["kind"] == "assigned").collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
+/// The routing configuration with `destination` added, served with a local Slack that keeps
+/// every message it is sent.
+async fn with_slack(destination: &str) -> (TestApp, Arc<Mutex<Vec<Value>>>) {
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let slack = listener.local_addr().unwrap();
@@ -83,14 +84,21 @@ async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
         )
         .with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let config = config(
-        "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\nevents = [\"assigned\"]\n",
-    );
+    let config = config(destination);
     let url = format!("http://{slack}/services/T0/B0/x");
     let client = leadflow_app::deliveries::client(&config, |_| Some(url.clone())).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = crate::open_store(&dir).await;
     let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
+    (app, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
+    let (app, seen) = with_slack(
+        "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\nevents = [\"assigned\"]\n",
+    )
+    .await;
 
     let id = capture(&app, "ada@acme.com").await;
     assert_eq!(owner(&app, &id, None).await, "ana");
@@ -117,28 +125,11 @@ async fn a_priority_lead_is_routed_at_once_and_its_owner_notified() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_lead_reaches_its_owner_on_slack_by_mention() {
-    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slack = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .route(
-            "/services/T0/B0/x",
-            axum::routing::post(|State(seen): State<Arc<Mutex<Vec<Value>>>>, body: axum::Json<Value>| async move {
-                seen.lock().unwrap().push(body.0);
-                "ok"
-            }),
-        )
-        .with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let config = config(
+    let (app, seen) = with_slack(
         "\n[[destinations]]\nname = \"rep-alerts\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\n\
          events = [\"returned\"]\nowners = { ana = \"U0ANA1234\" }\n",
-    );
-    let url = format!("http://{slack}/services/T0/B0/x");
-    let client = leadflow_app::deliveries::client(&config, |_| Some(url.clone())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::open_store(&dir).await;
-    let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
+    )
+    .await;
 
     let id = capture(&app, "ada@acme.com").await;
     assert_eq!(owner(&app, &id, None).await, "ana");
