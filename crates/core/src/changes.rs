@@ -65,6 +65,7 @@ pub enum Change {
     AttachEvents {
         lead: LeadId,
         events: Vec<EventId>,
+        at: OffsetDateTime,
     },
     /// A row for the stage reports.
     StageChange {

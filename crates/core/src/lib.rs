@@ -31,6 +31,7 @@ pub mod encryption;
 pub mod engagement;
 pub mod erase;
 pub mod error;
+pub mod feed;
 pub mod feedback;
 pub mod geo;
 pub mod health;

@@ -281,7 +281,7 @@ impl Merged<'_> {
         let mut rescored = Vec::new();
         if !attached.is_empty() {
             rescored.push(LeadEvent::EventsAttached { count: attached.len() as u64 });
-            out.push(Change::AttachEvents { lead: lead.id, events: attached });
+            out.push(Change::AttachEvents { lead: lead.id, events: attached, at: now });
         }
         out.push(Change::Touchpoint { lead: lead.id, touch: Box::new(touch) });
         if !ledger.is_empty() {

@@ -115,6 +115,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) | StoreError::Closed => Self::Unavailable(e.to_string()),
             StoreError::Conflict(detail) => Self::Conflict(detail),
             StoreError::Erased(id) => Self::erased(id),
+            StoreError::UnknownCursor(detail) => Self::bad_request("unknown_cursor", detail),
             other => Self::Internal(other.to_string()),
         }
     }

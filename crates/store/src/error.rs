@@ -17,6 +17,9 @@ pub enum StoreError {
     /// The lead was erased: nothing may be written to it or read of it any more.
     #[error("lead {0} was erased")]
     Erased(leadflow_core::LeadId),
+    /// A change feed cursor this store never gave out.
+    #[error("unknown change cursor: {0}")]
+    UnknownCursor(String),
     #[error("store error: {0}")]
     Internal(String),
 }

@@ -34,6 +34,7 @@ use leadflow_core::capture::RawSubmission;
 use leadflow_core::config::DatabaseConfig;
 use leadflow_core::engagement::Event;
 use leadflow_core::error::FieldError;
+use leadflow_core::feed;
 use leadflow_core::feedback::{Feedback, FeedbackResult};
 use leadflow_core::keys::{ApiKey, TokenHash};
 use leadflow_core::normalize::Candidate;
@@ -460,6 +461,23 @@ pub struct ReplayFilter {
     pub to: Option<OffsetDateTime>,
 }
 
+/// The page a single database answers: `rows` read after `after`, `head` its latest
+/// change's number.
+pub(crate) fn feed_page(
+    after: &feed::Cursor,
+    rows: Vec<(u64, feed::FeedChange)>,
+    head: u64,
+) -> Result<feed::Page, StoreError> {
+    let position = after.at(0);
+    if position > head || after.0.iter().skip(1).any(|&p| p != 0) {
+        return Err(StoreError::UnknownCursor(format!(
+            "cursor {after} is not one this store gave out: its latest change is {head}"
+        )));
+    }
+    let next = feed::Cursor(vec![rows.last().map_or(position, |(last, _)| *last)]);
+    Ok(feed::Page { changes: rows.into_iter().map(|(_, change)| change).collect(), next })
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A handle on the same database (its connections, SQLite's writer and its group
@@ -752,6 +770,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves where a pull source left off, replacing any earlier value.
     async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` changes of the feed after `after`, in commit order, each with the
+    /// cursor to read on from. A cursor this store never gave out (ahead of its latest
+    /// change, or naming more databases than it has) is [`StoreError::UnknownCursor`].
+    async fn changes(&self, after: &feed::Cursor, limit: usize) -> Result<feed::Page, StoreError>;
 
     /// Resolves up to `limit` of the leads capture queued for fuzzy matching, oldest
     /// first, in one transaction: each is compared with the leads sharing a blocking key

@@ -838,6 +838,43 @@ impl Store for Regional {
         self.home().try_claim_period(job, period_start).await
     }
 
+    /// Each region's feed is in its own commit order; across regions (independent
+    /// databases, no common order) the pages interleave by time. The cursor holds every
+    /// region's place, so each region's changes arrive once and in order.
+    async fn changes(&self, after: &feed::Cursor, limit: usize) -> Result<feed::Page, StoreError> {
+        if after.0.iter().skip(self.regions.len()).any(|&p| p != 0) {
+            return Err(StoreError::UnknownCursor(format!(
+                "cursor {after} names more regions than the {} configured",
+                self.regions.len()
+            )));
+        }
+        let mut pages = Vec::with_capacity(self.regions.len());
+        for (r, region) in self.regions.iter().enumerate() {
+            let page = region.store.changes(&feed::Cursor(vec![after.at(r)]), limit).await.map_err(|e| match e {
+                StoreError::UnknownCursor(_) => {
+                    StoreError::UnknownCursor(format!("cursor {after} is ahead of region {}'s changes", region.name))
+                }
+                other => other,
+            })?;
+            pages.push(std::collections::VecDeque::from(page.changes));
+        }
+        let mut next = feed::Cursor((0..self.regions.len()).map(|r| after.at(r)).collect());
+        let mut changes = Vec::with_capacity(limit.min(1024));
+        while changes.len() < limit {
+            let earliest = pages.iter().enumerate().filter_map(|(r, page)| page.front().map(|c| (c.at, r))).min();
+            let Some((_, r)) = earliest else { break };
+            let Some(mut change) = pages[r].pop_front() else { break };
+            let position = change
+                .cursor
+                .parse::<u64>()
+                .map_err(|_| StoreError::Corrupt(format!("change cursor {:?}", change.cursor)))?;
+            next = next.with(r, position);
+            change.cursor = next.to_string();
+            changes.push(change);
+        }
+        Ok(feed::Page { changes, next })
+    }
+
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.home().get_cursor(name).await
     }

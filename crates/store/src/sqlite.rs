@@ -16,6 +16,7 @@ mod capture;
 mod connection;
 mod engagement;
 mod erase;
+mod feed;
 mod feedback;
 mod health;
 mod merging;
@@ -976,6 +977,16 @@ impl Store for SqliteStore {
             })
             .await?;
         id.map(|id| id.parse().map_err(|e| StoreError::Corrupt(format!("crm_links.lead_id: {e}")))).transpose()
+    }
+
+    async fn changes(
+        &self,
+        after: &leadflow_core::feed::Cursor,
+        limit: usize,
+    ) -> Result<leadflow_core::feed::Page, StoreError> {
+        let position = after.at(0);
+        let (rows, head) = self.read(move |conn| feed::read(conn, position, limit)).await?;
+        crate::feed_page(after, rows, head)
     }
 
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

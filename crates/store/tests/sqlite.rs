@@ -55,7 +55,8 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     drop(store);
     // Back to version 10: no key column, no index, no submission fingerprints, no resolver
     // queue, records in the key index, no health, alerts, audit log, consent ledger,
-    // suppressions or retention runs, no key lifecycle, no record of migrations 11 and later.
+    // suppressions or retention runs, no key lifecycle, no change feed, no record of
+    // migrations 11 and later.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX leads_email_key; ALTER TABLE leads DROP COLUMN email_key;
@@ -68,7 +69,7 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
          DROP TABLE alert_episodes; DROP TABLE alert_silences; DROP TABLE alert_notifications;
          DROP TABLE consent_ledger; DROP TABLE suppressions;
          DROP TABLE audit_log;
-         DROP TABLE retention_runs; DROP TABLE encryption_keys;
+         DROP TABLE retention_runs; DROP TABLE encryption_keys; DROP TABLE changes;
          DROP INDEX api_keys_active_name;
          ALTER TABLE api_keys DROP COLUMN expires_at; ALTER TABLE api_keys DROP COLUMN last_used_at;
          ALTER TABLE api_keys DROP COLUMN rotated_at; ALTER TABLE api_keys DROP COLUMN rate_limit_per_minute;
@@ -80,6 +81,9 @@ async fn upgrading_keys_stored_emails_so_their_other_spellings_merge() {
     drop(conn);
     let upgraded = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
     assert_eq!(upgraded.resolve_backlog().await.unwrap(), 1, "a lead stored without blocking keys is queued");
+    let feed = upgraded.changes(&Default::default(), 10).await.unwrap();
+    let started: Vec<_> = feed.changes.iter().map(|c| (c.kind.as_str(), c.lead_id)).collect();
+    assert_eq!(started, [("lead.created", id)], "the feed starts with the leads already there");
     let again = upgraded.capture(vec![item("JaneDoe+webinar@googlemail.com")]).await.unwrap();
     assert!(matches!(&again[..], [Captured::Settled { lead, .. }] if lead.id == id), "{again:?}");
 }

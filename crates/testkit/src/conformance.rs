@@ -204,6 +204,8 @@ macro_rules! conformance_suite {
             subject_reads_follow_every_record_merged_into_the_lead,
             retention_takes_only_what_is_older_than_the_cutoff,
             retention_runs_are_kept_newest_first,
+            the_change_feed_tells_every_change_once_in_commit_order,
+            concurrent_writers_never_leave_a_reader_a_gap,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -3022,4 +3024,128 @@ pub async fn retention_runs_are_kept_newest_first(store: &DynStore) {
     let runs = store.list_retention_runs(10).await.unwrap();
     assert_eq!(runs, [run("b", 60), done]);
     assert_eq!(store.list_retention_runs(1).await.unwrap().len(), 1);
+}
+
+/// Reads the whole feed after `after`, `page` changes at a time, checking each page's
+/// `next` against its last change.
+async fn read_feed(
+    store: &DynStore,
+    mut after: leadflow_core::feed::Cursor,
+    page: usize,
+) -> (Vec<leadflow_core::feed::FeedChange>, leadflow_core::feed::Cursor) {
+    let mut all = Vec::new();
+    loop {
+        let read = store.changes(&after, page).await.unwrap();
+        if read.changes.is_empty() {
+            assert_eq!(read.next, after, "at the head, the cursor stays");
+            return (all, after);
+        }
+        assert!(read.changes.len() <= page);
+        assert_eq!(read.changes.last().map(|c| c.cursor.clone()), Some(read.next.to_string()));
+        after = read.next;
+        all.extend(read.changes);
+    }
+}
+
+/// How many changes a cursor is past: every database's changes are numbered from 1
+/// without gaps, so its parts add up to that.
+fn changes_read(cursor: &str) -> u64 {
+    leadflow_core::feed::Cursor::parse(cursor).expect("a cursor").0.iter().sum()
+}
+
+pub async fn the_change_feed_tells_every_change_once_in_commit_order(store: &DynStore) {
+    use leadflow_core::feed::Cursor;
+    use leadflow_store::DeliveryResult;
+    let outbox = store.with_rules(OUTBOX.clone());
+    let ada =
+        settled(&outbox.capture(vec![item("api", None, json!({"email": "ada@acme.com"}))]).await.unwrap()[0]).1.id;
+    outbox.capture(vec![item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))]).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let hook = claimed.iter().find(|d| d.destination == "hook").unwrap();
+    let crm = claimed.iter().find(|d| d.destination == "crm").unwrap();
+    store.record_delivery(attempt(hook, DeliveryResult::Retry { at: now }, Some(503))).await.unwrap();
+    store.record_delivery(attempt(crm, DeliveryResult::Dead, Some(400))).await.unwrap();
+    let again = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    let retried = again.iter().find(|d| d.id == hook.id).unwrap();
+    store.record_delivery(attempt(retried, DeliveryResult::Delivered, Some(200))).await.unwrap();
+    let reason = leadflow_core::scoring::LifecycleContract::default().disqualify_reasons()[0].clone();
+    outbox
+        .transition_lead(ada, "disqualified".into(), "rep@acme.com".into(), Some(reason.clone()))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    store.erase_lead(ada, "dpo".into(), None).await.unwrap().unwrap();
+
+    let (all, head) = read_feed(store, Cursor::default(), 3).await;
+    let counts: Vec<u64> = all.iter().map(|c| changes_read(&c.cursor)).collect();
+    assert_eq!(counts, (1..=all.len() as u64).collect::<Vec<_>>(), "numbered in order, without gaps");
+    assert!(all.iter().all(|c| c.lead_id == ada), "{all:?}");
+    let at = |kind: &str| all.iter().position(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} in {all:?}"));
+    assert_eq!(at("lead.created"), 0);
+    assert!(at("lead.created") < at("lead.updated"));
+    assert!(at("lead.updated") < at("delivery.dead"));
+    assert!(at("delivery.dead") < at("delivery.delivered"));
+    assert!(at("delivery.delivered") < at("stage.changed"));
+    assert!(at("stage.changed") < at("lead.erased"));
+    let created = &all[at("lead.created")];
+    assert_eq!((created.detail.version, created.detail.stage.as_deref()), (Some(1), Some("new")));
+    assert_eq!(all[at("lead.updated")].detail.version, Some(2));
+    let stage = &all[at("stage.changed")].detail;
+    assert_eq!(
+        (stage.to.as_deref(), stage.actor.as_deref(), stage.reason.as_deref()),
+        (Some("disqualified"), Some("rep@acme.com"), Some(reason.as_str()))
+    );
+    let queued = all.iter().filter(|c| c.kind == "delivery.queued").count();
+    assert!(queued >= 2, "one per subscribed destination: {all:?}");
+    assert_eq!(all[at("delivery.delivered")].detail.delivery_id.as_deref(), Some(hook.id.as_str()));
+    assert_eq!(all.iter().filter(|c| c.kind == "delivery.delivered").count(), 1, "a retry is no change");
+    let text = serde_json::to_string(&all.iter().map(|c| &c.detail).collect::<Vec<_>>()).unwrap();
+    assert!(!text.contains("ada@acme.com") && !text.contains("Acme"), "the feed names no person: {text}");
+
+    // Read again from the middle: the same changes after it.
+    let middle = Cursor::parse(&all[2].cursor).unwrap();
+    let (rest, _) = read_feed(store, middle, 1000).await;
+    assert_eq!(rest, all[3..]);
+    // A cursor past the head was never given out.
+    let last = head.0.len() - 1;
+    let ahead = head.with(last, head.at(last) + 1);
+    assert!(matches!(store.changes(&ahead, 10).await, Err(leadflow_store::StoreError::UnknownCursor(_))));
+}
+
+pub async fn concurrent_writers_never_leave_a_reader_a_gap(store: &DynStore) {
+    use leadflow_core::feed::Cursor;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.with_rules(EXACT.clone());
+            tokio::spawn(async move {
+                for i in 0..12 {
+                    let one = item("api", None, json!({ "email": format!("w{w}-{i}@acme.com") }));
+                    store.capture(vec![one]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // A reader follows while they write: a change numbered before one it has read must
+    // never commit after it, or the reader would have skipped it for good.
+    let mut seen = Vec::new();
+    let mut after = Cursor::default();
+    loop {
+        let finished = writers.iter().all(|w| w.is_finished());
+        let page = store.changes(&after, 5).await.unwrap();
+        let empty = page.changes.is_empty();
+        seen.extend(page.changes.iter().map(|c| (changes_read(&c.cursor), c.kind.clone())));
+        after = page.next;
+        if finished && empty {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=seen.len() as u64).collect::<Vec<_>>(), "every change once, in order");
+    assert_eq!(seen.iter().filter(|(_, kind)| kind == "lead.created").count(), 96);
 }

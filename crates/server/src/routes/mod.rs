@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod changes;
 pub mod deliveries;
 pub mod erasure;
 pub mod events;

@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod bad_input;
 mod capture;
+mod changes;
 mod channels;
 mod delivery;
 mod encryption;

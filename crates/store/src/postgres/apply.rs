@@ -21,6 +21,7 @@ use uuid::Uuid;
 /// connection), then all are sent without waiting for each answer, so a capture's dozen
 /// writes cost one round trip rather than twelve. The server runs them in the order sent.
 pub(super) async fn apply(c: &impl GenericClient, changes: &[Change]) -> Result<(), Fail> {
+    super::feed::add(leadflow_core::feed::entries(changes))?;
     let mut ops = Vec::new();
     for change in changes {
         match change {
@@ -41,6 +42,7 @@ pub(super) fn unit<'a>(
     changes: &'a [Change],
     instead: impl Fn(&'a Change) -> Option<Op<'a>>,
 ) -> Result<Vec<Op<'a>>, Fail> {
+    super::feed::add(leadflow_core::feed::entries(changes))?;
     let mut ops = Vec::with_capacity(changes.len() + 4);
     for change in changes {
         match (instead(change), change) {
@@ -59,11 +61,15 @@ pub(super) fn unit<'a>(
 /// few statements as they share: the same insert at the head of several units becomes
 /// one multi-row insert. One round trip, like [`apply`].
 ///
-/// With `commit`, the transaction's COMMIT follows in the same round trip, unless a
-/// statement's row count must be checked first (a lead updated at the version read). A
-/// statement that fails aborts the transaction, and the COMMIT behind it then rolls back.
+/// With `commit`, the transaction's change feed entries and its COMMIT follow in the same
+/// round trip, unless a statement's row count must be checked first (a lead updated at
+/// the version read). A statement that fails aborts the transaction, and the COMMIT
+/// behind it then rolls back.
 pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>, commit: bool) -> Result<(), Fail> {
-    let ops = merge_units(units);
+    let mut ops = merge_units(units);
+    if commit {
+        ops.extend(super::feed::take());
+    }
     if commit && ops.iter().all(|op| op.exactly.is_none()) {
         return run_then(c, ops, Some("COMMIT")).await;
     }
@@ -285,7 +291,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                  ON CONFLICT DO NOTHING",
             ),
         ],
-        Change::AttachEvents { lead, events } => {
+        Change::AttachEvents { lead, events, .. } => {
             let ids: Vec<Uuid> = events.iter().map(|e| *e.as_uuid()).collect();
             vec![op(
                 "UPDATE events SET lead_id = $1 WHERE id = ANY($2) AND lead_id IS NULL",

@@ -26,6 +26,7 @@ pub(super) async fn capture_one_guarded(c: &impl GenericClient, entry: &Entry<'_
         return Ok(first);
     }
     c.batch_execute("SAVEPOINT settle").await?;
+    let feed = super::feed::mark();
     match settle::settle_all(c, std::slice::from_ref(entry), &[], Transaction::Callers).await {
         Ok(mut captured) => {
             c.batch_execute("RELEASE SAVEPOINT settle").await?;
@@ -35,6 +36,7 @@ pub(super) async fn capture_one_guarded(c: &impl GenericClient, entry: &Entry<'_
         Err(e) if e.retryable(true) || e.unavailable() => Err(e),
         Err(e) => {
             c.batch_execute("ROLLBACK TO SAVEPOINT settle").await?;
+            super::feed::rewind(feed);
             let e = e.into_store();
             tracing::warn!(submission_id = %sub.id, error = %e, "settling failed; the submission stays pending");
             upsert_submission(c, sub, SubmissionStatus::Pending, None, Some(&e.to_string())).await?;

@@ -147,7 +147,7 @@ async fn settle_group(db: &Connections, entries: &[Entry<'_>], locks: &[i64]) ->
     let mut attempt = 0u32;
     loop {
         let client = db.client().await?;
-        match settle::settle_all(&client, entries, locks, Transaction::Own).await {
+        match super::feed::scoped(settle::settle_all(&client, entries, locks, Transaction::Own)).await {
             Ok(settled) => return Ok(settled),
             Err(e) => {
                 // Whatever was begun is rolled back; a connection that cannot say so is

@@ -33,6 +33,7 @@ mod claims;
 mod engagement;
 mod erase;
 mod fail;
+mod feed;
 mod feedback;
 mod health;
 mod outbox;
@@ -89,6 +90,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (15, include_str!("../../migrations/postgres/0015_privacy.sql")),
     (16, include_str!("../../migrations/postgres/0016_retention.sql")),
     (17, include_str!("../../migrations/postgres/0017_key_lifecycle.sql")),
+    (18, include_str!("../../migrations/postgres/0018_changes.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -109,12 +111,13 @@ macro_rules! transaction {
                 Ok(client) => client,
                 Err(e) => break Err(e),
             };
-            let result = async {
+            let result = $crate::postgres::feed::scoped(async {
                 let $tx = client.transaction().await?;
                 let value = $body;
+                $crate::postgres::feed::write(&$tx).await?;
                 $tx.commit().await?;
                 Ok::<_, Fail>(value)
-            }
+            })
             .await;
             match result {
                 Ok(value) => break Ok(value),
@@ -785,6 +788,15 @@ impl Store for PgStore {
                 None => Ok(None),
             }
         })
+    }
+
+    async fn changes(
+        &self,
+        after: &leadflow_core::feed::Cursor,
+        limit: usize,
+    ) -> Result<leadflow_core::feed::Page, StoreError> {
+        let (rows, head) = read!(self, |c| feed::read(c, after.at(0), limit))?;
+        crate::feed_page(after, rows, head)
     }
 
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {

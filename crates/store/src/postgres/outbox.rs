@@ -111,7 +111,7 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
              last_status = coalesce($5, last_status), last_error = $6,
              last_response = coalesce($7, last_response), updated_at = $8
          WHERE id = $1 AND status = 'pending'
-         RETURNING attempts, destination, created_at",
+         RETURNING attempts, destination, created_at, lead_id",
         &[&a.delivery_id, &new_status, &tried, &next, &status, &error, &a.response, &a.at],
     )
     .await?;
@@ -120,9 +120,13 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
         return Ok(());
     };
     let attempt: i32 = changed.try_get(0)?;
+    let destination: &str = changed.try_get(1)?;
+    let lead: Uuid = changed.try_get(3)?;
+    let outcome = leadflow_core::feed::delivery_outcome(new_status, &a.delivery_id, destination, lead.into(), a.at);
+    super::feed::add(outcome.into_iter().collect())?;
     if let Some(counted) = crate::counted_attempt(a, changed.try_get(2)?) {
         let mut tally = leadflow_core::health::Tally::default();
-        tally.attempt(changed.try_get(1)?, counted, a.at);
+        tally.attempt(destination, counted, a.at);
         super::health::write(c, &tally).await?;
     }
     exec(

@@ -14,7 +14,13 @@ pub(super) fn apply(conn: &Connection, changes: &[Change]) -> Result<(), StoreEr
     changes.iter().try_for_each(|change| apply_one(conn, change))
 }
 
+/// Applies one change and writes what it adds to the change feed beside it.
 pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreError> {
+    write_one(conn, change)?;
+    super::feed::append(conn, &leadflow_core::feed::of(change))
+}
+
+fn write_one(conn: &Connection, change: &Change) -> Result<(), StoreError> {
     match change {
         Change::Lead { lead, expected, index } => write_lead(conn, lead, *expected, index)?,
         Change::MergedAway { lead, into, at } => {
@@ -48,7 +54,7 @@ pub(super) fn apply_one(conn: &Connection, change: &Change) -> Result<(), StoreE
             conn.prepare_cached("INSERT OR IGNORE INTO lead_visitors (anonymous_id, lead_id) VALUES (?1, ?2)")?
                 .execute(params![anonymous_id, lead.to_string()])?;
         }
-        Change::AttachEvents { lead, events } => {
+        Change::AttachEvents { lead, events, .. } => {
             let mut attach = conn.prepare_cached("UPDATE events SET lead_id = ?1 WHERE id = ?2 AND lead_id IS NULL")?;
             for event in events {
                 attach.execute(params![lead.to_string(), event.to_string()])?;

@@ -28,6 +28,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (19, include_str!("../../migrations/sqlite/0019_retention.sql")),
     (20, include_str!("../../migrations/sqlite/0020_key_lifecycle.sql")),
     (21, include_str!("../../migrations/sqlite/0021_encryption.sql")),
+    (22, include_str!("../../migrations/sqlite/0022_changes.sql")),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -141,22 +141,26 @@ pub(super) fn record(conn: &Connection, a: &DeliveryAttempt) -> Result<(), Store
         DeliveryResult::BlockedConsent { missing } => Some(format!("consent missing: {}", missing.join(", "))),
         _ => a.error.clone(),
     };
-    let changed: Option<(String, i64)> = conn
+    let changed: Option<(String, i64, String)> = conn
         .prepare_cached(
             "UPDATE outbox SET status = ?2, attempts = attempts + ?3, next_attempt_at = ?4, lease_until = NULL,
                  last_status = coalesce(?5, last_status), last_error = lf_seal(?6),
                  last_response = coalesce(lf_seal(?7), last_response), updated_at = ?8
              WHERE id = ?1 AND status = 'pending'
-             RETURNING destination, created_at",
+             RETURNING destination, created_at, lead_id",
         )?
         .query_row(params![a.delivery_id, new_status, i64::from(tried), next, status, error, a.response, at], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((destination, created_at)) = changed else {
+    let Some((destination, created_at, lead)) = changed else {
         // Replayed or finished by someone else meanwhile: this try is stale.
         return Ok(());
     };
+    if let Ok(lead) = lead.parse() {
+        let outcome = leadflow_core::feed::delivery_outcome(new_status, &a.delivery_id, &destination, lead, a.at);
+        super::feed::append(conn, outcome.as_slice())?;
+    }
     if let Some(counted) = crate::counted_attempt(a, from_millis(created_at)) {
         let mut tally = Tally::default();
         tally.attempt(&destination, counted, a.at);
