@@ -31,6 +31,7 @@ pub async fn export(
             Out::Csv(Box::new(w))
         }
         ExportFormat::Jsonl => Out::Jsonl(sink),
+        ExportFormat::Parquet => return Err("parquet is exported as files of the change feed".into()),
     };
     let mut after = None;
     let mut count = 0u64;
@@ -62,7 +63,7 @@ enum Out {
     Jsonl(std::io::BufWriter<Box<dyn Write>>),
 }
 
-fn header() -> Vec<&'static str> {
+pub(crate) fn header() -> Vec<&'static str> {
     let mut h = vec!["id"];
     h.extend_from_slice(STANDARD_FIELDS);
     h.extend_from_slice(&[
@@ -78,7 +79,7 @@ fn header() -> Vec<&'static str> {
     h
 }
 
-fn row(lead: &Lead) -> Vec<String> {
+pub(crate) fn row(lead: &Lead) -> Vec<String> {
     let mut r = vec![lead.id.to_string()];
     r.extend(STANDARD_FIELDS.iter().map(|f| lead.fields.text(f).unwrap_or_default()));
     let timestamp =

@@ -10,6 +10,7 @@ mod deliveries;
 mod export;
 mod import;
 mod keys;
+mod parquet;
 mod privacy;
 mod rescore;
 
@@ -152,15 +153,21 @@ enum Command {
         #[command(subcommand)]
         action: privacy::RetentionCommand,
     },
-    /// Write every lead with its normalized fields, stage, score and owner.
+    /// Write every lead with its normalized fields, stage, score and owner (csv, jsonl);
+    /// or, as Parquet files in the directory `--out` names, the change feed since the
+    /// last run and the leads it names (parquet).
     Export {
         #[command(flatten)]
         data: DataArgs,
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// Write here instead of standard output.
+        /// Write here instead of standard output (a directory for parquet).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Parquet: read the change feed after this cursor rather than where the last
+        /// run into `--out` stopped (`0`: from the start).
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
         /// Only leads that grant this consent purpose now (repeat for several: all must be
         /// granted), e.g. `--consent marketing_email` for an email campaign's list.
         #[arg(long = "consent", value_name = "PURPOSE")]
@@ -261,6 +268,7 @@ pub(crate) enum QuarantineCommand {
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    Parquet,
 }
 
 /// A failure with the exit code it maps to.
@@ -343,7 +351,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Retention { action } => privacy::run(action).await,
         Command::Encryption { action: EncryptionCommand::Reencrypt { data } } => reencrypt(&data).await,
-        Command::Export { data, format, out, consent } => {
+        Command::Export { data, format: ExportFormat::Parquet, out, after, consent } => {
+            let Some(dir) = out else {
+                return Err(Failure::Runtime("parquet export writes files: name their directory with --out".into()));
+            };
+            if !consent.is_empty() {
+                return Err(Failure::Runtime("--consent filters csv and jsonl exports, not the change feed".into()));
+            }
+            let (store, _) = open(&data).await?;
+            let result = parquet::export(&store, &dir, after.as_deref()).await.map_err(Failure::Runtime);
+            if let Ok(done) = &result {
+                let detail = serde_json::json!({
+                    "format": "parquet", "changes": done.changes, "leads": done.leads,
+                    "from": done.from, "to": done.to, "rewritten": done.rewritten,
+                });
+                audit::note(&store, vec![NewEntry::new(CLI, Action::LeadsExported, "leads").detail(detail)]).await;
+            }
+            store.close().await.map_err(|e| Failure::Store(e.to_string()))?;
+            let done = result?;
+            if done.changes == 0 {
+                eprintln!("nothing changed after {}", done.from);
+            } else {
+                eprintln!(
+                    "exported {} changes and {} leads ({} to {}); {} earlier files rewritten for erasures",
+                    done.changes, done.leads, done.from, done.to, done.rewritten
+                );
+            }
+            Ok(())
+        }
+        Command::Export { data, format, out, after, consent } => {
+            if after.is_some() {
+                return Err(Failure::Runtime("--after reads the change feed: use it with --format parquet".into()));
+            }
             let (store, config) = open(&data).await?;
             if let Some(unknown) = consent.iter().find(|p| !config.privacy.purposes.contains(p)) {
                 return Err(Failure::Runtime(format!(
@@ -356,6 +395,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 let format = match format {
                     ExportFormat::Csv => "csv",
                     ExportFormat::Jsonl => "jsonl",
+                    ExportFormat::Parquet => "parquet",
                 };
                 let detail =
                     serde_json::json!({"format": format, "leads": count, "to_file": out.is_some(), "consent": consent});

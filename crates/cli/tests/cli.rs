@@ -365,6 +365,109 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
     assert_eq!(leads[0]["lifecycle_stage"], "new");
 }
 
+/// The lead ids in a Parquet leads file, and its row count.
+fn parquet_ids(path: &Path) -> (HashSet<String>, usize) {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let rows: Vec<parquet::record::Row> = reader.get_row_iter(None).unwrap().map(Result::unwrap).collect();
+    let ids = rows
+        .iter()
+        .map(|r| {
+            use parquet::record::RowAccessor;
+            r.get_string(0).unwrap().clone()
+        })
+        .collect();
+    (ids, rows.len())
+}
+
+fn parquet_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn parquet_export_follows_the_change_feed_and_forgets_erased_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = create_key(dir.path(), &["admin"]);
+    let http = client();
+    let capture = |base: String, email: &'static str| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/v1/leads"))
+                .bearer_auth(&token)
+                .json(&json!({"email": email}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let server = Server::start(dir.path());
+    let ada = capture(server.base.clone(), "ada@acme.com").await;
+    let grace = capture(server.base.clone(), "grace@navy.mil").await;
+    capture(server.base.clone(), "ada@acme.com").await;
+    drop(server);
+
+    let out = run(dir.path(), &["export", "--format", "parquet", "--out", "warehouse"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wh = dir.path().join("warehouse");
+    let cursor = std::fs::read_to_string(wh.join("_cursor")).unwrap().trim().to_owned();
+    assert_eq!(cursor, "3", "created, created, updated");
+    assert_eq!(parquet_files(&wh), ["_cursor", "changes-0-3.parquet", "leads-0-3.parquet"]);
+    let (ids, rows) = parquet_ids(&wh.join("leads-0-3.parquet"));
+    assert_eq!((ids, rows), (HashSet::from([ada.clone(), grace.clone()]), 2));
+    let (_, changes) = parquet_ids(&wh.join("changes-0-3.parquet"));
+    assert_eq!(changes, 3);
+
+    // Nothing new: no new files, the cursor stays.
+    let out = run(dir.path(), &["export", "--format", "parquet", "--out", "warehouse"]);
+    assert!(out.status.success() && stderr(&out).contains("nothing changed"), "{}", stderr(&out));
+    assert_eq!(parquet_files(&wh).len(), 3);
+
+    // Ada is erased: the next run rewrites the earlier file without her.
+    let server = Server::start(dir.path());
+    let r = http
+        .post(format!("{}/v1/leads/{ada}/erase", server.base))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let alan = capture(server.base.clone(), "alan@bletchley.uk").await;
+    drop(server);
+    let out = run(dir.path(), &["export", "--format", "parquet", "--out", "warehouse"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cursor = std::fs::read_to_string(wh.join("_cursor")).unwrap().trim().to_owned();
+    let range = format!("3-{cursor}");
+    assert!(parquet_files(&wh).contains(&format!("changes-{range}.parquet")), "{:?}", parquet_files(&wh));
+    assert_eq!(parquet_ids(&wh.join("leads-0-3.parquet")), (HashSet::from([grace.clone()]), 1));
+    let (ids, _) = parquet_ids(&wh.join(format!("leads-{range}.parquet")));
+    assert_eq!(ids, HashSet::from([alan]), "the erased person is not exported again");
+    let (changed, _) = parquet_ids(&wh.join(format!("changes-{range}.parquet")));
+    assert!(changed.iter().all(|cursor| cursor.parse::<u64>().unwrap() > 3));
+
+    // From the start again, into another directory: the same first range's names.
+    let out = run(dir.path(), &["export", "--format", "parquet", "--out", "again", "--after", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(parquet_files(&dir.path().join("again")).contains(&format!("changes-0-{cursor}.parquet")));
+
+    for bad in [
+        vec!["export", "--format", "parquet"],
+        vec!["export", "--format", "parquet", "--out", "x", "--after", "abc"],
+        vec!["export", "--format", "parquet", "--out", "x", "--after", "999"],
+        vec!["export", "--format", "csv", "--after", "3"],
+    ] {
+        let out = run(dir.path(), &bad);
+        assert!(!out.status.success(), "{bad:?} must fail");
+        assert!(!stderr(&out).is_empty());
+    }
+}
+
 /// Kills the server with SIGKILL in the middle of a stream of submissions. After a
 /// restart every acknowledged lead must be there, none twice, and resending what was not
 /// acknowledged (with its idempotency key) must not create doubles either.
