@@ -2,10 +2,11 @@
 //! outbox's dead letters sent again. The delivery worker ([`crate::workers`]) makes the
 //! tries; the outbox rows themselves are written with the changes that call for them.
 
-use crate::App;
+use crate::{App, AppError};
 use leadflow_core::config::{Config, ConfigError};
+use leadflow_core::{FieldError, FieldErrorCode};
 use leadflow_integrations::delivery::{Client, ClientSettings};
-use leadflow_store::{OutboxDelivery, ReplayFilter, StoreError};
+use leadflow_store::{DynStore, OutboxDelivery, ReplayFilter, StoreError};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -78,4 +79,47 @@ pub async fn replay_many(app: &App, filter: ReplayFilter) -> Result<u64, StoreEr
     let replayed = app.store.replay_deliveries(filter, OffsetDateTime::now_utc()).await?;
     app.wake.delivery();
     Ok(replayed)
+}
+
+/// How many leads a backfill reads and queues at a time.
+const BACKFILL_PAGE: usize = 1000;
+
+/// Queues every lead created in `[from, to)` (either end open when `None`) for
+/// `destination`, as it stands now, through the outbox: the destination gets a
+/// `lead.backfilled` delivery per lead, retried and dead-lettered like any other, and
+/// checked for consent when it is tried. Returns how many were queued. Erased leads and
+/// leads merged away are not sent; running it twice sends twice (a CRM upserts).
+pub async fn backfill(
+    store: &DynStore,
+    config: &Config,
+    destination: &str,
+    from: Option<OffsetDateTime>,
+    to: Option<OffsetDateTime>,
+) -> Result<u64, AppError> {
+    let invalid =
+        |message: String| AppError::Invalid(vec![FieldError::new("destination", FieldErrorCode::Invalid, message)]);
+    let Some(dest) = config.destinations.iter().find(|d| d.name == destination) else {
+        return Err(invalid(format!("{destination:?} is not a configured destination")));
+    };
+    if dest.kind == "slack" {
+        return Err(invalid(format!("{destination:?} is a Slack channel: a backfill would post every lead to it")));
+    }
+    let mut after = None;
+    let mut queued = 0u64;
+    loop {
+        let page = store.list_leads(after, BACKFILL_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let now = OffsetDateTime::now_utc();
+        let deliveries: Vec<_> = page
+            .iter()
+            .filter(|l| from.is_none_or(|f| l.created_at >= f) && to.is_none_or(|t| l.created_at < t))
+            .filter_map(|l| leadflow_core::changes::backfill(l, destination, now))
+            .collect();
+        queued += deliveries.len() as u64;
+        if !deliveries.is_empty() {
+            store.enqueue_deliveries(deliveries).await?;
+        }
+    }
+    Ok(queued)
 }

@@ -43,6 +43,21 @@ pub(crate) enum DeliveriesCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Send every lead created in [--from, --to) to a destination as it stands now, through
+    /// the outbox (`lead.backfilled` deliveries, retried and dead-lettered like any other):
+    /// to fill a destination added later, or one that lost data.
+    Backfill {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        destination: String,
+        /// RFC 3339; default: from the first lead.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339, not included; default: up to now.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 fn store_failure(e: leadflow_store::StoreError) -> Failure {
@@ -134,6 +149,30 @@ pub(crate) async fn run(action: DeliveriesCommand) -> Result<(), Failure> {
             .await;
             store.close().await.map_err(store_failure)?;
             println!("replayed {}", result.map_err(store_failure)?);
+            Ok(())
+        }
+        DeliveriesCommand::Backfill { data, destination, from, to } => {
+            let (from, to) = (time_arg("from", from)?, time_arg("to", to)?);
+            let (store, config) = crate::open(&data).await?;
+            let result = leadflow_app::deliveries::backfill(&store, &config, &destination, from, to).await;
+            if let Ok(queued) = &result {
+                let detail = serde_json::json!({
+                    "destination": destination,
+                    "from": from.and_then(|t| t.format(&Rfc3339).ok()),
+                    "to": to.and_then(|t| t.format(&Rfc3339).ok()),
+                    "queued": queued,
+                });
+                let entry = NewEntry::new(CLI, Action::DeliveriesBackfilled, &destination).detail(detail);
+                crate::audit::note(&store, vec![entry]).await;
+            }
+            store.close().await.map_err(store_failure)?;
+            let queued = result.map_err(|e| match e {
+                leadflow_app::AppError::Invalid(errors) => {
+                    Failure::Runtime(errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "))
+                }
+                other => Failure::Store(other.to_string()),
+            })?;
+            println!("queued {queued}");
             Ok(())
         }
     }

@@ -1300,6 +1300,91 @@ async fn receive(
     axum::http::StatusCode::NO_CONTENT
 }
 
+type Typed = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn receive_typed(
+    axum::extract::State(seen): axum::extract::State<Typed>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    let (kind, lead) = (event["type"].as_str().unwrap_or_default(), event["data"]["id"].as_str().unwrap_or_default());
+    seen.lock().unwrap().push((kind.to_owned(), lead.to_owned()));
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// A destination added later gets the leads of a time range through the outbox, as they
+/// stand now; Slack and unknown destinations are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_sends_a_time_range_to_a_destination_through_the_outbox() {
+    let seen: Typed = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/hook", axum::routing::post(receive_typed)).with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadflow.toml"),
+        format!(
+            r#"
+[[destinations]]
+name = "warehouse"
+type = "webhook"
+url = "http://{hook}/hook"
+secret_env = "LF_TEST_HOOK_SECRET"
+events = ["erased"]
+
+[[destinations]]
+name = "sales-channel"
+type = "slack"
+url_env = "LF_TEST_SLACK_URL"
+events = ["erased"]
+"#
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("LF_TEST_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("LF_TEST_SLACK_URL", "http://127.0.0.1:9/slack"),
+    ];
+    let token = create_key(dir.path(), &["admin"]);
+    let server = Server::start_with_env(dir.path(), &env);
+    let http = client();
+    let capture = |email: &str| {
+        let r =
+            http.post(format!("{}/v1/leads", server.base)).bearer_auth(&token).json(&json!({"email": email})).send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned() }
+    };
+    capture("early@acme.com").await;
+    let from = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let wanted = HashSet::from([capture("ada@acme.com").await, capture("grace@navy.mil").await]);
+    drop(server);
+    assert!(seen.lock().unwrap().is_empty(), "the destination subscribes to erasures only");
+
+    let out = run(dir.path(), &["deliveries", "backfill", "--destination", "warehouse", "--from", &from]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "queued 2");
+    for (args, why) in [
+        (vec!["deliveries", "backfill", "--destination", "nowhere"], "not a configured destination"),
+        (vec!["deliveries", "backfill", "--destination", "sales-channel"], "Slack"),
+        (vec!["deliveries", "backfill", "--destination", "warehouse", "--from", "yesterday"], "RFC 3339"),
+    ] {
+        let out = run(dir.path(), &args);
+        assert!(!out.status.success() && stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+
+    let _server = Server::start_with_env(dir.path(), &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: HashSet<String> = seen.lock().unwrap().iter().map(|(_, lead)| lead.clone()).collect();
+        if got == wanted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "backfilled {got:?}, wanted {wanted:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen.lock().unwrap().iter().all(|(kind, _)| kind == "lead.backfilled"));
+}
+
 /// Kills the server with SIGKILL while deliveries are in flight. After a restart the
 /// worker takes up the unfinished ones (their leases lapse) and every lead reaches the
 /// destination; a repeat carries the webhook-id of the first try.

@@ -48,6 +48,7 @@ pub enum Action {
     ReviewDecided,
     DeliveryReplayed,
     DeliveriesReplayed,
+    DeliveriesBackfilled,
     LeadErased,
     SuppressionAdded,
     SuppressionLifted,
@@ -59,7 +60,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::KeyCreated,
         Self::KeyRevoked,
         Self::KeyRotated,
@@ -72,6 +73,7 @@ impl Action {
         Self::ReviewDecided,
         Self::DeliveryReplayed,
         Self::DeliveriesReplayed,
+        Self::DeliveriesBackfilled,
         Self::LeadErased,
         Self::SuppressionAdded,
         Self::SuppressionLifted,
@@ -96,6 +98,7 @@ impl Action {
             Self::ReviewDecided => "review.decided",
             Self::DeliveryReplayed => "delivery.replayed",
             Self::DeliveriesReplayed => "deliveries.replayed",
+            Self::DeliveriesBackfilled => "deliveries.backfilled",
             Self::LeadErased => "lead.erased",
             Self::SuppressionAdded => "suppression.added",
             Self::SuppressionLifted => "suppression.lifted",

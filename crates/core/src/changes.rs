@@ -307,6 +307,27 @@ pub fn follow_up(lead: &Lead, event: &LeadEvent, rules: &Rules, now: OffsetDateT
     out
 }
 
+/// The delivery type of a backfill: the lead as it stands, sent because an operator
+/// asked for a time range to reach a destination (one added later, say).
+pub const BACKFILLED: &str = "lead.backfilled";
+
+/// A backfill's delivery of `lead` to `destination`: the lead as it stands now, through
+/// the outbox like every delivery (retries, dead letters, consent checked when it is
+/// tried). `None` for an erased lead: nothing of it is to be sent.
+pub fn backfill(lead: &Lead, destination: &str, now: OffsetDateTime) -> Option<Delivery> {
+    if lead.erased_at.is_some() {
+        return None;
+    }
+    Some(Delivery {
+        id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
+        destination: destination.to_owned(),
+        lead: lead.id,
+        event_type: BACKFILLED.to_owned(),
+        payload: serde_json::to_string(lead).ok()?.into(),
+        at: now,
+    })
+}
+
 /// Why a lead came back, as a `lead.returned` delivery's payload says under `returned`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Return {

@@ -834,6 +834,18 @@ impl Store for Regional {
         self.sum(|s| s.replay_deliveries(filter.clone(), now)).await
     }
 
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
+        let mut by_region: BTreeMap<usize, Vec<leadflow_core::changes::Delivery>> = BTreeMap::new();
+        for d in deliveries {
+            let r = self.locate(d.lead).await?.unwrap_or(self.home);
+            by_region.entry(r).or_default().push(d);
+        }
+        for (r, deliveries) in by_region {
+            self.store(r).enqueue_deliveries(deliveries).await?;
+        }
+        Ok(())
+    }
+
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {
         self.home().try_claim_period(job, period_start).await
     }

@@ -951,6 +951,12 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| outbox::replay_many(conn, &filter, now)).await
     }
 
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
+        let changes: Vec<leadflow_core::changes::Change> =
+            deliveries.into_iter().map(leadflow_core::changes::Change::Delivery).collect();
+        self.write_returning(move |conn| apply::apply(conn, &changes)).await
+    }
+
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {
         let (job, start) = (job.to_owned(), millis(period_start));
         self.write_returning(move |conn| {

@@ -206,6 +206,7 @@ macro_rules! conformance_suite {
             retention_runs_are_kept_newest_first,
             the_change_feed_tells_every_change_once_in_commit_order,
             concurrent_writers_never_leave_a_reader_a_gap,
+            a_backfill_queues_deliveries_with_their_changes,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -3148,4 +3149,20 @@ pub async fn concurrent_writers_never_leave_a_reader_a_gap(store: &DynStore) {
     let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
     assert_eq!(numbers, (1..=seen.len() as u64).collect::<Vec<_>>(), "every change once, in order");
     assert_eq!(seen.iter().filter(|(_, kind)| kind == "lead.created").count(), 96);
+}
+
+pub async fn a_backfill_queues_deliveries_with_their_changes(store: &DynStore) {
+    let ada = settled(&capture_one(store, item("api", None, json!({"email": "ada@acme.com"}))).await).1.clone();
+    let now = OffsetDateTime::now_utc();
+    let d = leadflow_core::changes::backfill(&ada, "warehouse", now).unwrap();
+    store.enqueue_deliveries(vec![d.clone()]).await.unwrap();
+    let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].id.as_str(), claimed[0].event_type.as_str()), (d.id.as_str(), "lead.backfilled"));
+    let (feed, _) = read_feed(store, Default::default(), 100).await;
+    let queued = feed.iter().find(|c| c.kind == "delivery.queued").unwrap();
+    assert_eq!((queued.lead_id, queued.detail.destination.as_deref()), (ada.id, Some("warehouse")));
+    let mut erased = ada.clone();
+    erased.erased_at = Some(now);
+    assert!(leadflow_core::changes::backfill(&erased, "warehouse", now).is_none(), "nothing of an erased person");
 }

@@ -1068,6 +1068,13 @@ impl Store for PgStore {
         transaction!(self, false, |tx| { outbox::replay_many(&tx, &filter, now).await? })
     }
 
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
+        let _open = self.writable().await?;
+        let changes: Vec<leadflow_core::changes::Change> =
+            deliveries.into_iter().map(leadflow_core::changes::Change::Delivery).collect();
+        transaction!(self, false, |tx| { apply::apply(&tx, &changes).await? })
+    }
+
     async fn append_audit(
         &self,
         entries: Vec<leadflow_core::audit::NewEntry>,
