@@ -84,7 +84,10 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
 /// provider's API (fetched in the background once the provider has its answer).
 async fn store_items(app: &App, source: &SourceConfig, items: Vec<Item>) -> Result<Stored, AppError> {
     let received = items.len();
-    let later = source.mode == Mode::Batch || items.iter().any(|i| i.fetch.is_some());
+    // A provider that only sometimes needs its API (Intercom) is read back only with a
+    // token; without one the item settles now, and its quarantine entry says why.
+    let can_fetch = source.adapter.fetches() || app.providers.has_token(&source.name);
+    let later = source.mode == Mode::Batch || (can_fetch && items.iter().any(|i| i.fetch.is_some()));
     let submissions: Vec<RawSubmission> =
         items.into_iter().map(|i| RawSubmission::new(source.name.clone(), key_of(&i), i.payload)).collect();
     if later {

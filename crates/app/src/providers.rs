@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 const FACEBOOK_API: &str = "https://graph.facebook.com";
 const LINKEDIN_API: &str = "https://api.linkedin.com";
+const INTERCOM_API: &str = "https://api.intercom.io";
 
 /// What a source needs at run time beyond its configuration.
 pub struct ProviderSource {
@@ -111,6 +112,11 @@ impl Providers {
         self.feedback.get(destination).map(String::as_str)
     }
 
+    /// Whether the source's API token (`token_env`) is set.
+    pub fn has_token(&self, name: &SourceName) -> bool {
+        self.sources.get(name).is_some_and(|s| s.token.is_some())
+    }
+
     pub fn source(&self, name: &SourceName) -> Option<&ProviderSource> {
         self.sources.get(name)
     }
@@ -120,6 +126,9 @@ impl Providers {
     /// Other submissions are left as they are.
     pub async fn complete(&self, config: &Config, sub: &mut RawSubmission) -> Result<(), String> {
         let Some(source) = config.source(&sub.source) else { return Ok(()) };
+        if source.adapter == Adapter::Intercom {
+            return self.complete_intercom(source, sub).await;
+        }
         if !source.adapter.fetches() || sub.payload.contains_key(Fetch::FETCHED_KEY) {
             return Ok(());
         }
@@ -159,6 +168,27 @@ impl Providers {
         };
         let fetched = fetched.map_err(|e| describe(&e))?;
         Fetch::merge_into(&mut sub.payload, fetched);
+        Ok(())
+    }
+}
+
+impl Providers {
+    /// An Intercom conversation that names its person by id only: the contact is read
+    /// from Intercom's API when the source has a token. Without one the notification
+    /// goes on as it is, and its quarantine entry says what was missing.
+    async fn complete_intercom(
+        &self,
+        source: &leadflow_core::config::SourceConfig,
+        sub: &mut RawSubmission,
+    ) -> Result<(), String> {
+        let Some(id) = leadflow_integrations::channels::intercom_contact_to_fetch(&sub.payload) else {
+            return Ok(());
+        };
+        let Some(token) = self.sources.get(&sub.source).and_then(|h| h.token.as_deref()) else { return Ok(()) };
+        let client = self.fetch.as_ref().ok_or("no provider API client")?;
+        let base = source.api_base_url.as_deref().unwrap_or(INTERCOM_API);
+        let contact = fetch::intercom::fetch_contact(client, base, token, &id).await.map_err(|e| describe(&e))?;
+        Fetch::merge_into(&mut sub.payload, contact);
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod sig;
 mod spam;
 mod standard;
 
+pub use adapters::intercom::contact_to_fetch as intercom_contact_to_fetch;
 pub use spam::{SpamReason, SpamRules, check_spam};
 
 /// The attribution script served at `/embed.js` (see `assets/embed.js`).
@@ -125,6 +126,8 @@ pub enum Fetch {
     FacebookLead { leadgen_id: String },
     /// Lead Sync API `GET /rest/leadFormResponses/{id}`.
     LinkedinFormResponse { response_id: String },
+    /// Intercom `GET /contacts/{id}`: a conversation that names its person by id only.
+    IntercomContact { contact_id: String },
 }
 
 impl Fetch {

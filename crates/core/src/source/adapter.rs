@@ -104,6 +104,13 @@ impl Adapter {
     pub fn fetches(&self) -> bool {
         matches!(self, Self::FacebookLeadAds | Self::LinkedinLeadGen)
     }
+
+    /// Providers whose notifications sometimes name the person by id only: with a token
+    /// (`token_env`), the person is read back from their API; without one, such a
+    /// notification is quarantined with the reason.
+    pub fn may_fetch(&self) -> bool {
+        self.fetches() || matches!(self, Self::Intercom)
+    }
 }
 
 #[cfg(test)]

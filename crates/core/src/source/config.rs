@@ -399,9 +399,13 @@ fn source_needs(p: &mut Problems, t: &Table, i: usize, adapter: Adapter, src: &S
         }
     }
     for (key, set) in [("api_base_url", src.api_base_url.is_some()), ("token_env", src.token_env.is_some())] {
-        if set && !adapter.fetches() {
+        if set && !adapter.may_fetch() {
             let at = t.get(key).and_then(span);
-            p.push(at, &format!("sources[{i}].{key}"), "only facebook_lead_ads and linkedin_lead_gen take this key");
+            p.push(
+                at,
+                &format!("sources[{i}].{key}"),
+                "only facebook_lead_ads, linkedin_lead_gen and intercom take this key",
+            );
         }
     }
 }

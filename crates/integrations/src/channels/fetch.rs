@@ -151,6 +151,39 @@ pub mod facebook {
     }
 }
 
+/// Intercom REST API: a contact by id, for conversation notifications that name their
+/// person by reference only.
+pub mod intercom {
+    use super::{Client, FetchError, join};
+    use serde_json::{Map, Value};
+
+    /// The `Intercom-Version` header sent: the contact model read is 2.x's.
+    pub const INTERCOM_VERSION: &str = "2.11";
+
+    /// `GET {base}/contacts/{id}` with the app's access token ("Retrieve a contact").
+    pub async fn fetch_contact(
+        client: &Client,
+        base_url: &str,
+        token: &str,
+        contact_id: &str,
+    ) -> Result<Map<String, Value>, FetchError> {
+        let id: String = form_urlencoded::byte_serialize(contact_id.as_bytes()).collect();
+        let url = join(base_url, &format!("contacts/{id}"));
+        let contact = client
+            .get_json(|http| {
+                http.get(&url)
+                    .bearer_auth(token)
+                    .header("Intercom-Version", INTERCOM_VERSION)
+                    .header("Accept", "application/json")
+            })
+            .await?;
+        if contact.get("type").and_then(Value::as_str) != Some("contact") {
+            return Err(FetchError::Decode("the answer is not a contact".into()));
+        }
+        Ok(contact)
+    }
+}
+
 /// LinkedIn Lead Sync API (versioned REST, Rest.li 2.0).
 pub mod linkedin {
     use super::{Client, FetchError, join};

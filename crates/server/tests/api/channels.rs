@@ -115,6 +115,67 @@ async fn a_webflow_form_with_email_2_or_an_unnamed_email_field_becomes_a_lead() 
     assert_eq!(lead["custom"]["Field 4"], "Tea, please");
 }
 
+/// A local stand-in for Intercom's "Retrieve a contact": answers the documented contact
+/// object for the bearer token and version header it expects, 401 otherwise.
+async fn fake_intercom_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let router = axum::Router::new().route(
+        "/contacts/{id}",
+        axum::routing::get(
+            move |axum::extract::Path(id): axum::extract::Path<String>, headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let header =
+                        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    if header("authorization") != "Bearer test-api-token" || header("intercom-version").is_empty() {
+                        return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"type": "error.list"})));
+                    }
+                    seen.lock().unwrap().push(id.clone());
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({
+                            "type": "contact", "id": id, "role": "lead", "email": "wash@serenity.io",
+                            "phone": "+1123456789", "name": "Hoban Washburn",
+                            "location": {"type": "location", "country": "Ireland", "region": "Dublin", "city": "Dublin"}
+                        })),
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), asked)
+}
+
+#[tokio::test]
+async fn an_intercom_contact_known_only_by_id_is_read_from_intercoms_api_with_a_token() {
+    let (api, asked) = fake_intercom_api().await;
+    let mut config = Config::default();
+    config.sources.push(SourceConfig {
+        name: crate::source("intercom"),
+        adapter: Adapter::Intercom,
+        secret_env: Some("TEST_SECRET".into()),
+        token_env: Some("TEST_API_TOKEN".into()),
+        api_base_url: Some(api),
+        ..SourceConfig::api()
+    });
+    let app = spawn_app_with(config).await;
+    let answer =
+        post_signed(&app, "intercom", Adapter::Intercom, &fixture("intercom_conversation_contact_reference_only.json"))
+            .await;
+    assert_eq!(answer["pending"], 1, "acknowledged, then read back: {answer}");
+    let lead = lead_by_email(&app, "wash%40serenity.io").await;
+    assert_eq!((lead["first_name"].as_str(), lead["last_name"].as_str()), (Some("Hoban"), Some("Washburn")));
+    assert_eq!(lead["city"], "Dublin");
+    // The background settling and the pending sweep may both read it: the same contact.
+    let asked = asked.lock().unwrap().clone();
+    assert!(!asked.is_empty() && asked.iter().all(|id| id == "667d60d88a68186f43bafde1"), "{asked:?}");
+    assert_eq!(app.lead_count().await, 1);
+}
+
 #[tokio::test]
 async fn an_intercom_contact_known_only_by_id_is_quarantined_naming_the_path_and_adapter_version() {
     let app = app_with(&[("intercom", Adapter::Intercom)]).await;

@@ -26,7 +26,7 @@
 
 use super::{header, ignored, item, missing, one, require_post, str_of};
 use crate::channels::standard::Standard;
-use crate::channels::{Handled, HookError, HookRequest, body, sig};
+use crate::channels::{Fetch, Handled, HookError, HookRequest, body, sig};
 use serde_json::{Map, Value, json};
 
 const LEAD_TOPICS: &[&str] =
@@ -50,7 +50,9 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
     if v.get("data").and_then(|d| d.get("item")).is_none() {
         return Err(HookError::Malformed("notification without data.item".into()));
     }
-    Ok(one(item(format!("intercom:{id}"), note.clone(), false)))
+    let mut found = item(format!("intercom:{id}"), note.clone(), false);
+    found.fetch = contact_to_fetch(&note).map(|contact_id| Fetch::IntercomContact { contact_id });
+    Ok(one(found))
 }
 
 /// Where a person can sit in a notification's item, in the order they are tried.
@@ -128,10 +130,30 @@ fn find_person(it: &Value) -> Result<&Value, HookError> {
     })
 }
 
+/// The Intercom id of the contact a conversation names by reference only, when nothing
+/// else in the notification says who the person is: what the API is asked for. `None`
+/// once the contact was read (it is kept in the payload) or when no call is needed.
+pub fn contact_to_fetch(payload: &Map<String, Value>) -> Option<String> {
+    if payload.contains_key(Fetch::FETCHED_KEY) {
+        return None;
+    }
+    let it = payload.get("data")?.get("item")?;
+    if str_of(it, "type") != Some("conversation") || find_person(it).is_ok() {
+        return None;
+    }
+    str_of(at(it, &["contacts", "contacts", "0"])?, "id").map(str::to_owned)
+}
+
 pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
     let v = Value::Object(payload.clone());
     let it = v.get("data").and_then(|d| d.get("item")).ok_or_else(|| missing("data.item", "an object"))?;
-    let person = find_person(it)?;
+    // A contact read back from the API (see `contact_to_fetch`) is the person.
+    let fetched =
+        payload.get(crate::channels::Fetch::FETCHED_KEY).filter(|c| has_text(c, "email") || has_text(c, "phone"));
+    let person = match fetched {
+        Some(contact) => contact,
+        None => find_person(it)?,
+    };
     let mut s = Standard::default();
     for k in ["email", "phone", "external_id"] {
         if let Some(x) = person.get(k) {
