@@ -29,6 +29,7 @@
 //! * [`Picklist`] / [`default_industries`]: controlled values with synonyms; [`Picklists`]
 //!   the configured ones (`[picklists]`).
 //! * [`classify_title`]: job title → [`Seniority`] and [`Department`].
+//! * [`linkedin_url`] / [`x_url`]: social profile links → one canonical URL each.
 //!
 //! Every function is total: it never panics and does no I/O; data is compiled
 //! in with `include_str!`, lookup tables are built once on first use.
@@ -39,6 +40,7 @@ mod email;
 mod name;
 mod picklist;
 pub(crate) mod picklists;
+mod social;
 mod text;
 mod title;
 
@@ -48,6 +50,7 @@ pub use email::{is_disposable, is_free_mail};
 pub use name::person_name;
 pub use picklist::{DEFAULT_INDUSTRIES, Picklist, PicklistError, default_industries};
 pub use picklists::Picklists;
+pub use social::{linkedin_url, x_url};
 pub use title::{Department, Seniority, TitleClass, classify_title};
 
 use crate::consent::{State, Status, purpose_of_channel};
