@@ -334,7 +334,7 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
         let r = http
             .post(format!("{}/v1/leads", server.base))
             .bearer_auth(&token)
-            .json(&json!({"email": email, "company": company, "phone": "+33 1 23 45 67 89"}))
+            .json(&json!({"email": email, "company": company, "phone": "+33 1 23 45 67 89", "X handle": "@Ada"}))
             .send()
             .await
             .unwrap();
@@ -346,9 +346,10 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut reader = csv::Reader::from_path(dir.path().join("leads.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
-    for column in ["id", "email", "phone", "company", "lifecycle_stage", "score", "owner"] {
+    for column in ["id", "email", "phone", "company", "linkedin_url", "x_url", "lifecycle_stage", "score", "owner"] {
         assert!(headers.iter().any(|h| h == column), "missing column {column}");
     }
+    let x_url = headers.iter().position(|h| h == "x_url").unwrap();
     let company = headers.iter().position(|h| h == "company").unwrap();
     let phone = headers.iter().position(|h| h == "phone").unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -357,6 +358,7 @@ async fn export_writes_every_lead_and_neutralizes_formula_cells() {
     assert_eq!(&rows[1][company], "Acme, Inc.");
     assert_eq!(&rows[2][company], "'@SUM(A1)");
     assert!(rows[0][phone].starts_with("'+"));
+    assert_eq!(&rows[0][x_url], "https://x.com/ada");
 
     let out = run(dir.path(), &["export", "--format", "jsonl"]);
     let leads: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -49,12 +49,13 @@ impl Numeric {
 /// Declares the standard fields once: the struct, the field list and the per-field helpers
 /// all follow from it, so adding a field cannot leave one of them behind.
 macro_rules! standard_fields {
-    ($( $name:ident : $ty:ty ),* $(,)?) => {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
         /// The standard lead fields of the contract, each optional.
         #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct LeadFields {
             $(
+                $(#[$doc])*
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
             )*
@@ -143,6 +144,14 @@ standard_fields! {
     company: String,
     job_title: String,
     website: String,
+    /// A LinkedIn profile, `https://www.linkedin.com/in/<handle>`, or company page,
+    /// `https://www.linkedin.com/company/<slug>`: lower case, letters outside ASCII
+    /// percent-encoded. A value that is neither is kept as received, with the issue
+    /// `invalid_linkedin_url`.
+    linkedin_url: String,
+    /// An X (Twitter) profile, `https://x.com/<handle>`, lower case. A value that is none
+    /// is kept as received, with the issue `invalid_x_url`.
+    x_url: String,
     industry: String,
     employee_count: Numeric,
     annual_revenue: Numeric,

@@ -8,10 +8,11 @@
 //! a US, Canadian or Australian state its ISO 3166-2 code (the part after the dash), and
 //! the phone E.164 following libphonenumber, with the lead's country (else the source's
 //! default country) as the hint for national numbers; the extension is kept apart. When
-//! the lead gives no country, the phone's country is used. A value that cannot be
-//! normalized is kept as received and listed in `issues`; numbers likewise. Every
-//! standard value received is kept, as received, in `raw`. A value of the wrong JSON type
-//! is an error; all errors are reported together.
+//! the lead gives no country, the phone's country is used. The LinkedIn and X profile
+//! links become one canonical URL each (`https://www.linkedin.com/in/…`,
+//! `https://x.com/…`). A value that cannot be normalized is kept as received and listed
+//! in `issues`; numbers likewise. Every standard value received is kept, as received, in
+//! `raw`. A value of the wrong JSON type is an error; all errors are reported together.
 //!
 //! Control characters are removed from every text value, custom values included, before
 //! anything else reads it: NUL and the other C0 and C1 controls (tab and line breaks are
@@ -29,6 +30,7 @@
 //! * [`Picklist`] / [`default_industries`]: controlled values with synonyms; [`Picklists`]
 //!   the configured ones (`[picklists]`).
 //! * [`classify_title`]: job title → [`Seniority`] and [`Department`].
+//! * [`linkedin_url`] / [`x_url`]: social profile links → one canonical URL each.
 //!
 //! Every function is total: it never panics and does no I/O; data is compiled
 //! in with `include_str!`, lookup tables are built once on first use.
@@ -39,6 +41,7 @@ mod email;
 mod name;
 mod picklist;
 pub(crate) mod picklists;
+mod social;
 mod text;
 mod title;
 
@@ -48,6 +51,7 @@ pub use email::{is_disposable, is_free_mail};
 pub use name::person_name;
 pub use picklist::{DEFAULT_INDUSTRIES, Picklist, PicklistError, default_industries};
 pub use picklists::Picklists;
+pub use social::{linkedin_url, x_url};
 pub use title::{Department, Seniority, TitleClass, classify_title};
 
 use crate::consent::{State, Status, purpose_of_channel};
@@ -144,6 +148,8 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
             "company" => &mut f.company,
             "job_title" => &mut f.job_title,
             "website" => &mut f.website,
+            "linkedin_url" => &mut f.linkedin_url,
+            "x_url" => &mut f.x_url,
             "industry" => &mut f.industry,
             "country" => &mut f.country,
             "state" => &mut f.state,
@@ -180,6 +186,7 @@ pub fn normalize(mapped: Mapped, hints: Hints<'_>) -> Result<Candidate, Vec<Fiel
     c.raw = mapped.standard;
     let extension = place(&mut c, hints);
     words(&mut c, hints);
+    profiles(&mut c);
     c.derived = derive_with(&c.fields, extension, hints.legal_suffixes);
     if errors.is_empty() { Ok(c) } else { Err(errors) }
 }
@@ -202,6 +209,27 @@ fn words(c: &mut Candidate, hints: Hints<'_>) {
                 raw
             }
         });
+    }
+}
+
+/// Social profile links: one canonical URL per profile, or the value as received with an
+/// issue, as for a phone number that cannot be read.
+fn profiles(c: &mut Candidate) {
+    profile(&mut c.fields.linkedin_url, linkedin_url, ("linkedin_url", "invalid_linkedin_url"), &mut c.issues);
+    profile(&mut c.fields.x_url, x_url, ("x_url", "invalid_x_url"), &mut c.issues);
+}
+
+fn profile(
+    value: &mut Option<String>,
+    canonical: fn(&str) -> Option<String>,
+    (field, code): (&str, &str),
+    issues: &mut Vec<Issue>,
+) {
+    if let Some(raw) = value.take() {
+        *value = Some(canonical(&raw).unwrap_or_else(|| {
+            issues.push(issue(field, code));
+            raw
+        }));
     }
 }
 
@@ -664,6 +692,22 @@ mod tests {
         let unhinted = run(json!({"phone": "030 901820"})).unwrap();
         assert_eq!(unhinted.fields.phone.as_deref(), Some("030 901820"), "kept as received");
         assert_eq!(unhinted.issues, vec![issue("phone", "invalid_phone")]);
+    }
+
+    #[test]
+    fn social_profiles_become_canonical_urls_and_unreadable_ones_are_kept_and_flagged() {
+        let c =
+            run(json!({"linkedin_url": " uk.linkedin.com/in/Ada-Lovelace/?trk=x ", "x_url": "@Ada_Lovelace"})).unwrap();
+        assert_eq!(c.fields.linkedin_url.as_deref(), Some("https://www.linkedin.com/in/ada-lovelace"));
+        assert_eq!(c.fields.x_url.as_deref(), Some("https://x.com/ada_lovelace"));
+        assert_eq!(c.raw["x_url"], "@Ada_Lovelace");
+        assert!(c.issues.is_empty(), "{:?}", c.issues);
+
+        let c = run(json!({"linkedin_url": "https://x.com/ada", "x_url": "https://x.com/home"})).unwrap();
+        assert_eq!(c.fields.linkedin_url.as_deref(), Some("https://x.com/ada"), "kept as received");
+        assert_eq!(c.fields.x_url.as_deref(), Some("https://x.com/home"));
+        assert_eq!(c.issues, vec![issue("linkedin_url", "invalid_linkedin_url"), issue("x_url", "invalid_x_url")]);
+        assert!(run(json!({"linkedin_url": 42})).is_err(), "a number is the wrong type");
     }
 
     #[test]

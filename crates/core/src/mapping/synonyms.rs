@@ -28,6 +28,8 @@ pub const STANDARD_FIELDS: &[&str] = &[
     "company",
     "job_title",
     "website",
+    "linkedin_url",
+    "x_url",
     "industry",
     "employee_count",
     "annual_revenue",
@@ -222,6 +224,49 @@ const FIELD_SYNONYMS: &[(&str, &[&str])] = &[
             "web",
             "webseite",
             "site web",
+        ],
+    ),
+    (
+        "linkedin_url",
+        &[
+            "linkedin",
+            "linked in",
+            "linkedin url",
+            "linkedin profile",
+            "linkedin profile url",
+            "linkedin profile link",
+            "linkedin link",
+            "linkedin page",
+            "linkedin account",
+            "personal linkedin",
+            "personal linkedin url",
+            "hs linkedin url",
+            "linkedinurl",
+        ],
+    ),
+    (
+        "x_url",
+        &[
+            "twitter",
+            "twitter url",
+            "twitter profile",
+            "twitter profile url",
+            "twitter link",
+            "twitter handle",
+            "twitter username",
+            "twitter account",
+            "twitter name",
+            "x handle",
+            "x username",
+            "x profile",
+            "x profile url",
+            "x link",
+            "x account",
+            "x (twitter)",
+            "x / twitter",
+            "twitter / x",
+            "twitter (x)",
+            "x (formerly twitter)",
         ],
     ),
     ("industry", &["sector", "vertical", "industry type", "branche"]),
@@ -753,6 +798,42 @@ mod tests {
         check("state", &["province", "region", "state/province", "State", "STATE", "REGION"]);
         check("city", &["town", "CITY"]);
         check("street", &["address", "address1", "street address", "address line 1", "Address", "STREET_ADDRESS"]);
+    }
+
+    #[test]
+    fn social_profile_labels() {
+        check(
+            "linkedin_url",
+            &[
+                "LinkedIn",
+                "LinkedIn URL",
+                "LinkedIn Profile",
+                "linkedin_profile_url",
+                "LinkedIn profile link",
+                "Your LinkedIn profile (optional)",
+                "LinkedIn 2",
+                "linkedinUrl",
+                "hs_linkedin_url",
+                "q7_linkedinProfile7",
+            ],
+        );
+        check(
+            "x_url",
+            &[
+                "Twitter",
+                "Twitter handle",
+                "twitterhandle",
+                "X handle",
+                "X (Twitter)",
+                "Twitter / X",
+                "X profile URL",
+                "x_url",
+                "Your Twitter username *",
+            ],
+        );
+        // A lone `X` is too short to mean anything, and a LinkedIn bio is no link.
+        assert_eq!(match_header("X"), None);
+        assert_eq!(match_header("LinkedIn bio"), None);
     }
 
     #[test]

@@ -114,6 +114,8 @@ proptest! {
         let _ = is_disposable(&s);
         let _ = default_industries().match_value(&s);
         let _ = classify_title(&s);
+        let _ = linkedin_url(&s);
+        let _ = x_url(&s);
     }
 
     #[test]
@@ -236,4 +238,82 @@ proptest! {
         prop_assert_eq!(classify_title(&s.to_lowercase()), a, "{:?}", s);
         prop_assert_eq!(classify_title(&s.replace(' ', "  ")), a, "{:?}", s);
     }
+
+    #[test]
+    fn social_urls_are_idempotent_and_parse_again(
+        s in prop_oneof![
+            any::<String>(),
+            (
+                prop::sample::select(vec![
+                    "", "@", "https://", "linkedin.com/in/", "https://uk.linkedin.com/company/", "x.com/",
+                    "https://twitter.com/", "https://twitter.com/#!/",
+                ]),
+                "\\PC{0,30}",
+            )
+                .prop_map(|(prefix, rest)| format!("{prefix}{rest}")),
+        ]
+    ) {
+        for (canonical, origin) in [(linkedin_url(&s), "https://www.linkedin.com"), (x_url(&s), "https://x.com")] {
+            if let Some(c) = canonical {
+                prop_assert_eq!(linkedin_url(&c).or_else(|| x_url(&c)), Some(c.clone()), "from {:?}", s);
+                prop_assert!(c.is_ascii(), "{:?}", c);
+                let parsed = url::Url::parse(&c);
+                prop_assert!(parsed.is_ok(), "{:?}", c);
+                if let Ok(u) = parsed {
+                    prop_assert_eq!(u.origin().ascii_serialization(), origin);
+                    prop_assert_eq!(u.as_str(), c.as_str(), "the URL parser leaves it as it is");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn linkedin_urls_as_typed_become_the_canonical_one(
+        scheme in prop::sample::select(vec!["", "http://", "https://", "HTTPS://", "//"]),
+        sub in prop::sample::select(vec!["", "www.", "uk.", "de.", "m.", "WWW."]),
+        kind in prop::sample::select(vec!["in", "company", "IN"]),
+        slug in "[a-zA-Z0-9äöüßéñ中][a-zA-Z0-9äöüßéñ中_.-]{0,40}",
+        encode in any::<bool>(),
+        tail in prop::sample::select(vec!["", "/", "/en", "/about/", "?trk=public_profile", "/?utm_source=share#x", "#top"]),
+    ) {
+        let typed_slug = if encode { utf8_encoded(&slug) } else { slug.clone() };
+        let typed = format!("{scheme}{sub}linkedin.com/{kind}/{typed_slug}{tail}");
+        let expected = format!(
+            "https://www.linkedin.com/{}/{}",
+            kind.to_lowercase(),
+            utf8_encoded(&slug.to_lowercase())
+        );
+        prop_assert_eq!(linkedin_url(&typed), Some(expected), "typed {:?}", typed);
+    }
+
+    #[test]
+    fn x_handles_as_typed_become_the_canonical_url(
+        form in prop::sample::select(vec!["@", "", "x.com/", "https://x.com/", "twitter.com/", "http://mobile.twitter.com/", "https://www.x.com/"]),
+        handle in "[a-zA-Z0-9_]{1,15}",
+        tail in prop::sample::select(vec!["", "/", "?lang=en", "/media", "#top"]),
+    ) {
+        let reserved = ["about", "account", "compose", "download", "explore", "hashtag", "home", "i", "intent",
+            "jobs", "login", "logout", "messages", "notifications", "privacy", "search", "settings", "share",
+            "signup", "tos"];
+        prop_assume!(!reserved.contains(&handle.to_lowercase().as_str()));
+        let tail = if form.contains('/') { tail } else { "" };
+        let typed = format!("{form}{handle}{tail}");
+        prop_assert_eq!(x_url(&typed), Some(format!("https://x.com/{}", handle.to_lowercase())), "typed {:?}", typed);
+    }
+}
+
+/// A slug as LinkedIn writes it in links: non-ASCII bytes percent-encoded, upper-case hex.
+fn utf8_encoded(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
 }

@@ -309,6 +309,21 @@ mod tests {
     }
 
     #[test]
+    fn crm_and_form_names_of_social_profiles_find_their_fields() {
+        for (key, field) in [
+            ("hs_linkedin_url", "linkedin_url"),
+            ("twitterhandle", "x_url"),
+            ("LinkedIn Profile", "linkedin_url"),
+            ("linkedin_profile_url", "linkedin_url"),
+            ("X (Twitter)", "x_url"),
+        ] {
+            let mut s = Standard::default();
+            s.assign(key, &json!("value"));
+            assert_eq!(s.fields.get(field), Some(&json!("value")), "{key}");
+        }
+    }
+
+    #[test]
     fn second_value_for_a_filled_field_stays_in_custom() {
         let mut s = Standard::default();
         s.assign("phone", &json!("+1 555"));

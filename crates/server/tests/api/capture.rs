@@ -362,6 +362,43 @@ async fn phone_country_and_state_come_back_normalized_with_the_raw_values_kept()
 }
 
 #[tokio::test]
+async fn social_profile_labels_map_to_canonical_urls_and_unreadable_links_are_kept_with_an_issue() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/v1/leads",
+            &json!({
+                "email": "ada@example.com",
+                "LinkedIn Profile": "uk.linkedin.com/in/Ada-Lovelace/?trk=public_profile",
+                "Twitter handle": "@Ada_Lovelace",
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let lead: Value = app.get(&location).await.json().await.unwrap();
+    assert_eq!(lead["linkedin_url"], "https://www.linkedin.com/in/ada-lovelace");
+    assert_eq!(lead["x_url"], "https://x.com/ada_lovelace");
+    assert_eq!(lead["raw"]["linkedin_url"], "uk.linkedin.com/in/Ada-Lovelace/?trk=public_profile");
+    assert_eq!(lead["issues"], json!([]));
+
+    let r = app
+        .post(
+            "/v1/leads",
+            &json!({"email": "bob@example.com", "LinkedIn": "https://www.linkedin.com/feed/", "X (Twitter)": "https://x.com/home"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "a link that is no profile does not reject the lead");
+    let lead = &r.json::<Value>().await.unwrap()["lead"];
+    assert_eq!(lead["linkedin_url"], "https://www.linkedin.com/feed/");
+    assert_eq!(lead["x_url"], "https://x.com/home");
+    assert_eq!(
+        lead["issues"],
+        json!([{"field": "linkedin_url", "code": "invalid_linkedin_url"}, {"field": "x_url", "code": "invalid_x_url"}])
+    );
+}
+
+#[tokio::test]
 async fn names_companies_and_titles_come_back_normalized_with_derived_values() {
     let app = spawn_app().await;
     let r = app

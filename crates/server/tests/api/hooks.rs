@@ -278,6 +278,8 @@ async fn a_web_form_redirects_to_an_allowed_return_url_and_keeps_spam_apart() {
             ("email", "eve@example.com"),
             ("title", "Analyst"),
             ("zip", "10115"),
+            ("LinkedIn URL", "https://www.linkedin.com/in/eve-moneypenny/"),
+            ("X handle", "@EveM"),
             ("retURL", "https://www.example.com/thanks"),
         ],
         None,
@@ -288,6 +290,8 @@ async fn a_web_form_redirects_to_an_allowed_return_url_and_keeps_spam_apart() {
     assert_eq!(r.headers()["access-control-allow-origin"], "https://www.example.com");
     let lead = &leads_by_email(&app, "eve%40example.com").await[0];
     assert_eq!((lead["job_title"].as_str(), lead["postal_code"].as_str()), (Some("Analyst"), Some("10115")));
+    assert_eq!(lead["linkedin_url"], "https://www.linkedin.com/in/eve-moneypenny");
+    assert_eq!(lead["x_url"], "https://x.com/evem");
 
     let elsewhere =
         post_form(&app, "/v1/hooks/site", &[("email", "x@example.com"), ("retURL", "https://evil.example/")], None)

@@ -60,6 +60,25 @@ async fn an_uploaded_csv_is_imported_by_a_job_with_a_report() {
 }
 
 #[tokio::test]
+async fn imported_social_profile_columns_become_canonical_urls() {
+    let app = spawn_app().await;
+    let csv = "Email,LinkedIn Profile,Twitter\n\
+               ada@example.com,https://de.linkedin.com/in/J%C3%BCrgen-M%C3%BCller/,twitter.com/Ada_Lovelace\n\
+               bob@example.com,linkedin.com/company/Acme-Corp/about,\n";
+    let r = upload(&app, csv, "text/csv", "api").await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let job = finished(&app, &id).await;
+    assert_eq!((job["status"].as_str(), job["created"].as_u64()), (Some("done"), Some(2)), "{job}");
+    let ada: Value = app.get("/v1/leads?email=ada%40example.com").await.json().await.unwrap();
+    assert_eq!(ada[0]["linkedin_url"], "https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller");
+    assert_eq!(ada[0]["x_url"], "https://x.com/ada_lovelace");
+    let bob: Value = app.get("/v1/leads?email=bob%40example.com").await.json().await.unwrap();
+    assert_eq!(bob[0]["linkedin_url"], "https://www.linkedin.com/company/acme-corp");
+    assert!(bob[0].get("x_url").is_none(), "an empty cell is no value: {}", bob[0]);
+}
+
+#[tokio::test]
 async fn a_bad_upload_gets_a_clear_problem() {
     let mut config = Config::default();
     config.server.import_limit_bytes = 64;

@@ -167,7 +167,8 @@ async fn a_lead_named_like_a_script_renders_as_text() {
     let lead: Value = app
         .post(
             "/v1/leads",
-            &json!({"first_name": SCRIPT, "last_name": "Mallory", "company": SCRIPT, "email": "mallory@example.com"}),
+            &json!({"first_name": SCRIPT, "last_name": "Mallory", "company": SCRIPT, "email": "mallory@example.com",
+                    "linkedin_url": "linkedin.com/in/mallory", "x_url": SCRIPT}),
         )
         .await
         .json()
@@ -192,6 +193,7 @@ async fn a_lead_named_like_a_script_renders_as_text() {
     assert!(!none.contains(&format!("/ui/leads/{id}")) && none.contains("No lead found"));
     let (_, timeline) = page(&app, &cookie, &format!("/ui/leads/{id}")).await;
     assert!(timeline.contains(r#"<li class="created">"#), "{timeline}");
+    assert!(timeline.contains("<th>linkedin_url</th>") && timeline.contains("www.linkedin.com"), "{timeline}");
 }
 
 #[tokio::test]
