@@ -37,17 +37,19 @@ fn main() {
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
-    let mut server = Command::new(bin)
+    let server = Command::new(bin)
         .current_dir(dir.path())
         .env("LEADFLOW_LOG", "warn")
         .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed when this ends, a panic included, so no server outlives the run.
+    let mut server = Server(server);
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = format!("http://{}", line.trim().trim_start_matches("listening on "));
-    let http = reqwest::Client::new();
+    let http = leadflow_integrations::delivery::http_client().build().unwrap();
     println!("store: {}", if postgres.is_some() { "PostgreSQL" } else { "SQLite" });
 
     rt.block_on(async {
@@ -104,6 +106,13 @@ fn main() {
             read as f64 / took.as_secs_f64()
         );
     });
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
