@@ -267,6 +267,18 @@ impl std::fmt::Display for Cursor {
     }
 }
 
+/// The page one database answers: `rows` read after `after` (in order, each with its
+/// number), `head` its latest change's number. A cursor ahead of the head, or naming more
+/// databases than one, was never given out: the error says so.
+pub fn page(after: &Cursor, rows: Vec<(u64, FeedChange)>, head: u64) -> Result<Page, String> {
+    let position = after.at(0);
+    if position > head || after.0.iter().skip(1).any(|&p| p != 0) {
+        return Err(format!("cursor {after} is not one this store gave out: its latest change is {head}"));
+    }
+    let next = Cursor(vec![rows.last().map_or(position, |(last, _)| *last)]);
+    Ok(Page { changes: rows.into_iter().map(|(_, change)| change).collect(), next })
+}
+
 /// A page of the feed and the cursor to read on from (the last change's, or the one
 /// given when nothing followed it).
 #[derive(Clone, Debug, PartialEq)]
@@ -312,6 +324,24 @@ mod tests {
         let c = Cursor::parse("5").unwrap();
         assert_eq!((c.at(0), c.at(1)), (5, 0));
         assert_eq!(c.with(2, 9).to_string(), "5.0.9");
+    }
+
+    #[test]
+    fn a_page_moves_the_cursor_to_its_last_change_and_refuses_cursors_never_given() {
+        let l = lead("ada@example.com");
+        let change = |n: u64| FeedChange {
+            cursor: n.to_string(),
+            kind: Kind::LeadCreated.as_str().into(),
+            lead_id: l.id,
+            at: l.created_at,
+            detail: Detail::default(),
+        };
+        let after = Cursor(vec![3]);
+        assert_eq!(page(&after, vec![(4, change(4)), (5, change(5))], 5).unwrap().next, Cursor(vec![5]));
+        assert_eq!(page(&after, Vec::new(), 3).unwrap().next, after, "at the head the cursor stays");
+        assert!(page(&Cursor(vec![6]), Vec::new(), 5).is_err(), "ahead of the head");
+        assert!(page(&Cursor(vec![0, 2]), Vec::new(), 5).is_err(), "a second database");
+        assert!(page(&Cursor(vec![3, 0]), Vec::new(), 5).is_ok());
     }
 
     #[test]

@@ -461,21 +461,13 @@ pub struct ReplayFilter {
     pub to: Option<OffsetDateTime>,
 }
 
-/// The page a single database answers: `rows` read after `after`, `head` its latest
-/// change's number.
+/// The page a single database answers ([`feed::page`]), its refusal as the store's error.
 pub(crate) fn feed_page(
     after: &feed::Cursor,
     rows: Vec<(u64, feed::FeedChange)>,
     head: u64,
 ) -> Result<feed::Page, StoreError> {
-    let position = after.at(0);
-    if position > head || after.0.iter().skip(1).any(|&p| p != 0) {
-        return Err(StoreError::UnknownCursor(format!(
-            "cursor {after} is not one this store gave out: its latest change is {head}"
-        )));
-    }
-    let next = feed::Cursor(vec![rows.last().map_or(position, |(last, _)| *last)]);
-    Ok(feed::Page { changes: rows.into_iter().map(|(_, change)| change).collect(), next })
+    feed::page(after, rows, head).map_err(StoreError::UnknownCursor)
 }
 
 #[async_trait]
