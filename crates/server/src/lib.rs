@@ -133,6 +133,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::sources::test))
         .routes(routes!(routes::deliveries::list))
         .routes(routes!(routes::deliveries::replay_many))
+        .routes(routes!(routes::deliveries::backfill))
         .routes(routes!(routes::deliveries::show))
         .routes(routes!(routes::deliveries::replay_one))
         .routes(routes!(routes::health::healthz))

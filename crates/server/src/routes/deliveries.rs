@@ -238,3 +238,50 @@ pub async fn replay_many(
     super::audit::note(&app, [entry]).await;
     Ok(Json(ReplayDeliveriesOut { replayed }))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct BackfillIn {
+    /// The destination to send to, as configured.
+    pub destination: String,
+    /// Leads created at or after this time (RFC 3339); default: from the first lead.
+    pub from: Option<String>,
+    /// Leads created before this time (RFC 3339); default: up to now.
+    pub to: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BackfillOut {
+    /// Deliveries queued, one per lead.
+    pub queued: u64,
+}
+
+/// Send every lead created in a time range to a destination, as it stands now.
+///
+/// Each lead becomes a `lead.backfilled` delivery in the outbox: signed, retried and
+/// dead-lettered like any other, its consent checked when it is tried. Erased leads and
+/// leads merged away are not sent; Slack destinations are refused. Running it twice sends
+/// twice.
+#[utoipa::path(post, path = "/v1/deliveries/backfill", tag = "deliveries", operation_id = "backfill_deliveries", request_body = BackfillIn,
+    responses(
+        (status = 200, description = "How many deliveries were queued", body = BackfillOut),
+        doc::KeyProblems,
+        doc::BodyProblems,
+        (status = 400, description = "The body is not valid JSON, or `from` or `to` is not an RFC 3339 time", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The destination is not configured, or is a Slack channel", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn backfill(
+    State(app): State<AppState>,
+    caller: Caller,
+    ValidatedJson(body): ValidatedJson<BackfillIn>,
+) -> Result<Json<BackfillOut>, ApiError> {
+    caller.require_admin()?;
+    let from = time_field(body.from.as_deref(), "from")?;
+    let to = time_field(body.to.as_deref(), "to")?;
+    let queued = deliveries::backfill(&app.store, &app.config, &body.destination, from, to).await?;
+    app.wake.delivery();
+    let detail =
+        serde_json::json!({"destination": body.destination, "from": body.from, "to": body.to, "queued": queued});
+    super::audit::note(&app, [caller.audit(Action::DeliveriesBackfilled, &body.destination).detail(detail)]).await;
+    Ok(Json(BackfillOut { queued }))
+}

@@ -214,3 +214,70 @@ async fn deliveries_need_an_admin_key_and_answer_problems() {
     crate::problem(app.post("/v1/deliveries/replay", &json!({"from": "yesterday"})).await, 400).await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_sends_what_came_before_to_a_destination_added_later() {
+    let warehouse = Arc::new(Receiver::default());
+    let addr = start_receiver(warehouse.clone()).await;
+    let config = leadflow_core::config::parse(&format!(
+        r#"
+[[destinations]]
+name = "warehouse"
+type = "webhook"
+url = "http://{addr}/hook"
+secret_env = "WAREHOUSE_SECRET"
+events = ["erased"]
+
+[[destinations]]
+name = "sales-channel"
+type = "slack"
+url_env = "SLACK_URL"
+events = ["erased"]
+"#
+    ))
+    .unwrap();
+    let env = |name: &str| Some(if name == "SLACK_URL" { "http://127.0.0.1:9/slack" } else { SECRET }.to_owned());
+    let client = leadflow_app::deliveries::client(&config, env).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::open_store(&dir).await;
+    let app = spawn_on_with(store, config, Some(Arc::new(client)), dir).await;
+    let mut leads = Vec::new();
+    for email in ["ada@acme.com", "grace@navy.mil"] {
+        let r = app.post("/v1/leads", &json!({ "email": email })).await;
+        leads.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let r = app.post("/v1/deliveries/backfill", &json!({"destination": "warehouse"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"queued": 2}));
+    wait_for("the backfill to arrive", Duration::from_secs(20), async || warehouse.accepted.lock().unwrap().len() >= 2)
+        .await;
+    let mut got: Vec<(String, String)> =
+        warehouse.accepted.lock().unwrap().iter().map(|(_, lead, kind)| (lead.clone(), kind.clone())).collect();
+    got.sort();
+    leads.sort();
+    assert_eq!(got, leads.iter().map(|l| (l.clone(), "lead.backfilled".to_owned())).collect::<Vec<_>>());
+
+    let later = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    let from = later.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let none = app.post("/v1/deliveries/backfill", &json!({"destination": "warehouse", "from": from})).await;
+    assert_eq!(none.json::<Value>().await.unwrap(), json!({"queued": 0}), "nothing created in the range");
+    for (body, status) in [
+        (json!({"destination": "nowhere"}), 422),
+        (json!({"destination": "sales-channel"}), 422),
+        (json!({"destination": "warehouse", "to": "tomorrow"}), 400),
+        (json!({}), 422),
+    ] {
+        crate::problem(app.post("/v1/deliveries/backfill", &body).await, status).await;
+    }
+    let reader = app.key("reader", &["read"]).await;
+    let denied = app
+        .http
+        .post(app.url("/v1/deliveries/backfill"))
+        .bearer_auth(&reader)
+        .json(&json!({"destination": "warehouse"}))
+        .send()
+        .await
+        .unwrap();
+    crate::problem(denied, 403).await;
+    app.shutdown().await;
+}
