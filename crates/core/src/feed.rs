@@ -279,6 +279,26 @@ pub fn page(after: &Cursor, rows: Vec<(u64, FeedChange)>, head: u64) -> Result<P
     Ok(Page { changes: rows.into_iter().map(|(_, change)| change).collect(), next })
 }
 
+/// One page out of several databases' pages (one per region, each read after its place
+/// in `after`, each change's `cursor` its number there): each database's changes keep
+/// their commit order; across databases, which share no order, the earliest `at` goes
+/// first. Every change gets the whole cursor it leaves the reader at.
+pub fn interleave(after: &Cursor, pages: Vec<Vec<FeedChange>>, limit: usize) -> Result<Page, String> {
+    let mut pages: Vec<std::collections::VecDeque<FeedChange>> = pages.into_iter().map(Into::into).collect();
+    let mut next = Cursor((0..pages.len()).map(|r| after.at(r)).collect());
+    let mut changes = Vec::with_capacity(limit.min(1024));
+    while changes.len() < limit {
+        let earliest = pages.iter().enumerate().filter_map(|(r, page)| page.front().map(|c| (c.at, r))).min();
+        let Some((_, r)) = earliest else { break };
+        let Some(mut change) = pages[r].pop_front() else { break };
+        let position = change.cursor.parse::<u64>().map_err(|_| format!("change cursor {:?}", change.cursor))?;
+        next = next.with(r, position);
+        change.cursor = next.to_string();
+        changes.push(change);
+    }
+    Ok(Page { changes, next })
+}
+
 /// A page of the feed and the cursor to read on from (the last change's, or the one
 /// given when nothing followed it).
 #[derive(Clone, Debug, PartialEq)]
@@ -342,6 +362,26 @@ mod tests {
         assert!(page(&Cursor(vec![6]), Vec::new(), 5).is_err(), "ahead of the head");
         assert!(page(&Cursor(vec![0, 2]), Vec::new(), 5).is_err(), "a second database");
         assert!(page(&Cursor(vec![3, 0]), Vec::new(), 5).is_ok());
+    }
+
+    #[test]
+    fn pages_of_several_databases_interleave_by_time_each_in_its_own_order() {
+        let l = lead("ada@example.com");
+        let change = |n: u64, secs: i64| FeedChange {
+            cursor: n.to_string(),
+            kind: Kind::LeadCreated.as_str().into(),
+            lead_id: l.id,
+            at: l.created_at + time::Duration::seconds(secs),
+            detail: Detail::default(),
+        };
+        let eu = vec![change(4, 1), change(5, 3)];
+        let us = vec![change(8, 2)];
+        let page = interleave(&Cursor(vec![3, 7]), vec![eu, us], 10).unwrap();
+        let cursors: Vec<&str> = page.changes.iter().map(|c| c.cursor.as_str()).collect();
+        assert_eq!(cursors, ["4.7", "4.8", "5.8"]);
+        assert_eq!(page.next, Cursor(vec![5, 8]));
+        let first = interleave(&Cursor(vec![3, 7]), vec![vec![change(4, 1)], vec![change(8, 2)]], 1).unwrap();
+        assert_eq!(first.next, Cursor(vec![4, 7]), "a limit leaves the other database where it was");
     }
 
     #[test]

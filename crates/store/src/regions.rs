@@ -868,23 +868,9 @@ impl Store for Regional {
                 }
                 other => other,
             })?;
-            pages.push(std::collections::VecDeque::from(page.changes));
+            pages.push(page.changes);
         }
-        let mut next = feed::Cursor((0..self.regions.len()).map(|r| after.at(r)).collect());
-        let mut changes = Vec::with_capacity(limit.min(1024));
-        while changes.len() < limit {
-            let earliest = pages.iter().enumerate().filter_map(|(r, page)| page.front().map(|c| (c.at, r))).min();
-            let Some((_, r)) = earliest else { break };
-            let Some(mut change) = pages[r].pop_front() else { break };
-            let position = change
-                .cursor
-                .parse::<u64>()
-                .map_err(|_| StoreError::Corrupt(format!("change cursor {:?}", change.cursor)))?;
-            next = next.with(r, position);
-            change.cursor = next.to_string();
-            changes.push(change);
-        }
-        Ok(feed::Page { changes, next })
+        feed::interleave(after, pages, limit).map_err(StoreError::Corrupt)
     }
 
     async fn get_cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
