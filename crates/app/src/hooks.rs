@@ -14,7 +14,10 @@ use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Mode, SourceConfig};
 use leadflow_core::pipeline::Outcome;
 use leadflow_core::{FieldError, FieldErrorCode};
-use leadflow_integrations::channels::{self, Handled, HookError, HookRequest, Item, Secrets};
+use leadflow_core::engagement::{Event, Identity};
+use leadflow_core::ids::EventId;
+use leadflow_integrations::channels::{self, Activity, Handled, HookError, HookRequest, Item, Secrets};
+use leadflow_store::{EventOutcome, NewEvent};
 use leadflow_store::Captured;
 use sha2::{Digest, Sha256};
 
@@ -44,6 +47,9 @@ pub struct Stored {
     pub pending: usize,
     /// Dropped: the person is suppressed. Not shown to the caller.
     pub suppressed: usize,
+    /// What people did (a webinar joined), recorded as events of their leads; those of a
+    /// person who is not a lead yet wait for the lead.
+    pub recorded: usize,
 }
 
 /// Verifies and reads the request with the source's adapter (a provider's; a `json`
@@ -77,6 +83,13 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
             Ok(Received::Spam)
         }
         Handled::Items(items) => Ok(Received::Stored(store_items(app, source, items).await?)),
+        Handled::Activity { items, activity } => {
+            // The leads first: an event then finds its lead at once instead of waiting.
+            let mut stored =
+                if items.is_empty() { Stored::default() } else { store_items(app, source, items).await? };
+            stored.recorded = record_activity(app, source, activity).await?;
+            Ok(Received::Stored(stored))
+        }
     }
 }
 
@@ -120,11 +133,39 @@ async fn store_items(app: &App, source: &SourceConfig, items: Vec<Item>) -> Resu
     Ok(out)
 }
 
+/// Records what people did as events of their leads, keyed by the provider's ids so a
+/// provider's retry records nothing twice. Events of suppressed or erased people are
+/// dropped (see [`crate::events::record`]): not counted.
+async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activity>) -> Result<usize, AppError> {
+    let events: Vec<NewEvent> = activity
+        .into_iter()
+        .map(|a| NewEvent {
+            idempotency_key: key_from(&a.idempotency_key),
+            source: source.name.clone(),
+            event: Event {
+                id: EventId::new(),
+                kind: a.kind,
+                occurred_at: a.occurred_at,
+                url: None,
+                properties: a.properties,
+                lead_id: None,
+                identity: Identity { email: Some(a.email), ..Identity::default() },
+            },
+        })
+        .collect();
+    let outcomes = crate::events::record(app, events).await?;
+    Ok(outcomes.iter().filter(|o| matches!(o, EventOutcome::Attached { .. } | EventOutcome::Waiting { .. })).count())
+}
+
 /// The provider's id as idempotency key; one that is not a valid key (too long, spaces)
 /// is hashed, which keeps it stable across retries.
 pub fn key_of(item: &Item) -> Option<IdempotencyKey> {
-    IdempotencyKey::parse(&item.idempotency_key).ok().or_else(|| {
-        let digest = Sha256::digest(item.idempotency_key.as_bytes());
+    key_from(&item.idempotency_key)
+}
+
+fn key_from(id: &str) -> Option<IdempotencyKey> {
+    IdempotencyKey::parse(id).ok().or_else(|| {
+        let digest = Sha256::digest(id.as_bytes());
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         IdempotencyKey::parse(&format!("sha256:{hex}")).ok()
     })

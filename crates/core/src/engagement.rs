@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+pub mod attendance;
 pub mod record;
 
 /// The scoring rules and the lifecycle contract, as configured.
@@ -121,6 +122,7 @@ pub fn view(lead: &Lead) -> Map<String, Value> {
     view.insert("disposable_email".into(), Value::Bool(lead.derived.disposable_email));
     view.insert("source".into(), Value::String(lead.attribution.original.source.as_str().to_owned()));
     view.insert("latest_source".into(), Value::String(lead.attribution.latest.source.as_str().to_owned()));
+    view.extend(attendance::facts(&lead.attendance));
     view.insert("custom".into(), Value::Object(lead.custom.clone()));
     view
 }
@@ -134,8 +136,8 @@ pub fn rescore(lead: &mut Lead, events: &[EventView], rules: &Engagement, now: O
         // whose first stage is not `new`) starts over at the initial stage.
         lead.lifecycle_stage = rules.contract.initial().to_owned();
     }
+    let mut changes = attend(lead, events, now);
     let score = crate::scoring::score(&rules.scoring, &view(lead), events, now);
-    let mut changes = Vec::new();
     // A lead's first score is part of its creation; only later changes make history.
     let changed =
         lead.score != Some(score.total) || lead.score_detail.as_ref().map(|s| s.flagged) != Some(score.flagged);
@@ -152,6 +154,22 @@ pub fn rescore(lead: &mut Lead, events: &[EventView], rules: &Engagement, now: O
         lead.updated_at = now;
     }
     changes
+}
+
+/// Folds the attendance events into the lead's attendance: a history entry for each event
+/// whose status or minutes changed.
+fn attend(lead: &mut Lead, events: &[EventView], now: OffsetDateTime) -> Vec<LeadEvent> {
+    let folded = attendance::fold(&lead.attendance, events, now);
+    let changed = folded
+        .iter()
+        .filter(|a| {
+            let before = lead.attendance.iter().find(|b| b.event == a.event);
+            before.is_none_or(|b| (b.status, b.minutes) != (a.status, a.minutes))
+        })
+        .map(|a| LeadEvent::Attendance { event: a.event.clone(), status: a.status, minutes: a.minutes })
+        .collect();
+    lead.attendance = folded;
+    changed
 }
 
 /// A person's (or a client's) request to move the lead, checked against the contract.

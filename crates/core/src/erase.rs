@@ -65,6 +65,7 @@ pub fn tombstone(lead: &Lead, now: OffsetDateTime) -> Lead {
         owner: lead.owner.clone(),
         provenance: BTreeMap::new(),
         account_id: None,
+        attendance: Vec::new(),
         version: lead.version + 1,
         created_at: lead.created_at,
         updated_at: now,

@@ -279,6 +279,10 @@ pub struct Lead {
     /// The company account the lead belongs to; `null` for a personal contact.
     #[serde(default)]
     pub account_id: Option<AccountId>,
+    /// The webinars, meetings and events the lead registered for or attended (see
+    /// [`crate::engagement::attendance`]); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attendance: Vec<crate::engagement::attendance::Attendance>,
     /// Incremented on every change, for optimistic concurrency.
     pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -344,6 +348,7 @@ mod tests {
                 owner: None,
                 provenance: BTreeMap::new(),
                 account_id: None,
+                attendance: Vec::new(),
                 version: 1,
                 created_at: at,
                 updated_at: at,

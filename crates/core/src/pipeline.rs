@@ -134,6 +134,13 @@ pub enum LeadEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         actor: Option<String>,
     },
+    /// The lead's attendance of an event changed: it registered, came (for `minutes`), did
+    /// not show up, or cancelled.
+    Attendance {
+        event: String,
+        status: crate::engagement::attendance::Status,
+        minutes: u32,
+    },
     /// Events of an anonymous visitor (or sent before the lead existed) were attached.
     EventsAttached {
         count: u64,
@@ -335,6 +342,7 @@ fn create(
         owner: None,
         provenance: Default::default(),
         account_id: None,
+        attendance: Vec::new(),
         version: 1,
         created_at: now,
         updated_at: now,

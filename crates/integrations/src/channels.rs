@@ -101,6 +101,23 @@ pub enum Handled {
     /// A web-form post judged to be spam; never a lead. Answer as if accepted (a bot should
     /// learn nothing) and count it.
     Spam(SpamReason),
+    /// What a person did (joined a webinar, registered), recorded as behavioural events
+    /// of their lead, with the leads the notification also carries (none for a join).
+    Activity { items: Vec<Item>, activity: Vec<Activity> },
+}
+
+/// One thing a person did, as a provider reported it: recorded as a behavioural event of
+/// the lead with this email, or kept until that lead exists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity {
+    /// The provider's id for this happening; a provider's retry carries the same one.
+    pub idempotency_key: String,
+    /// The event type, e.g. `attendance.joined`.
+    pub kind: String,
+    pub occurred_at: OffsetDateTime,
+    /// Whom it was about.
+    pub email: String,
+    pub properties: Map<String, Value>,
 }
 
 /// One lead notification as received.
@@ -356,7 +373,7 @@ pub fn fuzz_entry(data: &[u8]) {
         };
         for adapter in Adapter::providers() {
             for s in &secrets {
-                if let Ok(Handled::Items(items)) = handle(adapter, &req, s) {
+                if let Ok(Handled::Items(items) | Handled::Activity { items, .. }) = handle(adapter, &req, s) {
                     for item in items {
                         let _ = standardize(adapter, &item.payload).map(Standard::into_payload);
                     }

@@ -160,6 +160,7 @@ pub fn absorb(
         survivor.derived.phone_extension.take()
     };
     report.filled = filled.into_iter().map(str::to_owned).collect();
+    crate::engagement::attendance::combine(&mut survivor.attendance, &absorbed.attendance);
     for (key, value) in &absorbed.custom {
         if !survivor.custom.contains_key(key) {
             report.filled.push(format!("custom.{key}"));

@@ -77,10 +77,11 @@ pub const DERIVED_FACTS: &[&str] = &[
     "phone_extension",
 ];
 
-/// Whether `name` names something a lead can have: a standard field, a derived fact or
-/// a custom field (`custom.NAME`).
+/// Whether `name` names something a lead can have: a standard field, a derived fact, an
+/// attendance fact (`events_attended`, …) or a custom field (`custom.NAME`).
 pub fn is_lead_attribute(name: &str) -> bool {
     STANDARD_FIELDS.contains(&name)
         || DERIVED_FACTS.contains(&name)
+        || crate::engagement::attendance::FACTS.contains(&name)
         || name.strip_prefix("custom.").is_some_and(|rest| !rest.is_empty())
 }

@@ -38,6 +38,10 @@ pub struct HookOut {
     /// Stored, settled later (batch sources, or leads read back from the provider's API).
     #[serde(skip_serializing_if = "is_zero")]
     pub pending: usize,
+    /// What people did (a webinar joined, a registration), recorded as events of their
+    /// leads.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub recorded: usize,
     /// Why a notification carried no lead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
@@ -55,6 +59,7 @@ impl From<Stored> for HookOut {
             merged: s.merged,
             quarantined: s.quarantined,
             pending: s.pending,
+            recorded: s.recorded,
             ignored: None,
         }
     }
