@@ -5,7 +5,7 @@
 
 use crate::App;
 use leadflow_core::scoring::LifecycleContract;
-use leadflow_store::{ReasonCount, StageCount, StoreError};
+use leadflow_store::{AttendanceCount, ReasonCount, StageCount, StoreError};
 use time::OffsetDateTime;
 
 /// The funnel of the leads created in a period.
@@ -126,6 +126,67 @@ fn disqualifications_of(stage: String, rows: Vec<ReasonCount>) -> Disqualificati
     Disqualifications { stage, total, rows, by_reason }
 }
 
+/// Attendance of one event, segmented by status: how many leads registered, came, did
+/// not show up or cancelled, their minutes, and where each segment stands in the funnel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventAttendance {
+    pub event: String,
+    pub name: Option<String>,
+    /// In the order registered, attended, no_show, cancelled (present ones only).
+    pub segments: Vec<AttendanceSegment>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttendanceSegment {
+    pub status: String,
+    pub leads: u64,
+    pub minutes: u64,
+    /// Leads by their stage now, in the contract's order.
+    pub stages: Vec<(String, u64)>,
+}
+
+/// The attendance of `event`, or of every event, segmented by status.
+pub async fn attendance(app: &App, event: Option<String>) -> Result<Vec<EventAttendance>, StoreError> {
+    let counts = app.store.report_attendance(event).await?;
+    Ok(attendance_of(counts, &app.config.engagement.contract))
+}
+
+fn attendance_of(counts: Vec<AttendanceCount>, contract: &LifecycleContract) -> Vec<EventAttendance> {
+    const ORDER: [&str; 4] = ["registered", "attended", "no_show", "cancelled"];
+    let order: Vec<&str> = contract.stages().collect();
+    let mut events: Vec<EventAttendance> = Vec::new();
+    for c in counts {
+        let at = match events.iter().position(|e| e.event == c.event) {
+            Some(i) => i,
+            None => {
+                events.push(EventAttendance { event: c.event.clone(), name: None, segments: Vec::new() });
+                events.len() - 1
+            }
+        };
+        let event = &mut events[at];
+        event.name = event.name.take().or(c.name);
+        let segment = match event.segments.iter().position(|s| s.status == c.status) {
+            Some(i) => &mut event.segments[i],
+            None => {
+                event.segments.push(AttendanceSegment { status: c.status, leads: 0, minutes: 0, stages: Vec::new() });
+                let last = event.segments.len() - 1;
+                &mut event.segments[last]
+            }
+        };
+        segment.leads += c.leads;
+        segment.minutes += c.minutes;
+        segment.stages.push((c.stage, c.leads));
+    }
+    let rank = |list: &[&str], x: &str| list.iter().position(|o| *o == x).unwrap_or(usize::MAX);
+    for event in &mut events {
+        event.segments.sort_by_key(|s| rank(&ORDER, &s.status));
+        for segment in &mut event.segments {
+            segment.stages.sort_by(|a, b| rank(&order, &a.0).cmp(&rank(&order, &b.0)).then_with(|| a.0.cmp(&b.0)));
+        }
+    }
+    events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +224,34 @@ mod tests {
         assert_eq!(by_source.rows.len(), 1);
         assert_eq!(by_source.rows[0].campaign, None);
         assert_eq!(by_source.rows[0].stages[0].leads, 20, "campaigns add up");
+    }
+
+    #[test]
+    fn attendance_is_segmented_by_status_with_stages_in_contract_order() {
+        let contract = LifecycleContract::default();
+        let order: Vec<&str> = contract.stages().collect();
+        let row = |status: &str, stage: &str, leads, minutes| AttendanceCount {
+            event: "w1".into(),
+            name: (status == "attended").then(|| "Launch".to_owned()),
+            status: status.into(),
+            stage: stage.into(),
+            leads,
+            minutes,
+        };
+        let counts = vec![
+            row("no_show", order[0], 4, 0),
+            row("attended", order[2], 1, 30),
+            row("attended", order[0], 2, 90),
+            row("registered", order[0], 3, 0),
+        ];
+        let got = attendance_of(counts, &contract);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].name.as_deref(), Some("Launch"));
+        let statuses: Vec<&str> = got[0].segments.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(statuses, ["registered", "attended", "no_show"]);
+        let attended = &got[0].segments[1];
+        assert_eq!((attended.leads, attended.minutes), (3, 120));
+        assert_eq!(attended.stages, [(order[0].to_owned(), 2), (order[2].to_owned(), 1)]);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub struct Args {
     pub report: Option<PathBuf>,
     pub dry_run: bool,
     pub sheet: Option<String>,
+    pub attendance: Option<import::AttendanceFile>,
 }
 
 /// Rows shown normalized by a dry run.
@@ -92,7 +93,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         progress.enable_steady_tick(Duration::from_millis(200));
-        let result = import::run(&app, &info, &source, |o| {
+        let result = import::run_with(&app, &info, &source, args.attendance.clone(), |o| {
             progress.inc(1);
             write(&o);
         })

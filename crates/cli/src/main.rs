@@ -95,6 +95,17 @@ enum Command {
         /// The worksheet of an XLSX file (default: the first).
         #[arg(long)]
         sheet: Option<String>,
+        /// The file lists who registered for or attended this event (e.g.
+        /// `zoom:webinar:81234567890`, `expo-2026`): each row's attendance is recorded too.
+        #[arg(long, value_name = "EVENT")]
+        attendance: Option<String>,
+        /// The event's name, shown with the attendance.
+        #[arg(long, requires = "attendance")]
+        event_name: Option<String>,
+        /// What a row means when no column (`Attended`, `Status`) says.
+        #[arg(long, requires = "attendance", default_value = "attended",
+            value_parser = ["attended", "registered", "no_show", "cancelled"])]
+        attendance_status: String,
     },
     /// Inspect and replay submissions that failed validation.
     Quarantine {
@@ -331,8 +342,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { data, listen, tls_cert, tls_key } => serve(data, listen, tls_cert.zip(tls_key)).await,
         Command::Keys { action } => keys::run(action).await,
         Command::CheckConfig { file, config } => check_config(file.or(config)),
-        Command::Import { data, file, source, report, dry_run, sheet } => {
-            import::run(import::Args { data, file, source, report, dry_run, sheet }).await
+        Command::Import { data, file, source, report, dry_run, sheet, attendance, event_name, attendance_status } => {
+            let attendance = attendance.map(|event| leadflow_app::import::AttendanceFile {
+                event,
+                name: event_name,
+                status: leadflow_core::engagement::attendance::Status::parse(&attendance_status)
+                    .unwrap_or(leadflow_core::engagement::attendance::Status::Attended),
+            });
+            import::run(import::Args { data, file, source, report, dry_run, sheet, attendance }).await
         }
         Command::Quarantine { action } => import::quarantine(action).await,
         Command::Deliveries { action } => deliveries::run(action).await,

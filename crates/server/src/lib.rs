@@ -119,6 +119,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::reports::sources))
         .routes(routes!(routes::reports::funnel))
         .routes(routes!(routes::reports::disqualifications))
+        .routes(routes!(routes::reports::attendance))
         .routes(routes!(routes::feedback::receive))
         .routes(routes!(routes::feedback::list))
         .routes(routes!(routes::accounts::list))

@@ -170,6 +170,19 @@ pub struct StageCount {
     pub leads: u64,
 }
 
+/// How many leads have an attendance of an event in a status, by their stage now.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AttendanceCount {
+    pub event: String,
+    pub name: Option<String>,
+    /// `registered`, `attended`, `no_show` or `cancelled`.
+    pub status: String,
+    pub stage: String,
+    pub leads: u64,
+    /// Minutes attended, added up.
+    pub minutes: u64,
+}
+
 /// Leads disqualified in a period, by original source, campaign and reason.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ReasonCount {
@@ -706,6 +719,10 @@ pub trait Store: Send + Sync + 'static {
     /// For leads created in `[from, to)`: how many of each source and campaign ever reached
     /// each stage.
     async fn report_stages(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<StageCount>, StoreError>;
+
+    /// Every surviving lead's attendance (of `event`, or of every event), counted by event,
+    /// status and the lead's stage now. Test leads are left out.
+    async fn report_attendance(&self, event: Option<String>) -> Result<Vec<AttendanceCount>, StoreError>;
 
     /// Takes up to `limit` due pending deliveries and leases them until `now + lease`, so
     /// no other worker takes them meanwhile and a crashed worker's claim runs out. A

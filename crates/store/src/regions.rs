@@ -754,6 +754,29 @@ impl Store for Regional {
             .collect())
     }
 
+    async fn report_attendance(&self, event: Option<String>) -> Result<Vec<crate::AttendanceCount>, StoreError> {
+        let mut totals: BTreeMap<(String, String, String), (Option<String>, u64, u64)> = BTreeMap::new();
+        for list in self.each(|s| s.report_attendance(event.clone())).await? {
+            for c in list {
+                let t = totals.entry((c.event, c.status, c.stage)).or_default();
+                t.0 = t.0.take().or(c.name);
+                t.1 += c.leads;
+                t.2 += c.minutes;
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|((event, status, stage), (name, leads, minutes))| crate::AttendanceCount {
+                event,
+                name,
+                status,
+                stage,
+                leads,
+                minutes,
+            })
+            .collect())
+    }
+
     async fn claim_deliveries(
         &self,
         limit: usize,

@@ -759,6 +759,10 @@ impl Store for SqliteStore {
         self.read(move |conn| engagement::report_stages(conn, from, to)).await
     }
 
+    async fn report_attendance(&self, event: Option<String>) -> Result<Vec<crate::AttendanceCount>, StoreError> {
+        self.read(move |conn| engagement::report_attendance(conn, event.as_deref())).await
+    }
+
     async fn resolve_queued(&self, limit: usize, now: OffsetDateTime) -> Result<ResolveBatch, StoreError> {
         // One batch at a time: two would decide the same rows.
         let _one = self.shared.resolving.lock().await;

@@ -207,6 +207,7 @@ macro_rules! conformance_suite {
             the_change_feed_tells_every_change_once_in_commit_order,
             concurrent_writers_never_leave_a_reader_a_gap,
             a_backfill_queues_deliveries_with_their_changes,
+            attendance_events_fold_into_the_lead_and_the_report_counts_them,
         );
         $crate::conformance_suite!(@each_raw $make;
             erase_leaves_no_trace_of_the_person_in_any_table,
@@ -3165,4 +3166,45 @@ pub async fn a_backfill_queues_deliveries_with_their_changes(store: &DynStore) {
     let mut erased = ada.clone();
     erased.erased_at = Some(now);
     assert!(leadflow_core::changes::backfill(&erased, "warehouse", now).is_none(), "nothing of an erased person");
+}
+
+pub async fn attendance_events_fold_into_the_lead_and_the_report_counts_them(store: &DynStore) {
+    use leadflow_core::engagement::Identity;
+    use leadflow_core::engagement::attendance::{Status, kinds};
+    let ada = settled(&capture_one(store, item("api", None, json!({"email": "ada@acme.com"}))).await).1.clone();
+    let bob = settled(&capture_one(store, item("api", None, json!({"email": "bob@acme.com"}))).await).1.clone();
+    let test = json!({"email": "t@acme.com", "custom": {"test": true}});
+    let tester = settled(&capture_one(store, item("api", None, test)).await).1.clone();
+    let start = OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let attend = |who: LeadId, kind: &str, minutes_in: i64, props: Value| {
+        let mut e = event(kind, "https://x.com", Identity { lead_id: Some(who), ..Identity::default() }, None);
+        e.event.url = None;
+        e.event.occurred_at = start + time::Duration::minutes(minutes_in);
+        let Value::Object(mut props) = props else { unreachable!() };
+        props.insert("event".into(), json!("zoom:webinar:1"));
+        e.event.properties = props;
+        e
+    };
+    store
+        .record_events(vec![
+            attend(ada.id, kinds::REGISTERED, -60, json!({"event_name": "Launch"})),
+            attend(ada.id, kinds::JOINED, 0, json!({"session": "s1"})),
+            attend(ada.id, kinds::LEFT, 30, json!({"session": "s1"})),
+            attend(bob.id, kinds::NO_SHOW, 60, json!({})),
+            attend(tester.id, kinds::ATTENDED, 0, json!({"minutes": 5})),
+        ])
+        .await
+        .unwrap();
+    let stored = store.get_lead(ada.id).await.unwrap().unwrap();
+    let [a] = &stored.attendance[..] else { panic!("{:?}", stored.attendance) };
+    assert_eq!((a.event.as_str(), a.name.as_deref(), a.status, a.minutes), ("zoom:webinar:1", Some("Launch"), Status::Attended, 30));
+
+    let report = store.report_attendance(None).await.unwrap();
+    let got: Vec<(&str, &str, u64, u64)> =
+        report.iter().map(|r| (r.event.as_str(), r.status.as_str(), r.leads, r.minutes)).collect();
+    assert_eq!(got, [("zoom:webinar:1", "attended", 1, 30), ("zoom:webinar:1", "no_show", 1, 0)], "test leads left out");
+    assert_eq!(report[0].name.as_deref(), Some("Launch"));
+    assert_eq!(report[0].stage, stored.lifecycle_stage);
+    assert!(store.report_attendance(Some("zoom:webinar:2".into())).await.unwrap().is_empty());
+    assert_eq!(store.report_attendance(Some("zoom:webinar:1".into())).await.unwrap(), report);
 }

@@ -18,8 +18,11 @@ use crate::App;
 use crate::ingest::{self, OnInvalid, Settled};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Config, SourceConfig};
+use leadflow_core::engagement::attendance;
+use leadflow_core::engagement::{Event, Identity};
+use leadflow_core::ids::EventId;
 use leadflow_core::{FieldError, ImportId, LeadId, SourceName, pipeline};
-use leadflow_store::{Captured, ImportCounts, ImportJob, ImportStatus, StoreError};
+use leadflow_store::{Captured, ImportCounts, ImportJob, ImportStatus, NewEvent, StoreError};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -63,11 +66,36 @@ pub struct RowOutcome {
 /// The outcome counts of an import.
 pub type Summary = ImportCounts;
 
+/// An attendance file (Zoom's attendee report, an event's badge scans): each row is a
+/// lead, and its attendance of `event` too.
+#[derive(Clone, Debug)]
+pub struct AttendanceFile {
+    /// The event's id, e.g. `zoom:webinar:81234567890` or `expo-2026`.
+    pub event: String,
+    pub name: Option<String>,
+    /// What a row means when no column says (`Attended`, `Status`): usually `attended`.
+    pub status: attendance::Status,
+}
+
 /// Imports the file into `source`; `on_row` receives each row's outcome in order.
 pub async fn run(
     app: &App,
     info: &FileInfo,
     source: &SourceName,
+    on_row: impl FnMut(RowOutcome),
+) -> Result<Summary, ImportError> {
+    run_with(app, info, source, None, on_row).await
+}
+
+/// [`run`], with each row's attendance recorded when the file is an attendance file.
+/// A row's attendance is an event of its lead keyed by the file and row, so importing the
+/// file again records nothing twice; a row whose status column says something unknown,
+/// or whose lead is not settled (rejected, pending), records none.
+pub async fn run_with(
+    app: &App,
+    info: &FileInfo,
+    source: &SourceName,
+    attendance: Option<AttendanceFile>,
     mut on_row: impl FnMut(RowOutcome),
 ) -> Result<Summary, ImportError> {
     let (header, rows) = read_rows(info)?;
@@ -99,18 +127,26 @@ pub async fn run(
             drain(oldest.await.map_err(|e| StoreError::Internal(e.to_string()))??, &mut summary);
         }
         let (app, source) = (app.clone(), source.clone());
-        let (header, key_prefix) = (header.clone(), key_prefix.clone());
+        let (header, key_prefix, attendance) = (header.clone(), key_prefix.clone(), attendance.clone());
         in_flight.push_back(tokio::spawn(async move {
             let mut rows = Vec::with_capacity(chunk.len());
             let mut submissions = Vec::with_capacity(chunk.len());
+            let mut lines = Vec::new();
             for (number, cells) in chunk {
                 let payload = row_payload(&header, cells);
                 let external_id = payload.get("external_id").and_then(Value::as_str).map(str::to_owned);
                 let key = IdempotencyKey::parse(&format!("{key_prefix}{number}")).ok();
+                if let Some(file) = &attendance {
+                    lines.push(attendance::report_line(&payload, file.status));
+                }
                 submissions.push(RawSubmission::new(source.clone(), key, payload));
                 rows.push((number, external_id));
             }
             let settled = ingest::submit(&app, submissions, OnInvalid::Quarantine).await?;
+            if let Some(file) = &attendance {
+                let events = attendance_events(file, &source, &key_prefix, &rows, &lines, &settled);
+                crate::events::record(&app, events).await?;
+            }
             Ok(rows.into_iter().zip(settled).map(|((row, external_id), s)| (row, external_id, s)).collect())
         }));
     }
@@ -118,6 +154,37 @@ pub async fn run(
         drain(oldest.await.map_err(|e| StoreError::Internal(e.to_string()))??, &mut summary);
     }
     Ok(summary)
+}
+
+/// The attendance events of a chunk's settled rows.
+fn attendance_events(
+    file: &AttendanceFile,
+    source: &SourceName,
+    key_prefix: &str,
+    rows: &[(u64, Option<String>)],
+    lines: &[Option<attendance::ReportLine>],
+    settled: &[Settled],
+) -> Vec<NewEvent> {
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    for (((number, _), line), s) in rows.iter().zip(lines).zip(settled) {
+        let (Some(line), Settled::Captured(Captured::Settled { lead, .. })) = (line, s) else { continue };
+        let (kind, properties) = attendance::report_event(line, &file.event, file.name.as_deref());
+        out.push(NewEvent {
+            event: Event {
+                id: EventId::new(),
+                kind: kind.to_owned(),
+                occurred_at: line.joined_at.unwrap_or(now),
+                url: None,
+                properties,
+                lead_id: None,
+                identity: Identity { lead_id: Some(lead.id), ..Identity::default() },
+            },
+            source: source.clone(),
+            idempotency_key: IdempotencyKey::parse(&format!("{key_prefix}{number}:attendance")).ok(),
+        });
+    }
+    out
 }
 
 fn row_outcome(row: u64, external_id: Option<String>, s: Settled) -> RowOutcome {

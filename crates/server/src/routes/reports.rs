@@ -225,3 +225,80 @@ pub async fn disqualifications(
     let by_reason = by_reason.into_iter().map(|(reason, leads)| ReasonTotal { reason, leads }).collect();
     Ok(Json(DisqualificationsOut { from, to, stage, total, rows, by_reason }))
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttendanceQuery {
+    /// One event's id (e.g. `zoom:webinar:81234567890`); default: every event.
+    event: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StageLeads {
+    pub stage: String,
+    pub leads: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttendanceSegment {
+    /// `registered`, `attended`, `no_show` or `cancelled`.
+    pub status: String,
+    pub leads: u64,
+    /// Minutes attended, added up.
+    pub minutes: u64,
+    /// Where these leads stand now, in the contract's stage order.
+    pub stages: Vec<StageLeads>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventAttendance {
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub segments: Vec<AttendanceSegment>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttendanceOut {
+    pub events: Vec<EventAttendance>,
+}
+
+/// Attendance by event, segmented by status (registered, attended, no-show, cancelled):
+/// the leads of each segment, their minutes, and the stage each has reached.
+#[utoipa::path(get, path = "/v1/reports/attendance", tag = "reports", operation_id = "report_attendance",
+    params(AttendanceQuery),
+    responses(
+        (status = 200, description = "Attendance by event and status", body = AttendanceOut),
+        doc::KeyProblems,
+        (status = 400, description = "A query parameter does not parse", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn attendance(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AttendanceQuery>,
+) -> Result<Json<AttendanceOut>, ApiError> {
+    caller.require_read()?;
+    if q.event.as_deref().is_some_and(|e| e.is_empty() || e.len() > 255) {
+        return Err(ApiError::bad_request("invalid_query", "event must be 1 to 255 characters"));
+    }
+    let events = reports::attendance(&app, q.event).await?;
+    let events = events
+        .into_iter()
+        .map(|e| EventAttendance {
+            event: e.event,
+            name: e.name,
+            segments: e
+                .segments
+                .into_iter()
+                .map(|s| AttendanceSegment {
+                    status: s.status,
+                    leads: s.leads,
+                    minutes: s.minutes,
+                    stages: s.stages.into_iter().map(|(stage, leads)| StageLeads { stage, leads }).collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(AttendanceOut { events }))
+}

@@ -287,6 +287,38 @@ pub(super) async fn report_stages(
         .collect()
 }
 
+pub(super) async fn report_attendance(
+    c: &impl GenericClient,
+    event: Option<&str>,
+) -> Result<Vec<crate::AttendanceCount>, Fail> {
+    let sql = "SELECT event, max(name), status, stage, count(*), coalesce(sum(minutes), 0)::bigint FROM (
+             SELECT a->>'event' AS event, a->>'name' AS name, a->>'status' AS status, l.stage AS stage,
+                    (a->>'minutes')::bigint AS minutes
+             FROM leads l
+             CROSS JOIN LATERAL jsonb_array_elements(
+                 CASE WHEN jsonb_typeof(l.doc -> 'attendance') = 'array' THEN l.doc -> 'attendance' ELSE '[]'::jsonb END) a
+             WHERE l.merged_into IS NULL AND l.erased_at IS NULL AND l.stage IS NOT NULL
+               AND l.doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
+               AND ($1::text IS NULL OR a->>'event' = $1)
+         ) x
+         GROUP BY event, status, stage
+         ORDER BY event COLLATE \"C\", status COLLATE \"C\", stage COLLATE \"C\"";
+    rows(c, sql, &[&event])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(crate::AttendanceCount {
+                event: r.try_get(0)?,
+                name: r.try_get(1)?,
+                status: r.try_get(2)?,
+                stage: r.try_get(3)?,
+                leads: count(r.try_get(4)?),
+                minutes: count(r.try_get(5)?),
+            })
+        })
+        .collect()
+}
+
 /// Leads stored before these columns existed get them.
 pub(super) async fn backfill(c: &impl GenericClient) -> Result<(), Fail> {
     for row in rows(c, "SELECT doc FROM leads WHERE merged_into IS NULL", &[]).await? {

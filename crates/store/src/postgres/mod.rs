@@ -675,6 +675,10 @@ impl Store for PgStore {
         read!(self, |c| engagement::report_stages(c, from, to))
     }
 
+    async fn report_attendance(&self, event: Option<String>) -> Result<Vec<crate::AttendanceCount>, StoreError> {
+        read!(self, |c| engagement::report_attendance(c, event.as_deref()))
+    }
+
     async fn merged_records(&self, lead: LeadId) -> Result<Vec<Lead>, StoreError> {
         read!(self, |c| subject::merged_records(c, lead))
     }

@@ -248,6 +248,30 @@ pub(super) fn report_stages(
     Ok(rows)
 }
 
+pub(super) fn report_attendance(conn: &Connection, event: Option<&str>) -> Result<Vec<crate::AttendanceCount>, StoreError> {
+    let sql = "SELECT json_extract(a.value, '$.event'), max(json_extract(a.value, '$.name')),
+                json_extract(a.value, '$.status'), l.stage, count(*), coalesce(sum(json_extract(a.value, '$.minutes')), 0)
+         FROM leads l, json_each(lf_open(l.doc), '$.attendance') a
+         WHERE l.merged_into IS NULL AND l.erased_at IS NULL AND l.stage IS NOT NULL
+           AND json_extract(lf_open(l.doc), '$.custom.test') IS NOT 1
+           AND (?1 IS NULL OR json_extract(a.value, '$.event') = ?1)
+         GROUP BY 1, 3, 4 ORDER BY 1, 3, 4";
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map(params![event], |r| {
+            Ok(crate::AttendanceCount {
+                event: r.get(0)?,
+                name: r.get(1)?,
+                status: r.get(2)?,
+                stage: r.get(3)?,
+                leads: r.get::<_, i64>(4)?.unsigned_abs(),
+                minutes: r.get::<_, i64>(5)?.unsigned_abs(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Leads stored before these columns existed get them.
 pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     let docs: Vec<String> = conn
