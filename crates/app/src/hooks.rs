@@ -12,13 +12,13 @@ use crate::ingest::{self, OnInvalid, Settled};
 use crate::{App, AppError, metrics as m};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Mode, SourceConfig};
-use leadflow_core::pipeline::Outcome;
-use leadflow_core::{FieldError, FieldErrorCode};
 use leadflow_core::engagement::{Event, Identity};
 use leadflow_core::ids::EventId;
+use leadflow_core::pipeline::Outcome;
+use leadflow_core::{FieldError, FieldErrorCode};
 use leadflow_integrations::channels::{self, Activity, Handled, HookError, HookRequest, Item, Secrets};
-use leadflow_store::{EventOutcome, NewEvent};
 use leadflow_store::Captured;
+use leadflow_store::{EventOutcome, NewEvent};
 use sha2::{Digest, Sha256};
 
 /// What became of a provider's request.
@@ -85,8 +85,7 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
         Handled::Items(items) => Ok(Received::Stored(store_items(app, source, items).await?)),
         Handled::Activity { items, activity } => {
             // The leads first: an event then finds its lead at once instead of waiting.
-            let mut stored =
-                if items.is_empty() { Stored::default() } else { store_items(app, source, items).await? };
+            let mut stored = if items.is_empty() { Stored::default() } else { store_items(app, source, items).await? };
             stored.recorded = record_activity(app, source, activity).await?;
             Ok(Received::Stored(stored))
         }
@@ -134,8 +133,8 @@ async fn store_items(app: &App, source: &SourceConfig, items: Vec<Item>) -> Resu
 }
 
 /// Records what people did as events of their leads, keyed by the provider's ids so a
-/// provider's retry records nothing twice. Events of suppressed or erased people are
-/// dropped (see [`crate::events::record`]): not counted.
+/// provider's retry records nothing twice. Counts what was recorded now: not a retry's
+/// events, nor those of suppressed or erased people (dropped, see [`crate::events::record`]).
 async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activity>) -> Result<usize, AppError> {
     let events: Vec<NewEvent> = activity
         .into_iter()
@@ -154,7 +153,10 @@ async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activit
         })
         .collect();
     let outcomes = crate::events::record(app, events).await?;
-    Ok(outcomes.iter().filter(|o| matches!(o, EventOutcome::Attached { .. } | EventOutcome::Waiting { .. })).count())
+    let fresh = |o: &&EventOutcome| {
+        matches!(o, EventOutcome::Attached { replayed: false, .. } | EventOutcome::Waiting { replayed: false, .. })
+    };
+    Ok(outcomes.iter().filter(fresh).count())
 }
 
 /// The provider's id as idempotency key; one that is not a valid key (too long, spaces)

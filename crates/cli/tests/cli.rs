@@ -699,6 +699,37 @@ fn leads_erase_prints_the_receipt_and_the_person_leaves_the_export() {
 }
 
 #[test]
+fn an_attendance_report_imports_leads_with_their_attendance_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Zoom's attendee report: one line per session, so Ada's two sessions add up.
+    let csv = "Attended,User Name (Original Name),First Name,Last Name,Email,Join Time,Leave Time,Time in Session (minutes)\n\
+               Yes,Ada L,Ada,Lovelace,ada@example.com,06/01/2026 04:02:10 PM,06/01/2026 04:30:00 PM,28\n\
+               Yes,Ada L,Ada,Lovelace,ada@example.com,06/01/2026 04:35:00 PM,06/01/2026 04:50:00 PM,15\n\
+               No,,Grace,Hopper,grace@example.com,,,\n\
+               Maybe,,Carl,Gauss,carl@example.com,,,\n";
+    std::fs::write(dir.path().join("attendees.csv"), csv).unwrap();
+    let args =
+        ["import", "attendees.csv", "--source", "api", "--attendance", "zoom:webinar:9", "--event-name", "Launch"];
+    for _ in 0..2 {
+        let out = run(dir.path(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let leads = stdout(&run(dir.path(), &["export", "--format", "jsonl"]));
+    let leads: Vec<Value> = leads.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |email: &str| leads.iter().find(|l| l["email"] == email).unwrap()["attendance"].clone();
+    assert_eq!(
+        of("ada@example.com"),
+        json!([{"event": "zoom:webinar:9", "name": "Launch", "status": "attended", "minutes": 43,
+            "joined_at": "2026-06-01T16:02:10Z"}]),
+        "both sessions, counted once though the file was imported twice"
+    );
+    assert_eq!(of("grace@example.com")[0]["status"], "no_show");
+    assert_eq!(of("carl@example.com"), Value::Null, "an unknown status records no attendance");
+    let bad = run(dir.path(), &["import", "attendees.csv", "--source", "api", "--event-name", "Launch"]);
+    assert_eq!(bad.status.code(), Some(2), "--event-name needs --attendance: {}", stderr(&bad));
+}
+
+#[test]
 fn import_reads_windows_1252_and_tabs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("legacy.csv"), b"email\tfirst_name\tcity\nzoe@example.com\tZo\xeb\tK\xf6ln\n")

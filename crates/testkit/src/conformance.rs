@@ -3197,12 +3197,19 @@ pub async fn attendance_events_fold_into_the_lead_and_the_report_counts_them(sto
         .unwrap();
     let stored = store.get_lead(ada.id).await.unwrap().unwrap();
     let [a] = &stored.attendance[..] else { panic!("{:?}", stored.attendance) };
-    assert_eq!((a.event.as_str(), a.name.as_deref(), a.status, a.minutes), ("zoom:webinar:1", Some("Launch"), Status::Attended, 30));
+    assert_eq!(
+        (a.event.as_str(), a.name.as_deref(), a.status, a.minutes),
+        ("zoom:webinar:1", Some("Launch"), Status::Attended, 30)
+    );
 
     let report = store.report_attendance(None).await.unwrap();
     let got: Vec<(&str, &str, u64, u64)> =
         report.iter().map(|r| (r.event.as_str(), r.status.as_str(), r.leads, r.minutes)).collect();
-    assert_eq!(got, [("zoom:webinar:1", "attended", 1, 30), ("zoom:webinar:1", "no_show", 1, 0)], "test leads left out");
+    assert_eq!(
+        got,
+        [("zoom:webinar:1", "attended", 1, 30), ("zoom:webinar:1", "no_show", 1, 0)],
+        "test leads left out"
+    );
     assert_eq!(report[0].name.as_deref(), Some("Launch"));
     assert_eq!(report[0].stage, stored.lifecycle_stage);
     assert!(store.report_attendance(Some("zoom:webinar:2".into())).await.unwrap().is_empty());

@@ -248,7 +248,10 @@ pub(super) fn report_stages(
     Ok(rows)
 }
 
-pub(super) fn report_attendance(conn: &Connection, event: Option<&str>) -> Result<Vec<crate::AttendanceCount>, StoreError> {
+pub(super) fn report_attendance(
+    conn: &Connection,
+    event: Option<&str>,
+) -> Result<Vec<crate::AttendanceCount>, StoreError> {
     let sql = "SELECT json_extract(a.value, '$.event'), max(json_extract(a.value, '$.name')),
                 json_extract(a.value, '$.status'), l.stage, count(*), coalesce(sum(json_extract(a.value, '$.minutes')), 0)
          FROM leads l, json_each(lf_open(l.doc), '$.attendance') a

@@ -60,7 +60,8 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
         return Ok(ignored(format!("{name} is not about a webinar or meeting")));
     };
     let object = v.get("payload").and_then(|p| p.get("object")).unwrap_or(&Value::Null);
-    let id = id_text(object.get("id")).ok_or_else(|| HookError::Malformed(format!("{name} without payload.object.id")))?;
+    let id =
+        id_text(object.get("id")).ok_or_else(|| HookError::Malformed(format!("{name} without payload.object.id")))?;
     let session = Session { event: format!("zoom:{scope}:{id}"), object, sent_at: event_ts(&v).unwrap_or(req.now) };
     match topic {
         "registration_created" => {
