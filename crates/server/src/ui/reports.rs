@@ -1,5 +1,6 @@
 //! Reports over the last N days: leads by source and campaign, the funnel by source, and
-//! disqualification reasons, from the same use cases as `/v1/reports`.
+//! disqualification reasons, and attendance by event, from the same use cases as
+//! `/v1/reports`.
 
 use super::session::Session;
 use super::{UiError, session_page};
@@ -25,11 +26,28 @@ pub async fn show(
     let days = q.days.unwrap_or(30).clamp(1, 366);
     let to = OffsetDateTime::now_utc();
     let from = to - time::Duration::days(i64::from(days));
-    let (sources, funnel, disqualified) = tokio::try_join!(
+    let (sources, funnel, disqualified, attendance) = tokio::try_join!(
         app.store.report_sources(from, to, false),
         reports::funnel(&app, from, to, true),
         reports::disqualifications(&app, from, to),
+        reports::attendance(&app, None),
     )?;
+    // Attendance is not bound to the period: an event's registrants span months.
+    let attendance: Vec<Value> = attendance
+        .into_iter()
+        .map(|e| {
+            let segments: Vec<Value> = e
+                .segments
+                .into_iter()
+                .map(|s| {
+                    let stages: Vec<Value> =
+                        s.stages.into_iter().map(|(stage, leads)| minijinja::context! { stage, leads }).collect();
+                    minijinja::context! { status => s.status, leads => s.leads, minutes => s.minutes, stages }
+                })
+                .collect();
+            minijinja::context! { event => e.event, name => e.name, segments }
+        })
+        .collect();
     let sources: Vec<Value> = sources
         .into_iter()
         .map(|s| minijinja::context! { source => s.source, campaign => s.campaign, leads => s.leads })
@@ -69,6 +87,8 @@ pub async fn show(
         &session,
         "reports",
         "reports.html",
-        minijinja::context! { days, sources, columns, funnel => rows, handoff => funnel.handoff, disqualified },
+        minijinja::context! {
+            days, sources, columns, funnel => rows, handoff => funnel.handoff, disqualified, attendance
+        },
     )
 }

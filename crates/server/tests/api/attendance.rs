@@ -183,6 +183,14 @@ async fn zoom_attendance_reaches_the_lead_scoring_routing_and_the_report() {
         .map(|s| (s["status"].as_str().unwrap(), s["leads"].as_u64().unwrap(), s["minutes"].as_u64().unwrap()))
         .collect();
     assert_eq!(segments, [("attended", 2, 45), ("cancelled", 1, 0)]);
+    // The dashboard shows the same: the report page and the lead's page.
+    let cookie = crate::ui::login(&app, &app.admin).await;
+    let (_, html) = crate::ui::page(&app, &cookie, "/ui/reports").await;
+    let table = &html[html.find(r#"<table id="attendance">"#).expect("the attendance table")..];
+    assert!(table.contains("Q3 launch") && table.contains("cancelled"), "{table}");
+    let (_, html) = crate::ui::page(&app, &cookie, &format!("/ui/leads/{id}")).await;
+    assert!(html.contains(r#"<table id="attendance">"#) && html.contains(">45<"), "{html}");
+
     let one: Value = app.get("/v1/reports/attendance?event=zoom:webinar:1").await.json().await.unwrap();
     assert_eq!(one, json!({"events": []}));
     let r = app.get("/v1/reports/attendance?event=").await;
