@@ -127,7 +127,7 @@ fn signed(adapter: Adapter, body: &[u8], at: OffsetDateTime) -> Req {
 
 fn items(h: Result<Handled, HookError>) -> Vec<Item> {
     match h {
-        Ok(Handled::Items(items)) => items,
+        Ok(Handled::Items(items) | Handled::Activity { items, .. }) => items,
         other => panic!("expected items, got {other:?}"),
     }
 }
@@ -433,6 +433,17 @@ fn zoom_registration_and_url_validation() {
     assert_eq!(s.custom["Topic of interest"], "APIs");
     assert_eq!(s.touchpoint["webinar_id"], "85746065432");
 
+    // The registration is attendance too; the webinar's end tells a no-show later.
+    let Ok(Handled::Activity { activity, .. }) =
+        signed(Adapter::ZoomWebinar, &zoom_registration(), now()).run(Adapter::ZoomWebinar, &secrets())
+    else {
+        panic!()
+    };
+    let [a] = &activity[..] else { panic!("{activity:?}") };
+    assert_eq!((a.kind.as_str(), a.email.as_str()), ("attendance.registered", "jchill@example.com"));
+    assert_eq!(a.properties["event"], "zoom:webinar:85746065432");
+    assert_eq!(a.properties["starts_at"], "2023-11-20T15:00:00Z");
+
     // "Validate your webhook endpoint" request example.
     let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
     let Ok(Handled::Challenge { status: 200, content_type: "application/json", body }) =
@@ -443,6 +454,45 @@ fn zoom_registration_and_url_validation() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
     assert_eq!(v["encryptedToken"], hex::encode(mac256(&[b"qgg8vlvZRS6UYooatFL8Aw"])));
+}
+
+/// Zoom's `meeting.participant_left` example (Meetings webhooks reference), and a meeting
+/// event that names no person.
+#[test]
+fn zoom_meeting_participants_are_attendance_and_other_events_are_acknowledged() {
+    let left = json!({"event": "meeting.participant_left", "event_ts": 1_626_230_691_572u64, "payload": {
+        "account_id": "AAAAAABBBB", "object": {"id": "1234567890", "uuid": "4444AAAiAAAAAiAiAiiAii==",
+            "host_id": "x1yCzABCDEfg23HiJKl4mN", "topic": "My Meeting", "type": 2,
+            "start_time": "2021-07-13T21:44:51Z", "timezone": "America/Los_Angeles", "duration": 60,
+            "participant": {"user_id": "1234567890", "user_name": "Jill Chill", "id": "iFxeBPYun6SAiWUzBcEkX",
+                "participant_uuid": "55555AAAiAAAAAiAiAiiAii", "leave_time": "2021-07-13T22:40:51Z",
+                "join_time": "2021-07-13T21:45:51Z", "leave_reason": "left the meeting",
+                "email": "jchill@example.com", "registrant_id": "abcdefghij0-klmnopq23456"}}}})
+    .to_string()
+    .into_bytes();
+    let Ok(Handled::Activity { items, activity }) =
+        signed(Adapter::ZoomWebinar, &left, now()).run(Adapter::ZoomWebinar, &secrets())
+    else {
+        panic!()
+    };
+    assert!(items.is_empty(), "a leave makes no lead");
+    let [a] = &activity[..] else { panic!("{activity:?}") };
+    assert_eq!(a.kind, "attendance.left");
+    assert_eq!(a.occurred_at, time::macros::datetime!(2021-07-13 22:40:51 UTC));
+    assert_eq!(a.properties["event"], "zoom:meeting:1234567890");
+    assert_eq!(a.properties["session"], "55555AAAiAAAAAiAiAiiAii");
+    assert_eq!(a.properties["joined_at"], "2021-07-13T21:45:51Z");
+    assert_eq!(
+        a.idempotency_key,
+        "zoom:meeting:1234567890:participant:55555AAAiAAAAAiAiAiiAii:participant_left:2021-07-13T22:40:51Z"
+    );
+
+    let ended = json!({"event": "meeting.ended", "payload": {"object": {"id": "1234567890"}}}).to_string();
+    let r = signed(Adapter::ZoomWebinar, ended.as_bytes(), now()).run(Adapter::ZoomWebinar, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
+    let other = json!({"event": "recording.completed", "payload": {}}).to_string();
+    let r = signed(Adapter::ZoomWebinar, other.as_bytes(), now()).run(Adapter::ZoomWebinar, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
 }
 
 #[test]
