@@ -3129,27 +3129,40 @@ pub async fn concurrent_writers_never_leave_a_reader_a_gap(store: &DynStore) {
             })
         })
         .collect();
-    // A reader follows while they write: a change numbered before one it has read must
-    // never commit after it, or the reader would have skipped it for good.
-    let mut seen = Vec::new();
-    let mut after = Cursor::default();
-    loop {
-        let finished = writers.iter().all(|w| w.is_finished());
-        let page = store.changes(&after, 5).await.unwrap();
-        let empty = page.changes.is_empty();
-        seen.extend(page.changes.iter().map(|c| (changes_read(&c.cursor), c.kind.clone())));
-        after = page.next;
-        if finished && empty {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    // Readers follow while they write: a change numbered before one a reader has read must
+    // never commit after it, or the reader would have skipped it for good. Three readers
+    // at once, as stores that number changes on reading must not give a number twice.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut after = Cursor::default();
+                loop {
+                    let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                    let page = store.changes(&after, 5).await.unwrap();
+                    let empty = page.changes.is_empty();
+                    seen.extend(page.changes.iter().map(|c| (changes_read(&c.cursor), c.kind.clone())));
+                    after = page.next;
+                    if finished && empty {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
     for w in writers {
         w.await.unwrap();
     }
-    let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
-    assert_eq!(numbers, (1..=seen.len() as u64).collect::<Vec<_>>(), "every change once, in order");
-    assert_eq!(seen.iter().filter(|(_, kind)| kind == "lead.created").count(), 96);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, (1..=seen.len() as u64).collect::<Vec<_>>(), "every change once, in order");
+        assert_eq!(seen.iter().filter(|(_, kind)| kind == "lead.created").count(), 96);
+    }
 }
 
 pub async fn a_backfill_queues_deliveries_with_their_changes(store: &DynStore) {
