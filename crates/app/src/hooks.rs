@@ -12,13 +12,13 @@ use crate::ingest::{self, OnInvalid, Settled};
 use crate::{App, AppError, metrics as m};
 use leadflow_core::capture::{IdempotencyKey, RawSubmission};
 use leadflow_core::config::{Mode, SourceConfig};
-use leadflow_core::pipeline::Outcome;
-use leadflow_core::{FieldError, FieldErrorCode};
 use leadflow_core::engagement::{Event, Identity};
 use leadflow_core::ids::EventId;
+use leadflow_core::pipeline::Outcome;
+use leadflow_core::{FieldError, FieldErrorCode};
 use leadflow_integrations::channels::{self, Activity, Handled, HookError, HookRequest, Item, Secrets};
-use leadflow_store::{EventOutcome, NewEvent};
 use leadflow_store::Captured;
+use leadflow_store::{EventOutcome, NewEvent};
 use sha2::{Digest, Sha256};
 
 /// What became of a provider's request.
@@ -85,8 +85,7 @@ pub async fn receive(app: &App, source: &SourceConfig, request: &HookRequest<'_>
         Handled::Items(items) => Ok(Received::Stored(store_items(app, source, items).await?)),
         Handled::Activity { items, activity } => {
             // The leads first: an event then finds its lead at once instead of waiting.
-            let mut stored =
-                if items.is_empty() { Stored::default() } else { store_items(app, source, items).await? };
+            let mut stored = if items.is_empty() { Stored::default() } else { store_items(app, source, items).await? };
             stored.recorded = record_activity(app, source, activity).await?;
             Ok(Received::Stored(stored))
         }
@@ -149,7 +148,7 @@ async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activit
                 url: None,
                 properties: a.properties,
                 lead_id: None,
-                identity: Identity { email: Some(a.email), ..Identity::default() },
+                identity: Identity { email: a.email, anonymous_id: a.visitor, ..Identity::default() },
             },
         })
         .collect();

@@ -197,8 +197,7 @@ fn of_event(event: &str, seen: &[&EventView], now: OffsetDateTime) -> Attendance
             kinds::LEFT => {
                 attended = true;
                 let from = time(e, "joined_at").or_else(|| {
-                    open.remove(&session)
-                        .and_then(|v| v.as_str().and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()))
+                    open.remove(&session).and_then(|v| v.as_str().and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()))
                 });
                 if let Some(from) = from.filter(|f| *f <= e.at) {
                     joined_at = Some(joined_at.map_or(from, |j| j.min(from)));
@@ -273,8 +272,13 @@ pub fn report_line(row: &Map<String, Value>, default: Status) -> Option<ReportLi
             "attended" | "attendedyesno" | "attendance" | "attendancestatus" | "status" => {
                 line.status = status_word(&text)?;
             }
-            "timeinsessionminutes" | "timeinsession" | "durationminutes" | "duration" | "minutes"
-            | "minutesattended" | "attendanceduration" => line.minutes = Some(minutes_of(Some(&Value::String(text)))),
+            "timeinsessionminutes"
+            | "timeinsession"
+            | "durationminutes"
+            | "duration"
+            | "minutes"
+            | "minutesattended"
+            | "attendanceduration" => line.minutes = Some(minutes_of(Some(&Value::String(text)))),
             "jointime" | "joinedat" | "firstjointime" => line.joined_at = report_time(&text),
             _ => {}
         }
@@ -367,7 +371,11 @@ mod tests {
     #[test]
     fn sessions_pair_joins_with_leaves_and_a_rejoin_adds_up() {
         let events = [
-            ev(kinds::REGISTERED, -600, json!({"event": "w1", "event_name": "Q3 launch", "ends_at": "2026-06-01T17:00:00Z"})),
+            ev(
+                kinds::REGISTERED,
+                -600,
+                json!({"event": "w1", "event_name": "Q3 launch", "ends_at": "2026-06-01T17:00:00Z"}),
+            ),
             ev(kinds::JOINED, 0, json!({"event": "w1", "session": "a"})),
             ev(kinds::LEFT, 20, json!({"event": "w1", "session": "a"})),
             ev(kinds::JOINED, 30, json!({"event": "w1", "session": "b"})),
@@ -423,7 +431,10 @@ mod tests {
         let mut survivor = fold(&[], &[ev(kinds::REGISTERED, 0, json!({"event": "w1"}))], at(1));
         let absorbed = fold(
             &[],
-            &[ev(kinds::ATTENDED, 0, json!({"event": "w1", "minutes": 9})), ev(kinds::NO_SHOW, 0, json!({"event": "w2"}))],
+            &[
+                ev(kinds::ATTENDED, 0, json!({"event": "w1", "minutes": 9})),
+                ev(kinds::NO_SHOW, 0, json!({"event": "w2"})),
+            ],
             at(1),
         );
         combine(&mut survivor, &absorbed);
@@ -437,16 +448,25 @@ mod tests {
         let zoom = row(json!({"Attended": "Yes", "Email": "a@x.com", "Join Time": "06/01/2026 04:02:10 PM",
             "Time in Session (minutes)": "47"}));
         let line = report_line(&zoom, Status::Attended).unwrap();
-        assert_eq!((line.status, line.minutes, line.joined_at), (Status::Attended, Some(47), Some(at(2) + time::Duration::seconds(10))));
+        assert_eq!(
+            (line.status, line.minutes, line.joined_at),
+            (Status::Attended, Some(47), Some(at(2) + time::Duration::seconds(10)))
+        );
         let absent = row(json!({"Attended": "No", "Time in Session (minutes)": "0"}));
-        assert_eq!(report_line(&absent, Status::Attended).unwrap(), ReportLine { status: Status::NoShow, minutes: None, joined_at: None });
+        assert_eq!(
+            report_line(&absent, Status::Attended).unwrap(),
+            ReportLine { status: Status::NoShow, minutes: None, joined_at: None }
+        );
         // No status column: the file's default (a badge scan list means they came).
         assert_eq!(report_line(&row(json!({"Email": "a@x.com"})), Status::Attended).unwrap().status, Status::Attended);
         assert_eq!(report_line(&row(json!({"Status": "maybe"})), Status::Attended), None);
         let (kind, props) = report_event(&line, "expo-2026", Some("Expo"));
         assert_eq!(kind, kinds::ATTENDED);
-        assert_eq!(Value::Object(props), json!({"event": "expo-2026", "event_name": "Expo", "minutes": 47,
-            "joined_at": "2026-06-01T16:02:10Z"}));
+        assert_eq!(
+            Value::Object(props),
+            json!({"event": "expo-2026", "event_name": "Expo", "minutes": 47,
+            "joined_at": "2026-06-01T16:02:10Z"})
+        );
     }
 
     proptest::proptest! {
