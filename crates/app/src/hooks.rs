@@ -162,6 +162,11 @@ pub fn key_of(item: &Item) -> Option<IdempotencyKey> {
     key_from(&item.idempotency_key)
 }
 
+/// [`key_from`] for other recorders of provider-style ids (conversations).
+pub(crate) fn key_for(id: &str) -> Option<IdempotencyKey> {
+    key_from(id)
+}
+
 fn key_from(id: &str) -> Option<IdempotencyKey> {
     IdempotencyKey::parse(id).ok().or_else(|| {
         let digest = Sha256::digest(id.as_bytes());

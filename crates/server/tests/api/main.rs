@@ -8,6 +8,7 @@ mod bad_input;
 mod capture;
 mod changes;
 mod channels;
+mod conversations;
 mod delivery;
 mod encryption;
 mod engagement;
