@@ -133,10 +133,12 @@ fn clip(text: &str, max: usize) -> String {
     text.replace('\0', "").trim().chars().take(max).collect::<String>().trim_end().to_owned()
 }
 
+/// A message with its `message_id` and its place among the events read.
+type Numbered = (Option<String>, usize, Message);
+
 /// The lead's conversations, newest (by last message) first. See the module docs.
 pub fn conversations(events: &[Event]) -> Vec<Conversation> {
-    // (conversation id) → (channel, messages with their ids and input order)
-    let mut grouped: BTreeMap<String, (String, Vec<(Option<String>, usize, Message)>)> = BTreeMap::new();
+    let mut grouped: BTreeMap<String, (String, Vec<Numbered>)> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         if e.kind != KIND {
             continue;
