@@ -244,3 +244,18 @@ async fn malformed_conversations_are_answered_with_problems() {
     problem(app.get(&format!("/v1/leads/{}/conversations", leadflow_core::LeadId::new())).await, 404).await;
     assert_eq!(app.lead_count().await, 0);
 }
+
+#[tokio::test]
+async fn an_erased_leads_conversations_are_gone_and_answer_410() {
+    let app = spawn_app_with(Config { sources: vec![SourceConfig::api(), chat_source()], ..Config::default() }).await;
+    let out: Value = app.post("/v1/conversations", &generic_post()).await.json().await.unwrap();
+    let id = out["lead_id"].as_str().unwrap().to_owned();
+    let r = app.http.post(app.url(&format!("/v1/leads/{id}/erase"))).bearer_auth(&app.admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let lead_id: leadflow_core::LeadId = id.parse().unwrap();
+    assert!(app.store.lead_events(lead_id, 100).await.unwrap().is_empty(), "erasure deleted the messages");
+    assert_eq!(problem(app.get(&format!("/v1/leads/{id}/conversations")).await, 410).await["code"], "erased");
+    let by_id = json!({"lead_id": id, "conversation": {"id": "c-78", "messages": [
+        {"at": "2026-06-01T16:00:00Z", "author": "visitor", "text": "still there?"}]}});
+    problem(app.post("/v1/conversations", &by_id).await, 410).await;
+}
