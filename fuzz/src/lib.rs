@@ -376,6 +376,49 @@ pub fn channels(data: &[u8]) {
     leadflow_integrations::channels::fuzz_entry(data);
 }
 
+/// Target `conversation`: JSON bytes → `engagement::conversation::parse_post` (the body
+/// of `POST /v1/conversations`); the bytes as lossy UTF-8 → `plain_text` (the HTML
+/// stripping of chat bodies); a parsed post's messages, as stored events, →
+/// `conversations`.
+///
+/// Properties: never panics; a refused post names at least one problem; the stripped
+/// text holds no NUL and at most `MAX_TEXT_CHARS` characters; grouping a post's messages
+/// yields one conversation holding each message id once, in time order.
+pub fn conversation(data: &[u8]) {
+    use leadflow_core::engagement::conversation::{self as c, MAX_TEXT_CHARS};
+    let text = c::plain_text(&String::from_utf8_lossy(data));
+    assert!(!text.contains('\0') && text.chars().count() <= MAX_TEXT_CHARS, "{text:?}");
+    let Ok(body) = serde_json::from_slice::<Value>(data) else { return };
+    let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+    match c::parse_post(&body, now) {
+        Err(errors) => assert!(!errors.is_empty(), "a refused post names its problems"),
+        Ok(posted) => {
+            let events: Vec<leadflow_core::engagement::Event> = posted
+                .messages
+                .iter()
+                .map(|(_, at, m)| leadflow_core::engagement::Event {
+                    id: leadflow_core::ids::EventId::new(),
+                    kind: c::KIND.to_owned(),
+                    occurred_at: *at,
+                    url: None,
+                    properties: c::properties(m),
+                    lead_id: None,
+                    identity: posted.who.clone(),
+                })
+                .collect();
+            let grouped = c::conversations(&events);
+            assert_eq!(grouped.len(), usize::from(!events.is_empty()), "one post is one conversation");
+            if let Some(conv) = grouped.first() {
+                assert!(conv.messages.windows(2).all(|w| w[0].at <= w[1].at), "in time order");
+                let ids: std::collections::HashSet<_> =
+                    posted.messages.iter().filter_map(|(_, _, m)| m.message_id.clone()).collect();
+                let anonymous = posted.messages.iter().filter(|(_, _, m)| m.message_id.is_none()).count();
+                assert_eq!(conv.messages.len(), ids.len() + anonymous, "each message id once");
+            }
+        }
+    }
+}
+
 /// Target `email`: the bytes as a raw message and as the body of each inbound-email
 /// provider's post (`leadflow_integrations::channels::fuzz_email`), then the stored item
 /// standardized with the default extraction rules.

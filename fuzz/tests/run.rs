@@ -20,7 +20,7 @@ const TOKENS: &[&str] = &[
     "+", "+1 ", "+44 ", "00", "011 ", "(", ")", "-", " ", "\t", "é", "ß", "İ", "\u{0660}", "\u{FF10}", "🇩🇪", "🇺🇸",
     "United States", "Georgia", "Korea", "UK", "calif.", "N.S.W.", "Québec", "US-CA", "%%\n", "join", "separator",
     "ignore", "synonyms", "contact.email", "a[0]", "a[-1]", "\"a.b\"", "<", ">", "</", "/>", "&amp;", "&#x41;",
-    "<![CDATA[", "]]>", "<!DOCTYPE x>", "<Notification>", "<sObject>", "\"propertyName\":", "\"objectId\":",
+    "<![CDATA[", "\"conversation\":", "\"messages\":", "\"author\":\"visitor\"", "<br>", "<script>", "&nbsp;", "]]>", "<!DOCTYPE x>", "<Notification>", "<sObject>", "\"propertyName\":", "\"objectId\":",
 ];
 
 struct Rng(u64);
@@ -142,6 +142,11 @@ fn mapping() {
 #[test]
 fn channels() {
     run("channels", leadflow_fuzz::channels, 0xc4a7);
+}
+
+#[test]
+fn conversation() {
+    run("conversation", leadflow_fuzz::conversation, 0xc0de);
 }
 
 #[test]

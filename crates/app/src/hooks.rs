@@ -148,7 +148,7 @@ async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activit
                 url: None,
                 properties: a.properties,
                 lead_id: None,
-                identity: Identity { email: Some(a.email), ..Identity::default() },
+                identity: Identity { email: a.email, anonymous_id: a.visitor, ..Identity::default() },
             },
         })
         .collect();
@@ -163,6 +163,11 @@ async fn record_activity(app: &App, source: &SourceConfig, activity: Vec<Activit
 /// is hashed, which keeps it stable across retries.
 pub fn key_of(item: &Item) -> Option<IdempotencyKey> {
     key_from(&item.idempotency_key)
+}
+
+/// [`key_from`] for other recorders of provider-style ids (conversations).
+pub(crate) fn key_for(id: &str) -> Option<IdempotencyKey> {
+    key_from(id)
 }
 
 fn key_from(id: &str) -> Option<IdempotencyKey> {

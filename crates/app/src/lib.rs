@@ -19,6 +19,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod conversations;
 pub mod deliveries;
 pub mod encryption;
 pub mod erase;

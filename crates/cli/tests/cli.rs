@@ -228,6 +228,7 @@ fn check_config_reports_every_error_with_its_location() {
         .env("CRM_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         .env("MAILGUN_SIGNING_KEY", "x")
         .env("ZAPIER_SIGNING_SECRET", "x")
+        .env("DRIFT_VERIFICATION_TOKEN", "x")
         .output()
         .unwrap();
     assert!(checked.status.success(), "the example configuration is valid: {}", stderr(&checked));

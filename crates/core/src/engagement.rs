@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub mod attendance;
+pub mod conversation;
 pub mod record;
 
 /// The scoring rules and the lifecycle contract, as configured.

@@ -5,6 +5,7 @@
 mod adapter;
 pub(crate) mod config;
 pub mod inbound;
+pub mod qualification;
 
 pub use adapter::Adapter;
 pub use config::{

@@ -115,8 +115,11 @@ pub struct Activity {
     /// The event type, e.g. `attendance.joined`.
     pub kind: String,
     pub occurred_at: OffsetDateTime,
-    /// Whom it was about.
-    pub email: String,
+    /// Whom it was about: an email, else the provider's visitor id (`drift:{contact
+    /// id}`, kept as the event's anonymous id: it joins the lead whose submission carried
+    /// the same `custom.anonymous_id`). One of the two is always set.
+    pub email: Option<String>,
+    pub visitor: Option<String>,
     pub properties: Map<String, Value>,
 }
 
@@ -222,7 +225,12 @@ pub fn standardize_source(source: &SourceConfig, payload: &Map<String, Value>) -
 }
 
 fn options(source: &SourceConfig) -> Options<'_> {
-    Options { adapter: source.adapter, email: &source.email, signed_json: &source.signed_json }
+    Options {
+        adapter: source.adapter,
+        email: &source.email,
+        signed_json: &source.signed_json,
+        qualification: &source.qualification,
+    }
 }
 
 /// The values the extraction rules find in a message's text, by target, as the `email`
@@ -252,6 +260,23 @@ pub fn standardize(adapter: Adapter, payload: &Map<String, Value>) -> Result<Sta
     adapters::standardize(Options::of(adapter), payload)
 }
 
+/// The lead a conversation's qualification answers make (`POST /v1/conversations`): the
+/// email and the answers, mapped by the source's qualification table and the label
+/// table as the chat adapters map theirs, in the shape `POST /v1/leads` takes (standard
+/// fields at the top level, the rest under `custom` with their questions as labels).
+pub fn answers_lead(
+    email: &str,
+    answers: &Map<String, Value>,
+    table: &leadflow_core::source::qualification::Qualification,
+) -> Map<String, Value> {
+    let mut s = Standard::default();
+    s.set("email", &Value::String(email.to_owned()));
+    s.answer_all(answers, table);
+    let mut out = s.into_payload();
+    out.remove("touchpoint");
+    out
+}
+
 /// Entry point for the email fuzz target: `data` as a raw message, and as the body of a
 /// Mailgun, SendGrid (raw and parsed) and Postmark post, through `handle` and
 /// `standardize` with default extraction rules and with every attachment kept. Must
@@ -274,6 +299,7 @@ pub fn fuzz_email(data: &[u8]) {
                 adapter: Adapter::Email,
                 email: &settings,
                 signed_json: Options::of(Adapter::Email).signed_json,
+                qualification: Options::of(Adapter::Email).qualification,
             };
             let req = HookRequest {
                 method: "POST",
@@ -328,6 +354,7 @@ pub fn fuzz_signed_json(data: &[u8]) {
                     adapter: Adapter::SignedJson,
                     email: Options::of(Adapter::SignedJson).email,
                     signed_json: &settings,
+                    qualification: Options::of(Adapter::SignedJson).qualification,
                 };
                 let req = HookRequest {
                     method: "POST",

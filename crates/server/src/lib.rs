@@ -113,6 +113,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::events::create))
         .routes(routes!(routes::events::batch))
         .routes(routes!(routes::leads::events))
+        .routes(routes!(routes::conversations::create))
+        .routes(routes!(routes::conversations::list))
         .routes(routes!(routes::leads::touchpoints))
         .routes(routes!(routes::stages::transitions, routes::stages::create_transition))
         .routes(routes!(routes::stages::assign))

@@ -963,3 +963,20 @@ fn the_handoff_docs_examples_are_valid_configuration() {
     let config = parse(&salesforce).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(config.destinations[0].values["Status"]["mql"], "Working - Contacted");
 }
+
+#[test]
+fn a_qualification_table_maps_questions_to_fields_and_a_bad_target_is_located() {
+    let c = parse(
+        "[[sources]]\nname = \"drift\"\nadapter = \"drift\"\nsecret_env = \"DRIFT_TOKEN\"\n\
+         qualification = { \"What's your team size?\" = \"employee_count\", \"Budget\" = \"custom.budget\" }\n",
+    )
+    .unwrap();
+    let q = &c.sources[1].qualification;
+    use crate::source::qualification::AnswerTarget;
+    assert_eq!(q.target("what's your team size"), Some(&AnswerTarget::Field("employee_count")));
+    assert_eq!(q.target("Budget"), Some(&AnswerTarget::Custom("budget".into())));
+    let errs =
+        parse("[[sources]]\nname = \"x\"\n[sources.qualification]\n\"Team size?\" = \"team_size\"\n").unwrap_err();
+    assert_eq!(errs[0].key, "sources[0].qualification.\"Team size?\"");
+    assert_eq!(errs[0].line, 4);
+}

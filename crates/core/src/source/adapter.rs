@@ -16,6 +16,8 @@ pub enum Adapter {
     Calendly,
     ZoomWebinar,
     Intercom,
+    /// Drift chat: messages, identified contacts and their bot's answers.
+    Drift,
     Unbounce,
     Webflow,
     Jotform,
@@ -28,7 +30,7 @@ pub enum Adapter {
 
 impl Adapter {
     /// Every adapter, in the contract's order.
-    pub const ALL: [Adapter; 16] = [
+    pub const ALL: [Adapter; 17] = [
         Adapter::Json,
         Adapter::WebForm,
         Adapter::FacebookLeadAds,
@@ -39,6 +41,7 @@ impl Adapter {
         Adapter::Calendly,
         Adapter::ZoomWebinar,
         Adapter::Intercom,
+        Adapter::Drift,
         Adapter::Unbounce,
         Adapter::Webflow,
         Adapter::Jotform,
@@ -69,6 +72,7 @@ impl Adapter {
             Self::Calendly => "calendly",
             Self::ZoomWebinar => "zoom_webinar",
             Self::Intercom => "intercom",
+            Self::Drift => "drift",
             Self::Unbounce => "unbounce",
             Self::Webflow => "webflow",
             Self::Jotform => "jotform",

@@ -9,6 +9,7 @@ use super::inbound::{self, DEFAULT_EMAIL_BODY_LIMIT, EmailSettings, SignedJsonSe
 use crate::config::read::{Problems, span};
 use crate::mapping::MappingSpec;
 use crate::source::SourceName;
+use crate::source::qualification::{self, Qualification};
 use std::time::Duration;
 use toml_edit::{Item, Table};
 
@@ -74,6 +75,9 @@ pub struct SourceConfig {
     pub email: EmailSettings,
     /// A `signed_json` source's signature scheme.
     pub signed_json: SignedJsonSettings,
+    /// Which field a chat bot's question fills (`qualification = { "Team size?" =
+    /// "employee_count" }`); read by the chat adapters and `POST /v1/conversations`.
+    pub qualification: Qualification,
 }
 
 /// Channel kinds a source may declare.
@@ -88,7 +92,7 @@ impl SourceConfig {
             Adapter::FacebookLeadAds | Adapter::GoogleAdsLeadForm | Adapter::LinkedinLeadGen => "paid_ads",
             Adapter::Calendly => "sales_tool",
             Adapter::ZoomWebinar => "event",
-            Adapter::Intercom => "chat",
+            Adapter::Intercom | Adapter::Drift => "chat",
             // Directories, marketplaces and review sites forward their inquiries.
             Adapter::Email => "third_party",
             Adapter::SignedJson => "api",
@@ -133,6 +137,7 @@ impl SourceConfig {
             body_limit_bytes: None,
             email: EmailSettings::default(),
             signed_json: SignedJsonSettings::default(),
+            qualification: Qualification::default(),
         }
     }
 
@@ -331,6 +336,7 @@ fn read_setting(p: &mut Problems, key: &str, item: &Item, path: &str, src: &mut 
                 src.body_limit_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX));
             }
         }
+        "qualification" => src.qualification = qualification::read(p, item, path),
         _ if inbound::read_email_key(p, key, item, path, &mut src.email) => {}
         _ if inbound::read_signed_key(p, key, item, path, &mut src.signed_json) => {}
         _ => p.push(span(item), path, "unknown key"),

@@ -15,6 +15,7 @@
 
 use leadflow_core::Email;
 use leadflow_core::mapping::{HeaderMatch, classify_header, fit_custom_key, label_number};
+use leadflow_core::source::qualification::{AnswerTarget, Qualification};
 use serde_json::{Map, Value};
 
 /// The standard lead fields of the contract, in contract order.
@@ -138,6 +139,32 @@ impl Standard {
         if !self.assign_known(label, value) {
             self.custom_labelled(id, Some(label), value.clone());
         }
+    }
+
+    /// A chat bot's answer to `question`: where the source's qualification table says
+    /// (a standard field, else custom under the question when the field is taken; or
+    /// `custom.NAME` with the question as its label), otherwise as [`Standard::assign`]
+    /// routes a label (synonyms such as "Company size"; custom under the question).
+    pub(crate) fn answer(&mut self, question: &str, value: &Value, table: &Qualification) {
+        match table.target(question) {
+            Some(AnswerTarget::Field(field)) => {
+                if !self.set(field, value) {
+                    self.custom(question, value.clone());
+                }
+            }
+            Some(AnswerTarget::Custom(name)) => self.custom_labelled(name, Some(question), value.clone()),
+            None => self.assign(question, value),
+        }
+    }
+
+    /// [`Standard::answer`] for every answer of an object, the table's questions first so
+    /// that a synonym never takes the field a configured question names.
+    pub(crate) fn answer_all(&mut self, answers: &Map<String, Value>, table: &Qualification) {
+        let (named, rest): (Vec<_>, Vec<_>) = answers.iter().partition(|(q, _)| table.target(q).is_some());
+        for (q, v) in named {
+            self.answer(q, v, table);
+        }
+        self.assign_all(rest);
     }
 
     /// Puts the value where its key says (standard field, name, touchpoint); false when

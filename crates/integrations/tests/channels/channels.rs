@@ -8,7 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use leadflow_core::source::Adapter;
 use leadflow_integrations::channels::{
-    Fetch, Handled, HookError, HookRequest, Item, Secrets, SpamReason, handle, standardize,
+    Activity, Fetch, Handled, HookError, HookRequest, Item, Secrets, SpamReason, handle, standardize,
 };
 use serde_json::{Value, json};
 use sha1::Sha1;
@@ -118,6 +118,8 @@ fn signed(adapter: Adapter, body: &[u8], at: OffsetDateTime) -> Req {
             r.header("x-hub-signature", format!("sha1={}", hex::encode(m.finalize().into_bytes())))
         }
         Adapter::SignedJson => r.header("x-signature", hex::encode(mac256(&[body]))),
+        // Drift signs nothing: its verification token comes in the body or this header.
+        Adapter::Drift => r.header("x-verification-token", SECRET),
         // Postmark (a JSON body) does not sign: its URL carries the shared key.
         Adapter::Email => Req { query: format!("key={SECRET}"), ..r },
         // Google checks google_key in the body; the others do not sign (json: bearer keys).
@@ -440,7 +442,7 @@ fn zoom_registration_and_url_validation() {
         panic!()
     };
     let [a] = &activity[..] else { panic!("{activity:?}") };
-    assert_eq!((a.kind.as_str(), a.email.as_str()), ("attendance.registered", "jchill@example.com"));
+    assert_eq!((a.kind.as_str(), a.email.as_deref()), ("attendance.registered", Some("jchill@example.com")));
     assert_eq!(a.properties["event"], "zoom:webinar:85746065432");
     assert_eq!(a.properties["starts_at"], "2023-11-20T15:00:00Z");
 
@@ -739,6 +741,7 @@ fn valid(adapter: Adapter) -> Req {
                 "data": {"item": {"type": "contact", "email": "a@example.com"}}});
             signed(adapter, body.to_string().as_bytes(), now())
         }
+        Adapter::Drift => signed(adapter, fixture("drift_contact_identified.json").to_string().as_bytes(), now()),
         Adapter::Unbounce => unbounce_req(),
         Adapter::Webflow => signed(adapter, &webflow_body(), now()),
         Adapter::Jotform => Req { query: format!("token={SECRET}"), ..jotform_req() },
@@ -789,7 +792,10 @@ fn a_signed_retry_with_a_fresh_timestamp_keeps_the_key() {
 
 #[test]
 fn tampered_bodies_are_unauthorized() {
-    for adapter in Adapter::providers().filter(|a| a.needs_secret() && *a != Adapter::GoogleAdsLeadForm) {
+    // Drift sends a verification token, not a signature of the body: its token is
+    // checked by `drift_requires_its_verification_token`.
+    let unsigned = [Adapter::GoogleAdsLeadForm, Adapter::Drift];
+    for adapter in Adapter::providers().filter(|a| a.needs_secret() && !unsigned.contains(a)) {
         let mut r = valid(adapter);
         let i = r.body.iter().position(|b| *b == b'@' || *b == b'1').unwrap();
         r.body[i] = if r.body[i] == b'@' { b'A' } else { b'2' };
@@ -1244,4 +1250,169 @@ fn every_adapter_has_a_version_and_missing_parts_are_named_by_path() {
         let err = standardize(adapter, &empty).unwrap_err();
         assert!(matches!(&err, HookError::Missing { path: p, .. } if p == path), "{adapter:?}: {err}");
     }
+}
+
+// ---------------------------------------------------------------- conversations
+
+fn activity(h: Result<Handled, HookError>) -> (Vec<Item>, Vec<Activity>) {
+    match h {
+        Ok(Handled::Activity { items, activity }) => (items, activity),
+        other => panic!("expected activity, got {other:?}"),
+    }
+}
+
+fn prop<'a>(a: &'a Activity, key: &str) -> &'a str {
+    a.properties.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("{key} missing from {a:?}"))
+}
+
+#[test]
+fn an_intercom_conversation_gives_its_lead_and_its_messages_as_the_persons_events() {
+    let body = fixture("intercom_conversation_user_created_2x.json").to_string();
+    let (items, messages) =
+        activity(signed(Adapter::Intercom, body.as_bytes(), now()).run(Adapter::Intercom, &secrets()));
+    assert_eq!(items.len(), 1, "the lead item is still there");
+    let [first] = &messages[..] else { panic!("{messages:?}") };
+    assert_eq!((first.kind.as_str(), first.email.as_deref()), ("conversation.message", Some("joe@example.com")));
+    assert_eq!(first.idempotency_key, "intercom:367:source");
+    assert_eq!(first.occurred_at, OffsetDateTime::from_unix_timestamp(1_719_492_825).unwrap());
+    assert_eq!((prop(first, "conversation"), prop(first, "author")), ("intercom:367", "visitor"));
+    assert_eq!(prop(first, "text"), "Hi, can I get a demo for my team?", "HTML is stripped");
+
+    // A reply: the admin's comment is an agent's message; the internal note is not one.
+    let reply = fixture("intercom_conversation_admin_replied.json");
+    let (items, messages) =
+        activity(signed(Adapter::Intercom, reply.to_string().as_bytes(), now()).run(Adapter::Intercom, &secrets()));
+    assert!(items.is_empty(), "a reply is no new lead");
+    let [answer] = &messages[..] else { panic!("{messages:?}") };
+    assert_eq!(answer.idempotency_key, "intercom:367:part:45763812690");
+    assert_eq!((prop(answer, "author"), prop(answer, "author_name")), ("agent", "Ciaran Lee"));
+    assert_eq!(prop(answer, "text"), "Happy to help!\n\nHow many people are on your team?");
+    assert_eq!(answer.email.as_deref(), Some("joe@example.com"), "the person, not the admin");
+
+    // The same part under another topic (a bot's reply comes twice) has the same key.
+    let mut again = reply.clone();
+    again["topic"] = json!("conversation.operator.replied");
+    again["id"] = json!("notif_other");
+    let (_, twice) =
+        activity(signed(Adapter::Intercom, again.to_string().as_bytes(), now()).run(Adapter::Intercom, &secrets()));
+    assert_eq!(twice[0].idempotency_key, answer.idempotency_key);
+
+    // Without the person's email nothing is recorded, and the reply is acknowledged.
+    let mut anonymous = reply;
+    anonymous["data"]["item"]["source"]["author"]["email"] = json!("");
+    let r = signed(Adapter::Intercom, anonymous.to_string().as_bytes(), now()).run(Adapter::Intercom, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
+}
+
+#[test]
+fn intercom_conversation_attributes_are_read_through_the_qualification_table() {
+    use leadflow_core::config::SourceConfig;
+    use leadflow_core::source::qualification::Qualification;
+    let mut body = fixture("intercom_conversation_user_created_2x.json");
+    body["data"]["item"]["custom_attributes"] =
+        json!({"How many people are on your team?": "51-200", "Company size": "11-50", "Use case": "Routing"});
+    let item = only(signed(Adapter::Intercom, body.to_string().as_bytes(), now()).run(Adapter::Intercom, &secrets()));
+    let source = SourceConfig {
+        adapter: Adapter::Intercom,
+        qualification: Qualification::new([("How many people are on your team?", "employee_count")]).unwrap(),
+        ..SourceConfig::api()
+    };
+    let s = leadflow_integrations::channels::standardize_source(&source, &item.payload).unwrap();
+    assert_eq!(s.fields["employee_count"], "51-200", "the configured question wins over the synonym");
+    assert_eq!(s.custom["Company size"], "11-50");
+    assert_eq!(s.custom["Use case"], "Routing", "an unmapped answer stays custom under its question");
+}
+
+#[test]
+fn a_drift_message_is_the_visitors_event_under_drifts_contact_id() {
+    let body = fixture("drift_new_message.json").to_string();
+    let (items, messages) = activity(signed(Adapter::Drift, body.as_bytes(), now()).run(Adapter::Drift, &secrets()));
+    assert!(items.is_empty());
+    let [m] = &messages[..] else { panic!("{messages:?}") };
+    assert_eq!(m.idempotency_key, "drift:message:2371960542");
+    assert_eq!((m.email.as_deref(), m.visitor.as_deref()), (None, Some("drift:21761149107")));
+    assert_eq!(m.occurred_at, OffsetDateTime::from_unix_timestamp(1_700_000_400).unwrap());
+    assert_eq!(
+        (prop(m, "conversation"), prop(m, "channel"), prop(m, "author")),
+        ("drift:1865424318", "drift", "visitor")
+    );
+    assert_eq!(prop(m, "text"), "Hi! Do you integrate with Salesforce & HubSpot?");
+
+    // A bot user's message is the bot's; a private note is no message.
+    let mut bot = fixture("drift_new_message.json");
+    bot["data"]["author"] = json!({"type": "user", "id": 42, "bot": true});
+    bot["data"]["contactId"] = json!(21761149107_u64);
+    let (_, messages) =
+        activity(signed(Adapter::Drift, bot.to_string().as_bytes(), now()).run(Adapter::Drift, &secrets()));
+    assert_eq!((prop(&messages[0], "author"), messages[0].visitor.as_deref()), ("bot", Some("drift:21761149107")));
+    let mut note = fixture("drift_new_message.json");
+    note["data"]["type"] = json!("private_note");
+    let r = signed(Adapter::Drift, note.to_string().as_bytes(), now()).run(Adapter::Drift, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
+    // An agent's message that names no contact cannot be placed.
+    let mut agent = fixture("drift_new_message.json");
+    agent["data"]["author"] = json!({"type": "user", "id": 42, "bot": false});
+    let r = signed(Adapter::Drift, agent.to_string().as_bytes(), now()).run(Adapter::Drift, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
+}
+
+#[test]
+fn drift_requires_its_verification_token() {
+    let mut body = fixture("drift_new_message.json");
+    // In the body, as Drift sends it, the header is not needed.
+    body["token"] = json!(SECRET);
+    assert!(activity(Req::post(body.to_string()).run(Adapter::Drift, &secrets())).1.len() == 1);
+    body["token"] = json!("not-the-token");
+    let wrong = Req::post(body.to_string()).header("x-verification-token", SECRET);
+    assert!(
+        matches!(wrong.run(Adapter::Drift, &secrets()), Err(HookError::Unauthorized(_))),
+        "the body's token counts"
+    );
+    let none = Req::post(fixture("drift_new_message.json").to_string());
+    assert!(matches!(none.run(Adapter::Drift, &secrets()), Err(HookError::Unauthorized(_))));
+    let no_data = signed(Adapter::Drift, br#"{"type": "new_message", "orgId": 1}"#, now());
+    assert!(matches!(no_data.run(Adapter::Drift, &secrets()), Err(HookError::Malformed(_))));
+}
+
+#[test]
+fn a_drift_contact_identified_is_a_lead_with_its_bots_answers_mapped() {
+    use leadflow_core::config::SourceConfig;
+    use leadflow_core::source::qualification::Qualification;
+    let mut body = fixture("drift_contact_identified.json");
+    body["token"] = json!(SECRET);
+    let item = only(Req::post(body.to_string()).run(Adapter::Drift, &secrets()));
+    assert!(item.idempotency_key.starts_with("drift:contact:21761149107:"), "{}", item.idempotency_key);
+    assert!(!item.payload.contains_key("token"), "the verification token is not stored");
+    let source = SourceConfig {
+        adapter: Adapter::Drift,
+        qualification: Qualification::new([("What's your timeline?", "custom.timeline")]).unwrap(),
+        ..SourceConfig::api()
+    };
+    let s = leadflow_integrations::channels::standardize_source(&source, &item.payload).unwrap();
+    assert_eq!(s.fields["email"], "ada@acme.example");
+    assert_eq!((s.fields["first_name"].as_str(), s.fields["last_name"].as_str()), (Some("Ada"), Some("Lovelace")));
+    assert_eq!(s.fields["company"], "Acme Analytics");
+    assert_eq!(s.fields["employee_count"], "51-200", "Company size by the label table");
+    assert_eq!(s.custom["timeline"], "This quarter");
+    assert_eq!(s.labels["timeline"], "What's your timeline?");
+    assert_eq!(s.custom["anonymous_id"], "drift:21761149107", "its messages join this lead");
+    assert!(!s.custom.contains_key("_END_USER_VERSION"));
+    // A contact without an email is no lead yet.
+    let mut anonymous = fixture("drift_contact_identified.json");
+    anonymous["data"]["attributes"]["email"] = json!(null);
+    let r = signed(Adapter::Drift, anonymous.to_string().as_bytes(), now()).run(Adapter::Drift, &secrets());
+    assert!(matches!(r, Ok(Handled::Ignored { .. })), "{r:?}");
+}
+
+#[test]
+fn generic_answers_make_a_lead_payload_by_the_same_tables() {
+    use leadflow_core::source::qualification::Qualification;
+    let answers = json!({"What's your team size?": 120, "Job title": "CTO", "Favourite colour": "green"});
+    let table = Qualification::new([("What's your team size?", "employee_count")]).unwrap();
+    let lead = leadflow_integrations::channels::answers_lead("ada@example.com", answers.as_object().unwrap(), &table);
+    assert_eq!(
+        Value::Object(lead),
+        json!({"email": "ada@example.com", "employee_count": "120", "job_title": "CTO",
+            "custom": {"Favourite colour": "green"}})
+    );
 }

@@ -589,7 +589,7 @@ pub async fn touchpoints(
 
 /// The lead the path names (followed through merges), unless it was erased: 404 for no
 /// such lead, 410 `erased` for a tombstone.
-pub(super) async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, ApiError> {
+pub(crate) async fn live_lead(app: &AppState, lead_id: LeadId, raw: &str) -> Result<Lead, ApiError> {
     let lead = app.store.get_lead(lead_id).await?.ok_or_else(|| not_found(raw, "lead"))?;
     match lead.erased_at {
         Some(_) => Err(ApiError::erased(lead.id)),

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod changes;
+pub mod conversations;
 pub mod deliveries;
 pub mod erasure;
 pub mod events;

@@ -189,7 +189,7 @@ async fn an_intercom_contact_known_only_by_id_is_quarantined_naming_the_path_and
     let error = &entry["errors"][0];
     assert_eq!(error["code"], "unreadable");
     assert_eq!(error["field"], "data.item.contacts.contacts[0].email");
-    assert_eq!(error["adapter"], "intercom/2");
+    assert_eq!(error["adapter"], "intercom/3");
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("by id only") && message.contains("667d60d88a68186f43bafde1"), "{message}");
 

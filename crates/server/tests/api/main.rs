@@ -9,6 +9,7 @@ mod bad_input;
 mod capture;
 mod changes;
 mod channels;
+mod conversations;
 mod delivery;
 mod encryption;
 mod engagement;

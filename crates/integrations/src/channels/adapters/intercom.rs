@@ -23,11 +23,31 @@
 //!
 //! Version 2 reads all of these (version 1 read `source.author` only for conversations)
 //! and reports the missing path when no person with an email or phone is found.
+//!
+//! Conversations (version 3): the messages of a conversation notification are recorded
+//! as `conversation.message` events of its person (see
+//! [`leadflow_core::engagement::conversation`]): `conversation.user.created` gives the
+//! first message (`data.item.source`, by the person), and every `conversation.*` topic
+//! that carries `data.item.conversation_parts.conversation_parts[]` (`user.replied`,
+//! `admin.replied`, `operator.replied`, `admin.single.created`, …) gives its parts
+//! (`id, part_type, body` HTML, `created_at` Unix seconds, `author {type, name}`).
+//! Authors `user`, `lead`, `contact` are the visitor, `admin` and `team` an agent,
+//! `bot` and `operator` a bot; internal notes (`part_type` `note`) and parts without a
+//! body (assignments, state changes) are not messages. Keys `intercom:{conversation
+//! id}:source` and `intercom:{conversation id}:part:{part id}`: the same part sent under
+//! two topics (a bot's reply comes as `admin.replied` and `operator.replied`) is
+//! recorded once. The person is named by the email of the shapes above; without one
+//! the messages are not recorded (the lead item path is unchanged). The conversation's
+//! `custom_attributes` (where a bot's qualification answers land) are read through the
+//! source's qualification table.
 
-use super::{header, ignored, item, missing, one, require_post, str_of};
-use crate::channels::standard::Standard;
-use crate::channels::{Fetch, Handled, HookError, HookRequest, body, sig};
+use super::{arr, header, ignored, item, missing, one, require_post, str_of};
+use crate::channels::standard::{Standard, id_text};
+use crate::channels::{Activity, Fetch, Handled, HookError, HookRequest, body, sig};
+use leadflow_core::engagement::conversation::{self, Author, NewMessage, plain_text};
+use leadflow_core::source::qualification::Qualification;
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 const LEAD_TOPICS: &[&str] =
     &["contact.user.created", "contact.lead.created", "contact.created", "user.created", "conversation.user.created"];
@@ -43,16 +63,87 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
     let note = body::json_object(req.body)?;
     let v = Value::Object(note.clone());
     let topic = str_of(&v, "topic").ok_or_else(|| HookError::Malformed("missing topic".into()))?;
-    if !LEAD_TOPICS.contains(&topic) {
+    let is_lead = LEAD_TOPICS.contains(&topic);
+    if !is_lead && !topic.starts_with("conversation.") {
         return Ok(ignored(format!("topic {topic} is not a lead")));
     }
     let id = str_of(&v, "id").ok_or_else(|| HookError::Malformed("notification without id".into()))?;
-    if v.get("data").and_then(|d| d.get("item")).is_none() {
+    let Some(it) = v.get("data").and_then(|d| d.get("item")) else {
         return Err(HookError::Malformed("notification without data.item".into()));
+    };
+    let activity = messages(it, topic == "conversation.user.created");
+    if !is_lead {
+        return Ok(if activity.is_empty() {
+            ignored(format!("topic {topic} carries no message of a person with an email"))
+        } else {
+            Handled::Activity { items: Vec::new(), activity }
+        });
     }
     let mut found = item(format!("intercom:{id}"), note.clone(), false);
     found.fetch = contact_to_fetch(&note).map(|contact_id| Fetch::IntercomContact { contact_id });
-    Ok(one(found))
+    Ok(if activity.is_empty() { one(found) } else { Handled::Activity { items: vec![found], activity } })
+}
+
+/// The messages of a conversation item, as events of its person; none when the item is
+/// no conversation or its person has no email. `first`: the item's `source` is the
+/// person's opening message (`conversation.user.created`).
+fn messages(it: &Value, first: bool) -> Vec<Activity> {
+    if str_of(it, "type").is_some_and(|t| t != "conversation") {
+        return Vec::new();
+    }
+    let Some(conversation) = id_text(it.get("id")) else { return Vec::new() };
+    let email = find_person(it).ok().and_then(|p| str_of(p, "email")).map(str::trim).filter(|e| !e.is_empty());
+    let Some(email) = email.map(str::to_lowercase) else { return Vec::new() };
+    let mut parts: Vec<(String, &Value, Option<&Value>)> = Vec::new();
+    if first && let Some(source) = it.get("source") {
+        parts.push((format!("intercom:{conversation}:source"), source, it.get("created_at")));
+    }
+    for part in arr(it.get("conversation_parts").unwrap_or(&Value::Null), "conversation_parts") {
+        if str_of(part, "part_type") == Some("note") {
+            continue;
+        }
+        if let Some(pid) = id_text(part.get("id")) {
+            parts.push((format!("intercom:{conversation}:part:{pid}"), part, part.get("created_at")));
+        }
+    }
+    parts
+        .into_iter()
+        .filter_map(|(key, part, at)| {
+            let author = part.get("author").unwrap_or(&Value::Null);
+            let who = match str_of(author, "type") {
+                // The opening message of a customer-initiated conversation is the person's.
+                None if first && key.ends_with(":source") => Author::Visitor,
+                Some("user" | "lead" | "contact") => Author::Visitor,
+                Some("admin" | "team") => Author::Agent,
+                Some("bot" | "operator") => Author::Bot,
+                _ => return None,
+            };
+            let text = plain_text(str_of(part, "body")?);
+            if text.is_empty() {
+                return None;
+            }
+            let occurred_at = at
+                .and_then(Value::as_i64)
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let message = NewMessage {
+                conversation: format!("intercom:{conversation}"),
+                channel: "intercom".into(),
+                author: who,
+                author_name: str_of(author, "name").map(str::to_owned),
+                text,
+                message_id: id_text(part.get("id")),
+            };
+            Some(Activity {
+                idempotency_key: key,
+                kind: conversation::KIND.to_owned(),
+                occurred_at,
+                email: Some(email.clone()),
+                visitor: None,
+                properties: conversation::properties(&message),
+            })
+        })
+        .collect()
 }
 
 /// Where a person can sit in a notification's item, in the order they are tried.
@@ -144,7 +235,7 @@ pub fn contact_to_fetch(payload: &Map<String, Value>) -> Option<String> {
     str_of(at(it, &["contacts", "contacts", "0"])?, "id").map(str::to_owned)
 }
 
-pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> {
+pub fn standardize(payload: &Map<String, Value>, qualification: &Qualification) -> Result<Standard, HookError> {
     let v = Value::Object(payload.clone());
     let it = v.get("data").and_then(|d| d.get("item")).ok_or_else(|| missing("data.item", "an object"))?;
     // A contact read back from the API (see `contact_to_fetch`) is the person.
@@ -187,7 +278,13 @@ pub fn standardize(payload: &Map<String, Value>) -> Result<Standard, HookError> 
         }
     }
     if let Some(attrs) = person.get("custom_attributes").and_then(Value::as_object) {
-        s.assign_all(attrs);
+        s.answer_all(attrs, qualification);
+    }
+    // A conversation's own attributes hold what a bot asked (Fin, custom bots).
+    if str_of(it, "type") == Some("conversation")
+        && let Some(attrs) = it.get("custom_attributes").and_then(Value::as_object)
+    {
+        s.answer_all(attrs, qualification);
     }
     if let Some(companies) = person.get("companies") {
         s.custom("companies", companies.clone());

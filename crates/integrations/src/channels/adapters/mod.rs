@@ -2,6 +2,7 @@
 //! `standardize` (map one stored item). Shared helpers live here.
 
 pub mod calendly;
+pub mod drift;
 pub mod email;
 pub mod facebook;
 pub mod google;
@@ -20,6 +21,7 @@ pub mod zoom;
 use crate::channels::{Handled, HookError, HookRequest, Item, Secrets, SpamRules, Standard};
 use leadflow_core::source::Adapter;
 use leadflow_core::source::inbound::{EmailSettings, SignedJsonSettings};
+use leadflow_core::source::qualification::Qualification;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
@@ -29,15 +31,18 @@ pub struct Options<'a> {
     pub adapter: Adapter,
     pub email: &'a EmailSettings,
     pub signed_json: &'a SignedJsonSettings,
+    /// The source's qualification table (chat adapters read their bots' answers by it).
+    pub qualification: &'a Qualification,
 }
 
 static DEFAULT_EMAIL: LazyLock<EmailSettings> = LazyLock::new(EmailSettings::default);
 static DEFAULT_SIGNED: LazyLock<SignedJsonSettings> = LazyLock::new(SignedJsonSettings::default);
+static NO_QUALIFICATION: LazyLock<Qualification> = LazyLock::new(Qualification::default);
 
 impl Options<'static> {
     /// The adapter with default settings.
     pub fn of(adapter: Adapter) -> Self {
-        Self { adapter, email: &DEFAULT_EMAIL, signed_json: &DEFAULT_SIGNED }
+        Self { adapter, email: &DEFAULT_EMAIL, signed_json: &DEFAULT_SIGNED, qualification: &NO_QUALIFICATION }
     }
 }
 use sha2::{Digest, Sha256};
@@ -72,6 +77,7 @@ fn handle_with(
         Adapter::Calendly => calendly::handle(req, secret),
         Adapter::ZoomWebinar => zoom::handle(req, secret),
         Adapter::Intercom => intercom::handle(req, secret),
+        Adapter::Drift => drift::handle(req, secret),
         Adapter::Unbounce => unbounce::handle(req, secret),
         Adapter::Webflow => webflow::handle(req, secret),
         Adapter::Jotform => jotform::handle(req, secret),
@@ -86,7 +92,9 @@ fn handle_with(
 /// to the length limit, missing parts reported by path; Typeform and Tally key custom
 /// answers by the question's ref/key; Intercom reads every documented person shape;
 /// Webflow, Unbounce and web forms take a lone email-shaped value as the email.
-/// `email/1` and `signed_json/1` came with issue 19.
+/// `email/1` and `signed_json/1` came with issue 19. Conversations: `intercom/3` reads
+/// the conversation's `custom_attributes` (a bot's answers) through the source's
+/// qualification table; `drift/1` is new.
 pub fn version(adapter: Adapter) -> &'static str {
     match adapter {
         Adapter::Json => "json/1",
@@ -98,7 +106,8 @@ pub fn version(adapter: Adapter) -> &'static str {
         Adapter::HubspotForms => "hubspot_forms/2",
         Adapter::Calendly => "calendly/2",
         Adapter::ZoomWebinar => "zoom_webinar/2",
-        Adapter::Intercom => "intercom/2",
+        Adapter::Intercom => "intercom/3",
+        Adapter::Drift => "drift/1",
         Adapter::Unbounce => "unbounce/2",
         Adapter::Webflow => "webflow/2",
         Adapter::Jotform => "jotform/2",
@@ -123,7 +132,8 @@ pub fn standardize(options: Options, payload: &Map<String, Value>) -> Result<Sta
         Adapter::HubspotForms => hubspot::standardize(payload),
         Adapter::Calendly => calendly::standardize(payload),
         Adapter::ZoomWebinar => zoom::standardize(payload),
-        Adapter::Intercom => intercom::standardize(payload),
+        Adapter::Intercom => intercom::standardize(payload, options.qualification),
+        Adapter::Drift => drift::standardize(payload, options.qualification),
         Adapter::Unbounce => unbounce::standardize(payload),
         Adapter::Webflow => webflow::standardize(payload),
         Adapter::Jotform => jotform::standardize(payload),

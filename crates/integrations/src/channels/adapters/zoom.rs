@@ -100,7 +100,8 @@ pub fn handle(req: &HookRequest, secret: Option<&str>) -> Result<Handled, HookEr
             // A registrant is a lead already; anyone else who joins becomes one.
             let registered = id_text(p.get("registrant_id")).is_some();
             let items = if joined && !registered {
-                vec![item(format!("{}:participant:{}", session.event, activity.email), event.clone(), false)]
+                let email = activity.email.as_deref().unwrap_or_default();
+                vec![item(format!("{}:participant:{email}", session.event), event.clone(), false)]
             } else {
                 Vec::new()
             };
@@ -134,7 +135,14 @@ impl Session<'_> {
             }
         }
         properties.insert("provider".into(), Value::String("zoom".into()));
-        Some(Activity { idempotency_key: key.to_owned(), kind: kind.to_owned(), occurred_at: at, email, properties })
+        Some(Activity {
+            idempotency_key: key.to_owned(),
+            kind: kind.to_owned(),
+            occurred_at: at,
+            email: Some(email),
+            visitor: None,
+            properties,
+        })
     }
 }
 
