@@ -1,18 +1,13 @@
 //! The change feed in PostgreSQL.
 //!
-//! The entries a transaction's changes make gather in a buffer of its own (a task-local,
-//! so every path that applies changes fills it without carrying it along), and one
-//! statement sent last before the COMMIT writes them unnumbered, in order, under a
-//! sequence. Numbers are given on reading: [`number`] takes the clock's row lock and
-//! numbers every committed unnumbered change in sequence order, in its own transaction,
-//! before [`read`] reads. A change is numbered only once it is committed, and after every
-//! change numbered before it, so a reader sees numbers in commit order with no gaps (a
-//! transaction still in flight is numbered by a later read, after the numbers given out
-//! meanwhile), across connections and instances; a transaction that rolls back leaves
-//! nothing. Writers never wait for one another on the clock: only readers take it, for
-//! the time of one statement. Two changes of the same lead are in commit order within one
-//! numbering too: the later transaction waited for the earlier one's row lock, so its
-//! changes were written, and drew their sequence numbers, after the earlier one committed.
+//! Changes are numbered at the very end of their transaction: the entries a transaction's
+//! changes make gather in a buffer of its own (a task-local, so every path that applies
+//! changes fills it without carrying it along), and one statement sent last before the
+//! COMMIT advances the clock and writes them. The clock's row lock, held through the
+//! COMMIT, makes the next transaction number its changes after this one is visible: the
+//! numbers follow commit order across connections and instances, and a transaction that
+//! rolls back gives its numbers back. Taking the lock last keeps it out of every wait
+//! cycle: its holder waits for nothing but its own commit.
 
 use super::Fail;
 use super::apply::{Op, p};
@@ -55,44 +50,15 @@ pub(super) fn rewind(mark: usize) {
     let _ = PENDING.try_with(|pending| pending.borrow_mut().truncate(mark));
 }
 
-const WRITE: &str = "INSERT INTO changes (type, lead_id, at, detail)
-     SELECT u.type, u.lead_id, u.at, u.detail
-     FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) WITH ORDINALITY AS u (type, lead_id, at, detail, n)
-     ORDER BY u.n";
+const WRITE: &str = "WITH clock AS (
+         UPDATE change_clock SET last = last + cardinality($1::text[]) RETURNING last
+     )
+     INSERT INTO changes (cursor, type, lead_id, at, detail)
+     SELECT clock.last - cardinality($1::text[]) + u.n, u.type, u.lead_id, u.at, u.detail
+     FROM clock, unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::jsonb[]) WITH ORDINALITY AS u (type, lead_id, at, detail, n)";
 
-/// The most changes one numbering takes; a reader behind more numbers the rest next time.
-const NUMBER_AT_ONCE: i64 = 100_000;
-
-/// Numbers every committed change not numbered yet, in sequence order, after the last
-/// number given; `tx` must commit right after. Readers call it before reading.
-pub(super) async fn number(tx: &impl GenericClient) -> Result<(), Fail> {
-    // Most reads of a reader that keeps up find nothing to number: they must not take the
-    // lock, which would make every read a write with a commit to flush.
-    if rows(tx, "SELECT 1 FROM changes WHERE cursor IS NULL LIMIT 1", &[]).await?.is_empty() {
-        return Ok(());
-    }
-    // The lock first, in a statement of its own: the next statement's snapshot is taken
-    // after it, so it sees what the previous numbering committed.
-    let last: i64 =
-        rows(tx, "SELECT last FROM change_clock FOR UPDATE", &[]).await?.first().map_or(Ok(0), |r| r.try_get(0))?;
-    super::sql::exec(
-        tx,
-        "WITH pending AS (
-             SELECT seq, row_number() OVER (ORDER BY seq) AS k FROM changes
-             WHERE cursor IS NULL ORDER BY seq LIMIT $2
-         ), numbered AS (
-             UPDATE changes c SET cursor = $1 + p.k FROM pending p WHERE c.seq = p.seq RETURNING 1
-         )
-         UPDATE change_clock SET last = $1 + (SELECT count(*) FROM numbered)",
-        &[&last, &NUMBER_AT_ONCE],
-    )
-    .await?;
-    Ok(())
-}
-
-/// The statement that writes the buffered entries, emptying the buffer; it is the
-/// transaction's last before COMMIT, so a savepoint rolled back after it cannot take back
-/// entries the buffer no longer holds.
+/// The statement that numbers and writes the buffered entries, emptying the buffer; it
+/// must be the transaction's last before COMMIT.
 pub(super) fn take() -> Option<Op<'static>> {
     let entries = PENDING.try_with(|pending| std::mem::take(&mut *pending.borrow_mut())).ok()?;
     if entries.is_empty() {
@@ -156,10 +122,8 @@ pub(super) async fn read(
     let head = match changes.last() {
         Some((last, _)) => *last,
         None => {
-            let last: i64 = rows(c, "SELECT last FROM change_clock FOR UPDATE", &[])
-                .await?
-                .first()
-                .map_or(Ok(0), |r| r.try_get(0))?;
+            let last: i64 =
+                rows(c, "SELECT last FROM change_clock", &[]).await?.first().map_or(Ok(0), |r| r.try_get(0))?;
             u64::try_from(last).unwrap_or(0)
         }
     };

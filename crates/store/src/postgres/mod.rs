@@ -91,7 +91,6 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (16, include_str!("../../migrations/postgres/0016_retention.sql")),
     (17, include_str!("../../migrations/postgres/0017_key_lifecycle.sql")),
     (18, include_str!("../../migrations/postgres/0018_changes.sql")),
-    (19, include_str!("../../migrations/postgres/0019_changes_numbered_on_read.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -800,7 +799,6 @@ impl Store for PgStore {
         after: &leadflow_core::feed::Cursor,
         limit: usize,
     ) -> Result<leadflow_core::feed::Page, StoreError> {
-        transaction!(self, false, |tx| { feed::number(&tx).await? })?;
         let (rows, head) = read!(self, |c| feed::read(c, after.at(0), limit))?;
         crate::feed_page(after, rows, head)
     }
