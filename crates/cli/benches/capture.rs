@@ -41,7 +41,7 @@ fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let phase = Duration::from_secs(seconds);
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_leadflow");
+    let bin = common::binary();
     // BENCH_FUZZY=0 measures with fuzzy matching off (serve reads ./leadflow.toml).
     let mut toml = String::new();
     if std::env::var("BENCH_FUZZY").is_ok_and(|v| v == "0") {
@@ -77,7 +77,7 @@ fn main() {
     };
     let instances: usize = std::env::var("BENCH_INSTANCES").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     println!("store: {}, instances: {instances}", if postgres.is_some() { "PostgreSQL" } else { "SQLite" });
-    let out = Command::new(bin)
+    let out = Command::new(&bin)
         .current_dir(dir.path())
         .env(common::KEY_ENV.0, common::KEY_ENV.1)
         .args(["keys", "create", "--name", "bench", "--scope", "admin", "--database", &database])
@@ -87,7 +87,7 @@ fn main() {
     let mut servers = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..instances {
-        let mut server = Command::new(bin)
+        let mut server = Command::new(&bin)
             .current_dir(dir.path())
             .env("LEADFLOW_LOG", "warn")
             .env(common::KEY_ENV.0, common::KEY_ENV.1)

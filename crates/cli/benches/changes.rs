@@ -12,6 +12,8 @@
 //! server, dropped after).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -30,14 +32,14 @@ fn main() {
         None => format!("sqlite://{}", dir.path().join("leadflow.db").display()),
     };
     std::fs::write(dir.path().join("leadflow.toml"), "[matching]\nfuzzy = false\n").unwrap();
-    let bin = env!("CARGO_BIN_EXE_leadflow");
-    let out = Command::new(bin)
+    let bin = common::binary();
+    let out = Command::new(&bin)
         .current_dir(dir.path())
         .args(["keys", "create", "--name", "bench", "--scope", "admin", "--database", &database])
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
-    let server = Command::new(bin)
+    let server = Command::new(&bin)
         .current_dir(dir.path())
         .env("LEADFLOW_LOG", "warn")
         .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])

@@ -14,6 +14,8 @@
 //! queue row, the round-robin turn, the daily count, the assignment) before it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -88,14 +90,14 @@ rate_limit = {{ per_second = 1000000.0, burst = 100000 }}
         ),
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_leadflow");
-    let out = Command::new(bin)
+    let bin = common::binary();
+    let out = Command::new(&bin)
         .current_dir(dir.path())
         .args(["keys", "create", "--name", "bench", "--scope", "admin"])
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
-    let mut server = Command::new(bin)
+    let mut server = Command::new(&bin)
         .current_dir(dir.path())
         .env("LEADFLOW_LOG", "warn")
         .env("BENCH_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")

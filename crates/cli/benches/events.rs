@@ -125,14 +125,14 @@ fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("leadflow.toml"), RULES).unwrap();
-    let bin = env!("CARGO_BIN_EXE_leadflow");
-    let out = Command::new(bin)
+    let bin = common::binary();
+    let out = Command::new(&bin)
         .current_dir(dir.path())
         .args(["keys", "create", "--name", "bench", "--scope", "admin"])
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned();
-    let mut server = Command::new(bin)
+    let mut server = Command::new(&bin)
         .current_dir(dir.path())
         .env("LEADFLOW_LOG", "warn")
         .args(["serve", "--listen", "127.0.0.1:0"])

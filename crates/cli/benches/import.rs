@@ -105,7 +105,7 @@ fn generate(csv: &std::path::Path, rows: u64) -> u64 {
 /// Runs the release binary with `args` in `dir`; returns seconds, peak resident KiB and stdout.
 fn measure(dir: &std::path::Path, args: &[&str]) -> (f64, u64, String) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadflow"))
+    let mut child = Command::new(common::binary())
         .current_dir(dir)
         .env("LEADFLOW_LOG", "warn")
         .env(common::KEY_ENV.0, common::KEY_ENV.1)

@@ -206,6 +206,7 @@ macro_rules! conformance_suite {
             retention_runs_are_kept_newest_first,
             the_change_feed_tells_every_change_once_in_commit_order,
             concurrent_writers_never_leave_a_reader_a_gap,
+            a_page_may_begin_and_end_inside_one_transactions_changes,
             a_backfill_queues_deliveries_with_their_changes,
             attendance_events_fold_into_the_lead_and_the_report_counts_them,
         );
@@ -3162,6 +3163,24 @@ pub async fn concurrent_writers_never_leave_a_reader_a_gap(store: &DynStore) {
         let numbers: Vec<u64> = seen.iter().map(|(n, _)| *n).collect();
         assert_eq!(numbers, (1..=seen.len() as u64).collect::<Vec<_>>(), "every change once, in order");
         assert_eq!(seen.iter().filter(|(_, kind)| kind == "lead.created").count(), 96);
+    }
+}
+
+/// One transaction's changes may be stored together (PostgreSQL keeps a batch per
+/// transaction), but a reader pages through them one change at a time from any cursor.
+pub async fn a_page_may_begin_and_end_inside_one_transactions_changes(store: &DynStore) {
+    use leadflow_core::feed::Cursor;
+    let items: Vec<_> = (0..10).map(|i| item("api", None, json!({ "email": format!("p{i}@acme.com") }))).collect();
+    store.capture(items).await.unwrap();
+    capture_one(store, item("api", None, json!({"email": "q@acme.com"}))).await;
+    let (all, _) = read_feed(store, Cursor::default(), 100).await;
+    assert_eq!(all.len(), 11, "{all:?}");
+    for start in 0..all.len() {
+        let after = if start == 0 { Cursor::default() } else { Cursor::parse(&all[start - 1].cursor).unwrap() };
+        for page in [1, 3, 7] {
+            let (rest, _) = read_feed(store, after.clone(), page).await;
+            assert_eq!(rest, all[start..], "from change {start}, {page} at a time");
+        }
     }
 }
 

@@ -84,3 +84,9 @@ pub fn encryption_toml() -> &'static str {
 
 /// The variable the benchmark's key is passed in, and the key (32 bytes, base64).
 pub const KEY_ENV: (&str, &str) = ("LEADFLOW_BENCH_ENCRYPTION_KEY", "QmVuY2htYXJrIGtleSwgbm90IGEgc2VjcmV0ISEhISE=");
+
+/// The server binary: `BENCH_BIN` when set (to compare two builds in one sitting without
+/// rebuilding), else the one cargo built for this bench.
+pub fn binary() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_leadflow").to_owned())
+}
