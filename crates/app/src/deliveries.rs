@@ -88,13 +88,15 @@ const BACKFILL_PAGE: usize = 1000;
 /// `destination`, as it stands now, through the outbox: the destination gets a
 /// `lead.backfilled` delivery per lead, retried and dead-lettered like any other, and
 /// checked for consent when it is tried. Returns how many were queued. Erased leads and
-/// leads merged away are not sent; running it twice sends twice (a CRM upserts).
+/// leads merged away are not sent; run again, it queues only the leads that changed since
+/// (see [`leadflow_core::changes::backfill`]), unless `resend` asks for every one anew.
 pub async fn backfill(
     store: &DynStore,
     config: &Config,
     destination: &str,
     from: Option<OffsetDateTime>,
     to: Option<OffsetDateTime>,
+    resend: bool,
 ) -> Result<u64, AppError> {
     let invalid =
         |message: String| AppError::Invalid(vec![FieldError::new("destination", FieldErrorCode::Invalid, message)]);
@@ -114,11 +116,10 @@ pub async fn backfill(
         let deliveries: Vec<_> = page
             .iter()
             .filter(|l| from.is_none_or(|f| l.created_at >= f) && to.is_none_or(|t| l.created_at < t))
-            .filter_map(|l| leadflow_core::changes::backfill(l, destination, now))
+            .filter_map(|l| leadflow_core::changes::backfill(l, destination, now, resend))
             .collect();
-        queued += deliveries.len() as u64;
         if !deliveries.is_empty() {
-            store.enqueue_deliveries(deliveries).await?;
+            queued += store.enqueue_deliveries(deliveries).await?;
         }
     }
     Ok(queued)

@@ -57,6 +57,11 @@ pub(crate) enum DeliveriesCommand {
         /// RFC 3339, not included; default: up to now.
         #[arg(long)]
         to: Option<String>,
+        /// Queue every lead again, even those sent before and unchanged since (for a
+        /// destination that lost data). Without it, a run queues only leads not yet sent
+        /// as they now stand.
+        #[arg(long)]
+        resend: bool,
     },
 }
 
@@ -151,15 +156,16 @@ pub(crate) async fn run(action: DeliveriesCommand) -> Result<(), Failure> {
             println!("replayed {}", result.map_err(store_failure)?);
             Ok(())
         }
-        DeliveriesCommand::Backfill { data, destination, from, to } => {
+        DeliveriesCommand::Backfill { data, destination, from, to, resend } => {
             let (from, to) = (time_arg("from", from)?, time_arg("to", to)?);
             let (store, config) = crate::open(&data).await?;
-            let result = leadflow_app::deliveries::backfill(&store, &config, &destination, from, to).await;
+            let result = leadflow_app::deliveries::backfill(&store, &config, &destination, from, to, resend).await;
             if let Ok(queued) = &result {
                 let detail = serde_json::json!({
                     "destination": destination,
                     "from": from.and_then(|t| t.format(&Rfc3339).ok()),
                     "to": to.and_then(|t| t.format(&Rfc3339).ok()),
+                    "resend": resend,
                     "queued": queued,
                 });
                 let entry = NewEntry::new(CLI, Action::DeliveriesBackfilled, &destination).detail(detail);

@@ -1397,6 +1397,8 @@ events = ["erased"]
     let out = run(dir.path(), &["deliveries", "backfill", "--destination", "warehouse", "--from", &from]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "queued 2");
+    let again = run(dir.path(), &["deliveries", "backfill", "--destination", "warehouse", "--from", &from]);
+    assert_eq!(stdout(&again).trim(), "queued 0", "the same leads, unchanged, are not queued twice");
     for (args, why) in [
         (vec!["deliveries", "backfill", "--destination", "nowhere"], "not a configured destination"),
         (vec!["deliveries", "backfill", "--destination", "sales-channel"], "Slack"),

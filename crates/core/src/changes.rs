@@ -314,12 +314,29 @@ pub const BACKFILLED: &str = "lead.backfilled";
 /// A backfill's delivery of `lead` to `destination`: the lead as it stands now, through
 /// the outbox like every delivery (retries, dead letters, consent checked when it is
 /// tried). `None` for an erased lead: nothing of it is to be sent.
-pub fn backfill(lead: &Lead, destination: &str, now: OffsetDateTime) -> Option<Delivery> {
+///
+/// Its id names the destination, the lead and the lead's version, so a backfill run
+/// again queues nothing for a lead that has not changed since it was queued (the store
+/// passes over ids it holds), and the destination sees the same idempotency key. With
+/// `resend` (a destination that lost what it was sent) the id is new every time.
+pub fn backfill(lead: &Lead, destination: &str, now: OffsetDateTime, resend: bool) -> Option<Delivery> {
+    use sha2::{Digest, Sha256};
     if lead.erased_at.is_some() {
         return None;
     }
+    let id = if resend {
+        format!("dlv_{}", uuid::Uuid::now_v7().simple())
+    } else {
+        let mut hash = Sha256::new();
+        for part in [destination.as_bytes(), lead.id.as_uuid().as_bytes(), &lead.version.to_be_bytes()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        let hex: String = hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("dlv_bf_{hex}")
+    };
     Some(Delivery {
-        id: format!("dlv_{}", uuid::Uuid::now_v7().simple()),
+        id,
         destination: destination.to_owned(),
         lead: lead.id,
         event_type: BACKFILLED.to_owned(),

@@ -769,8 +769,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replays every dead letter the filter takes; returns how many.
     async fn replay_deliveries(&self, filter: ReplayFilter, now: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Queues new deliveries (a backfill's) in one transaction, each with its feed entry.
-    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError>;
+    /// Queues new deliveries (a backfill's) in one transaction, each with its feed entry,
+    /// passing over those whose id the outbox already holds; returns how many it queued.
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<u64, StoreError>;
 
     /// Claims one period of a periodic job (`period_start` is the start of the period).
     /// `true` for exactly one caller per job and period, whichever instance it runs on:

@@ -857,16 +857,17 @@ impl Store for Regional {
         self.sum(|s| s.replay_deliveries(filter.clone(), now)).await
     }
 
-    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<u64, StoreError> {
         let mut by_region: BTreeMap<usize, Vec<leadflow_core::changes::Delivery>> = BTreeMap::new();
         for d in deliveries {
             let r = self.locate(d.lead).await?.unwrap_or(self.home);
             by_region.entry(r).or_default().push(d);
         }
+        let mut queued = 0;
         for (r, deliveries) in by_region {
-            self.store(r).enqueue_deliveries(deliveries).await?;
+            queued += self.store(r).enqueue_deliveries(deliveries).await?;
         }
-        Ok(())
+        Ok(queued)
     }
 
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {

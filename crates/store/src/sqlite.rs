@@ -955,10 +955,19 @@ impl Store for SqliteStore {
         self.write_returning(move |conn| outbox::replay_many(conn, &filter, now)).await
     }
 
-    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
-        let changes: Vec<leadflow_core::changes::Change> =
-            deliveries.into_iter().map(leadflow_core::changes::Change::Delivery).collect();
-        self.write_returning(move |conn| apply::apply(conn, &changes)).await
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<u64, StoreError> {
+        self.write_returning(move |conn| {
+            let mut held = conn.prepare_cached("SELECT 1 FROM outbox WHERE id = ?1")?;
+            let mut changes = Vec::with_capacity(deliveries.len());
+            for d in &deliveries {
+                if !held.exists([&d.id])? {
+                    changes.push(leadflow_core::changes::Change::Delivery(d.clone()));
+                }
+            }
+            apply::apply(conn, &changes)?;
+            Ok(changes.len() as u64)
+        })
+        .await
     }
 
     async fn try_claim_period(&self, job: &str, period_start: OffsetDateTime) -> Result<bool, StoreError> {

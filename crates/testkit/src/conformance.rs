@@ -3187,17 +3187,43 @@ pub async fn a_page_may_begin_and_end_inside_one_transactions_changes(store: &Dy
 pub async fn a_backfill_queues_deliveries_with_their_changes(store: &DynStore) {
     let ada = settled(&capture_one(store, item("api", None, json!({"email": "ada@acme.com"}))).await).1.clone();
     let now = OffsetDateTime::now_utc();
-    let d = leadflow_core::changes::backfill(&ada, "warehouse", now).unwrap();
-    store.enqueue_deliveries(vec![d.clone()]).await.unwrap();
+    let d = leadflow_core::changes::backfill(&ada, "warehouse", now, false).unwrap();
+    assert_eq!(store.enqueue_deliveries(vec![d.clone()]).await.unwrap(), 1);
     let claimed = store.claim_deliveries(10, LEASE, now).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].id.as_str(), claimed[0].event_type.as_str()), (d.id.as_str(), "lead.backfilled"));
     let (feed, _) = read_feed(store, Default::default(), 100).await;
     let queued = feed.iter().find(|c| c.kind == "delivery.queued").unwrap();
     assert_eq!((queued.lead_id, queued.detail.destination.as_deref()), (ada.id, Some("warehouse")));
+
+    // Run again over the same lead: nothing new is queued, and the feed tells nothing new.
+    let again = leadflow_core::changes::backfill(&ada, "warehouse", now, false).unwrap();
+    assert_eq!(again.id, d.id, "the same destination, lead and version make the same delivery");
+    assert_eq!(store.enqueue_deliveries(vec![again]).await.unwrap(), 0);
+    let (after, _) = read_feed(store, Default::default(), 100).await;
+    assert_eq!(after, feed);
+    // Once the lead has changed, it is sent again; to another destination, it is its own.
+    let changed =
+        settled(&capture_one(store, item("api", None, json!({"email": "ada@acme.com", "company": "Acme"}))).await)
+            .1
+            .clone();
+    assert_eq!(changed.id, ada.id);
+    let fresh = [
+        leadflow_core::changes::backfill(&changed, "warehouse", now, false).unwrap(),
+        leadflow_core::changes::backfill(&ada, "lake", now, false).unwrap(),
+    ];
+    assert!(fresh.iter().all(|f| f.id != d.id) && fresh[0].id != fresh[1].id);
+    assert_eq!(store.enqueue_deliveries(fresh.to_vec()).await.unwrap(), 2);
+    // A resend (the destination lost data) is queued whatever was sent before.
+    let resent = leadflow_core::changes::backfill(&ada, "warehouse", now, true).unwrap();
+    assert_ne!(resent.id, d.id);
+    assert_eq!(store.enqueue_deliveries(vec![resent]).await.unwrap(), 1);
     let mut erased = ada.clone();
     erased.erased_at = Some(now);
-    assert!(leadflow_core::changes::backfill(&erased, "warehouse", now).is_none(), "nothing of an erased person");
+    assert!(
+        leadflow_core::changes::backfill(&erased, "warehouse", now, false).is_none(),
+        "nothing of an erased person"
+    );
 }
 
 pub async fn attendance_events_fold_into_the_lead_and_the_report_counts_them(store: &DynStore) {

@@ -247,6 +247,10 @@ pub struct BackfillIn {
     pub from: Option<String>,
     /// Leads created before this time (RFC 3339); default: up to now.
     pub to: Option<String>,
+    /// Queue every lead again, even those queued before and unchanged since (a
+    /// destination that lost data); default: only leads not yet sent as they now stand.
+    #[serde(default)]
+    pub resend: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -259,8 +263,9 @@ pub struct BackfillOut {
 ///
 /// Each lead becomes a `lead.backfilled` delivery in the outbox: signed, retried and
 /// dead-lettered like any other, its consent checked when it is tried. Erased leads and
-/// leads merged away are not sent; Slack destinations are refused. Running it twice sends
-/// twice.
+/// leads merged away are not sent; Slack destinations are refused. Run again, it queues
+/// only the leads that changed since (a delivery's id is derived from the destination, the
+/// lead and its version), unless `resend` is set.
 #[utoipa::path(post, path = "/v1/deliveries/backfill", tag = "deliveries", operation_id = "backfill_deliveries", request_body = BackfillIn,
     responses(
         (status = 200, description = "How many deliveries were queued", body = BackfillOut),
@@ -278,10 +283,10 @@ pub async fn backfill(
     caller.require_admin()?;
     let from = time_field(body.from.as_deref(), "from")?;
     let to = time_field(body.to.as_deref(), "to")?;
-    let queued = deliveries::backfill(&app.store, &app.config, &body.destination, from, to).await?;
+    let queued = deliveries::backfill(&app.store, &app.config, &body.destination, from, to, body.resend).await?;
     app.wake.delivery();
-    let detail =
-        serde_json::json!({"destination": body.destination, "from": body.from, "to": body.to, "queued": queued});
+    let detail = serde_json::json!({"destination": body.destination, "from": body.from, "to": body.to,
+        "resend": body.resend, "queued": queued});
     super::audit::note(&app, [caller.audit(Action::DeliveriesBackfilled, &body.destination).detail(detail)]).await;
     Ok(Json(BackfillOut { queued }))
 }

@@ -256,6 +256,10 @@ events = ["erased"]
     got.sort();
     leads.sort();
     assert_eq!(got, leads.iter().map(|l| (l.clone(), "lead.backfilled".to_owned())).collect::<Vec<_>>());
+    let again = app.post("/v1/deliveries/backfill", &json!({"destination": "warehouse"})).await;
+    assert_eq!(again.json::<Value>().await.unwrap(), json!({"queued": 0}), "no lead changed since");
+    let resend = app.post("/v1/deliveries/backfill", &json!({"destination": "warehouse", "resend": true})).await;
+    assert_eq!(resend.json::<Value>().await.unwrap(), json!({"queued": 2}), "a resend queues every lead anew");
 
     let later = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
     let from = later.format(&time::format_description::well_known::Rfc3339).unwrap();

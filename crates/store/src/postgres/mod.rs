@@ -1072,11 +1072,27 @@ impl Store for PgStore {
         transaction!(self, false, |tx| { outbox::replay_many(&tx, &filter, now).await? })
     }
 
-    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<(), StoreError> {
+    async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<u64, StoreError> {
         let _open = self.writable().await?;
-        let changes: Vec<leadflow_core::changes::Change> =
-            deliveries.into_iter().map(leadflow_core::changes::Change::Delivery).collect();
-        transaction!(self, false, |tx| { apply::apply(&tx, &changes).await? })
+        let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+        // Two backfills queuing the same delivery at once: the second's insert violates the
+        // key, and it runs again (`true`), now finding the first's row and passing over it.
+        transaction!(self, true, |tx| {
+            let held: std::collections::HashSet<String> =
+                sql::rows(&tx, "SELECT id FROM outbox WHERE id = ANY($1)", &[&ids])
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+            let changes: Vec<leadflow_core::changes::Change> = deliveries
+                .iter()
+                .filter(|d| !held.contains(&d.id))
+                .cloned()
+                .map(leadflow_core::changes::Change::Delivery)
+                .collect();
+            apply::apply(&tx, &changes).await?;
+            changes.len() as u64
+        })
     }
 
     async fn append_audit(
