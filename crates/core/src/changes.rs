@@ -327,12 +327,14 @@ pub fn backfill(lead: &Lead, destination: &str, now: OffsetDateTime, resend: boo
     let id = if resend {
         format!("dlv_{}", uuid::Uuid::now_v7().simple())
     } else {
-        let mut hash = Sha256::new();
-        for part in [destination.as_bytes(), lead.id.as_uuid().as_bytes(), &lead.version.to_be_bytes()] {
-            hash.update((part.len() as u64).to_be_bytes());
-            hash.update(part);
-        }
-        let hex: String = hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        // As `episode_id` does: the separator ends the name, the id and version are fixed-size.
+        let digest = Sha256::new()
+            .chain_update(destination)
+            .chain_update([0])
+            .chain_update(lead.id.as_uuid().as_bytes())
+            .chain_update(lead.version.to_be_bytes())
+            .finalize();
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("dlv_bf_{hex}")
     };
     Some(Delivery {
@@ -343,6 +345,13 @@ pub fn backfill(lead: &Lead, destination: &str, now: OffsetDateTime, resend: boo
         payload: serde_json::to_string(lead).ok()?.into(),
         at: now,
     })
+}
+
+/// What a backfill queues of its `deliveries`: those whose id the outbox does not hold
+/// (`held`, loaded by the store in the transaction that applies the result), so a run
+/// again, or two at once, queues each lead's state once.
+pub fn unqueued(deliveries: Vec<Delivery>, held: &std::collections::HashSet<String>) -> Vec<Change> {
+    deliveries.into_iter().filter(|d| !held.contains(&d.id)).map(Change::Delivery).collect()
 }
 
 /// Why a lead came back, as a `lead.returned` delivery's payload says under `returned`.
@@ -476,6 +485,25 @@ mod tests {
         let changes = follow_up(&lead, &event, &rules, now);
         let [Change::Delivery(d)] = &changes[..] else { panic!("{changes:?}") };
         assert!(!d.payload.contains("a@example.com"), "{}", d.payload);
+    }
+
+    #[test]
+    fn a_backfill_queues_each_destination_lead_and_version_once_unless_resent() {
+        let now = OffsetDateTime::now_utc();
+        let ada = lead("a@example.com");
+        let first = backfill(&ada, "warehouse", now, false).unwrap();
+        assert_eq!(backfill(&ada, "warehouse", now, false).unwrap().id, first.id);
+        let mut changed = ada.clone();
+        changed.version += 1;
+        let others = [
+            backfill(&changed, "warehouse", now, false).unwrap(),
+            backfill(&ada, "lake", now, false).unwrap(),
+            backfill(&ada, "warehouse", now, true).unwrap(),
+        ];
+        assert!(others.iter().all(|d| d.id != first.id), "{others:?}");
+        let held = std::collections::HashSet::from([first.id.clone()]);
+        let queued = unqueued([vec![first], others.to_vec()].concat(), &held);
+        assert_eq!(queued.len(), 3, "all but the held one");
     }
 
     fn merged_from(source: &str) -> LeadEvent {

@@ -957,13 +957,14 @@ impl Store for SqliteStore {
 
     async fn enqueue_deliveries(&self, deliveries: Vec<leadflow_core::changes::Delivery>) -> Result<u64, StoreError> {
         self.write_returning(move |conn| {
-            let mut held = conn.prepare_cached("SELECT 1 FROM outbox WHERE id = ?1")?;
-            let mut changes = Vec::with_capacity(deliveries.len());
+            let mut exists = conn.prepare_cached("SELECT 1 FROM outbox WHERE id = ?1")?;
+            let mut held = std::collections::HashSet::new();
             for d in &deliveries {
-                if !held.exists([&d.id])? {
-                    changes.push(leadflow_core::changes::Change::Delivery(d.clone()));
+                if exists.exists([&d.id])? {
+                    held.insert(d.id.clone());
                 }
             }
+            let changes = leadflow_core::changes::unqueued(deliveries.clone(), &held);
             apply::apply(conn, &changes)?;
             Ok(changes.len() as u64)
         })

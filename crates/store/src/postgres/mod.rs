@@ -1084,12 +1084,7 @@ impl Store for PgStore {
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?;
-            let changes: Vec<leadflow_core::changes::Change> = deliveries
-                .iter()
-                .filter(|d| !held.contains(&d.id))
-                .cloned()
-                .map(leadflow_core::changes::Change::Delivery)
-                .collect();
+            let changes = leadflow_core::changes::unqueued(deliveries.clone(), &held);
             apply::apply(&tx, &changes).await?;
             changes.len() as u64
         })
