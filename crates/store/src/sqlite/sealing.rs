@@ -146,8 +146,19 @@ pub(super) fn open_keyring(
             params![key.id, key.master_id, key.wrapped],
         )?;
     }
-    if progress(&tx)?.is_none() && (fresh || !cipher.older_keys().is_empty()) {
+    let earlier = progress(&tx)?;
+    let current_format = fresh || format(&tx)?.as_deref() == Some(FORMAT);
+    if !current_format {
+        // Values sealed the earlier way (`lf1`) are not current: a run from the first table
+        // rewrites them, and also finishes any rotation the run in progress was doing.
+        let convert = earlier.as_ref().is_some_and(|p| p.convert);
+        save(&tx, Some(&Progress { step: 0, after: None, convert }))?;
+        tracing::info!("values sealed the earlier way are re-encrypted in the background");
+    } else if earlier.is_none() && (fresh || !cipher.older_keys().is_empty()) {
         save(&tx, Some(&Progress { step: 0, after: None, convert: fresh }))?;
+    }
+    if !current_format || fresh {
+        set_format(&tx)?;
     }
     tx.commit()?;
     if !changes.insert.is_empty() || !changes.rewrap.is_empty() {
@@ -174,6 +185,23 @@ struct Progress {
 }
 
 const CURSOR: &str = "encryption.reencrypt";
+/// Where the way new values are sealed is recorded (`lf2`: see [`crate::cipher`]). A store
+/// without it was written before, and its values are moved over by re-encryption.
+const FORMAT_CURSOR: &str = "encryption.format";
+const FORMAT: &str = "lf2";
+
+fn format(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn.query_row("SELECT value FROM cursors WHERE name = ?1", [FORMAT_CURSOR], |r| r.get(0)).optional()?)
+}
+
+fn set_format(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        params![FORMAT_CURSOR, FORMAT, super::now_ms()],
+    )?;
+    Ok(())
+}
 
 fn progress(conn: &Connection) -> Result<Option<Progress>, StoreError> {
     let value: Option<String> =
