@@ -215,23 +215,47 @@ async fn a_new_master_key_writes_at_once_and_reencryption_retires_the_old_one() 
     assert!(store.reencrypt(100).await.unwrap().done);
 }
 
-/// A store written before values were sealed with AES-256-GCM-SIV holds `lf1` values
-/// (XChaCha20-Poly1305, a 24-byte nonce) and no format marker. Made here byte for byte the
-/// way the earlier code made them, with the data key unwrapped from the key ring.
+/// Fuzzy matching on, so the resolver indexes leads under their matching keys.
+fn open_fuzzy(path: &Path) -> DynStore {
+    let rules = Rules {
+        matching: Arc::new(leadflow_core::resolve::Matching { fuzzy: true, ..Default::default() }),
+        ..Rules::default()
+    };
+    Arc::new(SqliteStore::open_encrypted(path, rules, Some(&masters(1, &[]))).unwrap())
+}
+
+async fn resolve_all(store: &DynStore) -> leadflow_store::ResolveBatch {
+    let mut all = leadflow_store::ResolveBatch::default();
+    loop {
+        let batch = store.resolve_queued(100, time::OffsetDateTime::now_utc()).await.unwrap();
+        let done = batch.taken < 100;
+        all.extend(batch);
+        if done {
+            return all;
+        }
+    }
+}
+
+/// A store written before the current format holds `lf1` values (XChaCha20-Poly1305, a
+/// 24-byte nonce), matching keys as full blind indexes (base64url of the whole hash) and no
+/// format marker. Made here byte for byte the way the earlier code made them, with the data
+/// key unwrapped from the key ring.
 #[tokio::test]
-async fn values_sealed_the_earlier_way_are_read_and_moved_to_the_current_way() {
+async fn a_store_written_the_earlier_way_is_read_and_moved_to_the_current_way() {
     use aes_gcm_siv::Aes256GcmSiv;
     use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use chacha20poly1305::XChaCha20Poly1305;
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("leadflow.db");
-    let store = open(&path, Some(&masters(1, &[]))).unwrap();
+    let store = open_fuzzy(&path);
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(lead_id(&capture(&store, person(n)).await));
     }
+    resolve_all(&store).await;
     store.close().await.unwrap();
     drop(store);
 
@@ -239,7 +263,7 @@ async fn values_sealed_the_earlier_way_are_read_and_moved_to_the_current_way() {
     let (key_id, wrapped): (String, String) = conn
         .query_row("SELECT id, wrapped FROM encryption_keys WHERE purpose = 'data'", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
-    let wrapped = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(wrapped).unwrap();
+    let wrapped = URL_SAFE_NO_PAD.decode(wrapped).unwrap();
     let master = XChaCha20Poly1305::new(&[1u8; 32].into());
     let (nonce, body) = wrapped.split_at(24);
     let data_key = master.decrypt(nonce.into(), body).unwrap();
@@ -265,14 +289,46 @@ async fn values_sealed_the_earlier_way_are_read_and_moved_to_the_current_way() {
         old.extend(xchacha.encrypt(&nonce.into(), Payload { msg: &plain, aad: &header }).unwrap());
         conn.execute("UPDATE leads SET doc = ?2 WHERE id = ?1", rusqlite::params![id, old]).unwrap();
     }
+    // Matching keys as full blind indexes: 32 bytes of hash whose first 8 are the key's.
+    let keys: Vec<(Vec<u8>, String)> = conn
+        .prepare("SELECT key, lead_id FROM lead_keys")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(keys.len() >= 5 && keys.iter().all(|(k, _)| k.len() == 8), "64-bit keys: {}", keys.len());
+    for (key, lead) in &keys {
+        let mut full = key.clone();
+        full.extend_from_slice(&[0xa5; 24]);
+        conn.execute(
+            "UPDATE lead_keys SET key = ?3 WHERE key = ?1 AND lead_id = ?2",
+            rusqlite::params![key, lead, URL_SAFE_NO_PAD.encode(&full)],
+        )
+        .unwrap();
+    }
     conn.execute("DELETE FROM cursors WHERE name LIKE 'encryption.%'", []).unwrap();
     drop(conn);
 
-    let store = open(&path, Some(&masters(1, &[]))).unwrap();
+    let store = open_fuzzy(&path);
     for id in &ids {
         let lead = store.get_lead(*id).await.unwrap().unwrap();
         assert_eq!(lead.fields.first_name.as_deref(), Some("Wilhelmina"));
     }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM lead_keys WHERE typeof(key) = 'blob' AND length(key) = 8"),
+        keys.len() as i64
+    );
+    // Found by its matching keys: the same person without an email joins the stored lead.
+    let mut again = person(3);
+    again.as_object_mut().unwrap().remove("email");
+    capture(&store, again).await;
+    let merged = resolve_all(&store).await.merges;
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert_eq!(merged[0].0, ids[3]);
+
     let mut rows = 0;
     loop {
         let step = store.reencrypt(2).await.unwrap();
@@ -284,13 +340,10 @@ async fn values_sealed_the_earlier_way_are_read_and_moved_to_the_current_way() {
     assert!(rows >= 5, "{rows}");
     store.close().await.unwrap();
     drop(store);
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let old: i64 =
-        conn.query_row("SELECT count(*) FROM leads WHERE substr(doc, 1, 3) = 'lf1'", [], |r| r.get(0)).unwrap();
-    assert_eq!(old, 0, "every value moved to the current way");
+    assert_eq!(count("SELECT count(*) FROM leads WHERE substr(doc, 1, 3) = 'lf1'"), 0, "every value moved over");
     drop(conn);
     // Marked as moved: opening again starts no new run.
-    let store = open(&path, Some(&masters(1, &[]))).unwrap();
+    let store = open_fuzzy(&path);
     assert_eq!(store.reencrypt(100).await.unwrap().rows, 0);
     assert_eq!(store.get_lead(ids[0]).await.unwrap().unwrap().fields.first_name.as_deref(), Some("Wilhelmina"));
 }

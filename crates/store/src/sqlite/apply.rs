@@ -277,7 +277,7 @@ pub(super) fn write_keys(conn: &Connection, lead: LeadId, index: &LeadIndex) -> 
         .execute(params![id, serde_json::to_string(record)?])?;
     // One statement for all of a lead's keys. OR IGNORE cannot abort, so SQLite keeps no
     // statement journal for it.
-    let rows = vec!["(lf_blind(?), ?)"; index.keys.len()].join(", ");
+    let rows = vec!["(lf_key(?), ?)"; index.keys.len()].join(", ");
     let mut insert = conn.prepare_cached(&format!("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES {rows}"))?;
     let values: Vec<&str> = index.keys.iter().flat_map(|k| [k.as_str(), id.as_str()]).collect();
     insert.execute(rusqlite::params_from_iter(values))?;

@@ -134,7 +134,7 @@ fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(Lea
     let sql = (0..keys.len())
         .map(|at| {
             format!(
-                "SELECT * FROM (SELECT {at}, lead_id FROM lead_keys WHERE key = lf_blind(?) ORDER BY lead_id DESC LIMIT {})",
+                "SELECT * FROM (SELECT {at}, lead_id FROM lead_keys WHERE key = lf_key(?) ORDER BY lead_id DESC LIMIT {})",
                 settle::POSTINGS_PER_KEY
             )
         })

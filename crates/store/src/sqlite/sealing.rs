@@ -2,9 +2,9 @@
 //! the store's key ring, and re-encryption.
 //!
 //! Statements name the personal columns through `lf_seal(?)` when writing, `lf_open(col)`
-//! when reading and `lf_blind(?)` when looking up, so no value crosses into the file in
-//! clear and every code path goes through the same three functions. Without a key they
-//! pass values through unchanged.
+//! when reading and `lf_blind(?)` (`lf_key(?)` for matching keys) when looking up, so no
+//! value crosses into the file in clear and every code path goes through the same few
+//! functions. Without a key they pass values through unchanged.
 
 use crate::StoreError;
 use crate::cipher::{Cipher, CipherError, Purpose, Reencrypted, StoredKey};
@@ -27,6 +27,8 @@ pub(super) fn register(conn: &Connection, cipher: Option<Arc<Cipher>>) -> Result
     let c = cipher.clone();
     // Deterministic, so `col = lf_blind(?1)` is computed once and reads the column's index.
     conn.create_scalar_function("lf_blind", 1, deterministic, move |ctx| blind(c.as_deref(), ctx))?;
+    let c = cipher.clone();
+    conn.create_scalar_function("lf_key", 1, deterministic, move |ctx| key(c.as_deref(), ctx))?;
     conn.create_scalar_function("lf_reseal", 1, FunctionFlags::SQLITE_UTF8, move |ctx| reseal(cipher.as_deref(), ctx))?;
     conn.flush_prepared_statement_cache();
     Ok(())
@@ -92,6 +94,16 @@ fn blind(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value> 
     })
 }
 
+/// A matching key as `lead_keys` holds it: in clear without a key, else its 64-bit blind
+/// index as a blob ([`Cipher::blind_key`]).
+fn key(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    let value = ctx.get_raw(0);
+    Ok(match (cipher, value) {
+        (Some(cipher), ValueRef::Text(t)) => Value::Blob(cipher.blind_key(text(t)?).to_vec()),
+        (_, other) => owned(other),
+    })
+}
+
 /// A value sealed under the active data key, whatever it was sealed under before (or in
 /// clear): what re-encryption writes back.
 fn reseal(cipher: Option<&Cipher>, ctx: &Context<'_>) -> rusqlite::Result<Value> {
@@ -147,19 +159,12 @@ pub(super) fn open_keyring(
         )?;
     }
     let earlier = progress(&tx)?;
-    let current_format = fresh || format(&tx)?.as_deref() == Some(FORMAT);
-    if !current_format {
-        // Values sealed the earlier way (`lf1`) are not current: a run from the first table
-        // rewrites them, and also finishes any rotation the run in progress was doing.
-        let convert = earlier.as_ref().is_some_and(|p| p.convert);
-        save(&tx, Some(&Progress { step: 0, after: None, convert }))?;
-        tracing::info!("values sealed the earlier way are re-encrypted in the background");
+    if !fresh && format(&tx)?.as_deref() != Some(FORMAT) {
+        upgrade(&tx, earlier.as_ref())?;
     } else if earlier.is_none() && (fresh || !cipher.older_keys().is_empty()) {
         save(&tx, Some(&Progress { step: 0, after: None, convert: fresh }))?;
     }
-    if !current_format || fresh {
-        set_format(&tx)?;
-    }
+    set_format(&tx)?;
     tx.commit()?;
     if !changes.insert.is_empty() || !changes.rewrap.is_empty() {
         tracing::info!(data_key = cipher.active_key(), "encryption key ring updated");
@@ -189,6 +194,34 @@ const CURSOR: &str = "encryption.reencrypt";
 /// without it was written before, and its values are moved over by re-encryption.
 const FORMAT_CURSOR: &str = "encryption.format";
 const FORMAT: &str = "lf2";
+
+/// Moves a store written before the current format over: its matching keys from full
+/// blind indexes (43 characters) to 64-bit ones, at once, since lookups need them; its
+/// `lf1` values by a re-encryption run in the background, unless a run is under way (that
+/// one seals what it still has to pass the current way; what it passed stays `lf1`,
+/// readable).
+fn upgrade(conn: &Connection, earlier: Option<&Progress>) -> Result<(), StoreError> {
+    // A first conversion that has not reached the keys yet holds them in clear: it turns
+    // them into 64-bit blind indexes itself.
+    let keys_in_clear = earlier.is_some_and(|p| p.convert && p.step == 0 && p.after.is_none());
+    if !keys_in_clear {
+        conn.create_scalar_function("lf_key_of_full", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
+            let full = ctx.get::<String>(0)?;
+            Ok(crate::cipher::blind_key_of_full(&full).map(|k| k.to_vec()))
+        })?;
+        let keys = conn.execute(
+            "UPDATE OR IGNORE lead_keys SET key = coalesce(lf_key_of_full(key), key) WHERE typeof(key) = 'text'",
+            [],
+        )?;
+        conn.remove_function("lf_key_of_full", 1)?;
+        tracing::info!(keys, "matching keys moved to 64-bit blind indexes");
+    }
+    if earlier.is_none() {
+        save(conn, Some(&Progress { step: 0, after: None, convert: false }))?;
+        tracing::info!("values sealed the earlier way are re-encrypted in the background");
+    }
+    Ok(())
+}
 
 fn format(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(conn.query_row("SELECT value FROM cursors WHERE name = ?1", [FORMAT_CURSOR], |r| r.get(0)).optional()?)
@@ -271,7 +304,7 @@ pub(super) fn step(conn: &Connection, cipher: &Cipher, limit: usize) -> Result<R
         if at.convert && at.step == 0 && at.after.is_none() {
             // Keys are part of the primary key (no walk can page over a key it rewrites):
             // converted in one statement, once.
-            conn.execute("UPDATE lead_keys SET key = lf_blind(key)", [])?;
+            conn.execute("UPDATE lead_keys SET key = lf_key(key)", [])?;
         }
         let after: Value = match (&at.after, step.key) {
             (None, "rowid") => Value::Integer(0),
