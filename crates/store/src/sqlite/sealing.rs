@@ -159,12 +159,15 @@ pub(super) fn open_keyring(
         )?;
     }
     let earlier = progress(&tx)?;
-    if !fresh && format(&tx)?.as_deref() != Some(FORMAT) {
+    let current = fresh || format(&tx)?.as_deref() == Some(FORMAT);
+    if !current {
         upgrade(&tx, earlier.as_ref())?;
     } else if earlier.is_none() && (fresh || !cipher.older_keys().is_empty()) {
         save(&tx, Some(&Progress { step: 0, after: None, convert: fresh }))?;
     }
-    set_format(&tx)?;
+    if fresh || !current {
+        put_cursor(&tx, FORMAT_CURSOR, FORMAT)?;
+    }
     tx.commit()?;
     if !changes.insert.is_empty() || !changes.rewrap.is_empty() {
         tracing::info!(data_key = cipher.active_key(), "encryption key ring updated");
@@ -190,8 +193,9 @@ struct Progress {
 }
 
 const CURSOR: &str = "encryption.reencrypt";
-/// Where the way new values are sealed is recorded (`lf2`: see [`crate::cipher`]). A store
-/// without it was written before, and its values are moved over by re-encryption.
+/// Where the store's format is recorded: `lf2` values and 64-bit matching keys (see
+/// [`crate::cipher`]). A store without it was written before and is moved over
+/// ([`upgrade`]).
 const FORMAT_CURSOR: &str = "encryption.format";
 const FORMAT: &str = "lf2";
 
@@ -227,11 +231,11 @@ fn format(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(conn.query_row("SELECT value FROM cursors WHERE name = ?1", [FORMAT_CURSOR], |r| r.get(0)).optional()?)
 }
 
-fn set_format(conn: &Connection) -> Result<(), StoreError> {
+fn put_cursor(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        params![FORMAT_CURSOR, FORMAT, super::now_ms()],
+        params![name, value, super::now_ms()],
     )?;
     Ok(())
 }
@@ -244,13 +248,11 @@ fn progress(conn: &Connection) -> Result<Option<Progress>, StoreError> {
 
 fn save(conn: &Connection, progress: Option<&Progress>) -> Result<(), StoreError> {
     match progress {
-        Some(p) => conn.execute(
-            "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![CURSOR, serde_json::to_string(p)?, super::now_ms()],
-        )?,
-        None => conn.execute("DELETE FROM cursors WHERE name = ?1", [CURSOR])?,
-    };
+        Some(p) => put_cursor(conn, CURSOR, &serde_json::to_string(p)?)?,
+        None => {
+            conn.execute("DELETE FROM cursors WHERE name = ?1", [CURSOR])?;
+        }
+    }
     Ok(())
 }
 
