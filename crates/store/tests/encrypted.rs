@@ -67,6 +67,18 @@ fn lead_id(c: &Captured) -> leadflow_core::LeadId {
     }
 }
 
+/// Runs re-encryption in steps of `limit` rows until it is done; the rows rewritten.
+async fn reencrypt_all(store: &DynStore, limit: usize) -> u64 {
+    let mut rows = 0;
+    loop {
+        let step = store.reencrypt(limit).await.unwrap();
+        rows += step.rows;
+        if step.done {
+            return rows;
+        }
+    }
+}
+
 /// What must not be in any byte of the files with encryption on: names, the email (its
 /// mailbox; the domain is the company's, kept in clear on its account), the phone either
 /// way, the street and a custom value.
@@ -191,14 +203,7 @@ async fn a_new_master_key_writes_at_once_and_reencryption_retires_the_old_one() 
     store.close().await.unwrap();
     drop(store);
     let store = open(&path, Some(&masters(2, &[1]))).unwrap();
-    let mut rows = step.rows;
-    loop {
-        let step = store.reencrypt(7).await.unwrap();
-        rows += step.rows;
-        if step.done {
-            break;
-        }
-    }
+    let rows = step.rows + reencrypt_all(&store, 7).await;
     assert!(rows >= 31, "{rows}");
     assert_eq!(docs_under(&path, &old[0]), 0);
     assert_eq!(key_ids(&path), vec![new.clone()], "the old data key is dropped");
@@ -329,14 +334,7 @@ async fn a_store_written_the_earlier_way_is_read_and_moved_to_the_current_way() 
     assert_eq!(merged.len(), 1, "{merged:?}");
     assert_eq!(merged[0].0, ids[3]);
 
-    let mut rows = 0;
-    loop {
-        let step = store.reencrypt(2).await.unwrap();
-        rows += step.rows;
-        if step.done {
-            break;
-        }
-    }
+    let rows = reencrypt_all(&store, 2).await;
     assert!(rows >= 5, "{rows}");
     store.close().await.unwrap();
     drop(store);
