@@ -298,6 +298,13 @@ pub struct Lead {
     pub erased_at: Option<OffsetDateTime>,
 }
 
+impl Lead {
+    /// A test lead (`custom.test` is `true`): kept out of reports.
+    pub fn is_test(&self) -> bool {
+        self.custom.get("test") == Some(&Value::Bool(true))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1087,13 +1087,9 @@ pub async fn connect_with(
         .await
         .map_err(|e| StoreError::Internal(e.to_string()))??;
         Ok(Arc::new(store))
-    } else if masters.is_some() && (url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        Err(StoreError::Unsupported(
-            "[encryption] is available on the SQLite store only; on PostgreSQL use encrypted storage underneath".into(),
-        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = postgres::PgOptions { max_connections: database.max_connections, ..Default::default() };
-        Ok(Arc::new(postgres::PgStore::open(url, &options, rules).await?))
+        Ok(Arc::new(postgres::PgStore::open_encrypted(url, &options, rules, masters.as_deref()).await?))
     } else {
         Err(StoreError::Unsupported(format!(
             "unknown database URL scheme in {:?}; use sqlite://PATH or postgres://USER@HOST/DATABASE",

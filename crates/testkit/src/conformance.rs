@@ -112,14 +112,17 @@ pub async fn stored_text(raw: &Raw) -> Vec<(String, String, String)> {
             let mut out = Vec::new();
             for row in columns {
                 let (table, column, kind): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-                let value = if kind == "bytea" {
-                    format!("convert_from(\"{column}\", 'UTF8')")
-                } else {
-                    format!("\"{column}\"::text")
-                };
+                // Bytes as text where they are text (a sealed value is not UTF-8).
+                let bytes = kind == "bytea";
+                let value = if bytes { format!("\"{column}\"") } else { format!("\"{column}\"::text") };
                 let sql = format!("SELECT {value} FROM \"{table}\" WHERE \"{column}\" IS NOT NULL");
                 for r in client.query(&sql, &[]).await.unwrap() {
-                    out.push((table.clone(), column.clone(), r.get::<_, String>(0)));
+                    let text = if bytes {
+                        String::from_utf8_lossy(&r.get::<_, Vec<u8>>(0)).into_owned()
+                    } else {
+                        r.get::<_, String>(0)
+                    };
+                    out.push((table.clone(), column.clone(), text));
                 }
             }
             out

@@ -4,6 +4,7 @@
 //! multi-row insert. Nothing here decides.
 
 use super::Fail;
+use super::sealing::{Blind, Keys, Sealed, SealedJsonText};
 use crate::StoreError;
 use crate::feedback::Doc;
 use bytes::{BufMut, BytesMut};
@@ -273,7 +274,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         Change::Touchpoint { lead, touch } => vec![
             op(
                 "INSERT INTO touchpoints (lead_id, at, doc) VALUES ($1, $2, $3)",
-                vec![p(lead.as_uuid()), p(touch.at), p(Json(&**touch))],
+                vec![p(lead.as_uuid()), p(touch.at), p(Sealed(&**touch))],
             )
             .many(
                 "INSERT INTO touchpoints (lead_id, at, doc)
@@ -315,7 +316,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
             op(
                 "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
                  VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT DO NOTHING",
-                vec![p(id.as_uuid()), p(lead.as_uuid()), p(candidate.as_uuid()), p(score), p(Json(evidence)), p(at)],
+                vec![p(id.as_uuid()), p(lead.as_uuid()), p(candidate.as_uuid()), p(score), p(Sealed(evidence)), p(at)],
             )
             .many(
                 "INSERT INTO duplicate_reviews (id, lead_id, candidate_id, score, evidence, status, created_at)
@@ -333,7 +334,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                 "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
                                      next_attempt_at, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, 'pending', 0, $6, $6, $6)",
-                vec![p(&d.id), p(&d.destination), p(d.lead.as_uuid()), p(&d.event_type), p(&*d.payload), p(d.at)],
+                vec![p(&d.id), p(&d.destination), p(d.lead.as_uuid()), p(&d.event_type), p(SealedJsonText(&d.payload)), p(d.at)],
             )
             .many(
                 "INSERT INTO outbox (id, destination, lead_id, event_type, payload, occurred_at, status, attempts,
@@ -350,14 +351,14 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                  next_attempt_at = CASE WHEN status = 'blocked_consent' THEN $3 ELSE next_attempt_at END,
                  status = 'pending'
              WHERE lead_id = $1 AND status IN ('pending', 'blocked_consent') AND event_type <> 'lead.erased'",
-            vec![p(lead.as_uuid()), p(&**payload), p(at)],
+            vec![p(lead.as_uuid()), p(SealedJsonText(payload)), p(at)],
         )],
         Change::RetryNeedsData { lead, destination, payload, at } => vec![
             op(
                 "UPDATE outbox SET status = 'pending', payload = $3::text::jsonb, attempts = 0, next_attempt_at = $4,
                     updated_at = $4
                  WHERE lead_id = $1 AND destination = $2 AND status = 'needs_data'",
-                vec![p(lead.as_uuid()), p(destination), p(&**payload), p(at)],
+                vec![p(lead.as_uuid()), p(destination), p(SealedJsonText(payload)), p(at)],
             )
             .many(
                 "UPDATE outbox SET status = 'pending', payload = u.payload::jsonb, attempts = 0,
@@ -425,12 +426,13 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                     p(new.source.as_str()),
                     p(new.idempotency_key.as_ref().map(|k| k.as_str())),
                     p(event.lead_id.map(|l| *l.as_uuid())),
-                    p(&event.identity.email),
-                    p(&event.identity.external_id),
+                    // Looked up as written: trimmed and in lower case.
+                    p(event.identity.email.as_deref().map(|e| Blind(e.trim().to_lowercase()))),
+                    p(event.identity.external_id.as_deref().map(Blind)),
                     p(&event.identity.anonymous_id),
                     p(&event.kind),
                     p(event.occurred_at),
-                    p(Json(event)),
+                    p(Sealed(event)),
                 ],
             )]
         }
@@ -438,8 +440,9 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
         Change::Feedback { feedback: fb, result, scrubbed } => {
             let doc = if *scrubbed { Doc::new(&erase::scrub_feedback(fb), result) } else { Doc::new(fb, result) };
             vec![op(
-                "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO feedback (id, source, event_id, lead_id, status, has_owner, outcome, occurred_at, received_at, doc,
+                                       crm_record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 vec![
                     p(fb.id.as_uuid()),
                     p(&fb.source),
@@ -450,7 +453,8 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                     p(result.outcome.as_str()),
                     p(fb.occurred_at),
                     p(fb.received_at),
-                    p(Json(doc)),
+                    p(Sealed(doc)),
+                    p(super::feedback::crm_record(fb).map(Blind)),
                 ],
             )]
         }
@@ -460,7 +464,7 @@ fn ops_of(change: &Change) -> Vec<Op<'_>> {
                 p(fb.id.as_uuid()),
                 p(result.lead_id.map(|l| *l.as_uuid())),
                 p(result.outcome.as_str()),
-                p(Json(Doc::new(fb, result))),
+                p(Sealed(Doc::new(fb, result))),
             ],
         )],
         Change::CrmLink { record, lead, at } => vec![op(
@@ -482,18 +486,19 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
     let columns = || -> Vec<Param<'a>> {
         vec![
             p(lead.id.as_uuid()),
-            p(email),
+            p(email.map(Blind)),
             p(version),
             p(lead.updated_at),
-            p(Json(lead)),
+            p(Sealed(lead)),
             p(account),
-            p(&lead.fields.external_id),
+            p(lead.fields.external_id.as_deref().map(Blind)),
             p(&lead.lifecycle_stage),
             p(original.source.as_str()),
             p(&original.utm_campaign),
             p(latest.source.as_str()),
             p(&latest.utm_campaign),
-            p(&index.email_key),
+            p(index.email_key.as_deref().map(Blind)),
+            p(lead.is_test()),
         ]
     };
     let mut ops = match expected {
@@ -503,16 +508,16 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
             vec![
                 Op::new(
                     "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                        campaign, latest_source, latest_campaign, email_key, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                        campaign, latest_source, latest_campaign, email_key, test, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                     params,
                 )
                 .many(
                     "INSERT INTO leads (id, email, version, updated_at, doc, account_id, external_id, stage, source,
-                                        campaign, latest_source, latest_campaign, email_key, created_at)
+                                        campaign, latest_source, latest_campaign, email_key, test, created_at)
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[], $5::jsonb[],
                                           $6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                                          $12::text[], $13::text[], $14::timestamptz[])",
+                                          $12::text[], $13::text[], $14::bool[], $15::timestamptz[])",
                 ),
             ]
         }
@@ -524,20 +529,20 @@ fn lead_ops<'a>(lead: &'a Lead, expected: Option<u64>, index: &'a LeadIndex) -> 
                 ..Op::new(
                     "UPDATE leads SET email = $2, version = $3, updated_at = $4, doc = $5, account_id = $6,
                         external_id = $7, stage = $8, source = $9, campaign = $10, latest_source = $11,
-                        latest_campaign = $12, email_key = $13
-                     WHERE id = $1 AND version = $14 AND merged_into IS NULL",
+                        latest_campaign = $12, email_key = $13, test = $14
+                     WHERE id = $1 AND version = $15 AND merged_into IS NULL",
                     params,
                 )
                 .many(
                     "UPDATE leads SET email = u.email, version = u.version, updated_at = u.updated_at, doc = u.doc,
                         account_id = u.account_id, external_id = u.external_id, stage = u.stage, source = u.source,
                         campaign = u.campaign, latest_source = u.latest_source, latest_campaign = u.latest_campaign,
-                        email_key = u.email_key
+                        email_key = u.email_key, test = u.test
                      FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[], $5::jsonb[], $6::uuid[],
                                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                                 $13::text[], $14::int8[])
+                                 $13::text[], $14::bool[], $15::int8[])
                          AS u (id, email, version, updated_at, doc, account_id, external_id, stage, source, campaign,
-                               latest_source, latest_campaign, email_key, expected)
+                               latest_source, latest_campaign, email_key, test, expected)
                      WHERE leads.id = u.id AND leads.version = u.expected AND leads.merged_into IS NULL",
                 )
             };
@@ -559,7 +564,7 @@ fn keys_ops(lead: LeadId, index: &LeadIndex) -> Vec<Op<'_>> {
         Op::new(
             "INSERT INTO lead_records (lead_id, record) VALUES ($1, $2)
              ON CONFLICT (lead_id) DO UPDATE SET record = EXCLUDED.record",
-            vec![p(*lead.as_uuid()), p(Json(record))],
+            vec![p(*lead.as_uuid()), p(Sealed(record))],
         )
         .many(
             "INSERT INTO lead_records (lead_id, record) SELECT * FROM unnest($1::uuid[], $2::jsonb[])
@@ -568,7 +573,7 @@ fn keys_ops(lead: LeadId, index: &LeadIndex) -> Vec<Op<'_>> {
         Op::new(
             "INSERT INTO lead_keys (key, lead_id) SELECT k, $2 FROM jsonb_array_elements_text($1) AS k
              ON CONFLICT DO NOTHING",
-            vec![p(Json(&index.keys)), p(*lead.as_uuid())],
+            vec![p(Keys(&index.keys)), p(*lead.as_uuid())],
         )
         .many(
             "INSERT INTO lead_keys (key, lead_id)
@@ -592,7 +597,7 @@ fn delete_record(lead: LeadId) -> Op<'static> {
 fn history_op(entry: &HistoryEntry, submission: Option<SubmissionId>) -> Op<'_> {
     Op::new(
         "INSERT INTO lead_history (lead_id, at, submission_id, entry) VALUES ($1, $2, $3, $4)",
-        vec![p(entry.lead_id.as_uuid()), p(entry.at), p(submission.map(|s| *s.as_uuid())), p(Json(entry))],
+        vec![p(entry.lead_id.as_uuid()), p(entry.at), p(submission.map(|s| *s.as_uuid())), p(Sealed(entry))],
     )
     .many(
         "INSERT INTO lead_history (lead_id, at, submission_id, entry)

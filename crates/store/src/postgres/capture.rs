@@ -5,6 +5,7 @@
 use super::Fail;
 use super::apply::{self, Op};
 use super::health;
+use super::sealing::{self, Sealed, SealedText};
 use super::settle::{self, EARLIER, Entry, Transaction};
 use super::sql::{lead_following_merges, rows};
 use crate::{Captured, StoreError, SubmissionStatus};
@@ -15,7 +16,6 @@ use leadflow_core::health::Tally;
 use leadflow_core::pipeline::Outcome;
 use leadflow_core::{LeadId, SubmissionId};
 use tokio_postgres::Row;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 /// Settles one submission in a savepoint: one that fails to settle is kept as pending,
@@ -73,7 +73,7 @@ pub(super) async fn earlier_outcome(
     let status: &str = row.try_get(2)?;
     let outcome: Option<&str> = row.try_get(3)?;
     let lead_id: Option<Uuid> = row.try_get(4)?;
-    let error: Option<&str> = row.try_get(5)?;
+    let error = sealing::text(row.try_get(5)?);
     Ok(Some(match (status, outcome, lead_id) {
         ("processed", Some(outcome), Some(lead_id)) => {
             let lead = lead_following_merges(c, LeadId::from(lead_id), false)
@@ -82,7 +82,7 @@ pub(super) async fn earlier_outcome(
             let outcome = if outcome == "merged" { Outcome::Merged } else { Outcome::Created };
             Captured::Settled { submission_id, outcome, lead: Box::new(lead), replayed: true }
         }
-        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error) },
+        ("rejected", _, _) => Captured::Rejected { submission_id, errors: stored_errors(error.as_deref()) },
         _ => Captured::Pending { submission_id },
     }))
 }
@@ -114,11 +114,11 @@ pub(super) fn submission_op<'a>(
             Box::new(sub.source.as_str()),
             Box::new(sub.idempotency_key.as_ref().map(IdempotencyKey::as_str)),
             Box::new(sub.received_at),
-            Box::new(Json(&sub.payload)),
+            Box::new(Sealed(&sub.payload)),
             Box::new(status.as_str()),
             Box::new(settled.map(|(id, _)| *id.as_uuid())),
             Box::new(settled.map(|(_, o)| o.as_str())),
-            Box::new(error),
+            Box::new(error.map(SealedText)),
             Box::new(&sub.fingerprint),
         ],
     )

@@ -9,6 +9,7 @@
 
 use super::Fail;
 use super::apply::apply;
+use super::sealing::{Blind, Opened};
 use super::sql::{MAX_MERGE_HOPS, exec, identity_lock, lead_following_merges, limit, lock_id, opt, rows};
 use crate::{EventOutcome, NewEvent, SourceCount, StageCount};
 use deadpool_postgres::GenericClient;
@@ -19,9 +20,9 @@ use leadflow_core::pipeline::Rules;
 use leadflow_core::scoring::{EventView, TransitionError};
 use leadflow_core::settle::MAX_SCORED_EVENTS;
 use leadflow_core::{Email, EventId, Lead, LeadId};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use time::OffsetDateTime;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 /// The lead and every lead merged into it, for reads that follow merges backwards. Each
@@ -68,7 +69,7 @@ pub(super) async fn families_events(
     let mut events: HashMap<LeadId, Vec<Event>> = HashMap::new();
     for row in found {
         let root = LeadId::from(row.try_get::<_, Uuid>(0)?);
-        events.entry(root).or_default().push(row.try_get::<_, Json<Event>>(1)?.0);
+        events.entry(root).or_default().push(row.try_get::<_, Opened<Event>>(1)?.0);
     }
     Ok(events)
 }
@@ -79,7 +80,7 @@ pub(super) async fn lead_events(c: &impl GenericClient, lead: LeadId, n: usize) 
 
 pub(super) async fn touchpoints(c: &impl GenericClient, lead: LeadId) -> Result<Vec<Touchpoint>, Fail> {
     let sql = format!("{FAMILY} SELECT doc FROM touchpoints WHERE lead_id IN (SELECT id FROM family) ORDER BY at, id");
-    rows(c, &sql, &[lead.as_uuid()]).await?.iter().map(|r| Ok(r.try_get::<_, Json<Touchpoint>>(0)?.0)).collect()
+    rows(c, &sql, &[lead.as_uuid()]).await?.iter().map(|r| Ok(r.try_get::<_, Opened<Touchpoint>>(0)?.0)).collect()
 }
 
 /// The advisory locks recording `events` takes before it looks anything up: each
@@ -161,13 +162,13 @@ async fn seen(c: &impl GenericClient, new: &NewEvent) -> Result<Seen, Fail> {
     }
     if let Some(email) = &lookup.email {
         seen.by_email =
-            lead_id(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", email.as_str()).await?;
+            lead_id(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &Blind(email.as_str())).await?;
     }
     if let Some(external) = &lookup.external_id {
         seen.by_external_id = lead_id(
             c,
             "SELECT id FROM leads WHERE external_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1",
-            external,
+            &Blind(external),
         )
         .await?;
     }
@@ -179,8 +180,12 @@ async fn seen(c: &impl GenericClient, new: &NewEvent) -> Result<Seen, Fail> {
     Ok(seen)
 }
 
-async fn lead_id(c: &impl GenericClient, sql: &str, value: &str) -> Result<Option<LeadId>, Fail> {
-    Ok(opt(c, sql, &[&value]).await?.map(|row| row.try_get::<_, Uuid>(0)).transpose()?.map(LeadId::from))
+async fn lead_id(
+    c: &impl GenericClient,
+    sql: &str,
+    value: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Option<LeadId>, Fail> {
+    Ok(opt(c, sql, &[value]).await?.map(|row| row.try_get::<_, Uuid>(0)).transpose()?.map(LeadId::from))
 }
 
 /// The lead `id` names, followed through merges, without reading its document.
@@ -244,7 +249,7 @@ pub(super) async fn report_sources(
     let sql = format!(
         "SELECT {source}, {campaign}, count(*) FROM leads
          WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND {source} IS NOT NULL
-           AND doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
+           AND NOT test
          GROUP BY 1, 2 ORDER BY 3 DESC, {source} COLLATE \"C\", {campaign} COLLATE \"C\" NULLS FIRST"
     );
     rows(c, &sql, &[&from, &to])
@@ -263,7 +268,7 @@ pub(super) async fn report_stages(
     let sql = "WITH cohort AS (
              SELECT id, source, campaign FROM leads
              WHERE merged_into IS NULL AND created_at >= $1 AND created_at < $2 AND source IS NOT NULL
-               AND doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
+               AND NOT test
          ), reached AS (
              SELECT c.id, c.source, c.campaign, s.to_stage AS stage FROM cohort c JOIN stage_changes s ON s.lead_id = c.id
              UNION
@@ -287,42 +292,53 @@ pub(super) async fn report_stages(
         .collect()
 }
 
+/// An attendance report's line: event, status, stage.
+type Group = (String, &'static str, String);
+/// The greatest name, the entries and the minutes.
+type Sums = (Option<String>, u64, u64);
+
+/// Attendance by event, status and stage, over surviving leads that are not test leads.
+/// Added up here, not in SQL: the attendance is inside the lead's document, which may be
+/// sealed.
 pub(super) async fn report_attendance(
     c: &impl GenericClient,
     event: Option<&str>,
 ) -> Result<Vec<crate::AttendanceCount>, Fail> {
-    let sql = "SELECT event, max(name), status, stage, count(*), coalesce(sum(minutes), 0)::bigint FROM (
-             SELECT a->>'event' AS event, a->>'name' AS name, a->>'status' AS status, l.stage AS stage,
-                    (a->>'minutes')::bigint AS minutes
-             FROM leads l
-             CROSS JOIN LATERAL jsonb_array_elements(
-                 CASE WHEN jsonb_typeof(l.doc -> 'attendance') = 'array' THEN l.doc -> 'attendance' ELSE '[]'::jsonb END) a
-             WHERE l.merged_into IS NULL AND l.erased_at IS NULL AND l.stage IS NOT NULL
-               AND l.doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
-               AND ($1::text IS NULL OR a->>'event' = $1)
-         ) x
-         GROUP BY event, status, stage
-         ORDER BY event COLLATE \"C\", status COLLATE \"C\", stage COLLATE \"C\"";
-    rows(c, sql, &[&event])
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(crate::AttendanceCount {
-                event: r.try_get(0)?,
-                name: r.try_get(1)?,
-                status: r.try_get(2)?,
-                stage: r.try_get(3)?,
-                leads: count(r.try_get(4)?),
-                minutes: count(r.try_get(5)?),
-            })
+    let found = rows(
+        c,
+        "SELECT stage, doc FROM leads WHERE merged_into IS NULL AND erased_at IS NULL AND stage IS NOT NULL AND NOT test",
+        &[],
+    )
+    .await?;
+    // In byte order, as SQLite sorts.
+    let mut counts: BTreeMap<Group, Sums> = BTreeMap::new();
+    for row in &found {
+        let stage: String = row.try_get(0)?;
+        let Opened(lead): Opened<Lead> = row.try_get(1)?;
+        for a in lead.attendance.into_iter().filter(|a| event.is_none_or(|e| e == a.event)) {
+            let count = counts.entry((a.event, a.status.as_str(), stage.clone())).or_default();
+            count.0 = count.0.take().max(a.name);
+            count.1 += 1;
+            count.2 += u64::from(a.minutes);
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((event, status, stage), (name, leads, minutes))| crate::AttendanceCount {
+            event,
+            name,
+            status: status.to_owned(),
+            stage,
+            leads,
+            minutes,
         })
-        .collect()
+        .collect())
 }
 
 /// Leads stored before these columns existed get them.
 pub(super) async fn backfill(c: &impl GenericClient) -> Result<(), Fail> {
     for row in rows(c, "SELECT doc FROM leads WHERE merged_into IS NULL", &[]).await? {
-        let Json(lead): Json<Lead> = row.try_get(0)?;
+        let Opened(lead): Opened<Lead> = row.try_get(0)?;
         exec(
             c,
             "UPDATE leads SET external_id = $2, stage = $3, source = $4, campaign = $5, latest_source = $6,

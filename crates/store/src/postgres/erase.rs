@@ -12,11 +12,13 @@
 use super::Fail;
 use super::apply::{Op, apply, p};
 use super::feedback::row as feedback_row;
+use super::sealing::{self, Blind, Opened, OpenedBytes, Sealed, SealedBytes};
 use super::sql::{lead_from_row, lock_leads, opt, rows};
 use crate::erase::outbox_state;
 use crate::feedback::Doc;
 use crate::{ErasureReceipt, StoreError};
 use deadpool_postgres::GenericClient;
+use leadflow_core::engagement::Event;
 use leadflow_core::erase::CrmRecord;
 use leadflow_core::erase::plan::{
     self, AccountUse, AttemptRow, Erase, Found, Lookup, Member, OutboxRow, Rows, Traces, WaitingEvent, Write,
@@ -25,7 +27,6 @@ use leadflow_core::pipeline::{HistoryEntry, Rules};
 use leadflow_core::{AccountId, EventId, LeadId, ReviewId, SubmissionId};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 /// load the merge tree and lock the family → family → load its traces → named → load
@@ -62,12 +63,12 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
              WHERE id = $1",
             vec![
                 p(t.id.as_uuid()),
-                p(t.fields.email.as_ref().map(|e| e.as_str())),
-                p(&t.fields.external_id),
+                p(t.fields.email.as_ref().map(|e| Blind(e.as_str()))),
+                p(t.fields.external_id.as_deref().map(Blind)),
                 p(t.account_id.map(|a| *a.as_uuid())),
                 p(i64::try_from(t.version).unwrap_or(i64::MAX)),
                 p(t.updated_at),
-                p(Json(&**t)),
+                p(Sealed(&**t)),
                 p(t.erased_at),
             ],
         )],
@@ -84,7 +85,7 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
             vec![op("DELETE FROM submissions WHERE id = ANY($1)", vec![p(uuids(ids, SubmissionId::as_uuid))])]
         }
         Write::History { row, entry } => {
-            vec![op("UPDATE lead_history SET entry = $2 WHERE id = $1", vec![p(row), p(Json(&**entry))])]
+            vec![op("UPDATE lead_history SET entry = $2 WHERE id = $1", vec![p(row), p(Sealed(&**entry))])]
         }
         Write::DeleteLeadKeys(lead) => vec![
             op("DELETE FROM lead_keys WHERE lead_id = $1", vec![p(lead.as_uuid())]),
@@ -99,14 +100,14 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
             vec![op("DELETE FROM events WHERE id = ANY($1)", vec![p(uuids(ids, EventId::as_uuid))])]
         }
         Write::Touchpoint { row, touch } => {
-            vec![op("UPDATE touchpoints SET doc = $2 WHERE id = $1", vec![p(row), p(Json(&**touch))])]
+            vec![op("UPDATE touchpoints SET doc = $2 WHERE id = $1", vec![p(row), p(Sealed(&**touch))])]
         }
         Write::DeleteReviews(ids) => {
             vec![op("DELETE FROM duplicate_reviews WHERE id = ANY($1)", vec![p(uuids(ids, ReviewId::as_uuid))])]
         }
         Write::Feedback { feedback, result } => vec![op(
             "UPDATE feedback SET doc = $2 WHERE id = $1",
-            vec![p(feedback.id.as_uuid()), p(Json(Doc::new(feedback, result)))],
+            vec![p(feedback.id.as_uuid()), p(Sealed(Doc::new(feedback, result)))],
         )],
         Write::CancelDeliveries(ids) => vec![
             op("DELETE FROM delivery_attempts WHERE delivery_id = ANY($1)", vec![p(ids)]),
@@ -114,7 +115,7 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
         ],
         Write::Delivered { id, payload, at } => vec![op(
             "UPDATE outbox SET payload = $2, last_error = NULL, last_response = NULL, updated_at = $3 WHERE id = $1",
-            vec![p(id), p(Json(payload)), p(at)],
+            vec![p(id), p(Sealed(payload)), p(at)],
         )],
         Write::ScrubAttempts(ids) => vec![op(
             "UPDATE delivery_attempts SET request = NULL, response = NULL, error = NULL WHERE id = ANY($1)",
@@ -122,7 +123,7 @@ pub(super) fn ops(write: &Write) -> Vec<Op<'_>> {
         )],
         Write::Unqueue(lead) => vec![op("DELETE FROM routing_queue WHERE lead_id = $1", vec![p(lead.as_uuid())])],
         Write::Report { import, report } => {
-            vec![op("UPDATE imports SET report = $2 WHERE id = $1", vec![p(import.as_uuid()), p(report)])]
+            vec![op("UPDATE imports SET report = $2 WHERE id = $1", vec![p(import.as_uuid()), p(SealedBytes(report))])]
         }
         Write::NotBefore { delivery, at } => {
             vec![op("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1", vec![p(delivery), p(at)])]
@@ -178,7 +179,7 @@ async fn traces(c: &impl GenericClient, leads: &[Uuid]) -> Result<Traces, Fail> 
         unfinished_import: unfinished.map(|r| r.try_get::<_, Uuid>(0)).transpose()?.map(Into::into),
         history: history
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Json<HistoryEntry>>(1)?.0)))
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Opened<HistoryEntry>>(1)?.0)))
             .collect::<Result<_, Fail>>()?,
         visitors: visitors.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?,
         crm_records: links
@@ -201,11 +202,15 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
         &[&accounts],
     )
     .await?;
+    // What the core judges is narrowed down here only when it can be read in SQL: sealed,
+    // every candidate is read, and the core picks (as it does anyway).
+    let sealed = sealing::sealed()?;
     let unsettled = rows(
         c,
-        "SELECT id, payload::text FROM submissions
-         WHERE lead_id IS NULL AND EXISTS (SELECT 1 FROM unnest($1::text[]) m WHERE strpos(lower(payload::text), m) > 0)",
-        &[&lookup.mentions],
+        "SELECT id, payload FROM submissions
+         WHERE lead_id IS NULL
+           AND ($2 OR EXISTS (SELECT 1 FROM unnest($1::text[]) m WHERE strpos(lower(payload::text), m) > 0))",
+        &[&lookup.mentions, &sealed],
     )
     .await?;
     let of_family = {
@@ -214,11 +219,16 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
     };
     let lead_keys = of_family("SELECT count(*) FROM lead_keys WHERE lead_id = ANY($1)").await?;
     let consent = of_family("SELECT count(*) FROM consent_ledger WHERE lead_id = ANY($1)").await?;
+    // Emails and external ids are stored as written (see `apply`), possibly as blind
+    // indexes: the values come from the document.
+    let emails: Vec<Blind<String>> = lookup.emails.iter().map(|e| Blind(e.trim().to_lowercase())).collect();
+    let external_ids: Vec<Blind<&str>> = lookup.external_ids.iter().map(|e| Blind(e.as_str())).collect();
     let waiting = rows(
         c,
-        "SELECT id, email, external_id, anonymous_id FROM events
-         WHERE lead_id IS NULL AND (lower(btrim(email)) = ANY($1) OR external_id = ANY($2) OR anonymous_id = ANY($3))",
-        &[&lookup.emails, &lookup.external_ids, &lookup.visitors],
+        "SELECT id, doc, anonymous_id FROM events
+         WHERE lead_id IS NULL
+           AND (email = ANY($1) OR lower(btrim(email)) = ANY($1) OR external_id = ANY($2) OR anonymous_id = ANY($3))",
+        &[&emails, &external_ids, &lookup.visitors],
     )
     .await?;
     let crm_ids: Vec<&str> = lookup.crm_records.iter().map(|r| r.crm_id.as_str()).collect();
@@ -227,10 +237,10 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
         c,
         "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
          WHERE lead_id = ANY($1)
-            OR (lead_id IS NULL AND (lower(doc -> 'identity' ->> 'email') = ANY($2)
+            OR (lead_id IS NULL AND ($5 OR lower(doc -> 'identity' ->> 'email') = ANY($2)
                 OR doc -> 'identity' ->> 'external_id' = ANY($3) OR doc -> 'identity' ->> 'crm_id' = ANY($4)))
          FOR UPDATE",
-        &[&leads, &lookup.emails, &lookup.external_ids, &crm_ids],
+        &[&leads, &lookup.emails, &lookup.external_ids, &crm_ids, &sealed],
     )
     .await?;
     let deliveries = rows(
@@ -250,9 +260,10 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
     let reports = rows(
         c,
         "SELECT id, report FROM imports
-         WHERE report IS NOT NULL AND EXISTS (SELECT 1 FROM unnest($1::bytea[]) n WHERE position(n IN report) > 0)
+         WHERE report IS NOT NULL
+           AND ($2 OR EXISTS (SELECT 1 FROM unnest($1::bytea[]) n WHERE position(n IN report) > 0))
          FOR UPDATE",
-        &[&needles],
+        &[&needles, &sealed],
     )
     .await?;
     Ok(Rows {
@@ -266,7 +277,10 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
         submissions: ids(&of_family("SELECT id FROM submissions WHERE lead_id = ANY($1)").await?)?,
         unsettled: unsettled
             .iter()
-            .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get(1)?)))
+            .map(|r| {
+                let Opened(payload): Opened<serde_json::Value> = r.try_get(1)?;
+                Ok((r.try_get::<_, Uuid>(0)?.into(), payload.to_string()))
+            })
             .collect::<Result<_, Fail>>()?,
         lead_keys: lead_keys.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0).unsigned_abs(),
         consent: consent.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0).unsigned_abs(),
@@ -275,14 +289,15 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
             .iter()
             .map(|r| {
                 let id: Uuid = r.try_get(0)?;
-                let (email, external_id, anonymous_id) = (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-                Ok(WaitingEvent { id: id.into(), email, external_id, anonymous_id })
+                let Opened(event): Opened<Event> = r.try_get(1)?;
+                let (email, external_id) = (event.identity.email, event.identity.external_id);
+                Ok(WaitingEvent { id: id.into(), email, external_id, anonymous_id: r.try_get(2)? })
             })
             .collect::<Result<_, Fail>>()?,
         touchpoints: of_family("SELECT id, doc FROM touchpoints WHERE lead_id = ANY($1)")
             .await?
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Json<_>>(1)?.0)))
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<_, Opened<_>>(1)?.0)))
             .collect::<Result<_, Fail>>()?,
         reviews: ids(
             &of_family("SELECT id FROM duplicate_reviews WHERE lead_id = ANY($1) OR candidate_id = ANY($1)").await?
@@ -314,7 +329,7 @@ async fn load(c: &impl GenericClient, lookup: &Lookup) -> Result<Rows, Fail> {
             .collect::<Result<_, Fail>>()?,
         reports: reports
             .iter()
-            .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get(1)?)))
+            .map(|r| Ok((r.try_get::<_, Uuid>(0)?.into(), r.try_get::<_, OpenedBytes>(1)?.0)))
             .collect::<Result<_, Fail>>()?,
     })
 }

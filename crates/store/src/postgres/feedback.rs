@@ -6,6 +6,7 @@
 
 use super::Fail;
 use super::apply::apply;
+use super::sealing::{Blind, Opened};
 use super::sql::{lead_following_merges, limit, opt, rows};
 use crate::feedback::{Doc, Row};
 use crate::{ReasonCount, StoredFeedback};
@@ -16,7 +17,6 @@ use leadflow_core::feedback::{Feedback, FeedbackOutcome, FeedbackResult};
 use leadflow_core::pipeline::Rules;
 use leadflow_core::{FeedbackId, Lead, LeadId};
 use time::OffsetDateTime;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 pub(super) async fn record(
@@ -69,7 +69,7 @@ async fn earlier(c: &impl GenericClient, source: &str, event: &str) -> Result<Ve
     .await?;
     let mut out = Vec::with_capacity(found.len());
     for row in found {
-        let Json(doc): Json<Doc> = row.try_get(3)?;
+        let Opened(doc): Opened<Doc> = row.try_get(3)?;
         let lead = match row.try_get::<_, Option<Uuid>>(1)? {
             Some(id) => lead_following_merges(c, LeadId::from(id), false).await?,
             None => None,
@@ -99,23 +99,25 @@ async fn candidates(c: &impl GenericClient, fb: &Feedback) -> Result<Candidates,
     }
     if let Some(email) = &who.email {
         found.by_email =
-            by(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[email.as_str()]).await?;
+            by(c, "SELECT id FROM leads WHERE email = $1 AND merged_into IS NULL", &[&Blind(email.as_str())]).await?;
     }
     if let Some(external) = &who.external_id {
         found.by_external_id = by(
             c,
             "SELECT id FROM leads WHERE external_id = $1 AND merged_into IS NULL ORDER BY id LIMIT 1",
-            &[external],
+            &[&Blind(external)],
         )
         .await?;
     }
     Ok(found)
 }
 
-async fn by(c: &impl GenericClient, sql: &str, args: &[&str]) -> Result<Option<Lead>, Fail> {
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-    match opt(c, sql, &params).await? {
+async fn by(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Lead>, Fail> {
+    match opt(c, sql, params).await? {
         Some(row) => lead_following_merges(c, LeadId::from(row.try_get::<_, Uuid>(0)?), false).await,
         None => Ok(None),
     }
@@ -169,11 +171,10 @@ pub(super) async fn link(
     let found = rows(
         c,
         "SELECT id, source, event_id, lead_id, status, outcome, occurred_at, received_at, doc FROM feedback
-         WHERE outcome = 'unmatched' AND doc -> 'identity' ->> 'crm_destination' = $1
-           AND doc -> 'identity' ->> 'crm_id' = $2
+         WHERE outcome = 'unmatched' AND crm_record = $1
          ORDER BY occurred_at, id
          FOR UPDATE",
-        &[&destination, &crm_id],
+        &[&Blind(record_key(destination, crm_id))],
     )
     .await?;
     let waiting = found.iter().map(|r| Ok(row(r)?.into_stored().feedback)).collect::<Result<_, Fail>>()?;
@@ -183,9 +184,19 @@ pub(super) async fn link(
     Ok(settled)
 }
 
+/// The CRM record a feedback event names, as its `crm_record` column holds it (the
+/// migration that added the column writes the same).
+pub(super) fn crm_record(fb: &leadflow_core::feedback::Feedback) -> Option<String> {
+    Some(record_key(fb.identity.crm_destination.as_deref()?, fb.identity.crm_id.as_deref()?))
+}
+
+fn record_key(destination: &str, crm_id: &str) -> String {
+    format!("{destination}\n{crm_id}")
+}
+
 /// A stored row, read back.
 pub(super) fn row(r: &tokio_postgres::Row) -> Result<Row, Fail> {
-    let Json(doc): Json<Doc> = r.try_get(8)?;
+    let Opened(doc): Opened<Doc> = r.try_get(8)?;
     Ok(Row {
         id: FeedbackId::from(r.try_get::<_, Uuid>(0)?),
         source: r.try_get(1)?,
@@ -228,7 +239,7 @@ pub(super) async fn report_disqualifications(
     let sql = "SELECT l.source, l.campaign, s.reason, count(DISTINCT s.lead_id)
          FROM stage_changes s JOIN leads l ON l.id = s.lead_id
          WHERE s.to_stage = $1 AND s.at >= $2 AND s.at < $3 AND l.source IS NOT NULL
-           AND l.doc -> 'custom' -> 'test' IS DISTINCT FROM 'true'::jsonb
+           AND NOT l.test
          GROUP BY 1, 2, 3
          ORDER BY 4 DESC, l.source COLLATE \"C\", l.campaign COLLATE \"C\" NULLS FIRST, s.reason COLLATE \"C\" NULLS FIRST";
     rows(c, sql, &[&stage, &from, &to])

@@ -147,7 +147,8 @@ async fn settle_group(db: &Connections, entries: &[Entry<'_>], locks: &[i64]) ->
     let mut attempt = 0u32;
     loop {
         let client = db.client().await?;
-        match super::feed::scoped(settle::settle_all(&client, entries, locks, Transaction::Own)).await {
+        let settling = super::feed::scoped(settle::settle_all(&client, entries, locks, Transaction::Own));
+        match super::sealing::scoped(db.sealer(), settling).await {
             Ok(settled) => return Ok(settled),
             Err(e) => {
                 // Whatever was begun is rolled back; a connection that cannot say so is

@@ -40,6 +40,7 @@ mod outbox;
 mod privacy;
 mod resolver;
 mod routing;
+mod sealing;
 mod settle;
 mod sql;
 mod subject;
@@ -91,6 +92,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (16, include_str!("../../migrations/postgres/0016_retention.sql")),
     (17, include_str!("../../migrations/postgres/0017_key_lifecycle.sql")),
     (18, include_str!("../../migrations/postgres/0018_changes.sql")),
+    (19, include_str!("../../migrations/postgres/0019_encryption.sql")),
 ];
 
 /// The advisory lock migrations run under (an arbitrary constant: "leadflow").
@@ -111,13 +113,16 @@ macro_rules! transaction {
                 Ok(client) => client,
                 Err(e) => break Err(e),
             };
-            let result = $crate::postgres::feed::scoped(async {
-                let $tx = client.transaction().await?;
-                let value = $body;
-                $crate::postgres::feed::write(&$tx).await?;
-                $tx.commit().await?;
-                Ok::<_, Fail>(value)
-            })
+            let result = $crate::postgres::sealing::scoped(
+                $store.sealer(),
+                $crate::postgres::feed::scoped(async {
+                    let $tx = client.transaction().await?;
+                    let value = $body;
+                    $crate::postgres::feed::write(&$tx).await?;
+                    $tx.commit().await?;
+                    Ok::<_, Fail>(value)
+                }),
+            )
             .await;
             match result {
                 Ok(value) => break Ok(value),
@@ -138,7 +143,7 @@ macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {{
         let client = $store.client().await?;
         let $c = &client;
-        let result: Result<_, Fail> = $body.await;
+        let result: Result<_, Fail> = $crate::postgres::sealing::scoped($store.sealer(), $body).await;
         result.map_err(Fail::into_store)
     }};
 }
@@ -188,6 +193,17 @@ impl PgStore {
     /// Connects to the database a `postgres://` URL names and migrates it. The store
     /// settles under `rules`.
     pub async fn open(url: &str, options: &PgOptions, rules: Rules) -> Result<Self, StoreError> {
+        Self::open_encrypted(url, options, rules, None).await
+    }
+
+    /// [`Self::open`], with personal data sealed under data keys the master keys wrap (see
+    /// [`crate::cipher`]); a database that holds keys refuses to open without them.
+    pub async fn open_encrypted(
+        url: &str,
+        options: &PgOptions,
+        rules: Rules,
+        masters: Option<&leadflow_core::encryption::MasterKeys>,
+    ) -> Result<Self, StoreError> {
         let (url, tls) = tls::split(url)?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Unsupported(format!("invalid PostgreSQL URL: {e}")))?;
@@ -228,15 +244,25 @@ impl PgStore {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
-        let db = Connections(pool);
+        let mut db = Connections { pool, cipher: None };
+        migrate(&db).await?;
+        db.cipher = transaction!(db, false, |tx| { sealing::open_keyring(&tx, masters).await? })?;
+        if let Some(cipher) = &db.cipher {
+            // Lookups need the blind indexes: a first conversion finishes before serving.
+            while read!(db, |c| sealing::converting(c))? {
+                transaction!(db, false, |tx| { sealing::step(&tx, cipher, REENCRYPT_BATCH).await? })?;
+            }
+        }
         let groups = group::Groups::start(db.clone());
-        let store = Self { db, groups, closed: std::sync::Arc::new(tokio::sync::RwLock::new(false)), rules };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { db, groups, closed: std::sync::Arc::new(tokio::sync::RwLock::new(false)), rules })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.db.client().await
+    }
+
+    fn sealer(&self) -> Option<std::sync::Arc<crate::cipher::Cipher>> {
+        self.db.sealer()
     }
 
     /// How many capture groups failed as a whole and were redone submission by
@@ -251,51 +277,62 @@ impl PgStore {
         let guard = self.closed.read().await;
         if *guard { Err(StoreError::Closed) } else { Ok(guard) }
     }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        transaction!(self, false, |tx| {
-            // Taken before anything else, so concurrent starts line up here, including
-            // their creation of the version table.
-            sql::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-            tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            )
-            .await?;
-            let current: i32 =
-                tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
-            let applied: std::collections::BTreeSet<i32> = tx
-                .query("SELECT version FROM schema_migrations", &[])
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
-            // Every migration not applied yet, not only those above the highest applied:
-            // numbers are taken by branches merged in any order, so a lower one may arrive
-            // later.
-            for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
-                tx.batch_execute(migration).await?;
-                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
-                tracing::info!(version, "applied migration");
-            }
-            // Leads stored before a migration get what it added, in the same transaction.
-            if current < 2 {
-                accounts::backfill(&tx).await?;
-                engagement::backfill(&tx).await?;
-            }
-            if current < 8 {
-                sql::backfill_email_keys(&tx).await?;
-            }
-        })
-    }
 }
 
-/// The connection pool, shared with the task that settles capture groups.
+async fn migrate(db: &Connections) -> Result<(), StoreError> {
+    transaction!(db, false, |tx| {
+        // Taken before anything else, so concurrent starts line up here, including
+        // their creation of the version table.
+        sql::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let current: i32 =
+            tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
+        let applied: std::collections::BTreeSet<i32> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        // Every migration not applied yet, not only those above the highest applied:
+        // numbers are taken by branches merged in any order, so a lower one may arrive
+        // later.
+        for (version, migration) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
+            tx.batch_execute(migration).await?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+            tracing::info!(version, "applied migration");
+        }
+        // Leads stored before a migration get what it added, in the same transaction.
+        if current < 2 {
+            accounts::backfill(&tx).await?;
+            engagement::backfill(&tx).await?;
+        }
+        if current < 8 {
+            sql::backfill_email_keys(&tx).await?;
+        }
+    })
+}
+
+/// Rows re-encrypted per transaction when a first conversion runs at start.
+const REENCRYPT_BATCH: usize = 500;
+
+/// The connection pool and the keys personal data is sealed with, shared with the task
+/// that settles capture groups.
 #[derive(Clone)]
-struct Connections(Pool);
+struct Connections {
+    pool: Pool,
+    cipher: Option<std::sync::Arc<crate::cipher::Cipher>>,
+}
 
 impl Connections {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.0.get().await.map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+    }
+
+    fn sealer(&self) -> Option<std::sync::Arc<crate::cipher::Cipher>> {
+        self.cipher.clone()
     }
 }
 
@@ -413,12 +450,18 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let keyed: Vec<(String, Email)> = emails.into_iter().map(|e| (self.rules.matching.email_key(&e), e)).collect();
-        let keys: Vec<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
-        let known: std::collections::HashSet<String> = read!(self, |c| async {
-            let sql = "SELECT DISTINCT email_key FROM leads WHERE email_key = ANY($1) AND merged_into IS NULL";
-            sql::rows(c, sql, &[&keys]).await?.iter().map(|r| Ok(r.try_get::<_, String>(0)?)).collect()
+        // Rows name the key by its place: the column may hold its blind index.
+        let keys: Vec<sealing::Blind<&str>> = keyed.iter().map(|(k, _)| sealing::Blind(k.as_str())).collect();
+        let known: std::collections::HashSet<usize> = read!(self, |c| async {
+            let sql = "SELECT k.n FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
+                       WHERE EXISTS (SELECT 1 FROM leads WHERE email_key = k.key AND merged_into IS NULL)";
+            sql::rows(c, sql, &[&keys])
+                .await?
+                .iter()
+                .map(|r| Ok(usize::try_from(r.try_get::<_, i64>(0)? - 1).unwrap_or(usize::MAX)))
+                .collect()
         })?;
-        Ok(keyed.into_iter().filter(|(k, _)| known.contains(k)).map(|(_, e)| e).collect())
+        Ok(keyed.into_iter().enumerate().filter(|(i, _)| known.contains(i)).map(|(_, (_, e))| e).collect())
     }
 
     async fn lead_history(&self, id: LeadId) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -1128,6 +1171,12 @@ impl Store for PgStore {
         } else {
             Err(StoreError::Unavailable(format!("schema at version {version}, expected {}", latest_migration())))
         }
+    }
+
+    async fn reencrypt(&self, limit: usize) -> Result<crate::cipher::Reencrypted, StoreError> {
+        let Some(cipher) = self.sealer() else { return Ok(crate::cipher::Reencrypted { rows: 0, done: true }) };
+        let _open = self.writable().await?;
+        transaction!(self, false, |tx| { sealing::step(&tx, &cipher, limit).await? })
     }
 
     async fn close(&self) -> Result<(), StoreError> {

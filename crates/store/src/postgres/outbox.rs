@@ -3,6 +3,7 @@
 //! instance, and the tries recorded with them.
 
 use super::Fail;
+use super::sealing::{self, Opened, Sealed, SealedText};
 use super::sql::{exec, limit, opt, rows};
 use crate::{AttemptRecord, DeliveryAttempt, DeliveryResult, DeliveryStatus, OutboxDelivery, ReplayFilter, StoreError};
 use deadpool_postgres::GenericClient;
@@ -10,7 +11,6 @@ use leadflow_core::LeadId;
 use leadflow_core::erase;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, destination, lead_id, event_type, payload, status, attempts, next_attempt_at, last_status,
@@ -22,7 +22,7 @@ fn from_row(row: &Row) -> Result<OutboxDelivery, Fail> {
     let Some(status) = DeliveryStatus::parse(&status) else {
         return Err(StoreError::Corrupt(format!("delivery {id}: status {status:?}")).into());
     };
-    let Json(payload): Json<serde_json::Value> = row.try_get(4)?;
+    let Opened(payload): Opened<serde_json::Value> = row.try_get(4)?;
     Ok(OutboxDelivery {
         destination: row.try_get(1)?,
         lead_id: LeadId::from(row.try_get::<_, Uuid>(2)?),
@@ -32,8 +32,8 @@ fn from_row(row: &Row) -> Result<OutboxDelivery, Fail> {
         attempts: u32::try_from(row.try_get::<_, i32>(6)?).unwrap_or(0),
         next_attempt_at: row.try_get(7)?,
         last_status: row.try_get::<_, Option<i32>>(8)?.and_then(|s| u16::try_from(s).ok()),
-        last_error: row.try_get(9)?,
-        last_response: row.try_get(10)?,
+        last_error: sealing::text(row.try_get(9)?),
+        last_response: sealing::text(row.try_get(10)?),
         created_at: row.try_get(11)?,
         updated_at: row.try_get(12)?,
         id,
@@ -112,7 +112,16 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
              last_response = coalesce($7, last_response), updated_at = $8
          WHERE id = $1 AND status = 'pending'
          RETURNING attempts, destination, created_at, lead_id",
-        &[&a.delivery_id, &new_status, &tried, &next, &status, &error, &a.response, &a.at],
+        &[
+            &a.delivery_id,
+            &new_status,
+            &tried,
+            &next,
+            &status,
+            &error.as_deref().map(SealedText),
+            &a.response.as_deref().map(SealedText),
+            &a.at,
+        ],
     )
     .await?;
     let Some(changed) = changed else {
@@ -139,9 +148,9 @@ pub(super) async fn record(c: &impl GenericClient, a: &DeliveryAttempt) -> Resul
             &label,
             &a.at,
             &status,
-            &error,
-            &a.request,
-            &a.response,
+            &error.as_deref().map(SealedText),
+            &a.request.as_deref().map(SealedText),
+            &a.response.as_deref().map(SealedText),
             &i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
         ],
     )
@@ -221,9 +230,9 @@ pub(super) async fn get(
             outcome: r.try_get(1)?,
             at: r.try_get(2)?,
             status: r.try_get::<_, Option<i32>>(3)?.and_then(|s| u16::try_from(s).ok()),
-            error: r.try_get(4)?,
-            request: r.try_get(5)?,
-            response: r.try_get(6)?,
+            error: sealing::text(r.try_get(4)?),
+            request: sealing::text(r.try_get(5)?),
+            response: sealing::text(r.try_get(6)?),
             duration_ms: u64::try_from(r.try_get::<_, i64>(7)?).unwrap_or(0),
         })
     })
@@ -278,9 +287,9 @@ pub(super) async fn add_erased_record(
     .await?;
     for row in found {
         let id: String = row.try_get(0)?;
-        let Json(mut payload): Json<serde_json::Value> = row.try_get(1)?;
+        let Opened(mut payload): Opened<serde_json::Value> = row.try_get(1)?;
         if erase::add_crm_record(&mut payload, record) {
-            exec(c, "UPDATE outbox SET payload = $2, updated_at = $3 WHERE id = $1", &[&id, &Json(&payload), &now])
+            exec(c, "UPDATE outbox SET payload = $2, updated_at = $3 WHERE id = $1", &[&id, &Sealed(&payload), &now])
                 .await?;
         }
     }

@@ -2,6 +2,7 @@
 
 use super::Fail;
 use super::apply::{Op, apply, p};
+use super::sealing::{Opened, Sealed};
 use super::sql::{exec, lead_following_merges, rows};
 use crate::StoreError;
 use deadpool_postgres::GenericClient;
@@ -10,7 +11,6 @@ use leadflow_core::pipeline::Rules;
 use leadflow_core::suppress::Suppression;
 use leadflow_core::{Lead, LeadId, SubmissionId};
 use time::OffsetDateTime;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 pub(super) fn entry_op(lead: LeadId, e: &Entry) -> Op<'_> {
@@ -24,7 +24,7 @@ pub(super) fn entry_op(lead: LeadId, e: &Entry) -> Op<'_> {
             p(e.state.at.unwrap_or(e.recorded_at)),
             p(e.recorded_at),
             p(e.submission_id.map(|s| *s.as_uuid())),
-            p(Json(e)),
+            p(Sealed(e)),
         ],
     )
 }
@@ -105,7 +105,7 @@ pub(super) async fn ledger(c: &impl GenericClient, lead: LeadId) -> Result<Vec<(
         .iter()
         .map(|r| {
             let id: Uuid = r.try_get(0)?;
-            let Json(entry): Json<Entry> = r.try_get(1)?;
+            let Opened(entry): Opened<Entry> = r.try_get(1)?;
             Ok((LeadId::from(id), entry))
         })
         .collect()

@@ -8,17 +8,16 @@
 
 use super::Fail;
 use super::apply::apply;
+use super::sealing::{Keys, Opened};
 use super::sql::{exec, lead_following_merges, limit, lock_id, one, rows};
-use crate::ResolveBatch;
+use crate::{ResolveBatch, StoreError};
 use deadpool_postgres::GenericClient;
 use leadflow_core::LeadId;
 use leadflow_core::pipeline::Rules;
 use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::{Batch, Queued};
 use leadflow_core::settle::{self, Lookup, POSTINGS_PER_KEY};
-use std::collections::HashMap;
 use time::OffsetDateTime;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 pub(super) async fn resolve_queued(
@@ -61,24 +60,28 @@ pub(super) async fn by_keys(c: &impl GenericClient, lookup: &Lookup) -> Result<V
     if lookup.keys.is_empty() {
         return Ok(Vec::new());
     }
-    // Each key its own bounded index range scan.
+    // Each key its own bounded index range scan. Rows name their key by its place: the
+    // column may hold the key's blind index.
     let found = rows(
         c,
-        "SELECT k.key, p.lead_id, p.record
-         FROM unnest($1::text[]) AS k (key)
+        "SELECT k.n, p.lead_id, p.record
+         FROM unnest($1::text[]) WITH ORDINALITY AS k (key, n)
          CROSS JOIN LATERAL (
              SELECT lead_keys.lead_id, r.record FROM lead_keys JOIN lead_records r USING (lead_id)
              WHERE lead_keys.key = k.key ORDER BY lead_keys.lead_id DESC LIMIT $2
          ) p",
-        &[&lookup.keys, &limit(POSTINGS_PER_KEY)],
+        &[&Keys(&lookup.keys), &limit(POSTINGS_PER_KEY)],
     )
     .await?;
-    let mut postings: HashMap<String, Vec<(Uuid, Record)>> = HashMap::new();
+    let mut postings: Vec<Vec<(Uuid, Record)>> = lookup.keys.iter().map(|_| Vec::new()).collect();
     for row in found {
-        let Json(record): Json<Record> = row.try_get(2)?;
-        postings.entry(row.try_get(0)?).or_default().push((row.try_get(1)?, record));
+        let Opened(record): Opened<Record> = row.try_get(2)?;
+        let n = usize::try_from(row.try_get::<_, i64>(0)? - 1).ok();
+        let Some(posting) = n.and_then(|n| postings.get_mut(n)) else {
+            return Err(StoreError::Internal("a posting answers no key".into()).into());
+        };
+        posting.push((row.try_get(1)?, record));
     }
-    let postings = lookup.keys.iter().map(|k| postings.remove(k).unwrap_or_default()).collect();
     Ok(settle::rank(postings).into_iter().map(|(id, r)| (LeadId::from(id), r)).collect())
 }
 

@@ -19,6 +19,7 @@
 use super::apply;
 use super::capture::{earlier_outcome, submission_op};
 use super::claims::{Claim, Ledger};
+use super::sealing::{Blind, Opened};
 use super::sql::{self, MAX_MERGE_HOPS, lead_from_row};
 use super::{Fail, accounts, engagement};
 use crate::{CaptureItem, Captured, StoreError, SubmissionStatus};
@@ -33,7 +34,7 @@ use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Decided, Id
 use leadflow_core::{Lead, LeadId};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
@@ -395,7 +396,7 @@ async fn load_lookups(
         }
         if let Some(mailbox) = &lookup.mailbox {
             mailboxed.push(i);
-            mailboxes.push(mailbox.as_str());
+            mailboxes.push(Blind(mailbox.as_str()));
         }
         // What the lead reads next if it is new, as `Merged::context` will ask.
         let candidate = &item.candidate;
@@ -477,12 +478,13 @@ const WAITING: &str = "SELECT w.n, e.doc
          UNION ALL SELECT doc FROM events WHERE lead_id IS NULL AND anonymous_id = w.anonymous_id
      ) e";
 
-type IdentityColumns<'a> = (Vec<Option<&'a str>>, Vec<Option<&'a str>>, Vec<Option<&'a str>>);
+type IdentityColumns<'a> = (Vec<Option<Blind<String>>>, Vec<Option<Blind<&'a str>>>, Vec<Option<&'a str>>);
 
 fn identity_columns(who: &[(usize, Identities)]) -> IdentityColumns<'_> {
     (
-        who.iter().map(|(_, w)| w.email.as_deref()).collect(),
-        who.iter().map(|(_, w)| w.external_id.as_deref()).collect(),
+        // As events store it (see `apply`).
+        who.iter().map(|(_, w)| w.email.as_deref().map(|e| Blind(e.trim().to_lowercase()))).collect(),
+        who.iter().map(|(_, w)| w.external_id.as_deref().map(Blind)).collect(),
         who.iter().map(|(_, w)| w.anonymous_id.as_deref()).collect(),
     )
 }
@@ -499,7 +501,7 @@ fn nth(row: &Row, places: &[usize]) -> Result<usize, Fail> {
 fn events_by_slot(rows: &[Row], places: &[usize]) -> Result<HashMap<usize, Vec<Event>>, Fail> {
     let mut by_slot: HashMap<usize, Vec<Event>> = HashMap::new();
     for row in rows {
-        by_slot.entry(nth(row, places)?).or_default().push(row.try_get::<_, Json<Event>>(1)?.0);
+        by_slot.entry(nth(row, places)?).or_default().push(row.try_get::<_, Opened<Event>>(1)?.0);
     }
     Ok(by_slot)
 }

@@ -2,6 +2,7 @@
 //! a client or a transaction; the caller decides the transaction's bounds and retries.
 
 use super::apply::apply;
+use super::sealing::{self, Blind, Opened, OpenedBytes, Sealed, SealedBytes, SealedText};
 use super::{Fail, accounts};
 use crate::{
     CaptureItem, ImportCounts, ImportJob, ImportStatus, Review, ReviewStatus, StoreError, StoredSubmission,
@@ -185,7 +186,7 @@ pub(super) async fn reject(
     let changed = exec(
         c,
         "UPDATE submissions SET status = 'rejected', error = $2 WHERE id = $1 AND status IN ('pending', 'rejected')",
-        &[id.as_uuid(), &serde_json::to_string(errors)?],
+        &[id.as_uuid(), &SealedText(serde_json::to_string(errors)?)],
     )
     .await?;
     if changed == 1 {
@@ -208,9 +209,9 @@ pub(super) fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
     let corrupt = |what: &str| Fail::Store(StoreError::Corrupt(format!("submission {id}: {what}")));
     let source: &str = row.try_get(1)?;
     let key: Option<&str> = row.try_get(2)?;
-    let Json(payload): Json<Map<String, Value>> = row.try_get(4)?;
+    let Opened(payload): Opened<Map<String, Value>> = row.try_get(4)?;
     let status: &str = row.try_get(5)?;
-    let error: Option<&str> = row.try_get(6)?;
+    let error = sealing::text(row.try_get(6)?);
     let lead_id: Option<Uuid> = row.try_get(7)?;
     Ok(StoredSubmission {
         submission: RawSubmission {
@@ -227,7 +228,7 @@ pub(super) fn submission_from_row(row: &Row) -> Result<StoredSubmission, Fail> {
             "rejected" => SubmissionStatus::Rejected,
             _ => return Err(corrupt("status")),
         },
-        errors: super::capture::stored_errors(error),
+        errors: super::capture::stored_errors(error.as_deref()),
         lead_id: lead_id.map(LeadId::from),
     })
 }
@@ -273,7 +274,7 @@ pub(super) async fn get_submission(c: &impl GenericClient, id: SubmissionId) -> 
 }
 
 pub(super) fn lead_from_row(row: &Row, column: usize) -> Result<Lead, Fail> {
-    let Json(lead): Json<Lead> = row.try_get(column)?;
+    let Opened(lead): Opened<Lead> = row.try_get(column)?;
     Ok(lead)
 }
 
@@ -291,7 +292,7 @@ pub(super) async fn backfill_email_keys(c: &impl GenericClient) -> Result<(), Fa
 }
 
 pub(super) async fn leads_by_mailbox(c: &impl GenericClient, key: &str) -> Result<Vec<Lead>, Fail> {
-    rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&key])
+    rows(c, "SELECT doc FROM leads WHERE email_key = $1 AND merged_into IS NULL", &[&Blind(key)])
         .await?
         .iter()
         .map(|r| lead_from_row(r, 0))
@@ -325,7 +326,7 @@ pub(super) async fn lead_history(c: &impl GenericClient, id: LeadId) -> Result<V
     rows(c, "SELECT entry FROM lead_history WHERE lead_id = $1 ORDER BY id", &[id.as_uuid()])
         .await?
         .iter()
-        .map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0))
+        .map(|r| Ok(r.try_get::<_, Opened<HistoryEntry>>(0)?.0))
         .collect()
 }
 
@@ -479,7 +480,7 @@ pub(super) async fn create_import(c: &impl GenericClient, job: &ImportJob, file:
             &job.status.as_str(),
             &job.created_at,
             &job.updated_at,
-            &file,
+            &SealedBytes(file),
         ],
     )
     .await?;
@@ -504,7 +505,7 @@ pub(super) async fn update_import(c: &impl GenericClient, job: &ImportJob, repor
             &count(k.pending),
             &job.error,
             &job.updated_at,
-            &report,
+            &report.map(SealedBytes),
         ],
     )
     .await?;
@@ -517,7 +518,12 @@ pub(super) async fn get_import(c: &impl GenericClient, id: ImportId) -> Result<O
 }
 
 pub(super) async fn import_blob(c: &impl GenericClient, sql: &str, id: ImportId) -> Result<Option<Vec<u8>>, Fail> {
-    Ok(opt(c, sql, &[id.as_uuid()]).await?.map(|r| r.try_get::<_, Option<Vec<u8>>>(0)).transpose()?.flatten())
+    Ok(opt(c, sql, &[id.as_uuid()])
+        .await?
+        .map(|r| r.try_get::<_, Option<OpenedBytes>>(0))
+        .transpose()?
+        .flatten()
+        .map(|b| b.0))
 }
 
 pub(super) async fn unfinished_imports(c: &impl GenericClient) -> Result<Vec<ImportJob>, Fail> {
@@ -534,7 +540,7 @@ pub(super) const REVIEW_COLUMNS: &str = "id, lead_id, candidate_id, score, evide
 pub(super) fn review_from_row(row: &Row) -> Result<Review, Fail> {
     let id: Uuid = row.try_get(0)?;
     let status: &str = row.try_get(5)?;
-    let Json(evidence) = row.try_get(4)?;
+    let Opened(evidence) = row.try_get(4)?;
     Ok(Review {
         id: ReviewId::from(id),
         lead_id: LeadId::from(row.try_get::<_, Uuid>(1)?),
@@ -600,7 +606,7 @@ pub(super) async fn add_review(
             lead.as_uuid(),
             candidate.as_uuid(),
             &score,
-            &Json(evidence),
+            &Sealed(evidence),
             &OffsetDateTime::now_utc(),
         ],
     )
@@ -650,7 +656,7 @@ pub(super) async fn unmerge(
                 rows(c, "SELECT entry FROM lead_history WHERE lead_id = $1 ORDER BY id DESC", &[into.as_uuid()])
                     .await?;
             let history: Vec<HistoryEntry> =
-                entries.iter().map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
+                entries.iter().map(|r| Ok(r.try_get::<_, Opened<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
             (survivor, history)
         }
         _ => (None, Vec::new()),
@@ -715,7 +721,7 @@ pub(super) async fn split(
     )
     .await?;
     let history: Vec<HistoryEntry> =
-        entries.iter().map(|r| Ok(r.try_get::<_, Json<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
+        entries.iter().map(|r| Ok(r.try_get::<_, Opened<HistoryEntry>>(0)?.0)).collect::<Result<_, Fail>>()?;
     let accounts = accounts::by_keys(c, &merges::split_account_keys(&candidate)).await?;
     let split = merges::split(lead_id, current.as_ref(), stored.as_ref(), &history, candidate, &accounts, rules, now)
         .map_err(StoreError::from)?;

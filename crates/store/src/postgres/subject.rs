@@ -2,6 +2,7 @@
 //! person's leads; retention scans by id and changes at most [`BATCH`] rows per
 //! transaction, so no statement holds many row locks for long.
 
+use super::sealing::Opened;
 use super::sql::{
     REVIEW_COLUMNS, SUBMISSION_COLUMNS, exec, lead_from_row, limit, one, review_from_row, rows, submission_from_row,
 };
@@ -61,7 +62,7 @@ pub(super) async fn events(
     )
     .await?
     .iter()
-    .map(|r| Ok(r.try_get::<_, Json<Event>>(0)?.0))
+    .map(|r| Ok(r.try_get::<_, Opened<Event>>(0)?.0))
     .collect()
 }
 
