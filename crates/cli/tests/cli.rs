@@ -1068,6 +1068,87 @@ async fn two_instances_on_one_postgres_make_one_lead_per_person() {
     assert_eq!(received.len(), delivered_ids.len(), "no delivery was made twice: {received:?}");
 }
 
+/// Personal data sealed at rest on PostgreSQL, as an operator runs it: two instances with
+/// the key from the environment share one database. The same person sent to both is one
+/// lead, found by email on either; the webhook gets the lead in clear; no table holds
+/// the person's name, email or phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_an_encrypted_postgres_seal_what_they_store() {
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let keep = |axum::extract::State(bodies): axum::extract::State<Arc<Mutex<Vec<String>>>>, body: String| async move {
+        bodies.lock().unwrap().push(body);
+        axum::http::StatusCode::NO_CONTENT
+    };
+    let app = axum::Router::new().route("/hook", axum::routing::post(keep)).with_state(bodies.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = format!(
+        "[encryption]\nkey_env = \"LF_KEY\"\n\n[[destinations]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{hook}/hook\"\nsecret_env = \"LF_TEST_HOOK_SECRET\"\nevents = [\"created\"]\n"
+    );
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let env = [("LF_TEST_HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), ("LF_KEY", key)];
+
+    let db = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(dir_a.path().join("leadflow.toml"), &config).unwrap();
+    std::fs::write(dir_b.path().join("leadflow.toml"), &config).unwrap();
+    let out = leadflow(dir_a.path())
+        .env("LF_KEY", key)
+        .args(["keys", "create", "--name", "test", "--scope", "admin", "--database", &db.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).lines().last().unwrap().to_owned();
+    let a = Server::start_with_all(dir_a.path(), &["--database", &db.url], &env);
+    let b = Server::start_with_all(dir_b.path(), &["--database", &db.url], &env);
+    let http = client();
+    let post = |base: String, body: Value| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let r = http.post(format!("{base}/v1/leads")).bearer_auth(&token).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let first = post(
+        a.base.clone(),
+        json!({"email": "Ottoline.Vasquez@Quibble-Partners.com", "first_name": "Ottoline",
+               "last_name": "Vasquez-Brandt", "phone": "+1 617 555 0199"}),
+    )
+    .await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    let again =
+        post(b.base.clone(), json!({"email": " ottoline.vasquez@quibble-partners.com", "company": "Quibble"})).await;
+    assert_eq!(again["id"], id.as_str(), "{again}");
+    assert_eq!(again["outcome"], "merged");
+    let url = format!("{}/v1/leads?email=ottoline.vasquez@quibble-partners.com", a.base);
+    let found: Value = http.get(url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(found[0]["id"], id.as_str(), "{found}");
+    assert_eq!(found[0]["last_name"], "Vasquez-Brandt", "{found}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bodies.lock().unwrap().iter().any(|b| b.contains("ottoline.vasquez@quibble-partners.com")) {
+        assert!(Instant::now() < deadline, "the webhook got no lead in clear: {:?}", bodies.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop((a, b));
+
+    let (pg, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let tables = pg.query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'", &[]).await.unwrap();
+    let mut text = String::new();
+    for table in tables {
+        let table: String = table.get(0);
+        for row in pg.query(&format!("SELECT t::text FROM {table} t"), &[]).await.unwrap() {
+            text.push_str(&row.get::<_, String>(0).to_lowercase());
+        }
+    }
+    assert!(text.contains("quibble"), "the company's domain is kept in clear on its account");
+    for personal in ["ottoline", "vasquez", "6175550199", "555 0199"] {
+        assert!(!text.contains(personal), "{personal} is stored in clear");
+    }
+}
+
 /// A private PostgreSQL server in a temporary directory, on a free port, that a test may
 /// stop and start (the machine's shared server is never restarted: other tests use it).
 struct PrivatePostgres {

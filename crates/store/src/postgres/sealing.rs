@@ -595,18 +595,21 @@ pub(super) async fn step(c: &impl GenericClient, cipher: &Cipher, limit: usize) 
                 Column::Json(n) | Column::Text(n) | Column::Bytes(n) => *n,
             })
             .collect();
-        let after = at.after.clone().unwrap_or_default();
+        // Two statements rather than one with `$1 IS NULL OR`, so each pages through the
+        // key's index.
+        let after = match &at.after {
+            Some(_) => format!("WHERE {key} > $2::text::{key_type}", key = step.key, key_type = step.key_type),
+            None => "WHERE $2::text IS NULL".to_owned(),
+        };
         let found = rows(
             c,
             &format!(
-                "SELECT {key}::text, {cols} FROM {table}
-                 WHERE $1 = '' OR {key} > $1::{key_type} ORDER BY {key} LIMIT $2 FOR UPDATE",
+                "SELECT {key}::text, {cols} FROM {table} {after} ORDER BY {key} LIMIT $1 FOR UPDATE",
                 key = step.key,
-                key_type = step.key_type,
                 table = step.table,
                 cols = selected.join(", ")
             ),
-            &[&after, &limit],
+            &[&limit, &at.after],
         )
         .await?;
         let Some(last) = found.last() else {
