@@ -141,6 +141,37 @@ pub struct Reencrypted {
     pub done: bool,
 }
 
+/// Where re-encryption stands, kept in the store's `cursors` row [`PROGRESS_CURSOR`]: the
+/// step (table) it is at and the last key done there. `convert`: the database held data in
+/// clear when encryption was switched on, so the lookup columns become blind indexes too
+/// (only then: the index key never changes).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Progress {
+    pub step: usize,
+    pub after: Option<String>,
+    pub convert: bool,
+}
+
+pub(crate) const PROGRESS_CURSOR: &str = "encryption.reencrypt";
+
+impl Progress {
+    /// The run a key ring just opened needs when none is under way: converting what the
+    /// database held in clear when its ring was made now (`fresh`), or moving values off
+    /// older data keys; `None` when neither.
+    pub(crate) fn needed(fresh: bool, cipher: &Cipher) -> Option<Self> {
+        (fresh || !cipher.older_keys().is_empty()).then_some(Self { step: 0, after: None, convert: fresh })
+    }
+}
+
+impl From<CipherError> for crate::StoreError {
+    fn from(e: CipherError) -> Self {
+        match e {
+            CipherError::Random(_) => Self::Internal(e.to_string()),
+            _ => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
 /// A row of `encryption_keys`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredKey {

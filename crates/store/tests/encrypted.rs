@@ -4,24 +4,16 @@
 //! held data in clear).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Picklists, SourceConfig};
-use leadflow_core::encryption::{MasterKey, MasterKeys};
-use leadflow_core::pipeline::{Rules, prepare};
-use leadflow_core::{Email, SourceName};
+use leadflow_core::Email;
+use leadflow_core::encryption::MasterKeys;
+use leadflow_core::pipeline::Rules;
 use leadflow_store::sqlite::SqliteStore;
-use leadflow_store::{CaptureItem, Captured, DynStore};
+use leadflow_store::{Captured, DynStore};
 use leadflow_testkit::conformance::{Raw, TestStore};
-use serde_json::{Value, json};
+use leadflow_testkit::encryption::{PLAIN, capture, lead_id, masters, person, reencrypt_all};
+use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
-
-fn masters(active: u8, previous: &[u8]) -> MasterKeys {
-    MasterKeys {
-        active: MasterKey::new([active; 32]),
-        previous: previous.iter().map(|b| MasterKey::new([*b; 32])).collect(),
-    }
-}
 
 fn open(path: &Path, keys: Option<&MasterKeys>) -> Result<DynStore, leadflow_store::StoreError> {
     Ok(Arc::new(SqliteStore::open_encrypted(path, Rules::default(), keys)?))
@@ -35,54 +27,6 @@ async fn fresh() -> TestStore {
 }
 
 leadflow_testkit::conformance_suite!(fresh());
-
-fn item(v: Value) -> CaptureItem {
-    let Value::Object(payload) = v else { panic!("an object") };
-    let submission = RawSubmission::new(SourceName::api(), None, payload);
-    let candidate = prepare(&submission.payload, &SourceConfig::api(), &Picklists::default()).unwrap();
-    CaptureItem { submission, candidate }
-}
-
-fn person(n: usize) -> Value {
-    json!({
-        "email": format!("wilhelmina.zabrowski{n}@quixotic-example.com"),
-        "first_name": "Wilhelmina",
-        "last_name": format!("Zabrowski{n}"),
-        "phone": format!("+1 415 555 {:04}", 1000 + n),
-        "company": "Quixotic Widgets",
-        "street": "77 Marzipan Boulevard",
-        "custom": {"favourite_fruit": "rambutan"},
-        "external_id": format!("crm-zz-{n}"),
-    })
-}
-
-async fn capture(store: &DynStore, v: Value) -> Captured {
-    store.capture(vec![item(v)]).await.unwrap().remove(0)
-}
-
-fn lead_id(c: &Captured) -> leadflow_core::LeadId {
-    match c {
-        Captured::Settled { lead, .. } => lead.id,
-        other => panic!("{other:?}"),
-    }
-}
-
-/// Runs re-encryption in steps of `limit` rows until it is done; the rows rewritten.
-async fn reencrypt_all(store: &DynStore, limit: usize) -> u64 {
-    let mut rows = 0;
-    loop {
-        let step = store.reencrypt(limit).await.unwrap();
-        rows += step.rows;
-        if step.done {
-            return rows;
-        }
-    }
-}
-
-/// What must not be in any byte of the files with encryption on: names, the email (its
-/// mailbox; the domain is the company's, kept in clear on its account), the phone either
-/// way, the street and a custom value.
-const PLAIN: [&str; 7] = ["wilhelmina", "zabrowski", "zabrowski1@", "555 10", "5551001", "marzipan", "rambutan"];
 
 /// Every byte of the database, its WAL and shared-memory file, lowercased.
 fn file_bytes(path: &Path) -> String {

@@ -5,26 +5,18 @@
 //! of the server `LEADFLOW_TEST_POSTGRES_URL` names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use leadflow_core::capture::RawSubmission;
-use leadflow_core::config::{Picklists, SourceConfig};
-use leadflow_core::encryption::{MasterKey, MasterKeys};
+use leadflow_core::encryption::MasterKeys;
 use leadflow_core::engagement::{Event, Identity};
-use leadflow_core::pipeline::{Rules, prepare};
+use leadflow_core::pipeline::Rules;
 use leadflow_core::{Email, SourceName};
 use leadflow_store::postgres::{PgOptions, PgStore};
-use leadflow_store::{CaptureItem, Captured, DynStore, EventOutcome, ImportCounts, ImportJob, ImportStatus, NewEvent};
+use leadflow_store::{Captured, DynStore, EventOutcome, ImportCounts, ImportJob, ImportStatus, NewEvent};
 use leadflow_testkit::conformance::{Raw, TestStore};
+use leadflow_testkit::encryption::{PLAIN, capture, lead_id, masters, person, reencrypt_all};
 use leadflow_testkit::postgres::TestDatabase;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use time::OffsetDateTime;
-
-fn masters(active: u8, previous: &[u8]) -> MasterKeys {
-    MasterKeys {
-        active: MasterKey::new([active; 32]),
-        previous: previous.iter().map(|b| MasterKey::new([*b; 32])).collect(),
-    }
-}
 
 fn fuzzy() -> Rules {
     Rules {
@@ -54,53 +46,11 @@ async fn fresh() -> TestStore {
 
 leadflow_testkit::conformance_suite!(fresh());
 
-fn item(v: Value) -> CaptureItem {
-    let Value::Object(payload) = v else { panic!("an object") };
-    let submission = RawSubmission::new(SourceName::api(), None, payload);
-    let candidate = prepare(&submission.payload, &SourceConfig::api(), &Picklists::default()).unwrap();
-    CaptureItem { submission, candidate }
+/// What must not be in any column of any table with encryption on: [`PLAIN`], and the
+/// external id.
+fn personal() -> impl Iterator<Item = &'static str> {
+    PLAIN.into_iter().chain(["crm-zz-"])
 }
-
-fn person(n: usize) -> Value {
-    json!({
-        "email": format!("wilhelmina.zabrowski{n}@quixotic-example.com"),
-        "first_name": "Wilhelmina",
-        "last_name": format!("Zabrowski{n}"),
-        "phone": format!("+1 415 555 {:04}", 1000 + n),
-        "company": "Quixotic Widgets",
-        "street": "77 Marzipan Boulevard",
-        "custom": {"favourite_fruit": "rambutan"},
-        "external_id": format!("crm-zz-{n}"),
-    })
-}
-
-async fn capture(store: &DynStore, v: Value) -> Captured {
-    store.capture(vec![item(v)]).await.unwrap().remove(0)
-}
-
-fn lead_id(c: &Captured) -> leadflow_core::LeadId {
-    match c {
-        Captured::Settled { lead, .. } => lead.id,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn reencrypt_all(store: &DynStore, limit: usize) -> u64 {
-    let mut rows = 0;
-    loop {
-        let step = store.reencrypt(limit).await.unwrap();
-        rows += step.rows;
-        if step.done {
-            return rows;
-        }
-    }
-}
-
-/// What must not be in any column of any table with encryption on: names, the email (its
-/// mailbox; the domain is the company's, kept in clear on its account), the phone either
-/// way, the street, a custom value and the external id.
-const PLAIN: [&str; 8] =
-    ["wilhelmina", "zabrowski", "zabrowski1@", "555 10", "5551001", "marzipan", "rambutan", "crm-zz-"];
 
 async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
@@ -142,7 +92,7 @@ async fn table_text(url: &str) -> String {
 
 async fn found_in(url: &str) -> Vec<&'static str> {
     let text = table_text(url).await;
-    PLAIN.into_iter().filter(|p| text.contains(p)).collect()
+    personal().filter(|p| text.contains(p)).collect()
 }
 
 /// An event from someone not captured yet, an import's file and CRM feedback naming
@@ -232,7 +182,7 @@ async fn no_personal_data_reaches_any_table_and_lookups_still_work() {
     let plain = open(&clear.url, None).await.unwrap();
     capture(&plain, person(1)).await;
     the_rest(&plain).await;
-    assert_eq!(found_in(&clear.url).await.len(), PLAIN.len(), "{:?}", found_in(&clear.url).await);
+    assert_eq!(found_in(&clear.url).await.len(), personal().count(), "{:?}", found_in(&clear.url).await);
 }
 
 #[tokio::test]

@@ -13,14 +13,14 @@
 use super::Fail;
 use super::sql::{exec, opt, rows};
 use crate::StoreError;
-use crate::cipher::{Cipher, CipherError, Purpose, Reencrypted, StoredKey};
+use crate::cipher::{Cipher, CipherError, PROGRESS_CURSOR, Progress, Purpose, Reencrypted, StoredKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::GenericClient;
 use leadflow_core::encryption::MasterKeys;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
@@ -298,9 +298,9 @@ pub(super) async fn open_keyring(
         })
         .collect::<Result<Vec<_>, Fail>>()?;
     let Some(masters) = masters else {
-        return if stored.is_empty() { Ok(None) } else { Err(cipher_error(CipherError::KeyRequired).into()) };
+        return if stored.is_empty() { Ok(None) } else { Err(StoreError::from(CipherError::KeyRequired).into()) };
     };
-    let (cipher, changes) = Cipher::from_keyring(&stored, masters).map_err(cipher_error)?;
+    let (cipher, changes) = Cipher::from_keyring(&stored, masters).map_err(StoreError::from)?;
     let fresh = stored.is_empty();
     let now = OffsetDateTime::now_utc();
     for key in &changes.insert {
@@ -319,9 +319,10 @@ pub(super) async fn open_keyring(
         )
         .await?;
     }
-    if progress(c).await?.is_none() && (fresh || !cipher.older_keys().is_empty()) {
-        // A fresh ring: what the database held is in clear, and is converted.
-        save(c, Some(&Progress { step: 0, after: None, convert: fresh })).await?;
+    if progress(c).await?.is_none()
+        && let Some(run) = Progress::needed(fresh, &cipher)
+    {
+        save(c, Some(&run)).await?;
     }
     if !changes.insert.is_empty() || !changes.rewrap.is_empty() {
         tracing::info!(data_key = cipher.active_key(), "encryption key ring updated");
@@ -332,27 +333,10 @@ pub(super) async fn open_keyring(
 /// The advisory lock the key ring is opened under (an arbitrary constant: "lfkeys").
 const KEYRING_LOCK: i64 = 0x6c66_6b65_7973;
 
-fn cipher_error(e: CipherError) -> StoreError {
-    match e {
-        CipherError::Random(_) => StoreError::Internal(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-/// Where re-encryption stands: the step (table) it is at and the last key done there.
-/// `convert`: the database held data in clear when encryption was switched on, so the
-/// lookup columns become blind indexes too.
-#[derive(Debug, Serialize, Deserialize)]
-struct Progress {
-    step: usize,
-    after: Option<String>,
-    convert: bool,
-}
-
-const CURSOR: &str = "encryption.reencrypt";
-
 async fn progress(c: &impl GenericClient) -> Result<Option<Progress>, Fail> {
-    let Some(row) = opt(c, "SELECT value FROM cursors WHERE name = $1", &[&CURSOR]).await? else { return Ok(None) };
+    let Some(row) = opt(c, "SELECT value FROM cursors WHERE name = $1", &[&PROGRESS_CURSOR]).await? else {
+        return Ok(None);
+    };
     Ok(Some(serde_json::from_str(row.try_get(0)?)?))
 }
 
@@ -363,12 +347,12 @@ async fn save(c: &impl GenericClient, progress: Option<&Progress>) -> Result<(),
                 c,
                 "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, now())
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                &[&CURSOR, &serde_json::to_string(p)?],
+                &[&PROGRESS_CURSOR, &serde_json::to_string(p)?],
             )
             .await?;
         }
         None => {
-            exec(c, "DELETE FROM cursors WHERE name = $1", &[&CURSOR]).await?;
+            exec(c, "DELETE FROM cursors WHERE name = $1", &[&PROGRESS_CURSOR]).await?;
         }
     }
     Ok(())
@@ -556,7 +540,7 @@ fn sealed_as(cipher: &Cipher, stored: &str) -> Result<Stored, CipherError> {
 /// nothing.
 pub(super) async fn step(c: &impl GenericClient, cipher: &Cipher, limit: usize) -> Result<Reencrypted, Fail> {
     // Locked: instances running the job at once take turns, never doing a row twice.
-    let locked = opt(c, "SELECT value FROM cursors WHERE name = $1 FOR UPDATE", &[&CURSOR]).await?;
+    let locked = opt(c, "SELECT value FROM cursors WHERE name = $1 FOR UPDATE", &[&PROGRESS_CURSOR]).await?;
     let Some(row) = locked else { return Ok(Reencrypted { rows: 0, done: true }) };
     let mut at: Progress = serde_json::from_str(row.try_get(0)?)?;
     let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
@@ -635,7 +619,7 @@ pub(super) async fn step(c: &impl GenericClient, cipher: &Cipher, limit: usize) 
                 let new = match (col, &stored) {
                     (_, None) => None,
                     (Column::Blind(..), Some(Raw::Text(v))) => Some(Raw::Text(cipher.blind(v))),
-                    (_, Some(v)) => reseal(cipher, v).map_err(cipher_error)?,
+                    (_, Some(v)) => reseal(cipher, v).map_err(StoreError::from)?,
                 };
                 changed |= new.is_some();
                 values.push(new.or(stored));

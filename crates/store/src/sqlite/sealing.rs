@@ -7,12 +7,11 @@
 //! functions. Without a key they pass values through unchanged.
 
 use crate::StoreError;
-use crate::cipher::{Cipher, CipherError, Purpose, Reencrypted, StoredKey};
+use crate::cipher::{Cipher, CipherError, PROGRESS_CURSOR, Progress, Purpose, Reencrypted, StoredKey};
 use leadflow_core::encryption::MasterKeys;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Registers the functions on a connection, sealing under `cipher` (or passing values
@@ -140,9 +139,9 @@ pub(super) fn open_keyring(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let Some(masters) = masters else {
-        return if stored.is_empty() { Ok(None) } else { Err(cipher_error(CipherError::KeyRequired)) };
+        return if stored.is_empty() { Ok(None) } else { Err(StoreError::from(CipherError::KeyRequired)) };
     };
-    let (cipher, changes) = Cipher::from_keyring(&stored, masters).map_err(cipher_error)?;
+    let (cipher, changes) = Cipher::from_keyring(&stored, masters).map_err(StoreError::from)?;
     let fresh = stored.is_empty();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = super::now_ms();
@@ -162,8 +161,10 @@ pub(super) fn open_keyring(
     let current = fresh || format(&tx)?.as_deref() == Some(FORMAT);
     if !current {
         upgrade(&tx, earlier.as_ref())?;
-    } else if earlier.is_none() && (fresh || !cipher.older_keys().is_empty()) {
-        save(&tx, Some(&Progress { step: 0, after: None, convert: fresh }))?;
+    } else if earlier.is_none()
+        && let Some(run) = Progress::needed(fresh, &cipher)
+    {
+        save(&tx, Some(&run))?;
     }
     if fresh || !current {
         put_cursor(&tx, FORMAT_CURSOR, FORMAT)?;
@@ -175,24 +176,6 @@ pub(super) fn open_keyring(
     Ok(Some(Arc::new(cipher)))
 }
 
-fn cipher_error(e: CipherError) -> StoreError {
-    match e {
-        CipherError::Random(_) => StoreError::Internal(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-/// Where re-encryption stands: the step (table) it is at and the last key done there.
-/// `convert`: the database held data in clear when encryption was switched on, so the
-/// lookup columns become blind indexes too (only then: the index key never changes).
-#[derive(Debug, Serialize, Deserialize)]
-struct Progress {
-    step: usize,
-    after: Option<String>,
-    convert: bool,
-}
-
-const CURSOR: &str = "encryption.reencrypt";
 /// Where the store's format is recorded: `lf2` values and 64-bit matching keys (see
 /// [`crate::cipher`]). A store without it was written before and is moved over
 /// ([`upgrade`]).
@@ -242,15 +225,15 @@ fn put_cursor(conn: &Connection, name: &str, value: &str) -> Result<(), StoreErr
 
 fn progress(conn: &Connection) -> Result<Option<Progress>, StoreError> {
     let value: Option<String> =
-        conn.query_row("SELECT value FROM cursors WHERE name = ?1", [CURSOR], |r| r.get(0)).optional()?;
+        conn.query_row("SELECT value FROM cursors WHERE name = ?1", [PROGRESS_CURSOR], |r| r.get(0)).optional()?;
     Ok(value.map(|v| serde_json::from_str(&v)).transpose()?)
 }
 
 fn save(conn: &Connection, progress: Option<&Progress>) -> Result<(), StoreError> {
     match progress {
-        Some(p) => put_cursor(conn, CURSOR, &serde_json::to_string(p)?)?,
+        Some(p) => put_cursor(conn, PROGRESS_CURSOR, &serde_json::to_string(p)?)?,
         None => {
-            conn.execute("DELETE FROM cursors WHERE name = ?1", [CURSOR])?;
+            conn.execute("DELETE FROM cursors WHERE name = ?1", [PROGRESS_CURSOR])?;
         }
     }
     Ok(())
