@@ -50,8 +50,9 @@ pub(super) fn sealed() -> Result<bool, Fail> {
     with(|c| c.is_some()).map_err(|e| StoreError::Internal(e.to_string()).into())
 }
 
-fn sealed_text(cipher: &Cipher, plain: &[u8], text: bool) -> Result<String, BoxError> {
-    Ok(URL_SAFE_NO_PAD.encode(cipher.seal(plain, text)?))
+/// A text value sealed, as base64.
+fn sealed_text(cipher: &Cipher, plain: &[u8]) -> Result<String, BoxError> {
+    Ok(URL_SAFE_NO_PAD.encode(cipher.seal(plain, true)?))
 }
 
 /// The plaintext of a value stored as base64 text, or `None` when it is not sealed (a
@@ -71,9 +72,8 @@ pub(super) struct Sealed<T>(pub T);
 
 impl<T: Serialize + fmt::Debug> ToSql for Sealed<T> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        match with(|c| {
-            c.map(|c| serde_json::to_vec(&self.0).map_err(BoxError::from).and_then(|p| sealed_text(c, &p, true)))
-        })? {
+        match with(|c| c.map(|c| serde_json::to_vec(&self.0).map_err(BoxError::from).and_then(|p| sealed_text(c, &p))))?
+        {
             None => Json(&self.0).to_sql(ty, out),
             Some(sealed) => Json(sealed?).to_sql(ty, out),
         }
@@ -94,7 +94,7 @@ pub(super) struct SealedJsonText<T>(pub T);
 impl<T: AsRef<str> + fmt::Debug> ToSql for SealedJsonText<T> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         let value = self.0.as_ref();
-        match with(|c| c.map(|c| sealed_text(c, value.as_bytes(), true)))? {
+        match with(|c| c.map(|c| sealed_text(c, value.as_bytes())))? {
             None => value.to_sql(ty, out),
             Some(sealed) => serde_json::to_string(&sealed?)?.to_sql(ty, out),
         }
@@ -114,7 +114,7 @@ pub(super) struct SealedText<T>(pub T);
 impl<T: AsRef<str> + fmt::Debug> ToSql for SealedText<T> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         let value = self.0.as_ref();
-        match with(|c| c.map(|c| sealed_text(c, value.as_bytes(), true)))? {
+        match with(|c| c.map(|c| sealed_text(c, value.as_bytes())))? {
             None => value.to_sql(ty, out),
             Some(sealed) => sealed?.to_sql(ty, out),
         }
@@ -167,13 +167,10 @@ impl<T: AsRef<str> + fmt::Debug> ToSql for Blind<T> {
     to_sql_checked!();
 }
 
-/// A matching key as `lead_keys` holds it: its 64-bit blind index ([`Cipher::blind_key`])
-/// in base64, in clear without a key.
-pub(super) fn key(cipher: Option<&Cipher>, key: &str) -> String {
-    match cipher {
-        Some(c) => URL_SAFE_NO_PAD.encode(c.blind_key(key)),
-        None => key.to_owned(),
-    }
+/// A matching key's 64-bit blind index ([`Cipher::blind_key`]) as the `text` column of
+/// `lead_keys` holds it: in base64.
+fn blind_key_text(cipher: &Cipher, key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(cipher.blind_key(key))
 }
 
 /// Matching keys bound to a `text[]` or a `jsonb` (array) parameter.
@@ -182,7 +179,7 @@ pub(super) struct Keys<'a>(pub &'a [String]);
 
 impl ToSql for Keys<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        let blinded = with(|c| c.map(|c| self.0.iter().map(|k| key(Some(c), k)).collect::<Vec<_>>()))?;
+        let blinded = with(|c| c.map(|c| self.0.iter().map(|k| blind_key_text(c, k)).collect::<Vec<_>>()))?;
         let keys = blinded.as_deref().unwrap_or(self.0);
         if is_json(ty) { Json(keys).to_sql(ty, out) } else { keys.to_sql(ty, out) }
     }
@@ -553,7 +550,7 @@ pub(super) async fn step(c: &impl GenericClient, cipher: &Cipher, limit: usize) 
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
-            let blinds: Vec<String> = keys.iter().map(|k| key(Some(cipher), k)).collect();
+            let blinds: Vec<String> = keys.iter().map(|k| blind_key_text(cipher, k)).collect();
             exec(
                 c,
                 "UPDATE lead_keys SET key = u.blind FROM unnest($1::text[], $2::text[]) AS u (clear, blind)
