@@ -22,8 +22,14 @@ use std::time::{Duration, Instant};
 fn main() {
     let target: usize = std::env::var("BENCH_LEADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bench.db");
-    drop(SqliteStore::open(&path, Rules::default()).unwrap());
+    // BENCH_DB keeps the loaded store at that path, and a later run with the same path
+    // and count skips loading it again.
+    let kept = std::env::var_os("BENCH_DB").map(std::path::PathBuf::from);
+    let reuse = kept.as_ref().is_some_and(|p| p.exists());
+    let path = kept.unwrap_or_else(|| dir.path().join("bench.db"));
+    if !reuse {
+        drop(SqliteStore::open(&path, Rules::default()).unwrap());
+    }
 
     // The generator makes a few records per person: ask for enough people.
     let started = Instant::now();
@@ -35,29 +41,31 @@ fn main() {
 
     let started = Instant::now();
     let model = Model::default();
-    let mut conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;").unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut lead = tx
+    if !reuse {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;").unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut lead = tx
             .prepare(
                 "INSERT INTO leads (id, email, version, created_at, updated_at, doc) VALUES (?1, NULL, 1, 0, 0, '{}')",
             )
             .unwrap();
-        let mut key = tx.prepare("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)").unwrap();
-        let mut record = tx.prepare("INSERT INTO lead_records (lead_id, record) VALUES (?1, ?2)").unwrap();
-        for l in stored {
-            let id = uuid::Uuid::now_v7().to_string();
-            lead.execute([&id]).unwrap();
-            record.execute([&id, &serde_json::to_string(&l.record).unwrap()]).unwrap();
-            for k in resolve::blocking_keys(&l.record, &model) {
-                key.execute([&k, &id]).unwrap();
+            let mut key = tx.prepare("INSERT OR IGNORE INTO lead_keys (key, lead_id) VALUES (?1, ?2)").unwrap();
+            let mut record = tx.prepare("INSERT INTO lead_records (lead_id, record) VALUES (?1, ?2)").unwrap();
+            for l in stored {
+                let id = uuid::Uuid::now_v7().to_string();
+                lead.execute([&id]).unwrap();
+                record.execute([&id, &serde_json::to_string(&l.record).unwrap()]).unwrap();
+                for k in resolve::blocking_keys(&l.record, &model) {
+                    key.execute([&k, &id]).unwrap();
+                }
             }
         }
+        tx.commit().unwrap();
+        drop(conn);
+        println!("loaded {} leads with their keys in {:.1?}", stored.len(), started.elapsed());
     }
-    tx.commit().unwrap();
-    drop(conn);
-    println!("loaded {} leads with their keys in {:.1?}", stored.len(), started.elapsed());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let store = SqliteStore::open(&path, Rules::default()).unwrap();

@@ -165,6 +165,7 @@ macro_rules! conformance_suite {
             a_merge_is_undone_from_history_unless_the_survivor_changed_since,
             a_capture_merge_is_split_off_from_history,
             a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person,
+            one_batch_folds_a_person_queued_three_times_into_the_oldest_lead,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -898,6 +899,65 @@ pub async fn a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person(s
     assert_eq!(store.with_rules(EXACT.clone()).unmerge(badge.id).await.unwrap(), Some(call.id));
     assert_eq!(store.count_leads().await.unwrap(), 2);
     assert_eq!(store.get_lead(badge.id).await.unwrap().unwrap().id, badge.id);
+}
+
+/// One resolver batch that holds one person three times, a stranger, and a lead indexed by
+/// an earlier batch and queued again: later leads of the batch find earlier ones, the merges
+/// apply in queue order over the leads as the batch's own merges left them, and each id
+/// answers with the oldest lead.
+pub async fn one_batch_folds_a_person_queued_three_times_into_the_oldest_lead(store: &DynStore) {
+    let lead =
+        |source: &'static str, v: Value| async move { settled(&capture_one(store, item(source, None, v)).await).1.id };
+    let indexed =
+        lead("api", json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@analytical.org"})).await;
+    assert!(resolve(store).await.merges.is_empty());
+    let robert = lead(
+        "api",
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme Inc.", "phone": "+1 415 555 2671"}),
+    )
+    .await;
+    let bob = lead("event", json!({"first_name": "Bob", "last_name": "Smith", "company": "ACME Incorporated", "phone": "(415) 555-2671", "country": "US"})).await;
+    let stranger = lead("api", json!({"first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.mil"})).await;
+    let rob = lead(
+        "chat",
+        json!({"first_name": "Rob", "last_name": "Smith", "company": "Acme", "phone": "415.555.2671", "country": "US"}),
+    )
+    .await;
+    // The indexed lead changed at capture: queued again, behind the others.
+    let again = json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@analytical.org", "company": "Analytical Engines"});
+    assert_eq!(lead("web", again).await, indexed);
+    assert_eq!(store.resolve_backlog().await.unwrap(), 5);
+
+    let batch = store.with_rules(MODEL.clone()).resolve_queued(16, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!((batch.taken, batch.leads), (5, 5), "{batch:?}");
+    assert_eq!(batch.merges, vec![(robert, bob), (robert, rob)], "in queue order, into the oldest");
+    assert_eq!(store.resolve_backlog().await.unwrap(), 0);
+    assert_eq!(store.count_leads().await.unwrap(), 3);
+    for id in [robert, bob, rob] {
+        assert_eq!(store.get_lead(id).await.unwrap().unwrap().id, robert);
+    }
+    let absorbed: Vec<LeadId> = store
+        .lead_history(robert)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|h| match &h.event {
+            LeadEvent::Absorbed { absorbed, .. } => Some(*absorbed),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(absorbed, vec![bob, rob]);
+    for id in [stranger, indexed] {
+        assert_eq!(store.get_lead(id).await.unwrap().unwrap().id, id, "left alone");
+    }
+    // Indexed as the batch left them: the same person again is found by a later batch.
+    let later = lead(
+        "event",
+        json!({"first_name": "Robert", "last_name": "Smith", "company": "Acme", "phone": "+1 (415) 555-2671"}),
+    )
+    .await;
+    assert_eq!(resolve(store).await.merges, vec![(robert, later)]);
+    assert_eq!(store.count_leads().await.unwrap(), 3);
 }
 
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {

@@ -525,7 +525,10 @@ async fn query(
 }
 
 /// The leads with these ids and those they were merged into, each row locked, by id.
-async fn load_leads(c: &impl GenericClient, ids: Vec<Uuid>) -> Result<HashMap<Uuid, (Option<Uuid>, Lead)>, Fail> {
+pub(super) async fn load_leads(
+    c: &impl GenericClient,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, (Option<Uuid>, Lead)>, Fail> {
     let mut stored = HashMap::new();
     let mut next = ids;
     for _ in 0..MAX_MERGE_HOPS {
@@ -554,7 +557,7 @@ async fn load_leads(c: &impl GenericClient, ids: Vec<Uuid>) -> Result<HashMap<Uu
 }
 
 /// The lead `id` names, followed through merges; `None` when it is gone.
-fn survivor(stored: &HashMap<Uuid, (Option<Uuid>, Lead)>, id: LeadId) -> Result<Option<Lead>, Fail> {
+pub(super) fn survivor(stored: &HashMap<Uuid, (Option<Uuid>, Lead)>, id: LeadId) -> Result<Option<Lead>, Fail> {
     let mut current = *id.as_uuid();
     for _ in 0..=MAX_MERGE_HOPS {
         match stored.get(&current) {
