@@ -11,8 +11,8 @@
 //! 2. Apply, in queue order: a merge loads its leads as they now stand (locked) and is
 //!    decided again over them, and a merge writes each lead at the version it read, so a
 //!    capture that changed one meanwhile makes the batch run again; the rest is indexed
-//!    and its reviews queued. Writes are sent pipelined, together, and before any merge's
-//!    reads.
+//!    and its reviews queued. Writes are sent pipelined, together at the end, or earlier
+//!    when a merge is about to read a lead they change.
 //!
 //! A transaction-level advisory lock lets one instance resolve at a time, so two leads of
 //! one person captured on two instances are compared with each other rather than resolved
@@ -22,7 +22,7 @@ use super::Fail;
 use super::apply::apply;
 use super::sealing::{Keys, Opened};
 use super::settle::{load_leads, survivor};
-use super::sql::{exec, lead_following_merges, limit, lock_id, one, rows};
+use super::sql::{exec, limit, lock_id, one, rows};
 use crate::{ResolveBatch, StoreError};
 use deadpool_postgres::GenericClient;
 use leadflow_core::LeadId;
@@ -75,16 +75,22 @@ pub(super) async fn resolve_queued(
     // Apply.
     let mut batch = ResolveBatch { taken: queued.len(), ..ResolveBatch::default() };
     let mut writes: Vec<Change> = Vec::new();
+    // The leads the unsent writes change (each merge's survivor and the leads it folds
+    // in): a merge reading one sends the writes first, so it reads the lead as it stands.
+    let mut changing: HashSet<Uuid> = HashSet::new();
     // The batch's leads are locked: only the batch's own merges take one away.
     let mut merged_away: HashSet<LeadId> = HashSet::new();
     for plan in plans {
         let held = if plan.merges() {
-            apply(c, &std::mem::take(&mut writes)).await?;
-            let queued = lead_following_merges(c, plan.lead, true).await?.map(Box::new);
-            let mut loaded = Vec::new();
-            for id in plan.leads() {
-                loaded.push(lead_following_merges(c, id, true).await?);
+            let wanted: Vec<Uuid> = std::iter::once(plan.lead).chain(plan.leads()).map(|id| *id.as_uuid()).collect();
+            let mut stored = load_leads(c, wanted.clone()).await?;
+            if stored.keys().any(|id| changing.contains(id)) {
+                apply(c, &std::mem::take(&mut writes)).await?;
+                changing.clear();
+                stored = load_leads(c, wanted).await?;
             }
+            let queued = survivor(&stored, plan.lead)?.map(Box::new);
+            let loaded = plan.leads().into_iter().map(|id| survivor(&stored, id)).collect::<Result<_, _>>()?;
             Held::Leads { queued, loaded }
         } else if merged_away.contains(&plan.lead) {
             Held::Gone
@@ -94,6 +100,10 @@ pub(super) async fn resolve_queued(
         let mut resolved = plan.finish(held, rules, now);
         if resolved.changes.is_empty() {
             continue;
+        }
+        if !resolved.merged.is_empty() {
+            changing
+                .extend(std::iter::once(resolved.lead).chain(resolved.merged.iter().copied()).map(|id| *id.as_uuid()));
         }
         merged_away.extend(resolved.merged.iter().copied());
         writes.append(&mut resolved.changes);
