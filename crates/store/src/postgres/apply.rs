@@ -81,6 +81,18 @@ pub(super) async fn apply_units(c: &impl GenericClient, units: Vec<Vec<Op<'_>>>,
     Ok(())
 }
 
+/// Applies runs of units in order, in one round trip: the units of a run touch nothing of
+/// each other's and share statements as in [`apply_units`]; each run is sent whole before
+/// the next (a merge is a run of its own, so writes around it keep their order).
+pub(super) async fn apply_runs(c: &impl GenericClient, runs: Vec<Vec<Vec<Change>>>) -> Result<(), Fail> {
+    let mut ops = Vec::new();
+    for run_of in &runs {
+        let units = run_of.iter().map(|changes| unit(changes, |_| None)).collect::<Result<Vec<_>, _>>()?;
+        ops.extend(merge_units(units));
+    }
+    run(c, ops).await
+}
+
 /// Orders the units' statements into one sequence: each unit's stay in their order, and
 /// at each step the statement heading most units goes next, all of its copies as one
 /// (when it has a multi-row form). A statement that some unit still waits to reach

@@ -8,29 +8,32 @@
 //!    decided by the core ([`leadflow_core::resolve::queued`]) in queue order; a
 //!    [`Batch`] stands in for the leads decided earlier in the batch, which the stored
 //!    index does not hold yet, so a lead still sees every lead queued before it.
-//! 2. Apply, in queue order: a merge loads its leads as they now stand (locked) and is
-//!    decided again over them, and a merge writes each lead at the version it read, so a
-//!    capture that changed one meanwhile makes the batch run again; the rest is indexed
-//!    and its reviews queued. Writes are sent pipelined, together at the end, or earlier
-//!    when a merge is about to read a lead they change.
+//! 2. Apply, in queue order: a merge takes its leads as they now stand (locked; read
+//!    together for all the batch's merges, and again, after sending the writes so far,
+//!    for a merge that needs a lead an earlier merge of the batch changed) and is decided
+//!    again over them, and a merge writes each lead at the version it read, so a capture
+//!    that changed one meanwhile makes the batch run again; the rest is indexed and its
+//!    reviews queued. The writes go pipelined in one round trip at the end, the leads
+//!    indexed side by side sharing multi-row statements and each merge's writes in their
+//!    place between them.
 //!
 //! A transaction-level advisory lock lets one instance resolve at a time, so two leads of
 //! one person captured on two instances are compared with each other rather than resolved
 //! side by side, each blind to the other.
 
 use super::Fail;
-use super::apply::apply;
+use super::apply::apply_runs;
 use super::sealing::{Keys, Opened};
 use super::settle::{load_leads, survivor};
-use super::sql::{exec, limit, lock_id, one, rows};
+use super::sql::{MAX_MERGE_HOPS, exec, limit, lock_id, one, rows};
 use crate::{ResolveBatch, StoreError};
 use deadpool_postgres::GenericClient;
-use leadflow_core::LeadId;
 use leadflow_core::changes::Change;
 use leadflow_core::pipeline::Rules;
 use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::{Batch, Held, Queued};
 use leadflow_core::settle::{self, Lookup, POSTINGS_PER_KEY};
+use leadflow_core::{Lead, LeadId};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -72,25 +75,33 @@ pub(super) async fn resolve_queued(
         plans.push(plan);
     }
 
-    // Apply.
+    // Apply. The leads merges need are read at once; a merge that needs one an earlier
+    // merge of the batch changed sends the writes so far and reads it again.
+    let wanted: Vec<Uuid> = plans
+        .iter()
+        .filter(|p| p.merges())
+        .flat_map(|p| std::iter::once(p.lead).chain(p.leads()))
+        .map(|id| *id.as_uuid())
+        .collect();
+    let read = load_leads(c, wanted).await?;
     let mut batch = ResolveBatch { taken: queued.len(), ..ResolveBatch::default() };
-    let mut writes: Vec<Change> = Vec::new();
-    // The leads the unsent writes change (each merge's survivor and the leads it folds
-    // in): a merge reading one sends the writes first, so it reads the lead as it stands.
-    let mut changing: HashSet<Uuid> = HashSet::new();
+    let mut writes = Writes::default();
+    let mut changed: HashSet<Uuid> = HashSet::new();
     // The batch's leads are locked: only the batch's own merges take one away.
     let mut merged_away: HashSet<LeadId> = HashSet::new();
     for plan in plans {
         let held = if plan.merges() {
-            let wanted: Vec<Uuid> = std::iter::once(plan.lead).chain(plan.leads()).map(|id| *id.as_uuid()).collect();
-            let mut stored = load_leads(c, wanted.clone()).await?;
-            if stored.keys().any(|id| changing.contains(id)) {
-                apply(c, &std::mem::take(&mut writes)).await?;
-                changing.clear();
-                stored = load_leads(c, wanted).await?;
-            }
-            let queued = survivor(&stored, plan.lead)?.map(Box::new);
-            let loaded = plan.leads().into_iter().map(|id| survivor(&stored, id)).collect::<Result<_, _>>()?;
+            let wanted: Vec<LeadId> = std::iter::once(plan.lead).chain(plan.leads()).collect();
+            let fresh;
+            let stored = if wanted.iter().any(|id| passes(&read, *id, &changed)) {
+                apply_runs(c, writes.take()).await?;
+                fresh = load_leads(c, wanted.iter().map(|id| *id.as_uuid()).collect()).await?;
+                &fresh
+            } else {
+                &read
+            };
+            let queued = survivor(stored, plan.lead)?.map(Box::new);
+            let loaded = plan.leads().into_iter().map(|id| survivor(stored, id)).collect::<Result<_, _>>()?;
             Held::Leads { queued, loaded }
         } else if merged_away.contains(&plan.lead) {
             Held::Gone
@@ -101,17 +112,62 @@ pub(super) async fn resolve_queued(
         if resolved.changes.is_empty() {
             continue;
         }
-        if !resolved.merged.is_empty() {
-            changing
+        let changes = std::mem::take(&mut resolved.changes);
+        if resolved.merged.is_empty() {
+            writes.beside(changes);
+        } else {
+            changed
                 .extend(std::iter::once(resolved.lead).chain(resolved.merged.iter().copied()).map(|id| *id.as_uuid()));
+            writes.alone(changes);
         }
         merged_away.extend(resolved.merged.iter().copied());
-        writes.append(&mut resolved.changes);
         batch.add(resolved);
     }
-    apply(c, &writes).await?;
+    apply_runs(c, writes.take()).await?;
     exec(c, "DELETE FROM resolve_queue WHERE seq <= $1", &[&last]).await?;
     Ok(batch)
+}
+
+/// Whether `id`, followed through merges in `read`, passes a lead in `changed`.
+fn passes(read: &HashMap<Uuid, (Option<Uuid>, Lead)>, id: LeadId, changed: &HashSet<Uuid>) -> bool {
+    let mut current = Some(*id.as_uuid());
+    for _ in 0..=MAX_MERGE_HOPS {
+        let Some(at) = current else { return false };
+        if changed.contains(&at) {
+            return true;
+        }
+        current = read.get(&at).and_then(|(into, _)| *into);
+    }
+    true
+}
+
+/// A batch's writes in order, as runs for [`apply_runs`]: the writes of leads indexed
+/// side by side share statements; a merge's go alone, between them.
+#[derive(Default)]
+struct Writes {
+    runs: Vec<Vec<Vec<Change>>>,
+    /// Whether the last run takes more writes beside its own.
+    open: bool,
+}
+
+impl Writes {
+    fn beside(&mut self, changes: Vec<Change>) {
+        match self.runs.last_mut() {
+            Some(run) if self.open => run.push(changes),
+            _ => self.runs.push(vec![changes]),
+        }
+        self.open = true;
+    }
+
+    fn alone(&mut self, changes: Vec<Change>) {
+        self.runs.push(vec![changes]);
+        self.open = false;
+    }
+
+    fn take(&mut self) -> Vec<Vec<Vec<Change>>> {
+        self.open = false;
+        std::mem::take(&mut self.runs)
+    }
 }
 
 /// The stored postings of every key a batch's lookups ask, newest first, as the
