@@ -7,7 +7,8 @@
 //! typos, nicknames, company variants, namesakes), indexed under their blocking keys and
 //! bulk-loaded in one transaction; 2,000 held-out leads are then matched one at a time.
 //!
-//! Run: `cargo bench -p leadflow-store --bench match_1m` (BENCH_LEADS overrides the count).
+//! Run: `cargo bench -p leadflow-store --bench match_1m` (BENCH_LEADS overrides the count;
+//! BENCH_DB=PATH keeps the loaded store there and reuses it on the next run).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../core/tests/matching/support/generator.rs"]
