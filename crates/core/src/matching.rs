@@ -67,8 +67,10 @@
 //! [`ModelParams::household_cap`] (**+16 bits**): an agreeing full address plus agreeing names is
 //! then enough to merge, while colleagues at one office stay under the +10 cap and the
 //! organisation rules below. When the two homes are one **dwelling** — the same house number on
-//! an agreeing street in an agreeing postal code, locality or city, and no second line (unit,
-//! building) that differs — the cap is [`ModelParams::dwelling_cap`] (**+20 bits**): different
+//! an agreeing street (or on an agreeing second line where one record gives only the number) in
+//! an agreeing postal code, locality or city, and no second line (unit, building) that differs;
+//! or, where one record gives no house number, an agreeing street and an agreeing surname — the
+//! cap is [`ModelParams::dwelling_cap`] (**+20 bits**): different
 //! people share a dwelling about as often as two leads belong to one household (about 2 in N for
 //! a table of N people, 2⁻¹⁹ at a million), so one agreeing name there outweighs one replaced
 //! or misspelt beyond recognition. The minimum-evidence rule below still holds: both names
@@ -101,7 +103,8 @@
 //! * a typo anywhere, the first letter included: a surname of at least 5 letters one edit away (two
 //!   at 8 letters) and a first name of at least 6 letters one edit away are `Similar`, whatever
 //!   Jaro-Winkler (which favours a shared start) says;
-//! * first and last name swapped: when neither agrees as given and both agree crosswise, the
+//! * first and last name swapped: when neither agrees as given and both agree crosswise (one of
+//!   them may be only `Close`: swapped and each misspelt, "Vanessa Reid" / "Rwid Vanesda"), the
 //!   crosswise levels count, an exact one as `Similar`; when only one name is equal crosswise
 //!   (written in the other field, "Lavis Henry" / "Jordan Lavis"), the last name is `Similar`
 //!   and the first names are compared as given;
@@ -114,7 +117,10 @@
 //! Dr/Drive, Pl/Place, Cres/Crescent, Cct/Circuit, Ct/Court, Ln/Lane, Hwy/Highway, Pde/Parade,
 //! Tce/Terrace, Blvd/Boulevard, … folded; the last word of a name of two or more words one typo
 //! from a street type written in full, "Medley Xtreet", "Yampi Plvace", is that type). When neither the street nor the second line agrees
-//! as given but both agree crosswise, the two lines were swapped and the crosswise levels count.
+//! as given but both agree crosswise, the two lines were swapped and the crosswise levels count;
+//! so they do when one record has no second line and its street name is the other's second line
+//! (a form that moved the street there: "6 Ponderossa" / "Max Henry Crescent" against "6 Max
+//! Henry Crescent").
 //! A locality is compared with a locality, or with the other's city when that is all it has (one
 //! source maps a suburb to the city): there a mismatch is no evidence.
 //!
@@ -158,9 +164,9 @@
 //!   email or a person-level phone; first and last names agreeing plus one agreeing field that is
 //!   not an area (email, phone, company, business domain, street name, postal code, second line:
 //!   city, locality and state are areas); or, when neither record names an organisation, one
-//!   agreeing name (the other missing or different) at one **dwelling** — street name and house
-//!   number (or second line) agreeing in an agreeing postal code, locality or city — with no
-//!   email or phone that differs. → at most Review. A badge scan with a last name, or a last name
+//!   agreeing name (the other missing or different) at one **dwelling** (as for the cap above,
+//!   or two of street name, house number and second line agreeing) in an agreeing postal code,
+//!   locality or city, with no email or phone that differs. → at most Review. A badge scan with a last name, or a last name
 //!   and a city, never merges; first name + company, or a full name alone, is a colleague or a
 //!   namesake as often as not;
 //! * `SharedMailboxDifferentNames` — the same role mailbox, names not agreeing → Distinct.
@@ -191,7 +197,9 @@
 //! Known limits: one agreeing name at one dwelling merges, so two members of one household who
 //! share a surname, give no email or phone that differs and whose first names differ are merged
 //! (an address list cannot tell them apart either), and so are two with one first name and
-//! different surnames; at one street without a house number, or with numbers that differ, one
+//! different surnames; so are two of one surname on one street when one gives no house number
+//! (a relative living elsewhere in the street is rarer than one household). At one street where
+//! the house numbers differ, or with only a first name agreeing and a number left out, one
 //! agreeing name stays in review (a neighbour), and so do two records of which no name agrees
 //! at one address, which is most of what FEBRL recall still lacks. Without a [`NameFrequencies`] table, two people with a common name at one large
 //! company and no conflicting contact data are merged — capture attaches none today, and its

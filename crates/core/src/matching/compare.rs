@@ -568,8 +568,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let mut street2 = line2(&a.street2, &b.street2);
     // The two address lines swapped ("30 Learmonth Drive" / "Wallace Heights" against "30
     // Wallace Heights" / "Learmonth Drive"): forms order them differently. When neither line
-    // agrees as given and both agree crosswise (the street name against the other's second
-    // line), the crosswise levels count.
+    // agrees as given and they agree crosswise (the street name against the other's second
+    // line), the crosswise levels count. One crosswise pair may be missing: a form that kept
+    // only the street in its second line ("6 Ponderossa" / "Max Henry Crescent" against "6
+    // Max Henry Crescent"); a street name is not a unit or a building, so equal to the other's
+    // second line it is the same street, not a coincidence.
     let (mut house, mut street) = (house, street);
     let line_agrees = |l: Level| matches!(l, Level::Exact | Level::Similar);
     if !line_agrees(street) && !line_agrees(street2) {
@@ -579,7 +582,9 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
             place_level(&name_of(a), &line_of(b), sim.street_similar),
             place_level(&line_of(a), &name_of(b), sim.street_similar),
         );
-        if line_agrees(ab) && line_agrees(ba) {
+        let crosswise =
+            (line_agrees(ab) && (line_agrees(ba) || ba == Level::Missing)) || (line_agrees(ba) && ab == Level::Missing);
+        if crosswise {
             let number = |r: &Record| {
                 [&r.street, &r.street2]
                     .into_iter()
@@ -591,7 +596,9 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
                 (Some(_), Some(_)) => Level::Different,
                 _ => Level::Missing,
             };
-            (street, street2) = (ab, ba);
+            // The better level as the street, whichever direction it came from, so that the
+            // comparison stays symmetric.
+            (street, street2) = (ab.min(ba), ab.max(ba));
         }
     }
     let names = |x: Option<&str>, y: Option<&str>, f: fn(&str, &str, &Similarity) -> Level| match (x, y) {
@@ -608,7 +615,11 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let agrees = |l: Level| matches!(l, Level::Exact | Level::Nickname | Level::Similar);
     if !agrees(first) && !agrees(last) {
         let (cf, cl) = (names(fa, lb, first_name_level), names(la, fb, last_name_level));
-        if agrees(cf) && agrees(cl) {
+        // One of the two crosswise may be only close ("Vanessa Reid" / "Rwid Vanesda": swapped
+        // and each misspelt), as long as the other agrees: two names each near the other's
+        // swapped name by chance are rarer than one swap with a typo.
+        let near = |l: Level| agrees(l) || l == Level::Close;
+        if (agrees(cf) && near(cl)) || (near(cf) && agrees(cl)) {
             let soften = |l: Level| if l == Level::Exact { Level::Similar } else { l };
             (first, last) = (soften(cf), soften(cl));
         } else if (cf == Level::Exact) != (cl == Level::Exact) {
@@ -720,9 +731,17 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     let street_agrees = matches!(street, Level::Exact | Level::Similar);
     let line2_agrees = line_agrees(street2);
     let area_agrees = [Field::PostalCode, Field::Locality, Field::City].into_iter().any(positive);
-    // One dwelling: the same house number on an agreeing street in an agreeing area, and no
-    // second line (unit, building) that tells two homes apart.
-    let one_dwelling = area_agrees && house == Level::Exact && street_agrees && street2 != Level::Different;
+    // One dwelling: the same house number on an agreeing street (or, where one record gives
+    // only the number, an agreeing second line) in an agreeing area, and no second line (unit,
+    // building) that tells two homes apart. Where one record gives no house number, the street
+    // is one dwelling for one family name: a surname that agrees on one street is that home's
+    // household far more often than a neighbour, while a first name shared on a street is
+    // common (many Thomases live in a street, few Petersens).
+    let surname_agrees = matches!(last, Level::Exact | Level::Similar);
+    let one_dwelling = area_agrees
+        && (house == Level::Exact || (house == Level::Missing && (line2_agrees || surname_agrees)))
+        && (street_agrees || (street == Level::Missing && line2_agrees && house == Level::Exact))
+        && street2 != Level::Different;
     let params = model.params();
     let mut adjustment = 0.0;
     // With value frequencies, an agreeing company bounds the context: its fields add at most
@@ -771,10 +790,12 @@ pub fn compare(a: &Record, b: &Record, model: &Model) -> MatchScore {
     ]
     .into_iter()
     .any(positive);
-    // One dwelling: the street name and the house number or second line agree, in the same
-    // area (postal code, locality or city).
-    let dwelling = area_agrees
-        && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact));
+    // Enough of a home for one agreeing name: one dwelling, or two of the street name, the
+    // house number and the second line agreeing in the same area (postal code, locality or
+    // city).
+    let dwelling = one_dwelling
+        || (area_agrees
+            && ((street_agrees && (house == Level::Exact || line2_agrees)) || (line2_agrees && house == Level::Exact)));
     // A contact both records give and that differs tells two members of one household apart.
     let contact_conflict = matches!(email, Level::Different | Level::DifferentSameDomain | Level::SameLocalPart)
         || level(Field::Phone) == Level::Different;
@@ -991,6 +1012,59 @@ mod tests {
             ..home(Some(first), last, "16 Couvreur Street", Some("Kimberley Park"))
         };
         assert_ne!(verdict(&office("Thomas", "Petersen"), &office("Thomas", "Tuckwell")), Verdict::Merge);
+    }
+
+    #[test]
+    fn a_street_moved_to_the_second_line_is_still_the_street() {
+        // One form kept the street in its second line, the other has no second line.
+        let a = home(Some("Jamesr"), "Potempa", "6 Max Henry Crescent", None);
+        let b = home(Some("Oscar"), "Potempa", "6 Ponderossa", Some("Max Henry Crescent"));
+        let model = Model::default();
+        let score = compare(&a, &b, &model);
+        assert_eq!(score.part(Field::Street).map(|e| e.level), Some(Level::Exact));
+        assert_eq!(score.part(Field::HouseNumber).map(|e| e.level), Some(Level::Exact));
+        assert_eq!(compare(&b, &a, &model).score.to_bits(), score.score.to_bits());
+        assert_eq!(verdict(&a, &b), Verdict::Merge);
+        // A second line that names another street is not that.
+        let c = home(Some("Oscar"), "Potempa", "6 Ponderossa", Some("Henry Lawson Drive"));
+        assert_ne!(verdict(&a, &c), Verdict::Merge);
+    }
+
+    #[test]
+    fn swapped_names_each_misspelt_agree() {
+        let a = home(Some("Vanessa"), "Reid", "6 Battersby Circuit", Some("Ashleigh House"));
+        let b = home(Some("Rwid"), "Vanesda", "6 Battersby Circuit", Some("Ashleigh House"));
+        let model = Model::default();
+        let score = compare(&a, &b, &model);
+        assert_eq!(score.part(Field::FirstName).map(|e| e.level), Some(Level::Similar));
+        assert_eq!(score.part(Field::LastName).map(|e| e.level), Some(Level::Close));
+        assert_eq!(verdict(&a, &b), Verdict::Merge);
+        // Both only close crosswise is two other names.
+        let d = home(Some("Vanissa"), "Reid", "6 Battersby Circuit", Some("Ashleigh House"));
+        let score = compare(&b, &d, &model);
+        assert_eq!(score.part(Field::FirstName).map(|e| e.level), Some(Level::Different));
+        assert_eq!(score.part(Field::LastName).map(|e| e.level), Some(Level::Different));
+    }
+
+    #[test]
+    fn one_family_on_one_street_is_one_dwelling_when_a_number_is_left_out() {
+        let a = home(Some("Tayulah"), "Stanley", "Bungonia Street", None);
+        // The first name replaced, the surname kept, one record without a house number.
+        assert_eq!(verdict(&a, &home(Some("Mitchell"), "Stanley", "10 Bungonia Street", None)), Verdict::Merge);
+        // A number on both sides that differs is a neighbour.
+        let b = home(Some("Tayulah"), "Stanley", "12 Bungonia Street", None);
+        assert_ne!(verdict(&b, &home(Some("Mitchell"), "Stanley", "10 Bungonia Street", None)), Verdict::Merge);
+        // Only the first name shared on a street is not enough: many people share one there.
+        assert_ne!(verdict(&a, &home(Some("Tayulah"), "Donaldson", "10 Bungonia Street", None)), Verdict::Merge);
+    }
+
+    #[test]
+    fn a_number_and_a_second_line_are_one_dwelling_without_the_street() {
+        let a = home(Some("Kirr"), "Gaskin", "15", Some("Jodayne"));
+        let b = home(Some("Kirra"), "Stubbs", "15 Dampier Crescent", Some("Jodayfne"));
+        assert_eq!(verdict(&a, &b), Verdict::Merge);
+        // Another number there is another home.
+        assert_ne!(verdict(&home(Some("Kirr"), "Gaskin", "17", Some("Jodayne")), &b), Verdict::Merge);
     }
 
     #[test]
