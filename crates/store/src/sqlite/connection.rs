@@ -104,6 +104,11 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // A lookup's statement has one part per blocking key, so leads with different
+        // numbers of keys run different statements: with rusqlite's default cache of 16
+        // they evicted one another, and the longest were parsed and planned again on the
+        // lookups that could least afford it.
+        conn.set_prepared_statement_cache_capacity(256);
         super::sealing::register(&conn, self.cipher.clone())?;
         Ok(conn)
     }
