@@ -10,7 +10,7 @@
 //! whose names were both replaced at one address (another person living there, as far as the
 //! fields tell), one name replaced at a house number that differs too (a neighbour), or a
 //! missing name beside a replaced one, which the model deliberately keeps in review; see
-//! `docs/BENCHMARKS.md`, "Matching quality (issue 15)".
+//! `docs/matching-benchmarks.md`.
 
 #[path = "support/clusters.rs"]
 mod clusters;
