@@ -1028,6 +1028,12 @@ mod tests {
         // A second line that names another street is not that.
         let c = home(Some("Oscar"), "Potempa", "6 Ponderossa", Some("Henry Lawson Drive"));
         assert_ne!(verdict(&a, &c), Verdict::Merge);
+        // Both lines swapped, one misspelt: the same levels whichever record comes first.
+        let e = home(Some("Oscar"), "Potempa", "6 Ponderossa", Some("Max Henry Crescnt"));
+        let f = home(Some("Oscar"), "Potempa", "6 Max Henry Crescent", Some("Ponderossa"));
+        let levels = |x: &Record, y: &Record| compare(x, y, &model).parts.iter().map(|p| p.level).collect::<Vec<_>>();
+        assert_eq!(levels(&e, &f), levels(&f, &e));
+        assert_eq!(compare(&e, &f, &model).part(Field::Street).map(|p| p.level), Some(Level::Exact));
     }
 
     #[test]
