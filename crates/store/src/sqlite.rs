@@ -180,7 +180,10 @@ impl SqliteStore {
             let email = record.email.as_deref().and_then(|e| Email::parse(e).ok());
             let mut lookup = settle::lookup(email.as_ref(), &matching);
             lookup.keys = resolve::blocking_keys(&record, &matching.model);
+            // One read transaction, as the resolver's batch has (`resolver::decide`).
+            let snapshot = conn.unchecked_transaction()?;
             let found = capture::candidates(conn, &lookup)?;
+            snapshot.finish()?;
             Ok(settle::decide(&record, found, &matching))
         })
         .await
@@ -767,7 +770,11 @@ impl Store for SqliteStore {
         // One batch at a time: two would decide the same rows.
         let _one = self.shared.resolving.lock().await;
         let rules = self.rules.clone();
-        let decided = Arc::new(self.read(move |conn| resolver::decide(conn, limit, &rules, now)).await?);
+        let readers = self.shared.readers.clone();
+        let decided = tokio::task::spawn_blocking(move || resolver::decide(&readers, limit, &rules, now))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))??;
+        let decided = Arc::new(decided);
         if decided.last.is_none() {
             return Ok(ResolveBatch::default());
         }

@@ -126,3 +126,39 @@ async fn a_growing_log_is_checkpointed_into_the_database_file() {
     };
     assert!(grown > empty + 1000 * 4096, "database file {empty} -> {grown} bytes");
 }
+
+/// The resolver's batch is looked up on two threads ahead of its decisions: a bad queue row
+/// far into a long batch fails the batch (nothing taken from the queue) without leaving
+/// either thread waiting, and leads gone since they were queued are taken and passed over.
+#[tokio::test]
+async fn a_bad_queue_row_fails_a_long_resolver_batch_and_takes_nothing() {
+    use leadflow_core::LeadId;
+    use leadflow_store::{Store, StoreError};
+    use time::OffsetDateTime;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leadflow.db");
+    let store = leadflow_store::sqlite::SqliteStore::open(&path, Rules::default()).unwrap();
+    let queue = |ids: Vec<String>| {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for id in ids {
+            conn.execute("INSERT INTO resolve_queue (lead_id) VALUES (?1)", [id]).unwrap();
+        }
+    };
+    let gone = || LeadId::new().to_string();
+    let mut ids: Vec<String> = (0..120).map(|_| gone()).collect();
+    ids[71] = "not a lead id".into();
+    queue(ids);
+    let resolved =
+        tokio::time::timeout(std::time::Duration::from_secs(60), store.resolve_queued(200, OffsetDateTime::now_utc()))
+            .await
+            .expect("the batch ends");
+    assert!(matches!(resolved, Err(StoreError::Corrupt(_))), "{resolved:?}");
+    assert_eq!(store.resolve_backlog().await.unwrap(), 120, "nothing taken");
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("DELETE FROM resolve_queue WHERE lead_id = 'not a lead id'", []).unwrap();
+    let batch = store.resolve_queued(200, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!((batch.taken, batch.leads), (119, 0), "{batch:?}");
+    assert_eq!(store.resolve_backlog().await.unwrap(), 0);
+}

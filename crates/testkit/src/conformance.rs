@@ -166,6 +166,7 @@ macro_rules! conformance_suite {
             a_capture_merge_is_split_off_from_history,
             a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person,
             one_batch_folds_a_person_queued_three_times_into_the_oldest_lead,
+            a_long_batch_finds_each_lead_queued_far_before_it,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -958,6 +959,84 @@ pub async fn one_batch_folds_a_person_queued_three_times_into_the_oldest_lead(st
     .await;
     assert_eq!(resolve(store).await.merges, vec![(robert, later)]);
     assert_eq!(store.count_leads().await.unwrap(), 3);
+}
+
+/// One batch of many people, each queued twice, the copies far apart (a store may look
+/// queued leads up ahead of deciding them, in parallel): every later copy still finds the
+/// earlier one, and the merges apply in queue order.
+pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore) {
+    const SURNAMES: [&str; 47] = [
+        "Abbott",
+        "Barlow",
+        "Castillo",
+        "Dalton",
+        "Ellison",
+        "Fairbanks",
+        "Galloway",
+        "Hargrove",
+        "Ingram",
+        "Jennings",
+        "Kowalski",
+        "Lindqvist",
+        "Montague",
+        "Nakamura",
+        "Oyelaran",
+        "Pemberton",
+        "Quintero",
+        "Rasmussen",
+        "Sandoval",
+        "Thornbury",
+        "Underwood",
+        "Valentin",
+        "Whitlock",
+        "Yamashita",
+        "Zielinski",
+        "Ashcroft",
+        "Blackwood",
+        "Crawley",
+        "Dunmore",
+        "Everhart",
+        "Fenwick",
+        "Greenhalgh",
+        "Holloway",
+        "Iverson",
+        "Jablonski",
+        "Kettering",
+        "Lockhart",
+        "Merriweather",
+        "Northcott",
+        "Oakley",
+        "Prescott",
+        "Radcliffe",
+        "Stanhope",
+        "Tremaine",
+        "Upton",
+        "Vickers",
+        "Wetherby",
+    ];
+    const FIRST: [&str; 4] = ["Margaret", "William", "Katherine", "Jonathan"];
+    let lead = |v: Value| async move { settled(&capture_one(store, item("api", None, v)).await).1.id };
+    let mut first = Vec::new();
+    for (i, surname) in SURNAMES.iter().enumerate() {
+        let given = FIRST[i % FIRST.len()];
+        let v = json!({"first_name": given, "last_name": surname, "company": "Acme Inc.", "phone": format!("+1 415 555 2{i:03}")});
+        first.push(lead(v).await);
+    }
+    let mut second = Vec::new();
+    for (i, surname) in SURNAMES.iter().enumerate() {
+        let given = FIRST[i % FIRST.len()];
+        let v = json!({"first_name": given, "last_name": surname, "company": "ACME Incorporated", "phone": format!("(415) 555-2{i:03}"), "country": "US"});
+        second.push(lead(v).await);
+    }
+    let queued = 2 * SURNAMES.len();
+    assert_eq!(store.resolve_backlog().await.unwrap(), u64::try_from(queued).unwrap());
+
+    let batch = store.with_rules(MODEL.clone()).resolve_queued(queued, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(batch.taken, queued);
+    let expected: Vec<(LeadId, LeadId)> = first.iter().copied().zip(second.iter().copied()).collect();
+    assert_eq!(batch.merges, expected, "each later copy into its earlier one, in queue order");
+    assert_eq!(store.resolve_backlog().await.unwrap(), 0);
+    assert_eq!(store.count_leads().await.unwrap(), u64::try_from(SURNAMES.len()).unwrap());
 }
 
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {

@@ -33,6 +33,8 @@ use time::OffsetDateTime;
 pub struct Queued<'r> {
     lead: Lead,
     record: Record,
+    /// Computed once: the lookup and the plan both need them.
+    keys: Vec<String>,
     rules: &'r Rules,
     now: OffsetDateTime,
 }
@@ -60,20 +62,25 @@ pub struct Resolved {
 impl<'r> Queued<'r> {
     pub fn new(lead: Lead, rules: &'r Rules, now: OffsetDateTime) -> Self {
         let record = resolve::match_record(&lead.fields, &lead.derived);
-        Self { lead, record, rules, now }
+        let mut keys = resolve::blocking_keys(&record, &rules.matching.model);
+        keys.sort_unstable();
+        keys.dedup();
+        Self { lead, record, keys, rules, now }
     }
 
     pub fn lead_id(&self) -> LeadId {
         self.lead.id
     }
 
+    /// The blocking keys, sorted: [`Queued::lookup`]'s, without the copy.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
     /// The blocking keys to find the lead's possible duplicates by. The mailbox is not
     /// asked: capture already settled it.
     pub fn lookup(&self) -> Lookup {
-        let mut keys = resolve::blocking_keys(&self.record, &self.rules.matching.model);
-        keys.sort_unstable();
-        keys.dedup();
-        Lookup { mailbox: None, keys }
+        Lookup { mailbox: None, keys: self.keys.clone() }
     }
 
     /// Match or not, over the leads the lookup found.
@@ -92,8 +99,8 @@ impl Resolving<'_> {
     /// The decision as data, to apply later in another transaction (SQLite decides on a
     /// reader connection, beside the writer, and applies in the writer).
     pub fn plan(self) -> Plan {
-        let keys = self.queued.lookup().keys;
-        Plan { lead: self.queued.lead.id, record: self.queued.record, keys, decision: self.decision }
+        let Queued { lead, record, keys, .. } = self.queued;
+        Plan { lead: lead.id, record, keys, decision: self.decision }
     }
 
     /// The leads to load, each followed through merges: the lead matched first, then the
@@ -211,13 +218,26 @@ pub enum Held {
 #[derive(Debug, Default)]
 pub struct Batch {
     seen: HashSet<LeadId>,
-    postings: HashMap<String, Vec<(LeadId, Record)>>,
+    /// The planned leads' records, each held once: a lead has up to dozens of keys.
+    planned: Vec<(LeadId, Record)>,
+    /// Per key, positions in `planned`, oldest first.
+    postings: HashMap<String, Vec<usize>>,
 }
 
 impl Batch {
     /// The queued lead as loaded (followed through merges), if the batch resolves it.
     pub fn admit(&mut self, lead: Option<Lead>) -> Option<Lead> {
-        lead.filter(|l| l.erased_at.is_none() && self.seen.insert(l.id))
+        lead.filter(|l| self.admits_lead(l))
+    }
+
+    /// [`Batch::admit`] for a lead already made ready to resolve (a store that loads and
+    /// looks up several queued leads at once, and decides them in queue order).
+    pub fn admits(&mut self, queued: &Queued) -> bool {
+        self.admits_lead(&queued.lead)
+    }
+
+    fn admits_lead(&mut self, lead: &Lead) -> bool {
+        lead.erased_at.is_none() && self.seen.insert(lead.id)
     }
 
     /// The leads a resolution merged are resolved with it.
@@ -227,14 +247,16 @@ impl Batch {
 
     /// A plan decided on a snapshot: later leads of the batch find its lead.
     pub fn planned(&mut self, plan: &Plan) {
+        let at = self.planned.len();
+        self.planned.push((plan.lead, plan.record.clone()));
         for key in &plan.keys {
-            self.postings.entry(key.clone()).or_default().push((plan.lead, plan.record.clone()));
+            self.postings.entry(key.clone()).or_default().push(at);
         }
     }
 
     /// The batch's planned leads holding `key`, newest first.
     pub fn postings(&self, key: &str) -> impl Iterator<Item = &(LeadId, Record)> {
-        self.postings.get(key).into_iter().flat_map(|p| p.iter().rev())
+        self.postings.get(key).into_iter().flat_map(|p| p.iter().rev()).filter_map(|&at| self.planned.get(at))
     }
 }
 

@@ -15,6 +15,8 @@ use leadflow_core::resolve::queued::Batch;
 use leadflow_core::settle::{self, Candidates, Context, ContextQuery, Lookup, Settle};
 use leadflow_core::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -124,8 +126,16 @@ pub(super) fn candidates_with(conn: &Connection, lookup: &Lookup, batch: &Batch)
 }
 
 fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(LeadId, Record)>, StoreError> {
+    let stored = stored_postings(conn, keys)?;
+    ranked(conn, keys, &stored, batch, &mut HashMap::new())
+}
+
+/// Each key's stored postings (lead ids), newest first, at most
+/// [`settle::POSTINGS_PER_KEY`] of each.
+pub(super) fn stored_postings(conn: &Connection, keys: &[String]) -> Result<Vec<Vec<String>>, StoreError> {
+    let mut postings = vec![Vec::new(); keys.len()];
     if keys.is_empty() {
-        return Ok(Vec::new());
+        return Ok(postings);
     }
     // One statement for all keys (each statement has a fixed cost, and a lead has several
     // keys), each key still read by its own bounded range scan. The limit is written into
@@ -143,23 +153,45 @@ fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(Lea
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows =
         stmt.query_map(rusqlite::params_from_iter(keys), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-    // Per key, newest first: the batch's leads (newer than any stored), then the stored
-    // postings; a record to read (`None`) or the batch's own.
-    let mut postings: Vec<Vec<(String, Option<Record>)>> =
-        keys.iter().map(|k| batch.postings(k).map(|(id, r)| (id.to_string(), Some(r.clone()))).collect()).collect();
     for row in rows {
         let (at, id) = row?;
         if let Some(posting) = usize::try_from(at).ok().and_then(|at| postings.get_mut(at)) {
-            posting.push((id, None));
+            posting.push(id);
         }
     }
+    Ok(postings)
+}
+
+/// The candidates [`settle::rank`] chooses among the batch's and the stored postings of
+/// `keys`, with their records: the batch's own, those in `known` (taken out of it), or
+/// read.
+pub(super) fn ranked(
+    conn: &Connection,
+    keys: &[String],
+    stored: &[Vec<String>],
+    batch: &Batch,
+    known: &mut HashMap<String, Record>,
+) -> Result<Vec<(LeadId, Record)>, StoreError> {
+    // Per key, newest first: the batch's leads (newer than any stored), then the stored
+    // postings; a record to read (`None`) or the batch's own.
+    let postings: Vec<Vec<(Cow<'_, str>, Option<&Record>)>> = keys
+        .iter()
+        .zip(stored)
+        .map(|(key, stored)| {
+            batch
+                .postings(key)
+                .map(|(id, r)| (Cow::Owned(id.to_string()), Some(r)))
+                .chain(stored.iter().map(|id| (Cow::Borrowed(id.as_str()), None)))
+                .collect()
+        })
+        .collect();
     // The records of the chosen candidates only.
     let mut record = conn.prepare_cached("SELECT lf_open(record) FROM lead_records WHERE lead_id = ?1")?;
     let mut found = Vec::new();
-    for (id, known) in settle::rank(postings) {
-        let parsed = match known {
+    for (id, in_batch) in settle::rank(postings) {
+        let parsed = match in_batch.cloned().or_else(|| known.remove(id.as_ref())) {
             Some(r) => r,
-            None => match record.query_row([&id], |r| r.get::<_, String>(0)).optional()? {
+            None => match record.query_row([id.as_ref()], |r| r.get::<_, String>(0)).optional()? {
                 Some(json) => serde_json::from_str(&json)?,
                 None => continue,
             },

@@ -1,11 +1,12 @@
 //! The resolver's batch in SQLite, in two phases so that the one writer is held only to
 //! apply:
 //!
-//! 1. [`decide`], on a reader connection beside the writer: the queued leads, oldest first,
-//!    each looked up by its blocking keys and decided by the core
-//!    ([`leadflow_core::resolve::queued`]). The leads decided earlier in the batch are not
-//!    in the snapshot's index yet; a [`BatchIndex`] stands in for them, so a lead still
-//!    sees every lead queued before it.
+//! 1. [`decide`], on readers beside the writer: the queued leads, oldest first, each
+//!    looked up by its blocking keys and decided by the core
+//!    ([`leadflow_core::resolve::queued`]). Two threads load and look up alternate leads;
+//!    one decides them in queue order. The leads decided earlier in the batch are not in
+//!    the snapshot's index yet; a [`Batch`] stands in for them, so a lead still sees every
+//!    lead queued before it.
 //! 2. [`apply`], in the writer's transaction: a lead no longer there (merged away, erased)
 //!    is passed over; a merge loads its leads as they now stand and is decided by the core
 //!    again over them (a merge writes each lead at the version it read); the rest is
@@ -15,13 +16,17 @@
 //! once more over what it now holds. One batch runs at a time per store.
 
 use super::apply::apply_one;
-use super::capture::candidates_with;
+use super::capture::{ranked, stored_postings};
+use super::connection::Readers;
 use super::lead_following_merges;
 use crate::{ResolveBatch, StoreError};
 use leadflow_core::LeadId;
 use leadflow_core::pipeline::Rules;
+use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::{Batch, Held, Plan, Queued};
 use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::sync::mpsc;
 use time::OffsetDateTime;
 
 /// What the read phase decided: the plans in queue order, and the last queue row taken.
@@ -31,28 +36,124 @@ pub(super) struct Decided {
     pub plans: Vec<Plan>,
 }
 
+/// Queued leads a gatherer may have ready ahead of the decider: enough to keep both busy,
+/// few enough that a batch's candidate records are not all held at once.
+const IN_FLIGHT: usize = 16;
+
+/// A queued lead ready to decide: loaded, its keys looked up, and the records of the
+/// candidates its stored postings alone would choose (the batch's leads seldom change the
+/// choice; a candidate not read here is read when it is decided).
+struct Gathered<'r> {
+    queued: Queued<'r>,
+    stored: Vec<Vec<String>>,
+    records: HashMap<String, Record>,
+}
+
+/// Decides a batch on three readers: two gatherers load and look up alternate queued
+/// leads (the lookups are most of the work, and independent of each other), and this
+/// thread decides them in queue order, each seeing the ones decided before it.
 pub(super) fn decide(
-    conn: &Connection,
+    readers: &Readers,
     limit: usize,
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<Decided, StoreError> {
+    let own = readers.take()?;
+    let decided = decide_on(&own, readers, limit, rules, now);
+    readers.give(own);
+    decided
+}
+
+fn decide_on(
+    conn: &Connection,
+    readers: &Readers,
+    limit: usize,
+    rules: &Rules,
+    now: OffsetDateTime,
+) -> Result<Decided, StoreError> {
+    // A read transaction for the batch: in autocommit each of its thousands of statements
+    // took and released the log's read lock (a file-lock system call each).
+    let snapshot = conn.unchecked_transaction()?;
     let rows: Vec<(i64, String)> = conn
         .prepare_cached("SELECT seq, lead_id FROM resolve_queue ORDER BY seq LIMIT ?1")?
         .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut decided = Decided { taken: rows.len(), last: rows.last().map(|r| r.0), plans: Vec::new() };
+    let (even, odd) = (readers.take()?, readers.take()?);
     let mut batch = Batch::default();
-    for (seq, id) in rows {
-        let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("resolve queue row {seq}")))?;
-        let Some(lead) = batch.admit(lead_following_merges(conn, id)?) else { continue };
-        let queued = Queued::new(lead, rules, now);
-        let found = candidates_with(conn, &queued.lookup(), &batch)?.ranked;
-        let plan = queued.decide(found).plan();
-        batch.planned(&plan);
-        decided.plans.push(plan);
-    }
+    std::thread::scope(|s| -> Result<(), StoreError> {
+        let rows = &rows;
+        let mut gatherers = Vec::with_capacity(2);
+        for (first, reader) in [(0, even), (1, odd)] {
+            let (send, receive) = mpsc::sync_channel(IN_FLIGHT);
+            s.spawn(move || {
+                gather(&reader, rows.iter().skip(first).step_by(2), rules, now, &send);
+                readers.give(reader);
+            });
+            gatherers.push(receive);
+        }
+        for at in 0..rows.len() {
+            let gathered = gatherers[at % 2]
+                .recv()
+                .map_err(|_| StoreError::Internal("a resolver gatherer stopped early".into()))??;
+            let Some(Gathered { queued, stored, mut records }) = gathered else { continue };
+            if !batch.admits(&queued) {
+                continue;
+            }
+            let found = ranked(conn, queued.keys(), &stored, &batch, &mut records)?;
+            let plan = queued.decide(found).plan();
+            batch.planned(&plan);
+            decided.plans.push(plan);
+        }
+        Ok(())
+    })?;
+    snapshot.finish()?;
     Ok(decided)
+}
+
+/// Loads and looks up `rows` in order on its own snapshot, sending each (`None` for a lead
+/// gone since it was queued) until the first error, which it sends too; it stops early
+/// when the decider has stopped listening.
+fn gather<'a, 'r>(
+    conn: &Connection,
+    rows: impl Iterator<Item = &'a (i64, String)>,
+    rules: &'r Rules,
+    now: OffsetDateTime,
+    send: &mpsc::SyncSender<Result<Option<Gathered<'r>>, StoreError>>,
+) {
+    let snapshot = match conn.unchecked_transaction() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = send.send(Err(e.into()));
+            return;
+        }
+    };
+    for (seq, id) in rows {
+        let gathered = gather_one(conn, *seq, id, rules, now);
+        let failed = gathered.is_err();
+        if send.send(gathered).is_err() || failed {
+            return;
+        }
+    }
+    drop(snapshot);
+}
+
+fn gather_one<'r>(
+    conn: &Connection,
+    seq: i64,
+    id: &str,
+    rules: &'r Rules,
+    now: OffsetDateTime,
+) -> Result<Option<Gathered<'r>>, StoreError> {
+    let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("resolve queue row {seq}")))?;
+    let Some(lead) = lead_following_merges(conn, id)? else { return Ok(None) };
+    let queued = Queued::new(lead, rules, now);
+    let stored = stored_postings(conn, queued.keys())?;
+    let records = ranked(conn, queued.keys(), &stored, &Batch::default(), &mut HashMap::new())?
+        .into_iter()
+        .map(|(id, record)| (id.to_string(), record))
+        .collect();
+    Ok(Some(Gathered { queued, stored, records }))
 }
 
 pub(super) fn apply(
