@@ -125,6 +125,9 @@ fn main() {
             rt.block_on(load(&addr, CONNECTIONS, phase, move |conn, i| post(&t, "/v1/leads", &lead_json(conn, i)), 1));
         r.row("POST /v1/leads, 64 connections", "leads/s");
         rates.insert("single", r.rate);
+        if postgres.is_none() {
+            resolver_lag(&dir.path().join("leadflow.db"));
+        }
     }
     if run("batch") {
         let t = token.clone();
@@ -161,6 +164,26 @@ fn main() {
             println!("{a} / {b} = {:.3}", x / y);
         }
     }
+}
+
+/// How far the resolver (fuzzy matching after capture) was behind when the load stopped,
+/// and how long it took to catch up: a capture rate it cannot follow only defers the work.
+fn resolver_lag(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let backlog = || conn.query_row("SELECT count(*) FROM resolve_queue", [], |r| r.get::<_, i64>(0)).unwrap();
+    let (behind, started) = (backlog(), Instant::now());
+    while backlog() > 0 && started.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = backlog();
+    println!(
+        "| resolver queue when the load stopped: {behind} leads; {} | | | | |",
+        if left == 0 {
+            format!("drained {:.2} s later", started.elapsed().as_secs_f64())
+        } else {
+            format!("{left} left after 300 s")
+        }
+    );
 }
 
 fn post(token: &str, path: &str, body: &str) -> Vec<u8> {
