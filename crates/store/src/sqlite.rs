@@ -774,12 +774,27 @@ impl Store for SqliteStore {
         let decided = tokio::task::spawn_blocking(move || resolver::decide(&readers, limit, &rules, now))
             .await
             .map_err(|e| StoreError::Internal(e.to_string()))??;
+        let Some(last) = decided.last else { return Ok(ResolveBatch::default()) };
         let decided = Arc::new(decided);
-        if decided.last.is_none() {
-            return Ok(ResolveBatch::default());
+        let mut done = ResolveBatch { taken: decided.taken, ..ResolveBatch::default() };
+        let seqs: Vec<i64> = decided.plans.iter().map(|(seq, _)| *seq).collect();
+        let mut from = 0;
+        loop {
+            // While other writes wait (captures), the batch goes in runs: a capture waits
+            // behind one run, not the whole batch. Alone, it goes at once: each commit
+            // writes every index page its keys touched, so fewer commits write less.
+            let waiting = self.shared.writer.capacity() < self.shared.writer.max_capacity();
+            let (to, through) = resolver::next_run(&seqs, from, waiting, last);
+            let (run, rules) = (decided.clone(), self.rules.clone());
+            let applied = self
+                .write_returning(move |conn| resolver::apply(conn, &run.plans[from..to], through, &rules, now))
+                .await?;
+            done.extend(applied);
+            if to == decided.plans.len() {
+                return Ok(done);
+            }
+            from = to;
         }
-        let rules = self.rules.clone();
-        self.write_returning(move |conn| resolver::apply(conn, &decided, &rules, now)).await
     }
 
     async fn health_cells(

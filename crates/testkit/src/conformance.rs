@@ -167,6 +167,7 @@ macro_rules! conformance_suite {
             a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person,
             one_batch_folds_a_person_queued_three_times_into_the_oldest_lead,
             a_long_batch_finds_each_lead_queued_far_before_it,
+            a_batch_applied_among_captures_loses_nothing,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
             an_account_owns_several_domains_and_keeps_its_owner,
@@ -961,10 +962,9 @@ pub async fn one_batch_folds_a_person_queued_three_times_into_the_oldest_lead(st
     assert_eq!(store.count_leads().await.unwrap(), 3);
 }
 
-/// One batch of many people, each queued twice, the copies far apart (a store may look
-/// queued leads up ahead of deciding them, in parallel): every later copy still finds the
-/// earlier one, and the merges apply in queue order.
-pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore) {
+/// Many people, each captured twice without a mailbox (the copies far apart in the
+/// resolver's queue): the first copies, and the second.
+async fn many_people_twice(store: &DynStore) -> (Vec<LeadId>, Vec<LeadId>) {
     const SURNAMES: [&str; 47] = [
         "Abbott",
         "Barlow",
@@ -1028,15 +1028,61 @@ pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore)
         let v = json!({"first_name": given, "last_name": surname, "company": "ACME Incorporated", "phone": format!("(415) 555-2{i:03}"), "country": "US"});
         second.push(lead(v).await);
     }
-    let queued = 2 * SURNAMES.len();
-    assert_eq!(store.resolve_backlog().await.unwrap(), u64::try_from(queued).unwrap());
+    assert_eq!(store.resolve_backlog().await.unwrap(), u64::try_from(first.len() + second.len()).unwrap());
+    (first, second)
+}
 
+/// One batch of many people, each queued twice, the copies far apart (a store may look
+/// queued leads up ahead of deciding them, in parallel): every later copy still finds the
+/// earlier one, and the merges apply in queue order.
+pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore) {
+    let (first, second) = many_people_twice(store).await;
+    let queued = first.len() + second.len();
     let batch = store.with_rules(MODEL.clone()).resolve_queued(queued, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(batch.taken, queued);
     let expected: Vec<(LeadId, LeadId)> = first.iter().copied().zip(second.iter().copied()).collect();
     assert_eq!(batch.merges, expected, "each later copy into its earlier one, in queue order");
     assert_eq!(store.resolve_backlog().await.unwrap(), 0);
-    assert_eq!(store.count_leads().await.unwrap(), u64::try_from(SURNAMES.len()).unwrap());
+    assert_eq!(store.count_leads().await.unwrap(), u64::try_from(first.len()).unwrap());
+}
+
+/// A batch applied while captures keep the writer busy (a store may then apply it in
+/// several transactions): every merge lands, the captures' leads stay queued, and nothing
+/// is taken twice or lost.
+pub async fn a_batch_applied_among_captures_loses_nothing(store: &DynStore) {
+    let (first, second) = many_people_twice(store).await;
+    let queued = first.len() + second.len();
+    let resolving = store.with_rules(MODEL.clone());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let batch = async {
+        let batch = resolving.resolve_queued(queued, OffsetDateTime::now_utc()).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        batch
+    };
+    // Captures from four clients until the batch is applied.
+    let capture = |client: usize| {
+        let done = &done;
+        async move {
+            let mut ids = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && ids.len() < 500 {
+                let v = json!({"email": format!("visitor{client}.{}@example.org", ids.len()), "first_name": "Visitor"});
+                ids.push(settled(&capture_one(store, item("web", None, v)).await).1.id);
+            }
+            ids
+        }
+    };
+    let (batch, a, b, c, d) = tokio::join!(batch, capture(0), capture(1), capture(2), capture(3));
+    let visitors: Vec<LeadId> = [a, b, c, d].concat();
+    let batch = batch.unwrap();
+    assert_eq!(batch.taken, queued);
+    let expected: Vec<(LeadId, LeadId)> = first.iter().copied().zip(second.iter().copied()).collect();
+    assert_eq!(batch.merges, expected);
+    assert_eq!(store.resolve_backlog().await.unwrap(), u64::try_from(visitors.len()).unwrap(), "the captures' leads");
+    assert!(resolve(store).await.merges.is_empty());
+    assert_eq!(store.count_leads().await.unwrap(), u64::try_from(first.len() + visitors.len()).unwrap());
+    for (kept, merged) in expected {
+        assert_eq!(store.get_lead(merged).await.unwrap().unwrap().id, kept);
+    }
 }
 
 async fn colleagues_or_one_person(store: &DynStore) -> (Lead, Lead) {

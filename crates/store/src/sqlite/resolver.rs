@@ -7,7 +7,7 @@
 //!    one decides them in queue order. The leads decided earlier in the batch are not in
 //!    the snapshot's index yet; a [`Batch`] stands in for them, so a lead still sees every
 //!    lead queued before it.
-//! 2. [`apply`], in the writer's transaction: a lead no longer there (merged away, erased)
+//! 2. [`apply`], in the writer's transaction (in runs while captures wait): a lead no longer there (merged away, erased)
 //!    is passed over; a merge loads its leads as they now stand and is decided by the core
 //!    again over them (a merge writes each lead at the version it read); the rest is
 //!    indexed and its reviews queued. The batch's queue rows go in the same transaction.
@@ -29,21 +29,27 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use time::OffsetDateTime;
 
-/// What the read phase decided: the plans in queue order, and the last queue row taken.
+/// What the read phase decided: the plans in queue order, each with its queue row, and
+/// the last queue row taken.
 pub(super) struct Decided {
     pub taken: usize,
     pub last: Option<i64>,
-    pub plans: Vec<Plan>,
+    pub plans: Vec<(i64, Plan)>,
 }
 
 /// Queued leads a gatherer may have ready ahead of the decider: enough to keep both busy,
 /// few enough that a batch's candidate records are not all held at once.
 const IN_FLIGHT: usize = 16;
 
+/// Plans applied per writer transaction while captures wait on the writer: a capture
+/// waits behind one run (a few milliseconds), not a whole batch.
+pub(super) const APPLY_RUN: usize = 64;
+
 /// A queued lead ready to decide: loaded, its keys looked up, and the records of the
 /// candidates its stored postings alone would choose (the batch's leads seldom change the
 /// choice; a candidate not read here is read when it is decided).
 struct Gathered<'r> {
+    seq: i64,
     queued: Queued<'r>,
     stored: Vec<Vec<String>>,
     records: HashMap<String, Record>,
@@ -96,14 +102,14 @@ fn decide_on(
             let gathered = gatherers[at % 2]
                 .recv()
                 .map_err(|_| StoreError::Internal("a resolver gatherer stopped early".into()))??;
-            let Some(Gathered { queued, stored, mut records }) = gathered else { continue };
+            let Some(Gathered { seq, queued, stored, mut records }) = gathered else { continue };
             if !batch.admits(&queued) {
                 continue;
             }
             let found = ranked(conn, queued.keys(), &stored, &batch, &mut records)?;
             let plan = queued.decide(found).plan();
             batch.planned(&plan);
-            decided.plans.push(plan);
+            decided.plans.push((seq, plan));
         }
         Ok(())
     })?;
@@ -153,18 +159,21 @@ fn gather_one<'r>(
         .into_iter()
         .map(|(id, record)| (id.to_string(), record))
         .collect();
-    Ok(Some(Gathered { queued, stored, records }))
+    Ok(Some(Gathered { seq, queued, stored, records }))
 }
 
+/// Applies `plans` (a run of a decided batch, in queue order) and takes the queue rows
+/// up to `through`. A batch may be applied in several runs, each its own transaction, so
+/// that captures waiting on the writer are not held behind a whole batch.
 pub(super) fn apply(
     conn: &Connection,
-    decided: &Decided,
+    plans: &[(i64, Plan)],
+    through: i64,
     rules: &Rules,
     now: OffsetDateTime,
 ) -> Result<ResolveBatch, StoreError> {
-    let Some(last) = decided.last else { return Ok(ResolveBatch::default()) };
-    let mut batch = ResolveBatch { taken: decided.taken, ..ResolveBatch::default() };
-    for plan in &decided.plans {
+    let mut batch = ResolveBatch::default();
+    for (_, plan) in plans {
         let held = if plan.merges() {
             let queued = lead_following_merges(conn, plan.lead)?.map(Box::new);
             let loaded =
@@ -184,8 +193,19 @@ pub(super) fn apply(
         }
         batch.add(resolved);
     }
-    conn.prepare_cached("DELETE FROM resolve_queue WHERE seq <= ?1")?.execute([last])?;
+    conn.prepare_cached("DELETE FROM resolve_queue WHERE seq <= ?1")?.execute([through])?;
     Ok(batch)
+}
+
+/// The next run of a decided batch to apply, given its plans' queue rows (`seqs`) and
+/// the last row it took: where the run ends, and the queue rows it takes (through its
+/// last plan's; the last run takes the rest, plans or not).
+pub(super) fn next_run(seqs: &[i64], from: usize, waiting: bool, last: i64) -> (usize, i64) {
+    let to = if waiting { (from + APPLY_RUN).min(seqs.len()) } else { seqs.len() };
+    match seqs.get(..to).and_then(<[i64]>::last) {
+        Some(&seq) if to < seqs.len() => (to, seq),
+        _ => (to, last),
+    }
 }
 
 /// Whether the lead is still one of its own (not merged away, not erased).
@@ -200,4 +220,24 @@ fn still_there(conn: &Connection, lead: LeadId) -> Result<bool, StoreError> {
 pub(super) fn backlog(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.prepare_cached("SELECT count(*) FROM resolve_queue")?.query_row([], |r| r.get(0))?;
     Ok(n.unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_at_once_unless_writes_wait_then_in_runs_that_take_their_rows() {
+        // Plans for every other queue row; rows after the last plan were passed over.
+        let seqs: Vec<i64> = (0..150).map(|k| 2 * k + 1).collect();
+        let last = 400;
+        assert_eq!(next_run(&seqs, 0, false, last), (150, last));
+        assert_eq!(next_run(&seqs, 0, true, last), (APPLY_RUN, seqs[APPLY_RUN - 1]));
+        assert_eq!(next_run(&seqs, APPLY_RUN, true, last), (2 * APPLY_RUN, seqs[2 * APPLY_RUN - 1]));
+        // The last run takes the rows passed over after it too.
+        assert_eq!(next_run(&seqs, 2 * APPLY_RUN, true, last), (150, last));
+        assert_eq!(next_run(&seqs, APPLY_RUN, false, last), (150, last));
+        // Nothing to apply: the rows are still taken.
+        assert_eq!(next_run(&[], 0, true, last), (0, last));
+    }
 }
