@@ -96,8 +96,8 @@ impl Resolving<'_> {
         &self.decision
     }
 
-    /// The decision as data, to apply later in another transaction (SQLite decides on a
-    /// reader connection, beside the writer, and applies in the writer).
+    /// The decision as data, to apply later in another transaction (SQLite decides on
+    /// reader connections, beside the writer, and applies in the writer).
     pub fn plan(self) -> Plan {
         let Queued { lead, record, keys, .. } = self.queued;
         Plan { lead: lead.id, record, keys, decision: self.decision }

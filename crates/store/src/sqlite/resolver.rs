@@ -7,10 +7,11 @@
 //!    one decides them in queue order. The leads decided earlier in the batch are not in
 //!    the snapshot's index yet; a [`Batch`] stands in for them, so a lead still sees every
 //!    lead queued before it.
-//! 2. [`apply`], in the writer's transaction (in runs while captures wait): a lead no longer there (merged away, erased)
-//!    is passed over; a merge loads its leads as they now stand and is decided by the core
-//!    again over them (a merge writes each lead at the version it read); the rest is
-//!    indexed and its reviews queued. The batch's queue rows go in the same transaction.
+//! 2. [`apply`], in the writer's transaction (in runs, each its own, while captures wait
+//!    on the writer): a lead no longer there (merged away, erased) is passed over; a merge
+//!    loads its leads as they now stand and is decided by the core again over them (a
+//!    merge writes each lead at the version it read); the rest is indexed and its reviews
+//!    queued. A run's queue rows go in its transaction.
 //!
 //! A capture that changed a lead between the phases queued it again, so it is resolved
 //! once more over what it now holds. One batch runs at a time per store.
