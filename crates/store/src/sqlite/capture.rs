@@ -113,21 +113,13 @@ fn settle(conn: &Connection, prepared: &Prepared, rules: &Rules, tally: &mut Tal
 /// The leads a lookup finds: by mailbox through the leads' own index, and by blocking
 /// keys, ranked by the core before their records are parsed.
 pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidates, StoreError> {
-    candidates_with(conn, lookup, &Batch::default())
-}
-
-/// [`candidates`], with the leads of a resolver batch not yet indexed.
-pub(super) fn candidates_with(conn: &Connection, lookup: &Lookup, batch: &Batch) -> Result<Candidates, StoreError> {
     let by_mailbox = match &lookup.mailbox {
         Some(key) => leads_by_mailbox(conn, key)?,
         None => Vec::new(),
     };
-    Ok(Candidates { by_mailbox, ranked: by_keys(conn, &lookup.keys, batch)? })
-}
-
-fn by_keys(conn: &Connection, keys: &[String], batch: &Batch) -> Result<Vec<(LeadId, Record)>, StoreError> {
-    let stored = stored_postings(conn, keys)?;
-    ranked(conn, keys, &stored, batch, &mut HashMap::new())
+    let stored = stored_postings(conn, &lookup.keys)?;
+    let ranked = ranked(conn, &lookup.keys, &stored, &Batch::default(), &mut HashMap::new())?;
+    Ok(Candidates { by_mailbox, ranked })
 }
 
 /// Each key's stored postings (lead ids), newest first, at most
