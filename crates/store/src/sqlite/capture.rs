@@ -162,7 +162,7 @@ pub(super) fn ranked(
     keys: &[String],
     stored: &[Vec<String>],
     batch: &Batch,
-    known: &mut HashMap<String, Record>,
+    known: &mut HashMap<LeadId, Record>,
 ) -> Result<Vec<(LeadId, Record)>, StoreError> {
     // Per key, newest first: the batch's leads (newer than any stored), then the stored
     // postings; a record to read (`None`) or the batch's own.
@@ -180,15 +180,15 @@ pub(super) fn ranked(
     // The records of the chosen candidates only.
     let mut record = conn.prepare_cached("SELECT lf_open(record) FROM lead_records WHERE lead_id = ?1")?;
     let mut found = Vec::new();
-    for (id, in_batch) in settle::rank(postings) {
-        let parsed = match in_batch.cloned().or_else(|| known.remove(id.as_ref())) {
+    for (text, in_batch) in settle::rank(postings) {
+        let id: LeadId = text.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
+        let parsed = match in_batch.cloned().or_else(|| known.remove(&id)) {
             Some(r) => r,
-            None => match record.query_row([id.as_ref()], |r| r.get::<_, String>(0)).optional()? {
+            None => match record.query_row([text.as_ref()], |r| r.get::<_, String>(0)).optional()? {
                 Some(json) => serde_json::from_str(&json)?,
                 None => continue,
             },
         };
-        let id: LeadId = id.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
         found.push((id, parsed));
     }
     Ok(found)

@@ -53,7 +53,7 @@ struct Gathered<'r> {
     seq: i64,
     queued: Queued<'r>,
     stored: Vec<Vec<String>>,
-    records: HashMap<String, Record>,
+    records: HashMap<LeadId, Record>,
 }
 
 /// Decides a batch on three readers: two gatherers load and look up alternate queued
@@ -156,10 +156,7 @@ fn gather_one<'r>(
     let Some(lead) = lead_following_merges(conn, id)? else { return Ok(None) };
     let queued = Queued::new(lead, rules, now);
     let stored = stored_postings(conn, queued.keys())?;
-    let records = ranked(conn, queued.keys(), &stored, &Batch::default(), &mut HashMap::new())?
-        .into_iter()
-        .map(|(id, record)| (id.to_string(), record))
-        .collect();
+    let records = ranked(conn, queued.keys(), &stored, &Batch::default(), &mut HashMap::new())?.into_iter().collect();
     Ok(Some(Gathered { seq, queued, stored, records }))
 }
 
