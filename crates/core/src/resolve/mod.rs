@@ -20,6 +20,7 @@ pub use crate::matching::{
     Evidence, ExactRule, FrequencyField, Model, NameFrequencies, Record, Thresholds, Trained, Verdict,
 };
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,11 +237,12 @@ pub fn blocking_keys(record: &Record, model: &Model) -> Vec<String> {
 /// matches as confidently is a [`Bridge`] into that one, unless the two leads contradict
 /// each other (a hard rule reporting a conflict, such as different mailboxes at one company
 /// or relatives at one company): then the candidate joins only the first.
-pub fn decide(candidate: &Record, found: &[(LeadId, Record)], model: &Model) -> Decision {
+pub fn decide<R: Borrow<Record>>(candidate: &Record, found: &[(LeadId, R)], model: &Model) -> Decision {
     // Every confident match: (its lead and record, why).
-    let mut confident: Vec<(&(LeadId, Record), Explanation)> = Vec::new();
+    let mut confident: Vec<((LeadId, &Record), Explanation)> = Vec::new();
     let mut possible = Vec::new();
-    for lead in found {
+    for (id, record) in found {
+        let lead = (*id, record.borrow());
         let (id, record) = lead;
         if crate::matching::exact_match(candidate, record, model.email_rules()) == Some(ExactRule::Email) {
             confident.push((lead, Explanation { rule: MatchRule::ExactEmail, score: None, evidence: Vec::new() }));
@@ -251,7 +253,7 @@ pub fn decide(candidate: &Record, found: &[(LeadId, Record)], model: &Model) -> 
             Verdict::Merge => confident
                 .push((lead, Explanation { rule: MatchRule::Fuzzy, score: Some(score.score), evidence: score.parts })),
             Verdict::Review => {
-                possible.push(PossibleDuplicate { lead_id: *id, score: score.score, evidence: score.parts })
+                possible.push(PossibleDuplicate { lead_id: id, score: score.score, evidence: score.parts })
             }
             Verdict::Distinct => {}
         }
@@ -270,13 +272,13 @@ pub fn decide(candidate: &Record, found: &[(LeadId, Record)], model: &Model) -> 
         possible.truncate(MAX_POSSIBLE);
         return Decision::Create { possible };
     };
-    let (&(into, ref into_record), explanation) = confident.swap_remove(chosen);
+    let ((into, into_record), explanation) = confident.swap_remove(chosen);
     let also = confident
         .into_iter()
         .filter(|((id, record), _)| {
             *id != into && crate::matching::compare(into_record, record, model).conflict_ceiling() == Verdict::Merge
         })
-        .map(|((id, _), e)| Bridge { lead_id: *id, explanation: Explanation { rule: MatchRule::Bridged, ..e } })
+        .map(|((id, _), e)| Bridge { lead_id: id, explanation: Explanation { rule: MatchRule::Bridged, ..e } })
         .collect();
     Decision::Merge { into, explanation, also }
 }

@@ -25,6 +25,7 @@ use crate::lead::Lead;
 use crate::pipeline::{HistoryEntry, LeadEvent, Rules};
 use crate::resolve::{self, Decision, Explanation, Record};
 use crate::settle::Lookup;
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
@@ -84,8 +85,8 @@ impl<'r> Queued<'r> {
     }
 
     /// Match or not, over the leads the lookup found.
-    pub fn decide(self, found: Vec<(LeadId, Record)>) -> Resolving<'r> {
-        let others: Vec<(LeadId, Record)> = found.into_iter().filter(|(id, _)| *id != self.lead.id).collect();
+    pub fn decide<R: Borrow<Record>>(self, found: Vec<(LeadId, R)>) -> Resolving<'r> {
+        let others: Vec<(LeadId, R)> = found.into_iter().filter(|(id, _)| *id != self.lead.id).collect();
         let decision = self.rules.matching.with_model(|model| resolve::decide(&self.record, &others, model));
         Resolving { queued: self, decision }
     }
@@ -410,7 +411,7 @@ mod tests {
         assert!(once.admit(Some(older.clone())).is_none(), "queued twice");
         assert!(once.admit(None).is_none());
         let mut batch = Batch::default();
-        let first = Queued::new(older.clone(), &rules, now).decide(Vec::new()).plan();
+        let first = Queued::new(older.clone(), &rules, now).decide(Vec::<(LeadId, Record)>::new()).plan();
         assert!(!first.merges());
         batch.planned(&first);
         let queued = Queued::new(newer.clone(), &rules, now);

@@ -17,6 +17,7 @@ use leadflow_core::{LeadId, SubmissionId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,11 @@ pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidate
         None => Vec::new(),
     };
     let stored = stored_postings(conn, &lookup.keys)?;
-    let ranked = ranked(conn, &lookup.keys, &stored, &Batch::default(), &mut HashMap::new())?;
+    // The records read are held by the lookup's own map alone, dropped with it here.
+    let ranked = ranked(conn, &lookup.keys, &stored, &Batch::default(), &mut HashMap::new())?
+        .into_iter()
+        .map(|(id, r)| (id, Arc::unwrap_or_clone(r)))
+        .collect();
     Ok(Candidates { by_mailbox, ranked })
 }
 
@@ -155,15 +160,15 @@ pub(super) fn stored_postings(conn: &Connection, keys: &[String]) -> Result<Vec<
 }
 
 /// The candidates [`settle::rank`] chooses among the batch's and the stored postings of
-/// `keys`, with their records: the batch's own, those in `known` (taken out of it), or
-/// read.
+/// `keys`, with their records: the batch's own, those in `read` (records read before in
+/// the same snapshot), or read now and added to `read`.
 pub(super) fn ranked(
     conn: &Connection,
     keys: &[String],
     stored: &[Vec<String>],
     batch: &Batch,
-    known: &mut HashMap<LeadId, Record>,
-) -> Result<Vec<(LeadId, Record)>, StoreError> {
+    read: &mut HashMap<LeadId, Arc<Record>>,
+) -> Result<Vec<(LeadId, Arc<Record>)>, StoreError> {
     // Per key, newest first: the batch's leads (newer than any stored), then the stored
     // postings; a record to read (`None`) or the batch's own.
     let postings: Vec<Vec<(Cow<'_, str>, Option<&Record>)>> = keys
@@ -178,18 +183,23 @@ pub(super) fn ranked(
         })
         .collect();
     // The records of the chosen candidates only.
-    let mut record = conn.prepare_cached("SELECT lf_open(record) FROM lead_records WHERE lead_id = ?1")?;
+    let mut statement = conn.prepare_cached("SELECT lf_open(record) FROM lead_records WHERE lead_id = ?1")?;
     let mut found = Vec::new();
     for (text, in_batch) in settle::rank(postings) {
         let id: LeadId = text.parse().map_err(|e| StoreError::Corrupt(format!("lead id: {e}")))?;
-        let parsed = match in_batch.cloned().or_else(|| known.remove(&id)) {
-            Some(r) => r,
-            None => match record.query_row([text.as_ref()], |r| r.get::<_, String>(0)).optional()? {
-                Some(json) => serde_json::from_str(&json)?,
+        let record = match (in_batch, read.get(&id)) {
+            (Some(r), _) => Arc::new(r.clone()),
+            (None, Some(r)) => r.clone(),
+            (None, None) => match statement.query_row([text.as_ref()], |r| r.get::<_, String>(0)).optional()? {
+                Some(json) => {
+                    let r = Arc::new(serde_json::from_str::<Record>(&json)?);
+                    read.insert(id, r.clone());
+                    r
+                }
                 None => continue,
             },
         };
-        found.push((id, parsed));
+        found.push((id, record));
     }
     Ok(found)
 }

@@ -27,7 +27,7 @@ use leadflow_core::resolve::Record;
 use leadflow_core::resolve::queued::{Batch, Held, Plan, Queued};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use time::OffsetDateTime;
 
 /// What the read phase decided: the plans in queue order, each with its queue row, and
@@ -46,6 +46,11 @@ const IN_FLIGHT: usize = 16;
 /// waits behind one run (a few milliseconds), not a whole batch.
 pub(super) const APPLY_RUN: usize = 64;
 
+/// Records a gatherer keeps parsed for the rest of its batch, at most: a batch's leads
+/// share many candidates (the newest postings of common keys), and reading and parsing a
+/// record was a fifth of the resolver's work. The records of one snapshot never change.
+const KEPT_RECORDS: usize = 16_384;
+
 /// A queued lead ready to decide: loaded, its keys looked up, and the records of the
 /// candidates its stored postings alone would choose (the batch's leads seldom change the
 /// choice; a candidate not read here is read when it is decided).
@@ -53,7 +58,7 @@ struct Gathered<'r> {
     seq: i64,
     queued: Queued<'r>,
     stored: Vec<Vec<String>>,
-    records: HashMap<LeadId, Record>,
+    records: HashMap<LeadId, Arc<Record>>,
 }
 
 /// Decides a batch on three readers: two gatherers load and look up alternate queued
@@ -135,8 +140,12 @@ fn gather<'a, 'r>(
             return;
         }
     };
+    let mut read = HashMap::new();
     for (seq, id) in rows {
-        let gathered = gather_one(conn, *seq, id, rules, now);
+        if read.len() > KEPT_RECORDS {
+            read.clear();
+        }
+        let gathered = gather_one(conn, *seq, id, rules, now, &mut read);
         let failed = gathered.is_err();
         if send.send(gathered).is_err() || failed {
             return;
@@ -151,12 +160,13 @@ fn gather_one<'r>(
     id: &str,
     rules: &'r Rules,
     now: OffsetDateTime,
+    read: &mut HashMap<LeadId, Arc<Record>>,
 ) -> Result<Option<Gathered<'r>>, StoreError> {
     let id: LeadId = id.parse().map_err(|_| StoreError::Corrupt(format!("resolve queue row {seq}")))?;
     let Some(lead) = lead_following_merges(conn, id)? else { return Ok(None) };
     let queued = Queued::new(lead, rules, now);
     let stored = stored_postings(conn, queued.keys())?;
-    let records = ranked(conn, queued.keys(), &stored, &Batch::default(), &mut HashMap::new())?.into_iter().collect();
+    let records = ranked(conn, queued.keys(), &stored, &Batch::default(), read)?.into_iter().collect();
     Ok(Some(Gathered { seq, queued, stored, records }))
 }
 
