@@ -220,6 +220,18 @@ impl SqliteStore {
         .await
     }
 
+    /// Applies a run of a resolver batch's plans in one writer transaction, taking the
+    /// queue rows through `through`.
+    async fn apply_resolved(
+        &self,
+        run: Vec<resolver::Planned>,
+        through: i64,
+        now: OffsetDateTime,
+    ) -> Result<ResolveBatch, StoreError> {
+        let (run, rules) = (Arc::new(run), self.rules.clone());
+        self.write_returning(move |conn| resolver::apply(conn, &run, through, &rules, now)).await
+    }
+
     async fn write_returning<T: Send + 'static>(
         &self,
         f: impl Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -771,30 +783,28 @@ impl Store for SqliteStore {
         let _one = self.shared.resolving.lock().await;
         let rules = self.rules.clone();
         let readers = self.shared.readers.clone();
-        let decided = tokio::task::spawn_blocking(move || resolver::decide(&readers, limit, &rules, now))
-            .await
-            .map_err(|e| StoreError::Internal(e.to_string()))??;
-        let Some(last) = decided.last else { return Ok(ResolveBatch::default()) };
-        let decided = Arc::new(decided);
-        let mut done = ResolveBatch { taken: decided.taken, ..ResolveBatch::default() };
-        let seqs: Vec<i64> = decided.plans.iter().map(|(seq, _)| *seq).collect();
-        let mut from = 0;
-        loop {
-            // While other writes wait (captures), the batch goes in runs: a capture waits
-            // behind one run, not the whole batch. Alone, it goes at once: each commit
-            // writes every index page its keys touched, so fewer commits write less.
+        let (send, mut planned) = tokio::sync::mpsc::unbounded_channel();
+        let deciding = tokio::task::spawn_blocking(move || resolver::decide(&readers, limit, &rules, now, &send));
+        // The plans go to the writer in runs while the rest are decided. While other
+        // writes wait (captures), runs are short: a capture waits behind one run, not the
+        // whole batch. Each run takes the queue rows through its last plan's.
+        let mut done = ResolveBatch::default();
+        let mut run: Vec<resolver::Planned> = Vec::new();
+        while let Some(plan) = planned.recv().await {
+            run.push(plan);
             let waiting = self.shared.writer.capacity() < self.shared.writer.max_capacity();
-            let (to, through) = resolver::next_run(&seqs, from, waiting, last);
-            let (run, rules) = (decided.clone(), self.rules.clone());
-            let applied = self
-                .write_returning(move |conn| resolver::apply(conn, &run.plans[from..to], through, &rules, now))
-                .await?;
-            done.extend(applied);
-            if to == decided.plans.len() {
-                return Ok(done);
+            if run.len() >= resolver::run_length(waiting) {
+                let through = run.last().map_or(0, |(seq, _)| *seq);
+                done.extend(self.apply_resolved(std::mem::take(&mut run), through, now).await?);
             }
-            from = to;
         }
+        let decided = deciding.await.map_err(|e| StoreError::Internal(e.to_string()))??;
+        // The last run also takes the rows passed over after its last plan.
+        if let Some(last) = decided.last {
+            done.extend(self.apply_resolved(run, last, now).await?);
+        }
+        done.taken = decided.taken;
+        Ok(done)
     }
 
     async fn health_cells(

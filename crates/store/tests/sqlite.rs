@@ -127,6 +127,20 @@ async fn a_growing_log_is_checkpointed_into_the_database_file() {
     assert!(grown > empty + 1000 * 4096, "database file {empty} -> {grown} bytes");
 }
 
+#[tokio::test]
+async fn a_batch_failing_partway_keeps_queued_what_it_did_not_apply() {
+    let t = fresh().await;
+    let Raw::Sqlite(path) = t.raw.clone() else { unreachable!() };
+    let (bad, good) = (path.clone(), path);
+    let sql = |path: &std::path::Path, sql: &str| rusqlite::Connection::open(path).unwrap().execute(sql, []).unwrap();
+    leadflow_testkit::conformance::a_batch_failing_partway_keeps_queued_what_it_did_not_apply(
+        &t.store,
+        || _ = sql(&bad, "INSERT INTO resolve_queue (lead_id) VALUES ('not a lead id')"),
+        || _ = sql(&good, "DELETE FROM resolve_queue WHERE lead_id = 'not a lead id'"),
+    )
+    .await;
+}
+
 /// The resolver's batch is looked up on two threads ahead of its decisions: a bad queue row
 /// far into a long batch fails the batch (nothing taken from the queue) without leaving
 /// either thread waiting, and leads gone since they were queued are taken and passed over.

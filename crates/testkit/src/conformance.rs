@@ -167,6 +167,7 @@ macro_rules! conformance_suite {
             a_lead_that_gains_evidence_is_resolved_again_and_joins_its_person,
             one_batch_folds_a_person_queued_three_times_into_the_oldest_lead,
             a_long_batch_finds_each_lead_queued_far_before_it,
+            a_batch_longer_than_a_run_finds_leads_of_runs_applied_before,
             a_batch_applied_among_captures_loses_nothing,
             leads_of_one_domain_meet_in_one_account,
             free_mail_leads_join_by_company_key_or_stay_personal,
@@ -962,9 +963,10 @@ pub async fn one_batch_folds_a_person_queued_three_times_into_the_oldest_lead(st
     assert_eq!(store.count_leads().await.unwrap(), 3);
 }
 
-/// Many people, each captured twice without a mailbox (the copies far apart in the
-/// resolver's queue): the first copies, and the second.
-async fn many_people_twice(store: &DynStore) -> (Vec<LeadId>, Vec<LeadId>) {
+/// `people` people (at most 188), each captured twice without a mailbox (the copies far
+/// apart in the resolver's queue): the first copies, and the second. People with one
+/// surname have different given names at one company, so they stay apart.
+async fn many_people_twice(store: &DynStore, people: usize) -> (Vec<LeadId>, Vec<LeadId>) {
     const SURNAMES: [&str; 47] = [
         "Abbott",
         "Barlow",
@@ -998,7 +1000,7 @@ async fn many_people_twice(store: &DynStore) -> (Vec<LeadId>, Vec<LeadId>) {
         "Everhart",
         "Fenwick",
         "Greenhalgh",
-        "Holloway",
+        "Huxley",
         "Iverson",
         "Jablonski",
         "Kettering",
@@ -1016,15 +1018,18 @@ async fn many_people_twice(store: &DynStore) -> (Vec<LeadId>, Vec<LeadId>) {
     ];
     const FIRST: [&str; 4] = ["Margaret", "William", "Katherine", "Jonathan"];
     let lead = |v: Value| async move { settled(&capture_one(store, item("api", None, v)).await).1.id };
+    assert!(people <= SURNAMES.len() * FIRST.len());
+    let name =
+        |i: usize| (FIRST[(i % SURNAMES.len() + i / SURNAMES.len()) % FIRST.len()], SURNAMES[i % SURNAMES.len()]);
     let mut first = Vec::new();
-    for (i, surname) in SURNAMES.iter().enumerate() {
-        let given = FIRST[i % FIRST.len()];
+    for i in 0..people {
+        let (given, surname) = name(i);
         let v = json!({"first_name": given, "last_name": surname, "company": "Acme Inc.", "phone": format!("+1 415 555 2{i:03}")});
         first.push(lead(v).await);
     }
     let mut second = Vec::new();
-    for (i, surname) in SURNAMES.iter().enumerate() {
-        let given = FIRST[i % FIRST.len()];
+    for i in 0..people {
+        let (given, surname) = name(i);
         let v = json!({"first_name": given, "last_name": surname, "company": "ACME Incorporated", "phone": format!("(415) 555-2{i:03}"), "country": "US"});
         second.push(lead(v).await);
     }
@@ -1036,7 +1041,18 @@ async fn many_people_twice(store: &DynStore) -> (Vec<LeadId>, Vec<LeadId>) {
 /// queued leads up ahead of deciding them, in parallel): every later copy still finds the
 /// earlier one, and the merges apply in queue order.
 pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore) {
-    let (first, second) = many_people_twice(store).await;
+    a_batch_of_people_twice_merges_each_later_copy(store, 47).await;
+}
+
+/// A batch longer than a store applies at once (SQLite applies runs of a batch while it
+/// decides the rest, on a snapshot from before them): the copies in a later run still
+/// find the leads of an earlier one.
+pub async fn a_batch_longer_than_a_run_finds_leads_of_runs_applied_before(store: &DynStore) {
+    a_batch_of_people_twice_merges_each_later_copy(store, 188).await;
+}
+
+async fn a_batch_of_people_twice_merges_each_later_copy(store: &DynStore, people: usize) {
+    let (first, second) = many_people_twice(store, people).await;
     let queued = first.len() + second.len();
     let batch = store.with_rules(MODEL.clone()).resolve_queued(queued, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(batch.taken, queued);
@@ -1046,11 +1062,38 @@ pub async fn a_long_batch_finds_each_lead_queued_far_before_it(store: &DynStore)
     assert_eq!(store.count_leads().await.unwrap(), u64::try_from(first.len()).unwrap());
 }
 
+/// A batch that fails partway (`queue_bad_row` queues a row the store cannot read, after
+/// every other): whatever the store applied before the failure stays applied with its
+/// queue rows taken, every other row stays queued, and once `remove_bad_row` has run the
+/// rest resolves with nothing lost or applied twice. (SQLite applies a long batch in runs
+/// while it decides the rest.)
+pub async fn a_batch_failing_partway_keeps_queued_what_it_did_not_apply(
+    store: &DynStore,
+    queue_bad_row: impl FnOnce(),
+    remove_bad_row: impl FnOnce(),
+) {
+    let (first, second) = many_people_twice(store, 188).await;
+    let queued = u64::try_from(first.len() + second.len()).unwrap();
+    queue_bad_row();
+    let resolving = store.with_rules(MODEL.clone());
+    assert!(resolving.resolve_queued(1_000, OffsetDateTime::now_utc()).await.is_err());
+    let left = store.resolve_backlog().await.unwrap();
+    assert!((1..=queued + 1).contains(&left), "the bad row and what was not applied stay queued: {left}");
+    remove_bad_row();
+    let rest = resolving.resolve_queued(1_000, OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(u64::try_from(rest.taken).unwrap(), left - 1, "each row left, once");
+    assert_eq!(store.resolve_backlog().await.unwrap(), 0);
+    assert_eq!(store.count_leads().await.unwrap(), u64::try_from(first.len()).unwrap());
+    for (kept, merged) in first.into_iter().zip(second) {
+        assert_eq!(store.get_lead(merged).await.unwrap().unwrap().id, kept);
+    }
+}
+
 /// A batch applied while captures keep the writer busy (a store may then apply it in
 /// several transactions): every merge lands, the captures' leads stay queued, and nothing
 /// is taken twice or lost.
 pub async fn a_batch_applied_among_captures_loses_nothing(store: &DynStore) {
-    let (first, second) = many_people_twice(store).await;
+    let (first, second) = many_people_twice(store, 47).await;
     let queued = first.len() + second.len();
     let resolving = store.with_rules(MODEL.clone());
     let done = std::sync::atomic::AtomicBool::new(false);

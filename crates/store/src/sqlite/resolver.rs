@@ -1,20 +1,21 @@
 //! The resolver's batch in SQLite, in two phases so that the one writer is held only to
-//! apply:
+//! apply, the second overlapping the first:
 //!
 //! 1. [`decide`], on readers beside the writer: the queued leads, oldest first, each
 //!    looked up by its blocking keys and decided by the core
 //!    ([`leadflow_core::resolve::queued`]). Two threads load and look up alternate leads;
 //!    one decides them in queue order. The leads decided earlier in the batch are not in
 //!    the snapshot's index yet; a [`Batch`] stands in for them, so a lead still sees every
-//!    lead queued before it.
-//! 2. [`apply`], in the writer's transaction (in runs, each its own, while captures wait
-//!    on the writer): a lead no longer there (merged away, erased) is passed over; a merge
-//!    loads its leads as they now stand and is decided by the core again over them (a
-//!    merge writes each lead at the version it read); the rest is indexed and its reviews
-//!    queued. A run's queue rows go in its transaction.
+//!    lead queued before it, whether or not its run has been applied meanwhile.
+//! 2. [`apply`], in the writer's transaction, in runs (each its own transaction, taking
+//!    its queue rows) while the rest of the batch is still being decided: a lead no longer
+//!    there (merged away, erased) is passed over; a merge loads its leads as they now
+//!    stand and is decided by the core again over them (a merge writes each lead at the
+//!    version it read); the rest is indexed and its reviews queued.
 //!
 //! A capture that changed a lead between the phases queued it again, so it is resolved
-//! once more over what it now holds. One batch runs at a time per store.
+//! once more over what it now holds. One batch runs at a time per store. A batch that
+//! fails keeps queued every row its applied runs did not take.
 
 use super::apply::apply_one;
 use super::capture::{ranked, stored_postings};
@@ -30,13 +31,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, mpsc};
 use time::OffsetDateTime;
 
-/// What the read phase decided: the plans in queue order, each with its queue row, and
-/// the last queue row taken.
+/// What the read phase took: how many queue rows, and the last one. Its plans went out
+/// one by one as they were decided.
 pub(super) struct Decided {
     pub taken: usize,
     pub last: Option<i64>,
-    pub plans: Vec<(i64, Plan)>,
 }
+
+/// A decided plan, with its queue row, on its way to the writer.
+pub(super) type Planned = (i64, Plan);
 
 /// Queued leads a gatherer may have ready ahead of the decider: enough to keep both busy,
 /// few enough that a batch's candidate records are not all held at once.
@@ -45,6 +48,11 @@ const IN_FLIGHT: usize = 16;
 /// Plans applied per writer transaction while captures wait on the writer: a capture
 /// waits behind one run (a few milliseconds), not a whole batch.
 pub(super) const APPLY_RUN: usize = 64;
+
+/// Plans applied per writer transaction when nothing else waits (an import's drain):
+/// fewer commits write each touched index page fewer times, and runs short enough that
+/// the writer applies one while the readers decide the next.
+pub(super) const ALONE_RUN: usize = 256;
 
 /// Records a gatherer keeps parsed for the rest of its batch, at most: a batch's leads
 /// share many candidates (the newest postings of common keys), and reading and parsing a
@@ -69,9 +77,10 @@ pub(super) fn decide(
     limit: usize,
     rules: &Rules,
     now: OffsetDateTime,
+    plans: &tokio::sync::mpsc::UnboundedSender<Planned>,
 ) -> Result<Decided, StoreError> {
     let own = readers.take()?;
-    let decided = decide_on(&own, readers, limit, rules, now);
+    let decided = decide_on(&own, readers, limit, rules, now, plans);
     readers.give(own);
     decided
 }
@@ -82,6 +91,7 @@ fn decide_on(
     limit: usize,
     rules: &Rules,
     now: OffsetDateTime,
+    plans: &tokio::sync::mpsc::UnboundedSender<Planned>,
 ) -> Result<Decided, StoreError> {
     // A read transaction for the batch: in autocommit each of its thousands of statements
     // took and released the log's read lock (a file-lock system call each).
@@ -90,7 +100,7 @@ fn decide_on(
         .prepare_cached("SELECT seq, lead_id FROM resolve_queue ORDER BY seq LIMIT ?1")?
         .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut decided = Decided { taken: rows.len(), last: rows.last().map(|r| r.0), plans: Vec::new() };
+    let decided = Decided { taken: rows.len(), last: rows.last().map(|r| r.0) };
     let (even, odd) = (readers.take()?, readers.take()?);
     let mut batch = Batch::default();
     std::thread::scope(|s| -> Result<(), StoreError> {
@@ -115,7 +125,9 @@ fn decide_on(
             let found = ranked(conn, queued.keys(), &stored, &batch, &mut records)?;
             let plan = queued.decide(found).plan();
             batch.planned(&plan);
-            decided.plans.push((seq, plan));
+            plans
+                .send((seq, plan))
+                .map_err(|_| StoreError::Internal("the resolver's batch stopped applying".into()))?;
         }
         Ok(())
     })?;
@@ -171,8 +183,8 @@ fn gather_one<'r>(
 }
 
 /// Applies `plans` (a run of a decided batch, in queue order) and takes the queue rows
-/// up to `through`. A batch may be applied in several runs, each its own transaction, so
-/// that captures waiting on the writer are not held behind a whole batch.
+/// up to `through`. A batch is applied in runs, each its own transaction, so that
+/// captures waiting on the writer are not held behind a whole batch.
 pub(super) fn apply(
     conn: &Connection,
     plans: &[(i64, Plan)],
@@ -205,15 +217,10 @@ pub(super) fn apply(
     Ok(batch)
 }
 
-/// The next run of a decided batch to apply, given its plans' queue rows (`seqs`) and
-/// the last row it took: where the run ends, and the queue rows it takes (through its
-/// last plan's; the last run takes the rest, plans or not).
-pub(super) fn next_run(seqs: &[i64], from: usize, waiting: bool, last: i64) -> (usize, i64) {
-    let to = if waiting { (from + APPLY_RUN).min(seqs.len()) } else { seqs.len() };
-    match seqs.get(..to).and_then(<[i64]>::last) {
-        Some(&seq) if to < seqs.len() => (to, seq),
-        _ => (to, last),
-    }
+/// How many decided plans to gather into the next run: a short run while other writes
+/// wait on the writer, a longer one alone.
+pub(super) fn run_length(waiting: bool) -> usize {
+    if waiting { APPLY_RUN } else { ALONE_RUN }
 }
 
 /// Whether the lead is still one of its own (not merged away, not erased).
@@ -228,24 +235,4 @@ fn still_there(conn: &Connection, lead: LeadId) -> Result<bool, StoreError> {
 pub(super) fn backlog(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.prepare_cached("SELECT count(*) FROM resolve_queue")?.query_row([], |r| r.get(0))?;
     Ok(n.unsigned_abs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_goes_at_once_unless_writes_wait_then_in_runs_that_take_their_rows() {
-        // Plans for every other queue row; rows after the last plan were passed over.
-        let seqs: Vec<i64> = (0..150).map(|k| 2 * k + 1).collect();
-        let last = 400;
-        assert_eq!(next_run(&seqs, 0, false, last), (150, last));
-        assert_eq!(next_run(&seqs, 0, true, last), (APPLY_RUN, seqs[APPLY_RUN - 1]));
-        assert_eq!(next_run(&seqs, APPLY_RUN, true, last), (2 * APPLY_RUN, seqs[2 * APPLY_RUN - 1]));
-        // The last run takes the rows passed over after it too.
-        assert_eq!(next_run(&seqs, 2 * APPLY_RUN, true, last), (150, last));
-        assert_eq!(next_run(&seqs, APPLY_RUN, false, last), (150, last));
-        // Nothing to apply: the rows are still taken.
-        assert_eq!(next_run(&[], 0, true, last), (0, last));
-    }
 }
