@@ -79,6 +79,7 @@ pub(super) fn decide(
     now: OffsetDateTime,
     plans: &tokio::sync::mpsc::UnboundedSender<Planned>,
 ) -> Result<Decided, StoreError> {
+    yield_to_capture();
     let own = readers.take()?;
     let decided = decide_on(&own, readers, limit, rules, now, plans);
     readers.give(own);
@@ -109,6 +110,7 @@ fn decide_on(
         for (first, reader) in [(0, even), (1, odd)] {
             let (send, receive) = mpsc::sync_channel(IN_FLIGHT);
             s.spawn(move || {
+                yield_to_capture();
                 gather(&reader, rows.iter().skip(first).step_by(2), rules, now, &send);
                 readers.give(reader);
             });
@@ -223,6 +225,23 @@ pub(super) fn run_length(waiting: bool) -> usize {
     if waiting { APPLY_RUN } else { ALONE_RUN }
 }
 
+/// Lowers the calling thread's scheduling priority. Fuzzy matching shares the processors
+/// with capture, and a capture held up by it is what a client waits for, while the
+/// resolver catches up as soon as capture leaves it room (an import's drain has no one
+/// to yield to). Only the deciding threads: the writer that applies serves captures too.
+/// Best effort: a thread that cannot be lowered runs as it is.
+fn yield_to_capture() {
+    // On Linux a thread id names the one thread, and each thread has its own nice value.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), RESOLVER_NICE);
+}
+
+/// The nice value of the resolver's deciding threads (0 is normal, 19 the lowest): they
+/// get about a tenth of a busy processor's time beside a thread at 0, so under sustained
+/// load they still make progress.
+#[cfg(target_os = "linux")]
+const RESOLVER_NICE: i32 = 10;
+
 /// Whether the lead is still one of its own (not merged away, not erased).
 fn still_there(conn: &Connection, lead: LeadId) -> Result<bool, StoreError> {
     Ok(conn
@@ -235,4 +254,25 @@ fn still_there(conn: &Connection, lead: LeadId) -> Result<bool, StoreError> {
 pub(super) fn backlog(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.prepare_cached("SELECT count(*) FROM resolve_queue")?.query_row([], |r| r.get(0))?;
     Ok(n.unsigned_abs())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deciding_thread_yields_alone() {
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = nice();
+        let lowered = std::thread::spawn(move || {
+            yield_to_capture();
+            nice()
+        })
+        .join()
+        .unwrap();
+        // Raising a nice value needs no privilege, so this holds unless a test runner
+        // already runs at or past it.
+        assert_eq!(lowered, RESOLVER_NICE.max(before));
+        assert_eq!(nice(), before, "the thread that spawned it keeps its priority");
+    }
 }
