@@ -793,8 +793,9 @@ impl Store for SqliteStore {
         while let Some(plan) = planned.recv().await {
             run.push(plan);
             let waiting = self.shared.writer.capacity() < self.shared.writer.max_capacity();
-            if run.len() >= resolver::run_length(waiting) {
-                let through = run.last().map_or(0, |(seq, _)| *seq);
+            if run.len() >= resolver::run_length(waiting)
+                && let Some(&(through, _)) = run.last()
+            {
                 done.extend(self.apply_resolved(std::mem::take(&mut run), through, now).await?);
             }
         }
