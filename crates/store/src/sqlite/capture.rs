@@ -119,11 +119,11 @@ pub(super) fn candidates(conn: &Connection, lookup: &Lookup) -> Result<Candidate
         None => Vec::new(),
     };
     let stored = stored_postings(conn, &lookup.keys)?;
-    // The records read are held by the lookup's own map alone, dropped with it here.
-    let ranked = ranked(conn, &lookup.keys, &stored, &Batch::default(), &mut HashMap::new())?
-        .into_iter()
-        .map(|(id, r)| (id, Arc::unwrap_or_clone(r)))
-        .collect();
+    let mut read = HashMap::new();
+    let found = ranked(conn, &lookup.keys, &stored, &Batch::default(), &mut read)?;
+    // Dropped first, so that each record read has one owner left and is moved, not copied.
+    drop(read);
+    let ranked = found.into_iter().map(|(id, r)| (id, Arc::unwrap_or_clone(r))).collect();
     Ok(Candidates { by_mailbox, ranked })
 }
 
