@@ -70,8 +70,8 @@ struct Gathered<'r> {
 }
 
 /// Decides a batch on three readers: two gatherers load and look up alternate queued
-/// leads (the lookups are most of the work, and independent of each other), and this
-/// thread decides them in queue order, each seeing the ones decided before it.
+/// leads (the lookups are most of the work, and independent of each other), and a
+/// third thread decides them in queue order, each seeing the ones decided before it.
 pub(super) fn decide(
     readers: &Readers,
     limit: usize,
@@ -79,11 +79,19 @@ pub(super) fn decide(
     now: OffsetDateTime,
     plans: &tokio::sync::mpsc::UnboundedSender<Planned>,
 ) -> Result<Decided, StoreError> {
-    yield_to_capture();
-    let own = readers.take()?;
-    let decided = decide_on(&own, readers, limit, rules, now, plans);
-    readers.give(own);
-    decided
+    // On a thread of its own: the caller is a pooled blocking thread that serves reads
+    // afterwards, and a lowered priority cannot be raised again without privilege.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            yield_to_capture();
+            let own = readers.take()?;
+            let decided = decide_on(&own, readers, limit, rules, now, plans);
+            readers.give(own);
+            decided
+        })
+        .join()
+        .map_err(|_| StoreError::Internal("the resolver's decider panicked".into()))?
+    })
 }
 
 fn decide_on(
